@@ -1,0 +1,412 @@
+//! Tracking one TCP connection and the requests it carries.
+//!
+//! - [`Conn`]: what the lab knows about one connection while it lives.
+//! - [`TrackedStream`]: the socket wrapper hyper reads and writes through. It
+//!   counts bytes, notices EOF and resets, and reports the close from `Drop`:
+//!   a WebSocket upgrade moves the socket out of hyper's connection future, so
+//!   only the socket itself knows when the connection is really gone.
+//! - [`RequestGuard`] and [`TrackedBody`]: report when a response has been
+//!   handed over completely, or was dropped half-way (the client went away).
+
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use axum::body::Body;
+use axum::http::{HeaderValue, Method, Response, StatusCode, Uri};
+use bytes::Bytes;
+use http_body::{Frame, SizeHint};
+use protocol::{CloseReason, ConnId, RequestId, RequestOutcome, ServerEvent, UpgradeRole, headers};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+
+use crate::Lab;
+use crate::tracker::Counters;
+
+/// Headers a page on another origin must be allowed to read (with CORS).
+const EXPOSED_HEADERS: &str = "x-conn-id, x-request-seq, x-request-id";
+
+/// One open TCP connection as the lab tracks it.
+#[derive(Debug)]
+pub struct Conn {
+    /// Its id, also sent as `X-Conn-Id`.
+    id: ConnId,
+    /// Where events go.
+    lab: Lab,
+    /// Bytes each way, shared with the tracker's table.
+    counters: Arc<Counters>,
+    /// Requests started so far; the next one's `seq` is this plus one.
+    requests: AtomicU32,
+    /// `bytes_in` when the last request head was read or the last response
+    /// finished. More bytes than this when the timer fires means a request
+    /// head had started to arrive (header-read timeout), none means idle.
+    bytes_in_mark: AtomicU64,
+    /// The peer's FIN was read (a zero-byte read).
+    saw_eof: AtomicBool,
+    /// The connection became a WebSocket; hyper's future no longer owns it.
+    upgraded: AtomicBool,
+    /// The first cause of the close that anybody recorded. Later ones are
+    /// consequences of the first (a shutdown causes errors, for instance).
+    reason: Mutex<Option<CloseReason>>,
+}
+
+impl Conn {
+    /// Registers a freshly accepted connection and announces it.
+    pub fn open(lab: &Lab, peer: String, local_port: u16) -> Arc<Conn> {
+        let counters = Arc::new(Counters::default());
+        let id = lab.tracker().next_conn_id();
+        lab.tracker().open(id, peer, local_port, counters.clone());
+        Arc::new(Conn {
+            id,
+            lab: lab.clone(),
+            counters,
+            requests: AtomicU32::new(0),
+            bytes_in_mark: AtomicU64::new(0),
+            saw_eof: AtomicBool::new(false),
+            upgraded: AtomicBool::new(false),
+            reason: Mutex::new(None),
+        })
+    }
+
+    /// Its id.
+    pub fn id(&self) -> ConnId {
+        self.id
+    }
+
+    /// Records why the connection is ending, unless a cause is known already.
+    pub fn set_reason(&self, reason: CloseReason) {
+        let mut slot = self.reason.lock().unwrap_or_else(|p| p.into_inner());
+        slot.get_or_insert(reason);
+    }
+
+    fn mark_bytes_in(&self) {
+        let now = self.counters.bytes_in.load(Ordering::Relaxed);
+        self.bytes_in_mark.store(now, Ordering::Relaxed);
+    }
+
+    /// A request head has been read: numbers it and announces it.
+    pub fn begin_request(self: &Arc<Self>, method: &Method, uri: &Uri) -> RequestGuard {
+        self.mark_bytes_in();
+        let seq = self.requests.fetch_add(1, Ordering::Relaxed) + 1;
+        let request = self.lab.tracker().next_request_id();
+        let target = uri
+            .path_and_query()
+            .map_or_else(|| uri.path().to_owned(), |pq| pq.as_str().to_owned());
+        self.lab.tracker().record(ServerEvent::RequestStarted {
+            conn: self.id,
+            request,
+            seq,
+            method: method.as_str().to_owned(),
+            target,
+            at_us: self.lab.tracker().clock().now_us(),
+        });
+        RequestGuard {
+            ctx: RequestCtx {
+                conn: self.clone(),
+                request,
+                seq,
+            },
+            upgraded: false,
+            done: false,
+        }
+    }
+
+    /// The connection was upgraded to a WebSocket serving `role`.
+    pub fn mark_upgraded(&self, role: UpgradeRole) {
+        self.upgraded.store(true, Ordering::Relaxed);
+        self.lab.tracker().record(ServerEvent::ConnectionUpgraded {
+            conn: self.id,
+            role,
+            at_us: self.lab.tracker().clock().now_us(),
+        });
+    }
+
+    /// Works out the close reason from how hyper's connection future ended.
+    pub fn note_connection_end(&self, result: &Result<(), hyper::Error>) {
+        match result {
+            Ok(()) if self.upgraded.load(Ordering::Relaxed) => {}
+            Ok(()) => self.set_reason(CloseReason::PeerClosed),
+            Err(e) if e.is_timeout() => {
+                let read = self.counters.bytes_in.load(Ordering::Relaxed);
+                let mark = self.bytes_in_mark.load(Ordering::Relaxed);
+                self.set_reason(if read > mark {
+                    CloseReason::HeaderReadTimeout
+                } else {
+                    CloseReason::IdleTimeout
+                });
+            }
+            Err(_) if self.saw_eof.load(Ordering::Relaxed) => {
+                self.set_reason(CloseReason::PeerClosed)
+            }
+            Err(e) => self.set_reason(CloseReason::Error {
+                message: e.to_string(),
+            }),
+        }
+    }
+
+    fn note_io_error(&self, error: &io::Error) {
+        match error.kind() {
+            io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::BrokenPipe => self.set_reason(CloseReason::PeerReset),
+            _ => self.set_reason(CloseReason::Error {
+                message: error.to_string(),
+            }),
+        }
+    }
+
+    /// The socket is gone: report the close once.
+    fn closed(&self) {
+        let reason = self
+            .reason
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+            .unwrap_or_else(|| {
+                if self.saw_eof.load(Ordering::Relaxed) {
+                    CloseReason::PeerClosed
+                } else {
+                    CloseReason::Error {
+                        message: "the server dropped the connection without a recorded cause"
+                            .into(),
+                    }
+                }
+            });
+        self.lab
+            .tracker()
+            .close(self.id, reason, self.requests.load(Ordering::Relaxed));
+    }
+}
+
+/// Which connection and request a handler is serving, put into the request's
+/// extensions by the accept loop. Absent when the router is called directly
+/// (`oneshot` in tests): handlers must cope with that.
+#[derive(Debug, Clone)]
+pub struct RequestCtx {
+    /// The connection carrying the request.
+    pub conn: Arc<Conn>,
+    /// Server-wide request id.
+    pub request: RequestId,
+    /// n-th request on the connection.
+    pub seq: u32,
+}
+
+/// Reports the end of one request exactly once: completed when its body was
+/// handed over, aborted when dropped earlier (the client went away).
+#[derive(Debug)]
+pub struct RequestGuard {
+    /// The request.
+    ctx: RequestCtx,
+    /// Answered with 101 Switching Protocols.
+    upgraded: bool,
+    /// Already reported.
+    done: bool,
+}
+
+impl RequestGuard {
+    /// The request's identity, to hand to handlers.
+    pub fn ctx(&self) -> &RequestCtx {
+        &self.ctx
+    }
+
+    fn finish(&mut self, completed: bool) {
+        if std::mem::replace(&mut self.done, true) {
+            return;
+        }
+        let outcome = match (completed, self.upgraded) {
+            (_, true) => RequestOutcome::Upgraded,
+            (true, false) => RequestOutcome::Completed,
+            (false, false) => RequestOutcome::Aborted,
+        };
+        let conn = &self.ctx.conn;
+        conn.mark_bytes_in();
+        conn.lab.tracker().record(ServerEvent::RequestFinished {
+            conn: conn.id,
+            request: self.ctx.request,
+            outcome,
+            at_us: conn.lab.tracker().clock().now_us(),
+        });
+    }
+
+    /// Stamps the lab's headers on a response, announces its head and wraps
+    /// its body so its end is reported.
+    pub fn respond(mut self, response: Response<Body>) -> Response<TrackedBody> {
+        let (mut parts, body) = response.into_parts();
+        let h = &mut parts.headers;
+        h.insert(headers::CONN_ID, HeaderValue::from(self.ctx.conn.id.0));
+        h.insert(headers::REQUEST_SEQ, HeaderValue::from(self.ctx.seq));
+        h.insert(headers::REQUEST_ID, HeaderValue::from(self.ctx.request.0));
+        h.insert(
+            "access-control-expose-headers",
+            HeaderValue::from_static(EXPOSED_HEADERS),
+        );
+        h.insert("timing-allow-origin", HeaderValue::from_static("*"));
+        self.upgraded = parts.status == StatusCode::SWITCHING_PROTOCOLS;
+        let conn = &self.ctx.conn;
+        conn.lab.tracker().record(ServerEvent::ResponseStarted {
+            conn: conn.id,
+            request: self.ctx.request,
+            status: parts.status.as_u16(),
+            at_us: conn.lab.tracker().clock().now_us(),
+        });
+        Response::from_parts(
+            parts,
+            TrackedBody {
+                inner: body,
+                guard: self,
+            },
+        )
+    }
+}
+
+impl Drop for RequestGuard {
+    fn drop(&mut self) {
+        self.finish(false);
+    }
+}
+
+/// A response body that reports, through its [`RequestGuard`], when it ended.
+#[derive(Debug)]
+pub struct TrackedBody {
+    /// The handler's body.
+    inner: Body,
+    /// Reports the end.
+    guard: RequestGuard,
+}
+
+impl http_body::Body for TrackedBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        let this = self.get_mut();
+        let poll = Pin::new(&mut this.inner).poll_frame(cx);
+        match &poll {
+            Poll::Ready(None) => this.guard.finish(true),
+            Poll::Ready(Some(Err(_))) => this.guard.finish(false),
+            _ => {}
+        }
+        poll
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for TrackedBody {
+    fn drop(&mut self) {
+        // hyper stops polling a body whose length it knows once it has it all,
+        // then drops it: that is a completed response, not an aborted one.
+        let completed = http_body::Body::is_end_stream(&self.inner);
+        self.guard.finish(completed);
+    }
+}
+
+/// The socket as hyper sees it: counts bytes, notes EOF and resets, and
+/// reports the connection closed when dropped.
+#[derive(Debug)]
+pub struct TrackedStream {
+    /// The accepted socket.
+    inner: TcpStream,
+    /// Its tracking record.
+    conn: Arc<Conn>,
+}
+
+impl TrackedStream {
+    /// Wraps an accepted socket.
+    pub fn new(inner: TcpStream, conn: Arc<Conn>) -> TrackedStream {
+        TrackedStream { inner, conn }
+    }
+}
+
+impl Drop for TrackedStream {
+    fn drop(&mut self) {
+        self.conn.closed();
+    }
+}
+
+impl AsyncRead for TrackedStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let poll = Pin::new(&mut this.inner).poll_read(cx, buf);
+        match &poll {
+            Poll::Ready(Ok(())) => {
+                let n = (buf.filled().len() - before) as u64;
+                if n == 0 {
+                    this.conn.saw_eof.store(true, Ordering::Relaxed);
+                } else {
+                    this.conn.counters.bytes_in.fetch_add(n, Ordering::Relaxed);
+                }
+            }
+            Poll::Ready(Err(e)) => this.conn.note_io_error(e),
+            Poll::Pending => {}
+        }
+        poll
+    }
+}
+
+impl TrackedStream {
+    fn count_write(&self, poll: &Poll<io::Result<usize>>) {
+        match poll {
+            Poll::Ready(Ok(n)) => {
+                self.conn
+                    .counters
+                    .bytes_out
+                    .fetch_add(*n as u64, Ordering::Relaxed);
+            }
+            Poll::Ready(Err(e)) => self.conn.note_io_error(e),
+            Poll::Pending => {}
+        }
+    }
+}
+
+impl AsyncWrite for TrackedStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let poll = Pin::new(&mut this.inner).poll_write(cx, buf);
+        this.count_write(&poll);
+        poll
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let poll = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        this.count_write(&poll);
+        poll
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}

@@ -1,0 +1,160 @@
+//! Requests held open by `/api/hang` until someone releases them.
+//!
+//! A held request keeps its TCP connection busy, so it occupies one of the
+//! browser's six connection slots: the heart of the "six lanes" experiment.
+//! Entries remove themselves when the request ends for any reason (released,
+//! hang cap, client gone), so a closed tab leaves nothing behind.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use protocol::{ReleaseRequest, RequestId};
+use tokio::sync::oneshot;
+
+use crate::error::ApiError;
+
+/// One held request.
+#[derive(Debug)]
+struct Held {
+    /// The page's tag (`id=` query parameter), for release by tag.
+    tag: Option<String>,
+    /// Fired to let the request answer.
+    release: oneshot::Sender<()>,
+}
+
+/// All held requests, capped.
+#[derive(Debug)]
+pub struct Hangs {
+    /// At most this many held at once.
+    cap: usize,
+    /// Held requests by server request id.
+    held: Arc<Mutex<HashMap<RequestId, Held>>>,
+}
+
+/// Proof that a request is held. Wait on it; dropping it removes the entry.
+#[derive(Debug)]
+pub struct HangTicket {
+    /// Which request.
+    request: RequestId,
+    /// The table to remove it from.
+    held: Arc<Mutex<HashMap<RequestId, Held>>>,
+    /// Resolves when released.
+    released: oneshot::Receiver<()>,
+}
+
+impl HangTicket {
+    /// Resolves once the request is released.
+    pub async fn released(&mut self) {
+        // An error means the sender was dropped, which only happens when the
+        // entry is removed: treat it as a release.
+        let _ = (&mut self.released).await;
+    }
+}
+
+impl Drop for HangTicket {
+    fn drop(&mut self) {
+        lock(&self.held).remove(&self.request);
+    }
+}
+
+fn lock(held: &Mutex<HashMap<RequestId, Held>>) -> MutexGuard<'_, HashMap<RequestId, Held>> {
+    held.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Hangs {
+    /// An empty table that holds at most `cap` requests.
+    pub fn new(cap: usize) -> Hangs {
+        Hangs {
+            cap,
+            held: Arc::default(),
+        }
+    }
+
+    /// Holds `request` until released; refuses past the cap.
+    pub fn hold(&self, request: RequestId, tag: Option<String>) -> Result<HangTicket, ApiError> {
+        let mut held = lock(&self.held);
+        if held.len() >= self.cap {
+            return Err(ApiError::over_capacity(
+                format!(
+                    "{} requests are already hanging, the server's cap",
+                    self.cap
+                ),
+                "release some (POST /api/release) or wait for their hang cap",
+            ));
+        }
+        let (tx, rx) = oneshot::channel();
+        held.insert(request, Held { tag, release: tx });
+        Ok(HangTicket {
+            request,
+            held: self.held.clone(),
+            released: rx,
+        })
+    }
+
+    /// Releases the held requests `filter` selects (all of them when it is
+    /// empty) and says how many.
+    pub fn release(&self, filter: &ReleaseRequest) -> usize {
+        let mut held = lock(&self.held);
+        let chosen: Vec<RequestId> = held
+            .iter()
+            .filter(|(id, h)| {
+                filter.request.is_none_or(|r| r == **id)
+                    && filter.id.as_ref().is_none_or(|t| h.tag.as_ref() == Some(t))
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in &chosen {
+            if let Some(h) = held.remove(id) {
+                let _ = h.release.send(());
+            }
+        }
+        chosen.len()
+    }
+
+    /// How many requests are held right now.
+    pub fn len(&self) -> usize {
+        lock(&self.held).len()
+    }
+
+    /// Whether no request is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn release_by_id_by_tag_and_all() {
+        let hangs = Hangs::new(10);
+        let mut a = hangs.hold(RequestId(1), Some("a".into())).unwrap();
+        let mut b = hangs.hold(RequestId(2), Some("b".into())).unwrap();
+        let _c = hangs.hold(RequestId(3), None).unwrap();
+        let by_id = ReleaseRequest {
+            request: Some(RequestId(1)),
+            id: None,
+        };
+        assert_eq!(hangs.release(&by_id), 1);
+        a.released().await;
+        let by_tag = ReleaseRequest {
+            request: None,
+            id: Some("b".into()),
+        };
+        assert_eq!(hangs.release(&by_tag), 1);
+        b.released().await;
+        assert_eq!(hangs.release(&ReleaseRequest::default()), 1);
+        assert!(hangs.is_empty());
+    }
+
+    #[test]
+    fn cap_refuses_and_dropping_a_ticket_frees_its_place() {
+        let hangs = Hangs::new(1);
+        let first = hangs.hold(RequestId(1), None).unwrap();
+        let err = hangs.hold(RequestId(2), None).unwrap_err();
+        assert_eq!(err.status.as_u16(), 503);
+        drop(first);
+        assert!(hangs.hold(RequestId(2), None).is_ok());
+    }
+}

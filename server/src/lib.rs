@@ -1,0 +1,178 @@
+//! The keepalive-lab server.
+//!
+//! An axum [`Router`](axum::Router) with slow and hanging endpoints, served by
+//! an accept loop of our own instead of `axum::serve`, so that the lab can see
+//! (and later control) every TCP connection: when it opened, each request it
+//! carried, how many bytes went each way, and why it closed. Those facts are
+//! streamed as [`protocol::ServerEvent`]s to every page on `/api/events`.
+//!
+//! # Layout
+//!
+//! - [`listener`]: the accept loop. One task per TCP connection, each served by
+//!   hyper's HTTP/1.1 connection with a timer, wrapped so that it can be traced.
+//! - [`conn`]: per-connection tracking: the IO wrapper that counts bytes and
+//!   reports the close from its `Drop`, the per-request guard, and the
+//!   response-body wrapper that notices when a response has been sent.
+//! - [`tracker`]: the table of open connections plus the event broadcast; the
+//!   one place where events are recorded, so snapshot and stream never disagree.
+//! - [`routes`]: the HTTP API (`fn app() -> Router`), usable without a socket
+//!   through `tower::ServiceExt::oneshot`.
+//! - [`hangs`]: requests held open until released (or until the hang cap).
+//! - [`events`]: the `/api/events` WebSocket: snapshot, live events, control
+//!   messages.
+//! - [`params`] and [`error`]: query validation and the JSON error type.
+//! - `main.rs`: a thin binary: flags, bind, serve until Ctrl-C.
+
+pub mod conn;
+pub mod error;
+pub mod events;
+pub mod hangs;
+pub mod listener;
+pub mod params;
+pub mod routes;
+pub mod tracker;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use protocol::Micros;
+use tokio::sync::watch;
+
+/// Settings fixed when the server starts.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// How long a kept-alive connection may wait for its next request (and a
+    /// new connection for its first) before the server closes it. Applied as
+    /// hyper's `header_read_timeout`, which since hyper 1.6 also runs between
+    /// requests. The default, 75 s, is nginx's `keepalive_timeout`.
+    pub idle_timeout: Duration,
+    /// The longest `/api/hang` holds a request when nobody releases it. A hung
+    /// request pins one of the browser's six slots, so it must end by itself.
+    pub hang_cap: Duration,
+    /// Hanging requests held at once, server-wide. Each holds a socket and a
+    /// task; past this `/api/hang` answers 503 instead of growing without bound.
+    pub max_hangs: usize,
+    /// Events buffered for each WebSocket viewer. A viewer that falls further
+    /// behind is told how many it missed instead of growing server memory.
+    pub event_buffer: usize,
+    /// Completed requests remembered per connection for snapshots; in-flight
+    /// requests are always kept. Bounds the memory of a long-lived connection.
+    pub requests_kept_per_connection: usize,
+    /// Where the built frontend (`index.html`, `app.js`, `app_bg.wasm`) lives.
+    pub dist_dir: PathBuf,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            idle_timeout: Duration::from_secs(75),
+            hang_cap: Duration::from_secs(120),
+            max_hangs: 1024,
+            event_buffer: 4096,
+            requests_kept_per_connection: 32,
+            dist_dir: PathBuf::from("dist"),
+        }
+    }
+}
+
+/// State shared by the accept loop, every connection and every handler.
+///
+/// Cheap to clone: it is an `Arc`.
+#[derive(Debug, Clone)]
+pub struct Lab {
+    inner: Arc<LabInner>,
+}
+
+#[derive(Debug)]
+struct LabInner {
+    /// Fixed settings.
+    config: Config,
+    /// Connections, requests and the event stream.
+    tracker: tracker::Tracker,
+    /// Requests currently held by `/api/hang`.
+    hangs: hangs::Hangs,
+    /// Flipped to `true` once; everything long-running watches it.
+    shutdown: watch::Sender<bool>,
+}
+
+impl Lab {
+    /// A lab with the given settings. Its clock starts now.
+    pub fn new(config: Config) -> Lab {
+        let clock = Clock::new();
+        Lab {
+            inner: Arc::new(LabInner {
+                tracker: tracker::Tracker::new(clock, &config),
+                hangs: hangs::Hangs::new(config.max_hangs),
+                shutdown: watch::Sender::new(false),
+                config,
+            }),
+        }
+    }
+
+    /// The settings the lab was started with.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// The connection table and event stream.
+    pub fn tracker(&self) -> &tracker::Tracker {
+        &self.inner.tracker
+    }
+
+    /// The requests held by `/api/hang`.
+    pub fn hangs(&self) -> &hangs::Hangs {
+        &self.inner.hangs
+    }
+
+    /// Asks everything to wind down: the accept loop stops, connections close
+    /// gracefully with reason `shutdown`, hangs answer 503, viewers close.
+    pub fn begin_shutdown(&self) {
+        self.inner.shutdown.send_replace(true);
+    }
+
+    /// Waits until every task watching [`Lab::shutting_down`] has finished,
+    /// or `grace` has passed.
+    pub async fn wait_for_tasks(&self, grace: std::time::Duration) {
+        let _ = tokio::time::timeout(grace, self.inner.shutdown.closed()).await;
+    }
+
+    /// Resolves once [`Lab::begin_shutdown`] has been called.
+    pub fn shutting_down(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut rx = self.inner.shutdown.subscribe();
+        async move {
+            // An error means the sender is gone, which also means "stop".
+            let _ = rx.wait_for(|stopping| *stopping).await;
+        }
+    }
+}
+
+/// The server's monotonic clock: microseconds since the lab started.
+///
+/// Every timestamp in the event stream comes from one `Clock`, so events from
+/// different connections can be placed on one axis.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    /// The instant that is "0 µs".
+    start: Instant,
+}
+
+impl Clock {
+    /// A clock whose zero is now.
+    pub fn new() -> Clock {
+        Clock {
+            start: Instant::now(),
+        }
+    }
+
+    /// Microseconds since the clock's zero.
+    pub fn now_us(&self) -> Micros {
+        u64::try_from(self.start.elapsed().as_micros()).unwrap_or(u64::MAX)
+    }
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Clock::new()
+    }
+}

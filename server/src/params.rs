@@ -1,0 +1,162 @@
+//! Strict query-string parsing with errors that teach.
+//!
+//! axum's `Query` extractor answers bad input with plain text; the lab answers
+//! every mistake with a JSON [`ApiError`] that names the parameter, the value
+//! received, the accepted range and an example. Unknown parameters are
+//! rejected too, so a typo (`msec=` for `ms=`) is caught instead of silently
+//! ignored.
+
+use std::collections::BTreeMap;
+use std::ops::RangeInclusive;
+
+use crate::error::ApiError;
+
+/// Longest accepted value of the `id` tag, so a client cannot make the server
+/// store (and echo in every event) arbitrarily large strings.
+pub const MAX_TAG_LEN: usize = 128;
+
+/// A parsed query string for one endpoint.
+#[derive(Debug)]
+pub struct Params {
+    /// Which endpoint, for messages (`/api/slow`).
+    endpoint: &'static str,
+    /// Decoded `name -> value` pairs.
+    values: BTreeMap<String, String>,
+    /// An example of a good request, used as the hint.
+    example: &'static str,
+}
+
+impl Params {
+    /// Parses `raw` and rejects parameters not in `allowed` or given twice.
+    pub fn parse(
+        endpoint: &'static str,
+        raw: Option<&str>,
+        allowed: &[&str],
+        example: &'static str,
+    ) -> Result<Params, ApiError> {
+        let mut values = BTreeMap::new();
+        for (name, value) in form_urlencoded::parse(raw.unwrap_or("").as_bytes()) {
+            if !allowed.contains(&name.as_ref()) {
+                return Err(ApiError::bad_request(
+                    format!("`{endpoint}` does not take a `{name}` parameter"),
+                    format!(
+                        "accepted parameters: {}; e.g. {example}",
+                        allowed.join(", ")
+                    ),
+                ));
+            }
+            if values.insert(name.to_string(), value.to_string()).is_some() {
+                return Err(ApiError::bad_request(
+                    format!("`{name}` is given more than once"),
+                    format!("send each parameter once; e.g. {example}"),
+                ));
+            }
+        }
+        Ok(Params {
+            endpoint,
+            values,
+            example,
+        })
+    }
+
+    /// A whole number within `range`, or `default` when absent.
+    pub fn u64_in(
+        &self,
+        name: &str,
+        range: RangeInclusive<u64>,
+        default: Option<u64>,
+        unit: &str,
+    ) -> Result<u64, ApiError> {
+        let hint = || {
+            format!(
+                "send {name} between {} and {} ({unit}); e.g. {}",
+                range.start(),
+                range.end(),
+                self.example
+            )
+        };
+        let Some(text) = self.values.get(name) else {
+            return default.ok_or_else(|| {
+                ApiError::bad_request(
+                    format!("`{}` needs a `{name}` parameter", self.endpoint),
+                    hint(),
+                )
+            });
+        };
+        let value: u64 = text.trim().parse().map_err(|_| {
+            ApiError::bad_request(
+                format!("`{name}` must be a whole number of {unit}, got `{text}`"),
+                hint(),
+            )
+        })?;
+        if !range.contains(&value) {
+            return Err(ApiError::bad_request(
+                format!("`{name}` = {value} is out of range"),
+                hint(),
+            ));
+        }
+        Ok(value)
+    }
+
+    /// The optional `id` tag the page puts on each request (it makes every URL
+    /// unique, which Chromium's cache lock needs, and lets the page find its
+    /// requests in the event stream).
+    pub fn tag(&self) -> Result<Option<String>, ApiError> {
+        match self.values.get("id") {
+            None => Ok(None),
+            Some(tag) if tag.is_empty() || tag.len() > MAX_TAG_LEN => Err(ApiError::bad_request(
+                format!("`id` must be 1 to {MAX_TAG_LEN} characters long"),
+                format!("send a short tag; e.g. {}", self.example),
+            )),
+            Some(tag) => Ok(Some(tag.clone())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(raw: &str) -> Result<Params, ApiError> {
+        Params::parse("/api/slow", Some(raw), &["ms", "id"], "/api/slow?ms=100")
+    }
+
+    #[test]
+    fn accepts_numbers_in_range_and_defaults() {
+        let p = parse("ms=250&id=a%20b").unwrap();
+        assert_eq!(p.u64_in("ms", 0..=1000, None, "ms").unwrap(), 250);
+        assert_eq!(p.tag().unwrap().as_deref(), Some("a b"));
+        let empty = parse("").unwrap();
+        assert_eq!(empty.u64_in("ms", 0..=1000, Some(7), "ms").unwrap(), 7);
+        assert_eq!(empty.tag().unwrap(), None);
+    }
+
+    #[test]
+    fn rejects_with_messages_that_name_the_problem() {
+        let cases = [
+            ("ms=abc", "whole number"),
+            ("ms=-1", "whole number"),
+            ("ms=1001", "out of range"),
+            ("ms=99999999999999999999999", "whole number"),
+            ("", "needs a `ms`"),
+        ];
+        for (raw, expected) in cases {
+            let err = parse(raw)
+                .and_then(|p| p.u64_in("ms", 0..=1000, None, "ms"))
+                .unwrap_err();
+            assert!(err.body.error.contains(expected), "{raw}: {err:?}");
+            assert!(err.body.hint.contains("between 0 and 1000"), "{raw}");
+        }
+        assert!(parse("msec=5").unwrap_err().body.error.contains("`msec`"));
+        assert!(
+            parse("ms=1&ms=2")
+                .unwrap_err()
+                .body
+                .error
+                .contains("more than once")
+        );
+        let long = format!("id={}", "x".repeat(MAX_TAG_LEN + 1));
+        assert!(parse(&long).unwrap().tag().is_err());
+        assert!(parse("id=").unwrap().tag().is_err());
+    }
+}

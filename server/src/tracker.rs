@@ -1,0 +1,383 @@
+//! The table of open connections and the live event stream.
+//!
+//! Every fact the lab reports goes through [`Tracker::record`], which applies
+//! the event to the table and broadcasts it while holding one lock. A new
+//! viewer takes its snapshot and subscribes under the same lock
+//! ([`Tracker::subscribe`]), so it sees every event after its snapshot exactly
+//! once: no gap, no double.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use protocol::{
+    CloseReason, ConnId, ConnectionSnapshot, Micros, RequestId, RequestOutcome, RequestSnapshot,
+    ServerEvent,
+};
+use tokio::sync::broadcast;
+
+use crate::{Clock, Config};
+
+/// Byte counters of one connection, written by its IO wrapper on every read
+/// and write (atomics, so the hot path never takes the table lock) and read
+/// when a snapshot is taken.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Bytes read from the socket.
+    pub bytes_in: AtomicU64,
+    /// Bytes written to the socket.
+    pub bytes_out: AtomicU64,
+}
+
+/// What the table remembers of one open connection.
+#[derive(Debug)]
+struct ConnRecord {
+    /// When it was accepted.
+    opened_us: Micros,
+    /// Client address.
+    peer: String,
+    /// Server port it arrived on.
+    local_port: u16,
+    /// Set once upgraded.
+    upgraded: Option<protocol::UpgradeRole>,
+    /// Shared with the IO wrapper.
+    counters: Arc<Counters>,
+    /// Requests carried in total.
+    requests_total: u32,
+    /// Recent requests, oldest first; trimmed to the configured number of
+    /// completed ones.
+    requests: VecDeque<RequestSnapshot>,
+}
+
+/// Connection table plus event broadcast. See the module docs.
+#[derive(Debug)]
+pub struct Tracker {
+    /// The one clock every event is stamped with.
+    clock: Clock,
+    /// Next connection id; ids are never reused during a run.
+    next_conn: AtomicU64,
+    /// Next request id, server-wide.
+    next_request: AtomicU64,
+    /// Completed requests kept per connection.
+    keep_per_conn: usize,
+    /// Open connections.
+    table: Mutex<BTreeMap<ConnId, ConnRecord>>,
+    /// Live events; each viewer holds a receiver with a bounded lag.
+    events: broadcast::Sender<ServerEvent>,
+}
+
+impl Tracker {
+    /// An empty tracker.
+    pub fn new(clock: Clock, config: &Config) -> Tracker {
+        Tracker {
+            clock,
+            next_conn: AtomicU64::new(1),
+            next_request: AtomicU64::new(1),
+            keep_per_conn: config.requests_kept_per_connection,
+            table: Mutex::new(BTreeMap::new()),
+            events: broadcast::Sender::new(config.event_buffer.max(1)),
+        }
+    }
+
+    /// The clock events are stamped with.
+    pub fn clock(&self) -> Clock {
+        self.clock
+    }
+
+    /// A fresh connection id.
+    pub fn next_conn_id(&self) -> ConnId {
+        ConnId(self.next_conn.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// A fresh request id.
+    pub fn next_request_id(&self) -> RequestId {
+        RequestId(self.next_request.fetch_add(1, Ordering::Relaxed))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, BTreeMap<ConnId, ConnRecord>> {
+        // A panic while holding the lock cannot leave the table half-updated in
+        // a way that matters more than losing the lab, so recover the guard.
+        self.table
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Adds a connection to the table and announces it.
+    pub fn open(&self, conn: ConnId, peer: String, local_port: u16, counters: Arc<Counters>) {
+        let at_us = self.clock.now_us();
+        let mut table = self.lock();
+        table.insert(
+            conn,
+            ConnRecord {
+                opened_us: at_us,
+                peer: peer.clone(),
+                local_port,
+                upgraded: None,
+                counters,
+                requests_total: 0,
+                requests: VecDeque::new(),
+            },
+        );
+        let _ = self.events.send(ServerEvent::ConnectionOpened {
+            conn,
+            at_us,
+            peer,
+            local_port,
+        });
+    }
+
+    /// Removes a connection and announces why it closed. Requests still in
+    /// flight on it are reported as aborted first, so a viewer never sees a
+    /// request outlive its connection.
+    pub fn close(&self, conn: ConnId, reason: CloseReason, requests: u32) {
+        let mut table = self.lock();
+        let Some(record) = table.remove(&conn) else {
+            return;
+        };
+        let at_us = self.clock.now_us();
+        for request in record.requests.iter().filter(|r| r.outcome.is_none()) {
+            let _ = self.events.send(ServerEvent::RequestFinished {
+                conn,
+                request: request.request,
+                outcome: RequestOutcome::Aborted,
+                at_us,
+            });
+        }
+        let _ = self.events.send(ServerEvent::ConnectionClosed {
+            conn,
+            reason,
+            bytes_in: record.counters.bytes_in.load(Ordering::Relaxed),
+            bytes_out: record.counters.bytes_out.load(Ordering::Relaxed),
+            requests,
+            at_us,
+        });
+    }
+
+    /// Applies a per-request or upgrade event to the table and broadcasts it.
+    ///
+    /// Events for a connection that is no longer open, and a second
+    /// `RequestFinished` for the same request, are dropped: they can only be
+    /// late echoes of what [`Tracker::close`] already reported.
+    pub fn record(&self, event: ServerEvent) {
+        let mut table = self.lock();
+        if self.apply(&mut table, &event) {
+            let _ = self.events.send(event);
+        }
+    }
+
+    fn apply(&self, table: &mut BTreeMap<ConnId, ConnRecord>, event: &ServerEvent) -> bool {
+        match event {
+            ServerEvent::RequestStarted {
+                conn,
+                request,
+                seq,
+                method,
+                target,
+                at_us,
+            } => {
+                let Some(record) = table.get_mut(conn) else {
+                    return false;
+                };
+                record.requests_total = record.requests_total.max(*seq);
+                record.requests.push_back(RequestSnapshot {
+                    request: *request,
+                    seq: *seq,
+                    method: method.clone(),
+                    target: target.clone(),
+                    started_us: *at_us,
+                    response_us: None,
+                    finished_us: None,
+                    status: None,
+                    outcome: None,
+                });
+                true
+            }
+            ServerEvent::ResponseStarted {
+                conn,
+                request,
+                status,
+                at_us,
+            } => match find(table, *conn, *request) {
+                Some(r) if r.response_us.is_none() => {
+                    r.response_us = Some(*at_us);
+                    r.status = Some(*status);
+                    true
+                }
+                _ => false,
+            },
+            ServerEvent::RequestFinished {
+                conn,
+                request,
+                outcome,
+                at_us,
+            } => {
+                match find(table, *conn, *request) {
+                    Some(r) if r.outcome.is_none() => {
+                        r.outcome = Some(*outcome);
+                        r.finished_us = Some(*at_us);
+                    }
+                    _ => return false,
+                }
+                if let Some(record) = table.get_mut(conn) {
+                    trim(&mut record.requests, self.keep_per_conn);
+                }
+                true
+            }
+            ServerEvent::ConnectionUpgraded { conn, role, .. } => match table.get_mut(conn) {
+                Some(record) => {
+                    record.upgraded = Some(*role);
+                    true
+                }
+                None => false,
+            },
+            // Everything else is per viewer (pong, released, errors) or goes
+            // through `open`/`close`; broadcast it as is.
+            _ => true,
+        }
+    }
+
+    /// The open connections right now.
+    pub fn connections(&self) -> Vec<ConnectionSnapshot> {
+        snapshot_of(&self.lock())
+    }
+
+    /// The snapshot event: open connections and the time it was taken.
+    pub fn snapshot(&self) -> ServerEvent {
+        let table = self.lock();
+        ServerEvent::Snapshot {
+            now_us: self.clock.now_us(),
+            connections: snapshot_of(&table),
+        }
+    }
+
+    /// A snapshot plus a receiver for every event after it, taken atomically.
+    pub fn subscribe(&self) -> (ServerEvent, broadcast::Receiver<ServerEvent>) {
+        let table = self.lock();
+        let rx = self.events.subscribe();
+        let snapshot = ServerEvent::Snapshot {
+            now_us: self.clock.now_us(),
+            connections: snapshot_of(&table),
+        };
+        (snapshot, rx)
+    }
+}
+
+fn find(
+    table: &mut BTreeMap<ConnId, ConnRecord>,
+    conn: ConnId,
+    request: RequestId,
+) -> Option<&mut RequestSnapshot> {
+    table
+        .get_mut(&conn)?
+        .requests
+        .iter_mut()
+        .rev()
+        .find(|r| r.request == request)
+}
+
+/// Drops the oldest *completed* requests beyond `keep`; in-flight ones stay.
+fn trim(requests: &mut VecDeque<RequestSnapshot>, keep: usize) {
+    let mut done = requests.iter().filter(|r| r.outcome.is_some()).count();
+    while done > keep {
+        let Some(pos) = requests.iter().position(|r| r.outcome.is_some()) else {
+            break;
+        };
+        requests.remove(pos);
+        done -= 1;
+    }
+}
+
+fn snapshot_of(table: &BTreeMap<ConnId, ConnRecord>) -> Vec<ConnectionSnapshot> {
+    table
+        .iter()
+        .map(|(conn, r)| ConnectionSnapshot {
+            conn: *conn,
+            opened_us: r.opened_us,
+            peer: r.peer.clone(),
+            local_port: r.local_port,
+            upgraded: r.upgraded,
+            bytes_in: r.counters.bytes_in.load(Ordering::Relaxed),
+            bytes_out: r.counters.bytes_out.load(Ordering::Relaxed),
+            requests_total: r.requests_total,
+            requests: r.requests.iter().cloned().collect(),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn started(conn: u64, request: u64, seq: u32) -> ServerEvent {
+        ServerEvent::RequestStarted {
+            conn: ConnId(conn),
+            request: RequestId(request),
+            seq,
+            method: "GET".into(),
+            target: "/api/slow?ms=1".into(),
+            at_us: 1,
+        }
+    }
+
+    fn finished(conn: u64, request: u64) -> ServerEvent {
+        ServerEvent::RequestFinished {
+            conn: ConnId(conn),
+            request: RequestId(request),
+            outcome: RequestOutcome::Completed,
+            at_us: 2,
+        }
+    }
+
+    fn tracker(keep: usize) -> Tracker {
+        let config = Config {
+            requests_kept_per_connection: keep,
+            ..Config::default()
+        };
+        Tracker::new(Clock::new(), &config)
+    }
+
+    #[test]
+    fn keeps_in_flight_requests_and_the_newest_completed_ones() {
+        let t = tracker(2);
+        t.open(ConnId(1), "127.0.0.1:1".into(), 80, Arc::default());
+        for i in 1..=5 {
+            t.record(started(1, i, i as u32));
+        }
+        for i in 1..=4 {
+            t.record(finished(1, i));
+        }
+        let conns = t.connections();
+        let ids: Vec<u64> = conns[0].requests.iter().map(|r| r.request.0).collect();
+        assert_eq!(ids, vec![3, 4, 5], "2 newest completed + the one in flight");
+        assert_eq!(conns[0].requests_total, 5);
+    }
+
+    #[test]
+    fn subscribers_see_events_after_their_snapshot_once_and_late_echoes_are_dropped() {
+        let t = tracker(8);
+        t.open(ConnId(1), "127.0.0.1:1".into(), 80, Arc::default());
+        t.record(started(1, 1, 1));
+        let (snapshot, mut rx) = t.subscribe();
+        let ServerEvent::Snapshot { connections, .. } = snapshot else {
+            panic!("first a snapshot")
+        };
+        assert_eq!(connections[0].requests.len(), 1);
+        t.close(ConnId(1), CloseReason::PeerReset, 1);
+        t.record(finished(1, 1)); // the guard's late echo
+        assert!(matches!(
+            rx.try_recv().unwrap(),
+            ServerEvent::RequestFinished {
+                outcome: RequestOutcome::Aborted,
+                ..
+            }
+        ));
+        assert!(matches!(
+            rx.try_recv().unwrap(),
+            ServerEvent::ConnectionClosed {
+                reason: CloseReason::PeerReset,
+                ..
+            }
+        ));
+        assert!(rx.try_recv().is_err(), "the late echo is not broadcast");
+    }
+}

@@ -251,11 +251,20 @@ impl RequestGuard {
             status: parts.status.as_u16(),
             at_us: conn.lab.tracker().clock().now_us(),
         });
+        let expected = http_body::Body::size_hint(&body).exact().or_else(|| {
+            // Streamed bodies (files) announce their length in the header.
+            parts
+                .headers
+                .get(axum::http::header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok()?.parse().ok())
+        });
         Response::from_parts(
             parts,
             TrackedBody {
                 inner: body,
                 guard: self,
+                expected,
+                sent: 0,
             },
         )
     }
@@ -274,6 +283,11 @@ pub struct TrackedBody {
     inner: Body,
     /// Reports the end.
     guard: RequestGuard,
+    /// The body's length when known up front (it then goes out with a
+    /// `Content-Length`, and hyper stops polling once it has that many bytes).
+    expected: Option<u64>,
+    /// Data bytes handed to hyper so far.
+    sent: u64,
 }
 
 impl http_body::Body for TrackedBody {
@@ -287,6 +301,11 @@ impl http_body::Body for TrackedBody {
         let this = self.get_mut();
         let poll = Pin::new(&mut this.inner).poll_frame(cx);
         match &poll {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    this.sent += data.len() as u64;
+                }
+            }
             Poll::Ready(None) => this.guard.finish(true),
             Poll::Ready(Some(Err(_))) => this.guard.finish(false),
             _ => {}
@@ -307,7 +326,8 @@ impl Drop for TrackedBody {
     fn drop(&mut self) {
         // hyper stops polling a body whose length it knows once it has it all,
         // then drops it: that is a completed response, not an aborted one.
-        let completed = http_body::Body::is_end_stream(&self.inner);
+        let completed = http_body::Body::is_end_stream(&self.inner)
+            || self.expected.is_some_and(|n| n == self.sent);
         self.guard.finish(completed);
     }
 }

@@ -1,1 +1,195 @@
-fn main() {}
+//! Build automation for keepalive-lab (the `xtask` pattern): `cargo xtask …`.
+//!
+//! - `build`: compiles the frontend to wasm32 with the size profile, generates
+//!   its JS glue with `wasm-bindgen-cli-support` used as a library (no CLI to
+//!   install, nothing downloaded), and assembles `dist/`.
+//! - `run [SERVER FLAGS]`: `build`, then starts the server on `dist/`.
+//! - `test`: `build`, then every test in the workspace (including the headless
+//!   Chromium ones), then `cargo fmt --check` and clippy. CI runs exactly this.
+
+use std::env;
+use std::ffi::OsStr;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+const WASM_TARGET: &str = "wasm32-unknown-unknown";
+const WASM_PROFILE: &str = "wasm-release";
+const USAGE: &str = "\
+usage: cargo xtask <command>
+
+  build                 build the frontend into dist/
+  run [SERVER FLAGS]    build, then start the lab (flags: --port N, --bind ADDR)
+  test                  build, then run every test, then fmt and clippy checks";
+
+type Result<T = ()> = std::result::Result<T, String>;
+
+fn main() -> ExitCode {
+    let mut args = env::args().skip(1);
+    let command = args.next();
+    let rest: Vec<String> = args.collect();
+    let outcome = match command.as_deref() {
+        Some("build") => build().map(|_| ()),
+        Some("run") => build().and_then(|dist| run(&dist, &rest)),
+        Some("test") => build().and_then(|dist| test(&dist)),
+        Some("-h" | "--help") | None => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        Some(other) => Err(format!("unknown command `{other}`\n\n{USAGE}")),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("xtask: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The workspace root (xtask lives one level below it).
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+fn cargo() -> Command {
+    let mut command = Command::new(env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    command.current_dir(root());
+    command
+}
+
+fn status(command: &mut Command) -> Result {
+    let shown = format!("{command:?}");
+    let status = command
+        .status()
+        .map_err(|e| format!("could not start {shown}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{shown} failed ({status})"))
+    }
+}
+
+/// Makes sure rustup has the wasm32 target for the pinned toolchain. This
+/// environment sets `RUSTUP_AUTO_INSTALL=0`, so nobody else will add it.
+fn ensure_wasm_target() -> Result {
+    let installed = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .current_dir(root())
+        .output();
+    match installed {
+        Ok(out) if String::from_utf8_lossy(&out.stdout).contains(WASM_TARGET) => Ok(()),
+        Ok(_) => {
+            eprintln!("xtask: adding the {WASM_TARGET} target with rustup");
+            status(
+                Command::new("rustup")
+                    .args(["target", "add", WASM_TARGET])
+                    .current_dir(root()),
+            )
+        }
+        // No rustup: the toolchain came from elsewhere; let cargo say what is missing.
+        Err(_) => Ok(()),
+    }
+}
+
+/// Builds the frontend and assembles `dist/`; returns its path.
+fn build() -> Result<PathBuf> {
+    ensure_wasm_target()?;
+    let root = root();
+    status(cargo().args([
+        "build",
+        "--package",
+        "keepalive-lab-frontend",
+        "--target",
+        WASM_TARGET,
+        "--profile",
+        WASM_PROFILE,
+    ]))?;
+    let target_dir = env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    let wasm = target_dir
+        .join(WASM_TARGET)
+        .join(WASM_PROFILE)
+        .join("app.wasm");
+    let dist = root.join("dist");
+    fs::create_dir_all(&dist).map_err(|e| format!("cannot create {}: {e}", dist.display()))?;
+
+    let glue = dist.join("app_bg.wasm");
+    if is_newer(&wasm, &glue) {
+        let mut bindgen = wasm_bindgen_cli_support::Bindgen::new();
+        bindgen
+            .input_path(&wasm)
+            .out_name("app")
+            .typescript(false)
+            .web(true)
+            .map_err(|e| format!("wasm-bindgen: {e}"))?;
+        bindgen
+            .generate(&dist)
+            .map_err(|e| format!("wasm-bindgen could not process {}: {e}", wasm.display()))?;
+    }
+    let index = root.join("index.html");
+    fs::copy(&index, dist.join("index.html"))
+        .map_err(|e| format!("cannot copy {}: {e}", index.display()))?;
+    let sizes = ["app_bg.wasm", "app.js"]
+        .iter()
+        .map(|name| {
+            let bytes = fs::metadata(dist.join(name)).map_or(0, |m| m.len());
+            format!("{name} {} KiB", bytes / 1024)
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    eprintln!("xtask: frontend built into {} ({sizes})", dist.display());
+    Ok(dist)
+}
+
+/// True when `source` was modified after `output` (or `output` is missing).
+fn is_newer(source: &Path, output: &Path) -> bool {
+    let modified = |p: &Path| fs::metadata(p).and_then(|m| m.modified()).ok();
+    match (modified(source), modified(output)) {
+        (Some(s), Some(o)) => s > o,
+        _ => true,
+    }
+}
+
+fn run(dist: &Path, server_flags: &[String]) -> Result {
+    status(
+        cargo()
+            .args([
+                "run",
+                "--release",
+                "--package",
+                "keepalive-lab-server",
+                "--bin",
+                "keepalive-lab",
+                "--",
+                "--dist",
+            ])
+            .arg(dist)
+            .args(server_flags),
+    )
+}
+
+fn test(dist: &Path) -> Result {
+    let dist_env: (&str, &OsStr) = ("KEEPALIVE_LAB_DIST", dist.as_os_str());
+    status(
+        cargo()
+            .args(["test", "--workspace", "--all-targets"])
+            .env(dist_env.0, dist_env.1),
+    )?;
+    status(cargo().args(["test", "--workspace", "--doc"]))?;
+    status(cargo().args(["fmt", "--all", "--", "--check"]))?;
+    status(cargo().args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    eprintln!("xtask: all tests passed, formatting and lints are clean");
+    Ok(())
+}

@@ -1,0 +1,99 @@
+//! The `/api/events` WebSocket client.
+//!
+//! A WebSocket does not take one of the browser's six HTTP/1.1 connection
+//! slots (an EventSource would), and it stays usable while six requests hang,
+//! so it carries both the server's events and the page's control messages.
+
+use protocol::{ClientMessage, ServerEvent};
+use wasm_bindgen::JsCast;
+use wasm_bindgen::closure::Closure;
+use web_sys::{CloseEvent, Event, MessageEvent, WebSocket};
+use yew::Callback;
+
+use super::js_error;
+use crate::state::SocketStatus;
+
+/// An open (or opening) events socket. Dropping it closes the socket and
+/// silences its callbacks.
+pub struct EventSocket {
+    /// The browser's socket.
+    ws: WebSocket,
+    /// Handlers, kept alive as long as the socket.
+    _on_open: Closure<dyn FnMut(Event)>,
+    _on_message: Closure<dyn FnMut(MessageEvent)>,
+    _on_close: Closure<dyn FnMut(CloseEvent)>,
+}
+
+impl std::fmt::Debug for EventSocket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventSocket")
+            .field("url", &self.ws.url())
+            .finish()
+    }
+}
+
+/// `ws://host/api/events` for the page's own origin.
+fn events_url() -> Result<String, String> {
+    let location = web_sys::window().ok_or("no window")?.location();
+    let scheme = match location.protocol().map_err(js_error)?.as_str() {
+        "https:" => "wss",
+        _ => "ws",
+    };
+    Ok(format!(
+        "{scheme}://{}/api/events",
+        location.host().map_err(js_error)?
+    ))
+}
+
+impl EventSocket {
+    /// Opens the socket; `on_event` gets every server event, `on_status`
+    /// every change of state.
+    pub fn connect(
+        on_event: Callback<ServerEvent>,
+        on_status: Callback<SocketStatus>,
+    ) -> Result<EventSocket, String> {
+        let ws = WebSocket::new(&events_url()?).map_err(js_error)?;
+        let on_open = {
+            let on_status = on_status.clone();
+            Closure::<dyn FnMut(Event)>::new(move |_| on_status.emit(SocketStatus::Open))
+        };
+        let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |message: MessageEvent| {
+            let Some(text) = message.data().as_string() else {
+                return;
+            };
+            match serde_json::from_str::<ServerEvent>(&text) {
+                Ok(event) => on_event.emit(event),
+                Err(e) => on_event.emit(ServerEvent::Error(protocol::ErrorBody {
+                    error: format!("the page could not read a server event: {e}"),
+                    hint: "reload the page; the server and page may be different versions".into(),
+                })),
+            }
+        });
+        let on_close =
+            Closure::<dyn FnMut(CloseEvent)>::new(move |_| on_status.emit(SocketStatus::Closed));
+        ws.set_onopen(Some(on_open.as_ref().unchecked_ref()));
+        ws.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+        ws.set_onclose(Some(on_close.as_ref().unchecked_ref()));
+        Ok(EventSocket {
+            ws,
+            _on_open: on_open,
+            _on_message: on_message,
+            _on_close: on_close,
+        })
+    }
+
+    /// Sends a control message.
+    pub fn send(&self, message: &ClientMessage) -> Result<(), String> {
+        let text = serde_json::to_string(message).map_err(|e| e.to_string())?;
+        self.ws.send_with_str(&text).map_err(js_error)
+    }
+}
+
+impl Drop for EventSocket {
+    fn drop(&mut self) {
+        self.ws.set_onopen(None);
+        self.ws.set_onmessage(None);
+        self.ws.set_onclose(None);
+        let _ = self.ws.close();
+    }
+}

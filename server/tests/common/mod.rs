@@ -1,0 +1,620 @@
+//! Shared helpers for the server's integration tests.
+//!
+//! - [`start_server`] / [`spawn_server`]: a lab on `127.0.0.1:0` served by the
+//!   real accept loop ([`listener::serve`]), one per test.
+//! - [`Client`]: a raw HTTP/1.1 client over one `TcpStream`, so a test decides
+//!   exactly when a connection opens, what bytes it sends and when it closes.
+//! - [`Viewer`]: a WebSocket client of `/api/events` that keeps every event it
+//!   has received, so a test can look at the whole story of one connection.
+//!
+//! Every wait is bounded by [`LIMIT`]: it only stops a broken test from hanging
+//! forever, no test asserts how long anything took.
+
+// Each test binary uses a different part of this module.
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use keepalive_lab_server::{Config, Lab, listener};
+use protocol::{CloseReason, ConnId, ConnectionSnapshot, ErrorBody, RequestId, ServerEvent};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// Upper bound for any single wait in a test. Generous on purpose: it is a
+/// safety net against hangs, not a performance assertion.
+pub const LIMIT: Duration = Duration::from_secs(10);
+
+/// The settings tests start from: the defaults, with a frontend directory
+/// that does not exist (so unknown paths get the API's JSON 404).
+pub fn config() -> Config {
+    Config {
+        dist_dir: PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("keepalive-lab-no-dist"),
+        ..Config::default()
+    }
+}
+
+/// [`config`] with a short idle (and header read) timeout.
+pub fn config_with_idle(idle_timeout: Duration) -> Config {
+    Config {
+        idle_timeout,
+        ..config()
+    }
+}
+
+/// Starts a lab with [`config`] and returns its address and state.
+pub async fn start_server() -> (SocketAddr, Lab) {
+    start_server_with(config()).await
+}
+
+/// Starts a lab with `config` and returns its address and state.
+pub async fn start_server_with(config: Config) -> (SocketAddr, Lab) {
+    let (addr, lab, _task) = spawn_server(config).await;
+    (addr, lab)
+}
+
+/// Starts a lab with `config`; also returns the accept loop's task, for tests
+/// that watch it end.
+pub async fn spawn_server(config: Config) -> (SocketAddr, Lab, JoinHandle<io::Result<()>>) {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind 127.0.0.1:0");
+    let addr = listener.local_addr().expect("local address");
+    let lab = Lab::new(config);
+    let task = tokio::spawn(listener::serve(listener, lab.clone()));
+    (addr, lab, task)
+}
+
+/// Awaits `future`, failing the test if it takes longer than [`LIMIT`].
+pub async fn within<F: Future>(what: &str, future: F) -> F::Output {
+    match tokio::time::timeout(LIMIT, future).await {
+        Ok(output) => output,
+        Err(_) => panic!("timed out after {LIMIT:?} waiting for {what}"),
+    }
+}
+
+/// Polls `condition` every few milliseconds until it holds (bounded).
+pub async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
+    within(what, async {
+        while !condition() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+}
+
+/// Waits until the lab holds exactly `n` hanging requests.
+pub async fn wait_for_hangs(lab: &Lab, n: usize) {
+    eventually(&format!("{n} hanging requests"), || lab.hangs().len() == n).await;
+}
+
+/// One parsed HTTP/1.1 response.
+#[derive(Debug, Clone)]
+pub struct Response {
+    /// Status code.
+    pub status: u16,
+    /// Header names (lower-cased) and values, in order.
+    pub headers: Vec<(String, String)>,
+    /// The (de-chunked) body.
+    pub body: Vec<u8>,
+    /// Bytes this response took on the wire, head included.
+    pub wire_len: usize,
+}
+
+impl Response {
+    /// The first value of header `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Header `name` as a number; panics when absent or not a number.
+    pub fn header_u64(&self, name: &str) -> u64 {
+        let value = self
+            .header(name)
+            .unwrap_or_else(|| panic!("response has no `{name}` header: {self:?}"));
+        value
+            .parse()
+            .unwrap_or_else(|_| panic!("`{name}: {value}` is not a number"))
+    }
+
+    /// The connection that carried the request (`X-Conn-Id`).
+    pub fn conn_id(&self) -> ConnId {
+        ConnId(self.header_u64(protocol::headers::CONN_ID))
+    }
+
+    /// The request's server-wide id (`X-Request-Id`).
+    pub fn request_id(&self) -> RequestId {
+        RequestId(self.header_u64(protocol::headers::REQUEST_ID))
+    }
+
+    /// The body as text.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// The body as JSON; panics (with the body) when it is not JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {:?}", self.text()))
+    }
+
+    /// Asserts a JSON content type and a `{"error", "hint"}` body with both
+    /// fields non-empty, and returns it.
+    pub fn error_body(&self) -> ErrorBody {
+        let content_type = self.header("content-type").unwrap_or_default();
+        assert!(
+            content_type.starts_with("application/json"),
+            "error responses are JSON, got content-type {content_type:?}: {self:?}"
+        );
+        let body: ErrorBody = serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "body is not an ErrorBody ({e}): status {} {:?}",
+                self.status,
+                self.text()
+            )
+        });
+        assert!(!body.error.trim().is_empty(), "empty `error`: {body:?}");
+        assert!(!body.hint.trim().is_empty(), "empty `hint`: {body:?}");
+        body
+    }
+}
+
+/// A raw HTTP/1.1 client on one TCP connection.
+#[derive(Debug)]
+pub struct Client {
+    /// The socket.
+    pub stream: TcpStream,
+    /// Bytes read but not yet consumed by a response.
+    buf: Vec<u8>,
+    /// Bytes written so far.
+    pub sent: usize,
+    /// Bytes read so far.
+    pub received: usize,
+}
+
+impl Client {
+    /// Opens a new TCP connection to `addr`.
+    pub async fn connect(addr: SocketAddr) -> Client {
+        let stream = within("TCP connect", TcpStream::connect(addr))
+            .await
+            .expect("connect to the lab");
+        Client {
+            stream,
+            buf: Vec::new(),
+            sent: 0,
+            received: 0,
+        }
+    }
+
+    /// Writes `bytes` as they are.
+    pub async fn send_raw(&mut self, bytes: &[u8]) {
+        within("write", self.stream.write_all(bytes))
+            .await
+            .expect("write to the lab");
+        self.sent += bytes.len();
+    }
+
+    /// Writes one request. A `Content-Length` is sent whenever there is a
+    /// body or the method is not GET.
+    pub async fn send_request(&mut self, method: &str, target: &str, body: &[u8]) {
+        let bytes = request_bytes(method, target, body);
+        self.send_raw(&bytes).await;
+    }
+
+    /// Reads more bytes into the buffer; returns how many (0 at EOF).
+    async fn fill(&mut self) -> io::Result<usize> {
+        let mut chunk = [0u8; 8192];
+        let n = within("bytes from the lab", self.stream.read(&mut chunk)).await?;
+        self.buf.extend_from_slice(&chunk[..n]);
+        self.received += n;
+        Ok(n)
+    }
+
+    /// Reads until the buffer holds at least `len` bytes.
+    async fn fill_to(&mut self, len: usize) {
+        while self.buf.len() < len {
+            let n = self.fill().await.expect("read from the lab");
+            assert!(n > 0, "connection closed in the middle of a response");
+        }
+    }
+
+    /// Reads until the buffer holds `\r\n` from `from`; returns its position.
+    async fn line_end(&mut self, from: usize) -> usize {
+        loop {
+            if let Some(pos) = find(&self.buf[from..], b"\r\n") {
+                return from + pos;
+            }
+            let n = self.fill().await.expect("read from the lab");
+            assert!(n > 0, "connection closed in the middle of a response");
+        }
+    }
+
+    /// Reads one complete response (head plus `Content-Length` or chunked
+    /// body). Bytes after it stay buffered for the next call.
+    pub async fn read_response(&mut self) -> Response {
+        let head_end = loop {
+            if let Some(pos) = find(&self.buf, b"\r\n\r\n") {
+                break pos + 4;
+            }
+            let n = self.fill().await.expect("read from the lab");
+            assert!(
+                n > 0,
+                "connection closed before a response head; got {:?}",
+                String::from_utf8_lossy(&self.buf)
+            );
+        };
+        let head = String::from_utf8(self.buf[..head_end].to_vec()).expect("ASCII response head");
+        let mut lines = head.split("\r\n");
+        let status_line = lines.next().unwrap_or_default();
+        let mut parts = status_line.splitn(3, ' ');
+        assert_eq!(
+            parts.next(),
+            Some("HTTP/1.1"),
+            "status line {status_line:?}"
+        );
+        let status: u16 = parts
+            .next()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("status line {status_line:?}"));
+        let headers: Vec<(String, String)> = lines
+            .filter(|l| !l.is_empty())
+            .map(|l| {
+                let (name, value) = l.split_once(':').expect("header line with a colon");
+                (name.trim().to_ascii_lowercase(), value.trim().to_owned())
+            })
+            .collect();
+        let get = |name: &str| {
+            headers
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.clone())
+        };
+        let (body, end) = if let Some(len) = get("content-length") {
+            let len: usize = len.parse().expect("numeric content-length");
+            self.fill_to(head_end + len).await;
+            (self.buf[head_end..head_end + len].to_vec(), head_end + len)
+        } else if get("transfer-encoding").is_some_and(|v| v.contains("chunked")) {
+            let mut body = Vec::new();
+            let mut at = head_end;
+            loop {
+                let eol = self.line_end(at).await;
+                let size_text = String::from_utf8_lossy(&self.buf[at..eol]).into_owned();
+                let size_hex = size_text.split(';').next().unwrap_or_default().trim();
+                let size = usize::from_str_radix(size_hex, 16).expect("chunk size");
+                at = eol + 2;
+                if size == 0 {
+                    // No trailers are expected: the final CRLF follows.
+                    let eol = self.line_end(at).await;
+                    at = eol + 2;
+                    break;
+                }
+                self.fill_to(at + size + 2).await;
+                body.extend_from_slice(&self.buf[at..at + size]);
+                at += size + 2;
+            }
+            (body, at)
+        } else {
+            assert!(
+                status < 200 || status == 204 || status == 304,
+                "a {status} response without a length is not expected from the lab"
+            );
+            (Vec::new(), head_end)
+        };
+        self.buf.drain(..end);
+        Response {
+            status,
+            headers,
+            body,
+            wire_len: end,
+        }
+    }
+
+    /// Sends one request and reads its response.
+    pub async fn request(&mut self, method: &str, target: &str, body: &[u8]) -> Response {
+        self.send_request(method, target, body).await;
+        self.read_response().await
+    }
+
+    /// `GET target` on this connection.
+    pub async fn get(&mut self, target: &str) -> Response {
+        self.request("GET", target, b"").await
+    }
+
+    /// Reads until the server closes the connection; returns the bytes that
+    /// arrived meanwhile. A reset counts as a close.
+    pub async fn read_to_close(&mut self) -> Vec<u8> {
+        loop {
+            match self.fill().await {
+                Ok(0) | Err(_) => return std::mem::take(&mut self.buf),
+                Ok(_) => {}
+            }
+        }
+    }
+
+    /// Whether bytes are waiting to be read right now (without waiting).
+    pub fn has_pending_bytes(&self) -> bool {
+        let mut probe = [0u8; 1];
+        !self.buf.is_empty() || matches!(self.stream.try_read(&mut probe), Ok(n) if n > 0)
+    }
+}
+
+/// The bytes of one HTTP/1.1 request.
+pub fn request_bytes(method: &str, target: &str, body: &[u8]) -> Vec<u8> {
+    let mut bytes = format!("{method} {target} HTTP/1.1\r\nHost: lab.test\r\n").into_bytes();
+    if !body.is_empty() || method != "GET" {
+        bytes.extend_from_slice(format!("Content-Length: {}\r\n", body.len()).as_bytes());
+    }
+    bytes.extend_from_slice(b"\r\n");
+    bytes.extend_from_slice(body);
+    bytes
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// One request on a fresh connection.
+pub async fn request_once(addr: SocketAddr, method: &str, target: &str, body: &[u8]) -> Response {
+    Client::connect(addr)
+        .await
+        .request(method, target, body)
+        .await
+}
+
+/// `GET target` on a fresh connection.
+pub async fn get_once(addr: SocketAddr, target: &str) -> Response {
+    request_once(addr, "GET", target, b"").await
+}
+
+/// `POST /api/release` with `body` on a fresh connection; returns the count.
+pub async fn release(addr: SocketAddr, body: &str) -> u64 {
+    let response = request_once(addr, "POST", "/api/release", body.as_bytes()).await;
+    assert_eq!(
+        response.status,
+        200,
+        "release {body:?}: {}",
+        response.text()
+    );
+    let value = response.json();
+    value["released"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("release answer has a count: {value}"))
+}
+
+/// The open connections, from `GET /api/connections`.
+pub async fn connections(addr: SocketAddr) -> Vec<ConnectionSnapshot> {
+    let response = get_once(addr, "/api/connections").await;
+    assert_eq!(response.status, 200);
+    match serde_json::from_slice(&response.body).expect("a ServerEvent") {
+        ServerEvent::Snapshot { connections, .. } => connections,
+        other => panic!("expected a snapshot, got {other:?}"),
+    }
+}
+
+/// The connection an event is about, if any.
+pub fn conn_of(event: &ServerEvent) -> Option<ConnId> {
+    match event {
+        ServerEvent::ConnectionOpened { conn, .. }
+        | ServerEvent::RequestStarted { conn, .. }
+        | ServerEvent::ResponseStarted { conn, .. }
+        | ServerEvent::RequestFinished { conn, .. }
+        | ServerEvent::ConnectionUpgraded { conn, .. }
+        | ServerEvent::ConnectionClosed { conn, .. } => Some(*conn),
+        _ => None,
+    }
+}
+
+/// The `type` tag an event is sent with.
+pub fn kind(event: &ServerEvent) -> String {
+    let value = serde_json::to_value(event).expect("events serialise");
+    value["type"].as_str().unwrap_or_default().to_owned()
+}
+
+/// The fields of a `connection_closed` event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Closed {
+    /// Why.
+    pub reason: CloseReason,
+    /// Bytes read by the server.
+    pub bytes_in: u64,
+    /// Bytes written by the server.
+    pub bytes_out: u64,
+    /// Requests carried.
+    pub requests: u32,
+}
+
+/// A WebSocket viewer of `/api/events`.
+#[derive(Debug)]
+pub struct Viewer {
+    /// The socket.
+    pub ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    /// The snapshot the server sent first.
+    pub snapshot: Vec<ConnectionSnapshot>,
+    /// Every event received after the snapshot, in order.
+    pub seen: Vec<ServerEvent>,
+    /// [`Viewer::next_matching`] looks at `seen[cursor..]` first.
+    cursor: usize,
+    /// The server ended the stream.
+    pub ended: bool,
+}
+
+impl Viewer {
+    /// Connects to `ws://addr/api/events` and reads the snapshot.
+    pub async fn connect(addr: SocketAddr) -> Viewer {
+        let (ws, response) = within(
+            "the WebSocket handshake",
+            tokio_tungstenite::connect_async(format!("ws://{addr}/api/events")),
+        )
+        .await
+        .expect("WebSocket handshake with /api/events");
+        assert_eq!(response.status().as_u16(), 101);
+        let mut viewer = Viewer {
+            ws,
+            snapshot: Vec::new(),
+            seen: Vec::new(),
+            cursor: 0,
+            ended: false,
+        };
+        match viewer.read_event().await {
+            Some(ServerEvent::Snapshot { connections, .. }) => viewer.snapshot = connections,
+            other => panic!("the first message must be a snapshot, got {other:?}"),
+        }
+        viewer
+    }
+
+    /// The client address of the viewer's TCP connection.
+    pub fn local_addr(&self) -> SocketAddr {
+        match self.ws.get_ref() {
+            MaybeTlsStream::Plain(tcp) => tcp.local_addr().expect("local address"),
+            _ => unreachable!("the tests speak plain ws://"),
+        }
+    }
+
+    /// The server's id for `other`'s connection, from this viewer's snapshot.
+    pub fn conn_of_viewer(&self, other: &Viewer) -> ConnId {
+        let peer = other.local_addr().to_string();
+        self.snapshot
+            .iter()
+            .find(|c| c.peer == peer)
+            .unwrap_or_else(|| panic!("no connection from {peer} in {:#?}", self.snapshot))
+            .conn
+    }
+
+    /// The next event from the socket (not recorded), or `None` once the
+    /// server closed the stream.
+    async fn read_event(&mut self) -> Option<ServerEvent> {
+        loop {
+            let message = within("a WebSocket message", self.ws.next()).await;
+            match message {
+                Some(Ok(Message::Text(text))) => {
+                    return Some(
+                        serde_json::from_str(text.as_str()).unwrap_or_else(|e| {
+                            panic!("not a ServerEvent ({e}): {}", text.as_str())
+                        }),
+                    );
+                }
+                Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
+                Some(Ok(Message::Binary(b))) => panic!("unexpected binary message: {b:?}"),
+                Some(Ok(Message::Close(_)) | Err(_)) | None => {
+                    self.ended = true;
+                    return None;
+                }
+            }
+        }
+    }
+
+    /// Receives one more event and records it; `None` when the stream ended.
+    pub async fn next_event(&mut self) -> Option<ServerEvent> {
+        if self.ended {
+            return None;
+        }
+        let event = self.read_event().await?;
+        self.seen.push(event.clone());
+        Some(event)
+    }
+
+    /// The first event after the previous match that satisfies `pred`,
+    /// receiving more as needed (bounded).
+    pub async fn next_matching(
+        &mut self,
+        what: &str,
+        pred: impl Fn(&ServerEvent) -> bool,
+    ) -> ServerEvent {
+        loop {
+            if let Some(offset) = self.seen[self.cursor..].iter().position(&pred) {
+                let index = self.cursor + offset;
+                self.cursor = index + 1;
+                return self.seen[index].clone();
+            }
+            if self.next_event().await.is_none() {
+                panic!("the event stream ended before {what}; saw {:#?}", self.seen);
+            }
+        }
+    }
+
+    /// Waits for (or finds among the events seen) the close of `conn`.
+    pub async fn closed(&mut self, conn: ConnId) -> Closed {
+        loop {
+            let found = self.seen.iter().find_map(|e| match e {
+                ServerEvent::ConnectionClosed {
+                    conn: c,
+                    reason,
+                    bytes_in,
+                    bytes_out,
+                    requests,
+                    ..
+                } if *c == conn => Some(Closed {
+                    reason: reason.clone(),
+                    bytes_in: *bytes_in,
+                    bytes_out: *bytes_out,
+                    requests: *requests,
+                }),
+                _ => None,
+            });
+            if let Some(closed) = found {
+                return closed;
+            }
+            if self.next_event().await.is_none() {
+                panic!(
+                    "the event stream ended before {conn} closed; saw {:#?}",
+                    self.seen
+                );
+            }
+        }
+    }
+
+    /// Every event seen so far about `conn`, in order.
+    pub fn events_for(&self, conn: ConnId) -> Vec<ServerEvent> {
+        self.seen
+            .iter()
+            .filter(|e| conn_of(e) == Some(conn))
+            .cloned()
+            .collect()
+    }
+
+    /// Receives events until the server ends the stream (bounded).
+    pub async fn read_until_end(&mut self) {
+        while self.next_event().await.is_some() {}
+    }
+
+    /// Sends a text message.
+    pub async fn send_text(&mut self, text: &str) {
+        self.send(Message::text(text)).await;
+    }
+
+    /// Sends any message.
+    pub async fn send(&mut self, message: Message) {
+        within("a WebSocket send", self.ws.send(message))
+            .await
+            .expect("send on the WebSocket");
+    }
+
+    /// The next control reply (`pong`, `released` or `error`), skipping the
+    /// connection events that may arrive in between.
+    pub async fn next_reply(&mut self) -> ServerEvent {
+        self.next_matching("a reply to a control message", |e| {
+            matches!(
+                e,
+                ServerEvent::Pong { .. } | ServerEvent::Released { .. } | ServerEvent::Error(_)
+            )
+        })
+        .await
+    }
+
+    /// Closes the WebSocket from the client side (close handshake).
+    pub async fn close(mut self) {
+        let _ = within("a WebSocket close", self.ws.close(None)).await;
+        // Let the server answer the close; the stream then ends.
+        while let Ok(Some(Ok(_))) = tokio::time::timeout(LIMIT, self.ws.next()).await {}
+    }
+}

@@ -1,0 +1,246 @@
+//! The HTTP API over real sockets: keep-alive bookkeeping, response headers
+//! and the answers to bad input.
+
+mod common;
+
+use common::{Client, Response, get_once, request_once, start_server};
+use keepalive_lab_server::params::MAX_TAG_LEN;
+use keepalive_lab_server::routes::MAX_BODY_BYTES;
+
+/// Checks what every answer from the lab carries.
+fn assert_lab_headers(response: &Response) {
+    assert!(
+        response.header(protocol::headers::CONN_ID).is_some(),
+        "x-conn-id: {response:?}"
+    );
+    let exposed = response
+        .header("access-control-expose-headers")
+        .unwrap_or_else(|| panic!("access-control-expose-headers missing: {response:?}"))
+        .to_ascii_lowercase();
+    for name in [
+        protocol::headers::CONN_ID,
+        protocol::headers::REQUEST_SEQ,
+        protocol::headers::REQUEST_ID,
+    ] {
+        assert!(exposed.contains(name), "{name} is exposed: {exposed}");
+    }
+    assert_eq!(response.header("timing-allow-origin"), Some("*"));
+}
+
+#[tokio::test]
+async fn keep_alive_reuses_one_connection_and_numbers_its_requests() {
+    let (addr, _lab) = start_server().await;
+    let mut client = Client::connect(addr).await;
+
+    let first = client.get("/api/slow?ms=0").await;
+    let second = client.get("/api/slow?ms=0").await;
+    for response in [&first, &second] {
+        assert_eq!(response.status, 200, "{}", response.text());
+        assert_lab_headers(response);
+        assert_eq!(response.json()["ms"], 0);
+    }
+    assert_eq!(first.conn_id(), second.conn_id(), "same TCP connection");
+    assert_eq!(first.header_u64(protocol::headers::REQUEST_SEQ), 1);
+    assert_eq!(second.header_u64(protocol::headers::REQUEST_SEQ), 2);
+    assert_ne!(first.request_id(), second.request_id());
+
+    let other = Client::connect(addr).await.get("/api/slow?ms=0").await;
+    assert_eq!(other.status, 200);
+    assert_ne!(other.conn_id(), first.conn_id(), "a new socket, a new id");
+    assert_eq!(other.header_u64(protocol::headers::REQUEST_SEQ), 1);
+    assert_ne!(other.request_id(), first.request_id());
+    assert_ne!(other.request_id(), second.request_id());
+}
+
+#[tokio::test]
+async fn pipelined_requests_are_answered_in_order_on_one_connection() {
+    let (addr, _lab) = start_server().await;
+    let mut client = Client::connect(addr).await;
+    // Both requests in one write: the second waits in the server's buffer.
+    let mut both = common::request_bytes("GET", "/api/slow?ms=20&id=first", b"");
+    both.extend(common::request_bytes(
+        "GET",
+        "/api/slow?ms=0&id=second",
+        b"",
+    ));
+    client.send_raw(&both).await;
+
+    let first = client.read_response().await;
+    let second = client.read_response().await;
+    assert_eq!(first.json()["id"], "first");
+    assert_eq!(second.json()["id"], "second");
+    assert_eq!(first.conn_id(), second.conn_id());
+    assert_eq!(first.header_u64(protocol::headers::REQUEST_SEQ), 1);
+    assert_eq!(second.header_u64(protocol::headers::REQUEST_SEQ), 2);
+}
+
+#[tokio::test]
+async fn slow_echoes_its_tag() {
+    let (addr, _lab) = start_server().await;
+    let response = get_once(addr, "/api/slow?ms=1&id=a%20b").await;
+    assert_eq!(response.status, 200);
+    assert_eq!(
+        response.json(),
+        serde_json::json!({"ms": 1, "id": "a b"}),
+        "the tag is decoded and echoed"
+    );
+}
+
+/// One bad request and the status it must get.
+struct Bad {
+    method: &'static str,
+    target: String,
+    body: Vec<u8>,
+    status: u16,
+}
+
+fn bad(method: &'static str, target: impl Into<String>, body: &str, status: u16) -> Bad {
+    Bad {
+        method,
+        target: target.into(),
+        body: body.as_bytes().to_vec(),
+        status,
+    }
+}
+
+fn bad_requests() -> Vec<Bad> {
+    let cap_ms = common::config().hang_cap.as_millis();
+    vec![
+        bad("GET", "/api/slow?ms=abc", "", 400),
+        bad("GET", "/api/slow?ms=-1", "", 400),
+        bad("GET", "/api/slow?ms=999999999", "", 400),
+        bad("GET", "/api/slow?ms=99999999999999999999999", "", 400),
+        bad("GET", "/api/slow?ms=1.5", "", 400),
+        bad("GET", "/api/slow?ms=", "", 400),
+        bad("GET", "/api/slow", "", 400),
+        bad("GET", "/api/slow?id=only-a-tag", "", 400),
+        bad("GET", "/api/slow?ms=5&msec=5", "", 400),
+        bad("GET", "/api/slow?ms=1&ms=2", "", 400),
+        bad(
+            "GET",
+            format!("/api/slow?ms=0&id={}", "x".repeat(MAX_TAG_LEN + 1)),
+            "",
+            400,
+        ),
+        bad("GET", "/api/slow?ms=0&id=", "", 400),
+        bad("GET", "/api/hang?max_ms=0", "", 400),
+        bad("GET", format!("/api/hang?max_ms={}", cap_ms + 1), "", 400),
+        bad("GET", "/api/hang?max_ms=soon", "", 400),
+        bad("GET", "/api/hang?id=", "", 400),
+        bad("GET", "/api/hang?for=ever", "", 400),
+        bad("POST", "/api/release", r#"{"nope":1}"#, 400),
+        bad("POST", "/api/release", "not json", 400),
+        bad("POST", "/api/release", r#"{"request":1,"id":"x"}"#, 400),
+        bad("POST", "/api/release", r#"{"request":"one"}"#, 400),
+        bad("DELETE", "/api/slow", "", 405),
+        bad("GET", "/api/release", "", 405),
+        bad("PUT", "/api/connections", "", 405),
+        bad("GET", "/api/nope", "", 404),
+        bad("GET", "/api/slow/extra", "", 404),
+    ]
+}
+
+#[tokio::test]
+async fn bad_requests_get_json_errors_with_hints_and_the_server_keeps_serving() {
+    let (addr, lab) = start_server().await;
+    let cases = bad_requests();
+    assert!(cases.len() >= 15);
+    // Each case on its own connection, and all of them again on one kept-alive
+    // connection: an error answer must not spoil the connection either.
+    let mut shared = Client::connect(addr).await;
+    for case in &cases {
+        let alone = request_once(addr, case.method, &case.target, &case.body).await;
+        let reused = shared.request(case.method, &case.target, &case.body).await;
+        for response in [&alone, &reused] {
+            assert_eq!(
+                response.status,
+                case.status,
+                "{} {} -> {}",
+                case.method,
+                case.target,
+                response.text()
+            );
+            response.error_body();
+            assert_lab_headers(response);
+        }
+    }
+    assert_eq!(lab.hangs().len(), 0, "no bad hang request was held");
+    let ok = shared.get("/api/slow?ms=0").await;
+    assert_eq!(ok.status, 200);
+    assert_eq!(
+        ok.header_u64(protocol::headers::REQUEST_SEQ),
+        cases.len() as u64 + 1,
+        "every case went over the one shared connection"
+    );
+    assert_eq!(get_once(addr, "/api/slow?ms=0").await.status, 200);
+}
+
+#[tokio::test]
+async fn errors_name_the_parameter_and_the_value() {
+    let (addr, _lab) = start_server().await;
+    let body = get_once(addr, "/api/slow?ms=abc").await.error_body();
+    assert!(body.error.contains("ms"), "{body:?}");
+    assert!(body.error.contains("abc"), "{body:?}");
+    let body = get_once(addr, "/api/slow?ms=5&msec=5").await.error_body();
+    assert!(body.error.contains("msec"), "{body:?}");
+    let body = get_once(addr, "/api/nope").await.error_body();
+    assert!(body.error.contains("/api/nope"), "{body:?}");
+}
+
+#[tokio::test]
+async fn oversized_release_body_is_refused_with_a_client_error() {
+    let (addr, _lab) = start_server().await;
+    let body = vec![b' '; MAX_BODY_BYTES + 1];
+    let mut client = Client::connect(addr).await;
+    let response = client.request("POST", "/api/release", &body).await;
+    assert!(
+        (400..500).contains(&response.status),
+        "a body over {MAX_BODY_BYTES} bytes is a client error, got {} {:?}",
+        response.status,
+        response.text()
+    );
+    assert_eq!(get_once(addr, "/api/slow?ms=0").await.status, 200);
+}
+
+#[tokio::test]
+async fn release_body_of_exactly_the_limit_is_accepted() {
+    let (addr, _lab) = start_server().await;
+    let body = vec![b' '; MAX_BODY_BYTES];
+    let response = request_once(addr, "POST", "/api/release", &body).await;
+    assert_eq!(response.status, 200, "{}", response.text());
+    assert_eq!(response.json(), serde_json::json!({"released": 0}));
+}
+
+// Known server bugs: each of these answers is not the JSON `{error, hint}`
+// body the API promises for every client mistake (see `server/src/error.rs`).
+// Run them with `cargo test -p keepalive-lab-server -- --ignored`.
+
+#[tokio::test]
+#[ignore = "server bug: ServeDir answers non-GET/HEAD methods on unknown paths with an empty 405"]
+async fn unknown_path_with_another_method_is_a_json_404() {
+    let (addr, _lab) = start_server().await;
+    for method in ["POST", "DELETE", "PUT"] {
+        let response = request_once(addr, method, "/api/nope", b"").await;
+        assert_eq!(response.status, 404, "{method} /api/nope: {response:?}");
+        response.error_body();
+    }
+}
+
+#[tokio::test]
+#[ignore = "server bug: the body limit answers 413 with a plain-text body"]
+async fn oversized_release_body_gets_a_json_error() {
+    let (addr, _lab) = start_server().await;
+    let body = vec![b' '; MAX_BODY_BYTES + 1];
+    let response = request_once(addr, "POST", "/api/release", &body).await;
+    assert_eq!(response.status, 413);
+    response.error_body();
+}
+
+#[tokio::test]
+#[ignore = "server bug: a plain GET of /api/events gets axum's plain-text 400"]
+async fn plain_get_of_the_events_endpoint_gets_a_json_error() {
+    let (addr, _lab) = start_server().await;
+    let response = get_once(addr, "/api/events").await;
+    assert_eq!(response.status, 400);
+    response.error_body();
+}

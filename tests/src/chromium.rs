@@ -1,0 +1,204 @@
+//! A minimal DevTools-protocol client for headless Chromium.
+//!
+//! Chromium is started with `--remote-debugging-port=0`; it writes the port
+//! it chose into `DevToolsActivePort` in its profile directory. We connect a
+//! WebSocket to the browser endpoint, open a tab with `Target.createTarget`,
+//! attach to it (flat sessions) and run `Runtime.evaluate` in it.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use tokio::process::{Child, Command};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// Flags from `shared/lab-notes.md`: without the background-networking ones
+/// Chromium tries to reach outside hosts, which this network refuses.
+pub const FLAGS: &[&str] = &[
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+];
+
+/// Where Chromium is: `$CHROME`, else Debian's `/usr/bin/chromium`.
+pub fn chromium_path() -> PathBuf {
+    std::env::var_os("CHROME").map_or_else(|| PathBuf::from("/usr/bin/chromium"), PathBuf::from)
+}
+
+/// A running headless Chromium with one DevTools connection.
+#[derive(Debug)]
+pub struct Chromium {
+    /// The browser process; killed on drop.
+    child: Child,
+    /// A fresh, empty profile: no cache, no cookies, no pooled sockets.
+    profile: PathBuf,
+    /// The browser-level DevTools socket.
+    socket: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    /// Next command id.
+    next_id: u64,
+}
+
+/// A tab, addressed by its DevTools session.
+#[derive(Debug, Clone)]
+pub struct Page {
+    /// Flat-session id for commands to this tab.
+    session: String,
+}
+
+static PROFILES: AtomicU32 = AtomicU32::new(0);
+
+impl Chromium {
+    /// Starts Chromium.
+    ///
+    /// # Panics
+    ///
+    /// When Chromium is not installed: browser tests never skip silently.
+    pub async fn launch() -> Chromium {
+        let binary = chromium_path();
+        assert!(
+            binary.is_file(),
+            "Chromium is needed for the browser tests but {} does not exist.\n\
+             Install it with `sudo apt-get install -y chromium` (Debian/Ubuntu), \
+             or point $CHROME at a Chromium or Chrome binary.",
+            binary.display()
+        );
+        let profile = std::env::temp_dir().join(format!(
+            "keepalive-lab-chromium-{}-{}",
+            std::process::id(),
+            PROFILES.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&profile);
+        std::fs::create_dir_all(&profile).expect("create a Chromium profile directory");
+        let child = Command::new(&binary)
+            .args(FLAGS)
+            .arg("--remote-debugging-port=0")
+            .arg("--remote-allow-origins=*")
+            .arg(format!("--user-data-dir={}", profile.display()))
+            .arg("about:blank")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|e| panic!("could not start {}: {e}", binary.display()));
+        let endpoint = wait_for_endpoint(&profile).await;
+        let (socket, _) = tokio_tungstenite::connect_async(endpoint.as_str())
+            .await
+            .unwrap_or_else(|e| panic!("could not connect to Chromium at {endpoint}: {e}"));
+        Chromium {
+            child,
+            profile,
+            socket,
+            next_id: 1,
+        }
+    }
+
+    /// Sends one command and waits for its answer (events are skipped).
+    async fn call(&mut self, session: Option<&str>, method: &str, params: Value) -> Value {
+        let id = self.next_id;
+        self.next_id += 1;
+        let mut command = json!({ "id": id, "method": method, "params": params });
+        if let Some(session) = session {
+            command["sessionId"] = json!(session);
+        }
+        self.socket
+            .send(Message::Text(command.to_string().into()))
+            .await
+            .unwrap_or_else(|e| panic!("DevTools {method}: send failed: {e}"));
+        let answer = tokio::time::timeout(Duration::from_secs(30), async {
+            while let Some(message) = self.socket.next().await {
+                let Ok(Message::Text(text)) = message else {
+                    continue;
+                };
+                let value: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+                if value["id"] == json!(id) {
+                    return value;
+                }
+            }
+            panic!("DevTools connection closed while waiting for {method}");
+        })
+        .await
+        .unwrap_or_else(|_| panic!("DevTools {method}: no answer within 30 s"));
+        if let Some(error) = answer.get("error") {
+            panic!("DevTools {method} failed: {error}");
+        }
+        answer["result"].clone()
+    }
+
+    /// Opens `url` in a new tab.
+    pub async fn open(&mut self, url: &str) -> Page {
+        let target = self
+            .call(None, "Target.createTarget", json!({ "url": url }))
+            .await;
+        let target_id = target["targetId"].clone();
+        let attached = self
+            .call(
+                None,
+                "Target.attachToTarget",
+                json!({ "targetId": target_id, "flatten": true }),
+            )
+            .await;
+        Page {
+            session: attached["sessionId"]
+                .as_str()
+                .expect("a DevTools session id")
+                .to_owned(),
+        }
+    }
+
+    /// Evaluates `expression` in `page` (awaiting a promise) and returns its
+    /// value as JSON.
+    pub async fn eval(&mut self, page: &Page, expression: &str) -> Value {
+        let result = self
+            .call(
+                Some(&page.session),
+                "Runtime.evaluate",
+                json!({
+                    "expression": expression,
+                    "returnByValue": true,
+                    "awaitPromise": true,
+                }),
+            )
+            .await;
+        if let Some(exception) = result.get("exceptionDetails") {
+            panic!("JavaScript `{expression}` threw: {exception}");
+        }
+        result["result"]["value"].clone()
+    }
+}
+
+impl Drop for Chromium {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+        let _ = std::fs::remove_dir_all(&self.profile);
+    }
+}
+
+/// Reads `ws://127.0.0.1:PORT/devtools/browser/…` from `DevToolsActivePort`.
+async fn wait_for_endpoint(profile: &Path) -> String {
+    let file = profile.join("DevToolsActivePort");
+    for _ in 0..400 {
+        if let Ok(text) = std::fs::read_to_string(&file) {
+            let mut lines = text.lines();
+            if let (Some(port), Some(path)) = (lines.next(), lines.next()) {
+                return format!("ws://127.0.0.1:{port}{path}");
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!(
+        "Chromium did not open its DevTools port within 20 s (no {}); \
+         try running it by hand with the flags in tests/src/chromium.rs",
+        file.display()
+    );
+}

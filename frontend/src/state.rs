@@ -211,6 +211,23 @@ impl Burst {
             .count()
     }
 
+    /// The server has the head of one of this burst's requests.
+    fn request_started(&mut self, tag: &str, conn: ConnId, request: RequestId, seq: u32) {
+        let Some(r) = self.find(tag) else {
+            return;
+        };
+        if r.phase == Phase::Queued {
+            r.phase = Phase::AtServer;
+        }
+        r.conn = Some(conn);
+        r.request = Some(request);
+        r.seq = Some(seq);
+        self.in_flight.insert(request, conn);
+        self.conns_used.insert(conn);
+        let distinct: BTreeSet<ConnId> = self.in_flight.values().copied().collect();
+        self.max_concurrent_conns = self.max_concurrent_conns.max(distinct.len());
+    }
+
     fn find(&mut self, tag: &str) -> Option<&mut BrowserRequest> {
         self.requests.iter_mut().find(|r| r.tag == tag)
     }
@@ -438,19 +455,7 @@ impl LabState {
                     }
                 }
                 if let (Some(tag), Some(burst)) = (tag, self.burst.as_mut()) {
-                    if let Some(r) = burst.find(&tag) {
-                        if r.phase == Phase::Queued {
-                            r.phase = Phase::AtServer;
-                        }
-                        r.conn = Some(conn);
-                        r.request = Some(request);
-                        r.seq = Some(seq);
-                        burst.in_flight.insert(request, conn);
-                        burst.conns_used.insert(conn);
-                        let distinct: BTreeSet<ConnId> =
-                            burst.in_flight.values().copied().collect();
-                        burst.max_concurrent_conns = burst.max_concurrent_conns.max(distinct.len());
-                    }
+                    burst.request_started(&tag, conn, request, seq);
                 }
             }
             ServerEvent::ResponseStarted {

@@ -14,7 +14,11 @@
 //! - [`ClientMessage`]: control messages from the page;
 //! - [`ConnectionSnapshot`] / [`RequestSnapshot`]: the state of open
 //!   connections, sent first on every WebSocket and by `GET /api/connections`;
-//! - HTTP bodies: [`ReleaseRequest`], [`ReleaseResponse`], [`ErrorBody`].
+//! - HTTP bodies: [`ReleaseRequest`], [`ReleaseResponse`], [`ErrorBody`];
+//! - [`ServerPolicy`] and [`PolicyPatch`]: the server's live keep-alive policy
+//!   (`GET/PUT /api/config`, `set_config` on the WebSocket), with validation;
+//! - [`SessionId`]: one page load, so that many participants share a server
+//!   without seeing each other's connections.
 //!
 //! This crate depends on serde alone: no axum, tokio or yew type may appear
 //! here, so that both the native server and the wasm32 frontend can use it.
@@ -67,6 +71,98 @@ impl std::fmt::Display for RequestId {
     }
 }
 
+/// One page load (a lab session). Lab requests carry it as `session=…` in
+/// their query (a header would cost a CORS preflight cross-origin); a
+/// connection belongs to the session of its first request.
+///
+/// 1 to 64 characters from `A-Z a-z 0-9 - _`.
+///
+/// ```json
+/// "s-4f9a2c"
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct SessionId(String);
+
+impl SessionId {
+    /// Longest accepted session id.
+    pub const MAX_LEN: usize = 64;
+
+    /// Checks the characters and length.
+    pub fn parse(text: &str) -> Result<SessionId, String> {
+        let ok_char = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+        if text.is_empty() || text.len() > Self::MAX_LEN || !text.chars().all(ok_char) {
+            return Err(format!(
+                "a session id is 1 to {} characters from A-Z a-z 0-9 - _, got `{text}`",
+                Self::MAX_LEN
+            ));
+        }
+        Ok(SessionId(text.to_owned()))
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for SessionId {
+    type Error = String;
+    fn try_from(text: String) -> Result<Self, String> {
+        SessionId::parse(&text)
+    }
+}
+
+impl From<SessionId> for String {
+    fn from(id: SessionId) -> String {
+        id.0
+    }
+}
+
+impl std::fmt::Display for SessionId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// How `/api/close` ends a connection.
+///
+/// ```json
+/// "rst"
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CloseMode {
+    /// A complete response with `Connection: close`, then FIN: the polite way.
+    Header,
+    /// FIN without any response: the browser sees an empty response.
+    Fin,
+    /// An abortive close (`SO_LINGER` 0): the peer gets a TCP reset.
+    Rst,
+    /// The head and part of the body, then FIN: a truncated download.
+    MidBody,
+}
+
+impl CloseMode {
+    /// Every mode, in the order the page offers them.
+    pub const ALL: [CloseMode; 4] = [
+        CloseMode::Header,
+        CloseMode::Fin,
+        CloseMode::Rst,
+        CloseMode::MidBody,
+    ];
+
+    /// The query value (`/api/close?mode=…`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CloseMode::Header => "header",
+            CloseMode::Fin => "fin",
+            CloseMode::Rst => "rst",
+            CloseMode::MidBody => "mid_body",
+        }
+    }
+}
+
 /// Why a TCP connection ended, as far as the server can tell.
 ///
 /// ```json
@@ -83,6 +179,19 @@ pub enum CloseReason {
     /// The connection sat idle between requests longer than the server's idle
     /// timeout and the server closed it.
     IdleTimeout,
+    /// It carried the server's maximum number of requests; the last response
+    /// said `Connection: close`.
+    MaxRequests,
+    /// Keep-alive is off: every response says `Connection: close`.
+    KeepAliveOff,
+    /// A request took longer than the server's hang timeout, so the server
+    /// closed its connection without answering.
+    HangTimeout,
+    /// `/api/close` closed it on purpose, in the given way.
+    ServerClose {
+        /// How.
+        mode: CloseMode,
+    },
     /// A client started a request but did not finish its headers in time.
     HeaderReadTimeout,
     /// The server is shutting down and closed the connection.
@@ -101,6 +210,15 @@ impl CloseReason {
             CloseReason::PeerClosed => "peer closed (FIN)",
             CloseReason::PeerReset => "peer reset (RST)",
             CloseReason::IdleTimeout => "idle timeout",
+            CloseReason::MaxRequests => "max requests reached",
+            CloseReason::KeepAliveOff => "keep-alive off",
+            CloseReason::HangTimeout => "hang timeout",
+            CloseReason::ServerClose { mode } => match mode {
+                CloseMode::Header => "server closed (Connection: close)",
+                CloseMode::Fin => "server closed without answering (FIN)",
+                CloseMode::Rst => "server reset (RST)",
+                CloseMode::MidBody => "server closed mid-body",
+            },
             CloseReason::HeaderReadTimeout => "header read timeout",
             CloseReason::Shutdown => "server shutdown",
             CloseReason::Error { .. } => "error",
@@ -142,7 +260,7 @@ pub enum RequestOutcome {
 /// One event on the `/api/events` stream.
 ///
 /// ```json
-/// {"type": "connection_opened", "conn": 3, "at_us": 1520, "peer": "127.0.0.1:50412", "local_port": 8080}
+/// {"type": "connection_opened", "conn": 3, "at_us": 1520, "peer": "127.0.0.1:50412", "local_addr": "127.0.0.1:8080", "local_port": 8080}
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -150,18 +268,24 @@ pub enum ServerEvent {
     /// Sent first on every WebSocket: the connections open right now.
     ///
     /// ```json
-    /// {"type": "snapshot", "now_us": 90000, "connections": []}
+    /// {"type": "snapshot", "now_us": 90000, "config": {"keep_alive": true, "idle_timeout_ms": 5000, "max_requests": 100, "advertise_keep_alive": true, "hang_timeout_ms": null, "tcp_keepalive": null}, "listeners": ["127.0.0.1:8080", "127.0.0.1:8081"], "connections": []}
     /// ```
     Snapshot {
         /// Server clock when the snapshot was taken.
         now_us: Micros,
+        /// The keep-alive policy in force.
+        config: ServerPolicy,
+        /// Addresses the server listens on (`127.0.0.1:8080`, `[::1]:8081`...):
+        /// the origins a page can aim bursts at to compare pools.
+        #[serde(default)]
+        listeners: Vec<String>,
         /// Every open connection with its recent requests.
         connections: Vec<ConnectionSnapshot>,
     },
     /// The accept loop took a new TCP connection.
     ///
     /// ```json
-    /// {"type": "connection_opened", "conn": 3, "at_us": 1520, "peer": "127.0.0.1:50412", "local_port": 8080}
+    /// {"type": "connection_opened", "conn": 3, "at_us": 1520, "peer": "127.0.0.1:50412", "local_addr": "127.0.0.1:8080", "local_port": 8080}
     /// ```
     ConnectionOpened {
         /// The new connection.
@@ -171,8 +295,46 @@ pub enum ServerEvent {
         /// The client's address and port: browsers open each connection from a
         /// new ephemeral port, which is how Wireshark would tell them apart too.
         peer: String,
+        /// The listener address it arrived on (`127.0.0.1:8080`, `[::1]:8080`):
+        /// `localhost` and `127.0.0.1` are different browser pools.
+        local_addr: String,
         /// The server port it arrived on (each port is a separate browser pool).
         local_port: u16,
+    },
+    /// The connection's first request named a session: from now on only that
+    /// session's viewers see it.
+    ///
+    /// ```json
+    /// {"type": "connection_attributed", "conn": 3, "session": "s-4f9a2c", "at_us": 2100}
+    /// ```
+    ConnectionAttributed {
+        /// The connection.
+        conn: ConnId,
+        /// Its session.
+        session: SessionId,
+        /// When.
+        at_us: Micros,
+    },
+    /// A connection this viewer was shown (unattributed, same address) turned
+    /// out to belong to another session: forget it.
+    ///
+    /// ```json
+    /// {"type": "connection_hidden", "conn": 3}
+    /// ```
+    ConnectionHidden {
+        /// The connection.
+        conn: ConnId,
+    },
+    /// The keep-alive policy changed (from the page, or `PUT /api/config`).
+    ///
+    /// ```json
+    /// {"type": "config_changed", "config": {"keep_alive": false, "idle_timeout_ms": 5000, "max_requests": 100, "advertise_keep_alive": true, "hang_timeout_ms": null, "tcp_keepalive": null}, "at_us": 7000}
+    /// ```
+    ConfigChanged {
+        /// The policy now in force.
+        config: ServerPolicy,
+        /// When.
+        at_us: Micros,
     },
     /// The server finished reading a request's head.
     ///
@@ -240,13 +402,17 @@ pub enum ServerEvent {
     /// The TCP connection is gone.
     ///
     /// ```json
-    /// {"type": "connection_closed", "conn": 3, "reason": {"kind": "peer_closed"}, "bytes_in": 412, "bytes_out": 1380, "requests": 2, "at_us": 9000}
+    /// {"type": "connection_closed", "conn": 3, "reason": {"kind": "peer_closed"}, "bytes_in": 412, "bytes_out": 1380, "last_in_us": 8000, "last_out_us": 7000, "requests": 2, "at_us": 9000}
     /// ```
     ConnectionClosed {
         /// The closed connection.
         conn: ConnId,
         /// Why it closed.
         reason: CloseReason,
+        /// When the last byte arrived from the client, if any did.
+        last_in_us: Option<Micros>,
+        /// When the last byte was written to the client, if any was.
+        last_out_us: Option<Micros>,
         /// Bytes read from the socket over its life.
         bytes_in: u64,
         /// Bytes written to the socket over its life.
@@ -300,6 +466,7 @@ pub enum ServerEvent {
 /// {"type": "release"}
 /// {"type": "release", "request": 12}
 /// {"type": "ping", "client_time_ms": 1532.25}
+/// {"type": "set_config", "config": {"keep_alive": false}}
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
@@ -312,6 +479,16 @@ pub enum ClientMessage {
         /// Only requests whose `id` query parameter equals this tag.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         id: Option<String>,
+    },
+    /// Changes the server's keep-alive policy; the server answers every
+    /// viewer with [`ServerEvent::ConfigChanged`], or this one with an error.
+    ///
+    /// ```json
+    /// {"type": "set_config", "config": {"idle_timeout_ms": 2000}}
+    /// ```
+    SetConfig {
+        /// The settings to change; absent ones stay as they are.
+        config: PolicyPatch,
     },
     /// Clock sync: the server answers at once with [`ServerEvent::Pong`].
     Ping {
@@ -391,7 +568,7 @@ pub struct RequestSnapshot {
 /// One open connection as seen by the server right now.
 ///
 /// ```json
-/// {"conn": 3, "opened_us": 1520, "peer": "127.0.0.1:50412", "local_port": 8080, "upgraded": null, "bytes_in": 412, "bytes_out": 0, "requests_total": 1, "requests": []}
+/// {"conn": 3, "opened_us": 1520, "peer": "127.0.0.1:50412", "local_addr": "127.0.0.1:8080", "local_port": 8080, "session": "s-4f9a2c", "upgraded": null, "bytes_in": 412, "bytes_out": 0, "last_in_us": 2000, "last_out_us": null, "requests_total": 1, "requests": []}
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConnectionSnapshot {
@@ -401,19 +578,215 @@ pub struct ConnectionSnapshot {
     pub opened_us: Micros,
     /// Client address and port.
     pub peer: String,
+    /// Listener address it arrived on.
+    pub local_addr: String,
     /// Server port it arrived on.
     pub local_port: u16,
+    /// The session of its first request, if that named one.
+    pub session: Option<SessionId>,
     /// Set once it was upgraded to a WebSocket.
     pub upgraded: Option<UpgradeRole>,
     /// Bytes read so far.
     pub bytes_in: u64,
     /// Bytes written so far.
     pub bytes_out: u64,
+    /// When the last byte arrived, if any did.
+    pub last_in_us: Option<Micros>,
+    /// When the last byte was written, if any was.
+    pub last_out_us: Option<Micros>,
     /// Requests carried so far (may exceed `requests.len()`: only the most
     /// recent ones are kept, so a long-lived connection has bounded memory).
     pub requests_total: u32,
     /// The most recent requests, oldest first, in-flight ones always included.
     pub requests: Vec<RequestSnapshot>,
+}
+
+/// The server's keep-alive policy. Defaults mirror Apache httpd 2.4
+/// (`KeepAlive On`, `KeepAliveTimeout 5`, `MaxKeepAliveRequests 100`, which
+/// produce `Keep-Alive: timeout=5, max=100`), with no hang timeout (like
+/// Node.js since v13) and no TCP keep-alive (the Linux default).
+///
+/// ```json
+/// {"keep_alive": true, "idle_timeout_ms": 5000, "max_requests": 100, "advertise_keep_alive": true, "hang_timeout_ms": null, "tcp_keepalive": null}
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerPolicy {
+    /// Off: every response says `Connection: close`, so each request needs a
+    /// new connection. Applies to the next response on every connection.
+    pub keep_alive: bool,
+    /// How long a connection may wait for its next request (or a new one for
+    /// its first) before the server closes it. Applies to connections
+    /// accepted after the change.
+    pub idle_timeout_ms: u64,
+    /// Requests per connection; the last one gets `Connection: close`.
+    /// `null`: unlimited. Applies to the next response on every connection.
+    pub max_requests: Option<u32>,
+    /// Send `Keep-Alive: timeout=T, max=M` on kept-alive responses. Chromium
+    /// ignores it; the lab lets you show that.
+    pub advertise_keep_alive: bool,
+    /// A request without a response head after this long has its connection
+    /// closed by the server, unanswered (Node.js's old 2-minute socket
+    /// timeout). `null`: never. Applies to requests that start after the change.
+    pub hang_timeout_ms: Option<u64>,
+    /// TCP keep-alive probes on accepted sockets (`SO_KEEPALIVE`); `null`:
+    /// off. Applies to connections accepted after the change.
+    pub tcp_keepalive: Option<TcpKeepalive>,
+}
+
+/// TCP keep-alive timing (`TCP_KEEPIDLE`, `TCP_KEEPINTVL`).
+///
+/// ```json
+/// {"idle_s": 60, "interval_s": 10}
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TcpKeepalive {
+    /// Idle seconds before the first probe (Linux default 7200; under 350 keeps
+    /// an AWS NAT gateway mapping alive).
+    pub idle_s: u32,
+    /// Seconds between probes (Linux default 75).
+    pub interval_s: u32,
+}
+
+impl Default for ServerPolicy {
+    fn default() -> Self {
+        ServerPolicy {
+            keep_alive: true,
+            idle_timeout_ms: 5_000,
+            max_requests: Some(100),
+            advertise_keep_alive: true,
+            hang_timeout_ms: None,
+            tcp_keepalive: None,
+        }
+    }
+}
+
+/// Accepted ranges of the policy's settings.
+pub mod limits {
+    use std::ops::RangeInclusive;
+    /// `idle_timeout_ms`: 100 ms to 10 minutes.
+    pub const IDLE_TIMEOUT_MS: RangeInclusive<u64> = 100..=600_000;
+    /// `max_requests`: 1 to 100 000.
+    pub const MAX_REQUESTS: RangeInclusive<u32> = 1..=100_000;
+    /// `hang_timeout_ms`: 100 ms to 10 minutes.
+    pub const HANG_TIMEOUT_MS: RangeInclusive<u64> = 100..=600_000;
+    /// `tcp_keepalive.idle_s`: 1 s to 2 hours.
+    pub const TCP_IDLE_S: RangeInclusive<u32> = 1..=7_200;
+    /// `tcp_keepalive.interval_s`: 1 s to 10 minutes.
+    pub const TCP_INTERVAL_S: RangeInclusive<u32> = 1..=600;
+}
+
+/// A change to [`ServerPolicy`]: absent fields stay as they are; for the
+/// nullable ones, `null` turns the setting off.
+///
+/// ```json
+/// {"idle_timeout_ms": 2000, "max_requests": null}
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyPatch {
+    /// See [`ServerPolicy::keep_alive`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_alive: Option<bool>,
+    /// See [`ServerPolicy::idle_timeout_ms`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_timeout_ms: Option<u64>,
+    /// See [`ServerPolicy::max_requests`]; `Some(None)` is unlimited.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub max_requests: Option<Option<u32>>,
+    /// See [`ServerPolicy::advertise_keep_alive`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub advertise_keep_alive: Option<bool>,
+    /// See [`ServerPolicy::hang_timeout_ms`]; `Some(None)` is off.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub hang_timeout_ms: Option<Option<u64>>,
+    /// See [`ServerPolicy::tcp_keepalive`]; `Some(None)` is off.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub tcp_keepalive: Option<Option<TcpKeepalive>>,
+}
+
+/// A field that is present (even as `null`) becomes `Some(value)`.
+fn present<'de, T, D>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    T: Deserialize<'de>,
+    D: serde::Deserializer<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+impl ServerPolicy {
+    /// The policy with `patch` applied, or the first setting out of range.
+    pub fn patched(&self, patch: &PolicyPatch) -> Result<ServerPolicy, ErrorBody> {
+        fn check<T: PartialOrd + std::fmt::Display + Copy>(
+            name: &str,
+            value: T,
+            range: &std::ops::RangeInclusive<T>,
+            unit: &str,
+        ) -> Result<T, ErrorBody> {
+            if range.contains(&value) {
+                Ok(value)
+            } else {
+                Err(ErrorBody {
+                    error: format!("`{name}` = {value} is out of range"),
+                    hint: format!(
+                        "send {name} between {} and {} ({unit}), e.g. {{\"{name}\": {}}}",
+                        range.start(),
+                        range.end(),
+                        range.start()
+                    ),
+                })
+            }
+        }
+        let mut next = self.clone();
+        if let Some(on) = patch.keep_alive {
+            next.keep_alive = on;
+        }
+        if let Some(ms) = patch.idle_timeout_ms {
+            next.idle_timeout_ms = check("idle_timeout_ms", ms, &limits::IDLE_TIMEOUT_MS, "ms")?;
+        }
+        if let Some(max) = patch.max_requests {
+            next.max_requests = max
+                .map(|m| check("max_requests", m, &limits::MAX_REQUESTS, "requests"))
+                .transpose()?;
+        }
+        if let Some(on) = patch.advertise_keep_alive {
+            next.advertise_keep_alive = on;
+        }
+        if let Some(ms) = patch.hang_timeout_ms {
+            next.hang_timeout_ms = ms
+                .map(|m| check("hang_timeout_ms", m, &limits::HANG_TIMEOUT_MS, "ms"))
+                .transpose()?;
+        }
+        if let Some(tcp) = patch.tcp_keepalive {
+            next.tcp_keepalive = tcp
+                .map(|t| -> Result<TcpKeepalive, ErrorBody> {
+                    Ok(TcpKeepalive {
+                        idle_s: check("idle_s", t.idle_s, &limits::TCP_IDLE_S, "seconds")?,
+                        interval_s: check(
+                            "interval_s",
+                            t.interval_s,
+                            &limits::TCP_INTERVAL_S,
+                            "seconds",
+                        )?,
+                    })
+                })
+                .transpose()?;
+        }
+        Ok(next)
+    }
 }
 
 /// Response headers every answer from the lab carries.
@@ -446,13 +819,17 @@ mod tests {
     #[test]
     fn server_event_doc_examples_round_trip() {
         let examples = [
-            r#"{"type": "snapshot", "now_us": 90000, "connections": []}"#,
-            r#"{"type": "connection_opened", "conn": 3, "at_us": 1520, "peer": "127.0.0.1:50412", "local_port": 8080}"#,
+            r#"{"type": "snapshot", "now_us": 90000, "config": {"keep_alive": true, "idle_timeout_ms": 5000, "max_requests": 100, "advertise_keep_alive": true, "hang_timeout_ms": null, "tcp_keepalive": null}, "listeners": ["127.0.0.1:8080", "127.0.0.1:8081"], "connections": []}"#,
+            r#"{"type": "connection_opened", "conn": 3, "at_us": 1520, "peer": "127.0.0.1:50412", "local_addr": "127.0.0.1:8080", "local_port": 8080}"#,
+            r#"{"type": "connection_attributed", "conn": 3, "session": "s-4f9a2c", "at_us": 2100}"#,
+            r#"{"type": "connection_hidden", "conn": 3}"#,
+            r#"{"type": "config_changed", "config": {"keep_alive": false, "idle_timeout_ms": 5000, "max_requests": 100, "advertise_keep_alive": true, "hang_timeout_ms": null, "tcp_keepalive": null}, "at_us": 7000}"#,
             r#"{"type": "request_started", "conn": 3, "request": 12, "seq": 2, "method": "GET", "target": "/api/hang?id=b1-4", "at_us": 2100}"#,
             r#"{"type": "response_started", "conn": 3, "request": 12, "status": 200, "at_us": 5100}"#,
             r#"{"type": "request_finished", "conn": 3, "request": 12, "outcome": "completed", "at_us": 5200}"#,
             r#"{"type": "connection_upgraded", "conn": 2, "role": "monitor", "at_us": 900}"#,
-            r#"{"type": "connection_closed", "conn": 3, "reason": {"kind": "peer_closed"}, "bytes_in": 412, "bytes_out": 1380, "requests": 2, "at_us": 9000}"#,
+            r#"{"type": "connection_closed", "conn": 3, "reason": {"kind": "peer_closed"}, "bytes_in": 412, "bytes_out": 1380, "last_in_us": 8000, "last_out_us": 7000, "requests": 2, "at_us": 9000}"#,
+            r#"{"type": "connection_closed", "conn": 3, "reason": {"kind": "server_close", "mode": "mid_body"}, "bytes_in": 1, "bytes_out": 2, "last_in_us": null, "last_out_us": null, "requests": 1, "at_us": 9}"#,
             r#"{"type": "events_dropped", "count": 120}"#,
             r#"{"type": "pong", "client_time_ms": 1532.25, "server_us": 88000}"#,
             r#"{"type": "released", "count": 6}"#,
@@ -472,6 +849,8 @@ mod tests {
             },
             bytes_in: 1,
             bytes_out: 2,
+            last_in_us: None,
+            last_out_us: Some(4),
             requests: 0,
             at_us: 5,
         };
@@ -502,6 +881,75 @@ mod tests {
         );
         round_trip::<ClientMessage>(r#"{"type": "release", "id": "b1-4"}"#);
         round_trip::<ClientMessage>(r#"{"type": "ping", "client_time_ms": 1532.25}"#);
+        let set: ClientMessage =
+            round_trip(r#"{"type": "set_config", "config": {"idle_timeout_ms": 2000}}"#);
+        assert_eq!(
+            set,
+            ClientMessage::SetConfig {
+                config: PolicyPatch {
+                    idle_timeout_ms: Some(2000),
+                    ..PolicyPatch::default()
+                }
+            }
+        );
+    }
+
+    #[test]
+    fn policy_patches_distinguish_absent_from_null_and_check_ranges() {
+        let policy = ServerPolicy::default();
+        round_trip::<ServerPolicy>(&serde_json::to_string(&policy).unwrap());
+        let off: PolicyPatch = serde_json::from_str(r#"{"max_requests": null}"#).unwrap();
+        assert_eq!(off.max_requests, Some(None), "null means unlimited");
+        assert_eq!(policy.patched(&off).unwrap().max_requests, None);
+        let absent: PolicyPatch = serde_json::from_str("{}").unwrap();
+        assert_eq!(
+            policy.patched(&absent).unwrap(),
+            policy,
+            "absent changes nothing"
+        );
+        let tcp: PolicyPatch =
+            serde_json::from_str(r#"{"tcp_keepalive": {"idle_s": 60, "interval_s": 10}}"#).unwrap();
+        assert_eq!(
+            policy.patched(&tcp).unwrap().tcp_keepalive,
+            Some(TcpKeepalive {
+                idle_s: 60,
+                interval_s: 10
+            })
+        );
+        for bad in [
+            r#"{"idle_timeout_ms": 0}"#,
+            r#"{"idle_timeout_ms": 600001}"#,
+            r#"{"max_requests": 0}"#,
+            r#"{"hang_timeout_ms": 5}"#,
+            r#"{"tcp_keepalive": {"idle_s": 0, "interval_s": 10}}"#,
+            r#"{"tcp_keepalive": {"idle_s": 10, "interval_s": 601}}"#,
+        ] {
+            let patch: PolicyPatch = serde_json::from_str(bad).unwrap();
+            let err = policy.patched(&patch).unwrap_err();
+            assert!(
+                err.error.contains("out of range") && err.hint.contains("between"),
+                "{bad}"
+            );
+        }
+        for malformed in [
+            r#"{"idle": 5}"#,
+            r#"{"keep_alive": "yes"}"#,
+            r#"{"idle_timeout_ms": -1}"#,
+        ] {
+            assert!(
+                serde_json::from_str::<PolicyPatch>(malformed).is_err(),
+                "{malformed}"
+            );
+        }
+    }
+
+    #[test]
+    fn session_ids_are_validated() {
+        assert_eq!(SessionId::parse("s-4f_9A").unwrap().as_str(), "s-4f_9A");
+        for bad in ["", "a b", "ä", &"x".repeat(65), "a/b"] {
+            assert!(SessionId::parse(bad).is_err(), "{bad:?}");
+        }
+        assert!(serde_json::from_str::<SessionId>(r#""bad id""#).is_err());
     }
 
     #[test]
@@ -538,7 +986,7 @@ mod tests {
             r#"{"request": 12, "seq": 2, "method": "GET", "target": "/api/hang?id=b1-4", "started_us": 2100, "response_us": null, "finished_us": null, "status": null, "outcome": null}"#,
         );
         round_trip::<ConnectionSnapshot>(
-            r#"{"conn": 3, "opened_us": 1520, "peer": "127.0.0.1:50412", "local_port": 8080, "upgraded": null, "bytes_in": 412, "bytes_out": 0, "requests_total": 1, "requests": []}"#,
+            r#"{"conn": 3, "opened_us": 1520, "peer": "127.0.0.1:50412", "local_addr": "127.0.0.1:8080", "local_port": 8080, "session": "s-4f9a2c", "upgraded": null, "bytes_in": 412, "bytes_out": 0, "last_in_us": 2000, "last_out_us": null, "requests_total": 1, "requests": []}"#,
         );
     }
 }

@@ -11,18 +11,23 @@
 use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{HeaderValue, Method, Response, StatusCode, Uri};
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
-use protocol::{CloseReason, ConnId, RequestId, RequestOutcome, ServerEvent, UpgradeRole, headers};
+use protocol::{
+    CloseReason, ConnId, RequestId, RequestOutcome, ServerEvent, ServerPolicy, SessionId,
+    UpgradeRole, headers,
+};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
 use crate::Lab;
+use crate::sessions::SessionPermit;
 use crate::tracker::Counters;
 
 /// Headers a page on another origin must be allowed to read (with CORS).
@@ -33,6 +38,8 @@ const EXPOSED_HEADERS: &str = "x-conn-id, x-request-seq, x-request-id";
 pub struct Conn {
     /// Its id, also sent as `X-Conn-Id`.
     id: ConnId,
+    /// The client's address.
+    peer: std::net::SocketAddr,
     /// Where events go.
     lab: Lab,
     /// Bytes each way, shared with the tracker's table.
@@ -46,7 +53,15 @@ pub struct Conn {
     /// The peer's FIN was read (a zero-byte read).
     saw_eof: AtomicBool,
     /// The connection became a WebSocket; hyper's future no longer owns it.
+    /// Set when the 101 response is produced, before hyper's future ends, so
+    /// that its `Ok(())` is not mistaken for the peer closing.
     upgraded: AtomicBool,
+    /// The session of its first request that named one.
+    session: OnceLock<SessionId>,
+    /// The idle timeout it was accepted with (for `Keep-Alive: timeout=`).
+    idle_timeout_ms: u64,
+    /// Close abortively (`SO_LINGER` 0, so the peer gets a RST).
+    reset_on_close: AtomicBool,
     /// The first cause of the close that anybody recorded. Later ones are
     /// consequences of the first (a shutdown causes errors, for instance).
     reason: Mutex<Option<CloseReason>>,
@@ -54,20 +69,45 @@ pub struct Conn {
 
 impl Conn {
     /// Registers a freshly accepted connection and announces it.
-    pub fn open(lab: &Lab, peer: String, local_port: u16) -> Arc<Conn> {
+    /// `idle_timeout_ms` is the idle timeout its hyper connection was built with.
+    pub fn open(
+        lab: &Lab,
+        peer: std::net::SocketAddr,
+        local: std::net::SocketAddr,
+        idle_timeout_ms: u64,
+    ) -> Arc<Conn> {
         let counters = Arc::new(Counters::default());
         let id = lab.tracker().next_conn_id();
-        lab.tracker().open(id, peer, local_port, counters.clone());
+        lab.tracker().open(id, peer, local, counters.clone());
         Arc::new(Conn {
             id,
+            peer,
             lab: lab.clone(),
             counters,
             requests: AtomicU32::new(0),
             bytes_in_mark: AtomicU64::new(0),
             saw_eof: AtomicBool::new(false),
             upgraded: AtomicBool::new(false),
+            session: OnceLock::new(),
+            idle_timeout_ms,
+            reset_on_close: AtomicBool::new(false),
             reason: Mutex::new(None),
         })
+    }
+
+    /// The client's address.
+    pub fn peer(&self) -> std::net::SocketAddr {
+        self.peer
+    }
+
+    /// The session this connection belongs to, once a request named one.
+    pub fn session(&self) -> Option<&SessionId> {
+        self.session.get()
+    }
+
+    /// Makes the close abortive: the peer will get a TCP reset.
+    pub fn reset_on_close(&self) {
+        self.reset_on_close.store(true, Ordering::Relaxed);
     }
 
     /// Its id.
@@ -86,9 +126,27 @@ impl Conn {
         self.bytes_in_mark.store(now, Ordering::Relaxed);
     }
 
-    /// A request head has been read: numbers it and announces it.
-    pub fn begin_request(self: &Arc<Self>, method: &Method, uri: &Uri) -> RequestGuard {
+    /// A request head has been read: attributes the connection to the
+    /// request's session (the first one named wins), numbers the request and
+    /// announces it.
+    pub fn begin_request(
+        self: &Arc<Self>,
+        method: &Method,
+        uri: &Uri,
+        session: Option<SessionId>,
+    ) -> RequestGuard {
         self.mark_bytes_in();
+        if let Some(session) = session {
+            if self.session.set(session.clone()).is_ok() {
+                self.lab
+                    .tracker()
+                    .record(ServerEvent::ConnectionAttributed {
+                        conn: self.id,
+                        session,
+                        at_us: self.lab.tracker().clock().now_us(),
+                    });
+            }
+        }
         let seq = self.requests.fetch_add(1, Ordering::Relaxed) + 1;
         let request = self.lab.tracker().next_request_id();
         let target = uri
@@ -110,6 +168,7 @@ impl Conn {
             },
             upgraded: false,
             done: false,
+            permit: None,
         }
     }
 
@@ -178,6 +237,44 @@ impl Conn {
             .tracker()
             .close(self.id, reason, self.requests.load(Ordering::Relaxed));
     }
+
+    /// Decides whether the response to the `seq`-th request keeps the
+    /// connection open, per `policy`, and says so in its headers.
+    fn apply_keep_alive(
+        &self,
+        seq: u32,
+        headers: &mut axum::http::HeaderMap,
+        policy: &ServerPolicy,
+    ) {
+        use axum::http::header::CONNECTION;
+        let closing_already = headers
+            .get(CONNECTION)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.eq_ignore_ascii_case("close"));
+        if closing_already {
+            return; // the handler decided (and recorded why)
+        }
+        let close = if !policy.keep_alive {
+            Some(CloseReason::KeepAliveOff)
+        } else if policy.max_requests.is_some_and(|max| seq >= max) {
+            Some(CloseReason::MaxRequests)
+        } else {
+            None
+        };
+        if let Some(reason) = close {
+            self.set_reason(reason);
+            headers.insert(CONNECTION, HeaderValue::from_static("close"));
+        } else if policy.advertise_keep_alive {
+            let timeout_s = self.idle_timeout_ms.div_ceil(1000);
+            let value = match policy.max_requests {
+                Some(max) => format!("timeout={timeout_s}, max={}", max - seq),
+                None => format!("timeout={timeout_s}"),
+            };
+            if let Ok(value) = HeaderValue::from_str(&value) {
+                headers.insert("keep-alive", value);
+            }
+        }
+    }
 }
 
 /// Which connection and request a handler is serving, put into the request's
@@ -203,12 +300,19 @@ pub struct RequestGuard {
     upgraded: bool,
     /// Already reported.
     done: bool,
+    /// Counts the request against its session's cap until it ends.
+    permit: Option<SessionPermit>,
 }
 
 impl RequestGuard {
     /// The request's identity, to hand to handlers.
     pub fn ctx(&self) -> &RequestCtx {
         &self.ctx
+    }
+
+    /// Holds `permit` until the request ends.
+    pub fn hold(&mut self, permit: SessionPermit) {
+        self.permit = Some(permit);
     }
 
     fn finish(&mut self, completed: bool) {
@@ -222,6 +326,7 @@ impl RequestGuard {
         };
         let conn = &self.ctx.conn;
         conn.mark_bytes_in();
+        self.permit = None;
         conn.lab.tracker().record(ServerEvent::RequestFinished {
             conn: conn.id,
             request: self.ctx.request,
@@ -230,10 +335,22 @@ impl RequestGuard {
         });
     }
 
-    /// Stamps the lab's headers on a response, announces its head and wraps
-    /// its body so its end is reported.
-    pub fn respond(mut self, response: Response<Body>) -> Response<TrackedBody> {
+    /// Stamps the lab's headers on a response, applies the keep-alive
+    /// `policy`, announces the head and wraps the body so its end is reported.
+    pub fn respond(
+        mut self,
+        response: Response<Body>,
+        policy: &ServerPolicy,
+    ) -> Response<TrackedBody> {
         let (mut parts, body) = response.into_parts();
+        self.upgraded = parts.status == StatusCode::SWITCHING_PROTOCOLS;
+        if self.upgraded {
+            self.ctx.conn.upgraded.store(true, Ordering::Relaxed);
+        } else {
+            self.ctx
+                .conn
+                .apply_keep_alive(self.ctx.seq, &mut parts.headers, policy);
+        }
         let h = &mut parts.headers;
         h.insert(headers::CONN_ID, HeaderValue::from(self.ctx.conn.id.0));
         h.insert(headers::REQUEST_SEQ, HeaderValue::from(self.ctx.seq));
@@ -243,7 +360,6 @@ impl RequestGuard {
             HeaderValue::from_static(EXPOSED_HEADERS),
         );
         h.insert("timing-allow-origin", HeaderValue::from_static("*"));
-        self.upgraded = parts.status == StatusCode::SWITCHING_PROTOCOLS;
         let conn = &self.ctx.conn;
         conn.lab.tracker().record(ServerEvent::ResponseStarted {
             conn: conn.id,
@@ -351,6 +467,10 @@ impl TrackedStream {
 
 impl Drop for TrackedStream {
     fn drop(&mut self) {
+        if self.conn.reset_on_close.load(Ordering::Relaxed) {
+            // Linger 0: closing now sends a RST instead of a FIN.
+            let _ = socket2::SockRef::from(&self.inner).set_linger(Some(Duration::ZERO));
+        }
         self.conn.closed();
     }
 }
@@ -370,7 +490,8 @@ impl AsyncRead for TrackedStream {
                 if n == 0 {
                     this.conn.saw_eof.store(true, Ordering::Relaxed);
                 } else {
-                    this.conn.counters.bytes_in.fetch_add(n, Ordering::Relaxed);
+                    let now = this.conn.lab.tracker().clock().now_us();
+                    this.conn.counters.record_in(n, now);
                 }
             }
             Poll::Ready(Err(e)) => this.conn.note_io_error(e),
@@ -384,10 +505,8 @@ impl TrackedStream {
     fn count_write(&self, poll: &Poll<io::Result<usize>>) {
         match poll {
             Poll::Ready(Ok(n)) => {
-                self.conn
-                    .counters
-                    .bytes_out
-                    .fetch_add(*n as u64, Ordering::Relaxed);
+                let now = self.conn.lab.tracker().clock().now_us();
+                self.conn.counters.record_out(*n as u64, now);
             }
             Poll::Ready(Err(e)) => self.conn.note_io_error(e),
             Poll::Pending => {}

@@ -39,9 +39,19 @@ impl ApiError {
         ApiError::new(
             StatusCode::NOT_FOUND,
             format!("no endpoint at `{path}`"),
-            "endpoints: GET /api/hang?id=…, GET /api/slow?ms=…, POST /api/release, \
-             GET /api/connections, GET /api/events (WebSocket); see docs/api.md",
+            "endpoints: /api/fast, /api/slow, /api/hang, /api/drip, /api/close, /api/sse, \
+             POST /api/release, GET /api/connections, GET|PUT /api/config, \
+             /api/events (WebSocket); see docs/api.md",
         )
+    }
+
+    /// Any status, for rejections from axum's extractors (413, 400...).
+    pub fn with_status(
+        status: StatusCode,
+        error: impl Into<String>,
+        hint: impl Into<String>,
+    ) -> ApiError {
+        ApiError::new(status, error, hint)
     }
 
     /// 405: the endpoint exists but not for this method.

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use protocol::{ReleaseRequest, RequestId};
+use protocol::{ReleaseRequest, RequestId, SessionId};
 use tokio::sync::oneshot;
 
 use crate::error::ApiError;
@@ -18,6 +18,9 @@ use crate::error::ApiError;
 struct Held {
     /// The page's tag (`id=` query parameter), for release by tag.
     tag: Option<String>,
+    /// The session that holds it: only that session (or an unscoped caller
+    /// such as curl) may release it.
+    session: Option<SessionId>,
     /// Fired to let the request answer.
     release: oneshot::Sender<()>,
 }
@@ -27,6 +30,8 @@ struct Held {
 pub struct Hangs {
     /// At most this many held at once.
     cap: usize,
+    /// At most this many held at once by one session.
+    per_session_cap: usize,
     /// Held requests by server request id.
     held: Arc<Mutex<HashMap<RequestId, Held>>>,
 }
@@ -62,16 +67,23 @@ fn lock(held: &Mutex<HashMap<RequestId, Held>>) -> MutexGuard<'_, HashMap<Reques
 }
 
 impl Hangs {
-    /// An empty table that holds at most `cap` requests.
-    pub fn new(cap: usize) -> Hangs {
+    /// An empty table that holds at most `cap` requests, `per_session_cap`
+    /// of them for any one session.
+    pub fn new(cap: usize, per_session_cap: usize) -> Hangs {
         Hangs {
             cap,
+            per_session_cap,
             held: Arc::default(),
         }
     }
 
-    /// Holds `request` until released; refuses past the cap.
-    pub fn hold(&self, request: RequestId, tag: Option<String>) -> Result<HangTicket, ApiError> {
+    /// Holds `request` until released; refuses past either cap.
+    pub fn hold(
+        &self,
+        request: RequestId,
+        tag: Option<String>,
+        session: Option<SessionId>,
+    ) -> Result<HangTicket, ApiError> {
         let mut held = lock(&self.held);
         if held.len() >= self.cap {
             return Err(ApiError::over_capacity(
@@ -82,8 +94,29 @@ impl Hangs {
                 "release some (POST /api/release) or wait for their hang cap",
             ));
         }
+        if let Some(session) = &session {
+            let mine = held
+                .values()
+                .filter(|h| h.session.as_ref() == Some(session))
+                .count();
+            if mine >= self.per_session_cap {
+                return Err(ApiError::over_capacity(
+                    format!(
+                        "session `{session}` already holds {mine} hanging requests, the cap per session"
+                    ),
+                    "release some first; a burst needs no more than a few dozen",
+                ));
+            }
+        }
         let (tx, rx) = oneshot::channel();
-        held.insert(request, Held { tag, release: tx });
+        held.insert(
+            request,
+            Held {
+                tag,
+                session,
+                release: tx,
+            },
+        );
         Ok(HangTicket {
             request,
             held: self.held.clone(),
@@ -92,13 +125,15 @@ impl Hangs {
     }
 
     /// Releases the held requests `filter` selects (all of them when it is
-    /// empty) and says how many.
-    pub fn release(&self, filter: &ReleaseRequest) -> usize {
+    /// empty) among those of `scope` (every session's when `None`), and says
+    /// how many.
+    pub fn release(&self, filter: &ReleaseRequest, scope: Option<&SessionId>) -> usize {
         let mut held = lock(&self.held);
         let chosen: Vec<RequestId> = held
             .iter()
             .filter(|(id, h)| {
-                filter.request.is_none_or(|r| r == **id)
+                scope.is_none_or(|s| h.session.as_ref() == Some(s))
+                    && filter.request.is_none_or(|r| r == **id)
                     && filter.id.as_ref().is_none_or(|t| h.tag.as_ref() == Some(t))
             })
             .map(|(id, _)| *id)
@@ -128,33 +163,62 @@ mod tests {
 
     #[tokio::test]
     async fn release_by_id_by_tag_and_all() {
-        let hangs = Hangs::new(10);
-        let mut a = hangs.hold(RequestId(1), Some("a".into())).unwrap();
-        let mut b = hangs.hold(RequestId(2), Some("b".into())).unwrap();
-        let _c = hangs.hold(RequestId(3), None).unwrap();
+        let hangs = Hangs::new(10, 10);
+        let mut a = hangs.hold(RequestId(1), Some("a".into()), None).unwrap();
+        let mut b = hangs.hold(RequestId(2), Some("b".into()), None).unwrap();
+        let _c = hangs.hold(RequestId(3), None, None).unwrap();
         let by_id = ReleaseRequest {
             request: Some(RequestId(1)),
             id: None,
         };
-        assert_eq!(hangs.release(&by_id), 1);
+        assert_eq!(hangs.release(&by_id, None), 1);
         a.released().await;
         let by_tag = ReleaseRequest {
             request: None,
             id: Some("b".into()),
         };
-        assert_eq!(hangs.release(&by_tag), 1);
+        assert_eq!(hangs.release(&by_tag, None), 1);
         b.released().await;
-        assert_eq!(hangs.release(&ReleaseRequest::default()), 1);
+        assert_eq!(hangs.release(&ReleaseRequest::default(), None), 1);
         assert!(hangs.is_empty());
     }
 
     #[test]
     fn cap_refuses_and_dropping_a_ticket_frees_its_place() {
-        let hangs = Hangs::new(1);
-        let first = hangs.hold(RequestId(1), None).unwrap();
-        let err = hangs.hold(RequestId(2), None).unwrap_err();
+        let hangs = Hangs::new(1, 1);
+        let first = hangs.hold(RequestId(1), None, None).unwrap();
+        let err = hangs.hold(RequestId(2), None, None).unwrap_err();
         assert_eq!(err.status.as_u16(), 503);
         drop(first);
-        assert!(hangs.hold(RequestId(2), None).is_ok());
+        assert!(hangs.hold(RequestId(2), None, None).is_ok());
+    }
+
+    #[test]
+    fn sessions_release_only_their_own_and_have_their_own_cap() {
+        let hangs = Hangs::new(10, 2);
+        let a = SessionId::parse("a").unwrap();
+        let b = SessionId::parse("b").unwrap();
+        let _a1 = hangs.hold(RequestId(1), None, Some(a.clone())).unwrap();
+        let _a2 = hangs.hold(RequestId(2), None, Some(a.clone())).unwrap();
+        let refused = hangs.hold(RequestId(3), None, Some(a.clone())).unwrap_err();
+        assert!(refused.body.error.contains("per session"));
+        let _b1 = hangs.hold(RequestId(4), None, Some(b.clone())).unwrap();
+        let all = ReleaseRequest::default();
+        assert_eq!(hangs.release(&all, Some(&b)), 1, "b releases only its own");
+        let a_by_id = ReleaseRequest {
+            request: Some(RequestId(1)),
+            id: None,
+        };
+        assert_eq!(
+            hangs.release(&a_by_id, Some(&b)),
+            0,
+            "b cannot release a's request"
+        );
+        assert_eq!(hangs.len(), 2);
+        assert_eq!(
+            hangs.release(&all, None),
+            2,
+            "an unscoped release takes all"
+        );
     }
 }

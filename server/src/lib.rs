@@ -16,7 +16,9 @@
 //! - [`tracker`]: the table of open connections plus the event broadcast; the
 //!   one place where events are recorded, so snapshot and stream never disagree.
 //! - [`routes`]: the HTTP API (`fn app() -> Router`), usable without a socket
-//!   through `tower::ServiceExt::oneshot`.
+//!   through `tower::ServiceExt::oneshot`; [`endpoints`] holds the lesson
+//!   endpoints (fast, slow, hang, drip, close, sse).
+//! - [`sessions`]: per-page-load accounting (requests in flight per session).
 //! - [`hangs`]: requests held open until released (or until the hang cap).
 //! - [`events`]: the `/api/events` WebSocket: snapshot, live events, control
 //!   messages.
@@ -24,35 +26,46 @@
 //! - `main.rs`: a thin binary: flags, bind, serve until Ctrl-C.
 
 pub mod conn;
+pub mod endpoints;
 pub mod error;
 pub mod events;
 pub mod hangs;
 pub mod listener;
 pub mod params;
 pub mod routes;
+pub mod sessions;
 pub mod tracker;
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use protocol::Micros;
+use protocol::{Micros, PolicyPatch, ServerEvent, ServerPolicy};
 use tokio::sync::watch;
+
+use crate::error::ApiError;
 
 /// Settings fixed when the server starts.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// How long a kept-alive connection may wait for its next request (and a
-    /// new connection for its first) before the server closes it. Applied as
-    /// hyper's `header_read_timeout`, which since hyper 1.6 also runs between
-    /// requests. The default, 75 s, is nginx's `keepalive_timeout`.
-    pub idle_timeout: Duration,
+    /// The keep-alive policy the server starts with; it can be changed live
+    /// (`PUT /api/config`, `set_config` on the WebSocket). Defaults mirror
+    /// Apache httpd 2.4, see [`ServerPolicy`].
+    pub policy: ServerPolicy,
     /// The longest `/api/hang` holds a request when nobody releases it. A hung
     /// request pins one of the browser's six slots, so it must end by itself.
     pub hang_cap: Duration,
     /// Hanging requests held at once, server-wide. Each holds a socket and a
     /// task; past this `/api/hang` answers 503 instead of growing without bound.
     pub max_hangs: usize,
+    /// Hanging requests one session may hold: one participant cannot take
+    /// the whole server's allowance in a workshop.
+    pub max_hangs_per_session: usize,
+    /// Requests one session may have in flight at once (any endpoint).
+    pub max_in_flight_per_session: usize,
+    /// Largest request head hyper buffers (hyper's `max_buf_size`); a larger
+    /// head is answered with 431 and the connection closed.
+    pub max_header_bytes: usize,
     /// Events buffered for each WebSocket viewer. A viewer that falls further
     /// behind is told how many it missed instead of growing server memory.
     pub event_buffer: usize,
@@ -61,17 +74,24 @@ pub struct Config {
     pub requests_kept_per_connection: usize,
     /// Where the built frontend (`index.html`, `app.js`, `app_bg.wasm`) lives.
     pub dist_dir: PathBuf,
+    /// The addresses the server listens on, as told to pages (in the
+    /// snapshot) so they can aim bursts at another origin.
+    pub listeners: Vec<std::net::SocketAddr>,
 }
 
 impl Default for Config {
     fn default() -> Self {
         Config {
-            idle_timeout: Duration::from_secs(75),
+            policy: ServerPolicy::default(),
             hang_cap: Duration::from_secs(120),
             max_hangs: 1024,
+            max_hangs_per_session: 64,
+            max_in_flight_per_session: 256,
+            max_header_bytes: 16 * 1024,
             event_buffer: 4096,
             requests_kept_per_connection: 32,
             dist_dir: PathBuf::from("dist"),
+            listeners: Vec::new(),
         }
     }
 }
@@ -92,6 +112,11 @@ struct LabInner {
     tracker: tracker::Tracker,
     /// Requests currently held by `/api/hang`.
     hangs: hangs::Hangs,
+    /// Requests in flight per session.
+    sessions: sessions::Sessions,
+    /// The keep-alive policy in force. Read once per request and once per
+    /// accepted connection; written only by [`Lab::set_policy`].
+    policy: RwLock<ServerPolicy>,
     /// Flipped to `true` once; everything long-running watches it.
     shutdown: watch::Sender<bool>,
 }
@@ -103,7 +128,9 @@ impl Lab {
         Lab {
             inner: Arc::new(LabInner {
                 tracker: tracker::Tracker::new(clock, &config),
-                hangs: hangs::Hangs::new(config.max_hangs),
+                hangs: hangs::Hangs::new(config.max_hangs, config.max_hangs_per_session),
+                sessions: sessions::Sessions::new(config.max_in_flight_per_session),
+                policy: RwLock::new(config.policy.clone()),
                 shutdown: watch::Sender::new(false),
                 config,
             }),
@@ -123,6 +150,61 @@ impl Lab {
     /// The requests held by `/api/hang`.
     pub fn hangs(&self) -> &hangs::Hangs {
         &self.inner.hangs
+    }
+
+    /// Requests in flight per session.
+    pub fn sessions(&self) -> &sessions::Sessions {
+        &self.inner.sessions
+    }
+
+    /// The keep-alive policy in force now.
+    pub fn policy(&self) -> ServerPolicy {
+        self.inner
+            .policy
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Applies `patch` to the policy and tells every viewer, or explains
+    /// which setting is out of range (nothing changes then).
+    pub fn set_policy(&self, patch: &PolicyPatch) -> Result<ServerPolicy, ApiError> {
+        let mut policy = self.inner.policy.write().unwrap_or_else(|p| p.into_inner());
+        let next = policy
+            .patched(patch)
+            .map_err(|body| ApiError::bad_request(body.error, body.hint))?;
+        *policy = next.clone();
+        // Announced while the lock is held, so no subscriber can take a
+        // snapshot with the old policy and then miss this event.
+        self.tracker().record(ServerEvent::ConfigChanged {
+            config: next.clone(),
+            at_us: self.tracker().clock().now_us(),
+        });
+        Ok(next)
+    }
+
+    /// The snapshot event: the policy and every open connection.
+    pub fn snapshot(&self) -> ServerEvent {
+        self.subscribe().0
+    }
+
+    /// A snapshot plus a receiver of every event after it, consistent with
+    /// each other (same lock order as [`Lab::set_policy`]: policy, table).
+    pub fn subscribe(&self) -> (ServerEvent, tokio::sync::broadcast::Receiver<ServerEvent>) {
+        let policy = self.inner.policy.read().unwrap_or_else(|p| p.into_inner());
+        let (now_us, connections, events) = self.tracker().subscribe();
+        let snapshot = ServerEvent::Snapshot {
+            now_us,
+            config: policy.clone(),
+            listeners: self
+                .config()
+                .listeners
+                .iter()
+                .map(|a| a.to_string())
+                .collect(),
+            connections,
+        };
+        (snapshot, events)
     }
 
     /// Asks everything to wind down: the accept loop stops, connections close

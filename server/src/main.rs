@@ -1,8 +1,11 @@
-//! `keepalive-lab`: serve the lab on one port until Ctrl-C.
+//! `keepalive-lab`: serve the lab until Ctrl-C.
 //!
+//! Listens on two ports (two origins, so two browser connection pools), each
+//! on IPv4 loopback and, where available, IPv6 loopback too: Chromium sends
+//! `localhost` over `::1`, which makes `localhost` a third pool to compare.
 //! Usually started by `cargo xtask run`, which builds the frontend first.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -10,16 +13,18 @@ use keepalive_lab_server::{Config, Lab, listener};
 use tokio::net::TcpListener;
 
 const USAGE: &str = "\
-usage: keepalive-lab [--port N] [--bind ADDR] [--dist DIR]
+usage: keepalive-lab [--port N] [--second-port N] [--bind ADDR] [--dist DIR]
 
-  --port N     TCP port to listen on (default 8080; 0 picks a free one)
-  --bind ADDR  address to listen on (default 127.0.0.1)
-  --dist DIR   the built frontend (default ./dist, made by `cargo xtask build`)";
+  --port N         main port (default 8080; 0 picks a free one)
+  --second-port N  a second origin for the pool lessons (default: port + 1)
+  --bind ADDR      address to listen on (default 127.0.0.1, plus ::1 when it is loopback)
+  --dist DIR       the built frontend (default ./dist, made by `cargo xtask build`)";
 
 /// Command-line options.
 #[derive(Debug)]
 struct Options {
     port: u16,
+    second_port: Option<u16>,
     bind: IpAddr,
     dist: PathBuf,
 }
@@ -27,8 +32,13 @@ struct Options {
 fn parse(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
     let mut options = Options {
         port: 8080,
+        second_port: None,
         bind: IpAddr::from([127, 0, 0, 1]),
         dist: PathBuf::from("dist"),
+    };
+    let port = |flag: &str, v: String| {
+        v.parse::<u16>()
+            .map_err(|_| format!("{flag} takes 0 to 65535, got `{v}`"))
     };
     while let Some(flag) = args.next() {
         let mut value = |what: &str| {
@@ -36,11 +46,9 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
                 .ok_or_else(|| format!("{flag} needs {what}\n\n{USAGE}"))
         };
         match flag.as_str() {
-            "--port" => {
-                let v = value("a port number")?;
-                options.port = v
-                    .parse()
-                    .map_err(|_| format!("--port takes 0 to 65535, got `{v}`"))?;
+            "--port" => options.port = port("--port", value("a port number")?)?,
+            "--second-port" => {
+                options.second_port = Some(port("--second-port", value("a port number")?)?)
             }
             "--bind" => {
                 let v = value("an IP address")?;
@@ -54,6 +62,67 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
         }
     }
     Ok(options)
+}
+
+/// Binds `port` on `bind`, and on `::1` too when `bind` is IPv4 loopback.
+/// Returns the listeners and the port actually bound (for `--port 0`).
+async fn bind_origin(bind: IpAddr, port: u16) -> Result<(Vec<TcpListener>, u16), String> {
+    let main = TcpListener::bind((bind, port)).await.map_err(|e| {
+        format!(
+            "cannot listen on {}: {e}\nIs another lab running? Try another --port.",
+            SocketAddr::new(bind, port)
+        )
+    })?;
+    let port = main.local_addr().map_err(|e| e.to_string())?.port();
+    let mut listeners = vec![main];
+    if bind == IpAddr::from([127, 0, 0, 1]) {
+        match TcpListener::bind((Ipv6Addr::LOCALHOST, port)).await {
+            Ok(v6) => listeners.push(v6),
+            Err(e) => eprintln!(
+                "note: no IPv6 loopback on port {port} ({e}); `localhost` may still work over IPv4"
+            ),
+        }
+    }
+    Ok((listeners, port))
+}
+
+async fn start(
+    options: Options,
+) -> Result<(Lab, tokio::task::JoinHandle<std::io::Result<()>>), String> {
+    let (mut listeners, port) = bind_origin(options.bind, options.port).await?;
+    let second = match options.second_port {
+        Some(p) => p,
+        None if options.port == 0 => 0,
+        None => port
+            .checked_add(1)
+            .ok_or("--port 65535 leaves no room for the second port; give --second-port")?,
+    };
+    if second == port {
+        return Err(format!("--second-port must differ from --port ({port})"));
+    }
+    let (more, second) = bind_origin(options.bind, second).await?;
+    listeners.extend(more);
+    let addresses: Vec<SocketAddr> = listeners
+        .iter()
+        .filter_map(|l| l.local_addr().ok())
+        .collect();
+    let lab = Lab::new(Config {
+        dist_dir: options.dist,
+        listeners: addresses.clone(),
+        ..Config::default()
+    });
+    let host = if options.bind.is_loopback() {
+        "127.0.0.1".to_owned()
+    } else {
+        options.bind.to_string()
+    };
+    println!("keepalive-lab is running: open http://{host}:{port}/   (Ctrl-C stops it)");
+    println!("  second origin for the pool lessons: http://{host}:{second}/");
+    if addresses.iter().any(|a| a.is_ipv6()) {
+        println!("  http://localhost:{port}/ is yet another pool (Chromium sends it over ::1)");
+    }
+    let server = tokio::spawn(listener::serve_all(listeners, lab.clone()));
+    Ok((lab, server))
 }
 
 #[tokio::main]
@@ -78,29 +147,13 @@ async fn main() -> ExitCode {
             options.dist.display()
         );
     }
-    let listener = match TcpListener::bind((options.bind, options.port)).await {
-        Ok(listener) => listener,
-        Err(e) => {
-            eprintln!(
-                "cannot listen on {}:{}: {e}\nIs another lab running? Try another --port.",
-                options.bind, options.port
-            );
+    let (lab, server) = match start(options).await {
+        Ok(started) => started,
+        Err(message) => {
+            eprintln!("{message}");
             return ExitCode::FAILURE;
         }
     };
-    let address = match listener.local_addr() {
-        Ok(address) => address,
-        Err(e) => {
-            eprintln!("cannot read the listening address: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let lab = Lab::new(Config {
-        dist_dir: options.dist,
-        ..Config::default()
-    });
-    println!("keepalive-lab is running: open http://{address}/   (Ctrl-C stops it)");
-    let server = tokio::spawn(listener::serve(listener, lab.clone()));
     let _ = tokio::signal::ctrl_c().await;
     println!("shutting down: closing every connection");
     lab.begin_shutdown();

@@ -9,7 +9,12 @@
 use std::collections::BTreeMap;
 use std::ops::RangeInclusive;
 
+use protocol::SessionId;
+
 use crate::error::ApiError;
+
+/// Parameters every endpoint takes: the page's tag and its session.
+pub const COMMON: [&str; 2] = ["id", "session"];
 
 /// Longest accepted value of the `id` tag, so a client cannot make the server
 /// store (and echo in every event) arbitrarily large strings.
@@ -27,7 +32,8 @@ pub struct Params {
 }
 
 impl Params {
-    /// Parses `raw` and rejects parameters not in `allowed` or given twice.
+    /// Parses `raw` and rejects parameters not in `allowed` (plus [`COMMON`])
+    /// or given twice.
     pub fn parse(
         endpoint: &'static str,
         raw: Option<&str>,
@@ -36,12 +42,13 @@ impl Params {
     ) -> Result<Params, ApiError> {
         let mut values = BTreeMap::new();
         for (name, value) in form_urlencoded::parse(raw.unwrap_or("").as_bytes()) {
-            if !allowed.contains(&name.as_ref()) {
+            if !allowed.contains(&name.as_ref()) && !COMMON.contains(&name.as_ref()) {
+                let accepted: Vec<&str> = allowed.iter().chain(&COMMON).copied().collect();
                 return Err(ApiError::bad_request(
                     format!("`{endpoint}` does not take a `{name}` parameter"),
                     format!(
                         "accepted parameters: {}; e.g. {example}",
-                        allowed.join(", ")
+                        accepted.join(", ")
                     ),
                 ));
             }
@@ -98,6 +105,44 @@ impl Params {
         Ok(value)
     }
 
+    /// One of `choices`, or `default` when absent.
+    pub fn one_of<T: Copy>(
+        &self,
+        name: &str,
+        choices: &[(&str, T)],
+        default: T,
+    ) -> Result<T, ApiError> {
+        let Some(text) = self.values.get(name) else {
+            return Ok(default);
+        };
+        choices
+            .iter()
+            .find(|(word, _)| word == text)
+            .map(|(_, value)| *value)
+            .ok_or_else(|| {
+                let words: Vec<&str> = choices.iter().map(|(w, _)| *w).collect();
+                ApiError::bad_request(
+                    format!("`{name}` = `{text}` is not one of the accepted values"),
+                    format!("send {name}={}; e.g. {}", words.join(" or "), self.example),
+                )
+            })
+    }
+
+    /// The optional session (`session=`), validated.
+    pub fn session(&self) -> Result<Option<SessionId>, ApiError> {
+        self.values
+            .get("session")
+            .map(|text| {
+                SessionId::parse(text).map_err(|error| {
+                    ApiError::bad_request(
+                        error,
+                        "the page makes one per load; send session=s-123abc or leave it out",
+                    )
+                })
+            })
+            .transpose()
+    }
+
     /// The optional `id` tag the page puts on each request (it makes every URL
     /// unique, which Chromium's cache lock needs, and lets the page find its
     /// requests in the event stream).
@@ -118,7 +163,7 @@ mod tests {
     use super::*;
 
     fn parse(raw: &str) -> Result<Params, ApiError> {
-        Params::parse("/api/slow", Some(raw), &["ms", "id"], "/api/slow?ms=100")
+        Params::parse("/api/slow", Some(raw), &["ms"], "/api/slow?ms=100")
     }
 
     #[test]
@@ -126,6 +171,16 @@ mod tests {
         let p = parse("ms=250&id=a%20b").unwrap();
         assert_eq!(p.u64_in("ms", 0..=1000, None, "ms").unwrap(), 250);
         assert_eq!(p.tag().unwrap().as_deref(), Some("a b"));
+        let mode = parse("")
+            .unwrap()
+            .one_of("ms", &[("a", 1), ("b", 2)], 0)
+            .unwrap();
+        assert_eq!(mode, 0);
+        let err = parse("ms=c")
+            .unwrap()
+            .one_of("ms", &[("a", 1), ("b", 2)], 0)
+            .unwrap_err();
+        assert!(err.body.hint.contains("ms=a or b"), "{err:?}");
         let empty = parse("").unwrap();
         assert_eq!(empty.u64_in("ms", 0..=1000, Some(7), "ms").unwrap(), 7);
         assert_eq!(empty.tag().unwrap(), None);
@@ -148,6 +203,18 @@ mod tests {
             assert!(err.body.hint.contains("between 0 and 1000"), "{raw}");
         }
         assert!(parse("msec=5").unwrap_err().body.error.contains("`msec`"));
+        assert!(
+            parse("msec=5")
+                .unwrap_err()
+                .body
+                .hint
+                .contains("ms, id, session")
+        );
+        assert!(parse("session=a%20b").unwrap().session().is_err());
+        assert_eq!(
+            parse("session=s-1").unwrap().session().unwrap(),
+            Some(SessionId::parse("s-1").unwrap())
+        );
         assert!(
             parse("ms=1&ms=2")
                 .unwrap_err()

@@ -10,9 +10,11 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use std::net::SocketAddr;
+
 use protocol::{
     CloseReason, ConnId, ConnectionSnapshot, Micros, RequestId, RequestOutcome, RequestSnapshot,
-    ServerEvent,
+    ServerEvent, SessionId,
 };
 use tokio::sync::broadcast;
 
@@ -27,6 +29,35 @@ pub struct Counters {
     pub bytes_in: AtomicU64,
     /// Bytes written to the socket.
     pub bytes_out: AtomicU64,
+    /// Server clock + 1 at the last read (0: nothing read yet).
+    last_in: AtomicU64,
+    /// Server clock + 1 at the last write (0: nothing written yet).
+    last_out: AtomicU64,
+}
+
+impl Counters {
+    /// `n` bytes were read at `now`.
+    pub fn record_in(&self, n: u64, now: Micros) {
+        self.bytes_in.fetch_add(n, Ordering::Relaxed);
+        self.last_in.store(now.saturating_add(1), Ordering::Relaxed);
+    }
+
+    /// `n` bytes were written at `now`.
+    pub fn record_out(&self, n: u64, now: Micros) {
+        self.bytes_out.fetch_add(n, Ordering::Relaxed);
+        self.last_out
+            .store(now.saturating_add(1), Ordering::Relaxed);
+    }
+
+    /// When the last byte arrived, if any did.
+    pub fn last_in_us(&self) -> Option<Micros> {
+        self.last_in.load(Ordering::Relaxed).checked_sub(1)
+    }
+
+    /// When the last byte was written, if any was.
+    pub fn last_out_us(&self) -> Option<Micros> {
+        self.last_out.load(Ordering::Relaxed).checked_sub(1)
+    }
 }
 
 /// What the table remembers of one open connection.
@@ -35,9 +66,11 @@ struct ConnRecord {
     /// When it was accepted.
     opened_us: Micros,
     /// Client address.
-    peer: String,
-    /// Server port it arrived on.
-    local_port: u16,
+    peer: SocketAddr,
+    /// Listener address it arrived on.
+    local: SocketAddr,
+    /// Its session, once attributed.
+    session: Option<SessionId>,
     /// Set once upgraded.
     upgraded: Option<protocol::UpgradeRole>,
     /// Shared with the IO wrapper.
@@ -103,15 +136,16 @@ impl Tracker {
     }
 
     /// Adds a connection to the table and announces it.
-    pub fn open(&self, conn: ConnId, peer: String, local_port: u16, counters: Arc<Counters>) {
+    pub fn open(&self, conn: ConnId, peer: SocketAddr, local: SocketAddr, counters: Arc<Counters>) {
         let at_us = self.clock.now_us();
         let mut table = self.lock();
         table.insert(
             conn,
             ConnRecord {
                 opened_us: at_us,
-                peer: peer.clone(),
-                local_port,
+                peer,
+                local,
+                session: None,
                 upgraded: None,
                 counters,
                 requests_total: 0,
@@ -121,8 +155,9 @@ impl Tracker {
         let _ = self.events.send(ServerEvent::ConnectionOpened {
             conn,
             at_us,
-            peer,
-            local_port,
+            peer: peer.to_string(),
+            local_addr: local.to_string(),
+            local_port: local.port(),
         });
     }
 
@@ -148,6 +183,8 @@ impl Tracker {
             reason,
             bytes_in: record.counters.bytes_in.load(Ordering::Relaxed),
             bytes_out: record.counters.bytes_out.load(Ordering::Relaxed),
+            last_in_us: record.counters.last_in_us(),
+            last_out_us: record.counters.last_out_us(),
             requests,
             at_us,
         });
@@ -223,6 +260,13 @@ impl Tracker {
                 }
                 true
             }
+            ServerEvent::ConnectionAttributed { conn, session, .. } => match table.get_mut(conn) {
+                Some(record) => {
+                    record.session = Some(session.clone());
+                    true
+                }
+                None => false,
+            },
             ServerEvent::ConnectionUpgraded { conn, role, .. } => match table.get_mut(conn) {
                 Some(record) => {
                     record.upgraded = Some(*role);
@@ -241,24 +285,24 @@ impl Tracker {
         snapshot_of(&self.lock())
     }
 
-    /// The snapshot event: open connections and the time it was taken.
-    pub fn snapshot(&self) -> ServerEvent {
+    /// One open connection, if it is open.
+    pub fn connection(&self, conn: ConnId) -> Option<ConnectionSnapshot> {
         let table = self.lock();
-        ServerEvent::Snapshot {
-            now_us: self.clock.now_us(),
-            connections: snapshot_of(&table),
-        }
+        table.get(&conn).map(|record| snapshot_one(conn, record))
     }
 
-    /// A snapshot plus a receiver for every event after it, taken atomically.
-    pub fn subscribe(&self) -> (ServerEvent, broadcast::Receiver<ServerEvent>) {
+    /// Open connections plus a receiver for every event after them, taken
+    /// atomically (see the module docs), and the time they were taken.
+    pub fn subscribe(
+        &self,
+    ) -> (
+        Micros,
+        Vec<ConnectionSnapshot>,
+        broadcast::Receiver<ServerEvent>,
+    ) {
         let table = self.lock();
         let rx = self.events.subscribe();
-        let snapshot = ServerEvent::Snapshot {
-            now_us: self.clock.now_us(),
-            connections: snapshot_of(&table),
-        };
-        (snapshot, rx)
+        (self.clock.now_us(), snapshot_of(&table), rx)
     }
 }
 
@@ -287,20 +331,28 @@ fn trim(requests: &mut VecDeque<RequestSnapshot>, keep: usize) {
     }
 }
 
+fn snapshot_one(conn: ConnId, r: &ConnRecord) -> ConnectionSnapshot {
+    ConnectionSnapshot {
+        conn,
+        opened_us: r.opened_us,
+        peer: r.peer.to_string(),
+        local_addr: r.local.to_string(),
+        local_port: r.local.port(),
+        session: r.session.clone(),
+        upgraded: r.upgraded,
+        bytes_in: r.counters.bytes_in.load(Ordering::Relaxed),
+        bytes_out: r.counters.bytes_out.load(Ordering::Relaxed),
+        last_in_us: r.counters.last_in_us(),
+        last_out_us: r.counters.last_out_us(),
+        requests_total: r.requests_total,
+        requests: r.requests.iter().cloned().collect(),
+    }
+}
+
 fn snapshot_of(table: &BTreeMap<ConnId, ConnRecord>) -> Vec<ConnectionSnapshot> {
     table
         .iter()
-        .map(|(conn, r)| ConnectionSnapshot {
-            conn: *conn,
-            opened_us: r.opened_us,
-            peer: r.peer.clone(),
-            local_port: r.local_port,
-            upgraded: r.upgraded,
-            bytes_in: r.counters.bytes_in.load(Ordering::Relaxed),
-            bytes_out: r.counters.bytes_out.load(Ordering::Relaxed),
-            requests_total: r.requests_total,
-            requests: r.requests.iter().cloned().collect(),
-        })
+        .map(|(conn, r)| snapshot_one(*conn, r))
         .collect()
 }
 
@@ -328,6 +380,10 @@ mod tests {
         }
     }
 
+    fn addr(port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
     fn tracker(keep: usize) -> Tracker {
         let config = Config {
             requests_kept_per_connection: keep,
@@ -339,7 +395,7 @@ mod tests {
     #[test]
     fn keeps_in_flight_requests_and_the_newest_completed_ones() {
         let t = tracker(2);
-        t.open(ConnId(1), "127.0.0.1:1".into(), 80, Arc::default());
+        t.open(ConnId(1), addr(1), addr(80), Arc::default());
         for i in 1..=5 {
             t.record(started(1, i, i as u32));
         }
@@ -355,12 +411,9 @@ mod tests {
     #[test]
     fn subscribers_see_events_after_their_snapshot_once_and_late_echoes_are_dropped() {
         let t = tracker(8);
-        t.open(ConnId(1), "127.0.0.1:1".into(), 80, Arc::default());
+        t.open(ConnId(1), addr(1), addr(80), Arc::default());
         t.record(started(1, 1, 1));
-        let (snapshot, mut rx) = t.subscribe();
-        let ServerEvent::Snapshot { connections, .. } = snapshot else {
-            panic!("first a snapshot")
-        };
+        let (_, connections, mut rx) = t.subscribe();
         assert_eq!(connections[0].requests.len(), 1);
         t.close(ConnId(1), CloseReason::PeerReset, 1);
         t.record(finished(1, 1)); // the guard's late echo

@@ -1,0 +1,373 @@
+//! The lesson endpoints: each produces one connection behaviour on demand.
+//!
+//! | endpoint | behaviour |
+//! |---|---|
+//! | `/api/fast` | answers at once (reuse, throughput) |
+//! | `/api/slow?ms=N&phase=headers\|body` | waits before the head (time to first byte) or between head and body |
+//! | `/api/hang?max_ms=N` | held until released, or `max_ms` (then 504) |
+//! | `/api/drip?bytes=N&chunks=N&interval_ms=N` | a chunked body trickled over time |
+//! | `/api/drip?mode=heartbeat&interval_ms=N&duration_ms=N` | a long wait that sends a byte every interval: the application-level fix for idle timeouts |
+//! | `/api/close?mode=header\|fin\|rst\|mid_body` | ends the connection on purpose, four ways |
+//! | `/api/sse?interval_ms=N&count=N` | an EventSource stream (takes one of the browser's six slots) |
+//!
+//! Every endpoint answers GET and POST (the keep-alive race lesson shows
+//! Chromium re-sending a POST), and takes `id=` (the page's tag) and
+//! `session=`. Handlers run with or without a connection ([`RequestCtx`] is
+//! absent under `oneshot`).
+
+use std::convert::Infallible;
+use std::time::{Duration, Instant};
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Extension, RawQuery, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Json, Response};
+use futures_util::StreamExt as _;
+use futures_util::stream;
+use protocol::{CloseMode, CloseReason, RequestId};
+use serde::Serialize;
+use serde_json::json;
+
+use crate::Lab;
+use crate::conn::RequestCtx;
+use crate::error::ApiError;
+use crate::params::Params;
+
+/// Longest wait any endpoint accepts (`ms`, `duration_ms`, a drip's total).
+/// Long enough for any lesson, short enough that a forgotten request ends.
+pub const MAX_WAIT_MS: u64 = 120_000;
+/// Largest body `/api/drip` sends.
+pub const MAX_DRIP_BYTES: u64 = 1024 * 1024;
+/// Most chunks `/api/drip` splits a body into.
+pub const MAX_DRIP_CHUNKS: u64 = 1000;
+/// Most events one `/api/sse` stream sends.
+pub const MAX_SSE_EVENTS: u64 = 10_000;
+/// Bytes `/api/close?mode=mid_body` announces; it sends half of them.
+pub const MID_BODY_BYTES: usize = 4096;
+
+/// Put in a response's extensions by `/api/close` for the modes that must
+/// not answer at all: the accept loop then ends the connection instead of
+/// writing the response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CloseNow(pub CloseMode);
+
+/// Body of `/api/fast`.
+#[derive(Debug, Serialize)]
+pub struct Answer {
+    /// Endpoint that answered.
+    pub endpoint: &'static str,
+    /// The page's tag, if it sent one.
+    pub id: Option<String>,
+}
+
+/// Sleeps `ms`, or returns early (false) when the server shuts down.
+async fn wait(lab: &Lab, ms: u64) -> bool {
+    tokio::select! {
+        () = tokio::time::sleep(Duration::from_millis(ms)) => true,
+        () = lab.shutting_down() => false,
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// `GET /api/fast`
+pub async fn fast(RawQuery(query): RawQuery) -> Result<Json<Answer>, ApiError> {
+    let params = Params::parse("/api/fast", query.as_deref(), &[], "/api/fast?id=demo-1")?;
+    params.session()?;
+    Ok(Json(Answer {
+        endpoint: "fast",
+        id: params.tag()?,
+    }))
+}
+
+/// Where `/api/slow` waits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Before the response head: a long time to first byte.
+    Headers,
+    /// After the head, before the body: a long download.
+    Body,
+}
+
+/// `GET /api/slow?ms=N&phase=headers|body`
+pub async fn slow(State(lab): State<Lab>, RawQuery(query): RawQuery) -> Result<Response, ApiError> {
+    let params = Params::parse(
+        "/api/slow",
+        query.as_deref(),
+        &["ms", "phase"],
+        "/api/slow?ms=1500&phase=headers",
+    )?;
+    let ms = params.u64_in("ms", 0..=MAX_WAIT_MS, None, "milliseconds")?;
+    let phase = params.one_of(
+        "phase",
+        &[("headers", Phase::Headers), ("body", Phase::Body)],
+        Phase::Headers,
+    )?;
+    params.session()?;
+    let body = json!({ "endpoint": "slow", "ms": ms, "id": params.tag()? }).to_string();
+    match phase {
+        Phase::Headers => {
+            if !wait(&lab, ms).await {
+                return Err(ApiError::shutting_down());
+            }
+            Ok(json_response(Body::from(body)))
+        }
+        Phase::Body => {
+            let late = stream::once(async move {
+                wait(&lab, ms).await;
+                Ok::<_, Infallible>(Bytes::from(body))
+            });
+            Ok(json_response(Body::from_stream(late)))
+        }
+    }
+}
+
+fn json_response(body: Body) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response()
+}
+
+/// Body of a hang that ended because it was released.
+#[derive(Debug, Serialize)]
+struct HangAnswer {
+    /// Server id of the request.
+    request: RequestId,
+    /// The page's tag, if it sent one.
+    id: Option<String>,
+    /// How long it was held.
+    held_ms: u64,
+}
+
+/// `GET /api/hang?id=…&max_ms=N`
+pub async fn hang(
+    State(lab): State<Lab>,
+    ctx: Option<Extension<RequestCtx>>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let params = Params::parse(
+        "/api/hang",
+        query.as_deref(),
+        &["max_ms"],
+        "/api/hang?id=demo-1&max_ms=30000",
+    )?;
+    let tag = params.tag()?;
+    let session = params.session()?;
+    let cap_ms = millis(lab.config().hang_cap);
+    let max_ms = params.u64_in("max_ms", 1..=cap_ms, Some(cap_ms), "milliseconds")?;
+    let request = ctx.map_or_else(|| lab.tracker().next_request_id(), |c| c.request);
+    let mut ticket = lab.hangs().hold(request, tag.clone(), session)?;
+    let started = Instant::now();
+    tokio::select! {
+        () = ticket.released() => Ok(Json(HangAnswer {
+            request,
+            id: tag,
+            held_ms: millis(started.elapsed()),
+        }).into_response()),
+        () = tokio::time::sleep(Duration::from_millis(max_ms)) => Err(ApiError::gateway_timeout(
+            format!("held for {max_ms} ms and nobody released it, so the server gave up"),
+            "release hanging requests with POST /api/release (or the page's Release button), \
+             or pass a smaller max_ms",
+        )),
+        () = lab.shutting_down() => Err(ApiError::shutting_down()),
+    }
+}
+
+/// `GET /api/drip?bytes=N&chunks=N&interval_ms=N` or
+/// `GET /api/drip?mode=heartbeat&interval_ms=N&duration_ms=N`
+pub async fn drip(State(lab): State<Lab>, RawQuery(query): RawQuery) -> Result<Response, ApiError> {
+    let params = Params::parse(
+        "/api/drip",
+        query.as_deref(),
+        &["mode", "bytes", "chunks", "interval_ms", "duration_ms"],
+        "/api/drip?bytes=1000&chunks=10&interval_ms=200",
+    )?;
+    params.session()?;
+    let tag = params.tag()?;
+    let heartbeat = params.one_of("mode", &[("data", false), ("heartbeat", true)], false)?;
+    let interval_ms = params.u64_in("interval_ms", 0..=MAX_WAIT_MS, Some(500), "milliseconds")?;
+    if heartbeat {
+        let duration_ms =
+            params.u64_in("duration_ms", 1..=MAX_WAIT_MS, Some(30_000), "milliseconds")?;
+        if interval_ms == 0 {
+            return Err(ApiError::bad_request(
+                "a heartbeat needs interval_ms of at least 1",
+                "e.g. /api/drip?mode=heartbeat&interval_ms=1000&duration_ms=30000",
+            ));
+        }
+        return Ok(heartbeat_response(lab, interval_ms, duration_ms, tag));
+    }
+    let bytes = params.u64_in("bytes", 1..=MAX_DRIP_BYTES, Some(1024), "bytes")?;
+    let chunks = params.u64_in("chunks", 1..=MAX_DRIP_CHUNKS, Some(10), "chunks")?;
+    if chunks > bytes {
+        return Err(ApiError::bad_request(
+            format!("{chunks} chunks cannot be cut from {bytes} bytes"),
+            "send at least as many bytes as chunks, e.g. /api/drip?bytes=1000&chunks=10",
+        ));
+    }
+    if interval_ms.saturating_mul(chunks - 1) > MAX_WAIT_MS {
+        return Err(ApiError::bad_request(
+            format!(
+                "{chunks} chunks every {interval_ms} ms would take longer than {MAX_WAIT_MS} ms"
+            ),
+            "send fewer chunks or a shorter interval_ms",
+        ));
+    }
+    let pieces = stream::unfold(0_u64, move |i| {
+        let lab = lab.clone();
+        async move {
+            if i == chunks || (i > 0 && !wait(&lab, interval_ms).await) {
+                return None;
+            }
+            // Spread the bytes evenly; the first chunks take the remainder.
+            let size = bytes / chunks + u64::from(i < bytes % chunks);
+            let size = usize::try_from(size).unwrap_or(0);
+            Some((Ok::<_, Infallible>(Bytes::from(vec![b'.'; size])), i + 1))
+        }
+    });
+    Ok((
+        [(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"))],
+        Body::from_stream(pieces),
+    )
+        .into_response())
+}
+
+/// A JSON answer that takes `duration_ms` and sends a space (valid leading
+/// JSON whitespace) every `interval_ms` meanwhile, so the connection is never
+/// idle for longer than the interval.
+fn heartbeat_response(
+    lab: Lab,
+    interval_ms: u64,
+    duration_ms: u64,
+    tag: Option<String>,
+) -> Response {
+    let beats = duration_ms / interval_ms;
+    let rest_ms = duration_ms % interval_ms;
+    let pieces = stream::unfold(0_u64, move |i| {
+        let (lab, tag) = (lab.clone(), tag.clone());
+        async move {
+            if i > beats {
+                return None;
+            }
+            if i < beats {
+                if !wait(&lab, interval_ms).await {
+                    return None;
+                }
+                return Some((Ok::<_, Infallible>(Bytes::from_static(b" ")), i + 1));
+            }
+            wait(&lab, rest_ms).await;
+            let done =
+                json!({ "endpoint": "drip", "mode": "heartbeat", "heartbeats": beats, "id": tag });
+            Some((Ok(Bytes::from(done.to_string())), i + 1))
+        }
+    });
+    json_response(Body::from_stream(pieces))
+}
+
+/// `GET /api/close?mode=header|fin|rst|mid_body`
+pub async fn close(
+    ctx: Option<Extension<RequestCtx>>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let params = Params::parse(
+        "/api/close",
+        query.as_deref(),
+        &["mode"],
+        "/api/close?mode=rst",
+    )?;
+    params.session()?;
+    let choices: Vec<(&str, Option<CloseMode>)> = CloseMode::ALL
+        .iter()
+        .map(|m| (m.as_str(), Some(*m)))
+        .collect();
+    let Some(mode) = params.one_of("mode", &choices, None)? else {
+        return Err(ApiError::bad_request(
+            "`/api/close` needs a `mode`",
+            "send mode=header, fin, rst or mid_body; e.g. /api/close?mode=rst",
+        ));
+    };
+    if let Some(Extension(ctx)) = &ctx {
+        ctx.conn.set_reason(CloseReason::ServerClose { mode });
+        if mode == CloseMode::Rst {
+            ctx.conn.reset_on_close();
+        }
+    }
+    let id = params.tag()?;
+    Ok(match mode {
+        CloseMode::Header => (
+            [(header::CONNECTION, "close")],
+            Json(json!({ "endpoint": "close", "mode": "header", "id": id })),
+        )
+            .into_response(),
+        CloseMode::Fin | CloseMode::Rst => {
+            let mut response = StatusCode::NO_CONTENT.into_response();
+            response.extensions_mut().insert(CloseNow(mode));
+            response
+        }
+        CloseMode::MidBody => {
+            // Announce MID_BODY_BYTES, send half, pause so the page shows a
+            // download in progress, then fail: hyper aborts the connection.
+            let half = Bytes::from(vec![b'.'; MID_BODY_BYTES / 2]);
+            let pieces = stream::iter([Ok(half)]).chain(stream::once(async {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                Err(std::io::Error::other("closed mid-body on purpose"))
+            }));
+            (
+                [
+                    (header::CONTENT_TYPE, HeaderValue::from_static("text/plain")),
+                    (header::CONTENT_LENGTH, HeaderValue::from(MID_BODY_BYTES)),
+                ],
+                Body::from_stream(pieces),
+            )
+                .into_response()
+        }
+    })
+}
+
+/// `GET /api/sse?interval_ms=N&count=N`
+pub async fn sse(State(lab): State<Lab>, RawQuery(query): RawQuery) -> Result<Response, ApiError> {
+    let params = Params::parse(
+        "/api/sse",
+        query.as_deref(),
+        &["interval_ms", "count"],
+        "/api/sse?interval_ms=1000&count=60",
+    )?;
+    params.session()?;
+    let interval_ms = params.u64_in("interval_ms", 100..=60_000, Some(1000), "milliseconds")?;
+    let count = params.u64_in("count", 1..=MAX_SSE_EVENTS, Some(100), "events")?;
+    let events = stream::unfold(0_u64, move |n| {
+        let lab = lab.clone();
+        async move {
+            if n == count || (n > 0 && !wait(&lab, interval_ms).await) {
+                return None;
+            }
+            let data =
+                json!({ "n": n + 1, "of": count, "server_us": lab.tracker().clock().now_us() });
+            let retry = if n == 0 {
+                format!("retry: {interval_ms}\n")
+            } else {
+                String::new()
+            };
+            let text = format!("{retry}id: {}\nevent: tick\ndata: {data}\n\n", n + 1);
+            Some((Ok::<_, Infallible>(Bytes::from(text)), n + 1))
+        }
+    });
+    Ok((
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/event-stream"),
+            ),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        ],
+        Body::from_stream(events),
+    )
+        .into_response())
+}

@@ -17,7 +17,7 @@ use std::rc::Rc;
 
 use protocol::{
     CloseReason, ConnId, ConnectionSnapshot, Micros, RequestId, RequestOutcome, ServerEvent,
-    UpgradeRole,
+    ServerPolicy, SessionId, UpgradeRole,
 };
 use yew::Reducible;
 
@@ -76,8 +76,12 @@ pub struct Lane {
     pub conn: ConnId,
     /// Client address:port.
     pub peer: String,
+    /// Listener address it arrived on.
+    pub local_addr: String,
     /// Server port.
     pub local_port: u16,
+    /// Whose it is, once a request named a session.
+    pub session: Option<SessionId>,
     /// Accepted at.
     pub opened_us: Micros,
     /// Set once upgraded to a WebSocket.
@@ -236,8 +240,15 @@ impl Burst {
 /// Everything the page shows.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LabState {
+    /// This page load's session: on every lab request and the events socket,
+    /// so the server shows this page only its own connections.
+    pub session: SessionId,
     /// The events socket.
     pub socket: SocketStatus,
+    /// The server's keep-alive policy, as last announced.
+    pub config: Option<ServerPolicy>,
+    /// Addresses the server listens on (other origins to aim bursts at).
+    pub listeners: Vec<String>,
     /// Every connection seen, open and recently closed, by id.
     pub lanes: BTreeMap<ConnId, Lane>,
     /// The current (latest) burst.
@@ -250,10 +261,14 @@ pub struct LabState {
     pub server_error: Option<String>,
 }
 
-impl Default for LabState {
-    fn default() -> Self {
+impl LabState {
+    /// A fresh page's state.
+    pub fn new(session: SessionId) -> Self {
         LabState {
+            session,
             socket: SocketStatus::Connecting,
+            config: None,
+            listeners: Vec::new(),
             lanes: BTreeMap::new(),
             burst: None,
             bursts_fired: 0,
@@ -400,7 +415,14 @@ impl LabState {
 
     fn apply_event(&mut self, event: ServerEvent) {
         match event {
-            ServerEvent::Snapshot { connections, .. } => {
+            ServerEvent::Snapshot {
+                connections,
+                config,
+                listeners,
+                ..
+            } => {
+                self.config = Some(config);
+                self.listeners = listeners;
                 // Lanes open in our picture but absent from the server's are
                 // gone; we missed why (the page was disconnected).
                 self.lanes.retain(|_, lane| lane.closed.is_some());
@@ -413,12 +435,15 @@ impl LabState {
                 conn,
                 at_us,
                 peer,
+                local_addr,
                 local_port,
             } => {
                 self.lanes.entry(conn).or_insert_with(|| Lane {
                     conn,
                     peer,
+                    local_addr,
                     local_port,
+                    session: None,
                     opened_us: at_us,
                     upgraded: None,
                     requests: Vec::new(),
@@ -481,6 +506,15 @@ impl LabState {
                     burst.in_flight.remove(&request);
                 }
             }
+            ServerEvent::ConnectionAttributed { conn, session, .. } => {
+                if let Some(lane) = self.lanes.get_mut(&conn) {
+                    lane.session = Some(session);
+                }
+            }
+            ServerEvent::ConnectionHidden { conn } => {
+                self.lanes.remove(&conn);
+            }
+            ServerEvent::ConfigChanged { config, .. } => self.config = Some(config),
             ServerEvent::ConnectionUpgraded { conn, role, .. } => {
                 if let Some(lane) = self.lanes.get_mut(&conn) {
                     lane.upgraded = Some(role);
@@ -493,6 +527,7 @@ impl LabState {
                 bytes_out,
                 requests,
                 at_us,
+                ..
             } => {
                 if let Some(lane) = self.lanes.get_mut(&conn) {
                     lane.requests_total = lane.requests_total.max(requests);
@@ -542,7 +577,9 @@ fn lane_from_snapshot(s: ConnectionSnapshot) -> Lane {
     Lane {
         conn: s.conn,
         peer: s.peer,
+        local_addr: s.local_addr,
         local_port: s.local_port,
+        session: s.session,
         opened_us: s.opened_us,
         upgraded: s.upgraded,
         requests_total: s.requests_total,
@@ -568,11 +605,16 @@ fn lane_from_snapshot(s: ConnectionSnapshot) -> Lane {
 mod tests {
     use super::*;
 
+    fn fresh() -> LabState {
+        LabState::new(SessionId::parse("s-test").unwrap())
+    }
+
     fn opened(conn: u64) -> Action {
         Action::Server(ServerEvent::ConnectionOpened {
             conn: ConnId(conn),
             at_us: conn * 10,
             peer: format!("127.0.0.1:{}", 40000 + conn),
+            local_addr: "127.0.0.1:8080".into(),
             local_port: 8080,
         })
     }
@@ -622,7 +664,7 @@ mod tests {
     /// out on the same connections.
     #[test]
     fn measures_six_connections_and_reuse() {
-        let mut s = LabState::default();
+        let mut s = fresh();
         let tags = fire(&mut s, 12);
         for c in 1..=6 {
             s.apply(opened(c));
@@ -665,7 +707,7 @@ mod tests {
 
     #[test]
     fn duplicate_and_late_events_change_nothing() {
-        let mut s = LabState::default();
+        let mut s = fresh();
         let tags = fire(&mut s, 1);
         s.apply(opened(1));
         s.apply(started(1, 1, 1, &tags[0]));
@@ -684,7 +726,7 @@ mod tests {
 
     #[test]
     fn monitor_and_spare_connections_do_not_count() {
-        let mut s = LabState::default();
+        let mut s = fresh();
         s.apply(opened(1));
         s.apply(opened(2));
         s.apply(started(2, 1, 1, "x"));
@@ -706,13 +748,15 @@ mod tests {
 
     #[test]
     fn close_reason_and_snapshot_and_notices() {
-        let mut s = LabState::default();
+        let mut s = fresh();
         s.apply(opened(1));
         s.apply(Action::Server(ServerEvent::ConnectionClosed {
             conn: ConnId(1),
             reason: CloseReason::IdleTimeout,
             bytes_in: 10,
             bytes_out: 20,
+            last_in_us: Some(50),
+            last_out_us: Some(60),
             requests: 0,
             at_us: 99,
         }));
@@ -723,14 +767,20 @@ mod tests {
         s.apply(opened(2)); // open, but the server will not list it
         s.apply(Action::Server(ServerEvent::Snapshot {
             now_us: 100,
+            config: ServerPolicy::default(),
+            listeners: vec!["127.0.0.1:8080".into(), "127.0.0.1:8081".into()],
             connections: vec![ConnectionSnapshot {
                 conn: ConnId(3),
                 opened_us: 50,
                 peer: "127.0.0.1:1".into(),
+                local_addr: "127.0.0.1:8080".into(),
                 local_port: 8080,
+                session: None,
                 upgraded: None,
                 bytes_in: 0,
                 bytes_out: 0,
+                last_in_us: None,
+                last_out_us: None,
                 requests_total: 1,
                 requests: vec![protocol::RequestSnapshot {
                     request: RequestId(7),
@@ -748,14 +798,40 @@ mod tests {
         let ids: Vec<u64> = s.lanes.keys().map(|c| c.0).collect();
         assert_eq!(ids, vec![1, 3], "closed lane kept, stale open lane dropped");
         assert_eq!(s.lanes[&ConnId(3)].requests[0].tag.as_deref(), Some("z"));
+        assert_eq!(s.config, Some(ServerPolicy::default()));
+        assert_eq!(s.listeners.len(), 2);
         s.apply(Action::Server(ServerEvent::EventsDropped { count: 5 }));
         s.apply(Action::Server(ServerEvent::EventsDropped { count: 2 }));
         assert_eq!(s.events_dropped, 7);
     }
 
     #[test]
+    fn attribution_hiding_and_config_changes() {
+        let mut s = fresh();
+        s.apply(opened(1));
+        s.apply(opened(2));
+        s.apply(Action::Server(ServerEvent::ConnectionAttributed {
+            conn: ConnId(1),
+            session: SessionId::parse("s-test").unwrap(),
+            at_us: 5,
+        }));
+        assert_eq!(s.lanes[&ConnId(1)].session.as_ref(), Some(&s.session));
+        s.apply(Action::Server(ServerEvent::ConnectionHidden { conn: ConnId(2) }));
+        assert!(!s.lanes.contains_key(&ConnId(2)), "someone else's connection is forgotten");
+        let config = ServerPolicy {
+            keep_alive: false,
+            ..ServerPolicy::default()
+        };
+        s.apply(Action::Server(ServerEvent::ConfigChanged {
+            config: config.clone(),
+            at_us: 6,
+        }));
+        assert_eq!(s.config, Some(config));
+    }
+
+    #[test]
     fn failures_and_error_statuses_are_failed() {
-        let mut s = LabState::default();
+        let mut s = fresh();
         let tags = fire(&mut s, 2);
         s.apply(Action::Failed {
             tag: tags[0].clone(),
@@ -780,7 +856,7 @@ mod tests {
 
     #[test]
     fn closed_lanes_are_bounded() {
-        let mut s = LabState::default();
+        let mut s = fresh();
         for c in 1..=(MAX_CLOSED_LANES as u64 + 10) {
             s.apply(opened(c));
             s.apply(Action::Server(ServerEvent::ConnectionClosed {
@@ -788,6 +864,8 @@ mod tests {
                 reason: CloseReason::PeerClosed,
                 bytes_in: 0,
                 bytes_out: 0,
+                last_in_us: None,
+                last_out_us: None,
                 requests: 0,
                 at_us: c,
             }));

@@ -204,6 +204,22 @@ pub enum CloseReason {
 }
 
 impl CloseReason {
+    /// The `kind` tag, as in the JSON (`"idle_timeout"`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            CloseReason::PeerClosed => "peer_closed",
+            CloseReason::PeerReset => "peer_reset",
+            CloseReason::IdleTimeout => "idle_timeout",
+            CloseReason::MaxRequests => "max_requests",
+            CloseReason::KeepAliveOff => "keep_alive_off",
+            CloseReason::HangTimeout => "hang_timeout",
+            CloseReason::HeaderReadTimeout => "header_read_timeout",
+            CloseReason::ServerClose { .. } => "server_close",
+            CloseReason::Shutdown => "shutdown",
+            CloseReason::Error { .. } => "error",
+        }
+    }
+
     /// Short words for a label in the page ("peer closed", "idle timeout"...).
     pub fn label(&self) -> &'static str {
         match self {
@@ -858,6 +874,22 @@ mod tests {
         assert_eq!(value["type"], "connection_closed");
         assert_eq!(value["conn"], 3, "ids serialise as bare numbers");
         assert_eq!(value["reason"]["kind"], "error");
+        for reason in [
+            CloseReason::PeerClosed,
+            CloseReason::PeerReset,
+            CloseReason::IdleTimeout,
+            CloseReason::MaxRequests,
+            CloseReason::KeepAliveOff,
+            CloseReason::HangTimeout,
+            CloseReason::HeaderReadTimeout,
+            CloseReason::ServerClose { mode: CloseMode::Rst },
+            CloseReason::Shutdown,
+            CloseReason::Error { message: "x".into() },
+        ] {
+            let json = serde_json::to_value(&reason).unwrap();
+            assert_eq!(json["kind"], reason.kind(), "kind() matches the JSON tag");
+            assert!(!reason.label().is_empty());
+        }
         assert_eq!(value["reason"]["message"], "boom");
     }
 

@@ -177,6 +177,58 @@ impl Chromium {
     }
 }
 
+impl Chromium {
+    /// Saves a PNG of `page` to `path` (1280 px wide, the whole page).
+    pub async fn screenshot(&mut self, page: &Page, path: &Path) {
+        use base64_png::decode;
+        let shot = self
+            .call(
+                Some(&page.session),
+                "Page.captureScreenshot",
+                json!({ "format": "png", "captureBeyondViewport": true }),
+            )
+            .await;
+        let data = shot["data"].as_str().expect("screenshot data");
+        std::fs::write(path, decode(data)).expect("write the screenshot");
+    }
+
+    /// When `$KEEPALIVE_LAB_SCREENSHOT` names a directory, saves `page` there
+    /// as `<name>.png`: a way to look at what a test saw.
+    pub async fn screenshot_if_asked(&mut self, page: &Page, name: &str) {
+        if let Some(dir) = std::env::var_os("KEEPALIVE_LAB_SCREENSHOT") {
+            let path = PathBuf::from(dir).join(format!("{name}.png"));
+            self.screenshot(page, &path).await;
+            eprintln!("screenshot: {}", path.display());
+        }
+    }
+}
+
+/// Just enough base64 to decode a DevTools screenshot.
+mod base64_png {
+    /// Decodes standard base64 (padding allowed, no line breaks).
+    pub fn decode(text: &str) -> Vec<u8> {
+        let value = |c: u8| match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            _ => 63,
+        };
+        let bytes: Vec<u8> = text.bytes().filter(|c| *c != b'=').map(value).collect();
+        bytes
+            .chunks(4)
+            .flat_map(|chunk| {
+                let n = chunk
+                    .iter()
+                    .enumerate()
+                    .fold(0_u32, |acc, (i, v)| acc | (u32::from(*v) << (18 - 6 * i)));
+                let out = [(n >> 16) as u8, (n >> 8) as u8, n as u8];
+                out.into_iter().take(chunk.len().saturating_sub(1))
+            })
+            .collect()
+    }
+}
+
 impl Drop for Chromium {
     fn drop(&mut self) {
         let _ = self.child.start_kill();

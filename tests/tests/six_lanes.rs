@@ -31,7 +31,11 @@ fn server_conn_by_tag(lab: &Lab) -> BTreeMap<String, ConnId> {
     let mut by_tag = BTreeMap::new();
     for c in lab.tracker().connections() {
         for r in c.requests {
-            if let Some(tag) = r.target.strip_prefix("/api/hang?id=") {
+            let tag = r
+                .target
+                .strip_prefix("/api/hang?id=")
+                .and_then(|rest| rest.split('&').next());
+            if let Some(tag) = tag {
                 by_tag.insert(tag.to_owned(), c.conn);
             }
         }
@@ -99,6 +103,8 @@ async fn browser_opens_six_connections_then_reuses_them() {
         },
     )
     .await;
+
+    chrome.screenshot_if_asked(&page, "six-lanes-waiting").await;
 
     // Release over the page's WebSocket (an HTTP request would be starved).
     chrome

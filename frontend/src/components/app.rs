@@ -8,7 +8,9 @@ use super::controls::Controls;
 use super::measured::Measured;
 use super::server_pane::ServerPane;
 use crate::hooks::use_event_socket;
+use super::policy::PolicyPanel;
 use crate::services::fetch::{fetch_no_store, now_ms};
+use crate::services::new_session_id;
 use crate::state::{Action, LabState};
 
 /// Requests in the "six lanes" burst: twice the expected limit, so half of
@@ -18,6 +20,7 @@ pub const BURST_SIZE: usize = 12;
 /// Fires `BURST_SIZE` hanging requests, each with a unique URL.
 fn fire_burst(state: &LabState, dispatch: &UseReducerDispatcher<LabState>) {
     let run = state.next_run();
+    let session = state.session.clone();
     let tags: Vec<String> = (1..=BURST_SIZE).map(|i| format!("{run}-{i}")).collect();
     dispatch.dispatch(Action::BurstFired {
         run,
@@ -26,8 +29,8 @@ fn fire_burst(state: &LabState, dispatch: &UseReducerDispatcher<LabState>) {
     });
     for tag in tags {
         let dispatch = dispatch.clone();
+        let url = format!("/api/hang?id={tag}&session={session}");
         wasm_bindgen_futures::spawn_local(async move {
-            let url = format!("/api/hang?id={tag}");
             let on_head = {
                 let dispatch = dispatch.clone();
                 let tag = tag.clone();
@@ -60,25 +63,24 @@ fn fire_burst(state: &LabState, dispatch: &UseReducerDispatcher<LabState>) {
 /// The lab page.
 #[component]
 pub fn App() -> Html {
-    let state = use_reducer(LabState::default);
-    let socket = use_event_socket(state.dispatcher());
-    let release_error = use_state(|| None::<String>);
+    let state = use_reducer(|| LabState::new(new_session_id()));
+    let socket = use_event_socket(state.session.clone(), state.dispatcher());
+    let send_error = use_state(|| None::<String>);
 
     let on_fire = {
         let state = state.clone();
         Callback::from(move |_| fire_burst(&state, &state.dispatcher()))
     };
-    let on_release = {
+    let send = {
         let socket = socket.clone();
-        let release_error = release_error.clone();
-        Callback::from(move |_| {
-            let sent = socket.send(&ClientMessage::Release {
-                request: None,
-                id: None,
-            });
-            release_error.set(sent.err());
-        })
+        let send_error = send_error.clone();
+        Callback::from(move |message: ClientMessage| send_error.set(socket.send(&message).err()))
     };
+    let on_release = send.reform(|()| ClientMessage::Release {
+        request: None,
+        id: None,
+    });
+    let on_policy = send.reform(|config| ClientMessage::SetConfig { config });
 
     html! {
         <main data-socket={state.socket.name()}>
@@ -99,10 +101,15 @@ pub fn App() -> Html {
                 burst_size={BURST_SIZE}
                 {on_fire}
                 {on_release}
-                release_error={(*release_error).clone()}
+                send_error={(*send_error).clone()}
                 server_error={state.server_error.clone()}
             />
             <Measured burst={state.burst.clone()} events_dropped={state.events_dropped} />
+            <PolicyPanel
+                config={state.config.clone()}
+                enabled={state.socket == crate::state::SocketStatus::Open}
+                on_change={on_policy}
+            />
             <div class="panes">
                 <BrowserPane burst={state.burst.clone()} />
                 <ServerPane lanes={state.lanes.clone()} />

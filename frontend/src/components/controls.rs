@@ -15,8 +15,8 @@ pub struct ControlsProps {
     pub on_fire: Callback<()>,
     /// Release every hanging request.
     pub on_release: Callback<()>,
-    /// Why the last release could not be sent.
-    pub release_error: Option<String>,
+    /// Why the last control message (release, policy change) could not be sent.
+    pub send_error: Option<String>,
     /// The last error the server reported on the socket.
     pub server_error: Option<String>,
 }
@@ -41,8 +41,8 @@ pub fn Controls(props: &ControlsProps) -> Html {
                    the WebSocket: an ordinary request from this page would wait behind the hung \
                    ones and never arrive." }
             </p>
-            if let Some(error) = &props.release_error {
-                <p class="error" role="alert">{ format!("Release not sent: {error}") }</p>
+            if let Some(error) = &props.send_error {
+                <p class="error" role="alert">{ format!("Not sent to the server: {error}") }</p>
             }
             if let Some(error) = &props.server_error {
                 <p class="error" role="alert">{ format!("Server says: {error}") }</p>

@@ -48,10 +48,11 @@ fn lane(l: &Lane) -> Html {
     html! {
         <li class={classes!("lane", l.closed.is_some().then_some("closed"))}
             data-conn={l.conn.0.to_string()}
+            data-reason={l.closed.as_ref().map(|c| c.reason.kind())}
             data-in-flight={l.in_flight().to_string()}>
             <div class="lane-head">
                 <strong>{ l.conn.to_string() }</strong>
-                <span class="peer">{ format!("from {} to :{}", l.peer, l.local_port) }</span>
+                <span class="peer">{ format!("from {} to {}", l.peer, l.local_addr) }</span>
                 <span class="status">{ status }</span>
             </div>
             <ol class="chips">{ for l.requests.iter().map(request_chip) }</ol>

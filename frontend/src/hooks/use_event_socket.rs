@@ -36,9 +36,13 @@ impl SocketHandle {
     }
 }
 
-/// Opens `/api/events`, dispatches its events and state into `dispatch`.
+/// Opens `/api/events` for `session`, dispatches its events and state into
+/// `dispatch`.
 #[hook]
-pub fn use_event_socket(dispatch: UseReducerDispatcher<LabState>) -> SocketHandle {
+pub fn use_event_socket(
+    session: protocol::SessionId,
+    dispatch: UseReducerDispatcher<LabState>,
+) -> SocketHandle {
     let socket = use_mut_ref(|| None::<EventSocket>);
     let attempt = use_state(|| 0_u32);
     {
@@ -58,7 +62,7 @@ pub fn use_event_socket(dispatch: UseReducerDispatcher<LabState>) -> SocketHandl
                 })
             };
             let on_event = Callback::from(move |event| dispatch.dispatch(Action::Server(event)));
-            match EventSocket::connect(on_event, on_status.clone()) {
+            match EventSocket::connect(&session, on_event, on_status.clone()) {
                 Ok(opened) => *socket.borrow_mut() = Some(opened),
                 Err(_) => on_status.emit(SocketStatus::Closed),
             }

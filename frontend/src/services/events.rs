@@ -4,7 +4,7 @@
 //! slots (an EventSource would), and it stays usable while six requests hang,
 //! so it carries both the server's events and the page's control messages.
 
-use protocol::{ClientMessage, ServerEvent};
+use protocol::{ClientMessage, ServerEvent, SessionId};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::closure::Closure;
 use web_sys::{CloseEvent, Event, MessageEvent, WebSocket};
@@ -13,7 +13,7 @@ use yew::Callback;
 use super::js_error;
 use crate::state::SocketStatus;
 
-/// An open (or opening) events socket. Dropping it closes the socket and
+/// An open (or opening) events socket, scoped to this page's session. Dropping it closes the socket and
 /// silences its callbacks.
 pub struct EventSocket {
     /// The browser's socket.
@@ -32,15 +32,15 @@ impl std::fmt::Debug for EventSocket {
     }
 }
 
-/// `ws://host/api/events` for the page's own origin.
-fn events_url() -> Result<String, String> {
+/// `ws://host/api/events?session=…` for the page's own origin.
+fn events_url(session: &SessionId) -> Result<String, String> {
     let location = web_sys::window().ok_or("no window")?.location();
     let scheme = match location.protocol().map_err(js_error)?.as_str() {
         "https:" => "wss",
         _ => "ws",
     };
     Ok(format!(
-        "{scheme}://{}/api/events",
+        "{scheme}://{}/api/events?session={session}",
         location.host().map_err(js_error)?
     ))
 }
@@ -49,10 +49,11 @@ impl EventSocket {
     /// Opens the socket; `on_event` gets every server event, `on_status`
     /// every change of state.
     pub fn connect(
+        session: &SessionId,
         on_event: Callback<ServerEvent>,
         on_status: Callback<SocketStatus>,
     ) -> Result<EventSocket, String> {
-        let ws = WebSocket::new(&events_url()?).map_err(js_error)?;
+        let ws = WebSocket::new(&events_url(session)?).map_err(js_error)?;
         let on_open = {
             let on_status = on_status.clone();
             Closure::<dyn FnMut(Event)>::new(move |_| on_status.emit(SocketStatus::Open))

@@ -2,15 +2,22 @@
 //!
 //! # Layout
 //!
-//! - [`state`]: the page's state and its reducer, pure and host-tested;
+//! - [`state`]: the page's state and its reducer, pure and host-tested; with
+//!   [`settings`] (the burst composer and its shareable URL), [`clock`] (server
+//!   time on the page's clock), [`timeline`] (layout on one axis) and [`har`]
+//!   (HAR 1.2 export), all pure too;
 //! - `components/`: one component per file, [`components::App`] at the top;
 //! - `hooks/`: [`hooks::use_event_socket`], the live link to the server;
 //! - `services/`: browser I/O (the events WebSocket, the page's `fetch` calls).
 
+mod clock;
 mod components;
+mod har;
 mod hooks;
 mod services;
+mod settings;
 mod state;
+mod timeline;
 
 fn main() {
     yew::Renderer::<components::App>::new().render();

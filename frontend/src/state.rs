@@ -2,17 +2,21 @@
 //! the host with `cargo test -p keepalive-lab-frontend`.
 //!
 //! Two sources feed it, on two sides of the wire:
-//! - the browser side: the page's own `fetch` calls ([`Action::BurstFired`],
-//!   [`Action::ResponseHead`], [`Action::Finished`], [`Action::Failed`]);
-//! - the server side: [`ServerEvent`]s from the `/api/events` WebSocket.
+//! - the browser side: the page's own `fetch` calls ([`Action::RunStarted`],
+//!   [`Action::Issued`], [`Action::ResponseHead`], [`Action::Finished`],
+//!   [`Action::Failed`]);
+//! - the server side: [`ServerEvent`]s from the `/api/events` WebSocket,
+//!   applied in batches, one per animation frame ([`Action::ServerBatch`]).
 //!
-//! They meet on the request tag: every burst request carries `id=<tag>` in
-//! its URL, which the server reports back in `request_started.target`. That
-//! is how the page knows, without asking the browser, whether a request has
-//! reached the server yet (it is on a connection) or is still queued in the
-//! browser, and so *measures* how many connections the browser opened.
+//! They meet on the request tag: every burst request carries `id=b<run>-<n>`
+//! in its URL, which the server reports back in `request_started.target`.
+//! That is how the page knows, without asking the browser, whether a request
+//! has reached the server yet (it is on a connection) or is still queued in
+//! the browser, and so *measures* how many connections the browser opened per
+//! pool. Requests without a tag (identical-URL bursts) are matched afterwards
+//! by the `X-Request-Id` response header.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::rc::Rc;
 
 use protocol::{
@@ -21,10 +25,15 @@ use protocol::{
 };
 use yew::Reducible;
 
+use crate::clock::{ClockSync, Sample};
+use crate::settings::{BurstSettings, Credentials};
+
 /// Closed lanes kept for display; older ones are forgotten.
 pub const MAX_CLOSED_LANES: usize = 64;
 /// Requests kept per lane for display; older ones are forgotten.
 pub const MAX_REQUESTS_PER_LANE: usize = 64;
+/// Runs kept in the page.
+pub const MAX_RUNS: usize = 5;
 
 /// State of the `/api/events` socket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,7 +64,7 @@ pub struct LaneRequest {
     pub request: RequestId,
     /// n-th on its connection.
     pub seq: u32,
-    /// Method and target, e.g. `GET /api/hang?id=b1-3`.
+    /// HTTP method.
     pub method: String,
     /// Path and query.
     pub target: String,
@@ -63,6 +72,8 @@ pub struct LaneRequest {
     pub tag: Option<String>,
     /// Head read.
     pub started_us: Micros,
+    /// Response head produced.
+    pub response_us: Option<Micros>,
     /// Body ended, with how.
     pub finished: Option<(Micros, RequestOutcome)>,
     /// Response status once produced.
@@ -116,23 +127,26 @@ impl Lane {
 
     /// Requests on it not finished yet.
     pub fn in_flight(&self) -> usize {
-        self.requests
-            .iter()
-            .filter(|r| r.finished.is_none())
-            .count()
+        self.requests.iter().filter(|r| r.finished.is_none()).count()
     }
 }
 
 /// Where one burst request is, as far as the page can tell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
+    /// Sequential bursts: not called yet.
+    Pending,
     /// `fetch` called; the server has not seen it: it waits in the browser
     /// for a free connection.
     Queued,
     /// The server has its head: it is on a connection.
     AtServer,
-    /// The response arrived and its body was read.
+    /// The response head arrived; the body is downloading.
+    Downloading,
+    /// The body was read completely.
     Done,
+    /// The page aborted it (client timeout).
+    Aborted,
     /// `fetch` rejected (network error) or the server answered with an error.
     Failed,
 }
@@ -141,9 +155,12 @@ impl Phase {
     /// Value of the `data-phase` attribute and the CSS class.
     pub fn name(self) -> &'static str {
         match self {
+            Phase::Pending => "pending",
             Phase::Queued => "queued",
             Phase::AtServer => "server",
+            Phase::Downloading => "downloading",
             Phase::Done => "done",
+            Phase::Aborted => "aborted",
             Phase::Failed => "failed",
         }
     }
@@ -151,57 +168,189 @@ impl Phase {
     /// Words for the page.
     pub fn label(self) -> &'static str {
         match self {
+            Phase::Pending => "not sent yet",
             Phase::Queued => "queued in the browser",
             Phase::AtServer => "on a connection, at the server",
+            Phase::Downloading => "downloading",
             Phase::Done => "done",
+            Phase::Aborted => "aborted by the page",
             Phase::Failed => "failed",
         }
     }
+
+    /// Still under way.
+    pub fn is_open(self) -> bool {
+        matches!(
+            self,
+            Phase::Pending | Phase::Queued | Phase::AtServer | Phase::Downloading
+        )
+    }
 }
 
-/// One request of a burst, browser side.
+/// The connection pool a request uses: browsers keep one per origin and
+/// credentials mode (among other keys), six connections each for HTTP/1.1.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PoolKey {
+    /// `http://127.0.0.1:8080`.
+    pub origin: String,
+    /// The request's credentials mode.
+    pub credentials: Credentials,
+}
+
+impl std::fmt::Display for PoolKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} · credentials {}", self.origin, self.credentials.name())
+    }
+}
+
+/// Resource Timing figures for one request (ms, page clock), when the
+/// browser exposed them.
+#[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize)]
+pub struct ResourceTiming {
+    /// `fetchStart`.
+    pub fetch_start: f64,
+    /// `domainLookupStart`: after `fetchStart` only on a new connection.
+    pub domain_lookup_start: f64,
+    /// `connectStart`.
+    pub connect_start: f64,
+    /// `connectEnd`.
+    pub connect_end: f64,
+    /// `requestStart`: the queue wait shows as `requestStart - fetchStart`.
+    pub request_start: f64,
+    /// `responseStart`.
+    pub response_start: f64,
+    /// `responseEnd`.
+    pub response_end: f64,
+}
+
+impl ResourceTiming {
+    /// Whether Resource Timing says the connection was new. On loopback a
+    /// new connection's connect time can be 0 ms; `domainLookupStart >
+    /// fetchStart` told new from reused in every measured run (lab notes).
+    pub fn new_connection(&self) -> bool {
+        self.domain_lookup_start > self.fetch_start || self.connect_end > self.connect_start
+    }
+}
+
+/// What a response head told the page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Head {
+    /// `X-Conn-Id`.
+    pub conn: Option<ConnId>,
+    /// `X-Request-Id`.
+    pub request: Option<RequestId>,
+    /// `X-Request-Seq`.
+    pub seq: Option<u32>,
+    /// HTTP status.
+    pub status: u16,
+}
+
+/// One request of a run, browser side, with the server's view joined in.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BrowserRequest {
-    /// Unique tag, also in its URL (`id=`), so no two URLs are identical
-    /// (Chromium's cache lock would serialise identical ones).
+    /// Unique tag `b<run>-<n>`; also in its URL unless the run uses identical URLs.
     pub tag: String,
+    /// The URL fetched.
+    pub url: String,
+    /// Its pool.
+    pub pool: PoolKey,
     /// Where it is.
     pub phase: Phase,
-    /// The connection that carried it: from the server's events while in
-    /// flight, confirmed by the `X-Conn-Id` response header.
+    /// The connection that carried it (server events, then `X-Conn-Id`).
     pub conn: Option<ConnId>,
-    /// Server id, once seen.
+    /// Server id (the latest if the browser sent it more than once).
     pub request: Option<RequestId>,
-    /// n-th request on its connection (`X-Request-Seq`): 1 is a new
-    /// connection, more is keep-alive reuse.
+    /// n-th request on its connection: 1 is a new connection, more is reuse.
     pub seq: Option<u32>,
     /// HTTP status.
     pub status: Option<u16>,
-    /// `performance.now()` when `fetch` was called.
-    pub issued_ms: f64,
-    /// `performance.now()` when it ended.
+    /// Page clock when `fetch` was called.
+    pub issued_ms: Option<f64>,
+    /// Server clock when the server read its head.
+    pub server_start_us: Option<Micros>,
+    /// Server clock when the server produced the response head.
+    pub server_response_us: Option<Micros>,
+    /// Server clock when the server finished (or dropped) the response.
+    pub server_end_us: Option<Micros>,
+    /// Page clock when the response head arrived.
+    pub head_ms: Option<f64>,
+    /// Page clock when it ended.
     pub ended_ms: Option<f64>,
-    /// Why it failed.
+    /// Why it failed or was aborted.
     pub error: Option<String>,
+    /// How many times the server saw this request. More than one: the
+    /// browser re-sent it silently (keep-alive race); the page never knew.
+    pub server_sightings: u32,
+    /// Resource Timing, when available.
+    pub timing: Option<ResourceTiming>,
 }
 
-/// A burst of requests fired together, and what was measured about it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Burst {
-    /// Tag prefix, e.g. `b3`.
-    pub run: String,
-    /// Its requests, in the order fired.
-    pub requests: Vec<BrowserRequest>,
-    /// Burst requests at the server right now, and their connections.
-    pub in_flight: BTreeMap<RequestId, ConnId>,
-    /// Most distinct connections that carried this burst's requests at the
-    /// same moment: the browser's per-origin limit, measured.
+impl BrowserRequest {
+    fn new(tag: String, url: String, pool: PoolKey) -> BrowserRequest {
+        BrowserRequest {
+            tag,
+            url,
+            pool,
+            phase: Phase::Pending,
+            conn: None,
+            request: None,
+            seq: None,
+            status: None,
+            issued_ms: None,
+            server_start_us: None,
+            server_response_us: None,
+            server_end_us: None,
+            head_ms: None,
+            ended_ms: None,
+            error: None,
+            server_sightings: 0,
+            timing: None,
+        }
+    }
+
+    /// The browser sent it more than once.
+    pub fn resent(&self) -> bool {
+        self.server_sightings > 1
+    }
+}
+
+/// Measured figures of one pool in one run.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PoolStats {
+    /// Most distinct connections carrying this pool's requests at once: the
+    /// browser's per-pool limit, measured.
     pub max_concurrent_conns: usize,
     /// Every connection that carried one of its requests.
-    pub conns_used: BTreeSet<ConnId>,
+    pub conns: BTreeSet<ConnId>,
 }
 
-impl Burst {
+/// One burst: its settings, its requests, what was measured.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Run {
+    /// 1, 2, 3… in this page.
+    pub id: u32,
+    /// What was fired.
+    pub settings: BurstSettings,
+    /// Page clock at the start.
+    pub started_ms: f64,
+    /// Wall clock at the start (ms since 1970), for exports.
+    pub started_epoch_ms: f64,
+    /// Its requests, in the order composed.
+    pub requests: Vec<BrowserRequest>,
+    /// Its requests at the server right now, with their connection.
+    in_flight: BTreeMap<RequestId, (ConnId, usize)>,
+    /// Server request ids already counted (a duplicate delivery is not a re-send).
+    seen: BTreeSet<RequestId>,
+    /// Per pool.
+    pub pools: BTreeMap<PoolKey, PoolStats>,
+}
+
+impl Run {
+    /// Tag prefix, e.g. `b3`.
+    pub fn name(&self) -> String {
+        format!("b{}", self.id)
+    }
+
     /// Requests in `phase`.
     pub fn count(&self, phase: Phase) -> usize {
         self.requests.iter().filter(|r| r.phase == phase).count()
@@ -209,31 +358,64 @@ impl Burst {
 
     /// Requests that went out on a connection already used before them.
     pub fn reused(&self) -> usize {
-        self.requests
-            .iter()
-            .filter(|r| r.seq.is_some_and(|s| s > 1))
-            .count()
+        self.requests.iter().filter(|r| r.seq.is_some_and(|s| s > 1)).count()
     }
 
-    /// The server has the head of one of this burst's requests.
-    fn request_started(&mut self, tag: &str, conn: ConnId, request: RequestId, seq: u32) {
-        let Some(r) = self.find(tag) else {
+    /// Whether anything is still under way.
+    pub fn is_live(&self) -> bool {
+        self.requests.iter().any(|r| r.phase.is_open())
+    }
+
+    /// Requests of `pool` that had to wait in the browser for a connection:
+    /// they reached the server only after another request of the pool ended
+    /// there, although they had been issued before it ended. With each, how
+    /// long it waited (issue to arrival, ms), when the clocks are synchronised.
+    pub fn queued_in(&self, pool: &PoolKey, clock: &ClockSync) -> Vec<(usize, Option<f64>)> {
+        let ends: Vec<Micros> = self
+            .requests
+            .iter()
+            .filter(|r| &r.pool == pool)
+            .filter_map(|r| r.server_end_us)
+            .collect();
+        self.requests
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| &r.pool == pool)
+            .filter_map(|(i, r)| {
+                let start = r.server_start_us?;
+                let issued = clock.to_server_us(r.issued_ms?)?;
+                let waited = ends.iter().any(|end| issued < *end && *end <= start);
+                waited.then(|| (i, clock.to_page_ms(start).map(|s| s - r.issued_ms.unwrap_or(s))))
+            })
+            .collect()
+    }
+
+    fn server_started(&mut self, index: usize, conn: ConnId, request: RequestId, seq: u32, at_us: Micros) {
+        let Some(r) = self.requests.get_mut(index) else {
             return;
         };
-        if r.phase == Phase::Queued {
+        if !self.seen.insert(request) {
+            return; // duplicate delivery
+        }
+        r.server_sightings += 1;
+        if r.phase == Phase::Queued || r.phase == Phase::Pending {
             r.phase = Phase::AtServer;
         }
         r.conn = Some(conn);
         r.request = Some(request);
         r.seq = Some(seq);
-        self.in_flight.insert(request, conn);
-        self.conns_used.insert(conn);
-        let distinct: BTreeSet<ConnId> = self.in_flight.values().copied().collect();
-        self.max_concurrent_conns = self.max_concurrent_conns.max(distinct.len());
-    }
-
-    fn find(&mut self, tag: &str) -> Option<&mut BrowserRequest> {
-        self.requests.iter_mut().find(|r| r.tag == tag)
+        r.server_start_us = Some(at_us);
+        let pool = r.pool.clone();
+        self.in_flight.insert(request, (conn, index));
+        let distinct: BTreeSet<ConnId> = self
+            .in_flight
+            .values()
+            .filter(|(_, i)| self.requests[*i].pool == pool)
+            .map(|(c, _)| *c)
+            .collect();
+        let stats = self.pools.entry(pool).or_default();
+        stats.conns.insert(conn);
+        stats.max_concurrent_conns = stats.max_concurrent_conns.max(distinct.len());
     }
 }
 
@@ -251,31 +433,16 @@ pub struct LabState {
     pub listeners: Vec<String>,
     /// Every connection seen, open and recently closed, by id.
     pub lanes: BTreeMap<ConnId, Lane>,
-    /// The current (latest) burst.
-    pub burst: Option<Burst>,
-    /// Bursts fired so far (numbers the tags).
-    pub bursts_fired: u32,
+    /// The last runs, oldest first.
+    pub runs: VecDeque<Run>,
+    /// Runs fired so far (numbers them).
+    pub runs_fired: u32,
+    /// Server clock ⇄ page clock.
+    pub clock: ClockSync,
     /// Events the server skipped for this page because it fell behind.
     pub events_dropped: u64,
     /// Last error the server reported on the control channel.
     pub server_error: Option<String>,
-}
-
-impl LabState {
-    /// A fresh page's state.
-    pub fn new(session: SessionId) -> Self {
-        LabState {
-            session,
-            socket: SocketStatus::Connecting,
-            config: None,
-            listeners: Vec::new(),
-            lanes: BTreeMap::new(),
-            burst: None,
-            bursts_fired: 0,
-            events_dropped: 0,
-            server_error: None,
-        }
-    }
 }
 
 /// Everything that can happen to the state.
@@ -283,44 +450,63 @@ impl LabState {
 pub enum Action {
     /// The events socket changed state.
     Socket(SocketStatus),
-    /// An event from the server.
-    Server(ServerEvent),
-    /// The page called `fetch` for `tags` (one burst).
-    BurstFired {
-        /// Tag prefix of this burst.
-        run: String,
-        /// One tag per request.
-        tags: Vec<String>,
-        /// `performance.now()`.
+    /// Server events received since the last animation frame, in order.
+    ServerBatch(Vec<ServerEvent>),
+    /// A clock-sync exchange completed.
+    Clock(Sample),
+    /// A run was composed: its requests (tag, URL, pool) exist, none sent yet.
+    RunStarted {
+        /// What was fired.
+        settings: BurstSettings,
+        /// Tag, URL and pool of each request.
+        requests: Vec<(String, String, PoolKey)>,
+        /// Page clock.
+        at_ms: f64,
+        /// Wall clock (ms since 1970).
+        epoch_ms: f64,
+    },
+    /// `fetch` was called for request `index` of run `run`.
+    Issued {
+        /// Run id.
+        run: u32,
+        /// Request index.
+        index: usize,
+        /// Page clock.
         at_ms: f64,
     },
-    /// A response head arrived for `tag`.
+    /// A response head arrived.
     ResponseHead {
-        /// Which request.
-        tag: String,
-        /// `X-Conn-Id`.
-        conn: Option<ConnId>,
-        /// `X-Request-Id`.
-        request: Option<RequestId>,
-        /// `X-Request-Seq`.
-        seq: Option<u32>,
-        /// HTTP status.
-        status: u16,
-    },
-    /// The body of `tag` was read completely.
-    Finished {
-        /// Which request.
-        tag: String,
-        /// `performance.now()`.
+        /// Run id.
+        run: u32,
+        /// Request index.
+        index: usize,
+        /// What it said.
+        head: Head,
+        /// Page clock.
         at_ms: f64,
     },
-    /// `fetch` for `tag` rejected.
+    /// The body was read completely.
+    Finished {
+        /// Run id.
+        run: u32,
+        /// Request index.
+        index: usize,
+        /// Page clock.
+        at_ms: f64,
+        /// Resource Timing, when the browser had an entry.
+        timing: Option<ResourceTiming>,
+    },
+    /// `fetch` rejected or was aborted.
     Failed {
-        /// Which request.
-        tag: String,
+        /// Run id.
+        run: u32,
+        /// Request index.
+        index: usize,
         /// The browser's error text.
         error: String,
-        /// `performance.now()`.
+        /// The page aborted it (client timeout).
+        aborted: bool,
+        /// Page clock.
         at_ms: f64,
     },
 }
@@ -344,57 +530,110 @@ pub fn tag_of(target: &str) -> Option<&str> {
         .filter(|tag| !tag.is_empty())
 }
 
+/// `b<run>-<index+1>` back to (run, index).
+pub fn parse_tag(tag: &str) -> Option<(u32, usize)> {
+    let (run, n) = tag.strip_prefix('b')?.split_once('-')?;
+    let n: usize = n.parse().ok()?;
+    Some((run.parse().ok()?, n.checked_sub(1)?))
+}
+
 impl LabState {
-    /// Tag prefix for the next burst.
-    pub fn next_run(&self) -> String {
-        format!("b{}", self.bursts_fired + 1)
+    /// A fresh page's state.
+    pub fn new(session: SessionId) -> Self {
+        LabState {
+            session,
+            socket: SocketStatus::Connecting,
+            config: None,
+            listeners: Vec::new(),
+            lanes: BTreeMap::new(),
+            runs: VecDeque::new(),
+            runs_fired: 0,
+            clock: ClockSync::default(),
+            events_dropped: 0,
+            server_error: None,
+        }
+    }
+
+    /// Id of the next run.
+    pub fn next_run(&self) -> u32 {
+        self.runs_fired + 1
+    }
+
+    /// The latest run.
+    pub fn current(&self) -> Option<&Run> {
+        self.runs.back()
+    }
+
+    /// A run by id.
+    pub fn run(&self, id: u32) -> Option<&Run> {
+        self.runs.iter().find(|r| r.id == id)
+    }
+
+    fn run_mut(&mut self, id: u32) -> Option<&mut Run> {
+        self.runs.iter_mut().find(|r| r.id == id)
+    }
+
+    fn request_mut(&mut self, run: u32, index: usize) -> Option<&mut BrowserRequest> {
+        self.run_mut(run)?.requests.get_mut(index)
     }
 
     /// Applies one action.
     pub fn apply(&mut self, action: Action) {
         match action {
             Action::Socket(status) => self.socket = status,
-            Action::Server(event) => self.apply_event(event),
-            Action::BurstFired { run, tags, at_ms } => {
-                self.bursts_fired += 1;
-                self.burst = Some(Burst {
-                    run,
-                    requests: tags
-                        .into_iter()
-                        .map(|tag| BrowserRequest {
-                            tag,
-                            phase: Phase::Queued,
-                            conn: None,
-                            request: None,
-                            seq: None,
-                            status: None,
-                            issued_ms: at_ms,
-                            ended_ms: None,
-                            error: None,
-                        })
-                        .collect(),
-                    in_flight: BTreeMap::new(),
-                    max_concurrent_conns: 0,
-                    conns_used: BTreeSet::new(),
-                });
-            }
-            Action::ResponseHead {
-                tag,
-                conn,
-                request,
-                seq,
-                status,
-            } => {
-                if let Some(r) = self.burst.as_mut().and_then(|b| b.find(&tag)) {
-                    r.conn = conn.or(r.conn);
-                    r.request = request.or(r.request);
-                    r.seq = seq.or(r.seq);
-                    r.status = Some(status);
+            Action::ServerBatch(events) => {
+                for event in events {
+                    self.apply_event(event);
                 }
             }
-            Action::Finished { tag, at_ms } => {
-                if let Some(r) = self.burst.as_mut().and_then(|b| b.find(&tag)) {
+            Action::Clock(sample) => self.clock.add(sample),
+            Action::RunStarted {
+                settings,
+                requests,
+                at_ms,
+                epoch_ms,
+            } => {
+                self.runs_fired += 1;
+                self.runs.push_back(Run {
+                    id: self.runs_fired,
+                    settings,
+                    started_ms: at_ms,
+                    started_epoch_ms: epoch_ms,
+                    requests: requests
+                        .into_iter()
+                        .map(|(tag, url, pool)| BrowserRequest::new(tag, url, pool))
+                        .collect(),
+                    in_flight: BTreeMap::new(),
+                    seen: BTreeSet::new(),
+                    pools: BTreeMap::new(),
+                });
+                while self.runs.len() > MAX_RUNS {
+                    self.runs.pop_front();
+                }
+            }
+            Action::Issued { run, index, at_ms } => {
+                if let Some(r) = self.request_mut(run, index) {
+                    r.issued_ms.get_or_insert(at_ms);
+                    if r.phase == Phase::Pending {
+                        r.phase = Phase::Queued;
+                    }
+                }
+            }
+            Action::ResponseHead {
+                run,
+                index,
+                head,
+                at_ms,
+            } => self.response_head(run, index, head, at_ms),
+            Action::Finished {
+                run,
+                index,
+                at_ms,
+                timing,
+            } => {
+                if let Some(r) = self.request_mut(run, index) {
                     r.ended_ms = Some(at_ms);
+                    r.timing = timing;
                     r.phase = if r.status.is_some_and(|s| s < 400) {
                         Phase::Done
                     } else {
@@ -403,12 +642,50 @@ impl LabState {
                     };
                 }
             }
-            Action::Failed { tag, error, at_ms } => {
-                if let Some(r) = self.burst.as_mut().and_then(|b| b.find(&tag)) {
-                    r.phase = Phase::Failed;
+            Action::Failed {
+                run,
+                index,
+                error,
+                aborted,
+                at_ms,
+            } => {
+                if let Some(r) = self.request_mut(run, index) {
+                    r.phase = if aborted { Phase::Aborted } else { Phase::Failed };
                     r.error = Some(error);
                     r.ended_ms = Some(at_ms);
                 }
+            }
+        }
+    }
+
+    fn response_head(&mut self, run: u32, index: usize, head: Head, at_ms: f64) {
+        // An untagged request (identical URLs) is matched to the server's
+        // record only now, by X-Request-Id.
+        let server = head.request.and_then(|id| {
+            self.lanes.values().find_map(|lane| {
+                lane.requests
+                    .iter()
+                    .find(|r| r.request == id)
+                    .map(|r| (lane.conn, r.seq, r.started_us, r.response_us))
+            })
+        });
+        let Some(run) = self.run_mut(run) else {
+            return;
+        };
+        if let (Some((conn, seq, started, _)), Some(id)) = (server, head.request) {
+            if run.requests.get(index).is_some_and(|r| r.server_start_us.is_none()) {
+                run.server_started(index, conn, id, seq, started);
+            }
+        }
+        if let Some(r) = run.requests.get_mut(index) {
+            r.head_ms = Some(at_ms);
+            r.conn = head.conn.or(r.conn);
+            r.request = head.request.or(r.request);
+            r.seq = head.seq.or(r.seq);
+            r.status = Some(head.status);
+            r.phase = Phase::Downloading;
+            if let Some((_, _, _, Some(response))) = server {
+                r.server_response_us.get_or_insert(response);
             }
         }
     }
@@ -427,8 +704,7 @@ impl LabState {
                 // gone; we missed why (the page was disconnected).
                 self.lanes.retain(|_, lane| lane.closed.is_some());
                 for snapshot in connections {
-                    self.lanes
-                        .insert(snapshot.conn, lane_from_snapshot(snapshot));
+                    self.lanes.insert(snapshot.conn, lane_from_snapshot(snapshot));
                 }
             }
             ServerEvent::ConnectionOpened {
@@ -451,6 +727,15 @@ impl LabState {
                     closed: None,
                 });
             }
+            ServerEvent::ConnectionAttributed { conn, session, .. } => {
+                if let Some(lane) = self.lanes.get_mut(&conn) {
+                    lane.session = Some(session);
+                }
+            }
+            ServerEvent::ConnectionHidden { conn } => {
+                self.lanes.remove(&conn);
+            }
+            ServerEvent::ConfigChanged { config, .. } => self.config = Some(config),
             ServerEvent::RequestStarted {
                 conn,
                 request,
@@ -472,6 +757,7 @@ impl LabState {
                         target,
                         tag: tag.clone(),
                         started_us: at_us,
+                        response_us: None,
                         finished: None,
                         status: None,
                     });
@@ -479,18 +765,24 @@ impl LabState {
                         lane.requests.remove(0);
                     }
                 }
-                if let (Some(tag), Some(burst)) = (tag, self.burst.as_mut()) {
-                    burst.request_started(&tag, conn, request, seq);
+                if let Some((run, index)) = tag.as_deref().and_then(parse_tag) {
+                    if let Some(run) = self.run_mut(run) {
+                        run.server_started(index, conn, request, seq, at_us);
+                    }
                 }
             }
             ServerEvent::ResponseStarted {
                 conn,
                 request,
                 status,
-                ..
+                at_us,
             } => {
                 if let Some(r) = self.lane_request(conn, request) {
                     r.status = Some(status);
+                    r.response_us = Some(at_us);
+                }
+                if let Some(r) = self.request_by_server_id(request) {
+                    r.server_response_us = Some(at_us);
                 }
             }
             ServerEvent::RequestFinished {
@@ -502,19 +794,12 @@ impl LabState {
                 if let Some(r) = self.lane_request(conn, request) {
                     r.finished.get_or_insert((at_us, outcome));
                 }
-                if let Some(burst) = self.burst.as_mut() {
-                    burst.in_flight.remove(&request);
+                for run in &mut self.runs {
+                    if let Some((_, index)) = run.in_flight.remove(&request) {
+                        run.requests[index].server_end_us = Some(at_us);
+                    }
                 }
             }
-            ServerEvent::ConnectionAttributed { conn, session, .. } => {
-                if let Some(lane) = self.lanes.get_mut(&conn) {
-                    lane.session = Some(session);
-                }
-            }
-            ServerEvent::ConnectionHidden { conn } => {
-                self.lanes.remove(&conn);
-            }
-            ServerEvent::ConfigChanged { config, .. } => self.config = Some(config),
             ServerEvent::ConnectionUpgraded { conn, role, .. } => {
                 if let Some(lane) = self.lanes.get_mut(&conn) {
                     lane.upgraded = Some(role);
@@ -548,6 +833,13 @@ impl LabState {
         }
     }
 
+    fn request_by_server_id(&mut self, request: RequestId) -> Option<&mut BrowserRequest> {
+        self.runs.iter_mut().find_map(|run| {
+            let index = run.in_flight.get(&request)?.1;
+            run.requests.get_mut(index)
+        })
+    }
+
     fn lane_request(&mut self, conn: ConnId, request: RequestId) -> Option<&mut LaneRequest> {
         self.lanes
             .get_mut(&conn)?
@@ -564,10 +856,7 @@ impl LabState {
             .filter(|l| l.closed.is_some())
             .map(|l| l.conn)
             .collect();
-        for conn in closed
-            .iter()
-            .take(closed.len().saturating_sub(MAX_CLOSED_LANES))
-        {
+        for conn in closed.iter().take(closed.len().saturating_sub(MAX_CLOSED_LANES)) {
             self.lanes.remove(conn);
         }
     }
@@ -593,6 +882,7 @@ fn lane_from_snapshot(s: ConnectionSnapshot) -> Lane {
                 method: r.method,
                 target: r.target,
                 started_us: r.started_us,
+                response_us: r.response_us,
                 finished: r.finished_us.zip(r.outcome),
                 status: r.status,
             })
@@ -602,275 +892,4 @@ fn lane_from_snapshot(s: ConnectionSnapshot) -> Lane {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn fresh() -> LabState {
-        LabState::new(SessionId::parse("s-test").unwrap())
-    }
-
-    fn opened(conn: u64) -> Action {
-        Action::Server(ServerEvent::ConnectionOpened {
-            conn: ConnId(conn),
-            at_us: conn * 10,
-            peer: format!("127.0.0.1:{}", 40000 + conn),
-            local_addr: "127.0.0.1:8080".into(),
-            local_port: 8080,
-        })
-    }
-
-    fn started(conn: u64, request: u64, seq: u32, tag: &str) -> Action {
-        Action::Server(ServerEvent::RequestStarted {
-            conn: ConnId(conn),
-            request: RequestId(request),
-            seq,
-            method: "GET".into(),
-            target: format!("/api/hang?id={tag}"),
-            at_us: 1000 + request,
-        })
-    }
-
-    fn finished(conn: u64, request: u64) -> Action {
-        Action::Server(ServerEvent::RequestFinished {
-            conn: ConnId(conn),
-            request: RequestId(request),
-            outcome: RequestOutcome::Completed,
-            at_us: 5000 + request,
-        })
-    }
-
-    fn fire(state: &mut LabState, n: usize) -> Vec<String> {
-        let run = state.next_run();
-        let tags: Vec<String> = (1..=n).map(|i| format!("{run}-{i}")).collect();
-        state.apply(Action::BurstFired {
-            run,
-            tags: tags.clone(),
-            at_ms: 0.0,
-        });
-        tags
-    }
-
-    #[test]
-    fn finds_the_tag_in_a_target() {
-        assert_eq!(tag_of("/api/hang?id=b1-3"), Some("b1-3"));
-        assert_eq!(tag_of("/api/slow?ms=5&id=b2-1"), Some("b2-1"));
-        assert_eq!(tag_of("/api/slow?ms=5"), None);
-        assert_eq!(tag_of("/api/hang?id="), None);
-        assert_eq!(tag_of("/api/hang"), None);
-    }
-
-    /// The six-lanes experiment as the page sees it: 12 fired, 6 reach the
-    /// server on 6 connections, 6 wait; after release the 6 waiting ones go
-    /// out on the same connections.
-    #[test]
-    fn measures_six_connections_and_reuse() {
-        let mut s = fresh();
-        let tags = fire(&mut s, 12);
-        for c in 1..=6 {
-            s.apply(opened(c));
-            s.apply(started(c, c, 1, &tags[c as usize - 1]));
-        }
-        let burst = s.burst.as_ref().unwrap();
-        assert_eq!(burst.count(Phase::AtServer), 6);
-        assert_eq!(burst.count(Phase::Queued), 6);
-        assert_eq!(burst.max_concurrent_conns, 6);
-
-        // Release: the first six finish, the next six reuse the connections.
-        for c in 1..=6u64 {
-            s.apply(finished(c, c));
-            s.apply(Action::ResponseHead {
-                tag: tags[c as usize - 1].clone(),
-                conn: Some(ConnId(c)),
-                request: Some(RequestId(c)),
-                seq: Some(1),
-                status: 200,
-            });
-            s.apply(Action::Finished {
-                tag: tags[c as usize - 1].clone(),
-                at_ms: 10.0,
-            });
-            s.apply(started(c, 6 + c, 2, &tags[5 + c as usize]));
-        }
-        let burst = s.burst.as_ref().unwrap();
-        assert_eq!(burst.count(Phase::Done), 6);
-        assert_eq!(burst.count(Phase::AtServer), 6);
-        assert_eq!(burst.max_concurrent_conns, 6, "never more than six at once");
-        assert_eq!(
-            burst.conns_used.len(),
-            6,
-            "the second six reused the first six"
-        );
-        assert_eq!(burst.reused(), 6);
-        assert_eq!(s.lanes[&ConnId(3)].requests.len(), 2);
-        assert!(s.lanes[&ConnId(3)].is_http());
-    }
-
-    #[test]
-    fn duplicate_and_late_events_change_nothing() {
-        let mut s = fresh();
-        let tags = fire(&mut s, 1);
-        s.apply(opened(1));
-        s.apply(started(1, 1, 1, &tags[0]));
-        let once = s.clone();
-        s.apply(started(1, 1, 1, &tags[0]));
-        assert_eq!(s, once, "a duplicate request_started is ignored");
-        s.apply(finished(1, 1));
-        let after = s.clone();
-        s.apply(finished(1, 1));
-        assert_eq!(s, after);
-        // Events for a connection never seen (missed while disconnected) do not panic.
-        s.apply(started(99, 5, 1, "other"));
-        s.apply(finished(99, 5));
-        assert!(!s.lanes.contains_key(&ConnId(99)));
-    }
-
-    #[test]
-    fn monitor_and_spare_connections_do_not_count() {
-        let mut s = fresh();
-        s.apply(opened(1));
-        s.apply(opened(2));
-        s.apply(started(2, 1, 1, "x"));
-        s.apply(Action::Server(ServerEvent::ConnectionUpgraded {
-            conn: ConnId(2),
-            role: UpgradeRole::Monitor,
-            at_us: 3,
-        }));
-        s.apply(opened(3));
-        s.apply(started(3, 2, 1, "y"));
-        let http: Vec<u64> = s
-            .lanes
-            .values()
-            .filter(|l| l.is_http())
-            .map(|l| l.conn.0)
-            .collect();
-        assert_eq!(http, vec![3], "1 never carried a request, 2 is the monitor");
-    }
-
-    #[test]
-    fn close_reason_and_snapshot_and_notices() {
-        let mut s = fresh();
-        s.apply(opened(1));
-        s.apply(Action::Server(ServerEvent::ConnectionClosed {
-            conn: ConnId(1),
-            reason: CloseReason::IdleTimeout,
-            bytes_in: 10,
-            bytes_out: 20,
-            last_in_us: Some(50),
-            last_out_us: Some(60),
-            requests: 0,
-            at_us: 99,
-        }));
-        assert_eq!(
-            s.lanes[&ConnId(1)].closed.as_ref().unwrap().reason,
-            CloseReason::IdleTimeout
-        );
-        s.apply(opened(2)); // open, but the server will not list it
-        s.apply(Action::Server(ServerEvent::Snapshot {
-            now_us: 100,
-            config: ServerPolicy::default(),
-            listeners: vec!["127.0.0.1:8080".into(), "127.0.0.1:8081".into()],
-            connections: vec![ConnectionSnapshot {
-                conn: ConnId(3),
-                opened_us: 50,
-                peer: "127.0.0.1:1".into(),
-                local_addr: "127.0.0.1:8080".into(),
-                local_port: 8080,
-                session: None,
-                upgraded: None,
-                bytes_in: 0,
-                bytes_out: 0,
-                last_in_us: None,
-                last_out_us: None,
-                requests_total: 1,
-                requests: vec![protocol::RequestSnapshot {
-                    request: RequestId(7),
-                    seq: 1,
-                    method: "GET".into(),
-                    target: "/api/hang?id=z".into(),
-                    started_us: 60,
-                    response_us: None,
-                    finished_us: None,
-                    status: None,
-                    outcome: None,
-                }],
-            }],
-        }));
-        let ids: Vec<u64> = s.lanes.keys().map(|c| c.0).collect();
-        assert_eq!(ids, vec![1, 3], "closed lane kept, stale open lane dropped");
-        assert_eq!(s.lanes[&ConnId(3)].requests[0].tag.as_deref(), Some("z"));
-        assert_eq!(s.config, Some(ServerPolicy::default()));
-        assert_eq!(s.listeners.len(), 2);
-        s.apply(Action::Server(ServerEvent::EventsDropped { count: 5 }));
-        s.apply(Action::Server(ServerEvent::EventsDropped { count: 2 }));
-        assert_eq!(s.events_dropped, 7);
-    }
-
-    #[test]
-    fn attribution_hiding_and_config_changes() {
-        let mut s = fresh();
-        s.apply(opened(1));
-        s.apply(opened(2));
-        s.apply(Action::Server(ServerEvent::ConnectionAttributed {
-            conn: ConnId(1),
-            session: SessionId::parse("s-test").unwrap(),
-            at_us: 5,
-        }));
-        assert_eq!(s.lanes[&ConnId(1)].session.as_ref(), Some(&s.session));
-        s.apply(Action::Server(ServerEvent::ConnectionHidden { conn: ConnId(2) }));
-        assert!(!s.lanes.contains_key(&ConnId(2)), "someone else's connection is forgotten");
-        let config = ServerPolicy {
-            keep_alive: false,
-            ..ServerPolicy::default()
-        };
-        s.apply(Action::Server(ServerEvent::ConfigChanged {
-            config: config.clone(),
-            at_us: 6,
-        }));
-        assert_eq!(s.config, Some(config));
-    }
-
-    #[test]
-    fn failures_and_error_statuses_are_failed() {
-        let mut s = fresh();
-        let tags = fire(&mut s, 2);
-        s.apply(Action::Failed {
-            tag: tags[0].clone(),
-            error: "TypeError: Failed to fetch".into(),
-            at_ms: 3.0,
-        });
-        s.apply(Action::ResponseHead {
-            tag: tags[1].clone(),
-            conn: Some(ConnId(1)),
-            request: Some(RequestId(1)),
-            seq: Some(1),
-            status: 504,
-        });
-        s.apply(Action::Finished {
-            tag: tags[1].clone(),
-            at_ms: 4.0,
-        });
-        let burst = s.burst.unwrap();
-        assert_eq!(burst.count(Phase::Failed), 2);
-        assert_eq!(burst.requests[1].error.as_deref(), Some("HTTP 504"));
-    }
-
-    #[test]
-    fn closed_lanes_are_bounded() {
-        let mut s = fresh();
-        for c in 1..=(MAX_CLOSED_LANES as u64 + 10) {
-            s.apply(opened(c));
-            s.apply(Action::Server(ServerEvent::ConnectionClosed {
-                conn: ConnId(c),
-                reason: CloseReason::PeerClosed,
-                bytes_in: 0,
-                bytes_out: 0,
-                last_in_us: None,
-                last_out_us: None,
-                requests: 0,
-                at_us: c,
-            }));
-        }
-        assert_eq!(s.lanes.len(), MAX_CLOSED_LANES);
-        assert!(!s.lanes.contains_key(&ConnId(1)), "the oldest go first");
-    }
-}
+mod tests;

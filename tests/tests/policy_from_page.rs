@@ -61,7 +61,7 @@ async fn idle_timeout_set_in_the_page_closes_connections_and_the_page_says_why()
     }
     eventually("all 12 requests done", LIMIT, async || {
         let done = chrome
-            .eval(&page, "document.querySelectorAll('li.req[data-phase=done]').length")
+            .eval(&page, "document.querySelectorAll('g.req[data-phase=done]').length")
             .await;
         (done == 12).then_some(())
     })
@@ -72,7 +72,7 @@ async fn idle_timeout_set_in_the_page_closes_connections_and_the_page_says_why()
         let lanes = chrome
             .eval(
                 &page,
-                "Object.fromEntries(Array.from(document.querySelectorAll('li.lane.closed')) \
+                "Object.fromEntries(Array.from(document.querySelectorAll('g.lane.closed')) \
                    .map(li => [li.dataset.conn, li.dataset.reason]))",
             )
             .await;
@@ -96,7 +96,7 @@ async fn idle_timeout_set_in_the_page_closes_connections_and_the_page_says_why()
     let label = chrome
         .eval(
             &page,
-            "document.querySelector('li.lane.closed[data-reason=idle_timeout] .status').textContent",
+            "document.querySelector('g.lane.closed[data-reason=idle_timeout] .status').textContent",
         )
         .await;
     assert!(

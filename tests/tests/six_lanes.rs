@@ -47,7 +47,7 @@ async fn count_rows(chrome: &mut Chromium, page: &Page, phase: &str) -> u64 {
     chrome
         .eval(
             page,
-            &format!("document.querySelectorAll('li.req[data-phase={phase}]').length"),
+            &format!("document.querySelectorAll('g.req[data-phase={phase}]').length"),
         )
         .await
         .as_u64()
@@ -135,7 +135,7 @@ async fn browser_opens_six_connections_then_reuses_them() {
 
     // The page's measured figure.
     let shown = chrome
-        .eval(&page, "document.getElementById('max-conns').dataset.value")
+        .eval(&page, "document.querySelector('[data-pool] .max-conns').dataset.value")
         .await;
     assert_eq!(shown, "6", "the page shows the measured limit");
 
@@ -143,7 +143,7 @@ async fn browser_opens_six_connections_then_reuses_them() {
     let rows = chrome
         .eval(
             &page,
-            "Array.from(document.querySelectorAll('li.req')).map(li => [li.dataset.tag, li.dataset.conn])",
+            "Array.from(document.querySelectorAll('g.req')).map(li => [li.dataset.tag, li.dataset.conn])",
         )
         .await;
     let by_tag = server_conn_by_tag(&lab);

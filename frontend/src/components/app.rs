@@ -1,63 +1,27 @@
-//! The whole page: state, the events socket, and the experiment's actions.
+//! The whole page: state, the events socket, and what each control does.
 
 use protocol::ClientMessage;
 use yew::prelude::*;
 
-use super::browser_pane::BrowserPane;
-use super::controls::Controls;
+use super::composer::Composer;
 use super::measured::Measured;
-use super::server_pane::ServerPane;
-use crate::hooks::use_event_socket;
 use super::policy::PolicyPanel;
-use crate::services::fetch::{fetch_no_store, now_ms};
-use crate::services::new_session_id;
-use crate::state::{Action, LabState};
+use super::runs::{Runs, summary};
+use super::timeline_view::TimelineView;
+use crate::har;
+use crate::hooks::use_event_socket;
+use crate::services::{burst, download, new_session_id};
+use crate::settings::{BurstSettings, resolve_origin};
+use crate::state::{Lane, LabState, SocketStatus};
 
-/// Requests in the "six lanes" burst: twice the expected limit, so half of
-/// them have to wait.
-pub const BURST_SIZE: usize = 12;
-
-/// Fires `BURST_SIZE` hanging requests, each with a unique URL.
-fn fire_burst(state: &LabState, dispatch: &UseReducerDispatcher<LabState>) {
-    let run = state.next_run();
-    let session = state.session.clone();
-    let tags: Vec<String> = (1..=BURST_SIZE).map(|i| format!("{run}-{i}")).collect();
-    dispatch.dispatch(Action::BurstFired {
-        run,
-        tags: tags.clone(),
-        at_ms: now_ms(),
-    });
-    for tag in tags {
-        let dispatch = dispatch.clone();
-        let url = format!("/api/hang?id={tag}&session={session}");
-        wasm_bindgen_futures::spawn_local(async move {
-            let on_head = {
-                let dispatch = dispatch.clone();
-                let tag = tag.clone();
-                move |head: crate::services::fetch::Head| {
-                    dispatch.dispatch(Action::ResponseHead {
-                        tag,
-                        conn: head.conn,
-                        request: head.request,
-                        seq: head.seq,
-                        status: head.status,
-                    })
-                }
-            };
-            let action = match fetch_no_store(&url, on_head).await {
-                Ok(()) => Action::Finished {
-                    tag,
-                    at_ms: now_ms(),
-                },
-                Err(error) => Action::Failed {
-                    tag,
-                    error,
-                    at_ms: now_ms(),
-                },
-            };
-            dispatch.dispatch(action);
-        });
-    }
+/// Settings from the page's URL fragment (a shared link), and what in it was ignored.
+fn settings_from_location() -> (BurstSettings, Option<String>) {
+    let hash = web_sys::window()
+        .and_then(|w| w.location().hash().ok())
+        .unwrap_or_default();
+    let (settings, ignored) = BurstSettings::from_fragment(&hash);
+    let note = (!ignored.is_empty()).then(|| format!("Ignored in the link: {}", ignored.join(", ")));
+    (settings, note)
 }
 
 /// The lab page.
@@ -65,55 +29,115 @@ fn fire_burst(state: &LabState, dispatch: &UseReducerDispatcher<LabState>) {
 pub fn App() -> Html {
     let state = use_reducer(|| LabState::new(new_session_id()));
     let socket = use_event_socket(state.session.clone(), state.dispatcher());
-    let send_error = use_state(|| None::<String>);
+    let initial = use_memo((), |()| settings_from_location());
+    let settings = use_state(|| initial.0);
+    let problem = use_state(|| initial.1.clone());
+    let share_url = use_state(|| None::<String>);
+    let selected = use_state(|| None::<u32>);
+    let projector = use_state(|| false);
+    let export_problem = use_state(|| None::<String>);
 
-    let on_fire = {
-        let state = state.clone();
-        Callback::from(move |_| fire_burst(&state, &state.dispatcher()))
-    };
     let send = {
-        let socket = socket.clone();
-        let send_error = send_error.clone();
-        Callback::from(move |message: ClientMessage| send_error.set(socket.send(&message).err()))
+        let (socket, problem) = (socket.clone(), problem.clone());
+        Callback::from(move |message: ClientMessage| {
+            problem.set(socket.send(&message).err().map(|e| format!("Not sent to the server: {e}")))
+        })
     };
-    let on_release = send.reform(|()| ClientMessage::Release {
-        request: None,
-        id: None,
-    });
+    let on_fire = {
+        let (state, settings, problem, selected) = (state.clone(), settings.clone(), problem.clone(), selected.clone());
+        Callback::from(move |()| {
+            let origin = burst::page_origin()
+                .and_then(|page| resolve_origin(settings.target, &page, &state.listeners));
+            match origin {
+                Ok(origin) => {
+                    problem.set(None);
+                    selected.set(None);
+                    burst::fire(*settings, state.next_run(), origin, state.session.as_str(), state.dispatcher());
+                }
+                Err(e) => problem.set(Some(e)),
+            }
+        })
+    };
+    let on_release = send.reform(|()| ClientMessage::Release { request: None, id: None });
     let on_policy = send.reform(|config| ClientMessage::SetConfig { config });
+    let on_settings = {
+        let settings = settings.clone();
+        Callback::from(move |s| settings.set(s))
+    };
+    let on_share = {
+        let (settings, share_url) = (settings.clone(), share_url.clone());
+        Callback::from(move |()| {
+            let Some(location) = web_sys::window().map(|w| w.location()) else { return };
+            let fragment = settings.to_fragment();
+            let _ = location.set_hash(&fragment);
+            share_url.set(location.href().ok());
+        })
+    };
+
+    let run = match *selected {
+        Some(id) => state.run(id).or(state.current()),
+        None => state.current(),
+    }
+    .cloned();
+    let (lanes, others): (Vec<Lane>, Vec<Lane>) = state.lanes.values().cloned().partition(Lane::is_http);
+
+    let on_export = {
+        let (state, run, export_problem) = (state.clone(), run.clone(), export_problem.clone());
+        Callback::from(move |kind: &'static str| {
+            let Some(run) = &run else { return };
+            let lanes: Vec<&Lane> = state.lanes.values().collect();
+            let name = format!("keepalive-lab-{}", run.name());
+            let saved = match kind {
+                "json" => serde_json::to_string_pretty(&har::run_json(run, &lanes, &state.clock))
+                    .map_err(|e| e.to_string())
+                    .and_then(|text| download::save(&format!("{name}.json"), "application/json", &text)),
+                "har" => serde_json::to_string_pretty(&har::export(run, &state.clock))
+                    .map_err(|e| e.to_string())
+                    .and_then(|text| download::save(&format!("{name}.har"), "application/json", &text)),
+                _ => download::outer_html("timeline")
+                    .ok_or_else(|| "no timeline to export yet".to_owned())
+                    .and_then(|svg| download::save(&format!("{name}.svg"), "image/svg+xml", &svg)),
+            };
+            export_problem.set(saved.err());
+        })
+    };
+    let on_select = {
+        let selected = selected.clone();
+        Callback::from(move |id| selected.set(Some(id)))
+    };
+    let toggle_projector = {
+        let projector = projector.clone();
+        Callback::from(move |_: MouseEvent| projector.set(!*projector))
+    };
+    let connected = state.socket == SocketStatus::Open;
 
     html! {
-        <main data-socket={state.socket.name()}>
+        <main data-socket={state.socket.name()} class={classes!((*projector).then_some("projector"))}>
             <header class="top">
                 <h1>{ "keepalive-lab" }</h1>
                 <p class="lede">
-                    { "How many connections does your browser open to one server, and what \
-                       happens to the requests that do not get one? Fire twelve requests that \
-                       the server holds open, then watch both sides: the browser's queue on the \
-                       left, the server's TCP connections on the right." }
+                    { "How many connections does your browser open to one server, and what happens to the \
+                       requests that do not get one? Fire a burst from this page, then read both sides on \
+                       one clock: the browser's queue above, the server's TCP connections below." }
                 </p>
                 <p class={classes!("socket", state.socket.name())} role="status">
                     { "Live link to the server: " }<strong>{ state.socket.name() }</strong>
+                    <button class="secondary small" onclick={toggle_projector} aria-pressed={projector.to_string()}>
+                        { if *projector { "Normal size" } else { "Projector mode" } }
+                    </button>
                 </p>
             </header>
-            <Controls
-                socket={state.socket}
-                burst_size={BURST_SIZE}
-                {on_fire}
-                {on_release}
-                send_error={(*send_error).clone()}
-                server_error={state.server_error.clone()}
-            />
-            <Measured burst={state.burst.clone()} events_dropped={state.events_dropped} />
-            <PolicyPanel
-                config={state.config.clone()}
-                enabled={state.socket == crate::state::SocketStatus::Open}
-                on_change={on_policy}
-            />
-            <div class="panes">
-                <BrowserPane burst={state.burst.clone()} />
-                <ServerPane lanes={state.lanes.clone()} />
+            <div class="bench">
+                <Composer settings={*settings} on_change={on_settings} on_fire={on_fire} on_release={on_release}
+                    on_share={on_share} share_url={(*share_url).clone()} connected={connected}
+                    problem={(*problem).clone().or_else(|| state.server_error.clone())} />
+                <PolicyPanel config={state.config.clone()} enabled={connected} on_change={on_policy} />
             </div>
+            <Measured run={run.clone()} clock={state.clock} events_dropped={state.events_dropped} />
+            <TimelineView run={run.clone()} lanes={lanes} others={others} clock={state.clock} />
+            <Runs runs={state.runs.iter().map(|r| (r.id, summary(r))).collect::<Vec<_>>()}
+                selected={run.as_ref().map(|r| r.id)} on_select={on_select} on_export={on_export}
+                problem={(*export_problem).clone()} />
         </main>
     }
 }

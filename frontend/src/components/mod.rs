@@ -1,10 +1,10 @@
 //! The page's components, one per file.
 
 mod app;
-mod browser_pane;
-mod controls;
+mod composer;
 mod measured;
 mod policy;
-mod server_pane;
+mod runs;
+mod timeline_view;
 
 pub use app::App;

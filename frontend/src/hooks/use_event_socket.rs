@@ -1,18 +1,31 @@
 //! Keeps the events socket open for the component's life, reconnecting after
-//! a drop, and feeds everything it hears into the reducer.
+//! a drop, and feeds what it hears into the reducer.
+//!
+//! Events are not dispatched one by one: they are buffered and applied once
+//! per animation frame as one [`Action::ServerBatch`], so a burst of
+//! thousands of events costs one re-render per frame, not one per event.
+//! Pongs are stamped the moment they arrive and feed the clock sync.
 
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use gloo_timers::callback::Timeout;
-use protocol::ClientMessage;
+use gloo_timers::callback::{Interval, Timeout};
+use protocol::{ClientMessage, ServerEvent, SessionId};
+use wasm_bindgen::JsCast;
+use wasm_bindgen::closure::Closure;
 use yew::prelude::*;
 
+use crate::clock::Sample;
 use crate::services::events::EventSocket;
+use crate::services::fetch::now_ms;
 use crate::state::{Action, LabState, SocketStatus};
 
 /// Wait before reconnecting after the socket dropped.
 const RECONNECT_MS: u32 = 1_000;
+/// Clock pings: a quick series at first, then one now and then.
+const PING_EVERY_MS: u32 = 250;
+/// Pings in the first series; after it, every 20th tick (5 s).
+const QUICK_PINGS: u32 = 8;
 
 /// A handle to send control messages on the current socket.
 #[derive(Clone, Debug)]
@@ -36,13 +49,37 @@ impl SocketHandle {
     }
 }
 
-/// Opens `/api/events` for `session`, dispatches its events and state into
-/// `dispatch`.
+/// Events waiting for the next animation frame.
+#[derive(Default)]
+struct Batch {
+    events: Vec<ServerEvent>,
+    frame_requested: bool,
+}
+
+fn schedule_flush(batch: &Rc<RefCell<Batch>>, dispatch: &UseReducerDispatcher<LabState>) {
+    if std::mem::replace(&mut batch.borrow_mut().frame_requested, true) {
+        return;
+    }
+    let (batch, dispatch) = (batch.clone(), dispatch.clone());
+    let flush = Closure::once_into_js(move || {
+        let events = {
+            let mut b = batch.borrow_mut();
+            b.frame_requested = false;
+            std::mem::take(&mut b.events)
+        };
+        if !events.is_empty() {
+            dispatch.dispatch(Action::ServerBatch(events));
+        }
+    });
+    if let Some(window) = web_sys::window() {
+        let _ = window.request_animation_frame(flush.unchecked_ref());
+    }
+}
+
+/// Opens `/api/events` for `session`, dispatches its events (in per-frame
+/// batches) and state into `dispatch`, and keeps the clocks in sync.
 #[hook]
-pub fn use_event_socket(
-    session: protocol::SessionId,
-    dispatch: UseReducerDispatcher<LabState>,
-) -> SocketHandle {
+pub fn use_event_socket(session: SessionId, dispatch: UseReducerDispatcher<LabState>) -> SocketHandle {
     let socket = use_mut_ref(|| None::<EventSocket>);
     let attempt = use_state(|| 0_u32);
     {
@@ -51,22 +88,56 @@ pub fn use_event_socket(
         use_effect_with(*attempt, move |attempt| {
             let attempt = *attempt;
             dispatch.dispatch(Action::Socket(SocketStatus::Connecting));
+            let pings: Rc<RefCell<Option<Interval>>> = Rc::default();
             let on_status = {
-                let dispatch = dispatch.clone();
+                let (dispatch, socket, pings) = (dispatch.clone(), socket.clone(), pings.clone());
                 Callback::from(move |status: SocketStatus| {
                     dispatch.dispatch(Action::Socket(status));
-                    if status == SocketStatus::Closed {
-                        let retry = retry.clone();
-                        Timeout::new(RECONNECT_MS, move || retry.set(attempt + 1)).forget();
+                    match status {
+                        SocketStatus::Open => {
+                            let socket = socket.clone();
+                            let mut tick = 0_u32;
+                            *pings.borrow_mut() = Some(Interval::new(PING_EVERY_MS, move || {
+                                tick += 1;
+                                if tick <= QUICK_PINGS || tick % 20 == 0 {
+                                    if let Some(s) = socket.borrow().as_ref() {
+                                        let _ = s.send(&ClientMessage::Ping { client_time_ms: now_ms() });
+                                    }
+                                }
+                            }));
+                        }
+                        SocketStatus::Closed => {
+                            pings.borrow_mut().take();
+                            let retry = retry.clone();
+                            Timeout::new(RECONNECT_MS, move || retry.set(attempt + 1)).forget();
+                        }
+                        SocketStatus::Connecting => {}
                     }
                 })
             };
-            let on_event = Callback::from(move |event| dispatch.dispatch(Action::Server(event)));
+            let batch: Rc<RefCell<Batch>> = Rc::default();
+            let on_event = {
+                let dispatch = dispatch.clone();
+                Callback::from(move |event: ServerEvent| match event {
+                    ServerEvent::Pong { client_time_ms, server_us } => {
+                        dispatch.dispatch(Action::Clock(Sample {
+                            sent_ms: client_time_ms,
+                            received_ms: now_ms(),
+                            server_us,
+                        }));
+                    }
+                    event => {
+                        batch.borrow_mut().events.push(event);
+                        schedule_flush(&batch, &dispatch);
+                    }
+                })
+            };
             match EventSocket::connect(&session, on_event, on_status.clone()) {
                 Ok(opened) => *socket.borrow_mut() = Some(opened),
                 Err(_) => on_status.emit(SocketStatus::Closed),
             }
             move || {
+                pings.borrow_mut().take();
                 socket.borrow_mut().take();
             }
         });

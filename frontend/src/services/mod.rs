@@ -1,6 +1,8 @@
 //! Browser I/O, kept out of the components: the events WebSocket and the
 //! page's own `fetch` calls.
 
+pub mod burst;
+pub mod download;
 pub mod events;
 pub mod fetch;
 

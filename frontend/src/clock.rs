@@ -50,8 +50,7 @@ impl ClockSync {
 
     /// A server time on the page's clock (ms), once synchronised.
     pub fn to_page_ms(&self, server_us: Micros) -> Option<f64> {
-        self.best
-            .map(|b| server_us as f64 / 1000.0 - b.offset_ms())
+        self.best.map(|b| server_us as f64 / 1000.0 - b.offset_ms())
     }
 
     /// The page time on the server's clock (µs), once synchronised.
@@ -73,7 +72,11 @@ mod tests {
     #[test]
     fn offset_from_a_symmetric_exchange_is_exact() {
         // Server clock = page clock + 500 ms; 2 ms each way.
-        let s = Sample { sent_ms: 100.0, received_ms: 104.0, server_us: 602_000 };
+        let s = Sample {
+            sent_ms: 100.0,
+            received_ms: 104.0,
+            server_us: 602_000,
+        };
         assert_eq!(s.rtt_ms(), 4.0);
         assert_eq!(s.offset_ms(), 500.0);
         let mut sync = ClockSync::default();
@@ -86,14 +89,37 @@ mod tests {
     #[test]
     fn keeps_the_shortest_round_trip_and_ignores_nonsense() {
         let mut sync = ClockSync::default();
-        assert_eq!(sync.to_page_ms(5), None, "no estimate before the first pong");
-        sync.add(Sample { sent_ms: 0.0, received_ms: 10.0, server_us: 9_000 });
-        sync.add(Sample { sent_ms: 20.0, received_ms: 21.0, server_us: 20_700 });
-        sync.add(Sample { sent_ms: 30.0, received_ms: 38.0, server_us: 40_000 });
-        sync.add(Sample { sent_ms: 50.0, received_ms: 49.0, server_us: 1 });
+        assert_eq!(
+            sync.to_page_ms(5),
+            None,
+            "no estimate before the first pong"
+        );
+        sync.add(Sample {
+            sent_ms: 0.0,
+            received_ms: 10.0,
+            server_us: 9_000,
+        });
+        sync.add(Sample {
+            sent_ms: 20.0,
+            received_ms: 21.0,
+            server_us: 20_700,
+        });
+        sync.add(Sample {
+            sent_ms: 30.0,
+            received_ms: 38.0,
+            server_us: 40_000,
+        });
+        sync.add(Sample {
+            sent_ms: 50.0,
+            received_ms: 49.0,
+            server_us: 1,
+        });
         let best = sync.best.unwrap();
         assert_eq!(best.rtt_ms(), 1.0);
         assert!((best.offset_ms() - 0.2).abs() < 1e-9);
-        assert!(sync.uncertainty_ms().unwrap() <= 0.5, "within 1 ms on loopback");
+        assert!(
+            sync.uncertainty_ms().unwrap() <= 0.5,
+            "within 1 ms on loopback"
+        );
     }
 }

@@ -147,27 +147,80 @@ mod tests {
 
     fn finished_run() -> (LabState, u32) {
         let mut s = LabState::new(SessionId::parse("s-har").unwrap());
-        s.apply(Action::Clock(Sample { sent_ms: 0.0, received_ms: 0.0, server_us: 0 }));
-        let pool = PoolKey { origin: "http://127.0.0.1:8080".into(), credentials: Credentials::Default };
+        s.apply(Action::Clock(Sample {
+            sent_ms: 0.0,
+            received_ms: 0.0,
+            server_us: 0,
+        }));
+        let pool = PoolKey {
+            origin: "http://127.0.0.1:8080".into(),
+            credentials: Credentials::Default,
+        };
         s.apply(Action::RunStarted {
             settings: BurstSettings::default(),
             requests: vec![
-                ("b1-1".into(), "http://127.0.0.1:8080/api/hang?id=b1-1".into(), pool.clone()),
-                ("b1-2".into(), "http://127.0.0.1:8080/api/hang?id=b1-2".into(), pool),
+                (
+                    "b1-1".into(),
+                    "http://127.0.0.1:8080/api/hang?id=b1-1".into(),
+                    pool.clone(),
+                ),
+                (
+                    "b1-2".into(),
+                    "http://127.0.0.1:8080/api/hang?id=b1-2".into(),
+                    pool,
+                ),
             ],
             at_ms: 1000.0,
             epoch_ms: 1_795_000_000_000.0,
         });
         for index in 0..2 {
-            s.apply(Action::Issued { run: 1, index, at_ms: 1000.0 });
+            s.apply(Action::Issued {
+                run: 1,
+                index,
+                at_ms: 1000.0,
+            });
         }
         s.apply(Action::ServerBatch(vec![
-            ServerEvent::ConnectionOpened { conn: ConnId(3), at_us: 1_000_000, peer: "127.0.0.1:1".into(), local_addr: "127.0.0.1:8080".into(), local_port: 8080 },
-            ServerEvent::RequestStarted { conn: ConnId(3), request: RequestId(5), seq: 1, method: "GET".into(), target: "/api/hang?id=b1-1".into(), at_us: 1_010_000 },
+            ServerEvent::ConnectionOpened {
+                conn: ConnId(3),
+                at_us: 1_000_000,
+                peer: "127.0.0.1:1".into(),
+                local_addr: "127.0.0.1:8080".into(),
+                local_port: 8080,
+            },
+            ServerEvent::RequestStarted {
+                conn: ConnId(3),
+                request: RequestId(5),
+                seq: 1,
+                method: "GET".into(),
+                target: "/api/hang?id=b1-1".into(),
+                at_us: 1_010_000,
+            },
         ]));
-        s.apply(Action::ResponseHead { run: 1, index: 0, head: Head { conn: Some(ConnId(3)), request: Some(RequestId(5)), seq: Some(1), status: 200 }, at_ms: 1500.0 });
-        s.apply(Action::Finished { run: 1, index: 0, at_ms: 1502.0, timing: None });
-        s.apply(Action::Failed { run: 1, index: 1, error: "AbortError".into(), aborted: true, at_ms: 2000.0 });
+        s.apply(Action::ResponseHead {
+            run: 1,
+            index: 0,
+            head: Head {
+                conn: Some(ConnId(3)),
+                request: Some(RequestId(5)),
+                seq: Some(1),
+                status: 200,
+            },
+            at_ms: 1500.0,
+        });
+        s.apply(Action::Finished {
+            run: 1,
+            index: 0,
+            at_ms: 1502.0,
+            timing: None,
+        });
+        s.apply(Action::Failed {
+            run: 1,
+            index: 1,
+            error: "AbortError".into(),
+            aborted: true,
+            at_ms: 2000.0,
+        });
         (s, 1)
     }
 
@@ -186,34 +239,80 @@ mod tests {
         let entries = log["entries"].as_array().unwrap();
         assert_eq!(entries.len(), 2);
         for e in entries {
-            for field in ["startedDateTime", "time", "request", "response", "cache", "timings"] {
+            for field in [
+                "startedDateTime",
+                "time",
+                "request",
+                "response",
+                "cache",
+                "timings",
+            ] {
                 assert!(!e[field].is_null(), "entry.{field}");
             }
-            for field in ["method", "url", "httpVersion", "cookies", "headers", "queryString", "headersSize", "bodySize"] {
+            for field in [
+                "method",
+                "url",
+                "httpVersion",
+                "cookies",
+                "headers",
+                "queryString",
+                "headersSize",
+                "bodySize",
+            ] {
                 assert!(!e["request"][field].is_null(), "request.{field}");
             }
-            for field in ["status", "statusText", "httpVersion", "cookies", "headers", "content", "redirectURL", "headersSize", "bodySize"] {
+            for field in [
+                "status",
+                "statusText",
+                "httpVersion",
+                "cookies",
+                "headers",
+                "content",
+                "redirectURL",
+                "headersSize",
+                "bodySize",
+            ] {
                 assert!(!e["response"][field].is_null(), "response.{field}");
             }
             for field in ["size", "mimeType"] {
-                assert!(!e["response"]["content"][field].is_null(), "content.{field}");
+                assert!(
+                    !e["response"]["content"][field].is_null(),
+                    "content.{field}"
+                );
             }
             for field in ["send", "wait", "receive"] {
-                assert!(e["timings"][field].as_f64().unwrap() >= 0.0, "timings.{field} must be >= 0");
+                assert!(
+                    e["timings"][field].as_f64().unwrap() >= 0.0,
+                    "timings.{field} must be >= 0"
+                );
             }
             for field in ["blocked", "dns", "connect", "ssl"] {
-                assert!(e["timings"][field].as_f64().unwrap() >= -1.0, "timings.{field}");
+                assert!(
+                    e["timings"][field].as_f64().unwrap() >= -1.0,
+                    "timings.{field}"
+                );
             }
         }
         let first = &entries[0];
-        assert_eq!(first["connection"], "3", "DevTools' Connection ID is the server's");
-        assert_eq!(first["timings"]["blocked"], 10.0, "queued until the server saw it");
+        assert_eq!(
+            first["connection"], "3",
+            "DevTools' Connection ID is the server's"
+        );
+        assert_eq!(
+            first["timings"]["blocked"], 10.0,
+            "queued until the server saw it"
+        );
         assert_eq!(first["timings"]["wait"], 490.0);
         assert_eq!(first["timings"]["receive"], 2.0);
         assert_eq!(first["time"], 502.0);
         assert_eq!(first["startedDateTime"], "2026-11-18T11:06:40.000Z");
         assert_eq!(first["request"]["queryString"][0]["name"], "id");
-        assert!(entries[1]["response"]["_error"].as_str().unwrap().contains("Abort"));
+        assert!(
+            entries[1]["response"]["_error"]
+                .as_str()
+                .unwrap()
+                .contains("Abort")
+        );
     }
 
     #[test]

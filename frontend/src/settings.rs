@@ -45,10 +45,20 @@ impl Endpoint {
     pub const KINDS: [Endpoint; 6] = [
         Endpoint::Hang,
         Endpoint::Fast,
-        Endpoint::Slow { ms: 1000, body: false },
-        Endpoint::Drip { bytes: 2000, chunks: 10, interval_ms: 200 },
+        Endpoint::Slow {
+            ms: 1000,
+            body: false,
+        },
+        Endpoint::Drip {
+            bytes: 2000,
+            chunks: 10,
+            interval_ms: 200,
+        },
         Endpoint::Close(CloseMode::Header),
-        Endpoint::Sse { interval_ms: 500, count: 10 },
+        Endpoint::Sse {
+            interval_ms: 500,
+            count: 10,
+        },
     ];
 
     /// Its name in menus and URLs.
@@ -69,9 +79,16 @@ impl Endpoint {
             Endpoint::Hang => "/api/hang?".into(),
             Endpoint::Fast => "/api/fast?".into(),
             Endpoint::Slow { ms, body } => {
-                format!("/api/slow?ms={ms}&phase={}&", if body { "body" } else { "headers" })
+                format!(
+                    "/api/slow?ms={ms}&phase={}&",
+                    if body { "body" } else { "headers" }
+                )
             }
-            Endpoint::Drip { bytes, chunks, interval_ms } => {
+            Endpoint::Drip {
+                bytes,
+                chunks,
+                interval_ms,
+            } => {
                 format!("/api/drip?bytes={bytes}&chunks={chunks}&interval_ms={interval_ms}&")
             }
             Endpoint::Close(mode) => format!("/api/close?mode={}&", mode.as_str()),
@@ -207,7 +224,10 @@ impl BurstSettings {
     /// differ from the defaults are written, so links stay short.
     pub fn to_fragment(&self) -> String {
         let d = BurstSettings::default();
-        let mut parts = vec![format!("count={}", self.count), format!("endpoint={}", self.endpoint.name())];
+        let mut parts = vec![
+            format!("count={}", self.count),
+            format!("endpoint={}", self.endpoint.name()),
+        ];
         match self.endpoint {
             Endpoint::Slow { ms, body } => {
                 parts.push(format!("ms={ms}"));
@@ -215,8 +235,14 @@ impl BurstSettings {
                     parts.push("phase=body".into());
                 }
             }
-            Endpoint::Drip { bytes, chunks, interval_ms } => {
-                parts.push(format!("bytes={bytes}&chunks={chunks}&interval_ms={interval_ms}"));
+            Endpoint::Drip {
+                bytes,
+                chunks,
+                interval_ms,
+            } => {
+                parts.push(format!(
+                    "bytes={bytes}&chunks={chunks}&interval_ms={interval_ms}"
+                ));
             }
             Endpoint::Close(mode) => parts.push(format!("mode={}", mode.as_str())),
             Endpoint::Sse { interval_ms, count } => {
@@ -266,10 +292,15 @@ impl BurstSettings {
             .map(|p| p.split_once('=').unwrap_or((p, "")))
             .collect();
         let get = |key: &str| pairs.iter().find(|(k, _)| *k == key).map(|(_, v)| *v);
-        let num = |key: &str, default: u32, max: u32| get(key).and_then(|v| parse_u32(v, max)).unwrap_or(default);
+        let num = |key: &str, default: u32, max: u32| {
+            get(key).and_then(|v| parse_u32(v, max)).unwrap_or(default)
+        };
         for (key, value) in &pairs {
             let ok = match *key {
-                "count" => parse_u32(value, MAX_COUNT).filter(|c| *c >= 1).map(|c| s.count = c).is_some(),
+                "count" => parse_u32(value, MAX_COUNT)
+                    .filter(|c| *c >= 1)
+                    .map(|c| s.count = c)
+                    .is_some(),
                 "endpoint" => {
                     let found = Endpoint::KINDS.iter().find(|e| e.name() == *value).copied();
                     if let Some(kind) = found {
@@ -300,36 +331,81 @@ impl BurstSettings {
                 }
                 "ms" | "phase" | "bytes" | "chunks" | "interval_ms" | "mode" | "events" => true,
                 "order" => match *value {
-                    "sequential" => { s.order = Order::Sequential; true }
-                    "concurrent" => { s.order = Order::Concurrent; true }
+                    "sequential" => {
+                        s.order = Order::Sequential;
+                        true
+                    }
+                    "concurrent" => {
+                        s.order = Order::Concurrent;
+                        true
+                    }
                     _ => false,
                 },
                 "spacing_ms" => parse_u32(value, 60_000).map(|v| s.spacing_ms = v).is_some(),
                 "priority" => match *value {
-                    "high" => { s.priority = Priority::High; true }
-                    "low" => { s.priority = Priority::Low; true }
-                    "auto" => { s.priority = Priority::Auto; true }
+                    "high" => {
+                        s.priority = Priority::High;
+                        true
+                    }
+                    "low" => {
+                        s.priority = Priority::Low;
+                        true
+                    }
+                    "auto" => {
+                        s.priority = Priority::Auto;
+                        true
+                    }
                     _ => false,
                 },
                 "credentials" => match *value {
-                    "omit" => { s.credentials = Credentials::Omit; true }
-                    "include" => { s.credentials = Credentials::Include; true }
-                    "default" => { s.credentials = Credentials::Default; true }
+                    "omit" => {
+                        s.credentials = Credentials::Omit;
+                        true
+                    }
+                    "include" => {
+                        s.credentials = Credentials::Include;
+                        true
+                    }
+                    "default" => {
+                        s.credentials = Credentials::Default;
+                        true
+                    }
                     _ => false,
                 },
-                "timeout_ms" => parse_u32(value, 600_000).filter(|v| *v > 0).map(|v| s.timeout_ms = Some(v)).is_some(),
+                "timeout_ms" => parse_u32(value, 600_000)
+                    .filter(|v| *v > 0)
+                    .map(|v| s.timeout_ms = Some(v))
+                    .is_some(),
                 "target" => match *value {
-                    "same" => { s.target = Target::Same; true }
-                    "second-port" => { s.target = Target::SecondPort; true }
-                    "other-host" => { s.target = Target::OtherHost; true }
+                    "same" => {
+                        s.target = Target::Same;
+                        true
+                    }
+                    "second-port" => {
+                        s.target = Target::SecondPort;
+                        true
+                    }
+                    "other-host" => {
+                        s.target = Target::OtherHost;
+                        true
+                    }
                     _ => false,
                 },
                 "method" => match *value {
-                    "post" => { s.post = true; true }
-                    "get" => { s.post = false; true }
+                    "post" => {
+                        s.post = true;
+                        true
+                    }
+                    "get" => {
+                        s.post = false;
+                        true
+                    }
                     _ => false,
                 },
-                "identical_url" => { s.identical_url = *value == "1"; true }
+                "identical_url" => {
+                    s.identical_url = *value == "1";
+                    true
+                }
                 _ => false,
             };
             if !ok {
@@ -373,7 +449,11 @@ impl PageOrigin {
 
 /// The origin a burst aimed at `target` goes to, given the page's origin and
 /// the server's listeners (`127.0.0.1:8081`, `[::1]:8081`…).
-pub fn resolve_origin(target: Target, page: &PageOrigin, listeners: &[String]) -> Result<String, String> {
+pub fn resolve_origin(
+    target: Target,
+    page: &PageOrigin,
+    listeners: &[String],
+) -> Result<String, String> {
     match target {
         Target::Same => Ok(page.origin()),
         Target::SecondPort => listeners
@@ -381,7 +461,9 @@ pub fn resolve_origin(target: Target, page: &PageOrigin, listeners: &[String]) -
             .filter_map(|l| l.rsplit_once(':').and_then(|(_, p)| p.parse::<u16>().ok()))
             .find(|p| *p != page.port)
             .map(|port| format!("{}//{}:{port}", page.scheme, page.host))
-            .ok_or_else(|| "the server listens on no second port (start it with --second-port)".into()),
+            .ok_or_else(|| {
+                "the server listens on no second port (start it with --second-port)".into()
+            }),
         Target::OtherHost => {
             let other = match page.host.as_str() {
                 "127.0.0.1" => "localhost",
@@ -419,25 +501,72 @@ mod tests {
 
     #[test]
     fn origins_for_each_target() {
-        let page = PageOrigin { scheme: "http:".into(), host: "127.0.0.1".into(), port: 8080 };
-        let listeners = ["127.0.0.1:8080".to_owned(), "[::1]:8080".into(), "127.0.0.1:8081".into(), "[::1]:8081".into()];
-        assert_eq!(resolve_origin(Target::Same, &page, &listeners).unwrap(), "http://127.0.0.1:8080");
-        assert_eq!(resolve_origin(Target::SecondPort, &page, &listeners).unwrap(), "http://127.0.0.1:8081");
-        assert_eq!(resolve_origin(Target::OtherHost, &page, &listeners).unwrap(), "http://localhost:8080");
-        let local = PageOrigin { host: "localhost".into(), ..page.clone() };
-        assert_eq!(resolve_origin(Target::OtherHost, &local, &listeners).unwrap(), "http://127.0.0.1:8080");
-        let lan = PageOrigin { host: "10.1.2.3".into(), ..page.clone() };
-        assert!(resolve_origin(Target::OtherHost, &lan, &listeners).unwrap_err().contains("127.0.0.1:8080"));
+        let page = PageOrigin {
+            scheme: "http:".into(),
+            host: "127.0.0.1".into(),
+            port: 8080,
+        };
+        let listeners = [
+            "127.0.0.1:8080".to_owned(),
+            "[::1]:8080".into(),
+            "127.0.0.1:8081".into(),
+            "[::1]:8081".into(),
+        ];
+        assert_eq!(
+            resolve_origin(Target::Same, &page, &listeners).unwrap(),
+            "http://127.0.0.1:8080"
+        );
+        assert_eq!(
+            resolve_origin(Target::SecondPort, &page, &listeners).unwrap(),
+            "http://127.0.0.1:8081"
+        );
+        assert_eq!(
+            resolve_origin(Target::OtherHost, &page, &listeners).unwrap(),
+            "http://localhost:8080"
+        );
+        let local = PageOrigin {
+            host: "localhost".into(),
+            ..page.clone()
+        };
+        assert_eq!(
+            resolve_origin(Target::OtherHost, &local, &listeners).unwrap(),
+            "http://127.0.0.1:8080"
+        );
+        let lan = PageOrigin {
+            host: "10.1.2.3".into(),
+            ..page.clone()
+        };
+        assert!(
+            resolve_origin(Target::OtherHost, &lan, &listeners)
+                .unwrap_err()
+                .contains("127.0.0.1:8080")
+        );
         assert!(resolve_origin(Target::SecondPort, &page, &listeners[..2]).is_err());
     }
 
     #[test]
     fn urls_are_unique_unless_identical_is_asked_for() {
         let s = BurstSettings::default();
-        assert_eq!(s.url("http://h:1", 3, 2, "s-x"), ("b3-2".into(), "http://h:1/api/hang?id=b3-2&session=s-x".into()));
-        let same = BurstSettings { identical_url: true, endpoint: Endpoint::Fast, ..s };
-        assert_eq!(same.url("http://h:1", 3, 2, "s-x").1, "http://h:1/api/fast?session=s-x");
-        assert_eq!(same.url("http://h:1", 3, 2, "s-x").1, same.url("http://h:1", 3, 9, "s-x").1);
+        assert_eq!(
+            s.url("http://h:1", 3, 2, "s-x"),
+            (
+                "b3-2".into(),
+                "http://h:1/api/hang?id=b3-2&session=s-x".into()
+            )
+        );
+        let same = BurstSettings {
+            identical_url: true,
+            endpoint: Endpoint::Fast,
+            ..s
+        };
+        assert_eq!(
+            same.url("http://h:1", 3, 2, "s-x").1,
+            "http://h:1/api/fast?session=s-x"
+        );
+        assert_eq!(
+            same.url("http://h:1", 3, 2, "s-x").1,
+            same.url("http://h:1", 3, 9, "s-x").1
+        );
     }
 
     #[test]
@@ -452,7 +581,10 @@ mod tests {
         let cases = [
             BurstSettings {
                 count: 200,
-                endpoint: Endpoint::Slow { ms: 2500, body: true },
+                endpoint: Endpoint::Slow {
+                    ms: 2500,
+                    body: true,
+                },
                 order: Order::Sequential,
                 spacing_ms: 50,
                 priority: Priority::High,
@@ -463,15 +595,31 @@ mod tests {
                 identical_url: true,
             },
             BurstSettings {
-                endpoint: Endpoint::Drip { bytes: 99, chunks: 3, interval_ms: 7 },
+                endpoint: Endpoint::Drip {
+                    bytes: 99,
+                    chunks: 3,
+                    interval_ms: 7,
+                },
                 credentials: Credentials::Include,
                 target: Target::OtherHost,
                 priority: Priority::Low,
                 ..BurstSettings::default()
             },
-            BurstSettings { endpoint: Endpoint::Close(CloseMode::MidBody), ..BurstSettings::default() },
-            BurstSettings { endpoint: Endpoint::Sse { interval_ms: 250, count: 4 }, ..BurstSettings::default() },
-            BurstSettings { endpoint: Endpoint::Fast, ..BurstSettings::default() },
+            BurstSettings {
+                endpoint: Endpoint::Close(CloseMode::MidBody),
+                ..BurstSettings::default()
+            },
+            BurstSettings {
+                endpoint: Endpoint::Sse {
+                    interval_ms: 250,
+                    count: 4,
+                },
+                ..BurstSettings::default()
+            },
+            BurstSettings {
+                endpoint: Endpoint::Fast,
+                ..BurstSettings::default()
+            },
         ];
         for s in cases {
             let text = s.to_fragment();
@@ -481,18 +629,52 @@ mod tests {
 
     #[test]
     fn hand_edited_links_open_with_notes_about_what_was_ignored() {
-        let (s, ignored) = BurstSettings::from_fragment("#count=999&endpoint=teleport&priority=urgent&colour=red&count=5");
+        let (s, ignored) = BurstSettings::from_fragment(
+            "#count=999&endpoint=teleport&priority=urgent&colour=red&count=5",
+        );
         assert_eq!(s.count, 5, "the valid count wins");
         assert_eq!(s.endpoint, Endpoint::Hang);
-        assert_eq!(ignored, vec!["count=999", "endpoint=teleport", "priority=urgent", "colour=red"]);
+        assert_eq!(
+            ignored,
+            vec![
+                "count=999",
+                "endpoint=teleport",
+                "priority=urgent",
+                "colour=red"
+            ]
+        );
         let (s, _) = BurstSettings::from_fragment("endpoint=slow&ms=abc");
-        assert_eq!(s.endpoint, Endpoint::Slow { ms: 1000, body: false }, "bad numbers fall back");
+        assert_eq!(
+            s.endpoint,
+            Endpoint::Slow {
+                ms: 1000,
+                body: false
+            },
+            "bad numbers fall back"
+        );
     }
 
     #[test]
     fn paths_carry_the_parameters() {
-        assert_eq!(Endpoint::Slow { ms: 5, body: true }.path(), "/api/slow?ms=5&phase=body&");
-        assert_eq!(Endpoint::Close(CloseMode::Rst).path(), "/api/close?mode=rst&");
-        assert!(BurstSettings { endpoint: Endpoint::Drip { bytes: 2, chunks: 3, interval_ms: 0 }, ..BurstSettings::default() }.problem().is_some());
+        assert_eq!(
+            Endpoint::Slow { ms: 5, body: true }.path(),
+            "/api/slow?ms=5&phase=body&"
+        );
+        assert_eq!(
+            Endpoint::Close(CloseMode::Rst).path(),
+            "/api/close?mode=rst&"
+        );
+        assert!(
+            BurstSettings {
+                endpoint: Endpoint::Drip {
+                    bytes: 2,
+                    chunks: 3,
+                    interval_ms: 0
+                },
+                ..BurstSettings::default()
+            }
+            .problem()
+            .is_some()
+        );
     }
 }

@@ -127,7 +127,10 @@ impl Lane {
 
     /// Requests on it not finished yet.
     pub fn in_flight(&self) -> usize {
-        self.requests.iter().filter(|r| r.finished.is_none()).count()
+        self.requests
+            .iter()
+            .filter(|r| r.finished.is_none())
+            .count()
     }
 }
 
@@ -199,7 +202,12 @@ pub struct PoolKey {
 
 impl std::fmt::Display for PoolKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} · credentials {}", self.origin, self.credentials.name())
+        write!(
+            f,
+            "{} · credentials {}",
+            self.origin,
+            self.credentials.name()
+        )
     }
 }
 
@@ -358,7 +366,10 @@ impl Run {
 
     /// Requests that went out on a connection already used before them.
     pub fn reused(&self) -> usize {
-        self.requests.iter().filter(|r| r.seq.is_some_and(|s| s > 1)).count()
+        self.requests
+            .iter()
+            .filter(|r| r.seq.is_some_and(|s| s > 1))
+            .count()
     }
 
     /// Whether anything is still under way.
@@ -385,12 +396,26 @@ impl Run {
                 let start = r.server_start_us?;
                 let issued = clock.to_server_us(r.issued_ms?)?;
                 let waited = ends.iter().any(|end| issued < *end && *end <= start);
-                waited.then(|| (i, clock.to_page_ms(start).map(|s| s - r.issued_ms.unwrap_or(s))))
+                waited.then(|| {
+                    (
+                        i,
+                        clock
+                            .to_page_ms(start)
+                            .map(|s| s - r.issued_ms.unwrap_or(s)),
+                    )
+                })
             })
             .collect()
     }
 
-    fn server_started(&mut self, index: usize, conn: ConnId, request: RequestId, seq: u32, at_us: Micros) {
+    fn server_started(
+        &mut self,
+        index: usize,
+        conn: ConnId,
+        request: RequestId,
+        seq: u32,
+        at_us: Micros,
+    ) {
         let Some(r) = self.requests.get_mut(index) else {
             return;
         };
@@ -650,7 +675,11 @@ impl LabState {
                 at_ms,
             } => {
                 if let Some(r) = self.request_mut(run, index) {
-                    r.phase = if aborted { Phase::Aborted } else { Phase::Failed };
+                    r.phase = if aborted {
+                        Phase::Aborted
+                    } else {
+                        Phase::Failed
+                    };
                     r.error = Some(error);
                     r.ended_ms = Some(at_ms);
                 }
@@ -673,7 +702,11 @@ impl LabState {
             return;
         };
         if let (Some((conn, seq, started, _)), Some(id)) = (server, head.request) {
-            if run.requests.get(index).is_some_and(|r| r.server_start_us.is_none()) {
+            if run
+                .requests
+                .get(index)
+                .is_some_and(|r| r.server_start_us.is_none())
+            {
                 run.server_started(index, conn, id, seq, started);
             }
         }
@@ -704,7 +737,8 @@ impl LabState {
                 // gone; we missed why (the page was disconnected).
                 self.lanes.retain(|_, lane| lane.closed.is_some());
                 for snapshot in connections {
-                    self.lanes.insert(snapshot.conn, lane_from_snapshot(snapshot));
+                    self.lanes
+                        .insert(snapshot.conn, lane_from_snapshot(snapshot));
                 }
             }
             ServerEvent::ConnectionOpened {
@@ -856,7 +890,10 @@ impl LabState {
             .filter(|l| l.closed.is_some())
             .map(|l| l.conn)
             .collect();
-        for conn in closed.iter().take(closed.len().saturating_sub(MAX_CLOSED_LANES)) {
+        for conn in closed
+            .iter()
+            .take(closed.len().saturating_sub(MAX_CLOSED_LANES))
+        {
             self.lanes.remove(conn);
         }
     }

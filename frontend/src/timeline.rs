@@ -80,7 +80,8 @@ pub fn request_segments(r: &BrowserRequest, clock: &ClockSync) -> Vec<Segment> {
     match (at_server, r.head_ms) {
         (Some(arrived), head) => {
             push(issued, Some(arrived.max(issued)), Kind::Queued);
-            let waiting_end = head.or(end.filter(|_| r.phase == Phase::Failed || r.phase == Phase::Aborted));
+            let waiting_end =
+                head.or(end.filter(|_| r.phase == Phase::Failed || r.phase == Phase::Aborted));
             push(arrived.max(issued), waiting_end, Kind::Waiting);
             if let Some(head) = head {
                 push(head, end, Kind::Downloading);
@@ -104,7 +105,11 @@ pub fn lane_segments(lane: &Lane, clock: &ClockSync) -> Vec<Segment> {
     };
     let mut segments = vec![Segment {
         from_ms: opened,
-        to_ms: lane.closed.as_ref().and_then(|c| page(c.at_us)).unwrap_or(opened),
+        to_ms: lane
+            .closed
+            .as_ref()
+            .and_then(|c| page(c.at_us))
+            .unwrap_or(opened),
         open: lane.closed.is_none(),
         kind: Kind::Connection,
     }];
@@ -148,13 +153,21 @@ impl Scale {
     pub fn zoomed(&self, factor: f64) -> Scale {
         let mid = (self.start_ms + self.end_ms) / 2.0;
         let half = ((self.end_ms - self.start_ms) / 2.0 * factor).max(0.5);
-        Scale { start_ms: mid - half, end_ms: mid + half, ..*self }
+        Scale {
+            start_ms: mid - half,
+            end_ms: mid + half,
+            ..*self
+        }
     }
 
     /// Moved by `fraction` of its width (negative: earlier).
     pub fn panned(&self, fraction: f64) -> Scale {
         let shift = (self.end_ms - self.start_ms) * fraction;
-        Scale { start_ms: self.start_ms + shift, end_ms: self.end_ms + shift, ..*self }
+        Scale {
+            start_ms: self.start_ms + shift,
+            end_ms: self.end_ms + shift,
+            ..*self
+        }
     }
 
     /// Tick marks: about `target` of them at a round step, with labels
@@ -186,7 +199,11 @@ pub fn format_ms(ms: f64) -> String {
         format!("{ms:.0} ms")
     } else if a < 120_000.0 {
         let s = ms / 1000.0;
-        if (s - s.round()).abs() < 1e-9 { format!("{s:.0} s") } else { format!("{s:.2} s") }
+        if (s - s.round()).abs() < 1e-9 {
+            format!("{s:.0} s")
+        } else {
+            format!("{s:.2} s")
+        }
     } else {
         format!("{:.1} min", ms / 60_000.0)
     }
@@ -227,7 +244,11 @@ mod tests {
 
     fn synced(offset_ms: f64) -> ClockSync {
         let mut c = ClockSync::default();
-        c.add(Sample { sent_ms: 0.0, received_ms: 0.0, server_us: (offset_ms * 1000.0) as u64 });
+        c.add(Sample {
+            sent_ms: 0.0,
+            received_ms: 0.0,
+            server_us: (offset_ms * 1000.0) as u64,
+        });
         c
     }
 
@@ -235,7 +256,10 @@ mod tests {
         BrowserRequest {
             tag: "b1-1".into(),
             url: "/api/hang?id=b1-1".into(),
-            pool: PoolKey { origin: "http://x".into(), credentials: Credentials::Default },
+            pool: PoolKey {
+                origin: "http://x".into(),
+                credentials: Credentials::Default,
+            },
             phase: Phase::Queued,
             conn: None,
             request: None,
@@ -259,27 +283,44 @@ mod tests {
         let mut r = request();
         assert_eq!(
             request_segments(&r, &clock),
-            vec![Segment { from_ms: 100.0, to_ms: 100.0, open: true, kind: Kind::Queued }]
+            vec![Segment {
+                from_ms: 100.0,
+                to_ms: 100.0,
+                open: true,
+                kind: Kind::Queued
+            }]
         );
         r.phase = Phase::AtServer;
         r.server_start_us = Some(1_400_000); // page 400 ms
         r.conn = Some(ConnId(1));
         r.request = Some(RequestId(1));
         let s = request_segments(&r, &clock);
-        assert_eq!((s[0].kind, s[0].from_ms, s[0].to_ms, s[0].open), (Kind::Queued, 100.0, 400.0, false));
-        assert_eq!((s[1].kind, s[1].from_ms, s[1].open), (Kind::Waiting, 400.0, true));
+        assert_eq!(
+            (s[0].kind, s[0].from_ms, s[0].to_ms, s[0].open),
+            (Kind::Queued, 100.0, 400.0, false)
+        );
+        assert_eq!(
+            (s[1].kind, s[1].from_ms, s[1].open),
+            (Kind::Waiting, 400.0, true)
+        );
         r.head_ms = Some(900.0);
         r.ended_ms = Some(950.0);
         r.phase = Phase::Done;
         let s = request_segments(&r, &clock);
         assert_eq!(s.len(), 3);
-        assert_eq!((s[1].to_ms, s[2].kind, s[2].from_ms, s[2].to_ms), (900.0, Kind::Downloading, 900.0, 950.0));
+        assert_eq!(
+            (s[1].to_ms, s[2].kind, s[2].from_ms, s[2].to_ms),
+            (900.0, Kind::Downloading, 900.0, 950.0)
+        );
         assert!(s.iter().all(|seg| !seg.open));
     }
 
     #[test]
     fn nothing_is_drawn_before_the_clock_is_synced_or_the_request_is_sent() {
-        let r = BrowserRequest { issued_ms: None, ..request() };
+        let r = BrowserRequest {
+            issued_ms: None,
+            ..request()
+        };
         assert!(request_segments(&r, &synced(0.0)).is_empty());
         let lane = Lane {
             conn: ConnId(1),
@@ -299,7 +340,12 @@ mod tests {
 
     #[test]
     fn scale_maps_zooms_pans_and_ticks() {
-        let s = Scale { start_ms: 0.0, end_ms: 1000.0, left: 100.0, right: 1100.0 };
+        let s = Scale {
+            start_ms: 0.0,
+            end_ms: 1000.0,
+            left: 100.0,
+            right: 1100.0,
+        };
         assert_eq!(s.x(500.0), 600.0);
         assert_eq!(s.x(-5.0), 100.0, "clamped");
         let z = s.zoomed(0.5);
@@ -307,7 +353,10 @@ mod tests {
         let p = s.panned(0.1);
         assert_eq!((p.start_ms, p.end_ms), (100.0, 1100.0));
         let ticks = s.ticks(0.0, 5);
-        assert_eq!(ticks.iter().map(|t| t.1.as_str()).collect::<Vec<_>>(), ["0 ms", "200 ms", "400 ms", "600 ms", "800 ms", "1 s"]);
+        assert_eq!(
+            ticks.iter().map(|t| t.1.as_str()).collect::<Vec<_>>(),
+            ["0 ms", "200 ms", "400 ms", "600 ms", "800 ms", "1 s"]
+        );
         assert_eq!(format_ms(1500.0), "1.50 s");
         assert_eq!(format_ms(180_000.0), "3.0 min");
     }

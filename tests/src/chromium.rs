@@ -28,6 +28,8 @@ pub const FLAGS: &[&str] = &[
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
+    // A laptop-sized window, so the page lays out as a person would see it.
+    "--window-size=1366,900",
 ];
 
 /// Where Chromium is: `$CHROME`, else Debian's `/usr/bin/chromium`.

@@ -50,6 +50,23 @@ pub async fn start_server(config: Config) -> (SocketAddr, Lab) {
     (addr, lab)
 }
 
+/// Starts the lab on two ephemeral loopback ports (two origins, two browser
+/// pools) and returns both addresses.
+pub async fn start_server_with_second_origin(config: Config) -> (SocketAddr, SocketAddr, Lab) {
+    let first = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let second = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addrs = (
+        first.local_addr().expect("local address"),
+        second.local_addr().expect("local address"),
+    );
+    let lab = Lab::new(Config {
+        listeners: vec![addrs.0, addrs.1],
+        ..config
+    });
+    tokio::spawn(listener::serve_all(vec![first, second], lab.clone()));
+    (addrs.0, addrs.1, lab)
+}
+
 /// Polls `check` every 25 ms until it returns `Some`, or panics with `what`
 /// after `limit`. The limit only stops a broken test; it asserts no speed.
 pub async fn eventually<T>(

@@ -37,31 +37,44 @@ async fn idle_timeout_set_in_the_page_closes_connections_and_the_page_says_why()
                i.dispatchEvent(new Event('change', { bubbles: true })); })()",
         )
         .await;
-    eventually("the server to apply the new idle timeout", LIMIT, async || {
-        (lab.policy().idle_timeout_ms == 400).then_some(())
-    })
+    eventually(
+        "the server to apply the new idle timeout",
+        LIMIT,
+        async || (lab.policy().idle_timeout_ms == 400).then_some(()),
+    )
     .await;
-    eventually("the page to show the policy the server announced", LIMIT, async || {
-        let shown = chrome
-            .eval(&page, "document.getElementById('policy-idle').value")
-            .await;
-        (shown == "400").then_some(())
-    })
+    eventually(
+        "the page to show the policy the server announced",
+        LIMIT,
+        async || {
+            let shown = chrome
+                .eval(&page, "document.getElementById('policy-idle').value")
+                .await;
+            (shown == "400").then_some(())
+        },
+    )
     .await;
 
     // Connections opened from now on close after 400 ms idle.
-    chrome.eval(&page, "document.getElementById('fire').click()").await;
+    chrome
+        .eval(&page, "document.getElementById('fire').click()")
+        .await;
     eventually("6 hangs at the server", LIMIT, async || {
         (lab.hangs().len() == 6).then_some(())
     })
     .await;
     for _ in 0..2 {
-        chrome.eval(&page, "document.getElementById('release').click()").await;
+        chrome
+            .eval(&page, "document.getElementById('release').click()")
+            .await;
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     eventually("all 12 requests done", LIMIT, async || {
         let done = chrome
-            .eval(&page, "document.querySelectorAll('g.req[data-phase=done]').length")
+            .eval(
+                &page,
+                "document.querySelectorAll('g.req[data-phase=done]').length",
+            )
             .await;
         (done == 12).then_some(())
     })
@@ -91,7 +104,11 @@ async fn idle_timeout_set_in_the_page_closes_connections_and_the_page_says_why()
         let server = recorded
             .get(conn)
             .unwrap_or_else(|| panic!("the page shows c{conn} closed, the server never closed it"));
-        assert_eq!(reason, server.kind(), "c{conn}: page and server agree on why it closed");
+        assert_eq!(
+            reason,
+            server.kind(),
+            "c{conn}: page and server agree on why it closed"
+        );
     }
     let label = chrome
         .eval(

@@ -135,7 +135,10 @@ async fn browser_opens_six_connections_then_reuses_them() {
 
     // The page's measured figure.
     let shown = chrome
-        .eval(&page, "document.querySelector('[data-pool] .max-conns').dataset.value")
+        .eval(
+            &page,
+            "document.querySelector('[data-pool] .max-conns').dataset.value",
+        )
         .await;
     assert_eq!(shown, "6", "the page shows the measured limit");
 

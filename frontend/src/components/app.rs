@@ -12,7 +12,7 @@ use crate::har;
 use crate::hooks::use_event_socket;
 use crate::services::{burst, download, new_session_id};
 use crate::settings::{BurstSettings, resolve_origin};
-use crate::state::{Lane, LabState, SocketStatus};
+use crate::state::{LabState, Lane, SocketStatus};
 
 /// Settings from the page's URL fragment (a shared link), and what in it was ignored.
 fn settings_from_location() -> (BurstSettings, Option<String>) {
@@ -20,7 +20,8 @@ fn settings_from_location() -> (BurstSettings, Option<String>) {
         .and_then(|w| w.location().hash().ok())
         .unwrap_or_default();
     let (settings, ignored) = BurstSettings::from_fragment(&hash);
-    let note = (!ignored.is_empty()).then(|| format!("Ignored in the link: {}", ignored.join(", ")));
+    let note =
+        (!ignored.is_empty()).then(|| format!("Ignored in the link: {}", ignored.join(", ")));
     (settings, note)
 }
 
@@ -40,11 +41,21 @@ pub fn App() -> Html {
     let send = {
         let (socket, problem) = (socket.clone(), problem.clone());
         Callback::from(move |message: ClientMessage| {
-            problem.set(socket.send(&message).err().map(|e| format!("Not sent to the server: {e}")))
+            problem.set(
+                socket
+                    .send(&message)
+                    .err()
+                    .map(|e| format!("Not sent to the server: {e}")),
+            )
         })
     };
     let on_fire = {
-        let (state, settings, problem, selected) = (state.clone(), settings.clone(), problem.clone(), selected.clone());
+        let (state, settings, problem, selected) = (
+            state.clone(),
+            settings.clone(),
+            problem.clone(),
+            selected.clone(),
+        );
         Callback::from(move |()| {
             let origin = burst::page_origin()
                 .and_then(|page| resolve_origin(settings.target, &page, &state.listeners));
@@ -52,13 +63,22 @@ pub fn App() -> Html {
                 Ok(origin) => {
                     problem.set(None);
                     selected.set(None);
-                    burst::fire(*settings, state.next_run(), origin, state.session.as_str(), state.dispatcher());
+                    burst::fire(
+                        *settings,
+                        state.next_run(),
+                        origin,
+                        state.session.as_str(),
+                        state.dispatcher(),
+                    );
                 }
                 Err(e) => problem.set(Some(e)),
             }
         })
     };
-    let on_release = send.reform(|()| ClientMessage::Release { request: None, id: None });
+    let on_release = send.reform(|()| ClientMessage::Release {
+        request: None,
+        id: None,
+    });
     let on_policy = send.reform(|config| ClientMessage::SetConfig { config });
     let on_settings = {
         let settings = settings.clone();
@@ -67,7 +87,9 @@ pub fn App() -> Html {
     let on_share = {
         let (settings, share_url) = (settings.clone(), share_url.clone());
         Callback::from(move |()| {
-            let Some(location) = web_sys::window().map(|w| w.location()) else { return };
+            let Some(location) = web_sys::window().map(|w| w.location()) else {
+                return;
+            };
             let fragment = settings.to_fragment();
             let _ = location.set_hash(&fragment);
             share_url.set(location.href().ok());
@@ -79,7 +101,8 @@ pub fn App() -> Html {
         None => state.current(),
     }
     .cloned();
-    let (lanes, others): (Vec<Lane>, Vec<Lane>) = state.lanes.values().cloned().partition(Lane::is_http);
+    let (lanes, others): (Vec<Lane>, Vec<Lane>) =
+        state.lanes.values().cloned().partition(Lane::is_http);
 
     let on_export = {
         let (state, run, export_problem) = (state.clone(), run.clone(), export_problem.clone());
@@ -90,10 +113,14 @@ pub fn App() -> Html {
             let saved = match kind {
                 "json" => serde_json::to_string_pretty(&har::run_json(run, &lanes, &state.clock))
                     .map_err(|e| e.to_string())
-                    .and_then(|text| download::save(&format!("{name}.json"), "application/json", &text)),
+                    .and_then(|text| {
+                        download::save(&format!("{name}.json"), "application/json", &text)
+                    }),
                 "har" => serde_json::to_string_pretty(&har::export(run, &state.clock))
                     .map_err(|e| e.to_string())
-                    .and_then(|text| download::save(&format!("{name}.har"), "application/json", &text)),
+                    .and_then(|text| {
+                        download::save(&format!("{name}.har"), "application/json", &text)
+                    }),
                 _ => download::outer_html("timeline")
                     .ok_or_else(|| "no timeline to export yet".to_owned())
                     .and_then(|svg| download::save(&format!("{name}.svg"), "image/svg+xml", &svg)),

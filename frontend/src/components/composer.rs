@@ -72,7 +72,11 @@ pub fn Composer(props: &ComposerProps) -> Html {
                 { option("body", "the body (slow download)", body) }
             </select></label>
         </> },
-        Endpoint::Drip { bytes, chunks, interval_ms } => html! { <>
+        Endpoint::Drip {
+            bytes,
+            chunks,
+            interval_ms,
+        } => html! { <>
             <label>{ "bytes " }<input type="number" min="1" max="1048576" value={bytes.to_string()}
                 onchange={edit(|s, v| if let Endpoint::Drip { bytes, .. } = &mut s.endpoint { *bytes = num(&v, 2000, 1_048_576).max(1) })} /></label>
             <label>{ "chunks " }<input type="number" min="1" max="1000" value={chunks.to_string()}

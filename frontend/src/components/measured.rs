@@ -56,7 +56,12 @@ pub fn Measured(props: &MeasuredProps) -> Html {
             </tr>
         }
     });
-    let first_max = run.pools.values().map(|p| p.max_concurrent_conns).max().unwrap_or(0);
+    let first_max = run
+        .pools
+        .values()
+        .map(|p| p.max_concurrent_conns)
+        .max()
+        .unwrap_or(0);
     let explanation = if run.pools.is_empty() {
         "No request has reached the server yet.".to_owned()
     } else if queued > 0 && at_server > 0 {

@@ -37,7 +37,10 @@ pub fn PolicyPanel(props: &PolicyProps) -> Html {
     };
     let disabled = !props.enabled;
     let on = &props.on_change;
-    let keep_alive = checkbox(on, |v| PolicyPatch { keep_alive: Some(v), ..PolicyPatch::default() });
+    let keep_alive = checkbox(on, |v| PolicyPatch {
+        keep_alive: Some(v),
+        ..PolicyPatch::default()
+    });
     let advertise = checkbox(on, |v| PolicyPatch {
         advertise_keep_alive: Some(v),
         ..PolicyPatch::default()
@@ -59,18 +62,30 @@ pub fn PolicyPanel(props: &PolicyProps) -> Html {
         tcp_keepalive: Some(
             e.target_unchecked_into::<HtmlInputElement>()
                 .checked()
-                .then_some(tcp.unwrap_or(TcpKeepalive { idle_s: 60, interval_s: 10 })),
+                .then_some(tcp.unwrap_or(TcpKeepalive {
+                    idle_s: 60,
+                    interval_s: 10,
+                })),
         ),
         ..PolicyPatch::default()
     });
     let tcp_field = |idle: bool| {
         on.reform(move |e: Event| {
             let value = number::<u32>(&e.target_unchecked_into()).unwrap_or(0);
-            let current = tcp.unwrap_or(TcpKeepalive { idle_s: 60, interval_s: 10 });
+            let current = tcp.unwrap_or(TcpKeepalive {
+                idle_s: 60,
+                interval_s: 10,
+            });
             let next = if idle {
-                TcpKeepalive { idle_s: value, ..current }
+                TcpKeepalive {
+                    idle_s: value,
+                    ..current
+                }
             } else {
-                TcpKeepalive { interval_s: value, ..current }
+                TcpKeepalive {
+                    interval_s: value,
+                    ..current
+                }
             };
             PolicyPatch {
                 tcp_keepalive: Some(Some(next)),

@@ -27,7 +27,11 @@ pub fn summary(run: &Run) -> String {
         run.name(),
         s.count,
         s.endpoint.name(),
-        if s.identical_url { " (identical URLs)" } else { "" }
+        if s.identical_url {
+            " (identical URLs)"
+        } else {
+            ""
+        }
     )
 }
 

@@ -37,7 +37,11 @@ pub enum Focus {
 
 fn rect(s: &Segment, scale: &Scale, y: f64, h: f64) -> Html {
     let x0 = scale.x(s.from_ms);
-    let x1 = if s.open { scale.right } else { scale.x(s.to_ms) };
+    let x1 = if s.open {
+        scale.right
+    } else {
+        scale.x(s.to_ms)
+    };
     let width = (x1 - x0).max(1.5);
     let clip = s.open.then_some("url(#until-now)");
     html! {
@@ -73,16 +77,22 @@ fn RequestRow(props: &RequestRowProps) -> Html {
     let r = &props.request;
     let y = props.y;
     let segments = request_segments(r, &props.clock);
-    let end_x = segments
-        .last()
-        .map_or(props.scale.left, |s| if s.open { props.scale.left } else { props.scale.x(s.to_ms) });
+    let end_x = segments.last().map_or(props.scale.left, |s| {
+        if s.open {
+            props.scale.left
+        } else {
+            props.scale.x(s.to_ms)
+        }
+    });
     let mark = match r.phase {
         Phase::Done => "✓",
         Phase::Aborted => "✕ aborted",
         Phase::Failed => "! failed",
         _ => "",
     };
-    let resent = r.resent().then(|| format!(" · re-sent ×{}", r.server_sightings));
+    let resent = r
+        .resent()
+        .then(|| format!(" · re-sent ×{}", r.server_sightings));
     let focus = Some(Focus::Request(props.index));
     let enter = props.on_focus.reform({
         let focus = focus.clone();
@@ -129,13 +139,21 @@ fn LaneRow(props: &LaneRowProps) -> Html {
     let l = &props.lane;
     let y = props.y;
     let segments = lane_segments(l, &props.clock);
-    let (life, requests) = segments.split_first().map_or((None, &[][..]), |(a, b)| (Some(a), b));
+    let (life, requests) = segments
+        .split_first()
+        .map_or((None, &[][..]), |(a, b)| (Some(a), b));
     let status = match &l.closed {
         Some(c) => format!("✕ {}", c.reason.label()),
         None if l.in_flight() > 0 => "busy".into(),
         None => "open, idle".into(),
     };
-    let end_x = life.map_or(props.scale.left, |s| if s.open { props.scale.right - 150.0 } else { props.scale.x(s.to_ms) });
+    let end_x = life.map_or(props.scale.left, |s| {
+        if s.open {
+            props.scale.right - 150.0
+        } else {
+            props.scale.x(s.to_ms)
+        }
+    });
     let focus = Some(Focus::Lane(l.conn));
     let enter = props.on_focus.reform({
         let focus = focus.clone();
@@ -230,7 +248,12 @@ pub fn TimelineView(props: &TimelineProps) -> Html {
     let lane_refs: Vec<&Lane> = props.lanes.iter().collect();
     let (fit_start, fit_end) = fit(run, &lane_refs, &props.clock, (*grown).max(run.started_ms));
     let (start_ms, end_ms) = zoom.unwrap_or((fit_start, fit_end));
-    let scale = Scale { start_ms, end_ms, left: LABELS, right: WIDTH - 10.0 };
+    let scale = Scale {
+        start_ms,
+        end_ms,
+        left: LABELS,
+        right: WIDTH - 10.0,
+    };
 
     let highlight = match &*focus {
         Some(Focus::Request(i)) => run.requests.get(*i).and_then(|r| r.conn),
@@ -243,7 +266,11 @@ pub fn TimelineView(props: &TimelineProps) -> Html {
     };
     let on_overflow = {
         let grown = grown.clone();
-        Callback::from(move |now: f64| if now > *grown { grown.set(now * 1.0 + 1.0) })
+        Callback::from(move |now: f64| {
+            if now > *grown {
+                grown.set(now * 1.0 + 1.0)
+            }
+        })
     };
     let browser_top = AXIS + 22.0;
     let server_top = browser_top + run.requests.len() as f64 * ROW + 30.0;
@@ -276,8 +303,8 @@ pub fn TimelineView(props: &TimelineProps) -> Html {
         <section class="timeline" aria-label="Timeline">
             <h2>{ format!("Timeline of run {} (both sides, one clock)", run.name()) }</h2>
             <div class="zoom" role="toolbar" aria-label="Zoom and pan">
-                <button onclick={set_zoom(|s| Some(s.zoomed(0.5)))} aria-label="Zoom in">{ "＋ zoom in" }</button>
-                <button onclick={set_zoom(|s| Some(s.zoomed(2.0)))} aria-label="Zoom out">{ "－ zoom out" }</button>
+                <button onclick={set_zoom(|s| Some(s.zoomed(0.5)))} aria-label="Zoom in">{ "+ zoom in" }</button>
+                <button onclick={set_zoom(|s| Some(s.zoomed(2.0)))} aria-label="Zoom out">{ "− zoom out" }</button>
                 <button onclick={set_zoom(|s| Some(s.panned(-0.25)))}>{ "◀ earlier" }</button>
                 <button onclick={set_zoom(|s| Some(s.panned(0.25)))}>{ "later ▶" }</button>
                 <button onclick={set_zoom(|_| None)}>{ "fit" }</button>
@@ -365,7 +392,10 @@ fn Details(props: &DetailsProps) -> Html {
                 let at_server = r.server_start_us.and_then(|us| props.clock.to_page_ms(us));
                 let mut words = format!("#{} ({}) is {}.", i + 1, r.tag, r.phase.label());
                 if let (Some(issued), Some(arrived)) = (r.issued_ms, at_server) {
-                    words += &format!(" It waited {} in the browser before the server saw it", format_ms(arrived - issued));
+                    words += &format!(
+                        " It waited {} in the browser before the server saw it",
+                        format_ms(arrived - issued)
+                    );
                     if let (Some(c), Some(seq)) = (r.conn, r.seq) {
                         words += &if seq == 1 {
                             format!(", on a new connection {c}.")
@@ -385,7 +415,10 @@ fn Details(props: &DetailsProps) -> Html {
                     }
                 }
                 if r.resent() {
-                    words += &format!(" The server saw it {} times: the browser re-sent it silently (keep-alive race); the page was never told.", r.server_sightings);
+                    words += &format!(
+                        " The server saw it {} times: the browser re-sent it silently (keep-alive race); the page was never told.",
+                        r.server_sightings
+                    );
                 }
                 if let Some(e) = &r.error {
                     words += &format!(" Error: {e}.");
@@ -393,11 +426,16 @@ fn Details(props: &DetailsProps) -> Html {
                 if let Some(t) = r.timing {
                     words += &format!(
                         " Resource Timing says: {} connection, requestStart − fetchStart = {}.",
-                        if t.new_connection() { "a new" } else { "a reused" },
+                        if t.new_connection() {
+                            "a new"
+                        } else {
+                            "a reused"
+                        },
                         format_ms(t.request_start - t.fetch_start)
                     );
                 }
-                words + " Sources: browser times from performance.now(); arrival at the server from the server's event, on this page's clock via the clock sync; connection from X-Conn-Id."
+                words
+                    + " Sources: browser times from performance.now(); arrival at the server from the server's event, on this page's clock via the clock sync; connection from X-Conn-Id."
             }
         },
         Some(Focus::Lane(conn)) => match props.lanes.iter().find(|l| l.conn == *conn) {
@@ -412,7 +450,11 @@ fn Details(props: &DetailsProps) -> Html {
                     if l.requests_total == 1 { "" } else { "s" }
                 );
                 if let Some(c) = &l.closed {
-                    let life = props.clock.to_page_ms(c.at_us).zip(props.clock.to_page_ms(l.opened_us)).map(|(a, b)| a - b);
+                    let life = props
+                        .clock
+                        .to_page_ms(c.at_us)
+                        .zip(props.clock.to_page_ms(l.opened_us))
+                        .map(|(a, b)| a - b);
                     words += &format!(
                         " Closed after {}: {}. {} B in, {} B out.",
                         life.map(format_ms).unwrap_or_default(),

@@ -79,7 +79,10 @@ fn schedule_flush(batch: &Rc<RefCell<Batch>>, dispatch: &UseReducerDispatcher<La
 /// Opens `/api/events` for `session`, dispatches its events (in per-frame
 /// batches) and state into `dispatch`, and keeps the clocks in sync.
 #[hook]
-pub fn use_event_socket(session: SessionId, dispatch: UseReducerDispatcher<LabState>) -> SocketHandle {
+pub fn use_event_socket(
+    session: SessionId,
+    dispatch: UseReducerDispatcher<LabState>,
+) -> SocketHandle {
     let socket = use_mut_ref(|| None::<EventSocket>);
     let attempt = use_state(|| 0_u32);
     {
@@ -101,7 +104,9 @@ pub fn use_event_socket(session: SessionId, dispatch: UseReducerDispatcher<LabSt
                                 tick += 1;
                                 if tick <= QUICK_PINGS || tick % 20 == 0 {
                                     if let Some(s) = socket.borrow().as_ref() {
-                                        let _ = s.send(&ClientMessage::Ping { client_time_ms: now_ms() });
+                                        let _ = s.send(&ClientMessage::Ping {
+                                            client_time_ms: now_ms(),
+                                        });
                                     }
                                 }
                             }));
@@ -119,7 +124,10 @@ pub fn use_event_socket(session: SessionId, dispatch: UseReducerDispatcher<LabSt
             let on_event = {
                 let dispatch = dispatch.clone();
                 Callback::from(move |event: ServerEvent| match event {
-                    ServerEvent::Pong { client_time_ms, server_us } => {
+                    ServerEvent::Pong {
+                        client_time_ms,
+                        server_us,
+                    } => {
                         dispatch.dispatch(Action::Clock(Sample {
                             sent_ms: client_time_ms,
                             received_ms: now_ms(),

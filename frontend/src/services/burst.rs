@@ -24,7 +24,9 @@ pub fn page_origin() -> Result<PageOrigin, String> {
     let port = location.port().map_err(js_error)?;
     let scheme = location.protocol().map_err(js_error)?;
     Ok(PageOrigin {
-        port: port.parse().unwrap_or(if scheme == "https:" { 443 } else { 80 }),
+        port: port
+            .parse()
+            .unwrap_or(if scheme == "https:" { 443 } else { 80 }),
         host: location.hostname().map_err(js_error)?,
         scheme,
     })
@@ -166,8 +168,12 @@ async fn fetch(
         Priority::Low => Some("low"),
     };
     if let Some(priority) = priority {
-        js_sys::Reflect::set(&init, &JsValue::from_str("priority"), &JsValue::from_str(priority))
-            .map_err(js_error)?;
+        js_sys::Reflect::set(
+            &init,
+            &JsValue::from_str("priority"),
+            &JsValue::from_str(priority),
+        )
+        .map_err(js_error)?;
     }
     if let Some(c) = controller {
         init.set_signal(Some(&c.signal()));

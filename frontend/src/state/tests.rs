@@ -61,7 +61,11 @@ fn fire(s: &mut LabState, n: usize, credentials: impl Fn(usize) -> Credentials) 
     let requests: Vec<(String, String, PoolKey)> = (1..=n)
         .map(|i| {
             let tag = format!("b{run}-{i}");
-            (tag.clone(), format!("{ORIGIN}/api/hang?id={tag}"), pool(credentials(i)))
+            (
+                tag.clone(),
+                format!("{ORIGIN}/api/hang?id={tag}"),
+                pool(credentials(i)),
+            )
         })
         .collect();
     let tags = requests.iter().map(|r| r.0.clone()).collect();
@@ -72,7 +76,11 @@ fn fire(s: &mut LabState, n: usize, credentials: impl Fn(usize) -> Credentials) 
         epoch_ms: 1.7e12,
     });
     for index in 0..n {
-        s.apply(Action::Issued { run, index, at_ms: 0.0 });
+        s.apply(Action::Issued {
+            run,
+            index,
+            at_ms: 0.0,
+        });
     }
     tags
 }
@@ -123,7 +131,10 @@ fn measures_six_connections_queueing_and_reuse() {
     let run = s.current().unwrap();
     assert_eq!(run.count(Phase::AtServer), 6);
     assert_eq!(run.count(Phase::Queued), 6);
-    assert_eq!(run.pools[&pool(Credentials::Default)].max_concurrent_conns, 6);
+    assert_eq!(
+        run.pools[&pool(Credentials::Default)].max_concurrent_conns,
+        6
+    );
 
     // Release at 1000 ms: the first six finish, the next six reuse.
     for c in 1..=6u64 {
@@ -139,8 +150,14 @@ fn measures_six_connections_queueing_and_reuse() {
     assert_eq!(stats.conns.len(), 6, "the second six reused the first six");
     assert_eq!(run.reused(), 6);
     let queued = run.queued_in(&pool(Credentials::Default), &s.clock);
-    assert_eq!(queued.iter().map(|(i, _)| *i).collect::<Vec<_>>(), (6..12).collect::<Vec<_>>());
-    assert!(queued.iter().all(|(_, wait)| *wait == Some(1002.0)), "{queued:?}");
+    assert_eq!(
+        queued.iter().map(|(i, _)| *i).collect::<Vec<_>>(),
+        (6..12).collect::<Vec<_>>()
+    );
+    assert!(
+        queued.iter().all(|(_, wait)| *wait == Some(1002.0)),
+        "{queued:?}"
+    );
     assert_eq!(s.lanes[&ConnId(3)].requests.len(), 2);
     assert!(s.lanes[&ConnId(3)].is_http());
 }
@@ -148,7 +165,13 @@ fn measures_six_connections_queueing_and_reuse() {
 #[test]
 fn pools_are_measured_separately() {
     let mut s = fresh();
-    let tags = fire(&mut s, 12, |i| if i <= 6 { Credentials::Default } else { Credentials::Omit });
+    let tags = fire(&mut s, 12, |i| {
+        if i <= 6 {
+            Credentials::Default
+        } else {
+            Credentials::Omit
+        }
+    });
     for c in 1..=12 {
         s.apply(opened(c));
         s.apply(started(c, c, 1, &tags[c as usize - 1], 5));
@@ -171,7 +194,11 @@ fn a_request_the_server_saw_twice_is_flagged_as_resent() {
     s.apply(started(2, 2, 1, &tags[0], 6)); // the browser's silent retry
     let r = &s.current().unwrap().requests[0];
     assert!(r.resent());
-    assert_eq!(r.conn, Some(ConnId(2)), "the retry's connection is the one that answered");
+    assert_eq!(
+        r.conn,
+        Some(ConnId(2)),
+        "the retry's connection is the one that answered"
+    );
 }
 
 #[test]
@@ -180,11 +207,19 @@ fn identical_url_requests_are_matched_by_request_id() {
     let run = s.next_run();
     s.apply(Action::RunStarted {
         settings: BurstSettings::default(),
-        requests: vec![("b1-1".into(), format!("{ORIGIN}/api/fast"), pool(Credentials::Default))],
+        requests: vec![(
+            "b1-1".into(),
+            format!("{ORIGIN}/api/fast"),
+            pool(Credentials::Default),
+        )],
         at_ms: 0.0,
         epoch_ms: 0.0,
     });
-    s.apply(Action::Issued { run, index: 0, at_ms: 0.0 });
+    s.apply(Action::Issued {
+        run,
+        index: 0,
+        at_ms: 0.0,
+    });
     s.apply(opened(4));
     s.apply(event(ServerEvent::RequestStarted {
         conn: ConnId(4),
@@ -194,10 +229,17 @@ fn identical_url_requests_are_matched_by_request_id() {
         target: "/api/fast".into(),
         at_us: 3000,
     }));
-    assert_eq!(s.current().unwrap().requests[0].phase, Phase::Queued, "no tag: unknown until the head");
+    assert_eq!(
+        s.current().unwrap().requests[0].phase,
+        Phase::Queued,
+        "no tag: unknown until the head"
+    );
     head(&mut s, 0, 4, 9, 1, 5.0);
     let r = &s.current().unwrap().requests[0];
-    assert_eq!((r.phase, r.conn, r.server_start_us), (Phase::Done, Some(ConnId(4)), Some(3000)));
+    assert_eq!(
+        (r.phase, r.conn, r.server_start_us),
+        (Phase::Done, Some(ConnId(4)), Some(3000))
+    );
 }
 
 #[test]
@@ -216,7 +258,11 @@ fn duplicate_late_and_unknown_events_change_nothing() {
     // Events for a connection or run never seen do not panic.
     s.apply(started(99, 5, 1, "b77-1", 3));
     s.apply(finished(99, 5, 4));
-    s.apply(Action::Issued { run: 42, index: 0, at_ms: 1.0 });
+    s.apply(Action::Issued {
+        run: 42,
+        index: 0,
+        at_ms: 1.0,
+    });
     assert!(!s.lanes.contains_key(&ConnId(99)));
 }
 
@@ -229,7 +275,11 @@ fn finish_before_start_out_of_order_is_tolerated() {
     head(&mut s, 0, 1, 1, 1, 3.0);
     s.apply(started(1, 1, 1, &tags[0], 1));
     let r = &s.current().unwrap().requests[0];
-    assert_eq!(r.phase, Phase::Done, "a late server event does not move it back");
+    assert_eq!(
+        r.phase,
+        Phase::Done,
+        "a late server event does not move it back"
+    );
     assert_eq!(r.server_sightings, 1);
 }
 
@@ -246,7 +296,12 @@ fn monitor_and_spare_connections_do_not_count() {
     }));
     s.apply(opened(3));
     s.apply(started(3, 2, 1, "y", 1));
-    let http: Vec<u64> = s.lanes.values().filter(|l| l.is_http()).map(|l| l.conn.0).collect();
+    let http: Vec<u64> = s
+        .lanes
+        .values()
+        .filter(|l| l.is_http())
+        .map(|l| l.conn.0)
+        .collect();
     assert_eq!(http, vec![3], "1 never carried a request, 2 is the monitor");
 }
 
@@ -264,7 +319,10 @@ fn close_reason_snapshot_attribution_config_and_notices() {
         requests: 0,
         at_us: 99,
     }));
-    assert_eq!(s.lanes[&ConnId(1)].closed.as_ref().unwrap().reason, CloseReason::IdleTimeout);
+    assert_eq!(
+        s.lanes[&ConnId(1)].closed.as_ref().unwrap().reason,
+        CloseReason::IdleTimeout
+    );
     s.apply(opened(2)); // open, but the server will not list it
     s.apply(event(ServerEvent::Snapshot {
         now_us: 100,
@@ -308,7 +366,10 @@ fn close_reason_snapshot_attribution_config_and_notices() {
     }));
     assert_eq!(s.lanes[&ConnId(3)].session.as_ref(), Some(&s.session));
     s.apply(event(ServerEvent::ConnectionHidden { conn: ConnId(3) }));
-    assert!(!s.lanes.contains_key(&ConnId(3)), "someone else's connection is forgotten");
+    assert!(
+        !s.lanes.contains_key(&ConnId(3)),
+        "someone else's connection is forgotten"
+    );
     let off = ServerPolicy {
         keep_alive: false,
         ..ServerPolicy::default()
@@ -346,7 +407,10 @@ fn failures_aborts_and_error_statuses() {
     s.apply(Action::ResponseHead {
         run: 1,
         index: 2,
-        head: Head { status: 504, ..Head::default() },
+        head: Head {
+            status: 504,
+            ..Head::default()
+        },
         at_ms: 4.0,
     });
     s.apply(Action::Finished {

@@ -703,10 +703,18 @@ pub mod limits {
 #[serde(deny_unknown_fields)]
 pub struct PolicyPatch {
     /// See [`ServerPolicy::keep_alive`].
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "not_null",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub keep_alive: Option<bool>,
     /// See [`ServerPolicy::idle_timeout_ms`].
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "not_null",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub idle_timeout_ms: Option<u64>,
     /// See [`ServerPolicy::max_requests`]; `Some(None)` is unlimited.
     #[serde(
@@ -716,7 +724,11 @@ pub struct PolicyPatch {
     )]
     pub max_requests: Option<Option<u32>>,
     /// See [`ServerPolicy::advertise_keep_alive`].
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "not_null",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub advertise_keep_alive: Option<bool>,
     /// See [`ServerPolicy::hang_timeout_ms`]; `Some(None)` is off.
     #[serde(
@@ -732,6 +744,16 @@ pub struct PolicyPatch {
         skip_serializing_if = "Option::is_none"
     )]
     pub tcp_keepalive: Option<Option<TcpKeepalive>>,
+}
+
+/// A field that cannot be turned off: present means a value, `null` is an
+/// error (a plain `Option` would read `null` as "absent" and ignore it).
+fn not_null<'de, T, D>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    T: Deserialize<'de>,
+    D: serde::Deserializer<'de>,
+{
+    T::deserialize(deserializer).map(Some)
 }
 
 /// A field that is present (even as `null`) becomes `Some(value)`.
@@ -882,9 +904,13 @@ mod tests {
             CloseReason::KeepAliveOff,
             CloseReason::HangTimeout,
             CloseReason::HeaderReadTimeout,
-            CloseReason::ServerClose { mode: CloseMode::Rst },
+            CloseReason::ServerClose {
+                mode: CloseMode::Rst,
+            },
             CloseReason::Shutdown,
-            CloseReason::Error { message: "x".into() },
+            CloseReason::Error {
+                message: "x".into(),
+            },
         ] {
             let json = serde_json::to_value(&reason).unwrap();
             assert_eq!(json["kind"], reason.kind(), "kind() matches the JSON tag");

@@ -136,16 +136,16 @@ impl Conn {
         session: Option<SessionId>,
     ) -> RequestGuard {
         self.mark_bytes_in();
-        if let Some(session) = session {
-            if self.session.set(session.clone()).is_ok() {
-                self.lab
-                    .tracker()
-                    .record(ServerEvent::ConnectionAttributed {
-                        conn: self.id,
-                        session,
-                        at_us: self.lab.tracker().clock().now_us(),
-                    });
-            }
+        if let Some(session) = session
+            && self.session.set(session.clone()).is_ok()
+        {
+            self.lab
+                .tracker()
+                .record(ServerEvent::ConnectionAttributed {
+                    conn: self.id,
+                    session,
+                    at_us: self.lab.tracker().clock().now_us(),
+                });
         }
         let seq = self.requests.fetch_add(1, Ordering::Relaxed) + 1;
         let request = self.lab.tracker().next_request_id();
@@ -169,6 +169,7 @@ impl Conn {
             upgraded: false,
             done: false,
             permit: None,
+            client_closes: false,
         }
     }
 
@@ -239,10 +240,12 @@ impl Conn {
     }
 
     /// Decides whether the response to the `seq`-th request keeps the
-    /// connection open, per `policy`, and says so in its headers.
+    /// connection open, per `policy`, and says so in its headers. When the
+    /// client itself asked to close (`client_closes`), nothing is advertised.
     fn apply_keep_alive(
         &self,
         seq: u32,
+        client_closes: bool,
         headers: &mut axum::http::HeaderMap,
         policy: &ServerPolicy,
     ) {
@@ -251,8 +254,8 @@ impl Conn {
             .get(CONNECTION)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.eq_ignore_ascii_case("close"));
-        if closing_already {
-            return; // the handler decided (and recorded why)
+        if closing_already || client_closes {
+            return; // the handler or the client decided (and hyper will close)
         }
         let close = if !policy.keep_alive {
             Some(CloseReason::KeepAliveOff)
@@ -302,12 +305,20 @@ pub struct RequestGuard {
     done: bool,
     /// Counts the request against its session's cap until it ends.
     permit: Option<SessionPermit>,
+    /// The client asked to close after this request (`Connection: close`,
+    /// or HTTP/1.0 without `Connection: keep-alive`).
+    client_closes: bool,
 }
 
 impl RequestGuard {
     /// The request's identity, to hand to handlers.
     pub fn ctx(&self) -> &RequestCtx {
         &self.ctx
+    }
+
+    /// Notes that the client asked to close the connection after this request.
+    pub fn client_closes(&mut self) {
+        self.client_closes = true;
     }
 
     /// Holds `permit` until the request ends.
@@ -347,9 +358,12 @@ impl RequestGuard {
         if self.upgraded {
             self.ctx.conn.upgraded.store(true, Ordering::Relaxed);
         } else {
-            self.ctx
-                .conn
-                .apply_keep_alive(self.ctx.seq, &mut parts.headers, policy);
+            self.ctx.conn.apply_keep_alive(
+                self.ctx.seq,
+                self.client_closes,
+                &mut parts.headers,
+                policy,
+            );
         }
         let h = &mut parts.headers;
         h.insert(headers::CONN_ID, HeaderValue::from(self.ctx.conn.id.0));

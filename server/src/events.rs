@@ -297,10 +297,10 @@ pub async fn run_viewer<W, R, E>(
                     }
                     Some(Err(_)) => break,
                 };
-                if let Some(reply) = reply {
-                    if send(&mut sink, &reply).await.is_err() {
-                        break;
-                    }
+                if let Some(reply) = reply
+                    && send(&mut sink, &reply).await.is_err()
+                {
+                    break;
                 }
             }
             () = &mut shutdown, if !stopping => {

@@ -97,6 +97,21 @@ fn session_in(uri: &hyper::Uri) -> Option<SessionId> {
         .and_then(|(_, value)| SessionId::parse(&value).ok())
 }
 
+/// Whether the client asked to close the connection after this request:
+/// `Connection: close`, or HTTP/1.0 without `Connection: keep-alive`.
+fn client_closes<B>(request: &hyper::Request<B>) -> bool {
+    let has = |token: &str| {
+        request
+            .headers()
+            .get_all(hyper::header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case(token))
+    };
+    has("close") || (request.version() == hyper::Version::HTTP_10 && !has("keep-alive"))
+}
+
 /// Serves one TCP connection from accept to close.
 async fn serve_connection(stream: TcpStream, peer: SocketAddr, lab: Lab, router: Router) {
     let policy = lab.policy();
@@ -119,6 +134,9 @@ async fn serve_connection(stream: TcpStream, peer: SocketAddr, lab: Lab, router:
         move |mut request: hyper::Request<Incoming>| {
             let session = session_in(request.uri());
             let mut guard = conn.begin_request(request.method(), request.uri(), session.clone());
+            if client_closes(&request) {
+                guard.client_closes();
+            }
             request.extensions_mut().insert(guard.ctx().clone());
             let permit = session.map(|s| lab.sessions().enter(&s)).transpose();
             let (router, lab, conn) = (router.clone(), lab.clone(), conn.clone());

@@ -297,7 +297,7 @@ async fn opened_from(viewer: &mut Viewer, local: &str) -> ConnId {
 async fn shutdown_answers_hangs_closes_every_connection_and_ends_serve() {
     let (addr, lab, serve) = spawn_server(common::config()).await;
     // A subscriber that outlives the shutdown, to see every close.
-    let (_, mut events) = lab.tracker().subscribe();
+    let (_, mut events) = lab.subscribe();
     let mut viewer = Viewer::connect(addr).await;
 
     let mut hanging = Client::connect(addr).await;
@@ -358,12 +358,10 @@ async fn shutdown_answers_hangs_closes_every_connection_and_ends_serve() {
             "{conn}: {closes:?}"
         );
     }
-    // The viewer's own connection closes once too. (Its reason should be
-    // `shutdown` as well, but is not: see `events_ws.rs`,
-    // `monitor_connection_closed_by_shutdown_reports_shutdown`.)
+    // The viewer's own connection closes once too, for the same reason.
     assert_eq!(
-        reasons_of(viewer_conn).len(),
-        1,
+        reasons_of(viewer_conn),
+        [&CloseReason::Shutdown],
         "{viewer_conn}: {closes:?}"
     );
 }

@@ -214,7 +214,6 @@ async fn viewers_see_each_other_as_monitor_connections() {
 }
 
 #[tokio::test]
-#[ignore = "server bug: an upgraded connection's close reason is fixed to peer_closed at upgrade time (conn.rs note_connection_end)"]
 async fn monitor_connection_reset_reports_peer_reset() {
     let (addr, _lab) = start_server().await;
     let victim = Viewer::connect(addr).await;
@@ -232,10 +231,9 @@ async fn monitor_connection_reset_reports_peer_reset() {
 }
 
 #[tokio::test]
-#[ignore = "server bug: an upgraded connection's close reason is fixed to peer_closed at upgrade time (conn.rs note_connection_end)"]
 async fn monitor_connection_closed_by_shutdown_reports_shutdown() {
     let (addr, lab) = start_server().await;
-    let (_, mut events) = lab.tracker().subscribe();
+    let (_, mut events) = lab.subscribe();
     let mut viewer = Viewer::connect(addr).await;
     let conn = viewer.conn_of_viewer(&viewer);
     lab.begin_shutdown();

@@ -81,7 +81,7 @@ async fn slow_echoes_its_tag() {
     assert_eq!(response.status, 200);
     assert_eq!(
         response.json(),
-        serde_json::json!({"ms": 1, "id": "a b"}),
+        serde_json::json!({"endpoint": "slow", "ms": 1, "id": "a b"}),
         "the tag is decoded and echoed"
     );
 }
@@ -137,6 +137,62 @@ fn bad_requests() -> Vec<Bad> {
         bad("PUT", "/api/connections", "", 405),
         bad("GET", "/api/nope", "", 404),
         bad("GET", "/api/slow/extra", "", 404),
+        // The lesson endpoints of issue 3.
+        bad("GET", "/api/fast?ms=1", "", 400),
+        bad("GET", "/api/fast?id=", "", 400),
+        bad("GET", "/api/slow?ms=1&phase=middle", "", 400),
+        bad("GET", "/api/slow?ms=1&phase=", "", 400),
+        bad("GET", "/api/close", "", 400),
+        bad("GET", "/api/close?mode=boom", "", 400),
+        bad("GET", "/api/close?mode=FIN", "", 400),
+        bad("GET", "/api/close?mode=rst&mode=fin", "", 400),
+        bad("GET", "/api/drip?mode=flood", "", 400),
+        bad("GET", "/api/drip?bytes=0", "", 400),
+        bad("GET", "/api/drip?bytes=1048577", "", 400),
+        bad("GET", "/api/drip?bytes=5&chunks=10", "", 400),
+        bad("GET", "/api/drip?chunks=0", "", 400),
+        bad("GET", "/api/drip?chunks=1001", "", 400),
+        bad("GET", "/api/drip?interval_ms=120001", "", 400),
+        bad(
+            "GET",
+            "/api/drip?bytes=1000&chunks=1000&interval_ms=200",
+            "",
+            400,
+        ),
+        bad("GET", "/api/drip?mode=heartbeat&interval_ms=0", "", 400),
+        bad(
+            "GET",
+            "/api/drip?mode=heartbeat&interval_ms=10&duration_ms=0",
+            "",
+            400,
+        ),
+        bad(
+            "GET",
+            "/api/drip?mode=heartbeat&interval_ms=10&duration_ms=120001",
+            "",
+            400,
+        ),
+        bad("GET", "/api/sse?interval_ms=5", "", 400),
+        bad("GET", "/api/sse?interval_ms=60001", "", 400),
+        bad("GET", "/api/sse?count=0", "", 400),
+        bad("GET", "/api/sse?count=10001", "", 400),
+        bad("GET", "/api/sse?count=many", "", 400),
+        // Sessions.
+        bad("GET", "/api/fast?session=a%20b", "", 400),
+        bad("GET", "/api/hang?session=", "", 400),
+        bad("POST", "/api/release?session=%C3%A4", "", 400),
+        bad("POST", "/api/release?all=1", "", 400),
+        bad("GET", "/api/events?session=a%20b", "", 400),
+        bad("GET", "/api/events?x=1", "", 400),
+        // The policy.
+        bad("PUT", "/api/config", "{", 400),
+        bad("PUT", "/api/config", r#"{"idle_timeout_ms": 1}"#, 400),
+        bad("PUT", "/api/config", r#"{"max_requests": 0}"#, 400),
+        bad("PUT", "/api/config", r#"{"idle": 1}"#, 400),
+        bad("PUT", "/api/config", r#"{"keep_alive": 1}"#, 400),
+        bad("PUT", "/api/config", "[]", 400),
+        bad("POST", "/api/config", "{}", 405),
+        bad("DELETE", "/api/config", "", 405),
     ]
 }
 
@@ -144,7 +200,11 @@ fn bad_requests() -> Vec<Bad> {
 async fn bad_requests_get_json_errors_with_hints_and_the_server_keeps_serving() {
     let (addr, lab) = start_server().await;
     let cases = bad_requests();
-    assert!(cases.len() >= 15);
+    assert!(cases.len() >= 30);
+    assert!(
+        cases.len() < 99,
+        "the shared connection must stay under the default max_requests"
+    );
     // Each case on its own connection, and all of them again on one kept-alive
     // connection: an error answer must not spoil the connection either.
     let mut shared = Client::connect(addr).await;
@@ -165,6 +225,11 @@ async fn bad_requests_get_json_errors_with_hints_and_the_server_keeps_serving() 
         }
     }
     assert_eq!(lab.hangs().len(), 0, "no bad hang request was held");
+    assert_eq!(
+        lab.policy(),
+        protocol::ServerPolicy::default(),
+        "no bad patch changed the policy"
+    );
     let ok = shared.get("/api/slow?ms=0").await;
     assert_eq!(ok.status, 200);
     assert_eq!(
@@ -211,12 +276,10 @@ async fn release_body_of_exactly_the_limit_is_accepted() {
     assert_eq!(response.json(), serde_json::json!({"released": 0}));
 }
 
-// Known server bugs: each of these answers is not the JSON `{error, hint}`
-// body the API promises for every client mistake (see `server/src/error.rs`).
-// Run them with `cargo test -p keepalive-lab-server -- --ignored`.
+// Regression tests: each of these answers used to be something else than the
+// JSON `{error, hint}` body the API promises for every client mistake.
 
 #[tokio::test]
-#[ignore = "server bug: ServeDir answers non-GET/HEAD methods on unknown paths with an empty 405"]
 async fn unknown_path_with_another_method_is_a_json_404() {
     let (addr, _lab) = start_server().await;
     for method in ["POST", "DELETE", "PUT"] {
@@ -227,7 +290,6 @@ async fn unknown_path_with_another_method_is_a_json_404() {
 }
 
 #[tokio::test]
-#[ignore = "server bug: the body limit answers 413 with a plain-text body"]
 async fn oversized_release_body_gets_a_json_error() {
     let (addr, _lab) = start_server().await;
     let body = vec![b' '; MAX_BODY_BYTES + 1];
@@ -237,7 +299,6 @@ async fn oversized_release_body_gets_a_json_error() {
 }
 
 #[tokio::test]
-#[ignore = "server bug: a plain GET of /api/events gets axum's plain-text 400"]
 async fn plain_get_of_the_events_endpoint_gets_a_json_error() {
     let (addr, _lab) = start_server().await;
     let response = get_once(addr, "/api/events").await;

@@ -64,7 +64,10 @@ async fn slow_answers_without_a_socket() {
     let (status, content_type, json) = call(&lab, get("/api/slow?ms=0&id=x")).await;
     assert_eq!(status, StatusCode::OK);
     assert!(content_type.starts_with("application/json"));
-    assert_eq!(json, serde_json::json!({"ms": 0, "id": "x"}));
+    assert_eq!(
+        json,
+        serde_json::json!({"endpoint": "slow", "ms": 0, "id": "x"})
+    );
 }
 
 #[tokio::test]

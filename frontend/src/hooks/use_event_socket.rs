@@ -11,11 +11,11 @@ use std::rc::Rc;
 
 use gloo_timers::callback::{Interval, Timeout};
 use protocol::{ClientMessage, ServerEvent, SessionId};
-use wasm_bindgen::JsCast;
 use wasm_bindgen::closure::Closure;
+use wasm_bindgen::{JsCast, JsValue};
 use yew::prelude::*;
 
-use crate::clock::Sample;
+use crate::clock::{ClockSync, Sample};
 use crate::services::events::EventSocket;
 use crate::services::fetch::now_ms;
 use crate::state::{Action, LabState, SocketStatus};
@@ -54,6 +54,65 @@ impl SocketHandle {
 struct Batch {
     events: Vec<ServerEvent>,
     frame_requested: bool,
+    /// The hook's own copy of the clock sync, for the latency figures.
+    clock: ClockSync,
+}
+
+/// Latencies kept for `window.__keepaliveLab.eventLatencyMs`.
+const MAX_LATENCIES: u32 = 20_000;
+
+/// When the server stamped an event, if it carries a time.
+fn stamped_at(event: &ServerEvent) -> Option<protocol::Micros> {
+    match event {
+        ServerEvent::ConnectionOpened { at_us, .. }
+        | ServerEvent::ConnectionAttributed { at_us, .. }
+        | ServerEvent::RequestStarted { at_us, .. }
+        | ServerEvent::ResponseStarted { at_us, .. }
+        | ServerEvent::RequestFinished { at_us, .. }
+        | ServerEvent::ConnectionUpgraded { at_us, .. }
+        | ServerEvent::ConnectionClosed { at_us, .. }
+        | ServerEvent::ConfigChanged { at_us, .. } => Some(*at_us),
+        _ => None,
+    }
+}
+
+/// Instrumentation for `cargo xtask bench`: how long each event took from
+/// the server's stamp to being applied here (ms, on the synced clock),
+/// appended to `window.__keepaliveLab.eventLatencyMs` (bounded).
+fn record_latencies(events: &[ServerEvent], clock: &ClockSync) {
+    let Some(window) = web_sys::window() else {
+        return;
+    };
+    let key = JsValue::from_str("__keepaliveLab");
+    let lab = js_sys::Reflect::get(&window, &key)
+        .ok()
+        .filter(|v| v.is_object())
+        .unwrap_or_else(|| {
+            let lab = js_sys::Object::new();
+            let _ = js_sys::Reflect::set(&lab, &"eventLatencyMs".into(), &js_sys::Array::new());
+            let _ = js_sys::Reflect::set(&window, &key, &lab);
+            lab.into()
+        });
+    let Ok(list) = js_sys::Reflect::get(&lab, &"eventLatencyMs".into()) else {
+        return;
+    };
+    let list: js_sys::Array = list.unchecked_into();
+    let now = now_ms();
+    for at in events.iter().filter_map(stamped_at) {
+        if let Some(stamped) = clock.to_page_ms(at) {
+            list.push(&JsValue::from_f64(now - stamped));
+        }
+    }
+    if list.length() > MAX_LATENCIES {
+        list.splice(0, list.length() - MAX_LATENCIES, &JsValue::UNDEFINED);
+    }
+    let _ = js_sys::Reflect::set(
+        &lab,
+        &"clockUncertaintyMs".into(),
+        &clock
+            .uncertainty_ms()
+            .map_or(JsValue::NULL, JsValue::from_f64),
+    );
 }
 
 fn schedule_flush(batch: &Rc<RefCell<Batch>>, dispatch: &UseReducerDispatcher<LabState>) {
@@ -62,12 +121,13 @@ fn schedule_flush(batch: &Rc<RefCell<Batch>>, dispatch: &UseReducerDispatcher<La
     }
     let (batch, dispatch) = (batch.clone(), dispatch.clone());
     let flush = Closure::once_into_js(move || {
-        let events = {
+        let (events, clock) = {
             let mut b = batch.borrow_mut();
             b.frame_requested = false;
-            std::mem::take(&mut b.events)
+            (std::mem::take(&mut b.events), b.clock)
         };
         if !events.is_empty() {
+            record_latencies(&events, &clock);
             dispatch.dispatch(Action::ServerBatch(events));
         }
     });

@@ -6,6 +6,8 @@
 //!   exactly when a connection opens, what bytes it sends and when it closes.
 //! - [`Viewer`]: a WebSocket client of `/api/events` that keeps every event it
 //!   has received, so a test can look at the whole story of one connection.
+//! - [`serve_listeners`]: a lab on several listeners at once (second origin,
+//!   IPv6 loopback), served by [`listener::serve_all`].
 //!
 //! Every wait is bounded by [`LIMIT`]: it only stops a broken test from hanging
 //! forever, no test asserts how long anything took.
@@ -21,7 +23,10 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use keepalive_lab_server::{Config, Lab, listener};
-use protocol::{CloseReason, ConnId, ConnectionSnapshot, ErrorBody, RequestId, ServerEvent};
+use protocol::{
+    CloseReason, ConnId, ConnectionSnapshot, ErrorBody, Micros, RequestId, RequestOutcome,
+    ServerEvent, ServerPolicy, SessionId,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
@@ -43,10 +48,10 @@ pub fn config() -> Config {
 
 /// [`config`] with a short idle (and header read) timeout.
 pub fn config_with_idle(idle_timeout: Duration) -> Config {
-    Config {
-        idle_timeout,
-        ..config()
-    }
+    let mut config = config();
+    config.policy.idle_timeout_ms =
+        u64::try_from(idle_timeout.as_millis()).expect("a short idle timeout");
+    config
 }
 
 /// Starts a lab with [`config`] and returns its address and state.
@@ -70,6 +75,43 @@ pub async fn spawn_server(config: Config) -> (SocketAddr, Lab, JoinHandle<io::Re
     let lab = Lab::new(config);
     let task = tokio::spawn(listener::serve(listener, lab.clone()));
     (addr, lab, task)
+}
+
+/// Serves one lab on every listener in `listeners` ([`listener::serve_all`]);
+/// `config.listeners` is filled in with their addresses, as `main.rs` does.
+/// Returns the addresses (in the order given) and the lab.
+pub async fn serve_listeners(
+    listeners: Vec<TcpListener>,
+    config: Config,
+) -> (Vec<SocketAddr>, Lab) {
+    let addrs: Vec<SocketAddr> = listeners
+        .iter()
+        .map(|l| l.local_addr().expect("local address"))
+        .collect();
+    let lab = Lab::new(Config {
+        listeners: addrs.clone(),
+        ..config
+    });
+    tokio::spawn(listener::serve_all(listeners, lab.clone()));
+    (addrs, lab)
+}
+
+/// A session id; panics on an invalid one (tests use fixed, valid ids).
+pub fn session(id: &str) -> SessionId {
+    SessionId::parse(id).expect("a valid session id")
+}
+
+/// `PUT /api/config` with `body` on a fresh connection.
+pub async fn put_config(addr: SocketAddr, body: &str) -> Response {
+    request_once(addr, "PUT", "/api/config", body.as_bytes()).await
+}
+
+/// `GET /api/config`, parsed.
+pub async fn get_config(addr: SocketAddr) -> ServerPolicy {
+    let response = get_once(addr, "/api/config").await;
+    assert_eq!(response.status, 200, "{}", response.text());
+    serde_json::from_slice(&response.body)
+        .unwrap_or_else(|e| panic!("not a ServerPolicy ({e}): {}", response.text()))
 }
 
 /// Awaits `future`, failing the test if it takes longer than [`LIMIT`].
@@ -104,6 +146,8 @@ pub struct Response {
     pub headers: Vec<(String, String)>,
     /// The (de-chunked) body.
     pub body: Vec<u8>,
+    /// The size of each chunk of a chunked body, in order (empty otherwise).
+    pub chunks: Vec<usize>,
     /// Bytes this response took on the wire, head included.
     pub wire_len: usize,
 }
@@ -204,11 +248,35 @@ impl Client {
         self.sent += bytes.len();
     }
 
+    /// Writes `bytes`, reporting a failure instead of panicking (for writes
+    /// to a connection the server may already have closed).
+    pub async fn try_send_raw(&mut self, bytes: &[u8]) -> io::Result<()> {
+        within("write", self.stream.write_all(bytes)).await?;
+        self.sent += bytes.len();
+        Ok(())
+    }
+
     /// Writes one request. A `Content-Length` is sent whenever there is a
     /// body or the method is not GET.
     pub async fn send_request(&mut self, method: &str, target: &str, body: &[u8]) {
-        let bytes = request_bytes(method, target, body);
+        self.send_request_with(method, target, &[], body).await;
+    }
+
+    /// Writes one request with extra header lines.
+    pub async fn send_request_with(
+        &mut self,
+        method: &str,
+        target: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) {
+        let bytes = request_bytes_with(method, target, headers, body);
         self.send_raw(&bytes).await;
+    }
+
+    /// The client side address of the connection (the server's `peer`).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.stream.local_addr().expect("local address")
     }
 
     /// Reads more bytes into the buffer; returns how many (0 at EOF).
@@ -279,6 +347,7 @@ impl Client {
                 .find(|(n, _)| n == name)
                 .map(|(_, v)| v.clone())
         };
+        let mut chunks = Vec::new();
         let (body, end) = if let Some(len) = get("content-length") {
             let len: usize = len.parse().expect("numeric content-length");
             self.fill_to(head_end + len).await;
@@ -299,6 +368,7 @@ impl Client {
                     break;
                 }
                 self.fill_to(at + size + 2).await;
+                chunks.push(size);
                 body.extend_from_slice(&self.buf[at..at + size]);
                 at += size + 2;
             }
@@ -315,6 +385,7 @@ impl Client {
             status,
             headers,
             body,
+            chunks,
             wire_len: end,
         }
     }
@@ -341,6 +412,18 @@ impl Client {
         }
     }
 
+    /// Reads until the connection ends; returns the bytes that arrived
+    /// meanwhile and whether it ended with a FIN or a reset.
+    pub async fn read_until_closed(&mut self) -> (Vec<u8>, Ending) {
+        loop {
+            match self.fill().await {
+                Ok(0) => return (std::mem::take(&mut self.buf), Ending::Eof),
+                Err(e) => return (std::mem::take(&mut self.buf), Ending::Error(e.kind())),
+                Ok(_) => {}
+            }
+        }
+    }
+
     /// Whether bytes are waiting to be read right now (without waiting).
     pub fn has_pending_bytes(&self) -> bool {
         let mut probe = [0u8; 1];
@@ -348,9 +431,31 @@ impl Client {
     }
 }
 
+/// How a connection ended, as the client saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// An orderly close: a read returned 0 bytes (the server's FIN).
+    Eof,
+    /// A read failed, e.g. with `ConnectionReset` (the server's RST).
+    Error(io::ErrorKind),
+}
+
 /// The bytes of one HTTP/1.1 request.
 pub fn request_bytes(method: &str, target: &str, body: &[u8]) -> Vec<u8> {
+    request_bytes_with(method, target, &[], body)
+}
+
+/// The bytes of one HTTP/1.1 request with extra header lines.
+pub fn request_bytes_with(
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Vec<u8> {
     let mut bytes = format!("{method} {target} HTTP/1.1\r\nHost: lab.test\r\n").into_bytes();
+    for (name, value) in headers {
+        bytes.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
+    }
     if !body.is_empty() || method != "GET" {
         bytes.extend_from_slice(format!("Content-Length: {}\r\n", body.len()).as_bytes());
     }
@@ -409,6 +514,8 @@ pub fn conn_of(event: &ServerEvent) -> Option<ConnId> {
         | ServerEvent::ResponseStarted { conn, .. }
         | ServerEvent::RequestFinished { conn, .. }
         | ServerEvent::ConnectionUpgraded { conn, .. }
+        | ServerEvent::ConnectionAttributed { conn, .. }
+        | ServerEvent::ConnectionHidden { conn }
         | ServerEvent::ConnectionClosed { conn, .. } => Some(*conn),
         _ => None,
     }
@@ -431,6 +538,27 @@ pub struct Closed {
     pub bytes_out: u64,
     /// Requests carried.
     pub requests: u32,
+    /// When the last byte arrived from the client, if any did.
+    pub last_in_us: Option<Micros>,
+    /// When the last byte was written to the client, if any was.
+    pub last_out_us: Option<Micros>,
+    /// When the socket was dropped.
+    pub at_us: Micros,
+}
+
+/// One request as the event stream told it, on the server's clock.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Timeline {
+    /// The connection that carried it.
+    pub conn: ConnId,
+    /// `request_started.at_us`: its head had been read.
+    pub started_us: Micros,
+    /// `response_started.at_us` and the status, if a head was produced.
+    pub response: Option<(Micros, u16)>,
+    /// `request_finished.at_us`.
+    pub finished_us: Micros,
+    /// How it ended.
+    pub outcome: RequestOutcome,
 }
 
 /// A WebSocket viewer of `/api/events`.
@@ -438,8 +566,12 @@ pub struct Closed {
 pub struct Viewer {
     /// The socket.
     pub ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
-    /// The snapshot the server sent first.
+    /// The connections in the snapshot the server sent first.
     pub snapshot: Vec<ConnectionSnapshot>,
+    /// The policy in that snapshot.
+    pub config: ServerPolicy,
+    /// The listener addresses in that snapshot.
+    pub listeners: Vec<String>,
     /// Every event received after the snapshot, in order.
     pub seen: Vec<ServerEvent>,
     /// [`Viewer::next_matching`] looks at `seen[cursor..]` first.
@@ -449,24 +581,46 @@ pub struct Viewer {
 }
 
 impl Viewer {
-    /// Connects to `ws://addr/api/events` and reads the snapshot.
+    /// Connects to `ws://addr/api/events` (everything) and reads the snapshot.
     pub async fn connect(addr: SocketAddr) -> Viewer {
+        Viewer::connect_to(addr, "/api/events").await
+    }
+
+    /// Connects to `ws://addr/api/events?session=…`: one session's view.
+    pub async fn connect_session(addr: SocketAddr, session: &str) -> Viewer {
+        Viewer::connect_to(addr, &format!("/api/events?session={session}")).await
+    }
+
+    /// Connects to `ws://addr{target}` and reads the snapshot.
+    pub async fn connect_to(addr: SocketAddr, target: &str) -> Viewer {
+        let url = format!("ws://{addr}{target}");
         let (ws, response) = within(
             "the WebSocket handshake",
-            tokio_tungstenite::connect_async(format!("ws://{addr}/api/events")),
+            tokio_tungstenite::connect_async(url.as_str()),
         )
         .await
-        .expect("WebSocket handshake with /api/events");
+        .unwrap_or_else(|e| panic!("WebSocket handshake with {url}: {e}"));
         assert_eq!(response.status().as_u16(), 101);
         let mut viewer = Viewer {
             ws,
             snapshot: Vec::new(),
+            config: ServerPolicy::default(),
+            listeners: Vec::new(),
             seen: Vec::new(),
             cursor: 0,
             ended: false,
         };
         match viewer.read_event().await {
-            Some(ServerEvent::Snapshot { connections, .. }) => viewer.snapshot = connections,
+            Some(ServerEvent::Snapshot {
+                connections,
+                config,
+                listeners,
+                ..
+            }) => {
+                viewer.snapshot = connections;
+                viewer.config = config;
+                viewer.listeners = listeners;
+            }
             other => panic!("the first message must be a snapshot, got {other:?}"),
         }
         viewer
@@ -552,12 +706,17 @@ impl Viewer {
                     bytes_in,
                     bytes_out,
                     requests,
-                    ..
+                    last_in_us,
+                    last_out_us,
+                    at_us,
                 } if *c == conn => Some(Closed {
                     reason: reason.clone(),
                     bytes_in: *bytes_in,
                     bytes_out: *bytes_out,
                     requests: *requests,
+                    last_in_us: *last_in_us,
+                    last_out_us: *last_out_us,
+                    at_us: *at_us,
                 }),
                 _ => None,
             });
@@ -567,6 +726,103 @@ impl Viewer {
             if self.next_event().await.is_none() {
                 panic!(
                     "the event stream ended before {conn} closed; saw {:#?}",
+                    self.seen
+                );
+            }
+        }
+    }
+
+    /// Waits for (or finds among the events seen) the end of `request`, and
+    /// returns what the stream told about it.
+    pub async fn timeline(&mut self, request: RequestId) -> Timeline {
+        let finished = |e: &ServerEvent| matches!(e, ServerEvent::RequestFinished { request: r, .. } if *r == request);
+        while !self.seen.iter().any(finished) {
+            if self.next_event().await.is_none() {
+                panic!(
+                    "the event stream ended before {request} finished; saw {:#?}",
+                    self.seen
+                );
+            }
+        }
+        let mut started = None;
+        let mut response = None;
+        let mut end = None;
+        for event in &self.seen {
+            match event {
+                ServerEvent::RequestStarted {
+                    request: r,
+                    conn,
+                    at_us,
+                    ..
+                } if *r == request => {
+                    started = Some((*conn, *at_us));
+                }
+                ServerEvent::ResponseStarted {
+                    request: r,
+                    status,
+                    at_us,
+                    ..
+                } if *r == request => {
+                    response = Some((*at_us, *status));
+                }
+                ServerEvent::RequestFinished {
+                    request: r,
+                    outcome,
+                    at_us,
+                    ..
+                } if *r == request => {
+                    end = Some((*at_us, *outcome));
+                }
+                _ => {}
+            }
+        }
+        let (conn, started_us) =
+            started.unwrap_or_else(|| panic!("no request_started for {request}: {:#?}", self.seen));
+        let (finished_us, outcome) = end.expect("found above");
+        Timeline {
+            conn,
+            started_us,
+            response,
+            finished_us,
+            outcome,
+        }
+    }
+
+    /// Waits for (or finds among the events seen) the first
+    /// `request_started` whose target is `target`; returns its connection
+    /// and request id.
+    pub async fn request_started(&mut self, target: &str) -> (ConnId, RequestId) {
+        let is_it = |e: &ServerEvent| matches!(e, ServerEvent::RequestStarted { target: t, .. } if t == target);
+        loop {
+            if let Some(ServerEvent::RequestStarted { conn, request, .. }) =
+                self.seen.iter().find(|e| is_it(e))
+            {
+                return (*conn, *request);
+            }
+            if self.next_event().await.is_none() {
+                panic!(
+                    "the event stream ended before {target} started; saw {:#?}",
+                    self.seen
+                );
+            }
+        }
+    }
+
+    /// Waits for (or finds among the events seen) the `connection_opened`
+    /// from the client address `peer`; returns the connection's id.
+    pub async fn opened_from(&mut self, peer: SocketAddr) -> ConnId {
+        let peer = peer.to_string();
+        loop {
+            if let Some(ServerEvent::ConnectionOpened { conn, .. }) = self
+                .seen
+                .iter()
+                .find(|e| matches!(e, ServerEvent::ConnectionOpened { peer: p, .. } if *p == peer))
+            {
+                return *conn;
+            }
+            if self.next_event().await.is_none() {
+                panic!(
+                    "the event stream ended before {peer} connected; saw {:#?}",
                     self.seen
                 );
             }

@@ -1,0 +1,381 @@
+//! Every way the server ends a connection on purpose, as the client sees it
+//! and as `connection_closed` reports it: max requests, keep-alive off, hang
+//! timeout, and `/api/close` in its four modes. (Peer FIN and RST, idle and
+//! header read timeouts and shutdown are in `connections.rs`.)
+
+mod common;
+
+use common::{Client, Ending, Viewer, start_server, wait_for_hangs};
+use keepalive_lab_server::endpoints::MID_BODY_BYTES;
+use protocol::{CloseMode, CloseReason, PolicyPatch, RequestOutcome, ServerEvent};
+
+#[tokio::test]
+async fn max_requests_closes_after_the_last_allowed_response() {
+    let (addr, lab) = start_server().await;
+    lab.set_policy(&PolicyPatch {
+        max_requests: Some(Some(2)),
+        ..PolicyPatch::default()
+    })
+    .expect("max_requests 2 is in range");
+    let mut viewer = Viewer::connect(addr).await;
+
+    let mut client = Client::connect(addr).await;
+    let first = client.get("/api/fast?id=1").await;
+    assert_eq!(first.status, 200);
+    assert_eq!(first.header("connection"), None, "{first:?}");
+    assert_eq!(first.header("keep-alive"), Some("timeout=5, max=1"));
+    let second = client.get("/api/fast?id=2").await;
+    assert_eq!(second.status, 200);
+    assert_eq!(second.conn_id(), first.conn_id());
+    assert_eq!(second.header("connection"), Some("close"), "{second:?}");
+    assert_eq!(
+        second.header("keep-alive"),
+        None,
+        "not on a closing response"
+    );
+
+    // A third request on that socket is never answered: the server closed it.
+    let _ = client
+        .try_send_raw(&common::request_bytes("GET", "/api/fast?id=3", b""))
+        .await;
+    assert!(client.read_to_close().await.is_empty(), "no third answer");
+
+    let closed = viewer.closed(first.conn_id()).await;
+    assert_eq!(closed.reason, CloseReason::MaxRequests, "{closed:?}");
+    assert_eq!(closed.requests, 2);
+    assert!(
+        !viewer
+            .seen
+            .iter()
+            .any(|e| matches!(e, ServerEvent::RequestStarted { target, .. } if target == "/api/fast?id=3")),
+        "the third request was never read: {:#?}",
+        viewer.seen
+    );
+
+    // The same with all three requests in one write: the third is in the
+    // server's buffer already, and still never answered.
+    let mut pipelined = Client::connect(addr).await;
+    let mut three = Vec::new();
+    for i in 4..7 {
+        three.extend(common::request_bytes(
+            "GET",
+            &format!("/api/fast?id={i}"),
+            b"",
+        ));
+    }
+    pipelined.send_raw(&three).await;
+    assert_eq!(pipelined.read_response().await.json()["id"], "4");
+    let last = pipelined.read_response().await;
+    assert_eq!(last.json()["id"], "5");
+    assert_eq!(last.header("connection"), Some("close"));
+    assert!(
+        pipelined.read_to_close().await.is_empty(),
+        "no answer to id=6"
+    );
+    let closed = viewer.closed(last.conn_id()).await;
+    assert_eq!(closed.reason, CloseReason::MaxRequests);
+    assert_eq!(closed.requests, 2);
+}
+
+#[tokio::test]
+async fn keep_alive_off_closes_after_every_response() {
+    let (addr, lab) = start_server().await;
+    let mut viewer = Viewer::connect(addr).await;
+
+    // A connection kept alive under the old policy...
+    let mut old = Client::connect(addr).await;
+    let before = old.get("/api/fast?id=before").await;
+    assert_eq!(before.header("connection"), None);
+
+    lab.set_policy(&PolicyPatch {
+        keep_alive: Some(false),
+        ..PolicyPatch::default()
+    })
+    .expect("a valid patch");
+
+    // ...gets `Connection: close` on its next response.
+    let after = old.get("/api/fast?id=after").await;
+    assert_eq!(after.status, 200);
+    assert_eq!(after.conn_id(), before.conn_id());
+    assert_eq!(after.header("connection"), Some("close"), "{after:?}");
+    assert_eq!(after.header("keep-alive"), None);
+    assert!(old.read_to_close().await.is_empty());
+    let closed = viewer.closed(before.conn_id()).await;
+    assert_eq!(closed.reason, CloseReason::KeepAliveOff, "{closed:?}");
+    assert_eq!(closed.requests, 2);
+
+    // Every new connection carries exactly one request.
+    for target in ["/api/fast", "/api/slow?ms=0", "/api/connections"] {
+        let mut client = Client::connect(addr).await;
+        let response = client.get(target).await;
+        assert_eq!(response.status, 200, "{target}: {}", response.text());
+        assert_eq!(response.header("connection"), Some("close"), "{target}");
+        assert!(client.read_to_close().await.is_empty(), "{target}");
+        let closed = viewer.closed(response.conn_id()).await;
+        assert_eq!(closed.reason, CloseReason::KeepAliveOff, "{target}");
+        assert_eq!(closed.requests, 1, "{target}");
+    }
+}
+
+#[tokio::test]
+async fn hang_timeout_closes_the_connection_without_an_answer() {
+    let (addr, lab) = start_server().await;
+    lab.set_policy(&PolicyPatch {
+        hang_timeout_ms: Some(Some(200)),
+        ..PolicyPatch::default()
+    })
+    .expect("a valid patch");
+    let mut viewer = Viewer::connect(addr).await;
+
+    let mut client = Client::connect(addr).await;
+    client
+        .send_request("GET", "/api/hang?id=too-long&session=s", b"")
+        .await;
+    let (bytes, _ending) = client.read_until_closed().await;
+    assert!(
+        bytes.is_empty(),
+        "no response bytes at all, got {:?}",
+        String::from_utf8_lossy(&bytes)
+    );
+
+    let (conn, request) = viewer
+        .request_started("/api/hang?id=too-long&session=s")
+        .await;
+    let closed = viewer.closed(conn).await;
+    assert_eq!(closed.reason, CloseReason::HangTimeout, "{closed:?}");
+    assert_eq!(closed.requests, 1);
+    assert_eq!(closed.bytes_out, 0, "{closed:?}");
+    let timeline = viewer.timeline(request).await;
+    assert_eq!(timeline.outcome, RequestOutcome::Aborted);
+    assert_eq!(timeline.response, None, "never answered: {timeline:?}");
+    assert!(lab.hangs().is_empty(), "the hang left the table");
+    common::eventually("the session to let go of the request", || {
+        lab.sessions().active() == 0
+    })
+    .await;
+
+    // Requests that answer in time are not affected.
+    let mut quick = Client::connect(addr).await;
+    assert_eq!(quick.get("/api/slow?ms=0").await.status, 200);
+    assert_eq!(quick.get("/api/fast").await.status, 200);
+}
+
+#[tokio::test]
+async fn a_hang_held_when_the_timeout_is_set_is_held_until_released() {
+    let (addr, lab) = start_server().await;
+    let mut held = Client::connect(addr).await;
+    held.send_request("GET", "/api/hang?id=before", b"").await;
+    wait_for_hangs(&lab, 1).await;
+    lab.set_policy(&PolicyPatch {
+        hang_timeout_ms: Some(Some(100)),
+        ..PolicyPatch::default()
+    })
+    .expect("a valid patch");
+    // A request started after the change times out...
+    let mut late = Client::connect(addr).await;
+    late.send_request("GET", "/api/hang?id=after", b"").await;
+    assert!(late.read_to_close().await.is_empty());
+    // ...the earlier one is still held, and answers when released.
+    assert_eq!(lab.hangs().len(), 1);
+    assert_eq!(common::release(addr, r#"{"id":"before"}"#).await, 1);
+    let answer = held.read_response().await;
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.json()["id"], "before");
+}
+
+#[tokio::test]
+async fn close_mode_header_answers_with_connection_close() {
+    let (addr, _lab) = start_server().await;
+    let mut viewer = Viewer::connect(addr).await;
+    let mut client = Client::connect(addr).await;
+    let response = client.get("/api/close?mode=header&id=h").await;
+    assert_eq!(response.status, 200);
+    assert_eq!(response.header("connection"), Some("close"));
+    assert_eq!(
+        response.json(),
+        serde_json::json!({"endpoint": "close", "mode": "header", "id": "h"})
+    );
+    let (rest, ending) = client.read_until_closed().await;
+    assert!(rest.is_empty());
+    assert_eq!(ending, Ending::Eof);
+    let closed = viewer.closed(response.conn_id()).await;
+    assert_eq!(
+        closed.reason,
+        CloseReason::ServerClose {
+            mode: CloseMode::Header
+        }
+    );
+    assert_eq!(closed.requests, 1);
+    let timeline = viewer.timeline(response.request_id()).await;
+    assert_eq!(timeline.outcome, RequestOutcome::Completed);
+}
+
+#[tokio::test]
+async fn close_mode_fin_closes_without_a_byte() {
+    let (addr, _lab) = start_server().await;
+    let mut viewer = Viewer::connect(addr).await;
+    let mut client = Client::connect(addr).await;
+    client.send_request("GET", "/api/close?mode=fin", b"").await;
+    let (bytes, ending) = client.read_until_closed().await;
+    assert!(bytes.is_empty(), "{:?}", String::from_utf8_lossy(&bytes));
+    assert_eq!(ending, Ending::Eof, "an orderly close");
+
+    let (conn, request) = viewer.request_started("/api/close?mode=fin").await;
+    let closed = viewer.closed(conn).await;
+    assert_eq!(
+        closed.reason,
+        CloseReason::ServerClose {
+            mode: CloseMode::Fin
+        }
+    );
+    assert_eq!(closed.bytes_out, 0);
+    assert_eq!(viewer.timeline(request).await.response, None);
+}
+
+#[tokio::test]
+async fn close_mode_rst_resets_the_connection() {
+    let (addr, _lab) = start_server().await;
+    let mut viewer = Viewer::connect(addr).await;
+    let mut client = Client::connect(addr).await;
+    client.send_request("GET", "/api/close?mode=rst", b"").await;
+    let (bytes, ending) = client.read_until_closed().await;
+    assert!(bytes.is_empty(), "{:?}", String::from_utf8_lossy(&bytes));
+    assert_eq!(
+        ending,
+        Ending::Error(std::io::ErrorKind::ConnectionReset),
+        "the client's read fails with a reset"
+    );
+
+    let (conn, _) = viewer.request_started("/api/close?mode=rst").await;
+    let closed = viewer.closed(conn).await;
+    assert_eq!(
+        closed.reason,
+        CloseReason::ServerClose {
+            mode: CloseMode::Rst
+        }
+    );
+    assert_eq!(closed.bytes_out, 0);
+}
+
+#[tokio::test]
+async fn close_mode_mid_body_cuts_the_download_short() {
+    let (addr, _lab) = start_server().await;
+    let mut viewer = Viewer::connect(addr).await;
+    let mut client = Client::connect(addr).await;
+    client
+        .send_request("GET", "/api/close?mode=mid_body", b"")
+        .await;
+    let (bytes, ending) = client.read_until_closed().await;
+    assert_eq!(ending, Ending::Eof);
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("a response head arrives first: {text:?}"));
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let announced = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length:")
+                .map(|v| v.trim().to_owned())
+        })
+        .unwrap_or_else(|| panic!("a content-length: {head}"));
+    assert_eq!(announced, MID_BODY_BYTES.to_string());
+    assert!(
+        !body.is_empty() && body.len() < MID_BODY_BYTES,
+        "part of the body, not all: {} of {MID_BODY_BYTES} bytes",
+        body.len()
+    );
+
+    let (conn, request) = viewer.request_started("/api/close?mode=mid_body").await;
+    let closed = viewer.closed(conn).await;
+    assert_eq!(
+        closed.reason,
+        CloseReason::ServerClose {
+            mode: CloseMode::MidBody
+        }
+    );
+    let timeline = viewer.timeline(request).await;
+    assert_eq!(timeline.outcome, RequestOutcome::Aborted, "{timeline:?}");
+    assert_eq!(timeline.response.map(|(_, status)| status), Some(200));
+}
+
+#[tokio::test]
+async fn the_server_keeps_serving_after_every_kind_of_close() {
+    let (addr, _lab) = start_server().await;
+    for mode in CloseMode::ALL {
+        let mut client = Client::connect(addr).await;
+        client
+            .send_request("GET", &format!("/api/close?mode={}", mode.as_str()), b"")
+            .await;
+        client.read_until_closed().await;
+        let mut next = Client::connect(addr).await;
+        assert_eq!(next.get("/api/fast").await.status, 200, "after {mode:?}");
+    }
+}
+
+#[tokio::test]
+async fn hang_timeout_waits_for_the_response_head_only() {
+    let (addr, lab) = start_server().await;
+    lab.set_policy(&PolicyPatch {
+        hang_timeout_ms: Some(Some(200)),
+        ..PolicyPatch::default()
+    })
+    .expect("a valid patch");
+    let mut viewer = Viewer::connect(addr).await;
+
+    // A head that comes too late: closed unanswered.
+    let mut late = Client::connect(addr).await;
+    late.send_request("GET", "/api/slow?ms=1000&phase=headers", b"")
+        .await;
+    assert!(late.read_to_close().await.is_empty());
+    let (conn, _) = viewer
+        .request_started("/api/slow?ms=1000&phase=headers")
+        .await;
+    assert_eq!(viewer.closed(conn).await.reason, CloseReason::HangTimeout);
+
+    // A head in time and a long body: the body may take as long as it takes.
+    let mut streaming = Client::connect(addr).await;
+    let response = streaming.get("/api/slow?ms=400&phase=body").await;
+    assert_eq!(response.status, 200);
+    assert_eq!(response.json()["ms"], 400);
+    let dripped = streaming
+        .get("/api/drip?bytes=3&chunks=3&interval_ms=150")
+        .await;
+    assert_eq!(dripped.body, b"...");
+    assert_eq!(dripped.conn_id(), response.conn_id(), "still open");
+}
+
+#[tokio::test]
+async fn connection_closed_tells_when_bytes_last_moved() {
+    let (addr, lab) = start_server().await;
+    lab.set_policy(&PolicyPatch {
+        idle_timeout_ms: Some(300),
+        ..PolicyPatch::default()
+    })
+    .expect("a valid patch");
+    let mut viewer = Viewer::connect(addr).await;
+
+    let mut client = Client::connect(addr).await;
+    let response = client.get("/api/fast").await;
+    assert!(client.read_to_close().await.is_empty(), "idle timeout");
+    let closed = viewer.closed(response.conn_id()).await;
+    assert_eq!(closed.reason, CloseReason::IdleTimeout);
+    let timeline = viewer.timeline(response.request_id()).await;
+    let (head_us, _) = timeline.response.expect("answered");
+    let last_in = closed.last_in_us.expect("the request arrived");
+    let last_out = closed.last_out_us.expect("the response went out");
+    assert!(last_in <= timeline.started_us, "{closed:?} {timeline:?}");
+    assert!(
+        head_us <= last_out && last_out <= closed.at_us,
+        "{closed:?} {timeline:?}"
+    );
+
+    // A connection that never carried a byte says so.
+    let mut silent = Client::connect(addr).await;
+    let conn = viewer.opened_from(silent.local_addr()).await;
+    assert!(silent.read_to_close().await.is_empty());
+    let closed = viewer.closed(conn).await;
+    assert_eq!(closed.reason, CloseReason::IdleTimeout);
+    assert_eq!((closed.last_in_us, closed.last_out_us), (None, None));
+}

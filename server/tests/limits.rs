@@ -1,0 +1,275 @@
+//! Limits that keep one client from taking the server: per-session caps on
+//! hangs and on requests in flight, the request head size, the WebSocket
+//! message size, and the event buffer of a viewer that falls behind.
+
+mod common;
+
+use std::convert::Infallible;
+
+use axum::extract::ws::Message;
+use common::{
+    Client, Viewer, eventually, get_once, session, start_server, start_server_with, within,
+};
+use keepalive_lab_server::events::{self, MAX_MESSAGE_BYTES, Scope};
+use keepalive_lab_server::{Config, Lab};
+use protocol::{CloseReason, ServerEvent};
+
+#[tokio::test]
+async fn a_session_may_hold_only_its_share_of_hangs() {
+    let (addr, lab) = start_server_with(Config {
+        max_hangs_per_session: 2,
+        ..common::config()
+    })
+    .await;
+    let mut held = Vec::new();
+    for tag in ["a1", "a2"] {
+        let mut client = Client::connect(addr).await;
+        client
+            .send_request("GET", &format!("/api/hang?session=a&id={tag}"), b"")
+            .await;
+        held.push(client);
+    }
+    common::wait_for_hangs(&lab, 2).await;
+
+    let refused = get_once(addr, "/api/hang?session=a&id=a3").await;
+    assert_eq!(refused.status, 503, "{}", refused.text());
+    assert!(refused.error_body().error.contains("per session"));
+    assert_eq!(lab.hangs().len(), 2);
+
+    // Another session still can.
+    let mut other = Client::connect(addr).await;
+    other
+        .send_request("GET", "/api/hang?session=b&id=b1", b"")
+        .await;
+    common::wait_for_hangs(&lab, 3).await;
+
+    assert_eq!(common::release(addr, "").await, 3);
+    for client in held.iter_mut().chain([&mut other]) {
+        assert_eq!(client.read_response().await.status, 200);
+    }
+}
+
+#[tokio::test]
+async fn a_session_may_have_only_its_share_of_requests_in_flight() {
+    let (addr, lab) = start_server_with(Config {
+        max_in_flight_per_session: 2,
+        ..common::config()
+    })
+    .await;
+    let a = session("a");
+    let mut slow = Vec::new();
+    for i in 0..2 {
+        let mut client = Client::connect(addr).await;
+        client
+            .send_request("GET", &format!("/api/slow?ms=2000&session=a&id={i}"), b"")
+            .await;
+        slow.push(client);
+    }
+    eventually("a's 2 requests in flight", || {
+        lab.sessions().in_flight(&a) == 2
+    })
+    .await;
+
+    // The third is refused at once: the first two are still in flight.
+    let refused = get_once(addr, "/api/slow?ms=2000&session=a&id=2").await;
+    assert_eq!(refused.status, 503, "{}", refused.text());
+    refused.error_body();
+    assert_eq!(lab.sessions().in_flight(&a), 2);
+    for client in &slow {
+        assert!(!client.has_pending_bytes(), "still in flight");
+    }
+    // Another session is not affected.
+    assert_eq!(get_once(addr, "/api/slow?ms=0&session=b").await.status, 200);
+
+    for client in &mut slow {
+        assert_eq!(client.read_response().await.status, 200);
+    }
+    eventually("a's requests to end", || lab.sessions().in_flight(&a) == 0).await;
+    assert_eq!(
+        get_once(addr, "/api/slow?ms=0&session=a").await.status,
+        200,
+        "a may send again"
+    );
+
+    // A closed tab leaves nothing behind: requests cut off by the client
+    // give their places back.
+    let mut tab = Vec::new();
+    for i in 0..2 {
+        let mut client = Client::connect(addr).await;
+        client
+            .send_request("GET", &format!("/api/slow?ms=60000&session=c&id={i}"), b"")
+            .await;
+        tab.push(client);
+    }
+    let c = session("c");
+    eventually("c's requests in flight", || {
+        lab.sessions().in_flight(&c) == 2
+    })
+    .await;
+    drop(tab);
+    eventually("every session to be forgotten", || {
+        lab.sessions().active() == 0
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_oversized_request_head_gets_431_and_the_server_keeps_serving() {
+    let (addr, lab) = start_server().await;
+    let mut viewer = Viewer::connect(addr).await;
+    let mut client = Client::connect(addr).await;
+    let big = "x".repeat(20 * 1024);
+    assert!(big.len() > lab.config().max_header_bytes);
+    client
+        .send_request_with("GET", "/api/fast", &[("X-Big", &big)], b"")
+        .await;
+    let response = client.read_response().await;
+    assert_eq!(response.status, 431, "{response:?}");
+    client.read_to_close().await;
+    let conn = viewer.opened_from(client.local_addr()).await;
+    let closed = viewer.closed(conn).await;
+    assert_eq!(closed.requests, 0, "no request was started: {closed:?}");
+
+    let mut next = Client::connect(addr).await;
+    assert_eq!(next.get("/api/fast").await.status, 200);
+    // A head just under the limit is fine.
+    let fits = "y".repeat(8 * 1024);
+    next.send_request_with("GET", "/api/fast", &[("X-Fits", &fits)], b"")
+        .await;
+    assert_eq!(next.read_response().await.status, 200);
+}
+
+#[tokio::test]
+async fn an_oversized_websocket_message_ends_that_viewer_only() {
+    let (addr, _lab) = start_server().await;
+    let mut watcher = Viewer::connect(addr).await;
+    let mut greedy = Viewer::connect(addr).await;
+    let greedy_conn = greedy.conn_of_viewer(&greedy);
+
+    greedy
+        .send_text(&"x".repeat(MAX_MESSAGE_BYTES + 1024))
+        .await;
+    greedy.read_until_end().await;
+    assert!(greedy.ended);
+    assert!(
+        !greedy
+            .seen
+            .iter()
+            .any(|e| matches!(e, ServerEvent::Pong { .. } | ServerEvent::Released { .. })),
+        "{:#?}",
+        greedy.seen
+    );
+    let closed = watcher.closed(greedy_conn).await;
+    assert!(
+        !matches!(
+            closed.reason,
+            CloseReason::PeerClosed | CloseReason::PeerReset
+        ),
+        "the server ended it, not the client: {closed:?}"
+    );
+
+    // The watcher and new viewers are served as before.
+    watcher
+        .send_text(r#"{"type":"ping","client_time_ms":1}"#)
+        .await;
+    assert!(matches!(
+        watcher.next_reply().await,
+        ServerEvent::Pong { .. }
+    ));
+    let mut fresh = Viewer::connect(addr).await;
+    fresh
+        .send_text(r#"{"type":"ping","client_time_ms":2}"#)
+        .await;
+    assert!(matches!(fresh.next_reply().await, ServerEvent::Pong { .. }));
+    assert_eq!(get_once(addr, "/api/fast").await.status, 200);
+}
+
+#[tokio::test]
+async fn a_message_just_under_the_limit_is_answered() {
+    let (addr, _lab) = start_server().await;
+    let mut viewer = Viewer::connect(addr).await;
+    // A valid ping padded with whitespace to just under 16 KiB.
+    let message = format!(
+        r#"{{"type":"ping","client_time_ms":3{}}}"#,
+        " ".repeat(MAX_MESSAGE_BYTES - 64)
+    );
+    viewer.send_text(&message).await;
+    assert!(matches!(
+        viewer.next_reply().await,
+        ServerEvent::Pong { .. }
+    ));
+}
+
+/// A viewer driven through [`events::run_viewer`] whose outgoing messages
+/// go into a channel of capacity 1: when the test stops reading, the viewer
+/// stops reading the event stream too, exactly like one on a slow socket.
+fn slow_viewer(lab: &Lab) -> tokio::sync::mpsc::Receiver<Message> {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Message>(1);
+    let sink = Box::pin(futures_util::sink::unfold(
+        tx,
+        |tx, message: Message| async move {
+            tx.send(message).await.map_err(|_| ())?;
+            Ok::<_, ()>(tx)
+        },
+    ));
+    let incoming = futures_util::stream::pending::<Result<Message, Infallible>>();
+    tokio::spawn(events::run_viewer(
+        lab.clone(),
+        None,
+        Scope::All,
+        sink,
+        incoming,
+    ));
+    rx
+}
+
+async fn next_event(rx: &mut tokio::sync::mpsc::Receiver<Message>) -> ServerEvent {
+    match within("a message to the slow viewer", rx.recv()).await {
+        Some(Message::Text(text)) => serde_json::from_str(text.as_str())
+            .unwrap_or_else(|e| panic!("not a ServerEvent ({e}): {}", text.as_str())),
+        other => panic!("expected a text message, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_viewer_that_falls_behind_is_told_how_many_events_it_missed() {
+    let (addr, lab) = start_server_with(Config {
+        event_buffer: 16,
+        ..common::config()
+    })
+    .await;
+    let mut rx = slow_viewer(&lab);
+    assert!(matches!(
+        next_event(&mut rx).await,
+        ServerEvent::Snapshot { .. }
+    ));
+
+    // Not reading: 10 requests make far more than 16 events meanwhile.
+    for i in 0..10 {
+        let response = get_once(addr, &format!("/api/fast?id=flood-{i}")).await;
+        assert_eq!(response.status, 200);
+    }
+    let dropped = within("events_dropped", async {
+        loop {
+            if let ServerEvent::EventsDropped { count } = next_event(&mut rx).await {
+                break count;
+            }
+        }
+    })
+    .await;
+    assert!(dropped > 0);
+
+    // Then the stream goes on live.
+    let response = get_once(addr, "/api/fast?id=after-the-flood").await;
+    let request = response.request_id();
+    within("the request after the flood", async {
+        loop {
+            if let ServerEvent::RequestFinished { request: r, .. } = next_event(&mut rx).await
+                && r == request
+            {
+                break;
+            }
+        }
+    })
+    .await;
+}

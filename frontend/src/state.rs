@@ -294,7 +294,8 @@ pub struct BrowserRequest {
 }
 
 impl BrowserRequest {
-    fn new(tag: String, url: String, pool: PoolKey) -> BrowserRequest {
+    /// A request composed but not sent yet.
+    pub fn new(tag: String, url: String, pool: PoolKey) -> BrowserRequest {
         BrowserRequest {
             tag,
             url,

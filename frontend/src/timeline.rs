@@ -253,27 +253,14 @@ mod tests {
     }
 
     fn request() -> BrowserRequest {
+        let pool = PoolKey {
+            origin: "http://x".into(),
+            credentials: Credentials::Default,
+        };
         BrowserRequest {
-            tag: "b1-1".into(),
-            url: "/api/hang?id=b1-1".into(),
-            pool: PoolKey {
-                origin: "http://x".into(),
-                credentials: Credentials::Default,
-            },
             phase: Phase::Queued,
-            conn: None,
-            request: None,
-            seq: None,
-            status: None,
             issued_ms: Some(100.0),
-            server_start_us: None,
-            server_response_us: None,
-            server_end_us: None,
-            head_ms: None,
-            ended_ms: None,
-            error: None,
-            server_sightings: 0,
-            timing: None,
+            ..BrowserRequest::new("b1-1".into(), "/api/hang?id=b1-1".into(), pool)
         }
     }
 

@@ -194,6 +194,17 @@ impl Chromium {
         std::fs::write(path, decode(data)).expect("write the screenshot");
     }
 
+    /// Emulates `prefers-color-scheme: dark` (or light) in `page`.
+    pub async fn prefer_dark(&mut self, page: &Page, dark: bool) {
+        let value = if dark { "dark" } else { "light" };
+        self.call(
+            Some(&page.session),
+            "Emulation.setEmulatedMedia",
+            json!({ "features": [{ "name": "prefers-color-scheme", "value": value }] }),
+        )
+        .await;
+    }
+
     /// When `$KEEPALIVE_LAB_SCREENSHOT` names a directory, saves `page` there
     /// as `<name>.png`: a way to look at what a test saw.
     pub async fn screenshot_if_asked(&mut self, page: &Page, name: &str) {

@@ -66,7 +66,7 @@ struct RequestRowProps {
 fn connection_words(r: &BrowserRequest) -> String {
     match (r.conn, r.seq) {
         (Some(c), Some(1)) => format!("{c} new"),
-        (Some(c), Some(seq)) => format!("{c} reused ×{seq}"),
+        (Some(c), Some(seq)) => format!("{c} reused (request {seq} on it)"),
         (Some(c), None) => c.to_string(),
         (None, _) => String::new(),
     }

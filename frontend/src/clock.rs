@@ -49,18 +49,18 @@ impl ClockSync {
     }
 
     /// A server time on the page's clock (ms), once synchronised.
-    pub fn to_page_ms(&self, server_us: Micros) -> Option<f64> {
+    pub fn to_page_ms(self, server_us: Micros) -> Option<f64> {
         self.best.map(|b| server_us as f64 / 1000.0 - b.offset_ms())
     }
 
     /// The page time on the server's clock (µs), once synchronised.
-    pub fn to_server_us(&self, page_ms: f64) -> Option<Micros> {
+    pub fn to_server_us(self, page_ms: f64) -> Option<Micros> {
         self.best
             .map(|b| ((page_ms + b.offset_ms()) * 1000.0).max(0.0) as Micros)
     }
 
     /// The bound on the error of [`ClockSync::to_page_ms`] (ms): half the best round trip.
-    pub fn uncertainty_ms(&self) -> Option<f64> {
+    pub fn uncertainty_ms(self) -> Option<f64> {
         self.best.map(|b| b.rtt_ms() / 2.0)
     }
 }

@@ -137,6 +137,54 @@ pub fn export(run: &Run, clock: &ClockSync) -> Value {
     })
 }
 
+/// The run and the connections that carried it, as plain JSON (the lab's
+/// own export: everything the page knows, both sides).
+pub fn run_json(run: &Run, lanes: &[&crate::state::Lane], clock: &ClockSync) -> Value {
+    let conns: std::collections::BTreeSet<_> = run.requests.iter().filter_map(|r| r.conn).collect();
+    json!({
+        "run": run.name(),
+        "settings": run.settings.to_fragment(),
+        "started_epoch_ms": run.started_epoch_ms,
+        "clock_uncertainty_ms": clock.uncertainty_ms(),
+        "pools": run.pools.iter().map(|(pool, stats)| json!({
+            "origin": pool.origin,
+            "credentials": pool.credentials.name(),
+            "max_concurrent_connections": stats.max_concurrent_conns,
+            "connections": stats.conns.iter().map(|c| c.0).collect::<Vec<_>>(),
+            "queued_requests": run.queued_in(pool, clock).len(),
+        })).collect::<Vec<_>>(),
+        "requests": run.requests.iter().map(|r| json!({
+            "tag": r.tag,
+            "url": r.url,
+            "phase": r.phase.name(),
+            "connection": r.conn.map(|c| c.0),
+            "request_id": r.request.map(|q| q.0),
+            "seq_on_connection": r.seq,
+            "status": r.status,
+            "issued_ms": r.issued_ms.map(|t| t - run.started_ms),
+            "at_server_ms": r.server_start_us.and_then(|us| clock.to_page_ms(us)).map(|t| t - run.started_ms),
+            "head_ms": r.head_ms.map(|t| t - run.started_ms),
+            "ended_ms": r.ended_ms.map(|t| t - run.started_ms),
+            "server_sightings": r.server_sightings,
+            "error": r.error,
+            "resource_timing": r.timing,
+        })).collect::<Vec<_>>(),
+        "connections": lanes.iter().filter(|l| conns.contains(&l.conn)).map(|l| json!({
+            "conn": l.conn.0,
+            "peer": l.peer,
+            "local": l.local_addr,
+            "opened_ms": clock.to_page_ms(l.opened_us).map(|t| t - run.started_ms),
+            "requests": l.requests_total,
+            "closed": l.closed.as_ref().map(|c| json!({
+                "at_ms": clock.to_page_ms(c.at_us).map(|t| t - run.started_ms),
+                "reason": c.reason,
+                "bytes_in": c.bytes_in,
+                "bytes_out": c.bytes_out,
+            })),
+        })).collect::<Vec<_>>(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -320,52 +368,4 @@ mod tests {
         assert_eq!(iso8601(0.0), "1970-01-01T00:00:00.000Z");
         assert_eq!(iso8601(951_782_400_123.0), "2000-02-29T00:00:00.123Z");
     }
-}
-
-/// The run and the connections that carried it, as plain JSON (the lab's
-/// own export: everything the page knows, both sides).
-pub fn run_json(run: &Run, lanes: &[&crate::state::Lane], clock: &ClockSync) -> Value {
-    let conns: std::collections::BTreeSet<_> = run.requests.iter().filter_map(|r| r.conn).collect();
-    json!({
-        "run": run.name(),
-        "settings": run.settings.to_fragment(),
-        "started_epoch_ms": run.started_epoch_ms,
-        "clock_uncertainty_ms": clock.uncertainty_ms(),
-        "pools": run.pools.iter().map(|(pool, stats)| json!({
-            "origin": pool.origin,
-            "credentials": pool.credentials.name(),
-            "max_concurrent_connections": stats.max_concurrent_conns,
-            "connections": stats.conns.iter().map(|c| c.0).collect::<Vec<_>>(),
-            "queued_requests": run.queued_in(pool, clock).len(),
-        })).collect::<Vec<_>>(),
-        "requests": run.requests.iter().map(|r| json!({
-            "tag": r.tag,
-            "url": r.url,
-            "phase": r.phase.name(),
-            "connection": r.conn.map(|c| c.0),
-            "request_id": r.request.map(|q| q.0),
-            "seq_on_connection": r.seq,
-            "status": r.status,
-            "issued_ms": r.issued_ms.map(|t| t - run.started_ms),
-            "at_server_ms": r.server_start_us.and_then(|us| clock.to_page_ms(us)).map(|t| t - run.started_ms),
-            "head_ms": r.head_ms.map(|t| t - run.started_ms),
-            "ended_ms": r.ended_ms.map(|t| t - run.started_ms),
-            "server_sightings": r.server_sightings,
-            "error": r.error,
-            "resource_timing": r.timing,
-        })).collect::<Vec<_>>(),
-        "connections": lanes.iter().filter(|l| conns.contains(&l.conn)).map(|l| json!({
-            "conn": l.conn.0,
-            "peer": l.peer,
-            "local": l.local_addr,
-            "opened_ms": clock.to_page_ms(l.opened_us).map(|t| t - run.started_ms),
-            "requests": l.requests_total,
-            "closed": l.closed.as_ref().map(|c| json!({
-                "at_ms": clock.to_page_ms(c.at_us).map(|t| t - run.started_ms),
-                "reason": c.reason,
-                "bytes_in": c.bytes_in,
-                "bytes_out": c.bytes_out,
-            })),
-        })).collect::<Vec<_>>(),
-    })
 }

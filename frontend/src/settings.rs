@@ -222,7 +222,7 @@ fn parse_u32(value: &str, max: u32) -> Option<u32> {
 impl BurstSettings {
     /// The settings as `key=value&…` (for the URL fragment). Only values that
     /// differ from the defaults are written, so links stay short.
-    pub fn to_fragment(&self) -> String {
+    pub fn to_fragment(self) -> String {
         let d = BurstSettings::default();
         let mut parts = vec![
             format!("count={}", self.count),
@@ -420,10 +420,10 @@ impl BurstSettings {
         if !(1..=MAX_COUNT).contains(&self.count) {
             return Some(format!("send 1 to {MAX_COUNT} requests"));
         }
-        if let Endpoint::Drip { bytes, chunks, .. } = self.endpoint {
-            if chunks > bytes {
-                return Some("a drip needs at least as many bytes as chunks".into());
-            }
+        if let Endpoint::Drip { bytes, chunks, .. } = self.endpoint
+            && chunks > bytes
+        {
+            return Some("a drip needs at least as many bytes as chunks".into());
         }
         None
     }

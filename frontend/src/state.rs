@@ -702,14 +702,13 @@ impl LabState {
         let Some(run) = self.run_mut(run) else {
             return;
         };
-        if let (Some((conn, seq, started, _)), Some(id)) = (server, head.request) {
-            if run
+        if let (Some((conn, seq, started, _)), Some(id)) = (server, head.request)
+            && run
                 .requests
                 .get(index)
                 .is_some_and(|r| r.server_start_us.is_none())
-            {
-                run.server_started(index, conn, id, seq, started);
-            }
+        {
+            run.server_started(index, conn, id, seq, started);
         }
         if let Some(r) = run.requests.get_mut(index) {
             r.head_ms = Some(at_ms);
@@ -800,10 +799,10 @@ impl LabState {
                         lane.requests.remove(0);
                     }
                 }
-                if let Some((run, index)) = tag.as_deref().and_then(parse_tag) {
-                    if let Some(run) = self.run_mut(run) {
-                        run.server_started(index, conn, request, seq, at_us);
-                    }
+                if let Some((run, index)) = tag.as_deref().and_then(parse_tag)
+                    && let Some(run) = self.run_mut(run)
+                {
+                    run.server_started(index, conn, request, seq, at_us);
                 }
             }
             ServerEvent::ResponseStarted {

@@ -162,12 +162,12 @@ pub fn use_event_socket(
                             let mut tick = 0_u32;
                             *pings.borrow_mut() = Some(Interval::new(PING_EVERY_MS, move || {
                                 tick += 1;
-                                if tick <= QUICK_PINGS || tick % 20 == 0 {
-                                    if let Some(s) = socket.borrow().as_ref() {
-                                        let _ = s.send(&ClientMessage::Ping {
-                                            client_time_ms: now_ms(),
-                                        });
-                                    }
+                                if (tick <= QUICK_PINGS || tick.is_multiple_of(20))
+                                    && let Some(s) = socket.borrow().as_ref()
+                                {
+                                    let _ = s.send(&ClientMessage::Ping {
+                                        client_time_ms: now_ms(),
+                                    });
                                 }
                             }));
                         }

@@ -52,7 +52,15 @@ pub fn Measured(props: &MeasuredProps) -> Html {
                 <td class="queued-count" data-value={waits.len().to_string()}>
                     { format!("{}{}", waits.len(), if waits.is_empty() { String::new() } else { format!(" (longest {})", format_ms(longest)) }) }
                 </td>
-                <td>{ format!("{} new, {} requests on reused ones", new, reused) }</td>
+                <td class="conns-used" data-value={stats.conns.len().to_string()}>
+                    { format!(
+                        "{} used: {} opened for this run, {} request{} went on one already used",
+                        stats.conns.len(),
+                        new,
+                        reused,
+                        if reused == 1 { "" } else { "s" }
+                    ) }
+                </td>
             </tr>
         }
     });

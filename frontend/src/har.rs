@@ -205,6 +205,7 @@ mod tests {
             credentials: Credentials::Default,
         };
         s.apply(Action::RunStarted {
+            id: s.next_run(),
             settings: BurstSettings::default(),
             requests: vec![
                 (

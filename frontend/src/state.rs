@@ -474,6 +474,9 @@ pub struct LabState {
 /// Everything that can happen to the state.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
+    /// Several actions queued during one animation frame, applied in order
+    /// with one re-render.
+    Batch(Vec<Action>),
     /// The events socket changed state.
     Socket(SocketStatus),
     /// Server events received since the last animation frame, in order.
@@ -482,6 +485,9 @@ pub enum Action {
     Clock(Sample),
     /// A run was composed: its requests (tag, URL, pool) exist, none sent yet.
     RunStarted {
+        /// Its id, allocated when it was fired (two runs fired within one
+        /// frame must not share one).
+        id: u32,
         /// What was fired.
         settings: BurstSettings,
         /// Tag, URL and pool of each request.
@@ -580,7 +586,9 @@ impl LabState {
         }
     }
 
-    /// Id of the next run.
+    /// Id of the next run, as far as the state knows (the page allocates
+    /// ids when it fires, see [`Action::RunStarted`]).
+    #[cfg(test)]
     pub fn next_run(&self) -> u32 {
         self.runs_fired + 1
     }
@@ -606,6 +614,11 @@ impl LabState {
     /// Applies one action.
     pub fn apply(&mut self, action: Action) {
         match action {
+            Action::Batch(actions) => {
+                for action in actions {
+                    self.apply(action);
+                }
+            }
             Action::Socket(status) => self.socket = status,
             Action::ServerBatch(events) => {
                 for event in events {
@@ -614,14 +627,18 @@ impl LabState {
             }
             Action::Clock(sample) => self.clock.add(sample),
             Action::RunStarted {
+                id,
                 settings,
                 requests,
                 at_ms,
                 epoch_ms,
             } => {
-                self.runs_fired += 1;
+                if self.runs.iter().any(|r| r.id == id) {
+                    return;
+                }
+                self.runs_fired = self.runs_fired.max(id);
                 self.runs.push_back(Run {
-                    id: self.runs_fired,
+                    id,
                     settings,
                     started_ms: at_ms,
                     started_epoch_ms: epoch_ms,

@@ -9,7 +9,7 @@ use super::policy::PolicyPanel;
 use super::runs::{Runs, summary};
 use super::timeline_view::TimelineView;
 use crate::har;
-use crate::hooks::use_event_socket;
+use crate::hooks::{use_event_socket, use_frame_dispatch};
 use crate::services::{burst, download, new_session_id};
 use crate::settings::{BurstSettings, resolve_origin};
 use crate::state::{LabState, Lane, SocketStatus};
@@ -29,7 +29,11 @@ fn settings_from_location() -> (BurstSettings, Option<String>) {
 #[component]
 pub fn App() -> Html {
     let state = use_reducer(|| LabState::new(new_session_id()));
-    let socket = use_event_socket(state.session.clone(), state.dispatcher());
+    // Run ids are allocated at fire time: a queued RunStarted is applied at
+    // the next frame, and a second click before it must not reuse the id.
+    let runs_allocated = use_mut_ref(|| 0_u32);
+    let frames = use_frame_dispatch(state.dispatcher());
+    let socket = use_event_socket(state.session.clone(), frames.clone());
     let initial = use_memo((), |()| settings_from_location());
     let settings = use_state(|| initial.0);
     let problem = use_state(|| initial.1.clone());
@@ -56,6 +60,7 @@ pub fn App() -> Html {
             problem.clone(),
             selected.clone(),
         );
+        let runs_allocated = runs_allocated.clone();
         Callback::from(move |()| {
             let origin = burst::page_origin()
                 .and_then(|page| resolve_origin(settings.target, &page, &state.listeners));
@@ -63,12 +68,17 @@ pub fn App() -> Html {
                 Ok(origin) => {
                     problem.set(None);
                     selected.set(None);
+                    let run = {
+                        let mut last = runs_allocated.borrow_mut();
+                        *last = (*last).max(state.runs_fired) + 1;
+                        *last
+                    };
                     burst::fire(
                         *settings,
-                        state.next_run(),
+                        run,
                         origin,
                         state.session.as_str(),
-                        state.dispatcher(),
+                        frames.clone(),
                     );
                 }
                 Err(e) => problem.set(Some(e)),

@@ -1,5 +1,7 @@
 //! Custom hooks.
 
 mod use_event_socket;
+mod use_frame_dispatch;
 
 pub use use_event_socket::use_event_socket;
+pub use use_frame_dispatch::{FrameDispatch, use_frame_dispatch};

@@ -7,12 +7,12 @@ use gloo_timers::future::sleep;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{AbortController, RequestCache, RequestCredentials, RequestInit, Response};
-use yew::UseReducerDispatcher;
 
 use super::js_error;
+use crate::hooks::FrameDispatch;
 use crate::services::fetch::now_ms;
 use crate::settings::{BurstSettings, Order, PageOrigin, Priority};
-use crate::state::{Action, Head, LabState, PoolKey, ResourceTiming};
+use crate::state::{Action, Head, PoolKey, ResourceTiming};
 
 /// Resource Timing keeps 250 entries by default and then silently drops new
 /// ones; a lab run can have more.
@@ -32,13 +32,14 @@ pub fn page_origin() -> Result<PageOrigin, String> {
     })
 }
 
-/// Composes run `run` of `settings` aimed at `origin` and starts it.
+/// Composes run `run` of `settings` aimed at `origin` and starts it; every
+/// step is queued on `dispatch` (applied once per animation frame).
 pub fn fire(
     settings: BurstSettings,
     run: u32,
     origin: String,
     session: &str,
-    dispatch: UseReducerDispatcher<LabState>,
+    dispatch: FrameDispatch,
 ) {
     if let Some(performance) = web_sys::window().and_then(|w| w.performance()) {
         performance.clear_resource_timings();
@@ -55,7 +56,8 @@ pub fn fire(
         })
         .collect();
     let urls: Vec<String> = requests.iter().map(|r| r.1.clone()).collect();
-    dispatch.dispatch(Action::RunStarted {
+    dispatch.send(Action::RunStarted {
+        id: run,
         settings,
         requests,
         at_ms: now_ms(),
@@ -91,7 +93,7 @@ async fn issue(
     run: u32,
     index: usize,
     url: String,
-    dispatch: UseReducerDispatcher<LabState>,
+    dispatch: FrameDispatch,
 ) {
     let controller = AbortController::new().ok();
     let _timer = match (settings.timeout_ms, &controller) {
@@ -101,13 +103,13 @@ async fn issue(
         }
         _ => None,
     };
-    dispatch.dispatch(Action::Issued {
+    dispatch.send(Action::Issued {
         run,
         index,
         at_ms: now_ms(),
     });
     let outcome = fetch(&settings, &url, controller.as_ref(), |head| {
-        dispatch.dispatch(Action::ResponseHead {
+        dispatch.send(Action::ResponseHead {
             run,
             index,
             head,
@@ -140,7 +142,7 @@ async fn issue(
             }
         }
     };
-    dispatch.dispatch(action);
+    dispatch.send(action);
 }
 
 async fn fetch(

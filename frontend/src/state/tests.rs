@@ -70,6 +70,7 @@ fn fire(s: &mut LabState, n: usize, credentials: impl Fn(usize) -> Credentials) 
         .collect();
     let tags = requests.iter().map(|r| r.0.clone()).collect();
     s.apply(Action::RunStarted {
+        id: s.next_run(),
         settings: BurstSettings::default(),
         requests,
         at_ms: 0.0,
@@ -206,6 +207,7 @@ fn identical_url_requests_are_matched_by_request_id() {
     let mut s = fresh();
     let run = s.next_run();
     s.apply(Action::RunStarted {
+        id: s.next_run(),
         settings: BurstSettings::default(),
         requests: vec![(
             "b1-1".into(),
@@ -466,4 +468,37 @@ fn resource_timing_tells_new_from_reused() {
         ..reused
     };
     assert!(fresh_conn.new_connection());
+}
+
+#[test]
+fn a_batch_applies_in_order_and_a_run_id_is_never_reused() {
+    let mut s = fresh();
+    let compose = |id: u32| Action::RunStarted {
+        id,
+        settings: BurstSettings::default(),
+        requests: vec![(
+            "b1-1".into(),
+            format!("{ORIGIN}/api/fast?id=b{id}-1"),
+            pool(Credentials::Default),
+        )],
+        at_ms: 0.0,
+        epoch_ms: 0.0,
+    };
+    // One frame: the run starts, its request is issued and reaches the server.
+    s.apply(Action::Batch(vec![
+        compose(1),
+        Action::Issued {
+            run: 1,
+            index: 0,
+            at_ms: 1.0,
+        },
+        opened(1),
+        started(1, 1, 1, "b1-1", 2),
+        compose(1), // a duplicate (a second click read the same id): ignored
+    ]));
+    assert_eq!(s.runs.len(), 1);
+    assert_eq!(s.current().unwrap().requests[0].phase, Phase::AtServer);
+    s.apply(compose(2));
+    assert_eq!(s.runs.iter().map(|r| r.id).collect::<Vec<_>>(), vec![1, 2]);
+    assert_eq!(s.next_run(), 3);
 }

@@ -1,0 +1,174 @@
+//! One render per animation frame, whatever happens.
+//!
+//! Everything that changes the state (server events, the page's own
+//! `fetch` steps, the socket's status, clock samples) is queued here and
+//! applied as one [`Action::Batch`] at the next animation frame. A burst of
+//! hundreds of requests therefore costs one re-render per frame, and the
+//! main thread stays free to run the next frame on time.
+//!
+//! The flush also records, for `cargo xtask bench`, how long each server
+//! event took from the server's stamp to being applied here (ms, on the
+//! synced clock), in `window.__keepaliveLab.eventLatencyMs` (bounded).
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use protocol::{Micros, ServerEvent};
+use wasm_bindgen::closure::Closure;
+use wasm_bindgen::{JsCast, JsValue};
+use yew::prelude::*;
+
+use crate::clock::{ClockSync, Sample};
+use crate::services::fetch::now_ms;
+use crate::state::{Action, LabState};
+
+/// Latencies kept in `window.__keepaliveLab.eventLatencyMs`.
+const MAX_LATENCIES: u32 = 20_000;
+
+/// Actions waiting for the next frame.
+#[derive(Default)]
+struct Queue {
+    /// In arrival order; consecutive server events share one `ServerBatch`.
+    actions: Vec<Action>,
+    /// A frame callback is already scheduled.
+    frame_requested: bool,
+    /// The best clock sync so far, for the latency figures.
+    clock: ClockSync,
+}
+
+/// Queues actions for the next animation frame. Cheap to clone.
+#[derive(Clone)]
+pub struct FrameDispatch {
+    queue: Rc<RefCell<Queue>>,
+    dispatch: UseReducerDispatcher<LabState>,
+}
+
+impl PartialEq for FrameDispatch {
+    fn eq(&self, other: &Self) -> bool {
+        Rc::ptr_eq(&self.queue, &other.queue)
+    }
+}
+
+impl std::fmt::Debug for FrameDispatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FrameDispatch").finish_non_exhaustive()
+    }
+}
+
+impl FrameDispatch {
+    /// Queues `action`.
+    pub fn send(&self, action: Action) {
+        let mut queue = self.queue.borrow_mut();
+        match (queue.actions.last_mut(), action) {
+            (Some(Action::ServerBatch(events)), Action::ServerBatch(more)) => events.extend(more),
+            (_, Action::Clock(sample)) => {
+                queue.clock.add(sample);
+                queue.actions.push(Action::Clock(sample));
+            }
+            (_, action) => queue.actions.push(action),
+        }
+        drop(queue);
+        self.schedule();
+    }
+
+    /// Queues one server event.
+    pub fn event(&self, event: ServerEvent) {
+        self.send(Action::ServerBatch(vec![event]));
+    }
+
+    /// Queues a clock-sync sample.
+    pub fn clock(&self, sample: Sample) {
+        self.send(Action::Clock(sample));
+    }
+
+    fn schedule(&self) {
+        if std::mem::replace(&mut self.queue.borrow_mut().frame_requested, true) {
+            return;
+        }
+        let this = self.clone();
+        let flush = Closure::once_into_js(move || this.flush());
+        if let Some(window) = web_sys::window() {
+            let _ = window.request_animation_frame(flush.unchecked_ref());
+        }
+    }
+
+    fn flush(&self) {
+        let (actions, clock) = {
+            let mut queue = self.queue.borrow_mut();
+            queue.frame_requested = false;
+            (std::mem::take(&mut queue.actions), queue.clock)
+        };
+        if actions.is_empty() {
+            return;
+        }
+        let stamps: Vec<Micros> = actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::ServerBatch(events) => Some(events.iter().filter_map(stamped_at)),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        self.dispatch.dispatch(Action::Batch(actions));
+        record_latencies(&stamps, &clock);
+    }
+}
+
+/// When the server stamped an event, if it carries a time.
+fn stamped_at(event: &ServerEvent) -> Option<Micros> {
+    match event {
+        ServerEvent::ConnectionOpened { at_us, .. }
+        | ServerEvent::ConnectionAttributed { at_us, .. }
+        | ServerEvent::RequestStarted { at_us, .. }
+        | ServerEvent::ResponseStarted { at_us, .. }
+        | ServerEvent::RequestFinished { at_us, .. }
+        | ServerEvent::ConnectionUpgraded { at_us, .. }
+        | ServerEvent::ConnectionClosed { at_us, .. }
+        | ServerEvent::ConfigChanged { at_us, .. } => Some(*at_us),
+        _ => None,
+    }
+}
+
+/// Appends stamp-to-applied latencies to `window.__keepaliveLab`.
+fn record_latencies(stamps: &[Micros], clock: &ClockSync) {
+    let Some(window) = web_sys::window() else {
+        return;
+    };
+    let key = JsValue::from_str("__keepaliveLab");
+    let lab = js_sys::Reflect::get(&window, &key)
+        .ok()
+        .filter(JsValue::is_object)
+        .unwrap_or_else(|| {
+            let lab = js_sys::Object::new();
+            let _ = js_sys::Reflect::set(&lab, &"eventLatencyMs".into(), &js_sys::Array::new());
+            let _ = js_sys::Reflect::set(&window, &key, &lab);
+            lab.into()
+        });
+    let Ok(list) = js_sys::Reflect::get(&lab, &"eventLatencyMs".into()) else {
+        return;
+    };
+    let list: js_sys::Array = list.unchecked_into();
+    let now = now_ms();
+    for stamped in stamps.iter().filter_map(|us| clock.to_page_ms(*us)) {
+        list.push(&JsValue::from_f64(now - stamped));
+    }
+    if list.length() > MAX_LATENCIES {
+        list.splice(0, list.length() - MAX_LATENCIES, &JsValue::UNDEFINED);
+    }
+    let uncertainty = clock
+        .uncertainty_ms()
+        .map_or(JsValue::NULL, JsValue::from_f64);
+    let _ = js_sys::Reflect::set(&lab, &"clockUncertaintyMs".into(), &uncertainty);
+    // Server ms minus page ms, so a script can place server stamps itself.
+    let offset = clock
+        .best
+        .map_or(JsValue::NULL, |b| JsValue::from_f64(b.offset_ms()));
+    let _ = js_sys::Reflect::set(&lab, &"clockOffsetMs".into(), &offset);
+}
+
+/// A [`FrameDispatch`] for the component's reducer.
+#[hook]
+pub fn use_frame_dispatch(dispatch: UseReducerDispatcher<LabState>) -> FrameDispatch {
+    let queue = use_mut_ref(Queue::default);
+    FrameDispatch { queue, dispatch }
+}

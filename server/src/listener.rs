@@ -150,12 +150,21 @@ async fn serve_connection(stream: TcpStream, peer: SocketAddr, lab: Lab, router:
                             guard.hold(permit);
                         }
                         let routed = router.oneshot(request);
-                        let limit = policy.hang_timeout_ms.map(Duration::from_millis);
-                        let Ok(response) =
-                            tokio::time::timeout(limit.unwrap_or(Duration::MAX / 4), routed).await
-                        else {
-                            conn.set_reason(CloseReason::HangTimeout);
-                            return Err(Deliberate("hang timeout: closed without a response"));
+                        // No timer at all when the hang timeout is off: a
+                        // timer per request is measurable at 40k req/s.
+                        let response = match policy.hang_timeout_ms {
+                            None => routed.await,
+                            Some(ms) => {
+                                let Ok(response) =
+                                    tokio::time::timeout(Duration::from_millis(ms), routed).await
+                                else {
+                                    conn.set_reason(CloseReason::HangTimeout);
+                                    return Err(Deliberate(
+                                        "hang timeout: closed without a response",
+                                    ));
+                                };
+                                response
+                            }
                         };
                         response.unwrap_or_else(|never| match never {})
                     }

@@ -6,6 +6,8 @@
 //! - `run [SERVER FLAGS]`: `build`, then starts the server on `dist/`.
 //! - `test`: `build`, then every test in the workspace (including the headless
 //!   Chromium ones), then `cargo fmt --check` and clippy. CI runs exactly this.
+//! - `bench [BENCH FLAGS]`: `build`, then the `bench/` harness, which writes
+//!   `BENCHMARKS.md` (several minutes).
 
 use std::env;
 use std::ffi::OsStr;
@@ -20,7 +22,9 @@ usage: cargo xtask <command>
 
   build                 build the frontend into dist/
   run [SERVER FLAGS]    build, then start the lab (flags: --port N, --bind ADDR)
-  test                  build, then run every test, then fmt and clippy checks";
+  test                  build, then run every test, then fmt and clippy checks
+  bench [BENCH FLAGS]   build, then measure the lab against plain axum into BENCHMARKS.md
+                        (several minutes; flags: see `cargo run -p keepalive-lab-bench -- --help`)";
 
 type Result<T = ()> = std::result::Result<T, String>;
 
@@ -32,6 +36,7 @@ fn main() -> ExitCode {
         Some("build") => build().map(|_| ()),
         Some("run") => build().and_then(|dist| run(&dist, &rest)),
         Some("test") => build().and_then(|dist| test(&dist)),
+        Some("bench") => build().and_then(|dist| bench(&dist, &rest)),
         Some("-h" | "--help") | None => {
             println!("{USAGE}");
             Ok(())
@@ -170,6 +175,17 @@ fn run(dist: &Path, server_flags: &[String]) -> Result {
             ])
             .arg(dist)
             .args(server_flags),
+    )
+}
+
+/// Runs the benchmark harness (`bench/`), which writes `BENCHMARKS.md`.
+fn bench(dist: &Path, bench_flags: &[String]) -> Result {
+    status(
+        cargo()
+            .args(["run", "--release", "--package", "keepalive-lab-bench", "--"])
+            .args(["--out", "BENCHMARKS.md", "--dist"])
+            .arg(dist)
+            .args(bench_flags),
     )
 }
 

@@ -1,0 +1,199 @@
+//! Figures 3 (event pipeline) and 4 (frame time in Chromium).
+//!
+//! The built page is loaded from a lab child in headless Chromium (the
+//! DevTools client of the `keepalive-lab-tests` crate) and fires bursts of
+//! `/api/fast` requests with its own composer and button, as a participant
+//! would: a small burst (the default 12) as the baseline, then the largest
+//! the composer allows (200). Each request brings the page at least three
+//! server events (`request_started`, `response_started`, `request_finished`).
+//!
+//! - Figure 3 reads the page's own instrumentation, `window.__keepaliveLab`:
+//!   `eventLatencyMs` holds, for each stamped event, the time from the
+//!   server's stamp to the page applying it (on the page's ping/pong-synced
+//!   clock, whose uncertainty is `clockUncertaintyMs`).
+//! - Figure 4 injects a `requestAnimationFrame` loop that records the interval
+//!   between frames: a frame in which the page does more than fits in 16.7 ms
+//!   shows up as a longer interval.
+
+use std::path::Path;
+use std::time::Duration;
+
+use keepalive_lab_tests::chromium::{self, Chromium, Page};
+use serde_json::Value;
+use tokio::time::Instant;
+
+use crate::server::{Kind, Policy, Server};
+
+/// The page's metrics hook.
+pub const HOOK: &str = "window.__keepaliveLab";
+/// Requests per burst in the baseline phase (the composer's default).
+pub const LIGHT_BURST: u32 = 12;
+/// Requests per burst in the loaded phase (the composer's maximum).
+pub const HEAVY_BURST: u32 = 200;
+/// Bursts fired per phase.
+pub const BURSTS: u32 = 5;
+/// Time from one burst to the next (each is done well within it).
+pub const BURST_EVERY: Duration = Duration::from_secs(2);
+/// A frame interval longer than this missed at least one 60 Hz frame.
+pub const LONG_FRAME_MS: f64 = 25.0;
+
+/// What one phase measured.
+#[derive(Debug, Clone, Default)]
+pub struct Phase {
+    /// Requests per burst.
+    pub burst: u32,
+    /// Server stamp to applied in the page, ms, sorted.
+    pub latencies_ms: Vec<f64>,
+    /// The page's clock-sync uncertainty at the end, ms.
+    pub clock_uncertainty_ms: Option<f64>,
+    /// Intervals between frames, ms, sorted.
+    pub frames_ms: Vec<f64>,
+}
+
+impl Phase {
+    /// The `q`-quantile of sorted `values`.
+    pub fn quantile(values: &[f64], q: f64) -> f64 {
+        if values.is_empty() {
+            return f64::NAN;
+        }
+        let rank = (q * (values.len() - 1) as f64).round() as usize;
+        values[rank.min(values.len() - 1)]
+    }
+
+    /// Frames that missed at least one 60 Hz frame.
+    pub fn long_frames(&self) -> usize {
+        self.frames_ms
+            .iter()
+            .filter(|f| **f > LONG_FRAME_MS)
+            .count()
+    }
+}
+
+/// Outcome of figures 3 and 4.
+#[derive(Debug, Clone)]
+pub enum Browser {
+    /// Both phases measured.
+    Measured {
+        /// Bursts of [`LIGHT_BURST`].
+        light: Phase,
+        /// Bursts of [`HEAVY_BURST`].
+        heavy: Phase,
+    },
+    /// Not measured; says why and what is needed.
+    NotMeasured(String),
+}
+
+/// Measures figures 3 and 4 with the page in `dist`.
+pub async fn event_pipeline_and_frames(dist: &Path) -> Browser {
+    if !dist.join("index.html").is_file() {
+        return Browser::NotMeasured(format!(
+            "needs the built page: no index.html in {}",
+            dist.display()
+        ));
+    }
+    if !chromium::chromium_path().is_file() {
+        return Browser::NotMeasured("needs Chromium (`apt-get install chromium`)".to_owned());
+    }
+    // The DevTools client panics on failure (it is test code): contain that.
+    let dist = dist.to_path_buf();
+    let run = tokio::spawn(async move { measure(&dist).await });
+    match tokio::time::timeout(Duration::from_secs(120), run).await {
+        Ok(Ok(Ok(browser))) => browser,
+        Ok(Ok(Err(e))) => Browser::NotMeasured(format!("failed: {e}")),
+        Ok(Err(panic)) => Browser::NotMeasured(format!("the Chromium session failed: {panic}")),
+        Err(_) => Browser::NotMeasured("the Chromium session took over 120 s".to_owned()),
+    }
+}
+
+async fn measure(dist: &Path) -> Result<Browser, String> {
+    let server = Server::start(Kind::Lab, Policy::Bench, Some(dist)).await?;
+    let mut browser = Chromium::launch().await;
+    let page = browser
+        .open(&format!("http://{}/#endpoint=fast", server.addr))
+        .await;
+
+    // Short expressions, polled: one that spans the page's navigation fails.
+    let ready = "document.querySelector('main')?.dataset.socket === 'open' \
+                 && !document.getElementById('fire').disabled";
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while browser.eval(&page, ready).await != Value::Bool(true) {
+        if Instant::now() > deadline {
+            return Err("the page did not open its events socket within 20 s".to_owned());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Let the page sync its clock (its first pings) before measuring.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let hook = format!("Array.isArray({HOOK}?.eventLatencyMs)");
+    if browser.eval(&page, &hook).await != Value::Bool(true) {
+        return Ok(Browser::NotMeasured(format!(
+            "needs `{HOOK}.eventLatencyMs` in the page (server stamp to applied, ms); \
+             the page has none"
+        )));
+    }
+    let light = phase(&mut browser, &page, LIGHT_BURST).await?;
+    let heavy = phase(&mut browser, &page, HEAVY_BURST).await?;
+    Ok(Browser::Measured { light, heavy })
+}
+
+/// One phase: set the composer to `burst` requests, clear the page's
+/// latencies, record frames, fire [`BURSTS`] bursts, then collect.
+async fn phase(browser: &mut Chromium, page: &Page, burst: u32) -> Result<Phase, String> {
+    let start = format!(
+        "(() => {{ const count = document.getElementById('c-count');
+            count.value = '{burst}';
+            count.dispatchEvent(new Event('change', {{ bubbles: true }}));
+            {HOOK}.eventLatencyMs.length = 0;
+            const frames = window.__benchFrames = [];
+            let last = null;
+            window.__benchRecording = true;
+            const tick = t => {{
+                if (last !== null) frames.push(t - last);
+                last = t;
+                if (window.__benchRecording) requestAnimationFrame(tick);
+            }};
+            requestAnimationFrame(tick);
+            return true; }})()"
+    );
+    browser.eval(page, &start).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let label = browser
+        .eval(page, "document.getElementById('fire').textContent")
+        .await;
+    if label.as_str() != Some(format!("Fire {burst} requests").as_str()) {
+        return Err(format!(
+            "the composer did not take {burst} requests (the button says {label})"
+        ));
+    }
+    for _ in 0..BURSTS {
+        browser
+            .eval(page, "document.getElementById('fire').click()")
+            .await;
+        tokio::time::sleep(BURST_EVERY).await;
+    }
+    let collect = format!(
+        "(() => {{ window.__benchRecording = false;
+            return {{ latencies: {HOOK}.eventLatencyMs.slice(),
+                      uncertainty: {HOOK}.clockUncertaintyMs ?? null,
+                      frames: window.__benchFrames.slice() }}; }})()"
+    );
+    let got = browser.eval(page, &collect).await;
+    // With $KEEPALIVE_LAB_SCREENSHOT set, keep a picture of what the page showed.
+    browser
+        .screenshot_if_asked(page, &format!("bench-burst-{burst}"))
+        .await;
+    let numbers = |v: &Value| {
+        let mut n: Vec<f64> = v
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_f64).collect())
+            .unwrap_or_default();
+        n.sort_by(f64::total_cmp);
+        n
+    };
+    Ok(Phase {
+        burst,
+        latencies_ms: numbers(&got["latencies"]),
+        clock_uncertainty_ms: got["uncertainty"].as_f64(),
+        frames_ms: numbers(&got["frames"]),
+    })
+}

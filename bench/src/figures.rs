@@ -1,0 +1,314 @@
+//! The measurements behind figures 1, 2, 5 and 6 (3 and 4 are in
+//! [`crate::browser`]). Each function starts its own server children and
+//! stops them (by dropping them) before it returns.
+
+use std::io::Write as _;
+use std::path::Path;
+use std::time::Duration;
+
+use flate2::Compression;
+use flate2::write::GzEncoder;
+use futures_util::StreamExt as _;
+use protocol::ServerEvent;
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::client;
+use crate::server::{self, Kind, Policy, Server};
+
+// ---------------------------------------------------------------------------
+// 1. Tracking overhead: keep-alive throughput and latency of /api/fast.
+
+/// One server setup compared in figure 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Variant {
+    /// Which server.
+    pub kind: Kind,
+    /// With which keep-alive policy (ignored by plain axum).
+    pub policy: Policy,
+}
+
+impl Variant {
+    /// The lab, with nothing but tracking differing from plain axum.
+    pub const LAB: Variant = Variant {
+        kind: Kind::Lab,
+        policy: Policy::Bench,
+    };
+    /// Plain `axum::serve`, same router.
+    pub const AXUM: Variant = Variant {
+        kind: Kind::Axum,
+        policy: Policy::Bench,
+    };
+    /// The lab as a workshop runs it (every 100th response closes).
+    pub const LAB_DEFAULT_POLICY: Variant = Variant {
+        kind: Kind::Lab,
+        policy: Policy::Default,
+    };
+}
+
+/// One load run against one fresh server.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Round {
+    /// Requests per second.
+    pub throughput: f64,
+    /// Median latency, µs.
+    pub p50_us: f64,
+    /// 99th percentile latency, µs.
+    pub p99_us: f64,
+    /// Server CPU time (user + system) per request, µs.
+    pub cpu_us_per_request: f64,
+    /// Failed or non-200 requests.
+    pub failures: u64,
+    /// Connections closed by the server (`Connection: close`).
+    pub reconnects: u64,
+    /// CPU used meanwhile by processes other than the server and the bench
+    /// (compilers, browsers...), in cores: above zero, the round was disturbed.
+    pub other_load: f64,
+}
+
+/// Runs `/api/fast` keep-alive load against a fresh `variant` server.
+pub async fn load_round(
+    variant: Variant,
+    connections: usize,
+    warmup: Duration,
+    window: Duration,
+) -> Result<Round, String> {
+    let server = Server::start(variant.kind, variant.policy, None).await?;
+    let measure_from = Instant::now() + warmup;
+    let load = tokio::spawn(client::keep_alive_load(
+        server.addr,
+        "/api/fast",
+        connections,
+        measure_from,
+        window,
+    ));
+    let cpu = || -> Result<[Duration; 3], String> {
+        Ok([
+            server.cpu_time()?,
+            server::process_cpu_time("/proc/self/stat")?,
+            server::machine_busy_time()?,
+        ])
+    };
+    tokio::time::sleep_until(measure_from).await;
+    let [server_before, bench_before, busy_before] = cpu()?;
+    tokio::time::sleep_until(measure_from + window).await;
+    let [server_after, bench_after, busy_after] = cpu()?;
+    let mut run = load.await.map_err(|e| format!("load task: {e}"))?;
+    let server_cpu = server_after.saturating_sub(server_before);
+    let ours = server_cpu + bench_after.saturating_sub(bench_before);
+    let other = busy_after.saturating_sub(busy_before).saturating_sub(ours);
+    Ok(Round {
+        throughput: run.throughput(),
+        p50_us: client::quantile(&mut run.latencies_ns, 0.50) as f64 / 1e3,
+        p99_us: client::quantile(&mut run.latencies_ns, 0.99) as f64 / 1e3,
+        cpu_us_per_request: server_cpu.as_secs_f64() * 1e6 / run.requests.max(1) as f64,
+        failures: run.failures,
+        reconnects: run.reconnects,
+        other_load: other.as_secs_f64() / window.as_secs_f64(),
+    })
+}
+
+/// The median of `values` (the mean of the middle two for an even count).
+pub fn median(values: impl IntoIterator<Item = f64>) -> f64 {
+    let mut v: Vec<f64> = values.into_iter().collect();
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    let mid = v.len() / 2;
+    if v.len().is_multiple_of(2) {
+        (v[mid - 1] + v[mid]) / 2.0
+    } else {
+        v[mid]
+    }
+}
+
+/// Figure 1's result per variant: each round, and the medians.
+#[derive(Debug, Clone)]
+pub struct Series {
+    /// What was measured.
+    pub variant: Variant,
+    /// Every round, in the order run.
+    pub rounds: Vec<Round>,
+}
+
+impl Series {
+    /// The median of one field over the rounds.
+    pub fn median(&self, field: impl Fn(&Round) -> f64) -> f64 {
+        median(self.rounds.iter().map(field))
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 2. Held connections: resident memory per connection with a hanging request.
+
+/// One held-connections run against one fresh server.
+#[derive(Debug, Clone, Copy)]
+pub struct Held {
+    /// Which server.
+    pub kind: Kind,
+    /// Connections we tried to open.
+    pub wanted: usize,
+    /// Connections that could not be opened.
+    pub connect_failures: usize,
+    /// Requests the server was holding when memory was read (its answer to
+    /// the release that followed).
+    pub held: usize,
+    /// Of those, answered `200` after the release.
+    pub answered: usize,
+    /// `VmRSS` after start (one request served), bytes.
+    pub rss_before: u64,
+    /// `VmRSS` with every connection held, bytes.
+    pub rss_held: u64,
+    /// How long opening the connections took.
+    pub open_time: Duration,
+}
+
+impl Held {
+    /// Resident memory per held connection, bytes.
+    pub fn bytes_per_connection(&self) -> f64 {
+        self.rss_held.saturating_sub(self.rss_before) as f64 / self.held.max(1) as f64
+    }
+}
+
+/// Opens `n` connections to a fresh `kind` server, each with `GET /api/hang`,
+/// reads the server's memory once it has settled, then releases them all.
+pub async fn held_connections(kind: Kind, n: usize) -> Result<Held, String> {
+    let server = Server::start(kind, Policy::Bench, None).await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let rss_before = server.rss_bytes()?;
+    let opening = Instant::now();
+    let (streams, connect_failures) =
+        client::open_hanging(server.addr, n, |i| format!("/api/hang?id=h{i}")).await;
+    let open_time = opening.elapsed();
+    let rss_held = settled_rss(&server).await?;
+
+    let (status, body) = client::request(server.addr, "POST", "/api/release", "").await?;
+    let released: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    let held = released["released"].as_u64().unwrap_or(0) as usize;
+    if status != 200 {
+        return Err(format!("POST /api/release answered {status}"));
+    }
+    let answered = client::read_statuses(streams, Duration::from_secs(30)).await;
+    Ok(Held {
+        kind,
+        wanted: n,
+        connect_failures,
+        held,
+        answered,
+        rss_before,
+        rss_held,
+        open_time,
+    })
+}
+
+/// Reads `VmRSS` every 500 ms until two readings in a row differ by less
+/// than 0.5 % (the server has taken every request), at most 20 s.
+async fn settled_rss(server: &Server) -> Result<u64, String> {
+    let give_up = Instant::now() + Duration::from_secs(20);
+    let mut last = server.rss_bytes()?;
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let now = server.rss_bytes()?;
+        if now.abs_diff(last) * 200 < last || Instant::now() > give_up {
+            return Ok(now.max(last));
+        }
+        last = now;
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 5. Size of the frontend.
+
+/// One shipped file.
+#[derive(Debug, Clone)]
+pub struct Shipped {
+    /// File name in `dist/`.
+    pub name: &'static str,
+    /// Bytes on disk.
+    pub raw: u64,
+    /// Bytes after gzip (level 6, `gzip`'s default).
+    pub gzip: u64,
+}
+
+/// Raw and gzip sizes of `dist/app_bg.wasm` and `dist/app.js`.
+pub fn frontend_size(dist: &Path) -> Result<Vec<Shipped>, String> {
+    ["app_bg.wasm", "app.js"]
+        .into_iter()
+        .map(|name| {
+            let path = dist.join(name);
+            let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let mut gz = GzEncoder::new(Vec::new(), Compression::default());
+            gz.write_all(&bytes).map_err(|e| e.to_string())?;
+            let gzip = gz.finish().map_err(|e| e.to_string())?.len() as u64;
+            Ok(Shipped {
+                name,
+                raw: bytes.len() as u64,
+                gzip,
+            })
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------
+// 6. Timing fidelity of the server's own events.
+
+/// Asks a fresh lab for `/api/slow?ms={ms}` `samples` times, one after the
+/// other, and returns each request's duration as the lab's events tell it:
+/// `response_started.at_us - request_started.at_us`, in µs.
+pub async fn timing_fidelity(ms: u64, samples: usize) -> Result<Vec<u64>, String> {
+    let server = Server::start(Kind::Lab, Policy::Bench, None).await?;
+    let url = format!("ws://{}/api/events", server.addr);
+    let (mut events, _) = tokio_tungstenite::connect_async(url.as_str())
+        .await
+        .map_err(|e| format!("{url}: {e}"))?;
+    let mut durations = Vec::new();
+    for i in 0..samples {
+        let tag = format!("fidelity-{i}");
+        let path = format!("/api/slow?ms={ms}&id={tag}");
+        let addr = server.addr;
+        let answer = tokio::spawn(async move { client::request(addr, "GET", &path, "").await });
+        let mut started: Option<(protocol::RequestId, u64)> = None;
+        let duration = loop {
+            let message = tokio::time::timeout(Duration::from_millis(ms + 5_000), events.next())
+                .await
+                .map_err(|_| format!("no event for {tag} in time"))?
+                .ok_or("the events socket closed")?
+                .map_err(|e| format!("events socket: {e}"))?;
+            let Message::Text(text) = message else {
+                continue;
+            };
+            match serde_json::from_str::<ServerEvent>(&text) {
+                Ok(ServerEvent::RequestStarted {
+                    request,
+                    target,
+                    at_us,
+                    ..
+                }) if target.ends_with(&format!("id={tag}")) => started = Some((request, at_us)),
+                Ok(ServerEvent::ResponseStarted { request, at_us, .. }) => match started {
+                    Some((id, from)) if id == request => break at_us.saturating_sub(from),
+                    _ => {}
+                },
+                _ => {}
+            }
+        };
+        let (status, _) = answer.await.map_err(|e| e.to_string())??;
+        if status != 200 {
+            return Err(format!("/api/slow answered {status}"));
+        }
+        durations.push(duration);
+    }
+    Ok(durations)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_of_odd_and_even_counts() {
+        assert_eq!(median([3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median([4.0, 1.0, 2.0, 3.0]), 2.5);
+        assert!(median([]).is_nan());
+    }
+}

@@ -1,0 +1,269 @@
+//! `keepalive-lab-bench`: measures the lab against plain axum and writes
+//! `BENCHMARKS.md`. Usually run by `cargo xtask bench`, which builds the
+//! frontend first.
+//!
+//! Figures (numbered as in issue 5):
+//!
+//! 1. tracking overhead: keep-alive throughput and latency of `/api/fast`,
+//!    the lab's accept loop vs the same router under plain `axum::serve`;
+//! 2. held connections: resident memory per connection holding `/api/hang`;
+//! 3. event pipeline and 4. frame time in Chromium: need a metrics hook in the
+//!    page ([`browser`]);
+//! 5. size of the frontend (wasm + js, raw and gzip);
+//! 6. timing fidelity: the lab's own measure of `/api/slow?ms=1000`.
+//!
+//! Servers run as child processes of this same binary (`--serve`, see
+//! [`server`]). All traffic goes to `127.0.0.1`, every loop is bounded in
+//! time, and every child is killed when the bench ends.
+//!
+//! # Layout
+//!
+//! - [`server`]: the child servers, and their memory and CPU from `/proc`;
+//! - [`client`]: the hyper load client and the raw hanging connections;
+//! - [`figures`]: figures 1, 2, 5, 6; [`browser`]: figures 3 and 4;
+//! - [`report`]: the markdown, the machine, the budgets and known causes.
+
+mod browser;
+mod client;
+mod figures;
+mod report;
+mod server;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use figures::{Series, Variant};
+use report::{Results, Settings};
+use server::Kind;
+
+const USAGE: &str = "\
+usage: keepalive-lab-bench [--out FILE] [--dist DIR] [--quick]
+                           [--connections N] [--rounds N] [--seconds S] [--hold N]
+                           [--only 1,2,...]
+
+  --out FILE        where to write the report (default BENCHMARKS.md)
+  --dist DIR        the built frontend, for figures 3-5 (default dist)
+  --quick           a short smoke run (1 round of 1 s, 1000 held connections)
+  --connections N   keep-alive connections for figure 1 (default 32)
+  --rounds N        rounds per server for figure 1 (default 3)
+  --seconds S       measured seconds per round (default 5)
+  --hold N          held connections for figure 2 (default 10000)
+  --only LIST       measure only these figures (e.g. --only 2,6); the others show as skipped";
+
+#[derive(Debug)]
+struct Options {
+    out: PathBuf,
+    dist: PathBuf,
+    connections: usize,
+    rounds: usize,
+    seconds: f64,
+    hold: usize,
+    slow_samples: usize,
+    only: Option<Vec<u8>>,
+}
+
+impl Options {
+    /// Whether figure `n` is to be measured.
+    fn wants(&self, n: u8) -> bool {
+        self.only.as_ref().is_none_or(|only| only.contains(&n))
+    }
+}
+
+fn parse(args: &[String]) -> Result<Options, String> {
+    let mut o = Options {
+        out: PathBuf::from("BENCHMARKS.md"),
+        dist: PathBuf::from("dist"),
+        connections: 32,
+        rounds: 3,
+        seconds: 5.0,
+        hold: 10_000,
+        slow_samples: 5,
+        only: None,
+    };
+    let mut args = args.iter();
+    while let Some(flag) = args.next() {
+        let mut value = || {
+            args.next()
+                .ok_or(format!("{flag} needs a value\n\n{USAGE}"))
+        };
+        let number = |v: &String| {
+            v.parse::<usize>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or(format!("{flag} takes a positive number, not {v}"))
+        };
+        match flag.as_str() {
+            "--out" => o.out = PathBuf::from(value()?),
+            "--dist" => o.dist = PathBuf::from(value()?),
+            "--quick" => {
+                (o.rounds, o.seconds, o.hold, o.slow_samples) = (1, 1.0, 1000, 2);
+            }
+            "--connections" => o.connections = number(value()?)?,
+            "--rounds" => o.rounds = number(value()?)?,
+            "--seconds" => o.seconds = number(value()?)? as f64,
+            "--hold" => o.hold = number(value()?)?,
+            "--only" => {
+                let list = value()?;
+                let figures = list.split(',').map(|n| n.trim().parse::<u8>().ok());
+                o.only = Some(figures.collect::<Option<Vec<u8>>>().ok_or(format!(
+                    "--only takes figure numbers such as 1,2,6, not {list}"
+                ))?);
+            }
+            "-h" | "--help" => return Err(USAGE.to_owned()),
+            other => return Err(format!("unknown option {other}\n\n{USAGE}")),
+        }
+    }
+    Ok(o)
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().is_some_and(|a| a == "--serve") {
+        return match server::run_child(&args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("bench server: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let options = match parse(&args) {
+        Ok(options) => options,
+        Err(message) => {
+            eprintln!("{message}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("bench: no tokio runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let results = runtime.block_on(measure(&options));
+    let markdown = report::render(&results);
+    if let Err(e) = std::fs::write(&options.out, &markdown) {
+        eprintln!("bench: cannot write {}: {e}", options.out.display());
+        return ExitCode::FAILURE;
+    }
+    println!("{markdown}");
+    eprintln!("bench: report written to {}", options.out.display());
+    ExitCode::SUCCESS
+}
+
+async fn measure(o: &Options) -> Results {
+    // Each held connection takes a descriptor here and one in the server
+    // (which raises its own limit the same way); keep some for everything else.
+    let fd_limit = server::raise_fd_limit();
+    let hold = o
+        .hold
+        .min(usize::try_from(fd_limit.saturating_sub(100)).unwrap_or(usize::MAX));
+    let settings = Settings {
+        connections: o.connections,
+        rounds: o.rounds,
+        warmup_s: 1.0,
+        window_s: o.seconds,
+        hold_wanted: o.hold,
+        hold,
+        fd_limit,
+        slow_ms: 1000,
+        slow_samples: o.slow_samples,
+    };
+
+    let fidelity = if o.wants(6) {
+        eprintln!(
+            "bench: 6. timing fidelity ({} × /api/slow?ms=1000)",
+            o.slow_samples
+        );
+        figures::timing_fidelity(settings.slow_ms, o.slow_samples).await
+    } else {
+        skipped()
+    };
+
+    let size = if o.wants(5) {
+        eprintln!("bench: 5. frontend size");
+        figures::frontend_size(&o.dist)
+    } else {
+        skipped()
+    };
+
+    let load = if o.wants(1) {
+        tracking_overhead(&settings).await
+    } else {
+        skipped()
+    };
+
+    let held = if o.wants(2) {
+        eprintln!("bench: 2. held connections ({hold} per server)");
+        async {
+            let lab = figures::held_connections(Kind::Lab, hold).await?;
+            eprintln!(
+                "bench:    lab: {:.0} B per connection",
+                lab.bytes_per_connection()
+            );
+            let axum = figures::held_connections(Kind::Axum, hold).await?;
+            eprintln!(
+                "bench:    axum: {:.0} B per connection",
+                axum.bytes_per_connection()
+            );
+            Ok((lab, axum))
+        }
+        .await
+    } else {
+        skipped()
+    };
+
+    let browser = if o.wants(3) || o.wants(4) {
+        eprintln!("bench: 3, 4. event pipeline and frame time in headless Chromium");
+        browser::event_pipeline_and_frames(&o.dist).await
+    } else {
+        browser::Browser::NotMeasured(report::SKIPPED.to_owned())
+    };
+
+    Results {
+        settings,
+        load,
+        held,
+        browser,
+        size,
+        fidelity,
+    }
+}
+
+/// A figure left out by `--only`.
+fn skipped<T>() -> Result<T, String> {
+    Err(report::SKIPPED.to_owned())
+}
+
+/// Figure 1: rounds alternate between the variants.
+async fn tracking_overhead(s: &Settings) -> Result<Vec<Series>, String> {
+    let variants = [Variant::LAB, Variant::AXUM, Variant::LAB_DEFAULT_POLICY];
+    let mut series: Vec<Series> = variants
+        .iter()
+        .map(|v| Series {
+            variant: *v,
+            rounds: Vec::new(),
+        })
+        .collect();
+    let warmup = Duration::from_secs_f64(s.warmup_s);
+    let window = Duration::from_secs_f64(s.window_s);
+    for round in 1..=s.rounds {
+        for one in &mut series {
+            let r = figures::load_round(one.variant, s.connections, warmup, window).await?;
+            eprintln!(
+                "bench: 1. round {round}/{} {:?}/{:?}: {:.0} req/s, p50 {:.0} µs, p99 {:.0} µs, {:.1} µs CPU/request",
+                s.rounds,
+                one.variant.kind,
+                one.variant.policy,
+                r.throughput,
+                r.p50_us,
+                r.p99_us,
+                r.cpu_us_per_request
+            );
+            one.rounds.push(r);
+        }
+    }
+    Ok(series)
+}

@@ -1,0 +1,744 @@
+//! `BENCHMARKS.md`: the machine, the date, and per figure the lab's value,
+//! the baseline's, the ratio and whether it is within budget.
+
+use std::fmt::Write as _;
+use std::process::Command;
+
+use crate::browser::{BURST_EVERY, BURSTS, Browser, HOOK, LONG_FRAME_MS, Phase};
+use crate::client;
+use crate::figures::{Held, Round, Series, Shipped, Variant};
+use crate::server::{self, Kind};
+
+/// Budget of figure 1: the lab's throughput over plain axum's.
+pub const MIN_THROUGHPUT_RATIO: f64 = 0.90;
+/// Budget of figure 2: resident bytes per held connection (1 KB = 1000 B).
+pub const MAX_BYTES_PER_HELD: f64 = 10_000.0;
+/// Budget of figure 2: the lab's bytes per held connection over plain axum's.
+pub const MAX_HELD_RATIO: f64 = 1.25;
+/// Budget of figure 5: wasm + js after gzip, bytes (1 KB = 1000 B).
+pub const MAX_GZIP_BYTES: u64 = 150_000;
+/// Budget of figure 6: largest error of a server-measured duration, µs.
+pub const MAX_TIMING_ERROR_US: u64 = 1_000;
+
+/// How the figures were taken (echoed in the report).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Keep-alive connections in figure 1.
+    pub connections: usize,
+    /// Rounds per variant in figure 1.
+    pub rounds: usize,
+    /// Unmeasured warm-up per round, seconds.
+    pub warmup_s: f64,
+    /// Measured window per round, seconds.
+    pub window_s: f64,
+    /// Connections asked for in figure 2.
+    pub hold_wanted: usize,
+    /// Connections actually attempted (the descriptor limit may cap it).
+    pub hold: usize,
+    /// The bench's open-file limit after raising it.
+    pub fd_limit: u64,
+    /// What `/api/slow` was asked to take in figure 6, ms.
+    pub slow_ms: u64,
+    /// Requests in figure 6.
+    pub slow_samples: usize,
+}
+
+/// Everything measured in one run; an `Err` is a figure that could not be taken.
+#[derive(Debug)]
+pub struct Results {
+    /// How.
+    pub settings: Settings,
+    /// Figure 1: one series per variant.
+    pub load: Result<Vec<Series>, String>,
+    /// Figure 2: lab, then plain axum.
+    pub held: Result<(Held, Held), String>,
+    /// Figures 3 and 4.
+    pub browser: Browser,
+    /// Figure 5.
+    pub size: Result<Vec<Shipped>, String>,
+    /// Figure 6: durations in µs.
+    pub fidelity: Result<Vec<u64>, String>,
+}
+
+/// The causes found for figures that miss their budget: `## Figure N`
+/// sections of `causes.md`, written after analysing each miss.
+const CAUSES: &str = include_str!("causes.md");
+
+/// The analysed cause of figure `n`'s miss, if one is written down.
+fn known_cause(n: u8) -> Option<&'static str> {
+    CAUSES.split("\n## Figure ").skip(1).find_map(|section| {
+        let (number, text) = section.split_once('\n')?;
+        (number.trim() == n.to_string()).then_some(text.trim())
+    })
+}
+
+/// Other processes' CPU (in cores) above which a figure 1 round is called disturbed.
+const DISTURBED_CORES: f64 = 0.15;
+
+/// Why a figure was not taken when `--only` left it out.
+pub const SKIPPED: &str = "skipped (--only)";
+
+/// The last column for a figure that could not be taken.
+fn not_taken(e: &str) -> &'static str {
+    if e == SKIPPED { "skipped" } else { "**NO**" }
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok { "**yes**" } else { "**NO**" }
+}
+
+/// Groups thousands with thin spaces: 12345 → "12 345".
+fn grouped(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push('\u{202f}');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn kb(bytes: f64) -> String {
+    format!("{:.2} KB", bytes / 1000.0)
+}
+
+fn us(value: f64) -> String {
+    if value.is_nan() {
+        "—".to_owned()
+    } else if value >= 1000.0 {
+        format!("{:.2} ms", value / 1000.0)
+    } else if value >= 100.0 {
+        format!("{value:.0} µs")
+    } else {
+        format!("{value:.1} µs")
+    }
+}
+
+/// Milliseconds with one decimal, or a dash when there is no value.
+fn ms(value: f64) -> String {
+    if value.is_nan() {
+        "—".to_owned()
+    } else {
+        format!("{value:.1} ms")
+    }
+}
+
+/// Lab over baseline.
+fn ratio(lab: f64, base: f64) -> String {
+    format!("{:.3}×", lab / base)
+}
+
+fn series(load: &[Series], variant: Variant) -> Option<&Series> {
+    load.iter().find(|s| s.variant == variant)
+}
+
+/// Builds the whole report.
+pub fn render(results: &Results) -> String {
+    let s = &results.settings;
+    let mut md = String::new();
+    let mut misses: Vec<(u8, String)> = Vec::new();
+    let w = &mut md;
+    let _ = writeln!(w, "# Benchmarks\n");
+    let _ = writeln!(
+        w,
+        "Written by `cargo xtask bench` (the harness is `bench/`). One run on one machine: \
+         the bench client and the server under test share its cores, so absolute numbers are \
+         this machine's; the ratios are the point. 1 KB = 1000 bytes.\n"
+    );
+    for (name, value) in machine() {
+        let _ = writeln!(w, "- **{name}**: {value}");
+    }
+
+    let _ = writeln!(w, "\n## Summary\n");
+    let _ = writeln!(
+        w,
+        "| # | figure | lab | baseline | ratio | budget | within budget |\n|---|---|---|---|---|---|---|"
+    );
+
+    // 1.
+    match &results.load {
+        Ok(load) => {
+            if let (Some(lab), Some(axum)) =
+                (series(load, Variant::LAB), series(load, Variant::AXUM))
+            {
+                let (l, a) = (lab.median(|r| r.throughput), axum.median(|r| r.throughput));
+                let ok = l / a >= MIN_THROUGHPUT_RATIO;
+                if !ok {
+                    misses.push((1, format!("throughput {} of plain axum's", ratio(l, a))));
+                }
+                let _ = writeln!(
+                    w,
+                    "| 1 | `/api/fast` keep-alive throughput, {} connections | {} req/s | {} req/s (plain axum) | {} | ≥ {MIN_THROUGHPUT_RATIO:.2}× | {} |",
+                    s.connections,
+                    grouped(l as u64),
+                    grouped(a as u64),
+                    ratio(l, a),
+                    verdict(ok)
+                );
+                for (label, field) in [
+                    ("latency p50", (|r: &Round| r.p50_us) as fn(&Round) -> f64),
+                    ("latency p99", |r: &Round| r.p99_us),
+                    ("server CPU per request", |r: &Round| r.cpu_us_per_request),
+                ] {
+                    let (l, a) = (lab.median(field), axum.median(field));
+                    let _ = writeln!(
+                        w,
+                        "| 1 | {label} | {} | {} | {} | none | (information) |",
+                        us(l),
+                        us(a),
+                        ratio(l, a)
+                    );
+                }
+                if let Some(default) = series(load, Variant::LAB_DEFAULT_POLICY) {
+                    let d = default.median(|r| r.throughput);
+                    let _ = writeln!(
+                        w,
+                        "| 1 | throughput, lab with its default policy (`max_requests` 100) | {} req/s | {} req/s | {} | none | (information) |",
+                        grouped(d as u64),
+                        grouped(a as u64),
+                        ratio(d, a)
+                    );
+                }
+            }
+        }
+        Err(e) => {
+            if e != SKIPPED {
+                misses.push((1, format!("not measured: {e}")));
+            }
+            let _ = writeln!(
+                w,
+                "| 1 | tracking overhead | failed: {e} | | | ≥ {MIN_THROUGHPUT_RATIO:.2}× | {} |",
+                not_taken(e)
+            );
+        }
+    }
+
+    // 2.
+    match &results.held {
+        Ok((lab, axum)) => {
+            let (l, a) = (lab.bytes_per_connection(), axum.bytes_per_connection());
+            let ok = l <= MAX_BYTES_PER_HELD && l / a <= MAX_HELD_RATIO;
+            if !ok {
+                misses.push((
+                    2,
+                    format!(
+                        "{} per held connection, {} of plain axum's",
+                        kb(l),
+                        ratio(l, a)
+                    ),
+                ));
+            }
+            let _ = writeln!(
+                w,
+                "| 2 | resident memory per held connection ({} held) | {} | {} (plain axum) | {} | ≤ 10 KB and ≤ {MAX_HELD_RATIO:.2}× | {} |",
+                grouped(lab.held as u64),
+                kb(l),
+                kb(a),
+                ratio(l, a),
+                verdict(ok)
+            );
+        }
+        Err(e) => {
+            if e != SKIPPED {
+                misses.push((2, format!("not measured: {e}")));
+            }
+            let _ = writeln!(
+                w,
+                "| 2 | held connections | failed: {e} | | | ≤ 10 KB and ≤ {MAX_HELD_RATIO:.2}× | {} |",
+                not_taken(e)
+            );
+        }
+    }
+
+    // 3, 4.
+    match &results.browser {
+        Browser::Measured { light, heavy } => {
+            let q = Phase::quantile;
+            let bursts = format!(
+                "bursts of {} `/api/fast` fired by the page; baseline: bursts of {}",
+                heavy.burst, light.burst
+            );
+            if heavy.latencies_ms.is_empty() || light.latencies_ms.is_empty() {
+                let why = format!(
+                    "the page's `{HOOK}.eventLatencyMs` stayed empty while its events arrived \
+                     (`clockUncertaintyMs`: {})",
+                    heavy
+                        .clock_uncertainty_ms
+                        .map_or("null".to_owned(), |u| format!("{u:.1} ms"))
+                );
+                misses.push((3, format!("not measured: {why}")));
+                let _ = writeln!(
+                    w,
+                    "| 3 | event pipeline: server stamp to applied in the page | not measured: {why} | | | none given | not measured |"
+                );
+            } else {
+                let (l50, l99) = (q(&heavy.latencies_ms, 0.5), q(&heavy.latencies_ms, 0.99));
+                let (b50, b99) = (q(&light.latencies_ms, 0.5), q(&light.latencies_ms, 0.99));
+                let _ = writeln!(
+                    w,
+                    "| 3 | event pipeline: server stamp to applied in the page, p50 / p99 ({bursts}) | {l50:.1} / {l99:.1} ms | {b50:.1} / {b99:.1} ms | {} (p99) | none given | (information) |",
+                    ratio(l99, b99)
+                );
+            }
+            let (f50, f99) = (q(&heavy.frames_ms, 0.5), q(&heavy.frames_ms, 0.99));
+            let (g50, g99) = (q(&light.frames_ms, 0.5), q(&light.frames_ms, 0.99));
+            let _ = writeln!(
+                w,
+                "| 4 | frame interval in Chromium, p50 / p99, frames over {LONG_FRAME_MS:.0} ms ({bursts}) | {f50:.1} / {f99:.1} ms, {} of {} | {g50:.1} / {g99:.1} ms, {} of {} | {} (p99) | none given | (information) |",
+                heavy.long_frames(),
+                heavy.frames_ms.len(),
+                light.long_frames(),
+                light.frames_ms.len(),
+                ratio(f99, g99)
+            );
+        }
+        Browser::NotMeasured(why) => {
+            for (n, name) in [(3, "event pipeline"), (4, "frame time in Chromium")] {
+                let _ = writeln!(
+                    w,
+                    "| {n} | {name} | not measured: {why} | | | | not measured |"
+                );
+            }
+        }
+    }
+
+    // 5.
+    match &results.size {
+        Ok(files) => {
+            let total: u64 = files.iter().map(|f| f.gzip).sum();
+            let raw: u64 = files.iter().map(|f| f.raw).sum();
+            let ok = total <= MAX_GZIP_BYTES;
+            if !ok {
+                misses.push((5, format!("{} gzip", kb(total as f64))));
+            }
+            let _ = writeln!(
+                w,
+                "| 5 | frontend wasm + js, gzip (raw {}) | {} | none | | ≤ 150 KB gzip | {} |",
+                kb(raw as f64),
+                kb(total as f64),
+                verdict(ok)
+            );
+        }
+        Err(e) => {
+            if e != SKIPPED {
+                misses.push((5, format!("not measured: {e}")));
+            }
+            let _ = writeln!(
+                w,
+                "| 5 | frontend size | failed: {e} | | | ≤ 150 KB gzip | {} |",
+                not_taken(e)
+            );
+        }
+    }
+
+    // 6.
+    let asked_us = s.slow_ms * 1000;
+    match &results.fidelity {
+        Ok(durations) if !durations.is_empty() => {
+            let worst = durations
+                .iter()
+                .copied()
+                .max_by_key(|d| d.abs_diff(asked_us))
+                .unwrap_or(0);
+            let ok = worst.abs_diff(asked_us) <= MAX_TIMING_ERROR_US;
+            if !ok {
+                misses.push((
+                    6,
+                    format!("worst {} for {} ms", us(worst as f64), s.slow_ms),
+                ));
+            }
+            let _ = writeln!(
+                w,
+                "| 6 | server-measured `/api/slow?ms={}` (worst of {}) | {} | {} ms (asked) | {} | within 1 ms | {} |",
+                s.slow_ms,
+                durations.len(),
+                us(worst as f64),
+                s.slow_ms,
+                ratio(worst as f64, asked_us as f64),
+                verdict(ok)
+            );
+        }
+        Ok(_) | Err(_) => {
+            let e = results
+                .fidelity
+                .as_ref()
+                .err()
+                .cloned()
+                .unwrap_or_else(|| "no sample".to_owned());
+            if e != SKIPPED {
+                misses.push((6, format!("not measured: {e}")));
+            }
+            let _ = writeln!(
+                w,
+                "| 6 | timing fidelity | failed: {e} | | | within 1 ms | {} |",
+                not_taken(&e)
+            );
+        }
+    }
+
+    if let Ok(load) = &results.load {
+        let worst = load
+            .iter()
+            .flat_map(|s| s.rounds.iter().map(|r| r.other_load))
+            .fold(0.0_f64, f64::max);
+        if worst > DISTURBED_CORES {
+            let _ = writeln!(
+                w,
+                "\n**Figure 1 was disturbed**: other processes used up to {worst:.2} of the \
+                 machine's cores during a round (see its table). Its throughput and latency \
+                 are then unreliable; the server CPU per request is not. Re-run `cargo xtask bench` on an idle \
+                 machine."
+            );
+        }
+    }
+
+    details(w, results);
+
+    let _ = writeln!(w, "\n## Why figures miss their budget\n");
+    if misses.is_empty() {
+        let _ = writeln!(w, "Every measured figure is within its budget.");
+    }
+    for (figure, what) in &misses {
+        let _ = writeln!(w, "### Figure {figure}: {what}\n");
+        match known_cause(*figure) {
+            Some(cause) => {
+                let _ = writeln!(w, "{cause}\n");
+            }
+            None => {
+                let _ = writeln!(
+                    w,
+                    "Cause not analysed yet (add it to `bench/src/causes.md`).\n"
+                );
+            }
+        }
+    }
+    md
+}
+
+fn details(w: &mut String, results: &Results) {
+    let s = &results.settings;
+    let _ = writeln!(w, "\n## 1. Tracking overhead\n");
+    let _ = writeln!(
+        w,
+        "`GET /api/fast` over {} keep-alive connections from one hyper 1.x HTTP/1.1 client \
+         (`bench/src/client.rs`), each sending its next request as soon as the last answer's \
+         body is in. Each round starts a fresh server child, warms up for {:.0} s, then measures \
+         {:.0} s: throughput counts answers inside the window; latency is send to last body byte; \
+         server CPU is user + system time from `/proc/<pid>/stat` over the window, and other \
+         processes' CPU is the machine's busy time from `/proc/stat` minus the server's and \
+         the bench's own (anything else running skews the round). Variants \
+         alternate round by round, {} rounds each; the summary shows the median of rounds.\n",
+        s.connections, s.warmup_s, s.window_s, s.rounds
+    );
+    let _ = writeln!(
+        w,
+        "- **lab**: `keepalive_lab_server::listener::serve` with the `bench` policy (the default \
+         `ServerPolicy` but `max_requests` unlimited and idle timeout {} s: plain axum has neither \
+         limit, so only tracking differs).\n\
+         - **axum**: `axum::serve(listener, routes::app(lab))`: the same router and handlers.\n\
+         - **lab, default policy**: as a workshop runs it; every 100th response says \
+         `Connection: close` and the client reconnects (information only).\n",
+        server::BENCH_IDLE_TIMEOUT_MS / 1000
+    );
+    match &results.load {
+        Ok(load) => {
+            let _ = writeln!(
+                w,
+                "| variant | round | req/s | p50 | p99 | server CPU/request | failures | reconnects | other processes' CPU |\n|---|---|---|---|---|---|---|---|---|"
+            );
+            for series in load {
+                let name = match (
+                    series.variant.kind,
+                    series.variant == Variant::LAB_DEFAULT_POLICY,
+                ) {
+                    (Kind::Lab, true) => "lab, default policy",
+                    (Kind::Lab, false) => "lab",
+                    (Kind::Axum, _) => "axum",
+                };
+                for (i, r) in series.rounds.iter().enumerate() {
+                    let _ = writeln!(
+                        w,
+                        "| {name} | {} | {} | {} | {} | {} | {} | {} | {:.2} cores |",
+                        i + 1,
+                        grouped(r.throughput as u64),
+                        us(r.p50_us),
+                        us(r.p99_us),
+                        us(r.cpu_us_per_request),
+                        r.failures,
+                        r.reconnects,
+                        r.other_load
+                    );
+                }
+            }
+        }
+        Err(e) => {
+            let _ = writeln!(w, "Failed: {e}");
+        }
+    }
+
+    let _ = writeln!(w, "\n## 2. Held connections\n");
+    let capped = if s.hold < s.hold_wanted {
+        format!(
+            " (asked for {}, but the open-file limit is {}: measured with as many as fit)",
+            grouped(s.hold_wanted as u64),
+            s.fd_limit
+        )
+    } else {
+        String::new()
+    };
+    let _ = writeln!(
+        w,
+        "{} connections{capped}, each sending `GET /api/hang?id=hN` (raw bytes, one socket per \
+         connection on our side, {} at a time with a {} ms pause: see the note on the listen backlog below), to a fresh server child. \
+         Memory is the child's `VmRSS` from `/proc/<pid>/status`: once after start (one request \
+         served), once with every connection held (read every 500 ms until two readings agree \
+         within 0.5 %). Per connection = difference / requests held, where requests held is the \
+         server's own answer to the `POST /api/release` that ends the run. Kernel socket buffers \
+         are not in `VmRSS`. Both servers run the same `Config`: `max_hangs` {} (default 1024), \
+         `hang_cap` {} s (default 120 s), no session parameter (so no per-session cap), the \
+         `bench` policy (idle timeout {} s); both raise their own open-file limit to the hard \
+         limit, as does the client (now {}).\n",
+        grouped(s.hold as u64),
+        client::BATCH,
+        client::BATCH_PAUSE.as_millis(),
+        grouped(server::MAX_HANGS as u64),
+        server::HANG_CAP.as_secs(),
+        server::BENCH_IDLE_TIMEOUT_MS / 1000,
+        s.fd_limit
+    );
+    match &results.held {
+        Ok((lab, axum)) => {
+            let _ = writeln!(
+                w,
+                "| server | opened | connect failures | held | answered 200 after release | VmRSS after start | VmRSS held | per connection | time to open |\n|---|---|---|---|---|---|---|---|---|"
+            );
+            for h in [lab, axum] {
+                let _ = writeln!(
+                    w,
+                    "| {} | {} | {} | {} | {} | {} | {} | {} | {:.1} s |",
+                    h.kind.name(),
+                    grouped((h.wanted - h.connect_failures) as u64),
+                    h.connect_failures,
+                    grouped(h.held as u64),
+                    grouped(h.answered as u64),
+                    kb(h.rss_before as f64),
+                    kb(h.rss_held as f64),
+                    kb(h.bytes_per_connection()),
+                    h.open_time.as_secs_f64()
+                );
+            }
+        }
+        Err(e) => {
+            let _ = writeln!(w, "Failed: {e}");
+        }
+    }
+
+    let _ = writeln!(
+        w,
+        "\nNote on the listen backlog: both servers listen with a backlog of 128 (tokio's \
+         `TcpListener::bind`, like std's). A connection is complete in the kernel before the \
+         server accepts it; while 128 wait to be accepted, further SYNs are dropped and the \
+         client's kernel retries only after 1 s. Opening connections 200 at a time without a \
+         pause took 3 to 5 s per 1 000 here, with `ListenOverflows` rising in `nstat`, hence \
+         the pacing above. A room of laptops opening six connections each at the same moment \
+         can meet the same delay; binding with `tokio::net::TcpSocket` and `listen(1024)` (the \
+         kernel caps it at `net.core.somaxconn`, {} here) would avoid it.",
+        std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+            .map_or("unknown".to_owned(), |v| v.trim().to_owned())
+    );
+
+    let _ = writeln!(w, "\n## 3. Event pipeline and 4. frame time in Chromium\n");
+    let _ = writeln!(
+        w,
+        "The built page in headless Chromium ({}), served by a lab child (`bench` policy), \
+         opened at `/#endpoint=fast`. In each phase the bench sets the composer's request \
+         count and clicks the page's own Fire button {BURSTS} times, {} s apart: the page \
+         fetches the burst as a participant's would (the browser's six connections) and \
+         receives at least three events per request. Figure 3 is the page's own \
+         instrumentation, `{HOOK}.eventLatencyMs`: per stamped event, the time from the \
+         server's stamp to the page applying it, on the page's ping/pong-synced clock. \
+         Figure 4 is the interval between `requestAnimationFrame` callbacks, recorded by a \
+         loop the bench injects for the whole phase: work that does not fit in a 16.7 ms \
+         frame makes an interval longer.\n",
+        keepalive_lab_tests::chromium::FLAGS.join(" "),
+        BURST_EVERY.as_secs()
+    );
+    match &results.browser {
+        Browser::Measured { light, heavy } => {
+            let _ = writeln!(
+                w,
+                "| bursts of | events measured | latency p50 | p99 | max | clock uncertainty | frames | frame p50 | p99 | max | over {LONG_FRAME_MS:.0} ms |\n|---|---|---|---|---|---|---|---|---|---|---|"
+            );
+            for p in [light, heavy] {
+                let q = |v: &[f64], x| Phase::quantile(v, x);
+                let _ = writeln!(
+                    w,
+                    "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                    p.burst,
+                    grouped(p.latencies_ms.len() as u64),
+                    ms(q(&p.latencies_ms, 0.5)),
+                    ms(q(&p.latencies_ms, 0.99)),
+                    ms(q(&p.latencies_ms, 1.0)),
+                    p.clock_uncertainty_ms
+                        .map_or("unknown".to_owned(), |u| format!("±{u:.1} ms")),
+                    p.frames_ms.len(),
+                    ms(q(&p.frames_ms, 0.5)),
+                    ms(q(&p.frames_ms, 0.99)),
+                    ms(q(&p.frames_ms, 1.0)),
+                    p.long_frames()
+                );
+            }
+        }
+        Browser::NotMeasured(why) => {
+            let _ = writeln!(w, "Not measured: {why}.");
+        }
+    }
+
+    let _ = writeln!(w, "\n## 5. Size\n");
+    let _ = writeln!(
+        w,
+        "The files `cargo xtask build` writes into `dist/` (the `wasm-release` profile), gzip \
+         level 6 (`gzip`'s default) with flate2.\n"
+    );
+    match &results.size {
+        Ok(files) => {
+            let _ = writeln!(w, "| file | raw | gzip |\n|---|---|---|");
+            for f in files {
+                let _ = writeln!(
+                    w,
+                    "| `{}` | {} B | {} B |",
+                    f.name,
+                    grouped(f.raw),
+                    grouped(f.gzip)
+                );
+            }
+            let raw: u64 = files.iter().map(|f| f.raw).sum();
+            let gzip: u64 = files.iter().map(|f| f.gzip).sum();
+            let _ = writeln!(w, "| total | {} B | {} B |", grouped(raw), grouped(gzip));
+        }
+        Err(e) => {
+            let _ = writeln!(w, "Failed: {e}");
+        }
+    }
+
+    let _ = writeln!(w, "\n## 6. Timing fidelity\n");
+    let _ = writeln!(
+        w,
+        "{} requests `GET /api/slow?ms={}`, one after another, to a fresh lab child with a viewer \
+         on `/api/events`; each duration is the lab's own `response_started.at_us - \
+         request_started.at_us`.\n",
+        s.slow_samples, s.slow_ms
+    );
+    match &results.fidelity {
+        Ok(durations) => {
+            let shown: Vec<String> = durations.iter().map(|d| us(*d as f64)).collect();
+            let _ = writeln!(w, "Durations: {}.", shown.join(", "));
+        }
+        Err(e) => {
+            let _ = writeln!(w, "Failed: {e}");
+        }
+    }
+}
+
+/// Date, machine and code, as `(name, value)`.
+fn machine() -> Vec<(&'static str, String)> {
+    let read = |path: &str| std::fs::read_to_string(path).unwrap_or_default();
+    let cpuinfo = read("/proc/cpuinfo");
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map_or("unknown".to_owned(), |(_, m)| m.trim().to_owned());
+    let cores = cpuinfo
+        .lines()
+        .filter(|l| l.starts_with("processor"))
+        .count();
+    let memory_kib: u64 = read("/proc/meminfo")
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0);
+    let kernel = read("/proc/sys/kernel/osrelease").trim().to_owned();
+    let output = |program: &str, args: &[&str]| {
+        Command::new(program)
+            .args(args)
+            .output()
+            .ok()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+            .unwrap_or_default()
+    };
+    let commit = output("git", &["rev-parse", "--short", "HEAD"]);
+    let dirty = !output("git", &["status", "--porcelain"]).is_empty();
+    vec![
+        ("Date", now_utc()),
+        (
+            "Machine",
+            format!(
+                "{model}, {cores} cores, {:.1} GiB memory, Linux {kernel}",
+                memory_kib as f64 / 1024.0 / 1024.0
+            ),
+        ),
+        (
+            "Code",
+            format!(
+                "commit {commit}{}; {}; server and bench built with `--release`",
+                if dirty {
+                    " plus uncommitted changes"
+                } else {
+                    ""
+                },
+                output("rustc", &["--version"])
+            ),
+        ),
+    ]
+}
+
+/// The current time as `YYYY-MM-DD HH:MM UTC`.
+fn now_utc() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let (y, m, d) = civil_from_days((secs / 86_400) as i64);
+    let rest = secs % 86_400;
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02} UTC",
+        rest / 3600,
+        rest % 3600 / 60
+    )
+}
+
+/// Days since 1970-01-01 to (year, month, day); Howard Hinnant's algorithm.
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn causes_are_found_by_figure_number() {
+        assert!(known_cause(1).is_some_and(|c| c.contains("callgrind")));
+        assert!(known_cause(4).is_none());
+    }
+
+    #[test]
+    fn dates_and_digit_groups() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(19_723), (2024, 1, 1));
+        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+        assert_eq!(grouped(1_234_567), "1\u{202f}234\u{202f}567");
+        assert_eq!(grouped(999), "999");
+    }
+}

@@ -1,0 +1,297 @@
+//! The servers under test, each in a child process of its own so that its
+//! memory (`VmRSS`) and CPU time can be read from `/proc/<pid>` cleanly.
+//!
+//! The bench binary re-executes itself as
+//! `keepalive-lab-bench --serve lab|axum --port-file F [--policy bench|default] [--dist D]`:
+//!
+//! - `lab`: the lab's own accept loop, [`listener::serve`];
+//! - `axum`: the same router ([`routes::app`], same handlers, same [`Lab`]
+//!   state) under plain `axum::serve`, which tracks no connection.
+//!
+//! The child binds `127.0.0.1:0`, writes the port it got into the port file,
+//! and serves until its standard input closes: the parent holds the other end,
+//! so a child never outlives the bench, even if the bench is killed.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use keepalive_lab_server::{Config, Lab, listener, routes};
+use protocol::ServerPolicy;
+use tokio::net::TcpListener;
+
+use crate::client;
+
+/// Which server a child runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// The lab's accept loop, tracking every connection.
+    Lab,
+    /// The same router under plain `axum::serve` (the baseline).
+    Axum,
+}
+
+impl Kind {
+    /// The name used on the command line and in the report.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Lab => "lab",
+            Kind::Axum => "axum",
+        }
+    }
+}
+
+/// Which keep-alive policy a child starts with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Policy {
+    /// [`ServerPolicy::default`] but no `max_requests` limit and a 10-minute
+    /// idle timeout: nothing but tracking differs from plain axum, which has
+    /// neither limit.
+    Bench,
+    /// [`ServerPolicy::default`] as a workshop runs it (`max_requests` 100:
+    /// every 100th response says `Connection: close`).
+    Default,
+}
+
+impl Policy {
+    fn name(self) -> &'static str {
+        match self {
+            Policy::Bench => "bench",
+            Policy::Default => "default",
+        }
+    }
+}
+
+/// Most concurrent hangs the bench servers allow (the default is 1024).
+pub const MAX_HANGS: usize = 20_000;
+/// How long a hang is held when nobody releases it (the default is 120 s):
+/// longer than the held-connections figure takes, so releases end them all.
+pub const HANG_CAP: Duration = Duration::from_secs(300);
+/// Idle timeout of the `bench` policy: the longest the lab accepts.
+pub const BENCH_IDLE_TIMEOUT_MS: u64 = 600_000;
+
+/// The settings every bench server (lab or axum) starts with.
+pub fn config(policy: Policy, dist: Option<PathBuf>) -> Config {
+    let policy = match policy {
+        Policy::Default => ServerPolicy::default(),
+        Policy::Bench => ServerPolicy {
+            idle_timeout_ms: BENCH_IDLE_TIMEOUT_MS,
+            max_requests: None,
+            ..ServerPolicy::default()
+        },
+    };
+    let defaults = Config::default();
+    Config {
+        policy,
+        max_hangs: MAX_HANGS,
+        hang_cap: HANG_CAP,
+        dist_dir: dist.unwrap_or(defaults.dist_dir.clone()),
+        ..defaults
+    }
+}
+
+/// Raises this process's open-file limit to its hard limit; returns the new
+/// soft limit.
+pub fn raise_fd_limit() -> u64 {
+    rlimit::increase_nofile_limit(u64::MAX).unwrap_or(0)
+}
+
+/// The child side: `--serve KIND --port-file F [--policy P] [--dist D]`.
+pub fn run_child(args: &[String]) -> Result<(), String> {
+    let mut kind = None;
+    let mut port_file = None;
+    let mut policy = Policy::Bench;
+    let mut dist = None;
+    let mut args = args.iter();
+    while let Some(flag) = args.next() {
+        let mut value = || args.next().ok_or(format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--serve" => {
+                kind = Some(match value()?.as_str() {
+                    "lab" => Kind::Lab,
+                    "axum" => Kind::Axum,
+                    other => return Err(format!("--serve takes lab or axum, not {other}")),
+                })
+            }
+            "--port-file" => port_file = Some(PathBuf::from(value()?)),
+            "--policy" => {
+                policy = match value()?.as_str() {
+                    "bench" => Policy::Bench,
+                    "default" => Policy::Default,
+                    other => return Err(format!("--policy takes bench or default, not {other}")),
+                }
+            }
+            "--dist" => dist = Some(PathBuf::from(value()?)),
+            other => return Err(format!("unknown child option {other}")),
+        }
+    }
+    let kind = kind.ok_or("--serve is required")?;
+    let port_file = port_file.ok_or("--port-file is required")?;
+    raise_fd_limit();
+
+    // Serve until the parent closes our standard input (or dies).
+    std::thread::spawn(|| {
+        let _ = std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink());
+        std::process::exit(0);
+    });
+
+    // The same runtime as the real server's `#[tokio::main]`.
+    let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
+    runtime.block_on(async move {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(|e| format!("bind: {e}"))?;
+        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        let mut config = config(policy, dist);
+        config.listeners = vec![addr];
+        let lab = Lab::new(config);
+        // Written then renamed, so the parent never reads half a number.
+        let partial = port_file.with_extension("partial");
+        std::fs::write(&partial, addr.port().to_string()).map_err(|e| e.to_string())?;
+        std::fs::rename(&partial, &port_file).map_err(|e| e.to_string())?;
+        match kind {
+            Kind::Lab => listener::serve(listener, lab).await,
+            Kind::Axum => axum::serve(listener, routes::app(lab)).await,
+        }
+        .map_err(|e| format!("serve: {e}"))
+    })
+}
+
+/// A server child process; killed when dropped.
+#[derive(Debug)]
+pub struct Server {
+    child: Child,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    port_file: PathBuf,
+}
+
+static CHILDREN: AtomicU32 = AtomicU32::new(0);
+
+impl Server {
+    /// Starts a child running `kind` with `policy` (and `dist` as its
+    /// frontend), waits until it answers `GET /api/fast`.
+    pub async fn start(kind: Kind, policy: Policy, dist: Option<&Path>) -> Result<Server, String> {
+        let exe = std::env::current_exe().map_err(|e| format!("own executable: {e}"))?;
+        let port_file = std::env::temp_dir().join(format!(
+            "keepalive-lab-bench-{}-{}.port",
+            std::process::id(),
+            CHILDREN.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_file(&port_file);
+        let mut command = Command::new(exe);
+        command
+            .args(["--serve", kind.name(), "--policy", policy.name()])
+            .arg("--port-file")
+            .arg(&port_file)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        if let Some(dist) = dist {
+            command.arg("--dist").arg(dist);
+        }
+        let child = command
+            .spawn()
+            .map_err(|e| format!("cannot start a server child: {e}"))?;
+        let mut server = Server {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            port_file,
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let port = loop {
+            if let Some(port) = std::fs::read_to_string(&server.port_file)
+                .ok()
+                .and_then(|text| text.trim().parse::<u16>().ok())
+            {
+                break port;
+            }
+            if let Ok(Some(status)) = server.child.try_wait() {
+                return Err(format!("the {} server child exited: {status}", kind.name()));
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "the {} server child wrote no port in 10 s",
+                    kind.name()
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        server.addr.set_port(port);
+        let (status, _) = client::request(server.addr, "GET", "/api/fast", "").await?;
+        if status != 200 {
+            return Err(format!(
+                "{} server: GET /api/fast answered {status}",
+                kind.name()
+            ));
+        }
+        Ok(server)
+    }
+
+    /// The child's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Its resident memory (`VmRSS`), in bytes.
+    pub fn rss_bytes(&self) -> Result<u64, String> {
+        let path = format!("/proc/{}/status", self.pid());
+        let status = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map(|kib| kib * 1024)
+            .ok_or_else(|| format!("{path} has no VmRSS line"))
+    }
+
+    /// CPU time it has used so far, user plus system, all threads.
+    pub fn cpu_time(&self) -> Result<Duration, String> {
+        process_cpu_time(&format!("/proc/{}/stat", self.pid()))
+    }
+}
+
+/// `/proc` reports CPU time in USER_HZ ticks, which Linux fixes at 100 per second.
+const TICKS_PER_SECOND: u64 = 100;
+
+/// CPU time (user + system, all threads) of the process whose `stat` file is `path`.
+pub fn process_cpu_time(path: &str) -> Result<Duration, String> {
+    let stat = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
+    // Fields after the command name (which may hold spaces) in parentheses:
+    // state is field 3, utime 14 and stime 15.
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<u64> = after
+        .split_whitespace()
+        .skip(1)
+        .map(|f| f.parse().unwrap_or(0))
+        .collect();
+    let ticks = fields.get(10).copied().unwrap_or(0) + fields.get(11).copied().unwrap_or(0);
+    Ok(Duration::from_millis(ticks * 1000 / TICKS_PER_SECOND))
+}
+
+/// CPU time the whole machine has spent busy (all cores), from `/proc/stat`.
+pub fn machine_busy_time() -> Result<Duration, String> {
+    let stat = std::fs::read_to_string("/proc/stat").map_err(|e| format!("/proc/stat: {e}"))?;
+    let line = stat.lines().next().unwrap_or_default();
+    // cpu user nice system idle iowait irq softirq steal ...
+    let ticks: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .map(|f| f.parse().unwrap_or(0))
+        .collect();
+    let busy: u64 = [0, 1, 2, 5, 6, 7]
+        .iter()
+        .map(|i| ticks.get(*i).copied().unwrap_or(0))
+        .sum();
+    Ok(Duration::from_millis(busy * 1000 / TICKS_PER_SECOND))
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.port_file);
+    }
+}

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use keepalive_lab_server::{Config, Lab, listener};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 
 const USAGE: &str = "\
 usage: keepalive-lab [--port N] [--second-port N] [--bind ADDR] [--dist DIR]
@@ -64,10 +64,27 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
     Ok(options)
 }
 
+/// Connections the kernel queues before the lab accepts them. tokio's
+/// default (128) drops the SYNs of a room of laptops opening six connections
+/// each at once, and each dropped one waits a 1 s retry (seen in the bench).
+/// The kernel caps it at `net.core.somaxconn`.
+const LISTEN_BACKLOG: u32 = 1024;
+
+fn listen(address: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if address.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(address)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
 /// Binds `port` on `bind`, and on `::1` too when `bind` is IPv4 loopback.
 /// Returns the listeners and the port actually bound (for `--port 0`).
 async fn bind_origin(bind: IpAddr, port: u16) -> Result<(Vec<TcpListener>, u16), String> {
-    let main = TcpListener::bind((bind, port)).await.map_err(|e| {
+    let main = listen(SocketAddr::new(bind, port)).map_err(|e| {
         format!(
             "cannot listen on {}: {e}\nIs another lab running? Try another --port.",
             SocketAddr::new(bind, port)
@@ -76,7 +93,7 @@ async fn bind_origin(bind: IpAddr, port: u16) -> Result<(Vec<TcpListener>, u16),
     let port = main.local_addr().map_err(|e| e.to_string())?.port();
     let mut listeners = vec![main];
     if bind == IpAddr::from([127, 0, 0, 1]) {
-        match TcpListener::bind((Ipv6Addr::LOCALHOST, port)).await {
+        match listen(SocketAddr::new(Ipv6Addr::LOCALHOST.into(), port)) {
             Ok(v6) => listeners.push(v6),
             Err(e) => eprintln!(
                 "note: no IPv6 loopback on port {port} ({e}); `localhost` may still work over IPv4"

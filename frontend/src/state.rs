@@ -344,8 +344,10 @@ pub struct Run {
     pub started_ms: f64,
     /// Wall clock at the start (ms since 1970), for exports.
     pub started_epoch_ms: f64,
-    /// Its requests, in the order composed.
-    pub requests: Vec<BrowserRequest>,
+    /// Its requests, in the order composed. Shared (`Rc`) so that a frame
+    /// copies only the requests that changed, and rows can skip re-rendering
+    /// by pointer comparison.
+    pub requests: Vec<Rc<BrowserRequest>>,
     /// Its requests at the server right now, with their connection.
     in_flight: BTreeMap<RequestId, (ConnId, usize)>,
     /// Server request ids already counted (a duplicate delivery is not a re-send).
@@ -417,12 +419,10 @@ impl Run {
         seq: u32,
         at_us: Micros,
     ) {
-        let Some(r) = self.requests.get_mut(index) else {
-            return;
-        };
-        if !self.seen.insert(request) {
-            return; // duplicate delivery
+        if index >= self.requests.len() || !self.seen.insert(request) {
+            return; // unknown, or a duplicate delivery
         }
+        let r = Rc::make_mut(&mut self.requests[index]);
         r.server_sightings += 1;
         if r.phase == Phase::Queued || r.phase == Phase::Pending {
             r.phase = Phase::AtServer;
@@ -457,10 +457,11 @@ pub struct LabState {
     pub config: Option<ServerPolicy>,
     /// Addresses the server listens on (other origins to aim bursts at).
     pub listeners: Vec<String>,
-    /// Every connection seen, open and recently closed, by id.
-    pub lanes: BTreeMap<ConnId, Lane>,
+    /// Every connection seen, open and recently closed, by id (shared, like
+    /// a run's requests).
+    pub lanes: BTreeMap<ConnId, Rc<Lane>>,
     /// The last runs, oldest first.
-    pub runs: VecDeque<Run>,
+    pub runs: VecDeque<Rc<Run>>,
     /// Runs fired so far (numbers them).
     pub runs_fired: u32,
     /// Server clock ⇄ page clock.
@@ -594,21 +595,27 @@ impl LabState {
     }
 
     /// The latest run.
-    pub fn current(&self) -> Option<&Run> {
+    pub fn current(&self) -> Option<&Rc<Run>> {
         self.runs.back()
     }
 
     /// A run by id.
-    pub fn run(&self, id: u32) -> Option<&Run> {
+    pub fn run(&self, id: u32) -> Option<&Rc<Run>> {
         self.runs.iter().find(|r| r.id == id)
     }
 
+    /// A run to change (copied first if a rendered frame still shares it).
     fn run_mut(&mut self, id: u32) -> Option<&mut Run> {
-        self.runs.iter_mut().find(|r| r.id == id)
+        self.runs.iter_mut().find(|r| r.id == id).map(Rc::make_mut)
     }
 
     fn request_mut(&mut self, run: u32, index: usize) -> Option<&mut BrowserRequest> {
-        self.run_mut(run)?.requests.get_mut(index)
+        self.run_mut(run)?.requests.get_mut(index).map(Rc::make_mut)
+    }
+
+    /// A lane to change (copied first if a rendered frame still shares it).
+    fn lane_mut(&mut self, conn: ConnId) -> Option<&mut Lane> {
+        self.lanes.get_mut(&conn).map(Rc::make_mut)
     }
 
     /// Applies one action.
@@ -637,19 +644,19 @@ impl LabState {
                     return;
                 }
                 self.runs_fired = self.runs_fired.max(id);
-                self.runs.push_back(Run {
+                self.runs.push_back(Rc::new(Run {
                     id,
                     settings,
                     started_ms: at_ms,
                     started_epoch_ms: epoch_ms,
                     requests: requests
                         .into_iter()
-                        .map(|(tag, url, pool)| BrowserRequest::new(tag, url, pool))
+                        .map(|(tag, url, pool)| Rc::new(BrowserRequest::new(tag, url, pool)))
                         .collect(),
                     in_flight: BTreeMap::new(),
                     seen: BTreeSet::new(),
                     pools: BTreeMap::new(),
-                });
+                }));
                 while self.runs.len() > MAX_RUNS {
                     self.runs.pop_front();
                 }
@@ -727,7 +734,7 @@ impl LabState {
         {
             run.server_started(index, conn, id, seq, started);
         }
-        if let Some(r) = run.requests.get_mut(index) {
+        if let Some(r) = run.requests.get_mut(index).map(Rc::make_mut) {
             r.head_ms = Some(at_ms);
             r.conn = head.conn.or(r.conn);
             r.request = head.request.or(r.request);
@@ -755,7 +762,7 @@ impl LabState {
                 self.lanes.retain(|_, lane| lane.closed.is_some());
                 for snapshot in connections {
                     self.lanes
-                        .insert(snapshot.conn, lane_from_snapshot(snapshot));
+                        .insert(snapshot.conn, Rc::new(lane_from_snapshot(snapshot)));
                 }
             }
             ServerEvent::ConnectionOpened {
@@ -765,21 +772,23 @@ impl LabState {
                 local_addr,
                 local_port,
             } => {
-                self.lanes.entry(conn).or_insert_with(|| Lane {
-                    conn,
-                    peer,
-                    local_addr,
-                    local_port,
-                    session: None,
-                    opened_us: at_us,
-                    upgraded: None,
-                    requests: Vec::new(),
-                    requests_total: 0,
-                    closed: None,
+                self.lanes.entry(conn).or_insert_with(|| {
+                    Rc::new(Lane {
+                        conn,
+                        peer,
+                        local_addr,
+                        local_port,
+                        session: None,
+                        opened_us: at_us,
+                        upgraded: None,
+                        requests: Vec::new(),
+                        requests_total: 0,
+                        closed: None,
+                    })
                 });
             }
             ServerEvent::ConnectionAttributed { conn, session, .. } => {
-                if let Some(lane) = self.lanes.get_mut(&conn) {
+                if let Some(lane) = self.lane_mut(conn) {
                     lane.session = Some(session);
                 }
             }
@@ -796,10 +805,14 @@ impl LabState {
                 at_us,
             } => {
                 let tag = tag_of(&target).map(str::to_owned);
-                if let Some(lane) = self.lanes.get_mut(&conn) {
-                    if lane.requests.iter().any(|r| r.request == request) {
-                        return; // duplicate delivery
-                    }
+                let duplicate = self
+                    .lanes
+                    .get(&conn)
+                    .is_some_and(|l| l.requests.iter().any(|r| r.request == request));
+                if duplicate {
+                    return; // duplicate delivery
+                }
+                if let Some(lane) = self.lane_mut(conn) {
                     lane.requests_total = lane.requests_total.max(seq);
                     lane.requests.push(LaneRequest {
                         request,
@@ -846,13 +859,16 @@ impl LabState {
                     r.finished.get_or_insert((at_us, outcome));
                 }
                 for run in &mut self.runs {
-                    if let Some((_, index)) = run.in_flight.remove(&request) {
-                        run.requests[index].server_end_us = Some(at_us);
+                    if run.in_flight.contains_key(&request) {
+                        let run = Rc::make_mut(run);
+                        if let Some((_, index)) = run.in_flight.remove(&request) {
+                            Rc::make_mut(&mut run.requests[index]).server_end_us = Some(at_us);
+                        }
                     }
                 }
             }
             ServerEvent::ConnectionUpgraded { conn, role, .. } => {
-                if let Some(lane) = self.lanes.get_mut(&conn) {
+                if let Some(lane) = self.lane_mut(conn) {
                     lane.upgraded = Some(role);
                 }
             }
@@ -865,7 +881,7 @@ impl LabState {
                 at_us,
                 ..
             } => {
-                if let Some(lane) = self.lanes.get_mut(&conn) {
+                if let Some(lane) = self.lane_mut(conn) {
                     lane.requests_total = lane.requests_total.max(requests);
                     lane.closed = Some(LaneClose {
                         at_us,
@@ -885,15 +901,26 @@ impl LabState {
     }
 
     fn request_by_server_id(&mut self, request: RequestId) -> Option<&mut BrowserRequest> {
-        self.runs.iter_mut().find_map(|run| {
-            let index = run.in_flight.get(&request)?.1;
-            run.requests.get_mut(index)
-        })
+        let run = self
+            .runs
+            .iter_mut()
+            .find(|run| run.in_flight.contains_key(&request))
+            .map(Rc::make_mut)?;
+        let index = run.in_flight.get(&request)?.1;
+        run.requests.get_mut(index).map(Rc::make_mut)
     }
 
     fn lane_request(&mut self, conn: ConnId, request: RequestId) -> Option<&mut LaneRequest> {
-        self.lanes
-            .get_mut(&conn)?
+        let known = self
+            .lanes
+            .get(&conn)?
+            .requests
+            .iter()
+            .any(|r| r.request == request);
+        if !known {
+            return None;
+        }
+        self.lane_mut(conn)?
             .requests
             .iter_mut()
             .rev()

@@ -1,5 +1,7 @@
 //! The whole page: state, the events socket, and what each control does.
 
+use std::rc::Rc;
+
 use protocol::ClientMessage;
 use yew::prelude::*;
 
@@ -111,14 +113,14 @@ pub fn App() -> Html {
         None => state.current(),
     }
     .cloned();
-    let (lanes, others): (Vec<Lane>, Vec<Lane>) =
-        state.lanes.values().cloned().partition(Lane::is_http);
+    let (lanes, others): (Vec<Rc<Lane>>, Vec<Rc<Lane>>) =
+        state.lanes.values().cloned().partition(|l| l.is_http());
 
     let on_export = {
         let (state, run, export_problem) = (state.clone(), run.clone(), export_problem.clone());
         Callback::from(move |kind: &'static str| {
             let Some(run) = &run else { return };
-            let lanes: Vec<&Lane> = state.lanes.values().collect();
+            let lanes: Vec<&Lane> = state.lanes.values().map(|l| &**l).collect();
             let name = format!("keepalive-lab-{}", run.name());
             let saved = match kind {
                 "json" => serde_json::to_string_pretty(&har::run_json(run, &lanes, &state.clock))

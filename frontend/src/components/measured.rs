@@ -1,5 +1,7 @@
 //! What a run measured, per connection pool, in figures and words.
 
+use std::rc::Rc;
+
 use yew::prelude::*;
 
 use crate::clock::ClockSync;
@@ -7,14 +9,22 @@ use crate::state::{Phase, Run};
 use crate::timeline::format_ms;
 
 /// Props of [`Measured`].
-#[derive(Properties, PartialEq)]
+#[derive(Properties)]
 pub struct MeasuredProps {
     /// The run shown, if any.
-    pub run: Option<Run>,
+    pub run: Option<Rc<Run>>,
     /// For queue times.
     pub clock: ClockSync,
     /// Events the server skipped for this page.
     pub events_dropped: u64,
+}
+
+impl PartialEq for MeasuredProps {
+    fn eq(&self, other: &Self) -> bool {
+        super::same_option(&self.run, &other.run)
+            && self.clock == other.clock
+            && self.events_dropped == other.events_dropped
+    }
 }
 
 /// The measured panel.

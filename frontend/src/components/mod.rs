@@ -8,3 +8,24 @@ mod runs;
 mod timeline_view;
 
 pub use app::App;
+
+use std::rc::Rc;
+
+/// Props holding shared state compare by pointer: the reducer copies a
+/// request or lane only when it changes (`Rc::make_mut`), so an unchanged
+/// one keeps its pointer and its row skips re-rendering.
+fn same<T>(a: &Rc<T>, b: &Rc<T>) -> bool {
+    Rc::ptr_eq(a, b)
+}
+
+fn same_option<T>(a: &Option<Rc<T>>, b: &Option<Rc<T>>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => Rc::ptr_eq(a, b),
+        (None, None) => true,
+        _ => false,
+    }
+}
+
+fn same_all<T>(a: &[Rc<T>], b: &[Rc<T>]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(a, b)| Rc::ptr_eq(a, b))
+}

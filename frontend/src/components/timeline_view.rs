@@ -6,6 +6,8 @@
 //! the right edge and clipped by one rectangle that follows "now": a live
 //! frame moves that rectangle instead of re-rendering every row.
 
+use std::rc::Rc;
+
 use gloo_timers::callback::Interval;
 use protocol::ConnId;
 use yew::prelude::*;
@@ -52,10 +54,10 @@ fn rect(s: &Segment, scale: &Scale, y: f64, h: f64) -> Html {
     }
 }
 
-#[derive(Properties, PartialEq)]
+#[derive(Properties)]
 struct RequestRowProps {
     index: usize,
-    request: BrowserRequest,
+    request: Rc<BrowserRequest>,
     y: f64,
     scale: Scale,
     clock: ClockSync,
@@ -124,9 +126,9 @@ fn RequestRow(props: &RequestRowProps) -> Html {
     }
 }
 
-#[derive(Properties, PartialEq)]
+#[derive(Properties)]
 struct LaneRowProps {
-    lane: Lane,
+    lane: Rc<Lane>,
     y: f64,
     scale: Scale,
     clock: ClockSync,
@@ -218,14 +220,14 @@ fn NowLine(props: &NowLineProps) -> Html {
 }
 
 /// Props of [`TimelineView`].
-#[derive(Properties, PartialEq)]
+#[derive(Properties)]
 pub struct TimelineProps {
     /// The run shown.
-    pub run: Option<Run>,
+    pub run: Option<Rc<Run>>,
     /// Connections that count (HTTP, this page's), oldest first.
-    pub lanes: Vec<Lane>,
+    pub lanes: Vec<Rc<Lane>>,
     /// Connections shown apart (the page's WebSocket, spare sockets).
-    pub others: Vec<Lane>,
+    pub others: Vec<Rc<Lane>>,
     /// Server clock ⇄ page clock.
     pub clock: ClockSync,
 }
@@ -245,7 +247,7 @@ pub fn TimelineView(props: &TimelineProps) -> Html {
         };
     };
     let live = run.is_live();
-    let lane_refs: Vec<&Lane> = props.lanes.iter().collect();
+    let lane_refs: Vec<&Lane> = props.lanes.iter().map(|l| &**l).collect();
     let (fit_start, fit_end) = fit(run, &lane_refs, &props.clock, (*grown).max(run.started_ms));
     let (start_ms, end_ms) = zoom.unwrap_or((fit_start, fit_end));
     let scale = Scale {
@@ -260,10 +262,8 @@ pub fn TimelineView(props: &TimelineProps) -> Html {
         Some(Focus::Lane(c)) => Some(*c),
         None => None,
     };
-    let on_focus = {
-        let focus = focus.clone();
-        Callback::from(move |f: Option<Focus>| focus.set(f))
-    };
+    // Stable across renders, so rows whose data did not change are skipped.
+    let on_focus = use_callback(focus.setter(), |f: Option<Focus>, set| set.set(f));
     let on_overflow = {
         let grown = grown.clone();
         Callback::from(move |now: f64| {
@@ -373,12 +373,53 @@ pub fn TimelineView(props: &TimelineProps) -> Html {
     }
 }
 
-#[derive(Properties, PartialEq)]
+#[derive(Properties)]
 struct DetailsProps {
     focus: Option<Focus>,
-    run: Run,
-    lanes: Vec<Lane>,
+    run: Rc<Run>,
+    lanes: Vec<Rc<Lane>>,
     clock: ClockSync,
+}
+
+impl PartialEq for RequestRowProps {
+    fn eq(&self, other: &Self) -> bool {
+        super::same(&self.request, &other.request)
+            && self.index == other.index
+            && self.y == other.y
+            && self.scale == other.scale
+            && self.clock == other.clock
+            && self.highlighted == other.highlighted
+            && self.on_focus == other.on_focus
+    }
+}
+
+impl PartialEq for LaneRowProps {
+    fn eq(&self, other: &Self) -> bool {
+        super::same(&self.lane, &other.lane)
+            && self.y == other.y
+            && self.scale == other.scale
+            && self.clock == other.clock
+            && self.highlighted == other.highlighted
+            && self.on_focus == other.on_focus
+    }
+}
+
+impl PartialEq for TimelineProps {
+    fn eq(&self, other: &Self) -> bool {
+        super::same_option(&self.run, &other.run)
+            && super::same_all(&self.lanes, &other.lanes)
+            && super::same_all(&self.others, &other.others)
+            && self.clock == other.clock
+    }
+}
+
+impl PartialEq for DetailsProps {
+    fn eq(&self, other: &Self) -> bool {
+        self.focus == other.focus
+            && super::same(&self.run, &other.run)
+            && super::same_all(&self.lanes, &other.lanes)
+            && self.clock == other.clock
+    }
 }
 
 /// The focused request or connection, in words, with where each figure comes from.

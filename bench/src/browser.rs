@@ -30,10 +30,18 @@ pub const HOOK: &str = "window.__keepaliveLab";
 pub const LIGHT_BURST: u32 = 12;
 /// Requests per burst in the loaded phase (the composer's maximum).
 pub const HEAVY_BURST: u32 = 200;
-/// Bursts fired per phase.
+/// Bursts fired in the baseline phase.
 pub const BURSTS: u32 = 5;
-/// Time from one burst to the next (each is done well within it).
+/// Time from one baseline burst to the next (each is done well within it).
 pub const BURST_EVERY: Duration = Duration::from_secs(2);
+/// Bursts of [`HEAVY_BURST`] in the loaded phase: 2 000 requests in all, the
+/// issue's "2,000-request burst"...
+pub const HEAVY_BURSTS: u32 = 10;
+/// ...fired 200 ms apart, about 1 000 requests per second.
+pub const HEAVY_EVERY: Duration = Duration::from_millis(200);
+/// After the last burst, time for the page to finish (every request is done
+/// by then) while frames are still recorded.
+pub const SETTLE: Duration = Duration::from_secs(4);
 /// A frame interval longer than this missed at least one 60 Hz frame.
 pub const LONG_FRAME_MS: f64 = 25.0;
 
@@ -131,14 +139,21 @@ async fn measure(dist: &Path) -> Result<Browser, String> {
              the page has none"
         )));
     }
-    let light = phase(&mut browser, &page, LIGHT_BURST).await?;
-    let heavy = phase(&mut browser, &page, HEAVY_BURST).await?;
+    let light = phase(&mut browser, &page, LIGHT_BURST, BURSTS, BURST_EVERY).await?;
+    let heavy = phase(&mut browser, &page, HEAVY_BURST, HEAVY_BURSTS, HEAVY_EVERY).await?;
     Ok(Browser::Measured { light, heavy })
 }
 
 /// One phase: set the composer to `burst` requests, clear the page's
-/// latencies, record frames, fire [`BURSTS`] bursts, then collect.
-async fn phase(browser: &mut Chromium, page: &Page, burst: u32) -> Result<Phase, String> {
+/// latencies, record frames, fire `bursts` bursts `every` apart, let the page
+/// settle, then collect.
+async fn phase(
+    browser: &mut Chromium,
+    page: &Page,
+    burst: u32,
+    bursts: u32,
+    every: Duration,
+) -> Result<Phase, String> {
     let start = format!(
         "(() => {{ const count = document.getElementById('c-count');
             count.value = '{burst}';
@@ -165,12 +180,13 @@ async fn phase(browser: &mut Chromium, page: &Page, burst: u32) -> Result<Phase,
             "the composer did not take {burst} requests (the button says {label})"
         ));
     }
-    for _ in 0..BURSTS {
+    for _ in 0..bursts {
         browser
             .eval(page, "document.getElementById('fire').click()")
             .await;
-        tokio::time::sleep(BURST_EVERY).await;
+        tokio::time::sleep(every).await;
     }
+    tokio::time::sleep(SETTLE).await;
     let collect = format!(
         "(() => {{ window.__benchRecording = false;
             return {{ latencies: {HOOK}.eventLatencyMs.slice(),

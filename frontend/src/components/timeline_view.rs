@@ -341,8 +341,10 @@ pub fn TimelineView(props: &TimelineProps) -> Html {
                     </g> }
                 }) }
                 <text class="section" x="6" y={format!("{:.1}", browser_top - 6.0)}>{ "BROWSER: your requests" }</text>
+                // Keyed by position, not by tag: the next run's rows patch these
+                // elements instead of creating 200 new ones.
                 { for run.requests.iter().enumerate().map(|(i, r)| html! {
-                    <RequestRow key={r.tag.clone()} index={i} request={r.clone()} y={browser_top + i as f64 * ROW}
+                    <RequestRow key={i} index={i} request={r.clone()} y={browser_top + i as f64 * ROW}
                         scale={scale} clock={props.clock} highlighted={highlight.is_some() && r.conn == highlight}
                         on_focus={on_focus.clone()} />
                 }) }

@@ -82,6 +82,31 @@ struct ConnRecord {
     requests: VecDeque<RequestSnapshot>,
 }
 
+impl ConnRecord {
+    /// A request's head was read on this connection.
+    fn started(
+        &mut self,
+        request: RequestId,
+        seq: u32,
+        method: String,
+        target: String,
+        at_us: Micros,
+    ) {
+        self.requests_total = self.requests_total.max(seq);
+        self.requests.push_back(RequestSnapshot {
+            request,
+            seq,
+            method,
+            target,
+            started_us: at_us,
+            response_us: None,
+            finished_us: None,
+            status: None,
+            outcome: None,
+        });
+    }
+}
+
 /// Connection table plus event broadcast. See the module docs.
 #[derive(Debug)]
 pub struct Tracker {
@@ -197,6 +222,28 @@ impl Tracker {
     /// late echoes of what [`Tracker::close`] already reported.
     pub fn record(&self, event: ServerEvent) {
         let mut table = self.lock();
+        if self.events.receiver_count() == 0 {
+            // Nobody is watching: keep the facts, but move a request's strings
+            // into the table instead of cloning them for an event nobody gets.
+            match event {
+                ServerEvent::RequestStarted {
+                    conn,
+                    request,
+                    seq,
+                    method,
+                    target,
+                    at_us,
+                } => {
+                    if let Some(record) = table.get_mut(&conn) {
+                        record.started(request, seq, method, target, at_us);
+                    }
+                }
+                other => {
+                    self.apply(&mut table, &other);
+                }
+            }
+            return;
+        }
         if self.apply(&mut table, &event) {
             let _ = self.events.send(event);
         }
@@ -215,18 +262,7 @@ impl Tracker {
                 let Some(record) = table.get_mut(conn) else {
                     return false;
                 };
-                record.requests_total = record.requests_total.max(*seq);
-                record.requests.push_back(RequestSnapshot {
-                    request: *request,
-                    seq: *seq,
-                    method: method.clone(),
-                    target: target.clone(),
-                    started_us: *at_us,
-                    response_us: None,
-                    finished_us: None,
-                    status: None,
-                    outcome: None,
-                });
+                record.started(*request, *seq, method.clone(), target.clone(), *at_us);
                 true
             }
             ServerEvent::ResponseStarted {

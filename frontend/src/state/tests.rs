@@ -502,3 +502,36 @@ fn a_batch_applies_in_order_and_a_run_id_is_never_reused() {
     assert_eq!(s.runs.iter().map(|r| r.id).collect::<Vec<_>>(), vec![1, 2]);
     assert_eq!(s.next_run(), 3);
 }
+
+#[test]
+fn response_started_marks_the_lane_and_the_request_and_replies_change_nothing() {
+    let mut s = fresh();
+    let tags = fire(&mut s, 1, |_| Credentials::Default);
+    s.apply(opened(1));
+    s.apply(started(1, 7, 1, &tags[0], 10));
+    s.apply(event(ServerEvent::ResponseStarted {
+        conn: ConnId(1),
+        request: RequestId(7),
+        status: 504,
+        at_us: 20_000,
+    }));
+    let lane_request = &s.lanes[&ConnId(1)].requests[0];
+    assert_eq!(
+        (lane_request.status, lane_request.response_us),
+        (Some(504), Some(20_000))
+    );
+    assert_eq!(
+        s.current().unwrap().requests[0].server_response_us,
+        Some(20_000)
+    );
+    // Answers meant for this page alone leave the picture as it is.
+    let before = s.clone();
+    s.apply(Action::ServerBatch(vec![
+        ServerEvent::Pong {
+            client_time_ms: 1.0,
+            server_us: 2,
+        },
+        ServerEvent::Released { count: 3 },
+    ]));
+    assert_eq!(s, before);
+}

@@ -37,6 +37,15 @@ pub enum Focus {
     Lane(ConnId),
 }
 
+/// Whole pixels: integers are cheaper to format and to set than `{:.1}`
+/// floats, and a live frame can set hundreds of them.
+fn px(v: f64) -> String {
+    (v.round() as i64).to_string()
+}
+
+/// One segment. No tooltip per segment: the row's label and the details
+/// panel say what it is, and a `<title>` per rect doubles the nodes a frame
+/// has to patch.
 fn rect(s: &Segment, scale: &Scale, y: f64, h: f64) -> Html {
     let x0 = scale.x(s.from_ms);
     let x1 = if s.open {
@@ -44,13 +53,10 @@ fn rect(s: &Segment, scale: &Scale, y: f64, h: f64) -> Html {
     } else {
         scale.x(s.to_ms)
     };
-    let width = (x1 - x0).max(1.5);
+    let width = (x1 - x0).max(2.0);
     let clip = s.open.then_some("url(#until-now)");
     html! {
-        <rect class={s.kind.class()} x={format!("{x0:.1}")} y={format!("{y:.1}")}
-            width={format!("{width:.1}")} height={format!("{h:.1}")} clip-path={clip}>
-            <title>{ format!("{}: {}", s.kind.label(), if s.open { "still going".into() } else { format_ms(s.to_ms - s.from_ms) }) }</title>
-        </rect>
+        <rect class={s.kind.class()} x={px(x0)} y={px(y)} width={px(width)} height={px(h)} clip-path={clip} />
     }
 }
 
@@ -118,12 +124,35 @@ fn RequestRow(props: &RequestRowProps) -> Html {
             <text class="label" x="6" y={format!("{:.1}", y + ROW - 5.0)}>
                 { format!("#{:<3} {}", props.index + 1, r.phase.label()) }
             </text>
-            { for segments.iter().map(|s| rect(s, &props.scale, y + 2.0, ROW - 5.0)) }
+            // Always three slots (queued, waiting, downloading), so a row
+            // patches widths instead of creating and removing elements.
+            { for (0..3).map(|slot| match segments.get(slot) {
+                Some(s) => rect(s, &props.scale, y + 2.0, ROW - 5.0),
+                None => html! { <rect class="seg-empty" x="0" y="0" width="0" height="0" /> },
+            }) }
             <text class="note" x={format!("{:.1}", (end_x + 4.0).min(WIDTH - 150.0))} y={format!("{:.1}", y + ROW - 5.0)}>
                 { format!("{} {mark}{}", connection_words(r), resent.unwrap_or_default()) }
             </text>
         </g>
     }
+}
+
+/// One SVG path of rectangles for the segments that are (or are not) open.
+fn lane_path(segments: &[Segment], scale: &Scale, y: f64, h: f64, open: bool) -> String {
+    use std::fmt::Write;
+    let mut d = String::new();
+    for s in segments.iter().filter(|s| s.open == open) {
+        let x0 = scale.x(s.from_ms).round() as i64;
+        let x1 = if open { scale.right } else { scale.x(s.to_ms) }.round() as i64;
+        let w = (x1 - x0).max(2);
+        let _ = write!(
+            d,
+            "M{x0} {}h{w}v{}h-{w}z",
+            y.round() as i64,
+            h.round() as i64
+        );
+    }
+    d
 }
 
 #[derive(Properties)]
@@ -177,7 +206,12 @@ fn LaneRow(props: &LaneRowProps) -> Html {
             if let Some(life) = life {
                 { rect(life, &props.scale, y + LANE / 2.0 - 1.5, 3.0) }
             }
-            { for requests.iter().map(|s| rect(s, &props.scale, y + 3.0, LANE - 7.0)) }
+            // All of a lane's requests in two paths (finished; still going,
+            // clipped at "now"): a busy lane changes one attribute per frame
+            // instead of creating and removing an element per request.
+            <path class="seg-server" d={lane_path(requests, &props.scale, y + 3.0, LANE - 7.0, false)} />
+            <path class="seg-server" clip-path="url(#until-now)"
+                d={lane_path(requests, &props.scale, y + 3.0, LANE - 7.0, true)} />
             <text class="status" x={format!("{:.1}", (end_x + 4.0).min(WIDTH - 150.0))} y={format!("{:.1}", y + LANE - 6.0)}>
                 { status }
             </text>

@@ -95,7 +95,11 @@ async fn issue(
     url: String,
     dispatch: FrameDispatch,
 ) {
-    let controller = AbortController::new().ok();
+    // Only a request with a client timeout needs an abort signal; a burst of
+    // hundreds should not allocate one per request for nothing.
+    let controller = settings
+        .timeout_ms
+        .and_then(|_| AbortController::new().ok());
     let _timer = match (settings.timeout_ms, &controller) {
         (Some(ms), Some(c)) => {
             let c = c.clone();

@@ -455,6 +455,9 @@ pub struct LabState {
     pub socket: SocketStatus,
     /// The server's keep-alive policy, as last announced.
     pub config: Option<ServerPolicy>,
+    /// Counts policy announcements and server errors, so the policy form can
+    /// be reset to the server's values after a change it refused.
+    pub config_revision: u64,
     /// Addresses the server listens on (other origins to aim bursts at).
     pub listeners: Vec<String>,
     /// Every connection seen, open and recently closed, by id (shared, like
@@ -577,6 +580,7 @@ impl LabState {
             session,
             socket: SocketStatus::Connecting,
             config: None,
+            config_revision: 0,
             listeners: Vec::new(),
             lanes: BTreeMap::new(),
             runs: VecDeque::new(),
@@ -756,6 +760,7 @@ impl LabState {
                 ..
             } => {
                 self.config = Some(config);
+                self.config_revision += 1;
                 self.listeners = listeners;
                 // Lanes open in our picture but absent from the server's are
                 // gone; we missed why (the page was disconnected).
@@ -795,7 +800,10 @@ impl LabState {
             ServerEvent::ConnectionHidden { conn } => {
                 self.lanes.remove(&conn);
             }
-            ServerEvent::ConfigChanged { config, .. } => self.config = Some(config),
+            ServerEvent::ConfigChanged { config, .. } => {
+                self.config = Some(config);
+                self.config_revision += 1;
+            }
             ServerEvent::RequestStarted {
                 conn,
                 request,
@@ -895,6 +903,7 @@ impl LabState {
             ServerEvent::EventsDropped { count } => self.events_dropped += count,
             ServerEvent::Error(body) => {
                 self.server_error = Some(format!("{} ({})", body.error, body.hint));
+                self.config_revision += 1;
             }
             ServerEvent::Pong { .. } | ServerEvent::Released { .. } => {}
         }

@@ -55,6 +55,33 @@ async fn idle_timeout_set_in_the_page_closes_connections_and_the_page_says_why()
     )
     .await;
 
+    // A value the server refuses: the page says why, and the field shows the
+    // value in force again rather than the refused one.
+    chrome
+        .eval(
+            &page,
+            "(() => { const i = document.getElementById('policy-idle'); i.value = '5'; \
+               i.dispatchEvent(new Event('change', { bubbles: true })); })()",
+        )
+        .await;
+    eventually("the page to report the refusal and reset the field", LIMIT, async || {
+        let shown = chrome
+            .eval(
+                &page,
+                "[document.getElementById('policy-idle').value, \
+                  [...document.querySelectorAll('[role=alert]')].map(e => e.textContent).join(' ')]",
+            )
+            .await;
+        (shown[0] == "400" && shown[1].as_str().is_some_and(|t| t.contains("out of range")))
+            .then_some(())
+    })
+    .await;
+    assert_eq!(
+        lab.policy().idle_timeout_ms,
+        400,
+        "the refused value changed nothing"
+    );
+
     // Connections opened from now on close after 400 ms idle.
     chrome
         .eval(&page, "document.getElementById('fire').click()")

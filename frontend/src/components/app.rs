@@ -170,7 +170,8 @@ pub fn App() -> Html {
                 <Composer settings={*settings} on_change={on_settings} on_fire={on_fire} on_release={on_release}
                     on_share={on_share} share_url={(*share_url).clone()} connected={connected}
                     problem={(*problem).clone().or_else(|| state.server_error.clone())} />
-                <PolicyPanel config={state.config.clone()} enabled={connected} on_change={on_policy} />
+                <PolicyPanel config={state.config.clone()} enabled={connected} on_change={on_policy}
+                    revision={state.config_revision} />
             </div>
             <Measured run={run.clone()} clock={state.clock} events_dropped={state.events_dropped} />
             <TimelineView run={run.clone()} lanes={lanes} others={others} clock={state.clock} />

@@ -13,6 +13,10 @@ pub struct PolicyProps {
     pub enabled: bool,
     /// Sends one change.
     pub on_change: Callback<PolicyPatch>,
+    /// Changes whenever the server announces a policy or refuses a change:
+    /// the form is rebuilt from `config`, so a refused value does not stay
+    /// on screen as if it had been applied.
+    pub revision: u64,
 }
 
 /// A number from an input; empty is `None` (off / unlimited).
@@ -104,7 +108,7 @@ pub fn PolicyPanel(props: &PolicyProps) -> Html {
                    next response; the idle timeout and TCP keep-alive to connections opened after \
                    the change." }
             </p>
-            <fieldset disabled={disabled}>
+            <fieldset key={props.revision.to_string()} disabled={disabled}>
                 <label>
                     <input id="policy-keep-alive" type="checkbox" checked={config.keep_alive} onchange={keep_alive} />
                     { " Keep-alive (off: every response says Connection: close)" }

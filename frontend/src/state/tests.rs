@@ -535,3 +535,20 @@ fn response_started_marks_the_lane_and_the_request_and_replies_change_nothing() 
     ]));
     assert_eq!(s, before);
 }
+
+#[test]
+fn a_refused_policy_change_bumps_the_revision_so_the_form_resets() {
+    let mut s = fresh();
+    let start = s.config_revision;
+    s.apply(event(ServerEvent::Error(protocol::ErrorBody {
+        error: "`idle_timeout_ms` = 5 is out of range".into(),
+        hint: "send idle_timeout_ms between 100 and 600000 (ms)".into(),
+    })));
+    assert_eq!(s.config_revision, start + 1);
+    assert!(s.server_error.as_deref().unwrap().contains("out of range"));
+    s.apply(event(ServerEvent::ConfigChanged {
+        config: ServerPolicy::default(),
+        at_us: 1,
+    }));
+    assert_eq!(s.config_revision, start + 2);
+}

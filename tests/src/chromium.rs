@@ -158,6 +158,23 @@ impl Chromium {
         }
     }
 
+    /// Opens the lab page at `url` and waits (at most 30 s) until it is live:
+    /// its events socket is open, Fire is enabled and the server's policy is
+    /// on screen. A page that never gets there fails the test, saying so.
+    pub async fn open_live(&mut self, url: &str) -> Page {
+        let page = self.open(url).await;
+        let live = "document.querySelector('main')?.dataset.socket === 'open' \
+                    && !document.getElementById('fire').disabled \
+                    && !!document.getElementById('policy-idle')";
+        crate::eventually(
+            "the lab page to load and open its live link",
+            Duration::from_secs(30),
+            async || self.eval(&page, live).await.as_bool().filter(|b| *b),
+        )
+        .await;
+        page
+    }
+
     /// Evaluates `expression` in `page` (awaiting a promise) and returns its
     /// value as JSON.
     pub async fn eval(&mut self, page: &Page, expression: &str) -> Value {

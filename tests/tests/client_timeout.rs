@@ -23,15 +23,10 @@ async fn aborted_requests_are_shown_aborted_and_their_connections_close() {
     let (_, mut events) = lab.subscribe();
     let mut chrome = Chromium::launch().await;
     let page = chrome
-        .open(&format!(
+        .open_live(&format!(
             "http://{addr}/#count=3&endpoint=hang&timeout_ms=300"
         ))
         .await;
-    eventually("the page's live link", LIMIT, async || {
-        let ready = "document.querySelector('main')?.dataset.socket === 'open'";
-        chrome.eval(&page, ready).await.as_bool().filter(|b| *b)
-    })
-    .await;
     assert_eq!(
         chrome
             .eval(&page, "document.getElementById('c-timeout').value")

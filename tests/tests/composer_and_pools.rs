@@ -22,12 +22,9 @@ async fn shared_link_restores_the_composer_and_the_second_origin_is_its_own_pool
     let (_, mut events) = lab.subscribe();
     let mut chrome = Chromium::launch().await;
     let fragment = "count=8&endpoint=slow&ms=400&target=second-port&credentials=omit";
-    let page = chrome.open(&format!("http://{addr}/#{fragment}")).await;
-    eventually("the page's live link", LIMIT, async || {
-        let ready = "document.querySelector('main')?.dataset.socket === 'open'";
-        chrome.eval(&page, ready).await.as_bool().filter(|b| *b)
-    })
-    .await;
+    let page = chrome
+        .open_live(&format!("http://{addr}/#{fragment}"))
+        .await;
 
     // The link restored every setting in the composer.
     let shown = chrome

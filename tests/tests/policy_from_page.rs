@@ -21,13 +21,7 @@ async fn idle_timeout_set_in_the_page_closes_connections_and_the_page_says_why()
     .await;
     let (_, mut events) = lab.subscribe();
     let mut chrome = Chromium::launch().await;
-    let page = chrome.open(&format!("http://{addr}/")).await;
-    eventually("the page's live link", LIMIT, async || {
-        let ready = "document.querySelector('main')?.dataset.socket === 'open' \
-                     && !!document.getElementById('policy-idle')";
-        chrome.eval(&page, ready).await.as_bool().filter(|b| *b)
-    })
-    .await;
+    let page = chrome.open_live(&format!("http://{addr}/")).await;
 
     // Change the idle timeout the way a person would: edit the field.
     chrome

@@ -62,16 +62,7 @@ async fn browser_opens_six_connections_then_reuses_them() {
     })
     .await;
     let mut chrome = Chromium::launch().await;
-    let page = chrome.open(&format!("http://{addr}/")).await;
-
-    let open = "document.querySelector('main')?.dataset.socket === 'open' \
-                && !document.getElementById('fire').disabled";
-    eventually(
-        "the page to load and open its events socket",
-        LIMIT,
-        async || chrome.eval(&page, open).await.as_bool().filter(|b| *b),
-    )
-    .await;
+    let page = chrome.open_live(&format!("http://{addr}/")).await;
 
     chrome
         .eval(&page, "document.getElementById('fire').click()")

@@ -17,8 +17,10 @@
 //! - HTTP bodies: [`ReleaseRequest`], [`ReleaseResponse`], [`ErrorBody`];
 //! - [`ServerPolicy`] and [`PolicyPatch`]: the server's live keep-alive policy
 //!   (`GET/PUT /api/config`, `set_config` on the WebSocket), with validation;
-//! - [`SessionId`]: one page load, so that many participants share a server
-//!   without seeing each other's connections.
+//! - `session.rs`: [`SessionId`] (a capability the server issues, one per page
+//!   load, so that many participants share a server without seeing or
+//!   changing each other's connections), [`SessionGrant`], and the
+//!   instructor's [`RoomState`] / [`RoomPatch`].
 //!
 //! This crate depends on serde alone: no axum, tokio or yew type may appear
 //! here, so that both the native server and the wasm32 frontend can use it.
@@ -30,6 +32,9 @@
 //! the [`ClientMessage::Ping`] / [`ServerEvent::Pong`] exchange.
 
 use serde::{Deserialize, Serialize};
+
+mod session;
+pub use session::{ROOM_HINT, RoomPatch, RoomState, SessionGrant, SessionId};
 
 /// Microseconds since the server started, on its monotonic clock.
 pub type Micros = u64;
@@ -68,60 +73,6 @@ impl std::fmt::Display for ConnId {
 impl std::fmt::Display for RequestId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "r{}", self.0)
-    }
-}
-
-/// One page load (a lab session). Lab requests carry it as `session=…` in
-/// their query (a header would cost a CORS preflight cross-origin); a
-/// connection belongs to the session of its first request.
-///
-/// 1 to 64 characters from `A-Z a-z 0-9 - _`.
-///
-/// ```json
-/// "s-4f9a2c"
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct SessionId(String);
-
-impl SessionId {
-    /// Longest accepted session id.
-    pub const MAX_LEN: usize = 64;
-
-    /// Checks the characters and length.
-    pub fn parse(text: &str) -> Result<SessionId, String> {
-        let ok_char = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
-        if text.is_empty() || text.len() > Self::MAX_LEN || !text.chars().all(ok_char) {
-            return Err(format!(
-                "a session id is 1 to {} characters from A-Z a-z 0-9 - _, got `{text}`",
-                Self::MAX_LEN
-            ));
-        }
-        Ok(SessionId(text.to_owned()))
-    }
-
-    /// The id as text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl TryFrom<String> for SessionId {
-    type Error = String;
-    fn try_from(text: String) -> Result<Self, String> {
-        SessionId::parse(&text)
-    }
-}
-
-impl From<SessionId> for String {
-    fn from(id: SessionId) -> String {
-        id.0
-    }
-}
-
-impl std::fmt::Display for SessionId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
     }
 }
 
@@ -196,6 +147,43 @@ pub enum CloseReason {
     HeaderReadTimeout,
     /// The server is shutting down and closed the connection.
     Shutdown,
+    /// The keep-alive race: the server closed a kept-alive connection while
+    /// the client's next request was already on its way (its bytes had reached
+    /// the server, unanswered). Browsers re-send such a request silently on
+    /// another connection, so the server sees it twice.
+    KeepAliveRace {
+        /// The unanswered request's method, as far as its bytes had arrived.
+        method: String,
+        /// Its target (path and query), truncated to [`MAX_TARGET_LEN`].
+        target: String,
+        /// How the server closed: `fin`, or `rst` when the request's bytes
+        /// were left unread (the kernel then answers with a reset).
+        close: RaceClose,
+        /// `true` when produced on purpose (`next=drop_fin|drop_rst` on the
+        /// previous request), `false` when the idle timeout really raced.
+        on_purpose: bool,
+    },
+    /// A request body arrived too slowly (the slow-body guard): the server
+    /// stopped waiting for it and closed the connection.
+    BodyReadTimeout,
+    /// The client stopped reading: a response could not be written for the
+    /// write-stall guard's time, so the server closed the connection.
+    WriteStalled,
+    /// The connection's session ended (its page went away) while the
+    /// connection sat idle: the server closed it instead of waiting for the
+    /// idle timeout.
+    SessionEnded,
+    /// A WebSocket ended with a close handshake (or the server's close frame
+    /// after a protocol violation or a viewer that fell behind).
+    WebSocketClosed {
+        /// The close code (1000 normal, 1001 going away, 1002 protocol error,
+        /// 1007 bad data, 1008 policy, 1009 too big).
+        code: u16,
+        /// Who sent the first close frame: `client` or `server`.
+        initiator: Initiator,
+        /// The close frame's reason text.
+        reason: String,
+    },
     /// Any other failure, with the error's text.
     Error {
         /// Human-readable error, as reported by hyper or the OS.
@@ -216,6 +204,11 @@ impl CloseReason {
             CloseReason::HeaderReadTimeout => "header_read_timeout",
             CloseReason::ServerClose { .. } => "server_close",
             CloseReason::Shutdown => "shutdown",
+            CloseReason::KeepAliveRace { .. } => "keep_alive_race",
+            CloseReason::BodyReadTimeout => "body_read_timeout",
+            CloseReason::WriteStalled => "write_stalled",
+            CloseReason::SessionEnded => "session_ended",
+            CloseReason::WebSocketClosed { .. } => "web_socket_closed",
             CloseReason::Error { .. } => "error",
         }
     }
@@ -237,9 +230,61 @@ impl CloseReason {
             },
             CloseReason::HeaderReadTimeout => "header read timeout",
             CloseReason::Shutdown => "server shutdown",
+            CloseReason::KeepAliveRace { .. } => "keep-alive race (a request arrived as it closed)",
+            CloseReason::BodyReadTimeout => "request body too slow",
+            CloseReason::WriteStalled => "client stopped reading",
+            CloseReason::SessionEnded => "session ended (page gone)",
+            CloseReason::WebSocketClosed { .. } => "WebSocket closed",
             CloseReason::Error { .. } => "error",
         }
     }
+}
+
+/// How the server closed in a [`CloseReason::KeepAliveRace`].
+///
+/// ```json
+/// "rst"
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RaceClose {
+    /// An orderly close (FIN) that crossed the request.
+    Fin,
+    /// A reset: the request's bytes were in the server's receive buffer,
+    /// unread, when it closed.
+    Rst,
+}
+
+/// Which side started a WebSocket close handshake.
+///
+/// ```json
+/// "client"
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Initiator {
+    /// The page (or any WebSocket client).
+    Client,
+    /// The lab's server.
+    Server,
+}
+
+/// Longest request target the lab stores or sends in an event; longer ones
+/// are cut and end in `…`, so what a client sends cannot grow the server's
+/// memory per connection.
+pub const MAX_TARGET_LEN: usize = 512;
+
+/// `target` cut to [`MAX_TARGET_LEN`] bytes (on a character boundary),
+/// marked with a trailing `…` when cut.
+pub fn truncate_target(target: &str) -> String {
+    if target.len() <= MAX_TARGET_LEN {
+        return target.to_owned();
+    }
+    let mut end = MAX_TARGET_LEN - '…'.len_utf8();
+    while !target.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &target[..end])
 }
 
 /// What a connection was upgraded to, so the page can show it apart from the
@@ -295,6 +340,15 @@ pub enum ServerEvent {
         /// the origins a page can aim bursts at to compare pools.
         #[serde(default)]
         listeners: Vec<String>,
+        /// Whose world this viewer sees: its session, or `null` for the
+        /// anonymous scope (requests without `session=`) and the instructor's
+        /// whole-server view.
+        #[serde(default)]
+        session: Option<SessionId>,
+        /// The instructor has locked the policy: `set_config` is refused and
+        /// every session runs the server's defaults.
+        #[serde(default)]
+        locked: bool,
         /// Every open connection with its recent requests.
         connections: Vec<ConnectionSnapshot>,
     },
@@ -341,14 +395,23 @@ pub enum ServerEvent {
         /// The connection.
         conn: ConnId,
     },
-    /// The keep-alive policy changed (from the page, or `PUT /api/config`).
+    /// The keep-alive policy of one scope changed (from the page, `PUT
+    /// /api/config`, or the instructor locking the room's policy).
     ///
     /// ```json
     /// {"type": "config_changed", "config": {"keep_alive": false, "idle_timeout_ms": 5000, "max_requests": 100, "advertise_keep_alive": true, "hang_timeout_ms": null, "tcp_keepalive": null}, "at_us": 7000}
     /// ```
     ConfigChanged {
-        /// The policy now in force.
+        /// The policy now in force for `session`.
         config: ServerPolicy,
+        /// Whose policy changed: a session, or `null` for the anonymous scope
+        /// (or the server's defaults, in the instructor's view). Only that
+        /// scope's viewers (and the instructor) receive the event.
+        #[serde(default)]
+        session: Option<SessionId>,
+        /// Whether the instructor has locked the policy.
+        #[serde(default)]
+        locked: bool,
         /// When.
         at_us: Micros,
     },

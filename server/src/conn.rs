@@ -7,10 +7,17 @@
 //!   only the socket itself knows when the connection is really gone.
 //! - [`RequestGuard`] and [`TrackedBody`]: report when a response has been
 //!   handed over completely, or was dropped half-way (the client went away).
+//!
+//! A connection reads its owner's policy live (a `watch` receiver of the
+//! [`ScopeView`]): the first request that names a session moves it from the
+//! anonymous scope to that session, and every later policy change applies to
+//! it at once (the [`watchdog`](crate::watchdog) re-arms its idle timer, the
+//! next response gets the new `Keep-Alive` header, TCP keep-alive is set again
+//! at the next read).
 
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -21,15 +28,25 @@ use axum::http::{HeaderName, HeaderValue, Method, Response, StatusCode, Uri};
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
 use protocol::{
-    CloseReason, ConnId, RequestId, RequestOutcome, ServerEvent, ServerPolicy, SessionId,
-    UpgradeRole, headers,
+    CloseReason, ConnId, RaceClose, RequestId, RequestOutcome, ServerEvent, ServerPolicy,
+    SessionId, UpgradeRole, headers,
 };
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
+use tokio::sync::{Notify, watch};
 
 use crate::Lab;
-use crate::sessions::SessionPermit;
+use crate::peers::{PeerConnection, PeerRequest};
+use crate::sessions::{Owner, Permit, ScopeView};
 use crate::tracker::Counters;
+
+/// Bytes peeked at a close to name a request that raced it.
+const RACE_PEEK: usize = 1024;
+
+/// `Conn::next_drop` values.
+const DROP_NONE: u8 = 0;
+const DROP_FIN: u8 = 1;
+const DROP_RST: u8 = 2;
 
 /// Headers a page on another origin must be allowed to read (with CORS).
 const EXPOSED_HEADERS: &str = "x-conn-id, x-request-seq, x-request-id";
@@ -55,10 +72,21 @@ pub struct Conn {
     counters: Arc<Counters>,
     /// Requests started so far; the next one's `seq` is this plus one.
     requests: AtomicU32,
+    /// Requests in flight on it (0 or 1 for HTTP/1.1). The idle timer runs
+    /// only while this is 0.
+    in_flight: AtomicU32,
     /// `bytes_in` when the last request head was read or the last response
-    /// finished. More bytes than this when the timer fires means a request
-    /// head had started to arrive (header-read timeout), none means idle.
+    /// finished. More bytes than this while nothing is in flight means the
+    /// next request head has started to arrive; none means idle.
     bytes_in_mark: AtomicU64,
+    /// Server clock when the connection last became idle (the mark was set).
+    idle_since_us: AtomicU64,
+    /// Server clock when the first byte after the mark arrived (a head has
+    /// started), for the header-read guard.
+    head_since_us: AtomicU64,
+    /// Woken whenever the idle/busy state changes or the connection moves to
+    /// another owner: the watchdog re-evaluates then.
+    activity: Notify,
     /// The peer's FIN was read (a zero-byte read).
     saw_eof: AtomicBool,
     /// The connection became a WebSocket; hyper's future no longer owns it.
@@ -67,8 +95,28 @@ pub struct Conn {
     upgraded: AtomicBool,
     /// The session of its first request that named one.
     session: OnceLock<SessionId>,
-    /// The idle timeout it was accepted with (for `Keep-Alive: timeout=`).
-    idle_timeout_ms: u64,
+    /// Its owner's live policy: the anonymous scope's until a request names
+    /// a session.
+    view: Mutex<watch::Receiver<ScopeView>>,
+    /// TCP keep-alive must be (re)applied at the next read: the connection
+    /// changed owner or its owner's policy changed.
+    keepalive_dirty: AtomicBool,
+    /// Set by `/api/fast?next=drop_fin|drop_rst`: the next request on this
+    /// connection is read and then dropped unanswered (the keep-alive race,
+    /// on purpose).
+    next_drop: AtomicU8,
+    /// The watchdog closed it for being idle: at the close, look for request
+    /// bytes that raced the close.
+    idle_close: AtomicBool,
+    /// Server clock + 1 since when a write has been blocked (the client's
+    /// receive window is full); 0 while writes go through.
+    write_blocked_since: AtomicU64,
+    /// Server clock + 1 since when a handler has been waiting for request
+    /// body bytes that have not come; 0 otherwise.
+    body_wait_since: AtomicU64,
+    /// The last request's body has not been read to its end yet (bytes after
+    /// it are its body, not a new head).
+    body_unfinished: AtomicBool,
     /// Close abortively (`SO_LINGER` 0, so the peer gets a RST).
     reset_on_close: AtomicBool,
     /// The first cause of the close that anybody recorded. Later ones are
@@ -76,17 +124,61 @@ pub struct Conn {
     reason: Mutex<Option<CloseReason>>,
 }
 
+/// What the watchdog sees of a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activity {
+    /// A request is in flight, or it is a WebSocket now.
+    Busy,
+    /// Waiting for the next request since this server time.
+    Idle(protocol::Micros),
+    /// Bytes after the last request arrived at this server time: a new head,
+    /// or (`body: true`) the rest of the last request's body.
+    Arriving {
+        /// Since when.
+        since: protocol::Micros,
+        /// They belong to the last request's unfinished body.
+        body: bool,
+    },
+}
+
+/// Stalls the watchdog bounds whatever the activity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Stalls {
+    /// A write blocked since then (the client stopped reading).
+    pub write_blocked_since: Option<protocol::Micros>,
+    /// A handler has waited for request body bytes since then.
+    pub body_wait_since: Option<protocol::Micros>,
+}
+
+fn stamp(at: &AtomicU64) -> Option<protocol::Micros> {
+    at.load(Ordering::Relaxed).checked_sub(1)
+}
+
+fn set_stamp(at: &AtomicU64, now: protocol::Micros) -> bool {
+    at.compare_exchange(0, now.saturating_add(1), Ordering::Relaxed, Ordering::Relaxed)
+        .is_ok()
+}
+
 impl Conn {
-    /// Registers a freshly accepted connection and announces it.
-    /// `idle_timeout_ms` is the idle timeout its hyper connection was built with.
+    /// Registers a freshly accepted connection and announces it. Until a
+    /// request names a session it follows the anonymous scope's policy.
     pub fn open(
         lab: &Lab,
         peer: std::net::SocketAddr,
         local: std::net::SocketAddr,
-        idle_timeout_ms: u64,
     ) -> Arc<Conn> {
         let counters = Arc::new(Counters::default());
         let id = lab.tracker().next_conn_id();
+        let view = lab
+            .sessions()
+            .watch(&Owner::Anonymous)
+            .unwrap_or_else(|| {
+                watch::Sender::new(ScopeView {
+                    policy: lab.config().policy.clone(),
+                    ended: false,
+                })
+                .subscribe()
+            });
         lab.tracker().open(id, peer, local, counters.clone());
         Arc::new(Conn {
             id,
@@ -94,11 +186,21 @@ impl Conn {
             lab: lab.clone(),
             counters,
             requests: AtomicU32::new(0),
+            in_flight: AtomicU32::new(0),
             bytes_in_mark: AtomicU64::new(0),
+            idle_since_us: AtomicU64::new(lab.tracker().clock().now_us()),
+            head_since_us: AtomicU64::new(0),
+            activity: Notify::new(),
             saw_eof: AtomicBool::new(false),
             upgraded: AtomicBool::new(false),
             session: OnceLock::new(),
-            idle_timeout_ms,
+            view: Mutex::new(view),
+            keepalive_dirty: AtomicBool::new(true),
+            next_drop: AtomicU8::new(DROP_NONE),
+            idle_close: AtomicBool::new(false),
+            write_blocked_since: AtomicU64::new(0),
+            body_wait_since: AtomicU64::new(0),
+            body_unfinished: AtomicBool::new(false),
             reset_on_close: AtomicBool::new(false),
             reason: Mutex::new(None),
         })
@@ -114,6 +216,11 @@ impl Conn {
         self.session.get()
     }
 
+    /// Its owner: the session it belongs to, or the anonymous scope.
+    pub fn owner(&self) -> Owner {
+        Owner::of(self.session.get().cloned())
+    }
+
     /// Makes the close abortive: the peer will get a TCP reset.
     pub fn reset_on_close(&self) {
         self.reset_on_close.store(true, Ordering::Relaxed);
@@ -124,15 +231,114 @@ impl Conn {
         self.id
     }
 
+    /// The clock its events are stamped with.
+    pub fn clock(&self) -> crate::Clock {
+        self.lab.tracker().clock()
+    }
+
+    /// The policy in force for it now (its owner's, live).
+    pub fn policy(&self) -> ServerPolicy {
+        self.view
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .borrow()
+            .policy
+            .clone()
+    }
+
+    /// A receiver of its owner's view, for the watchdog.
+    pub fn view(&self) -> watch::Receiver<ScopeView> {
+        self.view.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Resolves at the next change of activity or owner.
+    pub fn activity_changed(&self) -> tokio::sync::futures::Notified<'_> {
+        self.activity.notified()
+    }
+
+    /// The owner's policy changed: TCP keep-alive is set again at the next read.
+    pub fn policy_changed(&self) {
+        self.keepalive_dirty.store(true, Ordering::Relaxed);
+    }
+
+    /// Idle, busy, or a head arriving (see [`Activity`]).
+    pub fn activity(&self) -> Activity {
+        if self.upgraded.load(Ordering::Relaxed) || self.in_flight.load(Ordering::Acquire) > 0 {
+            return Activity::Busy;
+        }
+        let read = self.counters.bytes_in.load(Ordering::Acquire);
+        let mark = self.bytes_in_mark.load(Ordering::Acquire);
+        if read > mark {
+            Activity::Arriving {
+                since: self.head_since_us.load(Ordering::Relaxed),
+                body: self.body_unfinished.load(Ordering::Relaxed),
+            }
+        } else {
+            Activity::Idle(self.idle_since_us.load(Ordering::Relaxed))
+        }
+    }
+
+    /// Writes blocked or a body awaited, with since when.
+    pub fn stalls(&self) -> Stalls {
+        Stalls {
+            write_blocked_since: stamp(&self.write_blocked_since),
+            body_wait_since: stamp(&self.body_wait_since),
+        }
+    }
+
+    /// A handler polled the request body and no bytes were there.
+    fn body_waiting(&self) {
+        if set_stamp(&self.body_wait_since, self.lab.tracker().clock().now_us()) {
+            self.activity.notify_one();
+        }
+    }
+
+    /// Body bytes came (or the body ended, `done`).
+    fn body_progress(&self, done: bool) {
+        self.body_wait_since.store(0, Ordering::Relaxed);
+        if done {
+            self.body_unfinished.store(false, Ordering::Relaxed);
+        }
+    }
+
+    /// The watchdog is closing it for being idle (or its session ended):
+    /// at the close, the socket is checked for a request that raced it.
+    pub fn closing_idle(&self, reason: CloseReason) {
+        self.idle_close.store(true, Ordering::Relaxed);
+        self.set_reason(reason);
+    }
+
+    /// `next=drop_fin|drop_rst`: drop the next request on this connection.
+    pub fn drop_next(&self, close: RaceClose) {
+        let value = match close {
+            RaceClose::Fin => DROP_FIN,
+            RaceClose::Rst => DROP_RST,
+        };
+        self.next_drop.store(value, Ordering::Relaxed);
+    }
+
+    /// Takes the mark set by [`Conn::drop_next`], if any.
+    pub fn take_drop(&self) -> Option<RaceClose> {
+        match self.next_drop.swap(DROP_NONE, Ordering::Relaxed) {
+            DROP_FIN => Some(RaceClose::Fin),
+            DROP_RST => Some(RaceClose::Rst),
+            _ => None,
+        }
+    }
+
     /// Records why the connection is ending, unless a cause is known already.
     pub fn set_reason(&self, reason: CloseReason) {
         let mut slot = self.reason.lock().unwrap_or_else(|p| p.into_inner());
         slot.get_or_insert(reason);
     }
 
+    fn replace_reason(&self, reason: CloseReason) {
+        *self.reason.lock().unwrap_or_else(|p| p.into_inner()) = Some(reason);
+    }
+
     fn mark_bytes_in(&self) {
         let now = self.counters.bytes_in.load(Ordering::Relaxed);
-        self.bytes_in_mark.store(now, Ordering::Relaxed);
+        self.bytes_in_mark.store(now, Ordering::Release);
     }
 
     /// A request head has been read: attributes the connection to the
@@ -143,31 +349,38 @@ impl Conn {
         method: &Method,
         uri: &Uri,
         session: Option<SessionId>,
+        has_body: bool,
     ) -> RequestGuard {
         self.mark_bytes_in();
+        self.body_unfinished.store(has_body, Ordering::Relaxed);
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
         if let Some(session) = session
             && self.session.set(session.clone()).is_ok()
         {
-            self.lab
-                .tracker()
-                .record(ServerEvent::ConnectionAttributed {
-                    conn: self.id,
-                    session,
-                    at_us: self.lab.tracker().clock().now_us(),
-                });
+            if let Some(view) = self.lab.sessions().watch(&Owner::Session(session.clone())) {
+                *self.view.lock().unwrap_or_else(|p| p.into_inner()) = view;
+                self.keepalive_dirty.store(true, Ordering::Relaxed);
+            }
+            self.lab.tracker().emit(|at_us| ServerEvent::ConnectionAttributed {
+                conn: self.id,
+                session,
+                at_us,
+            });
         }
+        self.activity.notify_one();
         let seq = self.requests.fetch_add(1, Ordering::Relaxed) + 1;
         let request = self.lab.tracker().next_request_id();
         let target = uri
             .path_and_query()
-            .map_or_else(|| uri.path().to_owned(), |pq| pq.as_str().to_owned());
-        self.lab.tracker().record(ServerEvent::RequestStarted {
+            .map_or_else(|| uri.path(), |pq| pq.as_str());
+        let target = protocol::truncate_target(target);
+        self.lab.tracker().emit(|at_us| ServerEvent::RequestStarted {
             conn: self.id,
             request,
             seq,
             method: method.as_str().to_owned(),
             target,
-            at_us: self.lab.tracker().clock().now_us(),
+            at_us,
         });
         RequestGuard {
             ctx: RequestCtx {
@@ -178,6 +391,7 @@ impl Conn {
             upgraded: false,
             done: false,
             permit: None,
+            peer_permit: None,
             client_closes: false,
         }
     }
@@ -185,10 +399,11 @@ impl Conn {
     /// The connection was upgraded to a WebSocket serving `role`.
     pub fn mark_upgraded(&self, role: UpgradeRole) {
         self.upgraded.store(true, Ordering::Relaxed);
-        self.lab.tracker().record(ServerEvent::ConnectionUpgraded {
+        self.activity.notify_one();
+        self.lab.tracker().emit(|at_us| ServerEvent::ConnectionUpgraded {
             conn: self.id,
             role,
-            at_us: self.lab.tracker().clock().now_us(),
+            at_us,
         });
     }
 
@@ -197,15 +412,6 @@ impl Conn {
         match result {
             Ok(()) if self.upgraded.load(Ordering::Relaxed) => {}
             Ok(()) => self.set_reason(CloseReason::PeerClosed),
-            Err(e) if e.is_timeout() => {
-                let read = self.counters.bytes_in.load(Ordering::Relaxed);
-                let mark = self.bytes_in_mark.load(Ordering::Relaxed);
-                self.set_reason(if read > mark {
-                    CloseReason::HeaderReadTimeout
-                } else {
-                    CloseReason::IdleTimeout
-                });
-            }
             Err(_) if self.saw_eof.load(Ordering::Relaxed) => {
                 self.set_reason(CloseReason::PeerClosed)
             }
@@ -277,7 +483,7 @@ impl Conn {
             self.set_reason(reason);
             headers.insert(CONNECTION, HeaderValue::from_static("close"));
         } else if policy.advertise_keep_alive {
-            let timeout_s = self.idle_timeout_ms.div_ceil(1000);
+            let timeout_s = policy.idle_timeout_ms.div_ceil(1000);
             let value = match policy.max_requests {
                 Some(max) => format!("timeout={timeout_s}, max={}", max - seq),
                 None => format!("timeout={timeout_s}"),
@@ -312,8 +518,10 @@ pub struct RequestGuard {
     upgraded: bool,
     /// Already reported.
     done: bool,
-    /// Counts the request against its session's cap until it ends.
-    permit: Option<SessionPermit>,
+    /// Counts the request against its owner's cap until it ends.
+    permit: Option<Permit>,
+    /// Counts the request against its address's cap until it ends.
+    peer_permit: Option<PeerRequest>,
     /// The client asked to close after this request (`Connection: close`,
     /// or HTTP/1.0 without `Connection: keep-alive`).
     client_closes: bool,
@@ -331,8 +539,13 @@ impl RequestGuard {
     }
 
     /// Holds `permit` until the request ends.
-    pub fn hold(&mut self, permit: SessionPermit) {
+    pub fn hold(&mut self, permit: Permit) {
         self.permit = Some(permit);
+    }
+
+    /// Holds the address's `permit` until the request ends.
+    pub fn hold_peer(&mut self, permit: PeerRequest) {
+        self.peer_permit = Some(permit);
     }
 
     fn finish(&mut self, completed: bool) {
@@ -346,12 +559,17 @@ impl RequestGuard {
         };
         let conn = &self.ctx.conn;
         conn.mark_bytes_in();
+        conn.idle_since_us
+            .store(conn.lab.tracker().clock().now_us(), Ordering::Relaxed);
+        conn.in_flight.fetch_sub(1, Ordering::AcqRel);
+        conn.activity.notify_one();
         self.permit = None;
-        conn.lab.tracker().record(ServerEvent::RequestFinished {
+        self.peer_permit = None;
+        conn.lab.tracker().emit(|at_us| ServerEvent::RequestFinished {
             conn: conn.id,
             request: self.ctx.request,
             outcome,
-            at_us: conn.lab.tracker().clock().now_us(),
+            at_us,
         });
     }
 
@@ -384,11 +602,12 @@ impl RequestGuard {
         );
         h.insert(TIMING_ALLOW_ORIGIN, HeaderValue::from_static("*"));
         let conn = &self.ctx.conn;
-        conn.lab.tracker().record(ServerEvent::ResponseStarted {
+        let status = parts.status.as_u16();
+        conn.lab.tracker().emit(|at_us| ServerEvent::ResponseStarted {
             conn: conn.id,
             request: self.ctx.request,
-            status: parts.status.as_u16(),
-            at_us: conn.lab.tracker().clock().now_us(),
+            status,
+            at_us,
         });
         let expected = http_body::Body::size_hint(&body).exact().or_else(|| {
             // Streamed bodies (files) announce their length in the header.
@@ -412,6 +631,57 @@ impl RequestGuard {
 impl Drop for RequestGuard {
     fn drop(&mut self) {
         self.finish(false);
+    }
+}
+
+/// A request body that tells its connection when a handler waits for bytes
+/// that do not come (the slow-body guard) and when it has been read whole.
+#[derive(Debug)]
+pub struct GuardedBody {
+    /// hyper's body.
+    inner: hyper::body::Incoming,
+    /// Its connection.
+    conn: Arc<Conn>,
+}
+
+impl GuardedBody {
+    /// Wraps a request's body.
+    pub fn new(inner: hyper::body::Incoming, conn: Arc<Conn>) -> GuardedBody {
+        GuardedBody { inner, conn }
+    }
+}
+
+impl http_body::Body for GuardedBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let this = self.get_mut();
+        let poll = Pin::new(&mut this.inner).poll_frame(cx);
+        match &poll {
+            Poll::Pending => this.conn.body_waiting(),
+            Poll::Ready(None) => this.conn.body_progress(true),
+            Poll::Ready(Some(_)) => this.conn.body_progress(this.inner.is_end_stream()),
+        }
+        poll
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for GuardedBody {
+    fn drop(&mut self) {
+        // Nobody waits for it any more (the rest, if any, is hyper's to drain).
+        self.conn.body_wait_since.store(0, Ordering::Relaxed);
     }
 }
 
@@ -479,22 +749,85 @@ pub struct TrackedStream {
     inner: TcpStream,
     /// Its tracking record.
     conn: Arc<Conn>,
+    /// Its place in its address's connection cap, held as long as the
+    /// socket lives (WebSockets included).
+    _slot: PeerConnection,
 }
 
 impl TrackedStream {
     /// Wraps an accepted socket.
-    pub fn new(inner: TcpStream, conn: Arc<Conn>) -> TrackedStream {
-        TrackedStream { inner, conn }
+    pub fn new(inner: TcpStream, conn: Arc<Conn>, slot: PeerConnection) -> TrackedStream {
+        TrackedStream {
+            inner,
+            conn,
+            _slot: slot,
+        }
     }
 }
 
 impl Drop for TrackedStream {
     fn drop(&mut self) {
+        if self.conn.idle_close.load(Ordering::Relaxed)
+            && let Some((method, target)) = self.raced_request()
+        {
+            // A next request was already in the receive buffer as the server
+            // closed: closing with unread bytes makes the kernel send a RST.
+            self.conn.replace_reason(CloseReason::KeepAliveRace {
+                method,
+                target,
+                close: RaceClose::Rst,
+                on_purpose: false,
+            });
+        }
         if self.conn.reset_on_close.load(Ordering::Relaxed) {
             // Linger 0: closing now sends a RST instead of a FIN.
             let _ = socket2::SockRef::from(&self.inner).set_linger(Some(Duration::ZERO));
         }
         self.conn.closed();
+    }
+}
+
+/// Method and target from the start of a request head (as much as arrived).
+pub fn request_line(bytes: &[u8]) -> (String, String) {
+    let line_end = bytes
+        .windows(2)
+        .position(|w| w == b"\r\n")
+        .unwrap_or(bytes.len());
+    let line = String::from_utf8_lossy(&bytes[..line_end]);
+    let mut words = line.split(' ');
+    let method: String = words.next().unwrap_or("").chars().take(16).collect();
+    let target = protocol::truncate_target(words.next().unwrap_or(""));
+    (method, target)
+}
+
+impl TrackedStream {
+    /// Bytes waiting unread in the socket's receive buffer, looked at without
+    /// taking them (so the close still resets, as it would have): the request
+    /// that raced an idle close.
+    fn raced_request(&self) -> Option<(String, String)> {
+        let mut bytes = [0_u8; RACE_PEEK];
+        let mut buf = ReadBuf::new(&mut bytes);
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        match self.inner.poll_peek(&mut cx, &mut buf) {
+            Poll::Ready(Ok(n)) if n > 0 => Some(request_line(buf.filled())),
+            _ => None,
+        }
+    }
+
+    /// Applies the owner's TCP keep-alive setting to the socket.
+    fn apply_keepalive(&self) {
+        let sock = socket2::SockRef::from(&self.inner);
+        let result = match self.conn.policy().tcp_keepalive {
+            Some(tcp) => sock.set_tcp_keepalive(
+                &socket2::TcpKeepalive::new()
+                    .with_time(Duration::from_secs(tcp.idle_s.into()))
+                    .with_interval(Duration::from_secs(tcp.interval_s.into())),
+            ),
+            None => sock.set_keepalive(false),
+        };
+        if let Err(e) = result {
+            tracing::warn!("could not set TCP keep-alive: {e}");
+        }
     }
 }
 
@@ -505,6 +838,9 @@ impl AsyncRead for TrackedStream {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        if this.conn.keepalive_dirty.swap(false, Ordering::Relaxed) {
+            this.apply_keepalive();
+        }
         let before = buf.filled().len();
         let poll = Pin::new(&mut this.inner).poll_read(cx, buf);
         match &poll {
@@ -513,8 +849,19 @@ impl AsyncRead for TrackedStream {
                 if n == 0 {
                     this.conn.saw_eof.store(true, Ordering::Relaxed);
                 } else {
-                    let now = this.conn.lab.tracker().clock().now_us();
-                    this.conn.counters.record_in(n, now);
+                    let conn = &this.conn;
+                    let now = conn.lab.tracker().clock().now_us();
+                    let was = conn.counters.bytes_in.load(Ordering::Relaxed);
+                    if was == conn.bytes_in_mark.load(Ordering::Relaxed) {
+                        // The first bytes since the last request: a head (or
+                        // the rest of a body) has started; the watchdog
+                        // switches from the idle timer to the header guard.
+                        conn.head_since_us.store(now, Ordering::Relaxed);
+                        conn.counters.record_in(n, now);
+                        conn.activity.notify_one();
+                    } else {
+                        conn.counters.record_in(n, now);
+                    }
                 }
             }
             Poll::Ready(Err(e)) => this.conn.note_io_error(e),
@@ -530,9 +877,15 @@ impl TrackedStream {
             Poll::Ready(Ok(n)) => {
                 let now = self.conn.lab.tracker().clock().now_us();
                 self.conn.counters.record_out(*n as u64, now);
+                self.conn.write_blocked_since.store(0, Ordering::Relaxed);
             }
             Poll::Ready(Err(e)) => self.conn.note_io_error(e),
-            Poll::Pending => {}
+            Poll::Pending => {
+                let now = self.conn.lab.tracker().clock().now_us();
+                if set_stamp(&self.conn.write_blocked_since, now) {
+                    self.conn.activity.notify_one();
+                }
+            }
         }
     }
 }

@@ -3,6 +3,7 @@
 //! | endpoint | behaviour |
 //! |---|---|
 //! | `/api/fast` | answers at once (reuse, throughput) |
+//! | `/api/fast?next=drop_fin\|drop_rst` | answers, and marks the connection: the *next* request on it is read and dropped unanswered (FIN or RST), the keep-alive race on demand |
 //! | `/api/slow?ms=N&phase=headers\|body` | waits before the head (time to first byte) or between head and body |
 //! | `/api/hang?max_ms=N` | held until released, or `max_ms` (then 504) |
 //! | `/api/drip?bytes=N&chunks=N&interval_ms=N` | a chunked body trickled over time |
@@ -24,7 +25,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Json, Response};
 use futures_util::StreamExt as _;
 use futures_util::stream;
-use protocol::{CloseMode, CloseReason, RequestId};
+use protocol::{CloseMode, CloseReason, RaceClose, RequestId};
 use serde::Serialize;
 use serde_json::json;
 
@@ -32,6 +33,7 @@ use crate::Lab;
 use crate::conn::RequestCtx;
 use crate::error::ApiError;
 use crate::params::Params;
+use crate::sessions::Owner;
 
 /// Longest wait any endpoint accepts (`ms`, `duration_ms`, a drip's total).
 /// Long enough for any lesson, short enough that a forgotten request ends.
@@ -91,14 +93,32 @@ fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-/// `GET /api/fast`
-pub async fn fast(RawQuery(query): RawQuery) -> Result<Json<Answer>, ApiError> {
-    let params = Params::parse("/api/fast", query.as_deref(), &[], "/api/fast?id=demo-1")?;
+/// `GET /api/fast[?next=drop_fin|drop_rst]`
+pub async fn fast(
+    ctx: Option<Extension<RequestCtx>>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<Answer>, ApiError> {
+    let params = Params::parse(
+        "/api/fast",
+        query.as_deref(),
+        &["next"],
+        "/api/fast?id=demo-1&next=drop_fin",
+    )?;
     params.session()?;
-    Ok(Json(Answer {
-        endpoint: "fast",
-        id: params.tag()?,
-    }))
+    let next = params.one_of(
+        "next",
+        &[
+            ("answer", None),
+            ("drop_fin", Some(RaceClose::Fin)),
+            ("drop_rst", Some(RaceClose::Rst)),
+        ],
+        None,
+    )?;
+    let id = params.tag()?;
+    if let (Some(close), Some(Extension(ctx))) = (next, &ctx) {
+        ctx.conn.drop_next(close);
+    }
+    Ok(Json(Answer { endpoint: "fast", id }))
 }
 
 /// Where `/api/slow` waits.
@@ -179,11 +199,11 @@ pub async fn hang(
         "/api/hang?id=demo-1&max_ms=30000",
     )?;
     let tag = params.tag()?;
-    let session = params.session()?;
+    let owner = Owner::of(params.session()?);
     let cap_ms = millis(lab.config().hang_cap);
     let max_ms = params.u64_in("max_ms", 1..=cap_ms, Some(cap_ms), "milliseconds")?;
     let request = ctx.map_or_else(|| lab.tracker().next_request_id(), |c| c.request);
-    let mut ticket = lab.hangs().hold(request, tag.clone(), session)?;
+    let mut ticket = lab.hangs().hold(request, tag.clone(), owner)?;
     let started = Instant::now();
     tokio::select! {
         () = ticket.released() => Ok(Json(HangAnswer {
@@ -362,6 +382,15 @@ pub async fn sse(State(lab): State<Lab>, RawQuery(query): RawQuery) -> Result<Re
     params.session()?;
     let interval_ms = params.u64_in("interval_ms", 100..=60_000, Some(1000), "milliseconds")?;
     let count = params.u64_in("count", 1..=MAX_SSE_EVENTS, Some(100), "events")?;
+    if interval_ms.saturating_mul(count - 1) > MAX_WAIT_MS {
+        return Err(ApiError::bad_request(
+            format!(
+                "{count} events every {interval_ms} ms would last longer than {MAX_WAIT_MS} ms"
+            ),
+            "every stream ends within 120 s: send fewer events or a shorter interval_ms, \
+             e.g. /api/sse?interval_ms=1000&count=60",
+        ));
+    }
     let events = stream::unfold(0_u64, move |n| {
         let lab = lab.clone();
         async move {

@@ -39,9 +39,9 @@ impl ApiError {
         ApiError::new(
             StatusCode::NOT_FOUND,
             format!("no endpoint at `{path}`"),
-            "endpoints: /api/fast, /api/slow, /api/hang, /api/drip, /api/close, /api/sse, \
-             POST /api/release, GET /api/connections, GET|PUT /api/config, \
-             /api/events (WebSocket); see docs/api.md",
+            "endpoints: POST /api/sessions, /api/fast, /api/slow, /api/hang, /api/drip, \
+             /api/close, /api/sse, POST /api/release, GET /api/connections, \
+             GET|PUT /api/config, GET|PUT /api/room, /api/events (WebSocket); see docs/api.md",
         )
     }
 
@@ -61,6 +61,16 @@ impl ApiError {
             format!("`{method}` is not accepted on `{path}`"),
             "see docs/api.md for the methods each endpoint takes",
         )
+    }
+
+    /// 429: one client (a session or an address) has reached its cap.
+    pub fn too_many(error: impl Into<String>, hint: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::TOO_MANY_REQUESTS, error, hint)
+    }
+
+    /// 403: not allowed (another site's page, a wrong key, a forged session).
+    pub fn forbidden(error: impl Into<String>, hint: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::FORBIDDEN, error, hint)
     }
 
     /// 503: a server-wide cap is reached.

@@ -3,8 +3,9 @@
 //! A viewer first gets a [`ServerEvent::Snapshot`], then every event live. It
 //! may send [`ClientMessage`]s: `release` (the page cannot use HTTP for that
 //! while six of its requests hang: the seventh would queue behind them),
-//! `set_config`, and `ping` for clock sync. [`run_viewer`] is generic over
-//! `Sink` and `Stream` so it can be driven without a socket.
+//! `set_config` (rate-limited per viewer), and `ping` for clock sync.
+//! [`run_viewer`] is generic over `Sink` and `Stream` so it can be driven
+//! without a socket.
 //!
 //! # Scope
 //!
@@ -13,7 +14,16 @@
 //! session yet and come from the same host (Chromium's spare socket). When
 //! such a connection turns out to be someone else's, the viewer is told to
 //! forget it ([`ServerEvent::ConnectionHidden`]). Without `session`, a viewer
-//! sees everything (curl, and later the instructor's overview).
+//! sees the anonymous scope the same way; only the instructor key
+//! (`key=`) shows the whole server.
+//!
+//! # Closing
+//!
+//! A close frame from the client is answered with a close frame, and the
+//! server waits (briefly) for the client to close TCP, as RFC 6455 §7.1.1
+//! asks: the page sees a clean 1000. Protocol violations get a close frame
+//! with 1002, 1007 or 1009 and a reason; a viewer that keeps falling behind
+//! gets 1008; shutdown 1001. Each is recorded as the connection's reason.
 
 use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};
@@ -21,20 +31,23 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
-use axum::extract::ws::{Message, WebSocketUpgrade};
+use axum::extract::ws::{CloseFrame, Message, WebSocketUpgrade};
 use axum::extract::{Extension, RawQuery, State};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use protocol::{
-    ClientMessage, CloseReason, ConnId, ErrorBody, ReleaseRequest, ServerEvent, SessionId,
+    ClientMessage, CloseReason, ConnId, ErrorBody, Initiator, ReleaseRequest, ServerEvent,
     UpgradeRole,
 };
 use tokio::sync::broadcast::error::RecvError;
+use tokio::time::Instant;
 
 use crate::Lab;
 use crate::conn::{Conn, RequestCtx};
 use crate::error::ApiError;
 use crate::params::Params;
+use crate::sessions::{Access, Owner};
 
 /// Largest control message accepted from a page. Real ones are < 300 bytes.
 pub const MAX_MESSAGE_BYTES: usize = 16 * 1024;
@@ -43,22 +56,37 @@ pub const MAX_MESSAGE_BYTES: usize = 16 * 1024;
 /// the connections closing, before it closes itself.
 pub const SHUTDOWN_DRAIN: Duration = Duration::from_millis(500);
 
-/// Upgrades `GET /api/events[?session=S]` and runs the viewer on the socket.
+/// How long the server waits for the client to close TCP after the close
+/// handshake, before closing it itself.
+pub const CLOSE_WAIT: Duration = Duration::from_secs(1);
+
+/// `set_config` messages one viewer may send in a burst, and how many more
+/// it earns per second after that. Real pages send one per edit.
+pub const CONFIG_BURST: f64 = 10.0;
+/// See [`CONFIG_BURST`].
+pub const CONFIG_PER_SECOND: f64 = 5.0;
+
+/// Two lags (missed events) within this long close the viewer with 1008: it
+/// cannot keep up, and a picture with holes would mislead.
+pub const LAG_WINDOW: Duration = Duration::from_secs(10);
+
+/// Upgrades `GET /api/events[?session=S][&key=K]` and runs the viewer.
 pub async fn upgrade(
     State(lab): State<Lab>,
     ctx: Option<Extension<RequestCtx>>,
     RawQuery(query): RawQuery,
+    headers: HeaderMap,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
-    let session = match Params::parse(
+    let access = match Params::parse(
         "/api/events",
         query.as_deref(),
-        &[],
-        "ws://127.0.0.1:8080/api/events?session=s-1",
+        &["key"],
+        "ws://127.0.0.1:8080/api/events?session=s-…",
     )
-    .and_then(|p| p.session())
+    .and_then(|p| crate::routes::access(&lab, &p, &headers))
     {
-        Ok(session) => session,
+        Ok(access) => access,
         Err(error) => return error.into_response(),
     };
     let ws = match ws {
@@ -67,26 +95,25 @@ pub async fn upgrade(
             return ApiError::with_status(
                 rejection.status(),
                 format!("/api/events is a WebSocket: {}", rejection.body_text()),
-                "connect with a WebSocket client, e.g. new WebSocket('ws://127.0.0.1:8080/api/events') \
+                "connect with a WebSocket client, e.g. new WebSocket('ws://127.0.0.1:8080/api/events?session=…') \
                  or `websocat ws://127.0.0.1:8080/api/events`; plain HTTP gets GET /api/connections",
             )
             .into_response();
         }
     };
-    let conn = ctx.map(|Extension(c)| c.conn);
-    let scope = match session {
-        Some(id) => Scope::Session {
-            id,
-            host: conn.as_ref().map(|c| c.peer().ip()),
-        },
-        None => Scope::All,
+    let slot = match access.owner().map(|o| lab.sessions().view(o)).transpose() {
+        Ok(slot) => slot,
+        Err(error) => return error.into_response(),
     };
+    let conn = ctx.map(|Extension(c)| c.conn);
+    let scope = Scope::new(access, conn.as_ref().map(|c| c.peer().ip()));
     ws.max_message_size(MAX_MESSAGE_BYTES)
         .max_frame_size(MAX_MESSAGE_BYTES)
         .on_upgrade(move |socket| async move {
             if let Some(conn) = &conn {
                 conn.mark_upgraded(UpgradeRole::Monitor);
             }
+            let _slot = slot;
             let (sink, stream) = socket.split();
             run_viewer(lab, conn, scope, sink, stream).await;
         })
@@ -94,25 +121,22 @@ pub async fn upgrade(
 
 /// Which connections a viewer sees.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Scope {
-    /// Everything (no session given).
-    All,
-    /// One session's connections, plus unattributed ones from `host`.
-    Session {
-        /// The session.
-        id: SessionId,
-        /// The viewer's own address, for unattributed connections.
-        host: Option<IpAddr>,
-    },
+pub struct Scope {
+    /// Everything (the instructor), or one owner's world.
+    access: Access,
+    /// The viewer's own address, for connections not yet attributed.
+    host: Option<IpAddr>,
 }
 
 impl Scope {
-    /// The session whose hangs this viewer may release (`None`: all).
-    pub fn session(&self) -> Option<&SessionId> {
-        match self {
-            Scope::All => None,
-            Scope::Session { id, .. } => Some(id),
-        }
+    /// The world `access` reaches, seen from `host`.
+    pub fn new(access: Access, host: Option<IpAddr>) -> Scope {
+        Scope { access, host }
+    }
+
+    /// What this viewer may release and configure.
+    pub fn access(&self) -> &Access {
+        &self.access
     }
 }
 
@@ -145,10 +169,10 @@ impl Filter {
     }
 
     fn unattributed_visible(&self, peer: &str) -> bool {
-        match &self.scope {
-            Scope::All => true,
-            Scope::Session { host, .. } => {
-                matches!((host, host_of(peer)), (Some(mine), Some(theirs)) if same_host(*mine, theirs))
+        match &self.scope.access {
+            Access::All => true,
+            Access::Of(_) => {
+                matches!((self.scope.host, host_of(peer)), (Some(mine), Some(theirs)) if same_host(mine, theirs))
             }
         }
     }
@@ -159,21 +183,25 @@ impl Filter {
             now_us,
             config,
             listeners,
+            session,
+            locked,
             mut connections,
         } = event
         else {
             return event;
         };
-        connections.retain(|c| match (&self.scope, &c.session) {
-            (Scope::All, _) => true,
-            (Scope::Session { id, .. }, Some(session)) => session == id,
-            (Scope::Session { .. }, None) => self.unattributed_visible(&c.peer),
+        connections.retain(|c| match (&self.scope.access, &c.session) {
+            (Access::All, _) => true,
+            (Access::Of(owner), Some(session)) => owner.session() == Some(session),
+            (Access::Of(_), None) => self.unattributed_visible(&c.peer),
         });
         self.visible = connections.iter().map(|c| c.conn).collect();
         ServerEvent::Snapshot {
             now_us,
             config,
             listeners,
+            session,
+            locked,
             connections,
         }
     }
@@ -181,9 +209,10 @@ impl Filter {
     /// What this viewer is shown of `event`: nothing, the event, or (for a
     /// connection that just became theirs) its opening first.
     pub fn route(&mut self, lab: &Lab, event: ServerEvent) -> Vec<ServerEvent> {
-        let Scope::Session { id, .. } = &self.scope else {
+        let Access::Of(owner) = &self.scope.access else {
             return vec![event];
         };
+        let mine = owner.session();
         match &event {
             ServerEvent::ConnectionOpened { conn, peer, .. } => {
                 if self.unattributed_visible(peer) {
@@ -193,7 +222,7 @@ impl Filter {
                     vec![]
                 }
             }
-            ServerEvent::ConnectionAttributed { conn, session, .. } if session == id => {
+            ServerEvent::ConnectionAttributed { conn, session, .. } if Some(session) == mine => {
                 let mut shown = Vec::new();
                 if self.visible.insert(*conn) {
                     // Theirs, but from an address they were not shown (another
@@ -236,14 +265,80 @@ impl Filter {
                     vec![]
                 }
             }
+            ServerEvent::ConfigChanged { session, .. } => {
+                if session.as_ref() == mine {
+                    vec![event]
+                } else {
+                    vec![]
+                }
+            }
             ServerEvent::Snapshot { .. }
-            | ServerEvent::ConfigChanged { .. }
             | ServerEvent::EventsDropped { .. }
             | ServerEvent::Pong { .. }
             | ServerEvent::Released { .. }
             | ServerEvent::Error(_) => vec![event],
         }
     }
+}
+
+/// A token bucket: how many `set_config` messages a viewer may send.
+#[derive(Debug)]
+struct Bucket {
+    /// Tokens left.
+    tokens: f64,
+    /// When they were counted.
+    at: Instant,
+}
+
+impl Bucket {
+    fn new() -> Bucket {
+        Bucket {
+            tokens: CONFIG_BURST,
+            at: Instant::now(),
+        }
+    }
+
+    fn take(&mut self) -> bool {
+        let now = Instant::now();
+        let earned = now.duration_since(self.at).as_secs_f64() * CONFIG_PER_SECOND;
+        self.tokens = (self.tokens + earned).min(CONFIG_BURST);
+        self.at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// Why a viewer's loop ended.
+enum End {
+    /// The client sent a close frame (code, reason).
+    ClientClosed(u16, String),
+    /// The stream ended without a close frame (TCP closed or reset).
+    Gone,
+    /// The server closes with a close frame (code, reason).
+    ServerCloses(u16, String),
+    /// Writing to the client stalled: nothing more can be sent.
+    Stalled,
+}
+
+/// The close code and reason for an error reading the client's frames.
+fn violation(error: &(dyn std::error::Error + 'static)) -> (u16, String) {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = source {
+        if let Some(e) = e.downcast_ref::<tungstenite::Error>() {
+            return match e {
+                tungstenite::Error::Capacity(c) => (1009, format!("message too big: {c}")),
+                tungstenite::Error::Utf8(_) => (1007, "text frame is not valid UTF-8".into()),
+                tungstenite::Error::Protocol(p) => (1002, format!("protocol error: {p}")),
+                other => (1002, other.to_string()),
+            };
+        }
+        source = e.source();
+    }
+    (1002, error.to_string())
 }
 
 /// Serves one viewer until it leaves, falls off, or the server shuts down.
@@ -256,88 +351,177 @@ pub async fn run_viewer<W, R, E>(
 ) where
     W: Sink<Message> + Unpin,
     R: Stream<Item = Result<Message, E>> + Unpin,
+    E: std::error::Error + 'static,
 {
+    // Shutdown waits for this viewer's close handshake too.
+    let _token = lab.task_token();
+    let stall = lab.config().write_stall_timeout;
     let mut filter = Filter::new(scope);
-    let (snapshot, mut events) = lab.subscribe();
-    if send(&mut sink, &filter.snapshot(snapshot)).await.is_err() {
-        return;
-    }
-    let shutdown = lab.shutting_down();
-    tokio::pin!(shutdown);
-    // Armed when shutdown begins; until then, effectively never.
-    let drain = tokio::time::sleep(Duration::from_secs(365 * 24 * 3600));
-    tokio::pin!(drain);
-    let mut stopping = false;
-    loop {
-        tokio::select! {
-            event = events.recv() => {
-                let shown = match event {
-                    Ok(event) => filter.route(&lab, event),
-                    Err(RecvError::Lagged(count)) => vec![ServerEvent::EventsDropped { count }],
-                    Err(RecvError::Closed) => break,
-                };
-                let mut failed = false;
-                for event in &shown {
-                    failed |= send(&mut sink, event).await.is_err();
-                }
-                if failed {
-                    break;
-                }
-            }
-            message = stream.next() => {
-                let reply = match message {
-                    Some(Ok(Message::Text(text))) => handle(&lab, filter.scope.session(), text.as_str()),
-                    Some(Ok(Message::Binary(_))) => Some(bad_message("binary frames are not understood".into())),
-                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
-                    Some(Ok(Message::Close(_))) | None => {
-                        if let Some(conn) = &conn {
-                            conn.set_reason(CloseReason::PeerClosed);
+    let (snapshot, mut events) = lab.subscribe(filter.scope.access.owner());
+    let mut bucket = Bucket::new();
+    let mut last_lag: Option<Instant> = None;
+    let end = 'serve: {
+        if send(&mut sink, &filter.snapshot(snapshot), stall).await.is_err() {
+            break 'serve End::Stalled;
+        }
+        let shutdown = lab.shutting_down();
+        tokio::pin!(shutdown);
+        // Armed when shutdown begins; until then, effectively never.
+        let drain = tokio::time::sleep(Duration::from_secs(365 * 24 * 3600));
+        tokio::pin!(drain);
+        let mut stopping = false;
+        loop {
+            tokio::select! {
+                event = events.recv() => {
+                    let shown = match event {
+                        Ok(event) => filter.route(&lab, event),
+                        Err(RecvError::Lagged(count)) => {
+                            let now = Instant::now();
+                            if last_lag.is_some_and(|at| now.duration_since(at) < LAG_WINDOW) {
+                                break 'serve End::ServerCloses(
+                                    1008,
+                                    format!("fell behind the event stream again ({count} events missed); reload to see a complete picture"),
+                                );
+                            }
+                            last_lag = Some(now);
+                            vec![ServerEvent::EventsDropped { count }]
                         }
-                        break;
+                        Err(RecvError::Closed) => break 'serve End::ServerCloses(1001, "server shutting down".into()),
+                    };
+                    for event in &shown {
+                        if send(&mut sink, event, stall).await.is_err() {
+                            break 'serve End::Stalled;
+                        }
                     }
-                    Some(Err(_)) => break,
-                };
-                if let Some(reply) = reply
-                    && send(&mut sink, &reply).await.is_err()
-                {
-                    break;
                 }
-            }
-            () = &mut shutdown, if !stopping => {
-                stopping = true;
-                if let Some(conn) = &conn {
-                    conn.set_reason(CloseReason::Shutdown);
+                message = stream.next() => {
+                    let reply = match message {
+                        Some(Ok(Message::Text(text))) => {
+                            handle(&lab, filter.scope.access(), text.as_str(), &mut bucket)
+                        }
+                        Some(Ok(Message::Binary(_))) => Some(bad_message("binary frames are not understood".into())),
+                        Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                        Some(Ok(Message::Close(frame))) => {
+                            let (code, reason) = frame.map_or((1005, String::new()), |f| (f.code, f.reason.to_string()));
+                            break 'serve End::ClientClosed(code, reason);
+                        }
+                        None => break 'serve End::Gone,
+                        Some(Err(error)) => {
+                            let (code, reason) = violation(&error);
+                            break 'serve End::ServerCloses(code, reason);
+                        }
+                    };
+                    if let Some(reply) = reply
+                        && send(&mut sink, &reply, stall).await.is_err()
+                    {
+                        break 'serve End::Stalled;
+                    }
                 }
-                drain.as_mut().reset(tokio::time::Instant::now() + SHUTDOWN_DRAIN);
-            }
-            () = &mut drain => {
-                let _ = sink.send(Message::Close(None)).await;
-                break;
+                () = &mut shutdown, if !stopping => {
+                    stopping = true;
+                    if let Some(conn) = &conn {
+                        conn.set_reason(CloseReason::Shutdown);
+                    }
+                    drain.as_mut().reset(Instant::now() + SHUTDOWN_DRAIN);
+                }
+                () = &mut drain => break 'serve End::ServerCloses(1001, "server shutting down".into()),
             }
         }
+    };
+    let record = |reason: CloseReason| {
+        if let Some(conn) = &conn {
+            conn.set_reason(reason);
+        }
+    };
+    match end {
+        End::ClientClosed(code, reason) => {
+            record(CloseReason::WebSocketClosed {
+                code,
+                initiator: Initiator::Client,
+                reason,
+            });
+            // The reply close frame was queued when the client's was read;
+            // flushing sends it. Then the client closes TCP first.
+            let _ = tokio::time::timeout(CLOSE_WAIT, sink.flush()).await;
+            wait_for_client_close(&mut stream).await;
+        }
+        End::ServerCloses(code, reason) => {
+            record(CloseReason::WebSocketClosed {
+                code,
+                initiator: Initiator::Server,
+                reason: reason.clone(),
+            });
+            let frame = CloseFrame {
+                code,
+                reason: truncate_reason(&reason).into(),
+            };
+            let _ = tokio::time::timeout(CLOSE_WAIT, sink.send(Message::Close(Some(frame)))).await;
+            wait_for_client_close(&mut stream).await;
+        }
+        End::Gone => {}
+        End::Stalled => record(CloseReason::WriteStalled),
     }
 }
 
-/// Answers one control message from a viewer whose releases are limited to
-/// `session` (all sessions when `None`). `None`: nothing to answer directly
-/// (a policy change is announced to every viewer instead).
-pub fn handle(lab: &Lab, session: Option<&SessionId>, text: &str) -> Option<ServerEvent> {
+/// After the close handshake, reads until the client closes TCP (at most
+/// [`CLOSE_WAIT`]), so that the client's FIN comes first, as RFC 6455 asks.
+async fn wait_for_client_close<R, E>(stream: &mut R)
+where
+    R: Stream<Item = Result<Message, E>> + Unpin,
+{
+    let _ = tokio::time::timeout(CLOSE_WAIT, async {
+        while let Some(Ok(_)) = stream.next().await {}
+    })
+    .await;
+}
+
+/// A close frame's reason is at most 123 bytes.
+fn truncate_reason(reason: &str) -> String {
+    let mut end = reason.len().min(123);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    reason[..end].to_owned()
+}
+
+/// Answers one control message from a viewer with `access`. `None`: nothing
+/// to answer directly (a policy change is announced to the owner's viewers,
+/// this one included).
+fn handle(lab: &Lab, access: &Access, text: &str, bucket: &mut Bucket) -> Option<ServerEvent> {
     match serde_json::from_str::<ClientMessage>(text) {
         Ok(ClientMessage::Release { request, id }) => Some(ServerEvent::Released {
-            count: lab
-                .hangs()
-                .release(&ReleaseRequest { request, id }, session),
+            count: lab.hangs().release(&ReleaseRequest { request, id }, access),
         }),
-        Ok(ClientMessage::SetConfig { config }) => match lab.set_policy(&config) {
-            Ok(_) => None,
-            Err(error) => Some(ServerEvent::Error(error.body)),
-        },
+        Ok(ClientMessage::SetConfig { config }) => {
+            if !bucket.take() {
+                return Some(ServerEvent::Error(ErrorBody {
+                    error: format!(
+                        "too many set_config messages: at most {CONFIG_PER_SECOND} per second"
+                    ),
+                    hint: "send one change per edit; this one was not applied".into(),
+                }));
+            }
+            let result = match access {
+                Access::All => lab.set_defaults(&config),
+                Access::Of(owner) => lab.set_policy(owner, &config),
+            };
+            match result {
+                Ok(_) => None,
+                Err(error) => Some(ServerEvent::Error(error.body)),
+            }
+        }
         Ok(ClientMessage::Ping { client_time_ms }) => Some(ServerEvent::Pong {
             client_time_ms,
             server_us: lab.tracker().clock().now_us(),
         }),
         Err(e) => Some(bad_message(format!("control message not understood: {e}"))),
     }
+}
+
+/// Answers one control message as the anonymous scope would (for tests that
+/// drive the handler without a socket).
+pub fn handle_as(lab: &Lab, owner: Owner, text: &str) -> Option<ServerEvent> {
+    handle(lab, &Access::Of(owner), text, &mut Bucket::new())
 }
 
 fn bad_message(error: String) -> ServerEvent {
@@ -347,7 +531,16 @@ fn bad_message(error: String) -> ServerEvent {
     })
 }
 
-async fn send<W: Sink<Message> + Unpin>(sink: &mut W, event: &ServerEvent) -> Result<(), ()> {
+/// Sends one event, giving up when the client has not taken it within
+/// `stall` (it stopped reading).
+async fn send<W: Sink<Message> + Unpin>(
+    sink: &mut W,
+    event: &ServerEvent,
+    stall: Duration,
+) -> Result<(), ()> {
     let text = serde_json::to_string(event).map_err(|_| ())?;
-    sink.send(Message::Text(text.into())).await.map_err(|_| ())
+    match tokio::time::timeout(stall, sink.send(Message::Text(text.into()))).await {
+        Ok(Ok(())) => Ok(()),
+        _ => Err(()),
+    }
 }

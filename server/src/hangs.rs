@@ -8,19 +8,19 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use protocol::{ReleaseRequest, RequestId, SessionId};
+use protocol::{ReleaseRequest, RequestId};
 use tokio::sync::oneshot;
 
 use crate::error::ApiError;
+use crate::sessions::{Access, Owner};
 
 /// One held request.
 #[derive(Debug)]
 struct Held {
     /// The page's tag (`id=` query parameter), for release by tag.
     tag: Option<String>,
-    /// The session that holds it: only that session (or an unscoped caller
-    /// such as curl) may release it.
-    session: Option<SessionId>,
+    /// Whose it is: only that owner (or the instructor) may release it.
+    owner: Owner,
     /// Fired to let the request answer.
     release: oneshot::Sender<()>,
 }
@@ -30,7 +30,8 @@ struct Held {
 pub struct Hangs {
     /// At most this many held at once.
     cap: usize,
-    /// At most this many held at once by one session.
+    /// At most this many held at once by one owner (a session, or the
+    /// anonymous scope).
     per_session_cap: usize,
     /// Held requests by server request id.
     held: Arc<Mutex<HashMap<RequestId, Held>>>,
@@ -82,7 +83,7 @@ impl Hangs {
         &self,
         request: RequestId,
         tag: Option<String>,
-        session: Option<SessionId>,
+        owner: Owner,
     ) -> Result<HangTicket, ApiError> {
         let mut held = lock(&self.held);
         if held.len() >= self.cap {
@@ -94,26 +95,19 @@ impl Hangs {
                 "release some (POST /api/release) or wait for their hang cap",
             ));
         }
-        if let Some(session) = &session {
-            let mine = held
-                .values()
-                .filter(|h| h.session.as_ref() == Some(session))
-                .count();
-            if mine >= self.per_session_cap {
-                return Err(ApiError::over_capacity(
-                    format!(
-                        "session `{session}` already holds {mine} hanging requests, the cap per session"
-                    ),
-                    "release some first; a burst needs no more than a few dozen",
-                ));
-            }
+        let mine = held.values().filter(|h| h.owner == owner).count();
+        if mine >= self.per_session_cap {
+            return Err(ApiError::too_many(
+                format!("{owner} already holds {mine} hanging requests, the cap per session"),
+                "release some first; a burst needs no more than a few dozen",
+            ));
         }
         let (tx, rx) = oneshot::channel();
         held.insert(
             request,
             Held {
                 tag,
-                session,
+                owner,
                 release: tx,
             },
         );
@@ -125,14 +119,13 @@ impl Hangs {
     }
 
     /// Releases the held requests `filter` selects (all of them when it is
-    /// empty) among those of `scope` (every session's when `None`), and says
-    /// how many.
-    pub fn release(&self, filter: &ReleaseRequest, scope: Option<&SessionId>) -> usize {
+    /// empty) among those `access` reaches, and says how many.
+    pub fn release(&self, filter: &ReleaseRequest, access: &Access) -> usize {
         let mut held = lock(&self.held);
         let chosen: Vec<RequestId> = held
             .iter()
             .filter(|(id, h)| {
-                scope.is_none_or(|s| h.session.as_ref() == Some(s))
+                access.reaches(&h.owner)
                     && filter.request.is_none_or(|r| r == **id)
                     && filter.id.as_ref().is_none_or(|t| h.tag.as_ref() == Some(t))
             })
@@ -164,61 +157,61 @@ mod tests {
     #[tokio::test]
     async fn release_by_id_by_tag_and_all() {
         let hangs = Hangs::new(10, 10);
-        let mut a = hangs.hold(RequestId(1), Some("a".into()), None).unwrap();
-        let mut b = hangs.hold(RequestId(2), Some("b".into()), None).unwrap();
-        let _c = hangs.hold(RequestId(3), None, None).unwrap();
+        let mut a = hangs.hold(RequestId(1), Some("a".into()), Owner::Anonymous).unwrap();
+        let mut b = hangs.hold(RequestId(2), Some("b".into()), Owner::Anonymous).unwrap();
+        let _c = hangs.hold(RequestId(3), None, Owner::Anonymous).unwrap();
         let by_id = ReleaseRequest {
             request: Some(RequestId(1)),
             id: None,
         };
-        assert_eq!(hangs.release(&by_id, None), 1);
+        assert_eq!(hangs.release(&by_id, &Access::All), 1);
         a.released().await;
         let by_tag = ReleaseRequest {
             request: None,
             id: Some("b".into()),
         };
-        assert_eq!(hangs.release(&by_tag, None), 1);
+        assert_eq!(hangs.release(&by_tag, &Access::All), 1);
         b.released().await;
-        assert_eq!(hangs.release(&ReleaseRequest::default(), None), 1);
+        assert_eq!(hangs.release(&ReleaseRequest::default(), &Access::All), 1);
         assert!(hangs.is_empty());
     }
 
     #[test]
     fn cap_refuses_and_dropping_a_ticket_frees_its_place() {
         let hangs = Hangs::new(1, 1);
-        let first = hangs.hold(RequestId(1), None, None).unwrap();
-        let err = hangs.hold(RequestId(2), None, None).unwrap_err();
+        let first = hangs.hold(RequestId(1), None, Owner::Anonymous).unwrap();
+        let err = hangs.hold(RequestId(2), None, Owner::Anonymous).unwrap_err();
         assert_eq!(err.status.as_u16(), 503);
         drop(first);
-        assert!(hangs.hold(RequestId(2), None, None).is_ok());
+        assert!(hangs.hold(RequestId(2), None, Owner::Anonymous).is_ok());
     }
 
     #[test]
     fn sessions_release_only_their_own_and_have_their_own_cap() {
         let hangs = Hangs::new(10, 2);
-        let a = SessionId::parse("a").unwrap();
-        let b = SessionId::parse("b").unwrap();
-        let _a1 = hangs.hold(RequestId(1), None, Some(a.clone())).unwrap();
-        let _a2 = hangs.hold(RequestId(2), None, Some(a.clone())).unwrap();
-        let refused = hangs.hold(RequestId(3), None, Some(a.clone())).unwrap_err();
+        let a = Owner::Session(protocol::SessionId::parse("a").unwrap());
+        let b = Owner::Session(protocol::SessionId::parse("b").unwrap());
+        let _a1 = hangs.hold(RequestId(1), None, a.clone()).unwrap();
+        let _a2 = hangs.hold(RequestId(2), None, a.clone()).unwrap();
+        let refused = hangs.hold(RequestId(3), None, a.clone()).unwrap_err();
         assert!(refused.body.error.contains("per session"));
-        let _b1 = hangs.hold(RequestId(4), None, Some(b.clone())).unwrap();
+        let _b1 = hangs.hold(RequestId(4), None, b.clone()).unwrap();
         let all = ReleaseRequest::default();
-        assert_eq!(hangs.release(&all, Some(&b)), 1, "b releases only its own");
+        assert_eq!(hangs.release(&all, &Access::Of(b.clone())), 1, "b releases only its own");
         let a_by_id = ReleaseRequest {
             request: Some(RequestId(1)),
             id: None,
         };
         assert_eq!(
-            hangs.release(&a_by_id, Some(&b)),
+            hangs.release(&a_by_id, &Access::Of(b.clone())),
             0,
             "b cannot release a's request"
         );
         assert_eq!(hangs.len(), 2);
         assert_eq!(
-            hangs.release(&all, None),
+            hangs.release(&all, &Access::All),
             2,
-            "an unscoped release takes all"
+            "the instructor releases all"
         );
     }
 }

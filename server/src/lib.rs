@@ -18,7 +18,12 @@
 //! - [`routes`]: the HTTP API (`fn app() -> Router`), usable without a socket
 //!   through `tower::ServiceExt::oneshot`; [`endpoints`] holds the lesson
 //!   endpoints (fast, slow, hang, drip, close, sse).
-//! - [`sessions`]: per-page-load accounting (requests in flight per session).
+//! - [`sessions`]: sessions as capabilities the server issues, each with its
+//!   own live policy and caps; the anonymous scope; the instructor key.
+//! - [`watchdog`]: the per-connection idle timer that reads the live policy
+//!   (and the fixed header-read guard), and tells a keep-alive race apart.
+//! - [`peers`]: caps per client address (connections, requests in flight).
+//! - [`web`]: the lab's own origins, for `Origin` and `Host` checks.
 //! - [`hangs`]: requests held open until released (or until the hang cap).
 //! - [`events`]: the `/api/events` WebSocket: snapshot, live events, control
 //!   messages.
@@ -33,8 +38,11 @@ pub mod hangs;
 pub mod listener;
 pub mod params;
 pub mod routes;
+pub mod peers;
 pub mod sessions;
 pub mod tracker;
+pub mod watchdog;
+pub mod web;
 
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
@@ -44,30 +52,52 @@ use protocol::{Micros, PolicyPatch, ServerEvent, ServerPolicy};
 use tokio::sync::watch;
 
 use crate::error::ApiError;
+use crate::sessions::key::InstructorKey;
+use crate::sessions::{Owner, SessionCaps};
 
 /// Settings fixed when the server starts.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// The keep-alive policy the server starts with; it can be changed live
-    /// (`PUT /api/config`, `set_config` on the WebSocket). Defaults mirror
+    /// The keep-alive policy every session starts from (the server's
+    /// defaults). Each session changes its own copy live (`PUT /api/config`,
+    /// `set_config`); the instructor changes the defaults. Defaults mirror
     /// Apache httpd 2.4, see [`ServerPolicy`].
     pub policy: ServerPolicy,
+    /// Whoever holds it may see and change the whole server (all sessions'
+    /// connections, the defaults, the room's lock).
+    pub instructor_key: InstructorKey,
     /// The longest `/api/hang` holds a request when nobody releases it. A hung
     /// request pins one of the browser's six slots, so it must end by itself.
     pub hang_cap: Duration,
     /// Hanging requests held at once, server-wide. Each holds a socket and a
     /// task; past this `/api/hang` answers 503 instead of growing without bound.
     pub max_hangs: usize,
-    /// Hanging requests one session may hold: one participant cannot take
-    /// the whole server's allowance in a workshop.
+    /// Hanging requests one session (or the anonymous scope) may hold: one
+    /// participant cannot take the whole server's allowance in a workshop.
     pub max_hangs_per_session: usize,
-    /// Requests one session may have in flight at once (any endpoint).
+    /// Requests one session (or the anonymous scope) may have in flight.
     pub max_in_flight_per_session: usize,
+    /// Sessions remembered at once; forgotten ones are those whose page is gone.
+    pub max_sessions: usize,
+    /// Sessions one client address may hold at once.
+    pub max_sessions_per_peer: usize,
+    /// TCP connections one client address may have open. A browser needs at
+    /// most a few dozen; past this a connection is answered 503 and closed.
+    pub max_connections_per_peer: usize,
+    /// Requests one client address may have in flight, whatever their session.
+    pub max_in_flight_per_peer: usize,
+    /// The slowloris guard: a request head (or the request body a handler
+    /// waits for) must arrive within this long once its first byte has. Fixed
+    /// for the server; no session can lengthen it.
+    pub header_read_timeout: Duration,
+    /// A response that cannot be written for this long (the client stopped
+    /// reading) has its connection closed with `write_stalled`.
+    pub write_stall_timeout: Duration,
     /// Largest request head hyper buffers (hyper's `max_buf_size`); a larger
     /// head is answered with 431 and the connection closed.
     pub max_header_bytes: usize,
     /// Events buffered for each WebSocket viewer. A viewer that falls further
-    /// behind is told how many it missed instead of growing server memory.
+    /// behind is disconnected with a close frame saying so.
     pub event_buffer: usize,
     /// Completed requests remembered per connection for snapshots; in-flight
     /// requests are always kept. Bounds the memory of a long-lived connection.
@@ -75,23 +105,35 @@ pub struct Config {
     /// Where the built frontend (`index.html`, `app.js`, `app_bg.wasm`) lives.
     pub dist_dir: PathBuf,
     /// The addresses the server listens on, as told to pages (in the
-    /// snapshot) so they can aim bursts at another origin.
+    /// snapshot) so they can aim bursts at another origin. [`listener::serve_all`]
+    /// adds the addresses it really serves.
     pub listeners: Vec<std::net::SocketAddr>,
+    /// More host names the lab answers to besides its addresses,
+    /// `localhost` and the loopback literals (a workshop machine's name).
+    pub host_names: Vec<String>,
 }
 
 impl Default for Config {
     fn default() -> Self {
         Config {
             policy: ServerPolicy::default(),
+            instructor_key: InstructorKey::random(),
             hang_cap: Duration::from_secs(120),
             max_hangs: 1024,
             max_hangs_per_session: 64,
             max_in_flight_per_session: 256,
+            max_sessions: 4096,
+            max_sessions_per_peer: 256,
+            max_connections_per_peer: 512,
+            max_in_flight_per_peer: 1024,
+            header_read_timeout: Duration::from_secs(10),
+            write_stall_timeout: Duration::from_secs(10),
             max_header_bytes: 16 * 1024,
             event_buffer: 4096,
             requests_kept_per_connection: 32,
             dist_dir: PathBuf::from("dist"),
             listeners: Vec::new(),
+            host_names: Vec::new(),
         }
     }
 }
@@ -112,11 +154,12 @@ struct LabInner {
     tracker: tracker::Tracker,
     /// Requests currently held by `/api/hang`.
     hangs: hangs::Hangs,
-    /// Requests in flight per session.
+    /// Sessions, their policies and caps, the anonymous scope, the room lock.
     sessions: sessions::Sessions,
-    /// The keep-alive policy in force. Read once per request and once per
-    /// accepted connection; written only by [`Lab::set_policy`].
-    policy: RwLock<ServerPolicy>,
+    /// Caps per client address.
+    peers: peers::Peers,
+    /// The lab's own origins; grows as listeners are served.
+    origins: RwLock<(Vec<std::net::SocketAddr>, web::Origins)>,
     /// Flipped to `true` once; everything long-running watches it.
     shutdown: watch::Sender<bool>,
 }
@@ -125,12 +168,28 @@ impl Lab {
     /// A lab with the given settings. Its clock starts now.
     pub fn new(config: Config) -> Lab {
         let clock = Clock::new();
+        let caps = SessionCaps {
+            in_flight: config.max_in_flight_per_session,
+            sessions: config.max_sessions,
+            sessions_per_peer: config.max_sessions_per_peer,
+        };
         Lab {
             inner: Arc::new(LabInner {
-                tracker: tracker::Tracker::new(clock, &config),
+                tracker: tracker::Tracker::new(
+                    clock,
+                    config.requests_kept_per_connection,
+                    config.event_buffer,
+                ),
                 hangs: hangs::Hangs::new(config.max_hangs, config.max_hangs_per_session),
-                sessions: sessions::Sessions::new(config.max_in_flight_per_session),
-                policy: RwLock::new(config.policy.clone()),
+                sessions: sessions::Sessions::new(config.policy.clone(), caps),
+                peers: peers::Peers::new(
+                    config.max_connections_per_peer,
+                    config.max_in_flight_per_peer,
+                ),
+                origins: RwLock::new((
+                    config.listeners.clone(),
+                    web::Origins::new(&config.listeners, &config.host_names),
+                )),
                 shutdown: watch::Sender::new(false),
                 config,
             }),
@@ -152,56 +211,110 @@ impl Lab {
         &self.inner.hangs
     }
 
-    /// Requests in flight per session.
+    /// Sessions, their policies and caps.
     pub fn sessions(&self) -> &sessions::Sessions {
         &self.inner.sessions
     }
 
-    /// The keep-alive policy in force now.
-    pub fn policy(&self) -> ServerPolicy {
+    /// Caps per client address.
+    pub fn peers(&self) -> &peers::Peers {
+        &self.inner.peers
+    }
+
+    /// Adds addresses the lab serves to its own origins.
+    pub fn add_listeners(&self, addresses: &[std::net::SocketAddr]) {
+        let mut origins = self.inner.origins.write().unwrap_or_else(|p| p.into_inner());
+        for address in addresses {
+            if !origins.0.contains(address) {
+                origins.0.push(*address);
+            }
+        }
+        origins.1 = web::Origins::new(&origins.0, &self.config().host_names);
+    }
+
+    /// The lab's own origins now.
+    pub fn origins(&self) -> web::Origins {
         self.inner
-            .policy
+            .origins
             .read()
             .unwrap_or_else(|p| p.into_inner())
+            .1
             .clone()
     }
 
-    /// Applies `patch` to the policy and tells every viewer, or explains
-    /// which setting is out of range (nothing changes then).
-    pub fn set_policy(&self, patch: &PolicyPatch) -> Result<ServerPolicy, ApiError> {
-        let mut policy = self.inner.policy.write().unwrap_or_else(|p| p.into_inner());
-        let next = policy
-            .patched(patch)
-            .map_err(|body| ApiError::bad_request(body.error, body.hint))?;
-        *policy = next.clone();
-        // Announced while the lock is held, so no subscriber can take a
-        // snapshot with the old policy and then miss this event.
-        self.tracker().record(ServerEvent::ConfigChanged {
-            config: next.clone(),
-            at_us: self.tracker().clock().now_us(),
-        });
+    /// The addresses the lab listens on.
+    pub fn listeners(&self) -> Vec<std::net::SocketAddr> {
+        self.inner
+            .origins
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .0
+            .clone()
+    }
+
+    /// The keep-alive policy in force for `owner` now.
+    pub fn policy(&self, owner: &Owner) -> ServerPolicy {
+        self.sessions().policy(owner)
+    }
+
+    /// Applies `patch` to `owner`'s policy and tells its viewers, or explains
+    /// which setting is out of range or that the room is locked.
+    pub fn set_policy(&self, owner: &Owner, patch: &PolicyPatch) -> Result<ServerPolicy, ApiError> {
+        let next = self.sessions().set_policy(owner, patch)?;
+        self.announce_policy(owner, next.clone());
         Ok(next)
     }
 
-    /// The snapshot event: the policy and every open connection.
-    pub fn snapshot(&self) -> ServerEvent {
-        self.subscribe().0
+    /// The instructor changes the defaults (what new sessions start from,
+    /// and what everyone runs while the room is locked).
+    pub fn set_defaults(&self, patch: &PolicyPatch) -> Result<ServerPolicy, ApiError> {
+        let (defaults, changed) = self.sessions().set_defaults(patch)?;
+        for (owner, policy) in changed {
+            self.announce_policy(&owner, policy);
+        }
+        Ok(defaults)
     }
 
-    /// A snapshot plus a receiver of every event after it, consistent with
-    /// each other (same lock order as [`Lab::set_policy`]: policy, table).
-    pub fn subscribe(&self) -> (ServerEvent, tokio::sync::broadcast::Receiver<ServerEvent>) {
-        let policy = self.inner.policy.read().unwrap_or_else(|p| p.into_inner());
+    /// The instructor locks or unlocks the policy for the room.
+    pub fn set_locked(&self, locked: bool) {
+        for (owner, policy) in self.sessions().set_locked(locked) {
+            self.announce_policy(&owner, policy);
+        }
+    }
+
+    fn announce_policy(&self, owner: &Owner, config: ServerPolicy) {
+        self.tracker().emit(|at_us| ServerEvent::ConfigChanged {
+            config,
+            session: owner.session().cloned(),
+            locked: self.sessions().locked(),
+            at_us,
+        });
+    }
+
+    /// The snapshot event for `owner` (`None`: the instructor's whole-server
+    /// view, with the defaults as its policy).
+    pub fn snapshot(&self, owner: Option<&Owner>) -> ServerEvent {
+        self.subscribe(owner).0
+    }
+
+    /// A snapshot plus a receiver of every event after it. The receiver is
+    /// taken first, so a policy change is either in the snapshot or among the
+    /// events (possibly both, which is harmless: it carries the whole policy).
+    pub fn subscribe(
+        &self,
+        owner: Option<&Owner>,
+    ) -> (ServerEvent, tokio::sync::broadcast::Receiver<ServerEvent>) {
         let (now_us, connections, events) = self.tracker().subscribe();
+        let config = match owner {
+            Some(owner) => self.policy(owner),
+            None => self.sessions().defaults(),
+        };
         let snapshot = ServerEvent::Snapshot {
             now_us,
-            config: policy.clone(),
-            listeners: self
-                .config()
-                .listeners
-                .iter()
-                .map(|a| a.to_string())
-                .collect(),
+            config,
+            listeners: self.listeners().iter().map(|a| a.to_string()).collect(),
+            session: owner.and_then(|o| o.session().cloned()),
+            locked: self.sessions().locked(),
             connections,
         };
         (snapshot, events)
@@ -217,6 +330,13 @@ impl Lab {
     /// or `grace` has passed.
     pub async fn wait_for_tasks(&self, grace: std::time::Duration) {
         let _ = tokio::time::timeout(grace, self.inner.shutdown.closed()).await;
+    }
+
+    /// A token that keeps [`Lab::wait_for_tasks`] waiting while it is held:
+    /// for tasks that still have work to finish after shutdown began (a
+    /// WebSocket's close handshake).
+    pub fn task_token(&self) -> watch::Receiver<bool> {
+        self.inner.shutdown.subscribe()
     }
 
     /// Resolves once [`Lab::begin_shutdown`] has been called.

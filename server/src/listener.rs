@@ -1,33 +1,48 @@
-//! The accept loop: why the lab does not use `axum::serve`.
+//! The accept loop and the per-connection handler: why the lab does not use
+//! `axum::serve`.
 //!
 //! Released axum 0.8's `serve` hides each connection and sets no timer, so
 //! idle keep-alive connections never close and nothing can be observed. Here
-//! every accepted socket gets a [`Conn`] record, is wrapped in a
-//! [`TrackedStream`], and is served by hyper's HTTP/1.1 connection with a
-//! timer (`header_read_timeout`, which since hyper 1.6 is also the idle
-//! timeout between requests). Each request gets a [`RequestGuard`](crate::conn::RequestGuard)
-//! before it reaches the router; the keep-alive policy is applied to its
-//! response on the way out.
+//! every accepted socket
+//!
+//! 1. is counted against its address's cap ([`crate::peers`]): over it, the
+//!    client gets a JSON 503 and the socket closes, untracked;
+//! 2. gets a [`Conn`] record and is wrapped in a [`TrackedStream`];
+//! 3. is served by hyper's HTTP/1.1 connection *without* hyper's header-read
+//!    timer, next to the lab's [`watchdog`], which closes it when it sits idle
+//!    longer than its owner's live policy allows (or breaks a guard);
+//! 4. hands each request to a [`Handler`], which records it, refuses what a
+//!    shared room must refuse (foreign `Host` or `Origin`, a session the
+//!    server did not issue, a cap reached), drops it on purpose for the
+//!    keep-alive race, or routes it, and applies the keep-alive policy to the
+//!    response on the way out.
 
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::response::IntoResponse;
+use axum::body::Body;
+use axum::http::header::{HOST, ORIGIN};
+use axum::response::{IntoResponse, Response};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use protocol::{CloseReason, SessionId};
+use protocol::{CloseReason, RaceClose, SessionId};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 use tower::ServiceExt;
 
 use crate::Lab;
-use crate::conn::{Conn, TrackedStream};
+use crate::conn::{Conn, GuardedBody, RequestGuard, TrackedBody, TrackedStream};
 use crate::endpoints::CloseNow;
+use crate::error::ApiError;
 use crate::routes;
+use crate::sessions::Owner;
+use crate::watchdog;
 
 /// How long shutdown waits for connections to wind down before giving up.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -35,8 +50,11 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// hyper refuses a read buffer under 8 KiB (it would panic).
 const MIN_HEADER_BYTES: usize = 8 * 1024;
 
-/// Why the accept loop ended a connection without answering: returned to
-/// hyper as the service's error, which makes it close the connection.
+/// How long the refusal to a connection over its address's cap may take.
+const REFUSAL_WRITE: Duration = Duration::from_secs(1);
+
+/// Why the handler ended a connection without answering: returned to hyper
+/// as the service's error, which makes it close the connection.
 #[derive(Debug)]
 struct Deliberate(&'static str);
 
@@ -55,8 +73,14 @@ pub async fn serve(listener: TcpListener, lab: Lab) -> io::Result<()> {
 }
 
 /// Like [`serve`], on several listeners at once (the lab's main and second
-/// origin, each on IPv4 and IPv6 loopback).
+/// origin, each on IPv4 and IPv6 loopback). Their addresses become the lab's
+/// own origins.
 pub async fn serve_all(listeners: Vec<TcpListener>, lab: Lab) -> io::Result<()> {
+    let addresses: Vec<SocketAddr> = listeners
+        .iter()
+        .filter_map(|l| l.local_addr().ok())
+        .collect();
+    lab.add_listeners(&addresses);
     let router = routes::app(lab.clone());
     let mut loops = JoinSet::new();
     for listener in listeners {
@@ -88,6 +112,71 @@ async fn accept_loop(listener: TcpListener, lab: Lab, router: Router) {
     }
 }
 
+/// Serves one TCP connection from accept to close.
+async fn serve_connection(mut stream: TcpStream, peer: SocketAddr, lab: Lab, router: Router) {
+    let Some(slot) = lab.peers().connect(peer.ip()) else {
+        let refusal = lab.peers().over_cap_response(peer.ip());
+        let _ = tokio::time::timeout(REFUSAL_WRITE, stream.write_all(&refusal)).await;
+        return;
+    };
+    let local = stream.local_addr().unwrap_or(peer);
+    // Responses are small and latency is what the lab shows: no Nagle delay.
+    let _ = stream.set_nodelay(true);
+    let conn = Conn::open(&lab, peer, local);
+    let io = TokioIo::new(TrackedStream::new(stream, conn.clone(), slot));
+    let handler = Handler {
+        lab: lab.clone(),
+        conn: conn.clone(),
+        router,
+    };
+    let service = service_fn(move |request| handler.clone().call(request));
+
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        // Off: the watchdog is the idle timer and the header-read guard.
+        .header_read_timeout(None)
+        .max_buf_size(lab.config().max_header_bytes.max(MIN_HEADER_BYTES));
+    let connection = builder.serve_connection(io, service).with_upgrades();
+    tokio::pin!(connection);
+    let watchdog = watchdog::watch(
+        conn.clone(),
+        lab.config().header_read_timeout,
+        lab.config().write_stall_timeout,
+    );
+
+    tokio::select! {
+        result = connection.as_mut() => conn.note_connection_end(&result),
+        verdict = watchdog => {
+            // Dropping the connection at the end of this function closes the
+            // socket (a request in progress ends as aborted).
+            if verdict.idle {
+                conn.closing_idle(verdict.reason);
+            } else {
+                conn.set_reason(verdict.reason);
+            }
+        }
+        () = lab.shutting_down() => {
+            conn.set_reason(CloseReason::Shutdown);
+            connection.as_mut().graceful_shutdown();
+            let result = connection.await;
+            conn.note_connection_end(&result);
+        }
+    }
+}
+
+/// Handles each request of one connection (mini-redis's per-connection
+/// handler): record, refuse, drop on purpose, or route.
+#[derive(Debug, Clone)]
+struct Handler {
+    /// Shared state.
+    lab: Lab,
+    /// The connection the requests arrive on.
+    conn: Arc<Conn>,
+    /// The lab's routes.
+    router: Router,
+}
+
 /// The `session=` query parameter, if present and well-formed. A malformed
 /// one is left to the endpoint, which answers it with a 400.
 fn session_in(uri: &hyper::Uri) -> Option<SessionId> {
@@ -112,86 +201,123 @@ fn client_closes<B>(request: &hyper::Request<B>) -> bool {
     has("close") || (request.version() == hyper::Version::HTTP_10 && !has("keep-alive"))
 }
 
-/// Serves one TCP connection from accept to close.
-async fn serve_connection(stream: TcpStream, peer: SocketAddr, lab: Lab, router: Router) {
-    let policy = lab.policy();
-    let local = stream.local_addr().unwrap_or(peer);
-    // Responses are small and latency is what the lab shows: no Nagle delay.
-    let _ = stream.set_nodelay(true);
-    if let Some(tcp) = policy.tcp_keepalive {
-        let keepalive = socket2::TcpKeepalive::new()
-            .with_time(Duration::from_secs(tcp.idle_s.into()))
-            .with_interval(Duration::from_secs(tcp.interval_s.into()));
-        if let Err(e) = socket2::SockRef::from(&stream).set_tcp_keepalive(&keepalive) {
-            tracing::warn!("could not enable TCP keep-alive: {e}");
-        }
-    }
-    let conn = Conn::open(&lab, peer, local, policy.idle_timeout_ms);
-    let io = TokioIo::new(TrackedStream::new(stream, conn.clone()));
+/// Requests that count against their owner's cap: the API, except asking for
+/// a session (the page's files and that one request cannot hold anything).
+fn counts_for_owner(path: &str) -> bool {
+    path.starts_with("/api/") && path != "/api/sessions"
+}
 
-    let service = service_fn({
-        let (conn, lab) = (conn.clone(), lab.clone());
-        move |mut request: hyper::Request<Incoming>| {
-            let session = session_in(request.uri());
-            let mut guard = conn.begin_request(request.method(), request.uri(), session.clone());
-            if client_closes(&request) {
-                guard.client_closes();
-            }
-            request.extensions_mut().insert(guard.ctx().clone());
-            let permit = session.map(|s| lab.sessions().enter(&s)).transpose();
-            let (router, lab, conn) = (router.clone(), lab.clone(), conn.clone());
-            async move {
-                // Read per request: policy changes apply to the next response.
-                let policy = lab.policy();
-                let response = match permit {
-                    Err(refused) => refused.into_response(),
-                    Ok(permit) => {
-                        if let Some(permit) = permit {
-                            guard.hold(permit);
-                        }
-                        let routed = router.oneshot(request);
-                        // No timer at all when the hang timeout is off: a
-                        // timer per request is measurable at 40k req/s.
-                        let response = match policy.hang_timeout_ms {
-                            None => routed.await,
-                            Some(ms) => {
-                                let Ok(response) =
-                                    tokio::time::timeout(Duration::from_millis(ms), routed).await
-                                else {
-                                    conn.set_reason(CloseReason::HangTimeout);
-                                    return Err(Deliberate(
-                                        "hang timeout: closed without a response",
-                                    ));
-                                };
-                                response
-                            }
-                        };
-                        response.unwrap_or_else(|never| match never {})
-                    }
-                };
-                if response.extensions().get::<CloseNow>().is_some() {
-                    return Err(Deliberate("closed without a response on purpose"));
+impl Handler {
+    async fn call(
+        self,
+        request: hyper::Request<Incoming>,
+    ) -> Result<Response<TrackedBody>, Deliberate> {
+        let named = session_in(request.uri());
+        // Only a session this server issued may claim a connection.
+        let owner = Owner::of(named.clone());
+        let known = self.lab.sessions().knows(&owner);
+        let has_body = !http_body::Body::is_end_stream(request.body());
+        let mut guard = self.conn.begin_request(
+            request.method(),
+            request.uri(),
+            named.filter(|_| known),
+            has_body,
+        );
+        if client_closes(&request) {
+            guard.client_closes();
+        }
+        if let Some(close) = self.conn.take_drop() {
+            return Err(self.drop_on_purpose(&request, close));
+        }
+        if let Err(refused) = self.admit(&request, &owner, known, &mut guard) {
+            return Ok(guard.respond(refused.into_response(), &self.conn.policy()));
+        }
+        let (parts, body) = request.into_parts();
+        let mut request = axum::http::Request::from_parts(
+            parts,
+            Body::new(GuardedBody::new(body, self.conn.clone())),
+        );
+        request.extensions_mut().insert(guard.ctx().clone());
+        let routed = self.router.oneshot(request);
+        // No timer at all when the hang timeout is off: a timer per request
+        // is measurable at 40k req/s.
+        let response = match self.conn.policy().hang_timeout_ms {
+            None => routed.await,
+            Some(ms) => match tokio::time::timeout(Duration::from_millis(ms), routed).await {
+                Ok(response) => response,
+                Err(_) => {
+                    self.conn.set_reason(CloseReason::HangTimeout);
+                    return Err(Deliberate("hang timeout: closed without a response"));
                 }
-                Ok::<_, Deliberate>(guard.respond(response, &policy))
+            },
+        };
+        let response = response.unwrap_or_else(|never| match never {});
+        if response.extensions().get::<CloseNow>().is_some() {
+            return Err(Deliberate("closed without a response on purpose"));
+        }
+        // Read per response: policy changes apply to the next response.
+        Ok(guard.respond(response, &self.conn.policy()))
+    }
+
+    /// The keep-alive race on purpose: the previous request asked for this
+    /// one to be read and dropped unanswered.
+    fn drop_on_purpose(&self, request: &hyper::Request<Incoming>, close: RaceClose) -> Deliberate {
+        let target = request
+            .uri()
+            .path_and_query()
+            .map_or_else(|| request.uri().path(), |pq| pq.as_str());
+        self.conn.set_reason(CloseReason::KeepAliveRace {
+            method: request.method().as_str().to_owned(),
+            target: protocol::truncate_target(target),
+            close,
+            on_purpose: true,
+        });
+        if close == RaceClose::Rst {
+            self.conn.reset_on_close();
+        }
+        Deliberate("dropped unanswered on purpose (next=drop_…)")
+    }
+
+    /// What a shared room refuses before routing, or the permits the request
+    /// holds until it ends.
+    fn admit<B>(
+        &self,
+        request: &hyper::Request<B>,
+        owner: &Owner,
+        known: bool,
+        guard: &mut RequestGuard,
+    ) -> Result<(), ApiError> {
+        let origins = self.lab.origins();
+        if let Some(host) = request.headers().get(HOST) {
+            let host = host.to_str().unwrap_or("");
+            if !origins.allows_authority(host) {
+                return Err(ApiError::forbidden(
+                    format!("this lab does not answer to the host `{host}`"),
+                    format!(
+                        "open it as http://127.0.0.1:PORT/ or http://localhost:PORT/ (ports {:?}); \
+                         a foreign host name is refused so that DNS rebinding cannot reach the lab",
+                        origins.ports()
+                    ),
+                ));
             }
         }
-    });
-
-    let mut builder = http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_millis(policy.idle_timeout_ms))
-        .max_buf_size(lab.config().max_header_bytes.max(MIN_HEADER_BYTES));
-    let connection = builder.serve_connection(io, service).with_upgrades();
-    tokio::pin!(connection);
-
-    let result = tokio::select! {
-        result = connection.as_mut() => result,
-        () = lab.shutting_down() => {
-            conn.set_reason(CloseReason::Shutdown);
-            connection.as_mut().graceful_shutdown();
-            connection.await
+        if let Some(origin) = request.headers().get(ORIGIN) {
+            let origin = origin.to_str().unwrap_or("");
+            if !origins.allows_origin(origin) {
+                return Err(ApiError::forbidden(
+                    format!("requests from pages at `{origin}` are refused"),
+                    "only the lab's own pages (its ports on 127.0.0.1, localhost, [::1] and \
+                     its address) may drive it",
+                ));
+            }
         }
-    };
-    conn.note_connection_end(&result);
+        if !known && let Owner::Session(id) = owner {
+            return Err(crate::sessions::unknown_session(id));
+        }
+        guard.hold_peer(self.lab.peers().enter(self.conn.peer().ip())?);
+        if counts_for_owner(request.uri().path()) {
+            guard.hold(self.lab.sessions().enter(owner)?);
+        }
+        Ok(())
+    }
 }

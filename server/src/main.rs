@@ -9,16 +9,18 @@ use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use keepalive_lab_server::sessions::key::InstructorKey;
 use keepalive_lab_server::{Config, Lab, listener};
 use tokio::net::{TcpListener, TcpSocket};
 
 const USAGE: &str = "\
-usage: keepalive-lab [--port N] [--second-port N] [--bind ADDR] [--dist DIR]
+usage: keepalive-lab [--port N] [--second-port N] [--bind ADDR] [--dist DIR] [--instructor-key KEY]
 
-  --port N         main port (default 8080; 0 picks a free one)
-  --second-port N  a second origin for the pool lessons (default: port + 1)
-  --bind ADDR      address to listen on (default 127.0.0.1, plus ::1 when it is loopback)
-  --dist DIR       the built frontend (default ./dist, made by `cargo xtask build`)";
+  --port N                main port (default 8080; 0 picks a free one)
+  --second-port N         a second origin for the pool lessons (default: port + 1)
+  --bind ADDR             address to listen on (default 127.0.0.1, plus ::1 when it is loopback)
+  --dist DIR              the built frontend (default ./dist, made by `cargo xtask build`)
+  --instructor-key KEY    the key for the whole-server view (default: random, printed at start)";
 
 /// Command-line options.
 #[derive(Debug)]
@@ -27,6 +29,7 @@ struct Options {
     second_port: Option<u16>,
     bind: IpAddr,
     dist: PathBuf,
+    key: InstructorKey,
 }
 
 fn parse(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
@@ -35,6 +38,7 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
         second_port: None,
         bind: IpAddr::from([127, 0, 0, 1]),
         dist: PathBuf::from("dist"),
+        key: InstructorKey::random(),
     };
     let port = |flag: &str, v: String| {
         v.parse::<u16>()
@@ -57,6 +61,7 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
                 })?;
             }
             "--dist" => options.dist = PathBuf::from(value("a directory")?),
+            "--instructor-key" => options.key = InstructorKey::parse(&value("a key")?)?,
             "-h" | "--help" => return Err(USAGE.to_owned()),
             other => return Err(format!("unknown option `{other}`\n\n{USAGE}")),
         }
@@ -123,7 +128,9 @@ async fn start(
         .iter()
         .filter_map(|l| l.local_addr().ok())
         .collect();
+    let key = options.key.clone();
     let lab = Lab::new(Config {
+        instructor_key: options.key,
         dist_dir: options.dist,
         listeners: addresses.clone(),
         ..Config::default()
@@ -138,6 +145,10 @@ async fn start(
     if addresses.iter().any(|a| a.is_ipv6()) {
         println!("  http://localhost:{port}/ is yet another pool (Chromium sends it over ::1)");
     }
+    println!(
+        "  instructor key (whole-server view; keep it to yourself): {}",
+        key.as_str()
+    );
     let server = tokio::spawn(listener::serve_all(listeners, lab.clone()));
     Ok((lab, server))
 }

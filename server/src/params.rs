@@ -143,6 +143,12 @@ impl Params {
             .transpose()
     }
 
+    /// The instructor key, if given as `key=` (accepted only by the endpoints
+    /// that list it).
+    pub fn key(&self) -> Option<&str> {
+        self.values.get("key").map(String::as_str)
+    }
+
     /// The optional `id` tag the page puts on each request (it makes every URL
     /// unique, which Chromium's cache lock needs, and lets the page find its
     /// requests in the event stream).

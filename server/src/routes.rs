@@ -8,35 +8,45 @@
 //! | endpoint | what it does |
 //! |---|---|
 //! | `/api/fast`, `/api/slow`, `/api/hang`, `/api/drip`, `/api/close`, `/api/sse` | the lesson endpoints, see [`crate::endpoints`] |
-//! | `POST /api/release` | releases hanging requests: `{"request": 12}`, `{"id": "t"}`, or all (of `?session=` if given) |
-//! | `GET /api/connections` | the policy and the open connections with their recent requests |
-//! | `GET /api/config`, `PUT /api/config` | the keep-alive policy; PUT takes a partial JSON patch |
-//! | `GET /api/events` | WebSocket: snapshot, then every event; accepts control messages |
+//! | `POST /api/sessions` | issues a session: `{"session": "s-…"}` |
+//! | `POST /api/release` | releases the caller's hanging requests: `{"request": 12}`, `{"id": "t"}`, or all |
+//! | `GET /api/connections` | the caller's policy and open connections with their recent requests |
+//! | `GET /api/config`, `PUT /api/config` | the caller's keep-alive policy; PUT takes a partial JSON patch |
+//! | `GET /api/room`, `PUT /api/room` | the instructor's: sessions, defaults, lock the policy |
+//! | `GET /api/events` | WebSocket: snapshot, then every event of the caller's world; control messages |
 //! | anything else | the built frontend from `dist/` |
 //!
-//! Every error, including axum's own rejections, is a JSON
-//! [`ApiError`]. CORS answers any origin with credentials, so pages on the
-//! lab's other origins (second port, `localhost`) can read every header.
+//! The caller is its session (`session=`), or the anonymous scope without one;
+//! with the instructor key (`key=` or `Authorization: Bearer`) and no session,
+//! the whole server. Every error, including axum's own rejections, is a JSON
+//! [`ApiError`]. CORS answers only the lab's own origins (second port,
+//! `localhost`, `[::1]`), with credentials, so they can read every header.
 
 use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, RawQuery, Request, State};
-use axum::http::{HeaderName, Method, Uri, header};
+use axum::extract::{DefaultBodyLimit, Extension, RawQuery, Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Uri, header};
 use axum::response::{Html, IntoResponse, Json, Response};
 use axum::routing::{get, post};
-use protocol::{PolicyPatch, ReleaseRequest, ReleaseResponse, ServerPolicy, headers};
+use protocol::{
+    PolicyPatch, ROOM_HINT, ReleaseRequest, ReleaseResponse, RoomPatch, RoomState, ServerPolicy,
+    SessionGrant, headers,
+};
 use tower::ServiceExt;
 use tower_http::cors::{AllowHeaders, AllowMethods, AllowOrigin, CorsLayer};
 use tower_http::services::ServeDir;
 
 use crate::Lab;
+use crate::conn::RequestCtx;
 use crate::endpoints;
 use crate::error::ApiError;
 use crate::events;
 use crate::params::Params;
+use crate::sessions::key::key_needed;
+use crate::sessions::{Access, Owner};
 
 /// Largest request body accepted anywhere (release and config bodies are tiny).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -51,7 +61,9 @@ pub fn app(lab: Lab) -> Router {
         .route("/api/drip", get(endpoints::drip).post(endpoints::drip))
         .route("/api/close", get(endpoints::close).post(endpoints::close))
         .route("/api/sse", get(endpoints::sse).post(endpoints::sse))
+        .route("/api/sessions", post(create_session))
         .route("/api/release", post(release))
+        .route("/api/room", get(get_room).put(put_room))
         .route("/api/connections", get(connections))
         .route("/api/config", get(get_config).put(put_config))
         .route("/api/events", get(events::upgrade))
@@ -59,16 +71,23 @@ pub fn app(lab: Lab) -> Router {
             ApiError::method_not_allowed(method.as_str(), uri.path())
         })
         .fallback(assets)
-        .layer(cors())
+        .layer(cors(lab.clone()))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(lab)
 }
 
-/// Any origin may call the lab and read its headers, with credentials: the
-/// lessons compare pools across origins and credentials modes.
-fn cors() -> CorsLayer {
+/// The lab's own origins may call it and read its headers, with credentials:
+/// the lessons compare pools across origins and credentials modes. No other
+/// site may (the accept loop refuses their requests outright, too).
+fn cors(lab: Lab) -> CorsLayer {
     CorsLayer::new()
-        .allow_origin(AllowOrigin::mirror_request())
+        .allow_origin(AllowOrigin::predicate(
+            move |origin: &HeaderValue, _: &axum::http::request::Parts| {
+                origin
+                    .to_str()
+                    .is_ok_and(|o| lab.origins().allows_origin(o))
+            },
+        ))
         .allow_credentials(true)
         .allow_methods(AllowMethods::mirror_request())
         .allow_headers(AllowHeaders::mirror_request())
@@ -142,22 +161,55 @@ fn json_object<T: serde::de::DeserializeOwned + Default>(
         .map_err(|e| ApiError::bad_request(format!("the {what} body is not understood: {e}"), hint))
 }
 
+/// Who is asking: the instructor (a right key and no session) sees the whole
+/// server; anyone else their session, or the anonymous scope. A wrong key or
+/// a session this server did not issue is refused.
+pub fn access(lab: &Lab, params: &Params, headers: &HeaderMap) -> Result<Access, ApiError> {
+    let instructor = lab
+        .config()
+        .instructor_key
+        .check(params.key(), headers)?;
+    let owner = Owner::of(params.session()?);
+    if !lab.sessions().knows(&owner)
+        && let Owner::Session(id) = &owner
+    {
+        return Err(crate::sessions::unknown_session(id));
+    }
+    Ok(match owner {
+        Owner::Anonymous if instructor => Access::All,
+        owner => Access::Of(owner),
+    })
+}
+
+async fn create_session(
+    State(lab): State<Lab>,
+    ctx: Option<Extension<RequestCtx>>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<SessionGrant>, ApiError> {
+    Params::parse("/api/sessions", query.as_deref(), &[], "POST /api/sessions")?;
+    let peer = ctx.map(|Extension(c)| c.conn.peer().ip());
+    Ok(Json(SessionGrant {
+        session: lab.sessions().issue(peer)?,
+    }))
+}
+
 async fn release(
     State(lab): State<Lab>,
     RawQuery(query): RawQuery,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<ReleaseResponse>, ApiError> {
     let params = Params::parse(
         "/api/release",
         query.as_deref(),
-        &[],
-        "/api/release?session=s-1",
+        &["key"],
+        "/api/release?session=s-…",
     )?;
-    let scope = params.session()?;
+    let access = access(&lab, &params, &headers)?;
     let body = body.map_err(|r| body_error(&r))?;
     let filter = parse_release(&body)?;
     Ok(Json(ReleaseResponse {
-        released: lab.hangs().release(&filter, scope.as_ref()),
+        released: lab.hangs().release(&filter, &access),
     }))
 }
 
@@ -174,20 +226,107 @@ pub fn parse_release(body: &[u8]) -> Result<ReleaseRequest, ApiError> {
     Ok(filter)
 }
 
-async fn connections(State(lab): State<Lab>) -> Json<protocol::ServerEvent> {
-    Json(lab.snapshot())
+async fn connections(
+    State(lab): State<Lab>,
+    ctx: Option<Extension<RequestCtx>>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Json<protocol::ServerEvent>, ApiError> {
+    let params = Params::parse(
+        "/api/connections",
+        query.as_deref(),
+        &["key"],
+        "/api/connections?session=s-…",
+    )?;
+    let access = access(&lab, &params, &headers)?;
+    let host = ctx.map(|Extension(c)| c.conn.peer().ip());
+    let mut filter = events::Filter::new(events::Scope::new(access.clone(), host));
+    Ok(Json(filter.snapshot(lab.snapshot(access.owner()))))
 }
 
-async fn get_config(State(lab): State<Lab>) -> Json<ServerPolicy> {
-    Json(lab.policy())
+async fn get_config(
+    State(lab): State<Lab>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Json<ServerPolicy>, ApiError> {
+    let params = Params::parse(
+        "/api/config",
+        query.as_deref(),
+        &["key"],
+        "/api/config?session=s-…",
+    )?;
+    Ok(Json(match access(&lab, &params, &headers)? {
+        Access::All => lab.sessions().defaults(),
+        Access::Of(owner) => lab.policy(&owner),
+    }))
 }
 
 async fn put_config(
     State(lab): State<Lab>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<ServerPolicy>, ApiError> {
+    let params = Params::parse(
+        "/api/config",
+        query.as_deref(),
+        &["key"],
+        "/api/config?session=s-…",
+    )?;
+    let access = access(&lab, &params, &headers)?;
     let body = body.map_err(|r| body_error(&r))?;
     let hint = r#"send some of {"keep_alive": true, "idle_timeout_ms": 5000, "max_requests": 100, "advertise_keep_alive": true, "hang_timeout_ms": null, "tcp_keepalive": {"idle_s": 60, "interval_s": 10}}"#;
     let patch: PolicyPatch = json_object(&body, "config", hint)?;
-    Ok(Json(lab.set_policy(&patch)?))
+    Ok(Json(match access {
+        Access::All => lab.set_defaults(&patch)?,
+        Access::Of(owner) => lab.set_policy(&owner, &patch)?,
+    }))
+}
+
+/// The instructor's access, or a refusal.
+fn instructor(lab: &Lab, params: &Params, headers: &HeaderMap, what: &str) -> Result<(), ApiError> {
+    if lab
+        .config()
+        .instructor_key
+        .check(params.key(), headers)?
+    {
+        Ok(())
+    } else {
+        Err(key_needed(what))
+    }
+}
+
+fn room(lab: &Lab) -> RoomState {
+    RoomState {
+        policy_locked: lab.sessions().locked(),
+        defaults: lab.sessions().defaults(),
+        sessions: lab.sessions().count(),
+        connections: lab.tracker().open_count(),
+    }
+}
+
+async fn get_room(
+    State(lab): State<Lab>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Json<RoomState>, ApiError> {
+    let params = Params::parse("/api/room", query.as_deref(), &["key"], "/api/room?key=…")?;
+    instructor(&lab, &params, &headers, "the room's state")?;
+    Ok(Json(room(&lab)))
+}
+
+async fn put_room(
+    State(lab): State<Lab>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<RoomState>, ApiError> {
+    let params = Params::parse("/api/room", query.as_deref(), &["key"], "/api/room?key=…")?;
+    instructor(&lab, &params, &headers, "changing the room")?;
+    let body = body.map_err(|r| body_error(&r))?;
+    let patch: RoomPatch = json_object(&body, "room", ROOM_HINT)?;
+    if let Some(locked) = patch.policy_locked {
+        lab.set_locked(locked);
+    }
+    Ok(Json(room(&lab)))
 }

@@ -18,7 +18,7 @@ use protocol::{
 };
 use tokio::sync::broadcast;
 
-use crate::{Clock, Config};
+use crate::Clock;
 
 /// Byte counters of one connection, written by its IO wrapper on every read
 /// and write (atomics, so the hot path never takes the table lock) and read
@@ -125,16 +125,24 @@ pub struct Tracker {
 }
 
 impl Tracker {
-    /// An empty tracker.
-    pub fn new(clock: Clock, config: &Config) -> Tracker {
+    /// An empty tracker that keeps `keep_per_conn` completed requests per
+    /// connection and buffers `event_buffer` events for each viewer.
+    pub fn new(clock: Clock, keep_per_conn: usize, event_buffer: usize) -> Tracker {
         Tracker {
             clock,
             next_conn: AtomicU64::new(1),
             next_request: AtomicU64::new(1),
-            keep_per_conn: config.requests_kept_per_connection,
+            keep_per_conn,
             table: Mutex::new(BTreeMap::new()),
-            events: broadcast::Sender::new(config.event_buffer.max(1)),
+            events: broadcast::Sender::new(event_buffer.max(1)),
         }
+    }
+
+    /// Stamps an event with the clock and records it ([`Tracker::record`]).
+    /// The stamp is taken under the table lock, so events are broadcast in
+    /// the order of their timestamps.
+    pub fn emit(&self, event: impl FnOnce(Micros) -> ServerEvent) {
+        self.record_with(event);
     }
 
     /// The clock events are stamped with.
@@ -221,7 +229,12 @@ impl Tracker {
     /// `RequestFinished` for the same request, are dropped: they can only be
     /// late echoes of what [`Tracker::close`] already reported.
     pub fn record(&self, event: ServerEvent) {
+        self.record_with(|_| event);
+    }
+
+    fn record_with(&self, make: impl FnOnce(Micros) -> ServerEvent) {
         let mut table = self.lock();
+        let event = make(self.clock.now_us());
         if self.events.receiver_count() == 0 {
             // Nobody is watching: keep the facts, but move a request's strings
             // into the table instead of cloning them for an event nobody gets.
@@ -314,6 +327,11 @@ impl Tracker {
             // through `open`/`close`; broadcast it as is.
             _ => true,
         }
+    }
+
+    /// How many connections are open.
+    pub fn open_count(&self) -> usize {
+        self.lock().len()
     }
 
     /// The open connections right now.
@@ -421,11 +439,7 @@ mod tests {
     }
 
     fn tracker(keep: usize) -> Tracker {
-        let config = Config {
-            requests_kept_per_connection: keep,
-            ..Config::default()
-        };
-        Tracker::new(Clock::new(), &config)
+        Tracker::new(Clock::new(), keep, 64)
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 mod common;
 
+use keepalive_lab_server::sessions::Owner;
 use common::{Client, Ending, Viewer, start_server, wait_for_hangs};
 use keepalive_lab_server::endpoints::MID_BODY_BYTES;
 use protocol::{CloseMode, CloseReason, PolicyPatch, RequestOutcome, ServerEvent};
@@ -12,7 +13,7 @@ use protocol::{CloseMode, CloseReason, PolicyPatch, RequestOutcome, ServerEvent}
 #[tokio::test]
 async fn max_requests_closes_after_the_last_allowed_response() {
     let (addr, lab) = start_server().await;
-    lab.set_policy(&PolicyPatch {
+    lab.set_policy(&Owner::Anonymous, &PolicyPatch {
         max_requests: Some(Some(2)),
         ..PolicyPatch::default()
     })
@@ -87,7 +88,7 @@ async fn keep_alive_off_closes_after_every_response() {
     let before = old.get("/api/fast?id=before").await;
     assert_eq!(before.header("connection"), None);
 
-    lab.set_policy(&PolicyPatch {
+    lab.set_policy(&Owner::Anonymous, &PolicyPatch {
         keep_alive: Some(false),
         ..PolicyPatch::default()
     })
@@ -120,7 +121,7 @@ async fn keep_alive_off_closes_after_every_response() {
 #[tokio::test]
 async fn hang_timeout_closes_the_connection_without_an_answer() {
     let (addr, lab) = start_server().await;
-    lab.set_policy(&PolicyPatch {
+    lab.set_policy(&Owner::Anonymous, &PolicyPatch {
         hang_timeout_ms: Some(Some(200)),
         ..PolicyPatch::default()
     })
@@ -166,7 +167,7 @@ async fn a_hang_held_when_the_timeout_is_set_is_held_until_released() {
     let mut held = Client::connect(addr).await;
     held.send_request("GET", "/api/hang?id=before", b"").await;
     wait_for_hangs(&lab, 1).await;
-    lab.set_policy(&PolicyPatch {
+    lab.set_policy(&Owner::Anonymous, &PolicyPatch {
         hang_timeout_ms: Some(Some(100)),
         ..PolicyPatch::default()
     })
@@ -177,7 +178,7 @@ async fn a_hang_held_when_the_timeout_is_set_is_held_until_released() {
     assert!(late.read_to_close().await.is_empty());
     // ...the earlier one is still held, and answers when released.
     assert_eq!(lab.hangs().len(), 1);
-    assert_eq!(common::release(addr, r#"{"id":"before"}"#).await, 1);
+    assert_eq!(common::release(addr, "", r#"{"id":"before"}"#).await, 1);
     let answer = held.read_response().await;
     assert_eq!(answer.status, 200);
     assert_eq!(answer.json()["id"], "before");
@@ -317,7 +318,7 @@ async fn the_server_keeps_serving_after_every_kind_of_close() {
 #[tokio::test]
 async fn hang_timeout_waits_for_the_response_head_only() {
     let (addr, lab) = start_server().await;
-    lab.set_policy(&PolicyPatch {
+    lab.set_policy(&Owner::Anonymous, &PolicyPatch {
         hang_timeout_ms: Some(Some(200)),
         ..PolicyPatch::default()
     })
@@ -349,7 +350,7 @@ async fn hang_timeout_waits_for_the_response_head_only() {
 #[tokio::test]
 async fn connection_closed_tells_when_bytes_last_moved() {
     let (addr, lab) = start_server().await;
-    lab.set_policy(&PolicyPatch {
+    lab.set_policy(&Owner::Anonymous, &PolicyPatch {
         idle_timeout_ms: Some(300),
         ..PolicyPatch::default()
     })

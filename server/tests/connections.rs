@@ -297,7 +297,7 @@ async fn opened_from(viewer: &mut Viewer, local: &str) -> ConnId {
 async fn shutdown_answers_hangs_closes_every_connection_and_ends_serve() {
     let (addr, lab, serve) = spawn_server(common::config()).await;
     // A subscriber that outlives the shutdown, to see every close.
-    let (_, mut events) = lab.subscribe();
+    let (_, mut events) = lab.subscribe(None);
     let mut viewer = Viewer::connect(addr).await;
 
     let mut hanging = Client::connect(addr).await;

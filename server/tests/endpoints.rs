@@ -203,7 +203,7 @@ async fn every_lesson_endpoint_answers_post() {
         .send_request("POST", "/api/hang?id=posted", b"")
         .await;
     wait_for_hangs(&lab, 1).await;
-    assert_eq!(common::release(addr, "").await, 1);
+    assert_eq!(common::release(addr, "", "").await, 1);
     assert_eq!(client.read_response().await.json()["id"], "posted");
     // And the close endpoint too (last: it ends the connection).
     let closing = client.request("POST", "/api/close?mode=header", b"").await;

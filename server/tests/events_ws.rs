@@ -233,7 +233,7 @@ async fn monitor_connection_reset_reports_peer_reset() {
 #[tokio::test]
 async fn monitor_connection_closed_by_shutdown_reports_shutdown() {
     let (addr, lab) = start_server().await;
-    let (_, mut events) = lab.subscribe();
+    let (_, mut events) = lab.subscribe(None);
     let mut viewer = Viewer::connect(addr).await;
     let conn = viewer.conn_of_viewer(&viewer);
     lab.begin_shutdown();

@@ -27,7 +27,7 @@ async fn release_by_tag_answers_only_that_hang_and_an_empty_body_releases_the_re
     let mut clients = hang_all(addr, &["t1", "t2", "t3"]).await;
     common::wait_for_hangs(&lab, 3).await;
 
-    assert_eq!(release(addr, r#"{"id":"t1"}"#).await, 1);
+    assert_eq!(release(addr, "", r#"{"id":"t1"}"#).await, 1);
     let answer = clients[0].read_response().await;
     assert_eq!(answer.status, 200, "{}", answer.text());
     let body = answer.json();
@@ -39,15 +39,15 @@ async fn release_by_tag_answers_only_that_hang_and_an_empty_body_releases_the_re
         assert!(!client.has_pending_bytes(), "an unreleased hang answered");
     }
 
-    assert_eq!(release(addr, r#"{"id":"t1"}"#).await, 0, "t1 is gone");
-    assert_eq!(release(addr, "").await, 2);
+    assert_eq!(release(addr, "", r#"{"id":"t1"}"#).await, 0, "t1 is gone");
+    assert_eq!(release(addr, "", "").await, 2);
     for (client, tag) in clients[1..].iter_mut().zip(["t2", "t3"]) {
         let answer = client.read_response().await;
         assert_eq!(answer.status, 200);
         assert_eq!(answer.json()["id"], tag);
     }
     assert!(lab.hangs().is_empty());
-    assert_eq!(release(addr, "").await, 0);
+    assert_eq!(release(addr, "", "").await, 0);
 }
 
 #[tokio::test]
@@ -70,7 +70,7 @@ async fn release_by_request_id_from_the_connections_snapshot() {
         .expect("r2 in the snapshot");
 
     assert_eq!(
-        release(addr, &format!(r#"{{"request":{}}}"#, r2.0)).await,
+        release(addr, "", &format!(r#"{{"request":{}}}"#, r2.0)).await,
         1
     );
     let answer = clients[1].read_response().await;
@@ -82,7 +82,7 @@ async fn release_by_request_id_from_the_connections_snapshot() {
     assert!(!clients[0].has_pending_bytes());
 
     // Whitespace is an empty body too.
-    assert_eq!(release(addr, " \r\n").await, 1);
+    assert_eq!(release(addr, "", " \r\n").await, 1);
     assert_eq!(clients[0].read_response().await.json()["id"], "r1");
 }
 
@@ -91,7 +91,7 @@ async fn a_released_connection_can_carry_another_request() {
     let (addr, lab) = start_server().await;
     let mut clients = hang_all(addr, &["again"]).await;
     common::wait_for_hangs(&lab, 1).await;
-    assert_eq!(release(addr, "{}").await, 1);
+    assert_eq!(release(addr, "", "{}").await, 1);
     let first = clients[0].read_response().await;
     let second = clients[0].get("/api/slow?ms=0").await;
     assert_eq!(second.status, 200);
@@ -140,12 +140,12 @@ async fn hangs_past_max_hangs_get_503_and_the_cap_frees_on_release() {
     refused.error_body();
     assert_eq!(lab.hangs().len(), 2);
 
-    assert_eq!(release(addr, "").await, 2);
+    assert_eq!(release(addr, "", "").await, 2);
     for client in &mut held {
         assert_eq!(client.read_response().await.status, 200);
     }
     let mut again = hang_all(addr, &["m4"]).await;
     common::wait_for_hangs(&lab, 1).await;
-    assert_eq!(release(addr, r#"{"id":"m4"}"#).await, 1);
+    assert_eq!(release(addr, "", r#"{"id":"m4"}"#).await, 1);
     assert_eq!(again[0].read_response().await.json()["id"], "m4");
 }

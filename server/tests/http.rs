@@ -3,6 +3,7 @@
 
 mod common;
 
+use keepalive_lab_server::sessions::Owner;
 use common::{Client, Response, get_once, request_once, start_server};
 use keepalive_lab_server::params::MAX_TAG_LEN;
 use keepalive_lab_server::routes::MAX_BODY_BYTES;
@@ -226,7 +227,7 @@ async fn bad_requests_get_json_errors_with_hints_and_the_server_keeps_serving() 
     }
     assert_eq!(lab.hangs().len(), 0, "no bad hang request was held");
     assert_eq!(
-        lab.policy(),
+        lab.policy(&Owner::Anonymous),
         protocol::ServerPolicy::default(),
         "no bad patch changed the policy"
     );

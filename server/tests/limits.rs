@@ -11,6 +11,7 @@ use common::{
     Client, Viewer, eventually, get_once, session, start_server, start_server_with, within,
 };
 use keepalive_lab_server::events::{self, MAX_MESSAGE_BYTES, Scope};
+use keepalive_lab_server::sessions::{Access, Owner};
 use keepalive_lab_server::{Config, Lab};
 use protocol::{CloseReason, ServerEvent};
 
@@ -21,29 +22,35 @@ async fn a_session_may_hold_only_its_share_of_hangs() {
         ..common::config()
     })
     .await;
+    let a = common::issue_session(addr).await;
+    let b = common::issue_session(addr).await;
     let mut held = Vec::new();
     for tag in ["a1", "a2"] {
         let mut client = Client::connect(addr).await;
         client
-            .send_request("GET", &format!("/api/hang?session=a&id={tag}"), b"")
+            .send_request("GET", &format!("/api/hang?session={a}&id={tag}"), b"")
             .await;
         held.push(client);
     }
     common::wait_for_hangs(&lab, 2).await;
 
-    let refused = get_once(addr, "/api/hang?session=a&id=a3").await;
-    assert_eq!(refused.status, 503, "{}", refused.text());
+    let refused = get_once(addr, &format!("/api/hang?session={a}&id=a3")).await;
+    assert_eq!(refused.status, 429, "{}", refused.text());
     assert!(refused.error_body().error.contains("per session"));
     assert_eq!(lab.hangs().len(), 2);
 
     // Another session still can.
     let mut other = Client::connect(addr).await;
     other
-        .send_request("GET", "/api/hang?session=b&id=b1", b"")
+        .send_request("GET", &format!("/api/hang?session={b}&id=b1"), b"")
         .await;
     common::wait_for_hangs(&lab, 3).await;
 
-    assert_eq!(common::release(addr, "").await, 3);
+    assert_eq!(
+        common::release(addr, &format!("?key={}", common::KEY), "").await,
+        3,
+        "the instructor releases every session's hangs"
+    );
     for client in held.iter_mut().chain([&mut other]) {
         assert_eq!(client.read_response().await.status, 200);
     }
@@ -56,12 +63,18 @@ async fn a_session_may_have_only_its_share_of_requests_in_flight() {
         ..common::config()
     })
     .await;
-    let a = session("a");
+    let a_id = common::issue_session(addr).await;
+    let b_id = common::issue_session(addr).await;
+    let a = Owner::Session(session(&a_id));
     let mut slow = Vec::new();
     for i in 0..2 {
         let mut client = Client::connect(addr).await;
         client
-            .send_request("GET", &format!("/api/slow?ms=2000&session=a&id={i}"), b"")
+            .send_request(
+                "GET",
+                &format!("/api/slow?ms=2000&session={a_id}&id={i}"),
+                b"",
+            )
             .await;
         slow.push(client);
     }
@@ -71,7 +84,7 @@ async fn a_session_may_have_only_its_share_of_requests_in_flight() {
     .await;
 
     // The third is refused at once: the first two are still in flight.
-    let refused = get_once(addr, "/api/slow?ms=2000&session=a&id=2").await;
+    let refused = get_once(addr, &format!("/api/slow?ms=2000&session={a_id}&id=2")).await;
     assert_eq!(refused.status, 503, "{}", refused.text());
     refused.error_body();
     assert_eq!(lab.sessions().in_flight(&a), 2);
@@ -79,29 +92,37 @@ async fn a_session_may_have_only_its_share_of_requests_in_flight() {
         assert!(!client.has_pending_bytes(), "still in flight");
     }
     // Another session is not affected.
-    assert_eq!(get_once(addr, "/api/slow?ms=0&session=b").await.status, 200);
+    let other = get_once(addr, &format!("/api/slow?ms=0&session={b_id}")).await;
+    assert_eq!(other.status, 200);
 
     for client in &mut slow {
         assert_eq!(client.read_response().await.status, 200);
     }
     eventually("a's requests to end", || lab.sessions().in_flight(&a) == 0).await;
     assert_eq!(
-        get_once(addr, "/api/slow?ms=0&session=a").await.status,
+        get_once(addr, &format!("/api/slow?ms=0&session={a_id}"))
+            .await
+            .status,
         200,
         "a may send again"
     );
 
     // A closed tab leaves nothing behind: requests cut off by the client
     // give their places back.
+    let c_id = common::issue_session(addr).await;
     let mut tab = Vec::new();
     for i in 0..2 {
         let mut client = Client::connect(addr).await;
         client
-            .send_request("GET", &format!("/api/slow?ms=60000&session=c&id={i}"), b"")
+            .send_request(
+                "GET",
+                &format!("/api/slow?ms=60000&session={c_id}&id={i}"),
+                b"",
+            )
             .await;
         tab.push(client);
     }
-    let c = session("c");
+    let c = Owner::Session(session(&c_id));
     eventually("c's requests in flight", || {
         lab.sessions().in_flight(&c) == 2
     })
@@ -216,7 +237,7 @@ fn slow_viewer(lab: &Lab) -> tokio::sync::mpsc::Receiver<Message> {
     tokio::spawn(events::run_viewer(
         lab.clone(),
         None,
-        Scope::All,
+        Scope::new(Access::All, None),
         sink,
         incoming,
     ));

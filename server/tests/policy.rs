@@ -5,6 +5,7 @@
 
 mod common;
 
+use keepalive_lab_server::sessions::Owner;
 use common::{Client, Viewer, get_config, put_config, start_server, start_server_with};
 use protocol::{CloseReason, PolicyPatch, ServerEvent, ServerPolicy, TcpKeepalive};
 
@@ -27,7 +28,7 @@ async fn keep_alive_header_follows_the_policy() {
     let (addr, lab) = start_server().await;
     let mut client = Client::connect(addr).await;
 
-    lab.set_policy(&PolicyPatch {
+    lab.set_policy(&Owner::Anonymous, &PolicyPatch {
         max_requests: Some(None),
         ..PolicyPatch::default()
     })
@@ -35,7 +36,7 @@ async fn keep_alive_header_follows_the_policy() {
     let unlimited = client.get("/api/fast").await;
     assert_eq!(unlimited.header("keep-alive"), Some("timeout=5"));
 
-    lab.set_policy(&PolicyPatch {
+    lab.set_policy(&Owner::Anonymous, &PolicyPatch {
         advertise_keep_alive: Some(false),
         ..PolicyPatch::default()
     })
@@ -62,7 +63,7 @@ async fn an_idle_timeout_change_applies_to_connections_accepted_afterwards() {
     let a_first = a.get("/api/fast?id=a1").await;
     assert_eq!(a_first.header("keep-alive"), Some("timeout=5, max=99"));
 
-    lab.set_policy(&PolicyPatch {
+    lab.set_policy(&Owner::Anonymous, &PolicyPatch {
         idle_timeout_ms: Some(300),
         ..PolicyPatch::default()
     })
@@ -108,8 +109,7 @@ async fn get_config_returns_the_policy_in_force() {
         }),
         "Apache 2.4's defaults"
     );
-    let changed = lab
-        .set_policy(&PolicyPatch {
+    let changed = lab.set_policy(&Owner::Anonymous, &PolicyPatch {
             hang_timeout_ms: Some(Some(30_000)),
             ..PolicyPatch::default()
         })
@@ -157,7 +157,7 @@ async fn put_config_changes_the_policy_and_tells_every_viewer() {
         ..ServerPolicy::default()
     };
     assert_eq!(returned, expected);
-    assert_eq!(lab.policy(), expected);
+    assert_eq!(lab.policy(&Owner::Anonymous), expected);
     assert_eq!(get_config(addr).await, expected);
 
     for viewer in &mut viewers {
@@ -208,7 +208,7 @@ async fn set_config_over_the_websocket_changes_the_policy_for_everyone() {
             "{event:?}"
         );
     }
-    assert_eq!(lab.policy(), expected);
+    assert_eq!(lab.policy(&Owner::Anonymous), expected);
     assert_eq!(get_config(addr).await, expected);
 
     // A bad one is answered to the sender only, and changes nothing.
@@ -224,10 +224,9 @@ async fn set_config_over_the_websocket_changes_the_policy_for_everyone() {
     page.send_text(r#"{"type":"set_config","config":{"idle":1}}"#)
         .await;
     assert!(matches!(page.next_reply().await, ServerEvent::Error(_)));
-    assert_eq!(lab.policy(), expected);
+    assert_eq!(lab.policy(&Owner::Anonymous), expected);
     // The next change any viewer hears of is the next valid one.
-    let next = lab
-        .set_policy(&PolicyPatch {
+    let next = lab.set_policy(&Owner::Anonymous, &PolicyPatch {
             keep_alive: Some(true),
             ..PolicyPatch::default()
         })
@@ -292,7 +291,7 @@ async fn bad_patches_are_refused_with_a_hint_and_change_nothing() {
             body.error.contains(expected),
             "{patch}: the error should say {expected:?}: {body:?}"
         );
-        assert_eq!(lab.policy(), ServerPolicy::default(), "{patch} changed it");
+        assert_eq!(lab.policy(&Owner::Anonymous), ServerPolicy::default(), "{patch} changed it");
     }
     assert_eq!(get_config(addr).await, ServerPolicy::default());
     // No viewer was told of a change: the first config_changed it sees is
@@ -337,7 +336,7 @@ async fn null_is_refused_for_settings_that_cannot_be_turned_off() {
         accepted.is_empty(),
         "accepted instead of 400: {accepted:#?}"
     );
-    assert_eq!(lab.policy(), ServerPolicy::default());
+    assert_eq!(lab.policy(&Owner::Anonymous), ServerPolicy::default());
     // Over the WebSocket too.
     let mut viewer = Viewer::connect(addr).await;
     viewer
@@ -375,7 +374,7 @@ async fn tcp_keepalive_is_set_on_connections_accepted_after_the_change() {
         response.json()["tcp_keepalive"],
         serde_json::json!({"idle_s": 30, "interval_s": 5})
     );
-    assert_eq!(lab.policy().tcp_keepalive, expected);
+    assert_eq!(lab.policy(&Owner::Anonymous).tcp_keepalive, expected);
     assert_eq!(get_config(addr).await.tcp_keepalive, expected);
 
     let mut after = Client::connect(addr).await;
@@ -436,7 +435,7 @@ fn server_side_timer(table: &str, server_port: u16, client_port: u16) -> Option<
 #[tokio::test]
 async fn the_policy_does_not_close_websocket_upgrades() {
     let (addr, lab) = start_server().await;
-    lab.set_policy(&PolicyPatch {
+    lab.set_policy(&Owner::Anonymous, &PolicyPatch {
         keep_alive: Some(false),
         max_requests: Some(Some(1)),
         ..PolicyPatch::default()

@@ -280,7 +280,7 @@ async fn releases_stay_within_their_session() {
     }
 
     // Without a session (curl, an instructor): every session's.
-    assert_eq!(common::release(addr, "").await, 2);
+    assert_eq!(common::release(addr, "", "").await, 2);
     for (client, tag) in b.iter_mut().zip(["b1", "b2"]) {
         assert_eq!(client.read_response().await.json()["id"], tag);
     }

@@ -37,13 +37,29 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 /// safety net against hangs, not a performance assertion.
 pub const LIMIT: Duration = Duration::from_secs(10);
 
+/// The instructor key of every test server.
+pub const KEY: &str = "test-instructor-key";
+
 /// The settings tests start from: the defaults, with a frontend directory
-/// that does not exist (so unknown paths get the API's JSON 404).
+/// that does not exist (so unknown paths get the API's JSON 404) and a known
+/// instructor key ([`KEY`]).
 pub fn config() -> Config {
     Config {
         dist_dir: PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("keepalive-lab-no-dist"),
+        instructor_key: keepalive_lab_server::sessions::key::InstructorKey::parse(KEY)
+            .expect("a valid key"),
         ..Config::default()
     }
+}
+
+/// A new session from `POST /api/sessions`, as a page gets one.
+pub async fn issue_session(addr: SocketAddr) -> String {
+    let response = request_once(addr, "POST", "/api/sessions", b"").await;
+    assert_eq!(response.status, 200, "{}", response.text());
+    response.json()["session"]
+        .as_str()
+        .expect("a session id")
+        .to_owned()
 }
 
 /// [`config`] with a short idle (and header read) timeout.
@@ -445,14 +461,16 @@ pub fn request_bytes(method: &str, target: &str, body: &[u8]) -> Vec<u8> {
     request_bytes_with(method, target, &[], body)
 }
 
-/// The bytes of one HTTP/1.1 request with extra header lines.
+/// The bytes of one HTTP/1.1 request with extra header lines. No `Host`
+/// line unless `headers` has one: the lab answers only its own host names
+/// (DNS rebinding), and a request without `Host` cannot be a rebound one.
 pub fn request_bytes_with(
     method: &str,
     target: &str,
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> Vec<u8> {
-    let mut bytes = format!("{method} {target} HTTP/1.1\r\nHost: lab.test\r\n").into_bytes();
+    let mut bytes = format!("{method} {target} HTTP/1.1\r\n").into_bytes();
     for (name, value) in headers {
         bytes.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
     }
@@ -481,9 +499,12 @@ pub async fn get_once(addr: SocketAddr, target: &str) -> Response {
     request_once(addr, "GET", target, b"").await
 }
 
-/// `POST /api/release` with `body` on a fresh connection; returns the count.
-pub async fn release(addr: SocketAddr, body: &str) -> u64 {
-    let response = request_once(addr, "POST", "/api/release", body.as_bytes()).await;
+/// `POST /api/release{query}` with `body` on a fresh connection; returns
+/// the count. `query` is `""` (the anonymous scope's hangs), `"?session=…"`
+/// or `"?key=…"` (everyone's).
+pub async fn release(addr: SocketAddr, query: &str, body: &str) -> u64 {
+    let target = format!("/api/release{query}");
+    let response = request_once(addr, "POST", &target, body.as_bytes()).await;
     assert_eq!(
         response.status,
         200,
@@ -496,9 +517,9 @@ pub async fn release(addr: SocketAddr, body: &str) -> u64 {
         .unwrap_or_else(|| panic!("release answer has a count: {value}"))
 }
 
-/// The open connections, from `GET /api/connections`.
+/// Every open connection, from `GET /api/connections` with the instructor key.
 pub async fn connections(addr: SocketAddr) -> Vec<ConnectionSnapshot> {
-    let response = get_once(addr, "/api/connections").await;
+    let response = get_once(addr, &format!("/api/connections?key={KEY}")).await;
     assert_eq!(response.status, 200);
     match serde_json::from_slice(&response.body).expect("a ServerEvent") {
         ServerEvent::Snapshot { connections, .. } => connections,
@@ -581,8 +602,15 @@ pub struct Viewer {
 }
 
 impl Viewer {
-    /// Connects to `ws://addr/api/events` (everything) and reads the snapshot.
+    /// Connects to `ws://addr/api/events?key=…` (the instructor's view of
+    /// everything) and reads the snapshot.
     pub async fn connect(addr: SocketAddr) -> Viewer {
+        Viewer::connect_to(addr, &format!("/api/events?key={KEY}")).await
+    }
+
+    /// Connects to `ws://addr/api/events` without a key or session: the
+    /// anonymous scope's view.
+    pub async fn connect_anonymous(addr: SocketAddr) -> Viewer {
         Viewer::connect_to(addr, "/api/events").await
     }
 

@@ -1,0 +1,106 @@
+//! Sessions and the room: who may see and change what on a shared lab.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ServerPolicy;
+
+/// One page load (a lab session): a capability the server issues
+/// (`POST /api/sessions`), 128 random bits as `s-` and 32 hex digits. Lab
+/// requests carry it as `session=…` in their query (a cookie would change the
+/// browser's credentials-mode pools, a header would cost a CORS preflight); a
+/// connection belongs to the session of its first request that names one.
+///
+/// Syntactically 1 to 64 characters from `A-Z a-z 0-9 - _`; the server
+/// refuses any well-formed id it did not issue.
+///
+/// ```json
+/// "s-5f0c1b9e2a7d4c3b8e6f0a1d2c3b4a59"
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct SessionId(String);
+
+impl SessionId {
+    /// Longest accepted session id.
+    pub const MAX_LEN: usize = 64;
+
+    /// Checks the characters and length.
+    pub fn parse(text: &str) -> Result<SessionId, String> {
+        let ok_char = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+        if text.is_empty() || text.len() > Self::MAX_LEN || !text.chars().all(ok_char) {
+            return Err(format!(
+                "a session id is 1 to {} characters from A-Z a-z 0-9 - _, got `{text}`",
+                Self::MAX_LEN
+            ));
+        }
+        Ok(SessionId(text.to_owned()))
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for SessionId {
+    type Error = String;
+    fn try_from(text: String) -> Result<Self, String> {
+        SessionId::parse(&text)
+    }
+}
+
+impl From<SessionId> for String {
+    fn from(id: SessionId) -> String {
+        id.0
+    }
+}
+
+impl std::fmt::Display for SessionId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Answer to `POST /api/sessions`: a new session, for this page load only.
+///
+/// ```json
+/// {"session": "s-5f0c1b9e2a7d4c3b8e6f0a1d2c3b4a59"}
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionGrant {
+    /// Put it on every lab request (`session=`) and on `/api/events`.
+    pub session: SessionId,
+}
+
+/// The room as the instructor sees it (`GET /api/room?key=…`).
+///
+/// ```json
+/// {"policy_locked": false, "defaults": {"keep_alive": true, "idle_timeout_ms": 5000, "max_requests": 100, "advertise_keep_alive": true, "hang_timeout_ms": null, "tcp_keepalive": null}, "sessions": 3, "connections": 14}
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomState {
+    /// While locked, every session runs `defaults` and `set_config` is refused.
+    pub policy_locked: bool,
+    /// The policy new sessions start from (and every session runs while locked).
+    pub defaults: ServerPolicy,
+    /// Sessions issued and not yet expired.
+    pub sessions: usize,
+    /// Open TCP connections, all sessions together.
+    pub connections: usize,
+}
+
+/// A change to the room (`PUT /api/room?key=…`); absent fields stay.
+///
+/// ```json
+/// {"policy_locked": true}
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoomPatch {
+    /// Lock (or unlock) the policy for every session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_locked: Option<bool>,
+}
+
+/// What to send to `PUT /api/room`, for error hints.
+pub const ROOM_HINT: &str = r#"send {"policy_locked": true} or {"policy_locked": false} with the instructor key (key=… or Authorization: Bearer …)"#;

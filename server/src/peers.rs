@@ -1,0 +1,164 @@
+//! Per-peer-address caps: connections open and requests in flight.
+//!
+//! Sessions cap what one participant's *session* may hold, but a hostile
+//! client can simply send requests without a session, or open sockets and
+//! send nothing. These caps bind whatever comes from one address, generous
+//! enough for a browser (Chromium opens at most 6 per pool and 256 in all).
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::error::ApiError;
+
+/// Counts of one address.
+#[derive(Debug, Default)]
+struct Counts {
+    /// TCP connections open.
+    connections: usize,
+    /// Requests in flight.
+    in_flight: usize,
+}
+
+/// The table of addresses with anything open.
+#[derive(Debug)]
+pub struct Peers {
+    /// Most connections one address may have open.
+    max_connections: usize,
+    /// Most requests one address may have in flight.
+    max_in_flight: usize,
+    /// Addresses with something open; entries go when they reach zero.
+    table: Arc<Mutex<HashMap<IpAddr, Counts>>>,
+}
+
+/// One connection counted against its address.
+#[derive(Debug)]
+pub struct PeerConnection {
+    /// Whose.
+    ip: IpAddr,
+    /// The table.
+    table: Arc<Mutex<HashMap<IpAddr, Counts>>>,
+}
+
+/// One request counted against its address.
+#[derive(Debug)]
+pub struct PeerRequest {
+    /// Whose.
+    ip: IpAddr,
+    /// The table.
+    table: Arc<Mutex<HashMap<IpAddr, Counts>>>,
+}
+
+fn lock(table: &Mutex<HashMap<IpAddr, Counts>>) -> MutexGuard<'_, HashMap<IpAddr, Counts>> {
+    table.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn release(table: &Mutex<HashMap<IpAddr, Counts>>, ip: IpAddr, which: fn(&mut Counts) -> &mut usize) {
+    let mut table = lock(table);
+    if let Some(counts) = table.get_mut(&ip) {
+        let n = which(counts);
+        *n = n.saturating_sub(1);
+        if counts.connections == 0 && counts.in_flight == 0 {
+            table.remove(&ip);
+        }
+    }
+}
+
+impl Drop for PeerConnection {
+    fn drop(&mut self) {
+        release(&self.table, self.ip, |c| &mut c.connections);
+    }
+}
+
+impl Drop for PeerRequest {
+    fn drop(&mut self) {
+        release(&self.table, self.ip, |c| &mut c.in_flight);
+    }
+}
+
+impl Peers {
+    /// An empty table with the given caps.
+    pub fn new(max_connections: usize, max_in_flight: usize) -> Peers {
+        Peers {
+            max_connections,
+            max_in_flight,
+            table: Arc::default(),
+        }
+    }
+
+    /// Counts a new connection from `ip`, or `None` past the cap.
+    pub fn connect(&self, ip: IpAddr) -> Option<PeerConnection> {
+        let mut table = lock(&self.table);
+        let counts = table.entry(ip).or_default();
+        if counts.connections >= self.max_connections {
+            return None;
+        }
+        counts.connections += 1;
+        Some(PeerConnection {
+            ip,
+            table: self.table.clone(),
+        })
+    }
+
+    /// Counts a request from `ip`, or refuses past the cap.
+    pub fn enter(&self, ip: IpAddr) -> Result<PeerRequest, ApiError> {
+        let mut table = lock(&self.table);
+        let counts = table.entry(ip).or_default();
+        if counts.in_flight >= self.max_in_flight {
+            return Err(ApiError::too_many(
+                format!(
+                    "{ip} already has {} requests in flight, the cap per address",
+                    self.max_in_flight
+                ),
+                "wait for some to finish; a browser never needs this many at once",
+            ));
+        }
+        counts.in_flight += 1;
+        Ok(PeerRequest {
+            ip,
+            table: self.table.clone(),
+        })
+    }
+
+    /// The refusal written to a connection over the cap, before closing it.
+    pub fn over_cap_response(&self, ip: IpAddr) -> Vec<u8> {
+        let body = serde_json::json!({
+            "error": format!("{ip} already has {} connections open, the cap per address", self.max_connections),
+            "hint": "close idle connections or tabs; a browser needs at most a few dozen",
+        })
+        .to_string();
+        format!(
+            "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
+             content-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .into_bytes()
+    }
+
+    /// Addresses with anything open (0 once everything closed).
+    pub fn active(&self) -> usize {
+        lock(&self.table).len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn caps_connections_and_requests_per_address_and_forgets_idle_ones() {
+        let peers = Peers::new(2, 1);
+        let a = IpAddr::from([10, 0, 0, 1]);
+        let b = IpAddr::from([10, 0, 0, 2]);
+        let c1 = peers.connect(a).unwrap();
+        let _c2 = peers.connect(a).unwrap();
+        assert!(peers.connect(a).is_none());
+        assert!(peers.connect(b).is_some());
+        let r = peers.enter(a).unwrap();
+        assert_eq!(peers.enter(a).unwrap_err().status.as_u16(), 429);
+        drop(r);
+        drop(c1);
+        assert!(peers.connect(a).is_some());
+        assert!(peers.enter(a).is_ok());
+    }
+}

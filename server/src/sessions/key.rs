@@ -1,0 +1,132 @@
+//! The instructor key: what reads or changes the whole server needs it.
+//!
+//! Random at start (printed on the console next to the URL) or set with
+//! `--instructor-key`. Sent as `key=` in the URL (a browser's WebSocket
+//! cannot set headers) or as `Authorization: Bearer KEY`. Compared in
+//! constant time, so response timing does not leak how much of a guess was
+//! right.
+
+use axum::http::HeaderMap;
+use axum::http::header::AUTHORIZATION;
+
+use crate::error::ApiError;
+
+/// The instructor's secret.
+#[derive(Clone)]
+pub struct InstructorKey(String);
+
+impl std::fmt::Debug for InstructorKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("InstructorKey(…)")
+    }
+}
+
+/// Shortest key accepted from `--instructor-key`.
+pub const MIN_KEY_LEN: usize = 8;
+
+impl InstructorKey {
+    /// A fresh random key (128 bits, hex).
+    pub fn random() -> InstructorKey {
+        // A machine without randomness cannot run a room safely; a key
+        // nobody can guess is still better than none.
+        InstructorKey(random_hex(16).unwrap_or_else(|_| {
+            format!("{:032x}", std::process::id() as u128 * 0x9e37_79b9_7f4a_7c15)
+        }))
+    }
+
+    /// A key chosen by the instructor, checked for length and characters.
+    pub fn parse(text: &str) -> Result<InstructorKey, String> {
+        let ok = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.';
+        if text.len() < MIN_KEY_LEN || text.len() > 128 || !text.chars().all(ok) {
+            return Err(format!(
+                "--instructor-key takes {MIN_KEY_LEN} to 128 characters from A-Z a-z 0-9 - _ ."
+            ));
+        }
+        Ok(InstructorKey(text.to_owned()))
+    }
+
+    /// The key as text (for the console and the instructor's URL).
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether `candidate` is the key, in time independent of where it differs.
+    pub fn matches(&self, candidate: &str) -> bool {
+        let (a, b) = (self.0.as_bytes(), candidate.as_bytes());
+        let mut diff = a.len() ^ b.len();
+        for (i, x) in a.iter().enumerate() {
+            diff |= usize::from(x ^ b.get(i).copied().unwrap_or(0));
+        }
+        diff == 0
+    }
+
+    /// Checks a request's credentials: `key=` from the query, or the bearer
+    /// token. `Ok(false)`: none given. A wrong key is an error (403), never
+    /// silently treated as "no key".
+    pub fn check(&self, query_key: Option<&str>, headers: &HeaderMap) -> Result<bool, ApiError> {
+        let bearer = headers
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        match query_key.or(bearer) {
+            None => Ok(false),
+            Some(given) if self.matches(given) => Ok(true),
+            Some(_) => Err(wrong_key()),
+        }
+    }
+}
+
+/// 403 for a wrong instructor key.
+pub fn wrong_key() -> ApiError {
+    ApiError::with_status(
+        axum::http::StatusCode::FORBIDDEN,
+        "that is not this server's instructor key",
+        "the key is printed on the server's console when it starts (or set with \
+         --instructor-key); participants need none",
+    )
+}
+
+/// 403 for an instructor-only action without a key.
+pub fn key_needed(what: &str) -> ApiError {
+    ApiError::with_status(
+        axum::http::StatusCode::FORBIDDEN,
+        format!("{what} needs the instructor key"),
+        "send key=… in the URL or Authorization: Bearer …; the key is printed on the \
+         server's console when it starts",
+    )
+}
+
+/// `bytes` random bytes from the operating system, as lowercase hex.
+pub fn random_hex(bytes: usize) -> Result<String, getrandom::Error> {
+    let mut buf = vec![0_u8; bytes];
+    getrandom::fill(&mut buf)?;
+    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_match_exactly() {
+        let key = InstructorKey::parse("secret-key-1").unwrap();
+        assert!(key.matches("secret-key-1"));
+        assert!(!key.matches("secret-key-2"));
+        assert!(!key.matches("secret-key-1x"));
+        assert!(!key.matches(""));
+        assert!(InstructorKey::parse("short").is_err());
+        assert!(InstructorKey::parse("has space in it").is_err());
+        assert_ne!(InstructorKey::random().as_str(), InstructorKey::random().as_str());
+    }
+
+    #[test]
+    fn credentials_from_query_or_bearer_and_wrong_ones_refused() {
+        let key = InstructorKey::parse("secret-key-1").unwrap();
+        let mut headers = HeaderMap::new();
+        assert!(!key.check(None, &headers).unwrap());
+        assert!(key.check(Some("secret-key-1"), &headers).unwrap());
+        assert_eq!(key.check(Some("nope"), &headers).unwrap_err().status.as_u16(), 403);
+        headers.insert(AUTHORIZATION, "Bearer secret-key-1".parse().unwrap());
+        assert!(key.check(None, &headers).unwrap());
+    }
+}

@@ -1,0 +1,651 @@
+//! Sessions: capabilities the server issues, one per page load.
+//!
+//! A workshop shares one server, so everything a participant can see or
+//! change is scoped to an [`Owner`]: a session the server issued
+//! (`POST /api/sessions`, 128 random bits), or the one shared *anonymous*
+//! scope of requests that name no session (curl, the page load itself).
+//! Each owner has
+//!
+//! - its own keep-alive policy (starting from the server's defaults), which
+//!   every connection attributed to it reads live through a
+//!   [`watch`](tokio::sync::watch) channel ([`ScopeView`]);
+//! - a cap on requests in flight ([`Permit`]);
+//! - a count of its event viewers: when a session's last viewer leaves and
+//!   nothing of it is in flight, its page is gone, and its idle connections
+//!   are closed at once ([`ScopeView::ended`]).
+//!
+//! The instructor (see [`key`]) can lock the policy for the room: while
+//! locked, every owner runs the server's defaults and changes are refused.
+//!
+//! Ids the server did not issue are refused, and sessions are capped per
+//! peer address and in total; a session whose page is gone is forgotten
+//! after [`SESSION_TTL`] (or sooner when room is needed).
+
+pub mod key;
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use protocol::{PolicyPatch, ServerPolicy, SessionId};
+use tokio::sync::watch;
+
+use crate::error::ApiError;
+
+/// How long a session whose page is gone (no viewer, nothing in flight) is
+/// remembered, so a page whose events socket reconnects keeps its session.
+pub const SESSION_TTL: Duration = Duration::from_secs(10 * 60);
+
+/// Whose requests, connections and policy: one session, or the anonymous
+/// scope shared by every request that names none.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Owner {
+    /// Requests without `session=`.
+    Anonymous,
+    /// A session the server issued.
+    Session(SessionId),
+}
+
+impl Owner {
+    /// The session, if this is one (the wire's `null` is the anonymous scope).
+    pub fn session(&self) -> Option<&SessionId> {
+        match self {
+            Owner::Anonymous => None,
+            Owner::Session(id) => Some(id),
+        }
+    }
+
+    /// The owner named by an optional session id.
+    pub fn of(session: Option<SessionId>) -> Owner {
+        session.map_or(Owner::Anonymous, Owner::Session)
+    }
+}
+
+impl std::fmt::Display for Owner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Owner::Anonymous => f.write_str("the anonymous scope"),
+            Owner::Session(id) => write!(f, "session `{id}`"),
+        }
+    }
+}
+
+/// What a caller may see and release: everything (the instructor's key), or
+/// one owner's world.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Access {
+    /// The whole server (the instructor key).
+    All,
+    /// One session's, or the anonymous scope's.
+    Of(Owner),
+}
+
+impl Access {
+    /// The owner, unless this is the whole-server view.
+    pub fn owner(&self) -> Option<&Owner> {
+        match self {
+            Access::All => None,
+            Access::Of(owner) => Some(owner),
+        }
+    }
+
+    /// Whether something of `owner` is within reach.
+    pub fn reaches(&self, owner: &Owner) -> bool {
+        match self {
+            Access::All => true,
+            Access::Of(mine) => mine == owner,
+        }
+    }
+}
+
+/// What a connection of an owner needs to know, live: the policy in force
+/// and whether the owner's page is gone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScopeView {
+    /// The effective policy (the defaults while the room is locked).
+    pub policy: ServerPolicy,
+    /// The page went away: idle connections should close now.
+    pub ended: bool,
+}
+
+/// Caps of the registry, from [`crate::Config`].
+#[derive(Debug, Clone, Copy)]
+pub struct SessionCaps {
+    /// Requests one owner may have in flight at once.
+    pub in_flight: usize,
+    /// Sessions issued and remembered at once, server-wide.
+    pub sessions: usize,
+    /// Sessions one peer address may hold at once.
+    pub sessions_per_peer: usize,
+}
+
+/// One owner's state.
+#[derive(Debug)]
+struct Scope {
+    /// Its own policy (what it runs while the room is unlocked).
+    policy: ServerPolicy,
+    /// The effective view, read live by its connections.
+    view: watch::Sender<ScopeView>,
+    /// Requests in flight.
+    in_flight: usize,
+    /// Event viewers connected now.
+    viewers: usize,
+    /// Whether a viewer ever connected (a curl-only session never "ends").
+    had_viewer: bool,
+    /// Who asked for it (for the per-peer cap); `None` for the anonymous scope.
+    peer: Option<IpAddr>,
+    /// Last time a request or viewer used it, for expiry.
+    last_used: Instant,
+}
+
+impl Scope {
+    fn new(policy: ServerPolicy, peer: Option<IpAddr>) -> Scope {
+        Scope {
+            view: watch::Sender::new(ScopeView {
+                policy: policy.clone(),
+                ended: false,
+            }),
+            policy,
+            in_flight: 0,
+            viewers: 0,
+            had_viewer: false,
+            peer,
+            last_used: Instant::now(),
+        }
+    }
+
+    /// Its page is gone: a viewer came and went, and nothing is in flight.
+    fn page_gone(&self) -> bool {
+        self.had_viewer && self.viewers == 0 && self.in_flight == 0
+    }
+
+    /// Pushes the effective view to the owner's connections; whether its
+    /// policy changed.
+    fn publish(&self, locked: bool, defaults: &ServerPolicy) -> bool {
+        let view = ScopeView {
+            policy: if locked {
+                defaults.clone()
+            } else {
+                self.policy.clone()
+            },
+            ended: self.page_gone(),
+        };
+        let mut policy_changed = false;
+        self.view.send_if_modified(|current| {
+            policy_changed = current.policy != view.policy;
+            let changed = *current != view;
+            *current = view;
+            changed
+        });
+        policy_changed
+    }
+}
+
+#[derive(Debug)]
+struct Registry {
+    /// What new sessions start from, and what everyone runs while locked.
+    defaults: ServerPolicy,
+    /// The instructor locked the policy.
+    locked: bool,
+    /// Every owner, the anonymous scope included (it is never removed).
+    scopes: HashMap<Owner, Scope>,
+}
+
+/// Every owner's policy, viewers and requests in flight. See the module docs.
+#[derive(Debug)]
+pub struct Sessions {
+    /// Caps.
+    caps: SessionCaps,
+    /// The registry, behind one lock (touched once per request).
+    inner: Arc<Mutex<Registry>>,
+}
+
+/// One request counted against its owner; dropping it uncounts it.
+#[derive(Debug)]
+pub struct Permit {
+    /// Whose.
+    owner: Owner,
+    /// The registry.
+    inner: Arc<Mutex<Registry>>,
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        let mut registry = lock(&self.inner);
+        let Registry {
+            defaults,
+            locked,
+            scopes,
+        } = &mut *registry;
+        if let Some(scope) = scopes.get_mut(&self.owner) {
+            scope.in_flight = scope.in_flight.saturating_sub(1);
+            scope.last_used = Instant::now();
+            if scope.in_flight == 0 {
+                let _ = scope.publish(*locked, defaults);
+            }
+        }
+    }
+}
+
+/// One event viewer of an owner; dropping it ends the viewing.
+#[derive(Debug)]
+pub struct ViewerSlot {
+    /// Whose.
+    owner: Owner,
+    /// The registry.
+    inner: Arc<Mutex<Registry>>,
+}
+
+impl Drop for ViewerSlot {
+    fn drop(&mut self) {
+        let mut registry = lock(&self.inner);
+        let Registry {
+            defaults,
+            locked,
+            scopes,
+        } = &mut *registry;
+        if let Some(scope) = scopes.get_mut(&self.owner) {
+            scope.viewers = scope.viewers.saturating_sub(1);
+            scope.last_used = Instant::now();
+            let _ = scope.publish(*locked, defaults);
+        }
+    }
+}
+
+fn lock(inner: &Mutex<Registry>) -> MutexGuard<'_, Registry> {
+    inner.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The refusal for a session id this server does not know.
+pub fn unknown_session(id: &SessionId) -> ApiError {
+    ApiError::with_status(
+        axum::http::StatusCode::FORBIDDEN,
+        format!("session `{id}` was not issued by this server, or it has expired"),
+        "create one with POST /api/sessions (the page does this when it loads) and send \
+         the id it returns as session=…; reload the page if the server was restarted",
+    )
+}
+
+impl Sessions {
+    /// A registry whose owners start from `defaults`.
+    pub fn new(defaults: ServerPolicy, caps: SessionCaps) -> Sessions {
+        let mut scopes = HashMap::new();
+        scopes.insert(Owner::Anonymous, Scope::new(defaults.clone(), None));
+        Sessions {
+            caps,
+            inner: Arc::new(Mutex::new(Registry {
+                defaults,
+                locked: false,
+                scopes,
+            })),
+        }
+    }
+
+    /// Issues a new session to `peer`, refusing past the caps once the
+    /// sessions whose pages are gone have been forgotten to make room.
+    pub fn issue(&self, peer: Option<IpAddr>) -> Result<SessionId, ApiError> {
+        let mut registry = lock(&self.inner);
+        let now = Instant::now();
+        registry.scopes.retain(|owner, scope| {
+            *owner == Owner::Anonymous
+                || !(scope.viewers == 0
+                    && scope.in_flight == 0
+                    && now.duration_since(scope.last_used) > SESSION_TTL)
+        });
+        let of_peer = |registry: &Registry| {
+            registry
+                .scopes
+                .values()
+                .filter(|s| s.peer.is_some() && s.peer == peer)
+                .count()
+        };
+        if of_peer(&registry) >= self.caps.sessions_per_peer {
+            forget_one_gone(&mut registry, |s| s.peer == peer);
+        }
+        if registry.scopes.len() > self.caps.sessions {
+            forget_one_gone(&mut registry, |_| true);
+        }
+        if of_peer(&registry) >= self.caps.sessions_per_peer {
+            return Err(ApiError::too_many(
+                format!(
+                    "this address already holds {} sessions, the cap per address",
+                    self.caps.sessions_per_peer
+                ),
+                "close some of your lab tabs (a session is forgotten once its page is gone)",
+            ));
+        }
+        if registry.scopes.len() > self.caps.sessions {
+            return Err(ApiError::over_capacity(
+                format!(
+                    "the server holds {} sessions, its cap",
+                    self.caps.sessions
+                ),
+                "wait for participants' pages to close, or start the server with a larger cap",
+            ));
+        }
+        let id = new_session_id()?;
+        let policy = registry.defaults.clone();
+        let scope = Scope::new(policy, peer);
+        if registry.locked {
+            let _ = scope.publish(true, &registry.defaults);
+        }
+        registry.scopes.insert(Owner::Session(id.clone()), scope);
+        Ok(id)
+    }
+
+    /// Whether `owner` exists (the anonymous scope always does).
+    pub fn knows(&self, owner: &Owner) -> bool {
+        lock(&self.inner).scopes.contains_key(owner)
+    }
+
+    /// Counts one more request for `owner`, or refuses: an unknown session
+    /// (403), or the owner's cap on requests in flight (503).
+    pub fn enter(&self, owner: &Owner) -> Result<Permit, ApiError> {
+        let mut registry = lock(&self.inner);
+        let Some(scope) = registry.scopes.get_mut(owner) else {
+            return Err(match owner {
+                Owner::Session(id) => unknown_session(id),
+                Owner::Anonymous => ApiError::shutting_down(),
+            });
+        };
+        if scope.in_flight >= self.caps.in_flight {
+            return Err(ApiError::over_capacity(
+                format!(
+                    "{owner} already has {} requests in flight, its cap",
+                    self.caps.in_flight
+                ),
+                "wait for some to finish or release hanging ones, then send fewer at once",
+            ));
+        }
+        scope.in_flight += 1;
+        scope.last_used = Instant::now();
+        if scope.in_flight == 1 && scope.had_viewer && scope.viewers == 0 {
+            let (locked, defaults) = (registry.locked, registry.defaults.clone());
+            if let Some(scope) = registry.scopes.get(owner) {
+                let _ = scope.publish(locked, &defaults);
+            }
+        }
+        Ok(Permit {
+            owner: owner.clone(),
+            inner: self.inner.clone(),
+        })
+    }
+
+    /// Registers an event viewer of `owner` (refused for an unknown session).
+    pub fn view(&self, owner: &Owner) -> Result<ViewerSlot, ApiError> {
+        let mut registry = lock(&self.inner);
+        let Registry {
+            defaults,
+            locked,
+            scopes,
+        } = &mut *registry;
+        let Some(scope) = scopes.get_mut(owner) else {
+            return Err(match owner {
+                Owner::Session(id) => unknown_session(id),
+                Owner::Anonymous => ApiError::shutting_down(),
+            });
+        };
+        scope.viewers += 1;
+        scope.had_viewer = owner != &Owner::Anonymous;
+        scope.last_used = Instant::now();
+        let _ = scope.publish(*locked, defaults);
+        Ok(ViewerSlot {
+            owner: owner.clone(),
+            inner: self.inner.clone(),
+        })
+    }
+
+    /// The live view `owner`'s connections read; `None` for an unknown one.
+    pub fn watch(&self, owner: &Owner) -> Option<watch::Receiver<ScopeView>> {
+        lock(&self.inner)
+            .scopes
+            .get(owner)
+            .map(|s| s.view.subscribe())
+    }
+
+    /// The policy in force for `owner` (the defaults for an unknown one).
+    pub fn policy(&self, owner: &Owner) -> ServerPolicy {
+        let registry = lock(&self.inner);
+        match registry.scopes.get(owner) {
+            Some(scope) => scope.view.borrow().policy.clone(),
+            None => registry.defaults.clone(),
+        }
+    }
+
+    /// Changes `owner`'s own policy; refused while the room is locked.
+    /// Returns the new effective policy.
+    pub fn set_policy(&self, owner: &Owner, patch: &PolicyPatch) -> Result<ServerPolicy, ApiError> {
+        let mut registry = lock(&self.inner);
+        if registry.locked {
+            return Err(locked_error());
+        }
+        let Registry {
+            defaults,
+            locked,
+            scopes,
+        } = &mut *registry;
+        let Some(scope) = scopes.get_mut(owner) else {
+            return Err(match owner {
+                Owner::Session(id) => unknown_session(id),
+                Owner::Anonymous => ApiError::shutting_down(),
+            });
+        };
+        scope.policy = scope
+            .policy
+            .patched(patch)
+            .map_err(|body| ApiError::bad_request(body.error, body.hint))?;
+        let _ = scope.publish(*locked, defaults);
+        Ok(scope.policy.clone())
+    }
+
+    /// The server's defaults (what new sessions start from).
+    pub fn defaults(&self) -> ServerPolicy {
+        lock(&self.inner).defaults.clone()
+    }
+
+    /// Changes the defaults (the instructor's `PUT /api/config`): what new
+    /// sessions start from. Existing owners keep their own policy (a
+    /// session's choice is its own); while locked, everyone runs the new
+    /// defaults. Returns the defaults and the owners whose effective policy
+    /// changed, with it.
+    #[allow(clippy::type_complexity)]
+    pub fn set_defaults(
+        &self,
+        patch: &PolicyPatch,
+    ) -> Result<(ServerPolicy, Vec<(Owner, ServerPolicy)>), ApiError> {
+        let mut registry = lock(&self.inner);
+        let next = registry
+            .defaults
+            .patched(patch)
+            .map_err(|body| ApiError::bad_request(body.error, body.hint))?;
+        registry.defaults = next.clone();
+        let Registry {
+            defaults,
+            locked,
+            scopes,
+        } = &mut *registry;
+        Ok((next, publish_all(scopes, *locked, defaults)))
+    }
+
+    /// Locks or unlocks the policy for the room; returns the owners whose
+    /// effective policy changed, with it.
+    pub fn set_locked(&self, on: bool) -> Vec<(Owner, ServerPolicy)> {
+        let mut registry = lock(&self.inner);
+        registry.locked = on;
+        let Registry {
+            defaults,
+            locked,
+            scopes,
+        } = &mut *registry;
+        publish_all(scopes, *locked, defaults)
+    }
+
+    /// Whether the policy is locked.
+    pub fn locked(&self) -> bool {
+        lock(&self.inner).locked
+    }
+
+    /// Sessions issued and remembered (the anonymous scope not counted).
+    pub fn count(&self) -> usize {
+        lock(&self.inner).scopes.len() - 1
+    }
+
+    /// Owners with anything in flight (0 once every request has ended).
+    pub fn active(&self) -> usize {
+        lock(&self.inner)
+            .scopes
+            .values()
+            .filter(|s| s.in_flight > 0)
+            .count()
+    }
+
+    /// Requests `owner` has in flight.
+    pub fn in_flight(&self, owner: &Owner) -> usize {
+        lock(&self.inner)
+            .scopes
+            .get(owner)
+            .map_or(0, |s| s.in_flight)
+    }
+}
+
+fn publish_all(
+    scopes: &HashMap<Owner, Scope>,
+    locked: bool,
+    defaults: &ServerPolicy,
+) -> Vec<(Owner, ServerPolicy)> {
+    scopes
+        .iter()
+        .filter(|(_, scope)| scope.publish(locked, defaults))
+        .map(|(owner, scope)| (owner.clone(), scope.view.borrow().policy.clone()))
+        .collect()
+}
+
+/// Forgets the least recently used session among those `which` selects whose
+/// page is gone (or that never had a viewer and have nothing in flight).
+fn forget_one_gone(registry: &mut Registry, which: impl Fn(&Scope) -> bool) {
+    let victim = registry
+        .scopes
+        .iter()
+        .filter(|(owner, s)| {
+            **owner != Owner::Anonymous && which(s) && s.viewers == 0 && s.in_flight == 0
+        })
+        .min_by_key(|(_, s)| s.last_used)
+        .map(|(owner, _)| owner.clone());
+    if let Some(owner) = victim {
+        registry.scopes.remove(&owner);
+    }
+}
+
+/// The refusal while the room's policy is locked.
+pub fn locked_error() -> ApiError {
+    ApiError::with_status(
+        axum::http::StatusCode::LOCKED,
+        "the instructor has locked the keep-alive policy for the room",
+        "run the lesson with the room's policy; the instructor can unlock it",
+    )
+}
+
+/// 128 random bits from the operating system, as `s-` and 32 hex digits.
+fn new_session_id() -> Result<SessionId, ApiError> {
+    let hex = key::random_hex(16).map_err(|e| {
+        ApiError::over_capacity(
+            format!("no randomness for a session id: {e}"),
+            "try again",
+        )
+    })?;
+    SessionId::parse(&format!("s-{hex}")).map_err(|e| ApiError::over_capacity(e, "try again"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn caps(in_flight: usize, sessions: usize, per_peer: usize) -> SessionCaps {
+        SessionCaps {
+            in_flight,
+            sessions,
+            sessions_per_peer: per_peer,
+        }
+    }
+
+    #[test]
+    fn issued_ids_are_random_128_bit_and_only_they_are_known() {
+        let sessions = Sessions::new(ServerPolicy::default(), caps(2, 10, 10));
+        let a = sessions.issue(None).unwrap();
+        let b = sessions.issue(None).unwrap();
+        assert_ne!(a, b);
+        assert_eq!(a.as_str().len(), 2 + 32);
+        assert!(sessions.knows(&Owner::Session(a)));
+        let forged = Owner::Session(SessionId::parse("s-1").unwrap());
+        assert_eq!(sessions.enter(&forged).unwrap_err().status.as_u16(), 403);
+        assert!(sessions.view(&forged).is_err());
+    }
+
+    #[test]
+    fn caps_in_flight_per_owner_the_anonymous_scope_included() {
+        let sessions = Sessions::new(ServerPolicy::default(), caps(2, 10, 10));
+        let a = Owner::Session(sessions.issue(None).unwrap());
+        let p1 = sessions.enter(&a).unwrap();
+        let _p2 = sessions.enter(&a).unwrap();
+        assert_eq!(sessions.enter(&a).unwrap_err().status.as_u16(), 503);
+        let _x1 = sessions.enter(&Owner::Anonymous).unwrap();
+        let _x2 = sessions.enter(&Owner::Anonymous).unwrap();
+        assert!(sessions.enter(&Owner::Anonymous).is_err());
+        drop(p1);
+        assert_eq!(sessions.in_flight(&a), 1);
+        assert!(sessions.enter(&a).is_ok());
+    }
+
+    #[test]
+    fn policies_are_per_owner_and_the_lock_imposes_the_defaults() {
+        let sessions = Sessions::new(ServerPolicy::default(), caps(2, 10, 10));
+        let a = Owner::Session(sessions.issue(None).unwrap());
+        let b = Owner::Session(sessions.issue(None).unwrap());
+        let watch_b = sessions.watch(&b).unwrap();
+        let patch = PolicyPatch {
+            idle_timeout_ms: Some(1234),
+            ..PolicyPatch::default()
+        };
+        sessions.set_policy(&a, &patch).unwrap();
+        assert_eq!(sessions.policy(&a).idle_timeout_ms, 1234);
+        assert_eq!(sessions.policy(&b).idle_timeout_ms, 5000);
+        assert_eq!(watch_b.borrow().policy.idle_timeout_ms, 5000);
+        sessions.set_locked(true);
+        assert_eq!(sessions.policy(&a).idle_timeout_ms, 5000);
+        assert_eq!(sessions.set_policy(&a, &patch).unwrap_err().status.as_u16(), 423);
+        sessions.set_locked(false);
+        assert_eq!(sessions.policy(&a).idle_timeout_ms, 1234, "its own choice is back");
+    }
+
+    #[test]
+    fn a_session_ends_when_its_last_viewer_leaves_with_nothing_in_flight() {
+        let sessions = Sessions::new(ServerPolicy::default(), caps(4, 10, 10));
+        let a = Owner::Session(sessions.issue(None).unwrap());
+        let view = sessions.watch(&a).unwrap();
+        let viewer = sessions.view(&a).unwrap();
+        let permit = sessions.enter(&a).unwrap();
+        drop(viewer);
+        assert!(!view.borrow().ended, "a request is still in flight");
+        drop(permit);
+        assert!(view.borrow().ended);
+        let _again = sessions.view(&a).unwrap();
+        assert!(!view.borrow().ended, "a reconnecting page revives it");
+    }
+
+    #[test]
+    fn per_peer_cap_forgets_gone_sessions_before_refusing() {
+        let sessions = Sessions::new(ServerPolicy::default(), caps(4, 100, 2));
+        let peer = Some(IpAddr::from([10, 0, 0, 7]));
+        let a = Owner::Session(sessions.issue(peer).unwrap());
+        let b = Owner::Session(sessions.issue(peer).unwrap());
+        let _va = sessions.view(&a).unwrap();
+        let _vb = sessions.view(&b).unwrap();
+        let refused = sessions.issue(peer).unwrap_err();
+        assert_eq!(refused.status.as_u16(), 429);
+        assert!(sessions.issue(Some(IpAddr::from([10, 0, 0, 8]))).is_ok());
+        drop(_vb);
+        assert!(sessions.issue(peer).is_ok(), "b's page is gone: it made room");
+        assert!(!sessions.knows(&b));
+    }
+}

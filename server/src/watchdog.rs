@@ -1,0 +1,155 @@
+//! The per-connection watchdog: the idle timer, the header-read guard and the
+//! stall guards, reading the owner's policy live.
+//!
+//! hyper's own `header_read_timeout` also runs while a kept-alive connection
+//! waits for its next request (hyper ≥ 1.6), so it cannot be both a fixed
+//! slowloris guard and a per-session idle timeout that changes while the
+//! connection is open. The lab turns hyper's timer off and runs this instead,
+//! one task-local future per connection, woken only when something changes
+//! (a request starts or ends, bytes start arriving, a write blocks, the
+//! owner's policy changes): no polling.
+//!
+//! | state | deadline | close reason |
+//! |---|---|---|
+//! | idle since *t* | *t* + the owner's `idle_timeout_ms` | `idle_timeout` (or `keep_alive_race` if a request was in the receive buffer) |
+//! | idle, and the owner's page is gone | now | `session_ended` |
+//! | a head arriving since *t* | *t* + [`Config::header_read_timeout`](crate::Config) | `header_read_timeout` |
+//! | the rest of a body arriving since *t* | the same guard | `body_read_timeout` |
+//! | a handler waiting for body bytes since *t* | the same guard | `body_read_timeout` |
+//! | a write blocked since *t* | *t* + [`Config::write_stall_timeout`](crate::Config) | `write_stalled` |
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use protocol::{CloseReason, Micros};
+
+use crate::conn::{Activity, Conn};
+
+/// What the watchdog decided: close the connection for this reason. An idle
+/// close (`idle: true`) is checked for a racing request at the close.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    /// Why.
+    pub reason: CloseReason,
+    /// It was idle: look for a request that raced the close.
+    pub idle: bool,
+}
+
+/// The earliest deadline that applies now, with its verdict.
+fn next_deadline(
+    conn: &Conn,
+    idle_timeout_ms: u64,
+    ended: bool,
+    guard: Duration,
+    stall: Duration,
+    now: Micros,
+) -> Option<(Micros, Verdict)> {
+    let us = |d: Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+    let mut candidates: Vec<(Micros, Verdict)> = Vec::with_capacity(2);
+    match conn.activity() {
+        Activity::Busy => {}
+        Activity::Idle(since) => {
+            let (at, reason) = if ended {
+                (now, CloseReason::SessionEnded)
+            } else {
+                (
+                    since.saturating_add(idle_timeout_ms.saturating_mul(1000)),
+                    CloseReason::IdleTimeout,
+                )
+            };
+            candidates.push((at, Verdict { reason, idle: true }));
+        }
+        Activity::Arriving { since, body } => {
+            let reason = if body {
+                CloseReason::BodyReadTimeout
+            } else {
+                CloseReason::HeaderReadTimeout
+            };
+            candidates.push((
+                since.saturating_add(us(guard)),
+                Verdict {
+                    reason,
+                    idle: false,
+                },
+            ));
+        }
+    }
+    let stalls = conn.stalls();
+    if let Some(since) = stalls.body_wait_since {
+        candidates.push((
+            since.saturating_add(us(guard)),
+            Verdict {
+                reason: CloseReason::BodyReadTimeout,
+                idle: false,
+            },
+        ));
+    }
+    if let Some(since) = stalls.write_blocked_since {
+        candidates.push((
+            since.saturating_add(us(stall)),
+            Verdict {
+                reason: CloseReason::WriteStalled,
+                idle: false,
+            },
+        ));
+    }
+    candidates.into_iter().min_by_key(|(at, _)| *at)
+}
+
+/// Watches `conn` until one of its deadlines passes, and says why to close.
+/// Never resolves while the connection stays within every limit.
+pub async fn watch(conn: Arc<Conn>, guard: Duration, stall: Duration) -> Verdict {
+    let clock = conn_clock(&conn);
+    let mut view = conn.view();
+    // False once the owner's sender is gone (a forgotten session): its last
+    // policy stays in force and only activity wakes the watchdog.
+    let mut view_alive = true;
+    loop {
+        // Registered before the state is read, so no change can slip between.
+        let changed = conn.activity_changed();
+        tokio::pin!(changed);
+        changed.as_mut().enable();
+        let (idle_ms, ended) = {
+            let v = view.borrow_and_update();
+            (v.policy.idle_timeout_ms, v.ended)
+        };
+        let now = clock.now_us();
+        let next = next_deadline(&conn, idle_ms, ended, guard, stall, now);
+        let sleep = async {
+            match &next {
+                Some((at, _)) => {
+                    tokio::time::sleep(Duration::from_micros(at.saturating_sub(now))).await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            () = sleep => {
+                // Still the same deadline and verdict, with the state read afresh?
+                let (idle_ms, ended) = {
+                    let v = view.borrow();
+                    (v.policy.idle_timeout_ms, v.ended)
+                };
+                let now = clock.now_us();
+                if let Some((at, verdict)) = next_deadline(&conn, idle_ms, ended, guard, stall, now)
+                    && at <= now
+                {
+                    return verdict;
+                }
+            }
+            () = &mut changed => {
+                // The owner may have changed: follow its view from now on.
+                view = conn.view();
+                view_alive = true;
+            }
+            result = view.changed(), if view_alive => {
+                conn.policy_changed();
+                view_alive = result.is_ok();
+            }
+        }
+    }
+}
+
+fn conn_clock(conn: &Conn) -> crate::Clock {
+    conn.clock()
+}

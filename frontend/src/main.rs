@@ -6,7 +6,8 @@
 //!   [`settings`] (the burst composer and its shareable URL), [`clock`] (server
 //!   time on the page's clock), [`timeline`] (layout on one axis) and [`har`]
 //!   (HAR 1.2 export), all pure too;
-//! - `components/`: one component per file, [`components::App`] at the top;
+//! - `components/`: one component per file, [`components::Root`] at the top
+//!   (it asks the server for a session, then shows the lab, `components/app.rs`);
 //! - `hooks/`: [`hooks::use_event_socket`], the live link to the server;
 //! - `services/`: browser I/O (the events WebSocket, the page's `fetch` calls).
 
@@ -20,5 +21,5 @@ mod state;
 mod timeline;
 
 fn main() {
-    yew::Renderer::<components::App>::new().render();
+    yew::Renderer::<components::Root>::new().render();
 }

@@ -1,7 +1,7 @@
 //! The burst composer's settings, and their text form for a shareable URL
 //! (`#count=12&endpoint=hang…`). Pure: tested on the host.
 
-use protocol::CloseMode;
+use protocol::{CloseMode, RaceClose};
 
 /// Most requests in one burst.
 pub const MAX_COUNT: u32 = 200;
@@ -31,6 +31,11 @@ pub enum Endpoint {
     },
     /// `/api/close?mode=`.
     Close(CloseMode),
+    /// `/api/fast?next=drop_fin|drop_rst`: each response marks its
+    /// connection so that the *next* request on it is read and dropped
+    /// unanswered: the keep-alive race on demand (the browser re-sends the
+    /// dropped request silently on another connection).
+    Race(RaceClose),
     /// `/api/sse?interval_ms=&count=` (fetched, so it holds a slot while it streams).
     Sse {
         /// Between events.
@@ -42,7 +47,7 @@ pub enum Endpoint {
 
 impl Endpoint {
     /// Every kind, with sensible parameters, in menu order.
-    pub const KINDS: [Endpoint; 6] = [
+    pub const KINDS: [Endpoint; 7] = [
         Endpoint::Hang,
         Endpoint::Fast,
         Endpoint::Slow {
@@ -55,6 +60,7 @@ impl Endpoint {
             interval_ms: 200,
         },
         Endpoint::Close(CloseMode::Header),
+        Endpoint::Race(RaceClose::Fin),
         Endpoint::Sse {
             interval_ms: 500,
             count: 10,
@@ -69,7 +75,16 @@ impl Endpoint {
             Endpoint::Slow { .. } => "slow",
             Endpoint::Drip { .. } => "drip",
             Endpoint::Close(_) => "close",
+            Endpoint::Race(_) => "race",
             Endpoint::Sse { .. } => "sse",
+        }
+    }
+
+    /// Its entry in the composer's menu.
+    pub fn menu_label(self) -> String {
+        match self {
+            Endpoint::Race(_) => "/api/fast, dropping the next request (keep-alive race)".into(),
+            other => format!("/api/{}", other.name()),
         }
     }
 
@@ -92,10 +107,19 @@ impl Endpoint {
                 format!("/api/drip?bytes={bytes}&chunks={chunks}&interval_ms={interval_ms}&")
             }
             Endpoint::Close(mode) => format!("/api/close?mode={}&", mode.as_str()),
+            Endpoint::Race(close) => format!("/api/fast?next=drop_{}&", race_name(close)),
             Endpoint::Sse { interval_ms, count } => {
                 format!("/api/sse?interval_ms={interval_ms}&count={count}&")
             }
         }
+    }
+}
+
+/// `fin` or `rst`.
+pub fn race_name(close: RaceClose) -> &'static str {
+    match close {
+        RaceClose::Fin => "fin",
+        RaceClose::Rst => "rst",
     }
 }
 
@@ -245,6 +269,7 @@ impl BurstSettings {
                 ));
             }
             Endpoint::Close(mode) => parts.push(format!("mode={}", mode.as_str())),
+            Endpoint::Race(close) => parts.push(format!("drop={}", race_name(close))),
             Endpoint::Sse { interval_ms, count } => {
                 parts.push(format!("interval_ms={interval_ms}&events={count}"));
             }
@@ -320,6 +345,11 @@ impl BurstSettings {
                                     .find(|m| Some(m.as_str()) == get("mode"))
                                     .unwrap_or(CloseMode::Header),
                             ),
+                            Endpoint::Race(_) => Endpoint::Race(if get("drop") == Some("rst") {
+                                RaceClose::Rst
+                            } else {
+                                RaceClose::Fin
+                            }),
                             Endpoint::Sse { .. } => Endpoint::Sse {
                                 interval_ms: num("interval_ms", 500, 60_000).max(100),
                                 count: num("events", 10, 10_000).max(1),
@@ -329,7 +359,7 @@ impl BurstSettings {
                     }
                     found.is_some()
                 }
-                "ms" | "phase" | "bytes" | "chunks" | "interval_ms" | "mode" | "events" => true,
+                "ms" | "phase" | "bytes" | "chunks" | "interval_ms" | "mode" | "events" | "drop" => true,
                 "order" => match *value {
                     "sequential" => {
                         s.order = Order::Sequential;

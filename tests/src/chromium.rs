@@ -175,6 +175,18 @@ impl Chromium {
         page
     }
 
+    /// The session the server issued to `page` (the lab page shows it as
+    /// `data-session` on its `main`), as the lab's owner of its connections.
+    pub async fn session_of(&mut self, page: &Page) -> keepalive_lab_server::sessions::Owner {
+        let id = self
+            .eval(page, "document.querySelector('main').dataset.session")
+            .await;
+        let id = id.as_str().expect("the page shows its session");
+        keepalive_lab_server::sessions::Owner::Session(
+            protocol::SessionId::parse(id).expect("a valid session id"),
+        )
+    }
+
     /// Evaluates `expression` in `page` (awaiting a promise) and returns its
     /// value as JSON.
     pub async fn eval(&mut self, page: &Page, expression: &str) -> Value {

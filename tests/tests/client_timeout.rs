@@ -20,7 +20,7 @@ async fn aborted_requests_are_shown_aborted_and_their_connections_close() {
         ..Config::default()
     })
     .await;
-    let (_, mut events) = lab.subscribe();
+    let (_, mut events) = lab.subscribe(None);
     let mut chrome = Chromium::launch().await;
     let page = chrome
         .open_live(&format!(

@@ -19,7 +19,7 @@ async fn shared_link_restores_the_composer_and_the_second_origin_is_its_own_pool
         ..Config::default()
     })
     .await;
-    let (_, mut events) = lab.subscribe();
+    let (_, mut events) = lab.subscribe(None);
     let mut chrome = Chromium::launch().await;
     let fragment = "count=8&endpoint=slow&ms=400&target=second-port&credentials=omit";
     let page = chrome

@@ -19,9 +19,10 @@ async fn idle_timeout_set_in_the_page_closes_connections_and_the_page_says_why()
         ..Config::default()
     })
     .await;
-    let (_, mut events) = lab.subscribe();
+    let (_, mut events) = lab.subscribe(None);
     let mut chrome = Chromium::launch().await;
     let page = chrome.open_live(&format!("http://{addr}/")).await;
+    let owner = chrome.session_of(&page).await;
 
     // Change the idle timeout the way a person would: edit the field.
     chrome
@@ -34,7 +35,7 @@ async fn idle_timeout_set_in_the_page_closes_connections_and_the_page_says_why()
     eventually(
         "the server to apply the new idle timeout",
         LIMIT,
-        async || (lab.policy().idle_timeout_ms == 400).then_some(()),
+        async || (lab.policy(&owner).idle_timeout_ms == 400).then_some(()),
     )
     .await;
     eventually(
@@ -71,7 +72,7 @@ async fn idle_timeout_set_in_the_page_closes_connections_and_the_page_says_why()
     })
     .await;
     assert_eq!(
-        lab.policy().idle_timeout_ms,
+        lab.policy(&owner).idle_timeout_ms,
         400,
         "the refused value changed nothing"
     );

@@ -12,7 +12,7 @@ use super::runs::{Runs, summary};
 use super::timeline_view::TimelineView;
 use crate::har;
 use crate::hooks::{use_event_socket, use_frame_dispatch};
-use crate::services::{burst, download, new_session_id};
+use crate::services::{burst, download};
 use crate::settings::{BurstSettings, resolve_origin};
 use crate::state::{LabState, Lane, SocketStatus};
 
@@ -27,10 +27,17 @@ fn settings_from_location() -> (BurstSettings, Option<String>) {
     (settings, note)
 }
 
+/// Props of [`App`].
+#[derive(Debug, Properties, PartialEq)]
+pub struct AppProps {
+    /// This page load's session, issued by the server.
+    pub session: protocol::SessionId,
+}
+
 /// The lab page.
 #[component]
-pub fn App() -> Html {
-    let state = use_reducer(|| LabState::new(new_session_id()));
+pub fn App(props: &AppProps) -> Html {
+    let state = use_reducer(|| LabState::new(props.session.clone()));
     // Run ids are allocated at fire time: a queued RunStarted is applied at
     // the next frame, and a second click before it must not reuse the id.
     let runs_allocated = use_mut_ref(|| 0_u32);
@@ -151,7 +158,7 @@ pub fn App() -> Html {
     let connected = state.socket == SocketStatus::Open;
 
     html! {
-        <main data-socket={state.socket.name()} class={classes!((*projector).then_some("projector"))}>
+        <main data-socket={state.socket.name()} data-session={state.session.to_string()} class={classes!((*projector).then_some("projector"))}>
             <header class="top">
                 <h1>{ "keepalive-lab" }</h1>
                 <p class="lede">

@@ -1,6 +1,6 @@
 //! The burst composer: every option a burst can have, and a shareable link.
 
-use protocol::CloseMode;
+use protocol::{CloseMode, RaceClose};
 use wasm_bindgen::JsValue;
 use yew::prelude::*;
 
@@ -94,6 +94,14 @@ pub fn Composer(props: &ComposerProps) -> Html {
                 { option("mid_body", "mid-body", mode == CloseMode::MidBody) }
             </select></label>
         },
+        Endpoint::Race(close) => html! {
+            <label>{ "the next request on each connection is dropped with " }<select id="p-drop" onchange={edit(|s, v| {
+                s.endpoint = Endpoint::Race(if v == "rst" { RaceClose::Rst } else { RaceClose::Fin })
+            })}>
+                { option("fin", "FIN (the server closed as it arrived)", close == RaceClose::Fin) }
+                { option("rst", "RST (it was left unread)", close == RaceClose::Rst) }
+            </select></label>
+        },
         Endpoint::Sse { interval_ms, count } => html! { <>
             <label>{ "event every (ms) " }<input type="number" min="100" max="60000" value={interval_ms.to_string()}
                 onchange={edit(|s, v| if let Endpoint::Sse { interval_ms, .. } = &mut s.endpoint { *interval_ms = num(&v, 500, 60_000).max(100) })} /></label>
@@ -114,7 +122,7 @@ pub fn Composer(props: &ComposerProps) -> Html {
                 <label>{ "endpoint " }<select id="c-endpoint" onchange={edit(|s, v| {
                     if let Some(kind) = Endpoint::KINDS.into_iter().find(|k| k.name() == v) { s.endpoint = kind }
                 })}>
-                    { for Endpoint::KINDS.iter().map(|k| option(k.name(), &format!("/api/{}", k.name()), k.name() == s.endpoint.name())) }
+                    { for Endpoint::KINDS.iter().map(|k| option(k.name(), &k.menu_label(), k.name() == s.endpoint.name())) }
                 </select></label>
                 { params }
                 <label>{ "fired " }<select id="c-order" onchange={edit(|s, v| s.order = if v == "sequential" { Order::Sequential } else { Order::Concurrent })}>

@@ -4,10 +4,11 @@ mod app;
 mod composer;
 mod measured;
 mod policy;
+mod root;
 mod runs;
 mod timeline_view;
 
-pub use app::App;
+pub use root::Root;
 
 use std::rc::Rc;
 

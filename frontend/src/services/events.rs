@@ -54,6 +54,7 @@ impl EventSocket {
         on_status: Callback<SocketStatus>,
     ) -> Result<EventSocket, String> {
         let ws = WebSocket::new(&events_url(session)?).map_err(js_error)?;
+        let on_event_for_close = on_event.clone();
         let on_open = {
             let on_status = on_status.clone();
             Closure::<dyn FnMut(Event)>::new(move |_| on_status.emit(SocketStatus::Open))
@@ -70,8 +71,24 @@ impl EventSocket {
                 })),
             }
         });
-        let on_close =
-            Closure::<dyn FnMut(CloseEvent)>::new(move |_| on_status.emit(SocketStatus::Closed));
+        let on_close = {
+            let on_event = on_event_for_close;
+            Closure::<dyn FnMut(CloseEvent)>::new(move |closed: CloseEvent| {
+                // A close the server explains (it fell behind, a protocol
+                // error, shutdown) is shown with the server's words.
+                if !closed.reason().is_empty() {
+                    on_event.emit(ServerEvent::Error(protocol::ErrorBody {
+                        error: format!(
+                            "the server closed the events socket ({}): {}",
+                            closed.code(),
+                            closed.reason()
+                        ),
+                        hint: "the page reconnects by itself; reload for a complete picture".into(),
+                    }));
+                }
+                on_status.emit(SocketStatus::Closed)
+            })
+        };
         ws.set_onopen(Some(on_open.as_ref().unchecked_ref()));
         ws.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
         ws.set_onclose(Some(on_close.as_ref().unchecked_ref()));
@@ -95,6 +112,7 @@ impl Drop for EventSocket {
         self.ws.set_onopen(None);
         self.ws.set_onmessage(None);
         self.ws.set_onclose(None);
-        let _ = self.ws.close();
+        // A normal close (1000): the server answers with its own close frame.
+        let _ = self.ws.close_with_code_and_reason(1000, "page closed");
     }
 }

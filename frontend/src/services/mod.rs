@@ -5,21 +5,9 @@ pub mod burst;
 pub mod download;
 pub mod events;
 pub mod fetch;
+pub mod session;
 
-use protocol::SessionId;
 use wasm_bindgen::JsValue;
-
-/// A fresh session id for this page load, e.g. `s-k3x9q2m1`.
-pub fn new_session_id() -> SessionId {
-    const DIGITS: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
-    let suffix: String = (0..10)
-        .map(|_| {
-            let i = (js_sys::Math::random() * DIGITS.len() as f64) as usize;
-            char::from(DIGITS[i.min(DIGITS.len() - 1)])
-        })
-        .collect();
-    SessionId::parse(&format!("s-{suffix}")).expect("a valid session id")
-}
 
 /// Turns a JS exception into text for the page.
 pub fn js_error(value: JsValue) -> String {

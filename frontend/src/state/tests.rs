@@ -330,6 +330,8 @@ fn close_reason_snapshot_attribution_config_and_notices() {
         now_us: 100,
         config: ServerPolicy::default(),
         listeners: vec!["127.0.0.1:8080".into(), "127.0.0.1:8081".into()],
+        session: None,
+        locked: false,
         connections: vec![ConnectionSnapshot {
             conn: ConnId(3),
             opened_us: 50,
@@ -378,6 +380,8 @@ fn close_reason_snapshot_attribution_config_and_notices() {
     };
     s.apply(event(ServerEvent::ConfigChanged {
         config: off.clone(),
+        session: None,
+        locked: false,
         at_us: 102,
     }));
     assert_eq!(s.config, Some(off));
@@ -548,6 +552,8 @@ fn a_refused_policy_change_bumps_the_revision_so_the_form_resets() {
     assert!(s.server_error.as_deref().unwrap().contains("out of range"));
     s.apply(event(ServerEvent::ConfigChanged {
         config: ServerPolicy::default(),
+        session: None,
+        locked: false,
         at_us: 1,
     }));
     assert_eq!(s.config_revision, start + 2);

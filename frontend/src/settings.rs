@@ -359,7 +359,8 @@ impl BurstSettings {
                     }
                     found.is_some()
                 }
-                "ms" | "phase" | "bytes" | "chunks" | "interval_ms" | "mode" | "events" | "drop" => true,
+                "ms" | "phase" | "bytes" | "chunks" | "interval_ms" | "mode" | "events"
+                | "drop" => true,
                 "order" => match *value {
                     "sequential" => {
                         s.order = Order::Sequential;

@@ -55,6 +55,8 @@ pub struct Chromium {
 pub struct Page {
     /// Flat-session id for commands to this tab.
     session: String,
+    /// The tab's target id, to close it.
+    target: String,
 }
 
 static PROFILES: AtomicU32 = AtomicU32::new(0);
@@ -155,7 +157,18 @@ impl Chromium {
                 .as_str()
                 .expect("a DevTools session id")
                 .to_owned(),
+            target: target_id.as_str().unwrap_or_default().to_owned(),
         }
+    }
+
+    /// Closes the tab, as a person closing it would (the browser stays open).
+    pub async fn close(&mut self, page: Page) {
+        self.call(
+            None,
+            "Target.closeTarget",
+            json!({ "targetId": page.target }),
+        )
+        .await;
     }
 
     /// Opens the lab page at `url` and waits (at most 30 s) until it is live:

@@ -19,7 +19,9 @@ pub fn Root() -> Html {
         });
     }
     match &*session {
-        None => html! { <p class="starting" aria-live="polite">{ "Starting a session with the lab…" }</p> },
+        None => {
+            html! { <p class="starting" aria-live="polite">{ "Starting a session with the lab…" }</p> }
+        }
         Some(Err(problem)) => html! {
             <div class="problem" role="alert">
                 <p>{ format!("The lab could not start a session: {problem}") }</p>

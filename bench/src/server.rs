@@ -87,6 +87,12 @@ pub fn config(policy: Policy, dist: Option<PathBuf>) -> Config {
         policy,
         max_hangs: MAX_HANGS,
         hang_cap: HANG_CAP,
+        // The bench is one client on loopback standing in for a whole room:
+        // the per-address and per-session caps a room needs would refuse it.
+        max_hangs_per_session: MAX_HANGS,
+        max_in_flight_per_session: usize::MAX,
+        max_connections_per_peer: usize::MAX,
+        max_in_flight_per_peer: usize::MAX,
         dist_dir: dist.unwrap_or(defaults.dist_dir.clone()),
         ..defaults
     }

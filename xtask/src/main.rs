@@ -4,8 +4,10 @@
 //!   its JS glue with `wasm-bindgen-cli-support` used as a library (no CLI to
 //!   install, nothing downloaded), and assembles `dist/`.
 //! - `run [SERVER FLAGS]`: `build`, then starts the server on `dist/`.
-//! - `test`: `build`, then every test in the workspace (including the headless
-//!   Chromium ones), then `cargo fmt --check` and clippy. CI runs exactly this.
+//! - `test`: `build`, installs Debian's Chromium if it is missing (apt, as
+//!   root or with sudo), then every test in the workspace (including the
+//!   headless Chromium ones), then `cargo fmt --check` and clippy. CI runs
+//!   exactly this.
 //! - `bench [BENCH FLAGS]`: `build`, then the `bench/` harness, which writes
 //!   `BENCHMARKS.md` (several minutes).
 
@@ -189,7 +191,51 @@ fn bench(dist: &Path, bench_flags: &[String]) -> Result {
     )
 }
 
+/// The browser the end-to-end tests drive: `$CHROME`, else Debian's.
+fn chromium_path() -> PathBuf {
+    env::var_os("CHROME").map_or_else(|| PathBuf::from("/usr/bin/chromium"), PathBuf::from)
+}
+
+/// Installs Debian's Chromium when the browser tests would not find one, so
+/// that `cargo xtask test` alone runs every test on a fresh machine. Only
+/// from the package registry (apt), and only as root or with sudo; otherwise
+/// it says what to run (the browser tests then fail with the same advice).
+fn ensure_chromium() -> Result {
+    let path = chromium_path();
+    if path.is_file() {
+        return Ok(());
+    }
+    if env::var_os("CHROME").is_some() {
+        return Err(format!("$CHROME points at {}, which does not exist", path.display()));
+    }
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+    let apt = |args: &[&str]| {
+        let mut command = if root {
+            Command::new("apt-get")
+        } else {
+            let mut sudo = Command::new("sudo");
+            sudo.args(["-n", "apt-get"]);
+            sudo
+        };
+        command.args(args).env("DEBIAN_FRONTEND", "noninteractive");
+        status(&mut command)
+    };
+    eprintln!("xtask: the browser tests need Chromium; installing Debian's package `chromium`");
+    apt(&["update", "-qq"])
+        .and_then(|()| apt(&["install", "-y", "-qq", "chromium"]))
+        .map_err(|e| {
+            format!(
+                "{e}\nthe browser tests need Chromium: install it with \
+                 `sudo apt-get install -y chromium`, or point $CHROME at a Chromium binary"
+            )
+        })
+}
+
 fn test(dist: &Path) -> Result {
+    ensure_chromium()?;
     let dist_env: (&str, &OsStr) = ("KEEPALIVE_LAB_DIST", dist.as_os_str());
     status(
         cargo()

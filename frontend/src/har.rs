@@ -254,6 +254,7 @@ mod tests {
                 request: Some(RequestId(5)),
                 seq: Some(1),
                 status: 200,
+                keep_alive: Default::default(),
             },
             at_ms: 1500.0,
         });

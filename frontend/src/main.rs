@@ -15,6 +15,7 @@ mod clock;
 mod components;
 mod har;
 mod hooks;
+mod lessons;
 mod services;
 mod settings;
 mod state;

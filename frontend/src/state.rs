@@ -251,6 +251,55 @@ pub struct Head {
     pub seq: Option<u32>,
     /// HTTP status.
     pub status: u16,
+    /// What the response's `Connection` and `Keep-Alive` headers said.
+    pub keep_alive: KeepAliveHeaders,
+}
+
+/// A response's `Connection` and `Keep-Alive` headers, as the page read them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct KeepAliveHeaders {
+    /// `Connection: close`: the server will close after this response.
+    pub close: bool,
+    /// `Keep-Alive: timeout=T`, in seconds.
+    pub timeout_s: Option<u32>,
+    /// `Keep-Alive: …, max=M`: requests it will still take on this connection.
+    pub max: Option<u32>,
+}
+
+impl KeepAliveHeaders {
+    /// Reads the two headers' values.
+    pub fn parse(connection: Option<&str>, keep_alive: Option<&str>) -> KeepAliveHeaders {
+        let close = connection
+            .is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("close")));
+        let param = |name: &str| {
+            keep_alive.and_then(|v| {
+                v.split(',').find_map(|p| {
+                    let (k, v) = p.trim().split_once('=')?;
+                    (k.trim().eq_ignore_ascii_case(name))
+                        .then(|| v.trim().parse().ok())
+                        .flatten()
+                })
+            })
+        };
+        KeepAliveHeaders {
+            close,
+            timeout_s: param("timeout"),
+            max: param("max"),
+        }
+    }
+
+    /// The headers as the page shows them, e.g. `Keep-Alive: timeout=5, max=2`.
+    pub fn words(self) -> Option<String> {
+        if self.close {
+            return Some("Connection: close".into());
+        }
+        match (self.timeout_s, self.max) {
+            (Some(t), Some(m)) => Some(format!("Keep-Alive: timeout={t}, max={m}")),
+            (Some(t), None) => Some(format!("Keep-Alive: timeout={t}")),
+            (None, Some(m)) => Some(format!("Keep-Alive: max={m}")),
+            (None, None) => None,
+        }
+    }
 }
 
 /// One request of a run, browser side, with the server's view joined in.
@@ -289,6 +338,8 @@ pub struct BrowserRequest {
     /// How many times the server saw this request. More than one: the
     /// browser re-sent it silently (keep-alive race); the page never knew.
     pub server_sightings: u32,
+    /// The response's `Connection` / `Keep-Alive` headers.
+    pub keep_alive: KeepAliveHeaders,
     /// Resource Timing, when available.
     pub timing: Option<ResourceTiming>,
 }
@@ -313,6 +364,7 @@ impl BrowserRequest {
             ended_ms: None,
             error: None,
             server_sightings: 0,
+            keep_alive: KeepAliveHeaders::default(),
             timing: None,
         }
     }
@@ -357,6 +409,20 @@ pub struct Run {
 }
 
 impl Run {
+    /// A run with no requests (what a lesson measures before it ran).
+    pub fn empty() -> Run {
+        Run {
+            id: 0,
+            settings: BurstSettings::default(),
+            started_ms: 0.0,
+            started_epoch_ms: 0.0,
+            requests: Vec::new(),
+            in_flight: BTreeMap::new(),
+            seen: BTreeSet::new(),
+            pools: BTreeMap::new(),
+        }
+    }
+
     /// Tag prefix, e.g. `b3`.
     pub fn name(&self) -> String {
         format!("b{}", self.id)
@@ -721,22 +787,34 @@ impl LabState {
         // record only now, by X-Request-Id.
         let server = head.request.and_then(|id| {
             self.lanes.values().find_map(|lane| {
-                lane.requests
-                    .iter()
-                    .find(|r| r.request == id)
-                    .map(|r| (lane.conn, r.seq, r.started_us, r.response_us))
+                lane.requests.iter().find(|r| r.request == id).map(|r| {
+                    (
+                        lane.conn,
+                        r.seq,
+                        r.started_us,
+                        r.response_us,
+                        r.finished.map(|f| f.0),
+                    )
+                })
             })
         });
         let Some(run) = self.run_mut(run) else {
             return;
         };
-        if let (Some((conn, seq, started, _)), Some(id)) = (server, head.request)
+        if let (Some((conn, seq, started, _, finished)), Some(id)) = (server, head.request)
             && run
                 .requests
                 .get(index)
                 .is_some_and(|r| r.server_start_us.is_none())
         {
             run.server_started(index, conn, id, seq, started);
+            // The server may have finished it before the page could match it.
+            if let Some(end) = finished {
+                run.in_flight.remove(&id);
+                if let Some(r) = run.requests.get_mut(index).map(Rc::make_mut) {
+                    r.server_end_us = Some(end);
+                }
+            }
         }
         if let Some(r) = run.requests.get_mut(index).map(Rc::make_mut) {
             r.head_ms = Some(at_ms);
@@ -744,8 +822,9 @@ impl LabState {
             r.request = head.request.or(r.request);
             r.seq = head.seq.or(r.seq);
             r.status = Some(head.status);
+            r.keep_alive = head.keep_alive;
             r.phase = Phase::Downloading;
-            if let Some((_, _, _, Some(response))) = server {
+            if let Some((_, _, _, Some(response), _)) = server {
                 r.server_response_us.get_or_insert(response);
             }
         }

@@ -17,6 +17,7 @@
 //! - HTTP bodies: [`ReleaseRequest`], [`ReleaseResponse`], [`ErrorBody`];
 //! - [`ServerPolicy`] and [`PolicyPatch`]: the server's live keep-alive policy
 //!   (`GET/PUT /api/config`, `set_config` on the WebSocket), with validation;
+//! - `lesson.rs`: the lesson catalogue ([`LESSONS`]), listed by `GET /api/lessons`;
 //! - `session.rs`: [`SessionId`] (a capability the server issues, one per page
 //!   load, so that many participants share a server without seeing or
 //!   changing each other's connections), [`SessionGrant`], and the
@@ -33,7 +34,9 @@
 
 use serde::{Deserialize, Serialize};
 
+mod lesson;
 mod session;
+pub use lesson::{LESSONS, LessonEntry};
 pub use session::{ROOM_HINT, RoomPatch, RoomState, SessionGrant, SessionId};
 
 /// Microseconds since the server started, on its monotonic clock.

@@ -49,7 +49,7 @@ const DROP_FIN: u8 = 1;
 const DROP_RST: u8 = 2;
 
 /// Headers a page on another origin must be allowed to read (with CORS).
-const EXPOSED_HEADERS: &str = "x-conn-id, x-request-seq, x-request-id";
+const EXPOSED_HEADERS: &str = "x-conn-id, x-request-seq, x-request-id, keep-alive, connection";
 
 // Header names as constants: inserting by `&str` checks the name against
 // every standard header at run time, measurably on every response (bench).
@@ -155,30 +155,28 @@ fn stamp(at: &AtomicU64) -> Option<protocol::Micros> {
 }
 
 fn set_stamp(at: &AtomicU64, now: protocol::Micros) -> bool {
-    at.compare_exchange(0, now.saturating_add(1), Ordering::Relaxed, Ordering::Relaxed)
-        .is_ok()
+    at.compare_exchange(
+        0,
+        now.saturating_add(1),
+        Ordering::Relaxed,
+        Ordering::Relaxed,
+    )
+    .is_ok()
 }
 
 impl Conn {
     /// Registers a freshly accepted connection and announces it. Until a
     /// request names a session it follows the anonymous scope's policy.
-    pub fn open(
-        lab: &Lab,
-        peer: std::net::SocketAddr,
-        local: std::net::SocketAddr,
-    ) -> Arc<Conn> {
+    pub fn open(lab: &Lab, peer: std::net::SocketAddr, local: std::net::SocketAddr) -> Arc<Conn> {
         let counters = Arc::new(Counters::default());
         let id = lab.tracker().next_conn_id();
-        let view = lab
-            .sessions()
-            .watch(&Owner::Anonymous)
-            .unwrap_or_else(|| {
-                watch::Sender::new(ScopeView {
-                    policy: lab.config().policy.clone(),
-                    ended: false,
-                })
-                .subscribe()
-            });
+        let view = lab.sessions().watch(&Owner::Anonymous).unwrap_or_else(|| {
+            watch::Sender::new(ScopeView {
+                policy: lab.config().policy.clone(),
+                ended: false,
+            })
+            .subscribe()
+        });
         lab.tracker().open(id, peer, local, counters.clone());
         Arc::new(Conn {
             id,
@@ -361,11 +359,13 @@ impl Conn {
                 *self.view.lock().unwrap_or_else(|p| p.into_inner()) = view;
                 self.keepalive_dirty.store(true, Ordering::Relaxed);
             }
-            self.lab.tracker().emit(|at_us| ServerEvent::ConnectionAttributed {
-                conn: self.id,
-                session,
-                at_us,
-            });
+            self.lab
+                .tracker()
+                .emit(|at_us| ServerEvent::ConnectionAttributed {
+                    conn: self.id,
+                    session,
+                    at_us,
+                });
         }
         self.activity.notify_one();
         let seq = self.requests.fetch_add(1, Ordering::Relaxed) + 1;
@@ -374,14 +374,16 @@ impl Conn {
             .path_and_query()
             .map_or_else(|| uri.path(), |pq| pq.as_str());
         let target = protocol::truncate_target(target);
-        self.lab.tracker().emit(|at_us| ServerEvent::RequestStarted {
-            conn: self.id,
-            request,
-            seq,
-            method: method.as_str().to_owned(),
-            target,
-            at_us,
-        });
+        self.lab
+            .tracker()
+            .emit(|at_us| ServerEvent::RequestStarted {
+                conn: self.id,
+                request,
+                seq,
+                method: method.as_str().to_owned(),
+                target,
+                at_us,
+            });
         RequestGuard {
             ctx: RequestCtx {
                 conn: self.clone(),
@@ -400,11 +402,13 @@ impl Conn {
     pub fn mark_upgraded(&self, role: UpgradeRole) {
         self.upgraded.store(true, Ordering::Relaxed);
         self.activity.notify_one();
-        self.lab.tracker().emit(|at_us| ServerEvent::ConnectionUpgraded {
-            conn: self.id,
-            role,
-            at_us,
-        });
+        self.lab
+            .tracker()
+            .emit(|at_us| ServerEvent::ConnectionUpgraded {
+                conn: self.id,
+                role,
+                at_us,
+            });
     }
 
     /// Works out the close reason from how hyper's connection future ended.
@@ -565,12 +569,14 @@ impl RequestGuard {
         conn.activity.notify_one();
         self.permit = None;
         self.peer_permit = None;
-        conn.lab.tracker().emit(|at_us| ServerEvent::RequestFinished {
-            conn: conn.id,
-            request: self.ctx.request,
-            outcome,
-            at_us,
-        });
+        conn.lab
+            .tracker()
+            .emit(|at_us| ServerEvent::RequestFinished {
+                conn: conn.id,
+                request: self.ctx.request,
+                outcome,
+                at_us,
+            });
     }
 
     /// Stamps the lab's headers on a response, applies the keep-alive
@@ -603,12 +609,14 @@ impl RequestGuard {
         h.insert(TIMING_ALLOW_ORIGIN, HeaderValue::from_static("*"));
         let conn = &self.ctx.conn;
         let status = parts.status.as_u16();
-        conn.lab.tracker().emit(|at_us| ServerEvent::ResponseStarted {
-            conn: conn.id,
-            request: self.ctx.request,
-            status,
-            at_us,
-        });
+        conn.lab
+            .tracker()
+            .emit(|at_us| ServerEvent::ResponseStarted {
+                conn: conn.id,
+                request: self.ctx.request,
+                status,
+                at_us,
+            });
         let expected = http_body::Body::size_hint(&body).exact().or_else(|| {
             // Streamed bodies (files) announce their length in the header.
             parts

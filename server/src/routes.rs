@@ -9,6 +9,7 @@
 //! |---|---|
 //! | `/api/fast`, `/api/slow`, `/api/hang`, `/api/drip`, `/api/close`, `/api/sse` | the lesson endpoints, see [`crate::endpoints`] |
 //! | `POST /api/sessions` | issues a session: `{"session": "s-…"}` |
+//! | `GET /api/lessons` | the lesson catalogue |
 //! | `POST /api/release` | releases the caller's hanging requests: `{"request": 12}`, `{"id": "t"}`, or all |
 //! | `GET /api/connections` | the caller's policy and open connections with their recent requests |
 //! | `GET /api/config`, `PUT /api/config` | the caller's keep-alive policy; PUT takes a partial JSON patch |
@@ -62,6 +63,7 @@ pub fn app(lab: Lab) -> Router {
         .route("/api/close", get(endpoints::close).post(endpoints::close))
         .route("/api/sse", get(endpoints::sse).post(endpoints::sse))
         .route("/api/sessions", post(create_session))
+        .route("/api/lessons", get(lessons))
         .route("/api/release", post(release))
         .route("/api/room", get(get_room).put(put_room))
         .route("/api/connections", get(connections))
@@ -95,6 +97,8 @@ fn cors(lab: Lab) -> CorsLayer {
             HeaderName::from_static(headers::CONN_ID),
             HeaderName::from_static(headers::REQUEST_SEQ),
             HeaderName::from_static(headers::REQUEST_ID),
+            HeaderName::from_static("keep-alive"),
+            header::CONNECTION,
         ])
         .max_age(Duration::from_secs(600))
 }
@@ -165,10 +169,7 @@ fn json_object<T: serde::de::DeserializeOwned + Default>(
 /// server; anyone else their session, or the anonymous scope. A wrong key or
 /// a session this server did not issue is refused.
 pub fn access(lab: &Lab, params: &Params, headers: &HeaderMap) -> Result<Access, ApiError> {
-    let instructor = lab
-        .config()
-        .instructor_key
-        .check(params.key(), headers)?;
+    let instructor = lab.config().instructor_key.check(params.key(), headers)?;
     let owner = Owner::of(params.session()?);
     if !lab.sessions().knows(&owner)
         && let Owner::Session(id) = &owner
@@ -179,6 +180,14 @@ pub fn access(lab: &Lab, params: &Params, headers: &HeaderMap) -> Result<Access,
         Owner::Anonymous if instructor => Access::All,
         owner => Access::Of(owner),
     })
+}
+
+/// The lesson catalogue (id, title, concept, summary), in teaching order.
+async fn lessons(
+    RawQuery(query): RawQuery,
+) -> Result<Json<&'static [protocol::LessonEntry]>, ApiError> {
+    Params::parse("/api/lessons", query.as_deref(), &[], "/api/lessons")?;
+    Ok(Json(protocol::LESSONS))
 }
 
 async fn create_session(
@@ -285,11 +294,7 @@ async fn put_config(
 
 /// The instructor's access, or a refusal.
 fn instructor(lab: &Lab, params: &Params, headers: &HeaderMap, what: &str) -> Result<(), ApiError> {
-    if lab
-        .config()
-        .instructor_key
-        .check(params.key(), headers)?
-    {
+    if lab.config().instructor_key.check(params.key(), headers)? {
         Ok(())
     } else {
         Err(key_needed(what))

@@ -175,7 +175,13 @@ impl Chromium {
     /// its events socket is open, Fire is enabled and the server's policy is
     /// on screen. A page that never gets there fails the test, saying so.
     pub async fn open_live(&mut self, url: &str) -> Page {
-        let page = self.open(url).await;
+        // The landing view is the lesson track; the workbench has its own URL.
+        let url = if url.contains('#') {
+            url.to_owned()
+        } else {
+            format!("{url}#workbench")
+        };
+        let page = self.open(&url).await;
         let live = "document.querySelector('main')?.dataset.socket === 'open' \
                     && !document.getElementById('fire').disabled \
                     && !!document.getElementById('policy-idle')";
@@ -186,6 +192,111 @@ impl Chromium {
         )
         .await;
         page
+    }
+
+    /// Opens lesson `id` of the lab at `base` (`http://127.0.0.1:PORT/`) and
+    /// waits until its live link is open and it asks for a prediction.
+    pub async fn open_lesson(&mut self, base: &str, id: &str) -> Page {
+        let page = self.open(&format!("{base}#lesson={id}")).await;
+        let live = format!(
+            "document.querySelector('main')?.dataset.socket === 'open' \
+             && document.querySelector('section.lesson')?.dataset.lesson === '{id}'"
+        );
+        crate::eventually(
+            "the lesson to load and the live link to open",
+            Duration::from_secs(30),
+            async || self.eval(&page, &live).await.as_bool().filter(|b| *b),
+        )
+        .await;
+        page
+    }
+
+    /// Takes the open lesson in `page`: predicts `choice` (a choice's index,
+    /// or a number for a number question), runs it, and waits (at most
+    /// `limit`) until it has measured its answer. Returns the measured
+    /// answer (`data-answer`) and every figure (`data-figure` → text).
+    pub async fn take_lesson(
+        &mut self,
+        page: &Page,
+        prediction: u32,
+        limit: Duration,
+    ) -> (String, std::collections::BTreeMap<String, String>) {
+        let predict = format!(
+            "(() => {{ const c = document.querySelector('button.choice[data-choice=\"{prediction}\"]'); \
+               if (c) {{ c.click(); return 'choice'; }} \
+               const i = document.getElementById('prediction'); \
+               const set = Object.getOwnPropertyDescriptor(HTMLInputElement.prototype, 'value').set; \
+               set.call(i, '{prediction}'); i.dispatchEvent(new Event('input', {{ bubbles: true }})); \
+               return 'number'; }})()"
+        );
+        let kind = self.eval(page, &predict).await;
+        if kind == "number" {
+            crate::eventually(
+                "the Lock it in button",
+                Duration::from_secs(10),
+                async || {
+                    let clicked = self
+                        .eval(
+                            page,
+                            "(() => { const b = document.getElementById('predict'); \
+                           if (b && !b.disabled) { b.click(); return true; } return false; })()",
+                        )
+                        .await;
+                    clicked.as_bool().filter(|b| *b)
+                },
+            )
+            .await;
+        }
+        crate::eventually("the Run button", Duration::from_secs(10), async || {
+            let clicked = self
+                .eval(
+                    page,
+                    "(() => { const b = document.getElementById('run-lesson'); \
+                       if (b && !b.disabled) { b.click(); return true; } return false; })()",
+                )
+                .await;
+            clicked.as_bool().filter(|b| *b)
+        })
+        .await;
+        let stage = crate::eventually("the lesson to measure its answer", limit, async || {
+            let stage = self
+                .eval(
+                    page,
+                    "document.querySelector('section.lesson').dataset.stage",
+                )
+                .await;
+            let stage = stage.as_str().unwrap_or_default().to_owned();
+            matches!(stage.as_str(), "answered" | "failed").then_some(stage)
+        })
+        .await;
+        if stage == "failed" {
+            let why = self
+                .eval(
+                    page,
+                    "document.getElementById('lesson-problem')?.textContent",
+                )
+                .await;
+            panic!("the lesson failed: {why}");
+        }
+        let answer = self
+            .eval(page, "document.getElementById('answer').dataset.answer")
+            .await;
+        let figures = self
+            .eval(
+                page,
+                "Object.fromEntries(Array.from(document.querySelectorAll('[data-figure]')) \
+                   .map(d => [d.dataset.figure, d.textContent]))",
+            )
+            .await;
+        let figures = figures
+            .as_object()
+            .map(|o| {
+                o.iter()
+                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        (answer.as_str().unwrap_or_default().to_owned(), figures)
     }
 
     /// The session the server issued to `page` (the lab page shows it as

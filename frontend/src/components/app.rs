@@ -6,6 +6,7 @@ use protocol::ClientMessage;
 use yew::prelude::*;
 
 use super::composer::Composer;
+use super::lesson_view::LessonView;
 use super::measured::Measured;
 use super::policy::PolicyPanel;
 use super::runs::{Runs, summary};
@@ -16,11 +17,49 @@ use crate::services::{burst, download};
 use crate::settings::{BurstSettings, resolve_origin};
 use crate::state::{LabState, Lane, SocketStatus};
 
+/// What the page shows: the lesson track (the landing view) or the free
+/// workbench, each with its own URL (`#lessons`, `#lesson=ID`, `#workbench`
+/// or a workbench link carrying burst settings).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum View {
+    /// The lesson list, or one lesson.
+    Lessons(Option<&'static str>),
+    /// The burst composer and policy panel.
+    Workbench,
+}
+
+fn location_hash() -> String {
+    web_sys::window()
+        .and_then(|w| w.location().hash().ok())
+        .unwrap_or_default()
+}
+
+fn view_from_location() -> View {
+    let hash = location_hash();
+    let hash = hash.trim_start_matches('#');
+    if let Some(id) = hash.strip_prefix("lesson=") {
+        return View::Lessons(crate::lessons::find(id).map(|l| l.id()));
+    }
+    match hash {
+        "" | "lessons" => View::Lessons(None),
+        _ => View::Workbench,
+    }
+}
+
+fn set_hash(hash: &str) {
+    if let Some(location) = web_sys::window().map(|w| w.location()) {
+        let _ = location.set_hash(hash);
+    }
+}
+
 /// Settings from the page's URL fragment (a shared link), and what in it was ignored.
 fn settings_from_location() -> (BurstSettings, Option<String>) {
-    let hash = web_sys::window()
-        .and_then(|w| w.location().hash().ok())
-        .unwrap_or_default();
+    let hash = location_hash();
+    let hash = if hash == "#workbench" {
+        String::new()
+    } else {
+        hash
+    };
     let (settings, ignored) = BurstSettings::from_fragment(&hash);
     let note =
         (!ignored.is_empty()).then(|| format!("Ignored in the link: {}", ignored.join(", ")));
@@ -62,36 +101,50 @@ pub fn App(props: &AppProps) -> Html {
             )
         })
     };
-    let on_fire = {
-        let (state, settings, problem, selected) = (
-            state.clone(),
-            settings.clone(),
-            problem.clone(),
-            selected.clone(),
-        );
+    let view = use_state(view_from_location);
+    // Fires a burst (from the composer or a lesson); answers its run id.
+    let fire = {
+        let (state, selected) = (state.clone(), selected.clone());
         let runs_allocated = runs_allocated.clone();
-        Callback::from(move |()| {
+        Callback::from(move |settings: BurstSettings| -> Result<u32, String> {
             let origin = burst::page_origin()
-                .and_then(|page| resolve_origin(settings.target, &page, &state.listeners));
-            match origin {
-                Ok(origin) => {
-                    problem.set(None);
-                    selected.set(None);
-                    let run = {
-                        let mut last = runs_allocated.borrow_mut();
-                        *last = (*last).max(state.runs_fired) + 1;
-                        *last
-                    };
-                    burst::fire(
-                        *settings,
-                        run,
-                        origin,
-                        state.session.as_str(),
-                        frames.clone(),
-                    );
-                }
-                Err(e) => problem.set(Some(e)),
-            }
+                .and_then(|page| resolve_origin(settings.target, &page, &state.listeners))?;
+            selected.set(None);
+            let run = {
+                let mut last = runs_allocated.borrow_mut();
+                *last = (*last).max(state.runs_fired) + 1;
+                *last
+            };
+            burst::fire(
+                settings,
+                run,
+                origin,
+                state.session.as_str(),
+                frames.clone(),
+            );
+            Ok(run)
+        })
+    };
+    let on_fire = {
+        let (settings, problem, fire) = (settings.clone(), problem.clone(), fire.clone());
+        Callback::from(move |()| problem.set(fire.emit(*settings).err()))
+    };
+    let open_lesson = {
+        let view = view.clone();
+        Callback::from(move |lesson: Option<&'static str>| {
+            set_hash(&lesson.map_or("lessons".to_owned(), |id| format!("lesson={id}")));
+            view.set(View::Lessons(lesson));
+        })
+    };
+    let show = |target: View| {
+        let view = view.clone();
+        Callback::from(move |e: MouseEvent| {
+            e.prevent_default();
+            set_hash(match target {
+                View::Workbench => "workbench",
+                View::Lessons(_) => "lessons",
+            });
+            view.set(target);
         })
     };
     let on_release = send.reform(|()| ClientMessage::Release {
@@ -173,18 +226,29 @@ pub fn App(props: &AppProps) -> Html {
                     </button>
                 </p>
             </header>
-            <div class="bench">
-                <Composer settings={*settings} on_change={on_settings} on_fire={on_fire} on_release={on_release}
-                    on_share={on_share} share_url={(*share_url).clone()} connected={connected}
-                    problem={(*problem).clone().or_else(|| state.server_error.clone())} />
-                <PolicyPanel config={state.config.clone()} enabled={connected} on_change={on_policy}
-                    revision={state.config_revision} />
-            </div>
-            <Measured run={run.clone()} clock={state.clock} events_dropped={state.events_dropped} />
-            <TimelineView run={run.clone()} lanes={lanes} others={others} clock={state.clock} />
-            <Runs runs={state.runs.iter().map(|r| (r.id, summary(r))).collect::<Vec<_>>()}
-                selected={run.as_ref().map(|r| r.id)} on_select={on_select} on_export={on_export}
-                problem={(*export_problem).clone()} />
+            <nav class="views" aria-label="Views">
+                <a href="#lessons" id="nav-lessons" onclick={show(View::Lessons(None))}
+                    aria-current={matches!(*view, View::Lessons(_)).then_some("page")}>{ "Lessons" }</a>
+                <a href="#workbench" id="nav-workbench" onclick={show(View::Workbench)}
+                    aria-current={(*view == View::Workbench).then_some("page")}>{ "Workbench" }</a>
+            </nav>
+            if let View::Lessons(lesson) = *view {
+                <LessonView {lesson} state={state.clone()} fire={fire.clone()} send={send.clone()} open={open_lesson} />
+                <TimelineView run={run.clone()} lanes={lanes} others={others} clock={state.clock} />
+            } else {
+                <div class="bench">
+                    <Composer settings={*settings} on_change={on_settings} on_fire={on_fire} on_release={on_release}
+                        on_share={on_share} share_url={(*share_url).clone()} connected={connected}
+                        problem={(*problem).clone().or_else(|| state.server_error.clone())} />
+                    <PolicyPanel config={state.config.clone()} enabled={connected} on_change={on_policy}
+                        revision={state.config_revision} />
+                </div>
+                <Measured run={run.clone()} clock={state.clock} events_dropped={state.events_dropped} />
+                <TimelineView run={run.clone()} lanes={lanes} others={others} clock={state.clock} />
+                <Runs runs={state.runs.iter().map(|r| (r.id, summary(r))).collect::<Vec<_>>()}
+                    selected={run.as_ref().map(|r| r.id)} on_select={on_select} on_export={on_export}
+                    problem={(*export_problem).clone()} />
+            }
         </main>
     }
 }

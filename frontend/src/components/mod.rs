@@ -2,6 +2,7 @@
 
 mod app;
 mod composer;
+mod lesson_view;
 mod measured;
 mod policy;
 mod root;

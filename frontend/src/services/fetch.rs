@@ -27,5 +27,9 @@ pub fn head_of(response: &Response) -> Head {
         request: number(headers::REQUEST_ID).map(RequestId),
         seq: number(headers::REQUEST_SEQ).and_then(|s| u32::try_from(s).ok()),
         status: response.status(),
+        keep_alive: crate::state::KeepAliveHeaders::parse(
+            headers.get("connection").ok().flatten().as_deref(),
+            headers.get("keep-alive").ok().flatten().as_deref(),
+        ),
     }
 }

@@ -96,6 +96,7 @@ fn head(s: &mut LabState, index: usize, conn: u64, request: u64, seq: u32, at_ms
             request: Some(RequestId(request)),
             seq: Some(seq),
             status: 200,
+            keep_alive: Default::default(),
         },
         at_ms,
     });

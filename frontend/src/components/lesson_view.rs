@@ -1,0 +1,293 @@
+//! The lesson track: the list of lessons, and one lesson being taken
+//! (predict → run → measured answer beside the prediction → explanation).
+//! Everything a lesson does comes from its data and the one runner
+//! ([`crate::lessons::runner`]); this view only shows it and carries out the
+//! runner's commands.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use gloo_timers::callback::Interval;
+use protocol::ClientMessage;
+use yew::prelude::*;
+
+use crate::lessons::runner::{Command, Runner, Stage};
+use crate::lessons::{self, Answer, Ask, Lesson};
+use crate::services::fetch::now_ms;
+use crate::settings::BurstSettings;
+use crate::state::LabState;
+
+/// Props of [`LessonView`].
+#[derive(Properties, PartialEq)]
+pub struct LessonViewProps {
+    /// The lesson open, or `None` for the list.
+    pub lesson: Option<&'static str>,
+    /// The page's state (runs, lanes, policy).
+    pub state: UseReducerHandle<LabState>,
+    /// Fires a burst; answers its run id.
+    pub fire: Callback<BurstSettings, Result<u32, String>>,
+    /// Sends a control message over the events socket.
+    pub send: Callback<ClientMessage>,
+    /// Opens a lesson (or the list, `None`).
+    pub open: Callback<Option<&'static str>>,
+}
+
+/// The list, or one lesson.
+#[component]
+pub fn LessonView(props: &LessonViewProps) -> Html {
+    match props.lesson.and_then(lessons::find) {
+        None => {
+            let items = lessons::catalogue::ALL.iter().enumerate().map(|(i, l)| {
+                let open = props.open.reform(move |_: MouseEvent| Some(l.id()));
+                html! {
+                    <li>
+                        <a href={format!("#lesson={}", l.id())} onclick={open} data-lesson-link={l.id()}>
+                            <strong>{ format!("{}. {}", i + 1, l.entry.title) }</strong>
+                        </a>
+                        { format!(": {}", l.entry.concept) }
+                        <div class="help">{ l.entry.summary }</div>
+                    </li>
+                }
+            });
+            html! {
+                <section class="lessons" aria-label="Lessons">
+                    <h2>{ "Lessons" }</h2>
+                    <p class="help">{ "Each lesson asks you to predict, runs an experiment in your own \
+                        browser, and puts the measured answer beside your prediction. Nothing is typed \
+                        in: every figure comes from this run." }</p>
+                    <ol class="lesson-list">{ for items }</ol>
+                </section>
+            }
+        }
+        Some(lesson) => html! {
+            <LessonPage key={lesson.id()} {lesson} state={props.state.clone()}
+                fire={props.fire.clone()} send={props.send.clone()} open={props.open.clone()} />
+        },
+    }
+}
+
+#[derive(Properties)]
+struct LessonPageProps {
+    lesson: &'static Lesson,
+    state: UseReducerHandle<LabState>,
+    fire: Callback<BurstSettings, Result<u32, String>>,
+    send: Callback<ClientMessage>,
+    open: Callback<Option<&'static str>>,
+}
+
+impl PartialEq for LessonPageProps {
+    fn eq(&self, other: &Self) -> bool {
+        std::ptr::eq(self.lesson, other.lesson) && self.state == other.state
+    }
+}
+
+/// Carries out the runner's commands (a failed burst start feeds back in).
+fn execute(
+    runner: &RefCell<Runner>,
+    commands: Vec<Command>,
+    fire: &Callback<BurstSettings, Result<u32, String>>,
+    send: &Callback<ClientMessage>,
+) {
+    let mut queue = commands;
+    while !queue.is_empty() {
+        let mut next = Vec::new();
+        for command in queue {
+            match command {
+                Command::SetPolicy(config) => send.emit(ClientMessage::SetConfig { config }),
+                Command::Release(id) => send.emit(ClientMessage::Release { request: None, id }),
+                Command::Fire(settings) => match fire.emit(settings) {
+                    Ok(run) => runner.borrow_mut().fired(run),
+                    Err(why) => next.extend(runner.borrow_mut().fire_failed(why)),
+                },
+            }
+        }
+        queue = next;
+    }
+}
+
+#[component]
+fn LessonPage(props: &LessonPageProps) -> Html {
+    let lesson = props.lesson;
+    let runner = use_mut_ref(|| Runner::new(lesson));
+    let update = use_force_update();
+    let number = use_state(String::new);
+    // Move the lesson on whenever the page's state changes...
+    {
+        let (runner, update, state) = (runner.clone(), update.clone(), props.state.clone());
+        let (fire, send) = (props.fire.clone(), props.send.clone());
+        use_effect_with(props.state.clone(), move |_| {
+            let before = runner.borrow().stage.clone();
+            let commands = runner.borrow_mut().poll(&state, now_ms());
+            execute(&runner, commands, &fire, &send);
+            if runner.borrow().stage != before {
+                update.force_update();
+            }
+        });
+    }
+    // ...and on a clock, for the steps that wait for time to pass.
+    {
+        let (runner, update, state) = (runner.clone(), update.clone(), props.state.clone());
+        let (fire, send) = (props.fire.clone(), props.send.clone());
+        let running = runner.borrow().stage == Stage::Running;
+        use_effect_with(running, move |running| {
+            let tick = running.then(|| {
+                let state = Rc::new(state);
+                Interval::new(100, move || {
+                    let before = (runner.borrow().stage.clone(), runner.borrow().progress());
+                    let commands = runner.borrow_mut().poll(&state, now_ms());
+                    execute(&runner, commands, &fire, &send);
+                    let after = (runner.borrow().stage.clone(), runner.borrow().progress());
+                    if after != before {
+                        update.force_update();
+                    }
+                })
+            });
+            move || drop(tick)
+        });
+    }
+
+    let r = runner.borrow();
+    let question = &lesson.question;
+    let predict = |answer: Answer| {
+        let (runner, update) = (runner.clone(), update.clone());
+        Callback::from(move |_: MouseEvent| {
+            runner.borrow_mut().predict(answer);
+            update.force_update();
+        })
+    };
+    let ask = match question.ask {
+        Ask::Choice(choices) => html! {
+            <div class="choices" role="group" aria-label="Your prediction">
+                { for choices.iter().enumerate().map(|(i, c)| {
+                    let chosen = r.prediction == Some(Answer::Choice(i));
+                    html! {
+                        <button class={classes!("choice", (!chosen).then_some("secondary"))} data-choice={i.to_string()}
+                            aria-pressed={chosen.to_string()} disabled={!matches!(r.stage, Stage::Predict | Stage::Ready)}
+                            onclick={predict(Answer::Choice(i))}>{ *c }</button>
+                    }
+                }) }
+            </div>
+        },
+        Ask::Number { unit } => {
+            let on_input = {
+                let number = number.clone();
+                Callback::from(move |e: InputEvent| {
+                    let value = e
+                        .target_dyn_into::<web_sys::HtmlInputElement>()
+                        .map(|i| i.value())
+                        .unwrap_or_default();
+                    number.set(value);
+                })
+            };
+            let parsed = number.trim().parse::<u32>().ok();
+            let lock = {
+                let (runner, update) = (runner.clone(), update.clone());
+                Callback::from(move |_: MouseEvent| {
+                    if let Some(n) = parsed {
+                        runner.borrow_mut().predict(Answer::Number(n));
+                        update.force_update();
+                    }
+                })
+            };
+            html! {
+                <div class="choices">
+                    <label>{ "Your prediction: " }
+                        <input id="prediction" type="number" min="0" max="1000" value={(*number).clone()}
+                            oninput={on_input} disabled={!matches!(r.stage, Stage::Predict | Stage::Ready)} />
+                        { format!(" {unit}") }
+                    </label>
+                    <button id="predict" class="secondary" disabled={parsed.is_none() || !matches!(r.stage, Stage::Predict | Stage::Ready)}
+                        onclick={lock}>{ "Lock it in" }</button>
+                </div>
+            }
+        }
+    };
+    let on_run = {
+        let (runner, update, state) = (runner.clone(), update.clone(), props.state.clone());
+        let (fire, send) = (props.fire.clone(), props.send.clone());
+        Callback::from(move |_: MouseEvent| {
+            let commands = runner.borrow_mut().start(&state, now_ms());
+            execute(&runner, commands, &fire, &send);
+            update.force_update();
+        })
+    };
+    let on_again = {
+        let (runner, update) = (runner.clone(), update.clone());
+        Callback::from(move |_: MouseEvent| {
+            *runner.borrow_mut() = Runner::new(lesson);
+            update.force_update();
+        })
+    };
+    let back = props.open.reform(|_: MouseEvent| None);
+    let (done, total) = r.progress();
+    let connected = props.state.socket == crate::state::SocketStatus::Open;
+    let result = match (&r.stage, &r.outcome) {
+        (Stage::Answered, Some(outcome)) => {
+            let predicted = r.prediction.map(|p| p.words(question));
+            let measured = outcome.answer.words(question);
+            let matched = r.prediction == Some(outcome.answer);
+            html! {
+                <div class="answer" id="answer" data-answer={answer_value(outcome.answer)}>
+                    <div class="side-by-side">
+                        <div><div class="help">{ "You predicted" }</div>
+                            <strong class="predicted">{ predicted.unwrap_or_else(|| "nothing".into()) }</strong></div>
+                        <div><div class="help">{ "Your browser, measured" }</div>
+                            <strong class="measured-answer">{ measured }</strong></div>
+                        <div class={classes!("verdict", if matched { "right" } else { "wrong" })}>
+                            { if matched { "✓ as predicted" } else { "✗ not what you predicted" } }</div>
+                    </div>
+                    <dl class="figures">
+                        { for outcome.figures.iter().map(|f| html! { <>
+                            <dt>{ f.label }</dt><dd data-figure={f.id}>{ &f.value }</dd>
+                        </> }) }
+                    </dl>
+                    { for outcome.notes.iter().map(|n| html! { <p class="explain">{ n }</p> }) }
+                    if r.differs_from_usual() {
+                        <p class="differs" role="note">{ format!(
+                            "Most write-ups give {} here; your browser measured {}. That is not a mistake of the \
+                             lab: an HTTP/2 proxy, another browser's limits, or an extension can change it. \
+                             What you see above is what your browser did.",
+                            question.usual.words(question), outcome.answer.words(question)) }</p>
+                    }
+                    <h3>{ "Why" }</h3>
+                    <p class="explain">{ lesson.why }</p>
+                </div>
+            }
+        }
+        (Stage::Failed(why), _) => html! {
+            <p class="error" role="alert" id="lesson-problem">{ format!("The lesson stopped: {why}.") }</p>
+        },
+        _ => html! {},
+    };
+    html! {
+        <section class="lesson" aria-label={lesson.entry.title} data-lesson={lesson.id()} data-stage={r.stage.name()}>
+            <p class="crumbs"><a href="#lessons" onclick={back}>{ "All lessons" }</a></p>
+            <h2>{ lesson.entry.title }</h2>
+            <p class="concept">{ lesson.entry.concept }</p>
+            <p class="question"><strong>{ "Predict: " }</strong>{ question.prompt }</p>
+            { ask }
+            <div class="actions">
+                <button id="run-lesson" onclick={on_run}
+                    disabled={r.stage != Stage::Ready || !connected}>{ "Run it in this browser" }</button>
+                if matches!(r.stage, Stage::Answered | Stage::Failed(_)) {
+                    <button class="secondary" id="again" onclick={on_again}>{ "Again" }</button>
+                }
+                if r.stage == Stage::Running {
+                    <span class="progress" role="status">{ format!("Running: step {} of {total}. Watch {}.", done + 1, lesson.watch) }</span>
+                }
+                if r.stage == Stage::Predict {
+                    <span class="help">{ "Predict first, then run." }</span>
+                }
+            </div>
+            { result }
+        </section>
+    }
+}
+
+/// `data-answer`: the measured answer as the tests read it.
+fn answer_value(answer: Answer) -> String {
+    match answer {
+        Answer::Number(n) => n.to_string(),
+        Answer::Choice(i) => format!("choice-{i}"),
+    }
+}

@@ -1,0 +1,1050 @@
+//! The lessons, as data. Each has a question, steps, a pure `measure` that
+//! reads only what this run measured, and the general explanation with its
+//! sources. Figures in the explanation are always measured, never typed in.
+
+use protocol::{CloseReason, LESSONS, PolicyPatch};
+
+use super::measure::{
+    arrival_order, close_reason, closes, connections, count, ended, in_phase, ms_between,
+    on_new_connections, peak_at_server, reached_server, resent,
+};
+use super::{Answer, Ask, Evidence, Figure, Lesson, Outcome, Question, Step, Until};
+use crate::settings::{BurstSettings, Credentials, Endpoint, Order, Priority, Target};
+use crate::state::{LabState, Phase, Run};
+
+/// The longest any single wait of a lesson may take.
+const WAIT: u32 = 20_000;
+
+fn burst(count: u32, endpoint: Endpoint) -> BurstSettings {
+    BurstSettings {
+        count,
+        endpoint,
+        ..BurstSettings::default()
+    }
+}
+
+fn sequential(count: u32, endpoint: Endpoint) -> BurstSettings {
+    BurstSettings {
+        order: Order::Sequential,
+        ..burst(count, endpoint)
+    }
+}
+
+fn figure(id: &'static str, label: &'static str, value: impl ToString) -> Figure {
+    Figure {
+        id,
+        label,
+        value: value.to_string(),
+    }
+}
+
+fn n(v: usize) -> u32 {
+    u32::try_from(v).unwrap_or(u32::MAX)
+}
+
+/// A run that is not there (nothing measured yet) reads as empty.
+fn empty_run() -> Run {
+    Run::empty()
+}
+
+/// Every lesson, in teaching order.
+pub static ALL: &[Lesson] = &[
+    Lesson {
+        entry: &LESSONS[0],
+        question: Question {
+            prompt: "12 requests that the server holds open leave your page at once. How many are at the server at the same time?",
+            ask: Ask::Number { unit: "requests" },
+            usual: Answer::Number(6),
+        },
+        steps: six_lanes_steps,
+        measure: six_lanes,
+        why: "Browsers keep a pool of connections per origin and open at most six HTTP/1.1 \
+              connections in each: Chromium's limit per group, Firefox's \
+              network.http.max-persistent-connections-per-server and Safari's \
+              httpMaximumConnectionsPerHost are all 6. A seventh request waits inside the browser \
+              until one of the six is free; DevTools calls it Queueing or Stalled, and the server \
+              cannot see it at all. When a lane frees, the waiting request goes out on that same \
+              kept-alive connection.",
+        watch: "the browser rows that stay hatched (queued) while six lanes are busy",
+    },
+    Lesson {
+        entry: &LESSONS[1],
+        question: Question {
+            prompt: "8 held requests to each of four pools at once: this origin, the lab's second port, the same port under the other host name (localhost or 127.0.0.1), and this origin with credentials: 'omit'. How many are at the server at once?",
+            ask: Ask::Number { unit: "requests" },
+            usual: Answer::Number(24),
+        },
+        steps: pools_steps,
+        measure: pools,
+        why: "The six-connection limit is per pool, and a pool is keyed by more than the host: \
+              the scheme, host name and port (so localhost and 127.0.0.1 are two pools even on \
+              the same port), and the request's credentials mode (Chromium keeps requests with \
+              and without credentials apart). Four pools, six lanes each.",
+        watch: "four groups of lanes, one per pool",
+    },
+    Lesson {
+        entry: &LESSONS[2],
+        question: Question {
+            prompt: "6 requests one after another, with keep-alive off (every response says Connection: close). How many TCP connections do they use?",
+            ask: Ask::Number {
+                unit: "connections",
+            },
+            usual: Answer::Number(6),
+        },
+        steps: keep_alive_off_steps,
+        measure: keep_alive_off,
+        why: "With keep-alive (HTTP/1.1's default) a connection carries request after request. \
+              When the server answers Connection: close, it closes the connection after the \
+              response, and the next request needs a new one: a new TCP handshake each time.",
+        watch: "one lane with six requests, then six lanes with one each",
+    },
+    Lesson {
+        entry: &LESSONS[3],
+        question: Question {
+            prompt: "The server's idle timeout is 1 s. A request, 1.6 s of silence, another request. Where does the second one go?",
+            ask: Ask::Choice(&[
+                "on the same connection",
+                "on another connection",
+                "it fails",
+            ]),
+            usual: Answer::Choice(1),
+        },
+        steps: idle_timeout_steps,
+        measure: idle_timeout,
+        why: "A server closes a connection that waited too long for its next request (Apache's \
+              KeepAliveTimeout is 5 s, nginx's keepalive_timeout 75 s, Node's keepAliveTimeout 5 s). \
+              The browser notices the closed socket and sends the next request on another \
+              connection, silently: the page never sees an error.",
+        watch: "the first lane ending with 'idle timeout' before the second request starts",
+    },
+    Lesson {
+        entry: &LESSONS[4],
+        question: Question {
+            prompt: "The server allows 3 requests per connection and says so in Keep-Alive: timeout=5, max=… . 4 requests one after another: which one opens a new connection?",
+            ask: Ask::Choice(&["the 2nd", "the 3rd", "the 4th", "none"]),
+            usual: Answer::Choice(2),
+        },
+        steps: keep_alive_header_steps,
+        measure: keep_alive_header,
+        why: "Apache's defaults (KeepAliveTimeout 5, MaxKeepAliveRequests 100) are announced as \
+              Keep-Alive: timeout=5, max=100; max counts down with each response, and the last \
+              allowed response says Connection: close instead. Chromium ignores the header's \
+              numbers: it learns that a connection is gone only when it closes.",
+        watch: "the headers on each request, counting down to Connection: close",
+    },
+    Lesson {
+        entry: &LESSONS[5],
+        question: Question {
+            prompt: "On one connection the page gives up on a request after 1 s (a client timeout, like axios' timeout); another connection sits idle past the server's 1.5 s idle timeout. Who closes each?",
+            ask: Ask::Choice(&[
+                "the browser closes both",
+                "the server closes both",
+                "the browser closes the first, the server the second",
+            ]),
+            usual: Answer::Choice(2),
+        },
+        steps: client_vs_idle_steps,
+        measure: client_vs_idle,
+        why: "A client timeout (axios' timeout, an AbortController) belongs to one request: when \
+              it fires, the browser abandons the request and closes its connection, and the server \
+              sees the peer's FIN. The server's idle timeout belongs to a connection between \
+              requests: the server closes it. Same word, two different clocks on two sides.",
+        watch: "which side each lane's close reason names",
+    },
+    Lesson {
+        entry: &LESSONS[6],
+        question: Question {
+            prompt: "12 requests to a server that never answers, but closes a socket after 2 s without a response (Node's server.timeout was 2 minutes before v13; scaled here to 2 s). When do the last 6 reach the server?",
+            ask: Ask::Choice(&[
+                "never",
+                "about 2 s later, when the first 6 are cut",
+                "at once",
+            ]),
+            usual: Answer::Choice(1),
+        },
+        steps: hang_timeout_steps,
+        measure: hang_timeout,
+        why: "Six hung requests hold all six lanes, so the rest of the page's requests to that \
+              origin wait in the browser. Only the server's socket timeout frees the lanes: it \
+              closes the connections without an answer. Chromium silently re-sends a request \
+              whose reused connection closed without a response; one on a fresh connection \
+              fails with an empty response. Time here is scaled: 2 s stands for 2 minutes.",
+        watch: "the first six lanes cut at 2 s and the queued six starting right after",
+    },
+    Lesson {
+        entry: &LESSONS[7],
+        question: Question {
+            prompt: "A client gives up on a request and closes its connection. Which event does a Node.js server's socket emit first?",
+            ask: Ask::Choice(&[
+                "'end' (the peer's FIN)",
+                "'timeout'",
+                "'error' (ECONNRESET)",
+                "'close' with had_error true",
+            ]),
+            usual: Answer::Choice(0),
+        },
+        steps: node_events_steps,
+        measure: node_events,
+        why: "Node's net.Socket emits 'end' when the peer's FIN arrives, 'timeout' when \
+              socket.setTimeout's idle time passes (the server must then end or destroy it), \
+              'error' for a failure such as a reset (ECONNRESET), and always 'close' last, with \
+              had_error true only after an error. The lab records the same facts as close \
+              reasons: peer_closed is 'end' then 'close'; peer_reset is 'error' then \
+              'close(true)'; idle_timeout is 'timeout' then the server's end and 'close'.",
+        watch: "the three lanes' close reasons",
+    },
+    Lesson {
+        entry: &LESSONS[8],
+        question: Question {
+            prompt: "6 requests to the very same URL (each takes 300 ms) with the default cache mode. How many are at the server at once?",
+            ask: Ask::Number { unit: "requests" },
+            usual: Answer::Number(1),
+        },
+        steps: cache_lock_steps,
+        measure: cache_lock,
+        why: "Chromium's HTTP cache lets one request at a time write an entry for a URL; \
+              identical requests wait for that 'cache lock' (and give up on it after about 20 s). \
+              So identical URLs go out one by one, while six lanes stand free. A unique URL per \
+              request, or cache: 'no-store' on the request, avoids it.",
+        watch: "one lane used at a time",
+    },
+    Lesson {
+        entry: &LESSONS[9],
+        question: Question {
+            prompt: "An event stream (what an EventSource opens) is running to this origin. Then 6 held requests. How many are at the server at once?",
+            ask: Ask::Number { unit: "requests" },
+            usual: Answer::Number(5),
+        },
+        steps: eventsource_steps,
+        measure: eventsource,
+        why: "A server-sent event stream is an HTTP/1.1 response that never ends, so it holds one \
+              of the six lanes for as long as it is open (MDN warns about it; the limit is per \
+              browser and origin, across tabs). A WebSocket is upgraded out of the pool and does \
+              not take a lane: this page's own events socket is one. The lab fetches the stream, \
+              which holds a lane exactly as an EventSource does.",
+        watch: "one lane busy with the stream, five with held requests",
+    },
+    Lesson {
+        entry: &LESSONS[10],
+        question: Question {
+            prompt: "6 held requests fill the pool; 5 low-priority ones wait, then one with priority 'high'. One lane is freed: which waiting request goes first?",
+            ask: Ask::Choice(&[
+                "the one that waited longest",
+                "the high-priority one",
+                "a random one",
+            ]),
+            usual: Answer::Choice(1),
+        },
+        steps: priority_steps,
+        measure: priority,
+        why: "The browser's queue is ordered by priority, then by age: fetch(url, {priority: \
+              'high'}) goes ahead of older low-priority requests for the next free connection. \
+              First come, first served holds only among equals.",
+        watch: "which browser row turns solid first after the release",
+    },
+    Lesson {
+        entry: &LESSONS[11],
+        question: Question {
+            prompt: "Loading this page, how many TCP connections did your browser open to this origin, besides the page's events WebSocket?",
+            ask: Ask::Number {
+                unit: "connections",
+            },
+            usual: Answer::Number(2),
+        },
+        steps: spare_socket_steps,
+        measure: spare_socket,
+        why: "When Chromium navigates, it opens a second connection a few milliseconds after the \
+              first, a spare it expects to need; if nothing uses it, it sits idle until the server \
+              or the browser closes it. The favicon and the page's own files go out on the \
+              first. A spare later used looks 'reused' in Resource Timing.",
+        watch: "the page-load lanes at the left of the timeline",
+    },
+    Lesson {
+        entry: &LESSONS[12],
+        question: Question {
+            prompt: "4 requests one after another; each time, the server closes the connection just as the next request arrives on it (the keep-alive race, produced on purpose). How many of the 4 fail in the page?",
+            ask: Ask::Number { unit: "requests" },
+            usual: Answer::Number(0),
+        },
+        steps: race_steps,
+        measure: race,
+        why: "When a server closes a kept-alive connection just as the client's next request is on \
+              its way, the request reaches a socket that is closing (on Linux the server's kernel \
+              answers with a reset when the request was left unread). Chromium re-sends such a \
+              request on another connection, a POST too, and the page gets its answer. The server \
+              sees the request twice; neither the page nor Resource Timing can tell.",
+        watch: "each lane ending in 'keep-alive race' and the request re-sent on the next lane",
+    },
+];
+
+fn six_lanes_steps() -> Vec<Step> {
+    vec![
+        Step::Fire(burst(12, Endpoint::Hang)),
+        Step::Wait(Until::AtServer { run: 0, n: 6 }, WAIT),
+        // Long enough for a seventh to arrive, were there a seventh lane.
+        Step::Wait(Until::Elapsed { ms: 800 }, WAIT),
+        Step::ReleaseAll,
+        Step::Wait(Until::AtServer { run: 0, n: 12 }, WAIT),
+        Step::ReleaseAll,
+        Step::Wait(Until::Ended { run: 0 }, WAIT),
+    ]
+}
+
+fn six_lanes(e: &Evidence<'_>) -> Outcome {
+    let empty = empty_run();
+    let run = e.run(0).unwrap_or(&empty);
+    let peak = peak_at_server(run.requests.iter().map(|q| q.as_ref()));
+    let total = run.requests.len();
+    let second_wave: Vec<_> = arrival_order(run).into_iter().skip(peak).collect();
+    let reused = second_wave
+        .iter()
+        .filter(|i| run.requests[**i].seq.is_some_and(|s| s > 1))
+        .count();
+    let conns = connections(run).len();
+    Outcome {
+        answer: Answer::Number(n(peak)),
+        figures: vec![
+            figure("at-once", "at the server at once", peak),
+            figure(
+                "queued",
+                "waited in the browser",
+                total.saturating_sub(peak),
+            ),
+            figure("connections", "connections used", conns),
+            figure(
+                "reused",
+                "waiting requests sent on a used connection",
+                reused,
+            ),
+        ],
+        notes: vec![format!(
+            "{} of your {total} requests were at the server at once. The other {} waited \
+             inside your browser, where the server could not see them. After the release, {} of \
+             them went out on connections that had already carried a request; {} carried \
+             the whole burst.",
+            count(peak, "requests"),
+            total.saturating_sub(peak),
+            reused,
+            count(conns, "connections"),
+        )],
+    }
+}
+
+fn pools_steps() -> Vec<Step> {
+    let hang = |target, credentials| {
+        Step::Fire(BurstSettings {
+            target,
+            credentials,
+            ..burst(8, Endpoint::Hang)
+        })
+    };
+    let mut steps = vec![
+        hang(Target::Same, Credentials::Default),
+        hang(Target::SecondPort, Credentials::Default),
+        hang(Target::OtherHost, Credentials::Default),
+        hang(Target::Same, Credentials::Omit),
+    ];
+    for run in 0..4 {
+        steps.push(Step::Wait(Until::AtServer { run, n: 6 }, WAIT));
+    }
+    steps.push(Step::Wait(Until::Elapsed { ms: 800 }, WAIT));
+    steps.push(Step::ReleaseAll);
+    for run in 0..4 {
+        steps.push(Step::Wait(Until::AtServer { run, n: 8 }, WAIT));
+    }
+    steps.push(Step::ReleaseAll);
+    for run in 0..4 {
+        steps.push(Step::Wait(Until::Ended { run }, WAIT));
+    }
+    steps
+}
+
+fn pools(e: &Evidence<'_>) -> Outcome {
+    let peak = peak_at_server(
+        e.runs
+            .iter()
+            .flat_map(|r| r.requests.iter().map(|q| q.as_ref())),
+    );
+    let names = [
+        "this origin",
+        "second port",
+        "other host name",
+        "credentials: omit",
+    ];
+    let per: Vec<usize> = (0..4)
+        .map(|i| {
+            e.run(i)
+                .map_or(0, |r| peak_at_server(r.requests.iter().map(|q| q.as_ref())))
+        })
+        .collect();
+    let mut figures = vec![figure("at-once", "at the server at once, all pools", peak)];
+    let ids = [
+        "pool-same",
+        "pool-second-port",
+        "pool-other-host",
+        "pool-omit",
+    ];
+    for (i, name) in names.iter().enumerate() {
+        figures.push(Figure {
+            id: ids[i],
+            label: name,
+            value: per[i].to_string(),
+        });
+    }
+    Outcome {
+        answer: Answer::Number(n(peak)),
+        figures,
+        notes: vec![format!(
+            "At once: {} to this origin, {} to the second port, {} under the other host name and \
+             {} without credentials: {} in all, because each is its own pool.",
+            per[0],
+            per[1],
+            per[2],
+            per[3],
+            count(peak, "requests")
+        )],
+    }
+}
+
+fn keep_alive_off_steps() -> Vec<Step> {
+    vec![
+        Step::Fire(sequential(6, Endpoint::Fast)),
+        Step::Wait(Until::Ended { run: 0 }, WAIT),
+        Step::Policy(PolicyPatch {
+            keep_alive: Some(false),
+            ..PolicyPatch::default()
+        }),
+        Step::Fire(sequential(6, Endpoint::Fast)),
+        Step::Wait(Until::Ended { run: 1 }, WAIT),
+    ]
+}
+
+fn keep_alive_off(e: &Evidence<'_>) -> Outcome {
+    let empty = empty_run();
+    let (on, off) = (e.run(0).unwrap_or(&empty), e.run(1).unwrap_or(&empty));
+    let (on_conns, off_conns) = (connections(on).len(), connections(off).len());
+    Outcome {
+        answer: Answer::Number(n(off_conns)),
+        figures: vec![
+            figure("connections-on", "connections, keep-alive on", on_conns),
+            figure("connections-off", "connections, keep-alive off", off_conns),
+            figure(
+                "new-off",
+                "requests on a new connection, keep-alive off",
+                on_new_connections(off),
+            ),
+        ],
+        notes: vec![format!(
+            "With keep-alive on, your 6 requests used {}. With keep-alive off they used {}: \
+             {} of them waited for a new TCP connection first.",
+            count(on_conns, "connections"),
+            count(off_conns, "connections"),
+            on_new_connections(off),
+        )],
+    }
+}
+
+fn idle_timeout_steps() -> Vec<Step> {
+    vec![
+        Step::Policy(PolicyPatch {
+            idle_timeout_ms: Some(1000),
+            ..PolicyPatch::default()
+        }),
+        Step::Fire(burst(1, Endpoint::Fast)),
+        Step::Wait(Until::Ended { run: 0 }, WAIT),
+        Step::Wait(Until::Elapsed { ms: 1600 }, WAIT),
+        Step::Fire(burst(1, Endpoint::Fast)),
+        Step::Wait(Until::Ended { run: 1 }, WAIT),
+    ]
+}
+
+fn idle_timeout(e: &Evidence<'_>) -> Outcome {
+    let first = e.run(0).and_then(|r| r.requests.first().cloned());
+    let second = e.run(1).and_then(|r| r.requests.first().cloned());
+    let (c1, c2) = (
+        first.as_ref().and_then(|r| r.conn),
+        second.as_ref().and_then(|r| r.conn),
+    );
+    let failed = second.as_ref().is_some_and(|r| r.phase == Phase::Failed);
+    let answer = match (failed, c1, c2) {
+        (true, ..) => 2,
+        (false, Some(a), Some(b)) if a == b => 0,
+        _ => 1,
+    };
+    let reason = c1
+        .and_then(|c| close_reason(e.state, c))
+        .map_or("still open".to_owned(), |r| r.label().to_owned());
+    let fmt = |c: Option<protocol::ConnId>| c.map_or("?".to_owned(), |c| c.to_string());
+    Outcome {
+        answer: Answer::Choice(answer),
+        figures: vec![
+            figure("first-connection", "first request's connection", fmt(c1)),
+            figure("first-close", "why it closed", &reason),
+            figure("second-connection", "second request's connection", fmt(c2)),
+            figure(
+                "second-status",
+                "second request",
+                second
+                    .as_ref()
+                    .map_or("not sent".to_owned(), |r| r.phase.label().to_owned()),
+            ),
+        ],
+        notes: vec![format!(
+            "The first request went on {}, which closed: {reason}. The second went on {} and \
+             the page saw {}.",
+            fmt(c1),
+            fmt(c2),
+            if failed {
+                "an error"
+            } else {
+                "no error at all"
+            }
+        )],
+    }
+}
+
+fn keep_alive_header_steps() -> Vec<Step> {
+    vec![
+        Step::Policy(PolicyPatch {
+            keep_alive: Some(true),
+            max_requests: Some(Some(3)),
+            advertise_keep_alive: Some(true),
+            ..PolicyPatch::default()
+        }),
+        // The second port: a pool with no connection of the page load in it,
+        // so the count starts at the first request.
+        Step::Fire(BurstSettings {
+            target: Target::SecondPort,
+            ..sequential(4, Endpoint::Fast)
+        }),
+        Step::Wait(Until::Ended { run: 0 }, WAIT),
+    ]
+}
+
+fn keep_alive_header(e: &Evidence<'_>) -> Outcome {
+    let empty = empty_run();
+    let run = e.run(0).unwrap_or(&empty);
+    let first_new = run
+        .requests
+        .iter()
+        .enumerate()
+        .skip(1)
+        .find(|(i, r)| r.seq == Some(1) && r.conn != run.requests[i - 1].conn)
+        .map(|(i, _)| i);
+    let answer = match first_new {
+        Some(i @ 1..=3) => i - 1,
+        _ => 3,
+    };
+    let headers: Vec<String> = run
+        .requests
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            format!(
+                "#{} on {}: {}",
+                i + 1,
+                r.conn.map_or("?".to_owned(), |c| c.to_string()),
+                r.keep_alive
+                    .words()
+                    .unwrap_or_else(|| "no Keep-Alive header".into())
+            )
+        })
+        .collect();
+    Outcome {
+        answer: Answer::Choice(answer),
+        figures: vec![
+            figure("headers", "what each response said", headers.join(" · ")),
+            figure(
+                "new-at",
+                "first request on a new connection",
+                first_new.map_or("none".to_owned(), |i| format!("#{}", i + 1)),
+            ),
+        ],
+        notes: vec![format!(
+            "The responses said: {}. The request after Connection: close went out on a new \
+             connection.",
+            headers.join("; ")
+        )],
+    }
+}
+
+fn client_vs_idle_steps() -> Vec<Step> {
+    vec![
+        Step::Policy(PolicyPatch {
+            idle_timeout_ms: Some(1500),
+            ..PolicyPatch::default()
+        }),
+        Step::Fire(BurstSettings {
+            target: Target::SecondPort,
+            timeout_ms: Some(1000),
+            ..burst(1, Endpoint::Hang)
+        }),
+        Step::Wait(Until::AtServer { run: 0, n: 1 }, WAIT),
+        Step::Fire(BurstSettings {
+            target: Target::SecondPort,
+            ..burst(1, Endpoint::Fast)
+        }),
+        Step::Wait(Until::Ended { run: 0 }, WAIT),
+        Step::Wait(Until::Ended { run: 1 }, WAIT),
+        Step::Wait(Until::Closed { n: 2 }, WAIT),
+    ]
+}
+
+/// Who closed a connection, from its close reason.
+fn closer(reason: &CloseReason) -> &'static str {
+    match reason {
+        CloseReason::PeerClosed | CloseReason::PeerReset => "the browser",
+        CloseReason::WebSocketClosed { .. } | CloseReason::Error { .. } => "unclear",
+        _ => "the server",
+    }
+}
+
+fn client_vs_idle(e: &Evidence<'_>) -> Outcome {
+    let reason_of = |i: usize| {
+        e.run(i)
+            .and_then(|r| r.requests.first())
+            .and_then(|r| r.conn)
+            .and_then(|c| close_reason(e.state, c))
+    };
+    let (a, b) = (reason_of(0), reason_of(1));
+    let who = |r: Option<&CloseReason>| r.map_or("nobody yet", closer);
+    let answer = match (who(a), who(b)) {
+        ("the browser", "the browser") => 0,
+        ("the server", "the server") => 1,
+        _ => 2,
+    };
+    let label = |r: Option<&CloseReason>| r.map_or("open", |r| r.label());
+    Outcome {
+        answer: Answer::Choice(answer),
+        figures: vec![
+            figure(
+                "abandoned-close",
+                "the abandoned request's connection",
+                label(a),
+            ),
+            figure("idle-close", "the idle connection", label(b)),
+        ],
+        notes: vec![format!(
+            "The request the page gave up on: its connection was closed by {} ({}). The idle \
+             one: closed by {} ({}).",
+            who(a),
+            label(a),
+            who(b),
+            label(b)
+        )],
+    }
+}
+
+fn hang_timeout_steps() -> Vec<Step> {
+    vec![
+        Step::Policy(PolicyPatch {
+            hang_timeout_ms: Some(Some(2000)),
+            ..PolicyPatch::default()
+        }),
+        Step::Fire(burst(12, Endpoint::Hang)),
+        Step::Wait(Until::AtServer { run: 0, n: 6 }, WAIT),
+        Step::Wait(Until::AtServer { run: 0, n: 12 }, WAIT),
+        Step::ReleaseAll,
+        Step::Wait(Until::Ended { run: 0 }, WAIT),
+    ]
+}
+
+fn hang_timeout(e: &Evidence<'_>) -> Outcome {
+    let empty = empty_run();
+    let run = e.run(0).unwrap_or(&empty);
+    let order = arrival_order(run);
+    let start = |i: usize| run.requests[i].server_start_us.unwrap_or(0);
+    let gap = match (order.first(), order.get(6)) {
+        (Some(&a), Some(&b)) => Some(ms_between(start(a), start(b))),
+        _ => None,
+    };
+    let answer = match gap {
+        None => 0,
+        Some(ms) if ms >= 1000 => 1,
+        Some(_) => 2,
+    };
+    let failed = in_phase(run, Phase::Failed);
+    let resent_n = resent(run);
+    Outcome {
+        answer: Answer::Choice(answer),
+        figures: vec![
+            figure(
+                "second-wave-ms",
+                "the 7th reached the server after (ms)",
+                gap.map_or("never".into(), |g| g.to_string()),
+            ),
+            figure("failed", "failed in the page (empty response)", failed),
+            figure("resent", "re-sent silently by the browser", resent_n),
+            figure(
+                "answered",
+                "answered after the release",
+                in_phase(run, Phase::Done),
+            ),
+        ],
+        notes: vec![format!(
+            "The 7th request reached the server {} after the first. Of the first six, cut \
+             unanswered, {} failed in the page and {} were re-sent by the browser on another \
+             connection without a word to the page.",
+            gap.map_or("never".to_owned(), |g| format!("{g} ms")),
+            count(failed, "requests"),
+            resent_n
+        )],
+    }
+}
+
+fn node_events_steps() -> Vec<Step> {
+    vec![
+        Step::Policy(PolicyPatch {
+            idle_timeout_ms: Some(1000),
+            ..PolicyPatch::default()
+        }),
+        Step::Fire(BurstSettings {
+            target: Target::SecondPort,
+            timeout_ms: Some(500),
+            ..burst(1, Endpoint::Hang)
+        }),
+        Step::Wait(Until::Ended { run: 0 }, WAIT),
+        Step::Fire(BurstSettings {
+            target: Target::SecondPort,
+            ..burst(1, Endpoint::Close(protocol::CloseMode::Rst))
+        }),
+        Step::Wait(Until::Ended { run: 1 }, WAIT),
+        Step::Fire(BurstSettings {
+            target: Target::SecondPort,
+            ..burst(1, Endpoint::Fast)
+        }),
+        Step::Wait(Until::Ended { run: 2 }, WAIT),
+        Step::Wait(Until::Closed { n: 3 }, WAIT),
+    ]
+}
+
+/// The events a Node.js server socket emits for what the lab recorded.
+pub fn node_names(reason: &CloseReason) -> &'static str {
+    match reason {
+        CloseReason::PeerClosed => "'end', then 'close' (had_error false)",
+        CloseReason::PeerReset => "'error' (ECONNRESET), then 'close' (had_error true)",
+        CloseReason::IdleTimeout => "'timeout'; the server ends it: 'close' (had_error false)",
+        CloseReason::HangTimeout => "'timeout' during a request; the server destroys it: 'close'",
+        CloseReason::ServerClose {
+            mode: protocol::CloseMode::Rst,
+        } => "the server called socket.resetAndDestroy(): 'close'",
+        CloseReason::ServerClose { .. } | CloseReason::MaxRequests | CloseReason::KeepAliveOff => {
+            "the server ended it (socket.end()): 'finish', then 'close'"
+        }
+        _ => "'close'",
+    }
+}
+
+fn node_events(e: &Evidence<'_>) -> Outcome {
+    let reason_of = |i: usize| {
+        e.run(i)
+            .and_then(|r| r.requests.first())
+            .and_then(|r| r.conn)
+            .and_then(|c| close_reason(e.state, c))
+    };
+    let answer = match reason_of(0) {
+        Some(CloseReason::PeerClosed) | None => 0,
+        Some(CloseReason::PeerReset) => 2,
+        Some(CloseReason::IdleTimeout) => 1,
+        Some(_) => 3,
+    };
+    let ids = ["abort", "reset", "idle"];
+    let labels = [
+        "the page gave up (abort)",
+        "the server reset",
+        "idle past the timeout",
+    ];
+    let figures = (0..3)
+        .map(|i| {
+            let r = reason_of(i);
+            Figure {
+                id: ids[i],
+                label: labels[i],
+                value: r.map_or("open".to_owned(), |r| {
+                    format!("{} → {}", r.label(), node_names(r))
+                }),
+            }
+        })
+        .collect();
+    Outcome {
+        answer: Answer::Choice(answer),
+        figures,
+        notes: vec![format!(
+            "When the page gave up, the lab recorded {}: in Node that is {}.",
+            reason_of(0).map_or("nothing yet", |r| r.label()),
+            reason_of(0).map_or("''", node_names)
+        )],
+    }
+}
+
+fn cache_lock_steps() -> Vec<Step> {
+    vec![
+        Step::Fire(BurstSettings {
+            identical_url: true,
+            ..burst(
+                6,
+                Endpoint::Slow {
+                    ms: 300,
+                    body: false,
+                },
+            )
+        }),
+        Step::Wait(Until::Ended { run: 0 }, 30_000),
+    ]
+}
+
+fn cache_lock(e: &Evidence<'_>) -> Outcome {
+    let empty = empty_run();
+    let run = e.run(0).unwrap_or(&empty);
+    let peak = peak_at_server(run.requests.iter().map(|q| q.as_ref()));
+    let took = run
+        .requests
+        .iter()
+        .filter_map(|r| r.ended_ms.zip(r.issued_ms).map(|(end, start)| end - start))
+        .fold(0.0_f64, f64::max);
+    Outcome {
+        answer: Answer::Number(n(peak)),
+        figures: vec![
+            figure("at-once", "at the server at once", peak),
+            figure("slowest-ms", "the last one took (ms)", took.round()),
+        ],
+        notes: vec![format!(
+            "{} at the server at once; the last of the six took {:.0} ms, about six times one \
+             request's 300 ms when they go one by one.",
+            count(peak, "requests"),
+            took
+        )],
+    }
+}
+
+fn eventsource_steps() -> Vec<Step> {
+    vec![
+        Step::Fire(burst(
+            1,
+            Endpoint::Sse {
+                interval_ms: 500,
+                count: 16,
+            },
+        )),
+        Step::Wait(Until::AtServer { run: 0, n: 1 }, WAIT),
+        Step::Fire(burst(6, Endpoint::Hang)),
+        Step::Wait(Until::AtServer { run: 1, n: 5 }, WAIT),
+        Step::Wait(Until::Elapsed { ms: 1000 }, WAIT),
+        Step::ReleaseAll,
+        Step::Wait(Until::AtServer { run: 1, n: 6 }, WAIT),
+        Step::ReleaseAll,
+        Step::Wait(Until::Ended { run: 1 }, WAIT),
+        Step::Wait(Until::Ended { run: 0 }, WAIT),
+    ]
+}
+
+fn eventsource(e: &Evidence<'_>) -> Outcome {
+    let empty = empty_run();
+    let held = e.run(1).unwrap_or(&empty);
+    let peak = peak_at_server(held.requests.iter().map(|q| q.as_ref()));
+    let stream_events = e.run(0).map_or(0, reached_server);
+    Outcome {
+        answer: Answer::Number(n(peak)),
+        figures: vec![
+            figure("at-once", "held requests at the server at once", peak),
+            figure("stream", "event streams open", stream_events),
+        ],
+        notes: vec![format!(
+            "With the stream open, {} of the 6 held requests were at the server at once: the \
+             stream held the sixth lane. This page's events WebSocket was open all along and \
+             took none.",
+            peak
+        )],
+    }
+}
+
+fn priority_steps() -> Vec<Step> {
+    vec![
+        Step::Fire(burst(6, Endpoint::Hang)),
+        Step::Wait(Until::AtServer { run: 0, n: 6 }, WAIT),
+        Step::Fire(BurstSettings {
+            priority: Priority::Low,
+            ..burst(5, Endpoint::Hang)
+        }),
+        Step::Wait(Until::Elapsed { ms: 300 }, WAIT),
+        Step::Fire(BurstSettings {
+            priority: Priority::High,
+            ..burst(1, Endpoint::Hang)
+        }),
+        Step::Wait(Until::Elapsed { ms: 300 }, WAIT),
+        Step::ReleaseOne(0, 0),
+        Step::Wait(Until::Elapsed { ms: 1000 }, WAIT),
+        Step::ReleaseAll,
+        Step::Wait(Until::Ended { run: 0 }, WAIT),
+        Step::ReleaseAll,
+        Step::Wait(Until::Ended { run: 1 }, WAIT),
+        Step::ReleaseAll,
+        Step::Wait(Until::Ended { run: 2 }, WAIT),
+    ]
+}
+
+fn priority(e: &Evidence<'_>) -> Outcome {
+    let first_at = |i: usize| {
+        e.run(i)
+            .map(|r| r.requests.iter().filter_map(|q| q.server_start_us).min())
+            .unwrap_or(None)
+    };
+    let (low, high) = (first_at(1), first_at(2));
+    let answer = match (low, high) {
+        (Some(l), Some(h)) if h < l => 1,
+        (Some(_), Some(_)) => 0,
+        _ => 2,
+    };
+    Outcome {
+        answer: Answer::Choice(answer),
+        figures: vec![figure(
+            "first-after-release",
+            "first to go out after the release",
+            match answer {
+                1 => "the high-priority request",
+                0 => "an older low-priority request",
+                _ => "unclear (see the timeline)",
+            },
+        )],
+        notes: vec![match (low, high) {
+            (Some(l), Some(h)) if h < l => format!(
+                "The high-priority request reached the server {} ms before the first of the \
+                 older low-priority ones.",
+                ms_between(h, l)
+            ),
+            (Some(l), Some(h)) => format!(
+                "An older low-priority request went first, {} ms before the high-priority one: \
+                 your browser keeps this queue in order.",
+                ms_between(l, h)
+            ),
+            _ => "Not every request reached the server; see the timeline.".to_owned(),
+        }],
+    }
+}
+
+fn spare_socket_steps() -> Vec<Step> {
+    vec![
+        Step::Fire(burst(1, Endpoint::Fast)),
+        Step::Wait(Until::Ended { run: 0 }, WAIT),
+    ]
+}
+
+fn spare_socket(e: &Evidence<'_>) -> Outcome {
+    let lesson_start = e
+        .run(0)
+        .and_then(|r| r.requests.iter().filter_map(|q| q.server_start_us).min());
+    let page_load: Vec<_> = page_load_lanes(e.state, lesson_start);
+    // Carried something before the lesson's own request (which may reuse one).
+    let carried = page_load
+        .iter()
+        .filter(|l| {
+            l.requests
+                .iter()
+                .any(|r| lesson_start.is_some_and(|b| r.started_us < b))
+        })
+        .count();
+    let spare = page_load.len() - carried;
+    Outcome {
+        answer: Answer::Number(n(page_load.len())),
+        figures: vec![
+            figure(
+                "page-load",
+                "connections of the page load (open when the page went live)",
+                page_load.len(),
+            ),
+            figure("carried", "of them carried the page's files", carried),
+            figure("spare", "of them carried nothing (spare)", spare),
+        ],
+        notes: vec![format!(
+            "Loading this page left {} open by the time the page went live: {} carried the \
+             page's own requests, {} carried nothing at all until it closed or a later request \
+             used it. (A connection the browser opened and dropped before the page went live \
+             cannot be seen from here.)",
+            count(page_load.len(), "connections"),
+            carried,
+            spare
+        )],
+    }
+}
+
+/// HTTP connections of this page's host opened before `before` (the page's
+/// load), not upgraded to a WebSocket.
+fn page_load_lanes(
+    state: &LabState,
+    before: Option<protocol::Micros>,
+) -> Vec<std::rc::Rc<crate::state::Lane>> {
+    state
+        .lanes
+        .values()
+        .filter(|l| l.upgraded.is_none())
+        .filter(|l| before.is_some_and(|b| l.opened_us < b))
+        .filter(|l| l.session.is_none() || l.session.as_ref() == Some(&state.session))
+        .cloned()
+        .collect()
+}
+
+fn race_steps() -> Vec<Step> {
+    vec![
+        Step::Fire(sequential(4, Endpoint::Race(protocol::RaceClose::Fin))),
+        Step::Wait(Until::Ended { run: 0 }, WAIT),
+    ]
+}
+
+fn race(e: &Evidence<'_>) -> Outcome {
+    let empty = empty_run();
+    let run = e.run(0).unwrap_or(&empty);
+    let failed = in_phase(run, Phase::Failed);
+    let resent_n = resent(run);
+    let races = closes(e.state, &[run])
+        .iter()
+        .filter(|(_, r)| matches!(r, CloseReason::KeepAliveRace { .. }))
+        .count();
+    let attempts: u32 = run.requests.iter().map(|r| r.server_sightings).sum();
+    Outcome {
+        answer: Answer::Number(n(failed)),
+        figures: vec![
+            figure("failed", "failed in the page", failed),
+            figure("attempts", "attempts the server saw", attempts),
+            figure("resent", "re-sent silently", resent_n),
+            figure("races", "connections closed in the race", races),
+            figure("done", "answered", ended(run) - failed),
+        ],
+        notes: vec![format!(
+            "The server saw {attempts} attempts for {} requests: {} were dropped unanswered as \
+             they arrived on a connection the server was closing, and your browser re-sent \
+             them on another connection without telling the page. The page saw {}.",
+            run.requests.len(),
+            resent_n,
+            if failed == 0 {
+                "no failure at all".to_owned()
+            } else {
+                count(failed, "failures")
+            }
+        )],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn catalogue_order_matches_the_servers_list() {
+        let ids: Vec<&str> = ALL.iter().map(|l| l.id()).collect();
+        let listed: Vec<&str> = LESSONS.iter().map(|e| e.id).collect();
+        assert_eq!(ids, listed);
+        for lesson in ALL {
+            assert!(std::ptr::eq(
+                lesson.entry,
+                crate::lessons::find(lesson.id()).unwrap().entry
+            ));
+        }
+    }
+
+    #[test]
+    fn node_names_follow_the_close_reason() {
+        assert!(node_names(&CloseReason::PeerClosed).starts_with("'end'"));
+        assert!(node_names(&CloseReason::PeerReset).contains("ECONNRESET"));
+        assert!(node_names(&CloseReason::IdleTimeout).starts_with("'timeout'"));
+    }
+}

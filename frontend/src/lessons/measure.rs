@@ -1,0 +1,145 @@
+//! What a lesson can measure from the page's state: pure functions over runs
+//! and lanes, host-tested. Every figure a lesson quotes comes from here.
+
+use std::collections::BTreeSet;
+
+use protocol::{CloseReason, ConnId, Micros};
+
+use crate::state::{BrowserRequest, LabState, Phase, Run};
+
+/// Requests of `run` the server has seen (at the server now, or ended after).
+pub fn reached_server(run: &Run) -> usize {
+    run.requests
+        .iter()
+        .filter(|r| r.server_start_us.is_some())
+        .count()
+}
+
+/// Requests of `run` that have ended, one way or another.
+pub fn ended(run: &Run) -> usize {
+    run.requests.iter().filter(|r| !r.phase.is_open()).count()
+}
+
+/// Requests of `run` in `phase`.
+pub fn in_phase(run: &Run, phase: Phase) -> usize {
+    run.count(phase)
+}
+
+/// The most requests of `requests` the server held at the same moment: with
+/// HTTP/1.1 each is on its own connection, so this is the most connections
+/// busy at once. Measured on the server's clock.
+pub fn peak_at_server<'a>(requests: impl Iterator<Item = &'a BrowserRequest>) -> usize {
+    let mut edges: Vec<(Micros, i32)> = Vec::new();
+    for r in requests {
+        if let Some(start) = r.server_start_us {
+            edges.push((start, 1));
+            if let Some(end) = r.server_end_us {
+                edges.push((end, -1));
+            }
+        }
+    }
+    // Ends before starts at the same instant: a freed lane is taken next.
+    edges.sort_by_key(|&(at, delta)| (at, delta));
+    let (mut now, mut peak) = (0_i32, 0_i32);
+    for (_, delta) in edges {
+        now += delta;
+        peak = peak.max(now);
+    }
+    usize::try_from(peak).unwrap_or(0)
+}
+
+/// Distinct connections that carried `run`'s requests.
+pub fn connections(run: &Run) -> BTreeSet<ConnId> {
+    run.requests.iter().filter_map(|r| r.conn).collect()
+}
+
+/// Requests of `run` that went out on a connection opened for them (their
+/// sequence number on it was 1).
+pub fn on_new_connections(run: &Run) -> usize {
+    run.requests.iter().filter(|r| r.seq == Some(1)).count()
+}
+
+/// Requests the browser sent more than once (seen twice by the server).
+pub fn resent(run: &Run) -> usize {
+    run.requests.iter().filter(|r| r.resent()).count()
+}
+
+/// Indices of `run`'s requests in the order the server saw them.
+pub fn arrival_order(run: &Run) -> Vec<usize> {
+    let mut seen: Vec<(Micros, usize)> = run
+        .requests
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| r.server_start_us.map(|at| (at, i)))
+        .collect();
+    seen.sort_unstable();
+    seen.into_iter().map(|(_, i)| i).collect()
+}
+
+/// Why connection `conn` closed, if it has.
+pub fn close_reason(state: &LabState, conn: ConnId) -> Option<&CloseReason> {
+    state
+        .lanes
+        .get(&conn)
+        .and_then(|l| l.closed.as_ref())
+        .map(|c| &c.reason)
+}
+
+/// Connections of `runs` that have closed, with why.
+pub fn closes<'a>(state: &'a LabState, runs: &[&Run]) -> Vec<(ConnId, &'a CloseReason)> {
+    let conns: BTreeSet<ConnId> = runs.iter().flat_map(|r| connections(r)).collect();
+    conns
+        .into_iter()
+        .filter_map(|c| close_reason(state, c).map(|reason| (c, reason)))
+        .collect()
+}
+
+/// Milliseconds between two server times.
+pub fn ms_between(from: Micros, to: Micros) -> u32 {
+    u32::try_from(to.saturating_sub(from) / 1000).unwrap_or(u32::MAX)
+}
+
+/// Words for a count: "1 connection", "6 connections".
+pub fn count(n: usize, unit: &str) -> String {
+    let n = u32::try_from(n).unwrap_or(u32::MAX);
+    format!("{n} {}", super::plural(n, unit))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::PoolKey;
+
+    fn at(start: Micros, end: Option<Micros>, conn: u64, seq: u32) -> BrowserRequest {
+        let pool = PoolKey {
+            origin: "http://h:1".into(),
+            credentials: crate::settings::Credentials::Default,
+        };
+        let mut r = BrowserRequest::new("t".into(), "u".into(), pool);
+        r.server_start_us = Some(start);
+        r.server_end_us = end;
+        r.conn = Some(ConnId(conn));
+        r.seq = Some(seq);
+        r
+    }
+
+    #[test]
+    fn peak_counts_overlaps_and_a_freed_lane_is_not_double_counted() {
+        let requests = [
+            at(0, Some(100), 1, 1),
+            at(10, Some(100), 2, 1),
+            at(100, Some(200), 1, 2), // starts as the first ends
+            at(150, None, 3, 1),      // still at the server
+        ];
+        assert_eq!(peak_at_server(requests.iter()), 2);
+        assert_eq!(peak_at_server(requests[..1].iter()), 1);
+        assert_eq!(peak_at_server(std::iter::empty()), 0);
+    }
+
+    #[test]
+    fn counts_in_words() {
+        assert_eq!(count(1, "connections"), "1 connection");
+        assert_eq!(count(6, "connections"), "6 connections");
+        assert_eq!(ms_between(1_000, 2_501_000), 2500);
+    }
+}

@@ -1,0 +1,193 @@
+//! Guided lessons: predict → run in your own browser → the measured answer
+//! beside the prediction → the explanation.
+//!
+//! A lesson is *data* ([`Lesson`]): a question, the steps that run it (set
+//! this session's policy, fire a burst, wait for something the server or the
+//! page measured, release…), and a pure `measure` function that turns what
+//! was measured into the answer and the figures the explanation quotes.
+//! One [`runner::Runner`] runs every lesson; nothing about a lesson lives in
+//! a view. The catalogue (ids, titles, concepts) is shared with the server,
+//! which lists it at `GET /api/lessons` ([`protocol::LESSONS`]).
+//!
+//! - [`runner`]: the state machine, pure and host-tested;
+//! - [`measure`]: what can be measured from the page's state, pure;
+//! - [`catalogue`]: the lessons themselves.
+
+pub mod catalogue;
+pub mod measure;
+pub mod runner;
+
+use std::rc::Rc;
+
+use protocol::{LessonEntry, PolicyPatch};
+
+use crate::settings::BurstSettings;
+use crate::state::{LabState, Run};
+
+/// How the learner answers before running.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Ask {
+    /// A whole number (of connections, requests…), with its unit.
+    Number {
+        /// "connections".
+        unit: &'static str,
+    },
+    /// One of these.
+    Choice(&'static [&'static str]),
+}
+
+/// The question of a lesson.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Question {
+    /// What is asked.
+    pub prompt: &'static str,
+    /// How it is answered.
+    pub ask: Ask,
+    /// The answer most write-ups give (Chromium, Firefox and Safari over
+    /// HTTP/1.1 on loopback), to tell the learner when theirs differs.
+    pub usual: Answer,
+}
+
+/// An answer: a number or a choice (by index).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Answer {
+    /// A count.
+    Number(u32),
+    /// An index into the choices.
+    Choice(usize),
+}
+
+impl Answer {
+    /// In words, for `question`.
+    pub fn words(self, question: &Question) -> String {
+        match (self, question.ask) {
+            (Answer::Number(n), Ask::Number { unit }) => format!("{n} {}", plural(n, unit)),
+            (Answer::Choice(i), Ask::Choice(choices)) => {
+                choices.get(i).copied().unwrap_or("?").to_owned()
+            }
+            (Answer::Number(n), _) => n.to_string(),
+            (Answer::Choice(i), _) => format!("choice {}", i + 1),
+        }
+    }
+}
+
+/// `unit` for `n` of it: "1 connection", "2 connections".
+pub fn plural(n: u32, unit: &str) -> String {
+    if n == 1 {
+        unit.strip_suffix('s').unwrap_or(unit).to_owned()
+    } else {
+        unit.to_owned()
+    }
+}
+
+/// A condition a step waits for, on the lesson's own runs (by their index
+/// among the runs this lesson fired).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Until {
+    /// At least `n` requests of run `run` have reached the server (or ended).
+    AtServer {
+        /// Which of the lesson's runs.
+        run: usize,
+        /// How many.
+        n: usize,
+    },
+    /// Every request of run `run` has ended (done, failed or aborted).
+    Ended {
+        /// Which of the lesson's runs.
+        run: usize,
+    },
+    /// `ms` have passed since the step began.
+    Elapsed {
+        /// Milliseconds.
+        ms: u32,
+    },
+    /// At least `n` connections that carried the lesson's requests closed.
+    Closed {
+        /// How many.
+        n: usize,
+    },
+}
+
+/// One step of a lesson's run.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Step {
+    /// Change this session's keep-alive policy (put back afterwards).
+    Policy(PolicyPatch),
+    /// Fire a burst; it becomes the lesson's next run.
+    Fire(BurstSettings),
+    /// Release every hanging request of this session.
+    ReleaseAll,
+    /// Release one request of a run (by its tag): run index, request index.
+    ReleaseOne(usize, usize),
+    /// Wait until the condition holds (at most `limit_ms`, then the lesson
+    /// says what did not happen).
+    Wait(Until, u32),
+}
+
+/// One figure the lesson measured, quoted by the explanation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Figure {
+    /// Stable id (`data-figure` in the page, read by the tests).
+    pub id: &'static str,
+    /// What it is.
+    pub label: &'static str,
+    /// Its value, in words or digits.
+    pub value: String,
+}
+
+/// What a lesson measured: the answer, the figures, and sentences that
+/// explain this run (quoting the figures).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    /// The measured answer to the question.
+    pub answer: Answer,
+    /// The figures.
+    pub figures: Vec<Figure>,
+    /// This run, explained with its own numbers.
+    pub notes: Vec<String>,
+}
+
+/// What a lesson's `measure` may look at.
+#[derive(Debug)]
+pub struct Evidence<'a> {
+    /// The page's whole state (lanes, clock, policy).
+    pub state: &'a LabState,
+    /// The lesson's runs, in the order fired.
+    pub runs: Vec<Rc<Run>>,
+}
+
+impl Evidence<'_> {
+    /// The lesson's `i`-th run.
+    pub fn run(&self, i: usize) -> Option<&Run> {
+        self.runs.get(i).map(|r| r.as_ref())
+    }
+}
+
+/// A lesson: data for the one runner.
+#[derive(Debug)]
+pub struct Lesson {
+    /// Id, title, concept and summary (shared with the server).
+    pub entry: &'static LessonEntry,
+    /// What the learner predicts.
+    pub question: Question,
+    /// How it runs.
+    pub steps: fn() -> Vec<Step>,
+    /// From what was measured to the answer and figures.
+    pub measure: fn(&Evidence<'_>) -> Outcome,
+    /// Why it happens: the general explanation, with its sources.
+    pub why: &'static str,
+    /// What to look at in the timeline while it runs.
+    pub watch: &'static str,
+}
+
+impl Lesson {
+    /// Its id.
+    pub fn id(&self) -> &'static str {
+        self.entry.id
+    }
+}
+
+/// The lesson with `id`.
+pub fn find(id: &str) -> Option<&'static Lesson> {
+    catalogue::ALL.iter().find(|l| l.id() == id)
+}

@@ -1,0 +1,357 @@
+//! The one lesson runner: predict → run → measured answer → explanation.
+//!
+//! Pure: it looks at the page's [`LabState`] and the time, and says what to
+//! do next as [`Command`]s (set the policy, fire a burst, release); the page
+//! carries them out and tells it which run each burst became. Every wait has
+//! a limit: a lesson whose phenomenon does not happen says so, it never hangs.
+//! The session's policy is saved at the start and put back at the end, so a
+//! lesson changes nothing for the next experiment.
+
+use std::rc::Rc;
+
+use protocol::{PolicyPatch, ServerPolicy};
+
+use super::{Answer, Evidence, Lesson, Outcome, Step, Until, measure};
+use crate::settings::BurstSettings;
+use crate::state::{LabState, Run};
+
+/// How long a lesson waits for the server to confirm a policy change.
+const POLICY_WAIT_MS: u32 = 10_000;
+
+/// Where a lesson is.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Stage {
+    /// Waiting for the learner's prediction.
+    Predict,
+    /// Predicted; the Run button is next.
+    Ready,
+    /// Steps under way.
+    Running,
+    /// Measured; the answer and explanation are shown.
+    Answered,
+    /// Something expected did not happen (said in words).
+    Failed(String),
+}
+
+impl Stage {
+    /// `data-stage` in the page.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Stage::Predict => "predict",
+            Stage::Ready => "ready",
+            Stage::Running => "running",
+            Stage::Answered => "answered",
+            Stage::Failed(_) => "failed",
+        }
+    }
+}
+
+/// What the page must do for the runner.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    /// Apply this change to the session's policy.
+    SetPolicy(PolicyPatch),
+    /// Fire this burst, then call [`Runner::fired`] with its run id.
+    Fire(BurstSettings),
+    /// Release hanging requests: all of this session's, or one tag.
+    Release(Option<String>),
+}
+
+/// One lesson being taken.
+#[derive(Debug, Clone)]
+pub struct Runner {
+    /// The lesson.
+    pub lesson: &'static Lesson,
+    /// Where it is.
+    pub stage: Stage,
+    /// The learner's prediction, once made.
+    pub prediction: Option<Answer>,
+    /// Its steps.
+    steps: Vec<Step>,
+    /// The step under way.
+    step: usize,
+    /// Page clock when that step began.
+    step_started_ms: f64,
+    /// Run ids fired by this lesson, in order.
+    pub runs: Vec<u32>,
+    /// A `Fire` was issued and its run id is not known yet.
+    awaiting_run: bool,
+    /// A policy change was sent: the policy the server must announce before
+    /// the next step (a burst must not race the change it depends on).
+    awaiting_policy: Option<ServerPolicy>,
+    /// The session's policy before the lesson, to put back.
+    saved: Option<ServerPolicy>,
+    /// What was measured.
+    pub outcome: Option<Outcome>,
+}
+
+/// A patch that sets every field to `policy`'s value.
+pub fn full_patch(policy: &ServerPolicy) -> PolicyPatch {
+    PolicyPatch {
+        keep_alive: Some(policy.keep_alive),
+        idle_timeout_ms: Some(policy.idle_timeout_ms),
+        max_requests: Some(policy.max_requests),
+        advertise_keep_alive: Some(policy.advertise_keep_alive),
+        hang_timeout_ms: Some(policy.hang_timeout_ms),
+        tcp_keepalive: Some(policy.tcp_keepalive),
+    }
+}
+
+impl Runner {
+    /// A lesson waiting for its prediction.
+    pub fn new(lesson: &'static Lesson) -> Runner {
+        Runner {
+            lesson,
+            stage: Stage::Predict,
+            prediction: None,
+            steps: Vec::new(),
+            step: 0,
+            step_started_ms: 0.0,
+            runs: Vec::new(),
+            awaiting_run: false,
+            awaiting_policy: None,
+            saved: None,
+            outcome: None,
+        }
+    }
+
+    /// The learner predicts (again, until the lesson runs).
+    pub fn predict(&mut self, answer: Answer) {
+        if matches!(self.stage, Stage::Predict | Stage::Ready) {
+            self.prediction = Some(answer);
+            self.stage = Stage::Ready;
+        }
+    }
+
+    /// Starts the run: saves the session's policy (as the page last heard it)
+    /// and returns the first commands.
+    pub fn start(&mut self, state: &LabState, now_ms: f64) -> Vec<Command> {
+        if self.stage != Stage::Ready {
+            return Vec::new();
+        }
+        self.steps = (self.lesson.steps)();
+        self.step = 0;
+        self.step_started_ms = now_ms;
+        self.runs.clear();
+        self.saved = state.config.clone();
+        self.outcome = None;
+        self.stage = Stage::Running;
+        self.poll(state, now_ms)
+    }
+
+    /// The burst of the last `Fire` command became run `run`.
+    pub fn fired(&mut self, run: u32) {
+        if self.awaiting_run {
+            self.runs.push(run);
+            self.awaiting_run = false;
+        }
+    }
+
+    /// The burst of the last `Fire` command could not start.
+    pub fn fire_failed(&mut self, why: String) -> Vec<Command> {
+        self.awaiting_run = false;
+        self.fail(format!("the burst could not start: {why}"))
+    }
+
+    fn fail(&mut self, why: String) -> Vec<Command> {
+        self.stage = Stage::Failed(why);
+        self.restore()
+    }
+
+    fn restore(&mut self) -> Vec<Command> {
+        self.saved
+            .take()
+            .map(|p| vec![Command::SetPolicy(full_patch(&p))])
+            .unwrap_or_default()
+    }
+
+    /// The lesson's runs, as the page knows them now.
+    pub fn evidence<'a>(&self, state: &'a LabState) -> Evidence<'a> {
+        Evidence {
+            state,
+            runs: self
+                .runs
+                .iter()
+                .filter_map(|id| state.run(*id).cloned())
+                .collect(),
+        }
+    }
+
+    fn holds(&self, until: Until, state: &LabState, now_ms: f64) -> bool {
+        let run = |i: usize| -> Option<Rc<Run>> {
+            self.runs.get(i).and_then(|id| state.run(*id)).cloned()
+        };
+        match until {
+            Until::AtServer { run: i, n } => {
+                run(i).is_some_and(|r| measure::reached_server(&r) >= n)
+            }
+            Until::Ended { run: i } => {
+                run(i).is_some_and(|r| measure::ended(&r) == r.requests.len())
+            }
+            Until::Elapsed { ms } => now_ms - self.step_started_ms >= f64::from(ms),
+            Until::Closed { n } => {
+                let runs: Vec<Rc<Run>> = (0..self.runs.len()).filter_map(run).collect();
+                let runs: Vec<&Run> = runs.iter().map(|r| r.as_ref()).collect();
+                measure::closes(state, &runs).len() >= n
+            }
+        }
+    }
+
+    /// Moves the lesson on as far as it can now; returns what the page must
+    /// do. Call it whenever the state changes, and on a timer.
+    pub fn poll(&mut self, state: &LabState, now_ms: f64) -> Vec<Command> {
+        let mut commands = Vec::new();
+        while self.stage == Stage::Running && !self.awaiting_run {
+            if let Some(expected) = &self.awaiting_policy {
+                if state.config.as_ref() == Some(expected) {
+                    self.awaiting_policy = None;
+                    self.step_started_ms = now_ms;
+                } else {
+                    if now_ms - self.step_started_ms > f64::from(POLICY_WAIT_MS) {
+                        let why = "the server did not confirm the lesson's policy (is the                                    instructor's lock on?)"
+                            .to_owned();
+                        commands.extend(self.fail(why));
+                    }
+                    break;
+                }
+            }
+            let Some(step) = self.steps.get(self.step).cloned() else {
+                let outcome = (self.lesson.measure)(&self.evidence(state));
+                self.outcome = Some(outcome);
+                self.stage = Stage::Answered;
+                commands.extend(self.restore());
+                break;
+            };
+            match step {
+                Step::Policy(patch) => {
+                    self.awaiting_policy =
+                        state.config.as_ref().and_then(|c| c.patched(&patch).ok());
+                    commands.push(Command::SetPolicy(patch));
+                }
+                Step::Fire(settings) => {
+                    self.awaiting_run = true;
+                    commands.push(Command::Fire(settings));
+                }
+                Step::ReleaseAll => commands.push(Command::Release(None)),
+                Step::ReleaseOne(run, index) => {
+                    commands.push(Command::Release(
+                        self.runs.get(run).map(|id| format!("b{id}-{}", index + 1)),
+                    ));
+                }
+                Step::Wait(until, limit_ms) => {
+                    if !self.holds(until, state, now_ms) {
+                        if now_ms - self.step_started_ms > f64::from(limit_ms) {
+                            let why = format!(
+                                "waited {} s for {} and it did not happen; see the timeline",
+                                limit_ms / 1000,
+                                describe(until)
+                            );
+                            commands.extend(self.fail(why));
+                        }
+                        break;
+                    }
+                }
+            }
+            self.step += 1;
+            self.step_started_ms = now_ms;
+        }
+        commands
+    }
+
+    /// Steps done and in all, for a progress line.
+    pub fn progress(&self) -> (usize, usize) {
+        (self.step.min(self.steps.len()), self.steps.len())
+    }
+
+    /// Whether the measured answer differs from the usual one.
+    pub fn differs_from_usual(&self) -> bool {
+        self.outcome
+            .as_ref()
+            .is_some_and(|o| o.answer != self.lesson.question.usual)
+    }
+}
+
+/// A wait condition in words.
+pub fn describe(until: Until) -> String {
+    match until {
+        Until::AtServer { run, n } => {
+            format!("{n} requests of burst {} to reach the server", run + 1)
+        }
+        Until::Ended { run } => format!("every request of burst {} to end", run + 1),
+        Until::Elapsed { ms } => format!("{ms} ms"),
+        Until::Closed { n } => format!("{n} connections to close"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lessons::find;
+
+    fn state() -> LabState {
+        let mut s = LabState::new(protocol::SessionId::parse("s-1").unwrap());
+        s.config = Some(ServerPolicy::default());
+        s
+    }
+
+    #[test]
+    fn predict_then_run_issues_the_steps_in_order_and_waits_for_its_runs() {
+        let lesson = find("keep-alive-off").unwrap();
+        let mut runner = Runner::new(lesson);
+        let s = state();
+        assert!(
+            runner.start(&s, 0.0).is_empty(),
+            "no run before a prediction"
+        );
+        runner.predict(Answer::Number(6));
+        assert_eq!(runner.stage, Stage::Ready);
+        let first = runner.start(&s, 0.0);
+        assert!(matches!(first.last(), Some(Command::Fire(_))), "{first:?}");
+        assert_eq!(runner.stage, Stage::Running);
+        assert!(runner.poll(&s, 10.0).is_empty(), "waits for the run id");
+        runner.fired(1);
+        // The run is not in the state: the wait for it cannot hold yet.
+        assert!(runner.poll(&s, 20.0).is_empty());
+        assert_eq!(runner.stage, Stage::Running);
+    }
+
+    #[test]
+    fn a_wait_past_its_limit_fails_in_words_and_puts_the_policy_back() {
+        let lesson = find("keep-alive-off").unwrap();
+        let mut runner = Runner::new(lesson);
+        let s = state();
+        runner.predict(Answer::Number(1));
+        runner.start(&s, 0.0);
+        runner.fired(1);
+        let commands = runner.poll(&s, 120_000.0);
+        let Stage::Failed(why) = &runner.stage else {
+            panic!("{:?}", runner.stage)
+        };
+        assert!(why.contains("did not happen"), "{why}");
+        assert_eq!(
+            commands,
+            vec![Command::SetPolicy(full_patch(&ServerPolicy::default()))]
+        );
+    }
+
+    #[test]
+    fn every_lesson_has_steps_that_end_with_a_measurement_and_a_known_id() {
+        assert!(crate::lessons::catalogue::ALL.len() >= 12);
+        for lesson in crate::lessons::catalogue::ALL {
+            assert!(protocol::LESSONS.iter().any(|e| e.id == lesson.id()));
+            let steps = (lesson.steps)();
+            assert!(
+                steps.iter().any(|s| matches!(s, Step::Fire(_))),
+                "{}",
+                lesson.id()
+            );
+            // Measuring with nothing measured yet must not panic.
+            let s = state();
+            let outcome = (lesson.measure)(&Evidence {
+                state: &s,
+                runs: Vec::new(),
+            });
+            assert!(!outcome.figures.is_empty(), "{}", lesson.id());
+        }
+    }
+}

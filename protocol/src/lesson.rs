@@ -1,0 +1,105 @@
+//! The lesson catalogue: what `GET /api/lessons` lists and the page's lesson
+//! track shows. Each lesson teaches one concept; the page holds how to run
+//! it (setup, steps, what is measured, the explanation), the server only lists
+//! them, so scripts and the instructor's view can name them.
+
+use serde::Serialize;
+
+/// One lesson as listed.
+///
+/// ```json
+/// {"id": "six-lanes", "title": "Six lanes", "concept": "six connections per pool", "summary": "…"}
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct LessonEntry {
+    /// Stable id, used in URLs (`#lesson=six-lanes`).
+    pub id: &'static str,
+    /// Short title.
+    pub title: &'static str,
+    /// The one concept it teaches.
+    pub concept: &'static str,
+    /// One line: what the learner does and sees.
+    pub summary: &'static str,
+}
+
+/// Every lesson, in teaching order.
+pub const LESSONS: &[LessonEntry] = &[
+    LessonEntry {
+        id: "six-lanes",
+        title: "Six lanes",
+        concept: "six connections per pool, and a queue the server never sees",
+        summary: "12 requests the server holds: count how many reach it, and where the rest wait",
+    },
+    LessonEntry {
+        id: "pools",
+        title: "Many pools",
+        concept: "a pool per origin, port, host name and credentials mode",
+        summary: "the same burst to four pools at once: count the connections",
+    },
+    LessonEntry {
+        id: "keep-alive-off",
+        title: "Keep-alive on and off",
+        concept: "keep-alive reuse against Connection: close",
+        summary: "6 requests one after another, with keep-alive and without",
+    },
+    LessonEntry {
+        id: "idle-timeout",
+        title: "The server's idle timeout",
+        concept: "the server closes an idle connection; the browser quietly opens another",
+        summary: "a request, a pause longer than the idle timeout, another request",
+    },
+    LessonEntry {
+        id: "keep-alive-header",
+        title: "Keep-Alive: timeout=5, max=100",
+        concept: "the Keep-Alive header counts max down to Connection: close",
+        summary: "4 requests against a server that allows 3 per connection",
+    },
+    LessonEntry {
+        id: "client-vs-idle-timeout",
+        title: "Client timeout or idle timeout?",
+        concept: "a client timeout (axios' timeout) is not the server's idle timeout",
+        summary: "one request the page gives up on, one connection the server closes: who closes what",
+    },
+    LessonEntry {
+        id: "hang-timeout",
+        title: "The server that hangs",
+        concept: "a server's socket timeout frees the browser's queue (Node's old 2-minute timeout, scaled)",
+        summary: "12 requests to a server that never answers but gives up after a while",
+    },
+    LessonEntry {
+        id: "node-events",
+        title: "Socket events, as Node names them",
+        concept: "connection, end, timeout, error and close, mapped onto what the lab records",
+        summary: "a client that gives up, a server that resets, a server that times out",
+    },
+    LessonEntry {
+        id: "cache-lock",
+        title: "The cache lock",
+        concept: "identical URLs go out one at a time",
+        summary: "6 requests to the very same URL with the default cache mode",
+    },
+    LessonEntry {
+        id: "eventsource",
+        title: "EventSource takes a lane",
+        concept: "a server-sent event stream holds one of the six; a WebSocket does not",
+        summary: "an event stream open, then 6 requests the server holds",
+    },
+    LessonEntry {
+        id: "priority",
+        title: "Jumping the queue",
+        concept: "fetch(url, {priority: 'high'}): the browser's queue is not first come, first served",
+        summary: "a full pool, a queue, one high-priority request, one lane freed",
+    },
+    LessonEntry {
+        id: "spare-socket",
+        title: "The spare socket",
+        concept: "loading a page opens a spare connection nobody asked for",
+        summary: "count the connections this page's load opened, and what each carried",
+    },
+    LessonEntry {
+        id: "keep-alive-race",
+        title: "The keep-alive race",
+        concept: "a request that arrives as the server closes is re-sent silently",
+        summary: "requests on connections the server closes just as they arrive",
+    },
+];

@@ -1,0 +1,444 @@
+//! Every lesson, taken in real headless Chromium through its own controls
+//! (predict, run, read the measured answer), and checked against the
+//! server's own record: the phenomenon each lesson teaches really happened
+//! on the wire, and the page's measured answer agrees with it.
+//!
+//! The tests run one at a time (a lesson measures timing: thirteen browsers
+//! at once on two cores would measure the machine, not the browser).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use keepalive_lab_server::Config;
+use keepalive_lab_tests::chromium::{Chromium, Page};
+use keepalive_lab_tests::{dist_dir, start_server_with_second_origin};
+use protocol::{CloseReason, ConnId, Micros, RequestId, ServerEvent};
+use tokio::sync::broadcast::Receiver;
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// A lab on two origins, Chromium, and lesson `id` open in a tab.
+struct Setup {
+    events: Receiver<ServerEvent>,
+    chrome: Chromium,
+    page: Page,
+}
+
+async fn open(id: &str) -> Setup {
+    let (addr, _second, lab) = start_server_with_second_origin(Config {
+        dist_dir: dist_dir(),
+        ..Config::default()
+    })
+    .await;
+    let (_, events) = lab.subscribe(None);
+    let mut chrome = Chromium::launch().await;
+    let page = chrome.open_lesson(&format!("http://{addr}/"), id).await;
+    Setup {
+        events,
+        chrome,
+        page,
+    }
+}
+
+impl Setup {
+    async fn take(&mut self, prediction: u32) -> (String, BTreeMap<String, String>) {
+        self.chrome.take_lesson(&self.page, prediction, LIMIT).await
+    }
+
+    /// Every event the server recorded so far.
+    fn record(&mut self) -> Record {
+        let mut events = Vec::new();
+        while let Ok(event) = self.events.try_recv() {
+            events.push(event);
+        }
+        Record { events }
+    }
+}
+
+/// The server's record of one lesson.
+struct Record {
+    events: Vec<ServerEvent>,
+}
+
+/// One request as the server saw it.
+#[derive(Debug, Clone)]
+struct Seen {
+    conn: ConnId,
+    seq: u32,
+    target: String,
+    started: Micros,
+    finished: Option<Micros>,
+}
+
+impl Record {
+    fn requests(&self, prefix: &str) -> Vec<Seen> {
+        let mut seen: BTreeMap<RequestId, Seen> = BTreeMap::new();
+        for event in &self.events {
+            match event {
+                ServerEvent::RequestStarted {
+                    conn,
+                    request,
+                    seq,
+                    target,
+                    at_us,
+                    ..
+                } if target.starts_with(prefix) => {
+                    seen.insert(
+                        *request,
+                        Seen {
+                            conn: *conn,
+                            seq: *seq,
+                            target: target.clone(),
+                            started: *at_us,
+                            finished: None,
+                        },
+                    );
+                }
+                ServerEvent::RequestFinished { request, at_us, .. } => {
+                    if let Some(s) = seen.get_mut(request) {
+                        s.finished = Some(*at_us);
+                    }
+                }
+                _ => {}
+            }
+        }
+        seen.into_values().collect()
+    }
+
+    /// Most requests of `prefix` at the server at the same moment.
+    fn peak(&self, prefix: &str) -> usize {
+        let mut edges: Vec<(Micros, i32)> = Vec::new();
+        for r in self.requests(prefix) {
+            edges.push((r.started, 1));
+            if let Some(f) = r.finished {
+                edges.push((f, -1));
+            }
+        }
+        edges.sort();
+        let (mut now, mut peak) = (0, 0);
+        for (_, d) in edges {
+            now += d;
+            peak = peak.max(now);
+        }
+        usize::try_from(peak).unwrap_or(0)
+    }
+
+    fn close_of(&self, conn: ConnId) -> Option<&CloseReason> {
+        self.events.iter().find_map(|e| match e {
+            ServerEvent::ConnectionClosed {
+                conn: c, reason, ..
+            } if *c == conn => Some(reason),
+            _ => None,
+        })
+    }
+
+    fn closed_at(&self, conn: ConnId) -> Option<Micros> {
+        self.events.iter().find_map(|e| match e {
+            ServerEvent::ConnectionClosed { conn: c, at_us, .. } if *c == conn => Some(*at_us),
+            _ => None,
+        })
+    }
+}
+
+/// The tag (`id=`) of a target.
+fn tag(target: &str) -> &str {
+    target
+        .split("id=")
+        .nth(1)
+        .and_then(|t| t.split('&').next())
+        .unwrap_or_default()
+}
+
+/// The run number in a tag `b<run>-<n>`.
+fn run_of(target: &str) -> u32 {
+    tag(target)
+        .strip_prefix('b')
+        .and_then(|t| t.split('-').next())
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(0)
+}
+
+async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn six_lanes_measures_six_at_the_server_and_the_rest_queued_in_the_browser() {
+    let _one = serial().await;
+    let mut s = open("six-lanes").await;
+    let (answer, figures) = s.take(6).await;
+    let record = s.record();
+    assert_eq!(record.requests("/api/hang").len(), 12);
+    assert_eq!(record.peak("/api/hang"), 6, "the server held 6 at once");
+    assert_eq!(answer, "6", "the page measured what the server saw");
+    assert_eq!(figures["queued"], "6");
+    // The queued six went out on connections that had already carried one.
+    let mut hangs = record.requests("/api/hang");
+    hangs.sort_by_key(|r| r.started);
+    let reused = hangs.iter().skip(6).filter(|r| r.seq > 1).count();
+    assert_eq!(reused, 6, "{hangs:?}");
+    assert_eq!(figures["reused"], "6");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pools_are_per_origin_port_host_name_and_credentials_mode() {
+    let _one = serial().await;
+    let mut s = open("pools").await;
+    let (answer, figures) = s.take(24).await;
+    let record = s.record();
+    assert_eq!(record.requests("/api/hang").len(), 32);
+    assert_eq!(record.peak("/api/hang"), 24, "four pools of six");
+    assert_eq!(answer, "24");
+    for pool in [
+        "pool-same",
+        "pool-second-port",
+        "pool-other-host",
+        "pool-omit",
+    ] {
+        assert_eq!(figures[pool], "6", "{pool}: {figures:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keep_alive_off_needs_a_connection_per_request() {
+    let _one = serial().await;
+    let mut s = open("keep-alive-off").await;
+    let (answer, figures) = s.take(6).await;
+    let record = s.record();
+    let fast = record.requests("/api/fast");
+    let first_run = fast.iter().map(|r| run_of(&r.target)).min().unwrap_or(0);
+    let conns = |run: u32| -> BTreeSet<ConnId> {
+        fast.iter()
+            .filter(|r| run_of(&r.target) == run)
+            .map(|r| r.conn)
+            .collect()
+    };
+    assert_eq!(conns(first_run).len(), 1, "keep-alive on: one connection");
+    let off = conns(first_run + 1);
+    assert_eq!(off.len(), 6, "keep-alive off: one per request");
+    for conn in &off {
+        assert_eq!(record.close_of(*conn), Some(&CloseReason::KeepAliveOff));
+    }
+    assert_eq!(answer, "6");
+    assert_eq!(figures["connections-on"], "1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_connection_closed_by_the_server_is_replaced_silently() {
+    let _one = serial().await;
+    let mut s = open("idle-timeout").await;
+    let (answer, _) = s.take(1).await;
+    let record = s.record();
+    let fast = record.requests("/api/fast");
+    assert_eq!(fast.len(), 2, "{fast:?}");
+    let (first, second) = (&fast[0], &fast[1]);
+    assert_ne!(first.conn, second.conn);
+    assert_eq!(record.close_of(first.conn), Some(&CloseReason::IdleTimeout));
+    assert!(
+        record.closed_at(first.conn).unwrap() < second.started,
+        "closed before the second request started"
+    );
+    assert_eq!(answer, "choice-1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_keep_alive_header_counts_max_down_to_connection_close() {
+    let _one = serial().await;
+    let mut s = open("keep-alive-header").await;
+    let (answer, figures) = s.take(2).await;
+    let record = s.record();
+    let fast = record.requests("/api/fast");
+    assert_eq!(fast.len(), 4);
+    let seqs: Vec<u32> = fast.iter().map(|r| r.seq).collect();
+    assert_eq!(seqs, [1, 2, 3, 1], "the 4th on a new connection");
+    assert_eq!(
+        record.close_of(fast[0].conn),
+        Some(&CloseReason::MaxRequests)
+    );
+    assert_eq!(answer, "choice-2");
+    let headers = &figures["headers"];
+    for shown in ["max=2", "max=1", "Connection: close"] {
+        assert!(headers.contains(shown), "{shown} in {headers}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_timeout_closes_from_the_browser_an_idle_timeout_from_the_server() {
+    let _one = serial().await;
+    let mut s = open("client-vs-idle-timeout").await;
+    let (answer, _) = s.take(2).await;
+    let record = s.record();
+    let hang = &record.requests("/api/hang")[0];
+    let fast = &record.requests("/api/fast")[0];
+    assert_ne!(hang.conn, fast.conn);
+    assert!(matches!(
+        record.close_of(hang.conn),
+        Some(CloseReason::PeerClosed | CloseReason::PeerReset)
+    ));
+    assert_eq!(record.close_of(fast.conn), Some(&CloseReason::IdleTimeout));
+    assert_eq!(answer, "choice-2");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_servers_socket_timeout_frees_the_browsers_queue() {
+    let _one = serial().await;
+    let mut s = open("hang-timeout").await;
+    let (answer, figures) = s.take(1).await;
+    let record = s.record();
+    let hangs = record.requests("/api/hang");
+    let tags: BTreeSet<&str> = hangs.iter().map(|r| tag(&r.target)).collect();
+    assert_eq!(tags.len(), 12, "every request reached the server");
+    let cut = record
+        .events
+        .iter()
+        .filter(|e| {
+            matches!(
+                e,
+                ServerEvent::ConnectionClosed {
+                    reason: CloseReason::HangTimeout,
+                    ..
+                }
+            )
+        })
+        .count();
+    assert!(cut >= 6, "the first six were cut: {cut}");
+    assert_eq!(answer, "choice-1");
+    let gap: u64 = figures["second-wave-ms"].parse().expect("a gap in ms");
+    assert!(gap >= 1500, "the queued six waited for the cut: {gap} ms");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn socket_events_are_named_as_node_names_them() {
+    let _one = serial().await;
+    let mut s = open("node-events").await;
+    let (answer, figures) = s.take(0).await;
+    let record = s.record();
+    let hang = &record.requests("/api/hang")[0];
+    let close = &record.requests("/api/close")[0];
+    let fast = &record.requests("/api/fast")[0];
+    assert_eq!(record.close_of(hang.conn), Some(&CloseReason::PeerClosed));
+    assert_eq!(
+        record.close_of(close.conn),
+        Some(&CloseReason::ServerClose {
+            mode: protocol::CloseMode::Rst
+        })
+    );
+    assert_eq!(record.close_of(fast.conn), Some(&CloseReason::IdleTimeout));
+    assert_eq!(answer, "choice-0");
+    assert!(figures["abort"].contains("'end'"), "{figures:?}");
+    assert!(figures["idle"].contains("'timeout'"), "{figures:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identical_urls_wait_for_the_cache_lock() {
+    let _one = serial().await;
+    let mut s = open("cache-lock").await;
+    let (answer, _) = s.take(1).await;
+    let record = s.record();
+    assert_eq!(record.requests("/api/slow").len(), 6);
+    assert_eq!(record.peak("/api/slow"), 1, "one at a time");
+    assert_eq!(answer, "1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_stream_holds_one_of_the_six_lanes() {
+    let _one = serial().await;
+    let mut s = open("eventsource").await;
+    let (answer, _) = s.take(5).await;
+    let record = s.record();
+    assert_eq!(record.requests("/api/sse").len(), 1);
+    assert_eq!(record.peak("/api/hang"), 5, "the stream took the sixth");
+    assert_eq!(answer, "5");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_high_priority_request_jumps_the_queue() {
+    let _one = serial().await;
+    let mut s = open("priority").await;
+    let (answer, _) = s.take(1).await;
+    let record = s.record();
+    let hangs = record.requests("/api/hang");
+    let runs: BTreeSet<u32> = hangs.iter().map(|r| run_of(&r.target)).collect();
+    let high_run = *runs.iter().max().expect("runs");
+    let full = *runs.iter().min().expect("runs");
+    // The first request after the first six: the high-priority one.
+    let mut later: Vec<&Seen> = hangs.iter().filter(|r| run_of(&r.target) != full).collect();
+    later.sort_by_key(|r| r.started);
+    assert_eq!(run_of(&later[0].target), high_run, "{later:?}");
+    assert_eq!(answer, "choice-1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loading_the_page_opens_a_spare_connection() {
+    let _one = serial().await;
+    let mut s = open("spare-socket").await;
+    let (answer, figures) = s.take(2).await;
+    let record = s.record();
+    let first_tagged = record
+        .requests("/api/fast")
+        .first()
+        .map(|r| r.started)
+        .expect("the lesson's request");
+    let upgraded: BTreeSet<ConnId> = record
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            ServerEvent::ConnectionUpgraded { conn, .. } => Some(*conn),
+            _ => None,
+        })
+        .collect();
+    // What the page can know of: connections of the load still open when its
+    // events socket connected (Chromium may open and drop one before that).
+    let live_at = record
+        .events
+        .iter()
+        .find_map(|e| match e {
+            ServerEvent::ConnectionUpgraded { at_us, .. } => Some(*at_us),
+            _ => None,
+        })
+        .expect("the page's events socket");
+    let page_load: Vec<ConnId> = record
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            ServerEvent::ConnectionOpened { conn, at_us, .. }
+                if *at_us < first_tagged
+                    && !upgraded.contains(conn)
+                    && record.closed_at(*conn).is_none_or(|c| c > live_at) =>
+            {
+                Some(*conn)
+            }
+            _ => None,
+        })
+        .collect();
+    assert!(
+        page_load.len() >= 2,
+        "a spare besides the page's own: {page_load:?}"
+    );
+    assert_eq!(
+        answer,
+        page_load.len().to_string(),
+        "{figures:?} {page_load:?} {:#?}",
+        record.events
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_keep_alive_race_is_re_sent_silently() {
+    let _one = serial().await;
+    let mut s = open("keep-alive-race").await;
+    let (answer, figures) = s.take(0).await;
+    let record = s.record();
+    let fast = record.requests("/api/fast");
+    let mut attempts: BTreeMap<&str, u32> = BTreeMap::new();
+    for r in &fast {
+        *attempts.entry(tag(&r.target)).or_default() += 1;
+    }
+    assert_eq!(attempts.len(), 4);
+    assert_eq!(attempts.values().filter(|n| **n == 2).count(), 3);
+    assert_eq!(answer, "0", "the page saw no failure");
+    assert_eq!(figures["resent"], "3");
+    assert_eq!(figures["attempts"], "7");
+}

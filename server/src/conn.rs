@@ -66,6 +66,8 @@ pub struct Conn {
     id: ConnId,
     /// The client's address.
     peer: std::net::SocketAddr,
+    /// The lab's address the client connected to.
+    local: std::net::SocketAddr,
     /// Where events go.
     lab: Lab,
     /// Bytes each way, shared with the tracker's table.
@@ -181,6 +183,7 @@ impl Conn {
         Arc::new(Conn {
             id,
             peer,
+            local,
             lab: lab.clone(),
             counters,
             requests: AtomicU32::new(0),
@@ -207,6 +210,11 @@ impl Conn {
     /// The client's address.
     pub fn peer(&self) -> std::net::SocketAddr {
         self.peer
+    }
+
+    /// The lab's address the client connected to.
+    pub fn local(&self) -> std::net::SocketAddr {
+        self.local
     }
 
     /// The session this connection belongs to, once a request named one.

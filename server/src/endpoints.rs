@@ -118,7 +118,10 @@ pub async fn fast(
     if let (Some(close), Some(Extension(ctx))) = (next, &ctx) {
         ctx.conn.drop_next(close);
     }
-    Ok(Json(Answer { endpoint: "fast", id }))
+    Ok(Json(Answer {
+        endpoint: "fast",
+        id,
+    }))
 }
 
 /// Where `/api/slow` waits.

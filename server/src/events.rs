@@ -361,7 +361,10 @@ pub async fn run_viewer<W, R, E>(
     let mut bucket = Bucket::new();
     let mut last_lag: Option<Instant> = None;
     let end = 'serve: {
-        if send(&mut sink, &filter.snapshot(snapshot), stall).await.is_err() {
+        if send(&mut sink, &filter.snapshot(snapshot), stall)
+            .await
+            .is_err()
+        {
             break 'serve End::Stalled;
         }
         let shutdown = lab.shutting_down();

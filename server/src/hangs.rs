@@ -157,8 +157,12 @@ mod tests {
     #[tokio::test]
     async fn release_by_id_by_tag_and_all() {
         let hangs = Hangs::new(10, 10);
-        let mut a = hangs.hold(RequestId(1), Some("a".into()), Owner::Anonymous).unwrap();
-        let mut b = hangs.hold(RequestId(2), Some("b".into()), Owner::Anonymous).unwrap();
+        let mut a = hangs
+            .hold(RequestId(1), Some("a".into()), Owner::Anonymous)
+            .unwrap();
+        let mut b = hangs
+            .hold(RequestId(2), Some("b".into()), Owner::Anonymous)
+            .unwrap();
         let _c = hangs.hold(RequestId(3), None, Owner::Anonymous).unwrap();
         let by_id = ReleaseRequest {
             request: Some(RequestId(1)),
@@ -180,7 +184,9 @@ mod tests {
     fn cap_refuses_and_dropping_a_ticket_frees_its_place() {
         let hangs = Hangs::new(1, 1);
         let first = hangs.hold(RequestId(1), None, Owner::Anonymous).unwrap();
-        let err = hangs.hold(RequestId(2), None, Owner::Anonymous).unwrap_err();
+        let err = hangs
+            .hold(RequestId(2), None, Owner::Anonymous)
+            .unwrap_err();
         assert_eq!(err.status.as_u16(), 503);
         drop(first);
         assert!(hangs.hold(RequestId(2), None, Owner::Anonymous).is_ok());
@@ -197,7 +203,11 @@ mod tests {
         assert!(refused.body.error.contains("per session"));
         let _b1 = hangs.hold(RequestId(4), None, b.clone()).unwrap();
         let all = ReleaseRequest::default();
-        assert_eq!(hangs.release(&all, &Access::Of(b.clone())), 1, "b releases only its own");
+        assert_eq!(
+            hangs.release(&all, &Access::Of(b.clone())),
+            1,
+            "b releases only its own"
+        );
         let a_by_id = ReleaseRequest {
             request: Some(RequestId(1)),
             id: None,

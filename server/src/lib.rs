@@ -28,8 +28,10 @@
 //! - [`events`]: the `/api/events` WebSocket: snapshot, live events, control
 //!   messages.
 //! - [`params`] and [`error`]: query validation and the JSON error type.
+//! - [`assets`]: the page's files, from a directory or built into the binary.
 //! - `main.rs`: a thin binary: flags, bind, serve until Ctrl-C.
 
+pub mod assets;
 pub mod conn;
 pub mod endpoints;
 pub mod error;
@@ -37,8 +39,8 @@ pub mod events;
 pub mod hangs;
 pub mod listener;
 pub mod params;
-pub mod routes;
 pub mod peers;
+pub mod routes;
 pub mod sessions;
 pub mod tracker;
 pub mod watchdog;
@@ -223,7 +225,11 @@ impl Lab {
 
     /// Adds addresses the lab serves to its own origins.
     pub fn add_listeners(&self, addresses: &[std::net::SocketAddr]) {
-        let mut origins = self.inner.origins.write().unwrap_or_else(|p| p.into_inner());
+        let mut origins = self
+            .inner
+            .origins
+            .write()
+            .unwrap_or_else(|p| p.into_inner());
         for address in addresses {
             if !origins.0.contains(address) {
                 origins.0.push(*address);

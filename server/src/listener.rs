@@ -288,9 +288,12 @@ impl Handler {
         guard: &mut RequestGuard,
     ) -> Result<(), ApiError> {
         let origins = self.lab.origins();
+        // The address the client connected to is the lab's own, whatever the
+        // interface (a workshop machine's LAN address): not a rebound name.
+        let local = self.conn.local().to_string();
         if let Some(host) = request.headers().get(HOST) {
             let host = host.to_str().unwrap_or("");
-            if !origins.allows_authority(host) {
+            if !origins.allows_authority(host) && !host.eq_ignore_ascii_case(&local) {
                 return Err(ApiError::forbidden(
                     format!("this lab does not answer to the host `{host}`"),
                     format!(
@@ -303,7 +306,10 @@ impl Handler {
         }
         if let Some(origin) = request.headers().get(ORIGIN) {
             let origin = origin.to_str().unwrap_or("");
-            if !origins.allows_origin(origin) {
+            let own = origin
+                .strip_prefix("http://")
+                .is_some_and(|a| a.eq_ignore_ascii_case(&local));
+            if !origins.allows_origin(origin) && !own {
                 return Err(ApiError::forbidden(
                     format!("requests from pages at `{origin}` are refused"),
                     "only the lab's own pages (its ports on 127.0.0.1, localhost, [::1] and \

@@ -1,5 +1,8 @@
 //! `keepalive-lab`: serve the lab until Ctrl-C.
 //!
+//! One binary, three tools: `keepalive-lab [FLAGS]` serves the lab (the
+//! default); the standalone tools are subcommands (see [`main`]).
+//!
 //! Listens on two ports (two origins, so two browser connection pools), each
 //! on IPv4 loopback and, where available, IPv6 loopback too: Chromium sends
 //! `localhost` over `::1`, which makes `localhost` a third pool to compare.
@@ -14,12 +17,17 @@ use keepalive_lab_server::{Config, Lab, listener};
 use tokio::net::{TcpListener, TcpSocket};
 
 const USAGE: &str = "\
-usage: keepalive-lab [--port N] [--second-port N] [--bind ADDR] [--dist DIR] [--instructor-key KEY]
+usage: keepalive-lab [--port N] [--second-port N] [--bind ADDR] [--workshop] [--host-name NAME]
+                     [--dist DIR] [--instructor-key KEY]
 
   --port N                main port (default 8080; 0 picks a free one)
   --second-port N         a second origin for the pool lessons (default: port + 1)
   --bind ADDR             address to listen on (default 127.0.0.1, plus ::1 when it is loopback)
-  --dist DIR              the built frontend (default ./dist, made by `cargo xtask build`)
+  --workshop              serve a room: listen on every interface (0.0.0.0) unless --bind says
+                          otherwise, and print the join link and the instructor link
+  --host-name NAME        another name participants reach this machine by (repeatable), e.g. lab.local
+  --dist DIR              the built frontend (default ./dist; a binary from `cargo xtask dist`
+                          has the page built in and needs none)
   --instructor-key KEY    the key for the whole-server view (default: random, printed at start)";
 
 /// Command-line options.
@@ -28,6 +36,10 @@ struct Options {
     port: u16,
     second_port: Option<u16>,
     bind: IpAddr,
+    /// `--bind` was given (else `--workshop` picks 0.0.0.0).
+    bind_given: bool,
+    workshop: bool,
+    host_names: Vec<String>,
     dist: PathBuf,
     key: InstructorKey,
 }
@@ -37,6 +49,9 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
         port: 8080,
         second_port: None,
         bind: IpAddr::from([127, 0, 0, 1]),
+        bind_given: false,
+        workshop: false,
+        host_names: Vec::new(),
         dist: PathBuf::from("dist"),
         key: InstructorKey::random(),
     };
@@ -59,12 +74,25 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
                 options.bind = v.parse().map_err(|_| {
                     format!("--bind takes an IP address such as 127.0.0.1 or ::1, got `{v}`")
                 })?;
+                options.bind_given = true;
+            }
+            "--workshop" => options.workshop = true,
+            "--host-name" => {
+                let v = value("a host name")?;
+                let ok = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '.';
+                if v.is_empty() || v.len() > 253 || !v.chars().all(ok) {
+                    return Err(format!("--host-name takes a DNS name such as lab.local, got `{v}`"));
+                }
+                options.host_names.push(v.to_ascii_lowercase());
             }
             "--dist" => options.dist = PathBuf::from(value("a directory")?),
             "--instructor-key" => options.key = InstructorKey::parse(&value("a key")?)?,
             "-h" | "--help" => return Err(USAGE.to_owned()),
             other => return Err(format!("unknown option `{other}`\n\n{USAGE}")),
         }
+    }
+    if options.workshop && !options.bind_given {
+        options.bind = IpAddr::from([0, 0, 0, 0]);
     }
     Ok(options)
 }
@@ -133,14 +161,48 @@ async fn start(
         instructor_key: options.key,
         dist_dir: options.dist,
         listeners: addresses.clone(),
+        host_names: options.host_names.clone(),
         ..Config::default()
     });
-    let host = if options.bind.is_loopback() {
-        "127.0.0.1".to_owned()
+    // The addresses participants can use: loopback for this machine; every
+    // interface's address when the lab listens on all of them.
+    let hosts: Vec<String> = if options.bind.is_loopback() {
+        vec!["127.0.0.1".to_owned()]
+    } else if options.bind.is_unspecified() {
+        let mut hosts: Vec<String> = if_addrs::get_if_addrs()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|i| !i.is_loopback() && i.ip().is_ipv4())
+            .map(|i| i.ip().to_string())
+            .collect();
+        hosts.extend(options.host_names.iter().cloned());
+        if hosts.is_empty() {
+            hosts.push("127.0.0.1".to_owned());
+        }
+        hosts
     } else {
-        options.bind.to_string()
+        let mut hosts = vec![options.bind.to_string()];
+        hosts.extend(options.host_names.iter().cloned());
+        hosts
     };
-    println!("keepalive-lab is running: open http://{host}:{port}/   (Ctrl-C stops it)");
+    let host = &hosts[0];
+    if !options.bind.is_loopback() {
+        println!(
+            "WORKSHOP MODE: the lab listens on {} — anyone on this network can open it. \
+             Each participant gets a session of their own; the instructor key below shows and \
+             controls the whole room.",
+            options.bind
+        );
+        for h in &hosts {
+            println!("  participants join at: http://{h}:{port}/");
+        }
+        println!(
+            "  instructor view (keep this link to yourself): http://{host}:{port}/#instructor&key={}",
+            key.as_str()
+        );
+    } else {
+        println!("keepalive-lab is running: open http://{host}:{port}/   (Ctrl-C stops it)");
+    }
     println!("  second origin for the pool lessons: http://{host}:{second}/");
     if addresses.iter().any(|a| a.is_ipv6()) {
         println!("  http://localhost:{port}/ is yet another pool (Chromium sends it over ::1)");
@@ -168,7 +230,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if !options.dist.join("index.html").is_file() {
+    if keepalive_lab_server::assets::embedded().is_none() && !options.dist.join("index.html").is_file() {
         eprintln!(
             "warning: {} has no index.html; build the frontend with `cargo xtask build` \
              (or start with `cargo xtask run`)",

@@ -53,7 +53,11 @@ fn lock(table: &Mutex<HashMap<IpAddr, Counts>>) -> MutexGuard<'_, HashMap<IpAddr
     table.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-fn release(table: &Mutex<HashMap<IpAddr, Counts>>, ip: IpAddr, which: fn(&mut Counts) -> &mut usize) {
+fn release(
+    table: &Mutex<HashMap<IpAddr, Counts>>,
+    ip: IpAddr,
+    which: fn(&mut Counts) -> &mut usize,
+) {
     let mut table = lock(table);
     if let Some(counts) = table.get_mut(&ip) {
         let n = which(counts);

@@ -84,10 +84,18 @@ pub fn app(lab: Lab) -> Router {
 fn cors(lab: Lab) -> CorsLayer {
     CorsLayer::new()
         .allow_origin(AllowOrigin::predicate(
-            move |origin: &HeaderValue, _: &axum::http::request::Parts| {
-                origin
-                    .to_str()
-                    .is_ok_and(|o| lab.origins().allows_origin(o))
+            move |origin: &HeaderValue, parts: &axum::http::request::Parts| {
+                let Ok(origin) = origin.to_str() else {
+                    return false;
+                };
+                // The lab's own address as the client reached it (a workshop
+                // machine's LAN address) is its own origin too.
+                let own = parts.extensions.get::<RequestCtx>().is_some_and(|c| {
+                    origin
+                        .strip_prefix("http://")
+                        .is_some_and(|a| a.eq_ignore_ascii_case(&c.conn.local().to_string()))
+                });
+                own || lab.origins().allows_origin(origin)
             },
         ))
         .allow_credentials(true)
@@ -106,6 +114,9 @@ fn cors(lab: Lab) -> CorsLayer {
 /// The page itself. Served no-cache so a rebuilt frontend is picked up.
 async fn index(State(lab): State<Lab>) -> Result<Response, ApiError> {
     let path = lab.config().dist_dir.join("index.html");
+    if let Some(page) = embedded_page(&lab) {
+        return Ok(([(header::CACHE_CONTROL, "no-cache")], Html(page.index)).into_response());
+    }
     match tokio::fs::read_to_string(&path).await {
         Ok(html) => Ok(([(header::CACHE_CONTROL, "no-cache")], Html(html)).into_response()),
         Err(_) => Err(ApiError::over_capacity(
@@ -115,11 +126,31 @@ async fn index(State(lab): State<Lab>) -> Result<Response, ApiError> {
     }
 }
 
-/// Files from `dist/` for GET and HEAD; a JSON 404 for anything else.
+/// The page built into the binary, unless a directory with a built page was
+/// given (development: `--dist`, or `cargo xtask run`).
+fn embedded_page(lab: &Lab) -> Option<crate::assets::Embedded> {
+    crate::assets::embedded().filter(|_| !crate::assets::dir_has_page(&lab.config().dist_dir))
+}
+
+/// Files from `dist/` (or built into the binary) for GET and HEAD; a JSON
+/// 404 for anything else.
 async fn assets(State(lab): State<Lab>, request: Request) -> Response {
     let path = request.uri().path().to_owned();
     if !matches!(*request.method(), Method::GET | Method::HEAD) {
         return ApiError::not_found(&path).into_response();
+    }
+    if let Some(page) = embedded_page(&lab) {
+        return match page.file(&path) {
+            Some((bytes, kind)) => (
+                [
+                    (header::CONTENT_TYPE, kind),
+                    (header::CACHE_CONTROL, "no-cache"),
+                ],
+                bytes,
+            )
+                .into_response(),
+            None => ApiError::not_found(&path).into_response(),
+        };
     }
     let files = ServeDir::new(&lab.config().dist_dir);
     match files.oneshot(request).await {

@@ -112,7 +112,10 @@ mod tests {
         assert!(o.allows_authority("[::1]:8081"));
         assert!(!o.allows_authority("rebound.example:8080"));
         assert!(!o.allows_authority("127.0.0.1:80x"));
-        let lan = Origins::new(&[SocketAddr::from(([192, 168, 1, 5], 8080))], &["lab-box".into()]);
+        let lan = Origins::new(
+            &[SocketAddr::from(([192, 168, 1, 5], 8080))],
+            &["lab-box".into()],
+        );
         assert!(lan.allows_origin("http://192.168.1.5:8080"));
         assert!(lan.allows_origin("http://lab-box:8080"));
     }

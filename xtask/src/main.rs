@@ -8,6 +8,8 @@
 //!   root or with sudo), then every test in the workspace (including the
 //!   headless Chromium ones), then `cargo fmt --check` and clippy. CI runs
 //!   exactly this.
+//! - `dist`: `build`, then one self-contained release binary with the page
+//!   built in (`--features embedded-assets`); prints its path last.
 //! - `bench [BENCH FLAGS]`: `build`, then the `bench/` harness, which writes
 //!   `BENCHMARKS.md` (several minutes).
 
@@ -25,6 +27,7 @@ usage: cargo xtask <command>
   build                 build the frontend into dist/
   run [SERVER FLAGS]    build, then start the lab (flags: --port N, --bind ADDR)
   test                  build, then run every test, then fmt and clippy checks
+  dist                  one self-contained release binary with the page built in; prints its path
   bench [BENCH FLAGS]   build, then measure the lab against plain axum into BENCHMARKS.md
                         (several minutes; flags: see `cargo run -p keepalive-lab-bench -- --help`)";
 
@@ -39,6 +42,11 @@ fn main() -> ExitCode {
         Some("run") => build().and_then(|dist| run(&dist, &rest)),
         Some("test") => build().and_then(|dist| test(&dist)),
         Some("bench") => build().and_then(|dist| bench(&dist, &rest)),
+        Some("dist") => build().and_then(|dist| {
+            let binary = single_binary(&dist, true)?;
+            println!("{}", binary.display());
+            Ok(())
+        }),
         Some("-h" | "--help") | None => {
             println!("{USAGE}");
             Ok(())
@@ -180,6 +188,38 @@ fn run(dist: &Path, server_flags: &[String]) -> Result {
     )
 }
 
+/// Builds the server with the page in `dist` built in (`embedded-assets`):
+/// one file that serves the whole lab. `release` for `cargo xtask dist`; the
+/// tests use a debug build (much faster, the same embedding). Returns its path.
+fn single_binary(dist: &Path, release: bool) -> Result<PathBuf> {
+    let dist = fs::canonicalize(dist).map_err(|e| format!("{}: {e}", dist.display()))?;
+    let mut command = cargo();
+    command.args([
+        "build",
+        "--package",
+        "keepalive-lab-server",
+        "--bin",
+        "keepalive-lab",
+        "--features",
+        "embedded-assets",
+    ]);
+    if release {
+        command.arg("--release");
+    }
+    status(command.env("KEEPALIVE_LAB_EMBED_DIR", &dist))?;
+    let target_dir = env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"));
+    let binary = target_dir
+        .join(if release { "release" } else { "debug" })
+        .join("keepalive-lab");
+    if binary.is_file() {
+        Ok(binary)
+    } else {
+        Err(format!("the build said nothing, but {} is missing", binary.display()))
+    }
+}
+
 /// Runs the benchmark harness (`bench/`), which writes `BENCHMARKS.md`.
 fn bench(dist: &Path, bench_flags: &[String]) -> Result {
     status(
@@ -206,7 +246,10 @@ fn ensure_chromium() -> Result {
         return Ok(());
     }
     if env::var_os("CHROME").is_some() {
-        return Err(format!("$CHROME points at {}, which does not exist", path.display()));
+        return Err(format!(
+            "$CHROME points at {}, which does not exist",
+            path.display()
+        ));
     }
     let root = Command::new("id")
         .arg("-u")
@@ -236,11 +279,14 @@ fn ensure_chromium() -> Result {
 
 fn test(dist: &Path) -> Result {
     ensure_chromium()?;
+    // The single binary, for the test that runs it from an empty folder.
+    let binary = single_binary(dist, false)?;
     let dist_env: (&str, &OsStr) = ("KEEPALIVE_LAB_DIST", dist.as_os_str());
     status(
         cargo()
             .args(["test", "--workspace", "--all-targets"])
-            .env(dist_env.0, dist_env.1),
+            .env(dist_env.0, dist_env.1)
+            .env("KEEPALIVE_LAB_BINARY", &binary),
     )?;
     status(cargo().args(["test", "--workspace", "--doc"]))?;
     status(cargo().args(["fmt", "--all", "--", "--check"]))?;

@@ -30,7 +30,10 @@ impl InstructorKey {
         // A machine without randomness cannot run a room safely; a key
         // nobody can guess is still better than none.
         InstructorKey(random_hex(16).unwrap_or_else(|_| {
-            format!("{:032x}", std::process::id() as u128 * 0x9e37_79b9_7f4a_7c15)
+            format!(
+                "{:032x}",
+                std::process::id() as u128 * 0x9e37_79b9_7f4a_7c15
+            )
         }))
     }
 
@@ -116,7 +119,10 @@ mod tests {
         assert!(!key.matches(""));
         assert!(InstructorKey::parse("short").is_err());
         assert!(InstructorKey::parse("has space in it").is_err());
-        assert_ne!(InstructorKey::random().as_str(), InstructorKey::random().as_str());
+        assert_ne!(
+            InstructorKey::random().as_str(),
+            InstructorKey::random().as_str()
+        );
     }
 
     #[test]
@@ -125,7 +131,13 @@ mod tests {
         let mut headers = HeaderMap::new();
         assert!(!key.check(None, &headers).unwrap());
         assert!(key.check(Some("secret-key-1"), &headers).unwrap());
-        assert_eq!(key.check(Some("nope"), &headers).unwrap_err().status.as_u16(), 403);
+        assert_eq!(
+            key.check(Some("nope"), &headers)
+                .unwrap_err()
+                .status
+                .as_u16(),
+            403
+        );
         headers.insert(AUTHORIZATION, "Bearer secret-key-1".parse().unwrap());
         assert!(key.check(None, &headers).unwrap());
     }

@@ -317,10 +317,7 @@ impl Sessions {
         }
         if registry.scopes.len() > self.caps.sessions {
             return Err(ApiError::over_capacity(
-                format!(
-                    "the server holds {} sessions, its cap",
-                    self.caps.sessions
-                ),
+                format!("the server holds {} sessions, its cap", self.caps.sessions),
                 "wait for participants' pages to close, or start the server with a larger cap",
             ));
         }
@@ -549,10 +546,7 @@ pub fn locked_error() -> ApiError {
 /// 128 random bits from the operating system, as `s-` and 32 hex digits.
 fn new_session_id() -> Result<SessionId, ApiError> {
     let hex = key::random_hex(16).map_err(|e| {
-        ApiError::over_capacity(
-            format!("no randomness for a session id: {e}"),
-            "try again",
-        )
+        ApiError::over_capacity(format!("no randomness for a session id: {e}"), "try again")
     })?;
     SessionId::parse(&format!("s-{hex}")).map_err(|e| ApiError::over_capacity(e, "try again"))
 }
@@ -613,9 +607,16 @@ mod tests {
         assert_eq!(watch_b.borrow().policy.idle_timeout_ms, 5000);
         sessions.set_locked(true);
         assert_eq!(sessions.policy(&a).idle_timeout_ms, 5000);
-        assert_eq!(sessions.set_policy(&a, &patch).unwrap_err().status.as_u16(), 423);
+        assert_eq!(
+            sessions.set_policy(&a, &patch).unwrap_err().status.as_u16(),
+            423
+        );
         sessions.set_locked(false);
-        assert_eq!(sessions.policy(&a).idle_timeout_ms, 1234, "its own choice is back");
+        assert_eq!(
+            sessions.policy(&a).idle_timeout_ms,
+            1234,
+            "its own choice is back"
+        );
     }
 
     #[test]
@@ -645,7 +646,10 @@ mod tests {
         assert_eq!(refused.status.as_u16(), 429);
         assert!(sessions.issue(Some(IpAddr::from([10, 0, 0, 8]))).is_ok());
         drop(_vb);
-        assert!(sessions.issue(peer).is_ok(), "b's page is gone: it made room");
+        assert!(
+            sessions.issue(peer).is_ok(),
+            "b's page is gone: it made room"
+        );
         assert!(!sessions.knows(&b));
     }
 }

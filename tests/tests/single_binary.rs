@@ -1,0 +1,93 @@
+//! The one self-contained binary (`cargo xtask dist`; `cargo xtask test`
+//! builds the same embedding in debug and passes its path): copied alone into
+//! an empty folder, it serves the whole lab — page, wasm and API.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::process::Command;
+
+const LIMIT: Duration = Duration::from_secs(30);
+
+/// `(status, headers, body)` of one request on a fresh connection.
+async fn fetch(addr: &str, method: &str, path: &str) -> (u16, String, Vec<u8>) {
+    let mut stream = TcpStream::connect(addr).await.expect("connect to the binary");
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let mut raw = Vec::new();
+    tokio::time::timeout(LIMIT, stream.read_to_end(&mut raw))
+        .await
+        .expect("an answer in time")
+        .expect("read");
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a response head");
+    let head = String::from_utf8_lossy(&raw[..split]).to_string();
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("a status");
+    (status, head, raw[split + 4..].to_vec())
+}
+
+#[tokio::test]
+async fn the_single_binary_serves_the_whole_lab_from_an_empty_folder() {
+    let built = std::env::var_os("KEEPALIVE_LAB_BINARY").map(PathBuf::from).expect(
+        "KEEPALIVE_LAB_BINARY is not set: run the tests with `cargo xtask test`, which builds \
+         the single binary first (or `cargo xtask dist` and point KEEPALIVE_LAB_BINARY at it)",
+    );
+    let folder = std::env::temp_dir().join(format!("keepalive-lab-dist-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&folder);
+    std::fs::create_dir_all(&folder).expect("an empty folder");
+    let binary = folder.join("keepalive-lab");
+    std::fs::copy(&built, &binary).expect("copy the binary alone");
+    let mut child = Command::new(&binary)
+        .args(["--port", "0"])
+        .current_dir(&folder)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start the binary");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let first = tokio::time::timeout(LIMIT, lines.next_line())
+        .await
+        .expect("it starts in time")
+        .expect("read stdout")
+        .expect("a first line");
+    let addr = first
+        .split("http://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or_else(|| panic!("the first line names the URL: {first}"))
+        .to_owned();
+
+    let (status, head, page) = fetch(&addr, "GET", "/").await;
+    assert_eq!(status, 200, "{head}");
+    assert!(String::from_utf8_lossy(&page).contains("/app.js"));
+    let (status, head, js) = fetch(&addr, "GET", "/app.js").await;
+    assert_eq!(status, 200, "{head}");
+    assert!(head.to_ascii_lowercase().contains("javascript"), "{head}");
+    assert!(!js.is_empty());
+    let (status, head, wasm) = fetch(&addr, "GET", "/app_bg.wasm").await;
+    assert_eq!(status, 200, "{head}");
+    assert!(head.contains("application/wasm"), "{head}");
+    assert_eq!(&wasm[..4], b"\0asm", "a WebAssembly module");
+    let (status, _, body) = fetch(&addr, "POST", "/api/sessions").await;
+    assert_eq!(status, 200);
+    let grant: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
+    assert!(grant["session"].as_str().is_some_and(|s| s.starts_with("s-")));
+    let (status, _, body) = fetch(&addr, "GET", "/api/lessons").await;
+    assert_eq!(status, 200);
+    let lessons: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
+    assert!(lessons.as_array().is_some_and(|l| l.len() >= 12));
+    let _ = child.kill().await;
+    let _ = std::fs::remove_dir_all(&folder);
+}

@@ -36,11 +36,19 @@ async fn connect(addr: SocketAddr) -> Result<SendRequest<Full<Bytes>>, String> {
     Ok(sender)
 }
 
-fn build(method: &str, path: &str, body: &str) -> hyper::Request<Full<Bytes>> {
+/// A request to the server at `addr`. `Host` carries the port: the lab
+/// refuses a `Host` that is not one of its own origins (DNS rebinding), and
+/// `127.0.0.1` alone means port 80.
+pub fn build(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> hyper::Request<Full<Bytes>> {
     hyper::Request::builder()
         .method(method)
         .uri(path)
-        .header(HOST, "127.0.0.1")
+        .header(HOST, addr.to_string())
         .body(Full::new(Bytes::from(body.to_owned())))
         .unwrap_or_default()
 }
@@ -55,7 +63,7 @@ pub async fn request(
     let exchange = async {
         let mut sender = connect(addr).await?;
         let response = sender
-            .send_request(build(method, path, body))
+            .send_request(build(addr, method, path, body))
             .await
             .map_err(|e| format!("{method} {path}: {e}"))?;
         let status = response.status().as_u16();
@@ -151,7 +159,10 @@ async fn worker(addr: SocketAddr, path: &str, measure_from: Instant, end: Instan
             }
             let sent = Instant::now();
             let outcome = tokio::time::timeout(REQUEST_TIMEOUT, async {
-                let response = sender.send_request(build("GET", path, "")).await.ok()?;
+                let response = sender
+                    .send_request(build(addr, "GET", path, ""))
+                    .await
+                    .ok()?;
                 let close = response
                     .headers()
                     .get(CONNECTION)
@@ -206,7 +217,7 @@ pub async fn open_hanging(
         tokio::time::sleep(BATCH_PAUSE).await;
         let mut batch = JoinSet::new();
         for i in first..(first + BATCH).min(n) {
-            let head = format!("GET {} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", path_for(i));
+            let head = format!("GET {} HTTP/1.1\r\nHost: {addr}\r\n\r\n", path_for(i));
             batch.spawn(async move {
                 let mut stream = TcpStream::connect(addr).await.ok()?;
                 stream.write_all(head.as_bytes()).await.ok()?;

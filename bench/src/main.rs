@@ -10,7 +10,10 @@
 //! 3. event pipeline and 4. frame time in Chromium: need a metrics hook in the
 //!    page ([`browser`]);
 //! 5. size of the frontend (wasm + js, raw and gzip);
-//! 6. timing fidelity: the lab's own measure of `/api/slow?ms=1000`.
+//! 6. timing fidelity: the lab's own measure of `/api/slow?ms=1000`;
+//! 7. soak: resident memory and open descriptors of the lab over a bounded
+//!    run (10 minutes by default) of a workshop room's mixed traffic
+//!    ([`soak`], issue 8).
 //!
 //! Servers run as child processes of this same binary (`--serve`, see
 //! [`server`]). All traffic goes to `127.0.0.1`, every loop is bounded in
@@ -21,6 +24,7 @@
 //! - [`server`]: the child servers, and their memory and CPU from `/proc`;
 //! - [`client`]: the hyper load client and the raw hanging connections;
 //! - [`figures`]: figures 1, 2, 5, 6; [`browser`]: figures 3 and 4;
+//!   [`soak`]: figure 7;
 //! - [`report`]: the markdown, the machine, the budgets and known causes.
 
 mod browser;
@@ -28,6 +32,7 @@ mod client;
 mod figures;
 mod report;
 mod server;
+mod soak;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -40,15 +45,17 @@ use server::Kind;
 const USAGE: &str = "\
 usage: keepalive-lab-bench [--out FILE] [--dist DIR] [--quick]
                            [--connections N] [--rounds N] [--seconds S] [--hold N]
-                           [--only 1,2,...]
+                           [--soak-secs N] [--only 1,2,...]
 
   --out FILE        where to write the report (default BENCHMARKS.md)
   --dist DIR        the built frontend, for figures 3-5 (default dist)
-  --quick           a short smoke run (1 round of 1 s, 1000 held connections)
+  --quick           a short smoke run (1 round of 1 s, 1000 held connections,
+                    a 60 s soak)
   --connections N   keep-alive connections for figure 1 (default 32)
   --rounds N        rounds per server for figure 1 (default 3)
   --seconds S       measured seconds per round (default 5)
   --hold N          held connections for figure 2 (default 10000)
+  --soak-secs N     length of figure 7's soak in seconds (default 600)
   --only LIST       measure only these figures (e.g. --only 2,6); the others show as skipped";
 
 #[derive(Debug)]
@@ -60,6 +67,7 @@ struct Options {
     seconds: f64,
     hold: usize,
     slow_samples: usize,
+    soak_secs: u64,
     only: Option<Vec<u8>>,
 }
 
@@ -79,6 +87,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
         seconds: 5.0,
         hold: 10_000,
         slow_samples: 5,
+        soak_secs: soak::DEFAULT_SECS,
         only: None,
     };
     let mut args = args.iter();
@@ -97,12 +106,21 @@ fn parse(args: &[String]) -> Result<Options, String> {
             "--out" => o.out = PathBuf::from(value()?),
             "--dist" => o.dist = PathBuf::from(value()?),
             "--quick" => {
-                (o.rounds, o.seconds, o.hold, o.slow_samples) = (1, 1.0, 1000, 2);
+                (o.rounds, o.seconds, o.hold, o.slow_samples, o.soak_secs) = (1, 1.0, 1000, 2, 60);
             }
             "--connections" => o.connections = number(value()?)?,
             "--rounds" => o.rounds = number(value()?)?,
             "--seconds" => o.seconds = number(value()?)? as f64,
             "--hold" => o.hold = number(value()?)?,
+            "--soak-secs" => {
+                o.soak_secs = number(value()?)? as u64;
+                if o.soak_secs < soak::MIN_SECS {
+                    return Err(format!(
+                        "--soak-secs takes at least {} (the warm-up is a fifth of the run)",
+                        soak::MIN_SECS
+                    ));
+                }
+            }
             "--only" => {
                 let list = value()?;
                 let figures = list.split(',').map(|n| n.trim().parse::<u8>().ok());
@@ -170,6 +188,7 @@ async fn measure(o: &Options) -> Results {
         fd_limit,
         slow_ms: 1000,
         slow_samples: o.slow_samples,
+        soak_s: o.soak_secs,
     };
 
     let fidelity = if o.wants(6) {
@@ -222,6 +241,26 @@ async fn measure(o: &Options) -> Results {
         browser::Browser::NotMeasured(report::SKIPPED.to_owned())
     };
 
+    let soak = if o.wants(7) {
+        eprintln!(
+            "bench: 7. soak ({} s of a workshop room's mixed traffic)",
+            o.soak_secs
+        );
+        let soak = soak::soak(Duration::from_secs(o.soak_secs)).await;
+        match &soak {
+            Ok(s) => eprintln!(
+                "bench:    RSS drift after warm-up {:+.1} %, fds {} at start, {} at the end",
+                s.drift().unwrap_or(f64::NAN) * 100.0,
+                s.start().map_or(0, |x| x.fds),
+                s.settled().map_or(0, |x| x.fds)
+            ),
+            Err(e) => eprintln!("bench:    soak failed: {e}"),
+        }
+        soak
+    } else {
+        skipped()
+    };
+
     Results {
         settings,
         load,
@@ -229,6 +268,7 @@ async fn measure(o: &Options) -> Results {
         browser,
         size,
         fidelity,
+        soak,
     }
 }
 

@@ -18,6 +18,7 @@ const FRAME_JITTER_MS: f64 = 0.2;
 use crate::client;
 use crate::figures::{Held, Round, Series, Shipped, Variant};
 use crate::server::{self, Kind};
+use crate::soak::{self, STUCK_KINDS, Soak, When};
 
 /// Budget of figure 1: the lab's throughput over plain axum's.
 pub const MIN_THROUGHPUT_RATIO: f64 = 0.90;
@@ -29,6 +30,9 @@ pub const MAX_HELD_RATIO: f64 = 1.25;
 pub const MAX_GZIP_BYTES: u64 = 150_000;
 /// Budget of figure 6: largest error of a server-measured duration, µs.
 pub const MAX_TIMING_ERROR_US: u64 = 1_000;
+/// Budget of figure 7: RSS growth after warm-up, as a fraction (see
+/// [`Soak::drift`]).
+pub const MAX_RSS_DRIFT: f64 = 0.05;
 
 /// How the figures were taken (echoed in the report).
 #[derive(Debug, Clone)]
@@ -51,6 +55,8 @@ pub struct Settings {
     pub slow_ms: u64,
     /// Requests in figure 6.
     pub slow_samples: usize,
+    /// Length of figure 7's soak, seconds.
+    pub soak_s: u64,
 }
 
 /// Everything measured in one run; an `Err` is a figure that could not be taken.
@@ -68,6 +74,8 @@ pub struct Results {
     pub size: Result<Vec<Shipped>, String>,
     /// Figure 6: durations in µs.
     pub fidelity: Result<Vec<u64>, String>,
+    /// Figure 7.
+    pub soak: Result<Soak, String>,
 }
 
 /// The causes found for figures that miss their budget: `## Figure N`
@@ -108,6 +116,10 @@ fn grouped(n: u64) -> String {
         out.push(c);
     }
     out
+}
+
+fn mb(bytes: u64) -> String {
+    format!("{:.2} MB", bytes as f64 / 1e6)
 }
 
 fn kb(bytes: f64) -> String {
@@ -402,6 +414,9 @@ pub fn render(results: &Results) -> String {
         }
     }
 
+    // 7.
+    soak_summary(w, results, &mut misses);
+
     if let Ok(load) = &results.load {
         let worst = load
             .iter()
@@ -439,6 +454,348 @@ pub fn render(results: &Results) -> String {
         }
     }
     md
+}
+
+/// Figure 7's rows of the summary.
+fn soak_summary(w: &mut String, results: &Results, misses: &mut Vec<(u8, String)>) {
+    const BUDGET: &str = "RSS ≤ +5 % after warm-up; descriptors back to the start value";
+    let soak = match &results.soak {
+        Ok(soak) => soak,
+        Err(e) => {
+            if e != SKIPPED {
+                misses.push((7, format!("not measured: {e}")));
+            }
+            let _ = writeln!(
+                w,
+                "| 7 | soak | failed: {e} | | | {BUDGET} | {} |",
+                not_taken(e)
+            );
+            return;
+        }
+    };
+    let t = &soak.tally;
+    let workload = format!(
+        "{} s of a workshop room's traffic: {} sessions, {} requests, {} aborts, {} viewers, {} stuck clients",
+        soak.duration.as_secs(),
+        grouped(t.sessions),
+        grouped(t.requests()),
+        t.aborted_hangs + t.aborted_drips,
+        grouped(t.viewers),
+        t.stuck_started()
+    );
+    let mut missed = Vec::new();
+    match (soak.warm_rss(), soak.end_rss(), soak.drift()) {
+        (Some(warm), Some(end), Some(drift)) => {
+            let ok = drift <= MAX_RSS_DRIFT;
+            if !ok {
+                missed.push(format!("RSS {:+.1} % after warm-up", drift * 100.0));
+            }
+            let _ = writeln!(
+                w,
+                "| 7 | soak: RSS at the end of the run vs after warm-up ({workload}) | {} ({:+.1} %) | {} after warm-up ({}) | {} | ≤ +{:.0} % | {} |",
+                mb(end),
+                drift * 100.0,
+                mb(warm),
+                readings_span(&soak.after_warmup()),
+                ratio(end as f64, warm as f64),
+                MAX_RSS_DRIFT * 100.0,
+                verdict(ok)
+            );
+        }
+        _ => {
+            missed.push("RSS not read".to_owned());
+            let _ = writeln!(
+                w,
+                "| 7 | soak: RSS drift ({workload}) | not read | | | ≤ +{:.0} % | **NO** |",
+                MAX_RSS_DRIFT * 100.0
+            );
+        }
+    }
+    match (soak.start(), soak.settled()) {
+        (Some(start), Some(end)) => {
+            let ok = soak.fds_back() == Some(true);
+            if !ok {
+                missed.push(format!(
+                    "{} open descriptors after the run, {} before",
+                    end.fds, start.fds
+                ));
+            }
+            let _ = writeln!(
+                w,
+                "| 7 | soak: open file descriptors of the server after the run (all clients closed, {:.1} s settle) | {} | {} (before the load) | {} | back to the start value | {} |",
+                soak.settle.as_secs_f64(),
+                end.fds,
+                start.fds,
+                ratio(end.fds as f64, start.fds as f64),
+                verdict(ok)
+            );
+        }
+        _ => {
+            missed.push("descriptors not read".to_owned());
+            let _ = writeln!(
+                w,
+                "| 7 | soak: open file descriptors | not read | | | back to the start value | **NO** |"
+            );
+        }
+    }
+    if !missed.is_empty() {
+        misses.push((7, missed.join("; ")));
+    }
+}
+
+/// "20 to 35 s": when the readings of a level were taken.
+fn readings_span(readings: &[&soak::Sample]) -> String {
+    match (readings.first(), readings.last()) {
+        (Some(first), Some(last)) => format!("median of {:.0} to {:.0} s", first.at_s, last.at_s),
+        _ => "no reading".to_owned(),
+    }
+}
+
+/// Figure 7's section.
+fn soak_details(w: &mut String, results: &Results) {
+    let s = &results.settings;
+    let _ = writeln!(w, "\n## 7. Soak\n");
+    let defaults = keepalive_lab_server::Config::default();
+    let _ = writeln!(
+        w,
+        "A bounded run of {} s (`--soak-secs`) against a fresh lab child with the policy a \
+         workshop runs (idle timeout {} s, {} requests per connection), the default per-session \
+         caps ({} hangs, {} requests in flight; the per-address caps are lifted as for every \
+         bench server: one address stands in for a room) and the default guards \
+         (`header_read_timeout` {} s, `write_stall_timeout` {} s). All clients on `127.0.0.1`; \
+         every loop is bounded in count and time, every request has a timeout, the workload is \
+         the same on every run (a seeded generator), and it stops by itself (`bench/src/soak.rs`):\n",
+        s.soak_s,
+        protocol::ServerPolicy::default().idle_timeout_ms / 1000,
+        protocol::ServerPolicy::default()
+            .max_requests
+            .map_or("unlimited".to_owned(), |n| n.to_string()),
+        defaults.max_hangs_per_session,
+        defaults.max_in_flight_per_session,
+        defaults.header_read_timeout.as_secs(),
+        defaults.write_stall_timeout.as_secs(),
+    );
+    let _ = writeln!(
+        w,
+        "- **{} participants**, each a loop of visits (page loads): `POST /api/sessions`, the \
+         session's events WebSocket, then 3 to 6 rounds of {} `/api/hang` (held, then released by \
+         tag with `{{\"type\":\"release\",\"id\":…}}` over the WebSocket), {} `/api/fast`, {} `/api/slow` \
+         (100 to 500 ms), {} `/api/drip` (8 KB in 8 chunks), one abort (a socket closed during a \
+         hang, or after the first bytes of a 64 KB drip), and every other round a second viewer \
+         that reads for 0.3 to 1.2 s and leaves (one in three without a close frame); then the \
+         participant leaves (closes its viewer, every fourth visit without a close frame) and \
+         the server should close the session's idle connections (`session_ended`). Requests \
+         share a keep-alive pool, at most {} at a time as a browser's (the hangs need one \
+         connection each); one that fails on a kept-alive connection closed under it is sent \
+         again once, as browsers do.\n\
+         - **Every {} s a stuck cohort** with its own session: a viewer that never reads (while \
+         the cohort's {} waves of {} `/api/fast` with long tags fill its socket), a client that never \
+         reads a 1 MB `/api/drip`, a client that sends half a request head and stops, and an idle \
+         keep-alive connection left open. The first two use a {} byte TCP segment and a 4 KB \
+         receive buffer, as a laptop in the room would: over loopback's 64 KB segments the kernel \
+         would give the server a send buffer of about 4 MB instead of about 70 KB. After {} s \
+         each looks (for 5 s) whether the server has closed it; cohorts start only while that \
+         fits in the run.\n\
+         - **One instructor viewer** (the child's instructor key, `/api/events?key=…`) counts \
+         every close reason and request outcome the server reports.\n",
+        soak::PARTICIPANTS,
+        soak::HANGS,
+        soak::FAST,
+        soak::SLOW,
+        soak::DRIPS,
+        soak::CONCURRENCY,
+        soak::STUCK_EVERY.as_secs(),
+        soak::NOISE_WAVES,
+        soak::NOISE,
+        soak::STUCK_MSS,
+        soak::STUCK_HOLD.as_secs(),
+    );
+    let every = s.soak_s as f64 / soak::SAMPLES as f64;
+    let n = soak::LEVEL_SAMPLES;
+    let _ = writeln!(
+        w,
+        "**Memory** is the child's `VmRSS` (`/proc/<pid>/status`), read before the load, every \
+         {every:.1} s under load ({} readings) and after the settle. The first {:.0} % of the run \
+         is warm-up. The level after warm-up *W* is the median of {n} readings: the one that ends \
+         the warm-up and the {} after it ({:.0} to {:.0} % of the run). The end of the run *E* is \
+         the higher of the RSS after the settle (what the server kept once the load was gone) and \
+         the median of the last {n} readings under load ({:.0} to 100 % of the run, the same load \
+         as for *W*); medians, so that one busy moment does not decide. \
+         **Drift = (E − W) / W; budget ≤ +{:.0} %.** \
+         **Descriptors** are the entries of `/proc/<pid>/fd`: before the load (once the count is \
+         steady) and after the run, once every client has closed (participants finish their \
+         step and leave, stuck clients close, connections the server is to close by itself are \
+         left to it) and the count has settled: read every 250 ms until it is back at its start \
+         value or has not fallen for {} s (longer than the idle timeout), at most {} s in all. \
+         **Budget: the count after the run ≤ the count before.**\n",
+        soak::SAMPLES,
+        soak::WARMUP_FRACTION * 100.0,
+        soak::LEVEL_SAMPLES - 1,
+        soak::WARMUP_FRACTION * 100.0,
+        (soak::warmup_sample() + soak::LEVEL_SAMPLES - 1) as f64 * 100.0 / soak::SAMPLES as f64,
+        (soak::SAMPLES - soak::LEVEL_SAMPLES + 1) as f64 * 100.0 / soak::SAMPLES as f64,
+        MAX_RSS_DRIFT * 100.0,
+        soak::SETTLE_QUIET.as_secs(),
+        soak::SETTLE_LIMIT.as_secs(),
+    );
+    let soak = match &results.soak {
+        Ok(soak) => soak,
+        Err(e) => {
+            let _ = writeln!(w, "Not measured: {e}.");
+            return;
+        }
+    };
+    let _ = writeln!(
+        w,
+        "| reading | at | VmRSS | open descriptors | of which sockets | sessions remembered | other connections open |\n|---|---|---|---|---|---|---|"
+    );
+    let warm = soak::warmup_sample();
+    for sample in &soak.samples {
+        let name = match sample.phase {
+            When::Start => "before the load".to_owned(),
+            When::Load(k) if k == warm => format!("{k}/{}, end of warm-up (*W*)", soak::SAMPLES),
+            When::Load(k) if (warm..warm + soak::LEVEL_SAMPLES).contains(&k) => {
+                format!("{k}/{} (*W*)", soak::SAMPLES)
+            }
+            When::Load(k) if k > soak::SAMPLES - soak::LEVEL_SAMPLES => {
+                format!("{k}/{}, end of the load (*E*)", soak::SAMPLES)
+            }
+            When::Load(k) => format!("{k}/{}", soak::SAMPLES),
+            When::Settled => format!("after the settle ({:.1} s)", soak.settle.as_secs_f64()),
+        };
+        let count = |n: Option<u64>| n.map_or("—".to_owned(), |n| n.to_string());
+        let _ = writeln!(
+            w,
+            "| {name} | {:.0} s | {} | {} | {} | {} | {} |",
+            sample.at_s,
+            mb(sample.rss),
+            sample.fds,
+            sample.sockets,
+            count(sample.sessions),
+            count(sample.connections)
+        );
+    }
+    if let (Some(end), Some(warm)) = (soak.end_rss(), soak.warm_rss()) {
+        let list = |readings: &[&soak::Sample]| {
+            readings
+                .iter()
+                .map(|x| mb(x.rss))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let last = soak.end_of_load();
+        let _ = writeln!(
+            w,
+            "\n*W* = median of {} = {}; *E* = max({} after the settle, median of {} = {}) = {}; \
+             drift {:+.2} %; peak {}, {} descriptors at most.",
+            list(&soak.after_warmup()),
+            mb(warm),
+            mb(soak.settled().map_or(0, |x| x.rss)),
+            list(&last),
+            mb(soak::level(&last.iter().map(|x| x.rss).collect::<Vec<_>>()).unwrap_or(0)),
+            mb(end),
+            soak.drift().unwrap_or(f64::NAN) * 100.0,
+            mb(soak.peak_rss()),
+            soak.peak_fds()
+        );
+    }
+    if !soak.extra_fds.is_empty() {
+        let extra: Vec<String> = soak
+            .extra_fds
+            .iter()
+            .map(|(kind, n)| format!("{n:+} {kind}"))
+            .collect();
+        let _ = writeln!(
+            w,
+            "\nDescriptors after the run compared with before, by kind: {}.",
+            extra.join(", ")
+        );
+    }
+
+    let t = &soak.tally;
+    let _ = writeln!(
+        w,
+        "\n| workload (counted by the clients) | count |\n|---|---|"
+    );
+    for (what, n) in [
+        ("visits (page loads)", t.visits),
+        ("sessions created (visits and stuck cohorts)", t.sessions),
+        ("requests in all (answered or failed)", t.requests()),
+        ("`/api/hang` answered", t.hang),
+        (
+            "hangs released over the WebSocket (server's count)",
+            t.released,
+        ),
+        ("`/api/fast` answered (stuck cohorts' included)", t.fast),
+        ("`/api/slow` answered", t.slow),
+        ("`/api/drip` answered", t.drip),
+        ("aborted during a hang", t.aborted_hangs),
+        ("aborted during a drip", t.aborted_drips),
+        ("viewers opened", t.viewers),
+        ("viewers closed with a close frame", t.viewers_closed),
+        ("viewers dropped without one", t.viewers_dropped),
+        (
+            "idle connections the server closed within 3 s of their session's viewer leaving",
+            t.idle_closed_after_leave,
+        ),
+        (
+            "idle connections still open 3 s after",
+            t.idle_open_after_leave,
+        ),
+        (
+            "requests re-sent after a kept-alive connection closed under them",
+            t.retried,
+        ),
+        ("failures (errors or unexpected statuses)", t.failures),
+        (
+            "participants still busy 20 s after the load ended (aborted)",
+            t.stragglers,
+        ),
+    ] {
+        let _ = writeln!(w, "| {what} | {} |", grouped(n));
+    }
+    if !t.failure_samples.is_empty() {
+        let _ = writeln!(w, "\nFirst failures: {}.", t.failure_samples.join("; "));
+    }
+
+    let _ = writeln!(
+        w,
+        "\n| stuck client | to be cut by | started | cut by the server | still stuck when the run ended (closed by us) | not cut |\n|---|---|---|---|---|---|"
+    );
+    for ((name, guard), c) in STUCK_KINDS.iter().zip(&t.stuck) {
+        let _ = writeln!(
+            w,
+            "| {name} | {guard} | {} | {} | {} | {} |",
+            c.started, c.cut, c.closed_at_end, c.not_cut
+        );
+    }
+
+    let watched = &soak.watched;
+    let _ = writeln!(
+        w,
+        "\nAs the server reported it to the instructor viewer: {} requests started; request \
+         outcomes {}; {} events skipped for the viewer{}.\n",
+        grouped(watched.requests),
+        watched
+            .outcomes
+            .iter()
+            .map(|(k, v)| format!("{k} {}", grouped(*v)))
+            .collect::<Vec<_>>()
+            .join(", "),
+        watched.dropped,
+        if watched.reconnects > 0 {
+            format!(
+                ", {} reconnects (the counts miss what happened meanwhile)",
+                watched.reconnects
+            )
+        } else {
+            String::new()
+        }
+    );
+    let _ = writeln!(w, "| close reason | connections |\n|---|---|");
+    for (reason, n) in &watched.reasons {
+        let _ = writeln!(w, "| `{reason}` | {} |", grouped(*n));
+    }
 }
 
 fn details(w: &mut String, results: &Results) {
@@ -668,6 +1025,7 @@ fn details(w: &mut String, results: &Results) {
             let _ = writeln!(w, "Failed: {e}");
         }
     }
+    soak_details(w, results);
 }
 
 /// Date, machine and code, as `(name, value)`.

@@ -2,7 +2,8 @@
 //! memory (`VmRSS`) and CPU time can be read from `/proc/<pid>` cleanly.
 //!
 //! The bench binary re-executes itself as
-//! `keepalive-lab-bench --serve lab|axum --port-file F [--policy bench|default] [--dist D]`:
+//! `keepalive-lab-bench --serve lab|axum --port-file F [--policy bench|default] [--dist D]
+//! [--instructor-key K] [--session-caps default]`:
 //!
 //! - `lab`: the lab's own accept loop, [`listener::serve`];
 //! - `axum`: the same router ([`routes::app`], same handlers, same [`Lab`]
@@ -18,6 +19,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use keepalive_lab_server::sessions::key::InstructorKey;
 use keepalive_lab_server::{Config, Lab, listener, routes};
 use protocol::ServerPolicy;
 use tokio::net::TcpListener;
@@ -98,18 +100,58 @@ pub fn config(policy: Policy, dist: Option<PathBuf>) -> Config {
     }
 }
 
+/// What a child may change in [`config`] besides its policy (figure 7 uses both).
+#[derive(Debug, Clone, Default)]
+pub struct Extras {
+    /// The instructor key (`Config::instructor_key`), so the bench can watch
+    /// the whole server; random when `None`.
+    pub instructor_key: Option<String>,
+    /// Keep the default per-session caps (64 hangs, 256 requests in flight)
+    /// instead of lifting them; the per-address caps stay lifted.
+    pub default_session_caps: bool,
+}
+
+impl Extras {
+    /// The child's command-line flags for these settings.
+    fn args(&self) -> Vec<String> {
+        let mut args = Vec::new();
+        if let Some(key) = &self.instructor_key {
+            args.extend(["--instructor-key".to_owned(), key.clone()]);
+        }
+        if self.default_session_caps {
+            args.extend(["--session-caps".to_owned(), "default".to_owned()]);
+        }
+        args
+    }
+
+    /// Applies them to `config`.
+    fn apply(&self, config: &mut Config) -> Result<(), String> {
+        if let Some(key) = &self.instructor_key {
+            config.instructor_key = InstructorKey::parse(key)?;
+        }
+        if self.default_session_caps {
+            let defaults = Config::default();
+            config.max_hangs_per_session = defaults.max_hangs_per_session;
+            config.max_in_flight_per_session = defaults.max_in_flight_per_session;
+        }
+        Ok(())
+    }
+}
+
 /// Raises this process's open-file limit to its hard limit; returns the new
 /// soft limit.
 pub fn raise_fd_limit() -> u64 {
     rlimit::increase_nofile_limit(u64::MAX).unwrap_or(0)
 }
 
-/// The child side: `--serve KIND --port-file F [--policy P] [--dist D]`.
+/// The child side: `--serve KIND --port-file F [--policy P] [--dist D]
+/// [--instructor-key K] [--session-caps default]`.
 pub fn run_child(args: &[String]) -> Result<(), String> {
     let mut kind = None;
     let mut port_file = None;
     let mut policy = Policy::Bench;
     let mut dist = None;
+    let mut extras = Extras::default();
     let mut args = args.iter();
     while let Some(flag) = args.next() {
         let mut value = || args.next().ok_or(format!("{flag} needs a value"));
@@ -130,6 +172,11 @@ pub fn run_child(args: &[String]) -> Result<(), String> {
                 }
             }
             "--dist" => dist = Some(PathBuf::from(value()?)),
+            "--instructor-key" => extras.instructor_key = Some(value()?.clone()),
+            "--session-caps" => match value()?.as_str() {
+                "default" => extras.default_session_caps = true,
+                other => return Err(format!("--session-caps takes default, not {other}")),
+            },
             other => return Err(format!("unknown child option {other}")),
         }
     }
@@ -151,6 +198,7 @@ pub fn run_child(args: &[String]) -> Result<(), String> {
             .map_err(|e| format!("bind: {e}"))?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
         let mut config = config(policy, dist);
+        extras.apply(&mut config)?;
         config.listeners = vec![addr];
         let lab = Lab::new(config);
         // Written then renamed, so the parent never reads half a number.
@@ -180,6 +228,16 @@ impl Server {
     /// Starts a child running `kind` with `policy` (and `dist` as its
     /// frontend), waits until it answers `GET /api/fast`.
     pub async fn start(kind: Kind, policy: Policy, dist: Option<&Path>) -> Result<Server, String> {
+        Server::start_with(kind, policy, dist, &Extras::default()).await
+    }
+
+    /// [`Server::start`] with [`Extras`].
+    pub async fn start_with(
+        kind: Kind,
+        policy: Policy,
+        dist: Option<&Path>,
+        extras: &Extras,
+    ) -> Result<Server, String> {
         let exe = std::env::current_exe().map_err(|e| format!("own executable: {e}"))?;
         let port_file = std::env::temp_dir().join(format!(
             "keepalive-lab-bench-{}-{}.port",
@@ -192,6 +250,7 @@ impl Server {
             .args(["--serve", kind.name(), "--policy", policy.name()])
             .arg("--port-file")
             .arg(&port_file)
+            .args(extras.args())
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit());
@@ -245,17 +304,58 @@ impl Server {
     pub fn rss_bytes(&self) -> Result<u64, String> {
         let path = format!("/proc/{}/status", self.pid());
         let status = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-            .map(|kib| kib * 1024)
-            .ok_or_else(|| format!("{path} has no VmRSS line"))
+        vm_rss(&status).ok_or_else(|| format!("{path} has no VmRSS line"))
+    }
+
+    /// What each of its open file descriptors is (`/proc/<pid>/fd/*`, the
+    /// link targets: `socket:[123]`, `pipe:[45]`, `anon_inode:[eventpoll]`,
+    /// `/dev/null`...), in descriptor order.
+    pub fn open_fds(&self) -> Result<Vec<String>, String> {
+        let dir = format!("/proc/{}/fd", self.pid());
+        let entries = std::fs::read_dir(&dir).map_err(|e| format!("{dir}: {e}"))?;
+        let mut fds: Vec<(u32, String)> = entries
+            .filter_map(Result::ok)
+            .filter_map(|entry| {
+                let fd = entry.file_name().to_str()?.parse::<u32>().ok()?;
+                // A descriptor closed between listing and reading is gone.
+                let target = std::fs::read_link(entry.path()).ok()?;
+                Some((fd, target.to_string_lossy().into_owned()))
+            })
+            .collect();
+        fds.sort_unstable();
+        Ok(fds.into_iter().map(|(_, target)| target).collect())
     }
 
     /// CPU time it has used so far, user plus system, all threads.
     pub fn cpu_time(&self) -> Result<Duration, String> {
         process_cpu_time(&format!("/proc/{}/stat", self.pid()))
+    }
+}
+
+/// `VmRSS` in bytes from the text of a `/proc/<pid>/status` file
+/// (`VmRSS:\t  6240 kB`).
+pub fn vm_rss(status: &str) -> Option<u64> {
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().strip_suffix("kB"))
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(|kib| kib * 1024)
+}
+
+/// What kind of descriptor a `/proc/<pid>/fd` link target names: `socket`,
+/// `pipe`, the anonymous inode's kind (`eventpoll`, `eventfd`...), or the
+/// file's path.
+pub fn fd_kind(target: &str) -> &str {
+    if let Some(inner) = target
+        .strip_prefix("anon_inode:")
+        .map(|k| k.trim_start_matches('[').trim_end_matches(']'))
+    {
+        return inner;
+    }
+    match target.split_once(":[") {
+        Some((kind, inode)) if inode.ends_with(']') => kind,
+        _ => target,
     }
 }
 
@@ -299,5 +399,59 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_file(&self.port_file);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vm_rss_from_proc_status() {
+        let status = "Name:\tkeepalive-lab-b\nVmPeak:\t  812345 kB\nVmRSS:\t    6240 kB\nRssAnon:\t 3000 kB\n";
+        assert_eq!(vm_rss(status), Some(6240 * 1024));
+        assert_eq!(vm_rss("VmRSS: 12 kB"), Some(12 * 1024));
+        assert_eq!(vm_rss("Name:\tx\nVmSize:\t 10 kB\n"), None);
+        assert_eq!(vm_rss("VmRSS:\t lots kB\n"), None);
+    }
+
+    #[test]
+    fn fd_kinds_from_link_targets() {
+        assert_eq!(fd_kind("socket:[123456]"), "socket");
+        assert_eq!(fd_kind("pipe:[789]"), "pipe");
+        assert_eq!(fd_kind("anon_inode:[eventpoll]"), "eventpoll");
+        assert_eq!(fd_kind("anon_inode:[eventfd]"), "eventfd");
+        assert_eq!(fd_kind("anon_inode:inotify"), "inotify");
+        assert_eq!(fd_kind("/dev/null"), "/dev/null");
+        assert_eq!(fd_kind("/tmp/odd:[name"), "/tmp/odd:[name");
+    }
+
+    #[test]
+    fn extras_round_trip_through_the_command_line() {
+        let extras = Extras {
+            instructor_key: Some("bench-key-123".to_owned()),
+            default_session_caps: true,
+        };
+        assert_eq!(
+            extras.args(),
+            [
+                "--instructor-key",
+                "bench-key-123",
+                "--session-caps",
+                "default"
+            ]
+        );
+        let mut config = config(Policy::Default, None);
+        assert_eq!(config.max_hangs_per_session, MAX_HANGS);
+        extras.apply(&mut config).unwrap();
+        assert!(config.instructor_key.matches("bench-key-123"));
+        assert_eq!(config.max_hangs_per_session, 64);
+        assert_eq!(config.max_in_flight_per_session, 256);
+        assert_eq!(
+            config.max_connections_per_peer,
+            usize::MAX,
+            "still one address for a room"
+        );
+        assert!(Extras::default().args().is_empty());
     }
 }

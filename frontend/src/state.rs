@@ -539,6 +539,9 @@ pub struct LabState {
     pub events_dropped: u64,
     /// Last error the server reported on the control channel.
     pub server_error: Option<String>,
+    /// The lesson the instructor moved the room to, and how many times it
+    /// was moved (the page opens the lesson each time it moves).
+    pub room_lesson: Option<(String, u64)>,
 }
 
 /// Everything that can happen to the state.
@@ -654,6 +657,7 @@ impl LabState {
             clock: ClockSync::default(),
             events_dropped: 0,
             server_error: None,
+            room_lesson: None,
         }
     }
 
@@ -836,8 +840,15 @@ impl LabState {
                 connections,
                 config,
                 listeners,
+                room_lesson,
                 ..
             } => {
+                if let Some(lesson) = room_lesson
+                    && self.room_lesson.as_ref().is_none_or(|(l, _)| *l != lesson)
+                {
+                    let moves = self.room_lesson.as_ref().map_or(0, |(_, n)| n + 1);
+                    self.room_lesson = Some((lesson, moves));
+                }
                 self.config = Some(config);
                 self.config_revision += 1;
                 self.listeners = listeners;
@@ -984,7 +995,17 @@ impl LabState {
                 self.server_error = Some(format!("{} ({})", body.error, body.hint));
                 self.config_revision += 1;
             }
-            ServerEvent::Pong { .. } | ServerEvent::Released { .. } => {}
+            ServerEvent::RoomLesson { lesson } => {
+                let moves = self.room_lesson.as_ref().map_or(0, |(_, n)| n + 1);
+                self.room_lesson = Some((lesson, moves));
+            }
+            ServerEvent::Pong { .. }
+            | ServerEvent::Released { .. }
+            | ServerEvent::ParticipantChanged { .. }
+            // The middlebox's own lane is drawn from these in a later change.
+            | ServerEvent::Middlebox { .. }
+            | ServerEvent::MiddleboxChanged { .. }
+            | ServerEvent::Agent { .. } => {}
         }
     }
 

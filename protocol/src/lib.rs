@@ -34,10 +34,24 @@
 
 use serde::{Deserialize, Serialize};
 
+mod agent;
 mod lesson;
+mod middlebox;
 mod session;
+pub use agent::{
+    AbortReason, AgentEvent, AgentOptions, AgentRequestSpec, AgentTarget, FinishReason,
+    FreeOutcome, RequestEvent, Scheduling, SocketCloseReason, SocketEvent, TimeoutSource,
+};
 pub use lesson::{LESSONS, LessonEntry};
-pub use session::{ROOM_HINT, RoomPatch, RoomState, SessionGrant, SessionId};
+pub use middlebox::{
+    CUSTOM_MAX_MS, CUSTOM_MIN_MS, CloseHow, IN_FORCE_MIN_MS, MappingId, MiddleboxEvent,
+    MiddleboxPatch, MiddleboxSettings, MiddleboxView, OnExpiry, Party, Preset, PresetSpec,
+    RefreshCause, SCALE_RANGE, Side, human_ms, human_us,
+};
+pub use session::{
+    LessonReport, MAX_FIGURES, MAX_REPORT_TEXT, Participant, ROOM_HINT, RoomPatch, RoomState,
+    SessionGrant, SessionId,
+};
 
 /// Microseconds since the server started, on its monotonic clock.
 pub type Micros = u64;
@@ -352,6 +366,10 @@ pub enum ServerEvent {
         /// every session runs the server's defaults.
         #[serde(default)]
         locked: bool,
+        /// The lesson the instructor moved the room to, for a page that
+        /// joins late.
+        #[serde(default)]
+        room_lesson: Option<String>,
         /// Every open connection with its recent requests.
         connections: Vec<ConnectionSnapshot>,
     },
@@ -540,6 +558,80 @@ pub enum ServerEvent {
     /// {"type": "error", "error": "unknown message type `jump`", "hint": "send {\"type\":\"release\"} or {\"type\":\"ping\",\"client_time_ms\":0}"}
     /// ```
     Error(ErrorBody),
+    /// For the instructor only: a participant joined, reported on a lesson,
+    /// or left.
+    ///
+    /// ```json
+    /// {"type": "participant_changed", "participant": {"session": "s-5f0c1b9e2a7d4c3b8e6f0a1d2c3b4a59", "browser": "Chrome 156", "online": true, "lesson": "six-lanes", "reports": []}}
+    /// ```
+    ParticipantChanged {
+        /// The participant now.
+        participant: Participant,
+    },
+    /// The instructor moved the room to a lesson: every page opens it.
+    ///
+    /// ```json
+    /// {"type": "room_lesson", "lesson": "six-lanes"}
+    /// ```
+    RoomLesson {
+        /// The lesson's id.
+        lesson: String,
+    },
+    /// Something happened to one middlebox mapping (see [`MiddleboxEvent`]).
+    /// Only the mapping's session's viewers (and the instructor) receive it;
+    /// `session` is `null` for the anonymous scope and the standalone
+    /// middlebox.
+    ///
+    /// ```json
+    /// {"type": "middlebox", "mapping": 4, "session": "s-4f9a2c", "event": {"kind": "dropped", "side": "server", "bytes": 161, "count": 1, "probes": 0}, "at_us": 3600000}
+    /// ```
+    Middlebox {
+        /// The mapping.
+        mapping: MappingId,
+        /// Whose mapping: the session its first request named.
+        #[serde(default)]
+        session: Option<SessionId>,
+        /// What happened.
+        event: MiddleboxEvent,
+        /// When.
+        at_us: Micros,
+    },
+    /// One scope's middlebox settings changed (`PUT /api/middlebox`,
+    /// `set_middlebox`); they apply to mappings opened after the change.
+    ///
+    /// ```json
+    /// {"type": "middlebox_changed", "settings": {"preset": "azure_lb", "idle_timeout_ms": 240000, "on_expiry": "silent", "probes_refresh": true, "scale": 60}, "in_force_ms": 4000, "session": "s-4f9a2c", "at_us": 7000}
+    /// ```
+    MiddleboxChanged {
+        /// The settings now in force for `session`.
+        settings: MiddleboxSettings,
+        /// The idle timeout in force after scaling, milliseconds.
+        in_force_ms: u64,
+        /// Whose settings: a session, or `null` for the anonymous scope (or
+        /// the defaults, in the instructor's view).
+        #[serde(default)]
+        session: Option<SessionId>,
+        /// When.
+        at_us: Micros,
+    },
+    /// Something happened in a session's Node-style agent run (see
+    /// [`AgentEvent`]). Only that session's viewers (and the instructor)
+    /// receive it.
+    ///
+    /// ```json
+    /// {"type": "agent", "run": 2, "session": "s-4f9a2c", "event": {"kind": "request", "request": 3, "event": {"name": "sent", "socket": 1, "reused": true}}, "at_us": 3600000}
+    /// ```
+    Agent {
+        /// The run, numbered server-wide from 1.
+        run: u64,
+        /// Whose agent: the session that started it.
+        #[serde(default)]
+        session: Option<SessionId>,
+        /// What happened.
+        event: AgentEvent,
+        /// When.
+        at_us: Micros,
+    },
 }
 
 /// A control message from the page on the `/api/events` WebSocket.
@@ -577,6 +669,56 @@ pub enum ClientMessage {
         /// The page's `performance.now()` when it sent the ping.
         client_time_ms: f64,
     },
+    /// Where this participant is in a lesson, for the instructor's view.
+    ///
+    /// ```json
+    /// {"type": "lesson_report", "report": {"lesson": "six-lanes", "stage": "answered", "prediction": "6", "answer": "6", "figures": [["at-once", "6"]]}}
+    /// ```
+    LessonReport {
+        /// The report.
+        report: LessonReport,
+    },
+    /// Changes this scope's middlebox; the server answers its viewers with
+    /// [`ServerEvent::MiddleboxChanged`], or this one with an error.
+    ///
+    /// ```json
+    /// {"type": "set_middlebox", "middlebox": {"preset": "aws_nat", "scale": 100}}
+    /// ```
+    SetMiddlebox {
+        /// The settings to change; absent ones stay as they are.
+        middlebox: MiddleboxPatch,
+    },
+    /// Starts this session's Node-style agent (one at a time): `count`
+    /// requests, one every `every_ms`, to one of the lab's own listeners. The
+    /// server answers with [`ServerEvent::Agent`] events, or this viewer with
+    /// an error.
+    ///
+    /// ```json
+    /// {"type": "agent_start", "options": {"keep_alive": false, "max_sockets": 20}, "request": {"method": "GET", "path": "/api/fast", "target": "same"}, "every_ms": 100, "count": 3}
+    /// ```
+    AgentStart {
+        /// The agent's options (absent ones take Node's defaults).
+        #[serde(default)]
+        options: AgentOptions,
+        /// What each request asks for.
+        request: AgentRequestSpec,
+        /// One request every this many milliseconds (0: all at once).
+        every_ms: u64,
+        /// How many requests.
+        count: u32,
+        /// After the last request ends, keep the agent (and its free
+        /// sockets) this many milliseconds more, to watch them time out or
+        /// be closed by the server.
+        #[serde(default)]
+        linger_ms: u64,
+    },
+    /// Stops this session's agent: requests in flight are aborted, every
+    /// socket is destroyed.
+    ///
+    /// ```json
+    /// {"type": "agent_stop"}
+    /// ```
+    AgentStop {},
 }
 
 /// Body of `POST /api/release`; an empty body (or `{}`) releases every hang.
@@ -942,6 +1084,142 @@ mod tests {
         for json in examples {
             round_trip::<ServerEvent>(json);
         }
+    }
+
+    #[test]
+    fn middlebox_doc_examples_round_trip() {
+        let events = [
+            r#"{"type": "middlebox", "mapping": 4, "session": "s-4f9a2c", "event": {"kind": "dropped", "side": "server", "bytes": 161, "count": 1, "probes": 0}, "at_us": 3600000}"#,
+            r#"{"type": "middlebox_changed", "settings": {"preset": "azure_lb", "idle_timeout_ms": 240000, "on_expiry": "silent", "probes_refresh": true, "scale": 60}, "in_force_ms": 4000, "session": "s-4f9a2c", "at_us": 7000}"#,
+        ];
+        for json in events {
+            round_trip::<ServerEvent>(json);
+        }
+        let kinds = [
+            r#"{"kind": "opened", "client": "127.0.0.1:50412", "upstream": "127.0.0.1:50413", "conn": 12, "accepted_us": 1000, "settings": {"preset": "aws_nat", "idle_timeout_ms": 350000, "on_expiry": "rst", "probes_refresh": true, "scale": 100}, "in_force_ms": 3500, "probes_visible": true}"#,
+            r#"{"kind": "refreshed", "side": "server", "by": "probe", "bytes": 0, "count": 1}"#,
+            r#"{"kind": "expired", "idle_ms": 3502, "on_expiry": "rst"}"#,
+            r#"{"kind": "dropped", "side": "server", "bytes": 161, "count": 1, "probes": 0}"#,
+            r#"{"kind": "rst_sent", "side": "client"}"#,
+            r#"{"kind": "refused", "client": "127.0.0.1:50500", "reason": "1024 mappings open, the middlebox's cap"}"#,
+            r#"{"kind": "closed", "by": "server", "how": "fin", "after_expiry": true, "client_bytes": 120, "server_bytes": 0, "dropped_bytes": 161}"#,
+        ];
+        for json in kinds {
+            round_trip::<MiddleboxEvent>(json);
+        }
+        round_trip::<MiddleboxView>(
+            r#"{"settings": {"preset": "aws_nat", "idle_timeout_ms": 350000, "on_expiry": "rst", "probes_refresh": true, "scale": 100}, "in_force_ms": 3500, "scale_words": "time scale ×100", "probes_visible": true, "listeners": ["127.0.0.1:8082"], "locked": false}"#,
+        );
+        let set: ClientMessage = round_trip(
+            r#"{"type": "set_middlebox", "middlebox": {"preset": "aws_nat", "scale": 100}}"#,
+        );
+        assert_eq!(
+            set,
+            ClientMessage::SetMiddlebox {
+                middlebox: MiddleboxPatch {
+                    preset: Some(Preset::AwsNat),
+                    scale: Some(100),
+                    ..MiddleboxPatch::default()
+                }
+            }
+        );
+        let value = serde_json::to_value(ServerEvent::Middlebox {
+            mapping: MappingId(4),
+            session: None,
+            event: MiddleboxEvent::RstSent { side: Side::Client },
+            at_us: 9,
+        })
+        .unwrap();
+        assert_eq!(value["type"], "middlebox");
+        assert_eq!(value["mapping"], 4, "mapping ids serialise as bare numbers");
+        assert_eq!(value["event"]["kind"], "rst_sent");
+    }
+
+    #[test]
+    fn agent_doc_examples_round_trip() {
+        round_trip::<ServerEvent>(
+            r#"{"type": "agent", "run": 2, "session": "s-4f9a2c", "event": {"kind": "request", "request": 3, "event": {"name": "sent", "socket": 1, "reused": true}}, "at_us": 3600000}"#,
+        );
+        let events = [
+            r#"{"kind": "started", "url": "http://127.0.0.1:8080/api/fast", "options": {"keep_alive": true, "keep_alive_msecs": 1000, "max_sockets": null, "max_total_sockets": null, "max_free_sockets": 256, "scheduling": "lifo", "timeout": null, "agent_keep_alive_timeout_buffer": 1000, "request_timeout": null}, "connection": "keep-alive", "every_ms": 3000, "count": 5}"#,
+            r#"{"kind": "request", "request": 1, "event": {"name": "sent", "socket": 1, "reused": false}}"#,
+            r#"{"kind": "socket", "socket": 1, "event": {"name": "close", "had_error": false, "reason": "peer_closed", "requests": 1}}"#,
+            r#"{"kind": "finished", "reason": "done", "requests": 5, "completed": 5, "failed": 0, "sockets": 1}"#,
+        ];
+        for json in events {
+            round_trip::<AgentEvent>(json);
+        }
+        let requests = [
+            r#"{"name": "queued", "method": "GET", "path": "/api/fast?id=a1-1", "connection": "keep-alive", "waiting": false, "queue_len": 0}"#,
+            r#"{"name": "sent", "socket": 2, "reused": true}"#,
+            r#"{"name": "response", "socket": 2, "status": 200, "http_version": "HTTP/1.1", "connection": "keep-alive", "keep_alive": "timeout=5, max=100"}"#,
+            r#"{"name": "done", "socket": 2, "status": 200, "body_bytes": 2, "reusable": true}"#,
+            r#"{"name": "timeout", "socket": 2, "after_ms": 500, "source": "request"}"#,
+            r#"{"name": "error", "socket": 2, "code": "ECONNRESET", "message": "socket hang up", "reused_socket": true, "retried": false}"#,
+            r#"{"name": "aborted", "reason": "request_timeout"}"#,
+        ];
+        for json in requests {
+            round_trip::<RequestEvent>(json);
+        }
+        let sockets = [
+            r#"{"name": "socket", "remote": "127.0.0.1:8080"}"#,
+            r#"{"name": "connect", "local": "127.0.0.1:50412"}"#,
+            r#"{"name": "keepalive", "requested_ms": 1000, "idle_s": 1, "interval_s": 1, "count": 10, "so_keepalive": true, "kernel_idle_s": 1}"#,
+            r#"{"name": "free", "outcome": "pooled", "free_sockets": 1, "timeout_ms": 4000, "timeout_source": "keep_alive_hint"}"#,
+            r#"{"name": "timeout", "after_ms": 4000, "free": true, "source": "keep_alive_hint"}"#,
+            r#"{"name": "end", "free": true}"#,
+            r#"{"name": "error", "code": "ECONNRESET", "message": "read ECONNRESET"}"#,
+            r#"{"name": "close", "had_error": false, "reason": "free_socket_timeout", "requests": 3}"#,
+        ];
+        for json in sockets {
+            round_trip::<SocketEvent>(json);
+        }
+        let options: AgentOptions = round_trip(
+            r#"{"keep_alive": false, "keep_alive_msecs": 1000, "max_sockets": 20, "max_total_sockets": null, "max_free_sockets": 256, "scheduling": "lifo", "timeout": null, "agent_keep_alive_timeout_buffer": 1000, "request_timeout": null}"#,
+        );
+        assert_eq!(options.connection_header(), "keep-alive");
+        let defaults: AgentOptions = round_trip("{}");
+        assert_eq!(defaults, AgentOptions::default(), "absent fields are Node's defaults");
+        assert_eq!(defaults.connection_header(), "close", "keepAlive false, maxSockets Infinity");
+        assert!(serde_json::from_str::<AgentOptions>(r#"{"keepAlive": true}"#).is_err());
+        for bad in [
+            r#"{"keep_alive_msecs": 0}"#,
+            r#"{"max_sockets": 0}"#,
+            r#"{"max_total_sockets": 0}"#,
+            r#"{"max_free_sockets": 0}"#,
+            r#"{"timeout": 0}"#,
+            r#"{"request_timeout": 600001}"#,
+        ] {
+            let options: AgentOptions = serde_json::from_str(bad).unwrap();
+            let err = options.validate().unwrap_err();
+            assert!(err.error.contains("out of range") && !err.hint.is_empty(), "{bad}");
+        }
+        round_trip::<AgentRequestSpec>(r#"{"method": "GET", "path": "/api/hang?max_ms=5000", "target": "same"}"#);
+        let spec: AgentRequestSpec = round_trip(
+            r#"{"method": "GET", "path": "/api/fast", "target": "second-port", "connection": "close"}"#,
+        );
+        assert_eq!(spec.target, AgentTarget::SecondPort);
+        let start: ClientMessage = round_trip(
+            r#"{"type": "agent_start", "options": {"keep_alive": false, "max_sockets": 20}, "request": {"method": "GET", "path": "/api/fast", "target": "same"}, "every_ms": 100, "count": 3}"#,
+        );
+        let ClientMessage::AgentStart {
+            options,
+            request,
+            every_ms,
+            count,
+            linger_ms,
+        } = start
+        else {
+            panic!("agent_start parses as AgentStart");
+        };
+        assert_eq!(options.max_sockets, Some(20));
+        assert_eq!(request.target, AgentTarget::Same);
+        assert_eq!((every_ms, count, linger_ms), (100, 3, 0));
+        assert_eq!(
+            round_trip::<ClientMessage>(r#"{"type": "agent_stop"}"#),
+            ClientMessage::AgentStop {}
+        );
+        assert!(serde_json::from_str::<ClientMessage>(r#"{"type": "agent_stop", "now": true}"#).is_err());
     }
 
     #[test]

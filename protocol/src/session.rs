@@ -72,10 +72,72 @@ pub struct SessionGrant {
     pub session: SessionId,
 }
 
+/// What a participant's page reports about a lesson (over its events
+/// socket), for the instructor's view of the room. Bounded: ids and values
+/// are short text; at most [`MAX_FIGURES`] figures.
+///
+/// ```json
+/// {"lesson": "six-lanes", "stage": "answered", "prediction": "6", "answer": "6", "figures": [["at-once", "6"], ["queued", "6"]]}
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LessonReport {
+    /// The lesson's id.
+    pub lesson: String,
+    /// `predict`, `ready`, `running`, `answered` or `failed`.
+    pub stage: String,
+    /// The learner's prediction, as the lesson's answer value (`6`, `choice-1`).
+    #[serde(default)]
+    pub prediction: Option<String>,
+    /// The measured answer, once answered.
+    #[serde(default)]
+    pub answer: Option<String>,
+    /// The measured figures (id, value).
+    #[serde(default)]
+    pub figures: Vec<(String, String)>,
+}
+
+/// Most figures a report may carry.
+pub const MAX_FIGURES: usize = 16;
+/// Longest text in a report (ids, stages, values).
+pub const MAX_REPORT_TEXT: usize = 200;
+
+impl LessonReport {
+    /// Whether every part is within the bounds.
+    pub fn is_bounded(&self) -> bool {
+        let short = |t: &str| t.len() <= MAX_REPORT_TEXT;
+        short(&self.lesson)
+            && short(&self.stage)
+            && self.prediction.as_deref().is_none_or(short)
+            && self.answer.as_deref().is_none_or(short)
+            && self.figures.len() <= MAX_FIGURES
+            && self.figures.iter().all(|(k, v)| short(k) && short(v))
+    }
+}
+
+/// One participant as the instructor sees them.
+///
+/// ```json
+/// {"session": "s-5f0c1b9e2a7d4c3b8e6f0a1d2c3b4a59", "browser": "Chrome 156", "online": true, "lesson": "six-lanes", "reports": []}
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Participant {
+    /// Their session.
+    pub session: SessionId,
+    /// Browser and version, from the user agent of their events socket.
+    pub browser: String,
+    /// Their page is connected now.
+    pub online: bool,
+    /// The lesson they are on, if any.
+    pub lesson: Option<String>,
+    /// Their latest report per lesson.
+    pub reports: Vec<LessonReport>,
+}
+
 /// The room as the instructor sees it (`GET /api/room?key=…`).
 ///
 /// ```json
-/// {"policy_locked": false, "defaults": {"keep_alive": true, "idle_timeout_ms": 5000, "max_requests": 100, "advertise_keep_alive": true, "hang_timeout_ms": null, "tcp_keepalive": null}, "sessions": 3, "connections": 14}
+/// {"policy_locked": false, "defaults": {"keep_alive": true, "idle_timeout_ms": 5000, "max_requests": 100, "advertise_keep_alive": true, "hang_timeout_ms": null, "tcp_keepalive": null}, "sessions": 3, "connections": 14, "lesson": null, "participants": []}
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RoomState {
@@ -87,6 +149,12 @@ pub struct RoomState {
     pub sessions: usize,
     /// Open TCP connections, all sessions together.
     pub connections: usize,
+    /// The lesson the instructor moved the room to, if any.
+    #[serde(default)]
+    pub lesson: Option<String>,
+    /// Every participant with a page (a session that had an events viewer).
+    #[serde(default)]
+    pub participants: Vec<Participant>,
 }
 
 /// A change to the room (`PUT /api/room?key=…`); absent fields stay.
@@ -100,7 +168,13 @@ pub struct RoomPatch {
     /// Lock (or unlock) the policy for every session.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy_locked: Option<bool>,
+    /// Move every participant's page to this lesson.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lesson: Option<String>,
+    /// Forget every participant's reports (a new round).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reset: Option<bool>,
 }
 
 /// What to send to `PUT /api/room`, for error hints.
-pub const ROOM_HINT: &str = r#"send {"policy_locked": true} or {"policy_locked": false} with the instructor key (key=… or Authorization: Bearer …)"#;
+pub const ROOM_HINT: &str = r#"send some of {"policy_locked": true, "lesson": "six-lanes", "reset": true} with the instructor key (key=… or Authorization: Bearer …)"#;

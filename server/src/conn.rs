@@ -301,8 +301,13 @@ impl Conn {
 
     /// Body bytes came (or the body ended, `done`).
     fn body_progress(&self, done: bool) {
-        self.body_wait_since.store(0, Ordering::Relaxed);
+        // Fix (found by `tests/guards.rs`): the guard runs from when the
+        // handler first waited until the body is whole, as
+        // `Config::header_read_timeout` says ("must arrive within this long
+        // once its first byte has"). Restarting it at every chunk let a body
+        // trickled a byte at a time hold a handler and its permits forever.
         if done {
+            self.body_wait_since.store(0, Ordering::Relaxed);
             self.body_unfinished.store(false, Ordering::Relaxed);
         }
     }
@@ -381,7 +386,7 @@ impl Conn {
         let target = uri
             .path_and_query()
             .map_or_else(|| uri.path(), |pq| pq.as_str());
-        let target = protocol::truncate_target(target);
+        let target = recorded_target(target);
         self.lab
             .tracker()
             .emit(|at_us| ServerEvent::RequestStarted {
@@ -812,8 +817,37 @@ pub fn request_line(bytes: &[u8]) -> (String, String) {
     let line = String::from_utf8_lossy(&bytes[..line_end]);
     let mut words = line.split(' ');
     let method: String = words.next().unwrap_or("").chars().take(16).collect();
-    let target = protocol::truncate_target(words.next().unwrap_or(""));
+    let target = recorded_target(words.next().unwrap_or(""));
     (method, target)
+}
+
+/// A request target as the lab records and shows it: truncated to
+/// [`protocol::MAX_TARGET_LEN`], and with the value of any `key=` parameter
+/// blanked to `key=…`.
+///
+/// Fix (found by `tests/isolation.rs`): the instructor's page opens
+/// `/api/events?key=KEY`, and that request's target went verbatim into
+/// `request_started` and snapshots, which an anonymous viewer on the same
+/// host is shown (an unattributed connection from its own address): the
+/// key, which grants the whole server, reached a participant.
+pub fn recorded_target(target: &str) -> String {
+    // The name as `Params` reads it (percent-decoded: `k%65y` is `key`).
+    let is_key = |pair: &str| {
+        let name = pair.split('=').next().unwrap_or("");
+        form_urlencoded::parse(name.as_bytes())
+            .next()
+            .is_some_and(|(name, _)| name == "key")
+    };
+    match target.split_once('?') {
+        Some((path, query)) if query.split('&').any(is_key) => {
+            let query: Vec<&str> = query
+                .split('&')
+                .map(|pair| if is_key(pair) { "key=…" } else { pair })
+                .collect();
+            protocol::truncate_target(&format!("{path}?{}", query.join("&")))
+        }
+        _ => protocol::truncate_target(target),
+    }
 }
 
 impl TrackedStream {

@@ -105,6 +105,13 @@ pub async fn upgrade(
         Ok(slot) => slot,
         Err(error) => return error.into_response(),
     };
+    let user_agent = headers
+        .get(axum::http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if let Some(owner) = access.owner() {
+        lab.sessions().set_browser(owner, user_agent);
+    }
     let conn = ctx.map(|Extension(c)| c.conn);
     let scope = Scope::new(access, conn.as_ref().map(|c| c.peer().ip()));
     ws.max_message_size(MAX_MESSAGE_BYTES)
@@ -113,9 +120,18 @@ pub async fn upgrade(
             if let Some(conn) = &conn {
                 conn.mark_upgraded(UpgradeRole::Monitor);
             }
-            let _slot = slot;
+            let owner = scope.access().owner().cloned();
+            let announce = |lab: &Lab| {
+                if let Some(participant) = owner.as_ref().and_then(|o| lab.sessions().participant(o)) {
+                    lab.tracker()
+                        .emit(|_| ServerEvent::ParticipantChanged { participant });
+                }
+            };
+            announce(&lab);
             let (sink, stream) = socket.split();
-            run_viewer(lab, conn, scope, sink, stream).await;
+            run_viewer(lab.clone(), conn, scope, sink, stream).await;
+            drop(slot);
+            announce(&lab);
         })
 }
 
@@ -185,6 +201,7 @@ impl Filter {
             listeners,
             session,
             locked,
+            room_lesson,
             mut connections,
         } = event
         else {
@@ -202,6 +219,7 @@ impl Filter {
             listeners,
             session,
             locked,
+            room_lesson,
             connections,
         }
     }
@@ -265,7 +283,11 @@ impl Filter {
                     vec![]
                 }
             }
-            ServerEvent::ConfigChanged { session, .. } => {
+            // The room's participants are the instructor's business only.
+            ServerEvent::ParticipantChanged { .. } => vec![],
+            ServerEvent::ConfigChanged { session, .. }
+            | ServerEvent::Middlebox { session, .. }
+            | ServerEvent::MiddleboxChanged { session, .. } => {
                 if session.as_ref() == mine {
                     vec![event]
                 } else {
@@ -273,10 +295,19 @@ impl Filter {
                 }
             }
             ServerEvent::Snapshot { .. }
+            | ServerEvent::RoomLesson { .. }
             | ServerEvent::EventsDropped { .. }
             | ServerEvent::Pong { .. }
             | ServerEvent::Released { .. }
             | ServerEvent::Error(_) => vec![event],
+            // An agent run belongs to the session that started it.
+            ServerEvent::Agent { session, .. } => {
+                if session.as_ref() == mine {
+                    vec![event]
+                } else {
+                    vec![]
+                }
+            }
         }
     }
 }
@@ -513,10 +544,38 @@ fn handle(lab: &Lab, access: &Access, text: &str, bucket: &mut Bucket) -> Option
                 Err(error) => Some(ServerEvent::Error(error.body)),
             }
         }
+        Ok(ClientMessage::LessonReport { report }) => match access {
+            Access::Of(owner) => match lab.sessions().report(owner, report) {
+                Ok(participant) => {
+                    lab.tracker()
+                        .emit(|_| ServerEvent::ParticipantChanged { participant });
+                    None
+                }
+                Err(error) => Some(ServerEvent::Error(error.body)),
+            },
+            Access::All => None,
+        },
+        Ok(ClientMessage::SetMiddlebox { middlebox }) => {
+            if !bucket.take() {
+                return Some(ServerEvent::Error(ErrorBody {
+                    error: format!(
+                        "too many set_middlebox messages: at most {CONFIG_PER_SECOND} per second"
+                    ),
+                    hint: "send one change per edit; this one was not applied".into(),
+                }));
+            }
+            crate::middlebox::lab::set_from_viewer(lab, access, &middlebox)
+        }
         Ok(ClientMessage::Ping { client_time_ms }) => Some(ServerEvent::Pong {
             client_time_ms,
             server_us: lab.tracker().clock().now_us(),
         }),
+        Ok(ClientMessage::AgentStart { .. } | ClientMessage::AgentStop {}) => {
+            Some(ServerEvent::Error(ErrorBody {
+                error: "this server does not run agents yet".into(),
+                hint: "the Node-style agent is being added; use the page's bursts meanwhile".into(),
+            }))
+        }
         Err(e) => Some(bad_message(format!("control message not understood: {e}"))),
     }
 }

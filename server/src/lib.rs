@@ -29,8 +29,11 @@
 //!   messages.
 //! - [`params`] and [`error`]: query validation and the JSON error type.
 //! - [`assets`]: the page's files, from a directory or built into the binary.
+//! - [`middlebox`]: a TCP proxy that forgets idle connections like a NAT
+//!   gateway or load balancer, in the lab (its own port) and standalone.
 //! - `main.rs`: a thin binary: flags, bind, serve until Ctrl-C.
 
+pub mod agent;
 pub mod assets;
 pub mod conn;
 pub mod endpoints;
@@ -38,6 +41,7 @@ pub mod error;
 pub mod events;
 pub mod hangs;
 pub mod listener;
+pub mod middlebox;
 pub mod params;
 pub mod peers;
 pub mod routes;
@@ -113,6 +117,9 @@ pub struct Config {
     /// More host names the lab answers to besides its addresses,
     /// `localhost` and the loopback literals (a workshop machine's name).
     pub host_names: Vec<String>,
+    /// The lab's middlebox: the settings every owner starts from and its
+    /// caps (its port is bound by `main.rs`, see [`middlebox::serve_in_lab`]).
+    pub middlebox: middlebox::MiddleboxConfig,
 }
 
 impl Default for Config {
@@ -136,6 +143,7 @@ impl Default for Config {
             dist_dir: PathBuf::from("dist"),
             listeners: Vec::new(),
             host_names: Vec::new(),
+            middlebox: middlebox::MiddleboxConfig::default(),
         }
     }
 }
@@ -164,6 +172,8 @@ struct LabInner {
     origins: RwLock<(Vec<std::net::SocketAddr>, web::Origins)>,
     /// Flipped to `true` once; everything long-running watches it.
     shutdown: watch::Sender<bool>,
+    /// Every owner's middlebox settings.
+    middlebox: middlebox::lab::Registry,
 }
 
 impl Lab {
@@ -193,6 +203,7 @@ impl Lab {
                     web::Origins::new(&config.listeners, &config.host_names),
                 )),
                 shutdown: watch::Sender::new(false),
+                middlebox: middlebox::lab::Registry::new(config.middlebox.defaults.clone()),
                 config,
             }),
         }
@@ -221,6 +232,11 @@ impl Lab {
     /// Caps per client address.
     pub fn peers(&self) -> &peers::Peers {
         &self.inner.peers
+    }
+
+    /// Every owner's middlebox settings.
+    pub fn middlebox(&self) -> &middlebox::lab::Registry {
+        &self.inner.middlebox
     }
 
     /// Adds addresses the lab serves to its own origins.
@@ -321,6 +337,7 @@ impl Lab {
             listeners: self.listeners().iter().map(|a| a.to_string()).collect(),
             session: owner.and_then(|o| o.session().cloned()),
             locked: self.sessions().locked(),
+            room_lesson: self.sessions().room_lesson(),
             connections,
         };
         (snapshot, events)

@@ -268,7 +268,8 @@ impl Handler {
             .map_or_else(|| request.uri().path(), |pq| pq.as_str());
         self.conn.set_reason(CloseReason::KeepAliveRace {
             method: request.method().as_str().to_owned(),
-            target: protocol::truncate_target(target),
+            // Recorded like every target (the instructor key blanked).
+            target: crate::conn::recorded_target(target),
             close,
             on_purpose: true,
         });

@@ -13,7 +13,9 @@
 //! | `POST /api/release` | releases the caller's hanging requests: `{"request": 12}`, `{"id": "t"}`, or all |
 //! | `GET /api/connections` | the caller's policy and open connections with their recent requests |
 //! | `GET /api/config`, `PUT /api/config` | the caller's keep-alive policy; PUT takes a partial JSON patch |
-//! | `GET /api/room`, `PUT /api/room` | the instructor's: sessions, defaults, lock the policy |
+//! | `GET /api/room`, `PUT /api/room` | the instructor's: participants and their reports, defaults, lock the policy, move the room to a lesson, reset |
+//! | `GET /api/room/join.svg` | the instructor's: the join link as a QR code |
+//! | `GET /api/middlebox`, `PUT /api/middlebox` | the caller's middlebox settings (preset, idle timeout, expiry, time scale) and where it listens; see [`crate::middlebox::lab`] |
 //! | `GET /api/events` | WebSocket: snapshot, then every event of the caller's world; control messages |
 //! | anything else | the built frontend from `dist/` |
 //!
@@ -66,8 +68,13 @@ pub fn app(lab: Lab) -> Router {
         .route("/api/lessons", get(lessons))
         .route("/api/release", post(release))
         .route("/api/room", get(get_room).put(put_room))
+        .route("/api/room/join.svg", get(join_qr))
         .route("/api/connections", get(connections))
         .route("/api/config", get(get_config).put(put_config))
+        .route(
+            "/api/middlebox",
+            get(crate::middlebox::lab::get_middlebox).put(crate::middlebox::lab::put_middlebox),
+        )
         .route("/api/events", get(events::upgrade))
         .method_not_allowed_fallback(|method: Method, uri: Uri| async move {
             ApiError::method_not_allowed(method.as_str(), uri.path())
@@ -338,6 +345,8 @@ fn room(lab: &Lab) -> RoomState {
         defaults: lab.sessions().defaults(),
         sessions: lab.sessions().count(),
         connections: lab.tracker().open_count(),
+        lesson: lab.sessions().room_lesson(),
+        participants: lab.sessions().participants(),
     }
 }
 
@@ -351,6 +360,37 @@ async fn get_room(
     Ok(Json(room(&lab)))
 }
 
+/// The join link (`http://HOST/` as the instructor reached the lab) as a QR
+/// code, for the room to scan. Instructor only: it is shown on the
+/// instructor's page.
+async fn join_qr(
+    State(lab): State<Lab>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let params = Params::parse(
+        "/api/room/join.svg",
+        query.as_deref(),
+        &["key"],
+        "/api/room/join.svg?key=…",
+    )?;
+    instructor(&lab, &params, &headers, "the join code")?;
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("127.0.0.1");
+    let url = format!("http://{host}/");
+    let code = qrcode::QrCode::new(url.as_bytes()).map_err(|e| {
+        ApiError::bad_request(format!("no QR code for {url}: {e}"), "use a shorter host name")
+    })?;
+    let svg = code
+        .render::<qrcode::render::svg::Color<'_>>()
+        .min_dimensions(240, 240)
+        .quiet_zone(true)
+        .build();
+    Ok(([(header::CONTENT_TYPE, "image/svg+xml")], svg).into_response())
+}
+
 async fn put_room(
     State(lab): State<Lab>,
     RawQuery(query): RawQuery,
@@ -361,8 +401,22 @@ async fn put_room(
     instructor(&lab, &params, &headers, "changing the room")?;
     let body = body.map_err(|r| body_error(&r))?;
     let patch: RoomPatch = json_object(&body, "room", ROOM_HINT)?;
+    if let Some(lesson) = &patch.lesson {
+        lab.sessions().set_room_lesson(lesson)?;
+    }
     if let Some(locked) = patch.policy_locked {
         lab.set_locked(locked);
+    }
+    if patch.reset == Some(true) {
+        lab.sessions().reset_reports();
+        for participant in lab.sessions().participants() {
+            lab.tracker()
+                .emit(|_| protocol::ServerEvent::ParticipantChanged { participant });
+        }
+    }
+    if let Some(lesson) = patch.lesson {
+        lab.tracker()
+            .emit(|_| protocol::ServerEvent::RoomLesson { lesson });
     }
     Ok(Json(room(&lab)))
 }

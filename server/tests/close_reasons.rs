@@ -5,18 +5,21 @@
 
 mod common;
 
-use keepalive_lab_server::sessions::Owner;
 use common::{Client, Ending, Viewer, start_server, wait_for_hangs};
 use keepalive_lab_server::endpoints::MID_BODY_BYTES;
+use keepalive_lab_server::sessions::Owner;
 use protocol::{CloseMode, CloseReason, PolicyPatch, RequestOutcome, ServerEvent};
 
 #[tokio::test]
 async fn max_requests_closes_after_the_last_allowed_response() {
     let (addr, lab) = start_server().await;
-    lab.set_policy(&Owner::Anonymous, &PolicyPatch {
-        max_requests: Some(Some(2)),
-        ..PolicyPatch::default()
-    })
+    lab.set_policy(
+        &Owner::Anonymous,
+        &PolicyPatch {
+            max_requests: Some(Some(2)),
+            ..PolicyPatch::default()
+        },
+    )
     .expect("max_requests 2 is in range");
     let mut viewer = Viewer::connect(addr).await;
 
@@ -88,10 +91,13 @@ async fn keep_alive_off_closes_after_every_response() {
     let before = old.get("/api/fast?id=before").await;
     assert_eq!(before.header("connection"), None);
 
-    lab.set_policy(&Owner::Anonymous, &PolicyPatch {
-        keep_alive: Some(false),
-        ..PolicyPatch::default()
-    })
+    lab.set_policy(
+        &Owner::Anonymous,
+        &PolicyPatch {
+            keep_alive: Some(false),
+            ..PolicyPatch::default()
+        },
+    )
     .expect("a valid patch");
 
     // ...gets `Connection: close` on its next response.
@@ -121,17 +127,23 @@ async fn keep_alive_off_closes_after_every_response() {
 #[tokio::test]
 async fn hang_timeout_closes_the_connection_without_an_answer() {
     let (addr, lab) = start_server().await;
-    lab.set_policy(&Owner::Anonymous, &PolicyPatch {
-        hang_timeout_ms: Some(Some(200)),
-        ..PolicyPatch::default()
-    })
+    // The hang timeout is the session's own: set on S, it applies to the
+    // connections S's requests claim.
+    let s = common::issue_session(addr).await;
+    let owner = Owner::Session(common::session(&s));
+    lab.set_policy(
+        &owner,
+        &PolicyPatch {
+            hang_timeout_ms: Some(Some(200)),
+            ..PolicyPatch::default()
+        },
+    )
     .expect("a valid patch");
     let mut viewer = Viewer::connect(addr).await;
 
+    let target = format!("/api/hang?id=too-long&session={s}");
     let mut client = Client::connect(addr).await;
-    client
-        .send_request("GET", "/api/hang?id=too-long&session=s", b"")
-        .await;
+    client.send_request("GET", &target, b"").await;
     let (bytes, _ending) = client.read_until_closed().await;
     assert!(
         bytes.is_empty(),
@@ -139,9 +151,7 @@ async fn hang_timeout_closes_the_connection_without_an_answer() {
         String::from_utf8_lossy(&bytes)
     );
 
-    let (conn, request) = viewer
-        .request_started("/api/hang?id=too-long&session=s")
-        .await;
+    let (conn, request) = viewer.request_started(&target).await;
     let closed = viewer.closed(conn).await;
     assert_eq!(closed.reason, CloseReason::HangTimeout, "{closed:?}");
     assert_eq!(closed.requests, 1);
@@ -157,8 +167,25 @@ async fn hang_timeout_closes_the_connection_without_an_answer() {
 
     // Requests that answer in time are not affected.
     let mut quick = Client::connect(addr).await;
-    assert_eq!(quick.get("/api/slow?ms=0").await.status, 200);
-    assert_eq!(quick.get("/api/fast").await.status, 200);
+    assert_eq!(
+        quick
+            .get(&format!("/api/slow?ms=0&session={s}"))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        quick.get(&format!("/api/fast?session={s}")).await.status,
+        200
+    );
+    // Nor is anyone else's hang: the anonymous scope has no hang timeout.
+    let mut other = Client::connect(addr).await;
+    other.send_request("GET", "/api/hang?id=other", b"").await;
+    common::wait_for_hangs(&lab, 1).await;
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    assert_eq!(lab.hangs().len(), 1, "still held after S's 200 ms");
+    assert_eq!(common::release(addr, "", "").await, 1);
+    assert_eq!(other.read_response().await.status, 200);
 }
 
 #[tokio::test]
@@ -167,10 +194,13 @@ async fn a_hang_held_when_the_timeout_is_set_is_held_until_released() {
     let mut held = Client::connect(addr).await;
     held.send_request("GET", "/api/hang?id=before", b"").await;
     wait_for_hangs(&lab, 1).await;
-    lab.set_policy(&Owner::Anonymous, &PolicyPatch {
-        hang_timeout_ms: Some(Some(100)),
-        ..PolicyPatch::default()
-    })
+    lab.set_policy(
+        &Owner::Anonymous,
+        &PolicyPatch {
+            hang_timeout_ms: Some(Some(100)),
+            ..PolicyPatch::default()
+        },
+    )
     .expect("a valid patch");
     // A request started after the change times out...
     let mut late = Client::connect(addr).await;
@@ -318,10 +348,13 @@ async fn the_server_keeps_serving_after_every_kind_of_close() {
 #[tokio::test]
 async fn hang_timeout_waits_for_the_response_head_only() {
     let (addr, lab) = start_server().await;
-    lab.set_policy(&Owner::Anonymous, &PolicyPatch {
-        hang_timeout_ms: Some(Some(200)),
-        ..PolicyPatch::default()
-    })
+    lab.set_policy(
+        &Owner::Anonymous,
+        &PolicyPatch {
+            hang_timeout_ms: Some(Some(200)),
+            ..PolicyPatch::default()
+        },
+    )
     .expect("a valid patch");
     let mut viewer = Viewer::connect(addr).await;
 
@@ -350,10 +383,13 @@ async fn hang_timeout_waits_for_the_response_head_only() {
 #[tokio::test]
 async fn connection_closed_tells_when_bytes_last_moved() {
     let (addr, lab) = start_server().await;
-    lab.set_policy(&Owner::Anonymous, &PolicyPatch {
-        idle_timeout_ms: Some(300),
-        ..PolicyPatch::default()
-    })
+    lab.set_policy(
+        &Owner::Anonymous,
+        &PolicyPatch {
+            idle_timeout_ms: Some(300),
+            ..PolicyPatch::default()
+        },
+    )
     .expect("a valid patch");
     let mut viewer = Viewer::connect(addr).await;
 

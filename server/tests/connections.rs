@@ -193,6 +193,19 @@ async fn fin_during_a_hang_is_a_peer_close_and_aborts_the_request() {
 
 const SHORT_IDLE: Duration = Duration::from_millis(300);
 
+/// The header-read guard is fixed for the server (`Config::header_read_timeout`,
+/// 10 s by default) and no longer follows the idle timeout: tests of the guard
+/// shorten it themselves.
+const SHORT_GUARD: Duration = Duration::from_millis(300);
+
+/// [`config_with_idle`] with the header-read guard shortened too.
+fn config_with_short_guard() -> keepalive_lab_server::Config {
+    keepalive_lab_server::Config {
+        header_read_timeout: SHORT_GUARD,
+        ..config_with_idle(SHORT_IDLE)
+    }
+}
+
 #[tokio::test]
 async fn idle_kept_alive_connection_is_closed_with_idle_timeout() {
     let (addr, _lab) = start_server_with(config_with_idle(SHORT_IDLE)).await;
@@ -209,7 +222,7 @@ async fn idle_kept_alive_connection_is_closed_with_idle_timeout() {
 
 #[tokio::test]
 async fn half_sent_request_head_is_closed_with_header_read_timeout() {
-    let (addr, _lab) = start_server_with(config_with_idle(SHORT_IDLE)).await;
+    let (addr, _lab) = start_server_with(config_with_short_guard()).await;
     let mut viewer = Viewer::connect(addr).await;
     let mut client = Client::connect(addr).await;
     let local = client.stream.local_addr().unwrap().to_string();
@@ -224,7 +237,7 @@ async fn half_sent_request_head_is_closed_with_header_read_timeout() {
 
 #[tokio::test]
 async fn stall_in_the_second_request_head_is_a_header_read_timeout() {
-    let (addr, _lab) = start_server_with(config_with_idle(SHORT_IDLE)).await;
+    let (addr, _lab) = start_server_with(config_with_short_guard()).await;
     let mut viewer = Viewer::connect(addr).await;
     let mut client = Client::connect(addr).await;
     let response = client.get("/api/slow?ms=0").await;
@@ -233,6 +246,28 @@ async fn stall_in_the_second_request_head_is_a_header_read_timeout() {
     let closed = viewer.closed(response.conn_id()).await;
     assert_eq!(closed.reason, CloseReason::HeaderReadTimeout, "{closed:?}");
     assert_eq!(closed.requests, 1);
+}
+
+#[tokio::test]
+async fn a_slow_head_within_the_guard_outlives_a_shorter_idle_timeout() {
+    // The idle timer runs only while nothing arrives; once a head has begun,
+    // the (fixed, 10 s) header-read guard applies instead, whatever the
+    // owner's idle timeout.
+    let (addr, _lab) = start_server_with(config_with_idle(SHORT_IDLE)).await;
+    let mut viewer = Viewer::connect(addr).await;
+    let mut client = Client::connect(addr).await;
+    let first = client.get("/api/fast?id=1").await;
+    client.send_raw(b"GET /api/fast?id=2 HTTP/1.1\r\n").await;
+    tokio::time::sleep(SHORT_IDLE * 3).await;
+    client.send_raw(b"\r\n").await;
+    let second = client.read_response().await;
+    assert_eq!(second.status, 200);
+    assert_eq!(second.conn_id(), first.conn_id(), "not closed as idle");
+    // Idle again afterwards: the short idle timeout closes it.
+    assert!(client.read_to_close().await.is_empty());
+    let closed = viewer.closed(first.conn_id()).await;
+    assert_eq!(closed.reason, CloseReason::IdleTimeout);
+    assert_eq!(closed.requests, 2);
 }
 
 #[tokio::test]

@@ -4,7 +4,7 @@
 mod common;
 
 use common::{Client, Viewer, start_server, wait_for_hangs};
-use protocol::{CloseReason, RequestOutcome, ServerEvent, UpgradeRole};
+use protocol::{CloseReason, Initiator, RequestOutcome, ServerEvent, UpgradeRole};
 use tokio_tungstenite::tungstenite::Message;
 
 #[tokio::test]
@@ -154,11 +154,13 @@ async fn viewers_see_each_other_as_monitor_connections() {
         "{:#?}",
         second.snapshot
     );
+    // `Viewer::connect` is the instructor's view, `?key=KEY`: recorded with
+    // the key blanked (other viewers may be shown this request).
     let upgrade = monitors[0]
         .requests
         .iter()
-        .find(|r| r.target == "/api/events")
-        .expect("the upgrade request is remembered");
+        .find(|r| r.target == "/api/events?key=…")
+        .unwrap_or_else(|| panic!("the upgrade request is remembered: {:#?}", monitors[0]));
     assert_eq!(upgrade.status, Some(101));
     assert_eq!(upgrade.outcome, Some(RequestOutcome::Upgraded));
     assert_eq!(monitors[0].requests_total, 1);
@@ -200,17 +202,20 @@ async fn viewers_see_each_other_as_monitor_connections() {
             .any(|e| matches!(e, ServerEvent::ResponseStarted { status: 101, .. }))
     );
 
-    // Viewers leaving with a close handshake: peer closed.
+    // Viewers leaving with a close handshake (code 1000, as the page does):
+    // recorded as a WebSocket close the client started, not a bare FIN.
+    let clean = CloseReason::WebSocketClosed {
+        code: 1000,
+        initiator: Initiator::Client,
+        reason: String::new(),
+    };
     first.close().await;
     let closed = second.closed(first_conn).await;
-    assert_eq!(closed.reason, CloseReason::PeerClosed);
+    assert_eq!(closed.reason, clean);
     assert_eq!(closed.requests, 1);
     assert!(closed.bytes_in > 0 && closed.bytes_out > 0, "{closed:?}");
     third.close().await;
-    assert_eq!(
-        second.closed(third_conn).await.reason,
-        CloseReason::PeerClosed
-    );
+    assert_eq!(second.closed(third_conn).await.reason, clean);
 }
 
 #[tokio::test]

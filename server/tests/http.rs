@@ -3,10 +3,10 @@
 
 mod common;
 
-use keepalive_lab_server::sessions::Owner;
 use common::{Client, Response, get_once, request_once, start_server};
 use keepalive_lab_server::params::MAX_TAG_LEN;
 use keepalive_lab_server::routes::MAX_BODY_BYTES;
+use keepalive_lab_server::sessions::Owner;
 
 /// Checks what every answer from the lab carries.
 fn assert_lab_headers(response: &Response) {

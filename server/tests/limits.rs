@@ -244,12 +244,50 @@ fn slow_viewer(lab: &Lab) -> tokio::sync::mpsc::Receiver<Message> {
     rx
 }
 
+async fn next_message(rx: &mut tokio::sync::mpsc::Receiver<Message>) -> Option<Message> {
+    within("a message to the slow viewer", rx.recv()).await
+}
+
 async fn next_event(rx: &mut tokio::sync::mpsc::Receiver<Message>) -> ServerEvent {
-    match within("a message to the slow viewer", rx.recv()).await {
+    match next_message(rx).await {
         Some(Message::Text(text)) => serde_json::from_str(text.as_str())
             .unwrap_or_else(|e| panic!("not a ServerEvent ({e}): {}", text.as_str())),
         other => panic!("expected a text message, got {other:?}"),
     }
+}
+
+/// Sends `n` requests on fresh connections while the slow viewer is not
+/// read, and waits until their connections have closed (so every event of
+/// the flood has been emitted); returns the last one's request id.
+async fn flood(lab: &Lab, addr: std::net::SocketAddr, tag: &str, n: usize) -> protocol::RequestId {
+    let mut last = None;
+    for i in 0..n {
+        let response = get_once(addr, &format!("/api/fast?id={tag}-{i}")).await;
+        assert_eq!(response.status, 200);
+        last = Some(response.request_id());
+    }
+    eventually("the flood's connections to close", || {
+        lab.tracker().open_count() == 0
+    })
+    .await;
+    last.expect("at least one request")
+}
+
+/// Reads the slow viewer until `request` has finished.
+async fn until_finished(
+    rx: &mut tokio::sync::mpsc::Receiver<Message>,
+    request: protocol::RequestId,
+) {
+    within("the request to finish", async {
+        loop {
+            if let ServerEvent::RequestFinished { request: r, .. } = next_event(rx).await
+                && r == request
+            {
+                break;
+            }
+        }
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -266,10 +304,7 @@ async fn a_viewer_that_falls_behind_is_told_how_many_events_it_missed() {
     ));
 
     // Not reading: 10 requests make far more than 16 events meanwhile.
-    for i in 0..10 {
-        let response = get_once(addr, &format!("/api/fast?id=flood-{i}")).await;
-        assert_eq!(response.status, 200);
-    }
+    let last = flood(&lab, addr, "flood", 10).await;
     let dropped = within("events_dropped", async {
         loop {
             if let ServerEvent::EventsDropped { count } = next_event(&mut rx).await {
@@ -279,18 +314,62 @@ async fn a_viewer_that_falls_behind_is_told_how_many_events_it_missed() {
     })
     .await;
     assert!(dropped > 0);
+    // The events still buffered follow: the end of the flood. (The viewer
+    // now sits a whole buffer behind: one more event before it has caught
+    // up would be a second lag, hence the flood waits for its closes.)
+    until_finished(&mut rx, last).await;
 
-    // Then the stream goes on live.
+    // Then the stream goes on live (a viewer that keeps up is not closed).
     let response = get_once(addr, "/api/fast?id=after-the-flood").await;
-    let request = response.request_id();
-    within("the request after the flood", async {
+    until_finished(&mut rx, response.request_id()).await;
+}
+
+#[tokio::test]
+async fn a_viewer_that_falls_behind_twice_within_ten_seconds_is_closed_with_1008() {
+    let (addr, lab) = start_server_with(Config {
+        event_buffer: 16,
+        ..common::config()
+    })
+    .await;
+    let mut rx = slow_viewer(&lab);
+    assert!(matches!(
+        next_event(&mut rx).await,
+        ServerEvent::Snapshot { .. }
+    ));
+    flood(&lab, addr, "first", 10).await;
+    loop {
+        if let ServerEvent::EventsDropped { .. } = next_event(&mut rx).await {
+            break;
+        }
+    }
+    // Behind again, well within 10 s of the first time: a close frame 1008
+    // saying why, and the stream ends.
+    flood(&lab, addr, "second", 10).await;
+    let frame = within("the close frame", async {
         loop {
-            if let ServerEvent::RequestFinished { request: r, .. } = next_event(&mut rx).await
-                && r == request
-            {
-                break;
+            match next_message(&mut rx).await {
+                Some(Message::Text(_)) => {}
+                Some(Message::Close(frame)) => break frame,
+                other => panic!("expected events then a close frame, got {other:?}"),
             }
         }
     })
-    .await;
+    .await
+    .expect("a close frame with a code");
+    assert_eq!(frame.code, 1008, "{frame:?}");
+    assert!(frame.reason.contains("fell behind"), "{frame:?}");
+    assert!(
+        next_message(&mut rx).await.is_none(),
+        "nothing after the close"
+    );
+    // Other viewers and the API are not affected.
+    let mut viewer = Viewer::connect(addr).await;
+    viewer
+        .send_text(r#"{"type":"ping","client_time_ms":1}"#)
+        .await;
+    assert!(matches!(
+        viewer.next_reply().await,
+        ServerEvent::Pong { .. }
+    ));
+    assert_eq!(get_once(addr, "/api/fast").await.status, 200);
 }

@@ -79,29 +79,33 @@ async fn each_listener_is_told_apart_in_the_events_and_listed_in_the_snapshot() 
 }
 
 #[tokio::test]
-async fn a_single_listener_lab_lists_what_it_was_given() {
-    // `start_server` leaves `Config.listeners` empty: nothing is made up.
+async fn a_single_listener_lab_lists_the_address_it_serves() {
+    // `start_server` leaves `Config.listeners` empty; `serve` adds the
+    // address it really serves (it is also the lab's own origin).
     let (addr, _lab) = start_server().await;
-    assert!(Viewer::connect(addr).await.listeners.is_empty());
+    assert_eq!(Viewer::connect(addr).await.listeners, [addr.to_string()]);
+}
+
+/// The lab's own origin under another host name than the one the request
+/// went to: a page on `http://localhost:PORT` calling `127.0.0.1:PORT` is a
+/// cross-origin request in the browser's eyes, and CORS must answer it.
+fn own_other_origin(addr: SocketAddr) -> String {
+    format!("http://localhost:{}", addr.port())
 }
 
 #[tokio::test]
-async fn a_cross_origin_request_may_read_the_lab_headers_with_credentials() {
+async fn a_cross_origin_request_from_an_own_origin_may_read_the_lab_headers_with_credentials() {
     let (addr, _lab) = start_server().await;
+    let origin = own_other_origin(addr);
     let mut client = Client::connect(addr).await;
     client
-        .send_request_with(
-            "GET",
-            "/api/fast?id=cors",
-            &[("Origin", "http://localhost:1234")],
-            b"",
-        )
+        .send_request_with("GET", "/api/fast?id=cors", &[("Origin", &origin)], b"")
         .await;
     let response = client.read_response().await;
-    assert_eq!(response.status, 200);
+    assert_eq!(response.status, 200, "{}", response.text());
     assert_eq!(
         response.header("access-control-allow-origin"),
-        Some("http://localhost:1234")
+        Some(origin.as_str())
     );
     assert_eq!(
         response.header("access-control-allow-credentials"),
@@ -122,15 +126,16 @@ async fn a_cross_origin_request_may_read_the_lab_headers_with_credentials() {
 }
 
 #[tokio::test]
-async fn a_preflight_is_answered_with_the_allowed_methods() {
+async fn a_preflight_from_an_own_origin_is_answered_with_the_allowed_methods() {
     let (addr, _lab) = start_server().await;
+    let origin = own_other_origin(addr);
     let mut client = Client::connect(addr).await;
     client
         .send_request_with(
             "OPTIONS",
             "/api/release",
             &[
-                ("Origin", "http://localhost:1234"),
+                ("Origin", &origin),
                 ("Access-Control-Request-Method", "POST"),
                 ("Access-Control-Request-Headers", "content-type"),
             ],
@@ -141,7 +146,7 @@ async fn a_preflight_is_answered_with_the_allowed_methods() {
     assert_eq!(response.status, 200, "{response:?}");
     assert_eq!(
         response.header("access-control-allow-origin"),
-        Some("http://localhost:1234")
+        Some(origin.as_str())
     );
     assert_eq!(
         response.header("access-control-allow-credentials"),
@@ -158,15 +163,154 @@ async fn a_preflight_is_answered_with_the_allowed_methods() {
     assert!(headers.contains("content-type"), "{headers}");
     // The page's actual request follows on the same connection.
     client
-        .send_request_with(
-            "POST",
-            "/api/release",
-            &[("Origin", "http://localhost:1234")],
-            b"",
-        )
+        .send_request_with("POST", "/api/release", &[("Origin", &origin)], b"")
         .await;
     let release = client.read_response().await;
     assert_eq!(release.status, 200, "{}", release.text());
     assert_eq!(release.json(), serde_json::json!({"released": 0}));
     assert_eq!(release.conn_id(), response.conn_id());
+}
+
+#[tokio::test]
+async fn a_foreign_origin_is_refused_before_anything_happens_and_gets_no_cors() {
+    let (addr, lab) = start_server().await;
+    let mut viewer = Viewer::connect(addr).await;
+    let mut held = Client::connect(addr).await;
+    held.send_request("GET", "/api/hang?id=victim", b"").await;
+    common::wait_for_hangs(&lab, 1).await;
+    let foreign = [
+        "http://evil.example".to_owned(),
+        "http://evil.example:8080".to_owned(),
+        format!("http://evil.example:{}", addr.port()),
+        // The lab's host names, but a port it does not listen on.
+        "http://localhost:1234".to_owned(),
+        "http://127.0.0.1:1".to_owned(),
+        "null".to_owned(),
+        format!("http://127.0.0.1:{}/path", addr.port()),
+        format!("file://127.0.0.1:{}", addr.port()),
+    ];
+    for origin in &foreign {
+        for (method, target) in [
+            ("POST", "/api/release"),
+            ("GET", "/api/connections"),
+            ("PUT", "/api/config"),
+            ("OPTIONS", "/api/release"),
+        ] {
+            let mut client = Client::connect(addr).await;
+            let body: &[u8] = if method == "PUT" {
+                br#"{"keep_alive": false}"#
+            } else {
+                b""
+            };
+            client
+                .send_request_with(
+                    method,
+                    target,
+                    &[
+                        ("Origin", origin),
+                        ("Access-Control-Request-Method", "POST"),
+                    ],
+                    body,
+                )
+                .await;
+            let response = client.read_response().await;
+            assert_eq!(
+                response.status, 403,
+                "{origin} {method} {target}: {response:?}"
+            );
+            let error = response.error_body();
+            assert!(error.error.contains("refused"), "{error:?}");
+            assert_eq!(
+                response.header("access-control-allow-origin"),
+                None,
+                "no CORS for {origin}"
+            );
+            // The refusal is still on the record.
+            let request = response.request_id();
+            let timeline = viewer.timeline(request).await;
+            assert_eq!(timeline.response.map(|(_, s)| s), Some(403));
+        }
+    }
+    // Nothing happened: the hang is still held, the policy unchanged.
+    assert_eq!(lab.hangs().len(), 1);
+    assert_eq!(
+        lab.policy(&keepalive_lab_server::sessions::Owner::Anonymous),
+        protocol::ServerPolicy::default()
+    );
+    assert!(!held.has_pending_bytes());
+    assert_eq!(common::release(addr, "", "").await, 1);
+}
+
+#[tokio::test]
+async fn a_foreign_host_is_refused_and_a_missing_host_is_served() {
+    let (addr, _lab) = start_server().await;
+    let port = addr.port();
+    for host in [
+        format!("rebound.example:{port}"),
+        "rebound.example".to_owned(),
+        format!("127.0.0.1:{}", port.wrapping_add(1).max(1)),
+        "127.0.0.1".to_owned(),
+        format!("localhost.evil.example:{port}"),
+    ] {
+        let mut client = Client::connect(addr).await;
+        client
+            .send_request_with("GET", "/api/fast", &[("Host", &host)], b"")
+            .await;
+        let response = client.read_response().await;
+        assert_eq!(response.status, 403, "Host: {host}: {response:?}");
+        assert!(response.error_body().error.contains("host"), "Host: {host}");
+    }
+    for host in [
+        format!("127.0.0.1:{port}"),
+        format!("localhost:{port}"),
+        format!("LOCALHOST:{port}"),
+        format!("[::1]:{port}"),
+    ] {
+        let mut client = Client::connect(addr).await;
+        client
+            .send_request_with("GET", "/api/fast", &[("Host", &host)], b"")
+            .await;
+        assert_eq!(client.read_response().await.status, 200, "Host: {host}");
+    }
+    // No Host line at all (the test client's default).
+    assert_eq!(common::get_once(addr, "/api/fast").await.status, 200);
+}
+
+#[tokio::test]
+async fn a_websocket_upgrade_from_a_foreign_origin_is_refused() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let (addr, _lab) = start_server().await;
+    let mut request = format!("ws://{addr}/api/events")
+        .into_client_request()
+        .expect("a request");
+    request
+        .headers_mut()
+        .insert("origin", "http://evil.example".parse().unwrap());
+    match common::within(
+        "the refused handshake",
+        tokio_tungstenite::connect_async(request),
+    )
+    .await
+    {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status().as_u16(), 403);
+            let body = response.body().clone().unwrap_or_default();
+            let error: protocol::ErrorBody =
+                serde_json::from_slice(&body).expect("a JSON error body");
+            assert!(error.error.contains("evil.example"), "{error:?}");
+        }
+        Ok(_) => panic!("a foreign page must not open /api/events"),
+        Err(other) => panic!("expected a 403 answer, got {other}"),
+    }
+    // The lab's own origin (another of its host names) may.
+    let mut own = format!("ws://{addr}/api/events")
+        .into_client_request()
+        .expect("a request");
+    own.headers_mut()
+        .insert("origin", own_other_origin(addr).parse().unwrap());
+    let (ws, response) = common::within("the handshake", tokio_tungstenite::connect_async(own))
+        .await
+        .expect("an own origin may connect");
+    assert_eq!(response.status().as_u16(), 101);
+    drop(ws);
 }

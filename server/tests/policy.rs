@@ -1,12 +1,18 @@
 //! The live keep-alive policy: the `Keep-Alive` header it produces, how a
-//! change applies (idle timeout: to connections accepted afterwards), and the
-//! three ways to change it (`Lab::set_policy`, `PUT /api/config`,
-//! `set_config` on the WebSocket), including the answers to bad patches.
+//! change applies (to the owner's open connections at once, and to nobody
+//! else's), and the three ways to change it (`Lab::set_policy`,
+//! `PUT /api/config`, `set_config` on the WebSocket), including the answers
+//! to bad patches. Every session has its own policy; the anonymous scope too.
 
 mod common;
 
+use std::time::Duration;
+
+use common::{
+    Client, KEY, Viewer, get_config, get_config_as, issue_session, put_config, put_config_as,
+    session, start_server, start_server_with,
+};
 use keepalive_lab_server::sessions::Owner;
-use common::{Client, Viewer, get_config, put_config, start_server, start_server_with};
 use protocol::{CloseReason, PolicyPatch, ServerEvent, ServerPolicy, TcpKeepalive};
 
 #[tokio::test]
@@ -28,18 +34,24 @@ async fn keep_alive_header_follows_the_policy() {
     let (addr, lab) = start_server().await;
     let mut client = Client::connect(addr).await;
 
-    lab.set_policy(&Owner::Anonymous, &PolicyPatch {
-        max_requests: Some(None),
-        ..PolicyPatch::default()
-    })
+    lab.set_policy(
+        &Owner::Anonymous,
+        &PolicyPatch {
+            max_requests: Some(None),
+            ..PolicyPatch::default()
+        },
+    )
     .expect("unlimited requests");
     let unlimited = client.get("/api/fast").await;
     assert_eq!(unlimited.header("keep-alive"), Some("timeout=5"));
 
-    lab.set_policy(&Owner::Anonymous, &PolicyPatch {
-        advertise_keep_alive: Some(false),
-        ..PolicyPatch::default()
-    })
+    lab.set_policy(
+        &Owner::Anonymous,
+        &PolicyPatch {
+            advertise_keep_alive: Some(false),
+            ..PolicyPatch::default()
+        },
+    )
     .expect("advertising off");
     let quiet = client.get("/api/fast").await;
     assert_eq!(quiet.header("keep-alive"), None, "{quiet:?}");
@@ -54,37 +66,115 @@ async fn keep_alive_header_follows_the_policy() {
 }
 
 #[tokio::test]
-async fn an_idle_timeout_change_applies_to_connections_accepted_afterwards() {
+async fn an_idle_timeout_change_reaches_an_already_open_connection_of_that_session_only() {
     let (addr, lab) = start_server().await;
     let mut viewer = Viewer::connect(addr).await;
+    let a = issue_session(addr).await;
+    let b = issue_session(addr).await;
 
-    // A is accepted under the default 5 s idle timeout.
-    let mut a = Client::connect(addr).await;
-    let a_first = a.get("/api/fast?id=a1").await;
+    // A's and B's connections are open and idle under the default 5 s, and
+    // so is one of the anonymous scope's.
+    let mut on_a = Client::connect(addr).await;
+    let a_first = on_a.get(&format!("/api/fast?session={a}&id=a1")).await;
     assert_eq!(a_first.header("keep-alive"), Some("timeout=5, max=99"));
+    let mut on_b = Client::connect(addr).await;
+    let b_first = on_b.get(&format!("/api/fast?session={b}&id=b1")).await;
+    let mut anonymous = Client::connect(addr).await;
+    let anon_first = anonymous.get("/api/fast?id=anon1").await;
 
-    lab.set_policy(&Owner::Anonymous, &PolicyPatch {
-        idle_timeout_ms: Some(300),
-        ..PolicyPatch::default()
-    })
-    .expect("300 ms is in range");
+    // A shortens its idle timeout to 300 ms while its connection is open.
+    let response = put_config_as(
+        addr,
+        &format!("?session={a}"),
+        r#"{"idle_timeout_ms": 300}"#,
+    )
+    .await;
+    assert_eq!(response.status, 200, "{}", response.text());
+    let changed_at = tokio::time::Instant::now();
 
-    // B is accepted after the change: 300 ms (advertised rounded up to 1 s).
-    let mut b = Client::connect(addr).await;
-    let b_first = b.get("/api/fast?id=b1").await;
-    assert_eq!(b_first.header("keep-alive"), Some("timeout=1, max=99"));
-    assert!(b.read_to_close().await.is_empty(), "B is closed silently");
-    let closed = viewer.closed(b_first.conn_id()).await;
+    // A's connection, accepted under 5 s, closes silently for being idle,
+    // long before the 5 s it was accepted with.
+    assert!(on_a.read_to_close().await.is_empty(), "closed silently");
+    let closed = viewer.closed(a_first.conn_id()).await;
     assert_eq!(closed.reason, CloseReason::IdleTimeout, "{closed:?}");
-
-    // A, idle just as long as B was, is still open and still says 5 s.
     assert!(
-        lab.tracker().connection(a_first.conn_id()).is_some(),
-        "A keeps the idle timeout it was accepted with"
+        changed_at.elapsed() < Duration::from_millis(4_500),
+        "the new 300 ms applied, not the 5 s the connection was accepted with: {:?}",
+        changed_at.elapsed()
     );
-    let a_second = a.get("/api/fast?id=a2").await;
-    assert_eq!(a_second.conn_id(), a_first.conn_id());
-    assert_eq!(a_second.header("keep-alive"), Some("timeout=5, max=98"));
+
+    // B's and the anonymous scope's connections, idle just as long, are
+    // still open and still say 5 s.
+    for (client, first, target) in [
+        (&mut on_b, &b_first, format!("/api/fast?session={b}&id=b2")),
+        (&mut anonymous, &anon_first, "/api/fast?id=anon2".to_owned()),
+    ] {
+        assert!(
+            lab.tracker().connection(first.conn_id()).is_some(),
+            "{target}"
+        );
+        let second = client.get(&target).await;
+        assert_eq!(second.conn_id(), first.conn_id(), "{target}");
+        assert_eq!(
+            second.header("keep-alive"),
+            Some("timeout=5, max=98"),
+            "{target}"
+        );
+    }
+    // A connection of A's accepted now says 1 s (300 ms rounded up).
+    let mut a_new = Client::connect(addr).await;
+    let fresh = a_new.get(&format!("/api/fast?session={a}&id=a2")).await;
+    assert_eq!(fresh.header("keep-alive"), Some("timeout=1, max=99"));
+}
+
+#[tokio::test]
+async fn keep_alive_headers_of_an_open_connection_follow_its_sessions_live_policy() {
+    let (addr, _lab) = start_server().await;
+    let a = issue_session(addr).await;
+    let b = issue_session(addr).await;
+    let mut on_a = Client::connect(addr).await;
+    let mut on_b = Client::connect(addr).await;
+    let first = on_a.get(&format!("/api/fast?session={a}")).await;
+    assert_eq!(first.header("keep-alive"), Some("timeout=5, max=99"));
+    assert_eq!(
+        on_b.get(&format!("/api/fast?session={b}"))
+            .await
+            .header("keep-alive"),
+        Some("timeout=5, max=99")
+    );
+
+    // max_requests: the next response on the open connection counts down
+    // from the new maximum.
+    let response = put_config_as(addr, &format!("?session={a}"), r#"{"max_requests": 10}"#).await;
+    assert_eq!(response.status, 200, "{}", response.text());
+    let second = on_a.get(&format!("/api/fast?session={a}")).await;
+    assert_eq!(second.conn_id(), first.conn_id());
+    assert_eq!(second.header("keep-alive"), Some("timeout=5, max=8"));
+
+    // advertise_keep_alive off: no header, still kept alive.
+    let response = put_config_as(
+        addr,
+        &format!("?session={a}"),
+        r#"{"advertise_keep_alive": false}"#,
+    )
+    .await;
+    assert_eq!(response.status, 200, "{}", response.text());
+    let third = on_a.get(&format!("/api/fast?session={a}")).await;
+    assert_eq!(third.header("keep-alive"), None, "{third:?}");
+    assert_eq!(third.header("connection"), None, "{third:?}");
+    assert_eq!(third.conn_id(), first.conn_id());
+
+    // max_requests reached on the open connection: the next response closes.
+    let response = put_config_as(addr, &format!("?session={a}"), r#"{"max_requests": 4}"#).await;
+    assert_eq!(response.status, 200, "{}", response.text());
+    let fourth = on_a.get(&format!("/api/fast?session={a}")).await;
+    assert_eq!(fourth.header("connection"), Some("close"), "{fourth:?}");
+    assert!(on_a.read_to_close().await.is_empty());
+
+    // B's open connection saw none of it.
+    let untouched = on_b.get(&format!("/api/fast?session={b}")).await;
+    assert_eq!(untouched.header("keep-alive"), Some("timeout=5, max=98"));
+    assert_eq!(untouched.header("connection"), None);
 }
 
 #[tokio::test]
@@ -109,10 +199,14 @@ async fn get_config_returns_the_policy_in_force() {
         }),
         "Apache 2.4's defaults"
     );
-    let changed = lab.set_policy(&Owner::Anonymous, &PolicyPatch {
-            hang_timeout_ms: Some(Some(30_000)),
-            ..PolicyPatch::default()
-        })
+    let changed = lab
+        .set_policy(
+            &Owner::Anonymous,
+            &PolicyPatch {
+                hang_timeout_ms: Some(Some(30_000)),
+                ..PolicyPatch::default()
+            },
+        )
         .unwrap();
     assert_eq!(get_config(addr).await, changed);
     assert_eq!(changed.hang_timeout_ms, Some(30_000));
@@ -135,13 +229,23 @@ async fn a_policy_given_at_start_is_in_force_from_the_first_connection() {
 }
 
 #[tokio::test]
-async fn put_config_changes_the_policy_and_tells_every_viewer() {
+async fn put_config_changes_only_the_callers_policy_and_tells_only_its_viewers() {
     let (addr, lab) = start_server().await;
-    let mut viewers = [Viewer::connect(addr).await, Viewer::connect(addr).await];
-    assert_eq!(viewers[0].config, ServerPolicy::default());
+    let a = issue_session(addr).await;
+    let b = issue_session(addr).await;
+    let mut a_viewers = [
+        Viewer::connect_session(addr, &a).await,
+        Viewer::connect_session(addr, &a).await,
+    ];
+    let mut b_viewer = Viewer::connect_session(addr, &b).await;
+    let mut anonymous = Viewer::connect_anonymous(addr).await;
+    let mut instructor = Viewer::connect(addr).await;
+    assert_eq!(a_viewers[0].config, ServerPolicy::default());
+    assert_eq!(a_viewers[0].session, Some(session(&a)));
 
-    let response = put_config(
+    let response = put_config_as(
         addr,
+        &format!("?session={a}"),
         r#"{"idle_timeout_ms": 2000, "max_requests": null, "tcp_keepalive": {"idle_s": 60, "interval_s": 10}}"#,
     )
     .await;
@@ -157,27 +261,60 @@ async fn put_config_changes_the_policy_and_tells_every_viewer() {
         ..ServerPolicy::default()
     };
     assert_eq!(returned, expected);
-    assert_eq!(lab.policy(&Owner::Anonymous), expected);
-    assert_eq!(get_config(addr).await, expected);
+    let owner_a = Owner::Session(session(&a));
+    assert_eq!(lab.policy(&owner_a), expected);
+    assert_eq!(
+        get_config_as(addr, &format!("?session={a}")).await,
+        expected
+    );
+    // Nobody else's policy moved: B's, the anonymous scope's, the defaults.
+    assert_eq!(
+        lab.policy(&Owner::Session(session(&b))),
+        ServerPolicy::default()
+    );
+    assert_eq!(
+        get_config_as(addr, &format!("?session={b}")).await,
+        ServerPolicy::default()
+    );
+    assert_eq!(get_config(addr).await, ServerPolicy::default());
+    assert_eq!(
+        get_config_as(addr, &format!("?key={KEY}")).await,
+        ServerPolicy::default()
+    );
 
-    for viewer in &mut viewers {
+    // A's viewers and the instructor hear of it, with whose it is.
+    for viewer in a_viewers.iter_mut().chain([&mut instructor]) {
         let event = viewer
             .next_matching("config_changed", |e| {
                 matches!(e, ServerEvent::ConfigChanged { .. })
             })
             .await;
         assert!(
-            matches!(&event, ServerEvent::ConfigChanged { config, .. } if *config == expected),
+            matches!(&event, ServerEvent::ConfigChanged { config, session: Some(s), locked: false, .. }
+                if *config == expected && *s == session(&a)),
             "{event:?}"
         );
     }
-    // A viewer arriving later finds the policy in its snapshot.
-    assert_eq!(Viewer::connect(addr).await.config, expected);
+    // B's viewer and the anonymous viewer do not: by the time they have seen
+    // a later request of their own, no config_changed has reached them.
+    b_viewer.barrier(addr, &format!("session={b}&")).await;
+    anonymous.barrier(addr, "").await;
+    assert_eq!(b_viewer.config_changes(), [], "{:#?}", b_viewer.seen);
+    assert_eq!(anonymous.config_changes(), [], "{:#?}", anonymous.seen);
+
+    // A viewer of A arriving later finds A's policy in its snapshot; one of
+    // B's finds B's.
+    assert_eq!(Viewer::connect_session(addr, &a).await.config, expected);
+    assert_eq!(
+        Viewer::connect_session(addr, &b).await.config,
+        ServerPolicy::default()
+    );
     // Absent fields stay as they are; null turns a nullable setting off.
-    let response = put_config(addr, r#"{"tcp_keepalive": null}"#).await;
+    let response =
+        put_config_as(addr, &format!("?session={a}"), r#"{"tcp_keepalive": null}"#).await;
     assert_eq!(response.status, 200, "{}", response.text());
     assert_eq!(
-        get_config(addr).await,
+        get_config_as(addr, &format!("?session={a}")).await,
         ServerPolicy {
             tcp_keepalive: None,
             ..expected
@@ -186,10 +323,13 @@ async fn put_config_changes_the_policy_and_tells_every_viewer() {
 }
 
 #[tokio::test]
-async fn set_config_over_the_websocket_changes_the_policy_for_everyone() {
+async fn set_config_over_the_websocket_changes_only_the_viewers_own_policy() {
     let (addr, lab) = start_server().await;
-    let mut page = Viewer::connect(addr).await;
-    let mut other = Viewer::connect(addr).await;
+    let a = issue_session(addr).await;
+    let b = issue_session(addr).await;
+    let mut page = Viewer::connect_session(addr, &a).await;
+    let mut same_session = Viewer::connect_session(addr, &a).await;
+    let mut other = Viewer::connect_session(addr, &b).await;
     page.send_text(r#"{"type":"set_config","config":{"keep_alive":false,"hang_timeout_ms":1500}}"#)
         .await;
     let expected = ServerPolicy {
@@ -197,19 +337,27 @@ async fn set_config_over_the_websocket_changes_the_policy_for_everyone() {
         hang_timeout_ms: Some(1500),
         ..ServerPolicy::default()
     };
-    for viewer in [&mut page, &mut other] {
+    for viewer in [&mut page, &mut same_session] {
         let event = viewer
             .next_matching("config_changed", |e| {
                 matches!(e, ServerEvent::ConfigChanged { .. })
             })
             .await;
         assert!(
-            matches!(&event, ServerEvent::ConfigChanged { config, .. } if *config == expected),
+            matches!(&event, ServerEvent::ConfigChanged { config, session: Some(s), .. }
+                if *config == expected && *s == session(&a)),
             "{event:?}"
         );
     }
-    assert_eq!(lab.policy(&Owner::Anonymous), expected);
-    assert_eq!(get_config(addr).await, expected);
+    let (owner_a, owner_b) = (Owner::Session(session(&a)), Owner::Session(session(&b)));
+    assert_eq!(lab.policy(&owner_a), expected);
+    assert_eq!(
+        get_config_as(addr, &format!("?session={a}")).await,
+        expected
+    );
+    assert_eq!(lab.policy(&owner_b), ServerPolicy::default());
+    assert_eq!(lab.policy(&Owner::Anonymous), ServerPolicy::default());
+    assert_eq!(lab.sessions().defaults(), ServerPolicy::default());
 
     // A bad one is answered to the sender only, and changes nothing.
     page.send_text(r#"{"type":"set_config","config":{"idle_timeout_ms":1}}"#)
@@ -224,14 +372,18 @@ async fn set_config_over_the_websocket_changes_the_policy_for_everyone() {
     page.send_text(r#"{"type":"set_config","config":{"idle":1}}"#)
         .await;
     assert!(matches!(page.next_reply().await, ServerEvent::Error(_)));
-    assert_eq!(lab.policy(&Owner::Anonymous), expected);
-    // The next change any viewer hears of is the next valid one.
-    let next = lab.set_policy(&Owner::Anonymous, &PolicyPatch {
-            keep_alive: Some(true),
-            ..PolicyPatch::default()
-        })
+    assert_eq!(lab.policy(&owner_a), expected);
+    // The next change A's viewers hear of is the next valid one.
+    let next = lab
+        .set_policy(
+            &owner_a,
+            &PolicyPatch {
+                keep_alive: Some(true),
+                ..PolicyPatch::default()
+            },
+        )
         .unwrap();
-    for viewer in [&mut page, &mut other] {
+    for viewer in [&mut page, &mut same_session] {
         let event = viewer
             .next_matching("config_changed", |e| {
                 matches!(e, ServerEvent::ConfigChanged { .. })
@@ -242,6 +394,168 @@ async fn set_config_over_the_websocket_changes_the_policy_for_everyone() {
             "{event:?}"
         );
     }
+    // B's viewer heard of none of A's changes.
+    other.barrier(addr, &format!("session={b}&")).await;
+    assert_eq!(other.config_changes(), [], "{:#?}", other.seen);
+    // And B's own set_config is B's alone.
+    other
+        .send_text(r#"{"type":"set_config","config":{"idle_timeout_ms":700}}"#)
+        .await;
+    let event = other
+        .next_matching("config_changed", |e| {
+            matches!(e, ServerEvent::ConfigChanged { .. })
+        })
+        .await;
+    assert!(
+        matches!(&event, ServerEvent::ConfigChanged { config, session: Some(s), .. }
+            if config.idle_timeout_ms == 700 && *s == session(&b)),
+        "{event:?}"
+    );
+    assert_eq!(lab.policy(&owner_a), next);
+}
+
+#[tokio::test]
+async fn the_instructor_changes_the_defaults_new_sessions_start_from() {
+    let (addr, lab) = start_server().await;
+    let before = issue_session(addr).await;
+    let response =
+        put_config_as(addr, &format!("?key={KEY}"), r#"{"idle_timeout_ms": 1500}"#).await;
+    assert_eq!(response.status, 200, "{}", response.text());
+    assert_eq!(response.json()["idle_timeout_ms"], 1500);
+    assert_eq!(lab.sessions().defaults().idle_timeout_ms, 1500);
+    assert_eq!(
+        get_config_as(addr, &format!("?key={KEY}"))
+            .await
+            .idle_timeout_ms,
+        1500
+    );
+    // A session issued afterwards starts from the new defaults...
+    let after = issue_session(addr).await;
+    assert_eq!(
+        get_config_as(addr, &format!("?session={after}"))
+            .await
+            .idle_timeout_ms,
+        1500
+    );
+    let mut client = Client::connect(addr).await;
+    let response = client.get(&format!("/api/fast?session={after}")).await;
+    assert_eq!(response.header("keep-alive"), Some("timeout=2, max=99"));
+    // ...one issued before keeps its own, and so does the anonymous scope.
+    assert_eq!(
+        get_config_as(addr, &format!("?session={before}")).await,
+        ServerPolicy::default()
+    );
+    assert_eq!(get_config(addr).await, ServerPolicy::default());
+    // The same with the key as a bearer token.
+    let mut bearer = Client::connect(addr).await;
+    bearer
+        .send_request_with(
+            "PUT",
+            "/api/config",
+            &[("Authorization", &format!("Bearer {KEY}"))],
+            br#"{"idle_timeout_ms": 2500}"#,
+        )
+        .await;
+    let response = bearer.read_response().await;
+    assert_eq!(response.status, 200, "{}", response.text());
+    assert_eq!(lab.sessions().defaults().idle_timeout_ms, 2500);
+    assert_eq!(get_config(addr).await, ServerPolicy::default());
+}
+
+#[tokio::test]
+async fn a_locked_room_runs_the_defaults_and_refuses_changes_with_423() {
+    let (addr, lab) = start_server().await;
+    let a = issue_session(addr).await;
+    let mut viewer_a = Viewer::connect_session(addr, &a).await;
+    let response = put_config_as(
+        addr,
+        &format!("?session={a}"),
+        r#"{"idle_timeout_ms": 800}"#,
+    )
+    .await;
+    assert_eq!(response.status, 200, "{}", response.text());
+    viewer_a
+        .next_matching("a's own change", |e| {
+            matches!(e, ServerEvent::ConfigChanged { locked: false, .. })
+        })
+        .await;
+    let mut on_a = Client::connect(addr).await;
+    assert_eq!(
+        on_a.get(&format!("/api/fast?session={a}"))
+            .await
+            .header("keep-alive"),
+        Some("timeout=1, max=99")
+    );
+
+    // Locking needs the key.
+    let refused =
+        common::request_once(addr, "PUT", "/api/room", br#"{"policy_locked": true}"#).await;
+    assert_eq!(refused.status, 403, "{}", refused.text());
+    refused.error_body();
+    assert!(!lab.sessions().locked());
+
+    let locked = common::request_once(
+        addr,
+        "PUT",
+        &format!("/api/room?key={KEY}"),
+        br#"{"policy_locked": true}"#,
+    )
+    .await;
+    assert_eq!(locked.status, 200, "{}", locked.text());
+    assert_eq!(locked.json()["policy_locked"], true);
+    assert_eq!(locked.json()["sessions"], 1);
+    // A's viewer is told: the defaults, locked.
+    let event = viewer_a
+        .next_matching("the lock", |e| {
+            matches!(e, ServerEvent::ConfigChanged { locked: true, .. })
+        })
+        .await;
+    assert!(
+        matches!(&event, ServerEvent::ConfigChanged { config, session: Some(s), .. }
+            if *config == ServerPolicy::default() && *s == session(&a)),
+        "{event:?}"
+    );
+    // A's open connection runs the defaults at once.
+    assert_eq!(
+        on_a.get(&format!("/api/fast?session={a}"))
+            .await
+            .header("keep-alive"),
+        Some("timeout=5, max=98")
+    );
+    // Changes are refused with 423, over HTTP and over the WebSocket.
+    for query in [format!("?session={a}"), String::new()] {
+        let response = put_config_as(addr, &query, r#"{"idle_timeout_ms": 900}"#).await;
+        assert_eq!(response.status, 423, "{query}: {}", response.text());
+        response.error_body();
+    }
+    viewer_a
+        .send_text(r#"{"type":"set_config","config":{"idle_timeout_ms":900}}"#)
+        .await;
+    match viewer_a.next_reply().await {
+        ServerEvent::Error(body) => assert!(body.error.contains("locked"), "{body:?}"),
+        other => panic!("expected an error, got {other:?}"),
+    }
+    let room = common::get_once(addr, &format!("/api/room?key={KEY}")).await;
+    assert_eq!(room.status, 200);
+    assert_eq!(room.json()["policy_locked"], true);
+    // A new viewer's snapshot says so too.
+    assert!(Viewer::connect_session(addr, &a).await.locked);
+
+    // Unlocked: A's own choice is back.
+    let unlocked = common::request_once(
+        addr,
+        "PUT",
+        &format!("/api/room?key={KEY}"),
+        br#"{"policy_locked": false}"#,
+    )
+    .await;
+    assert_eq!(unlocked.status, 200, "{}", unlocked.text());
+    assert_eq!(
+        get_config_as(addr, &format!("?session={a}"))
+            .await
+            .idle_timeout_ms,
+        800
+    );
 }
 
 /// Patches `PUT /api/config` must refuse, with what is wrong about each.
@@ -291,7 +605,11 @@ async fn bad_patches_are_refused_with_a_hint_and_change_nothing() {
             body.error.contains(expected),
             "{patch}: the error should say {expected:?}: {body:?}"
         );
-        assert_eq!(lab.policy(&Owner::Anonymous), ServerPolicy::default(), "{patch} changed it");
+        assert_eq!(
+            lab.policy(&Owner::Anonymous),
+            ServerPolicy::default(),
+            "{patch} changed it"
+        );
     }
     assert_eq!(get_config(addr).await, ServerPolicy::default());
     // No viewer was told of a change: the first config_changed it sees is
@@ -355,10 +673,17 @@ async fn null_is_refused_for_settings_that_cannot_be_turned_off() {
 // there; elsewhere only the policy round trip and that connections still
 // work are checked. The probes themselves (30 s) are not waited for.
 #[tokio::test]
-async fn tcp_keepalive_is_set_on_connections_accepted_after_the_change() {
+async fn tcp_keepalive_reaches_the_owners_open_connections_at_their_next_read() {
     let (addr, lab) = start_server().await;
+    let b = issue_session(addr).await;
+    // Open before the change: one of the anonymous scope's, one of B's.
     let mut before = Client::connect(addr).await;
     assert_eq!(before.get("/api/fast").await.status, 200);
+    let mut other = Client::connect(addr).await;
+    assert_eq!(
+        other.get(&format!("/api/fast?session={b}")).await.status,
+        200
+    );
 
     let response = put_config(
         addr,
@@ -376,31 +701,36 @@ async fn tcp_keepalive_is_set_on_connections_accepted_after_the_change() {
     );
     assert_eq!(lab.policy(&Owner::Anonymous).tcp_keepalive, expected);
     assert_eq!(get_config(addr).await.tcp_keepalive, expected);
+    assert_eq!(lab.policy(&Owner::Session(session(&b))).tcp_keepalive, None);
 
     let mut after = Client::connect(addr).await;
     let first = after.get("/api/fast").await;
     let second = after.get("/api/fast").await;
     assert_eq!((first.status, second.status), (200, 200));
     assert_eq!(first.conn_id(), second.conn_id());
+    // The connection open before the change gets it at its next read.
+    assert_eq!(before.get("/api/fast").await.status, 200);
+    assert_eq!(
+        other.get(&format!("/api/fast?session={b}")).await.status,
+        200
+    );
 
     if std::fs::read_to_string("/proc/net/tcp").is_ok() {
-        let (server, new_port, old_port) = (
-            addr.port(),
+        let server = addr.port();
+        let ports = [
             after.local_addr().port(),
             before.local_addr().port(),
-        );
-        let mut last = (None, None);
+            other.local_addr().port(),
+        ];
+        let mut last = [None; 3];
         // Until the client's (delayed) ACK arrives the retransmit timer (1)
-        // shows instead; once both sockets are quiet, the new one shows the
-        // keep-alive timer (2) and the old one none (0).
+        // shows instead; once the sockets are quiet, the anonymous scope's
+        // show the keep-alive timer (2) and B's none (0).
         let settled = tokio::time::timeout(common::LIMIT, async {
             loop {
                 let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
-                last = (
-                    server_side_timer(&table, server, new_port),
-                    server_side_timer(&table, server, old_port),
-                );
-                if last == (Some(2), Some(0)) {
+                last = ports.map(|port| server_side_timer(&table, server, port));
+                if last == [Some(2), Some(2), Some(0)] {
                     break;
                 }
                 tokio::time::sleep(std::time::Duration::from_millis(10)).await;
@@ -409,8 +739,8 @@ async fn tcp_keepalive_is_set_on_connections_accepted_after_the_change() {
         .await;
         assert!(
             settled.is_ok(),
-            "timers (new, old) in /proc/net/tcp: {last:?}, expected (Some(2), Some(0)): \
-             SO_KEEPALIVE on the new connection only"
+            "timers (new, open before, B's) in /proc/net/tcp: {last:?}, expected \
+             [Some(2), Some(2), Some(0)]: SO_KEEPALIVE on the anonymous scope's connections only"
         );
     } else {
         println!("note: no /proc/net/tcp here; SO_KEEPALIVE itself is not checked");
@@ -435,11 +765,14 @@ fn server_side_timer(table: &str, server_port: u16, client_port: u16) -> Option<
 #[tokio::test]
 async fn the_policy_does_not_close_websocket_upgrades() {
     let (addr, lab) = start_server().await;
-    lab.set_policy(&Owner::Anonymous, &PolicyPatch {
-        keep_alive: Some(false),
-        max_requests: Some(Some(1)),
-        ..PolicyPatch::default()
-    })
+    lab.set_policy(
+        &Owner::Anonymous,
+        &PolicyPatch {
+            keep_alive: Some(false),
+            max_requests: Some(Some(1)),
+            ..PolicyPatch::default()
+        },
+    )
     .expect("a valid patch");
     // The upgrade is the connection's first (and max-th) request, with
     // keep-alive off: it must still become a working WebSocket.

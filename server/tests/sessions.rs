@@ -1,12 +1,16 @@
-//! Sessions: a connection belongs to the session of its first request; a
-//! viewer with `?session=` sees only its own world (plus connections from its
-//! own host not yet claimed by anyone); releases stay within a session.
+//! Sessions: capabilities the server issues (`POST /api/sessions`); a
+//! connection belongs to the session of its first request; a viewer with
+//! `?session=` sees only its own world (plus connections from its own host
+//! not yet claimed by anyone); releases stay within a session; only the
+//! instructor key sees and releases everything.
 
 mod common;
 
 use std::net::SocketAddr;
 
-use common::{Client, Viewer, get_once, kind, session, start_server, wait_for_hangs};
+use common::{
+    Client, KEY, Viewer, get_once, issue_session, kind, session, start_server, wait_for_hangs,
+};
 use protocol::{ConnId, RequestId, ServerEvent};
 
 /// Sends `/api/fast?session=S&id=sync-N` on `client` and waits until
@@ -29,10 +33,11 @@ fn story(viewer: &Viewer, conn: ConnId) -> Vec<String> {
 #[tokio::test]
 async fn a_connection_belongs_to_the_session_of_its_first_request() {
     let (addr, _lab) = start_server().await;
+    let (a, b) = (issue_session(addr).await, issue_session(addr).await);
     let mut everything = Viewer::connect(addr).await;
     let mut client = Client::connect(addr).await;
-    let first = client.get("/api/fast?session=a&id=1").await;
-    let second = client.get("/api/fast?session=b&id=2").await;
+    let first = client.get(&format!("/api/fast?session={a}&id=1")).await;
+    let second = client.get(&format!("/api/fast?session={b}&id=2")).await;
     let third = client.get("/api/fast?id=3").await;
     for response in [&first, &second, &third] {
         assert_eq!(response.status, 200, "{}", response.text());
@@ -60,31 +65,36 @@ async fn a_connection_belongs_to_the_session_of_its_first_request() {
     );
     assert!(everything.events_for(conn).iter().any(|e| matches!(
         e,
-        ServerEvent::ConnectionAttributed { session: s, .. } if *s == session("a")
+        ServerEvent::ConnectionAttributed { session: s, .. } if *s == session(&a)
     )));
     let snapshot = common::connections(addr).await;
     let record = snapshot.iter().find(|c| c.conn == conn).expect("open");
-    assert_eq!(record.session, Some(session("a")), "b did not take it over");
+    assert_eq!(record.session, Some(session(&a)), "b did not take it over");
 }
 
 #[tokio::test]
 async fn a_session_viewer_sees_its_own_connections_and_never_another_sessions_requests() {
     let (addr, _lab) = start_server().await;
+    let (a, b) = (issue_session(addr).await, issue_session(addr).await);
     let mut everything = Viewer::connect(addr).await;
-    let mut viewer_a = Viewer::connect_session(addr, "a").await;
-    let mut viewer_b = Viewer::connect_session(addr, "b").await;
+    let mut viewer_a = Viewer::connect_session(addr, &a).await;
+    let mut viewer_b = Viewer::connect_session(addr, &b).await;
+    let mut anonymous = Viewer::connect_anonymous(addr).await;
 
     let mut client_a = Client::connect(addr).await;
-    let a1 = client_a.get("/api/fast?session=a&id=a1").await;
+    let a1 = client_a.get(&format!("/api/fast?session={a}&id=a1")).await;
     let mut client_b = Client::connect(addr).await;
-    let b1 = client_b.get("/api/fast?session=b&id=b1").await;
-    let b2 = client_b.get("/api/slow?ms=0&session=b&id=b2").await;
+    let b1 = client_b.get(&format!("/api/fast?session={b}&id=b1")).await;
+    let b2 = client_b
+        .get(&format!("/api/slow?ms=0&session={b}&id=b2"))
+        .await;
     let (conn_a, conn_b) = (a1.conn_id(), b1.conn_id());
     assert_ne!(conn_a, conn_b);
 
-    sync(&mut client_a, &mut viewer_a, "a", 1).await;
-    sync(&mut client_b, &mut viewer_b, "b", 2).await;
+    sync(&mut client_a, &mut viewer_a, &a, 1).await;
+    sync(&mut client_b, &mut viewer_b, &b, 2).await;
     everything.timeline(b2.request_id()).await;
+    anonymous.barrier(addr, "").await;
 
     // a's viewer: all of a's connection...
     let a_story = story(&viewer_a, conn_a);
@@ -122,7 +132,21 @@ async fn a_session_viewer_sees_its_own_connections_and_never_another_sessions_re
     assert!(!viewer_b.seen.iter().any(|e| mentions(e, a1.request_id())));
     assert!(viewer_b.seen.iter().any(|e| mentions(e, b2.request_id())));
 
-    // A viewer without a session sees everything, and never a hide.
+    // The anonymous viewer (no session, no key) sees neither: both
+    // connections opened unclaimed from its host, then were taken away.
+    for conn in [conn_a, conn_b] {
+        assert_eq!(
+            story(&anonymous, conn),
+            ["connection_opened", "connection_hidden"],
+            "{:#?}",
+            anonymous.events_for(conn)
+        );
+    }
+    for request in [a1.request_id(), b1.request_id(), b2.request_id()] {
+        assert!(!anonymous.seen.iter().any(|e| mentions(e, request)));
+    }
+
+    // The instructor's viewer (the key) sees everything, and never a hide.
     for request in [a1.request_id(), b1.request_id(), b2.request_id()] {
         assert!(everything.seen.iter().any(|e| mentions(e, request)));
     }
@@ -134,7 +158,7 @@ async fn a_session_viewer_sees_its_own_connections_and_never_another_sessions_re
     );
 
     // A snapshot is trimmed the same way.
-    let late_a = Viewer::connect_session(addr, "a").await;
+    let late_a = Viewer::connect_session(addr, &a).await;
     let shown: Vec<ConnId> = late_a.snapshot.iter().map(|c| c.conn).collect();
     assert!(shown.contains(&conn_a), "{shown:?}");
     assert!(!shown.contains(&conn_b), "{shown:?}");
@@ -142,9 +166,15 @@ async fn a_session_viewer_sees_its_own_connections_and_never_another_sessions_re
         late_a
             .snapshot
             .iter()
-            .all(|c| c.session.as_ref() != Some(&session("b"))),
+            .all(|c| c.session.as_ref() != Some(&session(&b))),
         "nothing of b's (its monitor connection included): {:#?}",
         late_a.snapshot
+    );
+    let late_anonymous = Viewer::connect_anonymous(addr).await;
+    assert!(
+        late_anonymous.snapshot.iter().all(|c| c.session.is_none()),
+        "nothing attributed to a session: {:#?}",
+        late_anonymous.snapshot
     );
     let late_all = Viewer::connect(addr).await;
     let all: Vec<ConnId> = late_all.snapshot.iter().map(|c| c.conn).collect();
@@ -165,8 +195,9 @@ fn mentions(event: &ServerEvent, request: RequestId) -> bool {
 #[tokio::test]
 async fn an_unclaimed_connection_is_shown_until_another_session_claims_it() {
     let (addr, _lab) = start_server().await;
+    let (a, b) = (issue_session(addr).await, issue_session(addr).await);
     let mut everything = Viewer::connect(addr).await;
-    let mut viewer_a = Viewer::connect_session(addr, "a").await;
+    let mut viewer_a = Viewer::connect_session(addr, &a).await;
     let mut client_a = Client::connect(addr).await;
 
     // A connection with no request yet (Chromium's spare socket) from the
@@ -178,7 +209,7 @@ async fn an_unclaimed_connection_is_shown_until_another_session_claims_it() {
     assert_eq!(anonymous.conn_id(), conn);
     viewer_a.timeline(anonymous.request_id()).await;
     // Then b claims it: a's viewer is told to forget it.
-    let claimed = spare.get("/api/fast?session=b&id=mine").await;
+    let claimed = spare.get(&format!("/api/fast?session={b}&id=mine")).await;
     assert_eq!(claimed.conn_id(), conn);
     let hidden = viewer_a
         .next_matching("connection_hidden", |e| {
@@ -190,7 +221,7 @@ async fn an_unclaimed_connection_is_shown_until_another_session_claims_it() {
     // Nothing more about it reaches a: not b's request, not its close.
     drop(spare);
     everything.closed(conn).await;
-    sync(&mut client_a, &mut viewer_a, "a", 1).await;
+    sync(&mut client_a, &mut viewer_a, &a, 1).await;
     assert_eq!(
         story(&viewer_a, conn),
         [
@@ -214,10 +245,11 @@ async fn an_unclaimed_connection_is_shown_until_another_session_claims_it() {
 #[tokio::test]
 async fn a_connection_claimed_by_the_viewers_session_stays_visible() {
     let (addr, _lab) = start_server().await;
-    let mut viewer_a = Viewer::connect_session(addr, "a").await;
+    let a = issue_session(addr).await;
+    let mut viewer_a = Viewer::connect_session(addr, &a).await;
     let mut client = Client::connect(addr).await;
     let conn = viewer_a.opened_from(client.local_addr()).await;
-    let response = client.get("/api/fast?session=a").await;
+    let response = client.get(&format!("/api/fast?session={a}")).await;
     viewer_a.timeline(response.request_id()).await;
     assert_eq!(
         story(&viewer_a, conn),
@@ -245,9 +277,10 @@ async fn hang(addr: SocketAddr, session: &str, tag: &str) -> Client {
 #[tokio::test]
 async fn releases_stay_within_their_session() {
     let (addr, lab) = start_server().await;
-    let mut viewer_a = Viewer::connect_session(addr, "a").await;
-    let mut a = [hang(addr, "a", "a1").await, hang(addr, "a", "a2").await];
-    let mut b = [hang(addr, "b", "b1").await, hang(addr, "b", "b2").await];
+    let (sa, sb) = (issue_session(addr).await, issue_session(addr).await);
+    let mut viewer_a = Viewer::connect_session(addr, &sa).await;
+    let mut a = [hang(addr, &sa, "a1").await, hang(addr, &sa, "a2").await];
+    let mut b = [hang(addr, &sb, "b1").await, hang(addr, &sb, "b2").await];
     wait_for_hangs(&lab, 4).await;
 
     // a's page releases "everything": everything of a's.
@@ -268,9 +301,10 @@ async fn releases_stay_within_their_session() {
     );
 
     // The same over HTTP with ?session=a.
-    let mut a3 = hang(addr, "a", "a3").await;
+    let mut a3 = hang(addr, &sa, "a3").await;
     wait_for_hangs(&lab, 3).await;
-    let response = common::request_once(addr, "POST", "/api/release?session=a", b"").await;
+    let response =
+        common::request_once(addr, "POST", &format!("/api/release?session={sa}"), b"").await;
     assert_eq!(response.status, 200, "{}", response.text());
     assert_eq!(response.json(), serde_json::json!({"released": 1}));
     assert_eq!(a3.read_response().await.json()["id"], "a3");
@@ -279,8 +313,12 @@ async fn releases_stay_within_their_session() {
         assert!(!client.has_pending_bytes(), "b's hangs were not released");
     }
 
-    // Without a session (curl, an instructor): every session's.
-    assert_eq!(common::release(addr, "", "").await, 2);
+    // Without a session (curl): the anonymous scope's only, none of b's.
+    assert_eq!(common::release(addr, "", "").await, 0);
+    assert_eq!(common::release(addr, "", r#"{"id":"b1"}"#).await, 0);
+    assert_eq!(lab.hangs().len(), 2);
+    // With the instructor key: every session's.
+    assert_eq!(common::release(addr, &format!("?key={KEY}"), "").await, 2);
     for (client, tag) in b.iter_mut().zip(["b1", "b2"]) {
         assert_eq!(client.read_response().await.json()["id"], tag);
     }
@@ -327,9 +365,26 @@ async fn invalid_session_values_are_refused_with_json_errors() {
     }
     assert!(lab.hangs().is_empty());
     assert_eq!(lab.sessions().active(), 0);
-    // The longest valid id is fine.
+    // The longest well-formed id is not malformed, but this server did not
+    // issue it: 403, on every endpoint.
     let longest = "y".repeat(protocol::SessionId::MAX_LEN);
-    let ok = get_once(addr, &format!("/api/fast?session={longest}")).await;
+    for endpoint in endpoints {
+        let (method, prefix) = endpoint.split_once(' ').unwrap();
+        let target = format!("{prefix}session={longest}");
+        let response = common::request_once(addr, method, &target, b"").await;
+        assert_eq!(
+            response.status,
+            403,
+            "{method} {target}: {}",
+            response.text()
+        );
+        let body = response.error_body();
+        assert!(body.error.contains("not issued"), "{target}: {body:?}");
+    }
+    assert!(lab.hangs().is_empty());
+    // An issued one is fine.
+    let issued = issue_session(addr).await;
+    let ok = get_once(addr, &format!("/api/fast?session={issued}")).await;
     assert_eq!(ok.status, 200, "{}", ok.text());
 }
 
@@ -340,13 +395,14 @@ async fn an_unclaimed_connection_in_the_snapshot_is_hidden_once_claimed() {
     let mut spare = Client::connect(addr).await;
     let conn = everything.opened_from(spare.local_addr()).await;
     // Opened before a's viewer: it is in a's snapshot, not in its events.
-    let mut viewer_a = Viewer::connect_session(addr, "a").await;
+    let (a, b) = (issue_session(addr).await, issue_session(addr).await);
+    let mut viewer_a = Viewer::connect_session(addr, &a).await;
     assert!(
         viewer_a.snapshot.iter().any(|c| c.conn == conn),
         "{:#?}",
         viewer_a.snapshot
     );
-    let claimed = spare.get("/api/fast?session=b").await;
+    let claimed = spare.get(&format!("/api/fast?session={b}")).await;
     assert_eq!(claimed.conn_id(), conn);
     let hidden = viewer_a
         .next_matching("connection_hidden", |e| {

@@ -20,7 +20,7 @@ use crate::state::{LabState, Lane, SocketStatus};
 /// What the page shows: the lesson track (the landing view) or the free
 /// workbench, each with its own URL (`#lessons`, `#lesson=ID`, `#workbench`
 /// or a workbench link carrying burst settings).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum View {
     /// The lesson list, or one lesson.
     Lessons(Option<&'static str>),
@@ -40,6 +40,7 @@ fn view_from_location() -> View {
     if let Some(id) = hash.strip_prefix("lesson=") {
         return View::Lessons(crate::lessons::find(id).map(|l| l.id()));
     }
+
     match hash {
         "" | "lessons" => View::Lessons(None),
         _ => View::Workbench,
@@ -136,6 +137,17 @@ pub fn App(props: &AppProps) -> Html {
             view.set(View::Lessons(lesson));
         })
     };
+    // The instructor moved the room: open that lesson (a late joiner too).
+    {
+        let open = open_lesson.clone();
+        use_effect_with(state.room_lesson.clone(), move |moved| {
+            if let Some((id, _)) = moved
+                && let Some(lesson) = crate::lessons::find(id)
+            {
+                open.emit(Some(lesson.id()));
+            }
+        });
+    }
     let show = |target: View| {
         let view = view.clone();
         Callback::from(move |e: MouseEvent| {
@@ -144,7 +156,7 @@ pub fn App(props: &AppProps) -> Html {
                 View::Workbench => "workbench",
                 View::Lessons(_) => "lessons",
             });
-            view.set(target);
+            view.set(target.clone());
         })
     };
     let on_release = send.reform(|()| ClientMessage::Release {
@@ -232,7 +244,7 @@ pub fn App(props: &AppProps) -> Html {
                 <a href="#workbench" id="nav-workbench" onclick={show(View::Workbench)}
                     aria-current={(*view == View::Workbench).then_some("page")}>{ "Workbench" }</a>
             </nav>
-            if let View::Lessons(lesson) = *view {
+            if let View::Lessons(lesson) = (*view).clone() {
                 <LessonView {lesson} state={state.clone()} fire={fire.clone()} send={send.clone()} open={open_lesson} />
                 <TimelineView run={run.clone()} lanes={lanes} others={others} clock={state.clock} />
             } else {

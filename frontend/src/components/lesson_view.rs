@@ -146,6 +146,37 @@ fn LessonPage(props: &LessonPageProps) -> Html {
         });
     }
 
+    // Tell the room (the instructor's view) where this learner is.
+    {
+        let r = runner.borrow();
+        let short = |t: &str| t.chars().take(protocol::MAX_REPORT_TEXT).collect::<String>();
+        let report = protocol::LessonReport {
+            lesson: lesson.id().to_owned(),
+            stage: r.stage.name().to_owned(),
+            prediction: r.prediction.map(answer_value),
+            answer: r.outcome.as_ref().map(|o| answer_value(o.answer)),
+            figures: r
+                .outcome
+                .as_ref()
+                .map(|o| {
+                    o.figures
+                        .iter()
+                        .take(protocol::MAX_FIGURES)
+                        .map(|f| (f.id.to_owned(), short(&f.value)))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        };
+        let connected = props.state.socket == crate::state::SocketStatus::Open;
+        let send = props.send.clone();
+        use_effect_with((report, connected), move |(report, connected)| {
+            if *connected {
+                send.emit(ClientMessage::LessonReport {
+                    report: report.clone(),
+                });
+            }
+        });
+    }
     let r = runner.borrow();
     let question = &lesson.question;
     let predict = |answer: Answer| {

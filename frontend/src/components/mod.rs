@@ -2,6 +2,7 @@
 
 mod app;
 mod composer;
+mod instructor;
 mod lesson_view;
 mod measured;
 mod policy;

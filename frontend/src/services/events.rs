@@ -32,6 +32,19 @@ impl std::fmt::Debug for EventSocket {
     }
 }
 
+/// `ws://host/api/events?{query}` for the page's own origin.
+fn events_url_with(query: &str) -> Result<String, String> {
+    let location = web_sys::window().ok_or("no window")?.location();
+    let scheme = match location.protocol().map_err(js_error)?.as_str() {
+        "https:" => "wss",
+        _ => "ws",
+    };
+    Ok(format!(
+        "{scheme}://{}/api/events?{query}",
+        location.host().map_err(js_error)?
+    ))
+}
+
 /// `ws://host/api/events?session=…` for the page's own origin.
 fn events_url(session: &SessionId) -> Result<String, String> {
     let location = web_sys::window().ok_or("no window")?.location();
@@ -53,7 +66,25 @@ impl EventSocket {
         on_event: Callback<ServerEvent>,
         on_status: Callback<SocketStatus>,
     ) -> Result<EventSocket, String> {
-        let ws = WebSocket::new(&events_url(session)?).map_err(js_error)?;
+        Self::open(&events_url(session)?, on_event, on_status)
+    }
+
+    /// The instructor's whole-room socket (`key=`).
+    pub fn connect_instructor(
+        key: &str,
+        on_event: Callback<ServerEvent>,
+        on_status: Callback<SocketStatus>,
+    ) -> Result<EventSocket, String> {
+        let key = String::from(js_sys::encode_uri_component(key));
+        Self::open(&events_url_with(&format!("key={key}"))?, on_event, on_status)
+    }
+
+    fn open(
+        url: &str,
+        on_event: Callback<ServerEvent>,
+        on_status: Callback<SocketStatus>,
+    ) -> Result<EventSocket, String> {
+        let ws = WebSocket::new(url).map_err(js_error)?;
         let on_event_for_close = on_event.clone();
         let on_open = {
             let on_status = on_status.clone();

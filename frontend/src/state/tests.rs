@@ -333,6 +333,7 @@ fn close_reason_snapshot_attribution_config_and_notices() {
         listeners: vec!["127.0.0.1:8080".into(), "127.0.0.1:8081".into()],
         session: None,
         locked: false,
+        room_lesson: None,
         connections: vec![ConnectionSnapshot {
             conn: ConnId(3),
             opened_us: 50,

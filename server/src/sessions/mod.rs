@@ -22,13 +22,14 @@
 //! after [`SESSION_TTL`] (or sooner when room is needed).
 
 pub mod key;
+pub mod room;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use protocol::{PolicyPatch, ServerPolicy, SessionId};
+use protocol::{LessonReport, Participant, PolicyPatch, ServerPolicy, SessionId};
 use tokio::sync::watch;
 
 use crate::error::ApiError;
@@ -137,6 +138,8 @@ struct Scope {
     peer: Option<IpAddr>,
     /// Last time a request or viewer used it, for expiry.
     last_used: Instant,
+    /// What the instructor sees of this participant.
+    presence: room::Presence,
 }
 
 impl Scope {
@@ -152,6 +155,7 @@ impl Scope {
             had_viewer: false,
             peer,
             last_used: Instant::now(),
+            presence: room::Presence::default(),
         }
     }
 
@@ -190,6 +194,8 @@ struct Registry {
     locked: bool,
     /// Every owner, the anonymous scope included (it is never removed).
     scopes: HashMap<Owner, Scope>,
+    /// The lesson the instructor moved the room to.
+    room_lesson: Option<String>,
 }
 
 /// Every owner's policy, viewers and requests in flight. See the module docs.
@@ -217,6 +223,7 @@ impl Drop for Permit {
             defaults,
             locked,
             scopes,
+            ..
         } = &mut *registry;
         if let Some(scope) = scopes.get_mut(&self.owner) {
             scope.in_flight = scope.in_flight.saturating_sub(1);
@@ -244,6 +251,7 @@ impl Drop for ViewerSlot {
             defaults,
             locked,
             scopes,
+            ..
         } = &mut *registry;
         if let Some(scope) = scopes.get_mut(&self.owner) {
             scope.viewers = scope.viewers.saturating_sub(1);
@@ -278,6 +286,7 @@ impl Sessions {
                 defaults,
                 locked: false,
                 scopes,
+                room_lesson: None,
             })),
         }
     }
@@ -376,6 +385,7 @@ impl Sessions {
             defaults,
             locked,
             scopes,
+            ..
         } = &mut *registry;
         let Some(scope) = scopes.get_mut(owner) else {
             return Err(match owner {
@@ -421,6 +431,7 @@ impl Sessions {
             defaults,
             locked,
             scopes,
+            ..
         } = &mut *registry;
         let Some(scope) = scopes.get_mut(owner) else {
             return Err(match owner {
@@ -461,6 +472,7 @@ impl Sessions {
             defaults,
             locked,
             scopes,
+            ..
         } = &mut *registry;
         Ok((next, publish_all(scopes, *locked, defaults)))
     }
@@ -474,8 +486,89 @@ impl Sessions {
             defaults,
             locked,
             scopes,
+            ..
         } = &mut *registry;
         publish_all(scopes, *locked, defaults)
+    }
+
+    /// A viewer of `owner` connected with this user agent.
+    pub fn set_browser(&self, owner: &Owner, user_agent: &str) {
+        if let Some(scope) = lock(&self.inner).scopes.get_mut(owner) {
+            scope.presence.browser = Some(room::browser_of(user_agent));
+        }
+    }
+
+    /// Keeps a participant's lesson report; the participant as the
+    /// instructor now sees them.
+    pub fn report(&self, owner: &Owner, report: LessonReport) -> Result<Participant, ApiError> {
+        let mut registry = lock(&self.inner);
+        let Owner::Session(id) = owner else {
+            return Err(ApiError::bad_request(
+                "lesson reports need a session",
+                "open the page, which has one",
+            ));
+        };
+        let scope = registry
+            .scopes
+            .get_mut(owner)
+            .ok_or_else(|| unknown_session(id))?;
+        scope
+            .presence
+            .report(report)
+            .map_err(|e| ApiError::bad_request(e, "report one of GET /api/lessons, briefly"))?;
+        Ok(scope.presence.view(id, scope.viewers > 0))
+    }
+
+    /// `owner` as the instructor sees them (sessions only).
+    pub fn participant(&self, owner: &Owner) -> Option<Participant> {
+        let registry = lock(&self.inner);
+        let Owner::Session(id) = owner else {
+            return None;
+        };
+        let scope = registry.scopes.get(owner)?;
+        Some(scope.presence.view(id, scope.viewers > 0))
+    }
+
+    /// Every participant: sessions whose page connected at least once.
+    pub fn participants(&self) -> Vec<Participant> {
+        let registry = lock(&self.inner);
+        let mut all: Vec<Participant> = registry
+            .scopes
+            .iter()
+            .filter(|(_, s)| s.had_viewer)
+            .filter_map(|(owner, s)| {
+                owner
+                    .session()
+                    .map(|id| s.presence.view(id, s.viewers > 0))
+            })
+            .collect();
+        all.sort_by(|a, b| a.session.cmp(&b.session));
+        all
+    }
+
+    /// Moves the room to `lesson` (an id of the catalogue).
+    pub fn set_room_lesson(&self, lesson: &str) -> Result<(), ApiError> {
+        if !protocol::LESSONS.iter().any(|l| l.id == lesson) {
+            return Err(ApiError::bad_request(
+                format!("there is no lesson `{lesson}`"),
+                "send one of the ids GET /api/lessons lists",
+            ));
+        }
+        lock(&self.inner).room_lesson = Some(lesson.to_owned());
+        Ok(())
+    }
+
+    /// The lesson the room was moved to.
+    pub fn room_lesson(&self) -> Option<String> {
+        lock(&self.inner).room_lesson.clone()
+    }
+
+    /// Forgets every participant's reports (a new round).
+    pub fn reset_reports(&self) {
+        for scope in lock(&self.inner).scopes.values_mut() {
+            scope.presence.reports.clear();
+            scope.presence.lesson = None;
+        }
     }
 
     /// Whether the policy is locked.

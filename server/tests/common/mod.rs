@@ -62,7 +62,9 @@ pub async fn issue_session(addr: SocketAddr) -> String {
         .to_owned()
 }
 
-/// [`config`] with a short idle (and header read) timeout.
+/// [`config`] with a short idle timeout. The header-read guard is not the idle
+/// timer any more: it stays at `Config::header_read_timeout` (10 s), so a
+/// test of the guard sets that itself.
 pub fn config_with_idle(idle_timeout: Duration) -> Config {
     let mut config = config();
     config.policy.idle_timeout_ms =
@@ -91,6 +93,30 @@ pub async fn spawn_server(config: Config) -> (SocketAddr, Lab, JoinHandle<io::Re
     let lab = Lab::new(config);
     let task = tokio::spawn(listener::serve(listener, lab.clone()));
     (addr, lab, task)
+}
+
+/// Starts a lab with `config` on every IPv4 interface (`0.0.0.0:0`), as a
+/// workshop machine does; returns its port and state. Reach it on
+/// `127.0.0.1:port`, or on [`lan_ip`] to come from another address.
+pub async fn start_server_on_all_interfaces(config: Config) -> (u16, Lab) {
+    let listener = TcpListener::bind("0.0.0.0:0")
+        .await
+        .expect("bind 0.0.0.0:0");
+    let port = listener.local_addr().expect("local address").port();
+    let lab = Lab::new(config);
+    tokio::spawn(listener::serve(listener, lab.clone()));
+    (port, lab)
+}
+
+/// A non-loopback IPv4 address of this machine, if it has one: connecting
+/// to it from here makes the lab see a client address that is not loopback,
+/// i.e. another participant's machine as far as the same-host rule goes.
+pub fn lan_ip() -> Option<std::net::IpAddr> {
+    if_addrs::get_if_addrs()
+        .ok()?
+        .into_iter()
+        .map(|i| i.ip())
+        .find(|ip| ip.is_ipv4() && !ip.is_loopback() && !ip.is_unspecified())
 }
 
 /// Serves one lab on every listener in `listeners` ([`listener::serve_all`]);
@@ -122,10 +148,21 @@ pub async fn put_config(addr: SocketAddr, body: &str) -> Response {
     request_once(addr, "PUT", "/api/config", body.as_bytes()).await
 }
 
-/// `GET /api/config`, parsed.
+/// `GET /api/config` (the anonymous scope's policy), parsed.
 pub async fn get_config(addr: SocketAddr) -> ServerPolicy {
-    let response = get_once(addr, "/api/config").await;
-    assert_eq!(response.status, 200, "{}", response.text());
+    get_config_as(addr, "").await
+}
+
+/// `PUT /api/config{query}` with `body` on a fresh connection. `query` is
+/// `""` (the anonymous scope), `"?session=…"` or `"?key=…"` (the defaults).
+pub async fn put_config_as(addr: SocketAddr, query: &str, body: &str) -> Response {
+    request_once(addr, "PUT", &format!("/api/config{query}"), body.as_bytes()).await
+}
+
+/// `GET /api/config{query}`, parsed; `query` as for [`put_config_as`].
+pub async fn get_config_as(addr: SocketAddr, query: &str) -> ServerPolicy {
+    let response = get_once(addr, &format!("/api/config{query}")).await;
+    assert_eq!(response.status, 200, "{query}: {}", response.text());
     serde_json::from_slice(&response.body)
         .unwrap_or_else(|e| panic!("not a ServerPolicy ({e}): {}", response.text()))
 }
@@ -593,6 +630,11 @@ pub struct Viewer {
     pub config: ServerPolicy,
     /// The listener addresses in that snapshot.
     pub listeners: Vec<String>,
+    /// Whose world the snapshot says this is (`None`: the anonymous scope or
+    /// the instructor's whole server).
+    pub session: Option<SessionId>,
+    /// Whether the snapshot says the room's policy is locked.
+    pub locked: bool,
     /// Every event received after the snapshot, in order.
     pub seen: Vec<ServerEvent>,
     /// [`Viewer::next_matching`] looks at `seen[cursor..]` first.
@@ -634,6 +676,8 @@ impl Viewer {
             snapshot: Vec::new(),
             config: ServerPolicy::default(),
             listeners: Vec::new(),
+            session: None,
+            locked: false,
             seen: Vec::new(),
             cursor: 0,
             ended: false,
@@ -643,11 +687,15 @@ impl Viewer {
                 connections,
                 config,
                 listeners,
+                session,
+                locked,
                 ..
             }) => {
                 viewer.snapshot = connections;
                 viewer.config = config;
                 viewer.listeners = listeners;
+                viewer.session = session;
+                viewer.locked = locked;
             }
             other => panic!("the first message must be a snapshot, got {other:?}"),
         }
@@ -871,6 +919,35 @@ impl Viewer {
         while self.next_event().await.is_some() {}
     }
 
+    /// Every `config_changed` seen so far: (policy, whose, locked).
+    pub fn config_changes(&self) -> Vec<(ServerPolicy, Option<SessionId>, bool)> {
+        self.seen
+            .iter()
+            .filter_map(|e| match e {
+                ServerEvent::ConfigChanged {
+                    config,
+                    session,
+                    locked,
+                    ..
+                } => Some((config.clone(), session.clone(), *locked)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// A barrier: sends `/api/fast?{scope}id=barrier-…` on a fresh connection
+    /// and waits until this viewer has seen that request finish. Events reach
+    /// every viewer in one order, so afterwards the viewer has received
+    /// everything the server emitted before it. `scope` must make the request
+    /// visible to this viewer: `"session=S&"` for a session viewer, `""` for
+    /// an anonymous (same host) or instructor viewer.
+    pub async fn barrier(&mut self, addr: SocketAddr, scope: &str) {
+        let tag = format!("barrier-{}", self.seen.len());
+        let response = get_once(addr, &format!("/api/fast?{scope}id={tag}")).await;
+        assert_eq!(response.status, 200, "barrier: {}", response.text());
+        self.timeline(response.request_id()).await;
+    }
+
     /// Sends a text message.
     pub async fn send_text(&mut self, text: &str) {
         self.send(Message::text(text)).await;
@@ -895,9 +972,15 @@ impl Viewer {
         .await
     }
 
-    /// Closes the WebSocket from the client side (close handshake).
+    /// Closes the WebSocket from the client side with a close frame saying
+    /// 1000 (normal closure), as the page does, and waits for the server's
+    /// close frame and the end of the stream.
     pub async fn close(mut self) {
-        let _ = within("a WebSocket close", self.ws.close(None)).await;
+        let frame = tokio_tungstenite::tungstenite::protocol::CloseFrame {
+            code: tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode::Normal,
+            reason: "".into(),
+        };
+        let _ = within("a WebSocket close", self.ws.close(Some(frame))).await;
         // Let the server answer the close; the stream then ends.
         while let Ok(Some(Ok(_))) = tokio::time::timeout(LIMIT, self.ws.next()).await {}
     }

@@ -1,0 +1,267 @@
+//! The instructor's view of the room (`#instructor&key=KEY`): the join link
+//! and its QR code, every participant (browser, lesson, prediction and
+//! measured answer), the room's predictions against its measurements for the
+//! lesson in play, and the controls: move the room to a lesson, lock the
+//! policy, start a new round. Live over a WebSocket that only the key opens.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+use protocol::{LESSONS, Participant, RoomPatch, RoomState, ServerEvent};
+use yew::prelude::*;
+
+use crate::services::events::EventSocket;
+use crate::services::session;
+use crate::state::SocketStatus;
+
+/// Props of [`InstructorView`].
+#[derive(Properties, PartialEq)]
+pub struct InstructorProps {
+    /// The instructor key from the link.
+    pub key_text: String,
+}
+
+fn room_url(key: &str) -> String {
+    format!(
+        "/api/room?key={}",
+        String::from(js_sys::encode_uri_component(key))
+    )
+}
+
+/// Applies a live event to the room as the instructor sees it.
+fn apply(room: &mut RoomState, event: ServerEvent) {
+    match event {
+        ServerEvent::ParticipantChanged { participant } => {
+            match room
+                .participants
+                .iter_mut()
+                .find(|p| p.session == participant.session)
+            {
+                Some(p) => *p = participant,
+                None => room.participants.push(participant),
+            }
+        }
+        ServerEvent::RoomLesson { lesson } => room.lesson = Some(lesson),
+        ServerEvent::ConfigChanged {
+            session: None,
+            locked,
+            config,
+            ..
+        } => {
+            room.policy_locked = locked;
+            room.defaults = config;
+        }
+        _ => {}
+    }
+}
+
+/// Counts of each answer value among predictions and measurements.
+fn tally(participants: &[Participant], lesson: &str) -> BTreeMap<String, (u32, u32)> {
+    let mut counts: BTreeMap<String, (u32, u32)> = BTreeMap::new();
+    for p in participants {
+        if let Some(report) = p.reports.iter().find(|r| r.lesson == lesson) {
+            if let Some(v) = &report.prediction {
+                counts.entry(v.clone()).or_default().0 += 1;
+            }
+            if let Some(v) = &report.answer {
+                counts.entry(v.clone()).or_default().1 += 1;
+            }
+        }
+    }
+    counts
+}
+
+/// The room's predictions against its measurements, as bars.
+fn chart(counts: &BTreeMap<String, (u32, u32)>) -> Html {
+    let max = counts.values().map(|(p, m)| (*p).max(*m)).max().unwrap_or(1).max(1);
+    let row = 44;
+    let height = (counts.len().max(1) * row) as u32 + 10;
+    let bar = |y: usize, n: u32, class: &'static str, label: &str| {
+        let w = 40 + n * 300 / max;
+        html! { <>
+            <rect class={class} x="110" y={y.to_string()} width={w.to_string()} height="16" />
+            <text x={(115 + w).to_string()} y={(y + 13).to_string()}>{ format!("{n} {label}") }</text>
+        </> }
+    };
+    html! {
+        <svg class="room-chart" role="img" aria-label="Predictions and measurements" width="560" height={height.to_string()}>
+            { for counts.iter().enumerate().map(|(i, (value, (p, m)))| {
+                let y = i * row + 4;
+                html! { <g>
+                    <text x="0" y={(y + 24).to_string()}>{ value.clone() }</text>
+                    { bar(y, *p, "predicted", "predicted") }
+                    { bar(y + 20, *m, "measured", "measured") }
+                </g> }
+            }) }
+        </svg>
+    }
+}
+
+/// The instructor's page.
+#[component]
+pub fn InstructorView(props: &InstructorProps) -> Html {
+    let room = use_state(|| None::<RoomState>);
+    let problem = use_state(|| None::<String>);
+    let socket_status = use_state(|| SocketStatus::Connecting);
+    let latest = use_mut_ref(|| None::<RoomState>);
+    let chosen = use_state(|| LESSONS[0].id.to_owned());
+    {
+        let (room, problem, status, latest) = (
+            room.clone(),
+            problem.clone(),
+            socket_status.clone(),
+            latest.clone(),
+        );
+        let key = props.key_text.clone();
+        use_effect_with(key.clone(), move |_| {
+            let socket: Rc<RefCell<Option<EventSocket>>> = Rc::default();
+            {
+                let (room, problem, latest, socket) =
+                    (room.clone(), problem.clone(), latest.clone(), socket.clone());
+                let key = key.clone();
+                wasm_bindgen_futures::spawn_local(async move {
+                    match session::json::<RoomState>("GET", &room_url(&key), None).await {
+                        Err(e) => problem.set(Some(e)),
+                        Ok(state) => {
+                            *latest.borrow_mut() = Some(state.clone());
+                            room.set(Some(state));
+                            let on_event = {
+                                let (room, latest) = (room.clone(), latest.clone());
+                                Callback::from(move |event: ServerEvent| {
+                                    let mut current = latest.borrow_mut();
+                                    if let Some(state) = current.as_mut() {
+                                        apply(state, event);
+                                        room.set(Some(state.clone()));
+                                    }
+                                })
+                            };
+                            let on_status = Callback::from(move |s| status.set(s));
+                            match EventSocket::connect_instructor(&key, on_event, on_status) {
+                                Ok(s) => *socket.borrow_mut() = Some(s),
+                                Err(e) => problem.set(Some(e)),
+                            }
+                        }
+                    }
+                });
+            }
+            move || drop(socket.borrow_mut().take())
+        });
+    }
+    let change = |patch: RoomPatch| {
+        let (room, problem, latest) = (room.clone(), problem.clone(), latest.clone());
+        let key = props.key_text.clone();
+        let body = serde_json::to_string(&patch).unwrap_or_default();
+        Callback::from(move |_: MouseEvent| {
+            let (room, problem, latest, key, body) = (
+                room.clone(),
+                problem.clone(),
+                latest.clone(),
+                key.clone(),
+                body.clone(),
+            );
+            wasm_bindgen_futures::spawn_local(async move {
+                match session::json::<RoomState>("PUT", &room_url(&key), Some(body)).await {
+                    Ok(state) => {
+                        *latest.borrow_mut() = Some(state.clone());
+                        room.set(Some(state));
+                        problem.set(None);
+                    }
+                    Err(e) => problem.set(Some(e)),
+                }
+            });
+        })
+    };
+    let Some(state) = (*room).clone() else {
+        return html! {
+            <section class="instructor" aria-label="Instructor">
+                <h2>{ "Instructor" }</h2>
+                { match &*problem {
+                    Some(p) => html! { <p class="error" role="alert" id="instructor-problem">{ p.clone() }</p> },
+                    None => html! { <p>{ "Opening the room…" }</p> },
+                } }
+            </section>
+        };
+    };
+    let host = web_sys::window()
+        .and_then(|w| w.location().host().ok())
+        .unwrap_or_default();
+    let on_pick = {
+        let chosen = chosen.clone();
+        Callback::from(move |e: Event| {
+            if let Some(select) = e.target_dyn_into::<web_sys::HtmlSelectElement>() {
+                chosen.set(select.value());
+            }
+        })
+    };
+    let in_play = state.lesson.clone().unwrap_or_else(|| (*chosen).clone());
+    let counts = tally(&state.participants, &in_play);
+    let qr = format!(
+        "/api/room/join.svg?key={}",
+        String::from(js_sys::encode_uri_component(&props.key_text))
+    );
+    html! {
+        <section class="instructor" aria-label="Instructor" data-socket={socket_status.name()}>
+            <h2>{ "Instructor" }</h2>
+            <div class="join">
+                <img src={qr} alt={format!("QR code for http://{host}/")} width="180" height="180" />
+                <div>
+                    <p>{ "Participants join at " }<strong id="join-url">{ format!("http://{host}/") }</strong></p>
+                    <p class="help">{ "Each gets a session of their own. Nothing to install." }</p>
+                    <p>{ format!("{} participants, {} online, {} connections open",
+                        state.participants.len(),
+                        state.participants.iter().filter(|p| p.online).count(),
+                        state.connections) }</p>
+                </div>
+            </div>
+            <div class="actions">
+                <label>{ "Lesson " }
+                    <select id="room-lesson" onchange={on_pick}>
+                        { for LESSONS.iter().map(|l| html! {
+                            <option value={l.id} selected={*chosen == l.id}>{ l.title }</option>
+                        }) }
+                    </select>
+                </label>
+                <button id="move-room" data-lesson={(*chosen).clone()} onclick={change(RoomPatch { lesson: Some((*chosen).clone()), ..RoomPatch::default() })}>
+                    { "Move the room to it" }</button>
+                <button id="lock" class="secondary" aria-pressed={state.policy_locked.to_string()}
+                    onclick={change(RoomPatch { policy_locked: Some(!state.policy_locked), ..RoomPatch::default() })}>
+                    { if state.policy_locked { "Unlock the policy" } else { "Lock the policy" } }</button>
+                <button id="reset" class="secondary" onclick={change(RoomPatch { reset: Some(true), ..RoomPatch::default() })}>
+                    { "New round" }</button>
+            </div>
+            if let Some(p) = &*problem {
+                <p class="error" role="alert">{ p.clone() }</p>
+            }
+            <h3>{ format!("Predicted and measured: {in_play}") }</h3>
+            if counts.is_empty() {
+                <p class="help">{ "No predictions yet." }</p>
+            } else {
+                { chart(&counts) }
+            }
+            <table class="participants">
+                <thead><tr><th>{ "participant" }</th><th>{ "browser" }</th><th>{ "online" }</th>
+                    <th>{ "lesson" }</th><th>{ "predicted" }</th><th>{ "measured" }</th><th>{ "figures" }</th></tr></thead>
+                <tbody>
+                    { for state.participants.iter().map(|p| {
+                        let report = p.reports.iter().find(|r| r.lesson == in_play);
+                        let short: String = p.session.as_str().chars().skip(2).take(6).collect();
+                        html! {
+                            <tr data-participant={p.session.to_string()}>
+                                <td>{ short }</td>
+                                <td>{ p.browser.clone() }</td>
+                                <td>{ if p.online { "yes" } else { "no" } }</td>
+                                <td>{ p.lesson.clone().unwrap_or_default() }</td>
+                                <td>{ report.and_then(|r| r.prediction.clone()).unwrap_or_default() }</td>
+                                <td data-answer={report.and_then(|r| r.answer.clone()).unwrap_or_default()}>
+                                    { report.and_then(|r| r.answer.clone()).unwrap_or_default() }</td>
+                                <td class="figures">{ report.map(|r| r.figures.iter()
+                                    .map(|(k, v)| format!("{k}: {v}")).collect::<Vec<_>>().join(", ")).unwrap_or_default() }</td>
+                            </tr>
+                        }
+                    }) }
+                </tbody>
+            </table>
+        </section>
+    }
+}

@@ -1,0 +1,520 @@
+//! `keepalive-lab agent URL …`: the Node-style agent against any HTTP/1.1
+//! server, one JSON line per event on stdout.
+//!
+//! ```text
+//! keepalive-lab agent http://127.0.0.1:8080/api/fast --max-sockets 20 --every 3000 --count 5
+//! ```
+//!
+//! Each line is an [`AgentEvent`] with `t_ms` (milliseconds since the run
+//! started) added: the run's `started` line (options, the `Connection`
+//! header its requests carry), then per request `queued` (with its
+//! `Connection` header), `sent` (socket, new or reused), `response`
+//! (status, `Connection` and `Keep-Alive`), `done`, `timeout`, `error`,
+//! `aborted`; per socket `socket`, `connect`, `keepalive`, `free` (pooled,
+//! handed to a waiting request, or destroyed), `timeout`, `end`, `error`,
+//! `close` (with `had_error` and why); and `finished`. Bad flags get a
+//! message on stderr and exit code 2 (never a panic); an address that cannot
+//! be resolved, 1; a finished run (whatever its requests met), 0.
+
+use std::io::{self, Write};
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use protocol::{AgentEvent, AgentOptions, FinishReason, Scheduling};
+
+use super::engine::{Agent, AgentConfig, Destination, EventSink};
+use super::run::{Plan, run as run_plan};
+
+/// The usage line, also printed with every error.
+pub const USAGE: &str = "usage: keepalive-lab agent URL [--keep-alive] [--keep-alive-msecs N] \
+[--max-sockets N|Infinity] [--max-total-sockets N|Infinity] [--max-free-sockets N] \
+[--scheduling lifo|fifo] [--timeout MS] [--request-timeout MS] [--every MS] [--count N] \
+[--keep-alive-timeout-buffer MS] [--linger MS] [--method GET|HEAD] [--connection VALUE]";
+
+/// Most requests in one run.
+pub const MAX_COUNT: u32 = 10_000;
+/// Longest `--every`.
+pub const MAX_EVERY_MS: u64 = 60_000;
+/// Longest planned run (`every × (count − 1) + linger`).
+pub const MAX_PLANNED_MS: u64 = 600_000;
+/// A run ends after this long whatever is left (responses still coming).
+pub const MAX_DURATION: Duration = Duration::from_secs(900);
+/// Sockets open at once, whatever `--max-sockets` says.
+pub const SOCKET_CEILING: usize = 256;
+/// Longest connect.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What the command line asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Options {
+    /// The URL as given.
+    pub url: String,
+    /// Host (as written, for `Host`) and port.
+    pub host: String,
+    /// The port.
+    pub port: u16,
+    /// Path and query.
+    pub path: String,
+    /// The agent's options, validated.
+    pub agent: AgentOptions,
+    /// `GET` or `HEAD`.
+    pub method: String,
+    /// A `Connection` header the requests set themselves.
+    pub connection: Option<String>,
+    /// Milliseconds between requests.
+    pub every_ms: u64,
+    /// How many requests.
+    pub count: u32,
+    /// Milliseconds to keep the agent after the last response.
+    pub linger_ms: u64,
+}
+
+/// What the command line asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Parsed {
+    /// `--help`.
+    Help,
+    /// Run.
+    Run(Options),
+}
+
+/// A command-line mistake: what was wrong, and what to write instead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Usage {
+    /// What was wrong.
+    pub error: String,
+    /// What to write instead.
+    pub hint: String,
+}
+
+impl std::fmt::Display for Usage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "keepalive-lab agent: {}\n  hint: {}\n{USAGE}",
+            self.error, self.hint
+        )
+    }
+}
+
+fn usage(error: impl Into<String>, hint: impl Into<String>) -> Usage {
+    Usage {
+        error: error.into(),
+        hint: hint.into(),
+    }
+}
+
+/// The `--help` text.
+pub fn help() -> String {
+    format!(
+        "{USAGE}\n\n\
+Sends COUNT requests to URL (http:// only), one every EVERY ms, through a\n\
+Node.js-style http.Agent, and prints one JSON line per event.\n\n\
+  --keep-alive                 keep sockets in a free pool (Node's keepAlive; default off)\n\
+  --keep-alive-msecs N         TCP keep-alive initial delay, ms (default 1000; whole\n\
+                               seconds, rounded down; under 1000 leaves the system default)\n\
+  --max-sockets N|Infinity     sockets per host:port (default Infinity)\n\
+  --max-total-sockets N|Infinity  sockets in total (default Infinity)\n\
+  --max-free-sockets N         free sockets kept per host:port (default 256)\n\
+  --scheduling lifo|fifo       which free socket first (default lifo)\n\
+  --timeout MS                 socket idle timeout (Node's agent timeout; default none)\n\
+  --request-timeout MS         abort a request idle this long (axios' timeout)\n\
+  --keep-alive-timeout-buffer MS  subtracted from a server's Keep-Alive: timeout (default 1000)\n\
+  --every MS                   between requests (default 1000; 0: all at once)\n\
+  --count N                    requests (default 1, at most {MAX_COUNT})\n\
+  --linger MS                  keep the agent after the last response (default 0)\n\
+  --method GET|HEAD            (default GET)\n\
+  --connection VALUE           a Connection header the requests set themselves\n\n\
+The Connection header is keep-alive unless --keep-alive is off and --max-sockets is\n\
+Infinity (then close); with keep-alive off and a finite --max-sockets it says keep-alive\n\
+and the socket is still destroyed after each response.\n"
+    )
+}
+
+fn number<T: std::str::FromStr>(flag: &str, value: &str, what: &str) -> Result<T, Usage> {
+    value.parse().map_err(|_| {
+        usage(
+            format!("{flag} takes {what}, got `{value}`"),
+            format!("e.g. {flag} 1000"),
+        )
+    })
+}
+
+fn sockets(flag: &str, value: &str) -> Result<Option<u32>, Usage> {
+    if value.eq_ignore_ascii_case("infinity") {
+        return Ok(None);
+    }
+    let n: u32 = number(flag, value, "a number of sockets or Infinity")?;
+    if n == 0 || n as usize > SOCKET_CEILING {
+        return Err(usage(
+            format!("{flag} {n} is out of range"),
+            format!("send 1 to {SOCKET_CEILING}, or Infinity"),
+        ));
+    }
+    Ok(Some(n))
+}
+
+fn split_url(url: &str) -> Result<(String, u16, String), Usage> {
+    let Some(rest) = url.strip_prefix("http://") else {
+        let hint = if url.starts_with("https://") {
+            "the agent speaks plain HTTP/1.1 only; use an http:// URL"
+        } else {
+            "write a full URL, e.g. http://127.0.0.1:8080/api/fast"
+        };
+        return Err(usage(format!("`{url}` is not an http:// URL"), hint));
+    };
+    let (authority, path) = match rest.find(['/', '?']) {
+        Some(at) if rest[at..].starts_with('/') => (&rest[..at], rest[at..].to_owned()),
+        Some(at) => (&rest[..at], format!("/{}", &rest[at..])),
+        None => (rest, "/".to_owned()),
+    };
+    let path = path.split('#').next().unwrap_or("/").to_owned();
+    if authority.is_empty() || authority.contains('@') {
+        return Err(usage(
+            format!("`{url}` has no usable host"),
+            "e.g. http://127.0.0.1:8080/api/fast",
+        ));
+    }
+    if path.bytes().any(|b| b <= b' ' || b == 0x7f) || path.len() > 8192 {
+        return Err(usage(
+            "the path has spaces or control characters (or is over 8 KiB)",
+            "percent-encode it, e.g. %20 for a space",
+        ));
+    }
+    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+        let (inside, after) = v6
+            .split_once(']')
+            .ok_or_else(|| usage(format!("`{authority}`: unclosed `[`"), "e.g. http://[::1]:8080/"))?;
+        let port = match after.strip_prefix(':') {
+            Some(p) => number("the URL's port", p, "a port number")?,
+            None if after.is_empty() => 80,
+            None => return Err(usage(format!("`{authority}` is not host:port"), "e.g. http://[::1]:8080/")),
+        };
+        (format!("[{inside}]"), port)
+    } else {
+        match authority.rsplit_once(':') {
+            Some((h, p)) => (h.to_owned(), number("the URL's port", p, "a port number")?),
+            None => (authority.to_owned(), 80),
+        }
+    };
+    if host.is_empty() || port == 0 {
+        return Err(usage(
+            format!("`{authority}` is not host:port"),
+            "e.g. http://127.0.0.1:8080/api/fast",
+        ));
+    }
+    Ok((host, port, path))
+}
+
+/// Parses the arguments after `agent`.
+pub fn parse_args(args: &[String]) -> Result<Parsed, Usage> {
+    let mut url = None;
+    let mut agent = AgentOptions::default();
+    let mut method = "GET".to_owned();
+    let mut connection = None;
+    let mut every_ms = 1000u64;
+    let mut count = 1u32;
+    let mut linger_ms = 0u64;
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        let mut value = |what: &str| {
+            it.next().cloned().ok_or_else(|| {
+                usage(format!("{arg} needs {what}"), format!("e.g. {arg} {}", example(arg)))
+            })
+        };
+        match arg.as_str() {
+            "-h" | "--help" => return Ok(Parsed::Help),
+            "--keep-alive" => agent.keep_alive = true,
+            "--keep-alive-msecs" => {
+                agent.keep_alive_msecs = number(arg, &value("milliseconds")?, "milliseconds")?;
+            }
+            "--max-sockets" => agent.max_sockets = sockets(arg, &value("N or Infinity")?)?,
+            "--max-total-sockets" => {
+                agent.max_total_sockets = sockets(arg, &value("N or Infinity")?)?;
+            }
+            "--max-free-sockets" => {
+                agent.max_free_sockets = number(arg, &value("a number")?, "a number of sockets")?;
+            }
+            "--scheduling" => {
+                agent.scheduling = match value("lifo or fifo")?.as_str() {
+                    "lifo" => Scheduling::Lifo,
+                    "fifo" => Scheduling::Fifo,
+                    other => {
+                        return Err(usage(
+                            format!("--scheduling takes lifo or fifo, got `{other}`"),
+                            "--scheduling lifo (the most recently used free socket first)",
+                        ));
+                    }
+                };
+            }
+            "--timeout" => agent.timeout = Some(number(arg, &value("milliseconds")?, "milliseconds")?),
+            "--request-timeout" => {
+                agent.request_timeout = Some(number(arg, &value("milliseconds")?, "milliseconds")?);
+            }
+            "--keep-alive-timeout-buffer" => {
+                agent.agent_keep_alive_timeout_buffer =
+                    number(arg, &value("milliseconds")?, "milliseconds")?;
+            }
+            "--every" => every_ms = number(arg, &value("milliseconds")?, "milliseconds")?,
+            "--count" => count = number(arg, &value("a number")?, "a number of requests")?,
+            "--linger" => linger_ms = number(arg, &value("milliseconds")?, "milliseconds")?,
+            "--method" => {
+                method = value("GET or HEAD")?.to_ascii_uppercase();
+                if method != "GET" && method != "HEAD" {
+                    return Err(usage(
+                        format!("--method {method} is not supported"),
+                        "the agent sends requests without a body: GET or HEAD",
+                    ));
+                }
+            }
+            "--connection" => {
+                let v = value("a header value")?;
+                if v.is_empty() || v.len() > 64 || !v.bytes().all(|b| b.is_ascii_graphic() || b == b' ') {
+                    return Err(usage(
+                        format!("--connection `{v}` is not a header value"),
+                        "e.g. --connection close",
+                    ));
+                }
+                connection = Some(v);
+            }
+            flag if flag.starts_with('-') => {
+                return Err(usage(
+                    format!("unknown flag `{flag}`"),
+                    "see keepalive-lab agent --help",
+                ));
+            }
+            positional => {
+                if url.replace(positional.to_owned()).is_some() {
+                    return Err(usage(
+                        format!("a second URL `{positional}`"),
+                        "give one URL",
+                    ));
+                }
+            }
+        }
+    }
+    let url = url.ok_or_else(|| usage("no URL", "e.g. keepalive-lab agent http://127.0.0.1:8080/api/fast"))?;
+    let (host, port, path) = split_url(&url)?;
+    agent
+        .validate()
+        .map_err(|e| usage(e.error.replace('`', "").replace('_', "-"), e.hint))?;
+    if !(1..=MAX_COUNT).contains(&count) {
+        return Err(usage(
+            format!("--count {count} is out of range"),
+            format!("send 1 to {MAX_COUNT}"),
+        ));
+    }
+    if every_ms > MAX_EVERY_MS {
+        return Err(usage(
+            format!("--every {every_ms} is out of range"),
+            format!("send 0 to {MAX_EVERY_MS} ms"),
+        ));
+    }
+    let planned = every_ms
+        .saturating_mul(u64::from(count - 1))
+        .saturating_add(linger_ms);
+    if planned > MAX_PLANNED_MS {
+        return Err(usage(
+            format!("the run would last {planned} ms (every × (count − 1) + linger)"),
+            format!("keep it under {MAX_PLANNED_MS} ms: fewer requests, or less time between them"),
+        ));
+    }
+    Ok(Parsed::Run(Options {
+        url,
+        host,
+        port,
+        path,
+        agent,
+        method,
+        connection,
+        every_ms,
+        count,
+        linger_ms,
+    }))
+}
+
+fn example(flag: &str) -> &'static str {
+    match flag {
+        "--max-sockets" | "--max-total-sockets" => "Infinity",
+        "--scheduling" => "lifo",
+        "--method" => "GET",
+        "--connection" => "close",
+        "--count" | "--max-free-sockets" => "10",
+        _ => "1000",
+    }
+}
+
+/// Runs `options`, writing one JSON line per event to `out`, until done or
+/// `until` resolves (then the run ends as `stopped`).
+pub async fn run<W>(
+    options: Options,
+    out: W,
+    until: impl std::future::Future<Output = ()>,
+) -> io::Result<FinishReason>
+where
+    W: Write + Send + 'static,
+{
+    let bare = options.host.trim_start_matches('[').trim_end_matches(']');
+    let addr: SocketAddr = tokio::net::lookup_host((bare, options.port))
+        .await?
+        .next()
+        .ok_or_else(|| io::Error::other(format!("{} resolves to no address", options.host)))?;
+    // Node writes the port in `Host` unless it is the default one.
+    let host = if options.port == 80 {
+        options.host.clone()
+    } else {
+        format!("{}:{}", options.host, options.port)
+    };
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let writer = std::thread::spawn(move || -> io::Result<()> {
+        let mut out = out;
+        for line in rx {
+            out.write_all(line.as_bytes())?;
+            out.write_all(b"\n")?;
+            out.flush()?;
+        }
+        Ok(())
+    });
+    let started = Instant::now();
+    let sink: EventSink = Arc::new(move |event: AgentEvent| {
+        let _ = tx.send(line(started, &event));
+    });
+    let agent = Agent::new(
+        AgentConfig {
+            options: options.agent.clone(),
+            ceiling: Some(SOCKET_CEILING),
+            connect_timeout: CONNECT_TIMEOUT,
+        },
+        sink,
+    );
+    let path = options.path.clone();
+    let plan = Plan {
+        dest: Destination { addr, host },
+        method: options.method.clone(),
+        path: Box::new(move |_| path.clone()),
+        connection: options.connection.clone(),
+        every: Duration::from_millis(options.every_ms),
+        count: options.count,
+        linger: Duration::from_millis(options.linger_ms),
+        max_duration: MAX_DURATION,
+        url: options.url.clone(),
+    };
+    let reason = run_plan(agent, plan, async {
+        until.await;
+        FinishReason::Stopped
+    })
+    .await;
+    // The sink (and its sender) went with the agent: the writer ends once
+    // every line is written.
+    tokio::task::spawn_blocking(move || writer.join())
+        .await
+        .map_err(io::Error::other)?
+        .map_err(|_| io::Error::other("the output thread panicked"))??;
+    Ok(reason)
+}
+
+/// One output line: the event with `t_ms` first.
+fn line(started: Instant, event: &AgentEvent) -> String {
+    let t_ms = (started.elapsed().as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0;
+    let mut map = serde_json::Map::new();
+    map.insert("t_ms".into(), serde_json::json!(t_ms));
+    if let Ok(serde_json::Value::Object(fields)) = serde_json::to_value(event) {
+        map.extend(fields);
+    }
+    serde_json::Value::Object(map).to_string()
+}
+
+/// `keepalive-lab agent …`: `args` are the arguments after the subcommand.
+/// Exit code 0 when the run ends (or `--help`), 2 for bad flags, 1 when the
+/// host cannot be resolved or the output cannot be written.
+pub async fn run_cli(args: Vec<String>) -> ExitCode {
+    let options = match parse_args(&args) {
+        Ok(Parsed::Help) => {
+            print!("{}", help());
+            return ExitCode::SUCCESS;
+        }
+        Ok(Parsed::Run(options)) => options,
+        Err(mistake) => {
+            eprintln!("{mistake}");
+            return ExitCode::from(2);
+        }
+    };
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    match run(options, io::stdout(), ctrl_c).await {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("keepalive-lab agent: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(text: &str) -> Vec<String> {
+        text.split_whitespace().map(str::to_owned).collect()
+    }
+
+    fn options(text: &str) -> Options {
+        match parse_args(&args(text)) {
+            Ok(Parsed::Run(options)) => options,
+            other => panic!("{text}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn flags_map_to_node_options() {
+        let o = options(
+            "http://127.0.0.1:8080/api/fast?x=1 --keep-alive --keep-alive-msecs 1500 --max-sockets 2 \
+             --max-total-sockets Infinity --max-free-sockets 1 --scheduling fifo --timeout 4000 \
+             --request-timeout 500 --every 3000 --count 5",
+        );
+        assert_eq!((o.host.as_str(), o.port, o.path.as_str()), ("127.0.0.1", 8080, "/api/fast?x=1"));
+        assert!(o.agent.keep_alive);
+        assert_eq!(o.agent.keep_alive_msecs, 1500);
+        assert_eq!(o.agent.max_sockets, Some(2));
+        assert_eq!(o.agent.max_total_sockets, None);
+        assert_eq!(o.agent.scheduling, Scheduling::Fifo);
+        assert_eq!((o.agent.timeout, o.agent.request_timeout), (Some(4000), Some(500)));
+        assert_eq!((o.every_ms, o.count), (3000, 5));
+        let o = options("http://[::1]/");
+        assert_eq!((o.host.as_str(), o.port), ("[::1]", 80));
+        assert_eq!(options("http://localhost:9").path, "/");
+    }
+
+    #[test]
+    fn mistakes_are_explained_not_panicked_on() {
+        for bad in [
+            "",
+            "https://example.com/",
+            "ftp://x/",
+            "http://",
+            "http://h:0/",
+            "http://h:99999/",
+            "http://h/ --count 0",
+            "http://h/ --count 10001",
+            "http://h/ --count many",
+            "http://h/ --max-sockets 0",
+            "http://h/ --max-sockets",
+            "http://h/ --scheduling random",
+            "http://h/ --timeout 0",
+            "http://h/ --every 60001",
+            "http://h/ --every 60000 --count 100",
+            "http://h/ --method POST",
+            "http://h/ --frobnicate",
+            "http://h/ http://i/",
+            "http://h/ --keep-alive-msecs 0",
+        ] {
+            let error = parse_args(&args(bad)).expect_err(bad);
+            assert!(!error.error.is_empty() && !error.hint.is_empty(), "{bad}");
+            assert!(error.to_string().contains(USAGE), "{bad}");
+        }
+        assert_eq!(parse_args(&args("--help")), Ok(Parsed::Help));
+    }
+}

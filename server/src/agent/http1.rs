@@ -1,0 +1,570 @@
+//! A small HTTP/1.1 client codec: the request head the agent writes, and a
+//! response reader fed with whatever bytes arrive.
+//!
+//! The request head is what Node's `ClientRequest` writes for a body-less
+//! request through an agent: the request line, the caller's own headers
+//! first (a `Connection` it set), then `Host`, then the agent's `Connection`
+//! (`_storeHeader` in `lib/_http_outgoing.js` appends it last). No
+//! `User-Agent`, no `Content-Length`: Node sends neither for a `GET`.
+//!
+//! The response reader accepts a `Content-Length` body, a chunked body, or a
+//! body delimited by the connection's end; it skips 1xx informational
+//! responses (as Node's client parser does), and bounds what it buffers: a
+//! head of at most [`MAX_HEAD_BYTES`] (Node's default `maxHeaderSize`, 16
+//! KiB), bodies of at most [`MAX_BODY_BYTES`] (counted, not kept).
+
+use std::fmt;
+
+/// Largest response head accepted (Node's default `--max-http-header-size`).
+pub const MAX_HEAD_BYTES: usize = 16 * 1024;
+/// Largest response body read (counted and dropped, never kept).
+pub const MAX_BODY_BYTES: u64 = 64 * 1024 * 1024;
+/// Most headers in one response head.
+pub const MAX_HEADERS: usize = 100;
+/// Longest chunk-size line (with extensions) or trailer line.
+const MAX_LINE: usize = 4096;
+
+/// The request head for `method path` to `host`, with the `Connection`
+/// header `connection`; `own` when the request set it itself (then it comes
+/// before `Host`, as Node writes the caller's headers first).
+pub fn request_head(method: &str, path: &str, host: &str, connection: &str, own: bool) -> Vec<u8> {
+    let mut head = format!("{method} {path} HTTP/1.1\r\n");
+    if own {
+        head.push_str(&format!("Connection: {connection}\r\nHost: {host}\r\n"));
+    } else {
+        head.push_str(&format!("Host: {host}\r\nConnection: {connection}\r\n"));
+    }
+    head.push_str("\r\n");
+    head.into_bytes()
+}
+
+/// Why a response could not be read; `code` is what Node's parser reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpError {
+    /// Node's error code (`HPE_HEADER_OVERFLOW`, `HPE_INVALID_CONSTANT`...).
+    pub code: &'static str,
+    /// What was wrong.
+    pub message: String,
+}
+
+impl fmt::Display for HttpError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+fn error(code: &'static str, message: impl Into<String>) -> HttpError {
+    HttpError {
+        code,
+        message: message.into(),
+    }
+}
+
+/// How the body ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// No body (HEAD, 204, 304).
+    None,
+    /// `Content-Length`.
+    Length(u64),
+    /// `Transfer-Encoding: chunked`.
+    Chunked,
+    /// Until the server closes the connection.
+    Eof,
+}
+
+/// A response head.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResponseHead {
+    /// Status code.
+    pub status: u16,
+    /// `HTTP/1.0` or `HTTP/1.1`.
+    pub version: &'static str,
+    /// The `Connection` header, if any (several joined with `, `).
+    pub connection: Option<String>,
+    /// The `Keep-Alive` header, if any.
+    pub keep_alive: Option<String>,
+    /// How its body ends.
+    pub framing: Framing,
+}
+
+impl ResponseHead {
+    /// llhttp's `llhttp_should_keep_alive`, which Node's client passes to
+    /// `parserOnIncomingClient`: HTTP/1.1 unless `Connection: close`,
+    /// HTTP/1.0 only with `Connection: keep-alive`, and never when the body
+    /// ends with the connection.
+    pub fn keeps_alive(&self) -> bool {
+        let connection = self.connection.as_deref().unwrap_or("");
+        let has = |token: &str| {
+            connection
+                .split(',')
+                .any(|t| t.trim().eq_ignore_ascii_case(token))
+        };
+        let by_version = if self.version == "HTTP/1.1" {
+            !has("close")
+        } else {
+            has("keep-alive")
+        };
+        by_version && self.framing != Framing::Eof
+    }
+}
+
+/// What one call to [`ResponseReader::feed`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// The (final, non-1xx) response head.
+    Head(ResponseHead),
+    /// The body ended; `extra` bytes arrived after it.
+    Done {
+        /// Body bytes in total.
+        body_bytes: u64,
+        /// Bytes after the end of the response (the server sent more than
+        /// one response: the socket cannot be reused).
+        extra: usize,
+    },
+}
+
+#[derive(Debug)]
+enum State {
+    Head,
+    Length { left: u64 },
+    ChunkSize,
+    ChunkData { left: u64 },
+    ChunkDataEnd,
+    Trailers,
+    Eof,
+    Done,
+}
+
+/// Reads one response from the bytes of a connection.
+#[derive(Debug)]
+pub struct ResponseReader {
+    /// The request was `HEAD` (no body, whatever the head says).
+    head_request: bool,
+    /// Unparsed bytes (a partial head or line).
+    buf: Vec<u8>,
+    state: State,
+    body_bytes: u64,
+    got_head: bool,
+}
+
+/// How a connection's end met the response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AtEof {
+    /// The response was already complete, or its body ends with the
+    /// connection: it is complete now.
+    Complete {
+        /// Body bytes in total.
+        body_bytes: u64,
+    },
+    /// No response byte arrived: Node's `socket hang up`.
+    NoResponse,
+    /// The response was cut short: Node's `aborted`.
+    Truncated,
+}
+
+impl ResponseReader {
+    /// A reader for the response to a request with `method`.
+    pub fn new(method: &str) -> ResponseReader {
+        ResponseReader {
+            head_request: method.eq_ignore_ascii_case("HEAD"),
+            buf: Vec::new(),
+            state: State::Head,
+            body_bytes: 0,
+            got_head: false,
+        }
+    }
+
+    /// Whether any byte of a response has arrived.
+    pub fn started(&self) -> bool {
+        self.got_head || !self.buf.is_empty()
+    }
+
+    /// Whether the final head has been read.
+    pub fn has_head(&self) -> bool {
+        self.got_head
+    }
+
+    /// Takes `data`, the next bytes from the connection.
+    pub fn feed(&mut self, data: &[u8]) -> Result<Vec<Step>, HttpError> {
+        let mut steps = Vec::new();
+        let mut input = data;
+        loop {
+            match self.state {
+                State::Done => {
+                    if !input.is_empty() {
+                        if let Some(Step::Done { extra, .. }) = steps.last_mut() {
+                            *extra += input.len();
+                        } else {
+                            steps.push(Step::Done {
+                                body_bytes: self.body_bytes,
+                                extra: input.len(),
+                            });
+                        }
+                    }
+                    return Ok(steps);
+                }
+                State::Head => {
+                    if input.is_empty() && self.buf.is_empty() {
+                        return Ok(steps);
+                    }
+                    self.buf.extend_from_slice(input);
+                    input = &[];
+                    let Some((head, used)) = self.parse_head()? else {
+                        if self.buf.len() > MAX_HEAD_BYTES {
+                            return Err(error(
+                                "HPE_HEADER_OVERFLOW",
+                                format!("response head over {MAX_HEAD_BYTES} bytes"),
+                            ));
+                        }
+                        return Ok(steps);
+                    };
+                    let rest = self.buf.split_off(used);
+                    self.buf.clear();
+                    if (100..200).contains(&head.status) {
+                        if head.status == 101 {
+                            return Err(error(
+                                "HPE_UPGRADE",
+                                "101 Switching Protocols: the agent does not upgrade",
+                            ));
+                        }
+                        // Informational: the final response follows.
+                        self.buf = rest;
+                        continue;
+                    }
+                    self.got_head = true;
+                    self.state = match head.framing {
+                        Framing::None | Framing::Length(0) => State::Done,
+                        Framing::Length(n) => State::Length { left: n },
+                        Framing::Chunked => State::ChunkSize,
+                        Framing::Eof => State::Eof,
+                    };
+                    steps.push(Step::Head(head));
+                    if matches!(self.state, State::Done) {
+                        steps.push(Step::Done {
+                            body_bytes: 0,
+                            extra: 0,
+                        });
+                        if rest.is_empty() {
+                            return Ok(steps);
+                        }
+                    }
+                    self.buf = rest;
+                    let pending = std::mem::take(&mut self.buf);
+                    let more = self.feed(&pending)?;
+                    merge(&mut steps, more);
+                    return Ok(steps);
+                }
+                State::Length { left } => {
+                    let take = left.min(input.len() as u64);
+                    self.count(take)?;
+                    input = &input[usize::try_from(take).unwrap_or(input.len())..];
+                    if take == left {
+                        self.state = State::Done;
+                        steps.push(Step::Done {
+                            body_bytes: self.body_bytes,
+                            extra: 0,
+                        });
+                        continue;
+                    }
+                    self.state = State::Length { left: left - take };
+                    return Ok(steps);
+                }
+                State::Eof => {
+                    self.count(input.len() as u64)?;
+                    return Ok(steps);
+                }
+                State::ChunkData { left } => {
+                    let take = left.min(input.len() as u64);
+                    self.count(take)?;
+                    input = &input[usize::try_from(take).unwrap_or(input.len())..];
+                    self.state = if take == left {
+                        State::ChunkDataEnd
+                    } else {
+                        State::ChunkData { left: left - take }
+                    };
+                    if input.is_empty() {
+                        return Ok(steps);
+                    }
+                }
+                State::ChunkSize | State::ChunkDataEnd | State::Trailers => {
+                    let Some(line) = self.line(&mut input)? else {
+                        return Ok(steps);
+                    };
+                    match self.state {
+                        State::ChunkDataEnd => {
+                            if !line.is_empty() {
+                                return Err(error(
+                                    "HPE_STRICT",
+                                    "chunk data not followed by CRLF",
+                                ));
+                            }
+                            self.state = State::ChunkSize;
+                        }
+                        State::ChunkSize => {
+                            let size = line.split(';').next().unwrap_or("").trim();
+                            let size = u64::from_str_radix(size, 16).map_err(|_| {
+                                error("HPE_INVALID_CHUNK_SIZE", format!("chunk size `{size}`"))
+                            })?;
+                            self.state = if size == 0 {
+                                State::Trailers
+                            } else {
+                                State::ChunkData { left: size }
+                            };
+                        }
+                        _ => {
+                            if line.is_empty() {
+                                self.state = State::Done;
+                                steps.push(Step::Done {
+                                    body_bytes: self.body_bytes,
+                                    extra: 0,
+                                });
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The connection ended (FIN) after everything fed so far.
+    pub fn eof(&mut self) -> AtEof {
+        match self.state {
+            State::Done => AtEof::Complete {
+                body_bytes: self.body_bytes,
+            },
+            State::Eof => {
+                self.state = State::Done;
+                AtEof::Complete {
+                    body_bytes: self.body_bytes,
+                }
+            }
+            State::Head if self.buf.is_empty() => AtEof::NoResponse,
+            _ => AtEof::Truncated,
+        }
+    }
+
+    fn count(&mut self, n: u64) -> Result<(), HttpError> {
+        self.body_bytes += n;
+        if self.body_bytes > MAX_BODY_BYTES {
+            return Err(error(
+                "ERR_AGENT_BODY_TOO_LARGE",
+                format!("response body over {MAX_BODY_BYTES} bytes (the lab's bound)"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// One CRLF-terminated line from the buffer and `input`, if complete.
+    fn line(&mut self, input: &mut &[u8]) -> Result<Option<String>, HttpError> {
+        match input.iter().position(|b| *b == b'\n') {
+            Some(at) => {
+                self.buf.extend_from_slice(&input[..at]);
+                *input = &input[at + 1..];
+                let mut line = std::mem::take(&mut self.buf);
+                if line.last() == Some(&b'\r') {
+                    line.pop();
+                }
+                if line.len() > MAX_LINE {
+                    return Err(error("HPE_CHUNK_EXTENSIONS_OVERFLOW", "line too long"));
+                }
+                Ok(Some(String::from_utf8_lossy(&line).into_owned()))
+            }
+            None => {
+                self.buf.extend_from_slice(input);
+                *input = &[];
+                if self.buf.len() > MAX_LINE {
+                    return Err(error("HPE_CHUNK_EXTENSIONS_OVERFLOW", "line too long"));
+                }
+                Ok(None)
+            }
+        }
+    }
+
+    fn parse_head(&self) -> Result<Option<(ResponseHead, usize)>, HttpError> {
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut response = httparse::Response::new(&mut headers);
+        let used = match response.parse(&self.buf) {
+            Ok(httparse::Status::Complete(used)) => used,
+            Ok(httparse::Status::Partial) => return Ok(None),
+            Err(httparse::Error::TooManyHeaders) => {
+                return Err(error(
+                    "HPE_HEADER_OVERFLOW",
+                    format!("more than {MAX_HEADERS} response headers"),
+                ));
+            }
+            Err(e) => return Err(error("HPE_INVALID_CONSTANT", format!("bad response: {e}"))),
+        };
+        let status = response.code.unwrap_or(0);
+        let version = if response.version == Some(1) {
+            "HTTP/1.1"
+        } else {
+            "HTTP/1.0"
+        };
+        let joined = |name: &str| -> Option<String> {
+            let values: Vec<String> = response
+                .headers
+                .iter()
+                .filter(|h| h.name.eq_ignore_ascii_case(name))
+                .map(|h| String::from_utf8_lossy(h.value).trim().to_owned())
+                .collect();
+            (!values.is_empty()).then(|| values.join(", "))
+        };
+        let chunked = joined("transfer-encoding").is_some_and(|te| {
+            te.rsplit(',')
+                .next()
+                .is_some_and(|last| last.trim().eq_ignore_ascii_case("chunked"))
+        });
+        let length = match joined("content-length") {
+            Some(v) => {
+                let first = v.split(',').next().unwrap_or("").trim().to_owned();
+                if v.split(',').any(|x| x.trim() != first) {
+                    return Err(error("HPE_UNEXPECTED_CONTENT_LENGTH", "conflicting Content-Length"));
+                }
+                Some(first.parse::<u64>().map_err(|_| {
+                    error("HPE_INVALID_CONTENT_LENGTH", format!("Content-Length `{first}`"))
+                })?)
+            }
+            None => None,
+        };
+        let no_body = self.head_request || status == 204 || status == 304 || status < 200;
+        let framing = if no_body {
+            Framing::None
+        } else if chunked {
+            Framing::Chunked
+        } else if let Some(n) = length {
+            if n > MAX_BODY_BYTES {
+                return Err(error(
+                    "ERR_AGENT_BODY_TOO_LARGE",
+                    format!("Content-Length {n} is over the lab's bound"),
+                ));
+            }
+            Framing::Length(n)
+        } else {
+            Framing::Eof
+        };
+        let head = ResponseHead {
+            status,
+            version,
+            connection: joined("connection"),
+            keep_alive: joined("keep-alive"),
+            framing,
+        };
+        Ok(Some((head, used)))
+    }
+}
+
+fn merge(steps: &mut Vec<Step>, more: Vec<Step>) {
+    for step in more {
+        match (steps.last_mut(), &step) {
+            (Some(Step::Done { extra, .. }), Step::Done { extra: more, .. }) => *extra += more,
+            _ => steps.push(step),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head_of(steps: &[Step]) -> ResponseHead {
+        steps
+            .iter()
+            .find_map(|s| match s {
+                Step::Head(h) => Some(h.clone()),
+                Step::Done { .. } => None,
+            })
+            .expect("a head")
+    }
+
+    #[test]
+    fn request_heads_put_the_agents_connection_last() {
+        assert_eq!(
+            request_head("GET", "/a?b=1", "127.0.0.1:8080", "keep-alive", false),
+            b"GET /a?b=1 HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nConnection: keep-alive\r\n\r\n"
+        );
+        assert_eq!(
+            request_head("GET", "/", "h", "close", true),
+            b"GET / HTTP/1.1\r\nConnection: close\r\nHost: h\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn reads_a_content_length_response_split_anywhere() {
+        let wire = b"HTTP/1.1 200 OK\r\nKeep-Alive: timeout=5, max=100\r\nConnection: keep-alive\r\nContent-Length: 5\r\n\r\nhello";
+        for split in 1..wire.len() {
+            let mut reader = ResponseReader::new("GET");
+            let mut steps = reader.feed(&wire[..split]).unwrap();
+            steps.extend(reader.feed(&wire[split..]).unwrap());
+            let head = head_of(&steps);
+            assert_eq!(head.status, 200);
+            assert_eq!(head.keep_alive.as_deref(), Some("timeout=5, max=100"));
+            assert!(head.keeps_alive());
+            assert_eq!(
+                steps.last(),
+                Some(&Step::Done {
+                    body_bytes: 5,
+                    extra: 0
+                }),
+                "split at {split}"
+            );
+        }
+    }
+
+    #[test]
+    fn reads_chunked_bodies_and_skips_informational_heads() {
+        let wire = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3;x=y\r\nabc\r\n2\r\nde\r\n0\r\nTrailer: 1\r\n\r\n";
+        for split in 1..wire.len() {
+            let mut reader = ResponseReader::new("GET");
+            let mut steps = reader.feed(&wire[..split]).unwrap();
+            steps.extend(reader.feed(&wire[split..]).unwrap());
+            assert_eq!(head_of(&steps).status, 200);
+            assert_eq!(
+                steps.last(),
+                Some(&Step::Done {
+                    body_bytes: 5,
+                    extra: 0
+                }),
+                "split at {split}"
+            );
+        }
+    }
+
+    #[test]
+    fn keep_alive_follows_version_connection_and_framing() {
+        let parse = |wire: &[u8], method: &str| {
+            let mut reader = ResponseReader::new(method);
+            head_of(&reader.feed(wire).unwrap())
+        };
+        assert!(!parse(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n", "GET").keeps_alive());
+        assert!(!parse(b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n", "GET").keeps_alive());
+        assert!(parse(b"HTTP/1.0 200 OK\r\nConnection: Keep-Alive\r\nContent-Length: 0\r\n\r\n", "GET").keeps_alive());
+        let eof = parse(b"HTTP/1.1 200 OK\r\n\r\n", "GET");
+        assert_eq!(eof.framing, Framing::Eof);
+        assert!(!eof.keeps_alive());
+        assert_eq!(parse(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n", "HEAD").framing, Framing::None);
+    }
+
+    #[test]
+    fn eof_tells_hang_up_from_truncation_and_bounds_hold() {
+        let mut reader = ResponseReader::new("GET");
+        assert_eq!(reader.eof(), AtEof::NoResponse);
+        let mut reader = ResponseReader::new("GET");
+        reader.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nabc").unwrap();
+        assert_eq!(reader.eof(), AtEof::Truncated);
+        let mut reader = ResponseReader::new("GET");
+        reader.feed(b"HTTP/1.1 200 OK\r\n\r\nabc").unwrap();
+        assert_eq!(reader.eof(), AtEof::Complete { body_bytes: 3 });
+        let mut reader = ResponseReader::new("GET");
+        let big = vec![b'a'; MAX_HEAD_BYTES + 10];
+        reader.feed(b"HTTP/1.1 200 OK\r\nX: ").unwrap();
+        assert_eq!(reader.feed(&big).unwrap_err().code, "HPE_HEADER_OVERFLOW");
+        let mut reader = ResponseReader::new("GET");
+        assert!(reader.feed(b"SSH-2.0-OpenSSH\r\n\r\n").is_err());
+        let mut reader = ResponseReader::new("GET");
+        let steps = reader
+            .feed(b"HTTP/1.1 204 No Content\r\n\r\nHTTP/1.1 200 OK\r\n")
+            .unwrap();
+        assert!(matches!(steps.last(), Some(Step::Done { extra, .. }) if *extra > 0));
+    }
+}

@@ -1,0 +1,62 @@
+//! A Node.js-style HTTP agent: the lab's second client (issue #11).
+//!
+//! A browser decides its own keep-alive; a Node.js `http.Agent` is told:
+//! `keepAlive`, `keepAliveMsecs`, `maxSockets`, `maxTotalSockets`,
+//! `maxFreeSockets`, `scheduling`, `timeout`. This agent follows the current
+//! Node.js LTS (v24) rule by rule, on tokio sockets and a small HTTP/1.1
+//! client of its own, and reports every step under Node's event names
+//! ([`protocol::AgentEvent`]). It runs two ways:
+//!
+//! - **standalone**: [`cli::run_cli`] (`keepalive-lab agent URL …`), one JSON
+//!   line per event, against any HTTP/1.1 server;
+//! - **in the lab**: [`lab::start`] / [`lab::stop`] (`agent_start` /
+//!   `agent_stop` on `/api/events`), against the lab's own listeners, its
+//!   events recorded for the session's viewers beside the server's view of
+//!   the same connections.
+//!
+//! # Layout
+//!
+//! - [`options`]: the rules that follow from the options alone (the
+//!   `Connection` header, TCP keep-alive seconds, the server's `Keep-Alive`
+//!   hint), pure functions;
+//! - [`pool`]: the bookkeeping (`sockets`, `freeSockets`, `requests`,
+//!   `totalSocketCount`): when a socket is reused, created, kept free or
+//!   destroyed; no I/O;
+//! - [`http1`]: the request head and a bounded response reader;
+//! - [`engine`]: [`Agent`]: the pool's decisions carried out, events in order;
+//! - `socket`: one task per socket: connect, serve, wait free, timers;
+//! - [`run`]: `count` requests `every` ms, linger, destroy;
+//! - [`cli`], [`lab`]: the two ways to run it.
+//!
+//! # The rules, and where Node says so
+//!
+//! "Docs" is the Node.js `http` / `net` documentation; files are in
+//! `nodejs/node` (`lib/`), as of v24.
+//!
+//! | rule | source | version-dependent? |
+//! |---|---|---|
+//! | `Connection: keep-alive` whenever an agent is used, except when the request sets `Connection` itself, or `keepAlive` is false **and** `maxSockets` is `Infinity` (then `close`) | docs `new Agent()` `keepAlive`; `_http_client.js` `ClientRequest`; `_http_outgoing.js` `_storeHeader`, `matchHeader` | no (since v0.12) |
+//! | `keepAlive: false` + finite `maxSockets`: header says keep-alive, the socket is destroyed after the response unless a request is waiting for it | `_http_agent.js` `Agent` `'free'` handler (`!this.keepAlive` → `destroy()`, after handing it to `requests[name]`) | no |
+//! | after a response both sides allow reuse: a waiting request takes the socket, else it joins the free list (≤ `maxFreeSockets`, and `count ≤ maxSockets`, `total ≤ maxTotalSockets`, `keepSocketAlive`), else destroyed | `'free'` handler; `responseOnEnd` / `responseKeepAlive` in `_http_client.js`; the server must agree (`parserOnIncomingClient`) | no |
+//! | reuse order: `lifo` pops the most recently freed socket, `fifo` shifts the oldest | `addRequest`; docs `scheduling` | default `lifo` since v15.6.0 / v14.17.0 |
+//! | a new socket only while `sockLen < maxSockets && totalSocketCount < maxTotalSockets`; otherwise the request waits in `requests[name]` (FIFO); a closing socket starts one for the first waiting request (its name first, else the first name with no active socket) | `addRequest`, `removeSocket` | `maxTotalSockets` since v14.5.0 |
+//! | `keepAliveMsecs` = initial delay of TCP keep-alive (`SO_KEEPALIVE`, `TCP_KEEPIDLE` = ms / 1000 **rounded down**, `TCP_KEEPINTVL` 1, `TCP_KEEPCNT` 10), from the connect, only with `keepAlive`; under 1000 ms → 0 s → "leave unchanged" (the system default) | `createSocket` (`keepAliveInitialDelay`), `keepSocketAlive`; `net.js` `Socket`, `setKeepAlive` (`~~(ms / 1000)`); docs `keepAliveMsecs`, `socket.setKeepAlive()` | armed from the connect since nodejs/node#43380 (2022) |
+//! | `timeout`: the socket's idle timeout from creation; a **free** socket that times out is destroyed; an **active** one only emits `timeout` (socket, then request); Node never aborts by itself | `installListeners` `onTimeout` (free only); `listenSocketTimeout`; docs `'timeout'` ("The request must be destroyed manually") | no |
+//! | server `Keep-Alive: timeout=N`: `N·1000 − agentKeepAliveTimeoutBuffer` ≤ 0 → the socket is not kept; otherwise it only **shortens a non-zero agent `timeout`** for the free socket (no agent `timeout`: the hint is ignored), and a reused socket keeps that shortened timeout | `keepSocketAlive`; `setRequestSocket` (nodejs/node#53458, open) | buffer 1000 ms since nodejs/node#54863; configurable since v24.7.0 / v22.20.0 |
+//! | per-request timeout (axios `timeout`): `req.setTimeout(ms)` from the moment the request has a connected socket (queue time not counted), idle-based; on expiry the request is aborted and its socket destroyed | axios `lib/adapters/http.js`; `ClientRequest.prototype.setTimeout` | axios ≥ 0.19 (older ones used a wall-clock timer) |
+//! | a free socket the server closes (`end`/`close`) or that errors leaves the pool | `installListeners` (`onClose` → `removeSocket`), `freeSocketErrorListener` | no |
+//! | a request on a reused socket that meets the server's close before any response byte fails `ECONNRESET` "socket hang up" (or "aborted" mid-body); **no automatic retry** | `socketOnEnd`, `socketCloseListener`; docs `request.reusedSocket` ("…may retry") | no |
+//!
+//! Where the lab bounds what Node does not (connect time, socket ceiling,
+//! response sizes, run length), the bound is named where it is set.
+
+pub mod cli;
+pub mod engine;
+pub mod http1;
+pub mod lab;
+pub mod options;
+pub mod pool;
+pub mod run;
+mod socket;
+
+pub use engine::{Agent, AgentConfig, Destination, EventSink, Progress};

@@ -1,0 +1,830 @@
+//! One mapping: a client's connection, the middlebox's connection to the
+//! server, and the idle timer between them.
+//!
+//! One task runs a mapping from its first byte to its end, waiting on
+//! readiness (`readable`/`writable`, then `try_read`/`try_write`) so that one
+//! loop owns both sockets, both bounded buffers and the timer:
+//!
+//! - **live**: bytes are copied each way through a buffer of
+//!   [`Limits::buffer_bytes`](super::Limits::buffer_bytes) (full: that side
+//!   is not read, TCP pushes back); a FIN is passed on once its direction's
+//!   buffer is drained, a reset is passed on as a reset. Every read refreshes
+//!   the idle timer; so does, when the preset counts packets, any segment
+//!   `TCP_INFO` shows arriving (probes). Events are aggregated: at most one
+//!   flush per [`FLUSH_EVERY`].
+//! - **expiry** ([`OnExpiry`]): `rst_both` resets both sides and `fin`
+//!   closes both at once; `rst`, `rst_either` and `silent` *forget* the
+//!   mapping: nothing is forwarded any more, what arrives is read and dropped
+//!   (so the sender's write succeeds), and the first packet from the client
+//!   (`rst`, `rst_either`) or the server (`rst_either`) is answered with an
+//!   RST, data, FIN or keep-alive probe alike.
+//! - **end**: both peers gone (FIN or RST), or, after expiry,
+//!   [`Limits::max_linger`](super::Limits::max_linger).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use protocol::{
+    CloseHow, MappingId, Micros, MiddleboxEvent, MiddleboxSettings, OnExpiry, Party, RefreshCause,
+    Side,
+};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use super::tcp_info::{self, Segments};
+use super::{Inner, stopped};
+use crate::sessions::Owner;
+
+/// Events of one mapping are flushed at most this often (with counts).
+pub const FLUSH_EVERY: Duration = Duration::from_millis(100);
+/// `TCP_INFO` is polled at least this far apart...
+pub const POLL_MIN: Duration = Duration::from_millis(10);
+/// ...and at most this far apart.
+pub const POLL_MAX: Duration = Duration::from_secs(1);
+
+/// How often a mapping whose timeout in force is `in_force` looks at
+/// `TCP_INFO`: a fifth of it, within [`POLL_MIN`]..=[`POLL_MAX`].
+pub fn poll_interval(in_force: Duration) -> Duration {
+    (in_force / 5).clamp(POLL_MIN, POLL_MAX)
+}
+
+/// Closes `socket` with a reset (`SO_LINGER` 0).
+pub fn reset(socket: TcpStream) {
+    let _ = socket2::SockRef::from(&socket).set_linger(Some(Duration::ZERO));
+    drop(socket);
+}
+
+/// The two connections of a new mapping.
+#[derive(Debug)]
+pub struct Ends {
+    /// The client's connection (accepted).
+    pub client: TcpStream,
+    /// The client's address.
+    pub client_addr: SocketAddr,
+    /// The middlebox's connection to the server.
+    pub server: TcpStream,
+    /// When the client was accepted.
+    pub accepted_us: Micros,
+}
+
+/// A bounded byte buffer: filled by reads at its end, drained by writes at
+/// its start.
+#[derive(Debug)]
+struct Buf {
+    data: Box<[u8]>,
+    start: usize,
+    end: usize,
+}
+
+impl Buf {
+    fn new(capacity: usize) -> Buf {
+        Buf {
+            data: vec![0; capacity.max(1)].into_boxed_slice(),
+            start: 0,
+            end: 0,
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.start == self.end
+    }
+
+    fn has_room(&self) -> bool {
+        self.end < self.data.len() || self.start > 0
+    }
+
+    /// The free space at the end (compacting first when needed).
+    fn room(&mut self) -> &mut [u8] {
+        if self.end == self.data.len() && self.start > 0 {
+            self.data.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        &mut self.data[self.end..]
+    }
+
+    fn filled(&mut self, n: usize) {
+        self.end = (self.end + n).min(self.data.len());
+    }
+
+    /// The last `n` bytes filled.
+    fn last(&self, n: usize) -> &[u8] {
+        &self.data[self.end.saturating_sub(n)..self.end]
+    }
+
+    fn pending(&self) -> &[u8] {
+        &self.data[self.start..self.end]
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.start = (self.start + n).min(self.end);
+        if self.start == self.end {
+            self.clear();
+        }
+    }
+
+    fn clear(&mut self) {
+        self.start = 0;
+        self.end = 0;
+    }
+
+    /// The whole storage, as scratch space (after expiry nothing is kept).
+    fn scratch(&mut self) -> &mut [u8] {
+        self.clear();
+        &mut self.data[..]
+    }
+}
+
+/// One of the two connections.
+#[derive(Debug)]
+struct Peer {
+    /// The socket, until it is closed or reset.
+    sock: Option<TcpStream>,
+    /// The peer sent FIN.
+    eof: bool,
+    /// The middlebox sent FIN to it.
+    shut: bool,
+    /// The last `TCP_INFO` look.
+    seen: Option<Segments>,
+    /// Read from or written to since that look.
+    touched: bool,
+}
+
+impl Peer {
+    fn new(sock: TcpStream) -> Peer {
+        let seen = tcp_info::read(&sock);
+        Peer {
+            sock: Some(sock),
+            eof: false,
+            shut: false,
+            seen,
+            touched: false,
+        }
+    }
+
+    fn can_read(&self) -> bool {
+        self.sock.is_some() && !self.eof
+    }
+
+    /// After expiry: it gave up (FIN, RST) or was reset.
+    fn done(&self) -> bool {
+        self.sock.is_none() || self.eof
+    }
+}
+
+/// Counts waiting to be reported.
+#[derive(Debug, Default, Clone, Copy)]
+struct Tally {
+    bytes: u64,
+    count: u32,
+    probes: u32,
+}
+
+impl Tally {
+    fn is_empty(&self) -> bool {
+        self.count == 0 && self.probes == 0
+    }
+}
+
+/// Aggregated events of one mapping, per side (index 0 client, 1 server).
+#[derive(Debug, Default)]
+struct Pending {
+    data: [Tally; 2],
+    probes: [Tally; 2],
+    dropped: [Tally; 2],
+}
+
+fn index(side: Side) -> usize {
+    match side {
+        Side::Client => 0,
+        Side::Server => 1,
+    }
+}
+
+fn party(side: Side) -> Party {
+    match side {
+        Side::Client => Party::Client,
+        Side::Server => Party::Server,
+    }
+}
+
+const SIDES: [Side; 2] = [Side::Client, Side::Server];
+
+/// What woke the loop.
+#[derive(Debug, Clone, Copy)]
+enum Ready {
+    Stop,
+    Read(Side),
+    Write(Side),
+    Timer,
+}
+
+/// One mapping. See the module docs.
+#[derive(Debug)]
+pub struct Mapping {
+    id: MappingId,
+    inner: Arc<Inner>,
+    client_addr: SocketAddr,
+    /// The middlebox's own address towards the server.
+    upstream_local: Option<SocketAddr>,
+    accepted_us: Micros,
+    /// The settings it runs (its owner's, once attributed).
+    settings: MiddleboxSettings,
+    /// Whose mapping.
+    owner: Owner,
+    /// `opened` has been reported.
+    announced: bool,
+    /// The client's first bytes, while its request line is awaited (lab).
+    sniff: Option<Vec<u8>>,
+    /// Client (0) and server (1).
+    peers: [Peer; 2],
+    /// Bytes from the client on their way to the server.
+    to_server: Buf,
+    /// Bytes from the server on their way to the client.
+    to_client: Buf,
+    /// The last packet that refreshed the idle timer.
+    last_activity: Instant,
+    /// When it expired, if it has.
+    expired_at: Option<Instant>,
+    /// `TCP_INFO` can be read on both sockets.
+    visible: bool,
+    next_poll: Instant,
+    pending: Pending,
+    last_flush: Option<Instant>,
+    flush_due: Option<Instant>,
+    client_bytes: u64,
+    server_bytes: u64,
+    dropped_bytes: u64,
+    /// Who closed first while live.
+    first_close: Option<(Party, CloseHow)>,
+    /// Who ended last (after expiry).
+    last_close: (Party, CloseHow),
+    /// Set once the mapping is over.
+    ended: Option<(Party, CloseHow)>,
+}
+
+impl Mapping {
+    /// A mapping of `ends`, owned by `owner` until (with `sniffing`) the
+    /// client's first request line names a session.
+    pub(crate) fn new(
+        id: MappingId,
+        inner: Arc<Inner>,
+        ends: Ends,
+        owner: Owner,
+        sniffing: bool,
+    ) -> Mapping {
+        let settings = inner.settings_for(&owner);
+        let buffer = inner.limits().buffer_bytes;
+        let upstream_local = ends.server.local_addr().ok();
+        let client = Peer::new(ends.client);
+        let server = Peer::new(ends.server);
+        let visible = client.seen.is_some() && server.seen.is_some();
+        let now = Instant::now();
+        Mapping {
+            id,
+            client_addr: ends.client_addr,
+            upstream_local,
+            accepted_us: ends.accepted_us,
+            settings,
+            owner,
+            announced: false,
+            sniff: sniffing.then(Vec::new),
+            peers: [client, server],
+            to_server: Buf::new(buffer),
+            to_client: Buf::new(buffer),
+            last_activity: now,
+            expired_at: None,
+            visible,
+            next_poll: now,
+            pending: Pending::default(),
+            last_flush: None,
+            flush_due: None,
+            client_bytes: 0,
+            server_bytes: 0,
+            dropped_bytes: 0,
+            first_close: None,
+            last_close: (Party::Middlebox, CloseHow::Fin),
+            ended: None,
+            inner,
+        }
+    }
+
+    fn in_force(&self) -> Duration {
+        Duration::from_micros(self.settings.in_force_us())
+    }
+
+    fn deadline(&self) -> Instant {
+        self.last_activity + self.in_force()
+    }
+
+    fn expired(&self) -> bool {
+        self.expired_at.is_some()
+    }
+
+    /// Whether `TCP_INFO` is worth polling now: live, when packets refresh;
+    /// after expiry, to see what arrives for a forgotten mapping.
+    fn polling(&self) -> bool {
+        self.visible && (self.expired() || self.settings.probes_refresh)
+    }
+
+    /// Runs the mapping until it ends, or `stop` flips.
+    pub(crate) async fn run(mut self, mut stop: watch::Receiver<bool>) {
+        if self.sniff.is_none() {
+            self.announce();
+        }
+        self.next_poll = Instant::now() + poll_interval(self.in_force());
+        loop {
+            self.settle();
+            if let Some((by, how)) = self.ended {
+                self.finish(by, how);
+                return;
+            }
+            let wake = self.next_wake();
+            let expired = self.expired();
+            let [client, server] = &self.peers;
+            let read_client = client.can_read() && (expired || self.to_server.has_room());
+            let read_server = server.can_read() && (expired || self.to_client.has_room());
+            let write_server =
+                !expired && server.sock.is_some() && !server.shut && !self.to_server.is_empty();
+            let write_client =
+                !expired && client.sock.is_some() && !client.shut && !self.to_client.is_empty();
+            let ready = tokio::select! {
+                () = stopped(&mut stop) => Ready::Stop,
+                _ = readable(client.sock.as_ref()), if read_client => Ready::Read(Side::Client),
+                _ = readable(server.sock.as_ref()), if read_server => Ready::Read(Side::Server),
+                _ = writable(server.sock.as_ref()), if write_server => Ready::Write(Side::Server),
+                _ = writable(client.sock.as_ref()), if write_client => Ready::Write(Side::Client),
+                () = tokio::time::sleep_until(wake) => Ready::Timer,
+            };
+            match ready {
+                Ready::Stop => {
+                    for side in SIDES {
+                        self.close_gracefully(side);
+                    }
+                    self.ended = Some((Party::Middlebox, CloseHow::Fin));
+                }
+                Ready::Read(side) => self.on_read(side),
+                Ready::Write(side) => self.on_write(side),
+                Ready::Timer => self.on_timer(),
+            }
+        }
+    }
+
+    fn next_wake(&self) -> Instant {
+        let mut wake = match self.expired_at {
+            Some(at) => at + self.inner.limits().max_linger,
+            None => self.deadline(),
+        };
+        if self.polling() {
+            wake = wake.min(self.next_poll);
+        }
+        if let Some(due) = self.flush_due {
+            wake = wake.min(due);
+        }
+        wake
+    }
+
+    // ---- reading and writing -------------------------------------------
+
+    fn on_read(&mut self, side: Side) {
+        let expired = self.expired();
+        let i = index(side);
+        let Some(sock) = self.peers[i].sock.as_ref() else {
+            return;
+        };
+        let buf = match (expired, side) {
+            (true, _) => self.to_server.scratch(),
+            (false, Side::Client) => self.to_server.room(),
+            (false, Side::Server) => self.to_client.room(),
+        };
+        let result = sock.try_read(buf);
+        self.peers[i].touched = true;
+        match result {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(_) => self.gone(side),
+            Ok(0) if expired => self.late(side, 0, true),
+            Ok(0) => {
+                self.peers[i].eof = true;
+                self.first_close.get_or_insert((party(side), CloseHow::Fin));
+                // A FIN is a packet through the middlebox too.
+                self.last_activity = Instant::now();
+            }
+            Ok(n) if expired => self.late(side, n as u64, false),
+            Ok(n) => {
+                match side {
+                    Side::Client => {
+                        self.to_server.filled(n);
+                        if self.sniff.is_some() {
+                            let bytes = self.to_server.last(n).to_vec();
+                            self.sniff(&bytes);
+                        }
+                    }
+                    Side::Server => self.to_client.filled(n),
+                }
+                self.refreshed(side, RefreshCause::Data, n as u64, 1);
+            }
+        }
+    }
+
+    fn on_write(&mut self, side: Side) {
+        let i = index(side);
+        let Some(sock) = self.peers[i].sock.as_ref() else {
+            return;
+        };
+        let buf = match side {
+            Side::Server => &mut self.to_server,
+            Side::Client => &mut self.to_client,
+        };
+        match sock.try_write(buf.pending()) {
+            Ok(n) => {
+                buf.consume(n);
+                self.peers[i].touched = true;
+                match side {
+                    Side::Server => self.client_bytes += n as u64,
+                    Side::Client => self.server_bytes += n as u64,
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(_) => self.gone(side),
+        }
+    }
+
+    /// Passes a FIN on once its direction is drained.
+    fn settle(&mut self) {
+        if self.ended.is_some() {
+            return;
+        }
+        if self.expired() {
+            if self.peers.iter().all(Peer::done) {
+                self.ended = Some(self.last_close);
+            }
+            return;
+        }
+        for (from, to) in [(0, 1), (1, 0)] {
+            let drained = if to == 1 {
+                self.to_server.is_empty()
+            } else {
+                self.to_client.is_empty()
+            };
+            if self.peers[from].eof && drained && !self.peers[to].shut {
+                if let Some(sock) = &self.peers[to].sock {
+                    let _ = socket2::SockRef::from(sock).shutdown(std::net::Shutdown::Write);
+                }
+                self.peers[to].shut = true;
+            }
+        }
+        if self.peers.iter().all(|p| p.eof && p.shut) {
+            self.ended = Some(self.first_close.unwrap_or((Party::Client, CloseHow::Fin)));
+        }
+    }
+
+    /// `side`'s connection failed (reset, or a write error).
+    fn gone(&mut self, side: Side) {
+        let i = index(side);
+        self.peers[i].sock = None;
+        if self.expired() {
+            self.last_close = (party(side), CloseHow::Rst);
+            return;
+        }
+        // Live: pass the reset on.
+        let other = 1 - i;
+        if let Some(sock) = self.peers[other].sock.take() {
+            reset(sock);
+        }
+        self.ended = Some((party(side), CloseHow::Rst));
+    }
+
+    /// Something arrived from `side` for a forgotten mapping: `bytes` of data,
+    /// a FIN, or (with `bytes` 0 and not `fin`) probes seen by `TCP_INFO`.
+    fn late(&mut self, side: Side, bytes: u64, fin: bool) {
+        if bytes > 0 {
+            let tally = &mut self.pending.dropped[index(side)];
+            tally.bytes += bytes;
+            tally.count += 1;
+            self.dropped_bytes += bytes;
+            self.schedule_flush();
+        }
+        let answers_rst = match self.settings.on_expiry {
+            OnExpiry::Rst => side == Side::Client,
+            OnExpiry::RstEither => true,
+            OnExpiry::RstBoth | OnExpiry::Silent | OnExpiry::Fin => false,
+        };
+        if answers_rst {
+            self.flush();
+            self.reset_side(side);
+        } else if fin {
+            self.peers[index(side)].eof = true;
+            self.last_close = (party(side), CloseHow::Fin);
+        }
+    }
+
+    /// The middlebox resets `side`.
+    fn reset_side(&mut self, side: Side) {
+        if let Some(sock) = self.peers[index(side)].sock.take() {
+            reset(sock);
+            self.emit(MiddleboxEvent::RstSent { side });
+        }
+        self.last_close = (Party::Middlebox, CloseHow::Rst);
+    }
+
+    /// Shuts down writing, then closes `side` (a FIN, not a reset).
+    fn close_gracefully(&mut self, side: Side) {
+        if let Some(sock) = self.peers[index(side)].sock.take() {
+            let _ = socket2::SockRef::from(&sock).shutdown(std::net::Shutdown::Write);
+            drop(sock);
+        }
+    }
+
+    // ---- the timer -----------------------------------------------------
+
+    fn on_timer(&mut self) {
+        let now = Instant::now();
+        if self.polling() && now >= self.next_poll {
+            self.poll(now);
+            self.next_poll = now + poll_interval(self.in_force());
+        }
+        if self.flush_due.is_some_and(|due| now >= due) {
+            self.flush();
+        }
+        match self.expired_at {
+            None => {
+                if now >= self.deadline() {
+                    if self.polling() {
+                        // A last look: a probe may have come since the poll.
+                        self.poll(now);
+                    }
+                    if now >= self.deadline() {
+                        self.expire(now);
+                    }
+                }
+            }
+            Some(at) => {
+                if now >= at + self.inner.limits().max_linger {
+                    for side in SIDES {
+                        self.close_gracefully(side);
+                    }
+                    self.ended = Some((Party::Middlebox, CloseHow::Fin));
+                }
+            }
+        }
+    }
+
+    /// Looks at `TCP_INFO` on both sockets: segments that arrived refresh a
+    /// live mapping (when packets count); probes are reported.
+    fn poll(&mut self, now: Instant) {
+        for side in SIDES {
+            let i = index(side);
+            let peer = &mut self.peers[i];
+            let Some(sock) = peer.sock.as_ref() else {
+                continue;
+            };
+            let Some(current) = tcp_info::read(sock) else {
+                continue;
+            };
+            let arrivals = peer
+                .seen
+                .map(|seen| current.since(&seen, peer.touched))
+                .unwrap_or_default();
+            peer.seen = Some(current);
+            peer.touched = false;
+            if self.expired() {
+                if arrivals.probes > 0 && !self.peers[i].done() {
+                    self.pending.dropped[i].probes += arrivals.probes;
+                    self.schedule_flush();
+                    self.late(side, 0, false);
+                }
+                continue;
+            }
+            if arrivals.segments > 0 && self.settings.probes_refresh {
+                self.last_activity = now;
+            }
+            if arrivals.probes > 0 && self.settings.probes_refresh {
+                self.refreshed(side, RefreshCause::Probe, 0, arrivals.probes);
+            }
+        }
+    }
+
+    fn expire(&mut self, now: Instant) {
+        self.flush();
+        let idle = now.saturating_duration_since(self.last_activity);
+        let on_expiry = self.settings.on_expiry;
+        self.emit(MiddleboxEvent::Expired {
+            idle_ms: u64::try_from(idle.as_millis()).unwrap_or(u64::MAX),
+            on_expiry,
+        });
+        self.expired_at = Some(now);
+        self.to_server.clear();
+        self.to_client.clear();
+        match on_expiry {
+            OnExpiry::RstBoth => {
+                self.reset_side(Side::Client);
+                self.reset_side(Side::Server);
+                self.ended = Some((Party::Middlebox, CloseHow::Rst));
+            }
+            OnExpiry::Fin => {
+                self.close_gracefully(Side::Client);
+                self.close_gracefully(Side::Server);
+                self.ended = Some((Party::Middlebox, CloseHow::Fin));
+            }
+            OnExpiry::Rst | OnExpiry::RstEither | OnExpiry::Silent => {
+                // What arrived before the expiry is not "late".
+                for peer in &mut self.peers {
+                    if let Some(sock) = &peer.sock {
+                        peer.seen = tcp_info::read(sock);
+                    }
+                    peer.touched = false;
+                }
+                self.next_poll = now;
+            }
+        }
+    }
+
+    // ---- attribution and events ----------------------------------------
+
+    /// Collects the client's first bytes until its request line is complete.
+    fn sniff(&mut self, bytes: &[u8]) {
+        let cap = self.inner.limits().first_line_bytes;
+        let Some(seen) = self.sniff.as_mut() else {
+            return;
+        };
+        let room = cap.saturating_sub(seen.len());
+        seen.extend_from_slice(&bytes[..bytes.len().min(room)]);
+        if seen.contains(&b'\n') || seen.len() >= cap {
+            let owner = self.inner.owner_in(seen);
+            self.sniff = None;
+            if owner != self.owner {
+                self.owner = owner;
+                self.settings = self.inner.settings_for(&self.owner);
+            }
+            self.announce();
+        }
+    }
+
+    /// Reports `opened` (once), with the owner and settings decided now.
+    fn announce(&mut self) {
+        if self.announced {
+            return;
+        }
+        self.announced = true;
+        self.sniff = None;
+        let event = MiddleboxEvent::Opened {
+            client: self.client_addr.to_string(),
+            upstream: self.upstream_local.map(|a| a.to_string()),
+            conn: self.inner.conn_of(self.upstream_local),
+            accepted_us: self.accepted_us,
+            settings: self.settings.clone(),
+            in_force_ms: self.settings.in_force_ms(),
+            probes_visible: self.visible,
+        };
+        self.inner
+            .emit(self.id, self.owner.session().cloned(), event);
+        self.next_poll = Instant::now() + poll_interval(self.in_force());
+        self.flush();
+    }
+
+    fn emit(&mut self, event: MiddleboxEvent) {
+        self.announce();
+        self.inner
+            .emit(self.id, self.owner.session().cloned(), event);
+    }
+
+    /// `side`'s traffic refreshed the idle timer.
+    fn refreshed(&mut self, side: Side, by: RefreshCause, bytes: u64, count: u32) {
+        self.last_activity = Instant::now();
+        let tally = match by {
+            RefreshCause::Data => &mut self.pending.data[index(side)],
+            RefreshCause::Probe => &mut self.pending.probes[index(side)],
+        };
+        tally.bytes += bytes;
+        tally.count += count;
+        self.schedule_flush();
+    }
+
+    /// Flushes now, or at the end of the current [`FLUSH_EVERY`] window.
+    /// While the request line is awaited nothing is flushed: the owner is
+    /// not known yet (announcing flushes).
+    fn schedule_flush(&mut self) {
+        if self.sniff.is_some() {
+            return;
+        }
+        let now = Instant::now();
+        match self.last_flush {
+            Some(at) if now < at + FLUSH_EVERY => {
+                self.flush_due.get_or_insert(at + FLUSH_EVERY);
+            }
+            _ => self.flush(),
+        }
+    }
+
+    /// Reports everything aggregated so far.
+    fn flush(&mut self) {
+        self.flush_due = None;
+        let pending = std::mem::take(&mut self.pending);
+        let mut events = Vec::new();
+        for side in SIDES {
+            let tally = pending.data[index(side)];
+            if !tally.is_empty() {
+                events.push(MiddleboxEvent::Refreshed {
+                    side,
+                    by: RefreshCause::Data,
+                    bytes: tally.bytes,
+                    count: tally.count,
+                });
+            }
+        }
+        for side in SIDES {
+            let tally = pending.probes[index(side)];
+            if !tally.is_empty() {
+                events.push(MiddleboxEvent::Refreshed {
+                    side,
+                    by: RefreshCause::Probe,
+                    bytes: 0,
+                    count: tally.count,
+                });
+            }
+        }
+        for side in SIDES {
+            let tally = pending.dropped[index(side)];
+            if !tally.is_empty() {
+                events.push(MiddleboxEvent::Dropped {
+                    side,
+                    bytes: tally.bytes,
+                    count: tally.count,
+                    probes: tally.probes,
+                });
+            }
+        }
+        if events.is_empty() {
+            return;
+        }
+        self.last_flush = Some(Instant::now());
+        for event in events {
+            self.emit(event);
+        }
+    }
+
+    /// Reports the end and lets the sockets go.
+    fn finish(&mut self, by: Party, how: CloseHow) {
+        self.flush();
+        self.emit(MiddleboxEvent::Closed {
+            by,
+            how,
+            after_expiry: self.expired(),
+            client_bytes: self.client_bytes,
+            server_bytes: self.server_bytes,
+            dropped_bytes: self.dropped_bytes,
+        });
+        for side in SIDES {
+            self.close_gracefully(side);
+        }
+    }
+}
+
+async fn readable(sock: Option<&TcpStream>) -> std::io::Result<()> {
+    match sock {
+        Some(sock) => sock.readable().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn writable(sock: Option<&TcpStream>) -> std::io::Result<()> {
+    match sock {
+        Some(sock) => sock.writable().await,
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn polls_a_fifth_of_the_timeout_within_bounds() {
+        assert_eq!(
+            poll_interval(Duration::from_millis(3500)),
+            Duration::from_millis(700)
+        );
+        assert_eq!(poll_interval(Duration::from_millis(20)), POLL_MIN);
+        assert_eq!(poll_interval(Duration::from_secs(350)), POLL_MAX);
+    }
+
+    #[test]
+    fn buffers_are_bounded_and_compact() {
+        let mut buf = Buf::new(4);
+        assert!(buf.is_empty() && buf.has_room());
+        buf.room()[..4].copy_from_slice(b"abcd");
+        buf.filled(4);
+        assert!(!buf.has_room(), "full: the side is not read");
+        assert_eq!(buf.pending(), b"abcd");
+        buf.consume(3);
+        assert!(buf.has_room());
+        assert_eq!(buf.room().len(), 3, "compacted");
+        assert_eq!(buf.pending(), b"d");
+        buf.filled(10);
+        assert_eq!(buf.pending().len(), 4, "never past its capacity");
+        buf.consume(4);
+        assert!(buf.is_empty());
+    }
+}

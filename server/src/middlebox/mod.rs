@@ -1,0 +1,424 @@
+//! The middlebox: a TCP proxy that forgets idle connections the way a NAT
+//! gateway or a load balancer does (issue #10).
+//!
+//! A backend logs that it answered; the client never gets the answer, because
+//! a NAT gateway between them dropped the idle connection minutes earlier. The
+//! middlebox reproduces that on one machine, two ways:
+//!
+//! - **standalone** ([`cli::run_cli`], `keepalive-lab middlebox --listen …
+//!   --upstream …`): in front of any TCP service, printing one JSON line per
+//!   event;
+//! - **in the lab** ([`serve_in_lab`]): on a port of its own in front of the
+//!   lab's server, so a page's requests go browser → middlebox → server. Each
+//!   mapping follows the session its first request names (`session=` in the
+//!   request line), with that session's settings ([`lab`]), and reports
+//!   through the lab's [`Tracker`](crate::tracker::Tracker), so its events
+//!   reach that session's `/api/events` viewers like everything else.
+//!
+//! # Layout
+//!
+//! - `mod.rs`: [`Middlebox`] (the accept loop, the cap on mappings, where
+//!   settings and events go), [`Limits`], [`MiddleboxConfig`];
+//! - [`mapping`]: one mapping (a client connection and the middlebox's
+//!   connection to the server): bounded buffers, the idle timer, what happens
+//!   at expiry, aggregated events;
+//! - [`tcp_info`]: `getsockopt(TCP_INFO)`, the only `unsafe` code, which
+//!   lets the middlebox see keep-alive probes it can never read;
+//! - [`preset`]: preset names (the numbers and their sources live in
+//!   [`protocol::Preset::spec`]);
+//! - [`lab`]: per-owner settings, session sniffing, `GET/PUT /api/middlebox`,
+//!   the `set_middlebox` control message;
+//! - [`cli`]: the standalone command line.
+//!
+//! # What refreshes a mapping, and what does not
+//!
+//! Data in either direction refreshes it. So does any segment that arrives
+//! without data (a TCP keep-alive probe, a bare ACK) when the preset says
+//! packets count (every preset but `alb`): the middlebox cannot read probes,
+//! but on Linux it sees `tcpi_segs_in` rise on its sockets. It polls `TCP_INFO`
+//! every fifth of the timeout in force (at least every 10 ms, at most every
+//! second) and once more just before expiring a mapping, so a probe is
+//! credited at most one poll interval late. Elsewhere probes cannot be seen,
+//! and the middlebox says so (`probes_visible: false`) instead of pretending.
+//!
+//! # Time scale
+//!
+//! Every provider timeout is divided by the scale (100: 350 s become 3.5 s).
+//! Keep-alive probes are sent by the peers on their own clocks (`TCP_KEEPIDLE`
+//! and `TCP_KEEPINTVL` are whole seconds): **the scale does not change probe
+//! intervals**, so at ×100 a probe every 45 s stands for one every 75 minutes.
+//!
+//! # Where a user-space proxy differs from the real thing
+//!
+//! The kernel under the middlebox acknowledges what the middlebox then drops
+//! (and answers probes after expiry), where a real middlebox drops the packets
+//! themselves and the sender retransmits until its own timeout. What each
+//! endpoint's *application* sees is the same: the server's write succeeds,
+//! the client never gets the bytes. After expiry the sockets are kept until
+//! the peers give up (FIN or RST), at most [`Limits::max_linger`]; then the
+//! middlebox closes what is left, which a real middlebox would never do.
+
+pub mod cli;
+pub mod lab;
+pub mod mapping;
+pub mod preset;
+pub mod tcp_info;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use protocol::{MappingId, MiddleboxEvent, MiddleboxSettings, Preset, ServerEvent, SessionId};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, broadcast, watch};
+use tokio::task::JoinSet;
+
+use crate::sessions::Owner;
+use crate::tracker::Tracker;
+use crate::{Clock, Lab};
+
+pub use lab::serve_in_lab;
+
+/// Caps of one middlebox: nothing it holds grows without bound.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Mappings open at once, expired ones still lingering included. Past
+    /// it, a new client gets an RST and a `refused` event.
+    pub max_mappings: usize,
+    /// Bytes buffered per direction of a mapping. When full, the middlebox
+    /// stops reading that side (TCP backpressure), it never buffers more.
+    pub buffer_bytes: usize,
+    /// How long an expired mapping's sockets are kept, waiting for the peers
+    /// to give up, before the middlebox closes them itself.
+    pub max_linger: Duration,
+    /// How long connecting to the server may take.
+    pub connect_timeout: Duration,
+    /// How much of a client's first bytes are searched for the request line
+    /// (and its `session=`) in the lab.
+    pub first_line_bytes: usize,
+    /// How long shutdown waits for mappings to close.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_mappings: 1024,
+            buffer_bytes: 16 * 1024,
+            max_linger: Duration::from_secs(10 * 60),
+            connect_timeout: Duration::from_secs(10),
+            first_line_bytes: 8 * 1024,
+            shutdown_grace: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The lab's middlebox settings, fixed at start ([`crate::Config::middlebox`]).
+#[derive(Debug, Clone)]
+pub struct MiddleboxConfig {
+    /// What every owner's mappings run until it chooses otherwise (and what
+    /// everyone runs while the room is locked): an AWS NAT gateway at ×100,
+    /// so the lesson fits in seconds.
+    pub defaults: MiddleboxSettings,
+    /// Caps of the lab's middlebox.
+    pub limits: Limits,
+}
+
+impl Default for MiddleboxConfig {
+    fn default() -> Self {
+        MiddleboxConfig {
+            defaults: Preset::AwsNat.settings(100),
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// Where settings come from and where events go.
+#[derive(Debug)]
+enum Mode {
+    /// One fixed setting; events on a tracker of its own.
+    Standalone {
+        settings: MiddleboxSettings,
+        tracker: Tracker,
+    },
+    /// Per-owner settings and the lab's tracker.
+    Lab(Lab),
+}
+
+/// A middlebox in front of one upstream address. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Middlebox {
+    inner: Arc<Inner>,
+}
+
+/// State shared by the accept loop and every mapping.
+#[derive(Debug)]
+pub(crate) struct Inner {
+    /// Where mappings connect to.
+    upstream: SocketAddr,
+    /// Caps.
+    limits: Limits,
+    /// Settings and events.
+    mode: Mode,
+    /// Next mapping id.
+    next: AtomicU64,
+    /// One permit per open mapping.
+    slots: Arc<Semaphore>,
+    /// Flipped once to stop the accept loop and close every mapping.
+    stop: watch::Sender<bool>,
+}
+
+impl Middlebox {
+    /// A standalone middlebox: `settings` for every mapping, events on its
+    /// own stream ([`Middlebox::events`]).
+    pub fn standalone(
+        upstream: SocketAddr,
+        settings: MiddleboxSettings,
+        limits: Limits,
+    ) -> Middlebox {
+        Middlebox::new(
+            upstream,
+            limits,
+            Mode::Standalone {
+                settings,
+                tracker: Tracker::new(Clock::new(), 1, 4096),
+            },
+        )
+    }
+
+    /// The lab's middlebox in front of `upstream` (the lab's own port):
+    /// per-owner settings, events through the lab's tracker.
+    pub fn in_lab(lab: Lab, upstream: SocketAddr) -> Middlebox {
+        let limits = lab.config().middlebox.limits.clone();
+        Middlebox::new(upstream, limits, Mode::Lab(lab))
+    }
+
+    fn new(upstream: SocketAddr, limits: Limits, mode: Mode) -> Middlebox {
+        Middlebox {
+            inner: Arc::new(Inner {
+                upstream,
+                slots: Arc::new(Semaphore::new(limits.max_mappings)),
+                limits,
+                mode,
+                next: AtomicU64::new(1),
+                stop: watch::Sender::new(false),
+            }),
+        }
+    }
+
+    /// Every event from now on (the lab's whole stream, in the lab).
+    pub fn events(&self) -> broadcast::Receiver<ServerEvent> {
+        self.inner.tracker().subscribe().2
+    }
+
+    /// Mappings open now (lingering expired ones included).
+    pub fn open_mappings(&self) -> usize {
+        self.inner.limits.max_mappings - self.inner.slots.available_permits()
+    }
+
+    /// Stops the accept loop and closes every mapping.
+    pub fn stop(&self) {
+        self.inner.stop.send_replace(true);
+    }
+
+    /// Whether TCP keep-alive probes can be seen on this platform.
+    pub fn probes_visible() -> bool {
+        tcp_info::AVAILABLE
+    }
+
+    /// Accepts clients on `listener` until [`Middlebox::stop`] (or, in the
+    /// lab, until the lab shuts down), then waits (at most
+    /// [`Limits::shutdown_grace`]) for the mappings to close.
+    pub async fn serve(&self, listener: TcpListener) {
+        let inner = &self.inner;
+        let mut stop = inner.stop.subscribe();
+        let lab_shutdown = {
+            let lab = match &inner.mode {
+                Mode::Lab(lab) => Some(lab.clone()),
+                Mode::Standalone { .. } => None,
+            };
+            async move {
+                match lab {
+                    Some(lab) => lab.shutting_down().await,
+                    None => std::future::pending().await,
+                }
+            }
+        };
+        tokio::pin!(lab_shutdown);
+        let mut tasks = JoinSet::new();
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, peer)) => {
+                        tasks.spawn(inner.clone().admit(stream, peer));
+                    }
+                    Err(e) => {
+                        // Out of descriptors, or reset before we took it:
+                        // back off briefly instead of spinning.
+                        tracing::warn!("middlebox accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                },
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+                () = stopped(&mut stop) => break,
+                () = &mut lab_shutdown => {
+                    inner.stop.send_replace(true);
+                    break;
+                }
+            }
+        }
+        drop(listener);
+        let _ = tokio::time::timeout(inner.limits.shutdown_grace, async {
+            while tasks.join_next().await.is_some() {}
+        })
+        .await;
+    }
+}
+
+impl Inner {
+    /// The tracker events are recorded on.
+    fn tracker(&self) -> &Tracker {
+        match &self.mode {
+            Mode::Standalone { tracker, .. } => tracker,
+            Mode::Lab(lab) => lab.tracker(),
+        }
+    }
+
+    /// Records one event of `mapping`, owned by `session`.
+    pub(crate) fn emit(
+        &self,
+        mapping: MappingId,
+        session: Option<SessionId>,
+        event: MiddleboxEvent,
+    ) {
+        self.tracker().emit(|at_us| ServerEvent::Middlebox {
+            mapping,
+            session,
+            event,
+            at_us,
+        });
+    }
+
+    /// The server clock now.
+    pub(crate) fn now_us(&self) -> protocol::Micros {
+        self.tracker().clock().now_us()
+    }
+
+    /// The caps.
+    pub(crate) fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// The settings a mapping of `owner` runs.
+    pub(crate) fn settings_for(&self, owner: &Owner) -> MiddleboxSettings {
+        match &self.mode {
+            Mode::Standalone { settings, .. } => settings.clone(),
+            Mode::Lab(lab) => lab::effective(lab, owner),
+        }
+    }
+
+    /// Whose mapping the client's first bytes make it (the lab only).
+    pub(crate) fn owner_in(&self, first_bytes: &[u8]) -> Owner {
+        match &self.mode {
+            Mode::Standalone { .. } => Owner::Anonymous,
+            Mode::Lab(lab) => lab::owner_in(lab, first_bytes),
+        }
+    }
+
+    /// The lab's connection whose client address is `upstream_local` (the
+    /// middlebox's own end), if the lab has accepted it yet.
+    pub(crate) fn conn_of(&self, upstream_local: Option<SocketAddr>) -> Option<protocol::ConnId> {
+        match (&self.mode, upstream_local) {
+            (Mode::Lab(lab), Some(addr)) => lab::conn_of(lab, addr),
+            _ => None,
+        }
+    }
+
+    /// Takes a client: refuses it over the cap or when the server cannot be
+    /// reached, else runs its mapping to the end.
+    async fn admit(self: Arc<Self>, client: TcpStream, peer: SocketAddr) {
+        let id = MappingId(self.next.fetch_add(1, Ordering::Relaxed));
+        let accepted_us = self.now_us();
+        let Ok(permit) = self.slots.clone().try_acquire_owned() else {
+            self.emit(
+                id,
+                None,
+                MiddleboxEvent::Refused {
+                    client: peer.to_string(),
+                    reason: format!(
+                        "{} mappings open, the middlebox's cap",
+                        self.limits.max_mappings
+                    ),
+                },
+            );
+            mapping::reset(client);
+            return;
+        };
+        let _ = client.set_nodelay(true);
+        let mut stop = self.stop.subscribe();
+        let connect = tokio::time::timeout(
+            self.limits.connect_timeout,
+            TcpStream::connect(self.upstream),
+        );
+        let connected = tokio::select! {
+            connected = connect => connected,
+            () = stopped(&mut stop) => return,
+        };
+        let server = match connected {
+            Ok(Ok(server)) => server,
+            Ok(Err(e)) => {
+                return self.refuse(
+                    id,
+                    client,
+                    peer,
+                    format!("the server at {} could not be reached: {e}", self.upstream),
+                );
+            }
+            Err(_) => {
+                return self.refuse(
+                    id,
+                    client,
+                    peer,
+                    format!(
+                        "the server at {} did not answer within {:?}",
+                        self.upstream, self.limits.connect_timeout
+                    ),
+                );
+            }
+        };
+        let _ = server.set_nodelay(true);
+        let sniffing = matches!(self.mode, Mode::Lab(_));
+        let mapping = mapping::Mapping::new(
+            id,
+            self.clone(),
+            mapping::Ends {
+                client,
+                client_addr: peer,
+                server,
+                accepted_us,
+            },
+            Owner::Anonymous,
+            sniffing,
+        );
+        mapping.run(stop).await;
+        drop(permit);
+    }
+
+    fn refuse(&self, id: MappingId, client: TcpStream, peer: SocketAddr, reason: String) {
+        self.emit(
+            id,
+            None,
+            MiddleboxEvent::Refused {
+                client: peer.to_string(),
+                reason,
+            },
+        );
+        mapping::reset(client);
+    }
+}
+
+/// Resolves once `stop` has flipped (or its sender is gone).
+pub(crate) async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stopping| *stopping).await;
+}

@@ -1,0 +1,172 @@
+//! Seeing TCP keep-alive probes from user space: `getsockopt(TCP_INFO)`.
+//!
+//! A keep-alive probe carries no data, so a proxy never reads it. On Linux the
+//! socket that *receives* it counts it, though: `tcpi_segs_in` (byte offset
+//! 140 of `struct tcp_info`, Linux >= 4.2) rises by one per probe, while
+//! `tcpi_data_segs_in` (offset 152, Linux >= 4.6) and `tcpi_bytes_acked`
+//! (offset 120) stay put (measured, see `shared/lab-notes.md`). A segment that
+//! arrives with no data and acknowledges nothing new, on a socket the
+//! middlebox neither read from nor wrote to since its last look, is a probe
+//! (or, rarely, a window update: both are packets a real middlebox would see).
+//!
+//! This is the only module with `unsafe` code: one `getsockopt` call into a
+//! buffer of the size it is told. Elsewhere (not Linux) [`read`] answers
+//! `None` and the middlebox says that probes cannot be seen here.
+
+#![allow(unsafe_code)]
+
+/// The counters the middlebox reads from `struct tcp_info`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Segments {
+    /// `tcpi_bytes_acked`: bytes we sent that the peer acknowledged.
+    pub bytes_acked: u64,
+    /// `tcpi_segs_in`: segments received, with or without data.
+    pub segs_in: u32,
+    /// `tcpi_data_segs_in`: segments received that carried data.
+    pub data_segs_in: u32,
+}
+
+/// What arrived on one socket between two looks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Arrivals {
+    /// Segments of any kind (data, ACKs, probes, FIN).
+    pub segments: u32,
+    /// Of those, keep-alive probes (see the module docs).
+    pub probes: u32,
+}
+
+impl Segments {
+    /// What arrived between `earlier` and `self`. `touched`: the middlebox
+    /// read from or wrote to the socket in between, so segments without data
+    /// are ACKs or a FIN of that traffic, not probes.
+    pub fn since(&self, earlier: &Segments, touched: bool) -> Arrivals {
+        let segments = self.segs_in.wrapping_sub(earlier.segs_in);
+        let data = self.data_segs_in.wrapping_sub(earlier.data_segs_in);
+        let acked = self.bytes_acked.wrapping_sub(earlier.bytes_acked);
+        let probes = if !touched && data == 0 && acked == 0 {
+            segments
+        } else {
+            0
+        };
+        Arrivals { segments, probes }
+    }
+}
+
+/// Whether this platform can read the counters at all.
+pub const AVAILABLE: bool = cfg!(target_os = "linux");
+
+/// Byte offsets in `struct tcp_info` (include/uapi/linux/tcp.h).
+#[cfg(target_os = "linux")]
+mod offsets {
+    pub const BYTES_ACKED: usize = 120;
+    pub const SEGS_IN: usize = 140;
+    pub const DATA_SEGS_IN: usize = 152;
+    /// The struct must reach past `tcpi_data_segs_in` (Linux >= 4.6).
+    pub const NEEDED: usize = DATA_SEGS_IN + 4;
+}
+
+/// The socket's counters, or `None` when they cannot be read (not Linux, a
+/// kernel older than 4.6, or a socket that is gone).
+#[cfg(target_os = "linux")]
+pub fn read(socket: &impl std::os::fd::AsRawFd) -> Option<Segments> {
+    /// Room for the whole struct of any recent kernel (about 250 bytes in
+    /// Linux 6.x); the kernel copies at most this many bytes and says how
+    /// many it wrote.
+    #[repr(C, align(8))]
+    struct Buffer([u8; 512]);
+    let mut buffer = Buffer([0; 512]);
+    let mut len = libc::socklen_t::try_from(buffer.0.len()).ok()?;
+    // SAFETY: `buffer` is a live, writable allocation of `len` bytes, and
+    // `len` is a valid `socklen_t` the kernel reads and then overwrites with
+    // the number of bytes it copied (never more than it was given). The file
+    // descriptor is borrowed from a socket that outlives the call; a stale or
+    // non-TCP descriptor only makes the call fail with an error code.
+    let rc = unsafe {
+        libc::getsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            buffer.0.as_mut_ptr().cast::<libc::c_void>(),
+            &mut len,
+        )
+    };
+    let len = usize::try_from(len).ok()?;
+    if rc != 0 || len < offsets::NEEDED || len > buffer.0.len() {
+        return None;
+    }
+    let bytes = &buffer.0[..len];
+    let u32_at = |at: usize| -> Option<u32> {
+        Some(u32::from_ne_bytes(bytes.get(at..at + 4)?.try_into().ok()?))
+    };
+    let u64_at = |at: usize| -> Option<u64> {
+        Some(u64::from_ne_bytes(bytes.get(at..at + 8)?.try_into().ok()?))
+    };
+    Some(Segments {
+        bytes_acked: u64_at(offsets::BYTES_ACKED)?,
+        segs_in: u32_at(offsets::SEGS_IN)?,
+        data_segs_in: u32_at(offsets::DATA_SEGS_IN)?,
+    })
+}
+
+/// Not Linux: probes cannot be seen here.
+#[cfg(not(target_os = "linux"))]
+pub fn read<S>(_socket: &S) -> Option<Segments> {
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segments_without_data_on_an_untouched_socket_are_probes() {
+        let before = Segments {
+            bytes_acked: 10,
+            segs_in: 5,
+            data_segs_in: 2,
+        };
+        let probe = Segments {
+            segs_in: 6,
+            ..before
+        };
+        assert_eq!(
+            probe.since(&before, false),
+            Arrivals {
+                segments: 1,
+                probes: 1
+            }
+        );
+        assert_eq!(probe.since(&before, true).probes, 0, "touched: an ACK");
+        let ack = Segments {
+            bytes_acked: 20,
+            segs_in: 6,
+            ..before
+        };
+        assert_eq!(ack.since(&before, false).probes, 0);
+        let data = Segments {
+            segs_in: 6,
+            data_segs_in: 3,
+            ..before
+        };
+        assert_eq!(data.since(&before, false).probes, 0);
+        assert_eq!(data.since(&before, false).segments, 1);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn reads_counters_of_a_real_socket() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (client, accepted) =
+            tokio::join!(tokio::net::TcpStream::connect(addr), listener.accept());
+        let (mut client, (mut server, _)) = (client.unwrap(), accepted.unwrap());
+        let before = read(&server).expect("TCP_INFO on Linux");
+        client.write_all(b"hello").await.unwrap();
+        let mut buf = [0; 5];
+        server.read_exact(&mut buf).await.unwrap();
+        let after = read(&server).unwrap();
+        assert!(after.segs_in > before.segs_in);
+        assert!(after.data_segs_in > before.data_segs_in);
+    }
+}

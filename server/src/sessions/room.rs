@@ -1,0 +1,123 @@
+//! What the instructor sees of each participant: their browser (from the
+//! user agent of their events socket), the lesson they are on, and their
+//! reports (prediction, measured answer, figures), bounded.
+
+use std::collections::BTreeMap;
+
+use protocol::{LESSONS, LessonReport, Participant, SessionId};
+
+/// A participant's part of the room, kept in their session.
+#[derive(Debug, Clone, Default)]
+pub struct Presence {
+    /// "Chrome 156", from the user agent.
+    pub browser: Option<String>,
+    /// The lesson they are on.
+    pub lesson: Option<String>,
+    /// Their latest report per lesson (only the catalogue's lessons).
+    pub reports: BTreeMap<String, LessonReport>,
+}
+
+impl Presence {
+    /// Keeps `report` if it is bounded and names a lesson of the catalogue.
+    pub fn report(&mut self, report: LessonReport) -> Result<(), String> {
+        if !report.is_bounded() {
+            return Err("the report is too large".into());
+        }
+        if !LESSONS.iter().any(|l| l.id == report.lesson) {
+            return Err(format!("there is no lesson `{}`", report.lesson));
+        }
+        self.lesson = Some(report.lesson.clone());
+        self.reports.insert(report.lesson.clone(), report);
+        Ok(())
+    }
+
+    /// As the instructor's view shows it.
+    pub fn view(&self, session: &SessionId, online: bool) -> Participant {
+        Participant {
+            session: session.clone(),
+            browser: self.browser.clone().unwrap_or_else(|| "unknown".into()),
+            online,
+            lesson: self.lesson.clone(),
+            reports: self.reports.values().cloned().collect(),
+        }
+    }
+}
+
+/// "Chrome 156", "Firefox 133", "Safari 17", "Edge 131", from a user agent.
+pub fn browser_of(user_agent: &str) -> String {
+    let version = |token: &str| {
+        user_agent
+            .split(token)
+            .nth(1)
+            .map(|rest| {
+                rest.chars()
+                    .take_while(|c| c.is_ascii_digit())
+                    .collect::<String>()
+            })
+            .filter(|v| !v.is_empty())
+    };
+    let headless = if user_agent.contains("HeadlessChrome/") {
+        " (headless)"
+    } else {
+        ""
+    };
+    if let Some(v) = version("Edg/") {
+        format!("Edge {v}")
+    } else if let Some(v) = version("Firefox/") {
+        format!("Firefox {v}")
+    } else if let Some(v) = version("Chrome/").or_else(|| version("HeadlessChrome/")) {
+        format!("Chrome {v}{headless}")
+    } else if user_agent.contains("Safari/")
+        && let Some(v) = version("Version/")
+    {
+        format!("Safari {v}")
+    } else {
+        let short: String = user_agent.chars().take(40).collect();
+        if short.is_empty() {
+            "unknown".into()
+        } else {
+            short
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn browsers_are_named_with_their_major_version() {
+        let chrome = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0.7000.1 Safari/537.36";
+        assert_eq!(browser_of(chrome), "Chrome 156");
+        let headless = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/156.0.1 Safari/537.36";
+        assert_eq!(browser_of(headless), "Chrome 156 (headless)");
+        assert_eq!(
+            browser_of("Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0"),
+            "Firefox 133"
+        );
+        assert_eq!(
+            browser_of("Mozilla/5.0 (Macintosh) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Safari/605.1.15"),
+            "Safari 17"
+        );
+        assert_eq!(browser_of(""), "unknown");
+    }
+
+    #[test]
+    fn reports_are_bounded_and_name_real_lessons() {
+        let mut p = Presence::default();
+        let report = |lesson: &str| LessonReport {
+            lesson: lesson.into(),
+            stage: "answered".into(),
+            prediction: Some("6".into()),
+            answer: Some("6".into()),
+            figures: vec![("at-once".into(), "6".into())],
+        };
+        assert!(p.report(report("six-lanes")).is_ok());
+        assert!(p.report(report("no-such-lesson")).is_err());
+        let mut big = report("six-lanes");
+        big.figures = (0..100).map(|i| (i.to_string(), "x".into())).collect();
+        assert!(p.report(big).is_err());
+        assert_eq!(p.lesson.as_deref(), Some("six-lanes"));
+        assert_eq!(p.reports.len(), 1);
+    }
+}

@@ -1,0 +1,576 @@
+//! Every cap and guard of a shared lab, hit on purpose over real sockets,
+//! with the refusal (status and JSON body) or the close reason checked:
+//! connections and requests in flight per client address, requests in flight
+//! per scope, the SSE length cap, the stored target length, the header-read
+//! and body-read guards, the write-stall guard, and a session whose page is
+//! gone.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{
+    Client, KEY, Viewer, eventually, get_once, issue_session, release, start_server,
+    start_server_with, wait_for_hangs, within,
+};
+use keepalive_lab_server::Config;
+use keepalive_lab_server::sessions::Owner;
+use protocol::{CloseReason, MAX_TARGET_LEN, RequestOutcome, ServerEvent};
+
+/// A short guard, so tests do not wait the default 10 s.
+const SHORT: Duration = Duration::from_millis(300);
+
+#[tokio::test]
+async fn a_connection_over_the_per_address_cap_gets_a_json_503_and_is_not_tracked() {
+    // The viewer is one of this address's connections too.
+    let (addr, lab) = start_server_with(Config {
+        max_connections_per_peer: 4,
+        ..common::config()
+    })
+    .await;
+    let mut viewer = Viewer::connect(addr).await;
+    let mut open = Vec::new();
+    for _ in 0..3 {
+        let mut client = Client::connect(addr).await;
+        assert_eq!(client.get("/api/fast").await.status, 200);
+        open.push(client);
+    }
+    assert_eq!(lab.tracker().open_count(), 4);
+
+    // The fifth: answered at once, before it sends anything, then closed.
+    let mut over = Client::connect(addr).await;
+    let refusal = over.read_response().await;
+    assert_eq!(refusal.status, 503, "{refusal:?}");
+    let body = refusal.error_body();
+    assert!(
+        body.error.contains("connections open, the cap per address"),
+        "{body:?}"
+    );
+    assert_eq!(refusal.header("connection"), Some("close"));
+    assert_eq!(
+        refusal.header(protocol::headers::CONN_ID),
+        None,
+        "not tracked"
+    );
+    assert!(over.read_to_close().await.is_empty());
+    assert_eq!(lab.tracker().open_count(), 4, "never tracked");
+
+    // One closes: there is room again, and the refused one never showed up.
+    drop(open.pop());
+    eventually("a place to free up", || lab.tracker().open_count() == 3).await;
+    let mut again = Client::connect(addr).await;
+    let answer = again.get("/api/fast?id=after").await;
+    assert_eq!(answer.status, 200);
+    viewer.timeline(answer.request_id()).await;
+    let refused_peer = over.local_addr().to_string();
+    assert!(
+        !viewer.seen.iter().any(
+            |e| matches!(e, ServerEvent::ConnectionOpened { peer, .. } if *peer == refused_peer)
+        ),
+        "the refused connection was never opened in the record: {:#?}",
+        viewer.seen
+    );
+}
+
+#[tokio::test]
+async fn requests_over_the_per_address_in_flight_cap_get_429_whatever_their_session() {
+    let (addr, lab) = start_server_with(Config {
+        max_in_flight_per_peer: 2,
+        ..common::config()
+    })
+    .await;
+    let s = issue_session(addr).await;
+    // Connected first: its upgrade is a request too (it ends at the 101).
+    let mut viewer = Viewer::connect(addr).await;
+    let mut held = Vec::new();
+    for target in [
+        "/api/hang?id=h1".to_owned(),
+        format!("/api/hang?session={s}&id=h2"),
+    ] {
+        let mut client = Client::connect(addr).await;
+        client.send_request("GET", &target, b"").await;
+        held.push(client);
+    }
+    wait_for_hangs(&lab, 2).await;
+    for target in [
+        "/api/fast".to_owned(),
+        format!("/api/fast?session={s}"),
+        "/api/connections".to_owned(),
+        format!("/api/connections?key={KEY}"),
+    ] {
+        let refused = get_once(addr, &target).await;
+        assert_eq!(refused.status, 429, "{target}: {}", refused.text());
+        let body = refused.error_body();
+        assert!(body.error.contains("the cap per address"), "{body:?}");
+    }
+    // Released over the viewer: an HTTP release would be a third request.
+    viewer.send_text(r#"{"type":"release"}"#).await;
+    assert_eq!(
+        viewer.next_reply().await,
+        ServerEvent::Released { count: 2 }
+    );
+    for client in &mut held {
+        assert_eq!(client.read_response().await.status, 200);
+    }
+    eventually("the address's requests to end", || {
+        lab.peers().active() <= 1
+    })
+    .await;
+    assert_eq!(get_once(addr, "/api/fast").await.status, 200);
+}
+
+#[tokio::test]
+async fn the_anonymous_scope_has_its_own_in_flight_cap_like_a_session() {
+    let (addr, lab) = start_server_with(Config {
+        max_in_flight_per_session: 2,
+        ..common::config()
+    })
+    .await;
+    let s = issue_session(addr).await;
+    // Connected first: its upgrade counts against the anonymous scope (the
+    // key without a session) until the 101.
+    let mut viewer = Viewer::connect(addr).await;
+    let mut held = Vec::new();
+    for tag in ["x1", "x2"] {
+        let mut client = Client::connect(addr).await;
+        client
+            .send_request("GET", &format!("/api/hang?id={tag}"), b"")
+            .await;
+        held.push(client);
+    }
+    wait_for_hangs(&lab, 2).await;
+    assert_eq!(lab.sessions().in_flight(&Owner::Anonymous), 2);
+    let refused = get_once(addr, "/api/fast?id=x3").await;
+    assert_eq!(refused.status, 503, "{}", refused.text());
+    let body = refused.error_body();
+    assert!(
+        body.error
+            .contains("the anonymous scope already has 2 requests in flight"),
+        "{body:?}"
+    );
+    // A session is not affected, and the page's files and POST /api/sessions
+    // do not count.
+    assert_eq!(
+        get_once(addr, &format!("/api/fast?session={s}"))
+            .await
+            .status,
+        200
+    );
+    issue_session(addr).await;
+    assert_eq!(get_once(addr, "/no-such-file.js").await.status, 404);
+    // A viewer cannot connect now (its upgrade is the scope's third request).
+    let refused = get_once(addr, &format!("/api/events?key={KEY}")).await;
+    assert_eq!(refused.status, 503, "{}", refused.text());
+    // The instructor's open viewer releases them.
+    viewer.send_text(r#"{"type":"release"}"#).await;
+    assert_eq!(
+        viewer.next_reply().await,
+        ServerEvent::Released { count: 2 }
+    );
+    for client in &mut held {
+        assert_eq!(client.read_response().await.status, 200);
+    }
+    eventually("the anonymous scope's requests to end", || {
+        lab.sessions().in_flight(&Owner::Anonymous) == 0
+    })
+    .await;
+    assert_eq!(get_once(addr, "/api/fast?id=x4").await.status, 200);
+}
+
+#[tokio::test]
+async fn sessions_are_capped_per_address_with_429_and_in_all_with_503() {
+    // Sessions whose page is gone (no viewer, nothing in flight) are
+    // forgotten to make room, so the sessions here keep a viewer open.
+    let (addr, lab) = start_server_with(Config {
+        max_sessions_per_peer: 2,
+        ..common::config()
+    })
+    .await;
+    let mut pages = Vec::new();
+    for _ in 0..2 {
+        let id = issue_session(addr).await;
+        pages.push(Viewer::connect_session(addr, &id).await);
+    }
+    let refused = common::request_once(addr, "POST", "/api/sessions", b"").await;
+    assert_eq!(refused.status, 429, "{}", refused.text());
+    assert!(
+        refused
+            .error_body()
+            .error
+            .contains("sessions, the cap per address"),
+        "{}",
+        refused.text()
+    );
+    assert_eq!(lab.sessions().count(), 2);
+    // A page goes away: its session makes room for a new one.
+    pages.pop().expect("a page").close().await;
+    let granted = within("a session once a page has gone", async {
+        loop {
+            let response = common::request_once(addr, "POST", "/api/sessions", b"").await;
+            if response.status == 200 {
+                break response;
+            }
+            assert_eq!(response.status, 429, "{}", response.text());
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    assert!(
+        granted.json()["session"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("s-"))
+    );
+    assert_eq!(
+        lab.sessions().count(),
+        2,
+        "the gone page's session was forgotten"
+    );
+
+    let (addr, lab) = start_server_with(Config {
+        max_sessions: 2,
+        ..common::config()
+    })
+    .await;
+    let mut pages = Vec::new();
+    for _ in 0..2 {
+        let id = issue_session(addr).await;
+        pages.push(Viewer::connect_session(addr, &id).await);
+    }
+    let refused = common::request_once(addr, "POST", "/api/sessions", b"").await;
+    assert_eq!(refused.status, 503, "{}", refused.text());
+    assert!(
+        refused.error_body().error.contains("sessions, its cap"),
+        "{}",
+        refused.text()
+    );
+    assert_eq!(lab.sessions().count(), 2);
+}
+
+#[tokio::test]
+async fn an_sse_stream_longer_than_120_s_is_refused() {
+    let (addr, _lab) = start_server().await;
+    for (query, status) in [
+        ("interval_ms=1000&count=122", 400),
+        ("interval_ms=60000&count=4", 400),
+        ("interval_ms=100&count=1202", 400),
+        ("interval_ms=1000&count=121", 200),
+        ("interval_ms=60000&count=3", 200),
+    ] {
+        let mut client = Client::connect(addr).await;
+        client
+            .send_request("GET", &format!("/api/sse?{query}"), b"")
+            .await;
+        if status == 400 {
+            let response = client.read_response().await;
+            assert_eq!(response.status, 400, "{query}: {}", response.text());
+            let body = response.error_body();
+            assert!(
+                body.error.contains("would last longer than 120000 ms"),
+                "{query}: {body:?}"
+            );
+            assert!(body.hint.contains("120 s"), "{body:?}");
+        } else {
+            // Just the head: the stream itself is not waited for.
+            let (bytes, _) = within("the SSE head", async {
+                let mut buf = vec![0_u8; 1024];
+                let n = tokio::io::AsyncReadExt::read(&mut client.stream, &mut buf)
+                    .await
+                    .expect("read");
+                buf.truncate(n);
+                (buf, ())
+            })
+            .await;
+            let head = String::from_utf8_lossy(&bytes);
+            assert!(head.starts_with("HTTP/1.1 200"), "{query}: {head}");
+            assert!(head.contains("text/event-stream"), "{head}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_request_target_longer_than_512_bytes_is_recorded_cut() {
+    let (addr, _lab) = start_server().await;
+    let mut viewer = Viewer::connect(addr).await;
+    // A valid request with a long target: leading zeros are still 1 ms.
+    let long_ok = format!("/api/slow?ms={}1&id=long", "0".repeat(700));
+    // And a 404 with a long path.
+    let long_404 = format!("/api/{}", "p".repeat(2000));
+    for (target, status) in [(&long_ok, 200), (&long_404, 404)] {
+        assert!(target.len() > MAX_TARGET_LEN);
+        let response = get_once(addr, target).await;
+        assert_eq!(response.status, status, "{}", response.text());
+        let recorded = viewer
+            .next_matching("its request_started", |e| {
+                matches!(e, ServerEvent::RequestStarted { request, .. } if *request == response.request_id())
+            })
+            .await;
+        let ServerEvent::RequestStarted { target: stored, .. } = recorded else {
+            unreachable!()
+        };
+        assert_eq!(stored.len(), MAX_TARGET_LEN, "{stored}");
+        assert!(stored.ends_with('…'), "{stored}");
+        let kept = &stored[..stored.len() - '…'.len_utf8()];
+        assert!(
+            target.starts_with(kept),
+            "a prefix of what was sent: {stored}"
+        );
+    }
+    // The same in a snapshot.
+    let mut client = Client::connect(addr).await;
+    assert_eq!(client.get(&long_ok).await.status, 200);
+    let snapshot = common::connections(addr).await;
+    let stored: Vec<&String> = snapshot
+        .iter()
+        .flat_map(|c| c.requests.iter().map(|r| &r.target))
+        .filter(|t| t.starts_with("/api/slow?ms=000"))
+        .collect();
+    assert!(!stored.is_empty());
+    for target in stored {
+        assert_eq!(target.len(), MAX_TARGET_LEN);
+        assert!(target.ends_with('…'));
+    }
+}
+
+#[tokio::test]
+async fn a_header_trickle_is_closed_by_the_header_read_guard_not_reset_by_each_byte() {
+    let (addr, _lab) = start_server_with(Config {
+        header_read_timeout: SHORT,
+        ..common::config()
+    })
+    .await;
+    let mut viewer = Viewer::connect(addr).await;
+    let mut client = Client::connect(addr).await;
+    let conn = viewer.opened_from(client.local_addr()).await;
+    client.send_raw(b"GET /api/fast HTTP/1.1\r\nX-Slow: ").await;
+    // A byte every 50 ms: always something new, never a whole head.
+    within("the guard to close the trickle", async {
+        loop {
+            if client.try_send_raw(b"a").await.is_err() || client.has_pending_bytes() {
+                break;
+            }
+            let closed = viewer
+                .seen
+                .iter()
+                .any(|e| matches!(e, ServerEvent::ConnectionClosed { conn: c, .. } if *c == conn));
+            if closed {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            // Take in whatever events arrived meanwhile (without waiting).
+            while let Ok(Some(_)) =
+                tokio::time::timeout(Duration::from_millis(1), viewer.next_event()).await
+            {
+            }
+        }
+    })
+    .await;
+    let closed = viewer.closed(conn).await;
+    assert_eq!(closed.reason, CloseReason::HeaderReadTimeout, "{closed:?}");
+    assert_eq!(closed.requests, 0);
+    assert!(closed.bytes_in > 30, "{closed:?}");
+    assert!(client.read_to_close().await.is_empty(), "no answer");
+}
+
+#[tokio::test]
+async fn a_slow_body_for_put_config_is_closed_with_body_read_timeout() {
+    let (addr, lab) = start_server_with(Config {
+        header_read_timeout: SHORT,
+        ..common::config()
+    })
+    .await;
+    let mut viewer = Viewer::connect(addr).await;
+    let mut client = Client::connect(addr).await;
+    // The head announces 40 bytes; 12 come, then nothing: the handler waits.
+    client
+        .send_raw(b"PUT /api/config HTTP/1.1\r\nContent-Length: 40\r\n\r\n{\"keep_alive\"")
+        .await;
+    let (bytes, _) = client.read_until_closed().await;
+    assert!(bytes.is_empty(), "{:?}", String::from_utf8_lossy(&bytes));
+    let (conn, request) = viewer.request_started("/api/config").await;
+    let closed = viewer.closed(conn).await;
+    assert_eq!(closed.reason, CloseReason::BodyReadTimeout, "{closed:?}");
+    let timeline = viewer.timeline(request).await;
+    assert_eq!(timeline.outcome, RequestOutcome::Aborted);
+    assert_eq!(timeline.response, None);
+    assert_eq!(
+        lab.policy(&Owner::Anonymous),
+        protocol::ServerPolicy::default()
+    );
+
+    // A body that trickles (a byte every 50 ms, never all of it) is no
+    // better: the guard counts from when the handler started waiting, not
+    // from the last byte.
+    let mut trickle = Client::connect(addr).await;
+    trickle
+        .send_raw(b"PUT /api/config?id=trickle HTTP/1.1\r\nContent-Length: 60000\r\n\r\n{")
+        .await;
+    let (conn, request) = viewer.request_started("/api/config?id=trickle").await;
+    within("the guard to close the trickling body", async {
+        while lab.tracker().connection(conn).is_some() {
+            if trickle.try_send_raw(b" ").await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    let closed = viewer.closed(conn).await;
+    assert_eq!(closed.reason, CloseReason::BodyReadTimeout, "{closed:?}");
+    assert_eq!(
+        viewer.timeline(request).await.outcome,
+        RequestOutcome::Aborted
+    );
+    assert_eq!(
+        lab.policy(&Owner::Anonymous),
+        protocol::ServerPolicy::default()
+    );
+    assert_eq!(get_once(addr, "/api/fast").await.status, 200);
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_a_large_drip_is_closed_with_write_stalled() {
+    let (addr, _lab) = start_server_with(Config {
+        write_stall_timeout: SHORT,
+        ..common::config()
+    })
+    .await;
+    let mut viewer = Viewer::connect(addr).await;
+    // A small receive buffer, and more than the server's largest send buffer
+    // (tcp_wmem max 4 MiB on Linux) pipelined: the server's writes must block.
+    let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+    socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+    let stream = within("connect", socket.connect(addr))
+        .await
+        .expect("connect");
+    let local = stream.local_addr().expect("local address");
+    let mut requests = Vec::new();
+    for i in 0..6 {
+        requests.extend(common::request_bytes(
+            "GET",
+            &format!("/api/drip?bytes=1048576&chunks=1&interval_ms=0&id=big-{i}"),
+            b"",
+        ));
+    }
+    let mut stream = stream;
+    within(
+        "write the requests",
+        tokio::io::AsyncWriteExt::write_all(&mut stream, &requests),
+    )
+    .await
+    .expect("write");
+    // Never read.
+    let conn = viewer.opened_from(local).await;
+    let closed = viewer.closed(conn).await;
+    assert_eq!(closed.reason, CloseReason::WriteStalled, "{closed:?}");
+    assert!(closed.bytes_out > 0, "{closed:?}");
+    drop(stream);
+    assert_eq!(get_once(addr, "/api/fast").await.status, 200);
+}
+
+#[tokio::test]
+async fn a_sessions_idle_connections_close_with_session_ended_when_its_page_leaves() {
+    let (addr, lab) = start_server().await;
+    let a = issue_session(addr).await;
+    let b = issue_session(addr).await;
+    let mut watcher = Viewer::connect(addr).await;
+    let page_a = Viewer::connect_session(addr, &a).await;
+    let _page_b = Viewer::connect_session(addr, &b).await;
+    // A's idle connection, A's connection with a hang in flight, B's idle
+    // connection and an anonymous one.
+    let mut idle_a = Client::connect(addr).await;
+    let idle_a_conn = idle_a
+        .get(&format!("/api/fast?session={a}&id=idle"))
+        .await
+        .conn_id();
+    let mut busy_a = Client::connect(addr).await;
+    busy_a
+        .send_request("GET", &format!("/api/hang?session={a}&id=busy"), b"")
+        .await;
+    wait_for_hangs(&lab, 1).await;
+    let mut idle_b = Client::connect(addr).await;
+    let idle_b_conn = idle_b
+        .get(&format!("/api/fast?session={b}"))
+        .await
+        .conn_id();
+    let mut anonymous = Client::connect(addr).await;
+    let anonymous_conn = anonymous.get("/api/fast").await.conn_id();
+
+    // A's page goes away while a request of A's is still in flight: nothing
+    // closes yet (the page may be reloading, the hang is still A's).
+    page_a.close().await;
+    let mut probe = Client::connect(addr).await;
+    let probe_answer = probe.get("/api/fast?id=probe").await;
+    watcher.timeline(probe_answer.request_id()).await;
+    assert!(lab.tracker().connection(idle_a_conn).is_some());
+
+    // The hang ends: A has nothing in flight and no viewer, so its idle
+    // connections close at once, long before the 5 s idle timeout.
+    let released_at = tokio::time::Instant::now();
+    assert_eq!(release(addr, &format!("?session={a}"), "").await, 1);
+    assert_eq!(busy_a.read_response().await.status, 200);
+    for conn in [idle_a_conn, busy_a_conn(&watcher, &a)] {
+        let closed = watcher.closed(conn).await;
+        assert_eq!(
+            closed.reason,
+            CloseReason::SessionEnded,
+            "{conn}: {closed:?}"
+        );
+    }
+    assert!(
+        released_at.elapsed() < Duration::from_millis(4_500),
+        "closed for the session, not by the idle timeout: {:?}",
+        released_at.elapsed()
+    );
+    assert!(idle_a.read_to_close().await.is_empty());
+    // B's (B's page is still open) and the anonymous scope's stay open.
+    for (client, conn) in [(&mut idle_b, idle_b_conn), (&mut anonymous, anonymous_conn)] {
+        assert!(lab.tracker().connection(conn).is_some(), "{conn}");
+        assert!(!client.has_pending_bytes());
+    }
+    assert_eq!(
+        idle_b
+            .get(&format!("/api/fast?session={b}"))
+            .await
+            .conn_id(),
+        idle_b_conn
+    );
+}
+
+/// The connection that carried A's `busy` hang, from the watcher's record.
+fn busy_a_conn(watcher: &Viewer, a: &str) -> protocol::ConnId {
+    let target = format!("/api/hang?session={a}&id=busy");
+    watcher
+        .seen
+        .iter()
+        .find_map(|e| match e {
+            ServerEvent::RequestStarted {
+                conn, target: t, ..
+            } if *t == target => Some(*conn),
+            _ => None,
+        })
+        .expect("the hang was recorded")
+}
+
+#[tokio::test]
+async fn a_page_that_reconnects_keeps_its_session_and_its_connections() {
+    let (addr, lab) = start_server().await;
+    let a = issue_session(addr).await;
+    let first = Viewer::connect_session(addr, &a).await;
+    first.close().await;
+    // Its events socket comes back (a reload, a network blip): the session
+    // is known again and its new idle connections are not ended.
+    let mut again = Viewer::connect_session(addr, &a).await;
+    let mut client = Client::connect(addr).await;
+    let response = client.get(&format!("/api/fast?session={a}")).await;
+    assert_eq!(response.status, 200, "{}", response.text());
+    again.timeline(response.request_id()).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(lab.tracker().connection(response.conn_id()).is_some());
+    assert_eq!(
+        client
+            .get(&format!("/api/fast?session={a}"))
+            .await
+            .conn_id(),
+        response.conn_id()
+    );
+}

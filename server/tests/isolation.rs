@@ -1,0 +1,687 @@
+//! A room shares one lab: participant B attacks participant A, one test per
+//! attack. B knows the lab's API and everything any B-scoped answer tells it,
+//! but not A's session id (a capability, 128 random bits). None of B's
+//! attempts may release, show, attribute or change anything of A's.
+
+mod common;
+
+use std::net::SocketAddr;
+
+use common::{
+    Client, KEY, Viewer, get_config_as, get_once, issue_session, put_config_as, release,
+    request_once, session, start_server, start_server_with, wait_for_hangs,
+};
+use keepalive_lab_server::sessions::Owner;
+use keepalive_lab_server::{Config, Lab};
+use protocol::{ConnectionSnapshot, RequestId, ServerEvent, ServerPolicy};
+
+/// A lab with two participants, A holding one hanging request.
+struct Room {
+    addr: SocketAddr,
+    lab: Lab,
+    /// A's session id (B does not know it).
+    a: String,
+    /// B's session id.
+    b: String,
+    /// A's held `/api/hang?session=A&id=a-secret`.
+    a_hang: Client,
+    /// Its server request id (sequential ids are guessable: B is assumed to
+    /// know it).
+    a_request: RequestId,
+}
+
+impl Room {
+    async fn new() -> Room {
+        let (addr, lab) = start_server().await;
+        let a = issue_session(addr).await;
+        let b = issue_session(addr).await;
+        let mut watcher = Viewer::connect(addr).await;
+        let mut a_hang = Client::connect(addr).await;
+        let target = format!("/api/hang?session={a}&id=a-secret");
+        a_hang.send_request("GET", &target, b"").await;
+        let (_, a_request) = watcher.request_started(&target).await;
+        wait_for_hangs(&lab, 1).await;
+        Room {
+            addr,
+            lab,
+            a,
+            b,
+            a_hang,
+            a_request,
+        }
+    }
+
+    /// A's hang is still held and unanswered.
+    fn assert_a_still_held(&self, after: &str) {
+        assert_eq!(self.lab.hangs().len(), 1, "after {after}");
+        assert!(
+            !self.a_hang.has_pending_bytes(),
+            "A's hang answered after {after}"
+        );
+    }
+
+    /// A releases its own hang (it can), which ends the test cleanly.
+    async fn a_releases(mut self) {
+        assert_eq!(
+            release(self.addr, &format!("?session={}", self.a), "").await,
+            1
+        );
+        let answer = self.a_hang.read_response().await;
+        assert_eq!(answer.status, 200);
+        assert_eq!(answer.json()["id"], "a-secret");
+    }
+
+    /// The release bodies B may try: everything, A's tag, A's request id.
+    fn bodies(&self) -> Vec<String> {
+        vec![
+            String::new(),
+            "{}".into(),
+            r#"{"id":"a-secret"}"#.into(),
+            format!(r#"{{"request":{}}}"#, self.a_request.0),
+        ]
+    }
+}
+
+#[tokio::test]
+async fn b_cannot_release_a_hangs_over_http_with_its_own_session() {
+    let room = Room::new().await;
+    for body in room.bodies() {
+        let released = release(room.addr, &format!("?session={}", room.b), &body).await;
+        assert_eq!(released, 0, "B's release {body:?} reached A");
+        room.assert_a_still_held(&body);
+    }
+    room.a_releases().await;
+}
+
+#[tokio::test]
+async fn b_cannot_release_a_hangs_without_a_session() {
+    let room = Room::new().await;
+    for body in room.bodies() {
+        assert_eq!(release(room.addr, "", &body).await, 0, "{body:?}");
+        room.assert_a_still_held(&body);
+    }
+    // Nor with the key's name but the wrong value.
+    let response = request_once(room.addr, "POST", "/api/release?key=guess-1234", b"").await;
+    assert_eq!(response.status, 403, "{}", response.text());
+    response.error_body();
+    room.assert_a_still_held("a wrong key");
+    room.a_releases().await;
+}
+
+#[tokio::test]
+async fn b_cannot_release_a_hangs_over_its_websocket() {
+    let room = Room::new().await;
+    let mut b_viewer = Viewer::connect_session(room.addr, &room.b).await;
+    let mut anonymous = Viewer::connect_anonymous(room.addr).await;
+    let messages = [
+        r#"{"type":"release"}"#.to_owned(),
+        r#"{"type":"release","id":"a-secret"}"#.to_owned(),
+        format!(r#"{{"type":"release","request":{}}}"#, room.a_request.0),
+    ];
+    for viewer in [&mut b_viewer, &mut anonymous] {
+        for message in &messages {
+            viewer.send_text(message).await;
+            assert_eq!(
+                viewer.next_reply().await,
+                ServerEvent::Released { count: 0 },
+                "{message}"
+            );
+            room.assert_a_still_held(message);
+        }
+    }
+    room.a_releases().await;
+}
+
+/// Whether `connections` show anything of A's: its connection, its session
+/// or its request.
+fn shows_a(connections: &[ConnectionSnapshot], room: &Room) -> bool {
+    connections.iter().any(|c| {
+        c.session.as_ref() == Some(&session(&room.a))
+            || c.requests.iter().any(|r| {
+                r.request == room.a_request
+                    || r.target.contains("a-secret")
+                    || r.target.contains(&room.a)
+            })
+    })
+}
+
+#[tokio::test]
+async fn b_cannot_see_a_connections() {
+    let room = Room::new().await;
+    // The instructor can: this is what B must not see.
+    assert!(shows_a(&common::connections(room.addr).await, &room));
+
+    // /api/connections with B's session, and with none.
+    for query in [format!("?session={}", room.b), String::new()] {
+        let response = get_once(room.addr, &format!("/api/connections{query}")).await;
+        assert_eq!(response.status, 200, "{}", response.text());
+        let text = response.text();
+        assert!(
+            !text.contains(&room.a),
+            "A's session id leaked to {query:?}: {text}"
+        );
+        assert!(
+            !text.contains("a-secret"),
+            "A's tag leaked to {query:?}: {text}"
+        );
+        match serde_json::from_slice(&response.body).expect("a snapshot") {
+            ServerEvent::Snapshot { connections, .. } => {
+                assert!(!shows_a(&connections, &room), "{query:?}: {connections:#?}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    // B's viewer and an anonymous viewer: not in their snapshots, and not in
+    // their events while A keeps working.
+    let mut b_viewer = Viewer::connect_session(room.addr, &room.b).await;
+    let mut anonymous = Viewer::connect_anonymous(room.addr).await;
+    for viewer in [&b_viewer, &anonymous] {
+        assert!(!shows_a(&viewer.snapshot, &room), "{:#?}", viewer.snapshot);
+    }
+    let mut a_client = Client::connect(room.addr).await;
+    let a_more = a_client
+        .get(&format!("/api/fast?session={}&id=a-secret-2", room.a))
+        .await;
+    assert_eq!(a_more.status, 200);
+    b_viewer
+        .barrier(room.addr, &format!("session={}&", room.b))
+        .await;
+    anonymous.barrier(room.addr, "").await;
+    for viewer in [&b_viewer, &anonymous] {
+        for event in &viewer.seen {
+            let json = serde_json::to_string(event).expect("serialises");
+            assert!(!json.contains(&room.a), "A's session id leaked: {json}");
+            assert!(!json.contains("a-secret"), "A's request leaked: {json}");
+            if let ServerEvent::RequestStarted { request, .. } = event {
+                assert_ne!(*request, a_more.request_id());
+            }
+        }
+        // A's new connection opened unclaimed from the viewer's own host (it
+        // might have been their own spare socket) and was then taken away.
+        let story: Vec<String> = viewer
+            .events_for(a_more.conn_id())
+            .iter()
+            .map(common::kind)
+            .collect();
+        assert_eq!(story, ["connection_opened", "connection_hidden"]);
+    }
+    room.a_releases().await;
+}
+
+/// B's guesses at A's session id: well-formed, never issued.
+fn guesses(a: &str) -> Vec<String> {
+    vec![
+        "s-00000000000000000000000000000000".to_owned(),
+        format!("s-{}", "f".repeat(32)),
+        // A's id with its last digit changed.
+        {
+            let mut near = a.to_owned();
+            let last = near.pop().expect("a non-empty id");
+            near.push(if last == '0' { '1' } else { '0' });
+            near
+        },
+        "a".to_owned(),
+    ]
+}
+
+#[tokio::test]
+async fn b_cannot_inject_rows_into_a_timeline_without_a_session_id() {
+    let room = Room::new().await;
+    let mut a_viewer = Viewer::connect_session(room.addr, &room.a).await;
+    let mut instructor = Viewer::connect(room.addr).await;
+
+    // B guesses well-formed ids: every one is refused, before routing.
+    let mut forged_conns = Vec::new();
+    let mut b_clients = Vec::new();
+    for guess in guesses(&room.a) {
+        let mut b_client = Client::connect(room.addr).await;
+        let forged = b_client
+            .get(&format!("/api/fast?id=x&session={guess}"))
+            .await;
+        assert_eq!(forged.status, 403, "{guess}: {}", forged.text());
+        let body = forged.error_body();
+        assert!(body.error.contains("not issued"), "{body:?}");
+        // The refusal is on the record (for the instructor), attributed to
+        // nobody: the connection is not claimed by the guessed id...
+        let timeline = instructor.timeline(forged.request_id()).await;
+        assert_eq!(timeline.response.map(|(_, s)| s), Some(403));
+        // ...so the next request on it is the anonymous scope's, not A's.
+        let next = b_client.get("/api/fast?id=after-the-guess").await;
+        assert_eq!(next.status, 200);
+        assert_eq!(next.conn_id(), forged.conn_id());
+        forged_conns.push(forged.conn_id());
+        b_clients.push(b_client);
+    }
+    let snapshot = common::connections(room.addr).await;
+    for conn in &forged_conns {
+        let record = snapshot
+            .iter()
+            .find(|c| c.conn == *conn)
+            .expect("still open");
+        assert_eq!(record.session, None, "{record:#?}");
+    }
+    assert!(
+        !instructor
+            .seen
+            .iter()
+            .any(|e| matches!(e, ServerEvent::ConnectionAttributed { conn, .. } if forged_conns.contains(conn))),
+        "a guessed id claimed a connection: {:#?}",
+        instructor.seen
+    );
+    // Nothing became A's: A's scope holds no request of B's, and a viewer
+    // of A's arriving now is shown none of B's connections as A's. (B's
+    // unclaimed connections are shown to A's viewer only because both are on
+    // this one machine: see the next test for B on another address.)
+    assert_eq!(
+        room.lab
+            .sessions()
+            .in_flight(&Owner::Session(session(&room.a))),
+        1
+    );
+    let late_a = Viewer::connect_session(room.addr, &room.a).await;
+    for c in late_a
+        .snapshot
+        .iter()
+        .filter(|c| forged_conns.contains(&c.conn))
+    {
+        assert_eq!(c.session, None, "{c:#?}");
+    }
+    a_viewer
+        .barrier(room.addr, &format!("session={}&", room.a))
+        .await;
+    assert!(
+        !a_viewer
+            .seen
+            .iter()
+            .any(|e| matches!(e, ServerEvent::ConnectionAttributed { conn, .. } if forged_conns.contains(conn))),
+        "{:#?}",
+        a_viewer.seen
+    );
+
+    // Only with A's real id (which a participant cannot learn from the lab)
+    // does a row land in A's timeline: the id is the capability.
+    let leaked = get_once(room.addr, &format!("/api/fast?id=x&session={}", room.a)).await;
+    assert_eq!(leaked.status, 200);
+    a_viewer.timeline(leaked.request_id()).await;
+    room.a_releases().await;
+}
+
+#[tokio::test]
+async fn b_on_another_machine_cannot_inject_a_single_row_into_a_view() {
+    let Some(lan) = common::lan_ip() else {
+        println!("note: no non-loopback IPv4 address here; B cannot come from another host");
+        return;
+    };
+    let (port, lab) = common::start_server_on_all_interfaces(common::config()).await;
+    let a_addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let b_addr = SocketAddr::new(lan, port);
+    let a = issue_session(a_addr).await;
+    let mut a_viewer = Viewer::connect_session(a_addr, &a).await;
+    let mut instructor = Viewer::connect(a_addr).await;
+    let mut b_conns = Vec::new();
+    let mut b_clients = Vec::new();
+    for guess in guesses(&a) {
+        let mut b_client = Client::connect(b_addr).await;
+        let forged = b_client
+            .get(&format!("/api/fast?id=x&session={guess}"))
+            .await;
+        assert_eq!(forged.status, 403, "{guess}: {}", forged.text());
+        forged.error_body();
+        let next = b_client.get("/api/fast?id=y").await;
+        assert_eq!(next.status, 200);
+        instructor.timeline(next.request_id()).await;
+        b_conns.push(forged.conn_id());
+        b_clients.push(b_client);
+    }
+    a_viewer.barrier(a_addr, &format!("session={a}&")).await;
+    for conn in &b_conns {
+        assert_eq!(
+            a_viewer.events_for(*conn),
+            [],
+            "B's connection from {lan} reached A's view"
+        );
+    }
+    assert!(
+        Viewer::connect_session(a_addr, &a)
+            .await
+            .snapshot
+            .iter()
+            .all(|c| !b_conns.contains(&c.conn))
+    );
+    assert_eq!(lab.sessions().active(), 0);
+}
+
+#[tokio::test]
+async fn b_cannot_change_a_policy() {
+    let room = Room::new().await;
+    let mut a_viewer = Viewer::connect_session(room.addr, &room.a).await;
+    let owner_a = Owner::Session(session(&room.a));
+    let mut on_a = Client::connect(room.addr).await;
+    let before = on_a.get(&format!("/api/fast?session={}", room.a)).await;
+    assert_eq!(before.header("keep-alive"), Some("timeout=5, max=99"));
+
+    let patch = r#"{"keep_alive": false, "idle_timeout_ms": 100, "max_requests": 1}"#;
+    // With B's session, without one, with a forged one, with a wrong key.
+    for (query, status) in [
+        (format!("?session={}", room.b), 200),
+        (String::new(), 200),
+        (
+            "?session=s-00000000000000000000000000000000".to_owned(),
+            403,
+        ),
+        ("?key=guess-1234".to_owned(), 403),
+    ] {
+        let response = put_config_as(room.addr, &query, patch).await;
+        assert_eq!(response.status, status, "{query}: {}", response.text());
+        assert_eq!(
+            room.lab.policy(&owner_a),
+            ServerPolicy::default(),
+            "{query}"
+        );
+        assert_eq!(
+            get_config_as(room.addr, &format!("?session={}", room.a)).await,
+            ServerPolicy::default()
+        );
+    }
+    // Over B's WebSocket, and an anonymous one.
+    let mut b_viewer = Viewer::connect_session(room.addr, &room.b).await;
+    let mut anonymous = Viewer::connect_anonymous(room.addr).await;
+    for viewer in [&mut b_viewer, &mut anonymous] {
+        viewer
+            .send_text(r#"{"type":"set_config","config":{"keep_alive":false}}"#)
+            .await;
+        viewer
+            .next_matching("its own config_changed", |e| {
+                matches!(e, ServerEvent::ConfigChanged { .. })
+            })
+            .await;
+    }
+    assert_eq!(room.lab.policy(&owner_a), ServerPolicy::default());
+    assert_eq!(room.lab.sessions().defaults(), ServerPolicy::default());
+    // A's open connection still runs A's policy, and A heard of no change.
+    let after = on_a.get(&format!("/api/fast?session={}", room.a)).await;
+    assert_eq!(after.conn_id(), before.conn_id());
+    assert_eq!(after.header("keep-alive"), Some("timeout=5, max=98"));
+    a_viewer
+        .barrier(room.addr, &format!("session={}&", room.a))
+        .await;
+    assert_eq!(a_viewer.config_changes(), [], "{:#?}", a_viewer.seen);
+    room.a_releases().await;
+}
+
+#[tokio::test]
+async fn a_flood_of_set_config_from_b_is_rate_limited_and_a_hears_none_of_it() {
+    let room = Room::new().await;
+    let mut a_viewer = Viewer::connect_session(room.addr, &room.a).await;
+    let mut b_viewer = Viewer::connect_session(room.addr, &room.b).await;
+    const FLOOD: usize = 200;
+    let started = std::time::Instant::now();
+    for i in 0..FLOOD {
+        let ms = 1000 + i;
+        b_viewer
+            .send_text(&format!(
+                r#"{{"type":"set_config","config":{{"idle_timeout_ms":{ms}}}}}"#
+            ))
+            .await;
+    }
+    // Every message gets one answer: the change (announced to B's viewers)
+    // or an error saying it was refused.
+    let (mut applied, mut refused) = (0_usize, 0_usize);
+    while applied + refused < FLOOD {
+        match b_viewer
+            .next_matching("an answer to set_config", |e| {
+                matches!(e, ServerEvent::ConfigChanged { .. } | ServerEvent::Error(_))
+            })
+            .await
+        {
+            ServerEvent::ConfigChanged { session: s, .. } => {
+                assert_eq!(s, Some(session(&room.b)));
+                applied += 1;
+            }
+            ServerEvent::Error(body) => {
+                assert!(body.error.contains("too many set_config"), "{body:?}");
+                assert!(!body.hint.is_empty());
+                refused += 1;
+            }
+            _ => unreachable!(),
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    // A burst of 10, then 5 per second: generous for a slow machine.
+    let allowed = 10 + (elapsed * 5.0).ceil() as usize + 1;
+    assert!(applied >= 10, "the burst is allowed: {applied}");
+    assert!(
+        applied <= allowed,
+        "{applied} applied in {elapsed:.2} s, at most {allowed} allowed"
+    );
+    assert!(refused >= FLOOD - allowed, "{refused} refused");
+    // B's policy is the last applied one; A's is untouched and A heard nothing.
+    let b_policy = room.lab.policy(&Owner::Session(session(&room.b)));
+    assert!(b_policy.idle_timeout_ms >= 1000, "{b_policy:?}");
+    assert_eq!(
+        room.lab.policy(&Owner::Session(session(&room.a))),
+        ServerPolicy::default()
+    );
+    a_viewer
+        .barrier(room.addr, &format!("session={}&", room.a))
+        .await;
+    assert_eq!(a_viewer.config_changes(), [], "{:#?}", a_viewer.seen);
+    // B's viewer is still served.
+    b_viewer
+        .send_text(r#"{"type":"ping","client_time_ms":1}"#)
+        .await;
+    assert!(matches!(
+        b_viewer.next_reply().await,
+        ServerEvent::Pong { .. }
+    ));
+    room.a_releases().await;
+}
+
+#[tokio::test]
+async fn b_anonymous_hangs_do_not_count_against_a_hang_cap() {
+    let (addr, lab) = start_server_with(Config {
+        max_hangs_per_session: 2,
+        ..common::config()
+    })
+    .await;
+    let a = issue_session(addr).await;
+    let b = issue_session(addr).await;
+    // B fills the anonymous scope's share and its own session's.
+    let mut held = Vec::new();
+    for target in [
+        "/api/hang?id=b-anon-1".to_owned(),
+        "/api/hang?id=b-anon-2".to_owned(),
+        format!("/api/hang?session={b}&id=b-1"),
+        format!("/api/hang?session={b}&id=b-2"),
+    ] {
+        let mut client = Client::connect(addr).await;
+        client.send_request("GET", &target, b"").await;
+        held.push(client);
+    }
+    wait_for_hangs(&lab, 4).await;
+    for target in [
+        "/api/hang?id=b-anon-3".to_owned(),
+        format!("/api/hang?session={b}&id=b-3"),
+    ] {
+        let refused = get_once(addr, &target).await;
+        assert_eq!(refused.status, 429, "{target}: {}", refused.text());
+        assert!(refused.error_body().error.contains("per session"));
+    }
+    // A still has its whole share.
+    for tag in ["a-1", "a-2"] {
+        let mut client = Client::connect(addr).await;
+        client
+            .send_request("GET", &format!("/api/hang?session={a}&id={tag}"), b"")
+            .await;
+        held.push(client);
+    }
+    wait_for_hangs(&lab, 6).await;
+    assert_eq!(release(addr, &format!("?key={KEY}"), "").await, 6);
+    for client in &mut held {
+        assert_eq!(client.read_response().await.status, 200);
+    }
+}
+
+#[tokio::test]
+async fn instructor_only_endpoints_refuse_without_the_key_and_with_a_wrong_one() {
+    let (addr, lab) = start_server().await;
+    let b = issue_session(addr).await;
+    // (method, target, body) that need the key (the room) or act on the
+    // whole server with it.
+    let room_calls: [(&str, &str, &[u8]); 2] = [
+        ("GET", "/api/room", b""),
+        ("PUT", "/api/room", br#"{"policy_locked": true}"#),
+    ];
+    for (method, target, body) in room_calls {
+        let response = request_once(addr, method, target, body).await;
+        assert_eq!(
+            response.status,
+            403,
+            "{method} {target}: {}",
+            response.text()
+        );
+        assert!(
+            response
+                .error_body()
+                .error
+                .contains("needs the instructor key")
+        );
+        let wrong = request_once(addr, method, &format!("{target}?key=not-the-key"), body).await;
+        assert_eq!(wrong.status, 403, "{method} {target}: {}", wrong.text());
+        assert!(
+            wrong
+                .error_body()
+                .error
+                .contains("not this server's instructor key")
+        );
+        // A wrong bearer token, and a session id where the key should be.
+        for auth in [
+            "Bearer not-the-key".to_owned(),
+            format!("Bearer {b}"),
+            KEY.to_owned(),
+        ] {
+            let mut client = Client::connect(addr).await;
+            client
+                .send_request_with(method, target, &[("Authorization", &auth)], body)
+                .await;
+            let response = client.read_response().await;
+            assert_eq!(
+                response.status,
+                403,
+                "{method} {target} {auth}: {}",
+                response.text()
+            );
+            response.error_body();
+        }
+    }
+    assert!(!lab.sessions().locked(), "nothing locked the room");
+    // A wrong key on the scoped endpoints is refused, never taken as "no key".
+    for (method, target) in [
+        ("GET", "/api/connections?key=not-the-key"),
+        ("GET", "/api/config?key=not-the-key"),
+        ("PUT", "/api/config?key=not-the-key"),
+        ("POST", "/api/release?key=not-the-key"),
+        ("GET", "/api/events?key=not-the-key"),
+    ] {
+        let body: &[u8] = if method == "PUT" {
+            br#"{"keep_alive": false}"#
+        } else {
+            b""
+        };
+        let response = request_once(addr, method, target, body).await;
+        assert_eq!(
+            response.status,
+            403,
+            "{method} {target}: {}",
+            response.text()
+        );
+        response.error_body();
+    }
+    assert_eq!(lab.sessions().defaults(), ServerPolicy::default());
+    match tokio_tungstenite::connect_async(format!("ws://{addr}/api/events?key=not-the-key")).await
+    {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status().as_u16(), 403);
+        }
+        Ok(_) => panic!("a wrong key opened the instructor's view"),
+        Err(other) => panic!("expected a 403, got {other}"),
+    }
+    // The right key works, as a parameter and as a bearer token.
+    let room = get_once(addr, &format!("/api/room?key={KEY}")).await;
+    assert_eq!(room.status, 200, "{}", room.text());
+    assert_eq!(room.json()["sessions"], 1);
+    let mut client = Client::connect(addr).await;
+    client
+        .send_request_with(
+            "GET",
+            "/api/room",
+            &[("Authorization", &format!("Bearer {KEY}"))],
+            b"",
+        )
+        .await;
+    assert_eq!(client.read_response().await.status, 200);
+}
+
+#[tokio::test]
+async fn the_key_with_a_session_is_that_session_view_not_the_whole_server() {
+    let room = Room::new().await;
+    let response = get_once(
+        room.addr,
+        &format!("/api/connections?session={}&key={KEY}", room.b),
+    )
+    .await;
+    assert_eq!(response.status, 200, "{}", response.text());
+    assert!(!response.text().contains(&room.a), "{}", response.text());
+    assert_eq!(
+        release(room.addr, &format!("?session={}&key={KEY}", room.b), "").await,
+        0,
+        "B's scope, even with the key"
+    );
+    room.assert_a_still_held("a release with the key and B's session");
+    room.a_releases().await;
+}
+
+#[tokio::test]
+async fn the_instructor_key_is_never_shown_to_a_participant() {
+    // The instructor's page opens /api/events?key=…: that request is on the
+    // record like any other, but a participant's view must not carry the key.
+    let (addr, _lab) = start_server().await;
+    let b = issue_session(addr).await;
+    let mut b_viewer = Viewer::connect_session(addr, &b).await;
+    let mut anonymous = Viewer::connect_anonymous(addr).await;
+    let mut instructor = Viewer::connect(addr).await;
+    // The key's name percent-encoded is still the key.
+    for target in [
+        format!("/api/connections?key={KEY}"),
+        format!("/api/connections?k%65y={KEY}&id=x"),
+    ] {
+        assert_eq!(get_once(addr, &target).await.status, 200, "{target}");
+    }
+    // Recorded with the key blanked: the instructor's own view shows that.
+    instructor.request_started("/api/connections?key=…").await;
+    instructor
+        .request_started("/api/connections?key=…&id=x")
+        .await;
+    b_viewer.barrier(addr, &format!("session={b}&")).await;
+    anonymous.barrier(addr, "").await;
+    for viewer in [&b_viewer, &anonymous] {
+        for event in &viewer.seen {
+            let json = serde_json::to_string(event).expect("serialises");
+            assert!(!json.contains(KEY), "the key reached a participant: {json}");
+        }
+    }
+    for query in [format!("?session={b}"), String::new()] {
+        let text = get_once(addr, &format!("/api/connections{query}"))
+            .await
+            .text();
+        assert!(!text.contains(KEY), "the key reached {query:?}: {text}");
+    }
+    let late = Viewer::connect_anonymous(addr).await;
+    let json = serde_json::to_string(&late.snapshot).expect("serialises");
+    assert!(!json.contains(KEY), "the key is in a snapshot: {json}");
+    for event in &instructor.seen {
+        let json = serde_json::to_string(event).expect("serialises");
+        assert!(!json.contains(KEY), "recorded with the key: {json}");
+    }
+}

@@ -1,0 +1,962 @@
+//! The middlebox over real TCP on 127.0.0.1: standalone in front of a plain
+//! `TcpListener` the test drives by hand, through its command line, and in
+//! the lab in front of the lab's own server.
+//!
+//! Timeouts are scaled to about a second; waits are bounded generously and no
+//! test asserts how fast anything happened, only what happened and in which
+//! order (a 2-core machine under load is slow, not wrong).
+
+mod common;
+
+use std::io::{self, Write};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::SinkExt;
+use keepalive_lab_server::middlebox::{Limits, Middlebox, cli, serve_in_lab};
+use protocol::{
+    CloseHow, MappingId, MiddleboxEvent, MiddleboxSettings, MiddleboxView, OnExpiry, Party, Preset,
+    RefreshCause, ServerEvent, SessionId, Side,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::broadcast;
+use tokio_tungstenite::tungstenite::Message;
+
+use common::{Client, Viewer, issue_session, request_once, start_server};
+
+/// Upper bound for one wait in these tests (a safety net, not a speed test).
+const WAIT: Duration = Duration::from_secs(15);
+
+/// How long "nothing arrives" is watched for.
+const QUIET: Duration = Duration::from_millis(600);
+
+/// A preset scaled to an idle timeout of about one second.
+fn about_a_second(preset: Preset) -> MiddleboxSettings {
+    let scale = u32::try_from(preset.spec().idle_timeout_ms / 1000).expect("a small scale");
+    let settings = preset.settings(scale);
+    assert_eq!(settings.in_force_ms(), 1000, "{preset:?}");
+    settings
+}
+
+/// The middlebox events of one stream, kept in order.
+struct Events {
+    rx: broadcast::Receiver<ServerEvent>,
+    seen: Vec<(MappingId, MiddleboxEvent)>,
+    cursor: usize,
+}
+
+impl Events {
+    fn new(rx: broadcast::Receiver<ServerEvent>) -> Events {
+        Events {
+            rx,
+            seen: Vec::new(),
+            cursor: 0,
+        }
+    }
+
+    /// The next event after the previous match that satisfies `pred`.
+    async fn next(
+        &mut self,
+        what: &str,
+        pred: impl Fn(&MiddleboxEvent) -> bool,
+    ) -> (MappingId, MiddleboxEvent) {
+        let found = tokio::time::timeout(WAIT, async {
+            loop {
+                if let Some(offset) = self.seen[self.cursor..].iter().position(|(_, e)| pred(e)) {
+                    let index = self.cursor + offset;
+                    self.cursor = index + 1;
+                    return self.seen[index].clone();
+                }
+                match self.rx.recv().await {
+                    Ok(ServerEvent::Middlebox { mapping, event, .. }) => {
+                        self.seen.push((mapping, event))
+                    }
+                    Ok(_) => {}
+                    Err(e) => panic!("event stream: {e}"),
+                }
+            }
+        })
+        .await;
+        found.unwrap_or_else(|_| panic!("no {what} within {WAIT:?}; saw {:#?}", self.seen))
+    }
+
+    /// Takes in whatever has been recorded by now, without waiting.
+    fn drain(&mut self) {
+        while let Ok(event) = self.rx.try_recv() {
+            if let ServerEvent::Middlebox { mapping, event, .. } = event {
+                self.seen.push((mapping, event));
+            }
+        }
+    }
+
+    fn any(&self, pred: impl Fn(&MiddleboxEvent) -> bool) -> bool {
+        self.seen.iter().any(|(_, e)| pred(e))
+    }
+}
+
+/// A standalone middlebox in front of a fresh listener the test accepts on.
+struct Rig {
+    middlebox: Middlebox,
+    address: SocketAddr,
+    upstream: TcpListener,
+    events: Events,
+}
+
+impl Rig {
+    async fn start(settings: MiddleboxSettings, limits: Limits) -> Rig {
+        let upstream = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let middlebox = Middlebox::standalone(upstream.local_addr().unwrap(), settings, limits);
+        let events = Events::new(middlebox.events());
+        let serving = middlebox.clone();
+        tokio::spawn(async move { serving.serve(listener).await });
+        Rig {
+            middlebox,
+            address,
+            upstream,
+            events,
+        }
+    }
+
+    /// A client through the middlebox and the server's end of its mapping.
+    async fn pair(&mut self) -> (TcpStream, TcpStream) {
+        let client = within("connect", TcpStream::connect(self.address))
+            .await
+            .unwrap();
+        let (server, _) = within("the middlebox's connection", self.upstream.accept())
+            .await
+            .unwrap();
+        (client, server)
+    }
+}
+
+impl Drop for Rig {
+    fn drop(&mut self) {
+        self.middlebox.stop();
+    }
+}
+
+async fn within<F: std::future::Future>(what: &str, future: F) -> F::Output {
+    tokio::time::timeout(WAIT, future)
+        .await
+        .unwrap_or_else(|_| panic!("timed out after {WAIT:?} waiting for {what}"))
+}
+
+/// Reads exactly `n` bytes.
+async fn read_n(stream: &mut TcpStream, n: usize) -> Vec<u8> {
+    let mut buf = vec![0; n];
+    within("bytes", stream.read_exact(&mut buf)).await.unwrap();
+    buf
+}
+
+/// Whether nothing at all (no byte, no FIN, no RST) arrives for [`QUIET`].
+async fn nothing_arrives(stream: &mut TcpStream) -> bool {
+    let mut buf = [0u8; 64];
+    tokio::time::timeout(QUIET, stream.read(&mut buf))
+        .await
+        .is_err()
+}
+
+/// How a read ended: bytes, FIN or an error.
+async fn read_outcome(stream: &mut TcpStream) -> io::Result<usize> {
+    let mut buf = [0u8; 256];
+    within("the connection to end", stream.read(&mut buf)).await
+}
+
+fn limits() -> Limits {
+    Limits {
+        max_linger: Duration::from_secs(20),
+        ..Limits::default()
+    }
+}
+
+#[tokio::test]
+async fn data_in_either_direction_refreshes_the_mapping() {
+    let mut rig = Rig::start(about_a_second(Preset::AwsNat), limits()).await;
+    let (mut client, mut server) = rig.pair().await;
+    let (mapping, opened) = rig
+        .events
+        .next("opened", |e| matches!(e, MiddleboxEvent::Opened { .. }))
+        .await;
+    let MiddleboxEvent::Opened {
+        settings,
+        in_force_ms,
+        ..
+    } = opened
+    else {
+        unreachable!()
+    };
+    assert_eq!((settings.preset, in_force_ms), (Preset::AwsNat, 1000));
+    // Ten round trips 250 ms apart: 2.5 s in all, longer than the timeout,
+    // never idle for long.
+    for i in 0..10u8 {
+        let side_to_speak = i % 2 == 0;
+        if side_to_speak {
+            client.write_all(&[i]).await.unwrap();
+            assert_eq!(read_n(&mut server, 1).await, [i]);
+        } else {
+            server.write_all(&[i]).await.unwrap();
+            assert_eq!(read_n(&mut client, 1).await, [i]);
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    rig.events.drain();
+    assert!(
+        !rig.events
+            .any(|e| matches!(e, MiddleboxEvent::Expired { .. })),
+        "traffic kept it alive: {:#?}",
+        rig.events.seen
+    );
+    for side in [Side::Client, Side::Server] {
+        assert!(
+            rig.events.any(|e| matches!(e, MiddleboxEvent::Refreshed { side: s, by: RefreshCause::Data, bytes, .. } if *s == side && *bytes > 0)),
+            "{side:?} data refreshed it: {:#?}",
+            rig.events.seen
+        );
+    }
+    // Then silence: it expires after (at least) the timeout.
+    let (expired_mapping, expired) = rig
+        .events
+        .next("expired", |e| matches!(e, MiddleboxEvent::Expired { .. }))
+        .await;
+    assert_eq!(expired_mapping, mapping);
+    let MiddleboxEvent::Expired { idle_ms, on_expiry } = expired else {
+        unreachable!()
+    };
+    assert!(idle_ms >= 1000, "idle {idle_ms} ms");
+    assert_eq!(on_expiry, OnExpiry::Rst);
+}
+
+#[tokio::test]
+async fn aws_nat_resets_the_inside_and_drops_the_servers_late_response() {
+    let mut rig = Rig::start(about_a_second(Preset::AwsNat), limits()).await;
+    let (mut client, mut server) = rig.pair().await;
+    client
+        .write_all(b"GET /report HTTP/1.1\r\n\r\n")
+        .await
+        .unwrap();
+    read_n(&mut server, 24).await;
+    // The backend takes longer than the NAT gateway's idle timeout.
+    rig.events
+        .next("expired", |e| matches!(e, MiddleboxEvent::Expired { .. }))
+        .await;
+    let late = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+    server
+        .write_all(late)
+        .await
+        .expect("the server's late write succeeds: it logs that it replied");
+    let (_, dropped) = rig
+        .events
+        .next("dropped", |e| matches!(e, MiddleboxEvent::Dropped { .. }))
+        .await;
+    assert_eq!(
+        dropped,
+        MiddleboxEvent::Dropped {
+            side: Side::Server,
+            bytes: late.len() as u64,
+            count: 1,
+            probes: 0,
+        }
+    );
+    assert!(
+        nothing_arrives(&mut client).await,
+        "the response never reaches the client"
+    );
+    // The client tries again on the same connection: the gateway answers RST.
+    client
+        .write_all(b"GET /again HTTP/1.1\r\n\r\n")
+        .await
+        .unwrap();
+    let outcome = read_outcome(&mut client).await;
+    assert_eq!(
+        outcome.map_err(|e| e.kind()),
+        Err(io::ErrorKind::ConnectionReset),
+        "the inside packet after expiry gets an RST"
+    );
+    rig.events
+        .next("rst_sent", |e| {
+            *e == MiddleboxEvent::RstSent { side: Side::Client }
+        })
+        .await;
+    assert!(rig.events.any(
+        |e| matches!(e, MiddleboxEvent::Dropped { side: Side::Client, bytes, .. } if *bytes > 0)
+    ));
+    // The server gives up later; only then is the mapping over.
+    drop(server);
+    let (_, closed) = rig
+        .events
+        .next("closed", |e| matches!(e, MiddleboxEvent::Closed { .. }))
+        .await;
+    let MiddleboxEvent::Closed {
+        by,
+        how,
+        after_expiry,
+        client_bytes,
+        server_bytes,
+        dropped_bytes,
+    } = closed
+    else {
+        unreachable!()
+    };
+    assert_eq!(
+        (by, how, after_expiry),
+        (Party::Server, CloseHow::Fin, true)
+    );
+    assert_eq!((client_bytes, server_bytes), (24, 0));
+    assert!(dropped_bytes > late.len() as u64);
+    assert_eq!(rig.middlebox.open_mappings(), 0);
+}
+
+#[tokio::test]
+async fn silent_expiry_sends_nothing_to_either_side() {
+    let mut rig = Rig::start(about_a_second(Preset::AzureLb), limits()).await;
+    let (mut client, mut server) = rig.pair().await;
+    client.write_all(b"hello").await.unwrap();
+    read_n(&mut server, 5).await;
+    let (_, expired) = rig
+        .events
+        .next("expired", |e| matches!(e, MiddleboxEvent::Expired { .. }))
+        .await;
+    assert!(matches!(
+        expired,
+        MiddleboxEvent::Expired {
+            on_expiry: OnExpiry::Silent,
+            ..
+        }
+    ));
+    server.write_all(b"late").await.unwrap();
+    client.write_all(b"more").await.unwrap();
+    let mut sides = Vec::new();
+    for _ in 0..2 {
+        match rig
+            .events
+            .next("dropped", |e| matches!(e, MiddleboxEvent::Dropped { .. }))
+            .await
+        {
+            (_, MiddleboxEvent::Dropped { side, bytes: 4, .. }) => sides.push(side),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(
+        sides.contains(&Side::Client) && sides.contains(&Side::Server),
+        "{sides:?}"
+    );
+    assert!(
+        nothing_arrives(&mut client).await,
+        "no data, no RST, no FIN"
+    );
+    assert!(
+        nothing_arrives(&mut server).await,
+        "no data, no RST, no FIN"
+    );
+    rig.events.drain();
+    assert!(
+        !rig.events
+            .any(|e| matches!(e, MiddleboxEvent::RstSent { .. }))
+    );
+    drop(client);
+    drop(server);
+    rig.events
+        .next("closed", |e| {
+            matches!(
+                e,
+                MiddleboxEvent::Closed {
+                    after_expiry: true,
+                    ..
+                }
+            )
+        })
+        .await;
+}
+
+#[tokio::test]
+async fn other_expiry_behaviours_follow_their_providers() {
+    // Azure with TCP reset on idle: both sides get an RST at once.
+    let rst_both = MiddleboxSettings {
+        on_expiry: OnExpiry::RstBoth,
+        ..about_a_second(Preset::AzureLb)
+    };
+    let mut rig = Rig::start(rst_both, limits()).await;
+    let (mut client, mut server) = rig.pair().await;
+    for stream in [&mut client, &mut server] {
+        let outcome = read_outcome(stream).await;
+        assert_eq!(
+            outcome.map_err(|e| e.kind()),
+            Err(io::ErrorKind::ConnectionReset)
+        );
+    }
+    rig.events
+        .next("closed", |e| {
+            matches!(
+                e,
+                MiddleboxEvent::Closed {
+                    by: Party::Middlebox,
+                    how: CloseHow::Rst,
+                    after_expiry: true,
+                    ..
+                }
+            )
+        })
+        .await;
+
+    // An ALB-like proxy: both connections closed with a FIN.
+    let mut rig = Rig::start(about_a_second(Preset::Alb), limits()).await;
+    let (mut client, mut server) = rig.pair().await;
+    for stream in [&mut client, &mut server] {
+        assert_eq!(read_outcome(stream).await.unwrap(), 0, "a FIN");
+    }
+
+    // AWS NLB: whichever side sends next gets the RST; the other hears nothing.
+    let mut rig = Rig::start(about_a_second(Preset::AwsNlb), limits()).await;
+    let (mut client, mut server) = rig.pair().await;
+    rig.events
+        .next("expired", |e| matches!(e, MiddleboxEvent::Expired { .. }))
+        .await;
+    server.write_all(b"late").await.unwrap();
+    let outcome = read_outcome(&mut server).await;
+    assert_eq!(
+        outcome.map_err(|e| e.kind()),
+        Err(io::ErrorKind::ConnectionReset)
+    );
+    rig.events
+        .next("rst to the server", |e| {
+            *e == MiddleboxEvent::RstSent { side: Side::Server }
+        })
+        .await;
+    assert!(nothing_arrives(&mut client).await);
+}
+
+/// An accepted socket that sends TCP keep-alive probes every second after a
+/// second of silence.
+fn probe_every_second(stream: &TcpStream) {
+    let keepalive = socket2::TcpKeepalive::new()
+        .with_time(Duration::from_secs(1))
+        .with_interval(Duration::from_secs(1));
+    socket2::SockRef::from(stream)
+        .set_tcp_keepalive(&keepalive)
+        .expect("SO_KEEPALIVE with TCP_KEEPIDLE and TCP_KEEPINTVL");
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn keep_alive_probes_from_the_server_keep_a_mapping_alive() {
+    // 2.5 s of idle allowed; the server's kernel probes every second.
+    let settings = MiddleboxSettings {
+        preset: Preset::Custom,
+        idle_timeout_ms: 2_500,
+        ..Preset::AwsNat.settings(1)
+    };
+    let mut rig = Rig::start(settings, limits()).await;
+    let (mut client, mut server) = rig.pair().await;
+    probe_every_second(&server);
+    let (_, opened) = rig
+        .events
+        .next("opened", |e| matches!(e, MiddleboxEvent::Opened { .. }))
+        .await;
+    assert!(matches!(
+        opened,
+        MiddleboxEvent::Opened {
+            probes_visible: true,
+            ..
+        }
+    ));
+    client.write_all(b"slow job").await.unwrap();
+    read_n(&mut server, 8).await;
+    // Six seconds without a byte either way.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    server.write_all(b"done").await.unwrap();
+    assert_eq!(
+        read_n(&mut client, 4).await,
+        b"done",
+        "the mapping survived"
+    );
+    rig.events.drain();
+    assert!(
+        !rig.events
+            .any(|e| matches!(e, MiddleboxEvent::Expired { .. })),
+        "{:#?}",
+        rig.events.seen
+    );
+    let probes: u32 = rig
+        .events
+        .seen
+        .iter()
+        .filter_map(|(_, e)| match e {
+            MiddleboxEvent::Refreshed {
+                side: Side::Server,
+                by: RefreshCause::Probe,
+                count,
+                ..
+            } => Some(*count),
+            _ => None,
+        })
+        .sum();
+    assert!(
+        probes >= 3,
+        "about one probe a second after the first idle second, counted: {probes}; {:#?}",
+        rig.events.seen
+    );
+    assert!(
+        !rig.events.any(|e| matches!(
+            e,
+            MiddleboxEvent::Refreshed {
+                side: Side::Client,
+                by: RefreshCause::Probe,
+                ..
+            }
+        )),
+        "the client sent no probes"
+    );
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn a_probe_from_the_inside_after_expiry_gets_an_rst() {
+    // Keep-alive set too late (after a 1 s timeout): the first probe finds
+    // the NAT mapping gone and is answered with an RST.
+    let mut rig = Rig::start(about_a_second(Preset::AwsNat), limits()).await;
+    let (mut client, _server) = rig.pair().await;
+    rig.events
+        .next("expired", |e| matches!(e, MiddleboxEvent::Expired { .. }))
+        .await;
+    probe_every_second(&client);
+    let outcome = read_outcome(&mut client).await;
+    assert_eq!(
+        outcome.map_err(|e| e.kind()),
+        Err(io::ErrorKind::ConnectionReset)
+    );
+    let (_, dropped) = rig
+        .events
+        .next("the probe", |e| matches!(e, MiddleboxEvent::Dropped { .. }))
+        .await;
+    assert!(
+        matches!(dropped, MiddleboxEvent::Dropped { side: Side::Client, bytes: 0, probes, .. } if probes >= 1),
+        "{dropped:?}"
+    );
+    rig.events
+        .next("rst_sent", |e| {
+            *e == MiddleboxEvent::RstSent { side: Side::Client }
+        })
+        .await;
+}
+
+#[tokio::test]
+async fn mappings_are_capped() {
+    let limits = Limits {
+        max_mappings: 2,
+        ..limits()
+    };
+    let settings = MiddleboxSettings {
+        preset: Preset::Custom,
+        idle_timeout_ms: 60_000,
+        ..Preset::AwsNat.settings(1)
+    };
+    let mut rig = Rig::start(settings, limits).await;
+    let (first, first_server) = rig.pair().await;
+    let (_second, _second_server) = rig.pair().await;
+    for _ in 0..2 {
+        rig.events
+            .next("opened", |e| matches!(e, MiddleboxEvent::Opened { .. }))
+            .await;
+    }
+    assert_eq!(rig.middlebox.open_mappings(), 2);
+    let mut third = TcpStream::connect(rig.address).await.unwrap();
+    let (_, refused) = rig
+        .events
+        .next("refused", |e| matches!(e, MiddleboxEvent::Refused { .. }))
+        .await;
+    assert!(
+        matches!(&refused, MiddleboxEvent::Refused { reason, .. } if reason.contains("2 mappings")),
+        "{refused:?}"
+    );
+    assert!(
+        read_outcome(&mut third).await.is_err(),
+        "refused with a reset"
+    );
+    // A FIN from the client is passed on; the mapping ends when the server
+    // closes too.
+    drop(first);
+    drop(first_server);
+    rig.events
+        .next("closed", |e| {
+            matches!(
+                e,
+                MiddleboxEvent::Closed {
+                    how: CloseHow::Fin,
+                    after_expiry: false,
+                    ..
+                }
+            )
+        })
+        .await;
+    let (_fourth, _fourth_server) = rig.pair().await;
+    rig.events
+        .next("opened again", |e| {
+            matches!(e, MiddleboxEvent::Opened { .. })
+        })
+        .await;
+}
+
+#[tokio::test]
+async fn bytes_buffered_are_bounded_and_refresh_events_aggregated() {
+    let limits = Limits {
+        buffer_bytes: 4096,
+        ..limits()
+    };
+    let settings = MiddleboxSettings {
+        preset: Preset::Custom,
+        idle_timeout_ms: 60_000,
+        ..Preset::AwsNat.settings(1)
+    };
+    let mut rig = Rig::start(settings, limits).await;
+    let (mut client, mut server) = rig.pair().await;
+    const TOTAL: usize = 64 * 1024 * 1024;
+    let writer = tokio::spawn(async move {
+        let chunk: Vec<u8> = (0..64 * 1024).map(|i| (i % 251) as u8).collect();
+        for _ in 0..TOTAL / chunk.len() {
+            client.write_all(&chunk).await.unwrap();
+        }
+        client
+    });
+    // The server does not read: the middlebox stops reading too, and the
+    // client's writes stall instead of piling up in the middlebox.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(!writer.is_finished(), "64 MiB cannot all be buffered");
+    let mut received = 0usize;
+    let mut buf = vec![0; 256 * 1024];
+    while received < TOTAL {
+        let n = within("the rest of the bytes", server.read(&mut buf))
+            .await
+            .unwrap();
+        assert!(n > 0, "closed early at {received}");
+        for (k, byte) in buf[..n].iter().enumerate() {
+            let i = (received + k) % (64 * 1024);
+            assert_eq!(*byte, (i % 251) as u8, "byte {}", received + k);
+        }
+        received += n;
+    }
+    let _client = within("the writer", writer).await.unwrap();
+    rig.events.drain();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    rig.events.drain();
+    let refreshes: Vec<u32> = rig
+        .events
+        .seen
+        .iter()
+        .filter_map(|(_, e)| match e {
+            MiddleboxEvent::Refreshed { count, .. } => Some(*count),
+            _ => None,
+        })
+        .collect();
+    let reads: u32 = refreshes.iter().sum();
+    assert!(
+        reads as usize > refreshes.len() * 4,
+        "{} refresh events for {reads} reads: aggregated",
+        refreshes.len()
+    );
+}
+
+/// A writer the test can read back.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    fn lines(&self) -> Vec<serde_json::Value> {
+        let text = String::from_utf8(self.0.lock().unwrap().clone()).unwrap();
+        text.lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn the_command_line_refuses_bad_flags_and_prints_json_lines() {
+    for bad in [
+        vec!["--listen", "127.0.0.1:0"],
+        vec![
+            "--listen",
+            "127.0.0.1:0",
+            "--upstream",
+            "127.0.0.1:1",
+            "--scale",
+            "0",
+        ],
+        vec!["--bogus"],
+    ] {
+        let code = cli::run_cli(bad.iter().map(|s| s.to_string()).collect()).await;
+        assert_eq!(code, std::process::ExitCode::from(2), "{bad:?}");
+    }
+    let upstream = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let args: Vec<String> = format!(
+        "middlebox --listen 127.0.0.1:0 --upstream {} --preset aws-nat --scale 100",
+        upstream.local_addr().unwrap()
+    )
+    .split_whitespace()
+    .map(str::to_owned)
+    .collect();
+    let cli::Parsed::Run(options) = cli::parse_args(&args).unwrap() else {
+        panic!("runs")
+    };
+    let out = Captured::default();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(cli::run(options, out.clone(), async {
+        let _ = stopped.await;
+    }));
+    let first = within("the first line", async {
+        loop {
+            if let Some(first) = out.lines().first().cloned() {
+                return first;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    assert_eq!(first["type"], "middlebox_started");
+    assert_eq!(first["in_force_ms"], 3500);
+    let words = first["scale_words"].as_str().unwrap();
+    assert!(
+        words.contains("×100") && words.contains("350 s become 3.5 s"),
+        "{words}"
+    );
+    assert!(
+        first["source"]
+            .as_str()
+            .unwrap()
+            .starts_with("https://docs.aws.amazon.com/")
+    );
+    let listen: SocketAddr = first["listen"].as_str().unwrap().parse().unwrap();
+    let mut client = TcpStream::connect(listen).await.unwrap();
+    let (mut server, _) = upstream.accept().await.unwrap();
+    client.write_all(b"hi").await.unwrap();
+    read_n(&mut server, 2).await;
+    drop(client);
+    drop(server);
+    within("the closed line", async {
+        while !out.lines().iter().any(|l| l["event"]["kind"] == "closed") {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    stop.send(()).unwrap();
+    within("the middlebox to stop", running)
+        .await
+        .unwrap()
+        .unwrap();
+    let kinds: Vec<String> = out
+        .lines()
+        .iter()
+        .skip(1)
+        .map(|l| {
+            assert_eq!(l["type"], "middlebox");
+            l["event"]["kind"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!(
+        kinds.first().map(String::as_str),
+        Some("opened"),
+        "{kinds:?}"
+    );
+    assert!(kinds.iter().any(|k| k == "refreshed"), "{kinds:?}");
+}
+
+/// `PUT /api/middlebox` as `session`.
+async fn put_middlebox(lab: SocketAddr, session: &str, body: &str) -> common::Response {
+    request_once(
+        lab,
+        "PUT",
+        &format!("/api/middlebox?session={session}"),
+        body.as_bytes(),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn in_the_lab_a_slow_response_is_cut_and_only_its_session_sees_the_mapping() {
+    let (lab_addr, lab) = start_server().await;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let middlebox_addr = listener.local_addr().unwrap();
+    tokio::spawn(serve_in_lab(listener, lab_addr, lab.clone()));
+    let a = issue_session(lab_addr).await;
+    let b = issue_session(lab_addr).await;
+    let mut viewer_a = Viewer::connect_session(lab_addr, &a).await;
+    let mut viewer_b = Viewer::connect_session(lab_addr, &b).await;
+
+    // The HTTP API: the defaults, validation, where the middlebox listens.
+    let response = common::get_once(lab_addr, &format!("/api/middlebox?session={a}")).await;
+    assert_eq!(response.status, 200, "{}", response.text());
+    let view: MiddleboxView = serde_json::from_slice(&response.body).unwrap();
+    assert_eq!(
+        view.settings,
+        Preset::AwsNat.settings(100),
+        "the lab's default"
+    );
+    assert_eq!(view.listeners, vec![middlebox_addr.to_string()]);
+    for (body, status) in [
+        (r#"{"idle_timeout_ms": 60000}"#, 400),
+        (r#"{"scale": 100, "bogus": 1}"#, 400),
+        ("[]", 400),
+    ] {
+        let response = put_middlebox(lab_addr, &a, body).await;
+        assert_eq!(response.status, status, "{body}: {}", response.text());
+        response.error_body();
+    }
+    let forged = put_middlebox(lab_addr, "s-forged", r#"{"scale": 10}"#).await;
+    assert_eq!(forged.status, 403);
+
+    // Session A picks ×350 over its events socket (350 s become 1 s).
+    viewer_a
+        .ws
+        .send(Message::Text(
+            r#"{"type": "set_middlebox", "middlebox": {"preset": "aws_nat", "scale": 350}}"#.into(),
+        ))
+        .await
+        .unwrap();
+    let changed = viewer_a
+        .next_matching("middlebox_changed", |e| {
+            matches!(e, ServerEvent::MiddleboxChanged { .. })
+        })
+        .await;
+    assert!(matches!(
+        changed,
+        ServerEvent::MiddleboxChanged {
+            in_force_ms: 1000,
+            ..
+        }
+    ));
+
+    // A request through the middlebox that takes 2.5 s: longer than the
+    // scaled idle timeout. The Host names the middlebox's origin.
+    let mut client = Client::connect(middlebox_addr).await;
+    let host = middlebox_addr.to_string();
+    client
+        .send_request_with(
+            "GET",
+            &format!("/api/slow?ms=2500&id=nat-1&session={a}"),
+            &[("Host", host.as_str())],
+            b"",
+        )
+        .await;
+    let session_a = SessionId::parse(&a).unwrap();
+    let opened = viewer_a
+        .next_matching("the mapping opened", |e| {
+            matches!(
+                e,
+                ServerEvent::Middlebox {
+                    event: MiddleboxEvent::Opened { .. },
+                    ..
+                }
+            )
+        })
+        .await;
+    let ServerEvent::Middlebox {
+        mapping,
+        session,
+        event: MiddleboxEvent::Opened {
+            upstream, settings, ..
+        },
+        ..
+    } = opened
+    else {
+        unreachable!()
+    };
+    assert_eq!(session, Some(session_a.clone()));
+    assert_eq!(settings.scale, 350, "the session's own settings");
+    let upstream = upstream.expect("the middlebox's address towards the lab");
+    // The lab accepted the middlebox's connection before the request line
+    // reached it, so its `connection_opened` may come first.
+    let lab_conn = |e: &ServerEvent| match e {
+        ServerEvent::ConnectionOpened { conn, peer, .. } if *peer == upstream => Some(*conn),
+        _ => None,
+    };
+    let conn = match viewer_a.seen.iter().find_map(lab_conn) {
+        Some(conn) => conn,
+        None => lab_conn(
+            &viewer_a
+                .next_matching("the lab's connection", |e| lab_conn(e).is_some())
+                .await,
+        )
+        .unwrap(),
+    };
+    let of_mapping = |kind: &'static str| {
+        move |e: &ServerEvent| {
+            matches!(e, ServerEvent::Middlebox { mapping: m, event, .. }
+                if *m == mapping && serde_json::to_value(event).unwrap()["kind"] == kind)
+        }
+    };
+    viewer_a
+        .next_matching("expired", of_mapping("expired"))
+        .await;
+    // The server answers after the mapping is gone: it records the response
+    // as written...
+    viewer_a
+        .next_matching("the server's response", |e| {
+            matches!(e, ServerEvent::RequestFinished { conn: c, outcome: protocol::RequestOutcome::Completed, .. } if *c == conn)
+        })
+        .await;
+    // ...and the middlebox drops it.
+    let dropped = viewer_a
+        .next_matching("dropped", of_mapping("dropped"))
+        .await;
+    assert!(
+        matches!(dropped, ServerEvent::Middlebox { event: MiddleboxEvent::Dropped { side: Side::Server, bytes, .. }, .. } if bytes > 100),
+        "{dropped:?}"
+    );
+    assert!(
+        !client.has_pending_bytes(),
+        "the browser never gets the response"
+    );
+    // The browser gives up (its client timeout) and retries on the same
+    // connection: the NAT gateway resets it.
+    client
+        .send_request("GET", &format!("/api/fast?session={a}"), b"")
+        .await;
+    let (bytes, ending) = client.read_until_closed().await;
+    assert!(bytes.is_empty(), "{:?}", String::from_utf8_lossy(&bytes));
+    assert_eq!(
+        ending,
+        common::Ending::Error(io::ErrorKind::ConnectionReset)
+    );
+    viewer_a
+        .next_matching("rst_sent", of_mapping("rst_sent"))
+        .await;
+
+    // Session B saw none of it: its own change arrives after all of A's
+    // middlebox events, and nothing of A's mapping came before it.
+    let session_b = SessionId::parse(&b).unwrap();
+    let response = put_middlebox(lab_addr, &b, r#"{"scale": 200}"#).await;
+    assert_eq!(response.status, 200, "{}", response.text());
+    viewer_b
+        .next_matching("its own change", |e| {
+            matches!(e, ServerEvent::MiddleboxChanged { session: Some(s), .. } if s.as_str() == b)
+        })
+        .await;
+    assert!(
+        !viewer_b.seen.iter().any(|e| match e {
+            ServerEvent::Middlebox { .. } => true,
+            ServerEvent::MiddleboxChanged { session, .. } => session.as_ref() != Some(&session_b),
+            _ => false,
+        }),
+        "{:#?}",
+        viewer_b.seen
+    );
+    assert!(
+        !viewer_a.seen.iter().any(|e| matches!(
+            e,
+            ServerEvent::MiddleboxChanged { session: Some(s), .. } if s.as_str() == b
+        )),
+        "A does not see B's settings"
+    );
+}

@@ -1,0 +1,137 @@
+//! Workshop mode, end to end: the instructor's view needs the key; two real
+//! Chromium participants take the six-lanes lesson and the instructor's page
+//! shows what each measured; moving the room to a lesson moves both pages.
+
+use std::time::Duration;
+
+use keepalive_lab_server::Config;
+use keepalive_lab_server::sessions::key::InstructorKey;
+use keepalive_lab_tests::chromium::{Chromium, Page};
+use keepalive_lab_tests::{dist_dir, eventually, start_server_with_second_origin};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const LIMIT: Duration = Duration::from_secs(60);
+const KEY: &str = "workshop-test-key";
+
+/// The status line of `GET path` (with an optional header line).
+async fn status(addr: std::net::SocketAddr, path: &str, extra: &str) -> String {
+    let mut s = TcpStream::connect(addr).await.expect("connect");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{extra}\r\n");
+    s.write_all(request.as_bytes()).await.expect("write");
+    let mut raw = Vec::new();
+    tokio::time::timeout(LIMIT, s.read_to_end(&mut raw))
+        .await
+        .expect("an answer")
+        .expect("read");
+    String::from_utf8_lossy(&raw)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+async fn lesson_of(chrome: &mut Chromium, page: &Page) -> String {
+    chrome
+        .eval(page, "document.querySelector('section.lesson')?.dataset.lesson || ''")
+        .await
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_instructor_sees_what_every_participant_measured_and_moves_the_room() {
+    let (addr, _second, lab) = start_server_with_second_origin(Config {
+        dist_dir: dist_dir(),
+        instructor_key: InstructorKey::parse(KEY).expect("a key"),
+        ..Config::default()
+    })
+    .await;
+
+    // Without the key (or with a wrong one) there is no room to see.
+    assert!(status(addr, "/api/room", "").await.contains(" 403 "));
+    assert!(status(addr, "/api/room?key=wrong-key-123", "").await.contains(" 403 "));
+    let upgrade = "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\
+                   Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n";
+    assert!(
+        status(addr, "/api/events?key=wrong-key-123", upgrade)
+            .await
+            .contains(" 403 ")
+    );
+    assert!(status(addr, &format!("/api/room?key={KEY}"), "").await.contains(" 200 "));
+
+    // Two participants, each in a browser of their own, take six lanes.
+    let base = format!("http://{addr}/");
+    let mut alice = Chromium::launch().await;
+    let mut bob = Chromium::launch().await;
+    let alice_page = alice.open_lesson(&base, "six-lanes").await;
+    let (answer, _) = alice.take_lesson(&alice_page, 6, LIMIT).await;
+    assert_eq!(answer, "6");
+    let bob_page = bob.open_lesson(&base, "six-lanes").await;
+    let (answer, _) = bob.take_lesson(&bob_page, 5, LIMIT).await;
+    assert_eq!(answer, "6");
+    let alice_session = alice.session_of(&alice_page).await;
+    let bob_session = bob.session_of(&bob_page).await;
+
+    // The instructor's page (a browser of its own: a background tab would
+    // not draw) shows both, with what each measured.
+    let mut teacher = Chromium::launch().await;
+    let instructor = teacher
+        .open(&format!("{base}#instructor&key={KEY}"))
+        .await;
+    eventually("both participants on the instructor's page", LIMIT, async || {
+        let rows = teacher
+            .eval(
+                &instructor,
+                "Array.from(document.querySelectorAll('tr[data-participant]')) \
+                   .map(r => [r.dataset.participant, r.querySelector('td[data-answer]').dataset.answer])",
+            )
+            .await;
+        let rows = rows.as_array().cloned().unwrap_or_default();
+        let measured = |owner: &keepalive_lab_server::sessions::Owner| {
+            let id = owner.session().map(|s| s.to_string()).unwrap_or_default();
+            rows.iter().any(|r| r[0] == id.as_str() && r[1] == "6")
+        };
+        (measured(&alice_session) && measured(&bob_session)).then_some(())
+    })
+    .await;
+    let room = lab.sessions().participants();
+    assert_eq!(room.len(), 2, "{room:?}");
+    for p in &room {
+        let report = p
+            .reports
+            .iter()
+            .find(|r| r.lesson == "six-lanes")
+            .expect("a six-lanes report");
+        assert_eq!(report.answer.as_deref(), Some("6"));
+        assert!(report.figures.iter().any(|(k, v)| k == "at-once" && v == "6"));
+        assert!(p.browser.starts_with("Chrome"), "{}", p.browser);
+    }
+
+    // Move the room to the pools lesson: both pages open it.
+    teacher
+        .eval(
+            &instructor,
+            "(() => { const s = document.getElementById('room-lesson'); s.value = 'pools'; \
+               s.dispatchEvent(new Event('change', { bubbles: true })); })()",
+        )
+        .await;
+    eventually("the instructor's choice to register", LIMIT, async || {
+        let v = teacher
+            .eval(&instructor, "document.getElementById('move-room').dataset.lesson")
+            .await;
+        (v == "pools").then_some(())
+    })
+    .await;
+    teacher
+        .eval(&instructor, "document.getElementById('move-room').click()")
+        .await;
+    eventually("both participants on the pools lesson", LIMIT, async || {
+        let a = lesson_of(&mut alice, &alice_page).await;
+        let b = lesson_of(&mut bob, &bob_page).await;
+        (a == "pools" && b == "pools").then_some(())
+    })
+    .await;
+    assert_eq!(lab.sessions().room_lesson().as_deref(), Some("pools"));
+}

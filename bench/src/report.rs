@@ -522,7 +522,7 @@ fn soak_summary(w: &mut String, results: &Results, misses: &mut Vec<(u8, String)
             }
             let _ = writeln!(
                 w,
-                "| 7 | soak: open file descriptors of the server after the run (all clients closed, {:.1} s settle) | {} | {} (before the load) | {} | back to the start value | {} |",
+                "| 7 | soak: open file descriptors of the server after the run (all clients closed; settled {:.1} s after the load ended) | {} | {} (before the load) | {} | back to the start value | {} |",
                 soak.settle.as_secs_f64(),
                 end.fds,
                 start.fds,
@@ -661,7 +661,10 @@ fn soak_details(w: &mut String, results: &Results) {
                 format!("{k}/{}, end of the load (*E*)", soak::SAMPLES)
             }
             When::Load(k) => format!("{k}/{}", soak::SAMPLES),
-            When::Settled => format!("after the settle ({:.1} s)", soak.settle.as_secs_f64()),
+            When::Settled => format!(
+                "after the settle ({:.1} s after the load ended)",
+                soak.settle.as_secs_f64()
+            ),
         };
         let count = |n: Option<u64>| n.map_or("—".to_owned(), |n| n.to_string());
         let _ = writeln!(

@@ -273,7 +273,8 @@ pub struct Soak {
     pub duration: Duration,
     /// Readings: start, [`SAMPLES`] under load, settled.
     pub samples: Vec<Sample>,
-    /// How long the settle took.
+    /// From the end of the load (clients told to stop) to the settled
+    /// reading: the clients closing, then the settle.
     pub settle: Duration,
     /// Descriptors open at the end that were not at the start, by kind.
     pub extra_fds: Vec<(String, i64)>,
@@ -526,6 +527,7 @@ pub async fn soak(duration: Duration) -> Result<Soak, String> {
 
     // The load ends: clients finish their step and close.
     let _ = stop_tx.send(true);
+    let settling = Instant::now();
     let grace = Instant::now() + CLIENT_GRACE;
     loop {
         match tokio::time::timeout_at(grace, clients.join_next()).await {
@@ -542,14 +544,14 @@ pub async fn soak(duration: Duration) -> Result<Soak, String> {
 
     // Settle with the instructor still watching (its socket is one more
     // descriptor), then without it.
-    let settling = Instant::now();
+    let settle_began = Instant::now();
     settle(&server, start_fds.len() + 1, SETTLE_LIMIT).await?;
     let _ = done_tx.send(true);
     let watched = tokio::time::timeout(Duration::from_secs(5), instructor)
         .await
         .map_err(|_| "the instructor viewer did not close".to_owned())?
         .map_err(|e| format!("instructor viewer: {e}"))?;
-    let remaining = SETTLE_LIMIT.saturating_sub(settling.elapsed());
+    let remaining = SETTLE_LIMIT.saturating_sub(settle_began.elapsed());
     settle(
         &server,
         start_fds.len(),
@@ -1167,9 +1169,9 @@ async fn round(
     })
     .await;
 
-    abort(ctx, rng, session, tag, r % 2 == 0).await;
+    abort(ctx, rng, session, tag, r.is_multiple_of(2)).await;
 
-    if r % 2 == 1 {
+    if !r.is_multiple_of(2) {
         second_viewer(ctx, rng, session).await;
     }
     ctx.sleep(Duration::from_millis(rng.between(200, 600)))

@@ -183,6 +183,8 @@ pub enum Target {
     SecondPort,
     /// Same port, the other name (`localhost` ⇄ `127.0.0.1`).
     OtherHost,
+    /// The lab through its middlebox (a NAT gateway's idle timeout).
+    Middlebox,
 }
 
 impl Target {
@@ -192,6 +194,7 @@ impl Target {
             Target::Same => "same",
             Target::SecondPort => "second-port",
             Target::OtherHost => "other-host",
+            Target::Middlebox => "middlebox",
         }
     }
 }
@@ -420,6 +423,10 @@ impl BurstSettings {
                         s.target = Target::OtherHost;
                         true
                     }
+                    "middlebox" => {
+                        s.target = Target::Middlebox;
+                        true
+                    }
                     _ => false,
                 },
                 "method" => match *value {
@@ -484,13 +491,17 @@ pub fn resolve_origin(
     target: Target,
     page: &PageOrigin,
     listeners: &[String],
+    middlebox: Option<u16>,
 ) -> Result<String, String> {
     match target {
         Target::Same => Ok(page.origin()),
+        Target::Middlebox => middlebox
+            .map(|port| format!("{}//{}:{port}", page.scheme, page.host))
+            .ok_or_else(|| "the server runs no middlebox (start it with --middlebox-port)".into()),
         Target::SecondPort => listeners
             .iter()
             .filter_map(|l| l.rsplit_once(':').and_then(|(_, p)| p.parse::<u16>().ok()))
-            .find(|p| *p != page.port)
+            .find(|p| *p != page.port && Some(*p) != middlebox)
             .map(|port| format!("{}//{}:{port}", page.scheme, page.host))
             .ok_or_else(|| {
                 "the server listens on no second port (start it with --second-port)".into()
@@ -544,15 +555,15 @@ mod tests {
             "[::1]:8081".into(),
         ];
         assert_eq!(
-            resolve_origin(Target::Same, &page, &listeners).unwrap(),
+            resolve_origin(Target::Same, &page, &listeners, None).unwrap(),
             "http://127.0.0.1:8080"
         );
         assert_eq!(
-            resolve_origin(Target::SecondPort, &page, &listeners).unwrap(),
+            resolve_origin(Target::SecondPort, &page, &listeners, None).unwrap(),
             "http://127.0.0.1:8081"
         );
         assert_eq!(
-            resolve_origin(Target::OtherHost, &page, &listeners).unwrap(),
+            resolve_origin(Target::OtherHost, &page, &listeners, None).unwrap(),
             "http://localhost:8080"
         );
         let local = PageOrigin {
@@ -560,7 +571,7 @@ mod tests {
             ..page.clone()
         };
         assert_eq!(
-            resolve_origin(Target::OtherHost, &local, &listeners).unwrap(),
+            resolve_origin(Target::OtherHost, &local, &listeners, None).unwrap(),
             "http://127.0.0.1:8080"
         );
         let lan = PageOrigin {
@@ -568,11 +579,11 @@ mod tests {
             ..page.clone()
         };
         assert!(
-            resolve_origin(Target::OtherHost, &lan, &listeners)
+            resolve_origin(Target::OtherHost, &lan, &listeners, None)
                 .unwrap_err()
                 .contains("127.0.0.1:8080")
         );
-        assert!(resolve_origin(Target::SecondPort, &page, &listeners[..2]).is_err());
+        assert!(resolve_origin(Target::SecondPort, &page, &listeners[..2], None).is_err());
     }
 
     #[test]

@@ -542,6 +542,23 @@ pub struct LabState {
     /// The lesson the instructor moved the room to, and how many times it
     /// was moved (the page opens the lesson each time it moves).
     pub room_lesson: Option<(String, u64)>,
+    /// What the lab's middlebox did with this session's mappings, newest
+    /// last (at most [`MAX_MIDDLEBOX_EVENTS`]).
+    pub middlebox: VecDeque<MiddleboxRecord>,
+}
+
+/// Middlebox events kept for the page.
+pub const MAX_MIDDLEBOX_EVENTS: usize = 500;
+
+/// One thing the middlebox did to a mapping.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MiddleboxRecord {
+    /// The mapping.
+    pub mapping: protocol::MappingId,
+    /// Server clock.
+    pub at_us: Micros,
+    /// What.
+    pub event: protocol::MiddleboxEvent,
 }
 
 /// Everything that can happen to the state.
@@ -658,6 +675,7 @@ impl LabState {
             events_dropped: 0,
             server_error: None,
             room_lesson: None,
+            middlebox: VecDeque::new(),
         }
     }
 
@@ -995,6 +1013,21 @@ impl LabState {
                 self.server_error = Some(format!("{} ({})", body.error, body.hint));
                 self.config_revision += 1;
             }
+            ServerEvent::Middlebox {
+                mapping,
+                event,
+                at_us,
+                ..
+            } => {
+                self.middlebox.push_back(MiddleboxRecord {
+                    mapping,
+                    at_us,
+                    event,
+                });
+                while self.middlebox.len() > MAX_MIDDLEBOX_EVENTS {
+                    self.middlebox.pop_front();
+                }
+            }
             ServerEvent::RoomLesson { lesson } => {
                 let moves = self.room_lesson.as_ref().map_or(0, |(_, n)| n + 1);
                 self.room_lesson = Some((lesson, moves));
@@ -1002,8 +1035,6 @@ impl LabState {
             ServerEvent::Pong { .. }
             | ServerEvent::Released { .. }
             | ServerEvent::ParticipantChanged { .. }
-            // The middlebox's own lane is drawn from these in a later change.
-            | ServerEvent::Middlebox { .. }
             | ServerEvent::MiddleboxChanged { .. }
             | ServerEvent::Agent { .. } => {}
         }

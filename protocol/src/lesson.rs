@@ -102,4 +102,16 @@ pub const LESSONS: &[LessonEntry] = &[
         concept: "a request that arrives as the server closes is re-sent silently",
         summary: "requests on connections the server closes just as they arrive",
     },
+    LessonEntry {
+        id: "nat-gateway",
+        title: "The NAT gateway that ate my response",
+        concept: "a middlebox forgets an idle connection: the server's late answer never arrives",
+        summary: "a slow request through an AWS NAT gateway's 350 s idle timeout, scaled to seconds",
+    },
+    LessonEntry {
+        id: "nat-heartbeat",
+        title: "Heartbeats keep the mapping alive",
+        concept: "bytes while the answer is prepared refresh the middlebox's idle timer",
+        summary: "the same slow answer, trickled a byte at a time through the same NAT gateway",
+    },
 ];

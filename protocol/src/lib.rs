@@ -1179,8 +1179,16 @@ mod tests {
         );
         assert_eq!(options.connection_header(), "keep-alive");
         let defaults: AgentOptions = round_trip("{}");
-        assert_eq!(defaults, AgentOptions::default(), "absent fields are Node's defaults");
-        assert_eq!(defaults.connection_header(), "close", "keepAlive false, maxSockets Infinity");
+        assert_eq!(
+            defaults,
+            AgentOptions::default(),
+            "absent fields are Node's defaults"
+        );
+        assert_eq!(
+            defaults.connection_header(),
+            "close",
+            "keepAlive false, maxSockets Infinity"
+        );
         assert!(serde_json::from_str::<AgentOptions>(r#"{"keepAlive": true}"#).is_err());
         for bad in [
             r#"{"keep_alive_msecs": 0}"#,
@@ -1192,9 +1200,14 @@ mod tests {
         ] {
             let options: AgentOptions = serde_json::from_str(bad).unwrap();
             let err = options.validate().unwrap_err();
-            assert!(err.error.contains("out of range") && !err.hint.is_empty(), "{bad}");
+            assert!(
+                err.error.contains("out of range") && !err.hint.is_empty(),
+                "{bad}"
+            );
         }
-        round_trip::<AgentRequestSpec>(r#"{"method": "GET", "path": "/api/hang?max_ms=5000", "target": "same"}"#);
+        round_trip::<AgentRequestSpec>(
+            r#"{"method": "GET", "path": "/api/hang?max_ms=5000", "target": "same"}"#,
+        );
         let spec: AgentRequestSpec = round_trip(
             r#"{"method": "GET", "path": "/api/fast", "target": "second-port", "connection": "close"}"#,
         );
@@ -1219,7 +1232,10 @@ mod tests {
             round_trip::<ClientMessage>(r#"{"type": "agent_stop"}"#),
             ClientMessage::AgentStop {}
         );
-        assert!(serde_json::from_str::<ClientMessage>(r#"{"type": "agent_stop", "now": true}"#).is_err());
+        assert!(
+            serde_json::from_str::<ClientMessage>(r#"{"type": "agent_stop", "now": true}"#)
+                .is_err()
+        );
     }
 
     #[test]

@@ -19,9 +19,9 @@
 //!
 //! # Closing
 //!
-//! A close frame from the client is answered with a close frame, and the
-//! server waits (briefly) for the client to close TCP, as RFC 6455 §7.1.1
-//! asks: the page sees a clean 1000. Protocol violations get a close frame
+//! A close frame from the client is answered with a close frame before TCP
+//! closes (RFC 6455 §7.1.1 lets the server close TCP first once the
+//! handshake is done, which axum's stream does): the page sees a clean 1000. Protocol violations get a close frame
 //! with 1002, 1007 or 1009 and a reason; a viewer that keeps falling behind
 //! gets 1008; shutdown 1001. Each is recorded as the connection's reason.
 
@@ -56,8 +56,8 @@ pub const MAX_MESSAGE_BYTES: usize = 16 * 1024;
 /// the connections closing, before it closes itself.
 pub const SHUTDOWN_DRAIN: Duration = Duration::from_millis(500);
 
-/// How long the server waits for the client to close TCP after the close
-/// handshake, before closing it itself.
+/// The longest the close handshake may take: sending our close frame, and
+/// reading what the client still sends until its stream ends.
 pub const CLOSE_WAIT: Duration = Duration::from_secs(1);
 
 /// `set_config` messages one viewer may send in a burst, and how many more
@@ -355,6 +355,30 @@ enum End {
     Stalled,
 }
 
+/// Whether a read error is the client going away (TCP closed or reset
+/// without a close frame), not a protocol violation to answer.
+fn gone(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = source {
+        if let Some(e) = e.downcast_ref::<tungstenite::Error>() {
+            return matches!(
+                e,
+                tungstenite::Error::ConnectionClosed
+                    | tungstenite::Error::AlreadyClosed
+                    | tungstenite::Error::Io(_)
+                    | tungstenite::Error::Protocol(
+                        tungstenite::error::ProtocolError::ResetWithoutClosingHandshake
+                    )
+            );
+        }
+        if e.downcast_ref::<std::io::Error>().is_some() {
+            return true;
+        }
+        source = e.source();
+    }
+    false
+}
+
 /// The close code and reason for an error reading the client's frames.
 fn violation(error: &(dyn std::error::Error + 'static)) -> (u16, String) {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
@@ -440,6 +464,7 @@ pub async fn run_viewer<W, R, E>(
                             break 'serve End::ClientClosed(code, reason);
                         }
                         None => break 'serve End::Gone,
+                        Some(Err(error)) if gone(&error) => break 'serve End::Gone,
                         Some(Err(error)) => {
                             let (code, reason) = violation(&error);
                             break 'serve End::ServerCloses(code, reason);
@@ -497,8 +522,9 @@ pub async fn run_viewer<W, R, E>(
     }
 }
 
-/// After the close handshake, reads until the client closes TCP (at most
-/// [`CLOSE_WAIT`]), so that the client's FIN comes first, as RFC 6455 asks.
+/// After our close frame, reads until the client's stream ends (its close
+/// frame, or TCP closing), at most [`CLOSE_WAIT`]: the handshake completes
+/// before the server drops the socket.
 async fn wait_for_client_close<R, E>(stream: &mut R)
 where
     R: Stream<Item = Result<Message, E>> + Unpin,
@@ -570,12 +596,14 @@ fn handle(lab: &Lab, access: &Access, text: &str, bucket: &mut Bucket) -> Option
             client_time_ms,
             server_us: lab.tracker().clock().now_us(),
         }),
-        Ok(ClientMessage::AgentStart { .. } | ClientMessage::AgentStop {}) => {
-            Some(ServerEvent::Error(ErrorBody {
-                error: "this server does not run agents yet".into(),
-                hint: "the Node-style agent is being added; use the page's bursts meanwhile".into(),
-            }))
-        }
+        Ok(ClientMessage::AgentStart {
+            options,
+            request,
+            every_ms,
+            count,
+            linger_ms,
+        }) => crate::agent::lab::start(lab, access, options, request, every_ms, count, linger_ms),
+        Ok(ClientMessage::AgentStop {}) => crate::agent::lab::stop(access),
         Err(e) => Some(bad_message(format!("control message not understood: {e}"))),
     }
 }

@@ -28,13 +28,18 @@ usage: keepalive-lab [--port N] [--second-port N] [--bind ADDR] [--workshop] [--
   --host-name NAME        another name participants reach this machine by (repeatable), e.g. lab.local
   --dist DIR              the built frontend (default ./dist; a binary from `cargo xtask dist`
                           has the page built in and needs none)
-  --instructor-key KEY    the key for the whole-server view (default: random, printed at start)";
+  --middlebox-port N      the lab's middlebox, a NAT-like proxy in front of it (default: port + 2)
+  --instructor-key KEY    the key for the whole-server view (default: random, printed at start)
+
+subcommands (standalone tools):
+  keepalive-lab middlebox --help    a NAT gateway / load balancer idle timeout in front of any TCP service";
 
 /// Command-line options.
 #[derive(Debug)]
 struct Options {
     port: u16,
     second_port: Option<u16>,
+    middlebox_port: Option<u16>,
     bind: IpAddr,
     /// `--bind` was given (else `--workshop` picks 0.0.0.0).
     bind_given: bool,
@@ -48,6 +53,7 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
     let mut options = Options {
         port: 8080,
         second_port: None,
+        middlebox_port: None,
         bind: IpAddr::from([127, 0, 0, 1]),
         bind_given: false,
         workshop: false,
@@ -68,6 +74,9 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
             "--port" => options.port = port("--port", value("a port number")?)?,
             "--second-port" => {
                 options.second_port = Some(port("--second-port", value("a port number")?)?)
+            }
+            "--middlebox-port" => {
+                options.middlebox_port = Some(port("--middlebox-port", value("a port number")?)?)
             }
             "--bind" => {
                 let v = value("an IP address")?;
@@ -152,6 +161,20 @@ async fn start(
     }
     let (more, second) = bind_origin(options.bind, second).await?;
     listeners.extend(more);
+    let middlebox_port = match options.middlebox_port {
+        Some(p) => p,
+        None if options.port == 0 => 0,
+        None => port.checked_add(2).ok_or(
+            "--port 65534 or more leaves no room for the middlebox; give --middlebox-port",
+        )?,
+    };
+    if middlebox_port == port || middlebox_port == second {
+        return Err(format!(
+            "--middlebox-port must differ from the lab's ports ({port}, {second})"
+        ));
+    }
+    let (middlebox_listeners, middlebox_port) =
+        bind_origin(options.bind, middlebox_port).await?;
     let addresses: Vec<SocketAddr> = listeners
         .iter()
         .filter_map(|l| l.local_addr().ok())
@@ -204,6 +227,9 @@ async fn start(
         println!("keepalive-lab is running: open http://{host}:{port}/   (Ctrl-C stops it)");
     }
     println!("  second origin for the pool lessons: http://{host}:{second}/");
+    println!(
+        "  the lab through its middlebox (a NAT gateway's idle timeout, scaled): http://{host}:{middlebox_port}/"
+    );
     if addresses.iter().any(|a| a.is_ipv6()) {
         println!("  http://localhost:{port}/ is yet another pool (Chromium sends it over ::1)");
     }
@@ -211,6 +237,19 @@ async fn start(
         "  instructor key (whole-server view; keep it to yourself): {}",
         key.as_str()
     );
+    let upstream = SocketAddr::new(
+        if options.bind.is_unspecified() || options.bind.is_loopback() {
+            IpAddr::from([127, 0, 0, 1])
+        } else {
+            options.bind
+        },
+        port,
+    );
+    tokio::spawn(keepalive_lab_server::middlebox::serve_all_in_lab(
+        middlebox_listeners,
+        upstream,
+        lab.clone(),
+    ));
     let server = tokio::spawn(listener::serve_all(listeners, lab.clone()));
     Ok((lab, server))
 }
@@ -223,7 +262,11 @@ async fn main() -> ExitCode {
                 .unwrap_or_else(|_| "keepalive_lab_server=info".into()),
         )
         .init();
-    let options = match parse(std::env::args().skip(1)) {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("middlebox") {
+        return keepalive_lab_server::middlebox::cli::run_cli(args[1..].to_vec()).await;
+    }
+    let options = match parse(args.into_iter()) {
         Ok(options) => options,
         Err(message) => {
             eprintln!("{message}");

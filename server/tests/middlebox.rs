@@ -960,3 +960,53 @@ async fn in_the_lab_a_slow_response_is_cut_and_only_its_session_sees_the_mapping
         "A does not see B's settings"
     );
 }
+
+#[tokio::test]
+async fn middlebox_settings_are_per_session_and_follow_the_room_lock() {
+    let (lab_addr, _lab) = start_server().await;
+    let a = issue_session(lab_addr).await;
+    let b = issue_session(lab_addr).await;
+    let view = |response: common::Response| -> MiddleboxView {
+        assert_eq!(response.status, 200, "{}", response.text());
+        serde_json::from_slice(&response.body).unwrap()
+    };
+    let mine = view(put_middlebox(lab_addr, &a, r#"{"preset": "gcp_nat", "scale": 1000}"#).await);
+    assert_eq!(mine.settings, Preset::GcpNat.settings(1000));
+    assert_eq!(mine.in_force_ms, 1200);
+    assert!(mine.scale_words.contains("×1000"), "{}", mine.scale_words);
+    let theirs = view(common::get_once(lab_addr, &format!("/api/middlebox?session={b}")).await);
+    assert_eq!(
+        theirs.settings,
+        Preset::AwsNat.settings(100),
+        "B keeps the defaults"
+    );
+    // The instructor changes the defaults: B (no settings of its own) follows.
+    let key = common::KEY;
+    let defaults = view(
+        request_once(
+            lab_addr,
+            "PUT",
+            &format!("/api/middlebox?key={key}"),
+            br#"{"preset": "alb", "scale": 60}"#,
+        )
+        .await,
+    );
+    assert_eq!(defaults.settings, Preset::Alb.settings(60));
+    let theirs = view(common::get_once(lab_addr, &format!("/api/middlebox?session={b}")).await);
+    assert_eq!(theirs.settings, Preset::Alb.settings(60));
+    // Locked: everyone runs the defaults and changes are refused.
+    let locked = request_once(
+        lab_addr,
+        "PUT",
+        &format!("/api/room?key={key}"),
+        br#"{"policy_locked": true}"#,
+    )
+    .await;
+    assert_eq!(locked.status, 200, "{}", locked.text());
+    let mine = view(common::get_once(lab_addr, &format!("/api/middlebox?session={a}")).await);
+    assert!(mine.locked);
+    assert_eq!(mine.settings, Preset::Alb.settings(60));
+    let refused = put_middlebox(lab_addr, &a, r#"{"scale": 10}"#).await;
+    assert_eq!(refused.status, 423, "{}", refused.text());
+    refused.error_body();
+}

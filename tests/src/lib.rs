@@ -67,6 +67,30 @@ pub async fn start_server_with_second_origin(config: Config) -> (SocketAddr, Soc
     (addrs.0, addrs.1, lab)
 }
 
+/// Starts the lab on two ephemeral loopback ports plus its middlebox on a
+/// third (requests to it go through the middlebox to the lab), as `main.rs`
+/// does. Returns the main and second addresses.
+pub async fn start_lab_with_middlebox(config: Config) -> (SocketAddr, SocketAddr, Lab) {
+    let first = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let second = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let middlebox = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addrs = (
+        first.local_addr().expect("local address"),
+        second.local_addr().expect("local address"),
+    );
+    let lab = Lab::new(Config {
+        listeners: vec![addrs.0, addrs.1],
+        ..config
+    });
+    tokio::spawn(keepalive_lab_server::middlebox::serve_all_in_lab(
+        vec![middlebox],
+        addrs.0,
+        lab.clone(),
+    ));
+    tokio::spawn(listener::serve_all(vec![first, second], lab.clone()));
+    (addrs.0, addrs.1, lab)
+}
+
 /// Polls `check` every 25 ms until it returns `Some`, or panics with `what`
 /// after `limit`. The limit only stops a broken test; it asserts no speed.
 pub async fn eventually<T>(

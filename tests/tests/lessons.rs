@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use keepalive_lab_server::Config;
 use keepalive_lab_tests::chromium::{Chromium, Page};
-use keepalive_lab_tests::{dist_dir, start_server_with_second_origin};
+use keepalive_lab_tests::{dist_dir, start_lab_with_middlebox};
 use protocol::{CloseReason, ConnId, Micros, RequestId, ServerEvent};
 use tokio::sync::broadcast::Receiver;
 
@@ -27,7 +27,7 @@ struct Setup {
 }
 
 async fn open(id: &str) -> Setup {
-    let (addr, _second, lab) = start_server_with_second_origin(Config {
+    let (addr, _second, lab) = start_lab_with_middlebox(Config {
         dist_dir: dist_dir(),
         ..Config::default()
     })
@@ -441,4 +441,69 @@ async fn the_keep_alive_race_is_re_sent_silently() {
     assert_eq!(answer, "0", "the page saw no failure");
     assert_eq!(figures["resent"], "3");
     assert_eq!(figures["attempts"], "7");
+}
+
+/// The middlebox's events for the lesson's one mapping.
+fn middlebox_events(record: &Record) -> Vec<protocol::MiddleboxEvent> {
+    record
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            ServerEvent::Middlebox { event, .. } => Some(event.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_nat_gateway_drops_the_servers_late_answer() {
+    let _one = serial().await;
+    let mut s = open("nat-gateway").await;
+    let (answer, figures) = s.take(2).await;
+    let record = s.record();
+    // The server wrote its answer completely...
+    let slow = &record.requests("/api/slow")[0];
+    assert!(slow.finished.is_some(), "the server finished its answer");
+    let completed = record.events.iter().any(|e| {
+        matches!(e, ServerEvent::RequestFinished { outcome: protocol::RequestOutcome::Completed, .. })
+    });
+    assert!(completed, "the lab recorded its response as written");
+    // ...the middlebox had forgotten the mapping and dropped it...
+    let events = middlebox_events(&record);
+    assert!(
+        events.iter().any(|e| matches!(e, protocol::MiddleboxEvent::Expired { .. })),
+        "{events:?}"
+    );
+    assert!(
+        events.iter().any(|e| matches!(
+            e,
+            protocol::MiddleboxEvent::Dropped { side: protocol::Side::Server, bytes, .. } if *bytes > 0
+        )),
+        "{events:?}"
+    );
+    // ...and the page gave up at its own timeout.
+    assert_eq!(answer, "choice-2", "{figures:?}");
+    assert_eq!(figures["expired"], "yes");
+    assert!(figures["timeout"].contains("3500 ms"), "{figures:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heartbeats_keep_the_nat_mapping_alive() {
+    let _one = serial().await;
+    let mut s = open("nat-heartbeat").await;
+    let (answer, figures) = s.take(0).await;
+    let record = s.record();
+    let events = middlebox_events(&record);
+    assert!(
+        !events.iter().any(|e| matches!(e, protocol::MiddleboxEvent::Expired { .. })),
+        "{events:?}"
+    );
+    assert!(
+        events.iter().any(|e| matches!(
+            e,
+            protocol::MiddleboxEvent::Refreshed { side: protocol::Side::Server, .. }
+        )),
+        "{events:?}"
+    );
+    assert_eq!(answer, "choice-0", "{figures:?}");
 }

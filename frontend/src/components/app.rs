@@ -103,13 +103,35 @@ pub fn App(props: &AppProps) -> Html {
         })
     };
     let view = use_state(view_from_location);
+    // Where the lab's middlebox listens (an origin of its own).
+    let middlebox_port = use_state(|| None::<u16>);
+    {
+        let (middlebox_port, session) = (middlebox_port.clone(), state.session.clone());
+        use_effect_with((), move |()| {
+            wasm_bindgen_futures::spawn_local(async move {
+                let path = format!("/api/middlebox?session={session}");
+                if let Ok(view) =
+                    crate::services::session::json::<protocol::MiddleboxView>("GET", &path, None)
+                        .await
+                {
+                    let port = view
+                        .listeners
+                        .iter()
+                        .find_map(|l| l.rsplit_once(':').and_then(|(_, p)| p.parse().ok()));
+                    middlebox_port.set(port);
+                }
+            });
+        });
+    }
     // Fires a burst (from the composer or a lesson); answers its run id.
     let fire = {
         let (state, selected) = (state.clone(), selected.clone());
         let runs_allocated = runs_allocated.clone();
+        let middlebox = *middlebox_port;
         Callback::from(move |settings: BurstSettings| -> Result<u32, String> {
-            let origin = burst::page_origin()
-                .and_then(|page| resolve_origin(settings.target, &page, &state.listeners))?;
+            let origin = burst::page_origin().and_then(|page| {
+                resolve_origin(settings.target, &page, &state.listeners, middlebox)
+            })?;
             selected.set(None);
             let run = {
                 let mut last = runs_allocated.borrow_mut();

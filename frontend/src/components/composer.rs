@@ -132,10 +132,11 @@ pub fn Composer(props: &ComposerProps) -> Html {
                 <label>{ "spacing (ms) " }<input id="c-spacing" type="number" min="0" max="60000" value={s.spacing_ms.to_string()}
                     onchange={edit(|s, v| s.spacing_ms = num(&v, 0, 60_000))} /></label>
                 <label>{ "to " }<select id="c-target" onchange={edit(|s, v| s.target = match v.as_str() {
-                    "second-port" => Target::SecondPort, "other-host" => Target::OtherHost, _ => Target::Same })}>
+                    "second-port" => Target::SecondPort, "other-host" => Target::OtherHost, "middlebox" => Target::Middlebox, _ => Target::Same })}>
                     { option("same", "this origin", s.target == Target::Same) }
                     { option("second-port", "the second port (another pool)", s.target == Target::SecondPort) }
                     { option("other-host", "localhost ⇄ 127.0.0.1 (another pool)", s.target == Target::OtherHost) }
+                    { option("middlebox", "through the middlebox (a NAT gateway's idle timeout)", s.target == Target::Middlebox) }
                 </select></label>
                 <label>{ "credentials " }<select id="c-credentials" onchange={edit(|s, v| s.credentials = match v.as_str() {
                     "omit" => Credentials::Omit, "include" => Credentials::Include, _ => Credentials::Default })}>

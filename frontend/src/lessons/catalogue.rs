@@ -275,7 +275,189 @@ pub static ALL: &[Lesson] = &[
               sees the request twice; neither the page nor Resource Timing can tell.",
         watch: "each lane ending in 'keep-alive race' and the request re-sent on the next lane",
     },
+    Lesson {
+        entry: &LESSONS[13],
+        question: Question {
+            prompt: "Through an AWS NAT gateway (350 s idle timeout, scaled here to seconds), a request whose answer takes longer than the timeout, with nothing sent meanwhile. The page gives up after a while. What does the page get?",
+            ask: Ask::Choice(NAT_CHOICES),
+            usual: Answer::Choice(2),
+        },
+        steps: nat_gateway_steps,
+        measure: nat_gateway,
+        why: "A NAT gateway keeps a mapping per connection and forgets it after its idle timeout \
+              (AWS: 350 s, fixed; the next packet from the inside then gets a reset). The server \
+              does not know: it writes its answer, its write succeeds, and the gateway drops it. \
+              The client hears nothing and waits until its own timeout. The fixes keep packets \
+              flowing within the timeout: application heartbeats, or TCP keep-alive probes (Node's \
+              keepAliveMsecs on an agent with keepAlive: true, or the server's SO_KEEPALIVE).",
+        watch: "the server's lane answering while the page's request waits on",
+    },
+    Lesson {
+        entry: &LESSONS[14],
+        question: Question {
+            prompt: "The same NAT gateway and the same slow answer, but the server sends a byte every second while it prepares it. What does the page get?",
+            ask: Ask::Choice(NAT_CHOICES),
+            usual: Answer::Choice(0),
+        },
+        steps: nat_heartbeat_steps,
+        measure: nat_heartbeat,
+        why: "Every packet through the gateway, in either direction, refreshes its idle timer. \
+              Bytes sent while the answer is prepared (a heartbeat: whitespace in JSON, a comment \
+              line in an event stream) keep the mapping alive however long the work takes, as long \
+              as the gap between them stays under the timeout.",
+        watch: "the request downloading a byte at a time, and no expiry",
+    },
 ];
+
+const NAT_CHOICES: &[&str] = &[
+    "the response",
+    "an error at once",
+    "nothing: it waits until its own timeout",
+];
+
+fn nat_gateway_steps() -> Vec<Step> {
+    vec![
+        Step::Fire(BurstSettings {
+            target: Target::Middlebox,
+            timeout_ms: Some(8000),
+            ..burst(1, Endpoint::Slow { ms: 5000, body: false })
+        }),
+        Step::Wait(Until::Ended { run: 0 }, WAIT),
+    ]
+}
+
+fn nat_heartbeat_steps() -> Vec<Step> {
+    vec![
+        Step::Fire(BurstSettings {
+            target: Target::Middlebox,
+            timeout_ms: Some(8000),
+            ..burst(
+                1,
+                Endpoint::Drip {
+                    bytes: 6,
+                    chunks: 6,
+                    interval_ms: 1000,
+                },
+            )
+        }),
+        Step::Wait(Until::Ended { run: 0 }, WAIT),
+    ]
+}
+
+/// The middlebox's record of the lesson's mapping (the last one opened
+/// before the request reached the server), oldest first.
+fn mapping_events<'a>(e: &'a Evidence<'_>) -> Vec<&'a protocol::MiddleboxEvent> {
+    let Some(start) = e
+        .run(0)
+        .and_then(|r| r.requests.first())
+        .and_then(|r| r.server_start_us)
+    else {
+        return Vec::new();
+    };
+    let mapping = e
+        .state
+        .middlebox
+        .iter()
+        .filter(|m| m.at_us <= start + 1_000_000)
+        .filter(|m| matches!(m.event, protocol::MiddleboxEvent::Opened { .. }))
+        .next_back()
+        .map(|m| m.mapping);
+    e.state
+        .middlebox
+        .iter()
+        .filter(|m| Some(m.mapping) == mapping)
+        .map(|m| &m.event)
+        .collect()
+}
+
+/// What the middlebox, the server and the page each saw of a NAT lesson.
+fn nat_outcome(e: &Evidence<'_>) -> (Outcome, bool) {
+    use protocol::{MiddleboxEvent as M, Side};
+    let request = e.run(0).and_then(|r| r.requests.first().cloned());
+    let events = mapping_events(e);
+    let timeout = events.iter().find_map(|m| match m {
+        M::Opened {
+            in_force_ms,
+            settings,
+            ..
+        } => Some((*in_force_ms, settings.scale, settings.idle_timeout_ms)),
+        _ => None,
+    });
+    let expired = events.iter().any(|m| matches!(m, M::Expired { .. }));
+    let dropped: u64 = events
+        .iter()
+        .filter_map(|m| match m {
+            M::Dropped {
+                side: Side::Server,
+                bytes,
+                ..
+            } => Some(*bytes),
+            _ => None,
+        })
+        .sum();
+    let refreshed = events
+        .iter()
+        .filter_map(|m| match m {
+            M::Refreshed {
+                side: Side::Server,
+                count,
+                ..
+            } => Some(*count),
+            _ => None,
+        })
+        .sum::<u32>();
+    // The server's side: did the lab answer, and completely?
+    let answered = request.as_ref().and_then(|r| {
+        let id = r.request?;
+        e.state.lanes.values().find_map(|lane| {
+            lane.requests
+                .iter()
+                .find(|q| q.request == id)
+                .and_then(|q| q.finished)
+        })
+    });
+    let server_answered = matches!(answered, Some((_, protocol::RequestOutcome::Completed)));
+    let phase = request.as_ref().map_or(Phase::Pending, |r| r.phase);
+    let answer = match phase {
+        Phase::Done => 0,
+        Phase::Aborted => 2,
+        _ => 1,
+    };
+    let scale_words = timeout.map_or("the middlebox did not report its settings".to_owned(), |(ms, scale, real)| {
+        if scale > 1 {
+            format!("{ms} ms: the provider's {} s divided by the time scale ×{scale}", real / 1000)
+        } else {
+            format!("{ms} ms, in real time")
+        }
+    });
+    let outcome = Outcome {
+        answer: Answer::Choice(answer),
+        figures: vec![
+            figure("timeout", "the middlebox's idle timeout", &scale_words),
+            figure("expired", "the mapping expired", if expired { "yes" } else { "no" }),
+            figure("server-answered", "the server wrote its whole answer", if server_answered { "yes" } else { "no" }),
+            figure("dropped-bytes", "bytes of the server's answer dropped by the middlebox", dropped),
+            figure("server-refreshes", "times the server's bytes refreshed the mapping", refreshed),
+            figure("page", "what the page got", phase.label()),
+        ],
+        notes: vec![format!(
+            "Time is scaled: the idle timeout was {scale_words}. The server {} its answer; the \
+             middlebox {} and dropped {dropped} bytes of it; the page's request ended: {}.",
+            if server_answered { "wrote" } else { "did not finish" },
+            if expired { "had forgotten the connection" } else { "kept the connection" },
+            phase.label()
+        )],
+    };
+    (outcome, expired)
+}
+
+fn nat_gateway(e: &Evidence<'_>) -> Outcome {
+    nat_outcome(e).0
+}
+
+fn nat_heartbeat(e: &Evidence<'_>) -> Outcome {
+    nat_outcome(e).0
+}
 
 fn six_lanes_steps() -> Vec<Step> {
     vec![

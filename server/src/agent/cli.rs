@@ -77,7 +77,7 @@ pub enum Parsed {
     /// `--help`.
     Help,
     /// Run.
-    Run(Options),
+    Run(Box<Options>),
 }
 
 /// A command-line mistake: what was wrong, and what to write instead.
@@ -184,13 +184,21 @@ fn split_url(url: &str) -> Result<(String, u16, String), Usage> {
         ));
     }
     let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-        let (inside, after) = v6
-            .split_once(']')
-            .ok_or_else(|| usage(format!("`{authority}`: unclosed `[`"), "e.g. http://[::1]:8080/"))?;
+        let (inside, after) = v6.split_once(']').ok_or_else(|| {
+            usage(
+                format!("`{authority}`: unclosed `[`"),
+                "e.g. http://[::1]:8080/",
+            )
+        })?;
         let port = match after.strip_prefix(':') {
             Some(p) => number("the URL's port", p, "a port number")?,
             None if after.is_empty() => 80,
-            None => return Err(usage(format!("`{authority}` is not host:port"), "e.g. http://[::1]:8080/")),
+            None => {
+                return Err(usage(
+                    format!("`{authority}` is not host:port"),
+                    "e.g. http://[::1]:8080/",
+                ));
+            }
         };
         (format!("[{inside}]"), port)
     } else {
@@ -221,7 +229,10 @@ pub fn parse_args(args: &[String]) -> Result<Parsed, Usage> {
     while let Some(arg) = it.next() {
         let mut value = |what: &str| {
             it.next().cloned().ok_or_else(|| {
-                usage(format!("{arg} needs {what}"), format!("e.g. {arg} {}", example(arg)))
+                usage(
+                    format!("{arg} needs {what}"),
+                    format!("e.g. {arg} {}", example(arg)),
+                )
             })
         };
         match arg.as_str() {
@@ -249,7 +260,9 @@ pub fn parse_args(args: &[String]) -> Result<Parsed, Usage> {
                     }
                 };
             }
-            "--timeout" => agent.timeout = Some(number(arg, &value("milliseconds")?, "milliseconds")?),
+            "--timeout" => {
+                agent.timeout = Some(number(arg, &value("milliseconds")?, "milliseconds")?)
+            }
             "--request-timeout" => {
                 agent.request_timeout = Some(number(arg, &value("milliseconds")?, "milliseconds")?);
             }
@@ -271,7 +284,10 @@ pub fn parse_args(args: &[String]) -> Result<Parsed, Usage> {
             }
             "--connection" => {
                 let v = value("a header value")?;
-                if v.is_empty() || v.len() > 64 || !v.bytes().all(|b| b.is_ascii_graphic() || b == b' ') {
+                if v.is_empty()
+                    || v.len() > 64
+                    || !v.bytes().all(|b| b.is_ascii_graphic() || b == b' ')
+                {
                     return Err(usage(
                         format!("--connection `{v}` is not a header value"),
                         "e.g. --connection close",
@@ -295,7 +311,12 @@ pub fn parse_args(args: &[String]) -> Result<Parsed, Usage> {
             }
         }
     }
-    let url = url.ok_or_else(|| usage("no URL", "e.g. keepalive-lab agent http://127.0.0.1:8080/api/fast"))?;
+    let url = url.ok_or_else(|| {
+        usage(
+            "no URL",
+            "e.g. keepalive-lab agent http://127.0.0.1:8080/api/fast",
+        )
+    })?;
     let (host, port, path) = split_url(&url)?;
     agent
         .validate()
@@ -321,7 +342,7 @@ pub fn parse_args(args: &[String]) -> Result<Parsed, Usage> {
             format!("keep it under {MAX_PLANNED_MS} ms: fewer requests, or less time between them"),
         ));
     }
-    Ok(Parsed::Run(Options {
+    Ok(Parsed::Run(Box::new(Options {
         url,
         host,
         port,
@@ -332,7 +353,7 @@ pub fn parse_args(args: &[String]) -> Result<Parsed, Usage> {
         every_ms,
         count,
         linger_ms,
-    }))
+    })))
 }
 
 fn example(flag: &str) -> &'static str {
@@ -435,7 +456,7 @@ pub async fn run_cli(args: Vec<String>) -> ExitCode {
             print!("{}", help());
             return ExitCode::SUCCESS;
         }
-        Ok(Parsed::Run(options)) => options,
+        Ok(Parsed::Run(options)) => *options,
         Err(mistake) => {
             eprintln!("{mistake}");
             return ExitCode::from(2);
@@ -463,7 +484,7 @@ mod tests {
 
     fn options(text: &str) -> Options {
         match parse_args(&args(text)) {
-            Ok(Parsed::Run(options)) => options,
+            Ok(Parsed::Run(options)) => *options,
             other => panic!("{text}: {other:?}"),
         }
     }
@@ -475,13 +496,19 @@ mod tests {
              --max-total-sockets Infinity --max-free-sockets 1 --scheduling fifo --timeout 4000 \
              --request-timeout 500 --every 3000 --count 5",
         );
-        assert_eq!((o.host.as_str(), o.port, o.path.as_str()), ("127.0.0.1", 8080, "/api/fast?x=1"));
+        assert_eq!(
+            (o.host.as_str(), o.port, o.path.as_str()),
+            ("127.0.0.1", 8080, "/api/fast?x=1")
+        );
         assert!(o.agent.keep_alive);
         assert_eq!(o.agent.keep_alive_msecs, 1500);
         assert_eq!(o.agent.max_sockets, Some(2));
         assert_eq!(o.agent.max_total_sockets, None);
         assert_eq!(o.agent.scheduling, Scheduling::Fifo);
-        assert_eq!((o.agent.timeout, o.agent.request_timeout), (Some(4000), Some(500)));
+        assert_eq!(
+            (o.agent.timeout, o.agent.request_timeout),
+            (Some(4000), Some(500))
+        );
         assert_eq!((o.every_ms, o.count), (3000, 5));
         let o = options("http://[::1]/");
         assert_eq!((o.host.as_str(), o.port), ("[::1]", 80));

@@ -294,10 +294,7 @@ impl ResponseReader {
                     match self.state {
                         State::ChunkDataEnd => {
                             if !line.is_empty() {
-                                return Err(error(
-                                    "HPE_STRICT",
-                                    "chunk data not followed by CRLF",
-                                ));
+                                return Err(error("HPE_STRICT", "chunk data not followed by CRLF"));
                             }
                             self.state = State::ChunkSize;
                         }
@@ -419,10 +416,16 @@ impl ResponseReader {
             Some(v) => {
                 let first = v.split(',').next().unwrap_or("").trim().to_owned();
                 if v.split(',').any(|x| x.trim() != first) {
-                    return Err(error("HPE_UNEXPECTED_CONTENT_LENGTH", "conflicting Content-Length"));
+                    return Err(error(
+                        "HPE_UNEXPECTED_CONTENT_LENGTH",
+                        "conflicting Content-Length",
+                    ));
                 }
                 Some(first.parse::<u64>().map_err(|_| {
-                    error("HPE_INVALID_CONTENT_LENGTH", format!("Content-Length `{first}`"))
+                    error(
+                        "HPE_INVALID_CONTENT_LENGTH",
+                        format!("Content-Length `{first}`"),
+                    )
                 })?)
             }
             None => None,
@@ -536,13 +539,28 @@ mod tests {
             let mut reader = ResponseReader::new(method);
             head_of(&reader.feed(wire).unwrap())
         };
-        assert!(!parse(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n", "GET").keeps_alive());
+        assert!(
+            !parse(
+                b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+                "GET"
+            )
+            .keeps_alive()
+        );
         assert!(!parse(b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n", "GET").keeps_alive());
-        assert!(parse(b"HTTP/1.0 200 OK\r\nConnection: Keep-Alive\r\nContent-Length: 0\r\n\r\n", "GET").keeps_alive());
+        assert!(
+            parse(
+                b"HTTP/1.0 200 OK\r\nConnection: Keep-Alive\r\nContent-Length: 0\r\n\r\n",
+                "GET"
+            )
+            .keeps_alive()
+        );
         let eof = parse(b"HTTP/1.1 200 OK\r\n\r\n", "GET");
         assert_eq!(eof.framing, Framing::Eof);
         assert!(!eof.keeps_alive());
-        assert_eq!(parse(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n", "HEAD").framing, Framing::None);
+        assert_eq!(
+            parse(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n", "HEAD").framing,
+            Framing::None
+        );
     }
 
     #[test]
@@ -550,7 +568,9 @@ mod tests {
         let mut reader = ResponseReader::new("GET");
         assert_eq!(reader.eof(), AtEof::NoResponse);
         let mut reader = ResponseReader::new("GET");
-        reader.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nabc").unwrap();
+        reader
+            .feed(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nabc")
+            .unwrap();
         assert_eq!(reader.eof(), AtEof::Truncated);
         let mut reader = ResponseReader::new("GET");
         reader.feed(b"HTTP/1.1 200 OK\r\n\r\nabc").unwrap();

@@ -22,8 +22,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use protocol::{
-    AgentEvent, AgentOptions, AgentRequestSpec, AgentTarget, ErrorBody, FinishReason,
-    ServerEvent, SessionId,
+    AgentEvent, AgentOptions, AgentRequestSpec, AgentTarget, ErrorBody, FinishReason, ServerEvent,
+    SessionId,
 };
 use tokio::sync::watch;
 
@@ -106,10 +106,7 @@ fn destination(lab: &Lab, target: AgentTarget) -> Result<SocketAddr, ErrorBody> 
     };
     let listeners = lab.listeners();
     let Some(main) = listeners.first().copied() else {
-        return Err(bad(
-            "the lab is not listening yet",
-            "try again in a moment",
-        ));
+        return Err(bad("the lab is not listening yet", "try again in a moment"));
     };
     let addr = match target {
         AgentTarget::Same => main,
@@ -174,7 +171,9 @@ fn check(
         if value.is_some_and(|n| n > MAX_SOCKETS) {
             return Err(bad(
                 format!("`{name}` over {MAX_SOCKETS}, the lab's cap on an agent's sockets"),
-                format!("send {name} between 1 and {MAX_SOCKETS}, or null for Infinity (then at most {MAX_SOCKETS} sockets open, the rest wait)"),
+                format!(
+                    "send {name} between 1 and {MAX_SOCKETS}, or null for Infinity (then at most {MAX_SOCKETS} sockets open, the rest wait)"
+                ),
             ));
         }
     }
@@ -213,7 +212,8 @@ fn check(
     {
         return Err(bad(
             format!("`{}` is not a lab path", protocol::truncate_target(path)),
-            "send a path with its query, e.g. /api/hang?max_ms=5000 (no spaces, percent-encoded)".into(),
+            "send a path with its query, e.g. /api/hang?max_ms=5000 (no spaces, percent-encoded)"
+                .into(),
         ));
     }
     if let Some(value) = &request.connection
@@ -342,10 +342,17 @@ mod tests {
     fn paths_carry_the_labs_session_and_tag_only() {
         let session = SessionId::parse("s-1").unwrap();
         assert_eq!(
-            tagged_path("/api/hang?max_ms=500&session=s-other&id=x", &session, "a1-2"),
+            tagged_path(
+                "/api/hang?max_ms=500&session=s-other&id=x",
+                &session,
+                "a1-2"
+            ),
             "/api/hang?max_ms=500&session=s-1&id=a1-2"
         );
-        assert_eq!(tagged_path("/api/fast", &session, "a3-1"), "/api/fast?session=s-1&id=a3-1");
+        assert_eq!(
+            tagged_path("/api/fast", &session, "a3-1"),
+            "/api/fast?session=s-1&id=a3-1"
+        );
     }
 
     #[test]
@@ -361,12 +368,20 @@ mod tests {
         assert!(check(&options, &request, 100, 201, 0).is_err());
         assert!(check(&options, &request, 100, 0, 0).is_err());
         assert!(check(&options, &request, 60_000, 3, 0).is_ok());
-        assert!(check(&options, &request, 60_000, 4, 0).is_err(), "over 120 s");
+        assert!(
+            check(&options, &request, 60_000, 4, 0).is_err(),
+            "over 120 s"
+        );
         let wide = AgentOptions {
             max_sockets: Some(33),
             ..AgentOptions::default()
         };
-        assert!(check(&wide, &request, 100, 3, 0).unwrap_err().hint.contains("32"));
+        assert!(
+            check(&wide, &request, 100, 3, 0)
+                .unwrap_err()
+                .hint
+                .contains("32")
+        );
         for path in ["api/fast", "/api/fast now", "/\u{7f}"] {
             let request = AgentRequestSpec {
                 path: path.into(),

@@ -173,10 +173,13 @@ impl<J> Pool<J> {
     /// `sockLen < maxSockets && totalSocketCount < maxTotalSockets` (`sockLen`
     /// counting this name's free and active sockets); otherwise the queue.
     pub fn add(&mut self, name: &str, job: J) -> Placement<J> {
-        let reused = self.free.get_mut(name).and_then(|list| match self.limits.scheduling {
-            Scheduling::Fifo => list.pop_front(),
-            Scheduling::Lifo => list.pop_back(),
-        });
+        let reused = self
+            .free
+            .get_mut(name)
+            .and_then(|list| match self.limits.scheduling {
+                Scheduling::Fifo => list.pop_front(),
+                Scheduling::Lifo => list.pop_back(),
+            });
         if self.free.get(name).is_some_and(VecDeque::is_empty) {
             self.free.remove(name);
         }
@@ -246,7 +249,11 @@ impl<J> Pool<J> {
         }
         let free_len = self.free_len(&name);
         let count = free_len + self.active_len(&name);
-        let reason = if self.limits.max_total_sockets.is_some_and(|m| self.total > m) {
+        let reason = if self
+            .limits
+            .max_total_sockets
+            .is_some_and(|m| self.total > m)
+        {
             Some(SocketCloseReason::MaxTotalSockets)
         } else if self.limits.max_sockets.is_some_and(|m| count > m) {
             Some(SocketCloseReason::MaxSockets)
@@ -299,9 +306,7 @@ impl<J> Pool<J> {
     /// waiting name **with no active socket** does (Node's loop stops at the
     /// first name that has one; its TODO says this is not FIFO across names).
     pub fn closed(&mut self, socket: SocketId) -> Spawn<J> {
-        let Some(entry) = self.sockets.remove(&socket) else {
-            return None;
-        };
+        let entry = self.sockets.remove(&socket)?;
         self.total -= 1;
         if let Some(list) = self.active.get_mut(&entry.name) {
             list.retain(|s| *s != socket);
@@ -380,9 +385,19 @@ mod tests {
             });
             pool.add(A, 1);
             pool.add(A, 2);
-            assert!(matches!(pool.released(1, || true).0, Release::Pooled { free: 1 }));
-            assert!(matches!(pool.released(2, || true).0, Release::Pooled { free: 2 }));
-            assert_eq!(pool.add(A, 3), Placement::Reuse(expect, 3), "{scheduling:?}");
+            assert!(matches!(
+                pool.released(1, || true).0,
+                Release::Pooled { free: 1 }
+            ));
+            assert!(matches!(
+                pool.released(2, || true).0,
+                Release::Pooled { free: 2 }
+            ));
+            assert_eq!(
+                pool.add(A, 3),
+                Placement::Reuse(expect, 3),
+                "{scheduling:?}"
+            );
         }
     }
 
@@ -394,7 +409,10 @@ mod tests {
         });
         pool.add(A, 1);
         pool.add(A, 2);
-        assert!(matches!(pool.released(1, || true).0, Release::Pooled { .. }));
+        assert!(matches!(
+            pool.released(1, || true).0,
+            Release::Pooled { .. }
+        ));
         assert_eq!(
             pool.released(2, || true).0,
             Release::Destroy(SocketCloseReason::MaxFreeSockets)

@@ -306,7 +306,11 @@ impl Conn {
                         message: e.to_string(),
                     },
                 );
-                return fail(code, format!("write {code}"), (true, SocketCloseReason::SocketError));
+                return fail(
+                    code,
+                    format!("write {code}"),
+                    (true, SocketCloseReason::SocketError),
+                );
             }
             Some(Ok(())) => {}
         }
@@ -391,7 +395,11 @@ impl Conn {
                     let steps = match reader.feed(&buf[..n]) {
                         Ok(steps) => steps,
                         Err(e) => {
-                            return fail(e.code, e.message, (false, SocketCloseReason::BadResponse));
+                            return fail(
+                                e.code,
+                                e.message,
+                                (false, SocketCloseReason::BadResponse),
+                            );
                         }
                     };
                     for step in steps {
@@ -455,7 +463,11 @@ impl Conn {
                             message: e.to_string(),
                         },
                     );
-                    return fail(code, format!("read {code}"), (true, SocketCloseReason::SocketError));
+                    return fail(
+                        code,
+                        format!("read {code}"),
+                        (true, SocketCloseReason::SocketError),
+                    );
                 }
             }
         }

@@ -15,6 +15,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use axum::Json;
@@ -23,7 +24,8 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{RawQuery, State};
 use axum::http::HeaderMap;
 use protocol::{
-    ConnId, ErrorBody, MiddleboxPatch, MiddleboxSettings, MiddleboxView, ServerEvent, SessionId,
+    ConnId, ErrorBody, MappingId, MiddleboxPatch, MiddleboxSettings, MiddleboxView, ServerEvent,
+    SessionId,
 };
 use tokio::net::TcpListener;
 
@@ -38,10 +40,31 @@ use crate::sessions::{Access, Owner, locked_error, unknown_session};
 /// of the lab's origins (so the lab answers requests whose `Host` or `Origin`
 /// names it) and is listed by `GET /api/middlebox`.
 pub async fn serve_in_lab(listener: TcpListener, upstream: SocketAddr, lab: Lab) -> io::Result<()> {
-    let address = listener.local_addr()?;
-    lab.add_listeners(&[address]);
-    lab.middlebox().add_listener(address);
-    Middlebox::in_lab(lab, upstream).serve(listener).await;
+    serve_all_in_lab(vec![listener], upstream, lab).await
+}
+
+/// Like [`serve_in_lab`], on several listeners at once (127.0.0.1 and
+/// `[::1]`), sharing one middlebox: one cap on mappings, one set of ids.
+pub async fn serve_all_in_lab(
+    listeners: Vec<TcpListener>,
+    upstream: SocketAddr,
+    lab: Lab,
+) -> io::Result<()> {
+    let addresses = listeners
+        .iter()
+        .map(TcpListener::local_addr)
+        .collect::<io::Result<Vec<_>>>()?;
+    lab.add_listeners(&addresses);
+    for address in &addresses {
+        lab.middlebox().add_listener(*address);
+    }
+    let middlebox = Middlebox::in_lab(lab, upstream);
+    let mut loops = tokio::task::JoinSet::new();
+    for listener in listeners {
+        let middlebox = middlebox.clone();
+        loops.spawn(async move { middlebox.serve(listener).await });
+    }
+    while loops.join_next().await.is_some() {}
     Ok(())
 }
 
@@ -49,6 +72,8 @@ pub async fn serve_in_lab(listener: TcpListener, upstream: SocketAddr, lab: Lab)
 #[derive(Debug)]
 pub struct Registry {
     inner: Mutex<Table>,
+    /// Mapping ids, unique in the lab's event stream whatever the listener.
+    next: AtomicU64,
 }
 
 #[derive(Debug)]
@@ -72,7 +97,13 @@ impl Registry {
                 own: HashMap::new(),
                 listeners: Vec::new(),
             }),
+            next: AtomicU64::new(1),
         }
+    }
+
+    /// A fresh mapping id.
+    pub fn next_mapping(&self) -> MappingId {
+        MappingId(self.next.fetch_add(1, Ordering::Relaxed))
     }
 
     fn lock(&self) -> MutexGuard<'_, Table> {

@@ -12,7 +12,7 @@
 //!   lab's server, so a page's requests go browser → middlebox → server. Each
 //!   mapping follows the session its first request names (`session=` in the
 //!   request line), with that session's settings ([`lab`]), and reports
-//!   through the lab's [`Tracker`](crate::tracker::Tracker), so its events
+//!   through the lab's [`Tracker`], so its events
 //!   reach that session's `/api/events` viewers like everything else.
 //!
 //! # Layout
@@ -78,7 +78,7 @@ use crate::sessions::Owner;
 use crate::tracker::Tracker;
 use crate::{Clock, Lab};
 
-pub use lab::serve_in_lab;
+pub use lab::{serve_all_in_lab, serve_in_lab};
 
 /// Caps of one middlebox: nothing it holds grows without bound.
 #[derive(Debug, Clone)]
@@ -161,7 +161,7 @@ pub(crate) struct Inner {
     limits: Limits,
     /// Settings and events.
     mode: Mode,
-    /// Next mapping id.
+    /// Next mapping id (standalone; the lab counts in its registry).
     next: AtomicU64,
     /// One permit per open mapping.
     slots: Arc<Semaphore>,
@@ -338,7 +338,10 @@ impl Inner {
     /// Takes a client: refuses it over the cap or when the server cannot be
     /// reached, else runs its mapping to the end.
     async fn admit(self: Arc<Self>, client: TcpStream, peer: SocketAddr) {
-        let id = MappingId(self.next.fetch_add(1, Ordering::Relaxed));
+        let id = match &self.mode {
+            Mode::Lab(lab) => lab.middlebox().next_mapping(),
+            Mode::Standalone { .. } => MappingId(self.next.fetch_add(1, Ordering::Relaxed)),
+        };
         let accepted_us = self.now_us();
         let Ok(permit) = self.slots.clone().try_acquire_owned() else {
             self.emit(

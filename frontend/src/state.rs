@@ -545,6 +545,25 @@ pub struct LabState {
     /// What the lab's middlebox did with this session's mappings, newest
     /// last (at most [`MAX_MIDDLEBOX_EVENTS`]).
     pub middlebox: VecDeque<MiddleboxRecord>,
+    /// This session's Node-style agent runs, newest last (at most
+    /// [`MAX_AGENT_EVENTS`]).
+    pub agent: VecDeque<AgentRecord>,
+    /// Agent runs that finished since the page loaded.
+    pub agent_finished: u32,
+}
+
+/// Agent events kept for the page.
+pub const MAX_AGENT_EVENTS: usize = 1000;
+
+/// One thing the session's agent did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AgentRecord {
+    /// The run, numbered server-wide.
+    pub run: u64,
+    /// Server clock.
+    pub at_us: Micros,
+    /// What.
+    pub event: protocol::AgentEvent,
 }
 
 /// Middlebox events kept for the page.
@@ -676,6 +695,8 @@ impl LabState {
             server_error: None,
             room_lesson: None,
             middlebox: VecDeque::new(),
+            agent: VecDeque::new(),
+            agent_finished: 0,
         }
     }
 
@@ -1028,6 +1049,17 @@ impl LabState {
                     self.middlebox.pop_front();
                 }
             }
+            ServerEvent::Agent {
+                run, event, at_us, ..
+            } => {
+                if matches!(event, protocol::AgentEvent::Finished { .. }) {
+                    self.agent_finished += 1;
+                }
+                self.agent.push_back(AgentRecord { run, at_us, event });
+                while self.agent.len() > MAX_AGENT_EVENTS {
+                    self.agent.pop_front();
+                }
+            }
             ServerEvent::RoomLesson { lesson } => {
                 let moves = self.room_lesson.as_ref().map_or(0, |(_, n)| n + 1);
                 self.room_lesson = Some((lesson, moves));
@@ -1035,8 +1067,7 @@ impl LabState {
             ServerEvent::Pong { .. }
             | ServerEvent::Released { .. }
             | ServerEvent::ParticipantChanged { .. }
-            | ServerEvent::MiddleboxChanged { .. }
-            | ServerEvent::Agent { .. } => {}
+            | ServerEvent::MiddleboxChanged { .. } => {}
         }
     }
 

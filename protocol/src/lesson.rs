@@ -114,4 +114,10 @@ pub const LESSONS: &[LessonEntry] = &[
         concept: "bytes while the answer is prepared refresh the middlebox's idle timer",
         summary: "the same slow answer, trickled a byte at a time through the same NAT gateway",
     },
+    LessonEntry {
+        id: "node-agent",
+        title: "Node's http.Agent: keepAlive is not Connection",
+        concept: "keepAlive: false with a finite maxSockets still says Connection: keep-alive",
+        summary: "a Node-style agent in the lab's server sends 3 requests, without and with keepAlive",
+    },
 ];

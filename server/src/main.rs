@@ -32,7 +32,8 @@ usage: keepalive-lab [--port N] [--second-port N] [--bind ADDR] [--workshop] [--
   --instructor-key KEY    the key for the whole-server view (default: random, printed at start)
 
 subcommands (standalone tools):
-  keepalive-lab middlebox --help    a NAT gateway / load balancer idle timeout in front of any TCP service";
+  keepalive-lab middlebox --help    a NAT gateway / load balancer idle timeout in front of any TCP service
+  keepalive-lab agent --help        a Node-style http.Agent client against any HTTP/1.1 server";
 
 /// Command-line options.
 #[derive(Debug)]
@@ -263,8 +264,12 @@ async fn main() -> ExitCode {
         )
         .init();
     let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.first().map(String::as_str) == Some("middlebox") {
-        return keepalive_lab_server::middlebox::cli::run_cli(args[1..].to_vec()).await;
+    match args.first().map(String::as_str) {
+        Some("middlebox") => {
+            return keepalive_lab_server::middlebox::cli::run_cli(args[1..].to_vec()).await;
+        }
+        Some("agent") => return keepalive_lab_server::agent::cli::run_cli(args[1..].to_vec()).await,
+        _ => {}
     }
     let options = match parse(args.into_iter()) {
         Ok(options) => options,

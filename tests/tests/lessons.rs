@@ -507,3 +507,31 @@ async fn heartbeats_keep_the_nat_mapping_alive() {
     );
     assert_eq!(answer, "choice-0", "{figures:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_agent_without_keep_alive_says_keep_alive_and_opens_a_connection_per_request() {
+    let _one = serial().await;
+    let mut s = open("node-agent").await;
+    let (answer, figures) = s.take(1).await;
+    let record = s.record();
+    // The agent's requests carry tags a<run>-<n>; group them by run.
+    let mut runs: BTreeMap<String, Vec<Seen>> = BTreeMap::new();
+    for r in record.requests("/api/fast") {
+        let run = tag(&r.target).split('-').next().unwrap_or_default().to_owned();
+        runs.entry(run).or_default().push(r);
+    }
+    let runs: Vec<Vec<Seen>> = runs.into_values().collect();
+    assert_eq!(runs.len(), 2, "two agent runs: {runs:?}");
+    let conns = |run: &[Seen]| run.iter().map(|r| r.conn).collect::<BTreeSet<_>>().len();
+    let (off, on) = if runs[0].iter().all(|r| r.seq == 1) {
+        (&runs[0], &runs[1])
+    } else {
+        (&runs[1], &runs[0])
+    };
+    assert_eq!(conns(off), 3, "keepAlive false: a connection per request");
+    assert_eq!(conns(on), 1, "keepAlive true: one reused connection");
+    assert_eq!(answer, "choice-1", "{figures:?}");
+    assert_eq!(figures["header-off"], "keep-alive");
+    assert_eq!(figures["sockets-off"], "3");
+    assert_eq!(figures["sockets-on"], "1");
+}

@@ -95,6 +95,7 @@ fn execute(
             match command {
                 Command::SetPolicy(config) => send.emit(ClientMessage::SetConfig { config }),
                 Command::Release(id) => send.emit(ClientMessage::Release { request: None, id }),
+                Command::Send(message) => send.emit(message),
                 Command::Fire(settings) => match fire.emit(settings) {
                     Ok(run) => runner.borrow_mut().fired(run),
                     Err(why) => next.extend(runner.borrow_mut().fire_failed(why)),

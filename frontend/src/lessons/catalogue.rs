@@ -307,7 +307,107 @@ pub static ALL: &[Lesson] = &[
               as the gap between them stays under the timeout.",
         watch: "the request downloading a byte at a time, and no expiry",
     },
+    Lesson {
+        entry: &LESSONS[15],
+        question: Question {
+            prompt: "A Node.js http.Agent with keepAlive: false but maxSockets: 20 sends 3 requests, 300 ms apart (the agent runs in the lab's server, a client beside your browser). What Connection header do they carry, and how many TCP connections do they use?",
+            ask: Ask::Choice(AGENT_CHOICES),
+            usual: Answer::Choice(1),
+        },
+        steps: agent_steps,
+        measure: node_agent,
+        why: "Node's agent sends Connection: keep-alive whenever an agent is used, unless keepAlive \
+              is false and maxSockets is Infinity (then Connection: close): see the http.Agent \
+              documentation and ClientRequest in Node's lib/_http_client.js. With keepAlive: false \
+              the agent still destroys the socket once the response has ended, so each request \
+              opens a new connection although the header says keep-alive. keepAlive: true keeps \
+              the socket in the agent's free list and reuses it.",
+        watch: "three lanes for the first three requests, one lane for the next three",
+    },
 ];
+
+const AGENT_CHOICES: &[&str] = &[
+    "Connection: close, 3 connections",
+    "Connection: keep-alive, 3 connections",
+    "Connection: keep-alive, 1 connection",
+];
+
+fn agent_steps() -> Vec<Step> {
+    let options = |keep_alive| protocol::AgentOptions {
+        keep_alive,
+        max_sockets: Some(20),
+        ..protocol::AgentOptions::default()
+    };
+    vec![
+        Step::Agent {
+            options: options(false),
+            path: "/api/fast",
+            every_ms: 300,
+            count: 3,
+        },
+        Step::Wait(Until::AgentsFinished { n: 1 }, WAIT),
+        Step::Agent {
+            options: options(true),
+            path: "/api/fast",
+            every_ms: 300,
+            count: 3,
+        },
+        Step::Wait(Until::AgentsFinished { n: 2 }, WAIT),
+    ]
+}
+
+/// Of one agent run: the Connection header it sent and the sockets it opened.
+fn agent_run(state: &LabState, run: u64) -> (String, u32) {
+    let mut header = "?".to_owned();
+    let mut sockets = 0;
+    for r in state.agent.iter().filter(|r| r.run == run) {
+        match &r.event {
+            protocol::AgentEvent::Started { connection, .. } => header.clone_from(connection),
+            protocol::AgentEvent::Finished { sockets: n, .. } => sockets = *n,
+            _ => {}
+        }
+    }
+    (header, sockets)
+}
+
+fn node_agent(e: &Evidence<'_>) -> Outcome {
+    // The last two runs that finished: the lesson's, in order.
+    let finished: Vec<u64> = e
+        .state
+        .agent
+        .iter()
+        .filter(|r| matches!(r.event, protocol::AgentEvent::Finished { .. }))
+        .map(|r| r.run)
+        .collect();
+    let runs: Vec<u64> = finished.iter().rev().take(2).rev().copied().collect();
+    let (off, on) = match runs.as_slice() {
+        [a, b] => (agent_run(e.state, *a), agent_run(e.state, *b)),
+        _ => (("?".into(), 0), ("?".into(), 0)),
+    };
+    let answer = match (off.0.as_str(), off.1) {
+        ("close", _) => 0,
+        (_, 1) => 2,
+        _ => 1,
+    };
+    Outcome {
+        answer: Answer::Choice(answer),
+        figures: vec![
+            figure("header-off", "keepAlive: false, maxSockets: 20: Connection", &off.0),
+            figure("sockets-off", "keepAlive: false: TCP connections", off.1),
+            figure("header-on", "keepAlive: true: Connection", &on.0),
+            figure("sockets-on", "keepAlive: true: TCP connections", on.1),
+        ],
+        notes: vec![format!(
+            "With keepAlive: false and maxSockets: 20 the agent sent Connection: {} and opened {} \
+             for 3 requests: it destroys each socket after its response. With keepAlive: true it \
+             sent Connection: {} and used {}.",
+            off.0,
+            count(off.1 as usize, "connections"),
+            on.0,
+            count(on.1 as usize, "connections"),
+        )],
+    }
+}
 
 const NAT_CHOICES: &[&str] = &[
     "the response",

@@ -106,6 +106,11 @@ pub enum Until {
         /// How many.
         n: usize,
     },
+    /// At least `n` of the lesson's agent runs have finished.
+    AgentsFinished {
+        /// How many.
+        n: u32,
+    },
 }
 
 /// One step of a lesson's run.
@@ -119,6 +124,17 @@ pub enum Step {
     ReleaseAll,
     /// Release one request of a run (by its tag): run index, request index.
     ReleaseOne(usize, usize),
+    /// Start this session's Node-style agent (it runs in the lab's server).
+    Agent {
+        /// Its options, by Node's names.
+        options: protocol::AgentOptions,
+        /// The request path (a lab endpoint).
+        path: &'static str,
+        /// One request every this many ms.
+        every_ms: u64,
+        /// How many.
+        count: u32,
+    },
     /// Wait until the condition holds (at most `limit_ms`, then the lesson
     /// says what did not happen).
     Wait(Until, u32),

@@ -55,6 +55,8 @@ pub enum Command {
     Fire(BurstSettings),
     /// Release hanging requests: all of this session's, or one tag.
     Release(Option<String>),
+    /// Send this control message (an agent run).
+    Send(protocol::ClientMessage),
 }
 
 /// One lesson being taken.
@@ -81,6 +83,8 @@ pub struct Runner {
     awaiting_policy: Option<ServerPolicy>,
     /// The session's policy before the lesson, to put back.
     saved: Option<ServerPolicy>,
+    /// Agent runs finished before the lesson started.
+    agents_before: u32,
     /// What was measured.
     pub outcome: Option<Outcome>,
 }
@@ -111,6 +115,7 @@ impl Runner {
             awaiting_run: false,
             awaiting_policy: None,
             saved: None,
+            agents_before: 0,
             outcome: None,
         }
     }
@@ -134,6 +139,7 @@ impl Runner {
         self.step_started_ms = now_ms;
         self.runs.clear();
         self.saved = state.config.clone();
+        self.agents_before = state.agent_finished;
         self.outcome = None;
         self.stage = Stage::Running;
         self.poll(state, now_ms)
@@ -189,6 +195,7 @@ impl Runner {
                 run(i).is_some_and(|r| measure::ended(&r) == r.requests.len())
             }
             Until::Elapsed { ms } => now_ms - self.step_started_ms >= f64::from(ms),
+            Until::AgentsFinished { n } => state.agent_finished.saturating_sub(self.agents_before) >= n,
             Until::Closed { n } => {
                 let runs: Vec<Rc<Run>> = (0..self.runs.len()).filter_map(run).collect();
                 let runs: Vec<&Run> = runs.iter().map(|r| r.as_ref()).collect();
@@ -233,6 +240,23 @@ impl Runner {
                     commands.push(Command::Fire(settings));
                 }
                 Step::ReleaseAll => commands.push(Command::Release(None)),
+                Step::Agent {
+                    options,
+                    path,
+                    every_ms,
+                    count,
+                } => commands.push(Command::Send(protocol::ClientMessage::AgentStart {
+                    options,
+                    request: protocol::AgentRequestSpec {
+                        method: "GET".into(),
+                        path: path.into(),
+                        target: protocol::AgentTarget::Same,
+                        connection: None,
+                    },
+                    every_ms,
+                    count,
+                    linger_ms: 0,
+                })),
                 Step::ReleaseOne(run, index) => {
                     commands.push(Command::Release(
                         self.runs.get(run).map(|id| format!("b{id}-{}", index + 1)),
@@ -280,6 +304,7 @@ pub fn describe(until: Until) -> String {
         Until::Ended { run } => format!("every request of burst {} to end", run + 1),
         Until::Elapsed { ms } => format!("{ms} ms"),
         Until::Closed { n } => format!("{n} connections to close"),
+        Until::AgentsFinished { n } => format!("{n} agent runs to finish"),
     }
 }
 
@@ -341,7 +366,9 @@ mod tests {
             assert!(protocol::LESSONS.iter().any(|e| e.id == lesson.id()));
             let steps = (lesson.steps)();
             assert!(
-                steps.iter().any(|s| matches!(s, Step::Fire(_))),
+                steps
+                    .iter()
+                    .any(|s| matches!(s, Step::Fire(_) | Step::Agent { .. })),
                 "{}",
                 lesson.id()
             );

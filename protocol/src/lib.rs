@@ -4,7 +4,7 @@
 //! [`ServerEvent`] on the `/api/events` WebSocket; everything the page asks of
 //! the server while a burst is running goes back as a [`ClientMessage`] on the
 //! same socket (HTTP requests from the page would queue behind its own hung
-//! requests, see `shared/lab-notes.md`, "Starvation").
+//! requests, see `docs/facts.md`, "Starvation").
 //!
 //! # Layout
 //!

@@ -122,7 +122,9 @@ pub async fn upgrade(
             }
             let owner = scope.access().owner().cloned();
             let announce = |lab: &Lab| {
-                if let Some(participant) = owner.as_ref().and_then(|o| lab.sessions().participant(o)) {
+                if let Some(participant) =
+                    owner.as_ref().and_then(|o| lab.sessions().participant(o))
+                {
                     lab.tracker()
                         .emit(|_| ServerEvent::ParticipantChanged { participant });
                 }

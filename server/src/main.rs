@@ -91,7 +91,9 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
                 let v = value("a host name")?;
                 let ok = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '.';
                 if v.is_empty() || v.len() > 253 || !v.chars().all(ok) {
-                    return Err(format!("--host-name takes a DNS name such as lab.local, got `{v}`"));
+                    return Err(format!(
+                        "--host-name takes a DNS name such as lab.local, got `{v}`"
+                    ));
                 }
                 options.host_names.push(v.to_ascii_lowercase());
             }
@@ -174,8 +176,7 @@ async fn start(
             "--middlebox-port must differ from the lab's ports ({port}, {second})"
         ));
     }
-    let (middlebox_listeners, middlebox_port) =
-        bind_origin(options.bind, middlebox_port).await?;
+    let (middlebox_listeners, middlebox_port) = bind_origin(options.bind, middlebox_port).await?;
     let addresses: Vec<SocketAddr> = listeners
         .iter()
         .filter_map(|l| l.local_addr().ok())
@@ -268,7 +269,9 @@ async fn main() -> ExitCode {
         Some("middlebox") => {
             return keepalive_lab_server::middlebox::cli::run_cli(args[1..].to_vec()).await;
         }
-        Some("agent") => return keepalive_lab_server::agent::cli::run_cli(args[1..].to_vec()).await,
+        Some("agent") => {
+            return keepalive_lab_server::agent::cli::run_cli(args[1..].to_vec()).await;
+        }
         _ => {}
     }
     let options = match parse(args.into_iter()) {
@@ -278,7 +281,9 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if keepalive_lab_server::assets::embedded().is_none() && !options.dist.join("index.html").is_file() {
+    if keepalive_lab_server::assets::embedded().is_none()
+        && !options.dist.join("index.html").is_file()
+    {
         eprintln!(
             "warning: {} has no index.html; build the frontend with `cargo xtask build` \
              (or start with `cargo xtask run`)",

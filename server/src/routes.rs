@@ -381,7 +381,10 @@ async fn join_qr(
         .unwrap_or("127.0.0.1");
     let url = format!("http://{host}/");
     let code = qrcode::QrCode::new(url.as_bytes()).map_err(|e| {
-        ApiError::bad_request(format!("no QR code for {url}: {e}"), "use a shorter host name")
+        ApiError::bad_request(
+            format!("no QR code for {url}: {e}"),
+            "use a shorter host name",
+        )
     })?;
     let svg = code
         .render::<qrcode::render::svg::Color<'_>>()

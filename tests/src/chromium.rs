@@ -17,7 +17,7 @@ use tokio::process::{Child, Command};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-/// Flags from `shared/lab-notes.md`: without the background-networking ones
+/// Flags from `docs/facts.md`: without the background-networking ones
 /// Chromium tries to reach outside hosts, which this network refuses.
 pub const FLAGS: &[&str] = &[
     "--headless",

@@ -6,7 +6,7 @@
 //! - [`start_server`]: the lab's accept loop on an ephemeral loopback port,
 //!   in this process, so tests can look at its [`Lab`] directly;
 //! - [`chromium`]: launches Debian's Chromium with the flags from
-//!   `shared/lab-notes.md` and evaluates JavaScript in a page;
+//!   `docs/facts.md` and evaluates JavaScript in a page;
 //! - [`dist_dir`]: where the built frontend is (`cargo xtask test` builds it);
 //! - [`eventually`]: polls a condition with a deadline, for asynchronous facts.
 

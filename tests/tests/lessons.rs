@@ -465,13 +465,21 @@ async fn the_nat_gateway_drops_the_servers_late_answer() {
     let slow = &record.requests("/api/slow")[0];
     assert!(slow.finished.is_some(), "the server finished its answer");
     let completed = record.events.iter().any(|e| {
-        matches!(e, ServerEvent::RequestFinished { outcome: protocol::RequestOutcome::Completed, .. })
+        matches!(
+            e,
+            ServerEvent::RequestFinished {
+                outcome: protocol::RequestOutcome::Completed,
+                ..
+            }
+        )
     });
     assert!(completed, "the lab recorded its response as written");
     // ...the middlebox had forgotten the mapping and dropped it...
     let events = middlebox_events(&record);
     assert!(
-        events.iter().any(|e| matches!(e, protocol::MiddleboxEvent::Expired { .. })),
+        events
+            .iter()
+            .any(|e| matches!(e, protocol::MiddleboxEvent::Expired { .. })),
         "{events:?}"
     );
     assert!(
@@ -495,13 +503,18 @@ async fn heartbeats_keep_the_nat_mapping_alive() {
     let record = s.record();
     let events = middlebox_events(&record);
     assert!(
-        !events.iter().any(|e| matches!(e, protocol::MiddleboxEvent::Expired { .. })),
+        !events
+            .iter()
+            .any(|e| matches!(e, protocol::MiddleboxEvent::Expired { .. })),
         "{events:?}"
     );
     assert!(
         events.iter().any(|e| matches!(
             e,
-            protocol::MiddleboxEvent::Refreshed { side: protocol::Side::Server, .. }
+            protocol::MiddleboxEvent::Refreshed {
+                side: protocol::Side::Server,
+                ..
+            }
         )),
         "{events:?}"
     );
@@ -517,7 +530,11 @@ async fn a_node_agent_without_keep_alive_says_keep_alive_and_opens_a_connection_
     // The agent's requests carry tags a<run>-<n>; group them by run.
     let mut runs: BTreeMap<String, Vec<Seen>> = BTreeMap::new();
     for r in record.requests("/api/fast") {
-        let run = tag(&r.target).split('-').next().unwrap_or_default().to_owned();
+        let run = tag(&r.target)
+            .split('-')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
         runs.entry(run).or_default().push(r);
     }
     let runs: Vec<Vec<Seen>> = runs.into_values().collect();

@@ -14,7 +14,9 @@ const LIMIT: Duration = Duration::from_secs(30);
 
 /// `(status, headers, body)` of one request on a fresh connection.
 async fn fetch(addr: &str, method: &str, path: &str) -> (u16, String, Vec<u8>) {
-    let mut stream = TcpStream::connect(addr).await.expect("connect to the binary");
+    let mut stream = TcpStream::connect(addr)
+        .await
+        .expect("connect to the binary");
     let request = format!(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
     );
@@ -39,10 +41,12 @@ async fn fetch(addr: &str, method: &str, path: &str) -> (u16, String, Vec<u8>) {
 
 #[tokio::test]
 async fn the_single_binary_serves_the_whole_lab_from_an_empty_folder() {
-    let built = std::env::var_os("KEEPALIVE_LAB_BINARY").map(PathBuf::from).expect(
-        "KEEPALIVE_LAB_BINARY is not set: run the tests with `cargo xtask test`, which builds \
+    let built = std::env::var_os("KEEPALIVE_LAB_BINARY")
+        .map(PathBuf::from)
+        .expect(
+            "KEEPALIVE_LAB_BINARY is not set: run the tests with `cargo xtask test`, which builds \
          the single binary first (or `cargo xtask dist` and point KEEPALIVE_LAB_BINARY at it)",
-    );
+        );
     let folder = std::env::temp_dir().join(format!("keepalive-lab-dist-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&folder);
     std::fs::create_dir_all(&folder).expect("an empty folder");
@@ -83,7 +87,11 @@ async fn the_single_binary_serves_the_whole_lab_from_an_empty_folder() {
     let (status, _, body) = fetch(&addr, "POST", "/api/sessions").await;
     assert_eq!(status, 200);
     let grant: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
-    assert!(grant["session"].as_str().is_some_and(|s| s.starts_with("s-")));
+    assert!(
+        grant["session"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("s-"))
+    );
     let (status, _, body) = fetch(&addr, "GET", "/api/lessons").await;
     assert_eq!(status, 200);
     let lessons: serde_json::Value = serde_json::from_slice(&body).expect("JSON");

@@ -17,7 +17,8 @@ const KEY: &str = "workshop-test-key";
 /// The status line of `GET path` (with an optional header line).
 async fn status(addr: std::net::SocketAddr, path: &str, extra: &str) -> String {
     let mut s = TcpStream::connect(addr).await.expect("connect");
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{extra}\r\n");
+    let request =
+        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{extra}\r\n");
     s.write_all(request.as_bytes()).await.expect("write");
     let mut raw = Vec::new();
     tokio::time::timeout(LIMIT, s.read_to_end(&mut raw))
@@ -33,7 +34,10 @@ async fn status(addr: std::net::SocketAddr, path: &str, extra: &str) -> String {
 
 async fn lesson_of(chrome: &mut Chromium, page: &Page) -> String {
     chrome
-        .eval(page, "document.querySelector('section.lesson')?.dataset.lesson || ''")
+        .eval(
+            page,
+            "document.querySelector('section.lesson')?.dataset.lesson || ''",
+        )
         .await
         .as_str()
         .unwrap_or_default()
@@ -51,7 +55,11 @@ async fn the_instructor_sees_what_every_participant_measured_and_moves_the_room(
 
     // Without the key (or with a wrong one) there is no room to see.
     assert!(status(addr, "/api/room", "").await.contains(" 403 "));
-    assert!(status(addr, "/api/room?key=wrong-key-123", "").await.contains(" 403 "));
+    assert!(
+        status(addr, "/api/room?key=wrong-key-123", "")
+            .await
+            .contains(" 403 ")
+    );
     let upgrade = "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\
                    Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n";
     assert!(
@@ -59,7 +67,11 @@ async fn the_instructor_sees_what_every_participant_measured_and_moves_the_room(
             .await
             .contains(" 403 ")
     );
-    assert!(status(addr, &format!("/api/room?key={KEY}"), "").await.contains(" 200 "));
+    assert!(
+        status(addr, &format!("/api/room?key={KEY}"), "")
+            .await
+            .contains(" 200 ")
+    );
 
     // Two participants, each in a browser of their own, take six lanes.
     let base = format!("http://{addr}/");
@@ -77,9 +89,7 @@ async fn the_instructor_sees_what_every_participant_measured_and_moves_the_room(
     // The instructor's page (a browser of its own: a background tab would
     // not draw) shows both, with what each measured.
     let mut teacher = Chromium::launch().await;
-    let instructor = teacher
-        .open(&format!("{base}#instructor&key={KEY}"))
-        .await;
+    let instructor = teacher.open(&format!("{base}#instructor&key={KEY}")).await;
     eventually("both participants on the instructor's page", LIMIT, async || {
         let rows = teacher
             .eval(
@@ -105,7 +115,12 @@ async fn the_instructor_sees_what_every_participant_measured_and_moves_the_room(
             .find(|r| r.lesson == "six-lanes")
             .expect("a six-lanes report");
         assert_eq!(report.answer.as_deref(), Some("6"));
-        assert!(report.figures.iter().any(|(k, v)| k == "at-once" && v == "6"));
+        assert!(
+            report
+                .figures
+                .iter()
+                .any(|(k, v)| k == "at-once" && v == "6")
+        );
         assert!(p.browser.starts_with("Chrome"), "{}", p.browser);
     }
 
@@ -119,7 +134,10 @@ async fn the_instructor_sees_what_every_participant_measured_and_moves_the_room(
         .await;
     eventually("the instructor's choice to register", LIMIT, async || {
         let v = teacher
-            .eval(&instructor, "document.getElementById('move-room').dataset.lesson")
+            .eval(
+                &instructor,
+                "document.getElementById('move-room').dataset.lesson",
+            )
             .await;
         (v == "pools").then_some(())
     })

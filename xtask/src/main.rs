@@ -213,11 +213,21 @@ fn single_binary(dist: &Path, release: bool) -> Result<PathBuf> {
     let binary = target_dir
         .join(if release { "release" } else { "debug" })
         .join("keepalive-lab");
-    if binary.is_file() {
-        Ok(binary)
-    } else {
-        Err(format!("the build said nothing, but {} is missing", binary.display()))
+    if !binary.is_file() {
+        return Err(format!(
+            "the build said nothing, but {} is missing",
+            binary.display()
+        ));
     }
+    // Copied aside: a later `cargo build`/`cargo test` without the feature
+    // writes a binary without the page to the same path.
+    let aside = target_dir
+        .join("single")
+        .join(if release { "release" } else { "debug" });
+    fs::create_dir_all(&aside).map_err(|e| format!("cannot create {}: {e}", aside.display()))?;
+    let copy = aside.join("keepalive-lab");
+    fs::copy(&binary, &copy).map_err(|e| format!("cannot copy {}: {e}", binary.display()))?;
+    Ok(copy)
 }
 
 /// Runs the benchmark harness (`bench/`), which writes `BENCHMARKS.md`.

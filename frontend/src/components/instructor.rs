@@ -74,7 +74,12 @@ fn tally(participants: &[Participant], lesson: &str) -> BTreeMap<String, (u32, u
 
 /// The room's predictions against its measurements, as bars.
 fn chart(counts: &BTreeMap<String, (u32, u32)>) -> Html {
-    let max = counts.values().map(|(p, m)| (*p).max(*m)).max().unwrap_or(1).max(1);
+    let max = counts
+        .values()
+        .map(|(p, m)| (*p).max(*m))
+        .max()
+        .unwrap_or(1)
+        .max(1);
     let row = 44;
     let height = (counts.len().max(1) * row) as u32 + 10;
     let bar = |y: usize, n: u32, class: &'static str, label: &str| {
@@ -117,8 +122,12 @@ pub fn InstructorView(props: &InstructorProps) -> Html {
         use_effect_with(key.clone(), move |_| {
             let socket: Rc<RefCell<Option<EventSocket>>> = Rc::default();
             {
-                let (room, problem, latest, socket) =
-                    (room.clone(), problem.clone(), latest.clone(), socket.clone());
+                let (room, problem, latest, socket) = (
+                    room.clone(),
+                    problem.clone(),
+                    latest.clone(),
+                    socket.clone(),
+                );
                 let key = key.clone();
                 wasm_bindgen_futures::spawn_local(async move {
                     match session::json::<RoomState>("GET", &room_url(&key), None).await {

@@ -150,7 +150,11 @@ fn LessonPage(props: &LessonPageProps) -> Html {
     // Tell the room (the instructor's view) where this learner is.
     {
         let r = runner.borrow();
-        let short = |t: &str| t.chars().take(protocol::MAX_REPORT_TEXT).collect::<String>();
+        let short = |t: &str| {
+            t.chars()
+                .take(protocol::MAX_REPORT_TEXT)
+                .collect::<String>()
+        };
         let report = protocol::LessonReport {
             lesson: lesson.id().to_owned(),
             stage: r.stage.name().to_owned(),

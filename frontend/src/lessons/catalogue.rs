@@ -392,7 +392,11 @@ fn node_agent(e: &Evidence<'_>) -> Outcome {
     Outcome {
         answer: Answer::Choice(answer),
         figures: vec![
-            figure("header-off", "keepAlive: false, maxSockets: 20: Connection", &off.0),
+            figure(
+                "header-off",
+                "keepAlive: false, maxSockets: 20: Connection",
+                &off.0,
+            ),
             figure("sockets-off", "keepAlive: false: TCP connections", off.1),
             figure("header-on", "keepAlive: true: Connection", &on.0),
             figure("sockets-on", "keepAlive: true: TCP connections", on.1),
@@ -420,7 +424,13 @@ fn nat_gateway_steps() -> Vec<Step> {
         Step::Fire(BurstSettings {
             target: Target::Middlebox,
             timeout_ms: Some(8000),
-            ..burst(1, Endpoint::Slow { ms: 5000, body: false })
+            ..burst(
+                1,
+                Endpoint::Slow {
+                    ms: 5000,
+                    body: false,
+                },
+            )
         }),
         Step::Wait(Until::Ended { run: 0 }, WAIT),
     ]
@@ -459,8 +469,7 @@ fn mapping_events<'a>(e: &'a Evidence<'_>) -> Vec<&'a protocol::MiddleboxEvent> 
         .middlebox
         .iter()
         .filter(|m| m.at_us <= start + 1_000_000)
-        .filter(|m| matches!(m.event, protocol::MiddleboxEvent::Opened { .. }))
-        .next_back()
+        .rfind(|m| matches!(m.event, protocol::MiddleboxEvent::Opened { .. }))
         .map(|m| m.mapping);
     e.state
         .middlebox
@@ -523,28 +532,58 @@ fn nat_outcome(e: &Evidence<'_>) -> (Outcome, bool) {
         Phase::Aborted => 2,
         _ => 1,
     };
-    let scale_words = timeout.map_or("the middlebox did not report its settings".to_owned(), |(ms, scale, real)| {
-        if scale > 1 {
-            format!("{ms} ms: the provider's {} s divided by the time scale ×{scale}", real / 1000)
-        } else {
-            format!("{ms} ms, in real time")
-        }
-    });
+    let scale_words = timeout.map_or(
+        "the middlebox did not report its settings".to_owned(),
+        |(ms, scale, real)| {
+            if scale > 1 {
+                format!(
+                    "{ms} ms: the provider's {} s divided by the time scale ×{scale}",
+                    real / 1000
+                )
+            } else {
+                format!("{ms} ms, in real time")
+            }
+        },
+    );
     let outcome = Outcome {
         answer: Answer::Choice(answer),
         figures: vec![
             figure("timeout", "the middlebox's idle timeout", &scale_words),
-            figure("expired", "the mapping expired", if expired { "yes" } else { "no" }),
-            figure("server-answered", "the server wrote its whole answer", if server_answered { "yes" } else { "no" }),
-            figure("dropped-bytes", "bytes of the server's answer dropped by the middlebox", dropped),
-            figure("server-refreshes", "times the server's bytes refreshed the mapping", refreshed),
+            figure(
+                "expired",
+                "the mapping expired",
+                if expired { "yes" } else { "no" },
+            ),
+            figure(
+                "server-answered",
+                "the server wrote its whole answer",
+                if server_answered { "yes" } else { "no" },
+            ),
+            figure(
+                "dropped-bytes",
+                "bytes of the server's answer dropped by the middlebox",
+                dropped,
+            ),
+            figure(
+                "server-refreshes",
+                "times the server's bytes refreshed the mapping",
+                refreshed,
+            ),
             figure("page", "what the page got", phase.label()),
         ],
         notes: vec![format!(
             "Time is scaled: the idle timeout was {scale_words}. The server {} its answer; the \
              middlebox {} and dropped {dropped} bytes of it; the page's request ended: {}.",
-            if server_answered { "wrote" } else { "did not finish" },
-            if expired { "had forgotten the connection" } else { "kept the connection" },
+            if server_answered {
+                "wrote"
+            } else {
+                "did not finish"
+            },
+            if expired {
+                "had forgotten the connection"
+            } else {
+                "kept the connection"
+            },
             phase.label()
         )],
     };

@@ -195,7 +195,9 @@ impl Runner {
                 run(i).is_some_and(|r| measure::ended(&r) == r.requests.len())
             }
             Until::Elapsed { ms } => now_ms - self.step_started_ms >= f64::from(ms),
-            Until::AgentsFinished { n } => state.agent_finished.saturating_sub(self.agents_before) >= n,
+            Until::AgentsFinished { n } => {
+                state.agent_finished.saturating_sub(self.agents_before) >= n
+            }
             Until::Closed { n } => {
                 let runs: Vec<Rc<Run>> = (0..self.runs.len()).filter_map(run).collect();
                 let runs: Vec<&Run> = runs.iter().map(|r| r.as_ref()).collect();

@@ -76,7 +76,11 @@ impl EventSocket {
         on_status: Callback<SocketStatus>,
     ) -> Result<EventSocket, String> {
         let key = String::from(js_sys::encode_uri_component(key));
-        Self::open(&events_url_with(&format!("key={key}"))?, on_event, on_status)
+        Self::open(
+            &events_url_with(&format!("key={key}"))?,
+            on_event,
+            on_status,
+        )
     }
 
     fn open(

@@ -4,7 +4,7 @@
 //! socket that *receives* it counts it, though: `tcpi_segs_in` (byte offset
 //! 140 of `struct tcp_info`, Linux >= 4.2) rises by one per probe, while
 //! `tcpi_data_segs_in` (offset 152, Linux >= 4.6) and `tcpi_bytes_acked`
-//! (offset 120) stay put (measured, see `shared/lab-notes.md`). A segment that
+//! (offset 120) stay put (measured, see `docs/facts.md`). A segment that
 //! arrives with no data and acknowledges nothing new, on a socket the
 //! middlebox neither read from nor wrote to since its last look, is a probe
 //! (or, rarely, a window update: both are packets a real middlebox would see).

@@ -536,11 +536,7 @@ impl Sessions {
             .scopes
             .iter()
             .filter(|(_, s)| s.had_viewer)
-            .filter_map(|(owner, s)| {
-                owner
-                    .session()
-                    .map(|id| s.presence.view(id, s.viewers > 0))
-            })
+            .filter_map(|(owner, s)| owner.session().map(|id| s.presence.view(id, s.viewers > 0)))
             .collect();
         all.sort_by(|a, b| a.session.cmp(&b.session));
         all

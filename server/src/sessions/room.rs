@@ -96,7 +96,9 @@ mod tests {
             "Firefox 133"
         );
         assert_eq!(
-            browser_of("Mozilla/5.0 (Macintosh) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Safari/605.1.15"),
+            browser_of(
+                "Mozilla/5.0 (Macintosh) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Safari/605.1.15"
+            ),
             "Safari 17"
         );
         assert_eq!(browser_of(""), "unknown");

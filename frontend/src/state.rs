@@ -1009,6 +1009,8 @@ impl LabState {
                     lane.upgraded = Some(role);
                 }
             }
+            // TLS ports (issue 13): the lane's protocol is not drawn yet.
+            ServerEvent::ConnectionSecured { .. } => {}
             ServerEvent::ConnectionClosed {
                 conn,
                 reason,

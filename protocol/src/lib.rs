@@ -499,6 +499,28 @@ pub enum ServerEvent {
         /// When the upgrade completed.
         at_us: Micros,
     },
+    /// A connection to one of the lab's TLS ports finished its TLS handshake:
+    /// which application protocol ALPN chose. Over `h2` every request is a
+    /// stream of this one connection (`seq` numbers the streams in the order
+    /// their heads arrived); the HTTP/1.1 keep-alive headers are never sent.
+    ///
+    /// ```json
+    /// {"type": "connection_secured", "conn": 7, "protocol": "h2", "alpn": "h2", "tls_version": "TLSv1.3", "at_us": 1500}
+    /// ```
+    ConnectionSecured {
+        /// The connection.
+        conn: ConnId,
+        /// `h2` or `http/1.1`: what the connection speaks from now on.
+        protocol: String,
+        /// The protocol ALPN agreed on, if the client offered any.
+        #[serde(default)]
+        alpn: Option<String>,
+        /// `TLSv1.3` or `TLSv1.2`.
+        #[serde(default)]
+        tls_version: String,
+        /// When the handshake completed.
+        at_us: Micros,
+    },
     /// The TCP connection is gone.
     ///
     /// ```json

@@ -121,6 +121,10 @@ pub struct Conn {
     body_unfinished: AtomicBool,
     /// Close abortively (`SO_LINGER` 0, so the peer gets a RST).
     reset_on_close: AtomicBool,
+    /// It speaks HTTP/2 (a TLS port, ALPN `h2`): many requests at once, no
+    /// HTTP/1.1 keep-alive headers, and bytes between requests are frames
+    /// (`WINDOW_UPDATE`, `PING`, …), not a head arriving.
+    http2: AtomicBool,
     /// The first cause of the close that anybody recorded. Later ones are
     /// consequences of the first (a shutdown causes errors, for instance).
     reason: Mutex<Option<CloseReason>>,
@@ -203,6 +207,7 @@ impl Conn {
             body_wait_since: AtomicU64::new(0),
             body_unfinished: AtomicBool::new(false),
             reset_on_close: AtomicBool::new(false),
+            http2: AtomicBool::new(false),
             reason: Mutex::new(None),
         })
     }
@@ -271,6 +276,11 @@ impl Conn {
     pub fn activity(&self) -> Activity {
         if self.upgraded.load(Ordering::Relaxed) || self.in_flight.load(Ordering::Acquire) > 0 {
             return Activity::Busy;
+        }
+        if self.http2.load(Ordering::Relaxed) {
+            // Frames between streams are not a head arriving (hyper's h2
+            // bounds a stream's headers itself).
+            return Activity::Idle(self.idle_since_us.load(Ordering::Relaxed));
         }
         let read = self.counters.bytes_in.load(Ordering::Acquire);
         let mark = self.bytes_in_mark.load(Ordering::Acquire);
@@ -411,6 +421,32 @@ impl Conn {
         }
     }
 
+    /// Its TLS handshake completed (a TLS port): the bytes so far were the
+    /// handshake, so the idle timer starts now; `http2` when ALPN chose
+    /// `h2`. Announces the protocol.
+    pub fn secured(&self, http2: bool, alpn: Option<String>, tls_version: String) {
+        self.http2.store(http2, Ordering::Relaxed);
+        self.mark_bytes_in();
+        self.idle_since_us
+            .store(self.lab.tracker().clock().now_us(), Ordering::Relaxed);
+        self.activity.notify_one();
+        let protocol = if http2 { "h2" } else { "http/1.1" }.to_owned();
+        self.lab
+            .tracker()
+            .emit(|at_us| ServerEvent::ConnectionSecured {
+                conn: self.id,
+                protocol,
+                alpn,
+                tls_version,
+                at_us,
+            });
+    }
+
+    /// Whether it speaks HTTP/2.
+    pub fn is_http2(&self) -> bool {
+        self.http2.load(Ordering::Relaxed)
+    }
+
     /// The connection was upgraded to a WebSocket serving `role`.
     pub fn mark_upgraded(&self, role: UpgradeRole) {
         self.upgraded.store(true, Ordering::Relaxed);
@@ -482,6 +518,11 @@ impl Conn {
         policy: &ServerPolicy,
     ) {
         use axum::http::header::CONNECTION;
+        if self.http2.load(Ordering::Relaxed) {
+            // Connection-specific headers are illegal in HTTP/2 (RFC 9113
+            // §8.2.2); an HTTP/2 connection ends with GOAWAY instead.
+            return;
+        }
         let closing_already = headers
             .get(CONNECTION)
             .and_then(|v| v.to_str().ok())

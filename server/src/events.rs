@@ -278,6 +278,7 @@ impl Filter {
             | ServerEvent::ResponseStarted { conn, .. }
             | ServerEvent::RequestFinished { conn, .. }
             | ServerEvent::ConnectionUpgraded { conn, .. }
+            | ServerEvent::ConnectionSecured { conn, .. }
             | ServerEvent::ConnectionHidden { conn } => {
                 if self.visible.contains(conn) {
                     vec![event]

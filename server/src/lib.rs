@@ -46,6 +46,7 @@ pub mod params;
 pub mod peers;
 pub mod routes;
 pub mod sessions;
+pub mod tls;
 pub mod tracker;
 pub mod watchdog;
 pub mod web;

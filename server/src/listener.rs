@@ -56,7 +56,7 @@ const REFUSAL_WRITE: Duration = Duration::from_secs(1);
 /// Why the handler ended a connection without answering: returned to hyper
 /// as the service's error, which makes it close the connection.
 #[derive(Debug)]
-struct Deliberate(&'static str);
+pub(crate) struct Deliberate(&'static str);
 
 impl std::fmt::Display for Deliberate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -168,7 +168,7 @@ async fn serve_connection(mut stream: TcpStream, peer: SocketAddr, lab: Lab, rou
 /// Handles each request of one connection (mini-redis's per-connection
 /// handler): record, refuse, drop on purpose, or route.
 #[derive(Debug, Clone)]
-struct Handler {
+pub(crate) struct Handler {
     /// Shared state.
     lab: Lab,
     /// The connection the requests arrive on.
@@ -208,7 +208,12 @@ fn counts_for_owner(path: &str) -> bool {
 }
 
 impl Handler {
-    async fn call(
+    /// The handler of `conn`'s requests (also the TLS ports', `crate::tls`).
+    pub(crate) fn new(lab: Lab, conn: Arc<Conn>, router: Router) -> Handler {
+        Handler { lab, conn, router }
+    }
+
+    pub(crate) async fn call(
         self,
         request: hyper::Request<Incoming>,
     ) -> Result<Response<TrackedBody>, Deliberate> {

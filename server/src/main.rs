@@ -13,12 +13,13 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use keepalive_lab_server::sessions::key::InstructorKey;
-use keepalive_lab_server::{Config, Lab, listener};
+use keepalive_lab_server::{Config, Lab, listener, tls};
 use tokio::net::{TcpListener, TcpSocket};
 
 const USAGE: &str = "\
 usage: keepalive-lab [--port N] [--second-port N] [--bind ADDR] [--workshop] [--host-name NAME]
                      [--dist DIR] [--instructor-key KEY]
+                     [--tls-port N] [--tls-h1-port N] [--tls-cert FILE --tls-key FILE]
 
   --port N                main port (default 8080; 0 picks a free one)
   --second-port N         a second origin for the pool lessons (default: port + 1)
@@ -30,6 +31,10 @@ usage: keepalive-lab [--port N] [--second-port N] [--bind ADDR] [--workshop] [--
                           has the page built in and needs none)
   --middlebox-port N      the lab's middlebox, a NAT-like proxy in front of it (default: port + 2)
   --instructor-key KEY    the key for the whole-server view (default: random, printed at start)
+  --tls-port N            HTTPS offering HTTP/2 and HTTP/1.1 by ALPN (default: port + 3)
+  --tls-h1-port N         HTTPS offering only HTTP/1.1, to compare (default: port + 4)
+  --tls-cert FILE         the TLS ports' certificate chain (PEM); with --tls-key. Default: a
+  --tls-key FILE          self-signed one made at start for localhost, 127.0.0.1 and ::1
 
 subcommands (standalone tools):
   keepalive-lab middlebox --help    a NAT gateway / load balancer idle timeout in front of any TCP service
@@ -48,6 +53,10 @@ struct Options {
     host_names: Vec<String>,
     dist: PathBuf,
     key: InstructorKey,
+    tls_port: Option<u16>,
+    tls_h1_port: Option<u16>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
 }
 
 fn parse(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
@@ -61,6 +70,10 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
         host_names: Vec::new(),
         dist: PathBuf::from("dist"),
         key: InstructorKey::random(),
+        tls_port: None,
+        tls_h1_port: None,
+        tls_cert: None,
+        tls_key: None,
     };
     let port = |flag: &str, v: String| {
         v.parse::<u16>()
@@ -99,6 +112,12 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
             }
             "--dist" => options.dist = PathBuf::from(value("a directory")?),
             "--instructor-key" => options.key = InstructorKey::parse(&value("a key")?)?,
+            "--tls-port" => options.tls_port = Some(port("--tls-port", value("a port number")?)?),
+            "--tls-h1-port" => {
+                options.tls_h1_port = Some(port("--tls-h1-port", value("a port number")?)?)
+            }
+            "--tls-cert" => options.tls_cert = Some(PathBuf::from(value("a PEM file")?)),
+            "--tls-key" => options.tls_key = Some(PathBuf::from(value("a PEM file")?)),
             "-h" | "--help" => return Err(USAGE.to_owned()),
             other => return Err(format!("unknown option `{other}`\n\n{USAGE}")),
         }
@@ -106,7 +125,35 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
     if options.workshop && !options.bind_given {
         options.bind = IpAddr::from([0, 0, 0, 0]);
     }
+    if options.tls_cert.is_some() != options.tls_key.is_some() {
+        return Err("--tls-cert and --tls-key go together: give both, or neither for a \
+                    certificate made at start"
+            .to_owned());
+    }
     Ok(options)
+}
+
+/// The port of a TLS listener: `given`, or the main port + `offset` (0 when
+/// the main port was 0), never one of the lab's other ports.
+fn tls_port_for(
+    given: Option<u16>,
+    asked: u16,
+    port: u16,
+    offset: u16,
+    flag: &str,
+    taken: &[u16],
+) -> Result<u16, String> {
+    let chosen = match given {
+        Some(p) => p,
+        None if asked == 0 => 0,
+        None => port
+            .checked_add(offset)
+            .ok_or_else(|| format!("--port {port} leaves no room for {flag}; give {flag}"))?,
+    };
+    if chosen != 0 && taken.contains(&chosen) {
+        return Err(format!("{flag} must differ from the lab's other ports ({taken:?})"));
+    }
+    Ok(chosen)
 }
 
 /// Connections the kernel queues before the lab accepts them. tokio's
@@ -177,6 +224,33 @@ async fn start(
         ));
     }
     let (middlebox_listeners, middlebox_port) = bind_origin(options.bind, middlebox_port).await?;
+    let taken = [port, second, middlebox_port];
+    let tls_port = tls_port_for(options.tls_port, options.port, port, 3, "--tls-port", &taken)?;
+    let (tls_listeners, tls_port) = bind_origin(options.bind, tls_port).await?;
+    let taken = [port, second, middlebox_port, tls_port];
+    let tls_h1_port = tls_port_for(
+        options.tls_h1_port,
+        options.port,
+        port,
+        4,
+        "--tls-h1-port",
+        &taken,
+    )?;
+    let (tls_h1_listeners, tls_h1_port) = bind_origin(options.bind, tls_h1_port).await?;
+    let tls_source = match (&options.tls_cert, &options.tls_key) {
+        (Some(cert), Some(key)) => tls::CertSource::Files {
+            cert: cert.clone(),
+            key: key.clone(),
+        },
+        _ => tls::CertSource::Generate {
+            extra_names: options.host_names.clone(),
+        },
+    };
+    let identity = tls::Identity::load(&tls_source)?;
+    let h2_config = tls::server_config(&identity, tls::Offer::H2AndHttp11)?;
+    let h1_config = tls::server_config(&identity, tls::Offer::Http11Only)?;
+    let mut tls_ports: Vec<_> = tls_listeners.into_iter().map(|l| (l, h2_config.clone())).collect();
+    tls_ports.extend(tls_h1_listeners.into_iter().map(|l| (l, h1_config.clone())));
     let addresses: Vec<SocketAddr> = listeners
         .iter()
         .filter_map(|l| l.local_addr().ok())
@@ -232,6 +306,14 @@ async fn start(
     println!(
         "  the lab through its middlebox (a NAT gateway's idle timeout, scaled): http://{host}:{middlebox_port}/"
     );
+    println!("  HTTPS, HTTP/2 (one connection, many streams): https://{host}:{tls_port}/");
+    println!("  HTTPS, HTTP/1.1 only (the same TLS, to compare): https://{host}:{tls_h1_port}/");
+    if identity.generated() {
+        println!(
+            "    (a certificate made at start for localhost, 127.0.0.1 and ::1: the browser warns \
+             once per origin; choose Advanced → Proceed, or give --tls-cert/--tls-key)"
+        );
+    }
     if addresses.iter().any(|a| a.is_ipv6()) {
         println!("  http://localhost:{port}/ is yet another pool (Chromium sends it over ::1)");
     }
@@ -252,6 +334,7 @@ async fn start(
         upstream,
         lab.clone(),
     ));
+    tokio::spawn(tls::serve_all(tls_ports, lab.clone()));
     let server = tokio::spawn(listener::serve_all(listeners, lab.clone()));
     Ok((lab, server))
 }

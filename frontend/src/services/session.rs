@@ -13,27 +13,9 @@ use super::js_error;
 
 /// A new session for this page load, or what went wrong in words.
 pub async fn create() -> Result<SessionId, String> {
-    let window = web_sys::window().ok_or("no window")?;
-    let init = RequestInit::new();
-    init.set_method("POST");
-    let response = JsFuture::from(window.fetch_with_str_and_init("/api/sessions", &init))
+    json::<SessionGrant>("POST", "/api/sessions", None)
         .await
-        .map_err(|e| format!("the lab's server did not answer: {}", js_error(e)))?;
-    let response: Response = response.dyn_into().map_err(js_error)?;
-    let text = JsFuture::from(response.text().map_err(js_error)?)
-        .await
-        .map_err(js_error)?
-        .as_string()
-        .unwrap_or_default();
-    if !response.ok() {
-        return Err(match serde_json::from_str::<ErrorBody>(&text) {
-            Ok(body) => format!("{} ({})", body.error, body.hint),
-            Err(_) => format!("the server answered {}", response.status()),
-        });
-    }
-    serde_json::from_str::<SessionGrant>(&text)
         .map(|grant| grant.session)
-        .map_err(|e| format!("the server's session answer is not understood: {e}"))
 }
 
 /// `method path` with an optional JSON `body` on the page's own origin;

@@ -218,20 +218,9 @@ pub struct Permit {
 
 impl Drop for Permit {
     fn drop(&mut self) {
-        let mut registry = lock(&self.inner);
-        let Registry {
-            defaults,
-            locked,
-            scopes,
-            ..
-        } = &mut *registry;
-        if let Some(scope) = scopes.get_mut(&self.owner) {
+        update(&self.inner, &self.owner, |scope| {
             scope.in_flight = scope.in_flight.saturating_sub(1);
-            scope.last_used = Instant::now();
-            if scope.in_flight == 0 {
-                let _ = scope.publish(*locked, defaults);
-            }
-        }
+        });
     }
 }
 
@@ -246,18 +235,26 @@ pub struct ViewerSlot {
 
 impl Drop for ViewerSlot {
     fn drop(&mut self) {
-        let mut registry = lock(&self.inner);
-        let Registry {
-            defaults,
-            locked,
-            scopes,
-            ..
-        } = &mut *registry;
-        if let Some(scope) = scopes.get_mut(&self.owner) {
+        update(&self.inner, &self.owner, |scope| {
             scope.viewers = scope.viewers.saturating_sub(1);
-            scope.last_used = Instant::now();
-            let _ = scope.publish(*locked, defaults);
-        }
+        });
+    }
+}
+
+/// Changes `owner`'s scope, marks it used, and pushes its view to its
+/// connections (its page may have gone: then its idle connections close).
+fn update(inner: &Mutex<Registry>, owner: &Owner, change: impl FnOnce(&mut Scope)) {
+    let mut registry = lock(inner);
+    let Registry {
+        defaults,
+        locked,
+        scopes,
+        ..
+    } = &mut *registry;
+    if let Some(scope) = scopes.get_mut(owner) {
+        change(scope);
+        scope.last_used = Instant::now();
+        let _ = scope.publish(*locked, defaults);
     }
 }
 

@@ -1,0 +1,212 @@
+//! The TLS ports' accept loop: handshake, then HTTP/2 or HTTP/1.1 by ALPN,
+//! through the lab's own handler, router and tracking.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::HeaderValue;
+use axum::http::header::HOST;
+use hyper::body::Incoming;
+use hyper::server::conn::{http1, http2};
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use protocol::CloseReason;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinSet;
+use tokio_rustls::{TlsAcceptor, rustls};
+
+use super::{ALPN_H2, MAX_CONCURRENT_STREAMS};
+use crate::Lab;
+use crate::conn::{Conn, TrackedStream};
+use crate::listener::{Handler, SHUTDOWN_GRACE};
+use crate::routes;
+use crate::watchdog;
+
+/// hyper refuses an HTTP/1.1 read buffer under 8 KiB (it would panic).
+const MIN_HEADER_BYTES: usize = 8 * 1024;
+
+/// How long an HTTP/2 connection closed for idleness may take to say
+/// `GOAWAY` and end.
+const GOAWAY_GRACE: Duration = Duration::from_secs(1);
+
+/// Accepts TLS connections on each listener with its configuration (which
+/// protocols it offers) until [`Lab::begin_shutdown`]. Their addresses
+/// become the lab's own origins (`https://localhost:PORT` may drive it).
+pub async fn serve_all(
+    ports: Vec<(TcpListener, Arc<rustls::ServerConfig>)>,
+    lab: Lab,
+) -> io::Result<()> {
+    let addresses: Vec<SocketAddr> = ports
+        .iter()
+        .filter_map(|(l, _)| l.local_addr().ok())
+        .collect();
+    lab.add_listeners(&addresses);
+    let router = routes::app(lab.clone());
+    let mut loops = JoinSet::new();
+    for (listener, config) in ports {
+        loops.spawn(accept_loop(
+            listener,
+            TlsAcceptor::from(config),
+            lab.clone(),
+            router.clone(),
+        ));
+    }
+    while loops.join_next().await.is_some() {}
+    Ok(())
+}
+
+async fn accept_loop(listener: TcpListener, acceptor: TlsAcceptor, lab: Lab, router: Router) {
+    let shutdown = lab.shutting_down();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    tokio::spawn(serve_connection(
+                        stream,
+                        peer,
+                        acceptor.clone(),
+                        lab.clone(),
+                        router.clone(),
+                    ));
+                }
+                Err(e) => {
+                    tracing::warn!("accept failed on a TLS port: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            () = &mut shutdown => break,
+        }
+    }
+}
+
+/// Serves one TLS connection from accept to close.
+async fn serve_connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    acceptor: TlsAcceptor,
+    lab: Lab,
+    router: Router,
+) {
+    // Over its address's cap: closed untracked (a JSON refusal in clear
+    // text would mean nothing to a TLS client).
+    let Some(slot) = lab.peers().connect(peer.ip()) else {
+        return;
+    };
+    let local = stream.local_addr().unwrap_or(peer);
+    let _ = stream.set_nodelay(true);
+    let conn = Conn::open(&lab, peer, local);
+    let tracked = TrackedStream::new(stream, conn.clone(), slot);
+    // The handshake is bounded like a request head (a slowloris guard).
+    let tls = tokio::select! {
+        shaken = tokio::time::timeout(lab.config().header_read_timeout, acceptor.accept(tracked)) => {
+            match shaken {
+                Ok(Ok(tls)) => tls,
+                Ok(Err(e)) => {
+                    // A browser that refuses the certificate ends here (its
+                    // alert), as does a client that is not speaking TLS.
+                    conn.set_reason(CloseReason::Error {
+                        message: format!("TLS handshake failed: {e}"),
+                    });
+                    return;
+                }
+                Err(_) => {
+                    conn.set_reason(CloseReason::HeaderReadTimeout);
+                    return;
+                }
+            }
+        }
+        () = lab.shutting_down() => {
+            conn.set_reason(CloseReason::Shutdown);
+            return;
+        }
+    };
+    let (_, session) = tls.get_ref();
+    let alpn = session.alpn_protocol().map(<[u8]>::to_vec);
+    let version = session
+        .protocol_version()
+        .and_then(|v| v.as_str())
+        .unwrap_or("TLS")
+        .to_owned();
+    let h2 = alpn.as_deref() == Some(ALPN_H2);
+    conn.secured(
+        h2,
+        alpn.map(|a| String::from_utf8_lossy(&a).into_owned()),
+        version,
+    );
+
+    let handler = Handler::new(lab.clone(), conn.clone(), router);
+    let service = service_fn(move |mut request: hyper::Request<Incoming>| {
+        // HTTP/2 carries the host in `:authority`: the Host check applies
+        // to it the same (DNS rebinding).
+        if !request.headers().contains_key(HOST)
+            && let Some(value) = request
+                .uri()
+                .authority()
+                .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+        {
+            request.headers_mut().insert(HOST, value);
+        }
+        handler.clone().call(request)
+    });
+    let io = TokioIo::new(tls);
+    let watchdog = watchdog::watch(
+        conn.clone(),
+        lab.config().header_read_timeout,
+        lab.config().write_stall_timeout,
+    );
+
+    if h2 {
+        let mut builder = http2::Builder::new(TokioExecutor::new());
+        builder
+            .timer(TokioTimer::new())
+            .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
+            .max_header_list_size(
+                u32::try_from(lab.config().max_header_bytes).unwrap_or(u32::MAX),
+            );
+        let connection = builder.serve_connection(io, service);
+        tokio::pin!(connection);
+        tokio::select! {
+            result = connection.as_mut() => conn.note_connection_end(&result),
+            verdict = watchdog => {
+                conn.set_reason(verdict.reason);
+                if verdict.idle {
+                    // Idle (or its session ended): say GOAWAY, then close.
+                    connection.as_mut().graceful_shutdown();
+                    let _ = tokio::time::timeout(GOAWAY_GRACE, connection.as_mut()).await;
+                }
+            }
+            () = lab.shutting_down() => {
+                conn.set_reason(CloseReason::Shutdown);
+                connection.as_mut().graceful_shutdown();
+                if let Ok(result) = tokio::time::timeout(SHUTDOWN_GRACE, connection.as_mut()).await {
+                    conn.note_connection_end(&result);
+                }
+            }
+        }
+    } else {
+        let mut builder = http1::Builder::new();
+        builder
+            .timer(TokioTimer::new())
+            // Off: the watchdog is the idle timer and the header-read guard.
+            .header_read_timeout(None)
+            .max_buf_size(lab.config().max_header_bytes.max(MIN_HEADER_BYTES));
+        let connection = builder.serve_connection(io, service).with_upgrades();
+        tokio::pin!(connection);
+        tokio::select! {
+            result = connection.as_mut() => conn.note_connection_end(&result),
+            // Not `closing_idle`: a raced request's bytes are encrypted here,
+            // so the keep-alive race is not looked for on the TLS ports.
+            verdict = watchdog => conn.set_reason(verdict.reason),
+            () = lab.shutting_down() => {
+                conn.set_reason(CloseReason::Shutdown);
+                connection.as_mut().graceful_shutdown();
+                let result = connection.await;
+                conn.note_connection_end(&result);
+            }
+        }
+    }
+}

@@ -13,7 +13,9 @@
 //! 6. timing fidelity: the lab's own measure of `/api/slow?ms=1000`;
 //! 7. soak: resident memory and open descriptors of the lab over a bounded
 //!    run (10 minutes by default) of a workshop room's mixed traffic
-//!    ([`soak`], issue 8).
+//!    ([`soak`], issue 8);
+//! 8. room scale: N participants (sessions, viewers, bursts of hangs released
+//!    over the WebSocket) against one lab, for N in `--room` ([`room`], issue 12).
 //!
 //! Servers run as child processes of this same binary (`--serve`, see
 //! [`server`]). All traffic goes to `127.0.0.1`, every loop is bounded in
@@ -24,13 +26,14 @@
 //! - [`server`]: the child servers, and their memory and CPU from `/proc`;
 //! - [`client`]: the hyper load client and the raw hanging connections;
 //! - [`figures`]: figures 1, 2, 5, 6; [`browser`]: figures 3 and 4;
-//!   [`soak`]: figure 7;
+//!   [`soak`]: figure 7; [`room`]: figure 8;
 //! - [`report`]: the markdown, the machine, the budgets and known causes.
 
 mod browser;
 mod client;
 mod figures;
 mod report;
+mod room;
 mod server;
 mod soak;
 
@@ -45,7 +48,8 @@ use server::Kind;
 const USAGE: &str = "\
 usage: keepalive-lab-bench [--out FILE] [--dist DIR] [--quick]
                            [--connections N] [--rounds N] [--seconds S] [--hold N]
-                           [--soak-secs N] [--only 1,2,...]
+                           [--soak-secs N] [--room N,N,...] [--room-secs N]
+                           [--only 1,2,...]
 
   --out FILE        where to write the report (default BENCHMARKS.md)
   --dist DIR        the built frontend, for figures 3-5 (default dist)
@@ -56,6 +60,8 @@ usage: keepalive-lab-bench [--out FILE] [--dist DIR] [--quick]
   --seconds S       measured seconds per round (default 5)
   --hold N          held connections for figure 2 (default 10000)
   --soak-secs N     length of figure 7's soak in seconds (default 600)
+  --room LIST       participants per step of figure 8 (default 50,100,200)
+  --room-secs N     measured seconds per step of figure 8 (default 20)
   --only LIST       measure only these figures (e.g. --only 2,6); the others show as skipped";
 
 #[derive(Debug)]
@@ -68,6 +74,8 @@ struct Options {
     hold: usize,
     slow_samples: usize,
     soak_secs: u64,
+    room: Vec<usize>,
+    room_secs: u64,
     only: Option<Vec<u8>>,
 }
 
@@ -88,6 +96,8 @@ fn parse(args: &[String]) -> Result<Options, String> {
         hold: 10_000,
         slow_samples: 5,
         soak_secs: soak::DEFAULT_SECS,
+        room: room::DEFAULT_ROOM.to_vec(),
+        room_secs: room::DEFAULT_SECS,
         only: None,
     };
     let mut args = args.iter();
@@ -121,6 +131,19 @@ fn parse(args: &[String]) -> Result<Options, String> {
                     ));
                 }
             }
+            "--room" => {
+                let list = value()?;
+                let sizes = list.split(',').map(|n| {
+                    n.trim()
+                        .parse::<usize>()
+                        .ok()
+                        .filter(|n| (1..=1000).contains(n))
+                });
+                o.room = sizes.collect::<Option<Vec<usize>>>().ok_or(format!(
+                    "--room takes room sizes from 1 to 1000 such as 50,100,200, not {list}"
+                ))?;
+            }
+            "--room-secs" => o.room_secs = number(value()?)? as u64,
             "--only" => {
                 let list = value()?;
                 let figures = list.split(',').map(|n| n.trim().parse::<u8>().ok());
@@ -189,6 +212,8 @@ async fn measure(o: &Options) -> Results {
         slow_ms: 1000,
         slow_samples: o.slow_samples,
         soak_s: o.soak_secs,
+        room: o.room.clone(),
+        room_s: o.room_secs,
     };
 
     let fidelity = if o.wants(6) {
@@ -261,8 +286,19 @@ async fn measure(o: &Options) -> Results {
         skipped()
     };
 
+    let room = if o.wants(8) {
+        eprintln!(
+            "bench: 8. room scale ({:?} participants, {} s each)",
+            o.room, o.room_secs
+        );
+        room::room(&o.room, o.room_secs).await
+    } else {
+        skipped()
+    };
+
     Results {
         settings,
+        room,
         load,
         held,
         browser,

@@ -17,6 +17,7 @@ const FRAME_P95_MS: f64 = 16.7;
 const FRAME_JITTER_MS: f64 = 0.2;
 use crate::client;
 use crate::figures::{Held, Round, Series, Shipped, Variant};
+use crate::room;
 use crate::server::{self, Kind};
 use crate::soak::{self, STUCK_KINDS, Soak, When};
 
@@ -57,6 +58,10 @@ pub struct Settings {
     pub slow_samples: usize,
     /// Length of figure 7's soak, seconds.
     pub soak_s: u64,
+    /// Participants per step of figure 8.
+    pub room: Vec<usize>,
+    /// Measured seconds per step of figure 8.
+    pub room_s: u64,
 }
 
 /// Everything measured in one run; an `Err` is a figure that could not be taken.
@@ -76,6 +81,8 @@ pub struct Results {
     pub fidelity: Result<Vec<u64>, String>,
     /// Figure 7.
     pub soak: Result<Soak, String>,
+    /// Figure 8: one step per room size.
+    pub room: Result<Vec<room::Step>, String>,
 }
 
 /// The causes found for figures that miss their budget: `## Figure N`
@@ -417,6 +424,9 @@ pub fn render(results: &Results) -> String {
     // 7.
     soak_summary(w, results, &mut misses);
 
+    // 8.
+    room_summary(w, results, &mut misses);
+
     if let Ok(load) = &results.load {
         let worst = load
             .iter()
@@ -429,6 +439,18 @@ pub fn render(results: &Results) -> String {
                  machine's cores during a round (see its table). Its throughput and latency \
                  are then unreliable; the server CPU per request is not. Re-run `cargo xtask bench` on an idle \
                  machine."
+            );
+        }
+    }
+
+    if let Ok(steps) = &results.room {
+        let worst = steps.iter().map(|st| st.other_load).fold(0.0_f64, f64::max);
+        if worst > DISTURBED_CORES {
+            let _ = writeln!(
+                w,
+                "\n**Figure 8 was disturbed**: other processes used up to {worst:.2} of the \
+                 machine's cores during a step (see its table). The simulated room and the server \
+                 share the cores, so its latencies are then unreliable. Re-run on an idle machine."
             );
         }
     }
@@ -1029,6 +1051,176 @@ fn details(w: &mut String, results: &Results) {
         }
     }
     soak_details(w, results);
+    room_details(w, results);
+}
+
+/// Figure 8's rows of the summary: per room size, CPU and fan-out latency.
+fn room_summary(w: &mut String, results: &Results, misses: &mut Vec<(u8, String)>) {
+    let cpu_budget = format!(
+        "≤ {:.0} core for a room of {}",
+        room::MAX_ROOM_CORES,
+        room::ROOM_BUDGET_N
+    );
+    let p99_budget = format!("p99 ≤ {:.0} ms", room::MAX_FANOUT_P99_MS);
+    let steps = match &results.room {
+        Ok(steps) => steps,
+        Err(e) => {
+            if e != SKIPPED {
+                misses.push((8, format!("not measured: {e}")));
+            }
+            let _ = writeln!(
+                w,
+                "| 8 | room scale | failed: {e} | | | {cpu_budget}; {p99_budget} | {} |",
+                not_taken(e)
+            );
+            return;
+        }
+    };
+    let mut missed = Vec::new();
+    for step in steps {
+        let n = step.n;
+        let projected = step.projected_cores();
+        let cpu_ok = step.cpu_ok();
+        if step.ready < n {
+            missed.push(format!(
+                "room of {n}: only {} participants set up",
+                step.ready
+            ));
+        }
+        if projected > room::MAX_ROOM_CORES {
+            missed.push(format!(
+                "room of {n}: {projected:.2} cores for a room of {}",
+                room::ROOM_BUDGET_N
+            ));
+        }
+        let _ = writeln!(
+            w,
+            "| 8 | room of {n} ({} s): server CPU per participant-second (the whole server: {:.2} cores; RSS {} per participant) | {:.2} ms → {projected:.2} cores for {} | none | | {cpu_budget} | {} |",
+            step.window.as_secs(),
+            step.cores(),
+            kb(step.rss_per_participant()),
+            step.cpu_per_participant(),
+            room::ROOM_BUDGET_N,
+            verdict(cpu_ok)
+        );
+        let (p50, p99) = (step.latency_ms(0.5), step.latency_ms(0.99));
+        let p99_ok = step.p99_ok();
+        if !p99_ok {
+            missed.push(format!("room of {n}: fan-out p99 {}", ms(p99)));
+        }
+        let _ = writeln!(
+            w,
+            "| 8 | room of {n}: event fan-out, hang written to its `request_started` at the participant's viewer, p50 / p99 ({} events) | {} / {} | none | | {p99_budget} | {} |",
+            grouped(step.latencies_ms.len() as u64),
+            ms(p50),
+            ms(p99),
+            verdict(p99_ok)
+        );
+    }
+    if !missed.is_empty() {
+        misses.push((8, missed.join("; ")));
+    }
+}
+
+/// Figure 8's section.
+fn room_details(w: &mut String, results: &Results) {
+    let s = &results.settings;
+    let _ = writeln!(w, "\n## 8. Room scale\n");
+    let defaults = keepalive_lab_server::Config::default();
+    let _ = writeln!(
+        w,
+        "Per room size N (`--room`, here {}), a fresh lab child with the workshop policy \
+         (idle timeout {} s, `max_requests` 100), the per-address caps lifted (the bench is one \
+         address standing in for a room) and the per-session caps at their defaults ({} hangs, \
+         {} requests in flight). N participants, each: `POST /api/sessions`, the session's \
+         events WebSocket, {} keep-alive connections; then bursts of {} `/api/hang` requests, \
+         each with its own tag, as a browser sends them ({} on the wire, the others queued on \
+         our side and sent on a connection when its previous hang is answered), released with \
+         `{{\"type\":\"release\"}}` over the WebSocket once the viewer has seen every hang in \
+         flight (again after {} ms if one was not held yet), then a {} ms pause. After every \
+         participant is set up and {} s of warm-up, {} s are measured (`--room-secs`):\n",
+        s.room
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", "),
+        defaults.policy.idle_timeout_ms / 1000,
+        defaults.max_hangs_per_session,
+        defaults.max_in_flight_per_session,
+        room::LANES,
+        room::BURST,
+        room::LANES,
+        room::RELEASE_RETRY.as_millis(),
+        room::PAUSE.as_millis(),
+        room::WARMUP.as_secs(),
+        s.room_s
+    );
+    let _ = writeln!(
+        w,
+        "- **CPU**: the child's user + system time (`/proc/<pid>/stat`) over the window, per \
+         participant per second; the budget projects it to a room of {} (≤ {:.0} core). The \
+         bench's own CPU is shown beside it: on this machine the {} simulated laptops share the \
+         cores with the server.\n\
+         - **RSS**: the highest `VmRSS` read (every second) during the window minus the idle \
+         reading before any participant arrived, over N.\n\
+         - **Fan-out latency**: per hang written in the window, from just before our \
+         `send_request` to the participant's viewer receiving `request_started` with the \
+         hang's tag, both on the bench's clock (so it includes the bench's own scheduling).\n",
+        room::ROOM_BUDGET_N,
+        room::MAX_ROOM_CORES,
+        s.room.iter().max().copied().unwrap_or(0)
+    );
+    match &results.room {
+        Ok(steps) => {
+            let _ = writeln!(
+                w,
+                "| N | set up | window | server CPU | per participant-second | for a room of {} | bench CPU | other processes' CPU | VmRSS idle | VmRSS peak | per participant | fan-out p50 | p99 | max | events | unseen | bursts | in the window, per participant-second | server CPU per burst | hangs answered | reconnects | events dropped | viewers closed by the server | failures |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+                room::ROOM_BUDGET_N
+            );
+            for st in steps {
+                let pace = format!("{:.2}", st.pace());
+                let _ = writeln!(
+                    w,
+                    "| {} | {} | {:.1} s | {:.2} cores | {:.2} ms | {:.2} cores | {:.2} cores | {:.2} cores | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                    st.n,
+                    st.ready,
+                    st.window.as_secs_f64(),
+                    st.cores(),
+                    st.cpu_per_participant(),
+                    st.projected_cores(),
+                    st.bench_cpu.as_secs_f64() / st.window.as_secs_f64().max(1e-9),
+                    st.other_load,
+                    mb(st.rss_idle),
+                    mb(st.rss_peak),
+                    kb(st.rss_per_participant()),
+                    ms(st.latency_ms(0.5)),
+                    ms(st.latency_ms(0.99)),
+                    ms(st.latency_ms(1.0)),
+                    grouped(st.latencies_ms.len() as u64),
+                    st.unseen,
+                    grouped(st.bursts),
+                    pace,
+                    ms(st.cpu_per_burst()),
+                    grouped(st.answered),
+                    st.reconnects,
+                    st.events_dropped,
+                    st.viewers_closed_by_server,
+                    st.failures
+                );
+            }
+            for st in steps.iter().filter(|st| !st.failure_samples.is_empty()) {
+                let _ = writeln!(
+                    w,
+                    "\nFirst failures at N = {}: {}.",
+                    st.n,
+                    st.failure_samples.join("; ")
+                );
+            }
+        }
+        Err(e) => {
+            let _ = writeln!(w, "Failed: {e}");
+        }
+    }
 }
 
 /// Date, machine and code, as `(name, value)`.
@@ -1120,6 +1312,7 @@ mod tests {
     fn causes_are_found_by_figure_number() {
         assert!(known_cause(1).is_some_and(|c| c.contains("callgrind")));
         assert!(known_cause(3).is_some_and(|c| c.contains("Profiler")));
+        assert!(known_cause(8).is_some_and(|c| c.contains("broadcast")));
         assert!(
             known_cause(6).is_none(),
             "figure 6 meets its budget: no cause written"

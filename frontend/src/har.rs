@@ -1,20 +1,99 @@
 //! A run exported as HAR 1.2 (importable in Chrome DevTools).
 //!
-//! Field list: <http://www.softwareishard.com/blog/har-12-spec/>. Timings the
-//! page cannot know are -1, as the spec allows. The connection id is the
-//! server's, so DevTools' "Connection ID" column shows the lab's lanes.
-
-use serde_json::{Value, json};
+//! Field list: <http://www.softwareishard.com/blog/har-12-spec/>. The
+//! connection id is the server's, so DevTools' "Connection ID" column shows
+//! the lab's lanes.
+//!
+//! Timings ([`timings`]) cut the request's life, from `fetch()` to its end
+//! on the page's clock, into consecutive phases, so they always add up:
+//! `time` is the sum of the phases that are not -1.
+//! - `blocked`: waiting in the browser (queued, and before a re-send);
+//! - `dns`, `connect`: only for a request that went on a connection opened
+//!   for it (-1 on a reused one: the phase does not apply). `connect` comes
+//!   from Resource Timing (`connectEnd - connectStart`, and `dns` from
+//!   `connectStart - domainLookupStart`) when the browser gave an entry that
+//!   says the connection was new; otherwise it is the lab's own measure:
+//!   from the moment the browser could start connecting (the `fetch()` call,
+//!   or the end at the server of the pool's request that freed a slot, or
+//!   of its own dropped attempt) to the server's accept of the connection,
+//!   and `dns` is -1 (not measured);
+//! - `send`: from the connection's accept to the server reading the head
+//!   (0 on a reused connection);
+//! - `wait`: from the server reading the head to the response head in the
+//!   page, or to the request's end for an aborted or failed one;
+//! - `receive`: the body (0 when no response came).
 
 use crate::clock::ClockSync;
 use crate::state::{BrowserRequest, Phase, Run};
 
-/// Milliseconds between two optional points, or -1.
-fn span(from: Option<f64>, to: Option<f64>) -> f64 {
-    match (from, to) {
-        (Some(a), Some(b)) if b >= a => b - a,
-        _ => -1.0,
-    }
+/// HAR timings of `r` (ms): blocked, dns, connect, send, wait, receive.
+pub fn timings(run: &Run, r: &BrowserRequest, clock: &ClockSync) -> [f64; 6] {
+    let page = |us| clock.to_page_ms(us);
+    let issued = r.issued_ms.unwrap_or(run.started_ms);
+    let arrival = r.server_start_us.and_then(page);
+    let end = r
+        .ended_ms
+        .or(r.head_ms)
+        .or(arrival)
+        .unwrap_or(issued)
+        .max(issued);
+    // The attempt that answered (or the latest), when its connection was
+    // opened for it: after the request was issued, as its first request.
+    let attempt = r
+        .attempts
+        .iter()
+        .rev()
+        .find(|a| Some(a.request) == r.request);
+    let accepted = attempt
+        .filter(|a| a.seq == 1)
+        .and_then(|a| page(a.conn_opened_us?))
+        .filter(|t| *t >= issued);
+    let (dns_from, connect_from, connect_to) = match (accepted, r.timing) {
+        (Some(_), Some(t)) if t.new_connection() => (
+            Some(t.domain_lookup_start),
+            Some(t.connect_start),
+            Some(t.connect_end),
+        ),
+        (Some(accept), _) => {
+            // The latest moment before the accept that a slot was freed:
+            // another request of the pool, or this one's dropped attempt,
+            // ended at the server.
+            let freed = run
+                .requests
+                .iter()
+                .filter(|q| q.pool == r.pool)
+                .flat_map(|q| &q.attempts)
+                .filter(|a| Some(a.request) != r.request)
+                .filter_map(|a| page(a.end_us?))
+                .filter(|t| *t <= accept)
+                .fold(issued, f64::max);
+            (None, Some(freed), Some(accept))
+        }
+        (None, _) => (None, None, None),
+    };
+    let mut at = issued;
+    let mut step = |to: Option<f64>| match to {
+        Some(t) => {
+            let t = t.clamp(at, end);
+            let d = t - at;
+            at = t;
+            d
+        }
+        None => -1.0,
+    };
+    let blocked = step(
+        dns_from
+            .or(connect_from)
+            .or(arrival)
+            .or(r.head_ms)
+            .or(Some(end)),
+    );
+    let dns = step(dns_from.and(connect_from));
+    let connect = step(connect_to);
+    let send = step(Some(arrival.unwrap_or(f64::MIN)));
+    let wait = step(Some(r.head_ms.unwrap_or(end)));
+    let receive = step(Some(end));
+    [blocked, dns, connect, send, wait, receive]
 }
 
 fn iso8601(epoch_ms: f64) -> String {
@@ -39,150 +118,306 @@ fn iso8601(epoch_ms: f64) -> String {
     )
 }
 
-fn entry(run: &Run, r: &BrowserRequest, clock: &ClockSync) -> Value {
+/// JSON written by hand: a `serde_json::json!` tree per entry cost about
+/// 10 KB of the page's compressed WebAssembly (and `write!` templates with
+/// many arguments more than these calls).
+struct Json(String);
+
+impl Json {
+    /// A comma if something came before in the same object or array.
+    fn sep(&mut self) {
+        if !self.0.ends_with(['{', '[', ':']) && !self.0.is_empty() {
+            self.0.push(',');
+        }
+    }
+
+    /// Opens an object (`{`) or array (`[`) under `key` ("" in an array).
+    fn open(&mut self, key: &str, bracket: char) -> &mut Self {
+        self.key(key);
+        self.0.push(bracket);
+        self
+    }
+
+    /// Closes with `}` or `]`.
+    fn close(&mut self, bracket: char) -> &mut Self {
+        self.0.push(bracket);
+        self
+    }
+
+    fn key(&mut self, key: &str) {
+        self.sep();
+        if !key.is_empty() {
+            quote(&mut self.0, key);
+            self.0.push(':');
+        }
+    }
+
+    /// A string value.
+    fn str(&mut self, key: &str, value: &str) -> &mut Self {
+        self.key(key);
+        quote(&mut self.0, value);
+        self
+    }
+
+    /// A number, rounded to the microsecond; `null` when absent.
+    fn num(&mut self, key: &str, value: Option<f64>) -> &mut Self {
+        self.key(key);
+        match value.filter(|v| v.is_finite()) {
+            Some(v) => self.0 += &((v * 1000.0).round() / 1000.0).to_string(),
+            None => self.0 += "null",
+        }
+        self
+    }
+
+    /// A literal: `true`, `[]`, `{}`, `null`, or JSON made elsewhere.
+    fn raw(&mut self, key: &str, value: &str) -> &mut Self {
+        self.key(key);
+        self.0 += value;
+        self
+    }
+}
+
+/// `text` as a JSON string.
+fn quote(out: &mut String, text: &str) {
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if u32::from(c) < 0x20 => *out += &format!("\\u{:04x}", u32::from(c)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// A whole number, or `null`.
+fn int(n: Option<impl Into<u64>>) -> Option<f64> {
+    n.map(|n| n.into() as f64)
+}
+
+fn entry(j: &mut Json, run: &Run, r: &BrowserRequest, clock: &ClockSync) {
     let issued = r.issued_ms.unwrap_or(run.started_ms);
-    let at_server = r.server_start_us.and_then(|us| clock.to_page_ms(us));
-    let blocked = span(Some(issued), at_server.or(r.head_ms));
-    let wait = span(at_server, r.head_ms);
-    let receive = span(r.head_ms, r.ended_ms);
-    let total = span(Some(issued), r.ended_ms).max(0.0);
-    let query: Vec<Value> = r
-        .url
-        .split_once('?')
-        .map(|(_, q)| q)
-        .unwrap_or("")
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (name, value) = p.split_once('=').unwrap_or((p, ""));
-            json!({ "name": name, "value": value })
-        })
-        .collect();
-    let mut response_headers = Vec::new();
+    let phases = timings(run, r, clock);
+    let total: f64 = phases.iter().filter(|t| **t >= 0.0).sum();
+    j.open("", '{')
+        .str("pageref", &run.name())
+        .str(
+            "startedDateTime",
+            &iso8601(run.started_epoch_ms + (issued - run.started_ms)),
+        )
+        .num("time", Some(total))
+        .open("request", '{')
+        .str("method", if run.settings.post { "POST" } else { "GET" })
+        .str("url", &r.url)
+        .raw("httpVersion", r#""HTTP/1.1","cookies":[],"headers":[]"#)
+        .open("queryString", '[');
+    let query = r.url.split_once('?').map_or("", |(_, q)| q);
+    for p in query.split('&').filter(|p| !p.is_empty()) {
+        let (name, value) = p.split_once('=').unwrap_or((p, ""));
+        j.open("", '{')
+            .str("name", name)
+            .str("value", value)
+            .close('}');
+    }
+    j.close(']')
+        .raw("headersSize", "-1")
+        .raw("bodySize", if run.settings.post { "0" } else { "-1" })
+        .close('}')
+        .open("response", '{')
+        .num("status", int(r.status.map(u32::from)).or(Some(0.0)))
+        .raw(
+            "statusText",
+            r#""","httpVersion":"HTTP/1.1","cookies":[],"redirectURL":"","headersSize":-1,"bodySize":-1,"content":{"size":-1,"mimeType":""}"#,
+        )
+        .open("headers", '[');
+    let mut header = |name: &str, value: &str| {
+        j.open("", '{')
+            .str("name", name)
+            .str("value", value)
+            .close('}');
+    };
     if let Some(conn) = r.conn {
-        response_headers.push(json!({ "name": "x-conn-id", "value": conn.0.to_string() }));
+        header("x-conn-id", &conn.0.to_string());
     }
     if let Some(seq) = r.seq {
-        response_headers.push(json!({ "name": "x-request-seq", "value": seq.to_string() }));
+        header("x-request-seq", &seq.to_string());
     }
-    let method = if run.settings.post { "POST" } else { "GET" };
-    let mut e = json!({
-        "startedDateTime": iso8601(run.started_epoch_ms + (issued - run.started_ms)),
-        "time": total,
-        "request": {
-            "method": method,
-            "url": r.url,
-            "httpVersion": "HTTP/1.1",
-            "cookies": [],
-            "headers": [],
-            "queryString": query,
-            "headersSize": -1,
-            "bodySize": if run.settings.post { 0 } else { -1 },
-        },
-        "response": {
-            "status": r.status.unwrap_or(0),
-            "statusText": "",
-            "httpVersion": "HTTP/1.1",
-            "cookies": [],
-            "headers": response_headers,
-            "content": { "size": -1, "mimeType": "" },
-            "redirectURL": "",
-            "headersSize": -1,
-            "bodySize": -1,
-        },
-        "cache": {},
-        "timings": {
-            "blocked": blocked,
-            "dns": -1,
-            "connect": -1,
-            "send": 0,
-            "wait": wait.max(0.0),
-            "receive": receive.max(0.0),
-            "ssl": -1,
-        },
-        "comment": format!("{} ({})", r.phase.label(), r.tag),
-    });
-    if let Some(conn) = r.conn {
-        e["connection"] = json!(conn.0.to_string());
+    if let Some((name, value)) = r
+        .keep_alive
+        .words()
+        .as_deref()
+        .and_then(|w| w.split_once(": "))
+    {
+        header(name, value);
     }
+    j.close(']');
     if matches!(r.phase, Phase::Failed | Phase::Aborted) {
-        e["response"]["_error"] = json!(r.error.clone().unwrap_or_default());
+        j.str("_error", r.error.as_deref().unwrap_or(""));
     }
-    e
+    j.close('}').raw("cache", "{}").open("timings", '{');
+    for (name, t) in ["blocked", "dns", "connect", "send", "wait", "receive"]
+        .into_iter()
+        .zip(phases)
+    {
+        j.num(name, Some(t));
+    }
+    j.raw("ssl", "-1")
+        .close('}')
+        .str("comment", &format!("{} ({})", r.phase.label(), r.tag));
+    if let Some(conn) = r.conn {
+        j.str("connection", &conn.0.to_string());
+    }
+    if r.attempts.len() > 1 {
+        attempts(j, "_attempts", run, r, clock);
+    }
+    j.close('}');
+}
+
+/// Every attempt the server saw of `r` (the browser's silent re-sends).
+fn attempts(j: &mut Json, key: &str, run: &Run, r: &BrowserRequest, clock: &ClockSync) {
+    let ms = |us| clock.to_page_ms(us).map(|t| t - run.started_ms);
+    j.open(key, '[');
+    for a in &r.attempts {
+        j.open("", '{')
+            .num("connection", int(Some(a.conn.0)))
+            .num("request_id", int(Some(a.request.0)))
+            .num("seq_on_connection", int(Some(a.seq)))
+            .num("at_server_ms", ms(a.start_us))
+            .num("ended_ms", a.end_us.and_then(ms));
+        match &a.dropped {
+            Some(d) => j.str("dropped", d.kind()),
+            None => j.raw("dropped", "null"),
+        };
+        j.close('}');
+    }
+    j.close(']');
 }
 
 /// The run as a HAR 1.2 document.
-pub fn export(run: &Run, clock: &ClockSync) -> Value {
-    json!({
-        "log": {
-            "version": "1.2",
-            "creator": { "name": "keepalive-lab", "version": env!("CARGO_PKG_VERSION") },
-            "pages": [{
-                "startedDateTime": iso8601(run.started_epoch_ms),
-                "id": run.name(),
-                "title": format!("keepalive-lab run {}", run.name()),
-                "pageTimings": { "onContentLoad": -1, "onLoad": -1 },
-            }],
-            "entries": run
-                .requests
-                .iter()
-                .filter(|r| r.issued_ms.is_some())
-                .map(|r| {
-                    let mut e = entry(run, r, clock);
-                    e["pageref"] = json!(run.name());
-                    e
-                })
-                .collect::<Vec<_>>(),
-        }
-    })
+pub fn export(run: &Run, clock: &ClockSync) -> String {
+    let mut j = Json(String::new());
+    j.open("", '{')
+        .open("log", '{')
+        .raw(
+            "version",
+            concat!(
+                r#""1.2","creator":{"name":"keepalive-lab","version":""#,
+                env!("CARGO_PKG_VERSION"),
+                r#""}"#
+            ),
+        )
+        .open("pages", '[')
+        .open("", '{')
+        .str("startedDateTime", &iso8601(run.started_epoch_ms))
+        .str("id", &run.name())
+        .str("title", &format!("keepalive-lab run {}", run.name()))
+        .raw("pageTimings", r#"{"onContentLoad":-1,"onLoad":-1}"#)
+        .close('}')
+        .close(']')
+        .open("entries", '[');
+    for r in run.requests.iter().filter(|r| r.issued_ms.is_some()) {
+        entry(&mut j, run, r, clock);
+    }
+    j.close(']').close('}').close('}');
+    j.0
 }
 
 /// The run and the connections that carried it, as plain JSON (the lab's
 /// own export: everything the page knows, both sides).
-pub fn run_json(run: &Run, lanes: &[&crate::state::Lane], clock: &ClockSync) -> Value {
-    let conns: std::collections::BTreeSet<_> = run.requests.iter().filter_map(|r| r.conn).collect();
-    json!({
-        "run": run.name(),
-        "settings": run.settings.to_fragment(),
-        "started_epoch_ms": run.started_epoch_ms,
-        "clock_uncertainty_ms": clock.uncertainty_ms(),
-        "pools": run.pools.iter().map(|(pool, stats)| json!({
-            "origin": pool.origin,
-            "credentials": pool.credentials.name(),
-            "max_concurrent_connections": stats.max_concurrent_conns,
-            "connections": stats.conns.iter().map(|c| c.0).collect::<Vec<_>>(),
-            "queued_requests": run.queued_in(pool, clock).len(),
-        })).collect::<Vec<_>>(),
-        "requests": run.requests.iter().map(|r| json!({
-            "tag": r.tag,
-            "url": r.url,
-            "phase": r.phase.name(),
-            "connection": r.conn.map(|c| c.0),
-            "request_id": r.request.map(|q| q.0),
-            "seq_on_connection": r.seq,
-            "status": r.status,
-            "issued_ms": r.issued_ms.map(|t| t - run.started_ms),
-            "at_server_ms": r.server_start_us.and_then(|us| clock.to_page_ms(us)).map(|t| t - run.started_ms),
-            "head_ms": r.head_ms.map(|t| t - run.started_ms),
-            "ended_ms": r.ended_ms.map(|t| t - run.started_ms),
-            "server_sightings": r.server_sightings,
-            "error": r.error,
-            "resource_timing": r.timing,
-        })).collect::<Vec<_>>(),
-        "connections": lanes.iter().filter(|l| conns.contains(&l.conn)).map(|l| json!({
-            "conn": l.conn.0,
-            "peer": l.peer,
-            "local": l.local_addr,
-            "opened_ms": clock.to_page_ms(l.opened_us).map(|t| t - run.started_ms),
-            "requests": l.requests_total,
-            "closed": l.closed.as_ref().map(|c| json!({
-                "at_ms": clock.to_page_ms(c.at_us).map(|t| t - run.started_ms),
-                "reason": c.reason,
-                "bytes_in": c.bytes_in,
-                "bytes_out": c.bytes_out,
-            })),
-        })).collect::<Vec<_>>(),
-    })
+pub fn run_json(run: &Run, lanes: &[&crate::state::Lane], clock: &ClockSync) -> String {
+    let ms = |t: Option<f64>| t.map(|t| t - run.started_ms);
+    let server_ms = |us: Option<protocol::Micros>| ms(us.and_then(|us| clock.to_page_ms(us)));
+    let mut j = Json(String::new());
+    j.open("", '{')
+        .str("run", &run.name())
+        .str("settings", &run.settings.to_fragment())
+        .num("started_epoch_ms", Some(run.started_epoch_ms))
+        .num("clock_uncertainty_ms", clock.uncertainty_ms())
+        .open("pools", '[');
+    for (pool, stats) in &run.pools {
+        j.open("", '{')
+            .str("origin", &pool.origin)
+            .str("credentials", pool.credentials.name())
+            .num(
+                "max_concurrent_connections",
+                int(Some(stats.max_concurrent_conns as u64)),
+            )
+            .open("connections", '[');
+        for c in &stats.conns {
+            j.num("", int(Some(c.0)));
+        }
+        j.close(']')
+            .num(
+                "queued_requests",
+                int(Some(run.queued_in(pool, clock).len() as u64)),
+            )
+            .close('}');
+    }
+    j.close(']').open("requests", '[');
+    for r in &run.requests {
+        j.open("", '{')
+            .str("tag", &r.tag)
+            .str("url", &r.url)
+            .str("phase", r.phase.name())
+            .num("connection", int(r.conn.map(|c| c.0)))
+            .num("request_id", int(r.request.map(|q| q.0)))
+            .num("seq_on_connection", int(r.seq))
+            .num("status", int(r.status.map(u32::from)))
+            .num("issued_ms", ms(r.issued_ms))
+            .num("at_server_ms", server_ms(r.server_start_us))
+            .num("head_ms", ms(r.head_ms))
+            .num("ended_ms", ms(r.ended_ms))
+            .num("server_sightings", int(Some(r.server_sightings)));
+        attempts(&mut j, "attempts", run, r, clock);
+        j.str(
+            "response_keep_alive",
+            &r.keep_alive.words().unwrap_or_default(),
+        )
+        .str("error", r.error.as_deref().unwrap_or(""));
+        if let Some(t) = r.timing {
+            j.open("resource_timing", '{');
+            for (name, v) in [
+                ("fetch_start", t.fetch_start),
+                ("domain_lookup_start", t.domain_lookup_start),
+                ("connect_start", t.connect_start),
+                ("connect_end", t.connect_end),
+                ("request_start", t.request_start),
+                ("response_start", t.response_start),
+                ("response_end", t.response_end),
+            ] {
+                j.num(name, Some(v));
+            }
+            j.close('}');
+        }
+        j.close('}');
+    }
+    j.close(']').open("connections", '[');
+    let conns: std::collections::BTreeSet<_> = run
+        .requests
+        .iter()
+        .flat_map(|r| r.attempts.iter().map(|a| a.conn).chain(r.conn))
+        .collect();
+    for l in lanes.iter().filter(|l| conns.contains(&l.conn)) {
+        j.open("", '{')
+            .num("conn", int(Some(l.conn.0)))
+            .str("peer", &l.peer)
+            .str("local", &l.local_addr)
+            .num("opened_ms", server_ms(Some(l.opened_us)))
+            .num("requests", int(Some(l.requests_total)));
+        if let Some(c) = &l.closed {
+            j.open("closed", '{')
+                .num("at_ms", server_ms(Some(c.at_us)))
+                .str("reason", c.reason.kind())
+                .str("reason_words", c.reason.label())
+                .num("bytes_in", int(Some(c.bytes_in)))
+                .num("bytes_out", int(Some(c.bytes_out)))
+                .close('}');
+        }
+        j.close('}');
+    }
+    j.close(']').close('}');
+    j.0
 }
 
 #[cfg(test)]
@@ -191,7 +426,7 @@ mod tests {
     use crate::clock::Sample;
     use crate::settings::{BurstSettings, Credentials};
     use crate::state::{Action, Head, LabState, PoolKey};
-    use protocol::{ConnId, RequestId, ServerEvent, SessionId};
+    use protocol::{CloseReason, ConnId, RequestId, ServerEvent, SessionId};
 
     fn finished_run() -> (LabState, u32) {
         let mut s = LabState::new(SessionId::parse("s-har").unwrap());
@@ -277,7 +512,8 @@ mod tests {
     #[test]
     fn has_every_required_har_1_2_field() {
         let (s, id) = finished_run();
-        let har = export(s.run(id).unwrap(), &s.clock);
+        let har: serde_json::Value =
+            serde_json::from_str(&export(s.run(id).unwrap(), &s.clock)).unwrap();
         let log = &har["log"];
         assert_eq!(log["version"], "1.2");
         for field in ["name", "version"] {
@@ -349,9 +585,14 @@ mod tests {
             "DevTools' Connection ID is the server's"
         );
         assert_eq!(
-            first["timings"]["blocked"], 10.0,
-            "queued until the server saw it"
+            (
+                first["timings"]["blocked"].as_f64(),
+                first["timings"]["connect"].as_f64()
+            ),
+            (Some(0.0), Some(0.0)),
+            "a connection opened for it at once (the lab's measure: issue to accept)"
         );
+        assert_eq!(first["timings"]["send"], 10.0, "accept to the head read");
         assert_eq!(first["timings"]["wait"], 490.0);
         assert_eq!(first["timings"]["receive"], 2.0);
         assert_eq!(first["time"], 502.0);
@@ -362,6 +603,248 @@ mod tests {
                 .as_str()
                 .unwrap()
                 .contains("Abort")
+        );
+    }
+
+    /// Seven requests, each ending a different way, on one clock (server µs
+    /// = page ms × 1000).
+    fn every_ending() -> LabState {
+        let mut s = LabState::new(SessionId::parse("s-har").unwrap());
+        s.apply(Action::Clock(Sample {
+            sent_ms: 0.0,
+            received_ms: 0.0,
+            server_us: 0,
+        }));
+        let pool = PoolKey {
+            origin: "http://127.0.0.1:8080".into(),
+            credentials: Credentials::Default,
+        };
+        let tag = |n: usize| format!("b1-{n}");
+        s.apply(Action::RunStarted {
+            id: 1,
+            settings: BurstSettings::default(),
+            requests: (1..=7)
+                .map(|n| {
+                    (
+                        tag(n),
+                        format!("http://127.0.0.1:8080/api/fast?id={}", tag(n)),
+                        pool.clone(),
+                    )
+                })
+                .collect(),
+            at_ms: 100.0,
+            epoch_ms: 1_795_000_000_000.0,
+        });
+        for index in 0..7 {
+            s.apply(Action::Issued {
+                run: 1,
+                index,
+                at_ms: 100.0,
+            });
+        }
+        let ms = |t: f64| (t * 1000.0) as u64;
+        let open = |conn: u64, at: f64| ServerEvent::ConnectionOpened {
+            conn: ConnId(conn),
+            at_us: ms(at),
+            peer: "127.0.0.1:1".into(),
+            local_addr: "127.0.0.1:8080".into(),
+            local_port: 8080,
+        };
+        let start =
+            |conn: u64, request: u64, seq: u32, n: usize, at: f64| ServerEvent::RequestStarted {
+                conn: ConnId(conn),
+                request: RequestId(request),
+                seq,
+                method: "GET".into(),
+                target: format!("/api/fast?id={}", tag(n)),
+                at_us: ms(at),
+            };
+        let end = |conn: u64, request: u64, outcome, at: f64| ServerEvent::RequestFinished {
+            conn: ConnId(conn),
+            request: RequestId(request),
+            outcome,
+            at_us: ms(at),
+        };
+        use protocol::RequestOutcome::{Aborted, Completed};
+        s.apply(Action::ServerBatch(vec![
+            // #1 on a new connection, accepted 4 ms after fetch().
+            open(1, 104.0),
+            start(1, 1, 1, 1, 105.0),
+            end(1, 1, Completed, 110.0),
+            // #2 on a new connection; Resource Timing will say so too.
+            open(2, 101.0),
+            start(2, 2, 1, 2, 103.0),
+            end(2, 2, Completed, 110.0),
+            // #3 on #1's connection, reused after it.
+            start(1, 3, 2, 3, 111.0),
+            end(1, 3, Completed, 115.0),
+            // #5 at the server, then aborted by the page.
+            open(5, 101.0),
+            start(5, 5, 1, 5, 102.0),
+            // #6 dropped on a kept-alive connection (#2's), re-sent on a new one.
+            start(2, 6, 2, 6, 112.0),
+            end(2, 6, Aborted, 112.5),
+            ServerEvent::ConnectionClosed {
+                conn: ConnId(2),
+                reason: CloseReason::PeerReset,
+                bytes_in: 0,
+                bytes_out: 0,
+                last_in_us: None,
+                last_out_us: None,
+                requests: 2,
+                at_us: ms(112.5),
+            },
+            open(6, 113.0),
+            start(6, 7, 1, 6, 113.5),
+            end(6, 7, Completed, 120.0),
+            // #7 dropped on #1's connection; the browser then failed it.
+            start(1, 8, 3, 7, 116.0),
+            end(1, 8, Aborted, 117.0),
+        ]));
+        let answer = |s: &mut LabState,
+                      index: usize,
+                      conn: u64,
+                      request: u64,
+                      seq: u32,
+                      head: f64,
+                      timing| {
+            s.apply(Action::ResponseHead {
+                run: 1,
+                index,
+                head: Head {
+                    conn: Some(ConnId(conn)),
+                    request: Some(RequestId(request)),
+                    seq: Some(seq),
+                    status: 200,
+                    keep_alive: Default::default(),
+                },
+                at_ms: head,
+            });
+            s.apply(Action::Finished {
+                run: 1,
+                index,
+                at_ms: head + 2.0,
+                timing,
+            });
+        };
+        answer(&mut s, 0, 1, 1, 1, 110.5, None);
+        let timing = crate::state::ResourceTiming {
+            fetch_start: 100.0,
+            domain_lookup_start: 100.2,
+            connect_start: 100.5,
+            connect_end: 100.9,
+            request_start: 101.0,
+            response_start: 110.0,
+            response_end: 112.0,
+        };
+        answer(&mut s, 1, 2, 2, 1, 110.5, Some(timing));
+        answer(&mut s, 2, 1, 3, 2, 115.5, None);
+        // #4 aborted while it waited in the browser; #5 at the server.
+        for index in [3, 4] {
+            s.apply(Action::Failed {
+                run: 1,
+                index,
+                error: "AbortError".into(),
+                aborted: true,
+                at_ms: 130.0,
+            });
+        }
+        answer(&mut s, 5, 6, 7, 1, 120.5, None);
+        s.apply(Action::Failed {
+            run: 1,
+            index: 6,
+            error: "TypeError: Failed to fetch".into(),
+            aborted: false,
+            at_ms: 118.0,
+        });
+        s
+    }
+
+    #[test]
+    fn har_timings_add_up_for_done_aborted_and_failed_requests() {
+        let s = every_ending();
+        let har: serde_json::Value =
+            serde_json::from_str(&export(s.run(1).unwrap(), &s.clock)).unwrap();
+        let entries = har["log"]["entries"].as_array().unwrap();
+        assert_eq!(entries.len(), 7);
+        let run = s.run(1).unwrap();
+        for (e, r) in entries.iter().zip(&run.requests) {
+            let t = &e["timings"];
+            let phase = |k: &str| t[k].as_f64().unwrap();
+            let sum: f64 = ["blocked", "dns", "connect", "send", "wait", "receive"]
+                .iter()
+                .map(|k| phase(k))
+                .filter(|v| *v >= 0.0)
+                .sum();
+            let time = e["time"].as_f64().unwrap();
+            assert!(
+                (time - sum).abs() < 0.01,
+                "{}: time {time} = sum {sum}: {t}",
+                r.tag
+            );
+            let life = r.ended_ms.unwrap() - r.issued_ms.unwrap();
+            assert!(
+                (time - life).abs() < 0.01,
+                "{}: time {time} is its life {life}",
+                r.tag
+            );
+            for k in ["send", "wait", "receive"] {
+                assert!(phase(k) >= 0.0, "{}: {k} {t}", r.tag);
+            }
+            for k in ["blocked", "dns", "connect"] {
+                assert!(phase(k) >= -1.0, "{}: {k} {t}", r.tag);
+            }
+        }
+        let t = |i: usize, k: &str| entries[i]["timings"][k].as_f64().unwrap();
+        // Aborted while queued: all of it blocked.
+        assert_eq!((t(3, "blocked"), t(3, "wait")), (30.0, 0.0));
+        // Aborted at the server (on a connection opened for it): connect,
+        // send, then waiting until the abort.
+        assert_eq!(
+            ["blocked", "connect", "send", "wait", "receive"].map(|k| t(4, k)),
+            [0.0, 1.0, 1.0, 28.0, 0.0]
+        );
+        // Failed after a dropped attempt: its error, and the attempt kept.
+        assert!(
+            entries[6]["response"]["_error"]
+                .as_str()
+                .unwrap()
+                .contains("Failed")
+        );
+        assert_eq!(entries[5]["_attempts"].as_array().unwrap().len(), 2);
+        assert_eq!(entries[5]["_attempts"][0]["dropped"], "peer_reset");
+    }
+
+    #[test]
+    fn connect_is_filled_for_new_connections_and_minus_one_on_reused_ones() {
+        let s = every_ending();
+        let run = s.run(1).unwrap();
+        let t = |i: usize| timings(run, &run.requests[i], &s.clock);
+        // The lab's own measure: from fetch() to the server's accept.
+        let [blocked, dns, connect, send, ..] = t(0);
+        assert_eq!((blocked, dns, connect), (0.0, -1.0, 4.0));
+        assert!((send - 1.0).abs() < 1e-9, "accept to the head read");
+        // Resource Timing, where the browser gave it.
+        let [blocked, dns, connect, ..] = t(1);
+        assert!(
+            (blocked - 0.2).abs() < 1e-9 && (dns - 0.3).abs() < 1e-9,
+            "{:?}",
+            t(1)
+        );
+        assert!(
+            (connect - 0.4).abs() < 1e-9,
+            "connectEnd - connectStart: {:?}",
+            t(1)
+        );
+        // Reused: connect does not apply.
+        assert_eq!((t(2)[1], t(2)[2]), (-1.0, -1.0));
+        // Re-sent on a new connection: connecting began when its first
+        // attempt was dropped (112.5), the server accepted at 113.
+        let [blocked, _, connect, ..] = t(5);
+        assert!(
+            (blocked - 12.5).abs() < 1e-9 && (connect - 0.5).abs() < 1e-9,
+            "{:?}",
+            t(5)
         );
     }
 

@@ -16,9 +16,11 @@ mod components;
 mod har;
 mod hooks;
 mod lessons;
+mod palette;
 mod services;
 mod settings;
 mod state;
+mod tally;
 mod timeline;
 
 fn main() {

@@ -119,12 +119,6 @@ pub struct LaneClose {
 }
 
 impl Lane {
-    /// A lane that is neither the page's monitor socket nor a connection that
-    /// never carried a request: one that counts in the experiment.
-    pub fn is_http(&self) -> bool {
-        self.upgraded.is_none() && self.requests_total > 0
-    }
-
     /// Requests on it not finished yet.
     pub fn in_flight(&self) -> usize {
         self.requests
@@ -213,7 +207,7 @@ impl std::fmt::Display for PoolKey {
 
 /// Resource Timing figures for one request (ms, page clock), when the
 /// browser exposed them.
-#[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct ResourceTiming {
     /// `fetchStart`.
     pub fetch_start: f64,
@@ -302,7 +296,47 @@ impl KeepAliveHeaders {
     }
 }
 
+/// One time the server saw a request. The browser can send a request more
+/// than once: when a kept-alive connection closes without answering it (the
+/// keep-alive race, a hang timeout on a reused connection), Chromium re-sends
+/// it silently on another connection. Each attempt keeps its own connection,
+/// times and end, so the page can show both.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Attempt {
+    /// The connection it went on.
+    pub conn: ConnId,
+    /// Server id.
+    pub request: RequestId,
+    /// n-th request on that connection.
+    pub seq: u32,
+    /// When the server accepted that connection, if the page knew it.
+    pub conn_opened_us: Option<Micros>,
+    /// Server clock when the server read its head.
+    pub start_us: Micros,
+    /// Server clock when the server produced a response head.
+    pub response_us: Option<Micros>,
+    /// Server clock when it ended at the server, and how.
+    pub end_us: Option<Micros>,
+    /// How it ended at the server.
+    pub outcome: Option<RequestOutcome>,
+    /// Its connection closed before it was answered, and why: the attempt was
+    /// dropped, and the browser re-sends the request or fails it.
+    pub dropped: Option<CloseReason>,
+}
+
+impl Attempt {
+    /// It ended at the server without a response head: the browser got
+    /// nothing from it.
+    pub fn unanswered(&self) -> bool {
+        self.response_us.is_none()
+            && (self.dropped.is_some() || self.outcome == Some(RequestOutcome::Aborted))
+    }
+}
+
 /// One request of a run, browser side, with the server's view joined in.
+/// `conn`, `request`, `seq` and the `server_*` times describe one attempt:
+/// the one that answered (by `X-Request-Id`), else the latest; `attempts`
+/// keeps every attempt the server saw.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BrowserRequest {
     /// Unique tag `b<run>-<n>`; also in its URL unless the run uses identical URLs.
@@ -342,6 +376,10 @@ pub struct BrowserRequest {
     pub keep_alive: KeepAliveHeaders,
     /// Resource Timing, when available.
     pub timing: Option<ResourceTiming>,
+    /// Every time the server saw it, in the server's order.
+    pub attempts: Vec<Attempt>,
+    /// The server id of the attempt that answered (`X-Request-Id`).
+    pub answered_by: Option<RequestId>,
 }
 
 impl BrowserRequest {
@@ -366,12 +404,47 @@ impl BrowserRequest {
             server_sightings: 0,
             keep_alive: KeepAliveHeaders::default(),
             timing: None,
+            attempts: Vec::new(),
+            answered_by: None,
         }
     }
 
     /// The browser sent it more than once.
     pub fn resent(&self) -> bool {
         self.server_sightings > 1
+    }
+
+    /// Its latest attempt ended at the server unanswered.
+    pub fn dropped(&self) -> bool {
+        self.attempts.last().is_some_and(Attempt::unanswered)
+    }
+
+    /// The summary fields from the attempt that answered, else the latest.
+    fn settle(&mut self) {
+        self.server_sightings = u32::try_from(self.attempts.len()).unwrap_or(u32::MAX);
+        let pick = match self.answered_by {
+            Some(id) => self.attempts.iter().find(|a| a.request == id),
+            None => self.attempts.last(),
+        };
+        if let Some(a) = pick {
+            self.conn = Some(a.conn);
+            self.request = Some(a.request);
+            self.seq = Some(a.seq);
+            self.server_start_us = Some(a.start_us);
+            self.server_response_us = a.response_us;
+            self.server_end_us = a.end_us;
+        }
+        // A request whose attempt was dropped is back in the browser (it
+        // re-sends it, or fails it); a new attempt puts it at the server.
+        if matches!(self.phase, Phase::Queued | Phase::Pending | Phase::AtServer)
+            && !self.attempts.is_empty()
+        {
+            self.phase = if self.dropped() {
+                Phase::Queued
+            } else {
+                Phase::AtServer
+            };
+        }
     }
 }
 
@@ -433,36 +506,39 @@ impl Run {
         self.requests.iter().filter(|r| r.phase == phase).count()
     }
 
-    /// Requests that went out on a connection already used before them.
-    pub fn reused(&self) -> usize {
-        self.requests
-            .iter()
-            .filter(|r| r.seq.is_some_and(|s| s > 1))
-            .count()
-    }
-
     /// Whether anything is still under way.
     pub fn is_live(&self) -> bool {
         self.requests.iter().any(|r| r.phase.is_open())
     }
 
     /// Requests of `pool` that had to wait in the browser for a connection:
-    /// they reached the server only after another request of the pool ended
-    /// there, although they had been issued before it ended. With each, how
-    /// long it waited (issue to arrival, ms), when the clocks are synchronised.
+    /// they first reached the server only after another request (attempt) of
+    /// the pool ended there, although they had been issued before it ended.
+    /// With each, how long it waited (issue to first arrival, ms), when the
+    /// clocks are synchronised. Requests waiting right now are not in it:
+    /// see [`crate::tally::Tally`], which counts both.
     pub fn queued_in(&self, pool: &PoolKey, clock: &ClockSync) -> Vec<(usize, Option<f64>)> {
         let ends: Vec<Micros> = self
             .requests
             .iter()
             .filter(|r| &r.pool == pool)
-            .filter_map(|r| r.server_end_us)
+            .flat_map(|r| {
+                r.attempts
+                    .iter()
+                    .filter_map(|a| a.end_us)
+                    .chain(r.server_end_us)
+            })
             .collect();
         self.requests
             .iter()
             .enumerate()
             .filter(|(_, r)| &r.pool == pool)
             .filter_map(|(i, r)| {
-                let start = r.server_start_us?;
+                let start = r
+                    .attempts
+                    .first()
+                    .map(|a| a.start_us)
+                    .or(r.server_start_us)?;
                 let issued = clock.to_server_us(r.issued_ms?)?;
                 let waited = ends.iter().any(|end| issued < *end && *end <= start);
                 waited.then(|| {
@@ -477,28 +553,22 @@ impl Run {
             .collect()
     }
 
-    fn server_started(
-        &mut self,
-        index: usize,
-        conn: ConnId,
-        request: RequestId,
-        seq: u32,
-        at_us: Micros,
-    ) {
-        if index >= self.requests.len() || !self.seen.insert(request) {
+    /// The server saw request `index` (again): one more attempt.
+    fn attempt_started(&mut self, index: usize, attempt: Attempt) {
+        if index >= self.requests.len() || !self.seen.insert(attempt.request) {
             return; // unknown, or a duplicate delivery
         }
+        let (conn, request, ended) = (attempt.conn, attempt.request, attempt.end_us.is_some());
         let r = Rc::make_mut(&mut self.requests[index]);
-        r.server_sightings += 1;
-        if r.phase == Phase::Queued || r.phase == Phase::Pending {
-            r.phase = Phase::AtServer;
-        }
-        r.conn = Some(conn);
-        r.request = Some(request);
-        r.seq = Some(seq);
-        r.server_start_us = Some(at_us);
+        let at = r
+            .attempts
+            .partition_point(|a| a.start_us <= attempt.start_us);
+        r.attempts.insert(at, attempt);
+        r.settle();
         let pool = r.pool.clone();
-        self.in_flight.insert(request, (conn, index));
+        if !ended {
+            self.in_flight.insert(request, (conn, index));
+        }
         let distinct: BTreeSet<ConnId> = self
             .in_flight
             .values()
@@ -509,6 +579,53 @@ impl Run {
         stats.conns.insert(conn);
         stats.max_concurrent_conns = stats.max_concurrent_conns.max(distinct.len());
     }
+
+    /// Changes the attempt with server id `request`, if it is this run's.
+    fn attempt_mut(&mut self, request: RequestId, change: impl FnOnce(&mut Attempt)) {
+        let Some(&(_, index)) = self.in_flight.get(&request) else {
+            return;
+        };
+        let r = Rc::make_mut(&mut self.requests[index]);
+        if let Some(a) = r.attempts.iter_mut().find(|a| a.request == request) {
+            change(a);
+        }
+        r.settle();
+    }
+
+    /// The connection `conn` closed: its unanswered attempts were dropped.
+    fn connection_closed(&mut self, conn: ConnId, reason: &CloseReason, at_us: Micros) {
+        self.in_flight.retain(|_, (c, _)| *c != conn);
+        for r in &mut self.requests {
+            let hit = |a: &Attempt| {
+                a.conn == conn
+                    && a.dropped.is_none()
+                    && a.response_us.is_none()
+                    && a.outcome != Some(RequestOutcome::Completed)
+            };
+            if r.attempts.iter().any(hit) {
+                let r = Rc::make_mut(r);
+                for a in r.attempts.iter_mut().filter(|a| hit(a)) {
+                    a.dropped = Some(reason.clone());
+                    a.end_us.get_or_insert(at_us);
+                    a.outcome.get_or_insert(RequestOutcome::Aborted);
+                }
+                r.settle();
+            }
+        }
+    }
+}
+
+/// Loading the page takes at most this long before it goes live: a
+/// connection opened earlier is not this page load's.
+pub const PAGE_LOAD_WINDOW_US: Micros = 30_000_000;
+
+/// What the page itself loads (its files and its session), before any run.
+fn is_page_file(target: &str) -> bool {
+    let path = target.split('?').next().unwrap_or(target);
+    matches!(
+        path,
+        "/" | "/index.html" | "/app.js" | "/app_bg.wasm" | "/favicon.ico" | "/api/sessions"
+    )
 }
 
 /// Everything the page shows.
@@ -542,6 +659,9 @@ pub struct LabState {
     /// The lesson the instructor moved the room to, and how many times it
     /// was moved (the page opens the lesson each time it moves).
     pub room_lesson: Option<(String, u64)>,
+    /// Server clock when this page first went live (its first snapshot):
+    /// connections opened before it carried the page load.
+    pub live_since_us: Option<Micros>,
     /// What the lab's middlebox did with this session's mappings, newest
     /// last (at most [`MAX_MIDDLEBOX_EVENTS`]).
     pub middlebox: VecDeque<MiddleboxRecord>,
@@ -664,11 +784,31 @@ impl Reducible for LabState {
 
 /// The `id` query parameter of a request target, if any.
 pub fn tag_of(target: &str) -> Option<&str> {
+    query_param(target, "id")
+}
+
+/// Query parameter `name` of a request target, if present and not empty.
+pub fn query_param<'a>(target: &'a str, name: &str) -> Option<&'a str> {
     let query = target.split_once('?')?.1;
     query
         .split('&')
-        .find_map(|pair| pair.strip_prefix("id="))
-        .filter(|tag| !tag.is_empty())
+        .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
+        .filter(|v| !v.is_empty())
+}
+
+/// A request the server recorded on `lane`, as an attempt.
+fn lane_attempt(lane: &Lane, r: &LaneRequest) -> Attempt {
+    Attempt {
+        conn: lane.conn,
+        request: r.request,
+        seq: r.seq,
+        conn_opened_us: Some(lane.opened_us),
+        start_us: r.started_us,
+        response_us: r.response_us,
+        end_us: r.finished.map(|f| f.0),
+        outcome: r.finished.map(|f| f.1),
+        dropped: None,
+    }
 }
 
 /// `b<run>-<index+1>` back to (run, index).
@@ -694,6 +834,7 @@ impl LabState {
             events_dropped: 0,
             server_error: None,
             room_lesson: None,
+            live_since_us: None,
             middlebox: VecDeque::new(),
             agent: VecDeque::new(),
             agent_finished: 0,
@@ -705,6 +846,35 @@ impl LabState {
     #[cfg(test)]
     pub fn next_run(&self) -> u32 {
         self.runs_fired + 1
+    }
+
+    /// Whether `target` names this page's session.
+    pub fn names_us(&self, target: &str) -> bool {
+        query_param(target, "session") == Some(self.session.as_str())
+    }
+
+    /// Whether `lane` is one of this page load's own connections: an HTTP
+    /// connection opened shortly before the page went live, not another
+    /// session's, that carried nothing but the page's files and this page's
+    /// requests (or nothing: Chromium's spare). Another browser loading the
+    /// page from the same host at the same moment cannot be told apart.
+    pub fn is_page_load(&self, lane: &Lane) -> bool {
+        self.live_since_us.is_some_and(|live| {
+            lane.opened_us < live && lane.opened_us.saturating_add(PAGE_LOAD_WINDOW_US) >= live
+        }) && lane.upgraded.is_none()
+            && lane.session.as_ref().is_none_or(|s| *s == self.session)
+            && lane
+                .requests
+                .iter()
+                .all(|r| is_page_file(&r.target) || self.names_us(&r.target))
+    }
+
+    /// Whether `lane` is this page's: claimed by its session, carrying a
+    /// request that names it, or its page load's.
+    pub fn is_ours(&self, lane: &Lane) -> bool {
+        lane.session.as_ref() == Some(&self.session)
+            || lane.requests.iter().any(|r| self.names_us(&r.target))
+            || self.is_page_load(lane)
     }
 
     /// The latest run.
@@ -830,52 +1000,40 @@ impl LabState {
         // record only now, by X-Request-Id.
         let server = head.request.and_then(|id| {
             self.lanes.values().find_map(|lane| {
-                lane.requests.iter().find(|r| r.request == id).map(|r| {
-                    (
-                        lane.conn,
-                        r.seq,
-                        r.started_us,
-                        r.response_us,
-                        r.finished.map(|f| f.0),
-                    )
-                })
+                lane.requests
+                    .iter()
+                    .find(|r| r.request == id)
+                    .map(|r| lane_attempt(lane, r))
             })
         });
         let Some(run) = self.run_mut(run) else {
             return;
         };
-        if let (Some((conn, seq, started, _, finished)), Some(id)) = (server, head.request)
+        if let Some(attempt) = server
             && run
                 .requests
                 .get(index)
-                .is_some_and(|r| r.server_start_us.is_none())
+                .is_some_and(|r| r.attempts.is_empty())
         {
-            run.server_started(index, conn, id, seq, started);
-            // The server may have finished it before the page could match it.
-            if let Some(end) = finished {
-                run.in_flight.remove(&id);
-                if let Some(r) = run.requests.get_mut(index).map(Rc::make_mut) {
-                    r.server_end_us = Some(end);
-                }
-            }
+            run.attempt_started(index, attempt);
         }
         if let Some(r) = run.requests.get_mut(index).map(Rc::make_mut) {
             r.head_ms = Some(at_ms);
             r.conn = head.conn.or(r.conn);
             r.request = head.request.or(r.request);
             r.seq = head.seq.or(r.seq);
+            r.answered_by = head.request;
             r.status = Some(head.status);
             r.keep_alive = head.keep_alive;
             r.phase = Phase::Downloading;
-            if let Some((_, _, _, Some(response), _)) = server {
-                r.server_response_us.get_or_insert(response);
-            }
+            r.settle();
         }
     }
 
     fn apply_event(&mut self, event: ServerEvent) {
         match event {
             ServerEvent::Snapshot {
+                now_us,
                 connections,
                 config,
                 listeners,
@@ -891,6 +1049,7 @@ impl LabState {
                 self.config = Some(config);
                 self.config_revision += 1;
                 self.listeners = listeners;
+                self.live_since_us.get_or_insert(now_us);
                 // Lanes open in our picture but absent from the server's are
                 // gone; we missed why (the page was disconnected).
                 self.lanes.retain(|_, lane| lane.closed.is_some());
@@ -941,6 +1100,10 @@ impl LabState {
                 target,
                 at_us,
             } => {
+                // Another page's request on a connection of ours names its
+                // own session: its tag is not this page's.
+                let ours =
+                    query_param(&target, "session").is_none_or(|s| s == self.session.as_str());
                 let tag = tag_of(&target).map(str::to_owned);
                 let duplicate = self
                     .lanes
@@ -949,6 +1112,7 @@ impl LabState {
                 if duplicate {
                     return; // duplicate delivery
                 }
+                let conn_opened_us = self.lanes.get(&conn).map(|l| l.opened_us);
                 if let Some(lane) = self.lane_mut(conn) {
                     lane.requests_total = lane.requests_total.max(seq);
                     lane.requests.push(LaneRequest {
@@ -966,10 +1130,23 @@ impl LabState {
                         lane.requests.remove(0);
                     }
                 }
-                if let Some((run, index)) = tag.as_deref().and_then(parse_tag)
+                if let Some((run, index)) = tag.as_deref().filter(|_| ours).and_then(parse_tag)
                     && let Some(run) = self.run_mut(run)
                 {
-                    run.server_started(index, conn, request, seq, at_us);
+                    run.attempt_started(
+                        index,
+                        Attempt {
+                            conn,
+                            request,
+                            seq,
+                            conn_opened_us,
+                            start_us: at_us,
+                            response_us: None,
+                            end_us: None,
+                            outcome: None,
+                            dropped: None,
+                        },
+                    );
                 }
             }
             ServerEvent::ResponseStarted {
@@ -982,9 +1159,9 @@ impl LabState {
                     r.status = Some(status);
                     r.response_us = Some(at_us);
                 }
-                if let Some(r) = self.request_by_server_id(request) {
-                    r.server_response_us = Some(at_us);
-                }
+                self.each_run_with(request, |run| {
+                    run.attempt_mut(request, |a| a.response_us = Some(at_us));
+                });
             }
             ServerEvent::RequestFinished {
                 conn,
@@ -995,14 +1172,13 @@ impl LabState {
                 if let Some(r) = self.lane_request(conn, request) {
                     r.finished.get_or_insert((at_us, outcome));
                 }
-                for run in &mut self.runs {
-                    if run.in_flight.contains_key(&request) {
-                        let run = Rc::make_mut(run);
-                        if let Some((_, index)) = run.in_flight.remove(&request) {
-                            Rc::make_mut(&mut run.requests[index]).server_end_us = Some(at_us);
-                        }
-                    }
-                }
+                self.each_run_with(request, |run| {
+                    run.attempt_mut(request, |a| {
+                        a.end_us.get_or_insert(at_us);
+                        a.outcome.get_or_insert(outcome);
+                    });
+                    run.in_flight.remove(&request);
+                });
             }
             ServerEvent::ConnectionUpgraded { conn, role, .. } => {
                 if let Some(lane) = self.lane_mut(conn) {
@@ -1020,6 +1196,15 @@ impl LabState {
                 at_us,
                 ..
             } => {
+                for run in &mut self.runs {
+                    if run
+                        .requests
+                        .iter()
+                        .any(|r| r.attempts.iter().any(|a| a.conn == conn))
+                    {
+                        Rc::make_mut(run).connection_closed(conn, &reason, at_us);
+                    }
+                }
                 if let Some(lane) = self.lane_mut(conn) {
                     lane.requests_total = lane.requests_total.max(requests);
                     lane.closed = Some(LaneClose {
@@ -1073,14 +1258,13 @@ impl LabState {
         }
     }
 
-    fn request_by_server_id(&mut self, request: RequestId) -> Option<&mut BrowserRequest> {
-        let run = self
-            .runs
-            .iter_mut()
-            .find(|run| run.in_flight.contains_key(&request))
-            .map(Rc::make_mut)?;
-        let index = run.in_flight.get(&request)?.1;
-        run.requests.get_mut(index).map(Rc::make_mut)
+    /// Runs `change` on the run whose request has server id `request` in flight.
+    fn each_run_with(&mut self, request: RequestId, mut change: impl FnMut(&mut Run)) {
+        for run in &mut self.runs {
+            if run.in_flight.contains_key(&request) {
+                change(Rc::make_mut(run));
+            }
+        }
     }
 
     fn lane_request(&mut self, conn: ConnId, request: RequestId) -> Option<&mut LaneRequest> {

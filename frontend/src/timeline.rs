@@ -5,21 +5,33 @@
 //! segments and its server-side segment line up within the sync's uncertainty
 //! (a fraction of a millisecond on loopback).
 
-use crate::clock::ClockSync;
-use crate::state::{BrowserRequest, Lane, Phase, Run};
+use std::collections::BTreeSet;
+use std::rc::Rc;
 
-/// What a stretch of time means, for colour, pattern and words.
+use protocol::{CloseMode, CloseReason, ConnId, Micros, RaceClose, RequestOutcome};
+
+use crate::clock::ClockSync;
+use crate::state::{BrowserRequest, LabState, Lane, Run};
+use crate::tally::{ConnUse, request_use};
+
+/// What a stretch of time means, for pattern, colour and words.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
-    /// Called, not yet at the server: waiting in the browser for a
-    /// connection (and, on a new one, connecting).
+    /// Called, not at the server: waiting in the browser for a connection
+    /// (and, on a new one, connecting); after a dropped attempt, waiting to
+    /// be re-sent.
     Queued,
     /// At the server, no response head yet: time to first byte.
     Waiting,
     /// Head arrived, body arriving.
     Downloading,
+    /// An attempt its connection closed before answering: the browser
+    /// re-sends the request (keep-alive race) or fails it.
+    Dropped,
     /// A request as the server saw it, on its connection's lane.
     Server,
+    /// A request the server dropped unanswered, on its lane.
+    ServerDropped,
     /// A connection's life.
     Connection,
 }
@@ -31,19 +43,10 @@ impl Kind {
             Kind::Queued => "seg-queued",
             Kind::Waiting => "seg-waiting",
             Kind::Downloading => "seg-downloading",
+            Kind::Dropped => "seg-dropped",
             Kind::Server => "seg-server",
+            Kind::ServerDropped => "seg-server-dropped",
             Kind::Connection => "seg-conn",
-        }
-    }
-
-    /// Words for the legend and tooltips.
-    pub fn label(self) -> &'static str {
-        match self {
-            Kind::Queued => "queued in the browser (and connecting)",
-            Kind::Waiting => "waiting for the first byte",
-            Kind::Downloading => "downloading",
-            Kind::Server => "request at the server",
-            Kind::Connection => "connection open",
         }
     }
 }
@@ -59,40 +62,68 @@ pub struct Segment {
     pub open: bool,
     /// What it is.
     pub kind: Kind,
+    /// Which attempt (index into the request's attempts) it belongs to.
+    pub attempt: Option<usize>,
 }
 
-/// The browser-side segments of one request.
+/// The browser-side segments of one request: queued, then each attempt the
+/// server saw (a dropped one, the wait to re-send it, the next), then the
+/// answer's wait and download.
 pub fn request_segments(r: &BrowserRequest, clock: &ClockSync) -> Vec<Segment> {
     let Some(issued) = r.issued_ms else {
         return Vec::new();
     };
-    let at_server = r.server_start_us.and_then(|us| clock.to_page_ms(us));
     let end = r.ended_ms;
     let mut segments = Vec::new();
-    let mut push = |from: f64, to: Option<f64>, kind| {
+    let mut push = |from: f64, to: Option<f64>, kind, attempt| {
         segments.push(Segment {
             from_ms: from,
             to_ms: to.unwrap_or(from).max(from),
             open: to.is_none(),
             kind,
+            attempt,
         });
     };
-    match (at_server, r.head_ms) {
-        (Some(arrived), head) => {
-            push(issued, Some(arrived.max(issued)), Kind::Queued);
-            let waiting_end =
-                head.or(end.filter(|_| r.phase == Phase::Failed || r.phase == Phase::Aborted));
-            push(arrived.max(issued), waiting_end, Kind::Waiting);
-            if let Some(head) = head {
-                push(head, end, Kind::Downloading);
+    let page = |us| clock.to_page_ms(us);
+    let last = r.attempts.len().saturating_sub(1);
+    let mut cursor = Some(issued);
+    for (k, a) in r.attempts.iter().enumerate() {
+        let (Some(from), Some(arrived)) = (cursor, page(a.start_us)) else {
+            continue;
+        };
+        let arrived = arrived.max(from);
+        push(from, Some(arrived), Kind::Queued, None);
+        // Dropped before the page itself gave up on it (an abort closes the
+        // connection after the page ended it: that attempt is the abort's).
+        let dropped = a
+            .unanswered()
+            .then(|| a.end_us.and_then(page))
+            .flatten()
+            .map(|t| t.max(arrived))
+            .filter(|t| k < last || end.is_none_or(|e| *t <= e));
+        if let Some(t) = dropped {
+            push(arrived, Some(t), Kind::Dropped, Some(k));
+            cursor = Some(t);
+            continue;
+        }
+        let waiting_end = r.head_ms.or(end.filter(|_| !r.phase.is_open()));
+        push(arrived, waiting_end, Kind::Waiting, Some(k));
+        if let Some(head) = r.head_ms {
+            push(head.max(arrived), end, Kind::Downloading, Some(k));
+        }
+        cursor = None;
+        break;
+    }
+    if let Some(from) = cursor {
+        // Not at the server (yet, or again): in the browser until it ends.
+        match r.head_ms {
+            Some(head) if r.attempts.is_empty() => {
+                // The server's event is missing (not synced, or never seen).
+                push(from, Some(head.max(from)), Kind::Queued, None);
+                push(head.max(from), end, Kind::Downloading, None);
             }
+            _ => push(from, end, Kind::Queued, None),
         }
-        (None, Some(head)) => {
-            // The server's event is missing (not synced, or never seen).
-            push(issued, Some(head), Kind::Queued);
-            push(head, end, Kind::Downloading);
-        }
-        (None, None) => push(issued, end, Kind::Queued),
     }
     segments
 }
@@ -112,20 +143,158 @@ pub fn lane_segments(lane: &Lane, clock: &ClockSync) -> Vec<Segment> {
             .unwrap_or(opened),
         open: lane.closed.is_none(),
         kind: Kind::Connection,
+        attempt: None,
     }];
     for r in &lane.requests {
         let Some(start) = page(r.started_us) else {
             continue;
         };
         let end = r.finished.and_then(|(us, _)| page(us));
+        let dropped =
+            r.response_us.is_none() && r.finished.is_some_and(|f| f.1 == RequestOutcome::Aborted);
         segments.push(Segment {
             from_ms: start,
-            to_ms: end.unwrap_or(start),
+            to_ms: end.unwrap_or(start).max(start),
             open: end.is_none(),
-            kind: Kind::Server,
+            kind: if dropped {
+                Kind::ServerDropped
+            } else {
+                Kind::Server
+            },
+            attempt: None,
         });
     }
     segments
+}
+
+/// Who closed a connection, as its end mark shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Closer {
+    /// The server closed it (FIN): a timeout, a limit, on purpose.
+    Server,
+    /// The browser closed it (FIN).
+    Browser,
+    /// A reset (RST) or an error.
+    Reset,
+}
+
+impl Closer {
+    /// Who closed a connection that ended for `reason`.
+    pub fn of(reason: &CloseReason) -> Closer {
+        match reason {
+            CloseReason::PeerClosed => Closer::Browser,
+            CloseReason::PeerReset
+            | CloseReason::Error { .. }
+            | CloseReason::ServerClose {
+                mode: CloseMode::Rst,
+            }
+            | CloseReason::KeepAliveRace {
+                close: RaceClose::Rst,
+                ..
+            } => Closer::Reset,
+            CloseReason::WebSocketClosed { initiator, .. }
+                if *initiator == protocol::Initiator::Client =>
+            {
+                Closer::Browser
+            }
+            _ => Closer::Server,
+        }
+    }
+}
+
+/// Which of the page's connections the timeline of one run draws, and how.
+/// Only this page's are ever drawn: a connection another tab, browser or
+/// tool opened from the same host is counted, never drawn as a lane.
+#[derive(Debug, Clone, Default)]
+pub struct LaneGroups {
+    /// This page's connections (opened after the page load) that carried the
+    /// run's requests or were open during it, oldest first.
+    pub run: Vec<Rc<Lane>>,
+    /// The page load's connections (its files, Chromium's spare) that carried
+    /// the run's requests or were open during it: shown apart.
+    pub page_load: Vec<Rc<Lane>>,
+    /// This page's other connections, closed before the run began (or opened
+    /// after it ended): collapsed into one line.
+    pub earlier: usize,
+    /// Connections from this host that carried none of this page's requests.
+    pub foreign: usize,
+    /// This page's events WebSocket(s).
+    pub monitors: Vec<Rc<Lane>>,
+    /// How each of the run's requests went on its connection.
+    pub uses: Vec<Option<ConnUse>>,
+}
+
+impl PartialEq for LaneGroups {
+    fn eq(&self, other: &Self) -> bool {
+        let same = |a: &[Rc<Lane>], b: &[Rc<Lane>]| {
+            a.len() == b.len() && a.iter().zip(b).all(|(a, b)| Rc::ptr_eq(a, b))
+        };
+        same(&self.run, &other.run)
+            && same(&self.page_load, &other.page_load)
+            && same(&self.monitors, &other.monitors)
+            && (self.earlier, self.foreign) == (other.earlier, other.foreign)
+            && self.uses == other.uses
+    }
+}
+
+impl LaneGroups {
+    /// Sorts the page's lanes for `run`.
+    pub fn of(state: &LabState, run: Option<&Run>) -> LaneGroups {
+        let mut g = LaneGroups::default();
+        let carried: BTreeSet<ConnId> = run
+            .map(|run| {
+                run.requests
+                    .iter()
+                    .flat_map(|r| r.attempts.iter().map(|a| a.conn).chain(r.conn))
+                    .collect()
+            })
+            .unwrap_or_default();
+        // The run's time on the server's clock; open-ended while it is live.
+        let window: Option<(Micros, Micros)> = run.and_then(|run| {
+            let start = state.clock.to_server_us(run.started_ms)?;
+            let last = run
+                .requests
+                .iter()
+                .filter_map(|r| r.ended_ms)
+                .fold(run.started_ms, f64::max);
+            let end = if run.is_live() {
+                Micros::MAX
+            } else {
+                state.clock.to_server_us(last)?
+            };
+            Some((start, end))
+        });
+        for lane in state.lanes.values() {
+            if !state.is_ours(lane) {
+                g.foreign += 1;
+                continue;
+            }
+            if lane.upgraded.is_some() {
+                g.monitors.push(lane.clone());
+                continue;
+            }
+            let closed = lane.closed.as_ref().map_or(Micros::MAX, |c| c.at_us);
+            let during = match window {
+                Some((start, end)) => lane.opened_us <= end && closed >= start,
+                None => lane.closed.is_none(),
+            };
+            if !carried.contains(&lane.conn) && !during {
+                g.earlier += 1;
+            } else if state.is_page_load(lane) {
+                g.page_load.push(lane.clone());
+            } else {
+                g.run.push(lane.clone());
+            }
+        }
+        if let Some(run) = run {
+            g.uses = run
+                .requests
+                .iter()
+                .map(|r| request_use(state, run, r))
+                .collect();
+        }
+        g
+    }
 }
 
 /// The visible time window and how it maps onto the drawing.
@@ -175,12 +344,14 @@ impl Scale {
     pub fn ticks(&self, origin_ms: f64, target: usize) -> Vec<(f64, String)> {
         let span = (self.end_ms - self.start_ms).max(1e-3);
         let raw = span / target.max(1) as f64;
-        let magnitude = 10f64.powf(raw.log10().floor());
-        let step = [1.0, 2.0, 5.0, 10.0]
-            .iter()
-            .map(|m| m * magnitude)
-            .find(|s| *s >= raw)
-            .unwrap_or(10.0 * magnitude);
+        // The first of 1, 2, 5, 10, 20, 50… µs that is at least `raw`
+        // (multiplications only: `powf` and `log10` would add 2 KB of wasm).
+        let mut step = 0.001;
+        let mut k = 0;
+        while step < raw * 0.999_999 {
+            step *= [2.0, 2.5, 2.0][k % 3];
+            k += 1;
+        }
         let first = ((self.start_ms - origin_ms) / step).ceil() * step;
         (0..=target * 2)
             .map(|i| first + i as f64 * step)
@@ -239,8 +410,22 @@ mod tests {
     use super::*;
     use crate::clock::Sample;
     use crate::settings::Credentials;
-    use crate::state::PoolKey;
-    use protocol::{ConnId, RequestId};
+    use crate::state::{Attempt, Phase, PoolKey};
+    use protocol::RequestId;
+
+    fn attempt(conn: u64, request: u64, start_us: Micros) -> Attempt {
+        Attempt {
+            conn: ConnId(conn),
+            request: RequestId(request),
+            seq: 1,
+            conn_opened_us: None,
+            start_us,
+            response_us: None,
+            end_us: None,
+            outcome: None,
+            dropped: None,
+        }
+    }
 
     fn synced(offset_ms: f64) -> ClockSync {
         let mut c = ClockSync::default();
@@ -274,13 +459,12 @@ mod tests {
                 from_ms: 100.0,
                 to_ms: 100.0,
                 open: true,
-                kind: Kind::Queued
+                kind: Kind::Queued,
+                attempt: None,
             }]
         );
         r.phase = Phase::AtServer;
-        r.server_start_us = Some(1_400_000); // page 400 ms
-        r.conn = Some(ConnId(1));
-        r.request = Some(RequestId(1));
+        r.attempts.push(attempt(1, 1, 1_400_000)); // page 400 ms
         let s = request_segments(&r, &clock);
         assert_eq!(
             (s[0].kind, s[0].from_ms, s[0].to_ms, s[0].open),
@@ -300,6 +484,57 @@ mod tests {
             (900.0, Kind::Downloading, 900.0, 950.0)
         );
         assert!(s.iter().all(|seg| !seg.open));
+    }
+
+    #[test]
+    fn an_abort_ends_its_attempt_as_the_abort_not_as_a_dropped_attempt() {
+        let clock = synced(0.0);
+        let mut r = request();
+        // At the server from 200 ms; the page aborts at 300 ms; the server
+        // sees the browser close the connection 5 ms later.
+        r.attempts.push(Attempt {
+            end_us: Some(305_000),
+            outcome: Some(RequestOutcome::Aborted),
+            dropped: Some(CloseReason::PeerClosed),
+            ..attempt(1, 1, 200_000)
+        });
+        r.phase = Phase::Aborted;
+        r.ended_ms = Some(300.0);
+        let s = request_segments(&r, &clock);
+        assert_eq!(
+            s.iter()
+                .map(|s| (s.kind, s.from_ms, s.to_ms, s.open))
+                .collect::<Vec<_>>(),
+            [
+                (Kind::Queued, 100.0, 200.0, false),
+                (Kind::Waiting, 200.0, 300.0, false)
+            ]
+        );
+        // Dropped by the server before anything came back, and the browser
+        // gave up later: a dropped attempt, then the wait in the browser.
+        r.attempts[0].end_us = Some(250_000);
+        r.phase = Phase::Failed;
+        let kinds: Vec<Kind> = request_segments(&r, &clock)
+            .iter()
+            .map(|s| s.kind)
+            .collect();
+        assert_eq!(kinds, [Kind::Queued, Kind::Dropped, Kind::Queued]);
+    }
+
+    #[test]
+    fn who_closed_a_connection_decides_its_end_mark() {
+        assert_eq!(Closer::of(&CloseReason::IdleTimeout), Closer::Server);
+        assert_eq!(Closer::of(&CloseReason::PeerClosed), Closer::Browser);
+        assert_eq!(Closer::of(&CloseReason::PeerReset), Closer::Reset);
+        assert_eq!(
+            Closer::of(&CloseReason::KeepAliveRace {
+                method: "GET".into(),
+                target: "/".into(),
+                close: RaceClose::Rst,
+                on_purpose: false
+            }),
+            Closer::Reset
+        );
     }
 
     #[test]

@@ -38,6 +38,7 @@ mod agent;
 mod lesson;
 mod middlebox;
 mod session;
+mod tls;
 pub use agent::{
     AbortReason, AgentEvent, AgentOptions, AgentRequestSpec, AgentTarget, FinishReason,
     FreeOutcome, RequestEvent, Scheduling, SocketCloseReason, SocketEvent, TimeoutSource,
@@ -52,6 +53,7 @@ pub use session::{
     LessonReport, MAX_FIGURES, MAX_REPORT_TEXT, Participant, ROOM_HINT, RoomPatch, RoomState,
     SessionGrant, SessionId,
 };
+pub use tls::TlsListeners;
 
 /// Microseconds since the server started, on its monotonic clock.
 pub type Micros = u64;

@@ -336,6 +336,14 @@ pub async fn close(
             "send mode=header, fin, rst or mid_body; e.g. /api/close?mode=rst",
         ));
     };
+    if ctx.as_ref().is_some_and(|Extension(c)| c.conn.is_http2()) {
+        // A deliberate error over HTTP/2 would reset one stream only.
+        return Err(ApiError::bad_request(
+            "`/api/close` closes an HTTP/1.1 connection; this one speaks HTTP/2",
+            "an HTTP/2 connection ends with GOAWAY (the idle timeout sends one); use the \
+             HTTP/1.1-only TLS port or the plain ports for /api/close",
+        ));
+    }
     if let Some(Extension(ctx)) = &ctx {
         ctx.conn.set_reason(CloseReason::ServerClose { mode });
         if mode == CloseMode::Rst {

@@ -175,6 +175,8 @@ struct LabInner {
     shutdown: watch::Sender<bool>,
     /// Every owner's middlebox settings.
     middlebox: middlebox::lab::Registry,
+    /// The TLS ports being served (`GET /api/tls`).
+    tls: RwLock<protocol::TlsListeners>,
 }
 
 impl Lab {
@@ -205,6 +207,7 @@ impl Lab {
                 )),
                 shutdown: watch::Sender::new(false),
                 middlebox: middlebox::lab::Registry::new(config.middlebox.defaults.clone()),
+                tls: RwLock::new(protocol::TlsListeners::default()),
                 config,
             }),
         }
@@ -253,6 +256,27 @@ impl Lab {
             }
         }
         origins.1 = web::Origins::new(&origins.0, &self.config().host_names);
+    }
+
+    /// Records a TLS listener (offering `h2` or only `http/1.1`): it
+    /// becomes one of the lab's origins and is listed by `GET /api/tls`.
+    pub fn add_tls_listener(&self, address: std::net::SocketAddr, h2: bool) {
+        self.add_listeners(&[address]);
+        let mut tls = self.inner.tls.write().unwrap_or_else(|p| p.into_inner());
+        let list = if h2 { &mut tls.h2 } else { &mut tls.http1_only };
+        list.push(address.to_string());
+        if h2 {
+            tls.max_concurrent_streams = Some(tls::MAX_CONCURRENT_STREAMS);
+        }
+    }
+
+    /// The TLS ports being served.
+    pub fn tls(&self) -> protocol::TlsListeners {
+        self.inner
+            .tls
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// The lab's own origins now.

@@ -231,7 +231,11 @@ impl Handler {
         if client_closes(&request) {
             guard.client_closes();
         }
-        if let Some(close) = self.conn.take_drop() {
+        // Over HTTP/2 a deliberate error resets one stream, not the
+        // connection: no keep-alive race to stage there.
+        if !self.conn.is_http2()
+            && let Some(close) = self.conn.take_drop()
+        {
             return Err(self.drop_on_purpose(&request, close));
         }
         if let Err(refused) = self.admit(&request, &owner, known, &mut guard) {
@@ -251,7 +255,11 @@ impl Handler {
             Some(ms) => match tokio::time::timeout(Duration::from_millis(ms), routed).await {
                 Ok(response) => response,
                 Err(_) => {
-                    self.conn.set_reason(CloseReason::HangTimeout);
+                    // Over HTTP/2 only the stream is reset (the connection
+                    // and its other streams go on).
+                    if !self.conn.is_http2() {
+                        self.conn.set_reason(CloseReason::HangTimeout);
+                    }
                     return Err(Deliberate("hang timeout: closed without a response"));
                 }
             },

@@ -126,9 +126,11 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
         options.bind = IpAddr::from([0, 0, 0, 0]);
     }
     if options.tls_cert.is_some() != options.tls_key.is_some() {
-        return Err("--tls-cert and --tls-key go together: give both, or neither for a \
+        return Err(
+            "--tls-cert and --tls-key go together: give both, or neither for a \
                     certificate made at start"
-            .to_owned());
+                .to_owned(),
+        );
     }
     Ok(options)
 }
@@ -151,7 +153,9 @@ fn tls_port_for(
             .ok_or_else(|| format!("--port {port} leaves no room for {flag}; give {flag}"))?,
     };
     if chosen != 0 && taken.contains(&chosen) {
-        return Err(format!("{flag} must differ from the lab's other ports ({taken:?})"));
+        return Err(format!(
+            "{flag} must differ from the lab's other ports ({taken:?})"
+        ));
     }
     Ok(chosen)
 }
@@ -225,7 +229,14 @@ async fn start(
     }
     let (middlebox_listeners, middlebox_port) = bind_origin(options.bind, middlebox_port).await?;
     let taken = [port, second, middlebox_port];
-    let tls_port = tls_port_for(options.tls_port, options.port, port, 3, "--tls-port", &taken)?;
+    let tls_port = tls_port_for(
+        options.tls_port,
+        options.port,
+        port,
+        3,
+        "--tls-port",
+        &taken,
+    )?;
     let (tls_listeners, tls_port) = bind_origin(options.bind, tls_port).await?;
     let taken = [port, second, middlebox_port, tls_port];
     let tls_h1_port = tls_port_for(
@@ -249,7 +260,10 @@ async fn start(
     let identity = tls::Identity::load(&tls_source)?;
     let h2_config = tls::server_config(&identity, tls::Offer::H2AndHttp11)?;
     let h1_config = tls::server_config(&identity, tls::Offer::Http11Only)?;
-    let mut tls_ports: Vec<_> = tls_listeners.into_iter().map(|l| (l, h2_config.clone())).collect();
+    let mut tls_ports: Vec<_> = tls_listeners
+        .into_iter()
+        .map(|l| (l, h2_config.clone()))
+        .collect();
     tls_ports.extend(tls_h1_listeners.into_iter().map(|l| (l, h1_config.clone())));
     let addresses: Vec<SocketAddr> = listeners
         .iter()

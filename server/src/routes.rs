@@ -10,6 +10,7 @@
 //! | `/api/fast`, `/api/slow`, `/api/hang`, `/api/drip`, `/api/close`, `/api/sse` | the lesson endpoints, see [`crate::endpoints`] |
 //! | `POST /api/sessions` | issues a session: `{"session": "s-…"}` |
 //! | `GET /api/lessons` | the lesson catalogue |
+//! | `GET /api/tls` | the TLS ports: HTTP/2 (ALPN `h2`), HTTP/1.1 only, `max_concurrent_streams` |
 //! | `POST /api/release` | releases the caller's hanging requests: `{"request": 12}`, `{"id": "t"}`, or all |
 //! | `GET /api/connections` | the caller's policy and open connections with their recent requests |
 //! | `GET /api/config`, `PUT /api/config` | the caller's keep-alive policy; PUT takes a partial JSON patch |
@@ -66,6 +67,7 @@ pub fn app(lab: Lab) -> Router {
         .route("/api/sse", get(endpoints::sse).post(endpoints::sse))
         .route("/api/sessions", post(create_session))
         .route("/api/lessons", get(lessons))
+        .route("/api/tls", get(tls_ports))
         .route("/api/release", post(release))
         .route("/api/room", get(get_room).put(put_room))
         .route("/api/room/join.svg", get(join_qr))
@@ -226,6 +228,15 @@ async fn lessons(
 ) -> Result<Json<&'static [protocol::LessonEntry]>, ApiError> {
     Params::parse("/api/lessons", query.as_deref(), &[], "/api/lessons")?;
     Ok(Json(protocol::LESSONS))
+}
+
+/// `GET /api/tls`: the lab's TLS ports (HTTP/2, and HTTP/1.1 only).
+async fn tls_ports(
+    State(lab): State<Lab>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<protocol::TlsListeners>, ApiError> {
+    Params::parse("/api/tls", query.as_deref(), &[], "/api/tls")?;
+    Ok(Json(lab.tls()))
 }
 
 async fn create_session(

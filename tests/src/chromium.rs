@@ -68,6 +68,17 @@ impl Chromium {
     ///
     /// When Chromium is not installed: browser tests never skip silently.
     pub async fn launch() -> Chromium {
+        Chromium::launch_with_flags(&[]).await
+    }
+
+    /// Starts Chromium with `extra` flags after the usual ones (for a test
+    /// only, e.g. `--ignore-certificate-errors` for the lab's self-signed
+    /// TLS ports).
+    ///
+    /// # Panics
+    ///
+    /// When Chromium is not installed: browser tests never skip silently.
+    pub async fn launch_with_flags(extra: &[&str]) -> Chromium {
         let binary = chromium_path();
         assert!(
             binary.is_file(),
@@ -85,6 +96,7 @@ impl Chromium {
         std::fs::create_dir_all(&profile).expect("create a Chromium profile directory");
         let child = Command::new(&binary)
             .args(FLAGS)
+            .args(extra)
             .arg("--remote-debugging-port=0")
             .arg("--remote-allow-origins=*")
             .arg(format!("--user-data-dir={}", profile.display()))
@@ -159,6 +171,14 @@ impl Chromium {
                 .to_owned(),
             target: target_id.as_str().unwrap_or_default().to_owned(),
         }
+    }
+
+    /// Brings the tab to the front, as a person clicking on it would (a tab
+    /// in the background gets no animation frames, so the page does not
+    /// redraw).
+    pub async fn bring_to_front(&mut self, page: &Page) {
+        self.call(Some(&page.session), "Page.bringToFront", json!({}))
+            .await;
     }
 
     /// Closes the tab, as a person closing it would (the browser stays open).
@@ -354,6 +374,17 @@ impl Chromium {
             Some(&page.session),
             "Emulation.setEmulatedMedia",
             json!({ "features": [{ "name": "prefers-color-scheme", "value": value }] }),
+        )
+        .await;
+    }
+
+    /// Emulates a screen of `width` × `height` CSS pixels in `page` (the
+    /// window of a laptop or a projector), as `Emulation.setDeviceMetricsOverride`.
+    pub async fn set_viewport(&mut self, page: &Page, width: u32, height: u32) {
+        self.call(
+            Some(&page.session),
+            "Emulation.setDeviceMetricsOverride",
+            json!({ "width": width, "height": height, "deviceScaleFactor": 1, "mobile": false }),
         )
         .await;
     }

@@ -1,16 +1,14 @@
 //! The whole page: state, the events socket, and what each control does.
 
-use std::rc::Rc;
-
 use protocol::ClientMessage;
 use yew::prelude::*;
 
 use super::composer::Composer;
 use super::lesson_view::LessonView;
-use super::measured::Measured;
+use super::measured::{MeasuredProps, measured};
 use super::policy::PolicyPanel;
-use super::runs::{Runs, summary};
-use super::timeline_view::TimelineView;
+use super::runs::{RunsProps, runs, summary};
+use super::timeline::TimelineView;
 use crate::har;
 use crate::hooks::{use_event_socket, use_frame_dispatch};
 use crate::services::{burst, download};
@@ -207,8 +205,7 @@ pub fn App(props: &AppProps) -> Html {
         None => state.current(),
     }
     .cloned();
-    let (lanes, others): (Vec<Rc<Lane>>, Vec<Rc<Lane>>) =
-        state.lanes.values().cloned().partition(|l| l.is_http());
+    let groups = crate::timeline::LaneGroups::of(&state, run.as_deref());
 
     let on_export = {
         let (state, run, export_problem) = (state.clone(), run.clone(), export_problem.clone());
@@ -217,16 +214,16 @@ pub fn App(props: &AppProps) -> Html {
             let lanes: Vec<&Lane> = state.lanes.values().map(|l| &**l).collect();
             let name = format!("keepalive-lab-{}", run.name());
             let saved = match kind {
-                "json" => serde_json::to_string_pretty(&har::run_json(run, &lanes, &state.clock))
-                    .map_err(|e| e.to_string())
-                    .and_then(|text| {
-                        download::save(&format!("{name}.json"), "application/json", &text)
-                    }),
-                "har" => serde_json::to_string_pretty(&har::export(run, &state.clock))
-                    .map_err(|e| e.to_string())
-                    .and_then(|text| {
-                        download::save(&format!("{name}.har"), "application/json", &text)
-                    }),
+                "json" => download::save(
+                    &format!("{name}.json"),
+                    "application/json",
+                    &har::run_json(run, &lanes, &state.clock),
+                ),
+                "har" => download::save(
+                    &format!("{name}.har"),
+                    "application/json",
+                    &har::export(run, &state.clock),
+                ),
                 _ => download::outer_html("timeline")
                     .ok_or_else(|| "no timeline to export yet".to_owned())
                     .and_then(|svg| download::save(&format!("{name}.svg"), "image/svg+xml", &svg)),
@@ -268,7 +265,7 @@ pub fn App(props: &AppProps) -> Html {
             </nav>
             if let View::Lessons(lesson) = (*view).clone() {
                 <LessonView {lesson} state={state.clone()} fire={fire.clone()} send={send.clone()} open={open_lesson} />
-                <TimelineView run={run.clone()} lanes={lanes} others={others} clock={state.clock} />
+                <TimelineView run={run.clone()} groups={groups} clock={state.clock} />
             } else {
                 <div class="bench">
                     <Composer settings={*settings} on_change={on_settings} on_fire={on_fire} on_release={on_release}
@@ -277,11 +274,12 @@ pub fn App(props: &AppProps) -> Html {
                     <PolicyPanel config={state.config.clone()} enabled={connected} on_change={on_policy}
                         revision={state.config_revision} />
                 </div>
-                <Measured run={run.clone()} clock={state.clock} events_dropped={state.events_dropped} />
-                <TimelineView run={run.clone()} lanes={lanes} others={others} clock={state.clock} />
-                <Runs runs={state.runs.iter().map(|r| (r.id, summary(r))).collect::<Vec<_>>()}
-                    selected={run.as_ref().map(|r| r.id)} on_select={on_select} on_export={on_export}
-                    problem={(*export_problem).clone()} />
+                { measured(&MeasuredProps { run: run.clone(), events_dropped: state.events_dropped,
+                    tally: run.as_deref().map(|r| crate::tally::Tally::of(r, &state)) }) }
+                <TimelineView run={run.clone()} groups={groups} clock={state.clock} />
+                { runs(&RunsProps { runs: state.runs.iter().map(|r| (r.id, summary(r))).collect(),
+                    selected: run.as_ref().map(|r| r.id), on_select, on_export,
+                    problem: (*export_problem).clone() }) }
             }
         </main>
     }

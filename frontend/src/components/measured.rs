@@ -1,42 +1,45 @@
-//! What a run measured, per connection pool, in figures and words.
+//! What a run measured, per connection pool, in figures and words. Every
+//! figure comes from one [`Tally`] (defined there), so none contradicts
+//! another.
 
 use std::rc::Rc;
 
 use yew::prelude::*;
 
-use crate::clock::ClockSync;
-use crate::state::{Phase, Run};
+use crate::state::Run;
+use crate::tally::{PoolTally, Tally, count};
 use crate::timeline::format_ms;
 
-/// Props of [`Measured`].
-#[derive(Properties)]
+/// What [`measured`] shows. A plain function, not a component: it changes
+/// whenever the run does, and each component type costs about 2 KB of
+/// compressed WebAssembly.
 pub struct MeasuredProps {
     /// The run shown, if any.
     pub run: Option<Rc<Run>>,
-    /// For queue times.
-    pub clock: ClockSync,
+    /// Its figures.
+    pub tally: Option<Tally>,
     /// Events the server skipped for this page.
     pub events_dropped: u64,
 }
 
-impl PartialEq for MeasuredProps {
-    fn eq(&self, other: &Self) -> bool {
-        super::same_option(&self.run, &other.run)
-            && self.clock == other.clock
-            && self.events_dropped == other.events_dropped
-    }
+/// Where one pool's connections came from, and how its requests used them.
+fn connections_words(p: &PoolTally) -> String {
+    format!(
+        "{} used: {} opened by this run, {} from the page load, {} kept alive from an earlier run; \
+         requests on them: {} new, {} reused (keep-alive), {} on a kept one, {} on the page load's",
+        p.conns, p.opened, p.page_load, p.kept, p.on[0], p.on[1], p.on[2], p.on[3]
+    )
 }
 
 /// The measured panel.
-#[component]
-pub fn Measured(props: &MeasuredProps) -> Html {
+pub fn measured(props: &MeasuredProps) -> Html {
     let dropped = (props.events_dropped > 0).then(|| html! {
         <p class="error" role="alert">
             { format!("This page fell behind and missed {} server events: figures may be incomplete. \
                        Reload to start from a fresh snapshot.", props.events_dropped) }
         </p>
     });
-    let Some(run) = &props.run else {
+    let (Some(run), Some(t)) = (&props.run, &props.tally) else {
         return html! {
             <section class="measured" aria-label="Measured">
                 <h2>{ "Measured" }</h2>
@@ -45,65 +48,42 @@ pub fn Measured(props: &MeasuredProps) -> Html {
             </section>
         };
     };
-    let at_server = run.count(Phase::AtServer) + run.count(Phase::Downloading);
-    let queued = run.count(Phase::Queued);
-    let resent = run.requests.iter().filter(|r| r.resent()).count();
-    let rows = run.pools.iter().map(|(pool, stats)| {
-        let waits = run.queued_in(pool, &props.clock);
-        let longest = waits.iter().filter_map(|(_, w)| *w).fold(0.0_f64, f64::max);
-        let in_pool: Vec<_> = run.requests.iter().filter(|r| &r.pool == pool).collect();
-        let new = in_pool.iter().filter(|r| r.seq == Some(1)).count();
-        let reused = in_pool.iter().filter(|r| r.seq.is_some_and(|s| s > 1)).count();
-        let max = stats.max_concurrent_conns;
+    let rows = t.pools.iter().map(|p| {
+        let wait = p.longest_wait_ms.map(|w| format!(", longest wait {}", format_ms(w))).unwrap_or_default();
         html! {
-            <tr data-pool={pool.to_string()}>
-                <th scope="row">{ pool.to_string() }</th>
-                <td><output class="max-conns" data-value={max.to_string()}>{ max }</output></td>
-                <td class="queued-count" data-value={waits.len().to_string()}>
-                    { format!("{}{}", waits.len(), if waits.is_empty() { String::new() } else { format!(" (longest {})", format_ms(longest)) }) }
+            <tr data-pool={p.pool.to_string()}>
+                <th scope="row">{ p.pool.to_string() }</th>
+                <td><output class="max-conns" data-value={p.max_conns.to_string()}>{ p.max_conns }</output></td>
+                <td class="queued-count" data-value={p.queued.to_string()}>
+                    { format!("{} ({} waiting now{wait})", p.queued, p.waiting_now) }
                 </td>
-                <td class="conns-used" data-value={stats.conns.len().to_string()}>
-                    { format!(
-                        "{} used: {} opened for this run, {} request{} went on one already used",
-                        stats.conns.len(),
-                        new,
-                        reused,
-                        if reused == 1 { "" } else { "s" }
-                    ) }
-                </td>
+                <td class="conns-used" data-value={p.conns.to_string()}>{ connections_words(p) }</td>
             </tr>
         }
     });
-    let first_max = run
-        .pools
-        .values()
-        .map(|p| p.max_concurrent_conns)
-        .max()
-        .unwrap_or(0);
-    let explanation = if run.pools.is_empty() {
-        "No request has reached the server yet.".to_owned()
-    } else if queued > 0 && at_server > 0 {
-        format!(
-            "Your browser opened {first_max} connections and is holding the other {queued} requests in \
-             its own queue until one of those connections is free. The server has not seen them at all."
-        )
-    } else {
-        format!(
-            "At most {first_max} connections carried one pool's requests at once; {} requests reused a \
-             connection an earlier request had used (keep-alive).",
-            run.reused()
-        )
-    };
+    // Each request is in exactly one of these.
+    let others = format!(
+        "downloading: {} · done: {} · failed: {} · aborted: {}{}",
+        t.downloading,
+        t.done,
+        t.failed,
+        t.aborted,
+        if t.pending > 0 {
+            format!(" · not sent yet: {}", t.pending)
+        } else {
+            String::new()
+        }
+    );
     html! {
         <section class="measured" aria-label="Measured">
-            <h2>{ format!("Measured in run {}", run.name()) }</h2>
+            <h2>{ format!("Measured in run {}: {}", run.name(), count(t.total, "request")) }</h2>
             <p class="now-figures">
-                <span>{ "at the server now: " }<strong id="at-server">{ at_server }</strong></span>
-                <span>{ "waiting in the browser now: " }<strong id="queued">{ queued }</strong></span>
-                <span>{ "done: " }<strong>{ run.count(Phase::Done) }</strong></span>
-                <span>{ "failed or aborted: " }<strong>{ run.count(Phase::Failed) + run.count(Phase::Aborted) }</strong></span>
-                if resent > 0 {
-                    <span class="error">{ "re-sent silently by the browser: " }<strong id="resent">{ resent }</strong></span>
+                <span>{ "waiting in the browser now: " }<strong id="queued">{ t.waiting }</strong></span>
+                <span>{ "at the server now: " }<strong id="at-server">{ t.at_server }</strong>
+                    { format!(" on {}", count(t.busy_conns, "connection")) }</span>
+                <span>{ others }</span>
+                if t.resent > 0 {
+                    <span class="error">{ "re-sent silently by the browser: " }<strong id="resent">{ t.resent }</strong></span>
                 }
             </p>
             <table>
@@ -115,11 +95,13 @@ pub fn Measured(props: &MeasuredProps) -> Html {
                 </tr></thead>
                 <tbody>{ for rows }</tbody>
             </table>
-            <p class="explain">{ explanation }</p>
+            <p class="explain">{ t.summary() }</p>
             <p class="source">
-                { "Computed from this run: connections from the server's events for requests carrying \
-                   this run's tags; queueing = reached the server only after another request of the same \
-                   pool finished there, though issued before it finished. Never typed in." }
+                { "Computed from this run, never typed in: each request is in exactly one of the states \
+                   above. Queued in the browser = waiting there now, or reached the server only after \
+                   another request of its pool ended there though issued before it ended. Connections \
+                   come from the server's events for this run's tagged requests; the page load's are \
+                   those open before this page went live." }
             </p>
             { for dropped }
         </section>

@@ -8,7 +8,7 @@ mod measured;
 mod policy;
 mod root;
 mod runs;
-mod timeline_view;
+mod timeline;
 
 pub use root::Root;
 
@@ -27,8 +27,4 @@ fn same_option<T>(a: &Option<Rc<T>>, b: &Option<Rc<T>>) -> bool {
         (None, None) => true,
         _ => false,
     }
-}
-
-fn same_all<T>(a: &[Rc<T>], b: &[Rc<T>]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).all(|(a, b)| Rc::ptr_eq(a, b))
 }

@@ -150,7 +150,13 @@ fn measures_six_connections_queueing_and_reuse() {
     assert_eq!(run.count(Phase::AtServer), 6);
     assert_eq!(stats.max_concurrent_conns, 6, "never more than six at once");
     assert_eq!(stats.conns.len(), 6, "the second six reused the first six");
-    assert_eq!(run.reused(), 6);
+    let tally = crate::tally::Tally::of(run, &s);
+    assert_eq!(
+        tally.pools[0].on,
+        [6, 6, 0, 0],
+        "6 on new connections, 6 reused them"
+    );
+    assert_eq!((tally.pools[0].opened, tally.pools[0].queued), (6, 6));
     let queued = run.queued_in(&pool(Credentials::Default), &s.clock);
     assert_eq!(
         queued.iter().map(|(i, _)| *i).collect::<Vec<_>>(),
@@ -161,7 +167,8 @@ fn measures_six_connections_queueing_and_reuse() {
         "{queued:?}"
     );
     assert_eq!(s.lanes[&ConnId(3)].requests.len(), 2);
-    assert!(s.lanes[&ConnId(3)].is_http());
+    let drawn = crate::timeline::LaneGroups::of(&s, Some(run));
+    assert_eq!(drawn.run.len(), 6);
 }
 
 #[test]
@@ -287,25 +294,38 @@ fn finish_before_start_out_of_order_is_tolerated() {
 }
 
 #[test]
-fn monitor_and_spare_connections_do_not_count() {
+fn the_monitor_socket_is_listed_apart_and_unclaimed_connections_are_not_drawn() {
     let mut s = fresh();
     s.apply(opened(1));
     s.apply(opened(2));
     s.apply(started(2, 1, 1, "x", 1));
+    s.apply(event(ServerEvent::ConnectionAttributed {
+        conn: ConnId(2),
+        session: s.session.clone(),
+        at_us: 2,
+    }));
     s.apply(event(ServerEvent::ConnectionUpgraded {
         conn: ConnId(2),
         role: UpgradeRole::Monitor,
         at_us: 3,
     }));
     s.apply(opened(3));
-    s.apply(started(3, 2, 1, "y", 1));
-    let http: Vec<u64> = s
-        .lanes
-        .values()
-        .filter(|l| l.is_http())
-        .map(|l| l.conn.0)
-        .collect();
-    assert_eq!(http, vec![3], "1 never carried a request, 2 is the monitor");
+    // A tool on the same host (curl): no tag, no session.
+    s.apply(event(ServerEvent::RequestStarted {
+        conn: ConnId(3),
+        request: RequestId(2),
+        seq: 1,
+        method: "GET".into(),
+        target: "/api/fast".into(),
+        at_us: 1000,
+    }));
+    let g = crate::timeline::LaneGroups::of(&s, None);
+    assert_eq!(
+        g.monitors.iter().map(|l| l.conn.0).collect::<Vec<_>>(),
+        vec![2]
+    );
+    assert!(g.run.is_empty() && g.page_load.is_empty());
+    assert_eq!(g.foreign, 2, "1 and 3 never carried this page's requests");
 }
 
 #[test]
@@ -559,4 +579,552 @@ fn a_refused_policy_change_bumps_the_revision_so_the_form_resets() {
         at_us: 1,
     }));
     assert_eq!(s.config_revision, start + 2);
+}
+
+// --- Attempts, counters and lanes (the timeline a room can trust) ---
+
+use crate::tally::{ConnUse, Tally};
+use crate::timeline::{Kind, LaneGroups, request_segments};
+
+fn close(conn: u64, reason: CloseReason, at_ms: u64) -> Action {
+    event(ServerEvent::ConnectionClosed {
+        conn: ConnId(conn),
+        reason,
+        bytes_in: 0,
+        bytes_out: 0,
+        last_in_us: None,
+        last_out_us: None,
+        requests: 0,
+        at_us: at_ms * 1000,
+    })
+}
+
+/// What the server reports when a connection closes with a request still
+/// unanswered on it: the request aborted, then the close.
+fn dropped(conn: u64, request: u64, reason: CloseReason, at_ms: u64) -> Action {
+    Action::Batch(vec![
+        event(ServerEvent::RequestFinished {
+            conn: ConnId(conn),
+            request: RequestId(request),
+            outcome: RequestOutcome::Aborted,
+            at_us: at_ms * 1000,
+        }),
+        close(conn, reason, at_ms),
+    ])
+}
+
+fn race() -> CloseReason {
+    CloseReason::KeepAliveRace {
+        method: "GET".into(),
+        target: "/api/fast?id=b1-1".into(),
+        close: protocol::RaceClose::Fin,
+        on_purpose: true,
+    }
+}
+
+fn attributed(conn: u64, s: &LabState) -> Action {
+    event(ServerEvent::ConnectionAttributed {
+        conn: ConnId(conn),
+        session: s.session.clone(),
+        at_us: 0,
+    })
+}
+
+/// Every counter of the current run agrees with every other.
+fn assert_consistent(s: &LabState, step: &str) {
+    let run = s.current().unwrap();
+    let t = Tally::of(run, s);
+    let now = t.pending + t.waiting + t.at_server + t.downloading + t.done + t.failed + t.aborted;
+    assert_eq!(
+        now, t.total,
+        "{step}: each request is in exactly one state: {t:?}"
+    );
+    assert_eq!(
+        t.pools.iter().map(|p| p.waiting_now).sum::<usize>(),
+        t.waiting,
+        "{step}: the pools' waiting add up to the run's"
+    );
+    for p in &t.pools {
+        assert!(
+            p.queued >= p.waiting_now,
+            "{step}: queued in the browser ({}) is never below waiting there now ({})",
+            p.queued,
+            p.waiting_now
+        );
+        assert!(p.max_conns <= p.conns, "{step}: {p:?}");
+    }
+    assert_eq!(
+        t.at_server, t.busy_conns,
+        "{step}: HTTP/1.1 holds one request per connection at the server"
+    );
+    let open_lanes: BTreeSet<ConnId> = s
+        .lanes
+        .values()
+        .filter(|l| l.closed.is_none())
+        .map(|l| l.conn)
+        .collect();
+    for r in &run.requests {
+        if r.phase == Phase::AtServer {
+            assert!(
+                r.conn.is_some_and(|c| open_lanes.contains(&c)),
+                "{step}: {} is at the server on a connection that is open",
+                r.tag
+            );
+        }
+    }
+    let summary = t.summary();
+    for wrong in ["1 connections", "1 requests"] {
+        assert!(
+            !summary
+                .match_indices(wrong)
+                .any(|(i, _)| !summary[..i].ends_with(|c: char| c.is_ascii_digit())),
+            "{step}: {summary}"
+        );
+    }
+    if t.waiting > 0 && t.at_server > 0 {
+        assert!(
+            summary.contains(&format!(
+                "holds {}",
+                crate::tally::count(t.waiting, "request")
+            )),
+            "{summary}"
+        );
+    }
+}
+
+#[test]
+fn a_re_sent_request_keeps_both_attempts_each_on_its_connection() {
+    let mut s = fresh();
+    let tags = fire(&mut s, 1, |_| Credentials::Default);
+    s.apply(opened(1));
+    s.apply(opened(2));
+    // Attempt 1 on a kept-alive connection; the server closes it unanswered.
+    s.apply(started(1, 1, 3, &tags[0], 5));
+    s.apply(dropped(1, 1, race(), 6));
+    let r = &s.current().unwrap().requests[0];
+    assert_eq!(
+        r.phase,
+        Phase::Queued,
+        "back in the browser, not 'at the server'"
+    );
+    assert_eq!(r.attempts[0].dropped, Some(race()));
+    assert_consistent(&s, "dropped");
+    // Chromium re-sends it on another connection; the page gets a 200.
+    s.apply(started(2, 2, 1, &tags[0], 7));
+    assert_consistent(&s, "re-sent");
+    head(&mut s, 0, 2, 2, 1, 9.0);
+    let r = &s.current().unwrap().requests[0];
+    assert_eq!(r.attempts.len(), 2);
+    let (first, second) = (&r.attempts[0], &r.attempts[1]);
+    assert_eq!(
+        (first.conn, first.seq, first.start_us, first.end_us),
+        (ConnId(1), 3, 5000, Some(6000))
+    );
+    assert!(first.unanswered() && first.dropped == Some(race()));
+    assert_eq!(
+        (second.conn, second.seq, second.start_us),
+        (ConnId(2), 1, 7000)
+    );
+    assert!(!second.unanswered());
+    assert!(r.resent() && r.server_sightings == 2);
+    assert_eq!(
+        (r.conn, r.seq, r.server_start_us, r.phase),
+        (Some(ConnId(2)), Some(1), Some(7000), Phase::Done),
+        "the summary fields are the attempt that answered"
+    );
+    // Drawn as both attempts, not as one long queued bar.
+    let segments = request_segments(r, &s.clock);
+    let kinds: Vec<(Kind, Option<usize>)> = segments.iter().map(|s| (s.kind, s.attempt)).collect();
+    assert_eq!(
+        kinds,
+        [
+            (Kind::Queued, None),
+            (Kind::Dropped, Some(0)),
+            (Kind::Queued, None),
+            (Kind::Waiting, Some(1)),
+            (Kind::Downloading, Some(1)),
+        ]
+    );
+    let spans: Vec<(f64, f64)> = segments.iter().map(|s| (s.from_ms, s.to_ms)).collect();
+    assert_eq!(spans[..3], [(0.0, 5.0), (5.0, 6.0), (6.0, 7.0)]);
+    assert_consistent(&s, "answered");
+}
+
+#[test]
+fn the_attempt_that_answered_stays_the_requests_whatever_the_order_of_events() {
+    let mut s = fresh();
+    let tags = fire(&mut s, 1, |_| Credentials::Default);
+    s.apply(opened(1));
+    s.apply(opened(2));
+    // The page's response (attempt 2, on c2) arrives before the server's
+    // events reach it.
+    head(&mut s, 0, 2, 2, 1, 9.0);
+    s.apply(started(1, 1, 3, &tags[0], 5));
+    s.apply(dropped(1, 1, race(), 6));
+    s.apply(started(2, 2, 1, &tags[0], 7));
+    let r = &s.current().unwrap().requests[0];
+    assert_eq!(
+        r.attempts.iter().map(|a| a.conn.0).collect::<Vec<_>>(),
+        [1, 2],
+        "in the server's order"
+    );
+    assert_eq!(
+        (r.conn, r.request, r.phase),
+        (Some(ConnId(2)), Some(RequestId(2)), Phase::Done)
+    );
+}
+
+#[test]
+fn a_hang_timeout_puts_its_requests_back_in_the_browser_and_every_counter_follows() {
+    let mut s = fresh();
+    let tags = fire(&mut s, 12, |_| Credentials::Default);
+    assert_consistent(&s, "fired, nothing at the server");
+    for c in 1..=6u64 {
+        s.apply(opened(c));
+        s.apply(attributed(c, &s.clone()));
+        s.apply(started(c, c, 1, &tags[c as usize - 1], 5));
+        assert_consistent(&s, "arriving");
+    }
+    let t = Tally::of(s.current().unwrap(), &s);
+    assert_eq!((t.at_server, t.waiting, t.busy_conns), (6, 6, 6));
+    assert_eq!(
+        t.pools[0].queued, 6,
+        "the six waiting now are queued in the browser"
+    );
+    // The server's hang timeout closes the six connections unanswered.
+    for c in 1..=6u64 {
+        s.apply(dropped(c, c, CloseReason::HangTimeout, 2000));
+        assert_consistent(&s, "hang timeout");
+    }
+    let t = Tally::of(s.current().unwrap(), &s);
+    assert_eq!(
+        (t.at_server, t.waiting),
+        (0, 12),
+        "none of them is at the server any more"
+    );
+    // The six that waited go out on new connections; #1 and #2 are re-sent.
+    for c in 7..=12u64 {
+        s.apply(opened(c));
+        s.apply(started(c, c, 1, &tags[c as usize - 1], 2001));
+        assert_consistent(&s, "the queue moves");
+    }
+    for (i, c) in [(0, 13u64), (1, 14)] {
+        s.apply(opened(c));
+        s.apply(started(c, c, 1, &tags[i], 2002));
+        assert_consistent(&s, "re-sent");
+    }
+    let t = Tally::of(s.current().unwrap(), &s);
+    assert_eq!(
+        (t.at_server, t.waiting, t.busy_conns, t.resent),
+        (8, 4, 8, 2)
+    );
+    // Some answers, an abort, a failure.
+    s.apply(finished(7, 7, 2100));
+    head(&mut s, 6, 7, 7, 1, 2101.0);
+    s.apply(Action::Failed {
+        run: 1,
+        index: 2,
+        error: "AbortError".into(),
+        aborted: true,
+        at_ms: 2200.0,
+    });
+    s.apply(Action::Failed {
+        run: 1,
+        index: 3,
+        error: "TypeError: Failed to fetch".into(),
+        aborted: false,
+        at_ms: 2200.0,
+    });
+    assert_consistent(&s, "mixed");
+    let t = Tally::of(s.current().unwrap(), &s);
+    assert_eq!((t.done, t.aborted, t.failed), (1, 1, 1));
+}
+
+#[test]
+fn counters_agree_in_every_phase_mix_of_a_sequential_run() {
+    let mut s = fresh();
+    let run = s.next_run();
+    s.apply(Action::RunStarted {
+        id: run,
+        settings: BurstSettings::default(),
+        requests: (1..=4)
+            .map(|i| {
+                let tag = format!("b{run}-{i}");
+                (
+                    tag.clone(),
+                    format!("{ORIGIN}/api/fast?id={tag}"),
+                    pool(Credentials::Default),
+                )
+            })
+            .collect(),
+        at_ms: 0.0,
+        epoch_ms: 0.0,
+    });
+    assert_consistent(&s, "composed, nothing sent");
+    let t = Tally::of(s.current().unwrap(), &s);
+    assert_eq!((t.pending, t.attempts), (4, 0));
+    assert_eq!(t.summary(), "No request has reached the server yet.");
+    s.apply(Action::Issued {
+        run,
+        index: 0,
+        at_ms: 1.0,
+    });
+    assert_consistent(&s, "one issued");
+    s.apply(opened(1));
+    s.apply(started(1, 1, 1, "b1-1", 2));
+    assert_consistent(&s, "one at the server");
+    s.apply(event(ServerEvent::ResponseStarted {
+        conn: ConnId(1),
+        request: RequestId(1),
+        status: 200,
+        at_us: 2500,
+    }));
+    s.apply(Action::ResponseHead {
+        run,
+        index: 0,
+        head: Head {
+            conn: Some(ConnId(1)),
+            request: Some(RequestId(1)),
+            seq: Some(1),
+            status: 200,
+            keep_alive: Default::default(),
+        },
+        at_ms: 3.0,
+    });
+    let t = Tally::of(s.current().unwrap(), &s);
+    assert_eq!((t.downloading, t.pending), (1, 3));
+    assert_consistent(&s, "downloading");
+}
+
+/// A page that loaded over c1 (its files) and c2 (Chromium's spare), with
+/// its events socket on c4, beside another client's connection c3.
+fn loaded_page() -> LabState {
+    let mut s = fresh();
+    let conn = |conn: u64,
+                opened_us: u64,
+                session: Option<SessionId>,
+                upgraded,
+                requests: &[(&str, u32)]| {
+        ConnectionSnapshot {
+            conn: ConnId(conn),
+            opened_us,
+            peer: format!("127.0.0.1:{}", 40000 + conn),
+            local_addr: "127.0.0.1:8080".into(),
+            local_port: 8080,
+            session,
+            upgraded,
+            bytes_in: 0,
+            bytes_out: 0,
+            last_in_us: None,
+            last_out_us: None,
+            requests_total: requests.len() as u32,
+            requests: requests
+                .iter()
+                .map(|(target, seq)| protocol::RequestSnapshot {
+                    request: RequestId(100 + conn * 10 + u64::from(*seq)),
+                    seq: *seq,
+                    method: "GET".into(),
+                    target: (*target).into(),
+                    started_us: opened_us + 100,
+                    response_us: Some(opened_us + 200),
+                    finished_us: Some(opened_us + 300),
+                    status: Some(200),
+                    outcome: Some(RequestOutcome::Completed),
+                })
+                .collect(),
+        }
+    };
+    let me = s.session.clone();
+    s.apply(event(ServerEvent::Snapshot {
+        now_us: 1_000_000,
+        config: ServerPolicy::default(),
+        listeners: vec![],
+        session: None,
+        locked: false,
+        room_lesson: None,
+        connections: vec![
+            conn(
+                1,
+                900_000,
+                None,
+                None,
+                &[("/", 1), ("/app.js", 2), ("/app_bg.wasm", 3)],
+            ),
+            conn(2, 910_000, None, None, &[]),
+            conn(3, 950_000, None, None, &[("/api/fast", 1)]),
+            conn(
+                4,
+                990_000,
+                Some(me),
+                Some(UpgradeRole::Monitor),
+                &[("/api/events", 1)],
+            ),
+        ],
+    }));
+    s
+}
+
+#[test]
+fn the_page_load_connection_is_named_and_not_counted_as_a_reuse() {
+    let mut s = loaded_page();
+    let tags = fire(&mut s, 2, |_| Credentials::Default);
+    let me = s.clone();
+    // #1 goes on the page-load connection (its 4th request), #2 on the spare.
+    s.apply(attributed(1, &me));
+    s.apply(started(1, 1, 4, &tags[0], 1100));
+    s.apply(attributed(2, &me));
+    s.apply(started(2, 2, 1, &tags[1], 1100));
+    let run = s.current().unwrap();
+    let t = Tally::of(run, &s);
+    assert_eq!(
+        t.on_page_load,
+        [
+            (0, ConnId(1), ConnUse::PageLoad),
+            (1, ConnId(2), ConnUse::Spare)
+        ]
+    );
+    let p = &t.pools[0];
+    assert_eq!((p.conns, p.opened, p.page_load, p.kept), (2, 0, 2, 0));
+    assert_eq!(
+        p.on,
+        [0, 0, 0, 2],
+        "neither went on a connection opened for the run, nor reused one"
+    );
+    for c in 1..=2u64 {
+        s.apply(finished(c, c, 1200));
+    }
+    for i in 0..2u64 {
+        head(
+            &mut s,
+            i as usize,
+            i + 1,
+            i + 1,
+            if i == 0 { 4 } else { 1 },
+            1201.0,
+        );
+    }
+    let summary = Tally::of(s.current().unwrap(), &s).summary();
+    assert!(
+        summary.contains("#1 went on the page-load connection c1"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("#2 went on the spare connection c2 opened at page load"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("0 reused a connection of this run"),
+        "{summary}"
+    );
+}
+
+fn opened_at(conn: u64, at_ms: u64) -> Action {
+    event(ServerEvent::ConnectionOpened {
+        conn: ConnId(conn),
+        at_us: at_ms * 1000,
+        peer: format!("127.0.0.1:{}", 40000 + conn),
+        local_addr: "127.0.0.1:8080".into(),
+        local_port: 8080,
+    })
+}
+
+#[test]
+fn only_this_pages_lanes_are_drawn_the_page_load_apart_earlier_collapsed_foreign_never() {
+    let mut s = loaded_page();
+    // After the page went live: curl from the same host, and another tab's
+    // page load, neither carrying this page's requests.
+    s.apply(opened_at(5, 1040));
+    s.apply(event(ServerEvent::RequestStarted {
+        conn: ConnId(5),
+        request: RequestId(50),
+        seq: 1,
+        method: "GET".into(),
+        target: "/api/slow?ms=10".into(),
+        at_us: 1_050_000,
+    }));
+    s.apply(opened_at(6, 1055));
+    s.apply(event(ServerEvent::RequestStarted {
+        conn: ConnId(6),
+        request: RequestId(60),
+        seq: 1,
+        method: "GET".into(),
+        target: "/".into(),
+        at_us: 1_060_000,
+    }));
+    // Run 1: #1 on the page-load connection, #2 on a new one (c7).
+    let tags = fire(&mut s, 2, |_| Credentials::Default);
+    let me = s.clone();
+    s.apply(attributed(1, &me));
+    s.apply(started(1, 1, 4, &tags[0], 1100));
+    s.apply(opened_at(7, 1099));
+    s.apply(attributed(7, &me));
+    s.apply(started(7, 7, 1, &tags[1], 1100));
+    for (i, c) in [(0usize, 1u64), (1, 7)] {
+        s.apply(finished(c, c, 1150));
+        head(&mut s, i, c, c, if c == 1 { 4 } else { 1 }, 1151.0);
+    }
+    let run1 = s.current().unwrap().clone();
+    // Both close before run 2 (idle timeout); an earlier run's lanes.
+    s.apply(close(1, CloseReason::IdleTimeout, 1300));
+    s.apply(close(7, CloseReason::IdleTimeout, 1300));
+    // Run 2 at 2000 ms, on a new connection c8.
+    let run = s.next_run();
+    s.apply(Action::RunStarted {
+        id: run,
+        settings: BurstSettings::default(),
+        requests: vec![(
+            "b2-1".into(),
+            format!("{ORIGIN}/api/fast?id=b2-1"),
+            pool(Credentials::Default),
+        )],
+        at_ms: 2000.0,
+        epoch_ms: 0.0,
+    });
+    s.apply(Action::Issued {
+        run,
+        index: 0,
+        at_ms: 2000.0,
+    });
+    s.apply(opened_at(8, 2000));
+    s.apply(attributed(8, &me));
+    s.apply(started(8, 8, 1, "b2-1", 2001));
+
+    let conns = |lanes: &[Rc<Lane>]| lanes.iter().map(|l| l.conn.0).collect::<Vec<_>>();
+    let g = LaneGroups::of(&s, s.current().map(|r| &**r));
+    assert_eq!(conns(&g.run), [8], "this run's connection");
+    assert_eq!(conns(&g.page_load), [2], "the spare, still open, apart");
+    assert_eq!(g.earlier, 2, "c1 and c7 closed before this run: one line");
+    assert_eq!(
+        g.foreign, 3,
+        "curl (c3, c5) and the other tab (c6): never drawn"
+    );
+    assert_eq!(conns(&g.monitors), [4]);
+    assert_eq!(g.uses, [Some(ConnUse::New)]);
+
+    let g = LaneGroups::of(&s, Some(&run1));
+    assert_eq!(conns(&g.run), [7], "run 1's own connection");
+    assert_eq!(
+        conns(&g.page_load),
+        [1, 2],
+        "the page load's, which run 1 used or overlapped"
+    );
+    assert_eq!(g.uses, [Some(ConnUse::PageLoad), Some(ConnUse::New)]);
+    assert_eq!(g.foreign, 3);
+}
+
+#[test]
+fn another_pages_request_with_the_same_tag_is_not_this_pages() {
+    let mut s = fresh();
+    fire(&mut s, 1, |_| Credentials::Default);
+    s.apply(opened(1));
+    s.apply(event(ServerEvent::RequestStarted {
+        conn: ConnId(1),
+        request: RequestId(1),
+        seq: 1,
+        method: "GET".into(),
+        target: "/api/hang?id=b1-1&session=s-other".into(),
+        at_us: 5,
+    }));
+    let r = &s.current().unwrap().requests[0];
+    assert!(r.attempts.is_empty() && r.phase == Phase::Queued, "{r:?}");
 }

@@ -135,7 +135,10 @@ mod tests {
         let junk = dir.join("junk.pem");
         std::fs::write(&junk, "not a certificate\n").unwrap();
         let e = Identity::from_files(&missing, &junk).unwrap_err();
-        assert!(e.starts_with("--tls-cert") && e.contains("cannot read"), "{e}");
+        assert!(
+            e.starts_with("--tls-cert") && e.contains("cannot read"),
+            "{e}"
+        );
         let e = Identity::from_files(&junk, &junk).unwrap_err();
         assert!(e.contains("no `-----BEGIN CERTIFICATE-----`"), "{e}");
         // A good certificate with a key file that holds none.

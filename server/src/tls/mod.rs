@@ -58,7 +58,10 @@ pub enum Offer {
 /// The rustls server configuration of a port offering `offer` with
 /// `identity`'s certificate (ring as the crypto provider: it builds without
 /// cmake or nasm).
-pub fn server_config(identity: &Identity, offer: Offer) -> Result<Arc<rustls::ServerConfig>, String> {
+pub fn server_config(
+    identity: &Identity,
+    offer: Offer,
+) -> Result<Arc<rustls::ServerConfig>, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()

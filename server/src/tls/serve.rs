@@ -39,11 +39,12 @@ pub async fn serve_all(
     ports: Vec<(TcpListener, Arc<rustls::ServerConfig>)>,
     lab: Lab,
 ) -> io::Result<()> {
-    let addresses: Vec<SocketAddr> = ports
-        .iter()
-        .filter_map(|(l, _)| l.local_addr().ok())
-        .collect();
-    lab.add_listeners(&addresses);
+    for (listener, config) in &ports {
+        if let Ok(address) = listener.local_addr() {
+            let h2 = config.alpn_protocols.iter().any(|p| p == ALPN_H2);
+            lab.add_tls_listener(address, h2);
+        }
+    }
     let router = routes::app(lab.clone());
     let mut loops = JoinSet::new();
     for (listener, config) in ports {
@@ -100,27 +101,30 @@ async fn serve_connection(
     let _ = stream.set_nodelay(true);
     let conn = Conn::open(&lab, peer, local);
     let tracked = TrackedStream::new(stream, conn.clone(), slot);
-    // The handshake is bounded like a request head (a slowloris guard).
-    let tls = tokio::select! {
-        shaken = tokio::time::timeout(lab.config().header_read_timeout, acceptor.accept(tracked)) => {
-            match shaken {
-                Ok(Ok(tls)) => tls,
-                Ok(Err(e)) => {
-                    // A browser that refuses the certificate ends here (its
-                    // alert), as does a client that is not speaking TLS.
-                    conn.set_reason(CloseReason::Error {
-                        message: format!("TLS handshake failed: {e}"),
-                    });
-                    return;
-                }
-                Err(_) => {
-                    conn.set_reason(CloseReason::HeaderReadTimeout);
-                    return;
-                }
-            }
+    // The handshake is bounded like a request head (a slowloris guard). The
+    // reason is recorded before the socket is dropped (its `Drop` reports).
+    let accept = acceptor.accept(tracked).into_fallible();
+    tokio::pin!(accept);
+    let shaken = tokio::select! {
+        shaken = &mut accept => shaken,
+        () = tokio::time::sleep(lab.config().header_read_timeout) => {
+            conn.set_reason(CloseReason::HeaderReadTimeout);
+            return;
         }
         () = lab.shutting_down() => {
             conn.set_reason(CloseReason::Shutdown);
+            return;
+        }
+    };
+    let tls = match shaken {
+        Ok(tls) => tls,
+        Err((e, socket)) => {
+            // A browser that refuses the certificate ends here (its alert),
+            // as does a client that is not speaking TLS.
+            conn.set_reason(CloseReason::Error {
+                message: format!("TLS handshake failed: {e}"),
+            });
+            drop(socket);
             return;
         }
     };
@@ -164,9 +168,7 @@ async fn serve_connection(
         builder
             .timer(TokioTimer::new())
             .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
-            .max_header_list_size(
-                u32::try_from(lab.config().max_header_bytes).unwrap_or(u32::MAX),
-            );
+            .max_header_list_size(u32::try_from(lab.config().max_header_bytes).unwrap_or(u32::MAX));
         let connection = builder.serve_connection(io, service);
         tokio::pin!(connection);
         tokio::select! {

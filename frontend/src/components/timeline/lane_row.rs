@@ -1,0 +1,111 @@
+//! One TCP connection as the server saw it: its name (left), its life and
+//! requests (middle), what it is doing or why it closed (right).
+
+use yew::prelude::*;
+
+use super::row::RowProps;
+use super::{Cap, LANE, WIDTH, cap, column_text, px, rect};
+use crate::state::Lane;
+use crate::tally::count;
+use crate::timeline::{Closer, Kind, Scale, Segment, lane_segments};
+
+/// One SVG path of rectangles for the `kind` segments that are (or are not)
+/// open; segments wholly before the visible window are left out, so earlier
+/// requests do not pile up at the left edge.
+fn lane_path(
+    segments: &[Segment],
+    scale: &Scale,
+    y: f64,
+    h: f64,
+    kind: Kind,
+    open: bool,
+) -> String {
+    use std::fmt::Write;
+    let mut d = String::new();
+    for s in segments
+        .iter()
+        .filter(|s| s.kind == kind && s.open == open && (open || s.to_ms >= scale.start_ms))
+    {
+        let x0 = scale.x(s.from_ms).round() as i64;
+        let x1 = if open { scale.right } else { scale.x(s.to_ms) }.round() as i64;
+        let w = (x1 - x0).max(2);
+        let _ = write!(
+            d,
+            "M{x0} {}h{w}v{}h-{w}z",
+            y.round() as i64,
+            h.round() as i64
+        );
+    }
+    d
+}
+
+/// What the connection is doing, or why it closed (short: the full reason
+/// is in the details panel).
+pub(super) fn lane_status(l: &Lane) -> String {
+    let doing = match &l.closed {
+        Some(c) => {
+            let reason = c.reason.label();
+            format!("✕ {}", reason.split(" (").next().unwrap_or(reason))
+        }
+        None => match l.requests.iter().rev().find(|r| r.finished.is_none()) {
+            Some(r) => format!(
+                "carrying {}",
+                r.tag
+                    .as_deref()
+                    .unwrap_or_else(|| r.target.split('?').next().unwrap_or(""))
+            ),
+            None => "open, idle".into(),
+        },
+    };
+    format!("{doing} · {}", count(l.requests_total as usize, "request"))
+}
+
+/// The row of connection `l` (its listeners come from [`super::row::Row`]).
+pub(super) fn lane_row(
+    l: &Lane,
+    props: &RowProps,
+    enter: Callback<MouseEvent>,
+    onfocus: Callback<FocusEvent>,
+) -> Html {
+    let (y, scale) = (props.y, &props.scale);
+    let segments = lane_segments(l, &props.clock);
+    let (life, requests) = segments
+        .split_first()
+        .map_or((None, &[][..]), |(a, b)| (Some(a), b));
+    let status = lane_status(l);
+    let end_cap = life
+        .filter(|s| !s.open)
+        .zip(l.closed.as_ref())
+        .map(|(s, c)| {
+            let mark = match Closer::of(&c.reason) {
+                Closer::Server => Cap::ByServer,
+                Closer::Browser => Cap::ByBrowser,
+                Closer::Reset => Cap::Cross,
+            };
+            cap(mark, scale.x(s.to_ms), y + 2.0)
+        });
+    let path = |kind, open: bool| lane_path(requests, scale, y + 3.0, LANE - 7.0, kind, open);
+    html! {
+        <g class={classes!("lane", l.closed.is_some().then_some("closed"), props.highlighted.then_some("hl"))}
+            data-conn={l.conn.0.to_string()}
+            data-reason={l.closed.as_ref().map(|c| c.reason.kind())}
+            data-in-flight={l.in_flight().to_string()}
+            tabindex="0" role="listitem"
+            aria-label={format!("connection {} from {} to {}: {status}", l.conn, l.peer, l.local_addr)}
+            onmouseenter={enter} {onfocus}>
+            <rect class="row-bg" x="0" y={px(y - 1.0)} width={px(WIDTH)} height={px(LANE)} />
+            { column_text("label", &format!("{} {}", l.conn, l.local_addr), y + LANE - 6.0, false) }
+            if let Some(life) = life {
+                { rect(life, scale, y + LANE / 2.0 - 1.5, 3.0) }
+            }
+            // All of a lane's requests in three paths (finished; still going,
+            // clipped at "now"; dropped unanswered): a busy lane changes one
+            // attribute per frame instead of creating an element per request.
+            <path class="seg-server" d={path(Kind::Server, false)} />
+            <path class="seg-server" clip-path="url(#until-now)" d={path(Kind::Server, true)} />
+            <path class="seg-server-dropped" d={path(Kind::ServerDropped, false)} />
+            { for end_cap }
+            { column_text("status", &status, y + LANE - 6.0, true) }
+        </g>
+    }
+}

@@ -1,0 +1,484 @@
+//! Both sides on one clock: the browser's requests above, this page's TCP
+//! connections below, one shared time axis, a live "now" line.
+//!
+//! Layout: three columns. Words live only in the left column (what a row
+//! is) and the right one (its connection, its `Connection` / `Keep-Alive`
+//! headers, a lane's state); bars live only in the middle. Text is cut to
+//! its column (and clipped to it), so a label never covers a bar, whatever
+//! the mode or the screen.
+//!
+//! Which lanes are drawn is decided in [`crate::timeline::LaneGroups`]: the
+//! run's and this page's, the page load's apart, earlier ones collapsed,
+//! other clients' never.
+//!
+//! Rows are components with value props, so a frame re-renders only the rows
+//! whose request or lane changed. Segments still in progress are drawn to
+//! the right edge of the plot and clipped by one rectangle that follows
+//! "now": a live frame moves that rectangle instead of re-rendering every row.
+
+mod details;
+mod lane_row;
+mod now_line;
+mod request_row;
+mod row;
+
+use std::rc::Rc;
+
+use protocol::ConnId;
+use yew::prelude::*;
+
+use crate::clock::ClockSync;
+use crate::palette;
+use crate::state::{Lane, Run};
+use crate::tally::count;
+use crate::timeline::{LaneGroups, Scale, Segment, fit};
+use details::details;
+use now_line::NowLine;
+use row::{Item, Row};
+
+/// Drawing width (the SVG scales to the page).
+const WIDTH: f64 = 1200.0;
+/// Left column: what each row is.
+const LABELS: f64 = 170.0;
+/// Right column: connection, headers, state.
+const NOTES: f64 = 380.0;
+/// Height of a request row.
+const ROW: f64 = 15.0;
+/// Height of a lane.
+const LANE: f64 = 17.0;
+/// Top axis.
+const AXIS: f64 = 20.0;
+/// A group's title line.
+const HEAD: f64 = 18.0;
+/// Characters that fit in a column of `width` at the largest text size
+/// (13 px in projector mode, about 7.2 px a character).
+const fn chars(width: f64) -> usize {
+    (width / 7.4) as usize
+}
+
+/// What the pointer or keyboard focus is on.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Focus {
+    /// Request `index` of the run.
+    Request(usize),
+    /// A connection lane.
+    Lane(ConnId),
+}
+
+/// Whole pixels: integers are cheaper to format and to set than `{:.1}`
+/// floats, and a live frame can set hundreds of them.
+fn px(v: f64) -> String {
+    (v.round() as i64).to_string()
+}
+
+/// `text` cut to `max` characters, with an ellipsis.
+fn cut(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        text.to_owned()
+    } else {
+        text.chars()
+            .take(max.saturating_sub(1))
+            .chain(['…'])
+            .collect()
+    }
+}
+
+/// A line of text in the left (`right` false) or right column, cut and
+/// clipped to it.
+fn column_text(class: &'static str, text: &str, y: f64, right: bool) -> Html {
+    let (x, clip, max) = if right {
+        (WIDTH - NOTES + 6.0, "url(#col-r)", chars(NOTES - 8.0))
+    } else {
+        (6.0, "url(#col-l)", chars(LABELS - 10.0))
+    };
+    html! {
+        <text class={class} x={px(x)} y={px(y)} clip-path={clip}>{ cut(text, max) }</text>
+    }
+}
+
+/// One segment. No tooltip per segment: the row's words and the details
+/// panel say what it is.
+fn rect(s: &Segment, scale: &Scale, y: f64, h: f64) -> Html {
+    let x0 = scale.x(s.from_ms);
+    let x1 = if s.open {
+        scale.right
+    } else {
+        scale.x(s.to_ms)
+    };
+    let clip = s.open.then_some("url(#until-now)");
+    html! {
+        <rect class={s.kind.class()} x={px(x0)} y={px(y)} width={px((x1 - x0).max(2.0))} height={px(h)} clip-path={clip} />
+    }
+}
+
+/// An end mark, drawn after a bar (its shape is in [`DEFS`]): a tick when
+/// done, a cross when aborted, dropped or reset, a triangle when failed, a
+/// square when the server closed the connection, a circle when the browser
+/// did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cap {
+    /// Done.
+    Done,
+    /// Aborted, dropped, reset: a cross.
+    Cross,
+    /// Failed.
+    Failed,
+    /// Closed by the server.
+    ByServer,
+    /// Closed by the browser.
+    ByBrowser,
+}
+
+/// `cap` right after `x`, in the 12-unit box below `y`.
+fn cap(cap: Cap, x: f64, y: f64) -> Html {
+    let href = match cap {
+        Cap::Done => "#cap-done",
+        Cap::Cross => "#cap-cross",
+        Cap::Failed => "#cap-failed",
+        Cap::ByServer => "#cap-server",
+        Cap::ByBrowser => "#cap-browser",
+    };
+    html! { <use {href} x={px(x)} y={px(y)} /> }
+}
+
+/// The legend: every state, with its pattern or mark and its words. Static
+/// markup: the marks are [`cap_path`]'s, written out.
+const LEGEND: &str = concat!(
+    r##"<div class="legend">"##,
+    r##"<span><svg width="24" height="12"><rect class="seg-queued" y="1" width="20" height="10"/></svg>queued in the browser (or connecting)</span>"##,
+    r##"<span><svg width="24" height="12"><rect class="seg-waiting" y="1" width="20" height="10"/></svg>at the server, waiting for the first byte</span>"##,
+    r##"<span><svg width="30" height="12"><rect class="seg-downloading" y="1" width="20" height="10"/><use href="#cap-done" x="20"/></svg>downloading, then ✓ done</span>"##,
+    r##"<span><svg width="30" height="12"><rect class="seg-aborted" y="1" width="20" height="10"/><use href="#cap-cross" x="20"/></svg>aborted by the page</span>"##,
+    r##"<span><svg width="30" height="12"><rect class="seg-failed" y="1" width="20" height="10"/><use href="#cap-failed" x="20"/></svg>failed</span>"##,
+    r##"<span><svg width="30" height="12"><rect class="seg-dropped" y="1" width="20" height="10"/><use href="#cap-cross" x="20"/></svg>attempt dropped unanswered, then re-sent</span>"##,
+    r##"<span><svg width="24" height="12"><rect class="seg-server" y="1" width="20" height="10"/></svg>request on its connection</span>"##,
+    r##"<span><svg width="24" height="12"><rect class="seg-conn" y="5" width="20" height="3"/></svg>connection open</span>"##,
+    r##"<span><svg width="14" height="12"><use href="#cap-server" x="6"/></svg>closed by the server</span>"##,
+    r##"<span><svg width="14" height="12"><use href="#cap-browser" x="6"/></svg>closed by the browser</span>"##,
+    r##"<span><svg width="14" height="12"><use href="#cap-cross" x="2"/></svg>reset (RST) or error</span>"##,
+    "</div>"
+);
+
+/// Patterns and the columns' clip rectangles (`col-l` is [`LABELS`] wide,
+/// `col-r` the last [`NOTES`] of [`WIDTH`]).
+const DEFS: &str = concat!(
+    r##"<defs>"##,
+    r##"<pattern id="hatch" width="6" height="6" patternUnits="userSpaceOnUse" patternTransform="rotate(45)"><rect class="p-q" width="6" height="6"/><line class="p-qi" x2="0" y2="6" stroke-width="2.5"/></pattern>"##,
+    r##"<pattern id="dots" width="5" height="5" patternUnits="userSpaceOnUse"><rect class="p-d" width="5" height="5"/><circle class="p-di" cx="2.5" cy="2.5" r="1.2"/></pattern>"##,
+    r##"<pattern id="xhatch" width="6" height="6" patternUnits="userSpaceOnUse"><rect class="p-b" width="6" height="6"/><path class="p-bi" d="M0 0l6 6M6 0l-6 6" stroke-width="1.2"/></pattern>"##,
+    r##"<pattern id="stripes" width="4" height="4" patternUnits="userSpaceOnUse"><rect class="p-b" width="4" height="4"/><path class="p-bi" d="M0 1h4" stroke-width="1.5"/></pattern>"##,
+    // End marks, each in a 12-unit box whose left edge is the bar's end.
+    r##"<path id="cap-done" class="cap" d="M2 0v12"/>"##,
+    r##"<path id="cap-cross" class="cap bad" d="M1 3l6 6m0 -6l-6 6"/>"##,
+    r##"<path id="cap-failed" class="cap bad fill" d="M1 2l7 4l-7 4z"/>"##,
+    r##"<path id="cap-server" class="cap fill" d="M-3 3h6v6h-6z"/>"##,
+    r##"<path id="cap-browser" class="cap" d="M-3 6a3 3 0 1 0 6 0a3 3 0 1 0 -6 0"/>"##,
+    r##"<clipPath id="col-l"><rect width="166" height="100000"/></clipPath>"##,
+    r##"<clipPath id="col-r"><rect x="820" width="380" height="100000"/></clipPath>"##,
+    r#"</defs>"#
+);
+
+/// What is not drawn as a lane: this page's events WebSocket, and other
+/// clients' connections from the same host.
+fn aside(g: &LaneGroups) -> String {
+    let mut words: Vec<String> = g
+        .monitors
+        .iter()
+        .map(|l| {
+            format!(
+                "{}: this page's live WebSocket, which does not take one of the six HTTP slots ({})",
+                l.conn,
+                l.closed.as_ref().map_or("open", |c| c.reason.label())
+            )
+        })
+        .collect();
+    if g.foreign > 0 {
+        words.push(format!(
+            "{} from your host carried none of this page's requests (another tab, browser or tool): not drawn",
+            count(g.foreign, "connection")
+        ));
+    }
+    words.join(". ")
+}
+
+/// Props of [`TimelineView`].
+#[derive(Properties)]
+pub struct TimelineProps {
+    /// The run shown.
+    pub run: Option<Rc<Run>>,
+    /// The page's connections, sorted for this run.
+    pub groups: LaneGroups,
+    /// Server clock ⇄ page clock.
+    pub clock: ClockSync,
+}
+
+impl PartialEq for TimelineProps {
+    fn eq(&self, other: &Self) -> bool {
+        super::same_option(&self.run, &other.run)
+            && self.groups == other.groups
+            && self.clock == other.clock
+    }
+}
+
+/// The timeline.
+#[component]
+pub fn TimelineView(props: &TimelineProps) -> Html {
+    let zoom = use_state(|| None::<(f64, f64)>);
+    let grown = use_state(|| 0.0_f64);
+    let focus = use_state(|| None::<Focus>);
+    // Stable across renders, so rows whose data did not change are skipped.
+    let on_focus = use_callback(focus.setter(), |f: Option<Focus>, set| set.set(f));
+    let Some(run) = &props.run else {
+        return html! {
+            <section class="timeline" aria-label="Timeline">
+                <h2>{ "Timeline" }</h2>
+                <p>{ "Fire a burst: its requests and the server's connections appear here, on one clock." }</p>
+            </section>
+        };
+    };
+    let g = &props.groups;
+    let live = run.is_live();
+    let drawn: Vec<&Lane> = g.run.iter().chain(&g.page_load).map(|l| &**l).collect();
+    let (fit_start, fit_end) = fit(run, &drawn, &props.clock, (*grown).max(run.started_ms));
+    let (start_ms, end_ms) = zoom.unwrap_or((fit_start, fit_end));
+    let scale = Scale {
+        start_ms,
+        end_ms,
+        left: LABELS,
+        right: WIDTH - NOTES - 12.0,
+    };
+    let highlight = match &*focus {
+        Some(Focus::Request(i)) => run.requests.get(*i).and_then(|r| r.conn),
+        Some(Focus::Lane(c)) => Some(*c),
+        None => None,
+    };
+    let on_overflow = {
+        let grown = grown.clone();
+        Callback::from(move |now: f64| {
+            if now > *grown {
+                grown.set(now + 1.0)
+            }
+        })
+    };
+    let set_zoom = |f: fn(Scale) -> Option<Scale>| {
+        let zoom = zoom.clone();
+        Callback::from(move |_: MouseEvent| zoom.set(f(scale).map(|s| (s.start_ms, s.end_ms))))
+    };
+    let onkeydown = {
+        let zoom = zoom.clone();
+        Callback::from(move |e: KeyboardEvent| {
+            let next = match e.key().as_str() {
+                "+" | "=" => Some(Some(scale.zoomed(0.5))),
+                "-" => Some(Some(scale.zoomed(2.0))),
+                "ArrowLeft" => Some(Some(scale.panned(-0.25))),
+                "ArrowRight" => Some(Some(scale.panned(0.25))),
+                "0" => Some(None),
+                _ => None,
+            };
+            if let Some(next) = next {
+                e.prevent_default();
+                zoom.set(next.map(|s| (s.start_ms, s.end_ms)));
+            }
+        })
+    };
+
+    // Vertical layout: the browser's rows, this page's lanes, the page
+    // load's lanes apart, then one line for what is not drawn.
+    let mut y = AXIS;
+    let browser_title = y + 12.0;
+    y += HEAD;
+    let rows_top = y;
+    y += run.requests.len() as f64 * ROW + 6.0;
+    let server_title = y + 12.0;
+    y += HEAD;
+    let lanes_top = y;
+    y += g.run.len() as f64 * LANE;
+    let page_load_title = y + 16.0;
+    if !g.page_load.is_empty() {
+        y += HEAD + 4.0;
+    }
+    let page_load_top = y;
+    y += g.page_load.len() as f64 * LANE;
+    let earlier_line = y + 14.0;
+    if g.earlier > 0 {
+        y += HEAD;
+    }
+    let height = y + 6.0;
+
+    let lane = |l: &Rc<Lane>, y: f64| {
+        html! {
+            <Row key={l.conn.0} item={Item::Lane(l.clone())} y={y} scale={scale} clock={props.clock}
+                highlighted={highlight == Some(l.conn)} on_focus={on_focus.clone()} />
+        }
+    };
+    let ticks = scale.ticks(run.started_ms, 8);
+    let uncertainty = match props.clock.uncertainty_ms() {
+        Some(u) => format!("Server times on this page's clock to ±{u:.2} ms."),
+        None => "Waiting for the clock sync with the server…".into(),
+    };
+    html! {
+        <section class="timeline" aria-label="Timeline">
+            <div class="zoom" role="toolbar" aria-label="Zoom and pan">
+                <h2>{ format!("Timeline of run {}", run.name()) }</h2>
+                <button onclick={set_zoom(|s| Some(s.zoomed(0.5)))} aria-label="Zoom in">{ "+" }</button>
+                <button onclick={set_zoom(|s| Some(s.zoomed(2.0)))} aria-label="Zoom out">{ "−" }</button>
+                <button onclick={set_zoom(|s| Some(s.panned(-0.25)))} aria-label="Earlier">{ "◀" }</button>
+                <button onclick={set_zoom(|s| Some(s.panned(0.25)))} aria-label="Later">{ "▶" }</button>
+                <button onclick={set_zoom(|_| None)}>{ "fit" }</button>
+                <span class="source">{ uncertainty }</span>
+            </div>
+            { Html::from_html_unchecked(AttrValue::Static(LEGEND)) }
+            <div class="scroll" tabindex="0" {onkeydown} aria-label="Timeline: + and - zoom, arrows pan, 0 fits">
+            <svg id="timeline" xmlns="http://www.w3.org/2000/svg" viewBox={format!("0 0 {WIDTH} {}", px(height))}
+                width="100%" role="list" aria-label="Requests and connections on one time axis">
+                <style>{ palette::CSS }</style>
+                { Html::from_html_unchecked(AttrValue::Static(DEFS)) }
+                <NowLine scale={scale} height={height} live={live} on_overflow={on_overflow} />
+                { for ticks.iter().filter(|(ms, _)| scale.x(*ms) < scale.right - 30.0).map(|(ms, text)| {
+                    let x = px(scale.x(*ms));
+                    html! { <g class="tick">
+                        <line x1={x.clone()} x2={x.clone()} y1={px(AXIS)} y2={px(height)} />
+                        <text x={x} y="16" dx="3">{ text.clone() }</text>
+                    </g> }
+                }) }
+                <text class="section" x="6" y={px(browser_title)}>{ format!("BROWSER: {} of run {}", count(run.requests.len(), "request"), run.name()) }</text>
+                { column_text("section", "CONNECTION · RESPONSE HEADERS", browser_title, true) }
+                // Keyed by position, not by tag: the next run's rows patch these
+                // elements instead of creating 200 new ones.
+                { for run.requests.iter().enumerate().map(|(i, r)| {
+                    let highlighted = highlight.is_some()
+                        && (r.conn == highlight || r.attempts.iter().any(|a| Some(a.conn) == highlight));
+                    html! {
+                        <Row key={i} item={Item::Request(i, r.clone(), g.uses.get(i).copied().flatten())}
+                            y={rows_top + i as f64 * ROW} scale={scale} clock={props.clock}
+                            highlighted={highlighted} on_focus={on_focus.clone()} />
+                    }
+                }) }
+                <text class="section" x="6" y={px(server_title)}>{ format!("SERVER: {} of this page", count(g.run.len(), "connection")) }</text>
+                { for g.run.iter().enumerate().map(|(i, l)| lane(l, lanes_top + i as f64 * LANE)) }
+                if !g.page_load.is_empty() {
+                    <text class="section" x="6" y={px(page_load_title)}>{ format!("PAGE LOAD: {}", count(g.page_load.len(), "connection")) }</text>
+                    { column_text("note", "the page's files, and Chromium's spare", page_load_title, true) }
+                    { for g.page_load.iter().enumerate().map(|(i, l)| lane(l, page_load_top + i as f64 * LANE)) }
+                }
+                if g.earlier > 0 {
+                    <text class="note" x="6" y={px(earlier_line)}>
+                        { format!("+ {} of this page, closed before this run or opened after it: not drawn", count(g.earlier, "earlier connection")) }
+                    </text>
+                }
+            </svg>
+            </div>
+            <p class="details" aria-live="polite">{ details(&focus, run, g, &props.clock) }</p>
+            <p class="aside" data-foreign={g.foreign.to_string()}>{ aside(g) }</p>
+        </section>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use protocol::{CloseReason, RequestId, RequestOutcome};
+
+    use super::*;
+    use crate::settings::Credentials;
+    use crate::state::{Attempt, BrowserRequest, KeepAliveHeaders, LaneClose, PoolKey};
+    use crate::tally::ConnUse;
+
+    #[test]
+    fn each_request_shows_its_connections_and_its_keep_alive_headers() {
+        let pool = PoolKey {
+            origin: "http://h".into(),
+            credentials: Credentials::Default,
+        };
+        let attempt = |conn: u64, request: u64| Attempt {
+            conn: ConnId(conn),
+            request: RequestId(request),
+            seq: 1,
+            conn_opened_us: None,
+            start_us: request,
+            response_us: None,
+            end_us: None,
+            outcome: None,
+            dropped: None,
+        };
+        let mut r = BrowserRequest::new("b1-2".into(), "/api/fast?id=b1-2".into(), pool);
+        r.attempts = vec![
+            Attempt {
+                outcome: Some(RequestOutcome::Aborted),
+                ..attempt(1, 1)
+            },
+            attempt(2, 2),
+        ];
+        (r.conn, r.request) = (Some(ConnId(2)), Some(RequestId(2)));
+        r.keep_alive = KeepAliveHeaders::parse(None, Some("timeout=5, max=99"));
+        let words = request_row::connection_words(&r, Some(ConnUse::Spare));
+        assert_eq!(words, "c1 ✕ → c2 spare · Keep-Alive: timeout=5, max=99");
+        assert!(
+            words.chars().count() <= chars(NOTES - 8.0),
+            "fits its column"
+        );
+        r.keep_alive = KeepAliveHeaders::parse(Some("close"), None);
+        assert!(request_row::connection_words(&r, None).ends_with("· Connection: close"));
+    }
+
+    #[test]
+    fn lane_states_are_words_with_counts_pluralised() {
+        let mut lane = Lane {
+            conn: ConnId(4),
+            peer: "127.0.0.1:1".into(),
+            local_addr: "127.0.0.1:8080".into(),
+            local_port: 8080,
+            session: None,
+            opened_us: 0,
+            upgraded: None,
+            requests: vec![],
+            requests_total: 1,
+            closed: None,
+        };
+        assert_eq!(lane_row::lane_status(&lane), "open, idle · 1 request");
+        lane.requests_total = 2;
+        lane.closed = Some(LaneClose {
+            at_us: 1,
+            reason: CloseReason::IdleTimeout,
+            bytes_in: 0,
+            bytes_out: 0,
+        });
+        assert_eq!(lane_row::lane_status(&lane), "✕ idle timeout · 2 requests");
+    }
+
+    #[test]
+    fn words_are_cut_to_their_column_and_the_clips_match_the_columns() {
+        assert_eq!(cut("abcdef", 4), "abc…");
+        assert_eq!(cut("abc", 4), "abc");
+        assert!(DEFS.contains(&format!(
+            r#"<clipPath id="col-l"><rect width="{}""#,
+            LABELS - 4.0
+        )));
+        assert!(DEFS.contains(&format!(
+            r#"<clipPath id="col-r"><rect x="{}" width="{}""#,
+            WIDTH - NOTES,
+            NOTES
+        )));
+        for mark in [
+            "cap-done",
+            "cap-cross",
+            "cap-failed",
+            "cap-server",
+            "cap-browser",
+        ] {
+            assert!(DEFS.contains(&format!(r#"id="{mark}""#)), "{mark} defined");
+            assert!(LEGEND.contains(&format!("#{mark}")), "{mark} in the legend");
+        }
+        for class in [
+            "seg-queued",
+            "seg-waiting",
+            "seg-downloading",
+            "seg-aborted",
+            "seg-failed",
+            "seg-dropped",
+            "seg-server",
+            "seg-conn",
+        ] {
+            assert!(LEGEND.contains(class), "{class} in the legend");
+        }
+    }
+}

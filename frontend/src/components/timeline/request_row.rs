@@ -1,0 +1,105 @@
+//! One request of the run: what it is (left), its bars with one per attempt
+//! the server saw (middle), its connection and response headers (right).
+
+use yew::prelude::*;
+
+use super::row::RowProps;
+use super::{Cap, ROW, WIDTH, cap, column_text, px};
+use crate::state::{BrowserRequest, Phase};
+use crate::tally::ConnUse;
+use crate::timeline::{Kind, request_segments};
+
+/// Its state in a few words, for the left column.
+fn state_words(r: &BrowserRequest) -> &'static str {
+    match r.phase {
+        Phase::Pending => "not sent yet",
+        Phase::Queued if !r.attempts.is_empty() => "queued again",
+        Phase::Queued => "queued",
+        Phase::AtServer => "at the server",
+        Phase::Downloading => "downloading",
+        Phase::Done => "✓ done",
+        Phase::Aborted => "✕ aborted",
+        Phase::Failed => "▶ failed",
+    }
+}
+
+/// Its connections (each dropped attempt's, then the answer's) and the
+/// response's `Connection` / `Keep-Alive` headers, for the right column.
+pub(super) fn connection_words(r: &BrowserRequest, usage: Option<ConnUse>) -> String {
+    let mut parts: Vec<String> = r
+        .attempts
+        .iter()
+        .filter(|a| a.unanswered())
+        .map(|a| format!("{} ✕", a.conn))
+        .collect();
+    if !r.dropped()
+        && let Some(c) = r.conn
+    {
+        parts.push(match usage {
+            Some(u) => format!("{c} {}", u.words()),
+            None => c.to_string(),
+        });
+    }
+    let mut words = parts.join(" → ");
+    if let Some(h) = r.keep_alive.words() {
+        words += &format!(" · {h}");
+    }
+    words
+}
+
+/// The row of request `index` (its listeners come from [`super::row::Row`]).
+pub(super) fn request_row(
+    index: usize,
+    r: &BrowserRequest,
+    usage: Option<ConnUse>,
+    props: &RowProps,
+    enter: Callback<MouseEvent>,
+    onfocus: Callback<FocusEvent>,
+) -> Html {
+    let (y, scale) = (props.y, &props.scale);
+    let segments = request_segments(r, &props.clock);
+    let note = connection_words(r, usage);
+    let label = format!(
+        "request {} ({}): {}; {}",
+        index + 1,
+        r.tag,
+        r.phase.label(),
+        note
+    );
+    let (top, h) = (y + 2.0, ROW - 5.0);
+    let end_cap = segments.last().filter(|s| !s.open).and_then(|s| {
+        let c = match r.phase {
+            Phase::Done => Cap::Done,
+            Phase::Aborted => Cap::Cross,
+            Phase::Failed => Cap::Failed,
+            _ => return None,
+        };
+        Some(cap(c, scale.x(s.to_ms), y))
+    });
+    html! {
+        <g class={classes!("req", r.phase.name(), props.highlighted.then_some("hl"), r.resent().then_some("resent"))}
+            data-tag={r.tag.clone()} data-phase={r.phase.name()}
+            data-conn={r.conn.map(|c| c.0.to_string())} data-attempts={r.attempts.len().to_string()}
+            tabindex="0" role="listitem" aria-label={label}
+            onmouseenter={enter} {onfocus}>
+            <rect class="row-bg" x="0" y={px(y - 1.0)} width={px(WIDTH)} height={px(ROW)} />
+            { column_text("label", &format!("#{:<3} {}", index + 1, state_words(r)), y + ROW - 5.0, false) }
+            { for segments.iter().map(|s| {
+                let x0 = scale.x(s.from_ms);
+                let x1 = if s.open { scale.right } else { scale.x(s.to_ms) };
+                let attempt = s.attempt.and_then(|k| r.attempts.get(k).map(|a| (k, a)));
+                html! { <>
+                    <rect class={s.kind.class()} x={px(x0)} y={px(top)} width={px((x1 - x0).max(2.0))} height={px(h)}
+                        clip-path={s.open.then_some("url(#until-now)")}
+                        data-attempt={attempt.map(|(k, _)| (k + 1).to_string())}
+                        data-conn={attempt.map(|(_, a)| a.conn.0.to_string())} />
+                    if s.kind == Kind::Dropped {
+                        { cap(Cap::Cross, x1, y) }
+                    }
+                </> }
+            }) }
+            { for end_cap }
+            { column_text("note", &note, y + ROW - 5.0, true) }
+        </g>
+    }
+}

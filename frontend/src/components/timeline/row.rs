@@ -1,0 +1,69 @@
+//! One row of the timeline, a request or a connection, as one component:
+//! a row re-renders only when its own request or lane changed (props compare
+//! by pointer). One component type for both kinds of row, because each yew
+//! component type costs about 2 KB of compressed WebAssembly.
+
+use std::rc::Rc;
+
+use yew::prelude::*;
+
+use super::Focus;
+use super::lane_row::lane_row;
+use super::request_row::request_row;
+use crate::clock::ClockSync;
+use crate::state::{BrowserRequest, Lane};
+use crate::tally::ConnUse;
+use crate::timeline::Scale;
+
+/// What a row shows.
+pub(super) enum Item {
+    /// Request `index` of the run, and how it went on its connection.
+    Request(usize, Rc<BrowserRequest>, Option<ConnUse>),
+    /// A connection.
+    Lane(Rc<Lane>),
+}
+
+#[derive(Properties)]
+pub(super) struct RowProps {
+    pub item: Item,
+    pub y: f64,
+    pub scale: Scale,
+    pub clock: ClockSync,
+    pub highlighted: bool,
+    pub on_focus: Callback<Option<Focus>>,
+}
+
+impl PartialEq for RowProps {
+    fn eq(&self, other: &Self) -> bool {
+        let same_item = match (&self.item, &other.item) {
+            (Item::Request(i, a, u), Item::Request(j, b, v)) => {
+                i == j && u == v && super::super::same(a, b)
+            }
+            (Item::Lane(a), Item::Lane(b)) => super::super::same(a, b),
+            _ => false,
+        };
+        same_item
+            && self.y == other.y
+            && self.scale == other.scale
+            && self.clock == other.clock
+            && self.highlighted == other.highlighted
+            && self.on_focus == other.on_focus
+    }
+}
+
+#[component]
+pub(super) fn Row(props: &RowProps) -> Html {
+    let focus = Some(match &props.item {
+        Item::Request(i, ..) => Focus::Request(*i),
+        Item::Lane(l) => Focus::Lane(l.conn),
+    });
+    let enter = props.on_focus.reform({
+        let focus = focus.clone();
+        move |_: MouseEvent| focus.clone()
+    });
+    let onfocus = props.on_focus.reform(move |_: FocusEvent| focus.clone());
+    match &props.item {
+        Item::Request(i, r, usage) => request_row(*i, r, *usage, props, enter, onfocus),
+        Item::Lane(l) => lane_row(l, props, enter, onfocus),
+    }
+}

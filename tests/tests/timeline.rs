@@ -1,0 +1,467 @@
+//! A timeline a room can trust (issue 9, item 4), in real headless Chromium,
+//! compared with the server's own record:
+//!
+//! - the keep-alive race: each silently re-sent request is drawn as two
+//!   attempts, each on the connection the server recorded for it, the first
+//!   one dropped on a connection that closed in the race; and in projector
+//!   mode at 1280 px no label covers a bar or another label;
+//! - a lesson at 1280×720: its Run button and the timeline's first lane are
+//!   on one screen;
+//! - the lanes drawn are exactly this page's: a second tab's connections and
+//!   a tool's request from the same host are never drawn in the first.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use keepalive_lab_server::Config;
+use keepalive_lab_tests::chromium::Chromium;
+use keepalive_lab_tests::{dist_dir, eventually, start_server};
+use protocol::{CloseReason, ConnId, Micros, ServerEvent, SessionId};
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::broadcast::Receiver;
+
+const LIMIT: Duration = Duration::from_secs(30);
+
+/// Timing-sensitive (the race): one browser at a time.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn config() -> Config {
+    Config {
+        dist_dir: dist_dir(),
+        ..Config::default()
+    }
+}
+
+fn drain(events: &mut Receiver<ServerEvent>, into: &mut Vec<ServerEvent>) {
+    while let Ok(event) = events.try_recv() {
+        into.push(event);
+    }
+}
+
+/// The `name=` query parameter of a target.
+fn param<'a>(target: &'a str, name: &str) -> Option<&'a str> {
+    target
+        .split_once('?')?
+        .1
+        .split('&')
+        .find_map(|p| p.strip_prefix(name)?.strip_prefix('='))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_keep_alive_race_draws_each_attempt_on_the_connection_the_server_recorded() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let (addr, lab) = start_server(config()).await;
+    let (_, mut events) = lab.subscribe(None);
+    let mut chrome = Chromium::launch().await;
+    let page = chrome
+        .open_live(&format!(
+            "http://{addr}/#count=4&endpoint=race&drop=fin&order=sequential"
+        ))
+        .await;
+    chrome.set_viewport(&page, 1280, 720).await;
+    chrome
+        .eval(&page, "document.getElementById('fire').click()")
+        .await;
+    eventually("all 4 requests done", LIMIT, async || {
+        let done = chrome
+            .eval(
+                &page,
+                "document.querySelectorAll('g.req[data-phase=done]').length",
+            )
+            .await;
+        (done == 4).then_some(())
+    })
+    .await;
+
+    // The server's record: every attempt of every tag, in order, on its
+    // connection; and the connections closed in the race.
+    let mut seen = Vec::new();
+    let mut recorded: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    let mut raced: BTreeSet<u64> = BTreeSet::new();
+    eventually("the server's record of every attempt", LIMIT, async || {
+        drain(&mut events, &mut seen);
+        recorded.clear();
+        raced.clear();
+        for event in &seen {
+            match event {
+                ServerEvent::RequestStarted { conn, target, .. } => {
+                    if let Some(tag) = param(target, "id") {
+                        recorded.entry(tag.to_owned()).or_default().push(conn.0);
+                    }
+                }
+                ServerEvent::ConnectionClosed {
+                    conn,
+                    reason: CloseReason::KeepAliveRace { .. },
+                    ..
+                } => {
+                    raced.insert(conn.0);
+                }
+                _ => {}
+            }
+        }
+        (recorded.values().filter(|a| a.len() == 2).count() == 3 && raced.len() == 3).then_some(())
+    })
+    .await;
+
+    // What the page draws: per request, each attempt (data-attempt) with its
+    // connection, and whether it was drawn as dropped. (Server times are
+    // placed once the clock sync has its first sample.)
+    let drawn = eventually("every attempt drawn", LIMIT, async || {
+        let drawn = chrome
+            .eval(
+                &page,
+                "Object.fromEntries([...document.querySelectorAll('g.req')].map(g => [g.dataset.tag, \
+                   [...g.querySelectorAll('[data-attempt]')].map(e => \
+                     [Number(e.dataset.attempt), Number(e.dataset.conn), e.classList.contains('seg-dropped')])]))",
+            )
+            .await;
+        let attempts = drawn
+            .as_object()?
+            .values()
+            .filter_map(|a| a.as_array())
+            .flatten()
+            .filter(|a| a[2] == true || a[0] != 0)
+            .count();
+        (attempts >= 7).then_some(drawn)
+    })
+    .await;
+    let drawn: BTreeMap<String, Vec<(usize, u64, bool)>> =
+        serde_json::from_value(drawn).expect("attempts drawn");
+    assert_eq!(drawn.len(), 4, "{drawn:?}");
+    for (tag, conns) in &recorded {
+        let mut attempts: BTreeMap<usize, (u64, bool)> = BTreeMap::new();
+        for (n, conn, dropped) in &drawn[tag] {
+            let e = attempts.entry(*n).or_insert((*conn, *dropped));
+            assert_eq!(e.0, *conn, "{tag}: one connection per attempt");
+            e.1 |= *dropped;
+        }
+        let shown: Vec<u64> = attempts.values().map(|a| a.0).collect();
+        assert_eq!(
+            &shown, conns,
+            "{tag}: the page draws each attempt on the connection the server recorded"
+        );
+        if conns.len() == 2 {
+            assert!(
+                attempts[&1].1 && !attempts[&2].1,
+                "{tag}: the first attempt is drawn dropped, the second answered: {attempts:?}"
+            );
+            assert!(
+                raced.contains(&conns[0]),
+                "{tag}: its first attempt's connection closed in the race"
+            );
+        }
+    }
+    // The first attempts' lanes say why they closed.
+    for conn in &raced {
+        let reason = chrome
+            .eval(
+                &page,
+                &format!("document.querySelector('g.lane[data-conn=\"{conn}\"]')?.dataset.reason"),
+            )
+            .await;
+        assert_eq!(
+            reason, "keep_alive_race",
+            "c{conn} drawn with its close reason"
+        );
+    }
+    let resent = chrome
+        .eval(&page, "document.getElementById('resent')?.textContent")
+        .await;
+    assert_eq!(resent, "3");
+
+    // Projector mode at 1280 px: no label covers a bar or another label.
+    chrome
+        .eval(
+            &page,
+            "[...document.querySelectorAll('header button')].find(b => b.textContent.includes('Projector')).click()",
+        )
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    chrome
+        .screenshot_if_asked(&page, "timeline-race-projector")
+        .await;
+    let overlaps = chrome
+        .eval(
+            &page,
+            "(() => { \
+               const svg = document.getElementById('timeline'); \
+               const box = e => e.getBoundingClientRect(); \
+               const hit = (a, b) => a.left < b.right - 0.5 && b.left < a.right - 0.5 && a.top < b.bottom - 0.5 && b.top < a.bottom - 0.5; \
+               const texts = [...svg.querySelectorAll('text')].filter(t => t.textContent.trim() && !t.closest('.tick')).map(t => [t.textContent, box(t)]); \
+               const bars = [...svg.querySelectorAll('g.req rect:not(.row-bg), g.lane rect:not(.row-bg), g.lane path, g.req use, g.lane use')] \
+                 .map(b => [b.getAttribute('class') || b.tagName, box(b)]).filter(b => b[1].width > 0); \
+               const out = []; \
+               texts.forEach(([t, a], i) => { \
+                 bars.forEach(([c, b]) => { if (hit(a, b)) out.push(`${t} / ${c}`); }); \
+                 texts.slice(i + 1).forEach(([u, b]) => { if (hit(a, b)) out.push(`${t} / ${u}`); }); \
+               }); \
+               return [out, texts.length, innerWidth]; })()",
+        )
+        .await;
+    assert_eq!(overlaps[2], 1280);
+    assert!(
+        overlaps[1].as_u64().unwrap_or(0) >= 12,
+        "labels measured: {overlaps}"
+    );
+    assert_eq!(overlaps[0], serde_json::json!([]), "labels overlapping");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lesson_at_1280_by_720_shows_its_run_button_and_the_first_lane_on_one_screen() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let (addr, _lab) = start_server(config()).await;
+    let mut chrome = Chromium::launch().await;
+    let page = chrome
+        .open_lesson(&format!("http://{addr}/"), "six-lanes")
+        .await;
+    chrome.set_viewport(&page, 1280, 720).await;
+    // Predict and run, as a learner does; the lesson fires 12 requests.
+    chrome
+        .eval(
+            &page,
+            "(() => { const i = document.getElementById('prediction'); \
+               Object.getOwnPropertyDescriptor(HTMLInputElement.prototype, 'value').set.call(i, '6'); \
+               i.dispatchEvent(new Event('input', { bubbles: true })); })()",
+        )
+        .await;
+    eventually("the prediction locked in", LIMIT, async || {
+        let ok = chrome
+            .eval(
+                &page,
+                "(() => { const b = document.getElementById('predict'); \
+                   if (b && !b.disabled) { b.click(); return true; } return false; })()",
+            )
+            .await;
+        ok.as_bool().filter(|b| *b)
+    })
+    .await;
+    eventually("the Run button", LIMIT, async || {
+        let ok = chrome
+            .eval(
+                &page,
+                "(() => { const b = document.getElementById('run-lesson'); \
+                   if (b && !b.disabled) { b.click(); return true; } return false; })()",
+            )
+            .await;
+        ok.as_bool().filter(|b| *b)
+    })
+    .await;
+    // While it runs: 12 requests drawn, six at the server on six lanes.
+    let seen = eventually("the run drawn with its lanes", LIMIT, async || {
+        let v = chrome
+            .eval(
+                &page,
+                "(() => { const r = e => e && e.getBoundingClientRect(); \
+                   const run = r(document.getElementById('run-lesson')); \
+                   const lane = r(document.querySelector('svg#timeline g.lane')); \
+                   const rows = document.querySelectorAll('svg#timeline g.req').length; \
+                   if (!lane || rows < 12) return null; \
+                   return { run: [run.top, run.bottom], lane: [lane.top, lane.bottom], rows, \
+                            stage: document.querySelector('section.lesson').dataset.stage, \
+                            scroll: scrollY, width: innerWidth, height: innerHeight }; })()",
+            )
+            .await;
+        (!v.is_null()).then_some(v)
+    })
+    .await;
+    chrome.screenshot_if_asked(&page, "lesson-1280x720").await;
+    assert_eq!(
+        (seen["width"].as_f64(), seen["height"].as_f64()),
+        (Some(1280.0), Some(720.0))
+    );
+    assert_eq!(
+        seen["scroll"].as_f64(),
+        Some(0.0),
+        "nothing scrolled: {seen}"
+    );
+    let within = |pair: &Value| {
+        let (top, bottom) = (pair[0].as_f64().unwrap(), pair[1].as_f64().unwrap());
+        top >= 0.0 && bottom <= 720.0
+    };
+    assert!(within(&seen["run"]), "the Run button is on screen: {seen}");
+    assert!(within(&seen["lane"]), "the first lane is on screen: {seen}");
+}
+
+/// A tool on the same host (think curl): one request, no session.
+async fn a_tool_request(addr: std::net::SocketAddr) {
+    let mut socket = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    socket
+        .write_all(format!("GET /api/fast HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes())
+        .await
+        .expect("write");
+    let mut answer = [0_u8; 256];
+    let n = socket.read(&mut answer).await.expect("read");
+    assert!(
+        answer[..n].starts_with(b"HTTP/1.1 200"),
+        "{:?}",
+        String::from_utf8_lossy(&answer[..n])
+    );
+    // Kept open: an idle connection from the page's host, not the page's.
+    std::mem::forget(socket);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lanes_drawn_are_exactly_this_pages_never_another_tabs_or_a_tools() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let (addr, lab) = start_server(config()).await;
+    let (_, mut events) = lab.subscribe(None);
+    let mut chrome = Chromium::launch().await;
+    let first = chrome
+        .open_live(&format!("http://{addr}/#count=3&endpoint=fast"))
+        .await;
+    let mine: SessionId = chrome
+        .session_of(&first)
+        .await
+        .session()
+        .cloned()
+        .expect("a session");
+    chrome
+        .eval(&first, "document.getElementById('fire').click()")
+        .await;
+    eventually("3 requests done in the first tab", LIMIT, async || {
+        let done = chrome
+            .eval(
+                &first,
+                "document.querySelectorAll('g.req[data-phase=done]').length",
+            )
+            .await;
+        (done == 3).then_some(())
+    })
+    .await;
+    // A second tab (its own session, its own pool: credentials omitted),
+    // and a tool's request from the same host.
+    let second = chrome
+        .open_live(&format!(
+            "http://{addr}/#count=3&endpoint=fast&credentials=omit"
+        ))
+        .await;
+    let theirs = chrome
+        .session_of(&second)
+        .await
+        .session()
+        .cloned()
+        .expect("a session");
+    assert_ne!(mine, theirs);
+    chrome
+        .eval(&second, "document.getElementById('fire').click()")
+        .await;
+    eventually("3 requests done in the second tab", LIMIT, async || {
+        let done = chrome
+            .eval(
+                &second,
+                "document.querySelectorAll('g.req[data-phase=done]').length",
+            )
+            .await;
+        (done == 3).then_some(())
+    })
+    .await;
+    a_tool_request(addr).await;
+
+    // The server's record: when each connection opened, whose it became,
+    // what it carried.
+    let mut seen = Vec::new();
+    let mut opened: BTreeMap<ConnId, Micros> = BTreeMap::new();
+    let mut owner: BTreeMap<ConnId, SessionId> = BTreeMap::new();
+    let mut carried: BTreeMap<ConnId, Vec<String>> = BTreeMap::new();
+    let mut monitors: Vec<(Micros, ConnId)> = Vec::new();
+    eventually("the tool's request recorded", LIMIT, async || {
+        drain(&mut events, &mut seen);
+        opened.clear();
+        owner.clear();
+        carried.clear();
+        monitors.clear();
+        for event in &seen {
+            match event {
+                ServerEvent::ConnectionOpened { conn, at_us, .. } => {
+                    opened.insert(*conn, *at_us);
+                }
+                ServerEvent::ConnectionAttributed { conn, session, .. } => {
+                    owner.insert(*conn, session.clone());
+                }
+                ServerEvent::RequestStarted { conn, target, .. } => {
+                    carried.entry(*conn).or_default().push(target.clone());
+                }
+                ServerEvent::ConnectionUpgraded { conn, .. } => {
+                    monitors.push((opened.get(conn).copied().unwrap_or(0), *conn));
+                }
+                _ => {}
+            }
+        }
+        carried
+            .values()
+            .any(|t| t.iter().any(|t| t == "/api/fast"))
+            .then_some(())
+    })
+    .await;
+    monitors.sort();
+    // The first tab went live when its events socket opened: everything
+    // opened before was its page load (nothing else had connected yet).
+    let first_live = monitors
+        .iter()
+        .find(|(_, c)| owner.get(c) == Some(&mine))
+        .map(|m| m.0)
+        .expect("the first tab's events socket");
+    let page_load: BTreeSet<ConnId> = opened
+        .iter()
+        .filter(|(c, at)| **at < first_live && !monitors.iter().any(|m| m.1 == **c))
+        .map(|(c, _)| *c)
+        .collect();
+    let ours = |c: &ConnId| owner.get(c) == Some(&mine) || page_load.contains(c);
+    let run_conns: BTreeSet<ConnId> = carried
+        .iter()
+        .filter(|(_, targets)| {
+            targets
+                .iter()
+                .any(|t| param(t, "session") == Some(mine.as_str()) && param(t, "id").is_some())
+        })
+        .map(|(c, _)| *c)
+        .collect();
+    let others: BTreeSet<ConnId> = opened.keys().filter(|c| !ours(c)).copied().collect();
+    assert!(
+        others.iter().any(|c| owner.get(c) == Some(&theirs)),
+        "the second tab has connections of its own: {owner:?}"
+    );
+
+    // Back to the first tab (a tab in the background does not redraw).
+    chrome.bring_to_front(&first).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let drawn = chrome
+        .eval(
+            &first,
+            "[...document.querySelectorAll('svg#timeline g.lane')].map(g => Number(g.dataset.conn))",
+        )
+        .await;
+    let drawn: BTreeSet<ConnId> = serde_json::from_value::<Vec<u64>>(drawn)
+        .expect("lanes")
+        .into_iter()
+        .map(ConnId)
+        .collect();
+    chrome
+        .screenshot_if_asked(&first, "timeline-own-lanes")
+        .await;
+    for conn in &drawn {
+        assert!(
+            ours(conn),
+            "{conn} is drawn in the first tab but is not its own (owner {:?}, carried {:?})",
+            owner.get(conn),
+            carried.get(conn)
+        );
+    }
+    assert!(
+        run_conns.is_subset(&drawn),
+        "every connection of the first tab's run is drawn: {run_conns:?} in {drawn:?}"
+    );
+    assert!(drawn.is_disjoint(&others), "none of {others:?} drawn");
+    // Counted apart, in words, never drawn.
+    eventually("the tool's connection counted apart", LIMIT, async || {
+        let foreign = chrome
+            .eval(
+                &first,
+                "Number(document.querySelector('.timeline .aside')?.dataset.foreign || 0)",
+            )
+            .await;
+        (foreign.as_u64().unwrap_or(0) >= 1).then_some(())
+    })
+    .await;
+}

@@ -133,10 +133,11 @@ impl Lane {
 pub enum Phase {
     /// Sequential bursts: not called yet.
     Pending,
-    /// `fetch` called; the server has not seen it: it waits in the browser
-    /// for a free connection.
+    /// `fetch` called; no attempt of it is at the server: it waits in the
+    /// browser for a free connection (or, its attempt dropped unanswered, to
+    /// be re-sent or failed).
     Queued,
-    /// The server has its head: it is on a connection.
+    /// The server has its head (this attempt's): it is on a connection.
     AtServer,
     /// The response head arrived; the body is downloading.
     Downloading,

@@ -102,22 +102,22 @@ pub fn App(props: &AppProps) -> Html {
     };
     let view = use_state(view_from_location);
     // Where the lab's middlebox listens (an origin of its own).
-    let middlebox_port = use_state(|| None::<u16>);
+    // `None` until asked; then the port, if the lab runs a middlebox.
+    let middlebox_port = use_state(|| None::<Option<u16>>);
     {
         let (middlebox_port, session) = (middlebox_port.clone(), state.session.clone());
         use_effect_with((), move |()| {
             wasm_bindgen_futures::spawn_local(async move {
                 let path = format!("/api/middlebox?session={session}");
-                if let Ok(view) =
+                let view =
                     crate::services::session::json::<protocol::MiddleboxView>("GET", &path, None)
-                        .await
-                {
-                    let port = view
-                        .listeners
+                        .await;
+                let port = view.ok().and_then(|view| {
+                    view.listeners
                         .iter()
-                        .find_map(|l| l.rsplit_once(':').and_then(|(_, p)| p.parse().ok()));
-                    middlebox_port.set(port);
-                }
+                        .find_map(|l| l.rsplit_once(':').and_then(|(_, p)| p.parse().ok()))
+                });
+                middlebox_port.set(Some(port));
             });
         });
     }
@@ -125,7 +125,7 @@ pub fn App(props: &AppProps) -> Html {
     let fire = {
         let (state, selected) = (state.clone(), selected.clone());
         let runs_allocated = runs_allocated.clone();
-        let middlebox = *middlebox_port;
+        let middlebox = middlebox_port.flatten();
         Callback::from(move |settings: BurstSettings| -> Result<u32, String> {
             let origin = burst::page_origin().and_then(|page| {
                 resolve_origin(settings.target, &page, &state.listeners, middlebox)
@@ -264,7 +264,8 @@ pub fn App(props: &AppProps) -> Html {
                     aria-current={(*view == View::Workbench).then_some("page")}>{ "Workbench" }</a>
             </nav>
             if let View::Lessons(lesson) = (*view).clone() {
-                <LessonView {lesson} state={state.clone()} fire={fire.clone()} send={send.clone()} open={open_lesson} />
+                <LessonView {lesson} state={state.clone()} fire={fire.clone()} send={send.clone()} open={open_lesson}
+                    ready={middlebox_port.is_some()} />
                 <TimelineView run={run.clone()} groups={groups} clock={state.clock} />
             } else {
                 <div class="bench">

@@ -5,7 +5,6 @@
 //! runner's commands.
 
 use std::cell::RefCell;
-use std::rc::Rc;
 
 use gloo_timers::callback::Interval;
 use protocol::ClientMessage;
@@ -30,6 +29,8 @@ pub struct LessonViewProps {
     pub send: Callback<ClientMessage>,
     /// Opens a lesson (or the list, `None`).
     pub open: Callback<Option<&'static str>>,
+    /// Everything a lesson may aim at is known (the middlebox's port).
+    pub ready: bool,
 }
 
 /// The list, or one lesson.
@@ -61,7 +62,8 @@ pub fn LessonView(props: &LessonViewProps) -> Html {
         }
         Some(lesson) => html! {
             <LessonPage key={lesson.id()} {lesson} state={props.state.clone()}
-                fire={props.fire.clone()} send={props.send.clone()} open={props.open.clone()} />
+                fire={props.fire.clone()} send={props.send.clone()} open={props.open.clone()}
+                ready={props.ready} />
         },
     }
 }
@@ -73,11 +75,15 @@ struct LessonPageProps {
     fire: Callback<BurstSettings, Result<u32, String>>,
     send: Callback<ClientMessage>,
     open: Callback<Option<&'static str>>,
+    ready: bool,
 }
 
 impl PartialEq for LessonPageProps {
     fn eq(&self, other: &Self) -> bool {
-        std::ptr::eq(self.lesson, other.lesson) && self.state == other.state
+        std::ptr::eq(self.lesson, other.lesson)
+            && self.state == other.state
+            && self.fire == other.fire
+            && self.ready == other.ready
     }
 }
 
@@ -112,11 +118,15 @@ fn LessonPage(props: &LessonPageProps) -> Html {
     let runner = use_mut_ref(|| Runner::new(lesson));
     let update = use_force_update();
     let number = use_state(String::new);
+    // The newest state and callbacks, for the clock-driven polls below (a
+    // closure made earlier would hold an old state and an old `fire`).
+    let latest = use_mut_ref(|| (props.state.clone(), props.fire.clone(), props.send.clone()));
+    *latest.borrow_mut() = (props.state.clone(), props.fire.clone(), props.send.clone());
     // Move the lesson on whenever the page's state changes...
     {
-        let (runner, update, state) = (runner.clone(), update.clone(), props.state.clone());
-        let (fire, send) = (props.fire.clone(), props.send.clone());
+        let (runner, update, latest) = (runner.clone(), update.clone(), latest.clone());
         use_effect_with(props.state.clone(), move |_| {
+            let (state, fire, send) = latest.borrow().clone();
             let before = runner.borrow().stage.clone();
             let commands = runner.borrow_mut().poll(&state, now_ms());
             execute(&runner, commands, &fire, &send);
@@ -127,13 +137,12 @@ fn LessonPage(props: &LessonPageProps) -> Html {
     }
     // ...and on a clock, for the steps that wait for time to pass.
     {
-        let (runner, update, state) = (runner.clone(), update.clone(), props.state.clone());
-        let (fire, send) = (props.fire.clone(), props.send.clone());
+        let (runner, update, latest) = (runner.clone(), update.clone(), latest.clone());
         let running = runner.borrow().stage == Stage::Running;
         use_effect_with(running, move |running| {
             let tick = running.then(|| {
-                let state = Rc::new(state);
                 Interval::new(100, move || {
+                    let (state, fire, send) = latest.borrow().clone();
                     let before = (runner.borrow().stage.clone(), runner.borrow().progress());
                     let commands = runner.borrow_mut().poll(&state, now_ms());
                     execute(&runner, commands, &fire, &send);
@@ -304,7 +313,7 @@ fn LessonPage(props: &LessonPageProps) -> Html {
             { ask }
             <div class="actions">
                 <button id="run-lesson" onclick={on_run}
-                    disabled={r.stage != Stage::Ready || !connected}>{ "Run it in this browser" }</button>
+                    disabled={r.stage != Stage::Ready || !connected || !props.ready}>{ "Run it in this browser" }</button>
                 if matches!(r.stage, Stage::Answered | Stage::Failed(_)) {
                     <button class="secondary" id="again" onclick={on_again}>{ "Again" }</button>
                 }

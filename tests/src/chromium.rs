@@ -214,6 +214,27 @@ impl Chromium {
         page
     }
 
+    /// Clicks the workbench's Fire button and waits (at most 30 s) until `n`
+    /// of the run's requests are drawn as done.
+    pub async fn fire_and_wait(&mut self, page: &Page, n: u64) {
+        self.eval(page, "document.getElementById('fire').click()")
+            .await;
+        crate::eventually(
+            "the run's requests to be done",
+            Duration::from_secs(30),
+            async || {
+                let done = self
+                    .eval(
+                        page,
+                        "document.querySelectorAll('g.req[data-phase=done]').length",
+                    )
+                    .await;
+                (done == n).then_some(())
+            },
+        )
+        .await;
+    }
+
     /// Opens lesson `id` of the lab at `base` (`http://127.0.0.1:PORT/`) and
     /// waits until its live link is open and it asks for a prediction.
     pub async fn open_lesson(&mut self, base: &str, id: &str) -> Page {

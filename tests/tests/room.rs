@@ -49,26 +49,7 @@ async fn the_keep_alive_race_from_the_page_is_re_sent_silently_and_recorded_twic
             .await,
         "race"
     );
-    chrome
-        .eval(&page, "document.getElementById('fire').click()")
-        .await;
-    eventually("all 4 requests done", LIMIT, async || {
-        let done = chrome
-            .eval(
-                &page,
-                "document.querySelectorAll('g.req[data-phase=done]').length",
-            )
-            .await;
-        (done == 4).then_some(())
-    })
-    .await;
-    let statuses = chrome
-        .eval(
-            &page,
-            "Array.from(document.querySelectorAll('g.req[data-phase=done]')).length",
-        )
-        .await;
-    assert_eq!(statuses, 4, "the page got an answer for every request");
+    chrome.fire_and_wait(&page, 4).await;
 
     // The server's record: requests 2..4 each arrived twice (the first
     // attempt on a marked connection, dropped unanswered; the re-send on a
@@ -233,19 +214,7 @@ async fn closing_the_tab_closes_the_sessions_idle_connections_within_a_second() 
         .await;
     let owner = chrome.session_of(&page).await;
     let session = owner.session().cloned().expect("a session");
-    chrome
-        .eval(&page, "document.getElementById('fire').click()")
-        .await;
-    eventually("3 requests done", LIMIT, async || {
-        let done = chrome
-            .eval(
-                &page,
-                "document.querySelectorAll('g.req[data-phase=done]').length",
-            )
-            .await;
-        (done == 3).then_some(())
-    })
-    .await;
+    chrome.fire_and_wait(&page, 3).await;
     let theirs: Vec<ConnId> = lab
         .tracker()
         .connections()

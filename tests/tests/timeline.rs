@@ -60,19 +60,7 @@ async fn the_keep_alive_race_draws_each_attempt_on_the_connection_the_server_rec
         ))
         .await;
     chrome.set_viewport(&page, 1280, 720).await;
-    chrome
-        .eval(&page, "document.getElementById('fire').click()")
-        .await;
-    eventually("all 4 requests done", LIMIT, async || {
-        let done = chrome
-            .eval(
-                &page,
-                "document.querySelectorAll('g.req[data-phase=done]').length",
-            )
-            .await;
-        (done == 4).then_some(())
-    })
-    .await;
+    chrome.fire_and_wait(&page, 4).await;
 
     // The server's record: every attempt of every tag, in order, on its
     // connection; and the connections closed in the race.
@@ -316,19 +304,7 @@ async fn the_lanes_drawn_are_exactly_this_pages_never_another_tabs_or_a_tools() 
         .session()
         .cloned()
         .expect("a session");
-    chrome
-        .eval(&first, "document.getElementById('fire').click()")
-        .await;
-    eventually("3 requests done in the first tab", LIMIT, async || {
-        let done = chrome
-            .eval(
-                &first,
-                "document.querySelectorAll('g.req[data-phase=done]').length",
-            )
-            .await;
-        (done == 3).then_some(())
-    })
-    .await;
+    chrome.fire_and_wait(&first, 3).await;
     // A second tab (its own session, its own pool: credentials omitted),
     // and a tool's request from the same host.
     let second = chrome
@@ -343,19 +319,7 @@ async fn the_lanes_drawn_are_exactly_this_pages_never_another_tabs_or_a_tools() 
         .cloned()
         .expect("a session");
     assert_ne!(mine, theirs);
-    chrome
-        .eval(&second, "document.getElementById('fire').click()")
-        .await;
-    eventually("3 requests done in the second tab", LIMIT, async || {
-        let done = chrome
-            .eval(
-                &second,
-                "document.querySelectorAll('g.req[data-phase=done]').length",
-            )
-            .await;
-        (done == 3).then_some(())
-    })
-    .await;
+    chrome.fire_and_wait(&second, 3).await;
     a_tool_request(addr).await;
 
     // The server's record: when each connection opened, whose it became,

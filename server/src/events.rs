@@ -415,7 +415,7 @@ pub async fn run_viewer<W, R, E>(
     let _token = lab.task_token();
     let stall = lab.config().write_stall_timeout;
     let mut filter = Filter::new(scope);
-    let (snapshot, mut events) = lab.subscribe(filter.scope.access.owner());
+    let (snapshot, mut events) = lab.subscribe_viewer(&filter.scope.access, filter.scope.host);
     let mut bucket = Bucket::new();
     let mut last_lag: Option<Instant> = None;
     let end = 'serve: {

@@ -352,11 +352,20 @@ impl Lab {
         owner: Option<&Owner>,
     ) -> (ServerEvent, tokio::sync::broadcast::Receiver<ServerEvent>) {
         let (now_us, connections, events) = self.tracker().subscribe();
+        (self.snapshot_with(owner, now_us, connections), events)
+    }
+
+    fn snapshot_with(
+        &self,
+        owner: Option<&Owner>,
+        now_us: Micros,
+        connections: Vec<protocol::ConnectionSnapshot>,
+    ) -> ServerEvent {
         let config = match owner {
             Some(owner) => self.policy(owner),
             None => self.sessions().defaults(),
         };
-        let snapshot = ServerEvent::Snapshot {
+        ServerEvent::Snapshot {
             now_us,
             config,
             listeners: self.listeners().iter().map(|a| a.to_string()).collect(),
@@ -364,8 +373,28 @@ impl Lab {
             locked: self.sessions().locked(),
             room_lesson: self.sessions().room_lesson(),
             connections,
+        }
+    }
+
+    /// What a viewer with `access` on `host` starts from: its snapshot, and a
+    /// [`tracker::Feed`] of the events after it (the whole stream for the
+    /// instructor, the routed events that can concern it for a participant).
+    pub fn subscribe_viewer(
+        &self,
+        access: &sessions::Access,
+        host: Option<std::net::IpAddr>,
+    ) -> (ServerEvent, tracker::Feed) {
+        let owner = access.owner();
+        let (now_us, connections, feed) = match owner {
+            None => {
+                let (now_us, connections, rx) = self.tracker().subscribe();
+                (now_us, connections, tracker::Feed::All(rx))
+            }
+            Some(owner) => self
+                .tracker()
+                .subscribe_scoped(owner.session().cloned(), host),
         };
-        (snapshot, events)
+        (self.snapshot_with(owner, now_us, connections), feed)
     }
 
     /// Asks everything to wind down: the accept loop stops, connections close

@@ -248,13 +248,36 @@ async fn start(
         &taken,
     )?;
     let (tls_h1_listeners, tls_h1_port) = bind_origin(options.bind, tls_h1_port).await?;
+    // The addresses participants can use: loopback for this machine; every
+    // interface's address when the lab listens on all of them.
+    let hosts: Vec<String> = if options.bind.is_loopback() {
+        vec!["127.0.0.1".to_owned()]
+    } else if options.bind.is_unspecified() {
+        let mut hosts: Vec<String> = if_addrs::get_if_addrs()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|i| !i.is_loopback() && i.ip().is_ipv4())
+            .map(|i| i.ip().to_string())
+            .collect();
+        hosts.extend(options.host_names.iter().cloned());
+        if hosts.is_empty() {
+            hosts.push("127.0.0.1".to_owned());
+        }
+        hosts
+    } else {
+        let mut hosts = vec![options.bind.to_string()];
+        hosts.extend(options.host_names.iter().cloned());
+        hosts
+    };
     let tls_source = match (&options.tls_cert, &options.tls_key) {
         (Some(cert), Some(key)) => tls::CertSource::Files {
             cert: cert.clone(),
             key: key.clone(),
         },
+        // Every name and address participants are told to use, so that the
+        // HTTPS ports in a workshop answer them with a matching certificate.
         _ => tls::CertSource::Generate {
-            extra_names: options.host_names.clone(),
+            extra_names: hosts.clone(),
         },
     };
     let identity = tls::Identity::load(&tls_source)?;
@@ -277,27 +300,6 @@ async fn start(
         host_names: options.host_names.clone(),
         ..Config::default()
     });
-    // The addresses participants can use: loopback for this machine; every
-    // interface's address when the lab listens on all of them.
-    let hosts: Vec<String> = if options.bind.is_loopback() {
-        vec!["127.0.0.1".to_owned()]
-    } else if options.bind.is_unspecified() {
-        let mut hosts: Vec<String> = if_addrs::get_if_addrs()
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|i| !i.is_loopback() && i.ip().is_ipv4())
-            .map(|i| i.ip().to_string())
-            .collect();
-        hosts.extend(options.host_names.iter().cloned());
-        if hosts.is_empty() {
-            hosts.push("127.0.0.1".to_owned());
-        }
-        hosts
-    } else {
-        let mut hosts = vec![options.bind.to_string()];
-        hosts.extend(options.host_names.iter().cloned());
-        hosts
-    };
     let host = &hosts[0];
     if !options.bind.is_loopback() {
         println!(
@@ -324,8 +326,13 @@ async fn start(
     println!("  HTTPS, HTTP/1.1 only (the same TLS, to compare): https://{host}:{tls_h1_port}/");
     if identity.generated() {
         println!(
-            "    (a certificate made at start for localhost, 127.0.0.1 and ::1: the browser warns \
-             once per origin; choose Advanced → Proceed, or give --tls-cert/--tls-key)"
+            "    (a certificate made at start for localhost, 127.0.0.1, ::1{}: the browser warns \
+             once per origin; choose Advanced → Proceed, or give --tls-cert/--tls-key)",
+            hosts
+                .iter()
+                .filter(|h| h.as_str() != "127.0.0.1")
+                .map(|h| format!(", {h}"))
+                .collect::<String>()
         );
     }
     if addresses.iter().any(|a| a.is_ipv6()) {

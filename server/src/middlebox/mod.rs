@@ -140,7 +140,8 @@ enum Mode {
     /// One fixed setting; events on a tracker of its own.
     Standalone {
         settings: MiddleboxSettings,
-        tracker: Tracker,
+        /// Boxed: a tracker is large beside the lab's handle.
+        tracker: Box<Tracker>,
     },
     /// Per-owner settings and the lab's tracker.
     Lab(Lab),
@@ -182,7 +183,7 @@ impl Middlebox {
             limits,
             Mode::Standalone {
                 settings,
-                tracker: Tracker::new(Clock::new(), 1, 4096),
+                tracker: Box::new(Tracker::new(Clock::new(), 1, 4096)),
             },
         )
     }

@@ -11,6 +11,7 @@
 //! - `hooks/`: [`hooks::use_event_socket`], the live link to the server;
 //! - `services/`: browser I/O (the events WebSocket, the page's `fetch` calls).
 
+mod agent;
 mod clock;
 mod components;
 mod har;

@@ -220,6 +220,9 @@ pub struct LaneGroups {
     pub foreign: usize,
     /// This page's events WebSocket(s).
     pub monitors: Vec<Rc<Lane>>,
+    /// The connections of this session's Node-style agent: drawn beside the
+    /// agent's sockets, never among the browser's.
+    pub agent: Vec<Rc<Lane>>,
     /// How each of the run's requests went on its connection.
     pub uses: Vec<Option<ConnUse>>,
 }
@@ -231,6 +234,7 @@ impl PartialEq for LaneGroups {
         };
         same(&self.run, &other.run)
             && same(&self.page_load, &other.page_load)
+            && same(&self.agent, &other.agent)
             && same(&self.monitors, &other.monitors)
             && (self.earlier, self.foreign) == (other.earlier, other.foreign)
             && self.uses == other.uses
@@ -264,7 +268,12 @@ impl LaneGroups {
             };
             Some((start, end))
         });
+        let agent = crate::agent::AgentView::conns(state);
         for lane in state.lanes.values() {
+            if agent.contains(&lane.conn) {
+                g.agent.push(lane.clone());
+                continue;
+            }
             if !state.is_ours(lane) {
                 g.foreign += 1;
                 continue;
@@ -380,10 +389,9 @@ pub fn format_ms(ms: f64) -> String {
     }
 }
 
-/// The window that shows a whole run: from its start to its last known
-/// moment (or `now` while it is live), rounded up to a doubling step so a
-/// live view is not rescaled every frame.
-pub fn fit(run: &Run, lanes: &[&Lane], clock: &ClockSync, now_ms: f64) -> (f64, f64) {
+/// The first and last moments of a run and of its lanes, on the page's
+/// clock (`now_ms` for what is still going).
+pub fn run_extent(run: &Run, lanes: &[&Lane], clock: &ClockSync, now_ms: f64) -> (f64, f64) {
     let start = run.started_ms;
     let mut end = start;
     for r in &run.requests {
@@ -391,6 +399,11 @@ pub fn fit(run: &Run, lanes: &[&Lane], clock: &ClockSync, now_ms: f64) -> (f64, 
             end = end.max(if s.open { now_ms } else { s.to_ms });
         }
     }
+    (start, lanes_reach(lanes, clock, now_ms, end))
+}
+
+/// `end`, or later if a lane's requests (or its close) go on after it.
+fn lanes_reach(lanes: &[&Lane], clock: &ClockSync, now_ms: f64, mut end: f64) -> f64 {
     for lane in lanes {
         for s in lane_segments(lane, clock) {
             if s.kind == Kind::Server || !s.open {
@@ -398,11 +411,50 @@ pub fn fit(run: &Run, lanes: &[&Lane], clock: &ClockSync, now_ms: f64) -> (f64, 
             }
         }
     }
+    end
+}
+
+/// Which of the browser's run and the agent's run (their extents) the
+/// timeline draws: both when they overlap in time (within a second), else
+/// only the newer one.
+pub fn shown(browser: Option<(f64, f64)>, agent: Option<(f64, f64)>) -> (bool, bool) {
+    match (browser, agent) {
+        (Some(b), Some(a)) => {
+            let overlap = b.0 <= a.1 + 1000.0 && a.0 <= b.1 + 1000.0;
+            (overlap || b.0 > a.0, overlap || a.0 > b.0)
+        }
+        (b, a) => (b.is_some(), a.is_some()),
+    }
+}
+
+/// The window from `start` that shows everything up to `end`, its width a
+/// doubling of 250 ms (so a live view is not rescaled every frame).
+pub fn window(start: f64, end: f64) -> (f64, f64) {
     let mut span = 250.0;
     while start + span < end * 1.0 + (end - start) * 0.05 && span < 1e9 {
         span *= 2.0;
     }
     (start - span * 0.02, start + span)
+}
+
+/// The first and last moments of an agent run and of its lanes, on the
+/// page's clock (`now_ms` for what is still going).
+pub fn agent_extent(
+    agent: &crate::agent::AgentView,
+    lanes: &[&Lane],
+    clock: &ClockSync,
+    now_ms: f64,
+) -> Option<(f64, f64)> {
+    let start = clock.to_page_ms(agent.started_us)?;
+    let mut end = start;
+    let mut reach = |s: &Segment| end = end.max(if s.open { now_ms } else { s.to_ms });
+    for r in &agent.requests {
+        r.segments(clock).iter().for_each(&mut reach);
+    }
+    for s in &agent.sockets {
+        s.life(clock).iter().for_each(&mut reach);
+    }
+    Some((start, lanes_reach(lanes, clock, now_ms, end)))
 }
 
 #[cfg(test)]
@@ -581,5 +633,22 @@ mod tests {
         );
         assert_eq!(format_ms(1500.0), "1.50 s");
         assert_eq!(format_ms(180_000.0), "3.0 min");
+    }
+
+    #[test]
+    fn the_browsers_and_the_agents_runs_share_the_axis_only_when_they_overlap() {
+        assert_eq!(shown(Some((0.0, 10.0)), None), (true, false));
+        assert_eq!(shown(None, Some((0.0, 10.0))), (false, true));
+        assert_eq!(shown(Some((0.0, 10.0)), Some((5.0, 20.0))), (true, true));
+        // An old burst and a new agent run: only the agent's.
+        assert_eq!(
+            shown(Some((0.0, 10.0)), Some((60_000.0, 70_000.0))),
+            (false, true)
+        );
+        assert_eq!(
+            shown(Some((60_000.0, 70_000.0)), Some((0.0, 10.0))),
+            (true, false)
+        );
+        assert_eq!(window(0.0, 900.0), (-20.0, 1000.0));
     }
 }

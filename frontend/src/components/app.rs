@@ -3,12 +3,14 @@
 use protocol::ClientMessage;
 use yew::prelude::*;
 
+use super::agent_composer::AgentComposer;
 use super::composer::Composer;
 use super::lesson_view::LessonView;
 use super::measured::{MeasuredProps, measured};
 use super::policy::PolicyPanel;
 use super::runs::{RunsProps, runs, summary};
 use super::timeline::TimelineView;
+use crate::agent::{AgentSettings, AgentView};
 use crate::har;
 use crate::hooks::{use_event_socket, use_frame_dispatch};
 use crate::services::{burst, download};
@@ -88,6 +90,15 @@ pub fn App(props: &AppProps) -> Html {
     let selected = use_state(|| None::<u32>);
     let projector = use_state(|| false);
     let export_problem = use_state(|| None::<String>);
+    let agent_settings = use_state(AgentSettings::default);
+    // The newest agent run, rebuilt only when an agent event arrived.
+    let agent = {
+        let key = (state.agent.len(), state.agent.back().map(|r| r.at_us));
+        let state = state.clone();
+        use_memo(key, move |_| {
+            AgentView::latest(&state).map(std::rc::Rc::new)
+        })
+    };
 
     let send = {
         let (socket, problem) = (socket.clone(), problem.clone());
@@ -240,6 +251,25 @@ pub fn App(props: &AppProps) -> Html {
         Callback::from(move |_: MouseEvent| projector.set(!*projector))
     };
     let connected = state.socket == SocketStatus::Open;
+    let agent_links = agent
+        .as_ref()
+        .as_ref()
+        .map(|a| a.links(&state))
+        .unwrap_or_default();
+    let agent_running = agent.as_ref().as_ref().is_some_and(|a| a.is_live());
+    let on_agent_change = {
+        let agent_settings = agent_settings.clone();
+        Callback::from(move |s| agent_settings.set(s))
+    };
+    let on_agent_start = {
+        let (send, agent_settings, problem) =
+            (send.clone(), agent_settings.clone(), problem.clone());
+        Callback::from(move |()| match agent_settings.message() {
+            Ok(message) => send.emit(message),
+            Err(e) => problem.set(Some(e)),
+        })
+    };
+    let on_agent_stop = send.reform(|()| ClientMessage::AgentStop {});
 
     html! {
         <main data-socket={state.socket.name()} data-session={state.session.to_string()} class={classes!((*projector).then_some("projector"))}>
@@ -266,7 +296,7 @@ pub fn App(props: &AppProps) -> Html {
             if let View::Lessons(lesson) = (*view).clone() {
                 <LessonView {lesson} state={state.clone()} fire={fire.clone()} send={send.clone()} open={open_lesson}
                     ready={middlebox_port.is_some()} />
-                <TimelineView run={run.clone()} groups={groups} clock={state.clock} />
+                <TimelineView run={run.clone()} groups={groups} clock={state.clock} agent={(*agent).clone()} agent_links={agent_links.clone()} />
             } else {
                 <div class="bench">
                     <Composer settings={*settings} on_change={on_settings} on_fire={on_fire} on_release={on_release}
@@ -274,10 +304,13 @@ pub fn App(props: &AppProps) -> Html {
                         problem={(*problem).clone().or_else(|| state.server_error.clone())} />
                     <PolicyPanel config={state.config.clone()} enabled={connected} on_change={on_policy}
                         revision={state.config_revision} />
+                    <AgentComposer settings={(*agent_settings).clone()} on_change={on_agent_change}
+                        on_start={on_agent_start} on_stop={on_agent_stop} running={agent_running} {connected}
+                        status={agent.as_ref().as_ref().map(|a| a.summary())} />
                 </div>
                 { measured(&MeasuredProps { run: run.clone(), events_dropped: state.events_dropped,
                     tally: run.as_deref().map(|r| crate::tally::Tally::of(r, &state)) }) }
-                <TimelineView run={run.clone()} groups={groups} clock={state.clock} />
+                <TimelineView run={run.clone()} groups={groups} clock={state.clock} agent={(*agent).clone()} agent_links={agent_links.clone()} />
                 { runs(&RunsProps { runs: state.runs.iter().map(|r| (r.id, summary(r))).collect(),
                     selected: run.as_ref().map(|r| r.id), on_select, on_export,
                     problem: (*export_problem).clone() }) }

@@ -28,7 +28,7 @@ pub struct ComposerProps {
 }
 
 /// The value (or `checked` state) of the element an event came from.
-fn value(e: &Event) -> String {
+pub(super) fn value(e: &Event) -> String {
     let Some(target) = e.target() else {
         return String::new();
     };

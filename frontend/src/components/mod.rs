@@ -1,5 +1,6 @@
 //! The page's components, one per file.
 
+mod agent_composer;
 mod app;
 mod composer;
 mod instructor;

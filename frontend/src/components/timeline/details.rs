@@ -95,7 +95,13 @@ pub(super) fn details(
                   page's clock via the clock sync; connections from the server's events and X-Conn-Id.";
         }
         Some(Focus::Lane(conn)) => {
-            let Some(l) = g.run.iter().chain(&g.page_load).find(|l| l.conn == *conn) else {
+            let Some(l) = g
+                .run
+                .iter()
+                .chain(&g.page_load)
+                .chain(&g.agent)
+                .find(|l| l.conn == *conn)
+            else {
                 return w;
             };
             let _ = write!(

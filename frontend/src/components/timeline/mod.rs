@@ -16,6 +16,7 @@
 //! the right edge of the plot and clipped by one rectangle that follows
 //! "now": a live frame moves that rectangle instead of re-rendering every row.
 
+mod agent_row;
 mod details;
 mod lane_row;
 mod now_line;
@@ -27,11 +28,12 @@ use std::rc::Rc;
 use protocol::ConnId;
 use yew::prelude::*;
 
+use crate::agent::AgentView;
 use crate::clock::ClockSync;
 use crate::palette;
 use crate::state::{Lane, Run};
 use crate::tally::count;
-use crate::timeline::{LaneGroups, Scale, Segment, fit};
+use crate::timeline::{LaneGroups, Scale, Segment, agent_extent, run_extent, shown, window};
 use details::details;
 use now_line::NowLine;
 use row::{Item, Row};
@@ -156,6 +158,7 @@ const LEGEND: &str = concat!(
     r##"<span><svg width="14" height="12"><use href="#cap-server" x="6"/></svg>closed by the server</span>"##,
     r##"<span><svg width="14" height="12"><use href="#cap-browser" x="6"/></svg>closed by the browser</span>"##,
     r##"<span><svg width="14" height="12"><use href="#cap-cross" x="2"/></svg>reset (RST) or error</span>"##,
+    r##"<span>A rows: the Node agent's requests (hatched: in the agent's queue); ticks on its sockets: Node's socket events</span>"##,
     "</div>"
 );
 
@@ -210,11 +213,17 @@ pub struct TimelineProps {
     pub groups: LaneGroups,
     /// Server clock ⇄ page clock.
     pub clock: ClockSync,
+    /// The session's newest Node-style agent run.
+    pub agent: Option<Rc<AgentView>>,
+    /// Its sockets' server connections (socket, connection).
+    pub agent_links: Vec<(u32, ConnId)>,
 }
 
 impl PartialEq for TimelineProps {
     fn eq(&self, other: &Self) -> bool {
         super::same_option(&self.run, &other.run)
+            && super::same_option(&self.agent, &other.agent)
+            && self.agent_links == other.agent_links
             && self.groups == other.groups
             && self.clock == other.clock
     }
@@ -228,18 +237,48 @@ pub fn TimelineView(props: &TimelineProps) -> Html {
     let focus = use_state(|| None::<Focus>);
     // Stable across renders, so rows whose data did not change are skipped.
     let on_focus = use_callback(focus.setter(), |f: Option<Focus>, set| set.set(f));
-    let Some(run) = &props.run else {
-        return html! {
-            <section class="timeline" aria-label="Timeline">
-                <h2>{ "Timeline" }</h2>
-                <p>{ "Fire a burst: its requests and the server's connections appear here, on one clock." }</p>
-            </section>
-        };
-    };
     let g = &props.groups;
-    let live = run.is_live();
+    let now = (*grown).max(props.run.as_ref().map_or(0.0, |r| r.started_ms));
     let drawn: Vec<&Lane> = g.run.iter().chain(&g.page_load).map(|l| &**l).collect();
-    let (fit_start, fit_end) = fit(run, &drawn, &props.clock, (*grown).max(run.started_ms));
+    let agent_lanes: Vec<&Lane> = g.agent.iter().map(|l| &**l).collect();
+    let browser_extent = props
+        .run
+        .as_ref()
+        .map(|r| run_extent(r, &drawn, &props.clock, now));
+    let agent_extent = props
+        .agent
+        .as_ref()
+        .and_then(|a| agent_extent(a, &agent_lanes, &props.clock, now.max(*grown)));
+    let (show_browser, show_agent) = shown(browser_extent, agent_extent);
+    let agent = props.agent.as_ref().filter(|_| show_agent);
+    let lane_of = |socket: u32| {
+        let conn = props.agent_links.iter().find(|(s, _)| *s == socket)?.1;
+        g.agent.iter().find(|l| l.conn == conn)
+    };
+    let empty = Rc::new(Run::empty());
+    let run = match &props.run {
+        Some(run) if show_browser => run,
+        _ if agent.is_some() => &empty,
+        _ => {
+            return html! {
+                <section class="timeline" aria-label="Timeline">
+                    <h2>{ "Timeline" }</h2>
+                    <p>{ "Fire a burst: its requests and the server's connections appear here, on one clock." }</p>
+                </section>
+            };
+        }
+    };
+    let live = run.is_live() || agent.is_some_and(|a| a.is_live());
+    let extent = [
+        browser_extent.filter(|_| show_browser),
+        agent_extent.filter(|_| show_agent),
+    ]
+    .into_iter()
+    .flatten()
+    .reduce(|a, b| (a.0.min(b.0), a.1.max(b.1)))
+    .unwrap_or((run.started_ms, run.started_ms));
+    let origin = extent.0;
+    let (fit_start, fit_end) = window(extent.0, extent.1);
     let (start_ms, end_ms) = zoom.unwrap_or((fit_start, fit_end));
     let scale = Scale {
         start_ms,
@@ -286,22 +325,38 @@ pub fn TimelineView(props: &TimelineProps) -> Html {
     // load's lanes apart, then one line for what is not drawn.
     let mut y = AXIS;
     let browser_title = y + 12.0;
-    y += HEAD;
-    let rows_top = y;
-    y += run.requests.len() as f64 * ROW + 6.0;
-    let server_title = y + 12.0;
-    y += HEAD;
-    let lanes_top = y;
-    y += g.run.len() as f64 * LANE;
+    let rows_top = y + HEAD;
+    let server_title = rows_top + run.requests.len() as f64 * ROW + 6.0 + 12.0;
+    let lanes_top = server_title - 12.0 + HEAD;
+    if show_browser {
+        y = lanes_top + g.run.len() as f64 * LANE;
+    }
     let page_load_title = y + 16.0;
-    if !g.page_load.is_empty() {
+    let page_load = if show_browser { &g.page_load[..] } else { &[] };
+    if !page_load.is_empty() {
         y += HEAD + 4.0;
     }
     let page_load_top = y;
-    y += g.page_load.len() as f64 * LANE;
+    y += page_load.len() as f64 * LANE;
     let earlier_line = y + 14.0;
-    if g.earlier > 0 {
+    let earlier = if show_browser { g.earlier } else { 0 };
+    if earlier > 0 {
         y += HEAD;
+    }
+    // The agent's requests, then each of its sockets right above the
+    // server's lane of the same connection.
+    let agent_title = y + 12.0;
+    let agent_rows_top = y + HEAD;
+    let sockets_title =
+        agent_rows_top + agent.map_or(0, |a| a.requests.len()) as f64 * ROW + 6.0 + 12.0;
+    let mut socket_rows: Vec<(f64, Rc<crate::agent::AgentSocket>, Option<Rc<Lane>>)> = Vec::new();
+    if let Some(a) = agent {
+        y = sockets_title - 12.0 + HEAD;
+        for socket in &a.sockets {
+            let lane = lane_of(socket.n).cloned();
+            socket_rows.push((y, socket.clone(), lane.clone()));
+            y += ROW + lane.map_or(2.0, |_| LANE + 4.0);
+        }
     }
     let height = y + 6.0;
 
@@ -311,7 +366,7 @@ pub fn TimelineView(props: &TimelineProps) -> Html {
                 highlighted={highlight == Some(l.conn)} on_focus={on_focus.clone()} />
         }
     };
-    let ticks = scale.ticks(run.started_ms, 8);
+    let ticks = scale.ticks(origin, 8);
     let uncertainty = match props.clock.uncertainty_ms() {
         Some(u) => format!("Server times on this page's clock to ±{u:.2} ms."),
         None => "Waiting for the clock sync with the server…".into(),
@@ -319,7 +374,7 @@ pub fn TimelineView(props: &TimelineProps) -> Html {
     html! {
         <section class="timeline" aria-label="Timeline">
             <div class="zoom" role="toolbar" aria-label="Zoom and pan">
-                <h2>{ format!("Timeline of run {}", run.name()) }</h2>
+                <h2>{ if show_browser { format!("Timeline of run {}", run.name()) } else { "Timeline of the agent".into() } }</h2>
                 <button onclick={set_zoom(|s| Some(s.zoomed(0.5)))} aria-label="Zoom in">{ "+" }</button>
                 <button onclick={set_zoom(|s| Some(s.zoomed(2.0)))} aria-label="Zoom out">{ "−" }</button>
                 <button onclick={set_zoom(|s| Some(s.panned(-0.25)))} aria-label="Earlier">{ "◀" }</button>
@@ -341,6 +396,7 @@ pub fn TimelineView(props: &TimelineProps) -> Html {
                         <text x={x} y="16" dx="3">{ text.clone() }</text>
                     </g> }
                 }) }
+                if show_browser {
                 <text class="section" x="6" y={px(browser_title)}>{ format!("BROWSER: {} of run {}", count(run.requests.len(), "request"), run.name()) }</text>
                 { column_text("section", "CONNECTION · RESPONSE HEADERS", browser_title, true) }
                 // Keyed by position, not by tag: the next run's rows patch these
@@ -356,15 +412,40 @@ pub fn TimelineView(props: &TimelineProps) -> Html {
                 }) }
                 <text class="section" x="6" y={px(server_title)}>{ format!("SERVER: {} of this page", count(g.run.len(), "connection")) }</text>
                 { for g.run.iter().enumerate().map(|(i, l)| lane(l, lanes_top + i as f64 * LANE)) }
-                if !g.page_load.is_empty() {
-                    <text class="section" x="6" y={px(page_load_title)}>{ format!("PAGE LOAD: {}", count(g.page_load.len(), "connection")) }</text>
-                    { column_text("note", "the page's files, and Chromium's spare", page_load_title, true) }
-                    { for g.page_load.iter().enumerate().map(|(i, l)| lane(l, page_load_top + i as f64 * LANE)) }
                 }
-                if g.earlier > 0 {
+                if !page_load.is_empty() {
+                    <text class="section" x="6" y={px(page_load_title)}>{ format!("PAGE LOAD: {}", count(page_load.len(), "connection")) }</text>
+                    { column_text("note", "the page's files, and Chromium's spare", page_load_title, true) }
+                    { for page_load.iter().enumerate().map(|(i, l)| lane(l, page_load_top + i as f64 * LANE)) }
+                }
+                if earlier > 0 {
                     <text class="note" x="6" y={px(earlier_line)}>
-                        { format!("+ {} of this page, closed before this run or opened after it: not drawn", count(g.earlier, "earlier connection")) }
+                        { format!("+ {} of this page, closed before this run or opened after it: not drawn", count(earlier, "earlier connection")) }
                     </text>
+                }
+                if let Some(a) = agent {
+                    <text class="section" x="6" y={px(agent_title)}>{ format!("NODE AGENT: {} of agent run {}", count(a.requests.len(), "request"), a.run) }</text>
+                    { column_text("section", "SOCKET · CONNECTION HEADER", agent_title, true) }
+                    { for a.requests.iter().enumerate().map(|(i, r)| {
+                        let conn = r.socket.and_then(|(n, _)| lane_of(n)).map(|l| l.conn);
+                        html! {
+                            <Row key={format!("a{i}")} item={Item::AgentRequest(r.clone(), conn)}
+                                y={agent_rows_top + i as f64 * ROW} scale={scale} clock={props.clock}
+                                highlighted={highlight.is_some() && conn == highlight} on_focus={on_focus.clone()} />
+                        }
+                    }) }
+                    <text class="section" x="6" y={px(sockets_title)}>{ format!("AGENT SOCKETS ({}) ABOVE THE SERVER'S LANES", a.sockets.len()) }</text>
+                    { column_text("section", "NODE'S SOCKET EVENTS · SERVER'S STATE", sockets_title, true) }
+                    { for socket_rows.iter().map(|(y, s, l)| {
+                        let conn = l.as_ref().map(|l| l.conn);
+                        html! { <>
+                            <Row key={format!("s{}", s.n)} item={Item::AgentSocket(s.clone(), conn)} y={*y} scale={scale}
+                                clock={props.clock} highlighted={highlight.is_some() && conn == highlight} on_focus={on_focus.clone()} />
+                            if let Some(l) = l {
+                                { lane(l, *y + ROW + 1.0) }
+                            }
+                        </> }
+                    }) }
                 }
             </svg>
             </div>

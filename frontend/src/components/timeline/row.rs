@@ -8,8 +8,10 @@ use std::rc::Rc;
 use yew::prelude::*;
 
 use super::Focus;
+use super::agent_row::{agent_request_row, agent_socket_row};
 use super::lane_row::lane_row;
 use super::request_row::request_row;
+use crate::agent::{AgentRequest, AgentSocket};
 use crate::clock::ClockSync;
 use crate::state::{BrowserRequest, Lane};
 use crate::tally::ConnUse;
@@ -21,6 +23,10 @@ pub(super) enum Item {
     Request(usize, Rc<BrowserRequest>, Option<ConnUse>),
     /// A connection.
     Lane(Rc<Lane>),
+    /// A request of the agent, and the server's connection it went on.
+    AgentRequest(Rc<AgentRequest>, Option<protocol::ConnId>),
+    /// A socket of the agent, and the server's connection it is.
+    AgentSocket(Rc<AgentSocket>, Option<protocol::ConnId>),
 }
 
 #[derive(Properties)]
@@ -40,6 +46,8 @@ impl PartialEq for RowProps {
                 i == j && u == v && super::super::same(a, b)
             }
             (Item::Lane(a), Item::Lane(b)) => super::super::same(a, b),
+            (Item::AgentRequest(a, c), Item::AgentRequest(b, d)) => c == d && a == b,
+            (Item::AgentSocket(a, c), Item::AgentSocket(b, d)) => c == d && a == b,
             _ => false,
         };
         same_item
@@ -53,10 +61,12 @@ impl PartialEq for RowProps {
 
 #[component]
 pub(super) fn Row(props: &RowProps) -> Html {
-    let focus = Some(match &props.item {
-        Item::Request(i, ..) => Focus::Request(*i),
-        Item::Lane(l) => Focus::Lane(l.conn),
-    });
+    let focus = match &props.item {
+        Item::Request(i, ..) => Some(Focus::Request(*i)),
+        Item::Lane(l) => Some(Focus::Lane(l.conn)),
+        // The agent's rows highlight the server's lane of their connection.
+        Item::AgentRequest(_, conn) | Item::AgentSocket(_, conn) => conn.map(Focus::Lane),
+    };
     let enter = props.on_focus.reform({
         let focus = focus.clone();
         move |_: MouseEvent| focus.clone()
@@ -65,5 +75,7 @@ pub(super) fn Row(props: &RowProps) -> Html {
     match &props.item {
         Item::Request(i, r, usage) => request_row(*i, r, *usage, props, enter, onfocus),
         Item::Lane(l) => lane_row(l, props, enter, onfocus),
+        Item::AgentRequest(r, _) => agent_request_row(r, props, enter, onfocus),
+        Item::AgentSocket(s, _) => agent_socket_row(s, props, enter, onfocus),
     }
 }

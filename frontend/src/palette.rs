@@ -10,10 +10,10 @@
 /// (`--t-…`), then the rules that use them. The host tests read the colours
 /// from this very text.
 pub const CSS: &str = concat!(
-    "/* light */ .timeline,#timeline{--t-bg:#ffffff;--t-fg:#1d1d1f;--t-mu:#55555f;--t-al:#a1261f;--t-hl:#fff1c2;--t-fo:#e2efff;--t-q:#f6d27a;--t-qi:#7a4f00;--t-w:#0b57a4;--t-d:#9fdcb3;--t-di:#1e6b35;--t-s:#a9c8f0;--t-si:#0b57a4;--t-c:#6b6b76;--t-b:#f7c9c4;--t-n:#c0392b}",
-    "/* dark */ @media (prefers-color-scheme:dark){.timeline,#timeline{--t-bg:#202026;--t-fg:#ececf1;--t-mu:#b4b4be;--t-al:#ff9f97;--t-hl:#3b3017;--t-fo:#17304d;--t-q:#4a3b14;--t-qi:#ffcf70;--t-w:#8cc3ff;--t-d:#1c3d29;--t-di:#8fe0a6;--t-s:#264a74;--t-si:#8cc3ff;--t-c:#9a9aa6;--t-b:#4d2420;--t-n:#ff6b61}}",
-    "/* projector */ .projector .timeline,.projector #timeline{--t-bg:#ffffff;--t-fg:#000000;--t-mu:#2e2e36;--t-al:#8c1a14;--t-hl:#fff1c2;--t-fo:#e2efff;--t-q:#f6d27a;--t-qi:#7a4f00;--t-w:#0b57a4;--t-d:#9fdcb3;--t-di:#1e6b35;--t-s:#a9c8f0;--t-si:#0b57a4;--t-c:#4a4a55;--t-b:#f7c9c4;--t-n:#c0392b}",
-    "/* projector dark */ @media (prefers-color-scheme:dark){.projector .timeline,.projector #timeline{--t-bg:#000000;--t-fg:#ffffff;--t-mu:#d6d6de;--t-al:#ffb3ac;--t-hl:#3b3017;--t-fo:#17304d;--t-q:#4a3b14;--t-qi:#ffcf70;--t-w:#8cc3ff;--t-d:#1c3d29;--t-di:#8fe0a6;--t-s:#264a74;--t-si:#8cc3ff;--t-c:#b4b4c0;--t-b:#4d2420;--t-n:#ff6b61}}",
+    "/* light */ .timeline,#timeline{--t-bg:#ffffff;--t-fg:#1d1d1f;--t-mu:#55555f;--t-al:#a1261f;--t-hl:#fff1c2;--t-fo:#e2efff;--t-q:#f6d27a;--t-qi:#7a4f00;--t-w:#0b57a4;--t-d:#9fdcb3;--t-di:#1e6b35;--t-s:#a9c8f0;--t-si:#0b57a4;--t-c:#6b6b76;--t-b:#f7c9c4;--t-n:#c0392b;--t-m:#2a7f62;--t-mp:#7b3fb0;--t-mbg:#eef7f3}",
+    "/* dark */ @media (prefers-color-scheme:dark){.timeline,#timeline{--t-bg:#202026;--t-fg:#ececf1;--t-mu:#b4b4be;--t-al:#ff9f97;--t-hl:#3b3017;--t-fo:#17304d;--t-q:#4a3b14;--t-qi:#ffcf70;--t-w:#8cc3ff;--t-d:#1c3d29;--t-di:#8fe0a6;--t-s:#264a74;--t-si:#8cc3ff;--t-c:#9a9aa6;--t-b:#4d2420;--t-n:#ff6b61;--t-m:#5cc9a0;--t-mp:#c9a2ff;--t-mbg:#1b2a25}}",
+    "/* projector */ .projector .timeline,.projector #timeline{--t-bg:#ffffff;--t-fg:#000000;--t-mu:#2e2e36;--t-al:#8c1a14;--t-hl:#fff1c2;--t-fo:#e2efff;--t-q:#f6d27a;--t-qi:#7a4f00;--t-w:#0b57a4;--t-d:#9fdcb3;--t-di:#1e6b35;--t-s:#a9c8f0;--t-si:#0b57a4;--t-c:#4a4a55;--t-b:#f7c9c4;--t-n:#c0392b;--t-m:#1f6b52;--t-mp:#6a2fa0;--t-mbg:#eef7f3}",
+    "/* projector dark */ @media (prefers-color-scheme:dark){.projector .timeline,.projector #timeline{--t-bg:#000000;--t-fg:#ffffff;--t-mu:#d6d6de;--t-al:#ffb3ac;--t-hl:#3b3017;--t-fo:#17304d;--t-q:#4a3b14;--t-qi:#ffcf70;--t-w:#8cc3ff;--t-d:#1c3d29;--t-di:#8fe0a6;--t-s:#264a74;--t-si:#8cc3ff;--t-c:#b4b4c0;--t-b:#4d2420;--t-n:#ff6b61;--t-m:#6fd8b0;--t-mp:#d4b3ff;--t-mbg:#0f1a16}}",
     ".timeline,#timeline{background:var(--t-bg);color:var(--t-fg)}",
     "#timeline text{font:11px system-ui,sans-serif;fill:var(--t-fg)}",
     ".projector #timeline text{font-size:13px}",
@@ -41,6 +41,12 @@ pub const CSS: &str = concat!(
     ".cap.fill{fill:var(--t-fg);stroke:none}",
     ".cap.bad{stroke:var(--t-al)}.cap.bad.fill{fill:var(--t-al)}",
     ".now{stroke:var(--t-n);stroke-width:1.5;stroke-dasharray:4 3}",
+    // The middlebox lane: its band, a mapping remembered (solid) and
+    // forgotten (hatched), and its marks.
+    "#timeline .mb .row-bg{fill:var(--t-mbg)}#timeline .mb.hl .row-bg{fill:var(--t-hl)}",
+    ".mb-alive{fill:var(--t-m)}.mb-expired{fill:url(#mbx);stroke:var(--t-al);stroke-width:1}",
+    ".p-m{fill:var(--t-mbg)}.mb-data{stroke:var(--t-fg);stroke-width:1.5;fill:none}",
+    ".mb-probe{stroke:var(--t-mp);stroke-width:1.5;fill:none}.mb-drop{stroke:var(--t-al);stroke-width:1.5;fill:none}.mb-rst{fill:var(--t-al)}",
 );
 
 #[cfg(test)]
@@ -94,7 +100,7 @@ mod tests {
         let names: Vec<&str> = modes.iter().map(|m| m.0.as_str()).collect();
         assert_eq!(names, ["light", "dark", "projector", "projector dark"]);
         for (mode, vars) in &modes {
-            assert_eq!(vars.len(), 16, "{mode}: {vars:?}");
+            assert_eq!(vars.len(), 19, "{mode}: {vars:?}");
             assert!(
                 vars.values().all(|v| v.len() == 7 && v.starts_with('#')),
                 "{mode}"
@@ -115,8 +121,9 @@ mod tests {
     fn timeline_text_has_at_least_4_5_to_1_contrast_in_every_mode() {
         for (mode, c) in modes() {
             // Every background text is drawn on: the timeline, a highlighted
-            // connection's rows, the row in keyboard focus.
-            for bg in ["bg", "hl", "fo"] {
+            // connection's rows, the row in keyboard focus, the middlebox
+            // lane's band.
+            for bg in ["bg", "hl", "fo", "mbg"] {
                 // Main text, notes and ticks, alerts (close reasons).
                 for text in ["fg", "mu", "al"] {
                     let ratio = contrast(&c[text], &c[bg]);
@@ -144,6 +151,19 @@ mod tests {
                     c[mark],
                     c["bg"]
                 );
+            }
+            // The middlebox lane's bar and marks (data, probe, drop and RST
+            // marks), on its band and on a highlighted row.
+            for mark in ["m", "mp", "al", "fg"] {
+                for bg in ["mbg", "hl"] {
+                    let ratio = contrast(&c[mark], &c[bg]);
+                    assert!(
+                        ratio >= 3.0,
+                        "{mode}: --t-{mark} {} on --t-{bg} {} is {ratio:.2}:1, under 3:1",
+                        c[mark],
+                        c[bg]
+                    );
+                }
             }
         }
     }

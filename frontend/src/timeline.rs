@@ -14,6 +14,8 @@ use crate::clock::ClockSync;
 use crate::state::{BrowserRequest, LabState, Lane, Run};
 use crate::tally::{ConnUse, request_use};
 
+pub mod middlebox;
+
 /// What a stretch of time means, for pattern, colour and words.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -225,6 +227,9 @@ pub struct LaneGroups {
     pub agent: Vec<Rc<Lane>>,
     /// How each of the run's requests went on its connection.
     pub uses: Vec<Option<ConnUse>>,
+    /// The lab's middlebox's mappings the run went through (or open during
+    /// it), drawn between the browser's rows and the server's lanes.
+    pub middlebox: Vec<middlebox::MappingLane>,
 }
 
 impl PartialEq for LaneGroups {
@@ -238,6 +243,7 @@ impl PartialEq for LaneGroups {
             && same(&self.monitors, &other.monitors)
             && (self.earlier, self.foreign) == (other.earlier, other.foreign)
             && self.uses == other.uses
+            && self.middlebox == other.middlebox
     }
 }
 
@@ -295,6 +301,8 @@ impl LaneGroups {
                 g.run.push(lane.clone());
             }
         }
+        g.middlebox =
+            middlebox::MappingLane::of(&state.middlebox, window, &|c| carried.contains(&c));
         if let Some(run) = run {
             g.uses = run
                 .requests

@@ -493,6 +493,35 @@ async fn the_nat_gateway_drops_the_servers_late_answer() {
     assert_eq!(answer, "choice-2", "{figures:?}");
     assert_eq!(figures["expired"], "yes");
     assert!(figures["timeout"].contains("3500 ms"), "{figures:?}");
+    // The timeline's middlebox lane tells the same story as the record.
+    let lane = mapping_lane(&mut s).await;
+    assert_eq!(lane["expired"], "true", "{lane}");
+    let words = lane["words"].as_str().unwrap_or_default();
+    assert!(
+        words.contains("expired") && words.contains("B from the server"),
+        "{words}"
+    );
+}
+
+/// The timeline's middlebox lane (the lesson's mapping): whether it is drawn
+/// expired, and its words for a screen reader.
+async fn mapping_lane(s: &mut Setup) -> serde_json::Value {
+    keepalive_lab_tests::eventually(
+        "the middlebox lane in the timeline",
+        Duration::from_secs(10),
+        async || {
+            let lane = s
+                .chrome
+                .eval(
+                    &s.page,
+                    "(() => { const g = [...document.querySelectorAll('#timeline g.mb')].pop(); \
+                       return g ? {expired: g.dataset.expired, words: g.getAttribute('aria-label')} : null; })()",
+                )
+                .await;
+            (!lane.is_null()).then_some(lane)
+        },
+    )
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -519,6 +548,13 @@ async fn heartbeats_keep_the_nat_mapping_alive() {
         "{events:?}"
     );
     assert_eq!(answer, "choice-0", "{figures:?}");
+    let lane = mapping_lane(&mut s).await;
+    assert_eq!(lane["expired"], "false", "{lane}");
+    let words = lane["words"].as_str().unwrap_or_default();
+    assert!(
+        words.contains("refreshed by data from the server"),
+        "{words}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

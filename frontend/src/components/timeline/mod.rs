@@ -19,6 +19,7 @@
 mod agent_row;
 mod details;
 mod lane_row;
+mod middlebox_row;
 mod now_line;
 mod request_row;
 mod row;
@@ -101,15 +102,22 @@ fn column_text(class: &'static str, text: &str, y: f64, right: bool) -> Html {
 /// One segment. No tooltip per segment: the row's words and the details
 /// panel say what it is.
 fn rect(s: &Segment, scale: &Scale, y: f64, h: f64) -> Html {
-    let x0 = scale.x(s.from_ms);
-    let x1 = if s.open {
-        scale.right
-    } else {
-        scale.x(s.to_ms)
-    };
-    let clip = s.open.then_some("url(#until-now)");
+    bar(s.kind.class(), (s.from_ms, s.to_ms, s.open), scale, y, h)
+}
+
+/// A bar of `class` from `from_ms` to `to_ms`, or to "now" while `open`.
+fn bar(
+    class: &'static str,
+    (from_ms, to_ms, open): (f64, f64, bool),
+    scale: &Scale,
+    y: f64,
+    h: f64,
+) -> Html {
+    let x0 = scale.x(from_ms);
+    let x1 = if open { scale.right } else { scale.x(to_ms) };
+    let clip = open.then_some("url(#until-now)");
     html! {
-        <rect class={s.kind.class()} x={px(x0)} y={px(y)} width={px((x1 - x0).max(2.0))} height={px(h)} clip-path={clip} />
+        <rect {class} x={px(x0)} y={px(y)} width={px((x1 - x0).max(2.0))} height={px(h)} clip-path={clip} />
     }
 }
 
@@ -158,6 +166,13 @@ const LEGEND: &str = concat!(
     r##"<span><svg width="14" height="12"><use href="#cap-server" x="6"/></svg>closed by the server</span>"##,
     r##"<span><svg width="14" height="12"><use href="#cap-browser" x="6"/></svg>closed by the browser</span>"##,
     r##"<span><svg width="14" height="12"><use href="#cap-cross" x="2"/></svg>reset (RST) or error</span>"##,
+    // The middlebox lane (drawn only when a run goes through it).
+    r##"<span class="mb-legend"><svg width="24" height="12"><rect class="mb-alive" y="4" width="20" height="5"/></svg>middlebox mapping, idle timer running</span>"##,
+    r##"<span class="mb-legend"><svg width="24" height="12"><rect class="mb-expired" y="4" width="20" height="5"/></svg>mapping expired: forgotten</span>"##,
+    r##"<span class="mb-legend"><svg width="10" height="12"><path class="mb-data" d="M4 1v5"/></svg>refreshed by data (above: from the browser, below: from the server)</span>"##,
+    r##"<span class="mb-legend"><svg width="10" height="12"><path class="mb-probe" d="M4 1l3 2.5l-3 2.5l-3 -2.5z"/></svg>refreshed by a TCP keep-alive probe</span>"##,
+    r##"<span class="mb-legend"><svg width="10" height="12"><path class="mb-drop" d="M2 1l5 5m0 -5l-5 5"/></svg>dropped after expiry</span>"##,
+    r##"<span class="mb-legend"><svg width="10" height="12"><path class="mb-rst" d="M1 6h6l-3 -5z"/></svg>RST sent (pointing to whom)</span>"##,
     r##"<span>A rows: the Node agent's requests (hatched: in the agent's queue); ticks on its sockets: Node's socket events</span>"##,
     "</div>"
 );
@@ -169,6 +184,7 @@ const DEFS: &str = concat!(
     r##"<pattern id="hatch" width="6" height="6" patternUnits="userSpaceOnUse" patternTransform="rotate(45)"><rect class="p-q" width="6" height="6"/><line class="p-qi" x2="0" y2="6" stroke-width="2.5"/></pattern>"##,
     r##"<pattern id="dots" width="5" height="5" patternUnits="userSpaceOnUse"><rect class="p-d" width="5" height="5"/><circle class="p-di" cx="2.5" cy="2.5" r="1.2"/></pattern>"##,
     r##"<pattern id="xhatch" width="6" height="6" patternUnits="userSpaceOnUse"><rect class="p-b" width="6" height="6"/><path class="p-bi" d="M0 0l6 6M6 0l-6 6" stroke-width="1.2"/></pattern>"##,
+    r##"<pattern id="mbx" width="5" height="5" patternUnits="userSpaceOnUse" patternTransform="rotate(-45)"><rect class="p-m" width="5" height="5"/><line class="p-bi" x2="0" y2="5" stroke-width="1.5"/></pattern>"##,
     r##"<pattern id="stripes" width="4" height="4" patternUnits="userSpaceOnUse"><rect class="p-b" width="4" height="4"/><path class="p-bi" d="M0 1h4" stroke-width="1.5"/></pattern>"##,
     // End marks, each in a 12-unit box whose left edge is the bar's end.
     r##"<path id="cap-done" class="cap" d="M2 0v12"/>"##,
@@ -326,7 +342,15 @@ pub fn TimelineView(props: &TimelineProps) -> Html {
     let mut y = AXIS;
     let browser_title = y + 12.0;
     let rows_top = y + HEAD;
-    let server_title = rows_top + run.requests.len() as f64 * ROW + 6.0 + 12.0;
+    // The middlebox's mappings, between the browser and the server.
+    let mb_title = rows_top + run.requests.len() as f64 * ROW + 6.0 + 12.0;
+    let mb_top = mb_title - 12.0 + HEAD;
+    let mb_height = if g.middlebox.is_empty() {
+        0.0
+    } else {
+        HEAD + g.middlebox.len() as f64 * LANE + 4.0
+    };
+    let server_title = mb_title + mb_height;
     let lanes_top = server_title - 12.0 + HEAD;
     if show_browser {
         y = lanes_top + g.run.len() as f64 * LANE;
@@ -410,6 +434,14 @@ pub fn TimelineView(props: &TimelineProps) -> Html {
                             highlighted={highlighted} on_focus={on_focus.clone()} />
                     }
                 }) }
+                if !g.middlebox.is_empty() {
+                    <text class="section" x="6" y={px(mb_title)}>{ format!("MIDDLEBOX: {}", count(g.middlebox.len(), "mapping")) }</text>
+                    { column_text("section", "IDLE TIMEOUT IN FORCE · WHAT HAPPENED", mb_title, true) }
+                    { for g.middlebox.iter().enumerate().map(|(i, m)| {
+                        let highlighted = highlight.is_some() && m.conn == highlight;
+                        middlebox_row::mapping_row(m, mb_top + i as f64 * LANE, &scale, &props.clock, highlighted)
+                    }) }
+                }
                 <text class="section" x="6" y={px(server_title)}>{ format!("SERVER: {} of this page", count(g.run.len(), "connection")) }</text>
                 { for g.run.iter().enumerate().map(|(i, l)| lane(l, lanes_top + i as f64 * LANE)) }
                 }

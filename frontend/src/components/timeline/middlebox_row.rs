@@ -1,0 +1,151 @@
+//! One middlebox mapping: its name (left), its life remembered then
+//! forgotten, with what refreshed it, what it dropped and the RSTs it sent
+//! (middle), the idle timeout in force and what happened (right).
+
+use protocol::Side;
+use yew::prelude::*;
+
+use super::{LANE, WIDTH, bar, column_text, px};
+use crate::clock::ClockSync;
+use crate::timeline::Scale;
+use crate::timeline::middlebox::{MappingLane, MarkKind, stretches};
+
+/// One SVG path of every `kind` mark from `side` (from the browser above
+/// the bar, from the server below it; an RST points to whom it went).
+pub(super) fn marks_path(
+    l: &MappingLane,
+    kind: MarkKind,
+    side: Side,
+    x_of: impl Fn(protocol::Micros) -> Option<f64>,
+    y: f64,
+) -> String {
+    use std::fmt::Write;
+    let top = match side {
+        Side::Client => y.round() as i64,
+        Side::Server => (y + LANE - 6.0).round() as i64,
+    };
+    let mut d = String::new();
+    let mut last = i64::MIN;
+    for m in l.marks.iter().filter(|m| m.kind == kind && m.side == side) {
+        let Some(x) = x_of(m.at_us) else { continue };
+        let x = x.round() as i64;
+        if x == last {
+            continue; // one mark per pixel is enough
+        }
+        last = x;
+        let _ = match (kind, side) {
+            (MarkKind::Data, _) => write!(d, "M{x} {top}v5"),
+            (MarkKind::Probe, _) => write!(d, "M{x} {top}l3 2.5l-3 2.5l-3 -2.5z"),
+            (MarkKind::Dropped, _) => write!(d, "M{} {top}l5 5m0 -5l-5 5", x - 2),
+            (MarkKind::Rst, Side::Client) => write!(d, "M{} {}h6l-3 -5z", x - 3, top + 5),
+            (MarkKind::Rst, Side::Server) => write!(d, "M{} {top}h6l-3 5z", x - 3),
+        };
+    }
+    d
+}
+
+/// The row of mapping `l` at `y`.
+pub(super) fn mapping_row(
+    l: &MappingLane,
+    y: f64,
+    scale: &Scale,
+    clock: &ClockSync,
+    highlighted: bool,
+) -> Html {
+    let page = |us| clock.to_page_ms(us);
+    let bars = stretches(l, page)
+        .into_iter()
+        .map(|s| bar(s.class(), (s.from_ms, s.to_ms, s.open), scale, y + 6.0, 5.0));
+    let x_of = |us| page(us).map(|ms| scale.x(ms));
+    let marks = MarkKind::ALL.into_iter().flat_map(|kind| {
+        [Side::Client, Side::Server].map(|side| {
+            html! { <path class={kind.class()} d={marks_path(l, kind, side, x_of, y)} /> }
+        })
+    });
+    html! {
+        <g class={classes!("mb", l.expired.is_some().then_some("closed"), highlighted.then_some("hl"))}
+            data-mapping={l.mapping.0.to_string()} data-expired={l.expired.is_some().to_string()}
+            role="listitem" aria-label={l.describe()}>
+            <rect class="row-bg" x="0" y={px(y - 1.0)} width={px(WIDTH)} height={px(LANE)} />
+            { column_text("label", &l.label(), y + LANE - 6.0, false) }
+            { for bars }
+            { for marks }
+            { column_text("status", &l.status(), y + LANE - 6.0, true) }
+        </g>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use protocol::{ConnId, MappingId};
+
+    use super::*;
+    use crate::timeline::middlebox::Mark;
+
+    #[test]
+    fn marks_sit_above_the_bar_from_the_browser_and_below_from_the_server() {
+        let mark = |at_us, kind, side| Mark {
+            at_us,
+            kind,
+            side,
+            bytes: 1,
+            count: 1,
+        };
+        let l = MappingLane {
+            mapping: MappingId(1),
+            conn: Some(ConnId(2)),
+            opened_us: 0,
+            preset: "AWS NAT gateway",
+            in_force_ms: 3500,
+            scale: 100,
+            probes_visible: true,
+            expired: None,
+            closed: None,
+            marks: vec![
+                mark(10, MarkKind::Data, Side::Client),
+                mark(10, MarkKind::Data, Side::Client),
+                mark(20, MarkKind::Probe, Side::Server),
+                mark(30, MarkKind::Rst, Side::Client),
+                mark(40, MarkKind::Dropped, Side::Server),
+            ],
+        };
+        let x = |us| Some(us as f64);
+        assert_eq!(
+            marks_path(&l, MarkKind::Data, Side::Client, x, 100.0),
+            "M10 100v5",
+            "one mark per pixel"
+        );
+        assert_eq!(
+            marks_path(&l, MarkKind::Probe, Side::Server, x, 100.0),
+            "M20 111l3 2.5l-3 2.5l-3 -2.5z"
+        );
+        assert_eq!(
+            marks_path(&l, MarkKind::Rst, Side::Client, x, 100.0),
+            "M27 105h6l-3 -5z",
+            "pointing up, to the browser"
+        );
+        assert_eq!(
+            marks_path(&l, MarkKind::Dropped, Side::Server, x, 100.0),
+            "M38 111l5 5m0 -5l-5 5"
+        );
+        assert_eq!(marks_path(&l, MarkKind::Probe, Side::Client, x, 100.0), "");
+    }
+
+    #[test]
+    fn every_middlebox_state_and_mark_has_its_legend_entry_and_pattern() {
+        use super::super::{DEFS, LEGEND};
+        for class in MarkKind::ALL
+            .map(MarkKind::class)
+            .into_iter()
+            .chain(["mb-alive", "mb-expired"])
+        {
+            assert!(LEGEND.contains(&format!(r#"class="{class}""#)), "{class}");
+            assert!(
+                crate::palette::CSS.contains(&format!(".{class}{{")),
+                "{class} styled"
+            );
+        }
+        assert!(DEFS.contains(r#"<pattern id="mbx""#));
+        assert!(crate::palette::CSS.contains("url(#mbx)"));
+    }
+}

@@ -158,6 +158,11 @@ fn parse(args: &[String]) -> Result<Options, String> {
     Ok(o)
 }
 
+/// The same allocator as the `keepalive-lab` binary, so the servers this
+/// bench starts (children of this binary) allocate as the product does.
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().is_some_and(|a| a == "--serve") {

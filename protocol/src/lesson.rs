@@ -120,4 +120,22 @@ pub const LESSONS: &[LessonEntry] = &[
         concept: "keepAlive: false with a finite maxSockets still says Connection: keep-alive",
         summary: "a Node-style agent in the lab's server sends 3 requests, without and with keepAlive",
     },
+    LessonEntry {
+        id: "agent-max-sockets",
+        title: "maxSockets: 2 and a server that hangs",
+        concept: "requests past maxSockets wait in the agent until the server's timeout frees a socket",
+        summary: "4 requests to a hanging server through an agent with maxSockets: 2",
+    },
+    LessonEntry {
+        id: "agent-timeouts",
+        title: "Three timeouts that are not the same",
+        concept: "the agent's timeout only reports, axios' timeout aborts, keepAliveMsecs sends probes",
+        summary: "one slow answer with each of timeout, axios' timeout and keepAliveMsecs",
+    },
+    LessonEntry {
+        id: "agent-nat-keepalive",
+        title: "keepAliveMsecs under the NAT's timeout",
+        concept: "TCP keep-alive probes keep a NAT mapping alive through a long request",
+        summary: "a slow answer through the NAT gateway, with and without the agent's keep-alive",
+    },
 ];

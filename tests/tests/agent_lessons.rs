@@ -72,6 +72,22 @@ fn agent_requests(events: &[ServerEvent]) -> Vec<Seen> {
     seen.into_values().collect()
 }
 
+/// A lab with its middlebox (kept alive by the returned handle), and its
+/// event stream.
+async fn start() -> (
+    std::net::SocketAddr,
+    keepalive_lab_server::Lab,
+    Receiver<ServerEvent>,
+) {
+    let (addr, _second, lab) = start_lab_with_middlebox(Config {
+        dist_dir: dist_dir(),
+        ..Config::default()
+    })
+    .await;
+    let (_, events) = lab.subscribe(None);
+    (addr, lab, events)
+}
+
 /// Sets a composer field (`change` event, as a person would).
 async fn set(chrome: &mut Chromium, page: &Page, id: &str, value: &str) {
     let js = format!(
@@ -86,12 +102,7 @@ async fn set(chrome: &mut Chromium, page: &Page, id: &str, value: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_agent_composer_runs_max_sockets_2_and_the_timeline_joins_its_sockets_to_the_lanes() {
     let _one = serial().await;
-    let (addr, _second, lab) = start_lab_with_middlebox(Config {
-        dist_dir: dist_dir(),
-        ..Config::default()
-    })
-    .await;
-    let (_, mut events) = lab.subscribe(None);
+    let (addr, _lab, mut events) = start().await;
     let mut chrome = Chromium::launch().await;
     let page = chrome.open_live(&format!("http://{addr}/")).await;
     chrome
@@ -192,4 +203,210 @@ async fn the_agent_composer_runs_max_sockets_2_and_the_timeline_joins_its_socket
         "{status}"
     );
     chrome.screenshot_if_asked(&page, "agent-composer").await;
+}
+
+/// A lab with its middlebox, Chromium, and lesson `id` taken with
+/// `prediction`: the measured answer, the figures, and the server's record.
+async fn take(id: &str, prediction: u32) -> (String, BTreeMap<String, String>, Vec<ServerEvent>) {
+    let (addr, _lab, mut events) = start().await;
+    let mut chrome = Chromium::launch().await;
+    let page = chrome.open_lesson(&format!("http://{addr}/"), id).await;
+    let (answer, figures) = chrome.take_lesson(&page, prediction, LIMIT).await;
+    chrome.screenshot_if_asked(&page, id).await;
+    let mut record = Vec::new();
+    drain(&mut events, &mut record);
+    (answer, figures, record)
+}
+
+/// The agent's own events in the record, by run.
+fn agent_events(record: &[ServerEvent]) -> BTreeMap<u64, Vec<AgentEvent>> {
+    let mut runs: BTreeMap<u64, Vec<AgentEvent>> = BTreeMap::new();
+    for e in record {
+        if let ServerEvent::Agent { run, event, .. } = e {
+            runs.entry(*run).or_default().push(event.clone());
+        }
+    }
+    runs
+}
+
+fn close_of(record: &[ServerEvent], conn: ConnId) -> Option<&protocol::CloseReason> {
+    record.iter().find_map(|e| match e {
+        ServerEvent::ConnectionClosed {
+            conn: c, reason, ..
+        } if *c == conn => Some(reason),
+        _ => None,
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_sockets_2_holds_two_in_the_agent_until_the_servers_timeout_frees_the_sockets() {
+    let _one = serial().await;
+    let (answer, figures, record) = take("agent-max-sockets", 1).await;
+    let seen = agent_requests(&record);
+    assert_eq!(seen.len(), 4, "{seen:?}");
+    let mut starts: Vec<Micros> = seen.iter().map(|s| s.started).collect();
+    starts.sort_unstable();
+    // Two at once, the next two only after the server's 1.2 s timeout.
+    let gap_ms = (starts[2] - starts[0]) / 1000;
+    assert!(
+        starts[1] - starts[0] < 500_000,
+        "the first two together: {starts:?}"
+    );
+    assert!(
+        gap_ms >= 1000,
+        "the third waited for the timeout: {gap_ms} ms"
+    );
+    let first_wave: BTreeSet<ConnId> = seen
+        .iter()
+        .filter(|s| s.started < starts[2])
+        .map(|s| s.conn)
+        .collect();
+    assert_eq!(first_wave.len(), 2);
+    for conn in &first_wave {
+        assert_eq!(
+            close_of(&record, *conn),
+            Some(&protocol::CloseReason::HangTimeout),
+            "the server's timeout closed {conn}"
+        );
+    }
+    // The agent's view: two waited in its queue.
+    let waited = agent_events(&record)
+        .values()
+        .flatten()
+        .filter(|e| {
+            matches!(
+                e,
+                AgentEvent::Request {
+                    event: protocol::RequestEvent::Queued { waiting: true, .. },
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(waited, 2);
+    assert_eq!(answer, "choice-1", "{figures:?}");
+    assert_eq!(figures["at-once"], "2");
+    assert_eq!(figures["waited"], "2");
+    // Every hung request's connection, the second wave's too.
+    assert_eq!(figures["hang-timeouts"], "4", "{figures:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agents_timeout_reports_axios_timeout_aborts_keep_alive_msecs_sets_probes() {
+    let _one = serial().await;
+    let (answer, figures, record) = take("agent-timeouts", 0).await;
+    let runs: Vec<Vec<AgentEvent>> = agent_events(&record).into_values().collect();
+    assert_eq!(runs.len(), 3, "three agent runs");
+    let has = |run: &[AgentEvent], f: &dyn Fn(&AgentEvent) -> bool| run.iter().any(f);
+    // timeout: 500: the socket emitted 'timeout', the request was answered.
+    assert!(has(&runs[0], &|e| matches!(
+        e,
+        AgentEvent::Socket {
+            event: protocol::SocketEvent::Timeout { after_ms: 500, .. },
+            ..
+        }
+    )));
+    assert!(has(&runs[0], &|e| matches!(
+        e,
+        AgentEvent::Request {
+            event: protocol::RequestEvent::Done { status: 200, .. },
+            ..
+        }
+    )));
+    // axios timeout: 500: aborted, and the server saw its request aborted.
+    assert!(has(&runs[1], &|e| matches!(
+        e,
+        AgentEvent::Request {
+            event: protocol::RequestEvent::Aborted {
+                reason: protocol::AbortReason::RequestTimeout
+            },
+            ..
+        }
+    )));
+    let aborted_at_server = record.iter().any(|e| {
+        matches!(
+            e,
+            ServerEvent::RequestFinished {
+                outcome: protocol::RequestOutcome::Aborted,
+                ..
+            }
+        )
+    });
+    assert!(aborted_at_server, "the server saw the abort");
+    // keepAliveMsecs: 1000: TCP_KEEPIDLE 1 s on the socket, answered.
+    assert!(has(&runs[2], &|e| matches!(
+        e,
+        AgentEvent::Socket {
+            event: protocol::SocketEvent::Keepalive {
+                so_keepalive: true,
+                ..
+            },
+            ..
+        }
+    )));
+    assert_eq!(answer, "choice-0", "{figures:?}");
+    assert!(
+        figures["agent-timeout"].starts_with("answered"),
+        "{figures:?}"
+    );
+    assert_eq!(figures["request-timeout"], "aborted");
+    assert!(figures["keepalive"].starts_with("answered"), "{figures:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keep_alive_msecs_under_the_nats_timeout_keeps_a_long_request_alive() {
+    let _one = serial().await;
+    let (answer, figures, record) = take("agent-nat-keepalive", 2).await;
+    // The middlebox's record, mapping by mapping, in the order opened.
+    let mut mappings: BTreeMap<protocol::MappingId, Vec<protocol::MiddleboxEvent>> =
+        BTreeMap::new();
+    for e in &record {
+        if let ServerEvent::Middlebox { mapping, event, .. } = e {
+            mappings.entry(*mapping).or_default().push(event.clone());
+        }
+    }
+    let mappings: Vec<Vec<protocol::MiddleboxEvent>> = mappings.into_values().collect();
+    assert_eq!(mappings.len(), 2, "one mapping per agent run: {mappings:?}");
+    let probes = |m: &[protocol::MiddleboxEvent]| -> u32 {
+        m.iter()
+            .filter_map(|e| match e {
+                protocol::MiddleboxEvent::Refreshed {
+                    side: protocol::Side::Client,
+                    by: protocol::RefreshCause::Probe,
+                    count,
+                    ..
+                } => Some(*count),
+                _ => None,
+            })
+            .sum()
+    };
+    let expired = |m: &[protocol::MiddleboxEvent]| {
+        m.iter()
+            .any(|e| matches!(e, protocol::MiddleboxEvent::Expired { .. }))
+    };
+    assert!(
+        probes(&mappings[0]) >= 2,
+        "probes kept it: {:?}",
+        mappings[0]
+    );
+    assert!(!expired(&mappings[0]), "{:?}", mappings[0]);
+    assert_eq!(probes(&mappings[1]), 0, "{:?}", mappings[1]);
+    assert!(expired(&mappings[1]), "{:?}", mappings[1]);
+    // The server answered both; the agent got only the first.
+    let runs: Vec<Vec<AgentEvent>> = agent_events(&record).into_values().collect();
+    let done = |run: &[AgentEvent]| {
+        run.iter().any(|e| {
+            matches!(
+                e,
+                AgentEvent::Request {
+                    event: protocol::RequestEvent::Done { .. },
+                    ..
+                }
+            )
+        })
+    };
+    assert!(done(&runs[0]) && !done(&runs[1]), "{runs:?}");
+    assert_eq!(answer, "choice-2", "{figures:?}");
+    assert_eq!(figures["expired-with"], "no");
+    assert_eq!(figures["expired-without"], "yes");
 }

@@ -8,7 +8,7 @@ use super::measure::{
     arrival_order, close_reason, closes, connections, count, ended, in_phase, ms_between,
     on_new_connections, peak_at_server, reached_server, resent,
 };
-use super::{Answer, Ask, Evidence, Figure, Lesson, Outcome, Question, Step, Until};
+use super::{Answer, Ask, Evidence, Figure, Lesson, Outcome, Question, Step, Until, agent};
 use crate::settings::{BurstSettings, Credentials, Endpoint, Order, Priority, Target};
 use crate::state::{LabState, Phase, Run};
 
@@ -324,6 +324,54 @@ pub static ALL: &[Lesson] = &[
               the socket in the agent's free list and reuses it.",
         watch: "three lanes for the first three requests, one lane for the next three",
     },
+    Lesson {
+        entry: &LESSONS[16],
+        question: Question {
+            prompt: "An agent with maxSockets: 2 sends 4 requests to a server that never answers; the server's socket timeout (Node's old 2-minute server.timeout, scaled to 1.2 s) closes hung sockets. When do requests 3 and 4 reach the server?",
+            ask: Ask::Choice(agent::MAX_SOCKETS_CHOICES),
+            usual: Answer::Choice(1),
+        },
+        steps: agent::max_sockets_steps,
+        measure: agent::max_sockets,
+        why: "An agent opens at most maxSockets sockets per host and port; the rest wait in its \
+              queue (requests[name]) until a socket is freed or closed (Node's _http_agent.js \
+              addRequest, removeSocket). A server that never answers frees nothing, until its \
+              socket timeout destroys the socket: each request on it fails with ECONNRESET \
+              'socket hang up', and the next two go out.",
+        watch: "A3 and A4 hatched in the agent's queue until the first two lanes end at the timeout",
+    },
+    Lesson {
+        entry: &LESSONS[17],
+        question: Question {
+            prompt: "An agent with timeout: 500 asks for an answer that takes 1.5 s. What happens at 500 ms? (Then the same with axios' timeout: 500, and with keepAliveMsecs: 1000.)",
+            ask: Ask::Choice(agent::TIMEOUT_CHOICES),
+            usual: Answer::Choice(0),
+        },
+        steps: agent::timeouts_steps,
+        measure: agent::timeouts,
+        why: "The agent's timeout is the socket's idle timeout: an active socket only emits \
+              'timeout' and Node leaves the abort to you (docs: request 'timeout'); a free socket \
+              that times out is destroyed. axios' timeout calls req.setTimeout and aborts the \
+              request when it fires. keepAliveMsecs is neither: with keepAlive it is the delay \
+              before the first TCP keep-alive probe (setKeepAlive), in whole seconds.",
+        watch: "the first request's bar running past 500 ms, the second cut at 500 ms",
+    },
+    Lesson {
+        entry: &LESSONS[18],
+        question: Question {
+            prompt: "Through the NAT gateway (350 s idle timeout, scaled to 3.5 s) an agent asks for an answer that takes 5 s, first with keepAlive: true and keepAliveMsecs: 1000, then without keepAlive. What does the second get?",
+            ask: Ask::Choice(NAT_CHOICES),
+            usual: Answer::Choice(2),
+        },
+        steps: agent::nat_steps,
+        measure: agent::nat,
+        why: "With keepAlive the agent switches on TCP keep-alive after keepAliveMsecs of silence; \
+              the probes carry no data but are packets, and each refreshes the gateway's idle \
+              timer (AWS's advice: keep-alive under 350 s). Without keepAlive nothing crosses the \
+              gateway while the server works; it forgets the connection and drops the answer, and \
+              the client waits for its own timeout.",
+        watch: "the first agent socket's mapping kept by probes, the second expiring",
+    },
 ];
 
 const AGENT_CHOICES: &[&str] = &[
@@ -344,6 +392,7 @@ fn agent_steps() -> Vec<Step> {
             path: "/api/fast",
             every_ms: 300,
             count: 3,
+            target: protocol::AgentTarget::Same,
         },
         Step::Wait(Until::AgentsFinished { n: 1 }, WAIT),
         Step::Agent {
@@ -351,6 +400,7 @@ fn agent_steps() -> Vec<Step> {
             path: "/api/fast",
             every_ms: 300,
             count: 3,
+            target: protocol::AgentTarget::Same,
         },
         Step::Wait(Until::AgentsFinished { n: 2 }, WAIT),
     ]

@@ -13,6 +13,7 @@
 //! - [`measure`]: what can be measured from the page's state, pure;
 //! - [`catalogue`]: the lessons themselves.
 
+pub mod agent;
 pub mod catalogue;
 pub mod measure;
 pub mod runner;
@@ -134,6 +135,8 @@ pub enum Step {
         every_ms: u64,
         /// How many.
         count: u32,
+        /// Direct, or through the lab's middlebox.
+        target: protocol::AgentTarget,
     },
     /// Wait until the condition holds (at most `limit_ms`, then the lesson
     /// says what did not happen).

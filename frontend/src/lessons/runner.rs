@@ -247,12 +247,13 @@ impl Runner {
                     path,
                     every_ms,
                     count,
+                    target,
                 } => commands.push(Command::Send(protocol::ClientMessage::AgentStart {
                     options,
                     request: protocol::AgentRequestSpec {
                         method: "GET".into(),
                         path: path.into(),
-                        target: protocol::AgentTarget::Same,
+                        target,
                         connection: None,
                     },
                     every_ms,

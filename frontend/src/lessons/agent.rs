@@ -1,0 +1,472 @@
+//! The agent lessons' steps and measures: a Node.js `http.Agent`
+//! (<https://nodejs.org/api/http.html#class-httpagent>) run in the lab's
+//! server, measured from its own events and the server's and the
+//! middlebox's records. Times are scaled: Node's old 2-minute
+//! `server.timeout` and a NAT gateway's 350 s become 1.2 s and 3.5 s (÷100).
+
+use protocol::{
+    AgentOptions, AgentTarget, CloseReason, MiddleboxEvent, PolicyPatch, RefreshCause, Side,
+    SocketEvent,
+};
+
+use super::measure::{count, ms_between};
+use super::{Answer, Evidence, Figure, Outcome, Step, Until};
+use crate::agent::{AgentEnd, AgentView};
+use crate::state::LabState;
+
+/// The longest any single wait of a lesson may take.
+const WAIT: u32 = 20_000;
+
+/// Node's old `server.timeout` (2 minutes), scaled ÷100.
+pub const SERVER_TIMEOUT_MS: u64 = 1200;
+
+fn figure(id: &'static str, label: &'static str, value: impl ToString) -> Figure {
+    Figure {
+        id,
+        label,
+        value: value.to_string(),
+    }
+}
+
+fn agent(options: AgentOptions, path: &'static str, count: u32, target: AgentTarget) -> Step {
+    Step::Agent {
+        options,
+        path,
+        every_ms: 0,
+        count,
+        target,
+    }
+}
+
+/// The last `n` agent runs that finished, oldest first (the lesson's).
+fn finished_runs(state: &LabState, n: usize) -> Vec<AgentView> {
+    let ids: Vec<u64> = state
+        .agent
+        .iter()
+        .filter(|r| matches!(r.event, protocol::AgentEvent::Finished { .. }))
+        .map(|r| r.run)
+        .collect();
+    let mut runs: Vec<AgentView> = ids
+        .iter()
+        .rev()
+        .take(n)
+        .map(|id| AgentView::of(state, *id))
+        .collect();
+    runs.reverse();
+    runs
+}
+
+/// Most requests sent and not yet ended at one moment.
+fn peak_in_flight(view: &AgentView) -> usize {
+    let mut edges: Vec<(u64, i32)> = Vec::new();
+    for r in &view.requests {
+        if let Some(sent) = r.sent_us {
+            edges.push((sent, 1));
+            if let Some((end, _)) = r.end {
+                edges.push((end, -1));
+            }
+        }
+    }
+    // At equal times an end comes before a start (a freed socket's next).
+    edges.sort();
+    let (mut now, mut peak) = (0_i32, 0_i32);
+    for (_, d) in edges {
+        now += d;
+        peak = peak.max(now);
+    }
+    usize::try_from(peak).unwrap_or(0)
+}
+
+// ---- maxSockets: 2 and a server that hangs ----
+
+pub const MAX_SOCKETS_CHOICES: &[&str] = &[
+    "at once, with the first two",
+    "when the server's timeout frees the first two sockets",
+    "never: they fail in the agent's queue",
+];
+
+pub fn max_sockets_steps() -> Vec<Step> {
+    vec![
+        Step::Policy(PolicyPatch {
+            hang_timeout_ms: Some(Some(SERVER_TIMEOUT_MS)),
+            ..PolicyPatch::default()
+        }),
+        agent(
+            AgentOptions {
+                max_sockets: Some(2),
+                ..AgentOptions::default()
+            },
+            "/api/hang?max_ms=60000",
+            4,
+            AgentTarget::Same,
+        ),
+        Step::Wait(Until::AgentsFinished { n: 1 }, WAIT),
+    ]
+}
+
+pub fn max_sockets(e: &Evidence<'_>) -> Outcome {
+    let runs = finished_runs(e.state, 1);
+    let view = runs.first();
+    let requests = view.map_or(&[][..], |v| &v.requests[..]);
+    let waited = requests.iter().filter(|r| r.waited).count();
+    let peak = view.map_or(0, peak_in_flight);
+    let mut sent: Vec<u64> = requests.iter().filter_map(|r| r.sent_us).collect();
+    sent.sort_unstable();
+    let second_wave = sent
+        .first()
+        .zip(sent.get(2))
+        .map(|(a, b)| ms_between(*a, *b));
+    let errors: Vec<&str> = requests
+        .iter()
+        .filter_map(|r| match &r.end {
+            Some((_, AgentEnd::Error(code))) => Some(code.as_str()),
+            _ => None,
+        })
+        .collect();
+    let closed_by_timeout = view.map_or(0, |v| {
+        v.sockets
+            .iter()
+            .filter_map(|s| AgentView::lane_of(e.state, s))
+            .filter(|l| {
+                matches!(
+                    l.closed.as_ref().map(|c| &c.reason),
+                    Some(CloseReason::HangTimeout)
+                )
+            })
+            .count()
+    });
+    let answer = match second_wave {
+        None => 2,
+        Some(ms) if ms >= 800 => 1,
+        Some(_) => 0,
+    };
+    let wave = second_wave.map_or("never".into(), |ms| format!("{ms} ms"));
+    Outcome {
+        answer: Answer::Choice(answer),
+        figures: vec![
+            figure("at-once", "at the server at once", peak),
+            figure("waited", "waited in the agent's queue", waited),
+            figure("second-wave", "requests 3 and 4 went out after", &wave),
+            figure(
+                "hang-timeouts",
+                "connections the server closed at its timeout",
+                closed_by_timeout,
+            ),
+            figure(
+                "errors",
+                "requests that failed",
+                format!("{} ({})", errors.len(), errors.first().unwrap_or(&"none")),
+            ),
+        ],
+        notes: vec![format!(
+            "Time is scaled: Node's old 2-minute server.timeout is {SERVER_TIMEOUT_MS} ms here. \
+             {peak} requests were at the server at once and {} waited in the agent; the next went \
+             out {wave} after the first, when the server's timeout closed the first sockets \
+             ({} in all) and each request on them failed with {}.",
+            count(waited, "requests"),
+            count(closed_by_timeout, "connections"),
+            errors.first().unwrap_or(&"no error")
+        )],
+    }
+}
+
+// ---- three timeouts ----
+
+pub const TIMEOUT_CHOICES: &[&str] = &[
+    "it gets the answer: the socket only emits 'timeout'",
+    "the request is aborted at 500 ms",
+    "a TCP keep-alive probe is sent",
+];
+
+const SLOW: &str = "/api/slow?ms=1500";
+
+pub fn timeouts_steps() -> Vec<Step> {
+    vec![
+        agent(
+            AgentOptions {
+                timeout: Some(500),
+                ..AgentOptions::default()
+            },
+            SLOW,
+            1,
+            AgentTarget::Same,
+        ),
+        Step::Wait(Until::AgentsFinished { n: 1 }, WAIT),
+        agent(
+            AgentOptions {
+                request_timeout: Some(500),
+                ..AgentOptions::default()
+            },
+            SLOW,
+            1,
+            AgentTarget::Same,
+        ),
+        Step::Wait(Until::AgentsFinished { n: 2 }, WAIT),
+        agent(
+            AgentOptions {
+                keep_alive: true,
+                keep_alive_msecs: 1000,
+                ..AgentOptions::default()
+            },
+            SLOW,
+            1,
+            AgentTarget::Same,
+        ),
+        Step::Wait(Until::AgentsFinished { n: 3 }, WAIT),
+    ]
+}
+
+/// Of a one-request run: how it ended, after how long from being sent.
+fn ending(view: Option<&AgentView>) -> (String, Option<u32>) {
+    let Some(r) = view.and_then(|v| v.requests.first()) else {
+        return ("not run".into(), None);
+    };
+    let after = r
+        .sent_us
+        .zip(r.end.as_ref())
+        .map(|(s, (e, _))| ms_between(s, *e));
+    let words = match &r.end {
+        Some((_, AgentEnd::Done(status))) => format!("answered ({status})"),
+        Some((_, AgentEnd::Aborted(_))) => "aborted".into(),
+        Some((_, AgentEnd::Error(code))) => format!("failed ({code})"),
+        None => "unfinished".into(),
+    };
+    (words, after)
+}
+
+pub fn timeouts(e: &Evidence<'_>) -> Outcome {
+    let runs = finished_runs(e.state, 3);
+    let run = |i: usize| runs.get(i);
+    let (socket_end, socket_ms) = ending(run(0));
+    let socket_timeouts = run(0).map_or(0, |v| {
+        v.sockets
+            .iter()
+            .flat_map(|s| &s.events)
+            .filter(|(_, n)| n == "timeout")
+            .count()
+    });
+    let (request_end, request_ms) = ending(run(1));
+    let (probe_end, _) = ending(run(2));
+    let keepalive = e
+        .state
+        .agent
+        .iter()
+        .filter(|r| run(2).is_some_and(|v| v.run == r.run))
+        .find_map(|r| match &r.event {
+            protocol::AgentEvent::Socket {
+                event: SocketEvent::Keepalive { kernel_idle_s, .. },
+                ..
+            } => Some(kernel_idle_s.map_or("?".into(), |s| format!("{s} s"))),
+            _ => None,
+        })
+        .unwrap_or_else(|| "not set".into());
+    let ms = |v: Option<u32>| v.map_or("–".into(), |v| format!("{v} ms"));
+    let answer = if socket_end.starts_with("answered") {
+        0
+    } else {
+        1
+    };
+    Outcome {
+        answer: Answer::Choice(answer),
+        figures: vec![
+            figure("agent-timeout", "timeout: 500: the request", &socket_end),
+            figure("agent-timeout-ms", "…after", ms(socket_ms)),
+            figure(
+                "socket-timeouts",
+                "…'timeout' events on its socket",
+                socket_timeouts,
+            ),
+            figure(
+                "request-timeout",
+                "axios timeout: 500: the request",
+                &request_end,
+            ),
+            figure("request-timeout-ms", "…after", ms(request_ms)),
+            figure(
+                "keepalive-idle",
+                "keepAliveMsecs: 1000: TCP_KEEPIDLE",
+                &keepalive,
+            ),
+            figure("keepalive", "keepAliveMsecs: 1000: the request", &probe_end),
+        ],
+        notes: vec![format!(
+            "With the agent's timeout: 500 the socket emitted 'timeout' {socket_timeouts} time(s) \
+             and the request was {socket_end} after {}. With axios' timeout: 500 it was \
+             {request_end} after {}. keepAliveMsecs: 1000 set TCP_KEEPIDLE to {keepalive}; the \
+             request was {probe_end}.",
+            ms(socket_ms),
+            ms(request_ms)
+        )],
+    }
+}
+
+// ---- keepAliveMsecs under the NAT's idle timeout ----
+
+pub fn nat_steps() -> Vec<Step> {
+    let options = |keep_alive| AgentOptions {
+        keep_alive,
+        keep_alive_msecs: 1000,
+        request_timeout: Some(8000),
+        ..AgentOptions::default()
+    };
+    vec![
+        agent(
+            options(true),
+            "/api/slow?ms=5000",
+            1,
+            AgentTarget::Middlebox,
+        ),
+        Step::Wait(Until::AgentsFinished { n: 1 }, WAIT),
+        agent(
+            options(false),
+            "/api/slow?ms=5000",
+            1,
+            AgentTarget::Middlebox,
+        ),
+        Step::Wait(Until::AgentsFinished { n: 2 }, WAIT),
+    ]
+}
+
+/// What the middlebox did to the mapping of `view`'s first socket: its
+/// idle timeout in force, client probes counted, whether it expired.
+fn mapping_of(state: &LabState, view: Option<&AgentView>) -> (Option<u64>, u32, bool) {
+    let local = view
+        .and_then(|v| v.sockets.first())
+        .and_then(|s| s.local.as_deref());
+    let Some(mapping) = local.and_then(|local| {
+        state.middlebox.iter().find_map(|m| match &m.event {
+            MiddleboxEvent::Opened {
+                client,
+                in_force_ms,
+                ..
+            } if client == local => Some((m.mapping, *in_force_ms)),
+            _ => None,
+        })
+    }) else {
+        return (None, 0, false);
+    };
+    let events = state.middlebox.iter().filter(|m| m.mapping == mapping.0);
+    let (mut probes, mut expired) = (0, false);
+    for m in events {
+        match &m.event {
+            MiddleboxEvent::Refreshed {
+                side: Side::Client,
+                by: RefreshCause::Probe,
+                count,
+                ..
+            } => probes += count,
+            MiddleboxEvent::Expired { .. } => expired = true,
+            _ => {}
+        }
+    }
+    (Some(mapping.1), probes, expired)
+}
+
+pub fn nat(e: &Evidence<'_>) -> Outcome {
+    let runs = finished_runs(e.state, 2);
+    let (with, without) = (runs.first(), runs.get(1));
+    let (timeout, probes_with, expired_with) = mapping_of(e.state, with);
+    let (_, probes_without, expired_without) = mapping_of(e.state, without);
+    let (end_with, _) = ending(with);
+    let (end_without, after) = ending(without);
+    let answer = match without
+        .and_then(|v| v.requests.first())
+        .and_then(|r| r.end.as_ref())
+    {
+        Some((_, AgentEnd::Done(_))) => 0,
+        Some((_, AgentEnd::Error(_))) => 1,
+        _ => 2,
+    };
+    let yes = |b: bool| if b { "yes" } else { "no" };
+    let timeout_words = timeout.map_or("?".into(), |ms| format!("{ms} ms (350 s ÷ 100)"));
+    Outcome {
+        answer: Answer::Choice(answer),
+        figures: vec![
+            figure("timeout", "the NAT's idle timeout in force", &timeout_words),
+            figure(
+                "probes-with",
+                "keepAlive: true: probes the NAT saw",
+                probes_with,
+            ),
+            figure(
+                "expired-with",
+                "keepAlive: true: mapping expired",
+                yes(expired_with),
+            ),
+            figure("with", "keepAlive: true: the request", &end_with),
+            figure(
+                "probes-without",
+                "keepAlive: false: probes the NAT saw",
+                probes_without,
+            ),
+            figure(
+                "expired-without",
+                "keepAlive: false: mapping expired",
+                yes(expired_without),
+            ),
+            figure("without", "keepAlive: false: the request", &end_without),
+        ],
+        notes: vec![format!(
+            "Time is scaled: the NAT forgets a silent connection after {timeout_words}. With \
+             keepAlive: true and keepAliveMsecs: 1000 the NAT saw {probes_with} probes, the \
+             mapping expired: {}, and the request was {end_with}. Without keep-alive it saw \
+             {probes_without}, expired: {}, and the request was {end_without} after {} (its \
+             axios timeout, 8000 ms).",
+            yes(expired_with),
+            yes(expired_without),
+            after.map_or("–".into(), |ms| format!("{ms} ms"))
+        )],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::AgentRecord;
+    use protocol::{AgentEvent, RequestEvent, SessionId};
+
+    #[test]
+    fn the_peak_counts_requests_in_flight_and_a_freed_socket_is_not_two() {
+        let mut s = LabState::new(SessionId::parse("s-1").unwrap());
+        let mut push = |at_us, request, event| {
+            s.agent.push_back(AgentRecord {
+                run: 1,
+                at_us,
+                event: AgentEvent::Request { request, event },
+            })
+        };
+        let queued = || RequestEvent::Queued {
+            method: "GET".into(),
+            path: "/".into(),
+            connection: "keep-alive".into(),
+            waiting: false,
+            queue_len: 0,
+        };
+        let sent = |socket| RequestEvent::Sent {
+            socket,
+            reused: false,
+        };
+        let failed = || RequestEvent::Error {
+            socket: None,
+            code: "ECONNRESET".into(),
+            message: "socket hang up".into(),
+            reused_socket: false,
+            retried: false,
+        };
+        for n in 1..=3 {
+            push(0, n, queued());
+        }
+        push(10, 1, sent(1));
+        push(10, 2, sent(2));
+        push(1200, 1, failed());
+        push(1200, 3, sent(3));
+        let view = AgentView::of(&s, 1);
+        assert_eq!(peak_in_flight(&view), 2);
+        let e = Evidence {
+            state: &s,
+            runs: Vec::new(),
+        };
+        // Not finished: nothing measured, yet figures to show.
+        assert!(!max_sockets(&e).figures.is_empty());
+    }
+}

@@ -23,6 +23,7 @@ mod settings;
 mod state;
 mod tally;
 mod timeline;
+mod wire;
 
 fn main() {
     yew::Renderer::<components::Root>::new().render();

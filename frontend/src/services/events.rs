@@ -98,7 +98,7 @@ impl EventSocket {
             let Some(text) = message.data().as_string() else {
                 return;
             };
-            match serde_json::from_str::<ServerEvent>(&text) {
+            match crate::wire::from_str::<ServerEvent>(&text) {
                 Ok(event) => on_event.emit(event),
                 Err(e) => on_event.emit(ServerEvent::Error(protocol::ErrorBody {
                     error: format!("the page could not read a server event: {e}"),

@@ -20,7 +20,7 @@ pub async fn create() -> Result<SessionId, String> {
 
 /// `method path` with an optional JSON `body` on the page's own origin;
 /// the answer's JSON, or the server's `{error, hint}` in words.
-pub async fn json<T: serde::de::DeserializeOwned>(
+pub async fn json<T: crate::wire::FromJson>(
     method: &str,
     path: &str,
     body: Option<String>,
@@ -41,10 +41,10 @@ pub async fn json<T: serde::de::DeserializeOwned>(
         .as_string()
         .unwrap_or_default();
     if !response.ok() {
-        return Err(match serde_json::from_str::<ErrorBody>(&text) {
+        return Err(match crate::wire::from_str::<ErrorBody>(&text) {
             Ok(body) => format!("{} ({})", body.error, body.hint),
             Err(_) => format!("the server answered {}", response.status()),
         });
     }
-    serde_json::from_str(&text).map_err(|e| format!("the answer is not understood: {e}"))
+    crate::wire::from_str(&text).map_err(|e| format!("the answer is not understood: {e}"))
 }

@@ -897,6 +897,21 @@ pub struct TcpKeepalive {
     pub interval_s: u32,
 }
 
+impl TcpKeepalive {
+    /// The timing in force on a connection that came through the lab's
+    /// middlebox at time scale `scale`: each value divided by the scale,
+    /// rounded, at least 1 s (`TCP_KEEPIDLE` and `TCP_KEEPINTVL` are whole
+    /// seconds). At ×100, 100 s become 1 s; 60 s become 1 s too.
+    pub fn scaled(self, scale: u32) -> TcpKeepalive {
+        let scale = scale.max(1);
+        let one = |s: u32| ((s + scale / 2) / scale).max(1);
+        TcpKeepalive {
+            idle_s: one(self.idle_s),
+            interval_s: one(self.interval_s),
+        }
+    }
+}
+
 impl Default for ServerPolicy {
     fn default() -> Self {
         ServerPolicy {
@@ -1084,6 +1099,24 @@ mod tests {
             "serialising and parsing again changes nothing"
         );
         value
+    }
+
+    #[test]
+    fn tcp_keepalive_is_scaled_to_whole_seconds_of_at_least_one() {
+        let tcp = TcpKeepalive {
+            idle_s: 100,
+            interval_s: 250,
+        };
+        assert_eq!(tcp.scaled(1), tcp, "real time");
+        assert_eq!(
+            tcp.scaled(100),
+            TcpKeepalive {
+                idle_s: 1,
+                interval_s: 3
+            }
+        );
+        assert_eq!(tcp.scaled(1000).idle_s, 1, "never under 1 s");
+        assert_eq!(tcp.scaled(0), tcp, "a scale of 0 reads as real time");
     }
 
     #[test]

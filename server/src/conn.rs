@@ -267,7 +267,17 @@ impl Conn {
         self.activity.notified()
     }
 
-    /// The owner's policy changed: TCP keep-alive is set again at the next read.
+    /// The time scale of the lab's middlebox, when this connection came
+    /// through it (its owner's middlebox settings).
+    pub fn middlebox_scale(&self) -> Option<u32> {
+        self.lab
+            .middlebox()
+            .is_upstream(self.peer)
+            .then(|| crate::middlebox::lab::effective(&self.lab, &self.owner()).scale)
+    }
+
+    /// The owner's policy changed: TCP keep-alive is set again at the next
+    /// read or flush.
     pub fn policy_changed(&self) {
         self.keepalive_dirty.store(true, Ordering::Relaxed);
     }
@@ -905,15 +915,22 @@ impl TrackedStream {
         }
     }
 
-    /// Applies the owner's TCP keep-alive setting to the socket.
+    /// Applies the owner's TCP keep-alive setting to the socket; through
+    /// the lab's middlebox, scaled with it ([`protocol::TcpKeepalive::scaled`]).
     fn apply_keepalive(&self) {
         let sock = socket2::SockRef::from(&self.inner);
         let result = match self.conn.policy().tcp_keepalive {
-            Some(tcp) => sock.set_tcp_keepalive(
-                &socket2::TcpKeepalive::new()
-                    .with_time(Duration::from_secs(tcp.idle_s.into()))
-                    .with_interval(Duration::from_secs(tcp.interval_s.into())),
-            ),
+            Some(tcp) => {
+                let tcp = match self.conn.middlebox_scale() {
+                    Some(scale) => tcp.scaled(scale),
+                    None => tcp,
+                };
+                sock.set_tcp_keepalive(
+                    &socket2::TcpKeepalive::new()
+                        .with_time(Duration::from_secs(tcp.idle_s.into()))
+                        .with_interval(Duration::from_secs(tcp.interval_s.into())),
+                )
+            }
             None => sock.set_keepalive(false),
         };
         if let Err(e) = result {
@@ -1009,7 +1026,14 @@ impl AsyncWrite for TrackedStream {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+        let this = self.get_mut();
+        // hyper does not read while a request is in flight, but it flushes
+        // after polling the handler: a request that just attributed the
+        // connection gets its owner's TCP keep-alive here, before its answer.
+        if this.conn.keepalive_dirty.swap(false, Ordering::Relaxed) {
+            this.apply_keepalive();
+        }
+        Pin::new(&mut this.inner).poll_flush(cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

@@ -1010,3 +1010,66 @@ async fn middlebox_settings_are_per_session_and_follow_the_room_lock() {
     assert_eq!(refused.status, 423, "{}", refused.text());
     refused.error_body();
 }
+
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn in_the_lab_the_servers_tcp_keep_alive_follows_the_time_scale_and_keeps_the_mapping() {
+    let (lab_addr, lab) = start_server().await;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let middlebox_addr = listener.local_addr().unwrap();
+    tokio::spawn(serve_in_lab(listener, lab_addr, lab.clone()));
+    let a = issue_session(lab_addr).await;
+    let mut viewer = Viewer::connect_session(lab_addr, &a).await;
+    // The lab's default middlebox: an AWS NAT gateway at ×100 (3.5 s). The
+    // server probes after 100 s idle, every 100 s: at ×100, every second.
+    let response = common::put_config_as(
+        lab_addr,
+        &format!("?session={a}"),
+        r#"{"tcp_keepalive": {"idle_s": 100, "interval_s": 100}}"#,
+    )
+    .await;
+    assert_eq!(response.status, 200, "{}", response.text());
+    let mut client = Client::connect(middlebox_addr).await;
+    let host = middlebox_addr.to_string();
+    // 6 s without a byte either way: nearly twice the scaled idle timeout.
+    client
+        .send_request_with(
+            "GET",
+            &format!("/api/slow?ms=6000&id=ka-1&session={a}"),
+            &[("Host", host.as_str())],
+            b"",
+        )
+        .await;
+    let response = within("the slow answer", client.read_response()).await;
+    assert_eq!(response.status, 200, "{}", response.text());
+    // The server's probes refreshed the mapping, one event each (nothing
+    // else came from the server in those 6 s).
+    for n in 1..=3 {
+        viewer
+            .next_matching(&format!("probe {n} from the server"), |e| {
+                matches!(
+                    e,
+                    ServerEvent::Middlebox {
+                        event: MiddleboxEvent::Refreshed {
+                            side: Side::Server,
+                            by: RefreshCause::Probe,
+                            ..
+                        },
+                        ..
+                    }
+                )
+            })
+            .await;
+    }
+    assert!(
+        !viewer.seen.iter().any(|e| matches!(
+            e,
+            ServerEvent::Middlebox {
+                event: MiddleboxEvent::Expired { .. },
+                ..
+            }
+        )),
+        "{:#?}",
+        viewer.seen
+    );
+}

@@ -12,7 +12,7 @@
 //! mapping runs the anonymous scope's settings; a mapping whose client says
 //! nothing before something else happens stays anonymous.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -86,6 +86,9 @@ struct Table {
     own: HashMap<Owner, MiddleboxSettings>,
     /// Where the lab's middlebox listens.
     listeners: Vec<SocketAddr>,
+    /// The middlebox's own ends of its open connections to the lab: the
+    /// lab's connections from these came through the middlebox.
+    upstreams: HashSet<SocketAddr>,
 }
 
 impl Registry {
@@ -96,6 +99,7 @@ impl Registry {
                 defaults,
                 own: HashMap::new(),
                 listeners: Vec::new(),
+                upstreams: HashSet::new(),
             }),
             next: AtomicU64::new(1),
         }
@@ -135,6 +139,34 @@ impl Registry {
     /// Where the middlebox listens.
     pub fn listeners(&self) -> Vec<SocketAddr> {
         self.lock().listeners.clone()
+    }
+
+    /// The middlebox connected to the lab from `local` (until the guard
+    /// drops): the lab's connection from there came through it.
+    pub fn upstream_open(&self, local: SocketAddr) -> UpstreamGuard<'_> {
+        self.lock().upstreams.insert(local);
+        UpstreamGuard {
+            registry: self,
+            local,
+        }
+    }
+
+    /// Whether the lab's connection from `peer` came through the middlebox.
+    pub fn is_upstream(&self, peer: SocketAddr) -> bool {
+        self.lock().upstreams.contains(&peer)
+    }
+}
+
+/// Forgets an upstream address when the mapping ends.
+#[derive(Debug)]
+pub struct UpstreamGuard<'a> {
+    registry: &'a Registry,
+    local: SocketAddr,
+}
+
+impl Drop for UpstreamGuard<'_> {
+    fn drop(&mut self) {
+        self.registry.lock().upstreams.remove(&self.local);
     }
 }
 

@@ -392,6 +392,12 @@ impl Inner {
             }
         };
         let _ = server.set_nodelay(true);
+        // The lab's side learns that this connection came through the
+        // middlebox (its TCP keep-alive follows the time scale).
+        let _upstream = match (&self.mode, server.local_addr()) {
+            (Mode::Lab(lab), Ok(local)) => Some(lab.middlebox().upstream_open(local)),
+            _ => None,
+        };
         let sniffing = matches!(self.mode, Mode::Lab(_));
         let mapping = mapping::Mapping::new(
             id,

@@ -138,4 +138,10 @@ pub const LESSONS: &[LessonEntry] = &[
         concept: "TCP keep-alive probes keep a NAT mapping alive through a long request",
         summary: "a slow answer through the NAT gateway, with and without the agent's keep-alive",
     },
+    LessonEntry {
+        id: "nat-tcp-keepalive",
+        title: "The server's TCP keep-alive",
+        concept: "the server's keep-alive probes refresh the NAT mapping while it prepares the answer",
+        summary: "the NAT lesson's slow answer again, with the server's SO_KEEPALIVE on (scaled)",
+    },
 ];

@@ -558,6 +558,50 @@ async fn heartbeats_keep_the_nat_mapping_alive() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_servers_tcp_keep_alive_probes_keep_the_nat_mapping_alive() {
+    let _one = serial().await;
+    let mut s = open("nat-tcp-keepalive").await;
+    let (answer, figures) = s.take(0).await;
+    let record = s.record();
+    // The server answered the silent request, and the page got it...
+    let slow = &record.requests("/api/slow")[0];
+    assert!(slow.finished.is_some(), "the server finished its answer");
+    assert_eq!(answer, "choice-0", "{figures:?}");
+    // ...because the server's probes (one a second at ×100) refreshed the
+    // mapping, as the middlebox recorded, and it never expired.
+    let events = middlebox_events(&record);
+    let probes: u32 = events
+        .iter()
+        .filter_map(|e| match e {
+            protocol::MiddleboxEvent::Refreshed {
+                side: protocol::Side::Server,
+                by: protocol::RefreshCause::Probe,
+                count,
+                ..
+            } => Some(*count),
+            _ => None,
+        })
+        .sum();
+    assert!(probes >= 2, "{events:?}");
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, protocol::MiddleboxEvent::Expired { .. })),
+        "{events:?}"
+    );
+    assert_eq!(figures["server-probes"], probes.to_string(), "{figures:?}");
+    assert!(figures["keepalive"].starts_with("first probe after 1 s, then every 1 s"));
+    // The timeline's middlebox lane shows the probes.
+    let lane = mapping_lane(&mut s).await;
+    assert_eq!(lane["expired"], "false", "{lane}");
+    let words = lane["words"].as_str().unwrap_or_default();
+    assert!(
+        words.contains("refreshed by probes from the server"),
+        "{words}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_agent_without_keep_alive_says_keep_alive_and_opens_a_connection_per_request() {
     let _one = serial().await;
     let mut s = open("node-agent").await;

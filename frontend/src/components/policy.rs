@@ -134,7 +134,7 @@ pub fn PolicyPanel(props: &PolicyProps) -> Html {
                 </label>
                 <label>
                     <input id="policy-tcp" type="checkbox" checked={tcp.is_some()} onchange={tcp_toggle} />
-                    { " TCP keep-alive probes" }
+                    { " TCP keep-alive probes (through the middlebox: divided by its time scale, in whole seconds)" }
                 </label>
                 if let Some(t) = tcp {
                     <label>

@@ -372,6 +372,21 @@ pub static ALL: &[Lesson] = &[
               the client waits for its own timeout.",
         watch: "the first agent socket's mapping kept by probes, the second expiring",
     },
+    Lesson {
+        entry: &LESSONS[19],
+        question: Question {
+            prompt: "The NAT lesson again (350 s scaled to 3.5 s, an answer after 5 s of silence), but the server's TCP keep-alive is on: first probe after 100 s idle, then every 100 s, scaled like the gateway. What does the page get?",
+            ask: Ask::Choice(NAT_CHOICES),
+            usual: Answer::Choice(0),
+        },
+        steps: nat_tcp_keepalive_steps,
+        measure: nat_tcp_keepalive,
+        why: "SO_KEEPALIVE makes the server's kernel send a probe (a segment without data) after \
+              TCP_KEEPIDLE of silence, then every TCP_KEEPINTVL. The gateway sees a packet and \
+              refreshes its idle timer, so the mapping outlives the silence: AWS's advice is \
+              keep-alive under 350 s. Linux's default first probe comes after 7200 s, too late.",
+        watch: "the probe marks under the middlebox's bar, and no expiry",
+    },
 ];
 
 const AGENT_CHOICES: &[&str] = &[
@@ -646,6 +661,78 @@ fn nat_gateway(e: &Evidence<'_>) -> Outcome {
 
 fn nat_heartbeat(e: &Evidence<'_>) -> Outcome {
     nat_outcome(e).0
+}
+
+/// The server's TCP keep-alive in the lesson, in real time (the lab scales
+/// it with the middlebox: at ×100, one probe a second).
+const LESSON_TCP: protocol::TcpKeepalive = protocol::TcpKeepalive {
+    idle_s: 100,
+    interval_s: 100,
+};
+
+fn nat_tcp_keepalive_steps() -> Vec<Step> {
+    let mut steps = nat_gateway_steps();
+    steps.insert(
+        0,
+        Step::Policy(PolicyPatch {
+            tcp_keepalive: Some(Some(LESSON_TCP)),
+            ..PolicyPatch::default()
+        }),
+    );
+    steps
+}
+
+/// Probes from `side` that refreshed the lesson's mapping.
+fn probes_from(events: &[&protocol::MiddleboxEvent], side: protocol::Side) -> u32 {
+    events
+        .iter()
+        .filter_map(|m| match m {
+            protocol::MiddleboxEvent::Refreshed {
+                side: s,
+                by: protocol::RefreshCause::Probe,
+                count,
+                ..
+            } if *s == side => Some(*count),
+            _ => None,
+        })
+        .sum()
+}
+
+/// The time scale the lesson's mapping ran (1 when unknown).
+fn mapping_scale(events: &[&protocol::MiddleboxEvent]) -> u32 {
+    events
+        .iter()
+        .find_map(|m| match m {
+            protocol::MiddleboxEvent::Opened { settings, .. } => Some(settings.scale),
+            _ => None,
+        })
+        .unwrap_or(1)
+}
+
+fn nat_tcp_keepalive(e: &Evidence<'_>) -> Outcome {
+    let (mut outcome, _) = nat_outcome(e);
+    let events = mapping_events(e);
+    let probes = probes_from(&events, protocol::Side::Server);
+    let scale = mapping_scale(&events);
+    let tcp = LESSON_TCP.scaled(scale);
+    outcome.figures.push(figure(
+        "keepalive",
+        "the server's TCP keep-alive in force",
+        format!(
+            "first probe after {} s, then every {} s ({} s and {} s at ×{scale})",
+            tcp.idle_s, tcp.interval_s, LESSON_TCP.idle_s, LESSON_TCP.interval_s
+        ),
+    ));
+    outcome.figures.push(figure(
+        "server-probes",
+        "the server's probes that refreshed the mapping",
+        probes,
+    ));
+    outcome.notes.push(format!(
+        "The middlebox counted {} from the server, each refreshing the mapping.",
+        count(probes as usize, "probes")
+    ));
+    outcome
 }
 
 fn six_lanes_steps() -> Vec<Step> {
@@ -1410,6 +1497,45 @@ mod tests {
                 crate::lessons::find(lesson.id()).unwrap().entry
             ));
         }
+    }
+
+    #[test]
+    fn the_servers_probes_are_counted_and_its_keep_alive_scaled_with_the_mapping() {
+        use protocol::{MiddleboxEvent as M, RefreshCause, Side};
+        let settings = protocol::Preset::AwsNat.settings(100);
+        let opened = M::Opened {
+            client: "127.0.0.1:1".into(),
+            upstream: None,
+            conn: None,
+            accepted_us: 0,
+            in_force_ms: settings.in_force_ms(),
+            settings,
+            probes_visible: true,
+        };
+        let probe = |side| M::Refreshed {
+            side,
+            by: RefreshCause::Probe,
+            bytes: 0,
+            count: 1,
+        };
+        let data = M::Refreshed {
+            side: Side::Server,
+            by: RefreshCause::Data,
+            bytes: 10,
+            count: 1,
+        };
+        let (a, b, c, d) = (
+            probe(Side::Server),
+            probe(Side::Server),
+            probe(Side::Client),
+            data,
+        );
+        let events = vec![&opened, &a, &b, &c, &d];
+        assert_eq!(probes_from(&events, Side::Server), 2);
+        assert_eq!(probes_from(&events, Side::Client), 1);
+        assert_eq!(mapping_scale(&events), 100);
+        assert_eq!(mapping_scale(&events[1..]), 1, "unknown: real time");
+        assert_eq!(LESSON_TCP.scaled(100).idle_s, 1);
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! Reading the server's JSON without serde's derived decoders.
+//! The page's JSON, read and written without serde's derived code.
 //!
 //! The wire types are `protocol`'s (serde derives them for the server and
 //! the tests); this page only reads them. serde's derived `Deserialize`, and
@@ -9,15 +9,18 @@
 //! the same JSON, the same values, the same rules as serde's derive (a field
 //! marked `#[serde(default)]` may be absent, an absent `Option` is `None`,
 //! unknown fields are ignored except where the type denies them). The host
-//! tests decode every documented example both ways and compare.
+//! tests decode every documented example both ways and compare. The few
+//! messages the page sends ([`ClientMessage`], [`RoomPatch`]) are written by
+//! [`to_string`], checked against `serde_json::to_value` the same way.
 
 use protocol::{
-    AbortReason, AgentEvent, AgentOptions, CloseHow, CloseMode, CloseReason, ConnId,
-    ConnectionSnapshot, ErrorBody, FinishReason, FreeOutcome, Initiator, LessonReport, MappingId,
-    MiddleboxEvent, MiddleboxSettings, MiddleboxView, OnExpiry, Participant, Party, Preset,
-    RaceClose, RefreshCause, RequestEvent, RequestId, RequestOutcome, RequestSnapshot, RoomState,
-    Scheduling, ServerEvent, ServerPolicy, SessionGrant, SessionId, Side, SocketCloseReason,
-    SocketEvent, TcpKeepalive, TimeoutSource, UpgradeRole,
+    AbortReason, AgentEvent, AgentOptions, AgentRequestSpec, AgentTarget, ClientMessage, CloseHow,
+    CloseMode, CloseReason, ConnId, ConnectionSnapshot, ErrorBody, FinishReason, FreeOutcome,
+    Initiator, LessonReport, MappingId, MiddleboxEvent, MiddleboxPatch, MiddleboxSettings,
+    MiddleboxView, OnExpiry, Participant, Party, PolicyPatch, Preset, RaceClose, RefreshCause,
+    RequestEvent, RequestId, RequestOutcome, RequestSnapshot, RoomPatch, RoomState, Scheduling,
+    ServerEvent, ServerPolicy, SessionGrant, SessionId, Side, SocketCloseReason, SocketEvent,
+    TcpKeepalive, TimeoutSource, UpgradeRole,
 };
 
 use std::cell::Cell;
@@ -737,6 +740,17 @@ impl FromJson for MiddleboxView {
     }
 }
 
+impl FromJson for protocol::TlsListeners {
+    fn read(v: &Json, cx: &Cx) -> Self {
+        let o = v.fields(cx);
+        protocol::TlsListeners {
+            h2: o.or_default("h2"),
+            http1_only: o.or_default("http1_only"),
+            max_concurrent_streams: o.or_default("max_concurrent_streams"),
+        }
+    }
+}
+
 impl FromJson for MiddleboxEvent {
     fn read(v: &Json, cx: &Cx) -> Self {
         let o = v.fields(cx);
@@ -1084,6 +1098,328 @@ impl FromJson for ServerEvent {
     }
 }
 
+/// JSON this page writes to the server, as serde's derive would write it
+/// (`skip_serializing_if` fields left out when `None`). The server reads it
+/// with serde.
+pub fn to_string<T: ToJson + ?Sized>(value: &T) -> String {
+    let mut w = Writer(String::new());
+    value.write(&mut w);
+    w.0
+}
+
+/// A type this page writes as JSON.
+pub trait ToJson {
+    fn write(&self, w: &mut Writer);
+}
+
+/// A JSON text being written.
+pub struct Writer(String);
+
+impl Writer {
+    /// `{"type":"tag"` (or `{"kind":…`): an internally tagged variant,
+    /// to be continued with [`Writer::field`] and closed with `}`.
+    fn tagged(&mut self, key: &str, tag: &str) {
+        self.0.push('{');
+        key.write(self);
+        self.0.push(':');
+        tag.write(self);
+    }
+
+    /// `,"name":value`, or `{"name":value` as the object's first member.
+    fn field(&mut self, name: &str, value: &dyn ToJson) {
+        if !self.0.ends_with('{') {
+            self.0.push(',');
+        }
+        name.write(self);
+        self.0.push(':');
+        value.write(self);
+    }
+
+    /// A field that is left out when `None` (`skip_serializing_if`).
+    fn some<T: ToJson>(&mut self, name: &str, value: &Option<T>) {
+        if let Some(v) = value {
+            self.field(name, v);
+        }
+    }
+
+    fn open(&mut self) {
+        self.0.push('{');
+    }
+
+    fn close(&mut self) {
+        self.0.push('}');
+    }
+}
+
+impl ToJson for str {
+    fn write(&self, w: &mut Writer) {
+        w.0.push('"');
+        for c in self.chars() {
+            match c {
+                '"' => w.0.push_str("\\\""),
+                '\\' => w.0.push_str("\\\\"),
+                '\n' => w.0.push_str("\\n"),
+                '\r' => w.0.push_str("\\r"),
+                '\t' => w.0.push_str("\\t"),
+                c if c < ' ' => {
+                    const HEX: &[u8; 16] = b"0123456789abcdef";
+                    w.0.push_str("\\u00");
+                    w.0.push(HEX[c as usize >> 4] as char);
+                    w.0.push(HEX[c as usize & 15] as char);
+                }
+                c => w.0.push(c),
+            }
+        }
+        w.0.push('"');
+    }
+}
+
+impl ToJson for String {
+    fn write(&self, w: &mut Writer) {
+        self.as_str().write(w);
+    }
+}
+
+impl ToJson for bool {
+    fn write(&self, w: &mut Writer) {
+        w.0.push_str(if *self { "true" } else { "false" });
+    }
+}
+
+impl ToJson for u64 {
+    fn write(&self, w: &mut Writer) {
+        // Integers through `Display` (already in the page); no float code.
+        use std::fmt::Write as _;
+        let _ = write!(w.0, "{self}");
+    }
+}
+
+impl ToJson for u32 {
+    fn write(&self, w: &mut Writer) {
+        u64::from(*self).write(w);
+    }
+}
+
+impl ToJson for f64 {
+    fn write(&self, w: &mut Writer) {
+        if self.is_finite() {
+            let text = format_float(*self);
+            w.0.push_str(&text);
+            // `3.0`, as serde writes it, not `3`: the same number either way.
+            if text.bytes().all(|b| b.is_ascii_digit() || b == b'-') {
+                w.0.push_str(".0");
+            }
+        } else {
+            w.0.push_str("null");
+        }
+    }
+}
+
+/// The shortest text that reads back as `x` (finite). In the browser, the
+/// engine's own number formatting; on the host (tests), Rust's.
+#[cfg(target_arch = "wasm32")]
+fn format_float(x: f64) -> String {
+    String::from(
+        js_sys::Number::from(x)
+            .to_string_with_radix(10)
+            .unwrap_or_else(|_| "0".into()),
+    )
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn format_float(x: f64) -> String {
+    x.to_string()
+}
+
+impl<T: ToJson> ToJson for Option<T> {
+    fn write(&self, w: &mut Writer) {
+        match self {
+            Some(v) => v.write(w),
+            None => w.0.push_str("null"),
+        }
+    }
+}
+
+impl<A: ToJson, B: ToJson> ToJson for (A, B) {
+    fn write(&self, w: &mut Writer) {
+        w.0.push('[');
+        self.0.write(w);
+        w.0.push(',');
+        self.1.write(w);
+        w.0.push(']');
+    }
+}
+
+impl<T: ToJson> ToJson for Vec<T> {
+    fn write(&self, w: &mut Writer) {
+        w.0.push('[');
+        for (i, v) in self.iter().enumerate() {
+            if i > 0 {
+                w.0.push(',');
+            }
+            v.write(w);
+        }
+        w.0.push(']');
+    }
+}
+
+impl ToJson for RequestId {
+    fn write(&self, w: &mut Writer) {
+        self.0.write(w);
+    }
+}
+
+/// Unit enums: their serde names.
+macro_rules! write_names {
+    ($($t:ident { $($v:ident = $s:literal),* $(,)? })*) => {$(
+        impl ToJson for $t {
+            fn write(&self, w: &mut Writer) {
+                match self {
+                    $($t::$v => $s,)*
+                }
+                .write(w)
+            }
+        }
+    )*};
+}
+
+write_names! {
+    OnExpiry { Rst = "rst", RstEither = "rst_either", RstBoth = "rst_both", Silent = "silent", Fin = "fin" }
+    Preset { AwsNat = "aws_nat", AwsNlb = "aws_nlb", AzureLb = "azure_lb", GcpNat = "gcp_nat", Alb = "alb", Custom = "custom" }
+    Scheduling { Lifo = "lifo", Fifo = "fifo" }
+    AgentTarget { Same = "same", SecondPort = "second-port", Middlebox = "middlebox" }
+}
+
+impl ToJson for TcpKeepalive {
+    fn write(&self, w: &mut Writer) {
+        w.open();
+        w.field("idle_s", &self.idle_s);
+        w.field("interval_s", &self.interval_s);
+        w.close();
+    }
+}
+
+impl ToJson for PolicyPatch {
+    fn write(&self, w: &mut Writer) {
+        w.open();
+        w.some("keep_alive", &self.keep_alive);
+        w.some("idle_timeout_ms", &self.idle_timeout_ms);
+        w.some("max_requests", &self.max_requests);
+        w.some("advertise_keep_alive", &self.advertise_keep_alive);
+        w.some("hang_timeout_ms", &self.hang_timeout_ms);
+        w.some("tcp_keepalive", &self.tcp_keepalive);
+        w.close();
+    }
+}
+
+impl ToJson for MiddleboxPatch {
+    fn write(&self, w: &mut Writer) {
+        w.open();
+        w.some("preset", &self.preset);
+        w.some("idle_timeout_ms", &self.idle_timeout_ms);
+        w.some("on_expiry", &self.on_expiry);
+        w.some("probes_refresh", &self.probes_refresh);
+        w.some("scale", &self.scale);
+        w.close();
+    }
+}
+
+impl ToJson for LessonReport {
+    fn write(&self, w: &mut Writer) {
+        w.open();
+        w.field("lesson", &self.lesson);
+        w.field("stage", &self.stage);
+        w.field("prediction", &self.prediction);
+        w.field("answer", &self.answer);
+        w.field("figures", &self.figures);
+        w.close();
+    }
+}
+
+impl ToJson for AgentOptions {
+    fn write(&self, w: &mut Writer) {
+        w.open();
+        w.field("keep_alive", &self.keep_alive);
+        w.field("keep_alive_msecs", &self.keep_alive_msecs);
+        w.field("max_sockets", &self.max_sockets);
+        w.field("max_total_sockets", &self.max_total_sockets);
+        w.field("max_free_sockets", &self.max_free_sockets);
+        w.field("scheduling", &self.scheduling);
+        w.field("timeout", &self.timeout);
+        w.field(
+            "agent_keep_alive_timeout_buffer",
+            &self.agent_keep_alive_timeout_buffer,
+        );
+        w.field("request_timeout", &self.request_timeout);
+        w.close();
+    }
+}
+
+impl ToJson for AgentRequestSpec {
+    fn write(&self, w: &mut Writer) {
+        w.open();
+        w.field("method", &self.method);
+        w.field("path", &self.path);
+        w.field("target", &self.target);
+        w.some("connection", &self.connection);
+        w.close();
+    }
+}
+
+impl ToJson for RoomPatch {
+    fn write(&self, w: &mut Writer) {
+        w.open();
+        w.some("policy_locked", &self.policy_locked);
+        w.some("lesson", &self.lesson);
+        w.some("reset", &self.reset);
+        w.close();
+    }
+}
+
+impl ToJson for ClientMessage {
+    fn write(&self, w: &mut Writer) {
+        match self {
+            ClientMessage::Release { request, id } => {
+                w.tagged("type", "release");
+                w.some("request", request);
+                w.some("id", id);
+            }
+            ClientMessage::SetConfig { config } => {
+                w.tagged("type", "set_config");
+                w.field("config", config);
+            }
+            ClientMessage::Ping { client_time_ms } => {
+                w.tagged("type", "ping");
+                w.field("client_time_ms", client_time_ms);
+            }
+            ClientMessage::LessonReport { report } => {
+                w.tagged("type", "lesson_report");
+                w.field("report", report);
+            }
+            ClientMessage::SetMiddlebox { middlebox } => {
+                w.tagged("type", "set_middlebox");
+                w.field("middlebox", middlebox);
+            }
+            ClientMessage::AgentStart {
+                options,
+                request,
+                every_ms,
+                count,
+                linger_ms,
+            } => {
+                w.tagged("type", "agent_start");
+                w.field("options", options);
+                w.field("request", request);
+                w.field("every_ms", every_ms);
+                w.field("count", count);
+                w.field("linger_ms", linger_ms);
+            }
+            ClientMessage::AgentStop {} => w.tagged("type", "agent_stop"),
+        }
+        w.close();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1209,5 +1545,108 @@ mod tests {
         assert!(agree::<ServerEvent>(
             r#" {"conn":3, "type":"connection_hidden", "extra": [{"a": null}, true]} "#
         ));
+    }
+
+    /// serde and this module write the same JSON value.
+    fn writes_as_serde<T: ToJson + serde::Serialize>(value: &T) {
+        let ours = to_string(value);
+        let ours: serde_json::Value = serde_json::from_str(&ours).expect(&ours);
+        assert_eq!(ours, serde_json::to_value(value).unwrap());
+    }
+
+    #[test]
+    fn messages_are_written_as_serde_writes_them() {
+        let report = LessonReport {
+            lesson: "six-lanes".into(),
+            stage: "explained".into(),
+            prediction: Some("6".into()),
+            answer: None,
+            figures: vec![("a\"b".into(), "\u{1}\t\\é".into())],
+        };
+        let messages = [
+            ClientMessage::Release {
+                request: None,
+                id: None,
+            },
+            ClientMessage::Release {
+                request: Some(RequestId(12)),
+                id: Some("b1-4".into()),
+            },
+            ClientMessage::Ping {
+                client_time_ms: 1532.25,
+            },
+            ClientMessage::Ping {
+                client_time_ms: 0.1 + 0.2,
+            },
+            ClientMessage::Ping {
+                client_time_ms: 3.0,
+            },
+            ClientMessage::SetConfig {
+                config: PolicyPatch::default(),
+            },
+            ClientMessage::SetConfig {
+                config: PolicyPatch {
+                    keep_alive: Some(false),
+                    idle_timeout_ms: Some(1500),
+                    max_requests: Some(None),
+                    advertise_keep_alive: Some(true),
+                    hang_timeout_ms: Some(Some(2000)),
+                    tcp_keepalive: Some(Some(TcpKeepalive {
+                        idle_s: 1,
+                        interval_s: 2,
+                    })),
+                },
+            },
+            ClientMessage::LessonReport { report },
+            ClientMessage::SetMiddlebox {
+                middlebox: MiddleboxPatch {
+                    preset: Some(Preset::AzureLb),
+                    idle_timeout_ms: None,
+                    on_expiry: Some(OnExpiry::RstEither),
+                    probes_refresh: Some(false),
+                    scale: Some(100),
+                },
+            },
+            ClientMessage::AgentStart {
+                options: AgentOptions::default(),
+                request: AgentRequestSpec {
+                    method: "GET".into(),
+                    path: "/api/fast".into(),
+                    target: AgentTarget::SecondPort,
+                    connection: Some("close".into()),
+                },
+                every_ms: 300,
+                count: 3,
+                linger_ms: 0,
+            },
+            ClientMessage::AgentStart {
+                options: AgentOptions {
+                    keep_alive: true,
+                    max_sockets: Some(20),
+                    scheduling: Scheduling::Fifo,
+                    timeout: Some(u64::MAX),
+                    ..AgentOptions::default()
+                },
+                request: AgentRequestSpec {
+                    method: "POST".into(),
+                    path: "/".into(),
+                    target: AgentTarget::Middlebox,
+                    connection: None,
+                },
+                every_ms: 0,
+                count: u32::MAX,
+                linger_ms: 5,
+            },
+            ClientMessage::AgentStop {},
+        ];
+        for message in &messages {
+            writes_as_serde(message);
+        }
+        writes_as_serde(&RoomPatch::default());
+        writes_as_serde(&RoomPatch {
+            policy_locked: Some(true),
+            lesson: Some("six-lanes".into()),
+            reset: Some(false),
+        });
     }
 }

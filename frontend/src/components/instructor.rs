@@ -160,7 +160,7 @@ pub fn InstructorView(props: &InstructorProps) -> Html {
     let change = |patch: RoomPatch| {
         let (room, problem, latest) = (room.clone(), problem.clone(), latest.clone());
         let key = props.key_text.clone();
-        let body = serde_json::to_string(&patch).unwrap_or_default();
+        let body = crate::wire::to_string(&patch);
         Callback::from(move |_: MouseEvent| {
             let (room, problem, latest, key, body) = (
                 room.clone(),

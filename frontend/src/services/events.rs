@@ -137,7 +137,7 @@ impl EventSocket {
 
     /// Sends a control message.
     pub fn send(&self, message: &ClientMessage) -> Result<(), String> {
-        let text = serde_json::to_string(message).map_err(|e| e.to_string())?;
+        let text = crate::wire::to_string(message);
         self.ws.send_with_str(&text).map_err(js_error)
     }
 }

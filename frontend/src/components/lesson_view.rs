@@ -276,7 +276,7 @@ fn LessonPage(props: &LessonPageProps) -> Html {
                     <div class="side-by-side">
                         <div><div class="help">{ "You predicted" }</div>
                             <strong class="predicted">{ predicted.unwrap_or_else(|| "nothing".into()) }</strong></div>
-                        <div><div class="help">{ "Your browser, measured" }</div>
+                        <div><div class="help">{ if lesson.by_agent() { "The agent, measured" } else { "Your browser, measured" } }</div>
                             <strong class="measured-answer">{ measured }</strong></div>
                         <div class={classes!("verdict", if matched { "right" } else { "wrong" })}>
                             { if matched { "✓ as predicted" } else { "✗ not what you predicted" } }</div>
@@ -313,7 +313,7 @@ fn LessonPage(props: &LessonPageProps) -> Html {
             { ask }
             <div class="actions">
                 <button id="run-lesson" onclick={on_run}
-                    disabled={r.stage != Stage::Ready || !connected || !props.ready}>{ "Run it in this browser" }</button>
+                    disabled={r.stage != Stage::Ready || !connected || !props.ready}>{ if lesson.by_agent() { "Run the agent" } else { "Run it in this browser" } }</button>
                 if matches!(r.stage, Stage::Answered | Stage::Failed(_)) {
                     <button class="secondary" id="again" onclick={on_again}>{ "Again" }</button>
                 }

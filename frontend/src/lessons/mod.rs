@@ -204,6 +204,14 @@ impl Lesson {
     pub fn id(&self) -> &'static str {
         self.entry.id
     }
+
+    /// Run by the lab's Node-style agent alone (no burst from the page): the
+    /// page then says "the agent measured", not "your browser".
+    pub fn by_agent(&self) -> bool {
+        let steps = (self.steps)();
+        steps.iter().any(|s| matches!(s, Step::Agent { .. }))
+            && !steps.iter().any(|s| matches!(s, Step::Fire(_)))
+    }
 }
 
 /// The lesson with `id`.

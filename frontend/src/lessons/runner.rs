@@ -375,6 +375,12 @@ mod tests {
                 "{}",
                 lesson.id()
             );
+            assert_eq!(
+                lesson.by_agent(),
+                lesson.id().starts_with("agent-") || lesson.id() == "node-agent",
+                "{}",
+                lesson.id()
+            );
             // Measuring with nothing measured yet must not panic.
             let s = state();
             let outcome = (lesson.measure)(&Evidence {

@@ -666,6 +666,10 @@ pub struct LabState {
     /// What the lab's middlebox did with this session's mappings, newest
     /// last (at most [`MAX_MIDDLEBOX_EVENTS`]).
     pub middlebox: VecDeque<MiddleboxRecord>,
+    /// This session's middlebox settings as the server last said them (its
+    /// `GET /api/middlebox`, then each `middlebox_changed`), and how many
+    /// times it said them.
+    pub middlebox_settings: Option<(protocol::MiddleboxSettings, u64)>,
     /// This session's Node-style agent runs, newest last (at most
     /// [`MAX_AGENT_EVENTS`]).
     pub agent: VecDeque<AgentRecord>,
@@ -837,6 +841,7 @@ impl LabState {
             room_lesson: None,
             live_since_us: None,
             middlebox: VecDeque::new(),
+            middlebox_settings: None,
             agent: VecDeque::new(),
             agent_finished: 0,
         }
@@ -1254,8 +1259,15 @@ impl LabState {
             }
             ServerEvent::Pong { .. }
             | ServerEvent::Released { .. }
-            | ServerEvent::ParticipantChanged { .. }
-            | ServerEvent::MiddleboxChanged { .. } => {}
+            | ServerEvent::ParticipantChanged { .. } => {}
+            ServerEvent::MiddleboxChanged {
+                settings, session, ..
+            } => {
+                if session.as_ref() == Some(&self.session) {
+                    let n = self.middlebox_settings.as_ref().map_or(0, |m| m.1);
+                    self.middlebox_settings = Some((settings, n + 1));
+                }
+            }
         }
     }
 

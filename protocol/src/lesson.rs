@@ -144,4 +144,10 @@ pub const LESSONS: &[LessonEntry] = &[
         concept: "the server's keep-alive probes refresh the NAT mapping while it prepares the answer",
         summary: "the NAT lesson's slow answer again, with the server's SO_KEEPALIVE on (scaled)",
     },
+    LessonEntry {
+        id: "nat-real-time",
+        title: "Chromium's own probes, in real time",
+        concept: "the browser's TCP keep-alive every 45 s keeps a 60 s mapping, not a 40 s one",
+        summary: "two silent 2-minute requests through a 60 s and a 40 s middlebox (runs 2 minutes)",
+    },
 ];

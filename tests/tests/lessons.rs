@@ -601,6 +601,112 @@ async fn the_servers_tcp_keep_alive_probes_keep_the_nat_mapping_alive() {
     );
 }
 
+/// The middlebox's events of each mapping, by mapping, in order.
+fn mappings(record: &Record) -> BTreeMap<protocol::MappingId, Vec<protocol::MiddleboxEvent>> {
+    let mut out: BTreeMap<_, Vec<_>> = BTreeMap::new();
+    for e in &record.events {
+        if let ServerEvent::Middlebox { mapping, event, .. } = e {
+            out.entry(*mapping).or_default().push(event.clone());
+        }
+    }
+    out
+}
+
+/// The lesson's words on the page.
+async fn lesson_text(s: &mut Setup) -> String {
+    let text = s
+        .chrome
+        .eval(
+            &s.page,
+            "document.querySelector('section.lesson').textContent",
+        )
+        .await;
+    text.as_str().unwrap_or_default().to_owned()
+}
+
+/// Real time, about two minutes: Chromium's own TCP keep-alive (a probe
+/// after 45 s of silence, then every 45 s) keeps a 60 s mapping alive for a
+/// 2-minute silent request; a 40 s mapping expires first and Chromium's probe
+/// gets an RST. One test, both mappings at once (~2 min 10 s in all). What
+/// is asserted is what the middlebox recorded: if this Chromium sent no
+/// probe, the lesson must say so and the 60 s request must not survive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromiums_own_probes_keep_a_60_s_mapping_in_real_time_not_a_40_s_one() {
+    use protocol::{MiddleboxEvent as M, RefreshCause, Side};
+    let _one = serial().await;
+    let mut s = open("nat-real-time").await;
+    assert!(
+        lesson_text(&mut s).await.contains("Real time"),
+        "the page says it runs in real time"
+    );
+    let (answer, figures) = s
+        .chrome
+        .take_lesson(&s.page, 1, Duration::from_secs(240))
+        .await;
+    let record = s.record();
+    println!("measured in real time: answer {answer}, {figures:?}");
+    // The two mappings, by their idle timeout in force (real time).
+    let mut by_timeout = BTreeMap::new();
+    for (mapping, events) in mappings(&record) {
+        if let Some(M::Opened {
+            in_force_ms,
+            settings,
+            ..
+        }) = events.first()
+        {
+            assert_eq!(settings.scale, 1, "real time");
+            by_timeout.insert(*in_force_ms, (mapping, events.clone()));
+        }
+    }
+    let (Some((_, long)), Some((_, short))) = (by_timeout.get(&60_000), by_timeout.get(&40_000))
+    else {
+        panic!("a 60 s and a 40 s mapping: {by_timeout:#?}");
+    };
+    let client_probes = |events: &[M]| -> u32 {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                M::Refreshed {
+                    side: Side::Client,
+                    by: RefreshCause::Probe,
+                    count,
+                    ..
+                } => Some(*count),
+                _ => None,
+            })
+            .sum()
+    };
+    let expired = |events: &[M]| events.iter().any(|e| matches!(e, M::Expired { .. }));
+    let probes = client_probes(long);
+    assert_eq!(figures["probes-60"], probes.to_string(), "{figures:?}");
+    if probes > 0 {
+        // Chromium probed (at ~45 s and ~90 s): the 60 s mapping lived and
+        // the page got the answer.
+        assert!(!expired(long), "{long:?}");
+        assert_eq!(figures["page-60"], "done", "{figures:?}");
+        // The 40 s one expired before the first probe; the probe got an RST
+        // and the request failed.
+        assert!(expired(short), "{short:?}");
+        assert!(
+            short
+                .iter()
+                .any(|e| matches!(e, M::RstSent { side: Side::Client })),
+            "{short:?}"
+        );
+        assert_eq!(figures["page-40"], "failed", "{figures:?}");
+        assert_eq!(answer, "choice-1", "{figures:?}");
+    } else {
+        // No probe seen: both mappings expired, and the page says so.
+        assert!(expired(long) && expired(short), "{long:?} {short:?}");
+        assert_ne!(figures["page-60"], "done", "{figures:?}");
+        let notes = lesson_text(&mut s).await;
+        assert!(notes.contains("No probe from Chromium was seen"), "{notes}");
+    }
+    // The server answered the 2-minute request either way.
+    let slow = record.requests("/api/slow");
+    assert_eq!(slow.len(), 2, "{slow:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_agent_without_keep_alive_says_keep_alive_and_opens_a_connection_per_request() {
     let _one = serial().await;

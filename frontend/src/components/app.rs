@@ -117,12 +117,23 @@ pub fn App(props: &AppProps) -> Html {
     let middlebox_port = use_state(|| None::<Option<u16>>);
     {
         let (middlebox_port, session) = (middlebox_port.clone(), state.session.clone());
+        let frames = frames.clone();
         use_effect_with((), move |()| {
             wasm_bindgen_futures::spawn_local(async move {
                 let path = format!("/api/middlebox?session={session}");
                 let view =
                     crate::services::session::json::<protocol::MiddleboxView>("GET", &path, None)
                         .await;
+                if let Ok(view) = &view {
+                    // The session's settings, which a lesson that changes
+                    // them puts back.
+                    frames.event(protocol::ServerEvent::MiddleboxChanged {
+                        settings: view.settings.clone(),
+                        in_force_ms: view.in_force_ms,
+                        session: Some(session.clone()),
+                        at_us: 0,
+                    });
+                }
                 let port = view.ok().and_then(|view| {
                     view.listeners
                         .iter()

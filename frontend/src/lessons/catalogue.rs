@@ -387,6 +387,30 @@ pub static ALL: &[Lesson] = &[
               keep-alive under 350 s. Linux's default first probe comes after 7200 s, too late.",
         watch: "the probe marks under the middlebox's bar, and no expiry",
     },
+    Lesson {
+        entry: &LESSONS[20],
+        question: Question {
+            prompt: "Real time, about 2 minutes: two requests the server answers after 120 s of silence, \
+                     one through a middlebox that forgets idle connections after 60 s, one through one \
+                     that forgets them after 40 s. Chromium sends TCP keep-alive probes. What does the page get?",
+            ask: Ask::Choice(REAL_TIME_CHOICES),
+            usual: Answer::Choice(1),
+        },
+        steps: real_time_steps,
+        measure: real_time,
+        why: "Chromium turns on TCP keep-alive on its sockets with a probe after 45 s of silence, \
+              then every 45 s. Each probe is a packet through the middlebox: under a 60 s timeout \
+              the mapping lives on; a 40 s one has already forgotten it, and the probe is answered \
+              with a reset, so the request fails at about 45 s. Real NAT timeouts (350 s, 4 min, \
+              1200 s) are all longer than 45 s: a browser's own idle connections survive them.",
+        watch: "the 60 s mapping's probe marks above its bar; the 40 s one expiring, then its RST",
+    },
+];
+
+const REAL_TIME_CHOICES: &[&str] = &[
+    "both answers",
+    "the answer through 60 s; a network error through 40 s",
+    "neither: both wait until the page's timeout",
 ];
 
 const AGENT_CHOICES: &[&str] = &[
@@ -707,6 +731,141 @@ fn mapping_scale(events: &[&protocol::MiddleboxEvent]) -> u32 {
             _ => None,
         })
         .unwrap_or(1)
+}
+
+/// A custom middlebox in real time, forgetting after `ms` with an RST to the
+/// client's next packet (like an AWS NAT gateway).
+fn real_time_middlebox(ms: u64) -> Step {
+    Step::Middlebox(protocol::MiddleboxPatch {
+        preset: Some(protocol::Preset::Custom),
+        idle_timeout_ms: Some(ms),
+        on_expiry: Some(protocol::OnExpiry::Rst),
+        probes_refresh: Some(true),
+        scale: Some(1),
+    })
+}
+
+fn real_time_steps() -> Vec<Step> {
+    let silent = BurstSettings {
+        target: Target::Middlebox,
+        timeout_ms: Some(150_000),
+        ..burst(
+            1,
+            Endpoint::Slow {
+                ms: 120_000,
+                body: false,
+            },
+        )
+    };
+    vec![
+        real_time_middlebox(60_000),
+        Step::Fire(silent),
+        // Its mapping has read the 60 s settings once the request is at the
+        // server; the second request opens a new connection, a new mapping.
+        Step::Wait(Until::AtServer { run: 0, n: 1 }, WAIT),
+        real_time_middlebox(40_000),
+        Step::Fire(silent),
+        Step::Wait(Until::Ended { run: 1 }, 160_000),
+        Step::Wait(Until::Ended { run: 0 }, 160_000),
+    ]
+}
+
+/// The middlebox's record of the mapping run `run`'s request went through:
+/// the one whose connection to the lab is the request's lane.
+fn run_mapping<'a>(e: &'a Evidence<'_>, run: usize) -> Vec<&'a protocol::MiddleboxEvent> {
+    use protocol::MiddleboxEvent as M;
+    let peer = e
+        .run(run)
+        .and_then(|r| r.requests.first())
+        .and_then(|r| r.conn.or(r.attempts.last().map(|a| a.conn)))
+        .and_then(|conn| e.state.lanes.get(&conn))
+        .map(|lane| lane.peer.clone());
+    let mapping = e.state.middlebox.iter().find_map(|m| match &m.event {
+        M::Opened {
+            upstream: Some(u), ..
+        } if Some(u) == peer.as_ref() => Some(m.mapping),
+        _ => None,
+    });
+    e.state
+        .middlebox
+        .iter()
+        .filter(|m| mapping == Some(m.mapping))
+        .map(|m| &m.event)
+        .collect()
+}
+
+fn real_time(e: &Evidence<'_>) -> Outcome {
+    use protocol::MiddleboxEvent as M;
+    let phase = |run| {
+        e.run(run)
+            .and_then(|r| r.requests.first())
+            .map_or(Phase::Pending, |r| r.phase)
+    };
+    let (long, short) = (phase(0), phase(1));
+    let answer = match (long, short) {
+        (Phase::Done, Phase::Done) => 0,
+        (Phase::Done, _) => 1,
+        _ => 2,
+    };
+    let mut figures = Vec::new();
+    let mut notes = Vec::new();
+    for (run, timeout, page) in [(0, "60 s", long), (1, "40 s", short)] {
+        let events = run_mapping(e, run);
+        let probes = probes_from(&events, protocol::Side::Client);
+        let expired = events.iter().any(|m| matches!(m, M::Expired { .. }));
+        let reset = events.iter().any(|m| {
+            matches!(
+                m,
+                M::RstSent {
+                    side: protocol::Side::Client
+                }
+            )
+        });
+        let scale = mapping_scale(&events);
+        let (id_probes, id_expired, id_page) = if run == 0 {
+            ("probes-60", "expired-60", "page-60")
+        } else {
+            ("probes-40", "expired-40", "page-40")
+        };
+        figures.push(figure(
+            id_probes,
+            "Chromium's probes that refreshed it",
+            probes,
+        ));
+        figures.push(figure(
+            id_expired,
+            "it expired",
+            if expired { "yes" } else { "no" },
+        ));
+        figures.push(figure(id_page, "what the page got", page.label()));
+        notes.push(format!(
+            "Through {timeout} ({}): the middlebox saw {} from Chromium{}; the page: {}.",
+            if scale == 1 { "real time" } else { "scaled" },
+            count(probes as usize, "probes"),
+            match (expired, reset) {
+                (true, true) => ", the mapping expired and the next packet got an RST",
+                (true, false) => ", the mapping expired",
+                _ => ", the mapping lived",
+            },
+            page.label()
+        ));
+    }
+    if figures
+        .iter()
+        .any(|f| f.id == "probes-60" && f.value == "0")
+        && long != Phase::Pending
+    {
+        notes.push(
+            "No probe from Chromium was seen here: this browser did not keep the connection \
+             alive by itself, so the 60 s middlebox forgot it too."
+                .into(),
+        );
+    }
+    Outcome {
+        answer: Answer::Choice(answer),
+        figures,
+        notes,
+    }
 }
 
 fn nat_tcp_keepalive(e: &Evidence<'_>) -> Outcome {

@@ -138,6 +138,9 @@ pub enum Step {
         /// Direct, or through the lab's middlebox.
         target: protocol::AgentTarget,
     },
+    /// Change this session's middlebox (put back afterwards); the next step
+    /// waits until the server confirms it.
+    Middlebox(protocol::MiddleboxPatch),
     /// Wait until the condition holds (at most `limit_ms`, then the lesson
     /// says what did not happen).
     Wait(Until, u32),

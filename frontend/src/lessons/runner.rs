@@ -83,6 +83,11 @@ pub struct Runner {
     awaiting_policy: Option<ServerPolicy>,
     /// The session's policy before the lesson, to put back.
     saved: Option<ServerPolicy>,
+    /// A middlebox change was sent: the server must confirm a change (the
+    /// count of confirmations exceed this) before the next step.
+    awaiting_middlebox: Option<u64>,
+    /// The session's middlebox before the lesson changed it, to put back.
+    saved_middlebox: Option<protocol::MiddleboxSettings>,
     /// Agent runs finished before the lesson started.
     agents_before: u32,
     /// What was measured.
@@ -115,6 +120,8 @@ impl Runner {
             awaiting_run: false,
             awaiting_policy: None,
             saved: None,
+            awaiting_middlebox: None,
+            saved_middlebox: None,
             agents_before: 0,
             outcome: None,
         }
@@ -139,6 +146,7 @@ impl Runner {
         self.step_started_ms = now_ms;
         self.runs.clear();
         self.saved = state.config.clone();
+        (self.saved_middlebox, self.awaiting_middlebox) = (None, None);
         self.agents_before = state.agent_finished;
         self.outcome = None;
         self.stage = Stage::Running;
@@ -165,10 +173,24 @@ impl Runner {
     }
 
     fn restore(&mut self) -> Vec<Command> {
-        self.saved
-            .take()
-            .map(|p| vec![Command::SetPolicy(full_patch(&p))])
-            .unwrap_or_default()
+        let policy = self.saved.take().map(|p| Command::SetPolicy(full_patch(&p)));
+        let middlebox = self.saved_middlebox.take().map(|m| {
+            Command::Send(protocol::ClientMessage::SetMiddlebox {
+                middlebox: protocol::MiddleboxPatch {
+                    preset: Some(m.preset),
+                    idle_timeout_ms: Some(m.idle_timeout_ms),
+                    on_expiry: Some(m.on_expiry),
+                    probes_refresh: Some(m.probes_refresh),
+                    scale: Some(m.scale),
+                },
+            })
+        });
+        policy.into_iter().chain(middlebox).collect()
+    }
+
+    /// Confirmations of this session's middlebox settings heard so far.
+    fn middlebox_heard(state: &LabState) -> u64 {
+        state.middlebox_settings.as_ref().map_or(0, |m| m.1)
     }
 
     /// The lesson's runs, as the page knows them now.
@@ -224,6 +246,20 @@ impl Runner {
                     break;
                 }
             }
+            if let Some(heard) = self.awaiting_middlebox {
+                if Self::middlebox_heard(state) > heard {
+                    self.awaiting_middlebox = None;
+                    self.step_started_ms = now_ms;
+                } else {
+                    if now_ms - self.step_started_ms > f64::from(POLICY_WAIT_MS) {
+                        let why = "the server did not confirm the lesson's middlebox (is the \
+                                   instructor's lock on?)"
+                            .to_owned();
+                        commands.extend(self.fail(why));
+                    }
+                    break;
+                }
+            }
             let Some(step) = self.steps.get(self.step).cloned() else {
                 let outcome = (self.lesson.measure)(&self.evidence(state));
                 self.outcome = Some(outcome);
@@ -242,6 +278,15 @@ impl Runner {
                     commands.push(Command::Fire(settings));
                 }
                 Step::ReleaseAll => commands.push(Command::Release(None)),
+                Step::Middlebox(patch) => {
+                    if self.saved_middlebox.is_none() {
+                        self.saved_middlebox = state.middlebox_settings.as_ref().map(|m| m.0.clone());
+                    }
+                    self.awaiting_middlebox = Some(Self::middlebox_heard(state));
+                    commands.push(Command::Send(protocol::ClientMessage::SetMiddlebox {
+                        middlebox: patch,
+                    }));
+                }
                 Step::Agent {
                     options,
                     path,
@@ -360,6 +405,48 @@ mod tests {
             commands,
             vec![Command::SetPolicy(full_patch(&ServerPolicy::default()))]
         );
+    }
+
+    #[test]
+    fn a_middlebox_step_waits_for_the_server_and_the_lesson_puts_it_back() {
+        let mut s = state();
+        let before = protocol::Preset::AwsNat.settings(100);
+        let changed = |s: &mut LabState, settings: protocol::MiddleboxSettings| {
+            s.apply(crate::state::Action::ServerBatch(vec![
+                protocol::ServerEvent::MiddleboxChanged {
+                    in_force_ms: settings.in_force_ms(),
+                    settings,
+                    session: Some(s.session.clone()),
+                    at_us: 1,
+                },
+            ]));
+        };
+        changed(&mut s, before.clone());
+        let mut runner = Runner::new(find("nat-real-time").unwrap());
+        runner.predict(Answer::Choice(1));
+        let first = runner.start(&s, 0.0);
+        assert!(
+            matches!(&first[..], [Command::Send(protocol::ClientMessage::SetMiddlebox { middlebox })]
+                if middlebox.idle_timeout_ms == Some(60_000) && middlebox.scale == Some(1)),
+            "{first:?}"
+        );
+        assert!(runner.poll(&s, 10.0).is_empty(), "waits for the server");
+        let mut real_time = protocol::Preset::Custom.settings(1);
+        real_time.idle_timeout_ms = 60_000;
+        changed(&mut s, real_time);
+        assert!(matches!(&runner.poll(&s, 20.0)[..], [Command::Fire(_)]));
+        // Unconfirmed for too long: the lesson fails and puts everything back.
+        let mut stuck = Runner::new(find("nat-real-time").unwrap());
+        stuck.predict(Answer::Choice(1));
+        stuck.start(&s, 0.0);
+        let back = stuck.poll(&s, 60_000.0);
+        assert!(matches!(stuck.stage, Stage::Failed(_)));
+        assert!(
+            back.iter().any(|c| matches!(c, Command::Send(protocol::ClientMessage::SetMiddlebox { middlebox })
+                if middlebox.idle_timeout_ms == Some(60_000) && middlebox.preset == Some(protocol::Preset::Custom))),
+            "the settings before this lesson (the first one's change): {back:?}"
+        );
+        assert!(back.iter().any(|c| matches!(c, Command::SetPolicy(_))));
     }
 
     #[test]

@@ -494,11 +494,12 @@ async fn the_nat_gateway_drops_the_servers_late_answer() {
     assert_eq!(figures["expired"], "yes");
     assert!(figures["timeout"].contains("3500 ms"), "{figures:?}");
     // The timeline's middlebox lane tells the same story as the record.
+    s.chrome.screenshot_if_asked(&s.page, "nat-gateway").await;
     let lane = mapping_lane(&mut s).await;
     assert_eq!(lane["expired"], "true", "{lane}");
     let words = lane["words"].as_str().unwrap_or_default();
     assert!(
-        words.contains("expired") && words.contains("B from the server"),
+        words.contains("expired") && words.contains("dropped server"),
         "{words}"
     );
 }
@@ -705,6 +706,24 @@ async fn chromiums_own_probes_keep_a_60_s_mapping_in_real_time_not_a_40_s_one() 
     // The server answered the 2-minute request either way.
     let slow = record.requests("/api/slow");
     assert_eq!(slow.len(), 2, "{slow:?}");
+    // The lesson put the session's middlebox back (the lab's default).
+    let restored = |e: &ServerEvent| {
+        matches!(e, ServerEvent::MiddleboxChanged { settings, .. }
+            if *settings == protocol::Preset::AwsNat.settings(100))
+    };
+    if !record.events.iter().any(restored) {
+        let events = &mut s.events;
+        keepalive_lab_tests::eventually(
+            "the middlebox put back",
+            Duration::from_secs(10),
+            async || {
+                std::iter::from_fn(|| events.try_recv().ok())
+                    .any(|e| restored(&e))
+                    .then_some(())
+            },
+        )
+        .await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -194,36 +194,37 @@ impl MappingLane {
             .sum()
     }
 
-    /// Its name in the left column: `m4 AWS NAT gateway`.
-    pub fn label(&self) -> String {
-        format!("{} {}", self.mapping, self.preset)
+    /// The idle timeout in force and the time scale: `3.5 s ×100`, `60 s
+    /// real time`.
+    pub fn timeout(&self) -> String {
+        let timeout = protocol::human_ms(self.in_force_ms);
+        if self.scale > 1 {
+            format!("{timeout} ×{}", self.scale)
+        } else {
+            format!("{timeout} real time")
+        }
     }
 
-    /// What it is doing or did, short, for the right column: the idle
-    /// timeout in force (and the scale), refreshes, expiry, drops, RSTs.
+    /// Its name in the left column: `m4 3.5 s ×100`.
+    pub fn label(&self) -> String {
+        format!("{} {}", self.mapping, self.timeout())
+    }
+
+    /// What it did, short enough for the right column: expiry, drops
+    /// (whose bytes), RSTs (to whom), probes.
     pub fn status(&self) -> String {
-        let timeout = crate::timeline::format_ms(self.in_force_ms as f64);
-        let mut words = vec![if self.scale > 1 {
-            format!("{timeout} idle (×{})", self.scale)
-        } else {
-            format!("{timeout} idle, real time")
-        }];
-        let probes = self.refreshes(MarkKind::Probe, Side::Client)
-            + self.refreshes(MarkKind::Probe, Side::Server);
-        if probes > 0 {
-            words.push(count(probes as usize, "probe"));
-        } else if !self.probes_visible {
-            words.push("probes not visible".into());
-        }
-        match self.expired {
-            Some(_) => words.push("✕ expired".into()),
-            None if self.closed.is_none() => words.push("open".into()),
-            None => words.push("closed".into()),
-        }
+        let mut words: Vec<String> = vec![
+            match (self.expired, self.closed) {
+                (Some(_), _) => "✕ expired",
+                (None, None) => "open",
+                (None, Some(_)) => "closed",
+            }
+            .into(),
+        ];
         for side in [Side::Server, Side::Client] {
             let bytes = self.dropped_bytes(side);
             if bytes > 0 {
-                words.push(format!("dropped {bytes} B from the {}", side_name(side)));
+                words.push(format!("dropped {} {bytes} B", side_name(side)));
             }
         }
         for side in [Side::Client, Side::Server] {
@@ -232,15 +233,34 @@ impl MappingLane {
                 .iter()
                 .any(|m| m.kind == MarkKind::Rst && m.side == side)
             {
-                words.push(format!("RST to the {}", side_name(side)));
+                words.push(format!("RST → {}", side_name(side)));
             }
+        }
+        for side in [Side::Client, Side::Server] {
+            let probes = self.refreshes(MarkKind::Probe, side);
+            if probes > 0 {
+                words.push(format!(
+                    "{} from {}",
+                    count(probes as usize, "probe"),
+                    side_name(side)
+                ));
+            }
+        }
+        if !self.probes_visible {
+            words.push("probes not visible".into());
         }
         words.join(" · ")
     }
 
     /// The whole story, for the screen reader.
     pub fn describe(&self) -> String {
-        let mut words = format!("middlebox mapping {}: {}", self.mapping, self.status());
+        let mut words = format!(
+            "middlebox mapping {} ({}, idle timeout {}): {}",
+            self.mapping,
+            self.preset,
+            self.timeout(),
+            self.status()
+        );
         for (kind, what) in [(MarkKind::Data, "data"), (MarkKind::Probe, "probes")] {
             for side in [Side::Client, Side::Server] {
                 let n = self.refreshes(kind, side);
@@ -400,10 +420,14 @@ mod tests {
         assert_eq!(lanes.len(), 1);
         let l = &lanes[0];
         assert_eq!(l.conn, Some(ConnId(7)));
-        assert_eq!(l.label(), "m4 AWS NAT gateway");
+        assert_eq!(l.label(), "m4 3.5 s ×100");
         assert_eq!(
             l.status(),
-            "3.50 s idle (×100) · ✕ expired · dropped 161 B from the server · RST to the browser"
+            "✕ expired · dropped server 161 B · RST → browser"
+        );
+        assert!(
+            l.describe()
+                .starts_with("middlebox mapping m4 (AWS NAT gateway, idle timeout 3.5 s ×100)")
         );
         assert_eq!(l.refreshes(MarkKind::Data, Side::Client), 1);
         assert_eq!(
@@ -444,7 +468,7 @@ mod tests {
         let l = &lanes[0];
         assert_eq!(l.refreshes(MarkKind::Probe, Side::Server), 3);
         assert_eq!(l.refreshes(MarkKind::Probe, Side::Client), 0);
-        assert_eq!(l.status(), "3.50 s idle (×100) · 3 probes · open");
+        assert_eq!(l.status(), "open · 3 probes from server");
         assert!(
             l.describe()
                 .contains("refreshed by probes from the server 3×")
@@ -491,10 +515,7 @@ mod tests {
             *probes_visible = false;
         }
         let l = &MappingLane::of(&[o], None, &|_| false)[0];
-        assert_eq!(
-            l.status(),
-            "60 s idle, real time · probes not visible · open"
-        );
-        assert_eq!(l.label(), "m1 custom");
+        assert_eq!(l.status(), "open · probes not visible");
+        assert_eq!(l.label(), "m1 60 s real time");
     }
 }

@@ -129,6 +129,23 @@ mod tests {
             "M38 111l5 5m0 -5l-5 5"
         );
         assert_eq!(marks_path(&l, MarkKind::Probe, Side::Client, x, 100.0), "");
+        // The NAT lesson's words fit the right column (the full story is the
+        // row's aria-label).
+        let nat = MappingLane {
+            expired: Some((30, protocol::OnExpiry::Rst)),
+            marks: vec![
+                Mark {
+                    bytes: 518,
+                    ..mark(40, MarkKind::Dropped, Side::Server)
+                },
+                mark(50, MarkKind::Rst, Side::Client),
+            ],
+            ..l
+        };
+        let status = nat.status();
+        assert_eq!(status, "✕ expired · dropped server 518 B · RST → browser");
+        assert!(status.chars().count() <= super::super::chars(super::super::NOTES - 8.0));
+        assert!(nat.label().chars().count() <= super::super::chars(super::super::LABELS - 10.0));
     }
 
     #[test]

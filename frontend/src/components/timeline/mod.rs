@@ -436,7 +436,7 @@ pub fn TimelineView(props: &TimelineProps) -> Html {
                 }) }
                 if !g.middlebox.is_empty() {
                     <text class="section" x="6" y={px(mb_title)}>{ format!("MIDDLEBOX: {}", count(g.middlebox.len(), "mapping")) }</text>
-                    { column_text("section", "IDLE TIMEOUT IN FORCE · WHAT HAPPENED", mb_title, true) }
+                    { column_text("section", "WHAT THE MIDDLEBOX DID", mb_title, true) }
                     { for g.middlebox.iter().enumerate().map(|(i, m)| {
                         let highlighted = highlight.is_some() && m.conn == highlight;
                         middlebox_row::mapping_row(m, mb_top + i as f64 * LANE, &scale, &props.clock, highlighted)

@@ -441,7 +441,8 @@ impl AgentView {
                 locals.insert(local);
             }
         }
-        let mut peers: BTreeSet<String> = locals.iter().map(|l| (*l).to_owned()).collect();
+        let mut peers: BTreeSet<String> = BTreeSet::new();
+        peers.extend(locals.iter().map(|l| (*l).to_owned()));
         let mut conns = BTreeSet::new();
         for m in &state.middlebox {
             if let protocol::MiddleboxEvent::Opened {

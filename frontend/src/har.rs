@@ -393,11 +393,12 @@ pub fn run_json(run: &Run, lanes: &[&crate::state::Lane], clock: &ClockSync) -> 
         j.close('}');
     }
     j.close(']').open("connections", '[');
-    let conns: std::collections::BTreeSet<_> = run
-        .requests
-        .iter()
-        .flat_map(|r| r.attempts.iter().map(|a| a.conn).chain(r.conn))
-        .collect();
+    let mut conns = std::collections::BTreeSet::new();
+    conns.extend(
+        run.requests
+            .iter()
+            .flat_map(|r| r.attempts.iter().map(|a| a.conn).chain(r.conn)),
+    );
     for l in lanes.iter().filter(|l| conns.contains(&l.conn)) {
         j.open("", '{')
             .num("conn", int(Some(l.conn.0)))

@@ -570,12 +570,13 @@ impl Run {
         if !ended {
             self.in_flight.insert(request, (conn, index));
         }
-        let distinct: BTreeSet<ConnId> = self
-            .in_flight
-            .values()
-            .filter(|(_, i)| self.requests[*i].pool == pool)
-            .map(|(c, _)| *c)
-            .collect();
+        let mut distinct: BTreeSet<ConnId> = BTreeSet::new();
+        distinct.extend(
+            self.in_flight
+                .values()
+                .filter(|(_, i)| self.requests[*i].pool == pool)
+                .map(|(c, _)| *c),
+        );
         let stats = self.pools.entry(pool).or_default();
         stats.conns.insert(conn);
         stats.max_concurrent_conns = stats.max_concurrent_conns.max(distinct.len());

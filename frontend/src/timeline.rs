@@ -251,14 +251,12 @@ impl LaneGroups {
     /// Sorts the page's lanes for `run`.
     pub fn of(state: &LabState, run: Option<&Run>) -> LaneGroups {
         let mut g = LaneGroups::default();
-        let carried: BTreeSet<ConnId> = run
-            .map(|run| {
-                run.requests
-                    .iter()
-                    .flat_map(|r| r.attempts.iter().map(|a| a.conn).chain(r.conn))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let mut carried: BTreeSet<ConnId> = BTreeSet::new();
+        carried.extend(run.iter().flat_map(|run| {
+            run.requests
+                .iter()
+                .flat_map(|r| r.attempts.iter().map(|a| a.conn).chain(r.conn))
+        }));
         // The run's time on the server's clock; open-ended while it is live.
         let window: Option<(Micros, Micros)> = run.and_then(|run| {
             let start = state.clock.to_server_us(run.started_ms)?;

@@ -68,7 +68,7 @@ fn peak_in_flight(view: &AgentView) -> usize {
         }
     }
     // At equal times an end comes before a start (a freed socket's next).
-    edges.sort();
+    crate::lessons::measure::sort(&mut edges);
     let (mut now, mut peak) = (0_i32, 0_i32);
     for (_, d) in edges {
         now += d;
@@ -111,7 +111,7 @@ pub fn max_sockets(e: &Evidence<'_>) -> Outcome {
     let waited = requests.iter().filter(|r| r.waited).count();
     let peak = view.map_or(0, peak_in_flight);
     let mut sent: Vec<u64> = requests.iter().filter_map(|r| r.sent_us).collect();
-    sent.sort_unstable();
+    crate::lessons::measure::sort(&mut sent);
     let second_wave = sent
         .first()
         .zip(sent.get(2))

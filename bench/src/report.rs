@@ -1412,7 +1412,7 @@ mod tests {
     #[test]
     fn causes_are_found_by_figure_number() {
         assert!(known_cause(1).is_some_and(|c| c.contains("callgrind")));
-        assert!(known_cause(3).is_some_and(|c| c.contains("Profiler")));
+        assert!(known_cause(3).is_some_and(|c| c.contains("bare page")));
         assert!(known_cause(8).is_some_and(|c| c.contains("broadcast")));
         assert!(
             known_cause(6).is_none(),

@@ -745,6 +745,7 @@ mod tests {
                 session: None,
                 opened_us: 0,
                 upgraded: None,
+                protocol: None,
                 requests: vec![],
                 requests_total: 0,
                 closed: None,

@@ -185,6 +185,15 @@ pub enum Target {
     OtherHost,
     /// The lab through its middlebox (a NAT gateway's idle timeout).
     Middlebox,
+    /// The lab's HTTPS port that offers HTTP/2 (and HTTP/1.1) by ALPN:
+    /// browsers choose HTTP/2.
+    TlsH2,
+    /// The lab's HTTPS port that offers only HTTP/1.1: the same TLS, the
+    /// browser's HTTP/1.1 pool.
+    TlsH1,
+    /// The lab's HTTPS port with HTTP/2 and a small
+    /// `SETTINGS_MAX_CONCURRENT_STREAMS`.
+    TlsH2Limited,
 }
 
 impl Target {
@@ -195,8 +204,35 @@ impl Target {
             Target::SecondPort => "second-port",
             Target::OtherHost => "other-host",
             Target::Middlebox => "middlebox",
+            Target::TlsH2 => "https-h2",
+            Target::TlsH1 => "https-h1",
+            Target::TlsH2Limited => "https-h2-limited",
         }
     }
+
+    /// Over HTTPS (the browser must accept the lab's certificate first).
+    pub fn is_tls(self) -> bool {
+        matches!(self, Target::TlsH2 | Target::TlsH1 | Target::TlsH2Limited)
+    }
+}
+
+/// The lab's ports beyond the page's own and the second one, as the server
+/// lists them (`GET /api/middlebox`, `GET /api/tls`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OtherPorts {
+    /// The middlebox's port.
+    pub middlebox: Option<u16>,
+    /// The HTTPS port offering HTTP/2.
+    pub tls_h2: Option<u16>,
+    /// The HTTPS port offering only HTTP/1.1.
+    pub tls_h1: Option<u16>,
+    /// The HTTPS port offering HTTP/2 with a small stream limit.
+    pub tls_h2_limited: Option<u16>,
+}
+
+/// The port of a listener address (`127.0.0.1:8083`, `[::1]:8083`).
+pub fn port_of(address: &str) -> Option<u16> {
+    address.rsplit_once(':').and_then(|(_, p)| p.parse().ok())
 }
 
 /// Everything the composer sets.
@@ -427,6 +463,18 @@ impl BurstSettings {
                         s.target = Target::Middlebox;
                         true
                     }
+                    "https-h2" => {
+                        s.target = Target::TlsH2;
+                        true
+                    }
+                    "https-h1" => {
+                        s.target = Target::TlsH1;
+                        true
+                    }
+                    "https-h2-limited" => {
+                        s.target = Target::TlsH2Limited;
+                        true
+                    }
                     _ => false,
                 },
                 "method" => match *value {
@@ -491,17 +539,25 @@ pub fn resolve_origin(
     target: Target,
     page: &PageOrigin,
     listeners: &[String],
-    middlebox: Option<u16>,
+    ports: OtherPorts,
 ) -> Result<String, String> {
+    let https = |port: Option<u16>| {
+        port.map(|port| format!("https://{}:{port}", page.host))
+            .ok_or_else(|| "the server serves no HTTPS port (start it with --tls-port)".to_owned())
+    };
     match target {
         Target::Same => Ok(page.origin()),
-        Target::Middlebox => middlebox
+        Target::Middlebox => ports
+            .middlebox
             .map(|port| format!("{}//{}:{port}", page.scheme, page.host))
             .ok_or_else(|| "the server runs no middlebox (start it with --middlebox-port)".into()),
+        Target::TlsH2 => https(ports.tls_h2),
+        Target::TlsH1 => https(ports.tls_h1),
+        Target::TlsH2Limited => https(ports.tls_h2_limited),
         Target::SecondPort => listeners
             .iter()
-            .filter_map(|l| l.rsplit_once(':').and_then(|(_, p)| p.parse::<u16>().ok()))
-            .find(|p| *p != page.port && Some(*p) != middlebox)
+            .filter_map(|l| port_of(l))
+            .find(|p| *p != page.port && Some(*p) != ports.middlebox)
             .map(|port| format!("{}//{}:{port}", page.scheme, page.host))
             .ok_or_else(|| {
                 "the server listens on no second port (start it with --second-port)".into()
@@ -555,15 +611,15 @@ mod tests {
             "[::1]:8081".into(),
         ];
         assert_eq!(
-            resolve_origin(Target::Same, &page, &listeners, None).unwrap(),
+            resolve_origin(Target::Same, &page, &listeners, OtherPorts::default()).unwrap(),
             "http://127.0.0.1:8080"
         );
         assert_eq!(
-            resolve_origin(Target::SecondPort, &page, &listeners, None).unwrap(),
+            resolve_origin(Target::SecondPort, &page, &listeners, OtherPorts::default()).unwrap(),
             "http://127.0.0.1:8081"
         );
         assert_eq!(
-            resolve_origin(Target::OtherHost, &page, &listeners, None).unwrap(),
+            resolve_origin(Target::OtherHost, &page, &listeners, OtherPorts::default()).unwrap(),
             "http://localhost:8080"
         );
         let local = PageOrigin {
@@ -571,7 +627,7 @@ mod tests {
             ..page.clone()
         };
         assert_eq!(
-            resolve_origin(Target::OtherHost, &local, &listeners, None).unwrap(),
+            resolve_origin(Target::OtherHost, &local, &listeners, OtherPorts::default()).unwrap(),
             "http://127.0.0.1:8080"
         );
         let lan = PageOrigin {
@@ -579,11 +635,46 @@ mod tests {
             ..page.clone()
         };
         assert!(
-            resolve_origin(Target::OtherHost, &lan, &listeners, None)
+            resolve_origin(Target::OtherHost, &lan, &listeners, OtherPorts::default())
                 .unwrap_err()
                 .contains("127.0.0.1:8080")
         );
-        assert!(resolve_origin(Target::SecondPort, &page, &listeners[..2], None).is_err());
+        assert!(
+            resolve_origin(
+                Target::SecondPort,
+                &page,
+                &listeners[..2],
+                OtherPorts::default()
+            )
+            .is_err()
+        );
+        let ports = OtherPorts {
+            middlebox: Some(8082),
+            tls_h2: Some(8083),
+            tls_h1: Some(8084),
+            tls_h2_limited: Some(8085),
+        };
+        assert_eq!(
+            resolve_origin(Target::TlsH2, &page, &listeners, ports).unwrap(),
+            "https://127.0.0.1:8083"
+        );
+        assert_eq!(
+            resolve_origin(Target::TlsH1, &page, &listeners, ports).unwrap(),
+            "https://127.0.0.1:8084"
+        );
+        assert_eq!(
+            resolve_origin(Target::TlsH2Limited, &page, &listeners, ports).unwrap(),
+            "https://127.0.0.1:8085"
+        );
+        assert_eq!(
+            resolve_origin(Target::Middlebox, &page, &listeners, ports).unwrap(),
+            "http://127.0.0.1:8082"
+        );
+        assert!(
+            resolve_origin(Target::TlsH2, &page, &listeners, OtherPorts::default())
+                .unwrap_err()
+                .contains("--tls-port")
+        );
     }
 
     #[test]

@@ -97,6 +97,10 @@ pub struct Lane {
     pub opened_us: Micros,
     /// Set once upgraded to a WebSocket.
     pub upgraded: Option<UpgradeRole>,
+    /// On the lab's HTTPS ports: what it speaks after the TLS handshake
+    /// (`h2` or `http/1.1`, from `connection_secured`); `None` for plain
+    /// HTTP/1.1.
+    pub protocol: Option<String>,
     /// Requests it carried, oldest first (at most [`MAX_REQUESTS_PER_LANE`]).
     pub requests: Vec<LaneRequest>,
     /// Total requests it carried (including forgotten ones).
@@ -1081,6 +1085,7 @@ impl LabState {
                         session: None,
                         opened_us: at_us,
                         upgraded: None,
+                        protocol: None,
                         requests: Vec::new(),
                         requests_total: 0,
                         closed: None,
@@ -1192,8 +1197,11 @@ impl LabState {
                     lane.upgraded = Some(role);
                 }
             }
-            // TLS ports (issue 13): the lane's protocol is not drawn yet.
-            ServerEvent::ConnectionSecured { .. } => {}
+            ServerEvent::ConnectionSecured { conn, protocol, .. } => {
+                if let Some(lane) = self.lane_mut(conn) {
+                    lane.protocol = Some(protocol);
+                }
+            }
             ServerEvent::ConnectionClosed {
                 conn,
                 reason,
@@ -1323,6 +1331,7 @@ fn lane_from_snapshot(s: ConnectionSnapshot) -> Lane {
         session: s.session,
         opened_us: s.opened_us,
         upgraded: s.upgraded,
+        protocol: None,
         requests_total: s.requests_total,
         requests: s
             .requests

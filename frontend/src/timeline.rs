@@ -610,6 +610,7 @@ mod tests {
             session: None,
             opened_us: 5,
             upgraded: None,
+            protocol: None,
             requests: vec![],
             requests_total: 0,
             closed: None,

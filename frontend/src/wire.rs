@@ -747,6 +747,8 @@ impl FromJson for protocol::TlsListeners {
             h2: o.or_default("h2"),
             http1_only: o.or_default("http1_only"),
             max_concurrent_streams: o.or_default("max_concurrent_streams"),
+            h2_limited: o.or_default("h2_limited"),
+            limited_streams: o.or_default("limited_streams"),
         }
     }
 }

@@ -118,7 +118,7 @@ pub const LESSONS: &[LessonEntry] = &[
         id: "node-agent",
         title: "Node's http.Agent: keepAlive is not Connection",
         concept: "keepAlive: false with a finite maxSockets still says Connection: keep-alive",
-        summary: "a Node-style agent in the lab's server sends 3 requests, without and with keepAlive",
+        summary: "Node's experiment: 3 requests (every 3 s, scaled ÷10) with keepAlive false and maxSockets 20, then Infinity, then keepAlive true",
     },
     LessonEntry {
         id: "agent-max-sockets",
@@ -150,4 +150,53 @@ pub const LESSONS: &[LessonEntry] = &[
         concept: "the browser's TCP keep-alive every 45 s keeps a 60 s mapping, not a 40 s one",
         summary: "two silent 2-minute requests through a 60 s and a 40 s middlebox (runs 2 minutes)",
     },
+    LessonEntry {
+        id: "http2",
+        title: "HTTP/2: one connection, many streams",
+        concept: "the six-connection limit is HTTP/1.1's: over HTTP/2 a burst shares one connection",
+        summary: "12 held requests over HTTPS, first with HTTP/1.1 only, then with HTTP/2: count the connections",
+    },
+    LessonEntry {
+        id: "http2-eventsource",
+        title: "EventSource over HTTP/2",
+        concept: "over HTTP/2 an open event stream is one stream, not one of six connections",
+        summary: "6 event streams stay open over HTTP/2, then 6 held requests: how many get through",
+    },
+    LessonEntry {
+        id: "http2-stream-limit",
+        title: "HTTP/2's own queue",
+        concept: "over HTTP/2 the browser queues at the server's SETTINGS_MAX_CONCURRENT_STREAMS, on one connection",
+        summary: "12 held requests to an HTTP/2 port that allows 4 streams at once",
+    },
 ];
+
+/// The catalogue entry with `id`, at compile time (so a lesson's data can
+/// name its entry by id rather than by position).
+///
+/// # Panics
+///
+/// At compile time, when no lesson has `id`.
+pub const fn entry(id: &str) -> &'static LessonEntry {
+    let mut i = 0;
+    while i < LESSONS.len() {
+        if eq(LESSONS[i].id.as_bytes(), id.as_bytes()) {
+            return &LESSONS[i];
+        }
+        i += 1;
+    }
+    panic!("no lesson has this id")
+}
+
+const fn eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}

@@ -258,15 +258,22 @@ impl Lab {
         origins.1 = web::Origins::new(&origins.0, &self.config().host_names);
     }
 
-    /// Records a TLS listener (offering `h2` or only `http/1.1`): it
-    /// becomes one of the lab's origins and is listed by `GET /api/tls`.
-    pub fn add_tls_listener(&self, address: std::net::SocketAddr, h2: bool) {
+    /// Records a TLS listener (offering `h2` with this many streams at once
+    /// per connection, or only `http/1.1`): it becomes one of the lab's
+    /// origins and is listed by `GET /api/tls`.
+    pub fn add_tls_listener(&self, address: std::net::SocketAddr, h2_streams: Option<u32>) {
         self.add_listeners(&[address]);
         let mut tls = self.inner.tls.write().unwrap_or_else(|p| p.into_inner());
-        let list = if h2 { &mut tls.h2 } else { &mut tls.http1_only };
-        list.push(address.to_string());
-        if h2 {
-            tls.max_concurrent_streams = Some(tls::MAX_CONCURRENT_STREAMS);
+        match h2_streams {
+            None => tls.http1_only.push(address.to_string()),
+            Some(streams) if streams < tls::MAX_CONCURRENT_STREAMS => {
+                tls.h2_limited.push(address.to_string());
+                tls.limited_streams = Some(streams);
+            }
+            Some(streams) => {
+                tls.h2.push(address.to_string());
+                tls.max_concurrent_streams = Some(streams);
+            }
         }
     }
 

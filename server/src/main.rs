@@ -19,7 +19,8 @@ use tokio::net::{TcpListener, TcpSocket};
 const USAGE: &str = "\
 usage: keepalive-lab [--port N] [--second-port N] [--bind ADDR] [--workshop] [--host-name NAME]
                      [--dist DIR] [--instructor-key KEY]
-                     [--tls-port N] [--tls-h1-port N] [--tls-cert FILE --tls-key FILE]
+                     [--tls-port N] [--tls-h1-port N] [--tls-streams-port N]
+                     [--tls-cert FILE --tls-key FILE]
 
   --port N                main port (default 8080; 0 picks a free one)
   --second-port N         a second origin for the pool lessons (default: port + 1)
@@ -33,6 +34,8 @@ usage: keepalive-lab [--port N] [--second-port N] [--bind ADDR] [--workshop] [--
   --instructor-key KEY    the key for the whole-server view (default: random, printed at start)
   --tls-port N            HTTPS offering HTTP/2 and HTTP/1.1 by ALPN (default: port + 3)
   --tls-h1-port N         HTTPS offering only HTTP/1.1, to compare (default: port + 4)
+  --tls-streams-port N    HTTPS with HTTP/2 allowing 4 streams at once per connection
+                          (default: port + 5)
   --tls-cert FILE         the TLS ports' certificate chain (PEM); with --tls-key. Default: a
   --tls-key FILE          self-signed one made at start for localhost, 127.0.0.1 and ::1
 
@@ -55,6 +58,7 @@ struct Options {
     key: InstructorKey,
     tls_port: Option<u16>,
     tls_h1_port: Option<u16>,
+    tls_streams_port: Option<u16>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
 }
@@ -72,6 +76,7 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
         key: InstructorKey::random(),
         tls_port: None,
         tls_h1_port: None,
+        tls_streams_port: None,
         tls_cert: None,
         tls_key: None,
     };
@@ -113,6 +118,10 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
             "--dist" => options.dist = PathBuf::from(value("a directory")?),
             "--instructor-key" => options.key = InstructorKey::parse(&value("a key")?)?,
             "--tls-port" => options.tls_port = Some(port("--tls-port", value("a port number")?)?),
+            "--tls-streams-port" => {
+                options.tls_streams_port =
+                    Some(port("--tls-streams-port", value("a port number")?)?)
+            }
             "--tls-h1-port" => {
                 options.tls_h1_port = Some(port("--tls-h1-port", value("a port number")?)?)
             }
@@ -248,6 +257,17 @@ async fn start(
         &taken,
     )?;
     let (tls_h1_listeners, tls_h1_port) = bind_origin(options.bind, tls_h1_port).await?;
+    let taken = [port, second, middlebox_port, tls_port, tls_h1_port];
+    let tls_streams_port = tls_port_for(
+        options.tls_streams_port,
+        options.port,
+        port,
+        5,
+        "--tls-streams-port",
+        &taken,
+    )?;
+    let (tls_streams_listeners, tls_streams_port) =
+        bind_origin(options.bind, tls_streams_port).await?;
     // The addresses participants can use: loopback for this machine; every
     // interface's address when the lab listens on all of them.
     let hosts: Vec<String> = if options.bind.is_loopback() {
@@ -285,9 +305,18 @@ async fn start(
     let h1_config = tls::server_config(&identity, tls::Offer::Http11Only)?;
     let mut tls_ports: Vec<_> = tls_listeners
         .into_iter()
-        .map(|l| (l, h2_config.clone()))
+        .map(|l| (l, h2_config.clone(), tls::MAX_CONCURRENT_STREAMS))
         .collect();
-    tls_ports.extend(tls_h1_listeners.into_iter().map(|l| (l, h1_config.clone())));
+    tls_ports.extend(
+        tls_h1_listeners
+            .into_iter()
+            .map(|l| (l, h1_config.clone(), tls::MAX_CONCURRENT_STREAMS)),
+    );
+    tls_ports.extend(
+        tls_streams_listeners
+            .into_iter()
+            .map(|l| (l, h2_config.clone(), tls::LIMITED_STREAMS)),
+    );
     let addresses: Vec<SocketAddr> = listeners
         .iter()
         .filter_map(|l| l.local_addr().ok())
@@ -324,6 +353,10 @@ async fn start(
     );
     println!("  HTTPS, HTTP/2 (one connection, many streams): https://{host}:{tls_port}/");
     println!("  HTTPS, HTTP/1.1 only (the same TLS, to compare): https://{host}:{tls_h1_port}/");
+    println!(
+        "  HTTPS, HTTP/2 with {} streams at once per connection: https://{host}:{tls_streams_port}/",
+        tls::LIMITED_STREAMS
+    );
     if identity.generated() {
         println!(
             "    (a certificate made at start for localhost, 127.0.0.1, ::1{}: the browser warns \
@@ -355,7 +388,7 @@ async fn start(
         upstream,
         lab.clone(),
     ));
-    tokio::spawn(tls::serve_all(tls_ports, lab.clone()));
+    tokio::spawn(tls::serve_ports(tls_ports, lab.clone()));
     let server = tokio::spawn(listener::serve_all(listeners, lab.clone()));
     Ok((lab, server))
 }

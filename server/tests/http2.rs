@@ -464,3 +464,62 @@ async fn api_close_over_h2_is_refused_with_a_hint() {
     .expect("an answer");
     assert_eq!(response.status(), 200);
 }
+
+#[tokio::test]
+async fn the_limited_port_says_four_streams_and_a_client_holds_the_rest_back() {
+    let (addr, lab) = common::start_server_with(common::config()).await;
+    let identity = Identity::generate(&[]).expect("a certificate");
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let limited = listener.local_addr().expect("address");
+    let config = tls::server_config(&identity, Offer::H2AndHttp11).expect("config");
+    tokio::spawn(tls::serve_ports(
+        vec![(listener, config, tls::LIMITED_STREAMS)],
+        lab.clone(),
+    ));
+    let listed: protocol::TlsListeners =
+        serde_json::from_slice(&common::get_once(addr, "/api/tls").await.body).expect("JSON");
+    assert_eq!(listed.h2_limited, vec![limited.to_string()]);
+    assert_eq!(listed.limited_streams, Some(tls::LIMITED_STREAMS));
+    assert!(listed.h2.is_empty(), "{listed:?}");
+
+    let tls = connect(limited, &identity).await;
+    let (send, connection) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
+            .await
+            .expect("HTTP/2 handshake");
+    tokio::spawn(connection);
+    // One answered request first, so the client has read the server's
+    // SETTINGS (a client may open streams before it has; the server then
+    // refuses the ones over the limit with REFUSED_STREAM).
+    let first = send
+        .clone()
+        .send_request(get(limited, "/api/fast"))
+        .await
+        .expect("a first answer");
+    assert_eq!(first.status(), 200);
+    let mut pending = Vec::new();
+    for n in 1..=6 {
+        let mut send = send.clone();
+        let request = get(limited, &format!("/api/hang?id=limited-{n}"));
+        pending.push(tokio::spawn(
+            async move { send.send_request(request).await },
+        ));
+    }
+    // The client honours SETTINGS_MAX_CONCURRENT_STREAMS: four at the server,
+    // two waiting in the client, on the one connection.
+    common::wait_for_hangs(&lab, 4).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(lab.hangs().len(), 4, "four streams at once");
+    let everyone = keepalive_lab_server::sessions::Access::All;
+    let all = protocol::ReleaseRequest {
+        request: None,
+        id: None,
+    };
+    assert_eq!(lab.hangs().release(&all, &everyone), 4);
+    common::wait_for_hangs(&lab, 2).await;
+    assert_eq!(lab.hangs().release(&all, &everyone), 2);
+    for answer in pending {
+        let response = answer.await.expect("task").expect("response");
+        assert_eq!(response.status(), 200);
+    }
+}

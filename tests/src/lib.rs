@@ -91,6 +91,57 @@ pub async fn start_lab_with_middlebox(config: Config) -> (SocketAddr, SocketAddr
     (addrs.0, addrs.1, lab)
 }
 
+/// The lab's plain-HTTP address and its HTTPS ports (a certificate made at
+/// start), as [`start_lab_with_tls`] returns them.
+#[derive(Debug, Clone, Copy)]
+pub struct TlsLab {
+    /// The page's origin (HTTP/1.1).
+    pub http: SocketAddr,
+    /// HTTPS offering `h2` and `http/1.1` by ALPN.
+    pub h2: SocketAddr,
+    /// HTTPS offering only `http/1.1`.
+    pub h1: SocketAddr,
+    /// HTTPS offering `h2` with [`keepalive_lab_server::tls::LIMITED_STREAMS`]
+    /// streams at once per connection.
+    pub h2_limited: SocketAddr,
+}
+
+/// Starts the lab on an ephemeral loopback port plus its three HTTPS ports
+/// (HTTP/2 and HTTP/1.1 by ALPN; HTTP/1.1 only; HTTP/2 with a small stream
+/// limit), as `main.rs` does.
+pub async fn start_lab_with_tls(config: Config) -> (TlsLab, Lab) {
+    use keepalive_lab_server::tls;
+    let bind = async || TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let (http, h2, h1, limited) = (bind().await, bind().await, bind().await, bind().await);
+    let address = |l: &TcpListener| l.local_addr().expect("local address");
+    let addrs = TlsLab {
+        http: address(&http),
+        h2: address(&h2),
+        h1: address(&h1),
+        h2_limited: address(&limited),
+    };
+    let lab = Lab::new(Config {
+        listeners: vec![addrs.http],
+        ..config
+    });
+    let identity = tls::Identity::generate(&[]).expect("a certificate for 127.0.0.1");
+    let offers = [
+        (h2, tls::Offer::H2AndHttp11, tls::MAX_CONCURRENT_STREAMS),
+        (h1, tls::Offer::Http11Only, tls::MAX_CONCURRENT_STREAMS),
+        (limited, tls::Offer::H2AndHttp11, tls::LIMITED_STREAMS),
+    ];
+    let ports = offers
+        .into_iter()
+        .map(|(listener, offer, streams)| {
+            let config = tls::server_config(&identity, offer).expect("a TLS configuration");
+            (listener, config, streams)
+        })
+        .collect();
+    tokio::spawn(tls::serve_ports(ports, lab.clone()));
+    tokio::spawn(listener::serve_all(vec![http], lab.clone()));
+    (addrs, lab)
+}
+
 /// Polls `check` every 25 ms until it returns `Some`, or panics with `what`
 /// after `limit`. The limit only stops a broken test; it asserts no speed.
 pub async fn eventually<T>(

@@ -733,27 +733,71 @@ async fn a_node_agent_without_keep_alive_says_keep_alive_and_opens_a_connection_
     let (answer, figures) = s.take(1).await;
     let record = s.record();
     // The agent's requests carry tags a<run>-<n>; group them by run.
-    let mut runs: BTreeMap<String, Vec<Seen>> = BTreeMap::new();
+    let mut runs: BTreeMap<u64, Vec<Seen>> = BTreeMap::new();
     for r in record.requests("/api/fast") {
         let run = tag(&r.target)
+            .trim_start_matches('a')
             .split('-')
             .next()
-            .unwrap_or_default()
-            .to_owned();
+            .and_then(|n| n.parse().ok())
+            .expect("an agent's tag a<run>-<n>");
         runs.entry(run).or_default().push(r);
     }
-    let runs: Vec<Vec<Seen>> = runs.into_values().collect();
-    assert_eq!(runs.len(), 2, "two agent runs: {runs:?}");
+    // The server's record has no request headers: the Connection header
+    // each request carried is the one the agent reported when it queued it
+    // (ServerEvent::Agent, the same stream), by run and request.
+    let mut headers: BTreeMap<u64, Vec<String>> = BTreeMap::new();
+    for e in &record.events {
+        if let ServerEvent::Agent {
+            run,
+            event:
+                protocol::AgentEvent::Request {
+                    event: protocol::RequestEvent::Queued { connection, .. },
+                    ..
+                },
+            ..
+        } = e
+        {
+            headers.entry(*run).or_default().push(connection.clone());
+        }
+    }
+    assert_eq!(runs.len(), 3, "three agent runs: {runs:?}");
     let conns = |run: &[Seen]| run.iter().map(|r| r.conn).collect::<BTreeSet<_>>().len();
-    let (off, on) = if runs[0].iter().all(|r| r.seq == 1) {
-        (&runs[0], &runs[1])
-    } else {
-        (&runs[1], &runs[0])
-    };
-    assert_eq!(conns(off), 3, "keepAlive false: a connection per request");
-    assert_eq!(conns(on), 1, "keepAlive true: one reused connection");
+    let [
+        (off, off_headers),
+        (infinity, inf_headers),
+        (on, on_headers),
+    ] = [0, 1, 2].map(|i| {
+        let (run, seen) = runs.iter().nth(i).expect("a run");
+        (seen.clone(), headers.get(run).cloned().unwrap_or_default())
+    });
+    for (run, seen) in [&off, &infinity, &on].into_iter().enumerate() {
+        assert_eq!(seen.len(), 3, "run {}: three requests: {seen:?}", run + 1);
+    }
+    // keepAlive: false, maxSockets: 20: a connection per request, each
+    // request saying Connection: keep-alive.
+    assert_eq!(conns(&off), 3, "a connection per request: {off:?}");
+    assert!(off.iter().all(|r| r.seq == 1), "{off:?}");
+    assert_eq!(off_headers, ["keep-alive"; 3], "run 1's headers");
+    // keepAlive: false, maxSockets: Infinity: Connection: close, and again
+    // a connection per request.
+    assert_eq!(
+        conns(&infinity),
+        3,
+        "a connection per request: {infinity:?}"
+    );
+    assert_eq!(inf_headers, ["close"; 3], "run 2's headers");
+    // keepAlive: true: one connection, reused.
+    assert_eq!(conns(&on), 1, "one reused connection: {on:?}");
+    assert_eq!(on_headers, ["keep-alive"; 3], "run 3's headers");
+    // The page quotes what was measured.
     assert_eq!(answer, "choice-1", "{figures:?}");
-    assert_eq!(figures["header-off"], "keep-alive");
+    assert_eq!(figures["header-off"], "keep-alive", "{figures:?}");
     assert_eq!(figures["sockets-off"], "3");
+    assert_eq!(figures["header-infinity"], "close");
+    assert_eq!(figures["sockets-infinity"], "3");
+    assert_eq!(figures["header-on"], "keep-alive");
     assert_eq!(figures["sockets-on"], "1");
+    let notes = lesson_text(&mut s).await;
+    assert!(notes.contains("Time is scaled ÷10"), "{notes}");
 }

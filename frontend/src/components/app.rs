@@ -14,7 +14,7 @@ use crate::agent::{AgentSettings, AgentView};
 use crate::har;
 use crate::hooks::{use_event_socket, use_frame_dispatch};
 use crate::services::{burst, download};
-use crate::settings::{BurstSettings, resolve_origin};
+use crate::settings::{BurstSettings, OtherPorts, port_of, resolve_origin};
 use crate::state::{LabState, Lane, SocketStatus};
 
 /// What the page shows: the lesson track (the landing view) or the free
@@ -112,11 +112,11 @@ pub fn App(props: &AppProps) -> Html {
         })
     };
     let view = use_state(view_from_location);
-    // Where the lab's middlebox listens (an origin of its own).
-    // `None` until asked; then the port, if the lab runs a middlebox.
-    let middlebox_port = use_state(|| None::<Option<u16>>);
+    // Where the lab's middlebox and HTTPS ports listen (origins of their
+    // own). `None` until asked; then the ports the lab serves.
+    let other_ports = use_state(|| None::<OtherPorts>);
     {
-        let (middlebox_port, session) = (middlebox_port.clone(), state.session.clone());
+        let (other_ports, session) = (other_ports.clone(), state.session.clone());
         let frames = frames.clone();
         use_effect_with((), move |()| {
             wasm_bindgen_futures::spawn_local(async move {
@@ -134,24 +134,58 @@ pub fn App(props: &AppProps) -> Html {
                         at_us: 0,
                     });
                 }
-                let port = view.ok().and_then(|view| {
-                    view.listeners
-                        .iter()
-                        .find_map(|l| l.rsplit_once(':').and_then(|(_, p)| p.parse().ok()))
-                });
-                middlebox_port.set(Some(port));
+                let middlebox = view
+                    .ok()
+                    .and_then(|view| view.listeners.iter().find_map(|l| port_of(l)));
+                let tls = crate::services::session::json::<protocol::TlsListeners>(
+                    "GET", "/api/tls", None,
+                )
+                .await
+                .unwrap_or_default();
+                other_ports.set(Some(OtherPorts {
+                    middlebox,
+                    tls_h2: tls.h2.iter().find_map(|l| port_of(l)),
+                    tls_h1: tls.http1_only.iter().find_map(|l| port_of(l)),
+                    tls_h2_limited: tls.h2_limited.iter().find_map(|l| port_of(l)),
+                }));
             });
         });
     }
+    // The lab's HTTPS origins, for a lesson over TLS to link.
+    let https_origins: Vec<String> = burst::page_origin()
+        .ok()
+        .map(|page| {
+            let ports = other_ports.unwrap_or_default();
+            [ports.tls_h2, ports.tls_h1, ports.tls_h2_limited]
+                .into_iter()
+                .flatten()
+                .map(|port| format!("https://{}:{port}", page.host))
+                .collect()
+        })
+        .unwrap_or_default();
+    // Where an HTTPS target goes, for the composer's certificate note.
+    let https_origin = settings
+        .target
+        .is_tls()
+        .then(|| {
+            let page = burst::page_origin().ok()?;
+            resolve_origin(
+                settings.target,
+                &page,
+                &state.listeners,
+                other_ports.unwrap_or_default(),
+            )
+            .ok()
+        })
+        .flatten();
     // Fires a burst (from the composer or a lesson); answers its run id.
     let fire = {
         let (state, selected) = (state.clone(), selected.clone());
         let runs_allocated = runs_allocated.clone();
-        let middlebox = middlebox_port.flatten();
+        let ports = other_ports.unwrap_or_default();
         Callback::from(move |settings: BurstSettings| -> Result<u32, String> {
-            let origin = burst::page_origin().and_then(|page| {
-                resolve_origin(settings.target, &page, &state.listeners, middlebox)
-            })?;
+            let origin = burst::page_origin()
+                .and_then(|page| resolve_origin(settings.target, &page, &state.listeners, ports))?;
             selected.set(None);
             let run = {
                 let mut last = runs_allocated.borrow_mut();
@@ -306,13 +340,14 @@ pub fn App(props: &AppProps) -> Html {
             </nav>
             if let View::Lessons(lesson) = (*view).clone() {
                 <LessonView {lesson} state={state.clone()} fire={fire.clone()} send={send.clone()} open={open_lesson}
-                    ready={middlebox_port.is_some()} />
+                    ready={other_ports.is_some()} https_origins={https_origins.clone()} />
                 <TimelineView run={run.clone()} groups={groups} clock={state.clock} agent={(*agent).clone()} agent_links={agent_links.clone()} />
             } else {
                 <div class="bench">
                     <Composer settings={*settings} on_change={on_settings} on_fire={on_fire} on_release={on_release}
                         on_share={on_share} share_url={(*share_url).clone()} connected={connected}
-                        problem={(*problem).clone().or_else(|| state.server_error.clone())} />
+                        problem={(*problem).clone().or_else(|| state.server_error.clone())}
+                        https_origin={https_origin} />
                     <PolicyPanel config={state.config.clone()} enabled={connected} on_change={on_policy}
                         revision={state.config_revision} />
                     <AgentComposer settings={(*agent_settings).clone()} on_change={on_agent_change}

@@ -25,6 +25,10 @@ pub struct ComposerProps {
     pub connected: bool,
     /// Why the last action failed, if it did.
     pub problem: Option<String>,
+    /// The origin an HTTPS target resolves to, when one is chosen: the page
+    /// links it so the learner can accept the lab's certificate once.
+    #[prop_or_default]
+    pub https_origin: Option<String>,
 }
 
 /// The value (or `checked` state) of the element an event came from.
@@ -132,12 +136,28 @@ pub fn Composer(props: &ComposerProps) -> Html {
                 <label>{ "spacing (ms) " }<input id="c-spacing" type="number" min="0" max="60000" value={s.spacing_ms.to_string()}
                     onchange={edit(|s, v| s.spacing_ms = num(&v, 0, 60_000))} /></label>
                 <label>{ "to " }<select id="c-target" onchange={edit(|s, v| s.target = match v.as_str() {
-                    "second-port" => Target::SecondPort, "other-host" => Target::OtherHost, "middlebox" => Target::Middlebox, _ => Target::Same })}>
+                    "second-port" => Target::SecondPort, "other-host" => Target::OtherHost, "middlebox" => Target::Middlebox,
+                    "https-h2" => Target::TlsH2, "https-h1" => Target::TlsH1, "https-h2-limited" => Target::TlsH2Limited,
+                    _ => Target::Same })}>
                     { option("same", "this origin", s.target == Target::Same) }
                     { option("second-port", "the second port (another pool)", s.target == Target::SecondPort) }
                     { option("other-host", "localhost ⇄ 127.0.0.1 (another pool)", s.target == Target::OtherHost) }
                     { option("middlebox", "through the middlebox (a NAT gateway's idle timeout)", s.target == Target::Middlebox) }
+                    { option("https-h2", "HTTPS, HTTP/2 (one connection, many streams)", s.target == Target::TlsH2) }
+                    { option("https-h1", "HTTPS, HTTP/1.1 only (the same TLS)", s.target == Target::TlsH1) }
+                    { option("https-h2-limited", "HTTPS, HTTP/2 with 4 streams at once", s.target == Target::TlsH2Limited) }
                 </select></label>
+                if s.target.is_tls() {
+                    <p class="help" id="c-tls-note">
+                        { "HTTPS uses a certificate the lab made for itself, which your browser does not trust yet: open " }
+                        if let Some(origin) = props.https_origin.clone() {
+                            <a href={origin.clone()} target="_blank" rel="noopener">{ origin }</a>
+                        } else {
+                            { "the HTTPS address the lab printed" }
+                        }
+                        { " once, choose Advanced → Proceed, then come back. Until then these requests fail." }
+                    </p>
+                }
                 <label>{ "credentials " }<select id="c-credentials" onchange={edit(|s, v| s.credentials = match v.as_str() {
                     "omit" => Credentials::Omit, "include" => Credentials::Include, _ => Credentials::Default })}>
                     { option("default", "default", s.credentials == Credentials::Default) }

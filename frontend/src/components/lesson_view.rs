@@ -31,6 +31,10 @@ pub struct LessonViewProps {
     pub open: Callback<Option<&'static str>>,
     /// Everything a lesson may aim at is known (the middlebox's port).
     pub ready: bool,
+    /// The lab's HTTPS origins, for a lesson over TLS to link: the learner
+    /// accepts the lab's certificate on each once.
+    #[prop_or_default]
+    pub https_origins: Vec<String>,
 }
 
 /// The list, or one lesson.
@@ -63,7 +67,7 @@ pub fn LessonView(props: &LessonViewProps) -> Html {
         Some(lesson) => html! {
             <LessonPage key={lesson.id()} {lesson} state={props.state.clone()}
                 fire={props.fire.clone()} send={props.send.clone()} open={props.open.clone()}
-                ready={props.ready} />
+                ready={props.ready} https_origins={props.https_origins.clone()} />
         },
     }
 }
@@ -76,6 +80,7 @@ struct LessonPageProps {
     send: Callback<ClientMessage>,
     open: Callback<Option<&'static str>>,
     ready: bool,
+    https_origins: Vec<String>,
 }
 
 impl PartialEq for LessonPageProps {
@@ -84,6 +89,7 @@ impl PartialEq for LessonPageProps {
             && self.state == other.state
             && self.fire == other.fire
             && self.ready == other.ready
+            && self.https_origins == other.https_origins
     }
 }
 
@@ -310,6 +316,17 @@ fn LessonPage(props: &LessonPageProps) -> Html {
             <h2>{ lesson.entry.title }</h2>
             <p class="concept">{ lesson.entry.concept }</p>
             <p class="question"><strong>{ "Predict: " }</strong>{ question.prompt }</p>
+            if lesson.over_tls() {
+                <p class="help" id="lesson-tls-note">
+                    { "This lesson uses the lab's HTTPS ports. Their certificate is the lab's own, which \
+                       your browser does not trust yet: open " }
+                    { for props.https_origins.iter().enumerate().map(|(i, o)| html! { <>
+                        { if i == 0 { "" } else { ", " } }
+                        <a href={o.clone()} target="_blank" rel="noopener">{ o.clone() }</a>
+                    </> }) }
+                    { " once each, choose Advanced → Proceed, then come back. Otherwise its requests fail." }
+                </p>
+            }
             { ask }
             <div class="actions">
                 <button id="run-lesson" onclick={on_run}

@@ -2,11 +2,12 @@
 //! (<https://nodejs.org/api/http.html#class-httpagent>) run in the lab's
 //! server, measured from its own events and the server's and the
 //! middlebox's records. Times are scaled: Node's old 2-minute
-//! `server.timeout` and a NAT gateway's 350 s become 1.2 s and 3.5 s (÷100).
+//! `server.timeout` and a NAT gateway's 350 s become 1.2 s and 3.5 s (÷100),
+//! the Node experiment's request every 3 s one every 300 ms (÷10).
 
 use protocol::{
     AgentOptions, AgentTarget, CloseReason, MiddleboxEvent, PolicyPatch, RefreshCause, Side,
-    SocketEvent,
+    SocketCloseReason, SocketEvent,
 };
 
 use super::measure::{count, ms_between};
@@ -75,6 +76,177 @@ fn peak_in_flight(view: &AgentView) -> usize {
         peak = peak.max(now);
     }
     usize::try_from(peak).unwrap_or(0)
+}
+
+// ---- Node's experiment: keepAlive is not Connection ----
+
+/// The experiment's `setInterval`: one request every 3 s, scaled ÷10.
+pub const NODE_EVERY_MS: u64 = 300;
+
+/// What the first run (keepAlive: false, maxSockets: 20) does; each choice
+/// is what one of the three runs does.
+pub const NODE_CHOICES: &[&str] = &[
+    "Connection: close, 3 connections",
+    "Connection: keep-alive, 3 connections",
+    "Connection: keep-alive, 1 connection",
+];
+
+/// The experiment's three agents, in its order.
+fn node_options() -> [AgentOptions; 3] {
+    [
+        AgentOptions {
+            max_sockets: Some(20),
+            ..AgentOptions::default()
+        },
+        AgentOptions {
+            max_sockets: None,
+            ..AgentOptions::default()
+        },
+        AgentOptions {
+            keep_alive: true,
+            ..AgentOptions::default()
+        },
+    ]
+}
+
+pub fn node_steps() -> Vec<Step> {
+    let mut steps = Vec::new();
+    for (n, options) in (1..).zip(node_options()) {
+        steps.push(Step::Agent {
+            options,
+            path: "/api/fast",
+            every_ms: NODE_EVERY_MS,
+            count: 3,
+            target: AgentTarget::Same,
+        });
+        steps.push(Step::Wait(Until::AgentsFinished { n }, WAIT));
+    }
+    steps
+}
+
+/// Of one run: the `Connection` header its requests carried (each distinct
+/// value once), its sockets, the server connections they were, requests on
+/// a reused socket, and why its first socket closed.
+struct NodeRun {
+    header: String,
+    sockets: usize,
+    at_server: usize,
+    reused: usize,
+    closed: &'static str,
+}
+
+fn node_run(state: &LabState, view: Option<&AgentView>) -> NodeRun {
+    let Some(view) = view else {
+        return NodeRun {
+            header: "not run".into(),
+            sockets: 0,
+            at_server: 0,
+            reused: 0,
+            closed: "not run",
+        };
+    };
+    let mut headers: Vec<&str> = Vec::new();
+    for r in &view.requests {
+        if !headers.contains(&r.connection.as_str()) {
+            headers.push(&r.connection);
+        }
+    }
+    let mut at_server = std::collections::BTreeSet::new();
+    at_server.extend(view.links(state).into_iter().map(|(_, c)| c));
+    let closed = state
+        .agent
+        .iter()
+        .filter(|r| r.run == view.run)
+        .find_map(|r| match &r.event {
+            protocol::AgentEvent::Socket {
+                event: SocketEvent::Close { reason, .. },
+                ..
+            } => Some(close_words(*reason)),
+            _ => None,
+        })
+        .unwrap_or("not closed");
+    NodeRun {
+        header: if headers.is_empty() {
+            "none sent".into()
+        } else {
+            headers.join(", ")
+        },
+        sockets: view.sockets.len(),
+        at_server: at_server.len(),
+        reused: view
+            .requests
+            .iter()
+            .filter(|r| r.socket.is_some_and(|(_, reused)| reused))
+            .count(),
+        closed,
+    }
+}
+
+/// Why an agent's socket closed, in a few words.
+fn close_words(reason: SocketCloseReason) -> &'static str {
+    use SocketCloseReason as R;
+    match reason {
+        R::AgentKeepAliveOff => "the agent destroyed it after the response (keepAlive: false)",
+        R::RequestConnectionClose => "the request said Connection: close",
+        R::ResponseConnectionClose => "the response said Connection: close",
+        R::PeerClosed => "the server closed it",
+        R::AgentStopped => "it stayed open until the run ended",
+        R::FreeSocketTimeout | R::KeepAliveHint => "it timed out while free",
+        R::MaxFreeSockets | R::MaxSockets | R::MaxTotalSockets => "the agent's socket limits",
+        R::RequestTimeout => "the request timed out",
+        R::SocketError | R::BadResponse => "an error",
+    }
+}
+
+pub fn node(e: &Evidence<'_>) -> Outcome {
+    let runs = finished_runs(e.state, 3);
+    let [off, infinity, on] = [0, 1, 2].map(|i| node_run(e.state, runs.get(i)));
+    let answer = match (off.header.as_str(), off.sockets) {
+        ("close", _) => 0,
+        (_, 1) => 2,
+        _ => 1,
+    };
+    let requests = runs.first().map_or(0, |v| v.requests.len());
+    let said = |r: &NodeRun| {
+        format!(
+            "Connection: {}, {} ({} at the server)",
+            r.header,
+            count(r.sockets, "connections"),
+            r.at_server
+        )
+    };
+    Outcome {
+        answer: Answer::Choice(answer),
+        figures: vec![
+            figure(
+                "header-off",
+                "keepAlive: false, maxSockets: 20: Connection",
+                &off.header,
+            ),
+            figure("sockets-off", "…TCP connections", off.sockets),
+            figure(
+                "header-infinity",
+                "keepAlive: false, maxSockets: Infinity: Connection",
+                &infinity.header,
+            ),
+            figure("sockets-infinity", "…TCP connections", infinity.sockets),
+            figure("header-on", "keepAlive: true: Connection", &on.header),
+            figure("sockets-on", "…TCP connections", on.sockets),
+        ],
+        notes: vec![format!(
+            "Time is scaled ÷10: the experiment's request every 3 s is one every {NODE_EVERY_MS} \
+             ms here, {} per run. keepAlive: false, maxSockets: 20: {}; a socket closed because \
+             {}. maxSockets: Infinity: {}; a socket closed because {}. keepAlive: true: {}, {} \
+             on a reused socket.",
+            count(requests, "requests"),
+            said(&off),
+            off.closed,
+            said(&infinity),
+            infinity.closed,
+            said(&on),
+            count(on.reused, "requests"),
+        )],
+    }
 }
 
 // ---- maxSockets: 2 and a server that hangs ----
@@ -424,6 +596,99 @@ mod tests {
     use super::*;
     use crate::state::AgentRecord;
     use protocol::{AgentEvent, RequestEvent, SessionId};
+
+    #[test]
+    fn node_quotes_each_runs_header_and_sockets() {
+        use protocol::{FinishReason, SocketCloseReason as R};
+        let mut s = LabState::new(SessionId::parse("s-1").unwrap());
+        // Run 1: keep-alive, 3 sockets; run 2: close, 3 sockets; run 3:
+        // keep-alive, one socket reused twice.
+        let runs = [
+            (1, "keep-alive", [1, 2, 3], R::AgentKeepAliveOff),
+            (2, "close", [1, 2, 3], R::RequestConnectionClose),
+            (3, "keep-alive", [1, 1, 1], R::AgentStopped),
+        ];
+        for (run, header, sockets, reason) in runs {
+            let mut push = |event| {
+                s.agent.push_back(AgentRecord {
+                    run,
+                    at_us: 0,
+                    event,
+                })
+            };
+            for (request, socket) in (1..).zip(sockets) {
+                push(AgentEvent::Request {
+                    request,
+                    event: RequestEvent::Queued {
+                        method: "GET".into(),
+                        path: "/api/fast".into(),
+                        connection: header.into(),
+                        waiting: false,
+                        queue_len: 0,
+                    },
+                });
+                if request == socket {
+                    push(AgentEvent::Socket {
+                        socket,
+                        event: SocketEvent::Socket {
+                            remote: "127.0.0.1:1".into(),
+                        },
+                    });
+                }
+                push(AgentEvent::Request {
+                    request,
+                    event: RequestEvent::Sent {
+                        socket,
+                        reused: request != socket,
+                    },
+                });
+            }
+            push(AgentEvent::Socket {
+                socket: 1,
+                event: SocketEvent::Close {
+                    had_error: false,
+                    reason,
+                    requests: 1,
+                },
+            });
+            push(AgentEvent::Finished {
+                reason: FinishReason::Done,
+                requests: 3,
+                completed: 3,
+                failed: 0,
+                sockets: 0,
+            });
+        }
+        let e = Evidence {
+            state: &s,
+            runs: Vec::new(),
+        };
+        let out = node(&e);
+        assert_eq!(out.answer, Answer::Choice(1));
+        let got: Vec<(&str, &str)> = out
+            .figures
+            .iter()
+            .map(|f| (f.id, f.value.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("header-off", "keep-alive"),
+                ("sockets-off", "3"),
+                ("header-infinity", "close"),
+                ("sockets-infinity", "3"),
+                ("header-on", "keep-alive"),
+                ("sockets-on", "1"),
+            ]
+        );
+        let notes = &out.notes[0];
+        assert!(notes.contains("Time is scaled ÷10"), "{notes}");
+        assert!(notes.contains("2 requests on a reused socket"), "{notes}");
+        assert!(
+            notes.contains("the request said Connection: close"),
+            "{notes}"
+        );
+    }
 
     #[test]
     fn the_peak_counts_requests_in_flight_and_a_freed_socket_is_not_two() {

@@ -2,7 +2,9 @@
 //! reads only what this run measured, and the general explanation with its
 //! sources. Figures in the explanation are always measured, never typed in.
 
-use protocol::{CloseReason, LESSONS, PolicyPatch};
+use std::collections::BTreeSet;
+
+use protocol::{CloseReason, ConnId, LESSONS, PolicyPatch};
 
 use super::measure::{
     arrival_order, close_reason, closes, connections, count, ended, in_phase, ms_between,
@@ -310,19 +312,19 @@ pub static ALL: &[Lesson] = &[
     Lesson {
         entry: &LESSONS[15],
         question: Question {
-            prompt: "A Node.js http.Agent with keepAlive: false but maxSockets: 20 sends 3 requests, 300 ms apart (the agent runs in the lab's server, a client beside your browser). What Connection header do they carry, and how many TCP connections do they use?",
-            ask: Ask::Choice(AGENT_CHOICES),
+            prompt: "Node's experiment, step by step: an http.Agent (run in the lab's server, a client beside your browser) sends 3 requests, one every 3 s (scaled ÷10: 300 ms), three times: keepAlive: false with maxSockets: 20, then maxSockets: Infinity, then keepAlive: true. What does the first do?",
+            ask: Ask::Choice(agent::NODE_CHOICES),
             usual: Answer::Choice(1),
         },
-        steps: agent_steps,
-        measure: node_agent,
-        why: "Node's agent sends Connection: keep-alive whenever an agent is used, unless keepAlive \
-              is false and maxSockets is Infinity (then Connection: close): see the http.Agent \
-              documentation and ClientRequest in Node's lib/_http_client.js. With keepAlive: false \
-              the agent still destroys the socket once the response has ended, so each request \
-              opens a new connection although the header says keep-alive. keepAlive: true keeps \
-              the socket in the agent's free list and reuses it.",
-        watch: "three lanes for the first three requests, one lane for the next three",
+        steps: agent::node_steps,
+        measure: agent::node,
+        why: "An agent sends Connection: keep-alive unless keepAlive is false and maxSockets is \
+              Infinity; only then Connection: close (Node's http.Agent documentation; ClientRequest \
+              in lib/_http_client.js). keepAlive is something else: whether a socket is kept for \
+              the next request. With keepAlive: false the agent destroys the socket once the \
+              response has ended, whatever the header said, so every request opens a new \
+              connection. keepAlive: true keeps it in the agent's free list and reuses it.",
+        watch: "three lanes for each of the first two runs, one lane for the third",
     },
     Lesson {
         entry: &LESSONS[16],
@@ -405,6 +407,65 @@ pub static ALL: &[Lesson] = &[
               1200 s) are all longer than 45 s: a browser's own idle connections survive them.",
         watch: "the 60 s mapping's probe marks above its bar; the 40 s one expiring, then its RST",
     },
+    Lesson {
+        entry: protocol::lesson_entry("http2"),
+        question: Question {
+            prompt: "12 requests the server holds open go to the lab's HTTPS port that speaks HTTP/2 \
+                     (after the same burst to its HTTPS port that speaks only HTTP/1.1). \
+                     How many connections carry the HTTP/2 burst?",
+            ask: Ask::Number {
+                unit: "connections",
+            },
+            usual: Answer::Number(1),
+        },
+        steps: http2_steps,
+        measure: http2,
+        why: "Browsers speak HTTP/2 only over TLS, chosen by ALPN in the handshake. HTTP/2 \
+              multiplexes: every request is a stream of one connection per origin (RFC 9113 \
+              §9.1.1), so the six-connection pool of HTTP/1.1 never fills. Requests queue again \
+              only at the server's SETTINGS_MAX_CONCURRENT_STREAMS (the lab says 100). HTTP/2 has \
+              no Connection or Keep-Alive headers (RFC 9113 §8.2.2): a server ends a connection \
+              with GOAWAY. The lab's certificate is its own: your browser must accept it once \
+              (open the HTTPS address, Advanced → Proceed), or the requests fail.",
+        watch: "six lanes for the HTTP/1.1 burst; one lane marked HTTP/2 carrying 12 streams",
+    },
+    Lesson {
+        entry: protocol::lesson_entry("http2-eventsource"),
+        question: Question {
+            prompt: "6 EventSource streams stay open to the lab's HTTPS port that speaks HTTP/2. \
+                     Then 6 requests the server holds go to the same origin. How many of them are \
+                     at the server at once?",
+            ask: Ask::Number { unit: "requests" },
+            usual: Answer::Number(6),
+        },
+        steps: http2_eventsource_steps,
+        measure: http2_eventsource,
+        why: "Over HTTP/1.1 an open EventSource holds one of the pool's six connections for as \
+              long as it lasts, so six streams leave nothing for anything else to the same origin \
+              (MDN warns of exactly this limit). Over HTTP/2 each event stream is one stream of \
+              the shared connection, and the browser's limit is the server's \
+              SETTINGS_MAX_CONCURRENT_STREAMS (100 here), not six.",
+        watch: "one HTTP/2 lane carrying the six event streams and the six held requests together",
+    },
+    Lesson {
+        entry: protocol::lesson_entry("http2-stream-limit"),
+        question: Question {
+            prompt: "The lab's third HTTPS port speaks HTTP/2 but tells the browser it takes at most 4 \
+                     streams at once per connection. 12 requests the server holds go there. How many \
+                     are at the server at the same time?",
+            ask: Ask::Number { unit: "requests" },
+            usual: Answer::Number(4),
+        },
+        steps: http2_stream_limit_steps,
+        measure: http2_stream_limit,
+        why: "An HTTP/2 server announces SETTINGS_MAX_CONCURRENT_STREAMS in its first frame (RFC \
+              9113 §6.5.2); a client must not open more streams than that at once. Browsers \
+              keep one connection per origin and queue the rest inside the browser, as HTTP/1.1 \
+              queued at six connections: the queue moved, it did not go away. Servers usually \
+              say 100 or more (nginx's http2_max_concurrent_streams is 128); the lab says 4 on \
+              this port to make the queue visible.",
+        watch: "one HTTP/2 lane carrying four streams while eight rows wait in the browser",
+    },
 ];
 
 const REAL_TIME_CHOICES: &[&str] = &[
@@ -412,95 +473,6 @@ const REAL_TIME_CHOICES: &[&str] = &[
     "the answer through 60 s; a network error through 40 s",
     "neither: both wait until the page's timeout",
 ];
-
-const AGENT_CHOICES: &[&str] = &[
-    "Connection: close, 3 connections",
-    "Connection: keep-alive, 3 connections",
-    "Connection: keep-alive, 1 connection",
-];
-
-fn agent_steps() -> Vec<Step> {
-    let options = |keep_alive| protocol::AgentOptions {
-        keep_alive,
-        max_sockets: Some(20),
-        ..protocol::AgentOptions::default()
-    };
-    vec![
-        Step::Agent {
-            options: options(false),
-            path: "/api/fast",
-            every_ms: 300,
-            count: 3,
-            target: protocol::AgentTarget::Same,
-        },
-        Step::Wait(Until::AgentsFinished { n: 1 }, WAIT),
-        Step::Agent {
-            options: options(true),
-            path: "/api/fast",
-            every_ms: 300,
-            count: 3,
-            target: protocol::AgentTarget::Same,
-        },
-        Step::Wait(Until::AgentsFinished { n: 2 }, WAIT),
-    ]
-}
-
-/// Of one agent run: the Connection header it sent and the sockets it opened.
-fn agent_run(state: &LabState, run: u64) -> (String, u32) {
-    let mut header = "?".to_owned();
-    let mut sockets = 0;
-    for r in state.agent.iter().filter(|r| r.run == run) {
-        match &r.event {
-            protocol::AgentEvent::Started { connection, .. } => header.clone_from(connection),
-            protocol::AgentEvent::Finished { sockets: n, .. } => sockets = *n,
-            _ => {}
-        }
-    }
-    (header, sockets)
-}
-
-fn node_agent(e: &Evidence<'_>) -> Outcome {
-    // The last two runs that finished: the lesson's, in order.
-    let finished: Vec<u64> = e
-        .state
-        .agent
-        .iter()
-        .filter(|r| matches!(r.event, protocol::AgentEvent::Finished { .. }))
-        .map(|r| r.run)
-        .collect();
-    let runs: Vec<u64> = finished.iter().rev().take(2).rev().copied().collect();
-    let (off, on) = match runs.as_slice() {
-        [a, b] => (agent_run(e.state, *a), agent_run(e.state, *b)),
-        _ => (("?".into(), 0), ("?".into(), 0)),
-    };
-    let answer = match (off.0.as_str(), off.1) {
-        ("close", _) => 0,
-        (_, 1) => 2,
-        _ => 1,
-    };
-    Outcome {
-        answer: Answer::Choice(answer),
-        figures: vec![
-            figure(
-                "header-off",
-                "keepAlive: false, maxSockets: 20: Connection",
-                &off.0,
-            ),
-            figure("sockets-off", "keepAlive: false: TCP connections", off.1),
-            figure("header-on", "keepAlive: true: Connection", &on.0),
-            figure("sockets-on", "keepAlive: true: TCP connections", on.1),
-        ],
-        notes: vec![format!(
-            "With keepAlive: false and maxSockets: 20 the agent sent Connection: {} and opened {} \
-             for 3 requests: it destroys each socket after its response. With keepAlive: true it \
-             sent Connection: {} and used {}.",
-            off.0,
-            count(off.1 as usize, "connections"),
-            on.0,
-            count(on.1 as usize, "connections"),
-        )],
-    }
-}
 
 const NAT_CHOICES: &[&str] = &[
     "the response",
@@ -892,6 +864,216 @@ fn nat_tcp_keepalive(e: &Evidence<'_>) -> Outcome {
         count(probes as usize, "probes")
     ));
     outcome
+}
+
+/// What the lab recorded `conns` speaking after their TLS handshake
+/// (`connection_secured`), and whether every one spoke HTTP/2.
+fn spoken<'a>(state: &'a LabState, conns: &BTreeSet<ConnId>) -> (bool, Vec<&'a str>) {
+    let spoken: Vec<&str> = conns
+        .iter()
+        .filter_map(|c| state.lanes.get(c))
+        .map(|lane| lane.protocol.as_deref().unwrap_or("unknown"))
+        .collect();
+    (
+        !spoken.is_empty() && spoken.iter().all(|p| *p == "h2"),
+        spoken,
+    )
+}
+
+fn http2_steps() -> Vec<Step> {
+    let over = |target| {
+        Step::Fire(BurstSettings {
+            target,
+            ..burst(12, Endpoint::Hang)
+        })
+    };
+    vec![
+        over(Target::TlsH1),
+        Step::Wait(Until::AtServer { run: 0, n: 6 }, WAIT),
+        over(Target::TlsH2),
+        Step::Wait(Until::AtServer { run: 1, n: 12 }, WAIT),
+        // Long enough for a seventh HTTP/1.1 request to arrive, were there a
+        // seventh lane.
+        Step::Wait(Until::Elapsed { ms: 800 }, WAIT),
+        Step::ReleaseAll,
+        Step::Wait(Until::AtServer { run: 0, n: 12 }, WAIT),
+        Step::ReleaseAll,
+        Step::Wait(Until::Ended { run: 0 }, WAIT),
+        Step::Wait(Until::Ended { run: 1 }, WAIT),
+    ]
+}
+
+fn http2(e: &Evidence<'_>) -> Outcome {
+    let empty = empty_run();
+    let (h1, h2) = (e.run(0).unwrap_or(&empty), e.run(1).unwrap_or(&empty));
+    let peak = |run: &Run| peak_at_server(run.requests.iter().map(|q| q.as_ref()));
+    let (h1_conns, h2_conns) = (connections(h1), connections(h2));
+    // What the lab recorded each connection of the HTTP/2 burst speaking.
+    let (all_h2, spoken) = spoken(e.state, &h2_conns);
+    let mut notes = vec![format!(
+        "Over HTTP/1.1 on TLS, {} of your 12 requests were at the server at once, on {}. \
+         Over HTTP/2, {} were at once, on {}.",
+        peak(h1),
+        count(h1_conns.len(), "connections"),
+        peak(h2),
+        count(h2_conns.len(), "connections"),
+    )];
+    if !all_h2 {
+        notes.push(format!(
+            "Your browser did not speak HTTP/2 to the lab: the lab recorded {} on the \
+             connections of the second burst. A proxy or an extension between your browser and \
+             the lab can do that; the burst then behaves as HTTP/1.1.",
+            if spoken.is_empty() {
+                "no connection".to_owned()
+            } else {
+                spoken.join(", ")
+            }
+        ));
+    }
+    Outcome {
+        answer: Answer::Number(n(h2_conns.len())),
+        figures: vec![
+            figure("h2-connections", "connections, HTTP/2", h2_conns.len()),
+            figure("h2-at-once", "at the server at once, HTTP/2", peak(h2)),
+            figure(
+                "h1-connections",
+                "connections, HTTP/1.1 on TLS",
+                h1_conns.len(),
+            ),
+            figure(
+                "h1-at-once",
+                "at the server at once, HTTP/1.1 on TLS",
+                peak(h1),
+            ),
+            figure(
+                "protocol",
+                "what the HTTP/2 burst's connections spoke",
+                if all_h2 { "h2" } else { "not h2" },
+            ),
+        ],
+        notes,
+    }
+}
+
+fn http2_eventsource_steps() -> Vec<Step> {
+    vec![
+        Step::Fire(BurstSettings {
+            target: Target::TlsH2,
+            ..burst(
+                6,
+                Endpoint::Sse {
+                    interval_ms: 500,
+                    count: 8,
+                },
+            )
+        }),
+        Step::Wait(Until::AtServer { run: 0, n: 6 }, WAIT),
+        Step::Fire(BurstSettings {
+            target: Target::TlsH2,
+            ..burst(6, Endpoint::Hang)
+        }),
+        // Long enough for the held requests to arrive, were there room.
+        Step::Wait(Until::Elapsed { ms: 800 }, WAIT),
+        Step::ReleaseAll,
+        Step::Wait(Until::Ended { run: 1 }, WAIT),
+        Step::Wait(Until::Ended { run: 0 }, WAIT),
+    ]
+}
+
+fn http2_eventsource(e: &Evidence<'_>) -> Outcome {
+    let empty = empty_run();
+    let (streams, held) = (e.run(0).unwrap_or(&empty), e.run(1).unwrap_or(&empty));
+    // Held requests at the server before the release: all of them, if the
+    // open event streams left room.
+    let peak = peak_at_server(held.requests.iter().map(|q| q.as_ref()));
+    let mut conns = connections(streams);
+    conns.extend(connections(held));
+    let (all_h2, _) = spoken(e.state, &conns);
+    let mut notes = vec![format!(
+        "With {} open, {} of your 6 held requests were at the server at once, and all of it \
+         went over {}.",
+        count(reached_server(streams), "event streams"),
+        peak,
+        count(conns.len(), "connections"),
+    )];
+    if !all_h2 {
+        notes.push(
+            "Your browser did not speak HTTP/2 to the lab on these connections, so the event \
+             streams took connections of the HTTP/1.1 pool."
+                .to_owned(),
+        );
+    }
+    Outcome {
+        answer: Answer::Number(n(peak)),
+        figures: vec![
+            figure("streams", "event streams open", reached_server(streams)),
+            figure("at-once", "held requests at the server at once", peak),
+            figure("connections", "connections for all twelve", conns.len()),
+            figure(
+                "protocol",
+                "what the connections spoke",
+                if all_h2 { "h2" } else { "not h2" },
+            ),
+        ],
+        notes,
+    }
+}
+
+fn http2_stream_limit_steps() -> Vec<Step> {
+    vec![
+        Step::Fire(BurstSettings {
+            target: Target::TlsH2Limited,
+            ..burst(12, Endpoint::Hang)
+        }),
+        Step::Wait(Until::AtServer { run: 0, n: 4 }, WAIT),
+        // Long enough for a fifth to arrive, were there room.
+        Step::Wait(Until::Elapsed { ms: 800 }, WAIT),
+        Step::ReleaseAll,
+        Step::Wait(Until::AtServer { run: 0, n: 8 }, WAIT),
+        Step::ReleaseAll,
+        Step::Wait(Until::AtServer { run: 0, n: 12 }, WAIT),
+        Step::ReleaseAll,
+        Step::Wait(Until::Ended { run: 0 }, WAIT),
+    ]
+}
+
+fn http2_stream_limit(e: &Evidence<'_>) -> Outcome {
+    let empty = empty_run();
+    let run = e.run(0).unwrap_or(&empty);
+    let peak = peak_at_server(run.requests.iter().map(|q| q.as_ref()));
+    let conns = connections(run);
+    let (all_h2, _) = spoken(e.state, &conns);
+    let mut notes = vec![format!(
+        "{} of your 12 requests were at the server at once, over {}; the other {} waited in \
+         your browser until a stream ended.",
+        count(peak, "requests"),
+        count(conns.len(), "connections"),
+        run.requests.len().saturating_sub(peak),
+    )];
+    if !all_h2 {
+        notes.push(
+            "Your browser did not speak HTTP/2 to the lab here: what you saw is its HTTP/1.1 pool."
+                .to_owned(),
+        );
+    }
+    Outcome {
+        answer: Answer::Number(n(peak)),
+        figures: vec![
+            figure("at-once", "at the server at once", peak),
+            figure(
+                "queued",
+                "waited in the browser",
+                run.requests.len().saturating_sub(peak),
+            ),
+            figure("connections", "connections", conns.len()),
+            figure(
+                "protocol",
+                "what the connection spoke",
+                if all_h2 { "h2" } else { "not h2" },
+            ),
+        ],
+        notes,
+    }
 }
 
 fn six_lanes_steps() -> Vec<Step> {

@@ -208,6 +208,14 @@ impl Lesson {
         self.entry.id
     }
 
+    /// Fires at the lab's HTTPS ports (the browser must accept the lab's
+    /// certificate first).
+    pub fn over_tls(&self) -> bool {
+        (self.steps)()
+            .iter()
+            .any(|s| matches!(s, Step::Fire(b) if b.target.is_tls()))
+    }
+
     /// Run by the lab's Node-style agent alone (no burst from the page): the
     /// page then says "the agent measured", not "your browser".
     pub fn by_agent(&self) -> bool {

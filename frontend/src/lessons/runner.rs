@@ -173,7 +173,10 @@ impl Runner {
     }
 
     fn restore(&mut self) -> Vec<Command> {
-        let policy = self.saved.take().map(|p| Command::SetPolicy(full_patch(&p)));
+        let policy = self
+            .saved
+            .take()
+            .map(|p| Command::SetPolicy(full_patch(&p)));
         let middlebox = self.saved_middlebox.take().map(|m| {
             Command::Send(protocol::ClientMessage::SetMiddlebox {
                 middlebox: protocol::MiddleboxPatch {
@@ -280,7 +283,8 @@ impl Runner {
                 Step::ReleaseAll => commands.push(Command::Release(None)),
                 Step::Middlebox(patch) => {
                     if self.saved_middlebox.is_none() {
-                        self.saved_middlebox = state.middlebox_settings.as_ref().map(|m| m.0.clone());
+                        self.saved_middlebox =
+                            state.middlebox_settings.as_ref().map(|m| m.0.clone());
                     }
                     self.awaiting_middlebox = Some(Self::middlebox_heard(state));
                     commands.push(Command::Send(protocol::ClientMessage::SetMiddlebox {

@@ -8,7 +8,12 @@
 //!   of one connection;
 //! - the **h1 port** (`--tls-h1-port`, default + 4) offers only `http/1.1`,
 //!   so a comparison holds everything but the protocol equal (TLS, the
-//!   certificate, the host): the browser's six-connection pool again.
+//!   certificate, the host): the browser's six-connection pool again;
+//! - the **limited h2 port** (`--tls-streams-port`, default + 5) is the h2
+//!   port with `SETTINGS_MAX_CONCURRENT_STREAMS` [`LIMITED_STREAMS`]: the
+//!   browser queues again, on one connection. (A session's own stream limit
+//!   is not possible: SETTINGS are sent when the connection opens, before
+//!   any request names a session, and hyper cannot change them later.)
 //!
 //! [`cert`] makes the certificate (self-signed at start for `localhost`,
 //! `127.0.0.1` and `::1`, or the instructor's own PEM files); [`serve`] runs
@@ -34,12 +39,16 @@ use std::sync::Arc;
 use tokio_rustls::rustls;
 
 pub use cert::{CertSource, Identity};
-pub use serve::serve_all;
+pub use serve::{serve_all, serve_ports};
 
 /// `SETTINGS_MAX_CONCURRENT_STREAMS` the lab announces on every HTTP/2
 /// connection: the most requests one connection carries at once. Well over
 /// a burst's size, so the browser's pool is not what limits HTTP/2.
 pub const MAX_CONCURRENT_STREAMS: u32 = 100;
+
+/// `SETTINGS_MAX_CONCURRENT_STREAMS` on the limited HTTP/2 port: fewer than
+/// a burst of 12, so the queue moves from the browser's pool to the streams.
+pub const LIMITED_STREAMS: u32 = 4;
 
 /// ALPN token of HTTP/2.
 pub const ALPN_H2: &[u8] = b"h2";

@@ -39,18 +39,32 @@ pub async fn serve_all(
     ports: Vec<(TcpListener, Arc<rustls::ServerConfig>)>,
     lab: Lab,
 ) -> io::Result<()> {
-    for (listener, config) in &ports {
+    let ports = ports
+        .into_iter()
+        .map(|(listener, config)| (listener, config, MAX_CONCURRENT_STREAMS))
+        .collect();
+    serve_ports(ports, lab).await
+}
+
+/// [`serve_all`], with each port's `SETTINGS_MAX_CONCURRENT_STREAMS` for its
+/// HTTP/2 connections.
+pub async fn serve_ports(
+    ports: Vec<(TcpListener, Arc<rustls::ServerConfig>, u32)>,
+    lab: Lab,
+) -> io::Result<()> {
+    for (listener, config, streams) in &ports {
         if let Ok(address) = listener.local_addr() {
             let h2 = config.alpn_protocols.iter().any(|p| p == ALPN_H2);
-            lab.add_tls_listener(address, h2);
+            lab.add_tls_listener(address, h2.then_some(*streams));
         }
     }
     let router = routes::app(lab.clone());
     let mut loops = JoinSet::new();
-    for (listener, config) in ports {
+    for (listener, config, streams) in ports {
         loops.spawn(accept_loop(
             listener,
             TlsAcceptor::from(config),
+            streams,
             lab.clone(),
             router.clone(),
         ));
@@ -59,7 +73,13 @@ pub async fn serve_all(
     Ok(())
 }
 
-async fn accept_loop(listener: TcpListener, acceptor: TlsAcceptor, lab: Lab, router: Router) {
+async fn accept_loop(
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    streams: u32,
+    lab: Lab,
+    router: Router,
+) {
     let shutdown = lab.shutting_down();
     tokio::pin!(shutdown);
     loop {
@@ -70,6 +90,7 @@ async fn accept_loop(listener: TcpListener, acceptor: TlsAcceptor, lab: Lab, rou
                         stream,
                         peer,
                         acceptor.clone(),
+                        streams,
                         lab.clone(),
                         router.clone(),
                     ));
@@ -89,6 +110,7 @@ async fn serve_connection(
     stream: TcpStream,
     peer: SocketAddr,
     acceptor: TlsAcceptor,
+    streams: u32,
     lab: Lab,
     router: Router,
 ) {
@@ -167,7 +189,7 @@ async fn serve_connection(
         let mut builder = http2::Builder::new(TokioExecutor::new());
         builder
             .timer(TokioTimer::new())
-            .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
+            .max_concurrent_streams(streams)
             .max_header_list_size(u32::try_from(lab.config().max_header_bytes).unwrap_or(u32::MAX));
         let connection = builder.serve_connection(io, service);
         tokio::pin!(connection);

@@ -42,22 +42,32 @@ fn lane_path(
 /// What the connection is doing, or why it closed (short: the full reason
 /// is in the details panel).
 pub(super) fn lane_status(l: &Lane) -> String {
+    // Over HTTP/2 a connection carries many requests at once, each a stream.
+    let h2 = l.protocol.as_deref() == Some("h2");
+    let unit = if h2 { "stream" } else { "request" };
+    let in_flight: Vec<_> = l.requests.iter().filter(|r| r.finished.is_none()).collect();
     let doing = match &l.closed {
         Some(c) => {
             let reason = c.reason.label();
             format!("✕ {}", reason.split(" (").next().unwrap_or(reason))
         }
-        None => match l.requests.iter().rev().find(|r| r.finished.is_none()) {
-            Some(r) => format!(
+        None => match in_flight.as_slice() {
+            [] => "open, idle".into(),
+            [r] => format!(
                 "carrying {}",
                 r.tag
                     .as_deref()
                     .unwrap_or_else(|| r.target.split('?').next().unwrap_or(""))
             ),
-            None => "open, idle".into(),
+            many => format!("carrying {}", count(many.len(), unit)),
         },
     };
-    format!("{doing} · {}", count(l.requests_total as usize, "request"))
+    let over = match l.protocol.as_deref() {
+        Some("h2") => "HTTP/2 · ",
+        Some(_) => "TLS · ",
+        None => "",
+    };
+    format!("{over}{doing} · {}", count(l.requests_total as usize, unit))
 }
 
 /// The row of connection `l` (its listeners come from [`super::row::Row`]).

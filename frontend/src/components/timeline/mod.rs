@@ -543,6 +543,7 @@ mod tests {
             session: None,
             opened_us: 0,
             upgraded: None,
+            protocol: None,
             requests: vec![],
             requests_total: 1,
             closed: None,
@@ -556,6 +557,33 @@ mod tests {
             bytes_out: 0,
         });
         assert_eq!(lane_row::lane_status(&lane), "✕ idle timeout · 2 requests");
+        // Over HTTP/2 one connection carries many streams at once.
+        lane.closed = None;
+        lane.protocol = Some("h2".into());
+        lane.requests_total = 12;
+        let request = |n: u64| crate::state::LaneRequest {
+            tag: Some(format!("b1-{n}")),
+            request: protocol::RequestId(n),
+            seq: n as u32,
+            method: "GET".into(),
+            target: "/api/hang".into(),
+            started_us: 0,
+            response_us: None,
+            finished: None,
+            status: None,
+        };
+        lane.requests = (1..=12).map(request).collect();
+        assert_eq!(
+            lane_row::lane_status(&lane),
+            "HTTP/2 · carrying 12 streams · 12 streams"
+        );
+        lane.protocol = Some("http/1.1".into());
+        lane.requests.truncate(1);
+        lane.requests_total = 1;
+        assert_eq!(
+            lane_row::lane_status(&lane),
+            "TLS · carrying b1-1 · 1 request"
+        );
     }
 
     #[test]

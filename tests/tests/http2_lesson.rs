@@ -1,0 +1,213 @@
+//! The HTTP/2 lesson in real headless Chromium, through the page's own
+//! controls, against the lab's two HTTPS ports (the browser is started with
+//! `--ignore-certificate-errors` for the lab's self-signed certificate, in
+//! this test only): the same 12 held requests take six connections over
+//! HTTP/1.1 on TLS and one connection with twelve streams over HTTP/2, as the
+//! server recorded them and as the page measured them.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use keepalive_lab_server::Config;
+use keepalive_lab_tests::chromium::Chromium;
+use keepalive_lab_tests::{TlsLab, dist_dir, start_lab_with_tls};
+use protocol::{ConnId, Micros, ServerEvent};
+
+/// One burst as the server recorded it: its connections and the most
+/// requests at the server at once.
+fn burst(events: &[ServerEvent], port: u16) -> (BTreeSet<ConnId>, usize) {
+    let on_port: BTreeSet<ConnId> = events
+        .iter()
+        .filter_map(|e| match e {
+            ServerEvent::ConnectionOpened {
+                conn, local_port, ..
+            } if *local_port == port => Some(*conn),
+            _ => None,
+        })
+        .collect();
+    let mut conns = BTreeSet::new();
+    let mut edges: Vec<(Micros, i32)> = Vec::new();
+    let mut hangs = BTreeMap::new();
+    for event in events {
+        match event {
+            ServerEvent::RequestStarted {
+                conn,
+                request,
+                target,
+                at_us,
+                ..
+            } if on_port.contains(conn) && target.starts_with("/api/hang") => {
+                conns.insert(*conn);
+                hangs.insert(*request, ());
+                edges.push((*at_us, 1));
+            }
+            ServerEvent::RequestFinished { request, at_us, .. } if hangs.contains_key(request) => {
+                edges.push((*at_us, -1));
+            }
+            _ => {}
+        }
+    }
+    edges.sort();
+    let (mut now, mut peak) = (0_i32, 0_i32);
+    for (_, step) in edges {
+        now += step;
+        peak = peak.max(now);
+    }
+    (conns, usize::try_from(peak).unwrap_or(0))
+}
+
+/// What one lesson run measured: the lab's ports, the server's record, the
+/// page's answer and figures, and the HTTPS links the lesson showed first.
+struct Taken {
+    addrs: TlsLab,
+    record: Vec<ServerEvent>,
+    answer: String,
+    figures: BTreeMap<String, String>,
+    links: String,
+}
+
+/// Starts the lab with its HTTPS ports, opens lesson `id` in Chromium (which
+/// accepts the lab's certificate in this test only), predicts `prediction`,
+/// runs it and collects the server's record.
+async fn take(id: &str, prediction: u32) -> Taken {
+    let (addrs, lab) = start_lab_with_tls(Config {
+        dist_dir: dist_dir(),
+        ..Config::default()
+    })
+    .await;
+    let (_, mut events) = lab.subscribe(None);
+    let mut chrome = Chromium::launch_with_flags(&["--ignore-certificate-errors"]).await;
+    let page = chrome
+        .open_lesson(&format!("http://{}/", addrs.http), id)
+        .await;
+    let links = chrome
+        .eval(
+            &page,
+            "Array.from(document.querySelectorAll('#lesson-tls-note a')).map(a => a.href).join(' ')",
+        )
+        .await
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let (answer, figures) = chrome
+        .take_lesson(&page, prediction, Duration::from_secs(60))
+        .await;
+    let mut record = Vec::new();
+    while let Ok(event) = events.try_recv() {
+        record.push(event);
+    }
+    Taken {
+        addrs,
+        record,
+        answer,
+        figures,
+        links,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twelve_requests_over_http2_share_one_connection_against_six_over_http1() {
+    let Taken {
+        addrs,
+        record,
+        answer,
+        figures,
+        links,
+    } = take("http2", 1).await;
+    // Before running, the lesson linked the HTTPS origins whose certificate
+    // the learner must accept.
+    for port in [addrs.h2, addrs.h1, addrs.h2_limited].map(|a| a.port()) {
+        let origin = format!("https://127.0.0.1:{port}/");
+        assert!(links.contains(&origin), "{links}");
+    }
+
+    let (h1_conns, h1_peak) = burst(&record, addrs.h1.port());
+    assert_eq!(h1_peak, 6, "HTTP/1.1 on TLS: six at the server at once");
+    assert_eq!(h1_conns.len(), 6, "on six connections");
+    let (h2_conns, h2_peak) = burst(&record, addrs.h2.port());
+    assert_eq!(h2_peak, 12, "HTTP/2: all twelve at the server at once");
+    assert_eq!(h2_conns.len(), 1, "as streams of one connection");
+    let spoke: Vec<&str> = record
+        .iter()
+        .filter_map(|e| match e {
+            ServerEvent::ConnectionSecured { conn, protocol, .. } if h2_conns.contains(conn) => {
+                Some(protocol.as_str())
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(spoke, ["h2"], "ALPN chose HTTP/2 on that connection");
+
+    assert_eq!(answer, "1", "the page measured what the server saw");
+    assert_eq!(figures["h2-connections"], "1", "{figures:?}");
+    assert_eq!(figures["h2-at-once"], "12", "{figures:?}");
+    assert_eq!(figures["h1-connections"], "6", "{figures:?}");
+    assert_eq!(figures["h1-at-once"], "6", "{figures:?}");
+    assert_eq!(figures["protocol"], "h2", "{figures:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_streams_over_http2_leave_room_for_everything_else() {
+    let Taken {
+        addrs,
+        record,
+        answer,
+        figures,
+        ..
+    } = take("http2-eventsource", 6).await;
+    // The server's record: six event streams and six held requests, all on
+    // the one HTTP/2 connection, all at the server together.
+    let started: Vec<(ConnId, &str, Micros)> = record
+        .iter()
+        .filter_map(|e| match e {
+            ServerEvent::RequestStarted {
+                conn,
+                target,
+                at_us,
+                ..
+            } if target.starts_with("/api/sse") || target.starts_with("/api/hang") => {
+                Some((*conn, target.as_str(), *at_us))
+            }
+            _ => None,
+        })
+        .collect();
+    let sse = started
+        .iter()
+        .filter(|s| s.1.starts_with("/api/sse"))
+        .count();
+    assert_eq!(sse, 6, "six event streams reached the server");
+    let conns: BTreeSet<ConnId> = started.iter().map(|s| s.0).collect();
+    assert_eq!(conns.len(), 1, "all on one connection: {started:?}");
+    let (_, peak) = burst(&record, addrs.h2.port());
+    assert_eq!(peak, 6, "all six held requests at the server at once");
+    assert_eq!(answer, "6", "the page measured what the server saw");
+    assert_eq!(figures["streams"], "6", "{figures:?}");
+    assert_eq!(figures["connections"], "1", "{figures:?}");
+    assert_eq!(figures["protocol"], "h2", "{figures:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_queues_again_at_the_servers_stream_limit_on_one_connection() {
+    let Taken {
+        addrs,
+        record,
+        answer,
+        figures,
+        ..
+    } = take("http2-stream-limit", 4).await;
+    let limit = usize::try_from(keepalive_lab_server::tls::LIMITED_STREAMS).expect("small");
+    let (conns, peak) = burst(&record, addrs.h2_limited.port());
+    assert_eq!(
+        peak, limit,
+        "the server's stream limit, not the pool of six"
+    );
+    assert_eq!(conns.len(), 1, "one connection: the browser queued on it");
+    assert_eq!(
+        answer,
+        limit.to_string(),
+        "the page measured what the server saw"
+    );
+    assert_eq!(figures["queued"], (12 - limit).to_string(), "{figures:?}");
+    assert_eq!(figures["connections"], "1", "{figures:?}");
+    assert_eq!(figures["protocol"], "h2", "{figures:?}");
+}

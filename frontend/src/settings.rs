@@ -29,6 +29,15 @@ pub enum Endpoint {
         /// Between pieces.
         interval_ms: u32,
     },
+    /// `/api/drip?mode=heartbeat&interval_ms=&duration_ms=`: one byte every
+    /// interval while the answer is prepared (the application's fix for a
+    /// middlebox's idle timeout).
+    Heartbeat {
+        /// Between bytes.
+        interval_ms: u32,
+        /// How long the answer takes in all.
+        duration_ms: u32,
+    },
     /// `/api/close?mode=`.
     Close(CloseMode),
     /// `/api/fast?next=drop_fin|drop_rst`: each response marks its
@@ -47,7 +56,7 @@ pub enum Endpoint {
 
 impl Endpoint {
     /// Every kind, with sensible parameters, in menu order.
-    pub const KINDS: [Endpoint; 7] = [
+    pub const KINDS: [Endpoint; 8] = [
         Endpoint::Hang,
         Endpoint::Fast,
         Endpoint::Slow {
@@ -58,6 +67,10 @@ impl Endpoint {
             bytes: 2000,
             chunks: 10,
             interval_ms: 200,
+        },
+        Endpoint::Heartbeat {
+            interval_ms: 1000,
+            duration_ms: 6000,
         },
         Endpoint::Close(CloseMode::Header),
         Endpoint::Race(RaceClose::Fin),
@@ -74,6 +87,7 @@ impl Endpoint {
             Endpoint::Fast => "fast",
             Endpoint::Slow { .. } => "slow",
             Endpoint::Drip { .. } => "drip",
+            Endpoint::Heartbeat { .. } => "heartbeat",
             Endpoint::Close(_) => "close",
             Endpoint::Race(_) => "race",
             Endpoint::Sse { .. } => "sse",
@@ -84,6 +98,7 @@ impl Endpoint {
     pub fn menu_label(self) -> String {
         match self {
             Endpoint::Race(_) => "/api/fast, dropping the next request (keep-alive race)".into(),
+            Endpoint::Heartbeat { .. } => "/api/drip, heartbeat (a byte while it prepares)".into(),
             other => format!("/api/{}", other.name()),
         }
     }
@@ -106,6 +121,12 @@ impl Endpoint {
             } => {
                 format!("/api/drip?bytes={bytes}&chunks={chunks}&interval_ms={interval_ms}&")
             }
+            Endpoint::Heartbeat {
+                interval_ms,
+                duration_ms,
+            } => format!(
+                "/api/drip?mode=heartbeat&interval_ms={interval_ms}&duration_ms={duration_ms}&"
+            ),
             Endpoint::Close(mode) => format!("/api/close?mode={}&", mode.as_str()),
             Endpoint::Race(close) => format!("/api/fast?next=drop_{}&", race_name(close)),
             Endpoint::Sse { interval_ms, count } => {
@@ -307,6 +328,12 @@ impl BurstSettings {
                     "bytes={bytes}&chunks={chunks}&interval_ms={interval_ms}"
                 ));
             }
+            Endpoint::Heartbeat {
+                interval_ms,
+                duration_ms,
+            } => parts.push(format!(
+                "interval_ms={interval_ms}&duration_ms={duration_ms}"
+            )),
             Endpoint::Close(mode) => parts.push(format!("mode={}", mode.as_str())),
             Endpoint::Race(close) => parts.push(format!("drop={}", race_name(close))),
             Endpoint::Sse { interval_ms, count } => {
@@ -378,6 +405,10 @@ impl BurstSettings {
                                 chunks: num("chunks", 10, 1000).max(1),
                                 interval_ms: num("interval_ms", 200, 120_000),
                             },
+                            Endpoint::Heartbeat { .. } => Endpoint::Heartbeat {
+                                interval_ms: num("interval_ms", 1000, 120_000).max(1),
+                                duration_ms: num("duration_ms", 6000, 120_000).max(1),
+                            },
                             Endpoint::Close(_) => Endpoint::Close(
                                 CloseMode::ALL
                                     .into_iter()
@@ -398,8 +429,8 @@ impl BurstSettings {
                     }
                     found.is_some()
                 }
-                "ms" | "phase" | "bytes" | "chunks" | "interval_ms" | "mode" | "events"
-                | "drop" => true,
+                "ms" | "phase" | "bytes" | "chunks" | "interval_ms" | "duration_ms" | "mode"
+                | "events" | "drop" => true,
                 "order" => match *value {
                     "sequential" => {
                         s.order = Order::Sequential;
@@ -740,6 +771,14 @@ mod tests {
             },
             BurstSettings {
                 endpoint: Endpoint::Close(CloseMode::MidBody),
+                ..BurstSettings::default()
+            },
+            BurstSettings {
+                endpoint: Endpoint::Heartbeat {
+                    interval_ms: 700,
+                    duration_ms: 9000,
+                },
+                target: Target::Middlebox,
                 ..BurstSettings::default()
             },
             BurstSettings {

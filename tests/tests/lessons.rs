@@ -531,6 +531,11 @@ async fn heartbeats_keep_the_nat_mapping_alive() {
     let mut s = open("nat-heartbeat").await;
     let (answer, figures) = s.take(0).await;
     let record = s.record();
+    assert_eq!(
+        record.requests("/api/drip?mode=heartbeat").len(),
+        1,
+        "the heartbeat endpoint, as the composer sends it"
+    );
     let events = middlebox_events(&record);
     assert!(
         !events

@@ -88,6 +88,15 @@ pub fn Composer(props: &ComposerProps) -> Html {
             <label>{ "every (ms) " }<input type="number" min="0" max="120000" value={interval_ms.to_string()}
                 onchange={edit(|s, v| if let Endpoint::Drip { interval_ms, .. } = &mut s.endpoint { *interval_ms = num(&v, 200, 120_000) })} /></label>
         </> },
+        Endpoint::Heartbeat {
+            interval_ms,
+            duration_ms,
+        } => html! { <>
+            <label>{ "a byte every (ms) " }<input id="p-beat" type="number" min="1" max="120000" value={interval_ms.to_string()}
+                onchange={edit(|s, v| if let Endpoint::Heartbeat { interval_ms, .. } = &mut s.endpoint { *interval_ms = num(&v, 1000, 120_000).max(1) })} /></label>
+            <label>{ "answer after (ms) " }<input id="p-duration" type="number" min="1" max="120000" value={duration_ms.to_string()}
+                onchange={edit(|s, v| if let Endpoint::Heartbeat { duration_ms, .. } = &mut s.endpoint { *duration_ms = num(&v, 6000, 120_000).max(1) })} /></label>
+        </> },
         Endpoint::Close(mode) => html! {
             <label>{ "how " }<select id="p-mode" onchange={edit(|s, v| {
                 if let Some(m) = CloseMode::ALL.into_iter().find(|m| m.as_str() == v) { s.endpoint = Endpoint::Close(m) }

@@ -502,12 +502,13 @@ fn nat_heartbeat_steps() -> Vec<Step> {
         Step::Fire(BurstSettings {
             target: Target::Middlebox,
             timeout_ms: Some(8000),
+            // The composer's heartbeat: a byte every second for 6 s, then
+            // the answer.
             ..burst(
                 1,
-                Endpoint::Drip {
-                    bytes: 6,
-                    chunks: 6,
+                Endpoint::Heartbeat {
                     interval_ms: 1000,
+                    duration_ms: 6000,
                 },
             )
         }),

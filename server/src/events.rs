@@ -552,6 +552,13 @@ fn truncate_reason(reason: &str) -> String {
 /// this one included).
 fn handle(lab: &Lab, access: &Access, text: &str, bucket: &mut Bucket) -> Option<ServerEvent> {
     match serde_json::from_str::<ClientMessage>(text) {
+        Ok(ClientMessage::Release {
+            request: Some(_),
+            id: Some(_),
+        }) => Some(ServerEvent::Error(ErrorBody {
+            error: "give either `request` or `id`, not both: nothing was released".into(),
+            hint: r#"send {"type":"release","request":12}, {"type":"release","id":"tag"} or {"type":"release"} for all"#.into(),
+        })),
         Ok(ClientMessage::Release { request, id }) => Some(ServerEvent::Released {
             count: lab.hangs().release(&ReleaseRequest { request, id }, access),
         }),

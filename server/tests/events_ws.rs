@@ -103,6 +103,18 @@ async fn release_over_the_websocket_by_tag_and_by_request_id() {
         _ => unreachable!(),
     };
 
+    // Both at once is ambiguous, as over HTTP: refused, nothing released.
+    viewer
+        .send_text(&format!(
+            r#"{{"type":"release","request":{},"id":"a"}}"#,
+            b_request.0
+        ))
+        .await;
+    match viewer.next_reply().await {
+        ServerEvent::Error(body) => assert!(body.error.contains("not both"), "{body:?}"),
+        other => panic!("expected an error, got {other:?}"),
+    }
+    assert_eq!(lab.hangs().len(), 2, "nothing was released");
     viewer
         .send_text(r#"{"type":"release","id":"nobody"}"#)
         .await;

@@ -65,12 +65,21 @@ impl InstructorKey {
 
     /// Checks a request's credentials: `key=` from the query, or the bearer
     /// token. `Ok(false)`: none given. A wrong key is an error (403), never
-    /// silently treated as "no key".
+    /// silently treated as "no key"; so is a `Bearer` header without a
+    /// token (400). The scheme's name is case-insensitive (RFC 9110 §11.1).
+    /// Other schemes (`Basic` from a proxy in front of the lab) are not the
+    /// lab's business and are ignored.
     pub fn check(&self, query_key: Option<&str>, headers: &HeaderMap) -> Result<bool, ApiError> {
-        let bearer = headers
-            .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
+        let bearer = match headers.get(AUTHORIZATION).map(|v| bearer_token(v.to_str().ok())) {
+            None | Some(Bearer::OtherScheme) => None,
+            Some(Bearer::Token(token)) => Some(token),
+            Some(Bearer::Empty) => {
+                return Err(ApiError::bad_request(
+                    "Authorization: Bearer without a key",
+                    "send the instructor key as Authorization: Bearer KEY, or key=KEY in the URL",
+                ));
+            }
+        };
         match query_key.or(bearer) {
             None => Ok(false),
             Some(given) if self.matches(given) => Ok(true),
@@ -106,6 +115,30 @@ pub fn random_hex(bytes: usize) -> Result<String, getrandom::Error> {
     Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
 }
 
+/// What an `Authorization` value says, as far as the lab is concerned.
+enum Bearer<'a> {
+    /// `Bearer TOKEN` (the scheme in any case).
+    Token(&'a str),
+    /// `Bearer` and nothing after it.
+    Empty,
+    /// Another scheme, or not text.
+    OtherScheme,
+}
+
+fn bearer_token(value: Option<&str>) -> Bearer<'_> {
+    let Some(value) = value.map(str::trim) else {
+        return Bearer::OtherScheme;
+    };
+    let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Bearer::OtherScheme;
+    }
+    match token.trim() {
+        "" => Bearer::Empty,
+        token => Bearer::Token(token),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -123,6 +156,23 @@ mod tests {
             InstructorKey::random().as_str(),
             InstructorKey::random().as_str()
         );
+    }
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive_and_other_schemes_are_refused() {
+        let key = InstructorKey::parse("secret-key-1").unwrap();
+        let with = |value: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(AUTHORIZATION, value.parse().unwrap());
+            key.check(None, &headers)
+                .map_err(|e| e.status.as_u16())
+        };
+        assert_eq!(with("bearer secret-key-1"), Ok(true));
+        assert_eq!(with("BEARER   secret-key-1"), Ok(true));
+        assert_eq!(with("Bearer wrong"), Err(403));
+        assert_eq!(with("Basic c2VjcmV0"), Ok(false), "a proxy's, not the lab's");
+        assert_eq!(with("Bearer"), Err(400));
+        assert_eq!(with("bearer   "), Err(400));
     }
 
     #[test]

@@ -70,7 +70,10 @@ impl InstructorKey {
     /// Other schemes (`Basic` from a proxy in front of the lab) are not the
     /// lab's business and are ignored.
     pub fn check(&self, query_key: Option<&str>, headers: &HeaderMap) -> Result<bool, ApiError> {
-        let bearer = match headers.get(AUTHORIZATION).map(|v| bearer_token(v.to_str().ok())) {
+        let bearer = match headers
+            .get(AUTHORIZATION)
+            .map(|v| bearer_token(v.to_str().ok()))
+        {
             None | Some(Bearer::OtherScheme) => None,
             Some(Bearer::Token(token)) => Some(token),
             Some(Bearer::Empty) => {
@@ -164,13 +167,16 @@ mod tests {
         let with = |value: &str| {
             let mut headers = HeaderMap::new();
             headers.insert(AUTHORIZATION, value.parse().unwrap());
-            key.check(None, &headers)
-                .map_err(|e| e.status.as_u16())
+            key.check(None, &headers).map_err(|e| e.status.as_u16())
         };
         assert_eq!(with("bearer secret-key-1"), Ok(true));
         assert_eq!(with("BEARER   secret-key-1"), Ok(true));
         assert_eq!(with("Bearer wrong"), Err(403));
-        assert_eq!(with("Basic c2VjcmV0"), Ok(false), "a proxy's, not the lab's");
+        assert_eq!(
+            with("Basic c2VjcmV0"),
+            Ok(false),
+            "a proxy's, not the lab's"
+        );
         assert_eq!(with("Bearer"), Err(400));
         assert_eq!(with("bearer   "), Err(400));
     }

@@ -497,6 +497,14 @@ async fn the_nat_gateway_drops_the_servers_late_answer() {
     s.chrome.screenshot_if_asked(&s.page, "nat-gateway").await;
     let lane = mapping_lane(&mut s).await;
     assert_eq!(lane["expired"], "true", "{lane}");
+    let legend = s
+        .chrome
+        .eval(
+            &s.page,
+            "document.querySelectorAll('.legend .mb-legend').length",
+        )
+        .await;
+    assert_eq!(legend, 6, "the middlebox's legend entries, with its lane");
     let words = lane["words"].as_str().unwrap_or_default();
     assert!(
         words.contains("expired") && words.contains("dropped server"),

@@ -140,6 +140,13 @@ async fn browser_opens_six_connections_then_reuses_them() {
             "Array.from(document.querySelectorAll('g.req')).map(li => [li.dataset.tag, li.dataset.conn])",
         )
         .await;
+    let legend = chrome
+        .eval(
+            &page,
+            "document.querySelectorAll('.legend .mb-legend').length",
+        )
+        .await;
+    assert_eq!(legend, 0, "no middlebox in this run, so none in the legend");
     let by_tag = server_conn_by_tag(&lab);
     let rows = rows.as_array().expect("rows");
     assert_eq!(rows.len(), 12);

@@ -48,6 +48,31 @@ fn param<'a>(target: &'a str, name: &str) -> Option<&'a str> {
         .find_map(|p| p.strip_prefix(name)?.strip_prefix('='))
 }
 
+/// From the server's record: each tag's attempts (the connection of each, in
+/// order), and the connections closed in the keep-alive race.
+fn attempts_of(seen: &[ServerEvent]) -> (BTreeMap<String, Vec<u64>>, BTreeSet<u64>) {
+    let mut recorded: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    let mut raced = BTreeSet::new();
+    for event in seen {
+        match event {
+            ServerEvent::RequestStarted { conn, target, .. } => {
+                if let Some(tag) = param(target, "id") {
+                    recorded.entry(tag.to_owned()).or_default().push(conn.0);
+                }
+            }
+            ServerEvent::ConnectionClosed {
+                conn,
+                reason: CloseReason::KeepAliveRace { .. },
+                ..
+            } => {
+                raced.insert(conn.0);
+            }
+            _ => {}
+        }
+    }
+    (recorded, raced)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_keep_alive_race_draws_each_attempt_on_the_connection_the_server_recorded() {
     let _one = ONE_AT_A_TIME.lock().await;
@@ -69,53 +94,48 @@ async fn the_keep_alive_race_draws_each_attempt_on_the_connection_the_server_rec
     let mut raced: BTreeSet<u64> = BTreeSet::new();
     eventually("the server's record of every attempt", LIMIT, async || {
         drain(&mut events, &mut seen);
-        recorded.clear();
-        raced.clear();
-        for event in &seen {
-            match event {
-                ServerEvent::RequestStarted { conn, target, .. } => {
-                    if let Some(tag) = param(target, "id") {
-                        recorded.entry(tag.to_owned()).or_default().push(conn.0);
-                    }
-                }
-                ServerEvent::ConnectionClosed {
-                    conn,
-                    reason: CloseReason::KeepAliveRace { .. },
-                    ..
-                } => {
-                    raced.insert(conn.0);
-                }
-                _ => {}
-            }
-        }
+        (recorded, raced) = attempts_of(&seen);
         (recorded.values().filter(|a| a.len() == 2).count() == 3 && raced.len() == 3).then_some(())
     })
     .await;
 
     // What the page draws: per request, each attempt (data-attempt) with its
     // connection, and whether it was drawn as dropped. (Server times are
-    // placed once the clock sync has its first sample.)
-    let drawn = eventually("every attempt drawn", LIMIT, async || {
-        let drawn = chrome
-            .eval(
-                &page,
-                "Object.fromEntries([...document.querySelectorAll('g.req')].map(g => [g.dataset.tag, \
-                   [...g.querySelectorAll('[data-attempt]')].map(e => \
-                     [Number(e.dataset.attempt), Number(e.dataset.conn), e.classList.contains('seg-dropped')])]))",
-            )
-            .await;
-        let attempts = drawn
-            .as_object()?
-            .values()
-            .filter_map(|a| a.as_array())
-            .flatten()
-            .filter(|a| a[2] == true || a[0] != 0)
-            .count();
-        (attempts >= 7).then_some(drawn)
-    })
+    // placed once the clock sync has its first sample.) Page and record are
+    // read again until they agree or the limit passes: a late event (or a
+    // late frame) must not be mistaken for a disagreement.
+    let draw = "Object.fromEntries([...document.querySelectorAll('g.req')].map(g => [g.dataset.tag, \
+                  [...g.querySelectorAll('[data-attempt]')].map(e => \
+                    [Number(e.dataset.attempt), Number(e.dataset.conn), e.classList.contains('seg-dropped')])]))";
+    let per_attempt = |drawn: &BTreeMap<String, Vec<(usize, u64, bool)>>, tag: &str| {
+        let mut attempts: BTreeMap<usize, (u64, bool)> = BTreeMap::new();
+        for (n, conn, dropped) in drawn.get(tag).map(Vec::as_slice).unwrap_or_default() {
+            let e = attempts.entry(*n).or_insert((*conn, *dropped));
+            e.1 |= *dropped;
+        }
+        attempts
+    };
+    let drawn: BTreeMap<String, Vec<(usize, u64, bool)>> = eventually(
+        "the page to draw every attempt the server recorded",
+        LIMIT,
+        async || {
+            drain(&mut events, &mut seen);
+            (recorded, raced) = attempts_of(&seen);
+            let drawn: BTreeMap<String, Vec<(usize, u64, bool)>> =
+                serde_json::from_value(chrome.eval(&page, draw).await).ok()?;
+            recorded
+                .iter()
+                .all(|(tag, conns)| {
+                    per_attempt(&drawn, tag)
+                        .values()
+                        .map(|a| a.0)
+                        .collect::<Vec<_>>()
+                        == *conns
+                })
+                .then_some(drawn)
+        },
+    )
     .await;
-    let drawn: BTreeMap<String, Vec<(usize, u64, bool)>> =
-        serde_json::from_value(drawn).expect("attempts drawn");
     assert_eq!(drawn.len(), 4, "{drawn:?}");
     for (tag, conns) in &recorded {
         let mut attempts: BTreeMap<usize, (u64, bool)> = BTreeMap::new();

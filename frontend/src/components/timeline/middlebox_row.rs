@@ -150,7 +150,7 @@ mod tests {
 
     #[test]
     fn every_middlebox_state_and_mark_has_its_legend_entry_and_pattern() {
-        use super::super::{DEFS, LEGEND};
+        use super::super::{DEFS, LEGEND_MIDDLEBOX as LEGEND};
         for class in MarkKind::ALL
             .map(MarkKind::class)
             .into_iter()

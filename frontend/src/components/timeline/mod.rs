@@ -152,9 +152,9 @@ fn cap(cap: Cap, x: f64, y: f64) -> Html {
 }
 
 /// The legend: every state, with its pattern or mark and its words. Static
-/// markup: the marks are [`cap_path`]'s, written out.
+/// markup: the marks are [`cap_path`]'s, written out. The middlebox's and the
+/// agent's entries are shown only when the picture has their rows.
 const LEGEND: &str = concat!(
-    r##"<div class="legend">"##,
     r##"<span><svg width="24" height="12"><rect class="seg-queued" y="1" width="20" height="10"/></svg>queued in the browser (or connecting)</span>"##,
     r##"<span><svg width="24" height="12"><rect class="seg-waiting" y="1" width="20" height="10"/></svg>at the server, waiting for the first byte</span>"##,
     r##"<span><svg width="30" height="12"><rect class="seg-downloading" y="1" width="20" height="10"/><use href="#cap-done" x="20"/></svg>downloading, then ✓ done</span>"##,
@@ -166,16 +166,20 @@ const LEGEND: &str = concat!(
     r##"<span><svg width="14" height="12"><use href="#cap-server" x="6"/></svg>closed by the server</span>"##,
     r##"<span><svg width="14" height="12"><use href="#cap-browser" x="6"/></svg>closed by the browser</span>"##,
     r##"<span><svg width="14" height="12"><use href="#cap-cross" x="2"/></svg>reset (RST) or error</span>"##,
-    // The middlebox lane (drawn only when a run goes through it).
+);
+
+/// The middlebox lane's legend entries.
+const LEGEND_MIDDLEBOX: &str = concat!(
     r##"<span class="mb-legend"><svg width="24" height="12"><rect class="mb-alive" y="4" width="20" height="5"/></svg>middlebox mapping, idle timer running</span>"##,
     r##"<span class="mb-legend"><svg width="24" height="12"><rect class="mb-expired" y="4" width="20" height="5"/></svg>mapping expired: forgotten</span>"##,
     r##"<span class="mb-legend"><svg width="10" height="12"><path class="mb-data" d="M4 1v5"/></svg>refreshed by data (above: from the browser, below: from the server)</span>"##,
     r##"<span class="mb-legend"><svg width="10" height="12"><path class="mb-probe" d="M4 1l3 2.5l-3 2.5l-3 -2.5z"/></svg>refreshed by a TCP keep-alive probe</span>"##,
     r##"<span class="mb-legend"><svg width="10" height="12"><path class="mb-drop" d="M2 1l5 5m0 -5l-5 5"/></svg>dropped after expiry</span>"##,
     r##"<span class="mb-legend"><svg width="10" height="12"><path class="mb-rst" d="M1 6h6l-3 -5z"/></svg>RST sent (pointing to whom)</span>"##,
-    r##"<span>A rows: the Node agent's requests (hatched: in the agent's queue); ticks on its sockets: Node's socket events</span>"##,
-    "</div>"
 );
+
+/// The agent rows' legend entry.
+const LEGEND_AGENT: &str = r##"<span>A rows: the Node agent's requests (hatched: in the agent's queue); ticks on its sockets: Node's socket events</span>"##;
 
 /// Patterns and the columns' clip rectangles (`col-l` is [`LABELS`] wide,
 /// `col-r` the last [`NOTES`] of [`WIDTH`]).
@@ -406,7 +410,15 @@ pub fn TimelineView(props: &TimelineProps) -> Html {
                 <button onclick={set_zoom(|_| None)}>{ "fit" }</button>
                 <span class="source">{ uncertainty }</span>
             </div>
-            { Html::from_html_unchecked(AttrValue::Static(LEGEND)) }
+            <div class="legend" data-middlebox={(!g.middlebox.is_empty()).to_string()}>
+                { Html::from_html_unchecked(AttrValue::Static(LEGEND)) }
+                if !g.middlebox.is_empty() {
+                    { Html::from_html_unchecked(AttrValue::Static(LEGEND_MIDDLEBOX)) }
+                }
+                if agent.is_some() {
+                    { Html::from_html_unchecked(AttrValue::Static(LEGEND_AGENT)) }
+                }
+            </div>
             <div class="scroll" tabindex="0" {onkeydown} aria-label="Timeline: + and - zoom, arrows pan, 0 fits">
             <svg id="timeline" xmlns="http://www.w3.org/2000/svg" viewBox={format!("0 0 {WIDTH} {}", px(height))}
                 width="100%" role="list" aria-label="Requests and connections on one time axis">

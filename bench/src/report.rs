@@ -160,6 +160,22 @@ fn ratio(lab: f64, base: f64) -> String {
     format!("{:.3}×", lab / base)
 }
 
+/// The two lesson-scale phases of both pages, named for the summary.
+fn lesson_phases<'a>(lab: &'a Phases, bare: &'a Phases) -> [(String, &'a Phase, &'a Phase); 2] {
+    [
+        (
+            format!("bursts of {}", lab.light.burst),
+            &lab.light,
+            &bare.light,
+        ),
+        (
+            format!("single bursts of {}", lab.lesson.burst),
+            &lab.lesson,
+            &bare.lesson,
+        ),
+    ]
+}
+
 /// Figures 3 and 4's rows of the summary: under load against the bare page,
 /// and at lesson scale against the absolute budgets.
 fn browser_rows(w: &mut String, lab: &Phases, bare: &Phases, misses: &mut Vec<(u8, String)>) {
@@ -220,18 +236,7 @@ fn browser_rows(w: &mut String, lab: &Phases, bare: &Phases, misses: &mut Vec<(u
             ratio(l99, b99),
             verdict(ok)
         );
-        for (what, l, b) in [
-            (
-                format!("bursts of {}", lab.light.burst),
-                &lab.light,
-                &bare.light,
-            ),
-            (
-                format!("single bursts of {}", lab.lesson.burst),
-                &lab.lesson,
-                &bare.lesson,
-            ),
-        ] {
+        for (what, l, b) in lesson_phases(lab, bare) {
             let (l99, b99) = (q(&l.latencies_ms, 0.99), q(&b.latencies_ms, 0.99));
             let ok = l99 <= LESSON_EVENT_P99_MS;
             if !ok {
@@ -273,18 +278,7 @@ fn browser_rows(w: &mut String, lab: &Phases, bare: &Phases, misses: &mut Vec<(u
         ratio(f95, g95),
         verdict(ok)
     );
-    for (what, l, b) in [
-        (
-            format!("bursts of {}", lab.light.burst),
-            &lab.light,
-            &bare.light,
-        ),
-        (
-            format!("single bursts of {}", lab.lesson.burst),
-            &lab.lesson,
-            &bare.lesson,
-        ),
-    ] {
+    for (what, l, b) in lesson_phases(lab, bare) {
         let ok = max(l) <= LESSON_MAX_FRAME_MS;
         if !ok {
             misses.push((

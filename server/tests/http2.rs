@@ -80,6 +80,21 @@ async fn connect(addr: SocketAddr, identity: &Identity) -> TlsStream<TcpStream> 
     .expect("the TLS handshake (the certificate is valid for 127.0.0.1)")
 }
 
+/// An HTTP/2 client over `tls`, its connection driven by a task of its own
+/// (returned, to see the connection end).
+async fn h2_client(
+    tls: TlsStream<TcpStream>,
+) -> (
+    hyper::client::conn::http2::SendRequest<Empty<Bytes>>,
+    tokio::task::JoinHandle<hyper::Result<()>>,
+) {
+    let (send, connection) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
+            .await
+            .expect("HTTP/2 handshake");
+    (send, tokio::spawn(connection))
+}
+
 fn alpn(tls: &TlsStream<TcpStream>) -> Option<Vec<u8>> {
     tls.get_ref().1.alpn_protocol().map(<[u8]>::to_vec)
 }
@@ -121,11 +136,7 @@ async fn alpn_picks_h2_on_the_tls_port_and_http11_on_the_h1_only_port() {
 
     let tls = connect(lab.h2, &lab.identity).await;
     assert_eq!(alpn(&tls).as_deref(), Some(&b"h2"[..]));
-    let (mut send, connection) =
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
-            .await
-            .expect("HTTP/2 handshake");
-    tokio::spawn(connection);
+    let (mut send, _driver) = h2_client(tls).await;
     let response = within(
         "an HTTP/2 answer",
         send.send_request(get(lab.h2, "/api/fast?id=a")),
@@ -173,11 +184,7 @@ async fn twelve_hangs_over_h2_are_twelve_streams_of_one_connection_released_at_o
     let lab = start_tls(common::config()).await;
     let mut viewer = Viewer::connect(lab.addr).await;
     let tls = connect(lab.h2, &lab.identity).await;
-    let (send, connection) =
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
-            .await
-            .expect("HTTP/2 handshake");
-    let driver = tokio::spawn(connection);
+    let (send, driver) = h2_client(tls).await;
 
     let mut pending = Vec::new();
     for n in 1..=12 {
@@ -283,11 +290,7 @@ async fn an_idle_h2_connection_gets_goaway_and_closes_as_idle_timeout() {
     .await;
     let mut viewer = Viewer::connect(lab.addr).await;
     let tls = connect(lab.h2, &lab.identity).await;
-    let (mut send, connection) =
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
-            .await
-            .expect("HTTP/2 handshake");
-    let driver = tokio::spawn(connection);
+    let (mut send, driver) = h2_client(tls).await;
     let response = within(
         "an answer",
         send.send_request(get(lab.h2, "/api/fast?id=idle")),
@@ -348,11 +351,7 @@ async fn shutdown_answers_a_hang_over_h2_says_goaway_and_records_shutdown() {
     // A subscriber that outlives the shutdown, to see every close.
     let (_, mut events) = lab.lab.subscribe(None);
     let tls = connect(lab.h2, &lab.identity).await;
-    let (mut send, connection) =
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
-            .await
-            .expect("HTTP/2 handshake");
-    let driver = tokio::spawn(connection);
+    let (mut send, driver) = h2_client(tls).await;
     let hang = tokio::spawn(send.send_request(get(lab.h2, "/api/hang?id=held")));
     common::wait_for_hangs(&lab.lab, 1).await;
 
@@ -413,11 +412,7 @@ async fn a_hang_timeout_over_h2_resets_its_stream_and_the_connection_goes_on() {
     let lab = start_tls(config).await;
     let mut viewer = Viewer::connect(lab.addr).await;
     let tls = connect(lab.h2, &lab.identity).await;
-    let (mut send, connection) =
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
-            .await
-            .expect("HTTP/2 handshake");
-    let driver = tokio::spawn(connection);
+    let (mut send, driver) = h2_client(tls).await;
     let reset = within(
         "the hang's stream reset",
         send.send_request(get(lab.h2, "/api/hang?id=late")),
@@ -444,11 +439,7 @@ async fn a_hang_timeout_over_h2_resets_its_stream_and_the_connection_goes_on() {
 async fn api_close_over_h2_is_refused_with_a_hint() {
     let lab = start_tls(common::config()).await;
     let tls = connect(lab.h2, &lab.identity).await;
-    let (mut send, connection) =
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
-            .await
-            .expect("HTTP/2 handshake");
-    tokio::spawn(connection);
+    let (mut send, _driver) = h2_client(tls).await;
     let response = within(
         "an answer",
         send.send_request(get(lab.h2, "/api/close?mode=fin")),
@@ -483,11 +474,7 @@ async fn the_limited_port_says_four_streams_and_a_client_holds_the_rest_back() {
     assert!(listed.h2.is_empty(), "{listed:?}");
 
     let tls = connect(limited, &identity).await;
-    let (send, connection) =
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
-            .await
-            .expect("HTTP/2 handshake");
-    tokio::spawn(connection);
+    let (send, _driver) = h2_client(tls).await;
     // One answered request first, so the client has read the server's
     // SETTINGS (a client may open streams before it has; the server then
     // refuses the ones over the limit with REFUSED_STREAM).

@@ -74,7 +74,8 @@ pub fn timings(run: &Run, r: &BrowserRequest, clock: &ClockSync) -> [f64; 6] {
     let mut at = issued;
     let mut step = |to: Option<f64>| match to {
         Some(t) => {
-            let t = t.clamp(at, end);
+            // Never `clamp`: it panics when `at` is past `end`.
+            let t = t.max(at).min(end);
             let d = t - at;
             at = t;
             d
@@ -163,7 +164,7 @@ impl Json {
     fn num(&mut self, key: &str, value: Option<f64>) -> &mut Self {
         self.key(key);
         match value.filter(|v| v.is_finite()) {
-            Some(v) => self.0 += &((v * 1000.0).round() / 1000.0).to_string(),
+            Some(v) => self.0 += &crate::decimal::thousandths((v * 1000.0).round() as i64),
             None => self.0 += "null",
         }
         self

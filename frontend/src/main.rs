@@ -14,6 +14,7 @@
 mod agent;
 mod clock;
 mod components;
+mod decimal;
 mod har;
 mod hooks;
 mod lessons;

@@ -11,6 +11,7 @@ use std::rc::Rc;
 use protocol::{CloseMode, CloseReason, ConnId, Micros, RaceClose, RequestOutcome};
 
 use crate::clock::ClockSync;
+use crate::decimal::fixed;
 use crate::state::{BrowserRequest, LabState, Lane, Run};
 use crate::tally::{ConnUse, request_use};
 
@@ -330,7 +331,9 @@ impl Scale {
     pub fn x(&self, ms: f64) -> f64 {
         let span = (self.end_ms - self.start_ms).max(1e-6);
         let x = self.left + (ms - self.start_ms) / span * (self.right - self.left);
-        x.clamp(self.left, self.right)
+        // `max` then `min`, not `clamp`: `clamp` panics on bounds out of
+        // order and its message brings in float formatting.
+        x.max(self.left).min(self.right)
     }
 
     /// Zoomed by `factor` (< 1 zooms in) around the middle.
@@ -380,18 +383,18 @@ impl Scale {
 pub fn format_ms(ms: f64) -> String {
     let a = ms.abs();
     if a < 1.0 && a > 0.0 {
-        format!("{ms:.2} ms")
+        format!("{} ms", fixed(ms, 2))
     } else if a < 1000.0 {
-        format!("{ms:.0} ms")
+        format!("{} ms", fixed(ms, 0))
     } else if a < 120_000.0 {
         let s = ms / 1000.0;
         if (s - s.round()).abs() < 1e-9 {
-            format!("{s:.0} s")
+            format!("{} s", fixed(s, 0))
         } else {
-            format!("{s:.2} s")
+            format!("{} s", fixed(s, 2))
         }
     } else {
-        format!("{:.1} min", ms / 60_000.0)
+        format!("{} min", fixed(ms / 60_000.0, 1))
     }
 }
 

@@ -373,19 +373,26 @@ pub fn human_ms(ms: u64) -> String {
     human_us(ms.saturating_mul(1000))
 }
 
-/// Microseconds as people say them (see [`human_ms`]).
+/// Microseconds as people say them (see [`human_ms`]), to the thousandth of
+/// the unit, half up. Whole numbers only: the page's wasm carries no float
+/// formatting (`bench/src/causes.md`, figure 5).
 pub fn human_us(us: u64) -> String {
     if us >= 120_000_000 && us.is_multiple_of(60_000_000) {
         return format!("{} min", us / 60_000_000);
     }
-    if us >= 1_000_000 {
-        let text = format!("{:.3}", us as f64 / 1e6);
-        let text = text.trim_end_matches('0').trim_end_matches('.');
-        return format!("{text} s");
+    let (unit_us, unit) = if us >= 1_000_000 {
+        (1_000_000, "s")
+    } else {
+        (1_000, "ms")
+    };
+    let thousandths = (u128::from(us) * 1000 + unit_us / 2) / unit_us;
+    let (whole, frac) = (thousandths / 1000, thousandths % 1000);
+    if frac == 0 {
+        format!("{whole} {unit}")
+    } else {
+        let digits = format!("{frac:03}");
+        format!("{whole}.{} {unit}", digits.trim_end_matches('0'))
     }
-    let text = format!("{:.3}", us as f64 / 1e3);
-    let text = text.trim_end_matches('0').trim_end_matches('.');
-    format!("{text} ms")
 }
 
 impl MiddleboxSettings {
@@ -794,6 +801,12 @@ mod tests {
         assert_eq!(human_ms(60_000), "60 s");
         assert_eq!(human_ms(1_500), "1.5 s");
         assert_eq!(human_ms(500), "500 ms");
+        assert_eq!(human_us(3_500_000), "3.5 s");
+        assert_eq!(human_us(1_234_567), "1.235 s");
+        assert_eq!(human_us(1_000_400), "1 s");
+        assert_eq!(human_us(999_999), "999.999 ms");
+        assert_eq!(human_us(2_500), "2.5 ms");
+        assert_eq!(human_us(0), "0 ms");
     }
 
     #[test]

@@ -11,6 +11,7 @@ use super::measure::{
     on_new_connections, peak_at_server, reached_server, resent,
 };
 use super::{Answer, Ask, Evidence, Figure, Lesson, Outcome, Question, Step, Until, agent};
+use crate::decimal::fixed;
 use crate::settings::{BurstSettings, Credentials, Endpoint, Order, Priority, Target};
 use crate::state::{LabState, Phase, Run};
 
@@ -1606,13 +1607,13 @@ fn cache_lock(e: &Evidence<'_>) -> Outcome {
         answer: Answer::Number(n(peak)),
         figures: vec![
             figure("at-once", "at the server at once", peak),
-            figure("slowest-ms", "the last one took (ms)", took.round()),
+            figure("slowest-ms", "the last one took (ms)", fixed(took, 0)),
         ],
         notes: vec![format!(
-            "{} at the server at once; the last of the six took {:.0} ms, about six times one \
+            "{} at the server at once; the last of the six took {} ms, about six times one \
              request's 300 ms when they go one by one.",
             count(peak, "requests"),
-            took
+            fixed(took, 0)
         )],
     }
 }

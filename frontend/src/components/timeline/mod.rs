@@ -396,7 +396,10 @@ pub fn TimelineView(props: &TimelineProps) -> Html {
     };
     let ticks = scale.ticks(origin, 8);
     let uncertainty = match props.clock.uncertainty_ms() {
-        Some(u) => format!("Server times on this page's clock to ±{u:.2} ms."),
+        Some(u) => format!(
+            "Server times on this page's clock to ±{} ms.",
+            crate::decimal::fixed(u, 2)
+        ),
         None => "Waiting for the clock sync with the server…".into(),
     };
     html! {
@@ -420,7 +423,7 @@ pub fn TimelineView(props: &TimelineProps) -> Html {
                 }
             </div>
             <div class="scroll" tabindex="0" {onkeydown} aria-label="Timeline: + and - zoom, arrows pan, 0 fits">
-            <svg id="timeline" xmlns="http://www.w3.org/2000/svg" viewBox={format!("0 0 {WIDTH} {}", px(height))}
+            <svg id="timeline" xmlns="http://www.w3.org/2000/svg" viewBox={format!("0 0 {} {}", px(WIDTH), px(height))}
                 width="100%" role="list" aria-label="Requests and connections on one time axis">
                 <style>{ palette::CSS }</style>
                 { Html::from_html_unchecked(AttrValue::Static(DEFS)) }

@@ -31,7 +31,7 @@ pub(super) fn NowLine(props: &NowLineProps) -> Html {
     if *now > props.scale.end_ms && props.live {
         props.on_overflow.emit(*now);
     }
-    let x = format!("{:.1}", props.scale.x(*now));
+    let x = crate::decimal::fixed(props.scale.x(*now), 1);
     html! { <>
         <clipPath id="until-now">
             <rect x="0" y="0" width={x.clone()} height={px(props.height)} />

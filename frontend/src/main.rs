@@ -26,6 +26,12 @@ mod tally;
 mod timeline;
 mod wire;
 
+/// TLSF in its code-size configuration instead of the default dlmalloc: the
+/// page allocates mostly small, short-lived values (events, view nodes).
+#[cfg(target_arch = "wasm32")]
+#[global_allocator]
+static ALLOCATOR: rlsf::SmallGlobalTlsf = rlsf::SmallGlobalTlsf::new();
+
 fn main() {
     yew::Renderer::<components::Root>::new().render();
 }

@@ -740,6 +740,33 @@ impl FromJson for MiddleboxView {
     }
 }
 
+impl FromJson for crate::lessons::LessonWords {
+    fn read(v: &Json, cx: &Cx) -> Self {
+        let o = v.fields(cx);
+        crate::lessons::LessonWords {
+            title: o.get("title"),
+            concept: o.get("concept"),
+            prompt: o.get("prompt"),
+            unit: o.or_default("unit"),
+            choices: o.or_default("choices"),
+            why: o.get("why"),
+            watch: o.get("watch"),
+        }
+    }
+}
+
+impl FromJson for crate::lessons::Listed {
+    fn read(v: &Json, cx: &Cx) -> Self {
+        let o = v.fields(cx);
+        crate::lessons::Listed {
+            id: o.get("id"),
+            title: o.get("title"),
+            concept: o.get("concept"),
+            summary: o.get("summary"),
+        }
+    }
+}
+
 impl FromJson for protocol::TlsListeners {
     fn read(v: &Json, cx: &Cx) -> Self {
         let o = v.fields(cx);

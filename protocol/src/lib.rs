@@ -43,7 +43,7 @@ pub use agent::{
     AbortReason, AgentEvent, AgentOptions, AgentRequestSpec, AgentTarget, FinishReason,
     FreeOutcome, RequestEvent, Scheduling, SocketCloseReason, SocketEvent, TimeoutSource,
 };
-pub use lesson::{LESSONS, LessonEntry, entry as lesson_entry};
+pub use lesson::{LESSONS, LessonEntry, LessonPage, LessonText, entry as lesson_entry};
 pub use middlebox::{
     CUSTOM_MAX_MS, CUSTOM_MIN_MS, CloseHow, IN_FORCE_MIN_MS, MappingId, MiddleboxEvent,
     MiddleboxPatch, MiddleboxSettings, MiddleboxView, OnExpiry, Party, Preset, PresetSpec,

@@ -40,7 +40,7 @@ impl ApiError {
             StatusCode::NOT_FOUND,
             format!("no endpoint at `{path}`"),
             "endpoints: POST /api/sessions, /api/fast, /api/slow, /api/hang, /api/drip, \
-             /api/close, /api/sse, POST /api/release, GET /api/connections, \
+             /api/close, /api/sse, POST /api/release, GET /api/connections, GET /api/lessons[/ID], \
              GET|PUT /api/config, GET|PUT /api/room, /api/events (WebSocket); see docs/api.md",
         )
     }

@@ -10,6 +10,7 @@
 //! | `/api/fast`, `/api/slow`, `/api/hang`, `/api/drip`, `/api/close`, `/api/sse` | the lesson endpoints, see [`crate::endpoints`] |
 //! | `POST /api/sessions` | issues a session: `{"session": "s-…"}` |
 //! | `GET /api/lessons` | the lesson catalogue |
+//! | `GET /api/lessons/{id}` | one lesson's text: question, choices, explanation |
 //! | `GET /api/tls` | the TLS ports: HTTP/2 (ALPN `h2`), HTTP/1.1 only, `max_concurrent_streams` |
 //! | `POST /api/release` | releases the caller's hanging requests: `{"request": 12}`, `{"id": "t"}`, or all |
 //! | `GET /api/connections` | the caller's policy and open connections with their recent requests |
@@ -67,6 +68,7 @@ pub fn app(lab: Lab) -> Router {
         .route("/api/sse", get(endpoints::sse).post(endpoints::sse))
         .route("/api/sessions", post(create_session))
         .route("/api/lessons", get(lessons))
+        .route("/api/lessons/{id}", get(lesson))
         .route("/api/tls", get(tls_ports))
         .route("/api/release", post(release))
         .route("/api/room", get(get_room).put(put_room))
@@ -228,6 +230,30 @@ async fn lessons(
 ) -> Result<Json<&'static [protocol::LessonEntry]>, ApiError> {
     Params::parse("/api/lessons", query.as_deref(), &[], "/api/lessons")?;
     Ok(Json(protocol::LESSONS))
+}
+
+/// One lesson's entry and text, which the page fetches when it opens it.
+/// The id is read from the path as it came (lesson ids are plain ASCII), so a
+/// strange one is a JSON 404 like any other unknown id.
+async fn lesson(
+    uri: Uri,
+    RawQuery(query): RawQuery,
+) -> Result<Json<protocol::LessonPage>, ApiError> {
+    Params::parse(
+        "/api/lessons/{id}",
+        query.as_deref(),
+        &[],
+        "/api/lessons/six-lanes",
+    )?;
+    let id = uri.path().strip_prefix("/api/lessons/").unwrap_or_default();
+    protocol::LessonPage::of(id).map(Json).ok_or_else(|| {
+        let shown: String = id.chars().take(64).collect();
+        ApiError::with_status(
+            axum::http::StatusCode::NOT_FOUND,
+            format!("no lesson `{shown}`"),
+            "GET /api/lessons lists every lesson's id",
+        )
+    })
 }
 
 /// `GET /api/tls`: the lab's TLS ports (HTTP/2, and HTTP/1.1 only).

@@ -163,3 +163,39 @@ fn release_body_parsing() {
         assert_eq!(err.status, StatusCode::BAD_REQUEST);
     }
 }
+
+#[tokio::test]
+async fn the_catalogue_lists_lessons_and_each_serves_its_text() {
+    let lab = lab();
+    let (status, _, list) = call(&lab, get("/api/lessons")).await;
+    assert_eq!(status, StatusCode::OK);
+    let list = list.as_array().expect("a list");
+    assert_eq!(list.len(), protocol::LESSONS.len());
+    assert!(
+        list.iter().all(|l| l.get("why").is_none()),
+        "the list is only the catalogue"
+    );
+    for entry in protocol::LESSONS {
+        let (status, _, page) = call(&lab, get(&format!("/api/lessons/{}", entry.id))).await;
+        assert_eq!(status, StatusCode::OK, "{}", entry.id);
+        assert_eq!(page["id"], entry.id);
+        assert_eq!(page["title"], entry.title);
+        assert_eq!(page["why"], entry.text.why);
+        // A count has a unit and no choices; a choice has choices and no unit.
+        let choices = page["choices"].as_array().map_or(0, Vec::len);
+        assert_eq!(page.get("unit").is_some(), choices == 0, "{}", entry.id);
+        assert_eq!(choices, entry.text.choices.len(), "{}", entry.id);
+    }
+    for bad in [
+        "/api/lessons/nope",
+        "/api/lessons/six-lanes%00",
+        "/api/lessons/",
+    ] {
+        let (status, _, json) = call(&lab, get(bad)).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{bad}");
+        assert_error_body(&json);
+    }
+    let (status, _, json) = call(&lab, get("/api/lessons/six-lanes?x=1")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_error_body(&json);
+}

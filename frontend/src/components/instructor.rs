@@ -8,7 +8,7 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
-use protocol::{LESSONS, Participant, RoomPatch, RoomState, ServerEvent};
+use protocol::{Participant, RoomPatch, RoomState, ServerEvent};
 use yew::prelude::*;
 
 use crate::services::events::EventSocket;
@@ -110,7 +110,15 @@ pub fn InstructorView(props: &InstructorProps) -> Html {
     let problem = use_state(|| None::<String>);
     let socket_status = use_state(|| SocketStatus::Connecting);
     let latest = use_mut_ref(|| None::<RoomState>);
-    let chosen = use_state(|| LESSONS[0].id.to_owned());
+    let chosen = use_state(|| crate::lessons::catalogue::ALL[0].id.to_owned());
+    // The lessons' titles, from the server's catalogue.
+    let listed = use_state(|| None::<Result<Vec<crate::lessons::Listed>, String>>);
+    {
+        let listed = listed.clone();
+        use_effect_with((), move |()| {
+            session::get_into(listed, "/api/lessons".into())
+        });
+    }
     {
         let (room, problem, status, latest) = (
             room.clone(),
@@ -226,8 +234,8 @@ pub fn InstructorView(props: &InstructorProps) -> Html {
             <div class="actions">
                 <label>{ "Lesson " }
                     <select id="room-lesson" onchange={on_pick}>
-                        { for LESSONS.iter().map(|l| html! {
-                            <option value={l.id} selected={*chosen == l.id}>{ l.title }</option>
+                        { for listed.as_ref().and_then(|l| l.as_ref().ok()).into_iter().flatten().map(|l| html! {
+                            <option value={l.id.clone()} selected={*chosen == l.id}>{ l.title.clone() }</option>
                         }) }
                     </select>
                 </label>

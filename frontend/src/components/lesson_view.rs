@@ -11,8 +11,9 @@ use protocol::ClientMessage;
 use yew::prelude::*;
 
 use crate::lessons::runner::{Command, Runner, Stage};
-use crate::lessons::{self, Answer, Ask, Lesson};
+use crate::lessons::{self, Answer, Lesson, LessonWords, Listed};
 use crate::services::fetch::now_ms;
+use crate::services::session::get_into;
 use crate::settings::BurstSettings;
 use crate::state::LabState;
 
@@ -40,27 +41,45 @@ pub struct LessonViewProps {
 /// The list, or one lesson.
 #[component]
 pub fn LessonView(props: &LessonViewProps) -> Html {
+    // The catalogue, from the server (`GET /api/lessons`), once.
+    let listed = use_state(|| None::<Result<Vec<Listed>, String>>);
+    {
+        let listed = listed.clone();
+        use_effect_with((), move |()| get_into(listed, "/api/lessons".into()));
+    }
     match props.lesson.and_then(lessons::find) {
         None => {
-            let items = lessons::catalogue::ALL.iter().enumerate().map(|(i, l)| {
-                let open = props.open.reform(move |_: MouseEvent| Some(l.id()));
-                html! {
-                    <li>
-                        <a href={format!("#lesson={}", l.id())} onclick={open} data-lesson-link={l.id()}>
-                            <strong>{ format!("{}. {}", i + 1, l.entry.title) }</strong>
-                        </a>
-                        { format!(": {}", l.entry.concept) }
-                        <div class="help">{ l.entry.summary }</div>
-                    </li>
+            let items = match &*listed {
+                None => html! { <p class="help" role="status">{ "Loading the lessons…" }</p> },
+                Some(Err(problem)) => html! {
+                    <p class="error" role="alert">{ format!("The lessons could not be loaded: {problem}") }</p>
+                },
+                Some(Ok(list)) => {
+                    // The server's order; only lessons this page can run.
+                    let known = list
+                        .iter()
+                        .filter_map(|l| Some((lessons::find(&l.id)?.id(), l)));
+                    html! { <ol class="lesson-list">{ for known.enumerate().map(|(i, (id, l))| {
+                        let open = props.open.reform(move |_: MouseEvent| Some(id));
+                        html! {
+                            <li>
+                                <a href={format!("#lesson={id}")} onclick={open} data-lesson-link={id}>
+                                    <strong>{ format!("{}. {}", i + 1, l.title) }</strong>
+                                </a>
+                                { format!(": {}", l.concept) }
+                                <div class="help">{ l.summary.clone() }</div>
+                            </li>
+                        }
+                    }) }</ol> }
                 }
-            });
+            };
             html! {
                 <section class="lessons" aria-label="Lessons">
                     <h2>{ "Lessons" }</h2>
                     <p class="help">{ "Each lesson asks you to predict, runs an experiment in your own \
                         browser, and puts the measured answer beside your prediction. Nothing is typed \
                         in: every figure comes from this run." }</p>
-                    <ol class="lesson-list">{ for items }</ol>
+                    { items }
                 </section>
             }
         }
@@ -122,6 +141,14 @@ fn execute(
 fn LessonPage(props: &LessonPageProps) -> Html {
     let lesson = props.lesson;
     let runner = use_mut_ref(|| Runner::new(lesson));
+    // The lesson's words, from the server when it opens.
+    let fetched = use_state(|| None::<Result<LessonWords, String>>);
+    {
+        let fetched = fetched.clone();
+        use_effect_with(lesson.id(), move |id| {
+            get_into(fetched, format!("/api/lessons/{id}"));
+        });
+    }
     let update = use_force_update();
     let number = use_state(String::new);
     // The newest state and callbacks, for the clock-driven polls below (a
@@ -198,7 +225,21 @@ fn LessonPage(props: &LessonPageProps) -> Html {
         });
     }
     let r = runner.borrow();
-    let question = &lesson.question;
+    let words = match &*fetched {
+        Some(Ok(words)) => words,
+        waiting => {
+            let note = match waiting {
+                Some(Err(problem)) => html! {
+                    <p class="error" role="alert" id="lesson-problem">{ format!("This lesson's text could not be loaded: {problem}") }</p>
+                },
+                _ => html! { <p class="help" role="status">{ "Loading the lesson…" }</p> },
+            };
+            return html! {
+                // No `data-lesson` until the lesson can be taken.
+                <section class="lesson" data-loading={lesson.id()}>{ note }</section>
+            };
+        }
+    };
     let predict = |answer: Answer| {
         let (runner, update) = (runner.clone(), update.clone());
         Callback::from(move |_: MouseEvent| {
@@ -206,20 +247,20 @@ fn LessonPage(props: &LessonPageProps) -> Html {
             update.force_update();
         })
     };
-    let ask = match question.ask {
-        Ask::Choice(choices) => html! {
+    let ask = match &words.unit {
+        None => html! {
             <div class="choices" role="group" aria-label="Your prediction">
-                { for choices.iter().enumerate().map(|(i, c)| {
+                { for words.choices.iter().enumerate().map(|(i, c)| {
                     let chosen = r.prediction == Some(Answer::Choice(i));
                     html! {
                         <button class={classes!("choice", (!chosen).then_some("secondary"))} data-choice={i.to_string()}
                             aria-pressed={chosen.to_string()} disabled={!matches!(r.stage, Stage::Predict | Stage::Ready)}
-                            onclick={predict(Answer::Choice(i))}>{ *c }</button>
+                            onclick={predict(Answer::Choice(i))}>{ c.clone() }</button>
                     }
                 }) }
             </div>
         },
-        Ask::Number { unit } => {
+        Some(unit) => {
             let on_input = {
                 let number = number.clone();
                 Callback::from(move |e: InputEvent| {
@@ -274,8 +315,8 @@ fn LessonPage(props: &LessonPageProps) -> Html {
     let connected = props.state.socket == crate::state::SocketStatus::Open;
     let result = match (&r.stage, &r.outcome) {
         (Stage::Answered, Some(outcome)) => {
-            let predicted = r.prediction.map(|p| p.words(question));
-            let measured = outcome.answer.words(question);
+            let predicted = r.prediction.map(|p| p.words(words));
+            let measured = outcome.answer.words(words);
             let matched = r.prediction == Some(outcome.answer);
             html! {
                 <div class="answer" id="answer" data-answer={answer_value(outcome.answer)}>
@@ -298,10 +339,10 @@ fn LessonPage(props: &LessonPageProps) -> Html {
                             "Most write-ups give {} here; your browser measured {}. That is not a mistake of the \
                              lab: an HTTP/2 proxy, another browser's limits, or an extension can change it. \
                              What you see above is what your browser did.",
-                            question.usual.words(question), outcome.answer.words(question)) }</p>
+                            lesson.usual.words(words), outcome.answer.words(words)) }</p>
                     }
                     <h3>{ "Why" }</h3>
-                    <p class="explain">{ lesson.why }</p>
+                    <p class="explain">{ words.why.clone() }</p>
                 </div>
             }
         }
@@ -311,11 +352,11 @@ fn LessonPage(props: &LessonPageProps) -> Html {
         _ => html! {},
     };
     html! {
-        <section class="lesson" aria-label={lesson.entry.title} data-lesson={lesson.id()} data-stage={r.stage.name()}>
+        <section class="lesson" aria-label={words.title.clone()} data-lesson={lesson.id()} data-stage={r.stage.name()}>
             <p class="crumbs"><a href="#lessons" onclick={back}>{ "All lessons" }</a></p>
-            <h2>{ lesson.entry.title }</h2>
-            <p class="concept">{ lesson.entry.concept }</p>
-            <p class="question"><strong>{ "Predict: " }</strong>{ question.prompt }</p>
+            <h2>{ words.title.clone() }</h2>
+            <p class="concept">{ words.concept.clone() }</p>
+            <p class="question"><strong>{ "Predict: " }</strong>{ words.prompt.clone() }</p>
             if lesson.over_tls() {
                 <p class="help" id="lesson-tls-note">
                     { "This lesson uses the lab's HTTPS ports. Their certificate is the lab's own, which \
@@ -335,7 +376,7 @@ fn LessonPage(props: &LessonPageProps) -> Html {
                     <button class="secondary" id="again" onclick={on_again}>{ "Again" }</button>
                 }
                 if r.stage == Stage::Running {
-                    <span class="progress" role="status">{ format!("Running: step {} of {total}. Watch {}.", done + 1, lesson.watch) }</span>
+                    <span class="progress" role="status">{ format!("Running: step {} of {total}. Watch {}.", done + 1, words.watch) }</span>
                 }
                 if r.stage == Stage::Predict {
                     <span class="help">{ "Predict first, then run." }</span>

@@ -83,14 +83,6 @@ fn peak_in_flight(view: &AgentView) -> usize {
 /// The experiment's `setInterval`: one request every 3 s, scaled ÷10.
 pub const NODE_EVERY_MS: u64 = 300;
 
-/// What the first run (keepAlive: false, maxSockets: 20) does; each choice
-/// is what one of the three runs does.
-pub const NODE_CHOICES: &[&str] = &[
-    "Connection: close, 3 connections",
-    "Connection: keep-alive, 3 connections",
-    "Connection: keep-alive, 1 connection",
-];
-
 /// The experiment's three agents, in its order.
 fn node_options() -> [AgentOptions; 3] {
     [
@@ -251,12 +243,6 @@ pub fn node(e: &Evidence<'_>) -> Outcome {
 
 // ---- maxSockets: 2 and a server that hangs ----
 
-pub const MAX_SOCKETS_CHOICES: &[&str] = &[
-    "at once, with the first two",
-    "when the server's timeout frees the first two sockets",
-    "never: they fail in the agent's queue",
-];
-
 pub fn max_sockets_steps() -> Vec<Step> {
     vec![
         Step::Policy(PolicyPatch {
@@ -343,12 +329,6 @@ pub fn max_sockets(e: &Evidence<'_>) -> Outcome {
 }
 
 // ---- three timeouts ----
-
-pub const TIMEOUT_CHOICES: &[&str] = &[
-    "it gets the answer: the socket only emits 'timeout'",
-    "the request is aborted at 500 ms",
-    "a TCP keep-alive probe is sent",
-];
 
 const SLOW: &str = "/api/slow?ms=1500";
 

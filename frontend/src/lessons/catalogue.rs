@@ -4,13 +4,13 @@
 
 use std::collections::BTreeSet;
 
-use protocol::{CloseReason, ConnId, LESSONS, PolicyPatch};
+use protocol::{CloseReason, ConnId, PolicyPatch};
 
 use super::measure::{
     arrival_order, close_reason, closes, connections, count, ended, in_phase, ms_between,
     on_new_connections, peak_at_server, reached_server, resent,
 };
-use super::{Answer, Ask, Evidence, Figure, Lesson, Outcome, Question, Step, Until, agent};
+use super::{Answer, Evidence, Figure, Lesson, Outcome, Step, Until, agent};
 use crate::decimal::fixed;
 use crate::settings::{BurstSettings, Credentials, Endpoint, Order, Priority, Target};
 use crate::state::{LabState, Phase, Run};
@@ -53,432 +53,149 @@ fn empty_run() -> Run {
 /// Every lesson, in teaching order.
 pub static ALL: &[Lesson] = &[
     Lesson {
-        entry: &LESSONS[0],
-        question: Question {
-            prompt: "12 requests that the server holds open leave your page at once. How many are at the server at the same time?",
-            ask: Ask::Number { unit: "requests" },
-            usual: Answer::Number(6),
-        },
+        id: "six-lanes",
+        usual: Answer::Number(6),
         steps: six_lanes_steps,
         measure: six_lanes,
-        why: "Browsers keep a pool of connections per origin and open at most six HTTP/1.1 \
-              connections in each: Chromium's limit per group, Firefox's \
-              network.http.max-persistent-connections-per-server and Safari's \
-              httpMaximumConnectionsPerHost are all 6. A seventh request waits inside the browser \
-              until one of the six is free; DevTools calls it Queueing or Stalled, and the server \
-              cannot see it at all. When a lane frees, the waiting request goes out on that same \
-              kept-alive connection.",
-        watch: "the browser rows that stay hatched (queued) while six lanes are busy",
     },
     Lesson {
-        entry: &LESSONS[1],
-        question: Question {
-            prompt: "8 held requests to each of four pools at once: this origin, the lab's second port, the same port under the other host name (localhost or 127.0.0.1), and this origin with credentials: 'omit'. How many are at the server at once?",
-            ask: Ask::Number { unit: "requests" },
-            usual: Answer::Number(24),
-        },
+        id: "pools",
+        usual: Answer::Number(24),
         steps: pools_steps,
         measure: pools,
-        why: "The six-connection limit is per pool, and a pool is keyed by more than the host: \
-              the scheme, host name and port (so localhost and 127.0.0.1 are two pools even on \
-              the same port), and the request's credentials mode (Chromium keeps requests with \
-              and without credentials apart). Four pools, six lanes each.",
-        watch: "four groups of lanes, one per pool",
     },
     Lesson {
-        entry: &LESSONS[2],
-        question: Question {
-            prompt: "6 requests one after another, with keep-alive off (every response says Connection: close). How many TCP connections do they use?",
-            ask: Ask::Number {
-                unit: "connections",
-            },
-            usual: Answer::Number(6),
-        },
+        id: "keep-alive-off",
+        usual: Answer::Number(6),
         steps: keep_alive_off_steps,
         measure: keep_alive_off,
-        why: "With keep-alive (HTTP/1.1's default) a connection carries request after request. \
-              When the server answers Connection: close, it closes the connection after the \
-              response, and the next request needs a new one: a new TCP handshake each time.",
-        watch: "one lane with six requests, then six lanes with one each",
     },
     Lesson {
-        entry: &LESSONS[3],
-        question: Question {
-            prompt: "The server's idle timeout is 1 s. A request, 1.6 s of silence, another request. Where does the second one go?",
-            ask: Ask::Choice(&[
-                "on the same connection",
-                "on another connection",
-                "it fails",
-            ]),
-            usual: Answer::Choice(1),
-        },
+        id: "idle-timeout",
+        usual: Answer::Choice(1),
         steps: idle_timeout_steps,
         measure: idle_timeout,
-        why: "A server closes a connection that waited too long for its next request (Apache's \
-              KeepAliveTimeout is 5 s, nginx's keepalive_timeout 75 s, Node's keepAliveTimeout 5 s). \
-              The browser notices the closed socket and sends the next request on another \
-              connection, silently: the page never sees an error.",
-        watch: "the first lane ending with 'idle timeout' before the second request starts",
     },
     Lesson {
-        entry: &LESSONS[4],
-        question: Question {
-            prompt: "The server allows 3 requests per connection and says so in Keep-Alive: timeout=5, max=… . 4 requests one after another: which one opens a new connection?",
-            ask: Ask::Choice(&["the 2nd", "the 3rd", "the 4th", "none"]),
-            usual: Answer::Choice(2),
-        },
+        id: "keep-alive-header",
+        usual: Answer::Choice(2),
         steps: keep_alive_header_steps,
         measure: keep_alive_header,
-        why: "Apache's defaults (KeepAliveTimeout 5, MaxKeepAliveRequests 100) are announced as \
-              Keep-Alive: timeout=5, max=100; max counts down with each response, and the last \
-              allowed response says Connection: close instead. Chromium ignores the header's \
-              numbers: it learns that a connection is gone only when it closes.",
-        watch: "the headers on each request, counting down to Connection: close",
     },
     Lesson {
-        entry: &LESSONS[5],
-        question: Question {
-            prompt: "On one connection the page gives up on a request after 1 s (a client timeout, like axios' timeout); another connection sits idle past the server's 1.5 s idle timeout. Who closes each?",
-            ask: Ask::Choice(&[
-                "the browser closes both",
-                "the server closes both",
-                "the browser closes the first, the server the second",
-            ]),
-            usual: Answer::Choice(2),
-        },
+        id: "client-vs-idle-timeout",
+        usual: Answer::Choice(2),
         steps: client_vs_idle_steps,
         measure: client_vs_idle,
-        why: "A client timeout (axios' timeout, an AbortController) belongs to one request: when \
-              it fires, the browser abandons the request and closes its connection, and the server \
-              sees the peer's FIN. The server's idle timeout belongs to a connection between \
-              requests: the server closes it. Same word, two different clocks on two sides.",
-        watch: "which side each lane's close reason names",
     },
     Lesson {
-        entry: &LESSONS[6],
-        question: Question {
-            prompt: "12 requests to a server that never answers, but closes a socket after 2 s without a response (Node's server.timeout was 2 minutes before v13; scaled here to 2 s). When do the last 6 reach the server?",
-            ask: Ask::Choice(&[
-                "never",
-                "about 2 s later, when the first 6 are cut",
-                "at once",
-            ]),
-            usual: Answer::Choice(1),
-        },
+        id: "hang-timeout",
+        usual: Answer::Choice(1),
         steps: hang_timeout_steps,
         measure: hang_timeout,
-        why: "Six hung requests hold all six lanes, so the rest of the page's requests to that \
-              origin wait in the browser. Only the server's socket timeout frees the lanes: it \
-              closes the connections without an answer. Chromium silently re-sends a request \
-              whose reused connection closed without a response; one on a fresh connection \
-              fails with an empty response. Time here is scaled: 2 s stands for 2 minutes.",
-        watch: "the first six lanes cut at 2 s and the queued six starting right after",
     },
     Lesson {
-        entry: &LESSONS[7],
-        question: Question {
-            prompt: "A client gives up on a request and closes its connection. Which event does a Node.js server's socket emit first?",
-            ask: Ask::Choice(&[
-                "'end' (the peer's FIN)",
-                "'timeout'",
-                "'error' (ECONNRESET)",
-                "'close' with had_error true",
-            ]),
-            usual: Answer::Choice(0),
-        },
+        id: "node-events",
+        usual: Answer::Choice(0),
         steps: node_events_steps,
         measure: node_events,
-        why: "Node's net.Socket emits 'end' when the peer's FIN arrives, 'timeout' when \
-              socket.setTimeout's idle time passes (the server must then end or destroy it), \
-              'error' for a failure such as a reset (ECONNRESET), and always 'close' last, with \
-              had_error true only after an error. The lab records the same facts as close \
-              reasons: peer_closed is 'end' then 'close'; peer_reset is 'error' then \
-              'close(true)'; idle_timeout is 'timeout' then the server's end and 'close'.",
-        watch: "the three lanes' close reasons",
     },
     Lesson {
-        entry: &LESSONS[8],
-        question: Question {
-            prompt: "6 requests to the very same URL (each takes 300 ms) with the default cache mode. How many are at the server at once?",
-            ask: Ask::Number { unit: "requests" },
-            usual: Answer::Number(1),
-        },
+        id: "cache-lock",
+        usual: Answer::Number(1),
         steps: cache_lock_steps,
         measure: cache_lock,
-        why: "Chromium's HTTP cache lets one request at a time write an entry for a URL; \
-              identical requests wait for that 'cache lock' (and give up on it after about 20 s). \
-              So identical URLs go out one by one, while six lanes stand free. A unique URL per \
-              request, or cache: 'no-store' on the request, avoids it.",
-        watch: "one lane used at a time",
     },
     Lesson {
-        entry: &LESSONS[9],
-        question: Question {
-            prompt: "An event stream (what an EventSource opens) is running to this origin. Then 6 held requests. How many are at the server at once?",
-            ask: Ask::Number { unit: "requests" },
-            usual: Answer::Number(5),
-        },
+        id: "eventsource",
+        usual: Answer::Number(5),
         steps: eventsource_steps,
         measure: eventsource,
-        why: "A server-sent event stream is an HTTP/1.1 response that never ends, so it holds one \
-              of the six lanes for as long as it is open (MDN warns about it; the limit is per \
-              browser and origin, across tabs). A WebSocket is upgraded out of the pool and does \
-              not take a lane: this page's own events socket is one. The lab fetches the stream, \
-              which holds a lane exactly as an EventSource does.",
-        watch: "one lane busy with the stream, five with held requests",
     },
     Lesson {
-        entry: &LESSONS[10],
-        question: Question {
-            prompt: "6 held requests fill the pool; 5 low-priority ones wait, then one with priority 'high'. One lane is freed: which waiting request goes first?",
-            ask: Ask::Choice(&[
-                "the one that waited longest",
-                "the high-priority one",
-                "a random one",
-            ]),
-            usual: Answer::Choice(1),
-        },
+        id: "priority",
+        usual: Answer::Choice(1),
         steps: priority_steps,
         measure: priority,
-        why: "The browser's queue is ordered by priority, then by age: fetch(url, {priority: \
-              'high'}) goes ahead of older low-priority requests for the next free connection. \
-              First come, first served holds only among equals.",
-        watch: "which browser row turns solid first after the release",
     },
     Lesson {
-        entry: &LESSONS[11],
-        question: Question {
-            prompt: "Loading this page, how many TCP connections did your browser open to this origin, besides the page's events WebSocket?",
-            ask: Ask::Number {
-                unit: "connections",
-            },
-            usual: Answer::Number(2),
-        },
+        id: "spare-socket",
+        usual: Answer::Number(2),
         steps: spare_socket_steps,
         measure: spare_socket,
-        why: "When Chromium navigates, it opens a second connection a few milliseconds after the \
-              first, a spare it expects to need; if nothing uses it, it sits idle until the server \
-              or the browser closes it. The favicon and the page's own files go out on the \
-              first. A spare later used looks 'reused' in Resource Timing.",
-        watch: "the page-load lanes at the left of the timeline",
     },
     Lesson {
-        entry: &LESSONS[12],
-        question: Question {
-            prompt: "4 requests one after another; each time, the server closes the connection just as the next request arrives on it (the keep-alive race, produced on purpose). How many of the 4 fail in the page?",
-            ask: Ask::Number { unit: "requests" },
-            usual: Answer::Number(0),
-        },
+        id: "keep-alive-race",
+        usual: Answer::Number(0),
         steps: race_steps,
         measure: race,
-        why: "When a server closes a kept-alive connection just as the client's next request is on \
-              its way, the request reaches a socket that is closing (on Linux the server's kernel \
-              answers with a reset when the request was left unread). Chromium re-sends such a \
-              request on another connection, a POST too, and the page gets its answer. The server \
-              sees the request twice; neither the page nor Resource Timing can tell.",
-        watch: "each lane ending in 'keep-alive race' and the request re-sent on the next lane",
     },
     Lesson {
-        entry: &LESSONS[13],
-        question: Question {
-            prompt: "Through an AWS NAT gateway (350 s idle timeout, scaled here to seconds), a request whose answer takes longer than the timeout, with nothing sent meanwhile. The page gives up after a while. What does the page get?",
-            ask: Ask::Choice(NAT_CHOICES),
-            usual: Answer::Choice(2),
-        },
+        id: "nat-gateway",
+        usual: Answer::Choice(2),
         steps: nat_gateway_steps,
         measure: nat_gateway,
-        why: "A NAT gateway keeps a mapping per connection and forgets it after its idle timeout \
-              (AWS: 350 s, fixed; the next packet from the inside then gets a reset). The server \
-              does not know: it writes its answer, its write succeeds, and the gateway drops it. \
-              The client hears nothing and waits until its own timeout. The fixes keep packets \
-              flowing within the timeout: application heartbeats, or TCP keep-alive probes (Node's \
-              keepAliveMsecs on an agent with keepAlive: true, or the server's SO_KEEPALIVE).",
-        watch: "the server's lane answering while the page's request waits on",
     },
     Lesson {
-        entry: &LESSONS[14],
-        question: Question {
-            prompt: "The same NAT gateway and the same slow answer, but the server sends a byte every second while it prepares it. What does the page get?",
-            ask: Ask::Choice(NAT_CHOICES),
-            usual: Answer::Choice(0),
-        },
+        id: "nat-heartbeat",
+        usual: Answer::Choice(0),
         steps: nat_heartbeat_steps,
         measure: nat_heartbeat,
-        why: "Every packet through the gateway, in either direction, refreshes its idle timer. \
-              Bytes sent while the answer is prepared (a heartbeat: whitespace in JSON, a comment \
-              line in an event stream) keep the mapping alive however long the work takes, as long \
-              as the gap between them stays under the timeout.",
-        watch: "the request downloading a byte at a time, and no expiry",
     },
     Lesson {
-        entry: &LESSONS[15],
-        question: Question {
-            prompt: "Node's experiment, step by step: an http.Agent (run in the lab's server, a client beside your browser) sends 3 requests, one every 3 s (scaled ÷10: 300 ms), three times: keepAlive: false with maxSockets: 20, then maxSockets: Infinity, then keepAlive: true. What does the first do?",
-            ask: Ask::Choice(agent::NODE_CHOICES),
-            usual: Answer::Choice(1),
-        },
+        id: "node-agent",
+        usual: Answer::Choice(1),
         steps: agent::node_steps,
         measure: agent::node,
-        why: "An agent sends Connection: keep-alive unless keepAlive is false and maxSockets is \
-              Infinity; only then Connection: close (Node's http.Agent documentation; ClientRequest \
-              in lib/_http_client.js). keepAlive is something else: whether a socket is kept for \
-              the next request. With keepAlive: false the agent destroys the socket once the \
-              response has ended, whatever the header said, so every request opens a new \
-              connection. keepAlive: true keeps it in the agent's free list and reuses it.",
-        watch: "three lanes for each of the first two runs, one lane for the third",
     },
     Lesson {
-        entry: &LESSONS[16],
-        question: Question {
-            prompt: "An agent with maxSockets: 2 sends 4 requests to a server that never answers; the server's socket timeout (Node's old 2-minute server.timeout, scaled to 1.2 s) closes hung sockets. When do requests 3 and 4 reach the server?",
-            ask: Ask::Choice(agent::MAX_SOCKETS_CHOICES),
-            usual: Answer::Choice(1),
-        },
+        id: "agent-max-sockets",
+        usual: Answer::Choice(1),
         steps: agent::max_sockets_steps,
         measure: agent::max_sockets,
-        why: "An agent opens at most maxSockets sockets per host and port; the rest wait in its \
-              queue (requests[name]) until a socket is freed or closed (Node's _http_agent.js \
-              addRequest, removeSocket). A server that never answers frees nothing, until its \
-              socket timeout destroys the socket: each request on it fails with ECONNRESET \
-              'socket hang up', and the next two go out.",
-        watch: "A3 and A4 hatched in the agent's queue until the first two lanes end at the timeout",
     },
     Lesson {
-        entry: &LESSONS[17],
-        question: Question {
-            prompt: "An agent with timeout: 500 asks for an answer that takes 1.5 s. What happens at 500 ms? (Then the same with axios' timeout: 500, and with keepAliveMsecs: 1000.)",
-            ask: Ask::Choice(agent::TIMEOUT_CHOICES),
-            usual: Answer::Choice(0),
-        },
+        id: "agent-timeouts",
+        usual: Answer::Choice(0),
         steps: agent::timeouts_steps,
         measure: agent::timeouts,
-        why: "The agent's timeout is the socket's idle timeout: an active socket only emits \
-              'timeout' and Node leaves the abort to you (docs: request 'timeout'); a free socket \
-              that times out is destroyed. axios' timeout calls req.setTimeout and aborts the \
-              request when it fires. keepAliveMsecs is neither: with keepAlive it is the delay \
-              before the first TCP keep-alive probe (setKeepAlive), in whole seconds.",
-        watch: "the first request's bar running past 500 ms, the second cut at 500 ms",
     },
     Lesson {
-        entry: &LESSONS[18],
-        question: Question {
-            prompt: "Through the NAT gateway (350 s idle timeout, scaled to 3.5 s) an agent asks for an answer that takes 5 s, first with keepAlive: true and keepAliveMsecs: 1000, then without keepAlive. What does the second get?",
-            ask: Ask::Choice(NAT_CHOICES),
-            usual: Answer::Choice(2),
-        },
+        id: "agent-nat-keepalive",
+        usual: Answer::Choice(2),
         steps: agent::nat_steps,
         measure: agent::nat,
-        why: "With keepAlive the agent switches on TCP keep-alive after keepAliveMsecs of silence; \
-              the probes carry no data but are packets, and each refreshes the gateway's idle \
-              timer (AWS's advice: keep-alive under 350 s). Without keepAlive nothing crosses the \
-              gateway while the server works; it forgets the connection and drops the answer, and \
-              the client waits for its own timeout.",
-        watch: "the first agent socket's mapping kept by probes, the second expiring",
     },
     Lesson {
-        entry: &LESSONS[19],
-        question: Question {
-            prompt: "The NAT lesson again (350 s scaled to 3.5 s, an answer after 5 s of silence), but the server's TCP keep-alive is on: first probe after 100 s idle, then every 100 s, scaled like the gateway. What does the page get?",
-            ask: Ask::Choice(NAT_CHOICES),
-            usual: Answer::Choice(0),
-        },
+        id: "nat-tcp-keepalive",
+        usual: Answer::Choice(0),
         steps: nat_tcp_keepalive_steps,
         measure: nat_tcp_keepalive,
-        why: "SO_KEEPALIVE makes the server's kernel send a probe (a segment without data) after \
-              TCP_KEEPIDLE of silence, then every TCP_KEEPINTVL. The gateway sees a packet and \
-              refreshes its idle timer, so the mapping outlives the silence: AWS's advice is \
-              keep-alive under 350 s. Linux's default first probe comes after 7200 s, too late.",
-        watch: "the probe marks under the middlebox's bar, and no expiry",
     },
     Lesson {
-        entry: &LESSONS[20],
-        question: Question {
-            prompt: "Real time, about 2 minutes: two requests the server answers after 120 s of silence, \
-                     one through a middlebox that forgets idle connections after 60 s, one through one \
-                     that forgets them after 40 s. Chromium sends TCP keep-alive probes. What does the page get?",
-            ask: Ask::Choice(REAL_TIME_CHOICES),
-            usual: Answer::Choice(1),
-        },
+        id: "nat-real-time",
+        usual: Answer::Choice(1),
         steps: real_time_steps,
         measure: real_time,
-        why: "Chromium turns on TCP keep-alive on its sockets with a probe after 45 s of silence, \
-              then every 45 s. Each probe is a packet through the middlebox: under a 60 s timeout \
-              the mapping lives on; a 40 s one has already forgotten it, and the probe is answered \
-              with a reset, so the request fails at about 45 s. Real NAT timeouts (350 s, 4 min, \
-              1200 s) are all longer than 45 s: a browser's own idle connections survive them.",
-        watch: "the 60 s mapping's probe marks above its bar; the 40 s one expiring, then its RST",
     },
     Lesson {
-        entry: protocol::lesson_entry("http2"),
-        question: Question {
-            prompt: "12 requests the server holds open go to the lab's HTTPS port that speaks HTTP/2 \
-                     (after the same burst to its HTTPS port that speaks only HTTP/1.1). \
-                     How many connections carry the HTTP/2 burst?",
-            ask: Ask::Number {
-                unit: "connections",
-            },
-            usual: Answer::Number(1),
-        },
+        id: "http2",
+        usual: Answer::Number(1),
         steps: http2_steps,
         measure: http2,
-        why: "Browsers speak HTTP/2 only over TLS, chosen by ALPN in the handshake. HTTP/2 \
-              multiplexes: every request is a stream of one connection per origin (RFC 9113 \
-              §9.1.1), so the six-connection pool of HTTP/1.1 never fills. Requests queue again \
-              only at the server's SETTINGS_MAX_CONCURRENT_STREAMS (the lab says 100). HTTP/2 has \
-              no Connection or Keep-Alive headers (RFC 9113 §8.2.2): a server ends a connection \
-              with GOAWAY. The lab's certificate is its own: your browser must accept it once \
-              (open the HTTPS address, Advanced → Proceed), or the requests fail.",
-        watch: "six lanes for the HTTP/1.1 burst; one lane marked HTTP/2 carrying 12 streams",
     },
     Lesson {
-        entry: protocol::lesson_entry("http2-eventsource"),
-        question: Question {
-            prompt: "6 EventSource streams stay open to the lab's HTTPS port that speaks HTTP/2. \
-                     Then 6 requests the server holds go to the same origin. How many of them are \
-                     at the server at once?",
-            ask: Ask::Number { unit: "requests" },
-            usual: Answer::Number(6),
-        },
+        id: "http2-eventsource",
+        usual: Answer::Number(6),
         steps: http2_eventsource_steps,
         measure: http2_eventsource,
-        why: "Over HTTP/1.1 an open EventSource holds one of the pool's six connections for as \
-              long as it lasts, so six streams leave nothing for anything else to the same origin \
-              (MDN warns of exactly this limit). Over HTTP/2 each event stream is one stream of \
-              the shared connection, and the browser's limit is the server's \
-              SETTINGS_MAX_CONCURRENT_STREAMS (100 here), not six.",
-        watch: "one HTTP/2 lane carrying the six event streams and the six held requests together",
     },
     Lesson {
-        entry: protocol::lesson_entry("http2-stream-limit"),
-        question: Question {
-            prompt: "The lab's third HTTPS port speaks HTTP/2 but tells the browser it takes at most 4 \
-                     streams at once per connection. 12 requests the server holds go there. How many \
-                     are at the server at the same time?",
-            ask: Ask::Number { unit: "requests" },
-            usual: Answer::Number(4),
-        },
+        id: "http2-stream-limit",
+        usual: Answer::Number(4),
         steps: http2_stream_limit_steps,
         measure: http2_stream_limit,
-        why: "An HTTP/2 server announces SETTINGS_MAX_CONCURRENT_STREAMS in its first frame (RFC \
-              9113 §6.5.2); a client must not open more streams than that at once. Browsers \
-              keep one connection per origin and queue the rest inside the browser, as HTTP/1.1 \
-              queued at six connections: the queue moved, it did not go away. Servers usually \
-              say 100 or more (nginx's http2_max_concurrent_streams is 128); the lab says 4 on \
-              this port to make the queue visible.",
-        watch: "one HTTP/2 lane carrying four streams while eight rows wait in the browser",
     },
-];
-
-const REAL_TIME_CHOICES: &[&str] = &[
-    "both answers",
-    "the answer through 60 s; a network error through 40 s",
-    "neither: both wait until the page's timeout",
-];
-
-const NAT_CHOICES: &[&str] = &[
-    "the response",
-    "an error at once",
-    "nothing: it waits until its own timeout",
 ];
 
 fn nat_gateway_steps() -> Vec<Step> {
@@ -1832,13 +1549,61 @@ mod tests {
     #[test]
     fn catalogue_order_matches_the_servers_list() {
         let ids: Vec<&str> = ALL.iter().map(|l| l.id()).collect();
-        let listed: Vec<&str> = LESSONS.iter().map(|e| e.id).collect();
+        let listed: Vec<&str> = protocol::LESSONS.iter().map(|e| e.id).collect();
         assert_eq!(ids, listed);
+    }
+
+    /// What the server serves for each lesson reads back as the page's
+    /// words, and its list as the page's list.
+    #[test]
+    fn the_servers_lesson_json_reads_as_the_pages_words() {
+        for entry in protocol::LESSONS {
+            let page = protocol::LessonPage::of(entry.id).unwrap();
+            let json = serde_json::to_string(&page).unwrap();
+            let words: crate::lessons::LessonWords = crate::wire::from_str(&json).unwrap();
+            let text = &entry.text;
+            assert_eq!(words.title, entry.title);
+            assert_eq!(words.concept, entry.concept);
+            assert_eq!(words.prompt, text.prompt);
+            assert_eq!(words.unit.as_deref(), text.unit);
+            assert_eq!(words.choices, text.choices);
+            assert_eq!(
+                (words.why.as_str(), words.watch.as_str()),
+                (text.why, text.watch)
+            );
+        }
+        let json = serde_json::to_string(protocol::LESSONS).unwrap();
+        assert!(!json.contains("\"why\""), "the list carries no lesson text");
+        let listed: Vec<crate::lessons::Listed> = crate::wire::from_str(&json).unwrap();
+        let ids: Vec<&str> = listed.iter().map(|l| l.id.as_str()).collect();
+        let expected: Vec<&str> = protocol::LESSONS.iter().map(|e| e.id).collect();
+        assert_eq!(ids, expected);
+        assert_eq!(listed[0].summary, protocol::LESSONS[0].summary);
+    }
+
+    /// The server's words fit each lesson: a count has a unit, a choice has
+    /// the usual answer among its choices.
+    #[test]
+    fn each_lessons_usual_answer_fits_the_servers_text() {
         for lesson in ALL {
-            assert!(std::ptr::eq(
-                lesson.entry,
-                crate::lessons::find(lesson.id()).unwrap().entry
-            ));
+            let text = &protocol::lesson_entry(lesson.id()).text;
+            match lesson.usual {
+                Answer::Number(_) => {
+                    assert!(
+                        text.unit.is_some() && text.choices.is_empty(),
+                        "{}",
+                        lesson.id()
+                    );
+                }
+                Answer::Choice(i) => {
+                    assert!(
+                        text.unit.is_none() && i < text.choices.len(),
+                        "{}",
+                        lesson.id()
+                    );
+                    assert!(text.choices.len() >= 2, "{}", lesson.id());
+                }
+            }
         }
     }
 

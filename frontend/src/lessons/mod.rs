@@ -1,13 +1,15 @@
 //! Guided lessons: predict → run in your own browser → the measured answer
 //! beside the prediction → the explanation.
 //!
-//! A lesson is *data* ([`Lesson`]): a question, the steps that run it (set
-//! this session's policy, fire a burst, wait for something the server or the
-//! page measured, release…), and a pure `measure` function that turns what
-//! was measured into the answer and the figures the explanation quotes.
-//! One [`runner::Runner`] runs every lesson; nothing about a lesson lives in
-//! a view. The catalogue (ids, titles, concepts) is shared with the server,
-//! which lists it at `GET /api/lessons` ([`protocol::LESSONS`]).
+//! A lesson is *data* ([`Lesson`]): the steps that run it (set this
+//! session's policy, fire a burst, wait for something the server or the page
+//! measured, release…), the usual answer, and a pure `measure` function that
+//! turns what was measured into the answer and the figures the explanation
+//! quotes. One [`runner::Runner`] runs every lesson; nothing about a lesson
+//! lives in a view. Its words (title, question, choices, the general
+//! explanation) are the server's, [`protocol::LESSONS`]: the page fetches a
+//! lesson's when it opens it (`GET /api/lessons/{id}`), so they cost the
+//! page's download nothing.
 //!
 //! - [`runner`]: the state machine, pure and host-tested;
 //! - [`measure`]: what can be measured from the page's state, pure;
@@ -20,33 +22,43 @@ pub mod runner;
 
 use std::rc::Rc;
 
-use protocol::{LessonEntry, PolicyPatch};
+use protocol::PolicyPatch;
 
 use crate::settings::BurstSettings;
 use crate::state::{LabState, Run};
 
-/// How the learner answers before running.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Ask {
-    /// A whole number (of connections, requests…), with its unit.
-    Number {
-        /// "connections".
-        unit: &'static str,
-    },
-    /// One of these.
-    Choice(&'static [&'static str]),
+/// What a lesson's page says, fetched from the server when the lesson opens
+/// (`GET /api/lessons/{id}`, [`protocol::LessonPage`]): the page's download
+/// carries no lesson text.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct LessonWords {
+    /// Short title.
+    pub title: String,
+    /// The one concept it teaches.
+    pub concept: String,
+    /// The question.
+    pub prompt: String,
+    /// The answer is a count of this; `None` for a choice.
+    pub unit: Option<String>,
+    /// The answers to choose from (empty for a count).
+    pub choices: Vec<String>,
+    /// Why it happens: the general explanation, with its sources.
+    pub why: String,
+    /// What to look at in the timeline while it runs.
+    pub watch: String,
 }
 
-/// The question of a lesson.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Question {
-    /// What is asked.
-    pub prompt: &'static str,
-    /// How it is answered.
-    pub ask: Ask,
-    /// The answer most write-ups give (Chromium, Firefox and Safari over
-    /// HTTP/1.1 on loopback), to tell the learner when theirs differs.
-    pub usual: Answer,
+/// One lesson of the catalogue, as listed (`GET /api/lessons`).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Listed {
+    /// Stable id.
+    pub id: String,
+    /// Short title.
+    pub title: String,
+    /// The one concept it teaches.
+    pub concept: String,
+    /// One line: what the learner does and sees.
+    pub summary: String,
 }
 
 /// An answer: a number or a choice (by index).
@@ -59,14 +71,12 @@ pub enum Answer {
 }
 
 impl Answer {
-    /// In words, for `question`.
-    pub fn words(self, question: &Question) -> String {
-        match (self, question.ask) {
-            (Answer::Number(n), Ask::Number { unit }) => format!("{n} {}", plural(n, unit)),
-            (Answer::Choice(i), Ask::Choice(choices)) => {
-                choices.get(i).copied().unwrap_or("?").to_owned()
-            }
-            (Answer::Number(n), _) => n.to_string(),
+    /// In the words of the lesson's text.
+    pub fn words(self, words: &LessonWords) -> String {
+        match (self, &words.unit) {
+            (Answer::Number(n), Some(unit)) => format!("{n} {}", plural(n, unit)),
+            (Answer::Choice(i), _) if i < words.choices.len() => words.choices[i].clone(),
+            (Answer::Number(n), None) => n.to_string(),
             (Answer::Choice(i), _) => format!("choice {}", i + 1),
         }
     }
@@ -185,27 +195,25 @@ impl Evidence<'_> {
     }
 }
 
-/// A lesson: data for the one runner.
+/// A lesson: data for the one runner. Its words are the server's
+/// ([`protocol::LESSONS`]), fetched when it opens ([`LessonWords`]).
 #[derive(Debug)]
 pub struct Lesson {
-    /// Id, title, concept and summary (shared with the server).
-    pub entry: &'static LessonEntry,
-    /// What the learner predicts.
-    pub question: Question,
+    /// Its id in the catalogue.
+    pub id: &'static str,
+    /// The answer most write-ups give (Chromium, Firefox and Safari over
+    /// HTTP/1.1 on loopback), to tell the learner when theirs differs.
+    pub usual: Answer,
     /// How it runs.
     pub steps: fn() -> Vec<Step>,
     /// From what was measured to the answer and figures.
     pub measure: fn(&Evidence<'_>) -> Outcome,
-    /// Why it happens: the general explanation, with its sources.
-    pub why: &'static str,
-    /// What to look at in the timeline while it runs.
-    pub watch: &'static str,
 }
 
 impl Lesson {
     /// Its id.
     pub fn id(&self) -> &'static str {
-        self.entry.id
+        self.id
     }
 
     /// Fires at the lab's HTTPS ports (the browser must accept the lab's

@@ -343,7 +343,7 @@ impl Runner {
     pub fn differs_from_usual(&self) -> bool {
         self.outcome
             .as_ref()
-            .is_some_and(|o| o.answer != self.lesson.question.usual)
+            .is_some_and(|o| o.answer != self.lesson.usual)
     }
 }
 

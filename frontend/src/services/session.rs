@@ -25,6 +25,30 @@ pub async fn json<T: crate::wire::FromJson>(
     path: &str,
     body: Option<String>,
 ) -> Result<T, String> {
+    text(method, path, body).await.and_then(read)
+}
+
+/// `GET path` on the page's own origin, its answer (or what went wrong) set
+/// into `state` when it comes.
+pub fn get_into<T: crate::wire::FromJson + 'static>(
+    state: yew::UseStateHandle<Option<Result<T, String>>>,
+    path: String,
+) {
+    wasm_bindgen_futures::spawn_local(async move {
+        let answer = text("GET", &path, None).await;
+        state.set(Some(answer.and_then(read)));
+    });
+}
+
+/// The JSON `text` as a `T`, or why not in words. The fetch itself is not
+/// generic ([`text`]): one copy of it serves every type the page asks for.
+fn read<T: crate::wire::FromJson>(text: String) -> Result<T, String> {
+    crate::wire::from_str(&text).map_err(|e| format!("the answer is not understood: {e}"))
+}
+
+/// The body of a successful answer, or the server's `{error, hint}` (or what
+/// else went wrong) in words.
+async fn text(method: &str, path: &str, body: Option<String>) -> Result<String, String> {
     let window = web_sys::window().ok_or("no window")?;
     let init = RequestInit::new();
     init.set_method(method);
@@ -46,5 +70,5 @@ pub async fn json<T: crate::wire::FromJson>(
             Err(_) => format!("the server answered {}", response.status()),
         });
     }
-    crate::wire::from_str(&text).map_err(|e| format!("the answer is not understood: {e}"))
+    Ok(text)
 }

@@ -231,10 +231,17 @@ pub struct Shipped {
     pub gzip: u64,
 }
 
-/// Raw and gzip sizes of `dist/app_bg.wasm` and `dist/app.js`.
+/// The participant's page: what every learner downloads (the budget's).
+pub const PARTICIPANT_FILES: [&str; 2] = ["app_bg.wasm", "app.js"];
+/// The instructor's page, a bundle of its own (reported beside it).
+pub const INSTRUCTOR_FILES: [&str; 2] = ["instructor_bg.wasm", "instructor.js"];
+
+/// Raw and gzip sizes of both pages' files in `dist/`, the participant's
+/// first.
 pub fn frontend_size(dist: &Path) -> Result<Vec<Shipped>, String> {
-    ["app_bg.wasm", "app.js"]
+    PARTICIPANT_FILES
         .into_iter()
+        .chain(INSTRUCTOR_FILES)
         .map(|name| {
             let path = dist.join(name);
             let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;

@@ -17,7 +17,7 @@ const LESSON_EVENT_P99_MS: f64 = 33.0;
 /// Budget of figure 4 at lesson scale: the longest frame interval, ms.
 const LESSON_MAX_FRAME_MS: f64 = 50.0;
 use crate::client;
-use crate::figures::{Held, Round, Series, Shipped, Variant};
+use crate::figures::{Held, INSTRUCTOR_FILES, PARTICIPANT_FILES, Round, Series, Shipped, Variant};
 use crate::room;
 use crate::server::{self, Kind};
 use crate::soak::{self, STUCK_KINDS, Soak, When};
@@ -435,18 +435,24 @@ pub fn render(results: &Results) -> String {
     // 5.
     match &results.size {
         Ok(files) => {
-            let total: u64 = files.iter().map(|f| f.gzip).sum();
-            let raw: u64 = files.iter().map(|f| f.raw).sum();
+            let (raw, total) = page_size(files, &PARTICIPANT_FILES);
             let ok = total <= MAX_GZIP_BYTES;
             if !ok {
                 misses.push((5, format!("{} gzip", kb(total as f64))));
             }
             let _ = writeln!(
                 w,
-                "| 5 | frontend wasm + js, gzip (raw {}) | {} | none | | ≤ 150 KB gzip | {} |",
+                "| 5 | participant's page, wasm + js, gzip (raw {}) | {} | none | | ≤ 150 KB gzip | {} |",
                 kb(raw as f64),
                 kb(total as f64),
                 verdict(ok)
+            );
+            let (raw, total) = page_size(files, &INSTRUCTOR_FILES);
+            let _ = writeln!(
+                w,
+                "| 5 | instructor's page (a bundle of its own), wasm + js, gzip (raw {}) | {} | none | | none | (information) |",
+                kb(raw as f64),
+                kb(total as f64),
             );
         }
         Err(e) => {
@@ -1119,9 +1125,13 @@ fn details(w: &mut String, results: &Results) {
                     grouped(f.gzip)
                 );
             }
-            let raw: u64 = files.iter().map(|f| f.raw).sum();
-            let gzip: u64 = files.iter().map(|f| f.gzip).sum();
-            let _ = writeln!(w, "| total | {} B | {} B |", grouped(raw), grouped(gzip));
+            for (page, names) in [
+                ("participant's page", PARTICIPANT_FILES),
+                ("instructor's page", INSTRUCTOR_FILES),
+            ] {
+                let (raw, gzip) = page_size(files, &names);
+                let _ = writeln!(w, "| {page} | {} B | {} B |", grouped(raw), grouped(gzip));
+            }
         }
         Err(e) => {
             let _ = writeln!(w, "Failed: {e}");
@@ -1397,6 +1407,14 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
     let y = yoe + era * 400 + i64::from(m <= 2);
     (y, m, d)
+}
+
+/// Raw and gzip bytes of the files in `names`.
+fn page_size(files: &[Shipped], names: &[&str]) -> (u64, u64) {
+    files
+        .iter()
+        .filter(|f| names.contains(&f.name))
+        .fold((0, 0), |(raw, gzip), f| (raw + f.raw, gzip + f.gzip))
 }
 
 #[cfg(test)]

@@ -2,14 +2,15 @@
 //! into the binary (`cargo xtask dist`: one self-contained file to copy to a
 //! workshop machine).
 //!
-//! Embedding is a cargo feature, `embedded-assets`: the build reads the three
+//! Embedding is a cargo feature, `embedded-assets`: the build reads the five
 //! files from `$KEEPALIVE_LAB_EMBED_DIR` (xtask sets it to the freshly built
 //! `dist/`). Without the feature, nothing is embedded and the server serves
 //! `Config::dist_dir`.
 
 use std::path::Path;
 
-/// The built page: `index.html`, the wasm-bindgen glue and the wasm module.
+/// The built page: `index.html`, and the wasm-bindgen glue and wasm module of
+/// each of its two bundles (the participant's, the instructor's).
 #[derive(Debug, Clone, Copy)]
 pub struct Embedded {
     /// `index.html`.
@@ -18,6 +19,10 @@ pub struct Embedded {
     pub app_js: &'static [u8],
     /// `app_bg.wasm`.
     pub app_wasm: &'static [u8],
+    /// `instructor.js`.
+    pub instructor_js: &'static [u8],
+    /// `instructor_bg.wasm`.
+    pub instructor_wasm: &'static [u8],
 }
 
 /// The page built into this binary, if it was built with `embedded-assets`.
@@ -28,6 +33,14 @@ pub fn embedded() -> Option<Embedded> {
             index: include_bytes!(concat!(env!("KEEPALIVE_LAB_EMBED_DIR"), "/index.html")),
             app_js: include_bytes!(concat!(env!("KEEPALIVE_LAB_EMBED_DIR"), "/app.js")),
             app_wasm: include_bytes!(concat!(env!("KEEPALIVE_LAB_EMBED_DIR"), "/app_bg.wasm")),
+            instructor_js: include_bytes!(concat!(
+                env!("KEEPALIVE_LAB_EMBED_DIR"),
+                "/instructor.js"
+            )),
+            instructor_wasm: include_bytes!(concat!(
+                env!("KEEPALIVE_LAB_EMBED_DIR"),
+                "/instructor_bg.wasm"
+            )),
         })
     }
     #[cfg(not(feature = "embedded-assets"))]
@@ -43,6 +56,8 @@ impl Embedded {
             "/" | "/index.html" => Some((self.index, "text/html; charset=utf-8")),
             "/app.js" => Some((self.app_js, "text/javascript")),
             "/app_bg.wasm" => Some((self.app_wasm, "application/wasm")),
+            "/instructor.js" => Some((self.instructor_js, "text/javascript")),
+            "/instructor_bg.wasm" => Some((self.instructor_wasm, "application/wasm")),
             _ => None,
         }
     }

@@ -75,15 +75,22 @@ async fn the_single_binary_serves_the_whole_lab_from_an_empty_folder() {
 
     let (status, head, page) = fetch(&addr, "GET", "/").await;
     assert_eq!(status, 200, "{head}");
-    assert!(String::from_utf8_lossy(&page).contains("/app.js"));
-    let (status, head, js) = fetch(&addr, "GET", "/app.js").await;
-    assert_eq!(status, 200, "{head}");
-    assert!(head.to_ascii_lowercase().contains("javascript"), "{head}");
-    assert!(!js.is_empty());
-    let (status, head, wasm) = fetch(&addr, "GET", "/app_bg.wasm").await;
-    assert_eq!(status, 200, "{head}");
-    assert!(head.contains("application/wasm"), "{head}");
-    assert_eq!(&wasm[..4], b"\0asm", "a WebAssembly module");
+    let page = String::from_utf8_lossy(&page);
+    assert!(
+        page.contains("\"instructor\"") && page.contains("\"app\""),
+        "{page}"
+    );
+    // Both bundles: the participant's page and the instructor's.
+    for bundle in ["app", "instructor"] {
+        let (status, head, js) = fetch(&addr, "GET", &format!("/{bundle}.js")).await;
+        assert_eq!(status, 200, "{head}");
+        assert!(head.to_ascii_lowercase().contains("javascript"), "{head}");
+        assert!(!js.is_empty());
+        let (status, head, wasm) = fetch(&addr, "GET", &format!("/{bundle}_bg.wasm")).await;
+        assert_eq!(status, 200, "{head}");
+        assert!(head.contains("application/wasm"), "{head}");
+        assert_eq!(&wasm[..4], b"\0asm", "a WebAssembly module");
+    }
     let (status, _, body) = fetch(&addr, "POST", "/api/sessions").await;
     assert_eq!(status, 200);
     let grant: serde_json::Value = serde_json::from_slice(&body).expect("JSON");

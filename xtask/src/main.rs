@@ -21,6 +21,9 @@ use std::process::{Command, ExitCode};
 
 const WASM_TARGET: &str = "wasm32-unknown-unknown";
 const WASM_PROFILE: &str = "wasm-release";
+/// The frontend's pages, one wasm bundle each: the participant's and the
+/// instructor's (`frontend/src/bin/`).
+const PAGES: [&str; 2] = ["app", "instructor"];
 const USAGE: &str = "\
 usage: cargo xtask <command>
 
@@ -114,10 +117,12 @@ fn ensure_wasm_target() -> Result {
 fn build() -> Result<PathBuf> {
     ensure_wasm_target()?;
     let root = root();
+    // Both pages: the participant's (`app`) and the instructor's.
     status(cargo().args([
         "build",
         "--package",
         "keepalive-lab-frontend",
+        "--bins",
         "--target",
         WASM_TARGET,
         "--profile",
@@ -126,37 +131,42 @@ fn build() -> Result<PathBuf> {
     let target_dir = env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("target"));
-    let wasm = target_dir
-        .join(WASM_TARGET)
-        .join(WASM_PROFILE)
-        .join("app.wasm");
     let dist = root.join("dist");
     fs::create_dir_all(&dist).map_err(|e| format!("cannot create {}: {e}", dist.display()))?;
-
-    let glue = dist.join("app_bg.wasm");
-    if is_newer(&wasm, &glue) {
-        let mut bindgen = wasm_bindgen_cli_support::Bindgen::new();
-        bindgen
-            .input_path(&wasm)
-            .out_name("app")
-            .typescript(false)
-            .web(true)
-            .map_err(|e| format!("wasm-bindgen: {e}"))?;
-        bindgen
-            .generate(&dist)
-            .map_err(|e| format!("wasm-bindgen could not process {}: {e}", wasm.display()))?;
+    for page in PAGES {
+        let wasm = target_dir
+            .join(WASM_TARGET)
+            .join(WASM_PROFILE)
+            .join(format!("{page}.wasm"));
+        if is_newer(&wasm, &dist.join(format!("{page}_bg.wasm"))) {
+            let mut bindgen = wasm_bindgen_cli_support::Bindgen::new();
+            bindgen
+                .input_path(&wasm)
+                .out_name(page)
+                .typescript(false)
+                .web(true)
+                .map_err(|e| format!("wasm-bindgen: {e}"))?;
+            bindgen
+                .generate(&dist)
+                .map_err(|e| format!("wasm-bindgen could not process {}: {e}", wasm.display()))?;
+        }
     }
     let index = root.join("index.html");
     fs::copy(&index, dist.join("index.html"))
         .map_err(|e| format!("cannot copy {}: {e}", index.display()))?;
-    let sizes = ["app_bg.wasm", "app.js"]
-        .iter()
-        .map(|name| {
-            let bytes = fs::metadata(dist.join(name)).map_or(0, |m| m.len());
-            format!("{name} {} KiB", bytes / 1024)
-        })
-        .collect::<Vec<_>>()
-        .join(", ");
+    let sizes = [
+        "app_bg.wasm",
+        "app.js",
+        "instructor_bg.wasm",
+        "instructor.js",
+    ]
+    .iter()
+    .map(|name| {
+        let bytes = fs::metadata(dist.join(name)).map_or(0, |m| m.len());
+        format!("{name} {} KiB", bytes / 1024)
+    })
+    .collect::<Vec<_>>()
+    .join(", ");
     eprintln!("xtask: frontend built into {} ({sizes})", dist.display());
     Ok(dist)
 }

@@ -110,7 +110,9 @@ pub fn InstructorView(props: &InstructorProps) -> Html {
     let problem = use_state(|| None::<String>);
     let socket_status = use_state(|| SocketStatus::Connecting);
     let latest = use_mut_ref(|| None::<RoomState>);
-    let chosen = use_state(|| crate::lessons::catalogue::ALL[0].id.to_owned());
+    // The lesson picked in the list; empty until one is (the list's first
+    // is shown picked).
+    let chosen = use_state(String::new);
     // The lessons' titles, from the server's catalogue.
     let listed = use_state(|| None::<Result<Vec<crate::lessons::Listed>, String>>);
     {
@@ -211,7 +213,12 @@ pub fn InstructorView(props: &InstructorProps) -> Html {
             }
         })
     };
-    let in_play = state.lesson.clone().unwrap_or_else(|| (*chosen).clone());
+    let lessons = listed.as_ref().and_then(|l| l.as_ref().ok());
+    let chosen: String = match (chosen.as_str(), lessons.and_then(|l| l.first())) {
+        ("", Some(first)) => first.id.clone(),
+        (picked, _) => picked.to_owned(),
+    };
+    let in_play = state.lesson.clone().unwrap_or_else(|| chosen.clone());
     let counts = tally(&state.participants, &in_play);
     let qr = format!(
         "/api/room/join.svg?key={}",
@@ -234,12 +241,13 @@ pub fn InstructorView(props: &InstructorProps) -> Html {
             <div class="actions">
                 <label>{ "Lesson " }
                     <select id="room-lesson" onchange={on_pick}>
-                        { for listed.as_ref().and_then(|l| l.as_ref().ok()).into_iter().flatten().map(|l| html! {
-                            <option value={l.id.clone()} selected={*chosen == l.id}>{ l.title.clone() }</option>
+                        { for lessons.into_iter().flatten().map(|l| html! {
+                            <option value={l.id.clone()} selected={chosen == l.id}>{ l.title.clone() }</option>
                         }) }
                     </select>
                 </label>
-                <button id="move-room" data-lesson={(*chosen).clone()} onclick={change(RoomPatch { lesson: Some((*chosen).clone()), ..RoomPatch::default() })}>
+                <button id="move-room" data-lesson={chosen.clone()} disabled={chosen.is_empty()}
+                    onclick={change(RoomPatch { lesson: Some(chosen.clone()), ..RoomPatch::default() })}>
                     { "Move the room to it" }</button>
                 <button id="lock" class="secondary" aria-pressed={state.policy_locked.to_string()}
                     onclick={change(RoomPatch { policy_locked: Some(!state.policy_locked), ..RoomPatch::default() })}>

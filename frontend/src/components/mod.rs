@@ -4,6 +4,7 @@ mod agent_composer;
 mod app;
 mod composer;
 mod instructor;
+mod instructor_page;
 mod lesson_view;
 mod measured;
 mod policy;
@@ -11,6 +12,7 @@ mod root;
 mod runs;
 mod timeline;
 
+pub use instructor_page::InstructorPage;
 pub use root::Root;
 
 use std::rc::Rc;

@@ -7,7 +7,7 @@
 //! Node's `http.Agent` options and events:
 //! <https://nodejs.org/api/http.html#class-httpagent>.
 
-use std::collections::BTreeSet;
+use crate::sorted::SortedSet;
 use std::rc::Rc;
 
 use protocol::{
@@ -430,8 +430,8 @@ impl AgentView {
 
     /// The connections of the agent's sockets (of every run the page
     /// remembers): drawn beside the agent's rows, not among the page's.
-    pub fn conns(state: &LabState) -> BTreeSet<ConnId> {
-        let mut locals: BTreeSet<&str> = BTreeSet::new();
+    pub fn conns(state: &LabState) -> SortedSet<ConnId> {
+        let mut locals: SortedSet<&str> = SortedSet::new();
         for r in &state.agent {
             if let AgentEvent::Socket {
                 event: SocketEvent::Connect { local },
@@ -441,9 +441,9 @@ impl AgentView {
                 locals.insert(local);
             }
         }
-        let mut peers: BTreeSet<String> = BTreeSet::new();
+        let mut peers: SortedSet<String> = SortedSet::new();
         peers.extend(locals.iter().map(|l| (*l).to_owned()));
-        let mut conns = BTreeSet::new();
+        let mut conns = SortedSet::new();
         for m in &state.middlebox {
             if let protocol::MiddleboxEvent::Opened {
                 client,
@@ -451,7 +451,7 @@ impl AgentView {
                 conn,
                 ..
             } = &m.event
-                && locals.contains(client.as_str())
+                && locals.contains(&client.as_str())
             {
                 peers.extend(upstream.clone());
                 conns.extend(*conn);

@@ -394,7 +394,7 @@ pub fn run_json(run: &Run, lanes: &[&crate::state::Lane], clock: &ClockSync) -> 
         j.close('}');
     }
     j.close(']').open("connections", '[');
-    let mut conns = std::collections::BTreeSet::new();
+    let mut conns = crate::sorted::SortedSet::new();
     conns.extend(
         run.requests
             .iter()

@@ -26,6 +26,7 @@ mod lessons;
 mod palette;
 mod services;
 mod settings;
+mod sorted;
 mod state;
 mod tally;
 mod timeline;

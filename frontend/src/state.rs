@@ -16,7 +16,9 @@
 //! pool. Requests without a tag (identical-URL bursts) are matched afterwards
 //! by the `X-Request-Id` response header.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::VecDeque;
+
+use crate::sorted::{SortedMap, SortedSet};
 use std::rc::Rc;
 
 use protocol::{
@@ -460,7 +462,7 @@ pub struct PoolStats {
     /// browser's per-pool limit, measured.
     pub max_concurrent_conns: usize,
     /// Every connection that carried one of its requests.
-    pub conns: BTreeSet<ConnId>,
+    pub conns: SortedSet<ConnId>,
 }
 
 /// One burst: its settings, its requests, what was measured.
@@ -479,11 +481,11 @@ pub struct Run {
     /// by pointer comparison.
     pub requests: Vec<Rc<BrowserRequest>>,
     /// Its requests at the server right now, with their connection.
-    in_flight: BTreeMap<RequestId, (ConnId, usize)>,
+    in_flight: SortedMap<RequestId, (ConnId, usize)>,
     /// Server request ids already counted (a duplicate delivery is not a re-send).
-    seen: BTreeSet<RequestId>,
+    seen: SortedSet<RequestId>,
     /// Per pool.
-    pub pools: BTreeMap<PoolKey, PoolStats>,
+    pub pools: SortedMap<PoolKey, PoolStats>,
 }
 
 impl Run {
@@ -495,9 +497,9 @@ impl Run {
             started_ms: 0.0,
             started_epoch_ms: 0.0,
             requests: Vec::new(),
-            in_flight: BTreeMap::new(),
-            seen: BTreeSet::new(),
-            pools: BTreeMap::new(),
+            in_flight: SortedMap::new(),
+            seen: SortedSet::new(),
+            pools: SortedMap::new(),
         }
     }
 
@@ -574,14 +576,14 @@ impl Run {
         if !ended {
             self.in_flight.insert(request, (conn, index));
         }
-        let mut distinct: BTreeSet<ConnId> = BTreeSet::new();
+        let mut distinct: SortedSet<ConnId> = SortedSet::new();
         distinct.extend(
             self.in_flight
                 .values()
                 .filter(|(_, i)| self.requests[*i].pool == pool)
                 .map(|(c, _)| *c),
         );
-        let stats = self.pools.entry(pool).or_default();
+        let stats = self.pools.get_or_default(pool);
         stats.conns.insert(conn);
         stats.max_concurrent_conns = stats.max_concurrent_conns.max(distinct.len());
     }
@@ -651,7 +653,7 @@ pub struct LabState {
     pub listeners: Vec<String>,
     /// Every connection seen, open and recently closed, by id (shared, like
     /// a run's requests).
-    pub lanes: BTreeMap<ConnId, Rc<Lane>>,
+    pub lanes: SortedMap<ConnId, Rc<Lane>>,
     /// The last runs, oldest first.
     pub runs: VecDeque<Rc<Run>>,
     /// Runs fired so far (numbers them).
@@ -837,7 +839,7 @@ impl LabState {
             config: None,
             config_revision: 0,
             listeners: Vec::new(),
-            lanes: BTreeMap::new(),
+            lanes: SortedMap::new(),
             runs: VecDeque::new(),
             runs_fired: 0,
             clock: ClockSync::default(),
@@ -947,9 +949,9 @@ impl LabState {
                         .into_iter()
                         .map(|(tag, url, pool)| Rc::new(BrowserRequest::new(tag, url, pool)))
                         .collect(),
-                    in_flight: BTreeMap::new(),
-                    seen: BTreeSet::new(),
-                    pools: BTreeMap::new(),
+                    in_flight: SortedMap::new(),
+                    seen: SortedSet::new(),
+                    pools: SortedMap::new(),
                 }));
                 while self.runs.len() > MAX_RUNS {
                     self.runs.pop_front();
@@ -1076,7 +1078,7 @@ impl LabState {
                 local_addr,
                 local_port,
             } => {
-                self.lanes.entry(conn).or_insert_with(|| {
+                self.lanes.get_or_insert_with(conn, || {
                     Rc::new(Lane {
                         conn,
                         peer,

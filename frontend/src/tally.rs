@@ -23,7 +23,7 @@
 //!   where it came from: opened by this run, the page load's (the page's
 //!   files, or Chromium's spare), or kept alive from an earlier run.
 
-use std::collections::{BTreeMap, BTreeSet};
+use crate::sorted::{SortedMap, SortedSet};
 
 use protocol::ConnId;
 
@@ -196,15 +196,15 @@ impl Tally {
             total: run.requests.len(),
             ..Tally::default()
         };
-        let mut busy = BTreeSet::new();
+        let mut busy = SortedSet::new();
         // Per pool: its figures, and where each connection it used came
         // from (the highest slot of its attempts' uses).
-        let mut pools: Vec<(PoolTally, BTreeMap<ConnId, usize>)> = Vec::new();
+        let mut pools: Vec<(PoolTally, SortedMap<ConnId, usize>)> = Vec::new();
         for (i, r) in run.requests.iter().enumerate() {
             let k = match pools.iter().position(|(p, _)| p.pool == r.pool) {
                 Some(k) => k,
                 None => {
-                    pools.push((PoolTally::new(r.pool.clone()), BTreeMap::new()));
+                    pools.push((PoolTally::new(r.pool.clone()), SortedMap::new()));
                     pools.len() - 1
                 }
             };
@@ -229,7 +229,7 @@ impl Tally {
             t.attempts += r.attempts.len();
             for a in &r.attempts {
                 let s = slot(conn_use(state, run, a.conn, a.seq));
-                let e = from.entry(a.conn).or_insert(s);
+                let e = from.get_or_insert_with(a.conn, || s);
                 *e = (*e).max(s);
             }
             if let (Some(c), Some(u)) = (r.conn, request_use(state, run, r)) {

@@ -5,7 +5,7 @@
 //! segments and its server-side segment line up within the sync's uncertainty
 //! (a fraction of a millisecond on loopback).
 
-use std::collections::BTreeSet;
+use crate::sorted::SortedSet;
 use std::rc::Rc;
 
 use protocol::{CloseMode, CloseReason, ConnId, Micros, RaceClose, RequestOutcome};
@@ -252,7 +252,7 @@ impl LaneGroups {
     /// Sorts the page's lanes for `run`.
     pub fn of(state: &LabState, run: Option<&Run>) -> LaneGroups {
         let mut g = LaneGroups::default();
-        let mut carried: BTreeSet<ConnId> = BTreeSet::new();
+        let mut carried: SortedSet<ConnId> = SortedSet::new();
         carried.extend(run.iter().flat_map(|run| {
             run.requests
                 .iter()

@@ -380,12 +380,13 @@ pub fn human_us(us: u64) -> String {
     if us >= 120_000_000 && us.is_multiple_of(60_000_000) {
         return format!("{} min", us / 60_000_000);
     }
-    let (unit_us, unit) = if us >= 1_000_000 {
-        (1_000_000, "s")
+    // Thousandths of the unit: of a millisecond, the microseconds themselves;
+    // of a second, whole milliseconds, rounded.
+    let (thousandths, unit) = if us >= 1_000_000 {
+        (us.saturating_add(500) / 1000, "s")
     } else {
-        (1_000, "ms")
+        (us, "ms")
     };
-    let thousandths = (u128::from(us) * 1000 + unit_us / 2) / unit_us;
     let (whole, frac) = (thousandths / 1000, thousandths % 1000);
     if frac == 0 {
         format!("{whole} {unit}")

@@ -4,8 +4,8 @@
 //! lesson in play, and the controls: move the room to a lesson, lock the
 //! policy, start a new round. Live over a WebSocket that only the key opens.
 
+use crate::sorted::SortedMap;
 use std::cell::RefCell;
-use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use protocol::{Participant, RoomPatch, RoomState, ServerEvent};
@@ -57,15 +57,15 @@ fn apply(room: &mut RoomState, event: ServerEvent) {
 }
 
 /// Counts of each answer value among predictions and measurements.
-fn tally(participants: &[Participant], lesson: &str) -> BTreeMap<String, (u32, u32)> {
-    let mut counts: BTreeMap<String, (u32, u32)> = BTreeMap::new();
+fn tally(participants: &[Participant], lesson: &str) -> SortedMap<String, (u32, u32)> {
+    let mut counts: SortedMap<String, (u32, u32)> = SortedMap::new();
     for p in participants {
         if let Some(report) = p.reports.iter().find(|r| r.lesson == lesson) {
             if let Some(v) = &report.prediction {
-                counts.entry(v.clone()).or_default().0 += 1;
+                counts.get_or_default(v.clone()).0 += 1;
             }
             if let Some(v) = &report.answer {
-                counts.entry(v.clone()).or_default().1 += 1;
+                counts.get_or_default(v.clone()).1 += 1;
             }
         }
     }
@@ -73,7 +73,7 @@ fn tally(participants: &[Participant], lesson: &str) -> BTreeMap<String, (u32, u
 }
 
 /// The room's predictions against its measurements, as bars.
-fn chart(counts: &BTreeMap<String, (u32, u32)>) -> Html {
+fn chart(counts: &SortedMap<String, (u32, u32)>) -> Html {
     let max = counts
         .values()
         .map(|(p, m)| (*p).max(*m))

@@ -143,7 +143,7 @@ fn node_run(state: &LabState, view: Option<&AgentView>) -> NodeRun {
             headers.push(&r.connection);
         }
     }
-    let mut at_server = std::collections::BTreeSet::new();
+    let mut at_server = crate::sorted::SortedSet::new();
     at_server.extend(view.links(state).into_iter().map(|(_, c)| c));
     let closed = state
         .agent

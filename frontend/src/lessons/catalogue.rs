@@ -2,7 +2,7 @@
 //! reads only what this run measured, and the general explanation with its
 //! sources. Figures in the explanation are always measured, never typed in.
 
-use std::collections::BTreeSet;
+use crate::sorted::SortedSet;
 
 use protocol::{CloseReason, ConnId, PolicyPatch};
 
@@ -587,7 +587,7 @@ fn nat_tcp_keepalive(e: &Evidence<'_>) -> Outcome {
 
 /// What the lab recorded `conns` speaking after their TLS handshake
 /// (`connection_secured`), and whether every one spoke HTTP/2.
-fn spoken<'a>(state: &'a LabState, conns: &BTreeSet<ConnId>) -> (bool, Vec<&'a str>) {
+fn spoken<'a>(state: &'a LabState, conns: &SortedSet<ConnId>) -> (bool, Vec<&'a str>) {
     let spoken: Vec<&str> = conns
         .iter()
         .filter_map(|c| state.lanes.get(c))

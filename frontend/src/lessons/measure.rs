@@ -1,7 +1,7 @@
 //! What a lesson can measure from the page's state: pure functions over runs
 //! and lanes, host-tested. Every figure a lesson quotes comes from here.
 
-use std::collections::BTreeSet;
+use crate::sorted::SortedSet;
 
 use protocol::{CloseReason, ConnId, Micros};
 
@@ -51,8 +51,8 @@ pub fn peak_at_server<'a>(requests: impl Iterator<Item = &'a BrowserRequest>) ->
 /// Distinct connections that carried `run`'s requests. Sets are built by
 /// `extend` (one insert each), not `collect` (which sorts its input with
 /// `core`'s sort, about 5 KB of wasm per element type).
-pub fn connections(run: &Run) -> BTreeSet<ConnId> {
-    let mut conns = BTreeSet::new();
+pub fn connections(run: &Run) -> SortedSet<ConnId> {
+    let mut conns = SortedSet::new();
     conns.extend(run.requests.iter().filter_map(|r| r.conn));
     conns
 }
@@ -105,7 +105,7 @@ pub fn close_reason(state: &LabState, conn: ConnId) -> Option<&CloseReason> {
 
 /// Connections of `runs` that have closed, with why.
 pub fn closes<'a>(state: &'a LabState, runs: &[&Run]) -> Vec<(ConnId, &'a CloseReason)> {
-    let mut conns = BTreeSet::new();
+    let mut conns = SortedSet::new();
     conns.extend(runs.iter().flat_map(|r| connections(r)));
     conns
         .into_iter()

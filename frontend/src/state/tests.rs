@@ -657,7 +657,7 @@ fn assert_consistent(s: &LabState, step: &str) {
         t.at_server, t.busy_conns,
         "{step}: HTTP/1.1 holds one request per connection at the server"
     );
-    let open_lanes: BTreeSet<ConnId> = s
+    let open_lanes: SortedSet<ConnId> = s
         .lanes
         .values()
         .filter(|l| l.closed.is_none())

@@ -21,10 +21,11 @@ use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Extension, RawQuery, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Json, Response};
-use futures_util::StreamExt as _;
+use futures_util::future::Either;
 use futures_util::stream;
+use futures_util::{FutureExt as _, StreamExt as _};
 use protocol::{CloseMode, CloseReason, RaceClose, RequestId};
 use serde::Serialize;
 use serde_json::json;
@@ -190,9 +191,17 @@ struct HangAnswer {
 }
 
 /// `GET /api/hang?id=…&max_ms=N`
+///
+/// Under the lab's accept loop ([`RequestCtx`] present) the request is held
+/// *after* routing: the router answers at once with a placeholder carrying a
+/// [`HeldHang`], and the accept loop waits on it, so the router's boxed
+/// futures and the parsed query are not kept for as long as the hang lasts
+/// (bench figure 2). Without a connection (plain `axum::serve`, `oneshot`)
+/// the handler holds the request itself.
 pub async fn hang(
     State(lab): State<Lab>,
     ctx: Option<Extension<RequestCtx>>,
+    method: Method,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     let params = Params::parse(
@@ -205,21 +214,127 @@ pub async fn hang(
     let owner = Owner::of(params.session()?);
     let cap_ms = millis(lab.config().hang_cap);
     let max_ms = params.u64_in("max_ms", 1..=cap_ms, Some(cap_ms), "milliseconds")?;
-    let request = ctx.map_or_else(|| lab.tracker().next_request_id(), |c| c.request);
-    let mut ticket = lab.hangs().hold(request, tag.clone(), owner)?;
-    let started = Instant::now();
-    tokio::select! {
-        () = ticket.released() => Ok(Json(HangAnswer {
-            request,
-            id: tag,
-            held_ms: millis(started.elapsed()),
-        }).into_response()),
-        () = tokio::time::sleep(Duration::from_millis(max_ms)) => Err(ApiError::gateway_timeout(
-            format!("held for {max_ms} ms and nobody released it, so the server gave up"),
-            "release hanging requests with POST /api/release (or the page's Release button), \
-             or pass a smaller max_ms",
-        )),
-        () = lab.shutting_down() => Err(ApiError::shutting_down()),
+    drop(params);
+    let request = ctx
+        .as_ref()
+        .map_or_else(|| lab.tracker().next_request_id(), |c| c.request);
+    let ticket = lab.hangs().hold(request, tag.clone(), owner)?;
+    let hold = Hold {
+        lab,
+        ticket,
+        request,
+        tag,
+        max_ms,
+        started: Instant::now(),
+        head: method == Method::HEAD,
+    };
+    if ctx.is_none() {
+        return hold.answer().await;
+    }
+    let mut placeholder = Response::new(Body::empty());
+    placeholder
+        .extensions_mut()
+        .insert(HeldHang(std::sync::Arc::new(std::sync::Mutex::new(Some(
+            hold,
+        )))));
+    Ok(placeholder)
+}
+
+/// A request `/api/hang` holds: its place in [`Lab::hangs`] and what its
+/// answer needs.
+#[derive(Debug)]
+struct Hold {
+    /// For the shutdown signal.
+    lab: Lab,
+    /// The place in the table; dropping it removes the entry.
+    ticket: crate::hangs::HangTicket,
+    /// Server id of the request.
+    request: RequestId,
+    /// The page's tag, if it sent one.
+    tag: Option<String>,
+    /// Answer 504 after this long.
+    max_ms: u64,
+    /// When the hold began.
+    started: Instant,
+    /// A `HEAD` request (`get` routes take those): its answer has no body.
+    head: bool,
+}
+
+impl Hold {
+    /// Waits until released (200), `max_ms` (504) or shutdown (503).
+    async fn answer(mut self) -> Result<Response, ApiError> {
+        // Fields are used in place, not moved into locals: this future is
+        // kept for as long as the request is held.
+        tokio::select! {
+            () = self.ticket.released() => Ok(Json(HangAnswer {
+                request: self.request,
+                id: self.tag,
+                held_ms: millis(self.started.elapsed()),
+            }).into_response()),
+            () = tokio::time::sleep(Duration::from_millis(self.max_ms)) => Err(ApiError::gateway_timeout(
+                format!("held for {} ms and nobody released it, so the server gave up", self.max_ms),
+                "release hanging requests with POST /api/release (or the page's Release button), \
+                 or pass a smaller max_ms",
+            )),
+            () = self.lab.shutting_down() => Err(ApiError::shutting_down()),
+        }
+    }
+}
+
+/// Put in the placeholder response of a `/api/hang` routed by the lab's
+/// accept loop: the request is held, and the accept loop must wait on it
+/// with [`HeldHang::answer`] instead of writing the placeholder. (Shared and
+/// locked only because response extensions must be `Clone + Sync`.)
+#[derive(Debug, Clone)]
+pub struct HeldHang(std::sync::Arc<std::sync::Mutex<Option<Hold>>>);
+
+impl HeldHang {
+    /// Waits for the hang to end and returns its answer as the router would
+    /// have returned it had it waited itself: with the headers its layers
+    /// put on `placeholder` (CORS) applied on top, then, as axum's router
+    /// does last, a `Content-Length` from the body and no body for `HEAD`.
+    pub fn answer(self, mut placeholder: Response) -> impl Future<Output = Response> + use<> {
+        let hold = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        // Only the headers are kept while held (not the placeholder's
+        // emptied extensions). Combinators rather than an `async` block: a
+        // block would keep a second copy of the hold's future.
+        let mut headers = std::mem::take(placeholder.headers_mut());
+        drop(placeholder);
+        // The router set this one from the placeholder's empty body.
+        headers.remove(header::CONTENT_LENGTH);
+        match hold {
+            Some(hold) => {
+                let head = hold.head;
+                Either::Left(hold.answer().map(move |answer| {
+                    let mut response = answer.into_response();
+                    response.headers_mut().extend(headers);
+                    if !response.headers().contains_key(header::CONTENT_LENGTH)
+                        && let Some(length) = http_body::Body::size_hint(response.body()).exact()
+                    {
+                        response
+                            .headers_mut()
+                            .insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+                    }
+                    if head {
+                        *response.body_mut() = Body::empty();
+                    }
+                    response
+                }))
+            }
+            // Cannot happen: the accept loop takes the extension out once.
+            None => Either::Right(std::future::ready(
+                ApiError::with_status(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "this hang was answered already",
+                    "send the request again",
+                )
+                .into_response(),
+            )),
+        }
     }
 }
 

@@ -19,6 +19,7 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,6 +27,8 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::header::{HOST, ORIGIN};
 use axum::response::{IntoResponse, Response};
+use futures_util::FutureExt as _;
+use futures_util::future::Either;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -35,10 +38,11 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 use tower::ServiceExt;
+use tower::util::Oneshot;
 
 use crate::Lab;
 use crate::conn::{Conn, GuardedBody, RequestGuard, TrackedBody, TrackedStream};
-use crate::endpoints::CloseNow;
+use crate::endpoints::{CloseNow, HeldHang};
 use crate::error::ApiError;
 use crate::routes;
 use crate::sessions::Owner;
@@ -112,57 +116,80 @@ async fn accept_loop(listener: TcpListener, lab: Lab, router: Router) {
     }
 }
 
-/// Serves one TCP connection from accept to close.
-async fn serve_connection(mut stream: TcpStream, peer: SocketAddr, lab: Lab, router: Router) {
-    let Some(slot) = lab.peers().connect(peer.ip()) else {
-        let refusal = lab.peers().over_cap_response(peer.ip());
-        let _ = tokio::time::timeout(REFUSAL_WRITE, stream.write_all(&refusal)).await;
-        return;
-    };
-    let local = stream.local_addr().unwrap_or(peer);
-    // Responses are small and latency is what the lab shows: no Nagle delay.
-    let _ = stream.set_nodelay(true);
-    let conn = Conn::open(&lab, peer, local);
-    let io = TokioIo::new(TrackedStream::new(stream, conn.clone(), slot));
-    let handler = Handler {
-        lab: lab.clone(),
-        conn: conn.clone(),
-        router,
-    };
-    let service = service_fn(move |request| handler.clone().call(request));
+/// Serves one TCP connection from accept to close. (Not an `async fn`: one
+/// copies its arguments into the future a second time, and this future is
+/// kept for as long as the connection is open, bench figure 2.)
+#[expect(
+    clippy::manual_async_fn,
+    reason = "an async fn would keep a second copy of its arguments"
+)]
+fn serve_connection(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    lab: Lab,
+    router: Router,
+) -> impl Future<Output = ()> + Send + 'static {
+    async move {
+        let Some(slot) = lab.peers().connect(peer.ip()) else {
+            let refusal = lab.peers().over_cap_response(peer.ip());
+            let _ = tokio::time::timeout(REFUSAL_WRITE, stream.write_all(&refusal)).await;
+            return;
+        };
+        let local = stream.local_addr().unwrap_or(peer);
+        // Responses are small and latency is what the lab shows: no Nagle delay.
+        let _ = stream.set_nodelay(true);
+        let conn = Conn::open(&lab, peer, local);
+        let io = TokioIo::new(TrackedStream::new(stream, conn.clone(), slot));
+        let handler = Handler {
+            lab: lab.clone(),
+            conn: conn.clone(),
+            router,
+        };
+        let service = service_fn(move |request| handler.clone().call(request));
 
+        let connection = http1_builder(&lab)
+            .serve_connection(io, service)
+            .with_upgrades();
+        tokio::pin!(connection);
+        let watchdog = watchdog::watch(
+            conn.clone(),
+            lab.config().header_read_timeout,
+            lab.config().write_stall_timeout,
+        );
+        // Pinned here and polled in place: moved into `select!` it would be kept
+        // twice in this task (bench figure 2).
+        tokio::pin!(watchdog);
+
+        tokio::select! {
+            result = connection.as_mut() => conn.note_connection_end(&result),
+            verdict = watchdog.as_mut() => {
+                // Dropping the connection at the end of this function closes the
+                // socket (a request in progress ends as aborted).
+                if verdict.idle {
+                    conn.closing_idle(verdict.reason);
+                } else {
+                    conn.set_reason(verdict.reason);
+                }
+            }
+            () = lab.shutting_down() => {
+                conn.set_reason(CloseReason::Shutdown);
+                connection.as_mut().graceful_shutdown();
+                let result = connection.await;
+                conn.note_connection_end(&result);
+            }
+        }
+    }
+}
+
+/// hyper's HTTP/1 settings for the lab's connections (also the TLS ports').
+pub(crate) fn http1_builder(lab: &Lab) -> http1::Builder {
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
         // Off: the watchdog is the idle timer and the header-read guard.
         .header_read_timeout(None)
         .max_buf_size(lab.config().max_header_bytes.max(MIN_HEADER_BYTES));
-    let connection = builder.serve_connection(io, service).with_upgrades();
-    tokio::pin!(connection);
-    let watchdog = watchdog::watch(
-        conn.clone(),
-        lab.config().header_read_timeout,
-        lab.config().write_stall_timeout,
-    );
-
-    tokio::select! {
-        result = connection.as_mut() => conn.note_connection_end(&result),
-        verdict = watchdog => {
-            // Dropping the connection at the end of this function closes the
-            // socket (a request in progress ends as aborted).
-            if verdict.idle {
-                conn.closing_idle(verdict.reason);
-            } else {
-                conn.set_reason(verdict.reason);
-            }
-        }
-        () = lab.shutting_down() => {
-            conn.set_reason(CloseReason::Shutdown);
-            connection.as_mut().graceful_shutdown();
-            let result = connection.await;
-            conn.note_connection_end(&result);
-        }
-    }
+    builder
 }
 
 /// Handles each request of one connection (mini-redis's per-connection
@@ -175,6 +202,76 @@ pub(crate) struct Handler {
     conn: Arc<Conn>,
     /// The lab's routes.
     router: Router,
+}
+
+/// What [`Handler::start`] decided.
+enum Start {
+    /// Admitted: to be routed.
+    Route(Route),
+    /// Refused, or dropped on purpose.
+    Done(Result<Response<TrackedBody>, Deliberate>),
+}
+
+/// An admitted request, being routed.
+struct Route {
+    /// Reports the request's end.
+    guard: RequestGuard,
+    /// The connection it arrived on.
+    conn: Arc<Conn>,
+    /// The router's future (boxed: freed as soon as the router has answered).
+    routed: Pin<Box<Oneshot<Router, axum::http::Request<Body>>>>,
+    /// The owner's hang timeout when the request started.
+    hang_timeout_ms: Option<u64>,
+}
+
+impl Route {
+    /// Waits for the router's answer (and for a held `/api/hang`, which comes
+    /// back at once as a placeholder and is waited on here, after the router's
+    /// futures are gone), within the hang timeout. Combinators rather than
+    /// `async` blocks, which would keep a copy of each awaited future's
+    /// captures: this future lasts as long as the request.
+    fn run(
+        self,
+    ) -> impl Future<Output = Result<Response<TrackedBody>, Deliberate>> + Send + 'static {
+        let Route {
+            guard,
+            conn,
+            routed,
+            hang_timeout_ms,
+        } = self;
+        let answered = routed.then(|response| {
+            let mut response = response.unwrap_or_else(|never| match never {});
+            match response.extensions_mut().remove::<HeldHang>() {
+                Some(held) => Either::Left(held.answer(response)),
+                None => Either::Right(std::future::ready(response)),
+            }
+        });
+        // No timer at all when the hang timeout is off (the default): a timer
+        // per request is measurable at 40k req/s. When it is on, the timer
+        // is boxed, so that requests without one do not carry its room.
+        let timed = match hang_timeout_ms {
+            None => Either::Left(answered.map(Ok)),
+            Some(ms) => Either::Right(Box::pin(tokio::time::timeout(
+                Duration::from_millis(ms),
+                answered,
+            ))),
+        };
+        timed.map(move |response| {
+            let Ok(response) = response else {
+                // Over HTTP/2 only the stream is reset (the connection and
+                // its other streams go on).
+                if !conn.is_http2() {
+                    conn.set_reason(CloseReason::HangTimeout);
+                }
+                return Err(Deliberate("hang timeout: closed without a response"));
+            };
+            if response.extensions().get::<CloseNow>().is_some() {
+                return Err(Deliberate("closed without a response on purpose"));
+            }
+            // Read per response: policy changes apply to the next response.
+            Ok(guard.respond(response, &conn.policy()))
+        })
+    }
 }
 
 /// The `session=` query parameter, if present and well-formed. A malformed
@@ -213,10 +310,24 @@ impl Handler {
         Handler { lab, conn, router }
     }
 
-    pub(crate) async fn call(
+    /// Handles one request. What can be decided at once (record, refuse,
+    /// drop on purpose) is, before the returned future exists; the future
+    /// itself holds only the guard, the connection and the boxed routing, so
+    /// that a request held for minutes (`/api/hang`) keeps little (bench
+    /// figure 2).
+    pub(crate) fn call(
         self,
         request: hyper::Request<Incoming>,
-    ) -> Result<Response<TrackedBody>, Deliberate> {
+    ) -> impl Future<Output = Result<Response<TrackedBody>, Deliberate>> + Send + 'static {
+        match self.start(request) {
+            Start::Route(route) => Either::Left(route.run()),
+            Start::Done(done) => Either::Right(std::future::ready(done)),
+        }
+    }
+
+    /// The part of [`Handler::call`] that needs no waiting: the request to
+    /// route, or its answer (refused, or dropped on purpose).
+    fn start(self, request: hyper::Request<Incoming>) -> Start {
         let named = session_in(request.uri());
         // Only a session this server issued may claim a connection.
         let owner = Owner::of(named.clone());
@@ -236,10 +347,12 @@ impl Handler {
         if !self.conn.is_http2()
             && let Some(close) = self.conn.take_drop()
         {
-            return Err(self.drop_on_purpose(&request, close));
+            return Start::Done(Err(self.drop_on_purpose(&request, close)));
         }
         if let Err(refused) = self.admit(&request, &owner, known, &mut guard) {
-            return Ok(guard.respond(refused.into_response(), &self.conn.policy()));
+            return Start::Done(Ok(
+                guard.respond(refused.into_response(), &self.conn.policy())
+            ));
         }
         let (parts, body) = request.into_parts();
         let mut request = axum::http::Request::from_parts(
@@ -247,29 +360,13 @@ impl Handler {
             Body::new(GuardedBody::new(body, self.conn.clone())),
         );
         request.extensions_mut().insert(guard.ctx().clone());
-        let routed = self.router.oneshot(request);
-        // No timer at all when the hang timeout is off: a timer per request
-        // is measurable at 40k req/s.
-        let response = match self.conn.policy().hang_timeout_ms {
-            None => routed.await,
-            Some(ms) => match tokio::time::timeout(Duration::from_millis(ms), routed).await {
-                Ok(response) => response,
-                Err(_) => {
-                    // Over HTTP/2 only the stream is reset (the connection
-                    // and its other streams go on).
-                    if !self.conn.is_http2() {
-                        self.conn.set_reason(CloseReason::HangTimeout);
-                    }
-                    return Err(Deliberate("hang timeout: closed without a response"));
-                }
-            },
-        };
-        let response = response.unwrap_or_else(|never| match never {});
-        if response.extensions().get::<CloseNow>().is_some() {
-            return Err(Deliberate("closed without a response on purpose"));
-        }
-        // Read per response: policy changes apply to the next response.
-        Ok(guard.respond(response, &self.conn.policy()))
+        Start::Route(Route {
+            guard,
+            // Boxed: freed as soon as the router has answered.
+            routed: Box::pin(self.router.oneshot(request)),
+            hang_timeout_ms: self.conn.policy().hang_timeout_ms,
+            conn: self.conn,
+        })
     }
 
     /// The keep-alive race on purpose: the previous request asked for this

@@ -98,53 +98,67 @@ fn next_deadline(
 
 /// Watches `conn` until one of its deadlines passes, and says why to close.
 /// Never resolves while the connection stays within every limit.
-pub async fn watch(conn: Arc<Conn>, guard: Duration, stall: Duration) -> Verdict {
-    let clock = conn_clock(&conn);
-    let mut view = conn.view();
-    // False once the owner's sender is gone (a forgotten session): its last
-    // policy stays in force and only activity wakes the watchdog.
-    let mut view_alive = true;
-    loop {
-        // Registered before the state is read, so no change can slip between.
-        let changed = conn.activity_changed();
-        tokio::pin!(changed);
-        changed.as_mut().enable();
-        let (idle_ms, ended) = {
-            let v = view.borrow_and_update();
-            (v.policy.idle_timeout_ms, v.ended)
-        };
-        let now = clock.now_us();
-        let next = next_deadline(&conn, idle_ms, ended, guard, stall, now);
-        let sleep = async {
-            match &next {
-                Some((at, _)) => {
-                    tokio::time::sleep(Duration::from_micros(at.saturating_sub(now))).await;
+/// (Not an `async fn`: one copies its arguments into the future a second
+/// time, and one of these is kept per connection, bench figure 2.)
+#[expect(
+    clippy::manual_async_fn,
+    reason = "an async fn would keep a second copy of its arguments"
+)]
+pub fn watch(
+    conn: Arc<Conn>,
+    guard: Duration,
+    stall: Duration,
+) -> impl Future<Output = Verdict> + Send + 'static {
+    async move {
+        let clock = conn_clock(&conn);
+        let mut view = conn.view();
+        // False once the owner's sender is gone (a forgotten session): its last
+        // policy stays in force and only activity wakes the watchdog.
+        let mut view_alive = true;
+        loop {
+            // Registered before the state is read, so no change can slip between.
+            let changed = conn.activity_changed();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            let (idle_ms, ended) = {
+                let v = view.borrow_and_update();
+                (v.policy.idle_timeout_ms, v.ended)
+            };
+            let now = clock.now_us();
+            // Only the deadline is kept while waiting (this future lasts as long
+            // as the connection): the verdict is decided afresh when it passes.
+            let next = next_deadline(&conn, idle_ms, ended, guard, stall, now).map(|(at, _)| at);
+            let sleep = async {
+                match next {
+                    Some(at) => {
+                        tokio::time::sleep(Duration::from_micros(at.saturating_sub(now))).await;
+                    }
+                    None => std::future::pending::<()>().await,
                 }
-                None => std::future::pending::<()>().await,
-            }
-        };
-        tokio::select! {
-            () = sleep => {
-                // Still the same deadline and verdict, with the state read afresh?
-                let (idle_ms, ended) = {
-                    let v = view.borrow();
-                    (v.policy.idle_timeout_ms, v.ended)
-                };
-                let now = clock.now_us();
-                if let Some((at, verdict)) = next_deadline(&conn, idle_ms, ended, guard, stall, now)
-                    && at <= now
-                {
-                    return verdict;
+            };
+            tokio::select! {
+                () = sleep => {
+                    // Still the same deadline and verdict, with the state read afresh?
+                    let (idle_ms, ended) = {
+                        let v = view.borrow();
+                        (v.policy.idle_timeout_ms, v.ended)
+                    };
+                    let now = clock.now_us();
+                    if let Some((at, verdict)) = next_deadline(&conn, idle_ms, ended, guard, stall, now)
+                        && at <= now
+                    {
+                        return verdict;
+                    }
                 }
-            }
-            () = &mut changed => {
-                // The owner may have changed: follow its view from now on.
-                view = conn.view();
-                view_alive = true;
-            }
-            result = view.changed(), if view_alive => {
-                conn.policy_changed();
-                view_alive = result.is_ok();
+                () = &mut changed => {
+                    // The owner may have changed: follow its view from now on.
+                    view = conn.view();
+                    view_alive = true;
+                }
+                result = view.changed(), if view_alive => {
+                    conn.policy_changed();
+                    view_alive = result.is_ok();
+                }
             }
         }
     }

@@ -10,7 +10,7 @@ use axum::Router;
 use axum::http::HeaderValue;
 use axum::http::header::HOST;
 use hyper::body::Incoming;
-use hyper::server::conn::{http1, http2};
+use hyper::server::conn::http2;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use protocol::CloseReason;
@@ -21,12 +21,9 @@ use tokio_rustls::{TlsAcceptor, rustls};
 use super::{ALPN_H2, MAX_CONCURRENT_STREAMS};
 use crate::Lab;
 use crate::conn::{Conn, TrackedStream};
-use crate::listener::{Handler, SHUTDOWN_GRACE};
+use crate::listener::{Handler, SHUTDOWN_GRACE, http1_builder};
 use crate::routes;
 use crate::watchdog;
-
-/// hyper refuses an HTTP/1.1 read buffer under 8 KiB (it would panic).
-const MIN_HEADER_BYTES: usize = 8 * 1024;
 
 /// How long an HTTP/2 connection closed for idleness may take to say
 /// `GOAWAY` and end.
@@ -212,13 +209,9 @@ async fn serve_connection(
             }
         }
     } else {
-        let mut builder = http1::Builder::new();
-        builder
-            .timer(TokioTimer::new())
-            // Off: the watchdog is the idle timer and the header-read guard.
-            .header_read_timeout(None)
-            .max_buf_size(lab.config().max_header_bytes.max(MIN_HEADER_BYTES));
-        let connection = builder.serve_connection(io, service).with_upgrades();
+        let connection = http1_builder(&lab)
+            .serve_connection(io, service)
+            .with_upgrades();
         tokio::pin!(connection);
         tokio::select! {
             result = connection.as_mut() => conn.note_connection_end(&result),

@@ -1111,7 +1111,8 @@ fn details(w: &mut String, results: &Results) {
     let _ = writeln!(
         w,
         "The files `cargo xtask build` writes into `dist/` (the `wasm-release` profile), gzip \
-         level 6 (`gzip`'s default) with flate2.\n"
+         level 6 (`gzip`'s default) with flate2. The budget is the participant's page; the \
+         instructor's is a bundle of its own.\n"
     );
     match &results.size {
         Ok(files) => {

@@ -309,16 +309,26 @@ impl Fields<'_> {
         self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v)
     }
 
-    /// A field; absent is an error unless `T` is an `Option`.
+    /// A field; absent is an error unless `T` is an `Option`. This is
+    /// instantiated for every field type the page reads (49 of them), so
+    /// everything that need not know `T` is in [`Fields::missing`].
     #[inline(never)]
     fn get<T: FromJson>(&self, name: &str) -> T {
-        match self.find(name) {
-            Some(v) => T::read(v, self.1),
-            None => T::absent().unwrap_or_else(|| {
-                self.1.fail(format!("missing field `{name}`"));
-                T::read(&Json::Null, self.1)
-            }),
+        let found = self.find(name);
+        if found.is_none()
+            && let Some(absent) = T::absent()
+        {
+            return absent;
         }
+        T::read(found.unwrap_or_else(|| self.missing(name)), self.1)
+    }
+
+    /// Records a missing field; `null` to read a placeholder from.
+    #[inline(never)]
+    fn missing(&self, name: &str) -> &'static Json {
+        static NULL: Json = Json::Null;
+        self.1.fail(format!("missing field `{name}`"));
+        &NULL
     }
 
     /// A `#[serde(default)]` field: absent gives `default`.

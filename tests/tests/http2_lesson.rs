@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use keepalive_lab_server::Config;
 use keepalive_lab_tests::chromium::Chromium;
-use keepalive_lab_tests::{TlsLab, dist_dir, start_lab_with_tls};
+use keepalive_lab_tests::{TlsLab, dist_dir, eventually, start_lab_with_tls};
 use protocol::{ConnId, Micros, ServerEvent};
 
 /// One burst as the server recorded it: its connections and the most
@@ -80,15 +80,26 @@ async fn take(id: &str, prediction: u32) -> Taken {
     let page = chrome
         .open_lesson(&format!("http://{}/", addrs.http), id)
         .await;
-    let links = chrome
-        .eval(
-            &page,
-            "Array.from(document.querySelectorAll('#lesson-tls-note a')).map(a => a.href).join(' ')",
-        )
-        .await
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+    // The note links the three HTTPS origins once the page knows the lab's
+    // ports (its own request to the server, which may answer after the
+    // lesson's text).
+    let links = eventually(
+        "the lesson's note to link the three HTTPS origins",
+        Duration::from_secs(10),
+        async || {
+            let links = chrome
+                .eval(
+                    &page,
+                    "Array.from(document.querySelectorAll('#lesson-tls-note a')).map(a => a.href).join(' ')",
+                )
+                .await
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            (links.split(' ').filter(|l| !l.is_empty()).count() == 3).then_some(links)
+        },
+    )
+    .await;
     let (answer, figures) = chrome
         .take_lesson(&page, prediction, Duration::from_secs(60))
         .await;

@@ -317,7 +317,7 @@ pub fn App(props: &AppProps) -> Html {
     let on_agent_stop = send.reform(|()| ClientMessage::AgentStop {});
 
     html! {
-        <main data-socket={state.socket.name()} data-session={state.session.to_string()} class={classes!((*projector).then_some("projector"))}>
+        <main data-socket={state.socket.name()} data-session={state.session.to_string()} class={crate::components::class(&[], &[(*projector, "projector")])}>
             <header class="top">
                 <h1>{ "keepalive-lab" }</h1>
                 <p class="lede">
@@ -325,7 +325,7 @@ pub fn App(props: &AppProps) -> Html {
                        requests that do not get one? Fire a burst from this page, then read both sides on \
                        one clock: the browser's queue above, the server's TCP connections below." }
                 </p>
-                <p class={classes!("socket", state.socket.name())} role="status">
+                <p class={crate::components::class(&["socket", state.socket.name()], &[])} role="status">
                     { "Live link to the server: " }<strong>{ state.socket.name() }</strong>
                     <button class="secondary small" onclick={toggle_projector} aria-pressed={projector.to_string()}>
                         { if *projector { "Normal size" } else { "Projector mode" } }

@@ -18,7 +18,7 @@ use crate::settings::BurstSettings;
 use crate::state::LabState;
 
 /// Props of [`LessonView`].
-#[derive(Properties, PartialEq)]
+#[derive(Properties)]
 pub struct LessonViewProps {
     /// The lesson open, or `None` for the list.
     pub lesson: Option<&'static str>,
@@ -91,6 +91,37 @@ pub fn LessonView(props: &LessonViewProps) -> Html {
     }
 }
 
+impl PartialEq for LessonViewProps {
+    fn eq(&self, other: &Self) -> bool {
+        self.lesson == other.lesson
+            && same_state(&self.state, &other.state)
+            && self.fire == other.fire
+            && self.send == other.send
+            && self.open == other.open
+            && self.ready == other.ready
+            && self.https_origins == other.https_origins
+    }
+}
+
+/// The same state, by identity: the reducer makes a new one for every
+/// change, so comparing the whole page's state (yew's `==` on the handle)
+/// would only cost time on every render, and the wasm its derived `==`.
+fn same_state(a: &UseReducerHandle<LabState>, b: &UseReducerHandle<LabState>) -> bool {
+    std::ptr::eq::<LabState>(&**a, &**b)
+}
+
+/// The page's state as an effect's dependency, compared by identity. It
+/// holds the state, so a newer one can never be given the older one's
+/// address while they are compared.
+#[derive(Clone)]
+struct StateRef(UseReducerHandle<LabState>);
+
+impl PartialEq for StateRef {
+    fn eq(&self, other: &Self) -> bool {
+        same_state(&self.0, &other.0)
+    }
+}
+
 #[derive(Properties)]
 struct LessonPageProps {
     lesson: &'static Lesson,
@@ -105,7 +136,7 @@ struct LessonPageProps {
 impl PartialEq for LessonPageProps {
     fn eq(&self, other: &Self) -> bool {
         std::ptr::eq(self.lesson, other.lesson)
-            && self.state == other.state
+            && same_state(&self.state, &other.state)
             && self.fire == other.fire
             && self.ready == other.ready
             && self.https_origins == other.https_origins
@@ -158,7 +189,7 @@ fn LessonPage(props: &LessonPageProps) -> Html {
     // Move the lesson on whenever the page's state changes...
     {
         let (runner, update, latest) = (runner.clone(), update.clone(), latest.clone());
-        use_effect_with(props.state.clone(), move |_| {
+        use_effect_with(StateRef(props.state.clone()), move |_| {
             let (state, fire, send) = latest.borrow().clone();
             let before = runner.borrow().stage.clone();
             let commands = runner.borrow_mut().poll(&state, now_ms());
@@ -253,7 +284,7 @@ fn LessonPage(props: &LessonPageProps) -> Html {
                 { for words.choices.iter().enumerate().map(|(i, c)| {
                     let chosen = r.prediction == Some(Answer::Choice(i));
                     html! {
-                        <button class={classes!("choice", (!chosen).then_some("secondary"))} data-choice={i.to_string()}
+                        <button class={crate::components::class(&["choice"], &[(!chosen, "secondary")])} data-choice={i.to_string()}
                             aria-pressed={chosen.to_string()} disabled={!matches!(r.stage, Stage::Predict | Stage::Ready)}
                             onclick={predict(Answer::Choice(i))}>{ c.clone() }</button>
                     }
@@ -325,7 +356,7 @@ fn LessonPage(props: &LessonPageProps) -> Html {
                             <strong class="predicted">{ predicted.unwrap_or_else(|| "nothing".into()) }</strong></div>
                         <div><div class="help">{ if lesson.by_agent() { "The agent, measured" } else { "Your browser, measured" } }</div>
                             <strong class="measured-answer">{ measured }</strong></div>
-                        <div class={classes!("verdict", if matched { "right" } else { "wrong" })}>
+                        <div class={crate::components::class(&["verdict", if matched { "right" } else { "wrong" }], &[])}>
                             { if matched { "✓ as predicted" } else { "✗ not what you predicted" } }</div>
                     </div>
                     <dl class="figures">

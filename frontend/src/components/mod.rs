@@ -17,6 +17,24 @@ pub use root::Root;
 
 use std::rc::Rc;
 
+/// A `class` attribute: the `base` names, then each name whose flag is set.
+/// Not yew's `classes!`: its `IndexSet` brings the wasm hash-set code of its
+/// own, for what is a few words joined by spaces.
+pub(crate) fn class(base: &[&str], when: &[(bool, &str)]) -> String {
+    let chosen = base
+        .iter()
+        .copied()
+        .chain(when.iter().filter(|(on, _)| *on).map(|(_, name)| *name));
+    let mut out = String::new();
+    for name in chosen.filter(|n| !n.is_empty()) {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(name);
+    }
+    out
+}
+
 /// Props holding shared state compare by pointer: the reducer copies a
 /// request or lane only when it changes (`Rc::make_mut`), so an unchanged
 /// one keeps its pointer and its row skips re-rendering.

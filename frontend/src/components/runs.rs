@@ -51,7 +51,7 @@ pub fn runs(props: &RunsProps) -> Html {
                     let onclick = props.on_select.reform(move |_: MouseEvent| id);
                     let checked = props.selected == Some(id);
                     html! {
-                        <button class={classes!("run", checked.then_some("selected"))} role="radio"
+                        <button class={crate::components::class(&["run"], &[(checked, "selected")])} role="radio"
                             aria-checked={checked.to_string()} {onclick} data-run={id.to_string()}>
                             { label.clone() }
                         </button>

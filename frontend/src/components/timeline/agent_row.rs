@@ -52,7 +52,7 @@ pub(super) fn agent_request_row(
         .filter_map(|(us, _)| props.clock.to_page_ms(*us))
         .map(|ms| cap(Cap::ByServer, scale.x(ms), y));
     html! {
-        <g class={classes!("req", "agent-req", props.highlighted.then_some("hl"))}
+        <g class={crate::components::class(&["req", "agent-req"], &[(props.highlighted, "hl")])}
             data-tag={r.tag.clone()} data-state={r.words()} data-waited={r.waited.to_string()}
             data-socket={r.socket.map(|(n, _)| n.to_string())}
             tabindex="0" role="listitem" aria-label={format!("agent request {} ({}): {}; {note}", r.n, r.tag, r.words())}
@@ -96,7 +96,7 @@ pub(super) fn agent_socket_row(
             cap(mark, scale.x(l.to_ms), y)
         });
     html! {
-        <g class={classes!("agent-socket", s.closed.is_some().then_some("closed"), props.highlighted.then_some("hl"))}
+        <g class={crate::components::class(&["agent-socket"], &[(s.closed.is_some(), "closed"), (props.highlighted, "hl")])}
             data-socket={s.n.to_string()} data-local={s.local.clone()} data-events={words.clone()}
             tabindex="0" role="listitem" aria-label={format!("agent socket {} ({}): {words}", s.n, s.local.as_deref().unwrap_or("connecting"))}
             onmouseenter={enter} {onfocus}>

@@ -96,7 +96,7 @@ pub(super) fn lane_row(
         });
     let path = |kind, open: bool| lane_path(requests, scale, y + 3.0, LANE - 7.0, kind, open);
     html! {
-        <g class={classes!("lane", l.closed.is_some().then_some("closed"), props.highlighted.then_some("hl"))}
+        <g class={crate::components::class(&["lane"], &[(l.closed.is_some(), "closed"), (props.highlighted, "hl")])}
             data-conn={l.conn.0.to_string()}
             data-reason={l.closed.as_ref().map(|c| c.reason.kind())}
             data-in-flight={l.in_flight().to_string()}

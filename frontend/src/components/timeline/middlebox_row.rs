@@ -63,7 +63,7 @@ pub(super) fn mapping_row(
         })
     });
     html! {
-        <g class={classes!("mb", l.expired.is_some().then_some("closed"), highlighted.then_some("hl"))}
+        <g class={crate::components::class(&["mb"], &[(l.expired.is_some(), "closed"), (highlighted, "hl")])}
             data-mapping={l.mapping.0.to_string()} data-expired={l.expired.is_some().to_string()}
             role="listitem" aria-label={l.describe()}>
             <rect class="row-bg" x="0" y={px(y - 1.0)} width={px(WIDTH)} height={px(LANE)} />

@@ -77,7 +77,7 @@ pub(super) fn request_row(
         Some(cap(c, scale.x(s.to_ms), y))
     });
     html! {
-        <g class={classes!("req", r.phase.name(), props.highlighted.then_some("hl"), r.resent().then_some("resent"))}
+        <g class={crate::components::class(&["req", r.phase.name()], &[(props.highlighted, "hl"), (r.resent(), "resent")])}
             data-tag={r.tag.clone()} data-phase={r.phase.name()}
             data-conn={r.conn.map(|c| c.0.to_string())} data-attempts={r.attempts.len().to_string()}
             tabindex="0" role="listitem" aria-label={label}

@@ -143,6 +143,11 @@ fn build() -> Result<PathBuf> {
             bindgen
                 .input_path(&wasm)
                 .out_name(page)
+                // The Rust code's names are stripped already (`strip` in the
+                // profile); these are the ones wasm-bindgen gives its own
+                // shims, 6 KB that only a debugger reads.
+                .remove_name_section(true)
+                .remove_producers_section(true)
                 .typescript(false)
                 .web(true)
                 .map_err(|e| format!("wasm-bindgen: {e}"))?;

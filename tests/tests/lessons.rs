@@ -243,6 +243,52 @@ async fn an_idle_connection_closed_by_the_server_is_replaced_silently() {
     assert_eq!(answer, "choice-1");
 }
 
+/// "Again" right after an answer: the second run must save the learner's
+/// policy, not the one the first run set, so the session ends where it
+/// started (the page holds "Again" until the policy put back is in force).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn taking_a_lesson_again_at_once_still_puts_the_policy_back() {
+    let _one = serial().await;
+    let mut s = open("idle-timeout").await;
+    for round in 0..2 {
+        let (answer, _) = s.take(1).await;
+        assert_eq!(answer, "choice-1", "round {round}");
+        if round == 0 {
+            let page = &s.page;
+            let chrome = &mut s.chrome;
+            keepalive_lab_tests::eventually("Again, then a new prediction", LIMIT, async || {
+                let stage = chrome
+                    .eval(
+                        page,
+                        "(() => { const b = document.getElementById('again'); \
+                           if (b && !b.disabled) { b.click(); } \
+                           return document.querySelector('section.lesson')?.dataset.stage ?? ''; })()",
+                    )
+                    .await;
+                (stage == "predict").then_some(())
+            })
+            .await;
+        }
+    }
+    // Two runs, each set the lesson's 1 s idle timeout and put the session's
+    // own policy back: the last policy the server announced is the default.
+    let mut policies = Vec::new();
+    keepalive_lab_tests::eventually("the policy put back", LIMIT, async || {
+        policies.extend(s.record().events.into_iter().filter_map(|e| match e {
+            ServerEvent::ConfigChanged { config, .. } => Some(config),
+            _ => None,
+        }));
+        (policies.last() == Some(&protocol::ServerPolicy::default())
+            && policies
+                .iter()
+                .filter(|p| p.idle_timeout_ms == 1000)
+                .count()
+                == 2)
+            .then_some(())
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_keep_alive_header_counts_max_down_to_connection_close() {
     let _one = serial().await;

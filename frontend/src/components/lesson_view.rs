@@ -343,6 +343,7 @@ fn LessonPage(props: &LessonPageProps) -> Html {
     };
     let back = props.open.reform(|_: MouseEvent| None);
     let (done, total) = r.progress();
+    let settled = r.settled(&props.state, now_ms());
     let connected = props.state.socket == crate::state::SocketStatus::Open;
     let result = match (&r.stage, &r.outcome) {
         (Stage::Answered, Some(outcome)) => {
@@ -404,7 +405,12 @@ fn LessonPage(props: &LessonPageProps) -> Html {
                 <button id="run-lesson" onclick={on_run}
                     disabled={r.stage != Stage::Ready || !connected || !props.ready}>{ if lesson.by_agent() { "Run the agent" } else { "Run it in this browser" } }</button>
                 if matches!(r.stage, Stage::Answered | Stage::Failed(_)) {
-                    <button class="secondary" id="again" onclick={on_again}>{ "Again" }</button>
+                    // Not before the settings this run put back are in
+                    // force: a new run would save the lesson's own as yours.
+                    <button class="secondary" id="again" onclick={on_again} disabled={!settled}>{ "Again" }</button>
+                    if !settled {
+                        <span class="help" role="status">{ "Putting this session's settings back…" }</span>
+                    }
                 }
                 if r.stage == Stage::Running {
                     <span class="progress" role="status">{ format!("Running: step {} of {total}. Watch {}.", done + 1, words.watch) }</span>

@@ -92,7 +92,30 @@ pub struct Runner {
     agents_before: u32,
     /// What was measured.
     pub outcome: Option<Outcome>,
+    /// Page clock at the last poll.
+    last_poll_ms: f64,
+    /// Middlebox confirmations heard by the last poll.
+    last_heard: u64,
+    /// What the end of the lesson sent back, until the page's state shows
+    /// it: taking the lesson again before then would save the lesson's own
+    /// settings as the learner's (and put those back at its end).
+    put_back: Option<PutBack>,
 }
+
+/// Settings sent back at the end of a lesson, and when.
+#[derive(Debug, Clone)]
+struct PutBack {
+    /// The policy sent back, which the server must announce.
+    policy: Option<ServerPolicy>,
+    /// Middlebox confirmations heard when its settings were sent back: the
+    /// server must confirm once more (as for a lesson's own change).
+    middlebox_heard: Option<u64>,
+    at_ms: f64,
+}
+
+/// How long "Again" waits for the server to confirm the settings put back
+/// (it has not answered: the socket is down, say) before allowing a new run.
+const PUT_BACK_WAIT_MS: f64 = 5_000.0;
 
 /// A patch that sets every field to `policy`'s value.
 pub fn full_patch(policy: &ServerPolicy) -> PolicyPatch {
@@ -124,7 +147,26 @@ impl Runner {
             saved_middlebox: None,
             agents_before: 0,
             outcome: None,
+            last_poll_ms: 0.0,
+            last_heard: 0,
+            put_back: None,
         }
+    }
+
+    /// The settings this lesson put back are in force (or the server has
+    /// had a while to say so): it can be taken again.
+    pub fn settled(&self, state: &LabState, now_ms: f64) -> bool {
+        let Some(back) = &self.put_back else {
+            return true;
+        };
+        let policy = back
+            .policy
+            .as_ref()
+            .is_none_or(|p| state.config.as_ref() == Some(p));
+        let middlebox = back
+            .middlebox_heard
+            .is_none_or(|heard| Self::middlebox_heard(state) > heard);
+        (policy && middlebox) || now_ms - back.at_ms > PUT_BACK_WAIT_MS
     }
 
     /// The learner predicts (again, until the lesson runs).
@@ -173,6 +215,11 @@ impl Runner {
     }
 
     fn restore(&mut self) -> Vec<Command> {
+        self.put_back = Some(PutBack {
+            policy: self.saved.clone(),
+            middlebox_heard: self.saved_middlebox.as_ref().map(|_| self.last_heard),
+            at_ms: self.last_poll_ms,
+        });
         let policy = self
             .saved
             .take()
@@ -234,6 +281,8 @@ impl Runner {
     /// Moves the lesson on as far as it can now; returns what the page must
     /// do. Call it whenever the state changes, and on a timer.
     pub fn poll(&mut self, state: &LabState, now_ms: f64) -> Vec<Command> {
+        self.last_poll_ms = now_ms;
+        self.last_heard = Self::middlebox_heard(state);
         let mut commands = Vec::new();
         while self.stage == Stage::Running && !self.awaiting_run {
             if let Some(expected) = &self.awaiting_policy {
@@ -242,7 +291,8 @@ impl Runner {
                     self.step_started_ms = now_ms;
                 } else {
                     if now_ms - self.step_started_ms > f64::from(POLICY_WAIT_MS) {
-                        let why = "the server did not confirm the lesson's policy (is the                                    instructor's lock on?)"
+                        let why = "the server did not confirm the lesson's policy (is the \
+                                   instructor's lock on?)"
                             .to_owned();
                         commands.extend(self.fail(why));
                     }
@@ -451,6 +501,35 @@ mod tests {
             "the settings before this lesson (the first one's change): {back:?}"
         );
         assert!(back.iter().any(|c| matches!(c, Command::SetPolicy(_))));
+        // The first runner goes on to its burst, which never ends: it fails
+        // and puts back the settings from before it (AWS NAT). It cannot be
+        // taken again until the server shows them in force, or until 5 s
+        // have passed without an answer.
+        runner.fired(1);
+        let back = runner.poll(&s, 200_000.0);
+        assert!(
+            matches!(runner.stage, Stage::Failed(_)),
+            "{:?}",
+            runner.stage
+        );
+        assert!(
+            back.iter().any(
+                |c| matches!(c, Command::Send(protocol::ClientMessage::SetMiddlebox { middlebox })
+                if middlebox.preset == Some(protocol::Preset::AwsNat))
+            ),
+            "{back:?}"
+        );
+        assert!(
+            !runner.settled(&s, 200_100.0),
+            "the lesson's settings still in force"
+        );
+        assert!(runner.settled(&s, 205_100.0), "no answer for 5 s");
+        changed(&mut s, before);
+        assert!(
+            runner.settled(&s, 200_100.0),
+            "the settings from before are back"
+        );
+        assert!(Runner::new(find("nat-real-time").unwrap()).settled(&s, 0.0));
     }
 
     #[test]

@@ -184,6 +184,13 @@ pub fn App(props: &AppProps) -> Html {
         let runs_allocated = runs_allocated.clone();
         let ports = other_ports.unwrap_or_default();
         Callback::from(move |settings: BurstSettings| -> Result<u32, String> {
+            // The server's listeners arrive with its first snapshot; until
+            // then a second-port target would look absent.
+            if state.config.is_none() {
+                return Err(
+                    "the page has not heard from the server yet; try again in a moment".into(),
+                );
+            }
             let origin = burst::page_origin()
                 .and_then(|page| resolve_origin(settings.target, &page, &state.listeners, ports))?;
             selected.set(None);
@@ -340,7 +347,7 @@ pub fn App(props: &AppProps) -> Html {
             </nav>
             if let View::Lessons(lesson) = (*view).clone() {
                 <LessonView {lesson} state={state.clone()} fire={fire.clone()} send={send.clone()} open={open_lesson}
-                    ready={other_ports.is_some()} https_origins={https_origins.clone()} />
+                    ready={other_ports.is_some() && state.config.is_some()} https_origins={https_origins.clone()} />
                 <TimelineView run={run.clone()} groups={groups} clock={state.clock} agent={(*agent).clone()} agent_links={agent_links.clone()} />
             } else {
                 <div class="bench">

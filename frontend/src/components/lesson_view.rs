@@ -30,7 +30,8 @@ pub struct LessonViewProps {
     pub send: Callback<ClientMessage>,
     /// Opens a lesson (or the list, `None`).
     pub open: Callback<Option<&'static str>>,
-    /// Everything a lesson may aim at is known (the middlebox's port).
+    /// Everything a lesson may aim at is known (the middlebox's and HTTPS
+    /// ports, and the server's listeners from its first snapshot).
     pub ready: bool,
     /// The lab's HTTPS origins, for a lesson over TLS to link: the learner
     /// accepts the lab's certificate on each once.

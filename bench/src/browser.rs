@@ -120,7 +120,7 @@ pub enum Browser {
 }
 
 /// Measures figures 3 and 4 with the page in `dist`.
-pub async fn event_pipeline_and_frames(dist: &Path) -> Browser {
+pub async fn event_pipeline_and_frames(dist: &Path, profile: Option<PathBuf>) -> Browser {
     if !dist.join("index.html").is_file() {
         return Browser::NotMeasured(format!(
             "needs the built page: no index.html in {}",
@@ -132,7 +132,7 @@ pub async fn event_pipeline_and_frames(dist: &Path) -> Browser {
     }
     // The DevTools client panics on failure (it is test code): contain that.
     let dist = dist.to_path_buf();
-    let run = tokio::spawn(async move { measure(&dist).await });
+    let run = tokio::spawn(async move { measure(&dist, profile.as_deref()).await });
     match tokio::time::timeout(Duration::from_secs(300), run).await {
         Ok(Ok(Ok(browser))) => browser,
         Ok(Ok(Err(e))) => Browser::NotMeasured(format!("failed: {e}")),
@@ -157,19 +157,24 @@ fn with_bare_page(dist: &Path) -> Result<PathBuf, String> {
     Ok(dir)
 }
 
-async fn measure(dist: &Path) -> Result<Browser, String> {
+async fn measure(dist: &Path, profile: Option<&Path>) -> Result<Browser, String> {
     let served = with_bare_page(dist)?;
-    let result = measure_both(&served).await;
+    let result = measure_both(&served, profile).await;
     let _ = std::fs::remove_dir_all(&served);
     result
 }
 
-async fn measure_both(dist: &Path) -> Result<Browser, String> {
+async fn measure_both(dist: &Path, profile: Option<&Path>) -> Result<Browser, String> {
     let server = Server::start(Kind::Lab, Policy::Bench, Some(dist)).await?;
     let mut browser = Chromium::launch().await;
     // The bare page first, then the lab's: each in a fresh tab of the same
     // browser, against the same lab child.
-    let bare = match page_phases(&mut browser, &format!("http://{}/bare.html", server.addr)).await?
+    let bare = match page_phases(
+        &mut browser,
+        &format!("http://{}/bare.html", server.addr),
+        profile.map(|p| with_suffix(p, "bare")).as_deref(),
+    )
+    .await?
     {
         Ok(phases) => phases,
         Err(not_measured) => return Ok(not_measured),
@@ -177,6 +182,7 @@ async fn measure_both(dist: &Path) -> Result<Browser, String> {
     let lab = match page_phases(
         &mut browser,
         &format!("http://{}/#endpoint=fast", server.addr),
+        profile.map(|p| with_suffix(p, "lab")).as_deref(),
     )
     .await?
     {
@@ -191,7 +197,11 @@ async fn measure_both(dist: &Path) -> Result<Browser, String> {
 
 /// Opens `url`, waits for its events socket and clock, and runs the three
 /// phases. The inner `Err` is a page without the metrics hook.
-async fn page_phases(browser: &mut Chromium, url: &str) -> Result<Result<Phases, Browser>, String> {
+async fn page_phases(
+    browser: &mut Chromium,
+    url: &str,
+    profile: Option<&Path>,
+) -> Result<Result<Phases, Browser>, String> {
     let page = browser.open(url).await;
 
     // Short expressions, polled: one that spans the page's navigation fails.
@@ -213,9 +223,34 @@ async fn page_phases(browser: &mut Chromium, url: &str) -> Result<Result<Phases,
              the page has none"
         ))));
     }
-    let light = phase(browser, &page, LIGHT_BURST, BURSTS, BURST_EVERY).await?;
-    let lesson = phase(browser, &page, HEAVY_BURST, LESSON_BURSTS, LESSON_EVERY).await?;
-    let heavy = phase(browser, &page, HEAVY_BURST, HEAVY_BURSTS, HEAVY_EVERY).await?;
+    let profiled = |name: &str| profile.map(|p| with_suffix(p, &format!("{name}.cpuprofile")));
+    let light = phase(
+        browser,
+        &page,
+        LIGHT_BURST,
+        BURSTS,
+        BURST_EVERY,
+        profiled("light"),
+    )
+    .await?;
+    let lesson = phase(
+        browser,
+        &page,
+        HEAVY_BURST,
+        LESSON_BURSTS,
+        LESSON_EVERY,
+        profiled("lesson"),
+    )
+    .await?;
+    let heavy = phase(
+        browser,
+        &page,
+        HEAVY_BURST,
+        HEAVY_BURSTS,
+        HEAVY_EVERY,
+        profiled("load"),
+    )
+    .await?;
     browser.close(page).await;
     Ok(Ok(Phases {
         light,
@@ -224,15 +259,24 @@ async fn page_phases(browser: &mut Chromium, url: &str) -> Result<Result<Phases,
     }))
 }
 
+/// `PREFIX-name`.
+fn with_suffix(prefix: &Path, name: &str) -> PathBuf {
+    let mut file = prefix.as_os_str().to_owned();
+    file.push(format!("-{name}"));
+    PathBuf::from(file)
+}
+
 /// One phase: set the composer to `burst` requests, clear the page's
 /// latencies, record frames, fire `bursts` bursts `every` apart, let the page
-/// settle, then collect.
+/// settle, then collect. With `profile`, Chromium's CPU profiler samples the
+/// page's main thread over the bursts and the profile is written there.
 async fn phase(
     browser: &mut Chromium,
     page: &Page,
     burst: u32,
     bursts: u32,
     every: Duration,
+    profile: Option<PathBuf>,
 ) -> Result<Phase, String> {
     let start = format!(
         "(() => {{ const count = document.getElementById('c-count');
@@ -260,6 +304,18 @@ async fn phase(
             "the composer did not take {burst} requests (the button says {label})"
         ));
     }
+    if profile.is_some() {
+        browser
+            .command(page, "Profiler.enable", serde_json::json!({}))
+            .await;
+        let interval = serde_json::json!({ "interval": 250 });
+        browser
+            .command(page, "Profiler.setSamplingInterval", interval)
+            .await;
+        browser
+            .command(page, "Profiler.start", serde_json::json!({}))
+            .await;
+    }
     for _ in 0..bursts {
         browser
             .eval(page, "document.getElementById('fire').click()")
@@ -267,6 +323,19 @@ async fn phase(
         tokio::time::sleep(every).await;
     }
     tokio::time::sleep(SETTLE).await;
+    if let Some(path) = &profile {
+        let stopped = browser
+            .command(page, "Profiler.stop", serde_json::json!({}))
+            .await;
+        let recorded = &stopped["profile"];
+        std::fs::write(path, recorded.to_string())
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        eprintln!(
+            "bench: CPU profile, bursts of {burst}: {}\n{}",
+            path.display(),
+            crate::profile::summary(recorded, 25)
+        );
+    }
     let collect = format!(
         "(() => {{ window.__benchRecording = false;
             return {{ latencies: {HOOK}.eventLatencyMs.slice(),

@@ -32,6 +32,7 @@
 mod browser;
 mod client;
 mod figures;
+mod profile;
 mod report;
 mod room;
 mod server;
@@ -49,7 +50,7 @@ const USAGE: &str = "\
 usage: keepalive-lab-bench [--out FILE] [--dist DIR] [--quick]
                            [--connections N] [--rounds N] [--seconds S] [--hold N]
                            [--soak-secs N] [--room N,N,...] [--room-secs N]
-                           [--only 1,2,...]
+                           [--only 1,2,...] [--profile PREFIX]
 
   --out FILE        where to write the report (default BENCHMARKS.md)
   --dist DIR        the built frontend, for figures 3-5 (default dist)
@@ -62,7 +63,11 @@ usage: keepalive-lab-bench [--out FILE] [--dist DIR] [--quick]
   --soak-secs N     length of figure 7's soak in seconds (default 600)
   --room LIST       participants per step of figure 8 (default 50,100,200)
   --room-secs N     measured seconds per step of figure 8 (default 20)
-  --only LIST       measure only these figures (e.g. --only 2,6); the others show as skipped";
+  --only LIST       measure only these figures (e.g. --only 2,6); the others show as skipped
+  --profile PREFIX  with figures 3-4, record Chromium's CPU profile of each page in each
+                    phase into PREFIX-{lab,bare}-{light,lesson,load}.cpuprofile and print
+                    where its main thread spent its time (build the page with `cargo xtask build
+                    --names DIR` and pass --dist DIR, so wasm functions have names)";
 
 #[derive(Debug)]
 struct Options {
@@ -77,6 +82,8 @@ struct Options {
     room: Vec<usize>,
     room_secs: u64,
     only: Option<Vec<u8>>,
+    /// Where figures 3-4 write the lab page's CPU profiles, if anywhere.
+    profile: Option<PathBuf>,
 }
 
 impl Options {
@@ -99,6 +106,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
         room: room::DEFAULT_ROOM.to_vec(),
         room_secs: room::DEFAULT_SECS,
         only: None,
+        profile: None,
     };
     let mut args = args.iter();
     while let Some(flag) = args.next() {
@@ -151,6 +159,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
                     "--only takes figure numbers such as 1,2,6, not {list}"
                 ))?);
             }
+            "--profile" => o.profile = Some(PathBuf::from(value()?)),
             "-h" | "--help" => return Err(USAGE.to_owned()),
             other => return Err(format!("unknown option {other}\n\n{USAGE}")),
         }
@@ -266,7 +275,7 @@ async fn measure(o: &Options) -> Results {
 
     let browser = if o.wants(3) || o.wants(4) {
         eprintln!("bench: 3, 4. event pipeline and frame time in headless Chromium");
-        browser::event_pipeline_and_frames(&o.dist).await
+        browser::event_pipeline_and_frames(&o.dist, o.profile.clone()).await
     } else {
         browser::Browser::NotMeasured(report::SKIPPED.to_owned())
     };

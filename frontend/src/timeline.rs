@@ -466,6 +466,71 @@ pub fn agent_extent(
     Some((start, lanes_reach(lanes, clock, now_ms, end)))
 }
 
+/// What of the drawing is on screen, in drawing units from its top edge:
+/// the part of its scrolling box's content in view.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct InView {
+    /// First unit in view.
+    pub top: f64,
+    /// Last unit in view.
+    pub bottom: f64,
+}
+
+impl InView {
+    /// From the scrolling box the drawing fills (CSS pixels: how far it is
+    /// scrolled, the height and width it shows) and the drawing's width in
+    /// units. Rounded out to blocks of `block` units, so scrolling within a
+    /// block changes nothing.
+    pub fn measure(
+        scroll_top: f64,
+        (height, width): (f64, f64),
+        drawing_width: f64,
+        block: f64,
+    ) -> InView {
+        let per_unit = if width > 0.0 {
+            width / drawing_width
+        } else {
+            1.0
+        };
+        let floor = |u: f64| (u / block).floor() * block;
+        let ceil = |u: f64| (u / block).ceil() * block;
+        InView {
+            top: floor(scroll_top / per_unit),
+            bottom: ceil((scroll_top + height.max(0.0)) / per_unit),
+        }
+    }
+}
+
+/// Runs up to this many requests are drawn whole; a longer one draws the
+/// rows on screen and [`MARGIN_ROWS`] either side (figures 3 and 4: a new
+/// run of 200 rows was the page's longest frame).
+pub const WHOLE_RUN: usize = 60;
+/// Rows drawn beyond the screen's edges, so a scroll or a keyboard step
+/// finds its row already there.
+pub const MARGIN_ROWS: usize = 15;
+
+/// Which of `n` request rows (row `i` at `first + i * row` units) to draw:
+/// all of a short run; of a long one, those in `view` and a margin, or the
+/// first [`WHOLE_RUN`] while its box shows its top (`None`: not scrolled).
+#[inline(never)]
+pub fn rows_to_draw(
+    n: usize,
+    first: f64,
+    row: f64,
+    view: Option<InView>,
+) -> std::ops::Range<usize> {
+    if n <= WHOLE_RUN {
+        return 0..n;
+    }
+    let Some(view) = view else {
+        return 0..WHOLE_RUN;
+    };
+    let index = |u: f64| ((u - first) / row).floor().max(0.0) as usize;
+    let from = index(view.top).saturating_sub(MARGIN_ROWS).min(n);
+    let to = (index(view.bottom) + 1 + MARGIN_ROWS).min(n);
+    from..to.max(from)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -660,5 +725,68 @@ mod tests {
             (true, false)
         );
         assert_eq!(window(0.0, 900.0), (-20.0, 1000.0));
+    }
+
+    #[test]
+    fn what_is_in_view_is_measured_in_drawing_units_rounded_out_to_blocks() {
+        // A drawing 1200 units wide in a box 600 px wide (2 units a pixel)
+        // and 400 px high, scrolled down 100 px.
+        let v = InView::measure(100.0, (400.0, 600.0), 1200.0, 1.0);
+        assert_eq!(
+            v,
+            InView {
+                top: 200.0,
+                bottom: 1000.0
+            }
+        );
+        // Rounded out to blocks of 150 units.
+        let v = InView::measure(100.0, (400.0, 600.0), 1200.0, 150.0);
+        assert_eq!(
+            v,
+            InView {
+                top: 150.0,
+                bottom: 1050.0
+            }
+        );
+        // Not laid out (no width): pixels taken as units, never a division by 0.
+        let v = InView::measure(0.0, (300.0, 0.0), 1200.0, 1.0);
+        assert_eq!(
+            v,
+            InView {
+                top: 0.0,
+                bottom: 300.0
+            }
+        );
+    }
+
+    #[test]
+    fn a_long_run_draws_the_rows_on_screen_and_a_margin_a_short_one_all() {
+        let view = |top: f64, bottom: f64| Some(InView { top, bottom });
+        // Short runs are drawn whole, measured or not.
+        assert_eq!(
+            rows_to_draw(WHOLE_RUN, 40.0, 15.0, view(0.0, 10.0)),
+            0..WHOLE_RUN
+        );
+        assert_eq!(rows_to_draw(12, 40.0, 15.0, None), 0..12);
+        // A long run before the page measured: its head.
+        assert_eq!(rows_to_draw(200, 40.0, 15.0, None), 0..WHOLE_RUN);
+        // Rows 0 to 20 on screen (40 + 20 * 15 = 340): and the margin below.
+        assert_eq!(
+            rows_to_draw(200, 40.0, 15.0, view(0.0, 340.0)),
+            0..21 + MARGIN_ROWS
+        );
+        // Rows 100 to 140 on screen: the margin either side.
+        let r = rows_to_draw(200, 40.0, 15.0, view(1540.0, 2140.0));
+        assert_eq!(r, 100 - MARGIN_ROWS..141 + MARGIN_ROWS);
+        // The drawing just below the fold: its first rows, ready to scroll to.
+        assert_eq!(
+            rows_to_draw(200, 40.0, 15.0, view(-30.0, -30.0)),
+            0..1 + MARGIN_ROWS
+        );
+        // Scrolled far past: none, never a range past the end.
+        assert_eq!(
+            rows_to_draw(200, 40.0, 15.0, view(9000.0, 9900.0)),
+            200..200
+        );
     }
 }

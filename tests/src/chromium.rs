@@ -173,6 +173,13 @@ impl Chromium {
         }
     }
 
+    /// Sends DevTools command `method` to `page` and returns its result (for
+    /// what the helpers here do not cover, e.g. the bench's CPU profile).
+    pub async fn command(&mut self, page: &Page, method: &str, params: Value) -> Value {
+        let session = page.session.clone();
+        self.call(Some(&session), method, params).await
+    }
+
     /// Brings the tab to the front, as a person clicking on it would (a tab
     /// in the background gets no animation frames, so the page does not
     /// redraw).

@@ -449,3 +449,119 @@ async fn the_lanes_drawn_are_exactly_this_pages_never_another_tabs_or_a_tools() 
     })
     .await;
 }
+
+/// A long run draws the rows in view of its scrolling box (and a margin),
+/// follows the box as it scrolls, and still exports every row: the SVG file
+/// holds all 200 requests, each on the connection the server recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_run_draws_the_rows_in_view_and_its_svg_export_holds_them_all() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let (addr, lab) = start_server(config()).await;
+    let (_, mut events) = lab.subscribe(None);
+    let mut chrome = Chromium::launch().await;
+    let page = chrome
+        .open_live(&format!("http://{addr}/#count=200&endpoint=fast"))
+        .await;
+    chrome
+        .eval(&page, "document.getElementById('fire').click()")
+        .await;
+    // The server's record: each request's tag, connection, and whether done.
+    let mut seen = Vec::new();
+    let mut conn_of: BTreeMap<String, u64> = BTreeMap::new();
+    eventually("the server to finish 200 requests", LIMIT, async || {
+        drain(&mut events, &mut seen);
+        let mut tags: BTreeMap<u64, (String, u64)> = BTreeMap::new();
+        let mut finished = 0;
+        for event in &seen {
+            match event {
+                ServerEvent::RequestStarted {
+                    conn,
+                    request,
+                    target,
+                    ..
+                } => {
+                    if let Some(tag) = param(target, "id") {
+                        tags.insert(request.0, (tag.to_owned(), conn.0));
+                    }
+                }
+                ServerEvent::RequestFinished { request, .. } if tags.contains_key(&request.0) => {
+                    finished += 1;
+                }
+                _ => {}
+            }
+        }
+        conn_of = tags.into_values().collect();
+        (finished >= 200).then_some(())
+    })
+    .await;
+    assert_eq!(conn_of.len(), 200, "200 tags at the server");
+    let rows = "[...document.querySelectorAll('svg#timeline g.req')].map(g => g.dataset.tag)";
+    // The page shows the run's top: its first rows, not all 200.
+    let drawn = eventually("the run's first rows drawn", LIMIT, async || {
+        let v = chrome.eval(&page, rows).await;
+        let tags: Vec<String> = serde_json::from_value(v).ok()?;
+        tags.first()
+            .is_some_and(|t| t.ends_with("-1"))
+            .then_some(tags)
+    })
+    .await;
+    assert!(
+        (20..200).contains(&drawn.len()),
+        "a long run draws the rows in view and a margin, not all: {} drawn",
+        drawn.len()
+    );
+    // Scrolled to its end, the box draws the last rows instead.
+    chrome
+        .eval(
+            &page,
+            "(() => { const b = document.querySelector('.timeline .scroll'); \
+               b.scrollTop = b.scrollHeight; b.dispatchEvent(new Event('scroll')); return true; })()",
+        )
+        .await;
+    let scrolled = eventually("the last rows drawn after scrolling", LIMIT, async || {
+        let v = chrome.eval(&page, rows).await;
+        let tags: Vec<String> = serde_json::from_value(v).ok()?;
+        tags.iter().any(|t| t.ends_with("-200")).then_some(tags)
+    })
+    .await;
+    assert!(
+        !scrolled.iter().any(|t| t.ends_with("-1")) && scrolled.len() < 200,
+        "the first row is no longer drawn: {scrolled:?}"
+    );
+    // The SVG export holds every row, with the server's connection on each.
+    chrome
+        .eval(
+            &page,
+            "(() => { const create = URL.createObjectURL; \
+               URL.createObjectURL = b => { window.__exported = b; return create.call(URL, b); }; \
+               document.getElementById('export-svg').click(); return true; })()",
+        )
+        .await;
+    let exported = eventually("the SVG export", LIMIT, async || {
+        let v = chrome
+            .eval(
+                &page,
+                "window.__exported ? window.__exported.text().then(t => { \
+                   const svg = new DOMParser().parseFromString(t, 'image/svg+xml'); \
+                   return [...svg.querySelectorAll('g.req')].map(g => [g.dataset.tag, Number(g.dataset.conn)]); }) \
+                 : null",
+            )
+            .await;
+        serde_json::from_value::<Vec<(String, u64)>>(v).ok()
+    })
+    .await;
+    assert_eq!(exported.len(), 200, "every request in the file");
+    let in_file: BTreeMap<String, u64> = exported.into_iter().collect();
+    assert_eq!(
+        in_file, conn_of,
+        "each on the connection the server recorded"
+    );
+    // After the export the box draws only what is in view again.
+    let after = eventually("the view back to the rows in view", LIMIT, async || {
+        let v = chrome.eval(&page, rows).await;
+        let tags: Vec<String> = serde_json::from_value(v).ok()?;
+        (tags.len() < 200).then_some(tags)
+    })
+    .await;
+    assert!(after.iter().any(|t| t.ends_with("-200")));
+}

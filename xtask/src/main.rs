@@ -2,7 +2,9 @@
 //!
 //! - `build`: compiles the frontend to wasm32 with the size profile, generates
 //!   its JS glue with `wasm-bindgen-cli-support` used as a library (no CLI to
-//!   install, nothing downloaded), and assembles `dist/`.
+//!   install, nothing downloaded), and assembles `dist/`. `build --names DIR`
+//!   assembles a copy that keeps the Rust functions' names, so a CPU profile
+//!   of the page (`keepalive-lab-bench --profile`) names them.
 //! - `run [SERVER FLAGS]`: `build`, then starts the server on `dist/`.
 //! - `test`: `build`, installs Debian's Chromium if it is missing (apt, as
 //!   root or with sudo), then every test in the workspace (including the
@@ -28,6 +30,7 @@ const USAGE: &str = "\
 usage: cargo xtask <command>
 
   build                 build the frontend into dist/
+  build --names DIR     the same, keeping function names (for CPU profiles), into DIR
   run [SERVER FLAGS]    build, then start the lab (flags: --port N, --bind ADDR)
   test                  build, then run every test, then fmt and clippy checks
   dist                  one self-contained release binary with the page built in; prints its path
@@ -41,7 +44,11 @@ fn main() -> ExitCode {
     let command = args.next();
     let rest: Vec<String> = args.collect();
     let outcome = match command.as_deref() {
-        Some("build") => build().map(|_| ()),
+        Some("build") => match rest.as_slice() {
+            [] => build().map(|_| ()),
+            [flag, dir] if flag == "--names" => build_into(Path::new(dir), true).map(|_| ()),
+            _ => Err(format!("`build` takes nothing or `--names DIR`\n\n{USAGE}")),
+        },
         Some("run") => build().and_then(|dist| run(&dist, &rest)),
         Some("test") => build().and_then(|dist| test(&dist)),
         Some("bench") => build().and_then(|dist| bench(&dist, &rest)),
@@ -115,10 +122,27 @@ fn ensure_wasm_target() -> Result {
 
 /// Builds the frontend and assembles `dist/`; returns its path.
 fn build() -> Result<PathBuf> {
+    build_into(&root().join("dist"), false)
+}
+
+/// Builds the frontend and assembles it in `dist`; with `names`, the wasm
+/// keeps every function's name (its own target directory, so the stripped
+/// build's artifacts stay as they are).
+fn build_into(dist: &Path, names: bool) -> Result<PathBuf> {
     ensure_wasm_target()?;
     let root = root();
+    let mut target_dir = env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    let mut build = cargo();
+    if names {
+        target_dir = target_dir.join("wasm-names");
+        build
+            .env("CARGO_TARGET_DIR", &target_dir)
+            .env("CARGO_PROFILE_WASM_RELEASE_STRIP", "none");
+    }
     // Both pages: the participant's (`app`) and the instructor's.
-    status(cargo().args([
+    status(build.args([
         "build",
         "--package",
         "keepalive-lab-frontend",
@@ -128,17 +152,13 @@ fn build() -> Result<PathBuf> {
         "--profile",
         WASM_PROFILE,
     ]))?;
-    let target_dir = env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"));
-    let dist = root.join("dist");
-    fs::create_dir_all(&dist).map_err(|e| format!("cannot create {}: {e}", dist.display()))?;
+    fs::create_dir_all(dist).map_err(|e| format!("cannot create {}: {e}", dist.display()))?;
     for page in PAGES {
         let wasm = target_dir
             .join(WASM_TARGET)
             .join(WASM_PROFILE)
             .join(format!("{page}.wasm"));
-        if is_newer(&wasm, &dist.join(format!("{page}_bg.wasm"))) {
+        if names || is_newer(&wasm, &dist.join(format!("{page}_bg.wasm"))) {
             let mut bindgen = wasm_bindgen_cli_support::Bindgen::new();
             bindgen
                 .input_path(&wasm)
@@ -146,13 +166,13 @@ fn build() -> Result<PathBuf> {
                 // The Rust code's names are stripped already (`strip` in the
                 // profile); these are the ones wasm-bindgen gives its own
                 // shims, 6 KB that only a debugger reads.
-                .remove_name_section(true)
+                .remove_name_section(!names)
                 .remove_producers_section(true)
                 .typescript(false)
                 .web(true)
                 .map_err(|e| format!("wasm-bindgen: {e}"))?;
             bindgen
-                .generate(&dist)
+                .generate(dist)
                 .map_err(|e| format!("wasm-bindgen could not process {}: {e}", wasm.display()))?;
         }
     }
@@ -173,7 +193,7 @@ fn build() -> Result<PathBuf> {
     .collect::<Vec<_>>()
     .join(", ");
     eprintln!("xtask: frontend built into {} ({sizes})", dist.display());
-    Ok(dist)
+    Ok(dist.to_path_buf())
 }
 
 /// True when `source` was modified after `output` (or `output` is missing).

@@ -90,6 +90,10 @@ pub fn App(props: &AppProps) -> Html {
     let selected = use_state(|| None::<u32>);
     let projector = use_state(|| false);
     let export_problem = use_state(|| None::<String>);
+    // An SVG export asked for: the timeline draws every row of the run (a
+    // long run draws only those in view), and the file is taken after that
+    // render, so it holds the whole run.
+    let svg_export = use_state(|| false);
     let agent_settings = use_state(AgentSettings::default);
     // The newest agent run, rebuilt only when an agent event arrived.
     let agent = {
@@ -270,8 +274,25 @@ pub fn App(props: &AppProps) -> Html {
     .cloned();
     let groups = crate::timeline::LaneGroups::of(&state, run.as_deref());
 
+    {
+        let (svg_export, export_problem, run) =
+            (svg_export.clone(), export_problem.clone(), run.clone());
+        use_effect_with(*svg_export, move |asked| {
+            if let (true, Some(run)) = (*asked, &run) {
+                let saved = download::outer_html("timeline")
+                    .ok_or_else(|| "no timeline to export yet".to_owned())
+                    .and_then(|svg| {
+                        let name = format!("keepalive-lab-{}.svg", run.name());
+                        download::save(&name, "image/svg+xml", &svg)
+                    });
+                export_problem.set(saved.err());
+                svg_export.set(false);
+            }
+        });
+    }
     let on_export = {
         let (state, run, export_problem) = (state.clone(), run.clone(), export_problem.clone());
+        let svg_export = svg_export.clone();
         Callback::from(move |kind: &'static str| {
             let Some(run) = &run else { return };
             let lanes: Vec<&Lane> = state.lanes.values().map(|l| &**l).collect();
@@ -287,9 +308,10 @@ pub fn App(props: &AppProps) -> Html {
                     "application/json",
                     &har::export(run, &state.clock),
                 ),
-                _ => download::outer_html("timeline")
-                    .ok_or_else(|| "no timeline to export yet".to_owned())
-                    .and_then(|svg| download::save(&format!("{name}.svg"), "image/svg+xml", &svg)),
+                _ => {
+                    svg_export.set(true);
+                    return;
+                }
             };
             export_problem.set(saved.err());
         })
@@ -348,7 +370,7 @@ pub fn App(props: &AppProps) -> Html {
             if let View::Lessons(lesson) = (*view).clone() {
                 <LessonView {lesson} state={state.clone()} fire={fire.clone()} send={send.clone()} open={open_lesson}
                     ready={other_ports.is_some() && state.config.is_some()} https_origins={https_origins.clone()} />
-                <TimelineView run={run.clone()} groups={groups} clock={state.clock} agent={(*agent).clone()} agent_links={agent_links.clone()} />
+                <TimelineView run={run.clone()} groups={groups} clock={state.clock} agent={(*agent).clone()} agent_links={agent_links.clone()} whole={false} />
             } else {
                 <div class="bench">
                     <Composer settings={*settings} on_change={on_settings} on_fire={on_fire} on_release={on_release}
@@ -363,7 +385,7 @@ pub fn App(props: &AppProps) -> Html {
                 </div>
                 { measured(&MeasuredProps { run: run.clone(), events_dropped: state.events_dropped,
                     tally: run.as_deref().map(|r| crate::tally::Tally::of(r, &state)) }) }
-                <TimelineView run={run.clone()} groups={groups} clock={state.clock} agent={(*agent).clone()} agent_links={agent_links.clone()} />
+                <TimelineView run={run.clone()} groups={groups} clock={state.clock} agent={(*agent).clone()} agent_links={agent_links.clone()} whole={*svg_export} />
                 { runs(&RunsProps { runs: state.runs.iter().map(|r| (r.id, summary(r))).collect(),
                     selected: run.as_ref().map(|r| r.id), on_select, on_export,
                     problem: (*export_problem).clone() }) }

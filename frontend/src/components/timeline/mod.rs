@@ -34,7 +34,9 @@ use crate::clock::ClockSync;
 use crate::palette;
 use crate::state::{Lane, Run};
 use crate::tally::count;
-use crate::timeline::{LaneGroups, Scale, Segment, agent_extent, run_extent, shown, window};
+use crate::timeline::{
+    LaneGroups, Scale, Segment, agent_extent, rows_to_draw, run_extent, shown, window,
+};
 use details::details;
 use now_line::NowLine;
 use row::{Item, Row};
@@ -237,6 +239,8 @@ pub struct TimelineProps {
     pub agent: Option<Rc<AgentView>>,
     /// Its sockets' server connections (socket, connection).
     pub agent_links: Vec<(u32, ConnId)>,
+    /// Draw every row, also those out of view (for an SVG export).
+    pub whole: bool,
 }
 
 impl PartialEq for TimelineProps {
@@ -246,6 +250,7 @@ impl PartialEq for TimelineProps {
             && self.agent_links == other.agent_links
             && self.groups == other.groups
             && self.clock == other.clock
+            && self.whole == other.whole
     }
 }
 
@@ -275,6 +280,10 @@ pub fn TimelineView(props: &TimelineProps) -> Html {
         let conn = props.agent_links.iter().find(|(s, _)| *s == socket)?.1;
         g.agent.iter().find(|l| l.conn == conn)
     };
+    // What of the drawing is on screen: a long run draws only those rows
+    // (and a margin), in blocks of ten rows.
+    let present = (props.run.is_some() && show_browser) || agent.is_some();
+    let (in_view, onscroll) = crate::hooks::use_in_view(present, WIDTH, ROW * 10.0);
     let empty = Rc::new(Run::empty());
     let run = match &props.run {
         Some(run) if show_browser => run,
@@ -388,6 +397,12 @@ pub fn TimelineView(props: &TimelineProps) -> Html {
     }
     let height = y + 6.0;
 
+    // A long run's rows off screen are not drawn (its height is kept).
+    let drawn_rows = if props.whole {
+        0..run.requests.len()
+    } else {
+        rows_to_draw(run.requests.len(), rows_top, ROW, in_view)
+    };
     let lane = |l: &Rc<Lane>, y: f64| {
         html! {
             <Row key={l.conn.0} item={Item::Lane(l.clone())} y={y} scale={scale} clock={props.clock}
@@ -422,7 +437,7 @@ pub fn TimelineView(props: &TimelineProps) -> Html {
                     { Html::from_html_unchecked(AttrValue::Static(LEGEND_AGENT)) }
                 }
             </div>
-            <div class="scroll" tabindex="0" {onkeydown} aria-label="Timeline: + and - zoom, arrows pan, 0 fits">
+            <div class="scroll" tabindex="0" {onkeydown} {onscroll} aria-label="Timeline: + and - zoom, arrows pan, 0 fits">
             <svg id="timeline" xmlns="http://www.w3.org/2000/svg" viewBox={format!("0 0 {} {}", px(WIDTH), px(height))}
                 width="100%" role="list" aria-label="Requests and connections on one time axis">
                 <style>{ palette::CSS }</style>
@@ -440,7 +455,7 @@ pub fn TimelineView(props: &TimelineProps) -> Html {
                 { column_text("section", "CONNECTION · RESPONSE HEADERS", browser_title, true) }
                 // Keyed by position, not by tag: the next run's rows patch these
                 // elements instead of creating 200 new ones.
-                { for run.requests.iter().enumerate().map(|(i, r)| {
+                { for run.requests.iter().enumerate().skip(drawn_rows.start).take(drawn_rows.len()).map(|(i, r)| {
                     let highlighted = highlight.is_some()
                         && (r.conn == highlight || r.attempts.iter().any(|a| Some(a.conn) == highlight));
                     html! {

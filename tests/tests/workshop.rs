@@ -124,6 +124,80 @@ async fn the_instructor_sees_what_every_participant_measured_and_moves_the_room(
         assert!(p.browser.starts_with("Chrome"), "{}", p.browser);
     }
 
+    // The chart: for the lesson in play, how many predicted and how many
+    // measured each value, as the participants' reports at the server say.
+    let lesson = teacher
+        .eval(
+            &instructor,
+            "document.querySelector('section.instructor h3').textContent",
+        )
+        .await;
+    let lesson = lesson
+        .as_str()
+        .and_then(|t| t.strip_prefix("Predicted and measured: "))
+        .expect("the lesson in play")
+        .to_owned();
+    let mut expected: std::collections::BTreeMap<String, (u32, u32)> = Default::default();
+    for p in &room {
+        if let Some(r) = p.reports.iter().find(|r| r.lesson == lesson) {
+            if let Some(v) = &r.prediction {
+                expected.entry(v.clone()).or_default().0 += 1;
+            }
+            if let Some(v) = &r.answer {
+                expected.entry(v.clone()).or_default().1 += 1;
+            }
+        }
+    }
+    assert_eq!(lesson, "six-lanes", "the first lesson is in play");
+    assert_eq!(
+        expected.len(),
+        2,
+        "two predictions (6 and 5), one answer: {expected:?}"
+    );
+    let drawn = teacher
+        .eval(
+            &instructor,
+            "Array.from(document.querySelectorAll('svg.room-chart g'))                .map(g => Array.from(g.querySelectorAll('text')).map(t => t.textContent))",
+        )
+        .await;
+    let drawn: Vec<Vec<String>> = serde_json::from_value(drawn).expect("the chart's rows");
+    let drawn: std::collections::BTreeMap<String, (u32, u32)> = drawn
+        .into_iter()
+        .map(|row| {
+            let n = |t: &str| {
+                t.split(' ')
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .expect("a count")
+            };
+            (row[0].clone(), (n(&row[1]), n(&row[2])))
+        })
+        .collect();
+    assert_eq!(drawn, expected, "the chart is the room's record");
+
+    // A new round forgets every report, at the server and on the chart.
+    teacher
+        .eval(&instructor, "document.getElementById('reset').click()")
+        .await;
+    eventually("the reports forgotten", LIMIT, async || {
+        lab.sessions()
+            .participants()
+            .iter()
+            .all(|p| p.reports.is_empty())
+            .then_some(())
+    })
+    .await;
+    eventually("the chart emptied", LIMIT, async || {
+        let bars = teacher
+            .eval(
+                &instructor,
+                "document.querySelectorAll('svg.room-chart').length",
+            )
+            .await;
+        (bars == 0).then_some(())
+    })
+    .await;
+
     // Move the room to the pools lesson: both pages open it.
     teacher
         .eval(

@@ -1268,9 +1268,12 @@ impl LabState {
                 let moves = self.room_lesson.as_ref().map_or(0, |(_, n)| n + 1);
                 self.room_lesson = Some((lesson, moves));
             }
+            // HTTP/2 frames: recorded by the server, not drawn (yet).
             ServerEvent::Pong { .. }
             | ServerEvent::Released { .. }
-            | ServerEvent::ParticipantChanged { .. } => {}
+            | ServerEvent::ParticipantChanged { .. }
+            | ServerEvent::StreamReset { .. }
+            | ServerEvent::GoAway { .. } => {}
             ServerEvent::MiddleboxChanged {
                 settings, session, ..
             } => {

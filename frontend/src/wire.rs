@@ -1084,6 +1084,22 @@ impl FromJson for ServerEvent {
                 tls_version: o.or_default("tls_version"),
                 at_us: o.get("at_us"),
             },
+            "stream_reset" => ServerEvent::StreamReset {
+                conn: o.get("conn"),
+                stream: o.get("stream"),
+                request: o.or_default("request"),
+                by: o.get("by"),
+                code: o.get("code"),
+                at_us: o.get("at_us"),
+            },
+            "goaway" => ServerEvent::GoAway {
+                conn: o.get("conn"),
+                by: o.get("by"),
+                last_stream: o.get("last_stream"),
+                code: o.get("code"),
+                debug: o.or_default("debug"),
+                at_us: o.get("at_us"),
+            },
             "connection_closed" => ServerEvent::ConnectionClosed {
                 conn: o.get("conn"),
                 reason: o.get("reason"),
@@ -1532,6 +1548,22 @@ mod tests {
     #[test]
     fn values_serde_writes_read_back_the_same() {
         let events = [
+            ServerEvent::StreamReset {
+                conn: ConnId(7),
+                stream: 0x7fff_ffff,
+                request: None,
+                by: Initiator::Server,
+                code: u32::MAX,
+                at_us: 3,
+            },
+            ServerEvent::GoAway {
+                conn: ConnId(7),
+                by: Initiator::Client,
+                last_stream: 0,
+                code: 0xb,
+                debug: "too_many_resets \"é\"".into(),
+                at_us: 4,
+            },
             ServerEvent::Pong {
                 client_time_ms: 0.1 + 0.2,
                 server_us: u64::MAX,

@@ -274,7 +274,8 @@ pub enum RaceClose {
     Rst,
 }
 
-/// Which side started a WebSocket close handshake.
+/// Which side started a WebSocket close handshake, or sent an HTTP/2
+/// `RST_STREAM` or `GOAWAY` frame.
 ///
 /// ```json
 /// "client"
@@ -304,6 +305,29 @@ pub fn truncate_target(target: &str) -> String {
         end -= 1;
     }
     format!("{}…", &target[..end])
+}
+
+/// The name of an HTTP/2 error code (RFC 9113 §7), as in `RST_STREAM` and
+/// `GOAWAY` frames: `CANCEL` for 0x8. `None` for a code the RFC does not name
+/// (a peer may send any 32-bit value).
+pub fn h2_error_name(code: u32) -> Option<&'static str> {
+    const NAMES: [&str; 14] = [
+        "NO_ERROR",
+        "PROTOCOL_ERROR",
+        "INTERNAL_ERROR",
+        "FLOW_CONTROL_ERROR",
+        "SETTINGS_TIMEOUT",
+        "STREAM_CLOSED",
+        "FRAME_SIZE_ERROR",
+        "REFUSED_STREAM",
+        "CANCEL",
+        "COMPRESSION_ERROR",
+        "CONNECT_ERROR",
+        "ENHANCE_YOUR_CALM",
+        "INADEQUATE_SECURITY",
+        "HTTP_1_1_REQUIRED",
+    ];
+    NAMES.get(usize::try_from(code).ok()?).copied()
 }
 
 /// What a connection was upgraded to, so the page can show it apart from the
@@ -521,6 +545,63 @@ pub enum ServerEvent {
         #[serde(default)]
         tls_version: String,
         /// When the handshake completed.
+        at_us: Micros,
+    },
+    /// An HTTP/2 stream was reset: a `RST_STREAM` frame crossed the
+    /// connection, read from the client (`by: client`: the browser cancelled
+    /// the request, an `AbortController`, a closed tab's fetch) or written by
+    /// the server (`by: server`: the lab's hang timeout, or hyper/h2 refusing
+    /// a stream over `SETTINGS_MAX_CONCURRENT_STREAMS` with `REFUSED_STREAM`).
+    /// Taken from the frame itself on the decrypted connection, so `code` is
+    /// the HTTP/2 error code on the wire (RFC 9113 §7: 0x8 `CANCEL`, 0x2
+    /// `INTERNAL_ERROR`, 0x7 `REFUSED_STREAM`; [`h2_error_name`]). `request`
+    /// is the lab's request the stream carried, `null` when the stream never
+    /// became one (refused) or is no longer remembered. A reset request also
+    /// gets its `request_finished` (`aborted`), before or after this event.
+    ///
+    /// ```json
+    /// {"type": "stream_reset", "conn": 7, "stream": 5, "request": 31, "by": "client", "code": 8, "at_us": 9100}
+    /// ```
+    StreamReset {
+        /// The connection.
+        conn: ConnId,
+        /// The HTTP/2 stream id (odd: the client opened it).
+        stream: u32,
+        /// The request the stream carried, when it became one.
+        #[serde(default)]
+        request: Option<RequestId>,
+        /// Who sent the `RST_STREAM`.
+        by: Initiator,
+        /// The HTTP/2 error code it carried.
+        code: u32,
+        /// When the frame was read or written.
+        at_us: Micros,
+    },
+    /// A `GOAWAY` frame crossed an HTTP/2 connection: the server's (idle
+    /// timeout, session ended, shutdown: a graceful one says `NO_ERROR` with
+    /// last stream 2^31-1 first, then again with the last stream it
+    /// processed) or the client's (a browser closing the connection).
+    /// Read from the frame on the decrypted connection, like
+    /// [`ServerEvent::StreamReset`].
+    ///
+    /// ```json
+    /// {"type": "goaway", "conn": 7, "by": "server", "last_stream": 2147483647, "code": 0, "at_us": 9300}
+    /// ```
+    #[serde(rename = "goaway")]
+    GoAway {
+        /// The connection.
+        conn: ConnId,
+        /// Who sent it.
+        by: Initiator,
+        /// The last stream id its sender says it processed (or may still
+        /// process).
+        last_stream: u32,
+        /// The HTTP/2 error code (0 `NO_ERROR` for a graceful close).
+        code: u32,
+        /// Its debug data, as text (at most 128 bytes), if it had any.
+        #[serde(default)]
+        debug: String,
+        /// When the frame was read or written.
         at_us: Micros,
     },
     /// The TCP connection is gone.
@@ -1141,6 +1222,44 @@ mod tests {
         for json in examples {
             round_trip::<ServerEvent>(json);
         }
+    }
+
+    #[test]
+    fn http2_frame_events_round_trip_and_read_without_their_optional_fields() {
+        let reset: ServerEvent = round_trip(
+            r#"{"type": "stream_reset", "conn": 7, "stream": 5, "request": 31, "by": "client", "code": 8, "at_us": 9100}"#,
+        );
+        assert_eq!(
+            reset,
+            ServerEvent::StreamReset {
+                conn: ConnId(7),
+                stream: 5,
+                request: Some(RequestId(31)),
+                by: Initiator::Client,
+                code: 8,
+                at_us: 9100,
+            }
+        );
+        // A refused stream never became a request.
+        let refused: ServerEvent = round_trip(
+            r#"{"type": "stream_reset", "conn": 7, "stream": 9, "by": "server", "code": 7, "at_us": 1}"#,
+        );
+        assert!(matches!(
+            refused,
+            ServerEvent::StreamReset { request: None, .. }
+        ));
+        let goaway: ServerEvent = round_trip(
+            r#"{"type": "goaway", "conn": 7, "by": "server", "last_stream": 2147483647, "code": 0, "at_us": 9300}"#,
+        );
+        assert!(matches!(
+            goaway,
+            ServerEvent::GoAway { by: Initiator::Server, last_stream: 2147483647, code: 0, ref debug, .. } if debug.is_empty()
+        ));
+        assert_eq!(h2_error_name(8), Some("CANCEL"));
+        assert_eq!(h2_error_name(0), Some("NO_ERROR"));
+        assert_eq!(h2_error_name(0xd), Some("HTTP_1_1_REQUIRED"));
+        assert_eq!(h2_error_name(0xe), None);
+        assert_eq!(h2_error_name(u32::MAX), None);
     }
 
     #[test]

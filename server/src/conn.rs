@@ -28,8 +28,8 @@ use axum::http::{HeaderName, HeaderValue, Method, Response, StatusCode, Uri};
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
 use protocol::{
-    CloseReason, ConnId, RaceClose, RequestId, RequestOutcome, ServerEvent, ServerPolicy,
-    SessionId, UpgradeRole, headers,
+    CloseReason, ConnId, Initiator, RaceClose, RequestId, RequestOutcome, ServerEvent,
+    ServerPolicy, SessionId, UpgradeRole, headers,
 };
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
@@ -47,6 +47,10 @@ const RACE_PEEK: usize = 1024;
 const DROP_NONE: u8 = 0;
 const DROP_FIN: u8 = 1;
 const DROP_RST: u8 = 2;
+
+/// Finished HTTP/2 requests whose stream id is remembered (a reset may come
+/// after the request ended: the server's own, written once its handler gave up).
+const H2_FINISHED_KEPT: usize = 32;
 
 /// Headers a page on another origin must be allowed to read (with CORS).
 const EXPOSED_HEADERS: &str = "x-conn-id, x-request-seq, x-request-id, keep-alive, connection";
@@ -125,9 +129,25 @@ pub struct Conn {
     /// HTTP/1.1 keep-alive headers, and bytes between requests are frames
     /// (`WINDOW_UPDATE`, `PING`, …), not a head arriving.
     http2: AtomicBool,
+    /// HTTP/2 only: which stream carries which request (`tls::frames`).
+    h2: Mutex<Option<Box<H2Streams>>>,
     /// The first cause of the close that anybody recorded. Later ones are
     /// consequences of the first (a shutdown causes errors, for instance).
     reason: Mutex<Option<CloseReason>>,
+}
+
+/// An HTTP/2 connection's streams as far as the lab needs them: the stream
+/// whose head was handed to hyper last (hyper calls the service for it
+/// before it is handed another: `tls::frames`), and the lab's request on each
+/// stream in flight and on the last [`H2_FINISHED_KEPT`] finished ones.
+#[derive(Debug, Default)]
+struct H2Streams {
+    /// The last stream the client opened whose head hyper has been handed.
+    opened: u32,
+    /// A request was given `opened` already.
+    taken: bool,
+    /// (stream, request, finished), oldest first.
+    requests: Vec<(u32, RequestId, bool)>,
 }
 
 /// What the watchdog sees of a connection.
@@ -208,6 +228,7 @@ impl Conn {
             body_unfinished: AtomicBool::new(false),
             reset_on_close: AtomicBool::new(false),
             http2: AtomicBool::new(false),
+            h2: Mutex::new(None),
             reason: Mutex::new(None),
         })
     }
@@ -403,6 +424,7 @@ impl Conn {
         self.activity.notify_one();
         let seq = self.requests.fetch_add(1, Ordering::Relaxed) + 1;
         let request = self.lab.tracker().next_request_id();
+        let stream = self.h2_assign(request);
         let target = uri
             .path_and_query()
             .map_or_else(|| uri.path(), |pq| pq.as_str());
@@ -422,6 +444,7 @@ impl Conn {
                 conn: self.clone(),
                 request,
                 seq,
+                stream,
             },
             upgraded: false,
             done: false,
@@ -431,11 +454,87 @@ impl Conn {
         }
     }
 
+    /// HTTP/2: hyper has just been handed the complete head of `stream`, a
+    /// stream the client opened (`tls::frames`); the next request is on it.
+    pub(crate) fn h2_stream_opened(&self, stream: u32) {
+        let mut h2 = self.h2.lock().unwrap_or_else(|p| p.into_inner());
+        let h2 = h2.get_or_insert_with(Box::default);
+        h2.opened = stream;
+        h2.taken = false;
+    }
+
+    /// The stream of the request `request` starting now (0 over HTTP/1.1,
+    /// or if no new stream's head came since the last request: unknown
+    /// rather than guessed).
+    fn h2_assign(&self, request: RequestId) -> u32 {
+        let mut h2 = self.h2.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(h2) = h2.as_mut() else {
+            return 0;
+        };
+        if std::mem::replace(&mut h2.taken, true) || h2.opened == 0 {
+            return 0;
+        }
+        h2.requests.push((h2.opened, request, false));
+        h2.opened
+    }
+
+    /// HTTP/2: the request on `stream` ended; its stream is remembered for
+    /// a while (a reset can follow).
+    fn h2_finished(&self, stream: u32) {
+        let mut h2 = self.h2.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(h2) = h2.as_mut() else {
+            return;
+        };
+        if let Some(entry) = h2.requests.iter_mut().find(|e| e.0 == stream) {
+            entry.2 = true;
+        }
+        if h2.requests.iter().filter(|e| e.2).count() > H2_FINISHED_KEPT
+            && let Some(oldest) = h2.requests.iter().position(|e| e.2)
+        {
+            h2.requests.remove(oldest);
+        }
+    }
+
+    /// A `RST_STREAM` frame for `stream` with error `code` crossed the
+    /// connection, sent `by` the client or the server.
+    pub(crate) fn h2_reset(&self, stream: u32, by: Initiator, code: u32) {
+        let request = self
+            .h2
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .and_then(|h2| h2.requests.iter().find(|e| e.0 == stream).map(|e| e.1));
+        self.lab.tracker().emit(|at_us| ServerEvent::StreamReset {
+            conn: self.id,
+            stream,
+            request,
+            by,
+            code,
+            at_us,
+        });
+    }
+
+    /// A `GOAWAY` frame crossed the connection, sent `by` the client or the
+    /// server.
+    pub(crate) fn h2_goaway(&self, by: Initiator, last_stream: u32, code: u32, debug: String) {
+        self.lab.tracker().emit(|at_us| ServerEvent::GoAway {
+            conn: self.id,
+            by,
+            last_stream,
+            code,
+            debug,
+            at_us,
+        });
+    }
+
     /// Its TLS handshake completed (a TLS port): the bytes so far were the
     /// handshake, so the idle timer starts now; `http2` when ALPN chose
     /// `h2`. Announces the protocol.
     pub fn secured(&self, http2: bool, alpn: Option<String>, tls_version: String) {
         self.http2.store(http2, Ordering::Relaxed);
+        if http2 {
+            *self.h2.lock().unwrap_or_else(|p| p.into_inner()) = Some(Box::default());
+        }
         self.mark_bytes_in();
         self.idle_since_us
             .store(self.lab.tracker().clock().now_us(), Ordering::Relaxed);
@@ -574,6 +673,8 @@ pub struct RequestCtx {
     pub request: RequestId,
     /// n-th request on the connection.
     pub seq: u32,
+    /// Its HTTP/2 stream id; 0 over HTTP/1.1 (or not known).
+    pub stream: u32,
 }
 
 /// Reports the end of one request exactly once: completed when its body was
@@ -626,6 +727,9 @@ impl RequestGuard {
             (false, false) => RequestOutcome::Aborted,
         };
         let conn = &self.ctx.conn;
+        if self.ctx.stream != 0 {
+            conn.h2_finished(self.ctx.stream);
+        }
         conn.mark_bytes_in();
         conn.idle_since_us
             .store(conn.lab.tracker().clock().now_us(), Ordering::Relaxed);

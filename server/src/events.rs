@@ -279,6 +279,8 @@ impl Filter {
             | ServerEvent::RequestFinished { conn, .. }
             | ServerEvent::ConnectionUpgraded { conn, .. }
             | ServerEvent::ConnectionSecured { conn, .. }
+            | ServerEvent::StreamReset { conn, .. }
+            | ServerEvent::GoAway { conn, .. }
             | ServerEvent::ConnectionHidden { conn } => {
                 if self.visible.contains(conn) {
                     vec![event]

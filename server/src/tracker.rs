@@ -460,7 +460,9 @@ fn route_of(table: &BTreeMap<ConnId, ConnRecord>, event: &ServerEvent) -> Route 
         | ServerEvent::ResponseStarted { conn, .. }
         | ServerEvent::RequestFinished { conn, .. }
         | ServerEvent::ConnectionUpgraded { conn, .. }
-        | ServerEvent::ConnectionSecured { conn, .. } => conn_route(conn),
+        | ServerEvent::ConnectionSecured { conn, .. }
+        | ServerEvent::StreamReset { conn, .. }
+        | ServerEvent::GoAway { conn, .. } => conn_route(conn),
         ServerEvent::ConfigChanged { session, .. }
         | ServerEvent::Middlebox { session, .. }
         | ServerEvent::MiddleboxChanged { session, .. }

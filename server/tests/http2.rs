@@ -2,12 +2,18 @@
 //! ALPN picks `h2` on the h2 port and `http/1.1` on the h1-only port; twelve
 //! hangs on one HTTP/2 connection are twelve streams of one connection in the
 //! lab's record, a release answers them all; close reasons are recorded
-//! (the client's end, and `GOAWAY` at the idle timeout).
+//! (the client's end, and `GOAWAY` at the idle timeout). `RST_STREAM` and
+//! `GOAWAY` frames are recorded as the wire has them: the tests log the
+//! frames their own client sends and receives ([`WireLog`], a frame reader
+//! written apart from the server's) and compare the lab's record with them.
 
 mod common;
 
+use std::io;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use common::{Viewer, within};
@@ -15,7 +21,8 @@ use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use keepalive_lab_server::tls::{self, Identity, Offer};
 use keepalive_lab_server::{Config, Lab};
-use protocol::{CloseReason, ConnId, ServerEvent};
+use protocol::{CloseReason, ConnId, Initiator, RequestId, RequestOutcome, ServerEvent};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
@@ -93,6 +100,195 @@ async fn h2_client(
             .await
             .expect("HTTP/2 handshake");
     (send, tokio::spawn(connection))
+}
+
+/// A `RST_STREAM` or `GOAWAY` frame as the test's client wrote or read it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Frame {
+    Reset { stream: u32, code: u32 },
+    GoAway { last_stream: u32, code: u32 },
+}
+
+/// One direction of the client's HTTP/2 connection, parsed into frames.
+#[derive(Debug, Default)]
+struct Direction {
+    bytes: Vec<u8>,
+    at: usize,
+    frames: Vec<Frame>,
+}
+
+impl Direction {
+    fn push(&mut self, chunk: &[u8], preface: usize) {
+        self.bytes.extend_from_slice(chunk);
+        if self.at < preface {
+            if self.bytes.len() < preface {
+                return;
+            }
+            self.at = preface;
+        }
+        while self.bytes.len() - self.at >= 9 {
+            let h = &self.bytes[self.at..self.at + 9];
+            let len = u32::from_be_bytes([0, h[0], h[1], h[2]]) as usize;
+            let (kind, stream) = (h[3], u32::from_be_bytes([h[5], h[6], h[7], h[8]]));
+            if self.bytes.len() - self.at < 9 + len {
+                return;
+            }
+            let p = &self.bytes[self.at + 9..self.at + 9 + len];
+            let word = |i: usize| u32::from_be_bytes([p[i], p[i + 1], p[i + 2], p[i + 3]]);
+            match kind {
+                0x3 => self.frames.push(Frame::Reset {
+                    stream: stream & 0x7fff_ffff,
+                    code: word(0),
+                }),
+                0x7 => self.frames.push(Frame::GoAway {
+                    last_stream: word(0) & 0x7fff_ffff,
+                    code: word(4),
+                }),
+                _ => {}
+            }
+            self.at += 9 + len;
+        }
+    }
+}
+
+/// The `RST_STREAM` and `GOAWAY` frames a client sent and received.
+#[derive(Debug, Default)]
+struct Frames {
+    sent: Mutex<Direction>,
+    received: Mutex<Direction>,
+}
+
+impl Frames {
+    fn sent(&self) -> Vec<Frame> {
+        self.sent.lock().unwrap().frames.clone()
+    }
+    fn received(&self) -> Vec<Frame> {
+        self.received.lock().unwrap().frames.clone()
+    }
+}
+
+/// The client's TLS stream, its HTTP/2 frames logged as they pass.
+struct WireLog {
+    inner: TlsStream<TcpStream>,
+    frames: Arc<Frames>,
+}
+
+impl AsyncRead for WireLog {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let poll = Pin::new(&mut this.inner).poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = poll {
+            let chunk = &buf.filled()[before..];
+            this.frames.received.lock().unwrap().push(chunk, 0);
+        }
+        poll
+    }
+}
+
+impl AsyncWrite for WireLog {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let poll = Pin::new(&mut this.inner).poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = poll {
+            // The client's bytes start with the 24-byte connection preface.
+            this.frames.sent.lock().unwrap().push(&buf[..n], 24);
+        }
+        poll
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+/// [`h2_client`] whose `RST_STREAM` and `GOAWAY` frames, each way, are logged.
+async fn h2_logged(
+    tls: TlsStream<TcpStream>,
+) -> (
+    hyper::client::conn::http2::SendRequest<Empty<Bytes>>,
+    tokio::task::JoinHandle<hyper::Result<()>>,
+    Arc<Frames>,
+) {
+    let frames = Arc::new(Frames::default());
+    let io = WireLog {
+        inner: tls,
+        frames: frames.clone(),
+    };
+    let (send, connection) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(io))
+            .await
+            .expect("HTTP/2 handshake");
+    (send, tokio::spawn(connection), frames)
+}
+
+/// The resets and GOAWAYs the lab recorded for `conn` sent by `by`, as frames.
+fn recorded(events: &[ServerEvent], conn: ConnId, by: Initiator) -> Vec<Frame> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            ServerEvent::StreamReset {
+                conn: c,
+                by: b,
+                stream,
+                code,
+                ..
+            } if *c == conn && *b == by => Some(Frame::Reset {
+                stream: *stream,
+                code: *code,
+            }),
+            ServerEvent::GoAway {
+                conn: c,
+                by: b,
+                last_stream,
+                code,
+                ..
+            } if *c == conn && *b == by => Some(Frame::GoAway {
+                last_stream: *last_stream,
+                code: *code,
+            }),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The `request_started` of the request tagged `tag`: its connection and id.
+async fn started(viewer: &mut Viewer, tag: &str) -> (ConnId, RequestId) {
+    let tag = format!("id={tag}");
+    match viewer
+        .next_matching(
+            "the request's request_started",
+            |e| matches!(e, ServerEvent::RequestStarted { target, .. } if target.ends_with(&tag)),
+        )
+        .await
+    {
+        ServerEvent::RequestStarted { conn, request, .. } => (conn, request),
+        _ => unreachable!(),
+    }
+}
+
+/// The HTTP/2 error code in a hyper client error's sources.
+fn h2_code(error: &hyper::Error) -> Option<u32> {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = source {
+        if let Some(h2) = e.downcast_ref::<h2::Error>() {
+            return h2.reason().map(u32::from);
+        }
+        source = e.source();
+    }
+    None
 }
 
 fn alpn(tls: &TlsStream<TcpStream>) -> Option<Vec<u8>> {
@@ -290,7 +486,7 @@ async fn an_idle_h2_connection_gets_goaway_and_closes_as_idle_timeout() {
     .await;
     let mut viewer = Viewer::connect(lab.addr).await;
     let tls = connect(lab.h2, &lab.identity).await;
-    let (mut send, driver) = h2_client(tls).await;
+    let (mut send, driver, wire) = h2_logged(tls).await;
     let response = within(
         "an answer",
         send.send_request(get(lab.h2, "/api/fast?id=idle")),
@@ -305,6 +501,36 @@ async fn an_idle_h2_connection_gets_goaway_and_closes_as_idle_timeout() {
         .expect("a clean end after GOAWAY");
     let closed = viewer.closed(conn).await;
     assert_eq!(closed.reason, CloseReason::IdleTimeout);
+    // The lab's record of its GOAWAYs is what the client received: h2's
+    // graceful NO_ERROR, first naming the highest stream id possible (a
+    // second one, naming the last stream processed, would follow the
+    // client's answer to the PING sent with it; a client with nothing in
+    // flight may close first).
+    let received = wire.received();
+    assert_eq!(
+        received.first(),
+        Some(&Frame::GoAway {
+            last_stream: 0x7fff_ffff,
+            code: 0
+        }),
+        "{received:?}"
+    );
+    assert!(
+        received
+            .iter()
+            .all(|f| matches!(f, Frame::GoAway { code: 0, .. })),
+        "{received:?}"
+    );
+    // The lab records each frame as hyper hands it to TLS: the client
+    // received those it read before it closed (here, typically, not the
+    // second GOAWAY), each with the code recorded.
+    let sent = recorded(&viewer.seen, conn, Initiator::Server);
+    assert!(sent.starts_with(&received), "{sent:?} against {received:?}");
+    assert!(
+        sent.iter()
+            .all(|f| matches!(f, Frame::GoAway { code: 0, .. })),
+        "{sent:?}"
+    );
 }
 
 #[tokio::test]
@@ -351,7 +577,7 @@ async fn shutdown_answers_a_hang_over_h2_says_goaway_and_records_shutdown() {
     // A subscriber that outlives the shutdown, to see every close.
     let (_, mut events) = lab.lab.subscribe(None);
     let tls = connect(lab.h2, &lab.identity).await;
-    let (mut send, driver) = h2_client(tls).await;
+    let (mut send, driver, wire) = h2_logged(tls).await;
     let hang = tokio::spawn(send.send_request(get(lab.h2, "/api/hang?id=held")));
     common::wait_for_hangs(&lab.lab, 1).await;
 
@@ -366,6 +592,7 @@ async fn shutdown_answers_a_hang_over_h2_says_goaway_and_records_shutdown() {
         .await
         .expect("the task")
         .expect("a clean end");
+    let mut seen = Vec::new();
     let reason = within("the close", async {
         loop {
             match events.recv().await {
@@ -374,13 +601,30 @@ async fn shutdown_answers_a_hang_over_h2_says_goaway_and_records_shutdown() {
                 }) if c == conn => {
                     break reason;
                 }
-                Ok(_) => {}
+                Ok(event) => seen.push(event),
                 Err(e) => panic!("the event stream ended: {e}"),
             }
         }
     })
     .await;
     assert_eq!(reason, CloseReason::Shutdown);
+    // Recorded as received: the graceful GOAWAY (NO_ERROR).
+    let received = wire.received();
+    assert_eq!(
+        received.first(),
+        Some(&Frame::GoAway {
+            last_stream: 0x7fff_ffff,
+            code: 0
+        }),
+        "{received:?}"
+    );
+    let sent = recorded(&seen, conn, Initiator::Server);
+    assert!(sent.starts_with(&received), "{sent:?} against {received:?}");
+    assert!(
+        sent.iter()
+            .all(|f| matches!(f, Frame::GoAway { code: 0, .. })),
+        "{sent:?}"
+    );
 }
 
 #[tokio::test]
@@ -412,13 +656,45 @@ async fn a_hang_timeout_over_h2_resets_its_stream_and_the_connection_goes_on() {
     let lab = start_tls(config).await;
     let mut viewer = Viewer::connect(lab.addr).await;
     let tls = connect(lab.h2, &lab.identity).await;
-    let (mut send, driver) = h2_client(tls).await;
+    let (mut send, driver, wire) = h2_logged(tls).await;
     let reset = within(
         "the hang's stream reset",
         send.send_request(get(lab.h2, "/api/hang?id=late")),
     )
     .await;
-    assert!(reset.is_err(), "the stream is reset, unanswered: {reset:?}");
+    let error = reset.expect_err("the stream is reset, unanswered");
+    // What the client got: RST_STREAM on the hang's stream (the first, 1),
+    // with hyper's code for a failed service, INTERNAL_ERROR.
+    let code = h2_code(&error).expect("an HTTP/2 error code in the client's error");
+    assert_eq!(code, u32::from(h2::Reason::INTERNAL_ERROR), "{error:?}");
+    assert_eq!(wire.received(), vec![Frame::Reset { stream: 1, code }]);
+    // What the lab recorded: the server reset that stream, that request,
+    // with that code; the request itself ended aborted.
+    let (conn, request) = started(&mut viewer, "late").await;
+    let recorded_reset = viewer
+        .next_matching(
+            "the server's stream_reset",
+            |e| matches!(e, ServerEvent::StreamReset { conn: c, .. } if *c == conn),
+        )
+        .await;
+    assert_eq!(
+        recorded_reset,
+        ServerEvent::StreamReset {
+            conn,
+            stream: 1,
+            request: Some(request),
+            by: Initiator::Server,
+            code,
+            at_us: match recorded_reset {
+                ServerEvent::StreamReset { at_us, .. } => at_us,
+                _ => unreachable!(),
+            },
+        }
+    );
+    assert!(viewer.seen.iter().any(|e| matches!(
+        e,
+        ServerEvent::RequestFinished { request: r, outcome: RequestOutcome::Aborted, .. } if *r == request
+    )));
     // The same connection still answers.
     let response = within(
         "an answer after the reset",
@@ -509,4 +785,220 @@ async fn the_limited_port_says_four_streams_and_a_client_holds_the_rest_back() {
         let response = answer.await.expect("task").expect("response");
         assert_eq!(response.status(), 200);
     }
+}
+
+#[tokio::test]
+async fn a_stream_the_client_cancels_is_recorded_as_reset_by_the_client_with_cancel() {
+    let lab = start_tls(common::config()).await;
+    let mut viewer = Viewer::connect(lab.addr).await;
+    let tls = connect(lab.h2, &lab.identity).await;
+    let (send, driver, wire) = h2_logged(tls).await;
+    // Three held requests, three streams of one connection; the middle one
+    // is cancelled, so the record must tell the streams apart.
+    let mut held = Vec::new();
+    for (n, tag) in ["c1", "c2", "c3"].into_iter().enumerate() {
+        let mut send = send.clone();
+        let request = get(lab.h2, &format!("/api/hang?id={tag}"));
+        held.push(tokio::spawn(
+            async move { send.send_request(request).await },
+        ));
+        common::wait_for_hangs(&lab.lab, n + 1).await;
+    }
+    let (conn, _) = started(&mut viewer, "c1").await;
+    let (_, cancelled) = started(&mut viewer, "c2").await;
+    // Dropping a response future: hyper's client resets its stream with
+    // CANCEL (hyper's documented cancellation over HTTP/2).
+    let middle = held.remove(1);
+    middle.abort();
+    let _ = middle.await;
+    let recorded_reset = viewer
+        .next_matching(
+            "the client's stream_reset",
+            |e| matches!(e, ServerEvent::StreamReset { conn: c, .. } if *c == conn),
+        )
+        .await;
+    let ServerEvent::StreamReset {
+        stream,
+        request,
+        by,
+        code,
+        ..
+    } = recorded_reset
+    else {
+        unreachable!()
+    };
+    assert_eq!(by, Initiator::Client);
+    assert_eq!(code, 0x8, "CANCEL");
+    assert_eq!(protocol::h2_error_name(code), Some("CANCEL"));
+    assert_eq!(
+        request,
+        Some(cancelled),
+        "the reset is the cancelled request's"
+    );
+    // The frame the client sent, exactly.
+    assert_eq!(wire.sent(), vec![Frame::Reset { stream, code: 8 }]);
+    assert_eq!(stream, 3, "the second stream the client opened");
+    viewer
+        .next_matching("the cancelled request's end", |e| {
+            matches!(e, ServerEvent::RequestFinished { request: r, outcome: RequestOutcome::Aborted, .. } if *r == cancelled)
+        })
+        .await;
+    common::wait_for_hangs(&lab.lab, 2).await;
+
+    // The others go on and are answered on their own streams.
+    assert_eq!(common::release(lab.addr, "", "").await, 2);
+    for answer in held {
+        let response = within("a released hang", answer)
+            .await
+            .expect("the task")
+            .expect("an answer");
+        assert_eq!(response.status(), 200);
+    }
+    // The client goes away: whatever GOAWAY it sent is what the lab recorded
+    // as the client's, and the lab reset nothing.
+    drop(send);
+    let _ = within("the client's connection to end", driver).await;
+    viewer.closed(conn).await;
+    let client_goaways: Vec<Frame> = wire
+        .sent()
+        .into_iter()
+        .filter(|f| matches!(f, Frame::GoAway { .. }))
+        .collect();
+    let recorded_client: Vec<Frame> = recorded(&viewer.seen, conn, Initiator::Client)
+        .into_iter()
+        .filter(|f| matches!(f, Frame::GoAway { .. }))
+        .collect();
+    assert_eq!(recorded_client, client_goaways);
+    assert!(
+        !recorded(&viewer.seen, conn, Initiator::Server)
+            .iter()
+            .any(|f| matches!(f, Frame::Reset { .. }))
+    );
+}
+
+#[tokio::test]
+async fn streams_the_server_refuses_are_recorded_as_reset_by_the_server_without_a_request() {
+    let (addr, lab) = common::start_server_with(common::config()).await;
+    let identity = Identity::generate(&[]).expect("a certificate");
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let limited = listener.local_addr().expect("address");
+    let config = tls::server_config(&identity, Offer::H2AndHttp11).expect("config");
+    tokio::spawn(tls::serve_ports(
+        vec![(listener, config, tls::LIMITED_STREAMS)],
+        lab.clone(),
+    ));
+    let mut viewer = Viewer::connect(addr).await;
+    let frames = Arc::new(Frames::default());
+    let io = WireLog {
+        inner: connect(limited, &identity).await,
+        frames: frames.clone(),
+    };
+    // h2's own client, which opens streams before it has read the server's
+    // SETTINGS: six at once, two over the port's four.
+    let (mut client, connection) = h2::client::handshake(io).await.expect("HTTP/2 handshake");
+    let mut streams = Vec::new();
+    for n in 1..=6 {
+        let request = hyper::Request::get(format!("https://{limited}/api/hang?id=r{n}"))
+            .body(())
+            .expect("a request");
+        let (response, _) = client.send_request(request, true).expect("a stream");
+        streams.push((format!("r{n}"), u32::from(response.stream_id()), response));
+    }
+    let driver = tokio::spawn(connection);
+    common::wait_for_hangs(&lab, 4).await;
+    let mut refused = Vec::new();
+    let mut held = Vec::new();
+    for (tag, stream, mut response) in streams {
+        match tokio::time::timeout(std::time::Duration::from_millis(300), &mut response).await {
+            Ok(Err(e)) => {
+                assert_eq!(e.reason(), Some(h2::Reason::REFUSED_STREAM), "{tag}: {e}");
+                refused.push(stream);
+            }
+            Ok(Ok(r)) => panic!("{tag} answered: {r:?}"),
+            // Still held (kept: dropping it would cancel the stream).
+            Err(_) => held.push((tag, stream, response)),
+        }
+    }
+    assert_eq!((held.len(), refused.len()), (4, 2), "{held:?} {refused:?}");
+    assert_eq!(lab.hangs().len(), 4);
+    // Each held request is on its own stream; the refused never became
+    // requests: the record says the server reset them, REFUSED_STREAM (7),
+    // with no request, exactly the frames the client received.
+    let conn = match viewer
+        .next_matching("connection_secured", |e| {
+            matches!(e, ServerEvent::ConnectionSecured { .. })
+        })
+        .await
+    {
+        ServerEvent::ConnectionSecured { conn, .. } => conn,
+        _ => unreachable!(),
+    };
+    let mut requests = Vec::new();
+    for (tag, ..) in &held {
+        requests.push(started(&mut viewer, tag).await.1);
+    }
+    for _ in 0..2 {
+        viewer
+            .next_matching(
+                "a refusal",
+                |e| matches!(e, ServerEvent::StreamReset { conn: c, .. } if *c == conn),
+            )
+            .await;
+    }
+    let expected: Vec<Frame> = refused
+        .iter()
+        .map(|&stream| Frame::Reset { stream, code: 7 })
+        .collect();
+    assert_eq!(recorded(&viewer.seen, conn, Initiator::Server), expected);
+    assert_eq!(frames.received(), expected);
+    assert!(viewer.seen.iter().all(|e| !matches!(
+        e,
+        ServerEvent::StreamReset {
+            request: Some(_),
+            by: Initiator::Server,
+            ..
+        }
+    )));
+
+    // Each request is on the stream the client opened for it: the client
+    // cancels the third held one (dropping its response), and the record
+    // names that request and stream.
+    let (_, stream, response) = held.remove(2);
+    drop(response);
+    let cancelled = requests.remove(2);
+    viewer
+        .next_matching("the client's reset", |e| {
+            matches!(
+                e,
+                ServerEvent::StreamReset {
+                    by: Initiator::Client,
+                    ..
+                }
+            )
+        })
+        .await;
+    assert_eq!(
+        recorded(&viewer.seen, conn, Initiator::Client),
+        vec![Frame::Reset { stream, code: 8 }]
+    );
+    assert_eq!(frames.sent(), vec![Frame::Reset { stream, code: 8 }]);
+    assert!(viewer.seen.iter().any(|e| matches!(
+        e,
+        ServerEvent::StreamReset { request: Some(r), stream: s, .. } if *r == cancelled && *s == stream
+    )));
+    common::wait_for_hangs(&lab, 3).await;
+    let everyone = keepalive_lab_server::sessions::Access::All;
+    let all = protocol::ReleaseRequest {
+        request: None,
+        id: None,
+    };
+    assert_eq!(lab.hangs().release(&all, &everyone), 3);
+    for (tag, _, response) in held {
+        let response = within("a released hang", response)
+            .await
+            .unwrap_or_else(|e| panic!("{tag}: {e}"));
+        assert_eq!(response.status(), 200);
+    }
+    drop(client);
+    driver.abort();
 }

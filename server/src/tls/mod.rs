@@ -29,9 +29,13 @@
 //! timeout, the lab's shutdown and the TLS port's own end send `GOAWAY` and
 //! the close is recorded as `idle_timeout` / `shutdown`; the client's own
 //! end is `peer_closed`. At most [`MAX_CONCURRENT_STREAMS`] streams run at
-//! once per connection (hyper's `SETTINGS_MAX_CONCURRENT_STREAMS`).
+//! once per connection (hyper's `SETTINGS_MAX_CONCURRENT_STREAMS`). Every
+//! `RST_STREAM` and `GOAWAY` frame, either way, is recorded from the frame
+//! itself (`stream_reset`, `goaway`): hyper reports none of them, so
+//! `frames.rs` reads them between rustls and hyper.
 
 pub mod cert;
+mod frames;
 pub mod serve;
 
 use std::sync::Arc;

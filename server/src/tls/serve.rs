@@ -18,6 +18,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 use tokio_rustls::{TlsAcceptor, rustls};
 
+use super::frames::FrameTap;
 use super::{ALPN_H2, MAX_CONCURRENT_STREAMS};
 use crate::Lab;
 use crate::conn::{Conn, TrackedStream};
@@ -175,7 +176,6 @@ async fn serve_connection(
         }
         handler.clone().call(request)
     });
-    let io = TokioIo::new(tls);
     let watchdog = watchdog::watch(
         conn.clone(),
         lab.config().header_read_timeout,
@@ -188,6 +188,9 @@ async fn serve_connection(
             .timer(TokioTimer::new())
             .max_concurrent_streams(streams)
             .max_header_list_size(u32::try_from(lab.config().max_header_bytes).unwrap_or(u32::MAX));
+        // Its RST_STREAM and GOAWAY frames, and each request's stream, read
+        // from the decrypted bytes (hyper reports none of them).
+        let io = TokioIo::new(FrameTap::new(tls, conn.clone()));
         let connection = builder.serve_connection(io, service);
         tokio::pin!(connection);
         tokio::select! {
@@ -210,7 +213,7 @@ async fn serve_connection(
         }
     } else {
         let connection = http1_builder(&lab)
-            .serve_connection(io, service)
+            .serve_connection(TokioIo::new(tls), service)
             .with_upgrades();
         tokio::pin!(connection);
         tokio::select! {

@@ -1,0 +1,433 @@
+//! HTTP/2 frames as they cross a connection: `RST_STREAM` and `GOAWAY`,
+//! each way, with their error codes, and which stream each request is on.
+//!
+//! hyper's HTTP/2 server hides its frames: a stream the client resets only
+//! drops the service's future (hyper logs the reason at `debug` level and
+//! throws it away), a stream hyper resets for a failed service says nothing
+//! to the service, and a `GOAWAY` is not reported at all; hyper never tells
+//! the service which stream a request came on. So the lab reads them where
+//! they are: [`FrameTap`] sits between rustls and hyper, where the bytes are
+//! the HTTP/2 connection in clear, and reads each frame's 9-byte header (and
+//! the few payload bytes of `RST_STREAM` and `GOAWAY`) as the bytes pass,
+//! without changing them.
+//!
+//! **Which request is on which stream.** hyper accepts a stream and calls
+//! the service for it synchronously, in the connection's task, once h2 has
+//! the stream's whole head and the socket has nothing more for it to read.
+//! The tap therefore hands hyper the bytes up to the end of a new stream's
+//! head (`HEADERS`, and its `CONTINUATION`s), then makes the next read wait
+//! one turn: h2 stops reading, hyper accepts that stream and calls the
+//! service, whose request is then on that stream ([`Conn::h2_stream_opened`]).
+//! A stream h2 refuses (over `SETTINGS_MAX_CONCURRENT_STREAMS`, or after a
+//! `GOAWAY`) is never called: the next new head replaces it.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+use protocol::Initiator;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use crate::conn::Conn;
+
+/// The client connection preface (RFC 9113 §3.4).
+const PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+const HEADERS: u8 = 0x1;
+const RST_STREAM: u8 = 0x3;
+const GOAWAY: u8 = 0x7;
+const CONTINUATION: u8 = 0x9;
+const END_HEADERS: u8 = 0x4;
+
+/// `GOAWAY` debug data kept, in bytes.
+const DEBUG_KEPT: usize = 128;
+
+/// What a [`Scanner`] saw complete.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Seen {
+    /// `RST_STREAM`.
+    Reset { stream: u32, code: u32 },
+    /// `GOAWAY`.
+    GoAway {
+        last_stream: u32,
+        code: u32,
+        debug: String,
+    },
+    /// The whole head of a stream the client opened (inbound only).
+    Opened(u32),
+}
+
+/// The frame whose payload is passing.
+#[derive(Debug, Clone, Copy)]
+struct Frame {
+    kind: u8,
+    flags: u8,
+    stream: u32,
+    /// Payload bytes still to pass.
+    left: u32,
+}
+
+/// Frames in one direction of an HTTP/2 connection, from bytes in any
+/// pieces.
+#[derive(Debug)]
+struct Scanner {
+    /// Bytes of the client preface still to pass (inbound: 24).
+    preface: usize,
+    /// The bytes did not start with the preface: not HTTP/2, nothing read.
+    broken: bool,
+    /// Report the heads of new streams (inbound).
+    opens: bool,
+    /// A frame header being assembled.
+    head: [u8; 9],
+    head_len: usize,
+    /// The frame whose payload is passing.
+    frame: Option<Frame>,
+    /// Payload bytes kept (a `RST_STREAM`'s code, a `GOAWAY`'s last stream,
+    /// code and the start of its debug data).
+    kept: [u8; 8 + DEBUG_KEPT],
+    kept_len: usize,
+    /// The highest stream id a `HEADERS` frame opened.
+    highest: u32,
+    /// A new stream whose head continues in `CONTINUATION` frames.
+    block: Option<u32>,
+}
+
+impl Scanner {
+    fn new(inbound: bool) -> Scanner {
+        Scanner {
+            preface: if inbound { PREFACE.len() } else { 0 },
+            broken: false,
+            opens: inbound,
+            head: [0; 9],
+            head_len: 0,
+            frame: None,
+            kept: [0; 8 + DEBUG_KEPT],
+            kept_len: 0,
+            highest: 0,
+            block: None,
+        }
+    }
+
+    /// Reads `bytes`, reporting each frame seen complete. Returns how many
+    /// bytes it read: all of them, or (inbound) up to the end of a new
+    /// stream's head, reported as [`Seen::Opened`].
+    fn feed(&mut self, bytes: &[u8], seen: &mut impl FnMut(Seen)) -> usize {
+        let mut i = 0;
+        while i < bytes.len() && !self.broken {
+            if self.preface > 0 {
+                let at = PREFACE.len() - self.preface;
+                let n = self.preface.min(bytes.len() - i);
+                if bytes[i..i + n] != PREFACE[at..at + n] {
+                    self.broken = true;
+                    return bytes.len();
+                }
+                self.preface -= n;
+                i += n;
+                continue;
+            }
+            if self.frame.is_none() {
+                let n = (9 - self.head_len).min(bytes.len() - i);
+                self.head[self.head_len..self.head_len + n].copy_from_slice(&bytes[i..i + n]);
+                self.head_len += n;
+                i += n;
+                if self.head_len < 9 {
+                    break;
+                }
+                self.head_len = 0;
+                let h = self.head;
+                self.frame = Some(Frame {
+                    kind: h[3],
+                    flags: h[4],
+                    stream: u32::from_be_bytes([h[5], h[6], h[7], h[8]]) & 0x7fff_ffff,
+                    left: u32::from_be_bytes([0, h[0], h[1], h[2]]),
+                });
+                self.kept_len = 0;
+            }
+            let Some(frame) = self.frame.as_mut() else {
+                continue;
+            };
+            let n = (frame.left as usize).min(bytes.len() - i);
+            if matches!(frame.kind, RST_STREAM | GOAWAY) {
+                let keep = n.min(self.kept.len() - self.kept_len);
+                self.kept[self.kept_len..self.kept_len + keep].copy_from_slice(&bytes[i..i + keep]);
+                self.kept_len += keep;
+            }
+            frame.left -= n as u32;
+            i += n;
+            if frame.left == 0 {
+                let frame = *frame;
+                self.frame = None;
+                if self.complete(frame, seen) {
+                    return i;
+                }
+            }
+        }
+        bytes.len()
+    }
+
+    /// A frame passed whole; `true` when it ended a new stream's head.
+    fn complete(&mut self, frame: Frame, seen: &mut impl FnMut(Seen)) -> bool {
+        let word = |at: usize| {
+            u32::from_be_bytes([
+                self.kept[at],
+                self.kept[at + 1],
+                self.kept[at + 2],
+                self.kept[at + 3],
+            ])
+        };
+        match frame.kind {
+            RST_STREAM if self.kept_len >= 4 => seen(Seen::Reset {
+                stream: frame.stream,
+                code: word(0),
+            }),
+            GOAWAY if self.kept_len >= 8 => seen(Seen::GoAway {
+                last_stream: word(0) & 0x7fff_ffff,
+                code: word(4),
+                debug: String::from_utf8_lossy(&self.kept[8..self.kept_len]).into_owned(),
+            }),
+            HEADERS if self.opens && frame.stream > self.highest => {
+                self.highest = frame.stream;
+                if frame.flags & END_HEADERS != 0 {
+                    seen(Seen::Opened(frame.stream));
+                    return true;
+                }
+                self.block = Some(frame.stream);
+            }
+            CONTINUATION if self.block == Some(frame.stream) && frame.flags & END_HEADERS != 0 => {
+                self.block = None;
+                seen(Seen::Opened(frame.stream));
+                return true;
+            }
+            _ => {}
+        }
+        false
+    }
+}
+
+/// The decrypted HTTP/2 connection as hyper reads and writes it, its
+/// `RST_STREAM` and `GOAWAY` frames reported to the connection's record as
+/// they pass (inbound: as hyper is handed them), and its new streams' heads
+/// handed over one at a time (see the module docs).
+#[derive(Debug)]
+pub(crate) struct FrameTap<S> {
+    /// The TLS stream.
+    inner: S,
+    /// The connection's record.
+    conn: Arc<Conn>,
+    /// Client to server.
+    inbound: Scanner,
+    /// Server to client.
+    outbound: Scanner,
+    /// Bytes read from `inner` after a new stream's head, not handed to
+    /// hyper yet.
+    held: Vec<u8>,
+    /// The next read waits one turn (hyper is to accept the stream just
+    /// opened first).
+    pause: bool,
+}
+
+impl<S> FrameTap<S> {
+    /// Taps `inner`, an HTTP/2 connection seen from the server, for `conn`.
+    pub(crate) fn new(inner: S, conn: Arc<Conn>) -> FrameTap<S> {
+        FrameTap {
+            inner,
+            conn,
+            inbound: Scanner::new(true),
+            outbound: Scanner::new(false),
+            held: Vec::new(),
+            pause: false,
+        }
+    }
+
+    /// Reads inbound `bytes` about to be handed to hyper; how many to hand.
+    fn pass_in(&mut self, bytes: &[u8]) -> usize {
+        let conn = &self.conn;
+        let mut opened = false;
+        let n = self.inbound.feed(bytes, &mut |seen| match seen {
+            Seen::Reset { stream, code } => conn.h2_reset(stream, Initiator::Client, code),
+            Seen::GoAway {
+                last_stream,
+                code,
+                debug,
+            } => conn.h2_goaway(Initiator::Client, last_stream, code, debug),
+            Seen::Opened(stream) => {
+                conn.h2_stream_opened(stream);
+                opened = true;
+            }
+        });
+        self.pause = opened;
+        n
+    }
+
+    /// Reads outbound `bytes` the TLS stream took.
+    fn pass_out(&mut self, bytes: &[u8]) {
+        let conn = &self.conn;
+        self.outbound.feed(bytes, &mut |seen| match seen {
+            Seen::Reset { stream, code } => conn.h2_reset(stream, Initiator::Server, code),
+            Seen::GoAway {
+                last_stream,
+                code,
+                debug,
+            } => conn.h2_goaway(Initiator::Server, last_stream, code, debug),
+            Seen::Opened(_) => {}
+        });
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for FrameTap<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if std::mem::take(&mut this.pause) {
+            // h2 stops reading here and hyper accepts the stream just opened.
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        if !this.held.is_empty() {
+            let held = std::mem::take(&mut this.held);
+            let n = held.len().min(buf.remaining());
+            let n = this.pass_in(&held[..n]);
+            buf.put_slice(&held[..n]);
+            this.held = held;
+            this.held.drain(..n);
+            return Poll::Ready(Ok(()));
+        }
+        let before = buf.filled().len();
+        ready!(Pin::new(&mut this.inner).poll_read(cx, buf))?;
+        let read = &buf.filled()[before..];
+        let n = this.pass_in(read);
+        if n < read.len() {
+            this.held.extend_from_slice(&read[n..]);
+            buf.set_filled(before + n);
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for FrameTap<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let n = ready!(Pin::new(&mut this.inner).poll_write(cx, buf))?;
+        this.pass_out(&buf[..n]);
+        Poll::Ready(Ok(n))
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let n = ready!(Pin::new(&mut this.inner).poll_write_vectored(cx, bufs))?;
+        let mut left = n;
+        for slice in bufs {
+            let take = left.min(slice.len());
+            this.pass_out(&slice[..take]);
+            left -= take;
+            if left == 0 {
+                break;
+            }
+        }
+        Poll::Ready(Ok(n))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+        let len = u32::try_from(payload.len()).unwrap().to_be_bytes();
+        let mut bytes = vec![len[1], len[2], len[3], kind, flags];
+        bytes.extend_from_slice(&stream.to_be_bytes());
+        bytes.extend_from_slice(payload);
+        bytes
+    }
+
+    /// Feeds `bytes` `chunk` at a time, as hyper would be handed them.
+    fn scan(inbound: bool, bytes: &[u8], chunk: usize) -> (Vec<Seen>, Vec<usize>) {
+        let mut scanner = Scanner::new(inbound);
+        let mut seen = Vec::new();
+        let mut cuts = Vec::new();
+        let mut at = 0;
+        while at < bytes.len() {
+            let end = (at + chunk).min(bytes.len());
+            let n = scanner.feed(&bytes[at..end], &mut |s| seen.push(s));
+            assert!(n > 0);
+            at += n;
+            if at < end {
+                cuts.push(at);
+            }
+        }
+        (seen, cuts)
+    }
+
+    #[test]
+    fn resets_goaways_and_new_heads_in_any_pieces() {
+        let mut wire = PREFACE.to_vec();
+        wire.extend(frame(0x4, 0, 0, &[0; 6])); // SETTINGS
+        wire.extend(frame(HEADERS, END_HEADERS | 0x1, 1, b"hpack"));
+        let head_1 = wire.len();
+        wire.extend(frame(HEADERS, 0, 3, b"hp"));
+        wire.extend(frame(CONTINUATION, END_HEADERS, 3, b"ack"));
+        let head_3 = wire.len();
+        wire.extend(frame(0x0, 0x1, 3, b"body")); // DATA
+        wire.extend(frame(HEADERS, END_HEADERS | 0x1, 3, b"trailers"));
+        wire.extend(frame(RST_STREAM, 0, 1, &8_u32.to_be_bytes()));
+        let mut goaway = 5_u32.to_be_bytes().to_vec();
+        goaway.extend(0_u32.to_be_bytes());
+        goaway.extend(b"bye");
+        wire.extend(frame(GOAWAY, 0, 0, &goaway));
+        let expected = vec![
+            Seen::Opened(1),
+            Seen::Opened(3),
+            Seen::Reset { stream: 1, code: 8 },
+            Seen::GoAway {
+                last_stream: 5,
+                code: 0,
+                debug: "bye".into(),
+            },
+        ];
+        for chunk in [1, 2, 7, 9, 10, 64, wire.len()] {
+            let (seen, cuts) = scan(true, &wire, chunk);
+            assert_eq!(seen, expected, "in pieces of {chunk}");
+            // Cut right after each new stream's head (unless a piece ends there).
+            for cut in cuts {
+                assert!(cut == head_1 || cut == head_3, "{cut} in pieces of {chunk}");
+            }
+        }
+        // Outbound: no preface, no heads reported.
+        let out = frame(RST_STREAM, 0, 5, &2_u32.to_be_bytes());
+        assert_eq!(
+            scan(false, &out, 3).0,
+            vec![Seen::Reset { stream: 5, code: 2 }]
+        );
+    }
+
+    #[test]
+    fn bytes_that_are_not_http2_report_nothing() {
+        let mut wire = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec();
+        wire.extend(frame(RST_STREAM, 0, 1, &8_u32.to_be_bytes()));
+        assert_eq!(scan(true, &wire, 5).0, vec![]);
+    }
+}

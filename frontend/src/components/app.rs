@@ -7,6 +7,7 @@ use super::agent_composer::AgentComposer;
 use super::composer::Composer;
 use super::lesson_view::LessonView;
 use super::measured::{MeasuredProps, measured};
+use super::middlebox_panel::{MiddleboxProps, middlebox_panel};
 use super::policy::PolicyPanel;
 use super::runs::{RunsProps, runs, summary};
 use super::timeline::TimelineView;
@@ -251,6 +252,8 @@ pub fn App(props: &AppProps) -> Html {
         id: None,
     });
     let on_policy = send.reform(|config| ClientMessage::SetConfig { config });
+    let heard = state.middlebox_settings.as_ref().map_or(0, |m| m.1);
+    let on_middlebox = send.reform(|middlebox| ClientMessage::SetMiddlebox { middlebox });
     let on_settings = {
         let settings = settings.clone();
         Callback::from(move |s| settings.set(s))
@@ -379,6 +382,10 @@ pub fn App(props: &AppProps) -> Html {
                         https_origin={https_origin} />
                     <PolicyPanel config={state.config.clone()} enabled={connected} on_change={on_policy}
                         revision={state.config_revision} />
+                    { middlebox_panel(&MiddleboxProps {
+                        settings: state.middlebox_settings.as_ref().map(|m| m.0.clone()),
+                        revision: state.config_revision + heard,
+                        enabled: connected, on_change: on_middlebox }) }
                     <AgentComposer settings={(*agent_settings).clone()} on_change={on_agent_change}
                         on_start={on_agent_start} on_stop={on_agent_stop} running={agent_running} {connected}
                         status={agent.as_ref().as_ref().map(|a| a.summary())} />

@@ -7,6 +7,7 @@ mod instructor;
 mod instructor_page;
 mod lesson_view;
 mod measured;
+mod middlebox_panel;
 mod policy;
 mod root;
 mod runs;

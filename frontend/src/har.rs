@@ -480,6 +480,7 @@ mod tests {
                 seq: 1,
                 method: "GET".into(),
                 target: "/api/hang?id=b1-1".into(),
+                connection: None,
                 at_us: 1_010_000,
             },
         ]));
@@ -659,6 +660,7 @@ mod tests {
                 seq,
                 method: "GET".into(),
                 target: format!("/api/fast?id={}", tag(n)),
+                connection: None,
                 at_us: ms(at),
             };
         let end = |conn: u64, request: u64, outcome, at: f64| ServerEvent::RequestFinished {

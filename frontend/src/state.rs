@@ -1113,6 +1113,7 @@ impl LabState {
                 method,
                 target,
                 at_us,
+                ..
             } => {
                 // Another page's request on a connection of ours names its
                 // own session: its tag is not this page's.

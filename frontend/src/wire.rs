@@ -1058,6 +1058,7 @@ impl FromJson for ServerEvent {
                 seq: o.get("seq"),
                 method: o.get("method"),
                 target: o.get("target"),
+                connection: o.get("connection"),
                 at_us: o.get("at_us"),
             },
             "response_started" => ServerEvent::ResponseStarted {
@@ -1578,6 +1579,7 @@ mod tests {
                 seq: u32::MAX,
                 method: "GET".into(),
                 target: "/a?b=\"c\"\\\n\t\u{1}é😀/".into(),
+                connection: Some("keep-alive, Upgrade".into()),
                 at_us: 1,
             },
             ServerEvent::Error(ErrorBody {

@@ -465,7 +465,7 @@ pub enum ServerEvent {
     /// The server finished reading a request's head.
     ///
     /// ```json
-    /// {"type": "request_started", "conn": 3, "request": 12, "seq": 2, "method": "GET", "target": "/api/hang?id=b1-4", "at_us": 2100}
+    /// {"type": "request_started", "conn": 3, "request": 12, "seq": 2, "method": "GET", "target": "/api/hang?id=b1-4", "connection": "keep-alive", "at_us": 2100}
     /// ```
     RequestStarted {
         /// The connection carrying it.
@@ -479,6 +479,13 @@ pub enum ServerEvent {
         method: String,
         /// Path and query, as sent (carries the page's request tag).
         target: String,
+        /// The request's `Connection` header as received (its values joined
+        /// with ", ", at most 64 characters); absent when it had none, as
+        /// every HTTP/2 request (the header is not allowed there). This is
+        /// what tells `keepAlive: false` (still `keep-alive`) from
+        /// `Connection: close` on the wire.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        connection: Option<String>,
         /// When the head had been read.
         at_us: Micros,
     },
@@ -1208,7 +1215,7 @@ mod tests {
             r#"{"type": "connection_attributed", "conn": 3, "session": "s-4f9a2c", "at_us": 2100}"#,
             r#"{"type": "connection_hidden", "conn": 3}"#,
             r#"{"type": "config_changed", "config": {"keep_alive": false, "idle_timeout_ms": 5000, "max_requests": 100, "advertise_keep_alive": true, "hang_timeout_ms": null, "tcp_keepalive": null}, "at_us": 7000}"#,
-            r#"{"type": "request_started", "conn": 3, "request": 12, "seq": 2, "method": "GET", "target": "/api/hang?id=b1-4", "at_us": 2100}"#,
+            r#"{"type": "request_started", "conn": 3, "request": 12, "seq": 2, "method": "GET", "target": "/api/hang?id=b1-4", "connection": "keep-alive", "at_us": 2100}"#,
             r#"{"type": "response_started", "conn": 3, "request": 12, "status": 200, "at_us": 5100}"#,
             r#"{"type": "request_finished", "conn": 3, "request": 12, "outcome": "completed", "at_us": 5200}"#,
             r#"{"type": "connection_upgraded", "conn": 2, "role": "monitor", "at_us": 900}"#,

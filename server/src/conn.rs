@@ -400,6 +400,7 @@ impl Conn {
         self: &Arc<Self>,
         method: &Method,
         uri: &Uri,
+        connection: Option<String>,
         session: Option<SessionId>,
         has_body: bool,
     ) -> RequestGuard {
@@ -437,6 +438,7 @@ impl Conn {
                 seq,
                 method: method.as_str().to_owned(),
                 target,
+                connection,
                 at_us,
             });
         RequestGuard {

@@ -298,6 +298,24 @@ fn client_closes<B>(request: &hyper::Request<B>) -> bool {
     has("close") || (request.version() == hyper::Version::HTTP_10 && !has("keep-alive"))
 }
 
+/// The request's `Connection` header as received, for the record: every
+/// value joined with ", " (bytes that are not text as `?`), cut to 64
+/// characters; `None` when it has none.
+fn connection_header<B>(request: &hyper::Request<B>) -> Option<String> {
+    let values: Vec<String> = request
+        .headers()
+        .get_all(hyper::header::CONNECTION)
+        .iter()
+        .map(|v| {
+            v.as_bytes()
+                .iter()
+                .map(|b| if b.is_ascii() { *b as char } else { '?' })
+                .collect()
+        })
+        .collect();
+    (!values.is_empty()).then(|| values.join(", ").chars().take(64).collect())
+}
+
 /// Requests that count against their owner's cap: the API, except asking for
 /// a session (the page's files and that one request cannot hold anything).
 fn counts_for_owner(path: &str) -> bool {
@@ -336,6 +354,7 @@ impl Handler {
         let mut guard = self.conn.begin_request(
             request.method(),
             request.uri(),
+            connection_header(&request),
             named.filter(|_| known),
             has_body,
         );

@@ -272,6 +272,7 @@ impl Tracker {
                     method,
                     target,
                     at_us,
+                    ..
                 } => {
                     if let Some(record) = table.get_mut(&conn) {
                         record.started(request, seq, method, target, at_us);
@@ -314,6 +315,7 @@ impl Tracker {
                 method,
                 target,
                 at_us,
+                ..
             } => {
                 let Some(record) = table.get_mut(conn) else {
                     return false;
@@ -727,6 +729,7 @@ mod tests {
             seq,
             method: "GET".into(),
             target: "/api/slow?ms=1".into(),
+            connection: None,
             at_us: 1,
         }
     }

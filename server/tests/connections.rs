@@ -400,3 +400,42 @@ async fn shutdown_answers_hangs_closes_every_connection_and_ends_serve() {
         "{viewer_conn}: {closes:?}"
     );
 }
+
+/// The record keeps each request's `Connection` header as received: what
+/// tells a client's `keep-alive` from its `close` on the wire (Node's
+/// `keepAlive: false` still sends `keep-alive`), every value of a repeated
+/// header, and nothing when the request had none.
+#[tokio::test]
+async fn each_request_records_its_connection_header_as_received() {
+    let (addr, _lab) = start_server().await;
+    let mut viewer = Viewer::connect(addr).await;
+    let mut client = Client::connect(addr).await;
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], Option<&'a str>);
+    let cases: [Case<'_>; 3] = [
+        ("/api/fast?id=none", &[], None),
+        (
+            "/api/fast?id=two",
+            &[("Connection", "keep-alive"), ("Connection", "X-Custom")],
+            Some("keep-alive, X-Custom"),
+        ),
+        (
+            "/api/fast?id=close",
+            &[("Connection", "close")],
+            Some("close"),
+        ),
+    ];
+    for (target, headers, expected) in cases {
+        client.send_request_with("GET", target, headers, b"").await;
+        assert_eq!(client.read_response().await.status, 200);
+        let started = viewer
+            .next_matching(
+                &format!("request_started for {target}"),
+                |e| matches!(e, ServerEvent::RequestStarted { target: t, .. } if t == target),
+            )
+            .await;
+        let ServerEvent::RequestStarted { connection, .. } = started else {
+            unreachable!()
+        };
+        assert_eq!(connection.as_deref(), expected, "{target}");
+    }
+}

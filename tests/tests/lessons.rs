@@ -68,6 +68,8 @@ struct Seen {
     conn: ConnId,
     seq: u32,
     target: String,
+    /// Its `Connection` header, as the server received it.
+    connection: Option<String>,
     started: Micros,
     finished: Option<Micros>,
 }
@@ -82,6 +84,7 @@ impl Record {
                     request,
                     seq,
                     target,
+                    connection,
                     at_us,
                     ..
                 } if target.starts_with(prefix) => {
@@ -91,6 +94,7 @@ impl Record {
                             conn: *conn,
                             seq: *seq,
                             target: target.clone(),
+                            connection: connection.clone(),
                             started: *at_us,
                             finished: None,
                         },
@@ -802,10 +806,9 @@ async fn a_node_agent_without_keep_alive_says_keep_alive_and_opens_a_connection_
             .expect("an agent's tag a<run>-<n>");
         runs.entry(run).or_default().push(r);
     }
-    // The server's record has no request headers: the Connection header
-    // each request carried is the one the agent reported when it queued it
-    // (ServerEvent::Agent, the same stream), by run and request.
-    let mut headers: BTreeMap<u64, Vec<String>> = BTreeMap::new();
+    // The Connection header each request carried: as the agent reported
+    // it when it queued the request (ServerEvent::Agent), by run...
+    let mut reported: BTreeMap<u64, Vec<String>> = BTreeMap::new();
     for e in &record.events {
         if let ServerEvent::Agent {
             run,
@@ -817,8 +820,22 @@ async fn a_node_agent_without_keep_alive_says_keep_alive_and_opens_a_connection_
             ..
         } = e
         {
-            headers.entry(*run).or_default().push(connection.clone());
+            reported.entry(*run).or_default().push(connection.clone());
         }
+    }
+    // ...and as the server received it: the same, request by request.
+    let mut headers: BTreeMap<u64, Vec<String>> = BTreeMap::new();
+    for (run, seen) in &runs {
+        let received: Vec<String> = seen
+            .iter()
+            .map(|r| r.connection.clone().unwrap_or_default())
+            .collect();
+        assert_eq!(
+            Some(&received),
+            reported.get(run),
+            "run {run}: the server received the header the agent reported"
+        );
+        headers.insert(*run, received);
     }
     assert_eq!(runs.len(), 3, "three agent runs: {runs:?}");
     let conns = |run: &[Seen]| run.iter().map(|r| r.conn).collect::<BTreeSet<_>>().len();

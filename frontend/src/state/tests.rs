@@ -42,6 +42,7 @@ fn started(conn: u64, request: u64, seq: u32, tag: &str, at_ms: u64) -> Action {
         seq,
         method: "GET".into(),
         target: format!("/api/hang?id={tag}&session=s-test"),
+        connection: None,
         at_us: at_ms * 1000,
     })
 }
@@ -237,6 +238,7 @@ fn identical_url_requests_are_matched_by_request_id() {
         seq: 1,
         method: "GET".into(),
         target: "/api/fast".into(),
+        connection: None,
         at_us: 3000,
     }));
     assert_eq!(
@@ -317,6 +319,7 @@ fn the_monitor_socket_is_listed_apart_and_unclaimed_connections_are_not_drawn() 
         seq: 1,
         method: "GET".into(),
         target: "/api/fast".into(),
+        connection: None,
         at_us: 1000,
     }));
     let g = crate::timeline::LaneGroups::of(&s, None);
@@ -1040,6 +1043,7 @@ fn only_this_pages_lanes_are_drawn_the_page_load_apart_earlier_collapsed_foreign
         seq: 1,
         method: "GET".into(),
         target: "/api/slow?ms=10".into(),
+        connection: None,
         at_us: 1_050_000,
     }));
     s.apply(opened_at(6, 1055));
@@ -1049,6 +1053,7 @@ fn only_this_pages_lanes_are_drawn_the_page_load_apart_earlier_collapsed_foreign
         seq: 1,
         method: "GET".into(),
         target: "/".into(),
+        connection: None,
         at_us: 1_060_000,
     }));
     // Run 1: #1 on the page-load connection, #2 on a new one (c7).
@@ -1123,6 +1128,7 @@ fn another_pages_request_with_the_same_tag_is_not_this_pages() {
         seq: 1,
         method: "GET".into(),
         target: "/api/hang?id=b1-1&session=s-other".into(),
+        connection: None,
         at_us: 5,
     }));
     let r = &s.current().unwrap().requests[0];

@@ -334,6 +334,12 @@ impl Lab {
         for (owner, policy) in self.sessions().set_locked(locked) {
             self.announce_policy(&owner, policy);
         }
+        // The middlebox follows the lock too: locked, a session with
+        // settings of its own runs the defaults; unlocked, its own again.
+        for owner in self.middlebox().owners() {
+            let settings = middlebox::lab::effective(self, &owner);
+            middlebox::lab::announce(self, settings, owner.session().cloned());
+        }
     }
 
     fn announce_policy(&self, owner: &Owner, config: ServerPolicy) {

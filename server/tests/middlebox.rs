@@ -961,6 +961,19 @@ async fn in_the_lab_a_slow_response_is_cut_and_only_its_session_sees_the_mapping
     );
 }
 
+/// The next middlebox settings announced to `viewer`, and for whom.
+async fn announced(viewer: &mut Viewer, why: &str) -> (MiddleboxSettings, Option<SessionId>) {
+    match viewer
+        .next_matching(why, |e| matches!(e, ServerEvent::MiddleboxChanged { .. }))
+        .await
+    {
+        ServerEvent::MiddleboxChanged {
+            settings, session, ..
+        } => (settings, session),
+        _ => unreachable!(),
+    }
+}
+
 #[tokio::test]
 async fn middlebox_settings_are_per_session_and_follow_the_room_lock() {
     let (lab_addr, _lab) = start_server().await;
@@ -994,7 +1007,9 @@ async fn middlebox_settings_are_per_session_and_follow_the_room_lock() {
     assert_eq!(defaults.settings, Preset::Alb.settings(60));
     let theirs = view(common::get_once(lab_addr, &format!("/api/middlebox?session={b}")).await);
     assert_eq!(theirs.settings, Preset::Alb.settings(60));
-    // Locked: everyone runs the defaults and changes are refused.
+    // Locked: everyone runs the defaults and changes are refused; A's page
+    // is told, so it does not keep showing settings no longer in force.
+    let mut a_viewer = Viewer::connect_session(lab_addr, &a).await;
     let locked = request_once(
         lab_addr,
         "PUT",
@@ -1006,9 +1021,27 @@ async fn middlebox_settings_are_per_session_and_follow_the_room_lock() {
     let mine = view(common::get_once(lab_addr, &format!("/api/middlebox?session={a}")).await);
     assert!(mine.locked);
     assert_eq!(mine.settings, Preset::Alb.settings(60));
+    let (settings, session) = announced(&mut a_viewer, "A told of the lock").await;
+    assert_eq!(
+        (settings, session.map(|s| s.to_string())),
+        (Preset::Alb.settings(60), Some(a.clone()))
+    );
     let refused = put_middlebox(lab_addr, &a, r#"{"scale": 10}"#).await;
     assert_eq!(refused.status, 423, "{}", refused.text());
     refused.error_body();
+    // Unlocked: A's own settings are in force again, and A's page is told.
+    let unlocked = request_once(
+        lab_addr,
+        "PUT",
+        &format!("/api/room?key={key}"),
+        br#"{"policy_locked": false}"#,
+    )
+    .await;
+    assert_eq!(unlocked.status, 200, "{}", unlocked.text());
+    let (settings, _) = announced(&mut a_viewer, "A told of the unlock").await;
+    assert_eq!(settings, Preset::GcpNat.settings(1000));
+    let mine = view(common::get_once(lab_addr, &format!("/api/middlebox?session={a}")).await);
+    assert_eq!(mine.settings, Preset::GcpNat.settings(1000));
 }
 
 #[cfg(target_os = "linux")]

@@ -1,8 +1,9 @@
 //! The session's middlebox set by hand from the workbench's Middlebox panel
 //! (over the control WebSocket): the server records the settings the panel
 //! chose, a mapping opened afterwards runs them and expires on their clock, a
-//! refused value is reported on the page and changes nothing, and so is a
-//! change while the instructor has locked the room.
+//! refused value is reported on the page and changes nothing; while the
+//! instructor has locked the room the panel shows the defaults in force and a
+//! change is refused, and unlocking brings the session's own settings back.
 
 use std::time::Duration;
 
@@ -198,18 +199,40 @@ async fn the_middlebox_panel_sets_the_sessions_middlebox_and_reports_refusals() 
     .await;
     let chosen = effective(&lab, &owner);
 
-    // The instructor locks the room: the change is refused, the page says so.
-    lab.sessions().set_locked(true);
+    // The instructor locks the room: the session's new mappings run the
+    // defaults, and the panel shows them as in force; a change is refused and
+    // the page says so.
+    lab.set_locked(true);
+    eventually(
+        "the panel to show the defaults under the lock",
+        LIMIT,
+        async || {
+            let [_, preset, in_force, _] = shown(&mut chrome, &page).await;
+            (preset == "aws_nat" && in_force.contains("350 s shown as 3.5 s")).then_some(())
+        },
+    )
+    .await;
+    assert_eq!(effective(&lab, &owner), before, "locked: the defaults run");
     set(&mut chrome, &page, "mb-preset", "gcp_nat").await;
     eventually("the page to report the lock", LIMIT, async || {
         let [_, preset, _, alert] = shown(&mut chrome, &page).await;
-        (preset == "aws_nlb" && alert.contains("locked")).then_some(())
+        (preset == "aws_nat" && alert.contains("locked")).then_some(())
     })
     .await;
-    lab.sessions().set_locked(false);
+    // Unlocked: the session's own settings again, on the server and the page.
+    lab.set_locked(false);
     assert_eq!(
         effective(&lab, &owner),
         chosen,
         "the change refused under the lock changed nothing"
     );
+    eventually(
+        "the panel to show the session's own settings",
+        LIMIT,
+        async || {
+            let [_, preset, _, _] = shown(&mut chrome, &page).await;
+            (preset == "aws_nlb").then_some(())
+        },
+    )
+    .await;
 }

@@ -123,6 +123,11 @@ impl Registry {
         }
     }
 
+    /// The scopes with settings of their own.
+    pub fn owners(&self) -> Vec<Owner> {
+        self.lock().own.keys().cloned().collect()
+    }
+
     /// The defaults.
     pub fn defaults(&self) -> MiddleboxSettings {
         self.lock().defaults.clone()
@@ -173,6 +178,17 @@ impl Drop for UpstreamGuard<'_> {
 /// What `owner`'s new mappings run now.
 pub fn effective(lab: &Lab, owner: &Owner) -> MiddleboxSettings {
     lab.middlebox().effective(lab.sessions().locked(), owner)
+}
+
+/// Tells the viewers of `session` (the anonymous scope's, for `None`) which
+/// settings its new mappings run ([`ServerEvent::MiddleboxChanged`]).
+pub fn announce(lab: &Lab, settings: MiddleboxSettings, session: Option<SessionId>) {
+    lab.tracker().emit(|at_us| ServerEvent::MiddleboxChanged {
+        in_force_ms: settings.in_force_ms(),
+        settings,
+        session,
+        at_us,
+    });
 }
 
 /// Whose mapping a client's first bytes make it: the session its request
@@ -274,12 +290,7 @@ pub fn change(
             (next, owner.session().cloned())
         }
     };
-    lab.tracker().emit(|at_us| ServerEvent::MiddleboxChanged {
-        in_force_ms: settings.in_force_ms(),
-        settings,
-        session,
-        at_us,
-    });
+    announce(lab, settings, session);
     Ok(view(lab, access))
 }
 

@@ -64,6 +64,8 @@ struct Taken {
     answer: String,
     figures: BTreeMap<String, String>,
     links: String,
+    /// The timeline's lanes after the lesson: connection → its words.
+    lanes: BTreeMap<u64, String>,
 }
 
 /// Starts the lab with its HTTPS ports, opens lesson `id` in Chromium (which
@@ -107,12 +109,23 @@ async fn take(id: &str, prediction: u32) -> Taken {
     while let Ok(event) = events.try_recv() {
         record.push(event);
     }
+    let lanes = chrome
+        .eval(
+            &page,
+            "Array.from(document.querySelectorAll('svg#timeline g.lane'))                .map(g => [Number(g.dataset.conn), g.getAttribute('aria-label')])",
+        )
+        .await;
+    let lanes = serde_json::from_value::<Vec<(u64, String)>>(lanes)
+        .expect("the timeline's lanes")
+        .into_iter()
+        .collect();
     Taken {
         addrs,
         record,
         answer,
         figures,
         links,
+        lanes,
     }
 }
 
@@ -124,6 +137,7 @@ async fn twelve_requests_over_http2_share_one_connection_against_six_over_http1(
         answer,
         figures,
         links,
+        lanes,
     } = take("http2", 1).await;
     // Before running, the lesson linked the HTTPS origins whose certificate
     // the learner must accept.
@@ -148,6 +162,16 @@ async fn twelve_requests_over_http2_share_one_connection_against_six_over_http1(
         })
         .collect();
     assert_eq!(spoke, ["h2"], "ALPN chose HTTP/2 on that connection");
+    // The page's timeline draws that connection as one HTTP/2 lane that
+    // carried the twelve streams.
+    let h2_conn = h2_conns.first().expect("the HTTP/2 connection").0;
+    let lane = lanes
+        .get(&h2_conn)
+        .unwrap_or_else(|| panic!("c{h2_conn} drawn: {lanes:?}"));
+    assert!(
+        lane.contains("HTTP/2") && lane.ends_with("12 streams"),
+        "{lane}"
+    );
 
     assert_eq!(answer, "1", "the page measured what the server saw");
     assert_eq!(figures["h2-connections"], "1", "{figures:?}");

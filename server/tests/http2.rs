@@ -732,8 +732,10 @@ async fn api_close_over_h2_is_refused_with_a_hint() {
     assert_eq!(response.status(), 200);
 }
 
-#[tokio::test]
-async fn the_limited_port_says_four_streams_and_a_client_holds_the_rest_back() {
+/// The lab with only its stream-limited HTTPS port ([`tls::LIMITED_STREAMS`]
+/// streams at once): its plain address, the lab, the limited port's address
+/// and its certificate.
+async fn start_limited_port() -> (SocketAddr, Lab, SocketAddr, Identity) {
     let (addr, lab) = common::start_server_with(common::config()).await;
     let identity = Identity::generate(&[]).expect("a certificate");
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -743,6 +745,12 @@ async fn the_limited_port_says_four_streams_and_a_client_holds_the_rest_back() {
         vec![(listener, config, tls::LIMITED_STREAMS)],
         lab.clone(),
     ));
+    (addr, lab, limited, identity)
+}
+
+#[tokio::test]
+async fn the_limited_port_says_four_streams_and_a_client_holds_the_rest_back() {
+    let (addr, lab, limited, identity) = start_limited_port().await;
     let listed: protocol::TlsListeners =
         serde_json::from_slice(&common::get_once(addr, "/api/tls").await.body).expect("JSON");
     assert_eq!(listed.h2_limited, vec![limited.to_string()]);
@@ -878,15 +886,7 @@ async fn a_stream_the_client_cancels_is_recorded_as_reset_by_the_client_with_can
 
 #[tokio::test]
 async fn streams_the_server_refuses_are_recorded_as_reset_by_the_server_without_a_request() {
-    let (addr, lab) = common::start_server_with(common::config()).await;
-    let identity = Identity::generate(&[]).expect("a certificate");
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let limited = listener.local_addr().expect("address");
-    let config = tls::server_config(&identity, Offer::H2AndHttp11).expect("config");
-    tokio::spawn(tls::serve_ports(
-        vec![(listener, config, tls::LIMITED_STREAMS)],
-        lab.clone(),
-    ));
+    let (addr, lab, limited, identity) = start_limited_port().await;
     let mut viewer = Viewer::connect(addr).await;
     let frames = Arc::new(Frames::default());
     let io = WireLog {

@@ -244,14 +244,8 @@ impl<S> FrameTap<S> {
     fn pass_in(&mut self, bytes: &[u8]) -> usize {
         let conn = &self.conn;
         let mut opened = false;
-        let n = self.inbound.feed(bytes, &mut |seen| match seen {
-            Seen::Reset { stream, code } => conn.h2_reset(stream, Initiator::Client, code),
-            Seen::GoAway {
-                last_stream,
-                code,
-                debug,
-            } => conn.h2_goaway(Initiator::Client, last_stream, code, debug),
-            Seen::Opened(stream) => {
+        let n = self.inbound.feed(bytes, &mut |seen| {
+            if let Some(stream) = record(conn, Initiator::Client, seen) {
                 conn.h2_stream_opened(stream);
                 opened = true;
             }
@@ -263,16 +257,25 @@ impl<S> FrameTap<S> {
     /// Reads outbound `bytes` the TLS stream took.
     fn pass_out(&mut self, bytes: &[u8]) {
         let conn = &self.conn;
-        self.outbound.feed(bytes, &mut |seen| match seen {
-            Seen::Reset { stream, code } => conn.h2_reset(stream, Initiator::Server, code),
-            Seen::GoAway {
-                last_stream,
-                code,
-                debug,
-            } => conn.h2_goaway(Initiator::Server, last_stream, code, debug),
-            Seen::Opened(_) => {}
+        self.outbound.feed(bytes, &mut |seen| {
+            record(conn, Initiator::Server, seen);
         });
     }
+}
+
+/// Records a reset or GOAWAY that `by` sent on `conn`; a stream just opened
+/// is handed back instead (only the client opens streams).
+fn record(conn: &Conn, by: Initiator, seen: Seen) -> Option<u32> {
+    match seen {
+        Seen::Reset { stream, code } => conn.h2_reset(stream, by, code),
+        Seen::GoAway {
+            last_stream,
+            code,
+            debug,
+        } => conn.h2_goaway(by, last_stream, code, debug),
+        Seen::Opened(stream) => return Some(stream),
+    }
+    None
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for FrameTap<S> {

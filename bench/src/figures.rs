@@ -229,18 +229,24 @@ pub struct Shipped {
     pub raw: u64,
     /// Bytes after gzip (level 6, `gzip`'s default).
     pub gzip: u64,
+    /// Bytes after brotli (quality 11, window 22: what a server
+    /// precompressing its files would send).
+    pub brotli: u64,
 }
 
-/// The participant's page: what every learner downloads (the budget's).
-pub const PARTICIPANT_FILES: [&str; 2] = ["app_bg.wasm", "app.js"];
-/// The instructor's page, a bundle of its own (reported beside it).
+/// The lesson track, the landing page: what every learner downloads.
+pub const LESSON_FILES: [&str; 2] = ["app_bg.wasm", "app.js"];
+/// The workbench, a bundle of its own (its own URL, one link away).
+pub const WORKBENCH_FILES: [&str; 2] = ["workbench_bg.wasm", "workbench.js"];
+/// The instructor's page, a bundle of its own (reported beside them).
 pub const INSTRUCTOR_FILES: [&str; 2] = ["instructor_bg.wasm", "instructor.js"];
 
-/// Raw and gzip sizes of both pages' files in `dist/`, the participant's
-/// first.
+/// Raw, gzip and brotli sizes of every page's files in `dist/`: the lesson
+/// track's, the workbench's, then the instructor's.
 pub fn frontend_size(dist: &Path) -> Result<Vec<Shipped>, String> {
-    PARTICIPANT_FILES
+    LESSON_FILES
         .into_iter()
+        .chain(WORKBENCH_FILES)
         .chain(INSTRUCTOR_FILES)
         .map(|name| {
             let path = dist.join(name);
@@ -248,10 +254,18 @@ pub fn frontend_size(dist: &Path) -> Result<Vec<Shipped>, String> {
             let mut gz = GzEncoder::new(Vec::new(), Compression::default());
             gz.write_all(&bytes).map_err(|e| e.to_string())?;
             let gzip = gz.finish().map_err(|e| e.to_string())?.len() as u64;
+            let mut br = Vec::new();
+            let params = brotli::enc::BrotliEncoderParams {
+                quality: 11,
+                lgwin: 22,
+                ..Default::default()
+            };
+            brotli::BrotliCompress(&mut &bytes[..], &mut br, &params).map_err(|e| e.to_string())?;
             Ok(Shipped {
                 name,
                 raw: bytes.len() as u64,
                 gzip,
+                brotli: br.len() as u64,
             })
         })
         .collect()

@@ -1,8 +1,17 @@
-//! The keepalive-lab page, a Yew app compiled to WebAssembly: two bundles
-//! from this one library, the participant's page (`src/bin/app.rs`, [`lab`])
-//! and the instructor's (`src/bin/instructor.rs`, [`instructor`]), so no
-//! participant downloads the instructor's view. `index.html` loads the one
-//! its URL asks for (`#instructor&key=…` is the instructor's).
+//! The keepalive-lab page, a Yew app compiled to WebAssembly: three bundles
+//! from this one library, so each page downloads only its own code:
+//!
+//! - the lesson track (`src/bin/app.rs`, [`lab`]), where a participant lands
+//!   (`/`, `#lessons`, `#lesson=ID`);
+//! - the workbench (`src/bin/workbench.rs`, [`workbench`]): `#workbench`, or
+//!   a link carrying burst settings;
+//! - the instructor's view (`src/bin/instructor.rs`, [`instructor`]):
+//!   `#instructor&key=…`.
+//!
+//! `index.html` loads the one the URL asks for. Following a link between the
+//! lesson track and the workbench loads the other bundle, and hands the
+//! page's session over (`sessionStorage`, then checked with the server), so
+//! the learner stays the same participant.
 //!
 //! # Layout
 //!
@@ -10,10 +19,13 @@
 //!   [`settings`] (the burst composer and its shareable URL), [`clock`] (server
 //!   time on the page's clock), [`timeline`] (layout on one axis) and [`har`]
 //!   (HAR 1.2 export), all pure too;
-//! - `components/`: one component per file, `Root` at the top of the lab (it
-//!   asks the server for a session, then shows it, `components/app.rs`),
+//! - `components/`: one component per file, `Root` at the top of a
+//!   participant page (it asks the server for a session, then shows
+//!   `LessonTrack` or `Workbench`; what both share is in `components/app.rs`),
 //!   `InstructorPage` at the top of the instructor's view;
-//! - `hooks/`: [`hooks::use_event_socket`], the live link to the server;
+//! - `hooks/`: [`hooks::use_lab`], the live lab both participant pages run on
+//!   (state, events socket, firing a burst), [`hooks::use_event_socket`], the
+//!   live link to the server;
 //! - `services/`: browser I/O (the events WebSocket, the page's `fetch` calls).
 
 mod agent;
@@ -38,9 +50,14 @@ mod wire;
 #[global_allocator]
 static ALLOCATOR: rlsf::SmallGlobalTlsf = rlsf::SmallGlobalTlsf::new();
 
-/// Starts the participant's page: a session, then the lab.
+/// Starts the participant's landing page: a session, then the lesson track.
 pub fn lab() {
-    yew::Renderer::<components::Root>::new().render();
+    yew::Renderer::<components::Root<components::LessonTrack>>::new().render();
+}
+
+/// Starts the participant's workbench: a session, then the workbench.
+pub fn workbench() {
+    yew::Renderer::<components::Root<components::Workbench>>::new().render();
 }
 
 /// Starts the instructor's page (`#instructor&key=KEY`).

@@ -44,6 +44,32 @@ async fn lesson_of(chrome: &mut Chromium, page: &Page) -> String {
         .to_owned()
 }
 
+/// Moves the room to `lesson` with the instructor's own controls.
+async fn move_room(teacher: &mut Chromium, instructor: &Page, lesson: &str) {
+    teacher
+        .eval(
+            instructor,
+            &format!(
+                "(() => {{ const s = document.getElementById('room-lesson'); s.value = '{lesson}'; \
+                   s.dispatchEvent(new Event('change', {{ bubbles: true }})); }})()"
+            ),
+        )
+        .await;
+    eventually("the instructor's choice to register", LIMIT, async || {
+        let v = teacher
+            .eval(
+                instructor,
+                "document.getElementById('move-room').dataset.lesson",
+            )
+            .await;
+        (v == lesson).then_some(())
+    })
+    .await;
+    teacher
+        .eval(instructor, "document.getElementById('move-room').click()")
+        .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_instructor_sees_what_every_participant_measured_and_moves_the_room() {
     let (addr, _second, lab) = start_server_with_second_origin(Config {
@@ -199,26 +225,7 @@ async fn the_instructor_sees_what_every_participant_measured_and_moves_the_room(
     .await;
 
     // Move the room to the pools lesson: both pages open it.
-    teacher
-        .eval(
-            &instructor,
-            "(() => { const s = document.getElementById('room-lesson'); s.value = 'pools'; \
-               s.dispatchEvent(new Event('change', { bubbles: true })); })()",
-        )
-        .await;
-    eventually("the instructor's choice to register", LIMIT, async || {
-        let v = teacher
-            .eval(
-                &instructor,
-                "document.getElementById('move-room').dataset.lesson",
-            )
-            .await;
-        (v == "pools").then_some(())
-    })
-    .await;
-    teacher
-        .eval(&instructor, "document.getElementById('move-room').click()")
-        .await;
+    move_room(&mut teacher, &instructor, "pools").await;
     eventually("both participants on the pools lesson", LIMIT, async || {
         let a = lesson_of(&mut alice, &alice_page).await;
         let b = lesson_of(&mut bob, &bob_page).await;
@@ -226,4 +233,40 @@ async fn the_instructor_sees_what_every_participant_measured_and_moves_the_room(
     })
     .await;
     assert_eq!(lab.sessions().room_lesson().as_deref(), Some("pools"));
+
+    // Alice leaves for the workbench (a bundle of its own): she stays there,
+    // the same participant, although the room is on a lesson ...
+    alice
+        .eval(
+            &alice_page,
+            "document.getElementById('nav-workbench').click()",
+        )
+        .await;
+    eventually("Alice on the workbench, live", LIMIT, async || {
+        let on = alice
+            .eval(
+                &alice_page,
+                "document.querySelector('main[data-page=workbench]')?.dataset.socket === 'open'",
+            )
+            .await;
+        (on == true).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let still = alice
+        .eval(&alice_page, "document.querySelector('main').dataset.page")
+        .await;
+    assert_eq!(still, "workbench", "not sent back to the room's lesson");
+    assert_eq!(alice.session_of(&alice_page).await, alice_session);
+    // ... until the instructor moves the room: then she is on that lesson,
+    // still the same participant, and the room still has two.
+    move_room(&mut teacher, &instructor, "keep-alive-off").await;
+    eventually(
+        "Alice moved from the workbench to the lesson",
+        LIMIT,
+        async || (lesson_of(&mut alice, &alice_page).await == "keep-alive-off").then_some(()),
+    )
+    .await;
+    assert_eq!(alice.session_of(&alice_page).await, alice_session);
+    assert_eq!(lab.sessions().participants().len(), 2);
 }

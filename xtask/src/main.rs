@@ -23,9 +23,9 @@ use std::process::{Command, ExitCode};
 
 const WASM_TARGET: &str = "wasm32-unknown-unknown";
 const WASM_PROFILE: &str = "wasm-release";
-/// The frontend's pages, one wasm bundle each: the participant's and the
-/// instructor's (`frontend/src/bin/`).
-const PAGES: [&str; 2] = ["app", "instructor"];
+/// The frontend's pages, one wasm bundle each: the lesson track (the landing
+/// page), the workbench and the instructor's view (`frontend/src/bin/`).
+const PAGES: [&str; 3] = ["app", "workbench", "instructor"];
 const USAGE: &str = "\
 usage: cargo xtask <command>
 
@@ -141,7 +141,7 @@ fn build_into(dist: &Path, names: bool) -> Result<PathBuf> {
             .env("CARGO_TARGET_DIR", &target_dir)
             .env("CARGO_PROFILE_WASM_RELEASE_STRIP", "none");
     }
-    // Both pages: the participant's (`app`) and the instructor's.
+    // Every page: the lesson track (`app`), the workbench and the instructor's.
     status(build.args([
         "build",
         "--package",
@@ -182,6 +182,8 @@ fn build_into(dist: &Path, names: bool) -> Result<PathBuf> {
     let sizes = [
         "app_bg.wasm",
         "app.js",
+        "workbench_bg.wasm",
+        "workbench.js",
         "instructor_bg.wasm",
         "instructor.js",
     ]

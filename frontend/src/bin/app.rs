@@ -1,4 +1,4 @@
-//! The participant's page: the lab and its lessons.
+//! The participant's landing page: the lesson track.
 
 fn main() {
     app::lab();

@@ -5,6 +5,7 @@ mod app;
 mod composer;
 mod instructor;
 mod instructor_page;
+mod lesson_track;
 mod lesson_view;
 mod measured;
 mod middlebox_panel;
@@ -12,9 +13,19 @@ mod policy;
 mod root;
 mod runs;
 mod timeline;
+mod workbench;
 
 pub use instructor_page::InstructorPage;
+pub use lesson_track::LessonTrack;
 pub use root::Root;
+pub use workbench::Workbench;
+
+/// Props of both participant pages.
+#[derive(Debug, yew::Properties, PartialEq)]
+pub struct AppProps {
+    /// This page load's session, issued by the server.
+    pub session: protocol::SessionId,
+}
 
 use std::rc::Rc;
 

@@ -1,20 +1,28 @@
-//! The page's root: gets a session from the server, then shows the lab.
+//! The page's root: gets a session from the server, then shows the page.
 
 use protocol::SessionId;
 use yew::prelude::*;
 
-use super::app::App;
+use super::AppProps;
 use crate::services::session;
 
-/// Asks for a session once, then renders [`App`] with it.
+/// Asks for a session once (or takes over the one the other participant
+/// page handed over), then renders `P` with it.
 #[component]
-pub fn Root() -> Html {
+pub fn Root<P>() -> Html
+where
+    P: BaseComponent<Properties = AppProps>,
+{
     let session = use_state(|| None::<Result<SessionId, String>>);
     {
         let session = session.clone();
         use_effect_with((), move |()| {
             wasm_bindgen_futures::spawn_local(async move {
-                session.set(Some(session::create().await));
+                let id = match session::resume().await {
+                    Some(id) => Ok(id),
+                    None => session::create().await,
+                };
+                session.set(Some(id));
             });
         });
     }
@@ -28,6 +36,6 @@ pub fn Root() -> Html {
                 <p>{ "Reload the page to try again." }</p>
             </div>
         },
-        Some(Ok(id)) => html! { <App session={id.clone()} /> },
+        Some(Ok(id)) => html! { <P session={id.clone()} /> },
     }
 }

@@ -3,7 +3,9 @@
 mod use_event_socket;
 mod use_frame_dispatch;
 mod use_in_view;
+mod use_lab;
 
 pub use use_event_socket::use_event_socket;
 pub use use_frame_dispatch::{FrameDispatch, use_frame_dispatch};
 pub use use_in_view::use_in_view;
+pub use use_lab::{Lab, use_lab};

@@ -18,6 +18,25 @@ pub async fn create() -> Result<SessionId, String> {
         .map(|grant| grant.session)
 }
 
+/// Where a participant page leaves its session for the other one (the lesson
+/// track and the workbench are bundles of their own; `index.html` writes it
+/// when a link leads to the other page).
+const HANDED_OVER: &str = "keepalive-lab.session";
+
+/// The session the other participant page handed over, if it left one and
+/// the server still knows it. Taken once: a reload after it starts afresh.
+pub async fn resume() -> Option<SessionId> {
+    let storage = web_sys::window()?.session_storage().ok()??;
+    let left = storage.get_item(HANDED_OVER).ok()??;
+    let _ = storage.remove_item(HANDED_OVER);
+    let id = SessionId::parse(&left).ok()?;
+    // The server refuses a session it did not issue or has forgotten.
+    text("GET", &format!("/api/config?session={id}"), None)
+        .await
+        .ok()
+        .map(|_| id)
+}
+
 /// `method path` with an optional JSON `body` on the page's own origin;
 /// the answer's JSON, or the server's `{error, hint}` in words.
 pub async fn json<T: crate::wire::FromJson>(

@@ -1,0 +1,68 @@
+//! The lesson track, the landing page: the lesson list or one lesson, and the
+//! timeline of its runs.
+
+use yew::prelude::*;
+
+use super::AppProps;
+use super::app::{Page, location_hash, set_hash, shell};
+use super::lesson_view::LessonView;
+use super::timeline::TimelineView;
+use crate::hooks::use_lab;
+
+/// The lesson in the URL (`#lesson=ID`), or `None` for the list.
+fn lesson_from_location() -> Option<&'static str> {
+    let hash = location_hash();
+    let id = hash.trim_start_matches('#').strip_prefix("lesson=")?;
+    crate::lessons::find(id).map(|l| l.id())
+}
+
+/// The participant's landing page.
+#[component]
+pub fn LessonTrack(props: &AppProps) -> Html {
+    let lab = use_lab(props.session.clone(), None);
+    let lesson = use_state(lesson_from_location);
+    let open_lesson = {
+        let lesson = lesson.clone();
+        Callback::from(move |id: Option<&'static str>| {
+            set_hash(&id.map_or("lessons".to_owned(), |id| format!("lesson={id}")));
+            lesson.set(id);
+        })
+    };
+    // The instructor moved the room: open that lesson (a late joiner too).
+    {
+        let open = open_lesson.clone();
+        use_effect_with(lab.state.room_lesson.clone(), move |moved| {
+            if let Some((id, _)) = moved
+                && let Some(lesson) = crate::lessons::find(id)
+            {
+                open.emit(Some(lesson.id()));
+            }
+        });
+    }
+    let on_lessons = {
+        let open = open_lesson.clone();
+        Callback::from(move |e: MouseEvent| {
+            e.prevent_default();
+            open.emit(None);
+        })
+    };
+    let state = &lab.state;
+    let run = lab.run();
+    let groups = crate::timeline::LaneGroups::of(state, run.as_deref());
+    let agent_links = lab
+        .agent
+        .as_ref()
+        .as_ref()
+        .map(|a| a.links(state))
+        .unwrap_or_default();
+    let body = html! {
+        <>
+            <LessonView lesson={*lesson} state={state.clone()} fire={lab.fire.clone()} send={lab.send.clone()}
+                open={open_lesson} ready={lab.other_ports.is_some() && state.config.is_some()}
+                https_origins={lab.https_origins()} />
+            <TimelineView run={run} groups={groups} clock={state.clock} agent={(*lab.agent).clone()}
+                agent_links={agent_links} whole={false} />
+        </>
+    };
+    shell(&lab, Page::Lessons, Some(on_lessons), body)
+}

@@ -1,0 +1,133 @@
+//! The participant's two pages, each a bundle of its own: the lesson track
+//! (the landing page) downloads no workbench code, the Workbench link loads
+//! the workbench's bundle with the same session (the learner stays the same
+//! participant, with the policy they set), Back returns to the lessons with
+//! it; a session the server did not issue is never taken over, and a reload
+//! starts afresh.
+
+use std::time::Duration;
+
+use keepalive_lab_server::Config;
+use keepalive_lab_tests::chromium::{Chromium, Page};
+use keepalive_lab_tests::{dist_dir, eventually, start_server};
+
+const LIMIT: Duration = Duration::from_secs(30);
+
+/// Which page is showing (`lessons` / `workbench`), its session, and
+/// whether its live link is open.
+async fn showing(chrome: &mut Chromium, page: &Page) -> (String, String, bool) {
+    let v = chrome
+        .eval(
+            page,
+            "(() => { const m = document.querySelector('main[data-page]'); \
+               return m ? [m.dataset.page, m.dataset.session, m.dataset.socket === 'open'] \
+                        : ['', '', false]; })()",
+        )
+        .await;
+    (
+        v[0].as_str().unwrap_or_default().to_owned(),
+        v[1].as_str().unwrap_or_default().to_owned(),
+        v[2].as_bool().unwrap_or_default(),
+    )
+}
+
+/// Waits until `page` shows `which` with its live link open; its session.
+async fn wait_for(chrome: &mut Chromium, page: &Page, which: &str) -> String {
+    eventually(&format!("the {which} page, live"), LIMIT, async || {
+        let (now, session, open) = showing(chrome, page).await;
+        (now == which && open && !session.is_empty()).then_some(session)
+    })
+    .await
+}
+
+/// The page's bundles this document downloaded (`app`, `workbench`, …).
+async fn bundles(chrome: &mut Chromium, page: &Page) -> Vec<String> {
+    let v = chrome
+        .eval(
+            page,
+            "performance.getEntriesByType('resource').map(e => new URL(e.name).pathname) \
+               .filter(p => p.endsWith('_bg.wasm')).map(p => p.slice(1, -8))",
+        )
+        .await;
+    serde_json::from_value(v).expect("a list of bundles")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_workbench_link_loads_its_own_bundle_and_keeps_the_session() {
+    let (addr, lab) = start_server(Config {
+        dist_dir: dist_dir(),
+        ..Config::default()
+    })
+    .await;
+    let mut chrome = Chromium::launch().await;
+    let page = chrome.open(&format!("http://{addr}/")).await;
+
+    // The landing page is the lesson track, and it downloaded only its own
+    // bundle.
+    let landing = wait_for(&mut chrome, &page, "lessons").await;
+    assert_eq!(bundles(&mut chrome, &page).await, ["app"]);
+    assert_eq!(lab.sessions().participants().len(), 1);
+
+    // The Workbench link: the workbench's bundle, the same session.
+    chrome
+        .eval(&page, "document.getElementById('nav-workbench').click()")
+        .await;
+    let session = wait_for(&mut chrome, &page, "workbench").await;
+    assert_eq!(session, landing, "the workbench took the session over");
+    assert_eq!(bundles(&mut chrome, &page).await, ["workbench"]);
+
+    // A policy set in the workbench is this session's, at the server.
+    chrome
+        .eval(
+            &page,
+            "(() => { const i = document.getElementById('policy-idle'); i.value = '1234'; \
+               i.dispatchEvent(new Event('change', { bubbles: true })); })()",
+        )
+        .await;
+    let owner = chrome.session_of(&page).await;
+    eventually("the policy at the server", LIMIT, async || {
+        (lab.policy(&owner).idle_timeout_ms == 1234).then_some(())
+    })
+    .await;
+
+    // Back: the lesson track again, still the same participant.
+    chrome.eval(&page, "history.back()").await;
+    let back = wait_for(&mut chrome, &page, "lessons").await;
+    assert_eq!(back, landing);
+    assert_eq!(lab.policy(&owner).idle_timeout_ms, 1234);
+    assert_eq!(
+        lab.sessions().participants().len(),
+        1,
+        "one participant all along"
+    );
+
+    // A session the server did not issue, left where a page hands its
+    // session over, is not taken: the server issues a new one.
+    chrome
+        .eval(
+            &page,
+            "history.replaceState(null, '', '#workbench'); \
+             sessionStorage.setItem('keepalive-lab.session', 's-made-up-by-a-page'); \
+             location.reload()",
+        )
+        .await;
+    let fresh = wait_for(&mut chrome, &page, "workbench").await;
+    assert_ne!(fresh, "s-made-up-by-a-page");
+    assert_ne!(fresh, landing);
+    assert!(
+        lab.sessions()
+            .participants()
+            .iter()
+            .any(|p| p.session.as_str() == fresh),
+        "the new session is one the server issued"
+    );
+
+    // A reload is a new page load: a new session (the hand-over is taken
+    // once).
+    chrome.eval(&page, "location.reload()").await;
+    eventually("a new session after a reload", LIMIT, async || {
+        let (now, session, open) = showing(&mut chrome, &page).await;
+        (now == "workbench" && open && !session.is_empty() && session != fresh).then_some(())
+    })
+    .await;
+}

@@ -37,6 +37,17 @@ pub const MAX_TIMEOUT_MS: u64 = 600_000;
 /// before the first probe).
 pub const MAX_KEEP_ALIVE_MSECS: u64 = 7_200_000;
 
+/// Most requests in one run of the lab's own agent (`agent_start`): the
+/// server refuses more, and the page's agent composer offers no more.
+pub const LAB_MAX_COUNT: u32 = 200;
+/// Most sockets the lab's agent may open at once (also the most
+/// `max_sockets` and `max_total_sockets` may say).
+pub const LAB_MAX_SOCKETS: u32 = 32;
+/// Longest run of the lab's agent, linger included (ms).
+pub const LAB_MAX_DURATION_MS: u64 = 120_000;
+/// Longest time between two requests of the lab's agent (ms).
+pub const LAB_MAX_EVERY_MS: u64 = 60_000;
+
 /// Which free socket the agent reuses first (Node's `scheduling`).
 ///
 /// ```json

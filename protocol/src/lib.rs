@@ -41,7 +41,9 @@ mod session;
 mod tls;
 pub use agent::{
     AbortReason, AgentEvent, AgentOptions, AgentRequestSpec, AgentTarget, FinishReason,
-    FreeOutcome, RequestEvent, Scheduling, SocketCloseReason, SocketEvent, TimeoutSource,
+    FreeOutcome, LAB_MAX_COUNT, LAB_MAX_DURATION_MS, LAB_MAX_EVERY_MS, LAB_MAX_SOCKETS,
+    MAX_KEEP_ALIVE_MSECS, MAX_TIMEOUT_MS, RequestEvent, Scheduling, SocketCloseReason, SocketEvent,
+    TimeoutSource,
 };
 pub use lesson::{LESSONS, LessonEntry, LessonPage, LessonText, entry as lesson_entry};
 pub use middlebox::{

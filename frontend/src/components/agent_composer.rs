@@ -59,14 +59,14 @@ pub fn AgentComposer(props: &AgentComposerProps) -> Html {
             <div class="fields">
                 <label class="check"><input id="a-keep-alive" type="checkbox" checked={o.keep_alive}
                     onchange={edit(|s, v| s.options.keep_alive = v == "true")} />{ " keepAlive" }</label>
-                <label>{ "keepAliveMsecs " }<input id="a-keep-alive-msecs" type="number" min="1" max="7200000"
+                <label>{ "keepAliveMsecs " }<input id="a-keep-alive-msecs" type="number" min="1" max={protocol::MAX_KEEP_ALIVE_MSECS.to_string()}
                     value={o.keep_alive_msecs.to_string()}
                     onchange={edit(|s, v| s.options.keep_alive_msecs = num(&v, 1000))} /></label>
                 <label>{ "maxSockets " }<input id="a-max-sockets" size="8" value={limit_words(o.max_sockets)}
                     onchange={edit(|s, v| s.options.max_sockets = parse_limit(&v))} /></label>
                 <label>{ "maxTotalSockets " }<input id="a-max-total-sockets" size="8" value={limit_words(o.max_total_sockets)}
                     onchange={edit(|s, v| s.options.max_total_sockets = parse_limit(&v))} /></label>
-                <label>{ "maxFreeSockets " }<input id="a-max-free-sockets" type="number" min="1" max="256"
+                <label>{ "maxFreeSockets " }<input id="a-max-free-sockets" type="number" min="1"
                     value={o.max_free_sockets.to_string()}
                     onchange={edit(|s, v| s.options.max_free_sockets = num(&v, 256))} /></label>
                 <label>{ "scheduling " }<select id="a-scheduling" onchange={edit(|s, v| {
@@ -75,9 +75,9 @@ pub fn AgentComposer(props: &AgentComposerProps) -> Html {
                     { option("lifo", "lifo", o.scheduling == Scheduling::Lifo) }
                     { option("fifo", "fifo", o.scheduling == Scheduling::Fifo) }
                 </select></label>
-                <label>{ "timeout (socket idle, ms) " }<input id="a-timeout" type="number" min="1" max="600000"
+                <label>{ "timeout (socket idle, ms) " }<input id="a-timeout" type="number" min="1" max={protocol::MAX_TIMEOUT_MS.to_string()}
                     value={ms(o.timeout)} onchange={edit(|s, v| s.options.timeout = parse_ms(&v))} /></label>
-                <label>{ "request timeout (axios, ms) " }<input id="a-request-timeout" type="number" min="1" max="600000"
+                <label>{ "request timeout (axios, ms) " }<input id="a-request-timeout" type="number" min="1" max={protocol::MAX_TIMEOUT_MS.to_string()}
                     value={ms(o.request_timeout)} onchange={edit(|s, v| s.options.request_timeout = parse_ms(&v))} /></label>
                 <label>{ "GET " }<input id="a-path" size="24" value={s.request.path.clone()}
                     onchange={edit(|s, v| s.request.path = v.trim().to_owned())} /></label>
@@ -87,11 +87,11 @@ pub fn AgentComposer(props: &AgentComposerProps) -> Html {
                     { option("second-port", "the second port", s.request.target == AgentTarget::SecondPort) }
                     { option("middlebox", "through the middlebox", s.request.target == AgentTarget::Middlebox) }
                 </select></label>
-                <label>{ "one request every (ms) " }<input id="a-every" type="number" min="0" max="60000"
+                <label>{ "one request every (ms) " }<input id="a-every" type="number" min="0" max={protocol::LAB_MAX_EVERY_MS.to_string()}
                     value={s.every_ms.to_string()} onchange={edit(|s, v| s.every_ms = num(&v, 0))} /></label>
-                <label>{ "requests " }<input id="a-count" type="number" min="1" max="200"
+                <label>{ "requests " }<input id="a-count" type="number" min="1" max={protocol::LAB_MAX_COUNT.to_string()}
                     value={s.count.to_string()} onchange={edit(|s, v| s.count = num(&v, 1))} /></label>
-                <label>{ "then linger (ms) " }<input id="a-linger" type="number" min="0" max="120000"
+                <label>{ "then linger (ms) " }<input id="a-linger" type="number" min="0" max={protocol::LAB_MAX_DURATION_MS.to_string()}
                     value={s.linger_ms.to_string()} onchange={edit(|s, v| s.linger_ms = num(&v, 0))} /></label>
             </div>
             <div class="actions">
@@ -102,8 +102,9 @@ pub fn AgentComposer(props: &AgentComposerProps) -> Html {
                     { "Stop" }
                 </button>
             </div>
-            <p class="help">{ format!("Sends Connection: {}. Runs in the lab's server (at most 200 requests, 32 sockets, 120 s).",
-                o.connection_header()) }</p>
+            <p class="help">{ format!("Sends Connection: {}. Runs in the lab's server (at most {} requests, {} sockets, {} s).",
+                o.connection_header(), protocol::LAB_MAX_COUNT, protocol::LAB_MAX_SOCKETS,
+                protocol::LAB_MAX_DURATION_MS / 1000) }</p>
             if let Some(status) = &props.status {
                 <p class="status" id="agent-status" data-running={props.running.to_string()}>{ status.clone() }</p>
             }

@@ -32,16 +32,18 @@ use super::run::{Plan, run};
 use crate::Lab;
 use crate::sessions::{Access, Owner};
 
+// The caps a page sees are `protocol`'s, so the page's agent composer
+// offers exactly what the server accepts.
 /// Requests in one run.
-pub const MAX_COUNT: u32 = 200;
+pub const MAX_COUNT: u32 = protocol::LAB_MAX_COUNT;
 /// Sockets one agent may open at once (also the most `max_sockets` and
 /// `max_total_sockets` may say); with `Infinity`, requests past it wait in
 /// the agent's queue.
-pub const MAX_SOCKETS: u32 = 32;
+pub const MAX_SOCKETS: u32 = protocol::LAB_MAX_SOCKETS;
 /// Longest run, linger included; the run ends (`duration_cap`) after it.
-pub const MAX_DURATION: Duration = Duration::from_secs(120);
+pub const MAX_DURATION: Duration = Duration::from_millis(protocol::LAB_MAX_DURATION_MS);
 /// Longest time between two requests.
-pub const MAX_EVERY_MS: u64 = 60_000;
+pub const MAX_EVERY_MS: u64 = protocol::LAB_MAX_EVERY_MS;
 /// Agents running at once, server-wide.
 pub const MAX_RUNNING: usize = 64;
 /// Longest request path (with the lab's tags), like the lab's stored targets.

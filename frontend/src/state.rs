@@ -627,12 +627,19 @@ impl Run {
 /// connection opened earlier is not this page load's.
 pub const PAGE_LOAD_WINDOW_US: Micros = 30_000_000;
 
-/// What the page itself loads (its files and its session), before any run.
+/// What the page itself loads (its files, either participant bundle, and
+/// its session), before any run.
 fn is_page_file(target: &str) -> bool {
     let path = target.split('?').next().unwrap_or(target);
     matches!(
         path,
-        "/" | "/index.html" | "/app.js" | "/app_bg.wasm" | "/favicon.ico" | "/api/sessions"
+        "/" | "/index.html"
+            | "/app.js"
+            | "/app_bg.wasm"
+            | "/workbench.js"
+            | "/workbench_bg.wasm"
+            | "/favicon.ico"
+            | "/api/sessions"
     )
 }
 

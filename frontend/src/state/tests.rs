@@ -902,6 +902,11 @@ fn counters_agree_in_every_phase_mix_of_a_sequential_run() {
 /// A page that loaded over c1 (its files) and c2 (Chromium's spare), with
 /// its events socket on c4, beside another client's connection c3.
 fn loaded_page() -> LabState {
+    loaded_page_of(&[("/", 1), ("/app.js", 2), ("/app_bg.wasm", 3)])
+}
+
+/// [`loaded_page`], its files on c1 being `files`.
+fn loaded_page_of(files: &[(&str, u32)]) -> LabState {
     let mut s = fresh();
     let conn = |conn: u64,
                 opened_us: u64,
@@ -946,13 +951,7 @@ fn loaded_page() -> LabState {
         locked: false,
         room_lesson: None,
         connections: vec![
-            conn(
-                1,
-                900_000,
-                None,
-                None,
-                &[("/", 1), ("/app.js", 2), ("/app_bg.wasm", 3)],
-            ),
+            conn(1, 900_000, None, None, files),
             conn(2, 910_000, None, None, &[]),
             conn(3, 950_000, None, None, &[("/api/fast", 1)]),
             conn(
@@ -965,6 +964,33 @@ fn loaded_page() -> LabState {
         ],
     }));
     s
+}
+
+#[test]
+fn every_participant_page_loads_over_a_page_load_connection() {
+    // The lesson track, the workbench (a bundle of its own), and either one
+    // taking over a handed-over session instead of asking for a new one.
+    for files in [
+        &[
+            ("/", 1),
+            ("/app.js", 2),
+            ("/app_bg.wasm", 3),
+            ("/api/sessions", 4),
+        ][..],
+        &[("/", 1), ("/workbench.js", 2), ("/workbench_bg.wasm", 3)][..],
+    ] {
+        let s = loaded_page_of(files);
+        let lane = |c: u64| s.lanes.get(&ConnId(c)).expect("a lane");
+        assert!(s.is_page_load(lane(1)), "{files:?}");
+        assert!(s.is_page_load(lane(2)), "the spare");
+        assert!(!s.is_ours(lane(3)), "another client's");
+    }
+    // A handed-over session is checked with the server by name: that
+    // request names the page's own session.
+    let me = fresh().session;
+    let check = format!("/api/config?session={me}");
+    let s = loaded_page_of(&[("/", 1), ("/app.js", 2), (check.as_str(), 3)]);
+    assert!(s.is_page_load(s.lanes.get(&ConnId(1)).expect("a lane")));
 }
 
 #[test]

@@ -31,10 +31,14 @@
 //! - [`assets`]: the page's files, from a directory or built into the binary.
 //! - [`middlebox`]: a TCP proxy that forgets idle connections like a NAT
 //!   gateway or load balancer, in the lab (its own port) and standalone.
+//! - [`cli`]: what the three command lines share (`keepalive-lab`, its
+//!   `middlebox` and `agent` subcommands): `--flag value` or `--flag=value`,
+//!   each once unless it repeats, mistakes explained with a hint.
 //! - `main.rs`: a thin binary: flags, bind, serve until Ctrl-C.
 
 pub mod agent;
 pub mod assets;
+pub mod cli;
 pub mod conn;
 pub mod endpoints;
 pub mod error;

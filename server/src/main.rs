@@ -12,6 +12,7 @@ use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use keepalive_lab_server::cli::{Arg, Flags, Spec, Usage};
 use keepalive_lab_server::sessions::key::InstructorKey;
 use keepalive_lab_server::{Config, Lab, listener, tls};
 use tokio::net::{TcpListener, TcpSocket};
@@ -44,6 +45,24 @@ subcommands (standalone tools):
   keepalive-lab agent --help        a Node-style http.Agent client against any HTTP/1.1 server";
 
 /// Command-line options.
+/// The flags, with what each takes (`keepalive_lab_server::cli`: `--flag
+/// value` or `--flag=value`, each once but `--host-name`).
+const FLAGS: &[Spec] = &[
+    Spec::value("--port", "a port number", "8080"),
+    Spec::value("--second-port", "a port number", "8081"),
+    Spec::value("--middlebox-port", "a port number", "8082"),
+    Spec::value("--bind", "an IP address", "127.0.0.1"),
+    Spec::switch("--workshop"),
+    Spec::value("--host-name", "a host name", "lab.local").repeating(),
+    Spec::value("--dist", "a directory", "dist"),
+    Spec::value("--instructor-key", "a key", "a-long-secret"),
+    Spec::value("--tls-port", "a port number", "8083"),
+    Spec::value("--tls-h1-port", "a port number", "8084"),
+    Spec::value("--tls-streams-port", "a port number", "8085"),
+    Spec::value("--tls-cert", "a PEM file", "cert.pem"),
+    Spec::value("--tls-key", "a PEM file", "key.pem"),
+];
+
 #[derive(Debug)]
 struct Options {
     port: u16,
@@ -63,7 +82,7 @@ struct Options {
     tls_key: Option<PathBuf>,
 }
 
-fn parse(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
+fn parse(args: impl Iterator<Item = String>) -> Result<Options, String> {
     let mut options = Options {
         port: 8080,
         second_port: None,
@@ -80,25 +99,25 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
         tls_cert: None,
         tls_key: None,
     };
-    let port = |flag: &str, v: String| {
+    let args: Vec<String> = args.collect();
+    let port = |flag: &str, v: &str| {
         v.parse::<u16>()
             .map_err(|_| format!("{flag} takes 0 to 65535, got `{v}`"))
     };
-    while let Some(flag) = args.next() {
-        let mut value = |what: &str| {
-            args.next()
-                .ok_or_else(|| format!("{flag} needs {what}\n\n{USAGE}"))
+    let explain = |m: Usage| m.explain("keepalive-lab", USAGE);
+    for arg in Flags::new(&args, FLAGS) {
+        let (flag, v) = match arg.map_err(explain)? {
+            Arg::Help => return Err(USAGE.to_owned()),
+            Arg::Flag(flag, value) => (flag, value.unwrap_or_default()),
+            Arg::Positional(other) => {
+                return Err(format!("unexpected argument `{other}`\n\n{USAGE}"));
+            }
         };
-        match flag.as_str() {
-            "--port" => options.port = port("--port", value("a port number")?)?,
-            "--second-port" => {
-                options.second_port = Some(port("--second-port", value("a port number")?)?)
-            }
-            "--middlebox-port" => {
-                options.middlebox_port = Some(port("--middlebox-port", value("a port number")?)?)
-            }
+        match flag {
+            "--port" => options.port = port(flag, v)?,
+            "--second-port" => options.second_port = Some(port(flag, v)?),
+            "--middlebox-port" => options.middlebox_port = Some(port(flag, v)?),
             "--bind" => {
-                let v = value("an IP address")?;
                 options.bind = v.parse().map_err(|_| {
                     format!("--bind takes an IP address such as 127.0.0.1 or ::1, got `{v}`")
                 })?;
@@ -106,7 +125,6 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
             }
             "--workshop" => options.workshop = true,
             "--host-name" => {
-                let v = value("a host name")?;
                 let ok = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '.';
                 if v.is_empty() || v.len() > 253 || !v.chars().all(ok) {
                     return Err(format!(
@@ -115,20 +133,13 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
                 }
                 options.host_names.push(v.to_ascii_lowercase());
             }
-            "--dist" => options.dist = PathBuf::from(value("a directory")?),
-            "--instructor-key" => options.key = InstructorKey::parse(&value("a key")?)?,
-            "--tls-port" => options.tls_port = Some(port("--tls-port", value("a port number")?)?),
-            "--tls-streams-port" => {
-                options.tls_streams_port =
-                    Some(port("--tls-streams-port", value("a port number")?)?)
-            }
-            "--tls-h1-port" => {
-                options.tls_h1_port = Some(port("--tls-h1-port", value("a port number")?)?)
-            }
-            "--tls-cert" => options.tls_cert = Some(PathBuf::from(value("a PEM file")?)),
-            "--tls-key" => options.tls_key = Some(PathBuf::from(value("a PEM file")?)),
-            "-h" | "--help" => return Err(USAGE.to_owned()),
-            other => return Err(format!("unknown option `{other}`\n\n{USAGE}")),
+            "--dist" => options.dist = PathBuf::from(v),
+            "--instructor-key" => options.key = InstructorKey::parse(v)?,
+            "--tls-port" => options.tls_port = Some(port(flag, v)?),
+            "--tls-streams-port" => options.tls_streams_port = Some(port(flag, v)?),
+            "--tls-h1-port" => options.tls_h1_port = Some(port(flag, v)?),
+            "--tls-cert" => options.tls_cert = Some(PathBuf::from(v)),
+            _ => options.tls_key = Some(PathBuf::from(v)),
         }
     }
     if options.workshop && !options.bind_given {
@@ -454,5 +465,44 @@ async fn main() -> ExitCode {
             eprintln!("server task failed: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_line(line: &str) -> Result<Options, String> {
+        parse(line.split_whitespace().map(str::to_owned))
+    }
+
+    #[test]
+    fn flags_take_a_space_or_an_equals_sign_and_host_names_repeat() {
+        let o = parse_line("--port=0 --workshop --host-name A.local --host-name=b.local").unwrap();
+        assert_eq!(o.port, 0);
+        assert!(o.workshop);
+        assert_eq!(
+            o.bind,
+            IpAddr::from([0, 0, 0, 0]),
+            "a workshop listens everywhere"
+        );
+        assert_eq!(o.host_names, ["a.local", "b.local"]);
+    }
+
+    #[test]
+    fn mistakes_say_what_is_wrong_and_show_the_usage() {
+        for (line, words) in [
+            ("--bogus", "unknown flag `--bogus`"),
+            ("--port", "--port needs a value"),
+            ("--port 1 --port 2", "--port is given twice"),
+            ("--workshop=yes", "--workshop takes no value"),
+            ("--port 70000", "--port takes 0 to 65535"),
+            ("serve", "unexpected argument `serve`"),
+        ] {
+            let message = parse_line(line).expect_err(line);
+            assert!(message.contains(words), "{line}: {message}");
+        }
+        assert!(parse_line("--bogus").unwrap_err().ends_with(USAGE));
+        assert_eq!(parse_line("--help").unwrap_err(), USAGE);
     }
 }

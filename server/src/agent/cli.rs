@@ -80,30 +80,38 @@ pub enum Parsed {
     Run(Box<Options>),
 }
 
-/// A command-line mistake: what was wrong, and what to write instead.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Usage {
-    /// What was wrong.
-    pub error: String,
-    /// What to write instead.
-    pub hint: String,
-}
+pub use crate::cli::Usage;
+use crate::cli::{Arg, Flags, Spec, usage};
 
-impl std::fmt::Display for Usage {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "keepalive-lab agent: {}\n  hint: {}\n{USAGE}",
-            self.error, self.hint
-        )
-    }
-}
+/// The flags, with what each takes (Node's option names, in kebab case).
+const FLAGS: &[Spec] = &[
+    Spec::switch("--keep-alive"),
+    Spec::value("--keep-alive-msecs", "milliseconds", "1000"),
+    Spec::value(
+        "--max-sockets",
+        "a number of sockets or Infinity",
+        "Infinity",
+    ),
+    Spec::value(
+        "--max-total-sockets",
+        "a number of sockets or Infinity",
+        "Infinity",
+    ),
+    Spec::value("--max-free-sockets", "a number of sockets", "10"),
+    Spec::value("--scheduling", "lifo or fifo", "lifo"),
+    Spec::value("--timeout", "milliseconds", "1000"),
+    Spec::value("--request-timeout", "milliseconds", "1000"),
+    Spec::value("--keep-alive-timeout-buffer", "milliseconds", "1000"),
+    Spec::value("--every", "milliseconds", "1000"),
+    Spec::value("--count", "a number of requests", "10"),
+    Spec::value("--linger", "milliseconds", "1000"),
+    Spec::value("--method", "GET or HEAD", "GET"),
+    Spec::value("--connection", "a header value", "close"),
+];
 
-fn usage(error: impl Into<String>, hint: impl Into<String>) -> Usage {
-    Usage {
-        error: error.into(),
-        hint: hint.into(),
-    }
+/// A mistake as the tool prints it: what, the hint, then the usage line.
+pub fn explain(mistake: &Usage) -> String {
+    mistake.explain("keepalive-lab agent", USAGE)
 }
 
 /// The `--help` text.
@@ -225,31 +233,32 @@ pub fn parse_args(args: &[String]) -> Result<Parsed, Usage> {
     let mut every_ms = 1000u64;
     let mut count = 1u32;
     let mut linger_ms = 0u64;
-    let mut it = args.iter();
-    while let Some(arg) = it.next() {
-        let mut value = |what: &str| {
-            it.next().cloned().ok_or_else(|| {
-                usage(
-                    format!("{arg} needs {what}"),
-                    format!("e.g. {arg} {}", example(arg)),
-                )
-            })
+    for arg in Flags::new(args, FLAGS) {
+        let (arg, value) = match arg? {
+            Arg::Help => return Ok(Parsed::Help),
+            Arg::Flag(flag, value) => (flag, value.unwrap_or_default()),
+            Arg::Positional(positional) => {
+                if url.replace(positional.to_owned()).is_some() {
+                    return Err(usage(
+                        format!("a second URL `{positional}`"),
+                        "give one URL",
+                    ));
+                }
+                continue;
+            }
         };
-        match arg.as_str() {
-            "-h" | "--help" => return Ok(Parsed::Help),
+        match arg {
             "--keep-alive" => agent.keep_alive = true,
             "--keep-alive-msecs" => {
-                agent.keep_alive_msecs = number(arg, &value("milliseconds")?, "milliseconds")?;
+                agent.keep_alive_msecs = number(arg, value, "milliseconds")?;
             }
-            "--max-sockets" => agent.max_sockets = sockets(arg, &value("N or Infinity")?)?,
-            "--max-total-sockets" => {
-                agent.max_total_sockets = sockets(arg, &value("N or Infinity")?)?;
-            }
+            "--max-sockets" => agent.max_sockets = sockets(arg, value)?,
+            "--max-total-sockets" => agent.max_total_sockets = sockets(arg, value)?,
             "--max-free-sockets" => {
-                agent.max_free_sockets = number(arg, &value("a number")?, "a number of sockets")?;
+                agent.max_free_sockets = number(arg, value, "a number of sockets")?;
             }
             "--scheduling" => {
-                agent.scheduling = match value("lifo or fifo")?.as_str() {
+                agent.scheduling = match value {
                     "lifo" => Scheduling::Lifo,
                     "fifo" => Scheduling::Fifo,
                     other => {
@@ -260,21 +269,18 @@ pub fn parse_args(args: &[String]) -> Result<Parsed, Usage> {
                     }
                 };
             }
-            "--timeout" => {
-                agent.timeout = Some(number(arg, &value("milliseconds")?, "milliseconds")?)
-            }
+            "--timeout" => agent.timeout = Some(number(arg, value, "milliseconds")?),
             "--request-timeout" => {
-                agent.request_timeout = Some(number(arg, &value("milliseconds")?, "milliseconds")?);
+                agent.request_timeout = Some(number(arg, value, "milliseconds")?);
             }
             "--keep-alive-timeout-buffer" => {
-                agent.agent_keep_alive_timeout_buffer =
-                    number(arg, &value("milliseconds")?, "milliseconds")?;
+                agent.agent_keep_alive_timeout_buffer = number(arg, value, "milliseconds")?;
             }
-            "--every" => every_ms = number(arg, &value("milliseconds")?, "milliseconds")?,
-            "--count" => count = number(arg, &value("a number")?, "a number of requests")?,
-            "--linger" => linger_ms = number(arg, &value("milliseconds")?, "milliseconds")?,
+            "--every" => every_ms = number(arg, value, "milliseconds")?,
+            "--count" => count = number(arg, value, "a number of requests")?,
+            "--linger" => linger_ms = number(arg, value, "milliseconds")?,
             "--method" => {
-                method = value("GET or HEAD")?.to_ascii_uppercase();
+                method = value.to_ascii_uppercase();
                 if method != "GET" && method != "HEAD" {
                     return Err(usage(
                         format!("--method {method} is not supported"),
@@ -282,32 +288,17 @@ pub fn parse_args(args: &[String]) -> Result<Parsed, Usage> {
                     ));
                 }
             }
-            "--connection" => {
-                let v = value("a header value")?;
-                if v.is_empty()
-                    || v.len() > 64
-                    || !v.bytes().all(|b| b.is_ascii_graphic() || b == b' ')
+            _ => {
+                if value.is_empty()
+                    || value.len() > 64
+                    || !value.bytes().all(|b| b.is_ascii_graphic() || b == b' ')
                 {
                     return Err(usage(
-                        format!("--connection `{v}` is not a header value"),
+                        format!("--connection `{value}` is not a header value"),
                         "e.g. --connection close",
                     ));
                 }
-                connection = Some(v);
-            }
-            flag if flag.starts_with('-') => {
-                return Err(usage(
-                    format!("unknown flag `{flag}`"),
-                    "see keepalive-lab agent --help",
-                ));
-            }
-            positional => {
-                if url.replace(positional.to_owned()).is_some() {
-                    return Err(usage(
-                        format!("a second URL `{positional}`"),
-                        "give one URL",
-                    ));
-                }
+                connection = Some(value.to_owned());
             }
         }
     }
@@ -354,17 +345,6 @@ pub fn parse_args(args: &[String]) -> Result<Parsed, Usage> {
         count,
         linger_ms,
     })))
-}
-
-fn example(flag: &str) -> &'static str {
-    match flag {
-        "--max-sockets" | "--max-total-sockets" => "Infinity",
-        "--scheduling" => "lifo",
-        "--method" => "GET",
-        "--connection" => "close",
-        "--count" | "--max-free-sockets" => "10",
-        _ => "1000",
-    }
 }
 
 /// Runs `options`, writing one JSON line per event to `out`, until done or
@@ -458,7 +438,7 @@ pub async fn run_cli(args: Vec<String>) -> ExitCode {
         }
         Ok(Parsed::Run(options)) => *options,
         Err(mistake) => {
-            eprintln!("{mistake}");
+            eprintln!("{}", explain(&mistake));
             return ExitCode::from(2);
         }
     };
@@ -540,7 +520,7 @@ mod tests {
         ] {
             let error = parse_args(&args(bad)).expect_err(bad);
             assert!(!error.error.is_empty() && !error.hint.is_empty(), "{bad}");
-            assert!(error.to_string().contains(USAGE), "{bad}");
+            assert!(explain(&error).contains(USAGE), "{bad}");
         }
         assert_eq!(parse_args(&args("--help")), Ok(Parsed::Help));
     }

@@ -50,30 +50,35 @@ pub enum Parsed {
     Run(Options),
 }
 
-/// A command-line mistake: what was wrong, and what to write instead.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Usage {
-    /// What was wrong.
-    pub error: String,
-    /// What to write instead.
-    pub hint: String,
-}
+pub use crate::cli::Usage;
+use crate::cli::{Arg, Flags, Spec, usage};
 
-impl std::fmt::Display for Usage {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "keepalive-lab middlebox: {}\n  hint: {}\n{USAGE}",
-            self.error, self.hint
-        )
-    }
-}
+/// The flags, with what each takes.
+const FLAGS: &[Spec] = &[
+    Spec::value(
+        "--listen",
+        "ADDR:PORT, where clients connect",
+        "127.0.0.1:9000",
+    ),
+    Spec::value(
+        "--upstream",
+        "ADDR:PORT, the service behind",
+        "127.0.0.1:8080",
+    ),
+    Spec::value("--preset", "a preset", "aws-nat"),
+    Spec::value("--idle-timeout", "a duration", "350s"),
+    Spec::value(
+        "--on-expiry",
+        "rst, rst-either, rst-both, silent or fin",
+        "rst",
+    ),
+    Spec::value("--scale", "a whole number", "100"),
+    Spec::value("--max-mappings", "a number", "1024"),
+];
 
-fn usage(error: impl Into<String>, hint: impl Into<String>) -> Usage {
-    Usage {
-        error: error.into(),
-        hint: hint.into(),
-    }
+/// A mistake as the tool prints it: what, the hint, then the usage line.
+pub fn explain(mistake: &Usage) -> String {
+    mistake.explain("keepalive-lab middlebox", USAGE)
 }
 
 /// The help text: usage, the presets with their numbers and sources, and
@@ -154,10 +159,10 @@ fn address(flag: &str, text: &str) -> Result<String, Usage> {
 
 /// Parses the arguments after `middlebox` (a leading `middlebox` is skipped).
 pub fn parse_args(args: &[String]) -> Result<Parsed, Usage> {
-    let mut args = args.iter().map(String::as_str).peekable();
-    if args.peek() == Some(&"middlebox") {
-        args.next();
-    }
+    let args = match args.first() {
+        Some(first) if first == "middlebox" => &args[1..],
+        _ => args,
+    };
     let mut listen = None;
     let mut upstream = None;
     let mut preset = None;
@@ -165,65 +170,21 @@ pub fn parse_args(args: &[String]) -> Result<Parsed, Usage> {
     let mut on_expiry = None;
     let mut scale = None;
     let mut max_mappings = None;
-    while let Some(arg) = args.next() {
-        if arg == "--help" || arg == "-h" {
-            return Ok(Parsed::Help);
-        }
-        let (flag, inline) = match arg.split_once('=') {
-            Some((flag, value)) if flag.starts_with("--") => (flag, Some(value)),
-            _ => (arg, None),
-        };
-        if !flag.starts_with("--") {
-            return Err(usage(
-                format!("unexpected argument `{arg}`"),
-                "every setting is a flag, e.g. --listen 127.0.0.1:9000",
-            ));
-        }
-        let known = [
-            "--listen",
-            "--upstream",
-            "--preset",
-            "--idle-timeout",
-            "--on-expiry",
-            "--scale",
-            "--max-mappings",
-        ];
-        if !known.contains(&flag) {
-            return Err(usage(
-                format!("unknown flag `{flag}`"),
-                format!("the flags are {}", known.join(", ")),
-            ));
-        }
-        let value = match inline {
-            Some(value) => value,
-            None => args.next().ok_or_else(|| {
-                usage(
-                    format!("{flag} needs a value"),
-                    format!("e.g. {}", example(flag)),
-                )
-            })?,
-        };
-        let once = |seen: bool| {
-            if seen {
-                Err(usage(
-                    format!("{flag} is given twice"),
-                    "give each flag once",
-                ))
-            } else {
-                Ok(())
+    for arg in Flags::new(args, FLAGS) {
+        let (flag, value) = match arg? {
+            Arg::Help => return Ok(Parsed::Help),
+            Arg::Flag(flag, value) => (flag, value.unwrap_or_default()),
+            Arg::Positional(arg) => {
+                return Err(usage(
+                    format!("unexpected argument `{arg}`"),
+                    "every setting is a flag, e.g. --listen 127.0.0.1:9000",
+                ));
             }
         };
         match flag {
-            "--listen" => {
-                once(listen.is_some())?;
-                listen = Some(address(flag, value)?);
-            }
-            "--upstream" => {
-                once(upstream.is_some())?;
-                upstream = Some(address(flag, value)?);
-            }
+            "--listen" => listen = Some(address(flag, value)?),
+            "--upstream" => upstream = Some(address(flag, value)?),
             "--preset" => {
-                once(preset.is_some())?;
                 preset = Some(parse_preset(value).ok_or_else(|| {
                     usage(
                         format!("unknown preset `{value}`"),
@@ -231,12 +192,8 @@ pub fn parse_args(args: &[String]) -> Result<Parsed, Usage> {
                     )
                 })?);
             }
-            "--idle-timeout" => {
-                once(idle_timeout_ms.is_some())?;
-                idle_timeout_ms = Some(parse_duration(value)?);
-            }
+            "--idle-timeout" => idle_timeout_ms = Some(parse_duration(value)?),
             "--on-expiry" => {
-                once(on_expiry.is_some())?;
                 on_expiry = Some(parse_on_expiry(value).ok_or_else(|| {
                     usage(
                         format!("unknown --on-expiry `{value}`"),
@@ -245,7 +202,6 @@ pub fn parse_args(args: &[String]) -> Result<Parsed, Usage> {
                 })?);
             }
             "--scale" => {
-                once(scale.is_some())?;
                 scale = Some(value.parse::<u32>().map_err(|_| {
                     usage(
                         format!("--scale `{value}` is not a whole number"),
@@ -253,8 +209,7 @@ pub fn parse_args(args: &[String]) -> Result<Parsed, Usage> {
                     )
                 })?);
             }
-            "--max-mappings" => {
-                once(max_mappings.is_some())?;
+            _ => {
                 max_mappings = Some(
                     value
                         .parse::<usize>()
@@ -270,7 +225,6 @@ pub fn parse_args(args: &[String]) -> Result<Parsed, Usage> {
                         })?,
                 );
             }
-            _ => unreachable!("checked against `known`"),
         }
     }
     let listen = listen.ok_or_else(|| {
@@ -328,18 +282,6 @@ pub fn parse_args(args: &[String]) -> Result<Parsed, Usage> {
         settings,
         max_mappings: max_mappings.unwrap_or(Limits::default().max_mappings),
     }))
-}
-
-fn example(flag: &str) -> &'static str {
-    match flag {
-        "--listen" => "--listen 127.0.0.1:9000",
-        "--upstream" => "--upstream 127.0.0.1:8080",
-        "--preset" => "--preset aws-nat",
-        "--idle-timeout" => "--idle-timeout 350s",
-        "--on-expiry" => "--on-expiry rst",
-        "--scale" => "--scale 100",
-        _ => "--max-mappings 1024",
-    }
 }
 
 /// The first line the standalone middlebox prints.
@@ -448,7 +390,7 @@ pub async fn run_cli(args: Vec<String>) -> ExitCode {
         }
         Ok(Parsed::Run(options)) => options,
         Err(mistake) => {
-            eprintln!("{mistake}");
+            eprintln!("{}", explain(&mistake));
             return ExitCode::from(2);
         }
     };
@@ -561,7 +503,7 @@ mod tests {
             let error = parse_args(&args(text)).unwrap_err();
             assert!(error.error.contains(words), "{text}: {error:?}");
             assert!(!error.hint.is_empty());
-            assert!(error.to_string().contains("usage: keepalive-lab middlebox"));
+            assert!(explain(&error).contains("usage: keepalive-lab middlebox"));
         }
     }
 }

@@ -1,0 +1,223 @@
+//! What the binary's three command lines share (`keepalive-lab`,
+//! `keepalive-lab middlebox`, `keepalive-lab agent`): a flag is written
+//! `--name value` or `--name=value`, given once unless it may repeat, and a
+//! mistake is explained, with what to write instead, never panicked on.
+
+/// A command-line mistake: what was wrong, and what to write instead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Usage {
+    /// What was wrong.
+    pub error: String,
+    /// What to write instead.
+    pub hint: String,
+}
+
+impl Usage {
+    /// The mistake as `tool` prints it: what was wrong, the hint, then the
+    /// tool's usage text.
+    pub fn explain(&self, tool: &str, usage_text: &str) -> String {
+        format!(
+            "{tool}: {}\n  hint: {}\n{usage_text}",
+            self.error, self.hint
+        )
+    }
+}
+
+/// A [`Usage`] from its two parts.
+pub fn usage(error: impl Into<String>, hint: impl Into<String>) -> Usage {
+    Usage {
+        error: error.into(),
+        hint: hint.into(),
+    }
+}
+
+/// One flag a command line understands.
+#[derive(Debug, Clone, Copy)]
+pub struct Spec {
+    /// `--name`.
+    pub name: &'static str,
+    /// What its value is, in words ("a port number"); `None` for a switch.
+    pub value: Option<&'static str>,
+    /// A value to show in a hint (`--scale 100`).
+    pub example: &'static str,
+    /// It may be given more than once (each adds).
+    pub repeats: bool,
+}
+
+impl Spec {
+    /// A flag taking `value`, e.g. `Spec::value("--port", "a port number", "8080")`.
+    pub const fn value(name: &'static str, value: &'static str, example: &'static str) -> Spec {
+        Spec {
+            name,
+            value: Some(value),
+            example,
+            repeats: false,
+        }
+    }
+
+    /// A switch, e.g. `--workshop`.
+    pub const fn switch(name: &'static str) -> Spec {
+        Spec {
+            name,
+            value: None,
+            example: "",
+            repeats: false,
+        }
+    }
+
+    /// The same flag, allowed more than once.
+    pub const fn repeating(self) -> Spec {
+        Spec {
+            repeats: true,
+            ..self
+        }
+    }
+}
+
+/// One item of a command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Arg<'a> {
+    /// `-h` or `--help`.
+    Help,
+    /// A known flag and its value (`None` for a switch).
+    Flag(&'static str, Option<&'a str>),
+    /// Anything that is not a flag (a URL, a subcommand's operand).
+    Positional(&'a str),
+}
+
+/// Reads a command line against its flags: each [`Iterator::next`] is the
+/// next [`Arg`], or the first mistake.
+#[derive(Debug)]
+pub struct Flags<'a> {
+    args: std::slice::Iter<'a, String>,
+    specs: &'static [Spec],
+    seen: Vec<&'static str>,
+}
+
+impl<'a> Flags<'a> {
+    /// The flags of `args`, which `specs` lists.
+    pub fn new(args: &'a [String], specs: &'static [Spec]) -> Flags<'a> {
+        Flags {
+            args: args.iter(),
+            specs,
+            seen: Vec::new(),
+        }
+    }
+
+    fn flag(&mut self, arg: &'a str) -> Result<Arg<'a>, Usage> {
+        let (name, inline) = match arg.split_once('=') {
+            Some((name, value)) => (name, Some(value)),
+            None => (arg, None),
+        };
+        let Some(spec) = self.specs.iter().find(|s| s.name == name) else {
+            let names: Vec<&str> = self.specs.iter().map(|s| s.name).collect();
+            return Err(usage(
+                format!("unknown flag `{name}`"),
+                format!("the flags are {} (and --help)", names.join(", ")),
+            ));
+        };
+        if !spec.repeats && self.seen.contains(&spec.name) {
+            return Err(usage(
+                format!("{} is given twice", spec.name),
+                "give each flag once",
+            ));
+        }
+        self.seen.push(spec.name);
+        let value = match (spec.value, inline) {
+            (None, None) => None,
+            (None, Some(_)) => {
+                return Err(usage(
+                    format!("{} takes no value", spec.name),
+                    format!("write {} alone", spec.name),
+                ));
+            }
+            (Some(_), Some(value)) => Some(value),
+            (Some(what), None) => Some(self.args.next().map(String::as_str).ok_or_else(|| {
+                usage(
+                    format!("{} needs a value: {what}", spec.name),
+                    format!("e.g. {} {}", spec.name, spec.example),
+                )
+            })?),
+        };
+        Ok(Arg::Flag(spec.name, value))
+    }
+}
+
+impl<'a> Iterator for Flags<'a> {
+    type Item = Result<Arg<'a>, Usage>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let arg = self.args.next()?.as_str();
+        Some(match arg {
+            "-h" | "--help" => Ok(Arg::Help),
+            flag if flag.starts_with('-') && flag.len() > 1 => self.flag(flag),
+            positional => Ok(Arg::Positional(positional)),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SPECS: &[Spec] = &[
+        Spec::value("--port", "a port number", "8080"),
+        Spec::switch("--workshop"),
+        Spec::value("--host-name", "a host name", "lab.local").repeating(),
+    ];
+
+    fn read(line: &str) -> Result<Vec<Arg<'static>>, Usage> {
+        let args: &'static [String] = line
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+            .leak();
+        Flags::new(args, SPECS).collect()
+    }
+
+    #[test]
+    fn flags_read_with_a_space_or_an_equals_sign() {
+        assert_eq!(
+            read("--port 9000 --workshop --host-name=a.local --host-name b.local url").unwrap(),
+            [
+                Arg::Flag("--port", Some("9000")),
+                Arg::Flag("--workshop", None),
+                Arg::Flag("--host-name", Some("a.local")),
+                Arg::Flag("--host-name", Some("b.local")),
+                Arg::Positional("url"),
+            ]
+        );
+        assert_eq!(read("-h").unwrap(), [Arg::Help]);
+        assert_eq!(read("--port=").unwrap(), [Arg::Flag("--port", Some(""))]);
+    }
+
+    #[test]
+    fn mistakes_are_explained_with_a_hint() {
+        for (line, error, hint) in [
+            (
+                "--bogus 1",
+                "unknown flag `--bogus`",
+                "the flags are --port",
+            ),
+            (
+                "--port",
+                "--port needs a value: a port number",
+                "e.g. --port 8080",
+            ),
+            (
+                "--port 1 --port=2",
+                "--port is given twice",
+                "give each flag once",
+            ),
+            (
+                "--workshop=yes",
+                "--workshop takes no value",
+                "write --workshop alone",
+            ),
+        ] {
+            let mistake = read(line).expect_err(line);
+            assert_eq!(mistake.error, error, "{line}");
+            assert!(mistake.hint.starts_with(hint), "{line}: {}", mistake.hint);
+        }
+    }
+}

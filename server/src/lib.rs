@@ -113,7 +113,8 @@ pub struct Config {
     /// Completed requests remembered per connection for snapshots; in-flight
     /// requests are always kept. Bounds the memory of a long-lived connection.
     pub requests_kept_per_connection: usize,
-    /// Where the built frontend (`index.html`, `app.js`, `app_bg.wasm`) lives.
+    /// Where the built frontend (`index.html` and each page's `*.js` and
+    /// `*_bg.wasm`) lives.
     pub dist_dir: PathBuf,
     /// The addresses the server listens on, as told to pages (in the
     /// snapshot) so they can aim bursts at another origin. [`listener::serve_all`]

@@ -121,6 +121,19 @@ impl Chromium {
 
     /// Sends one command and waits for its answer (events are skipped).
     async fn call(&mut self, session: Option<&str>, method: &str, params: Value) -> Value {
+        self.try_call(session, method, params)
+            .await
+            .unwrap_or_else(|error| panic!("DevTools {method} failed: {error}"))
+    }
+
+    /// [`Chromium::call`], with DevTools' own error (e.g. the page
+    /// navigated while it was being evaluated) as an `Err`.
+    async fn try_call(
+        &mut self,
+        session: Option<&str>,
+        method: &str,
+        params: Value,
+    ) -> Result<Value, Value> {
         let id = self.next_id;
         self.next_id += 1;
         let mut command = json!({ "id": id, "method": method, "params": params });
@@ -145,10 +158,10 @@ impl Chromium {
         })
         .await
         .unwrap_or_else(|_| panic!("DevTools {method}: no answer within 30 s"));
-        if let Some(error) = answer.get("error") {
-            panic!("DevTools {method} failed: {error}");
+        match answer.get("error") {
+            Some(error) => Err(error.clone()),
+            None => Ok(answer["result"].clone()),
         }
-        answer["result"].clone()
     }
 
     /// Opens `url` in a new tab.
@@ -359,20 +372,35 @@ impl Chromium {
         )
     }
 
+    /// `Runtime.evaluate` of `expression` in `page`, awaiting a promise.
+    async fn evaluate(&mut self, page: &Page, expression: &str) -> Result<Value, Value> {
+        let params = json!({
+            "expression": expression,
+            "returnByValue": true,
+            "awaitPromise": true,
+        });
+        self.try_call(Some(&page.session), "Runtime.evaluate", params)
+            .await
+    }
+
+    /// [`Chromium::eval`] while `page` may be loading another document (a
+    /// link that reloads it): `None` when the evaluation was cut off by the
+    /// navigation (or ran in a page not ready for it), to be tried again.
+    pub async fn eval_across_loads(&mut self, page: &Page, expression: &str) -> Option<Value> {
+        let result = self.evaluate(page, expression).await.ok()?;
+        if result.get("exceptionDetails").is_some() {
+            return None;
+        }
+        Some(result["result"]["value"].clone())
+    }
+
     /// Evaluates `expression` in `page` (awaiting a promise) and returns its
     /// value as JSON.
     pub async fn eval(&mut self, page: &Page, expression: &str) -> Value {
         let result = self
-            .call(
-                Some(&page.session),
-                "Runtime.evaluate",
-                json!({
-                    "expression": expression,
-                    "returnByValue": true,
-                    "awaitPromise": true,
-                }),
-            )
-            .await;
+            .evaluate(page, expression)
+            .await
+            .unwrap_or_else(|error| panic!("DevTools Runtime.evaluate failed: {error}"));
         if let Some(exception) = result.get("exceptionDetails") {
             panic!("JavaScript `{expression}` threw: {exception}");
         }

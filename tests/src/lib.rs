@@ -31,7 +31,14 @@ pub fn dist_dir() -> PathBuf {
         PathBuf::from,
     );
     assert!(
-        dist.join("index.html").is_file() && dist.join("app_bg.wasm").is_file(),
+        [
+            "index.html",
+            "app_bg.wasm",
+            "workbench_bg.wasm",
+            "instructor_bg.wasm"
+        ]
+        .iter()
+        .all(|file| dist.join(file).is_file()),
         "the frontend is not built in {}: run the tests with `cargo xtask test`, \
          which builds it first (or run `cargo xtask build`)",
         dist.display()

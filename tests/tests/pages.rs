@@ -1,9 +1,10 @@
 //! The participant's two pages, each a bundle of its own: the lesson track
 //! (the landing page) downloads no workbench code, the Workbench link loads
 //! the workbench's bundle with the same session (the learner stays the same
-//! participant, with the policy they set), Back returns to the lessons with
-//! it; a session the server did not issue is never taken over, and a reload
-//! starts afresh.
+//! participant, with the policy they set, and projector mode), Back returns
+//! to the lessons with it, and moves between a lesson and the list without
+//! loading a page; a session the server did not issue is never taken over,
+//! and a reload starts afresh.
 
 use std::time::Duration;
 
@@ -16,14 +17,16 @@ const LIMIT: Duration = Duration::from_secs(30);
 /// Which page is showing (`lessons` / `workbench`), its session, and
 /// whether its live link is open.
 async fn showing(chrome: &mut Chromium, page: &Page) -> (String, String, bool) {
+    // The page may be loading the other bundle meanwhile.
     let v = chrome
-        .eval(
+        .eval_across_loads(
             page,
             "(() => { const m = document.querySelector('main[data-page]'); \
                return m ? [m.dataset.page, m.dataset.session, m.dataset.socket === 'open'] \
                         : ['', '', false]; })()",
         )
-        .await;
+        .await
+        .unwrap_or_default();
     (
         v[0].as_str().unwrap_or_default().to_owned(),
         v[1].as_str().unwrap_or_default().to_owned(),
@@ -68,6 +71,42 @@ async fn the_workbench_link_loads_its_own_bundle_and_keeps_the_session() {
     assert_eq!(bundles(&mut chrome, &page).await, ["app"]);
     assert_eq!(lab.sessions().participants().len(), 1);
 
+    // Within the lesson track, Back moves between a lesson and the list
+    // without loading a page.
+    chrome
+        .eval(
+            &page,
+            "window.samePage = true; location.hash = 'lesson=six-lanes'",
+        )
+        .await;
+    eventually("the lesson, from its link", LIMIT, async || {
+        let shown = chrome
+            .eval(
+                &page,
+                "document.querySelector('section.lesson')?.dataset.lesson || ''",
+            )
+            .await;
+        (shown == "six-lanes").then_some(())
+    })
+    .await;
+    chrome.eval(&page, "history.back()").await;
+    eventually("the list again, on Back", LIMIT, async || {
+        let list = chrome
+            .eval(
+                &page,
+                "!!document.querySelector('ol.lesson-list') && !document.querySelector('section.lesson')",
+            )
+            .await;
+        (list == true).then_some(())
+    })
+    .await;
+    assert_eq!(chrome.eval(&page, "window.samePage").await, true);
+
+    // Projector mode, switched on here, comes along to the workbench.
+    chrome
+        .eval(&page, "document.querySelector('header.top button').click()")
+        .await;
+
     // The Workbench link: the workbench's bundle, the same session.
     chrome
         .eval(&page, "document.getElementById('nav-workbench').click()")
@@ -75,6 +114,16 @@ async fn the_workbench_link_loads_its_own_bundle_and_keeps_the_session() {
     let session = wait_for(&mut chrome, &page, "workbench").await;
     assert_eq!(session, landing, "the workbench took the session over");
     assert_eq!(bundles(&mut chrome, &page).await, ["workbench"]);
+    assert_eq!(
+        chrome
+            .eval(
+                &page,
+                "document.querySelector('main').classList.contains('projector')"
+            )
+            .await,
+        true,
+        "projector mode came along"
+    );
 
     // A policy set in the workbench is this session's, at the server.
     chrome

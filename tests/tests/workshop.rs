@@ -32,16 +32,16 @@ async fn status(addr: std::net::SocketAddr, path: &str, extra: &str) -> String {
         .to_owned()
 }
 
+/// The lesson `page` shows ("" for none, or while it loads the other page).
 async fn lesson_of(chrome: &mut Chromium, page: &Page) -> String {
     chrome
-        .eval(
+        .eval_across_loads(
             page,
             "document.querySelector('section.lesson')?.dataset.lesson || ''",
         )
         .await
-        .as_str()
+        .and_then(|v| v.as_str().map(str::to_owned))
         .unwrap_or_default()
-        .to_owned()
 }
 
 /// Moves the room to `lesson` with the instructor's own controls.
@@ -236,22 +236,7 @@ async fn the_instructor_sees_what_every_participant_measured_and_moves_the_room(
 
     // Alice leaves for the workbench (a bundle of its own): she stays there,
     // the same participant, although the room is on a lesson ...
-    alice
-        .eval(
-            &alice_page,
-            "document.getElementById('nav-workbench').click()",
-        )
-        .await;
-    eventually("Alice on the workbench, live", LIMIT, async || {
-        let on = alice
-            .eval(
-                &alice_page,
-                "document.querySelector('main[data-page=workbench]')?.dataset.socket === 'open'",
-            )
-            .await;
-        (on == true).then_some(())
-    })
-    .await;
+    to_workbench(&mut alice, &alice_page).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let still = alice
         .eval(&alice_page, "document.querySelector('main').dataset.page")
@@ -269,4 +254,54 @@ async fn the_instructor_sees_what_every_participant_measured_and_moves_the_room(
     .await;
     assert_eq!(alice.session_of(&alice_page).await, alice_session);
     assert_eq!(lab.sessions().participants().len(), 2);
+
+    // Back on the workbench, she is gathered again when the instructor
+    // moves the room to the lesson it is already on.
+    to_workbench(&mut alice, &alice_page).await;
+    move_room(&mut teacher, &instructor, "keep-alive-off").await;
+    eventually("Alice gathered to the same lesson", LIMIT, async || {
+        (lesson_of(&mut alice, &alice_page).await == "keep-alive-off").then_some(())
+    })
+    .await;
+
+    // From the workbench, the Lessons link shows her the list, not the
+    // room's lesson: she went there to pick one.
+    to_workbench(&mut alice, &alice_page).await;
+    alice
+        .eval(
+            &alice_page,
+            "document.getElementById('nav-lessons').click()",
+        )
+        .await;
+    eventually("Alice on the lesson list", LIMIT, async || {
+        let list = alice
+            .eval_across_loads(
+                &alice_page,
+                "document.querySelector('main[data-page=lessons]')?.dataset.socket === 'open' \
+                 && !!document.querySelector('ol.lesson-list')",
+            )
+            .await;
+        (list == Some(true.into())).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(lesson_of(&mut alice, &alice_page).await, "");
+    assert_eq!(alice.session_of(&alice_page).await, alice_session);
+}
+
+/// Follows the Workbench link and waits until the workbench is live.
+async fn to_workbench(chrome: &mut Chromium, page: &Page) {
+    chrome
+        .eval(page, "document.getElementById('nav-workbench').click()")
+        .await;
+    eventually("the workbench, live", LIMIT, async || {
+        let on = chrome
+            .eval_across_loads(
+                page,
+                "document.querySelector('main[data-page=workbench]')?.dataset.socket === 'open'",
+            )
+            .await;
+        (on == Some(true.into())).then_some(())
+    })
+    .await;
 }

@@ -38,6 +38,10 @@ pub fn set_hash(hash: &str) {
     }
 }
 
+/// What a link to the other participant page says it does.
+const OTHER_PAGE: &str = "A page of its own: your session and settings come along, \
+                          the runs drawn on this page do not.";
+
 /// The page: header, the links between the views, then `body`.
 /// `on_lessons` is what the Lessons link does on the lesson track (open the
 /// list in place); elsewhere the link loads the lesson track.
@@ -45,7 +49,10 @@ pub fn shell(lab: &Lab, page: Page, on_lessons: Option<Callback<MouseEvent>>, bo
     let state = &lab.state;
     let projector = lab.projector.clone();
     let large = *projector;
-    let toggle_projector = Callback::from(move |_: MouseEvent| projector.set(!*projector));
+    let toggle_projector = Callback::from(move |_: MouseEvent| {
+        crate::hooks::remember_projector(!*projector);
+        projector.set(!*projector);
+    });
     let current = |this: Page| (page == this).then_some("page");
     html! {
         <main data-socket={state.socket.name()} data-session={state.session.to_string()}
@@ -66,10 +73,10 @@ pub fn shell(lab: &Lab, page: Page, on_lessons: Option<Callback<MouseEvent>>, bo
                 </p>
             </header>
             <nav class="views" aria-label="Views">
-                <a href="#lessons" id="nav-lessons" onclick={on_lessons}
-                    aria-current={current(Page::Lessons)}>{ "Lessons" }</a>
-                <a href="#workbench" id="nav-workbench"
-                    aria-current={current(Page::Workbench)}>{ "Workbench" }</a>
+                <a href="#lessons" id="nav-lessons" onclick={on_lessons} aria-current={current(Page::Lessons)}
+                    title={(page == Page::Workbench).then_some(OTHER_PAGE)}>{ "Lessons" }</a>
+                <a href="#workbench" id="nav-workbench" aria-current={current(Page::Workbench)}
+                    title={(page == Page::Lessons).then_some(OTHER_PAGE)}>{ "Workbench" }</a>
             </nav>
             { body }
         </main>

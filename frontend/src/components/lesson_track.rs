@@ -7,7 +7,7 @@ use super::AppProps;
 use super::app::{Page, location_hash, set_hash, shell};
 use super::lesson_view::LessonView;
 use super::timeline::TimelineView;
-use crate::hooks::use_lab;
+use crate::hooks::{use_lab, use_room_move};
 
 /// The lesson in the URL (`#lesson=ID`), or `None` for the list.
 fn lesson_from_location() -> Option<&'static str> {
@@ -21,6 +21,31 @@ fn lesson_from_location() -> Option<&'static str> {
 pub fn LessonTrack(props: &AppProps) -> Html {
     let lab = use_lab(props.session.clone(), None);
     let lesson = use_state(lesson_from_location);
+    // Back and Forward between the list and lessons (the fragment changes
+    // within this page; `index.html` reloads only for the other page's).
+    {
+        let lesson = lesson.clone();
+        use_effect_with((), move |()| {
+            let listener = wasm_bindgen::closure::Closure::<dyn Fn()>::new(move || {
+                lesson.set(lesson_from_location());
+            });
+            let window = web_sys::window();
+            if let Some(w) = &window {
+                let _ = w.add_event_listener_with_callback(
+                    "hashchange",
+                    wasm_bindgen::JsCast::unchecked_ref(listener.as_ref()),
+                );
+            }
+            move || {
+                if let Some(w) = &window {
+                    let _ = w.remove_event_listener_with_callback(
+                        "hashchange",
+                        wasm_bindgen::JsCast::unchecked_ref(listener.as_ref()),
+                    );
+                }
+            }
+        });
+    }
     let open_lesson = {
         let lesson = lesson.clone();
         Callback::from(move |id: Option<&'static str>| {
@@ -28,16 +53,19 @@ pub fn LessonTrack(props: &AppProps) -> Html {
             lesson.set(id);
         })
     };
-    // The instructor moved the room: open that lesson (a late joiner too).
+    // The instructor moved the room: open that lesson (a late joiner too;
+    // not a learner who came from the workbench to pick a lesson).
     {
         let open = open_lesson.clone();
-        use_effect_with(lab.state.room_lesson.clone(), move |moved| {
-            if let Some((id, _)) = moved
-                && let Some(lesson) = crate::lessons::find(id)
-            {
-                open.emit(Some(lesson.id()));
-            }
-        });
+        use_room_move(
+            &lab.state,
+            !props.resumed,
+            Callback::from(move |id: String| {
+                if let Some(lesson) = crate::lessons::find(&id) {
+                    open.emit(Some(lesson.id()));
+                }
+            }),
+        );
     }
     let on_lessons = {
         let open = open_lesson.clone();

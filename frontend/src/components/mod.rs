@@ -25,6 +25,9 @@ pub use workbench::Workbench;
 pub struct AppProps {
     /// This page load's session, issued by the server.
     pub session: protocol::SessionId,
+    /// The session was handed over by the other participant page (the
+    /// learner followed a link), not issued for this page load.
+    pub resumed: bool,
 }
 
 use std::rc::Rc;

@@ -13,14 +13,15 @@ pub fn Root<P>() -> Html
 where
     P: BaseComponent<Properties = AppProps>,
 {
-    let session = use_state(|| None::<Result<SessionId, String>>);
+    // The session, and whether it was handed over.
+    let session = use_state(|| None::<Result<(SessionId, bool), String>>);
     {
         let session = session.clone();
         use_effect_with((), move |()| {
             wasm_bindgen_futures::spawn_local(async move {
                 let id = match session::resume().await {
-                    Some(id) => Ok(id),
-                    None => session::create().await,
+                    Some(id) => Ok((id, true)),
+                    None => session::create().await.map(|id| (id, false)),
                 };
                 session.set(Some(id));
             });
@@ -36,6 +37,6 @@ where
                 <p>{ "Reload the page to try again." }</p>
             </div>
         },
-        Some(Ok(id)) => html! { <P session={id.clone()} /> },
+        Some(Ok((id, resumed))) => html! { <P session={id.clone()} resumed={*resumed} /> },
     }
 }

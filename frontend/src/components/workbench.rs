@@ -16,7 +16,7 @@ use super::runs::{RunsProps, runs, summary};
 use super::timeline::TimelineView;
 use crate::agent::AgentSettings;
 use crate::har;
-use crate::hooks::use_lab;
+use crate::hooks::{use_lab, use_room_move};
 use crate::services::{burst, download};
 use crate::settings::{BurstSettings, resolve_origin};
 use crate::state::Lane;
@@ -52,27 +52,13 @@ pub fn Workbench(props: &AppProps) -> Html {
     let send = lab.send.clone();
     let problem = lab.problem.clone();
 
-    // The instructor moves the room to a lesson while this page is open:
-    // that is on the lesson track (`index.html` loads it, with this page's
-    // session). The room's lesson at the first snapshot is where the room
-    // already was: a learner who came here from it stays here.
-    let room_at_start = use_mut_ref(|| None::<Option<String>>);
-    use_effect_with(
-        (state.room_lesson.clone(), state.config.is_some()),
-        move |(room, live)| {
-            let now = room.as_ref().map(|(id, _)| id.clone());
-            let mut at_start = room_at_start.borrow_mut();
-            match &*at_start {
-                _ if !*live => {}
-                None => *at_start = Some(now),
-                Some(was) if *was != now => {
-                    if let Some(id) = now {
-                        set_hash(&format!("lesson={id}"));
-                    }
-                }
-                Some(_) => {}
-            }
-        },
+    // The instructor moves the room to a lesson: that is on the lesson track
+    // (`index.html` loads it, with this page's session). A late joiner is
+    // taken to the room's lesson; a learner who came here from it stays.
+    use_room_move(
+        &state,
+        !props.resumed,
+        Callback::from(|id: String| set_hash(&format!("lesson={id}"))),
     );
 
     // Where an HTTPS target goes, for the composer's certificate note.

@@ -8,4 +8,4 @@ mod use_lab;
 pub use use_event_socket::use_event_socket;
 pub use use_frame_dispatch::{FrameDispatch, use_frame_dispatch};
 pub use use_in_view::use_in_view;
-pub use use_lab::{Lab, use_lab};
+pub use use_lab::{Lab, remember_projector, use_lab, use_room_move};

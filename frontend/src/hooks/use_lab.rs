@@ -76,7 +76,7 @@ pub fn use_lab(session: SessionId, problem: Option<String>) -> Lab {
     let socket = use_event_socket(state.session.clone(), frames.clone());
     let problem = use_state(|| problem);
     let selected = use_state(|| None::<u32>);
-    let projector = use_state(|| false);
+    let projector = use_state(projector_at_start);
     let agent = {
         let key = (state.agent.len(), state.agent.back().map(|r| r.at_us));
         let state = state.clone();
@@ -169,4 +169,60 @@ pub fn use_lab(session: SessionId, problem: Option<String>) -> Lab {
         agent,
         projector,
     }
+}
+
+/// Calls `on_move` with the lesson the instructor moves the room to. The
+/// room's lesson at the page's first snapshot counts as a move only when
+/// `follow_at_start` (a late joiner is taken to it; a learner who came from
+/// the other participant page, with their session, stays where they went).
+/// A later move counts every time, to the same lesson too: it gathers the
+/// room.
+#[hook]
+pub fn use_room_move(
+    state: &UseReducerHandle<LabState>,
+    follow_at_start: bool,
+    on_move: Callback<String>,
+) {
+    // The room's lesson (with its move count) last seen, once live.
+    let seen = use_mut_ref(|| None::<Option<(String, u64)>>);
+    use_effect_with(
+        (state.room_lesson.clone(), state.config.is_some()),
+        move |(room, live)| {
+            if !*live {
+                return;
+            }
+            let mut seen = seen.borrow_mut();
+            let moved = match &*seen {
+                None => follow_at_start,
+                Some(was) => was != room,
+            };
+            *seen = Some(room.clone());
+            if moved && let Some((id, _)) = room {
+                on_move.emit(id.clone());
+            }
+        },
+    );
+}
+
+/// Whether this page is drawn large, for the back of the room: kept for
+/// the tab (`sessionStorage`), so the other participant page opens the same.
+pub fn projector_at_start() -> bool {
+    storage().and_then(|s| s.get_item(PROJECTOR).ok().flatten()) == Some("1".into())
+}
+
+/// Remembers the projector mode for the tab.
+pub fn remember_projector(on: bool) {
+    if let Some(s) = storage() {
+        let _ = if on {
+            s.set_item(PROJECTOR, "1")
+        } else {
+            s.remove_item(PROJECTOR)
+        };
+    }
+}
+
+const PROJECTOR: &str = "keepalive-lab.projector";
+
+fn storage() -> Option<web_sys::Storage> {
+    web_sys::window()?.session_storage().ok()?
 }

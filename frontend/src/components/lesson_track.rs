@@ -77,12 +77,7 @@ pub fn LessonTrack(props: &AppProps) -> Html {
     let state = &lab.state;
     let run = lab.run();
     let groups = crate::timeline::LaneGroups::of(state, run.as_deref());
-    let agent_links = lab
-        .agent
-        .as_ref()
-        .as_ref()
-        .map(|a| a.links(state))
-        .unwrap_or_default();
+    let agent_links = lab.agent_links();
     let body = html! {
         <>
             <LessonView lesson={*lesson} state={state.clone()} fire={lab.fire.clone()} send={lab.send.clone()}

@@ -153,11 +153,7 @@ pub fn Workbench(props: &AppProps) -> Html {
     };
     let connected = connected(&lab);
     let agent = lab.agent.clone();
-    let agent_links = agent
-        .as_ref()
-        .as_ref()
-        .map(|a| a.links(&state))
-        .unwrap_or_default();
+    let agent_links = lab.agent_links();
     let agent_running = agent.as_ref().as_ref().is_some_and(|a| a.is_live());
     let on_agent_change = {
         let agent_settings = agent_settings.clone();

@@ -47,6 +47,15 @@ impl Lab {
         .cloned()
     }
 
+    /// Which of the agent's sockets ride on which of the server's lanes.
+    pub fn agent_links(&self) -> Vec<(u32, protocol::ConnId)> {
+        self.agent
+            .as_ref()
+            .as_ref()
+            .map(|a| a.links(&self.state))
+            .unwrap_or_default()
+    }
+
     /// The lab's HTTPS origins, for a lesson over TLS to link.
     pub fn https_origins(&self) -> Vec<String> {
         burst::page_origin()
@@ -207,12 +216,13 @@ pub fn use_room_move(
 /// Whether this page is drawn large, for the back of the room: kept for
 /// the tab (`sessionStorage`), so the other participant page opens the same.
 pub fn projector_at_start() -> bool {
-    storage().and_then(|s| s.get_item(PROJECTOR).ok().flatten()) == Some("1".into())
+    crate::services::session::tab_storage().and_then(|s| s.get_item(PROJECTOR).ok().flatten())
+        == Some("1".into())
 }
 
 /// Remembers the projector mode for the tab.
 pub fn remember_projector(on: bool) {
-    if let Some(s) = storage() {
+    if let Some(s) = crate::services::session::tab_storage() {
         let _ = if on {
             s.set_item(PROJECTOR, "1")
         } else {
@@ -222,7 +232,3 @@ pub fn remember_projector(on: bool) {
 }
 
 const PROJECTOR: &str = "keepalive-lab.projector";
-
-fn storage() -> Option<web_sys::Storage> {
-    web_sys::window()?.session_storage().ok()?
-}

@@ -18,6 +18,12 @@ pub async fn create() -> Result<SessionId, String> {
         .map(|grant| grant.session)
 }
 
+/// This tab's `sessionStorage`: what one participant page leaves for the
+/// other (the session, projector mode).
+pub fn tab_storage() -> Option<web_sys::Storage> {
+    web_sys::window()?.session_storage().ok()?
+}
+
 /// Where a participant page leaves its session for the other one (the lesson
 /// track and the workbench are bundles of their own; `index.html` writes it
 /// when a link leads to the other page).
@@ -26,7 +32,7 @@ const HANDED_OVER: &str = "keepalive-lab.session";
 /// The session the other participant page handed over, if it left one and
 /// the server still knows it. Taken once: a reload after it starts afresh.
 pub async fn resume() -> Option<SessionId> {
-    let storage = web_sys::window()?.session_storage().ok()??;
+    let storage = tab_storage()?;
     let left = storage.get_item(HANDED_OVER).ok()??;
     let _ = storage.remove_item(HANDED_OVER);
     let id = SessionId::parse(&left).ok()?;

@@ -91,8 +91,17 @@ pub struct Conn {
     /// started), for the header-read guard.
     head_since_us: AtomicU64,
     /// Woken whenever the idle/busy state changes or the connection moves to
-    /// another owner: the watchdog re-evaluates then.
+    /// another owner: the watchdog re-evaluates then. Not woken for a change
+    /// made in [`Conn::watched_in`]'s task (see [`Conn::changed`]).
     activity: Notify,
+    /// Counts those changes, so a watchdog polled right after the
+    /// connection's I/O in the same task sees them without a wake.
+    epoch: AtomicU64,
+    /// The task that polls this connection's watchdog after its I/O in every
+    /// poll: changes made there need no wake (a wake would poll the whole
+    /// connection a second time for every request, bench figure 1). Unset:
+    /// every change wakes the watchdog.
+    watched_in: OnceLock<tokio::task::Id>,
     /// The peer's FIN was read (a zero-byte read).
     saw_eof: AtomicBool,
     /// The connection became a WebSocket; hyper's future no longer owns it.
@@ -216,6 +225,8 @@ impl Conn {
             idle_since_us: AtomicU64::new(lab.tracker().clock().now_us()),
             head_since_us: AtomicU64::new(0),
             activity: Notify::new(),
+            epoch: AtomicU64::new(0),
+            watched_in: OnceLock::new(),
             saw_eof: AtomicBool::new(false),
             upgraded: AtomicBool::new(false),
             session: OnceLock::new(),
@@ -283,9 +294,35 @@ impl Conn {
         self.view.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    /// Resolves at the next change of activity or owner.
+    /// Resolves at the next change of activity or owner made outside
+    /// [`Conn::watched_in`]'s task; [`Conn::epoch`] counts every change.
     pub fn activity_changed(&self) -> tokio::sync::futures::Notified<'_> {
         self.activity.notified()
+    }
+
+    /// How many changes of activity or owner there have been.
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
+    }
+
+    /// Declares that the current task polls this connection's watchdog after
+    /// its I/O in every poll (again, if it polled the watchdog first and the
+    /// I/O changed [`Conn::epoch`]): the watchdog then sees changes made in
+    /// this task without being woken.
+    pub fn watch_in_this_task(&self) {
+        if let Some(task) = tokio::task::try_id() {
+            let _ = self.watched_in.set(task);
+        }
+    }
+
+    /// Something the watchdog depends on changed: count it, and wake the
+    /// watchdog unless the change was made in the task that polls it next.
+    fn changed(&self) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        match (self.watched_in.get(), tokio::task::try_id()) {
+            (Some(watched), Some(current)) if *watched == current => {}
+            _ => self.activity.notify_one(),
+        }
     }
 
     /// The time scale of the lab's middlebox, when this connection came
@@ -336,7 +373,7 @@ impl Conn {
     /// A handler polled the request body and no bytes were there.
     fn body_waiting(&self) {
         if set_stamp(&self.body_wait_since, self.lab.tracker().clock().now_us()) {
-            self.activity.notify_one();
+            self.changed();
         }
     }
 
@@ -422,7 +459,7 @@ impl Conn {
                     at_us,
                 });
         }
-        self.activity.notify_one();
+        self.changed();
         let seq = self.requests.fetch_add(1, Ordering::Relaxed) + 1;
         let request = self.lab.tracker().next_request_id();
         let stream = self.h2_assign(request);
@@ -540,7 +577,7 @@ impl Conn {
         self.mark_bytes_in();
         self.idle_since_us
             .store(self.lab.tracker().clock().now_us(), Ordering::Relaxed);
-        self.activity.notify_one();
+        self.changed();
         let protocol = if http2 { "h2" } else { "http/1.1" }.to_owned();
         self.lab
             .tracker()
@@ -561,7 +598,7 @@ impl Conn {
     /// The connection was upgraded to a WebSocket serving `role`.
     pub fn mark_upgraded(&self, role: UpgradeRole) {
         self.upgraded.store(true, Ordering::Relaxed);
-        self.activity.notify_one();
+        self.changed();
         self.lab
             .tracker()
             .emit(|at_us| ServerEvent::ConnectionUpgraded {
@@ -736,7 +773,7 @@ impl RequestGuard {
         conn.idle_since_us
             .store(conn.lab.tracker().clock().now_us(), Ordering::Relaxed);
         conn.in_flight.fetch_sub(1, Ordering::AcqRel);
-        conn.activity.notify_one();
+        conn.changed();
         self.permit = None;
         self.peer_permit = None;
         conn.lab
@@ -1072,7 +1109,7 @@ impl AsyncRead for TrackedStream {
                         // switches from the idle timer to the header guard.
                         conn.head_since_us.store(now, Ordering::Relaxed);
                         conn.counters.record_in(n, now);
-                        conn.activity.notify_one();
+                        conn.changed();
                     } else {
                         conn.counters.record_in(n, now);
                     }
@@ -1097,7 +1134,7 @@ impl TrackedStream {
             Poll::Pending => {
                 let now = self.conn.lab.tracker().clock().now_us();
                 if set_stamp(&self.conn.write_blocked_since, now) {
-                    self.conn.activity.notify_one();
+                    self.conn.changed();
                 }
             }
         }

@@ -175,7 +175,7 @@ struct LabInner {
     /// Caps per client address.
     peers: peers::Peers,
     /// The lab's own origins; grows as listeners are served.
-    origins: RwLock<(Vec<std::net::SocketAddr>, web::Origins)>,
+    origins: RwLock<(Vec<std::net::SocketAddr>, Arc<web::Origins>)>,
     /// Flipped to `true` once; everything long-running watches it.
     shutdown: watch::Sender<bool>,
     /// Every owner's middlebox settings.
@@ -208,7 +208,7 @@ impl Lab {
                 ),
                 origins: RwLock::new((
                     config.listeners.clone(),
-                    web::Origins::new(&config.listeners, &config.host_names),
+                    Arc::new(web::Origins::new(&config.listeners, &config.host_names)),
                 )),
                 shutdown: watch::Sender::new(false),
                 middlebox: middlebox::lab::Registry::new(config.middlebox.defaults.clone()),
@@ -260,7 +260,7 @@ impl Lab {
                 origins.0.push(*address);
             }
         }
-        origins.1 = web::Origins::new(&origins.0, &self.config().host_names);
+        origins.1 = Arc::new(web::Origins::new(&origins.0, &self.config().host_names));
     }
 
     /// Records a TLS listener (offering `h2` with this many streams at once
@@ -291,8 +291,8 @@ impl Lab {
             .clone()
     }
 
-    /// The lab's own origins now.
-    pub fn origins(&self) -> web::Origins {
+    /// The lab's own origins now (shared: every request checks them).
+    pub fn origins(&self) -> Arc<web::Origins> {
         self.inner
             .origins
             .read()

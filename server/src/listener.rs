@@ -21,6 +21,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use axum::Router;
@@ -139,6 +140,8 @@ fn serve_connection(
         // Responses are small and latency is what the lab shows: no Nagle delay.
         let _ = stream.set_nodelay(true);
         let conn = Conn::open(&lab, peer, local);
+        // Its watchdog is polled after its I/O in every poll (below).
+        conn.watch_in_this_task();
         let io = TokioIo::new(TrackedStream::new(stream, conn.clone(), slot));
         let handler = Handler {
             lab: lab.clone(),
@@ -160,9 +163,35 @@ fn serve_connection(
         // twice in this task (bench figure 2).
         tokio::pin!(watchdog);
 
-        tokio::select! {
-            result = connection.as_mut() => conn.note_connection_end(&result),
-            verdict = watchdog.as_mut() => {
+        let shutdown = lab.shutting_down();
+        tokio::pin!(shutdown);
+        // What `tokio::select!` would do, except that a watchdog polled before
+        // the connection is polled again after it if the connection changed
+        // what it watches (`Conn::watch_in_this_task`): no second poll of the
+        // task per request. Which of the two goes first stays random, so an
+        // idle deadline and a request arriving together still race.
+        let ended = std::future::poll_fn(|cx| {
+            let mut seen = None;
+            if coin() {
+                seen = Some(conn.epoch());
+                if let Poll::Ready(verdict) = watchdog.as_mut().poll(cx) {
+                    return Poll::Ready(Ended::Watchdog(verdict));
+                }
+            }
+            if let Poll::Ready(result) = connection.as_mut().poll(cx) {
+                return Poll::Ready(Ended::Connection(result));
+            }
+            if seen.is_none_or(|epoch| epoch != conn.epoch())
+                && let Poll::Ready(verdict) = watchdog.as_mut().poll(cx)
+            {
+                return Poll::Ready(Ended::Watchdog(verdict));
+            }
+            shutdown.as_mut().poll(cx).map(|()| Ended::Shutdown)
+        })
+        .await;
+        match ended {
+            Ended::Connection(result) => conn.note_connection_end(&result),
+            Ended::Watchdog(verdict) => {
                 // Dropping the connection at the end of this function closes the
                 // socket (a request in progress ends as aborted).
                 if verdict.idle {
@@ -171,7 +200,7 @@ fn serve_connection(
                     conn.set_reason(verdict.reason);
                 }
             }
-            () = lab.shutting_down() => {
+            Ended::Shutdown => {
                 conn.set_reason(CloseReason::Shutdown);
                 connection.as_mut().graceful_shutdown();
                 let result = connection.await;
@@ -179,6 +208,36 @@ fn serve_connection(
             }
         }
     }
+}
+
+/// What ended a connection's service.
+enum Ended {
+    /// hyper's connection future finished (the peer closed, an error, an upgrade).
+    Connection(Result<(), hyper::Error>),
+    /// The watchdog decided to close it.
+    Watchdog(watchdog::Verdict),
+    /// The lab is shutting down.
+    Shutdown,
+}
+
+/// A fair coin for the order of polling, as `tokio::select!` draws one: a
+/// per-thread xorshift, seeded once from std's per-process random keys.
+fn coin() -> bool {
+    use std::cell::Cell;
+    use std::hash::{BuildHasher, Hasher};
+    thread_local! {
+        static STATE: Cell<u64> = Cell::new(
+            std::collections::hash_map::RandomState::new().build_hasher().finish() | 1,
+        );
+    }
+    STATE.with(|state| {
+        let mut x = state.get();
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        state.set(x);
+        x >> 63 == 1
+    })
 }
 
 /// hyper's HTTP/1 settings for the lab's connections (also the TLS ports').
@@ -420,10 +479,11 @@ impl Handler {
         let origins = self.lab.origins();
         // The address the client connected to is the lab's own, whatever the
         // interface (a workshop machine's LAN address): not a rebound name.
-        let local = self.conn.local().to_string();
+        // Written out only when a header is not one of the lab's origins.
+        let local = || self.conn.local().to_string();
         if let Some(host) = request.headers().get(HOST) {
             let host = host.to_str().unwrap_or("");
-            if !origins.allows_authority(host) && !host.eq_ignore_ascii_case(&local) {
+            if !origins.allows_authority(host) && !host.eq_ignore_ascii_case(&local()) {
                 return Err(ApiError::forbidden(
                     format!("this lab does not answer to the host `{host}`"),
                     format!(
@@ -436,10 +496,12 @@ impl Handler {
         }
         if let Some(origin) = request.headers().get(ORIGIN) {
             let origin = origin.to_str().unwrap_or("");
-            let own = origin
-                .strip_prefix("http://")
-                .is_some_and(|a| a.eq_ignore_ascii_case(&local));
-            if !origins.allows_origin(origin) && !own {
+            let own = || {
+                origin
+                    .strip_prefix("http://")
+                    .is_some_and(|a| a.eq_ignore_ascii_case(&local()))
+            };
+            if !origins.allows_origin(origin) && !own() {
                 return Err(ApiError::forbidden(
                     format!("requests from pages at `{origin}` are refused"),
                     "only the lab's own pages (its ports on 127.0.0.1, localhost, [::1] and \

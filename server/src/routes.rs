@@ -101,12 +101,12 @@ fn cors(lab: Lab) -> CorsLayer {
                 };
                 // The lab's own address as the client reached it (a workshop
                 // machine's LAN address) is its own origin too.
-                let own = parts.extensions.get::<RequestCtx>().is_some_and(|c| {
-                    origin
-                        .strip_prefix("http://")
-                        .is_some_and(|a| a.eq_ignore_ascii_case(&c.conn.local().to_string()))
-                });
-                own || lab.origins().allows_origin(origin)
+                lab.origins().allows_origin(origin)
+                    || parts.extensions.get::<RequestCtx>().is_some_and(|c| {
+                        origin
+                            .strip_prefix("http://")
+                            .is_some_and(|a| a.eq_ignore_ascii_case(&c.conn.local().to_string()))
+                    })
             },
         ))
         .allow_credentials(true)

@@ -19,6 +19,7 @@
 //! | a write blocked since *t* | *t* + [`Config::write_stall_timeout`](crate::Config) | `write_stalled` |
 
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use protocol::{CloseReason, Micros};
@@ -45,7 +46,13 @@ fn next_deadline(
     now: Micros,
 ) -> Option<(Micros, Verdict)> {
     let us = |d: Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
-    let mut candidates: Vec<(Micros, Verdict)> = Vec::with_capacity(2);
+    // The earliest so far (no allocation: evaluated at every change).
+    let mut next: Option<(Micros, Verdict)> = None;
+    let mut consider = |at: Micros, verdict: Verdict| {
+        if next.as_ref().is_none_or(|(earliest, _)| at < *earliest) {
+            next = Some((at, verdict));
+        }
+    };
     match conn.activity() {
         Activity::Busy => {}
         Activity::Idle(since) => {
@@ -57,7 +64,7 @@ fn next_deadline(
                     CloseReason::IdleTimeout,
                 )
             };
-            candidates.push((at, Verdict { reason, idle: true }));
+            consider(at, Verdict { reason, idle: true });
         }
         Activity::Arriving { since, body } => {
             let reason = if body {
@@ -65,35 +72,35 @@ fn next_deadline(
             } else {
                 CloseReason::HeaderReadTimeout
             };
-            candidates.push((
+            consider(
                 since.saturating_add(us(guard)),
                 Verdict {
                     reason,
                     idle: false,
                 },
-            ));
+            );
         }
     }
     let stalls = conn.stalls();
     if let Some(since) = stalls.body_wait_since {
-        candidates.push((
+        consider(
             since.saturating_add(us(guard)),
             Verdict {
                 reason: CloseReason::BodyReadTimeout,
                 idle: false,
             },
-        ));
+        );
     }
     if let Some(since) = stalls.write_blocked_since {
-        candidates.push((
+        consider(
             since.saturating_add(us(stall)),
             Verdict {
                 reason: CloseReason::WriteStalled,
                 idle: false,
             },
-        ));
+        );
     }
-    candidates.into_iter().min_by_key(|(at, _)| *at)
+    next
 }
 
 /// Watches `conn` until one of its deadlines passes, and says why to close.
@@ -120,6 +127,16 @@ pub fn watch(
             let changed = conn.activity_changed();
             tokio::pin!(changed);
             changed.as_mut().enable();
+            // Changes made in the connection's own task come without a wake
+            // (`Conn::changed`); this task polls us right after them.
+            let seen = conn.epoch();
+            let moved_on = std::future::poll_fn(|_| {
+                if conn.epoch() == seen {
+                    Poll::Pending
+                } else {
+                    Poll::Ready(())
+                }
+            });
             let (idle_ms, ended) = {
                 let v = view.borrow_and_update();
                 (v.policy.idle_timeout_ms, v.ended)
@@ -149,6 +166,11 @@ pub fn watch(
                     {
                         return verdict;
                     }
+                }
+                () = moved_on => {
+                    // As below: the owner may have changed.
+                    view = conn.view();
+                    view_alive = true;
                 }
                 () = &mut changed => {
                     // The owner may have changed: follow its view from now on.

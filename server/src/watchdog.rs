@@ -122,6 +122,14 @@ pub fn watch(
         // False once the owner's sender is gone (a forgotten session): its last
         // policy stays in force and only activity wakes the watchdog.
         let mut view_alive = true;
+        // One timer for the connection's life, moved only to an earlier
+        // deadline: a later one (every request pushes the idle deadline on)
+        // waits for the armed one to pass, which re-reads the state and arms
+        // the timer again. So a request costs no timer registration (bench
+        // figure 1), and a deadline is never missed.
+        let timer = tokio::time::sleep(Duration::ZERO);
+        tokio::pin!(timer);
+        let mut armed: Option<Micros> = None;
         loop {
             // Registered before the state is read, so no change can slip between.
             let changed = conn.activity_changed();
@@ -144,18 +152,18 @@ pub fn watch(
             let now = clock.now_us();
             // Only the deadline is kept while waiting (this future lasts as long
             // as the connection): the verdict is decided afresh when it passes.
-            let next = next_deadline(&conn, idle_ms, ended, guard, stall, now).map(|(at, _)| at);
-            let sleep = async {
-                match next {
-                    Some(at) => {
-                        tokio::time::sleep(Duration::from_micros(at.saturating_sub(now))).await;
-                    }
-                    None => std::future::pending::<()>().await,
-                }
-            };
+            if let Some(at) =
+                next_deadline(&conn, idle_ms, ended, guard, stall, now).map(|(at, _)| at)
+                && armed.is_none_or(|armed| at < armed)
+            {
+                let wait = Duration::from_micros(at.saturating_sub(now));
+                timer.as_mut().reset(tokio::time::Instant::now() + wait);
+                armed = Some(at);
+            }
             tokio::select! {
-                () = sleep => {
-                    // Still the same deadline and verdict, with the state read afresh?
+                () = timer.as_mut(), if armed.is_some() => {
+                    armed = None;
+                    // A deadline that still holds, with the state read afresh?
                     let (idle_ms, ended) = {
                         let v = view.borrow();
                         (v.policy.idle_timeout_ms, v.ended)

@@ -57,7 +57,7 @@ usage: keepalive-lab-bench [--out FILE] [--dist DIR] [--quick]
   --quick           a short smoke run (1 round of 1 s, 1000 held connections,
                     a 60 s soak)
   --connections N   keep-alive connections for figure 1 (default 32)
-  --rounds N        rounds per server for figure 1 (default 3)
+  --rounds N        rounds per server for figure 1 (default 5)
   --seconds S       measured seconds per round (default 5)
   --hold N          held connections for figure 2 (default 10000)
   --soak-secs N     length of figure 7's soak in seconds (default 600)
@@ -98,7 +98,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
         out: PathBuf::from("BENCHMARKS.md"),
         dist: PathBuf::from("dist"),
         connections: 32,
-        rounds: 3,
+        rounds: 5,
         seconds: 5.0,
         hold: 10_000,
         slow_samples: 5,

@@ -690,15 +690,40 @@ impl Conn {
             headers.insert(CONNECTION, HeaderValue::from_static("close"));
         } else if policy.advertise_keep_alive {
             let timeout_s = policy.idle_timeout_ms.div_ceil(1000);
-            let value = match policy.max_requests {
-                Some(max) => format!("timeout={timeout_s}, max={}", max - seq),
-                None => format!("timeout={timeout_s}"),
-            };
-            if let Ok(value) = HeaderValue::from_str(&value) {
+            let max_left = policy.max_requests.map(|max| max - seq);
+            if let Some(value) = keep_alive_value(timeout_s, max_left) {
                 headers.insert(KEEP_ALIVE, value);
             }
         }
     }
+}
+
+/// The `Keep-Alive` header's value, `timeout=T` or `timeout=T, max=M`, written
+/// without `core::fmt` (every kept-alive response carries one, bench figure 1).
+fn keep_alive_value(timeout_s: u64, max_left: Option<u32>) -> Option<HeaderValue> {
+    let mut value = Vec::with_capacity(32);
+    value.extend_from_slice(b"timeout=");
+    push_decimal(&mut value, timeout_s);
+    if let Some(max) = max_left {
+        value.extend_from_slice(b", max=");
+        push_decimal(&mut value, u64::from(max));
+    }
+    HeaderValue::from_maybe_shared(bytes::Bytes::from(value)).ok()
+}
+
+/// Appends `n` in decimal.
+fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b"0123456789"[(n % 10) as usize];
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
 }
 
 /// Which connection and request a handler is serving, put into the request's
@@ -1181,5 +1206,28 @@ impl AsyncWrite for TrackedStream {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keep_alive_values_read_as_format_writes_them() {
+        for (timeout_s, max_left) in [
+            (0, None),
+            (5, None),
+            (600, Some(99)),
+            (10, Some(0)),
+            (u64::MAX, Some(u32::MAX)),
+        ] {
+            let expected = match max_left {
+                Some(max) => format!("timeout={timeout_s}, max={max}"),
+                None => format!("timeout={timeout_s}"),
+            };
+            let value = keep_alive_value(timeout_s, max_left).expect("ASCII");
+            assert_eq!(value.to_str().expect("ASCII"), expected);
+        }
     }
 }

@@ -135,12 +135,13 @@ pub fn watch(
             let changed = conn.activity_changed();
             tokio::pin!(changed);
             changed.as_mut().enable();
-            // Changes made in the connection's own task come without a wake
-            // (`Conn::changed`); this task polls us right after them.
+            // A change: woken (`changed`), or made in the connection's own
+            // task, which comes without a wake (`Conn::changed`): this task
+            // polls us right after it.
             let seen = conn.epoch();
-            let moved_on = std::future::poll_fn(|_| {
+            let moved_on = std::future::poll_fn(|cx| {
                 if conn.epoch() == seen {
-                    Poll::Pending
+                    changed.as_mut().poll(cx)
                 } else {
                     Poll::Ready(())
                 }
@@ -176,11 +177,6 @@ pub fn watch(
                     }
                 }
                 () = moved_on => {
-                    // As below: the owner may have changed.
-                    view = conn.view();
-                    view_alive = true;
-                }
-                () = &mut changed => {
                     // The owner may have changed: follow its view from now on.
                     view = conn.view();
                     view_alive = true;

@@ -23,7 +23,6 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::http::header::ACCESS_CONTROL_EXPOSE_HEADERS;
 use axum::http::{HeaderName, HeaderValue, Method, Response, StatusCode, Uri};
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
@@ -51,9 +50,6 @@ const DROP_RST: u8 = 2;
 /// Finished HTTP/2 requests whose stream id is remembered (a reset may come
 /// after the request ended: the server's own, written once its handler gave up).
 const H2_FINISHED_KEPT: usize = 32;
-
-/// Headers a page on another origin must be allowed to read (with CORS).
-const EXPOSED_HEADERS: &str = "x-conn-id, x-request-seq, x-request-id, keep-alive, connection";
 
 // Header names as constants: inserting by `&str` checks the name against
 // every standard header at run time, measurably on every response (bench).
@@ -490,6 +486,7 @@ impl Conn {
             permit: None,
             peer_permit: None,
             client_closes: false,
+            has_origin: false,
         }
     }
 
@@ -758,6 +755,12 @@ pub struct RequestGuard {
     /// The client asked to close after this request (`Connection: close`,
     /// or HTTP/1.0 without `Connection: keep-alive`).
     client_closes: bool,
+    /// The request came with an `Origin` header: a page on another origin
+    /// (the lab's second one), or a same-origin POST. Only then does the
+    /// answer need `Timing-Allow-Origin`, so that the page gets the full
+    /// Resource Timing of a cross-origin request; a same-origin page has it
+    /// anyway, and every byte of a header is work on every response.
+    has_origin: bool,
 }
 
 impl RequestGuard {
@@ -769,6 +772,11 @@ impl RequestGuard {
     /// Notes that the client asked to close the connection after this request.
     pub fn client_closes(&mut self) {
         self.client_closes = true;
+    }
+
+    /// Notes that the request carried an `Origin` header.
+    pub fn has_origin(&mut self) {
+        self.has_origin = true;
     }
 
     /// Holds `permit` until the request ends.
@@ -834,11 +842,11 @@ impl RequestGuard {
         h.insert(X_CONN_ID, HeaderValue::from(self.ctx.conn.id.0));
         h.insert(X_REQUEST_SEQ, HeaderValue::from(self.ctx.seq));
         h.insert(X_REQUEST_ID, HeaderValue::from(self.ctx.request.0));
-        h.insert(
-            ACCESS_CONTROL_EXPOSE_HEADERS,
-            HeaderValue::from_static(EXPOSED_HEADERS),
-        );
-        h.insert(TIMING_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+        // `Access-Control-Expose-Headers` (which of these a page on another
+        // origin may read) is the CORS layer's (`routes::cors`).
+        if self.has_origin {
+            h.insert(TIMING_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+        }
         let conn = &self.ctx.conn;
         let status = parts.status.as_u16();
         conn.lab

@@ -420,6 +420,9 @@ impl Handler {
         if client_closes(&request) {
             guard.client_closes();
         }
+        if request.headers().contains_key(hyper::header::ORIGIN) {
+            guard.has_origin();
+        }
         // Over HTTP/2 a deliberate error resets one stream, not the
         // connection: no keep-alive race to stage there.
         if !self.conn.is_http2()

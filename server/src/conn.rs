@@ -25,6 +25,7 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::{HeaderName, HeaderValue, Method, Response, StatusCode, Uri};
 use bytes::Bytes;
+use futures_util::task::AtomicWaker;
 use http_body::{Frame, SizeHint};
 use protocol::{
     CloseReason, ConnId, Initiator, RaceClose, RequestId, RequestOutcome, ServerEvent,
@@ -32,7 +33,7 @@ use protocol::{
 };
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 
 use crate::Lab;
 use crate::peers::{PeerConnection, PeerRequest};
@@ -86,10 +87,12 @@ pub struct Conn {
     /// Server clock when the first byte after the mark arrived (a head has
     /// started), for the header-read guard.
     head_since_us: AtomicU64,
-    /// Woken whenever the idle/busy state changes or the connection moves to
-    /// another owner: the watchdog re-evaluates then. Not woken for a change
-    /// made in [`Conn::watched_in`]'s task (see [`Conn::changed`]).
-    activity: Notify,
+    /// The watchdog's task, woken whenever the idle/busy state changes or the
+    /// connection moves to another owner: the watchdog re-evaluates then. Not
+    /// woken for a change made in [`Conn::watched_in`]'s task (see
+    /// [`Conn::changed`]). A waker slot rather than a `Notify`: the watchdog
+    /// registers at every poll, and a slot takes no lock (bench figure 1).
+    activity: AtomicWaker,
     /// Counts those changes, so a watchdog polled right after the
     /// connection's I/O in the same task sees them without a wake.
     epoch: AtomicU64,
@@ -109,6 +112,9 @@ pub struct Conn {
     /// Its owner's live policy: the anonymous scope's until a request names
     /// a session.
     view: Mutex<watch::Receiver<ScopeView>>,
+    /// Counts the times `view` was replaced (a change of owner), so that the
+    /// watchdog fetches it again only then, not at every request.
+    view_generation: AtomicU32,
     /// TCP keep-alive must be (re)applied at the next read: the connection
     /// changed owner or its owner's policy changed.
     keepalive_dirty: AtomicBool,
@@ -220,13 +226,14 @@ impl Conn {
             bytes_in_mark: AtomicU64::new(0),
             idle_since_us: AtomicU64::new(lab.tracker().clock().now_us()),
             head_since_us: AtomicU64::new(0),
-            activity: Notify::new(),
+            activity: AtomicWaker::new(),
             epoch: AtomicU64::new(0),
             watched_in: OnceLock::new(),
             saw_eof: AtomicBool::new(false),
             upgraded: AtomicBool::new(false),
             session: OnceLock::new(),
             view: Mutex::new(view),
+            view_generation: AtomicU32::new(0),
             keepalive_dirty: AtomicBool::new(true),
             next_drop: AtomicU8::new(DROP_NONE),
             idle_close: AtomicBool::new(false),
@@ -290,10 +297,27 @@ impl Conn {
         self.view.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    /// Resolves at the next change of activity or owner made outside
-    /// [`Conn::watched_in`]'s task; [`Conn::epoch`] counts every change.
-    pub fn activity_changed(&self) -> tokio::sync::futures::Notified<'_> {
-        self.activity.notified()
+    /// How many times its owner's view was replaced: read it before
+    /// [`Conn::view`], and fetch the view again when it moves.
+    pub fn view_generation(&self) -> u32 {
+        self.view_generation.load(Ordering::Acquire)
+    }
+
+    /// Ready once [`Conn::epoch`] has moved on from `seen` (a change of
+    /// activity or owner); otherwise registers `cx`'s task to be woken by the
+    /// next change made outside [`Conn::watched_in`]'s task.
+    pub fn poll_changed(&self, seen: u64, cx: &mut Context<'_>) -> Poll<()> {
+        if self.epoch() != seen {
+            return Poll::Ready(());
+        }
+        self.activity.register(cx.waker());
+        // Read again: a change between the first read and the registration
+        // woke no one.
+        if self.epoch() == seen {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
     }
 
     /// How many changes of activity or owner there have been.
@@ -317,7 +341,7 @@ impl Conn {
         self.epoch.fetch_add(1, Ordering::AcqRel);
         match (self.watched_in.get(), tokio::task::try_id()) {
             (Some(watched), Some(current)) if *watched == current => {}
-            _ => self.activity.notify_one(),
+            _ => self.activity.wake(),
         }
     }
 
@@ -445,6 +469,7 @@ impl Conn {
         {
             if let Some(view) = self.lab.sessions().watch(&Owner::Session(session.clone())) {
                 *self.view.lock().unwrap_or_else(|p| p.into_inner()) = view;
+                self.view_generation.fetch_add(1, Ordering::AcqRel);
                 self.keepalive_dirty.store(true, Ordering::Relaxed);
             }
             self.lab

@@ -19,7 +19,6 @@
 //! | a write blocked since *t* | *t* + [`Config::write_stall_timeout`](crate::Config) | `write_stalled` |
 
 use std::sync::Arc;
-use std::task::Poll;
 use std::time::Duration;
 
 use protocol::{CloseReason, Micros};
@@ -118,6 +117,9 @@ pub fn watch(
 ) -> impl Future<Output = Verdict> + Send + 'static {
     async move {
         let clock = conn_clock(&conn);
+        // The owner's view is fetched again only when the connection changed
+        // owner (once at most: the first request that names a session).
+        let mut view_seen = conn.view_generation();
         let mut view = conn.view();
         // False once the owner's sender is gone (a forgotten session): its last
         // policy stays in force and only activity wakes the watchdog.
@@ -131,21 +133,12 @@ pub fn watch(
         tokio::pin!(timer);
         let mut armed: Option<Micros> = None;
         loop {
-            // Registered before the state is read, so no change can slip between.
-            let changed = conn.activity_changed();
-            tokio::pin!(changed);
-            changed.as_mut().enable();
-            // A change: woken (`changed`), or made in the connection's own
-            // task, which comes without a wake (`Conn::changed`): this task
-            // polls us right after it.
+            // A change: woken (one made in another task), or made in the
+            // connection's own task, which comes without a wake
+            // (`Conn::changed`): this task polls us right after it. Read
+            // before the state, so no change can slip between.
             let seen = conn.epoch();
-            let moved_on = std::future::poll_fn(|cx| {
-                if conn.epoch() == seen {
-                    changed.as_mut().poll(cx)
-                } else {
-                    Poll::Ready(())
-                }
-            });
+            let moved_on = std::future::poll_fn(|cx| conn.poll_changed(seen, cx));
             let (idle_ms, ended) = {
                 let v = view.borrow_and_update();
                 (v.policy.idle_timeout_ms, v.ended)
@@ -178,8 +171,12 @@ pub fn watch(
                 }
                 () = moved_on => {
                     // The owner may have changed: follow its view from now on.
-                    view = conn.view();
-                    view_alive = true;
+                    let generation = conn.view_generation();
+                    if generation != view_seen {
+                        view_seen = generation;
+                        view = conn.view();
+                        view_alive = true;
+                    }
                 }
                 result = view.changed(), if view_alive => {
                     conn.policy_changed();

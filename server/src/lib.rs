@@ -56,6 +56,7 @@ pub mod watchdog;
 pub mod web;
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -178,6 +179,9 @@ struct LabInner {
     origins: RwLock<(Vec<std::net::SocketAddr>, Arc<web::Origins>)>,
     /// Flipped to `true` once; everything long-running watches it.
     shutdown: watch::Sender<bool>,
+    /// The same fact, readable without a lock: set before `shutdown` is
+    /// sent, so a task woken by it sees it (`Lab::is_shutting_down`).
+    stopping: AtomicBool,
     /// Every owner's middlebox settings.
     middlebox: middlebox::lab::Registry,
     /// The TLS ports being served (`GET /api/tls`).
@@ -211,6 +215,7 @@ impl Lab {
                     Arc::new(web::Origins::new(&config.listeners, &config.host_names)),
                 )),
                 shutdown: watch::Sender::new(false),
+                stopping: AtomicBool::new(false),
                 middlebox: middlebox::lab::Registry::new(config.middlebox.defaults.clone()),
                 tls: RwLock::new(protocol::TlsListeners::default()),
                 config,
@@ -418,7 +423,15 @@ impl Lab {
     /// Asks everything to wind down: the accept loop stops, connections close
     /// gracefully with reason `shutdown`, hangs answer 503, viewers close.
     pub fn begin_shutdown(&self) {
+        self.inner.stopping.store(true, Ordering::Release);
         self.inner.shutdown.send_replace(true);
+    }
+
+    /// Whether [`Lab::begin_shutdown`] has been called: one atomic read, for
+    /// a task that has registered with [`Lab::shutting_down`] once and only
+    /// needs to poll it again after shutdown began.
+    pub fn is_shutting_down(&self) -> bool {
+        self.inner.stopping.load(Ordering::Acquire)
     }
 
     /// Waits until every task watching [`Lab::shutting_down`] has finished,

@@ -165,6 +165,10 @@ fn serve_connection(
 
         let shutdown = lab.shutting_down();
         tokio::pin!(shutdown);
+        // Polled once to register this task's waker (which stays the same
+        // for the task's life), then only once shutdown has begun: polling a
+        // channel's wait takes its lock, at every request (bench figure 1).
+        let mut shutdown_registered = false;
         // What `tokio::select!` would do, except that a watchdog polled before
         // the connection is polled again after it if the connection changed
         // what it watches (`Conn::watch_in_this_task`): no second poll of the
@@ -186,6 +190,10 @@ fn serve_connection(
             {
                 return Poll::Ready(Ended::Watchdog(verdict));
             }
+            if shutdown_registered && !lab.is_shutting_down() {
+                return Poll::Pending;
+            }
+            shutdown_registered = true;
             shutdown.as_mut().poll(cx).map(|()| Ended::Shutdown)
         })
         .await;

@@ -43,6 +43,12 @@ use crate::tracker::Counters;
 /// Bytes peeked at a close to name a request that raced it.
 const RACE_PEEK: usize = 1024;
 
+/// `Conn::planned_close` values: the close a response's `Connection: close`
+/// announced because of the policy.
+const PLANNED_NONE: u8 = 0;
+const PLANNED_KEEP_ALIVE_OFF: u8 = 1;
+const PLANNED_MAX_REQUESTS: u8 = 2;
+
 /// `Conn::next_drop` values.
 const DROP_NONE: u8 = 0;
 const DROP_FIN: u8 = 1;
@@ -122,6 +128,12 @@ pub struct Conn {
     /// connection is read and then dropped unanswered (the keep-alive race,
     /// on purpose).
     next_drop: AtomicU8,
+    /// A response said `Connection: close` because of the policy
+    /// (`PLANNED_*`): the reason of the close if the connection then ends as
+    /// announced, once its response is out. Not recorded as the reason
+    /// straight away: a reset or a stalled write while that response is
+    /// still being written is what really ends it, and the record says so.
+    planned_close: AtomicU8,
     /// The watchdog closed it for being idle: at the close, look for request
     /// bytes that raced the close.
     idle_close: AtomicBool,
@@ -236,6 +248,7 @@ impl Conn {
             view_generation: AtomicU32::new(0),
             keepalive_dirty: AtomicBool::new(true),
             next_drop: AtomicU8::new(DROP_NONE),
+            planned_close: AtomicU8::new(PLANNED_NONE),
             idle_close: AtomicBool::new(false),
             write_blocked_since: AtomicU64::new(0),
             body_wait_since: AtomicU64::new(0),
@@ -634,7 +647,8 @@ impl Conn {
     pub fn note_connection_end(&self, result: &Result<(), hyper::Error>) {
         match result {
             Ok(()) if self.upgraded.load(Ordering::Relaxed) => {}
-            Ok(()) => self.set_reason(CloseReason::PeerClosed),
+            // The close the last response announced, now done.
+            Ok(()) => self.set_reason(self.planned().unwrap_or(CloseReason::PeerClosed)),
             Err(_) if self.saw_eof.load(Ordering::Relaxed) => {
                 self.set_reason(CloseReason::PeerClosed)
             }
@@ -655,6 +669,15 @@ impl Conn {
         }
     }
 
+    /// The close a response announced because of the policy, if any.
+    fn planned(&self) -> Option<CloseReason> {
+        match self.planned_close.load(Ordering::Relaxed) {
+            PLANNED_KEEP_ALIVE_OFF => Some(CloseReason::KeepAliveOff),
+            PLANNED_MAX_REQUESTS => Some(CloseReason::MaxRequests),
+            _ => None,
+        }
+    }
+
     /// The socket is gone: report the close once.
     fn closed(&self) {
         let reason = self
@@ -662,6 +685,7 @@ impl Conn {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .take()
+            .or_else(|| self.planned())
             .unwrap_or_else(|| {
                 if self.saw_eof.load(Ordering::Relaxed) {
                     CloseReason::PeerClosed
@@ -701,14 +725,16 @@ impl Conn {
             return; // the handler or the client decided (and hyper will close)
         }
         let close = if !policy.keep_alive {
-            Some(CloseReason::KeepAliveOff)
+            PLANNED_KEEP_ALIVE_OFF
         } else if policy.max_requests.is_some_and(|max| seq >= max) {
-            Some(CloseReason::MaxRequests)
+            PLANNED_MAX_REQUESTS
         } else {
-            None
+            PLANNED_NONE
         };
-        if let Some(reason) = close {
-            self.set_reason(reason);
+        if close != PLANNED_NONE {
+            // The reason only once the connection ends as announced (see
+            // `planned_close`).
+            self.planned_close.store(close, Ordering::Relaxed);
             headers.insert(CONNECTION, HeaderValue::from_static("close"));
         } else if policy.advertise_keep_alive {
             let timeout_s = policy.idle_timeout_ms.div_ceil(1000);

@@ -124,6 +124,70 @@ async fn keep_alive_off_closes_after_every_response() {
     }
 }
 
+/// A response that announces the close (`Connection: close`, keep-alive off
+/// or the last allowed request) is not yet the close: a client that resets
+/// the connection while that response is still being written ended it, and
+/// the record says `peer_reset`. (Found in review: the policy's reason used
+/// to be recorded when the head was written, and won over the reset.)
+#[tokio::test]
+async fn a_reset_while_a_closing_response_is_written_is_a_peer_reset() {
+    use tokio::io::AsyncReadExt;
+
+    let (addr, lab) = start_server().await;
+    let mut viewer = Viewer::connect(addr).await;
+    for (patch, announced) in [
+        (
+            PolicyPatch {
+                keep_alive: Some(false),
+                ..PolicyPatch::default()
+            },
+            CloseReason::KeepAliveOff,
+        ),
+        (
+            PolicyPatch {
+                keep_alive: Some(true),
+                max_requests: Some(Some(1)),
+                ..PolicyPatch::default()
+            },
+            CloseReason::MaxRequests,
+        ),
+    ] {
+        lab.set_policy(&Owner::Anonymous, &patch)
+            .expect("a valid patch");
+        // A body in four chunks 300 ms apart: the head comes at once.
+        let target = format!(
+            "/api/drip?bytes=4000&chunks=4&interval_ms=300&id={}",
+            announced.kind()
+        );
+        let mut client = Client::connect(addr).await;
+        client.send_request("GET", &target, b"").await;
+        let mut head = Vec::new();
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            let mut chunk = [0_u8; 1024];
+            let n = common::within("the response head", client.stream.read(&mut chunk))
+                .await
+                .expect("read the head");
+            assert!(n > 0, "the head before the close");
+            head.extend_from_slice(&chunk[..n]);
+        }
+        let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+        assert!(head.contains("connection: close"), "{head}");
+        // SO_LINGER 0: closing sends RST instead of FIN, mid-body.
+        client.stream.set_zero_linger().expect("SO_LINGER 0");
+        drop(client);
+
+        let (conn, request) = viewer.request_started(&target).await;
+        let closed = viewer.closed(conn).await;
+        assert_eq!(
+            closed.reason,
+            CloseReason::PeerReset,
+            "{announced:?}: {closed:?}"
+        );
+        let timeline = viewer.timeline(request).await;
+        assert_eq!(timeline.outcome, RequestOutcome::Aborted, "{timeline:?}");
+    }
+}
+
 #[tokio::test]
 async fn hang_timeout_closes_the_connection_without_an_answer() {
     let (addr, lab) = start_server().await;

@@ -419,6 +419,10 @@ pub async fn run_viewer<W, R, E>(
     let mut filter = Filter::new(scope);
     let (snapshot, mut events) = lab.subscribe_viewer(&filter.scope.access, filter.scope.host);
     let mut bucket = Bucket::new();
+    // Whether this viewer may change its scope's settings (the anonymous
+    // scope's only from the lab's own machine, `routes::may_configure`).
+    let configure =
+        crate::routes::may_configure(&lab, &filter.scope.access, conn.as_ref().map(|c| c.peer()));
     let mut last_lag: Option<Instant> = None;
     let end = 'serve: {
         if send(&mut sink, &filter.snapshot(snapshot), stall)
@@ -460,7 +464,7 @@ pub async fn run_viewer<W, R, E>(
                 message = stream.next() => {
                     let reply = match message {
                         Some(Ok(Message::Text(text))) => {
-                            handle(&lab, filter.scope.access(), text.as_str(), &mut bucket)
+                            handle(&lab, filter.scope.access(), &configure, text.as_str(), &mut bucket)
                         }
                         Some(Ok(Message::Binary(_))) => Some(bad_message("binary frames are not understood".into())),
                         Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
@@ -552,7 +556,13 @@ fn truncate_reason(reason: &str) -> String {
 /// Answers one control message from a viewer with `access`. `None`: nothing
 /// to answer directly (a policy change is announced to the owner's viewers,
 /// this one included).
-fn handle(lab: &Lab, access: &Access, text: &str, bucket: &mut Bucket) -> Option<ServerEvent> {
+fn handle(
+    lab: &Lab,
+    access: &Access,
+    configure: &Result<(), ApiError>,
+    text: &str,
+    bucket: &mut Bucket,
+) -> Option<ServerEvent> {
     match serde_json::from_str::<ClientMessage>(text) {
         Ok(ClientMessage::Release {
             request: Some(_),
@@ -572,6 +582,9 @@ fn handle(lab: &Lab, access: &Access, text: &str, bucket: &mut Bucket) -> Option
                     ),
                     hint: "send one change per edit; this one was not applied".into(),
                 }));
+            }
+            if let Err(refused) = configure {
+                return Some(ServerEvent::Error(refused.body.clone()));
             }
             let result = match access {
                 Access::All => lab.set_defaults(&config),
@@ -602,6 +615,9 @@ fn handle(lab: &Lab, access: &Access, text: &str, bucket: &mut Bucket) -> Option
                     hint: "send one change per edit; this one was not applied".into(),
                 }));
             }
+            if let Err(refused) = configure {
+                return Some(ServerEvent::Error(refused.body.clone()));
+            }
             crate::middlebox::lab::set_from_viewer(lab, access, &middlebox)
         }
         Ok(ClientMessage::Ping { client_time_ms }) => Some(ServerEvent::Pong {
@@ -623,7 +639,7 @@ fn handle(lab: &Lab, access: &Access, text: &str, bucket: &mut Bucket) -> Option
 /// Answers one control message as the anonymous scope would (for tests that
 /// drive the handler without a socket).
 pub fn handle_as(lab: &Lab, owner: Owner, text: &str) -> Option<ServerEvent> {
-    handle(lab, &Access::Of(owner), text, &mut Bucket::new())
+    handle(lab, &Access::Of(owner), &Ok(()), text, &mut Bucket::new())
 }
 
 fn bad_message(error: String) -> ServerEvent {

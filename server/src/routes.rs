@@ -224,6 +224,34 @@ pub fn access(lab: &Lab, params: &Params, headers: &HeaderMap) -> Result<Access,
     })
 }
 
+/// Whether a caller from `peer` may change `access`'s settings (keep-alive
+/// policy, middlebox). A session changes its own and the instructor the
+/// defaults. The anonymous scope's settings reach every connection that has
+/// not named a session yet: every participant's page load and the browser's
+/// spare sockets. So only the lab's own machine (a loopback address that is
+/// not the lab's middlebox forwarding a client) or the instructor key may
+/// change them. `peer` is `None` without the lab's accept loop (in-process
+/// tests), which has no other caller.
+pub fn may_configure(
+    lab: &Lab,
+    access: &Access,
+    peer: Option<std::net::SocketAddr>,
+) -> Result<(), ApiError> {
+    let local = |peer: std::net::SocketAddr| {
+        peer.ip().to_canonical().is_loopback() && !lab.middlebox().is_upstream(peer)
+    };
+    match access {
+        Access::Of(Owner::Anonymous) if !peer.is_none_or(local) => Err(ApiError::forbidden(
+            "without a session, this changes the anonymous scope, whose settings every \
+             participant's connections follow until they name a session; only the lab's \
+             own machine or the instructor may change them",
+            "change your own: add ?session=S (your page's session; POST /api/sessions \
+             issues one), or send the instructor key (key=… or Authorization: Bearer …)",
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// The lesson catalogue (id, title, concept, summary), in teaching order.
 async fn lessons(
     RawQuery(query): RawQuery,
@@ -347,6 +375,7 @@ async fn get_config(
 
 async fn put_config(
     State(lab): State<Lab>,
+    ctx: Option<Extension<RequestCtx>>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -358,6 +387,7 @@ async fn put_config(
         "/api/config?session=s-…",
     )?;
     let access = access(&lab, &params, &headers)?;
+    may_configure(&lab, &access, ctx.map(|Extension(c)| c.conn.peer()))?;
     let body = body.map_err(|r| body_error(&r))?;
     let hint = r#"send some of {"keep_alive": true, "idle_timeout_ms": 5000, "max_requests": 100, "advertise_keep_alive": true, "hang_timeout_ms": null, "tcp_keepalive": {"idle_s": 60, "interval_s": 10}}"#;
     let patch: PolicyPatch = json_object(&body, "config", hint)?;

@@ -685,3 +685,80 @@ async fn the_instructor_key_is_never_shown_to_a_participant() {
         assert!(!json.contains(KEY), "recorded with the key: {json}");
     }
 }
+
+/// The anonymous scope's settings reach every connection that has not named a
+/// session yet (every participant's page load and spare sockets), so only the
+/// lab's own machine or the instructor may change them. A participant comes
+/// from another address; on one machine, the lab's middlebox stands in for
+/// one: its connections come from loopback, but forward a client.
+#[tokio::test]
+async fn only_the_labs_machine_or_the_instructor_changes_the_anonymous_scope() {
+    let (addr, lab) = start_server().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let via = listener.local_addr().unwrap();
+    tokio::spawn(keepalive_lab_server::middlebox::lab::serve_in_lab(
+        listener,
+        addr,
+        lab.clone(),
+    ));
+    let defaults = get_config_as(addr, "").await;
+    let patch = r#"{"idle_timeout_ms": 100, "keep_alive": false}"#;
+
+    // Through the middlebox, without a session: refused, nothing changed.
+    for (what, target) in [("policy", "/api/config"), ("middlebox", "/api/middlebox")] {
+        let body = if what == "policy" {
+            patch
+        } else {
+            r#"{"idle_timeout_ms": 5000}"#
+        };
+        let refused = request_once(via, "PUT", target, body.as_bytes()).await;
+        assert_eq!(refused.status, 403, "{what}: {}", refused.text());
+        let error = refused.error_body();
+        assert!(error.error.contains("anonymous scope"), "{what}: {error:?}");
+    }
+    assert_eq!(get_config_as(addr, "").await, defaults);
+    // A viewer through the middlebox: it may watch and ping, not configure.
+    let mut viewer = Viewer::connect_anonymous(via).await;
+    viewer
+        .send_text(r#"{"type":"set_config","config":{"idle_timeout_ms":100}}"#)
+        .await;
+    let ServerEvent::Error(error) = viewer.next_reply().await else {
+        panic!("set_config from a forwarded anonymous viewer is refused");
+    };
+    assert!(error.error.contains("anonymous scope"), "{error:?}");
+    viewer
+        .send_text(r#"{"type":"ping","client_time_ms":1}"#)
+        .await;
+    assert!(matches!(
+        viewer.next_reply().await,
+        ServerEvent::Pong { .. }
+    ));
+    assert_eq!(get_config_as(addr, "").await, defaults);
+
+    // Its own session, through the middlebox too: changed.
+    let s = issue_session(addr).await;
+    let own = request_once(
+        via,
+        "PUT",
+        &format!("/api/config?session={s}"),
+        patch.as_bytes(),
+    )
+    .await;
+    assert_eq!(own.status, 200, "{}", own.text());
+    assert_eq!(
+        get_config_as(addr, &format!("?session={s}"))
+            .await
+            .idle_timeout_ms,
+        100
+    );
+    assert_eq!(get_config_as(addr, "").await, defaults);
+
+    // The instructor's key, from anywhere: the defaults. The lab's own
+    // machine, without a session: the anonymous scope.
+    let keyed = put_config_as(via, &format!("?key={KEY}"), r#"{"max_requests": 50}"#).await;
+    assert_eq!(keyed.status, 200, "{}", keyed.text());
+    let local = put_config_as(addr, "", patch).await;
+    assert_eq!(local.status, 200, "{}", local.text());
+    assert_eq!(get_config_as(addr, "").await.idle_timeout_ms, 100);
+    drop(lab);
+}

@@ -323,12 +323,14 @@ pub async fn get_middlebox(
 /// the caller's middlebox (the defaults, for the instructor).
 pub async fn put_middlebox(
     State(lab): State<Lab>,
+    ctx: Option<axum::Extension<crate::conn::RequestCtx>>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<MiddleboxView>, ApiError> {
     let params = Params::parse("/api/middlebox", query.as_deref(), &["key"], EXAMPLE)?;
     let access = crate::routes::access(&lab, &params, &headers)?;
+    crate::routes::may_configure(&lab, &access, ctx.map(|axum::Extension(c)| c.conn.peer()))?;
     let body = body.map_err(|rejection| {
         ApiError::with_status(
             rejection.status(),

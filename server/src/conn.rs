@@ -73,6 +73,10 @@ pub struct Conn {
     id: ConnId,
     /// The client's address.
     peer: std::net::SocketAddr,
+    /// The address its per-address caps charge: the peer's, or for a
+    /// connection through the lab's middlebox (which comes from loopback),
+    /// the middlebox's client's (`middlebox::lab::Registry::charged_ip`).
+    charged: std::net::IpAddr,
     /// The lab's address the client connected to.
     local: std::net::SocketAddr,
     /// Where events go.
@@ -216,7 +220,12 @@ fn set_stamp(at: &AtomicU64, now: protocol::Micros) -> bool {
 impl Conn {
     /// Registers a freshly accepted connection and announces it. Until a
     /// request names a session it follows the anonymous scope's policy.
-    pub fn open(lab: &Lab, peer: std::net::SocketAddr, local: std::net::SocketAddr) -> Arc<Conn> {
+    pub fn open(
+        lab: &Lab,
+        peer: std::net::SocketAddr,
+        charged: std::net::IpAddr,
+        local: std::net::SocketAddr,
+    ) -> Arc<Conn> {
         let counters = Arc::new(Counters::default());
         let id = lab.tracker().next_conn_id();
         let view = lab.sessions().watch(&Owner::Anonymous).unwrap_or_else(|| {
@@ -230,6 +239,7 @@ impl Conn {
         Arc::new(Conn {
             id,
             peer,
+            charged,
             local,
             lab: lab.clone(),
             counters,
@@ -263,6 +273,11 @@ impl Conn {
     /// The client's address.
     pub fn peer(&self) -> std::net::SocketAddr {
         self.peer
+    }
+
+    /// The address its per-address caps charge (see `charged`).
+    pub fn charged_ip(&self) -> std::net::IpAddr {
+        self.charged
     }
 
     /// The lab's address the client connected to.

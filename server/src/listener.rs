@@ -131,15 +131,18 @@ fn serve_connection(
     router: Router,
 ) -> impl Future<Output = ()> + Send + 'static {
     async move {
-        let Some(slot) = lab.peers().connect(peer.ip()) else {
-            let refusal = lab.peers().over_cap_response(peer.ip());
+        // A client through the lab's middlebox is charged, not the
+        // loopback address every mapping shares.
+        let charged = lab.middlebox().charged_ip(peer);
+        let Some(slot) = lab.peers().connect(charged) else {
+            let refusal = lab.peers().over_cap_response(charged);
             let _ = tokio::time::timeout(REFUSAL_WRITE, stream.write_all(&refusal)).await;
             return;
         };
         let local = stream.local_addr().unwrap_or(peer);
         // Responses are small and latency is what the lab shows: no Nagle delay.
         let _ = stream.set_nodelay(true);
-        let conn = Conn::open(&lab, peer, local);
+        let conn = Conn::open(&lab, peer, charged, local);
         // Its watchdog is polled after its I/O in every poll (below).
         conn.watch_in_this_task();
         let io = TokioIo::new(TrackedStream::new(stream, conn.clone(), slot));
@@ -523,7 +526,7 @@ impl Handler {
         if !known && let Owner::Session(id) = owner {
             return Err(crate::sessions::unknown_session(id));
         }
-        guard.hold_peer(self.lab.peers().enter(self.conn.peer().ip())?);
+        guard.hold_peer(self.lab.peers().enter(self.conn.charged_ip())?);
         if counts_for_owner(request.uri().path()) {
             guard.hold(self.lab.sessions().enter(owner)?);
         }

@@ -299,7 +299,9 @@ async fn create_session(
     RawQuery(query): RawQuery,
 ) -> Result<Json<SessionGrant>, ApiError> {
     Params::parse("/api/sessions", query.as_deref(), &[], "POST /api/sessions")?;
-    let peer = ctx.map(|Extension(c)| c.conn.peer().ip());
+    // Through the lab's middlebox, its client's address (the per-address
+    // session cap), not the loopback address every mapping shares.
+    let peer = ctx.map(|Extension(c)| c.conn.charged_ip());
     Ok(Json(SessionGrant {
         session: lab.sessions().issue(peer)?,
     }))

@@ -694,13 +694,7 @@ async fn the_instructor_key_is_never_shown_to_a_participant() {
 #[tokio::test]
 async fn only_the_labs_machine_or_the_instructor_changes_the_anonymous_scope() {
     let (addr, lab) = start_server().await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let via = listener.local_addr().unwrap();
-    tokio::spawn(keepalive_lab_server::middlebox::lab::serve_in_lab(
-        listener,
-        addr,
-        lab.clone(),
-    ));
+    let via = lab_middlebox(addr, &lab).await;
     let defaults = get_config_as(addr, "").await;
     let patch = r#"{"idle_timeout_ms": 100, "keep_alive": false}"#;
 
@@ -761,4 +755,66 @@ async fn only_the_labs_machine_or_the_instructor_changes_the_anonymous_scope() {
     assert_eq!(local.status, 200, "{}", local.text());
     assert_eq!(get_config_as(addr, "").await.idle_timeout_ms, 100);
     drop(lab);
+}
+
+/// Through the lab's middlebox every connection comes from loopback; the
+/// per-address caps charge the middlebox's client instead, so one
+/// participant filling its share through the middlebox leaves everyone
+/// else's (found in review: all of a room's middlebox traffic shared
+/// 127.0.0.1's one budget).
+#[tokio::test]
+async fn through_the_middlebox_each_client_has_its_own_share_of_the_caps() {
+    use tokio::io::AsyncWriteExt;
+
+    let (addr, lab) = start_server_with(Config {
+        max_connections_per_peer: 4,
+        ..common::config()
+    })
+    .await;
+    let via = lab_middlebox(addr, &lab).await;
+    let from = |ip: [u8; 4]| async move {
+        let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+        socket
+            .bind(SocketAddr::from((ip, 0)))
+            .expect("bind a loopback address of its own");
+        common::within("connect through the middlebox", socket.connect(via))
+            .await
+            .expect("connect")
+    };
+    // A fills its share: four connections through the middlebox, each with
+    // half a request head.
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        let mut stream = from([127, 0, 0, 2]).await;
+        stream.write_all(b"GET /api/fa").await.expect("write");
+        held.push(stream);
+    }
+    common::eventually("A's four connections at the lab", || {
+        lab.tracker().connections().len() >= 4
+    })
+    .await;
+    // A fifth from A is refused with the lab's per-address answer...
+    let mut fifth = Client::from_stream(from([127, 0, 0, 2]).await);
+    let refused = fifth.read_response().await;
+    assert_eq!(refused.status, 503, "{}", refused.text());
+    assert!(refused.text().contains("127.0.0.2"), "{}", refused.text());
+    // ...while B, through the same middlebox, and the lab's own machine
+    // directly, are served.
+    let mut b = Client::from_stream(from([127, 0, 0, 3]).await);
+    assert_eq!(b.get("/api/fast?id=b").await.status, 200);
+    assert_eq!(get_once(addr, "/api/fast?id=local").await.status, 200);
+    drop(held);
+}
+
+/// The lab's middlebox in front of the lab at `addr`, on a port of its own:
+/// its address.
+async fn lab_middlebox(addr: SocketAddr, lab: &Lab) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let via = listener.local_addr().unwrap();
+    tokio::spawn(keepalive_lab_server::middlebox::lab::serve_in_lab(
+        listener,
+        addr,
+        lab.clone(),
+    ));
+    via
 }

@@ -12,9 +12,9 @@
 //! mapping runs the anonymous scope's settings; a mapping whose client says
 //! nothing before something else happens stays anonymous.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
@@ -86,9 +86,11 @@ struct Table {
     own: HashMap<Owner, MiddleboxSettings>,
     /// Where the lab's middlebox listens.
     listeners: Vec<SocketAddr>,
-    /// The middlebox's own ends of its open connections to the lab: the
-    /// lab's connections from these came through the middlebox.
-    upstreams: HashSet<SocketAddr>,
+    /// The middlebox's own ends of its open connections to the lab, each
+    /// with its client's address: the lab's connections from these came
+    /// through the middlebox, and the lab's per-address caps charge the
+    /// client, not the loopback address every mapping shares.
+    upstreams: HashMap<SocketAddr, IpAddr>,
 }
 
 impl Registry {
@@ -99,7 +101,7 @@ impl Registry {
                 defaults,
                 own: HashMap::new(),
                 listeners: Vec::new(),
-                upstreams: HashSet::new(),
+                upstreams: HashMap::new(),
             }),
             next: AtomicU64::new(1),
         }
@@ -146,10 +148,12 @@ impl Registry {
         self.lock().listeners.clone()
     }
 
-    /// The middlebox connected to the lab from `local` (until the guard
-    /// drops): the lab's connection from there came through it.
-    pub fn upstream_open(&self, local: SocketAddr) -> UpstreamGuard<'_> {
-        self.lock().upstreams.insert(local);
+    /// The middlebox connects to the lab from `local` for a client at
+    /// `client` (until the guard drops): the lab's connection from there
+    /// came through it. Registered before the connection is made, so the
+    /// lab's accept loop already knows it.
+    pub fn upstream_open(&self, local: SocketAddr, client: IpAddr) -> UpstreamGuard<'_> {
+        self.lock().upstreams.insert(local, client);
         UpstreamGuard {
             registry: self,
             local,
@@ -158,7 +162,18 @@ impl Registry {
 
     /// Whether the lab's connection from `peer` came through the middlebox.
     pub fn is_upstream(&self, peer: SocketAddr) -> bool {
-        self.lock().upstreams.contains(&peer)
+        self.lock().upstreams.contains_key(&peer)
+    }
+
+    /// The address a per-address cap charges for a connection from `peer`:
+    /// the middlebox's client for one that came through it, else `peer`'s.
+    /// (Once per connection, at its accept.)
+    pub fn charged_ip(&self, peer: SocketAddr) -> IpAddr {
+        self.lock()
+            .upstreams
+            .get(&peer)
+            .copied()
+            .unwrap_or(peer.ip())
     }
 }
 

@@ -361,10 +361,27 @@ impl Inner {
         };
         let _ = client.set_nodelay(true);
         let mut stop = self.stop.subscribe();
-        let connect = tokio::time::timeout(
-            self.limits.connect_timeout,
-            TcpStream::connect(self.upstream),
-        );
+        // In the lab, the middlebox's end is chosen and registered before
+        // it connects: the lab's accept loop must know, from the first
+        // moment, that this connection is a client's through the middlebox
+        // (its per-address caps charge that client, `Registry::charged_ip`).
+        let (socket, upstream) = match self.upstream_socket(peer) {
+            Ok(bound) => bound,
+            Err(e) => {
+                return self.refuse(
+                    id,
+                    client,
+                    peer,
+                    format!("no socket to reach the server at {}: {e}", self.upstream),
+                );
+            }
+        };
+        let connect = tokio::time::timeout(self.limits.connect_timeout, async {
+            match socket {
+                Some(socket) => socket.connect(self.upstream).await,
+                None => TcpStream::connect(self.upstream).await,
+            }
+        });
         let connected = tokio::select! {
             connected = connect => connected,
             () = stopped(&mut stop) => return,
@@ -392,12 +409,10 @@ impl Inner {
             }
         };
         let _ = server.set_nodelay(true);
-        // The lab's side learns that this connection came through the
-        // middlebox (its TCP keep-alive follows the time scale).
-        let _upstream = match (&self.mode, server.local_addr()) {
-            (Mode::Lab(lab), Ok(local)) => Some(lab.middlebox().upstream_open(local)),
-            _ => None,
-        };
+        // Held for the mapping's life: the lab's side knows this connection
+        // came through the middlebox (its TCP keep-alive follows the time
+        // scale; its caps charge the client).
+        let _upstream = upstream;
         let sniffing = matches!(self.mode, Mode::Lab(_));
         let mapping = mapping::Mapping::new(
             id,
@@ -413,6 +428,31 @@ impl Inner {
         );
         mapping.run(stop).await;
         drop(permit);
+    }
+
+    /// In the lab: a socket bound to a port of its own on the lab's loopback
+    /// address, registered as the middlebox's end for `client` before it
+    /// connects. Elsewhere (the standalone middlebox) nothing to register:
+    /// the connection is made plainly.
+    fn upstream_socket(
+        &self,
+        client: SocketAddr,
+    ) -> std::io::Result<(
+        Option<tokio::net::TcpSocket>,
+        Option<lab::UpstreamGuard<'_>>,
+    )> {
+        let Mode::Lab(lab) = &self.mode else {
+            return Ok((None, None));
+        };
+        let socket = if self.upstream.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        socket.bind(SocketAddr::new(self.upstream.ip(), 0))?;
+        let local = socket.local_addr()?;
+        let guard = lab.middlebox().upstream_open(local, client.ip());
+        Ok((Some(socket), Some(guard)))
     }
 
     fn refuse(&self, id: MappingId, client: TcpStream, peer: SocketAddr, reason: String) {

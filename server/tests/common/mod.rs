@@ -280,6 +280,16 @@ pub struct Client {
 }
 
 impl Client {
+    /// A client on a connection made elsewhere (e.g. from a bound address).
+    pub fn from_stream(stream: TcpStream) -> Client {
+        Client {
+            stream,
+            buf: Vec::new(),
+            sent: 0,
+            received: 0,
+        }
+    }
+
     /// Opens a new TCP connection to `addr`.
     pub async fn connect(addr: SocketAddr) -> Client {
         let stream = within("TCP connect", TcpStream::connect(addr))

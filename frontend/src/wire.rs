@@ -644,6 +644,8 @@ impl FromJson for CloseReason {
             "idle_timeout" => CloseReason::IdleTimeout,
             "max_requests" => CloseReason::MaxRequests,
             "keep_alive_off" => CloseReason::KeepAliveOff,
+            "client_requested_close" => CloseReason::ClientRequestedClose,
+            "body_unread" => CloseReason::BodyUnread,
             "hang_timeout" => CloseReason::HangTimeout,
             "server_close" => CloseReason::ServerClose {
                 mode: o.get("mode"),

@@ -156,6 +156,13 @@ pub enum CloseReason {
     MaxRequests,
     /// Keep-alive is off: every response says `Connection: close`.
     KeepAliveOff,
+    /// The request asked to close (`Connection: close`, or HTTP/1.0 without
+    /// `Connection: keep-alive`): the server answered it, then closed.
+    ClientRequestedClose,
+    /// The request came with a body the endpoint did not read: the server
+    /// cannot tell where the next request would start without reading it, so
+    /// its response said `Connection: close` and it closed after answering.
+    BodyUnread,
     /// A request took longer than the server's hang timeout, so the server
     /// closed its connection without answering.
     HangTimeout,
@@ -221,6 +228,8 @@ impl CloseReason {
             CloseReason::IdleTimeout => "idle_timeout",
             CloseReason::MaxRequests => "max_requests",
             CloseReason::KeepAliveOff => "keep_alive_off",
+            CloseReason::ClientRequestedClose => "client_requested_close",
+            CloseReason::BodyUnread => "body_unread",
             CloseReason::HangTimeout => "hang_timeout",
             CloseReason::HeaderReadTimeout => "header_read_timeout",
             CloseReason::ServerClose { .. } => "server_close",
@@ -242,6 +251,8 @@ impl CloseReason {
             CloseReason::IdleTimeout => "idle timeout",
             CloseReason::MaxRequests => "max requests reached",
             CloseReason::KeepAliveOff => "keep-alive off",
+            CloseReason::ClientRequestedClose => "closed as the request asked (Connection: close)",
+            CloseReason::BodyUnread => "request body left unread",
             CloseReason::HangTimeout => "hang timeout",
             CloseReason::ServerClose { mode } => match mode {
                 CloseMode::Header => "server closed (Connection: close)",
@@ -1447,6 +1458,8 @@ mod tests {
             CloseReason::IdleTimeout,
             CloseReason::MaxRequests,
             CloseReason::KeepAliveOff,
+            CloseReason::ClientRequestedClose,
+            CloseReason::BodyUnread,
             CloseReason::HangTimeout,
             CloseReason::HeaderReadTimeout,
             CloseReason::ServerClose {

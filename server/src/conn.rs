@@ -48,6 +48,19 @@ const RACE_PEEK: usize = 1024;
 const PLANNED_NONE: u8 = 0;
 const PLANNED_KEEP_ALIVE_OFF: u8 = 1;
 const PLANNED_MAX_REQUESTS: u8 = 2;
+/// The client asked to close (`Connection: close`, HTTP/1.0).
+const PLANNED_CLIENT: u8 = 3;
+/// The request's body was left unread.
+const PLANNED_BODY_UNREAD: u8 = 4;
+
+/// The most of a request body the server reads and throws away, when an
+/// endpoint answered without reading it, to keep the connection for the
+/// next request. A longer body (or one that ends later than the body guard
+/// allows) ends the connection instead, announced with `Connection: close`.
+/// The figure is Go's `net/http` (`maxPostHandlerReadBytes`, 256 KiB), which
+/// does the same; hyper alone would close whenever the rest of the body has
+/// not arrived yet, after a response that promised keep-alive.
+pub const DRAIN_LIMIT: u64 = 256 * 1024;
 
 /// `Conn::next_drop` values.
 const DROP_NONE: u8 = 0;
@@ -132,9 +145,10 @@ pub struct Conn {
     /// connection is read and then dropped unanswered (the keep-alive race,
     /// on purpose).
     next_drop: AtomicU8,
-    /// A response said `Connection: close` because of the policy
-    /// (`PLANNED_*`): the reason of the close if the connection then ends as
-    /// announced, once its response is out. Not recorded as the reason
+    /// A response said `Connection: close` (`PLANNED_*`) because of the
+    /// policy, the client's request or a body left unread: the reason of the
+    /// close if the connection then ends as announced, once its response is
+    /// out. Not recorded as the reason
     /// straight away: a reset or a stalled write while that response is
     /// still being written is what really ends it, and the record says so.
     planned_close: AtomicU8,
@@ -144,12 +158,19 @@ pub struct Conn {
     /// Server clock + 1 since when a write has been blocked (the client's
     /// receive window is full); 0 while writes go through.
     write_blocked_since: AtomicU64,
-    /// Server clock + 1 since when a handler has been waiting for request
-    /// body bytes that have not come; 0 otherwise.
+    /// HTTP/1.1: server clock + 1 since when a handler has been waiting for
+    /// request body bytes that have not come; 0 otherwise. (Over HTTP/2,
+    /// where bodies are read side by side, each waiting body's stamp is in
+    /// `H2Streams::body_waits`.)
     body_wait_since: AtomicU64,
     /// The last request's body has not been read to its end yet (bytes after
     /// it are its body, not a new head).
     body_unfinished: AtomicBool,
+    /// HTTP/1.1: the body of the request being answered, which its endpoint
+    /// dropped unread (`GuardedBody`'s drop): read to its end before the
+    /// response (up to [`DRAIN_LIMIT`]) so that the connection can carry
+    /// the next request. Boxed: empty on nearly every connection.
+    unread_body: Mutex<Option<Box<hyper::body::Incoming>>>,
     /// Close abortively (`SO_LINGER` 0, so the peer gets a RST).
     reset_on_close: AtomicBool,
     /// It speaks HTTP/2 (a TLS port, ALPN `h2`): many requests at once, no
@@ -175,6 +196,11 @@ struct H2Streams {
     taken: bool,
     /// (stream, request, finished), oldest first.
     requests: Vec<(u32, RequestId, bool)>,
+    /// Since when each body a handler waits for has been waited for: one
+    /// stamp per body, so that one stream's body ending does not lift the
+    /// guard from another's (found in review). The guard runs from the
+    /// earliest.
+    body_waits: Vec<protocol::Micros>,
 }
 
 /// What the watchdog sees of a connection.
@@ -263,6 +289,7 @@ impl Conn {
             write_blocked_since: AtomicU64::new(0),
             body_wait_since: AtomicU64::new(0),
             body_unfinished: AtomicBool::new(false),
+            unread_body: Mutex::new(None),
             reset_on_close: AtomicBool::new(false),
             http2: AtomicBool::new(false),
             h2: Mutex::new(None),
@@ -414,26 +441,63 @@ impl Conn {
     pub fn stalls(&self) -> Stalls {
         Stalls {
             write_blocked_since: stamp(&self.write_blocked_since),
-            body_wait_since: stamp(&self.body_wait_since),
+            body_wait_since: if self.is_http2() {
+                self.h2
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .as_ref()
+                    .and_then(|h2| h2.body_waits.iter().min().copied())
+            } else {
+                stamp(&self.body_wait_since)
+            },
         }
     }
 
-    /// A handler polled the request body and no bytes were there.
-    fn body_waiting(&self) {
-        if set_stamp(&self.body_wait_since, self.lab.tracker().clock().now_us()) {
-            self.changed();
+    /// A handler polled a request body and no bytes were there. `mine` is
+    /// that body's own stamp (server clock + 1, 0 if it was not waited for).
+    fn body_waiting(&self, mine: &mut u64) {
+        if *mine != 0 {
+            return; // the guard runs from the first wait
+        }
+        let now = self.lab.tracker().clock().now_us();
+        *mine = now.saturating_add(1);
+        if self.is_http2() {
+            let mut h2 = self.h2.lock().unwrap_or_else(|p| p.into_inner());
+            h2.get_or_insert_with(Box::default).body_waits.push(now);
+        } else {
+            self.body_wait_since.store(*mine, Ordering::Relaxed);
+        }
+        self.changed();
+    }
+
+    /// The body whose stamp is `mine` is no longer waited for (it ended, or
+    /// nobody reads it any more).
+    fn body_wait_over(&self, mine: &mut u64) {
+        let Some(since) = std::mem::take(mine).checked_sub(1) else {
+            return;
+        };
+        if self.is_http2() {
+            let mut h2 = self.h2.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(waits) = h2.as_mut().map(|h2| &mut h2.body_waits)
+                && let Some(i) = waits.iter().position(|&w| w == since)
+            {
+                waits.swap_remove(i);
+            }
+        } else {
+            self.body_wait_since.store(0, Ordering::Relaxed);
         }
     }
 
-    /// Body bytes came (or the body ended, `done`).
-    fn body_progress(&self, done: bool) {
+    /// Body bytes came (or the body ended, `done`) for the body whose stamp
+    /// is `mine`.
+    fn body_progress(&self, done: bool, mine: &mut u64) {
         // Fix (found by `tests/guards.rs`): the guard runs from when the
         // handler first waited until the body is whole, as
         // `Config::header_read_timeout` says ("must arrive within this long
         // once its first byte has"). Restarting it at every chunk let a body
         // trickled a byte at a time hold a handler and its permits forever.
         if done {
-            self.body_wait_since.store(0, Ordering::Relaxed);
+            self.body_wait_over(mine);
             self.body_unfinished.store(false, Ordering::Relaxed);
         }
     }
@@ -689,6 +753,8 @@ impl Conn {
         match self.planned_close.load(Ordering::Relaxed) {
             PLANNED_KEEP_ALIVE_OFF => Some(CloseReason::KeepAliveOff),
             PLANNED_MAX_REQUESTS => Some(CloseReason::MaxRequests),
+            PLANNED_CLIENT => Some(CloseReason::ClientRequestedClose),
+            PLANNED_BODY_UNREAD => Some(CloseReason::BodyUnread),
             _ => None,
         }
     }
@@ -718,7 +784,10 @@ impl Conn {
 
     /// Decides whether the response to the `seq`-th request keeps the
     /// connection open, per `policy`, and says so in its headers. When the
-    /// client itself asked to close (`client_closes`), nothing is advertised.
+    /// client itself asked to close (`client_closes`), nothing is advertised
+    /// (hyper writes the `Connection: close`); when the request's body is
+    /// still unread (longer than [`DRAIN_LIMIT`], or a refused request), the
+    /// response says `Connection: close`.
     fn apply_keep_alive(
         &self,
         seq: u32,
@@ -736,10 +805,19 @@ impl Conn {
             .get(CONNECTION)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.eq_ignore_ascii_case("close"));
-        if closing_already || client_closes {
-            return; // the handler or the client decided (and hyper will close)
+        if closing_already {
+            return; // the handler decided (and set the reason)
         }
-        let close = if !policy.keep_alive {
+        if client_closes {
+            // hyper answers it with `Connection: close`, then closes.
+            self.planned_close.store(PLANNED_CLIENT, Ordering::Relaxed);
+            return;
+        }
+        let close = if self.body_unfinished.load(Ordering::Relaxed) {
+            // hyper could not find the next request's head without reading
+            // the rest, and would close anyway once it needs to wait for it.
+            PLANNED_BODY_UNREAD
+        } else if !policy.keep_alive {
             PLANNED_KEEP_ALIVE_OFF
         } else if policy.max_requests.is_some_and(|max| seq >= max) {
             PLANNED_MAX_REQUESTS
@@ -952,16 +1030,65 @@ impl Drop for RequestGuard {
 /// that do not come (the slow-body guard) and when it has been read whole.
 #[derive(Debug)]
 pub struct GuardedBody {
-    /// hyper's body.
-    inner: hyper::body::Incoming,
+    /// hyper's body (`None` once handed to the connection to be drained).
+    inner: Option<hyper::body::Incoming>,
     /// Its connection.
     conn: Arc<Conn>,
+    /// Dropped unread, it is kept for the server to drain
+    /// (`Conn::unread_body`); not the drain's own.
+    keep_unread: bool,
+    /// Server clock + 1 since when a handler has waited for its bytes; 0
+    /// while it is not waited for (`Conn::body_waiting`).
+    wait_since: u64,
 }
 
 impl GuardedBody {
     /// Wraps a request's body.
     pub fn new(inner: hyper::body::Incoming, conn: Arc<Conn>) -> GuardedBody {
-        GuardedBody { inner, conn }
+        GuardedBody {
+            inner: Some(inner),
+            conn,
+            keep_unread: true,
+            wait_since: 0,
+        }
+    }
+
+    /// Reads the rest of the body and throws it away, up to [`DRAIN_LIMIT`]
+    /// bytes. Read to its end, the connection may carry the next request
+    /// (`body_progress` clears `body_unfinished`); otherwise the response
+    /// says `Connection: close`. A body that stops coming is the body
+    /// guard's, as when an endpoint reads it (`body_waiting`).
+    async fn drain(mut self) {
+        let mut read = 0u64;
+        while let Some(Ok(frame)) =
+            std::future::poll_fn(|cx| http_body::Body::poll_frame(Pin::new(&mut self), cx)).await
+        {
+            read += frame.data_ref().map_or(0, |d| d.len() as u64);
+            if read > DRAIN_LIMIT {
+                return;
+            }
+        }
+    }
+}
+
+impl Conn {
+    /// The request body its endpoint left unread, to drain before the
+    /// response goes out ([`GuardedBody::drain`]); `None` nearly always.
+    pub(crate) fn take_unread_body(
+        self: &Arc<Self>,
+    ) -> Option<impl Future<Output = ()> + Send + use<>> {
+        let inner = self
+            .unread_body
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()?;
+        let body = GuardedBody {
+            inner: Some(*inner),
+            conn: self.clone(),
+            keep_unread: false,
+            wait_since: 0,
+        };
+        Some(body.drain())
     }
 }
 
@@ -974,28 +1101,51 @@ impl http_body::Body for GuardedBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         let this = self.get_mut();
-        let poll = Pin::new(&mut this.inner).poll_frame(cx);
+        let Some(inner) = this.inner.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let poll = Pin::new(&mut *inner).poll_frame(cx);
         match &poll {
-            Poll::Pending => this.conn.body_waiting(),
-            Poll::Ready(None) => this.conn.body_progress(true),
-            Poll::Ready(Some(_)) => this.conn.body_progress(this.inner.is_end_stream()),
+            Poll::Pending => this.conn.body_waiting(&mut this.wait_since),
+            Poll::Ready(None) => this.conn.body_progress(true, &mut this.wait_since),
+            Poll::Ready(Some(_)) => this
+                .conn
+                .body_progress(inner.is_end_stream(), &mut this.wait_since),
         }
         poll
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.inner.as_ref().is_none_or(|b| b.is_end_stream())
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        self.inner
+            .as_ref()
+            .map_or_else(|| SizeHint::with_exact(0), |b| b.size_hint())
     }
 }
 
 impl Drop for GuardedBody {
     fn drop(&mut self) {
-        // Nobody waits for it any more (the rest, if any, is hyper's to drain).
-        self.conn.body_wait_since.store(0, Ordering::Relaxed);
+        // Nobody waits for it any more.
+        self.conn.body_wait_over(&mut self.wait_since);
+        // Left unread over HTTP/1.1: kept for the server to drain before
+        // the response (`Route::run`), unless it is known to be longer than
+        // that would read. (Over HTTP/2 hyper resets just the stream.)
+        if self.keep_unread
+            && self.conn.body_unfinished.load(Ordering::Relaxed)
+            && !self.conn.is_http2()
+            && let Some(inner) = self.inner.take()
+            && !http_body::Body::is_end_stream(&inner)
+            && http_body::Body::size_hint(&inner).lower() <= DRAIN_LIMIT
+        {
+            *self
+                .conn
+                .unread_body
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()) = Some(Box::new(inner));
+        }
     }
 }
 

@@ -480,3 +480,145 @@ async fn connection_closed_tells_when_bytes_last_moved() {
     assert_eq!(closed.reason, CloseReason::IdleTimeout);
     assert_eq!((closed.last_in_us, closed.last_out_us), (None, None));
 }
+
+/// A client that asks to close (`Connection: close`, or HTTP/1.0 without
+/// `Connection: keep-alive`) is answered, then the server closes: the server
+/// sends the FIN, and the record says the request asked for it, not that the
+/// peer closed. (Found in review: it said `peer_closed`.)
+#[tokio::test]
+async fn a_close_the_request_asked_for_is_recorded_as_asked() {
+    let (addr, _lab) = start_server().await;
+    let mut viewer = Viewer::connect(addr).await;
+
+    let mut client = Client::connect(addr).await;
+    client
+        .send_request_with("GET", "/api/fast?id=asked", &[("Connection", "close")], b"")
+        .await;
+    let response = client.read_response().await;
+    assert_eq!(response.header("connection"), Some("close"), "{response:?}");
+    // The server's FIN, while the client has not closed its side.
+    assert_eq!(client.read_until_closed().await, (Vec::new(), Ending::Eof));
+    let closed = viewer.closed(response.conn_id()).await;
+    assert_eq!(
+        closed.reason,
+        CloseReason::ClientRequestedClose,
+        "{closed:?}"
+    );
+    assert_eq!(closed.requests, 1);
+
+    let mut old = Client::connect(addr).await;
+    old.send_raw(b"GET /api/fast?id=http10 HTTP/1.0\r\n\r\n")
+        .await;
+    let (bytes, ending) = old.read_until_closed().await;
+    assert!(
+        bytes.starts_with(b"HTTP/1.0 200"),
+        "{:?}",
+        String::from_utf8_lossy(&bytes)
+    );
+    assert_eq!(ending, Ending::Eof);
+    let (conn, _) = viewer.request_started("/api/fast?id=http10").await;
+    let closed = viewer.closed(conn).await;
+    assert_eq!(
+        closed.reason,
+        CloseReason::ClientRequestedClose,
+        "{closed:?}"
+    );
+}
+
+/// `/api/fast` does not read a request body. The server reads the rest of it
+/// and throws it away before it answers, so the connection is kept for the
+/// next request as its `Keep-Alive` header says; hyper alone closed it once
+/// the rest had not arrived, after a response that promised keep-alive, and
+/// the record said `peer_closed`. (Found in review.)
+#[tokio::test]
+async fn a_body_the_endpoint_does_not_read_is_read_and_the_connection_kept() {
+    let (addr, _lab) = start_server().await;
+    let mut viewer = Viewer::connect(addr).await;
+    let mut client = Client::connect(addr).await;
+
+    // Ten bytes announced; three now, the rest 300 ms later.
+    client
+        .send_raw(b"POST /api/fast?id=first HTTP/1.1\r\nContent-Length: 10\r\n\r\nhel")
+        .await;
+    let (conn, _) = viewer.request_started("/api/fast?id=first").await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(!client.has_pending_bytes(), "answered before the body came");
+    client.send_raw(b"lo worl").await;
+    let first = client.read_response().await;
+    assert_eq!(first.status, 200);
+    assert_eq!(first.header("connection"), None, "{first:?}");
+    assert_eq!(first.header("keep-alive"), Some("timeout=5, max=99"));
+
+    // Chunked, whole, in the same write: read and thrown away too.
+    client
+        .send_raw(
+            b"POST /api/fast?id=chunked HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n\
+              5\r\nhello\r\n0\r\n\r\n",
+        )
+        .await;
+    let second = client.read_response().await;
+    assert_eq!(
+        second.json()["id"],
+        "chunked",
+        "{second:?} {}",
+        second.text()
+    );
+    assert_eq!(second.header("connection"), None, "{second:?}");
+
+    // The same connection carries the next request, read from where the
+    // bodies ended.
+    let third = client.get("/api/fast?id=third").await;
+    assert_eq!(third.json()["id"], "third");
+    assert_eq!(third.conn_id(), conn);
+    assert_eq!(third.header_u64("x-request-seq"), 3);
+}
+
+/// A body longer than the server reads and throws away
+/// (`conn::DRAIN_LIMIT`), or the body of a refused request, is left unread:
+/// the response says `Connection: close` (no `Keep-Alive`), the server closes
+/// after it, and the record says why.
+#[tokio::test]
+async fn a_body_left_unread_is_announced_and_recorded() {
+    use keepalive_lab_server::conn::DRAIN_LIMIT;
+    let (addr, _lab) = start_server().await;
+    let mut viewer = Viewer::connect(addr).await;
+
+    // Only the head: nothing of the body is in the server's buffers when it
+    // closes, so the close is a FIN.
+    let mut long = Client::connect(addr).await;
+    long.send_raw(
+        format!(
+            "POST /api/fast?id=long HTTP/1.1\r\nContent-Length: {}\r\n\r\n",
+            DRAIN_LIMIT + 1
+        )
+        .as_bytes(),
+    )
+    .await;
+    let response = long.read_response().await;
+    assert_eq!(response.status, 200);
+    assert_eq!(response.header("connection"), Some("close"), "{response:?}");
+    assert_eq!(response.header("keep-alive"), None);
+    assert_eq!(long.read_until_closed().await, (Vec::new(), Ending::Eof));
+    let closed = viewer.closed(response.conn_id()).await;
+    assert_eq!(closed.reason, CloseReason::BodyUnread, "{closed:?}");
+    assert_eq!(closed.requests, 1);
+
+    // Refused before any endpoint (a page on a foreign origin): its body,
+    // whole in the same write, is not read.
+    let mut refused = Client::connect(addr).await;
+    refused
+        .send_request_with(
+            "POST",
+            "/api/fast?id=refused",
+            &[("Origin", "http://elsewhere.example")],
+            b"hello",
+        )
+        .await;
+    let response = refused.read_response().await;
+    assert_eq!(response.status, 403);
+    assert_eq!(response.header("connection"), Some("close"), "{response:?}");
+    assert_eq!(response.header("keep-alive"), None);
+    assert_eq!(refused.read_until_closed().await, (Vec::new(), Ending::Eof));
+    let closed = viewer.closed(response.conn_id()).await;
+    assert_eq!(closed.reason, CloseReason::BodyUnread, "{closed:?}");
+}

@@ -372,26 +372,30 @@ async fn a_header_trickle_is_closed_by_the_header_read_guard_not_reset_by_each_b
 }
 
 #[tokio::test]
-async fn a_slow_body_for_put_config_is_closed_with_body_read_timeout() {
+async fn a_body_that_stops_is_closed_with_body_read_timeout() {
     let (addr, lab) = start_server_with(Config {
         header_read_timeout: SHORT,
         ..common::config()
     })
     .await;
     let mut viewer = Viewer::connect(addr).await;
-    let mut client = Client::connect(addr).await;
     // The head announces 40 bytes; 12 come, then nothing: the handler waits.
-    client
-        .send_raw(b"PUT /api/config HTTP/1.1\r\nContent-Length: 40\r\n\r\n{\"keep_alive\"")
-        .await;
-    let (bytes, _) = client.read_until_closed().await;
-    assert!(bytes.is_empty(), "{:?}", String::from_utf8_lossy(&bytes));
-    let (conn, request) = viewer.request_started("/api/config").await;
-    let closed = viewer.closed(conn).await;
-    assert_eq!(closed.reason, CloseReason::BodyReadTimeout, "{closed:?}");
-    let timeline = viewer.timeline(request).await;
-    assert_eq!(timeline.outcome, RequestOutcome::Aborted);
-    assert_eq!(timeline.response, None);
+    stopped_body_is_cut(
+        addr,
+        &mut viewer,
+        "/api/config",
+        b"PUT /api/config HTTP/1.1\r\nContent-Length: 40\r\n\r\n{\"keep_alive\"",
+    )
+    .await;
+    // An endpoint that does not read its body: the server reads it before
+    // answering (`conn::DRAIN_LIMIT`), under the same guard.
+    stopped_body_is_cut(
+        addr,
+        &mut viewer,
+        "/api/fast?id=stops",
+        b"POST /api/fast?id=stops HTTP/1.1\r\nContent-Length: 100\r\n\r\nx",
+    )
+    .await;
     assert_eq!(
         lab.policy(&Owner::Anonymous),
         protocol::ServerPolicy::default()
@@ -425,6 +429,26 @@ async fn a_slow_body_for_put_config_is_closed_with_body_read_timeout() {
         protocol::ServerPolicy::default()
     );
     assert_eq!(get_once(addr, "/api/fast").await.status, 200);
+}
+
+/// Sends `raw` (a head and part of its body) for `target`, and checks that
+/// the body guard closes the connection unanswered.
+async fn stopped_body_is_cut(
+    addr: std::net::SocketAddr,
+    viewer: &mut Viewer,
+    target: &str,
+    raw: &[u8],
+) {
+    let mut client = Client::connect(addr).await;
+    client.send_raw(raw).await;
+    let (bytes, _) = client.read_until_closed().await;
+    assert!(bytes.is_empty(), "{:?}", String::from_utf8_lossy(&bytes));
+    let (conn, request) = viewer.request_started(target).await;
+    let closed = viewer.closed(conn).await;
+    assert_eq!(closed.reason, CloseReason::BodyReadTimeout, "{closed:?}");
+    let timeline = viewer.timeline(request).await;
+    assert_eq!(timeline.outcome, RequestOutcome::Aborted);
+    assert_eq!(timeline.response, None);
 }
 
 #[tokio::test]

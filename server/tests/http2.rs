@@ -1002,3 +1002,88 @@ async fn streams_the_server_refuses_are_recorded_as_reset_by_the_server_without_
     drop(client);
     driver.abort();
 }
+
+/// A request body fed from a channel: what is sent goes out as it is sent,
+/// and the body ends when the sender is dropped.
+struct ChannelBody(tokio::sync::mpsc::UnboundedReceiver<Bytes>);
+
+impl http_body::Body for ChannelBody {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        self.0
+            .poll_recv(cx)
+            .map(|chunk| chunk.map(|b| Ok(http_body::Frame::data(b))))
+    }
+}
+
+/// Over HTTP/2 bodies are read side by side. A body that stops coming meets
+/// the body guard even when another stream's body ends meanwhile. (Found in
+/// review: the guard's stamp was the connection's, and the other body's end
+/// cleared it, so the stalled handler waited with no timeout.)
+#[tokio::test]
+async fn one_streams_body_ending_leaves_the_guard_on_another_that_stopped() {
+    let lab = start_tls(Config {
+        header_read_timeout: std::time::Duration::from_millis(600),
+        ..common::config()
+    })
+    .await;
+    let mut viewer = Viewer::connect(lab.addr).await;
+    let tls = connect(lab.h2, &lab.identity).await;
+    let (mut send, connection) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
+            .await
+            .expect("HTTP/2 handshake");
+    let driver = tokio::spawn(connection);
+    let put = |target: &str, length: usize, body| {
+        hyper::Request::put(format!("https://{}{target}", lab.h2))
+            .header("content-length", length)
+            .body(ChannelBody(body))
+            .expect("a request")
+    };
+
+    // Stream 1: 40 bytes announced, 13 sent, then nothing.
+    let (stalled_tx, stalled_rx) = tokio::sync::mpsc::unbounded_channel();
+    stalled_tx
+        .send(Bytes::from_static(b"{\"keep_alive\""))
+        .expect("the channel is open");
+    let stalled = send.send_request(put("/api/config?id=stalled", 40, stalled_rx));
+    let stalled = tokio::spawn(stalled);
+    let (conn, stalled_request) = viewer.request_started("/api/config?id=stalled").await;
+
+    // Stream 2, while stream 1's handler waits: a whole body that ends
+    // 300 ms later, answered.
+    send.ready().await.expect("ready for a second stream");
+    let (whole_tx, whole_rx) = tokio::sync::mpsc::unbounded_channel();
+    let whole = tokio::spawn(send.send_request(put("/api/config?id=whole", 2, whole_rx)));
+    viewer.request_started("/api/config?id=whole").await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    whole_tx.send(Bytes::from_static(b"{}")).expect("open");
+    drop(whole_tx);
+    let answered = within("the whole body's answer", whole)
+        .await
+        .expect("the task")
+        .expect("an answer");
+    assert_eq!(answered.status(), 200);
+
+    // Stream 1 is still held to the guard: the connection is closed for it.
+    let closed = viewer.closed(conn).await;
+    assert_eq!(closed.reason, CloseReason::BodyReadTimeout, "{closed:?}");
+    assert_eq!(
+        viewer.timeline(stalled_request).await.outcome,
+        RequestOutcome::Aborted
+    );
+    assert!(
+        within("the stalled request's end", stalled)
+            .await
+            .expect("the task")
+            .is_err(),
+        "never answered"
+    );
+    drop(stalled_tx);
+    driver.abort();
+}

@@ -1246,9 +1246,11 @@ pub fn node_names(reason: &CloseReason) -> &'static str {
         CloseReason::ServerClose {
             mode: protocol::CloseMode::Rst,
         } => "the server called socket.resetAndDestroy(): 'close'",
-        CloseReason::ServerClose { .. } | CloseReason::MaxRequests | CloseReason::KeepAliveOff => {
-            "the server ended it (socket.end()): 'finish', then 'close'"
-        }
+        CloseReason::ServerClose { .. }
+        | CloseReason::MaxRequests
+        | CloseReason::KeepAliveOff
+        | CloseReason::ClientRequestedClose
+        | CloseReason::BodyUnread => "the server ended it (socket.end()): 'finish', then 'close'",
         _ => "'close'",
     }
 }

@@ -92,6 +92,7 @@ pub fn config(policy: Policy, dist: Option<PathBuf>) -> Config {
         // The bench is one client on loopback standing in for a whole room:
         // the per-address and per-session caps a room needs would refuse it.
         max_hangs_per_session: MAX_HANGS,
+        max_hangs_per_peer: MAX_HANGS,
         max_in_flight_per_session: usize::MAX,
         max_connections_per_peer: usize::MAX,
         max_in_flight_per_peer: usize::MAX,

@@ -87,8 +87,9 @@ pub struct Conn {
     /// The client's address.
     peer: std::net::SocketAddr,
     /// The address its per-address caps charge: the peer's, or for a
-    /// connection through the lab's middlebox (which comes from loopback),
-    /// the middlebox's client's (`middlebox::lab::Registry::charged_ip`).
+    /// connection the lab made to itself for a client (through its
+    /// middlebox, an agent's; from loopback), that client's
+    /// (`peers::Peers::charged_ip`).
     charged: std::net::IpAddr,
     /// The lab's address the client connected to.
     local: std::net::SocketAddr,
@@ -403,9 +404,7 @@ impl Conn {
     /// The time scale of the lab's middlebox, when this connection came
     /// through it (its owner's middlebox settings).
     pub fn middlebox_scale(&self) -> Option<u32> {
-        self.lab
-            .middlebox()
-            .is_upstream(self.peer)
+        (self.lab.peers().via(self.peer) == Some(crate::peers::Via::Middlebox))
             .then(|| crate::middlebox::lab::effective(&self.lab, &self.owner()).scale)
     }
 

@@ -218,7 +218,8 @@ pub async fn hang(
     let request = ctx
         .as_ref()
         .map_or_else(|| lab.tracker().next_request_id(), |c| c.request);
-    let ticket = lab.hangs().hold(request, tag.clone(), owner)?;
+    let ip = ctx.as_ref().map(|c| c.conn.charged_ip());
+    let ticket = lab.hangs().hold(request, tag.clone(), owner, ip)?;
     let hold = Hold {
         lab,
         ticket,

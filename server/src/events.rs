@@ -421,8 +421,8 @@ pub async fn run_viewer<W, R, E>(
     let mut bucket = Bucket::new();
     // Whether this viewer may change its scope's settings (the anonymous
     // scope's only from the lab's own machine, `routes::may_configure`).
-    let configure =
-        crate::routes::may_configure(&lab, &filter.scope.access, conn.as_ref().map(|c| c.peer()));
+    let viewer = conn.as_ref().map(|c| c.peer());
+    let configure = crate::routes::may_configure(&lab, &filter.scope.access, viewer);
     let mut last_lag: Option<Instant> = None;
     let end = 'serve: {
         if send(&mut sink, &filter.snapshot(snapshot), stall)
@@ -464,7 +464,7 @@ pub async fn run_viewer<W, R, E>(
                 message = stream.next() => {
                     let reply = match message {
                         Some(Ok(Message::Text(text))) => {
-                            handle(&lab, filter.scope.access(), &configure, text.as_str(), &mut bucket)
+                            handle(&lab, filter.scope.access(), &configure, viewer, text.as_str(), &mut bucket)
                         }
                         Some(Ok(Message::Binary(_))) => Some(bad_message("binary frames are not understood".into())),
                         Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
@@ -560,6 +560,7 @@ fn handle(
     lab: &Lab,
     access: &Access,
     configure: &Result<(), ApiError>,
+    viewer: Option<std::net::SocketAddr>,
     text: &str,
     bucket: &mut Bucket,
 ) -> Option<ServerEvent> {
@@ -630,7 +631,9 @@ fn handle(
             every_ms,
             count,
             linger_ms,
-        }) => crate::agent::lab::start(lab, access, options, request, every_ms, count, linger_ms),
+        }) => crate::agent::lab::start(
+            lab, access, viewer, options, request, every_ms, count, linger_ms,
+        ),
         Ok(ClientMessage::AgentStop {}) => crate::agent::lab::stop(access),
         Err(e) => Some(bad_message(format!("control message not understood: {e}"))),
     }
@@ -639,7 +642,14 @@ fn handle(
 /// Answers one control message as the anonymous scope would (for tests that
 /// drive the handler without a socket).
 pub fn handle_as(lab: &Lab, owner: Owner, text: &str) -> Option<ServerEvent> {
-    handle(lab, &Access::Of(owner), &Ok(()), text, &mut Bucket::new())
+    handle(
+        lab,
+        &Access::Of(owner),
+        &Ok(()),
+        None,
+        text,
+        &mut Bucket::new(),
+    )
 }
 
 fn bad_message(error: String) -> ServerEvent {

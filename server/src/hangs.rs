@@ -6,6 +6,7 @@
 //! hang cap, client gone), so a closed tab leaves nothing behind.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use protocol::{ReleaseRequest, RequestId};
@@ -21,6 +22,9 @@ struct Held {
     tag: Option<String>,
     /// Whose it is: only that owner (or the instructor) may release it.
     owner: Owner,
+    /// The client address it is charged to (`Conn::charged_ip`), when it
+    /// came through the lab's accept loop.
+    ip: Option<IpAddr>,
     /// Fired to let the request answer.
     release: oneshot::Sender<()>,
 }
@@ -33,6 +37,10 @@ pub struct Hangs {
     /// At most this many held at once by one owner (a session, or the
     /// anonymous scope).
     per_session_cap: usize,
+    /// At most this many held at once for one client address, whatever its
+    /// sessions: one participant's many sessions cannot take the server's
+    /// whole allowance.
+    per_peer_cap: usize,
     /// Held requests by server request id.
     held: Arc<Mutex<HashMap<RequestId, Held>>>,
 }
@@ -69,21 +77,25 @@ fn lock(held: &Mutex<HashMap<RequestId, Held>>) -> MutexGuard<'_, HashMap<Reques
 
 impl Hangs {
     /// An empty table that holds at most `cap` requests, `per_session_cap`
-    /// of them for any one session.
-    pub fn new(cap: usize, per_session_cap: usize) -> Hangs {
+    /// of them for any one session and `per_peer_cap` for any one client
+    /// address.
+    pub fn new(cap: usize, per_session_cap: usize, per_peer_cap: usize) -> Hangs {
         Hangs {
             cap,
             per_session_cap,
+            per_peer_cap,
             held: Arc::default(),
         }
     }
 
-    /// Holds `request` until released; refuses past either cap.
+    /// Holds `request`, charged to `owner` and the client address `ip`,
+    /// until released; refuses past any cap.
     pub fn hold(
         &self,
         request: RequestId,
         tag: Option<String>,
         owner: Owner,
+        ip: Option<IpAddr>,
     ) -> Result<HangTicket, ApiError> {
         let mut held = lock(&self.held);
         if held.len() >= self.cap {
@@ -102,12 +114,22 @@ impl Hangs {
                 "release some first; a burst needs no more than a few dozen",
             ));
         }
+        if let Some(ip) = ip {
+            let theirs = held.values().filter(|h| h.ip == Some(ip)).count();
+            if theirs >= self.per_peer_cap {
+                return Err(ApiError::too_many(
+                    format!("{ip} already holds {theirs} hanging requests, the cap per address"),
+                    "release some first, in any of your pages",
+                ));
+            }
+        }
         let (tx, rx) = oneshot::channel();
         held.insert(
             request,
             Held {
                 tag,
                 owner,
+                ip,
                 release: tx,
             },
         );
@@ -156,14 +178,16 @@ mod tests {
 
     #[tokio::test]
     async fn release_by_id_by_tag_and_all() {
-        let hangs = Hangs::new(10, 10);
+        let hangs = Hangs::new(10, 10, 10);
         let mut a = hangs
-            .hold(RequestId(1), Some("a".into()), Owner::Anonymous)
+            .hold(RequestId(1), Some("a".into()), Owner::Anonymous, None)
             .unwrap();
         let mut b = hangs
-            .hold(RequestId(2), Some("b".into()), Owner::Anonymous)
+            .hold(RequestId(2), Some("b".into()), Owner::Anonymous, None)
             .unwrap();
-        let _c = hangs.hold(RequestId(3), None, Owner::Anonymous).unwrap();
+        let _c = hangs
+            .hold(RequestId(3), None, Owner::Anonymous, None)
+            .unwrap();
         let by_id = ReleaseRequest {
             request: Some(RequestId(1)),
             id: None,
@@ -182,26 +206,53 @@ mod tests {
 
     #[test]
     fn cap_refuses_and_dropping_a_ticket_frees_its_place() {
-        let hangs = Hangs::new(1, 1);
-        let first = hangs.hold(RequestId(1), None, Owner::Anonymous).unwrap();
+        let hangs = Hangs::new(1, 1, 1);
+        let first = hangs
+            .hold(RequestId(1), None, Owner::Anonymous, None)
+            .unwrap();
         let err = hangs
-            .hold(RequestId(2), None, Owner::Anonymous)
+            .hold(RequestId(2), None, Owner::Anonymous, None)
             .unwrap_err();
         assert_eq!(err.status.as_u16(), 503);
         drop(first);
-        assert!(hangs.hold(RequestId(2), None, Owner::Anonymous).is_ok());
+        assert!(
+            hangs
+                .hold(RequestId(2), None, Owner::Anonymous, None)
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn one_address_has_a_share_whatever_its_sessions() {
+        let hangs = Hangs::new(10, 10, 2);
+        let here = Some(IpAddr::from([10, 0, 0, 1]));
+        let there = Some(IpAddr::from([10, 0, 0, 2]));
+        let session = |n: &str| Owner::Session(protocol::SessionId::parse(n).unwrap());
+        let _a = hangs.hold(RequestId(1), None, session("a"), here).unwrap();
+        let _b = hangs.hold(RequestId(2), None, session("b"), here).unwrap();
+        let refused = hangs
+            .hold(RequestId(3), None, session("c"), here)
+            .unwrap_err();
+        assert_eq!(refused.status.as_u16(), 429);
+        assert!(
+            refused.body.error.contains("10.0.0.1"),
+            "{:?}",
+            refused.body
+        );
+        assert!(refused.body.error.contains("per address"));
+        assert!(hangs.hold(RequestId(4), None, session("c"), there).is_ok());
     }
 
     #[test]
     fn sessions_release_only_their_own_and_have_their_own_cap() {
-        let hangs = Hangs::new(10, 2);
+        let hangs = Hangs::new(10, 2, 10);
         let a = Owner::Session(protocol::SessionId::parse("a").unwrap());
         let b = Owner::Session(protocol::SessionId::parse("b").unwrap());
-        let _a1 = hangs.hold(RequestId(1), None, a.clone()).unwrap();
-        let _a2 = hangs.hold(RequestId(2), None, a.clone()).unwrap();
-        let refused = hangs.hold(RequestId(3), None, a.clone()).unwrap_err();
+        let _a1 = hangs.hold(RequestId(1), None, a.clone(), None).unwrap();
+        let _a2 = hangs.hold(RequestId(2), None, a.clone(), None).unwrap();
+        let refused = hangs.hold(RequestId(3), None, a.clone(), None).unwrap_err();
         assert!(refused.body.error.contains("per session"));
-        let _b1 = hangs.hold(RequestId(4), None, b.clone()).unwrap();
+        let _b1 = hangs.hold(RequestId(4), None, b.clone(), None).unwrap();
         let all = ReleaseRequest::default();
         assert_eq!(
             hangs.release(&all, &Access::Of(b.clone())),

@@ -87,6 +87,9 @@ pub struct Config {
     /// Hanging requests one session (or the anonymous scope) may hold: one
     /// participant cannot take the whole server's allowance in a workshop.
     pub max_hangs_per_session: usize,
+    /// Hanging requests one client address may hold, whatever its sessions
+    /// (one address may hold many sessions).
+    pub max_hangs_per_peer: usize,
     /// Requests one session (or the anonymous scope) may have in flight.
     pub max_in_flight_per_session: usize,
     /// Sessions remembered at once; forgotten ones are those whose page is gone.
@@ -137,6 +140,7 @@ impl Default for Config {
             hang_cap: Duration::from_secs(120),
             max_hangs: 1024,
             max_hangs_per_session: 64,
+            max_hangs_per_peer: 256,
             max_in_flight_per_session: 256,
             max_sessions: 4096,
             max_sessions_per_peer: 256,
@@ -204,7 +208,11 @@ impl Lab {
                     config.requests_kept_per_connection,
                     config.event_buffer,
                 ),
-                hangs: hangs::Hangs::new(config.max_hangs, config.max_hangs_per_session),
+                hangs: hangs::Hangs::new(
+                    config.max_hangs,
+                    config.max_hangs_per_session,
+                    config.max_hangs_per_peer,
+                ),
                 sessions: sessions::Sessions::new(config.policy.clone(), caps),
                 peers: peers::Peers::new(
                     config.max_connections_per_peer,

@@ -133,7 +133,7 @@ fn serve_connection(
     async move {
         // A client through the lab's middlebox is charged, not the
         // loopback address every mapping shares.
-        let charged = lab.middlebox().charged_ip(peer);
+        let charged = lab.peers().charged_ip(peer);
         let Some(slot) = lab.peers().connect(charged) else {
             let refusal = lab.peers().over_cap_response(charged);
             let _ = tokio::time::timeout(REFUSAL_WRITE, stream.write_all(&refusal)).await;

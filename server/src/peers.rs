@@ -4,8 +4,14 @@
 //! client can simply send requests without a session, or open sockets and
 //! send nothing. These caps bind whatever comes from one address, generous
 //! enough for a browser (Chromium opens at most 6 per pool and 256 in all).
+//!
+//! The lab also connects to itself for its clients: the middlebox's end
+//! towards the lab, and the agent's sockets. Those come from loopback for
+//! everyone, so each is registered, by its local address, before it
+//! connects ([`Peers::on_behalf`]), and every cap per address charges the
+//! client it serves ([`Peers::charged_ip`]).
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::error::ApiError;
@@ -28,6 +34,40 @@ pub struct Peers {
     max_in_flight: usize,
     /// Addresses with something open; entries go when they reach zero.
     table: Arc<Mutex<Table>>,
+    /// The lab's own connections to itself, by their local address: for
+    /// whom, and through what.
+    behalf: Arc<Mutex<Behalf>>,
+}
+
+/// What makes a connection the lab opens to itself on a client's behalf.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    /// The lab's middlebox, forwarding its client.
+    Middlebox,
+    /// A session's agent, started from its page.
+    Agent,
+}
+
+/// The lab's connections to itself: local address → (client, via).
+type Behalf = std::collections::HashMap<SocketAddr, (IpAddr, Via), foldhash::fast::RandomState>;
+
+/// A connection the lab makes to itself for a client, registered until
+/// dropped (hold it as long as the connection).
+#[derive(Debug)]
+pub struct OnBehalf {
+    /// The connection's local end.
+    local: SocketAddr,
+    /// The registry.
+    behalf: Arc<Mutex<Behalf>>,
+}
+
+impl Drop for OnBehalf {
+    fn drop(&mut self) {
+        self.behalf
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.local);
+    }
 }
 
 /// One connection counted against its address.
@@ -87,7 +127,43 @@ impl Peers {
             max_connections,
             max_in_flight,
             table: Arc::default(),
+            behalf: Arc::default(),
         }
+    }
+
+    /// Registers a connection the lab is about to make to itself from
+    /// `local` for `client`, through `via`. Registered before it connects,
+    /// so the accept loop knows whose it is from the first moment. A client
+    /// that is itself one of the lab's own connections (the agent through
+    /// the middlebox) is charged to whom that one serves.
+    pub fn on_behalf(&self, local: SocketAddr, client: SocketAddr, via: Via) -> OnBehalf {
+        let mut behalf = self.behalf.lock().unwrap_or_else(|p| p.into_inner());
+        let charged = behalf.get(&client).map_or(client.ip(), |&(ip, _)| ip);
+        behalf.insert(local, (charged, via));
+        OnBehalf {
+            local,
+            behalf: self.behalf.clone(),
+        }
+    }
+
+    /// The address the caps per address charge for a connection from
+    /// `peer`: the client it serves when the lab made it for one, else
+    /// `peer`'s own. (Once per connection, at its accept.)
+    pub fn charged_ip(&self, peer: SocketAddr) -> IpAddr {
+        self.behalf
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&peer)
+            .map_or(peer.ip(), |&(ip, _)| ip)
+    }
+
+    /// Through what the lab made the connection from `peer`, if it did.
+    pub fn via(&self, peer: SocketAddr) -> Option<Via> {
+        self.behalf
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&peer)
+            .map(|&(_, via)| via)
     }
 
     /// Counts a new connection from `ip`, or `None` past the cap.

@@ -238,7 +238,9 @@ pub fn may_configure(
     peer: Option<std::net::SocketAddr>,
 ) -> Result<(), ApiError> {
     let local = |peer: std::net::SocketAddr| {
-        peer.ip().to_canonical().is_loopback() && !lab.middlebox().is_upstream(peer)
+        // Not a connection the lab made to itself for a client (its
+        // middlebox's, an agent's): that client may be anywhere.
+        peer.ip().to_canonical().is_loopback() && lab.peers().via(peer).is_none()
     };
     match access {
         Access::Of(Owner::Anonymous) if !peer.is_none_or(local) => Err(ApiError::forbidden(

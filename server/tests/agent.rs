@@ -327,6 +327,7 @@ fn agent(options: AgentOptions, events: &Events) -> Agent {
             options,
             ceiling: None,
             connect_timeout: Duration::from_secs(5),
+            binder: None,
         },
         events.sink(),
     )

@@ -772,15 +772,7 @@ async fn through_the_middlebox_each_client_has_its_own_share_of_the_caps() {
     })
     .await;
     let via = lab_middlebox(addr, &lab).await;
-    let from = |ip: [u8; 4]| async move {
-        let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
-        socket
-            .bind(SocketAddr::from((ip, 0)))
-            .expect("bind a loopback address of its own");
-        common::within("connect through the middlebox", socket.connect(via))
-            .await
-            .expect("connect")
-    };
+    let from = |ip: [u8; 4]| common::connect_from(via, ip.into());
     // A fills its share: four connections through the middlebox, each with
     // half a request head.
     let mut held = Vec::new();
@@ -817,4 +809,139 @@ async fn lab_middlebox(addr: SocketAddr, lab: &Lab) -> SocketAddr {
         lab.clone(),
     ));
     via
+}
+
+/// One client's share of the lab's middlebox: its mappings are capped
+/// (`Limits::max_mappings_per_client`), so it cannot take every mapping;
+/// another client through the same middlebox still gets through.
+#[tokio::test]
+async fn through_the_middlebox_each_client_has_its_share_of_the_mappings() {
+    let mut config = common::config();
+    config.middlebox.limits.max_mappings_per_client = 2;
+    let (addr, lab) = start_server_with(config).await;
+    let via = lab_middlebox(addr, &lab).await;
+    let a = std::net::IpAddr::from([127, 0, 0, 2]);
+    let mut first = Client::from_stream(common::connect_from(via, a).await);
+    let mut second = Client::from_stream(common::connect_from(via, a).await);
+    assert_eq!(first.get("/api/fast?id=a1").await.status, 200);
+    assert_eq!(second.get("/api/fast?id=a2").await.status, 200);
+    // A third mapping for A is refused: reset, nothing forwarded.
+    let mut third = Client::from_stream(common::connect_from(via, a).await);
+    let _ = third
+        .try_send_raw(&common::request_bytes("GET", "/api/fast?id=a3", b""))
+        .await;
+    let (bytes, _) = third.read_until_closed().await;
+    assert!(bytes.is_empty(), "{:?}", String::from_utf8_lossy(&bytes));
+    // B is served through the same middlebox.
+    let mut b = Client::from_stream(common::connect_from(via, [127, 0, 0, 3].into()).await);
+    assert_eq!(b.get("/api/fast?id=b").await.status, 200);
+    // A's share comes back when a mapping of A's ends.
+    drop(first);
+    common::eventually("A's first mapping to end", || {
+        lab.tracker().connections().len() <= 2
+    })
+    .await;
+    let mut again = Client::from_stream(common::connect_from(via, a).await);
+    assert_eq!(again.get("/api/fast?id=a4").await.status, 200);
+}
+
+/// The agent runs in the server and reaches the lab from loopback for every
+/// participant. Its sockets are charged to the page that started it, so one
+/// participant's agent uses that participant's share of the caps per
+/// address (here the hanging requests', `Config::max_hangs_per_peer`), not
+/// the lab's own machine's.
+#[tokio::test]
+async fn an_agents_sockets_are_charged_to_the_page_that_started_it() {
+    let (addr, lab) = start_server_with(Config {
+        max_hangs_per_peer: 3,
+        ..common::config()
+    })
+    .await;
+    let mut watcher = Viewer::connect(addr).await;
+    let a = std::net::IpAddr::from([127, 0, 0, 2]);
+    let mut issue = Client::from_stream(common::connect_from(addr, a).await);
+    let session = issue.request("POST", "/api/sessions", b"").await.json()["session"]
+        .as_str()
+        .expect("a session")
+        .to_owned();
+    let mut page =
+        Viewer::connect_to_from(addr, &format!("/api/events?session={session}"), Some(a)).await;
+    page.send_text(
+        r#"{"type": "agent_start", "options": {"max_sockets": 5}, "request": {"method": "GET", "path": "/api/hang?max_ms=20000", "target": "same"}, "every_ms": 0, "count": 5}"#,
+    )
+    .await;
+    // A's share: three held, two answered 429 naming A's address.
+    wait_for_hangs(&lab, 3).await;
+    let refusals = |seen: &[ServerEvent]| {
+        seen.iter()
+            .filter(|e| matches!(e, ServerEvent::ResponseStarted { status: 429, .. }))
+            .count()
+    };
+    common::within("two refusals", async {
+        while refusals(&watcher.seen) < 2 {
+            watcher.next_event().await;
+        }
+    })
+    .await;
+    // The lab's own machine still has its whole share.
+    let mut local = Client::connect(addr).await;
+    local
+        .send_request("GET", "/api/hang?id=local&max_ms=20000", b"")
+        .await;
+    wait_for_hangs(&lab, 4).await;
+    let everyone = keepalive_lab_server::sessions::Access::All;
+    assert_eq!(
+        lab.hangs()
+            .release(&protocol::ReleaseRequest::default(), &everyone),
+        4
+    );
+    assert_eq!(local.read_response().await.status, 200);
+}
+
+/// Agents have a share per client address too
+/// (`agent::lab::MAX_RUNNING_PER_ADDRESS`): one participant's many pages
+/// cannot run every agent the server allows.
+#[tokio::test]
+async fn one_address_runs_at_most_its_share_of_agents() {
+    use keepalive_lab_server::agent::lab::MAX_RUNNING_PER_ADDRESS;
+    let (addr, _lab) = start_server().await;
+    let start = r#"{"type": "agent_start", "request": {"method": "GET", "path": "/api/hang?max_ms=10000", "target": "same"}, "every_ms": 0, "count": 1}"#;
+    let page = |ip: [u8; 4]| async move {
+        let ip = std::net::IpAddr::from(ip);
+        let mut issue = Client::from_stream(common::connect_from(addr, ip).await);
+        let session = issue.request("POST", "/api/sessions", b"").await.json()["session"]
+            .as_str()
+            .expect("a session")
+            .to_owned();
+        Viewer::connect_to_from(addr, &format!("/api/events?session={session}"), Some(ip)).await
+    };
+    let mut pages = Vec::new();
+    for _ in 0..MAX_RUNNING_PER_ADDRESS {
+        let mut p = page([127, 0, 0, 4]).await;
+        p.send_text(start).await;
+        p.next_matching("its agent's first event", |e| {
+            matches!(e, ServerEvent::Agent { .. })
+        })
+        .await;
+        pages.push(p);
+    }
+    let mut one_more = page([127, 0, 0, 4]).await;
+    one_more.send_text(start).await;
+    let refused = one_more
+        .next_matching("a refusal", |e| matches!(e, ServerEvent::Error(_)))
+        .await;
+    let ServerEvent::Error(body) = refused else {
+        unreachable!()
+    };
+    assert!(
+        body.error.contains("127.0.0.4") && body.error.contains("per address"),
+        "{body:?}"
+    );
+    let mut elsewhere = page([127, 0, 0, 5]).await;
+    elsewhere.send_text(start).await;
+    elsewhere
+        .next_matching("another address's agent", |e| {
+            matches!(e, ServerEvent::Agent { .. })
+        })
+        .await;
 }

@@ -387,6 +387,7 @@ where
             options: options.agent.clone(),
             ceiling: Some(SOCKET_CEILING),
             connect_timeout: CONNECT_TIMEOUT,
+            binder: None,
         },
         sink,
     );

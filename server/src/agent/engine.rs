@@ -25,6 +25,23 @@ use super::pool::{Limits, Placement, Pool, Release, SocketId, Spawn};
 /// Where every event goes (the command line prints it, the lab records it).
 pub type EventSink = Arc<dyn Fn(AgentEvent) + Send + Sync>;
 
+/// What a socket is made with before it connects to an address, and what
+/// must live as long as its connection. In the lab: a socket bound to a port
+/// of its own and registered as the agent's for the page's client
+/// ([`crate::peers::Peers::on_behalf`]), so the lab's caps per address charge
+/// that client, not the loopback address every agent shares.
+#[derive(Clone)]
+pub struct Binder(pub Arc<dyn Fn(SocketAddr) -> std::io::Result<Bound> + Send + Sync>);
+
+/// A socket from a [`Binder`], and what to hold while it is connected.
+pub type Bound = (tokio::net::TcpSocket, Box<dyn std::any::Any + Send + Sync>);
+
+impl std::fmt::Debug for Binder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Binder")
+    }
+}
+
 /// A server the agent sends requests to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Destination {
@@ -53,6 +70,9 @@ pub struct AgentConfig {
     /// How long a connect may take (Node has no connect timeout of its own;
     /// the lab bounds it).
     pub connect_timeout: Duration,
+    /// How each socket is made before it connects; `None`: a plain connect
+    /// (the command line).
+    pub binder: Option<Binder>,
 }
 
 /// One request as the agent carries it.
@@ -103,6 +123,8 @@ pub(super) struct Shared {
     pub options: AgentOptions,
     /// How long a connect may take.
     pub connect_timeout: Duration,
+    /// How each socket is made (see [`AgentConfig::binder`]).
+    pub binder: Option<Binder>,
     sink: EventSink,
     inner: Mutex<Inner>,
     /// Flipped once by [`Agent::destroy`]; every socket task watches it.
@@ -152,6 +174,7 @@ impl Agent {
             shared: Arc::new(Shared {
                 options,
                 connect_timeout: config.connect_timeout,
+                binder: config.binder,
                 sink,
                 inner: Mutex::new(Inner {
                     pool: Pool::new(limits),

@@ -10,10 +10,16 @@
 //! `request` events, its sockets' `connect` addresses) with the server's
 //! (`request_started` targets, `connection_opened` peers).
 //!
-//! Capped like every resource: one agent per session at a time and
-//! [`MAX_RUNNING`] in the server, [`MAX_COUNT`] requests, [`MAX_SOCKETS`]
-//! sockets, [`MAX_DURATION`]; it stops on `agent_stop`, when the session's
-//! last viewer leaves, and at shutdown.
+//! Capped like every resource: one agent per session at a time,
+//! [`MAX_RUNNING_PER_ADDRESS`] for one client address and [`MAX_RUNNING`] in
+//! the server, [`MAX_COUNT`] requests, [`MAX_SOCKETS`] sockets,
+//! [`MAX_DURATION`]; it stops on `agent_stop`, when the session's last viewer
+//! leaves, and at shutdown.
+//!
+//! Its sockets come from loopback for every participant: each is bound and
+//! registered as the agent's for its page's client before it connects
+//! ([`crate::peers::Peers::on_behalf`]), so the lab's caps per address
+//! charge that participant, not the lab's own machine.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -27,9 +33,10 @@ use protocol::{
 };
 use tokio::sync::watch;
 
-use super::engine::{Agent, AgentConfig, Destination, EventSink};
+use super::engine::{Agent, AgentConfig, Binder, Destination, EventSink};
 use super::run::{Plan, run};
 use crate::Lab;
+use crate::peers::Via;
 use crate::sessions::{Access, Owner};
 
 // The caps a page sees are `protocol`'s, so the page's agent composer
@@ -46,6 +53,9 @@ pub const MAX_DURATION: Duration = Duration::from_millis(protocol::LAB_MAX_DURAT
 pub const MAX_EVERY_MS: u64 = protocol::LAB_MAX_EVERY_MS;
 /// Agents running at once, server-wide.
 pub const MAX_RUNNING: usize = 64;
+/// Agents running at once for one client address (a quarter of the
+/// server's): one participant's sessions cannot take every agent.
+pub const MAX_RUNNING_PER_ADDRESS: usize = MAX_RUNNING / 4;
 /// Longest request path (with the lab's tags), like the lab's stored targets.
 pub const MAX_PATH: usize = protocol::MAX_TARGET_LEN;
 /// How often a run checks that its session still has a viewer.
@@ -57,6 +67,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Debug)]
 struct Running {
     stop: watch::Sender<bool>,
+    /// The client address it is charged to (its page's), if it has one.
+    ip: Option<IpAddr>,
 }
 
 fn running() -> MutexGuard<'static, BTreeMap<SessionId, Running>> {
@@ -156,6 +168,27 @@ fn tagged_path(path: &str, session: &SessionId, tag: &str) -> String {
     format!("{base}?{}", out.finish())
 }
 
+/// Makes each of the agent's sockets on behalf of `client` (the page's
+/// events socket's peer): bound to a port of its own on the destination's
+/// address and registered before it connects.
+fn binder(lab: &Lab, client: SocketAddr) -> Binder {
+    let lab = lab.clone();
+    Binder(Arc::new(move |addr: SocketAddr| {
+        let socket = if addr.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        socket.bind(SocketAddr::new(addr.ip(), 0))?;
+        let local = socket.local_addr()?;
+        let hold = lab.peers().on_behalf(local, client, Via::Agent);
+        Ok((
+            socket,
+            Box::new(hold) as Box<dyn std::any::Any + Send + Sync>,
+        ))
+    }))
+}
+
 /// Checks an `agent_start` against the lab's caps.
 fn check(
     options: &AgentOptions,
@@ -231,11 +264,17 @@ fn check(
     Ok(())
 }
 
-/// `agent_start` from a viewer with `access`: starts the session's agent, or
-/// says why not. `None` on success: the run's own events follow.
+/// `agent_start` from a viewer with `access` whose events socket comes from
+/// `viewer`: starts the session's agent, or says why not. `None` on
+/// success: the run's own events follow.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the fields of one agent_start message, taken apart by its caller"
+)]
 pub fn start(
     lab: &Lab,
     access: &Access,
+    viewer: Option<SocketAddr>,
     options: AgentOptions,
     request: AgentRequestSpec,
     every_ms: u64,
@@ -256,6 +295,7 @@ pub fn start(
         Err(body) => return Some(ServerEvent::Error(body)),
     };
     let (stop_tx, mut stop_rx) = watch::channel(false);
+    let ip = viewer.map(|peer| lab.peers().charged_ip(peer));
     {
         let mut running = running();
         if running.contains_key(session) {
@@ -270,7 +310,15 @@ pub fn start(
                 "try again when one has finished",
             );
         }
-        running.insert(session.clone(), Running { stop: stop_tx });
+        if let Some(ip) = ip
+            && running.values().filter(|r| r.ip == Some(ip)).count() >= MAX_RUNNING_PER_ADDRESS
+        {
+            return refuse(
+                format!("{ip} already runs {MAX_RUNNING_PER_ADDRESS} agents, the cap per address"),
+                "stop one of your other pages' agents, or wait for one to finish",
+            );
+        }
+        running.insert(session.clone(), Running { stop: stop_tx, ip });
     }
     let run_id = NEXT_RUN.fetch_add(1, Ordering::Relaxed);
     let sink: EventSink = {
@@ -290,6 +338,7 @@ pub fn start(
             options,
             ceiling: Some(MAX_SOCKETS as usize),
             connect_timeout: CONNECT_TIMEOUT,
+            binder: viewer.map(|client| binder(lab, client)),
         },
         sink,
     );

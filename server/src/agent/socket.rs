@@ -101,6 +101,21 @@ fn deadline_of(timeout: Option<(u64, TimeoutSource)>) -> Option<Instant> {
     timeout.map(|(ms, _)| Instant::now() + Duration::from_millis(ms))
 }
 
+/// Connects to `addr`, through the agent's [`Binder`](super::engine::Binder)
+/// when it has one; with what the binder says to hold meanwhile.
+async fn connect(
+    shared: &Shared,
+    addr: std::net::SocketAddr,
+) -> io::Result<(TcpStream, Option<Box<dyn std::any::Any + Send + Sync>>)> {
+    match &shared.binder {
+        Some(binder) => {
+            let (socket, hold) = (binder.0)(addr)?;
+            Ok((socket.connect(addr).await?, Some(hold)))
+        }
+        None => Ok((TcpStream::connect(addr).await?, None)),
+    }
+}
+
 /// Runs socket `socket` for `first`, then for whatever the pool gives it.
 pub(super) async fn run(
     shared: Arc<Shared>,
@@ -110,12 +125,13 @@ pub(super) async fn run(
 ) {
     let mut stop = shared.stop.subscribe();
     let addr = first.dest.addr;
-    let connect = tokio::time::timeout(shared.connect_timeout, TcpStream::connect(addr));
+    let connect = tokio::time::timeout(shared.connect_timeout, connect(&shared, addr));
     let connected = tokio::select! {
         biased;
         () = stopped(&mut stop) => None,
         result = connect => Some(result),
     };
+    let _bound;
     let stream = match connected {
         None => {
             shared.request_ended(
@@ -127,7 +143,11 @@ pub(super) async fn run(
             shared.closed(socket, false, SocketCloseReason::AgentStopped, 0);
             return;
         }
-        Some(Ok(Ok(stream))) => stream,
+        Some(Ok(Ok((stream, bound)))) => {
+            // Held until the socket task ends, with the connection.
+            _bound = bound;
+            stream
+        }
         Some(failed) => {
             let error = match failed {
                 Ok(Err(e)) => e,

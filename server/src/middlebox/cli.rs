@@ -324,8 +324,10 @@ where
     let listener = TcpListener::bind(listen)
         .await
         .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {listen}: {e}")))?;
+    // One developer's machine: every client is this machine, so no share.
     let limits = Limits {
         max_mappings: options.max_mappings,
+        max_mappings_per_client: options.max_mappings,
         ..Limits::default()
     };
     let settings = options.settings;

@@ -14,7 +14,7 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
@@ -86,11 +86,6 @@ struct Table {
     own: HashMap<Owner, MiddleboxSettings>,
     /// Where the lab's middlebox listens.
     listeners: Vec<SocketAddr>,
-    /// The middlebox's own ends of its open connections to the lab, each
-    /// with its client's address: the lab's connections from these came
-    /// through the middlebox, and the lab's per-address caps charge the
-    /// client, not the loopback address every mapping shares.
-    upstreams: HashMap<SocketAddr, IpAddr>,
 }
 
 impl Registry {
@@ -101,7 +96,6 @@ impl Registry {
                 defaults,
                 own: HashMap::new(),
                 listeners: Vec::new(),
-                upstreams: HashMap::new(),
             }),
             next: AtomicU64::new(1),
         }
@@ -146,47 +140,6 @@ impl Registry {
     /// Where the middlebox listens.
     pub fn listeners(&self) -> Vec<SocketAddr> {
         self.lock().listeners.clone()
-    }
-
-    /// The middlebox connects to the lab from `local` for a client at
-    /// `client` (until the guard drops): the lab's connection from there
-    /// came through it. Registered before the connection is made, so the
-    /// lab's accept loop already knows it.
-    pub fn upstream_open(&self, local: SocketAddr, client: IpAddr) -> UpstreamGuard<'_> {
-        self.lock().upstreams.insert(local, client);
-        UpstreamGuard {
-            registry: self,
-            local,
-        }
-    }
-
-    /// Whether the lab's connection from `peer` came through the middlebox.
-    pub fn is_upstream(&self, peer: SocketAddr) -> bool {
-        self.lock().upstreams.contains_key(&peer)
-    }
-
-    /// The address a per-address cap charges for a connection from `peer`:
-    /// the middlebox's client for one that came through it, else `peer`'s.
-    /// (Once per connection, at its accept.)
-    pub fn charged_ip(&self, peer: SocketAddr) -> IpAddr {
-        self.lock()
-            .upstreams
-            .get(&peer)
-            .copied()
-            .unwrap_or(peer.ip())
-    }
-}
-
-/// Forgets an upstream address when the mapping ends.
-#[derive(Debug)]
-pub struct UpstreamGuard<'a> {
-    registry: &'a Registry,
-    local: SocketAddr,
-}
-
-impl Drop for UpstreamGuard<'_> {
-    fn drop(&mut self) {
-        self.registry.lock().upstreams.remove(&self.local);
     }
 }
 

@@ -86,6 +86,10 @@ pub struct Limits {
     /// Mappings open at once, expired ones still lingering included. Past
     /// it, a new client gets an RST and a `refused` event.
     pub max_mappings: usize,
+    /// Mappings open at once for one client address (in the lab, the
+    /// participant an agent's connection is for): one client cannot take
+    /// every mapping. Past it, the same RST and `refused` event.
+    pub max_mappings_per_client: usize,
     /// Bytes buffered per direction of a mapping. When full, the middlebox
     /// stops reading that side (TCP backpressure), it never buffers more.
     pub buffer_bytes: usize,
@@ -105,6 +109,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_mappings: 1024,
+            max_mappings_per_client: 256,
             buffer_bytes: 16 * 1024,
             max_linger: Duration::from_secs(10 * 60),
             connect_timeout: Duration::from_secs(10),
@@ -153,6 +158,25 @@ pub struct Middlebox {
     inner: Arc<Inner>,
 }
 
+/// One open mapping counted against its client's share.
+#[derive(Debug)]
+struct ClientShare {
+    ip: std::net::IpAddr,
+    clients: Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>,
+}
+
+impl Drop for ClientShare {
+    fn drop(&mut self) {
+        let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(open) = clients.get_mut(&self.ip) {
+            *open -= 1;
+            if *open == 0 {
+                clients.remove(&self.ip);
+            }
+        }
+    }
+}
+
 /// State shared by the accept loop and every mapping.
 #[derive(Debug)]
 pub(crate) struct Inner {
@@ -166,6 +190,8 @@ pub(crate) struct Inner {
     next: AtomicU64,
     /// One permit per open mapping.
     slots: Arc<Semaphore>,
+    /// Open mappings per client address (entries go at zero).
+    clients: Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>,
     /// Flipped once to stop the accept loop and close every mapping.
     stop: watch::Sender<bool>,
 }
@@ -200,6 +226,7 @@ impl Middlebox {
             inner: Arc::new(Inner {
                 upstream,
                 slots: Arc::new(Semaphore::new(limits.max_mappings)),
+                clients: Arc::default(),
                 limits,
                 mode,
                 next: AtomicU64::new(1),
@@ -345,26 +372,31 @@ impl Inner {
         };
         let accepted_us = self.now_us();
         let Ok(permit) = self.slots.clone().try_acquire_owned() else {
-            self.emit(
-                id,
-                None,
-                MiddleboxEvent::Refused {
-                    client: peer.to_string(),
-                    reason: format!(
-                        "{} mappings open, the middlebox's cap",
-                        self.limits.max_mappings
-                    ),
-                },
+            let reason = format!(
+                "{} mappings open, the middlebox's cap",
+                self.limits.max_mappings
             );
-            mapping::reset(client);
-            return;
+            return self.refuse(id, client, peer, reason);
+        };
+        // In the lab, a connection the lab made to itself (an agent's) is
+        // its participant's.
+        let ip = match &self.mode {
+            Mode::Lab(lab) => lab.peers().charged_ip(peer),
+            Mode::Standalone { .. } => peer.ip(),
+        };
+        let Some(share) = self.client_share(ip) else {
+            let reason = format!(
+                "{} mappings open for {ip}, the middlebox's cap per client",
+                self.limits.max_mappings_per_client
+            );
+            return self.refuse(id, client, peer, reason);
         };
         let _ = client.set_nodelay(true);
         let mut stop = self.stop.subscribe();
         // In the lab, the middlebox's end is chosen and registered before
         // it connects: the lab's accept loop must know, from the first
         // moment, that this connection is a client's through the middlebox
-        // (its per-address caps charge that client, `Registry::charged_ip`).
+        // (its per-address caps charge that client, `Peers::charged_ip`).
         let (socket, upstream) = match self.upstream_socket(peer) {
             Ok(bound) => bound,
             Err(e) => {
@@ -427,7 +459,21 @@ impl Inner {
             sniffing,
         );
         mapping.run(stop).await;
-        drop(permit);
+        drop((permit, share));
+    }
+
+    /// Counts a mapping for the client at `ip`, or `None` past its share.
+    fn client_share(&self, ip: std::net::IpAddr) -> Option<ClientShare> {
+        let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+        let open = clients.entry(ip).or_default();
+        if *open >= self.limits.max_mappings_per_client {
+            return None;
+        }
+        *open += 1;
+        Some(ClientShare {
+            ip,
+            clients: self.clients.clone(),
+        })
     }
 
     /// In the lab: a socket bound to a port of its own on the lab's loopback
@@ -439,7 +485,7 @@ impl Inner {
         client: SocketAddr,
     ) -> std::io::Result<(
         Option<tokio::net::TcpSocket>,
-        Option<lab::UpstreamGuard<'_>>,
+        Option<crate::peers::OnBehalf>,
     )> {
         let Mode::Lab(lab) = &self.mode else {
             return Ok((None, None));
@@ -451,7 +497,9 @@ impl Inner {
         };
         socket.bind(SocketAddr::new(self.upstream.ip(), 0))?;
         let local = socket.local_addr()?;
-        let guard = lab.middlebox().upstream_open(local, client.ip());
+        let guard = lab
+            .peers()
+            .on_behalf(local, client, crate::peers::Via::Middlebox);
         Ok((Some(socket), Some(guard)))
     }
 

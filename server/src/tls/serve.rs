@@ -114,7 +114,7 @@ async fn serve_connection(
 ) {
     // Over its address's cap: closed untracked (a JSON refusal in clear
     // text would mean nothing to a TLS client).
-    let charged = lab.middlebox().charged_ip(peer);
+    let charged = lab.peers().charged_ip(peer);
     let Some(slot) = lab.peers().connect(charged) else {
         return;
     };

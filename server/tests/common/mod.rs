@@ -279,6 +279,18 @@ pub struct Client {
     pub received: usize,
 }
 
+/// A TCP connection to `addr` from the loopback address `from` (bound to a
+/// port of its own), as from another participant's machine.
+pub async fn connect_from(addr: SocketAddr, from: std::net::IpAddr) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+    socket
+        .bind(SocketAddr::new(from, 0))
+        .expect("bind a loopback address of its own");
+    within("TCP connect", socket.connect(addr))
+        .await
+        .expect("connect")
+}
+
 impl Client {
     /// A client on a connection made elsewhere (e.g. from a bound address).
     pub fn from_stream(stream: TcpStream) -> Client {
@@ -673,13 +685,33 @@ impl Viewer {
 
     /// Connects to `ws://addr{target}` and reads the snapshot.
     pub async fn connect_to(addr: SocketAddr, target: &str) -> Viewer {
+        Viewer::connect_to_from(addr, target, None).await
+    }
+
+    /// [`Viewer::connect_to`] from a loopback address of its own (`from`,
+    /// e.g. 127.0.0.2: another participant's machine).
+    pub async fn connect_to_from(
+        addr: SocketAddr,
+        target: &str,
+        from: Option<std::net::IpAddr>,
+    ) -> Viewer {
         let url = format!("ws://{addr}{target}");
-        let (ws, response) = within(
-            "the WebSocket handshake",
-            tokio_tungstenite::connect_async(url.as_str()),
-        )
-        .await
-        .unwrap_or_else(|e| panic!("WebSocket handshake with {url}: {e}"));
+        let handshake = async {
+            match from {
+                None => tokio_tungstenite::connect_async(url.as_str()).await,
+                Some(ip) => {
+                    let stream = connect_from(addr, ip).await;
+                    tokio_tungstenite::client_async(
+                        url.as_str(),
+                        tokio_tungstenite::MaybeTlsStream::Plain(stream),
+                    )
+                    .await
+                }
+            }
+        };
+        let (ws, response) = within("the WebSocket handshake", handshake)
+            .await
+            .unwrap_or_else(|e| panic!("WebSocket handshake with {url}: {e}"));
         assert_eq!(response.status().as_u16(), 101);
         let mut viewer = Viewer {
             ws,

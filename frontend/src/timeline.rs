@@ -194,6 +194,9 @@ impl Closer {
             | CloseReason::KeepAliveRace {
                 close: RaceClose::Rst,
                 ..
+            }
+            | CloseReason::BodyUnread {
+                close: RaceClose::Rst,
             } => Closer::Reset,
             CloseReason::WebSocketClosed { initiator, .. }
                 if *initiator == protocol::Initiator::Client =>

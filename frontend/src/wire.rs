@@ -645,7 +645,9 @@ impl FromJson for CloseReason {
             "max_requests" => CloseReason::MaxRequests,
             "keep_alive_off" => CloseReason::KeepAliveOff,
             "client_requested_close" => CloseReason::ClientRequestedClose,
-            "body_unread" => CloseReason::BodyUnread,
+            "body_unread" => CloseReason::BodyUnread {
+                close: o.get("close"),
+            },
             "hang_timeout" => CloseReason::HangTimeout,
             "server_close" => CloseReason::ServerClose {
                 mode: o.get("mode"),

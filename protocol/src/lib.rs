@@ -159,10 +159,16 @@ pub enum CloseReason {
     /// The request asked to close (`Connection: close`, or HTTP/1.0 without
     /// `Connection: keep-alive`): the server answered it, then closed.
     ClientRequestedClose,
-    /// The request came with a body the endpoint did not read: the server
+    /// The request came with a body the endpoint did not read (longer than
+    /// the server reads and throws away, or a refused request's): the server
     /// cannot tell where the next request would start without reading it, so
     /// its response said `Connection: close` and it closed after answering.
-    BodyUnread,
+    BodyUnread {
+        /// How the server closed: `fin`, or `rst` when bytes of the body were
+        /// still unread in its receive buffer (the kernel then answers the
+        /// close with a reset).
+        close: RaceClose,
+    },
     /// A request took longer than the server's hang timeout, so the server
     /// closed its connection without answering.
     HangTimeout,
@@ -229,7 +235,7 @@ impl CloseReason {
             CloseReason::MaxRequests => "max_requests",
             CloseReason::KeepAliveOff => "keep_alive_off",
             CloseReason::ClientRequestedClose => "client_requested_close",
-            CloseReason::BodyUnread => "body_unread",
+            CloseReason::BodyUnread { .. } => "body_unread",
             CloseReason::HangTimeout => "hang_timeout",
             CloseReason::HeaderReadTimeout => "header_read_timeout",
             CloseReason::ServerClose { .. } => "server_close",
@@ -252,7 +258,7 @@ impl CloseReason {
             CloseReason::MaxRequests => "max requests reached",
             CloseReason::KeepAliveOff => "keep-alive off",
             CloseReason::ClientRequestedClose => "closed as the request asked (Connection: close)",
-            CloseReason::BodyUnread => "request body left unread",
+            CloseReason::BodyUnread { .. } => "request body left unread",
             CloseReason::HangTimeout => "hang timeout",
             CloseReason::ServerClose { mode } => match mode {
                 CloseMode::Header => "server closed (Connection: close)",
@@ -1459,7 +1465,9 @@ mod tests {
             CloseReason::MaxRequests,
             CloseReason::KeepAliveOff,
             CloseReason::ClientRequestedClose,
-            CloseReason::BodyUnread,
+            CloseReason::BodyUnread {
+                close: RaceClose::Rst,
+            },
             CloseReason::HangTimeout,
             CloseReason::HeaderReadTimeout,
             CloseReason::ServerClose {

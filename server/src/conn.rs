@@ -536,6 +536,18 @@ impl Conn {
         *self.reason.lock().unwrap_or_else(|p| p.into_inner()) = Some(reason);
     }
 
+    /// The connection ends as its last response announced because of an
+    /// unread body, with bytes of that body still unread: a RST. (Not over
+    /// another reason: a peer's reset or a guard came first.)
+    fn body_unread_reset(&self) {
+        let mut reason = self.reason.lock().unwrap_or_else(|p| p.into_inner());
+        if matches!(*reason, None | Some(CloseReason::BodyUnread { .. })) {
+            *reason = Some(CloseReason::BodyUnread {
+                close: RaceClose::Rst,
+            });
+        }
+    }
+
     fn mark_bytes_in(&self) {
         let now = self.counters.bytes_in.load(Ordering::Relaxed);
         self.bytes_in_mark.store(now, Ordering::Release);
@@ -753,7 +765,9 @@ impl Conn {
             PLANNED_KEEP_ALIVE_OFF => Some(CloseReason::KeepAliveOff),
             PLANNED_MAX_REQUESTS => Some(CloseReason::MaxRequests),
             PLANNED_CLIENT => Some(CloseReason::ClientRequestedClose),
-            PLANNED_BODY_UNREAD => Some(CloseReason::BodyUnread),
+            PLANNED_BODY_UNREAD => Some(CloseReason::BodyUnread {
+                close: RaceClose::Fin,
+            }),
             _ => None,
         }
     }
@@ -1076,6 +1090,10 @@ impl Conn {
     pub(crate) fn take_unread_body(
         self: &Arc<Self>,
     ) -> Option<impl Future<Output = ()> + Send + use<>> {
+        // Nearly every request: read whole, or had no body (no lock).
+        if !self.body_unfinished.load(Ordering::Relaxed) {
+            return None;
+        }
         let inner = self
             .unread_body
             .lock()
@@ -1241,6 +1259,13 @@ impl Drop for TrackedStream {
                 close: RaceClose::Rst,
                 on_purpose: false,
             });
+        }
+        if self.conn.planned_close.load(Ordering::Relaxed) == PLANNED_BODY_UNREAD
+            && self.raced_request().is_some()
+        {
+            // Bytes of the unread body are in the receive buffer: the
+            // kernel answers the close with a RST.
+            self.conn.body_unread_reset();
         }
         if self.conn.reset_on_close.load(Ordering::Relaxed) {
             // Linger 0: closing now sends a RST instead of a FIN.

@@ -8,7 +8,7 @@ mod common;
 use common::{Client, Ending, Viewer, start_server, wait_for_hangs};
 use keepalive_lab_server::endpoints::MID_BODY_BYTES;
 use keepalive_lab_server::sessions::Owner;
-use protocol::{CloseMode, CloseReason, PolicyPatch, RequestOutcome, ServerEvent};
+use protocol::{CloseMode, CloseReason, PolicyPatch, RaceClose, RequestOutcome, ServerEvent};
 
 #[tokio::test]
 async fn max_requests_closes_after_the_last_allowed_response() {
@@ -600,7 +600,13 @@ async fn a_body_left_unread_is_announced_and_recorded() {
     assert_eq!(response.header("keep-alive"), None);
     assert_eq!(long.read_until_closed().await, (Vec::new(), Ending::Eof));
     let closed = viewer.closed(response.conn_id()).await;
-    assert_eq!(closed.reason, CloseReason::BodyUnread, "{closed:?}");
+    assert_eq!(
+        closed.reason,
+        CloseReason::BodyUnread {
+            close: RaceClose::Fin
+        },
+        "{closed:?}"
+    );
     assert_eq!(closed.requests, 1);
 
     // Refused before any endpoint (a page on a foreign origin): its body,
@@ -620,5 +626,42 @@ async fn a_body_left_unread_is_announced_and_recorded() {
     assert_eq!(response.header("keep-alive"), None);
     assert_eq!(refused.read_until_closed().await, (Vec::new(), Ending::Eof));
     let closed = viewer.closed(response.conn_id()).await;
-    assert_eq!(closed.reason, CloseReason::BodyUnread, "{closed:?}");
+    assert_eq!(
+        closed.reason,
+        CloseReason::BodyUnread {
+            close: RaceClose::Fin
+        },
+        "{closed:?}"
+    );
+
+    // The head and 200 KB of a longer body in one write: more than the
+    // server buffers is left in its receive buffer when it closes, so the
+    // kernel answers the close with a RST, and the record says so.
+    let mut sent = Client::connect(addr).await;
+    let mut bytes = format!(
+        "POST /api/fast?id=sent HTTP/1.1\r\nContent-Length: {}\r\n\r\n",
+        DRAIN_LIMIT + 1
+    )
+    .into_bytes();
+    bytes.extend(std::iter::repeat_n(b'x', 200_000));
+    sent.send_raw(&bytes).await;
+    let response = sent.read_response().await;
+    assert_eq!(response.header("connection"), Some("close"), "{response:?}");
+    // hyper's FIN comes first (the client reads the end), then the reset:
+    // a write after it fails at once, as it would not after a FIN alone.
+    assert_eq!(sent.read_until_closed().await.1, Ending::Eof);
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let after = sent.try_send_raw(b"x").await;
+    assert!(
+        after.is_err(),
+        "the server's RST was not received: {after:?}"
+    );
+    let closed = viewer.closed(response.conn_id()).await;
+    assert_eq!(
+        closed.reason,
+        CloseReason::BodyUnread {
+            close: RaceClose::Rst
+        },
+        "{closed:?}"
+    );
 }

@@ -1250,7 +1250,9 @@ pub fn node_names(reason: &CloseReason) -> &'static str {
         | CloseReason::MaxRequests
         | CloseReason::KeepAliveOff
         | CloseReason::ClientRequestedClose
-        | CloseReason::BodyUnread => "the server ended it (socket.end()): 'finish', then 'close'",
+        | CloseReason::BodyUnread { .. } => {
+            "the server ended it (socket.end()): 'finish', then 'close'"
+        }
         _ => "'close'",
     }
 }

@@ -190,6 +190,12 @@ struct LabInner {
     middlebox: middlebox::lab::Registry,
     /// The TLS ports being served (`GET /api/tls`).
     tls: RwLock<protocol::TlsListeners>,
+    /// Held across a change to a policy, the lock or middlebox settings and
+    /// its announcement, so that viewers hear racing changes (a
+    /// participant's and the instructor's lock) in the order they took
+    /// effect. Taken before the sessions' and the tracker's locks, never
+    /// while holding them.
+    changes: std::sync::Mutex<()>,
 }
 
 impl Lab {
@@ -226,6 +232,7 @@ impl Lab {
                 stopping: AtomicBool::new(false),
                 middlebox: middlebox::lab::Registry::new(config.middlebox.defaults.clone()),
                 tls: RwLock::new(protocol::TlsListeners::default()),
+                changes: std::sync::Mutex::new(()),
                 config,
             }),
         }
@@ -332,6 +339,7 @@ impl Lab {
     /// Applies `patch` to `owner`'s policy and tells its viewers, or explains
     /// which setting is out of range or that the room is locked.
     pub fn set_policy(&self, owner: &Owner, patch: &PolicyPatch) -> Result<ServerPolicy, ApiError> {
+        let _order = self.ordered_change();
         let next = self.sessions().set_policy(owner, patch)?;
         self.announce_policy(owner, next.clone());
         Ok(next)
@@ -340,6 +348,7 @@ impl Lab {
     /// The instructor changes the defaults (what new sessions start from,
     /// and what everyone runs while the room is locked).
     pub fn set_defaults(&self, patch: &PolicyPatch) -> Result<ServerPolicy, ApiError> {
+        let _order = self.ordered_change();
         let (defaults, changed) = self.sessions().set_defaults(patch)?;
         for (owner, policy) in changed {
             self.announce_policy(&owner, policy);
@@ -349,6 +358,7 @@ impl Lab {
 
     /// The instructor locks or unlocks the policy for the room.
     pub fn set_locked(&self, locked: bool) {
+        let _order = self.ordered_change();
         for (owner, policy) in self.sessions().set_locked(locked) {
             self.announce_policy(&owner, policy);
         }
@@ -358,6 +368,12 @@ impl Lab {
             let settings = middlebox::lab::effective(self, &owner);
             middlebox::lab::announce(self, settings, owner.session().cloned());
         }
+    }
+
+    /// Held while a setting changes and the change is announced (see
+    /// `Inner::changes`).
+    pub(crate) fn ordered_change(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.inner.changes.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn announce_policy(&self, owner: &Owner, config: ServerPolicy) {

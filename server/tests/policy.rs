@@ -821,3 +821,66 @@ async fn a_closing_response_never_advertises_keep_alive() {
         "HTTP/1.0 without keep-alive, closed after the response: {head}"
     );
 }
+
+/// A participant's change and the instructor's lock, racing, reach viewers
+/// in the order they took effect: the last `config_changed` a viewer hears
+/// for a session is the policy in force. (Found in review: the event was
+/// sent after the registry's lock was released, so a change made just before
+/// a lock could be heard after it, and the page kept showing a policy that
+/// was not in force.)
+#[test]
+fn racing_changes_are_heard_in_the_order_they_took_effect() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .expect("a runtime");
+    let _entered = runtime.enter();
+    let lab = keepalive_lab_server::Lab::new(common::config());
+    let session = lab.sessions().issue(None).expect("a session");
+    let owner = Owner::Session(session.clone());
+    for round in 0..2_000_u64 {
+        let (_, _, mut events) = lab.tracker().subscribe();
+        let participant = {
+            let (lab, owner) = (lab.clone(), owner.clone());
+            std::thread::spawn(move || {
+                for i in 0..20 {
+                    let patch = PolicyPatch {
+                        idle_timeout_ms: Some(1_000 + round * 100 + i),
+                        ..PolicyPatch::default()
+                    };
+                    let _ = lab.set_policy(&owner, &patch); // refused while locked
+                }
+            })
+        };
+        let instructor = {
+            let lab = lab.clone();
+            std::thread::spawn(move || {
+                // Ends locked: a change heard after the lock would be stale.
+                for i in 0..21 {
+                    lab.set_locked(i % 2 == 0);
+                }
+            })
+        };
+        participant.join().expect("the participant's thread");
+        instructor.join().expect("the instructor's thread");
+        let mut last = None;
+        while let Ok(event) = events.try_recv() {
+            if let ServerEvent::ConfigChanged {
+                config,
+                session: Some(s),
+                locked,
+                ..
+            } = event
+                && s == session
+            {
+                last = Some((config, locked));
+            }
+        }
+        let (config, locked) = last.expect("the session's viewers heard the changes");
+        assert_eq!(
+            (config, locked),
+            (lab.policy(&owner), lab.sessions().locked()),
+            "round {round}: the last change heard is not the one in force"
+        );
+    }
+}

@@ -231,6 +231,8 @@ pub fn change(
     patch: &MiddleboxPatch,
 ) -> Result<MiddleboxView, ApiError> {
     let bad = |body: ErrorBody| ApiError::bad_request(body.error, body.hint);
+    // Announced in the order the changes take effect (`Lab::ordered_change`).
+    let _order = lab.ordered_change();
     let (settings, session) = match access {
         Access::All => {
             let registry = lab.middlebox();

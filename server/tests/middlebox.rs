@@ -1106,3 +1106,64 @@ async fn in_the_lab_the_servers_tcp_keep_alive_follows_the_time_scale_and_keeps_
         viewer.seen
     );
 }
+
+/// A viewer whose events socket goes through the lab's middlebox: every event
+/// it receives is server data on that mapping. Reported as it flows, each
+/// would be a `refreshed` event for the same viewer, which is more data, and
+/// so on, about ten a second with nothing happening (found in review). The
+/// mapping still reports the page's own data, and its close totals count
+/// everything.
+#[tokio::test]
+async fn an_events_socket_through_the_middlebox_does_not_report_its_own_events() {
+    let (lab_addr, lab) = start_server().await;
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let via = listener.local_addr().expect("address");
+    tokio::spawn(serve_in_lab(listener, lab_addr, lab.clone()));
+    let session = issue_session(lab_addr).await;
+    let mut page = Viewer::connect_to(via, &format!("/api/events?session={session}")).await;
+    // Something for the page's viewer to hear: a request of its session.
+    let answer = request_once(
+        lab_addr,
+        "GET",
+        &format!("/api/fast?session={session}"),
+        b"",
+    )
+    .await;
+    assert_eq!(answer.status, 200);
+    page.closed(answer.conn_id()).await;
+    // Then nothing happens for a while: the page hears nothing more.
+    let heard = tokio::time::timeout(Duration::from_millis(1_500), page.next_event()).await;
+    assert!(heard.is_err(), "heard {heard:?}");
+    // The page's own data on the mapping is still reported.
+    page.send_text(r#"{"type": "ping", "client_time_ms": 1}"#)
+        .await;
+    page.next_matching("its own data, reported", |e| {
+        matches!(
+            e,
+            ServerEvent::Middlebox {
+                event: MiddleboxEvent::Refreshed {
+                    side: Side::Client,
+                    by: RefreshCause::Data,
+                    ..
+                },
+                ..
+            }
+        )
+    })
+    .await;
+    assert!(
+        !page.seen.iter().any(|e| matches!(
+            e,
+            ServerEvent::Middlebox {
+                event: MiddleboxEvent::Refreshed {
+                    side: Side::Server,
+                    by: RefreshCause::Data,
+                    ..
+                },
+                ..
+            }
+        )),
+        "{:#?}",
+        page.seen
+    );
+}

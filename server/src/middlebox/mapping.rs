@@ -238,6 +238,12 @@ pub struct Mapping {
     announced: bool,
     /// The client's first bytes, while its request line is awaited (lab).
     sniff: Option<Vec<u8>>,
+    /// It carries the lab's own event stream (`/api/events`): the server's
+    /// data on it is events, and reporting each as a `refreshed` event
+    /// would make more events for that same stream, about ten a second with
+    /// nothing happening. That side's data still refreshes the idle timer;
+    /// it is counted in `closed`'s totals, not reported as it flows.
+    carries_events: bool,
     /// Client (0) and server (1).
     peers: [Peer; 2],
     /// Bytes from the client on their way to the server.
@@ -291,6 +297,7 @@ impl Mapping {
             owner,
             announced: false,
             sniff: sniffing.then(Vec::new),
+            carries_events: false,
             peers: [client, server],
             to_server: Buf::new(buffer),
             to_client: Buf::new(buffer),
@@ -653,6 +660,7 @@ impl Mapping {
         seen.extend_from_slice(&bytes[..bytes.len().min(room)]);
         if seen.contains(&b'\n') || seen.len() >= cap {
             let owner = self.inner.owner_in(seen);
+            self.carries_events = is_events_stream(seen);
             self.sniff = None;
             if owner != self.owner {
                 self.owner = owner;
@@ -693,6 +701,9 @@ impl Mapping {
     /// `side`'s traffic refreshed the idle timer.
     fn refreshed(&mut self, side: Side, by: RefreshCause, bytes: u64, count: u32) {
         self.last_activity = Instant::now();
+        if self.carries_events && side == Side::Server && by == RefreshCause::Data {
+            return; // see `carries_events`
+        }
         let tally = match by {
             RefreshCause::Data => &mut self.pending.data[index(side)],
             RefreshCause::Probe => &mut self.pending.probes[index(side)],
@@ -780,6 +791,20 @@ impl Mapping {
             self.close_gracefully(side);
         }
     }
+}
+
+/// Whether a request line asks for the lab's event stream.
+fn is_events_stream(first_bytes: &[u8]) -> bool {
+    let line = first_bytes
+        .split(|b| *b == b'\n')
+        .next()
+        .unwrap_or_default();
+    let mut words = line.split(|b| *b == b' ');
+    let _method = words.next();
+    words
+        .next()
+        .and_then(|target| target.split(|b| *b == b'?').next())
+        .is_some_and(|path| path == b"/api/events")
 }
 
 async fn readable(sock: Option<&TcpStream>) -> std::io::Result<()> {

@@ -66,6 +66,15 @@ pub const CONFIG_BURST: f64 = 10.0;
 /// See [`CONFIG_BURST`].
 pub const CONFIG_PER_SECOND: f64 = 5.0;
 
+/// `lesson_report` messages one viewer may send in a burst, and how many more
+/// it earns per second after that. A page reports once per lesson stage;
+/// each report is an event of up to about 7 KB per lesson, for every lesson
+/// the participant took, on the instructor's stream, so a flood would make
+/// the instructor's view fall behind and be closed (found in review).
+pub const REPORT_BURST: f64 = 10.0;
+/// See [`REPORT_BURST`].
+pub const REPORTS_PER_SECOND: f64 = 5.0;
+
 /// Two lags (missed events) within this long close the viewer with 1008: it
 /// cannot keep up, and a picture with holes would mislead.
 pub const LAG_WINDOW: Duration = Duration::from_secs(10);
@@ -317,27 +326,51 @@ impl Filter {
     }
 }
 
-/// A token bucket: how many `set_config` messages a viewer may send.
+/// A token bucket: how many messages of one kind a viewer may send.
 #[derive(Debug)]
 struct Bucket {
     /// Tokens left.
     tokens: f64,
     /// When they were counted.
     at: Instant,
+    /// Most tokens (the burst).
+    burst: f64,
+    /// Tokens earned per second.
+    per_second: f64,
+}
+
+/// A viewer's buckets.
+#[derive(Debug)]
+struct Buckets {
+    /// `set_config` and `set_middlebox`.
+    changes: Bucket,
+    /// `lesson_report`.
+    reports: Bucket,
+}
+
+impl Buckets {
+    fn new() -> Buckets {
+        Buckets {
+            changes: Bucket::new(CONFIG_BURST, CONFIG_PER_SECOND),
+            reports: Bucket::new(REPORT_BURST, REPORTS_PER_SECOND),
+        }
+    }
 }
 
 impl Bucket {
-    fn new() -> Bucket {
+    fn new(burst: f64, per_second: f64) -> Bucket {
         Bucket {
-            tokens: CONFIG_BURST,
+            tokens: burst,
             at: Instant::now(),
+            burst,
+            per_second,
         }
     }
 
     fn take(&mut self) -> bool {
         let now = Instant::now();
-        let earned = now.duration_since(self.at).as_secs_f64() * CONFIG_PER_SECOND;
-        self.tokens = (self.tokens + earned).min(CONFIG_BURST);
+        let earned = now.duration_since(self.at).as_secs_f64() * self.per_second;
+        self.tokens = (self.tokens + earned).min(self.burst);
         self.at = now;
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
@@ -418,7 +451,7 @@ pub async fn run_viewer<W, R, E>(
     let stall = lab.config().write_stall_timeout;
     let mut filter = Filter::new(scope);
     let (snapshot, mut events) = lab.subscribe_viewer(&filter.scope.access, filter.scope.host);
-    let mut bucket = Bucket::new();
+    let mut buckets = Buckets::new();
     // Whether this viewer may change its scope's settings (the anonymous
     // scope's only from the lab's own machine, `routes::may_configure`).
     let viewer = conn.as_ref().map(|c| c.peer());
@@ -464,7 +497,7 @@ pub async fn run_viewer<W, R, E>(
                 message = stream.next() => {
                     let reply = match message {
                         Some(Ok(Message::Text(text))) => {
-                            handle(&lab, filter.scope.access(), &configure, viewer, text.as_str(), &mut bucket)
+                            handle(&lab, filter.scope.access(), &configure, viewer, text.as_str(), &mut buckets)
                         }
                         Some(Ok(Message::Binary(_))) => Some(bad_message("binary frames are not understood".into())),
                         Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
@@ -562,7 +595,7 @@ fn handle(
     configure: &Result<(), ApiError>,
     viewer: Option<std::net::SocketAddr>,
     text: &str,
-    bucket: &mut Bucket,
+    buckets: &mut Buckets,
 ) -> Option<ServerEvent> {
     match serde_json::from_str::<ClientMessage>(text) {
         Ok(ClientMessage::Release {
@@ -576,7 +609,7 @@ fn handle(
             count: lab.hangs().release(&ReleaseRequest { request, id }, access),
         }),
         Ok(ClientMessage::SetConfig { config }) => {
-            if !bucket.take() {
+            if !buckets.changes.take() {
                 return Some(ServerEvent::Error(ErrorBody {
                     error: format!(
                         "too many set_config messages: at most {CONFIG_PER_SECOND} per second"
@@ -597,18 +630,26 @@ fn handle(
             }
         }
         Ok(ClientMessage::LessonReport { report }) => match access {
+            Access::Of(_) if !buckets.reports.take() => Some(ServerEvent::Error(ErrorBody {
+                error: format!(
+                    "too many lesson_report messages: at most {REPORTS_PER_SECOND} per second"
+                ),
+                hint: "a page reports once per lesson stage; this one was not kept".into(),
+            })),
             Access::Of(owner) => match lab.sessions().report(owner, report) {
-                Ok(participant) => {
+                // Told to the instructor only when it changed something.
+                Ok(Some(participant)) => {
                     lab.tracker()
                         .emit(|_| ServerEvent::ParticipantChanged { participant });
                     None
                 }
+                Ok(None) => None,
                 Err(error) => Some(ServerEvent::Error(error.body)),
             },
             Access::All => None,
         },
         Ok(ClientMessage::SetMiddlebox { middlebox }) => {
-            if !bucket.take() {
+            if !buckets.changes.take() {
                 return Some(ServerEvent::Error(ErrorBody {
                     error: format!(
                         "too many set_middlebox messages: at most {CONFIG_PER_SECOND} per second"
@@ -648,7 +689,7 @@ pub fn handle_as(lab: &Lab, owner: Owner, text: &str) -> Option<ServerEvent> {
         &Ok(()),
         None,
         text,
-        &mut Bucket::new(),
+        &mut Buckets::new(),
     )
 }
 

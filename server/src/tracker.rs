@@ -142,6 +142,11 @@ pub struct Tracker {
     viewers: Mutex<Viewers>,
     /// Events a feed may hold before it counts as lagging.
     event_buffer: usize,
+    /// The client host of each open middlebox mapping that named no
+    /// session: its events go to the viewers on that host, as an
+    /// unattributed connection's do, not to every anonymous viewer on any
+    /// machine (found in review). Locked only while `table` is held.
+    anonymous_mappings: Mutex<HashMap<protocol::MappingId, IpAddr>>,
 }
 
 impl Tracker {
@@ -157,6 +162,7 @@ impl Tracker {
             events: broadcast::Sender::new(event_buffer.max(1)),
             viewers: Mutex::new(Viewers::default()),
             event_buffer: event_buffer.max(1),
+            anonymous_mappings: Mutex::new(HashMap::new()),
         }
     }
 
@@ -285,9 +291,43 @@ impl Tracker {
             return;
         }
         if self.apply(&mut table, &event) {
-            let route = route_of(&table, &event);
+            let route = match &event {
+                ServerEvent::Middlebox {
+                    session: None,
+                    mapping,
+                    event: inner,
+                    ..
+                } => self.anonymous_mapping_route(*mapping, inner),
+                _ => route_of(&table, &event),
+            };
             self.hand_out(event, route);
         }
+    }
+
+    /// Where an event of a mapping that named no session goes: the viewers
+    /// on its client's host (learned from its `opened`; a `refused` one names
+    /// its client too).
+    fn anonymous_mapping_route(
+        &self,
+        mapping: protocol::MappingId,
+        event: &protocol::MiddleboxEvent,
+    ) -> Route {
+        use protocol::MiddleboxEvent as M;
+        let host = |client: &str| client.parse::<SocketAddr>().ok().map(|a| a.ip());
+        let mut mappings = self
+            .anonymous_mappings
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let ip = match event {
+            M::Opened { client, .. } => host(client).inspect(|ip| {
+                mappings.insert(mapping, *ip);
+            }),
+            M::Refused { client, .. } => host(client),
+            M::Closed { .. } => mappings.remove(&mapping),
+            _ => mappings.get(&mapping).copied(),
+        };
+        // Unknown: the instructor's whole stream only.
+        ip.map_or(Route::Nobody, |ip| Route::Conn(None, ip))
     }
 
     fn viewers(&self) -> MutexGuard<'_, Viewers> {

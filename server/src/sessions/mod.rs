@@ -501,8 +501,13 @@ impl Sessions {
     }
 
     /// Keeps a participant's lesson report; the participant as the
-    /// instructor now sees them.
-    pub fn report(&self, owner: &Owner, report: LessonReport) -> Result<Participant, ApiError> {
+    /// instructor now sees them, or `None` when the report changed nothing
+    /// (the same as the one kept).
+    pub fn report(
+        &self,
+        owner: &Owner,
+        report: LessonReport,
+    ) -> Result<Option<Participant>, ApiError> {
         let mut registry = lock(&self.inner);
         let Owner::Session(id) = owner else {
             return Err(ApiError::bad_request(
@@ -514,11 +519,11 @@ impl Sessions {
             .scopes
             .get_mut(owner)
             .ok_or_else(|| unknown_session(id))?;
-        scope
+        let changed = scope
             .presence
             .report(report)
             .map_err(|e| ApiError::bad_request(e, "report one of GET /api/lessons, briefly"))?;
-        Ok(scope.presence.view(id, scope.viewers > 0))
+        Ok(changed.then(|| scope.presence.view(id, scope.viewers > 0)))
     }
 
     /// `owner` as the instructor sees them (sessions only).

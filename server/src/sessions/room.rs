@@ -18,17 +18,23 @@ pub struct Presence {
 }
 
 impl Presence {
-    /// Keeps `report` if it is bounded and names a lesson of the catalogue.
-    pub fn report(&mut self, report: LessonReport) -> Result<(), String> {
+    /// Keeps `report` if it is bounded and names a lesson of the catalogue;
+    /// whether that changed anything.
+    pub fn report(&mut self, report: LessonReport) -> Result<bool, String> {
         if !report.is_bounded() {
             return Err("the report is too large".into());
         }
         if !LESSONS.iter().any(|l| l.id == report.lesson) {
             return Err(format!("there is no lesson `{}`", report.lesson));
         }
+        let unchanged = self.lesson.as_ref() == Some(&report.lesson)
+            && self.reports.get(&report.lesson) == Some(&report);
+        if unchanged {
+            return Ok(false);
+        }
         self.lesson = Some(report.lesson.clone());
         self.reports.insert(report.lesson.clone(), report);
-        Ok(())
+        Ok(true)
     }
 
     /// As the instructor's view shows it.
@@ -114,7 +120,8 @@ mod tests {
             answer: Some("6".into()),
             figures: vec![("at-once".into(), "6".into())],
         };
-        assert!(p.report(report("six-lanes")).is_ok());
+        assert_eq!(p.report(report("six-lanes")), Ok(true));
+        assert_eq!(p.report(report("six-lanes")), Ok(false), "the same again");
         assert!(p.report(report("no-such-lesson")).is_err());
         let mut big = report("six-lanes");
         big.figures = (0..100).map(|i| (i.to_string(), "x".into())).collect();

@@ -640,7 +640,11 @@ fn is_page_file(target: &str) -> bool {
             | "/workbench_bg.wasm"
             | "/favicon.ico"
             | "/api/sessions"
-    )
+            // What the page asks for as it starts (none names the session):
+            // its TLS ports, the lessons, the lesson's own text.
+            | "/api/tls"
+            | "/api/lessons"
+    ) || path.starts_with("/api/lessons/")
 }
 
 /// Everything the page shows.

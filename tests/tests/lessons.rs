@@ -426,11 +426,6 @@ async fn loading_the_page_opens_a_spare_connection() {
     let mut s = open("spare-socket").await;
     let (answer, figures) = s.take(2).await;
     let record = s.record();
-    let first_tagged = record
-        .requests("/api/fast")
-        .first()
-        .map(|r| r.started)
-        .expect("the lesson's request");
     let upgraded: BTreeSet<ConnId> = record
         .events
         .iter()
@@ -439,8 +434,10 @@ async fn loading_the_page_opens_a_spare_connection() {
             _ => None,
         })
         .collect();
-    // What the page can know of: connections of the load still open when its
-    // events socket connected (Chromium may open and drop one before that).
+    // What the page can know of: connections of the load, opened before and
+    // still open when its events socket connected (Chromium may open and
+    // drop one before that). One the page opens after it went live (for its
+    // own requests) is not the load's, as the lesson's figure says.
     let live_at = record
         .events
         .iter()
@@ -454,7 +451,7 @@ async fn loading_the_page_opens_a_spare_connection() {
         .iter()
         .filter_map(|e| match e {
             ServerEvent::ConnectionOpened { conn, at_us, .. }
-                if *at_us < first_tagged
+                if *at_us < live_at
                     && !upgraded.contains(conn)
                     && record.closed_at(*conn).is_none_or(|c| c > live_at) =>
             {

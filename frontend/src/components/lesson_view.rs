@@ -368,11 +368,15 @@ fn LessonPage(props: &LessonPageProps) -> Html {
                     </dl>
                     { for outcome.notes.iter().map(|n| html! { <p class="explain">{ n }</p> }) }
                     if r.differs_from_usual() {
-                        <p class="differs" role="note">{ format!(
+                        <p class="differs" role="note">{ if lesson.by_agent() { format!(
+                            "Most write-ups give {} here; the lab's agent measured {}. The agent follows \
+                             Node's documented rules against this lab's server and middlebox as they are \
+                             set now; what you see above is what it did.",
+                            lesson.usual.words(words), outcome.answer.words(words)) } else { format!(
                             "Most write-ups give {} here; your browser measured {}. That is not a mistake of the \
                              lab: an HTTP/2 proxy, another browser's limits, or an extension can change it. \
                              What you see above is what your browser did.",
-                            lesson.usual.words(words), outcome.answer.words(words)) }</p>
+                            lesson.usual.words(words), outcome.answer.words(words)) } }</p>
                     }
                     <h3>{ "Why" }</h3>
                     <p class="explain">{ words.why.clone() }</p>
@@ -430,5 +434,6 @@ fn answer_value(answer: Answer) -> String {
     match answer {
         Answer::Number(n) => n.to_string(),
         Answer::Choice(i) => format!("choice-{i}"),
+        Answer::Unmeasured => "unmeasured".to_owned(),
     }
 }

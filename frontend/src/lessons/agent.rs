@@ -193,10 +193,12 @@ fn close_words(reason: SocketCloseReason) -> &'static str {
 pub fn node(e: &Evidence<'_>) -> Outcome {
     let runs = finished_runs(e.state, 3);
     let [off, infinity, on] = [0, 1, 2].map(|i| node_run(e.state, runs.get(i)));
-    let answer = match (off.header.as_str(), off.sockets) {
-        ("close", _) => 0,
-        (_, 1) => 2,
-        _ => 1,
+    // Only from a run that ran: its request's header, and its sockets.
+    let answer = match (runs.len(), off.header.as_str(), off.sockets) {
+        (0, ..) | (_, _, 0) => Answer::Unmeasured,
+        (_, "close", _) => Answer::Choice(0),
+        (_, _, 1) => Answer::Choice(2),
+        _ => Answer::Choice(1),
     };
     let requests = runs.first().map_or(0, |v| v.requests.len());
     let said = |r: &NodeRun| {
@@ -208,7 +210,7 @@ pub fn node(e: &Evidence<'_>) -> Outcome {
         )
     };
     Outcome {
-        answer: Answer::Choice(answer),
+        answer,
         figures: vec![
             figure(
                 "header-off",
@@ -462,6 +464,7 @@ pub fn nat_steps() -> Vec<Step> {
         ..AgentOptions::default()
     };
     vec![
+        super::catalogue::nat_gateway_middlebox(),
         agent(
             options(true),
             "/api/slow?ms=5000",
@@ -481,7 +484,12 @@ pub fn nat_steps() -> Vec<Step> {
 
 /// What the middlebox did to the mapping of `view`'s first socket: its
 /// idle timeout in force, client probes counted, whether it expired.
-fn mapping_of(state: &LabState, view: Option<&AgentView>) -> (Option<u64>, u32, bool) {
+/// The mapping of the run's first socket: its idle timeout in force and its
+/// settings, the probes it saw from the agent, and whether it expired.
+fn mapping_of(
+    state: &LabState,
+    view: Option<&AgentView>,
+) -> (Option<(u64, protocol::MiddleboxSettings)>, u32, bool) {
     let local = view
         .and_then(|v| v.sockets.first())
         .and_then(|s| s.local.as_deref());
@@ -490,8 +498,9 @@ fn mapping_of(state: &LabState, view: Option<&AgentView>) -> (Option<u64>, u32, 
             MiddleboxEvent::Opened {
                 client,
                 in_force_ms,
+                settings,
                 ..
-            } if client == local => Some((m.mapping, *in_force_ms)),
+            } if client == local => Some((m.mapping, (*in_force_ms, settings.clone()))),
             _ => None,
         })
     }) else {
@@ -525,14 +534,26 @@ pub fn nat(e: &Evidence<'_>) -> Outcome {
         .and_then(|v| v.requests.first())
         .and_then(|r| r.end.as_ref())
     {
-        Some((_, AgentEnd::Done(_))) => 0,
-        Some((_, AgentEnd::Error(_))) => 1,
-        _ => 2,
+        Some((_, AgentEnd::Done(_))) => Answer::Choice(0),
+        Some((_, AgentEnd::Error(_))) => Answer::Choice(1),
+        Some(_) => Answer::Choice(2),
+        // The request never ended: nothing to answer from.
+        None => Answer::Unmeasured,
     };
     let yes = |b: bool| if b { "yes" } else { "no" };
-    let timeout_words = timeout.map_or("?".into(), |ms| format!("{ms} ms (350 s ÷ 100)"));
+    let timeout_words = timeout.map_or("?".into(), |(ms, settings)| {
+        if settings.scale > 1 {
+            format!(
+                "{ms} ms (the provider's {} s ÷ {})",
+                settings.idle_timeout_ms / 1000,
+                settings.scale
+            )
+        } else {
+            format!("{ms} ms, in real time")
+        }
+    });
     Outcome {
-        answer: Answer::Choice(answer),
+        answer,
         figures: vec![
             figure("timeout", "the NAT's idle timeout in force", &timeout_words),
             figure(
@@ -559,7 +580,7 @@ pub fn nat(e: &Evidence<'_>) -> Outcome {
             figure("without", "keepAlive: false: the request", &end_without),
         ],
         notes: vec![format!(
-            "Time is scaled: the NAT forgets a silent connection after {timeout_words}. With \
+            "The NAT forgets a silent connection after {timeout_words}. With \
              keepAlive: true and keepAliveMsecs: 1000 the NAT saw {probes_with} probes, the \
              mapping expired: {}, and the request was {end_with}. Without keep-alive it saw \
              {probes_without}, expired: {}, and the request was {end_without} after {} (its \

@@ -68,6 +68,11 @@ pub enum Answer {
     Number(u32),
     /// An index into the choices.
     Choice(usize),
+    /// The run did not leave the evidence the answer needs (a connection
+    /// never closed, a run never ran): no answer is given, the lesson
+    /// fails and says what is missing (its first note). Never the usual
+    /// answer by default (found in review).
+    Unmeasured,
 }
 
 impl Answer {
@@ -78,6 +83,7 @@ impl Answer {
             (Answer::Choice(i), _) if i < words.choices.len() => words.choices[i].clone(),
             (Answer::Number(n), None) => n.to_string(),
             (Answer::Choice(i), _) => format!("choice {}", i + 1),
+            (Answer::Unmeasured, _) => "not measured".to_owned(),
         }
     }
 }

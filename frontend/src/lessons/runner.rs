@@ -315,6 +315,20 @@ impl Runner {
             }
             let Some(step) = self.steps.get(self.step).cloned() else {
                 let outcome = (self.lesson.measure)(&self.evidence(state));
+                if outcome.answer == Answer::Unmeasured {
+                    // What was measured, so the learner sees what is missing.
+                    let seen: Vec<String> = outcome
+                        .figures
+                        .iter()
+                        .map(|f| format!("{}: {}", f.label, f.value))
+                        .collect();
+                    commands.extend(self.fail(format!(
+                        "the run did not show the answer (the lab saw {}); see the timeline, \
+                         then run it again",
+                        seen.join("; ")
+                    )));
+                    break;
+                }
                 self.outcome = Some(outcome);
                 self.stage = Stage::Answered;
                 commands.extend(self.restore());
@@ -558,6 +572,9 @@ mod tests {
                 runs: Vec::new(),
             });
             assert!(!outcome.figures.is_empty(), "{}", lesson.id());
+            // Nor may it give the usual answer without evidence (found in
+            // review: five lessons did).
+            assert_ne!(outcome.answer, lesson.usual, "{}", lesson.id());
         }
     }
 }

@@ -978,6 +978,16 @@ fn every_participant_page_loads_over_a_page_load_connection() {
             ("/api/sessions", 4),
         ][..],
         &[("/", 1), ("/workbench.js", 2), ("/workbench_bg.wasm", 3)][..],
+        // A lesson page also asks for its TLS ports, the lessons and its
+        // text as it starts (found when the spare-socket lesson counted
+        // these connections out).
+        &[
+            ("/", 1),
+            ("/app.js", 2),
+            ("/api/tls", 3),
+            ("/api/lessons", 4),
+            ("/api/lessons/spare-socket", 5),
+        ][..],
     ] {
         let s = loaded_page_of(files);
         let lane = |c: u64| s.lanes.get(&ConnId(c)).expect("a lane");

@@ -484,12 +484,13 @@ pub fn nat_steps() -> Vec<Step> {
 
 /// What the middlebox did to the mapping of `view`'s first socket: its
 /// idle timeout in force, client probes counted, whether it expired.
-/// The mapping of the run's first socket: its idle timeout in force and its
-/// settings, the probes it saw from the agent, and whether it expired.
+/// The mapping of the run's first socket: its idle timeout in force, its
+/// settings and whether it could see probes at all, the probes it saw from
+/// the agent, and whether it expired.
 fn mapping_of(
     state: &LabState,
     view: Option<&AgentView>,
-) -> (Option<(u64, protocol::MiddleboxSettings)>, u32, bool) {
+) -> (Option<(u64, protocol::MiddleboxSettings, bool)>, u32, bool) {
     let local = view
         .and_then(|v| v.sockets.first())
         .and_then(|s| s.local.as_deref());
@@ -499,8 +500,11 @@ fn mapping_of(
                 client,
                 in_force_ms,
                 settings,
+                probes_visible,
                 ..
-            } if client == local => Some((m.mapping, (*in_force_ms, settings.clone()))),
+            } if client == local => {
+                Some((m.mapping, (*in_force_ms, settings.clone(), *probes_visible)))
+            }
             _ => None,
         })
     }) else {
@@ -541,7 +545,8 @@ pub fn nat(e: &Evidence<'_>) -> Outcome {
         None => Answer::Unmeasured,
     };
     let yes = |b: bool| if b { "yes" } else { "no" };
-    let timeout_words = timeout.map_or("?".into(), |(ms, settings)| {
+    let visible = timeout.as_ref().is_none_or(|(_, _, visible)| *visible);
+    let timeout_words = timeout.map_or("?".into(), |(ms, settings, _)| {
         if settings.scale > 1 {
             format!(
                 "{ms} ms (the provider's {} s ÷ {})",
@@ -588,7 +593,15 @@ pub fn nat(e: &Evidence<'_>) -> Outcome {
             yes(expired_with),
             yes(expired_without),
             after.map_or("–".into(), |ms| format!("{ms} ms"))
-        )],
+        )]
+        .into_iter()
+        .chain((!visible).then(|| {
+            "This lab's host cannot see TCP keep-alive probes (the middlebox reads them with \
+             Linux's TCP_INFO): the agent's probes were not counted and did not refresh the \
+             mapping here."
+                .to_owned()
+        }))
+        .collect(),
     }
 }
 

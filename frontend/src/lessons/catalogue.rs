@@ -510,10 +510,13 @@ fn real_time(e: &Evidence<'_>) -> Outcome {
             .map_or(Phase::Pending, |r| r.phase)
     };
     let (long, short) = (phase(0), phase(1));
+    // Only from requests that ended, one way or another.
+    let ended = |p| matches!(p, Phase::Done | Phase::Failed | Phase::Aborted);
     let answer = match (long, short) {
-        (Phase::Done, Phase::Done) => 0,
-        (Phase::Done, _) => 1,
-        _ => 2,
+        _ if !ended(long) || !ended(short) => Answer::Unmeasured,
+        (Phase::Done, Phase::Done) => Answer::Choice(0),
+        (Phase::Done, _) => Answer::Choice(1),
+        _ => Answer::Choice(2),
     };
     let mut figures = Vec::new();
     let mut notes = Vec::new();
@@ -583,7 +586,7 @@ fn real_time(e: &Evidence<'_>) -> Outcome {
         );
     }
     Outcome {
-        answer: Answer::Choice(answer),
+        answer,
         figures,
         notes,
     }

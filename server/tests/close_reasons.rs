@@ -596,17 +596,8 @@ async fn a_body_left_unread_is_announced_and_recorded() {
     .await;
     let response = long.read_response().await;
     assert_eq!(response.status, 200);
-    assert_eq!(response.header("connection"), Some("close"), "{response:?}");
-    assert_eq!(response.header("keep-alive"), None);
     assert_eq!(long.read_until_closed().await, (Vec::new(), Ending::Eof));
-    let closed = viewer.closed(response.conn_id()).await;
-    assert_eq!(
-        closed.reason,
-        CloseReason::BodyUnread {
-            close: RaceClose::Fin
-        },
-        "{closed:?}"
-    );
+    let closed = closed_for_an_unread_body(&mut viewer, &response, RaceClose::Fin).await;
     assert_eq!(closed.requests, 1);
 
     // Refused before any endpoint (a page on a foreign origin): its body,
@@ -622,17 +613,8 @@ async fn a_body_left_unread_is_announced_and_recorded() {
         .await;
     let response = refused.read_response().await;
     assert_eq!(response.status, 403);
-    assert_eq!(response.header("connection"), Some("close"), "{response:?}");
-    assert_eq!(response.header("keep-alive"), None);
     assert_eq!(refused.read_until_closed().await, (Vec::new(), Ending::Eof));
-    let closed = viewer.closed(response.conn_id()).await;
-    assert_eq!(
-        closed.reason,
-        CloseReason::BodyUnread {
-            close: RaceClose::Fin
-        },
-        "{closed:?}"
-    );
+    closed_for_an_unread_body(&mut viewer, &response, RaceClose::Fin).await;
 
     // The head and 200 KB of a longer body in one write: more than the
     // server buffers is left in its receive buffer when it closes, so the
@@ -646,7 +628,6 @@ async fn a_body_left_unread_is_announced_and_recorded() {
     bytes.extend(std::iter::repeat_n(b'x', 200_000));
     sent.send_raw(&bytes).await;
     let response = sent.read_response().await;
-    assert_eq!(response.header("connection"), Some("close"), "{response:?}");
     // hyper's FIN comes first (the client reads the end), then the reset:
     // a write after it fails at once, as it would not after a FIN alone.
     assert_eq!(sent.read_until_closed().await.1, Ending::Eof);
@@ -656,12 +637,24 @@ async fn a_body_left_unread_is_announced_and_recorded() {
         after.is_err(),
         "the server's RST was not received: {after:?}"
     );
+    closed_for_an_unread_body(&mut viewer, &response, RaceClose::Rst).await;
+}
+
+/// Checks that `response` announced the close (`Connection: close`, no
+/// `Keep-Alive`) and that the record has its connection closed for a body
+/// left unread, with `close`; the close as recorded.
+async fn closed_for_an_unread_body(
+    viewer: &mut Viewer,
+    response: &common::Response,
+    close: RaceClose,
+) -> common::Closed {
+    assert_eq!(response.header("connection"), Some("close"), "{response:?}");
+    assert_eq!(response.header("keep-alive"), None, "{response:?}");
     let closed = viewer.closed(response.conn_id()).await;
     assert_eq!(
         closed.reason,
-        CloseReason::BodyUnread {
-            close: RaceClose::Rst
-        },
+        CloseReason::BodyUnread { close },
         "{closed:?}"
     );
+    closed
 }

@@ -838,14 +838,27 @@ fn racing_changes_are_heard_in_the_order_they_took_effect() {
     let lab = keepalive_lab_server::Lab::new(common::config());
     let session = lab.sessions().issue(None).expect("a session");
     let owner = Owner::Session(session.clone());
+    // Its own policy differs from the defaults from the start, so each lock
+    // and unlock changes what is in force and is announced.
+    lab.set_policy(
+        &owner,
+        &PolicyPatch {
+            idle_timeout_ms: Some(1_000),
+            ..PolicyPatch::default()
+        },
+    )
+    .expect("a valid patch");
     for round in 0..2_000_u64 {
         let (_, _, mut events) = lab.tracker().subscribe();
         let participant = {
             let (lab, owner) = (lab.clone(), owner.clone());
             std::thread::spawn(move || {
                 for i in 0..20 {
+                    // Never the default (5 000 ms): a policy equal to
+                    // the defaults makes the lock change nothing, and
+                    // nothing would be announced in that round.
                     let patch = PolicyPatch {
-                        idle_timeout_ms: Some(1_000 + round * 100 + i),
+                        idle_timeout_ms: Some(1_000 + (round % 40) * 100 + i),
                         ..PolicyPatch::default()
                     };
                     let _ = lab.set_policy(&owner, &patch); // refused while locked

@@ -723,6 +723,9 @@ fn find(
 
 /// Drops the oldest *completed* requests beyond `keep`; in-flight ones stay.
 fn trim(requests: &mut VecDeque<RequestSnapshot>, keep: usize) {
+    if requests.len() <= keep {
+        return; // fewer than `keep` at all (every request's end comes here)
+    }
     let mut done = requests.iter().filter(|r| r.outcome.is_some()).count();
     while done > keep {
         let Some(pos) = requests.iter().position(|r| r.outcome.is_some()) else {

@@ -18,12 +18,16 @@
 //! | a handler waiting for body bytes since *t* | the same guard | `body_read_timeout` |
 //! | a write blocked since *t* | *t* + [`Config::write_stall_timeout`](crate::Config) | `write_stalled` |
 
+use std::future::Future;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use protocol::{CloseReason, Micros};
+use tokio::sync::watch;
 
 use crate::conn::{Activity, Conn};
+use crate::sessions::ScopeView;
 
 /// What the watchdog decided: close the connection for this reason. An idle
 /// close (`idle: true`) is checked for a racing request at the close.
@@ -121,6 +125,15 @@ pub fn watch(
         // owner (once at most: the first request that names a session).
         let mut view_seen = conn.view_generation();
         let mut view = conn.view();
+        // The wait for the owner's next view lives across turns of the loop:
+        // made anew at every turn, its registration and removal took the
+        // `watch` channel's lock twice per request (bench figure 1). Polled
+        // once to register, then only when `view` says it has changed: its
+        // waker is this task's, which stays the same. `view` and the wait's
+        // own receiver mark a change seen together (below), so neither misses one.
+        let changed = changed_from(view.clone());
+        tokio::pin!(changed);
+        let mut registered = false;
         // False once the owner's sender is gone (a forgotten session): its last
         // policy stays in force and only activity wakes the watchdog.
         let mut view_alive = true;
@@ -132,15 +145,16 @@ pub fn watch(
         let timer = tokio::time::sleep(Duration::ZERO);
         tokio::pin!(timer);
         let mut armed: Option<Micros> = None;
+        // Reset since it was last polled: polled now, to register this task.
+        let mut timer_fresh = false;
         loop {
             // A change: woken (one made in another task), or made in the
             // connection's own task, which comes without a wake
             // (`Conn::changed`): this task polls us right after it. Read
             // before the state, so no change can slip between.
             let seen = conn.epoch();
-            let moved_on = std::future::poll_fn(|cx| conn.poll_changed(seen, cx));
             let (idle_ms, ended) = {
-                let v = view.borrow_and_update();
+                let v = view.borrow();
                 (v.policy.idle_timeout_ms, v.ended)
             };
             let now = clock.now_us();
@@ -153,9 +167,41 @@ pub fn watch(
                 let wait = Duration::from_micros(at.saturating_sub(now));
                 timer.as_mut().reset(tokio::time::Instant::now() + wait);
                 armed = Some(at);
+                timer_fresh = true;
             }
-            tokio::select! {
-                () = timer.as_mut(), if armed.is_some() => {
+            // What `tokio::select!` would do, except that the timer and the
+            // view's wait are polled only when they can be ready (decided at
+            // every poll, not once per turn): the timer once after each reset
+            // (to register this task), then once tokio's timer has fired (an
+            // atomic read, then a wake: no clock reading per poll); the
+            // view's wait once after it is made, then
+            // when `view` has changed (a closed channel counts as a change).
+            // Both unconstrained by tokio's budget, which would otherwise
+            // answer that first poll without registering. In a fixed order (no
+            // random draw per poll): each branch reads the state afresh, so
+            // which goes first changes no verdict.
+            let wake = std::future::poll_fn(|cx| {
+                if armed.is_some() && (timer_fresh || timer.is_elapsed()) {
+                    timer_fresh = false;
+                    let poll = std::pin::pin!(tokio::task::unconstrained(timer.as_mut())).poll(cx);
+                    if poll.is_ready() {
+                        return Poll::Ready(Wake::Deadline);
+                    }
+                }
+                if conn.poll_changed(seen, cx).is_ready() {
+                    return Poll::Ready(Wake::Activity);
+                }
+                if view_alive && (!registered || view.has_changed().unwrap_or(true)) {
+                    registered = true;
+                    if let Poll::Ready((receiver, alive)) = changed.as_mut().poll(cx) {
+                        return Poll::Ready(Wake::View(receiver, alive));
+                    }
+                }
+                Poll::Pending
+            })
+            .await;
+            match wake {
+                Wake::Deadline => {
                     armed = None;
                     // A deadline that still holds, with the state read afresh?
                     let (idle_ms, ended) = {
@@ -163,28 +209,53 @@ pub fn watch(
                         (v.policy.idle_timeout_ms, v.ended)
                     };
                     let now = clock.now_us();
-                    if let Some((at, verdict)) = next_deadline(&conn, idle_ms, ended, guard, stall, now)
+                    if let Some((at, verdict)) =
+                        next_deadline(&conn, idle_ms, ended, guard, stall, now)
                         && at <= now
                     {
                         return verdict;
                     }
                 }
-                () = moved_on => {
+                Wake::Activity => {
                     // The owner may have changed: follow its view from now on.
                     let generation = conn.view_generation();
                     if generation != view_seen {
                         view_seen = generation;
                         view = conn.view();
+                        changed.set(changed_from(view.clone()));
+                        registered = false;
                         view_alive = true;
                     }
                 }
-                result = view.changed(), if view_alive => {
+                Wake::View(receiver, alive) => {
+                    // Both receivers have now seen the same version.
+                    view.mark_unchanged();
+                    changed.set(changed_from(receiver));
+                    registered = false;
                     conn.policy_changed();
-                    view_alive = result.is_ok();
+                    view_alive = alive;
                 }
             }
         }
     }
+}
+
+/// What woke the watchdog.
+enum Wake {
+    /// The armed deadline passed.
+    Deadline,
+    /// The connection's activity or owner changed.
+    Activity,
+    /// The owner's view changed: the receiver that saw it, and whether its
+    /// sender is still there.
+    View(watch::Receiver<ScopeView>, bool),
+}
+
+/// The owner's next view, and the receiver that waited for it (whether its
+/// sender is still there).
+async fn changed_from(mut view: watch::Receiver<ScopeView>) -> (watch::Receiver<ScopeView>, bool) {
+    let alive = tokio::task::unconstrained(view.changed()).await.is_ok();
+    (view, alive)
 }
 
 fn conn_clock(conn: &Conn) -> crate::Clock {

@@ -51,11 +51,14 @@ impl Origins {
     /// Whether `authority` (`host:port`, as in a `Host` header) is the lab's.
     pub fn allows_authority(&self, authority: &str) -> bool {
         // Compared without allocating: every request's `Host` comes here.
-        let (host, port) = match authority.rsplit_once(':') {
-            Some((host, port)) if !port.contains(']') => match port.parse::<u16>() {
-                Ok(port) => (host, port),
-                Err(_) => return false,
-            },
+        let bytes = authority.as_bytes();
+        let (host, port) = match bytes.iter().rposition(|&b| b == b':') {
+            Some(colon) if !bytes[colon..].contains(&b']') => {
+                match authority[colon + 1..].parse::<u16>() {
+                    Ok(port) => (&authority[..colon], port),
+                    Err(_) => return false,
+                }
+            }
             _ => (authority, 80),
         };
         self.ports.contains(&port) && self.hosts.iter().any(|h| h.eq_ignore_ascii_case(host))

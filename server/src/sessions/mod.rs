@@ -248,6 +248,9 @@ impl Drop for ViewerSlot {
 
 /// Changes `owner`'s scope, marks it used, and pushes its view to its
 /// connections (its page may have gone: then its idle connections close).
+/// Changes an owner's counts of viewers or requests in flight. Its view
+/// depends on them only through [`Scope::page_gone`], so it is published only
+/// when that flips (every request's end comes here: bench figure 1).
 fn update(inner: &Mutex<Registry>, owner: &Owner, change: impl FnOnce(&mut Scope)) {
     let mut registry = lock(inner);
     let Registry {
@@ -257,9 +260,12 @@ fn update(inner: &Mutex<Registry>, owner: &Owner, change: impl FnOnce(&mut Scope
         ..
     } = &mut *registry;
     if let Some(scope) = scopes.get_mut(owner) {
+        let was_gone = scope.page_gone();
         change(scope);
         scope.last_used = Instant::now();
-        let _ = scope.publish(*locked, defaults);
+        if scope.page_gone() != was_gone {
+            let _ = scope.publish(*locked, defaults);
+        }
     }
 }
 

@@ -91,6 +91,9 @@ pub struct Conn {
     /// middlebox, an agent's; from loopback), that client's
     /// (`peers::Peers::charged_ip`).
     charged: std::net::IpAddr,
+    /// Through what the lab made this connection to itself for a client, if
+    /// it did (read at the accept: `peers::Peers::accepted`).
+    via: Option<crate::peers::Via>,
     /// The lab's address the client connected to.
     local: std::net::SocketAddr,
     /// Where events go.
@@ -250,7 +253,7 @@ impl Conn {
     pub fn open(
         lab: &Lab,
         peer: std::net::SocketAddr,
-        charged: std::net::IpAddr,
+        (charged, via): (std::net::IpAddr, Option<crate::peers::Via>),
         local: std::net::SocketAddr,
     ) -> Arc<Conn> {
         let counters = Arc::new(Counters::default());
@@ -267,6 +270,7 @@ impl Conn {
             id,
             peer,
             charged,
+            via,
             local,
             lab: lab.clone(),
             counters,
@@ -306,6 +310,12 @@ impl Conn {
     /// The address its per-address caps charge (see `charged`).
     pub fn charged_ip(&self) -> std::net::IpAddr {
         self.charged
+    }
+
+    /// Through what the lab made this connection for a client (its
+    /// middlebox, an agent), if it did: as it was at the accept.
+    pub fn via(&self) -> Option<crate::peers::Via> {
+        self.via
     }
 
     /// The lab's address the client connected to.
@@ -404,7 +414,7 @@ impl Conn {
     /// The time scale of the lab's middlebox, when this connection came
     /// through it (its owner's middlebox settings).
     pub fn middlebox_scale(&self) -> Option<u32> {
-        (self.lab.peers().via(self.peer) == Some(crate::peers::Via::Middlebox))
+        (self.via == Some(crate::peers::Via::Middlebox))
             .then(|| crate::middlebox::lab::effective(&self.lab, &self.owner()).scale)
     }
 
@@ -821,14 +831,18 @@ impl Conn {
         if closing_already {
             return; // the handler decided (and set the reason)
         }
-        if client_closes {
+        let body_unread = self.body_unfinished.load(Ordering::Relaxed);
+        if client_closes && !body_unread {
             // hyper answers it with `Connection: close`, then closes.
             self.planned_close.store(PLANNED_CLIENT, Ordering::Relaxed);
             return;
         }
-        let close = if self.body_unfinished.load(Ordering::Relaxed) {
+        let close = if body_unread {
             // hyper could not find the next request's head without reading
             // the rest, and would close anyway once it needs to wait for it.
+            // Even when the client asked to close: bytes of the body still
+            // in the receive buffer at the close make it a reset, which the
+            // record must say (`TrackedStream`'s drop looks for them).
             PLANNED_BODY_UNREAD
         } else if !policy.keep_alive {
             PLANNED_KEEP_ALIVE_OFF
@@ -1094,6 +1108,13 @@ pub struct GuardedBody {
     /// Dropped unread, it is kept for the server to drain
     /// (`Conn::unread_body`); not the drain's own.
     keep_unread: bool,
+    /// The request said `Expect: 100-continue`: its client sends the body
+    /// only once told to, and hyper tells it (`100 Continue`) at the first
+    /// read. Left unread, it is not drained: that would ask for a body the
+    /// endpoint never wanted; the connection closes instead.
+    expects_continue: bool,
+    /// Polled at least once (hyper has sent its `100 Continue`, if asked).
+    polled: bool,
     /// Server clock + 1 since when a handler has waited for its bytes; 0
     /// while it is not waited for (`Conn::body_waiting`).
     wait_since: u64,
@@ -1101,11 +1122,17 @@ pub struct GuardedBody {
 
 impl GuardedBody {
     /// Wraps a request's body.
-    pub fn new(inner: hyper::body::Incoming, conn: Arc<Conn>) -> GuardedBody {
+    pub fn new(
+        inner: hyper::body::Incoming,
+        conn: Arc<Conn>,
+        expects_continue: bool,
+    ) -> GuardedBody {
         GuardedBody {
             inner: Some(inner),
             conn,
             keep_unread: true,
+            expects_continue,
+            polled: false,
             wait_since: 0,
         }
     }
@@ -1147,6 +1174,8 @@ impl Conn {
             inner: Some(*inner),
             conn: self.clone(),
             keep_unread: false,
+            expects_continue: false,
+            polled: true,
             wait_since: 0,
         };
         Some(body.drain())
@@ -1165,6 +1194,7 @@ impl http_body::Body for GuardedBody {
         let Some(inner) = this.inner.as_mut() else {
             return Poll::Ready(None);
         };
+        this.polled = true;
         let poll = Pin::new(&mut *inner).poll_frame(cx);
         match &poll {
             Poll::Pending => this.conn.body_waiting(&mut this.wait_since),
@@ -1195,6 +1225,7 @@ impl Drop for GuardedBody {
         // the response (`Route::run`), unless it is known to be longer than
         // that would read. (Over HTTP/2 hyper resets just the stream.)
         if self.keep_unread
+            && (self.polled || !self.expects_continue)
             && self.conn.body_unfinished.load(Ordering::Relaxed)
             && !self.conn.is_http2()
             && let Some(inner) = self.inner.take()

@@ -3,7 +3,7 @@
 //! A viewer first gets a [`ServerEvent::Snapshot`], then every event live. It
 //! may send [`ClientMessage`]s: `release` (the page cannot use HTTP for that
 //! while six of its requests hang: the seventh would queue behind them),
-//! `set_config` (rate-limited per viewer), and `ping` for clock sync.
+//! `set_config` (rate-limited per session: `sessions::rate`), and `ping` for clock sync.
 //! [`run_viewer`] is generic over `Sink` and `Stream` so it can be driven
 //! without a socket.
 //!
@@ -47,6 +47,7 @@ use crate::Lab;
 use crate::conn::{Conn, RequestCtx};
 use crate::error::ApiError;
 use crate::params::Params;
+use crate::sessions::rate::{Buckets, Kind};
 use crate::sessions::{Access, Owner};
 
 /// Largest control message accepted from a page. Real ones are < 300 bytes.
@@ -60,14 +61,17 @@ pub const SHUTDOWN_DRAIN: Duration = Duration::from_millis(500);
 /// reading what the client still sends until its stream ends.
 pub const CLOSE_WAIT: Duration = Duration::from_secs(1);
 
-/// `set_config` messages one viewer may send in a burst, and how many more
-/// it earns per second after that. Real pages send one per edit.
+/// `set_config` and `set_middlebox` messages one session may send in a
+/// burst (all its sockets together; the instructor's, each socket), and how
+/// many more it earns per second after that. Real pages send one per edit.
 pub const CONFIG_BURST: f64 = 10.0;
 /// See [`CONFIG_BURST`].
 pub const CONFIG_PER_SECOND: f64 = 5.0;
 
-/// `lesson_report` messages one viewer may send in a burst, and how many more
-/// it earns per second after that. A page reports once per lesson stage;
+/// `lesson_report` messages one session may send in a burst (all its
+/// sockets together: a limit per socket was no limit for a participant who
+/// opens hundreds, found in review), and how many more it earns per second
+/// after that. A page reports once per lesson stage;
 /// each report is an event of up to about 7 KB per lesson, for every lesson
 /// the participant took, on the instructor's stream, so a flood would make
 /// the instructor's view fall behind and be closed (found in review).
@@ -326,58 +330,12 @@ impl Filter {
     }
 }
 
-/// A token bucket: how many messages of one kind a viewer may send.
-#[derive(Debug)]
-struct Bucket {
-    /// Tokens left.
-    tokens: f64,
-    /// When they were counted.
-    at: Instant,
-    /// Most tokens (the burst).
-    burst: f64,
-    /// Tokens earned per second.
-    per_second: f64,
-}
-
-/// A viewer's buckets.
-#[derive(Debug)]
-struct Buckets {
-    /// `set_config` and `set_middlebox`.
-    changes: Bucket,
-    /// `lesson_report`.
-    reports: Bucket,
-}
-
-impl Buckets {
-    fn new() -> Buckets {
-        Buckets {
-            changes: Bucket::new(CONFIG_BURST, CONFIG_PER_SECOND),
-            reports: Bucket::new(REPORT_BURST, REPORTS_PER_SECOND),
-        }
-    }
-}
-
-impl Bucket {
-    fn new(burst: f64, per_second: f64) -> Bucket {
-        Bucket {
-            tokens: burst,
-            at: Instant::now(),
-            burst,
-            per_second,
-        }
-    }
-
-    fn take(&mut self) -> bool {
-        let now = Instant::now();
-        let earned = now.duration_since(self.at).as_secs_f64() * self.per_second;
-        self.tokens = (self.tokens + earned).min(self.burst);
-        self.at = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
+/// Whether one more message of `kind` is within its rate: a session's limit
+/// (all its sockets share it), or the instructor's socket's own.
+fn allowed(lab: &Lab, access: &Access, buckets: &mut Buckets, kind: Kind) -> bool {
+    match access {
+        Access::Of(owner) => lab.sessions().allow(owner, kind),
+        Access::All => buckets.take(kind),
     }
 }
 
@@ -451,11 +409,12 @@ pub async fn run_viewer<W, R, E>(
     let stall = lab.config().write_stall_timeout;
     let mut filter = Filter::new(scope);
     let (snapshot, mut events) = lab.subscribe_viewer(&filter.scope.access, filter.scope.host);
+    // The instructor's own; a session's are kept with the session.
     let mut buckets = Buckets::new();
     // Whether this viewer may change its scope's settings (the anonymous
     // scope's only from the lab's own machine, `routes::may_configure`).
     let viewer = conn.as_ref().map(|c| c.peer());
-    let configure = crate::routes::may_configure(&lab, &filter.scope.access, viewer);
+    let configure = crate::routes::may_configure(&filter.scope.access, conn.as_deref());
     let mut last_lag: Option<Instant> = None;
     let end = 'serve: {
         if send(&mut sink, &filter.snapshot(snapshot), stall)
@@ -609,7 +568,7 @@ fn handle(
             count: lab.hangs().release(&ReleaseRequest { request, id }, access),
         }),
         Ok(ClientMessage::SetConfig { config }) => {
-            if !buckets.changes.take() {
+            if !allowed(lab, access, buckets, Kind::Changes) {
                 return Some(ServerEvent::Error(ErrorBody {
                     error: format!(
                         "too many set_config messages: at most {CONFIG_PER_SECOND} per second"
@@ -630,7 +589,7 @@ fn handle(
             }
         }
         Ok(ClientMessage::LessonReport { report }) => match access {
-            Access::Of(_) if !buckets.reports.take() => Some(ServerEvent::Error(ErrorBody {
+            Access::Of(_) if !allowed(lab, access, buckets, Kind::Reports) => Some(ServerEvent::Error(ErrorBody {
                 error: format!(
                     "too many lesson_report messages: at most {REPORTS_PER_SECOND} per second"
                 ),
@@ -649,7 +608,7 @@ fn handle(
             Access::All => None,
         },
         Ok(ClientMessage::SetMiddlebox { middlebox }) => {
-            if !buckets.changes.take() {
+            if !allowed(lab, access, buckets, Kind::Changes) {
                 return Some(ServerEvent::Error(ErrorBody {
                     error: format!(
                         "too many set_middlebox messages: at most {CONFIG_PER_SECOND} per second"

@@ -133,7 +133,7 @@ fn serve_connection(
     async move {
         // A client through the lab's middlebox is charged, not the
         // loopback address every mapping shares.
-        let charged = lab.peers().charged_ip(peer);
+        let (charged, via) = lab.peers().accepted(peer);
         let Some(slot) = lab.peers().connect(charged) else {
             let refusal = lab.peers().over_cap_response(charged);
             let _ = tokio::time::timeout(REFUSAL_WRITE, stream.write_all(&refusal)).await;
@@ -142,7 +142,7 @@ fn serve_connection(
         let local = stream.local_addr().unwrap_or(peer);
         // Responses are small and latency is what the lab shows: no Nagle delay.
         let _ = stream.set_nodelay(true);
-        let conn = Conn::open(&lab, peer, charged, local);
+        let conn = Conn::open(&lab, peer, (charged, via), local);
         // Its watchdog is polled after its I/O in every poll (below).
         conn.watch_in_this_task();
         let io = TokioIo::new(TrackedStream::new(stream, conn.clone(), slot));
@@ -455,10 +455,15 @@ impl Handler {
                 guard.respond(refused.into_response(), &self.conn.policy())
             ));
         }
+        let expects_continue = has_body
+            && request
+                .headers()
+                .get(hyper::header::EXPECT)
+                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
         let (parts, body) = request.into_parts();
         let mut request = axum::http::Request::from_parts(
             parts,
-            Body::new(GuardedBody::new(body, self.conn.clone())),
+            Body::new(GuardedBody::new(body, self.conn.clone(), expects_continue)),
         );
         request.extensions_mut().insert(guard.ctx().clone());
         Start::Route(Route {

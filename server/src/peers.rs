@@ -150,20 +150,20 @@ impl Peers {
     /// `peer`: the client it serves when the lab made it for one, else
     /// `peer`'s own. (Once per connection, at its accept.)
     pub fn charged_ip(&self, peer: SocketAddr) -> IpAddr {
-        self.behalf
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&peer)
-            .map_or(peer.ip(), |&(ip, _)| ip)
+        self.accepted(peer).0
     }
 
-    /// Through what the lab made the connection from `peer`, if it did.
-    pub fn via(&self, peer: SocketAddr) -> Option<Via> {
+    /// What a connection accepted from `peer` is, read once at its accept
+    /// and kept with it: the address its caps charge, and through what the
+    /// lab made it, if it did. (Looked up again later, a registration already
+    /// dropped, when its mapping ended, would make the rest of its requests
+    /// look like the lab's own machine.)
+    pub fn accepted(&self, peer: SocketAddr) -> (IpAddr, Option<Via>) {
         self.behalf
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(&peer)
-            .map(|&(_, via)| via)
+            .map_or((peer.ip(), None), |&(ip, via)| (ip, Some(via)))
     }
 
     /// Counts a new connection from `ip`, or `None` past the cap.

@@ -230,20 +230,18 @@ pub fn access(lab: &Lab, params: &Params, headers: &HeaderMap) -> Result<Access,
 /// not named a session yet: every participant's page load and the browser's
 /// spare sockets. So only the lab's own machine (a loopback address that is
 /// not the lab's middlebox forwarding a client) or the instructor key may
-/// change them. `peer` is `None` without the lab's accept loop (in-process
-/// tests), which has no other caller.
-pub fn may_configure(
-    lab: &Lab,
-    access: &Access,
-    peer: Option<std::net::SocketAddr>,
-) -> Result<(), ApiError> {
-    let local = |peer: std::net::SocketAddr| {
+/// change them. `conn` (the caller's connection) is `None` without the lab's
+/// accept loop (in-process tests), which has no other caller.
+pub fn may_configure(access: &Access, conn: Option<&crate::conn::Conn>) -> Result<(), ApiError> {
+    let local = |conn: &crate::conn::Conn| {
         // Not a connection the lab made to itself for a client (its
-        // middlebox's, an agent's): that client may be anywhere.
-        peer.ip().to_canonical().is_loopback() && lab.peers().via(peer).is_none()
+        // middlebox's, an agent's): that client may be anywhere. As it was
+        // at the accept: the middlebox's registration ends with its mapping,
+        // while requests already read from it may still wait their turn.
+        conn.peer().ip().to_canonical().is_loopback() && conn.via().is_none()
     };
     match access {
-        Access::Of(Owner::Anonymous) if !peer.is_none_or(local) => Err(ApiError::forbidden(
+        Access::Of(Owner::Anonymous) if !conn.is_none_or(local) => Err(ApiError::forbidden(
             "without a session, this changes the anonymous scope, whose settings every \
              participant's connections follow until they name a session; only the lab's \
              own machine or the instructor may change them",
@@ -391,7 +389,7 @@ async fn put_config(
         "/api/config?session=s-…",
     )?;
     let access = access(&lab, &params, &headers)?;
-    may_configure(&lab, &access, ctx.map(|Extension(c)| c.conn.peer()))?;
+    may_configure(&access, ctx.as_ref().map(|Extension(c)| &*c.conn))?;
     let body = body.map_err(|r| body_error(&r))?;
     let hint = r#"send some of {"keep_alive": true, "idle_timeout_ms": 5000, "max_requests": 100, "advertise_keep_alive": true, "hang_timeout_ms": null, "tcp_keepalive": {"idle_s": 60, "interval_s": 10}}"#;
     let patch: PolicyPatch = json_object(&body, "config", hint)?;

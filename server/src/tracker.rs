@@ -285,6 +285,18 @@ impl Tracker {
                     }
                 }
                 other => {
+                    if let ServerEvent::Middlebox {
+                        session: None,
+                        mapping,
+                        event: inner,
+                        ..
+                    } = &other
+                    {
+                        // Its route is learned from its `opened` and
+                        // forgotten at its `closed` even when nobody hears
+                        // them: a viewer may come in between.
+                        let _ = self.anonymous_mapping_route(*mapping, inner);
+                    }
                     self.apply(&mut table, &other);
                 }
             }

@@ -757,6 +757,46 @@ async fn only_the_labs_machine_or_the_instructor_changes_the_anonymous_scope() {
     drop(lab);
 }
 
+/// A connection the lab's middlebox made for a client stays that client's
+/// after the mapping's registration is gone: its middlebox ends a mapping
+/// (an expiry closes both sides) while requests read from it may still wait
+/// their turn behind a hang. (Found in review: the check looked the address
+/// up again at each request, so such a request looked like the lab's own
+/// machine and changed the anonymous scope for the whole room.)
+#[tokio::test]
+async fn a_forwarded_connection_stays_forwarded_after_its_mapping_is_gone() {
+    use keepalive_lab_server::peers::Via;
+    let (addr, lab) = start_server().await;
+    let defaults = get_config_as(addr, "").await;
+    // What the middlebox does for a mapping: bind, register, connect.
+    let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+    socket
+        .bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .expect("bound");
+    let local = socket.local_addr().expect("its address");
+    let client: SocketAddr = "192.0.2.7:40000".parse().expect("an address");
+    let registration = lab.peers().on_behalf(local, client, Via::Middlebox);
+    let stream = socket.connect(addr).await.expect("connected");
+    let mut forwarded = Client::from_stream(stream);
+    let first = forwarded.get("/api/fast").await;
+    assert_eq!(first.status, 200, "{}", first.text());
+
+    // The mapping ends; the connection carries on.
+    drop(registration);
+    let patch = r#"{"keep_alive": false}"#;
+    let refused = forwarded
+        .request("PUT", "/api/config", patch.as_bytes())
+        .await;
+    assert_eq!(refused.status, 403, "{}", refused.text());
+    assert!(
+        refused.error_body().error.contains("anonymous scope"),
+        "{:?}",
+        refused.error_body()
+    );
+    assert_eq!(get_config_as(addr, "").await, defaults, "nothing changed");
+    drop(lab);
+}
+
 /// Through the lab's middlebox every connection comes from loopback; the
 /// per-address caps charge the middlebox's client instead, so one
 /// participant filling its share through the middlebox leaves everyone
@@ -958,7 +998,19 @@ async fn a_flood_of_lesson_reports_is_rate_limited_and_the_instructor_keeps_up()
     let (addr, _lab) = start_server().await;
     let mut instructor = Viewer::connect(addr).await;
     let session = issue_session(addr).await;
-    let mut page = Viewer::connect_session(addr, &session).await;
+    // Five sockets of the one session share its limit (found in review: a
+    // limit per socket let a participant who opens hundreds flood anyway).
+    let mut pages = Vec::new();
+    for _ in 0..5 {
+        pages.push(Viewer::connect_session(addr, &session).await);
+    }
+    // What the instructor was told of the sockets coming, before any report.
+    instructor.pong().await;
+    let told_before = instructor
+        .seen
+        .iter()
+        .filter(|e| matches!(e, ServerEvent::ParticipantChanged { .. }))
+        .count();
     let figures: Vec<String> = (0..16)
         .map(|i| format!(r#"["f{i}", "{}"]"#, "x".repeat(200)))
         .collect();
@@ -971,28 +1023,30 @@ async fn a_flood_of_lesson_reports_is_rate_limited_and_the_instructor_keeps_up()
     let started = std::time::Instant::now();
     let sent = 500;
     for n in 0..sent {
-        page.send_text(&report(n)).await;
+        let count = pages.len();
+        pages[n % count].send_text(&report(n)).await;
     }
-    // The page is told which were not kept.
+    // Each socket is told which of its reports were not kept, before the
+    // answer to a ping sent after them.
     let refused = |seen: &[ServerEvent]| {
         seen.iter()
             .filter(|e| matches!(e, ServerEvent::Error(b) if b.error.contains("lesson_report")))
             .count()
     };
     let allowed = |elapsed: f64| (REPORT_BURST + elapsed * REPORTS_PER_SECOND).floor() as usize + 1;
-    common::within("the refusals", async {
-        while refused(&page.seen) + allowed(started.elapsed().as_secs_f64()) < sent {
-            page.next_event().await;
-        }
-    })
-    .await;
+    for page in &mut pages {
+        page.pong().await;
+    }
+    let refused_in_all: usize = pages.iter().map(|p| refused(&p.seen)).sum();
+    let mut page = pages.swap_remove(0);
     // The instructor heard the kept ones, and its view is still open.
     let changed = |seen: &[ServerEvent]| {
         seen.iter()
             .filter(|e| matches!(e, ServerEvent::ParticipantChanged { .. }))
             .count()
+            - told_before
     };
-    let kept = sent - refused(&page.seen);
+    let kept = sent - refused_in_all;
     common::within("the kept reports at the instructor", async {
         while changed(&instructor.seen) < kept {
             assert!(
@@ -1018,16 +1072,8 @@ async fn a_flood_of_lesson_reports_is_rate_limited_and_the_instructor_keeps_up()
     })
     .await;
     page.send_text(&report(sent)).await;
-    page.send_text(r#"{"type": "ping", "client_time_ms": 2}"#)
-        .await;
-    page.next_matching("the pong", |e| matches!(e, ServerEvent::Pong { .. }))
-        .await;
-    instructor
-        .send_text(r#"{"type": "ping", "client_time_ms": 3}"#)
-        .await;
-    instructor
-        .next_matching("the pong", |e| matches!(e, ServerEvent::Pong { .. }))
-        .await;
+    page.pong().await;
+    instructor.pong().await;
     assert_eq!(
         changed(&instructor.seen),
         kept + 1,
@@ -1082,4 +1128,30 @@ async fn an_anonymous_mapping_is_shown_only_on_its_clients_machine() {
         "{:#?}",
         elsewhere.seen
     );
+}
+
+/// An anonymous mapping opened while nobody watched is still routed to its
+/// client's machine once a viewer there comes. (Found in review: with nobody
+/// watching, its `opened` was not learned, so its later events reached only
+/// the instructor; and one closed while nobody watched stayed in the table.)
+#[tokio::test]
+async fn a_mapping_opened_while_nobody_watched_is_still_shown_on_its_machine() {
+    let (addr, lab) = start_server().await;
+    let via = lab_middlebox(addr, &lab).await;
+    let mut client = Client::connect(via).await;
+    assert_eq!(client.get("/api/fast?id=unwatched").await.status, 200);
+    let mut same_machine = Viewer::connect_anonymous(addr).await;
+    drop(client);
+    same_machine
+        .next_matching("the mapping's end, on its machine", |e| {
+            matches!(
+                e,
+                ServerEvent::Middlebox {
+                    session: None,
+                    event: protocol::MiddleboxEvent::Closed { .. },
+                    ..
+                }
+            )
+        })
+        .await;
 }

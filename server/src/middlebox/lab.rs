@@ -300,7 +300,7 @@ pub async fn put_middlebox(
 ) -> Result<Json<MiddleboxView>, ApiError> {
     let params = Params::parse("/api/middlebox", query.as_deref(), &["key"], EXAMPLE)?;
     let access = crate::routes::access(&lab, &params, &headers)?;
-    crate::routes::may_configure(&lab, &access, ctx.map(|axum::Extension(c)| c.conn.peer()))?;
+    crate::routes::may_configure(&access, ctx.as_ref().map(|axum::Extension(c)| &*c.conn))?;
     let body = body.map_err(|rejection| {
         ApiError::with_status(
             rejection.status(),

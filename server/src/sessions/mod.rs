@@ -22,6 +22,7 @@
 //! after [`SESSION_TTL`] (or sooner when room is needed).
 
 pub mod key;
+pub mod rate;
 pub mod room;
 
 use std::collections::HashMap;
@@ -145,6 +146,9 @@ struct Scope {
     last_used: Instant,
     /// What the instructor sees of this participant.
     presence: room::Presence,
+    /// How many settings changes and lesson reports it may still send: one
+    /// limit for all its sockets (`events::CONFIG_BURST`, `REPORT_BURST`).
+    rates: rate::Buckets,
 }
 
 impl Scope {
@@ -161,6 +165,7 @@ impl Scope {
             peer,
             last_used: Instant::now(),
             presence: room::Presence::default(),
+            rates: rate::Buckets::new(),
         }
     }
 
@@ -530,6 +535,15 @@ impl Sessions {
             .report(report)
             .map_err(|e| ApiError::bad_request(e, "report one of GET /api/lessons, briefly"))?;
         Ok(changed.then(|| scope.presence.view(id, scope.viewers > 0)))
+    }
+
+    /// Whether `owner` may send one more message of `kind` now (its
+    /// sockets share the limit). An unknown owner is refused elsewhere.
+    pub fn allow(&self, owner: &Owner, kind: rate::Kind) -> bool {
+        lock(&self.inner)
+            .scopes
+            .get_mut(owner)
+            .is_none_or(|scope| scope.rates.take(kind))
     }
 
     /// `owner` as the instructor sees them (sessions only).

@@ -114,13 +114,13 @@ async fn serve_connection(
 ) {
     // Over its address's cap: closed untracked (a JSON refusal in clear
     // text would mean nothing to a TLS client).
-    let charged = lab.peers().charged_ip(peer);
+    let (charged, via) = lab.peers().accepted(peer);
     let Some(slot) = lab.peers().connect(charged) else {
         return;
     };
     let local = stream.local_addr().unwrap_or(peer);
     let _ = stream.set_nodelay(true);
-    let conn = Conn::open(&lab, peer, charged, local);
+    let conn = Conn::open(&lab, peer, (charged, via), local);
     let tracked = TrackedStream::new(stream, conn.clone(), slot);
     // The handshake is bounded like a request head (a slowloris guard). The
     // reason is recorded before the socket is dropped (its `Drop` reports).

@@ -990,6 +990,15 @@ impl Viewer {
         self.timeline(response.request_id()).await;
     }
 
+    /// Sends a `ping` and waits for its `pong`: the server has handled every
+    /// message this viewer sent before, and the socket is still open.
+    pub async fn pong(&mut self) {
+        self.send_text(r#"{"type": "ping", "client_time_ms": 0}"#)
+            .await;
+        self.next_matching("the pong", |e| matches!(e, ServerEvent::Pong { .. }))
+            .await;
+    }
+
     /// Sends a text message.
     pub async fn send_text(&mut self, text: &str) {
         self.send(Message::text(text)).await;

@@ -1,0 +1,88 @@
+//! Rate limits on what a page may send over its events socket, kept per
+//! session (a session's sockets share them) in the registry, and per socket
+//! for the instructor's. Token buckets.
+
+use std::time::Instant;
+
+use crate::events::{CONFIG_BURST, CONFIG_PER_SECOND, REPORT_BURST, REPORTS_PER_SECOND};
+
+/// Which limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// `set_config` and `set_middlebox`.
+    Changes,
+    /// `lesson_report`.
+    Reports,
+}
+
+/// A token bucket: how many messages of one kind may be sent.
+#[derive(Debug)]
+struct Bucket {
+    /// Tokens left.
+    tokens: f64,
+    /// When they were counted.
+    at: Instant,
+    /// Most tokens (the burst).
+    burst: f64,
+    /// Tokens earned per second.
+    per_second: f64,
+}
+
+/// One sender's buckets.
+#[derive(Debug)]
+pub struct Buckets {
+    /// `set_config` and `set_middlebox`.
+    changes: Bucket,
+    /// `lesson_report`.
+    reports: Bucket,
+}
+
+impl Buckets {
+    /// Full buckets.
+    pub fn new() -> Buckets {
+        Buckets {
+            changes: Bucket::new(CONFIG_BURST, CONFIG_PER_SECOND),
+            reports: Bucket::new(REPORT_BURST, REPORTS_PER_SECOND),
+        }
+    }
+}
+
+impl Bucket {
+    fn new(burst: f64, per_second: f64) -> Bucket {
+        Bucket {
+            tokens: burst,
+            at: Instant::now(),
+            burst,
+            per_second,
+        }
+    }
+
+    fn take(&mut self) -> bool {
+        let now = Instant::now();
+        let earned = now.duration_since(self.at).as_secs_f64() * self.per_second;
+        self.tokens = (self.tokens + earned).min(self.burst);
+        self.at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+impl Buckets {
+    /// Takes one token of `kind`, or says it is over its rate.
+    pub fn take(&mut self, kind: Kind) -> bool {
+        match kind {
+            Kind::Changes => self.changes.take(),
+            Kind::Reports => self.reports.take(),
+        }
+    }
+}
+
+impl Default for Buckets {
+    fn default() -> Buckets {
+        Buckets::new()
+    }
+}

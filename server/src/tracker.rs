@@ -95,9 +95,45 @@ struct ConnRecord {
     /// Recent requests, oldest first; trimmed to the configured number of
     /// completed ones.
     requests: VecDeque<RequestSnapshot>,
+    /// How many of `requests` have completed (kept, not counted at every
+    /// request's end: bench figure 1).
+    completed: usize,
 }
 
 impl ConnRecord {
+    /// A request ended: records it, then drops the oldest *completed*
+    /// requests beyond `keep` (in-flight ones stay). Whether it was in
+    /// flight here.
+    fn finished(
+        &mut self,
+        request: RequestId,
+        outcome: RequestOutcome,
+        at_us: Micros,
+        keep: usize,
+    ) -> bool {
+        match self
+            .requests
+            .iter_mut()
+            .rev()
+            .find(|r| r.request == request)
+        {
+            Some(r) if r.outcome.is_none() => {
+                r.outcome = Some(outcome);
+                r.finished_us = Some(at_us);
+            }
+            _ => return false,
+        }
+        self.completed += 1;
+        while self.completed > keep {
+            let Some(oldest) = self.requests.iter().position(|r| r.outcome.is_some()) else {
+                break;
+            };
+            self.requests.remove(oldest);
+            self.completed -= 1;
+        }
+        true
+    }
+
     /// A request's head was read on this connection.
     fn started(
         &mut self,
@@ -211,6 +247,7 @@ impl Tracker {
                 counters,
                 requests_total: 0,
                 requests: VecDeque::new(),
+                completed: 0,
             },
         );
         let event = ServerEvent::ConnectionOpened {
@@ -393,19 +430,9 @@ impl Tracker {
                 request,
                 outcome,
                 at_us,
-            } => {
-                match find(table, *conn, *request) {
-                    Some(r) if r.outcome.is_none() => {
-                        r.outcome = Some(*outcome);
-                        r.finished_us = Some(*at_us);
-                    }
-                    _ => return false,
-                }
-                if let Some(record) = table.get_mut(conn) {
-                    trim(&mut record.requests, self.keep_per_conn);
-                }
-                true
-            }
+            } => table.get_mut(conn).is_some_and(|record| {
+                record.finished(*request, *outcome, *at_us, self.keep_per_conn)
+            }),
             ServerEvent::ConnectionAttributed { conn, session, .. } => match table.get_mut(conn) {
                 Some(record) => {
                     record.session = Some(session.clone());
@@ -733,21 +760,6 @@ fn find(
         .find(|r| r.request == request)
 }
 
-/// Drops the oldest *completed* requests beyond `keep`; in-flight ones stay.
-fn trim(requests: &mut VecDeque<RequestSnapshot>, keep: usize) {
-    if requests.len() <= keep {
-        return; // fewer than `keep` at all (every request's end comes here)
-    }
-    let mut done = requests.iter().filter(|r| r.outcome.is_some()).count();
-    while done > keep {
-        let Some(pos) = requests.iter().position(|r| r.outcome.is_some()) else {
-            break;
-        };
-        requests.remove(pos);
-        done -= 1;
-    }
-}
-
 fn snapshot_one(conn: ConnId, r: &ConnRecord) -> ConnectionSnapshot {
     ConnectionSnapshot {
         conn,
@@ -820,6 +832,29 @@ mod tests {
         let ids: Vec<u64> = conns[0].requests.iter().map(|r| r.request.0).collect();
         assert_eq!(ids, vec![3, 4, 5], "2 newest completed + the one in flight");
         assert_eq!(conns[0].requests_total, 5);
+    }
+
+    #[test]
+    fn requests_ending_out_of_order_or_twice_are_kept_by_completion() {
+        // HTTP/2 streams end in any order; an end told twice counts once.
+        let t = tracker(2);
+        t.open(ConnId(1), addr(1), addr(80), Arc::default());
+        for i in 1..=5 {
+            t.record(started(1, i, i as u32));
+        }
+        for i in [4, 2, 2, 5, 4] {
+            t.record(finished(1, i));
+        }
+        let ids = |t: &Tracker| -> Vec<u64> {
+            t.connections()[0]
+                .requests
+                .iter()
+                .map(|r| r.request.0)
+                .collect()
+        };
+        assert_eq!(ids(&t), vec![1, 3, 4, 5], "the oldest completed (2) went");
+        t.record(finished(1, 1));
+        assert_eq!(ids(&t), vec![3, 4, 5], "then 1; 3 is still in flight");
     }
 
     #[test]

@@ -355,7 +355,9 @@ impl Sessions {
 
     /// Whether `owner` exists (the anonymous scope always does).
     pub fn knows(&self, owner: &Owner) -> bool {
-        lock(&self.inner).scopes.contains_key(owner)
+        // The anonymous scope is there from start to shutdown (no lock:
+        // every request without a session asks).
+        *owner == Owner::Anonymous || lock(&self.inner).scopes.contains_key(owner)
     }
 
     /// Counts one more request for `owner`, or refuses: an unknown session

@@ -568,6 +568,11 @@ fn handle(
             count: lab.hangs().release(&ReleaseRequest { request, id }, access),
         }),
         Ok(ClientMessage::SetConfig { config }) => {
+            // Refused first: a viewer that may not change the scope spends
+            // none of the limit its sockets share with those that may.
+            if let Err(refused) = configure {
+                return Some(ServerEvent::Error(refused.body.clone()));
+            }
             if !allowed(lab, access, buckets, Kind::Changes) {
                 return Some(ServerEvent::Error(ErrorBody {
                     error: format!(
@@ -575,9 +580,6 @@ fn handle(
                     ),
                     hint: "send one change per edit; this one was not applied".into(),
                 }));
-            }
-            if let Err(refused) = configure {
-                return Some(ServerEvent::Error(refused.body.clone()));
             }
             let result = match access {
                 Access::All => lab.set_defaults(&config),
@@ -608,6 +610,9 @@ fn handle(
             Access::All => None,
         },
         Ok(ClientMessage::SetMiddlebox { middlebox }) => {
+            if let Err(refused) = configure {
+                return Some(ServerEvent::Error(refused.body.clone()));
+            }
             if !allowed(lab, access, buckets, Kind::Changes) {
                 return Some(ServerEvent::Error(ErrorBody {
                     error: format!(
@@ -615,9 +620,6 @@ fn handle(
                     ),
                     hint: "send one change per edit; this one was not applied".into(),
                 }));
-            }
-            if let Err(refused) = configure {
-                return Some(ServerEvent::Error(refused.body.clone()));
             }
             crate::middlebox::lab::set_from_viewer(lab, access, &middlebox)
         }

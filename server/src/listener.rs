@@ -372,7 +372,8 @@ struct Head<'a> {
     origin: Option<&'a hyper::header::HeaderValue>,
     /// It has a `Connection` header.
     connection: bool,
-    /// `Expect: 100-continue`.
+    /// `Expect: 100-continue` (the last `Expect`), over HTTP/1.1: hyper then
+    /// sends `100 Continue` when the body is first read.
     expects_continue: bool,
 }
 
@@ -392,7 +393,10 @@ impl<'a> Head<'a> {
             } else if name == hyper::header::CONNECTION {
                 head.connection = true;
             } else if name == hyper::header::EXPECT {
-                head.expects_continue |= value.as_bytes().eq_ignore_ascii_case(b"100-continue");
+                // The last one counts, as hyper reads it (and only above
+                // HTTP/1.0 does hyper answer it with `100 Continue`).
+                head.expects_continue = request.version() > hyper::Version::HTTP_10
+                    && value.as_bytes().eq_ignore_ascii_case(b"100-continue");
             }
         }
         head

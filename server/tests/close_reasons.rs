@@ -667,6 +667,24 @@ async fn a_body_expecting_100_continue_is_not_asked_for_when_unread() {
     assert_eq!(client.read_until_closed().await, (Vec::new(), Ending::Eof));
     let closed = closed_for_an_unread_body(&mut viewer, &response, RaceClose::Fin).await;
     assert_eq!(closed.requests, 1);
+
+    // Two `Expect` headers: the last counts, as hyper reads it (no `100
+    // Continue` to wait for), so a body sent with the head is drained and
+    // the connection kept, as for any request.
+    let mut client = Client::connect(addr).await;
+    client
+        .send_raw(
+            b"POST /api/fast?id=last HTTP/1.1\r\nExpect: 100-continue\r\nExpect: later\r\n\
+              Content-Length: 5\r\n\r\nhello",
+        )
+        .await;
+    let response = client.read_response().await;
+    assert_eq!(response.status, 200, "{response:?}");
+    assert_eq!(response.header("connection"), None, "kept: {response:?}");
+    assert_eq!(
+        client.get("/api/fast?id=next").await.conn_id(),
+        response.conn_id()
+    );
 }
 
 /// Checks that `response` announced the close (`Connection: close`, no

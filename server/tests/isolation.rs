@@ -797,6 +797,40 @@ async fn a_forwarded_connection_stays_forwarded_after_its_mapping_is_gone() {
     drop(lab);
 }
 
+/// A viewer that may not change the anonymous scope (here through the
+/// middlebox) spends none of the limit on changes that the scope's sockets
+/// share: after its flood, the lab machine's own page still changes it.
+/// (Found in review: the limit was taken before the permission check.)
+#[tokio::test]
+async fn a_refused_viewers_flood_leaves_the_scopes_limit_to_those_who_may_change_it() {
+    let (addr, lab) = start_server().await;
+    let via = lab_middlebox(addr, &lab).await;
+    let mut forwarded = Viewer::connect_anonymous(via).await;
+    for _ in 0..30 {
+        forwarded
+            .send_text(r#"{"type":"set_config","config":{"idle_timeout_ms":100}}"#)
+            .await;
+        let ServerEvent::Error(error) = forwarded.next_reply().await else {
+            panic!("set_config from a forwarded anonymous viewer is refused");
+        };
+        assert!(error.error.contains("anonymous scope"), "{error:?}");
+    }
+    let mut local = Viewer::connect_anonymous(addr).await;
+    local
+        .send_text(r#"{"type":"set_config","config":{"idle_timeout_ms":1234}}"#)
+        .await;
+    local.pong().await;
+    assert!(
+        !local
+            .seen
+            .iter()
+            .any(|e| matches!(e, ServerEvent::Error(_))),
+        "{:?}",
+        local.seen
+    );
+    assert_eq!(get_config_as(addr, "").await.idle_timeout_ms, 1234);
+}
+
 /// Through the lab's middlebox every connection comes from loopback; the
 /// per-address caps charge the middlebox's client instead, so one
 /// participant filling its share through the middlebox leaves everyone

@@ -334,6 +334,31 @@ impl Runner {
                 commands.extend(self.restore());
                 break;
             };
+            // What a settings step will change must be known first, to be
+            // put back: the page hears its policy with its first snapshot
+            // and its middlebox from `GET /api/middlebox` as it loads, and a
+            // lesson started before either arrived left the learner's
+            // settings changed (seen once in a loaded CI run).
+            let unknown = match step {
+                Step::Policy(_) if self.saved.is_none() => {
+                    self.saved = state.config.clone();
+                    self.saved.is_none()
+                }
+                Step::Middlebox(_) if self.saved_middlebox.is_none() => {
+                    self.saved_middlebox = state.middlebox_settings.as_ref().map(|m| m.0.clone());
+                    self.saved_middlebox.is_none()
+                }
+                _ => false,
+            };
+            if unknown {
+                if now_ms - self.step_started_ms > f64::from(POLICY_WAIT_MS) {
+                    let why = "the page has not heard its settings from the server, so it \
+                               could not put them back afterwards; reload the page"
+                        .to_owned();
+                    commands.extend(self.fail(why));
+                }
+                break;
+            }
             match step {
                 Step::Policy(patch) => {
                     self.awaiting_policy =
@@ -346,10 +371,6 @@ impl Runner {
                 }
                 Step::ReleaseAll => commands.push(Command::Release(None)),
                 Step::Middlebox(patch) => {
-                    if self.saved_middlebox.is_none() {
-                        self.saved_middlebox =
-                            state.middlebox_settings.as_ref().map(|m| m.0.clone());
-                    }
                     self.awaiting_middlebox = Some(Self::middlebox_heard(state));
                     commands.push(Command::Send(protocol::ClientMessage::SetMiddlebox {
                         middlebox: patch,
@@ -472,6 +493,56 @@ mod tests {
         assert_eq!(
             commands,
             vec![Command::SetPolicy(full_patch(&ServerPolicy::default()))]
+        );
+    }
+
+    #[test]
+    fn a_settings_step_waits_until_the_page_knows_what_to_put_back() {
+        // The page has not heard its middlebox yet: the lesson does not
+        // change it until it has, then puts back what it heard.
+        let mut s = state();
+        let mut runner = Runner::new(find("nat-real-time").unwrap());
+        runner.predict(Answer::Choice(1));
+        assert!(runner.start(&s, 0.0).is_empty(), "waits");
+        assert!(runner.poll(&s, 100.0).is_empty(), "still waits");
+        let before = protocol::Preset::AwsNat.settings(100);
+        s.apply(crate::state::Action::ServerBatch(vec![
+            protocol::ServerEvent::MiddleboxChanged {
+                in_force_ms: before.in_force_ms(),
+                settings: before.clone(),
+                session: Some(s.session.clone()),
+                at_us: 1,
+            },
+        ]));
+        assert!(matches!(
+            &runner.poll(&s, 200.0)[..],
+            [Command::Send(protocol::ClientMessage::SetMiddlebox { .. })]
+        ));
+        let back = runner.poll(&s, 60_000.0);
+        assert!(matches!(runner.stage, Stage::Failed(_)), "unconfirmed");
+        assert!(
+            back.iter().any(
+                |c| matches!(c, Command::Send(protocol::ClientMessage::SetMiddlebox { middlebox })
+                if middlebox.preset == Some(protocol::Preset::AwsNat))
+            ),
+            "{back:?}"
+        );
+        // Never heard: the lesson fails in words, having changed nothing.
+        let s = state();
+        let mut never = Runner::new(find("nat-real-time").unwrap());
+        never.predict(Answer::Choice(1));
+        never.start(&s, 0.0);
+        let back = never.poll(&s, 60_000.0);
+        let Stage::Failed(why) = &never.stage else {
+            panic!("{:?}", never.stage)
+        };
+        assert!(why.contains("has not heard its settings"), "{why}");
+        assert!(
+            !back.iter().any(|c| matches!(
+                c,
+                Command::Send(protocol::ClientMessage::SetMiddlebox { .. })
+            )),
+            "{back:?}"
         );
     }
 

@@ -174,7 +174,7 @@ pub fn watch(
             // every poll, not once per turn): the timer once after each reset
             // (to register this task), then once tokio's timer has fired (an
             // atomic read, then a wake: no clock reading per poll); the
-            // view's wait once after it is made, then
+            // view's wait once after it is made (see `changed` above), then
             // when `view` has changed (a closed channel counts as a change).
             // Both unconstrained by tokio's budget, which would otherwise
             // answer that first poll without registering. In a fixed order (no

@@ -713,13 +713,7 @@ async fn only_the_labs_machine_or_the_instructor_changes_the_anonymous_scope() {
     assert_eq!(get_config_as(addr, "").await, defaults);
     // A viewer through the middlebox: it may watch and ping, not configure.
     let mut viewer = Viewer::connect_anonymous(via).await;
-    viewer
-        .send_text(r#"{"type":"set_config","config":{"idle_timeout_ms":100}}"#)
-        .await;
-    let ServerEvent::Error(error) = viewer.next_reply().await else {
-        panic!("set_config from a forwarded anonymous viewer is refused");
-    };
-    assert!(error.error.contains("anonymous scope"), "{error:?}");
+    set_config_is_refused_for_the_anonymous_scope(&mut viewer).await;
     viewer
         .send_text(r#"{"type":"ping","client_time_ms":1}"#)
         .await;
@@ -807,13 +801,7 @@ async fn a_refused_viewers_flood_leaves_the_scopes_limit_to_those_who_may_change
     let via = lab_middlebox(addr, &lab).await;
     let mut forwarded = Viewer::connect_anonymous(via).await;
     for _ in 0..30 {
-        forwarded
-            .send_text(r#"{"type":"set_config","config":{"idle_timeout_ms":100}}"#)
-            .await;
-        let ServerEvent::Error(error) = forwarded.next_reply().await else {
-            panic!("set_config from a forwarded anonymous viewer is refused");
-        };
-        assert!(error.error.contains("anonymous scope"), "{error:?}");
+        set_config_is_refused_for_the_anonymous_scope(&mut forwarded).await;
     }
     let mut local = Viewer::connect_anonymous(addr).await;
     local
@@ -829,6 +817,18 @@ async fn a_refused_viewers_flood_leaves_the_scopes_limit_to_those_who_may_change
         local.seen
     );
     assert_eq!(get_config_as(addr, "").await.idle_timeout_ms, 1234);
+}
+
+/// Sends a `set_config` from `viewer`, an anonymous viewer that may not
+/// change the anonymous scope, and checks that it is refused as such.
+async fn set_config_is_refused_for_the_anonymous_scope(viewer: &mut Viewer) {
+    viewer
+        .send_text(r#"{"type":"set_config","config":{"idle_timeout_ms":100}}"#)
+        .await;
+    let ServerEvent::Error(error) = viewer.next_reply().await else {
+        panic!("set_config from a forwarded anonymous viewer is refused");
+    };
+    assert!(error.error.contains("anonymous scope"), "{error:?}");
 }
 
 /// Through the lab's middlebox every connection comes from loopback; the

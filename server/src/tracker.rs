@@ -204,9 +204,9 @@ impl Tracker {
 
     /// Stamps an event with the clock and records it ([`Tracker::record`]).
     /// The stamp is taken under the table lock, so events are broadcast in
-    /// the order of their timestamps.
-    pub fn emit(&self, event: impl FnOnce(Micros) -> ServerEvent) {
-        self.record_with(event);
+    /// the order of their timestamps. Returns the stamp.
+    pub fn emit(&self, event: impl FnOnce(Micros) -> ServerEvent) -> Micros {
+        self.record_with(event)
     }
 
     /// The clock events are stamped with.
@@ -301,9 +301,12 @@ impl Tracker {
         self.record_with(|_| event);
     }
 
-    fn record_with(&self, make: impl FnOnce(Micros) -> ServerEvent) {
+    /// [`Tracker::emit`] and [`Tracker::record`]: returns the clock's reading
+    /// (the stamp, for an event made by `make`).
+    fn record_with(&self, make: impl FnOnce(Micros) -> ServerEvent) -> Micros {
         let mut table = self.lock();
-        let event = make(self.clock.now_us());
+        let now = self.clock.now_us();
+        let event = make(now);
         if self.events.receiver_count() == 0 && self.viewers().is_empty() {
             // Nobody is watching: keep the facts, but move a request's strings
             // into the table instead of cloning them for an event nobody gets.
@@ -337,7 +340,7 @@ impl Tracker {
                     self.apply(&mut table, &other);
                 }
             }
-            return;
+            return now;
         }
         if self.apply(&mut table, &event) {
             let route = match &event {
@@ -351,6 +354,7 @@ impl Tracker {
             };
             self.hand_out(event, route);
         }
+        now
     }
 
     /// Where an event of a mapping that named no session goes: the viewers

@@ -1007,8 +1007,9 @@ impl RequestGuard {
                 at_us,
             });
         // Idle from the stamp of its last request's end (one clock reading
-        // for both); set before the connection counts as idle.
-        conn.idle_since_us.store(at_us, Ordering::Relaxed);
+        // for both); set before the connection counts as idle. The latest
+        // wins: two HTTP/2 streams can end at once.
+        conn.idle_since_us.fetch_max(at_us, Ordering::Relaxed);
         conn.in_flight.fetch_sub(1, Ordering::AcqRel);
         conn.changed();
     }

@@ -318,8 +318,11 @@ impl Route {
             // No timer at all when the hang timeout is off (the default): a
             // timer per request is measurable at 40k req/s. When it is on,
             // it is boxed, so that requests without one do not carry its room.
-            deadline: hang_timeout_ms
-                .map(|ms| Box::pin(tokio::time::sleep(Duration::from_millis(ms)))),
+            deadline: hang_timeout_ms.map(|ms| {
+                Box::pin(tokio::task::coop::unconstrained(tokio::time::sleep(
+                    Duration::from_millis(ms),
+                )))
+            }),
             held_answer: HeldHang::answer,
             take_unread_body: Conn::take_unread_body,
         }
@@ -349,16 +352,25 @@ pin_project_lite::pin_project! {
     /// [`Route::run`]'s future. `H` and `D` are the futures of
     /// [`HeldHang::answer`] and [`Conn::take_unread_body`], named through the
     /// functions themselves (`A`, `T`: zero-sized).
+    ///
+    /// Fields drop in the order they are declared: what the request waits on
+    /// (`step`, `deadline`) goes before its `guard` reports it aborted (a
+    /// client gone, a reset stream, a closed connection), so a held hang has
+    /// left the lab's table and freed its ticket by then, as with the
+    /// combinators this replaced.
     struct Answer<A, H, T, D> {
-        // Reports the request's end (`None` once answered).
-        guard: Option<RequestGuard>,
-        // The connection the request arrived on.
-        conn: Arc<Conn>,
         // Where it is.
         #[pin]
         step: Step<H, D>,
         // The owner's hang timeout, when it has one: it covers every step.
-        deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+        // Unconstrained by tokio's budget, so that a step that used the
+        // budget up does not put the deadline off by a turn (tokio's own
+        // `timeout` does the same).
+        deadline: Option<Pin<Box<tokio::task::coop::Unconstrained<tokio::time::Sleep>>>>,
+        // Reports the request's end (`None` once answered).
+        guard: Option<RequestGuard>,
+        // The connection the request arrived on.
+        conn: Arc<Conn>,
         // [`HeldHang::answer`].
         held_answer: A,
         // [`Conn::take_unread_body`].
@@ -433,8 +445,11 @@ where
                     if drain.as_mut().poll(cx).is_pending() {
                         break;
                     }
-                    let response = response.take();
-                    return Poll::Ready(self.answer(response));
+                    // `None` only if polled again after its answer.
+                    let Some(response) = response.take() else {
+                        return Poll::Ready(Err(Deliberate("already answered")));
+                    };
+                    return Poll::Ready(self.answer(Some(response)));
                 }
                 // Polled again after its answer (hyper does not): nothing
                 // to send.

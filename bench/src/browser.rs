@@ -120,7 +120,11 @@ pub enum Browser {
 }
 
 /// Measures figures 3 and 4 with the page in `dist`.
-pub async fn event_pipeline_and_frames(dist: &Path, profile: Option<PathBuf>) -> Browser {
+pub async fn event_pipeline_and_frames(
+    dist: &Path,
+    profile: Option<PathBuf>,
+    trace: Option<PathBuf>,
+) -> Browser {
     if !dist.join("index.html").is_file() {
         return Browser::NotMeasured(format!(
             "needs the built page: no index.html in {}",
@@ -132,7 +136,8 @@ pub async fn event_pipeline_and_frames(dist: &Path, profile: Option<PathBuf>) ->
     }
     // The DevTools client panics on failure (it is test code): contain that.
     let dist = dist.to_path_buf();
-    let run = tokio::spawn(async move { measure(&dist, profile.as_deref()).await });
+    let run =
+        tokio::spawn(async move { measure(&dist, profile.as_deref(), trace.as_deref()).await });
     match tokio::time::timeout(Duration::from_secs(300), run).await {
         Ok(Ok(Ok(browser))) => browser,
         Ok(Ok(Err(e))) => Browser::NotMeasured(format!("failed: {e}")),
@@ -157,14 +162,22 @@ fn with_bare_page(dist: &Path) -> Result<PathBuf, String> {
     Ok(dir)
 }
 
-async fn measure(dist: &Path, profile: Option<&Path>) -> Result<Browser, String> {
+async fn measure(
+    dist: &Path,
+    profile: Option<&Path>,
+    trace: Option<&Path>,
+) -> Result<Browser, String> {
     let served = with_bare_page(dist)?;
-    let result = measure_both(&served, profile).await;
+    let result = measure_both(&served, profile, trace).await;
     let _ = std::fs::remove_dir_all(&served);
     result
 }
 
-async fn measure_both(dist: &Path, profile: Option<&Path>) -> Result<Browser, String> {
+async fn measure_both(
+    dist: &Path,
+    profile: Option<&Path>,
+    trace: Option<&Path>,
+) -> Result<Browser, String> {
     let server = Server::start(Kind::Lab, Policy::Bench, Some(dist)).await?;
     let mut browser = Chromium::launch().await;
     // The bare page first, then the lab's: each in a fresh tab of the same
@@ -173,6 +186,7 @@ async fn measure_both(dist: &Path, profile: Option<&Path>) -> Result<Browser, St
         &mut browser,
         &format!("http://{}/bare.html", server.addr),
         profile.map(|p| with_suffix(p, "bare")).as_deref(),
+        trace.map(|p| with_suffix(p, "bare")).as_deref(),
     )
     .await?
     {
@@ -183,6 +197,7 @@ async fn measure_both(dist: &Path, profile: Option<&Path>) -> Result<Browser, St
         &mut browser,
         &format!("http://{}/#endpoint=fast", server.addr),
         profile.map(|p| with_suffix(p, "lab")).as_deref(),
+        trace.map(|p| with_suffix(p, "lab")).as_deref(),
     )
     .await?
     {
@@ -201,6 +216,7 @@ async fn page_phases(
     browser: &mut Chromium,
     url: &str,
     profile: Option<&Path>,
+    trace: Option<&Path>,
 ) -> Result<Result<Phases, Browser>, String> {
     let page = browser.open(url).await;
 
@@ -223,7 +239,10 @@ async fn page_phases(
              the page has none"
         ))));
     }
-    let profiled = |name: &str| profile.map(|p| with_suffix(p, &format!("{name}.cpuprofile")));
+    let profiled = |name: &str| Record {
+        profile: profile.map(|p| with_suffix(p, &format!("{name}.cpuprofile"))),
+        trace: trace.map(|p| with_suffix(p, &format!("{name}.json"))),
+    };
     let light = phase(
         browser,
         &page,
@@ -259,6 +278,14 @@ async fn page_phases(
     }))
 }
 
+/// What to record of a phase beside its figures, and where.
+struct Record {
+    /// Chromium's CPU profile of the page's main thread.
+    profile: Option<PathBuf>,
+    /// A trace of the whole browser.
+    trace: Option<PathBuf>,
+}
+
 /// `PREFIX-name`.
 fn with_suffix(prefix: &Path, name: &str) -> PathBuf {
     let mut file = prefix.as_os_str().to_owned();
@@ -276,7 +303,7 @@ async fn phase(
     burst: u32,
     bursts: u32,
     every: Duration,
-    profile: Option<PathBuf>,
+    Record { profile, trace }: Record,
 ) -> Result<Phase, String> {
     let start = format!(
         "(() => {{ const count = document.getElementById('c-count');
@@ -316,6 +343,9 @@ async fn phase(
             .command(page, "Profiler.start", serde_json::json!({}))
             .await;
     }
+    if trace.is_some() {
+        browser.start_trace(page, crate::trace::CATEGORIES).await;
+    }
     for _ in 0..bursts {
         browser
             .eval(page, "document.getElementById('fire').click()")
@@ -323,6 +353,17 @@ async fn phase(
         tokio::time::sleep(every).await;
     }
     tokio::time::sleep(SETTLE).await;
+    if let Some(path) = &trace {
+        let events = browser.stop_trace(page).await;
+        std::fs::write(path, Value::Array(events.clone()).to_string())
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        eprintln!(
+            "bench: trace, bursts of {burst}: {} ({} events)\n{}",
+            path.display(),
+            events.len(),
+            crate::trace::summary(&events, 8, 12)
+        );
+    }
     if let Some(path) = &profile {
         let stopped = browser
             .command(page, "Profiler.stop", serde_json::json!({}))

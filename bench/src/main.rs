@@ -37,6 +37,7 @@ mod report;
 mod room;
 mod server;
 mod soak;
+mod trace;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -51,6 +52,7 @@ usage: keepalive-lab-bench [--out FILE] [--dist DIR] [--quick]
                            [--connections N] [--rounds N] [--seconds S] [--hold N]
                            [--soak-secs N] [--room N,N,...] [--room-secs N]
                            [--only 1,2,...] [--profile PREFIX]
+                           [--trace PREFIX]
 
   --out FILE        where to write the report (default BENCHMARKS.md)
   --dist DIR        the built frontend, for figures 3-5 (default dist)
@@ -67,7 +69,11 @@ usage: keepalive-lab-bench [--out FILE] [--dist DIR] [--quick]
   --profile PREFIX  with figures 3-4, record Chromium's CPU profile of each page in each
                     phase into PREFIX-{lab,bare}-{light,lesson,load}.cpuprofile and print
                     where its main thread spent its time (build the page with `cargo xtask build
-                    --names DIR` and pass --dist DIR, so wasm functions have names)";
+                    --names DIR` and pass --dist DIR, so wasm functions have names)
+  --trace PREFIX    with figures 3-4, record a trace of the whole browser (style, layout,
+                    paint, raster and compositing, on every thread) in each phase into
+                    PREFIX-{lab,bare}-{light,lesson,load}.json (Chrome's trace format, for
+                    Perfetto) and print the busiest threads and what they did";
 
 #[derive(Debug)]
 struct Options {
@@ -84,6 +90,8 @@ struct Options {
     only: Option<Vec<u8>>,
     /// Where figures 3-4 write the lab page's CPU profiles, if anywhere.
     profile: Option<PathBuf>,
+    /// Where figures 3-4 write their browser traces, if anywhere.
+    trace: Option<PathBuf>,
 }
 
 impl Options {
@@ -107,6 +115,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
         room_secs: room::DEFAULT_SECS,
         only: None,
         profile: None,
+        trace: None,
     };
     let mut args = args.iter();
     while let Some(flag) = args.next() {
@@ -160,6 +169,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
                 ))?);
             }
             "--profile" => o.profile = Some(PathBuf::from(value()?)),
+            "--trace" => o.trace = Some(PathBuf::from(value()?)),
             "-h" | "--help" => return Err(USAGE.to_owned()),
             other => return Err(format!("unknown option {other}\n\n{USAGE}")),
         }
@@ -275,7 +285,7 @@ async fn measure(o: &Options) -> Results {
 
     let browser = if o.wants(3) || o.wants(4) {
         eprintln!("bench: 3, 4. event pipeline and frame time in headless Chromium");
-        browser::event_pipeline_and_frames(&o.dist, o.profile.clone()).await
+        browser::event_pipeline_and_frames(&o.dist, o.profile.clone(), o.trace.clone()).await
     } else {
         browser::Browser::NotMeasured(report::SKIPPED.to_owned())
     };

@@ -48,6 +48,9 @@ pub struct Chromium {
     socket: WebSocketStream<MaybeTlsStream<TcpStream>>,
     /// Next command id.
     next_id: u64,
+    /// A trace's events as they come, while one runs ([`Chromium::start_trace`]):
+    /// DevTools sends them between the answers that `call` waits for.
+    trace: Option<Vec<Value>>,
 }
 
 /// A tab, addressed by its DevTools session.
@@ -116,6 +119,7 @@ impl Chromium {
             profile,
             socket,
             next_id: 1,
+            trace: None,
         }
     }
 
@@ -153,6 +157,7 @@ impl Chromium {
                 if value["id"] == json!(id) {
                     return value;
                 }
+                self.keep_trace(value);
             }
             panic!("DevTools connection closed while waiting for {method}");
         })
@@ -191,6 +196,69 @@ impl Chromium {
     pub async fn command(&mut self, page: &Page, method: &str, params: Value) -> Value {
         let session = page.session.clone();
         self.call(Some(&session), method, params).await
+    }
+
+    /// Starts a trace of the whole browser (DevTools' `Tracing` domain, for
+    /// the bench's `--trace`): every process's and thread's events in
+    /// `categories`, kept until [`Chromium::stop_trace`].
+    pub async fn start_trace(&mut self, page: &Page, categories: &[&str]) {
+        self.trace = Some(Vec::new());
+        let config = json!({
+            "transferMode": "ReportEvents",
+            "traceConfig": { "recordMode": "recordContinuously",
+                             "includedCategories": categories },
+        });
+        self.call(Some(&page.session), "Tracing.start", config)
+            .await;
+    }
+
+    /// Ends the trace and returns its events (Chrome's trace event format:
+    /// `name`, `ph`, `ts` and `dur` in µs, `pid`, `tid`, `args`), at most
+    /// 60 s after asking.
+    pub async fn stop_trace(&mut self, page: &Page) -> Vec<Value> {
+        self.call(Some(&page.session), "Tracing.end", json!({}))
+            .await;
+        let done = tokio::time::timeout(Duration::from_secs(60), async {
+            while !self.trace_complete() {
+                let Some(message) = self.socket.next().await else {
+                    panic!("DevTools connection closed while a trace was collected");
+                };
+                if let Ok(Message::Text(text)) = message {
+                    let value: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+                    self.keep_trace(value);
+                }
+            }
+        })
+        .await;
+        done.unwrap_or_else(|_| panic!("DevTools sent no end of trace within 60 s"));
+        let kept = self.trace.take().unwrap_or_default();
+        kept.into_iter()
+            .filter(|v| v["method"] == "Tracing.dataCollected")
+            .flat_map(|mut v| match v["params"]["value"].take() {
+                Value::Array(events) => events,
+                _ => Vec::new(),
+            })
+            .collect()
+    }
+
+    /// Keeps `message` if a trace is being collected and it is one of the
+    /// trace's events.
+    fn keep_trace(&mut self, message: Value) {
+        if let Some(kept) = &mut self.trace
+            && message["method"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("Tracing."))
+        {
+            kept.push(message);
+        }
+    }
+
+    /// Whether the trace's end has come.
+    fn trace_complete(&self) -> bool {
+        self.trace.as_ref().is_some_and(|kept| {
+            kept.last()
+                .is_some_and(|v| v["method"] == "Tracing.tracingComplete")
+        })
     }
 
     /// Brings the tab to the front, as a person clicking on it would (a tab

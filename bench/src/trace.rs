@@ -1,0 +1,228 @@
+//! Where the browser spent its time, on every thread: a summary of a
+//! Chromium trace (DevTools' `Tracing` domain, Chrome's trace event format).
+//!
+//! A CPU profile ([`crate::profile`]) sees only the page's main thread, and
+//! there the browser's own work is one lump, `(program)`. A trace names it
+//! (style, layout, paint, raster, compositing) and sees the threads it runs
+//! on: the renderer's compositor and raster workers, the GPU process's
+//! display compositor (in software under `--disable-gpu`), the network
+//! service. Each event is a complete one (`ph` `X`, with `dur`) or a begin
+//! and end pair (`B`, `E`) on one thread; `M` events name processes and
+//! threads.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+
+use serde_json::Value;
+
+/// The categories the bench records: the timeline DevTools' Performance
+/// panel draws (with its per-frame and paint detail) and the compositor's.
+pub const CATEGORIES: &[&str] = &[
+    "devtools.timeline",
+    "disabled-by-default-devtools.timeline",
+    "disabled-by-default-devtools.timeline.frame",
+    "toplevel",
+    "cc",
+    "viz",
+    "blink",
+];
+
+/// Time per event name on one thread, in µs, and how often it ran. Nested
+/// events each count their own span, so names are not additive.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Thread {
+    /// `process name / thread name`.
+    pub name: String,
+    /// Per event name: total µs and count.
+    pub events: HashMap<String, (f64, u64)>,
+    /// Time in `toplevel` tasks (`ThreadControllerImpl::RunTask` and its
+    /// kind), µs: how busy the thread was.
+    pub busy_us: f64,
+}
+
+/// Per thread, what its events took.
+pub fn threads(events: &[Value]) -> Vec<Thread> {
+    let mut processes: HashMap<i64, String> = HashMap::new();
+    let mut names: HashMap<(i64, i64), String> = HashMap::new();
+    for e in events.iter().filter(|e| e["ph"] == "M") {
+        let pid = e["pid"].as_i64().unwrap_or_default();
+        let name = e["args"]["name"].as_str().unwrap_or_default().to_owned();
+        match e["name"].as_str() {
+            Some("process_name") => {
+                processes.insert(pid, name);
+            }
+            Some("thread_name") => {
+                names.insert((pid, e["tid"].as_i64().unwrap_or_default()), name);
+            }
+            _ => {}
+        }
+    }
+    let mut by_thread: HashMap<(i64, i64), Thread> = HashMap::new();
+    let mut open: HashMap<(i64, i64), Vec<(String, f64)>> = HashMap::new();
+    for e in events {
+        let key = (
+            e["pid"].as_i64().unwrap_or_default(),
+            e["tid"].as_i64().unwrap_or_default(),
+        );
+        let name = e["name"].as_str().unwrap_or_default();
+        let ts = e["ts"].as_f64().unwrap_or_default();
+        let span = match e["ph"].as_str() {
+            Some("X") => e["dur"].as_f64().map(|d| (name.to_owned(), d)),
+            Some("B") => {
+                open.entry(key).or_default().push((name.to_owned(), ts));
+                None
+            }
+            Some("E") => open
+                .get_mut(&key)
+                .and_then(Vec::pop)
+                .map(|(begun, at)| (begun, ts - at)),
+            _ => None,
+        };
+        let Some((name, dur)) = span else { continue };
+        let thread = by_thread.entry(key).or_insert_with(|| Thread {
+            name: format!(
+                "{} / {}",
+                processes.get(&key.0).map_or("?", String::as_str),
+                names.get(&key).map_or("?", String::as_str)
+            ),
+            ..Thread::default()
+        });
+        if e["cat"].as_str().is_some_and(|c| c.contains("toplevel"))
+            && (name.starts_with("ThreadControllerImpl::RunTask") || name == "RunTask")
+        {
+            thread.busy_us += dur;
+        }
+        let slot = thread.events.entry(name).or_default();
+        slot.0 += dur;
+        slot.1 += 1;
+    }
+    let mut threads: Vec<Thread> = by_thread.into_values().collect();
+    threads.sort_by(|a, b| b.busy_us.total_cmp(&a.busy_us));
+    threads
+}
+
+/// The busiest `top_threads` threads, each with its `top` longest event
+/// names, and the per-frame figures of style and layout (how many elements
+/// a style update touched, how many objects a layout had to lay out).
+pub fn summary(events: &[Value], top_threads: usize, top: usize) -> String {
+    let mut out = String::new();
+    for thread in threads(events).iter().take(top_threads) {
+        let _ = writeln!(
+            out,
+            "  {}: busy {:.0} ms",
+            thread.name,
+            thread.busy_us / 1000.0
+        );
+        let mut names: Vec<(&String, &(f64, u64))> = thread.events.iter().collect();
+        names.sort_by(|a, b| b.1.0.total_cmp(&a.1.0));
+        for (name, (us, count)) in names.into_iter().take(top) {
+            let _ = writeln!(out, "    {:>9.1} ms {count:>6}×  {name}", us / 1000.0);
+        }
+    }
+    let field = |e: &Value, path: &[&str]| {
+        path.iter()
+            .try_fold(e, |v, k| v.get(*k))
+            .and_then(Value::as_f64)
+    };
+    let mean = |name: &str, path: &[&str]| {
+        let values: Vec<f64> = events
+            .iter()
+            .filter(|e| e["name"] == name)
+            .filter_map(|e| field(e, path))
+            .collect();
+        (
+            values.iter().sum::<f64>() / values.len().max(1) as f64,
+            values.len(),
+        )
+    };
+    let (elements, styles) = mean("UpdateLayoutTree", &["args", "elementCount"]);
+    let (dirty, layouts) = mean("Layout", &["args", "beginData", "dirtyObjects"]);
+    let (total, _) = mean("Layout", &["args", "beginData", "totalObjects"]);
+    let _ = writeln!(
+        out,
+        "  style updates: {styles} ({elements:.0} elements each on average); \
+         layouts: {layouts} ({dirty:.0} of {total:.0} objects each on average)"
+    );
+    if let Some(main) = threads(events)
+        .into_iter()
+        .find(|t| t.name.ends_with("/ CrRendererMain"))
+    {
+        let ms = |name: &str| main.events.get(name).map_or(0.0, |(us, _)| us / 1000.0);
+        let frames = main
+            .events
+            .get("ProxyMain::BeginMainFrame")
+            .map_or(0, |(_, n)| *n);
+        let _ = writeln!(
+            out,
+            "  the busiest page's {frames} main frames: {:.0} ms, of which animation-frame \
+             callbacks {:.0}, style {:.0}, layout {:.0}, pre-paint {:.0}, paint {:.0}, \
+             layerize {:.0}, commit {:.0}",
+            ms("ProxyMain::BeginMainFrame"),
+            ms("FireAnimationFrame"),
+            ms("Blink.Style.UpdateTime"),
+            ms("Blink.Layout.UpdateTime"),
+            ms("LocalFrameView::RunPrePaintLifecyclePhase"),
+            ms("LocalFrameView::RunPaintLifecyclePhase"),
+            ms("Layerize"),
+            ms("Commit"),
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn events() -> Vec<Value> {
+        vec![
+            json!({"ph": "M", "name": "process_name", "pid": 1, "args": {"name": "Renderer"}}),
+            json!({"ph": "M", "name": "thread_name", "pid": 1, "tid": 7, "args": {"name": "CrRendererMain"}}),
+            json!({"ph": "X", "cat": "toplevel", "name": "ThreadControllerImpl::RunTask", "pid": 1, "tid": 7, "ts": 0, "dur": 5000}),
+            json!({"ph": "X", "cat": "devtools.timeline", "name": "Layout", "pid": 1, "tid": 7, "ts": 100, "dur": 2000,
+                   "args": {"beginData": {"dirtyObjects": 10, "totalObjects": 100}}}),
+            json!({"ph": "X", "cat": "cc", "name": "ProxyMain::BeginMainFrame", "pid": 1, "tid": 7, "ts": 100, "dur": 4500}),
+            json!({"ph": "X", "cat": "blink", "name": "Blink.Layout.UpdateTime", "pid": 1, "tid": 7, "ts": 100, "dur": 2100}),
+            json!({"ph": "B", "cat": "devtools.timeline", "name": "Paint", "pid": 1, "tid": 7, "ts": 3000}),
+            json!({"ph": "E", "cat": "devtools.timeline", "name": "Paint", "pid": 1, "tid": 7, "ts": 4500}),
+            json!({"ph": "X", "cat": "devtools.timeline", "name": "UpdateLayoutTree", "pid": 1, "tid": 7, "ts": 10, "dur": 50,
+                   "args": {"elementCount": 40}}),
+        ]
+    }
+
+    #[test]
+    fn complete_events_and_begin_end_pairs_count_on_their_named_thread() {
+        let threads = threads(&events());
+        assert_eq!(threads.len(), 1);
+        let main = &threads[0];
+        assert_eq!(main.name, "Renderer / CrRendererMain");
+        assert_eq!(main.busy_us, 5000.0);
+        assert_eq!(main.events["Layout"], (2000.0, 1));
+        assert_eq!(main.events["Paint"], (1500.0, 1));
+    }
+
+    #[test]
+    fn the_summary_ranks_names_and_gives_style_and_layout_sizes() {
+        let text = summary(&events(), 3, 3);
+        assert!(
+            text.contains("Renderer / CrRendererMain: busy 5 ms"),
+            "{text}"
+        );
+        let run_task = text.find("RunTask").expect(&text);
+        let frame = text.find("ProxyMain::BeginMainFrame\n").expect(&text);
+        let layout = text.find("Blink.Layout.UpdateTime\n").expect(&text);
+        assert!(run_task < frame && frame < layout, "longest first: {text}");
+        assert!(!text.contains(" Layout\n"), "only the top three: {text}");
+        assert!(
+            text.contains("the busiest page's 1 main frames: 4 ms, of which animation-frame callbacks 0, style 0, layout 2,"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "style updates: 1 (40 elements each on average); layouts: 1 (10 of 100 objects"
+            ),
+            "{text}"
+        );
+    }
+}

@@ -363,6 +363,16 @@ async fn phase(
             events.len(),
             crate::trace::summary(&events, 8, 12)
         );
+        // A burst's share: until the next burst, at most 250 ms for a burst
+        // of 12 (each is done well within it), 2.5 s for one of 200.
+        let window_ms = if burst <= LIGHT_BURST { 250.0 } else { 2500.0 };
+        if let Some(b) = crate::trace::per_burst(&events, burst as usize, window_ms) {
+            eprintln!(
+                "  per burst (median of {}): main thread busy {:.1} ms; main frames {:.1} ms, \
+                 of which animation-frame callbacks {:.1} and style to layerize {:.1}",
+                b.bursts, b.busy_ms, b.frames_ms, b.callbacks_ms, b.lifecycle_ms
+            );
+        }
     }
     if let Some(path) = &profile {
         let stopped = browser

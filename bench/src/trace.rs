@@ -170,6 +170,100 @@ pub fn summary(events: &[Value], top_threads: usize, top: usize) -> String {
     out
 }
 
+/// The page's work for one burst, medians over a phase's bursts, in ms.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PerBurst {
+    /// Bursts found (each `size` requests to `/api/fast`).
+    pub bursts: usize,
+    /// The page's main thread busy (its tasks).
+    pub busy_ms: f64,
+    /// Its main frames (`ProxyMain::BeginMainFrame`).
+    pub frames_ms: f64,
+    /// Of those, the animation-frame callbacks: the page applying the
+    /// frame's events and rendering (and the bench's frame counter).
+    pub callbacks_ms: f64,
+    /// Of those, style, layout, pre-paint, paint and layerize.
+    pub lifecycle_ms: f64,
+}
+
+/// The frame phases counted as style to layerize.
+const LIFECYCLE: &[&str] = &[
+    "Blink.Style.UpdateTime",
+    "Blink.Layout.UpdateTime",
+    "LocalFrameView::RunPrePaintLifecyclePhase",
+    "LocalFrameView::RunPaintLifecyclePhase",
+    "Layerize",
+];
+
+/// What the page's main thread did per burst of `size` requests: the
+/// bursts are the page's `/api/fast` requests in order of sending, `size`
+/// at a time; each burst's share runs from 15 ms before its first request
+/// for `window_ms`, or until 15 ms before the next burst if that is
+/// sooner. The page's main thread is the one that sent them.
+pub fn per_burst(events: &[Value], size: usize, window_ms: f64) -> Option<PerBurst> {
+    let thread = |e: &Value| (e["pid"].as_i64(), e["tid"].as_i64());
+    let mut sends: Vec<&Value> = events
+        .iter()
+        .filter(|e| {
+            e["name"] == "ResourceSendRequest"
+                && e["args"]["data"]["url"]
+                    .as_str()
+                    .is_some_and(|u| u.contains("/api/fast"))
+        })
+        .collect();
+    let at = |e: &Value| e["ts"].as_f64().unwrap_or_default();
+    sends.sort_by(|a, b| at(a).total_cmp(&at(b)));
+    let main = thread(sends.first()?);
+    let starts: Vec<f64> = sends
+        .chunks(size.max(1))
+        .filter(|c| c.len() == size)
+        .map(|c| at(c[0]))
+        .collect();
+    let spans: Vec<(&str, f64, f64)> = events
+        .iter()
+        .filter(|e| e["ph"] == "X" && thread(e) == main)
+        .filter_map(|e| Some((e["name"].as_str()?, e["ts"].as_f64()?, e["dur"].as_f64()?)))
+        .collect();
+    let lead = 15_000.0;
+    let mut per: Vec<[f64; 4]> = Vec::new();
+    for (i, start) in starts.iter().enumerate() {
+        let from = start - lead;
+        let mut to = start + window_ms * 1000.0;
+        if let Some(next) = starts.get(i + 1) {
+            to = to.min(next - lead);
+        }
+        let mut sums = [0.0; 4];
+        for (name, _, dur) in spans.iter().filter(|(_, ts, _)| (from..to).contains(ts)) {
+            let slot = match *name {
+                "ThreadControllerImpl::RunTask" => 0,
+                "ProxyMain::BeginMainFrame" => 1,
+                "FireAnimationFrame" => 2,
+                n if LIFECYCLE.contains(&n) => 3,
+                _ => continue,
+            };
+            sums[slot] += dur / 1000.0;
+        }
+        per.push(sums);
+    }
+    let median = |k: usize| {
+        let mut v: Vec<f64> = per.iter().map(|p| p[k]).collect();
+        v.sort_by(f64::total_cmp);
+        let n = v.len();
+        if n % 2 == 1 {
+            v[n / 2]
+        } else {
+            (v[n / 2 - 1] + v[n / 2]) / 2.0
+        }
+    };
+    (!per.is_empty()).then(|| PerBurst {
+        bursts: per.len(),
+        busy_ms: median(0),
+        frames_ms: median(1),
+        callbacks_ms: median(2),
+        lifecycle_ms: median(3),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -189,6 +283,67 @@ mod tests {
             json!({"ph": "X", "cat": "devtools.timeline", "name": "UpdateLayoutTree", "pid": 1, "tid": 7, "ts": 10, "dur": 50,
                    "args": {"elementCount": 40}}),
         ]
+    }
+
+    /// An `X` event on thread `tid` of process 1.
+    fn span(name: &str, tid: i64, ts_ms: f64, dur_ms: f64) -> Value {
+        json!({"ph": "X", "name": name, "pid": 1, "tid": tid,
+               "ts": ts_ms * 1000.0, "dur": dur_ms * 1000.0})
+    }
+
+    fn send(tid: i64, ts_ms: f64, url: &str) -> Value {
+        json!({"ph": "X", "name": "ResourceSendRequest", "pid": 1, "tid": tid,
+               "ts": ts_ms * 1000.0, "dur": 0, "args": {"data": {"url": url}}})
+    }
+
+    #[test]
+    fn per_burst_counts_the_sending_thread_within_each_bursts_window() {
+        let fast = "http://127.0.0.1:1/api/fast?tag=x";
+        let mut events = vec![
+            // Burst 1 at 100 ms, burst 2 at 300 ms, burst 3 at 1 000 ms;
+            // a request to another path is not a burst's.
+            send(7, 100.0, fast),
+            send(7, 101.0, fast),
+            send(7, 150.0, "http://127.0.0.1:1/app.js"),
+            send(7, 300.0, fast),
+            send(7, 301.0, fast),
+            send(7, 1000.0, fast),
+            send(7, 1001.0, fast),
+        ];
+        // Burst 1: a task of 10 ms with a frame of 8 (callbacks 3, style 1,
+        // paint 2), and a task at 290 ms that belongs to burst 2 (it starts
+        // within 15 ms of burst 2, so burst 1's window ends before it).
+        events.push(span("ThreadControllerImpl::RunTask", 7, 110.0, 10.0));
+        events.push(span("ProxyMain::BeginMainFrame", 7, 111.0, 8.0));
+        events.push(span("FireAnimationFrame", 7, 111.0, 3.0));
+        events.push(span("Blink.Style.UpdateTime", 7, 114.0, 1.0));
+        events.push(span(
+            "LocalFrameView::RunPaintLifecyclePhase",
+            7,
+            116.0,
+            2.0,
+        ));
+        events.push(span("ThreadControllerImpl::RunTask", 7, 290.0, 4.0));
+        // Burst 2: that task and one of 6 ms; another thread's work is not
+        // the page's.
+        events.push(span("ThreadControllerImpl::RunTask", 7, 310.0, 6.0));
+        events.push(span("ThreadControllerImpl::RunTask", 9, 310.0, 50.0));
+        // Burst 3: 20 ms inside its window of 400 ms, 30 ms after it.
+        events.push(span("ThreadControllerImpl::RunTask", 7, 1200.0, 20.0));
+        events.push(span("ThreadControllerImpl::RunTask", 7, 1500.0, 30.0));
+        let got = per_burst(&events, 2, 400.0).expect("three bursts");
+        assert_eq!(got.bursts, 3);
+        // Busy per burst: 10, 4 + 6, 20: median 10.
+        assert_eq!(got.busy_ms, 10.0);
+        // Frames 8, 0, 0; callbacks 3, 0, 0; style to layerize 3, 0, 0.
+        assert_eq!(
+            (got.frames_ms, got.callbacks_ms, got.lifecycle_ms),
+            (0.0, 0.0, 0.0)
+        );
+        let two = per_burst(&events[..], 4, 400.0).expect("one burst of four");
+        assert_eq!(two.bursts, 1, "an incomplete last burst is left out");
+        assert_eq!((two.frames_ms, two.lifecycle_ms), (8.0, 3.0));
+        assert!(per_burst(&events[2..3], 2, 400.0).is_none());
     }
 
     #[test]

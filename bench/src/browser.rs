@@ -136,13 +136,19 @@ pub async fn event_pipeline_and_frames(
     }
     // The DevTools client panics on failure (it is test code): contain that.
     let dist = dist.to_path_buf();
+    let tracing = trace.is_some();
     let run =
         tokio::spawn(async move { measure(&dist, profile.as_deref(), trace.as_deref()).await });
-    match tokio::time::timeout(Duration::from_secs(300), run).await {
+    // Ending a trace can take up to a minute for each of the six phases.
+    let limit = Duration::from_secs(if tracing { 900 } else { 300 });
+    match tokio::time::timeout(limit, run).await {
         Ok(Ok(Ok(browser))) => browser,
         Ok(Ok(Err(e))) => Browser::NotMeasured(format!("failed: {e}")),
         Ok(Err(panic)) => Browser::NotMeasured(format!("the Chromium session failed: {panic}")),
-        Err(_) => Browser::NotMeasured("the Chromium session took over 300 s".to_owned()),
+        Err(_) => Browser::NotMeasured(format!(
+            "the Chromium session took over {} s",
+            limit.as_secs()
+        )),
     }
 }
 
@@ -296,7 +302,10 @@ fn with_suffix(prefix: &Path, name: &str) -> PathBuf {
 /// One phase: set the composer to `burst` requests, clear the page's
 /// latencies, record frames, fire `bursts` bursts `every` apart, let the page
 /// settle, then collect. With `profile`, Chromium's CPU profiler samples the
-/// page's main thread over the bursts and the profile is written there.
+/// page's main thread over the bursts and the profile is written there; with
+/// `trace`, a trace of the browser over the bursts is written there and
+/// summarised. Both are ended after the figures are taken. Recording either
+/// costs the browser CPU, so compare traced runs only with traced runs.
 async fn phase(
     browser: &mut Chromium,
     page: &Page,
@@ -353,14 +362,29 @@ async fn phase(
         tokio::time::sleep(every).await;
     }
     tokio::time::sleep(SETTLE).await;
+    // The figures first: ending a trace or a profile (collecting, writing
+    // and summarising it) must not count as the page's frames.
+    let collect = format!(
+        "(() => {{ window.__benchRecording = false;
+            return {{ latencies: {HOOK}.eventLatencyMs.slice(),
+                      uncertainty: {HOOK}.clockUncertaintyMs ?? null,
+                      frames: window.__benchFrames.slice() }}; }})()"
+    );
+    let got = browser.eval(page, &collect).await;
     if let Some(path) = &trace {
-        let events = browser.stop_trace(page).await;
-        std::fs::write(path, Value::Array(events.clone()).to_string())
+        let (events, lost) = browser.stop_trace(page).await;
+        let file = std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        serde_json::to_writer(std::io::BufWriter::new(file), &events)
             .map_err(|e| format!("{}: {e}", path.display()))?;
         eprintln!(
-            "bench: trace, bursts of {burst}: {} ({} events)\n{}",
+            "bench: trace, bursts of {burst}: {} ({} events{})\n{}",
             path.display(),
             events.len(),
+            if lost {
+                "; Chromium's trace buffer filled and dropped the oldest: the figures below miss them"
+            } else {
+                ""
+            },
             crate::trace::summary(&events, 8, 12)
         );
         // A burst's share: until the next burst, at most 250 ms for a burst
@@ -369,7 +393,7 @@ async fn phase(
         if let Some(b) = crate::trace::per_burst(&events, burst as usize, window_ms) {
             eprintln!(
                 "  per burst (median of {}): main thread busy {:.1} ms; main frames {:.1} ms, \
-                 of which animation-frame callbacks {:.1} and style to layerize {:.1}",
+                 of which animation-frame callbacks {:.1} and style to paint {:.1}",
                 b.bursts, b.busy_ms, b.frames_ms, b.callbacks_ms, b.lifecycle_ms
             );
         }
@@ -387,13 +411,6 @@ async fn phase(
             crate::profile::summary(recorded, 25)
         );
     }
-    let collect = format!(
-        "(() => {{ window.__benchRecording = false;
-            return {{ latencies: {HOOK}.eventLatencyMs.slice(),
-                      uncertainty: {HOOK}.clockUncertaintyMs ?? null,
-                      frames: window.__benchFrames.slice() }}; }})()"
-    );
-    let got = browser.eval(page, &collect).await;
     // With $KEEPALIVE_LAB_SCREENSHOT set, keep a picture of what the page showed.
     browser
         .screenshot_if_asked(page, &format!("bench-burst-{burst}"))

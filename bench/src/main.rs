@@ -70,10 +70,12 @@ usage: keepalive-lab-bench [--out FILE] [--dist DIR] [--quick]
                     phase into PREFIX-{lab,bare}-{light,lesson,load}.cpuprofile and print
                     where its main thread spent its time (build the page with `cargo xtask build
                     --names DIR` and pass --dist DIR, so wasm functions have names)
-  --trace PREFIX    with figures 3-4, record a trace of the whole browser (style, layout,
-                    paint, raster and compositing, on every thread) in each phase into
-                    PREFIX-{lab,bare}-{light,lesson,load}.json (Chrome's trace format, for
-                    Perfetto) and print the busiest threads and what they did";
+  --trace PREFIX    with figures 3-4, record a trace of the browser (style, layout, paint,
+                    raster and compositing, on every thread of the browser, GPU and page
+                    processes) in each phase into PREFIX-{lab,bare}-{light,lesson,load}.json
+                    (Chrome's trace format, for Perfetto) and print the busiest threads and
+                    the page's work per burst; tracing costs CPU, so compare traced runs
+                    only with traced runs";
 
 #[derive(Debug)]
 struct Options {

@@ -561,8 +561,17 @@ pub fn render(results: &Results) -> String {
     if misses.is_empty() {
         let _ = writeln!(w, "Every measured figure is within its budget.");
     }
+    let mut explained: Vec<u8> = Vec::new();
     for (figure, what) in &misses {
         let _ = writeln!(w, "### Figure {figure}: {what}\n");
+        if explained.contains(figure) {
+            let _ = writeln!(
+                w,
+                "The cause is given above, under this figure's first miss.\n"
+            );
+            continue;
+        }
+        explained.push(*figure);
         match known_cause(*figure) {
             Some(cause) => {
                 let _ = writeln!(w, "{cause}\n");
@@ -1446,6 +1455,10 @@ mod tests {
     fn causes_are_found_by_figure_number() {
         assert!(known_cause(1).is_some_and(|c| c.contains("callgrind")));
         assert!(known_cause(3).is_some_and(|c| c.contains("bare page")));
+        // The profiles and traces of figures 3 and 4 are figure 3's, not
+        // the end of the figure before them in the file.
+        assert!(known_cause(3).is_some_and(|c| c.contains("--trace PREFIX")));
+        assert!(known_cause(5).is_some_and(|c| !c.contains("--trace PREFIX")));
         assert!(known_cause(8).is_some_and(|c| c.contains("broadcast")));
         assert!(
             known_cause(6).is_none(),

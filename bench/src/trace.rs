@@ -4,9 +4,10 @@
 //! A CPU profile ([`crate::profile`]) sees only the page's main thread, and
 //! there the browser's own work is one lump, `(program)`. A trace names it
 //! (style, layout, paint, raster, compositing) and sees the threads it runs
-//! on: the renderer's compositor and raster workers, the GPU process's
-//! display compositor (in software under `--disable-gpu`), the network
-//! service. Each event is a complete one (`ph` `X`, with `dur`) or a begin
+//! on: the renderer's main thread, compositor and raster workers, the GPU
+//! process's display compositor (in software under `--disable-gpu`), the
+//! browser process (the trace is asked of the page's tab, which leaves the
+//! network service's process out). Each event is a complete one (`ph` `X`, with `dur`) or a begin
 //! and end pair (`B`, `E`) on one thread; `M` events name processes and
 //! threads.
 
@@ -106,7 +107,8 @@ pub fn threads(events: &[Value]) -> Vec<Thread> {
 /// a style update touched, how many objects a layout had to lay out).
 pub fn summary(events: &[Value], top_threads: usize, top: usize) -> String {
     let mut out = String::new();
-    for thread in threads(events).iter().take(top_threads) {
+    let threads = threads(events);
+    for thread in threads.iter().take(top_threads) {
         let _ = writeln!(
             out,
             "  {}: busy {:.0} ms",
@@ -130,10 +132,9 @@ pub fn summary(events: &[Value], top_threads: usize, top: usize) -> String {
             .filter(|e| e["name"] == name)
             .filter_map(|e| field(e, path))
             .collect();
-        (
-            values.iter().sum::<f64>() / values.len().max(1) as f64,
-            values.len(),
-        )
+        // `sum` of no floats is −0.0, which would print as "-0".
+        let sum = values.iter().fold(0.0, |a, v| a + v);
+        (sum / values.len().max(1) as f64, values.len())
     };
     let (elements, styles) = mean("UpdateLayoutTree", &["args", "elementCount"]);
     let (dirty, layouts) = mean("Layout", &["args", "beginData", "dirtyObjects"]);
@@ -143,8 +144,8 @@ pub fn summary(events: &[Value], top_threads: usize, top: usize) -> String {
         "  style updates: {styles} ({elements:.0} elements each on average); \
          layouts: {layouts} ({dirty:.0} of {total:.0} objects each on average)"
     );
-    if let Some(main) = threads(events)
-        .into_iter()
+    if let Some(main) = threads
+        .iter()
         .find(|t| t.name.ends_with("/ CrRendererMain"))
     {
         let ms = |name: &str| main.events.get(name).map_or(0.0, |(us, _)| us / 1000.0);
@@ -154,9 +155,9 @@ pub fn summary(events: &[Value], top_threads: usize, top: usize) -> String {
             .map_or(0, |(_, n)| *n);
         let _ = writeln!(
             out,
-            "  the busiest page's {frames} main frames: {:.0} ms, of which animation-frame \
-             callbacks {:.0}, style {:.0}, layout {:.0}, pre-paint {:.0}, paint {:.0}, \
-             layerize {:.0}, commit {:.0}",
+            "  the busiest page's {frames} main frames: {:.0} ms; in them animation-frame \
+             callbacks {:.0}, style {:.0}, layout {:.0}, pre-paint {:.0}, paint {:.0} (layerize \
+             {:.0} of it), commit {:.0} (style or layout a callback forced counts twice)",
             ms("ProxyMain::BeginMainFrame"),
             ms("FireAnimationFrame"),
             ms("Blink.Style.UpdateTime"),
@@ -179,72 +180,27 @@ pub struct PerBurst {
     pub busy_ms: f64,
     /// Its main frames (`ProxyMain::BeginMainFrame`).
     pub frames_ms: f64,
-    /// Of those, the animation-frame callbacks: the page applying the
+    /// In them, the animation-frame callbacks: the page applying the
     /// frame's events and rendering (and the bench's frame counter).
     pub callbacks_ms: f64,
-    /// Of those, style, layout, pre-paint, paint and layerize.
+    /// In them, apart from the callbacks: style, layout, pre-paint and
+    /// paint (layerize is part of paint).
     pub lifecycle_ms: f64,
 }
 
-/// The frame phases counted as style to layerize.
+/// The frame's phases after its callbacks (`Layerize` runs inside the paint
+/// phase, so it is not listed again).
 const LIFECYCLE: &[&str] = &[
     "Blink.Style.UpdateTime",
     "Blink.Layout.UpdateTime",
     "LocalFrameView::RunPrePaintLifecyclePhase",
     "LocalFrameView::RunPaintLifecyclePhase",
-    "Layerize",
 ];
 
-/// What the page's main thread did per burst of `size` requests: the
-/// bursts are the page's `/api/fast` requests in order of sending, `size`
-/// at a time; each burst's share runs from 15 ms before its first request
-/// for `window_ms`, or until 15 ms before the next burst if that is
-/// sooner. The page's main thread is the one that sent them.
+/// What the page's main thread did per burst of `size` requests, medians of
+/// [`burst_sums`].
 pub fn per_burst(events: &[Value], size: usize, window_ms: f64) -> Option<PerBurst> {
-    let thread = |e: &Value| (e["pid"].as_i64(), e["tid"].as_i64());
-    let mut sends: Vec<&Value> = events
-        .iter()
-        .filter(|e| {
-            e["name"] == "ResourceSendRequest"
-                && e["args"]["data"]["url"]
-                    .as_str()
-                    .is_some_and(|u| u.contains("/api/fast"))
-        })
-        .collect();
-    let at = |e: &Value| e["ts"].as_f64().unwrap_or_default();
-    sends.sort_by(|a, b| at(a).total_cmp(&at(b)));
-    let main = thread(sends.first()?);
-    let starts: Vec<f64> = sends
-        .chunks(size.max(1))
-        .filter(|c| c.len() == size)
-        .map(|c| at(c[0]))
-        .collect();
-    let spans: Vec<(&str, f64, f64)> = events
-        .iter()
-        .filter(|e| e["ph"] == "X" && thread(e) == main)
-        .filter_map(|e| Some((e["name"].as_str()?, e["ts"].as_f64()?, e["dur"].as_f64()?)))
-        .collect();
-    let lead = 15_000.0;
-    let mut per: Vec<[f64; 4]> = Vec::new();
-    for (i, start) in starts.iter().enumerate() {
-        let from = start - lead;
-        let mut to = start + window_ms * 1000.0;
-        if let Some(next) = starts.get(i + 1) {
-            to = to.min(next - lead);
-        }
-        let mut sums = [0.0; 4];
-        for (name, _, dur) in spans.iter().filter(|(_, ts, _)| (from..to).contains(ts)) {
-            let slot = match *name {
-                "ThreadControllerImpl::RunTask" => 0,
-                "ProxyMain::BeginMainFrame" => 1,
-                "FireAnimationFrame" => 2,
-                n if LIFECYCLE.contains(&n) => 3,
-                _ => continue,
-            };
-            sums[slot] += dur / 1000.0;
-        }
-        per.push(sums);
-    }
+    let per = burst_sums(events, size, window_ms);
     let median = |k: usize| {
         let mut v: Vec<f64> = per.iter().map(|p| p[k]).collect();
         v.sort_by(f64::total_cmp);
@@ -264,11 +220,83 @@ pub fn per_burst(events: &[Value], size: usize, window_ms: f64) -> Option<PerBur
     })
 }
 
+/// Per burst, in ms: the main thread's tasks, its main frames, their
+/// animation-frame callbacks, and their style to paint outside the
+/// callbacks. The bursts are the page's `/api/fast` requests in order of
+/// sending, `size` at a time (an incomplete last one is left out); a
+/// burst's share runs from 15 ms before its first request for `window_ms`,
+/// or until 15 ms before the next burst's first if that is sooner. The
+/// page's main thread is the one that sent them.
+pub fn burst_sums(events: &[Value], size: usize, window_ms: f64) -> Vec<[f64; 4]> {
+    let thread = |e: &Value| (e["pid"].as_i64(), e["tid"].as_i64());
+    let at = |e: &Value| e["ts"].as_f64().unwrap_or_default();
+    let mut sends: Vec<&Value> = events
+        .iter()
+        .filter(|e| {
+            e["name"] == "ResourceSendRequest"
+                && e["args"]["data"]["url"]
+                    .as_str()
+                    .is_some_and(|u| u.contains("/api/fast"))
+        })
+        .collect();
+    sends.sort_by(|a, b| at(a).total_cmp(&at(b)));
+    let Some(main) = sends.first().map(|e| thread(e)) else {
+        return Vec::new();
+    };
+    let starts: Vec<f64> = sends
+        .chunks(size.max(1))
+        .filter(|c| c.len() == size)
+        .map(|c| at(c[0]))
+        .collect();
+    let spans: Vec<(&str, f64, f64)> = events
+        .iter()
+        .filter(|e| e["ph"] == "X" && thread(e) == main)
+        .filter_map(|e| Some((e["name"].as_str()?, e["ts"].as_f64()?, e["dur"].as_f64()?)))
+        .collect();
+    // Style or layout a callback forces runs inside it: counted with it.
+    let callbacks: Vec<(f64, f64)> = spans
+        .iter()
+        .filter(|(name, ..)| *name == "FireAnimationFrame")
+        .map(|(_, ts, dur)| (*ts, ts + dur))
+        .collect();
+    let in_callback = |ts: f64| {
+        callbacks
+            .iter()
+            .any(|(from, to)| (*from..*to).contains(&ts))
+    };
+    let lead = 15_000.0;
+    starts
+        .iter()
+        .enumerate()
+        .map(|(i, start)| {
+            let from = start - lead;
+            let mut to = start + window_ms * 1000.0;
+            if let Some(next) = starts.get(i + 1) {
+                to = to.min(next - lead);
+            }
+            let mut sums = [0.0; 4];
+            for (name, ts, dur) in spans.iter().filter(|(_, ts, _)| (from..to).contains(ts)) {
+                let slot = match *name {
+                    "ThreadControllerImpl::RunTask" => 0,
+                    "ProxyMain::BeginMainFrame" => 1,
+                    "FireAnimationFrame" => 2,
+                    n if LIFECYCLE.contains(&n) && !in_callback(*ts) => 3,
+                    _ => continue,
+                };
+                sums[slot] += dur / 1000.0;
+            }
+            sums
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
 
+    /// A renderer's main thread: a task, a layout, a paint (begin and end),
+    /// a style update, one main frame and its layout phase.
     fn events() -> Vec<Value> {
         vec![
             json!({"ph": "M", "name": "process_name", "pid": 1, "args": {"name": "Renderer"}}),
@@ -291,6 +319,7 @@ mod tests {
                "ts": ts_ms * 1000.0, "dur": dur_ms * 1000.0})
     }
 
+    /// The page sending a request to `url` at `ts_ms`.
     fn send(tid: i64, ts_ms: f64, url: &str) -> Value {
         json!({"ph": "X", "name": "ResourceSendRequest", "pid": 1, "tid": tid,
                "ts": ts_ms * 1000.0, "dur": 0, "args": {"data": {"url": url}}})
@@ -310,12 +339,14 @@ mod tests {
             send(7, 1000.0, fast),
             send(7, 1001.0, fast),
         ];
-        // Burst 1: a task of 10 ms with a frame of 8 (callbacks 3, style 1,
-        // paint 2), and a task at 290 ms that belongs to burst 2 (it starts
-        // within 15 ms of burst 2, so burst 1's window ends before it).
+        // Burst 1: a task of 10 ms with a frame of 8 (callbacks 3, with a
+        // forced layout of 1 inside them; style 1 and paint 2 after them),
+        // and a task at 290 ms that belongs to burst 2 (it starts within
+        // 15 ms of burst 2, so burst 1's share ends before it).
         events.push(span("ThreadControllerImpl::RunTask", 7, 110.0, 10.0));
         events.push(span("ProxyMain::BeginMainFrame", 7, 111.0, 8.0));
         events.push(span("FireAnimationFrame", 7, 111.0, 3.0));
+        events.push(span("Blink.Layout.UpdateTime", 7, 112.0, 1.0));
         events.push(span("Blink.Style.UpdateTime", 7, 114.0, 1.0));
         events.push(span(
             "LocalFrameView::RunPaintLifecyclePhase",
@@ -323,26 +354,52 @@ mod tests {
             116.0,
             2.0,
         ));
+        events.push(span("Layerize", 7, 117.0, 0.5));
         events.push(span("ThreadControllerImpl::RunTask", 7, 290.0, 4.0));
         // Burst 2: that task and one of 6 ms; another thread's work is not
         // the page's.
         events.push(span("ThreadControllerImpl::RunTask", 7, 310.0, 6.0));
         events.push(span("ThreadControllerImpl::RunTask", 9, 310.0, 50.0));
-        // Burst 3: 20 ms inside its window of 400 ms, 30 ms after it.
+        // Burst 3: 20 ms inside its share of 400 ms, 30 ms after it.
         events.push(span("ThreadControllerImpl::RunTask", 7, 1200.0, 20.0));
         events.push(span("ThreadControllerImpl::RunTask", 7, 1500.0, 30.0));
-        let got = per_burst(&events, 2, 400.0).expect("three bursts");
-        assert_eq!(got.bursts, 3);
-        // Busy per burst: 10, 4 + 6, 20: median 10.
-        assert_eq!(got.busy_ms, 10.0);
-        // Frames 8, 0, 0; callbacks 3, 0, 0; style to layerize 3, 0, 0.
         assert_eq!(
-            (got.frames_ms, got.callbacks_ms, got.lifecycle_ms),
-            (0.0, 0.0, 0.0)
+            burst_sums(&events, 2, 400.0),
+            vec![
+                [10.0, 8.0, 3.0, 3.0],
+                [10.0, 0.0, 0.0, 0.0],
+                [20.0, 0.0, 0.0, 0.0]
+            ]
         );
-        let two = per_burst(&events[..], 4, 400.0).expect("one burst of four");
-        assert_eq!(two.bursts, 1, "an incomplete last burst is left out");
-        assert_eq!((two.frames_ms, two.lifecycle_ms), (8.0, 3.0));
+        let got = per_burst(&events, 2, 400.0).expect("three bursts");
+        assert_eq!(
+            got,
+            PerBurst {
+                bursts: 3,
+                busy_ms: 10.0,
+                frames_ms: 0.0,
+                callbacks_ms: 0.0,
+                lifecycle_ms: 0.0
+            }
+        );
+        // Four at a time: one burst of the first four requests (the last
+        // two are an incomplete burst, left out), its share cut at 400 ms.
+        assert_eq!(burst_sums(&events, 4, 400.0), vec![[20.0, 8.0, 3.0, 3.0]]);
+        let four = per_burst(&events, 4, 400.0).expect("one burst of four");
+        assert_eq!(
+            (four.bursts, four.busy_ms, four.lifecycle_ms),
+            (1, 20.0, 3.0)
+        );
+        // Without the third burst's requests and with shares of up to 1 s:
+        // bursts of 10 and 30 ms (4 + 6 + 20), whose median is their mean.
+        let without_third: Vec<Value> = events
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !(5..7).contains(i))
+            .map(|(_, e)| e.clone())
+            .collect();
+        let two = per_burst(&without_third, 2, 1000.0).expect("two bursts");
+        assert_eq!((two.bursts, two.busy_ms), (2, 20.0));
         assert!(per_burst(&events[2..3], 2, 400.0).is_none());
     }
 
@@ -358,6 +415,15 @@ mod tests {
     }
 
     #[test]
+    fn a_trace_without_style_or_layout_prints_zeros_without_a_sign() {
+        let text = summary(&[], 1, 1);
+        assert!(
+            text.contains("style updates: 0 (0 elements each on average); layouts: 0 (0 of 0"),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn the_summary_ranks_names_and_gives_style_and_layout_sizes() {
         let text = summary(&events(), 3, 3);
         assert!(
@@ -370,7 +436,7 @@ mod tests {
         assert!(run_task < frame && frame < layout, "longest first: {text}");
         assert!(!text.contains(" Layout\n"), "only the top three: {text}");
         assert!(
-            text.contains("the busiest page's 1 main frames: 4 ms, of which animation-frame callbacks 0, style 0, layout 2,"),
+            text.contains("the busiest page's 1 main frames: 4 ms; in them animation-frame callbacks 0, style 0, layout 2,"),
             "{text}"
         );
         assert!(

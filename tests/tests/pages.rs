@@ -181,13 +181,58 @@ async fn the_workbench_link_loads_its_own_bundle_and_keeps_the_session() {
     .await;
 }
 
-/// Each panel of the page is contained (`contain: content` in `index.html`,
-/// for bench figures 3 and 4), and paint containment clips what overflows
-/// it instead of letting it spill. So at the narrowest width a page must
-/// reflow to (320 CSS px, WCAG's reflow), with a run drawn, nothing inside
-/// a panel may reach outside it (what a scrolling box inside the panel
-/// holds, such as the timeline's drawing or a narrow screen's table, is
-/// reached by scrolling that box, which is itself inside its panel).
+/// What of each contained panel (`contain: content` in `index.html`)
+/// reaches outside it, and by how many pixels the page is wider than its
+/// window: `[panels, innerWidth, [what is cut off], sideways]`. What a
+/// scrolling box inside a panel holds (the timeline's drawing, a narrow
+/// screen's table) is reached by scrolling that box and is not counted.
+const CUT_OFF: &str = "(() => { \
+   const panels = [...document.querySelectorAll('.measured, .runs, .policy, .composer, .timeline')] \
+     .filter(p => getComputedStyle(p).contain.includes('paint') || getComputedStyle(p).contain === 'content'); \
+   const out = []; \
+   for (const p of panels) { \
+     const box = p.getBoundingClientRect(); \
+     for (const e of p.querySelectorAll('*')) { \
+       let scrolled = false; \
+       for (let a = e.parentElement; a && a !== p; a = a.parentElement) \
+         if (['auto', 'scroll'].includes(getComputedStyle(a).overflowX)) scrolled = true; \
+       if (scrolled) continue; \
+       const r = e.getBoundingClientRect(); \
+       if (r.width === 0 && r.height === 0) continue; \
+       if (r.left < box.left - 0.5 || r.right > box.right + 0.5) \
+         out.push(`${p.className} > ${e.tagName.toLowerCase()}.${e.className?.baseVal ?? e.className}: ${Math.round(r.left)}..${Math.round(r.right)} outside ${Math.round(box.left)}..${Math.round(box.right)}`); \
+     } \
+   } \
+   return [panels.length, innerWidth, out.slice(0, 12), \
+           document.documentElement.scrollWidth - document.documentElement.clientWidth]; })()";
+
+/// Asserts what [`CUT_OFF`] measures on `page` (the `which` page, at a width
+/// of 320 px, with at least `panels` contained panels): nothing cut off, no
+/// sideways scroll.
+async fn nothing_cut_off(chrome: &mut Chromium, page: &Page, which: &str, panels: u64) {
+    chrome
+        .screenshot_if_asked(page, &format!("{which}-320"))
+        .await;
+    let cut = chrome.eval(page, CUT_OFF).await;
+    assert_eq!(cut[1], 320, "the {which}'s viewport: {cut}");
+    assert!(
+        cut[0].as_u64().unwrap_or(0) >= panels,
+        "the {which}'s contained panels measured: {cut}"
+    );
+    assert_eq!(
+        cut[2],
+        serde_json::json!([]),
+        "{which} cut off at 320 px: {cut}"
+    );
+    assert_eq!(cut[3], 0, "the {which} scrolls sideways at 320 px: {cut}");
+}
+
+/// Each panel of the page is contained (for bench figures 3 and 4), and
+/// paint containment clips what overflows it instead of letting it spill.
+/// So at the narrowest width a page must reflow to (320 CSS px, WCAG's
+/// reflow), nothing inside a panel may reach outside it, and the page may
+/// not scroll sideways: the workbench with a run drawn, and the landing
+/// page's lesson.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn at_a_width_of_320_px_nothing_in_a_contained_panel_is_cut_off() {
     let (addr, _lab) = start_server(Config {
@@ -201,36 +246,12 @@ async fn at_a_width_of_320_px_nothing_in_a_contained_panel_is_cut_off() {
         .await;
     chrome.set_viewport(&page, 320, 640).await;
     chrome.fire_and_wait(&page, 3).await;
-    chrome.screenshot_if_asked(&page, "workbench-320").await;
-    let cut = chrome
-        .eval(
-            &page,
-            "(() => { \
-               const panels = [...document.querySelectorAll('.measured, .runs, .policy, .composer, .timeline')] \
-                 .filter(p => getComputedStyle(p).contain.includes('paint') || getComputedStyle(p).contain === 'content'); \
-               const out = []; \
-               for (const p of panels) { \
-                 const box = p.getBoundingClientRect(); \
-                 for (const e of p.querySelectorAll('*')) { \
-                   let scrolled = false; \
-                   for (let a = e.parentElement; a && a !== p; a = a.parentElement) \
-                     if (['auto', 'scroll'].includes(getComputedStyle(a).overflowX)) scrolled = true; \
-                   if (scrolled) continue; \
-                   const r = e.getBoundingClientRect(); \
-                   if (r.width === 0 && r.height === 0) continue; \
-                   if (r.left < box.left - 0.5 || r.right > box.right + 0.5) \
-                     out.push(`${p.className} > ${e.tagName.toLowerCase()}.${e.className?.baseVal ?? e.className}: ${Math.round(r.left)}..${Math.round(r.right)} outside ${Math.round(box.left)}..${Math.round(box.right)}`); \
-                 } \
-               } \
-               return [panels.length, innerWidth, out.slice(0, 12), \
-                       document.documentElement.scrollWidth - document.documentElement.clientWidth]; })()",
-        )
+    nothing_cut_off(&mut chrome, &page, "workbench", 6).await;
+
+    let lesson = chrome
+        .open_lesson(&format!("http://{addr}/"), "six-lanes")
         .await;
-    assert_eq!(cut[1], 320, "the viewport: {cut}");
-    assert!(
-        cut[0].as_u64().unwrap_or(0) >= 6,
-        "the contained panels measured (composer, policy, middlebox, agent, measured, timeline, runs): {cut}"
-    );
-    assert_eq!(cut[2], serde_json::json!([]), "cut off at 320 px: {cut}");
-    assert_eq!(cut[3], 0, "the page scrolls sideways at 320 px: {cut}");
+    chrome.set_viewport(&lesson, 320, 640).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    nothing_cut_off(&mut chrome, &lesson, "lesson", 1).await;
 }

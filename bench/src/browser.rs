@@ -288,7 +288,7 @@ async fn page_phases(
 struct Record {
     /// Chromium's CPU profile of the page's main thread.
     profile: Option<PathBuf>,
-    /// A trace of the whole browser.
+    /// A trace of the browser, asked of the page's tab ([`Chromium::start_trace`]).
     trace: Option<PathBuf>,
 }
 

@@ -57,6 +57,20 @@ pub async fn start_server(config: Config) -> (SocketAddr, Lab) {
     (addr, lab)
 }
 
+/// The lab's default configuration, serving the built page ([`dist_dir`]).
+pub fn page_config() -> Config {
+    Config {
+        dist_dir: dist_dir(),
+        ..Config::default()
+    }
+}
+
+/// Starts the lab with [`page_config`] on an ephemeral loopback port: the
+/// opening of every browser test that needs nothing else.
+pub async fn start_page_server() -> (SocketAddr, Lab) {
+    start_server(page_config()).await
+}
+
 /// Starts the lab on two ephemeral loopback ports (two origins, two browser
 /// pools) and returns both addresses.
 pub async fn start_server_with_second_origin(config: Config) -> (SocketAddr, SocketAddr, Lab) {

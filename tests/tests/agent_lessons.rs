@@ -9,9 +9,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use keepalive_lab_server::Config;
 use keepalive_lab_tests::chromium::{Chromium, Page};
-use keepalive_lab_tests::{dist_dir, eventually, start_lab_with_middlebox};
+use keepalive_lab_tests::{eventually, page_config, start_lab_with_middlebox};
 use protocol::{AgentEvent, ConnId, Micros, RequestId, ServerEvent};
 use tokio::sync::broadcast::Receiver;
 
@@ -79,11 +78,7 @@ async fn start() -> (
     keepalive_lab_server::Lab,
     Receiver<ServerEvent>,
 ) {
-    let (addr, _second, lab) = start_lab_with_middlebox(Config {
-        dist_dir: dist_dir(),
-        ..Config::default()
-    })
-    .await;
+    let (addr, _second, lab) = start_lab_with_middlebox(page_config()).await;
     let (_, events) = lab.subscribe(None);
     (addr, lab, events)
 }

@@ -5,20 +5,15 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use keepalive_lab_server::Config;
 use keepalive_lab_tests::chromium::Chromium;
-use keepalive_lab_tests::{dist_dir, eventually, start_server_with_second_origin};
+use keepalive_lab_tests::{eventually, page_config, start_server_with_second_origin};
 use protocol::{ConnId, RequestId, ServerEvent};
 
 const LIMIT: Duration = Duration::from_secs(30);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shared_link_restores_the_composer_and_the_second_origin_is_its_own_pool() {
-    let (addr, second, lab) = start_server_with_second_origin(Config {
-        dist_dir: dist_dir(),
-        ..Config::default()
-    })
-    .await;
+    let (addr, second, lab) = start_server_with_second_origin(page_config()).await;
     let (_, mut events) = lab.subscribe(None);
     let mut chrome = Chromium::launch().await;
     let fragment = "count=8&endpoint=slow&ms=400&target=second-port&credentials=omit";

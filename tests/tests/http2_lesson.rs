@@ -8,9 +8,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use keepalive_lab_server::Config;
 use keepalive_lab_tests::chromium::Chromium;
-use keepalive_lab_tests::{TlsLab, dist_dir, eventually, start_lab_with_tls};
+use keepalive_lab_tests::{TlsLab, eventually, page_config, start_lab_with_tls};
 use protocol::{ConnId, Micros, ServerEvent};
 
 /// One burst as the server recorded it: its connections and the most
@@ -72,11 +71,7 @@ struct Taken {
 /// accepts the lab's certificate in this test only), predicts `prediction`,
 /// runs it and collects the server's record.
 async fn take(id: &str, prediction: u32) -> Taken {
-    let (addrs, lab) = start_lab_with_tls(Config {
-        dist_dir: dist_dir(),
-        ..Config::default()
-    })
-    .await;
+    let (addrs, lab) = start_lab_with_tls(page_config()).await;
     let (_, mut events) = lab.subscribe(None);
     let mut chrome = Chromium::launch_with_flags(&["--ignore-certificate-errors"]).await;
     let page = chrome

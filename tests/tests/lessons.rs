@@ -9,9 +9,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use keepalive_lab_server::Config;
 use keepalive_lab_tests::chromium::{Chromium, Page};
-use keepalive_lab_tests::{dist_dir, start_lab_with_middlebox};
+use keepalive_lab_tests::{page_config, start_lab_with_middlebox};
 use protocol::{CloseReason, ConnId, Micros, RequestId, ServerEvent};
 use tokio::sync::broadcast::Receiver;
 
@@ -27,11 +26,7 @@ struct Setup {
 }
 
 async fn open(id: &str) -> Setup {
-    let (addr, _second, lab) = start_lab_with_middlebox(Config {
-        dist_dir: dist_dir(),
-        ..Config::default()
-    })
-    .await;
+    let (addr, _second, lab) = start_lab_with_middlebox(page_config()).await;
     let (_, events) = lab.subscribe(None);
     let mut chrome = Chromium::launch().await;
     let page = chrome.open_lesson(&format!("http://{addr}/"), id).await;

@@ -7,10 +7,9 @@
 
 use std::time::Duration;
 
-use keepalive_lab_server::Config;
 use keepalive_lab_server::middlebox::lab::effective;
 use keepalive_lab_tests::chromium::{Chromium, Page};
-use keepalive_lab_tests::{dist_dir, eventually, start_lab_with_middlebox};
+use keepalive_lab_tests::{eventually, page_config, start_lab_with_middlebox};
 use protocol::{MiddleboxEvent, OnExpiry, Preset, ServerEvent};
 
 const LIMIT: Duration = Duration::from_secs(30);
@@ -46,11 +45,7 @@ async fn shown(chrome: &mut Chromium, page: &Page) -> [String; 4] {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_middlebox_panel_sets_the_sessions_middlebox_and_reports_refusals() {
-    let (addr, _, lab) = start_lab_with_middlebox(Config {
-        dist_dir: dist_dir(),
-        ..Config::default()
-    })
-    .await;
+    let (addr, _, lab) = start_lab_with_middlebox(page_config()).await;
     let (_, mut events) = lab.subscribe(None);
     let mut chrome = Chromium::launch().await;
     let page = chrome.open_live(&format!("http://{addr}/")).await;

@@ -8,9 +8,8 @@
 
 use std::time::Duration;
 
-use keepalive_lab_server::Config;
 use keepalive_lab_tests::chromium::{Chromium, Page};
-use keepalive_lab_tests::{dist_dir, eventually, start_server};
+use keepalive_lab_tests::{eventually, start_page_server};
 
 const LIMIT: Duration = Duration::from_secs(30);
 
@@ -57,11 +56,7 @@ async fn bundles(chrome: &mut Chromium, page: &Page) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_workbench_link_loads_its_own_bundle_and_keeps_the_session() {
-    let (addr, lab) = start_server(Config {
-        dist_dir: dist_dir(),
-        ..Config::default()
-    })
-    .await;
+    let (addr, lab) = start_page_server().await;
     let mut chrome = Chromium::launch().await;
     let page = chrome.open(&format!("http://{addr}/")).await;
 
@@ -247,11 +242,7 @@ async fn nothing_cut_off(chrome: &mut Chromium, page: &Page, which: &str, width:
 /// target's note, and the landing page's lesson.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn from_320_px_wide_nothing_in_a_panel_is_cut_off() {
-    let (addr, _lab) = start_server(Config {
-        dist_dir: dist_dir(),
-        ..Config::default()
-    })
-    .await;
+    let (addr, _lab) = start_page_server().await;
     let mut chrome = Chromium::launch().await;
     let page = chrome
         .open_live(&format!("http://{addr}/#count=3&endpoint=fast"))

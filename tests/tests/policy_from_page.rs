@@ -5,20 +5,15 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use keepalive_lab_server::Config;
 use keepalive_lab_tests::chromium::Chromium;
-use keepalive_lab_tests::{dist_dir, eventually, start_server};
+use keepalive_lab_tests::{eventually, start_page_server};
 use protocol::{CloseReason, ServerEvent};
 
 const LIMIT: Duration = Duration::from_secs(30);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_timeout_set_in_the_page_closes_connections_and_the_page_says_why() {
-    let (addr, lab) = start_server(Config {
-        dist_dir: dist_dir(),
-        ..Config::default()
-    })
-    .await;
+    let (addr, lab) = start_page_server().await;
     let (_, mut events) = lab.subscribe(None);
     let mut chrome = Chromium::launch().await;
     let page = chrome.open_live(&format!("http://{addr}/")).await;

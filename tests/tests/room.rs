@@ -10,21 +10,13 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use keepalive_lab_server::Config;
 use keepalive_lab_tests::chromium::Chromium;
-use keepalive_lab_tests::{dist_dir, eventually, start_server};
+use keepalive_lab_tests::{eventually, start_page_server};
 use protocol::{CloseReason, ConnId, Initiator, RaceClose, ServerEvent};
 use tokio::sync::broadcast::Receiver;
 use tokio::time::Instant;
 
 const LIMIT: Duration = Duration::from_secs(30);
-
-fn config() -> Config {
-    Config {
-        dist_dir: dist_dir(),
-        ..Config::default()
-    }
-}
 
 /// Every event received so far.
 fn drain(events: &mut Receiver<ServerEvent>, into: &mut Vec<(Instant, ServerEvent)>) {
@@ -35,7 +27,7 @@ fn drain(events: &mut Receiver<ServerEvent>, into: &mut Vec<(Instant, ServerEven
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_keep_alive_race_from_the_page_is_re_sent_silently_and_recorded_twice() {
-    let (addr, lab) = start_server(config()).await;
+    let (addr, lab) = start_page_server().await;
     let (_, mut events) = lab.subscribe(None);
     let mut chrome = Chromium::launch().await;
     let page = chrome
@@ -107,7 +99,7 @@ async fn the_keep_alive_race_from_the_page_is_re_sent_silently_and_recorded_twic
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_events_socket_closes_cleanly_with_1000() {
-    let (addr, lab) = start_server(config()).await;
+    let (addr, lab) = start_page_server().await;
     let (_, mut events) = lab.subscribe(None);
     let mut chrome = Chromium::launch().await;
     let page = chrome.open_live(&format!("http://{addr}/")).await;
@@ -148,7 +140,7 @@ async fn the_events_socket_closes_cleanly_with_1000() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_policy_change_reaches_a_connection_that_is_already_open() {
-    let (addr, lab) = start_server(config()).await;
+    let (addr, lab) = start_page_server().await;
     let (_, mut events) = lab.subscribe(None);
     let mut chrome = Chromium::launch().await;
     let page = chrome
@@ -206,7 +198,7 @@ async fn a_policy_change_reaches_a_connection_that_is_already_open() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn closing_the_tab_closes_the_sessions_idle_connections_within_a_second() {
-    let (addr, lab) = start_server(config()).await;
+    let (addr, lab) = start_page_server().await;
     let (_, mut events) = lab.subscribe(None);
     let mut chrome = Chromium::launch().await;
     let page = chrome

@@ -5,9 +5,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use keepalive_lab_server::{Config, Lab};
+use keepalive_lab_server::Lab;
 use keepalive_lab_tests::chromium::{Chromium, Page};
-use keepalive_lab_tests::{dist_dir, eventually, start_server};
+use keepalive_lab_tests::{eventually, start_page_server};
 use protocol::ConnId;
 
 const LIMIT: Duration = Duration::from_secs(30);
@@ -56,11 +56,7 @@ async fn count_rows(chrome: &mut Chromium, page: &Page, phase: &str) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browser_opens_six_connections_then_reuses_them() {
-    let (addr, lab) = start_server(Config {
-        dist_dir: dist_dir(),
-        ..Config::default()
-    })
-    .await;
+    let (addr, lab) = start_page_server().await;
     let mut chrome = Chromium::launch().await;
     let page = chrome.open_live(&format!("http://{addr}/")).await;
 

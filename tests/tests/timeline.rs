@@ -8,14 +8,15 @@
 //! - a lesson at 1280×720: its Run button and the timeline's first lane are
 //!   on one screen;
 //! - the lanes drawn are exactly this page's: a second tab's connections and
-//!   a tool's request from the same host are never drawn in the first.
+//!   a tool's request from the same host are never drawn in the first;
+//! - a long run draws the rows in view, and its SVG export holds them all;
+//! - a row that changes is patched in place (nothing moved or made again).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use keepalive_lab_server::Config;
 use keepalive_lab_tests::chromium::Chromium;
-use keepalive_lab_tests::{dist_dir, eventually, start_server};
+use keepalive_lab_tests::{eventually, start_page_server};
 use protocol::{CloseReason, ConnId, Micros, ServerEvent, SessionId};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -25,13 +26,6 @@ const LIMIT: Duration = Duration::from_secs(30);
 
 /// Timing-sensitive (the race): one browser at a time.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-fn config() -> Config {
-    Config {
-        dist_dir: dist_dir(),
-        ..Config::default()
-    }
-}
 
 fn drain(events: &mut Receiver<ServerEvent>, into: &mut Vec<ServerEvent>) {
     while let Ok(event) = events.try_recv() {
@@ -76,7 +70,7 @@ fn attempts_of(seen: &[ServerEvent]) -> (BTreeMap<String, Vec<u64>>, BTreeSet<u6
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_keep_alive_race_draws_each_attempt_on_the_connection_the_server_recorded() {
     let _one = ONE_AT_A_TIME.lock().await;
-    let (addr, lab) = start_server(config()).await;
+    let (addr, lab) = start_page_server().await;
     let (_, mut events) = lab.subscribe(None);
     let mut chrome = Chromium::launch().await;
     let page = chrome
@@ -197,7 +191,7 @@ async fn the_keep_alive_race_draws_each_attempt_on_the_connection_the_server_rec
                const box = e => e.getBoundingClientRect(); \
                const hit = (a, b) => a.left < b.right - 0.5 && b.left < a.right - 0.5 && a.top < b.bottom - 0.5 && b.top < a.bottom - 0.5; \
                const texts = [...svg.querySelectorAll('text')].filter(t => t.textContent.trim() && !t.closest('.tick')).map(t => [t.textContent, box(t)]); \
-               const bars = [...svg.querySelectorAll('g.req rect:not(.row-bg), g.lane rect:not(.row-bg), g.lane path, g.req use, g.lane use')] \
+               const bars = [...svg.querySelectorAll('g.req rect:not(.row-bg), g.lane rect:not(.row-bg), g.lane path, g.req path.cap')] \
                  .map(b => [b.getAttribute('class') || b.tagName, box(b)]).filter(b => b[1].width > 0); \
                const out = []; \
                texts.forEach(([t, a], i) => { \
@@ -218,7 +212,7 @@ async fn the_keep_alive_race_draws_each_attempt_on_the_connection_the_server_rec
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lesson_at_1280_by_720_shows_its_run_button_and_the_first_lane_on_one_screen() {
     let _one = ONE_AT_A_TIME.lock().await;
-    let (addr, _lab) = start_server(config()).await;
+    let (addr, _lab) = start_page_server().await;
     let mut chrome = Chromium::launch().await;
     let page = chrome
         .open_lesson(&format!("http://{addr}/"), "six-lanes")
@@ -312,7 +306,7 @@ async fn a_tool_request(addr: std::net::SocketAddr) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_lanes_drawn_are_exactly_this_pages_never_another_tabs_or_a_tools() {
     let _one = ONE_AT_A_TIME.lock().await;
-    let (addr, lab) = start_server(config()).await;
+    let (addr, lab) = start_page_server().await;
     let (_, mut events) = lab.subscribe(None);
     let mut chrome = Chromium::launch().await;
     let first = chrome
@@ -456,7 +450,7 @@ async fn the_lanes_drawn_are_exactly_this_pages_never_another_tabs_or_a_tools() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_long_run_draws_the_rows_in_view_and_its_svg_export_holds_them_all() {
     let _one = ONE_AT_A_TIME.lock().await;
-    let (addr, lab) = start_server(config()).await;
+    let (addr, lab) = start_page_server().await;
     let (_, mut events) = lab.subscribe(None);
     let mut chrome = Chromium::launch().await;
     let page = chrome
@@ -564,4 +558,69 @@ async fn a_long_run_draws_the_rows_in_view_and_its_svg_export_holds_them_all() {
     })
     .await;
     assert!(after.iter().any(|t| t.ends_with("-200")));
+}
+
+/// A row that changes is patched in place: as a request moves through its
+/// phases (and as the next run reuses the rows), its words change as text
+/// and only its new bars are added; no node of a row is taken out and put
+/// back, and no word is drawn as a new element. With the row's children
+/// unkeyed, yew made them anew as the bars grew: this run of 12 made 35 to
+/// 42 new text elements and 77 to 89 bars where 23 were needed, each
+/// styled, laid out and painted as new (bench figure 3; `causes.md`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_row_that_changes_is_patched_in_place_nothing_moved_or_made_again() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let (addr, _lab) = start_page_server().await;
+    let mut chrome = Chromium::launch().await;
+    let page = chrome
+        .open_live(&format!("http://{addr}/#count=12&endpoint=slow&ms=300"))
+        .await;
+    chrome.fire_and_wait(&page, 12).await;
+    // Watch the rows while a second run reuses them and runs to its end.
+    chrome
+        .eval(
+            &page,
+            "(() => { const m = window.__rows = {moved: 0, texts: 0, bars: 0, words: 0}; \
+               const out = new Set(); \
+               new MutationObserver(list => { for (const r of list) { \
+                 if (r.type === 'characterData') { m.words++; continue; } \
+                 if (!r.target.matches || !r.target.matches('g.req')) continue; \
+                 r.removedNodes.forEach(n => out.add(n)); \
+                 r.addedNodes.forEach(n => { if (out.has(n)) m.moved++; \
+                   if (n.tagName === 'text') m.texts++; if (n.tagName === 'rect') m.bars++; }); } }) \
+               .observe(document.getElementById('timeline'), {subtree: true, childList: true, characterData: true}); \
+               document.getElementById('fire').click(); return true; })()",
+        )
+        .await;
+    let done = "(() => { const rows = [...document.querySelectorAll('svg#timeline g.req')]; \
+                  return rows.length === 12 && rows.every(g => g.dataset.tag.startsWith('b2-') \
+                    && g.dataset.phase === 'done'); })()";
+    eventually(
+        "the second run's 12 requests drawn done",
+        LIMIT,
+        async || chrome.eval(&page, done).await.as_bool().filter(|d| *d),
+    )
+    .await;
+    let counts = chrome.eval(&page, "window.__rows").await;
+    println!("the second run's row changes: {counts}");
+    let count = |k: &str| counts[k].as_u64().expect("a count");
+    assert_eq!(
+        count("moved"),
+        0,
+        "no node taken out and put back: {counts}"
+    );
+    assert_eq!(
+        count("texts"),
+        0,
+        "no word drawn as a new element: {counts}"
+    );
+    // What did change: each request's words, and its bars for the phases
+    // after the queue (at the server, downloading).
+    assert!(count("words") >= 12, "the rows' words changed: {counts}");
+    // At most two new bars a request: at the server, then downloading (the
+    // queued bar is the row's first, reused from the run before).
+    assert!(
+        (12..=24).contains(&count("bars")),
+        "each request's new bars added, and no more: {counts}"
+    );
 }

@@ -7,7 +7,7 @@
 use yew::prelude::*;
 
 use super::row::RowProps;
-use super::{Cap, NOTES, ROW, WIDTH, cap, chars, column_text, px, rect};
+use super::{Cap, NOTES, ROW, WIDTH, cap, chars, column_text, keyed, px, rect};
 use crate::agent::{AgentEnd, AgentRequest, AgentSocket};
 
 /// The right column of a request: its socket and header.
@@ -46,23 +46,45 @@ pub(super) fn agent_request_row(
         };
         Some(cap(c, scale.x(s.to_ms), y))
     });
-    let timeouts = r
-        .timeouts
-        .iter()
-        .filter_map(|(us, _)| props.clock.to_page_ms(*us))
-        .map(|ms| cap(Cap::ByServer, scale.x(ms), y));
+    // One keyed list, as a browser request's row: a change patches the row
+    // in place instead of moving its nodes.
+    let mut children: Vec<Html> = vec![
+        keyed(
+            "bg",
+            html! { <rect class="row-bg" x="0" y={px(y - 1.0)} width={px(WIDTH)} height={px(ROW)} /> },
+        ),
+        keyed(
+            "label",
+            column_text(
+                "label",
+                &format!("A{:<3} {}", r.n, r.words()),
+                y + ROW - 5.0,
+                false,
+            ),
+        ),
+        keyed("note", column_text("note", &note, y + ROW - 5.0, true)),
+    ];
+    children.extend(
+        segments
+            .iter()
+            .enumerate()
+            .map(|(k, s)| keyed(k, rect(s, scale, y + 2.0, ROW - 5.0))),
+    );
+    children.extend(
+        r.timeouts
+            .iter()
+            .filter_map(|(us, _)| props.clock.to_page_ms(*us))
+            .enumerate()
+            .map(|(k, ms)| keyed(format!("t{k}"), cap(Cap::ByServer, scale.x(ms), y))),
+    );
+    children.extend(end_cap.map(|c| keyed("end", c)));
     html! {
         <g class={crate::components::class(&["req", "agent-req"], &[(props.highlighted, "hl")])}
             data-tag={r.tag.clone()} data-state={r.words()} data-waited={r.waited.to_string()}
             data-socket={r.socket.map(|(n, _)| n.to_string())}
             tabindex="0" role="listitem" aria-label={format!("agent request {} ({}): {}; {note}", r.n, r.tag, r.words())}
             onmouseenter={enter} {onfocus}>
-            <rect class="row-bg" x="0" y={px(y - 1.0)} width={px(WIDTH)} height={px(ROW)} />
-            { column_text("label", &format!("A{:<3} {}", r.n, r.words()), y + ROW - 5.0, false) }
-            { for segments.iter().map(|s| rect(s, scale, y + 2.0, ROW - 5.0)) }
-            { for timeouts }
-            { for end_cap }
-            { column_text("note", &note, y + ROW - 5.0, true) }
+            { for children }
         </g>
     }
 }

@@ -4,7 +4,7 @@
 use yew::prelude::*;
 
 use super::row::RowProps;
-use super::{Cap, ROW, WIDTH, cap, column_text, px};
+use super::{Cap, ROW, WIDTH, cap, column_text, keyed, px};
 use crate::state::{BrowserRequest, Phase};
 use crate::tally::ConnUse;
 use crate::timeline::{Kind, request_segments};
@@ -74,32 +74,59 @@ pub(super) fn request_row(
             Phase::Failed => Cap::Failed,
             _ => return None,
         };
-        Some(cap(c, scale.x(s.to_ms), y))
+        Some((c, scale.x(s.to_ms)))
     });
+    // One keyed list: the background, the words, then a bar per segment and
+    // the marks over them. Unkeyed, a row whose bars grew by one had yew
+    // move its background and words and create its label anew (a burst of
+    // 12 moved about 140 nodes); keyed, only the new bar is added.
+    let mut children: Vec<Html> = Vec::with_capacity(segments.len() + 4);
+    children.push(html! { <rect key="bg" class="row-bg" x="0" y={px(y - 1.0)} width={px(WIDTH)} height={px(ROW)} /> });
+    children.push(keyed(
+        "label",
+        column_text(
+            "label",
+            &format!("#{:<3} {}", index + 1, state_words(r)),
+            y + ROW - 5.0,
+            false,
+        ),
+    ));
+    children.push(keyed(
+        "note",
+        column_text("note", &note, y + ROW - 5.0, true),
+    ));
+    for (k, s) in segments.iter().enumerate() {
+        let x0 = scale.x(s.from_ms);
+        let x1 = if s.open {
+            scale.right
+        } else {
+            scale.x(s.to_ms)
+        };
+        let attempt = s.attempt.and_then(|k| r.attempts.get(k).map(|a| (k, a)));
+        children.push(html! {
+            <rect key={k} class={s.kind.class()} x={px(x0)} y={px(top)} width={px((x1 - x0).max(2.0))} height={px(h)}
+                clip-path={s.open.then_some("url(#until-now)")}
+                data-attempt={attempt.map(|(k, _)| (k + 1).to_string())}
+                data-conn={attempt.map(|(_, a)| a.conn.0.to_string())} />
+        });
+    }
+    for (k, s) in segments
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.kind == Kind::Dropped)
+    {
+        children.push(keyed(format!("x{k}"), cap(Cap::Cross, scale.x(s.to_ms), y)));
+    }
+    if let Some((c, x)) = end_cap {
+        children.push(keyed("end", cap(c, x, y)));
+    }
     html! {
         <g class={crate::components::class(&["req", r.phase.name()], &[(props.highlighted, "hl"), (r.resent(), "resent")])}
             data-tag={r.tag.clone()} data-phase={r.phase.name()}
             data-conn={r.conn.map(|c| c.0.to_string())} data-attempts={r.attempts.len().to_string()}
             tabindex="0" role="listitem" aria-label={label}
             onmouseenter={enter} {onfocus}>
-            <rect class="row-bg" x="0" y={px(y - 1.0)} width={px(WIDTH)} height={px(ROW)} />
-            { column_text("label", &format!("#{:<3} {}", index + 1, state_words(r)), y + ROW - 5.0, false) }
-            { for segments.iter().map(|s| {
-                let x0 = scale.x(s.from_ms);
-                let x1 = if s.open { scale.right } else { scale.x(s.to_ms) };
-                let attempt = s.attempt.and_then(|k| r.attempts.get(k).map(|a| (k, a)));
-                html! { <>
-                    <rect class={s.kind.class()} x={px(x0)} y={px(top)} width={px((x1 - x0).max(2.0))} height={px(h)}
-                        clip-path={s.open.then_some("url(#until-now)")}
-                        data-attempt={attempt.map(|(k, _)| (k + 1).to_string())}
-                        data-conn={attempt.map(|(_, a)| a.conn.0.to_string())} />
-                    if s.kind == Kind::Dropped {
-                        { cap(Cap::Cross, x1, y) }
-                    }
-                </> }
-            }) }
-            { for end_cap }
-            { column_text("note", &note, y + ROW - 5.0, true) }
+            { for children }
         </g>
     }
 }

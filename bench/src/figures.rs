@@ -234,6 +234,10 @@ pub struct Shipped {
     pub brotli: u64,
 }
 
+/// The page's document, which every page downloads: its style sheet, the
+/// loader that picks a bundle, and the script that issues the page's own
+/// requests (`services/burst.rs`). Counted in each page's size.
+pub const DOCUMENT: &str = "index.html";
 /// The lesson track, the landing page: what every learner downloads.
 pub const LESSON_FILES: [&str; 2] = ["app_bg.wasm", "app.js"];
 /// The workbench, a bundle of its own (its own URL, one link away).
@@ -241,11 +245,12 @@ pub const WORKBENCH_FILES: [&str; 2] = ["workbench_bg.wasm", "workbench.js"];
 /// The instructor's page, a bundle of its own (reported beside them).
 pub const INSTRUCTOR_FILES: [&str; 2] = ["instructor_bg.wasm", "instructor.js"];
 
-/// Raw, gzip and brotli sizes of every page's files in `dist/`: the lesson
-/// track's, the workbench's, then the instructor's.
+/// Raw, gzip and brotli sizes of every page's files in `dist/`: the
+/// document, then the lesson track's, the workbench's and the instructor's.
 pub fn frontend_size(dist: &Path) -> Result<Vec<Shipped>, String> {
-    LESSON_FILES
+    [DOCUMENT]
         .into_iter()
+        .chain(LESSON_FILES)
         .chain(WORKBENCH_FILES)
         .chain(INSTRUCTOR_FILES)
         .map(|name| {

@@ -9,7 +9,7 @@
 //! 2. held connections: resident memory per connection holding `/api/hang`;
 //! 3. event pipeline and 4. frame time in Chromium: need a metrics hook in the
 //!    page ([`browser`]);
-//! 5. size of the frontend (wasm + js, raw and gzip);
+//! 5. size of the frontend (document + wasm + js, raw, gzip and brotli);
 //! 6. timing fidelity: the lab's own measure of `/api/slow?ms=1000`;
 //! 7. soak: resident memory and open descriptors of the lab over a bounded
 //!    run (10 minutes by default) of a workshop room's mixed traffic

@@ -32,6 +32,9 @@ struct Queue {
     actions: Vec<Action>,
     /// A frame callback is already scheduled.
     frame_requested: bool,
+    /// The page's request script has steps waiting (`services::burst`):
+    /// taken before the next action is queued, so the order is kept.
+    steps_waiting: bool,
     /// The best clock sync so far, for the latency figures.
     clock: ClockSync,
 }
@@ -58,6 +61,7 @@ impl std::fmt::Debug for FrameDispatch {
 impl FrameDispatch {
     /// Queues `action`.
     pub fn send(&self, action: Action) {
+        self.take_steps();
         let mut queue = self.queue.borrow_mut();
         match (queue.actions.last_mut(), action) {
             (Some(Action::ServerBatch(events)), Action::ServerBatch(more)) => events.extend(more),
@@ -81,6 +85,22 @@ impl FrameDispatch {
         self.send(Action::Clock(sample));
     }
 
+    /// The page's request script recorded steps: they are taken before the
+    /// next action is queued, or at the next frame.
+    pub fn steps_waiting(&self) {
+        self.queue.borrow_mut().steps_waiting = true;
+        self.schedule();
+    }
+
+    /// Queues the request script's waiting steps, in the order they happened.
+    fn take_steps(&self) {
+        if !std::mem::replace(&mut self.queue.borrow_mut().steps_waiting, false) {
+            return;
+        }
+        let steps = crate::services::burst::take_steps();
+        self.queue.borrow_mut().actions.extend(steps);
+    }
+
     fn schedule(&self) {
         if std::mem::replace(&mut self.queue.borrow_mut().frame_requested, true) {
             return;
@@ -93,6 +113,7 @@ impl FrameDispatch {
     }
 
     fn flush(&self) {
+        self.take_steps();
         let (actions, clock) = {
             let mut queue = self.queue.borrow_mut();
             queue.frame_requested = false;

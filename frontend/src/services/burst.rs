@@ -2,17 +2,16 @@
 
 use std::time::Duration;
 
-use gloo_timers::callback::Timeout;
 use gloo_timers::future::sleep;
-use wasm_bindgen::{JsCast, JsValue};
+use protocol::{ConnId, RequestId};
+use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
-use web_sys::{AbortController, RequestCache, RequestCredentials, RequestInit, Response};
 
 use super::js_error;
 use crate::hooks::FrameDispatch;
 use crate::services::fetch::now_ms;
 use crate::settings::{BurstSettings, Order, PageOrigin, Priority};
-use crate::state::{Action, Head, PoolKey, ResourceTiming};
+use crate::state::{Action, Head, KeepAliveHeaders, PoolKey, ResourceTiming};
 
 /// Resource Timing keeps 250 entries by default and then silently drops new
 /// ones; a lab run can have more.
@@ -63,6 +62,7 @@ pub fn fire(
         })
         .collect();
     let urls: Vec<String> = requests.iter().map(|r| r.1.clone()).collect();
+    wake_on_steps(&dispatch);
     dispatch.send(Action::RunStarted {
         id: run,
         settings,
@@ -77,13 +77,7 @@ pub fn fire(
                 if index > 0 && index % SLICE == 0 {
                     sleep(Duration::ZERO).await;
                 }
-                wasm_bindgen_futures::spawn_local(issue(
-                    settings,
-                    run,
-                    index,
-                    url,
-                    dispatch.clone(),
-                ));
+                start(settings, run, index, &url, &dispatch);
             }
         }),
         Order::Concurrent => {
@@ -91,13 +85,15 @@ pub fn fire(
                 let dispatch = dispatch.clone();
                 wasm_bindgen_futures::spawn_local(async move {
                     sleep(spacing * index as u32).await;
-                    issue(settings, run, index, url, dispatch).await;
+                    start(settings, run, index, &url, &dispatch);
                 });
             }
         }
         Order::Sequential => wasm_bindgen_futures::spawn_local(async move {
             for (index, url) in urls.into_iter().enumerate() {
-                issue(settings, run, index, url, dispatch.clone()).await;
+                if let Some(ended) = start(settings, run, index, &url, &dispatch) {
+                    let _ = JsFuture::from(ended).await;
+                }
                 if !spacing.is_zero() {
                     sleep(spacing).await;
                 }
@@ -106,128 +102,331 @@ pub fn fire(
     }
 }
 
-/// One request, reported step by step.
-async fn issue(
+/// The script in `index.html` that issues the page's requests and records
+/// their steps (`window.keepaliveLabBurst`).
+#[wasm_bindgen]
+extern "C" {
+    /// Issues request `index` of run `run`; the promise resolves when it has
+    /// ended, either way. `timeout_ms` below 0: no client timeout.
+    #[wasm_bindgen(catch, js_namespace = keepaliveLabBurst, js_name = issue)]
+    #[allow(clippy::too_many_arguments)]
+    fn js_issue(
+        run: u32,
+        index: u32,
+        url: &str,
+        post: bool,
+        no_store: bool,
+        credentials: &str,
+        priority: &str,
+        timeout_ms: i32,
+    ) -> Result<js_sys::Promise, JsValue>;
+
+    /// The numbers of the steps recorded since the last call ([`parse_steps`]).
+    #[wasm_bindgen(catch, js_namespace = keepaliveLabBurst, js_name = take)]
+    fn js_take() -> Result<Vec<f64>, JsValue>;
+
+    /// Their words, joined by U+001F ([`parse_steps`]).
+    #[wasm_bindgen(catch, js_namespace = keepaliveLabBurst, js_name = takeWords)]
+    fn js_take_words() -> Result<String, JsValue>;
+
+    /// `f` is called when a step is recorded and none was waiting.
+    #[wasm_bindgen(catch, js_namespace = keepaliveLabBurst, js_name = wake)]
+    fn js_wake(f: &js_sys::Function) -> Result<(), JsValue>;
+}
+
+thread_local! {
+    /// The closure the script calls when steps are waiting: it asks the
+    /// frame dispatcher to take them (replaced by each run, so one lives).
+    static WAKE: std::cell::RefCell<Option<Closure<dyn Fn()>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Has the script call `dispatch` when steps are waiting.
+fn wake_on_steps(dispatch: &FrameDispatch) {
+    let dispatch = dispatch.clone();
+    let wake = Closure::<dyn Fn()>::new(move || dispatch.steps_waiting());
+    if js_wake(wake.as_ref().unchecked_ref()).is_ok() {
+        WAKE.with(|w| *w.borrow_mut() = Some(wake));
+    }
+}
+
+/// The steps the script recorded since the last call, as actions.
+pub fn take_steps() -> Vec<Action> {
+    match (js_take(), js_take_words()) {
+        (Ok(numbers), Ok(words)) => parse_steps(&numbers, &words),
+        _ => Vec::new(),
+    }
+}
+
+/// Hands one request to the script, which reports its every step through
+/// [`take_steps`]; returns the promise of its end (awaited only when the
+/// next request waits for it: a concurrent burst awaits nothing).
+fn start(
     settings: BurstSettings,
     run: u32,
     index: usize,
-    url: String,
-    dispatch: FrameDispatch,
-) {
-    // Only a request with a client timeout needs an abort signal; a burst of
-    // hundreds should not allocate one per request for nothing.
-    let controller = settings
-        .timeout_ms
-        .and_then(|_| AbortController::new().ok());
-    let _timer = match (settings.timeout_ms, &controller) {
-        (Some(ms), Some(c)) => {
-            let c = c.clone();
-            Some(Timeout::new(ms, move || c.abort()))
-        }
-        _ => None,
-    };
-    dispatch.send(Action::Issued {
-        run,
-        index,
-        at_ms: now_ms(),
-    });
-    let outcome = fetch(&settings, &url, controller.as_ref(), |head| {
-        dispatch.send(Action::ResponseHead {
-            run,
-            index,
-            head,
-            at_ms: now_ms(),
-        })
-    })
-    .await;
-    let action = match outcome {
-        Ok(()) => Action::Finished {
-            run,
-            index,
-            at_ms: now_ms(),
-            timing: resource_timing(&url),
-        },
-        Err(error) => {
-            let aborted = controller.as_ref().is_some_and(|c| c.signal().aborted());
-            Action::Failed {
-                run,
-                index,
-                error: if aborted {
-                    format!(
-                        "aborted by the page after {} ms (client timeout): {error}",
-                        settings.timeout_ms.unwrap_or(0)
-                    )
-                } else {
-                    error
-                },
-                aborted,
-                at_ms: now_ms(),
-            }
-        }
-    };
-    dispatch.send(action);
-}
-
-async fn fetch(
-    settings: &BurstSettings,
     url: &str,
-    controller: Option<&AbortController>,
-    on_head: impl FnOnce(Head),
-) -> Result<(), String> {
-    let window = web_sys::window().ok_or("no window")?;
-    let init = RequestInit::new();
-    init.set_method(if settings.post { "POST" } else { "GET" });
+    dispatch: &FrameDispatch,
+) -> Option<js_sys::Promise> {
+    let credentials = settings.credentials.fetch_value().unwrap_or("");
+    let priority = match settings.priority {
+        Priority::Auto => "",
+        Priority::High => "high",
+        Priority::Low => "low",
+    };
+    let timeout_ms = settings
+        .timeout_ms
+        .map_or(-1, |ms| i32::try_from(ms).unwrap_or(i32::MAX));
     // Identical URLs keep the default cache mode on purpose: that is what
     // shows Chromium's cache lock serialising them.
-    if !settings.identical_url {
-        init.set_cache(RequestCache::NoStore);
-    }
-    match settings.credentials.fetch_value() {
-        Some("omit") => init.set_credentials(RequestCredentials::Omit),
-        Some("include") => init.set_credentials(RequestCredentials::Include),
-        _ => {}
-    }
-    let priority = match settings.priority {
-        Priority::Auto => None,
-        Priority::High => Some("high"),
-        Priority::Low => Some("low"),
-    };
-    if let Some(priority) = priority {
-        js_sys::Reflect::set(
-            &init,
-            &JsValue::from_str("priority"),
-            &JsValue::from_str(priority),
-        )
-        .map_err(js_error)?;
-    }
-    if let Some(c) = controller {
-        init.set_signal(Some(&c.signal()));
-    }
-    let response: Response = JsFuture::from(window.fetch_with_str_and_init(url, &init))
-        .await
-        .map_err(js_error)?
-        .dyn_into()
-        .map_err(js_error)?;
-    on_head(super::fetch::head_of(&response));
-    JsFuture::from(response.text().map_err(js_error)?)
-        .await
-        .map_err(js_error)?;
-    Ok(())
+    let started = js_issue(
+        run,
+        u32::try_from(index).unwrap_or(u32::MAX),
+        url,
+        settings.post,
+        !settings.identical_url,
+        credentials,
+        priority,
+        timeout_ms,
+    );
+    started
+        .map_err(|error| {
+            dispatch.send(Action::Failed {
+                run,
+                index,
+                error: format!(
+                    "the page's request script is missing ({}): reload the page",
+                    js_error(error)
+                ),
+                aborted: false,
+                at_ms: now_ms(),
+            })
+        })
+        .ok()
 }
 
-/// The browser's Resource Timing entry for `url`, if it kept one.
-fn resource_timing(url: &str) -> Option<ResourceTiming> {
-    let performance = web_sys::window()?.performance()?;
-    let entries = performance.get_entries_by_name(url);
-    let last = entries.get(entries.length().checked_sub(1)?);
-    let t: web_sys::PerformanceResourceTiming = last.dyn_into().ok()?;
-    Some(ResourceTiming {
-        fetch_start: t.fetch_start(),
-        domain_lookup_start: t.domain_lookup_start(),
-        connect_start: t.connect_start(),
-        connect_end: t.connect_end(),
-        request_start: t.request_start(),
-        response_start: t.response_start(),
-        response_end: t.response_end(),
+/// Reads the script's steps (its comment in `index.html` has the layout):
+/// numbers for what they are, when, and what the response said; words for
+/// headers and errors. Numbers, not text, so the page needs no float parser
+/// (about 17 KB of WebAssembly). What it cannot read ends the reading (the
+/// script writes these; nothing else does).
+pub fn parse_steps(numbers: &[f64], words: &str) -> Vec<Action> {
+    let mut words = words.split('\u{1f}');
+    let mut rest = numbers;
+    let mut actions = Vec::new();
+    while let Some((action, used)) = parse_step(rest, &mut words) {
+        actions.push(action);
+        rest = &rest[used..];
+    }
+    actions
+}
+
+/// A whole number the script wrote (run, index, status, ids); `None` for
+/// anything else, including its -1 for "absent".
+fn whole(v: f64) -> Option<u64> {
+    (v >= 0.0 && v.fract() == 0.0 && v <= 9_007_199_254_740_991.0).then_some(v as u64)
+}
+
+/// One step from the front of `n`, and how many numbers it took.
+fn parse_step<'a>(n: &[f64], words: &mut impl Iterator<Item = &'a str>) -> Option<(Action, usize)> {
+    let (&kind, fields) = n.split_first()?;
+    let run = u32::try_from(whole(*fields.first()?)?).ok()?;
+    let index = usize::try_from(whole(*fields.get(1)?)?).ok()?;
+    let at_ms = *fields.get(2)?;
+    let f = |i: usize| fields.get(3 + i).copied();
+    Some(match whole(kind)? {
+        0 => (Action::Issued { run, index, at_ms }, 4),
+        1 => {
+            let (connection, keep_alive) = (words.next()?, words.next()?);
+            let head = Head {
+                status: u16::try_from(whole(f(0)?)?).ok()?,
+                conn: whole(f(1)?).map(ConnId),
+                request: whole(f(2)?).map(RequestId),
+                seq: whole(f(3)?).and_then(|s| u32::try_from(s).ok()),
+                keep_alive: KeepAliveHeaders::parse(
+                    connection.strip_prefix('+'),
+                    keep_alive.strip_prefix('+'),
+                ),
+            };
+            (
+                Action::ResponseHead {
+                    run,
+                    index,
+                    head,
+                    at_ms,
+                },
+                8,
+            )
+        }
+        2 => {
+            let count = usize::try_from(whole(f(0)?)?).ok()?;
+            let timing = match count {
+                0 => None,
+                7 => Some(ResourceTiming {
+                    fetch_start: f(1)?,
+                    domain_lookup_start: f(2)?,
+                    connect_start: f(3)?,
+                    connect_end: f(4)?,
+                    request_start: f(5)?,
+                    response_start: f(6)?,
+                    response_end: f(7)?,
+                }),
+                _ => return None,
+            };
+            (
+                Action::Finished {
+                    run,
+                    index,
+                    at_ms,
+                    timing,
+                },
+                5 + count,
+            )
+        }
+        3 => {
+            let aborted = f(0)? == 1.0;
+            let timeout_ms = f(1)?;
+            let error = words.next()?;
+            let error = if aborted {
+                format!(
+                    "aborted by the page after {} ms (client timeout): {error}",
+                    whole(timeout_ms).unwrap_or(0)
+                )
+            } else {
+                error.to_owned()
+            };
+            (
+                Action::Failed {
+                    run,
+                    index,
+                    error,
+                    aborted,
+                    at_ms,
+                },
+                6,
+            )
+        }
+        _ => return None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The script's header names are the protocol's.
+    #[test]
+    fn the_script_reads_the_protocols_headers() {
+        let page = include_str!("../../../index.html");
+        for name in [
+            protocol::headers::CONN_ID,
+            protocol::headers::REQUEST_ID,
+            protocol::headers::REQUEST_SEQ,
+        ] {
+            assert!(page.contains(&format!("h.get(\"{name}\")")), "{name}");
+        }
+    }
+
+    #[test]
+    fn steps_are_read_back_as_the_actions_they_record() {
+        let numbers = [
+            [0.0, 3.0, 0.0, 10.5].as_slice(),
+            &[1.0, 3.0, 0.0, 12.25, 200.0, 7.0, 41.0, 2.0],
+            &[2.0, 3.0, 0.0, 13.0, 7.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0],
+            &[2.0, 3.0, 1.0, 14.0, 0.0],
+            &[3.0, 3.0, 2.0, 15.0, 1.0, 250.0],
+            &[1.0, 3.0, 3.0, 15.5, 503.0, -1.0, -1.0, -1.0],
+            &[3.0, 3.0, 4.0, 16.0, 0.0, -1.0],
+        ]
+        .concat();
+        let words = [
+            "",
+            "+timeout=5, max=99",
+            "AbortError: signal is aborted without reason",
+            "+close",
+            "",
+            "TypeError: Failed to fetch",
+        ]
+        .join("\u{1f}");
+        let actions = parse_steps(&numbers, &words);
+        assert_eq!(actions.len(), 7);
+        assert!(matches!(actions[0], Action::Issued { run: 3, index: 0, at_ms } if at_ms == 10.5));
+        let Action::ResponseHead { head, at_ms, .. } = &actions[1] else {
+            panic!("a head: {:?}", actions[1]);
+        };
+        assert_eq!(*at_ms, 12.25);
+        assert_eq!(head.status, 200);
+        assert_eq!(head.conn, Some(ConnId(7)));
+        assert_eq!(head.request, Some(RequestId(41)));
+        assert_eq!(head.seq, Some(2));
+        // `Connection` absent, `Keep-Alive` present.
+        assert_eq!(
+            head.keep_alive,
+            KeepAliveHeaders::parse(None, Some("timeout=5, max=99"))
+        );
+        let Action::Finished {
+            timing: Some(t), ..
+        } = &actions[2]
+        else {
+            panic!("finished with its timing: {:?}", actions[2]);
+        };
+        assert_eq!((t.fetch_start, t.response_end), (1.0, 7.0));
+        assert!(matches!(
+            actions[3],
+            Action::Finished {
+                index: 1,
+                timing: None,
+                ..
+            }
+        ));
+        let Action::Failed {
+            error,
+            aborted: true,
+            ..
+        } = &actions[4]
+        else {
+            panic!("aborted: {:?}", actions[4]);
+        };
+        assert_eq!(
+            error,
+            "aborted by the page after 250 ms (client timeout): AbortError: signal is aborted without reason"
+        );
+        // A head without the lab's headers: no ids; `Connection: close`.
+        let Action::ResponseHead { head, .. } = &actions[5] else {
+            panic!("a head: {:?}", actions[5]);
+        };
+        assert_eq!(
+            (head.status, head.conn, head.request, head.seq),
+            (503, None, None, None)
+        );
+        assert_eq!(
+            head.keep_alive,
+            KeepAliveHeaders::parse(Some("close"), None)
+        );
+        assert!(
+            matches!(&actions[6], Action::Failed { aborted: false, error, .. } if error == "TypeError: Failed to fetch")
+        );
+    }
+
+    #[test]
+    fn what_it_cannot_read_ends_the_reading_never_a_panic() {
+        let issued = [0.0, 1.0, 0.0, 1.0];
+        for bad in [
+            [].as_slice(),
+            &[0.0],
+            &[0.0, 1.5, 0.0, 1.0],
+            &[0.0, -1.0, 0.0, 1.0],
+            &[9.0, 1.0, 0.0, 1.0],
+            &[1.0, 1.0, 0.0, 1.0, 200.0],
+            &[2.0, 1.0, 0.0, 1.0, 3.0, 1.0, 2.0, 3.0],
+            &[f64::NAN, 1.0, 0.0, 1.0],
+        ] {
+            assert!(parse_steps(bad, "").is_empty(), "{bad:?}");
+            // What came before it is kept.
+            let both = [issued.as_slice(), bad].concat();
+            assert_eq!(parse_steps(&both, "").len(), 1, "{bad:?}");
+        }
+        // A head needs its two words, a failure its one.
+        assert!(parse_steps(&[1.0, 1.0, 0.0, 1.0, 200.0, 1.0, 1.0, 1.0], "").is_empty());
+        assert_eq!(parse_steps(&[3.0, 1.0, 0.0, 1.0, 0.0, -1.0], "").len(), 1);
+    }
 }

@@ -1132,7 +1132,9 @@ fn details(w: &mut String, results: &Results) {
         "The files `cargo xtask build` writes into `dist/` (the `wasm-release` profile), gzip \
          level 6 (`gzip`'s default) with flate2, brotli quality 11. Each page is a bundle of its \
          own: the budget holds for the lesson track (where a room lands) and for the workbench \
-         (one link away); the instructor's is reported beside them.\n"
+         (one link away); the instructor's is reported beside them. A page's size is its \
+         bundle's wasm and js and the document every page loads (`index.html`: the style \
+         sheet, the loader and the script that issues the page's requests).\n"
     );
     match &results.size {
         Ok(files) => {
@@ -1438,8 +1440,8 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     (y, m, d)
 }
 
-/// Raw, gzip and brotli bytes of the files in `names`.
-/// A page's size: its bundle's files and the document every page loads.
+/// Raw, gzip and brotli bytes of a page: the files in `names` (its bundle)
+/// and the document every page loads.
 fn page_size(files: &[Shipped], names: &[&str]) -> (u64, u64, u64) {
     files
         .iter()

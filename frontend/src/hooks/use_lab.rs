@@ -74,7 +74,8 @@ impl Lab {
 
 /// The page's lab for `session`: starts the events socket and asks where the
 /// lab's other ports listen; `problem` is what to show at first (a link's
-/// ignored settings).
+/// ignored settings). One per page: the request script's steps go to the
+/// dispatcher of the page's last burst (`services::burst::take_steps`).
 #[hook]
 pub fn use_lab(session: SessionId, problem: Option<String>) -> Lab {
     let state = use_reducer(|| LabState::new(session));

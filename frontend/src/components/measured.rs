@@ -86,6 +86,7 @@ pub fn measured(props: &MeasuredProps) -> Html {
                     <span class="error">{ "re-sent silently by the browser: " }<strong id="resent">{ t.resent }</strong></span>
                 }
             </p>
+            <div class="table-scroll" role="region" aria-label="Figures per connection pool" tabindex="0">
             <table>
                 <thead><tr>
                     <th scope="col">{ "Pool (origin · credentials mode)" }</th>
@@ -95,6 +96,7 @@ pub fn measured(props: &MeasuredProps) -> Html {
                 </tr></thead>
                 <tbody>{ for rows }</tbody>
             </table>
+            </div>
             <p class="explain">{ t.summary() }</p>
             <p class="source">
                 { "Computed from this run, never typed in: each request is in exactly one of the states \

@@ -164,6 +164,17 @@ pub enum Priority {
     Low,
 }
 
+impl Priority {
+    /// Its `fetch` value (also its value in a link), `None` when not set.
+    pub fn fetch_value(self) -> Option<&'static str> {
+        match self {
+            Priority::Auto => None,
+            Priority::High => Some("high"),
+            Priority::Low => Some("low"),
+        }
+    }
+}
+
 /// `fetch`'s `credentials` option: each mode is a separate connection pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 pub enum Credentials {
@@ -347,10 +358,8 @@ impl BurstSettings {
         if self.spacing_ms != d.spacing_ms {
             parts.push(format!("spacing_ms={}", self.spacing_ms));
         }
-        match self.priority {
-            Priority::Auto => {}
-            Priority::High => parts.push("priority=high".into()),
-            Priority::Low => parts.push("priority=low".into()),
+        if let Some(priority) = self.priority.fetch_value() {
+            parts.push(format!("priority={priority}"));
         }
         if self.credentials != d.credentials {
             parts.push(format!("credentials={}", self.credentials.name()));

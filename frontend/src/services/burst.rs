@@ -10,7 +10,7 @@ use wasm_bindgen_futures::JsFuture;
 use super::js_error;
 use crate::hooks::FrameDispatch;
 use crate::services::fetch::now_ms;
-use crate::settings::{BurstSettings, Order, PageOrigin, Priority};
+use crate::settings::{BurstSettings, Order, PageOrigin};
 use crate::state::{Action, Head, KeepAliveHeaders, PoolKey, ResourceTiming};
 
 /// Resource Timing keeps 250 entries by default and then silently drops new
@@ -171,11 +171,7 @@ fn start(
     dispatch: &FrameDispatch,
 ) -> Option<js_sys::Promise> {
     let credentials = settings.credentials.fetch_value().unwrap_or("");
-    let priority = match settings.priority {
-        Priority::Auto => "",
-        Priority::High => "high",
-        Priority::Low => "low",
-    };
+    let priority = settings.priority.fetch_value().unwrap_or("");
     let timeout_ms = settings
         .timeout_ms
         .map_or(-1, |ms| i32::try_from(ms).unwrap_or(i32::MAX));

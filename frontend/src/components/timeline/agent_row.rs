@@ -7,7 +7,7 @@
 use yew::prelude::*;
 
 use super::row::RowProps;
-use super::{Cap, NOTES, ROW, WIDTH, cap, chars, column_text, keyed, px, rect};
+use super::{Cap, NOTES, ROW, WIDTH, cap, chars, column_text, keyed, px, rect, row_start};
 use crate::agent::{AgentEnd, AgentRequest, AgentSocket};
 
 /// The right column of a request: its socket and header.
@@ -48,22 +48,12 @@ pub(super) fn agent_request_row(
     });
     // One keyed list, as a browser request's row: a change patches the row
     // in place instead of moving its nodes.
-    let mut children: Vec<Html> = vec![
-        keyed(
-            "bg",
-            html! { <rect class="row-bg" x="0" y={px(y - 1.0)} width={px(WIDTH)} height={px(ROW)} /> },
-        ),
-        keyed(
-            "label",
-            column_text(
-                "label",
-                &format!("A{:<3} {}", r.n, r.words()),
-                y + ROW - 5.0,
-                false,
-            ),
-        ),
-        keyed("note", column_text("note", &note, y + ROW - 5.0, true)),
-    ];
+    let mut children = row_start(
+        y,
+        &format!("A{:<3} {}", r.n, r.words()),
+        &note,
+        segments.len() + r.timeouts.len() + 1,
+    );
     children.extend(
         segments
             .iter()

@@ -109,6 +109,24 @@ fn keyed(key: impl Into<yew::virtual_dom::Key>, mut node: Html) -> Html {
     node
 }
 
+/// The first of a request row's keyed children: its background and its
+/// words (left and right columns), with room for `more`.
+fn row_start(y: f64, label: &str, note: &str, more: usize) -> Vec<Html> {
+    let mut children = Vec::with_capacity(3 + more);
+    children.push(html! {
+        <rect key="bg" class="row-bg" x="0" y={px(y - 1.0)} width={px(WIDTH)} height={px(ROW)} />
+    });
+    children.push(keyed(
+        "label",
+        column_text("label", label, y + ROW - 5.0, false),
+    ));
+    children.push(keyed(
+        "note",
+        column_text("note", note, y + ROW - 5.0, true),
+    ));
+    children
+}
+
 /// One segment. No tooltip per segment: the row's words and the details
 /// panel say what it is.
 fn rect(s: &Segment, scale: &Scale, y: f64, h: f64) -> Html {

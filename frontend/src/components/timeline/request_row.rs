@@ -4,7 +4,7 @@
 use yew::prelude::*;
 
 use super::row::RowProps;
-use super::{Cap, ROW, WIDTH, cap, column_text, keyed, px};
+use super::{Cap, ROW, cap, keyed, px, row_start};
 use crate::state::{BrowserRequest, Phase};
 use crate::tally::ConnUse;
 use crate::timeline::{Kind, request_segments};
@@ -77,24 +77,14 @@ pub(super) fn request_row(
         Some((c, scale.x(s.to_ms)))
     });
     // One keyed list: the background, the words, then a bar per segment and
-    // the marks over them. Unkeyed, a row whose bars grew by one had yew
-    // move its background and words and create its label anew (a burst of
-    // 12 moved about 140 nodes); keyed, only the new bar is added.
-    let mut children: Vec<Html> = Vec::with_capacity(segments.len() + 4);
-    children.push(html! { <rect key="bg" class="row-bg" x="0" y={px(y - 1.0)} width={px(WIDTH)} height={px(ROW)} /> });
-    children.push(keyed(
-        "label",
-        column_text(
-            "label",
-            &format!("#{:<3} {}", index + 1, state_words(r)),
-            y + ROW - 5.0,
-            false,
-        ),
-    ));
-    children.push(keyed(
-        "note",
-        column_text("note", &note, y + ROW - 5.0, true),
-    ));
+    // the marks over them. Unkeyed, yew made a row's words and bars anew as
+    // its bars grew; keyed, only the new bar is added.
+    let mut children = row_start(
+        y,
+        &format!("#{:<3} {}", index + 1, state_words(r)),
+        &note,
+        segments.len() + 2,
+    );
     for (k, s) in segments.iter().enumerate() {
         let x0 = scale.x(s.from_ms);
         let x1 = if s.open {

@@ -44,7 +44,7 @@ pub const LIGHT_BURST: u32 = 12;
 /// (the composer's maximum).
 pub const HEAVY_BURST: u32 = 200;
 /// Bursts fired in the light lesson-scale phase. Fifteen: a burst brings
-/// about 38 stamped events, so the phase's p99 is about its sixth-worst
+/// about 37 stamped events, so the phase's p99 is about its sixth-worst
 /// event; with five bursts (190 events) it was the second-worst, and one
 /// hiccup of the machine decided the figure (one build's p99 ranged from
 /// 28 to 52 ms between runs).

@@ -20,7 +20,10 @@
 //! - Figure 3 reads the page's own instrumentation, `window.__keepaliveLab`:
 //!   `eventLatencyMs` holds, for each stamped event, the time from the
 //!   server's stamp to the page applying it (on the page's ping/pong-synced
-//!   clock, whose uncertainty is `clockUncertaintyMs`).
+//!   clock, whose uncertainty is `clockUncertaintyMs`). The lab page also
+//!   keeps `eventReceiptMs`: the same, taken when its socket hands the event
+//!   to the page, before the wait for the next frame's batch. The bare page
+//!   records on arrival, so its one list is both.
 //! - Figure 4 injects a `requestAnimationFrame` loop that records the interval
 //!   between frames: a frame in which the page does more than fits in 16.7 ms
 //!   shows up as a longer interval.
@@ -73,6 +76,10 @@ pub struct Phase {
     pub burst: u32,
     /// Server stamp to applied in the page, ms, sorted.
     pub latencies_ms: Vec<f64>,
+    /// Server stamp to handed to the page by its socket, ms, sorted; empty
+    /// for a page that records only on arrival (the bare page's
+    /// `latencies_ms` are that already).
+    pub received_ms: Vec<f64>,
     /// The page's clock-sync uncertainty at the end, ms.
     pub clock_uncertainty_ms: Option<f64>,
     /// Intervals between frames, ms, sorted.
@@ -323,6 +330,7 @@ async fn phase(
             count.value = '{burst}';
             count.dispatchEvent(new Event('change', {{ bubbles: true }}));
             {HOOK}.eventLatencyMs.length = 0;
+            if (Array.isArray({HOOK}.eventReceiptMs)) {HOOK}.eventReceiptMs.length = 0;
             const frames = window.__benchFrames = [];
             let last = null;
             window.__benchRecording = true;
@@ -371,6 +379,7 @@ async fn phase(
     let collect = format!(
         "(() => {{ window.__benchRecording = false;
             return {{ latencies: {HOOK}.eventLatencyMs.slice(),
+                      received: {HOOK}.eventReceiptMs?.slice() ?? [],
                       uncertainty: {HOOK}.clockUncertaintyMs ?? null,
                       frames: window.__benchFrames.slice() }}; }})()"
     );
@@ -430,6 +439,7 @@ async fn phase(
     Ok(Phase {
         burst,
         latencies_ms: numbers(&got["latencies"]),
+        received_ms: numbers(&got["received"]),
         clock_uncertainty_ms: got["uncertainty"].as_f64(),
         frames_ms: numbers(&got["frames"]),
     })

@@ -253,6 +253,19 @@ fn browser_rows(w: &mut String, lab: &Phases, bare: &Phases, misses: &mut Vec<(u
                 ratio(l99, b99),
                 verdict(ok)
             );
+            // Where the lateness is: before the page's code sees the event
+            // (the browser's delivery, held up by the page's frames) or in
+            // the wait for the next frame's batch.
+            if !l.received_ms.is_empty() {
+                let r99 = q(&l.received_ms, 0.99);
+                let _ = writeln!(
+                    w,
+                    "| 3 | the same, {what}: server stamp to handed to the page by its socket, before the frame's batch: p99 | {} | {} (bare page, on arrival) | {} | none | (information) |",
+                    ms(r99),
+                    ms(b99),
+                    ratio(r99, b99)
+                );
+            }
         }
     }
     let (f50, f95) = (q(&lab.heavy.frames_ms, 0.5), q(&lab.heavy.frames_ms, 0.95));
@@ -1081,7 +1094,10 @@ fn details(w: &mut String, results: &Results) {
          requests per second. Each request brings at least three events. Figure 3 is the \
          page's own instrumentation, `{HOOK}.eventLatencyMs`: per stamped event, the time \
          from the server's stamp to the page applying it (the bare page: receiving it), on \
-         the page's ping/pong-synced clock. Figure 4 is the interval between \
+         the page's ping/pong-synced clock. The lab page also records each event when its socket \
+         hands it to the page (`{HOOK}.eventReceiptMs`, \"handed to the page\" below), before it \
+         waits for the next animation frame's batch: what the browser delivered, and when. \
+         Figure 4 is the interval between \
          `requestAnimationFrame` callbacks, recorded by a loop the bench injects for the \
          whole phase: work that does not fit in a 16.7 ms frame makes an interval longer.\n",
         keepalive_lab_tests::chromium::FLAGS.join(" "),
@@ -1093,7 +1109,7 @@ fn details(w: &mut String, results: &Results) {
         Browser::Measured { lab, bare } => {
             let _ = writeln!(
                 w,
-                "| page | phase | events measured | latency p50 | p99 | max | clock uncertainty | frames | frame p50 | p95 | p99 | max | over {LONG_FRAME_MS:.0} ms |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+                "| page | phase | events measured | latency p50 | p99 | max | handed to the page p50 | p99 | clock uncertainty | frames | frame p50 | p95 | p99 | max | over {LONG_FRAME_MS:.0} ms |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
             );
             for (page, phases) in [("lab", lab), ("bare", bare)] {
                 for (phase, p) in [
@@ -1102,13 +1118,22 @@ fn details(w: &mut String, results: &Results) {
                     ("load: 2 000 requests", &phases.heavy),
                 ] {
                     let q = |v: &[f64], x| Phase::quantile(v, x);
+                    let received = |v: &[f64], x| {
+                        if v.is_empty() {
+                            "(on arrival)".to_owned()
+                        } else {
+                            ms(q(v, x))
+                        }
+                    };
                     let _ = writeln!(
                         w,
-                        "| {page} | {phase} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                        "| {page} | {phase} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                         grouped(p.latencies_ms.len() as u64),
                         ms(q(&p.latencies_ms, 0.5)),
                         ms(q(&p.latencies_ms, 0.99)),
                         ms(q(&p.latencies_ms, 1.0)),
+                        received(&p.received_ms, 0.5),
+                        received(&p.received_ms, 0.99),
                         p.clock_uncertainty_ms
                             .map_or("unknown".to_owned(), |u| format!("±{u:.1} ms")),
                         p.frames_ms.len(),

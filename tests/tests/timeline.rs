@@ -10,7 +10,9 @@
 //! - the lanes drawn are exactly this page's: a second tab's connections and
 //!   a tool's request from the same host are never drawn in the first;
 //! - a long run draws the rows in view, and its SVG export holds them all;
-//! - a row that changes is patched in place (nothing moved or made again).
+//! - a row that changes is patched in place (nothing moved or made again);
+//! - the page's own latency figures (the bench's figure 3) time each event
+//!   the server stamps once as handed over and once as applied, in order.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -623,4 +625,84 @@ async fn a_row_that_changes_is_patched_in_place_nothing_moved_or_made_again() {
         (12..=24).contains(&count("bars")),
         "each request's new bars added, and no more: {counts}"
     );
+}
+
+/// Whether the server stamped `event` with a time (the page records a
+/// latency for exactly these).
+fn stamped(event: &ServerEvent) -> bool {
+    matches!(
+        event,
+        ServerEvent::ConnectionOpened { .. }
+            | ServerEvent::ConnectionAttributed { .. }
+            | ServerEvent::RequestStarted { .. }
+            | ServerEvent::ResponseStarted { .. }
+            | ServerEvent::RequestFinished { .. }
+            | ServerEvent::ConnectionUpgraded { .. }
+            | ServerEvent::ConnectionClosed { .. }
+            | ServerEvent::ConfigChanged { .. }
+    )
+}
+
+/// The page's own latency figures (read by `cargo xtask bench`, figure 3):
+/// each event the server stamps for the page is recorded once when its
+/// socket hands it over and once when a frame applies it, in the same order,
+/// the first never later than the second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_event_is_timed_once_as_handed_over_and_once_as_applied_in_that_order() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let (addr, lab) = start_page_server().await;
+    let mut chrome = Chromium::launch().await;
+    let page = chrome
+        .open_live(&format!("http://{addr}/#workbench&endpoint=fast&count=12"))
+        .await;
+    let synced = "typeof window.__keepaliveLab?.clockUncertaintyMs === 'number' \
+                  && Array.isArray(window.__keepaliveLab.eventReceiptMs)";
+    eventually("the page's clock synced", LIMIT, async || {
+        chrome.eval(&page, synced).await.as_bool().filter(|s| *s)
+    })
+    .await;
+    // From here on, what the server stamps and what the page times.
+    let (_, mut feed) = lab.subscribe(None);
+    chrome
+        .eval(
+            &page,
+            "window.__keepaliveLab.eventLatencyMs.length = 0; \
+             window.__keepaliveLab.eventReceiptMs.length = 0; true",
+        )
+        .await;
+    chrome.fire_and_wait(&page, 12).await;
+    let mut seen = Vec::new();
+    let lists = "[window.__keepaliveLab.eventReceiptMs.slice(), \
+                  window.__keepaliveLab.eventLatencyMs.slice()]";
+    let (received, applied, expected) = eventually(
+        "every stamped event of the run timed twice",
+        LIMIT,
+        async || {
+            drain(&mut feed, &mut seen);
+            let expected = seen.iter().filter(|e| stamped(e)).count();
+            let got = chrome.eval(&page, lists).await;
+            let list = |v: &Value| -> Vec<f64> {
+                v.as_array()
+                    .map(|a| a.iter().filter_map(Value::as_f64).collect())
+                    .unwrap_or_default()
+            };
+            let (received, applied) = (list(&got[0]), list(&got[1]));
+            (expected >= 36 && received.len() == expected && applied.len() == expected)
+                .then_some((received, applied, expected))
+        },
+    )
+    .await;
+    println!("{expected} stamped events; handed over {received:?}; applied {applied:?}");
+    // A sharper clock sample can move the page's offset between the two
+    // readings, by at most its uncertainty (well under a millisecond here).
+    for (i, (r, a)) in received.iter().zip(&applied).enumerate() {
+        assert!(
+            *r <= a + 1.0,
+            "event {i} applied ({a} ms) before it was handed over ({r} ms)"
+        );
+        assert!(
+            (-1.0..10_000.0).contains(r),
+            "event {i}: {r} ms from the server's stamp to the page, on a synced clock"
+        );
+    }
 }

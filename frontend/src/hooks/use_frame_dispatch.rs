@@ -6,9 +6,12 @@
 //! hundreds of requests therefore costs one re-render per frame, and the
 //! main thread stays free to run the next frame on time.
 //!
-//! The flush also records, for `cargo xtask bench`, how long each server
-//! event took from the server's stamp to being applied here (ms, on the
-//! synced clock), in `window.__keepaliveLab.eventLatencyMs` (bounded).
+//! For `cargo xtask bench`, each stamped server event's latency is recorded
+//! twice (ms from the server's stamp, on the synced clock, bounded lists in
+//! `window.__keepaliveLab`): `eventReceiptMs` when the socket hands it to
+//! the page (before this queue), and `eventLatencyMs` when the flush applies
+//! it. The first is what the browser delivered; the difference is the wait
+//! for the next frame's batch.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -22,7 +25,7 @@ use crate::clock::{ClockSync, Sample};
 use crate::services::fetch::now_ms;
 use crate::state::{Action, LabState};
 
-/// Latencies kept in `window.__keepaliveLab.eventLatencyMs`.
+/// Latencies kept in each of `window.__keepaliveLab`'s lists.
 const MAX_LATENCIES: u32 = 20_000;
 
 /// Actions waiting for the next frame.
@@ -62,6 +65,13 @@ impl FrameDispatch {
     /// Queues `action`.
     pub fn send(&self, action: Action) {
         self.take_steps();
+        if let Action::ServerBatch(events) = &action {
+            let stamps: Vec<Micros> = events.iter().filter_map(stamped_at).collect();
+            if !stamps.is_empty() {
+                let clock = self.queue.borrow().clock;
+                record_latencies(RECEIVED, &stamps, &clock);
+            }
+        }
         let mut queue = self.queue.borrow_mut();
         match (queue.actions.last_mut(), action) {
             (Some(Action::ServerBatch(events)), Action::ServerBatch(more)) => events.extend(more),
@@ -131,7 +141,7 @@ impl FrameDispatch {
             .flatten()
             .collect();
         self.dispatch.dispatch(Action::Batch(actions));
-        record_latencies(&stamps, &clock);
+        record_latencies(APPLIED, &stamps, &clock);
     }
 }
 
@@ -150,8 +160,13 @@ fn stamped_at(event: &ServerEvent) -> Option<Micros> {
     }
 }
 
-/// Appends stamp-to-applied latencies to `window.__keepaliveLab`.
-fn record_latencies(stamps: &[Micros], clock: &ClockSync) {
+/// Stamp to applied by the flush: figure 3 of `cargo xtask bench`.
+const APPLIED: &str = "eventLatencyMs";
+/// Stamp to handed to the page by its socket, before the queue.
+const RECEIVED: &str = "eventReceiptMs";
+
+/// Appends stamp-to-now latencies to `window.__keepaliveLab[list]`.
+fn record_latencies(list: &str, stamps: &[Micros], clock: &ClockSync) {
     let Some(window) = web_sys::window() else {
         return;
     };
@@ -161,14 +176,17 @@ fn record_latencies(stamps: &[Micros], clock: &ClockSync) {
         .filter(JsValue::is_object)
         .unwrap_or_else(|| {
             let lab = js_sys::Object::new();
-            let _ = js_sys::Reflect::set(&lab, &"eventLatencyMs".into(), &js_sys::Array::new());
             let _ = js_sys::Reflect::set(&window, &key, &lab);
             lab.into()
         });
-    let Ok(list) = js_sys::Reflect::get(&lab, &"eventLatencyMs".into()) else {
-        return;
+    let list: js_sys::Array = match js_sys::Reflect::get(&lab, &list.into()) {
+        Ok(found) if js_sys::Array::is_array(&found) => found.unchecked_into(),
+        _ => {
+            let made = js_sys::Array::new();
+            let _ = js_sys::Reflect::set(&lab, &list.into(), &made);
+            made
+        }
     };
-    let list: js_sys::Array = list.unchecked_into();
     let now = now_ms();
     for stamped in stamps.iter().filter_map(|us| clock.to_page_ms(*us)) {
         list.push(&JsValue::from_f64(now - stamped));

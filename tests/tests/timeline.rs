@@ -12,7 +12,9 @@
 //! - a long run draws the rows in view, and its SVG export holds them all;
 //! - a row that changes is patched in place (nothing moved or made again);
 //! - the page's own latency figures (the bench's figure 3) time each event
-//!   the server stamps once as handed over and once as applied, in order.
+//!   the server stamps once as handed over and once as applied, in order;
+//! - the events socket runs in a Worker, and on the main thread where no
+//!   Worker can start, and the run is drawn from its events either way.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -705,4 +707,58 @@ async fn each_event_is_timed_once_as_handed_over_and_once_as_applied_in_that_ord
             "event {i}: {r} ms from the server's stamp to the page, on a synced clock"
         );
     }
+}
+
+/// The events socket runs in a Worker (its messages then do not queue on
+/// the main thread behind the page's own requests), and on the main thread
+/// where no Worker can start; either way the page draws its run from the
+/// server's events.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_events_socket_runs_in_a_worker_or_without_one_on_the_main_thread() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let (addr, _lab) = start_page_server().await;
+    let mut chrome = Chromium::launch().await;
+    let url = format!("http://{addr}/#workbench&endpoint=fast&count=12");
+    let page = chrome.open_live(&url).await;
+    let place = "document.documentElement.dataset.eventsSocket";
+    assert_eq!(chrome.eval(&page, place).await, "worker");
+    chrome.fire_and_wait(&page, 12).await;
+    // The lanes are the server's connections, drawn from its events.
+    let lanes = "document.querySelectorAll('svg#timeline g.lane').length";
+    let drawn = |v: Value| v.as_u64().is_some_and(|n| (1..=6).contains(&n));
+    assert!(
+        drawn(chrome.eval(&page, lanes).await),
+        "lanes from the server's events"
+    );
+
+    // A browser that cannot start a Worker (a browser of its own: the
+    // first one's pool holds connections the server gave the first page).
+    drop(chrome);
+    let mut chrome = Chromium::launch().await;
+    let page = chrome.open("about:blank").await;
+    chrome
+        .command(&page, "Page.enable", serde_json::json!({}))
+        .await;
+    chrome
+        .command(
+            &page,
+            "Page.addScriptToEvaluateOnNewDocument",
+            serde_json::json!({ "source": "window.Worker = undefined;" }),
+        )
+        .await;
+    chrome
+        .command(&page, "Page.navigate", serde_json::json!({ "url": url }))
+        .await;
+    let live = "document.querySelector('main')?.dataset.socket === 'open' \
+                && !document.getElementById('fire')?.disabled";
+    eventually("the page live without a Worker", LIMIT, async || {
+        chrome.eval(&page, live).await.as_bool().filter(|l| *l)
+    })
+    .await;
+    assert_eq!(chrome.eval(&page, place).await, "main thread");
+    chrome.fire_and_wait(&page, 12).await;
+    assert!(
+        drawn(chrome.eval(&page, lanes).await),
+        "lanes from the server's events"
+    );
 }

@@ -5,34 +5,58 @@
 //! so it carries both the server's events and the page's control messages.
 
 use protocol::{ClientMessage, ServerEvent, SessionId};
-use wasm_bindgen::JsCast;
 use wasm_bindgen::closure::Closure;
-use web_sys::{CloseEvent, Event, MessageEvent, WebSocket};
+use wasm_bindgen::prelude::wasm_bindgen;
+use wasm_bindgen::{JsCast, JsValue};
 use yew::Callback;
 
 use super::js_error;
 use crate::state::SocketStatus;
 
+#[wasm_bindgen]
+extern "C" {
+    /// The socket `index.html`'s `keepaliveLabSocket` opens: in a Worker,
+    /// or on the main thread where no Worker can start.
+    type LabSocket;
+
+    /// Opens the events socket at `url`; the callbacks get `()`, the
+    /// message's text, and the close's code and reason.
+    #[wasm_bindgen(catch, js_namespace = window, js_name = keepaliveLabSocket)]
+    fn open_socket(
+        url: &str,
+        on_open: &js_sys::Function,
+        on_message: &js_sys::Function,
+        on_close: &js_sys::Function,
+    ) -> Result<LabSocket, JsValue>;
+
+    /// Sends `text`; fails until the socket is open.
+    #[wasm_bindgen(catch, method, structural)]
+    fn send(this: &LabSocket, text: &str) -> Result<(), JsValue>;
+
+    /// Closes the socket with `code` and `reason`; no callback follows.
+    #[wasm_bindgen(method, structural)]
+    fn close(this: &LabSocket, code: u16, reason: &str);
+}
+
 /// An open (or opening) events socket, scoped to this page's session. Dropping it closes the socket and
 /// silences its callbacks.
 pub struct EventSocket {
-    /// The browser's socket.
-    ws: WebSocket,
-    /// Handlers, kept alive as long as the socket.
-    _on_open: Closure<dyn FnMut(Event)>,
-    _on_message: Closure<dyn FnMut(MessageEvent)>,
-    _on_close: Closure<dyn FnMut(CloseEvent)>,
+    socket: LabSocket,
+    /// For the `Debug` output.
+    url: String,
+    _on_open: Closure<dyn FnMut()>,
+    _on_message: Closure<dyn FnMut(String)>,
+    _on_close: Closure<dyn FnMut(u16, String)>,
 }
 
 impl std::fmt::Debug for EventSocket {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EventSocket")
-            .field("url", &self.ws.url())
+            .field("url", &self.url)
             .finish()
     }
 }
 
-/// `ws://host/api/events?{query}` for the page's own origin.
 fn events_url_with(query: &str) -> Result<String, String> {
     let location = web_sys::window().ok_or("no window")?.location();
     let scheme = match location.protocol().map_err(js_error)?.as_str() {
@@ -88,16 +112,12 @@ impl EventSocket {
         on_event: Callback<ServerEvent>,
         on_status: Callback<SocketStatus>,
     ) -> Result<EventSocket, String> {
-        let ws = WebSocket::new(url).map_err(js_error)?;
         let on_event_for_close = on_event.clone();
         let on_open = {
             let on_status = on_status.clone();
-            Closure::<dyn FnMut(Event)>::new(move |_| on_status.emit(SocketStatus::Open))
+            Closure::<dyn FnMut()>::new(move || on_status.emit(SocketStatus::Open))
         };
-        let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |message: MessageEvent| {
-            let Some(text) = message.data().as_string() else {
-                return;
-            };
+        let on_message = Closure::<dyn FnMut(String)>::new(move |text: String| {
             match crate::wire::from_str::<ServerEvent>(&text) {
                 Ok(event) => on_event.emit(event),
                 Err(e) => on_event.emit(ServerEvent::Error(protocol::ErrorBody {
@@ -108,46 +128,41 @@ impl EventSocket {
         });
         let on_close = {
             let on_event = on_event_for_close;
-            Closure::<dyn FnMut(CloseEvent)>::new(move |closed: CloseEvent| {
-                // A close the server explains (it fell behind, a protocol
-                // error, shutdown) is shown with the server's words.
-                if !closed.reason().is_empty() {
+            Closure::<dyn FnMut(u16, String)>::new(move |code: u16, reason: String| {
+                if !reason.is_empty() {
                     on_event.emit(ServerEvent::Error(protocol::ErrorBody {
-                        error: format!(
-                            "the server closed the events socket ({}): {}",
-                            closed.code(),
-                            closed.reason()
-                        ),
+                        error: format!("the server closed the events socket ({code}): {reason}"),
                         hint: "the page reconnects by itself; reload for a complete picture".into(),
                     }));
                 }
                 on_status.emit(SocketStatus::Closed)
             })
         };
-        ws.set_onopen(Some(on_open.as_ref().unchecked_ref()));
-        ws.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
-        ws.set_onclose(Some(on_close.as_ref().unchecked_ref()));
+        let socket = open_socket(
+            url,
+            on_open.as_ref().unchecked_ref(),
+            on_message.as_ref().unchecked_ref(),
+            on_close.as_ref().unchecked_ref(),
+        )
+        .map_err(js_error)?;
         Ok(EventSocket {
-            ws,
+            socket,
+            url: url.to_owned(),
             _on_open: on_open,
             _on_message: on_message,
             _on_close: on_close,
         })
     }
 
-    /// Sends a control message.
     pub fn send(&self, message: &ClientMessage) -> Result<(), String> {
         let text = crate::wire::to_string(message);
-        self.ws.send_with_str(&text).map_err(js_error)
+        self.socket.send(&text).map_err(js_error)
     }
 }
 
 impl Drop for EventSocket {
     fn drop(&mut self) {
-        self.ws.set_onopen(None);
-        self.ws.set_onmessage(None);
-        self.ws.set_onclose(None);
-        // A normal close (1000): the server answers with its own close frame.
-        let _ = self.ws.close_with_code_and_reason(1000, "page closed");
+        // No callback runs after this: the closures go with `self`.
+        self.socket.close(1000, "page closed");
     }
 }

@@ -41,9 +41,11 @@ extern "C" {
 /// An open (or opening) events socket, scoped to this page's session. Dropping it closes the socket and
 /// silences its callbacks.
 pub struct EventSocket {
+    /// The socket, in a Worker or on the main thread (`index.html`).
     socket: LabSocket,
-    /// For the `Debug` output.
+    /// Where it connects, for the `Debug` output.
     url: String,
+    /// Handlers, kept alive as long as the socket.
     _on_open: Closure<dyn FnMut()>,
     _on_message: Closure<dyn FnMut(String)>,
     _on_close: Closure<dyn FnMut(u16, String)>,
@@ -57,6 +59,7 @@ impl std::fmt::Debug for EventSocket {
     }
 }
 
+/// `ws://host/api/events?{query}` for the page's own origin.
 fn events_url_with(query: &str) -> Result<String, String> {
     let location = web_sys::window().ok_or("no window")?.location();
     let scheme = match location.protocol().map_err(js_error)?.as_str() {
@@ -129,6 +132,8 @@ impl EventSocket {
         let on_close = {
             let on_event = on_event_for_close;
             Closure::<dyn FnMut(u16, String)>::new(move |code: u16, reason: String| {
+                // A close the server explains (it fell behind, a protocol
+                // error, shutdown) is shown with the server's words.
                 if !reason.is_empty() {
                     on_event.emit(ServerEvent::Error(protocol::ErrorBody {
                         error: format!("the server closed the events socket ({code}): {reason}"),
@@ -154,6 +159,7 @@ impl EventSocket {
         })
     }
 
+    /// Sends a control message.
     pub fn send(&self, message: &ClientMessage) -> Result<(), String> {
         let text = crate::wire::to_string(message);
         self.socket.send(&text).map_err(js_error)
@@ -162,7 +168,9 @@ impl EventSocket {
 
 impl Drop for EventSocket {
     fn drop(&mut self) {
-        // No callback runs after this: the closures go with `self`.
+        // A normal close (1000): the server answers with its own close
+        // frame. No callback runs after this (the script stops calling), so
+        // the closures can go with `self`.
         self.socket.close(1000, "page closed");
     }
 }

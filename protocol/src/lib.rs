@@ -765,6 +765,25 @@ pub enum ServerEvent {
     },
 }
 
+impl ServerEvent {
+    /// When the server stamped this event on a connection or a policy
+    /// change, if it is one of those: the events whose latency the page
+    /// times for `cargo xtask bench` (figure 3).
+    pub fn stamped_at(&self) -> Option<Micros> {
+        match self {
+            ServerEvent::ConnectionOpened { at_us, .. }
+            | ServerEvent::ConnectionAttributed { at_us, .. }
+            | ServerEvent::RequestStarted { at_us, .. }
+            | ServerEvent::ResponseStarted { at_us, .. }
+            | ServerEvent::RequestFinished { at_us, .. }
+            | ServerEvent::ConnectionUpgraded { at_us, .. }
+            | ServerEvent::ConnectionClosed { at_us, .. }
+            | ServerEvent::ConfigChanged { at_us, .. } => Some(*at_us),
+            _ => None,
+        }
+    }
+}
+
 /// A control message from the page on the `/api/events` WebSocket.
 ///
 /// ```json

@@ -629,22 +629,6 @@ async fn a_row_that_changes_is_patched_in_place_nothing_moved_or_made_again() {
     );
 }
 
-/// Whether the server stamped `event` with a time (the page records a
-/// latency for exactly these).
-fn stamped(event: &ServerEvent) -> bool {
-    matches!(
-        event,
-        ServerEvent::ConnectionOpened { .. }
-            | ServerEvent::ConnectionAttributed { .. }
-            | ServerEvent::RequestStarted { .. }
-            | ServerEvent::ResponseStarted { .. }
-            | ServerEvent::RequestFinished { .. }
-            | ServerEvent::ConnectionUpgraded { .. }
-            | ServerEvent::ConnectionClosed { .. }
-            | ServerEvent::ConfigChanged { .. }
-    )
-}
-
 /// The page's own latency figures (read by `cargo xtask bench`, figure 3):
 /// each event the server stamps for the page is recorded once when its
 /// socket hands it over and once when a frame applies it, in the same order,
@@ -681,7 +665,7 @@ async fn each_event_is_timed_once_as_handed_over_and_once_as_applied_in_that_ord
         LIMIT,
         async || {
             drain(&mut feed, &mut seen);
-            let expected = seen.iter().filter(|e| stamped(e)).count();
+            let expected = seen.iter().filter(|e| e.stamped_at().is_some()).count();
             let got = chrome.eval(&page, lists).await;
             let list = |v: &Value| -> Vec<f64> {
                 v.as_array()

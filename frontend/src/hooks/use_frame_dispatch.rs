@@ -66,7 +66,7 @@ impl FrameDispatch {
     pub fn send(&self, action: Action) {
         self.take_steps();
         if let Action::ServerBatch(events) = &action {
-            let stamps: Vec<Micros> = events.iter().filter_map(stamped_at).collect();
+            let stamps: Vec<Micros> = events.iter().filter_map(ServerEvent::stamped_at).collect();
             if !stamps.is_empty() {
                 let clock = self.queue.borrow().clock;
                 record_latencies(RECEIVED, &stamps, &clock);
@@ -135,28 +135,15 @@ impl FrameDispatch {
         let stamps: Vec<Micros> = actions
             .iter()
             .filter_map(|a| match a {
-                Action::ServerBatch(events) => Some(events.iter().filter_map(stamped_at)),
+                Action::ServerBatch(events) => {
+                    Some(events.iter().filter_map(ServerEvent::stamped_at))
+                }
                 _ => None,
             })
             .flatten()
             .collect();
         self.dispatch.dispatch(Action::Batch(actions));
         record_latencies(APPLIED, &stamps, &clock);
-    }
-}
-
-/// When the server stamped an event, if it carries a time.
-fn stamped_at(event: &ServerEvent) -> Option<Micros> {
-    match event {
-        ServerEvent::ConnectionOpened { at_us, .. }
-        | ServerEvent::ConnectionAttributed { at_us, .. }
-        | ServerEvent::RequestStarted { at_us, .. }
-        | ServerEvent::ResponseStarted { at_us, .. }
-        | ServerEvent::RequestFinished { at_us, .. }
-        | ServerEvent::ConnectionUpgraded { at_us, .. }
-        | ServerEvent::ConnectionClosed { at_us, .. }
-        | ServerEvent::ConfigChanged { at_us, .. } => Some(*at_us),
-        _ => None,
     }
 }
 

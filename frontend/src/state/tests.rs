@@ -1003,6 +1003,45 @@ fn every_participant_page_loads_over_a_page_load_connection() {
     assert!(s.is_page_load(s.lanes.get(&ConnId(1)).expect("a lane")));
 }
 
+/// What each of a lane's requests is to the page is read once, when it is
+/// recorded; the lane's verdicts follow its requests as they come and as the
+/// oldest are forgotten.
+#[test]
+fn a_lane_stays_the_page_loads_while_it_carries_only_its_files_and_our_requests() {
+    let mut s = loaded_page_of(&[("/", 1), ("/app.js", 2)]);
+    let me = s.session.clone();
+    let page_load = |s: &LabState| s.is_page_load(s.lanes.get(&ConnId(1)).expect("a lane"));
+    let mut request = 0;
+    let mut carry = |s: &mut LabState, target: String| {
+        request += 1;
+        let seq = s.lanes.get(&ConnId(1)).map_or(0, |l| l.requests_total) + 1;
+        s.apply(event(ServerEvent::RequestStarted {
+            conn: ConnId(1),
+            request: RequestId(10_000 + request),
+            seq,
+            method: "GET".into(),
+            target,
+            connection: None,
+            at_us: 2_000_000 + request,
+        }));
+    };
+    assert!(page_load(&s));
+    carry(&mut s, format!("/api/fast?tag=b1-1&session={me}"));
+    assert!(page_load(&s), "our own request keeps it the page load's");
+    carry(&mut s, "/api/fast?tag=b1-1&session=s-another".into());
+    let lane = s.lanes.get(&ConnId(1)).expect("a lane");
+    assert!(!s.is_page_load(lane), "another session's request on it");
+    assert_eq!(lane.requests.last().map(|r| r.whose), Some(Whose::Other));
+    // Once that request is forgotten (a lane keeps its latest requests),
+    // the lane carries only the page's files and ours again.
+    for _ in 0..crate::state::MAX_REQUESTS_PER_LANE {
+        carry(&mut s, format!("/api/fast?session={me}"));
+    }
+    let lane = s.lanes.get(&ConnId(1)).expect("a lane");
+    assert!(lane.requests.iter().all(|r| r.whose == Whose::Ours));
+    assert!(page_load(&s) && s.is_ours(s.lanes.get(&ConnId(1)).expect("a lane")));
+}
+
 #[test]
 fn the_page_load_connection_is_named_and_not_counted_as_a_reuse() {
     let mut s = loaded_page();

@@ -637,6 +637,7 @@ mod tests {
             response_us: None,
             finished: None,
             status: None,
+            whose: crate::state::Whose::Other,
         };
         lane.requests = (1..=12).map(request).collect();
         assert_eq!(

@@ -152,44 +152,86 @@ const APPLIED: &str = "eventLatencyMs";
 /// Stamp to handed to the page by its socket, before the queue.
 const RECEIVED: &str = "eventReceiptMs";
 
+/// `window.__keepaliveLab`, its two lists and the clock figures last
+/// written there: made once and kept, since every event the socket hands
+/// over is timed (a property lookup by name, and each name turned into a
+/// JavaScript string, per event were most of what timing it cost).
+struct Hook {
+    /// `window.__keepaliveLab`.
+    lab: JsValue,
+    /// Its `eventReceiptMs` ([`RECEIVED`]).
+    received: js_sys::Array,
+    /// Its `eventLatencyMs` ([`APPLIED`]).
+    applied: js_sys::Array,
+    /// `clockUncertaintyMs` and `clockOffsetMs` as last written, so they are
+    /// written only when the clock sync changes.
+    clock: Option<(Option<f64>, Option<f64>)>,
+}
+
+impl Hook {
+    /// Finds or makes `window.__keepaliveLab` and its lists.
+    fn new() -> Option<Self> {
+        let window = web_sys::window()?;
+        let key = JsValue::from_str("__keepaliveLab");
+        let lab = js_sys::Reflect::get(&window, &key)
+            .ok()
+            .filter(JsValue::is_object)
+            .unwrap_or_else(|| {
+                let lab = js_sys::Object::new();
+                let _ = js_sys::Reflect::set(&window, &key, &lab);
+                lab.into()
+            });
+        let list = |name: &str| -> js_sys::Array {
+            let name = JsValue::from_str(name);
+            match js_sys::Reflect::get(&lab, &name) {
+                Ok(found) if js_sys::Array::is_array(&found) => found.unchecked_into(),
+                _ => {
+                    let made = js_sys::Array::new();
+                    let _ = js_sys::Reflect::set(&lab, &name, &made);
+                    made
+                }
+            }
+        };
+        let (received, applied) = (list(RECEIVED), list(APPLIED));
+        Some(Hook {
+            lab,
+            received,
+            applied,
+            clock: None,
+        })
+    }
+}
+
+thread_local! {
+    static HOOK: RefCell<Option<Hook>> = RefCell::new(Hook::new());
+}
+
 /// Appends stamp-to-now latencies to `window.__keepaliveLab[list]`.
 fn record_latencies(list: &str, stamps: &[Micros], clock: &ClockSync) {
-    let Some(window) = web_sys::window() else {
-        return;
-    };
-    let key = JsValue::from_str("__keepaliveLab");
-    let lab = js_sys::Reflect::get(&window, &key)
-        .ok()
-        .filter(JsValue::is_object)
-        .unwrap_or_else(|| {
-            let lab = js_sys::Object::new();
-            let _ = js_sys::Reflect::set(&window, &key, &lab);
-            lab.into()
-        });
-    let list: js_sys::Array = match js_sys::Reflect::get(&lab, &list.into()) {
-        Ok(found) if js_sys::Array::is_array(&found) => found.unchecked_into(),
-        _ => {
-            let made = js_sys::Array::new();
-            let _ = js_sys::Reflect::set(&lab, &list.into(), &made);
-            made
+    HOOK.with_borrow_mut(|hook| {
+        let Some(hook) = hook else { return };
+        let list = if list == APPLIED {
+            &hook.applied
+        } else {
+            &hook.received
+        };
+        let now = now_ms();
+        for stamped in stamps.iter().filter_map(|us| clock.to_page_ms(*us)) {
+            list.push(&JsValue::from_f64(now - stamped));
         }
-    };
-    let now = now_ms();
-    for stamped in stamps.iter().filter_map(|us| clock.to_page_ms(*us)) {
-        list.push(&JsValue::from_f64(now - stamped));
-    }
-    if list.length() > MAX_LATENCIES {
-        list.splice(0, list.length() - MAX_LATENCIES, &JsValue::UNDEFINED);
-    }
-    let uncertainty = clock
-        .uncertainty_ms()
-        .map_or(JsValue::NULL, JsValue::from_f64);
-    let _ = js_sys::Reflect::set(&lab, &"clockUncertaintyMs".into(), &uncertainty);
-    // Server ms minus page ms, so a script can place server stamps itself.
-    let offset = clock
-        .best
-        .map_or(JsValue::NULL, |b| JsValue::from_f64(b.offset_ms()));
-    let _ = js_sys::Reflect::set(&lab, &"clockOffsetMs".into(), &offset);
+        if list.length() > MAX_LATENCIES {
+            list.splice(0, list.length() - MAX_LATENCIES, &JsValue::UNDEFINED);
+        }
+        // Server ms minus page ms, so a script can place server stamps itself.
+        let figures = (clock.uncertainty_ms(), clock.best.map(|b| b.offset_ms()));
+        if hook.clock != Some(figures) {
+            hook.clock = Some(figures);
+            let number = |v: Option<f64>| v.map_or(JsValue::NULL, JsValue::from_f64);
+            let _ =
+                js_sys::Reflect::set(&hook.lab, &"clockUncertaintyMs".into(), &number(figures.0));
+            let _ = js_sys::Reflect::set(&hook.lab, &"clockOffsetMs".into(), &number(figures.1));
+        }
+    });
 }
 
 /// A [`FrameDispatch`] for the component's reducer.

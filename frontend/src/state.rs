@@ -80,12 +80,12 @@ pub struct LaneRequest {
     pub finished: Option<(Micros, RequestOutcome)>,
     /// Response status once produced.
     pub status: Option<u16>,
-    /// Whether the target names this page's session, and whether it is one
-    /// of the page's own files: read once, when the request is recorded.
-    /// Every render asks them of every request of every lane
-    /// ([`LabState::is_ours`], [`LabState::is_page_load`]), and parsing the
-    /// targets there was most of the workbench's view time with a run of
-    /// 200 (bench figure 4).
+    /// What it is to this page (it names the page's session, it is one of
+    /// the page's files, or neither): read from the target once, when the
+    /// request is recorded. Every render asks it of every request of every
+    /// lane ([`LabState::is_ours`], [`LabState::is_page_load`]), and parsing
+    /// the targets there was most of the workbench's view time with a run
+    /// of 200 (bench figure 4).
     pub whose: Whose,
 }
 

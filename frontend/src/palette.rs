@@ -1,5 +1,5 @@
 //! The timeline's colours, in one place: the SVG's style sheet is written
-//! from these constants ([`css`]), and a host test reads the same constants
+//! from these constants ([`CSS`]), and a host test reads the same constants
 //! to check WCAG contrast (text ≥ 4.5:1 against every background it is drawn
 //! on, bars and marks ≥ 3:1) in light, dark and projector modes.
 //!

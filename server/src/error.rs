@@ -1,7 +1,7 @@
 //! The one error type of the HTTP API.
 //!
 //! Every failure a client can cause is answered with a JSON
-//! [`ErrorBody`](protocol::ErrorBody): what was wrong, and what to send
+//! [`ErrorBody`]: what was wrong, and what to send
 //! instead. Nothing a client sends is allowed to panic a handler.
 
 use axum::Json;

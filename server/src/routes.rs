@@ -1,7 +1,7 @@
 //! The HTTP API: `fn app(lab) -> Router`.
 //!
 //! The router knows nothing about sockets; the accept loop in
-//! [`crate::listener`] gives each request a [`RequestCtx`](crate::conn::RequestCtx)
+//! [`crate::listener`] gives each request a [`RequestCtx`]
 //! extension naming its connection. Called directly (`oneshot` in tests) the
 //! handlers still work, they just have no connection to report.
 //!

@@ -8,8 +8,8 @@
 //! - `run [SERVER FLAGS]`: `build`, then starts the server on `dist/`.
 //! - `test`: `build`, installs Debian's Chromium if it is missing (apt, as
 //!   root or with sudo), then every test in the workspace (including the
-//!   headless Chromium ones), then `cargo fmt --check` and clippy. CI runs
-//!   exactly this.
+//!   headless Chromium ones), then `cargo fmt --check`, clippy and the
+//!   docs' links (`cargo doc`, warnings denied). CI runs exactly this.
 //! - `dist`: `build`, then one self-contained release binary with the page
 //!   built in (`--features embedded-assets`); prints its path last.
 //! - `bench [BENCH FLAGS]`: `build`, then the `bench/` harness, which writes
@@ -32,7 +32,7 @@ usage: cargo xtask <command>
   build                 build the frontend into dist/
   build --names DIR     the same, keeping function names (for CPU profiles), into DIR
   run [SERVER FLAGS]    build, then start the lab (flags: --port N, --bind ADDR)
-  test                  build, then run every test, then fmt and clippy checks
+  test                  build, then run every test, then fmt, clippy and doc-link checks
   dist                  one self-contained release binary with the page built in; prints its path
   bench [BENCH FLAGS]   build, then measure the lab against plain axum into BENCHMARKS.md
                         (several minutes; flags: see `cargo run -p keepalive-lab-bench -- --help`)";
@@ -345,6 +345,22 @@ fn test(dist: &Path) -> Result {
         "-D",
         "warnings",
     ]))?;
-    eprintln!("xtask: all tests passed, formatting and lints are clean");
+    // Every intra-doc link resolves. The crates' layout docs link their
+    // private modules on purpose: documented with the private items, they
+    // resolve, so that one lint is allowed.
+    status(
+        cargo()
+            .args([
+                "doc",
+                "--workspace",
+                "--no-deps",
+                "--document-private-items",
+            ])
+            .env(
+                "RUSTDOCFLAGS",
+                "-D warnings -A rustdoc::private-intra-doc-links",
+            ),
+    )?;
+    eprintln!("xtask: all tests passed, formatting, lints and doc links are clean");
     Ok(())
 }

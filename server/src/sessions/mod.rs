@@ -8,7 +8,7 @@
 //!
 //! - its own keep-alive policy (starting from the server's defaults), which
 //!   every connection attributed to it reads live through a
-//!   [`watch`](tokio::sync::watch) channel ([`ScopeView`]);
+//!   [`watch`] channel ([`ScopeView`]);
 //! - a cap on requests in flight ([`Permit`]);
 //! - a count of its event viewers: when a session's last viewer leaves and
 //!   nothing of it is in flight, its page is gone, and its idle connections

@@ -190,7 +190,7 @@ fn cap(cap: Cap, x: f64, y: f64) -> Html {
 }
 
 /// The legend: every state, with its pattern or mark and its words. Static
-/// markup: the marks are [`cap_path`]'s, written out. The middlebox's and the
+/// markup: the marks are [`Cap::shape`]'s, written out. The middlebox's and the
 /// agent's entries are shown only when the picture has their rows.
 const LEGEND: &str = concat!(
     r##"<span><svg width="24" height="12"><rect class="seg-queued" y="1" width="20" height="10"/></svg>queued in the browser (or connecting)</span>"##,

@@ -100,6 +100,20 @@ pub enum Whose {
     Other,
 }
 
+impl Whose {
+    /// What a request to `target` is, given whether it names this page's
+    /// session (the caller may have read that already).
+    fn of(target: &str, names_us: bool) -> Whose {
+        if names_us {
+            Whose::Ours
+        } else if is_page_file(target) {
+            Whose::PageFile
+        } else {
+            Whose::Other
+        }
+    }
+}
+
 /// One TCP connection as the server saw it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Lane {
@@ -897,13 +911,7 @@ impl LabState {
 
     /// What a request to `target` is to this page.
     fn whose(&self, target: &str) -> Whose {
-        if self.names_us(target) {
-            Whose::Ours
-        } else if is_page_file(target) {
-            Whose::PageFile
-        } else {
-            Whose::Other
-        }
+        Whose::of(target, self.names_us(target))
     }
 
     /// Whether `lane` is one of this page load's own connections: an HTTP
@@ -1154,8 +1162,9 @@ impl LabState {
             } => {
                 // Another page's request on a connection of ours names its
                 // own session: its tag is not this page's.
-                let ours =
-                    query_param(&target, "session").is_none_or(|s| s == self.session.as_str());
+                let named = query_param(&target, "session");
+                let ours = named.is_none_or(|s| s == self.session.as_str());
+                let whose = Whose::of(&target, named == Some(self.session.as_str()));
                 let tag = tag_of(&target).map(str::to_owned);
                 let duplicate = self
                     .lanes
@@ -1165,7 +1174,6 @@ impl LabState {
                     return; // duplicate delivery
                 }
                 let conn_opened_us = self.lanes.get(&conn).map(|l| l.opened_us);
-                let whose = self.whose(&target);
                 if let Some(lane) = self.lane_mut(conn) {
                     lane.requests_total = lane.requests_total.max(seq);
                     lane.requests.push(LaneRequest {

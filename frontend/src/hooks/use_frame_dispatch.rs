@@ -69,7 +69,7 @@ impl FrameDispatch {
             let stamps: Vec<Micros> = events.iter().filter_map(ServerEvent::stamped_at).collect();
             if !stamps.is_empty() {
                 let clock = self.queue.borrow().clock;
-                record_latencies(RECEIVED, &stamps, &clock);
+                record_latencies(List::Received, &stamps, &clock);
             }
         }
         let mut queue = self.queue.borrow_mut();
@@ -143,7 +143,7 @@ impl FrameDispatch {
             .flatten()
             .collect();
         self.dispatch.dispatch(Action::Batch(actions));
-        record_latencies(APPLIED, &stamps, &clock);
+        record_latencies(List::Applied, &stamps, &clock);
     }
 }
 
@@ -151,6 +151,15 @@ impl FrameDispatch {
 const APPLIED: &str = "eventLatencyMs";
 /// Stamp to handed to the page by its socket, before the queue.
 const RECEIVED: &str = "eventReceiptMs";
+
+/// Which of the hook's two lists a latency goes to.
+#[derive(Clone, Copy)]
+enum List {
+    /// [`RECEIVED`].
+    Received,
+    /// [`APPLIED`].
+    Applied,
+}
 
 /// `window.__keepaliveLab`, its two lists and the clock figures last
 /// written there: made once and kept, since every event the socket hands
@@ -207,13 +216,12 @@ thread_local! {
 }
 
 /// Appends stamp-to-now latencies to `window.__keepaliveLab[list]`.
-fn record_latencies(list: &str, stamps: &[Micros], clock: &ClockSync) {
+fn record_latencies(list: List, stamps: &[Micros], clock: &ClockSync) {
     HOOK.with_borrow_mut(|hook| {
         let Some(hook) = hook else { return };
-        let list = if list == APPLIED {
-            &hook.applied
-        } else {
-            &hook.received
+        let list = match list {
+            List::Received => &hook.received,
+            List::Applied => &hook.applied,
         };
         let now = now_ms();
         for stamped in stamps.iter().filter_map(|us| clock.to_page_ms(*us)) {

@@ -13,10 +13,6 @@ use crate::services::fetch::now_ms;
 use crate::settings::{BurstSettings, Order, PageOrigin};
 use crate::state::{Action, Head, KeepAliveHeaders, PoolKey, ResourceTiming};
 
-/// Resource Timing keeps 250 entries by default and then silently drops new
-/// ones; a lab run can have more.
-const RESOURCE_TIMING_BUFFER: u32 = 5_000;
-
 /// A concurrent burst's `fetch` calls issued in one task; the rest follow in
 /// later tasks (a `setTimeout(0)` apart), so 200 calls do not hold the main
 /// thread for one long task in which no event is applied and no frame drawn
@@ -47,10 +43,6 @@ pub fn fire(
     session: &str,
     dispatch: FrameDispatch,
 ) {
-    if let Some(performance) = web_sys::window().and_then(|w| w.performance()) {
-        performance.clear_resource_timings();
-        performance.set_resource_timing_buffer_size(RESOURCE_TIMING_BUFFER);
-    }
     let pool = PoolKey {
         origin: origin.clone(),
         credentials: settings.credentials,

@@ -44,17 +44,24 @@ pub fn timings(run: &Run, r: &BrowserRequest, clock: &ClockSync) -> [f64; 6] {
         .iter()
         .rev()
         .find(|a| Some(a.request) == r.request);
+    // The accept on the page's clock may come out before the issue by the
+    // clock sync's error (the phases below are clamped to the request's life).
+    let slack = clock.uncertainty_ms().unwrap_or(0.0);
     let accepted = attempt
         .filter(|a| a.seq == 1)
         .and_then(|a| page(a.conn_opened_us?))
-        .filter(|t| *t >= issued);
-    let (dns_from, connect_from, connect_to) = match (accepted, r.timing) {
-        (Some(_), Some(t)) if t.new_connection() => (
+        .filter(|t| *t >= issued - slack);
+    // Resource Timing's figures are on the page's clock: no sync needed.
+    let browser_says_new = r
+        .timing
+        .filter(|t| t.new_connection() && attempt.is_none_or(|a| a.seq == 1));
+    let (dns_from, connect_from, connect_to) = match (browser_says_new, accepted) {
+        (Some(t), _) => (
             Some(t.domain_lookup_start),
             Some(t.connect_start),
             Some(t.connect_end),
         ),
-        (Some(accept), _) => {
+        (None, Some(accept)) => {
             // The latest moment before the accept that a slot was freed:
             // another request of the pool, or this one's dropped attempt,
             // ended at the server.
@@ -69,7 +76,7 @@ pub fn timings(run: &Run, r: &BrowserRequest, clock: &ClockSync) -> [f64; 6] {
                 .fold(issued, f64::max);
             (None, Some(freed), Some(accept))
         }
-        (None, _) => (None, None, None),
+        (None, None) => (None, None, None),
     };
     let mut at = issued;
     let mut step = |to: Option<f64>| match to {
@@ -609,20 +616,15 @@ mod tests {
         );
     }
 
-    /// Seven requests, each ending a different way, on one clock (server µs
-    /// = page ms × 1000).
-    fn every_ending() -> LabState {
+    /// Run 1 of seven requests (`b1-1` … `b1-7`), all issued at 100 ms, on a
+    /// page whose clock sync took `sample`.
+    fn seven_issued(sample: Sample) -> LabState {
         let mut s = LabState::new(SessionId::parse("s-har").unwrap());
-        s.apply(Action::Clock(Sample {
-            sent_ms: 0.0,
-            received_ms: 0.0,
-            server_us: 0,
-        }));
+        s.apply(Action::Clock(sample));
         let pool = PoolKey {
             origin: "http://127.0.0.1:8080".into(),
             credentials: Credentials::Default,
         };
-        let tag = |n: usize| format!("b1-{n}");
         s.apply(Action::RunStarted {
             id: 1,
             settings: BurstSettings::default(),
@@ -645,30 +647,85 @@ mod tests {
                 at_ms: 100.0,
             });
         }
-        let ms = |t: f64| (t * 1000.0) as u64;
-        let open = |conn: u64, at: f64| ServerEvent::ConnectionOpened {
+        s
+    }
+
+    fn tag(n: usize) -> String {
+        format!("b1-{n}")
+    }
+
+    fn ms(t: f64) -> u64 {
+        (t * 1000.0) as u64
+    }
+
+    fn open(conn: u64, at: f64) -> ServerEvent {
+        ServerEvent::ConnectionOpened {
             conn: ConnId(conn),
             at_us: ms(at),
             peer: "127.0.0.1:1".into(),
             local_addr: "127.0.0.1:8080".into(),
             local_port: 8080,
-        };
-        let start =
-            |conn: u64, request: u64, seq: u32, n: usize, at: f64| ServerEvent::RequestStarted {
-                conn: ConnId(conn),
-                request: RequestId(request),
-                seq,
-                method: "GET".into(),
-                target: format!("/api/fast?id={}", tag(n)),
-                connection: None,
-                at_us: ms(at),
-            };
-        let end = |conn: u64, request: u64, outcome, at: f64| ServerEvent::RequestFinished {
+        }
+    }
+
+    fn start(conn: u64, request: u64, seq: u32, n: usize, at: f64) -> ServerEvent {
+        ServerEvent::RequestStarted {
+            conn: ConnId(conn),
+            request: RequestId(request),
+            seq,
+            method: "GET".into(),
+            target: format!("/api/fast?id={}", tag(n)),
+            connection: None,
+            at_us: ms(at),
+        }
+    }
+
+    fn end(conn: u64, request: u64, outcome: protocol::RequestOutcome, at: f64) -> ServerEvent {
+        ServerEvent::RequestFinished {
             conn: ConnId(conn),
             request: RequestId(request),
             outcome,
             at_us: ms(at),
-        };
+        }
+    }
+
+    /// Request `index` of run 1 answered (head at `head` ms, body 2 ms later)
+    /// by server request `request`, `seq`-th on `conn`.
+    fn answer(
+        s: &mut LabState,
+        index: usize,
+        (conn, request, seq): (u64, u64, u32),
+        head: f64,
+        timing: Option<crate::state::ResourceTiming>,
+    ) {
+        s.apply(Action::ResponseHead {
+            run: 1,
+            index,
+            head: Head {
+                conn: Some(ConnId(conn)),
+                request: Some(RequestId(request)),
+                seq: Some(seq),
+                status: 200,
+                keep_alive: Default::default(),
+            },
+            at_ms: head,
+        });
+        s.apply(Action::Finished {
+            run: 1,
+            index,
+            at_ms: head + 2.0,
+            timing,
+        });
+    }
+
+    /// Seven requests, each ending a different way, on one clock (server µs
+    /// = page ms × 1000).
+    fn every_ending() -> LabState {
+        let mut s = seven_issued(Sample {
+            sent_ms: 0.0,
+            received_ms: 0.0,
+            server_us: 0,
+        });
         use protocol::RequestOutcome::{Aborted, Completed};
         s.apply(Action::ServerBatch(vec![
             // #1 on a new connection, accepted 4 ms after fetch().
@@ -705,33 +762,7 @@ mod tests {
             start(1, 8, 3, 7, 116.0),
             end(1, 8, Aborted, 117.0),
         ]));
-        let answer = |s: &mut LabState,
-                      index: usize,
-                      conn: u64,
-                      request: u64,
-                      seq: u32,
-                      head: f64,
-                      timing| {
-            s.apply(Action::ResponseHead {
-                run: 1,
-                index,
-                head: Head {
-                    conn: Some(ConnId(conn)),
-                    request: Some(RequestId(request)),
-                    seq: Some(seq),
-                    status: 200,
-                    keep_alive: Default::default(),
-                },
-                at_ms: head,
-            });
-            s.apply(Action::Finished {
-                run: 1,
-                index,
-                at_ms: head + 2.0,
-                timing,
-            });
-        };
-        answer(&mut s, 0, 1, 1, 1, 110.5, None);
+        answer(&mut s, 0, (1, 1, 1), 110.5, None);
         let timing = crate::state::ResourceTiming {
             fetch_start: 100.0,
             domain_lookup_start: 100.2,
@@ -741,8 +772,8 @@ mod tests {
             response_start: 110.0,
             response_end: 112.0,
         };
-        answer(&mut s, 1, 2, 2, 1, 110.5, Some(timing));
-        answer(&mut s, 2, 1, 3, 2, 115.5, None);
+        answer(&mut s, 1, (2, 2, 1), 110.5, Some(timing));
+        answer(&mut s, 2, (1, 3, 2), 115.5, None);
         // #4 aborted while it waited in the browser; #5 at the server.
         for index in [3, 4] {
             s.apply(Action::Failed {
@@ -753,7 +784,7 @@ mod tests {
                 at_ms: 130.0,
             });
         }
-        answer(&mut s, 5, 6, 7, 1, 120.5, None);
+        answer(&mut s, 5, (6, 7, 1), 120.5, None);
         s.apply(Action::Failed {
             run: 1,
             index: 6,
@@ -856,5 +887,37 @@ mod tests {
     fn dates_are_iso_8601_utc() {
         assert_eq!(iso8601(0.0), "1970-01-01T00:00:00.000Z");
         assert_eq!(iso8601(951_782_400_123.0), "2000-02-29T00:00:00.123Z");
+    }
+
+    #[test]
+    fn resource_timings_dns_and_connect_need_no_clock_sync() {
+        // True offset 0; this sample (round trip 2 ms, so ±1 ms) estimates
+        // +0.5 ms, which puts the accept (100.3 ms) before the issue (100).
+        let mut s = seven_issued(Sample {
+            sent_ms: 0.0,
+            received_ms: 2.0,
+            server_us: 1_500,
+        });
+        s.apply(Action::ServerBatch(vec![
+            open(1, 100.3),
+            start(1, 1, 1, 1, 100.4),
+        ]));
+        let timing = crate::state::ResourceTiming {
+            fetch_start: 100.0,
+            domain_lookup_start: 100.05,
+            connect_start: 100.1,
+            connect_end: 100.25,
+            request_start: 100.3,
+            response_start: 100.9,
+            response_end: 101.2,
+        };
+        assert!(timing.new_connection());
+        answer(&mut s, 0, (1, 1, 1), 101.0, Some(timing));
+        let run = s.run(1).unwrap();
+        let [_, dns, connect, ..] = timings(run, &run.requests[0], &s.clock);
+        assert!(
+            (connect - 0.15).abs() < 1e-9 && (dns - 0.05).abs() < 1e-9,
+            "Resource Timing says new: dns {dns}, connect {connect}"
+        );
     }
 }

@@ -620,6 +620,27 @@ impl Run {
         stats.max_concurrent_conns = stats.max_concurrent_conns.max(distinct.len());
     }
 
+    /// The server's snapshot (after the events socket reconnected) shows
+    /// `attempt` of request `index`: new to the run, or known with what it
+    /// has done since (answered, ended) filled in.
+    fn rejoin(&mut self, index: usize, attempt: Attempt) {
+        if !self.seen.contains(&attempt.request) {
+            return self.attempt_started(index, attempt);
+        }
+        let Some(r) = self.requests.get_mut(index).map(Rc::make_mut) else {
+            return;
+        };
+        if let Some(a) = r.attempts.iter_mut().find(|a| a.request == attempt.request) {
+            a.response_us = a.response_us.or(attempt.response_us);
+            a.end_us = a.end_us.or(attempt.end_us);
+            a.outcome = a.outcome.or(attempt.outcome);
+        }
+        r.settle();
+        if attempt.end_us.is_some() {
+            self.in_flight.remove(&attempt.request);
+        }
+    }
+
     /// Changes the attempt with server id `request`, if it is this run's.
     fn attempt_mut(&mut self, request: RequestId, change: impl FnOnce(&mut Attempt)) {
         let Some(&(_, index)) = self.in_flight.get(&request) else {
@@ -946,6 +967,19 @@ impl LabState {
     }
 
     /// A run to change (copied first if a rendered frame still shares it).
+    /// The run and index of the untagged request (identical URLs) whose
+    /// answer named server request `request` (its X-Request-Id) and that
+    /// the server's record has not been joined to yet.
+    fn untagged(&self, request: RequestId) -> Option<(u32, usize)> {
+        self.runs.iter().find_map(|run| {
+            let index = run
+                .requests
+                .iter()
+                .position(|r| r.answered_by == Some(request) && r.attempts.is_empty())?;
+            Some((run.id, index))
+        })
+    }
+
     fn run_mut(&mut self, id: u32) -> Option<&mut Run> {
         self.runs.iter_mut().find(|r| r.id == id).map(Rc::make_mut)
     }
@@ -1111,9 +1145,53 @@ impl LabState {
                 // Lanes open in our picture but absent from the server's are
                 // gone; we missed why (the page was disconnected).
                 self.lanes.retain(|_, lane| lane.closed.is_some());
+                let mut open = SortedSet::new();
+                let mut rejoined = Vec::new();
                 for snapshot in connections {
                     let lane = lane_from_snapshot(snapshot, |t| self.whose(t));
+                    open.insert(lane.conn);
+                    for r in lane.requests.iter().filter(|r| r.whose == Whose::Ours) {
+                        let of_run = match r.tag.as_deref() {
+                            Some(tag) => parse_tag(tag),
+                            None => self.untagged(r.request),
+                        };
+                        rejoined.extend(of_run.map(|(run, i)| (run, i, lane_attempt(&lane, r))));
+                    }
                     self.lanes.insert(lane.conn, Rc::new(lane));
+                }
+                // The runs too: what reached the server, was answered or
+                // ended while the page was away is in the snapshot, not in
+                // events; an attempt on a connection gone meanwhile is no
+                // longer at the server (how it ended was missed).
+                for run in &mut self.runs {
+                    if run.in_flight.values().any(|(c, _)| !open.contains(c)) {
+                        Rc::make_mut(run)
+                            .in_flight
+                            .retain(|_, (c, _)| open.contains(c));
+                    }
+                }
+                // A tag names a run of this page, or of an earlier page
+                // load of the same session (run numbers start again at 1):
+                // only an attempt that began after this request was issued
+                // is its own (within the clock sync's error, plus 1 ms).
+                let clock = self.clock;
+                let after_issue = |r: &BrowserRequest, a: &Attempt| {
+                    let issued = r.issued_ms.and_then(|ms| clock.to_server_us(ms));
+                    issued
+                        .zip(clock.uncertainty_ms())
+                        .is_some_and(|(issued, error)| {
+                            a.start_us as f64 + (error + 1.0) * 1000.0 >= issued as f64
+                        })
+                };
+                for (run, index, attempt) in rejoined {
+                    if let Some(run) = self.run_mut(run)
+                        && run
+                            .requests
+                            .get(index)
+                            .is_some_and(|r| after_issue(r, &attempt))
+                    {
+                        run.rejoin(index, attempt);
+                    }
                 }
             }
             ServerEvent::ConnectionOpened {
@@ -1192,23 +1270,28 @@ impl LabState {
                         lane.requests.remove(0);
                     }
                 }
-                if let Some((run, index)) = tag.as_deref().filter(|_| ours).and_then(parse_tag)
+                let attempt = Attempt {
+                    conn,
+                    request,
+                    seq,
+                    conn_opened_us,
+                    start_us: at_us,
+                    response_us: None,
+                    end_us: None,
+                    outcome: None,
+                    dropped: None,
+                };
+                let of_run = match tag.as_deref() {
+                    Some(tag) => parse_tag(tag),
+                    // An untagged request (identical URLs) whose answer
+                    // reached the page before this event: joined now, by
+                    // the X-Request-Id its head carried.
+                    None => self.untagged(request),
+                };
+                if let Some((run, index)) = of_run.filter(|_| ours)
                     && let Some(run) = self.run_mut(run)
                 {
-                    run.attempt_started(
-                        index,
-                        Attempt {
-                            conn,
-                            request,
-                            seq,
-                            conn_opened_us,
-                            start_us: at_us,
-                            response_us: None,
-                            end_us: None,
-                            outcome: None,
-                            dropped: None,
-                        },
-                    );
+                    run.attempt_started(index, attempt);
                 }
             }
             ServerEvent::ResponseStarted {

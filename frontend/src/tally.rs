@@ -27,7 +27,7 @@ use crate::sorted::{SortedMap, SortedSet};
 
 use protocol::ConnId;
 
-use crate::state::{BrowserRequest, LabState, Phase, PoolKey, Run, parse_tag};
+use crate::state::{BrowserRequest, LabState, Phase, PoolKey, Run};
 
 /// `n` of `one`, pluralised: "1 connection", "2 connections".
 pub fn count(n: usize, one: &str) -> String {
@@ -41,7 +41,8 @@ pub enum ConnUse {
     New,
     /// Its connection had carried an earlier request of the same run.
     Reused,
-    /// Its connection was kept alive from an earlier run of this page.
+    /// Its connection was kept alive from before this run (an earlier run,
+    /// or another of this page's requests).
     Kept,
     /// The connection that loaded the page's files.
     PageLoad,
@@ -64,34 +65,28 @@ impl ConnUse {
 
 /// Request `seq` on connection `conn`, for a request of `run`.
 pub fn conn_use(state: &LabState, run: &Run, conn: ConnId, seq: u32) -> ConnUse {
-    let Some(lane) = state.lanes.get(&conn) else {
-        // Forgotten, or not shown to this page (another tab of the same
-        // browser shares its pool, and the connection is that tab's).
-        let earlier_here = run
-            .requests
-            .iter()
-            .flat_map(|r| &r.attempts)
-            .any(|a| a.conn == conn && a.seq < seq);
-        return match seq {
-            1 => ConnUse::New,
-            _ if earlier_here => ConnUse::Reused,
-            _ => ConnUse::Kept,
-        };
-    };
-    if state.is_page_load(lane) {
+    // The lane may be forgotten, or not shown to this page (another tab of
+    // the same browser shares its pool, and the connection is that tab's):
+    // the run's own attempts say whether it carried one of them before.
+    if let Some(lane) = state.lanes.get(&conn)
+        && state.is_page_load(lane)
+    {
         return if seq == 1 {
             ConnUse::Spare
         } else {
             ConnUse::PageLoad
         };
     }
-    if seq == 1 {
-        return ConnUse::New;
-    }
-    let before = lane.requests.iter().rev().find(|q| q.seq < seq);
-    match before.and_then(|q| q.tag.as_deref()).and_then(parse_tag) {
-        Some((id, _)) if id != run.id => ConnUse::Kept,
-        _ => ConnUse::Reused,
+    let earlier_here = || {
+        run.requests
+            .iter()
+            .flat_map(|r| &r.attempts)
+            .any(|a| a.conn == conn && a.seq < seq)
+    };
+    match seq {
+        1 => ConnUse::New,
+        _ if earlier_here() => ConnUse::Reused,
+        _ => ConnUse::Kept,
     }
 }
 
@@ -110,7 +105,8 @@ pub struct PoolTally {
     pub requests: usize,
     /// Waiting in the browser now.
     pub waiting_now: usize,
-    /// Queued in the browser: waiting now, or waited earlier.
+    /// Queued in the browser: waiting now, waited earlier, or ended without
+    /// reaching the server (each request once).
     pub queued: usize,
     /// The longest finished wait (ms), when the clocks are synchronised.
     pub longest_wait_ms: Option<f64>,
@@ -199,17 +195,29 @@ impl Tally {
         let mut busy = SortedSet::new();
         // Per pool: its figures, and where each connection it used came
         // from (the highest slot of its attempts' uses).
-        let mut pools: Vec<(PoolTally, SortedMap<ConnId, usize>)> = Vec::new();
+        // ... and the requests that queued in the browser: waiting now, or
+        // ended (failed, aborted) without ever reaching the server.
+        let mut pools: Vec<(PoolTally, SortedMap<ConnId, usize>, SortedSet<usize>)> = Vec::new();
         for (i, r) in run.requests.iter().enumerate() {
-            let k = match pools.iter().position(|(p, _)| p.pool == r.pool) {
+            let k = match pools.iter().position(|(p, ..)| p.pool == r.pool) {
                 Some(k) => k,
                 None => {
-                    pools.push((PoolTally::new(r.pool.clone()), SortedMap::new()));
+                    pools.push((
+                        PoolTally::new(r.pool.clone()),
+                        SortedMap::new(),
+                        SortedSet::new(),
+                    ));
                     pools.len() - 1
                 }
             };
-            let (p, from) = &mut pools[k];
+            let (p, from, queued) = &mut pools[k];
             p.requests += 1;
+            let never_reached = r.issued_ms.is_some()
+                && r.attempts.is_empty()
+                && matches!(r.phase, Phase::Failed | Phase::Aborted);
+            if r.phase == Phase::Queued || never_reached {
+                queued.insert(i);
+            }
             match r.phase {
                 Phase::Pending => t.pending += 1,
                 Phase::Queued => {
@@ -240,9 +248,12 @@ impl Tally {
             }
         }
         t.busy_conns = busy.len();
-        for (mut p, from) in pools {
+        for (mut p, from, mut queued) in pools {
+            // Also those that waited before reaching the server (once each,
+            // though a dropped attempt can send one back to wait again).
             let waits = run.queued_in(&p.pool, &state.clock);
-            p.queued = p.waiting_now + waits.len();
+            queued.extend(waits.iter().map(|w| w.0));
+            p.queued = queued.len();
             p.longest_wait_ms = waits.iter().filter_map(|w| w.1).reduce(f64::max);
             p.max_conns = run.pools.get(&p.pool).map_or(0, |s| s.max_concurrent_conns);
             p.conns = from.len();

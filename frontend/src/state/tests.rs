@@ -211,16 +211,18 @@ fn a_request_the_server_saw_twice_is_flagged_as_resent() {
     );
 }
 
-#[test]
-fn identical_url_requests_are_matched_by_request_id() {
-    let mut s = fresh();
+/// A one-request run with an identical (untagged) URL, issued at 0.
+fn fire_untagged(s: &mut LabState) -> u32 {
     let run = s.next_run();
     s.apply(Action::RunStarted {
-        id: s.next_run(),
-        settings: BurstSettings::default(),
+        id: run,
+        settings: BurstSettings {
+            identical_url: true,
+            ..BurstSettings::default()
+        },
         requests: vec![(
-            "b1-1".into(),
-            format!("{ORIGIN}/api/fast"),
+            format!("b{run}-1"),
+            format!("{ORIGIN}/api/fast?session=s-test"),
             pool(Credentials::Default),
         )],
         at_ms: 0.0,
@@ -231,16 +233,27 @@ fn identical_url_requests_are_matched_by_request_id() {
         index: 0,
         at_ms: 0.0,
     });
-    s.apply(opened(4));
-    s.apply(event(ServerEvent::RequestStarted {
-        conn: ConnId(4),
-        request: RequestId(9),
-        seq: 1,
+    run
+}
+
+fn started_untagged(conn: u64, request: u64, seq: u32, at_ms: u64) -> Action {
+    event(ServerEvent::RequestStarted {
+        conn: ConnId(conn),
+        request: RequestId(request),
+        seq,
         method: "GET".into(),
-        target: "/api/fast".into(),
+        target: "/api/fast?session=s-test".into(),
         connection: None,
-        at_us: 3000,
-    }));
+        at_us: at_ms * 1000,
+    })
+}
+
+#[test]
+fn identical_url_requests_are_matched_by_request_id() {
+    let mut s = fresh();
+    fire_untagged(&mut s);
+    s.apply(opened(4));
+    s.apply(started_untagged(4, 9, 1, 3));
     assert_eq!(
         s.current().unwrap().requests[0].phase,
         Phase::Queued,
@@ -331,6 +344,56 @@ fn the_monitor_socket_is_listed_apart_and_unclaimed_connections_are_not_drawn() 
     assert_eq!(g.foreign, 2, "1 and 3 never carried this page's requests");
 }
 
+/// The server's snapshot, as a (re)connected events socket gets it: open
+/// connection `conn` only, carrying `requests` (see [`snap`]).
+fn snapshot(conn: u64, requests: Vec<protocol::RequestSnapshot>) -> Action {
+    event(ServerEvent::Snapshot {
+        now_us: 1_000_000,
+        config: ServerPolicy::default(),
+        listeners: vec!["127.0.0.1:8080".into(), "127.0.0.1:8081".into()],
+        session: None,
+        locked: false,
+        room_lesson: None,
+        connections: vec![ConnectionSnapshot {
+            conn: ConnId(conn),
+            opened_us: 10,
+            peer: "127.0.0.1:40001".into(),
+            local_addr: "127.0.0.1:8080".into(),
+            local_port: 8080,
+            session: None,
+            upgraded: None,
+            bytes_in: 0,
+            bytes_out: 0,
+            last_in_us: None,
+            last_out_us: None,
+            requests_total: requests.len() as u32,
+            requests,
+        }],
+    })
+}
+
+/// A request of a snapshot, tagged `tag`, started at `at_us`, answered and
+/// done at `done_us` if given.
+fn snap(
+    request: u64,
+    seq: u32,
+    tag: &str,
+    at_us: u64,
+    done_us: Option<u64>,
+) -> protocol::RequestSnapshot {
+    protocol::RequestSnapshot {
+        request: RequestId(request),
+        seq,
+        method: "GET".into(),
+        target: format!("/api/hang?id={tag}&session=s-test"),
+        started_us: at_us,
+        response_us: done_us,
+        finished_us: done_us,
+        status: done_us.map(|_| 200),
+        outcome: done_us.map(|_| RequestOutcome::Completed),
+    }
+}
+
 #[test]
 fn close_reason_snapshot_attribution_config_and_notices() {
     let mut s = fresh();
@@ -350,39 +413,7 @@ fn close_reason_snapshot_attribution_config_and_notices() {
         CloseReason::IdleTimeout
     );
     s.apply(opened(2)); // open, but the server will not list it
-    s.apply(event(ServerEvent::Snapshot {
-        now_us: 100,
-        config: ServerPolicy::default(),
-        listeners: vec!["127.0.0.1:8080".into(), "127.0.0.1:8081".into()],
-        session: None,
-        locked: false,
-        room_lesson: None,
-        connections: vec![ConnectionSnapshot {
-            conn: ConnId(3),
-            opened_us: 50,
-            peer: "127.0.0.1:1".into(),
-            local_addr: "127.0.0.1:8080".into(),
-            local_port: 8080,
-            session: None,
-            upgraded: None,
-            bytes_in: 0,
-            bytes_out: 0,
-            last_in_us: None,
-            last_out_us: None,
-            requests_total: 1,
-            requests: vec![protocol::RequestSnapshot {
-                request: RequestId(7),
-                seq: 1,
-                method: "GET".into(),
-                target: "/api/hang?id=z".into(),
-                started_us: 60,
-                response_us: None,
-                finished_us: None,
-                status: None,
-                outcome: None,
-            }],
-        }],
-    }));
+    s.apply(snapshot(3, vec![snap(7, 1, "z", 60, None)]));
     let ids: Vec<u64> = s.lanes.keys().map(|c| c.0).collect();
     assert_eq!(ids, vec![1, 3], "closed lane kept, stale open lane dropped");
     assert_eq!(s.lanes[&ConnId(3)].requests[0].tag.as_deref(), Some("z"));
@@ -1208,4 +1239,152 @@ fn another_pages_request_with_the_same_tag_is_not_this_pages() {
     }));
     let r = &s.current().unwrap().requests[0];
     assert!(r.attempts.is_empty() && r.phase == Phase::Queued, "{r:?}");
+}
+
+// ------------------------------------- identical URLs, reconnects, queued counts
+
+#[test]
+fn an_untagged_answer_that_comes_before_its_server_event_is_joined_when_the_event_does() {
+    let mut s = fresh();
+    fire_untagged(&mut s);
+    s.apply(opened(4));
+    head(&mut s, 0, 4, 9, 1, 5.0); // the page's head + body first
+    s.apply(started_untagged(4, 9, 1, 3)); // then the server's events
+    s.apply(finished(4, 9, 4));
+    let run = s.current().unwrap();
+    let r = &run.requests[0];
+    assert_eq!(r.phase, Phase::Done);
+    let t = Tally::of(run, &s);
+    assert_eq!(
+        (r.server_sightings, r.server_start_us, t.attempts),
+        (1, Some(3000), 1),
+        "summary: {}",
+        t.summary()
+    );
+}
+
+#[test]
+fn a_connection_kept_from_an_untagged_run_counts_as_kept_not_reused() {
+    let mut s = fresh();
+    fire_untagged(&mut s); // run 1: identical URLs
+    s.apply(opened(1));
+    s.apply(started_untagged(1, 1, 1, 1));
+    s.apply(finished(1, 1, 2));
+    head(&mut s, 0, 1, 1, 1, 3.0);
+    let tags = fire(&mut s, 1, |_| Credentials::Default); // run 2, tagged
+    s.apply(started(1, 2, 2, &tags[0], 10)); // on run 1's connection
+    let run = s.current().unwrap();
+    assert_eq!(crate::tally::conn_use(&s, run, ConnId(1), 2), ConnUse::Kept);
+    let p = &Tally::of(run, &s).pools[0];
+    assert_eq!((p.kept, p.opened), (1, 0));
+}
+
+#[test]
+fn a_request_that_waited_and_waits_again_counts_as_queued_once() {
+    let mut s = fresh();
+    let tags = fire(&mut s, 2, |_| Credentials::Default);
+    s.apply(opened(1));
+    s.apply(started(1, 1, 1, &tags[0], 5)); // #1 at once
+    s.apply(finished(1, 1, 100));
+    head(&mut s, 0, 1, 1, 1, 100.5);
+    s.apply(started(1, 2, 2, &tags[1], 101)); // #2 waited for #1
+    s.apply(dropped(1, 2, CloseReason::HangTimeout, 200)); // dropped: waits again
+    let run = s.current().unwrap();
+    let p = &Tally::of(run, &s).pools[0];
+    assert_eq!(p.waiting_now, 1);
+    assert_eq!(p.queued, 1, "only #2 was ever queued; #1 went out at once");
+}
+
+#[test]
+fn after_a_reconnect_a_request_the_snapshot_shows_at_the_server_is_at_the_server() {
+    let mut s = fresh();
+    let tags = fire(&mut s, 1, |_| Credentials::Default);
+    // The events socket was down while #1 reached the server; it reconnects.
+    s.apply(snapshot(1, vec![snap(1, 1, &tags[0], 5_000, None)]));
+    assert_eq!(s.current().unwrap().requests[0].phase, Phase::AtServer);
+}
+
+#[test]
+fn after_a_reconnect_an_attempt_answered_meanwhile_is_never_called_dropped() {
+    let mut s = fresh();
+    let tags = fire(&mut s, 1, |_| Credentials::Default);
+    s.apply(opened(1));
+    s.apply(started(1, 1, 1, &tags[0], 5));
+    // Socket down: the answer's events are missed; the page's steps are not.
+    head(&mut s, 0, 1, 1, 1, 50.0);
+    s.apply(snapshot(1, vec![snap(1, 1, &tags[0], 5_000, Some(49_000))]));
+    // Later the idle connection is closed by the server.
+    s.apply(close(1, CloseReason::IdleTimeout, 5000));
+    let r = &s.current().unwrap().requests[0];
+    assert_eq!(
+        r.attempts[0].dropped, None,
+        "it was answered, not dropped: {:?}",
+        r.attempts[0]
+    );
+}
+
+#[test]
+fn requests_aborted_while_queued_still_count_as_queued_in_the_browser() {
+    let mut s = fresh();
+    let tags = fire(&mut s, 12, |_| Credentials::Default);
+    for c in 1..=6u64 {
+        s.apply(opened(c));
+        s.apply(started(c, c, 1, &tags[c as usize - 1], 5));
+    }
+    assert_eq!(Tally::of(s.current().unwrap(), &s).pools[0].queued, 6);
+    // The page's client timeout (1 s) aborts all twelve.
+    for index in 0..12 {
+        s.apply(Action::Failed {
+            run: 1,
+            index,
+            error: "AbortError".into(),
+            aborted: true,
+            at_ms: 1000.0,
+        });
+    }
+    for c in 1..=6u64 {
+        s.apply(dropped(c, c, CloseReason::PeerClosed, 1001));
+    }
+    let p = &Tally::of(s.current().unwrap(), &s).pools[0];
+    assert_eq!(p.queued, 6, "#7-#12 waited in the browser their whole life");
+}
+
+#[test]
+fn after_a_reconnect_an_earlier_page_loads_request_with_the_same_tag_is_not_joined() {
+    let mut s = fresh();
+    // Run 1 of this page, issued at 10 s; the session was handed over from
+    // an earlier page load, whose own run 1 used the same tags.
+    s.apply(Action::RunStarted {
+        id: 1,
+        settings: BurstSettings::default(),
+        requests: vec![(
+            "b1-1".into(),
+            format!("{ORIGIN}/api/hang?id=b1-1&session=s-test"),
+            pool(Credentials::Default),
+        )],
+        at_ms: 10_000.0,
+        epoch_ms: 0.0,
+    });
+    s.apply(Action::Issued {
+        run: 1,
+        index: 0,
+        at_ms: 10_000.0,
+    });
+    // The earlier page's b1-1 (at 5 ms) is still on the kept connection.
+    s.apply(snapshot(1, vec![snap(1, 1, "b1-1", 5_000, Some(6_000))]));
+    let r = &s.current().unwrap().requests[0];
+    assert!(r.attempts.is_empty() && r.phase == Phase::Queued, "{r:?}");
+    // This page's own, at 10.002 s, is.
+    s.apply(snapshot(
+        1,
+        vec![
+            snap(1, 1, "b1-1", 5_000, Some(6_000)),
+            snap(2, 2, "b1-1", 10_002_000, None),
+        ],
+    ));
+    let r = &s.current().unwrap().requests[0];
+    assert_eq!(
+        (r.attempts.len(), r.request, r.phase),
+        (1, Some(RequestId(2)), Phase::AtServer)
+    );
 }

@@ -21,7 +21,7 @@
 //!   "waiting now";
 //! - *connections*: every connection that carried one of its attempts, by
 //!   where it came from: opened by this run, the page load's (the page's
-//!   files, or Chromium's spare), or kept alive from an earlier run.
+//!   files, or Chromium's spare), or kept alive from before this run.
 
 use crate::sorted::{SortedMap, SortedSet};
 
@@ -118,7 +118,7 @@ pub struct PoolTally {
     pub opened: usize,
     /// ...of which the page load's.
     pub page_load: usize,
-    /// ...of which kept alive from an earlier run.
+    /// ...of which kept alive from before this run.
     pub kept: usize,
     /// Requests (answering attempt) by connection use: new, reused, kept,
     /// page load (its files' connection or the spare).
@@ -293,7 +293,7 @@ impl Tally {
             on(1)
         );
         if on(2) > 0 {
-            words += &format!(", {} one kept alive from an earlier run", on(2));
+            words += &format!(", {} one kept alive from before this run", on(2));
         }
         for (i, conn, u) in &self.on_page_load {
             words += &format!(

@@ -25,7 +25,7 @@ pub struct MeasuredProps {
 /// Where one pool's connections came from, and how its requests used them.
 fn connections_words(p: &PoolTally) -> String {
     format!(
-        "{} used: {} opened by this run, {} from the page load, {} kept alive from an earlier run; \
+        "{} used: {} opened by this run, {} from the page load, {} kept alive from before this run; \
          requests on them: {} new, {} reused (keep-alive), {} on a kept one, {} on the page load's",
         p.conns, p.opened, p.page_load, p.kept, p.on[0], p.on[1], p.on[2], p.on[3]
     )

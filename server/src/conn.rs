@@ -265,7 +265,8 @@ impl Conn {
             })
             .subscribe()
         });
-        lab.tracker().open(id, peer, local, counters.clone());
+        lab.tracker()
+            .open(id, (peer, charged), local, counters.clone());
         Arc::new(Conn {
             id,
             peer,

@@ -26,7 +26,7 @@
 //! gets 1008; shutdown 1001. Each is recorded as the connection's reason.
 
 use std::collections::HashSet;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -79,6 +79,19 @@ pub const REPORT_BURST: f64 = 10.0;
 /// See [`REPORT_BURST`].
 pub const REPORTS_PER_SECOND: f64 = 5.0;
 
+/// A session's viewers opening or closing, told to the instructor in a
+/// burst, and how many more per second after that. Each is a
+/// `participant_changed` carrying all of that participant's reports (up to
+/// about 170 KB), so opening and closing sockets in a loop would flood the
+/// instructor's stream (found in review: 600 events, 101 MB, in 0.5 s);
+/// past the rate, one announcement of the state a second later stands for
+/// all of them ([`PRESENCE_DEFERRAL`]).
+pub const PRESENCE_BURST: f64 = 10.0;
+/// See [`PRESENCE_BURST`].
+pub const PRESENCE_PER_SECOND: f64 = 2.0;
+/// See [`PRESENCE_BURST`].
+pub const PRESENCE_DEFERRAL: Duration = Duration::from_secs(1);
+
 /// Two lags (missed events) within this long close the viewer with 1008: it
 /// cannot keep up, and a picture with holes would mislead.
 pub const LAG_WINDOW: Duration = Duration::from_secs(10);
@@ -126,7 +139,7 @@ pub async fn upgrade(
         lab.sessions().set_browser(owner, user_agent);
     }
     let conn = ctx.map(|Extension(c)| c.conn);
-    let scope = Scope::new(access, conn.as_ref().map(|c| c.peer().ip()));
+    let scope = Scope::new(access, conn.as_ref().map(|c| c.charged_ip()));
     ws.max_message_size(MAX_MESSAGE_BYTES)
         .max_frame_size(MAX_MESSAGE_BYTES)
         .on_upgrade(move |socket| async move {
@@ -135,11 +148,8 @@ pub async fn upgrade(
             }
             let owner = scope.access().owner().cloned();
             let announce = |lab: &Lab| {
-                if let Some(participant) =
-                    owner.as_ref().and_then(|o| lab.sessions().participant(o))
-                {
-                    lab.tracker()
-                        .emit(|_| ServerEvent::ParticipantChanged { participant });
+                if let Some(owner) = &owner {
+                    announce_presence(lab, owner);
                 }
             };
             announce(&lab);
@@ -148,6 +158,33 @@ pub async fn upgrade(
             drop(slot);
             announce(&lab);
         })
+}
+
+/// Tells the instructor that one of `owner`'s viewers opened or closed
+/// (sessions only), within [`PRESENCE_BURST`]'s rate; past it, once, a
+/// second later, with the state as it is then.
+fn announce_presence(lab: &Lab, owner: &Owner) {
+    let tell = |lab: &Lab| {
+        if let Some(participant) = lab.sessions().participant(owner) {
+            lab.tracker()
+                .emit(|_| ServerEvent::ParticipantChanged { participant });
+        }
+    };
+    match lab.sessions().presence_changed(owner) {
+        crate::sessions::Presence::Now => tell(lab),
+        crate::sessions::Presence::Later => {
+            let (lab, owner) = (lab.clone(), owner.clone());
+            tokio::spawn(async move {
+                tokio::time::sleep(PRESENCE_DEFERRAL).await;
+                lab.sessions().presence_told(&owner);
+                if let Some(participant) = lab.sessions().participant(&owner) {
+                    lab.tracker()
+                        .emit(|_| ServerEvent::ParticipantChanged { participant });
+                }
+            });
+        }
+        crate::sessions::Presence::Pending => {}
+    }
 }
 
 /// Which connections a viewer sees.
@@ -173,12 +210,8 @@ impl Scope {
 
 /// Two addresses of the same machine: equal, or both loopback (a page at
 /// `localhost` talks over ::1 while `127.0.0.1` is IPv4).
-fn same_host(a: IpAddr, b: IpAddr) -> bool {
+pub(crate) fn same_host(a: IpAddr, b: IpAddr) -> bool {
     a == b || (a.is_loopback() && b.is_loopback())
-}
-
-fn host_of(peer: &str) -> Option<IpAddr> {
-    peer.parse::<SocketAddr>().ok().map(|a| a.ip())
 }
 
 /// Decides, event by event, what one viewer is shown.
@@ -199,15 +232,6 @@ impl Filter {
         }
     }
 
-    fn unattributed_visible(&self, peer: &str) -> bool {
-        match &self.scope.access {
-            Access::All => true,
-            Access::Of(_) => {
-                matches!((self.scope.host, host_of(peer)), (Some(mine), Some(theirs)) if same_host(mine, theirs))
-            }
-        }
-    }
-
     /// Trims a snapshot to this viewer's connections.
     pub fn snapshot(&mut self, event: ServerEvent) -> ServerEvent {
         let ServerEvent::Snapshot {
@@ -222,10 +246,14 @@ impl Filter {
         else {
             return event;
         };
+        // A participant's snapshot comes trimmed to its owner's world by the
+        // tracker (`Lab::subscribe_viewer`, `Lab::snapshot_for`), which knows
+        // each unattributed connection's client machine (through the lab's
+        // middlebox, the client it serves, not the loopback address it comes
+        // from); an attributed one is checked again here.
         connections.retain(|c| match (&self.scope.access, &c.session) {
-            (Access::All, _) => true,
+            (Access::All, _) | (Access::Of(_), None) => true,
             (Access::Of(owner), Some(session)) => owner.session() == Some(session),
-            (Access::Of(_), None) => self.unattributed_visible(&c.peer),
         });
         self.visible = connections.iter().map(|c| c.conn).collect();
         ServerEvent::Snapshot {
@@ -247,13 +275,12 @@ impl Filter {
         };
         let mine = owner.session();
         match &event {
-            ServerEvent::ConnectionOpened { conn, peer, .. } => {
-                if self.unattributed_visible(peer) {
-                    self.visible.insert(*conn);
-                    vec![event]
-                } else {
-                    vec![]
-                }
+            // A participant's feed gets a connection's opening only when it
+            // is from the viewer's machine (routed by its client machine,
+            // `tracker::Route::Conn`).
+            ServerEvent::ConnectionOpened { conn, .. } => {
+                self.visible.insert(*conn);
+                vec![event]
             }
             ServerEvent::ConnectionAttributed { conn, session, .. } if Some(session) == mine => {
                 let mut shown = Vec::new();
@@ -456,7 +483,7 @@ pub async fn run_viewer<W, R, E>(
                 message = stream.next() => {
                     let reply = match message {
                         Some(Ok(Message::Text(text))) => {
-                            handle(&lab, filter.scope.access(), &configure, viewer, text.as_str(), &mut buckets)
+                            handle(&lab, &filter.scope, &configure, viewer, text.as_str(), &mut buckets)
                         }
                         Some(Ok(Message::Binary(_))) => Some(bad_message("binary frames are not understood".into())),
                         Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
@@ -550,12 +577,13 @@ fn truncate_reason(reason: &str) -> String {
 /// this one included).
 fn handle(
     lab: &Lab,
-    access: &Access,
+    scope: &Scope,
     configure: &Result<(), ApiError>,
     viewer: Option<std::net::SocketAddr>,
     text: &str,
     buckets: &mut Buckets,
 ) -> Option<ServerEvent> {
+    let access = scope.access();
     match serde_json::from_str::<ClientMessage>(text) {
         Ok(ClientMessage::Release {
             request: Some(_),
@@ -565,7 +593,9 @@ fn handle(
             hint: r#"send {"type":"release","request":12}, {"type":"release","id":"tag"} or {"type":"release"} for all"#.into(),
         })),
         Ok(ClientMessage::Release { request, id }) => Some(ServerEvent::Released {
-            count: lab.hangs().release(&ReleaseRequest { request, id }, access),
+            count: lab
+                .hangs()
+                .release(&ReleaseRequest { request, id }, access, scope.host),
         }),
         Ok(ClientMessage::SetConfig { config }) => {
             // Refused first: a viewer that may not change the scope spends
@@ -646,7 +676,7 @@ fn handle(
 pub fn handle_as(lab: &Lab, owner: Owner, text: &str) -> Option<ServerEvent> {
     handle(
         lab,
-        &Access::Of(owner),
+        &Scope::new(Access::Of(owner), None),
         &Ok(()),
         None,
         text,

@@ -141,13 +141,25 @@ impl Hangs {
     }
 
     /// Releases the held requests `filter` selects (all of them when it is
-    /// empty) among those `access` reaches, and says how many.
-    pub fn release(&self, filter: &ReleaseRequest, access: &Access) -> usize {
+    /// empty) among those `access` reaches, and says how many. The
+    /// anonymous scope is shared by everyone without a session, so a caller
+    /// in it (from `from`, its client machine) reaches only the hangs made
+    /// from the same machine: a participant using `curl` without a session
+    /// cannot release another's.
+    pub fn release(&self, filter: &ReleaseRequest, access: &Access, from: Option<IpAddr>) -> usize {
+        let same_machine = |h: &Held| match access {
+            Access::Of(crate::sessions::Owner::Anonymous) => match (from, h.ip) {
+                (Some(me), Some(theirs)) => crate::events::same_host(me, theirs),
+                _ => true,
+            },
+            _ => true,
+        };
         let mut held = lock(&self.held);
         let chosen: Vec<RequestId> = held
             .iter()
             .filter(|(id, h)| {
                 access.reaches(&h.owner)
+                    && same_machine(h)
                     && filter.request.is_none_or(|r| r == **id)
                     && filter.id.as_ref().is_none_or(|t| h.tag.as_ref() == Some(t))
             })
@@ -192,15 +204,18 @@ mod tests {
             request: Some(RequestId(1)),
             id: None,
         };
-        assert_eq!(hangs.release(&by_id, &Access::All), 1);
+        assert_eq!(hangs.release(&by_id, &Access::All, None), 1);
         a.released().await;
         let by_tag = ReleaseRequest {
             request: None,
             id: Some("b".into()),
         };
-        assert_eq!(hangs.release(&by_tag, &Access::All), 1);
+        assert_eq!(hangs.release(&by_tag, &Access::All, None), 1);
         b.released().await;
-        assert_eq!(hangs.release(&ReleaseRequest::default(), &Access::All), 1);
+        assert_eq!(
+            hangs.release(&ReleaseRequest::default(), &Access::All, None),
+            1
+        );
         assert!(hangs.is_empty());
     }
 
@@ -255,7 +270,7 @@ mod tests {
         let _b1 = hangs.hold(RequestId(4), None, b.clone(), None).unwrap();
         let all = ReleaseRequest::default();
         assert_eq!(
-            hangs.release(&all, &Access::Of(b.clone())),
+            hangs.release(&all, &Access::Of(b.clone()), None),
             1,
             "b releases only its own"
         );
@@ -264,15 +279,42 @@ mod tests {
             id: None,
         };
         assert_eq!(
-            hangs.release(&a_by_id, &Access::Of(b.clone())),
+            hangs.release(&a_by_id, &Access::Of(b.clone()), None),
             0,
             "b cannot release a's request"
         );
         assert_eq!(hangs.len(), 2);
         assert_eq!(
-            hangs.release(&all, &Access::All),
+            hangs.release(&all, &Access::All, None),
             2,
             "the instructor releases all"
+        );
+    }
+
+    #[test]
+    fn without_a_session_a_caller_releases_only_the_hangs_made_from_its_machine() {
+        let hangs = Hangs::new(10, 10, 10);
+        let alice: IpAddr = [10, 0, 0, 1].into();
+        let bob: IpAddr = [10, 0, 0, 2].into();
+        let _a = hangs
+            .hold(RequestId(1), None, Owner::Anonymous, Some(alice))
+            .unwrap();
+        let _b = hangs
+            .hold(RequestId(2), None, Owner::Anonymous, Some(bob))
+            .unwrap();
+        let all = ReleaseRequest::default();
+        let anonymous = Access::Of(Owner::Anonymous);
+        assert_eq!(hangs.release(&all, &anonymous, Some(bob)), 1, "Bob's own");
+        assert_eq!(
+            hangs.release(&all, &anonymous, Some(bob)),
+            0,
+            "never Alice's"
+        );
+        assert_eq!(hangs.len(), 1);
+        assert_eq!(
+            hangs.release(&all, &Access::All, Some(bob)),
+            1,
+            "the instructor's key"
         );
     }
 }

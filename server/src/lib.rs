@@ -391,6 +391,23 @@ impl Lab {
         self.subscribe(owner).0
     }
 
+    /// The snapshot a viewer with `access` on `host` is shown: the whole
+    /// server for the instructor, else its owner's world (see
+    /// [`tracker::Tracker::scoped_connections`]).
+    pub fn snapshot_for(
+        &self,
+        access: &sessions::Access,
+        host: Option<std::net::IpAddr>,
+    ) -> ServerEvent {
+        match access.owner() {
+            None => self.snapshot(None),
+            Some(owner) => {
+                let connections = self.tracker().scoped_connections(owner.session(), host);
+                self.snapshot_with(Some(owner), self.tracker().clock().now_us(), connections)
+            }
+        }
+    }
+
     /// A snapshot plus a receiver of every event after it. The receiver is
     /// taken first, so a policy change is either in the snapshot or among the
     /// events (possibly both, which is harmless: it carries the whole policy).

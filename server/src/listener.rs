@@ -506,9 +506,14 @@ struct Head<'a> {
     origin: Option<&'a hyper::header::HeaderValue>,
     /// It has a `Connection` header.
     connection: bool,
+    /// It has an `Authorization` header (perhaps the instructor key).
+    authorization: bool,
     /// `Expect: 100-continue` (the last `Expect`), over HTTP/1.1: hyper then
     /// sends `100 Continue` when the body is first read.
     expects_continue: bool,
+    /// More than one `Host` or `Origin`: only the first would be checked, so
+    /// the request is refused (RFC 9112 §3.2: 400 for more than one `Host`).
+    repeated: Option<&'static str>,
 }
 
 impl<'a> Head<'a> {
@@ -517,15 +522,23 @@ impl<'a> Head<'a> {
             host: None,
             origin: None,
             connection: false,
+            authorization: false,
             expects_continue: false,
+            repeated: None,
         };
         for (name, value) in request.headers() {
             if name == HOST {
-                head.host.get_or_insert(value);
+                if head.host.replace(value).is_some() {
+                    head.repeated = Some("Host");
+                }
             } else if name == ORIGIN {
-                head.origin.get_or_insert(value);
+                if head.origin.replace(value).is_some() {
+                    head.repeated = Some("Origin");
+                }
             } else if name == hyper::header::CONNECTION {
                 head.connection = true;
+            } else if name == hyper::header::AUTHORIZATION {
+                head.authorization = true;
             } else if name == hyper::header::EXPECT {
                 // The last one counts, as hyper reads it (and only above
                 // HTTP/1.0 does hyper answer it with `100 Continue`).
@@ -686,6 +699,12 @@ impl Handler {
         // interface (a workshop machine's LAN address): not a rebound name.
         // Written out only when a header is not one of the lab's origins.
         let local = || self.conn.local().to_string();
+        if let Some(name) = head.repeated {
+            return Err(ApiError::bad_request(
+                format!("more than one {name} header"),
+                format!("send one {name} header (a browser always does)"),
+            ));
+        }
         if let Some(host) = head.host {
             let host = host.to_str().unwrap_or("");
             if !origins.allows_authority(host) && !host.eq_ignore_ascii_case(&local()) {
@@ -718,9 +737,35 @@ impl Handler {
             return Err(crate::sessions::unknown_session(id));
         }
         guard.hold_peer(self.lab.peers().enter(self.conn.charged_ip())?);
-        if counts_for_owner(request.uri().path()) {
+        // The instructor's requests (the key, no session) are not counted
+        // in the anonymous scope that every participant without a session
+        // shares: filling that scope's cap must not lock the room's controls.
+        if counts_for_owner(request.uri().path())
+            && !(*owner == Owner::Anonymous && self.instructor(request, head)?)
+        {
             guard.hold(self.lab.sessions().enter(owner)?);
         }
         Ok(())
+    }
+
+    /// Whether `request` carries the instructor key (`key=` or a bearer
+    /// token); a wrong one is refused here (403), whatever the scope's load.
+    fn instructor<B>(
+        &self,
+        request: &hyper::Request<B>,
+        head: &Head<'_>,
+    ) -> Result<bool, ApiError> {
+        let key = request.uri().query().and_then(|query| {
+            form_urlencoded::parse(query.as_bytes())
+                .find(|(name, _)| name == "key")
+                .map(|(_, value)| value)
+        });
+        if key.is_none() && !head.authorization {
+            return Ok(false);
+        }
+        self.lab
+            .config()
+            .instructor_key
+            .check(key.as_deref(), request.headers())
     }
 }

@@ -337,7 +337,10 @@ async fn start(
         instructor_key: options.key,
         dist_dir: options.dist,
         listeners: addresses.clone(),
-        host_names: options.host_names.clone(),
+        // Every address and name participants are told to use (the join
+        // link's is the first), so that a page opened by it may use the
+        // lab's other ports: its second origin, middlebox and HTTPS ports.
+        host_names: hosts.clone(),
         ..Config::default()
     });
     let host = &hosts[0];

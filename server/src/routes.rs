@@ -309,6 +309,7 @@ async fn create_session(
 
 async fn release(
     State(lab): State<Lab>,
+    ctx: Option<Extension<RequestCtx>>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -323,7 +324,11 @@ async fn release(
     let body = body.map_err(|r| body_error(&r))?;
     let filter = parse_release(&body)?;
     Ok(Json(ReleaseResponse {
-        released: lab.hangs().release(&filter, &access),
+        released: lab.hangs().release(
+            &filter,
+            &access,
+            ctx.map(|Extension(c)| c.conn.charged_ip()),
+        ),
     }))
 }
 
@@ -353,9 +358,9 @@ async fn connections(
         "/api/connections?session=s-…",
     )?;
     let access = access(&lab, &params, &headers)?;
-    let host = ctx.map(|Extension(c)| c.conn.peer().ip());
+    let host = ctx.map(|Extension(c)| c.conn.charged_ip());
     let mut filter = events::Filter::new(events::Scope::new(access.clone(), host));
-    Ok(Json(filter.snapshot(lab.snapshot(access.owner()))))
+    Ok(Json(filter.snapshot(lab.snapshot_for(&access, host))))
 }
 
 async fn get_config(

@@ -82,6 +82,11 @@ struct ConnRecord {
     opened_us: Micros,
     /// Client address.
     peer: SocketAddr,
+    /// The client's machine, for routing its events before it names a
+    /// session: the address it is charged to (`Conn::charged_ip`), which
+    /// for a connection the lab's middlebox or agent made is the client it
+    /// serves, not the loopback address it comes from.
+    host: IpAddr,
     /// Listener address it arrived on.
     local: SocketAddr,
     /// Its session, once attributed.
@@ -240,7 +245,13 @@ impl Tracker {
     }
 
     /// Adds a connection to the table and announces it.
-    pub fn open(&self, conn: ConnId, peer: SocketAddr, local: SocketAddr, counters: Arc<Counters>) {
+    pub fn open(
+        &self,
+        conn: ConnId,
+        (peer, host): (SocketAddr, IpAddr),
+        local: SocketAddr,
+        counters: Arc<Counters>,
+    ) {
         let at_us = self.clock.now_us();
         let mut table = self.lock();
         table.insert(
@@ -248,6 +259,7 @@ impl Tracker {
             ConnRecord {
                 opened_us: at_us,
                 peer,
+                host,
                 local,
                 session: None,
                 upgraded: None,
@@ -264,7 +276,7 @@ impl Tracker {
             local_addr: local.to_string(),
             local_port: local.port(),
         };
-        self.hand_out(event, Route::Conn(None, peer.ip()));
+        self.hand_out(event, Route::Conn(None, host));
     }
 
     /// Removes a connection and announces why it closed. Requests still in
@@ -276,7 +288,7 @@ impl Tracker {
             return;
         };
         let at_us = self.clock.now_us();
-        let route = || Route::Conn(record.session.clone(), record.peer.ip());
+        let route = || Route::Conn(record.session.clone(), record.host);
         for request in record.requests.iter().filter(|r| r.outcome.is_none()) {
             let event = ServerEvent::RequestFinished {
                 conn,
@@ -517,9 +529,21 @@ impl Tracker {
         host: Option<IpAddr>,
     ) -> (Micros, Vec<ConnectionSnapshot>, Feed) {
         let table = self.lock();
-        let feed = self.viewers().add(owner, host, self.event_buffer);
+        let feed = self.viewers().add(owner.clone(), host, self.event_buffer);
         self.watched.store(true, Ordering::Relaxed);
-        (self.clock.now_us(), snapshot_of(&table), feed)
+        let connections = scoped(&table, owner.as_ref(), host);
+        (self.clock.now_us(), connections, feed)
+    }
+
+    /// The open connections of `owner` (`None`: the anonymous scope) and
+    /// those not attributed yet from `host`'s machine: what a participant's
+    /// viewer on `host` is shown of the table.
+    pub fn scoped_connections(
+        &self,
+        owner: Option<&SessionId>,
+        host: Option<IpAddr>,
+    ) -> Vec<ConnectionSnapshot> {
+        scoped(&self.lock(), owner, host)
     }
 
     /// How many participants' feeds are registered (for tests and the bench).
@@ -551,13 +575,13 @@ enum Route {
 /// Where `event` goes, from the table as it is after the event applied.
 fn route_of(table: &BTreeMap<ConnId, ConnRecord>, event: &ServerEvent) -> Route {
     let conn_route = |conn: &ConnId| match table.get(conn) {
-        Some(r) => Route::Conn(r.session.clone(), r.peer.ip()),
+        Some(r) => Route::Conn(r.session.clone(), r.host),
         // Unknown connections' events are not recorded; nothing to route.
         None => Route::Nobody,
     };
     match event {
         ServerEvent::ConnectionAttributed { conn, session, .. } => match table.get(conn) {
-            Some(r) => Route::Attributed(session.clone(), r.peer.ip()),
+            Some(r) => Route::Attributed(session.clone(), r.host),
             None => Route::Owner(Some(session.clone())),
         },
         ServerEvent::ConnectionOpened { conn, .. }
@@ -804,6 +828,24 @@ fn snapshot_one(conn: ConnId, r: &ConnRecord) -> ConnectionSnapshot {
     }
 }
 
+/// The connections of `table` a participant's viewer on `host` is shown:
+/// its owner's, and the unattributed ones from the same machine (by each
+/// connection's client machine, `ConnRecord::host`).
+fn scoped(
+    table: &BTreeMap<ConnId, ConnRecord>,
+    owner: Option<&SessionId>,
+    host: Option<IpAddr>,
+) -> Vec<ConnectionSnapshot> {
+    table
+        .iter()
+        .filter(|(_, r)| match &r.session {
+            Some(session) => owner == Some(session),
+            None => host.is_some_and(|h| crate::events::same_host(h, r.host)),
+        })
+        .map(|(conn, r)| snapshot_one(*conn, r))
+        .collect()
+}
+
 fn snapshot_of(table: &BTreeMap<ConnId, ConnRecord>) -> Vec<ConnectionSnapshot> {
     table
         .iter()
@@ -847,7 +889,7 @@ mod tests {
     #[test]
     fn keeps_in_flight_requests_and_the_newest_completed_ones() {
         let t = tracker(2);
-        t.open(ConnId(1), addr(1), addr(80), Arc::default());
+        t.open(ConnId(1), direct(addr(1)), addr(80), Arc::default());
         for i in 1..=5 {
             t.record(started(1, i, i as u32));
         }
@@ -864,7 +906,7 @@ mod tests {
     fn requests_ending_out_of_order_or_twice_are_kept_by_completion() {
         // HTTP/2 streams end in any order; an end told twice counts once.
         let t = tracker(2);
-        t.open(ConnId(1), addr(1), addr(80), Arc::default());
+        t.open(ConnId(1), direct(addr(1)), addr(80), Arc::default());
         for i in 1..=5 {
             t.record(started(1, i, i as u32));
         }
@@ -886,7 +928,7 @@ mod tests {
     #[test]
     fn subscribers_see_events_after_their_snapshot_once_and_late_echoes_are_dropped() {
         let t = tracker(8);
-        t.open(ConnId(1), addr(1), addr(80), Arc::default());
+        t.open(ConnId(1), direct(addr(1)), addr(80), Arc::default());
         t.record(started(1, 1, 1));
         let (_, connections, mut rx) = t.subscribe();
         assert_eq!(connections[0].requests.len(), 1);
@@ -915,6 +957,12 @@ mod tests {
 
     fn from(ip: [u8; 4], port: u16) -> SocketAddr {
         SocketAddr::from((ip, port))
+    }
+
+    /// A client connecting itself (not through the lab's middlebox): its
+    /// machine is its own address.
+    fn direct(peer: SocketAddr) -> (SocketAddr, IpAddr) {
+        (peer, peer.ip())
     }
 
     fn attributed(conn: u64, id: &str) -> ServerEvent {
@@ -953,13 +1001,23 @@ mod tests {
         let (_, _, mut bob) = t.subscribe_scoped(Some(session("bob")), Some(bob_ip.into()));
 
         // Alice's browser opens a connection: only feeds on her host see it.
-        t.open(ConnId(1), from(alice_ip, 5000), addr(80), Arc::default());
+        t.open(
+            ConnId(1),
+            direct(from(alice_ip, 5000)),
+            addr(80),
+            Arc::default(),
+        );
         t.record(attributed(1, "alice"));
         t.record(started(1, 1, 1));
         t.record(finished(1, 1));
         // Bob's connection comes from Alice's address (a shared proxy):
         // Alice is shown it until it names Bob, then told to forget it.
-        t.open(ConnId(2), from(alice_ip, 5001), addr(80), Arc::default());
+        t.open(
+            ConnId(2),
+            direct(from(alice_ip, 5001)),
+            addr(80),
+            Arc::default(),
+        );
         t.record(attributed(2, "bob"));
         t.record(started(2, 2, 1));
         t.close(ConnId(2), CloseReason::PeerClosed, 1);
@@ -991,6 +1049,38 @@ mod tests {
     }
 
     #[test]
+    fn a_connection_through_the_middlebox_is_routed_to_its_clients_machine_not_to_loopback() {
+        let t = tracker(8);
+        let alice_ip = [10, 0, 0, 1];
+        let (_, _, mut alice) = t.subscribe_scoped(Some(session("alice")), Some(alice_ip.into()));
+        // A viewer on the lab's own machine (the instructor's laptop, or a
+        // participant whose viewer comes through the middlebox, which the
+        // listener charges to its real client, not to loopback).
+        let (_, _, mut local) = t.subscribe_scoped(None, Some([127, 0, 0, 1].into()));
+        // The middlebox's connection for Alice comes from loopback.
+        t.open(
+            ConnId(1),
+            (from([127, 0, 0, 1], 6000), alice_ip.into()),
+            addr(80),
+            Arc::default(),
+        );
+        t.record(started(1, 1, 1));
+        assert_eq!(
+            kinds(&drain(&mut alice)),
+            vec!["connection_opened", "request_started"],
+            "Alice sees her own connection through the middlebox"
+        );
+        assert!(drain(&mut local).is_empty(), "loopback viewers do not");
+        let conns = |host: [u8; 4]| -> Vec<u64> {
+            t.scoped_connections(None, Some(host.into()))
+                .iter()
+                .map(|c| c.conn.0)
+                .collect()
+        };
+        assert_eq!((conns(alice_ip), conns([127, 0, 0, 1])), (vec![1], vec![]));
+    }
+
+    #[test]
     fn owner_events_reach_only_their_owner_and_room_events_nobody_but_the_whole_stream() {
         let t = tracker(8);
         let (_, _, mut anonymous) = t.subscribe_scoped(None, Some([127, 0, 0, 1].into()));
@@ -1010,12 +1100,8 @@ mod tests {
         });
         t.emit(|_| ServerEvent::EventsDropped { count: 1 });
         // A connection from ::1 is on the same host as a viewer on 127.0.0.1.
-        t.open(
-            ConnId(7),
-            "[::1]:4000".parse().unwrap(),
-            addr(80),
-            Arc::default(),
-        );
+        let local6: SocketAddr = "[::1]:4000".parse().unwrap();
+        t.open(ConnId(7), direct(local6), addr(80), Arc::default());
         assert_eq!(
             kinds(&drain(&mut alice)),
             vec!["config_changed", "events_dropped"]

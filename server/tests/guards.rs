@@ -127,8 +127,8 @@ async fn the_anonymous_scope_has_its_own_in_flight_cap_like_a_session() {
     })
     .await;
     let s = issue_session(addr).await;
-    // Connected first: its upgrade counts against the anonymous scope (the
-    // key without a session) until the 101.
+    // The instructor's viewer (the key without a session): its upgrade is
+    // not counted in the anonymous scope.
     let mut viewer = Viewer::connect(addr).await;
     let mut held = Vec::new();
     for tag in ["x1", "x2"] {
@@ -158,9 +158,19 @@ async fn the_anonymous_scope_has_its_own_in_flight_cap_like_a_session() {
     );
     issue_session(addr).await;
     assert_eq!(get_once(addr, "/no-such-file.js").await.status, 404);
-    // A viewer cannot connect now (its upgrade is the scope's third request).
-    let refused = get_once(addr, &format!("/api/events?key={KEY}")).await;
+    // An anonymous viewer cannot connect now (its upgrade would be the
+    // scope's third request); the instructor's still can: filling the scope
+    // shared by everyone without a session does not lock the room's controls.
+    let refused = get_once(addr, "/api/events").await;
     assert_eq!(refused.status, 503, "{}", refused.text());
+    let not_counted = get_once(addr, &format!("/api/events?key={KEY}")).await;
+    assert_eq!(
+        not_counted.status,
+        400,
+        "admitted, then told it is not a WebSocket: {}",
+        not_counted.text()
+    );
+    Viewer::connect(addr).await.close().await;
     // The instructor's open viewer releases them.
     viewer.send_text(r#"{"type":"release"}"#).await;
     assert_eq!(

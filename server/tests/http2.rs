@@ -786,9 +786,9 @@ async fn the_limited_port_says_four_streams_and_a_client_holds_the_rest_back() {
         request: None,
         id: None,
     };
-    assert_eq!(lab.hangs().release(&all, &everyone), 4);
+    assert_eq!(lab.hangs().release(&all, &everyone, None), 4);
     common::wait_for_hangs(&lab, 2).await;
-    assert_eq!(lab.hangs().release(&all, &everyone), 2);
+    assert_eq!(lab.hangs().release(&all, &everyone, None), 2);
     for answer in pending {
         let response = answer.await.expect("task").expect("response");
         assert_eq!(response.status(), 200);
@@ -992,7 +992,7 @@ async fn streams_the_server_refuses_are_recorded_as_reset_by_the_server_without_
         request: None,
         id: None,
     };
-    assert_eq!(lab.hangs().release(&all, &everyone), 3);
+    assert_eq!(lab.hangs().release(&all, &everyone, None), 3);
     for (tag, _, response) in held {
         let response = within("a released hang", response)
             .await

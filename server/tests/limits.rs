@@ -373,3 +373,51 @@ async fn a_viewer_that_falls_behind_twice_within_ten_seconds_is_closed_with_1008
     ));
     assert_eq!(get_once(addr, "/api/fast").await.status, 200);
 }
+
+#[tokio::test]
+async fn a_full_anonymous_scope_does_not_lock_out_the_instructor() {
+    let (addr, lab) = start_server_with(Config {
+        max_in_flight_per_session: 2,
+        ..common::config()
+    })
+    .await;
+    // Someone without a session fills the anonymous scope's share.
+    let mut slow = Vec::new();
+    for i in 0..2 {
+        let mut client = Client::connect(addr).await;
+        client
+            .send_request("GET", &format!("/api/slow?ms=3000&id=fill{i}"), b"")
+            .await;
+        slow.push(client);
+    }
+    eventually("the anonymous scope full", || {
+        lab.sessions().in_flight(&Owner::Anonymous) == 2
+    })
+    .await;
+    let refused = get_once(addr, "/api/slow?ms=0").await;
+    assert_eq!(refused.status, 503, "{}", refused.text());
+    refused.error_body();
+
+    // The instructor's key, in the URL or as a bearer token, still works.
+    let room = get_once(addr, &format!("/api/connections?key={}", common::KEY)).await;
+    assert_eq!(room.status, 200, "{}", room.text());
+    let mut client = Client::connect(addr).await;
+    client
+        .send_raw(
+            format!(
+                "GET /api/config HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\n\r\n",
+                common::KEY
+            )
+            .as_bytes(),
+        )
+        .await;
+    assert_eq!(client.read_response().await.status, 200);
+    // A wrong key is no way around the cap, and is refused as wrong.
+    let wrong = get_once(addr, "/api/connections?key=not-the-key").await;
+    assert_eq!(wrong.status, 403, "{}", wrong.text());
+    assert_eq!(lab.sessions().in_flight(&Owner::Anonymous), 2);
+
+    for client in &mut slow {
+        assert_eq!(client.read_response().await.status, 200);
+    }
+}

@@ -276,6 +276,25 @@ async fn a_foreign_host_is_refused_and_a_missing_host_is_served() {
     assert_eq!(common::get_once(addr, "/api/fast").await.status, 200);
 }
 
+/// Only the first of two `Host` (or `Origin`) headers would be checked, so
+/// a request with two is refused (RFC 9112 §3.2), the lab's own first.
+#[tokio::test]
+async fn a_repeated_host_or_origin_header_is_refused() {
+    let (addr, _lab) = start_server().await;
+    let own = format!("127.0.0.1:{}", addr.port());
+    let own_origin = format!("http://{own}");
+    for (name, second) in [("Host", "evil.example"), ("Origin", "http://evil.example")] {
+        let first = if name == "Host" { &own } else { &own_origin };
+        let mut client = Client::connect(addr).await;
+        client
+            .send_request_with("GET", "/api/fast", &[(name, first), (name, second)], b"")
+            .await;
+        let response = client.read_response().await;
+        assert_eq!(response.status, 400, "two {name}: {response:?}");
+        assert!(response.error_body().error.contains(name), "two {name}");
+    }
+}
+
 #[tokio::test]
 async fn a_websocket_upgrade_from_a_foreign_origin_is_refused() {
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;

@@ -175,7 +175,7 @@ async fn each_request_reads_its_own_resource_timing_entry_even_when_a_later_one_
             id: None,
         };
         assert_eq!(
-            lab.hangs().release(&filter, &Access::All),
+            lab.hangs().release(&filter, &Access::All, None),
             1,
             "released {request}"
         );
@@ -264,7 +264,7 @@ async fn the_resource_timing_buffer_is_emptied_only_when_nothing_is_in_flight() 
     // Once nothing is in flight, the next request empties the buffer.
     let released = lab
         .hangs()
-        .release(&ReleaseRequest::default(), &Access::All);
+        .release(&ReleaseRequest::default(), &Access::All, None);
     assert_eq!(released, 1);
     body_read(&mut chrome, &page, &mut steps, 0).await;
     issue(&mut chrome, &page, 3, &quick(3)).await;

@@ -241,13 +241,16 @@ fn check(
         ));
     }
     let path = &request.path;
+    // No `#`: a fragment is never sent, and the session the lab appends
+    // would go with it (the request would reach the server naming none).
     if !path.starts_with('/')
         || path.len() > MAX_PATH - 100
-        || path.bytes().any(|b| !b.is_ascii_graphic())
+        || path.bytes().any(|b| !b.is_ascii_graphic() || b == b'#')
     {
         return Err(bad(
             format!("`{}` is not a lab path", protocol::truncate_target(path)),
-            "send a path with its query, e.g. /api/hang?max_ms=5000 (no spaces, percent-encoded)"
+            "send a path with its query, e.g. /api/hang?max_ms=5000 (no spaces or `#`, \
+             percent-encoded)"
                 .into(),
         ));
     }
@@ -433,7 +436,12 @@ mod tests {
                 .hint
                 .contains("32")
         );
-        for path in ["api/fast", "/api/fast now", "/\u{7f}"] {
+        for path in [
+            "api/fast",
+            "/api/fast now",
+            "/\u{7f}",
+            "/api/hang#?max_ms=1000",
+        ] {
             let request = AgentRequestSpec {
                 path: path.into(),
                 ..request.clone()

@@ -78,6 +78,19 @@ impl std::fmt::Display for Owner {
     }
 }
 
+/// When a session's viewer opening or closing is told to the instructor
+/// ([`Sessions::presence_changed`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Presence {
+    /// Now.
+    Now,
+    /// Over the rate: once, [`crate::events::PRESENCE_DEFERRAL`] later, with
+    /// the state as it is then (the caller schedules it).
+    Later,
+    /// An announcement is already deferred, and will tell this change too.
+    Pending,
+}
+
 /// What a caller may see and release: everything (the instructor's key), or
 /// one owner's world.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -147,8 +160,13 @@ struct Scope {
     /// What the instructor sees of this participant.
     presence: room::Presence,
     /// How many settings changes and lesson reports it may still send: one
-    /// limit for all its sockets (`events::CONFIG_BURST`, `REPORT_BURST`).
+    /// limit for all its sockets (`events::CONFIG_BURST`, `REPORT_BURST`),
+    /// and how many of its viewers' comings and goings are told at once
+    /// (`PRESENCE_BURST`).
     rates: rate::Buckets,
+    /// An announcement of its presence is deferred (over its rate): later
+    /// changes wait for it.
+    presence_deferred: bool,
 }
 
 impl Scope {
@@ -166,6 +184,7 @@ impl Scope {
             last_used: Instant::now(),
             presence: room::Presence::default(),
             rates: rate::Buckets::new(),
+            presence_deferred: false,
         }
     }
 
@@ -546,6 +565,29 @@ impl Sessions {
             .scopes
             .get_mut(owner)
             .is_none_or(|scope| scope.rates.take(kind))
+    }
+
+    /// A viewer of `owner` opened or closed: when to tell the instructor.
+    pub fn presence_changed(&self, owner: &Owner) -> Presence {
+        let mut registry = lock(&self.inner);
+        let Some(scope) = registry.scopes.get_mut(owner) else {
+            return Presence::Pending;
+        };
+        if scope.presence_deferred {
+            Presence::Pending
+        } else if scope.rates.take(rate::Kind::Presence) {
+            Presence::Now
+        } else {
+            scope.presence_deferred = true;
+            Presence::Later
+        }
+    }
+
+    /// The deferred announcement of `owner`'s presence is being made.
+    pub fn presence_told(&self, owner: &Owner) {
+        if let Some(scope) = lock(&self.inner).scopes.get_mut(owner) {
+            scope.presence_deferred = false;
+        }
     }
 
     /// `owner` as the instructor sees them (sessions only).

@@ -4,7 +4,10 @@
 
 use std::time::Instant;
 
-use crate::events::{CONFIG_BURST, CONFIG_PER_SECOND, REPORT_BURST, REPORTS_PER_SECOND};
+use crate::events::{
+    CONFIG_BURST, CONFIG_PER_SECOND, PRESENCE_BURST, PRESENCE_PER_SECOND, REPORT_BURST,
+    REPORTS_PER_SECOND,
+};
 
 /// Which limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -13,6 +16,8 @@ pub enum Kind {
     Changes,
     /// `lesson_report`.
     Reports,
+    /// A viewer of the session opening or closing, told to the instructor.
+    Presence,
 }
 
 /// A token bucket: how many messages of one kind may be sent.
@@ -35,6 +40,8 @@ pub struct Buckets {
     changes: Bucket,
     /// `lesson_report`.
     reports: Bucket,
+    /// Viewers opening and closing.
+    presence: Bucket,
 }
 
 impl Buckets {
@@ -43,6 +50,7 @@ impl Buckets {
         Buckets {
             changes: Bucket::new(CONFIG_BURST, CONFIG_PER_SECOND),
             reports: Bucket::new(REPORT_BURST, REPORTS_PER_SECOND),
+            presence: Bucket::new(PRESENCE_BURST, PRESENCE_PER_SECOND),
         }
     }
 }
@@ -77,6 +85,7 @@ impl Buckets {
         match kind {
             Kind::Changes => self.changes.take(),
             Kind::Reports => self.reports.take(),
+            Kind::Presence => self.presence.take(),
         }
     }
 }

@@ -164,23 +164,20 @@ pub async fn upgrade(
 /// (sessions only), within [`PRESENCE_BURST`]'s rate; past it, once, a
 /// second later, with the state as it is then.
 fn announce_presence(lab: &Lab, owner: &Owner) {
-    let tell = |lab: &Lab| {
+    fn tell(lab: &Lab, owner: &Owner) {
         if let Some(participant) = lab.sessions().participant(owner) {
             lab.tracker()
                 .emit(|_| ServerEvent::ParticipantChanged { participant });
         }
-    };
+    }
     match lab.sessions().presence_changed(owner) {
-        crate::sessions::Presence::Now => tell(lab),
+        crate::sessions::Presence::Now => tell(lab, owner),
         crate::sessions::Presence::Later => {
             let (lab, owner) = (lab.clone(), owner.clone());
             tokio::spawn(async move {
                 tokio::time::sleep(PRESENCE_DEFERRAL).await;
                 lab.sessions().presence_told(&owner);
-                if let Some(participant) = lab.sessions().participant(&owner) {
-                    lab.tracker()
-                        .emit(|_| ServerEvent::ParticipantChanged { participant });
-                }
+                tell(&lab, &owner);
             });
         }
         crate::sessions::Presence::Pending => {}

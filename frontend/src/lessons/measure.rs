@@ -82,13 +82,20 @@ pub fn resent(run: &Run) -> usize {
     run.requests.iter().filter(|r| r.resent()).count()
 }
 
-/// Indices of `run`'s requests in the order the server saw them.
+/// When the server first saw `r`: its first attempt's start, not its
+/// latest (a request the browser re-sent reached the server first with the
+/// attempt that was cut).
+pub fn first_arrival(r: &BrowserRequest) -> Option<Micros> {
+    r.attempts.first().map(|a| a.start_us).or(r.server_start_us)
+}
+
+/// Indices of `run`'s requests in the order the server first saw them.
 pub fn arrival_order(run: &Run) -> Vec<usize> {
     let mut seen: Vec<(Micros, usize)> = run
         .requests
         .iter()
         .enumerate()
-        .filter_map(|(i, r)| r.server_start_us.map(|at| (at, i)))
+        .filter_map(|(i, r)| first_arrival(r).map(|at| (at, i)))
         .collect();
     sort(&mut seen);
     seen.into_iter().map(|(_, i)| i).collect()

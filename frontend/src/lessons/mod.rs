@@ -243,3 +243,6 @@ impl Lesson {
 pub fn find(id: &str) -> Option<&'static Lesson> {
     catalogue::ALL.iter().find(|l| l.id() == id)
 }
+
+#[cfg(test)]
+mod honesty;

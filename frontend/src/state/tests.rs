@@ -3,7 +3,8 @@ use crate::settings::BurstSettings;
 
 const ORIGIN: &str = "http://127.0.0.1:8080";
 
-fn fresh() -> LabState {
+/// A page's state with an exact clock sync (server = page clock).
+pub(crate) fn fresh() -> LabState {
     let mut s = LabState::new(SessionId::parse("s-test").unwrap());
     // Server clock = page clock (offset 0), exact.
     s.apply(Action::Clock(Sample {
@@ -21,7 +22,8 @@ fn pool(credentials: Credentials) -> PoolKey {
     }
 }
 
-fn event(e: ServerEvent) -> Action {
+/// One server event, as the frame dispatcher hands it over.
+pub(crate) fn event(e: ServerEvent) -> Action {
     Action::ServerBatch(vec![e])
 }
 
@@ -35,7 +37,8 @@ fn opened(conn: u64) -> Action {
     })
 }
 
-fn started(conn: u64, request: u64, seq: u32, tag: &str, at_ms: u64) -> Action {
+/// `request_started` of `/api/hang?id=TAG` on `conn`, at `at_ms` (server).
+pub(crate) fn started(conn: u64, request: u64, seq: u32, tag: &str, at_ms: u64) -> Action {
     event(ServerEvent::RequestStarted {
         conn: ConnId(conn),
         request: RequestId(request),
@@ -57,7 +60,11 @@ fn finished(conn: u64, request: u64, at_ms: u64) -> Action {
 }
 
 /// Composes and issues a run of `n` requests at page time 0; returns tags.
-fn fire(s: &mut LabState, n: usize, credentials: impl Fn(usize) -> Credentials) -> Vec<String> {
+pub(crate) fn fire(
+    s: &mut LabState,
+    n: usize,
+    credentials: impl Fn(usize) -> Credentials,
+) -> Vec<String> {
     let run = s.next_run();
     let requests: Vec<(String, String, PoolKey)> = (1..=n)
         .map(|i| {
@@ -620,7 +627,8 @@ fn a_refused_policy_change_bumps_the_revision_so_the_form_resets() {
 use crate::tally::{ConnUse, Tally};
 use crate::timeline::{Kind, LaneGroups, request_segments};
 
-fn close(conn: u64, reason: CloseReason, at_ms: u64) -> Action {
+/// `connection_closed` of `conn` for `reason` at `at_ms` (server).
+pub(crate) fn close(conn: u64, reason: CloseReason, at_ms: u64) -> Action {
     event(ServerEvent::ConnectionClosed {
         conn: ConnId(conn),
         reason,
@@ -1387,4 +1395,55 @@ fn after_a_reconnect_an_earlier_page_loads_request_with_the_same_tag_is_not_join
         (r.attempts.len(), r.request, r.phase),
         (1, Some(RequestId(2)), Phase::AtServer)
     );
+}
+
+#[test]
+fn a_sequential_request_issued_just_after_the_one_before_ended_did_not_queue() {
+    // #1 answered at 100 ms (server); #2 issued at `second` (page), reaching
+    // the server at 101 ms on #1's connection. The clocks agree, but the
+    // sync (round trip 2 ms: ±1 ms) estimates the server 0.5 ms behind.
+    let waits = |second: f64| {
+        let mut s = LabState::new(SessionId::parse("s-test").unwrap());
+        s.apply(Action::Clock(Sample {
+            sent_ms: 0.0,
+            received_ms: 2.0,
+            server_us: 500,
+        }));
+        s.apply(Action::RunStarted {
+            id: 1,
+            settings: BurstSettings::default(),
+            requests: (1..=2)
+                .map(|n| {
+                    let tag = format!("b1-{n}");
+                    (
+                        tag.clone(),
+                        format!("{ORIGIN}/api/hang?id={tag}"),
+                        pool(Credentials::Default),
+                    )
+                })
+                .collect(),
+            at_ms: 0.0,
+            epoch_ms: 0.0,
+        });
+        for (index, at_ms) in [(0, 0.0), (1, second)] {
+            s.apply(Action::Issued {
+                run: 1,
+                index,
+                at_ms,
+            });
+        }
+        s.apply(opened(1));
+        s.apply(started(1, 1, 1, "b1-1", 5));
+        s.apply(finished(1, 1, 100));
+        s.apply(started(1, 2, 2, "b1-2", 101));
+        s.current()
+            .unwrap()
+            .queued_in(&pool(Credentials::Default), &s.clock)
+    };
+    // Issued 0.2 ms after #1 ended (by the true clocks), which the sync puts
+    // 0.3 ms before that end: not counted as waiting.
+    assert_eq!(waits(100.2), vec![]);
+    // Issued well before that end, it did wait (101 ms at the server is
+    // 101.5 ms on the page's clock by the sync).
+    assert_eq!(waits(95.0), vec![(1, Some(6.5))]);
 }

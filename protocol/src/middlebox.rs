@@ -43,8 +43,11 @@ impl std::fmt::Display for MappingId {
 #[serde(rename_all = "snake_case")]
 pub enum OnExpiry {
     /// The mapping is forgotten without a word; the next packet from the
-    /// client (data, FIN or a keep-alive probe) is answered with an RST; what
-    /// the server sends later is dropped (AWS NAT gateway).
+    /// client (data, FIN or a keep-alive probe) is answered with an RST (AWS
+    /// NAT gateway: it "returns an RST packet to any resources behind the NAT
+    /// gateway that attempt to continue the connection"); what the server
+    /// sends later is dropped (the lab's reading: AWS says nothing of the
+    /// outside).
     Rst,
     /// The mapping is forgotten without a word; whichever side sends next
     /// gets an RST (AWS Network Load Balancer).
@@ -198,9 +201,13 @@ impl Preset {
                 summary: "350 s idle, fixed; the next packet from the inside gets an RST (no FIN); TCP keep-alive under 350 s keeps the connection",
             },
             // NLB tracks each TCP flow; idle 350 s by default, configurable
-            // 60-6000 s (TLS listeners stay at 350 s). "If a client or a
-            // target sends data after the idle timeout period elapses, it
-            // receives a TCP RST packet." Keep-alive packets reset the timer.
+            // 60-6000 s (TLS listeners stay at 350 s): the update-idle-timeout
+            // page ("If no data is sent through the connection by either the
+            // client or target for longer than the idle timeout, the
+            // connection is closed"). The RST to a client or target that
+            // sends after expiry, and keep-alive packets resetting the timer,
+            // are from AWS's announcement (the blog post cited); that a FIN or
+            // a probe after expiry also gets the RST is the lab's reading.
             Preset::AwsNlb => PresetSpec {
                 preset: self,
                 name: "AWS Network Load Balancer",
@@ -260,8 +267,8 @@ impl Preset {
                 on_expiry: OnExpiry::Fin,
                 on_expiry_allowed: &[OnExpiry::Fin],
                 probes_refresh: false,
-                source: "https://docs.aws.amazon.com/elasticloadbalancing/latest/application/application-load-balancers.html#connection-idle-timeout (probes: https://docs.aws.amazon.com/elasticloadbalancing/latest/classic/config-idle-timeout.html)",
-                summary: "60 s idle by default (1-4000 s), data only (keep-alive probes do not count); then the connections are closed",
+                source: "https://docs.aws.amazon.com/elasticloadbalancing/latest/application/edit-load-balancer-attributes.html#connection-idle-timeout (probes: https://docs.aws.amazon.com/elasticloadbalancing/latest/classic/config-idle-timeout.html)",
+                summary: "60 s idle by default (1-4000 s), data only (keep-alive probes do not count); then the connections are closed (no 504: unlike a real ALB, a request in flight sees its connection closed)",
             },
             Preset::Custom => PresetSpec {
                 preset: self,
@@ -701,7 +708,11 @@ pub enum MiddleboxEvent {
         bytes: u64,
         /// Reads of data dropped.
         count: u32,
-        /// Segments without data (keep-alive probes) that arrived.
+        /// Segments without data (keep-alive probes) that arrived. Not
+        /// forwarded, but acknowledged by the lab's own kernel (a user-space
+        /// proxy cannot leave them unanswered): a real middlebox leaves them
+        /// unanswered, and the sender's keep-alive then fails (`ETIMEDOUT`)
+        /// after its probe count.
         #[serde(default)]
         probes: u32,
     },

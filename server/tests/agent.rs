@@ -53,6 +53,9 @@ enum Act {
     Hang,
     /// Close (FIN) after `ms` without answering.
     CloseAfter(u64),
+    /// `200` with a body of `bytes` dots, its head at once and one dot
+    /// every `every_ms`.
+    Trickle { bytes: u32, every_ms: u64 },
 }
 
 fn respond() -> Act {
@@ -197,6 +200,18 @@ async fn serve_conn(
                 watch = Some((Instant::now(), None));
             }
             Act::Hang => {}
+            Act::Trickle { bytes, every_ms } => {
+                let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {bytes}\r\n\r\n");
+                if stream.write_all(head.as_bytes()).await.is_err() {
+                    return;
+                }
+                for _ in 0..bytes {
+                    tokio::time::sleep(Duration::from_millis(every_ms)).await;
+                    if stream.write_all(b".").await.is_err() {
+                        return;
+                    }
+                }
+            }
             Act::CloseAfter(ms) => {
                 tokio::time::sleep(Duration::from_millis(ms)).await;
                 return;
@@ -339,6 +354,17 @@ fn keep_alive(keep_alive: bool, max_sockets: Option<u32>) -> AgentOptions {
         max_sockets,
         ..AgentOptions::default()
     }
+}
+
+/// A keep-alive agent with `timeout: ms`.
+fn timed_agent(ms: u64, events: &Events) -> Agent {
+    agent(
+        AgentOptions {
+            timeout: Some(ms),
+            ..keep_alive(true, None)
+        },
+        events,
+    )
 }
 
 async fn finish(agent: &Agent) {
@@ -664,13 +690,7 @@ async fn lifo_reuses_the_most_recently_freed_socket_fifo_the_oldest() {
 async fn the_agent_timeout_destroys_a_free_socket() {
     let server = Server::start(|_, _, _| respond()).await;
     let events = Events::default();
-    let agent = agent(
-        AgentOptions {
-            timeout: Some(300),
-            ..keep_alive(true, None)
-        },
-        &events,
-    );
+    let agent = timed_agent(300, &events);
     agent.request(&server.dest(), "GET", "/api/fast", None);
     within("the request", agent.idle()).await;
     events
@@ -723,13 +743,7 @@ async fn the_agent_timeout_on_an_active_request_only_reports() {
     })
     .await;
     let events = Events::default();
-    let agent = agent(
-        AgentOptions {
-            timeout: Some(150),
-            ..keep_alive(true, None)
-        },
-        &events,
-    );
+    let agent = timed_agent(150, &events);
     agent.request(&server.dest(), "GET", "/api/slow", None);
     within("the request", agent.idle()).await;
     let request = events.of_request(1);
@@ -763,6 +777,115 @@ async fn the_agent_timeout_on_an_active_request_only_reports() {
             .iter()
             .any(|e| matches!(e, SocketEvent::Timeout { free: false, .. }))
     );
+    finish(&agent).await;
+}
+
+/// Node emits a request's `timeout` once (`listenSocketTimeout` listens
+/// with `socket.once`), while its socket's repeats each idle period: here a
+/// body that trickles one byte every 400 ms under a 150 ms agent timeout.
+#[tokio::test]
+async fn a_requests_timeout_is_emitted_once_while_its_sockets_repeats() {
+    let server = Server::start(|_, _, _| Act::Trickle {
+        bytes: 3,
+        every_ms: 400,
+    })
+    .await;
+    let events = Events::default();
+    let agent = timed_agent(150, &events);
+    agent.request(&server.dest(), "GET", "/api/drip", None);
+    within("the request", agent.idle()).await;
+    let request = events.of_request(1);
+    let request_timeouts = request
+        .iter()
+        .filter(|e| matches!(e, RequestEvent::Timeout { .. }))
+        .count();
+    let socket_timeouts = events
+        .of_socket(1)
+        .iter()
+        .filter(|e| matches!(e, SocketEvent::Timeout { free: false, .. }))
+        .count();
+    assert_eq!(request_timeouts, 1, "{request:?}");
+    assert!(
+        socket_timeouts >= 3,
+        "one per idle period: {socket_timeouts}"
+    );
+    assert!(
+        request
+            .iter()
+            .any(|e| matches!(e, RequestEvent::Done { status: 200, .. })),
+        "the answer still arrives: {request:?}"
+    );
+    finish(&agent).await;
+}
+
+/// The agent's `timeout` runs from the socket's creation (`net.connect` gets
+/// it from `createSocket`): a connect slower than it emits the socket's
+/// `timeout` and the request's, and goes on. Here a listener whose accept
+/// queue is full drops the agent's SYN (Linux), so its connect waits.
+#[tokio::test]
+async fn a_connect_slower_than_the_agent_timeout_reports_it_and_goes_on() {
+    let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+    socket.bind("127.0.0.1:0".parse().unwrap()).expect("bind");
+    let listener = socket.listen(1).expect("listen");
+    let addr = listener.local_addr().expect("address");
+    // Fill the accept queue (never accepted).
+    let mut fillers = Vec::new();
+    for _ in 0..4 {
+        if let Ok(Ok(s)) =
+            tokio::time::timeout(Duration::from_millis(200), TcpStream::connect(addr)).await
+        {
+            fillers.push(s);
+        }
+    }
+    let events = Events::default();
+    let agent = timed_agent(150, &events);
+    let dest = Destination {
+        addr,
+        host: addr.to_string(),
+    };
+    agent.request(&dest, "GET", "/", None);
+    within("the socket's timeout while connecting", async {
+        while !events
+            .of_socket(1)
+            .iter()
+            .any(|e| matches!(e, SocketEvent::Timeout { free: false, .. }))
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    let socket_events = events.of_socket(1);
+    assert!(
+        !socket_events
+            .iter()
+            .any(|e| matches!(e, SocketEvent::Connect { .. })),
+        "still connecting: {socket_events:?}"
+    );
+    assert_eq!(
+        events
+            .of_request(1)
+            .iter()
+            .filter(|e| matches!(
+                e,
+                RequestEvent::Timeout {
+                    after_ms: 150,
+                    source: TimeoutSource::Agent,
+                    ..
+                }
+            ))
+            .count(),
+        1
+    );
+    // Nothing aborted it: Node only reports.
+    assert!(
+        !events
+            .of_request(1)
+            .iter()
+            .any(|e| matches!(e, RequestEvent::Aborted { .. }))
+    );
+    drop(fillers);
+    drop(listener);
+    within("the request to end", agent.idle()).await;
     finish(&agent).await;
 }
 

@@ -88,6 +88,11 @@ pub(super) struct Job {
     pub head: Vec<u8>,
     /// Its `Connection` header and `shouldKeepAlive`.
     pub rule: ConnectionRule,
+    /// Its request `timeout` was emitted: Node emits it once per request
+    /// (`listenSocketTimeout` in `lib/_http_client.js` listens with
+    /// `socket.once('timeout', …)`), while the socket's repeats each idle
+    /// period.
+    pub timeout_told: bool,
 }
 
 /// Counters for the run's last event.
@@ -231,6 +236,7 @@ impl Agent {
             method: method.to_owned(),
             head,
             rule,
+            timeout_told: false,
         };
         let placement = inner.pool.add(&dest.name(), job);
         let (waiting, queue_len) = match &placement {

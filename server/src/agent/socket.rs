@@ -18,8 +18,9 @@
 //!   `setRequestSocket` only changes it for a request with its own
 //!   `timeout` option: nodejs/node#53458, open).
 //! - **While a request is active**, the timeout only reports: socket
-//!   `timeout`, then request `timeout` (`listenSocketTimeout` in
-//!   `lib/_http_client.js`). Node docs, `http.ClientRequest` event
+//!   `timeout` each idle period, and the request's `timeout` once
+//!   (`listenSocketTimeout` in `lib/_http_client.js`, `socket.once`); a
+//!   connect slower than the agent's `timeout` reports them too. Node docs, `http.ClientRequest` event
 //!   `'timeout'`: "This only notifies that the socket has been idle. The
 //!   request must be destroyed manually." The agent's own `onTimeout`
 //!   destroys only free sockets ("TODO(ronag): Always destroy, even if not in
@@ -124,12 +125,38 @@ pub(super) async fn run(
     mut jobs: mpsc::UnboundedReceiver<Job>,
 ) {
     let mut stop = shared.stop.subscribe();
+    let mut first = first;
     let addr = first.dest.addr;
     let connect = tokio::time::timeout(shared.connect_timeout, connect(&shared, addr));
-    let connected = tokio::select! {
-        biased;
-        () = stopped(&mut stop) => None,
-        result = connect => Some(result),
+    tokio::pin!(connect);
+    // The agent's `timeout` runs from the socket's creation: `net.connect`
+    // gets it from `Agent.prototype.createSocket`, and the request already
+    // listens for it (`tickOnSocket` → `listenSocketTimeout`). A connect
+    // slower than it emits the socket's `timeout` and the request's, once
+    // (nothing was read or written meanwhile to re-arm it), and goes on.
+    let mut idle = shared
+        .options
+        .timeout
+        .map(|ms| (ms, Box::pin(tokio::time::sleep(Duration::from_millis(ms)))));
+    let connected = loop {
+        tokio::select! {
+            biased;
+            () = stopped(&mut stop) => break None,
+            result = &mut connect => break Some(result),
+            () = async {
+                match &mut idle {
+                    Some((_, sleep)) => sleep.await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                if let Some((after_ms, _)) = idle.take() {
+                    let source = TimeoutSource::Agent;
+                    shared.socket_event(socket, SocketEvent::Timeout { after_ms, free: false, source });
+                    first.timeout_told = true;
+                    shared.request_event(first.id, RequestEvent::Timeout { socket, after_ms, source });
+                }
+            }
+        }
     };
     let _bound;
     let stream = match connected {
@@ -281,7 +308,7 @@ impl Conn {
     async fn serve(
         &mut self,
         shared: &Shared,
-        job: Job,
+        mut job: Job,
         stop: &mut watch::Receiver<bool>,
     ) -> Served {
         let socket = self.socket;
@@ -360,7 +387,8 @@ impl Conn {
                         source,
                     },
                 );
-                if listen {
+                if listen && !job.timeout_told {
+                    job.timeout_told = true;
                     shared.request_event(
                         job.id,
                         RequestEvent::Timeout {

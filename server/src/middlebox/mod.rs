@@ -52,9 +52,13 @@
 //!
 //! The kernel under the middlebox acknowledges what the middlebox then drops
 //! (and answers probes after expiry), where a real middlebox drops the packets
-//! themselves and the sender retransmits until its own timeout. What each
-//! endpoint's *application* sees is the same: the server's write succeeds,
-//! the client never gets the bytes. After expiry the sockets are kept until
+//! themselves and the sender retransmits until its own timeout. For data the
+//! endpoints' *applications* see the same until that timeout (minutes): the
+//! server's write succeeds, the client never gets the bytes. For keep-alive
+//! probes they do not: a real middlebox leaves them unanswered, so the
+//! sender's kernel gives up after its probe count (`ETIMEDOUT`), while here
+//! every probe is answered and keep-alive never fails on an expired mapping
+//! (`docs/facts.md`; the `dropped` event's `probes` says so). After expiry the sockets are kept until
 //! the peers give up (FIN or RST), at most [`Limits::max_linger`]; then the
 //! middlebox closes what is left, which a real middlebox would never do.
 

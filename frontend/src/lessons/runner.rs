@@ -5,7 +5,8 @@
 //! carries them out and tells it which run each burst became. Every wait has
 //! a limit: a lesson whose phenomenon does not happen says so, it never hangs.
 //! The session's policy is saved at the start and put back at the end, so a
-//! lesson changes nothing for the next experiment.
+//! lesson changes nothing for the next experiment; a lesson's own settings
+//! apply over the lab's defaults, not over what the learner had set.
 
 use std::rc::Rc;
 
@@ -361,6 +362,13 @@ impl Runner {
             }
             match step {
                 Step::Policy(patch) => {
+                    // Over the lab's defaults, not over what the learner left
+                    // set in the workbench (keep-alive off, say), which would
+                    // change what the lesson shows (found in review); the
+                    // learner's own settings are put back afterwards.
+                    let patch = ServerPolicy::default()
+                        .patched(&patch)
+                        .map_or(patch, |p| full_patch(&p));
                     self.awaiting_policy =
                         state.config.as_ref().and_then(|c| c.patched(&patch).ok());
                     commands.push(Command::SetPolicy(patch));
@@ -494,6 +502,33 @@ mod tests {
             commands,
             vec![Command::SetPolicy(full_patch(&ServerPolicy::default()))]
         );
+    }
+
+    #[test]
+    fn a_lessons_settings_apply_over_the_defaults_and_the_learners_are_put_back() {
+        // The learner left keep-alive off and a 1 s idle timeout in the
+        // workbench; the idle-timeout lesson sets only its idle timeout.
+        let mut s = state();
+        let learners = ServerPolicy {
+            keep_alive: false,
+            idle_timeout_ms: 1_000,
+            ..ServerPolicy::default()
+        };
+        s.config = Some(learners.clone());
+        let mut runner = Runner::new(find("idle-timeout").unwrap());
+        runner.predict(Answer::Choice(1));
+        let first = runner.start(&s, 0.0);
+        let Some(Command::SetPolicy(patch)) = first.first() else {
+            panic!("{first:?}")
+        };
+        let lesson = ServerPolicy::default().patched(patch).unwrap();
+        assert!(lesson.keep_alive, "keep-alive back on for the lesson");
+        assert_eq!(lesson.max_requests, ServerPolicy::default().max_requests);
+        // It fails (the wait for its run passes its limit), and puts the
+        // learner's settings back.
+        runner.fired(1);
+        let back = runner.poll(&s, 600_000.0);
+        assert_eq!(back, vec![Command::SetPolicy(full_patch(&learners))]);
     }
 
     #[test]

@@ -1550,18 +1550,23 @@ fn priority(e: &Evidence<'_>) -> Outcome {
         )],
         notes: vec![match (low, high, released) {
             (Some(l), _, Some(r)) if l < r => format!(
-                "The low-priority requests did not queue: the first reached the server {} ms                  before the release, so your browser had a connection free for it and no order                  could show.",
+                "The low-priority requests did not queue: the first reached the server {} ms \
+                 before the release, so your browser had a connection free for it and no order \
+                 could show.",
                 ms_between(l, r)
             ),
             (Some(l), Some(h), Some(_)) if h < l => format!(
-                "The high-priority request reached the server {} ms before the first of the                  older low-priority ones.",
+                "The high-priority request reached the server {} ms before the first of the \
+                 older low-priority ones.",
                 ms_between(h, l)
             ),
             (Some(l), Some(h), Some(_)) => format!(
-                "An older low-priority request went first, {} ms before the high-priority one:                  your browser keeps this queue in order.",
+                "An older low-priority request went first, {} ms before the high-priority one: \
+                 your browser keeps this queue in order.",
                 ms_between(l, h)
             ),
-            _ => "Not every request reached the server, or the held one was never released;                   see the timeline."
+            _ => "Not every request reached the server, or the held one was never released; \
+                  see the timeline."
                 .to_owned(),
         }],
     }

@@ -1480,7 +1480,7 @@ fn lane_from_snapshot(s: ConnectionSnapshot, whose: impl Fn(&str) -> Whose) -> L
         session: s.session,
         opened_us: s.opened_us,
         upgraded: s.upgraded,
-        protocol: None,
+        protocol: s.protocol,
         requests_total: s.requests_total,
         requests: s
             .requests

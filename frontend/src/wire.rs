@@ -631,6 +631,7 @@ impl FromJson for ConnectionSnapshot {
             last_out_us: o.get("last_out_us"),
             requests_total: o.get("requests_total"),
             requests: o.get("requests"),
+            protocol: o.get("protocol"),
         }
     }
 }

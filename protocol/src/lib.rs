@@ -973,6 +973,11 @@ pub struct ConnectionSnapshot {
     pub requests_total: u32,
     /// The most recent requests, oldest first, in-flight ones always included.
     pub requests: Vec<RequestSnapshot>,
+    /// On a TLS port, what its handshake chose (`h2` or `http/1.1`, as
+    /// `connection_secured` said), so a viewer that connects later (or
+    /// reconnects) still knows; absent on a plain port or before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<String>,
 }
 
 /// The server's keep-alive policy. Defaults mirror Apache httpd 2.4

@@ -93,6 +93,8 @@ struct ConnRecord {
     session: Option<SessionId>,
     /// Set once upgraded.
     upgraded: Option<protocol::UpgradeRole>,
+    /// Set once a TLS port's handshake chose it (`connection_secured`).
+    protocol: Option<String>,
     /// Shared with the IO wrapper.
     counters: Arc<Counters>,
     /// Requests carried in total.
@@ -263,6 +265,7 @@ impl Tracker {
                 local,
                 session: None,
                 upgraded: None,
+                protocol: None,
                 counters,
                 requests_total: 0,
                 requests: VecDeque::new(),
@@ -479,6 +482,13 @@ impl Tracker {
             ServerEvent::ConnectionUpgraded { conn, role, .. } => match table.get_mut(conn) {
                 Some(record) => {
                     record.upgraded = Some(*role);
+                    true
+                }
+                None => false,
+            },
+            ServerEvent::ConnectionSecured { conn, protocol, .. } => match table.get_mut(conn) {
+                Some(record) => {
+                    record.protocol = Some(protocol.clone());
                     true
                 }
                 None => false,
@@ -825,6 +835,7 @@ fn snapshot_one(conn: ConnId, r: &ConnRecord) -> ConnectionSnapshot {
         last_out_us: r.counters.last_out_us(),
         requests_total: r.requests_total,
         requests: r.requests.iter().cloned().collect(),
+        protocol: r.protocol.clone(),
     }
 }
 

@@ -404,6 +404,15 @@ async fn twelve_hangs_over_h2_are_twelve_streams_of_one_connection_released_at_o
         }
         _ => unreachable!(),
     };
+    // A viewer that connects later (a page that reconnected) is told it too.
+    let late = Viewer::connect(lab.addr).await;
+    assert_eq!(
+        late.snapshot
+            .iter()
+            .find(|c| c.conn == conn)
+            .and_then(|c| c.protocol.as_deref()),
+        Some("h2")
+    );
 
     let mut started = Vec::new();
     while started.len() < 12 {

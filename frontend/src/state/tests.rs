@@ -354,6 +354,15 @@ fn the_monitor_socket_is_listed_apart_and_unclaimed_connections_are_not_drawn() 
 /// The server's snapshot, as a (re)connected events socket gets it: open
 /// connection `conn` only, carrying `requests` (see [`snap`]).
 fn snapshot(conn: u64, requests: Vec<protocol::RequestSnapshot>) -> Action {
+    snapshot_speaking(conn, requests, None)
+}
+
+/// [`snapshot`], its connection on a TLS port that chose `protocol`.
+fn snapshot_speaking(
+    conn: u64,
+    requests: Vec<protocol::RequestSnapshot>,
+    protocol: Option<&str>,
+) -> Action {
     event(ServerEvent::Snapshot {
         now_us: 1_000_000,
         config: ServerPolicy::default(),
@@ -375,6 +384,7 @@ fn snapshot(conn: u64, requests: Vec<protocol::RequestSnapshot>) -> Action {
             last_out_us: None,
             requests_total: requests.len() as u32,
             requests,
+            protocol: protocol.map(str::to_owned),
         }],
     })
 }
@@ -979,6 +989,7 @@ fn loaded_page_of(files: &[(&str, u32)]) -> LabState {
                     outcome: Some(RequestOutcome::Completed),
                 })
                 .collect(),
+            protocol: None,
         }
     };
     let me = s.session.clone();
@@ -1446,4 +1457,11 @@ fn a_sequential_request_issued_just_after_the_one_before_ended_did_not_queue() {
     // Issued well before that end, it did wait (101 ms at the server is
     // 101.5 ms on the page's clock by the sync).
     assert_eq!(waits(95.0), vec![(1, Some(6.5))]);
+}
+
+#[test]
+fn a_snapshot_tells_a_lane_its_protocol_so_a_reconnect_keeps_the_h2_label() {
+    let mut s = fresh();
+    s.apply(snapshot_speaking(9, Vec::new(), Some("h2")));
+    assert_eq!(s.lanes[&ConnId(9)].protocol.as_deref(), Some("h2"));
 }

@@ -516,6 +516,11 @@ pub struct Run {
     in_flight: SortedMap<RequestId, (ConnId, usize)>,
     /// Server request ids already counted (a duplicate delivery is not a re-send).
     seen: SortedSet<RequestId>,
+    /// Per connection, the lowest sequence number of this run's attempts on
+    /// it: whether a connection carried an earlier request of this run is
+    /// asked for every attempt at every render (`tally::conn_use`; bench
+    /// figures 3 and 4), and read here instead of scanning the run.
+    first_on: SortedMap<ConnId, u32>,
     /// Per pool.
     pub pools: SortedMap<PoolKey, PoolStats>,
 }
@@ -531,6 +536,7 @@ impl Run {
             requests: Vec::new(),
             in_flight: SortedMap::new(),
             seen: SortedSet::new(),
+            first_on: SortedMap::new(),
             pools: SortedMap::new(),
         }
     }
@@ -543,6 +549,12 @@ impl Run {
     /// Requests in `phase`.
     pub fn count(&self, phase: Phase) -> usize {
         self.requests.iter().filter(|r| r.phase == phase).count()
+    }
+
+    /// Whether an attempt of this run went on `conn` before its `seq`-th
+    /// request.
+    pub fn carried_before(&self, conn: ConnId, seq: u32) -> bool {
+        self.first_on.get(&conn).is_some_and(|first| *first < seq)
     }
 
     /// Whether anything is still under way.
@@ -605,6 +617,8 @@ impl Run {
             return; // unknown, or a duplicate delivery
         }
         let (conn, request, ended) = (attempt.conn, attempt.request, attempt.end_us.is_some());
+        let first = self.first_on.get_or_insert_with(conn, || attempt.seq);
+        *first = (*first).min(attempt.seq);
         let r = Rc::make_mut(&mut self.requests[index]);
         let at = r
             .attempts
@@ -1037,6 +1051,7 @@ impl LabState {
                         .collect(),
                     in_flight: SortedMap::new(),
                     seen: SortedSet::new(),
+                    first_on: SortedMap::new(),
                     pools: SortedMap::new(),
                 }));
                 while self.runs.len() > MAX_RUNS {

@@ -77,15 +77,9 @@ pub fn conn_use(state: &LabState, run: &Run, conn: ConnId, seq: u32) -> ConnUse 
             ConnUse::PageLoad
         };
     }
-    let earlier_here = || {
-        run.requests
-            .iter()
-            .flat_map(|r| &r.attempts)
-            .any(|a| a.conn == conn && a.seq < seq)
-    };
     match seq {
         1 => ConnUse::New,
-        _ if earlier_here() => ConnUse::Reused,
+        _ if run.carried_before(conn, seq) => ConnUse::Reused,
         _ => ConnUse::Kept,
     }
 }

@@ -747,6 +747,14 @@ pub struct LabState {
     pub clock: ClockSync,
     /// Events the server skipped for this page because it fell behind.
     pub events_dropped: u64,
+    /// Times the page's picture has had a hole: the server skipped events
+    /// for it (`events_dropped`), or its events socket reconnected (a
+    /// snapshot after the first). Either way the snapshot that follows puts
+    /// the open connections right, but what closed meanwhile, and why, was
+    /// missed: a lesson whose run spans a hole cannot trust its figures.
+    pub gaps: u32,
+    /// `events_dropped` came and its snapshot has not yet.
+    resyncing: bool,
     /// Last error the server reported on the control channel.
     pub server_error: Option<String>,
     /// The lesson the instructor moved the room to, and how many times it
@@ -929,6 +937,8 @@ impl LabState {
             runs_fired: 0,
             clock: ClockSync::default(),
             events_dropped: 0,
+            gaps: 0,
+            resyncing: false,
             server_error: None,
             room_lesson: None,
             live_since_us: None,
@@ -1163,6 +1173,13 @@ impl LabState {
                 self.config = Some(config);
                 self.config_revision += 1;
                 self.listeners = listeners;
+                // A snapshot after the first: the socket reconnected, and
+                // what happened while it was down was missed. (One right
+                // after `events_dropped` is that hole's, counted there.)
+                let after_drop = std::mem::take(&mut self.resyncing);
+                if self.live_since_us.is_some() && !after_drop {
+                    self.gaps += 1;
+                }
                 self.live_since_us.get_or_insert(now_us);
                 // Lanes open in our picture but absent from the server's are
                 // gone; we missed why (the page was disconnected).
@@ -1386,7 +1403,11 @@ impl LabState {
                 }
                 self.forget_old_closed_lanes();
             }
-            ServerEvent::EventsDropped { count } => self.events_dropped += count,
+            ServerEvent::EventsDropped { count } => {
+                self.events_dropped += count;
+                self.gaps += 1;
+                self.resyncing = true;
+            }
             ServerEvent::Error(body) => {
                 self.server_error = Some(format!("{} ({})", body.error, body.hint));
                 self.config_revision += 1;

@@ -654,7 +654,10 @@ pub enum ServerEvent {
         at_us: Micros,
     },
     /// This viewer fell behind and the server skipped `count` events for it.
-    /// The page should treat its picture as incomplete (or reload the snapshot).
+    /// A fresh [`ServerEvent::Snapshot`] follows at once, and the events after
+    /// it: the open connections are right again, but connections that closed
+    /// meanwhile, and why, were missed (a page treats its picture of that
+    /// time as incomplete).
     ///
     /// ```json
     /// {"type": "events_dropped", "count": 120}

@@ -92,8 +92,10 @@ pub const PRESENCE_PER_SECOND: f64 = 2.0;
 /// See [`PRESENCE_BURST`].
 pub const PRESENCE_DEFERRAL: Duration = Duration::from_secs(1);
 
-/// Two lags (missed events) within this long close the viewer with 1008: it
-/// cannot keep up, and a picture with holes would mislead.
+/// A viewer that falls behind (its feed overflowed) is told how many events
+/// it missed and sent a fresh snapshot; two lags within this long close it
+/// with 1008: it cannot keep up, and a picture rebuilt every few seconds
+/// would mislead.
 pub const LAG_WINDOW: Duration = Duration::from_secs(10);
 
 /// Upgrades `GET /api/events[?session=S][&key=K]` and runs the viewer.
@@ -467,7 +469,15 @@ pub async fn run_viewer<W, R, E>(
                                 );
                             }
                             last_lag = Some(now);
-                            vec![ServerEvent::EventsDropped { count }]
+                            // What the viewer missed is in the table: a new
+                            // subscription's snapshot (taken with its feed,
+                            // as at the start) puts its picture right, and
+                            // the events still queued in the old feed are
+                            // in that snapshot, so they go with it.
+                            let (fresh, feed) =
+                                lab.subscribe_viewer(&filter.scope.access, filter.scope.host);
+                            events = feed;
+                            vec![ServerEvent::EventsDropped { count }, filter.snapshot(fresh)]
                         }
                         Err(RecvError::Closed) => break 'serve End::ServerCloses(1001, "server shutting down".into()),
                     };

@@ -225,6 +225,11 @@ async fn a_message_just_under_the_limit_is_answered() {
 /// go into a channel of capacity 1: when the test stops reading, the viewer
 /// stops reading the event stream too, exactly like one on a slow socket.
 fn slow_viewer(lab: &Lab) -> tokio::sync::mpsc::Receiver<Message> {
+    slow_viewer_of(lab, Scope::new(Access::All, None))
+}
+
+/// [`slow_viewer`] with a scope of its own (a participant's).
+fn slow_viewer_of(lab: &Lab, scope: Scope) -> tokio::sync::mpsc::Receiver<Message> {
     let (tx, rx) = tokio::sync::mpsc::channel::<Message>(1);
     let sink = Box::pin(futures_util::sink::unfold(
         tx,
@@ -234,13 +239,7 @@ fn slow_viewer(lab: &Lab) -> tokio::sync::mpsc::Receiver<Message> {
         },
     ));
     let incoming = futures_util::stream::pending::<Result<Message, Infallible>>();
-    tokio::spawn(events::run_viewer(
-        lab.clone(),
-        None,
-        Scope::new(Access::All, None),
-        sink,
-        incoming,
-    ));
+    tokio::spawn(events::run_viewer(lab.clone(), None, scope, sink, incoming));
     rx
 }
 
@@ -273,38 +272,41 @@ async fn flood(lab: &Lab, addr: std::net::SocketAddr, tag: &str, n: usize) -> pr
     last.expect("at least one request")
 }
 
-/// Reads the slow viewer until `request` has finished.
-async fn until_finished(
-    rx: &mut tokio::sync::mpsc::Receiver<Message>,
-    request: protocol::RequestId,
-) {
-    within("the request to finish", async {
-        loop {
-            if let ServerEvent::RequestFinished { request: r, .. } = next_event(rx).await
-                && r == request
-            {
-                break;
-            }
-        }
-    })
-    .await;
+/// A lab whose viewers' feeds hold 16 events: a few requests overflow one.
+fn small_buffers() -> Config {
+    Config {
+        event_buffer: 16,
+        ..common::config()
+    }
+}
+
+/// Reads a new viewer's first message, its snapshot.
+async fn past_snapshot(rx: &mut tokio::sync::mpsc::Receiver<Message>) {
+    assert!(matches!(next_event(rx).await, ServerEvent::Snapshot { .. }));
 }
 
 #[tokio::test]
-async fn a_viewer_that_falls_behind_is_told_how_many_events_it_missed() {
-    let (addr, lab) = start_server_with(Config {
-        event_buffer: 16,
-        ..common::config()
+async fn a_viewer_that_falls_behind_is_told_how_many_events_it_missed_then_sent_a_fresh_snapshot() {
+    let (addr, lab) = start_server_with(small_buffers()).await;
+    let mut rx = slow_viewer(&lab);
+    past_snapshot(&mut rx).await;
+
+    // Not reading: a kept connection's two requests and 10 one-shot
+    // requests make far more than 16 events meanwhile.
+    let mut kept = Client::connect(addr).await;
+    let first = kept.get("/api/fast?id=kept-1").await;
+    kept.get("/api/fast?id=kept-2").await;
+    let mut flooded = std::collections::HashSet::new();
+    for i in 0..10 {
+        let response = get_once(addr, &format!("/api/fast?id=flood-{i}")).await;
+        assert_eq!(response.status, 200);
+        flooded.insert(response.conn_id());
+    }
+    eventually("the flood's connections to close", || {
+        lab.tracker().open_count() == 1
     })
     .await;
-    let mut rx = slow_viewer(&lab);
-    assert!(matches!(
-        next_event(&mut rx).await,
-        ServerEvent::Snapshot { .. }
-    ));
 
-    // Not reading: 10 requests make far more than 16 events meanwhile.
-    let last = flood(&lab, addr, "flood", 10).await;
     let dropped = within("events_dropped", async {
         loop {
             if let ServerEvent::EventsDropped { count } = next_event(&mut rx).await {
@@ -314,28 +316,117 @@ async fn a_viewer_that_falls_behind_is_told_how_many_events_it_missed() {
     })
     .await;
     assert!(dropped > 0);
-    // The events still buffered follow: the end of the flood. (The viewer
-    // now sits a whole buffer behind: one more event before it has caught
-    // up would be a second lag, hence the flood waits for its closes.)
-    until_finished(&mut rx, last).await;
+    // At once, the server's record as it is now: the kept connection with
+    // both its requests, and none of the flood's (closed meanwhile).
+    let ServerEvent::Snapshot { connections, .. } = next_event(&mut rx).await else {
+        panic!("a snapshot right after events_dropped");
+    };
+    assert_eq!(connections.len(), 1, "{connections:?}");
+    let record = &connections[0];
+    assert_eq!(record.conn, first.conn_id());
+    assert_eq!(record.requests_total, 2);
+    let targets: Vec<&str> = record.requests.iter().map(|r| r.target.as_str()).collect();
+    assert_eq!(targets, ["/api/fast?id=kept-1", "/api/fast?id=kept-2"]);
 
-    // Then the stream goes on live (a viewer that keeps up is not closed).
+    // Then the stream goes on live from that snapshot: the events still
+    // queued in the old feed (the flood's) are not sent after it.
     let response = get_once(addr, "/api/fast?id=after-the-flood").await;
-    until_finished(&mut rx, response.request_id()).await;
+    within("the request after the flood to finish", async {
+        loop {
+            let event = next_event(&mut rx).await;
+            if let Some(conn) = common::conn_of(&event) {
+                assert!(
+                    !flooded.contains(&conn),
+                    "an event of the flood after the snapshot: {event:?}"
+                );
+            }
+            if let ServerEvent::RequestFinished { request, .. } = event
+                && request == response.request_id()
+            {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_participant_that_falls_behind_is_sent_a_fresh_snapshot_of_its_own_connections_only() {
+    let (addr, lab) = start_server_with(small_buffers()).await;
+    let a_id = common::issue_session(addr).await;
+    let b_id = common::issue_session(addr).await;
+    let loopback = std::net::IpAddr::from([127, 0, 0, 1]);
+    let a = Owner::Session(session(&a_id));
+    let mut rx = slow_viewer_of(&lab, Scope::new(Access::Of(a), Some(loopback)));
+    past_snapshot(&mut rx).await;
+    let mut mine = Client::connect(addr).await;
+    let kept = mine
+        .get(&format!("/api/fast?session={a_id}&id=a-kept"))
+        .await;
+    let mut theirs = Client::connect(addr).await;
+    theirs
+        .get(&format!("/api/fast?session={b_id}&id=b-kept"))
+        .await;
+    // Not reading: 10 of this session's one-shot requests overflow its feed
+    // of 16.
+    for i in 0..10 {
+        get_once(addr, &format!("/api/fast?session={a_id}&id=a-{i}")).await;
+    }
+    eventually("the flood's connections to close", || {
+        lab.tracker().open_count() == 2
+    })
+    .await;
+    within("events_dropped", async {
+        while !matches!(next_event(&mut rx).await, ServerEvent::EventsDropped { .. }) {}
+    })
+    .await;
+    let ServerEvent::Snapshot {
+        connections,
+        session,
+        ..
+    } = next_event(&mut rx).await
+    else {
+        panic!("a snapshot right after events_dropped");
+    };
+    assert_eq!(session.as_ref().map(|s| s.as_str()), Some(a_id.as_str()));
+    let conns: Vec<_> = connections.iter().map(|c| c.conn).collect();
+    assert_eq!(
+        conns,
+        [kept.conn_id()],
+        "only this session's open connection"
+    );
+    // And its feed is still this session's: the other session's next
+    // request is not shown, this one's is.
+    theirs
+        .get(&format!("/api/fast?session={b_id}&id=b-after"))
+        .await;
+    let after = mine
+        .get(&format!("/api/fast?session={a_id}&id=a-after"))
+        .await;
+    within("this session's next request", async {
+        loop {
+            match next_event(&mut rx).await {
+                ServerEvent::RequestStarted { target, .. } => {
+                    assert!(
+                        target.contains(&a_id),
+                        "another session's request: {target}"
+                    );
+                }
+                ServerEvent::RequestFinished { request, .. } if request == after.request_id() => {
+                    break;
+                }
+                _ => {}
+            }
+        }
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn a_viewer_that_falls_behind_twice_within_ten_seconds_is_closed_with_1008() {
-    let (addr, lab) = start_server_with(Config {
-        event_buffer: 16,
-        ..common::config()
-    })
-    .await;
+    let (addr, lab) = start_server_with(small_buffers()).await;
     let mut rx = slow_viewer(&lab);
-    assert!(matches!(
-        next_event(&mut rx).await,
-        ServerEvent::Snapshot { .. }
-    ));
+    past_snapshot(&mut rx).await;
     flood(&lab, addr, "first", 10).await;
     loop {
         if let ServerEvent::EventsDropped { .. } = next_event(&mut rx).await {

@@ -146,8 +146,34 @@ pub fn InstructorView(props: &InstructorProps) -> Html {
                             *latest.borrow_mut() = Some(state.clone());
                             room.set(Some(state));
                             let on_event = {
-                                let (room, latest) = (room.clone(), latest.clone());
+                                let (room, latest, problem) =
+                                    (room.clone(), latest.clone(), problem.clone());
+                                let key = key.clone();
                                 Callback::from(move |event: ServerEvent| {
+                                    // Each snapshot (the socket's first message, again
+                                    // after a reconnect or after the stream fell behind)
+                                    // follows a time whose events may be missing:
+                                    // the room is read again.
+                                    if matches!(event, ServerEvent::Snapshot { .. }) {
+                                        let (room, latest, problem, url) = (
+                                            room.clone(),
+                                            latest.clone(),
+                                            problem.clone(),
+                                            room_url(&key),
+                                        );
+                                        wasm_bindgen_futures::spawn_local(async move {
+                                            match session::json::<RoomState>("GET", &url, None)
+                                                .await
+                                            {
+                                                Ok(state) => {
+                                                    *latest.borrow_mut() = Some(state.clone());
+                                                    room.set(Some(state));
+                                                }
+                                                Err(e) => problem.set(Some(e)),
+                                            }
+                                        });
+                                        return;
+                                    }
                                     let mut current = latest.borrow_mut();
                                     if let Some(state) = current.as_mut() {
                                         apply(state, event);

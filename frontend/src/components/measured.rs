@@ -33,11 +33,15 @@ fn connections_words(p: &PoolTally) -> String {
 
 /// The measured panel.
 pub fn measured(props: &MeasuredProps) -> Html {
-    let dropped = (props.events_dropped > 0).then(|| html! {
-        <p class="error" role="alert">
-            { format!("This page fell behind and missed {} server events: figures may be incomplete. \
-                       Reload to start from a fresh snapshot.", props.events_dropped) }
-        </p>
+    let dropped = (props.events_dropped > 0).then(|| {
+        html! {
+            <p class="error" role="alert">
+                { format!("This page fell behind and missed {} server events. The server sent its \
+                           record of the open connections again, but connections that closed \
+                           meanwhile, and why, were missed: figures of runs at that time may be \
+                           incomplete.", props.events_dropped) }
+            </p>
+        }
     });
     let (Some(run), Some(t)) = (&props.run, &props.tally) else {
         return html! {

@@ -89,6 +89,10 @@ pub struct Runner {
     awaiting_middlebox: Option<u64>,
     /// The session's middlebox before the lesson changed it, to put back.
     saved_middlebox: Option<protocol::MiddleboxSettings>,
+    /// Holes in the page's picture before the lesson started
+    /// ([`LabState::gaps`]): one during the run means its figures could
+    /// be missing what closed meanwhile.
+    gaps_before: u32,
     /// Agent runs finished before the lesson started.
     agents_before: u32,
     /// What was measured.
@@ -146,6 +150,7 @@ impl Runner {
             saved: None,
             awaiting_middlebox: None,
             saved_middlebox: None,
+            gaps_before: 0,
             agents_before: 0,
             outcome: None,
             last_poll_ms: 0.0,
@@ -191,6 +196,7 @@ impl Runner {
         self.saved = state.config.clone();
         (self.saved_middlebox, self.awaiting_middlebox) = (None, None);
         self.agents_before = state.agent_finished;
+        self.gaps_before = state.gaps;
         self.outcome = None;
         self.stage = Stage::Running;
         self.poll(state, now_ms)
@@ -285,6 +291,13 @@ impl Runner {
         self.last_poll_ms = now_ms;
         self.last_heard = Self::middlebox_heard(state);
         let mut commands = Vec::new();
+        if self.stage == Stage::Running && state.gaps > self.gaps_before {
+            let why = "the page missed server events during the run (its event stream fell \
+                       behind, or reconnected), so what closed meanwhile, and why, is not \
+                       known; run it again"
+                .to_owned();
+            return self.fail(why);
+        }
         while self.stage == Stage::Running && !self.awaiting_run {
             if let Some(expected) = &self.awaiting_policy {
                 if state.config.as_ref() == Some(expected) {
@@ -483,6 +496,33 @@ mod tests {
         // The run is not in the state: the wait for it cannot hold yet.
         assert!(runner.poll(&s, 20.0).is_empty());
         assert_eq!(runner.stage, Stage::Running);
+    }
+
+    #[test]
+    fn a_hole_in_the_pages_picture_during_the_run_fails_it_in_words() {
+        let lesson = find("keep-alive-off").unwrap();
+        let mut runner = Runner::new(lesson);
+        let mut s = state();
+        s.gaps = 3;
+        runner.predict(Answer::Number(1));
+        runner.start(&s, 0.0);
+        runner.fired(1);
+        assert!(
+            runner.poll(&s, 10.0).is_empty(),
+            "holes before the lesson are not its"
+        );
+        assert_eq!(runner.stage, Stage::Running);
+        s.gaps = 4;
+        let commands = runner.poll(&s, 20.0);
+        let Stage::Failed(why) = &runner.stage else {
+            panic!("{:?}", runner.stage)
+        };
+        assert!(why.contains("missed server events"), "{why}");
+        assert_eq!(
+            commands,
+            vec![Command::SetPolicy(full_patch(&ServerPolicy::default()))],
+            "the learner's policy is put back"
+        );
     }
 
     #[test]

@@ -1343,6 +1343,29 @@ fn after_a_reconnect_an_attempt_answered_meanwhile_is_never_called_dropped() {
 }
 
 #[test]
+fn after_events_dropped_the_snapshot_that_follows_puts_the_run_right_and_counts_one_gap() {
+    let mut s = fresh();
+    s.apply(snapshot(9, vec![]));
+    assert_eq!(s.gaps, 0, "the first snapshot is no hole");
+    let tags = fire(&mut s, 1, |_| Credentials::Default);
+    s.apply(opened(1));
+    s.apply(started(1, 1, 1, &tags[0], 5));
+    head(&mut s, 0, 1, 1, 1, 50.0);
+    // The page fell behind: connection 1's close was among what it missed.
+    s.apply(event(ServerEvent::EventsDropped { count: 40 }));
+    s.apply(snapshot(9, vec![]));
+    assert_eq!((s.events_dropped, s.gaps), (40, 1), "one hole, not two");
+    assert!(
+        s.current().unwrap().in_flight.is_empty(),
+        "connection 1 is gone: its attempt is no longer at the server"
+    );
+    assert!(s.lanes.get(&ConnId(1)).is_none(), "its close was missed");
+    // A later reconnect is a hole of its own.
+    s.apply(snapshot(9, vec![]));
+    assert_eq!(s.gaps, 2);
+}
+
+#[test]
 fn requests_aborted_while_queued_still_count_as_queued_in_the_browser() {
     let mut s = fresh();
     let tags = fire(&mut s, 12, |_| Credentials::Default);

@@ -817,6 +817,7 @@ impl FromJson for MiddleboxEvent {
             "expired" => MiddleboxEvent::Expired {
                 idle_ms: o.get("idle_ms"),
                 on_expiry: o.get("on_expiry"),
+                transitory: o.or_default("transitory"),
             },
             "dropped" => MiddleboxEvent::Dropped {
                 side: o.get("side"),

@@ -1328,6 +1328,7 @@ mod tests {
             r#"{"kind": "opened", "client": "127.0.0.1:50412", "upstream": "127.0.0.1:50413", "conn": 12, "accepted_us": 1000, "settings": {"preset": "aws_nat", "idle_timeout_ms": 350000, "on_expiry": "rst", "probes_refresh": true, "scale": 100}, "in_force_ms": 3500, "probes_visible": true}"#,
             r#"{"kind": "refreshed", "side": "server", "by": "probe", "bytes": 0, "count": 1}"#,
             r#"{"kind": "expired", "idle_ms": 3502, "on_expiry": "rst"}"#,
+            r#"{"kind": "expired", "idle_ms": 301, "on_expiry": "silent", "transitory": true}"#,
             r#"{"kind": "dropped", "side": "server", "bytes": 161, "count": 1, "probes": 0}"#,
             r#"{"kind": "rst_sent", "side": "client"}"#,
             r#"{"kind": "refused", "client": "127.0.0.1:50500", "reason": "1024 mappings open, the middlebox's cap"}"#,

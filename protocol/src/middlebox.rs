@@ -140,6 +140,11 @@ pub struct PresetSpec {
     /// alive. Packet-level devices (NAT, NLB, Azure LB) see every packet; a
     /// proxy that terminates TCP (ALB) counts only data.
     pub probes_refresh: bool,
+    /// A shorter idle timeout for a connection that is closing (a FIN seen
+    /// from either side while the other still sends), milliseconds, where
+    /// the provider documents one (Cloud NAT's transitory timeout). Fixed at
+    /// the provider's default.
+    pub transitory_timeout_ms: Option<u64>,
     /// Where the numbers and the behaviour come from.
     pub source: &'static str,
     /// What the source says, in one sentence.
@@ -197,6 +202,7 @@ impl Preset {
                 on_expiry: OnExpiry::Rst,
                 on_expiry_allowed: &[OnExpiry::Rst],
                 probes_refresh: true,
+                transitory_timeout_ms: None,
                 source: "https://docs.aws.amazon.com/vpc/latest/userguide/nat-gateway-troubleshooting.html#nat-gateway-troubleshooting-timeout",
                 summary: "350 s idle, fixed; the next packet from the inside gets an RST (no FIN); TCP keep-alive under 350 s keeps the connection",
             },
@@ -216,6 +222,7 @@ impl Preset {
                 on_expiry: OnExpiry::RstEither,
                 on_expiry_allowed: &[OnExpiry::RstEither],
                 probes_refresh: true,
+                transitory_timeout_ms: None,
                 source: "https://docs.aws.amazon.com/elasticloadbalancing/latest/network/update-idle-timeout.html (and https://aws.amazon.com/blogs/networking-and-content-delivery/introducing-nlb-tcp-configurable-idle-timeout/)",
                 summary: "350 s idle by default (60-6000 s); a client or target that sends after expiry gets an RST",
             },
@@ -232,6 +239,7 @@ impl Preset {
                 on_expiry: OnExpiry::Silent,
                 on_expiry_allowed: &[OnExpiry::Silent, OnExpiry::RstBoth],
                 probes_refresh: true,
+                transitory_timeout_ms: None,
                 source: "https://learn.microsoft.com/en-us/azure/load-balancer/load-balancer-tcp-reset",
                 summary: "4 min idle by default (4-100 min); flows dropped silently, or an RST to both sides at once with \"TCP reset on idle\"",
             },
@@ -240,6 +248,13 @@ impl Preset {
             // documentation describes no reset: the mapping is removed and
             // later packets go nowhere, so the lab drops them silently. The
             // lab accepts 30 s to 2 h (its own bounds, not Google's).
+            // "TCP Transitory Connection Idle Timeout": 30 s by default (the
+            // API's `tcpTransitoryIdleTimeoutSec`: "Defaults to 30s if not
+            // set"), for connections not established. A user-space proxy
+            // never sees a handshake in progress (the kernel completes it),
+            // so the lab applies it to the other transitory state it can
+            // see: a FIN from one side while the other still sends (the
+            // lab's reading of "transitory"). Not configurable in the lab.
             Preset::GcpNat => PresetSpec {
                 preset: self,
                 name: "Google Cloud NAT",
@@ -248,8 +263,9 @@ impl Preset {
                 on_expiry: OnExpiry::Silent,
                 on_expiry_allowed: &[OnExpiry::Silent],
                 probes_refresh: true,
-                source: "https://cloud.google.com/nat/docs/tune-nat-configuration#nat-timeouts",
-                summary: "established TCP idle 1200 s by default (configurable); the mapping is removed without a reset",
+                transitory_timeout_ms: Some(30_000),
+                source: "https://cloud.google.com/nat/docs/tune-nat-configuration#nat-timeouts (transitory: https://cloud.google.com/compute/docs/reference/rest/v1/routers, tcpTransitoryIdleTimeoutSec)",
+                summary: "established TCP idle 1200 s by default (configurable); a half-closed connection (a FIN seen) 30 s idle; the mapping is removed without a reset",
             },
             // ALB: connection idle timeout 60 s by default, 1-4000 s; "if no
             // data has been sent or received by the time that the idle timeout
@@ -267,6 +283,7 @@ impl Preset {
                 on_expiry: OnExpiry::Fin,
                 on_expiry_allowed: &[OnExpiry::Fin],
                 probes_refresh: false,
+                transitory_timeout_ms: None,
                 source: "https://docs.aws.amazon.com/elasticloadbalancing/latest/application/edit-load-balancer-attributes.html#connection-idle-timeout (probes: https://docs.aws.amazon.com/elasticloadbalancing/latest/classic/config-idle-timeout.html)",
                 summary: "60 s idle by default (1-4000 s), data only (keep-alive probes do not count); then the connections are closed (no 504: unlike a real ALB, a request in flight sees its connection closed)",
             },
@@ -278,6 +295,7 @@ impl Preset {
                 on_expiry: OnExpiry::Rst,
                 on_expiry_allowed: &OnExpiry::ALL,
                 probes_refresh: true,
+                transitory_timeout_ms: None,
                 source: "",
                 summary: "any idle timeout and expiry behaviour",
             },
@@ -412,6 +430,16 @@ impl MiddleboxSettings {
     /// The idle timeout in force, after scaling, in whole milliseconds.
     pub fn in_force_ms(&self) -> u64 {
         self.in_force_us() / 1000
+    }
+
+    /// The idle timeout in force once a FIN has been seen (see
+    /// [`PresetSpec::transitory_timeout_ms`]), after scaling, in
+    /// microseconds: the shorter of it and [`Self::in_force_us`], never
+    /// under [`IN_FORCE_MIN_MS`]; `None` where the preset has none.
+    pub fn transitory_in_force_us(&self) -> Option<u64> {
+        let ms = self.preset.spec().transitory_timeout_ms?;
+        let scaled = ms.saturating_mul(1000) / u64::from(self.scale.max(1));
+        Some(scaled.max(IN_FORCE_MIN_MS * 1000).min(self.in_force_us()))
     }
 
     /// The time scale in words, for the page and the standalone middlebox's
@@ -689,11 +717,20 @@ pub enum MiddleboxEvent {
     /// ```json
     /// {"kind": "expired", "idle_ms": 3502, "on_expiry": "rst"}
     /// ```
+    ///
+    /// ```json
+    /// {"kind": "expired", "idle_ms": 301, "on_expiry": "silent", "transitory": true}
+    /// ```
     Expired {
         /// How long it had been idle.
         idle_ms: u64,
         /// What happens now.
         on_expiry: OnExpiry,
+        /// The timer that expired was the shorter one for a closing
+        /// connection ([`PresetSpec::transitory_timeout_ms`]): a FIN had
+        /// been seen from one side.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        transitory: bool,
     },
     /// Something arrived for a forgotten mapping and was not forwarded.
     /// Aggregated like `refreshed`.

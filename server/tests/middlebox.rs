@@ -223,11 +223,20 @@ async fn data_in_either_direction_refreshes_the_mapping() {
         .next("expired", |e| matches!(e, MiddleboxEvent::Expired { .. }))
         .await;
     assert_eq!(expired_mapping, mapping);
-    let MiddleboxEvent::Expired { idle_ms, on_expiry } = expired else {
+    let MiddleboxEvent::Expired {
+        idle_ms,
+        on_expiry,
+        transitory,
+    } = expired
+    else {
         unreachable!()
     };
     assert!(idle_ms >= 1000, "idle {idle_ms} ms");
     assert_eq!(on_expiry, OnExpiry::Rst);
+    assert!(
+        !transitory,
+        "AWS NAT has no shorter timer for a closing connection"
+    );
 }
 
 #[tokio::test]
@@ -370,6 +379,87 @@ async fn silent_expiry_sends_nothing_to_either_side() {
             )
         })
         .await;
+}
+
+#[tokio::test]
+async fn cloud_nat_forgets_a_half_closed_connection_after_its_transitory_timeout() {
+    // Scale 100: established 1200 s → 12 s, transitory 30 s → 300 ms.
+    let settings = Preset::GcpNat.settings(100);
+    assert_eq!(settings.transitory_in_force_us(), Some(300_000));
+    let mut rig = Rig::start(settings, limits()).await;
+
+    // An established connection idle for three transitory timeouts is kept.
+    let (mut open_client, mut open_server) = rig.pair().await;
+    open_client.write_all(b"ping").await.unwrap();
+    read_n(&mut open_server, 4).await;
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    open_server.write_all(b"pong").await.unwrap();
+    assert_eq!(read_n(&mut open_client, 4).await, b"pong");
+
+    // A client that sends its request and half-closes (a FIN), then waits
+    // for a slow answer: the mapping goes by the transitory timeout.
+    let (mut client, mut server) = rig.pair().await;
+    client.write_all(b"GET /slow").await.unwrap();
+    client.shutdown().await.unwrap();
+    read_n(&mut server, 9).await;
+    assert_eq!(
+        read_outcome(&mut server).await.unwrap(),
+        0,
+        "the FIN passed"
+    );
+    let (_, expired) = rig
+        .events
+        .next("expired", |e| {
+            matches!(
+                e,
+                MiddleboxEvent::Expired {
+                    transitory: true,
+                    ..
+                }
+            )
+        })
+        .await;
+    let MiddleboxEvent::Expired {
+        idle_ms, on_expiry, ..
+    } = expired
+    else {
+        unreachable!()
+    };
+    assert_eq!(on_expiry, OnExpiry::Silent);
+    assert!(
+        (300..12_000).contains(&idle_ms),
+        "after the transitory timeout, before the established one: {idle_ms} ms"
+    );
+    // The slow answer goes nowhere, and the client hears nothing.
+    server.write_all(b"200 OK").await.unwrap();
+    let (_, dropped) = rig
+        .events
+        .next("dropped", |e| matches!(e, MiddleboxEvent::Dropped { .. }))
+        .await;
+    assert!(
+        matches!(
+            dropped,
+            MiddleboxEvent::Dropped {
+                side: Side::Server,
+                bytes: 6,
+                ..
+            }
+        ),
+        "{dropped:?}"
+    );
+    assert!(
+        nothing_arrives(&mut client).await,
+        "no data, no RST, no FIN"
+    );
+    // The connection that never closed was never told it expired.
+    rig.events.drain();
+    let expiries = rig
+        .events
+        .seen
+        .iter()
+        .filter(|(_, e)| matches!(e, MiddleboxEvent::Expired { .. }))
+        .count();
+    assert_eq!(expiries, 1, "{:#?}", rig.events.seen);
 }
 
 #[tokio::test]

@@ -156,7 +156,12 @@ async fn the_middlebox_panel_sets_the_sessions_middlebox_and_reports_refusals() 
                         assert_eq!((settings, in_force_ms), (chosen.clone(), 1_200));
                         mapping = Some(m);
                     }
-                    MiddleboxEvent::Expired { idle_ms, on_expiry } if mapping == Some(m) => {
+                    MiddleboxEvent::Expired {
+                        idle_ms,
+                        on_expiry,
+                        transitory,
+                    } if mapping == Some(m) => {
+                        assert!(!transitory, "no FIN was sent");
                         return Some((idle_ms, on_expiry));
                     }
                     _ => {}

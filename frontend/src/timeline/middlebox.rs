@@ -82,6 +82,9 @@ pub struct MappingLane {
     pub probes_visible: bool,
     /// When it expired, and what happened then.
     pub expired: Option<(Micros, OnExpiry)>,
+    /// The timer that expired was a closing connection's (a FIN had been
+    /// seen: Cloud NAT's transitory timeout).
+    pub half_closed: bool,
     /// When both connections were gone, who ended them and how.
     pub closed: Option<(Micros, Party, CloseHow)>,
     /// What happened in between, oldest first.
@@ -121,6 +124,7 @@ impl MappingLane {
                     scale: settings.scale,
                     probes_visible: *probes_visible,
                     expired: None,
+                    half_closed: false,
                     closed: None,
                     marks: Vec::new(),
                 });
@@ -158,7 +162,14 @@ impl MappingLane {
                     probes,
                 } => mark(MarkKind::Dropped, *side, *bytes, count + probes),
                 M::RstSent { side } => mark(MarkKind::Rst, *side, 0, 1),
-                M::Expired { on_expiry, .. } => lane.expired = Some((r.at_us, *on_expiry)),
+                M::Expired {
+                    on_expiry,
+                    transitory,
+                    ..
+                } => {
+                    lane.expired = Some((r.at_us, *on_expiry));
+                    lane.half_closed = *transitory;
+                }
                 M::Closed { by, how, .. } => lane.closed = Some((r.at_us, *by, *how)),
                 M::Opened { .. } | M::Refused { .. } => {}
             }
@@ -215,6 +226,7 @@ impl MappingLane {
     pub fn status(&self) -> String {
         let mut words: Vec<String> = vec![
             match (self.expired, self.closed) {
+                (Some(_), _) if self.half_closed => "✕ expired half-closed",
                 (Some(_), _) => "✕ expired",
                 (None, None) => "open",
                 (None, Some(_)) => "closed",
@@ -386,6 +398,7 @@ mod tests {
                 M::Expired {
                     idle_ms: 3_500,
                     on_expiry: OnExpiry::Rst,
+                    transitory: false,
                 },
             ),
             record(

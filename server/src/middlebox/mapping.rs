@@ -319,7 +319,21 @@ impl Mapping {
     }
 
     fn in_force(&self) -> Duration {
-        Duration::from_micros(self.settings.in_force_us())
+        Duration::from_micros(
+            self.transitory_us()
+                .unwrap_or_else(|| self.settings.in_force_us()),
+        )
+    }
+
+    /// The closing connection's timeout, once a FIN has been seen from
+    /// either side, where the preset has one (Cloud NAT's transitory
+    /// timeout); the mapping's timer runs by it from then on.
+    fn transitory_us(&self) -> Option<u64> {
+        if self.peers.iter().any(|p| p.eof) {
+            self.settings.transitory_in_force_us()
+        } else {
+            None
+        }
     }
 
     fn deadline(&self) -> Instant {
@@ -617,9 +631,13 @@ impl Mapping {
         self.flush();
         let idle = now.saturating_duration_since(self.last_activity);
         let on_expiry = self.settings.on_expiry;
+        let transitory = self
+            .transitory_us()
+            .is_some_and(|us| us < self.settings.in_force_us());
         self.emit(MiddleboxEvent::Expired {
             idle_ms: u64::try_from(idle.as_millis()).unwrap_or(u64::MAX),
             on_expiry,
+            transitory,
         });
         self.expired_at = Some(now);
         self.to_server.clear();

@@ -9,7 +9,7 @@
 //! | `aws-nat` | 350 s, fixed | `rst`: the next packet from the inside gets an RST, the server's are dropped | yes | AWS VPC User Guide, "Troubleshoot NAT gateways" (<https://docs.aws.amazon.com/vpc/latest/userguide/nat-gateway-troubleshooting.html#nat-gateway-troubleshooting-timeout>) |
 //! | `aws-nlb` | 350 s (60–6000 s) | `rst-either`: a client or target that sends after expiry gets an RST | yes | ELB Network Load Balancers, "Update the TCP idle timeout" (<https://docs.aws.amazon.com/elasticloadbalancing/latest/network/update-idle-timeout.html>), AWS blog "Introducing NLB TCP configurable idle timeout" |
 //! | `azure-lb` | 4 min (4–100 min) | `silent` by default; `rst-both` with "TCP reset on idle" | yes | Azure Load Balancer, "TCP Reset and Idle Timeout" (<https://learn.microsoft.com/en-us/azure/load-balancer/load-balancer-tcp-reset>) |
-//! | `gcp-nat` | 1200 s (established TCP, configurable) | `silent` | yes | Cloud NAT, "Tune NAT configuration: NAT timeouts" (<https://cloud.google.com/nat/docs/tune-nat-configuration#nat-timeouts>) |
+//! | `gcp-nat` | 1200 s (established TCP, configurable); 30 s once a FIN is seen (transitory) | `silent` | yes | Cloud NAT, "Tune NAT configuration: NAT timeouts" (<https://cloud.google.com/nat/docs/tune-nat-configuration#nat-timeouts>) |
 //! | `alb` | 60 s (1–4000 s) | `fin`: both connections closed | no (data only) | ELB Application Load Balancers, "Connection idle timeout"; Classic LB "Configure the idle connection timeout" on probes |
 //!
 //! Where the brief of issue #10 grouped "Azure with TCP reset" with AWS's

@@ -100,6 +100,7 @@ mod tests {
             scale: 100,
             probes_visible: true,
             expired: None,
+            half_closed: false,
             closed: None,
             marks: vec![
                 mark(10, MarkKind::Data, Side::Client),
@@ -146,6 +147,19 @@ mod tests {
         assert_eq!(status, "✕ expired · dropped server 518 B · RST → browser");
         assert!(status.chars().count() <= super::super::chars(super::super::NOTES - 8.0));
         assert!(nat.label().chars().count() <= super::super::chars(super::super::LABELS - 10.0));
+        // Cloud NAT's shorter timer for a half-closed connection is named.
+        let gcp = MappingLane {
+            expired: Some((30, protocol::OnExpiry::Silent)),
+            half_closed: true,
+            marks: vec![Mark {
+                bytes: 161,
+                ..mark(40, MarkKind::Dropped, Side::Server)
+            }],
+            ..nat
+        };
+        let status = gcp.status();
+        assert_eq!(status, "✕ expired half-closed · dropped server 161 B");
+        assert!(status.chars().count() <= super::super::chars(super::super::NOTES - 8.0));
     }
 
     #[test]

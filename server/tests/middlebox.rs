@@ -240,6 +240,52 @@ async fn data_in_either_direction_refreshes_the_mapping() {
 }
 
 #[tokio::test]
+async fn a_mapping_expires_its_timeout_after_the_last_data_and_says_how_long_it_was_idle() {
+    // 5 s in force: the middlebox looks at TCP_INFO once a second.
+    let settings = MiddleboxSettings {
+        preset: Preset::Custom,
+        idle_timeout_ms: 5_000,
+        on_expiry: OnExpiry::RstBoth,
+        probes_refresh: true,
+        scale: 1,
+    };
+    let mut rig = Rig::start(settings, limits()).await;
+    let (mut client, mut server) = rig.pair().await;
+    // The last data a tenth of a second in, long before the middlebox's
+    // first look at its sockets (a second in), which must not count the
+    // data's segments again as fresh traffic.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    client.write_all(b"?").await.unwrap();
+    read_n(&mut server, 1).await;
+    server.write_all(b"!").await.unwrap();
+    read_n(&mut client, 1).await;
+    let last = std::time::Instant::now();
+    let outcome = read_outcome(&mut client).await;
+    let actual = last.elapsed();
+    assert!(outcome.is_err(), "an RST at expiry: {outcome:?}");
+    let (_, expired) = rig
+        .events
+        .next("expired", |e| matches!(e, MiddleboxEvent::Expired { .. }))
+        .await;
+    let MiddleboxEvent::Expired { idle_ms, .. } = expired else {
+        unreachable!()
+    };
+    // Never early; late only by scheduling (a poll interval late before the
+    // fix: about 5.9 s).
+    assert!(actual >= Duration::from_millis(4_990), "{actual:?}");
+    assert!(
+        actual < Duration::from_millis(5_400),
+        "expired late: {actual:?}"
+    );
+    // The record says what the client lived: idle since its last data.
+    let told = Duration::from_millis(idle_ms);
+    assert!(
+        told <= actual && actual - told < Duration::from_millis(300),
+        "told {idle_ms} ms idle, the client saw {actual:?}"
+    );
+}
+
+#[tokio::test]
 async fn aws_nat_resets_the_inside_and_drops_the_servers_late_response() {
     let mut rig = Rig::start(about_a_second(Preset::AwsNat), limits()).await;
     let (mut client, mut server) = rig.pair().await;

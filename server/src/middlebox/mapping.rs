@@ -592,8 +592,8 @@ impl Mapping {
         }
     }
 
-    /// Looks at `TCP_INFO` on both sockets: segments that arrived refresh a
-    /// live mapping (when packets count); probes are reported.
+    /// Looks at `TCP_INFO` on both sockets: probes that arrived refresh a
+    /// live mapping (when packets count) and are reported.
     fn poll(&mut self, now: Instant) {
         for side in SIDES {
             let i = index(side);
@@ -618,7 +618,13 @@ impl Mapping {
                 }
                 continue;
             }
-            if arrivals.segments > 0 && self.settings.probes_refresh {
+            // Only what the middlebox's own traffic does not explain: the
+            // data and FINs it read were credited when read, and the ACKs of
+            // what it wrote came with it; crediting them again here, up to a
+            // poll interval later, kept a mapping alive past its timeout
+            // (found in review: expiry a fifth of the timeout late, and
+            // `expired` understating the idle time).
+            if arrivals.probes > 0 && self.settings.probes_refresh {
                 self.last_activity = now;
             }
             if arrivals.probes > 0 && self.settings.probes_refresh {

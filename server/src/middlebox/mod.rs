@@ -32,9 +32,10 @@
 //!
 //! # What refreshes a mapping, and what does not
 //!
-//! Data in either direction refreshes it. So does any segment that arrives
-//! without data (a TCP keep-alive probe, a bare ACK) when the preset says
-//! packets count (every preset but `alb`): the middlebox cannot read probes,
+//! Data in either direction refreshes it, when the middlebox reads it. So
+//! does a segment without data that its own traffic does not explain (a TCP
+//! keep-alive probe; rarely a window update) when the preset says packets
+//! count (every preset but `alb`): the middlebox cannot read probes,
 //! but on Linux it sees `tcpi_segs_in` rise on its sockets. It polls `TCP_INFO`
 //! every fifth of the timeout in force (at least every 10 ms, at most every
 //! second) and once more just before expiring a mapping, so a probe is

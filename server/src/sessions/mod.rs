@@ -44,6 +44,13 @@ use crate::error::ApiError;
 /// remembered, so a page whose events socket reconnects keeps its session.
 pub const SESSION_TTL: Duration = Duration::from_secs(10 * 60);
 
+/// How long a session that never had a viewer (a script's, or a page
+/// between asking for it and opening its events socket) must go unused
+/// before it can make room for a new one at the caps. Without it, anyone on
+/// the same address asking for sessions in a loop forgot a session in use
+/// (found in review).
+pub const UNVIEWED_GRACE: Duration = Duration::from_secs(60);
+
 /// Whose requests, connections and policy: one session, or the anonymous
 /// scope shared by every request that names none.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -342,10 +349,10 @@ impl Sessions {
                 .count()
         };
         if of_peer(&registry) >= self.caps.sessions_per_peer {
-            forget_one_gone(&mut registry, |s| s.peer == peer);
+            forget_one_gone(&mut registry, now, |s| s.peer == peer);
         }
         if registry.scopes.len() > self.caps.sessions {
-            forget_one_gone(&mut registry, |_| true);
+            forget_one_gone(&mut registry, now, |_| true);
         }
         if of_peer(&registry) >= self.caps.sessions_per_peer {
             return Err(ApiError::too_many(
@@ -679,13 +686,18 @@ fn publish_all(
 }
 
 /// Forgets the least recently used session among those `which` selects whose
-/// page is gone (or that never had a viewer and have nothing in flight).
-fn forget_one_gone(registry: &mut Registry, which: impl Fn(&Scope) -> bool) {
+/// page is gone, or that never had a viewer and have gone unused (nothing in
+/// flight) for [`UNVIEWED_GRACE`].
+fn forget_one_gone(registry: &mut Registry, now: Instant, which: impl Fn(&Scope) -> bool) {
     let victim = registry
         .scopes
         .iter()
         .filter(|(owner, s)| {
-            **owner != Owner::Anonymous && which(s) && s.viewers == 0 && s.in_flight == 0
+            **owner != Owner::Anonymous
+                && which(s)
+                && s.viewers == 0
+                && s.in_flight == 0
+                && (s.had_viewer || now.duration_since(s.last_used) > UNVIEWED_GRACE)
         })
         .min_by_key(|(_, s)| s.last_used)
         .map(|(owner, _)| owner.clone());
@@ -811,5 +823,29 @@ mod tests {
             "b's page is gone: it made room"
         );
         assert!(!sessions.knows(&b));
+    }
+
+    #[test]
+    fn a_session_that_never_had_a_viewer_makes_room_only_after_going_unused_a_while() {
+        let sessions = Sessions::new(ServerPolicy::default(), caps(4, 100, 2));
+        let peer = Some(IpAddr::from([10, 0, 0, 7]));
+        // A script's sessions (or pages that have not opened their events
+        // socket yet): in use, never viewed.
+        let a = Owner::Session(sessions.issue(peer).unwrap());
+        let b = Owner::Session(sessions.issue(peer).unwrap());
+        for _ in 0..5 {
+            let refused = sessions.issue(peer).unwrap_err();
+            assert_eq!(
+                refused.status.as_u16(),
+                429,
+                "no session in use is forgotten"
+            );
+        }
+        assert!(sessions.knows(&a) && sessions.knows(&b));
+        // `a` has gone unused for longer than the grace: it makes room.
+        let long_ago = Instant::now() - UNVIEWED_GRACE - Duration::from_secs(1);
+        lock(&sessions.inner).scopes.get_mut(&a).unwrap().last_used = long_ago;
+        assert!(sessions.issue(peer).is_ok());
+        assert!(!sessions.knows(&a) && sessions.knows(&b));
     }
 }

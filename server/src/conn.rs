@@ -71,6 +71,11 @@ const DROP_RST: u8 = 2;
 /// after the request ended: the server's own, written once its handler gave up).
 const H2_FINISHED_KEPT: usize = 32;
 
+/// Streams whose `END_STREAM` went out before their request was waiting for
+/// it, remembered (a response without a body: hyper sends its head with
+/// `END_STREAM` and drops the body after).
+const H2_ENDED_KEPT: usize = 16;
+
 // Header names as constants: inserting by `&str` checks the name against
 // every standard header at run time, measurably on every response (bench).
 const X_CONN_ID: HeaderName = HeaderName::from_static(headers::CONN_ID);
@@ -205,6 +210,15 @@ struct H2Streams {
     /// guard from another's (found in review). The guard runs from the
     /// earliest.
     body_waits: Vec<protocol::Micros>,
+    /// Requests whose response body hyper has been handed whole, waiting for
+    /// its `END_STREAM` to go out (`tls::frames`): h2 holds back what the
+    /// client's flow-control window does not take yet, so the response is
+    /// on the wire only then (found in review: a 1 MiB answer recorded
+    /// complete at once, and the connection then closed as idle mid-way).
+    ending: Vec<(u32, RequestGuard)>,
+    /// Streams whose `END_STREAM` went out before their request was in
+    /// `ending`, the last [`H2_ENDED_KEPT`].
+    ended: Vec<u32>,
 }
 
 /// What the watchdog sees of a connection.
@@ -670,8 +684,71 @@ impl Conn {
         }
     }
 
+    /// HTTP/2: `guard`'s response body is all with hyper; the request ends
+    /// when its `END_STREAM` goes out ([`Conn::h2_stream_ended`]).
+    fn h2_park(&self, mut guard: RequestGuard) {
+        let stream = guard.ctx.stream;
+        {
+            let mut h2 = self.h2.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(h2) = h2.as_mut() {
+                match h2.ended.iter().position(|s| *s == stream) {
+                    Some(i) => {
+                        h2.ended.remove(i);
+                    }
+                    None => {
+                        h2.ending.push((stream, guard));
+                        return;
+                    }
+                }
+            }
+        }
+        guard.finish(true);
+    }
+
+    /// HTTP/2: a frame with `END_STREAM` on `stream` has gone from hyper to
+    /// TLS: the response on it is whole on its way (`tls::frames`).
+    pub(crate) fn h2_stream_ended(&self, stream: u32) {
+        let guard = {
+            let mut h2 = self.h2.lock().unwrap_or_else(|p| p.into_inner());
+            let Some(h2) = h2.as_mut() else {
+                return;
+            };
+            match h2.ending.iter().position(|e| e.0 == stream) {
+                Some(i) => Some(h2.ending.swap_remove(i).1),
+                None => {
+                    if h2.ended.len() >= H2_ENDED_KEPT {
+                        h2.ended.remove(0);
+                    }
+                    h2.ended.push(stream);
+                    None
+                }
+            }
+        };
+        if let Some(mut guard) = guard {
+            guard.finish(true);
+        }
+    }
+
+    /// HTTP/2: the requests still waiting for their `END_STREAM` (all of
+    /// them, or the one on `stream`), taken out to be ended aborted.
+    fn h2_take_ending(&self, stream: Option<u32>) -> Vec<RequestGuard> {
+        let mut h2 = self.h2.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(h2) = h2.as_mut() else {
+            return Vec::new();
+        };
+        let (taken, kept) = std::mem::take(&mut h2.ending)
+            .into_iter()
+            .partition(|e| stream.is_none_or(|s| s == e.0));
+        h2.ending = kept;
+        taken
+            .into_iter()
+            .map(|e: (u32, RequestGuard)| e.1)
+            .collect()
+    }
+
     /// A `RST_STREAM` frame for `stream` with error `code` crossed the
-    /// connection, sent `by` the client or the server.
+    /// connection, sent `by` the client or the server. A response on it
+    /// that was still going out was cut: its request ends aborted.
     pub(crate) fn h2_reset(&self, stream: u32, by: Initiator, code: u32) {
         let request = self
             .h2
@@ -687,6 +764,9 @@ impl Conn {
             code,
             at_us,
         });
+        for mut guard in self.h2_take_ending(Some(stream)) {
+            guard.finish(false);
+        }
     }
 
     /// A `GOAWAY` frame crossed the connection, sent `by` the client or the
@@ -785,6 +865,11 @@ impl Conn {
 
     /// The socket is gone: report the close once.
     fn closed(&self) {
+        // HTTP/2 responses whose end never went out were cut by the close
+        // (and the guards held here would keep this record alive).
+        for mut guard in self.h2_take_ending(None) {
+            guard.finish(false);
+        }
         let reason = self
             .reason
             .lock()
@@ -1075,7 +1160,7 @@ impl RequestGuard {
             parts,
             TrackedBody {
                 inner: body,
-                guard: self,
+                guard: Some(self),
                 expected,
                 sent: 0,
             },
@@ -1238,8 +1323,9 @@ impl Drop for GuardedBody {
 pub struct TrackedBody {
     /// The handler's body.
     inner: Body,
-    /// Reports the end.
-    guard: RequestGuard,
+    /// Reports the end (`None` once handed on: an HTTP/2 request waiting for
+    /// its `END_STREAM`, see [`TrackedBody::ended`]).
+    guard: Option<RequestGuard>,
     /// The body's length when known up front (it then goes out with a
     /// `Content-Length`, and hyper stops polling once it has that many bytes).
     expected: Option<u64>,
@@ -1262,20 +1348,19 @@ impl http_body::Body for TrackedBody {
                 if let Some(data) = frame.data_ref() {
                     this.sent += data.len() as u64;
                 }
-                // The last bytes are handed over now: over HTTP/2 they go
-                // out with END_STREAM, and the client may open its next
-                // stream at once, so the request ends in the record now,
-                // not when hyper drops the body later (found by
-                // `http2_lesson.rs`: five in flight in the record on a
-                // connection that allows four streams).
+                // The last bytes are handed over now: the request ends
+                // now, not when hyper drops the body later (over HTTP/2 the
+                // client may open its next stream as soon as their
+                // END_STREAM arrives: found by `http2_lesson.rs`, five in
+                // flight in the record on a connection allowing four).
                 if http_body::Body::is_end_stream(&this.inner)
                     || this.expected.is_some_and(|n| n == this.sent)
                 {
-                    this.guard.finish(true);
+                    this.ended(true);
                 }
             }
-            Poll::Ready(None) => this.guard.finish(true),
-            Poll::Ready(Some(Err(_))) => this.guard.finish(false),
+            Poll::Ready(None) => this.ended(true),
+            Poll::Ready(Some(Err(_))) => this.ended(false),
             _ => {}
         }
         poll
@@ -1290,13 +1375,31 @@ impl http_body::Body for TrackedBody {
     }
 }
 
+impl TrackedBody {
+    /// The body ended (`completed`: all of it was handed to hyper). Over
+    /// HTTP/1.1 hyper writes what it is handed, so the request ends now;
+    /// over HTTP/2 it ends when its `END_STREAM` goes out (h2 holds back
+    /// what the client's flow-control window does not take yet).
+    fn ended(&mut self, completed: bool) {
+        let Some(mut guard) = self.guard.take() else {
+            return;
+        };
+        if completed && guard.ctx.stream != 0 && !guard.upgraded {
+            let conn = guard.ctx.conn.clone();
+            conn.h2_park(guard);
+        } else {
+            guard.finish(completed);
+        }
+    }
+}
+
 impl Drop for TrackedBody {
     fn drop(&mut self) {
         // hyper stops polling a body whose length it knows once it has it all,
         // then drops it: that is a completed response, not an aborted one.
         let completed = http_body::Body::is_end_stream(&self.inner)
             || self.expected.is_some_and(|n| n == self.sent);
-        self.guard.finish(completed);
+        self.ended(completed);
     }
 }
 

@@ -1096,3 +1096,124 @@ async fn one_streams_body_ending_leaves_the_guard_on_another_that_stopped() {
     drop(stalled_tx);
     driver.abort();
 }
+
+/// A response the client reads slowly: h2 sends what the client's window
+/// takes and holds the rest back. The request ends in the record when its
+/// `END_STREAM` goes out, not when hyper was handed the body; meanwhile the
+/// connection is busy, not idle, so the idle timeout does not cut it (found
+/// in review: recorded complete at once, then closed as idle mid-way).
+#[tokio::test]
+async fn an_h2_response_read_slowly_ends_when_its_last_frame_goes_out_and_is_never_cut_as_idle() {
+    const SIZE: usize = 1_048_576;
+    let lab = start_tls(common::config_with_idle(std::time::Duration::from_millis(
+        300,
+    )))
+    .await;
+    let mut viewer = Viewer::connect(lab.addr).await;
+    let (mut send, driver) = h2_small_window(&lab).await;
+    let target = format!("/api/drip?bytes={SIZE}&chunks=1&id=slow-reader");
+    let response = within("the head", send.send_request(get(lab.h2, &target)))
+        .await
+        .expect("an answer");
+    assert_eq!(response.status(), 200);
+    let (conn, request) = viewer.request_started(&target).await;
+    let mut body = response.into_body();
+    let mut got = 0;
+    while got < SIZE / 4 {
+        let frame = within("a frame", body.frame())
+            .await
+            .expect("more")
+            .expect("data");
+        got += frame.data_ref().map_or(0, Bytes::len);
+    }
+
+    // The reader pauses for three idle timeouts: the window fills and the
+    // rest of the body waits in the server.
+    tokio::time::sleep(std::time::Duration::from_millis(900)).await;
+    let ServerEvent::Snapshot { connections, .. } = lab.lab.snapshot(None) else {
+        unreachable!()
+    };
+    let record = connections
+        .iter()
+        .find(|c| c.conn == conn)
+        .expect("the connection is open");
+    let r = record
+        .requests
+        .iter()
+        .find(|r| r.request == request)
+        .expect("the request");
+    assert_eq!(
+        (r.finished_us, r.outcome),
+        (None, None),
+        "{got} of {SIZE} bytes read: the response is not out yet"
+    );
+
+    // The rest, all of it, with its END_STREAM.
+    while let Some(frame) = within("a frame", body.frame()).await {
+        got += frame.expect("no error").data_ref().map_or(0, Bytes::len);
+    }
+    assert_eq!(got, SIZE);
+    assert_eq!(
+        viewer.timeline(request).await.outcome,
+        RequestOutcome::Completed
+    );
+    // Then, idle, it closes as such.
+    assert_eq!(viewer.closed(conn).await.reason, CloseReason::IdleTimeout);
+    driver.abort();
+}
+
+/// An HTTP/2 client whose windows stay at the protocol's initial 65 535
+/// bytes: the server may send no more than it has read.
+async fn h2_small_window(
+    lab: &TlsLab,
+) -> (
+    hyper::client::conn::http2::SendRequest<Empty<Bytes>>,
+    tokio::task::JoinHandle<hyper::Result<()>>,
+) {
+    let tls = connect(lab.h2, &lab.identity).await;
+    let (send, connection) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+        .initial_stream_window_size(65_535)
+        .initial_connection_window_size(65_535)
+        .adaptive_window(false)
+        .handshake::<_, Empty<Bytes>>(TokioIo::new(tls))
+        .await
+        .expect("HTTP/2 handshake");
+    (send, tokio::spawn(connection))
+}
+
+/// The body handed to hyper whole, the client cancels the stream before its
+/// end went out: the response was cut, the request aborted.
+#[tokio::test]
+async fn an_h2_response_cancelled_before_its_end_went_out_is_aborted() {
+    let lab = start_tls(common::config()).await;
+    let mut viewer = Viewer::connect(lab.addr).await;
+    let (mut send, driver) = h2_small_window(&lab).await;
+    let target = "/api/drip?bytes=1048576&chunks=1&id=cancelled";
+    let response = within("the head", send.send_request(get(lab.h2, target)))
+        .await
+        .expect("an answer");
+    let (_, request) = viewer.request_started(target).await;
+    let mut body = response.into_body();
+    within("a frame", body.frame())
+        .await
+        .expect("more")
+        .expect("data");
+    // Dropping the body unread resets the stream (CANCEL).
+    drop(body);
+    assert_eq!(
+        viewer.timeline(request).await.outcome,
+        RequestOutcome::Aborted
+    );
+    // The reset came first, then the request's end (the timeline above).
+    let reset = viewer.seen.iter().find_map(|e| match e {
+        ServerEvent::StreamReset {
+            request: r,
+            by,
+            code,
+            ..
+        } if *r == Some(request) => Some((*by, *code)),
+        _ => None,
+    });
+    assert_eq!(reset, Some((Initiator::Client, 8)));
+    driver.abort();
+}

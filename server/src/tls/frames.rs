@@ -1,5 +1,6 @@
 //! HTTP/2 frames as they cross a connection: `RST_STREAM` and `GOAWAY`,
-//! each way, with their error codes, and which stream each request is on.
+//! each way, with their error codes, which stream each request is on, and
+//! when each response's `END_STREAM` goes out.
 //!
 //! hyper's HTTP/2 server hides its frames: a stream the client resets only
 //! drops the service's future (hyper logs the reason at `debug` level and
@@ -20,6 +21,13 @@
 //! service, whose request is then on that stream ([`Conn::h2_stream_opened`]).
 //! A stream h2 refuses (over `SETTINGS_MAX_CONCURRENT_STREAMS`, or after a
 //! `GOAWAY`) is never called: the next new head replaces it.
+//!
+//! **When a response is out.** h2 takes a response body's bytes from hyper
+//! and holds back what the client's flow-control window does not take yet,
+//! so a body handed over whole may still be minutes from the wire. A
+//! response is whole on its way when the frame carrying its `END_STREAM`
+//! flag (the last `DATA`, or a head or trailers without a body) passes to
+//! TLS ([`Conn::h2_stream_ended`]); its request ends in the record then.
 
 use std::io;
 use std::pin::Pin;
@@ -34,11 +42,14 @@ use crate::conn::Conn;
 /// The client connection preface (RFC 9113 §3.4).
 const PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
+const DATA: u8 = 0x0;
 const HEADERS: u8 = 0x1;
 const RST_STREAM: u8 = 0x3;
 const GOAWAY: u8 = 0x7;
 const CONTINUATION: u8 = 0x9;
 const END_HEADERS: u8 = 0x4;
+/// On `DATA` and `HEADERS`: the sender's last frame on the stream.
+const END_STREAM: u8 = 0x1;
 
 /// `GOAWAY` debug data kept, in bytes.
 const DEBUG_KEPT: usize = 128;
@@ -56,6 +67,8 @@ enum Seen {
     },
     /// The whole head of a stream the client opened (inbound only).
     Opened(u32),
+    /// The last frame of a stream's response (outbound only).
+    Ended(u32),
 }
 
 /// The frame whose payload is passing.
@@ -91,6 +104,11 @@ struct Scanner {
     highest: u32,
     /// A new stream whose head continues in `CONTINUATION` frames.
     block: Option<u32>,
+    /// Report each stream's `END_STREAM` (outbound).
+    ends: bool,
+    /// A stream whose last head (with `END_STREAM`) continues in
+    /// `CONTINUATION` frames: it ends with the last of them.
+    end_block: Option<u32>,
 }
 
 impl Scanner {
@@ -106,6 +124,8 @@ impl Scanner {
             kept_len: 0,
             highest: 0,
             block: None,
+            ends: !inbound,
+            end_block: None,
         }
     }
 
@@ -186,6 +206,20 @@ impl Scanner {
                 code: word(4),
                 debug: String::from_utf8_lossy(&self.kept[8..self.kept_len]).into_owned(),
             }),
+            DATA if self.ends && frame.flags & END_STREAM != 0 => seen(Seen::Ended(frame.stream)),
+            HEADERS if self.ends && frame.flags & END_STREAM != 0 => {
+                if frame.flags & END_HEADERS != 0 {
+                    seen(Seen::Ended(frame.stream));
+                } else {
+                    self.end_block = Some(frame.stream);
+                }
+            }
+            CONTINUATION
+                if self.end_block == Some(frame.stream) && frame.flags & END_HEADERS != 0 =>
+            {
+                self.end_block = None;
+                seen(Seen::Ended(frame.stream));
+            }
             HEADERS if self.opens && frame.stream > self.highest => {
                 self.highest = frame.stream;
                 if frame.flags & END_HEADERS != 0 {
@@ -274,6 +308,7 @@ fn record(conn: &Conn, by: Initiator, seen: Seen) -> Option<u32> {
             debug,
         } => conn.h2_goaway(by, last_stream, code, debug),
         Seen::Opened(stream) => return Some(stream),
+        Seen::Ended(stream) => conn.h2_stream_ended(stream),
     }
     None
 }
@@ -425,6 +460,38 @@ mod tests {
             scan(false, &out, 3).0,
             vec![Seen::Reset { stream: 5, code: 2 }]
         );
+    }
+
+    #[test]
+    fn outbound_a_responses_end_is_its_frame_with_end_stream_in_any_pieces() {
+        let mut wire = frame(0x4, 0, 0, &[]); // SETTINGS
+        wire.extend(frame(HEADERS, END_HEADERS, 1, b"200")); // head, a body follows
+        wire.extend(frame(DATA, 0, 1, b"part"));
+        wire.extend(frame(HEADERS, END_HEADERS | END_STREAM, 3, b"204")); // no body
+        wire.extend(frame(DATA, END_STREAM, 1, b"last"));
+        wire.extend(frame(HEADERS, END_STREAM, 5, b"trai")); // trailers, continued
+        wire.extend(frame(CONTINUATION, 0, 5, b"le"));
+        wire.extend(frame(CONTINUATION, END_HEADERS, 5, b"rs"));
+        wire.extend(frame(DATA, END_STREAM, 7, b"")); // an empty last frame
+        let expected = vec![
+            Seen::Ended(3),
+            Seen::Ended(1),
+            Seen::Ended(5),
+            Seen::Ended(7),
+        ];
+        for chunk in [1, 2, 9, 10, 64, wire.len()] {
+            assert_eq!(
+                scan(false, &wire, chunk).0,
+                expected,
+                "in pieces of {chunk}"
+            );
+        }
+        // Inbound, the client's END_STREAM (its request's end) is not a
+        // response's.
+        let mut inbound = PREFACE.to_vec();
+        inbound.extend(frame(HEADERS, END_HEADERS, 1, b"h"));
+        inbound.extend(frame(DATA, END_STREAM, 1, b"body"));
+        assert_eq!(scan(true, &inbound, 64).0, vec![Seen::Opened(1)]);
     }
 
     #[test]

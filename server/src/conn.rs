@@ -167,6 +167,10 @@ pub struct Conn {
     /// Server clock + 1 since when a write has been blocked (the client's
     /// receive window is full); 0 while writes go through.
     write_blocked_since: AtomicU64,
+    /// HTTP/2: server clock + 1 since when a response under way has had no
+    /// flow-control window left (the client stopped reading: `tls::frames`);
+    /// 0 otherwise.
+    flow_blocked_since: AtomicU64,
     /// HTTP/1.1: server clock + 1 since when a handler has been waiting for
     /// request body bytes that have not come; 0 otherwise. (Over HTTP/2,
     /// where bodies are read side by side, each waiting body's stamp is in
@@ -307,6 +311,7 @@ impl Conn {
             planned_close: AtomicU8::new(PLANNED_NONE),
             idle_close: AtomicBool::new(false),
             write_blocked_since: AtomicU64::new(0),
+            flow_blocked_since: AtomicU64::new(0),
             body_wait_since: AtomicU64::new(0),
             body_unfinished: AtomicBool::new(false),
             unread_body: Mutex::new(None),
@@ -464,7 +469,14 @@ impl Conn {
     /// Writes blocked or a body awaited, with since when.
     pub fn stalls(&self) -> Stalls {
         Stalls {
-            write_blocked_since: stamp(&self.write_blocked_since),
+            // A blocked socket, or over HTTP/2 a spent window.
+            write_blocked_since: match (
+                stamp(&self.write_blocked_since),
+                stamp(&self.flow_blocked_since),
+            ) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            },
             body_wait_since: if self.is_http2() {
                 self.h2
                     .lock()
@@ -727,6 +739,18 @@ impl Conn {
         if let Some(mut guard) = guard {
             guard.finish(true);
         }
+    }
+
+    /// HTTP/2: a response under way has no flow-control window left
+    /// (`blocked`), or has some again: the write-stall guard runs meanwhile.
+    pub(crate) fn h2_flow_blocked(&self, blocked: bool) {
+        if blocked {
+            let now = self.lab.tracker().clock().now_us();
+            set_stamp(&self.flow_blocked_since, now);
+        } else {
+            self.flow_blocked_since.store(0, Ordering::Relaxed);
+        }
+        self.changed();
     }
 
     /// HTTP/2: the requests still waiting for their `END_STREAM` (all of

@@ -1170,9 +1170,20 @@ async fn h2_small_window(
     hyper::client::conn::http2::SendRequest<Empty<Bytes>>,
     tokio::task::JoinHandle<hyper::Result<()>>,
 ) {
+    h2_window(lab, 65_535).await
+}
+
+/// An HTTP/2 client whose streams' initial window is `window` bytes.
+async fn h2_window(
+    lab: &TlsLab,
+    window: u32,
+) -> (
+    hyper::client::conn::http2::SendRequest<Empty<Bytes>>,
+    tokio::task::JoinHandle<hyper::Result<()>>,
+) {
     let tls = connect(lab.h2, &lab.identity).await;
     let (send, connection) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
-        .initial_stream_window_size(65_535)
+        .initial_stream_window_size(window)
         .initial_connection_window_size(65_535)
         .adaptive_window(false)
         .handshake::<_, Empty<Bytes>>(TokioIo::new(tls))
@@ -1215,5 +1226,38 @@ async fn an_h2_response_cancelled_before_its_end_went_out_is_aborted() {
         _ => None,
     });
     assert_eq!(reset, Some((Initiator::Client, 8)));
+    driver.abort();
+}
+
+/// A client that keeps reading the socket but never opens its window: h2
+/// sends nothing and no write ever blocks, yet the response cannot go out.
+/// The write-stall guard closes it (found in review: held for ever). A
+/// response the server has not started yet (a slow handler) is not the
+/// client's stall.
+#[tokio::test]
+async fn an_h2_client_that_never_opens_its_window_is_closed_as_write_stalled() {
+    let lab = start_tls(Config {
+        write_stall_timeout: std::time::Duration::from_millis(400),
+        ..common::config()
+    })
+    .await;
+    let mut viewer = Viewer::connect(lab.addr).await;
+    let (mut send, driver) = h2_window(&lab, 0).await;
+    let target = "/api/slow?ms=1200&id=window-zero";
+    let answer = tokio::spawn(send.send_request(get(lab.h2, target)));
+    let (conn, request) = viewer.request_started(target).await;
+    let closed = viewer.closed(conn).await;
+    assert_eq!(closed.reason, CloseReason::WriteStalled, "{closed:?}");
+    let timeline = viewer.timeline(request).await;
+    assert_eq!(timeline.outcome, RequestOutcome::Aborted);
+    assert!(
+        viewer.seen.iter().any(|e| matches!(
+            e,
+            ServerEvent::ResponseStarted { request: r, status: 200, .. } if *r == request
+        )),
+        "the slow handler answered before the guard ran: {:#?}",
+        viewer.seen
+    );
+    let _ = within("the client's end", answer).await;
     driver.abort();
 }

@@ -28,6 +28,16 @@
 //! response is whole on its way when the frame carrying its `END_STREAM`
 //! flag (the last `DATA`, or a head or trailers without a body) passes to
 //! TLS ([`Conn::h2_stream_ended`]); its request ends in the record then.
+//!
+//! **A client that does not read.** Over HTTP/2 a client stops a response by
+//! not opening its flow-control window, and h2 then simply sends nothing: no
+//! socket write ever blocks, which is what the write-stall guard watches
+//! over HTTP/1.1. So the tap keeps the server's send windows as the client
+//! sets them (RFC 9113 §6.9: the client's `SETTINGS_INITIAL_WINDOW_SIZE` and
+//! `WINDOW_UPDATE`s, less the `DATA` that went out) and tells the connection
+//! when a response under way has no window left ([`Conn::h2_flow_blocked`]):
+//! the same guard then closes it (`write_stalled`). A response the server
+//! has not started (a slow handler) never counts.
 
 use std::io;
 use std::pin::Pin;
@@ -45,11 +55,23 @@ const PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 const DATA: u8 = 0x0;
 const HEADERS: u8 = 0x1;
 const RST_STREAM: u8 = 0x3;
+const SETTINGS: u8 = 0x4;
 const GOAWAY: u8 = 0x7;
+const WINDOW_UPDATE: u8 = 0x8;
+/// `SETTINGS_INITIAL_WINDOW_SIZE` (RFC 9113 §6.5.2).
+const INITIAL_WINDOW_SIZE: u16 = 0x4;
+/// The initial window of a connection and of each stream until the
+/// client's `SETTINGS` say otherwise (RFC 9113 §6.9.2).
+const DEFAULT_WINDOW: i64 = 65_535;
+/// Streams whose send window is kept at once: beyond, new streams are not
+/// followed (h2 allows far fewer open at once).
+const STREAMS_KEPT: usize = 1024;
 const CONTINUATION: u8 = 0x9;
 const END_HEADERS: u8 = 0x4;
 /// On `DATA` and `HEADERS`: the sender's last frame on the stream.
 const END_STREAM: u8 = 0x1;
+/// On `SETTINGS`: an acknowledgement (no entries).
+const ACK: u8 = 0x1;
 
 /// `GOAWAY` debug data kept, in bytes.
 const DEBUG_KEPT: usize = 128;
@@ -69,6 +91,14 @@ enum Seen {
     Opened(u32),
     /// The last frame of a stream's response (outbound only).
     Ended(u32),
+    /// A response's head (outbound `HEADERS` without `END_STREAM`).
+    Head(u32),
+    /// A `DATA` frame of `len` payload bytes went out on `stream`.
+    Sent { stream: u32, len: u32 },
+    /// The client's `SETTINGS_INITIAL_WINDOW_SIZE` (inbound).
+    InitialWindow(u32),
+    /// A `WINDOW_UPDATE` (inbound; stream 0: the connection's).
+    Window { stream: u32, increment: u32 },
 }
 
 /// The frame whose payload is passing.
@@ -77,6 +107,8 @@ struct Frame {
     kind: u8,
     flags: u8,
     stream: u32,
+    /// Its payload's length.
+    len: u32,
     /// Payload bytes still to pass.
     left: u32,
 }
@@ -109,6 +141,9 @@ struct Scanner {
     /// A stream whose last head (with `END_STREAM`) continues in
     /// `CONTINUATION` frames: it ends with the last of them.
     end_block: Option<u32>,
+    /// A `SETTINGS` entry being assembled (6 bytes each).
+    setting: [u8; 6],
+    setting_len: usize,
 }
 
 impl Scanner {
@@ -126,6 +161,8 @@ impl Scanner {
             block: None,
             ends: !inbound,
             end_block: None,
+            setting: [0; 6],
+            setting_len: 0,
         }
     }
 
@@ -160,18 +197,36 @@ impl Scanner {
                     kind: h[3],
                     flags: h[4],
                     stream: u32::from_be_bytes([h[5], h[6], h[7], h[8]]) & 0x7fff_ffff,
+                    len: u32::from_be_bytes([0, h[0], h[1], h[2]]),
                     left: u32::from_be_bytes([0, h[0], h[1], h[2]]),
                 });
                 self.kept_len = 0;
+                self.setting_len = 0;
             }
             let Some(frame) = self.frame.as_mut() else {
                 continue;
             };
             let n = (frame.left as usize).min(bytes.len() - i);
-            if matches!(frame.kind, RST_STREAM | GOAWAY) {
+            if matches!(frame.kind, RST_STREAM | GOAWAY | WINDOW_UPDATE) {
                 let keep = n.min(self.kept.len() - self.kept_len);
                 self.kept[self.kept_len..self.kept_len + keep].copy_from_slice(&bytes[i..i + keep]);
                 self.kept_len += keep;
+            }
+            // The client's settings (not an acknowledgement of ours), one
+            // 6-byte entry at a time.
+            if frame.kind == SETTINGS && self.opens && frame.flags & ACK == 0 {
+                for &byte in &bytes[i..i + n] {
+                    self.setting[self.setting_len] = byte;
+                    self.setting_len += 1;
+                    if self.setting_len == 6 {
+                        self.setting_len = 0;
+                        let id = u16::from_be_bytes([self.setting[0], self.setting[1]]);
+                        if id == INITIAL_WINDOW_SIZE {
+                            let [_, _, a, b, c, d] = self.setting;
+                            seen(Seen::InitialWindow(u32::from_be_bytes([a, b, c, d])));
+                        }
+                    }
+                }
             }
             frame.left -= n as u32;
             i += n;
@@ -206,8 +261,21 @@ impl Scanner {
                 code: word(4),
                 debug: String::from_utf8_lossy(&self.kept[8..self.kept_len]).into_owned(),
             }),
-            DATA if self.ends && frame.flags & END_STREAM != 0 => seen(Seen::Ended(frame.stream)),
-            HEADERS if self.ends && frame.flags & END_STREAM != 0 => {
+            WINDOW_UPDATE if self.opens && self.kept_len >= 4 => seen(Seen::Window {
+                stream: frame.stream,
+                increment: word(0) & 0x7fff_ffff,
+            }),
+            DATA if self.ends => {
+                seen(Seen::Sent {
+                    stream: frame.stream,
+                    len: frame.len,
+                });
+                if frame.flags & END_STREAM != 0 {
+                    seen(Seen::Ended(frame.stream));
+                }
+            }
+            HEADERS if self.ends && frame.flags & END_STREAM == 0 => seen(Seen::Head(frame.stream)),
+            HEADERS if self.ends => {
                 if frame.flags & END_HEADERS != 0 {
                     seen(Seen::Ended(frame.stream));
                 } else {
@@ -239,6 +307,85 @@ impl Scanner {
     }
 }
 
+/// The server's send windows on one HTTP/2 connection, as the client sets
+/// them (see the module docs).
+#[derive(Debug)]
+struct Flow {
+    /// The client's `SETTINGS_INITIAL_WINDOW_SIZE`.
+    initial: i64,
+    /// The connection's window.
+    connection: i64,
+    /// (stream, its window, a response is under way on it) for each stream
+    /// the client opened that has not ended.
+    streams: Vec<(u32, i64, bool)>,
+}
+
+impl Flow {
+    fn new() -> Flow {
+        Flow {
+            initial: DEFAULT_WINDOW,
+            connection: DEFAULT_WINDOW,
+            streams: Vec::new(),
+        }
+    }
+
+    fn stream(&mut self, stream: u32) -> Option<&mut (u32, i64, bool)> {
+        self.streams.iter_mut().find(|e| e.0 == stream)
+    }
+
+    /// Follows one frame.
+    fn see(&mut self, seen: &Seen) {
+        match *seen {
+            Seen::Opened(stream) => {
+                if self.streams.len() < STREAMS_KEPT && self.stream(stream).is_none() {
+                    self.streams.push((stream, self.initial, false));
+                }
+            }
+            // A new initial size moves every stream's window by the
+            // difference (RFC 9113 §6.9.2), possibly below zero.
+            Seen::InitialWindow(size) => {
+                let delta = i64::from(size) - self.initial;
+                self.initial = i64::from(size);
+                for entry in &mut self.streams {
+                    entry.1 += delta;
+                }
+            }
+            Seen::Window {
+                stream: 0,
+                increment,
+            } => self.connection += i64::from(increment),
+            Seen::Window { stream, increment } => {
+                if let Some(entry) = self.stream(stream) {
+                    entry.1 += i64::from(increment);
+                }
+            }
+            Seen::Sent { stream, len } => {
+                self.connection -= i64::from(len);
+                if let Some(entry) = self.stream(stream) {
+                    entry.1 -= i64::from(len);
+                }
+            }
+            Seen::Head(stream) => {
+                if let Some(entry) = self.stream(stream) {
+                    entry.2 = true;
+                }
+            }
+            Seen::Ended(stream) | Seen::Reset { stream, .. } => {
+                self.streams.retain(|e| e.0 != stream);
+            }
+            Seen::GoAway { .. } => {}
+        }
+    }
+
+    /// A response under way can send nothing more: its stream's window or
+    /// the connection's is spent.
+    fn blocked(&self) -> bool {
+        self.streams
+            .iter()
+            .any(|e| e.2 && (e.1 <= 0 || self.connection <= 0))
+    }
+}
+
 /// The decrypted HTTP/2 connection as hyper reads and writes it, its
 /// `RST_STREAM` and `GOAWAY` frames reported to the connection's record as
 /// they pass (inbound: as hyper is handed them), and its new streams' heads
@@ -259,6 +406,10 @@ pub(crate) struct FrameTap<S> {
     /// The next read waits one turn (hyper is to accept the stream just
     /// opened first).
     pause: bool,
+    /// The send windows.
+    flow: Flow,
+    /// What the connection was last told of them ([`Flow::blocked`]).
+    blocked: bool,
 }
 
 impl<S> FrameTap<S> {
@@ -271,29 +422,45 @@ impl<S> FrameTap<S> {
             outbound: Scanner::new(false),
             held: Vec::new(),
             pause: false,
+            flow: Flow::new(),
+            blocked: false,
         }
     }
 
     /// Reads inbound `bytes` about to be handed to hyper; how many to hand.
     fn pass_in(&mut self, bytes: &[u8]) -> usize {
-        let conn = &self.conn;
+        let (conn, flow) = (&self.conn, &mut self.flow);
         let mut opened = false;
         let n = self.inbound.feed(bytes, &mut |seen| {
+            flow.see(&seen);
             if let Some(stream) = record(conn, Initiator::Client, seen) {
                 conn.h2_stream_opened(stream);
                 opened = true;
             }
         });
         self.pause = opened;
+        self.tell_flow();
         n
     }
 
     /// Reads outbound `bytes` the TLS stream took.
     fn pass_out(&mut self, bytes: &[u8]) {
-        let conn = &self.conn;
+        let (conn, flow) = (&self.conn, &mut self.flow);
         self.outbound.feed(bytes, &mut |seen| {
+            flow.see(&seen);
             record(conn, Initiator::Server, seen);
         });
+        self.tell_flow();
+    }
+
+    /// Tells the connection when a response under way runs out of window,
+    /// or gets some again.
+    fn tell_flow(&mut self) {
+        let blocked = self.flow.blocked();
+        if blocked != self.blocked {
+            self.blocked = blocked;
+            self.conn.h2_flow_blocked(blocked);
+        }
     }
 }
 
@@ -309,6 +476,7 @@ fn record(conn: &Conn, by: Initiator, seen: Seen) -> Option<u32> {
         } => conn.h2_goaway(by, last_stream, code, debug),
         Seen::Opened(stream) => return Some(stream),
         Seen::Ended(stream) => conn.h2_stream_ended(stream),
+        Seen::Head(_) | Seen::Sent { .. } | Seen::InitialWindow(_) | Seen::Window { .. } => {}
     }
     None
 }
@@ -474,9 +642,13 @@ mod tests {
         wire.extend(frame(CONTINUATION, END_HEADERS, 5, b"rs"));
         wire.extend(frame(DATA, END_STREAM, 7, b"")); // an empty last frame
         let expected = vec![
+            Seen::Head(1),
+            Seen::Sent { stream: 1, len: 4 },
             Seen::Ended(3),
+            Seen::Sent { stream: 1, len: 4 },
             Seen::Ended(1),
             Seen::Ended(5),
+            Seen::Sent { stream: 7, len: 0 },
             Seen::Ended(7),
         ];
         for chunk in [1, 2, 9, 10, 64, wire.len()] {
@@ -492,6 +664,71 @@ mod tests {
         inbound.extend(frame(HEADERS, END_HEADERS, 1, b"h"));
         inbound.extend(frame(DATA, END_STREAM, 1, b"body"));
         assert_eq!(scan(true, &inbound, 64).0, vec![Seen::Opened(1)]);
+    }
+
+    #[test]
+    fn the_send_windows_follow_the_clients_settings_updates_and_the_data_sent() {
+        let mut inbound = PREFACE.to_vec();
+        // SETTINGS: max frame size, then an initial window of 100.
+        let mut settings = vec![0x0, 0x5, 0, 0, 0x40, 0];
+        settings.extend([0x0, 0x4, 0, 0, 0, 100]);
+        inbound.extend(frame(SETTINGS, 0, 0, &settings));
+        inbound.extend(frame(SETTINGS, ACK, 0, &[]));
+        inbound.extend(frame(HEADERS, END_HEADERS | END_STREAM, 1, b"get"));
+        inbound.extend(frame(WINDOW_UPDATE, 0, 1, &50_u32.to_be_bytes()));
+        inbound.extend(frame(WINDOW_UPDATE, 0, 0, &1_000_u32.to_be_bytes()));
+        let (seen, _) = scan(true, &inbound, 5);
+        assert_eq!(
+            seen,
+            vec![
+                Seen::InitialWindow(100),
+                Seen::Opened(1),
+                Seen::Window {
+                    stream: 1,
+                    increment: 50
+                },
+                Seen::Window {
+                    stream: 0,
+                    increment: 1_000
+                },
+            ]
+        );
+        let mut flow = Flow::new();
+        for s in &seen {
+            flow.see(s);
+        }
+        assert_eq!(flow.streams, vec![(1, 150, false)]);
+        assert_eq!(flow.connection, 66_535);
+        assert!(!flow.blocked(), "no response under way");
+
+        let mut outbound = frame(HEADERS, END_HEADERS, 1, b"200");
+        outbound.extend(frame(DATA, 0, 1, &[7; 150]));
+        let (seen, _) = scan(false, &outbound, 7);
+        assert_eq!(
+            seen,
+            vec![
+                Seen::Head(1),
+                Seen::Sent {
+                    stream: 1,
+                    len: 150
+                }
+            ]
+        );
+        for s in &seen {
+            flow.see(s);
+        }
+        assert!(flow.blocked(), "the stream's window is spent: {flow:?}");
+        flow.see(&Seen::Window {
+            stream: 1,
+            increment: 10,
+        });
+        assert!(!flow.blocked());
+        // A smaller initial size takes from every open stream (below zero).
+        flow.see(&Seen::InitialWindow(0));
+        assert_eq!(flow.streams, vec![(1, -90, true)]);
+        assert!(flow.blocked());
+        flow.see(&Seen::Ended(1));
+        assert!(flow.streams.is_empty() && !flow.blocked());
     }
 
     #[test]

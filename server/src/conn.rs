@@ -171,6 +171,9 @@ pub struct Conn {
     /// flow-control window left (the client stopped reading: `tls::frames`);
     /// 0 otherwise.
     flow_blocked_since: AtomicU64,
+    /// HTTP/2: server clock + 1 since when a frame header or a request's
+    /// head has been part-way in (`tls::frames`); 0 otherwise.
+    h2_head_since: AtomicU64,
     /// HTTP/1.1: server clock + 1 since when a handler has been waiting for
     /// request body bytes that have not come; 0 otherwise. (Over HTTP/2,
     /// where bodies are read side by side, each waiting body's stamp is in
@@ -312,6 +315,7 @@ impl Conn {
             idle_close: AtomicBool::new(false),
             write_blocked_since: AtomicU64::new(0),
             flow_blocked_since: AtomicU64::new(0),
+            h2_head_since: AtomicU64::new(0),
             body_wait_since: AtomicU64::new(0),
             body_unfinished: AtomicBool::new(false),
             unread_body: Mutex::new(None),
@@ -366,6 +370,11 @@ impl Conn {
     /// The clock its events are stamped with.
     pub fn clock(&self) -> crate::Clock {
         self.lab.tracker().clock()
+    }
+
+    /// Bytes read from its socket so far.
+    pub fn bytes_read(&self) -> u64 {
+        self.counters.bytes_in.load(Ordering::Relaxed)
     }
 
     /// The policy in force for it now (its owner's, live).
@@ -450,9 +459,13 @@ impl Conn {
             return Activity::Busy;
         }
         if self.http2.load(Ordering::Relaxed) {
-            // Frames between streams are not a head arriving (hyper's h2
-            // bounds a stream's headers itself).
-            return Activity::Idle(self.idle_since_us.load(Ordering::Relaxed));
+            // A head part-way in is bounded like one over HTTP/1.1 (hyper's
+            // h2 bounds its frames' count, not its time: found in review);
+            // other frames between streams are not a head arriving.
+            return match stamp(&self.h2_head_since) {
+                Some(since) => Activity::Arriving { since, body: false },
+                None => Activity::Idle(self.idle_since_us.load(Ordering::Relaxed)),
+            };
         }
         let read = self.counters.bytes_in.load(Ordering::Acquire);
         let mark = self.bytes_in_mark.load(Ordering::Acquire);
@@ -741,14 +754,25 @@ impl Conn {
         }
     }
 
+    /// HTTP/2: a frame header or a request's head is part-way in
+    /// (`arriving`), or no longer: the header-read guard runs meanwhile.
+    pub(crate) fn h2_head_arriving(&self, arriving: bool) {
+        self.since_or_clear(&self.h2_head_since, arriving);
+    }
+
     /// HTTP/2: a response under way has no flow-control window left
     /// (`blocked`), or has some again: the write-stall guard runs meanwhile.
     pub(crate) fn h2_flow_blocked(&self, blocked: bool) {
-        if blocked {
-            let now = self.lab.tracker().clock().now_us();
-            set_stamp(&self.flow_blocked_since, now);
+        self.since_or_clear(&self.flow_blocked_since, blocked);
+    }
+
+    /// Stamps `at` with now (unless stamped already) when `on`, clears it
+    /// otherwise, and lets the watchdog look again.
+    fn since_or_clear(&self, at: &AtomicU64, on: bool) {
+        if on {
+            set_stamp(at, self.lab.tracker().clock().now_us());
         } else {
-            self.flow_blocked_since.store(0, Ordering::Relaxed);
+            at.store(0, Ordering::Relaxed);
         }
         self.changed();
     }

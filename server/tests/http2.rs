@@ -563,14 +563,7 @@ async fn a_client_that_refuses_the_certificate_is_recorded_as_a_failed_handshake
         .connect(ServerName::IpAddress(lab.h2.ip().into()), tcp)
         .await;
     assert!(refused.is_err());
-    let opened = viewer
-        .next_matching("the connection opened", |e| {
-            matches!(e, ServerEvent::ConnectionOpened { peer, .. } if *peer == local.to_string())
-        })
-        .await;
-    let ServerEvent::ConnectionOpened { conn, .. } = opened else {
-        unreachable!()
-    };
+    let conn = opened_from(&mut viewer, &local.to_string()).await;
     let closed = viewer.closed(conn).await;
     match closed.reason {
         CloseReason::Error { message } => {
@@ -1260,4 +1253,75 @@ async fn an_h2_client_that_never_opens_its_window_is_closed_as_write_stalled() {
     );
     let _ = within("the client's end", answer).await;
     driver.abort();
+}
+
+/// A request head that arrives a few bytes at a time over HTTP/2 is bounded
+/// by the header-read guard, as over HTTP/1.1 (found in review: only the
+/// owner's idle timeout bounded it, and recorded it as `idle_timeout`).
+#[tokio::test]
+async fn an_h2_head_that_stops_part_way_is_closed_by_the_header_read_guard() {
+    use tokio::io::AsyncWriteExt as _;
+    let lab = start_tls(Config {
+        header_read_timeout: std::time::Duration::from_millis(400),
+        ..common::config_with_idle(std::time::Duration::from_secs(30))
+    })
+    .await;
+    let mut viewer = Viewer::connect(lab.addr).await;
+    let mut tls = connect(lab.h2, &lab.identity).await;
+    assert_eq!(alpn(&tls).as_deref(), Some(&b"h2"[..]));
+    let local = tls.get_ref().0.local_addr().expect("address");
+    let mut wire = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    wire.extend([0, 0, 0, 0x4, 0, 0, 0, 0, 0]); // SETTINGS, empty
+    // HEADERS on stream 1, 20 bytes announced, END_HEADERS: 5 of them sent.
+    wire.extend([0, 0, 20, 0x1, 0x4, 0, 0, 0, 1]);
+    wire.extend([0x82, 0x86, 0x84, 0x41, 0x8a]);
+    tls.write_all(&wire).await.expect("write");
+    tls.flush().await.expect("flush");
+    let conn = opened_from(&mut viewer, &local.to_string()).await;
+    let closed = viewer.closed(conn).await;
+    assert_eq!(closed.reason, CloseReason::HeaderReadTimeout, "{closed:?}");
+    drop(tls);
+}
+
+/// Before a TLS handshake: a client that sends nothing is idle, as on the
+/// plain ports; one that starts its hello and stops is cut by the
+/// header-read guard (found in review: both were `header_read_timeout`).
+#[tokio::test]
+async fn before_the_handshake_silence_is_idle_and_a_hello_that_stops_is_a_slow_head() {
+    use tokio::io::AsyncWriteExt as _;
+    let lab = start_tls(Config {
+        header_read_timeout: std::time::Duration::from_millis(600),
+        ..common::config_with_idle(std::time::Duration::from_millis(300))
+    })
+    .await;
+    let mut viewer = Viewer::connect(lab.addr).await;
+    let silent = TcpStream::connect(lab.h2).await.expect("connect");
+    let mut started = TcpStream::connect(lab.h2).await.expect("connect");
+    // The first bytes of a TLS record carrying a ClientHello, then nothing.
+    started
+        .write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01])
+        .await
+        .expect("write");
+    for (stream, expected) in [
+        (&silent, CloseReason::IdleTimeout),
+        (&started, CloseReason::HeaderReadTimeout),
+    ] {
+        let local = stream.local_addr().expect("address").to_string();
+        let conn = opened_from(&mut viewer, &local).await;
+        assert_eq!(viewer.closed(conn).await.reason, expected, "{local}");
+    }
+}
+
+/// The connection the viewer saw opened from the client address `peer`.
+async fn opened_from(viewer: &mut Viewer, peer: &str) -> ConnId {
+    let opened = viewer
+        .next_matching(
+            "the connection opened",
+            |e| matches!(e, ServerEvent::ConnectionOpened { peer: p, .. } if p == peer),
+        )
+        .await;
+    let ServerEvent::ConnectionOpened { conn, .. } = opened else {
+        unreachable!()
+    };
+    conn
 }

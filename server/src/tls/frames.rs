@@ -38,6 +38,11 @@
 //! when a response under way has no window left ([`Conn::h2_flow_blocked`]):
 //! the same guard then closes it (`write_stalled`). A response the server
 //! has not started (a slow handler) never counts.
+//!
+//! **A head arriving slowly.** hyper's h2 bounds how many `CONTINUATION`s a
+//! head may take, not how long: the tap tells the connection while a frame
+//! header or a request's head is part-way in ([`Conn::h2_head_arriving`]),
+//! so the header-read guard bounds it as it does over HTTP/1.1.
 
 use std::io;
 use std::pin::Pin;
@@ -164,6 +169,17 @@ impl Scanner {
             setting: [0; 6],
             setting_len: 0,
         }
+    }
+
+    /// A frame header, or a head (`HEADERS` and its `CONTINUATION`s), is
+    /// part-way through (inbound: bytes of a request's head are arriving).
+    fn head_pending(&self) -> bool {
+        (self.preface > 0 && self.preface < PREFACE.len())
+            || self.head_len > 0
+            || self.block.is_some()
+            || self
+                .frame
+                .is_some_and(|f| matches!(f.kind, HEADERS | CONTINUATION))
     }
 
     /// Reads `bytes`, reporting each frame seen complete. Returns how many
@@ -410,6 +426,9 @@ pub(crate) struct FrameTap<S> {
     flow: Flow,
     /// What the connection was last told of them ([`Flow::blocked`]).
     blocked: bool,
+    /// What the connection was last told of a head arriving
+    /// ([`Scanner::head_pending`]).
+    arriving: bool,
 }
 
 impl<S> FrameTap<S> {
@@ -424,6 +443,7 @@ impl<S> FrameTap<S> {
             pause: false,
             flow: Flow::new(),
             blocked: false,
+            arriving: false,
         }
     }
 
@@ -440,6 +460,11 @@ impl<S> FrameTap<S> {
         });
         self.pause = opened;
         self.tell_flow();
+        let arriving = self.inbound.head_pending();
+        if arriving != self.arriving {
+            self.arriving = arriving;
+            self.conn.h2_head_arriving(arriving);
+        }
         n
     }
 

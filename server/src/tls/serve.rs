@@ -122,14 +122,18 @@ async fn serve_connection(
     let _ = stream.set_nodelay(true);
     let conn = Conn::open(&lab, peer, (charged, via), local);
     let tracked = TrackedStream::new(stream, conn.clone(), slot);
-    // The handshake is bounded like a request head (a slowloris guard). The
-    // reason is recorded before the socket is dropped (its `Drop` reports).
+    // The handshake is bounded like a request head (a slowloris guard), and
+    // a client that sends nothing at all like an idle one (as on the plain
+    // ports: found in review, it was `header_read_timeout` at 10 s here,
+    // `idle_timeout` at 5 s there). The reason is recorded before the
+    // socket is dropped (its `Drop` reports).
     let accept = acceptor.accept(tracked).into_fallible();
     tokio::pin!(accept);
+    let idle = Duration::from_millis(conn.policy().idle_timeout_ms);
     let shaken = tokio::select! {
         shaken = &mut accept => shaken,
-        () = tokio::time::sleep(lab.config().header_read_timeout) => {
-            conn.set_reason(CloseReason::HeaderReadTimeout);
+        reason = handshake_deadline(&conn, lab.config().header_read_timeout, idle) => {
+            conn.set_reason(reason);
             return;
         }
         () = lab.shutting_down() => {
@@ -230,4 +234,22 @@ async fn serve_connection(
             }
         }
     }
+}
+
+/// When a handshake that has not completed is given up, and why: a client
+/// that has sent nothing by the `idle` timeout is idle; one that has sent
+/// something is cut by the `head` guard (or at `idle`, if its first byte came
+/// after that guard would have passed).
+async fn handshake_deadline(conn: &Conn, head: Duration, idle: Duration) -> CloseReason {
+    let first = head.min(idle);
+    tokio::time::sleep(first).await;
+    if conn.bytes_read() == 0 {
+        tokio::time::sleep(idle - first).await;
+        if conn.bytes_read() == 0 {
+            return CloseReason::IdleTimeout;
+        }
+        return CloseReason::HeaderReadTimeout;
+    }
+    tokio::time::sleep(head - first).await;
+    CloseReason::HeaderReadTimeout
 }

@@ -1285,9 +1285,10 @@ async fn an_h2_head_that_stops_part_way_is_closed_by_the_header_read_guard() {
 
 /// Before a TLS handshake: a client that sends nothing is idle, as on the
 /// plain ports; one that starts its hello and stops is cut by the
-/// header-read guard (found in review: both were `header_read_timeout`).
+/// header-read guard (found in review: both were `header_read_timeout`);
+/// one that closes part-way closed it (it was an `error`).
 #[tokio::test]
-async fn before_the_handshake_silence_is_idle_and_a_hello_that_stops_is_a_slow_head() {
+async fn before_the_handshake_silence_is_idle_a_hello_that_stops_is_a_slow_head_and_a_fin_closed() {
     use tokio::io::AsyncWriteExt as _;
     let lab = start_tls(Config {
         header_read_timeout: std::time::Duration::from_millis(600),
@@ -1298,13 +1299,16 @@ async fn before_the_handshake_silence_is_idle_and_a_hello_that_stops_is_a_slow_h
     let silent = TcpStream::connect(lab.h2).await.expect("connect");
     let mut started = TcpStream::connect(lab.h2).await.expect("connect");
     // The first bytes of a TLS record carrying a ClientHello, then nothing.
-    started
-        .write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01])
-        .await
-        .expect("write");
+    let hello = [0x16, 0x03, 0x01, 0x02, 0x00, 0x01];
+    started.write_all(&hello).await.expect("write");
+    // The same, then the client's FIN: it left.
+    let mut left = TcpStream::connect(lab.h2).await.expect("connect");
+    left.write_all(&hello).await.expect("write");
+    left.shutdown().await.expect("FIN");
     for (stream, expected) in [
         (&silent, CloseReason::IdleTimeout),
         (&started, CloseReason::HeaderReadTimeout),
+        (&left, CloseReason::PeerClosed),
     ] {
         let local = stream.local_addr().expect("address").to_string();
         let conn = opened_from(&mut viewer, &local).await;

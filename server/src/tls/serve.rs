@@ -145,9 +145,14 @@ async fn serve_connection(
         Ok(tls) => tls,
         Err((e, socket)) => {
             // A browser that refuses the certificate ends here (its alert),
-            // as does a client that is not speaking TLS.
-            conn.set_reason(CloseReason::Error {
-                message: format!("TLS handshake failed: {e}"),
+            // as does a client that is not speaking TLS; one that closed
+            // (a FIN) before finishing its hello just left.
+            conn.set_reason(if e.kind() == io::ErrorKind::UnexpectedEof {
+                CloseReason::PeerClosed
+            } else {
+                CloseReason::Error {
+                    message: format!("TLS handshake failed: {e}"),
+                }
             });
             drop(socket);
             return;

@@ -644,9 +644,19 @@ impl Handler {
             return Start::Done(Err(self.drop_on_purpose(&request, close)));
         }
         if let Err(refused) = self.admit(&request, &head, &owner, known, &mut guard) {
-            return Start::Done(Ok(
-                guard.respond(refused.into_response(), &self.conn.policy())
-            ));
+            let mut response = refused.into_response();
+            // The router's CORS layer never sees a refusal: the lab's own
+            // page on another of its origins is given the same headers, so
+            // that it reads the error and its hint (two `Origin`s: neither).
+            if let Some(origin) = head.origin.filter(|_| head.repeated != Some("Origin")) {
+                routes::cors_for_refusal(
+                    &self.lab,
+                    origin,
+                    self.conn.local(),
+                    response.headers_mut(),
+                );
+            }
+            return Start::Done(Ok(guard.respond(response, &self.conn.policy())));
         }
         let expects_continue = has_body && head.expects_continue;
         let (parts, body) = request.into_parts();
@@ -720,12 +730,7 @@ impl Handler {
         }
         if let Some(origin) = head.origin {
             let origin = origin.to_str().unwrap_or("");
-            let own = || {
-                origin
-                    .strip_prefix("http://")
-                    .is_some_and(|a| a.eq_ignore_ascii_case(&local()))
-            };
-            if !origins.allows_origin(origin) && !own() {
+            if !origins.allows_origin_at(origin, self.conn.local()) {
                 return Err(ApiError::forbidden(
                     format!("requests from pages at `{origin}` are refused"),
                     "only the lab's own pages (its ports on 127.0.0.1, localhost, [::1] and \

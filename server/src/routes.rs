@@ -41,7 +41,9 @@ use protocol::{
     SessionGrant, headers,
 };
 use tower::ServiceExt;
-use tower_http::cors::{AllowHeaders, AllowMethods, AllowOrigin, CorsLayer};
+use tower_http::cors::{
+    AllowHeaders, AllowMethods, AllowOrigin, CorsLayer, preflight_request_headers,
+};
 use tower_http::services::ServeDir;
 
 use crate::Lab;
@@ -101,25 +103,65 @@ fn cors(lab: Lab) -> CorsLayer {
                 };
                 // The lab's own address as the client reached it (a workshop
                 // machine's LAN address) is its own origin too.
-                lab.origins().allows_origin(origin)
-                    || parts.extensions.get::<RequestCtx>().is_some_and(|c| {
-                        origin
-                            .strip_prefix("http://")
-                            .is_some_and(|a| a.eq_ignore_ascii_case(&c.conn.local().to_string()))
-                    })
+                let origins = lab.origins();
+                match parts.extensions.get::<RequestCtx>() {
+                    Some(ctx) => origins.allows_origin_at(origin, ctx.conn.local()),
+                    None => origins.allows_origin(origin),
+                }
             },
         ))
         .allow_credentials(true)
         .allow_methods(AllowMethods::mirror_request())
         .allow_headers(AllowHeaders::mirror_request())
-        .expose_headers([
-            HeaderName::from_static(headers::CONN_ID),
-            HeaderName::from_static(headers::REQUEST_SEQ),
-            HeaderName::from_static(headers::REQUEST_ID),
-            HeaderName::from_static("keep-alive"),
-            header::CONNECTION,
-        ])
+        .expose_headers(exposed_headers())
+        .vary(preflight_request_headers().collect::<Vec<_>>())
         .max_age(Duration::from_secs(600))
+}
+
+/// The headers a page on another of the lab's origins may read.
+fn exposed_headers() -> [HeaderName; 5] {
+    [
+        HeaderName::from_static(headers::CONN_ID),
+        HeaderName::from_static(headers::REQUEST_SEQ),
+        HeaderName::from_static(headers::REQUEST_ID),
+        HeaderName::from_static("keep-alive"),
+        header::CONNECTION,
+    ]
+}
+
+/// What [`cors`] adds to a simple request's answer for an allowed origin,
+/// added to an answer the router never saw: a request the accept loop
+/// refused before routing (a session this server did not issue, a cap, a
+/// wrong key), so that the lab's page on another of its origins can read
+/// the error and its hint instead of an opaque network error. `local` is
+/// where the request reached the lab. Nothing for a foreign origin.
+pub(crate) fn cors_for_refusal(
+    lab: &Lab,
+    origin: &HeaderValue,
+    local: std::net::SocketAddr,
+    response: &mut HeaderMap,
+) {
+    if !origin
+        .to_str()
+        .is_ok_and(|o| lab.origins().allows_origin_at(o, local))
+    {
+        return;
+    }
+    let list = |names: &mut dyn Iterator<Item = HeaderName>| {
+        let names: Vec<String> = names.map(|n| n.as_str().to_owned()).collect();
+        HeaderValue::from_str(&names.join(", ")).ok()
+    };
+    response.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
+    response.insert(
+        header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+        HeaderValue::from_static("true"),
+    );
+    if let Some(exposed) = list(&mut exposed_headers().into_iter()) {
+        response.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, exposed);
+    }
+    if let Some(vary) = list(&mut preflight_request_headers()) {
+        response.insert(header::VARY, vary);
+    }
 }
 
 /// The page itself. Served no-cache so a rebuilt frontend is picked up.

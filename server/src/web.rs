@@ -92,6 +92,19 @@ impl Origins {
         !authority.contains('/') && self.allows_authority(authority)
     }
 
+    /// Whether `origin` is the lab's own for a request that reached the lab
+    /// at `local`: one of its origins, or that address itself (a workshop
+    /// machine's LAN address, as the client reached it). The one test for
+    /// both the accept loop's refusal of foreign pages and CORS
+    /// (`routes::cors`), so that they cannot drift apart. The address is
+    /// written out only when the origin is not one of the others.
+    pub fn allows_origin_at(&self, origin: &str, local: SocketAddr) -> bool {
+        self.allows_origin(origin)
+            || origin
+                .strip_prefix("http://")
+                .is_some_and(|a| a.eq_ignore_ascii_case(&local.to_string()))
+    }
+
     /// The ports, for messages.
     pub fn ports(&self) -> &[u16] {
         &self.ports

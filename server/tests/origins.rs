@@ -103,13 +103,21 @@ async fn a_cross_origin_request_from_an_own_origin_may_read_the_lab_headers_with
         .await;
     let response = client.read_response().await;
     assert_eq!(response.status, 200, "{}", response.text());
+    assert_cors_for(&response, &origin, "a routed answer");
+}
+
+/// `response` lets a page at `origin` read it and the lab's headers, with
+/// credentials, as the router's CORS layer answers.
+fn assert_cors_for(response: &common::Response, origin: &str, what: &str) {
     assert_eq!(
         response.header("access-control-allow-origin"),
-        Some(origin.as_str())
+        Some(origin),
+        "{what}: {response:?}"
     );
     assert_eq!(
         response.header("access-control-allow-credentials"),
-        Some("true")
+        Some("true"),
+        "{what}"
     );
     let exposed = response
         .header("access-control-expose-headers")
@@ -120,9 +128,71 @@ async fn a_cross_origin_request_from_an_own_origin_may_read_the_lab_headers_with
         protocol::headers::REQUEST_SEQ,
         protocol::headers::REQUEST_ID,
     ] {
-        assert!(exposed.contains(name), "{name} in {exposed:?}");
+        assert!(exposed.contains(name), "{what}: {name} in {exposed:?}");
     }
-    assert_eq!(response.header("timing-allow-origin"), Some("*"));
+    let vary = response
+        .header("vary")
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    assert!(vary.contains("origin"), "{what}: vary {vary:?}");
+    assert_eq!(response.header("timing-allow-origin"), Some("*"), "{what}");
+}
+
+/// What the accept loop refuses before routing (a session this server did
+/// not issue, a session at its cap, a wrong or empty bearer key) never
+/// passes the router's CORS layer: it is given the same headers, so that the
+/// lab's own page on its second origin reads the error and its hint instead
+/// of an opaque network error; a foreign page still gets none.
+#[tokio::test]
+async fn a_refusal_before_routing_carries_cors_for_an_own_origin_only() {
+    let listeners = vec![
+        TcpListener::bind("127.0.0.1:0").await.expect("bind main"),
+        TcpListener::bind("127.0.0.1:0").await.expect("bind second"),
+    ];
+    let config = keepalive_lab_server::Config {
+        max_in_flight_per_session: 2,
+        ..common::config()
+    };
+    let (addrs, lab) = serve_listeners(listeners, config).await;
+    let (main, second) = (addrs[0], addrs[1]);
+    let full = common::issue_session(main).await;
+    let _held = common::send_each(main, 2, |i| format!("/api/hang?session={full}&id={i}")).await;
+    common::wait_for_hangs(&lab, 2).await;
+    let own = format!("http://127.0.0.1:{}", second.port());
+    let full_target = format!("/api/fast?session={full}");
+    let refusals: [(&str, &str, Option<&str>, u16); 4] = [
+        (
+            "a session not issued",
+            "/api/fast?session=s-0000",
+            None,
+            403,
+        ),
+        ("a session at its cap", &full_target, None, 503),
+        ("a wrong key", "/api/fast", Some("Bearer wrong-key"), 403),
+        ("Bearer without a key", "/api/fast", Some("Bearer"), 400),
+    ];
+    for (what, target, authorization, status) in refusals {
+        for origin in [own.as_str(), "http://evil.example"] {
+            let mut headers = vec![("Origin", origin)];
+            headers.extend(authorization.map(|a| ("Authorization", a)));
+            let mut client = Client::connect(main).await;
+            client.send_request_with("GET", target, &headers, b"").await;
+            let response = client.read_response().await;
+            response.error_body();
+            if origin == own {
+                assert_eq!(response.status, status, "{what}: {response:?}");
+                assert_cors_for(&response, &own, what);
+            } else {
+                assert_eq!(response.status, 403, "{what} from {origin}");
+                assert_eq!(response.header("access-control-allow-origin"), None);
+                assert_eq!(response.header("access-control-allow-credentials"), None);
+            }
+        }
+    }
+    assert_eq!(
+        common::release(main, &format!("?key={}", common::KEY), "").await,
+        2
+    );
 }
 
 #[tokio::test]

@@ -553,6 +553,23 @@ pub async fn request_once(addr: SocketAddr, method: &str, target: &str, body: &[
         .await
 }
 
+/// Sends `GET target(i)` for `i` in `0..n`, each on a connection of its
+/// own, without reading the answers; returns the clients (to read them, or
+/// to keep the requests in flight).
+pub async fn send_each(
+    addr: SocketAddr,
+    n: usize,
+    target: impl Fn(usize) -> String,
+) -> Vec<Client> {
+    let mut clients = Vec::with_capacity(n);
+    for i in 0..n {
+        let mut client = Client::connect(addr).await;
+        client.send_request("GET", &target(i), b"").await;
+        clients.push(client);
+    }
+    clients
+}
+
 /// `GET target` on a fresh connection.
 pub async fn get_once(addr: SocketAddr, target: &str) -> Response {
     request_once(addr, "GET", target, b"").await

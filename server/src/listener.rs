@@ -487,13 +487,26 @@ where
     }
 }
 
-/// The `session=` query parameter, if present and well-formed. A malformed
-/// one is left to the endpoint, which answers it with a 400.
-fn session_in(uri: &hyper::Uri) -> Option<SessionId> {
-    let query = uri.query()?;
-    form_urlencoded::parse(query.as_bytes())
-        .find(|(name, _)| name == "session")
-        .and_then(|(_, value)| SessionId::parse(&value).ok())
+/// The `session=` query parameter, if present and well-formed (a malformed
+/// one is left to the endpoint, which answers it with a 400), and whether
+/// the query has a `key=` (the instructor key, checked before routing), in
+/// one pass over the query.
+fn session_in(uri: &hyper::Uri) -> (Option<SessionId>, bool) {
+    let Some(query) = uri.query() else {
+        return (None, false);
+    };
+    let mut session = None;
+    let mut key = false;
+    for (name, value) in form_urlencoded::parse(query.as_bytes()) {
+        if name == "session" {
+            if session.is_none() {
+                session = Some(value);
+            }
+        } else if name == "key" {
+            key = true;
+        }
+    }
+    (session.and_then(|value| SessionId::parse(&value).ok()), key)
 }
 
 /// The request headers the lab reads before routing, found in one pass over
@@ -615,7 +628,7 @@ impl Handler {
     /// The part of [`Handler::call`] that needs no waiting: the request to
     /// route, or its answer (refused, or dropped on purpose).
     fn start(self, request: hyper::Request<Incoming>) -> Start {
-        let named = session_in(request.uri());
+        let (named, has_key) = session_in(request.uri());
         // Only a session this server issued may claim a connection.
         let owner = Owner::of(named.clone());
         let known = self.lab.sessions().knows(&owner);
@@ -643,7 +656,8 @@ impl Handler {
         {
             return Start::Done(Err(self.drop_on_purpose(&request, close)));
         }
-        if let Err(refused) = self.admit(&request, &head, &owner, known, &mut guard) {
+        let credentials = has_key || head.authorization;
+        if let Err(refused) = self.admit(&request, &head, &owner, known, credentials, &mut guard) {
             let mut response = refused.into_response();
             // The router's CORS layer never sees a refusal: the lab's own
             // page on another of its origins is given the same headers, so
@@ -702,6 +716,7 @@ impl Handler {
         head: &Head<'_>,
         owner: &Owner,
         known: bool,
+        credentials: bool,
         guard: &mut RequestGuard,
     ) -> Result<(), ApiError> {
         let origins = self.lab.origins();
@@ -738,6 +753,11 @@ impl Handler {
                 ));
             }
         }
+        // A key given anywhere (`key=`, `Authorization: Bearer`) must be
+        // right, whatever the request and its session: a wrong one is
+        // refused (403), never taken as "no key". Only a request that
+        // carries one pays for the check.
+        let instructor = credentials && self.instructor(request)?;
         if !known && let Owner::Session(id) = owner {
             return Err(crate::sessions::unknown_session(id));
         }
@@ -745,32 +765,26 @@ impl Handler {
         // The instructor's requests (the key, no session) are not counted
         // in the anonymous scope that every participant without a session
         // shares: filling that scope's cap must not lock the room's controls.
-        if counts_for_owner(request.uri().path())
-            && !(*owner == Owner::Anonymous && self.instructor(request, head)?)
-        {
+        if counts_for_owner(request.uri().path()) && !(*owner == Owner::Anonymous && instructor) {
             guard.hold(self.lab.sessions().enter(owner)?);
         }
         Ok(())
     }
 
-    /// Whether `request` carries the instructor key (`key=` or a bearer
-    /// token); a wrong one is refused here (403), whatever the scope's load.
-    fn instructor<B>(
-        &self,
-        request: &hyper::Request<B>,
-        head: &Head<'_>,
-    ) -> Result<bool, ApiError> {
-        let key = request.uri().query().and_then(|query| {
-            form_urlencoded::parse(query.as_bytes())
-                .find(|(name, _)| name == "key")
-                .map(|(_, value)| value)
-        });
-        if key.is_none() && !head.authorization {
-            return Ok(false);
+    /// Whether `request` carries the instructor key (`key=`, a bearer
+    /// token, or both); a wrong one is refused here (403), whatever the
+    /// scope's load, and so is any other `key=` that is not the key (a
+    /// second `key=` is an endpoint's 400, but the page's files take any).
+    fn instructor<B>(&self, request: &hyper::Request<B>) -> Result<bool, ApiError> {
+        let mut keys = form_urlencoded::parse(request.uri().query().unwrap_or("").as_bytes())
+            .filter(|(name, _)| name == "key")
+            .map(|(_, value)| value);
+        let instructor_key = &self.lab.config().instructor_key;
+        let first = keys.next();
+        let given = instructor_key.check(first.as_deref(), request.headers())?;
+        if keys.any(|key| !instructor_key.matches(&key)) {
+            return Err(crate::sessions::key::wrong_key());
         }
-        self.lab
-            .config()
-            .instructor_key
-            .check(key.as_deref(), request.headers())
+        Ok(given)
     }
 }

@@ -623,6 +623,59 @@ async fn instructor_only_endpoints_refuse_without_the_key_and_with_a_wrong_one()
     assert_eq!(client.read_response().await.status, 200);
 }
 
+/// A wrong key is refused wherever it is given: a wrong bearer token beside
+/// a right `key=` (and the other way round), and on a request with a
+/// session or to an endpoint that needs no key, which used to ignore it.
+#[tokio::test]
+async fn a_wrong_key_anywhere_is_refused_beside_a_right_one_or_a_session() {
+    let (addr, _lab) = start_server().await;
+    let s = issue_session(addr).await;
+    let right = format!("Bearer {KEY}");
+    let wrong = "Bearer not-the-key";
+    let cases = [
+        (format!("/api/room?key={KEY}"), wrong, 403),
+        ("/api/room?key=not-the-key".to_owned(), right.as_str(), 403),
+        (format!("/api/room?key={KEY}"), right.as_str(), 200),
+        (format!("/api/fast?session={s}"), wrong, 403),
+        (format!("/api/connections?session={s}"), wrong, 403),
+        (format!("/api/fast?session={s}&key=not-the-key"), "", 403),
+        (format!("/api/fast?session={s}"), right.as_str(), 200),
+        (format!("/api/fast?session={s}&id=a"), "", 200),
+    ];
+    for (target, authorization, status) in cases {
+        let headers: Vec<(&str, &str)> = [("Authorization", authorization)]
+            .into_iter()
+            .filter(|(_, value)| !value.is_empty())
+            .collect();
+        let mut client = Client::connect(addr).await;
+        client
+            .send_request_with("GET", &target, &headers, b"")
+            .await;
+        let response = client.read_response().await;
+        assert_eq!(
+            response.status,
+            status,
+            "{target} {authorization:?}: {}",
+            response.text()
+        );
+        if status == 403 {
+            assert!(
+                response
+                    .error_body()
+                    .error
+                    .contains("not this server's instructor key"),
+                "{target}"
+            );
+        }
+    }
+    // Asking for a session, too.
+    let mut client = Client::connect(addr).await;
+    client
+        .send_request_with("POST", "/api/sessions", &[("Authorization", wrong)], b"")
+        .await;
+    assert_eq!(client.read_response().await.status, 403);
+}
+
 #[tokio::test]
 async fn the_key_with_a_session_is_that_session_view_not_the_whole_server() {
     let room = Room::new().await;

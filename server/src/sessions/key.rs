@@ -63,10 +63,11 @@ impl InstructorKey {
         diff == 0
     }
 
-    /// Checks a request's credentials: `key=` from the query, or the bearer
-    /// token. `Ok(false)`: none given. A wrong key is an error (403), never
-    /// silently treated as "no key"; so is a `Bearer` header without a
-    /// token (400). The scheme's name is case-insensitive (RFC 9110 §11.1).
+    /// Checks a request's credentials: `key=` from the query, the bearer
+    /// token, or both. `Ok(false)`: none given. A wrong key is an error
+    /// (403), never silently treated as "no key", wherever it is: with both,
+    /// both must be right. A `Bearer` header without a token is an error
+    /// too (400). The scheme's name is case-insensitive (RFC 9110 §11.1).
     /// Other schemes (`Basic` from a proxy in front of the lab) are not the
     /// lab's business and are ignored.
     pub fn check(&self, query_key: Option<&str>, headers: &HeaderMap) -> Result<bool, ApiError> {
@@ -83,11 +84,14 @@ impl InstructorKey {
                 ));
             }
         };
-        match query_key.or(bearer) {
-            None => Ok(false),
-            Some(given) if self.matches(given) => Ok(true),
-            Some(_) => Err(wrong_key()),
+        let mut given = false;
+        for candidate in [query_key, bearer].into_iter().flatten() {
+            if !self.matches(candidate) {
+                return Err(wrong_key());
+            }
+            given = true;
         }
+        Ok(given)
     }
 }
 
@@ -196,5 +200,19 @@ mod tests {
         );
         headers.insert(AUTHORIZATION, "Bearer secret-key-1".parse().unwrap());
         assert!(key.check(None, &headers).unwrap());
+        assert!(
+            key.check(Some("secret-key-1"), &headers).unwrap(),
+            "both right"
+        );
+        let refused = |query: Option<&str>, headers: &HeaderMap| {
+            key.check(query, headers).map_err(|e| e.status.as_u16())
+        };
+        assert_eq!(refused(Some("nope"), &headers), Err(403), "a wrong key=");
+        headers.insert(AUTHORIZATION, "Bearer nope".parse().unwrap());
+        assert_eq!(
+            refused(Some("secret-key-1"), &headers),
+            Err(403),
+            "a wrong bearer beside a right key="
+        );
     }
 }

@@ -155,10 +155,13 @@ impl Params {
     pub fn tag(&self) -> Result<Option<String>, ApiError> {
         match self.values.get("id") {
             None => Ok(None),
-            Some(tag) if tag.is_empty() || tag.len() > MAX_TAG_LEN => Err(ApiError::bad_request(
-                format!("`id` must be 1 to {MAX_TAG_LEN} characters long"),
-                format!("send a short tag; e.g. {}", self.example),
-            )),
+            // Characters, as documented, not bytes: 128 × "é" is a tag.
+            Some(tag) if tag.is_empty() || tag.chars().count() > MAX_TAG_LEN => {
+                Err(ApiError::bad_request(
+                    format!("`id` must be 1 to {MAX_TAG_LEN} characters long"),
+                    format!("send a short tag; e.g. {}", self.example),
+                ))
+            }
             Some(tag) => Ok(Some(tag.clone())),
         }
     }
@@ -231,5 +234,8 @@ mod tests {
         let long = format!("id={}", "x".repeat(MAX_TAG_LEN + 1));
         assert!(parse(&long).unwrap().tag().is_err());
         assert!(parse("id=").unwrap().tag().is_err());
+        let accented = |n: usize| format!("id={}", "%C3%A9".repeat(n));
+        assert!(parse(&accented(MAX_TAG_LEN)).unwrap().tag().is_ok());
+        assert!(parse(&accented(MAX_TAG_LEN + 1)).unwrap().tag().is_err());
     }
 }

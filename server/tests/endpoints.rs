@@ -28,6 +28,29 @@ async fn fast_answers_json_echoing_the_tag() {
     );
 }
 
+/// `id` is 1 to 128 characters, as the docs and the message say, not
+/// bytes: a tag of 128 accented letters or emoji is echoed, 129 are refused.
+#[tokio::test]
+async fn the_id_tag_is_counted_in_characters_not_bytes() {
+    let (addr, _lab) = start_server().await;
+    for (character, encoded) in [("x", "x"), ("é", "%C3%A9"), ("😀", "%F0%9F%98%80")] {
+        let accepted = get_once(addr, &format!("/api/fast?id={}", encoded.repeat(128))).await;
+        assert_eq!(
+            accepted.status,
+            200,
+            "128 × {character}: {}",
+            accepted.text()
+        );
+        assert_eq!(accepted.json()["id"], character.repeat(128), "echoed whole");
+        let refused = get_once(addr, &format!("/api/fast?id={}", encoded.repeat(129))).await;
+        assert_eq!(refused.status, 400, "129 × {character}");
+        assert!(
+            refused.error_body().error.contains("1 to 128 characters"),
+            "129 × {character}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn slow_in_the_headers_phase_delays_the_response_head() {
     let (addr, _lab) = start_server().await;

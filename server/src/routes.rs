@@ -185,16 +185,37 @@ fn embedded_page(lab: &Lab) -> Option<crate::assets::Embedded> {
     crate::assets::embedded().filter(|_| !crate::assets::dir_has_page(&lab.config().dist_dir))
 }
 
-/// Files from `dist/` (or built into the binary) for GET and HEAD; a JSON
-/// 404 for anything else.
+/// Files from `dist/` (or built into the binary) for GET and HEAD; another
+/// method on one of those files is a JSON 405 with `Allow`, as the API's
+/// routes answer; anything else a JSON 404.
 async fn assets(State(lab): State<Lab>, request: Request) -> Response {
     let path = request.uri().path().to_owned();
-    if !matches!(*request.method(), Method::GET | Method::HEAD) {
+    if matches!(*request.method(), Method::GET | Method::HEAD) {
+        return file(&lab, request)
+            .await
+            .unwrap_or_else(|| ApiError::not_found(&path).into_response());
+    }
+    // Whether there is a file is asked as a HEAD for the same target would.
+    let mut probe = Request::new(axum::body::Body::empty());
+    *probe.method_mut() = Method::HEAD;
+    *probe.uri_mut() = request.uri().clone();
+    if file(&lab, probe).await.is_none() {
         return ApiError::not_found(&path).into_response();
     }
-    if let Some(page) = embedded_page(&lab) {
-        return match page.file(&path) {
-            Some((bytes, kind)) => (
+    let mut refused =
+        ApiError::method_not_allowed(request.method().as_str(), &path).into_response();
+    refused
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("GET,HEAD"));
+    refused
+}
+
+/// The page's file that a GET or HEAD `request` asks for, if there is one.
+async fn file(lab: &Lab, request: Request) -> Option<Response> {
+    if let Some(page) = embedded_page(lab) {
+        let (bytes, kind) = page.file(request.uri().path())?;
+        return Some(
+            (
                 [
                     (header::CONTENT_TYPE, kind),
                     (header::CACHE_CONTROL, "no-cache"),
@@ -202,18 +223,17 @@ async fn assets(State(lab): State<Lab>, request: Request) -> Response {
                 bytes,
             )
                 .into_response(),
-            None => ApiError::not_found(&path).into_response(),
-        };
+        );
     }
     let files = ServeDir::new(&lab.config().dist_dir);
     match files.oneshot(request).await {
-        Ok(response) if response.status().is_success() || response.status().is_redirection() => {
-            response.into_response()
+        Ok(response)
+            // 304 Not Modified is one of the redirections.
+            if response.status().is_success() || response.status().is_redirection() =>
+        {
+            Some(response.into_response())
         }
-        Ok(response) if response.status() == axum::http::StatusCode::NOT_MODIFIED => {
-            response.into_response()
-        }
-        _ => ApiError::not_found(&path).into_response(),
+        _ => None,
     }
 }
 

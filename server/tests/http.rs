@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Client, Response, get_once, request_once, start_server};
+use common::{Client, Response, get_once, request_once, start_server, start_server_with};
 use keepalive_lab_server::params::MAX_TAG_LEN;
 use keepalive_lab_server::routes::MAX_BODY_BYTES;
 use keepalive_lab_server::sessions::Owner;
@@ -323,4 +323,42 @@ async fn plain_get_of_the_events_endpoint_gets_a_json_error() {
     let response = get_once(addr, "/api/events").await;
     assert_eq!(response.status, 400);
     response.error_body();
+}
+
+/// A method other than GET or HEAD on one of the page's files is a JSON 405
+/// that names the methods it takes (`Allow`), as on the API's routes, not
+/// a 404 saying there is nothing there; where there is no file, still 404.
+#[tokio::test]
+async fn another_method_on_a_page_file_is_405_with_allow() {
+    let dist =
+        std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("keepalive-lab-dist-methods");
+    std::fs::create_dir_all(&dist).expect("a dist directory");
+    std::fs::write(dist.join("index.html"), "<!doctype html>").expect("index.html");
+    std::fs::write(dist.join("app.js"), "// app").expect("app.js");
+    let (addr, _lab) = start_server_with(keepalive_lab_server::Config {
+        dist_dir: dist,
+        ..common::config()
+    })
+    .await;
+    assert_eq!(get_once(addr, "/app.js").await.status, 200);
+    for (method, path) in [
+        ("POST", "/app.js"),
+        ("DELETE", "/index.html"),
+        ("PUT", "/app.js"),
+        ("POST", "/"),
+    ] {
+        let response = request_once(addr, method, path, b"").await;
+        assert_eq!(response.status, 405, "{method} {path}: {}", response.text());
+        response.error_body();
+        let allow = response.header("allow").unwrap_or_default();
+        assert!(
+            allow.contains("GET") && allow.contains("HEAD"),
+            "{method} {path}: allow {allow:?}"
+        );
+    }
+    for (method, path) in [("POST", "/nothing.js"), ("GET", "/nothing.js")] {
+        let response = request_once(addr, method, path, b"").await;
+        assert_eq!(response.status, 404, "{method} {path}: {}", response.text());
+        response.error_body();
+    }
 }

@@ -180,7 +180,7 @@ struct LabInner {
     /// Caps per client address.
     peers: peers::Peers,
     /// The lab's own origins; grows as listeners are served.
-    origins: RwLock<(Vec<std::net::SocketAddr>, Arc<web::Origins>)>,
+    origins: RwLock<Listening>,
     /// Flipped to `true` once; everything long-running watches it.
     shutdown: watch::Sender<bool>,
     /// The same fact, readable without a lock: set before `shutdown` is
@@ -196,6 +196,17 @@ struct LabInner {
     /// effect. Taken before the sessions' and the tracker's locks, never
     /// while holding them.
     changes: std::sync::Mutex<()>,
+}
+
+/// The addresses the lab serves and the origins they make.
+#[derive(Debug)]
+struct Listening {
+    /// Every address it listens on (the TLS ports' too).
+    all: Vec<std::net::SocketAddr>,
+    /// Those that speak HTTPS.
+    tls: Vec<std::net::SocketAddr>,
+    /// The origins of the two above.
+    origins: Arc<web::Origins>,
 }
 
 impl Lab {
@@ -224,10 +235,11 @@ impl Lab {
                     config.max_connections_per_peer,
                     config.max_in_flight_per_peer,
                 ),
-                origins: RwLock::new((
-                    config.listeners.clone(),
-                    Arc::new(web::Origins::new(&config.listeners, &config.host_names)),
-                )),
+                origins: RwLock::new(Listening {
+                    all: config.listeners.clone(),
+                    tls: Vec::new(),
+                    origins: Arc::new(web::Origins::new(&config.listeners, &config.host_names)),
+                }),
                 shutdown: watch::Sender::new(false),
                 stopping: AtomicBool::new(false),
                 middlebox: middlebox::lab::Registry::new(config.middlebox.defaults.clone()),
@@ -268,26 +280,39 @@ impl Lab {
         &self.inner.middlebox
     }
 
-    /// Adds addresses the lab serves to its own origins.
+    /// Adds addresses the lab serves (plain HTTP) to its own origins.
     pub fn add_listeners(&self, addresses: &[std::net::SocketAddr]) {
-        let mut origins = self
+        self.add_addresses(addresses, false);
+    }
+
+    /// Adds addresses the lab serves to its own origins; `tls`: they speak
+    /// HTTPS (a page there is an `https://` origin).
+    fn add_addresses(&self, addresses: &[std::net::SocketAddr], tls: bool) {
+        let mut listening = self
             .inner
             .origins
             .write()
             .unwrap_or_else(|p| p.into_inner());
         for address in addresses {
-            if !origins.0.contains(address) {
-                origins.0.push(*address);
+            if !listening.all.contains(address) {
+                listening.all.push(*address);
+            }
+            if tls && !listening.tls.contains(address) {
+                listening.tls.push(*address);
             }
         }
-        origins.1 = Arc::new(web::Origins::new(&origins.0, &self.config().host_names));
+        listening.origins = Arc::new(web::Origins::with_tls(
+            &listening.all,
+            &listening.tls,
+            &self.config().host_names,
+        ));
     }
 
     /// Records a TLS listener (offering `h2` with this many streams at once
     /// per connection, or only `http/1.1`): it becomes one of the lab's
     /// origins and is listed by `GET /api/tls`.
     pub fn add_tls_listener(&self, address: std::net::SocketAddr, h2_streams: Option<u32>) {
-        self.add_listeners(&[address]);
+        self.add_addresses(&[address], true);
         let mut tls = self.inner.tls.write().unwrap_or_else(|p| p.into_inner());
         match h2_streams {
             None => tls.http1_only.push(address.to_string()),
@@ -317,7 +342,7 @@ impl Lab {
             .origins
             .read()
             .unwrap_or_else(|p| p.into_inner())
-            .1
+            .origins
             .clone()
     }
 
@@ -327,7 +352,7 @@ impl Lab {
             .origins
             .read()
             .unwrap_or_else(|p| p.into_inner())
-            .0
+            .all
             .clone()
     }
 

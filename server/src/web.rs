@@ -17,10 +17,18 @@ pub struct Origins {
     hosts: Vec<String>,
     /// Ports the lab listens on.
     ports: Vec<u16>,
+    /// Its plain HTTP ports: its pages there are `http://` origins.
+    plain_ports: Vec<u16>,
+    /// Its TLS ports: its pages there are `https://` origins.
+    tls_ports: Vec<u16>,
     /// Every `host:port` of the two above, as a browser writes it in a
     /// `Host` header: compared whole first (every request's `Host` comes
     /// here, bench figure 1); other spellings are parsed.
     authorities: Vec<String>,
+    /// Every origin, as a browser writes it in an `Origin` header
+    /// (`http://` with a plain port, `https://` with a TLS port): compared
+    /// whole first, other spellings are parsed.
+    origins: Vec<String>,
 }
 
 fn literal(ip: IpAddr) -> String {
@@ -31,9 +39,17 @@ fn literal(ip: IpAddr) -> String {
 }
 
 impl Origins {
-    /// The origins of a lab listening on `listeners`, also reachable under
-    /// the extra host names in `names` (e.g. a workshop machine's name).
+    /// The origins of a lab listening on `listeners` (plain HTTP), also
+    /// reachable under the extra host names in `names` (e.g. a workshop
+    /// machine's name).
     pub fn new(listeners: &[SocketAddr], names: &[String]) -> Origins {
+        Origins::with_tls(listeners, &[], names)
+    }
+
+    /// [`Origins::new`], where the listeners in `tls` (also in `listeners`)
+    /// speak HTTPS: a page there is an `https://` origin, elsewhere an
+    /// `http://` one.
+    pub fn with_tls(listeners: &[SocketAddr], tls: &[SocketAddr], names: &[String]) -> Origins {
         let mut hosts: Vec<String> = ["127.0.0.1", "localhost", "[::1]"]
             .iter()
             .map(|h| (*h).to_owned())
@@ -49,15 +65,56 @@ impl Origins {
         let mut ports: Vec<u16> = listeners.iter().map(SocketAddr::port).collect();
         ports.sort_unstable();
         ports.dedup();
-        let authorities = hosts
-            .iter()
-            .flat_map(|host| ports.iter().map(move |port| format!("{host}:{port}")))
-            .collect();
+        let kind = |secure: bool| {
+            let mut ports: Vec<u16> = listeners
+                .iter()
+                .filter(|address| tls.contains(address) == secure)
+                .map(SocketAddr::port)
+                .collect();
+            ports.sort_unstable();
+            ports.dedup();
+            ports
+        };
+        let (plain_ports, tls_ports) = (kind(false), kind(true));
+        let joined = |prefix: &str, ports: &[u16]| -> Vec<String> {
+            hosts
+                .iter()
+                .flat_map(|host| {
+                    ports
+                        .iter()
+                        .map(move |port| format!("{prefix}{host}:{port}"))
+                })
+                .collect()
+        };
+        let authorities = joined("", &ports);
+        let mut origins = joined("http://", &plain_ports);
+        origins.extend(joined("https://", &tls_ports));
         Origins {
             hosts,
             ports,
+            plain_ports,
+            tls_ports,
             authorities,
+            origins,
         }
+    }
+
+    /// `authority` as host and port (`default` when it names none), or
+    /// `None` when the port is not a number.
+    fn split(authority: &str, default: u16) -> Option<(&str, u16)> {
+        let bytes = authority.as_bytes();
+        match bytes.iter().rposition(|&b| b == b':') {
+            Some(colon) if !bytes[colon..].contains(&b']') => authority[colon + 1..]
+                .parse::<u16>()
+                .ok()
+                .map(|port| (&authority[..colon], port)),
+            _ => Some((authority, default)),
+        }
+    }
+
+    /// Whether `host` is one of the lab's host names and `port` in `ports`.
+    fn names(&self, host: &str, port: u16, ports: &[u16]) -> bool {
+        ports.contains(&port) && self.hosts.iter().any(|h| h.eq_ignore_ascii_case(host))
     }
 
     /// Whether `authority` (`host:port`, as in a `Host` header) is the lab's.
@@ -69,27 +126,31 @@ impl Origins {
         if self.authorities.iter().any(|own| own.as_bytes() == bytes) {
             return true;
         }
-        let (host, port) = match bytes.iter().rposition(|&b| b == b':') {
-            Some(colon) if !bytes[colon..].contains(&b']') => {
-                match authority[colon + 1..].parse::<u16>() {
-                    Ok(port) => (&authority[..colon], port),
-                    Err(_) => return false,
-                }
-            }
-            _ => (authority, 80),
-        };
-        self.ports.contains(&port) && self.hosts.iter().any(|h| h.eq_ignore_ascii_case(host))
+        Origins::split(authority, 80)
+            .is_some_and(|(host, port)| self.names(host, port, &self.ports))
     }
 
-    /// Whether a request's `Origin` header is one of the lab's own origins.
+    /// Whether a request's `Origin` header is one of the lab's own origins:
+    /// `http://` and one of its plain ports, or `https://` and one of its
+    /// TLS ports (the scheme a page there really has), on one of its names.
     pub fn allows_origin(&self, origin: &str) -> bool {
-        let Some(authority) = origin
-            .strip_prefix("http://")
-            .or_else(|| origin.strip_prefix("https://"))
-        else {
+        if self
+            .origins
+            .iter()
+            .any(|own| own.as_bytes() == origin.as_bytes())
+        {
+            return true;
+        }
+        let (authority, ports, default) = if let Some(a) = origin.strip_prefix("http://") {
+            (a, &self.plain_ports, 80)
+        } else if let Some(a) = origin.strip_prefix("https://") {
+            (a, &self.tls_ports, 443)
+        } else {
             return false; // `null`, file://, chrome-extension://…
         };
-        !authority.contains('/') && self.allows_authority(authority)
+        !authority.contains('/')
+            && Origins::split(authority, default)
+                .is_some_and(|(host, port)| self.names(host, port, ports))
     }
 
     /// Whether `origin` is the lab's own for a request that reached the lab
@@ -99,10 +160,17 @@ impl Origins {
     /// (`routes::cors`), so that they cannot drift apart. The address is
     /// written out only when the origin is not one of the others.
     pub fn allows_origin_at(&self, origin: &str, local: SocketAddr) -> bool {
-        self.allows_origin(origin)
-            || origin
-                .strip_prefix("http://")
-                .is_some_and(|a| a.eq_ignore_ascii_case(&local.to_string()))
+        if self.allows_origin(origin) {
+            return true;
+        }
+        let scheme = if self.tls_ports.contains(&local.port()) {
+            "https://"
+        } else {
+            "http://"
+        };
+        origin
+            .strip_prefix(scheme)
+            .is_some_and(|a| a.eq_ignore_ascii_case(&local.to_string()))
     }
 
     /// The ports, for messages.
@@ -145,6 +213,25 @@ mod tests {
         assert!(o.allows_authority("[::1]:8081"));
         assert!(!o.allows_authority("rebound.example:8080"));
         assert!(!o.allows_authority("127.0.0.1:80x"));
+        // A page on a TLS port is an https:// origin, on a plain port an
+        // http:// one: not the other way round.
+        let tls_port = SocketAddr::from(([127, 0, 0, 1], 8083));
+        let both = Origins::with_tls(&[listeners[0], tls_port], &[tls_port], &[]);
+        assert!(both.allows_origin("http://127.0.0.1:8080"));
+        assert!(both.allows_origin("https://localhost:8083"));
+        assert!(!both.allows_origin("https://127.0.0.1:8080"));
+        assert!(!both.allows_origin("http://127.0.0.1:8083"));
+        assert!(
+            !both.allows_origin("https://127.0.0.1"),
+            "443 is not the lab's"
+        );
+        assert!(
+            both.allows_authority("127.0.0.1:8083"),
+            "its Host, either kind"
+        );
+        assert!(both.allows_origin_at("https://10.0.0.7:8083", "10.0.0.7:8083".parse().unwrap()));
+        assert!(!both.allows_origin_at("http://10.0.0.7:8083", "10.0.0.7:8083".parse().unwrap()));
+        assert!(!both.allows_origin_at("https://10.0.0.7:8080", "10.0.0.7:8080".parse().unwrap()));
         let lan = Origins::new(
             &[SocketAddr::from(([192, 168, 1, 5], 8080))],
             &["lab-box".into()],

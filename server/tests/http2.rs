@@ -651,6 +651,42 @@ async fn api_tls_lists_the_tls_ports_and_they_are_the_labs_own_origins() {
     assert_eq!(bad.status, 400);
 }
 
+/// The scheme of an own origin is the one its port speaks: a page on a TLS
+/// port is `https://`, on a plain port `http://`. The other pairings name no
+/// page the lab serves, and are refused like any foreign origin.
+#[tokio::test]
+async fn an_own_origin_has_the_scheme_of_its_port() {
+    let lab = start_tls(common::config()).await;
+    common::eventually("the TLS ports among the origins", || {
+        lab.lab.tls().http1_only.len() == 1
+    })
+    .await;
+    let (plain, h2, h1) = (lab.addr.port(), lab.h2.port(), lab.h1.port());
+    for (origin, status) in [
+        (format!("http://localhost:{plain}"), 200),
+        (format!("https://localhost:{h2}"), 200),
+        (format!("https://127.0.0.1:{h1}"), 200),
+        (format!("https://127.0.0.1:{plain}"), 403),
+        (format!("https://localhost:{plain}"), 403),
+        (format!("http://127.0.0.1:{h2}"), 403),
+        (format!("http://localhost:{h1}"), 403),
+    ] {
+        let mut client = common::Client::connect(lab.addr).await;
+        client
+            .send_request_with("GET", "/api/fast", &[("Origin", &origin)], b"")
+            .await;
+        let response = client.read_response().await;
+        assert_eq!(response.status, status, "{origin}: {}", response.text());
+        let allowed = response.header("access-control-allow-origin");
+        if status == 200 {
+            assert_eq!(allowed, Some(origin.as_str()));
+        } else {
+            assert!(response.error_body().error.contains("refused"), "{origin}");
+            assert_eq!(allowed, None, "{origin}");
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_hang_timeout_over_h2_resets_its_stream_and_the_connection_goes_on() {
     let mut config = common::config();

@@ -408,7 +408,12 @@ fn violation(error: &(dyn std::error::Error + 'static)) -> (u16, String) {
         if let Some(e) = e.downcast_ref::<tungstenite::Error>() {
             return match e {
                 tungstenite::Error::Capacity(c) => (1009, format!("message too big: {c}")),
-                tungstenite::Error::Utf8(_) => (1007, "text frame is not valid UTF-8".into()),
+                // tungstenite reports a text message and a close frame's
+                // reason that are not UTF-8 alike: the reason names both.
+                tungstenite::Error::Utf8(_) => (
+                    1007,
+                    "a text message or a close frame's reason is not valid UTF-8".into(),
+                ),
                 tungstenite::Error::Protocol(p) => (1002, format!("protocol error: {p}")),
                 other => (1002, other.to_string()),
             };

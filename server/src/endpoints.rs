@@ -349,8 +349,9 @@ impl HeldHang {
     }
 }
 
-/// `GET /api/drip?bytes=N&chunks=N&interval_ms=N` or
-/// `GET /api/drip?mode=heartbeat&interval_ms=N&duration_ms=N`
+/// `GET /api/drip?bytes=N&chunks=N&interval_ms=N` (`mode=data`, the
+/// default) or `GET /api/drip?mode=heartbeat&interval_ms=N&duration_ms=N`;
+/// a parameter of the other mode is refused.
 pub async fn drip(State(lab): State<Lab>, RawQuery(query): RawQuery) -> Result<Response, ApiError> {
     let params = Params::parse(
         "/api/drip",
@@ -361,6 +362,12 @@ pub async fn drip(State(lab): State<Lab>, RawQuery(query): RawQuery) -> Result<R
     params.session()?;
     let tag = params.tag()?;
     let heartbeat = params.one_of("mode", &[("data", false), ("heartbeat", true)], false)?;
+    // What applies only to the other mode is refused, not ignored.
+    if heartbeat {
+        params.refuse_with(&["bytes", "chunks"], "mode=heartbeat")?;
+    } else {
+        params.refuse_with(&["duration_ms"], "mode=data (the default)")?;
+    }
     let interval_ms = params.u64_in("interval_ms", 0..=MAX_WAIT_MS, Some(500), "milliseconds")?;
     if heartbeat {
         let duration_ms =

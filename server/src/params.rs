@@ -128,6 +128,19 @@ impl Params {
             })
     }
 
+    /// Refuses any of `names` that was given: parameters the endpoint takes,
+    /// but not together with what else was sent (`what`, e.g. `mode=heartbeat`),
+    /// so that a mix-up is reported instead of ignored.
+    pub fn refuse_with(&self, names: &[&str], what: &str) -> Result<(), ApiError> {
+        match names.iter().find(|name| self.values.contains_key(**name)) {
+            None => Ok(()),
+            Some(name) => Err(ApiError::bad_request(
+                format!("`{}` does not take `{name}` with {what}", self.endpoint),
+                format!("leave {name} out, or change {what}; e.g. {}", self.example),
+            )),
+        }
+    }
+
     /// The optional session (`session=`), validated.
     pub fn session(&self) -> Result<Option<SessionId>, ApiError> {
         self.values

@@ -51,6 +51,51 @@ async fn the_id_tag_is_counted_in_characters_not_bytes() {
     }
 }
 
+/// `/api/drip`'s two modes take different parameters: one of the other
+/// mode's is a mix-up, reported instead of ignored; `mode=data` is the
+/// default, named or not.
+#[tokio::test]
+async fn drip_refuses_parameters_of_the_other_mode() {
+    let (addr, _lab) = start_server().await;
+    for (target, name) in [
+        (
+            "/api/drip?mode=heartbeat&interval_ms=10&duration_ms=20&bytes=10",
+            "bytes",
+        ),
+        (
+            "/api/drip?mode=heartbeat&interval_ms=10&duration_ms=20&chunks=2",
+            "chunks",
+        ),
+        (
+            "/api/drip?bytes=4&chunks=2&interval_ms=0&duration_ms=20",
+            "duration_ms",
+        ),
+        ("/api/drip?mode=data&bytes=4&duration_ms=20", "duration_ms"),
+    ] {
+        let refused = get_once(addr, target).await;
+        assert_eq!(refused.status, 400, "{target}: {}", refused.text());
+        let error = refused.error_body();
+        assert!(
+            error.error.contains(&format!("`{name}`")),
+            "{target}: {error:?}"
+        );
+    }
+    for target in [
+        "/api/drip?mode=data&bytes=4&chunks=2&interval_ms=0",
+        "/api/drip?bytes=4&chunks=2&interval_ms=0",
+    ] {
+        let response = get_once(addr, target).await;
+        assert_eq!(response.status, 200, "{target}: {}", response.text());
+        assert_eq!(response.text(), "....", "{target}");
+    }
+    let beat = get_once(
+        addr,
+        "/api/drip?mode=heartbeat&interval_ms=10&duration_ms=20",
+    )
+    .await;
+    assert_eq!(beat.status, 200, "{}", beat.text());
+}
+
 #[tokio::test]
 async fn slow_in_the_headers_phase_delays_the_response_head() {
     let (addr, _lab) = start_server().await;

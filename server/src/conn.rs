@@ -167,13 +167,6 @@ pub struct Conn {
     /// Server clock + 1 since when a write has been blocked (the client's
     /// receive window is full); 0 while writes go through.
     write_blocked_since: AtomicU64,
-    /// HTTP/2: server clock + 1 since when a response under way has had no
-    /// flow-control window left (the client stopped reading: `tls::frames`);
-    /// 0 otherwise.
-    flow_blocked_since: AtomicU64,
-    /// HTTP/2: server clock + 1 since when a frame header or a request's
-    /// head has been part-way in (`tls::frames`); 0 otherwise.
-    h2_head_since: AtomicU64,
     /// HTTP/1.1: server clock + 1 since when a handler has been waiting for
     /// request body bytes that have not come; 0 otherwise. (Over HTTP/2,
     /// where bodies are read side by side, each waiting body's stamp is in
@@ -226,6 +219,14 @@ struct H2Streams {
     /// Streams whose `END_STREAM` went out before their request was in
     /// `ending`, the last [`H2_ENDED_KEPT`].
     ended: Vec<u32>,
+    /// Since when a response under way has had no flow-control window left
+    /// (the client stopped reading: `tls::frames`). Kept here, not in the
+    /// connection's atomics, so that HTTP/1.1 connections do not pay for it
+    /// (bench figure 2).
+    flow_blocked_since: Option<protocol::Micros>,
+    /// Since when a frame header or a request's head has been part-way in
+    /// (`tls::frames`).
+    head_since: Option<protocol::Micros>,
 }
 
 /// What the watchdog sees of a connection.
@@ -314,8 +315,6 @@ impl Conn {
             planned_close: AtomicU8::new(PLANNED_NONE),
             idle_close: AtomicBool::new(false),
             write_blocked_since: AtomicU64::new(0),
-            flow_blocked_since: AtomicU64::new(0),
-            h2_head_since: AtomicU64::new(0),
             body_wait_since: AtomicU64::new(0),
             body_unfinished: AtomicBool::new(false),
             unread_body: Mutex::new(None),
@@ -462,7 +461,13 @@ impl Conn {
             // A head part-way in is bounded like one over HTTP/1.1 (hyper's
             // h2 bounds its frames' count, not its time: found in review);
             // other frames between streams are not a head arriving.
-            return match stamp(&self.h2_head_since) {
+            let head_since = self
+                .h2
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .as_ref()
+                .and_then(|h2| h2.head_since);
+            return match head_since {
                 Some(since) => Activity::Arriving { since, body: false },
                 None => Activity::Idle(self.idle_since_us.load(Ordering::Relaxed)),
             };
@@ -481,24 +486,23 @@ impl Conn {
 
     /// Writes blocked or a body awaited, with since when.
     pub fn stalls(&self) -> Stalls {
+        let socket = stamp(&self.write_blocked_since);
+        if !self.is_http2() {
+            return Stalls {
+                write_blocked_since: socket,
+                body_wait_since: stamp(&self.body_wait_since),
+            };
+        }
+        let h2 = self.h2.lock().unwrap_or_else(|p| p.into_inner());
+        let h2 = h2.as_ref();
+        // A blocked socket, or a spent flow-control window.
+        let flow = h2.and_then(|h2| h2.flow_blocked_since);
         Stalls {
-            // A blocked socket, or over HTTP/2 a spent window.
-            write_blocked_since: match (
-                stamp(&self.write_blocked_since),
-                stamp(&self.flow_blocked_since),
-            ) {
+            write_blocked_since: match (socket, flow) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
             },
-            body_wait_since: if self.is_http2() {
-                self.h2
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .as_ref()
-                    .and_then(|h2| h2.body_waits.iter().min().copied())
-            } else {
-                stamp(&self.body_wait_since)
-            },
+            body_wait_since: h2.and_then(|h2| h2.body_waits.iter().min().copied()),
         }
     }
 
@@ -757,22 +761,26 @@ impl Conn {
     /// HTTP/2: a frame header or a request's head is part-way in
     /// (`arriving`), or no longer: the header-read guard runs meanwhile.
     pub(crate) fn h2_head_arriving(&self, arriving: bool) {
-        self.since_or_clear(&self.h2_head_since, arriving);
+        self.h2_since_or_clear(arriving, |h2| &mut h2.head_since);
     }
 
     /// HTTP/2: a response under way has no flow-control window left
     /// (`blocked`), or has some again: the write-stall guard runs meanwhile.
     pub(crate) fn h2_flow_blocked(&self, blocked: bool) {
-        self.since_or_clear(&self.flow_blocked_since, blocked);
+        self.h2_since_or_clear(blocked, |h2| &mut h2.flow_blocked_since);
     }
 
-    /// Stamps `at` with now (unless stamped already) when `on`, clears it
-    /// otherwise, and lets the watchdog look again.
-    fn since_or_clear(&self, at: &AtomicU64, on: bool) {
-        if on {
-            set_stamp(at, self.lab.tracker().clock().now_us());
-        } else {
-            at.store(0, Ordering::Relaxed);
+    /// Stamps the stamp `at` picks with now (unless stamped already) when
+    /// `on`, clears it otherwise, and lets the watchdog look again.
+    fn h2_since_or_clear(
+        &self,
+        on: bool,
+        at: impl FnOnce(&mut H2Streams) -> &mut Option<protocol::Micros>,
+    ) {
+        let now = self.lab.tracker().clock().now_us();
+        if let Some(h2) = self.h2.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
+            let at = at(h2);
+            *at = if on { Some(at.unwrap_or(now)) } else { None };
         }
         self.changed();
     }

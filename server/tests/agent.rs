@@ -501,6 +501,55 @@ async fn keep_alive_true_reuses_one_socket_for_requests_every_interval() {
     );
 }
 
+/// Node emits the agent's `'free'` when the response ends (`responseOnEnd`
+/// → `responseKeepAlive` → `emitFreeNT`), before `agent.destroy()` closes the
+/// socket: a run that ends right after its last response still shows the
+/// socket pooled, then closed. The run wakes as soon as no request is
+/// unfinished, so the `free` must already be out by then; repeated, since the
+/// race it guards against lost it in a third of the runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_last_sockets_free_comes_before_the_runs_destroy_every_time() {
+    let server = Server::start(|_, _, _| respond()).await;
+    for attempt in 1..=20 {
+        let events = Events::default();
+        let agent = agent(keep_alive(true, None), &events);
+        let plan = Plan {
+            dest: server.dest(),
+            method: "GET".into(),
+            path: Box::new(|_| "/ok".into()),
+            connection: None,
+            every: Duration::ZERO,
+            count: 1,
+            linger: Duration::ZERO,
+            max_duration: LIMIT,
+            url: format!("http://{}/ok", server.addr),
+        };
+        let reason = within("the run", run(agent, plan, std::future::pending())).await;
+        assert_eq!(reason, FinishReason::Done, "run {attempt}");
+        let names: Vec<&str> = events
+            .of_socket(1)
+            .iter()
+            .filter_map(|e| match e {
+                SocketEvent::Free { outcome, .. } => {
+                    assert_eq!(*outcome, FreeOutcome::Pooled, "run {attempt}");
+                    Some("free")
+                }
+                SocketEvent::Close { reason, .. } => {
+                    assert_eq!(*reason, SocketCloseReason::AgentStopped, "run {attempt}");
+                    Some("close")
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            names,
+            ["free", "close"],
+            "run {attempt}: {:?}",
+            events.all()
+        );
+    }
+}
+
 #[tokio::test]
 async fn requests_past_max_sockets_wait_until_a_socket_frees() {
     // A server that never answers and drops each connection 400 ms after its

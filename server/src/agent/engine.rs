@@ -358,13 +358,19 @@ impl Shared {
     /// Request `id` ended with `event` (`done`, `error` or `aborted`).
     pub(super) fn request_ended(&self, id: u32, event: RequestEvent) {
         let mut inner = self.lock();
+        self.end_request(&mut inner, id, event);
+        self.publish(&inner);
+    }
+
+    /// Counts and reports the end of request `id`, under the lock; the
+    /// caller publishes.
+    fn end_request(&self, inner: &mut Inner, id: u32, event: RequestEvent) {
         match event {
             RequestEvent::Done { .. } => inner.stats.completed += 1,
             _ => inner.stats.failed += 1,
         }
         inner.unfinished = inner.unfinished.saturating_sub(1);
         self.emit_request(id, event);
-        self.publish(&inner);
     }
 
     fn spawn(self: &Arc<Self>, inner: &mut Inner, socket: SocketId, job: Job) {
@@ -396,11 +402,28 @@ impl Shared {
         );
     }
 
-    /// The agent's `'free'` handler for `socket`, whose request ended with
-    /// reuse allowed; `keep_alive` is the response's `Keep-Alive` header.
-    pub(super) fn released(self: &Arc<Self>, socket: SocketId, keep_alive: Option<&str>) -> Next {
+    /// Request `id` ended with `done` and reuse allowed, then the agent's
+    /// `'free'` handler for its `socket`; `keep_alive` is the response's
+    /// `Keep-Alive` header.
+    ///
+    /// Both happen under one lock, and the request counts as finished only
+    /// when `free` has been reported: Node emits `'free'` as the response
+    /// ends (`responseOnEnd` → `responseKeepAlive` → `emitFreeNT` in
+    /// `lib/_http_client.js`), before anything the application does once
+    /// its requests are over (a run's `agent.destroy()`, which waits for
+    /// [`Agent::idle`]). Only a destroy that came first (the agent stopped
+    /// while the response was read) closes the socket without a `free`.
+    pub(super) fn released(
+        self: &Arc<Self>,
+        socket: SocketId,
+        id: u32,
+        done: RequestEvent,
+        keep_alive: Option<&str>,
+    ) -> Next {
         let mut inner = self.lock();
+        self.end_request(&mut inner, id, done);
         if inner.stopped {
+            self.publish(&inner);
             return Next::Destroy(SocketCloseReason::AgentStopped);
         }
         let mut timeout = None;

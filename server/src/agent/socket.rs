@@ -69,8 +69,10 @@ pub fn code_of(error: &io::Error) -> &'static str {
 
 /// How a served request left the socket.
 enum Served {
-    /// Both sides allowed reuse; the response's `Keep-Alive` header.
-    Reusable(Option<String>),
+    /// Both sides allowed reuse: the request, its `done` (reported with the
+    /// socket's `free`, see [`Shared::released`]) and the response's
+    /// `Keep-Alive` header.
+    Reusable(u32, RequestEvent, Option<String>),
     /// The socket closes.
     Close(bool, SocketCloseReason),
 }
@@ -224,23 +226,25 @@ pub(super) async fn run(
     let mut job = first;
     loop {
         let (had_error, reason) = match conn.serve(&shared, job, &mut stop).await {
-            Served::Reusable(keep_alive) => match shared.released(socket, keep_alive.as_deref()) {
-                Next::Serve(next) => {
-                    job = next;
-                    continue;
-                }
-                Next::Pooled(timeout) => {
-                    conn.timeout = timeout;
-                    match conn.wait_free(&shared, &mut jobs, &mut stop).await {
-                        Ok(next) => {
-                            job = next;
-                            continue;
-                        }
-                        Err(close) => close,
+            Served::Reusable(id, done, keep_alive) => {
+                match shared.released(socket, id, done, keep_alive.as_deref()) {
+                    Next::Serve(next) => {
+                        job = next;
+                        continue;
                     }
+                    Next::Pooled(timeout) => {
+                        conn.timeout = timeout;
+                        match conn.wait_free(&shared, &mut jobs, &mut stop).await {
+                            Ok(next) => {
+                                job = next;
+                                continue;
+                            }
+                            Err(close) => close,
+                        }
+                    }
+                    Next::Destroy(reason) => (false, reason),
                 }
-                Next::Destroy(reason) => (false, reason),
-            },
+            }
             Served::Close(had_error, reason) => (had_error, reason),
         };
         // `socket.destroy()`: the descriptor is closed (a FIN, or an RST
@@ -473,16 +477,14 @@ impl Conn {
                                 // agree to keep the connection.
                                 let reusable =
                                     job.rule.should_keep_alive && h.keeps_alive() && extra == 0;
-                                shared.request_ended(
-                                    job.id,
-                                    RequestEvent::Done {
-                                        socket,
-                                        status: h.status,
-                                        body_bytes,
-                                        reusable,
-                                    },
-                                );
+                                let done = RequestEvent::Done {
+                                    socket,
+                                    status: h.status,
+                                    body_bytes,
+                                    reusable,
+                                };
                                 if !reusable {
+                                    shared.request_ended(job.id, done);
                                     // `responseOnEnd`: `destroySoon()`.
                                     let reason = if extra > 0 {
                                         SocketCloseReason::BadResponse
@@ -497,7 +499,7 @@ impl Conn {
                                     // `responseKeepAlive`: `socket.setTimeout(0)`.
                                     self.timeout = None;
                                 }
-                                return Served::Reusable(h.keep_alive);
+                                return Served::Reusable(job.id, done, h.keep_alive);
                             }
                         }
                     }

@@ -23,6 +23,48 @@ impl Usage {
     }
 }
 
+/// Resolves at the first Ctrl-C (SIGINT) or, on Unix, SIGTERM (what `kill`,
+/// systemd, Docker and CI runners send to stop a process): all three tools
+/// shut down the same way on either. The handlers are installed when this is
+/// called, not when the future is first polled, so a signal that comes while
+/// the tool is still starting is not lost to the default action (which would
+/// end the process with 130 or 143 and without its last lines). Call it
+/// inside the runtime.
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut interrupt = signal(SignalKind::interrupt()).ok();
+        let mut terminate = signal(SignalKind::terminate()).ok();
+        async move {
+            // A handler that could not be installed never resolves.
+            tokio::select! {
+                () = received(interrupt.as_mut()) => {}
+                () = received(terminate.as_mut()) => {}
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        async {
+            if tokio::signal::ctrl_c().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+}
+
+/// The next delivery of `signal`; never, without one.
+#[cfg(unix)]
+async fn received(signal: Option<&mut tokio::signal::unix::Signal>) {
+    match signal {
+        Some(signal) => {
+            signal.recv().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
 /// A [`Usage`] from its two parts.
 pub fn usage(error: impl Into<String>, hint: impl Into<String>) -> Usage {
     Usage {

@@ -34,7 +34,7 @@
 //! - [`cli`]: what the three command lines share (`keepalive-lab`, its
 //!   `middlebox` and `agent` subcommands): `--flag value` or `--flag=value`,
 //!   each once unless it repeats, mistakes explained with a hint.
-//! - `main.rs`: a thin binary: flags, bind, serve until Ctrl-C.
+//! - `main.rs`: a thin binary: flags, bind, serve until Ctrl-C or SIGTERM.
 
 pub mod agent;
 pub mod assets;

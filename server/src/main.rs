@@ -1,4 +1,4 @@
-//! `keepalive-lab`: serve the lab until Ctrl-C.
+//! `keepalive-lab`: serve the lab until Ctrl-C or SIGTERM.
 //!
 //! One binary, three tools: `keepalive-lab [FLAGS]` serves the lab (the
 //! default); the standalone tools are subcommands (see [`main`]).
@@ -448,6 +448,7 @@ async fn main() -> ExitCode {
             options.dist.display()
         );
     }
+    let shutdown = keepalive_lab_server::cli::shutdown_signal();
     let (lab, server) = match start(options).await {
         Ok(started) => started,
         Err(message) => {
@@ -455,7 +456,7 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let _ = tokio::signal::ctrl_c().await;
+    shutdown.await;
     println!("shutting down: closing every connection");
     lab.begin_shutdown();
     match server.await {

@@ -14,7 +14,9 @@
 //! handed to a waiting request, or destroyed), `timeout`, `end`, `error`,
 //! `close` (with `had_error` and why); and `finished`. Bad flags get a
 //! message on stderr and exit code 2 (never a panic); an address that cannot
-//! be resolved, 1; a finished run (whatever its requests met), 0.
+//! be resolved, 1; a finished run (whatever its requests met), 0. Ctrl-C or
+//! SIGTERM ends the run early: every socket is destroyed and the `finished`
+//! line says `stopped` (exit code 0).
 
 use std::io::{self, Write};
 use std::net::SocketAddr;
@@ -443,10 +445,7 @@ pub async fn run_cli(args: Vec<String>) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    match run(options, io::stdout(), ctrl_c).await {
+    match run(options, io::stdout(), crate::cli::shutdown_signal()).await {
         Ok(_) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("keepalive-lab agent: {e}");

@@ -7,7 +7,8 @@
 //! prints one JSON line per event to stdout: first a `middlebox_started` line
 //! that says the settings, the time scale in words and whether keep-alive
 //! probes can be seen here, then one `middlebox` event per line (the lab's
-//! [`protocol::ServerEvent::Middlebox`]), until Ctrl-C. Bad flags get a
+//! [`protocol::ServerEvent::Middlebox`]), until Ctrl-C or SIGTERM (then each
+//! open mapping's `closed` line, and exit code 0). Bad flags get a
 //! message on stderr and exit code 2; a port that cannot be bound, exit code 1.
 
 use std::future::Future;
@@ -382,7 +383,7 @@ where
 }
 
 /// `keepalive-lab middlebox …`: `args` are the arguments after the
-/// subcommand. Exit code 0 after Ctrl-C (or `--help`), 2 for bad flags, 1
+/// subcommand. Exit code 0 after Ctrl-C or SIGTERM (or `--help`), 2 for bad flags, 1
 /// when it cannot listen or resolve an address.
 pub async fn run_cli(args: Vec<String>) -> ExitCode {
     let options = match parse_args(&args) {
@@ -396,10 +397,7 @@ pub async fn run_cli(args: Vec<String>) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    match run(options, io::stdout(), ctrl_c).await {
+    match run(options, io::stdout(), crate::cli::shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("keepalive-lab middlebox: {e}");

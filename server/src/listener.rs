@@ -57,6 +57,63 @@ const MIN_HEADER_BYTES: usize = 8 * 1024;
 /// How long the refusal to a connection over its address's cap may take.
 const REFUSAL_WRITE: Duration = Duration::from_secs(1);
 
+/// How long an accept loop waits after a failed accept before it tries again.
+pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+
+/// At most one warning per this long about failed accepts on one listener.
+pub const ACCEPT_WARNING_EVERY: Duration = Duration::from_secs(10);
+
+/// Failed accepts on one listener (out of descriptors, or a connection
+/// reset before it was taken): each backs off [`ACCEPT_BACKOFF`] instead of
+/// spinning, and they are logged at most once per [`ACCEPT_WARNING_EVERY`],
+/// with how many were not, instead of a line every 50 ms for as long as the
+/// descriptors stay exhausted.
+#[derive(Debug, Default)]
+pub struct AcceptFailures {
+    /// When the last warning was logged.
+    warned_at: Option<tokio::time::Instant>,
+    /// Failures since then, not logged.
+    unreported: u64,
+}
+
+impl AcceptFailures {
+    /// Counts a failure at `now`: `Some(n)` when it is to be logged, `n`
+    /// failures before it having gone unlogged; `None` to stay quiet.
+    pub fn failed_at(&mut self, now: tokio::time::Instant) -> Option<u64> {
+        match self.warned_at {
+            Some(at) if now.duration_since(at) < ACCEPT_WARNING_EVERY => {
+                self.unreported += 1;
+                None
+            }
+            _ => {
+                self.warned_at = Some(now);
+                Some(std::mem::take(&mut self.unreported))
+            }
+        }
+    }
+
+    /// Counts `error` on the listener `what` (`"middlebox"`, …), logs it if
+    /// it is time, and backs off.
+    pub async fn failed(&mut self, what: &str, error: &io::Error) {
+        if let Some(quiet) = self.failed_at(tokio::time::Instant::now()) {
+            let secs = ACCEPT_WARNING_EVERY.as_secs();
+            let backoff = ACCEPT_BACKOFF.as_millis();
+            if quiet == 0 {
+                tracing::warn!(
+                    "{what} accept failed: {error} (retrying every {backoff} ms; \
+                     at most one such warning per {secs} s)"
+                );
+            } else {
+                tracing::warn!(
+                    "{what} accept failed: {error} ({quiet} more failed accepts since the \
+                     last warning; retrying every {backoff} ms)"
+                );
+            }
+        }
+        tokio::time::sleep(ACCEPT_BACKOFF).await;
+    }
+}
+
 /// Why the handler ended a connection without answering: returned to hyper
 /// as the service's error, which makes it close the connection.
 #[derive(Debug)]
@@ -98,18 +155,16 @@ pub async fn serve_all(listeners: Vec<TcpListener>, lab: Lab) -> io::Result<()> 
 async fn accept_loop(listener: TcpListener, lab: Lab, router: Router) {
     let shutdown = lab.shutting_down();
     tokio::pin!(shutdown);
+    let mut failures = AcceptFailures::default();
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     tokio::spawn(serve_connection(stream, peer, lab.clone(), router.clone()));
                 }
-                Err(e) => {
-                    // Out of file descriptors, or a connection reset before we
-                    // took it: both pass. Back off briefly instead of spinning.
-                    tracing::warn!("accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
+                // Out of file descriptors, or a connection reset before we
+                // took it: both pass.
+                Err(e) => failures.failed("lab", &e).await,
             },
             () = &mut shutdown => break,
         }
@@ -786,5 +841,33 @@ impl Handler {
             return Err(crate::sessions::key::wrong_key());
         }
         Ok(given)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failed_accepts_are_logged_at_most_once_per_interval_with_the_count_between() {
+        let mut failures = AcceptFailures::default();
+        let start = tokio::time::Instant::now();
+        assert_eq!(failures.failed_at(start), Some(0), "the first is logged");
+        // EMFILE for a while: one failure per backoff, none logged.
+        let per_interval = (ACCEPT_WARNING_EVERY.as_millis() / ACCEPT_BACKOFF.as_millis()) as u32;
+        for n in 1..per_interval {
+            assert_eq!(failures.failed_at(start + ACCEPT_BACKOFF * n), None, "{n}");
+        }
+        assert_eq!(
+            failures.failed_at(start + ACCEPT_WARNING_EVERY),
+            Some(u64::from(per_interval) - 1),
+            "the next, with the count of those not logged"
+        );
+        assert_eq!(failures.failed_at(start + ACCEPT_WARNING_EVERY), None);
+        assert_eq!(
+            failures.failed_at(start + ACCEPT_WARNING_EVERY * 5),
+            Some(1),
+            "after a quiet spell, at once"
+        );
     }
 }

@@ -280,18 +280,15 @@ impl Middlebox {
         };
         tokio::pin!(lab_shutdown);
         let mut tasks = JoinSet::new();
+        let mut failures = crate::listener::AcceptFailures::default();
         loop {
             tokio::select! {
                 accepted = listener.accept() => match accepted {
                     Ok((stream, peer)) => {
                         tasks.spawn(inner.clone().admit(stream, peer));
                     }
-                    Err(e) => {
-                        // Out of descriptors, or reset before we took it:
-                        // back off briefly instead of spinning.
-                        tracing::warn!("middlebox accept failed: {e}");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                    }
+                    // Out of descriptors, or reset before we took it.
+                    Err(e) => failures.failed("middlebox", &e).await,
                 },
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
                 () = stopped(&mut stop) => break,

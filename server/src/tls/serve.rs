@@ -22,7 +22,7 @@ use super::frames::FrameTap;
 use super::{ALPN_H2, MAX_CONCURRENT_STREAMS};
 use crate::Lab;
 use crate::conn::{Conn, TrackedStream};
-use crate::listener::{Handler, SHUTDOWN_GRACE, http1_builder};
+use crate::listener::{AcceptFailures, Handler, SHUTDOWN_GRACE, http1_builder};
 use crate::routes;
 use crate::watchdog;
 
@@ -80,6 +80,7 @@ async fn accept_loop(
 ) {
     let shutdown = lab.shutting_down();
     tokio::pin!(shutdown);
+    let mut failures = AcceptFailures::default();
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -93,10 +94,7 @@ async fn accept_loop(
                         router.clone(),
                     ));
                 }
-                Err(e) => {
-                    tracing::warn!("accept failed on a TLS port: {e}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
+                Err(e) => failures.failed("TLS port", &e).await,
             },
             () = &mut shutdown => break,
         }

@@ -118,7 +118,8 @@ pub struct AgentRequest {
     pub waited: bool,
     /// Written on a socket.
     pub sent_us: Option<Micros>,
-    /// The socket, and whether it was reused.
+    /// The socket, and whether it carried an earlier request (the event's
+    /// `socket_requests` over 1; Node's `reusedSocket` is not that).
     pub socket: Option<(u32, bool)>,
     /// Response head.
     pub response_us: Option<Micros>,
@@ -314,9 +315,16 @@ impl AgentView {
                     };
                     match event {
                         RequestEvent::Queued { .. } => {}
-                        RequestEvent::Sent { socket, reused } => {
+                        RequestEvent::Sent {
+                            socket,
+                            socket_requests,
+                            ..
+                        } => {
                             q.sent_us = Some(r.at_us);
-                            q.socket = Some((*socket, *reused));
+                            // Whether the socket carried an earlier request,
+                            // not Node's `reusedSocket` (`reused`), which a
+                            // queued request handed a freed socket lacks.
+                            q.socket = Some((*socket, *socket_requests > 1));
                         }
                         RequestEvent::Response { .. } => q.response_us = Some(r.at_us),
                         RequestEvent::Done { status, .. } => {
@@ -587,6 +595,7 @@ mod tests {
                     RequestEvent::Sent {
                         socket: 1,
                         reused: false,
+                        socket_requests: 1,
                     },
                 ),
             ),
@@ -632,9 +641,12 @@ mod tests {
                 10_000,
                 req(
                     2,
+                    // Handed the freed socket while it waited: Node's
+                    // reusedSocket is false, the socket's second request.
                     RequestEvent::Sent {
                         socket: 1,
-                        reused: true,
+                        reused: false,
+                        socket_requests: 2,
                     },
                 ),
             ),

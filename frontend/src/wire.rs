@@ -896,6 +896,7 @@ impl FromJson for RequestEvent {
             "sent" => RequestEvent::Sent {
                 socket: o.get("socket"),
                 reused: o.get("reused"),
+                socket_requests: o.get("socket_requests"),
             },
             "response" => RequestEvent::Response {
                 socket: o.get("socket"),

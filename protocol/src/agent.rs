@@ -378,7 +378,7 @@ pub enum FinishReason {
 ///
 /// ```json
 /// {"name": "queued", "method": "GET", "path": "/api/fast?id=a1-1", "connection": "keep-alive", "waiting": false, "queue_len": 0}
-/// {"name": "sent", "socket": 2, "reused": true}
+/// {"name": "sent", "socket": 2, "reused": true, "socket_requests": 2}
 /// {"name": "response", "socket": 2, "status": 200, "http_version": "HTTP/1.1", "connection": "keep-alive", "keep_alive": "timeout=5, max=100"}
 /// {"name": "done", "socket": 2, "status": 200, "body_bytes": 2, "reusable": true}
 /// {"name": "timeout", "socket": 2, "after_ms": 500, "source": "request"}
@@ -406,9 +406,18 @@ pub enum RequestEvent {
     Sent {
         /// The socket.
         socket: u32,
-        /// A socket that carried an earlier request (Node's
-        /// `request.reusedSocket`).
+        /// Node's `request.reusedSocket`: the request found this socket free
+        /// in the pool when it was handed to the agent (`addRequest` →
+        /// `reuseSocket`, which sets it, in `lib/_http_agent.js`). A request
+        /// that waited in the queue and is handed a socket as it frees (the
+        /// agent's `'free'` handler → `setRequestSocket`, which does not)
+        /// has `false`, although the socket carried an earlier request: for
+        /// that, see `socket_requests`.
         reused: bool,
+        /// Requests this socket has carried, this one included: 1 on a new
+        /// socket; over 1, it carried an earlier request (whether or not
+        /// Node calls it `reused`).
+        socket_requests: u32,
     },
     /// Its response head arrived.
     Response {
@@ -452,7 +461,9 @@ pub enum RequestEvent {
         code: String,
         /// Node's message (`socket hang up`, `aborted`...).
         message: String,
-        /// It was on a reused socket (the keep-alive race).
+        /// Node's `request.reusedSocket` (see [`RequestEvent::Sent`]'s
+        /// `reused`): what an application reads to decide whether to retry
+        /// after the keep-alive race.
         reused_socket: bool,
         /// Always `false`: Node does not retry; the application may.
         retried: bool,
@@ -554,7 +565,7 @@ pub enum SocketEvent {
 ///
 /// ```json
 /// {"kind": "started", "url": "http://127.0.0.1:8080/api/fast", "options": {"keep_alive": true, "keep_alive_msecs": 1000, "max_sockets": null, "max_total_sockets": null, "max_free_sockets": 256, "scheduling": "lifo", "timeout": null, "agent_keep_alive_timeout_buffer": 1000, "request_timeout": null}, "connection": "keep-alive", "every_ms": 3000, "count": 5}
-/// {"kind": "request", "request": 1, "event": {"name": "sent", "socket": 1, "reused": false}}
+/// {"kind": "request", "request": 1, "event": {"name": "sent", "socket": 1, "reused": false, "socket_requests": 1}}
 /// {"kind": "socket", "socket": 1, "event": {"name": "close", "had_error": false, "reason": "peer_closed", "requests": 1}}
 /// {"kind": "finished", "reason": "done", "requests": 5, "completed": 5, "failed": 0, "sockets": 1}
 /// ```

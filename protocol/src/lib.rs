@@ -753,7 +753,7 @@ pub enum ServerEvent {
     /// receive it.
     ///
     /// ```json
-    /// {"type": "agent", "run": 2, "session": "s-4f9a2c", "event": {"kind": "request", "request": 3, "event": {"name": "sent", "socket": 1, "reused": true}}, "at_us": 3600000}
+    /// {"type": "agent", "run": 2, "session": "s-4f9a2c", "event": {"kind": "request", "request": 3, "event": {"name": "sent", "socket": 1, "reused": true, "socket_requests": 2}}, "at_us": 3600000}
     /// ```
     Agent {
         /// The run, numbered server-wide from 1.
@@ -1368,11 +1368,11 @@ mod tests {
     #[test]
     fn agent_doc_examples_round_trip() {
         round_trip::<ServerEvent>(
-            r#"{"type": "agent", "run": 2, "session": "s-4f9a2c", "event": {"kind": "request", "request": 3, "event": {"name": "sent", "socket": 1, "reused": true}}, "at_us": 3600000}"#,
+            r#"{"type": "agent", "run": 2, "session": "s-4f9a2c", "event": {"kind": "request", "request": 3, "event": {"name": "sent", "socket": 1, "reused": true, "socket_requests": 2}}, "at_us": 3600000}"#,
         );
         let events = [
             r#"{"kind": "started", "url": "http://127.0.0.1:8080/api/fast", "options": {"keep_alive": true, "keep_alive_msecs": 1000, "max_sockets": null, "max_total_sockets": null, "max_free_sockets": 256, "scheduling": "lifo", "timeout": null, "agent_keep_alive_timeout_buffer": 1000, "request_timeout": null}, "connection": "keep-alive", "every_ms": 3000, "count": 5}"#,
-            r#"{"kind": "request", "request": 1, "event": {"name": "sent", "socket": 1, "reused": false}}"#,
+            r#"{"kind": "request", "request": 1, "event": {"name": "sent", "socket": 1, "reused": false, "socket_requests": 1}}"#,
             r#"{"kind": "socket", "socket": 1, "event": {"name": "close", "had_error": false, "reason": "peer_closed", "requests": 1}}"#,
             r#"{"kind": "finished", "reason": "done", "requests": 5, "completed": 5, "failed": 0, "sockets": 1}"#,
         ];
@@ -1381,7 +1381,7 @@ mod tests {
         }
         let requests = [
             r#"{"name": "queued", "method": "GET", "path": "/api/fast?id=a1-1", "connection": "keep-alive", "waiting": false, "queue_len": 0}"#,
-            r#"{"name": "sent", "socket": 2, "reused": true}"#,
+            r#"{"name": "sent", "socket": 2, "reused": true, "socket_requests": 2}"#,
             r#"{"name": "response", "socket": 2, "status": 200, "http_version": "HTTP/1.1", "connection": "keep-alive", "keep_alive": "timeout=5, max=100"}"#,
             r#"{"name": "done", "socket": 2, "status": 200, "body_bytes": 2, "reusable": true}"#,
             r#"{"name": "timeout", "socket": 2, "after_ms": 500, "source": "request"}"#,

@@ -300,10 +300,21 @@ impl Events {
             .collect()
     }
 
-    /// The socket request `n` was sent on, and whether it was reused.
+    /// The socket request `n` was sent on, and whether it was reused
+    /// (Node's `reusedSocket`).
     fn sent(&self, n: u32) -> Option<(u32, bool)> {
+        self.sent_on(n).map(|(socket, reused, _)| (socket, reused))
+    }
+
+    /// The socket request `n` was sent on, Node's `reusedSocket`, and the
+    /// requests that socket has carried with it.
+    fn sent_on(&self, n: u32) -> Option<(u32, bool, u32)> {
         self.of_request(n).into_iter().find_map(|e| match e {
-            RequestEvent::Sent { socket, reused } => Some((socket, reused)),
+            RequestEvent::Sent {
+                socket,
+                reused,
+                socket_requests,
+            } => Some((socket, reused, socket_requests)),
             _ => None,
         })
     }
@@ -1070,7 +1081,69 @@ async fn a_request_timeout_does_not_count_time_in_the_agents_queue() {
             events.of_request(n)
         );
     }
-    assert_eq!(events.sent(2), Some((1, true)));
+    // Handed the freed socket while it waited: not `reusedSocket` in Node.
+    assert_eq!(events.sent_on(2), Some((1, false, 2)));
+    finish(&agent).await;
+}
+
+/// `reused` is Node's `request.reusedSocket`, set only by `reuseSocket`,
+/// which `addRequest` calls when the request finds a free socket
+/// (`lib/_http_agent.js`); a request that waited in `requests[name]` is
+/// given the socket by the `'free'` handler through `setRequestSocket`
+/// alone, so it stays `false` there, in its `error` too, though the socket
+/// carried earlier requests (`socket_requests` says so).
+#[tokio::test]
+async fn reused_is_nodes_reused_socket_not_whether_the_socket_carried_a_request() {
+    // keepAlive, maxSockets 1, three requests at once: the second and third
+    // wait, and each is handed the socket as the one before frees it; the
+    // server closes the connection on the third without answering.
+    let server = Server::start(|_, seq, _| {
+        if seq == 2 {
+            Act::CloseAfter(0)
+        } else {
+            Act::Respond {
+                delay_ms: 50,
+                headers: String::new(),
+                close: false,
+            }
+        }
+    })
+    .await;
+    let events = Events::default();
+    let queued = agent(keep_alive(true, Some(1)), &events);
+    for n in 1..=3 {
+        queued.request(&server.dest(), "GET", &format!("/api/fast?n={n}"), None);
+    }
+    within("three requests", queued.idle()).await;
+    assert_eq!(
+        (1..=3).map(|n| events.sent_on(n)).collect::<Vec<_>>(),
+        vec![
+            Some((1, false, 1)),
+            Some((1, false, 2)),
+            Some((1, false, 3))
+        ],
+        "queued requests handed a freed socket: reusedSocket false"
+    );
+    assert!(
+        events.of_request(3).iter().any(|e| matches!(
+            e,
+            RequestEvent::Error { code, reused_socket: false, .. } if code == "ECONNRESET"
+        )),
+        "{:?}",
+        events.of_request(3)
+    );
+    finish(&queued).await;
+
+    // A request that finds the socket free when it is added: true.
+    let server = Server::start(|_, _, _| respond()).await;
+    let events = Events::default();
+    let agent = agent(keep_alive(true, Some(1)), &events);
+    agent.request(&server.dest(), "GET", "/api/fast?n=1", None);
+    within("the first request", agent.idle()).await;
+    agent.request(&server.dest(), "GET", "/api/fast?n=2", None);
+    within("the second request", agent.idle()).await;
+    assert_eq!(events.sent_on(1), Some((1, false, 1)));
+    assert_eq!(events.sent_on(2), Some((1, true, 2)));
     finish(&agent).await;
 }
 

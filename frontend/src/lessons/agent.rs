@@ -682,6 +682,8 @@ mod tests {
                     event: RequestEvent::Sent {
                         socket,
                         reused: request != socket,
+                        // Sockets [1, 1, 1]: request n is socket 1's nth.
+                        socket_requests: request - socket + 1,
                     },
                 });
             }
@@ -752,6 +754,7 @@ mod tests {
         let sent = |socket| RequestEvent::Sent {
             socket,
             reused: false,
+            socket_requests: 1,
         };
         let failed = || RequestEvent::Error {
             socket: None,

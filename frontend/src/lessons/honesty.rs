@@ -331,6 +331,7 @@ mod agents {
                 event: RequestEvent::Sent {
                     socket: 1,
                     reused: false,
+                    socket_requests: 1,
                 },
             },
         );
@@ -412,6 +413,7 @@ mod agents {
                     event: RequestEvent::Sent {
                         socket: n,
                         reused: false,
+                        socket_requests: 1,
                     },
                 },
             );

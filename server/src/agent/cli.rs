@@ -8,7 +8,8 @@
 //! Each line is an [`AgentEvent`] with `t_ms` (milliseconds since the run
 //! started) added: the run's `started` line (options, the `Connection`
 //! header its requests carry), then per request `queued` (with its
-//! `Connection` header), `sent` (socket, new or reused), `response`
+//! `Connection` header), `sent` (socket; `reused` as Node's
+//! `request.reusedSocket`; `socket_requests`), `response`
 //! (status, `Connection` and `Keep-Alive`), `done`, `timeout`, `error`,
 //! `aborted`; per socket `socket`, `connect`, `keepalive`, `free` (pooled,
 //! handed to a waiting request, or destroyed), `timeout`, `end`, `error`,

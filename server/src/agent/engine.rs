@@ -93,6 +93,12 @@ pub(super) struct Job {
     /// `socket.once('timeout', …)`), while the socket's repeats each idle
     /// period.
     pub timeout_told: bool,
+    /// Node's `req.reusedSocket`: set only when the request found a free
+    /// socket as it was added (`addRequest` → `reuseSocket` in
+    /// `lib/_http_agent.js`); a waiting request handed a socket by the
+    /// `'free'` handler goes through `setRequestSocket` alone and keeps
+    /// `false`.
+    pub reused_socket: bool,
 }
 
 /// Counters for the run's last event.
@@ -237,6 +243,7 @@ impl Agent {
             head,
             rule,
             timeout_told: false,
+            reused_socket: false,
         };
         let placement = inner.pool.add(&dest.name(), job);
         let (waiting, queue_len) = match &placement {
@@ -254,7 +261,8 @@ impl Agent {
             },
         );
         match placement {
-            Placement::Reuse(socket, job) => {
+            Placement::Reuse(socket, mut job) => {
+                job.reused_socket = true;
                 if let Some(tx) = inner.senders.get(&socket)
                     && let Err(mpsc::error::SendError(job)) = tx.send(job)
                 {

@@ -317,7 +317,7 @@ impl Conn {
     ) -> Served {
         let socket = self.socket;
         self.requests += 1;
-        let reused = self.requests > 1;
+        let reused = job.reused_socket;
         let request_timeout = shared.options.request_timeout;
         // `listenSocketTimeout`: with a request timeout or an agent timeout,
         // the socket's `timeout` becomes the request's.
@@ -365,7 +365,14 @@ impl Conn {
             }
             Some(Ok(())) => {}
         }
-        shared.request_event(job.id, RequestEvent::Sent { socket, reused });
+        shared.request_event(
+            job.id,
+            RequestEvent::Sent {
+                socket,
+                reused,
+                socket_requests: self.requests,
+            },
+        );
         let mut deadline = deadline_of(self.timeout);
         let mut reader = ResponseReader::new(&job.method);
         let mut head: Option<ResponseHead> = None;

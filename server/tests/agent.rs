@@ -1334,6 +1334,25 @@ async fn cli_flag_errors_exit_2_with_a_message() {
     }
 }
 
+#[tokio::test]
+async fn cli_an_unresolvable_host_is_named_in_the_error() {
+    // `.invalid` never resolves (RFC 6761).
+    let args = vec!["http://no-such-host.invalid:8080/".to_owned()];
+    let cli::Parsed::Run(options) = cli::parse_args(&args).expect("valid flags") else {
+        panic!("not a run");
+    };
+    let error = within(
+        "the lookup to fail",
+        cli::run(*options, Output::default(), std::future::pending()),
+    )
+    .await
+    .expect_err("no such host");
+    assert!(
+        error.to_string().contains("`no-such-host.invalid`"),
+        "{error}"
+    );
+}
+
 #[derive(Clone, Default)]
 struct Output(Arc<Mutex<Vec<u8>>>);
 

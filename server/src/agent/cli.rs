@@ -25,7 +25,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use protocol::{AgentEvent, AgentOptions, FinishReason, Scheduling};
+use protocol::{
+    AgentEvent, AgentOptions, FinishReason, MAX_KEEP_ALIVE_MSECS, MAX_TIMEOUT_MS, Scheduling,
+};
 
 use super::engine::{Agent, AgentConfig, Destination, EventSink};
 use super::run::{Plan, run as run_plan};
@@ -161,22 +163,43 @@ fn sockets(flag: &str, value: &str) -> Result<Option<u32>, Usage> {
     if n == 0 || n as usize > SOCKET_CEILING {
         return Err(usage(
             format!("{flag} {n} is out of range"),
-            format!("send 1 to {SOCKET_CEILING}, or Infinity"),
+            format!("give 1 to {SOCKET_CEILING}, or Infinity"),
         ));
     }
     Ok(Some(n))
 }
 
+/// `url` with its scheme `scheme` (`http://`) taken off, the scheme
+/// matched without regard to case, as URLs' schemes are (RFC 3986 §3.1).
+fn strip_scheme<'a>(url: &'a str, scheme: &str) -> Option<&'a str> {
+    let head = url.get(..scheme.len())?;
+    head.eq_ignore_ascii_case(scheme)
+        .then(|| &url[scheme.len()..])
+}
+
+/// The port of a URL's authority (`8080` of `127.0.0.1:8080`).
+fn url_port(text: &str) -> Result<u16, Usage> {
+    text.parse::<u16>().ok().filter(|p| *p != 0).ok_or_else(|| {
+        usage(
+            format!("the URL's port must be a number from 1 to 65535, got `{text}`"),
+            "e.g. http://127.0.0.1:8080/api/fast",
+        )
+    })
+}
+
+/// Splits an `http://` URL into host (as written), port and path with
+/// query. The authority ends at the first `/`, `?` or `#`; a fragment is
+/// dropped, as Node does (it is never sent).
 fn split_url(url: &str) -> Result<(String, u16, String), Usage> {
-    let Some(rest) = url.strip_prefix("http://") else {
-        let hint = if url.starts_with("https://") {
+    let Some(rest) = strip_scheme(url, "http://") else {
+        let hint = if strip_scheme(url, "https://").is_some() {
             "the agent speaks plain HTTP/1.1 only; use an http:// URL"
         } else {
             "write a full URL, e.g. http://127.0.0.1:8080/api/fast"
         };
         return Err(usage(format!("`{url}` is not an http:// URL"), hint));
     };
-    let (authority, path) = match rest.find(['/', '?']) {
+    let (authority, path) = match rest.find(['/', '?', '#']) {
         Some(at) if rest[at..].starts_with('/') => (&rest[..at], rest[at..].to_owned()),
         Some(at) => (&rest[..at], format!("/{}", &rest[at..])),
         None => (rest, "/".to_owned()),
@@ -202,7 +225,7 @@ fn split_url(url: &str) -> Result<(String, u16, String), Usage> {
             )
         })?;
         let port = match after.strip_prefix(':') {
-            Some(p) => number("the URL's port", p, "a port number")?,
+            Some(p) => url_port(p)?,
             None if after.is_empty() => 80,
             None => {
                 return Err(usage(
@@ -214,17 +237,68 @@ fn split_url(url: &str) -> Result<(String, u16, String), Usage> {
         (format!("[{inside}]"), port)
     } else {
         match authority.rsplit_once(':') {
-            Some((h, p)) => (h.to_owned(), number("the URL's port", p, "a port number")?),
+            Some((h, p)) => (h.to_owned(), url_port(p)?),
             None => (authority.to_owned(), 80),
         }
     };
-    if host.is_empty() || port == 0 {
+    if host.is_empty() {
         return Err(usage(
             format!("`{authority}` is not host:port"),
             "e.g. http://127.0.0.1:8080/api/fast",
         ));
     }
     Ok((host, port, path))
+}
+
+/// The ranges [`AgentOptions::validate`] holds the options to, said in
+/// flags (its own words are the JSON API's).
+fn check_ranges(agent: &AgentOptions) -> Result<(), Usage> {
+    let out_of_range = |flag: &str, value: u64, hint: &str| {
+        Err(usage(format!("{flag} {value} is out of range"), hint))
+    };
+    if !(1..=MAX_KEEP_ALIVE_MSECS).contains(&agent.keep_alive_msecs) {
+        return out_of_range(
+            "--keep-alive-msecs",
+            agent.keep_alive_msecs,
+            &format!(
+                "give 1 to {MAX_KEEP_ALIVE_MSECS} ms, or leave the flag out for Node's default \
+                 1000 (Node reads 0 as that default)"
+            ),
+        );
+    }
+    if agent.max_free_sockets == 0 {
+        return out_of_range(
+            "--max-free-sockets",
+            0,
+            "give 1 or more free sockets, or leave the flag out for Node's default 256 \
+             (Node reads 0 as that default)",
+        );
+    }
+    for (flag, value) in [
+        ("--timeout", agent.timeout),
+        ("--request-timeout", agent.request_timeout),
+    ] {
+        if let Some(ms) = value
+            && !(1..=MAX_TIMEOUT_MS).contains(&ms)
+        {
+            return out_of_range(
+                flag,
+                ms,
+                &format!("give 1 to {MAX_TIMEOUT_MS} ms, or leave {flag} out for none"),
+            );
+        }
+    }
+    if agent.agent_keep_alive_timeout_buffer > MAX_TIMEOUT_MS {
+        return out_of_range(
+            "--keep-alive-timeout-buffer",
+            agent.agent_keep_alive_timeout_buffer,
+            &format!(
+                "give 0 to {MAX_TIMEOUT_MS} ms, or leave the flag out for Node's default 1000"
+            ),
+        );
+    }
+    // Anything else the protocol refuses (nothing, as it stands).
+    agent.validate().map_err(|e| usage(e.error, e.hint))
 }
 
 /// Parses the arguments after `agent`.
@@ -312,19 +386,17 @@ pub fn parse_args(args: &[String]) -> Result<Parsed, Usage> {
         )
     })?;
     let (host, port, path) = split_url(&url)?;
-    agent
-        .validate()
-        .map_err(|e| usage(e.error.replace('`', "").replace('_', "-"), e.hint))?;
+    check_ranges(&agent)?;
     if !(1..=MAX_COUNT).contains(&count) {
         return Err(usage(
             format!("--count {count} is out of range"),
-            format!("send 1 to {MAX_COUNT}"),
+            format!("give 1 to {MAX_COUNT}"),
         ));
     }
     if every_ms > MAX_EVERY_MS {
         return Err(usage(
             format!("--every {every_ms} is out of range"),
-            format!("send 0 to {MAX_EVERY_MS} ms"),
+            format!("give 0 to {MAX_EVERY_MS} ms"),
         ));
     }
     let planned = every_ms
@@ -362,9 +434,10 @@ where
 {
     let bare = options.host.trim_start_matches('[').trim_end_matches(']');
     let addr: SocketAddr = tokio::net::lookup_host((bare, options.port))
-        .await?
+        .await
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot resolve `{bare}`: {e}")))?
         .next()
-        .ok_or_else(|| io::Error::other(format!("{} resolves to no address", options.host)))?;
+        .ok_or_else(|| io::Error::other(format!("`{bare}` resolves to no address")))?;
     // Node writes the port in `Host` unless it is the default one.
     let host = if options.port == 80 {
         options.host.clone()
@@ -524,5 +597,84 @@ mod tests {
             assert!(explain(&error).contains(USAGE), "{bad}");
         }
         assert_eq!(parse_args(&args("--help")), Ok(Parsed::Help));
+    }
+
+    #[test]
+    fn urls_end_the_authority_at_a_fragment_and_take_any_case_scheme() {
+        for (url, path) in [
+            ("http://127.0.0.1:8080#frag", "/"),
+            ("http://127.0.0.1:8080/x?y=1#frag", "/x?y=1"),
+            ("http://127.0.0.1:8080?q#f", "/?q"),
+            ("HTTP://127.0.0.1:8080/ok", "/ok"),
+            ("Http://127.0.0.1:8080/ok", "/ok"),
+        ] {
+            let o = options(url);
+            assert_eq!(
+                (o.host.as_str(), o.port, o.path.as_str()),
+                ("127.0.0.1", 8080, path),
+                "{url}"
+            );
+        }
+        let https = parse_args(&args("HTTPS://127.0.0.1/")).unwrap_err();
+        assert!(https.hint.contains("plain HTTP/1.1"), "{https:?}");
+    }
+
+    #[test]
+    fn mistakes_name_the_flags_not_the_json_fields() {
+        let url = "http://127.0.0.1:8080/";
+        for (text, error, hint) in [
+            (
+                "http://127.0.0.1:99999/".to_owned(),
+                "the URL's port must be a number from 1 to 65535, got `99999`",
+                "e.g. http://127.0.0.1:8080/api/fast",
+            ),
+            (
+                "http://127.0.0.1:0/".to_owned(),
+                "from 1 to 65535, got `0`",
+                "e.g. http://",
+            ),
+            (
+                format!("{url} --keep-alive-timeout-buffer 600001"),
+                "--keep-alive-timeout-buffer 600001 is out of range",
+                "give 0 to 600000 ms",
+            ),
+            (
+                format!("{url} --timeout 0"),
+                "--timeout 0 is out of range",
+                "leave --timeout out for none",
+            ),
+            (
+                format!("{url} --request-timeout 600001"),
+                "--request-timeout 600001 is out of range",
+                "leave --request-timeout out for none",
+            ),
+            (
+                format!("{url} --keep-alive-msecs 0"),
+                "--keep-alive-msecs 0 is out of range",
+                "give 1 to 7200000 ms",
+            ),
+            (
+                format!("{url} --max-free-sockets 0"),
+                "--max-free-sockets 0 is out of range",
+                "give 1 or more",
+            ),
+            (
+                format!("{url} --max-sockets 0"),
+                "--max-sockets 0 is out of range",
+                "give 1 to 256, or Infinity",
+            ),
+        ] {
+            let mistake = parse_args(&args(&text)).unwrap_err();
+            assert!(mistake.error.contains(error), "{text}: {mistake:?}");
+            assert!(mistake.hint.contains(hint), "{text}: {mistake:?}");
+            // The JSON API's words have no place here.
+            for json in ["null", "send ", "_"] {
+                assert!(
+                    !mistake.error.contains(json) && !mistake.hint.contains(json),
+                    "{text}: {mistake:?}"
+                );
+            }
+            assert!(!mistake.hint.contains("the URL's port 1000"), "{mistake:?}");
+        }
     }
 }

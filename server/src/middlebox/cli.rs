@@ -16,7 +16,10 @@ use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
-use protocol::{MiddleboxPatch, MiddleboxSettings, Preset, ServerEvent};
+use protocol::{
+    CUSTOM_MAX_MS, CUSTOM_MIN_MS, IN_FORCE_MIN_MS, MiddleboxPatch, MiddleboxSettings, Preset,
+    SCALE_RANGE, ServerEvent, human_ms,
+};
 use serde::Serialize;
 use tokio::net::TcpListener;
 use tokio::sync::broadcast::error::RecvError;
@@ -143,6 +146,76 @@ pub fn parse_duration(text: &str) -> Result<u64, Usage> {
     Ok(ms as u64)
 }
 
+/// A duration as the command line writes it: `350s`, `1500ms`.
+fn flag_duration(ms: u64) -> String {
+    if ms.is_multiple_of(1000) {
+        format!("{}s", ms / 1000)
+    } else {
+        format!("{ms}ms")
+    }
+}
+
+/// `--scale`: a whole number in [`SCALE_RANGE`].
+fn parse_scale(value: &str) -> Result<u32, Usage> {
+    let (low, high) = (SCALE_RANGE.start(), SCALE_RANGE.end());
+    let hint =
+        format!("give --scale {low} (real time) to {high}, e.g. --scale 100 (350 s become 3.5 s)");
+    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(usage(
+            format!("--scale `{value}` is not a whole number"),
+            hint,
+        ));
+    }
+    match value.parse::<u32>() {
+        Ok(scale) if SCALE_RANGE.contains(&scale) => Ok(scale),
+        _ => Err(usage(format!("--scale {value} is out of range"), hint)),
+    }
+}
+
+/// `--idle-timeout` against the preset's documented range, said in flags.
+fn check_idle_timeout(preset: Preset, ms: u64) -> Result<(), Usage> {
+    let spec = preset.spec();
+    let (low, high) = spec.idle_timeout_range_ms;
+    if (low..=high).contains(&ms) {
+        return Ok(());
+    }
+    let custom = format!(
+        "--preset custom takes any from {} to {}",
+        flag_duration(CUSTOM_MIN_MS),
+        flag_duration(CUSTOM_MAX_MS)
+    );
+    let got = flag_duration(ms);
+    Err(if preset == Preset::Custom {
+        usage(
+            format!("--idle-timeout {got} is out of range for a custom middlebox"),
+            format!(
+                "give --idle-timeout {} to {}",
+                flag_duration(low),
+                flag_duration(high)
+            ),
+        )
+    } else if low == high {
+        usage(
+            format!(
+                "the {}'s idle timeout is fixed at {} (got --idle-timeout {got})",
+                spec.name,
+                human_ms(low)
+            ),
+            format!("leave --idle-timeout out; {custom}"),
+        )
+    } else {
+        usage(
+            format!("--idle-timeout {got} is out of range for the {}", spec.name),
+            format!(
+                "the {} takes --idle-timeout {} to {} (its documented range); {custom}",
+                spec.name,
+                flag_duration(low),
+                flag_duration(high)
+            ),
+        )
+    })
+}
+
 /// Checks that `text` looks like `HOST:PORT`.
 fn address(flag: &str, text: &str) -> Result<String, Usage> {
     let ok = text
@@ -202,14 +275,7 @@ pub fn parse_args(args: &[String]) -> Result<Parsed, Usage> {
                     )
                 })?);
             }
-            "--scale" => {
-                scale = Some(value.parse::<u32>().map_err(|_| {
-                    usage(
-                        format!("--scale `{value}` is not a whole number"),
-                        "e.g. --scale 100 (350 s become 3.5 s), or 1 for real time",
-                    )
-                })?);
-            }
+            "--scale" => scale = Some(parse_scale(value)?),
             _ => {
                 max_mappings = Some(
                     value
@@ -246,6 +312,9 @@ pub fn parse_args(args: &[String]) -> Result<Parsed, Usage> {
     } else {
         Preset::AwsNat
     });
+    if let Some(ms) = idle_timeout_ms {
+        check_idle_timeout(preset, ms)?;
+    }
     let base = preset.settings(1);
     let patch = MiddleboxPatch {
         preset: Some(preset),
@@ -256,9 +325,9 @@ pub fn parse_args(args: &[String]) -> Result<Parsed, Usage> {
     };
     let settings = base.patched(&patch).map_err(|body| {
         // The protocol's hints speak JSON; say it in flags.
-        let hint = if body.error.contains("fixed") || body.error.contains("out of range for") {
-            "leave --idle-timeout out, or use --preset custom for any timeout".to_owned()
-        } else if body.error.contains("does not offer") {
+        // Scale and idle timeout were checked above: what is left is the
+        // expiry behaviour, or the floor on the scaled timeout.
+        let hint = if body.error.contains("does not offer") {
             format!(
                 "the {} offers --on-expiry {}; use --preset custom for any behaviour",
                 preset.spec().name,
@@ -270,10 +339,15 @@ pub fn parse_args(args: &[String]) -> Result<Parsed, Usage> {
                     .collect::<Vec<_>>()
                     .join(" or ")
             )
-        } else if body.error.contains("scale") {
-            "use --scale from 1 (real time) to 1000".to_owned()
         } else {
-            "lower --scale or lengthen --idle-timeout".to_owned()
+            let idle_ms = idle_timeout_ms.unwrap_or(preset.spec().idle_timeout_ms);
+            match idle_ms / IN_FORCE_MIN_MS {
+                0 => "lengthen --idle-timeout".to_owned(),
+                top => format!(
+                    "lower --scale (at most {} for this timeout) or lengthen --idle-timeout",
+                    top.min(u64::from(*SCALE_RANGE.end()))
+                ),
+            }
         };
         usage(body.error, hint)
     })?;
@@ -504,6 +578,65 @@ mod tests {
             assert!(error.error.contains(words), "{text}: {error:?}");
             assert!(!error.hint.is_empty());
             assert!(explain(&error).contains("usage: keepalive-lab middlebox"));
+        }
+    }
+
+    #[test]
+    fn range_mistakes_state_the_range_and_the_flag_to_change() {
+        let base = "--listen 127.0.0.1:0 --upstream 127.0.0.1:1";
+        for (flags, error, hint) in [
+            (
+                "--idle-timeout 1s --scale 1000",
+                "under the middlebox's 50 ms floor",
+                "lower --scale (at most 20 for this timeout) or lengthen --idle-timeout",
+            ),
+            (
+                "--idle-timeout 0s",
+                "--idle-timeout 0s is out of range for a custom middlebox",
+                "give --idle-timeout 100ms to 7200s",
+            ),
+            (
+                "--preset custom --idle-timeout 3h",
+                "--idle-timeout 10800s is out of range for a custom middlebox",
+                "give --idle-timeout 100ms to 7200s",
+            ),
+            (
+                "--preset aws-nlb --idle-timeout 10s",
+                "--idle-timeout 10s is out of range for the AWS Network Load Balancer",
+                "takes --idle-timeout 60s to 6000s",
+            ),
+            (
+                "--preset aws-nat --idle-timeout 60s",
+                "fixed at 350 s (got --idle-timeout 60s)",
+                "leave --idle-timeout out; --preset custom takes any from 100ms to 7200s",
+            ),
+            (
+                "--scale 99999999999",
+                "--scale 99999999999 is out of range",
+                "give --scale 1 (real time) to 1000",
+            ),
+            (
+                "--scale 1001",
+                "--scale 1001 is out of range",
+                "give --scale 1 (real time) to 1000",
+            ),
+            (
+                "--scale -5",
+                "--scale `-5` is not a whole number",
+                "give --scale 1 (real time) to 1000",
+            ),
+        ] {
+            let text = format!("{base} {flags}");
+            let mistake = parse_args(&args(&text)).unwrap_err();
+            assert!(mistake.error.contains(error), "{flags}: {mistake:?}");
+            assert!(mistake.hint.contains(hint), "{flags}: {mistake:?}");
+            // Not the JSON API's words, and not the wrong remedy.
+            for wrong in ["idle_timeout_ms", "send ", "{", "use --preset custom"] {
+                assert!(
+                    !mistake.error.contains(wrong) && !mistake.hint.contains(wrong),
+                    "{flags}: {mistake:?}"
+                );
+            }
         }
     }
 }

@@ -19,7 +19,7 @@ use tokio::net::{TcpListener, TcpSocket};
 
 const USAGE: &str = "\
 usage: keepalive-lab [--port N] [--second-port N] [--bind ADDR] [--workshop] [--host-name NAME]
-                     [--dist DIR] [--instructor-key KEY]
+                     [--dist DIR] [--middlebox-port N] [--instructor-key KEY]
                      [--tls-port N] [--tls-h1-port N] [--tls-streams-port N]
                      [--tls-cert FILE --tls-key FILE]
 
@@ -512,5 +512,27 @@ mod tests {
         }
         assert!(parse_line("--bogus").unwrap_err().ends_with(USAGE));
         assert_eq!(parse_line("--help").unwrap_err(), USAGE);
+    }
+
+    #[test]
+    fn the_usage_line_and_the_list_name_every_flag() {
+        let (line, list) = USAGE
+            .split_once("\n\n")
+            .expect("a usage line, then the list");
+        let words: Vec<&str> = line
+            .split(|c: char| c.is_whitespace() || c == '[' || c == ']')
+            .collect();
+        for spec in FLAGS {
+            assert!(
+                words.contains(&spec.name),
+                "the usage line lacks {}",
+                spec.name
+            );
+            assert!(
+                list.contains(&format!("  {} ", spec.name)),
+                "the list lacks {}",
+                spec.name
+            );
+        }
     }
 }

@@ -6,7 +6,8 @@
 //! ```
 //!
 //! Each line is an [`AgentEvent`] with `t_ms` (milliseconds since the run
-//! started) added: the run's `started` line (options, the `Connection`
+//! started) added, its keys in alphabetical order at every level (so `t_ms`
+//! is not first; read lines as JSON objects): the run's `started` line (options, the `Connection`
 //! header its requests carry), then per request `queued` (with its
 //! `Connection` header), `sent` (socket; `reused` as Node's
 //! `request.reusedSocket`; `socket_requests`), `response`
@@ -493,7 +494,8 @@ where
     Ok(reason)
 }
 
-/// One output line: the event with `t_ms` first.
+/// One output line: the event with `t_ms` added (`serde_json::Map` keeps
+/// keys sorted, so it lands among them alphabetically).
 fn line(started: Instant, event: &AgentEvent) -> String {
     let t_ms = (started.elapsed().as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0;
     let mut map = serde_json::Map::new();

@@ -1365,3 +1365,59 @@ async fn opened_from(viewer: &mut Viewer, peer: &str) -> ConnId {
     };
     conn
 }
+
+#[tokio::test]
+async fn over_the_per_address_cap_a_tls_port_closes_at_once_untracked_counting_every_port() {
+    use tokio::io::AsyncReadExt as _;
+    let lab = start_tls(Config {
+        max_connections_per_peer: 3,
+        ..common::config()
+    })
+    .await;
+    // The viewer (plain port) and one TLS connection on each TLS port: three,
+    // the cap, counted together whatever the port.
+    let mut viewer = Viewer::connect(lab.addr).await;
+    let (mut send, _driver) = h2_client(connect(lab.h2, &lab.identity).await).await;
+    let first = send
+        .send_request(get(lab.h2, "/api/fast"))
+        .await
+        .expect("an answer");
+    assert_eq!(first.status(), 200);
+    let _h1 = connect(lab.h1, &lab.identity).await;
+    common::eventually("three connections open", || {
+        lab.lab.tracker().open_count() == 3
+    })
+    .await;
+
+    // The fourth, on either TLS port: closed before any handshake, nothing
+    // written (a clear-text 503 would mean nothing to a TLS client).
+    let mut refused = Vec::new();
+    for port in [lab.h2, lab.h1] {
+        let mut over = TcpStream::connect(port).await.expect("connect");
+        let mut read = Vec::new();
+        within("the refusal's close", over.read_to_end(&mut read))
+            .await
+            .expect("closed without a reset");
+        assert!(read.is_empty(), "nothing answered: {read:?}");
+        assert_eq!(lab.lab.tracker().open_count(), 3, "never tracked");
+        refused.push(over.local_addr().expect("address").to_string());
+    }
+    // Once the viewer has read past a request made after the refusals, the
+    // record has no connection opened from either refused socket.
+    let again = send
+        .send_request(get(lab.h2, "/api/fast"))
+        .await
+        .expect("an answer");
+    let id = again.headers()["x-request-id"].to_str().expect("ascii");
+    viewer
+        .timeline(RequestId(id.parse().expect("a number")))
+        .await;
+    assert!(
+        !viewer.seen.iter().any(
+            |e| matches!(e, ServerEvent::ConnectionOpened { peer, .. } if refused.contains(peer))
+        ),
+        "a refused connection was opened in the record: {:#?}",
+        viewer.seen
+    );
+    assert_eq!(lab.lab.tracker().open_count(), 3);
+}

@@ -239,8 +239,7 @@ fn sample(
         return;
     };
     if let Some(earlier) = last {
-        let arrived = now.since(earlier, false);
-        log.lock().unwrap()[index].probes += arrived.probes;
+        log.lock().unwrap()[index].probes += now.probes_since(earlier, false);
     }
     *last = Some(now);
 }

@@ -319,20 +319,23 @@ impl Mapping {
     }
 
     fn in_force(&self) -> Duration {
-        Duration::from_micros(
-            self.transitory_us()
-                .unwrap_or_else(|| self.settings.in_force_us()),
-        )
+        self.timer().0
     }
 
-    /// The closing connection's timeout, once a FIN has been seen from
-    /// either side, where the preset has one (Cloud NAT's transitory
-    /// timeout); the mapping's timer runs by it from then on.
-    fn transitory_us(&self) -> Option<u64> {
-        if self.peers.iter().any(|p| p.eof) {
-            self.settings.transitory_in_force_us()
-        } else {
-            None
+    /// The timer the mapping runs by, and whether it is the closing
+    /// connection's: once a FIN has been seen from either side, where the
+    /// preset has one (Cloud NAT's transitory timeout), and only where it is
+    /// the shorter ([`MiddleboxSettings::transitory_in_force_us`] is never
+    /// longer than the established one, so equal means the established one).
+    fn timer(&self) -> (Duration, bool) {
+        let established = self.settings.in_force_us();
+        let closing = self
+            .settings
+            .transitory_in_force_us()
+            .filter(|_| self.peers.iter().any(|p| p.eof));
+        match closing {
+            Some(us) if us < established => (Duration::from_micros(us), true),
+            _ => (Duration::from_micros(established), false),
         }
     }
 
@@ -604,15 +607,14 @@ impl Mapping {
             let Some(current) = tcp_info::read(sock) else {
                 continue;
             };
-            let arrivals = peer
+            let probes = peer
                 .seen
-                .map(|seen| current.since(&seen, peer.touched))
-                .unwrap_or_default();
+                .map_or(0, |seen| current.probes_since(&seen, peer.touched));
             peer.seen = Some(current);
             peer.touched = false;
             if self.expired() {
-                if arrivals.probes > 0 && !self.peers[i].done() {
-                    self.pending.dropped[i].probes += arrivals.probes;
+                if probes > 0 && !self.peers[i].done() {
+                    self.pending.dropped[i].probes += probes;
                     self.schedule_flush();
                     self.late(side, 0, false);
                 }
@@ -624,11 +626,11 @@ impl Mapping {
             // poll interval later, kept a mapping alive past its timeout
             // (found in review: expiry a fifth of the timeout late, and
             // `expired` understating the idle time).
-            if arrivals.probes > 0 && self.settings.probes_refresh {
+            if probes > 0 && self.settings.probes_refresh {
                 self.last_activity = now;
             }
-            if arrivals.probes > 0 && self.settings.probes_refresh {
-                self.refreshed(side, RefreshCause::Probe, 0, arrivals.probes);
+            if probes > 0 && self.settings.probes_refresh {
+                self.refreshed(side, RefreshCause::Probe, 0, probes);
             }
         }
     }
@@ -637,9 +639,7 @@ impl Mapping {
         self.flush();
         let idle = now.saturating_duration_since(self.last_activity);
         let on_expiry = self.settings.on_expiry;
-        let transitory = self
-            .transitory_us()
-            .is_some_and(|us| us < self.settings.in_force_us());
+        let (_, transitory) = self.timer();
         self.emit(MiddleboxEvent::Expired {
             idle_ms: u64::try_from(idle.as_millis()).unwrap_or(u64::MAX),
             on_expiry,

@@ -26,29 +26,21 @@ pub struct Segments {
     pub data_segs_in: u32,
 }
 
-/// What arrived on one socket between two looks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Arrivals {
-    /// Segments of any kind (data, ACKs, probes, FIN).
-    pub segments: u32,
-    /// Of those, keep-alive probes (see the module docs).
-    pub probes: u32,
-}
-
 impl Segments {
-    /// What arrived between `earlier` and `self`. `touched`: the middlebox
-    /// read from or wrote to the socket in between, so segments without data
-    /// are ACKs or a FIN of that traffic, not probes.
-    pub fn since(&self, earlier: &Segments, touched: bool) -> Arrivals {
+    /// How many keep-alive probes arrived between `earlier` and `self` (see
+    /// the module docs). `touched`: the middlebox read from or wrote to the
+    /// socket in between, so segments without data are ACKs or a FIN of that
+    /// traffic, not probes; segments while data or ACKs moved are that
+    /// traffic too.
+    pub fn probes_since(&self, earlier: &Segments, touched: bool) -> u32 {
         let segments = self.segs_in.wrapping_sub(earlier.segs_in);
         let data = self.data_segs_in.wrapping_sub(earlier.data_segs_in);
         let acked = self.bytes_acked.wrapping_sub(earlier.bytes_acked);
-        let probes = if !touched && data == 0 && acked == 0 {
+        if !touched && data == 0 && acked == 0 {
             segments
         } else {
             0
-        };
-        Arrivals { segments, probes }
+        }
     }
 }
 
@@ -129,27 +121,25 @@ mod tests {
             segs_in: 6,
             ..before
         };
-        assert_eq!(
-            probe.since(&before, false),
-            Arrivals {
-                segments: 1,
-                probes: 1
-            }
-        );
-        assert_eq!(probe.since(&before, true).probes, 0, "touched: an ACK");
+        assert_eq!(probe.probes_since(&before, false), 1);
+        assert_eq!(probe.probes_since(&before, true), 0, "touched: an ACK");
         let ack = Segments {
             bytes_acked: 20,
             segs_in: 6,
             ..before
         };
-        assert_eq!(ack.since(&before, false).probes, 0);
+        assert_eq!(ack.probes_since(&before, false), 0, "an ACK of ours");
         let data = Segments {
             segs_in: 6,
             data_segs_in: 3,
             ..before
         };
-        assert_eq!(data.since(&before, false).probes, 0);
-        assert_eq!(data.since(&before, false).segments, 1);
+        assert_eq!(data.probes_since(&before, false), 0, "a data segment");
+        let two = Segments {
+            segs_in: 7,
+            ..before
+        };
+        assert_eq!(two.probes_since(&before, false), 2, "two probes");
     }
 
     #[cfg(target_os = "linux")]

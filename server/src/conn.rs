@@ -227,6 +227,10 @@ struct H2Streams {
     /// Since when a frame header or a request's head has been part-way in
     /// (`tls::frames`).
     head_since: Option<protocol::Micros>,
+    /// Told when the policy's `max_requests` is reached: the TLS port's
+    /// serve loop waits on it to say `GOAWAY` (the way an HTTP/2 server ends
+    /// a connection, as nginx's `keepalive_requests` does over HTTP/2).
+    goaway_due: Arc<tokio::sync::Notify>,
 }
 
 /// What the watchdog sees of a connection.
@@ -672,6 +676,41 @@ impl Conn {
         }
     }
 
+    /// HTTP/2: what to wait on before saying `GOAWAY` because the policy's
+    /// `max_requests` was reached (see [`Conn::h2_max_requests_end`]).
+    pub(crate) fn h2_goaway_due(&self) -> Arc<tokio::sync::Notify> {
+        let mut h2 = self.h2.lock().unwrap_or_else(|p| p.into_inner());
+        h2.get_or_insert_with(Box::default).goaway_due.clone()
+    }
+
+    /// HTTP/2: the last request in flight ended. After the `GOAWAY` for
+    /// `max_requests`, the connection now ends as announced (hyper closes
+    /// it), so that is its reason from here: a client that closes or resets
+    /// it on reading the `GOAWAY` acts on it (found in the test: hyper's
+    /// client drops its socket at the `GOAWAY`, and the server's next frame
+    /// draws a reset). A reset with a response still in flight came first
+    /// and stays `peer_reset`.
+    fn h2_nothing_in_flight(&self) {
+        if self.http2.load(Ordering::Relaxed)
+            && self.planned_close.load(Ordering::Relaxed) == PLANNED_MAX_REQUESTS
+        {
+            self.set_reason(CloseReason::MaxRequests);
+        }
+    }
+
+    /// HTTP/2: the connection ended after the server's `GOAWAY` for
+    /// `max_requests`. Closed as announced (hyper closes once the streams
+    /// in flight are done), or by the client after reading it (its FIN):
+    /// `max_requests` either way, as over HTTP/1.1 after `Connection:
+    /// close`; anything else as [`Conn::note_connection_end`] says.
+    pub fn h2_max_requests_end(&self, result: &Result<(), hyper::Error>) {
+        if result.is_ok() || self.saw_eof.load(Ordering::Relaxed) {
+            self.set_reason(CloseReason::MaxRequests);
+        } else {
+            self.note_connection_end(result);
+        }
+    }
+
     /// HTTP/2: hyper has just been handed the complete head of `stream`, a
     /// stream the client opened (`tls::frames`); the next request is on it.
     pub(crate) fn h2_stream_opened(&self, stream: u32) {
@@ -963,7 +1002,18 @@ impl Conn {
         use axum::http::header::CONNECTION;
         if self.http2.load(Ordering::Relaxed) {
             // Connection-specific headers are illegal in HTTP/2 (RFC 9113
-            // §8.2.2); an HTTP/2 connection ends with GOAWAY instead.
+            // §8.2.2); an HTTP/2 connection ends with GOAWAY instead, which
+            // the serve loop sends once told (`keep_alive` and
+            // `advertise_keep_alive` have no HTTP/2 counterpart).
+            if policy.max_requests.is_some_and(|max| seq >= max)
+                && self
+                    .planned_close
+                    .swap(PLANNED_MAX_REQUESTS, Ordering::Relaxed)
+                    != PLANNED_MAX_REQUESTS
+                && let Some(h2) = self.h2.lock().unwrap_or_else(|p| p.into_inner()).as_ref()
+            {
+                h2.goaway_due.notify_one();
+            }
             return;
         }
         let closing_already = headers
@@ -1163,7 +1213,9 @@ impl RequestGuard {
         // for both); set before the connection counts as idle. The latest
         // wins: two HTTP/2 streams can end at once.
         conn.idle_since_us.fetch_max(at_us, Ordering::Relaxed);
-        conn.in_flight.fetch_sub(1, Ordering::AcqRel);
+        if conn.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
+            conn.h2_nothing_in_flight();
+        }
         conn.changed();
     }
 

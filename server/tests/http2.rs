@@ -510,11 +510,17 @@ async fn an_idle_h2_connection_gets_goaway_and_closes_as_idle_timeout() {
         .expect("a clean end after GOAWAY");
     let closed = viewer.closed(conn).await;
     assert_eq!(closed.reason, CloseReason::IdleTimeout);
-    // The lab's record of its GOAWAYs is what the client received: h2's
-    // graceful NO_ERROR, first naming the highest stream id possible (a
-    // second one, naming the last stream processed, would follow the
-    // client's answer to the PING sent with it; a client with nothing in
-    // flight may close first).
+    graceful_goaways_as_received(&viewer, conn, &wire);
+}
+
+/// The lab's record of its GOAWAYs on `conn` is what the client received
+/// (`wire`): h2's graceful NO_ERROR, first naming the highest stream id
+/// possible (a second one, naming the last stream processed, would follow
+/// the client's answer to the PING sent with it; a client with nothing in
+/// flight may close first). The lab records each frame as hyper hands it to
+/// TLS: the client received those it read before it closed (typically not
+/// the second GOAWAY), each with the code recorded.
+fn graceful_goaways_as_received(viewer: &Viewer, conn: ConnId, wire: &Frames) {
     let received = wire.received();
     assert_eq!(
         received.first(),
@@ -524,15 +530,6 @@ async fn an_idle_h2_connection_gets_goaway_and_closes_as_idle_timeout() {
         }),
         "{received:?}"
     );
-    assert!(
-        received
-            .iter()
-            .all(|f| matches!(f, Frame::GoAway { code: 0, .. })),
-        "{received:?}"
-    );
-    // The lab records each frame as hyper hands it to TLS: the client
-    // received those it read before it closed (here, typically, not the
-    // second GOAWAY), each with the code recorded.
     let sent = recorded(&viewer.seen, conn, Initiator::Server);
     assert!(sent.starts_with(&received), "{sent:?} against {received:?}");
     assert!(
@@ -1420,4 +1417,77 @@ async fn over_the_per_address_cap_a_tls_port_closes_at_once_untracked_counting_e
         viewer.seen
     );
     assert_eq!(lab.lab.tracker().open_count(), 3);
+}
+
+#[tokio::test]
+async fn max_requests_over_h2_says_goaway_answers_the_streams_already_open_and_closes_as_max_requests()
+ {
+    let mut config = common::config();
+    config.policy.max_requests = Some(2);
+    let lab = start_tls(config).await;
+    let mut viewer = Viewer::connect(lab.addr).await;
+
+    // One after the other: the second answer is the last; the server says
+    // GOAWAY and the connection ends without the client doing anything.
+    let (mut send, driver, wire) = h2_logged(connect(lab.h2, &lab.identity).await).await;
+    let mut conn = None;
+    for n in 0..2 {
+        let response = within(
+            "an answer",
+            send.send_request(get(lab.h2, &format!("/api/fast?id=seq{n}"))),
+        )
+        .await
+        .expect("an answer");
+        assert_eq!(response.status(), 200);
+        conn = Some(conn_id(&response));
+    }
+    let conn = conn.expect("a connection");
+    within("the server's GOAWAY and close", driver)
+        .await
+        .expect("the task")
+        .expect("a clean end after GOAWAY");
+    let closed = viewer.closed(conn).await;
+    assert_eq!(closed.reason, CloseReason::MaxRequests);
+    assert_eq!(closed.requests, 2);
+    graceful_goaways_as_received(&viewer, conn, &wire);
+
+    // Four at once: the second answer says GOAWAY, but the streams the
+    // client had already opened are still answered (h2's graceful
+    // shutdown), and the record counts all four.
+    let (send, driver, _wire) = h2_logged(connect(lab.h2, &lab.identity).await).await;
+    let mut pending = Vec::new();
+    for n in 0..4 {
+        let mut send = send.clone();
+        let request = get(lab.h2, &format!("/api/slow?ms=300&id=at-once{n}"));
+        pending.push(tokio::spawn(
+            async move { send.send_request(request).await },
+        ));
+    }
+    let mut conns = Vec::new();
+    for answer in pending {
+        let response = within("an answer", answer)
+            .await
+            .expect("the task")
+            .expect("answered, not refused");
+        assert_eq!(response.status(), 200);
+        conns.push(conn_id(&response));
+    }
+    drop(send);
+    assert!(
+        conns.windows(2).all(|w| w[0] == w[1]),
+        "one connection: {conns:?}"
+    );
+    within("the close", driver)
+        .await
+        .expect("the task")
+        .expect("a clean end after GOAWAY");
+    let closed = viewer.closed(conns[0]).await;
+    assert_eq!(closed.reason, CloseReason::MaxRequests);
+    assert_eq!(closed.requests, 4);
+    assert!(
+        recorded(&viewer.seen, conns[0], Initiator::Server)
+            .iter()
+            .any(|f| matches!(f, Frame::GoAway { code: 0, .. })),
+        "the server's GOAWAY is in the record"
+    );
 }

@@ -201,21 +201,43 @@ async fn serve_connection(
         let io = TokioIo::new(FrameTap::new(tls, conn.clone()));
         let connection = builder.serve_connection(io, service);
         tokio::pin!(connection);
-        tokio::select! {
-            result = connection.as_mut() => conn.note_connection_end(&result),
-            verdict = watchdog => {
-                conn.set_reason(verdict.reason);
-                if verdict.idle {
-                    // Idle (or its session ended): say GOAWAY, then close.
-                    connection.as_mut().graceful_shutdown();
-                    let _ = tokio::time::timeout(GOAWAY_GRACE, connection.as_mut()).await;
+        tokio::pin!(watchdog);
+        let shutdown = lab.shutting_down();
+        tokio::pin!(shutdown);
+        // The policy's `max_requests` reached: `GOAWAY`, then the streams in
+        // flight finish (still under the watchdog's guards) and hyper closes.
+        let goaway_due = conn.h2_goaway_due();
+        let mut goaway_said = false;
+        loop {
+            tokio::select! {
+                result = connection.as_mut() => {
+                    if goaway_said {
+                        conn.h2_max_requests_end(&result);
+                    } else {
+                        conn.note_connection_end(&result);
+                    }
+                    break;
                 }
-            }
-            () = lab.shutting_down() => {
-                conn.set_reason(CloseReason::Shutdown);
-                connection.as_mut().graceful_shutdown();
-                if let Ok(result) = tokio::time::timeout(SHUTDOWN_GRACE, connection.as_mut()).await {
-                    conn.note_connection_end(&result);
+                () = goaway_due.notified(), if !goaway_said => {
+                    goaway_said = true;
+                    connection.as_mut().graceful_shutdown();
+                }
+                verdict = &mut watchdog => {
+                    conn.set_reason(verdict.reason);
+                    if verdict.idle {
+                        // Idle (or its session ended): say GOAWAY, then close.
+                        connection.as_mut().graceful_shutdown();
+                        let _ = tokio::time::timeout(GOAWAY_GRACE, connection.as_mut()).await;
+                    }
+                    break;
+                }
+                () = &mut shutdown => {
+                    conn.set_reason(CloseReason::Shutdown);
+                    connection.as_mut().graceful_shutdown();
+                    if let Ok(result) = tokio::time::timeout(SHUTDOWN_GRACE, connection.as_mut()).await {
+                        conn.note_connection_end(&result);
+                    }
+                    break;
                 }
             }
         }

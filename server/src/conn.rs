@@ -257,6 +257,10 @@ pub struct Stalls {
     pub write_blocked_since: Option<protocol::Micros>,
     /// A handler has waited for request body bytes since then.
     pub body_wait_since: Option<protocol::Micros>,
+    /// HTTP/2: a frame header or a new stream's head has been part-way in
+    /// since then, also while other streams are in flight (found in review:
+    /// a busy connection's slow head was bounded by nothing).
+    pub head_since: Option<protocol::Micros>,
 }
 
 fn stamp(at: &AtomicU64) -> Option<protocol::Micros> {
@@ -495,6 +499,7 @@ impl Conn {
             return Stalls {
                 write_blocked_since: socket,
                 body_wait_since: stamp(&self.body_wait_since),
+                head_since: None,
             };
         }
         let h2 = self.h2.lock().unwrap_or_else(|p| p.into_inner());
@@ -507,6 +512,7 @@ impl Conn {
                 (a, b) => a.or(b),
             },
             body_wait_since: h2.and_then(|h2| h2.body_waits.iter().min().copied()),
+            head_since: h2.and_then(|h2| h2.head_since),
         }
     }
 

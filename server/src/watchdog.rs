@@ -84,24 +84,24 @@ fn next_deadline(
             );
         }
     }
+    // A stall is never idle: its guard runs also while requests are in
+    // flight (over HTTP/2 a head part-way in among busy streams; when
+    // nothing else is in flight `Activity::Arriving` says the same).
     let stalls = conn.stalls();
-    if let Some(since) = stalls.body_wait_since {
-        consider(
-            since.saturating_add(us(guard)),
-            Verdict {
-                reason: CloseReason::BodyReadTimeout,
-                idle: false,
-            },
-        );
-    }
-    if let Some(since) = stalls.write_blocked_since {
-        consider(
-            since.saturating_add(us(stall)),
-            Verdict {
-                reason: CloseReason::WriteStalled,
-                idle: false,
-            },
-        );
+    for (since, after, reason) in [
+        (stalls.body_wait_since, guard, CloseReason::BodyReadTimeout),
+        (stalls.head_since, guard, CloseReason::HeaderReadTimeout),
+        (stalls.write_blocked_since, stall, CloseReason::WriteStalled),
+    ] {
+        if let Some(since) = since {
+            consider(
+                since.saturating_add(us(after)),
+                Verdict {
+                    reason,
+                    idle: false,
+                },
+            );
+        }
     }
     next
 }

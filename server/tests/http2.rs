@@ -1300,20 +1300,56 @@ async fn an_h2_head_that_stops_part_way_is_closed_by_the_header_read_guard() {
     })
     .await;
     let mut viewer = Viewer::connect(lab.addr).await;
-    let mut tls = connect(lab.h2, &lab.identity).await;
-    assert_eq!(alpn(&tls).as_deref(), Some(&b"h2"[..]));
-    let local = tls.get_ref().0.local_addr().expect("address");
-    let mut wire = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
-    wire.extend([0, 0, 0, 0x4, 0, 0, 0, 0, 0]); // SETTINGS, empty
-    // HEADERS on stream 1, 20 bytes announced, END_HEADERS: 5 of them sent.
-    wire.extend([0, 0, 20, 0x1, 0x4, 0, 0, 0, 1]);
-    wire.extend([0x82, 0x86, 0x84, 0x41, 0x8a]);
-    tls.write_all(&wire).await.expect("write");
-    tls.flush().await.expect("flush");
-    let conn = opened_from(&mut viewer, &local.to_string()).await;
-    let closed = viewer.closed(conn).await;
-    assert_eq!(closed.reason, CloseReason::HeaderReadTimeout, "{closed:?}");
-    drop(tls);
+    // Alone, and beside a stream in flight (a hang, which no timer ends):
+    // the connection is busy then, and the slow head was not bounded
+    // (found in review).
+    for busy in [false, true] {
+        let mut tls = connect(lab.h2, &lab.identity).await;
+        assert_eq!(alpn(&tls).as_deref(), Some(&b"h2"[..]));
+        let local = tls.get_ref().0.local_addr().expect("address");
+        let mut wire = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+        wire.extend([0, 0, 0, 0x4, 0, 0, 0, 0, 0]); // SETTINGS, empty
+        let mut stream = 1;
+        if busy {
+            // HEADERS on stream 1, END_STREAM | END_HEADERS: GET
+            // https://{authority}/api/hang (HPACK: indexed :method GET and
+            // :scheme https, literal :path and :authority, not indexed).
+            let authority = lab.h2.to_string();
+            let mut block = vec![0x82, 0x87, 0x04, 9];
+            block.extend(b"/api/hang");
+            block.extend([0x01, u8::try_from(authority.len()).expect("short")]);
+            block.extend(authority.as_bytes());
+            let len = u8::try_from(block.len()).expect("short");
+            wire.extend([0, 0, len, 0x1, 0x5, 0, 0, 0, 1]);
+            wire.extend(block);
+            stream = 3;
+        }
+        // HEADERS, 20 bytes announced, END_HEADERS: 5 of them sent.
+        wire.extend([0, 0, 20, 0x1, 0x4, 0, 0, 0, stream]);
+        wire.extend([0x82, 0x86, 0x84, 0x41, 0x8a]);
+        tls.write_all(&wire).await.expect("write");
+        tls.flush().await.expect("flush");
+        let conn = opened_from(&mut viewer, &local.to_string()).await;
+        if busy {
+            let started = viewer
+                .next_matching(
+                    "the hang started",
+                    |e| matches!(e, ServerEvent::RequestStarted { conn: c, .. } if *c == conn),
+                )
+                .await;
+            assert!(
+                matches!(&started, ServerEvent::RequestStarted { target, .. } if target == "/api/hang"),
+                "{started:?}"
+            );
+        }
+        let closed = viewer.closed(conn).await;
+        assert_eq!(
+            closed.reason,
+            CloseReason::HeaderReadTimeout,
+            "busy {busy}: {closed:?}"
+        );
+        drop(tls);
+    }
 }
 
 /// Before a TLS handshake: a client that sends nothing is idle, as on the

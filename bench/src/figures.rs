@@ -229,6 +229,10 @@ pub struct Shipped {
     pub raw: u64,
     /// Bytes after gzip (level 6, `gzip`'s default).
     pub gzip: u64,
+    /// Bytes the server sends to a browser (every browser accepts gzip):
+    /// the `.gz` that `cargo xtask build` writes beside the file (gzip at
+    /// its best compression), sent with `Content-Encoding: gzip`.
+    pub served: u64,
     /// Bytes after brotli (quality 11, window 22: what a server
     /// precompressing its files would send).
     pub brotli: u64,
@@ -266,10 +270,15 @@ pub fn frontend_size(dist: &Path) -> Result<Vec<Shipped>, String> {
                 ..Default::default()
             };
             brotli::BrotliCompress(&mut &bytes[..], &mut br, &params).map_err(|e| e.to_string())?;
+            let gz_path = dist.join(format!("{name}.gz"));
+            let served = std::fs::metadata(&gz_path)
+                .map_err(|e| format!("{}: {e} (`cargo xtask build` writes it)", gz_path.display()))?
+                .len();
             Ok(Shipped {
                 name,
                 raw: bytes.len() as u64,
                 gzip,
+                served,
                 brotli: br.len() as u64,
             })
         })

@@ -9,25 +9,42 @@
 
 use std::path::Path;
 
+use axum::http::HeaderMap;
+use axum::http::header::ACCEPT_ENCODING;
+
+/// One file of the built page, as built and gzip-compressed (`NAME.gz`,
+/// written by `cargo xtask build`).
+#[derive(Debug, Clone, Copy)]
+pub struct File {
+    /// Where the page asks for it (`/app.js`).
+    pub path: &'static str,
+    /// Its `Content-Type`.
+    pub content_type: &'static str,
+    /// The file.
+    pub raw: &'static [u8],
+    /// The same, gzip-compressed: what a browser that accepts gzip gets.
+    pub gzip: &'static [u8],
+}
+
 /// The built page: `index.html`, and the wasm-bindgen glue and wasm module of
 /// each of its three bundles (the lesson track, the workbench, the
 /// instructor's view).
 #[derive(Debug, Clone, Copy)]
 pub struct Embedded {
-    /// `index.html`.
-    pub index: &'static [u8],
-    /// `app.js`.
-    pub app_js: &'static [u8],
-    /// `app_bg.wasm`.
-    pub app_wasm: &'static [u8],
-    /// `workbench.js`.
-    pub workbench_js: &'static [u8],
-    /// `workbench_bg.wasm`.
-    pub workbench_wasm: &'static [u8],
-    /// `instructor.js`.
-    pub instructor_js: &'static [u8],
-    /// `instructor_bg.wasm`.
-    pub instructor_wasm: &'static [u8],
+    /// `index.html` first.
+    pub files: [File; 7],
+}
+
+#[cfg(feature = "embedded-assets")]
+macro_rules! file {
+    ($path:literal, $type:literal) => {
+        File {
+            path: concat!("/", $path),
+            content_type: $type,
+            raw: include_bytes!(concat!(env!("KEEPALIVE_LAB_EMBED_DIR"), "/", $path)),
+            gzip: include_bytes!(concat!(env!("KEEPALIVE_LAB_EMBED_DIR"), "/", $path, ".gz")),
+        }
+    };
 }
 
 /// The page built into this binary, if it was built with `embedded-assets`.
@@ -35,22 +52,15 @@ pub fn embedded() -> Option<Embedded> {
     #[cfg(feature = "embedded-assets")]
     {
         Some(Embedded {
-            index: include_bytes!(concat!(env!("KEEPALIVE_LAB_EMBED_DIR"), "/index.html")),
-            app_js: include_bytes!(concat!(env!("KEEPALIVE_LAB_EMBED_DIR"), "/app.js")),
-            app_wasm: include_bytes!(concat!(env!("KEEPALIVE_LAB_EMBED_DIR"), "/app_bg.wasm")),
-            workbench_js: include_bytes!(concat!(env!("KEEPALIVE_LAB_EMBED_DIR"), "/workbench.js")),
-            workbench_wasm: include_bytes!(concat!(
-                env!("KEEPALIVE_LAB_EMBED_DIR"),
-                "/workbench_bg.wasm"
-            )),
-            instructor_js: include_bytes!(concat!(
-                env!("KEEPALIVE_LAB_EMBED_DIR"),
-                "/instructor.js"
-            )),
-            instructor_wasm: include_bytes!(concat!(
-                env!("KEEPALIVE_LAB_EMBED_DIR"),
-                "/instructor_bg.wasm"
-            )),
+            files: [
+                file!("index.html", "text/html; charset=utf-8"),
+                file!("app.js", "text/javascript"),
+                file!("app_bg.wasm", "application/wasm"),
+                file!("workbench.js", "text/javascript"),
+                file!("workbench_bg.wasm", "application/wasm"),
+                file!("instructor.js", "text/javascript"),
+                file!("instructor_bg.wasm", "application/wasm"),
+            ],
         })
     }
     #[cfg(not(feature = "embedded-assets"))]
@@ -60,22 +70,70 @@ pub fn embedded() -> Option<Embedded> {
 }
 
 impl Embedded {
-    /// The file at `path` (`/app.js`…) with its content type.
-    pub fn file(&self, path: &str) -> Option<(&'static [u8], &'static str)> {
-        match path {
-            "/" | "/index.html" => Some((self.index, "text/html; charset=utf-8")),
-            "/app.js" => Some((self.app_js, "text/javascript")),
-            "/app_bg.wasm" => Some((self.app_wasm, "application/wasm")),
-            "/workbench.js" => Some((self.workbench_js, "text/javascript")),
-            "/workbench_bg.wasm" => Some((self.workbench_wasm, "application/wasm")),
-            "/instructor.js" => Some((self.instructor_js, "text/javascript")),
-            "/instructor_bg.wasm" => Some((self.instructor_wasm, "application/wasm")),
-            _ => None,
+    /// The file at `path` (`/app.js`…; `/` is `index.html`).
+    pub fn file(&self, path: &str) -> Option<&File> {
+        let path = if path == "/" { "/index.html" } else { path };
+        self.files.iter().find(|f| f.path == path)
+    }
+}
+
+/// Whether the request's `Accept-Encoding` takes gzip (RFC 9110 §12.5.3):
+/// `gzip` or `x-gzip` or `*`, with a weight above zero, and not ruled out by
+/// an explicit `gzip;q=0`.
+pub fn accepts_gzip(headers: &HeaderMap) -> bool {
+    let mut named = None;
+    let mut any = false;
+    for value in headers.get_all(ACCEPT_ENCODING) {
+        let Ok(value) = value.to_str() else {
+            continue;
+        };
+        for item in value.split(',') {
+            let mut parts = item.split(';');
+            let coding = parts.next().unwrap_or("").trim();
+            let weighted = parts
+                .filter_map(|p| p.trim().split_once('='))
+                .find(|(k, _)| k.trim().eq_ignore_ascii_case("q"))
+                .is_none_or(|(_, q)| q.trim().parse::<f32>().is_ok_and(|q| q > 0.0));
+            if coding.eq_ignore_ascii_case("gzip") || coding.eq_ignore_ascii_case("x-gzip") {
+                named = Some(named.unwrap_or(false) || weighted);
+            } else if coding == "*" {
+                any |= weighted;
+            }
         }
     }
+    named.unwrap_or(any)
 }
 
 /// Whether `dir` holds a built page.
 pub fn dir_has_page(dir: &Path) -> bool {
     dir.join("index.html").is_file()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn accepts(value: &str) -> bool {
+        let mut headers = HeaderMap::new();
+        headers.insert(ACCEPT_ENCODING, value.parse().unwrap());
+        accepts_gzip(&headers)
+    }
+
+    #[test]
+    fn gzip_is_sent_only_where_accept_encoding_takes_it() {
+        // Chromium over HTTP, and over HTTPS.
+        assert!(accepts("gzip, deflate"));
+        assert!(accepts("gzip, deflate, br, zstd"));
+        assert!(accepts("GZIP;q=0.5"));
+        assert!(accepts("x-gzip"));
+        assert!(accepts("*"));
+        assert!(accepts("br, *;q=0.1"));
+        assert!(!accepts("gzip;q=0"));
+        assert!(!accepts("gzip; q=0.000, *"), "named beats *");
+        assert!(!accepts("identity"));
+        assert!(!accepts("br"));
+        assert!(!accepts("*;q=0"));
+        assert!(!accepts("gzip;q=zero"), "a weight that is not a number");
+        assert!(!accepts_gzip(&HeaderMap::new()), "no header: identity");
+    }
 }

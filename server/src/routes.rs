@@ -34,7 +34,7 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Extension, RawQuery, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Uri, header};
-use axum::response::{Html, IntoResponse, Json, Response};
+use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post};
 use protocol::{
     PolicyPatch, ROOM_HINT, ReleaseRequest, ReleaseResponse, RoomPatch, RoomState, ServerPolicy,
@@ -165,15 +165,14 @@ pub(crate) fn cors_for_refusal(
 }
 
 /// The page itself. Served no-cache so a rebuilt frontend is picked up.
-async fn index(State(lab): State<Lab>) -> Result<Response, ApiError> {
-    let path = lab.config().dist_dir.join("index.html");
-    if let Some(page) = embedded_page(&lab) {
-        return Ok(([(header::CACHE_CONTROL, "no-cache")], Html(page.index)).into_response());
-    }
-    match tokio::fs::read_to_string(&path).await {
-        Ok(html) => Ok(([(header::CACHE_CONTROL, "no-cache")], Html(html)).into_response()),
-        Err(_) => Err(ApiError::over_capacity(
-            format!("the frontend is not built: {} is missing", path.display()),
+async fn index(State(lab): State<Lab>, request: Request) -> Result<Response, ApiError> {
+    match file(&lab, request).await {
+        Some(page) => Ok(page),
+        None => Err(ApiError::over_capacity(
+            format!(
+                "the frontend is not built: {} is missing",
+                lab.config().dist_dir.join("index.html").display()
+            ),
             "run `cargo xtask run`, which builds the frontend and then starts the server",
         )),
     }
@@ -210,31 +209,40 @@ async fn assets(State(lab): State<Lab>, request: Request) -> Response {
     refused
 }
 
-/// The page's file that a GET or HEAD `request` asks for, if there is one.
+/// The page's file that a GET or HEAD `request` asks for, if there is one:
+/// gzip-compressed (`Content-Encoding: gzip`, the `.gz` that `cargo xtask
+/// build` writes beside it) when the request accepts gzip, as every browser
+/// does; served `no-cache`, so a rebuilt frontend is picked up.
 async fn file(lab: &Lab, request: Request) -> Option<Response> {
-    if let Some(page) = embedded_page(lab) {
-        let (bytes, kind) = page.file(request.uri().path())?;
-        return Some(
-            (
-                [
-                    (header::CONTENT_TYPE, kind),
-                    (header::CACHE_CONTROL, "no-cache"),
-                ],
-                bytes,
-            )
-                .into_response(),
+    let gzip = crate::assets::accepts_gzip(request.headers());
+    let mut response = if let Some(page) = embedded_page(lab) {
+        let file = page.file(request.uri().path())?;
+        let mut response = if gzip { file.gzip } else { file.raw }.into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(file.content_type),
         );
-    }
-    let files = ServeDir::new(&lab.config().dist_dir);
-    match files.oneshot(request).await {
-        Ok(response)
-            // 304 Not Modified is one of the redirections.
-            if response.status().is_success() || response.status().is_redirection() =>
-        {
-            Some(response.into_response())
+        if gzip {
+            headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
         }
-        _ => None,
-    }
+        response
+    } else {
+        let files = ServeDir::new(&lab.config().dist_dir).precompressed_gzip();
+        match files.oneshot(request).await {
+            Ok(response)
+                // 304 Not Modified is one of the redirections.
+                if response.status().is_success() || response.status().is_redirection() =>
+            {
+                response.into_response()
+            }
+            _ => return None,
+        }
+    };
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    Some(response)
 }
 
 /// A body that could not be read (too large, cut short) as a JSON error.

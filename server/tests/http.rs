@@ -362,3 +362,65 @@ async fn another_method_on_a_page_file_is_405_with_allow() {
         response.error_body();
     }
 }
+
+/// The page's files go out gzip-compressed (the `.gz` that `cargo xtask
+/// build` writes beside each) to a client that accepts gzip, as every
+/// browser does, with `Vary: accept-encoding` either way; as built to one
+/// that does not. `/` is `index.html`.
+#[tokio::test]
+async fn page_files_are_sent_gzip_compressed_where_accept_encoding_takes_gzip() {
+    let dist =
+        std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("keepalive-lab-dist-gzip");
+    std::fs::create_dir_all(&dist).expect("a dist directory");
+    let files: [(&str, &[u8], &[u8]); 2] = [
+        (
+            "index.html",
+            b"<!doctype html>",
+            b"\x1f\x8b index compressed",
+        ),
+        ("app.js", b"// app", b"\x1f\x8b app compressed"),
+    ];
+    for (name, raw, gzip) in files {
+        std::fs::write(dist.join(name), raw).expect("a file");
+        std::fs::write(dist.join(format!("{name}.gz")), gzip).expect("its .gz");
+    }
+    let (addr, _lab) = start_server_with(keepalive_lab_server::Config {
+        dist_dir: dist,
+        ..common::config()
+    })
+    .await;
+    for (target, (_, raw, gzip)) in [
+        ("/", files[0]),
+        ("/index.html", files[0]),
+        ("/app.js", files[1]),
+    ] {
+        for (accept, compressed) in [
+            (Some("gzip, deflate"), true),
+            (Some("gzip, deflate, br, zstd"), true),
+            (Some("gzip;q=0, deflate"), false),
+            (Some("identity"), false),
+            (None, false),
+        ] {
+            let mut client = Client::connect(addr).await;
+            let headers: Vec<(&str, &str)> =
+                accept.map(|a| ("accept-encoding", a)).into_iter().collect();
+            client.send_request_with("GET", target, &headers, b"").await;
+            let response = client.read_response().await;
+            let what = format!("{target} with {accept:?}");
+            assert_eq!(response.status, 200, "{what}");
+            let expected: &[u8] = if compressed { gzip } else { raw };
+            assert_eq!(response.body, expected, "{what}");
+            assert_eq!(
+                response.header("content-encoding"),
+                compressed.then_some("gzip"),
+                "{what}"
+            );
+            let vary = response
+                .header("vary")
+                .unwrap_or_default()
+                .to_ascii_lowercase();
+            assert!(vary.contains("accept-encoding"), "{what}: vary {vary:?}");
+            assert_eq!(response.header("cache-control"), Some("no-cache"), "{what}");
+        }
+    }
+}

@@ -35,7 +35,8 @@ pub fn dist_dir() -> PathBuf {
             "index.html",
             "app_bg.wasm",
             "workbench_bg.wasm",
-            "instructor_bg.wasm"
+            "instructor_bg.wasm",
+            "app_bg.wasm.gz",
         ]
         .iter()
         .all(|file| dist.join(file).is_file()),

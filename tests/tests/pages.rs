@@ -271,3 +271,41 @@ async fn from_320_px_wide_nothing_in_a_panel_is_cut_off() {
         nothing_cut_off(&mut chrome, &lesson, "lesson", width, 2).await;
     }
 }
+
+/// What the browser downloads for the landing page is the page compressed:
+/// for the document, the lesson track's glue and its wasm, Chromium's
+/// Resource Timing says it received the size of the `.gz` that `cargo xtask
+/// build` wrote (`encodedBodySize`) and decoded the file as built
+/// (`decodedBodySize`), so the bench's gzip figure is what goes over the
+/// wire.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_landing_page_downloads_gzip_compressed() {
+    let (addr, _lab) = start_page_server().await;
+    let mut chrome = Chromium::launch().await;
+    let page = chrome.open(&format!("http://{addr}/")).await;
+    wait_for(&mut chrome, &page, "lessons").await;
+    let sizes = chrome
+        .eval(
+            &page,
+            "[...performance.getEntriesByType('navigation'), \
+              ...performance.getEntriesByType('resource')] \
+               .map(e => [new URL(e.name).pathname, e.encodedBodySize, e.decodedBodySize])",
+        )
+        .await;
+    let sizes: Vec<(String, u64, u64)> = serde_json::from_value(sizes).expect("sizes");
+    let dist = keepalive_lab_tests::dist_dir();
+    for (path, file) in [
+        ("/", "index.html"),
+        ("/app.js", "app.js"),
+        ("/app_bg.wasm", "app_bg.wasm"),
+    ] {
+        let size = |name: &str| std::fs::metadata(dist.join(name)).expect(name).len();
+        let (_, encoded, decoded) = sizes
+            .iter()
+            .find(|(p, _, _)| p == path)
+            .unwrap_or_else(|| panic!("{path} in Resource Timing: {sizes:?}"));
+        assert_eq!(*decoded, size(file), "{path} decoded as built");
+        assert_eq!(*encoded, size(&format!("{file}.gz")), "{path} as received");
+        assert!(encoded < decoded, "{path} compressed");
+    }
+}

@@ -14,11 +14,16 @@ const LIMIT: Duration = Duration::from_secs(30);
 
 /// `(status, headers, body)` of one request on a fresh connection.
 async fn fetch(addr: &str, method: &str, path: &str) -> (u16, String, Vec<u8>) {
+    fetch_with(addr, method, path, "").await
+}
+
+/// [`fetch`] with more header lines (each ending in CRLF).
+async fn fetch_with(addr: &str, method: &str, path: &str, more: &str) -> (u16, String, Vec<u8>) {
     let mut stream = TcpStream::connect(addr)
         .await
         .expect("connect to the binary");
     let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{more}Content-Length: 0\r\n\r\n"
     );
     stream.write_all(request.as_bytes()).await.expect("write");
     let mut raw = Vec::new();
@@ -90,6 +95,27 @@ async fn the_single_binary_serves_the_whole_lab_from_an_empty_folder() {
         assert_eq!(status, 200, "{head}");
         assert!(head.contains("application/wasm"), "{head}");
         assert_eq!(&wasm[..4], b"\0asm", "a WebAssembly module");
+        // As a browser gets it: gzip-compressed, the same module inside.
+        let (status, head, gzip) = fetch_with(
+            &addr,
+            "GET",
+            &format!("/{bundle}_bg.wasm"),
+            "Accept-Encoding: gzip, deflate\r\n",
+        )
+        .await;
+        assert_eq!(status, 200, "{head}");
+        let head = head.to_ascii_lowercase();
+        assert!(head.contains("content-encoding: gzip"), "{head}");
+        assert!(
+            gzip.len() < wasm.len() / 2,
+            "{} of {}",
+            gzip.len(),
+            wasm.len()
+        );
+        let mut inflated = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&gzip[..]), &mut inflated)
+            .expect("valid gzip");
+        assert!(inflated == wasm, "the .gz is the module as built");
     }
     let (status, _, body) = fetch(&addr, "POST", "/api/sessions").await;
     assert_eq!(status, 200);

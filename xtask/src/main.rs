@@ -179,23 +179,53 @@ fn build_into(dist: &Path, names: bool) -> Result<PathBuf> {
     let index = root.join("index.html");
     fs::copy(&index, dist.join("index.html"))
         .map_err(|e| format!("cannot copy {}: {e}", index.display()))?;
-    let sizes = [
+    let files = [
+        "index.html",
         "app_bg.wasm",
         "app.js",
         "workbench_bg.wasm",
         "workbench.js",
         "instructor_bg.wasm",
         "instructor.js",
-    ]
-    .iter()
-    .map(|name| {
-        let bytes = fs::metadata(dist.join(name)).map_or(0, |m| m.len());
-        format!("{name} {} KiB", bytes / 1024)
-    })
-    .collect::<Vec<_>>()
-    .join(", ");
+    ];
+    for name in files {
+        gzip_beside(&dist.join(name))?;
+    }
+    let sizes = files[1..]
+        .iter()
+        .map(|name| {
+            let size = |name: &str| fs::metadata(dist.join(name)).map_or(0, |m| m.len()) / 1024;
+            format!(
+                "{name} {} KiB (gzip {})",
+                size(name),
+                size(&format!("{name}.gz"))
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
     eprintln!("xtask: frontend built into {} ({sizes})", dist.display());
     Ok(dist.to_path_buf())
+}
+
+/// Writes `file` gzip-compressed beside it (`NAME.gz`, best compression)
+/// when the file is newer: the server sends it, with `Content-Encoding:
+/// gzip`, to a browser that accepts gzip (every browser over HTTP), so the
+/// page's download is its compressed size (bench figure 5).
+fn gzip_beside(file: &Path) -> Result {
+    use std::io::Write as _;
+    let mut name = file.as_os_str().to_owned();
+    name.push(".gz");
+    let output = PathBuf::from(name);
+    if !is_newer(file, &output) {
+        return Ok(());
+    }
+    let raw = fs::read(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    let gzip = encoder
+        .write_all(&raw)
+        .and_then(|()| encoder.finish())
+        .map_err(|e| format!("cannot compress {}: {e}", file.display()))?;
+    fs::write(&output, gzip).map_err(|e| format!("cannot write {}: {e}", output.display()))
 }
 
 /// True when `source` was modified after `output` (or `output` is missing).

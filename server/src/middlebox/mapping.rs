@@ -566,7 +566,7 @@ impl Mapping {
     fn on_timer(&mut self) {
         let now = Instant::now();
         if self.polling() && now >= self.next_poll {
-            self.poll(now);
+            self.poll();
             self.next_poll = now + poll_interval(self.in_force());
         }
         if self.flush_due.is_some_and(|due| now >= due) {
@@ -577,7 +577,7 @@ impl Mapping {
                 if now >= self.deadline() {
                     if self.polling() {
                         // A last look: a probe may have come since the poll.
-                        self.poll(now);
+                        self.poll();
                     }
                     if now >= self.deadline() {
                         self.expire(now);
@@ -597,7 +597,7 @@ impl Mapping {
 
     /// Looks at `TCP_INFO` on both sockets: probes that arrived refresh a
     /// live mapping (when packets count) and are reported.
-    fn poll(&mut self, now: Instant) {
+    fn poll(&mut self) {
         for side in SIDES {
             let i = index(side);
             let peer = &mut self.peers[i];
@@ -626,9 +626,6 @@ impl Mapping {
             // poll interval later, kept a mapping alive past its timeout
             // (found in review: expiry a fifth of the timeout late, and
             // `expired` understating the idle time).
-            if probes > 0 && self.settings.probes_refresh {
-                self.last_activity = now;
-            }
             if probes > 0 && self.settings.probes_refresh {
                 self.refreshed(side, RefreshCause::Probe, 0, probes);
             }

@@ -104,9 +104,11 @@ pub fn PolicyPanel(props: &PolicyProps) -> Html {
             <p class="source">
                 { "Live: changes go to the server over the WebSocket and every open page sees them. \
                    Defaults mirror Apache httpd 2.4 (KeepAliveTimeout 5, MaxKeepAliveRequests 100). \
-                   Keep-alive, max requests, the Keep-Alive header and the hang timeout apply to the \
-                   next response; the idle timeout and TCP keep-alive to connections opened after \
-                   the change." }
+                   Keep-alive, max requests and the Keep-Alive header apply to the next response, \
+                   the hang timeout to requests that start after the change, the idle timeout to \
+                   your open connections at once, TCP keep-alive to them from their next read or \
+                   write. Over HTTP/2 there are no Connection or Keep-Alive headers: max requests \
+                   ends a connection with GOAWAY, and keep-alive off does not apply." }
             </p>
             <fieldset key={props.revision.to_string()} disabled={disabled}>
                 <label>

@@ -581,9 +581,9 @@ pub fn resolve_origin(
     listeners: &[String],
     ports: OtherPorts,
 ) -> Result<String, String> {
-    let https = |port: Option<u16>| {
+    let https = |port: Option<u16>, what: &str, flag: &str| {
         port.map(|port| format!("https://{}:{port}", page.host))
-            .ok_or_else(|| "the server serves no HTTPS port (start it with --tls-port)".to_owned())
+            .ok_or_else(|| format!("the server serves no HTTPS port {what} (start it with {flag})"))
     };
     match target {
         Target::Same => Ok(page.origin()),
@@ -591,9 +591,13 @@ pub fn resolve_origin(
             .middlebox
             .map(|port| format!("{}//{}:{port}", page.scheme, page.host))
             .ok_or_else(|| "the server runs no middlebox (start it with --middlebox-port)".into()),
-        Target::TlsH2 => https(ports.tls_h2),
-        Target::TlsH1 => https(ports.tls_h1),
-        Target::TlsH2Limited => https(ports.tls_h2_limited),
+        Target::TlsH2 => https(ports.tls_h2, "offering HTTP/2", "--tls-port"),
+        Target::TlsH1 => https(ports.tls_h1, "offering only HTTP/1.1", "--tls-h1-port"),
+        Target::TlsH2Limited => https(
+            ports.tls_h2_limited,
+            "with HTTP/2 limited to 4 streams",
+            "--tls-streams-port",
+        ),
         Target::SecondPort => listeners
             .iter()
             .filter_map(|l| port_of(l))
@@ -710,11 +714,16 @@ mod tests {
             resolve_origin(Target::Middlebox, &page, &listeners, ports).unwrap(),
             "http://127.0.0.1:8082"
         );
-        assert!(
-            resolve_origin(Target::TlsH2, &page, &listeners, OtherPorts::default())
-                .unwrap_err()
-                .contains("--tls-port")
-        );
+        // Each HTTPS target names its own flag when its port is missing.
+        for (target, flag) in [
+            (Target::TlsH2, "--tls-port"),
+            (Target::TlsH1, "--tls-h1-port"),
+            (Target::TlsH2Limited, "--tls-streams-port"),
+        ] {
+            let error =
+                resolve_origin(target, &page, &listeners, OtherPorts::default()).unwrap_err();
+            assert!(error.contains(flag), "{target:?}: {error}");
+        }
     }
 
     #[test]

@@ -139,7 +139,7 @@ pub const LESSONS: &[LessonEntry] = &[
                 "it fails",
             ],
             why: "A server closes a connection that waited too long for its next request (Apache's \
-              KeepAliveTimeout is 5 s, nginx's keepalive_timeout 75 s, Node's keepAliveTimeout 5 s). \
+              KeepAliveTimeout is 5 s, nginx's keepalive_timeout 75 s, Node's keepAliveTimeout 5 s, 65 s from v26). \
               The browser notices the closed socket and sends the next request on another \
               connection, silently: the page never sees an error.",
             watch: "the first lane ending with 'idle timeout' before the second request starts",
@@ -155,8 +155,9 @@ pub const LESSONS: &[LessonEntry] = &[
             unit: None,
             choices: &["the 2nd", "the 3rd", "the 4th", "none"],
             why: "Apache's defaults (KeepAliveTimeout 5, MaxKeepAliveRequests 100) are announced as \
-              Keep-Alive: timeout=5, max=100; max counts down with each response, and the last \
-              allowed response says Connection: close instead. Chromium ignores the header's \
+              Keep-Alive: timeout=5, max=100 (this lab counts the responses left after this one, \
+              so under the same defaults its first says max=99); max counts down with each \
+              response, and the last allowed response says Connection: close instead. Chromium ignores the header's \
               numbers: it learns that a connection is gone only when it closes.",
             watch: "the headers on each request, counting down to Connection: close",
         },
@@ -288,9 +289,11 @@ pub const LESSONS: &[LessonEntry] = &[
             choices: &[],
             why: "When Chromium navigates, it opens a second connection a few milliseconds after the \
               first, a spare it expects to need; if nothing uses it, it sits idle until the server \
-              or the browser closes it. The favicon and the page's own files go out on the \
-              first. A spare later used looks 'reused' in Resource Timing.",
-            watch: "the page-load lanes at the left of the timeline",
+              or the browser closes it. The page's own files go out on the first (this page \
+              asks for no favicon: its icon is inline). A spare later used looks 'reused' in \
+              Resource Timing.",
+            watch: "the PAGE LOAD lanes below the server's: one that carried the page's files, one \
+              that carried nothing",
         },
     },
     LessonEntry {
@@ -496,8 +499,9 @@ pub const LESSONS: &[LessonEntry] = &[
               §9.1.1), so the six-connection pool of HTTP/1.1 never fills. Requests queue again \
               only at the server's SETTINGS_MAX_CONCURRENT_STREAMS (the lab says 100). HTTP/2 has \
               no Connection or Keep-Alive headers (RFC 9113 §8.2.2): a server ends a connection \
-              with GOAWAY. The lab's certificate is its own: your browser must accept it once \
-              (open the HTTPS address, Advanced → Proceed), or the requests fail.",
+              with GOAWAY. The lab's certificate is its own: your browser must accept it once on \
+              each HTTPS port the lesson uses (open each address, Advanced → Proceed), or the \
+              requests fail.",
             watch: "six lanes for the HTTP/1.1 burst; one lane marked HTTP/2 carrying 12 streams",
         },
     },

@@ -454,7 +454,8 @@ impl MiddleboxSettings {
         } else {
             format!(
                 "time scale ×{}: every provider timeout is divided by {} ({real} become {}); \
-                 keep-alive probe intervals are the peers' own and are not scaled",
+                 keep-alive probe intervals are the peers' own, not scaled by the middlebox \
+                 (the lab's server, through the lab's middlebox, divides its own by the scale)",
                 self.scale,
                 self.scale,
                 human_us(self.in_force_us())
@@ -581,7 +582,7 @@ impl MiddleboxSettings {
 /// middlebox and where it listens.
 ///
 /// ```json
-/// {"settings": {"preset": "aws_nat", "idle_timeout_ms": 350000, "on_expiry": "rst", "probes_refresh": true, "scale": 100}, "in_force_ms": 3500, "scale_words": "time scale ×100: every provider timeout is divided by 100 (350 s become 3.5 s); keep-alive probe intervals are the peers' own and are not scaled", "probes_visible": true, "listeners": ["127.0.0.1:8082"], "locked": false}
+/// {"settings": {"preset": "aws_nat", "idle_timeout_ms": 350000, "on_expiry": "rst", "probes_refresh": true, "scale": 100}, "in_force_ms": 3500, "scale_words": "time scale ×100: every provider timeout is divided by 100 (350 s become 3.5 s); keep-alive probe intervals are the peers' own, not scaled by the middlebox (the lab's server, through the lab's middlebox, divides its own by the scale)", "probes_visible": true, "listeners": ["127.0.0.1:8082"], "locked": false}
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MiddleboxView {

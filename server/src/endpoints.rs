@@ -473,7 +473,8 @@ pub async fn close(
         // A deliberate error over HTTP/2 would reset one stream only.
         return Err(ApiError::bad_request(
             "`/api/close` closes an HTTP/1.1 connection; this one speaks HTTP/2",
-            "an HTTP/2 connection ends with GOAWAY (the idle timeout sends one); use the \
+            "an HTTP/2 connection ends with GOAWAY (the idle timeout or the policy's max \
+             requests sends one); use the \
              HTTP/1.1-only TLS port or the plain ports for /api/close",
         ));
     }

@@ -108,11 +108,11 @@ pub fn Composer(props: &ComposerProps) -> Html {
             </select></label>
         },
         Endpoint::Race(close) => html! {
-            <label>{ "the next request on each connection is dropped with " }<select id="p-drop" onchange={edit(|s, v| {
+            <label>{ "the next request on each HTTP/1.1 connection is dropped with " }<select id="p-drop" onchange={edit(|s, v| {
                 s.endpoint = Endpoint::Race(if v == "rst" { RaceClose::Rst } else { RaceClose::Fin })
             })}>
                 { option("fin", "FIN (the server closed as it arrived)", close == RaceClose::Fin) }
-                { option("rst", "RST (it was left unread)", close == RaceClose::Rst) }
+                { option("rst", "RST (as when it is left unread)", close == RaceClose::Rst) }
             </select></label>
         },
         Endpoint::Sse { interval_ms, count } => html! { <>
@@ -165,6 +165,10 @@ pub fn Composer(props: &ComposerProps) -> Html {
                             { "the HTTPS address the lab printed" }
                         }
                         { " once, choose Advanced → Proceed, then come back. Until then these requests fail." }
+                        if matches!(s.target, Target::TlsH2 | Target::TlsH2Limited) {
+                            { " Over HTTP/2 the keep-alive race is not staged and /api/close answers 400: \
+                               an HTTP/2 connection ends with GOAWAY." }
+                        }
                     </p>
                 }
                 <label>{ "credentials " }<select id="c-credentials" onchange={edit(|s, v| s.credentials = match v.as_str() {

@@ -78,8 +78,9 @@ pub fn LessonView(props: &LessonViewProps) -> Html {
                 <section class="lessons" aria-label="Lessons">
                     <h2>{ "Lessons" }</h2>
                     <p class="help">{ "Each lesson asks you to predict, runs an experiment in your own \
-                        browser, and puts the measured answer beside your prediction. Nothing is typed \
-                        in: every figure comes from this run." }</p>
+                        browser (the agent lessons: in a Node-style agent on the lab's server), and puts \
+                        the measured answer beside your prediction. Nothing is typed in: every figure \
+                        comes from this run." }</p>
                     { items }
                 </section>
             }

@@ -105,7 +105,8 @@ pub fn measured(props: &MeasuredProps) -> Html {
             <p class="source">
                 { "Computed from this run, never typed in: each request is in exactly one of the states \
                    above. Queued in the browser = waiting there now, or reached the server only after \
-                   another request of its pool ended there though issued before it ended. Connections \
+                   another request of its pool ended there though issued before it ended, or ended \
+                   (failed or aborted) without ever reaching the server. Connections \
                    come from the server's events for this run's tagged requests; the page load's are \
                    those open before this page went live." }
             </p>

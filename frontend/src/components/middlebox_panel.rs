@@ -14,6 +14,9 @@ use super::composer::value;
 pub struct MiddleboxProps {
     /// The session's settings as the server last confirmed them.
     pub settings: Option<MiddleboxSettings>,
+    /// Whether the lab's host can see keep-alive probes at all (`None`: not
+    /// known yet).
+    pub probes_visible: Option<bool>,
     /// Changes whenever the server confirms settings or refuses a change:
     /// the form is rebuilt from `settings`, so a refused value does not stay
     /// on screen as if it were in force.
@@ -93,9 +96,15 @@ pub fn middlebox_panel(props: &MiddleboxProps) -> Html {
             html! { <>
                 <p id="mb-in-force" role="status">
                     { format!("For connections through the lab's middlebox port opened after a change. \
-                        In force (confirmed by the server): {}, idle timeout {real}; keep-alive probes {} \
-                        a mapping; at expiry: {}. {time}",
-                        spec.name, if s.probes_refresh { "refresh" } else { "do not refresh" }, s.on_expiry.describe()) }
+                        In force (confirmed by the server): {}, idle timeout {real}; keep-alive probes {}; \
+                        at expiry: {}. {time}",
+                        spec.name,
+                        match (props.probes_visible, s.probes_refresh) {
+                            (Some(false), _) => "cannot be seen on this host (no Linux TCP_INFO) and never refresh a mapping",
+                            (_, true) => "refresh a mapping",
+                            (_, false) => "do not refresh a mapping",
+                        },
+                        s.on_expiry.describe()) }
                 </p>
                 <fieldset key={props.revision.to_string()} disabled={!props.enabled}>
                     { field("Preset ".into(), "mb-preset", String::new(),

@@ -102,13 +102,16 @@ pub fn PolicyPanel(props: &PolicyProps) -> Html {
         <section class="policy" aria-label="Server policy">
             <h2>{ "Server keep-alive policy" }</h2>
             <p class="source">
-                { "Live: changes go to the server over the WebSocket and every open page sees them. \
+                { "Live: changes go to the server over the WebSocket and apply to this page's session \
+                   only (other tabs and participants keep their own policy; the instructor sees the \
+                   change). \
                    Defaults mirror Apache httpd 2.4 (KeepAliveTimeout 5, MaxKeepAliveRequests 100). \
                    Keep-alive, max requests and the Keep-Alive header apply to the next response, \
                    the hang timeout to requests that start after the change, the idle timeout to \
                    your open connections at once, TCP keep-alive to them from their next read or \
                    write. Over HTTP/2 there are no Connection or Keep-Alive headers: max requests \
-                   ends a connection with GOAWAY, and keep-alive off does not apply." }
+                   ends a connection with GOAWAY, the hang timeout resets only that stream, and \
+                   keep-alive off does not apply." }
             </p>
             <fieldset key={props.revision.to_string()} disabled={disabled}>
                 <label>

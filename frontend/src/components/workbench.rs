@@ -180,6 +180,7 @@ pub fn Workbench(props: &AppProps) -> Html {
                     revision={state.config_revision} />
                 { middlebox_panel(&MiddleboxProps {
                     settings: state.middlebox_settings.as_ref().map(|m| m.0.clone()),
+                    probes_visible: lab.probes_visible,
                     revision: state.config_revision + heard,
                     enabled: connected, on_change: on_middlebox }) }
                 <AgentComposer settings={(*agent_settings).clone()} on_change={on_agent_change}

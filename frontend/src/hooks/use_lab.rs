@@ -27,6 +27,10 @@ pub struct Lab {
     /// Where the lab's middlebox and HTTPS ports listen (origins of their
     /// own); `None` until the server has answered.
     pub other_ports: Option<OtherPorts>,
+    /// Whether the lab's host can see TCP keep-alive probes (Linux
+    /// `TCP_INFO`; `GET /api/middlebox`); `None` until the server has
+    /// answered.
+    pub probes_visible: Option<bool>,
     /// Fires a burst; answers its run id, or why it was not fired.
     pub fire: Callback<BurstSettings, Result<u32, String>>,
     /// The run picked in the run list (`None`: the newest).
@@ -104,8 +108,10 @@ pub fn use_lab(session: SessionId, problem: Option<String>) -> Lab {
         })
     };
     let other_ports = use_state(|| None::<OtherPorts>);
+    let probes_visible = use_state(|| None::<bool>);
     {
         let (other_ports, session) = (other_ports.clone(), state.session.clone());
+        let probes_visible = probes_visible.clone();
         let frames = frames.clone();
         use_effect_with((), move |()| {
             wasm_bindgen_futures::spawn_local(async move {
@@ -114,6 +120,7 @@ pub fn use_lab(session: SessionId, problem: Option<String>) -> Lab {
                     crate::services::session::json::<protocol::MiddleboxView>("GET", &path, None)
                         .await;
                 if let Ok(view) = &view {
+                    probes_visible.set(Some(view.probes_visible));
                     // The session's settings, which a lesson that changes
                     // them puts back.
                     frames.event(protocol::ServerEvent::MiddleboxChanged {
@@ -174,6 +181,7 @@ pub fn use_lab(session: SessionId, problem: Option<String>) -> Lab {
         send,
         problem,
         other_ports: *other_ports,
+        probes_visible: *probes_visible,
         fire,
         selected,
         agent,

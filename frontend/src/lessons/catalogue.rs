@@ -415,6 +415,19 @@ fn nat_tcp_keepalive_steps() -> Vec<Step> {
 }
 
 /// Probes from `side` that refreshed the lesson's mapping.
+/// Whether the middlebox of the mapping whose `events` these are could see
+/// keep-alive probes at all (its `opened` says; Linux `TCP_INFO` only);
+/// unknown counts as seen.
+fn probes_seen(events: &[&protocol::MiddleboxEvent]) -> bool {
+    events
+        .iter()
+        .find_map(|m| match m {
+            protocol::MiddleboxEvent::Opened { probes_visible, .. } => Some(*probes_visible),
+            _ => None,
+        })
+        .unwrap_or(true)
+}
+
 fn probes_from(events: &[&protocol::MiddleboxEvent], side: protocol::Side) -> u32 {
     events
         .iter()
@@ -578,14 +591,7 @@ fn real_time(e: &Evidence<'_>) -> Outcome {
     let shown = |id: &str, value: &str| figures.iter().any(|f| f.id == id && f.value == value);
     // Whether the middlebox could see probes at all (TCP_INFO: Linux only);
     // found in review: an unseen probe was told as one the browser never sent.
-    let visible = run_mapping(e, 0)
-        .iter()
-        .find_map(|m| match m {
-            M::Opened { probes_visible, .. } => Some(*probes_visible),
-            _ => None,
-        })
-        .unwrap_or(true);
-    if !visible {
+    if !probes_seen(&run_mapping(e, 0)) {
         notes.push(
             "This lab's host cannot see TCP keep-alive probes (the middlebox reads them with \
              Linux's TCP_INFO), so Chromium's probes, if it sent any, were not counted and did \
@@ -625,10 +631,19 @@ fn nat_tcp_keepalive(e: &Evidence<'_>) -> Outcome {
         "the server's probes that refreshed the mapping",
         probes,
     ));
-    outcome.notes.push(format!(
-        "The middlebox counted {} from the server, each refreshing the mapping.",
-        count(probes as usize, "probes")
-    ));
+    outcome.notes.push(if probes_seen(&events) {
+        format!(
+            "The middlebox counted {} from the server, each refreshing the mapping.",
+            count(probes as usize, "probes")
+        )
+    } else {
+        // As in the lessons without keep-alive (found in review: this one
+        // alone said nothing, and its answer blamed the server's probes).
+        "This lab's host cannot see TCP keep-alive probes (the middlebox reads them with \
+         Linux's TCP_INFO): the server's probes were not counted and did not refresh the \
+         mapping here."
+            .to_owned()
+    });
     outcome
 }
 
@@ -1800,6 +1815,13 @@ mod tests {
         assert_eq!(mapping_scale(&events), 100);
         assert_eq!(mapping_scale(&events[1..]), 1, "unknown: real time");
         assert_eq!(LESSON_TCP.scaled(100).idle_s, 1);
+        assert!(probes_seen(&events));
+        assert!(probes_seen(&events[1..]), "unknown: seen");
+        let mut unseen = opened.clone();
+        if let M::Opened { probes_visible, .. } = &mut unseen {
+            *probes_visible = false;
+        }
+        assert!(!probes_seen(&[&unseen, &d]));
     }
 
     #[test]

@@ -155,9 +155,11 @@ pub const LESSONS: &[LessonEntry] = &[
             unit: None,
             choices: &["the 2nd", "the 3rd", "the 4th", "none"],
             why: "Apache's defaults (KeepAliveTimeout 5, MaxKeepAliveRequests 100) are announced as \
-              Keep-Alive: timeout=5, max=100 (this lab counts the responses left after this one, \
-              so under the same defaults its first says max=99); max counts down with each \
-              response, and the last allowed response says Connection: close instead. Chromium ignores the header's \
+              Keep-Alive: timeout=5, max=100: max is the requests still allowed after this one, \
+              counting down with each response, and the last allowed response says Connection: \
+              close instead. (Apache allows 100 after the first, 101 in all; this lab, like \
+              nginx's keepalive_requests, counts all of them, so under 100 its first says \
+              max=99.) Chromium ignores the header's \
               numbers: it learns that a connection is gone only when it closes.",
             watch: "the headers on each request, counting down to Connection: close",
         },

@@ -77,6 +77,50 @@ impl Embedded {
     }
 }
 
+impl File {
+    /// The entity tag of the file as built (`gzip` false) or compressed:
+    /// two representations, two tags (RFC 9110 §8.8.3). A hash of the
+    /// bytes, so a rebuilt page gets new tags; worked out once per file and
+    /// representation (at most 14 tags, kept for the life of the process,
+    /// as the embedded files are).
+    pub fn etag(&self, gzip: bool) -> &'static str {
+        type Tags = std::sync::Mutex<Vec<(usize, &'static str)>>;
+        static TAGS: std::sync::OnceLock<Tags> = std::sync::OnceLock::new();
+        let bytes = if gzip { self.gzip } else { self.raw };
+        let key = bytes.as_ptr() as usize;
+        let mut tags = TAGS
+            .get_or_init(Default::default)
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some((_, tag)) = tags.iter().find(|(k, _)| *k == key) {
+            return tag;
+        }
+        let tag: &'static str = Box::leak(format!("\"{:016x}\"", fnv1a(bytes)).into_boxed_str());
+        tags.push((key, tag));
+        tag
+    }
+}
+
+/// 64-bit FNV-1a: enough to tell two builds of a file apart.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, b| {
+        (hash ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// Whether `If-None-Match` in `headers` names `etag` (or is `*`): the
+/// client has that representation, and a 304 answers it (weak comparison,
+/// RFC 9110 §13.1.2).
+pub fn not_modified(headers: &HeaderMap, etag: &str) -> bool {
+    headers
+        .get_all(axum::http::header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim().trim_start_matches("W/"))
+        .any(|t| t == "*" || t == etag)
+}
+
 /// Whether the request's `Accept-Encoding` takes gzip (RFC 9110 §12.5.3):
 /// `gzip` or `x-gzip` or `*`, with a weight above zero, and not ruled out by
 /// an explicit `gzip;q=0`.
@@ -135,5 +179,39 @@ mod tests {
         assert!(!accepts("*;q=0"));
         assert!(!accepts("gzip;q=zero"), "a weight that is not a number");
         assert!(!accepts_gzip(&HeaderMap::new()), "no header: identity");
+    }
+
+    #[test]
+    fn a_tag_the_client_has_is_not_modified_and_each_representation_has_its_own() {
+        let file = File {
+            path: "/app.js",
+            content_type: "text/javascript",
+            raw: b"// app",
+            gzip: b"\x1f\x8b compressed",
+        };
+        let (raw, gzip) = (file.etag(false), file.etag(true));
+        assert_ne!(raw, gzip);
+        assert_eq!(raw, file.etag(false), "the same tag every time");
+        assert!(
+            raw.starts_with('"') && raw.ends_with('"') && raw.len() == 18,
+            "{raw}"
+        );
+        let with = |value: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(axum::http::header::IF_NONE_MATCH, value.parse().unwrap());
+            headers
+        };
+        assert!(not_modified(&with(raw), raw));
+        assert!(
+            not_modified(&with(&format!("W/{raw}")), raw),
+            "weak comparison"
+        );
+        assert!(
+            not_modified(&with(&format!("\"x\", {gzip}")), gzip),
+            "a list"
+        );
+        assert!(not_modified(&with("*"), raw));
+        assert!(!not_modified(&with(gzip), raw), "the other representation");
+        assert!(!not_modified(&HeaderMap::new(), raw));
     }
 }

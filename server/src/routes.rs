@@ -216,9 +216,16 @@ async fn assets(State(lab): State<Lab>, request: Request) -> Response {
 async fn file(lab: &Lab, request: Request) -> Option<Response> {
     let gzip = crate::assets::accepts_gzip(request.headers());
     let mut response = if let Some(page) = embedded_page(lab) {
+        // A reload (`no-cache`) asks again with the tag it has: 304, no body.
         let file = page.file(request.uri().path())?;
-        let mut response = if gzip { file.gzip } else { file.raw }.into_response();
+        let etag = file.etag(gzip);
+        let mut response = if crate::assets::not_modified(request.headers(), etag) {
+            axum::http::StatusCode::NOT_MODIFIED.into_response()
+        } else {
+            if gzip { file.gzip } else { file.raw }.into_response()
+        };
         let headers = response.headers_mut();
+        headers.insert(header::ETAG, HeaderValue::from_static(etag));
         headers.insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static(file.content_type),

@@ -308,4 +308,37 @@ async fn the_landing_page_downloads_gzip_compressed() {
         assert_eq!(*encoded, size(&format!("{file}.gz")), "{path} as received");
         assert!(encoded < decoded, "{path} compressed");
     }
+
+    // A reload asks again (`no-cache`) and is told nothing changed: the
+    // wasm is not sent a second time (Resource Timing's transferSize is the
+    // 304's head only).
+    chrome
+        .eval(&page, "window.beforeReload = true; location.reload()")
+        .await;
+    let transfer = eventually("the reloaded page's wasm", LIMIT, async || {
+        chrome
+            .eval_across_loads(
+                &page,
+                "(() => { if (window.beforeReload \
+                   || !document.querySelector('main[data-page]')) return null; \
+                   const e = performance.getEntriesByType('resource') \
+                     .find(e => new URL(e.name).pathname === '/app_bg.wasm'); \
+                   return e ? [e.transferSize, e.encodedBodySize] : null; })()",
+            )
+            .await
+            .and_then(|v| {
+                serde_json::from_value::<Option<(u64, u64)>>(v)
+                    .ok()
+                    .flatten()
+            })
+    })
+    .await;
+    let gz = std::fs::metadata(dist.join("app_bg.wasm.gz"))
+        .expect("gz")
+        .len();
+    assert_eq!(transfer.1, gz, "the body it already had");
+    assert!(
+        transfer.0 < 2_000,
+        "revalidated, not downloaded again: {transfer:?}"
+    );
 }

@@ -116,6 +116,30 @@ async fn the_single_binary_serves_the_whole_lab_from_an_empty_folder() {
         std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&gzip[..]), &mut inflated)
             .expect("valid gzip");
         assert!(inflated == wasm, "the .gz is the module as built");
+        // A reload asks again with the tag it has: 304, nothing resent.
+        let tag = head
+            .lines()
+            .find_map(|l| l.strip_prefix("etag: "))
+            .unwrap_or_else(|| panic!("an ETag: {head}"))
+            .to_owned();
+        let (status, head, body) = fetch_with(
+            &addr,
+            "GET",
+            &format!("/{bundle}_bg.wasm"),
+            &format!("Accept-Encoding: gzip, deflate\r\nIf-None-Match: {tag}\r\n"),
+        )
+        .await;
+        assert_eq!(status, 304, "{head}");
+        assert!(body.is_empty());
+        // The module as built is another representation, with its own tag.
+        let (status, head, _) = fetch_with(
+            &addr,
+            "GET",
+            &format!("/{bundle}_bg.wasm"),
+            &format!("If-None-Match: {tag}\r\n"),
+        )
+        .await;
+        assert_eq!(status, 200, "{head}");
     }
     let (status, _, body) = fetch(&addr, "POST", "/api/sessions").await;
     assert_eq!(status, 200);

@@ -630,7 +630,9 @@ impl Conn {
     ) -> RequestGuard {
         self.mark_bytes_in();
         self.body_unfinished.store(has_body, Ordering::Relaxed);
-        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        if self.in_flight.fetch_add(1, Ordering::AcqRel) == 0 {
+            self.h2_in_flight_again();
+        }
         if let Some(session) = session
             && self.session.set(session.clone()).is_ok()
         {
@@ -695,23 +697,53 @@ impl Conn {
     /// it on reading the `GOAWAY` acts on it (found in the test: hyper's
     /// client drops its socket at the `GOAWAY`, and the server's next frame
     /// draws a reset). A reset with a response still in flight came first
-    /// and stays `peer_reset`.
+    /// and stays `peer_reset`. Decided under the reason's lock with the
+    /// count read again, so that a stream beginning at the same moment
+    /// ([`Conn::h2_in_flight_again`]) is never missed.
     fn h2_nothing_in_flight(&self) {
         if self.http2.load(Ordering::Relaxed)
             && self.planned_close.load(Ordering::Relaxed) == PLANNED_MAX_REQUESTS
         {
-            self.set_reason(CloseReason::MaxRequests);
+            let mut reason = self.reason.lock().unwrap_or_else(|p| p.into_inner());
+            if self.in_flight.load(Ordering::Acquire) == 0 {
+                reason.get_or_insert(CloseReason::MaxRequests);
+            }
+        }
+    }
+
+    /// HTTP/2: a request begins with nothing else in flight. Until the
+    /// second `GOAWAY` (sent once the client answers its `PING`) a client
+    /// may still open streams after the one for `max_requests`, and h2
+    /// answers them: the connection is no longer quiet, and a close that
+    /// cuts this request is the client's or a guard's, not `max_requests`
+    /// (found in audit: the reason stayed `max_requests` when the client
+    /// reset the connection with such a stream in flight).
+    fn h2_in_flight_again(&self) {
+        if self.http2.load(Ordering::Relaxed)
+            && self.planned_close.load(Ordering::Relaxed) == PLANNED_MAX_REQUESTS
+        {
+            let mut reason = self.reason.lock().unwrap_or_else(|p| p.into_inner());
+            if *reason == Some(CloseReason::MaxRequests) {
+                *reason = None;
+            }
         }
     }
 
     /// HTTP/2: the connection ended after the server's `GOAWAY` for
     /// `max_requests`. Closed as announced (hyper closes once the streams
-    /// in flight are done), or by the client after reading it (its FIN):
-    /// `max_requests` either way, as over HTTP/1.1 after `Connection:
-    /// close`; anything else as [`Conn::note_connection_end`] says.
+    /// in flight are done), or by the client after reading it (its FIN)
+    /// with nothing in flight: `max_requests` either way, as over HTTP/1.1
+    /// after `Connection: close`. A FIN that cuts a request still in flight
+    /// is the client's close, `peer_closed` (h2 ends without an error at
+    /// the client's FIN, whatever is in flight); anything else as
+    /// [`Conn::note_connection_end`] says.
     pub fn h2_max_requests_end(&self, result: &Result<(), hyper::Error>) {
-        if result.is_ok() || self.saw_eof.load(Ordering::Relaxed) {
+        let quiet = self.in_flight.load(Ordering::Acquire) == 0;
+        let eof = self.saw_eof.load(Ordering::Relaxed);
+        if quiet && (result.is_ok() || eof) {
             self.set_reason(CloseReason::MaxRequests);
+        } else if eof {
+            self.set_reason(CloseReason::PeerClosed);
         } else {
             self.note_connection_end(result);
         }

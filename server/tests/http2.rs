@@ -1527,3 +1527,103 @@ async fn max_requests_over_h2_says_goaway_answers_the_streams_already_open_and_c
         "the server's GOAWAY is in the record"
     );
 }
+
+/// A raw HTTP/2 `HEADERS` frame (END_STREAM | END_HEADERS) for `GET
+/// https://{authority}{path}` on `stream` (HPACK: indexed `:method GET` and
+/// `:scheme https`, literal `:path` and `:authority`, not indexed).
+fn raw_get(stream: u8, authority: &str, path: &str) -> Vec<u8> {
+    let mut block = vec![0x82, 0x87, 0x04, u8::try_from(path.len()).expect("short")];
+    block.extend(path.as_bytes());
+    block.extend([0x01, u8::try_from(authority.len()).expect("short")]);
+    block.extend(authority.as_bytes());
+    let mut frame = vec![0, 0, u8::try_from(block.len()).expect("short"), 0x1, 0x5];
+    frame.extend([0, 0, 0, stream]);
+    frame.extend(block);
+    frame
+}
+
+/// Reads server frames from `tls` until a `GOAWAY` has been read.
+async fn read_until_goaway(tls: &mut TlsStream<TcpStream>) {
+    use tokio::io::AsyncReadExt as _;
+    let mut bytes = Vec::new();
+    let mut at = 0;
+    loop {
+        while bytes.len() - at >= 9 {
+            let h: &[u8] = &bytes[at..at + 9];
+            let len = u32::from_be_bytes([0, h[0], h[1], h[2]]) as usize;
+            if bytes.len() - at < 9 + len {
+                break;
+            }
+            if h[3] == 0x7 {
+                return;
+            }
+            at += 9 + len;
+        }
+        let mut chunk = [0; 4096];
+        let n = within("the server's frames", tls.read(&mut chunk))
+            .await
+            .expect("read");
+        assert!(n > 0, "the server closed before its GOAWAY");
+        bytes.extend(&chunk[..n]);
+    }
+}
+
+/// After the `GOAWAY` for `max_requests` and before its second one (the
+/// client has not answered the `PING`), a client may still open streams:
+/// they are answered. A connection the client then ends with one of them
+/// still in flight was ended by the client, as documented (a reset with a
+/// response in flight is `peer_reset`; a FIN `peer_closed`), not closed as
+/// `max_requests` (found in audit: the reason was fixed as `max_requests`
+/// the moment the first stream ended, before the later one began).
+#[tokio::test]
+async fn a_stream_opened_after_the_max_requests_goaway_and_cut_by_the_client_is_not_max_requests() {
+    use tokio::io::AsyncWriteExt as _;
+    let mut config = common::config_with_idle(std::time::Duration::from_secs(30));
+    config.policy.max_requests = Some(1);
+    let lab = start_tls(config).await;
+    let mut viewer = Viewer::connect(lab.addr).await;
+    let authority = lab.h2.to_string();
+    for (reset, expected) in [
+        (true, CloseReason::PeerReset),
+        (false, CloseReason::PeerClosed),
+    ] {
+        let mut tls = connect(lab.h2, &lab.identity).await;
+        assert_eq!(alpn(&tls).as_deref(), Some(&b"h2"[..]));
+        let local = tls.get_ref().0.local_addr().expect("address");
+        let mut wire = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+        wire.extend([0, 0, 0, 0x4, 0, 0, 0, 0, 0]); // SETTINGS, empty
+        wire.extend(raw_get(1, &authority, "/api/fast?id=first"));
+        tls.write_all(&wire).await.expect("write");
+        tls.flush().await.expect("flush");
+        let conn = opened_from(&mut viewer, &local.to_string()).await;
+        let (_, first) = started(&mut viewer, "first").await;
+        viewer
+            .next_matching(
+                "the first request finished",
+                |e| matches!(e, ServerEvent::RequestFinished { request, .. } if *request == first),
+            )
+            .await;
+        read_until_goaway(&mut tls).await;
+        // Stream 3 after the first GOAWAY (last stream 2^31-1): accepted.
+        tls.write_all(&raw_get(3, &authority, "/api/hang?id=after-goaway"))
+            .await
+            .expect("write");
+        tls.flush().await.expect("flush");
+        let (c, _) = started(&mut viewer, "after-goaway").await;
+        assert_eq!(c, conn);
+        if reset {
+            tls.get_ref().0.set_zero_linger().expect("SO_LINGER 0");
+            drop(tls);
+        } else {
+            tls.get_mut().0.shutdown().await.expect("FIN");
+            // Keep the socket until the server closes.
+            let closed = viewer.closed(conn).await;
+            assert_eq!(closed.reason, expected, "FIN: {closed:?}");
+            assert_eq!(closed.requests, 2);
+            continue;
+        }
+        let closed = viewer.closed(conn).await;
+        assert_eq!(closed.reason, expected, "reset {reset}: {closed:?}");
+        assert_eq!(closed.requests, 2);
+    }
+}

@@ -1627,3 +1627,45 @@ async fn a_stream_opened_after_the_max_requests_goaway_and_cut_by_the_client_is_
         assert_eq!(closed.requests, 2);
     }
 }
+
+/// After the `GOAWAY` for `max_requests`, with nothing in flight, a new
+/// stream's head that stops part-way is cut by the header-read guard: the
+/// record says so, not `max_requests` (found in audit: the reason was fixed
+/// as `max_requests` when the last stream ended, and the guard's verdict
+/// could not replace it).
+#[tokio::test]
+async fn a_head_that_stops_after_the_max_requests_goaway_is_closed_as_header_read_timeout() {
+    use tokio::io::AsyncWriteExt as _;
+    let mut config = Config {
+        header_read_timeout: std::time::Duration::from_millis(400),
+        ..common::config_with_idle(std::time::Duration::from_secs(30))
+    };
+    config.policy.max_requests = Some(1);
+    let lab = start_tls(config).await;
+    let mut viewer = Viewer::connect(lab.addr).await;
+    let authority = lab.h2.to_string();
+    let mut tls = connect(lab.h2, &lab.identity).await;
+    let local = tls.get_ref().0.local_addr().expect("address");
+    let mut wire = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    wire.extend([0, 0, 0, 0x4, 0, 0, 0, 0, 0]); // SETTINGS, empty
+    wire.extend(raw_get(1, &authority, "/api/fast?id=only"));
+    tls.write_all(&wire).await.expect("write");
+    tls.flush().await.expect("flush");
+    let conn = opened_from(&mut viewer, &local.to_string()).await;
+    let (_, only) = started(&mut viewer, "only").await;
+    viewer
+        .next_matching(
+            "the request finished",
+            |e| matches!(e, ServerEvent::RequestFinished { request, .. } if *request == only),
+        )
+        .await;
+    read_until_goaway(&mut tls).await;
+    // HEADERS on stream 3, 20 bytes announced, END_HEADERS: 5 of them sent.
+    tls.write_all(&[0, 0, 20, 0x1, 0x4, 0, 0, 0, 3, 0x82, 0x87, 0x84, 0x41, 0x8a])
+        .await
+        .expect("write");
+    tls.flush().await.expect("flush");
+    let closed = viewer.closed(conn).await;
+    assert_eq!(closed.reason, CloseReason::HeaderReadTimeout, "{closed:?}");
+    assert_eq!(closed.requests, 1);
+}

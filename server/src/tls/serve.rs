@@ -223,11 +223,13 @@ async fn serve_connection(
                     connection.as_mut().graceful_shutdown();
                 }
                 verdict = &mut watchdog => {
-                    conn.set_reason(verdict.reason);
                     if verdict.idle {
+                        conn.set_reason(verdict.reason);
                         // Idle (or its session ended): say GOAWAY, then close.
                         connection.as_mut().graceful_shutdown();
                         let _ = tokio::time::timeout(GOAWAY_GRACE, connection.as_mut()).await;
+                    } else {
+                        conn.set_guard_reason(verdict.reason);
                     }
                     break;
                 }

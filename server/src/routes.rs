@@ -213,7 +213,7 @@ async fn assets(State(lab): State<Lab>, request: Request) -> Response {
 /// gzip-compressed (`Content-Encoding: gzip`, the `.gz` that `cargo xtask
 /// build` writes beside it) when the request accepts gzip, as every browser
 /// does; served `no-cache`, so a rebuilt frontend is picked up.
-async fn file(lab: &Lab, request: Request) -> Option<Response> {
+async fn file(lab: &Lab, mut request: Request) -> Option<Response> {
     let gzip = crate::assets::accepts_gzip(request.headers());
     let mut response = if let Some(page) = embedded_page(lab) {
         // A reload (`no-cache`) asks again with the tag it has: 304, no body.
@@ -235,6 +235,14 @@ async fn file(lab: &Lab, request: Request) -> Option<Response> {
         }
         response
     } else {
+        // The lab's own negotiation decides, as for the embedded files:
+        // `ServeDir` is told `gzip` or nothing (its parser ignores `*`, and a
+        // weight with four decimals; found in audit).
+        let headers = request.headers_mut();
+        headers.remove(header::ACCEPT_ENCODING);
+        if gzip {
+            headers.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("gzip"));
+        }
         let files = ServeDir::new(&lab.config().dist_dir).precompressed_gzip();
         match files.oneshot(request).await {
             Ok(response)

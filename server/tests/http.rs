@@ -398,6 +398,12 @@ async fn page_files_are_sent_gzip_compressed_where_accept_encoding_takes_gzip() 
             (Some("gzip, deflate"), true),
             (Some("gzip, deflate, br, zstd"), true),
             (Some("gzip;q=0, deflate"), false),
+            // What `assets::accepts_gzip` takes, from a directory too
+            // (found in audit: tower-http's negotiation ignored `*`).
+            (Some("*"), true),
+            (Some("br, *;q=0.1"), true),
+            (Some("x-gzip"), true),
+            (Some("gzip;q=0, *"), false),
             (Some("identity"), false),
             (None, false),
         ] {

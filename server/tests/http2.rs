@@ -1669,3 +1669,88 @@ async fn a_head_that_stops_after_the_max_requests_goaway_is_closed_as_header_rea
     assert_eq!(closed.reason, CloseReason::HeaderReadTimeout, "{closed:?}");
     assert_eq!(closed.requests, 1);
 }
+
+/// The header-read guard over HTTP/2 bounds a head part-way in, not a busy
+/// healthy connection: beside a hang, a request body sent in many DATA
+/// frames, then many small streams one after another for three times the
+/// guard, and the connection goes on.
+#[tokio::test]
+async fn an_upload_and_many_streams_beside_a_hang_are_not_cut_by_the_header_read_guard() {
+    let guard = std::time::Duration::from_millis(300);
+    let lab = start_tls(Config {
+        header_read_timeout: guard,
+        ..common::config_with_idle(std::time::Duration::from_secs(30))
+    })
+    .await;
+    let mut viewer = Viewer::connect(lab.addr).await;
+    let tls = connect(lab.h2, &lab.identity).await;
+    let (client, connection) = h2::client::handshake(tls).await.expect("h2 handshake");
+    tokio::spawn(connection);
+    let mut client = client.ready().await.expect("ready");
+    let url = |target: &str| format!("https://{}{target}", lab.h2);
+    let (hang, _) = client
+        .send_request(
+            hyper::Request::get(url("/api/hang?id=beside"))
+                .body(())
+                .unwrap(),
+            true,
+        )
+        .expect("the hang");
+    let (conn, _) = started(&mut viewer, "beside").await;
+    // A release of no hang (`{"id":"nobody"` and spaces, `}`), its body
+    // read to the end by the handler, sent a little at a time.
+    let (answer, mut body) = client
+        .send_request(
+            hyper::Request::post(url("/api/release"))
+                .header("content-type", "application/json")
+                .body(())
+                .unwrap(),
+            false,
+        )
+        .expect("the upload");
+    body.send_data(Bytes::from_static(br#"{"id":"nobody""#), false)
+        .expect("the start");
+    // Within the body guard, which bounds a whole body from the handler's
+    // first wait (`body_read_timeout`), in many DATA frames.
+    let begun = std::time::Instant::now();
+    while begun.elapsed() < guard * 2 / 3 {
+        if let Err(e) = body.send_data(Bytes::from(vec![b' '; 1500]), false) {
+            let at = begun.elapsed();
+            let closed = viewer.closed(conn).await;
+            panic!("a chunk at {at:?}: {e}; {closed:?}");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    body.send_data(Bytes::from_static(b"}"), true)
+        .expect("the end");
+    let answer = within("the upload's answer", answer)
+        .await
+        .expect("answered");
+    assert_eq!(answer.status(), 200);
+    let begun = std::time::Instant::now();
+    let mut n = 0;
+    while begun.elapsed() < guard * 3 {
+        let mut ready = client.clone().ready().await.expect("ready");
+        let (answer, _) = ready
+            .send_request(
+                hyper::Request::get(url(&format!("/api/fast?id=small{n}")))
+                    .body(())
+                    .unwrap(),
+                true,
+            )
+            .expect("a small one");
+        let answer = within("a small answer", answer).await.expect("answered");
+        assert_eq!(answer.status(), 200);
+        n += 1;
+        tokio::time::sleep(std::time::Duration::from_millis(15)).await;
+    }
+    // The hang is still waiting: the connection is open.
+    assert!(
+        tokio::time::timeout(guard, hang).await.is_err(),
+        "the hang ended: the connection was cut after {n} small streams"
+    );
+    assert!(
+        lab.lab.tracker().connection(conn).is_some(),
+        "the connection is still open after {n} small streams"
+    );
+}

@@ -700,6 +700,20 @@ impl Conn {
         }
     }
 
+    /// HTTP/2: the `seq`-th request reached `policy`'s `max_requests`: the
+    /// serve loop is told to say `GOAWAY` (once).
+    fn h2_goaway_if_max(&self, seq: u32, policy: &ServerPolicy) {
+        if policy.max_requests.is_some_and(|max| seq >= max)
+            && self
+                .planned_close
+                .swap(PLANNED_MAX_REQUESTS, Ordering::Relaxed)
+                != PLANNED_MAX_REQUESTS
+            && let Some(h2) = self.h2.lock().unwrap_or_else(|p| p.into_inner()).as_ref()
+        {
+            h2.goaway_due.notify_one();
+        }
+    }
+
     /// HTTP/2: what to wait on before saying `GOAWAY` because the policy's
     /// `max_requests` was reached (see [`Conn::h2_max_requests_end`]).
     pub(crate) fn h2_goaway_due(&self) -> Arc<tokio::sync::Notify> {
@@ -1059,15 +1073,7 @@ impl Conn {
             // §8.2.2); an HTTP/2 connection ends with GOAWAY instead, which
             // the serve loop sends once told (`keep_alive` and
             // `advertise_keep_alive` have no HTTP/2 counterpart).
-            if policy.max_requests.is_some_and(|max| seq >= max)
-                && self
-                    .planned_close
-                    .swap(PLANNED_MAX_REQUESTS, Ordering::Relaxed)
-                    != PLANNED_MAX_REQUESTS
-                && let Some(h2) = self.h2.lock().unwrap_or_else(|p| p.into_inner()).as_ref()
-            {
-                h2.goaway_due.notify_one();
-            }
+            self.h2_goaway_if_max(seq, policy);
             return;
         }
         let closing_already = headers
@@ -1250,6 +1256,13 @@ impl RequestGuard {
         let conn = &self.ctx.conn;
         if self.ctx.stream != 0 {
             conn.h2_finished(self.ctx.stream);
+            if !completed {
+                // It counts even if it got no response (its stream was reset
+                // by the client or the hang timeout): found in audit, the
+                // `GOAWAY` waited for a later response, and the connection
+                // carried more requests than `max_requests`.
+                conn.h2_goaway_if_max(self.ctx.seq, &conn.policy());
+            }
         }
         conn.mark_bytes_in();
         self.permit = None;

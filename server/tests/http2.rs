@@ -1754,3 +1754,47 @@ async fn an_upload_and_many_streams_beside_a_hang_are_not_cut_by_the_header_read
         "the connection is still open after {n} small streams"
     );
 }
+
+/// `max_requests` counts requests in all: when the max-th request gets no
+/// response (the client cancels its stream), the server still says
+/// `GOAWAY` once it ends, and the connection carries no more (found in
+/// audit: the `GOAWAY` waited for a later response, so a third request
+/// was served on a connection whose policy said two).
+#[tokio::test]
+async fn a_max_th_request_the_client_cancels_still_ends_the_connection_with_goaway() {
+    let mut config = common::config_with_idle(std::time::Duration::from_secs(30));
+    config.policy.max_requests = Some(2);
+    let lab = start_tls(config).await;
+    let mut viewer = Viewer::connect(lab.addr).await;
+    let (mut send, driver, wire) = h2_logged(connect(lab.h2, &lab.identity).await).await;
+    let first = within(
+        "an answer",
+        send.send_request(get(lab.h2, "/api/fast?id=one")),
+    )
+    .await
+    .expect("an answer");
+    let conn = conn_id(&first);
+    let mut cancelled = Box::pin(send.send_request(get(lab.h2, "/api/hang?id=two")));
+    let _ = tokio::time::timeout(std::time::Duration::from_millis(50), &mut cancelled).await;
+    let (_, two) = started(&mut viewer, "two").await;
+    drop(cancelled); // RST_STREAM CANCEL
+    viewer
+        .next_matching(
+            "the cancelled request ended",
+            |e| matches!(e, ServerEvent::RequestFinished { request, .. } if *request == two),
+        )
+        .await;
+    within("the server's GOAWAY and close", driver)
+        .await
+        .expect("the task")
+        .expect("a clean end after GOAWAY");
+    let closed = viewer.closed(conn).await;
+    assert_eq!(closed.reason, CloseReason::MaxRequests, "{closed:?}");
+    assert_eq!(closed.requests, 2);
+    assert!(
+        wire.received()
+            .iter()
+            .any(|f| matches!(f, Frame::GoAway { code: 0, .. })),
+        "the client read the server's GOAWAY"
+    );
+}

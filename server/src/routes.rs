@@ -214,6 +214,11 @@ async fn assets(State(lab): State<Lab>, request: Request) -> Response {
 /// build` writes beside it) when the request accepts gzip, as every browser
 /// does; served `no-cache`, so a rebuilt frontend is picked up.
 async fn file(lab: &Lab, mut request: Request) -> Option<Response> {
+    if request.uri().path().ends_with(".gz") {
+        // A `.gz` is another form of a page file, never a file of its own
+        // (as in the single binary, which has no such path).
+        return None;
+    }
     let gzip = crate::assets::accepts_gzip(request.headers());
     let mut response = if let Some(page) = embedded_page(lab) {
         // A reload (`no-cache`) asks again with the tag it has: 304, no body.

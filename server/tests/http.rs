@@ -389,6 +389,10 @@ async fn page_files_are_sent_gzip_compressed_where_accept_encoding_takes_gzip() 
         ..common::config()
     })
     .await;
+    // The compressed copies are not page files of their own.
+    let direct = get_once(addr, "/app.js.gz").await;
+    assert_eq!(direct.status, 404, "{}", direct.text());
+    direct.error_body();
     for (target, (_, raw, gzip)) in [
         ("/", files[0]),
         ("/index.html", files[0]),

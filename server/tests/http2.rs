@@ -1307,21 +1307,10 @@ async fn an_h2_head_that_stops_part_way_is_closed_by_the_header_read_guard() {
         let mut tls = connect(lab.h2, &lab.identity).await;
         assert_eq!(alpn(&tls).as_deref(), Some(&b"h2"[..]));
         let local = tls.get_ref().0.local_addr().expect("address");
-        let mut wire = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
-        wire.extend([0, 0, 0, 0x4, 0, 0, 0, 0, 0]); // SETTINGS, empty
+        let mut wire = raw_preface();
         let mut stream = 1;
         if busy {
-            // HEADERS on stream 1, END_STREAM | END_HEADERS: GET
-            // https://{authority}/api/hang (HPACK: indexed :method GET and
-            // :scheme https, literal :path and :authority, not indexed).
-            let authority = lab.h2.to_string();
-            let mut block = vec![0x82, 0x87, 0x04, 9];
-            block.extend(b"/api/hang");
-            block.extend([0x01, u8::try_from(authority.len()).expect("short")]);
-            block.extend(authority.as_bytes());
-            let len = u8::try_from(block.len()).expect("short");
-            wire.extend([0, 0, len, 0x1, 0x5, 0, 0, 0, 1]);
-            wire.extend(block);
+            wire.extend(raw_get(1, &lab.h2.to_string(), "/api/hang"));
             stream = 3;
         }
         // HEADERS, 20 bytes announced, END_HEADERS: 5 of them sent.
@@ -1531,6 +1520,45 @@ async fn max_requests_over_h2_says_goaway_answers_the_streams_already_open_and_c
 /// A raw HTTP/2 `HEADERS` frame (END_STREAM | END_HEADERS) for `GET
 /// https://{authority}{path}` on `stream` (HPACK: indexed `:method GET` and
 /// `:scheme https`, literal `:path` and `:authority`, not indexed).
+/// The client's connection preface and an empty `SETTINGS`, as raw bytes.
+fn raw_preface() -> Vec<u8> {
+    let mut wire = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    wire.extend([0, 0, 0, 0x4, 0, 0, 0, 0, 0]); // SETTINGS, empty
+    wire
+}
+
+/// A raw HTTP/2 connection to the lab's h2 port, whose `max_requests` is
+/// one, that sent `GET /api/fast?id={tag}` on stream 1, saw it finish, and
+/// read the server's first `GOAWAY`; and the lab's record of it.
+async fn past_the_goaway(
+    lab: &TlsLab,
+    viewer: &mut Viewer,
+    tag: &str,
+) -> (TlsStream<TcpStream>, ConnId) {
+    use tokio::io::AsyncWriteExt as _;
+    let mut tls = connect(lab.h2, &lab.identity).await;
+    assert_eq!(alpn(&tls).as_deref(), Some(&b"h2"[..]));
+    let local = tls.get_ref().0.local_addr().expect("address");
+    let mut wire = raw_preface();
+    wire.extend(raw_get(
+        1,
+        &lab.h2.to_string(),
+        &format!("/api/fast?id={tag}"),
+    ));
+    tls.write_all(&wire).await.expect("write");
+    tls.flush().await.expect("flush");
+    let conn = opened_from(viewer, &local.to_string()).await;
+    let (_, first) = started(viewer, tag).await;
+    viewer
+        .next_matching(
+            "the first request finished",
+            |e| matches!(e, ServerEvent::RequestFinished { request, .. } if *request == first),
+        )
+        .await;
+    read_until_goaway(&mut tls).await;
+    (tls, conn)
+}
+
 fn raw_get(stream: u8, authority: &str, path: &str) -> Vec<u8> {
     let mut block = vec![0x82, 0x87, 0x04, u8::try_from(path.len()).expect("short")];
     block.extend(path.as_bytes());
@@ -1587,23 +1615,7 @@ async fn a_stream_opened_after_the_max_requests_goaway_and_cut_by_the_client_is_
         (true, CloseReason::PeerReset),
         (false, CloseReason::PeerClosed),
     ] {
-        let mut tls = connect(lab.h2, &lab.identity).await;
-        assert_eq!(alpn(&tls).as_deref(), Some(&b"h2"[..]));
-        let local = tls.get_ref().0.local_addr().expect("address");
-        let mut wire = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
-        wire.extend([0, 0, 0, 0x4, 0, 0, 0, 0, 0]); // SETTINGS, empty
-        wire.extend(raw_get(1, &authority, "/api/fast?id=first"));
-        tls.write_all(&wire).await.expect("write");
-        tls.flush().await.expect("flush");
-        let conn = opened_from(&mut viewer, &local.to_string()).await;
-        let (_, first) = started(&mut viewer, "first").await;
-        viewer
-            .next_matching(
-                "the first request finished",
-                |e| matches!(e, ServerEvent::RequestFinished { request, .. } if *request == first),
-            )
-            .await;
-        read_until_goaway(&mut tls).await;
+        let (mut tls, conn) = past_the_goaway(&lab, &mut viewer, "first").await;
         // Stream 3 after the first GOAWAY (last stream 2^31-1): accepted.
         tls.write_all(&raw_get(3, &authority, "/api/hang?id=after-goaway"))
             .await
@@ -1643,23 +1655,7 @@ async fn a_head_that_stops_after_the_max_requests_goaway_is_closed_as_header_rea
     config.policy.max_requests = Some(1);
     let lab = start_tls(config).await;
     let mut viewer = Viewer::connect(lab.addr).await;
-    let authority = lab.h2.to_string();
-    let mut tls = connect(lab.h2, &lab.identity).await;
-    let local = tls.get_ref().0.local_addr().expect("address");
-    let mut wire = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
-    wire.extend([0, 0, 0, 0x4, 0, 0, 0, 0, 0]); // SETTINGS, empty
-    wire.extend(raw_get(1, &authority, "/api/fast?id=only"));
-    tls.write_all(&wire).await.expect("write");
-    tls.flush().await.expect("flush");
-    let conn = opened_from(&mut viewer, &local.to_string()).await;
-    let (_, only) = started(&mut viewer, "only").await;
-    viewer
-        .next_matching(
-            "the request finished",
-            |e| matches!(e, ServerEvent::RequestFinished { request, .. } if *request == only),
-        )
-        .await;
-    read_until_goaway(&mut tls).await;
+    let (mut tls, conn) = past_the_goaway(&lab, &mut viewer, "only").await;
     // HEADERS on stream 3, 20 bytes announced, END_HEADERS: 5 of them sent.
     tls.write_all(&[0, 0, 20, 0x1, 0x4, 0, 0, 0, 3, 0x82, 0x87, 0x84, 0x41, 0x8a])
         .await

@@ -14,7 +14,7 @@ use axum::http::header::ACCEPT_ENCODING;
 
 /// One file of the built page, as built and gzip-compressed (`NAME.gz`,
 /// written by `cargo xtask build`).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct File {
     /// Where the page asks for it (`/app.js`).
     pub path: &'static str,
@@ -24,12 +24,16 @@ pub struct File {
     pub raw: &'static [u8],
     /// The same, gzip-compressed: what a browser that accepts gzip gets.
     pub gzip: &'static [u8],
+    /// The entity tags of `raw` and `gzip`: two representations, two tags
+    /// (RFC 9110 §8.8.3), each a hash of the bytes, so a rebuilt page gets
+    /// new ones.
+    etags: [String; 2],
 }
 
 /// The built page: `index.html`, and the wasm-bindgen glue and wasm module of
 /// each of its three bundles (the lesson track, the workbench, the
 /// instructor's view).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Embedded {
     /// `index.html` first.
     pub files: [File; 7],
@@ -38,20 +42,22 @@ pub struct Embedded {
 #[cfg(feature = "embedded-assets")]
 macro_rules! file {
     ($path:literal, $type:literal) => {
-        File {
-            path: concat!("/", $path),
-            content_type: $type,
-            raw: include_bytes!(concat!(env!("KEEPALIVE_LAB_EMBED_DIR"), "/", $path)),
-            gzip: include_bytes!(concat!(env!("KEEPALIVE_LAB_EMBED_DIR"), "/", $path, ".gz")),
-        }
+        File::new(
+            concat!("/", $path),
+            $type,
+            include_bytes!(concat!(env!("KEEPALIVE_LAB_EMBED_DIR"), "/", $path)),
+            include_bytes!(concat!(env!("KEEPALIVE_LAB_EMBED_DIR"), "/", $path, ".gz")),
+        )
     };
 }
 
-/// The page built into this binary, if it was built with `embedded-assets`.
-pub fn embedded() -> Option<Embedded> {
+/// The page built into this binary, if it was built with `embedded-assets`
+/// (its tags worked out at the first call).
+pub fn embedded() -> Option<&'static Embedded> {
     #[cfg(feature = "embedded-assets")]
     {
-        Some(Embedded {
+        static PAGE: std::sync::OnceLock<Embedded> = std::sync::OnceLock::new();
+        Some(PAGE.get_or_init(|| Embedded {
             files: [
                 file!("index.html", "text/html; charset=utf-8"),
                 file!("app.js", "text/javascript"),
@@ -61,7 +67,7 @@ pub fn embedded() -> Option<Embedded> {
                 file!("instructor.js", "text/javascript"),
                 file!("instructor_bg.wasm", "application/wasm"),
             ],
-        })
+        }))
     }
     #[cfg(not(feature = "embedded-assets"))]
     {
@@ -78,26 +84,26 @@ impl Embedded {
 }
 
 impl File {
-    /// The entity tag of the file as built (`gzip` false) or compressed:
-    /// two representations, two tags (RFC 9110 §8.8.3). A hash of the
-    /// bytes, so a rebuilt page gets new tags; worked out once per file and
-    /// representation (at most 14 tags, kept for the life of the process,
-    /// as the embedded files are).
-    pub fn etag(&self, gzip: bool) -> &'static str {
-        type Tags = std::sync::Mutex<Vec<(usize, &'static str)>>;
-        static TAGS: std::sync::OnceLock<Tags> = std::sync::OnceLock::new();
-        let bytes = if gzip { self.gzip } else { self.raw };
-        let key = bytes.as_ptr() as usize;
-        let mut tags = TAGS
-            .get_or_init(Default::default)
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        if let Some((_, tag)) = tags.iter().find(|(k, _)| *k == key) {
-            return tag;
+    /// A file `raw` served at `path`, and its compressed form `gzip`.
+    pub fn new(
+        path: &'static str,
+        content_type: &'static str,
+        raw: &'static [u8],
+        gzip: &'static [u8],
+    ) -> File {
+        let tag = |bytes: &[u8]| format!("\"{:016x}\"", fnv1a(bytes));
+        File {
+            path,
+            content_type,
+            raw,
+            gzip,
+            etags: [tag(raw), tag(gzip)],
         }
-        let tag: &'static str = Box::leak(format!("\"{:016x}\"", fnv1a(bytes)).into_boxed_str());
-        tags.push((key, tag));
-        tag
+    }
+
+    /// The entity tag of the file as built (`gzip` false) or compressed.
+    pub fn etag(&self, gzip: bool) -> &str {
+        &self.etags[usize::from(gzip)]
     }
 }
 
@@ -183,12 +189,12 @@ mod tests {
 
     #[test]
     fn a_tag_the_client_has_is_not_modified_and_each_representation_has_its_own() {
-        let file = File {
-            path: "/app.js",
-            content_type: "text/javascript",
-            raw: b"// app",
-            gzip: b"\x1f\x8b compressed",
-        };
+        let file = File::new(
+            "/app.js",
+            "text/javascript",
+            b"// app",
+            b"\x1f\x8b compressed",
+        );
         let (raw, gzip) = (file.etag(false), file.etag(true));
         assert_ne!(raw, gzip);
         assert_eq!(raw, file.etag(false), "the same tag every time");

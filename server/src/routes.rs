@@ -180,7 +180,7 @@ async fn index(State(lab): State<Lab>, request: Request) -> Result<Response, Api
 
 /// The page built into the binary, unless a directory with a built page was
 /// given (development: `--dist`, or `cargo xtask run`).
-fn embedded_page(lab: &Lab) -> Option<crate::assets::Embedded> {
+fn embedded_page(lab: &Lab) -> Option<&'static crate::assets::Embedded> {
     crate::assets::embedded().filter(|_| !crate::assets::dir_has_page(&lab.config().dist_dir))
 }
 
@@ -230,7 +230,9 @@ async fn file(lab: &Lab, mut request: Request) -> Option<Response> {
             if gzip { file.gzip } else { file.raw }.into_response()
         };
         let headers = response.headers_mut();
-        headers.insert(header::ETAG, HeaderValue::from_static(etag));
+        if let Ok(etag) = HeaderValue::from_str(etag) {
+            headers.insert(header::ETAG, etag);
+        }
         headers.insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static(file.content_type),

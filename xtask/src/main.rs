@@ -2,7 +2,9 @@
 //!
 //! - `build`: compiles the frontend to wasm32 with the size profile, generates
 //!   its JS glue with `wasm-bindgen-cli-support` used as a library (no CLI to
-//!   install, nothing downloaded), and assembles `dist/`. `build --names DIR`
+//!   install, nothing downloaded), and assembles `dist/`: the document and
+//!   the glue without comments or indentation (`minify`), and each file
+//!   gzip-compressed beside it for the server to send. `build --names DIR`
 //!   assembles a copy that keeps the Rust functions' names, so a CPU profile
 //!   of the page (`keepalive-lab-bench --profile`) names them.
 //! - `run [SERVER FLAGS]`: `build`, then starts the server on `dist/`.
@@ -14,6 +16,8 @@
 //!   built in (`--features embedded-assets`); prints its path last.
 //! - `bench [BENCH FLAGS]`: `build`, then the `bench/` harness, which writes
 //!   `BENCHMARKS.md` (several minutes).
+
+mod minify;
 
 use std::env;
 use std::ffi::OsStr;
@@ -176,9 +180,12 @@ fn build_into(dist: &Path, names: bool) -> Result<PathBuf> {
                 .map_err(|e| format!("wasm-bindgen could not process {}: {e}", wasm.display()))?;
         }
     }
-    let index = root.join("index.html");
-    fs::copy(&index, dist.join("index.html"))
-        .map_err(|e| format!("cannot copy {}: {e}", index.display()))?;
+    // The document and the glue are sent without comments or indentation.
+    write_minified(&root.join("index.html"), &dist.join("index.html"))?;
+    for page in PAGES {
+        let glue = dist.join(format!("{page}.js"));
+        write_minified(&glue, &glue)?;
+    }
     let files = [
         "index.html",
         "app_bg.wasm",
@@ -205,6 +212,18 @@ fn build_into(dist: &Path, names: bool) -> Result<PathBuf> {
         .join(", ");
     eprintln!("xtask: frontend built into {} ({sizes})", dist.display());
     Ok(dist.to_path_buf())
+}
+
+/// Writes `source` as sent ([`minify::page_text`]) to `output`, only when
+/// that changes `output`: an unchanged file keeps its time, and so its `.gz`.
+fn write_minified(source: &Path, output: &Path) -> Result {
+    let text =
+        fs::read_to_string(source).map_err(|e| format!("cannot read {}: {e}", source.display()))?;
+    let sent = minify::page_text(&text).map_err(|e| format!("{}: {e}", source.display()))?;
+    if fs::read_to_string(output).is_ok_and(|old| old == sent) {
+        return Ok(());
+    }
+    fs::write(output, sent).map_err(|e| format!("cannot write {}: {e}", output.display()))
 }
 
 /// Writes `file` gzip-compressed beside it (`NAME.gz`, best compression)

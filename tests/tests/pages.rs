@@ -120,14 +120,22 @@ async fn the_workbench_link_loads_its_own_bundle_and_keeps_the_session() {
         "projector mode came along"
     );
 
-    // A policy set in the workbench is this session's, at the server.
-    chrome
-        .eval(
-            &page,
-            "(() => { const i = document.getElementById('policy-idle'); i.value = '1234'; \
-               i.dispatchEvent(new Event('change', { bubbles: true })); })()",
-        )
-        .await;
+    // A policy set in the workbench is this session's, at the server. (The
+    // field is set once the workbench has drawn it, live: on a loaded CI
+    // machine the first look once found no field.)
+    eventually("the workbench's policy field, live", LIMIT, async || {
+        let set = chrome
+            .eval_across_loads(
+                &page,
+                "(() => { const i = document.getElementById('policy-idle'); \
+                   if (!i || i.closest('fieldset').disabled) return false; \
+                   i.value = '1234'; i.dispatchEvent(new Event('change', { bubbles: true })); \
+                   return true; })()",
+            )
+            .await;
+        (set == Some(true.into())).then_some(())
+    })
+    .await;
     let owner = chrome.session_of(&page).await;
     eventually("the policy at the server", LIMIT, async || {
         (lab.policy(&owner).idle_timeout_ms == 1234).then_some(())

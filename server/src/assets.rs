@@ -10,7 +10,7 @@
 use std::path::Path;
 
 use axum::http::HeaderMap;
-use axum::http::header::ACCEPT_ENCODING;
+use axum::http::header::{ACCEPT_ENCODING, IF_RANGE, RANGE};
 
 /// One file of the built page, as built and gzip-compressed (`NAME.gz`,
 /// written by `cargo xtask build`).
@@ -154,6 +154,78 @@ pub fn accepts_gzip(headers: &HeaderMap) -> bool {
     named.unwrap_or(any)
 }
 
+/// What a GET's `Range` asks of a representation of `len` bytes whose tag is
+/// `etag` (RFC 9110 §14), as `ServeDir` answers it for `--dist DIR`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ranged {
+    /// The whole representation, 200: no `Range`, or one the server ignores
+    /// (several ranges, another unit, a syntax error, an `If-Range` that
+    /// does not name this representation, several `Range` fields).
+    Whole,
+    /// Bytes `start..=end`, 206 with `Content-Range`.
+    Part { start: usize, end: usize },
+    /// A range that starts past the end, 416 with `Content-Range: bytes */len`.
+    Unsatisfiable,
+}
+
+/// Reads a GET's `Range` (and `If-Range`) in `headers`. Only a single
+/// range is served; anything else is ignored, as §14.2 allows, and the
+/// whole representation is sent.
+pub fn ranged(headers: &HeaderMap, len: usize, etag: &str) -> Ranged {
+    let mut values = headers.get_all(RANGE).iter();
+    let (Some(value), None) = (values.next(), values.next()) else {
+        return Ranged::Whole;
+    };
+    // `If-Range` with an entity tag: strong comparison (§13.1.5); a date
+    // never matches, since the built-in page has no `Last-Modified`.
+    if let Some(condition) = headers.get(IF_RANGE)
+        && condition.to_str().ok().map(str::trim) != Some(etag)
+    {
+        return Ranged::Whole;
+    }
+    let Some((unit, set)) = value.to_str().ok().and_then(|v| v.split_once('=')) else {
+        return Ranged::Whole;
+    };
+    if !unit.trim().eq_ignore_ascii_case("bytes") || set.contains(',') {
+        return Ranged::Whole;
+    }
+    let Some((first, last)) = set.trim().split_once('-') else {
+        return Ranged::Whole;
+    };
+    let number = |text: &str| {
+        let text = text.trim();
+        (!text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| text.parse::<u64>().unwrap_or(u64::MAX))
+    };
+    let (first, last, len64) = (first.trim(), last.trim(), len as u64);
+    let (start, end) = if first.is_empty() {
+        // `-N`: the last N bytes.
+        let Some(suffix) = number(last) else {
+            return Ranged::Whole;
+        };
+        if suffix == 0 || len == 0 {
+            return Ranged::Unsatisfiable;
+        }
+        (len64.saturating_sub(suffix), len64 - 1)
+    } else {
+        // `A-` and `A-B`.
+        let (Some(start), end) = (number(first), number(last)) else {
+            return Ranged::Whole;
+        };
+        if (end.is_none() && !last.is_empty()) || end.is_some_and(|end| end < start) {
+            return Ranged::Whole;
+        }
+        if start >= len64 {
+            return Ranged::Unsatisfiable;
+        }
+        (start, end.map_or(len64 - 1, |end| end.min(len64 - 1)))
+    };
+    Ranged::Part {
+        start: usize::try_from(start).unwrap_or(len),
+        end: usize::try_from(end).unwrap_or(len),
+    }
+}
+
 /// Whether `dir` holds a built page.
 pub fn dir_has_page(dir: &Path) -> bool {
     dir.join("index.html").is_file()
@@ -162,6 +234,7 @@ pub fn dir_has_page(dir: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::http::HeaderValue;
 
     fn accepts(value: &str) -> bool {
         let mut headers = HeaderMap::new();
@@ -219,5 +292,66 @@ mod tests {
         assert!(not_modified(&with("*"), raw));
         assert!(!not_modified(&with(gzip), raw), "the other representation");
         assert!(!not_modified(&HeaderMap::new(), raw));
+    }
+
+    #[test]
+    fn one_byte_range_is_served_and_anything_else_is_the_whole_file() {
+        let tag = "\"00000000000000aa\"";
+        let ask = |range: &[&str], if_range: Option<&str>| {
+            let mut headers = HeaderMap::new();
+            for r in range {
+                headers.append(RANGE, HeaderValue::from_str(r).unwrap());
+            }
+            if let Some(v) = if_range {
+                headers.insert(IF_RANGE, HeaderValue::from_str(v).unwrap());
+            }
+            ranged(&headers, 100, tag)
+        };
+        let part = |start, end| Ranged::Part { start, end };
+        assert_eq!(ask(&[], None), Ranged::Whole);
+        assert_eq!(ask(&["bytes=0-9"], None), part(0, 9));
+        assert_eq!(ask(&["Bytes = 10-"], None), part(10, 99));
+        assert_eq!(ask(&["bytes=90-500"], None), part(90, 99));
+        assert_eq!(ask(&["bytes=-5"], None), part(95, 99));
+        assert_eq!(ask(&["bytes=-500"], None), part(0, 99));
+        assert_eq!(ask(&["bytes=99-99"], None), part(99, 99));
+        assert_eq!(ask(&["bytes=0-99999999999999999999999"], None), part(0, 99));
+        // Past the end, or an empty suffix: 416.
+        assert_eq!(ask(&["bytes=100-"], None), Ranged::Unsatisfiable);
+        assert_eq!(ask(&["bytes=100-200"], None), Ranged::Unsatisfiable);
+        assert_eq!(ask(&["bytes=-0"], None), Ranged::Unsatisfiable);
+        assert_eq!(
+            ask(&["bytes=99999999999999999999-"], None),
+            Ranged::Unsatisfiable
+        );
+        // Ignored (§14.2): the whole file.
+        for ignored in [
+            "bytes=0-1,5-6",
+            "items=0-1",
+            "bytes=5-1",
+            "bytes=a-b",
+            "bytes=1-2x",
+            "bytes=-",
+            "bytes=+1-2",
+            "bytes 0-1",
+            "",
+        ] {
+            assert_eq!(ask(&[ignored], None), Ranged::Whole, "{ignored}");
+        }
+        assert_eq!(ask(&["bytes=0-1", "bytes=2-3"], None), Ranged::Whole);
+        // `If-Range`: only this representation's tag keeps the range.
+        assert_eq!(ask(&["bytes=0-1"], Some(tag)), part(0, 1));
+        assert_eq!(ask(&["bytes=0-1"], Some("\"other\"")), Ranged::Whole);
+        assert_eq!(
+            ask(&["bytes=0-1"], Some(&format!("W/{tag}"))),
+            Ranged::Whole
+        );
+        assert_eq!(
+            ask(&["bytes=0-1"], Some("Sat, 01 Jan 2000 00:00:00 GMT")),
+            Ranged::Whole
+        );
+        // An empty file has no range to give.
+        let headers = HeaderMap::from_iter([(RANGE, HeaderValue::from_static("bytes=0-"))]);
+        assert_eq!(ranged(&headers, 0, tag), Ranged::Unsatisfiable);
     }
 }

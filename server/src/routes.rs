@@ -33,7 +33,7 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Extension, RawQuery, Request, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Uri, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post};
 use protocol::{
@@ -47,6 +47,7 @@ use tower_http::cors::{
 use tower_http::services::ServeDir;
 
 use crate::Lab;
+use crate::assets::Ranged;
 use crate::conn::RequestCtx;
 use crate::endpoints;
 use crate::error::ApiError;
@@ -212,24 +213,73 @@ async fn assets(State(lab): State<Lab>, request: Request) -> Response {
 /// The page's file that a GET or HEAD `request` asks for, if there is one:
 /// gzip-compressed (`Content-Encoding: gzip`, the `.gz` that `cargo xtask
 /// build` writes beside it) when the request accepts gzip, as every browser
-/// does; served `no-cache`, so a rebuilt frontend is picked up.
+/// does; served `no-cache`, so a rebuilt frontend is picked up. Both modes
+/// answer `If-None-Match` or `If-Modified-Since` with 304, and a single byte
+/// `Range` with 206 (of the representation sent: the `.gz` when gzip).
 async fn file(lab: &Lab, mut request: Request) -> Option<Response> {
-    if request.uri().path().ends_with(".gz") {
+    let path = request.uri().path().to_owned();
+    if path.ends_with(".gz") {
         // A `.gz` is another form of a page file, never a file of its own
         // (as in the single binary, which has no such path).
         return None;
     }
     let gzip = crate::assets::accepts_gzip(request.headers());
     let mut response = if let Some(page) = embedded_page(lab) {
-        // A reload (`no-cache`) asks again with the tag it has: 304, no body.
         let file = page.file(request.uri().path())?;
         let etag = file.etag(gzip);
-        let mut response = if crate::assets::not_modified(request.headers(), etag) {
-            axum::http::StatusCode::NOT_MODIFIED.into_response()
+        let bytes = if gzip { file.gzip } else { file.raw };
+        // Conditions in RFC 9110 §13.2.2's order: a reload (`no-cache`) asks
+        // again with the tag it has, 304; then `If-Range` and `Range`.
+        let ranged = if crate::assets::not_modified(request.headers(), etag) {
+            None
+        } else if *request.method() == Method::GET {
+            Some(crate::assets::ranged(request.headers(), bytes.len(), etag))
         } else {
-            if gzip { file.gzip } else { file.raw }.into_response()
+            Some(Ranged::Whole)
+        };
+        let mut response = match ranged {
+            None => StatusCode::NOT_MODIFIED.into_response(),
+            Some(Ranged::Whole) => bytes.into_response(),
+            Some(Ranged::Part { start, end }) => match bytes.get(start..=end) {
+                Some(part) => {
+                    let mut response = (StatusCode::PARTIAL_CONTENT, part).into_response();
+                    if let Ok(range) =
+                        HeaderValue::from_str(&format!("bytes {start}-{end}/{}", bytes.len()))
+                    {
+                        response.headers_mut().insert(header::CONTENT_RANGE, range);
+                    }
+                    response
+                }
+                // `ranged` keeps within the bytes; were it not, the whole.
+                None => bytes.into_response(),
+            },
+            Some(Ranged::Unsatisfiable) => {
+                let mut refused = ApiError::with_status(
+                    StatusCode::RANGE_NOT_SATISFIABLE,
+                    format!(
+                        "the range `{}` starts past the end of {path} ({} bytes as sent)",
+                        request
+                            .headers()
+                            .get(header::RANGE)
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or(""),
+                        bytes.len()
+                    ),
+                    "ask for bytes=0-, or leave Range out for the whole file",
+                )
+                .into_response();
+                if let Ok(range) = HeaderValue::from_str(&format!("bytes */{}", bytes.len())) {
+                    refused.headers_mut().insert(header::CONTENT_RANGE, range);
+                }
+                return Some(refused);
+            }
         };
         let headers = response.headers_mut();
+        if ranged.is_none() {
+            // What a 200 would carry (RFC 9110 §8.6); axum would say 0.
+            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+        }
+        headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
         if let Ok(etag) = HeaderValue::from_str(etag) {
             headers.insert(header::ETAG, etag);
         }

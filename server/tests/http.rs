@@ -433,4 +433,23 @@ async fn page_files_are_sent_gzip_compressed_where_accept_encoding_takes_gzip() 
             assert_eq!(response.header("cache-control"), Some("no-cache"), "{what}");
         }
     }
+    // One byte range, of the representation sent, as the built-in page
+    // answers it too (`tests/tests/single_binary.rs`).
+    for (accept, expected) in [("identity", &b"//"[..]), ("gzip", &b"\x1f\x8b"[..])] {
+        let mut client = Client::connect(addr).await;
+        let headers = [("accept-encoding", accept), ("range", "bytes=0-1")];
+        client
+            .send_request_with("GET", "/app.js", &headers, b"")
+            .await;
+        let response = client.read_response().await;
+        assert_eq!(response.status, 206, "{accept}: {}", response.text());
+        assert_eq!(response.body, expected, "{accept}");
+        assert!(
+            response
+                .header("content-range")
+                .is_some_and(|r| r.starts_with("bytes 0-1/")),
+            "{accept}: {:?}",
+            response.header("content-range")
+        );
+    }
 }

@@ -131,6 +131,73 @@ async fn the_single_binary_serves_the_whole_lab_from_an_empty_folder() {
         .await;
         assert_eq!(status, 304, "{head}");
         assert!(body.is_empty());
+        // The same asked with HEAD: its Content-Length is what a 200 would
+        // send (RFC 9110 §8.6), not 0.
+        let (status, head_304, _) = fetch_with(
+            &addr,
+            "HEAD",
+            &format!("/{bundle}_bg.wasm"),
+            &format!("Accept-Encoding: gzip\r\nIf-None-Match: {tag}\r\n"),
+        )
+        .await;
+        assert_eq!(status, 304, "{head_304}");
+        assert!(
+            head_304
+                .to_ascii_lowercase()
+                .contains(&format!("content-length: {}", gzip.len())),
+            "{head_304}"
+        );
+        // One byte range, of the representation sent: the module's magic
+        // number, and the gzip header's.
+        for (encoding, magic, len) in [
+            ("", &b"\0asm"[..], wasm.len()),
+            ("gzip", &[0x1f, 0x8b][..], gzip.len()),
+        ] {
+            let last = magic.len() - 1;
+            let (status, head, part) = fetch_with(
+                &addr,
+                "GET",
+                &format!("/{bundle}_bg.wasm"),
+                &format!("Accept-Encoding: {encoding}\r\nRange: bytes=0-{last}\r\n"),
+            )
+            .await;
+            assert_eq!(status, 206, "{head}");
+            assert_eq!(part, magic);
+            assert!(
+                head.to_ascii_lowercase()
+                    .contains(&format!("content-range: bytes 0-{last}/{len}")),
+                "{head}"
+            );
+            // Past the end: 416 with the length, and a JSON error.
+            let (status, head, body) = fetch_with(
+                &addr,
+                "GET",
+                &format!("/{bundle}_bg.wasm"),
+                &format!("Accept-Encoding: {encoding}\r\nRange: bytes={len}-\r\n"),
+            )
+            .await;
+            assert_eq!(status, 416, "{head}");
+            assert!(
+                head.to_ascii_lowercase()
+                    .contains(&format!("content-range: bytes */{len}")),
+                "{head}"
+            );
+            let error: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
+            assert!(
+                error["error"].is_string() && error["hint"].is_string(),
+                "{error}"
+            );
+        }
+        // A range whose `If-Range` names another build: the whole file.
+        let (status, head, whole) = fetch_with(
+            &addr,
+            "GET",
+            &format!("/{bundle}_bg.wasm"),
+            "Range: bytes=0-3\r\nIf-Range: \"0000000000000000\"\r\n",
+        )
+        .await;
+        assert_eq!(status, 200, "{head}");
+        assert!(whole == wasm);
         // The module as built is another representation, with its own tag.
         let (status, head, _) = fetch_with(
             &addr,

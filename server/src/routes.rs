@@ -253,44 +253,35 @@ async fn file(lab: &Lab, mut request: Request) -> Option<Response> {
                 // `ranged` keeps within the bytes; were it not, the whole.
                 None => bytes.into_response(),
             },
-            Some(Ranged::Unsatisfiable) => {
-                let mut refused = ApiError::with_status(
-                    StatusCode::RANGE_NOT_SATISFIABLE,
-                    format!(
-                        "the range `{}` starts past the end of {path} ({} bytes as sent)",
-                        request
-                            .headers()
-                            .get(header::RANGE)
-                            .and_then(|v| v.to_str().ok())
-                            .unwrap_or(""),
-                        bytes.len()
-                    ),
-                    "ask for bytes=0-, or leave Range out for the whole file",
-                )
-                .into_response();
-                if let Ok(range) = HeaderValue::from_str(&format!("bytes */{}", bytes.len())) {
-                    refused.headers_mut().insert(header::CONTENT_RANGE, range);
-                }
-                return Some(refused);
-            }
+            Some(Ranged::Unsatisfiable) => range_refused(
+                request.headers().get(header::RANGE),
+                &path,
+                HeaderValue::from_str(&format!("bytes */{}", bytes.len())).ok(),
+            ),
         };
-        let headers = response.headers_mut();
-        if ranged.is_none() {
-            // What a 200 would carry (RFC 9110 §8.6); axum would say 0.
-            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+        if ranged == Some(Ranged::Unsatisfiable) {
+            // The JSON error keeps its own type (with `Vary` and
+            // `Cache-Control` below, as its length is the encoding's).
+            response
+        } else {
+            let headers = response.headers_mut();
+            if ranged.is_none() {
+                // What a 200 would carry (RFC 9110 §8.6); axum would say 0.
+                headers.insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+            }
+            headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+            if let Ok(etag) = HeaderValue::from_str(etag) {
+                headers.insert(header::ETAG, etag);
+            }
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(file.content_type),
+            );
+            if gzip {
+                headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+            }
+            response
         }
-        headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-        if let Ok(etag) = HeaderValue::from_str(etag) {
-            headers.insert(header::ETAG, etag);
-        }
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static(file.content_type),
-        );
-        if gzip {
-            headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-        }
-        response
     } else {
         // The lab's own negotiation decides, as for the embedded files:
         // `ServeDir` is told `gzip` or nothing (its parser ignores `*`, and a
@@ -300,6 +291,7 @@ async fn file(lab: &Lab, mut request: Request) -> Option<Response> {
         if gzip {
             headers.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("gzip"));
         }
+        let range = request.headers().get(header::RANGE).cloned();
         let files = ServeDir::new(&lab.config().dist_dir).precompressed_gzip();
         match files.oneshot(request).await {
             Ok(response)
@@ -308,6 +300,15 @@ async fn file(lab: &Lab, mut request: Request) -> Option<Response> {
             {
                 response.into_response()
             }
+            // A range past the end: the JSON error, as from the built-in
+            // page, with `ServeDir`'s `Content-Range` (its body is text).
+            Ok(response) if response.status() == StatusCode::RANGE_NOT_SATISFIABLE => {
+                range_refused(
+                    range.as_ref(),
+                    &path,
+                    response.headers().get(header::CONTENT_RANGE).cloned(),
+                )
+            }
             _ => return None,
         }
     };
@@ -315,6 +316,24 @@ async fn file(lab: &Lab, mut request: Request) -> Option<Response> {
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
     Some(response)
+}
+
+/// 416 for a `Range` that selects none of the bytes of the page file at
+/// `path`: a JSON error, with `Content-Range: bytes */LEN` (`extent`).
+fn range_refused(range: Option<&HeaderValue>, path: &str, extent: Option<HeaderValue>) -> Response {
+    let mut refused = ApiError::with_status(
+        StatusCode::RANGE_NOT_SATISFIABLE,
+        format!(
+            "the range `{}` selects none of the bytes of {path} as sent",
+            range.and_then(|v| v.to_str().ok()).unwrap_or("")
+        ),
+        "ask for bytes=0-, or leave Range out for the whole file",
+    )
+    .into_response();
+    if let Some(extent) = extent {
+        refused.headers_mut().insert(header::CONTENT_RANGE, extent);
+    }
+    refused
 }
 
 /// A body that could not be read (too large, cut short) as a JSON error.

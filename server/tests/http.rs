@@ -451,5 +451,24 @@ async fn page_files_are_sent_gzip_compressed_where_accept_encoding_takes_gzip() 
             "{accept}: {:?}",
             response.header("content-range")
         );
+        // Past the end: 416 with the length, and the JSON error.
+        let mut client = Client::connect(addr).await;
+        let headers = [("accept-encoding", accept), ("range", "bytes=1000-")];
+        client
+            .send_request_with("GET", "/app.js", &headers, b"")
+            .await;
+        let response = client.read_response().await;
+        assert_eq!(response.status, 416, "{accept}: {}", response.text());
+        let length = if accept == "gzip" {
+            files[1].2.len()
+        } else {
+            files[1].1.len()
+        };
+        assert_eq!(
+            response.header("content-range"),
+            Some(format!("bytes */{length}").as_str()),
+            "{accept}"
+        );
+        response.error_body();
     }
 }

@@ -3,6 +3,10 @@
 //! `--name value` or `--name=value`, given once unless it may repeat, and a
 //! mistake is explained, with what to write instead, never panicked on.
 
+/// What `--version` prints, for each of the three: the binary's name and
+/// version (a copied workshop binary says which lab it is).
+pub const VERSION: &str = concat!("keepalive-lab ", env!("CARGO_PKG_VERSION"));
+
 /// A command-line mistake: what was wrong, and what to write instead.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Usage {
@@ -121,6 +125,8 @@ impl Spec {
 pub enum Arg<'a> {
     /// `-h` or `--help`.
     Help,
+    /// `-V` or `--version`.
+    Version,
     /// A known flag and its value (`None` for a switch).
     Flag(&'static str, Option<&'a str>),
     /// Anything that is not a flag (a URL, a subcommand's operand).
@@ -155,7 +161,7 @@ impl<'a> Flags<'a> {
             let names: Vec<&str> = self.specs.iter().map(|s| s.name).collect();
             return Err(usage(
                 format!("unknown flag `{name}`"),
-                format!("the flags are {} (and --help)", names.join(", ")),
+                format!("the flags are {} (and --help, --version)", names.join(", ")),
             ));
         };
         if !spec.repeats && self.seen.contains(&spec.name) {
@@ -192,6 +198,7 @@ impl<'a> Iterator for Flags<'a> {
         let arg = self.args.next()?.as_str();
         Some(match arg {
             "-h" | "--help" => Ok(Arg::Help),
+            "-V" | "--version" => Ok(Arg::Version),
             flag if flag.starts_with('-') && flag.len() > 1 => self.flag(flag),
             positional => Ok(Arg::Positional(positional)),
         })
@@ -230,6 +237,7 @@ mod tests {
             ]
         );
         assert_eq!(read("-h").unwrap(), [Arg::Help]);
+        assert_eq!(read("-V --version").unwrap(), [Arg::Version, Arg::Version]);
         assert_eq!(read("--port=").unwrap(), [Arg::Flag("--port", Some(""))]);
     }
 

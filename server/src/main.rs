@@ -40,6 +40,9 @@ usage: keepalive-lab [--port N] [--second-port N] [--bind ADDR] [--workshop] [--
   --tls-cert FILE         the TLS ports' certificate chain (PEM); with --tls-key. Default: a
   --tls-key FILE          self-signed one made at start for localhost, 127.0.0.1 and ::1
 
+  -h, --help              this text
+  -V, --version           the lab's version
+
 subcommands (standalone tools):
   keepalive-lab middlebox --help    a NAT gateway / load balancer idle timeout in front of any TCP service
   keepalive-lab agent --help        a Node-style http.Agent client against any HTTP/1.1 server";
@@ -63,6 +66,17 @@ const FLAGS: &[Spec] = &[
     Spec::value("--tls-key", "a PEM file", "key.pem"),
 ];
 
+/// What the lab's command line asks for.
+#[derive(Debug)]
+enum Command {
+    /// Serve the lab.
+    Run(Options),
+    /// `--help`: the usage, on stdout.
+    Help,
+    /// `--version`.
+    Version,
+}
+
 #[derive(Debug)]
 struct Options {
     port: u16,
@@ -82,7 +96,7 @@ struct Options {
     tls_key: Option<PathBuf>,
 }
 
-fn parse(args: impl Iterator<Item = String>) -> Result<Options, String> {
+fn parse(args: impl Iterator<Item = String>) -> Result<Command, String> {
     let mut options = Options {
         port: 8080,
         second_port: None,
@@ -107,7 +121,8 @@ fn parse(args: impl Iterator<Item = String>) -> Result<Options, String> {
     let explain = |m: Usage| m.explain("keepalive-lab", USAGE);
     for arg in Flags::new(&args, FLAGS) {
         let (flag, v) = match arg.map_err(explain)? {
-            Arg::Help => return Err(USAGE.to_owned()),
+            Arg::Help => return Ok(Command::Help),
+            Arg::Version => return Ok(Command::Version),
             Arg::Flag(flag, value) => (flag, value.unwrap_or_default()),
             Arg::Positional(other) => {
                 return Err(format!("unexpected argument `{other}`\n\n{USAGE}"));
@@ -152,7 +167,7 @@ fn parse(args: impl Iterator<Item = String>) -> Result<Options, String> {
                 .to_owned(),
         );
     }
-    Ok(options)
+    Ok(Command::Run(options))
 }
 
 /// The port of a TLS listener: `given`, or the main port + `offset` (0 when
@@ -437,7 +452,15 @@ async fn main() -> ExitCode {
         _ => {}
     }
     let options = match parse(args.into_iter()) {
-        Ok(options) => options,
+        Ok(Command::Run(options)) => options,
+        Ok(Command::Help) => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Ok(Command::Version) => {
+            println!("{}", keepalive_lab_server::cli::VERSION);
+            return ExitCode::SUCCESS;
+        }
         Err(message) => {
             eprintln!("{message}");
             return ExitCode::from(2);
@@ -481,7 +504,10 @@ mod tests {
     use super::*;
 
     fn parse_line(line: &str) -> Result<Options, String> {
-        parse(line.split_whitespace().map(str::to_owned))
+        match parse(line.split_whitespace().map(str::to_owned))? {
+            Command::Run(options) => Ok(options),
+            other => Err(format!("{other:?}")),
+        }
     }
 
     #[test]
@@ -511,7 +537,10 @@ mod tests {
             assert!(message.contains(words), "{line}: {message}");
         }
         assert!(parse_line("--bogus").unwrap_err().ends_with(USAGE));
-        assert_eq!(parse_line("--help").unwrap_err(), USAGE);
+        let alone = |flag: &str| parse(std::iter::once(flag.to_owned()));
+        assert!(matches!(alone("--help"), Ok(Command::Help)));
+        assert!(matches!(alone("-V"), Ok(Command::Version)));
+        assert!(matches!(alone("--version"), Ok(Command::Version)));
     }
 
     #[test]

@@ -278,3 +278,42 @@ async fn a_middlebox_out_of_descriptors_warns_on_stderr_seldom_and_stdout_stays_
         "{warnings} warnings in {ran:?}: {logged:#?}"
     );
 }
+
+/// `--version` and `--help` of the lab and of both tools answer on stdout
+/// and exit 0; a mistake goes to stderr with exit code 2.
+#[test]
+fn version_and_help_exit_zero_on_stdout_and_mistakes_exit_two() {
+    let run = |args: &[&str]| {
+        std::process::Command::new(BINARY)
+            .args(args)
+            .output()
+            .expect("run the binary")
+    };
+    let version = format!("keepalive-lab {}\n", env!("CARGO_PKG_VERSION"));
+    for args in [
+        &["--version"][..],
+        &["-V"],
+        &["middlebox", "--version"],
+        &["agent", "--version"],
+    ] {
+        let out = run(args);
+        assert!(out.status.success(), "{args:?}: {:?}", out.status);
+        assert_eq!(String::from_utf8_lossy(&out.stdout), version, "{args:?}");
+    }
+    for (args, words) in [
+        (&["--help"][..], "usage: keepalive-lab [--port N]"),
+        (&["middlebox", "--help"], "usage: keepalive-lab middlebox"),
+        (&["agent", "--help"], "usage: keepalive-lab agent"),
+    ] {
+        let out = run(args);
+        assert!(out.status.success(), "{args:?}: {:?}", out.status);
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains(words),
+            "{args:?}"
+        );
+    }
+    let out = run(&["--bogus"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown flag `--bogus`"));
+}

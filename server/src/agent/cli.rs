@@ -82,6 +82,8 @@ pub struct Options {
 pub enum Parsed {
     /// `--help`.
     Help,
+    /// `--version`.
+    Version,
     /// Run.
     Run(Box<Options>),
 }
@@ -314,6 +316,7 @@ pub fn parse_args(args: &[String]) -> Result<Parsed, Usage> {
     for arg in Flags::new(args, FLAGS) {
         let (arg, value) = match arg? {
             Arg::Help => return Ok(Parsed::Help),
+            Arg::Version => return Ok(Parsed::Version),
             Arg::Flag(flag, value) => (flag, value.unwrap_or_default()),
             Arg::Positional(positional) => {
                 if url.replace(positional.to_owned()).is_some() {
@@ -507,12 +510,16 @@ fn line(started: Instant, event: &AgentEvent) -> String {
 }
 
 /// `keepalive-lab agent …`: `args` are the arguments after the subcommand.
-/// Exit code 0 when the run ends (or `--help`), 2 for bad flags, 1 when the
+/// Exit code 0 when the run ends (or `--help`, `--version`), 2 for bad flags, 1 when the
 /// host cannot be resolved or the output cannot be written.
 pub async fn run_cli(args: Vec<String>) -> ExitCode {
     let options = match parse_args(&args) {
         Ok(Parsed::Help) => {
             print!("{}", help());
+            return ExitCode::SUCCESS;
+        }
+        Ok(Parsed::Version) => {
+            println!("{}", crate::cli::VERSION);
             return ExitCode::SUCCESS;
         }
         Ok(Parsed::Run(options)) => *options,
@@ -599,6 +606,7 @@ mod tests {
             assert!(explain(&error).contains(USAGE), "{bad}");
         }
         assert_eq!(parse_args(&args("--help")), Ok(Parsed::Help));
+        assert_eq!(parse_args(&args("--version")), Ok(Parsed::Version));
     }
 
     #[test]

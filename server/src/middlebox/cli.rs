@@ -50,6 +50,8 @@ pub struct Options {
 pub enum Parsed {
     /// `--help`.
     Help,
+    /// `--version`.
+    Version,
     /// Run the middlebox.
     Run(Options),
 }
@@ -247,6 +249,7 @@ pub fn parse_args(args: &[String]) -> Result<Parsed, Usage> {
     for arg in Flags::new(args, FLAGS) {
         let (flag, value) = match arg? {
             Arg::Help => return Ok(Parsed::Help),
+            Arg::Version => return Ok(Parsed::Version),
             Arg::Flag(flag, value) => (flag, value.unwrap_or_default()),
             Arg::Positional(arg) => {
                 return Err(usage(
@@ -457,12 +460,16 @@ where
 }
 
 /// `keepalive-lab middlebox …`: `args` are the arguments after the
-/// subcommand. Exit code 0 after Ctrl-C or SIGTERM (or `--help`), 2 for bad flags, 1
+/// subcommand. Exit code 0 after Ctrl-C or SIGTERM (or `--help`, `--version`), 2 for bad flags, 1
 /// when it cannot listen or resolve an address.
 pub async fn run_cli(args: Vec<String>) -> ExitCode {
     let options = match parse_args(&args) {
         Ok(Parsed::Help) => {
             print!("{}", help());
+            return ExitCode::SUCCESS;
+        }
+        Ok(Parsed::Version) => {
+            println!("{}", crate::cli::VERSION);
             return ExitCode::SUCCESS;
         }
         Ok(Parsed::Run(options)) => options,
@@ -541,6 +548,7 @@ mod tests {
             (1_500, OnExpiry::Silent)
         );
         assert_eq!(parse_args(&args("--help")), Ok(Parsed::Help));
+        assert_eq!(parse_args(&args("--version")), Ok(Parsed::Version));
         assert!(help().contains("aws-nat") && help().contains("https://"));
     }
 

@@ -9,8 +9,9 @@
 //! - each line loses its leading and trailing spaces, and empty lines go;
 //! - a line that *starts* with `//` goes (a comment: no statement, string or
 //!   regular expression in these files begins a line with `//`);
-//! - a block comment that starts a line (`/*`) goes up to the line its `*/`
-//!   ends, and a line that is one markup comment (`<!-- … -->`) goes;
+//! - a block comment that starts a line (`/*`) goes, up to its `*/` (what
+//!   follows that on its line stays), and so does a line that is one markup
+//!   comment (`<!-- … -->`); a line with code after a comment stays whole;
 //! - every other line is kept as it is, and line breaks stay, so automatic
 //!   semicolon insertion sees the same statements.
 //!
@@ -33,14 +34,26 @@ pub fn page_text(text: &str) -> Result<String, String> {
     let mut out = String::with_capacity(text.len());
     let mut in_block = false;
     for line in text.lines() {
-        let line = line.trim();
+        let mut line = line.trim();
         if in_block {
-            in_block = !line.ends_with("*/");
-            continue;
-        }
-        if line.starts_with("/*") {
-            in_block = !line.ends_with("*/");
-            continue;
+            // Inside a comment that started a line: up to its `*/`, and
+            // whatever follows that is kept.
+            let Some(end) = line.find("*/") else {
+                continue;
+            };
+            in_block = false;
+            line = line[end + 2..].trim_start();
+        } else if let Some(rest) = line.strip_prefix("/*") {
+            match rest.find("*/") {
+                None => {
+                    in_block = true;
+                    continue;
+                }
+                // A line that is one comment goes; one with code after its
+                // comment stays whole.
+                Some(end) if rest[end + 2..].trim().is_empty() => continue,
+                Some(_) => {}
+            }
         }
         let markup_comment = line.starts_with("<!--") && line.ends_with("-->");
         if line.is_empty() || line.starts_with("//") || markup_comment {
@@ -74,6 +87,14 @@ mod tests {
         assert_eq!(
             page_text("/** doc */\nf();\n/*\n*/\n<!-- a note -->\ng();").unwrap(),
             "f();\ng();\n"
+        );
+    }
+
+    #[test]
+    fn code_beside_a_comment_is_never_dropped() {
+        assert_eq!(
+            page_text("/* a */ .a { }\n/* b\n c */ .b { }\n/* d\n*/\n.c { }").unwrap(),
+            "/* a */ .a { }\n.b { }\n.c { }\n"
         );
     }
 

@@ -35,7 +35,7 @@ pub fn PolicyPanel(props: &PolicyProps) -> Html {
         return html! {
             <section class="policy" aria-label="Server policy">
                 <h2>{ "Server keep-alive policy" }</h2>
-                <p>{ "Waiting for the server's live link…" }</p>
+                <p>{ "Waiting for this session's policy from the server (it comes over the live link)…" }</p>
             </section>
         };
     };

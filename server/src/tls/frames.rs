@@ -39,6 +39,16 @@
 //! the same guard then closes it (`write_stalled`). A response the server
 //! has not started (a slow handler) never counts.
 //!
+//! **When a reset or `GOAWAY` goes out.** rustls takes the clear bytes the
+//! tap passes on and encrypts them, and when the socket's send buffer is
+//! full it keeps them until the socket drains. So an outbound `RST_STREAM`
+//! or `GOAWAY` is recorded once rustls holds none of the bytes it was given
+//! ([`HeldOutput`]): when its frame is in the kernel, not when hyper handed it
+//! over; what the tap saw after it on the way out waits behind it, so the
+//! record keeps the frames' order. Frames still held when the connection
+//! ends never left and are not recorded (their cut requests end aborted
+//! with the connection).
+//!
 //! **A head arriving slowly.** hyper's h2 bounds how many `CONTINUATION`s a
 //! head may take, not how long: the tap tells the connection while a frame
 //! header or a request's head is part-way in ([`Conn::h2_head_arriving`]),
@@ -402,6 +412,19 @@ impl Flow {
     }
 }
 
+/// A stream that may hold bytes it took from a write without handing them
+/// to the kernel yet: rustls does while the socket's send buffer is full.
+pub(crate) trait HeldOutput {
+    /// Bytes taken are still held.
+    fn output_held(&self) -> bool;
+}
+
+impl<IO> HeldOutput for tokio_rustls::server::TlsStream<IO> {
+    fn output_held(&self) -> bool {
+        self.get_ref().1.wants_write()
+    }
+}
+
 /// The decrypted HTTP/2 connection as hyper reads and writes it, its
 /// `RST_STREAM` and `GOAWAY` frames reported to the connection's record as
 /// they pass (inbound: as hyper is handed them), and its new streams' heads
@@ -429,6 +452,10 @@ pub(crate) struct FrameTap<S> {
     /// What the connection was last told of a head arriving
     /// ([`Scanner::head_pending`]).
     arriving: bool,
+    /// Outbound frames seen (an `RST_STREAM` or `GOAWAY`, and what came
+    /// after it) whose bytes the TLS stream may still hold: recorded, in
+    /// order, once it holds none ([`FrameTap::record_sent`]).
+    unsent: Vec<Seen>,
 }
 
 impl<S> FrameTap<S> {
@@ -444,6 +471,7 @@ impl<S> FrameTap<S> {
             flow: Flow::new(),
             blocked: false,
             arriving: false,
+            unsent: Vec::new(),
         }
     }
 
@@ -468,12 +496,17 @@ impl<S> FrameTap<S> {
         n
     }
 
-    /// Reads outbound `bytes` the TLS stream took.
+    /// Reads outbound `bytes` the TLS stream took. A reset or `GOAWAY`,
+    /// and whatever follows one not recorded yet, waits in `unsent`.
     fn pass_out(&mut self, bytes: &[u8]) {
-        let (conn, flow) = (&self.conn, &mut self.flow);
+        let (conn, flow, unsent) = (&self.conn, &mut self.flow, &mut self.unsent);
         self.outbound.feed(bytes, &mut |seen| {
             flow.see(&seen);
-            record(conn, Initiator::Server, seen);
+            if unsent.is_empty() && !matches!(seen, Seen::Reset { .. } | Seen::GoAway { .. }) {
+                record(conn, Initiator::Server, seen);
+            } else {
+                unsent.push(seen);
+            }
         });
         self.tell_flow();
     }
@@ -485,6 +518,19 @@ impl<S> FrameTap<S> {
         if blocked != self.blocked {
             self.blocked = blocked;
             self.conn.h2_flow_blocked(blocked);
+        }
+    }
+}
+
+impl<S: HeldOutput> FrameTap<S> {
+    /// Records the outbound frames waiting in `unsent` once the TLS stream
+    /// holds none of their bytes (after each write and flush).
+    fn record_sent(&mut self) {
+        if self.unsent.is_empty() || self.inner.output_held() {
+            return;
+        }
+        for seen in std::mem::take(&mut self.unsent) {
+            record(&self.conn, Initiator::Server, seen);
         }
     }
 }
@@ -539,7 +585,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for FrameTap<S> {
     }
 }
 
-impl<S: AsyncWrite + Unpin> AsyncWrite for FrameTap<S> {
+impl<S: AsyncWrite + HeldOutput + Unpin> AsyncWrite for FrameTap<S> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -548,6 +594,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for FrameTap<S> {
         let this = self.get_mut();
         let n = ready!(Pin::new(&mut this.inner).poll_write(cx, buf))?;
         this.pass_out(&buf[..n]);
+        this.record_sent();
         Poll::Ready(Ok(n))
     }
 
@@ -567,6 +614,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for FrameTap<S> {
                 break;
             }
         }
+        this.record_sent();
         Poll::Ready(Ok(n))
     }
 
@@ -575,11 +623,18 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for FrameTap<S> {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+        let this = self.get_mut();
+        let flushed = Pin::new(&mut this.inner).poll_flush(cx);
+        // A flush that could not finish may still have written some.
+        this.record_sent();
+        flushed
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+        let this = self.get_mut();
+        let shut = Pin::new(&mut this.inner).poll_shutdown(cx);
+        this.record_sent();
+        shut
     }
 }
 
@@ -754,6 +809,119 @@ mod tests {
         assert!(flow.blocked());
         flow.see(&Seen::Ended(1));
         assert!(flow.streams.is_empty() && !flow.blocked());
+    }
+
+    /// A TLS stream's stand-in: takes every write, and holds its bytes (a
+    /// flush does not finish) until `held` is cleared, as rustls does while
+    /// the socket's send buffer is full.
+    #[derive(Debug)]
+    struct Holding {
+        held: bool,
+    }
+
+    impl AsyncWrite for Holding {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            Poll::Ready(Ok(buf.len()))
+        }
+
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            if self.held {
+                Poll::Pending
+            } else {
+                Poll::Ready(Ok(()))
+            }
+        }
+
+        fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            self.poll_flush(cx)
+        }
+    }
+
+    impl HeldOutput for Holding {
+        fn output_held(&self) -> bool {
+            self.held
+        }
+    }
+
+    /// The record's resets and `GOAWAY`s so far, in order: (stream or last
+    /// stream, code, sent by the server).
+    fn resets_and_goaways(
+        events: &mut tokio::sync::broadcast::Receiver<protocol::ServerEvent>,
+    ) -> Vec<(&'static str, u32, u32, bool)> {
+        use protocol::ServerEvent;
+        let mut out = Vec::new();
+        while let Ok(event) = events.try_recv() {
+            match event {
+                ServerEvent::StreamReset {
+                    stream, code, by, ..
+                } => out.push(("reset", stream, code, by == Initiator::Server)),
+                ServerEvent::GoAway {
+                    last_stream,
+                    code,
+                    by,
+                    ..
+                } => out.push(("goaway", last_stream, code, by == Initiator::Server)),
+                _ => {}
+            }
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn an_outbound_reset_and_goaway_are_recorded_once_tls_holds_none_of_their_bytes() {
+        let lab = crate::Lab::new(crate::Config::default());
+        let (_, mut events) = lab.subscribe(None);
+        let open = || {
+            let conn = Conn::open(
+                &lab,
+                "127.0.0.1:40000".parse().expect("address"),
+                ("127.0.0.1".parse().expect("address"), None),
+                "127.0.0.1:8083".parse().expect("address"),
+            );
+            conn.secured(true, Some("h2".to_owned()), "TLSv1_3".to_owned());
+            FrameTap::new(Holding { held: true }, conn)
+        };
+        let wire = [
+            frame(SETTINGS, 0, 0, &[]),
+            frame(RST_STREAM, 0, 3, &8u32.to_be_bytes()),
+            frame(GOAWAY, 0, 0, &[0, 0, 0, 3, 0, 0, 0, 0]),
+        ]
+        .concat();
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+
+        // Taken by TLS while the socket is full: not on its way yet.
+        let mut tap = open();
+        let written = Pin::new(&mut tap).poll_write(&mut cx, &wire);
+        assert!(matches!(written, Poll::Ready(Ok(n)) if n == wire.len()));
+        assert!(Pin::new(&mut tap).poll_flush(&mut cx).is_pending());
+        assert_eq!(resets_and_goaways(&mut events), []);
+        // The socket drained: both, in the order they went.
+        tap.inner.held = false;
+        assert!(Pin::new(&mut tap).poll_flush(&mut cx).is_ready());
+        assert_eq!(
+            resets_and_goaways(&mut events),
+            [("reset", 3, 8, true), ("goaway", 3, 0, true)]
+        );
+
+        // Held until the connection ended: they never left, and are not
+        // recorded.
+        let mut tap = open();
+        assert!(Pin::new(&mut tap).poll_write(&mut cx, &wire).is_ready());
+        drop(tap);
+        assert_eq!(resets_and_goaways(&mut events), []);
+
+        // Nothing held: recorded as the write is taken, as before.
+        let mut tap = open();
+        tap.inner.held = false;
+        assert!(Pin::new(&mut tap).poll_write(&mut cx, &wire).is_ready());
+        assert_eq!(
+            resets_and_goaways(&mut events),
+            [("reset", 3, 8, true), ("goaway", 3, 0, true)]
+        );
     }
 
     #[test]

@@ -209,8 +209,10 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // The date, machine and commit as the run begins: the code measured.
+    let machine = report::machine();
     let results = runtime.block_on(measure(&options));
-    let markdown = report::render(&results);
+    let markdown = report::render(&results, &machine);
     if let Err(e) = std::fs::write(&options.out, &markdown) {
         eprintln!("bench: cannot write {}: {e}", options.out.display());
         return ExitCode::FAILURE;

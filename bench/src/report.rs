@@ -317,8 +317,9 @@ fn series(load: &[Series], variant: Variant) -> Option<&Series> {
     load.iter().find(|s| s.variant == variant)
 }
 
-/// Builds the whole report.
-pub fn render(results: &Results) -> String {
+/// Builds the whole report; `machine` is [`machine`] as read when the run
+/// began (the code measured is the code checked out then).
+pub fn render(results: &Results, machine: &[(&'static str, String)]) -> String {
     let s = &results.settings;
     let mut md = String::new();
     let mut misses: Vec<(u8, String)> = Vec::new();
@@ -330,7 +331,7 @@ pub fn render(results: &Results) -> String {
          the bench client and the server under test share its cores, so absolute numbers are \
          this machine's; the ratios are the point. 1 KB = 1000 bytes.\n"
     );
-    for (name, value) in machine() {
+    for (name, value) in machine {
         let _ = writeln!(w, "- **{name}**: {value}");
     }
 
@@ -1395,8 +1396,9 @@ fn room_details(w: &mut String, results: &Results) {
     }
 }
 
-/// Date, machine and code, as `(name, value)`.
-fn machine() -> Vec<(&'static str, String)> {
+/// Date, machine and code, as `(name, value)`: read when the run begins,
+/// so the commit named is the one built and measured.
+pub fn machine() -> Vec<(&'static str, String)> {
     let read = |path: &str| std::fs::read_to_string(path).unwrap_or_default();
     let cpuinfo = read("/proc/cpuinfo");
     let model = cpuinfo

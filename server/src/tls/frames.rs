@@ -502,10 +502,13 @@ impl<S> FrameTap<S> {
         let (conn, flow, unsent) = (&self.conn, &mut self.flow, &mut self.unsent);
         self.outbound.feed(bytes, &mut |seen| {
             flow.see(&seen);
-            if unsent.is_empty() && !matches!(seen, Seen::Reset { .. } | Seen::GoAway { .. }) {
-                record(conn, Initiator::Server, seen);
-            } else {
-                unsent.push(seen);
+            match seen {
+                Seen::Reset { .. } | Seen::GoAway { .. } => unsent.push(seen),
+                Seen::Ended(_) if !unsent.is_empty() => unsent.push(seen),
+                // Only the three above are recorded on the way out.
+                seen => {
+                    record(conn, Initiator::Server, seen);
+                }
             }
         });
         self.tell_flow();

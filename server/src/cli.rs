@@ -3,9 +3,18 @@
 //! `--name value` or `--name=value`, given once unless it may repeat, and a
 //! mistake is explained, with what to write instead, never panicked on.
 
-/// What `--version` prints, for each of the three: the binary's name and
-/// version (a copied workshop binary says which lab it is).
+/// The binary's name and version.
 pub const VERSION: &str = concat!("keepalive-lab ", env!("CARGO_PKG_VERSION"));
+
+/// What `--version` prints, for each of the three: [`VERSION`] and, in a
+/// binary built by `cargo xtask dist` (or `test`), the commit it was built
+/// from, so a binary copied to a workshop machine says which lab it is.
+pub fn version() -> String {
+    match option_env!("KEEPALIVE_LAB_COMMIT") {
+        Some(commit) if !commit.is_empty() => format!("{VERSION} (commit {commit})"),
+        _ => VERSION.to_owned(),
+    }
+}
 
 /// A command-line mistake: what was wrong, and what to write instead.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -458,7 +458,7 @@ async fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Ok(Command::Version) => {
-            println!("{}", keepalive_lab_server::cli::VERSION);
+            println!("{}", keepalive_lab_server::cli::version());
             return ExitCode::SUCCESS;
         }
         Err(message) => {

@@ -78,6 +78,31 @@ async fn the_single_binary_serves_the_whole_lab_from_an_empty_folder() {
         .unwrap_or_else(|| panic!("the first line names the URL: {first}"))
         .to_owned();
 
+    // `--version` names the commit the binary was built from (`cargo xtask`
+    // passes it), so a copy on a workshop machine says which lab it is.
+    let version = std::process::Command::new(&binary)
+        .arg("--version")
+        .output()
+        .expect("--version");
+    let version = String::from_utf8_lossy(&version.stdout).into_owned();
+    assert!(
+        version.starts_with(&format!(
+            "keepalive-lab {} (commit ",
+            env!("CARGO_PKG_VERSION")
+        )),
+        "{version}"
+    );
+    let head = std::process::Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("git");
+    let head = String::from_utf8_lossy(&head.stdout).trim().to_owned();
+    assert!(
+        version.contains(&format!("(commit {head}")),
+        "{version} (HEAD {head})"
+    );
+
     let (status, head, page) = fetch(&addr, "GET", "/").await;
     assert_eq!(status, 200, "{head}");
     let page = String::from_utf8_lossy(&page);

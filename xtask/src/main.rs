@@ -292,6 +292,9 @@ fn single_binary(dist: &Path, release: bool) -> Result<PathBuf> {
     if release {
         command.arg("--release");
     }
+    if let Some(commit) = commit() {
+        command.env("KEEPALIVE_LAB_COMMIT", commit);
+    }
     status(command.env("KEEPALIVE_LAB_EMBED_DIR", &dist))?;
     let target_dir = env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
@@ -314,6 +317,28 @@ fn single_binary(dist: &Path, release: bool) -> Result<PathBuf> {
     let copy = aside.join("keepalive-lab");
     fs::copy(&binary, &copy).map_err(|e| format!("cannot copy {}: {e}", binary.display()))?;
     Ok(copy)
+}
+
+/// The commit being built (`git rev-parse --short HEAD`, with `+changes`
+/// when the tree has uncommitted ones), for the single binary's
+/// `--version`; none outside a git checkout.
+fn commit() -> Option<String> {
+    let git = |args: &[&str]| {
+        Command::new("git")
+            .args(args)
+            .current_dir(root())
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+    };
+    let head = git(&["rev-parse", "--short", "HEAD"]).filter(|h| !h.is_empty())?;
+    let changed = git(&["status", "--porcelain"]).is_some_and(|s| !s.is_empty());
+    Some(if changed {
+        format!("{head}+changes")
+    } else {
+        head
+    })
 }
 
 /// Runs the benchmark harness (`bench/`), which writes `BENCHMARKS.md`.

@@ -519,7 +519,7 @@ pub async fn run_cli(args: Vec<String>) -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Ok(Parsed::Version) => {
-            println!("{}", crate::cli::VERSION);
+            println!("{}", crate::cli::version());
             return ExitCode::SUCCESS;
         }
         Ok(Parsed::Run(options)) => *options,

@@ -596,12 +596,14 @@ impl Conn {
         slot.get_or_insert(reason);
     }
 
-    /// A guard of the watchdog (not the idle timer) cut the connection for
-    /// `reason`. Over HTTP/2, the `max_requests` taken when the last stream
-    /// ended after the server's `GOAWAY` ([`Conn::h2_nothing_in_flight`])
-    /// gives way: the guard, not the `GOAWAY`, ended the connection (found
-    /// in audit: a new stream's head that stopped part-way was recorded as
-    /// `max_requests`). Any other reason recorded first stays.
+    /// A guard of the watchdog cut the connection for `reason` (or, over
+    /// HTTP/2 after `max_requests`' `GOAWAY`, the idle timer: the client
+    /// never answered the `PING`, so hyper never closed). Over HTTP/2, the
+    /// `max_requests` taken when the last stream ended after the server's
+    /// `GOAWAY` ([`Conn::h2_nothing_in_flight`]) gives way: the guard or the
+    /// timer, not the `GOAWAY`, ended the connection (found in audit: a new
+    /// stream's head that stopped part-way was recorded as `max_requests`).
+    /// Any other reason recorded first stays.
     pub fn set_guard_reason(&self, reason: CloseReason) {
         let mut slot = self.reason.lock().unwrap_or_else(|p| p.into_inner());
         let provisional = *slot == Some(CloseReason::MaxRequests)

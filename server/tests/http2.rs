@@ -1666,6 +1666,24 @@ async fn a_head_that_stops_after_the_max_requests_goaway_is_closed_as_header_rea
     assert_eq!(closed.requests, 1);
 }
 
+/// After the `GOAWAY` for `max_requests`, hyper closes the connection once
+/// the client answers h2's `PING` (then its second `GOAWAY` goes). A client
+/// that never answers keeps it open until the idle timer closes it: the
+/// record says `idle_timeout`, not `max_requests` (it said `max_requests`).
+#[tokio::test]
+async fn a_client_that_never_answers_the_goaways_ping_is_closed_by_the_idle_timer() {
+    let mut config = common::config_with_idle(std::time::Duration::from_millis(400));
+    config.policy.max_requests = Some(1);
+    let lab = start_tls(config).await;
+    let mut viewer = Viewer::connect(lab.addr).await;
+    // The `PING` that came with the first `GOAWAY` is never answered.
+    let (tls, conn) = past_the_goaway(&lab, &mut viewer, "only").await;
+    let closed = viewer.closed(conn).await;
+    assert_eq!(closed.reason, CloseReason::IdleTimeout, "{closed:?}");
+    assert_eq!(closed.requests, 1);
+    drop(tls);
+}
+
 /// The header-read guard over HTTP/2 bounds a head part-way in, not a busy
 /// healthy connection: beside a hang, a request body sent in many DATA
 /// frames, then many small streams one after another for three times the

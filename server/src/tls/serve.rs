@@ -223,7 +223,14 @@ async fn serve_connection(
                     connection.as_mut().graceful_shutdown();
                 }
                 verdict = &mut watchdog => {
-                    if verdict.idle {
+                    if verdict.idle && goaway_said {
+                        // After `max_requests`' GOAWAY hyper closes once the
+                        // client answers h2's PING; a client that never does
+                        // is closed by this timer, and the record says so.
+                        conn.set_guard_reason(verdict.reason);
+                        connection.as_mut().graceful_shutdown();
+                        let _ = tokio::time::timeout(GOAWAY_GRACE, connection.as_mut()).await;
+                    } else if verdict.idle {
                         conn.set_reason(verdict.reason);
                         // Idle (or its session ended): say GOAWAY, then close.
                         connection.as_mut().graceful_shutdown();

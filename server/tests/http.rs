@@ -393,6 +393,12 @@ async fn page_files_are_sent_gzip_compressed_where_accept_encoding_takes_gzip() 
     let direct = get_once(addr, "/app.js.gz").await;
     assert_eq!(direct.status, 404, "{}", direct.text());
     direct.error_body();
+    // A GET of `target` with `headers`, on a connection of its own.
+    let get = async |target: &str, headers: &[(&str, &str)]| {
+        let mut client = Client::connect(addr).await;
+        client.send_request_with("GET", target, headers, b"").await;
+        client.read_response().await
+    };
     for (target, (_, raw, gzip)) in [
         ("/", files[0]),
         ("/index.html", files[0]),
@@ -411,11 +417,9 @@ async fn page_files_are_sent_gzip_compressed_where_accept_encoding_takes_gzip() 
             (Some("identity"), false),
             (None, false),
         ] {
-            let mut client = Client::connect(addr).await;
             let headers: Vec<(&str, &str)> =
                 accept.map(|a| ("accept-encoding", a)).into_iter().collect();
-            client.send_request_with("GET", target, &headers, b"").await;
-            let response = client.read_response().await;
+            let response = get(target, &headers).await;
             let what = format!("{target} with {accept:?}");
             assert_eq!(response.status, 200, "{what}");
             let expected: &[u8] = if compressed { gzip } else { raw };
@@ -436,12 +440,11 @@ async fn page_files_are_sent_gzip_compressed_where_accept_encoding_takes_gzip() 
     // One byte range, of the representation sent, as the built-in page
     // answers it too (`tests/tests/single_binary.rs`).
     for (accept, expected) in [("identity", &b"//"[..]), ("gzip", &b"\x1f\x8b"[..])] {
-        let mut client = Client::connect(addr).await;
-        let headers = [("accept-encoding", accept), ("range", "bytes=0-1")];
-        client
-            .send_request_with("GET", "/app.js", &headers, b"")
-            .await;
-        let response = client.read_response().await;
+        let response = get(
+            "/app.js",
+            &[("accept-encoding", accept), ("range", "bytes=0-1")],
+        )
+        .await;
         assert_eq!(response.status, 206, "{accept}: {}", response.text());
         assert_eq!(response.body, expected, "{accept}");
         assert!(
@@ -452,12 +455,11 @@ async fn page_files_are_sent_gzip_compressed_where_accept_encoding_takes_gzip() 
             response.header("content-range")
         );
         // Past the end: 416 with the length, and the JSON error.
-        let mut client = Client::connect(addr).await;
-        let headers = [("accept-encoding", accept), ("range", "bytes=1000-")];
-        client
-            .send_request_with("GET", "/app.js", &headers, b"")
-            .await;
-        let response = client.read_response().await;
+        let response = get(
+            "/app.js",
+            &[("accept-encoding", accept), ("range", "bytes=1000-")],
+        )
+        .await;
         assert_eq!(response.status, 416, "{accept}: {}", response.text());
         let length = if accept == "gzip" {
             files[1].2.len()

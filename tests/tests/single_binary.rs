@@ -116,18 +116,14 @@ async fn the_single_binary_serves_the_whole_lab_from_an_empty_folder() {
         assert_eq!(status, 200, "{head}");
         assert!(head.to_ascii_lowercase().contains("javascript"), "{head}");
         assert!(!js.is_empty());
-        let (status, head, wasm) = fetch(&addr, "GET", &format!("/{bundle}_bg.wasm")).await;
+        let module = format!("/{bundle}_bg.wasm");
+        let (status, head, wasm) = fetch(&addr, "GET", &module).await;
         assert_eq!(status, 200, "{head}");
         assert!(head.contains("application/wasm"), "{head}");
         assert_eq!(&wasm[..4], b"\0asm", "a WebAssembly module");
         // As a browser gets it: gzip-compressed, the same module inside.
-        let (status, head, gzip) = fetch_with(
-            &addr,
-            "GET",
-            &format!("/{bundle}_bg.wasm"),
-            "Accept-Encoding: gzip, deflate\r\n",
-        )
-        .await;
+        let (status, head, gzip) =
+            fetch_with(&addr, "GET", &module, "Accept-Encoding: gzip, deflate\r\n").await;
         assert_eq!(status, 200, "{head}");
         let head = head.to_ascii_lowercase();
         assert!(head.contains("content-encoding: gzip"), "{head}");
@@ -150,7 +146,7 @@ async fn the_single_binary_serves_the_whole_lab_from_an_empty_folder() {
         let (status, head, body) = fetch_with(
             &addr,
             "GET",
-            &format!("/{bundle}_bg.wasm"),
+            &module,
             &format!("Accept-Encoding: gzip, deflate\r\nIf-None-Match: {tag}\r\n"),
         )
         .await;
@@ -161,7 +157,7 @@ async fn the_single_binary_serves_the_whole_lab_from_an_empty_folder() {
         let (status, head_304, _) = fetch_with(
             &addr,
             "HEAD",
-            &format!("/{bundle}_bg.wasm"),
+            &module,
             &format!("Accept-Encoding: gzip\r\nIf-None-Match: {tag}\r\n"),
         )
         .await;
@@ -182,7 +178,7 @@ async fn the_single_binary_serves_the_whole_lab_from_an_empty_folder() {
             let (status, head, part) = fetch_with(
                 &addr,
                 "GET",
-                &format!("/{bundle}_bg.wasm"),
+                &module,
                 &format!("Accept-Encoding: {encoding}\r\nRange: bytes=0-{last}\r\n"),
             )
             .await;
@@ -197,7 +193,7 @@ async fn the_single_binary_serves_the_whole_lab_from_an_empty_folder() {
             let (status, head, body) = fetch_with(
                 &addr,
                 "GET",
-                &format!("/{bundle}_bg.wasm"),
+                &module,
                 &format!("Accept-Encoding: {encoding}\r\nRange: bytes={len}-\r\n"),
             )
             .await;
@@ -217,20 +213,15 @@ async fn the_single_binary_serves_the_whole_lab_from_an_empty_folder() {
         let (status, head, whole) = fetch_with(
             &addr,
             "GET",
-            &format!("/{bundle}_bg.wasm"),
+            &module,
             "Range: bytes=0-3\r\nIf-Range: \"0000000000000000\"\r\n",
         )
         .await;
         assert_eq!(status, 200, "{head}");
         assert!(whole == wasm);
         // The module as built is another representation, with its own tag.
-        let (status, head, _) = fetch_with(
-            &addr,
-            "GET",
-            &format!("/{bundle}_bg.wasm"),
-            &format!("If-None-Match: {tag}\r\n"),
-        )
-        .await;
+        let (status, head, _) =
+            fetch_with(&addr, "GET", &module, &format!("If-None-Match: {tag}\r\n")).await;
         assert_eq!(status, 200, "{head}");
     }
     let (status, _, body) = fetch(&addr, "POST", "/api/sessions").await;

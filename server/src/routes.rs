@@ -225,63 +225,7 @@ async fn file(lab: &Lab, mut request: Request) -> Option<Response> {
     }
     let gzip = crate::assets::accepts_gzip(request.headers());
     let mut response = if let Some(page) = embedded_page(lab) {
-        let file = page.file(request.uri().path())?;
-        let etag = file.etag(gzip);
-        let bytes = if gzip { file.gzip } else { file.raw };
-        // Conditions in RFC 9110 §13.2.2's order: a reload (`no-cache`) asks
-        // again with the tag it has, 304; then `If-Range` and `Range`.
-        let ranged = if crate::assets::not_modified(request.headers(), etag) {
-            None
-        } else if *request.method() == Method::GET {
-            Some(crate::assets::ranged(request.headers(), bytes.len(), etag))
-        } else {
-            Some(Ranged::Whole)
-        };
-        let mut response = match ranged {
-            None => StatusCode::NOT_MODIFIED.into_response(),
-            Some(Ranged::Whole) => bytes.into_response(),
-            Some(Ranged::Part { start, end }) => match bytes.get(start..=end) {
-                Some(part) => {
-                    let mut response = (StatusCode::PARTIAL_CONTENT, part).into_response();
-                    if let Ok(range) =
-                        HeaderValue::from_str(&format!("bytes {start}-{end}/{}", bytes.len()))
-                    {
-                        response.headers_mut().insert(header::CONTENT_RANGE, range);
-                    }
-                    response
-                }
-                // `ranged` keeps within the bytes; were it not, the whole.
-                None => bytes.into_response(),
-            },
-            Some(Ranged::Unsatisfiable) => range_refused(
-                request.headers().get(header::RANGE),
-                &path,
-                HeaderValue::from_str(&format!("bytes */{}", bytes.len())).ok(),
-            ),
-        };
-        if ranged == Some(Ranged::Unsatisfiable) {
-            // The JSON error keeps its own type (with `Vary` and
-            // `Cache-Control` below, as its length is the encoding's).
-            response
-        } else {
-            let headers = response.headers_mut();
-            if ranged.is_none() {
-                // What a 200 would carry (RFC 9110 §8.6); axum would say 0.
-                headers.insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
-            }
-            headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-            if let Ok(etag) = HeaderValue::from_str(etag) {
-                headers.insert(header::ETAG, etag);
-            }
-            headers.insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static(file.content_type),
-            );
-            if gzip {
-                headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-            }
-            response
-        }
+        embedded_file(page.file(&path)?, gzip, &request, &path)
     } else {
         // The lab's own negotiation decides, as for the embedded files:
         // `ServeDir` is told `gzip` or nothing (its parser ignores `*`, and a
@@ -316,6 +260,72 @@ async fn file(lab: &Lab, mut request: Request) -> Option<Response> {
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
     Some(response)
+}
+
+/// A file of the page built into the binary, as `request` asks for it
+/// (`gzip`: the compressed representation). Conditions in RFC 9110
+/// §13.2.2's order: a reload (`no-cache`) asks again with the tag it has,
+/// 304; then `If-Range` and `Range`.
+fn embedded_file(
+    file: &crate::assets::File,
+    gzip: bool,
+    request: &Request,
+    path: &str,
+) -> Response {
+    let etag = file.etag(gzip);
+    let bytes = if gzip { file.gzip } else { file.raw };
+    let ranged = if crate::assets::not_modified(request.headers(), etag) {
+        None
+    } else if *request.method() == Method::GET {
+        Some(crate::assets::ranged(request.headers(), bytes.len(), etag))
+    } else {
+        Some(Ranged::Whole)
+    };
+    let mut response = match ranged {
+        None => StatusCode::NOT_MODIFIED.into_response(),
+        Some(Ranged::Whole) => bytes.into_response(),
+        Some(Ranged::Part { start, end }) => match bytes.get(start..=end) {
+            Some(part) => {
+                let mut response = (StatusCode::PARTIAL_CONTENT, part).into_response();
+                if let Ok(range) =
+                    HeaderValue::from_str(&format!("bytes {start}-{end}/{}", bytes.len()))
+                {
+                    response.headers_mut().insert(header::CONTENT_RANGE, range);
+                }
+                response
+            }
+            // `ranged` keeps within the bytes; were it not, the whole.
+            None => bytes.into_response(),
+        },
+        Some(Ranged::Unsatisfiable) => range_refused(
+            request.headers().get(header::RANGE),
+            path,
+            HeaderValue::from_str(&format!("bytes */{}", bytes.len())).ok(),
+        ),
+    };
+    if ranged == Some(Ranged::Unsatisfiable) {
+        // The JSON error keeps its own type (`file` adds `Vary` and
+        // `Cache-Control`: its length is the encoding's).
+        response
+    } else {
+        let headers = response.headers_mut();
+        if ranged.is_none() {
+            // What a 200 would carry (RFC 9110 §8.6); axum would say 0.
+            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+        }
+        headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+        if let Ok(etag) = HeaderValue::from_str(etag) {
+            headers.insert(header::ETAG, etag);
+        }
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(file.content_type),
+        );
+        if gzip {
+            headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        }
+        response
+    }
 }
 
 /// 416 for a `Range` that selects none of the bytes of the page file at

@@ -90,8 +90,12 @@ impl Chromium {
              or point $CHROME at a Chromium or Chrome binary.",
             binary.display()
         );
-        let profile = std::env::temp_dir().join(format!(
-            "keepalive-lab-chromium-{}-{}",
+        let temp = std::env::temp_dir();
+        if PROFILES.load(Ordering::Relaxed) == 0 {
+            remove_stale_profiles(&temp);
+        }
+        let profile = temp.join(format!(
+            "{PROFILE_PREFIX}{}-{}",
             std::process::id(),
             PROFILES.fetch_add(1, Ordering::Relaxed)
         ));
@@ -565,9 +569,57 @@ mod base64_png {
 }
 
 impl Drop for Chromium {
+    /// Kills the browser and removes its profile. Chromium's helper
+    /// processes (network service, disk cache) outlive the browser process
+    /// by a few milliseconds and still write into the profile as they go,
+    /// so one removal right after the kill used to leave a directory behind
+    /// for most tests: the browser is reaped first, and the removal is
+    /// repeated until the directory stays gone (at most about a second).
     fn drop(&mut self) {
         let _ = self.child.start_kill();
-        let _ = std::fs::remove_dir_all(&self.profile);
+        for _ in 0..200 {
+            if !matches!(self.child.try_wait(), Ok(None)) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        for _ in 0..20 {
+            let _ = std::fs::remove_dir_all(&self.profile);
+            std::thread::sleep(Duration::from_millis(50));
+            if !self.profile.exists() {
+                break;
+            }
+        }
+    }
+}
+
+/// Prefix of the profile directories in the temporary directory, followed
+/// by the test process's id and a counter.
+const PROFILE_PREFIX: &str = "keepalive-lab-chromium-";
+
+/// Removes the profiles left by test processes that are gone (a run that
+/// was killed, or one from before [`Chromium`]'s drop waited for its
+/// browser). Only where `/proc` says which processes exist.
+fn remove_stale_profiles(temp: &Path) {
+    if !Path::new("/proc/self").exists() {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(temp) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(PROFILE_PREFIX))
+            .and_then(|rest| rest.split_once('-'))
+            .and_then(|(pid, _)| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !Path::new("/proc").join(pid.to_string()).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
     }
 }
 

@@ -60,12 +60,14 @@ pub fn LessonView(props: &LessonViewProps) -> Html {
                     let known = list
                         .iter()
                         .filter_map(|l| Some((lessons::find(&l.id)?.id(), l)));
-                    html! { <ol class="lesson-list">{ for known.enumerate().map(|(i, (id, l))| {
+                    html! { <ol class="lesson-list">{ for known.map(|(id, l)| {
                         let open = props.open.reform(move |_: MouseEvent| Some(id));
                         html! {
                             <li>
                                 <a href={format!("#lesson={id}")} onclick={open} data-lesson-link={id}>
-                                    <strong>{ format!("{}. {}", i + 1, l.title) }</strong>
+                                    // Numbered by the list (its number was also in the
+                                    // words: "1. 1. Six lanes").
+                                    <strong>{ l.title.clone() }</strong>
                                 </a>
                                 { format!(": {}", l.concept) }
                                 <div class="help">{ l.summary.clone() }</div>

@@ -4,7 +4,8 @@
 //! participant, with the policy they set, and projector mode), Back returns
 //! to the lessons with it, and moves between a lesson and the list without
 //! loading a page; a session the server did not issue is never taken over,
-//! and a reload starts afresh.
+//! and a reload starts afresh. A link to a lesson the lab does not have
+//! says so above the list.
 
 use std::time::Duration;
 
@@ -218,6 +219,51 @@ const CUT_OFF: &str = "(() => { \
 /// Asserts what [`CUT_OFF`] measures on `page` (the `which` page, `width`
 /// px wide, with at least `panels` panels): nothing cut off sideways, no
 /// sideways scroll.
+/// A link to a lesson this lab does not have shows the list and says so;
+/// choosing a lesson from it takes the notice away.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_to_an_unknown_lesson_says_so_above_the_list() {
+    let (addr, _lab) = start_page_server().await;
+    let mut chrome = Chromium::launch().await;
+    let page = chrome
+        .open(&format!("http://{addr}/#lesson=no-such-lesson"))
+        .await;
+    wait_for(&mut chrome, &page, "lessons").await;
+    let notice = eventually("the notice above the list", LIMIT, async || {
+        let v = chrome
+            .eval(
+                &page,
+                "[!!document.querySelector('ol.lesson-list a'), \
+                  document.getElementById('unknown-lesson')?.textContent || '']",
+            )
+            .await;
+        let text = v[1].as_str().unwrap_or_default().to_owned();
+        (v[0] == true && !text.is_empty()).then_some(text)
+    })
+    .await;
+    assert!(
+        notice.contains("“no-such-lesson”"),
+        "the notice names the link's lesson: {notice}"
+    );
+    chrome
+        .eval(
+            &page,
+            "document.querySelector('[data-lesson-link=\"six-lanes\"]').click()",
+        )
+        .await;
+    eventually("the lesson chosen, and no notice", LIMIT, async || {
+        let v = chrome
+            .eval(
+                &page,
+                "[document.querySelector('section.lesson')?.dataset.lesson || '', \
+                  !!document.getElementById('unknown-lesson')]",
+            )
+            .await;
+        (v[0] == "six-lanes" && v[1] == false).then_some(())
+    })
+    .await;
+}
+
 async fn nothing_cut_off(chrome: &mut Chromium, page: &Page, which: &str, width: u32, panels: u64) {
     chrome.set_viewport(page, width, 720).await;
     tokio::time::sleep(Duration::from_millis(200)).await;

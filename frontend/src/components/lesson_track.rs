@@ -16,6 +16,22 @@ fn lesson_from_location() -> Option<&'static str> {
     crate::lessons::find(id).map(|l| l.id())
 }
 
+/// A lesson named in the URL that this page does not have (a mistyped or
+/// old link), cut to a readable length: the list says so instead of
+/// showing itself as if nothing had been asked.
+fn unknown_lesson_in_location() -> Option<String> {
+    let hash = location_hash();
+    let id = hash.trim_start_matches('#').strip_prefix("lesson=")?;
+    if crate::lessons::find(id).is_some() {
+        return None;
+    }
+    let mut shown: String = id.chars().take(40).collect();
+    if shown.len() < id.len() {
+        shown.push('…');
+    }
+    Some(shown)
+}
+
 /// The participant's landing page.
 #[component]
 pub fn LessonTrack(props: &AppProps) -> Html {
@@ -78,8 +94,14 @@ pub fn LessonTrack(props: &AppProps) -> Html {
     let run = lab.run();
     let groups = crate::timeline::LaneGroups::of(state, run.as_deref());
     let agent_links = lab.agent_links();
+    let unknown = lesson.is_none().then(unknown_lesson_in_location).flatten();
     let body = html! {
         <>
+            if let Some(id) = unknown {
+                <p class="error" role="status" id="unknown-lesson">
+                    { format!("There is no lesson called “{id}” here: choose one from the list below.") }
+                </p>
+            }
             <LessonView lesson={*lesson} state={state.clone()} fire={lab.fire.clone()} send={lab.send.clone()}
                 open={open_lesson} ready={lab.other_ports.is_some() && state.config.is_some()}
                 https_origins={lab.https_origins()} />

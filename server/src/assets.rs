@@ -9,44 +9,68 @@
 
 use std::path::Path;
 
+use axum::body::Bytes;
 use axum::http::HeaderMap;
-use axum::http::header::{ACCEPT_ENCODING, IF_RANGE, RANGE};
+use axum::http::header::{ACCEPT_ENCODING, IF_MATCH, IF_RANGE, RANGE};
 
-/// One file of the built page, as built and gzip-compressed (`NAME.gz`,
-/// written by `cargo xtask build`).
+/// One file of the built page: as built and, when `cargo xtask build` wrote
+/// a `NAME.gz` beside it, gzip-compressed. The same for both modes (built
+/// in, or read from `--dist DIR` at each request), so both answer every
+/// request alike (`routes::page_file`).
 #[derive(Debug, Clone)]
 pub struct File {
-    /// Where the page asks for it (`/app.js`).
-    pub path: &'static str,
     /// Its `Content-Type`.
     pub content_type: &'static str,
     /// The file.
-    pub raw: &'static [u8],
+    raw: Bytes,
     /// The same, gzip-compressed: what a browser that accepts gzip gets.
-    pub gzip: &'static [u8],
+    gzip: Option<Bytes>,
     /// The entity tags of `raw` and `gzip`: two representations, two tags
     /// (RFC 9110 §8.8.3), each a hash of the bytes, so a rebuilt page gets
     /// new ones.
     etags: [String; 2],
 }
 
+/// What is sent for one request: the bytes of one representation of a
+/// [`File`], its tag, and whether it is the gzip-compressed one.
+#[derive(Debug, Clone, Copy)]
+pub struct Representation<'a> {
+    /// Its bytes.
+    pub bytes: &'a Bytes,
+    /// Its entity tag.
+    pub etag: &'a str,
+    /// `Content-Encoding: gzip`.
+    pub gzip: bool,
+}
+
 /// The built page: `index.html`, and the wasm-bindgen glue and wasm module of
 /// each of its three bundles (the lesson track, the workbench, the
-/// instructor's view).
+/// instructor's view), each with the path the page asks for it at.
 #[derive(Debug, Clone)]
 pub struct Embedded {
     /// `index.html` first.
-    pub files: [File; 7],
+    pub files: [(&'static str, File); 7],
 }
 
 #[cfg(feature = "embedded-assets")]
 macro_rules! file {
     ($path:literal, $type:literal) => {
-        File::new(
+        (
             concat!("/", $path),
-            $type,
-            include_bytes!(concat!(env!("KEEPALIVE_LAB_EMBED_DIR"), "/", $path)),
-            include_bytes!(concat!(env!("KEEPALIVE_LAB_EMBED_DIR"), "/", $path, ".gz")),
+            File::new(
+                $type,
+                Bytes::from_static(include_bytes!(concat!(
+                    env!("KEEPALIVE_LAB_EMBED_DIR"),
+                    "/",
+                    $path
+                ))),
+                Some(Bytes::from_static(include_bytes!(concat!(
+                    env!("KEEPALIVE_LAB_EMBED_DIR"),
+                    "/",
+                    $path,
+                    ".gz"
+                )))),
+            ),
         )
     };
 }
@@ -79,31 +103,93 @@ impl Embedded {
     /// The file at `path` (`/app.js`…; `/` is `index.html`).
     pub fn file(&self, path: &str) -> Option<&File> {
         let path = if path == "/" { "/index.html" } else { path };
-        self.files.iter().find(|f| f.path == path)
+        self.files.iter().find(|(p, _)| *p == path).map(|(_, f)| f)
+    }
+}
+
+/// The file at `path` (`/` is `index.html`) in `dir`, read now, with the
+/// `NAME.gz` beside it if there is one. `None` when it is not there, or
+/// when `path` is not a plain name under `dir`: only letters, digits, `.`,
+/// `_` and `-` in each segment, no segment that starts with a dot (so no
+/// `..` and no hidden file), no percent-escape, and never a `.gz` of its
+/// own (it is another form of a page file, as in the single binary, which
+/// has no such path).
+pub async fn from_dir(dir: &Path, path: &str) -> Option<File> {
+    let relative = if path == "/" {
+        "index.html"
+    } else {
+        plain_relative(path)?
+    };
+    let at = dir.join(relative);
+    let raw = tokio::fs::read(&at).await.ok()?;
+    let mut gz = at.into_os_string();
+    gz.push(".gz");
+    let gzip = tokio::fs::read(&gz).await.ok();
+    Some(File::new(
+        content_type_of(relative),
+        Bytes::from(raw),
+        gzip.map(Bytes::from),
+    ))
+}
+
+/// `path` without its leading `/`, if it is a plain name (see [`from_dir`]).
+fn plain_relative(path: &str) -> Option<&str> {
+    let rest = path.strip_prefix('/')?;
+    let plain = |segment: &str| {
+        !segment.is_empty()
+            && !segment.starts_with('.')
+            && segment
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    };
+    (rest.split('/').all(plain) && !rest.ends_with(".gz")).then_some(rest)
+}
+
+/// The `Content-Type` of a file of the page, by its extension.
+fn content_type_of(name: &str) -> &'static str {
+    match name.rsplit_once('.').map_or("", |(_, extension)| extension) {
+        "html" => "text/html; charset=utf-8",
+        "js" => "text/javascript",
+        "wasm" => "application/wasm",
+        "css" => "text/css",
+        "json" => "application/json",
+        "svg" => "image/svg+xml",
+        "png" => "image/png",
+        "ico" => "image/x-icon",
+        "txt" => "text/plain; charset=utf-8",
+        _ => "application/octet-stream",
     }
 }
 
 impl File {
-    /// A file `raw` served at `path`, and its compressed form `gzip`.
-    pub fn new(
-        path: &'static str,
-        content_type: &'static str,
-        raw: &'static [u8],
-        gzip: &'static [u8],
-    ) -> File {
+    /// A file `raw` of `content_type`, and its compressed form `gzip`.
+    pub fn new(content_type: &'static str, raw: Bytes, gzip: Option<Bytes>) -> File {
         let tag = |bytes: &[u8]| format!("\"{:016x}\"", fnv1a(bytes));
+        let etags = [tag(&raw), gzip.as_deref().map_or_else(String::new, tag)];
         File {
-            path,
             content_type,
             raw,
             gzip,
-            etags: [tag(raw), tag(gzip)],
+            etags,
         }
     }
 
-    /// The entity tag of the file as built (`gzip` false) or compressed.
-    pub fn etag(&self, gzip: bool) -> &str {
-        &self.etags[usize::from(gzip)]
+    /// What goes to a client that takes gzip (`gzip`) or does not: the
+    /// compressed form when there is one and the client takes it, else the
+    /// file as built.
+    pub fn representation(&self, gzip: bool) -> Representation<'_> {
+        match &self.gzip {
+            Some(compressed) if gzip => Representation {
+                bytes: compressed,
+                etag: &self.etags[1],
+                gzip: true,
+            },
+            _ => Representation {
+                bytes: &self.raw,
+                etag: &self.etags[0],
+                gzip: false,
+            },
+        }
     }
 }
 
@@ -112,6 +198,21 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, b| {
         (hash ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
     })
+}
+
+/// Whether `If-Match` in `headers`, if any, holds for the representation
+/// tagged `etag` (RFC 9110 §13.1.1): `*`, or a list naming it by strong
+/// comparison (a weak tag never matches). No `If-Match`: it holds.
+pub fn if_match(headers: &HeaderMap, etag: &str) -> bool {
+    let mut values = headers.get_all(IF_MATCH).iter().peekable();
+    if values.peek().is_none() {
+        return true;
+    }
+    values
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .any(|t| t == "*" || t == etag)
 }
 
 /// Whether `If-None-Match` in `headers` names `etag` (or is `*`): the
@@ -155,7 +256,7 @@ pub fn accepts_gzip(headers: &HeaderMap) -> bool {
 }
 
 /// What a GET's `Range` asks of a representation of `len` bytes whose tag is
-/// `etag` (RFC 9110 §14), as `ServeDir` answers it for `--dist DIR`.
+/// `etag` (RFC 9110 §14).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ranged {
     /// The whole representation, 200: no `Range`, or one the server ignores
@@ -263,35 +364,90 @@ mod tests {
     #[test]
     fn a_tag_the_client_has_is_not_modified_and_each_representation_has_its_own() {
         let file = File::new(
-            "/app.js",
             "text/javascript",
-            b"// app",
-            b"\x1f\x8b compressed",
+            Bytes::from_static(b"// app"),
+            Some(Bytes::from_static(b"\x1f\x8b compressed")),
         );
-        let (raw, gzip) = (file.etag(false), file.etag(true));
+        let (raw, gzip) = (file.representation(false), file.representation(true));
+        assert!(!raw.gzip && gzip.gzip);
+        assert_eq!(&raw.bytes[..], b"// app");
+        let (raw, gzip) = (raw.etag, gzip.etag);
         assert_ne!(raw, gzip);
-        assert_eq!(raw, file.etag(false), "the same tag every time");
+        assert_eq!(
+            raw,
+            file.representation(false).etag,
+            "the same tag every time"
+        );
         assert!(
             raw.starts_with('"') && raw.ends_with('"') && raw.len() == 18,
             "{raw}"
         );
-        let with = |value: &str| {
+        let with = |name, value: &str| {
             let mut headers = HeaderMap::new();
-            headers.insert(axum::http::header::IF_NONE_MATCH, value.parse().unwrap());
+            headers.insert(name, value.parse().unwrap());
             headers
         };
-        assert!(not_modified(&with(raw), raw));
+        let none_match = |value: &str| with(axum::http::header::IF_NONE_MATCH, value);
+        assert!(not_modified(&none_match(raw), raw));
         assert!(
-            not_modified(&with(&format!("W/{raw}")), raw),
+            not_modified(&none_match(&format!("W/{raw}")), raw),
             "weak comparison"
         );
         assert!(
-            not_modified(&with(&format!("\"x\", {gzip}")), gzip),
+            not_modified(&none_match(&format!("\"x\", {gzip}")), gzip),
             "a list"
         );
-        assert!(not_modified(&with("*"), raw));
-        assert!(!not_modified(&with(gzip), raw), "the other representation");
+        assert!(not_modified(&none_match("*"), raw));
+        assert!(
+            !not_modified(&none_match(gzip), raw),
+            "the other representation"
+        );
         assert!(!not_modified(&HeaderMap::new(), raw));
+        // If-Match: strong comparison (§13.1.1).
+        let if_matches = |value: &str| if_match(&with(IF_MATCH, value), raw);
+        assert!(if_match(&HeaderMap::new(), raw), "no If-Match holds");
+        assert!(if_matches(raw));
+        assert!(if_matches("*"));
+        assert!(if_matches(&format!("\"x\", {raw}")), "a list");
+        assert!(!if_matches(&format!("W/{raw}")), "a weak tag never matches");
+        assert!(!if_matches(gzip), "the other representation");
+        assert!(!if_matches("\"0000000000000000\""));
+    }
+
+    #[test]
+    fn a_file_without_a_compressed_form_is_sent_as_built_to_every_client() {
+        let file = File::new("text/html; charset=utf-8", Bytes::from_static(b"<p>"), None);
+        let sent = file.representation(true);
+        assert!(!sent.gzip);
+        assert_eq!(&sent.bytes[..], b"<p>");
+        assert_eq!(sent.etag, file.representation(false).etag);
+    }
+
+    #[test]
+    fn only_plain_names_under_the_directory_are_files_of_the_page() {
+        for plain in ["/app.js", "/index.html", "/bare.html", "/a/b-c_d.1.js"] {
+            assert_eq!(plain_relative(plain), Some(&plain[1..]), "{plain}");
+        }
+        for refused in [
+            "/../etc/passwd",
+            "/a/../b.js",
+            "/.hidden",
+            "/a/.b/c",
+            "/%2e%2e/x",
+            "/app.js.gz",
+            "//app.js",
+            "/a//b",
+            "/dir/",
+            "/a\\b",
+            "/a b.js",
+            "app.js",
+            "",
+        ] {
+            assert_eq!(plain_relative(refused), None, "{refused}");
+        }
+        assert_eq!(content_type_of("index.html"), "text/html; charset=utf-8");
+        assert_eq!(content_type_of("app_bg.wasm"), "application/wasm");
+        assert_eq!(content_type_of("LICENSE"), "application/octet-stream");
     }
 
     #[test]

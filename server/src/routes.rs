@@ -40,11 +40,9 @@ use protocol::{
     PolicyPatch, ROOM_HINT, ReleaseRequest, ReleaseResponse, RoomPatch, RoomState, ServerPolicy,
     SessionGrant, headers,
 };
-use tower::ServiceExt;
 use tower_http::cors::{
     AllowHeaders, AllowMethods, AllowOrigin, CorsLayer, preflight_request_headers,
 };
-use tower_http::services::ServeDir;
 
 use crate::Lab;
 use crate::assets::Ranged;
@@ -210,13 +208,13 @@ async fn assets(State(lab): State<Lab>, request: Request) -> Response {
     refused
 }
 
-/// The page's file that a GET or HEAD `request` asks for, if there is one:
-/// gzip-compressed (`Content-Encoding: gzip`, the `.gz` that `cargo xtask
-/// build` writes beside it) when the request accepts gzip, as every browser
-/// does; served `no-cache`, so a rebuilt frontend is picked up. Both modes
-/// answer `If-None-Match` or `If-Modified-Since` with 304, and a single byte
-/// `Range` with 206 (of the representation sent: the `.gz` when gzip).
-async fn file(lab: &Lab, mut request: Request) -> Option<Response> {
+/// The page's file that a GET or HEAD `request` asks for, if there is one,
+/// built into the binary or read from `dist/` at this request (one answer for
+/// both modes: [`page_file`]): gzip-compressed (`Content-Encoding: gzip`,
+/// the `.gz` that `cargo xtask build` writes beside it) when the request
+/// accepts gzip, as every browser does; served `no-cache`, so a rebuilt
+/// frontend is picked up.
+async fn file(lab: &Lab, request: Request) -> Option<Response> {
     let path = request.uri().path().to_owned();
     if path.ends_with(".gz") {
         // A `.gz` is another form of a page file, never a file of its own
@@ -224,108 +222,110 @@ async fn file(lab: &Lab, mut request: Request) -> Option<Response> {
         return None;
     }
     let gzip = crate::assets::accepts_gzip(request.headers());
-    let mut response = if let Some(page) = embedded_page(lab) {
-        embedded_file(page.file(&path)?, gzip, &request, &path)
-    } else {
-        // The lab's own negotiation decides, as for the embedded files:
-        // `ServeDir` is told `gzip` or nothing (its parser ignores `*`, and a
-        // weight with four decimals; found in audit).
-        let headers = request.headers_mut();
-        headers.remove(header::ACCEPT_ENCODING);
-        if gzip {
-            headers.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("gzip"));
-        }
-        let range = request.headers().get(header::RANGE).cloned();
-        let files = ServeDir::new(&lab.config().dist_dir).precompressed_gzip();
-        match files.oneshot(request).await {
-            Ok(response)
-                // 304 Not Modified is one of the redirections.
-                if response.status().is_success() || response.status().is_redirection() =>
-            {
-                response.into_response()
-            }
-            // A range past the end: the JSON error, as from the built-in
-            // page, with `ServeDir`'s `Content-Range` (its body is text).
-            Ok(response) if response.status() == StatusCode::RANGE_NOT_SATISFIABLE => {
-                range_refused(
-                    range.as_ref(),
-                    &path,
-                    response.headers().get(header::CONTENT_RANGE).cloned(),
-                )
-            }
-            _ => return None,
+    let read;
+    let file = match embedded_page(lab) {
+        Some(page) => page.file(&path)?,
+        None => {
+            read = crate::assets::from_dir(&lab.config().dist_dir, &path).await?;
+            &read
         }
     };
+    let mut response = page_file(file, gzip, &request, &path);
     let headers = response.headers_mut();
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
     Some(response)
 }
 
-/// A file of the page built into the binary, as `request` asks for it
-/// (`gzip`: the compressed representation). Conditions in RFC 9110
-/// §13.2.2's order: a reload (`no-cache`) asks again with the tag it has,
-/// 304; then `If-Range` and `Range`.
-fn embedded_file(
-    file: &crate::assets::File,
-    gzip: bool,
-    request: &Request,
-    path: &str,
-) -> Response {
-    let etag = file.etag(gzip);
-    let bytes = if gzip { file.gzip } else { file.raw };
-    let ranged = if crate::assets::not_modified(request.headers(), etag) {
-        None
+/// What the conditions of RFC 9110 §13.2.2, in its order, leave to do with
+/// a request for a page file (the page has no `Last-Modified`, so
+/// `If-Unmodified-Since` and `If-Modified-Since` have nothing to compare
+/// with and are ignored, as §13.1.3 and §13.1.4 say).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Answer {
+    /// `If-Match` names another representation: 412.
+    PreconditionFailed,
+    /// `If-None-Match` names this one (a reload asks again with the tag it
+    /// has): 304.
+    NotModified,
+    /// Send it, whole or the one range asked (`If-Range` and `Range`).
+    Send(Ranged),
+}
+
+/// A file of the page, as `request` asks for it (`gzip`: the compressed
+/// representation, where there is one).
+fn page_file(file: &crate::assets::File, gzip: bool, request: &Request, path: &str) -> Response {
+    let sent = file.representation(gzip);
+    let (bytes, etag) = (sent.bytes, sent.etag);
+    let headers = request.headers();
+    let answer = if !crate::assets::if_match(headers, etag) {
+        Answer::PreconditionFailed
+    } else if crate::assets::not_modified(headers, etag) {
+        Answer::NotModified
     } else if *request.method() == Method::GET {
-        Some(crate::assets::ranged(request.headers(), bytes.len(), etag))
+        Answer::Send(crate::assets::ranged(headers, bytes.len(), etag))
     } else {
-        Some(Ranged::Whole)
+        // Range is defined for GET only (§14.2): HEAD describes the whole.
+        Answer::Send(Ranged::Whole)
     };
-    let mut response = match ranged {
-        None => StatusCode::NOT_MODIFIED.into_response(),
-        Some(Ranged::Whole) => bytes.into_response(),
-        Some(Ranged::Part { start, end }) => match bytes.get(start..=end) {
-            Some(part) => {
-                let mut response = (StatusCode::PARTIAL_CONTENT, part).into_response();
+    let mut response = match answer {
+        Answer::PreconditionFailed => {
+            return ApiError::with_status(
+                StatusCode::PRECONDITION_FAILED,
+                format!("If-Match names none of the tags of {path} as sent (it is {etag})"),
+                "leave If-Match out, or send the ETag of the file as last received",
+            )
+            .into_response();
+        }
+        Answer::Send(Ranged::Unsatisfiable) => {
+            // The JSON error keeps its own type (`file` adds `Vary` and
+            // `Cache-Control`: its length is the encoding's).
+            return range_refused(
+                headers.get(header::RANGE),
+                path,
+                HeaderValue::from_str(&format!("bytes */{}", bytes.len())).ok(),
+            );
+        }
+        Answer::NotModified => {
+            let mut response = StatusCode::NOT_MODIFIED.into_response();
+            // The length a 200 would carry (RFC 9110 §8.6). hyper keeps it
+            // for HTTP/2 and for HEAD; over HTTP/1.1 it leaves it out of a
+            // 304 to GET, which §8.6 allows.
+            response
+                .headers_mut()
+                .insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+            response
+        }
+        Answer::Send(Ranged::Whole) => bytes.clone().into_response(),
+        Answer::Send(Ranged::Part { start, end }) => {
+            if start <= end && end < bytes.len() {
+                let mut response =
+                    (StatusCode::PARTIAL_CONTENT, bytes.slice(start..=end)).into_response();
                 if let Ok(range) =
                     HeaderValue::from_str(&format!("bytes {start}-{end}/{}", bytes.len()))
                 {
                     response.headers_mut().insert(header::CONTENT_RANGE, range);
                 }
                 response
+            } else {
+                // `ranged` keeps within the bytes; were it not, the whole.
+                bytes.clone().into_response()
             }
-            // `ranged` keeps within the bytes; were it not, the whole.
-            None => bytes.into_response(),
-        },
-        Some(Ranged::Unsatisfiable) => range_refused(
-            request.headers().get(header::RANGE),
-            path,
-            HeaderValue::from_str(&format!("bytes */{}", bytes.len())).ok(),
-        ),
+        }
     };
-    if ranged == Some(Ranged::Unsatisfiable) {
-        // The JSON error keeps its own type (`file` adds `Vary` and
-        // `Cache-Control`: its length is the encoding's).
-        response
-    } else {
-        let headers = response.headers_mut();
-        if ranged.is_none() {
-            // What a 200 would carry (RFC 9110 §8.6); axum would say 0.
-            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
-        }
-        headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-        if let Ok(etag) = HeaderValue::from_str(etag) {
-            headers.insert(header::ETAG, etag);
-        }
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static(file.content_type),
-        );
-        if gzip {
-            headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-        }
-        response
+    let headers = response.headers_mut();
+    headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    if let Ok(etag) = HeaderValue::from_str(etag) {
+        headers.insert(header::ETAG, etag);
     }
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(file.content_type),
+    );
+    if sent.gzip {
+        headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    }
+    response
 }
 
 /// 416 for a `Range` that selects none of the bytes of the page file at

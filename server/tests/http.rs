@@ -474,3 +474,163 @@ async fn page_files_are_sent_gzip_compressed_where_accept_encoding_takes_gzip() 
         response.error_body();
     }
 }
+
+/// The page's files answer ranges and conditions by RFC 9110, from a
+/// directory as from the single binary (one code path since the review that
+/// found `--dist` answering by tower-http's `ServeDir` instead: 416 for a
+/// suffix longer than the file or an unknown unit, `If-Range` ignored, 404
+/// for `If-Unmodified-Since`, no `ETag`, ranges on HEAD). A file without a
+/// `.gz` beside it goes out as built, even to a client that takes gzip.
+#[tokio::test]
+async fn page_files_answer_ranges_and_conditions_as_rfc_9110_says() {
+    let dist =
+        std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("keepalive-lab-dist-rfc9110");
+    std::fs::create_dir_all(&dist).expect("a dist directory");
+    let raw: Vec<u8> = (0..100u8).collect();
+    std::fs::write(dist.join("index.html"), "<!doctype html>").expect("index.html");
+    std::fs::write(dist.join("app.js"), &raw).expect("app.js");
+    std::fs::write(dist.join("bare.html"), "<p>bare").expect("bare.html");
+    let (addr, _lab) = start_server_with(keepalive_lab_server::Config {
+        dist_dir: dist,
+        ..common::config()
+    })
+    .await;
+    let get = async |target: &str, headers: &[(&str, &str)]| {
+        let mut client = Client::connect(addr).await;
+        client.send_request_with("GET", target, headers, b"").await;
+        client.read_response().await
+    };
+    let whole = get("/app.js", &[]).await;
+    assert_eq!(whole.status, 200);
+    assert_eq!(whole.body, raw);
+    assert_eq!(whole.header("accept-ranges"), Some("bytes"));
+    let etag = whole.header("etag").expect("an ETag").to_owned();
+
+    // Ranges: (Range, status, the bytes expected).
+    for (range, status, bytes) in [
+        ("bytes=0-9", 206, &raw[0..10]),
+        ("bytes=-40000", 206, &raw[..]),
+        ("bytes=0-99999999999999999999999", 206, &raw[..]),
+        ("Bytes=0-1", 206, &raw[0..2]),
+        ("bytes= 0-1", 206, &raw[0..2]),
+        ("bytes=00-1", 206, &raw[0..2]),
+        ("bytes=95-", 206, &raw[95..]),
+        ("items=0-1", 200, &raw[..]),
+        ("bytes=0-1,5-6", 200, &raw[..]),
+        ("bytes=5-2", 200, &raw[..]),
+    ] {
+        let response = get("/app.js", &[("range", range)]).await;
+        assert_eq!(response.status, status, "{range}: {}", response.text());
+        assert_eq!(response.body, bytes, "{range}");
+        if status == 206 {
+            let first = bytes.first().copied().unwrap_or_default();
+            let last = bytes.last().copied().unwrap_or_default();
+            assert_eq!(
+                response.header("content-range"),
+                Some(format!("bytes {first}-{last}/100").as_str()),
+                "{range}"
+            );
+        }
+    }
+    for range in ["bytes=100-", "bytes=-0"] {
+        let response = get("/app.js", &[("range", range)]).await;
+        assert_eq!(response.status, 416, "{range}: {}", response.text());
+        assert_eq!(response.header("content-range"), Some("bytes */100"));
+        response.error_body();
+    }
+
+    // If-Range: the range only for the strong tag of what is sent.
+    for (if_range, status) in [
+        (etag.clone(), 206),
+        ("\"stale\"".to_owned(), 200),
+        (format!("W/{etag}"), 200),
+        ("Sat, 01 Jan 2000 00:00:00 GMT".to_owned(), 200),
+    ] {
+        let response = get(
+            "/app.js",
+            &[("range", "bytes=0-9"), ("if-range", &if_range)],
+        )
+        .await;
+        assert_eq!(response.status, status, "If-Range {if_range}");
+    }
+
+    // Conditions, in §13.2.2's order; no Last-Modified, so the date ones
+    // have nothing to compare with and are ignored.
+    for (headers, status) in [
+        (vec![("if-none-match", etag.as_str())], 304),
+        (vec![("if-none-match", "*")], 304),
+        (vec![("if-none-match", "\"nope\"")], 200),
+        (
+            vec![
+                ("if-none-match", "\"nope\""),
+                ("if-modified-since", "Sat, 01 Jan 2100 00:00:00 GMT"),
+            ],
+            200,
+        ),
+        (
+            vec![("if-unmodified-since", "Sat, 01 Jan 2000 00:00:00 GMT")],
+            200,
+        ),
+        (vec![("if-match", "\"nope\"")], 412),
+        (vec![("if-match", "*")], 200),
+        (vec![("if-match", etag.as_str())], 200),
+        (
+            vec![("if-match", "\"nope\""), ("if-none-match", etag.as_str())],
+            412,
+        ),
+        (
+            vec![("if-none-match", etag.as_str()), ("range", "bytes=0-1")],
+            304,
+        ),
+    ] {
+        let response = get("/app.js", &headers).await;
+        assert_eq!(response.status, status, "{headers:?}: {}", response.text());
+        match status {
+            412 => {
+                response.error_body();
+            }
+            304 => assert_eq!(response.header("etag"), Some(etag.as_str())),
+            _ => assert_eq!(response.body, raw, "{headers:?}"),
+        }
+    }
+    let refused = get(
+        "/",
+        &[("if-unmodified-since", "Sat, 01 Jan 2000 00:00:00 GMT")],
+    )
+    .await;
+    assert_eq!(refused.status, 200, "{}", refused.text());
+    assert_eq!(
+        refused.header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
+
+    // HEAD: Range is for GET only; the whole file's length.
+    let mut client = Client::connect(addr).await;
+    client
+        .send_raw(
+            format!(
+                "HEAD /app.js HTTP/1.1\r\nHost: {addr}\r\nRange: bytes=0-9\r\nConnection: close\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .await;
+    let head = String::from_utf8(client.read_to_close().await).expect("ASCII");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-length: 100\r\n"),
+        "{head}"
+    );
+
+    // No `.gz` beside it: as built, to a client that takes gzip too.
+    let bare = get("/bare.html", &[("accept-encoding", "gzip")]).await;
+    assert_eq!(bare.status, 200);
+    assert_eq!(bare.body, b"<p>bare");
+    assert_eq!(bare.header("content-encoding"), None);
+    // Not a plain name under the directory: a JSON 404.
+    for target in ["/../http.rs", "/%2e%2e/x", "/.hidden", "/a//b.js"] {
+        let response = get(target, &[]).await;
+        assert_eq!(response.status, 404, "{target}: {}", response.text());
+        response.error_body();
+    }
+}

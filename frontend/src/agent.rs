@@ -259,6 +259,7 @@ pub fn socket_event_name(event: &SocketEvent) -> String {
         SocketEvent::Timeout { .. } => "timeout".into(),
         SocketEvent::End { .. } => "end".into(),
         SocketEvent::Error { code, .. } => format!("error {code}"),
+        SocketEvent::AgentRemove => "agentRemove".into(),
         SocketEvent::Close { had_error, .. } => format!("close(had_error={had_error})"),
     }
 }

@@ -954,6 +954,7 @@ impl FromJson for SocketEvent {
                 so_keepalive: o.get("so_keepalive"),
                 kernel_idle_s: o.get("kernel_idle_s"),
             },
+            "agent_remove" => SocketEvent::AgentRemove,
             "free" => SocketEvent::Free {
                 outcome: o.get("outcome"),
                 free_sockets: o.get("free_sockets"),

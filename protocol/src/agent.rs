@@ -485,6 +485,7 @@ pub enum RequestEvent {
 /// {"name": "timeout", "after_ms": 4000, "free": true, "source": "keep_alive_hint"}
 /// {"name": "end", "free": true}
 /// {"name": "error", "code": "ECONNRESET", "message": "read ECONNRESET"}
+/// {"name": "agent_remove"}
 /// {"name": "close", "had_error": false, "reason": "free_socket_timeout", "requests": 3}
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -508,17 +509,23 @@ pub enum SocketEvent {
         /// rounded down; `null` when that is 0 s, which Node documents as
         /// "leave the system default unchanged".
         idle_s: Option<u32>,
-        /// `TCP_KEEPINTVL` (libuv sets 1 s).
-        interval_s: u32,
-        /// `TCP_KEEPCNT` (libuv sets 10).
-        count: u32,
+        /// `TCP_KEEPINTVL` as read back from the socket: 1 s where libuv
+        /// set it (`idle_s` not `null`), else the system's (Linux: 75 s);
+        /// `null` where it cannot be read.
+        interval_s: Option<u32>,
+        /// `TCP_KEEPCNT` as read back: 10 where libuv set it, else the
+        /// system's (Linux: 9); `null` where it cannot be read.
+        count: Option<u32>,
         /// `SO_KEEPALIVE` as read back from the socket.
         so_keepalive: bool,
         /// `TCP_KEEPIDLE` as read back from the socket (`null` where it
         /// cannot be read).
         kernel_idle_s: Option<u32>,
     },
-    /// Its request released it (Node's socket `free`), and what the agent did.
+    /// Its request released it (Node's socket `free`), and what the agent
+    /// did. Also right after a socket the agent made for a waiting request
+    /// (a closed socket's `removeSocket` → `createSocket`, whose callback
+    /// emits `'free'`), handed to that request (`next_request`).
     Free {
         /// Pooled, handed to a waiting request, or destroyed.
         outcome: FreeOutcome,
@@ -550,6 +557,11 @@ pub enum SocketEvent {
         /// The message.
         message: String,
     },
+    /// Node's `agentRemove`: an error on a free socket; the agent's
+    /// listener for it (`freeSocketErrorListener` in `lib/_http_agent.js`)
+    /// destroys the socket and emits this, which takes it out of the pool
+    /// before its `close`.
+    AgentRemove,
     /// It closed (Node's socket `close`).
     Close {
         /// Node's `hadError`: it closed because of a transmission error.

@@ -211,9 +211,14 @@ impl Preset {
             // page ("If no data is sent through the connection by either the
             // client or target for longer than the idle timeout, the
             // connection is closed"). The RST to a client or target that
-            // sends after expiry, and keep-alive packets resetting the timer,
-            // are from AWS's announcement (the blog post cited); that a FIN or
-            // a probe after expiry also gets the RST is the lab's reading.
+            // sends after expiry ("If a client or a target sends data after
+            // the idle timeout period elapses, it receives a TCP RST
+            // packet"), and keep-alive packets resetting the timer ("Clients
+            // or targets can use TCP keepalive packets to reset the idle
+            // timeout"), are in the Network Load Balancer guide's "Connection
+            // idle timeout" (cited first; the blog post announced them); that
+            // a FIN or a probe after expiry also gets the RST is the lab's
+            // reading.
             Preset::AwsNlb => PresetSpec {
                 preset: self,
                 name: "AWS Network Load Balancer",
@@ -223,7 +228,7 @@ impl Preset {
                 on_expiry_allowed: &[OnExpiry::RstEither],
                 probes_refresh: true,
                 transitory_timeout_ms: None,
-                source: "https://docs.aws.amazon.com/elasticloadbalancing/latest/network/update-idle-timeout.html (and https://aws.amazon.com/blogs/networking-and-content-delivery/introducing-nlb-tcp-configurable-idle-timeout/)",
+                source: "https://docs.aws.amazon.com/elasticloadbalancing/latest/network/network-load-balancers.html#connection-idle-timeout (and https://docs.aws.amazon.com/elasticloadbalancing/latest/network/update-idle-timeout.html)",
                 summary: "350 s idle by default (60-6000 s); a client or target that sends after expiry gets an RST",
             },
             // "Load Balancer's default behavior is to silently drop flows when
@@ -265,7 +270,7 @@ impl Preset {
                 probes_refresh: true,
                 transitory_timeout_ms: Some(30_000),
                 source: "https://cloud.google.com/nat/docs/tune-nat-configuration#nat-timeouts (transitory: https://cloud.google.com/compute/docs/reference/rest/v1/routers, tcpTransitoryIdleTimeoutSec)",
-                summary: "established TCP idle 1200 s by default (configurable); a half-closed connection (a FIN seen) 30 s idle; the mapping is removed without a reset",
+                summary: "established TCP idle 1200 s by default (configurable); the mapping is removed without a reset; Google's 30 s for connections not established is applied here, in the lab's reading, to a half-closed one (a FIN seen)",
             },
             // ALB: connection idle timeout 60 s by default, 1-4000 s; "if no
             // data has been sent or received by the time that the idle timeout

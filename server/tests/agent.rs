@@ -56,6 +56,8 @@ enum Act {
     /// `200` with a body of `bytes` dots, its head at once and one dot
     /// every `every_ms`.
     Trickle { bytes: u32, every_ms: u64 },
+    /// `200` with body `ok`, then a reset (RST) `ms` later.
+    ResetAfter(u64),
 }
 
 fn respond() -> Act {
@@ -214,6 +216,15 @@ async fn serve_conn(
             }
             Act::CloseAfter(ms) => {
                 tokio::time::sleep(Duration::from_millis(ms)).await;
+                return;
+            }
+            Act::ResetAfter(ms) => {
+                let response = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+                if stream.write_all(response.as_bytes()).await.is_err() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                stream.set_zero_linger().expect("SO_LINGER 0");
                 return;
             }
         }
@@ -378,7 +389,7 @@ fn timed_agent(ms: u64, events: &Events) -> Agent {
 }
 
 async fn finish(agent: &Agent) {
-    agent.destroy();
+    agent.stop();
     within("every socket closed", agent.closed()).await;
 }
 
@@ -512,7 +523,7 @@ async fn keep_alive_true_reuses_one_socket_for_requests_every_interval() {
 }
 
 /// Node emits the agent's `'free'` when the response ends (`responseOnEnd`
-/// → `responseKeepAlive` → `emitFreeNT`), before `agent.destroy()` closes the
+/// → `responseKeepAlive` → `emitFreeNT`), before the run's `Agent::stop` closes the
 /// socket: a run that ends right after its last response still shows the
 /// socket pooled, then closed. The run wakes as soon as no request is
 /// unfinished, so the `free` must already be out by then; repeated, since the
@@ -618,6 +629,21 @@ async fn requests_past_max_sockets_wait_until_a_socket_frees() {
             closes_before >= n as usize - 2,
             "request {n}: {closes_before} closes before it"
         );
+    }
+    // A socket made for a waiting request (`removeSocket` → `createSocket`)
+    // reports Node's `'free'`, handed to that request, right after it is
+    // made; one `addRequest` made for its own request does not.
+    for socket in 1..=5 {
+        let events = events.of_socket(socket);
+        let second = events.get(1);
+        let handed = matches!(
+            second,
+            Some(SocketEvent::Free {
+                outcome: FreeOutcome::NextRequest,
+                ..
+            })
+        );
+        assert_eq!(handed, socket > 2, "socket {socket}: {events:?}");
     }
     for n in 1..=5 {
         assert!(
@@ -1181,7 +1207,26 @@ async fn keep_alive_msecs_sets_tcp_keep_alive_on_the_agents_sockets() {
             .expect("a keepalive event");
         assert_eq!(set.0, idle, "{msecs} ms");
         assert!(set.1, "SO_KEEPALIVE read back from the agent's socket");
-        assert_eq!((set.3, set.4), (1, 10), "libuv's interval and count");
+        // Read back: libuv's 1 s and 10 probes where it set them; with
+        // TCP_KEEPIDLE left alone, it sets nothing else either, and the
+        // system's stay.
+        let system = |name: &str| {
+            std::fs::read_to_string(format!("/proc/sys/net/ipv4/{name}"))
+                .ok()
+                .and_then(|s| s.trim().parse::<u32>().ok())
+        };
+        if idle.is_some() {
+            assert_eq!((set.3, set.4), (Some(1), Some(10)), "libuv's, {msecs} ms");
+        } else if cfg!(target_os = "linux") {
+            assert_eq!(
+                (set.3, set.4),
+                (
+                    system("tcp_keepalive_intvl"),
+                    system("tcp_keepalive_probes")
+                ),
+                "the system's, {msecs} ms"
+            );
+        }
         if cfg!(target_os = "linux") {
             let expected = idle.or(system_default);
             if expected.is_some() {
@@ -1781,4 +1826,62 @@ async fn lab_agents_are_capped_and_stopped() {
         }
     })
     .await;
+}
+
+/// A free socket the server resets: Node's agent hears its `error`, and its
+/// listener for that (`freeSocketErrorListener`) destroys the socket and
+/// emits `agentRemove`, which takes it out of the pool; then `close`
+/// (`had_error`). The next request gets a new socket.
+#[tokio::test]
+async fn a_free_socket_reset_by_the_server_is_removed_from_the_agent() {
+    let server = Server::start(|_, _, _| Act::ResetAfter(150)).await;
+    let events = Events::default();
+    let agent = agent(keep_alive(true, None), &events);
+    agent.request(&server.dest(), "GET", "/api/fast", None);
+    within("the request", agent.idle()).await;
+    let closed = || {
+        events
+            .of_socket(1)
+            .iter()
+            .any(|e| matches!(e, SocketEvent::Close { .. }))
+    };
+    within("the reset socket's close", async {
+        while !closed() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    let names: Vec<String> = events
+        .of_socket(1)
+        .iter()
+        .map(|e| {
+            serde_json::to_value(e).expect("an event")["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect();
+    let tail = &names[names.len().saturating_sub(4)..];
+    assert_eq!(
+        tail,
+        ["free", "error", "agent_remove", "close"],
+        "socket 1: {names:?}"
+    );
+    assert!(
+        events.of_socket(1).iter().any(|e| matches!(
+            e,
+            SocketEvent::Close {
+                had_error: true,
+                reason: SocketCloseReason::SocketError,
+                ..
+            }
+        )),
+        "{:?}",
+        events.of_socket(1)
+    );
+    // The next request: a new socket, not the removed one.
+    agent.request(&server.dest(), "GET", "/api/fast", None);
+    within("the second request", agent.idle()).await;
+    assert_eq!(events.sent(2).map(|(socket, _)| socket), Some(2));
+    finish(&agent).await;
 }

@@ -271,16 +271,23 @@ impl Agent {
                     shared.fail_unsent(&mut inner, job);
                 }
             }
-            Placement::Create(socket, job) => shared.spawn(&mut inner, socket, job),
+            Placement::Create(socket, job) => shared.spawn(&mut inner, socket, job, None),
             Placement::Queued { .. } => {}
         }
         shared.publish(&inner);
         Some(id)
     }
 
-    /// Node's `agent.destroy()`: every socket is destroyed. Requests still
-    /// waiting or in flight are reported `aborted` (`agent_stopped`).
-    pub fn destroy(&self) {
+    /// The run is over (its last request done and its linger passed, the
+    /// Stop button, `agent_stop`, a cap, shutdown): every socket is
+    /// destroyed, as Node's `agent.destroy()` destroys them, and requests
+    /// still waiting or in flight are reported `aborted` (`agent_stopped`).
+    /// That last part is the lab's, not Node's (found in review): Node's
+    /// `destroy()` leaves its queue alone, and each destroyed socket's
+    /// `removeSocket` makes a new one for the first waiting request, while
+    /// a request in flight fails `ECONNRESET` "socket hang up". A run has
+    /// to end, so the lab stops them instead; the run's events say so.
+    pub fn stop(&self) {
         let shared = &self.shared;
         let mut inner = shared.lock();
         if inner.stopped {
@@ -381,7 +388,15 @@ impl Shared {
         self.emit_request(id, event);
     }
 
-    fn spawn(self: &Arc<Self>, inner: &mut Inner, socket: SocketId, job: Job) {
+    /// Starts `socket` for `job`; `first` is an event it reports right after
+    /// it is made, before its task can report anything.
+    fn spawn(
+        self: &Arc<Self>,
+        inner: &mut Inner,
+        socket: SocketId,
+        job: Job,
+        first: Option<SocketEvent>,
+    ) {
         let (tx, rx) = mpsc::unbounded_channel();
         inner.senders.insert(socket, tx);
         self.emit_socket(
@@ -390,12 +405,28 @@ impl Shared {
                 remote: job.dest.addr.to_string(),
             },
         );
+        if let Some(event) = first {
+            self.emit_socket(socket, event);
+        }
         tokio::spawn(super::socket::run(self.clone(), socket, job, rx));
     }
 
+    /// Node's `removeSocket`: a socket made for the first waiting request.
+    /// Node makes it with `createSocket(req, options, cb)`, whose callback
+    /// emits the socket's `'free'`; the agent's `'free'` handler then hands
+    /// it to that request (`setRequestSocket`). So such a socket reports a
+    /// `free` handed to the next request right after it is made, unlike one
+    /// `addRequest` makes for its own request (found in review).
     fn spawn_for(self: &Arc<Self>, inner: &mut Inner, spawn: Spawn<Job>) {
-        if let Some((_, socket, job)) = spawn {
-            self.spawn(inner, socket, job);
+        if let Some((name, socket, job)) = spawn {
+            let free_sockets = u32::try_from(inner.pool.free_len(&name)).unwrap_or(u32::MAX);
+            let free = SocketEvent::Free {
+                outcome: FreeOutcome::NextRequest,
+                free_sockets,
+                timeout_ms: None,
+                timeout_source: None,
+            };
+            self.spawn(inner, socket, job, Some(free));
         }
     }
 
@@ -418,7 +449,7 @@ impl Shared {
     /// when `free` has been reported: Node emits `'free'` as the response
     /// ends (`responseOnEnd` → `responseKeepAlive` → `emitFreeNT` in
     /// `lib/_http_client.js`), before anything the application does once
-    /// its requests are over (a run's `agent.destroy()`, which waits for
+    /// its requests are over (a run's [`Agent::stop`], which waits for
     /// [`Agent::idle`]). Only a destroy that came first (the agent stopped
     /// while the response was read) closes the socket without a `free`.
     pub(super) fn released(
@@ -486,6 +517,20 @@ impl Shared {
         let mut inner = self.lock();
         let free = inner.pool.take_free(socket);
         self.emit_socket(socket, event(free));
+        free
+    }
+
+    /// An error on `socket` (`event`) while it may be free, as
+    /// [`Shared::leave_free`]; a free socket then also reports
+    /// `agent_remove`, as Node's `freeSocketErrorListener` does
+    /// (`socket.destroy(); socket.emit('agentRemove')`; found in review).
+    pub(super) fn error_while_free(&self, socket: SocketId, event: SocketEvent) -> bool {
+        let mut inner = self.lock();
+        let free = inner.pool.take_free(socket);
+        self.emit_socket(socket, event);
+        if free {
+            self.emit_socket(socket, SocketEvent::AgentRemove);
+        }
         free
     }
 

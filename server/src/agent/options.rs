@@ -85,9 +85,12 @@ pub fn is_close(value: &str) -> bool {
 ///   is true the socket is created with `keepAlive: true,
 ///   keepAliveInitialDelay: keepAliveMsecs` (so probes are armed from the
 ///   connect, not only once the socket is free; `keepSocketAlive` repeats
-///   `setKeepAlive(true, keepAliveMsecs)` when it is freed; before
-///   nodejs/node#43380, 2022, probes were only timed once a socket had been
-///   freed). When `keepAlive`
+///   `setKeepAlive(true, keepAliveMsecs)` when it is freed. Before
+///   nodejs/node#43380, 2022, `keepAliveMsecs` did not reach the kernel:
+///   sockets were created with keep-alive on but an initial delay of 0, the
+///   system's, and `keepSocketAlive` then did nothing (the PR's own
+///   description); older versions armed probes only once a socket had been
+///   freed, nodejs/node#35842 and #41965). When `keepAlive`
 ///   is false nothing is set: Node docs, `keepAliveMsecs`: "Ignored when the
 ///   `keepAlive` option is `false` or `undefined`."
 /// - `lib/net.js`, `Socket` constructor and `Socket.prototype.setKeepAlive`:
@@ -98,8 +101,10 @@ pub fn is_close(value: &str) -> bool {
 ///   `TCP_KEEPIDLE=initialDelay`, `TCP_KEEPCNT=10`, `TCP_KEEPINTVL=1` (libuv
 ///   `uv__tcp_keepalive`). So a `keepAliveMsecs` under 1000 does **not**
 ///   become 1 s: `SO_KEEPALIVE` is on and the first probe waits for the
-///   system default (`net.ipv4.tcp_keepalive_time`, 7200 s on Linux). The
-///   lab does the same and says so (`idle_s: null` in the `keepalive` event).
+///   system default (`net.ipv4.tcp_keepalive_time`, 7200 s on Linux), and
+///   the probes keep the system's interval and count too. The lab does the
+///   same and says so (`idle_s: null` in the `keepalive` event, with the
+///   interval and count read back).
 pub fn keepalive_idle_s(keep_alive_msecs: u64) -> Option<u32> {
     let seconds = keep_alive_msecs / 1000;
     (seconds > 0).then(|| u32::try_from(seconds).unwrap_or(u32::MAX))

@@ -1,6 +1,7 @@
 //! A run: `count` requests, one every `every` (the experiment's
 //! `setInterval`), through one agent, then an optional linger while free
-//! sockets time out or are closed by the server, then `agent.destroy()`.
+//! sockets time out or are closed by the server, then [`Agent::stop`]
+//! (every socket destroyed, as by Node's `agent.destroy()`).
 //! Shared by the command line and the lab.
 
 use std::future::Future;
@@ -101,7 +102,7 @@ pub async fn run(
         }
         FinishReason::Done
     };
-    agent.destroy();
+    agent.stop();
     let _ = tokio::time::timeout(Duration::from_secs(5), agent.closed()).await;
     agent.finish(reason);
     reason

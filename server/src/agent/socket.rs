@@ -297,11 +297,25 @@ fn keepalive(stream: &TcpStream, msecs: u64) -> SocketEvent {
         .and_then(|d| u32::try_from(d.as_secs()).ok());
     #[cfg(windows)]
     let kernel_idle_s = None;
+    // What the kernel has, read back: libuv's 1 s and 10 probes when it set
+    // them, the system's own when `idle_s` is none (libuv returns before
+    // setting anything but `SO_KEEPALIVE`; found in review: the event said
+    // 1 s and 10 either way).
+    #[cfg(not(windows))]
+    let (interval_s, count) = (
+        sock.tcp_keepalive_interval()
+            .ok()
+            .and_then(|d| u32::try_from(d.as_secs()).ok()),
+        sock.tcp_keepalive_retries().ok(),
+    );
+    #[cfg(windows)]
+    let (interval_s, count) = (None, None);
+    let asked = idle_s.is_some();
     SocketEvent::Keepalive {
         requested_ms: msecs,
         idle_s,
-        interval_s: KEEPALIVE_INTERVAL_S,
-        count: KEEPALIVE_COUNT,
+        interval_s: interval_s.or(asked.then_some(KEEPALIVE_INTERVAL_S)),
+        count: count.or(asked.then_some(KEEPALIVE_COUNT)),
         so_keepalive: sock.keepalive().unwrap_or(false),
         kernel_idle_s,
     }
@@ -575,7 +589,7 @@ impl Conn {
                             code: "HPE_INVALID_CONSTANT".into(),
                             message: message.clone(),
                         };
-                        if shared.leave_free(socket, |_| event) {
+                        if shared.error_while_free(socket, event) {
                             return Err((true, SocketCloseReason::BadResponse));
                         }
                         self.poisoned = Some(("HPE_INVALID_CONSTANT".into(), message));
@@ -584,7 +598,7 @@ impl Conn {
                     Err(e) => {
                         let code = code_of(&e);
                         let event = SocketEvent::Error { code: code.into(), message: e.to_string() };
-                        if shared.leave_free(socket, |_| event) {
+                        if shared.error_while_free(socket, event) {
                             return Err((true, SocketCloseReason::SocketError));
                         }
                         self.poisoned = Some((code.into(), format!("read {code}")));

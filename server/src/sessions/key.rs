@@ -71,12 +71,20 @@ impl InstructorKey {
     /// Other schemes (`Basic` from a proxy in front of the lab) are not the
     /// lab's business and are ignored.
     pub fn check(&self, query_key: Option<&str>, headers: &HeaderMap) -> Result<bool, ApiError> {
-        let bearer = match headers
-            .get(AUTHORIZATION)
-            .map(|v| bearer_token(v.to_str().ok()))
-        {
+        // Found in review: only the first of two `Authorization` fields was
+        // read, and a bearer token that is not text passed as no key at all.
+        let mut fields = headers.get_all(AUTHORIZATION).iter();
+        let (first, second) = (fields.next(), fields.next());
+        if second.is_some() {
+            return Err(ApiError::bad_request(
+                "more than one Authorization header",
+                "send the instructor key once: Authorization: Bearer KEY, or key=KEY in the URL",
+            ));
+        }
+        let bearer = match first.map(|v| bearer_token(v.as_bytes())) {
             None | Some(Bearer::OtherScheme) => None,
             Some(Bearer::Token(token)) => Some(token),
+            Some(Bearer::NotText) => return Err(wrong_key()),
             Some(Bearer::Empty) => {
                 return Err(ApiError::bad_request(
                     "Authorization: Bearer without a key",
@@ -128,21 +136,24 @@ enum Bearer<'a> {
     Token(&'a str),
     /// `Bearer` and nothing after it.
     Empty,
-    /// Another scheme, or not text.
+    /// `Bearer` and a token that is not text: never this server's key.
+    NotText,
+    /// Another scheme (whatever its bytes).
     OtherScheme,
 }
 
-fn bearer_token(value: Option<&str>) -> Bearer<'_> {
-    let Some(value) = value.map(str::trim) else {
-        return Bearer::OtherScheme;
+fn bearer_token(value: &[u8]) -> Bearer<'_> {
+    let value = value.trim_ascii();
+    let (scheme, token) = match value.iter().position(|b| *b == b' ') {
+        Some(space) => (&value[..space], &value[space + 1..]),
+        None => (value, &b""[..]),
     };
-    let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
-    if !scheme.eq_ignore_ascii_case("bearer") {
+    if !scheme.eq_ignore_ascii_case(b"bearer") {
         return Bearer::OtherScheme;
     }
-    match token.trim() {
-        "" => Bearer::Empty,
-        token => Bearer::Token(token),
+    match token.trim_ascii() {
+        [] => Bearer::Empty,
+        token => std::str::from_utf8(token).map_or(Bearer::NotText, Bearer::Token),
     }
 }
 
@@ -183,6 +194,26 @@ mod tests {
         );
         assert_eq!(with("Bearer"), Err(400));
         assert_eq!(with("bearer   "), Err(400));
+        // Found in review: a token that is not text passed as no key, and a
+        // second `Authorization` field was never read.
+        let bytes = |value: &[u8], query: Option<&str>| {
+            let mut headers = HeaderMap::new();
+            headers.insert(
+                AUTHORIZATION,
+                axum::http::HeaderValue::from_bytes(value).unwrap(),
+            );
+            key.check(query, &headers).map_err(|e| e.status.as_u16())
+        };
+        assert_eq!(bytes(b"Bearer wrong\xe9", None), Err(403));
+        assert_eq!(bytes(b"Bearer wrong\xe9", Some("secret-key-1")), Err(403));
+        assert_eq!(bytes(b"Basic \xe9\xe9", None), Ok(false), "another scheme");
+        let mut two = HeaderMap::new();
+        two.append(AUTHORIZATION, "Bearer secret-key-1".parse().unwrap());
+        two.append(AUTHORIZATION, "Bearer wrong".parse().unwrap());
+        assert_eq!(
+            key.check(None, &two).map_err(|e| e.status.as_u16()),
+            Err(400)
+        );
     }
 
     #[test]

@@ -92,6 +92,13 @@ pub struct Config {
     pub max_hangs_per_peer: usize,
     /// Requests one session (or the anonymous scope) may have in flight.
     pub max_in_flight_per_session: usize,
+    /// Event viewers (`/api/events` WebSockets) one session (or the
+    /// anonymous scope) may have open. A page needs one (two while it
+    /// reconnects, or in a second tab); each viewer of a session sees the
+    /// others' connections, so without a cap one participant's viewers cost
+    /// the server the square of their number (found in review: 500 viewers
+    /// of one session slowed every participant's requests to seconds).
+    pub max_viewers_per_session: usize,
     /// Sessions remembered at once; forgotten ones are those whose page is gone.
     pub max_sessions: usize,
     /// Sessions one client address may hold at once.
@@ -142,6 +149,7 @@ impl Default for Config {
             max_hangs_per_session: 64,
             max_hangs_per_peer: 256,
             max_in_flight_per_session: 256,
+            max_viewers_per_session: 8,
             max_sessions: 4096,
             max_sessions_per_peer: 256,
             max_connections_per_peer: 512,
@@ -215,6 +223,7 @@ impl Lab {
         let clock = Clock::new();
         let caps = SessionCaps {
             in_flight: config.max_in_flight_per_session,
+            viewers: config.max_viewers_per_session,
             sessions: config.max_sessions,
             sessions_per_peer: config.max_sessions_per_peer,
         };

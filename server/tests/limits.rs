@@ -519,3 +519,54 @@ async fn a_full_anonymous_scope_does_not_lock_out_the_instructor() {
         assert_eq!(client.read_response().await.status, 200);
     }
 }
+
+/// A session may have `max_viewers_per_session` event viewers open; one more
+/// is refused with a JSON 503 before the upgrade, and a closed one makes room.
+/// Another session, and the instructor, are not held back by it (found in
+/// review: 500 viewers of one session slowed every participant's requests).
+#[tokio::test]
+async fn a_sessions_event_viewers_are_capped() {
+    let (addr, _lab) = start_server_with(Config {
+        max_viewers_per_session: 3,
+        ..common::config()
+    })
+    .await;
+    let session = common::issue_session(addr).await;
+    let url = format!("ws://{addr}/api/events?session={session}");
+    // The handshake's answer: its status, and the JSON error's words.
+    let handshake = async || match tokio_tungstenite::connect_async(url.as_str()).await {
+        Ok((ws, response)) => (response.status().as_u16(), String::new(), Some(ws)),
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            let body = response.body().clone().unwrap_or_default();
+            let value: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+            (
+                response.status().as_u16(),
+                value["error"].as_str().unwrap_or_default().to_owned(),
+                None,
+            )
+        }
+        Err(e) => panic!("the handshake: {e}"),
+    };
+    let mut viewers = Vec::new();
+    for _ in 0..3 {
+        viewers.push(Viewer::connect_session(addr, &session).await);
+    }
+    let (status, error, _) = handshake().await;
+    assert_eq!(status, 503, "{error}");
+    assert!(error.contains("event viewers"), "{error}");
+    // Another session, and the instructor's whole-server view, still open.
+    let other = common::issue_session(addr).await;
+    let _other = Viewer::connect_session(addr, &other).await;
+    let _instructor = Viewer::connect(addr).await;
+    // A closed viewer makes room.
+    drop(viewers.pop());
+    within("a viewer of the session again", async {
+        loop {
+            if let (101, _, Some(_ws)) = handshake().await {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+}

@@ -141,6 +141,8 @@ pub struct ScopeView {
 pub struct SessionCaps {
     /// Requests one owner may have in flight at once.
     pub in_flight: usize,
+    /// Event viewers one owner may have open at once.
+    pub viewers: usize,
     /// Sessions issued and remembered at once, server-wide.
     pub sessions: usize,
     /// Sessions one peer address may hold at once.
@@ -419,7 +421,8 @@ impl Sessions {
         })
     }
 
-    /// Registers an event viewer of `owner` (refused for an unknown session).
+    /// Registers an event viewer of `owner` (refused for an unknown session,
+    /// and past the owner's cap on viewers, 503).
     pub fn view(&self, owner: &Owner) -> Result<ViewerSlot, ApiError> {
         let mut registry = lock(&self.inner);
         let Registry {
@@ -434,6 +437,15 @@ impl Sessions {
                 Owner::Anonymous => ApiError::shutting_down(),
             });
         };
+        if scope.viewers >= self.caps.viewers {
+            return Err(ApiError::over_capacity(
+                format!(
+                    "{owner} already has {} event viewers open, its cap",
+                    self.caps.viewers
+                ),
+                "a page needs one: close the other tabs or tools watching this session",
+            ));
+        }
         scope.viewers += 1;
         scope.had_viewer = owner != &Owner::Anonymous;
         scope.last_used = Instant::now();
@@ -730,6 +742,7 @@ mod tests {
     fn caps(in_flight: usize, sessions: usize, per_peer: usize) -> SessionCaps {
         SessionCaps {
             in_flight,
+            viewers: 8,
             sessions,
             sessions_per_peer: per_peer,
         }

@@ -98,6 +98,13 @@ pub const PRESENCE_DEFERRAL: Duration = Duration::from_secs(1);
 /// would mislead.
 pub const LAG_WINDOW: Duration = Duration::from_secs(10);
 
+/// The instructor's whole-server view is not closed for falling behind
+/// again: one participant's flood of requests must not end it (found in
+/// review: two clients sending 8 000 requests a second each had it closed
+/// in 2 s). Behind again within [`LAG_WINDOW`], it is sent nothing for this
+/// long, then told how many events it missed and sent a fresh snapshot.
+pub const INSTRUCTOR_RESYNC_PAUSE: Duration = Duration::from_secs(1);
+
 /// Upgrades `GET /api/events[?session=S][&key=K]` and runs the viewer.
 pub async fn upgrade(
     State(lab): State<Lab>,
@@ -447,6 +454,10 @@ pub async fn run_viewer<W, R, E>(
     let viewer = conn.as_ref().map(|c| c.peer());
     let configure = crate::routes::may_configure(&filter.scope.access, conn.as_deref());
     let mut last_lag: Option<Instant> = None;
+    // The instructor's view, behind again: when it is next sent a snapshot,
+    // and the events it has missed until then (nothing is sent meanwhile).
+    let whole_server = matches!(filter.scope.access, crate::sessions::Access::All);
+    let mut held: Option<(Instant, u64)> = None;
     let end = 'serve: {
         if send(&mut sink, &filter.snapshot(snapshot), stall)
             .await
@@ -462,11 +473,37 @@ pub async fn run_viewer<W, R, E>(
         let mut stopping = false;
         loop {
             tokio::select! {
+                () = tokio::time::sleep_until(held.map_or_else(Instant::now, |(at, _)| at)), if held.is_some() => {
+                    let missed = held.take().map_or(0, |(_, missed)| missed);
+                    last_lag = Some(Instant::now());
+                    let (fresh, feed) =
+                        lab.subscribe_viewer(&filter.scope.access, filter.scope.host);
+                    events = feed;
+                    for event in [ServerEvent::EventsDropped { count: missed }, filter.snapshot(fresh)] {
+                        if send(&mut sink, &event, stall).await.is_err() {
+                            break 'serve End::Stalled;
+                        }
+                    }
+                }
                 event = events.recv() => {
+                    if let Some((_, missed)) = &mut held {
+                        // Held back: counted, not sent (the snapshot will
+                        // show what they did).
+                        *missed += match event {
+                            Ok(_) => 1,
+                            Err(RecvError::Lagged(count)) => count,
+                            Err(RecvError::Closed) => break 'serve End::ServerCloses(1001, "server shutting down".into()),
+                        };
+                        continue;
+                    }
                     let shown = match event {
                         Ok(event) => filter.route(&lab, event),
                         Err(RecvError::Lagged(count)) => {
                             let now = Instant::now();
+                            if whole_server && last_lag.is_some_and(|at| now.duration_since(at) < LAG_WINDOW) {
+                                held = Some((now + INSTRUCTOR_RESYNC_PAUSE, count));
+                                continue;
+                            }
                             if last_lag.is_some_and(|at| now.duration_since(at) < LAG_WINDOW) {
                                 break 'serve End::ServerCloses(
                                     1008,

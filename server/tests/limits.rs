@@ -425,7 +425,13 @@ async fn a_participant_that_falls_behind_is_sent_a_fresh_snapshot_of_its_own_con
 #[tokio::test]
 async fn a_viewer_that_falls_behind_twice_within_ten_seconds_is_closed_with_1008() {
     let (addr, lab) = start_server_with(small_buffers()).await;
-    let mut rx = slow_viewer(&lab);
+    // A participant's view (here the anonymous scope's, whose requests the
+    // flood makes); the instructor's is kept open (the next test).
+    let loopback = std::net::IpAddr::from([127, 0, 0, 1]);
+    let mut rx = slow_viewer_of(
+        &lab,
+        Scope::new(Access::Of(Owner::Anonymous), Some(loopback)),
+    );
     past_snapshot(&mut rx).await;
     flood(&lab, addr, "first", 10).await;
     loop {
@@ -463,6 +469,58 @@ async fn a_viewer_that_falls_behind_twice_within_ten_seconds_is_closed_with_1008
         ServerEvent::Pong { .. }
     ));
     assert_eq!(get_once(addr, "/api/fast").await.status, 200);
+}
+
+/// The instructor's whole-server view, behind twice within ten seconds, is
+/// not closed (one participant's flood must not end it, found in review):
+/// it is sent nothing for a moment, then told how many events it missed
+/// and sent a fresh snapshot, and it goes on.
+#[tokio::test]
+async fn the_instructors_view_behind_twice_is_resynced_not_closed() {
+    let (addr, lab) = start_server_with(small_buffers()).await;
+    let mut rx = slow_viewer(&lab);
+    past_snapshot(&mut rx).await;
+    flood(&lab, addr, "first", 10).await;
+    loop {
+        if let ServerEvent::EventsDropped { .. } = next_event(&mut rx).await {
+            break;
+        }
+    }
+    flood(&lab, addr, "second", 10).await;
+    // Events already sent before the second lag may come first; then
+    // `events_dropped` and a snapshot, after the pause, and no close.
+    let missed = within("events_dropped again", async {
+        loop {
+            match next_message(&mut rx).await {
+                Some(Message::Text(text)) => {
+                    if let Ok(ServerEvent::EventsDropped { count }) =
+                        serde_json::from_str::<ServerEvent>(text.as_str())
+                    {
+                        break count;
+                    }
+                }
+                other => panic!("expected events, got {other:?}"),
+            }
+        }
+    })
+    .await;
+    assert!(missed > 0);
+    assert!(matches!(
+        next_event(&mut rx).await,
+        ServerEvent::Snapshot { .. }
+    ));
+    // And it goes on: the next request's events arrive.
+    let after = get_once(addr, "/api/fast?id=after").await.request_id();
+    within("the next request's events", async {
+        loop {
+            if let ServerEvent::RequestFinished { request, .. } = next_event(&mut rx).await
+                && request == after
+            {
+                break;
+            }
+        }
+    })
+    .await;
 }
 
 #[tokio::test]

@@ -280,6 +280,18 @@ fn small_buffers() -> Config {
     }
 }
 
+/// Past a new slow viewer's snapshot, a flood that puts it behind once, up
+/// to its `events_dropped`.
+async fn behind_once(
+    lab: &Lab,
+    addr: std::net::SocketAddr,
+    rx: &mut tokio::sync::mpsc::Receiver<Message>,
+) {
+    past_snapshot(rx).await;
+    flood(lab, addr, "first", 10).await;
+    while !matches!(next_event(rx).await, ServerEvent::EventsDropped { .. }) {}
+}
+
 /// Reads a new viewer's first message, its snapshot.
 async fn past_snapshot(rx: &mut tokio::sync::mpsc::Receiver<Message>) {
     assert!(matches!(next_event(rx).await, ServerEvent::Snapshot { .. }));
@@ -432,13 +444,7 @@ async fn a_viewer_that_falls_behind_twice_within_ten_seconds_is_closed_with_1008
         &lab,
         Scope::new(Access::Of(Owner::Anonymous), Some(loopback)),
     );
-    past_snapshot(&mut rx).await;
-    flood(&lab, addr, "first", 10).await;
-    loop {
-        if let ServerEvent::EventsDropped { .. } = next_event(&mut rx).await {
-            break;
-        }
-    }
+    behind_once(&lab, addr, &mut rx).await;
     // Behind again, well within 10 s of the first time: a close frame 1008
     // saying why, and the stream ends.
     flood(&lab, addr, "second", 10).await;
@@ -479,13 +485,7 @@ async fn a_viewer_that_falls_behind_twice_within_ten_seconds_is_closed_with_1008
 async fn the_instructors_view_behind_twice_is_resynced_not_closed() {
     let (addr, lab) = start_server_with(small_buffers()).await;
     let mut rx = slow_viewer(&lab);
-    past_snapshot(&mut rx).await;
-    flood(&lab, addr, "first", 10).await;
-    loop {
-        if let ServerEvent::EventsDropped { .. } = next_event(&mut rx).await {
-            break;
-        }
-    }
+    behind_once(&lab, addr, &mut rx).await;
     flood(&lab, addr, "second", 10).await;
     // Events already sent before the second lag may come first; then
     // `events_dropped` and a snapshot, after the pause, and no close.

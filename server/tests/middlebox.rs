@@ -736,6 +736,56 @@ async fn mappings_are_capped() {
         .await;
 }
 
+/// At a cap, an expired mapping that only lingers (its sockets kept to
+/// answer late packets, up to `max_linger`) gives up its slot to a new
+/// client, oldest first; a live one never does. Found in review: silent
+/// clients' expired mappings held every slot for the ten minutes of
+/// `max_linger`.
+#[tokio::test]
+async fn an_expired_lingering_mapping_gives_its_slot_to_a_new_client() {
+    let limits = Limits {
+        max_mappings: 2,
+        max_linger: Duration::from_secs(600),
+        ..limits()
+    };
+    // Three seconds idle: the later mappings stay live while the test runs.
+    let mut rig = Rig::start(Preset::AwsNat.settings(117), limits).await;
+    let (mut first, _first_server) = rig.pair().await;
+    rig.events
+        .next("the first expired", |e| {
+            matches!(e, MiddleboxEvent::Expired { .. })
+        })
+        .await;
+    let (_second, _second_server) = rig.pair().await;
+    // Both slots taken, the first only lingering: a third client gets the
+    // first's slot, and the first is closed by the middlebox.
+    let (_third, _third_server) = rig.pair().await;
+    rig.events
+        .next("opened for the third", |e| {
+            matches!(e, MiddleboxEvent::Opened { .. })
+        })
+        .await;
+    assert!(
+        matches!(read_outcome(&mut first).await, Ok(0)),
+        "the lingering mapping closed (FIN)"
+    );
+    assert_eq!(rig.middlebox.open_mappings(), 2);
+    // The second and third are live: a fourth is refused.
+    let mut fourth = TcpStream::connect(rig.address).await.unwrap();
+    let (_, refused) = rig
+        .events
+        .next("refused", |e| matches!(e, MiddleboxEvent::Refused { .. }))
+        .await;
+    assert!(
+        matches!(&refused, MiddleboxEvent::Refused { reason, .. } if reason.contains("2 mappings")),
+        "{refused:?}"
+    );
+    assert!(
+        read_outcome(&mut fourth).await.is_err(),
+        "refused with a reset"
+    );
+}
+
 #[tokio::test]
 async fn bytes_buffered_are_bounded_and_refresh_events_aggregated() {
     let limits = Limits {

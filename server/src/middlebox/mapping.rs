@@ -63,6 +63,9 @@ pub struct Ends {
     pub client: TcpStream,
     /// The client's address.
     pub client_addr: SocketAddr,
+    /// The address its share is counted against (in the lab, an agent's
+    /// connection counts against its participant's).
+    pub charged_ip: std::net::IpAddr,
     /// The middlebox's connection to the server.
     pub server: TcpStream,
     /// When the client was accepted.
@@ -219,6 +222,8 @@ enum Ready {
     Read(Side),
     Write(Side),
     Timer,
+    /// Expired and lingering, its slot wanted by a new client.
+    Evicted,
 }
 
 /// One mapping. See the module docs.
@@ -227,6 +232,11 @@ pub struct Mapping {
     id: MappingId,
     inner: Arc<Inner>,
     client_addr: SocketAddr,
+    /// See [`Ends::charged_ip`].
+    charged_ip: std::net::IpAddr,
+    /// Once expired and lingering: told when a new client needs its slot,
+    /// and its place on the middlebox's list of lingering mappings.
+    lingering: Option<(Arc<tokio::sync::Notify>, super::LingerTicket)>,
     /// The middlebox's own address towards the server.
     upstream_local: Option<SocketAddr>,
     accepted_us: Micros,
@@ -291,6 +301,8 @@ impl Mapping {
         Mapping {
             id,
             client_addr: ends.client_addr,
+            charged_ip: ends.charged_ip,
+            lingering: None,
             upstream_local,
             accepted_us: ends.accepted_us,
             settings,
@@ -381,8 +393,17 @@ impl Mapping {
                 _ = writable(server.sock.as_ref()), if write_server => Ready::Write(Side::Server),
                 _ = writable(client.sock.as_ref()), if write_client => Ready::Write(Side::Client),
                 () = tokio::time::sleep_until(wake) => Ready::Timer,
+                () = evicted(self.lingering.as_ref().map(|(evict, _)| evict)) => Ready::Evicted,
             };
             match ready {
+                // As at the end of `max_linger`, earlier: a new client needs
+                // the slot.
+                Ready::Evicted => {
+                    for side in SIDES {
+                        self.close_gracefully(side);
+                    }
+                    self.ended = Some((Party::Middlebox, CloseHow::Fin));
+                }
                 Ready::Stop => {
                     for side in SIDES {
                         self.close_gracefully(side);
@@ -657,6 +678,8 @@ impl Mapping {
                 self.ended = Some((Party::Middlebox, CloseHow::Fin));
             }
             OnExpiry::Rst | OnExpiry::RstEither | OnExpiry::Silent => {
+                // Lingers: the first to go when a new client needs a slot.
+                self.lingering = Some(self.inner.linger(self.id, self.charged_ip));
                 // What arrived before the expiry is not "late".
                 for peer in &mut self.peers {
                     if let Some(sock) = &peer.sock {
@@ -838,6 +861,14 @@ async fn readable(sock: Option<&TcpStream>) -> std::io::Result<()> {
 async fn writable(sock: Option<&TcpStream>) -> std::io::Result<()> {
     match sock {
         Some(sock) => sock.writable().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Resolves when `evict` is notified; never without one.
+async fn evicted(evict: Option<&Arc<tokio::sync::Notify>>) {
+    match evict {
+        Some(evict) => evict.notified().await,
         None => std::future::pending().await,
     }
 }

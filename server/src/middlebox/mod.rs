@@ -61,7 +61,10 @@
 //! every probe is answered and keep-alive never fails on an expired mapping
 //! (`docs/facts.md`; the `dropped` event's `probes` says so). After expiry the sockets are kept until
 //! the peers give up (FIN or RST), at most [`Limits::max_linger`]; then the
-//! middlebox closes what is left, which a real middlebox would never do.
+//! middlebox closes what is left, which a real middlebox would never do. At
+//! a cap, the oldest lingering mapping (the client's own, at the cap per
+//! client) is closed the same way at once, so that a new client gets its
+//! slot: a real middlebox has forgotten it already.
 
 pub mod cli;
 pub mod lab;
@@ -163,6 +166,23 @@ pub struct Middlebox {
     inner: Arc<Inner>,
 }
 
+/// A lingering mapping's place on [`Inner`]'s list, given up when it ends.
+#[derive(Debug)]
+pub(crate) struct LingerTicket {
+    id: MappingId,
+    inner: Arc<Inner>,
+}
+
+impl Drop for LingerTicket {
+    fn drop(&mut self) {
+        self.inner
+            .lingering
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|l| l.id != self.id);
+    }
+}
+
 /// One open mapping counted against its client's share.
 #[derive(Debug)]
 struct ClientShare {
@@ -199,7 +219,25 @@ pub(crate) struct Inner {
     clients: Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>,
     /// Flipped once to stop the accept loop and close every mapping.
     stop: watch::Sender<bool>,
+    /// Expired mappings still lingering (their sockets kept to answer late
+    /// packets), oldest first: the first to give up their slot to a new
+    /// client at a cap ([`Inner::evict`]).
+    lingering: std::sync::Mutex<std::collections::VecDeque<Lingerer>>,
 }
+
+/// An expired mapping that lingers, and how to tell it to go.
+#[derive(Debug)]
+pub(crate) struct Lingerer {
+    /// Which.
+    id: MappingId,
+    /// The client address its share is counted against.
+    ip: std::net::IpAddr,
+    /// Notified to close it.
+    evict: Arc<tokio::sync::Notify>,
+}
+
+/// How long a new client waits for an evicted mapping's slot.
+const EVICTION_WAIT: Duration = Duration::from_secs(1);
 
 impl Middlebox {
     /// A standalone middlebox: `settings` for every mapping, events on its
@@ -236,6 +274,7 @@ impl Middlebox {
                 mode,
                 next: AtomicU64::new(1),
                 stop: watch::Sender::new(false),
+                lingering: std::sync::Mutex::default(),
             }),
         }
     }
@@ -373,7 +412,21 @@ impl Inner {
             Mode::Standalone { .. } => MappingId(self.next.fetch_add(1, Ordering::Relaxed)),
         };
         let accepted_us = self.now_us();
-        let Ok(permit) = self.slots.clone().try_acquire_owned() else {
+        // At a cap, an expired mapping that only lingers gives up its slot
+        // (a real middlebox has forgotten it already; found in review:
+        // silent clients' expired mappings held every slot for the ten
+        // minutes of `max_linger`).
+        let permit = match self.slots.clone().try_acquire_owned() {
+            Ok(permit) => Some(permit),
+            Err(_) if self.evict(None) => {
+                tokio::time::timeout(EVICTION_WAIT, self.slots.clone().acquire_owned())
+                    .await
+                    .ok()
+                    .and_then(Result::ok)
+            }
+            Err(_) => None,
+        };
+        let Some(permit) = permit else {
             let reason = format!(
                 "{} mappings open, the middlebox's cap",
                 self.limits.max_mappings
@@ -386,7 +439,20 @@ impl Inner {
             Mode::Lab(lab) => lab.peers().charged_ip(peer),
             Mode::Standalone { .. } => peer.ip(),
         };
-        let Some(share) = self.client_share(ip) else {
+        let mut share = self.client_share(ip);
+        if share.is_none() && self.evict(Some(ip)) {
+            let _ = tokio::time::timeout(EVICTION_WAIT, async {
+                loop {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                    share = self.client_share(ip);
+                    if share.is_some() {
+                        break;
+                    }
+                }
+            })
+            .await;
+        }
+        let Some(share) = share else {
             let reason = format!(
                 "{} mappings open for {ip}, the middlebox's cap per client",
                 self.limits.max_mappings_per_client
@@ -454,6 +520,7 @@ impl Inner {
             mapping::Ends {
                 client,
                 client_addr: peer,
+                charged_ip: ip,
                 server,
                 accepted_us,
             },
@@ -462,6 +529,47 @@ impl Inner {
         );
         mapping.run(stop).await;
         drop((permit, share));
+    }
+
+    /// Registers expired mapping `id` of the client at `ip` as lingering;
+    /// the ticket takes it off the list when the mapping ends.
+    pub(crate) fn linger(
+        self: &Arc<Self>,
+        id: MappingId,
+        ip: std::net::IpAddr,
+    ) -> (Arc<tokio::sync::Notify>, LingerTicket) {
+        let evict = Arc::new(tokio::sync::Notify::new());
+        self.lingering
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push_back(Lingerer {
+                id,
+                ip,
+                evict: evict.clone(),
+            });
+        (
+            evict,
+            LingerTicket {
+                id,
+                inner: self.clone(),
+            },
+        )
+    }
+
+    /// Tells the oldest lingering mapping (of the client at `ip`, if given)
+    /// to close; whether there was one.
+    fn evict(&self, ip: Option<std::net::IpAddr>) -> bool {
+        let mut lingering = self.lingering.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(at) = lingering
+            .iter()
+            .position(|l| ip.is_none_or(|ip| l.ip == ip))
+        else {
+            return false;
+        };
+        if let Some(oldest) = lingering.remove(at) {
+            oldest.evict.notify_one();
+        }
+        true
     }
 
     /// Counts a mapping for the client at `ip`, or `None` past its share.

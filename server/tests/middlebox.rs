@@ -679,6 +679,24 @@ async fn a_probe_from_the_inside_after_expiry_gets_an_rst() {
         .await;
 }
 
+/// A new client at a cap of two mappings, none of them lingering: refused
+/// with a reset, and a `refused` event saying why.
+async fn refused_at_two(rig: &mut Rig) {
+    let mut client = TcpStream::connect(rig.address).await.unwrap();
+    let (_, refused) = rig
+        .events
+        .next("refused", |e| matches!(e, MiddleboxEvent::Refused { .. }))
+        .await;
+    assert!(
+        matches!(&refused, MiddleboxEvent::Refused { reason, .. } if reason.contains("2 mappings")),
+        "{refused:?}"
+    );
+    assert!(
+        read_outcome(&mut client).await.is_err(),
+        "refused with a reset"
+    );
+}
+
 #[tokio::test]
 async fn mappings_are_capped() {
     let limits = Limits {
@@ -699,19 +717,7 @@ async fn mappings_are_capped() {
             .await;
     }
     assert_eq!(rig.middlebox.open_mappings(), 2);
-    let mut third = TcpStream::connect(rig.address).await.unwrap();
-    let (_, refused) = rig
-        .events
-        .next("refused", |e| matches!(e, MiddleboxEvent::Refused { .. }))
-        .await;
-    assert!(
-        matches!(&refused, MiddleboxEvent::Refused { reason, .. } if reason.contains("2 mappings")),
-        "{refused:?}"
-    );
-    assert!(
-        read_outcome(&mut third).await.is_err(),
-        "refused with a reset"
-    );
+    refused_at_two(&mut rig).await;
     // A FIN from the client is passed on; the mapping ends when the server
     // closes too.
     drop(first);
@@ -771,19 +777,7 @@ async fn an_expired_lingering_mapping_gives_its_slot_to_a_new_client() {
     );
     assert_eq!(rig.middlebox.open_mappings(), 2);
     // The second and third are live: a fourth is refused.
-    let mut fourth = TcpStream::connect(rig.address).await.unwrap();
-    let (_, refused) = rig
-        .events
-        .next("refused", |e| matches!(e, MiddleboxEvent::Refused { .. }))
-        .await;
-    assert!(
-        matches!(&refused, MiddleboxEvent::Refused { reason, .. } if reason.contains("2 mappings")),
-        "{refused:?}"
-    );
-    assert!(
-        read_outcome(&mut fourth).await.is_err(),
-        "refused with a reset"
-    );
+    refused_at_two(&mut rig).await;
 }
 
 #[tokio::test]

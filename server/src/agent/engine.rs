@@ -138,7 +138,7 @@ pub(super) struct Shared {
     pub binder: Option<Binder>,
     sink: EventSink,
     inner: Mutex<Inner>,
-    /// Flipped once by [`Agent::destroy`]; every socket task watches it.
+    /// Flipped once by [`Agent::stop`]; every socket task watches it.
     pub stop: watch::Sender<bool>,
     progress: watch::Sender<Progress>,
 }

@@ -457,7 +457,7 @@ pub async fn run_viewer<W, R, E>(
     // The instructor's view, behind again: when it is next sent a snapshot,
     // and the events it has missed until then (nothing is sent meanwhile).
     let whole_server = matches!(filter.scope.access, crate::sessions::Access::All);
-    let mut held: Option<(Instant, u64)> = None;
+    let mut held: Option<u64> = None;
     let end = 'serve: {
         if send(&mut sink, &filter.snapshot(snapshot), stall)
             .await
@@ -470,11 +470,15 @@ pub async fn run_viewer<W, R, E>(
         // Armed when shutdown begins; until then, effectively never.
         let drain = tokio::time::sleep(Duration::from_secs(365 * 24 * 3600));
         tokio::pin!(drain);
+        // Armed when the instructor's view is held (one timer, made once: a
+        // `select!` makes every branch's future at every turn).
+        let resync = tokio::time::sleep(Duration::from_secs(365 * 24 * 3600));
+        tokio::pin!(resync);
         let mut stopping = false;
         loop {
             tokio::select! {
-                () = tokio::time::sleep_until(held.map_or_else(Instant::now, |(at, _)| at)), if held.is_some() => {
-                    let missed = held.take().map_or(0, |(_, missed)| missed);
+                () = &mut resync, if held.is_some() => {
+                    let missed = held.take().unwrap_or(0);
                     last_lag = Some(Instant::now());
                     let (fresh, feed) =
                         lab.subscribe_viewer(&filter.scope.access, filter.scope.host);
@@ -486,7 +490,7 @@ pub async fn run_viewer<W, R, E>(
                     }
                 }
                 event = events.recv() => {
-                    if let Some((_, missed)) = &mut held {
+                    if let Some(missed) = &mut held {
                         // Held back: counted, not sent (the snapshot will
                         // show what they did).
                         *missed += match event {
@@ -501,7 +505,8 @@ pub async fn run_viewer<W, R, E>(
                         Err(RecvError::Lagged(count)) => {
                             let now = Instant::now();
                             if whole_server && last_lag.is_some_and(|at| now.duration_since(at) < LAG_WINDOW) {
-                                held = Some((now + INSTRUCTOR_RESYNC_PAUSE, count));
+                                held = Some(count);
+                                resync.as_mut().reset(now + INSTRUCTOR_RESYNC_PAUSE);
                                 continue;
                             }
                             if last_lag.is_some_and(|at| now.duration_since(at) < LAG_WINDOW) {

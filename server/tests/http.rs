@@ -3,6 +3,8 @@
 
 mod common;
 
+use std::net::SocketAddr;
+
 use common::{Client, Response, get_once, request_once, start_server, start_server_with};
 use keepalive_lab_server::params::MAX_TAG_LEN;
 use keepalive_lab_server::routes::MAX_BODY_BYTES;
@@ -325,20 +327,39 @@ async fn plain_get_of_the_events_endpoint_gets_a_json_error() {
     response.error_body();
 }
 
+/// A lab serving a page directory of its own (`keepalive-lab-dist-NAME`)
+/// holding `files` (name, bytes).
+async fn serve_dist(name: &str, files: &[(&str, &[u8])]) -> SocketAddr {
+    let dist = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("keepalive-lab-dist-{name}"));
+    std::fs::create_dir_all(&dist).expect("a dist directory");
+    for (file, bytes) in files {
+        std::fs::write(dist.join(file), bytes).expect("a file");
+    }
+    start_server_with(keepalive_lab_server::Config {
+        dist_dir: dist,
+        ..common::config()
+    })
+    .await
+    .0
+}
+
+/// A GET of `target` with `headers`, on a connection of its own.
+async fn get_with(addr: SocketAddr, target: &str, headers: &[(&str, &str)]) -> Response {
+    let mut client = Client::connect(addr).await;
+    client.send_request_with("GET", target, headers, b"").await;
+    client.read_response().await
+}
+
 /// A method other than GET or HEAD on one of the page's files is a JSON 405
 /// that names the methods it takes (`Allow`), as on the API's routes, not
 /// a 404 saying there is nothing there; where there is no file, still 404.
 #[tokio::test]
 async fn another_method_on_a_page_file_is_405_with_allow() {
-    let dist =
-        std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("keepalive-lab-dist-methods");
-    std::fs::create_dir_all(&dist).expect("a dist directory");
-    std::fs::write(dist.join("index.html"), "<!doctype html>").expect("index.html");
-    std::fs::write(dist.join("app.js"), "// app").expect("app.js");
-    let (addr, _lab) = start_server_with(keepalive_lab_server::Config {
-        dist_dir: dist,
-        ..common::config()
-    })
+    let addr = serve_dist(
+        "methods",
+        &[("index.html", b"<!doctype html>"), ("app.js", b"// app")],
+    )
     .await;
     assert_eq!(get_once(addr, "/app.js").await.status, 200);
     for (method, path) in [
@@ -369,9 +390,6 @@ async fn another_method_on_a_page_file_is_405_with_allow() {
 /// that does not. `/` is `index.html`.
 #[tokio::test]
 async fn page_files_are_sent_gzip_compressed_where_accept_encoding_takes_gzip() {
-    let dist =
-        std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("keepalive-lab-dist-gzip");
-    std::fs::create_dir_all(&dist).expect("a dist directory");
     let files: [(&str, &[u8], &[u8]); 2] = [
         (
             "index.html",
@@ -380,25 +398,21 @@ async fn page_files_are_sent_gzip_compressed_where_accept_encoding_takes_gzip() 
         ),
         ("app.js", b"// app", b"\x1f\x8b app compressed"),
     ];
-    for (name, raw, gzip) in files {
-        std::fs::write(dist.join(name), raw).expect("a file");
-        std::fs::write(dist.join(format!("{name}.gz")), gzip).expect("its .gz");
-    }
-    let (addr, _lab) = start_server_with(keepalive_lab_server::Config {
-        dist_dir: dist,
-        ..common::config()
-    })
+    let addr = serve_dist(
+        "gzip",
+        &[
+            ("index.html", files[0].1),
+            ("index.html.gz", files[0].2),
+            ("app.js", files[1].1),
+            ("app.js.gz", files[1].2),
+        ],
+    )
     .await;
     // The compressed copies are not page files of their own.
     let direct = get_once(addr, "/app.js.gz").await;
     assert_eq!(direct.status, 404, "{}", direct.text());
     direct.error_body();
-    // A GET of `target` with `headers`, on a connection of its own.
-    let get = async |target: &str, headers: &[(&str, &str)]| {
-        let mut client = Client::connect(addr).await;
-        client.send_request_with("GET", target, headers, b"").await;
-        client.read_response().await
-    };
+    let get = async |target: &str, headers: &[(&str, &str)]| get_with(addr, target, headers).await;
     for (target, (_, raw, gzip)) in [
         ("/", files[0]),
         ("/index.html", files[0]),
@@ -483,23 +497,17 @@ async fn page_files_are_sent_gzip_compressed_where_accept_encoding_takes_gzip() 
 /// `.gz` beside it goes out as built, even to a client that takes gzip.
 #[tokio::test]
 async fn page_files_answer_ranges_and_conditions_as_rfc_9110_says() {
-    let dist =
-        std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("keepalive-lab-dist-rfc9110");
-    std::fs::create_dir_all(&dist).expect("a dist directory");
     let raw: Vec<u8> = (0..100u8).collect();
-    std::fs::write(dist.join("index.html"), "<!doctype html>").expect("index.html");
-    std::fs::write(dist.join("app.js"), &raw).expect("app.js");
-    std::fs::write(dist.join("bare.html"), "<p>bare").expect("bare.html");
-    let (addr, _lab) = start_server_with(keepalive_lab_server::Config {
-        dist_dir: dist,
-        ..common::config()
-    })
+    let addr = serve_dist(
+        "rfc9110",
+        &[
+            ("index.html", b"<!doctype html>"),
+            ("app.js", &raw),
+            ("bare.html", b"<p>bare"),
+        ],
+    )
     .await;
-    let get = async |target: &str, headers: &[(&str, &str)]| {
-        let mut client = Client::connect(addr).await;
-        client.send_request_with("GET", target, headers, b"").await;
-        client.read_response().await
-    };
+    let get = async |target: &str, headers: &[(&str, &str)]| get_with(addr, target, headers).await;
     let whole = get("/app.js", &[]).await;
     assert_eq!(whole.status, 200);
     assert_eq!(whole.body, raw);

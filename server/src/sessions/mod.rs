@@ -399,11 +399,10 @@ impl Sessions {
             });
         };
         if scope.in_flight >= self.caps.in_flight {
-            return Err(ApiError::over_capacity(
-                format!(
-                    "{owner} already has {} requests in flight, its cap",
-                    self.caps.in_flight
-                ),
+            return Err(at_cap(
+                owner,
+                self.caps.in_flight,
+                "requests in flight",
                 "wait for some to finish or release hanging ones, then send fewer at once",
             ));
         }
@@ -438,11 +437,10 @@ impl Sessions {
             });
         };
         if scope.viewers >= self.caps.viewers {
-            return Err(ApiError::over_capacity(
-                format!(
-                    "{owner} already has {} event viewers open, its cap",
-                    self.caps.viewers
-                ),
+            return Err(at_cap(
+                owner,
+                self.caps.viewers,
+                "event viewers open",
                 "a page needs one: close the other tabs or tools watching this session",
             ));
         }
@@ -733,6 +731,11 @@ fn new_session_id() -> Result<SessionId, ApiError> {
         ApiError::over_capacity(format!("no randomness for a session id: {e}"), "try again")
     })?;
     SessionId::parse(&format!("s-{hex}")).map_err(|e| ApiError::over_capacity(e, "try again"))
+}
+
+/// 503: `owner` already has `cap` of `what`, its cap.
+fn at_cap(owner: &Owner, cap: usize, what: &str, hint: &str) -> ApiError {
+    ApiError::over_capacity(format!("{owner} already has {cap} {what}, its cap"), hint)
 }
 
 #[cfg(test)]

@@ -1196,7 +1196,7 @@ fn details(w: &mut String, results: &Results) {
         w,
         "The files `cargo xtask build` writes into `dist/` (the `wasm-release` profile). *Sent* \
          is what the server sends a browser, which always accepts gzip: the `.gz` written beside \
-         each file (flate2 at its best compression), with `Content-Encoding: gzip` \
+         each file (zopfli, gzip format: `xtask`'s `gzip_beside`), with `Content-Encoding: gzip` \
          (`tests/tests/pages.rs` checks with Chromium's Resource Timing that the landing page \
          arrives at exactly these sizes); gzip level 6 (`gzip`'s default) and brotli quality 11 \
          for comparison. Each page is a bundle of its \

@@ -274,13 +274,16 @@ impl Filter {
     }
 
     /// What this viewer is shown of `event`: nothing, the event, or (for a
-    /// connection that just became theirs) its opening first.
-    pub fn route(&mut self, lab: &Lab, event: ServerEvent) -> Vec<ServerEvent> {
+    /// connection that just became theirs) its opening first. An event shown
+    /// as it is stays the `Arc` the tracker handed every viewer of it; only
+    /// what this viewer alone is told (an introduced opening, a hidden
+    /// connection) is made here.
+    pub fn route(&mut self, lab: &Lab, event: Arc<ServerEvent>) -> Vec<Arc<ServerEvent>> {
         let Access::Of(owner) = &self.scope.access else {
             return vec![event];
         };
         let mine = owner.session();
-        match &event {
+        match &*event {
             // A participant's feed gets a connection's opening only when it
             // is from the viewer's machine (routed by its client machine,
             // `tracker::Route::Conn`).
@@ -294,13 +297,13 @@ impl Filter {
                     // Theirs, but from an address they were not shown (another
                     // IP): introduce it first.
                     if let Some(c) = lab.tracker().connection(*conn) {
-                        shown.push(ServerEvent::ConnectionOpened {
+                        shown.push(Arc::new(ServerEvent::ConnectionOpened {
                             conn: c.conn,
                             at_us: c.opened_us,
                             peer: c.peer,
                             local_addr: c.local_addr,
                             local_port: c.local_port,
-                        });
+                        }));
                     }
                 }
                 shown.push(event);
@@ -308,7 +311,7 @@ impl Filter {
             }
             ServerEvent::ConnectionAttributed { conn, .. } => {
                 if self.visible.remove(conn) {
-                    vec![ServerEvent::ConnectionHidden { conn: *conn }]
+                    vec![Arc::new(ServerEvent::ConnectionHidden { conn: *conn })]
                 } else {
                     vec![]
                 }
@@ -524,7 +527,10 @@ pub async fn run_viewer<W, R, E>(
                             let (fresh, feed) =
                                 lab.subscribe_viewer(&filter.scope.access, filter.scope.host);
                             events = feed;
-                            vec![ServerEvent::EventsDropped { count }, filter.snapshot(fresh)]
+                            vec![
+                                Arc::new(ServerEvent::EventsDropped { count }),
+                                Arc::new(filter.snapshot(fresh)),
+                            ]
                         }
                         Err(RecvError::Closed) => break 'serve End::ServerCloses(1001, "server shutting down".into()),
                     };

@@ -422,7 +422,10 @@ impl Lab {
     /// The snapshot event for `owner` (`None`: the instructor's whole-server
     /// view, with the defaults as its policy).
     pub fn snapshot(&self, owner: Option<&Owner>) -> ServerEvent {
-        self.subscribe(owner).0
+        // The shared stream's receiver, dropped at once: no owned copies'
+        // channel is made for a snapshot (see `Lab::subscribe`).
+        let (now_us, connections, _) = self.tracker().subscribe();
+        self.snapshot_with(owner, now_us, connections)
     }
 
     /// The snapshot a viewer with `access` on `host` is shown: the whole
@@ -445,11 +448,16 @@ impl Lab {
     /// A snapshot plus a receiver of every event after it. The receiver is
     /// taken first, so a policy change is either in the snapshot or among the
     /// events (possibly both, which is harmless: it carries the whole policy).
+    ///
+    /// Each event arrives as an owned copy, for tests and tools that keep
+    /// and take apart what they hear
+    /// ([`tracker::Tracker::subscribe_copies`]); the lab's viewers share one
+    /// allocation per event instead ([`Lab::subscribe_viewer`]).
     pub fn subscribe(
         &self,
         owner: Option<&Owner>,
     ) -> (ServerEvent, tokio::sync::broadcast::Receiver<ServerEvent>) {
-        let (now_us, connections, events) = self.tracker().subscribe();
+        let (now_us, connections, events) = self.tracker().subscribe_copies();
         (self.snapshot_with(owner, now_us, connections), events)
     }
 

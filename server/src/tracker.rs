@@ -20,11 +20,20 @@
 //!   fan-out p99 was 0.9 s (bench figure 8). [`crate::events::Filter`] still
 //!   decides what is shown; the routing only spares it events that could never
 //!   concern its viewer.
+//!
+//! Each event is put in an [`Arc`] once, and that one allocation goes to the
+//! broadcast channel and to every feed it is routed to: handing it out costs
+//! a reference count per viewer under the lock, not a copy of the event (a
+//! copy per viewer was the server's largest cost per event with many
+//! viewers, `docs/known-gaps.md`). Each viewer serialises it in its own task,
+//! for its own scope. Only [`Tracker::subscribe_copies`] (for
+//! [`crate::Lab::subscribe`]: tests and tools that take events apart) hands
+//! out owned copies, on a channel of its own.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use protocol::{
     CloseReason, ConnId, ConnectionSnapshot, Micros, RequestId, RequestOutcome, RequestSnapshot,
@@ -179,7 +188,18 @@ pub struct Tracker {
     /// Open connections.
     table: Mutex<BTreeMap<ConnId, ConnRecord>>,
     /// Live events for whole-stream subscribers, each with a bounded lag.
-    events: broadcast::Sender<ServerEvent>,
+    /// Each event is one shared allocation, the same one the feeds get: a
+    /// receiver's `recv` clones the `Arc`, not the event (see the module
+    /// docs).
+    events: broadcast::Sender<Arc<ServerEvent>>,
+    /// The whole stream again as owned events, for
+    /// [`Tracker::subscribe_copies`]: [`crate::Lab::subscribe`]'s callers
+    /// (tests, the end-to-end crate among them) name
+    /// `broadcast::Receiver<ServerEvent>` and take events apart by value.
+    /// Made by its first subscriber, so a lab with none (in production,
+    /// every viewer uses `events` or a feed) keeps no second buffer of
+    /// `event_buffer` slots and copies nothing for it.
+    copies: OnceLock<broadcast::Sender<ServerEvent>>,
     /// Participants' feeds, indexed for routing. Locked only while `table`
     /// is held (lock order: table, then viewers).
     viewers: Mutex<Viewers>,
@@ -209,6 +229,7 @@ impl Tracker {
             keep_per_conn,
             table: Mutex::new(BTreeMap::new()),
             events: broadcast::Sender::new(event_buffer.max(1)),
+            copies: OnceLock::new(),
             viewers: Mutex::new(Viewers::default()),
             event_buffer: event_buffer.max(1),
             watched: AtomicBool::new(false),
@@ -411,7 +432,10 @@ impl Tracker {
         if !self.watched.load(Ordering::Relaxed) {
             return false;
         }
-        if self.events.receiver_count() == 0 && self.viewers().is_empty() {
+        if self.events.receiver_count() == 0
+            && self.copies_wanted().is_none()
+            && self.viewers().is_empty()
+        {
             self.watched.store(false, Ordering::Relaxed);
             return false;
         }
@@ -425,12 +449,34 @@ impl Tracker {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Sends `event` to the whole stream and to the feeds `route` reaches.
-    /// Called with the table locked.
+    /// The owned copies' channel, if it has a receiver.
+    fn copies_wanted(&self) -> Option<&broadcast::Sender<ServerEvent>> {
+        self.copies.get().filter(|tx| tx.receiver_count() > 0)
+    }
+
+    /// Sends `event` to the whole stream and to the feeds `route` reaches:
+    /// one `Arc` for all of them (see the module docs). Called with the
+    /// table locked.
     fn hand_out(&self, event: ServerEvent, route: Route) {
-        self.viewers().send(&event, &route);
-        if self.events.receiver_count() > 0 {
-            let _ = self.events.send(event);
+        let whole = self.events.receiver_count() > 0;
+        let copies = self.copies_wanted();
+        let event = {
+            let mut viewers = self.viewers();
+            if viewers.is_empty() && !whole && copies.is_none() {
+                // `open` and `close` get here unwatched: no allocation for
+                // nobody.
+                return;
+            }
+            let event = Arc::new(event);
+            viewers.send(&event, &route);
+            event
+        };
+        if whole {
+            let _ = self.events.send(Arc::clone(&event));
+        }
+        if let Some(copies) = copies {
+            // Moved out when no feed or receiver holds it any more.
+            let _ = copies.send(Arc::unwrap_or_clone(event));
         }
     }
 
@@ -516,8 +562,25 @@ impl Tracker {
     }
 
     /// Open connections plus a receiver for every event after them, taken
-    /// atomically (see the module docs), and the time they were taken.
+    /// atomically (see the module docs), and the time they were taken. Each
+    /// event arrives as the `Arc` every other viewer of it shares.
     pub fn subscribe(
+        &self,
+    ) -> (
+        Micros,
+        Vec<ConnectionSnapshot>,
+        broadcast::Receiver<Arc<ServerEvent>>,
+    ) {
+        let table = self.lock();
+        let rx = self.events.subscribe();
+        self.watched.store(true, Ordering::Relaxed);
+        (self.clock.now_us(), snapshot_of(&table), rx)
+    }
+
+    /// Like [`Tracker::subscribe`], with every event as an owned copy (each
+    /// receiver takes one): for [`crate::Lab::subscribe`], whose callers
+    /// keep and take apart what they hear. Not for the lab's viewers.
+    pub fn subscribe_copies(
         &self,
     ) -> (
         Micros,
@@ -525,7 +588,10 @@ impl Tracker {
         broadcast::Receiver<ServerEvent>,
     ) {
         let table = self.lock();
-        let rx = self.events.subscribe();
+        let rx = self
+            .copies
+            .get_or_init(|| broadcast::Sender::new(self.event_buffer))
+            .subscribe();
         self.watched.store(true, Ordering::Relaxed);
         (self.clock.now_us(), snapshot_of(&table), rx)
     }
@@ -639,8 +705,9 @@ impl HostKey {
 /// One participant's queue, as the tracker holds it.
 #[derive(Debug)]
 struct FeedSlot {
-    /// Its queue; full means the viewer is not keeping up.
-    tx: mpsc::Sender<ServerEvent>,
+    /// Its queue; full means the viewer is not keeping up. It holds the
+    /// event every other viewer of it shares, not a copy.
+    tx: mpsc::Sender<Arc<ServerEvent>>,
     /// Events that did not fit, not yet reported to the viewer.
     missed: Arc<AtomicU64>,
     /// Its owner's index key.
@@ -723,7 +790,7 @@ impl Viewers {
         }
     }
 
-    fn send(&mut self, event: &ServerEvent, route: &Route) {
+    fn send(&mut self, event: &Arc<ServerEvent>, route: &Route) {
         if self.feeds.is_empty() {
             return;
         }
@@ -754,13 +821,15 @@ impl Viewers {
         self.deliver(event, &ids);
     }
 
-    fn deliver(&mut self, event: &ServerEvent, ids: &[u64]) {
+    /// Queues `event` (the one `Arc`: a reference count per feed) in each
+    /// feed of `ids`; a full feed counts it missed, a closed one is forgotten.
+    fn deliver(&mut self, event: &Arc<ServerEvent>, ids: &[u64]) {
         let mut gone = Vec::new();
         for id in ids {
             let Some(slot) = self.feeds.get(id) else {
                 continue;
             };
-            match slot.tx.try_send(event.clone()) {
+            match slot.tx.try_send(Arc::clone(event)) {
                 Ok(()) => {}
                 Err(mpsc::error::TrySendError::Full(_)) => {
                     slot.missed.fetch_add(1, Ordering::Relaxed);
@@ -776,15 +845,16 @@ impl Viewers {
 
 /// A viewer's stream of events after its snapshot: the whole stream, or a
 /// participant's own routed queue. Both report falling behind the same way
-/// ([`RecvError::Lagged`]), so the viewer treats them alike.
+/// ([`RecvError::Lagged`]), so the viewer treats them alike. Either hands
+/// out each event as the `Arc` every viewer of it shares.
 #[derive(Debug)]
 pub enum Feed {
     /// Every event (the instructor).
-    All(broadcast::Receiver<ServerEvent>),
+    All(broadcast::Receiver<Arc<ServerEvent>>),
     /// The events routed to one participant's page.
     Scoped {
         /// The queue.
-        rx: mpsc::Receiver<ServerEvent>,
+        rx: mpsc::Receiver<Arc<ServerEvent>>,
         /// Events that did not fit in the queue, not yet reported.
         missed: Arc<AtomicU64>,
     },
@@ -793,7 +863,7 @@ pub enum Feed {
 impl Feed {
     /// The next event; `Lagged(n)` once when `n` events did not fit (the
     /// viewer fell behind); `Closed` when the tracker is gone.
-    pub async fn recv(&mut self) -> Result<ServerEvent, RecvError> {
+    pub async fn recv(&mut self) -> Result<Arc<ServerEvent>, RecvError> {
         match self {
             Feed::All(rx) => rx.recv().await,
             Feed::Scoped { rx, missed } => {
@@ -946,14 +1016,14 @@ mod tests {
         t.close(ConnId(1), CloseReason::PeerReset, 1);
         t.record(finished(1, 1)); // the guard's late echo
         assert!(matches!(
-            rx.try_recv().unwrap(),
+            *rx.try_recv().unwrap(),
             ServerEvent::RequestFinished {
                 outcome: RequestOutcome::Aborted,
                 ..
             }
         ));
         assert!(matches!(
-            rx.try_recv().unwrap(),
+            *rx.try_recv().unwrap(),
             ServerEvent::ConnectionClosed {
                 reason: CloseReason::PeerReset,
                 ..
@@ -992,7 +1062,7 @@ mod tests {
         assert_eq!(missed.load(Ordering::Relaxed), 0);
         let mut seen = Vec::new();
         while let Ok(event) = rx.try_recv() {
-            let json = serde_json::to_value(&event).unwrap();
+            let json = serde_json::to_value(&*event).unwrap();
             let kind = json["type"].as_str().unwrap().to_owned();
             seen.push((kind, json["conn"].as_u64()));
         }
@@ -1126,6 +1196,80 @@ mod tests {
             whole += 1;
         }
         assert_eq!(whole, 4, "the whole stream gets everything");
+    }
+
+    #[tokio::test]
+    async fn every_viewer_of_an_event_is_handed_the_same_allocation_not_a_copy() {
+        // Before, each feed and each whole-stream receiver got a clone of
+        // the event, made under the table lock (`docs/known-gaps.md`).
+        let t = tracker(8);
+        let alice_ip = [10, 0, 0, 1];
+        // Two tabs of one participant, the anonymous scope on the same
+        // machine, and the instructor's whole stream.
+        let (_, _, mut tab1) = t.subscribe_scoped(Some(session("alice")), Some(alice_ip.into()));
+        let (_, _, mut tab2) = t.subscribe_scoped(Some(session("alice")), Some(alice_ip.into()));
+        let (_, _, mut neighbour) = t.subscribe_scoped(None, Some(alice_ip.into()));
+        let mut whole = Feed::All(t.subscribe().2);
+        let (_, _, mut copies) = t.subscribe_copies();
+
+        // Routed by host, by owner, and to everyone.
+        t.open(
+            ConnId(1),
+            direct(from(alice_ip, 5000)),
+            addr(80),
+            Arc::default(),
+        );
+        t.emit(|at_us| ServerEvent::ConfigChanged {
+            config: protocol::ServerPolicy::default(),
+            session: Some(session("alice")),
+            locked: false,
+            at_us,
+        });
+        t.emit(|_| ServerEvent::EventsDropped { count: 1 });
+
+        async fn take(feed: &mut Feed, n: usize) -> Vec<Arc<ServerEvent>> {
+            let mut seen = Vec::new();
+            for _ in 0..n {
+                seen.push(feed.recv().await.expect("an event"));
+            }
+            seen
+        }
+        let whole = take(&mut whole, 3).await;
+        let tab1 = take(&mut tab1, 3).await;
+        let tab2 = take(&mut tab2, 3).await;
+        let neighbour = take(&mut neighbour, 2).await;
+        let kinds: Vec<&str> = whole
+            .iter()
+            .map(|e| match **e {
+                ServerEvent::ConnectionOpened { .. } => "connection_opened",
+                ServerEvent::ConfigChanged { .. } => "config_changed",
+                ServerEvent::EventsDropped { .. } => "events_dropped",
+                _ => "other",
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            ["connection_opened", "config_changed", "events_dropped"]
+        );
+        for (i, event) in whole.iter().enumerate() {
+            assert!(
+                Arc::ptr_eq(event, &tab1[i]) && Arc::ptr_eq(event, &tab2[i]),
+                "event {i}: the whole stream and the two tabs hold copies, not one event"
+            );
+        }
+        assert!(
+            Arc::ptr_eq(&whole[0], &neighbour[0]) && Arc::ptr_eq(&whole[2], &neighbour[1]),
+            "the anonymous viewer on the same machine shares them too"
+        );
+        assert!(
+            !Arc::ptr_eq(&whole[0], &whole[1]),
+            "each event is an allocation of its own"
+        );
+        // Nothing is held back for later: the same events, in order.
+        for event in &whole {
+            assert_eq!(copies.try_recv().as_ref(), Ok(&**event));
+        }
+        assert!(copies.try_recv().is_err());
     }
 
     #[tokio::test]

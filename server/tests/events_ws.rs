@@ -3,8 +3,15 @@
 
 mod common;
 
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
 use common::{Client, Viewer, start_server, wait_for_hangs};
-use protocol::{CloseReason, Initiator, RequestOutcome, ServerEvent, UpgradeRole};
+use keepalive_lab_server::events::{Filter, Scope};
+use keepalive_lab_server::sessions::{Access, Owner};
+use keepalive_lab_server::{Config, Lab};
+use protocol::{CloseReason, Initiator, PolicyPatch, RequestOutcome, ServerEvent, UpgradeRole};
 use tokio_tungstenite::tungstenite::Message;
 
 #[tokio::test]
@@ -270,4 +277,70 @@ async fn monitor_connection_closed_by_shutdown_reports_shutdown() {
     })
     .await;
     assert_eq!(reason, CloseReason::Shutdown);
+}
+
+/// What viewers show of an event as it is, they show from the one
+/// allocation the tracker made for it, up to where each serialises it: the
+/// instructor's whole stream and two tabs of a participant are handed the
+/// same `Arc` through `Lab::subscribe_viewer` and `Filter::route` (each
+/// viewer had a copy of every event, made under the tracker's lock:
+/// `docs/known-gaps.md`).
+#[tokio::test]
+async fn viewers_shown_an_event_as_it_is_share_one_allocation_of_it() {
+    let lab = Lab::new(Config::default());
+    let alice = lab.sessions().issue(None).expect("a session");
+    let owner = Owner::Session(alice);
+    let host: IpAddr = [10, 0, 0, 1].into();
+    let mut viewers: Vec<_> = [
+        Scope::new(Access::All, None),
+        Scope::new(Access::Of(owner.clone()), Some(host)),
+        Scope::new(Access::Of(owner.clone()), Some(host)),
+    ]
+    .into_iter()
+    .map(|scope| {
+        let (_, feed) = lab.subscribe_viewer(scope.access(), Some(host));
+        (Filter::new(scope), feed)
+    })
+    .collect();
+
+    // A connection from Alice's machine, not attributed yet (routed by
+    // host), and a change of her policy (routed by owner).
+    let peer = SocketAddr::from((host, 5000));
+    let local = SocketAddr::from(([127, 0, 0, 1], 80));
+    let conn = lab.tracker().next_conn_id();
+    lab.tracker()
+        .open(conn, (peer, host), local, Arc::default());
+    let patch = PolicyPatch {
+        idle_timeout_ms: Some(1_234),
+        ..PolicyPatch::default()
+    };
+    lab.set_policy(&owner, &patch).expect("a valid patch");
+
+    let mut shown: Vec<Vec<Arc<ServerEvent>>> = Vec::new();
+    for (filter, feed) in &mut viewers {
+        let mut theirs = Vec::new();
+        for _ in 0..2 {
+            let event = tokio::time::timeout(Duration::from_secs(5), feed.recv())
+                .await
+                .expect("an event within 5 s")
+                .expect("the stream is open");
+            theirs.extend(filter.route(&lab, event));
+        }
+        shown.push(theirs);
+    }
+    let [instructor, tab1, tab2] = &shown[..] else {
+        unreachable!("three viewers");
+    };
+    assert!(matches!(
+        &instructor[..],
+        [a, b] if matches!(**a, ServerEvent::ConnectionOpened { .. })
+            && matches!(**b, ServerEvent::ConfigChanged { .. })
+    ));
+    assert_eq!((tab1.len(), tab2.len()), (2, 2), "{shown:#?}");
+    for (i, event) in instructor.iter().enumerate() {
+        assert!(
+            Arc::ptr_eq(event, &tab1[i]) && Arc::ptr_eq(event, &tab2[i]),
+            "event {i}: the viewers were handed copies, not one event: {event:?}"
+        );
+    }
 }

@@ -42,13 +42,13 @@ fn about_a_second(preset: Preset) -> MiddleboxSettings {
 
 /// The middlebox events of one stream, kept in order.
 struct Events {
-    rx: broadcast::Receiver<ServerEvent>,
+    rx: broadcast::Receiver<Arc<ServerEvent>>,
     seen: Vec<(MappingId, MiddleboxEvent)>,
     cursor: usize,
 }
 
 impl Events {
-    fn new(rx: broadcast::Receiver<ServerEvent>) -> Events {
+    fn new(rx: broadcast::Receiver<Arc<ServerEvent>>) -> Events {
         Events {
             rx,
             seen: Vec::new(),
@@ -69,9 +69,9 @@ impl Events {
                     self.cursor = index + 1;
                     return self.seen[index].clone();
                 }
-                match self.rx.recv().await {
+                match self.rx.recv().await.as_deref() {
                     Ok(ServerEvent::Middlebox { mapping, event, .. }) => {
-                        self.seen.push((mapping, event))
+                        self.seen.push((*mapping, event.clone()))
                     }
                     Ok(_) => {}
                     Err(e) => panic!("event stream: {e}"),
@@ -85,8 +85,8 @@ impl Events {
     /// Takes in whatever has been recorded by now, without waiting.
     fn drain(&mut self) {
         while let Ok(event) = self.rx.try_recv() {
-            if let ServerEvent::Middlebox { mapping, event, .. } = event {
-                self.seen.push((mapping, event));
+            if let ServerEvent::Middlebox { mapping, event, .. } = &*event {
+                self.seen.push((*mapping, event.clone()));
             }
         }
     }

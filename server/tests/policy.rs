@@ -883,10 +883,10 @@ fn racing_changes_are_heard_in_the_order_they_took_effect() {
                 session: Some(s),
                 locked,
                 ..
-            } = event
-                && s == session
+            } = &*event
+                && *s == session
             {
-                last = Some((config, locked));
+                last = Some((config.clone(), *locked));
             }
         }
         let (config, locked) = last.expect("the session's viewers heard the changes");

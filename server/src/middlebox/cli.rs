@@ -437,7 +437,7 @@ where
         out.flush()?;
         loop {
             let line = match events.blocking_recv() {
-                Ok(event) => serde_json::to_string(&event).map_err(io::Error::other)?,
+                Ok(event) => serde_json::to_string(&*event).map_err(io::Error::other)?,
                 Err(RecvError::Lagged(count)) => {
                     serde_json::to_string(&ServerEvent::EventsDropped { count })
                         .map_err(io::Error::other)?

@@ -279,8 +279,9 @@ impl Middlebox {
         }
     }
 
-    /// Every event from now on (the lab's whole stream, in the lab).
-    pub fn events(&self) -> broadcast::Receiver<ServerEvent> {
+    /// Every event from now on (the lab's whole stream, in the lab), each
+    /// as the `Arc` its other viewers share.
+    pub fn events(&self) -> broadcast::Receiver<Arc<ServerEvent>> {
         self.inner.tracker().subscribe().2
     }
 

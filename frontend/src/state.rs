@@ -46,6 +46,11 @@ pub enum SocketStatus {
     Open,
     /// Lost; the page retries.
     Closed,
+    /// Refused or ended by the server for a reason that trying again will
+    /// not change (close code 1008: a session it does not know, a wrong
+    /// key, a page that keeps falling behind): the page does not retry by
+    /// itself ([`reconnect_after_ms`]).
+    Refused,
 }
 
 impl SocketStatus {
@@ -55,8 +60,74 @@ impl SocketStatus {
             SocketStatus::Connecting => "connecting",
             SocketStatus::Open => "open",
             SocketStatus::Closed => "closed",
+            SocketStatus::Refused => "refused",
         }
     }
+
+    /// The state after the socket closed with `code`.
+    pub fn after_close(code: u16) -> SocketStatus {
+        if code == CLOSE_POLICY {
+            SocketStatus::Refused
+        } else {
+            SocketStatus::Closed
+        }
+    }
+}
+
+/// Close code 1008 (policy violation): the server refused the events socket
+/// (or ended it) for a reason that trying again will not change.
+pub const CLOSE_POLICY: u16 = 1008;
+/// Close code 1013 (Try Again Later): the server refused the events socket
+/// because a cap was reached (its viewers per session, requests in flight).
+pub const CLOSE_TRY_AGAIN_LATER: u16 = 1013;
+/// Wait before reconnecting after the socket dropped.
+pub const RECONNECT_MS: u32 = 1_000;
+/// The first wait after a 1013; each one in a row doubles it, up to
+/// [`RETRY_LATER_MAX_MS`].
+pub const RETRY_LATER_MS: u32 = 2_000;
+/// The longest wait after 1013s in a row.
+pub const RETRY_LATER_MAX_MS: u32 = 30_000;
+
+/// How long the page waits before opening its events socket again after it
+/// closed with `code`, the `in_a_row`-th 1013 since the socket was last
+/// live (1 for the first): `None`, never by itself (1008, refused for a
+/// reason retrying will not change: the learner reads why and reloads or
+/// presses Reconnect); after a 1013 (a cap, which frees itself), 2 s, 4 s,
+/// 8 s… up to 30 s; after anything else (a drop, a restart), 1 s.
+pub fn reconnect_after_ms(code: u16, in_a_row: u32) -> Option<u32> {
+    match code {
+        CLOSE_POLICY => None,
+        CLOSE_TRY_AGAIN_LATER => {
+            let doublings = in_a_row.saturating_sub(1).min(4);
+            Some((RETRY_LATER_MS << doublings).min(RETRY_LATER_MAX_MS))
+        }
+        _ => Some(RECONNECT_MS),
+    }
+}
+
+/// What the page tells the learner when its events socket closed with
+/// `code` and the server's `reason` (empty when it gave none, as for a
+/// connection that dropped: the status says "closed" and the page retries).
+pub fn socket_notice(code: u16, reason: &str) -> Option<String> {
+    let then = match code {
+        CLOSE_POLICY => "The page does not retry by itself: press Reconnect, or reload the page.",
+        CLOSE_TRY_AGAIN_LATER => "The page tries again by itself, less and less often.",
+        _ if reason.is_empty() => return None,
+        _ => {
+            return Some(format!(
+                "The server closed the live link ({code}): {reason}. The page reconnects by \
+                 itself; reload for a complete picture."
+            ));
+        }
+    };
+    let reason = if reason.is_empty() {
+        "no reason given"
+    } else {
+        reason
+    };
+    Some(format!(
+        "The server refused the live link ({code}): {reason}. {then}"
+    ))
 }
 
 /// One request as the server saw it, on its lane.
@@ -757,6 +828,9 @@ pub struct LabState {
     resyncing: bool,
     /// Last error the server reported on the control channel.
     pub server_error: Option<String>,
+    /// Why the server closed or refused the events socket, in its words
+    /// ([`socket_notice`]), until the link is live again (its next snapshot).
+    pub socket_problem: Option<String>,
     /// The lesson the instructor moved the room to, and how many times it
     /// was moved (the page opens the lesson each time it moves).
     pub room_lesson: Option<(String, u64)>,
@@ -813,6 +887,14 @@ pub enum Action {
     Batch(Vec<Action>),
     /// The events socket changed state.
     Socket(SocketStatus),
+    /// The events socket closed with `code` and the server's `reason`
+    /// (empty when it gave none).
+    SocketClosed {
+        /// The close code (1006 when the connection dropped).
+        code: u16,
+        /// The close frame's reason.
+        reason: String,
+    },
     /// Server events received since the last animation frame, in order.
     ServerBatch(Vec<ServerEvent>),
     /// A clock-sync exchange completed.
@@ -940,6 +1022,7 @@ impl LabState {
             gaps: 0,
             resyncing: false,
             server_error: None,
+            socket_problem: None,
             room_lesson: None,
             live_since_us: None,
             middlebox: VecDeque::new(),
@@ -1033,6 +1116,14 @@ impl LabState {
                 }
             }
             Action::Socket(status) => self.socket = status,
+            Action::SocketClosed { code, reason } => {
+                self.socket = SocketStatus::after_close(code);
+                // A drop without words leaves a refusal's words up: the
+                // learner still needs them until the link is live again.
+                if let Some(notice) = socket_notice(code, &reason) {
+                    self.socket_problem = Some(notice);
+                }
+            }
             Action::ServerBatch(events) => {
                 for event in events {
                     self.apply_event(event);
@@ -1164,6 +1255,8 @@ impl LabState {
                 room_lesson,
                 ..
             } => {
+                // Live again: what closed or refused the socket is over.
+                self.socket_problem = None;
                 if let Some(lesson) = room_lesson
                     && self.room_lesson.as_ref().is_none_or(|(l, _)| *l != lesson)
                 {

@@ -24,6 +24,16 @@
 //! handshake is done, which axum's stream does): the page sees a clean 1000. Protocol violations get a close frame
 //! with 1002, 1007 or 1009 and a reason; a viewer that keeps falling behind
 //! gets 1008; shutdown 1001. Each is recorded as the connection's reason.
+//!
+//! # Refusing
+//!
+//! A browser's WebSocket cannot read the HTTP answer to its handshake (the
+//! page sees 1006 and nothing else), so a valid upgrade that is refused is
+//! accepted and closed at once ([`refuse`]): 1008 when trying again will
+//! not help (a session this server does not know, a wrong key, a parameter
+//! it does not take), 1013 (Try Again Later) for a cap (this session's
+//! viewers, requests in flight), with a reason that says what to do. It is
+//! never a viewer. A request that is not an upgrade gets the JSON error.
 
 use std::collections::HashSet;
 use std::net::IpAddr;
@@ -45,7 +55,7 @@ use tokio::time::Instant;
 
 use crate::Lab;
 use crate::conn::{Conn, RequestCtx};
-use crate::error::ApiError;
+use crate::error::{ApiError, close_reason};
 use crate::params::Params;
 use crate::sessions::rate::{Buckets, Kind};
 use crate::sessions::{Access, Owner};
@@ -105,40 +115,64 @@ pub const LAG_WINDOW: Duration = Duration::from_secs(10);
 /// long, then told how many events it missed and sent a fresh snapshot.
 pub const INSTRUCTOR_RESYNC_PAUSE: Duration = Duration::from_secs(1);
 
+/// A request the accept loop refused before routing (a session this server
+/// did not issue, a wrong key, a cap per address or per session) that asks
+/// to upgrade `/api/events`: routed here only to be told so in a close
+/// frame ([`refuse`]), which a browser's WebSocket can read, where it could
+/// not read the HTTP answer. Set by the accept loop alone (`listener.rs`).
+#[derive(Debug, Clone)]
+pub struct Refused(pub ApiError);
+
 /// Upgrades `GET /api/events[?session=S][&key=K]` and runs the viewer.
+///
+/// A refusal (by the accept loop, [`Refused`]; of the parameters or the
+/// key; the session's cap on viewers) is a JSON `{error, hint}` to a
+/// request that is not a valid upgrade, as before routing; a valid upgrade
+/// is accepted and closed at once with the refusal's code and reason
+/// ([`ApiError::close_frame`]), and never becomes a viewer.
 pub async fn upgrade(
     State(lab): State<Lab>,
     ctx: Option<Extension<RequestCtx>>,
+    refused: Option<Extension<Refused>>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
-    let access = match Params::parse(
-        "/api/events",
-        query.as_deref(),
-        &["key"],
-        "ws://127.0.0.1:8080/api/events?session=s-…",
-    )
-    .and_then(|p| crate::routes::access(&lab, &p, &headers))
-    {
-        Ok(access) => access,
-        Err(error) => return error.into_response(),
+    let conn = ctx.map(|Extension(c)| c.conn);
+    // The accept loop's refusal first: nothing of this request is read.
+    let access = match refused {
+        Some(Extension(Refused(error))) => Err(error),
+        None => Params::parse(
+            "/api/events",
+            query.as_deref(),
+            &["key"],
+            "ws://127.0.0.1:8080/api/events?session=s-…",
+        )
+        .and_then(|p| crate::routes::access(&lab, &p, &headers)),
     };
     let ws = match ws {
         Ok(ws) => ws,
+        // Not a valid upgrade: the refusal (or this) as JSON, over HTTP.
         Err(rejection) => {
-            return ApiError::with_status(
-                rejection.status(),
-                format!("/api/events is a WebSocket: {}", rejection.body_text()),
-                "connect with a WebSocket client, e.g. new WebSocket('ws://127.0.0.1:8080/api/events?session=…') \
-                 or `websocat ws://127.0.0.1:8080/api/events`; plain HTTP gets GET /api/connections",
-            )
-            .into_response();
+            return match access {
+                Err(error) => error.into_response(),
+                Ok(_) => ApiError::with_status(
+                    rejection.status(),
+                    format!("/api/events is a WebSocket: {}", rejection.body_text()),
+                    "connect with a WebSocket client, e.g. new WebSocket('ws://127.0.0.1:8080/api/events?session=…') \
+                     or `websocat ws://127.0.0.1:8080/api/events`; plain HTTP gets GET /api/connections",
+                )
+                .into_response(),
+            };
         }
+    };
+    let access = match access {
+        Ok(access) => access,
+        Err(error) => return refuse(ws, conn, &error),
     };
     let slot = match access.owner().map(|o| lab.sessions().view(o)).transpose() {
         Ok(slot) => slot,
-        Err(error) => return error.into_response(),
+        Err(error) => return refuse(ws, conn, &error),
     };
     let user_agent = headers
         .get(axum::http::header::USER_AGENT)
@@ -147,7 +181,6 @@ pub async fn upgrade(
     if let Some(owner) = access.owner() {
         lab.sessions().set_browser(owner, user_agent);
     }
-    let conn = ctx.map(|Extension(c)| c.conn);
     let scope = Scope::new(access, conn.as_ref().map(|c| c.charged_ip()));
     ws.max_message_size(MAX_MESSAGE_BYTES)
         .max_frame_size(MAX_MESSAGE_BYTES)
@@ -166,6 +199,26 @@ pub async fn upgrade(
             run_viewer(lab.clone(), conn, scope, sink, stream).await;
             drop(slot);
             announce(&lab);
+        })
+}
+
+/// Accepts the upgrade and closes the socket at once with `refusal`'s code
+/// and reason (1008 or 1013, [`ApiError::close_frame`]): a browser's
+/// WebSocket cannot read the HTTP answer to its handshake, only a close
+/// frame. Costs the connection it came on (counted in its address's cap)
+/// for at most the close handshake ([`CLOSE_WAIT`] to send, as long to read
+/// the client's answer); holds no viewer slot, subscribes to nothing, sends
+/// no event, reads nothing the client sends but its close.
+fn refuse(ws: WebSocketUpgrade, conn: Option<Arc<Conn>>, refusal: &ApiError) -> Response {
+    let (code, reason) = refusal.close_frame();
+    ws.max_message_size(MAX_MESSAGE_BYTES)
+        .max_frame_size(MAX_MESSAGE_BYTES)
+        .on_upgrade(move |socket| async move {
+            if let Some(conn) = &conn {
+                conn.mark_upgraded(UpgradeRole::Monitor);
+            }
+            let (mut sink, mut stream) = socket.split();
+            close_as_server(conn.as_deref(), &mut sink, &mut stream, code, reason).await;
         })
 }
 
@@ -593,17 +646,7 @@ pub async fn run_viewer<W, R, E>(
             wait_for_client_close(&mut stream).await;
         }
         End::ServerCloses(code, reason) => {
-            record(CloseReason::WebSocketClosed {
-                code,
-                initiator: Initiator::Server,
-                reason: reason.clone(),
-            });
-            let frame = CloseFrame {
-                code,
-                reason: truncate_reason(&reason).into(),
-            };
-            let _ = tokio::time::timeout(CLOSE_WAIT, sink.send(Message::Close(Some(frame)))).await;
-            wait_for_client_close(&mut stream).await;
+            close_as_server(conn.as_deref(), &mut sink, &mut stream, code, reason).await;
         }
         End::Gone => {}
         End::Stalled => record(CloseReason::WriteStalled),
@@ -623,13 +666,32 @@ where
     .await;
 }
 
-/// A close frame's reason is at most 123 bytes.
-fn truncate_reason(reason: &str) -> String {
-    let mut end = reason.len().min(123);
-    while !reason.is_char_boundary(end) {
-        end -= 1;
+/// Closes the socket from the server's side: records the close as the
+/// connection's reason, sends a close frame with `code` and `reason` (cut
+/// to 123 bytes), then waits (at most [`CLOSE_WAIT`]) for the client's.
+async fn close_as_server<W, R, E>(
+    conn: Option<&Conn>,
+    sink: &mut W,
+    stream: &mut R,
+    code: u16,
+    reason: String,
+) where
+    W: Sink<Message> + Unpin,
+    R: Stream<Item = Result<Message, E>> + Unpin,
+{
+    let frame = CloseFrame {
+        code,
+        reason: close_reason(&reason).into(),
+    };
+    if let Some(conn) = conn {
+        conn.set_reason(CloseReason::WebSocketClosed {
+            code,
+            initiator: Initiator::Server,
+            reason,
+        });
     }
-    reason[..end].to_owned()
+    let _ = tokio::time::timeout(CLOSE_WAIT, sink.send(Message::Close(Some(frame)))).await;
+    wait_for_client_close(stream).await;
 }
 
 /// Answers one control message from a viewer with `access`. `None`: nothing

@@ -15,7 +15,10 @@
 //!    shared room must refuse (foreign `Host` or `Origin`, a session the
 //!    server did not issue, a cap reached), drops it on purpose for the
 //!    keep-alive race, or routes it, and applies the keep-alive policy to the
-//!    response on the way out.
+//!    response on the way out. A WebSocket upgrade of `/api/events` refused
+//!    for anything but a foreign `Host` or `Origin` is routed too, carrying
+//!    its refusal, to be told in a close frame a browser can read
+//!    ([`crate::events::Refused`]).
 
 use std::io;
 use std::net::SocketAddr;
@@ -653,6 +656,23 @@ fn connection_header<B>(request: &hyper::Request<B>) -> Option<String> {
     (!values.is_empty()).then(|| values.join(", ").chars().take(64).collect())
 }
 
+/// Whether `request` asks to upgrade `/api/events` to a WebSocket (`GET`
+/// with `Upgrade: websocket`, HTTP/1.1): a refusal before routing is then
+/// told in a close frame (`events::refuse`). Whether it is a valid upgrade
+/// is axum's to say; one that is not gets the refusal as JSON.
+fn asks_for_events_socket<B>(request: &hyper::Request<B>) -> bool {
+    request.method() == hyper::Method::GET
+        && request.version() == hyper::Version::HTTP_11
+        && request.uri().path() == "/api/events"
+        && request
+            .headers()
+            .get_all(hyper::header::UPGRADE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|p| p.trim().eq_ignore_ascii_case("websocket"))
+}
+
 /// Requests that count against their owner's cap: the API, except what is
 /// answered at once from what the server knows and what every page reads,
 /// with or without a session: asking for a session, the lessons' catalogue
@@ -719,7 +739,22 @@ impl Handler {
             return Start::Done(Err(self.drop_on_purpose(&request, close)));
         }
         let credentials = has_key || head.authorization;
-        if let Err(refused) = self.admit(&request, &head, &owner, known, credentials, &mut guard) {
+        // Another site's request is refused outright, also an upgrade (a
+        // foreign page gets no WebSocket with the lab, not even one closed
+        // at once); past that, what an events socket's upgrade is refused is
+        // told in a close frame, which a browser's WebSocket can read
+        // (`events::refuse`): it is routed, carrying the refusal.
+        let refused = match self.foreign(&head) {
+            Err(refused) => Some((refused, false)),
+            Ok(()) => self
+                .admit(&request, &owner, known, credentials, &mut guard)
+                .err()
+                .map(|refused| (refused, !has_body && asks_for_events_socket(&request))),
+        };
+        if let Some((refused, true)) = refused {
+            return self.route(request, guard, Some(refused), false);
+        }
+        if let Some((refused, _)) = refused {
             let mut response = refused.into_response();
             // The router's CORS layer never sees a refusal: the lab's own
             // page on another of its origins is given the same headers, so
@@ -735,12 +770,29 @@ impl Handler {
             return Start::Done(Ok(guard.respond(response, &self.conn.policy())));
         }
         let expects_continue = has_body && head.expects_continue;
+        self.route(request, guard, None, expects_continue)
+    }
+
+    /// Hands `request` to the router: admitted, or (`refused`) an events
+    /// socket's upgrade to be closed with its refusal (`events::Refused`).
+    fn route(
+        self,
+        request: hyper::Request<Incoming>,
+        guard: RequestGuard,
+        refused: Option<ApiError>,
+        expects_continue: bool,
+    ) -> Start {
         let (parts, body) = request.into_parts();
         let mut request = axum::http::Request::from_parts(
             parts,
             Body::new(GuardedBody::new(body, self.conn.clone(), expects_continue)),
         );
         request.extensions_mut().insert(guard.ctx().clone());
+        if let Some(refused) = refused {
+            request
+                .extensions_mut()
+                .insert(crate::events::Refused(refused));
+        }
         Start::Route(Route {
             guard,
             // Boxed: freed as soon as the router has answered.
@@ -770,17 +822,9 @@ impl Handler {
         Deliberate("dropped unanswered on purpose (next=drop_…)")
     }
 
-    /// What a shared room refuses before routing, or the permits the request
-    /// holds until it ends.
-    fn admit<B>(
-        &self,
-        request: &hyper::Request<B>,
-        head: &Head<'_>,
-        owner: &Owner,
-        known: bool,
-        credentials: bool,
-        guard: &mut RequestGuard,
-    ) -> Result<(), ApiError> {
+    /// What a shared room refuses before anything else: more than one
+    /// `Host` or `Origin`, a host name or a page that is not the lab's.
+    fn foreign(&self, head: &Head<'_>) -> Result<(), ApiError> {
         let origins = self.lab.origins();
         // The address the client connected to is the lab's own, whatever the
         // interface (a workshop machine's LAN address): not a rebound name.
@@ -815,6 +859,20 @@ impl Handler {
                 ));
             }
         }
+        Ok(())
+    }
+
+    /// What a shared room refuses past [`Handler::foreign`] (a wrong key, a
+    /// session the server did not issue, a cap), or the permits the request
+    /// holds until it ends.
+    fn admit<B>(
+        &self,
+        request: &hyper::Request<B>,
+        owner: &Owner,
+        known: bool,
+        credentials: bool,
+        guard: &mut RequestGuard,
+    ) -> Result<(), ApiError> {
         // A key given anywhere (`key=`, `Authorization: Bearer`) must be
         // right, whatever the request and its session: a wrong one is
         // refused (403), never taken as "no key". Only a request that

@@ -191,7 +191,11 @@ impl Peers {
                     self.max_in_flight
                 ),
                 "wait for some to finish; a browser never needs this many at once",
-            ));
+            )
+            .on_socket(format!(
+                "your address has {} requests in flight, its cap; wait for some to end",
+                self.max_in_flight
+            )));
         }
         counts.in_flight += 1;
         Ok(PeerRequest {

@@ -599,13 +599,20 @@ async fn instructor_only_endpoints_refuse_without_the_key_and_with_a_wrong_one()
         response.error_body();
     }
     assert_eq!(lab.sessions().defaults(), ServerPolicy::default());
+    // Over a WebSocket, the refusal is a close frame (a browser cannot read
+    // the 403): 1008 and why, and no event before it.
     match tokio_tungstenite::connect_async(format!("ws://{addr}/api/events?key=not-the-key")).await
     {
-        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
-            assert_eq!(response.status().as_u16(), 403);
+        Ok((mut ws, _)) => {
+            match common::within("the close frame", futures_util::StreamExt::next(&mut ws)).await {
+                Some(Ok(tokio_tungstenite::tungstenite::Message::Close(Some(frame)))) => {
+                    assert_eq!(u16::from(frame.code), 1008, "{frame:?}");
+                    assert!(frame.reason.contains("instructor key"), "{frame:?}");
+                }
+                other => panic!("a wrong key opened the instructor's view: {other:?}"),
+            }
         }
-        Ok(_) => panic!("a wrong key opened the instructor's view"),
-        Err(other) => panic!("expected a 403, got {other}"),
+        Err(other) => panic!("expected a close frame with 1008, got {other}"),
     }
     // The right key works, as a parameter and as a bearer token.
     let room = get_once(addr, &format!("/api/room?key={KEY}")).await;

@@ -10,6 +10,7 @@ use axum::extract::ws::Message;
 use common::{
     Client, Viewer, eventually, get_once, session, start_server, start_server_with, within,
 };
+use futures_util::StreamExt;
 use keepalive_lab_server::events::{self, MAX_MESSAGE_BYTES, Scope};
 use keepalive_lab_server::sessions::{Access, Owner};
 use keepalive_lab_server::{Config, Lab};
@@ -579,11 +580,15 @@ async fn a_full_anonymous_scope_does_not_lock_out_the_instructor() {
 }
 
 /// A session may have `max_viewers_per_session` event viewers open; one more
-/// is refused with a JSON 503 before the upgrade, and a closed one makes room.
+/// is accepted and closed at once with 1013 (Try Again Later) and a reason a
+/// browser's page can read (it cannot read an HTTP answer to its handshake),
+/// without becoming a viewer; a request that is not an upgrade still gets
+/// JSON `{error, hint}`; and a closed viewer makes room for exactly one.
 /// Another session, and the instructor, are not held back by it (found in
 /// review: 500 viewers of one session slowed every participant's requests).
 #[tokio::test]
 async fn a_sessions_event_viewers_are_capped() {
+    use tokio_tungstenite::tungstenite::Message as WsMessage;
     let (addr, _lab) = start_server_with(Config {
         max_viewers_per_session: 3,
         ..common::config()
@@ -591,40 +596,65 @@ async fn a_sessions_event_viewers_are_capped() {
     .await;
     let session = common::issue_session(addr).await;
     let url = format!("ws://{addr}/api/events?session={session}");
-    // The handshake's answer: its status, and the JSON error's words.
-    let handshake = async || match tokio_tungstenite::connect_async(url.as_str()).await {
-        Ok((ws, response)) => (response.status().as_u16(), String::new(), Some(ws)),
-        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
-            let body = response.body().clone().unwrap_or_default();
-            let value: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-            (
-                response.status().as_u16(),
-                value["error"].as_str().unwrap_or_default().to_owned(),
-                None,
-            )
-        }
-        Err(e) => panic!("the handshake: {e}"),
+    // The handshake's status, and the first message after it: its close
+    // frame's code and reason, or a snapshot (a viewer).
+    let handshake = async || {
+        let (mut ws, response) = tokio_tungstenite::connect_async(url.as_str())
+            .await
+            .unwrap_or_else(|e| panic!("the handshake: {e}"));
+        let first = within("the first message", ws.next()).await;
+        let first = match first {
+            Some(Ok(WsMessage::Close(Some(frame)))) => {
+                Err((u16::from(frame.code), frame.reason.to_string()))
+            }
+            Some(Ok(WsMessage::Text(text))) => Ok(text.to_string()),
+            other => panic!("neither a close frame nor an event: {other:?}"),
+        };
+        (response.status().as_u16(), first, ws)
     };
     let mut viewers = Vec::new();
     for _ in 0..3 {
         viewers.push(Viewer::connect_session(addr, &session).await);
     }
-    let (status, error, _) = handshake().await;
-    assert_eq!(status, 503, "{error}");
-    assert!(error.contains("event viewers"), "{error}");
+    for _ in 0..2 {
+        let (status, first, _ws) = handshake().await;
+        assert_eq!(
+            status, 101,
+            "the upgrade is accepted, to say why it is refused"
+        );
+        assert_eq!(
+            first,
+            Err((
+                1013,
+                "3 viewers already watch this session; close another tab of it".into()
+            )),
+            "a close frame, and no event"
+        );
+    }
+    // Not an upgrade: JSON {error, hint}, as before (it would be no viewer,
+    // so the viewers' cap is not what it is told).
+    let plain = get_once(addr, &format!("/api/events?session={session}")).await;
+    assert_eq!(plain.status, 400, "{}", plain.text());
+    let body = plain.error_body();
+    assert!(body.error.contains("is a WebSocket"), "{body:?}");
+    assert!(!body.hint.is_empty(), "{body:?}");
     // Another session, and the instructor's whole-server view, still open.
     let other = common::issue_session(addr).await;
     let _other = Viewer::connect_session(addr, &other).await;
     let _instructor = Viewer::connect(addr).await;
-    // A closed viewer makes room.
+    // A closed viewer makes room, for one: the refused upgrades held no
+    // slot and freed none.
     drop(viewers.pop());
-    within("a viewer of the session again", async {
+    let _again = within("a viewer of the session again", async {
         loop {
-            if let (101, _, Some(_ws)) = handshake().await {
-                break;
+            if let (101, Ok(snapshot), ws) = handshake().await {
+                assert!(snapshot.contains("\"snapshot\""), "{snapshot}");
+                break ws;
             }
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
     })
     .await;
+    let (_, first, _ws) = handshake().await;
+    assert!(matches!(first, Err((1013, _))), "{first:?}");
 }

@@ -67,10 +67,20 @@ pub fn shell(lab: &Lab, page: Page, on_lessons: Option<Callback<MouseEvent>>, bo
                 </p>
                 <p class={crate::components::class(&["socket", state.socket.name()], &[])} role="status">
                     { "Live link to the server: " }<strong>{ state.socket.name() }</strong>
+                    if state.socket == SocketStatus::Refused {
+                        <button class="secondary small" id="reconnect" onclick={lab.reconnect.clone()}>
+                            { "Reconnect" }
+                        </button>
+                    }
                     <button class="secondary small" onclick={toggle_projector} aria-pressed={large.to_string()}>
                         { if large { "Normal size" } else { "Projector mode" } }
                     </button>
                 </p>
+                // Why the server closed or refused the live link, in its
+                // words (a browser learns them only from the close frame).
+                if let Some(problem) = &state.socket_problem {
+                    <p class="error" role="alert" id="socket-problem">{ problem.clone() }</p>
+                }
             </header>
             <nav class="views" aria-label="Views">
                 <a href="#lessons" id="nav-lessons" onclick={on_lessons} aria-current={current(Page::Lessons)}

@@ -181,8 +181,26 @@ pub fn InstructorView(props: &InstructorProps) -> Html {
                                     }
                                 })
                             };
-                            let on_status = Callback::from(move |s| status.set(s));
-                            match EventSocket::connect_instructor(&key, on_event, on_status) {
+                            let on_open = {
+                                let status = status.clone();
+                                Callback::from(move |()| status.set(SocketStatus::Open))
+                            };
+                            // This view does not reconnect: the reason the
+                            // server gave, if any, is shown with the problems.
+                            let on_close = {
+                                let problem = problem.clone();
+                                Callback::from(move |(code, reason): (u16, String)| {
+                                    status.set(SocketStatus::after_close(code));
+                                    if !reason.is_empty() {
+                                        problem.set(Some(format!(
+                                            "The server closed the live link ({code}): {reason}. \
+                                             Reload the page to open it again."
+                                        )));
+                                    }
+                                })
+                            };
+                            match EventSocket::connect_instructor(&key, on_event, on_open, on_close)
+                            {
                                 Ok(s) => *socket.borrow_mut() = Some(s),
                                 Err(e) => problem.set(Some(e)),
                             }

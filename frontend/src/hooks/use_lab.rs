@@ -24,6 +24,9 @@ pub struct Lab {
     /// The latest problem to show the learner (a message not sent, a burst
     /// refused), if any.
     pub problem: UseStateHandle<Option<String>>,
+    /// Opens the events socket again (the Reconnect button, shown when the
+    /// server refused it and the page does not retry by itself).
+    pub reconnect: Callback<MouseEvent>,
     /// Where the lab's middlebox and HTTPS ports listen (origins of their
     /// own); `None` until the server has answered.
     pub other_ports: Option<OtherPorts>,
@@ -95,6 +98,10 @@ pub fn use_lab(session: SessionId, problem: Option<String>) -> Lab {
         let key = (state.agent.len(), state.agent.back().map(|r| r.at_us));
         let state = state.clone();
         use_memo(key, move |_| AgentView::latest(&state).map(Rc::new))
+    };
+    let reconnect = {
+        let socket = socket.clone();
+        Callback::from(move |_: MouseEvent| socket.reconnect())
     };
     let send = {
         let problem = problem.clone();
@@ -180,6 +187,7 @@ pub fn use_lab(session: SessionId, problem: Option<String>) -> Lab {
         state,
         send,
         problem,
+        reconnect,
         other_ports: *other_ports,
         probes_visible: *probes_visible,
         fire,

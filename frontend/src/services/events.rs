@@ -11,7 +11,6 @@ use wasm_bindgen::{JsCast, JsValue};
 use yew::Callback;
 
 use super::js_error;
-use crate::state::SocketStatus;
 
 #[wasm_bindgen]
 extern "C" {
@@ -86,40 +85,41 @@ fn events_url(session: &SessionId) -> Result<String, String> {
 }
 
 impl EventSocket {
-    /// Opens the socket; `on_event` gets every server event, `on_status`
-    /// every change of state.
+    /// Opens the socket; `on_event` gets every server event, `on_open` its
+    /// opening, `on_close` its close's code and reason (the server's words
+    /// when it refused or closed it, [`crate::state::socket_notice`]).
     pub fn connect(
         session: &SessionId,
         on_event: Callback<ServerEvent>,
-        on_status: Callback<SocketStatus>,
+        on_open: Callback<()>,
+        on_close: Callback<(u16, String)>,
     ) -> Result<EventSocket, String> {
-        Self::open(&events_url(session)?, on_event, on_status)
+        Self::open(&events_url(session)?, on_event, on_open, on_close)
     }
 
     /// The instructor's whole-room socket (`key=`).
     pub fn connect_instructor(
         key: &str,
         on_event: Callback<ServerEvent>,
-        on_status: Callback<SocketStatus>,
+        on_open: Callback<()>,
+        on_close: Callback<(u16, String)>,
     ) -> Result<EventSocket, String> {
         let key = String::from(js_sys::encode_uri_component(key));
         Self::open(
             &events_url_with(&format!("key={key}"))?,
             on_event,
-            on_status,
+            on_open,
+            on_close,
         )
     }
 
     fn open(
         url: &str,
         on_event: Callback<ServerEvent>,
-        on_status: Callback<SocketStatus>,
+        on_open: Callback<()>,
+        on_close: Callback<(u16, String)>,
     ) -> Result<EventSocket, String> {
-        let on_event_for_close = on_event.clone();
-        let on_open = {
-            let on_status = on_status.clone();
-            Closure::<dyn FnMut()>::new(move || on_status.emit(SocketStatus::Open))
-        };
+        let on_open = Closure::<dyn FnMut()>::new(move || on_open.emit(()));
         let on_message = Closure::<dyn FnMut(String)>::new(move |text: String| {
             match crate::wire::from_str::<ServerEvent>(&text) {
                 Ok(event) => on_event.emit(event),
@@ -129,20 +129,13 @@ impl EventSocket {
                 })),
             }
         });
-        let on_close = {
-            let on_event = on_event_for_close;
-            Closure::<dyn FnMut(u16, String)>::new(move |code: u16, reason: String| {
-                // A close the server explains (it fell behind, a protocol
-                // error, shutdown) is shown with the server's words.
-                if !reason.is_empty() {
-                    on_event.emit(ServerEvent::Error(protocol::ErrorBody {
-                        error: format!("the server closed the events socket ({code}): {reason}"),
-                        hint: "the page reconnects by itself; reload for a complete picture".into(),
-                    }));
-                }
-                on_status.emit(SocketStatus::Closed)
-            })
-        };
+        // A refusal before the socket is of any use (the server accepts the
+        // upgrade and closes at once: a browser cannot read an HTTP answer
+        // to its handshake) comes as a close like any other, with a code
+        // and a reason.
+        let on_close = Closure::<dyn FnMut(u16, String)>::new(move |code: u16, reason: String| {
+            on_close.emit((code, reason))
+        });
         let socket = open_socket(
             url,
             on_open.as_ref().unchecked_ref(),

@@ -1488,3 +1488,100 @@ fn a_snapshot_tells_a_lane_its_protocol_so_a_reconnect_keeps_the_h2_label() {
     s.apply(snapshot_speaking(9, Vec::new(), Some("h2")));
     assert_eq!(s.lanes[&ConnId(9)].protocol.as_deref(), Some("h2"));
 }
+
+/// The events socket closed with `code` and the server's `reason`.
+fn socket_closed(code: u16, reason: &str) -> Action {
+    Action::SocketClosed {
+        code,
+        reason: reason.into(),
+    }
+}
+
+#[test]
+fn a_refusal_for_a_cap_is_shown_in_the_servers_words_until_the_link_is_live_again() {
+    let mut s = fresh();
+    s.apply(Action::Socket(SocketStatus::Open));
+    let reason = "8 viewers already watch this session; close another tab of it";
+    s.apply(socket_closed(1013, reason));
+    assert_eq!(s.socket, SocketStatus::Closed, "the page tries again");
+    assert_eq!(
+        s.socket_problem.as_deref(),
+        Some(
+            "The server refused the live link (1013): 8 viewers already watch this session; \
+             close another tab of it. The page tries again by itself, less and less often."
+        )
+    );
+    // The next try is refused again, or drops without a word: the words stay.
+    s.apply(Action::Socket(SocketStatus::Connecting));
+    s.apply(Action::Socket(SocketStatus::Open));
+    s.apply(socket_closed(1006, ""));
+    assert!(s.socket_problem.as_deref().unwrap().contains(reason));
+    // Open is not yet live: a refusal opens the socket before closing it.
+    s.apply(Action::Socket(SocketStatus::Open));
+    assert!(s.socket_problem.is_some());
+    // Live again (its snapshot): the words go.
+    s.apply(snapshot(1, Vec::new()));
+    assert_eq!(s.socket_problem, None);
+    assert_eq!(s.socket, SocketStatus::Open);
+    // Not the composer's error: that is for the control messages.
+    assert_eq!(s.server_error, None);
+}
+
+#[test]
+fn a_refusal_that_retrying_will_not_change_stops_the_page_and_says_so() {
+    let mut s = fresh();
+    s.apply(socket_closed(
+        1008,
+        "this server does not know this session (it expired, or the server restarted); \
+         reload the page for a new one",
+    ));
+    assert_eq!(s.socket, SocketStatus::Refused);
+    assert_eq!(s.socket.name(), "refused");
+    let shown = s.socket_problem.clone().unwrap();
+    assert!(
+        shown.starts_with(
+            "The server refused the live link (1008): this server does not know this session"
+        ),
+        "{shown}"
+    );
+    assert!(
+        shown.ends_with("The page does not retry by itself: press Reconnect, or reload the page."),
+        "{shown}"
+    );
+    // Reconnect: connecting again, the words stay until it is live.
+    s.apply(Action::Socket(SocketStatus::Connecting));
+    assert_eq!(s.socket, SocketStatus::Connecting);
+    assert_eq!(s.socket_problem.as_deref(), Some(shown.as_str()));
+}
+
+#[test]
+fn a_close_the_server_explains_is_shown_and_a_silent_drop_is_not() {
+    let mut s = fresh();
+    s.apply(socket_closed(1006, ""));
+    assert_eq!(s.socket, SocketStatus::Closed);
+    assert_eq!(s.socket_problem, None, "a drop: the status says it");
+    s.apply(socket_closed(1001, "server shutting down"));
+    assert_eq!(s.socket, SocketStatus::Closed);
+    assert_eq!(
+        s.socket_problem.as_deref(),
+        Some(
+            "The server closed the live link (1001): server shutting down. The page \
+             reconnects by itself; reload for a complete picture."
+        )
+    );
+}
+
+#[test]
+fn the_page_waits_longer_after_each_cap_refusal_and_not_at_all_after_1008() {
+    assert_eq!(reconnect_after_ms(1008, 0), None);
+    assert_eq!(reconnect_after_ms(1008, 3), None);
+    let waits: Vec<_> = (1..=7).map(|n| reconnect_after_ms(1013, n)).collect();
+    assert_eq!(
+        waits,
+        [2_000, 4_000, 8_000, 16_000, 30_000, 30_000, 30_000].map(Some)
+    );
+    assert_eq!(reconnect_after_ms(1013, u32::MAX), Some(30_000));
+    for code in [1000, 1001, 1006, 1009, 1011] {
+        assert_eq!(reconnect_after_ms(code, 0), Some(1_000), "{code}");
+    }
+}

@@ -111,6 +111,9 @@ pub fn wrong_key() -> ApiError {
         "the key is printed on the server's console when it starts (or set with \
          --instructor-key); participants need none",
     )
+    .on_socket(
+        "that is not this server's instructor key; use the one printed on its console at start",
+    )
 }
 
 /// 403 for an instructor-only action without a key.

@@ -314,7 +314,12 @@ pub fn unknown_session(id: &SessionId) -> ApiError {
         "create one with POST /api/sessions (the page does this when it loads) and send \
          the id it returns as session=…; reload the page if the server was restarted",
     )
+    .on_socket(UNKNOWN_SESSION_ON_SOCKET)
 }
+
+/// [`unknown_session`] as an events socket's close reason (1008).
+pub const UNKNOWN_SESSION_ON_SOCKET: &str = "this server does not know this session (it expired, \
+     or the server restarted); reload the page for a new one";
 
 impl Sessions {
     /// A registry whose owners start from `defaults`.
@@ -404,7 +409,12 @@ impl Sessions {
                 self.caps.in_flight,
                 "requests in flight",
                 "wait for some to finish or release hanging ones, then send fewer at once",
-            ));
+            )
+            .on_socket(format!(
+                "{} has {} requests in flight, its cap; wait for some to end, or release hanging ones",
+                this(owner),
+                self.caps.in_flight
+            )));
         }
         scope.in_flight += 1;
         scope.last_used = Instant::now();
@@ -442,7 +452,12 @@ impl Sessions {
                 self.caps.viewers,
                 "event viewers open",
                 "a page needs one: close the other tabs or tools watching this session",
-            ));
+            )
+            .on_socket(format!(
+                "{} viewers already watch {}; close another tab of it",
+                self.caps.viewers,
+                this(owner)
+            )));
         }
         scope.viewers += 1;
         scope.had_viewer = owner != &Owner::Anonymous;
@@ -731,6 +746,14 @@ fn new_session_id() -> Result<SessionId, ApiError> {
         ApiError::over_capacity(format!("no randomness for a session id: {e}"), "try again")
     })?;
     SessionId::parse(&format!("s-{hex}")).map_err(|e| ApiError::over_capacity(e, "try again"))
+}
+
+/// `owner` as a close reason names it (short: a reason is at most 123 bytes).
+fn this(owner: &Owner) -> &'static str {
+    match owner {
+        Owner::Anonymous => "the anonymous scope",
+        Owner::Session(_) => "this session",
+    }
 }
 
 /// 503: `owner` already has `cap` of `what`, its cap.

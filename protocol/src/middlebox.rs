@@ -713,7 +713,10 @@ pub enum MiddleboxEvent {
         side: Side,
         /// Data or a keep-alive probe.
         by: RefreshCause,
-        /// Bytes that passed (0 for probes).
+        /// Bytes the middlebox read from that side (0 for probes): read,
+        /// not yet delivered. Each is later either forwarded (`closed`'s
+        /// `client_bytes` / `server_bytes`) or dropped (`closed`'s
+        /// `dropped_bytes`), never both.
         bytes: u64,
         /// Reads (data) or probes since the last event of this kind.
         count: u32,
@@ -792,11 +795,13 @@ pub enum MiddleboxEvent {
         how: CloseHow,
         /// Whether it had expired first.
         after_expiry: bool,
-        /// Bytes forwarded from the client to the server.
+        /// Bytes forwarded from the client to the server (written to it).
         client_bytes: u64,
-        /// Bytes forwarded from the server to the client.
+        /// Bytes forwarded from the server to the client (written to it).
         server_bytes: u64,
-        /// Bytes dropped after expiry, both sides.
+        /// Bytes read but never forwarded, both sides: dropped after expiry,
+        /// or still in the middlebox's buffers when it expired or stopped
+        /// (or when one side reset). With the two above, every byte it read.
         dropped_bytes: u64,
     },
 }

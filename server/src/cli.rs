@@ -16,6 +16,100 @@ pub fn version() -> String {
     }
 }
 
+/// Writes `line` and a newline to stdout, then flushes it, and returns
+/// any error instead of panicking as `println!` does.
+///
+/// Why: a console whose reader has gone (`keepalive-lab | tee log` after
+/// Ctrl-C, `| head -1`, `>/dev/full`) must not end the tool with a panic
+/// (exit 101) before its shutdown has run. Most callers ignore the result
+/// ([`say!`](crate::say)); `--help` and `--version`, whose output is the
+/// point, turn it into exit code 1.
+pub fn say(line: std::fmt::Arguments<'_>) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{line}")?;
+    out.flush()
+}
+
+/// [`say`] for stderr: a warning or an error that cannot be written is
+/// lost rather than turned into a panic (`eprintln!`'s behaviour).
+pub fn say_err(line: std::fmt::Arguments<'_>) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut err = std::io::stderr().lock();
+    writeln!(err, "{line}")?;
+    err.flush()
+}
+
+/// Prints `text` (a tool's help or version) on stdout with [`say`]: exit
+/// code 0 once it is written, else 1 with the reason on stderr, since that
+/// text was the whole point (review H1: `--help >/dev/full` used to panic
+/// with exit code 101).
+pub fn reply(tool: &str, text: &str) -> std::process::ExitCode {
+    // The texts end with their own line break; `say` adds one.
+    match say(format_args!("{}", text.strip_suffix('\n').unwrap_or(text))) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            let _ = say_err(format_args!("{tool}: cannot write to stdout: {e}"));
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// `println!` that never panics: formats like it and writes through
+/// [`cli::say`](crate::cli::say), ignoring a failed write (the console is
+/// advisory; the tool goes on, and shuts down cleanly, without it).
+#[macro_export]
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        let _ = $crate::cli::say(::std::format_args!($($arg)*));
+    }};
+}
+
+/// `eprintln!` that never panics: [`say!`](crate::say) for stderr, through
+/// [`cli::say_err`](crate::cli::say_err).
+#[macro_export]
+macro_rules! say_err {
+    ($($arg:tt)*) => {{
+        let _ = $crate::cli::say_err(::std::format_args!($($arg)*));
+    }};
+}
+
+/// Why a tool's run could not go on. A usage mistake that shows only once
+/// an address is resolved (not loopback, or the middlebox's two addresses
+/// the same socket) is told apart from an I/O failure, so that the command
+/// line exits 2 for the one, as for any other bad argument, and 1 for the
+/// other (`middlebox/cli.rs`, `agent/cli.rs`).
+#[derive(Debug)]
+pub enum Failure {
+    /// An argument is refused (exit code 2).
+    Usage(Usage),
+    /// It could not listen, resolve or write its output (exit code 1).
+    Io(std::io::Error),
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Usage(mistake) => write!(f, "{} (hint: {})", mistake.error, mistake.hint),
+            Failure::Io(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for Failure {}
+
+impl From<std::io::Error> for Failure {
+    fn from(e: std::io::Error) -> Failure {
+        Failure::Io(e)
+    }
+}
+
+impl From<Usage> for Failure {
+    fn from(mistake: Usage) -> Failure {
+        Failure::Usage(mistake)
+    }
+}
+
 /// A command-line mistake: what was wrong, and what to write instead.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Usage {

@@ -271,8 +271,13 @@ fn serve_connection(
             Ended::Shutdown => {
                 conn.set_reason(CloseReason::Shutdown);
                 connection.as_mut().graceful_shutdown();
-                let result = connection.await;
-                conn.note_connection_end(&result);
+                // Bounded like the TLS ports: the watchdog is no longer
+                // polled, so this timeout is what ends a connection whose
+                // request or response never finishes (a body that never comes).
+                if let Ok(result) = tokio::time::timeout(SHUTDOWN_GRACE, connection.as_mut()).await
+                {
+                    conn.note_connection_end(&result);
+                }
             }
         }
     }

@@ -12,9 +12,9 @@ use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use keepalive_lab_server::cli::{Arg, Flags, Spec, Usage};
+use keepalive_lab_server::cli::{self, Arg, Flags, Spec, Usage, usage};
 use keepalive_lab_server::sessions::key::InstructorKey;
-use keepalive_lab_server::{Config, Lab, listener, tls};
+use keepalive_lab_server::{Config, Lab, listener, say, say_err, tls};
 use tokio::net::{TcpListener, TcpSocket};
 
 const USAGE: &str = "\
@@ -23,12 +23,15 @@ usage: keepalive-lab [--port N] [--second-port N] [--bind ADDR] [--workshop] [--
                      [--tls-port N] [--tls-h1-port N] [--tls-streams-port N]
                      [--tls-cert FILE --tls-key FILE]
 
-  --port N                main port (default 8080; 0 picks a free one)
+  --port N                main port (default 8080; 0 picks a free one, and then every port
+                          not given below is a free one too)
   --second-port N         a second origin for the pool lessons (default: port + 1)
-  --bind ADDR             address to listen on (default 127.0.0.1, plus ::1 when it is loopback)
+  --bind ADDR             address to listen on (default 127.0.0.1, and then ::1 too; any other
+                          address, e.g. 127.0.0.2 or ::1, is the only one)
   --workshop              serve a room: listen on every interface (0.0.0.0) unless --bind says
                           otherwise, and print the join link and the instructor link
-  --host-name NAME        another name participants reach this machine by (repeatable), e.g. lab.local
+  --host-name NAME        another name participants reach this machine by (repeatable), e.g.
+                          lab.local: the lab answers to it and its certificate names it
   --dist DIR              the built frontend (default ./dist; a binary from `cargo xtask dist`
                           has the page built in and needs none)
   --middlebox-port N      the lab's middlebox, a NAT-like proxy in front of it (default: port + 2)
@@ -38,14 +41,16 @@ usage: keepalive-lab [--port N] [--second-port N] [--bind ADDR] [--workshop] [--
   --tls-streams-port N    HTTPS with HTTP/2 allowing 4 streams at once per connection
                           (default: port + 5)
   --tls-cert FILE         the TLS ports' certificate chain (PEM); with --tls-key. Default: a
-  --tls-key FILE          self-signed one made at start for localhost, 127.0.0.1 and ::1
+  --tls-key FILE          self-signed one made at start for localhost, 127.0.0.1, ::1, the
+                          --bind address and each --host-name. Each file: a regular file of at
+                          most 1 MiB
 
   -h, --help              this text
   -V, --version           the lab's version
 
 subcommands (standalone tools):
-  keepalive-lab middlebox --help    a NAT gateway / load balancer idle timeout in front of any TCP service
-  keepalive-lab agent --help        a Node-style http.Agent client against any HTTP/1.1 server";
+  keepalive-lab middlebox --help    a NAT gateway / load balancer idle timeout in front of a TCP service on this machine
+  keepalive-lab agent --help        a Node-style http.Agent client against an HTTP/1.1 server on this machine";
 
 /// Command-line options.
 /// The flags, with what each takes (`keepalive_lab_server::cli`: `--flag
@@ -69,8 +74,8 @@ const FLAGS: &[Spec] = &[
 /// What the lab's command line asks for.
 #[derive(Debug)]
 enum Command {
-    /// Serve the lab.
-    Run(Options),
+    /// Serve the lab (boxed: the options are large, the other answers empty).
+    Run(Box<Options>),
     /// `--help`: the usage, on stdout.
     Help,
     /// `--version`.
@@ -79,120 +84,315 @@ enum Command {
 
 #[derive(Debug)]
 struct Options {
-    port: u16,
-    second_port: Option<u16>,
-    middlebox_port: Option<u16>,
+    /// The lab's six ports, as asked (checked against each other in
+    /// [`parse`], so a clash is a usage mistake before anything is bound).
+    ports: Ports,
+    /// The address to listen on: `--bind`, else 0.0.0.0 with
+    /// `--workshop`, else 127.0.0.1.
     bind: IpAddr,
-    /// `--bind` was given (else `--workshop` picks 0.0.0.0).
-    bind_given: bool,
-    workshop: bool,
     host_names: Vec<String>,
     dist: PathBuf,
     key: InstructorKey,
-    tls_port: Option<u16>,
-    tls_h1_port: Option<u16>,
-    tls_streams_port: Option<u16>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
 }
 
+/// Where a port number came from, so that an error about it names the flag
+/// to change (review L6: a clash of a default used to blame a flag the user
+/// never gave).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PortFrom {
+    /// The flag was given (or, for `--port`, its default 8080).
+    Given(&'static str),
+    /// Not given: `--port` + `offset`, the flag's default.
+    Default {
+        /// The flag that would have given it.
+        flag: &'static str,
+        /// Its distance from the main port.
+        offset: u16,
+    },
+}
+
+/// One of the lab's ports: the number asked for (0: any free one) and
+/// where it came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Port {
+    /// The port asked for; 0 lets the kernel choose a free one.
+    number: u16,
+    /// The flag, or the default, that gave it: named in its errors.
+    from: PortFrom,
+}
+
+impl Port {
+    /// The flag that gives this port.
+    fn flag(&self) -> &'static str {
+        match self.from {
+            PortFrom::Given(flag) | PortFrom::Default { flag, .. } => flag,
+        }
+    }
+
+    /// The port as an error message names it: `--tls-port 8083`, or `the
+    /// default --tls-port (--port + 3 = 8083)`.
+    fn describe(&self) -> String {
+        match self.from {
+            PortFrom::Given(flag) => format!("{flag} {}", self.number),
+            PortFrom::Default { flag, offset } => {
+                format!("the default {flag} (--port + {offset} = {})", self.number)
+            }
+        }
+    }
+
+    /// What to write instead when this port cannot be used.
+    fn remedy(&self) -> String {
+        match self.from {
+            PortFrom::Given("--port") => {
+                "is another lab running? Give another --port (0 picks a free one)".to_owned()
+            }
+            PortFrom::Given(flag) => format!("give another {flag}"),
+            PortFrom::Default { flag, .. } => format!("give {flag}, or another --port"),
+        }
+    }
+}
+
+/// The lab's six ports, in the order they are bound.
+#[derive(Debug, Clone, Copy)]
+struct Ports {
+    /// `--port`: the page.
+    main: Port,
+    /// `--second-port`: a second origin, for the pool lessons.
+    second: Port,
+    /// `--middlebox-port`: the lab through its middlebox.
+    middlebox: Port,
+    /// `--tls-port`: HTTPS with HTTP/2 and HTTP/1.1.
+    tls: Port,
+    /// `--tls-h1-port`: HTTPS with HTTP/1.1 only.
+    tls_h1: Port,
+    /// `--tls-streams-port`: HTTPS with HTTP/2 limited to a few streams.
+    tls_streams: Port,
+}
+
+impl Ports {
+    /// The six ports from the flags given (`None`: not given): each
+    /// default is `--port` + its offset, or a free port when `--port` is 0.
+    /// Refuses, as one mistake each, defaults that do not fit under 65536
+    /// (all of them at once) and two ports with the same number.
+    fn plan(main: u16, given: [(&'static str, u16, Option<u16>); 5]) -> Result<Ports, Usage> {
+        let mut overflow = Vec::new();
+        let others = given.map(|(flag, offset, given)| {
+            let from = match given {
+                Some(_) => PortFrom::Given(flag),
+                None => PortFrom::Default { flag, offset },
+            };
+            let number = match given {
+                Some(p) => p,
+                None if main == 0 => 0,
+                None => main.checked_add(offset).unwrap_or_else(|| {
+                    overflow.push(format!("{flag} (--port + {offset})"));
+                    0
+                }),
+            };
+            Port { number, from }
+        });
+        if !overflow.is_empty() {
+            let flags: Vec<&str> = others
+                .iter()
+                .filter(|p| matches!(p.from, PortFrom::Default { .. }))
+                .filter(|p| p.number == 0)
+                .map(Port::flag)
+                .collect();
+            return Err(usage(
+                format!(
+                    "--port {main} leaves no room under 65536 for the default {}",
+                    overflow.join(", ")
+                ),
+                format!("give a lower --port, or give {}", flags.join(", ")),
+            ));
+        }
+        let [second, middlebox, tls, tls_h1, tls_streams] = others;
+        let ports = Ports {
+            main: Port {
+                number: main,
+                from: PortFrom::Given("--port"),
+            },
+            second,
+            middlebox,
+            tls,
+            tls_h1,
+            tls_streams,
+        };
+        let all = ports.all();
+        for (i, a) in all.iter().enumerate() {
+            for b in &all[i + 1..] {
+                if a.number == 0 || a.number != b.number {
+                    continue;
+                }
+                // Name the default that collided, if one did: that is the
+                // flag the user did not write and must now give.
+                let (taken, by) = match (a.from, b.from) {
+                    (_, PortFrom::Default { .. }) => (b, a),
+                    _ => (a, b),
+                };
+                return Err(match taken.from {
+                    PortFrom::Default { flag, .. } => usage(
+                        format!("{} is taken by {}", taken.describe(), by.flag()),
+                        format!("give {flag}, or another --port"),
+                    ),
+                    PortFrom::Given(_) => usage(
+                        format!(
+                            "{} and {} are the same port",
+                            taken.describe(),
+                            by.describe()
+                        ),
+                        "give each of the lab's six ports a different number",
+                    ),
+                });
+            }
+        }
+        Ok(ports)
+    }
+
+    /// The six, in the order they are bound.
+    fn all(&self) -> [Port; 6] {
+        [
+            self.main,
+            self.second,
+            self.middlebox,
+            self.tls,
+            self.tls_h1,
+            self.tls_streams,
+        ]
+    }
+}
+
+/// Whether `name` is a DNS name: dot-separated labels of 1 to 63 letters,
+/// digits and hyphens, none starting or ending with a hyphen, at most 253
+/// characters (review N3: `...` or `-` used to reach the certificate and
+/// the Host check). A trailing dot (the root) is allowed.
+fn is_dns_name(name: &str) -> bool {
+    let name = name.strip_suffix('.').unwrap_or(name);
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        })
+}
+
+/// Reads the lab's command line; a mistake comes back as the text to print
+/// on stderr (`keepalive-lab: …`, a hint, the usage) before exit code 2.
 fn parse(args: impl Iterator<Item = String>) -> Result<Command, String> {
-    let mut options = Options {
-        port: 8080,
-        second_port: None,
-        middlebox_port: None,
-        bind: IpAddr::from([127, 0, 0, 1]),
-        bind_given: false,
-        workshop: false,
-        host_names: Vec::new(),
-        dist: PathBuf::from("dist"),
-        key: InstructorKey::random(),
-        tls_port: None,
-        tls_h1_port: None,
-        tls_streams_port: None,
-        tls_cert: None,
-        tls_key: None,
-    };
+    parse_flags(args).map_err(|m| m.explain("keepalive-lab", USAGE))
+}
+
+/// [`parse`], each mistake a [`Usage`] (what was wrong, what to write),
+/// so that every one is printed the same way (review N2).
+fn parse_flags(args: impl Iterator<Item = String>) -> Result<Command, Usage> {
+    let mut bind = IpAddr::from([127, 0, 0, 1]);
+    let (mut bind_given, mut workshop) = (false, false);
+    let mut host_names: Vec<String> = Vec::new();
+    let mut dist = PathBuf::from("dist");
+    let mut key = None;
+    let (mut tls_cert, mut tls_key) = (None, None);
+    let (mut main_port, mut second, mut middlebox) = (8080, None, None);
+    let (mut tls_port, mut tls_h1, mut tls_streams) = (None, None, None);
     let args: Vec<String> = args.collect();
     let port = |flag: &str, v: &str| {
-        v.parse::<u16>()
-            .map_err(|_| format!("{flag} takes 0 to 65535, got `{v}`"))
+        v.parse::<u16>().map_err(|_| {
+            let example = FLAGS
+                .iter()
+                .find(|s| s.name == flag)
+                .map_or("", |s| s.example);
+            usage(
+                format!("{flag} takes 0 to 65535, got `{v}`"),
+                format!("e.g. {flag} {example} (0 picks a free port)"),
+            )
+        })
     };
-    let explain = |m: Usage| m.explain("keepalive-lab", USAGE);
     for arg in Flags::new(&args, FLAGS) {
-        let (flag, v) = match arg.map_err(explain)? {
+        let (flag, v) = match arg? {
             Arg::Help => return Ok(Command::Help),
             Arg::Version => return Ok(Command::Version),
             Arg::Flag(flag, value) => (flag, value.unwrap_or_default()),
             Arg::Positional(other) => {
-                return Err(format!("unexpected argument `{other}`\n\n{USAGE}"));
+                return Err(usage(
+                    format!("unexpected argument `{other}`"),
+                    "the lab takes only flags; the standalone tools are \
+                     `keepalive-lab middlebox` and `keepalive-lab agent`",
+                ));
             }
         };
         match flag {
-            "--port" => options.port = port(flag, v)?,
-            "--second-port" => options.second_port = Some(port(flag, v)?),
-            "--middlebox-port" => options.middlebox_port = Some(port(flag, v)?),
+            "--port" => main_port = port(flag, v)?,
+            "--second-port" => second = Some(port(flag, v)?),
+            "--middlebox-port" => middlebox = Some(port(flag, v)?),
             "--bind" => {
-                options.bind = v.parse().map_err(|_| {
-                    format!("--bind takes an IP address such as 127.0.0.1 or ::1, got `{v}`")
+                bind = v.parse().map_err(|_| {
+                    usage(
+                        format!("--bind takes an IP address, got `{v}`"),
+                        "e.g. --bind 127.0.0.1, --bind ::1 or --bind 0.0.0.0",
+                    )
                 })?;
-                options.bind_given = true;
+                bind_given = true;
             }
-            "--workshop" => options.workshop = true,
+            "--workshop" => workshop = true,
             "--host-name" => {
-                let ok = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '.';
-                if v.is_empty() || v.len() > 253 || !v.chars().all(ok) {
-                    return Err(format!(
-                        "--host-name takes a DNS name such as lab.local, got `{v}`"
+                if !is_dns_name(v) {
+                    return Err(usage(
+                        format!("--host-name takes a DNS name, got `{v}`"),
+                        "labels of letters, digits and hyphens (not first or last) \
+                         joined by dots, e.g. --host-name lab.local",
                     ));
                 }
-                options.host_names.push(v.to_ascii_lowercase());
+                let name = v.strip_suffix('.').unwrap_or(v).to_ascii_lowercase();
+                if !host_names.contains(&name) {
+                    host_names.push(name);
+                }
             }
-            "--dist" => options.dist = PathBuf::from(v),
-            "--instructor-key" => options.key = InstructorKey::parse(v)?,
-            "--tls-port" => options.tls_port = Some(port(flag, v)?),
-            "--tls-streams-port" => options.tls_streams_port = Some(port(flag, v)?),
-            "--tls-h1-port" => options.tls_h1_port = Some(port(flag, v)?),
-            "--tls-cert" => options.tls_cert = Some(PathBuf::from(v)),
-            _ => options.tls_key = Some(PathBuf::from(v)),
+            "--dist" => dist = PathBuf::from(v),
+            "--instructor-key" => {
+                key = Some(
+                    InstructorKey::parse(v)
+                        .map_err(|e| usage(e, "e.g. --instructor-key a-long-secret"))?,
+                );
+            }
+            "--tls-port" => tls_port = Some(port(flag, v)?),
+            "--tls-streams-port" => tls_streams = Some(port(flag, v)?),
+            "--tls-h1-port" => tls_h1 = Some(port(flag, v)?),
+            "--tls-cert" => tls_cert = Some(PathBuf::from(v)),
+            _ => tls_key = Some(PathBuf::from(v)),
         }
     }
-    if options.workshop && !options.bind_given {
-        options.bind = IpAddr::from([0, 0, 0, 0]);
+    if workshop && !bind_given {
+        bind = IpAddr::from([0, 0, 0, 0]);
     }
-    if options.tls_cert.is_some() != options.tls_key.is_some() {
-        return Err(
-            "--tls-cert and --tls-key go together: give both, or neither for a \
-                    certificate made at start"
-                .to_owned(),
-        );
-    }
-    Ok(Command::Run(options))
-}
-
-/// The port of a TLS listener: `given`, or the main port + `offset` (0 when
-/// the main port was 0), never one of the lab's other ports.
-fn tls_port_for(
-    given: Option<u16>,
-    asked: u16,
-    port: u16,
-    offset: u16,
-    flag: &str,
-    taken: &[u16],
-) -> Result<u16, String> {
-    let chosen = match given {
-        Some(p) => p,
-        None if asked == 0 => 0,
-        None => port
-            .checked_add(offset)
-            .ok_or_else(|| format!("--port {port} leaves no room for {flag}; give {flag}"))?,
-    };
-    if chosen != 0 && taken.contains(&chosen) {
-        return Err(format!(
-            "{flag} must differ from the lab's other ports ({taken:?})"
+    if tls_cert.is_some() != tls_key.is_some() {
+        return Err(usage(
+            "--tls-cert and --tls-key go together",
+            "give both, or neither for a certificate made at start",
         ));
     }
-    Ok(chosen)
+    let ports = Ports::plan(
+        main_port,
+        [
+            ("--second-port", 1, second),
+            ("--middlebox-port", 2, middlebox),
+            ("--tls-port", 3, tls_port),
+            ("--tls-h1-port", 4, tls_h1),
+            ("--tls-streams-port", 5, tls_streams),
+        ],
+    )?;
+    Ok(Command::Run(Box::new(Options {
+        ports,
+        bind,
+        host_names,
+        dist,
+        key: key.unwrap_or_else(InstructorKey::random),
+        tls_cert,
+        tls_key,
+    })))
 }
 
 /// Connections the kernel queues before the lab accepts them. tokio's
@@ -212,134 +412,137 @@ fn listen(address: SocketAddr) -> std::io::Result<TcpListener> {
     socket.listen(LISTEN_BACKLOG)
 }
 
-/// Binds `port` on `bind`, and on `::1` too when `bind` is IPv4 loopback.
-/// Returns the listeners and the port actually bound (for `--port 0`).
-async fn bind_origin(bind: IpAddr, port: u16) -> Result<(Vec<TcpListener>, u16), String> {
-    let main = listen(SocketAddr::new(bind, port)).map_err(|e| {
+/// A port the lab listens on, as bound.
+struct Bound {
+    /// On the bound address, and on `::1` beside 127.0.0.1.
+    listeners: Vec<TcpListener>,
+    /// The port actually bound (the kernel's choice for 0).
+    port: u16,
+    /// Whether `[::1]` answers on it (bound as `--bind ::1`, as the extra
+    /// listener beside 127.0.0.1, or through `::`): only then is
+    /// `http://localhost:PORT/` (which Chromium sends over `::1`) this lab
+    /// (review L3).
+    ipv6_loopback: bool,
+}
+
+/// Binds `port` on `bind`, and on `::1` too when `bind` is 127.0.0.1 (the
+/// default: `localhost` is then a pool of its own). The error names the
+/// flag or default that gave the port, and what to change (review L6).
+async fn bind_origin(bind: IpAddr, port: Port) -> Result<Bound, String> {
+    let address = SocketAddr::new(bind, port.number);
+    let main = listen(address).map_err(|e| {
         format!(
-            "cannot listen on {}: {e}\nIs another lab running? Try another --port.",
-            SocketAddr::new(bind, port)
+            "cannot listen on {address} ({}): {e}\n  hint: {}",
+            port.describe(),
+            port.remedy()
         )
     })?;
-    let port = main.local_addr().map_err(|e| e.to_string())?.port();
+    let number = main.local_addr().map_err(|e| e.to_string())?.port();
     let mut listeners = vec![main];
+    let mut ipv6_loopback =
+        bind == IpAddr::from(Ipv6Addr::LOCALHOST) || bind == IpAddr::from(Ipv6Addr::UNSPECIFIED);
     if bind == IpAddr::from([127, 0, 0, 1]) {
-        match listen(SocketAddr::new(Ipv6Addr::LOCALHOST.into(), port)) {
-            Ok(v6) => listeners.push(v6),
-            Err(e) => eprintln!(
-                "note: no IPv6 loopback on port {port} ({e}); `localhost` may still work over IPv4"
+        match listen(SocketAddr::new(Ipv6Addr::LOCALHOST.into(), number)) {
+            Ok(v6) => {
+                listeners.push(v6);
+                ipv6_loopback = true;
+            }
+            Err(e) => say_err!(
+                "note: no IPv6 loopback on port {number} ({e}); `localhost` may still work over IPv4"
             ),
         }
     }
-    Ok((listeners, port))
+    Ok(Bound {
+        listeners,
+        port: number,
+        ipv6_loopback,
+    })
+}
+
+/// An address as a URL and a `Host` header write it: IPv6 in brackets
+/// (review M1: `http://::1:8080/` is not a URL).
+fn url_host(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => format!("[{v6}]"),
+    }
+}
+
+/// The addresses and names participants are told to use, the first in
+/// every printed link, in URL form ([`url_host`]): the bound address (or,
+/// bound everywhere, each interface's IPv4 address), then each
+/// `--host-name` (review M1, M2: with a loopback bind both used to be
+/// replaced by 127.0.0.1).
+fn hosts_for(bind: IpAddr, names: &[String]) -> Vec<String> {
+    let mut hosts: Vec<String> = if bind.is_unspecified() {
+        if_addrs::get_if_addrs()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|i| !i.is_loopback() && i.ip().is_ipv4())
+            .map(|i| i.ip().to_string())
+            .collect()
+    } else {
+        vec![url_host(bind)]
+    };
+    hosts.extend(names.iter().cloned());
+    if hosts.is_empty() {
+        hosts.push("127.0.0.1".to_owned());
+    }
+    hosts
 }
 
 async fn start(
     options: Options,
 ) -> Result<(Lab, tokio::task::JoinHandle<std::io::Result<()>>), String> {
-    let (mut listeners, port) = bind_origin(options.bind, options.port).await?;
-    let second = match options.second_port {
-        Some(p) => p,
-        None if options.port == 0 => 0,
-        None => port
-            .checked_add(1)
-            .ok_or("--port 65535 leaves no room for the second port; give --second-port")?,
-    };
-    if second == port {
-        return Err(format!("--second-port must differ from --port ({port})"));
-    }
-    let (more, second) = bind_origin(options.bind, second).await?;
-    listeners.extend(more);
-    let middlebox_port = match options.middlebox_port {
-        Some(p) => p,
-        None if options.port == 0 => 0,
-        None => port.checked_add(2).ok_or(
-            "--port 65534 or more leaves no room for the middlebox; give --middlebox-port",
-        )?,
-    };
-    if middlebox_port == port || middlebox_port == second {
-        return Err(format!(
-            "--middlebox-port must differ from the lab's ports ({port}, {second})"
-        ));
-    }
-    let (middlebox_listeners, middlebox_port) = bind_origin(options.bind, middlebox_port).await?;
-    let taken = [port, second, middlebox_port];
-    let tls_port = tls_port_for(
-        options.tls_port,
-        options.port,
-        port,
-        3,
-        "--tls-port",
-        &taken,
-    )?;
-    let (tls_listeners, tls_port) = bind_origin(options.bind, tls_port).await?;
-    let taken = [port, second, middlebox_port, tls_port];
-    let tls_h1_port = tls_port_for(
-        options.tls_h1_port,
-        options.port,
-        port,
-        4,
-        "--tls-h1-port",
-        &taken,
-    )?;
-    let (tls_h1_listeners, tls_h1_port) = bind_origin(options.bind, tls_h1_port).await?;
-    let taken = [port, second, middlebox_port, tls_port, tls_h1_port];
-    let tls_streams_port = tls_port_for(
-        options.tls_streams_port,
-        options.port,
-        port,
-        5,
-        "--tls-streams-port",
-        &taken,
-    )?;
-    let (tls_streams_listeners, tls_streams_port) =
-        bind_origin(options.bind, tls_streams_port).await?;
-    // The addresses participants can use: loopback for this machine; every
-    // interface's address when the lab listens on all of them.
-    let hosts: Vec<String> = if options.bind.is_loopback() {
-        vec!["127.0.0.1".to_owned()]
-    } else if options.bind.is_unspecified() {
-        let mut hosts: Vec<String> = if_addrs::get_if_addrs()
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|i| !i.is_loopback() && i.ip().is_ipv4())
-            .map(|i| i.ip().to_string())
-            .collect();
-        hosts.extend(options.host_names.iter().cloned());
-        if hosts.is_empty() {
-            hosts.push("127.0.0.1".to_owned());
-        }
-        hosts
-    } else {
-        let mut hosts = vec![options.bind.to_string()];
-        hosts.extend(options.host_names.iter().cloned());
-        hosts
-    };
+    let ports = options.ports;
+    let main = bind_origin(options.bind, ports.main).await?;
+    let port = main.port;
+    let localhost_too = main.ipv6_loopback;
+    let mut listeners = main.listeners;
+    let second = bind_origin(options.bind, ports.second).await?;
+    listeners.extend(second.listeners);
+    let second = second.port;
+    let middlebox = bind_origin(options.bind, ports.middlebox).await?;
+    let middlebox_port = middlebox.port;
+    let tls_bound = bind_origin(options.bind, ports.tls).await?;
+    let tls_port = tls_bound.port;
+    let tls_h1_bound = bind_origin(options.bind, ports.tls_h1).await?;
+    let tls_h1_port = tls_h1_bound.port;
+    let tls_streams_bound = bind_origin(options.bind, ports.tls_streams).await?;
+    let tls_streams_port = tls_streams_bound.port;
+    let hosts = hosts_for(options.bind, &options.host_names);
     let tls_source = match (&options.tls_cert, &options.tls_key) {
         (Some(cert), Some(key)) => tls::CertSource::Files {
             cert: cert.clone(),
             key: key.clone(),
         },
         // Every name and address participants are told to use, so that the
-        // HTTPS ports in a workshop answer them with a matching certificate.
+        // HTTPS ports answer them with a matching certificate (IPv6 without
+        // its URL brackets: the certificate names the address itself).
         _ => tls::CertSource::Generate {
-            extra_names: hosts.clone(),
+            extra_names: hosts
+                .iter()
+                .map(|h| h.trim_start_matches('[').trim_end_matches(']').to_owned())
+                .collect(),
         },
     };
     let identity = tls::Identity::load(&tls_source)?;
     let h2_config = tls::server_config(&identity, tls::Offer::H2AndHttp11)?;
     let h1_config = tls::server_config(&identity, tls::Offer::Http11Only)?;
-    let mut tls_ports: Vec<_> = tls_listeners
+    let mut tls_ports: Vec<_> = tls_bound
+        .listeners
         .into_iter()
         .map(|l| (l, h2_config.clone(), tls::MAX_CONCURRENT_STREAMS))
         .collect();
     tls_ports.extend(
-        tls_h1_listeners
+        tls_h1_bound
+            .listeners
             .into_iter()
             .map(|l| (l, h1_config.clone(), tls::MAX_CONCURRENT_STREAMS)),
     );
     tls_ports.extend(
-        tls_streams_listeners
+        tls_streams_bound
+            .listeners
             .into_iter()
             .map(|l| (l, h2_config.clone(), tls::LIMITED_STREAMS)),
     );
@@ -351,69 +554,82 @@ async fn start(
     let lab = Lab::new(Config {
         instructor_key: options.key,
         dist_dir: options.dist,
-        listeners: addresses.clone(),
+        listeners: addresses,
         // Every address and name participants are told to use (the join
         // link's is the first), so that a page opened by it may use the
         // lab's other ports: its second origin, middlebox and HTTPS ports.
         host_names: hosts.clone(),
         ..Config::default()
     });
+    // The lab begins shutting down before this is printed, and a console
+    // that cannot be written is ignored (review H1), so the banner never
+    // stops the lab.
     let host = &hosts[0];
     if !options.bind.is_loopback() {
-        println!(
+        say!(
             "WORKSHOP MODE: the lab listens on {} — anyone on this network can open it. \
              Each participant gets a session of their own; the instructor key below shows and \
              controls the whole room.",
             options.bind
         );
         for h in &hosts {
-            println!("  participants join at: http://{h}:{port}/");
+            say!("  participants join at: http://{h}:{port}/");
         }
-        println!(
+        say!(
             "  instructor view (keep this link to yourself): http://{host}:{port}/#instructor&key={}",
             key.as_str()
         );
     } else {
-        println!("keepalive-lab is running: open http://{host}:{port}/   (Ctrl-C stops it)");
+        say!("keepalive-lab is running: open http://{host}:{port}/   (Ctrl-C stops it)");
+        for name in &hosts[1..] {
+            say!(
+                "  also as http://{name}:{port}/ (where {name} leads to {})",
+                options.bind
+            );
+        }
     }
-    println!("  second origin for the pool lessons: http://{host}:{second}/");
-    println!(
+    say!("  second origin for the pool lessons: http://{host}:{second}/");
+    say!(
         "  the lab through its middlebox (a NAT gateway's idle timeout, scaled): http://{host}:{middlebox_port}/"
     );
-    println!("  HTTPS, HTTP/2 (one connection, many streams): https://{host}:{tls_port}/");
-    println!("  HTTPS, HTTP/1.1 only (the same TLS, to compare): https://{host}:{tls_h1_port}/");
-    println!(
+    say!("  HTTPS, HTTP/2 (one connection, many streams): https://{host}:{tls_port}/");
+    say!("  HTTPS, HTTP/1.1 only (the same TLS, to compare): https://{host}:{tls_h1_port}/");
+    say!(
         "  HTTPS, HTTP/2 with {} streams at once per connection: https://{host}:{tls_streams_port}/",
         tls::LIMITED_STREAMS
     );
     if identity.generated() {
-        println!(
+        say!(
             "    (a certificate made at start for localhost, 127.0.0.1, ::1{}: the browser warns \
              once per origin; choose Advanced → Proceed, or give --tls-cert/--tls-key)",
             hosts
                 .iter()
-                .filter(|h| h.as_str() != "127.0.0.1")
+                .map(|h| h.trim_start_matches('[').trim_end_matches(']'))
+                .filter(|h| !tls::cert::GENERATED_NAMES.contains(h))
                 .map(|h| format!(", {h}"))
                 .collect::<String>()
         );
     }
-    if addresses.iter().any(|a| a.is_ipv6()) {
-        println!("  http://localhost:{port}/ is yet another pool (Chromium sends it over ::1)");
+    if localhost_too {
+        say!("  http://localhost:{port}/ is yet another pool (Chromium sends it over ::1)");
     }
-    println!(
+    say!(
         "  instructor key (whole-server view; keep it to yourself): {}",
         key.as_str()
     );
+    // The lab's middlebox forwards to the main port where it really
+    // listens: the bound address, or loopback of the same family when bound
+    // everywhere (review M1: it was 127.0.0.1 for any loopback address).
     let upstream = SocketAddr::new(
-        if options.bind.is_unspecified() || options.bind.is_loopback() {
-            IpAddr::from([127, 0, 0, 1])
-        } else {
-            options.bind
+        match options.bind {
+            IpAddr::V4(v4) if v4.is_unspecified() => IpAddr::from([127, 0, 0, 1]),
+            IpAddr::V6(v6) if v6.is_unspecified() => IpAddr::from(Ipv6Addr::LOCALHOST),
+            bound => bound,
         },
         port,
     );
     tokio::spawn(keepalive_lab_server::middlebox::serve_all_in_lab(
-        middlebox_listeners,
+        middlebox.listeners,
         upstream,
         lab.clone(),
     ));
@@ -433,7 +649,11 @@ static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 async fn main() -> ExitCode {
     // Logs go to stderr: the standalone tools' stdout is JSON lines only,
     // and the lab's stdout its console (the links to open).
+    // `log_internal_errors(false)`: on a failed write to stderr the
+    // subscriber would otherwise report it with `eprintln!`, which panics
+    // (review H1); a log line that cannot be written is lost instead.
     tracing_subscriber::fmt()
+        .log_internal_errors(false)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
@@ -452,48 +672,45 @@ async fn main() -> ExitCode {
         _ => {}
     }
     let options = match parse(args.into_iter()) {
-        Ok(Command::Run(options)) => options,
-        Ok(Command::Help) => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Ok(Command::Version) => {
-            println!("{}", keepalive_lab_server::cli::version());
-            return ExitCode::SUCCESS;
-        }
+        Ok(Command::Run(options)) => *options,
+        Ok(Command::Help) => return cli::reply("keepalive-lab", USAGE),
+        Ok(Command::Version) => return cli::reply("keepalive-lab", &cli::version()),
         Err(message) => {
-            eprintln!("{message}");
+            say_err!("{message}");
             return ExitCode::from(2);
         }
     };
     if keepalive_lab_server::assets::embedded().is_none()
         && !options.dist.join("index.html").is_file()
     {
-        eprintln!(
+        say_err!(
             "warning: {} has no index.html; build the frontend with `cargo xtask build` \
              (or start with `cargo xtask run`)",
             options.dist.display()
         );
     }
-    let shutdown = keepalive_lab_server::cli::shutdown_signal();
+    let shutdown = cli::shutdown_signal();
     let (lab, server) = match start(options).await {
         Ok(started) => started,
         Err(message) => {
-            eprintln!("{message}");
+            say_err!("keepalive-lab: {message}");
             return ExitCode::FAILURE;
         }
     };
     shutdown.await;
-    println!("shutting down: closing every connection");
+    // Shutdown first, then the console: its reader may be gone with the
+    // same Ctrl-C (`keepalive-lab | tee log`), and the shutdown must not
+    // depend on it (review H1).
     lab.begin_shutdown();
+    say!("shutting down: closing every connection");
     match server.await {
         Ok(Ok(())) => ExitCode::SUCCESS,
         Ok(Err(e)) => {
-            eprintln!("server error: {e}");
+            say_err!("keepalive-lab: server error: {e}");
             ExitCode::FAILURE
         }
         Err(e) => {
-            eprintln!("server task failed: {e}");
+            say_err!("keepalive-lab: server task failed: {e}");
             ExitCode::FAILURE
         }
     }
@@ -505,7 +722,7 @@ mod tests {
 
     fn parse_line(line: &str) -> Result<Options, String> {
         match parse(line.split_whitespace().map(str::to_owned))? {
-            Command::Run(options) => Ok(options),
+            Command::Run(options) => Ok(*options),
             other => Err(format!("{other:?}")),
         }
     }
@@ -513,8 +730,7 @@ mod tests {
     #[test]
     fn flags_take_a_space_or_an_equals_sign_and_host_names_repeat() {
         let o = parse_line("--port=0 --workshop --host-name A.local --host-name=b.local").unwrap();
-        assert_eq!(o.port, 0);
-        assert!(o.workshop);
+        assert_eq!(o.ports.main.number, 0);
         assert_eq!(
             o.bind,
             IpAddr::from([0, 0, 0, 0]),
@@ -541,6 +757,122 @@ mod tests {
         assert!(matches!(alone("--help"), Ok(Command::Help)));
         assert!(matches!(alone("-V"), Ok(Command::Version)));
         assert!(matches!(alone("--version"), Ok(Command::Version)));
+    }
+
+    /// Every value mistake is printed like a flag mistake: the tool's
+    /// name, a hint, then the usage (review N2).
+    #[test]
+    fn value_mistakes_have_the_prefix_a_hint_and_the_usage() {
+        for line in [
+            "--port 70000",
+            "--bind nope",
+            "--host-name a..b",
+            "--instructor-key short",
+            "--tls-cert x",
+            "serve",
+            "--port 20000 --second-port 20003",
+        ] {
+            let message = parse_line(line).expect_err(line);
+            assert!(message.starts_with("keepalive-lab: "), "{line}: {message}");
+            assert!(message.contains("\n  hint: "), "{line}: {message}");
+            assert!(message.ends_with(USAGE), "{line}: {message}");
+        }
+    }
+
+    /// Host names are DNS names: dot-separated non-empty labels of letters,
+    /// digits and hyphens, no hyphen first or last (review N3).
+    #[test]
+    fn host_names_must_be_dns_names() {
+        for good in ["lab.local", "LAB-1.example.org", "a", "lab.local.", "x1"] {
+            assert!(is_dns_name(good), "{good}");
+        }
+        let long_label = "a".repeat(64);
+        for bad in [
+            "",
+            ".",
+            "...",
+            "-",
+            "a..b",
+            ".lab",
+            "-lab.local",
+            "lab-.local",
+            "a b",
+            "lab_1",
+            "[::1]",
+            long_label.as_str(),
+        ] {
+            assert!(!is_dns_name(bad), "{bad:?}");
+            assert!(
+                parse_line(&format!("--host-name={bad}")).is_err(),
+                "{bad:?}"
+            );
+        }
+        let o = parse_line("--host-name Lab.Local. --host-name lab.local").unwrap();
+        assert_eq!(
+            o.host_names,
+            ["lab.local"],
+            "lowercased, root dot dropped, once"
+        );
+    }
+
+    /// Port clashes and overflows are usage mistakes found by `parse`
+    /// (exit code 2), naming the flag to give: a default that collides is
+    /// named as a default (review L6).
+    #[test]
+    fn port_mistakes_name_the_flag_that_gave_the_port() {
+        let o = parse_line("--port 20000").unwrap();
+        let numbers: Vec<u16> = o.ports.all().iter().map(|p| p.number).collect();
+        assert_eq!(numbers, [20000, 20001, 20002, 20003, 20004, 20005]);
+        let o = parse_line("--port 0 --tls-port 9000").unwrap();
+        let numbers: Vec<u16> = o.ports.all().iter().map(|p| p.number).collect();
+        assert_eq!(
+            numbers,
+            [0, 0, 0, 9000, 0, 0],
+            "with --port 0 the others are free"
+        );
+        for (line, error, hint) in [
+            (
+                "--port 20000 --second-port 20003",
+                "the default --tls-port (--port + 3 = 20003) is taken by --second-port",
+                "give --tls-port, or another --port",
+            ),
+            (
+                "--port 20000 --tls-port 20001",
+                "the default --second-port (--port + 1 = 20001) is taken by --tls-port",
+                "give --second-port, or another --port",
+            ),
+            (
+                "--port 20000 --second-port 20000",
+                "--port 20000 and --second-port 20000 are the same port",
+                "give each of the lab's six ports a different number",
+            ),
+            (
+                "--port 65533",
+                "--port 65533 leaves no room under 65536 for the default --tls-port \
+                 (--port + 3), --tls-h1-port (--port + 4), --tls-streams-port (--port + 5)",
+                "give a lower --port, or give --tls-port, --tls-h1-port, --tls-streams-port",
+            ),
+        ] {
+            let message = parse_line(line).expect_err(line);
+            assert!(message.contains(error), "{line}: {message}");
+            assert!(
+                message.contains(&format!("hint: {hint}\n")),
+                "{line}: {message}"
+            );
+        }
+    }
+
+    /// The links' host: the bound address itself, IPv6 in brackets, then
+    /// each --host-name (review M1, M2).
+    #[test]
+    fn links_name_the_bound_address_and_the_host_names() {
+        let names = ["lab.local".to_owned()];
+        assert_eq!(
+            hosts_for(IpAddr::from([127, 0, 0, 2]), &names),
+            ["127.0.0.2", "lab.local"]
+        );
+        assert_eq!(hosts_for(Ipv6Addr::LOCALHOST.into(), &[]), ["[::1]"]);
+        assert_eq!(hosts_for(IpAddr::from([127, 0, 0, 1]), &[]), ["127.0.0.1"]);
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! `keepalive-lab agent URL …`: the Node-style agent against any HTTP/1.1
-//! server, one JSON line per event on stdout.
+//! `keepalive-lab agent URL …`: the Node-style agent against an HTTP/1.1
+//! server on this machine, one JSON line per event on stdout.
 //!
 //! ```text
 //! keepalive-lab agent http://127.0.0.1:8080/api/fast --max-sockets 20 --every 3000 --count 5
@@ -15,10 +15,14 @@
 //! `aborted`; per socket `socket`, `connect`, `keepalive`, `free` (pooled,
 //! handed to a waiting request, or destroyed), `timeout`, `end`, `error`,
 //! `close` (with `had_error` and why); and `finished`. Bad flags get a
-//! message on stderr and exit code 2 (never a panic); an address that cannot
-//! be resolved, 1; a finished run (whatever its requests met), 0. Ctrl-C or
-//! SIGTERM ends the run early: every socket is destroyed and the `finished`
-//! line says `stopped` (exit code 0).
+//! message on stderr and exit code 2 (never a panic), and so does a URL whose
+//! host resolves to an address that is not loopback (the house rule for load
+//! tools: loopback only, bounded in count and time); an address that cannot
+//! be resolved, 1; output that cannot be written, 1, said on stderr at once
+//! and the run stopped; a finished run (whatever its requests met), 0.
+//! Ctrl-C or SIGTERM ends the run early: every socket is destroyed and the
+//! `finished` line says `stopped` (exit code 0). Nothing here panics when
+//! stdout or stderr fail (`--help >/dev/full` exits 1).
 
 use std::io::{self, Write};
 use std::net::SocketAddr;
@@ -89,21 +93,17 @@ pub enum Parsed {
 }
 
 pub use crate::cli::Usage;
-use crate::cli::{Arg, Flags, Spec, usage};
+use crate::cli::{Arg, Failure, Flags, Spec, usage};
 
 /// The flags, with what each takes (Node's option names, in kebab case).
 const FLAGS: &[Spec] = &[
     Spec::switch("--keep-alive"),
     Spec::value("--keep-alive-msecs", "milliseconds", "1000"),
-    Spec::value(
-        "--max-sockets",
-        "a number of sockets or Infinity",
-        "Infinity",
-    ),
+    Spec::value("--max-sockets", "a number of sockets or Infinity", "10"),
     Spec::value(
         "--max-total-sockets",
         "a number of sockets or Infinity",
-        "Infinity",
+        "10",
     ),
     Spec::value("--max-free-sockets", "a number of sockets", "10"),
     Spec::value("--scheduling", "lifo or fifo", "lifo"),
@@ -149,11 +149,21 @@ and the socket is still destroyed after each response.\n"
     )
 }
 
+/// `flag`'s example value from [`FLAGS`]: a hint must suggest a value the
+/// flag accepts (review L5: every hint said 1000, which `--max-sockets`
+/// refuses).
+fn example(flag: &str) -> &'static str {
+    FLAGS
+        .iter()
+        .find(|spec| spec.name == flag)
+        .map_or("", |spec| spec.example)
+}
+
 fn number<T: std::str::FromStr>(flag: &str, value: &str, what: &str) -> Result<T, Usage> {
     value.parse().map_err(|_| {
         usage(
             format!("{flag} takes {what}, got `{value}`"),
-            format!("e.g. {flag} 1000"),
+            format!("e.g. {flag} {}", example(flag)),
         )
     })
 }
@@ -162,7 +172,12 @@ fn sockets(flag: &str, value: &str) -> Result<Option<u32>, Usage> {
     if value.eq_ignore_ascii_case("infinity") {
         return Ok(None);
     }
-    let n: u32 = number(flag, value, "a number of sockets or Infinity")?;
+    let n: u32 = value.parse().map_err(|_| {
+        usage(
+            format!("{flag} takes a number of sockets or Infinity, got `{value}`"),
+            format!("e.g. {flag} {} or {flag} Infinity", example(flag)),
+        )
+    })?;
     if n == 0 || n as usize > SOCKET_CEILING {
         return Err(usage(
             format!("{flag} {n} is out of range"),
@@ -237,6 +252,14 @@ fn split_url(url: &str) -> Result<(String, u16, String), Usage> {
                 ));
             }
         };
+        // Only an IPv6 address goes in brackets (RFC 3986 §3.2.2): `[]`
+        // is a malformed URL, not a host to look up (review N6).
+        if inside.parse::<std::net::Ipv6Addr>().is_err() {
+            return Err(usage(
+                format!("`[{inside}]` is not an IPv6 address"),
+                "e.g. http://[::1]:8080/",
+            ));
+        }
         (format!("[{inside}]"), port)
     } else {
         match authority.rsplit_once(':') {
@@ -244,6 +267,14 @@ fn split_url(url: &str) -> Result<(String, u16, String), Usage> {
             None => (authority.to_owned(), 80),
         }
     };
+    // A second `:` outside brackets (`h:80:90`) is a malformed authority,
+    // not a host named `h:80` (review N6).
+    if host.contains(':') && !host.starts_with('[') {
+        return Err(usage(
+            format!("`{authority}` is not host:port"),
+            "one port, and an IPv6 address in brackets: e.g. http://[::1]:8080/",
+        ));
+    }
     if host.is_empty() {
         return Err(usage(
             format!("`{authority}` is not host:port"),
@@ -426,13 +457,37 @@ pub fn parse_args(args: &[String]) -> Result<Parsed, Usage> {
     })))
 }
 
+/// Refuses a destination that is not a loopback address: the lab's tools
+/// reproduce behaviour on one machine, and a load tool aimed elsewhere is a
+/// small load generator (the house rule; review M3). `::ffff:127.0.0.1`
+/// counts as the IPv4 address it is.
+fn loopback_only(url: &str, bare: &str, addr: SocketAddr) -> Result<(), Usage> {
+    if addr.ip().to_canonical().is_loopback() {
+        return Ok(());
+    }
+    let resolved = if bare == addr.ip().to_string() {
+        String::new()
+    } else {
+        format!(" (`{bare}` resolves to {})", addr.ip())
+    };
+    Err(usage(
+        format!("`{url}` is not on a loopback address{resolved}"),
+        format!(
+            "the agent runs against a server on this machine only: e.g. http://127.0.0.1:{}/ \
+             (or [::1], localhost)",
+            addr.port()
+        ),
+    ))
+}
+
 /// Runs `options`, writing one JSON line per event to `out`, until done or
-/// `until` resolves (then the run ends as `stopped`).
+/// `until` resolves (then the run ends as `stopped`). If `out` fails, the
+/// run is stopped at once and that error returned.
 pub async fn run<W>(
     options: Options,
     out: W,
     until: impl std::future::Future<Output = ()>,
-) -> io::Result<FinishReason>
+) -> Result<FinishReason, Failure>
 where
     W: Write + Send + 'static,
 {
@@ -442,6 +497,7 @@ where
         .map_err(|e| io::Error::new(e.kind(), format!("cannot resolve `{bare}`: {e}")))?
         .next()
         .ok_or_else(|| io::Error::other(format!("`{bare}` resolves to no address")))?;
+    loopback_only(&options.url, bare, addr).map_err(Failure::Usage)?;
     // Node writes the port in `Host` unless it is the default one.
     let host = if options.port == 80 {
         options.host.clone()
@@ -449,14 +505,25 @@ where
         format!("{}:{}", options.host, options.port)
     };
     let (tx, rx) = std::sync::mpsc::channel::<String>();
+    // Told when the writer fails, so that the run stops at once instead of
+    // carrying out its whole plan with nobody told (review L7).
+    let (failed, writer_failed) = tokio::sync::oneshot::channel::<()>();
     let writer = std::thread::spawn(move || -> io::Result<()> {
         let mut out = out;
-        for line in rx {
-            out.write_all(line.as_bytes())?;
-            out.write_all(b"\n")?;
-            out.flush()?;
+        let write = move || -> io::Result<()> {
+            for line in rx {
+                out.write_all(line.as_bytes())?;
+                out.write_all(b"\n")?;
+                out.flush()?;
+            }
+            Ok(())
+        };
+        let written =
+            write().map_err(|e| io::Error::new(e.kind(), format!("cannot write its output: {e}")));
+        if written.is_err() {
+            let _ = failed.send(());
         }
-        Ok(())
+        written
     });
     let started = Instant::now();
     let sink: EventSink = Arc::new(move |event: AgentEvent| {
@@ -484,7 +551,11 @@ where
         url: options.url.clone(),
     };
     let reason = run_plan(agent, plan, async {
-        until.await;
+        tokio::select! {
+            () = until => {}
+            // The writer's error is returned below.
+            Ok(()) = writer_failed => {}
+        }
         FinishReason::Stopped
     })
     .await;
@@ -510,28 +581,29 @@ fn line(started: Instant, event: &AgentEvent) -> String {
 }
 
 /// `keepalive-lab agent …`: `args` are the arguments after the subcommand.
-/// Exit code 0 when the run ends (or `--help`, `--version`), 2 for bad flags, 1 when the
-/// host cannot be resolved or the output cannot be written.
+/// Exit code 0 when the run ends (or `--help`, `--version`), 2 for bad flags
+/// (a host that is not loopback among them), 1 when the host cannot be
+/// resolved or the output cannot be written.
 pub async fn run_cli(args: Vec<String>) -> ExitCode {
     let options = match parse_args(&args) {
-        Ok(Parsed::Help) => {
-            print!("{}", help());
-            return ExitCode::SUCCESS;
-        }
+        Ok(Parsed::Help) => return crate::cli::reply("keepalive-lab agent", &help()),
         Ok(Parsed::Version) => {
-            println!("{}", crate::cli::version());
-            return ExitCode::SUCCESS;
+            return crate::cli::reply("keepalive-lab agent", &crate::cli::version());
         }
         Ok(Parsed::Run(options)) => *options,
         Err(mistake) => {
-            eprintln!("{}", explain(&mistake));
+            crate::say_err!("{}", explain(&mistake));
             return ExitCode::from(2);
         }
     };
     match run(options, io::stdout(), crate::cli::shutdown_signal()).await {
         Ok(_) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("keepalive-lab agent: {e}");
+        Err(Failure::Usage(mistake)) => {
+            crate::say_err!("{}", explain(&mistake));
+            ExitCode::from(2)
+        }
+        Err(Failure::Io(e)) => {
+            crate::say_err!("keepalive-lab agent: {e}");
             ExitCode::from(1)
         }
     }
@@ -607,6 +679,49 @@ mod tests {
         }
         assert_eq!(parse_args(&args("--help")), Ok(Parsed::Help));
         assert_eq!(parse_args(&args("--version")), Ok(Parsed::Version));
+    }
+
+    /// Review L5: the hint after a bad value names a value the same flag
+    /// then accepts.
+    #[test]
+    fn every_hint_suggests_a_value_its_flag_accepts() {
+        for spec in FLAGS.iter().filter(|spec| spec.value.is_some()) {
+            let flag = spec.name;
+            if flag == "--scheduling" || flag == "--method" || flag == "--connection" {
+                continue; // words, not numbers: their hints are their own
+            }
+            let bad = format!("http://127.0.0.1:1/ {flag} INF");
+            let mistake = parse_args(&args(&bad)).expect_err(&bad);
+            let suggested = mistake
+                .hint
+                .strip_prefix("e.g. ")
+                .and_then(|h| h.split(" or ").next())
+                .unwrap_or_else(|| panic!("{bad}: {mistake:?}"));
+            let again = format!("http://127.0.0.1:1/ {suggested}");
+            assert!(
+                matches!(parse_args(&args(&again)), Ok(Parsed::Run(_))),
+                "{bad}: the hint `{suggested}` is refused: {:?}",
+                parse_args(&args(&again))
+            );
+        }
+    }
+
+    /// Review N6: a malformed authority is a usage mistake, not a host to
+    /// look up.
+    #[test]
+    fn malformed_authorities_are_usage_mistakes() {
+        for bad in [
+            "http://[]:80/",
+            "http://[]/",
+            "http://[nope]:80/",
+            "http://h:80:90/",
+            "http://::1:80/",
+        ] {
+            let mistake = parse_args(&args(bad)).expect_err(bad);
+            assert!(mistake.hint.contains("http://"), "{bad}: {mistake:?}");
+        }
+        let o = options("http://[::ffff:127.0.0.1]:8080/");
+        assert_eq!((o.host.as_str(), o.port), ("[::ffff:127.0.0.1]", 8080));
     }
 
     #[test]

@@ -219,6 +219,18 @@ impl ResponseReader {
                         }
                         return Ok(steps);
                     };
+                    // The cap holds for a head that completed in this very
+                    // read too, not only for one still arriving: Node's
+                    // parser counts every byte of the head against
+                    // `maxHeaderSize` (`HPE_HEADER_OVERFLOW` in llhttp, see
+                    // `lib/_http_client.js` and the `--max-http-header-size`
+                    // docs), however the bytes were split across reads.
+                    if used > MAX_HEAD_BYTES {
+                        return Err(error(
+                            "HPE_HEADER_OVERFLOW",
+                            format!("response head over {MAX_HEAD_BYTES} bytes"),
+                        ));
+                    }
                     let rest = self.buf.split_off(used);
                     self.buf.clear();
                     if (100..200).contains(&head.status) {
@@ -490,6 +502,29 @@ mod tests {
             request_head("GET", "/", "h", "close", true),
             b"GET / HTTP/1.1\r\nConnection: close\r\nHost: h\r\n\r\n"
         );
+    }
+
+    /// Review L1: a head over [`MAX_HEAD_BYTES`] is refused however it is
+    /// split, also when it completes in the read that crosses the cap.
+    #[test]
+    fn a_head_over_the_cap_is_refused_when_it_completes_past_it() {
+        let mut wire = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-A: ".to_vec();
+        wire.resize(20_000 - 4, b'a');
+        wire.extend_from_slice(b"\r\n\r\nok");
+        for first in [MAX_HEAD_BYTES, 10_000, 1] {
+            let mut reader = ResponseReader::new("GET");
+            let result = reader
+                .feed(&wire[..first])
+                .and_then(|_| reader.feed(&wire[first..]));
+            let error = result.expect_err("over the cap");
+            assert_eq!(error.code, "HPE_HEADER_OVERFLOW", "first read {first}");
+        }
+        // At the cap exactly, it is read.
+        let mut wire = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-A: ".to_vec();
+        wire.resize(MAX_HEAD_BYTES - 4, b'a');
+        wire.extend_from_slice(b"\r\n\r\nok");
+        let steps = ResponseReader::new("GET").feed(&wire).expect("at the cap");
+        assert_eq!(head_of(&steps).status, 200);
     }
 
     #[test]

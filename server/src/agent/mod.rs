@@ -8,7 +8,8 @@
 //! ([`protocol::AgentEvent`]). It runs two ways:
 //!
 //! - **standalone**: [`cli::run_cli`] (`keepalive-lab agent URL …`), one JSON
-//!   line per event, against any HTTP/1.1 server;
+//!   line per event, against an HTTP/1.1 server on this machine (its URL's
+//!   host must resolve to a loopback address);
 //! - **in the lab**: [`lab::start`] / [`lab::stop`] (`agent_start` /
 //!   `agent_stop` on `/api/events`), against the lab's own listeners, its
 //!   events recorded for the session's viewers beside the server's view of

@@ -1,4 +1,5 @@
-//! `keepalive-lab middlebox`: the middlebox in front of any TCP service.
+//! `keepalive-lab middlebox`: the middlebox in front of a TCP service on
+//! this machine.
 //!
 //! ```text
 //! keepalive-lab middlebox --listen 127.0.0.1:9000 --upstream 127.0.0.1:8080 --preset aws-nat --scale 100
@@ -7,14 +8,22 @@
 //! prints one JSON line per event to stdout: first a `middlebox_started` line
 //! that says the settings, the time scale in words and whether keep-alive
 //! probes can be seen here, then one `middlebox` event per line (the lab's
-//! [`protocol::ServerEvent::Middlebox`]), until Ctrl-C or SIGTERM (then each
-//! open mapping's `closed` line, and exit code 0). Bad flags get a
-//! message on stderr and exit code 2; a port that cannot be bound, exit code 1.
+//! [`protocol::ServerEvent::Middlebox`]), until Ctrl-C, SIGTERM or the end of
+//! `--duration` (default 1 h, at most 24 h; then each open mapping's `closed`
+//! line, and exit code 0). Bad flags get a message on stderr and exit code 2,
+//! and so do a `--listen` or `--upstream` that is not a loopback address once
+//! resolved (the house rule for fault tools: loopback only, bounded in count
+//! and time, stops by itself; a non-loopback `--listen` would make it an open
+//! relay) and the two resolving to the same socket; a port that cannot be
+//! bound, or output that cannot be written, exit code 1 (said on stderr at
+//! once). Nothing here panics when stdout or stderr fail (`--help >/dev/full`
+//! exits 1).
 
 use std::future::Future;
 use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use protocol::{
     CUSTOM_MAX_MS, CUSTOM_MIN_MS, IN_FORCE_MIN_MS, MiddleboxPatch, MiddleboxSettings, Preset,
@@ -30,7 +39,15 @@ use super::{Limits, Middlebox};
 /// The usage line, also printed with every error.
 pub const USAGE: &str = "usage: keepalive-lab middlebox --listen ADDR:PORT --upstream ADDR:PORT \
 [--preset aws-nat|aws-nlb|azure-lb|gcp-nat|alb|custom] [--idle-timeout DURATION] \
-[--on-expiry rst|rst-either|rst-both|silent|fin] [--scale N] [--max-mappings N]";
+[--on-expiry rst|rst-either|rst-both|silent|fin] [--scale N] [--max-mappings N] \
+[--duration DURATION]";
+
+/// `--duration` when not given: a middlebox left running stops by itself
+/// (the house rule for fault tools: bounded in time).
+pub const DEFAULT_DURATION_MS: u64 = 3_600_000;
+/// Longest `--duration`: a day, so a forgotten middlebox is gone by the
+/// next one.
+pub const MAX_DURATION_FLAG_MS: u64 = 24 * 3_600_000;
 
 /// What the standalone middlebox was asked to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,6 +60,9 @@ pub struct Options {
     pub settings: MiddleboxSettings,
     /// Mappings open at once.
     pub max_mappings: usize,
+    /// How long it runs before it stops by itself, milliseconds
+    /// (`--duration`; [`DEFAULT_DURATION_MS`] when not given).
+    pub duration_ms: u64,
 }
 
 /// What the command line asks for.
@@ -57,7 +77,7 @@ pub enum Parsed {
 }
 
 pub use crate::cli::Usage;
-use crate::cli::{Arg, Flags, Spec, usage};
+use crate::cli::{Arg, Failure, Flags, Spec, usage};
 
 /// The flags, with what each takes.
 const FLAGS: &[Spec] = &[
@@ -80,6 +100,7 @@ const FLAGS: &[Spec] = &[
     ),
     Spec::value("--scale", "a whole number", "100"),
     Spec::value("--max-mappings", "a number", "1024"),
+    Spec::value("--duration", "a duration, at most 24h", "1h"),
 ];
 
 /// A mistake as the tool prints it: what, the hint, then the usage line.
@@ -110,24 +131,43 @@ pub fn help() -> String {
          makes a custom middlebox (on expiry rst unless --on-expiry says otherwise); with neither, \
          an AWS NAT gateway.\n--scale N divides every timeout by N (100: 350 s become 3.5 s); keep-alive \
          probe intervals are the peers' own and are not scaled.\n--max-mappings caps connections \
-         held at once (default 1024; past it a client gets an RST).\n",
+         held at once (default 1024; past it a client gets an RST).\n--duration stops it by itself after \
+         that long (default 1h, at most 24h), as Ctrl-C does.\n--listen and --upstream must be \
+         loopback addresses (127.0.0.1, [::1], localhost): the middlebox reproduces a fault on this \
+         machine, and a non-loopback --listen would make it an open relay.\n",
     );
     text
 }
 
+/// Longest duration [`parse_duration`] reads, 1000 h: past every flag's own
+/// range (the longest is `--duration`, 24 h), so that a number too large
+/// for any of them is told "too long", not something about milliseconds.
+const MAX_DURATION_MS: u64 = 1_000 * 3_600_000;
+
 /// Parses `350s`, `1500ms`, `4m`, `1h`, `2.5s` into milliseconds.
+///
+/// The number is read as integers (its whole part and its decimal digits),
+/// never as a float: `1.001s` is exactly 1001 ms and `4.1m` exactly
+/// 246 000 ms, where `1.001 × 1000.0` is not a whole number in binary
+/// floating point (review L4).
 pub fn parse_duration(text: &str) -> Result<u64, Usage> {
     let hint = "write a number and a unit: 350s, 1500ms, 4m, 1h";
     let text = text.trim();
+    if text.starts_with('-') {
+        return Err(usage(
+            format!("`{text}`: a duration cannot be negative"),
+            hint,
+        ));
+    }
     let split = text
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .ok_or_else(|| usage(format!("the duration `{text}` has no unit"), hint))?;
     let (number, unit) = text.split_at(split);
-    let per_unit: f64 = match unit.trim() {
-        "ms" => 1.0,
-        "s" | "sec" => 1_000.0,
-        "m" | "min" => 60_000.0,
-        "h" => 3_600_000.0,
+    let per_unit: u64 = match unit.trim() {
+        "ms" => 1,
+        "s" | "sec" => 1_000,
+        "m" | "min" => 60_000,
+        "h" => 3_600_000,
         other => {
             return Err(usage(
                 format!("`{other}` in `{text}` is not a unit of time"),
@@ -135,17 +175,59 @@ pub fn parse_duration(text: &str) -> Result<u64, Usage> {
             ));
         }
     };
-    let value: f64 = number
-        .parse()
-        .map_err(|_| usage(format!("`{text}` is not a duration"), hint))?;
-    let ms = value * per_unit;
-    if !ms.is_finite() || !(0.0..=1e15).contains(&ms) || ms.fract() != 0.0 {
+    let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+    // `2.5`, `.5` and `5.` as before; at least one digit, one point at most.
+    let digits = |part: &str| part.bytes().all(|b| b.is_ascii_digit());
+    if !digits(whole) || !digits(fraction) || whole.len() + fraction.len() == 0 {
+        return Err(usage(format!("`{text}` is not a duration"), hint));
+    }
+    let whole = if whole.is_empty() { "0" } else { whole };
+    let too_long = || {
+        usage(
+            format!(
+                "`{text}` is too long (at most {}h)",
+                MAX_DURATION_MS / 3_600_000
+            ),
+            hint,
+        )
+    };
+    // Whole part: saturates past u64 (then refused as too long).
+    let whole_ms = whole
+        .parse::<u64>()
+        .ok()
+        .and_then(|w| w.checked_mul(per_unit))
+        .ok_or_else(too_long)?;
+    // Fraction: `per_unit` has at most 7 digits, so only the first 7
+    // decimals can contribute; any non-zero digit past what makes whole
+    // milliseconds is refused below.
+    let fraction = fraction.trim_end_matches('0');
+    let mut scale = 1u64;
+    let mut numerator = 0u64;
+    for b in fraction.bytes() {
+        if scale >= 10_000_000 {
+            return Err(usage(
+                format!("`{text}` is not a whole number of milliseconds"),
+                hint,
+            ));
+        }
+        numerator = numerator * 10 + u64::from(b - b'0');
+        scale *= 10;
+    }
+    // `numerator / scale` of a unit, in ms: exact or refused.
+    let fraction_ms = numerator * per_unit;
+    if !fraction_ms.is_multiple_of(scale) {
         return Err(usage(
             format!("`{text}` is not a whole number of milliseconds"),
             hint,
         ));
     }
-    Ok(ms as u64)
+    let ms = whole_ms
+        .checked_add(fraction_ms / scale)
+        .ok_or_else(too_long)?;
+    if ms > MAX_DURATION_MS {
+        return Err(too_long());
+    }
+    Ok(ms)
 }
 
 /// A duration as the command line writes it: `350s`, `1500ms`.
@@ -174,8 +256,23 @@ fn parse_scale(value: &str) -> Result<u32, Usage> {
     }
 }
 
-/// `--idle-timeout` against the preset's documented range, said in flags.
-fn check_idle_timeout(preset: Preset, ms: u64) -> Result<(), Usage> {
+/// `--duration`: a duration from 1 ms to [`MAX_DURATION_FLAG_MS`], read like
+/// the middlebox's other durations. Bounded because a fault tool must stop
+/// by itself (the house rule); a day is long enough for any one session.
+fn parse_run_duration(value: &str) -> Result<u64, Usage> {
+    let ms = parse_duration(value)?;
+    if ms == 0 || ms > MAX_DURATION_FLAG_MS {
+        return Err(usage(
+            format!("--duration {} is out of range", value.trim()),
+            "give --duration 1ms to 24h, e.g. --duration 1h (the default)",
+        ));
+    }
+    Ok(ms)
+}
+
+/// `--idle-timeout` against the preset's documented range, said in flags;
+/// `given` is the value as written, echoed back as such.
+fn check_idle_timeout(preset: Preset, ms: u64, given: &str) -> Result<(), Usage> {
     let spec = preset.spec();
     let (low, high) = spec.idle_timeout_range_ms;
     if (low..=high).contains(&ms) {
@@ -186,7 +283,11 @@ fn check_idle_timeout(preset: Preset, ms: u64) -> Result<(), Usage> {
         flag_duration(CUSTOM_MIN_MS),
         flag_duration(CUSTOM_MAX_MS)
     );
-    let got = flag_duration(ms);
+    let got = if given.is_empty() {
+        flag_duration(ms)
+    } else {
+        given.to_owned()
+    };
     Err(if preset == Preset::Custom {
         usage(
             format!("--idle-timeout {got} is out of range for a custom middlebox"),
@@ -218,12 +319,21 @@ fn check_idle_timeout(preset: Preset, ms: u64) -> Result<(), Usage> {
     })
 }
 
-/// Checks that `text` looks like `HOST:PORT`.
+/// Checks that `text` looks like `HOST:PORT`. Port 0 is refused for
+/// `--upstream`: nothing listens there, so every client would be refused
+/// (review N4); for `--listen` it asks for any free port.
 fn address(flag: &str, text: &str) -> Result<String, Usage> {
-    let ok = text
+    let port = text
         .rsplit_once(':')
-        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
-    if ok {
+        .filter(|(host, _)| !host.is_empty())
+        .and_then(|(_, port)| port.parse::<u16>().ok());
+    if port == Some(0) && flag == "--upstream" {
+        return Err(usage(
+            format!("--upstream `{text}` has port 0, where no service listens"),
+            "give the service's port, e.g. --upstream 127.0.0.1:8080",
+        ));
+    }
+    if port.is_some() {
         Ok(text.to_owned())
     } else {
         Err(usage(
@@ -243,9 +353,12 @@ pub fn parse_args(args: &[String]) -> Result<Parsed, Usage> {
     let mut upstream = None;
     let mut preset = None;
     let mut idle_timeout_ms = None;
+    // As the user wrote it, to echo it back (`0ms` is not "0s").
+    let mut idle_timeout_text: Option<String> = None;
     let mut on_expiry = None;
     let mut scale = None;
     let mut max_mappings = None;
+    let mut duration_ms = None;
     for arg in Flags::new(args, FLAGS) {
         let (flag, value) = match arg? {
             Arg::Help => return Ok(Parsed::Help),
@@ -269,7 +382,10 @@ pub fn parse_args(args: &[String]) -> Result<Parsed, Usage> {
                     )
                 })?);
             }
-            "--idle-timeout" => idle_timeout_ms = Some(parse_duration(value)?),
+            "--idle-timeout" => {
+                idle_timeout_ms = Some(parse_duration(value)?);
+                idle_timeout_text = Some(value.trim().to_owned());
+            }
             "--on-expiry" => {
                 on_expiry = Some(parse_on_expiry(value).ok_or_else(|| {
                     usage(
@@ -279,6 +395,7 @@ pub fn parse_args(args: &[String]) -> Result<Parsed, Usage> {
                 })?);
             }
             "--scale" => scale = Some(parse_scale(value)?),
+            "--duration" => duration_ms = Some(parse_run_duration(value)?),
             _ => {
                 max_mappings = Some(
                     value
@@ -316,7 +433,7 @@ pub fn parse_args(args: &[String]) -> Result<Parsed, Usage> {
         Preset::AwsNat
     });
     if let Some(ms) = idle_timeout_ms {
-        check_idle_timeout(preset, ms)?;
+        check_idle_timeout(preset, ms, idle_timeout_text.as_deref().unwrap_or_default())?;
     }
     let base = preset.settings(1);
     let patch = MiddleboxPatch {
@@ -330,7 +447,8 @@ pub fn parse_args(args: &[String]) -> Result<Parsed, Usage> {
         // The protocol's hints speak JSON; say it in flags.
         // Scale and idle timeout were checked above: what is left is the
         // expiry behaviour, or the floor on the scaled timeout.
-        let hint = if body.error.contains("does not offer") {
+        let offers = body.error.contains("does not offer");
+        let hint = if offers {
             format!(
                 "the {} offers --on-expiry {}; use --preset custom for any behaviour",
                 preset.spec().name,
@@ -352,13 +470,24 @@ pub fn parse_args(args: &[String]) -> Result<Parsed, Usage> {
                 ),
             }
         };
-        usage(body.error, hint)
+        // The protocol's error names the JSON field (`on_expiry`); say the
+        // flag the user typed instead (review N5).
+        let error = match on_expiry {
+            Some(asked) if offers => format!(
+                "the {} does not offer --on-expiry {}",
+                preset.spec().name,
+                on_expiry_cli_name(asked)
+            ),
+            _ => body.error,
+        };
+        usage(error, hint)
     })?;
     Ok(Parsed::Run(Options {
         listen,
         upstream,
         settings,
         max_mappings: max_mappings.unwrap_or(Limits::default().max_mappings),
+        duration_ms: duration_ms.unwrap_or(DEFAULT_DURATION_MS),
     }))
 }
 
@@ -377,6 +506,17 @@ struct Started<'a> {
     probes: &'static str,
     source: &'static str,
     max_mappings: usize,
+    /// `--duration`: when it stops by itself, milliseconds after start.
+    stops_after_ms: u64,
+}
+
+/// Why a run that went well ended: said on stderr when it stopped by itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stopped {
+    /// `until` resolved (Ctrl-C or SIGTERM on the command line).
+    Asked,
+    /// `--duration` was over: it stopped by itself, as on Ctrl-C.
+    DurationOver,
 }
 
 /// Resolves `HOST:PORT` (the first address).
@@ -391,14 +531,58 @@ async fn resolve(flag: &str, text: &str) -> io::Result<SocketAddr> {
         .ok_or_else(|| io::Error::other(format!("{flag} {text}: no address")))
 }
 
+/// Refuses `address` (what `flag`'s `text` resolved to) unless it is a
+/// loopback address: the lab is for reproducing a fault on one machine, and
+/// a non-loopback `--listen` would make the middlebox an open relay to its
+/// upstream (the house rule for fault tools; review M3). An IPv4 address
+/// written as IPv6 (`::ffff:127.0.0.1`) counts as what it is.
+fn loopback_only(flag: &str, text: &str, address: SocketAddr) -> Result<(), Usage> {
+    if address.ip().to_canonical().is_loopback() {
+        return Ok(());
+    }
+    let resolved = if text == address.to_string() {
+        String::new()
+    } else {
+        format!(" (it resolves to {address})")
+    };
+    Err(usage(
+        format!("{flag} {text} is not a loopback address{resolved}"),
+        format!(
+            "the middlebox reproduces a fault on this machine only, so that it never becomes an \
+             open relay: give a loopback address, e.g. {flag} 127.0.0.1:{} (or [::1], localhost)",
+            address.port()
+        ),
+    ))
+}
+
 /// Runs the middlebox for `options`, writing JSON lines to `out`, until
-/// `until` resolves.
-pub async fn run<W>(options: Options, out: W, until: impl Future<Output = ()>) -> io::Result<()>
+/// `until` resolves or `options.duration_ms` has passed (then every open
+/// mapping is closed the same way, and says so in its `closed` line). If
+/// `out` fails, it stops at once and returns that error.
+pub async fn run<W>(
+    options: Options,
+    out: W,
+    until: impl Future<Output = ()>,
+) -> Result<Stopped, Failure>
 where
     W: Write + Send + 'static,
 {
     let listen = resolve("--listen", &options.listen).await?;
+    loopback_only("--listen", &options.listen, listen)?;
     let upstream = resolve("--upstream", &options.upstream).await?;
+    loopback_only("--upstream", &options.upstream, upstream)?;
+    // Each client would be proxied back into the middlebox itself, mapping
+    // after mapping until the cap (review N4).
+    if listen == upstream {
+        return Err(usage(
+            format!(
+                "--listen {} and --upstream {} are the same socket ({listen})",
+                options.listen, options.upstream
+            ),
+            "the middlebox would proxy into itself: give --upstream the service's own port",
+        )
+        .into());
+    }
     let listener = TcpListener::bind(listen)
         .await
         .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {listen}: {e}")))?;
@@ -426,62 +610,90 @@ where
         },
         source: settings.preset.spec().source,
         max_mappings: options.max_mappings,
+        stops_after_ms: options.duration_ms,
     };
     let first = serde_json::to_string(&started).map_err(io::Error::other)?;
     let mut events = middlebox.events();
+    // Told when the printer fails, so that the middlebox stops at once
+    // instead of proxying on with nobody told (review L7).
+    let (failed, printer_failed) = tokio::sync::oneshot::channel::<()>();
     // A blocking thread writes the lines: a slow stdout never stalls the
     // proxy, it only makes this receiver lag (then `events_dropped`).
     let printer = tokio::task::spawn_blocking(move || -> io::Result<()> {
         let mut out = out;
-        writeln!(out, "{first}")?;
-        out.flush()?;
-        loop {
-            let line = match events.blocking_recv() {
-                Ok(event) => serde_json::to_string(&*event).map_err(io::Error::other)?,
-                Err(RecvError::Lagged(count)) => {
-                    serde_json::to_string(&ServerEvent::EventsDropped { count })
-                        .map_err(io::Error::other)?
-                }
-                Err(RecvError::Closed) => return Ok(()),
-            };
-            writeln!(out, "{line}")?;
+        let mut print = move || -> io::Result<()> {
+            writeln!(out, "{first}")?;
             out.flush()?;
+            loop {
+                let line = match events.blocking_recv() {
+                    Ok(event) => serde_json::to_string(&*event).map_err(io::Error::other)?,
+                    Err(RecvError::Lagged(count)) => {
+                        serde_json::to_string(&ServerEvent::EventsDropped { count })
+                            .map_err(io::Error::other)?
+                    }
+                    Err(RecvError::Closed) => return Ok(()),
+                };
+                writeln!(out, "{line}")?;
+                out.flush()?;
+            }
+        };
+        let printed =
+            print().map_err(|e| io::Error::new(e.kind(), format!("cannot write its output: {e}")));
+        if printed.is_err() {
+            let _ = failed.send(());
         }
+        printed
     });
     let serving = middlebox.clone();
     let serve = tokio::spawn(async move { serving.serve(listener).await });
-    until.await;
+    let stopped = tokio::select! {
+        () = until => Stopped::Asked,
+        () = tokio::time::sleep(Duration::from_millis(options.duration_ms)) => Stopped::DurationOver,
+        // The printer's error is returned below.
+        Ok(()) = printer_failed => Stopped::Asked,
+    };
     middlebox.stop();
     let _ = serve.await;
     // The last handle on the event stream: dropping it ends the printer once
     // it has written everything.
     drop(middlebox);
-    printer.await.map_err(io::Error::other)?
+    printer.await.map_err(io::Error::other)??;
+    Ok(stopped)
 }
 
 /// `keepalive-lab middlebox …`: `args` are the arguments after the
-/// subcommand. Exit code 0 after Ctrl-C or SIGTERM (or `--help`, `--version`), 2 for bad flags, 1
-/// when it cannot listen or resolve an address.
+/// subcommand. Exit code 0 after Ctrl-C, SIGTERM or `--duration` (or
+/// `--help`, `--version`), 2 for bad flags (a non-loopback address among
+/// them), 1 when it cannot listen, resolve an address or write its output.
 pub async fn run_cli(args: Vec<String>) -> ExitCode {
     let options = match parse_args(&args) {
-        Ok(Parsed::Help) => {
-            print!("{}", help());
-            return ExitCode::SUCCESS;
-        }
+        Ok(Parsed::Help) => return crate::cli::reply("keepalive-lab middlebox", &help()),
         Ok(Parsed::Version) => {
-            println!("{}", crate::cli::version());
-            return ExitCode::SUCCESS;
+            return crate::cli::reply("keepalive-lab middlebox", &crate::cli::version());
         }
         Ok(Parsed::Run(options)) => options,
         Err(mistake) => {
-            eprintln!("{}", explain(&mistake));
+            crate::say_err!("{}", explain(&mistake));
             return ExitCode::from(2);
         }
     };
+    let duration_ms = options.duration_ms;
     match run(options, io::stdout(), crate::cli::shutdown_signal()).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("keepalive-lab middlebox: {e}");
+        Ok(Stopped::Asked) => ExitCode::SUCCESS,
+        Ok(Stopped::DurationOver) => {
+            crate::say_err!(
+                "keepalive-lab middlebox: stopped by itself after {} (its --duration; \
+                 give a longer one, at most 24h, to keep it running)",
+                human_ms(duration_ms)
+            );
+            ExitCode::SUCCESS
+        }
+        Err(Failure::Usage(mistake)) => {
+            crate::say_err!("{}", explain(&mistake));
+            ExitCode::from(2)
+        }
+        Err(Failure::Io(e)) => {
+            crate::say_err!("keepalive-lab middlebox: {e}");
             ExitCode::from(1)
         }
     }
@@ -514,6 +726,81 @@ mod tests {
         for bad in ["350", "s", "3x", "-1s", "1.5ms", "", "1e3s", "..s"] {
             let error = parse_duration(bad).unwrap_err();
             assert!(error.hint.contains("350s, 1500ms"), "{bad}: {error:?}");
+        }
+    }
+
+    /// Review L4: decimals are exact (no float rounding), and the two
+    /// misleading messages say what is wrong.
+    #[test]
+    fn decimal_durations_are_exact_and_mistakes_are_named() {
+        for (text, ms) in [
+            ("1.001s", 1_001),
+            ("4.1m", 246_000),
+            ("0.1s", 100),
+            ("2.50s", 2_500),
+            (".5s", 500),
+            ("5.s", 5_000),
+            ("0.0001h", 360),
+            ("1.2345h", 4_444_200),
+            ("1000h", 3_600_000_000),
+        ] {
+            assert_eq!(parse_duration(text), Ok(ms), "{text}");
+        }
+        for (text, words) in [
+            ("99999999999h", "too long (at most 1000h)"),
+            ("1000.001h", "too long (at most 1000h)"),
+            ("999999999999999999999999s", "too long"),
+            ("-1s", "a duration cannot be negative"),
+            ("1.0005s", "not a whole number of milliseconds"),
+            ("1.00000001h", "not a whole number of milliseconds"),
+            ("1.2.3s", "is not a duration"),
+            (".s", "is not a duration"),
+        ] {
+            let mistake = parse_duration(text).unwrap_err();
+            assert!(mistake.error.contains(words), "{text}: {mistake:?}");
+        }
+    }
+
+    /// Review M3: a fault tool stops by itself; review N4 and N5.
+    #[test]
+    fn duration_upstream_port_and_expiry_words() {
+        let base = "--listen 127.0.0.1:0 --upstream 127.0.0.1:1";
+        assert_eq!(run_options(base).duration_ms, 3_600_000, "1h by default");
+        assert_eq!(
+            run_options(&format!("{base} --duration 90m")).duration_ms,
+            5_400_000
+        );
+        assert_eq!(
+            run_options(&format!("{base} --duration 24h")).duration_ms,
+            86_400_000
+        );
+        for (text, words) in [
+            (
+                format!("{base} --duration 24.001h"),
+                "--duration 24.001h is out of range",
+            ),
+            (
+                format!("{base} --duration 0s"),
+                "--duration 0s is out of range",
+            ),
+            (format!("{base} --duration 5"), "no unit"),
+            (
+                "--listen 127.0.0.1:0 --upstream 127.0.0.1:0".to_owned(),
+                "port 0",
+            ),
+            (
+                format!("{base} --preset alb --on-expiry rst"),
+                "does not offer --on-expiry rst",
+            ),
+            (
+                format!("{base} --idle-timeout 0ms"),
+                "--idle-timeout 0ms is out of range",
+            ),
+        ] {
+            let mistake = parse_args(&args(&text)).unwrap_err();
+            assert!(mistake.error.contains(words), "{text}: {mistake:?}");
+            assert!(!mistake.error.contains("on_expiry"), "{text}: {mistake:?}");
+            assert!(!mistake.hint.is_empty(), "{text}");
         }
     }
 
@@ -605,7 +892,7 @@ mod tests {
             ),
             (
                 "--preset custom --idle-timeout 3h",
-                "--idle-timeout 10800s is out of range for a custom middlebox",
+                "--idle-timeout 3h is out of range for a custom middlebox",
                 "give --idle-timeout 100ms to 7200s",
             ),
             (

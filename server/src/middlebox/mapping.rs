@@ -664,8 +664,8 @@ impl Mapping {
             transitory,
         });
         self.expired_at = Some(now);
-        self.to_server.clear();
-        self.to_client.clear();
+        // What was read but not yet delivered is forgotten with the mapping.
+        self.discard_buffers();
         match on_expiry {
             OnExpiry::RstBoth => {
                 self.reset_side(Side::Client);
@@ -820,9 +820,23 @@ impl Mapping {
         }
     }
 
+    /// Counts what is still buffered, read but never to be delivered, as
+    /// dropped, and empties the buffers: so that `closed`'s totals account
+    /// for every byte read (`client_bytes + server_bytes + dropped_bytes`
+    /// is what `refreshed` and `dropped` reported read), at expiry, at stop
+    /// and after a reset alike (review L8: at stop, up to a buffer per
+    /// direction was discarded and counted nowhere).
+    fn discard_buffers(&mut self) {
+        for buf in [&mut self.to_server, &mut self.to_client] {
+            self.dropped_bytes += buf.pending().len() as u64;
+            buf.clear();
+        }
+    }
+
     /// Reports the end and lets the sockets go.
     fn finish(&mut self, by: Party, how: CloseHow) {
         self.flush();
+        self.discard_buffers();
         self.emit(MiddleboxEvent::Closed {
             by,
             how,

@@ -6,8 +6,9 @@
 //! middlebox reproduces that on one machine, two ways:
 //!
 //! - **standalone** ([`cli::run_cli`], `keepalive-lab middlebox --listen …
-//!   --upstream …`): in front of any TCP service, printing one JSON line per
-//!   event;
+//!   --upstream …`): in front of a TCP service on this machine (loopback
+//!   addresses only, stopping by itself after `--duration`), printing one
+//!   JSON line per event;
 //! - **in the lab** ([`serve_in_lab`]): on a port of its own in front of the
 //!   lab's server, so a page's requests go browser → middlebox → server. Each
 //!   mapping follows the session its first request names (`session=` in the

@@ -9,6 +9,48 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 /// this machine types (`localhost` goes over `::1` in Chromium).
 pub const GENERATED_NAMES: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
 
+/// The largest certificate or key file read: a chain of a few certificates
+/// is a few KiB, so 1 MiB is generous, and `--tls-cert /dev/zero` (or a
+/// mistaken huge file) cannot take the machine's memory (review L2).
+pub const MAX_PEM_BYTES: u64 = 1024 * 1024;
+
+/// Reads the PEM file `path` given by `flag`, refusing before any read what
+/// is not a regular file or is over [`MAX_PEM_BYTES`] (review L2). `stat`
+/// does not block, but reading a FIFO or a terminal (`/dev/stdin`) waits
+/// for a writer on the runtime's thread, where neither Ctrl-C nor SIGTERM
+/// could stop it; and a character device such as `/dev/zero` never ends.
+/// The read itself is capped too, for a file that grows meanwhile.
+pub fn read_pem(path: &Path, flag: &str) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let shown = path.display();
+    let meta =
+        std::fs::metadata(path).map_err(|e| format!("{flag} {shown}: cannot read it: {e}"))?;
+    if !meta.is_file() {
+        return Err(format!(
+            "{flag} {shown}: not a regular file (a PEM file is needed, not a directory, a pipe \
+             or a device)"
+        ));
+    }
+    if meta.len() > MAX_PEM_BYTES {
+        return Err(format!(
+            "{flag} {shown}: {} bytes, over the {MAX_PEM_BYTES} bytes (1 MiB) a PEM file may have",
+            meta.len()
+        ));
+    }
+    let file =
+        std::fs::File::open(path).map_err(|e| format!("{flag} {shown}: cannot read it: {e}"))?;
+    let mut pem = Vec::new();
+    file.take(MAX_PEM_BYTES + 1)
+        .read_to_end(&mut pem)
+        .map_err(|e| format!("{flag} {shown}: cannot read it: {e}"))?;
+    if pem.len() as u64 > MAX_PEM_BYTES {
+        return Err(format!(
+            "{flag} {shown}: over the {MAX_PEM_BYTES} bytes (1 MiB) a PEM file may have"
+        ));
+    }
+    Ok(pem)
+}
+
 /// Where the certificate comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CertSource {
@@ -64,14 +106,12 @@ impl Identity {
         })
     }
 
-    /// The instructor's own certificate chain and key, from PEM files.
+    /// The instructor's own certificate chain and key, from PEM files: each
+    /// must be a regular file of at most [`MAX_PEM_BYTES`] (see
+    /// [`read_pem`]).
     pub fn from_files(cert: &Path, key: &Path) -> Result<Identity, String> {
-        let read = |path: &Path, what: &str| {
-            std::fs::read(path)
-                .map_err(|e| format!("--tls-{what} {}: cannot read it: {e}", path.display()))
-        };
-        let cert_pem = read(cert, "cert")?;
-        let key_pem = read(key, "key")?;
+        let cert_pem = read_pem(cert, "--tls-cert")?;
+        let key_pem = read_pem(key, "--tls-key")?;
         let chain = CertificateDer::pem_slice_iter(&cert_pem)
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| format!("--tls-cert {}: not a PEM certificate: {e}", cert.display()))?;
@@ -153,6 +193,33 @@ mod tests {
         let loaded = Identity::from_files(&cert, &key).unwrap();
         assert!(!loaded.generated());
         assert_ne!(loaded.leaf(), good.leaf());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn only_regular_files_of_at_most_a_mebibyte_are_read() {
+        let dir = std::env::temp_dir().join(format!("kal-tls-size-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let e = read_pem(&dir, "--tls-cert").unwrap_err();
+        assert!(e.contains("not a regular file"), "{e}");
+        #[cfg(unix)]
+        {
+            let e = read_pem(Path::new("/dev/zero"), "--tls-key").unwrap_err();
+            assert!(
+                e.starts_with("--tls-key /dev/zero: not a regular file"),
+                "{e}"
+            );
+        }
+        let big = dir.join("big.pem");
+        std::fs::write(&big, vec![b'A'; MAX_PEM_BYTES as usize + 1]).unwrap();
+        let e = read_pem(&big, "--tls-cert").unwrap_err();
+        assert!(e.contains("over the 1048576 bytes"), "{e}");
+        let fits = dir.join("fits.pem");
+        std::fs::write(&fits, vec![b'A'; MAX_PEM_BYTES as usize]).unwrap();
+        assert_eq!(
+            read_pem(&fits, "--tls-cert").unwrap().len(),
+            MAX_PEM_BYTES as usize
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

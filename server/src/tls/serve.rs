@@ -263,8 +263,13 @@ async fn serve_connection(
             () = lab.shutting_down() => {
                 conn.set_reason(CloseReason::Shutdown);
                 connection.as_mut().graceful_shutdown();
-                let result = connection.await;
-                conn.note_connection_end(&result);
+                // Bounded like the HTTP/2 branch: the watchdog is no longer
+                // polled, so a request or response that never finishes
+                // cannot hold this task past the grace.
+                let ended = tokio::time::timeout(SHUTDOWN_GRACE, connection.as_mut());
+                if let Ok(result) = ended.await {
+                    conn.note_connection_end(&result);
+                }
             }
         }
     }

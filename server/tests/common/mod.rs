@@ -15,6 +15,8 @@
 // Each test binary uses a different part of this module.
 #![allow(dead_code)]
 
+pub mod binary;
+
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;

@@ -42,15 +42,18 @@ pub const MAX_RUNS: usize = 5;
 pub enum SocketStatus {
     /// Opening (first time or after a drop).
     Connecting,
-    /// Live: events flow, control messages can be sent.
+    /// Live: its snapshot came, events flow, control messages can be sent.
     Open,
-    /// Lost; the page retries.
+    /// Lost (or closed with a code other than 1008); the page retries.
     Closed,
-    /// Refused or ended by the server for a reason that trying again will
-    /// not change (close code 1008: a session it does not know, a wrong
-    /// key, a page that keeps falling behind): the page does not retry by
-    /// itself ([`reconnect_after_ms`]).
+    /// Refused by the server before it went live, for a reason that trying
+    /// again will not change (close code 1008: a session it does not know, a
+    /// wrong key): the page does not retry by itself ([`reconnect_after_ms`]).
     Refused,
+    /// Ended by the server after it was live, with 1008 (the page fell
+    /// behind the event stream twice): not a refusal, but the page does not
+    /// retry by itself either, since the server said why.
+    Ended,
 }
 
 impl SocketStatus {
@@ -61,16 +64,23 @@ impl SocketStatus {
             SocketStatus::Open => "open",
             SocketStatus::Closed => "closed",
             SocketStatus::Refused => "refused",
+            SocketStatus::Ended => "ended",
         }
     }
 
-    /// The state after the socket closed with `code`.
-    pub fn after_close(code: u16) -> SocketStatus {
-        if code == CLOSE_POLICY {
-            SocketStatus::Refused
-        } else {
-            SocketStatus::Closed
+    /// The state after the socket closed with `code`; `was_live`: it had
+    /// received its snapshot (a refusal closes it before any).
+    pub fn after_close(code: u16, was_live: bool) -> SocketStatus {
+        match code {
+            CLOSE_POLICY if was_live => SocketStatus::Ended,
+            CLOSE_POLICY => SocketStatus::Refused,
+            _ => SocketStatus::Closed,
         }
+    }
+
+    /// The page waits for the learner's Reconnect (the server's 1008).
+    pub fn waits_for_reconnect(self) -> bool {
+        matches!(self, SocketStatus::Refused | SocketStatus::Ended)
     }
 }
 
@@ -107,8 +117,10 @@ pub fn reconnect_after_ms(code: u16, in_a_row: u32) -> Option<u32> {
 
 /// What the page tells the learner when its events socket closed with
 /// `code` and the server's `reason` (empty when it gave none, as for a
-/// connection that dropped: the status says "closed" and the page retries).
-pub fn socket_notice(code: u16, reason: &str) -> Option<String> {
+/// connection that dropped: the status says "closed" and the page retries);
+/// `was_live`: it had received its snapshot, so a 1008 ended it rather than
+/// refused it.
+pub fn socket_notice(code: u16, reason: &str, was_live: bool) -> Option<String> {
     let then = match code {
         CLOSE_POLICY => "The page does not retry by itself: press Reconnect, or reload the page.",
         CLOSE_TRY_AGAIN_LATER => "The page tries again by itself, less and less often.",
@@ -125,8 +137,9 @@ pub fn socket_notice(code: u16, reason: &str) -> Option<String> {
     } else {
         reason
     };
+    let what = if was_live { "closed" } else { "refused" };
     Some(format!(
-        "The server refused the live link ({code}): {reason}. {then}"
+        "The server {what} the live link ({code}): {reason}. {then}"
     ))
 }
 
@@ -1115,12 +1128,24 @@ impl LabState {
                     self.apply(action);
                 }
             }
-            Action::Socket(status) => self.socket = status,
+            Action::Socket(status) => {
+                // The learner pressed Reconnect: the words that asked for it
+                // go (a refusal brings its own back at once), so that a
+                // later silent drop, retried every second, is not shown
+                // under "press Reconnect".
+                if self.socket.waits_for_reconnect() {
+                    self.socket_problem = None;
+                }
+                self.socket = status;
+            }
             Action::SocketClosed { code, reason } => {
-                self.socket = SocketStatus::after_close(code);
+                // Live means its snapshot came (`ServerEvent::Snapshot`
+                // below): a refused socket opens, then closes at once.
+                let was_live = self.socket == SocketStatus::Open;
+                self.socket = SocketStatus::after_close(code, was_live);
                 // A drop without words leaves a refusal's words up: the
                 // learner still needs them until the link is live again.
-                if let Some(notice) = socket_notice(code, &reason) {
+                if let Some(notice) = socket_notice(code, &reason, was_live) {
                     self.socket_problem = Some(notice);
                 }
             }
@@ -1255,7 +1280,10 @@ impl LabState {
                 room_lesson,
                 ..
             } => {
-                // Live again: what closed or refused the socket is over.
+                // Live (again): what closed or refused the socket is over.
+                // The link counts as open from its snapshot, not from the
+                // WebSocket's `open`, which a refused socket fires too.
+                self.socket = SocketStatus::Open;
                 self.socket_problem = None;
                 if let Some(lesson) = room_lesson
                     && self.room_lesson.as_ref().is_none_or(|(l, _)| *l != lesson)

@@ -67,7 +67,7 @@ pub fn shell(lab: &Lab, page: Page, on_lessons: Option<Callback<MouseEvent>>, bo
                 </p>
                 <p class={crate::components::class(&["socket", state.socket.name()], &[])} role="status">
                     { "Live link to the server: " }<strong>{ state.socket.name() }</strong>
-                    if state.socket == SocketStatus::Refused {
+                    if state.socket.waits_for_reconnect() {
                         <button class="secondary small" id="reconnect" onclick={lab.reconnect.clone()}>
                             { "Reconnect" }
                         </button>

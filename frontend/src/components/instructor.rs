@@ -190,11 +190,19 @@ pub fn InstructorView(props: &InstructorProps) -> Html {
                             let on_close = {
                                 let problem = problem.clone();
                                 Callback::from(move |(code, reason): (u16, String)| {
-                                    status.set(SocketStatus::after_close(code));
+                                    // The instructor's view is never ended
+                                    // for falling behind: a 1008 is a refusal
+                                    // (a wrong key), whose reason says what
+                                    // to do; reloading would not help.
+                                    status.set(SocketStatus::after_close(code, false));
                                     if !reason.is_empty() {
+                                        let then = if code == crate::state::CLOSE_POLICY {
+                                            ""
+                                        } else {
+                                            " Reload the page to open it again."
+                                        };
                                         problem.set(Some(format!(
-                                            "The server closed the live link ({code}): {reason}. \
-                                             Reload the page to open it again."
+                                            "The server closed the live link ({code}): {reason}.{then}"
                                         )));
                                     }
                                 })

@@ -73,9 +73,10 @@ pub fn use_event_socket(session: SessionId, frames: FrameDispatch) -> SocketHand
             frames.send(Action::Socket(SocketStatus::Connecting));
             let pings: Rc<RefCell<Option<Interval>>> = Rc::default();
             let on_open = {
-                let (frames, socket, pings) = (frames.clone(), socket.clone(), pings.clone());
+                let (socket, pings) = (socket.clone(), pings.clone());
+                // Not `Open` yet: the link is live from its snapshot (the
+                // reducer), since a refused socket opens too, then closes.
                 Callback::from(move |()| {
-                    frames.send(Action::Socket(SocketStatus::Open));
                     let socket = socket.clone();
                     let mut tick = 0_u32;
                     *pings.borrow_mut() = Some(Interval::new(PING_EVERY_MS, move || {

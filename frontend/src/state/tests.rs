@@ -1500,7 +1500,8 @@ fn socket_closed(code: u16, reason: &str) -> Action {
 #[test]
 fn a_refusal_for_a_cap_is_shown_in_the_servers_words_until_the_link_is_live_again() {
     let mut s = fresh();
-    s.apply(Action::Socket(SocketStatus::Open));
+    // The socket opened (the page does not count it live before its
+    // snapshot) and was closed at once.
     let reason = "8 viewers already watch this session; close another tab of it";
     s.apply(socket_closed(1013, reason));
     assert_eq!(s.socket, SocketStatus::Closed, "the page tries again");
@@ -1513,12 +1514,9 @@ fn a_refusal_for_a_cap_is_shown_in_the_servers_words_until_the_link_is_live_agai
     );
     // The next try is refused again, or drops without a word: the words stay.
     s.apply(Action::Socket(SocketStatus::Connecting));
-    s.apply(Action::Socket(SocketStatus::Open));
     s.apply(socket_closed(1006, ""));
     assert!(s.socket_problem.as_deref().unwrap().contains(reason));
-    // Open is not yet live: a refusal opens the socket before closing it.
-    s.apply(Action::Socket(SocketStatus::Open));
-    assert!(s.socket_problem.is_some());
+    assert_eq!(s.socket, SocketStatus::Closed);
     // Live again (its snapshot): the words go.
     s.apply(snapshot(1, Vec::new()));
     assert_eq!(s.socket_problem, None);
@@ -1548,10 +1546,52 @@ fn a_refusal_that_retrying_will_not_change_stops_the_page_and_says_so() {
         shown.ends_with("The page does not retry by itself: press Reconnect, or reload the page."),
         "{shown}"
     );
-    // Reconnect: connecting again, the words stay until it is live.
+    // Reconnect: the words that asked for it go; refused again, they are
+    // back; a silent drop after it (retried every second) is not shown
+    // under "press Reconnect".
     s.apply(Action::Socket(SocketStatus::Connecting));
     assert_eq!(s.socket, SocketStatus::Connecting);
-    assert_eq!(s.socket_problem.as_deref(), Some(shown.as_str()));
+    assert_eq!(s.socket_problem, None);
+    s.apply(socket_closed(
+        1008,
+        "this server does not know this session",
+    ));
+    assert!(s.socket_problem.is_some());
+    s.apply(Action::Socket(SocketStatus::Connecting));
+    s.apply(socket_closed(1006, ""));
+    assert_eq!(s.socket, SocketStatus::Closed);
+    assert_eq!(s.socket_problem, None);
+}
+
+/// A live link the server ends with 1008 (a participant's view that fell
+/// behind twice) is not a refusal: the page says "closed", and waits for
+/// Reconnect as the server asked (review: it said "refused").
+#[test]
+fn a_live_link_ended_with_1008_is_closed_not_refused_and_waits_for_reconnect() {
+    let mut s = fresh();
+    s.apply(snapshot(1, Vec::new()));
+    assert_eq!(s.socket, SocketStatus::Open, "live from its snapshot");
+    s.apply(socket_closed(
+        1008,
+        "fell behind the event stream again (5000 events missed); reload to see a complete picture",
+    ));
+    assert_eq!(s.socket, SocketStatus::Ended);
+    assert_eq!(s.socket.name(), "ended");
+    assert!(s.socket.waits_for_reconnect());
+    assert_eq!(reconnect_after_ms(1008, 0), None);
+    let shown = s.socket_problem.clone().unwrap();
+    assert!(
+        shown.starts_with("The server closed the live link (1008): fell behind"),
+        "{shown}"
+    );
+    // Refused before it was live: a refusal.
+    let mut t = fresh();
+    t.apply(socket_closed(
+        1008,
+        "that is not this server's instructor key",
+    ));
+    assert_eq!(t.socket, SocketStatus::Refused);
+    assert!(t.socket.waits_for_reconnect());
 }
 
 #[test]

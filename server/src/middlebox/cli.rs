@@ -572,8 +572,10 @@ where
     let upstream = resolve("--upstream", &options.upstream).await?;
     loopback_only("--upstream", &options.upstream, upstream)?;
     // Each client would be proxied back into the middlebox itself, mapping
-    // after mapping until the cap (review N4).
-    if listen == upstream {
+    // after mapping until the cap (review N4). Compared as the sockets they
+    // are: `[::ffff:127.0.0.1]:P` is `127.0.0.1:P`.
+    let socket = |a: SocketAddr| (a.ip().to_canonical(), a.port());
+    if socket(listen) == socket(upstream) {
         return Err(usage(
             format!(
                 "--listen {} and --upstream {} are the same socket ({listen})",

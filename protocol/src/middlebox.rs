@@ -716,7 +716,10 @@ pub enum MiddleboxEvent {
         /// Bytes the middlebox read from that side (0 for probes): read,
         /// not yet delivered. Each is later either forwarded (`closed`'s
         /// `client_bytes` / `server_bytes`) or dropped (`closed`'s
-        /// `dropped_bytes`), never both.
+        /// `dropped_bytes`), never both. The lab's own mapping of a page's
+        /// events socket does not report the server's data on it here
+        /// (the page would hear its own events as traffic); its `closed`
+        /// totals count it.
         bytes: u64,
         /// Reads (data) or probes since the last event of this kind.
         count: u32,

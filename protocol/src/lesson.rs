@@ -341,9 +341,9 @@ pub const LESSONS: &[LessonEntry] = &[
         id: "nat-heartbeat",
         title: "Heartbeats keep the mapping alive",
         concept: "bytes while the answer is prepared refresh the middlebox's idle timer",
-        summary: "the same slow answer, trickled a byte at a time through the same NAT gateway",
+        summary: "a slow answer, trickled a byte at a time through the same NAT gateway",
         text: LessonText {
-            prompt: "The same NAT gateway and the same slow answer, but the server sends a byte every second while it prepares it. What does the page get?",
+            prompt: "The same NAT gateway (350 s scaled to 3.5 s) and a slow answer (6 s here, 600 s at the gateway's scale), but the server sends a byte every second while it prepares it (every 100 s at the gateway's scale, under its 350 s). What does the page get?",
             unit: None,
             choices: &[
                 "the response",
@@ -498,7 +498,7 @@ pub const LESSONS: &[LessonEntry] = &[
             choices: &[],
             why: "Browsers speak HTTP/2 only over TLS, chosen by ALPN in the handshake. HTTP/2 \
               multiplexes: every request is a stream of one connection per origin (RFC 9113 \
-              §9.1.1), so the six-connection pool of HTTP/1.1 never fills. Requests queue again \
+              §9.1), so the six-connection pool of HTTP/1.1 never fills. Requests queue again \
               only at the server's SETTINGS_MAX_CONCURRENT_STREAMS (the lab says 100). HTTP/2 has \
               no Connection or Keep-Alive headers (RFC 9113 §8.2.2): a server ends a connection \
               with GOAWAY. The lab's certificate is its own: your browser must accept it once on \
@@ -513,8 +513,9 @@ pub const LESSONS: &[LessonEntry] = &[
         concept: "over HTTP/2 an open event stream is one stream, not one of six connections",
         summary: "6 event streams stay open over HTTP/2, then 6 held requests: how many get through",
         text: LessonText {
-            prompt: "6 EventSource streams stay open to the lab's HTTPS port that speaks HTTP/2. \
-                     Then 6 requests the server holds go to the same origin. How many of them are \
+            prompt: "6 event streams stay open to the lab's HTTPS port that speaks HTTP/2 (the \
+                     lab fetches each stream, which holds its place exactly as an EventSource \
+                     does). Then 6 requests the server holds go to the same origin. How many of them are \
                      at the server at once?",
             unit: Some("requests"),
             choices: &[],

@@ -298,6 +298,57 @@ fn client_vs_idle_needs_the_idle_timeout_to_close_the_idle_one() {
     assert_eq!(grade(CloseReason::IdleTimeout).answer, Answer::Choice(2));
 }
 
+/// client-vs-idle: the server closed the abandoned request's connection and
+/// the browser the idle one: the reverse of the usual answer, none of the
+/// choices (it was graded as the usual answer).
+#[test]
+fn client_vs_idle_does_not_grade_the_reverse_as_the_usual_answer() {
+    let mut s = fresh();
+    for (c, reason) in [(1, CloseReason::IdleTimeout), (2, CloseReason::PeerClosed)] {
+        s.apply(opened(c, 0));
+        s.apply(closed(c, reason, 100_000));
+    }
+    let on = |c| {
+        let mut r = req(Phase::Done);
+        r.conn = Some(ConnId(c));
+        r
+    };
+    let o = measure(
+        "client-vs-idle-timeout",
+        &s,
+        vec![run_of(vec![on(1)]), run_of(vec![on(2)])],
+    );
+    assert_eq!(o.answer, Answer::Unmeasured);
+}
+
+/// nat-gateway: a failure is "an error at once" only when it came before the
+/// page's own timeout; one at about that time, or a request that never
+/// ended, is none of the choices (both were graded "an error at once").
+#[test]
+fn nat_gateway_grades_an_error_by_when_it_came() {
+    let grade = |phase: Phase, ended: Option<f64>| {
+        let s = fresh();
+        let mut r = req(phase);
+        r.issued_ms = Some(1_000.0);
+        r.ended_ms = ended;
+        measure("nat-gateway", &s, vec![run_of(vec![r])])
+    };
+    let at_once = grade(Phase::Failed, Some(6_010.0));
+    assert_eq!(at_once.answer, Answer::Choice(1));
+    assert_eq!(fig(&at_once, "ended-after"), "5010");
+    assert_eq!(
+        grade(Phase::Failed, Some(8_900.0)).answer,
+        Answer::Unmeasured
+    );
+    let pending = grade(Phase::AtServer, None);
+    assert_eq!(pending.answer, Answer::Unmeasured);
+    assert_eq!(fig(&pending, "ended-after"), "not yet");
+    assert_eq!(
+        grade(Phase::Aborted, Some(9_000.0)).answer,
+        Answer::Choice(2)
+    );
+}
+
 mod agents {
     use super::*;
     use crate::state::AgentRecord;

@@ -190,6 +190,19 @@ impl Runner {
             return Vec::new();
         }
         self.steps = (self.lesson.steps)();
+        // Every lesson runs over the lab's defaults, not over what the
+        // learner left set in the workbench (a hang timeout, the server's
+        // TCP keep-alive, keep-alive off), which the server applies to every
+        // request and socket and would change what the lesson shows (found
+        // in review: a NAT lesson kept alive by the server's own probes was
+        // told as the middlebox's doing). A lesson whose first step is its
+        // own policy starts from the defaults already; the learner's
+        // settings are put back afterwards.
+        if state.config.as_ref() != Some(&ServerPolicy::default())
+            && !matches!(self.steps.first(), Some(Step::Policy(_)))
+        {
+            self.steps.insert(0, Step::Policy(PolicyPatch::default()));
+        }
         self.step = 0;
         self.step_started_ms = now_ms;
         self.runs.clear();
@@ -475,6 +488,50 @@ mod tests {
         let mut s = LabState::new(protocol::SessionId::parse("s-1").unwrap());
         s.config = Some(ServerPolicy::default());
         s
+    }
+
+    /// A lesson without a policy step of its own, started with the
+    /// learner's workbench settings in force (the server's TCP keep-alive
+    /// on), first puts the lab's defaults in force, and fires only once the
+    /// server has confirmed them; with the defaults already in force it
+    /// fires at once.
+    #[test]
+    fn a_lesson_runs_over_the_labs_defaults_whatever_the_workbench_left_set() {
+        let lesson = find("six-lanes").unwrap();
+        assert!(
+            !matches!((lesson.steps)().first(), Some(Step::Policy(_))),
+            "a lesson without a policy step of its own"
+        );
+        let mut runner = Runner::new(lesson);
+        let mut s = state();
+        let workbench = ServerPolicy::default()
+            .patched(&PolicyPatch {
+                hang_timeout_ms: Some(Some(2_000)),
+                ..PolicyPatch::default()
+            })
+            .unwrap();
+        s.config = Some(workbench);
+        runner.predict(Answer::Number(6));
+        let first = runner.start(&s, 0.0);
+        assert!(
+            matches!(&first[..], [Command::SetPolicy(p)] if ServerPolicy::default().patched(p).ok() == Some(ServerPolicy::default())),
+            "the defaults first: {first:?}"
+        );
+        assert!(runner.poll(&s, 10.0).is_empty(), "waits for the server");
+        s.config = Some(ServerPolicy::default());
+        let next = runner.poll(&s, 20.0);
+        assert!(
+            matches!(&next[..], [Command::Fire(_)]),
+            "then the lesson's own steps: {next:?}"
+        );
+
+        let mut runner = Runner::new(lesson);
+        runner.predict(Answer::Number(6));
+        let first = runner.start(&s, 0.0);
+        assert!(
+            matches!(&first[..], [Command::Fire(_)]),
+            "the defaults in force already: it fires at once: {first:?}"
+        );
     }
 
     #[test]

@@ -194,11 +194,14 @@ pub fn node(e: &Evidence<'_>) -> Outcome {
     let runs = finished_runs(e.state, 3);
     let [off, infinity, on] = [0, 1, 2].map(|i| node_run(e.state, runs.get(i)));
     // Only from a run that ran: its request's header, and its sockets.
+    // Each choice is a header and a connection count together; any other
+    // pair is told as it went (found in review: each was graded on half).
     let answer = match (runs.len(), off.header.as_str(), off.sockets) {
         (0, ..) | (_, _, 0) => Answer::Unmeasured,
-        (_, "close", _) => Answer::Choice(0),
-        (_, _, 1) => Answer::Choice(2),
-        _ => Answer::Choice(1),
+        (_, "close", 3) => Answer::Choice(0),
+        (_, "keep-alive", 3) => Answer::Choice(1),
+        (_, "keep-alive", 1) => Answer::Choice(2),
+        _ => Answer::Unmeasured,
     };
     let requests = runs.first().map_or(0, |v| v.requests.len());
     let said = |r: &NodeRun| {

@@ -1652,7 +1652,11 @@ fn spare_socket(e: &Evidence<'_>) -> Outcome {
                 "connections of the page load (open when the page went live)",
                 page_load.len(),
             ),
-            figure("carried", "of them carried the page's files", carried),
+            figure(
+                "carried",
+                "of them carried a request of the page before this lesson's",
+                carried,
+            ),
             figure("spare", "of them carried nothing (spare)", spare),
         ],
         notes: vec![format!(

@@ -376,9 +376,9 @@ fn LessonPage(props: &LessonPageProps) -> Html {
                              Node's documented rules against this lab's server and middlebox as they are \
                              set now; what you see above is what it did.",
                             lesson.usual.words(words), outcome.answer.words(words)) } else { format!(
-                            "Most write-ups give {} here; your browser measured {}. That is not a mistake of the \
-                             lab: an HTTP/2 proxy, another browser's limits, or an extension can change it. \
-                             What you see above is what your browser did.",
+                            "Most write-ups give {} here; your browser measured {}. The lab ran the lesson \
+                             with its default settings; the figures and notes above are what your browser \
+                             and the server did, and say where it went another way.",
                             lesson.usual.words(words), outcome.answer.words(words)) } }</p>
                     }
                     <h3>{ "Why" }</h3>

@@ -224,6 +224,91 @@ async fn keep_alive_off_needs_a_connection_per_request() {
     assert_eq!(figures["connections-on"], "1");
 }
 
+/// The workbench left keep-alive off for the learner's session: the lesson
+/// still runs over the lab's defaults (its "keep-alive on" run keeps one
+/// connection, on the wire), and the learner's own setting is put back
+/// afterwards (found in review: a lesson without a policy step of its own
+/// ran under whatever the workbench left).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lesson_runs_over_the_labs_defaults_whatever_the_workbench_left() {
+    let _one = serial().await;
+    let (addr, _second, lab) = start_lab_with_middlebox(page_config()).await;
+    let session = lab
+        .sessions()
+        .issue(Some(std::net::Ipv4Addr::LOCALHOST.into()))
+        .expect("a session");
+    let owner = keepalive_lab_server::sessions::Owner::Session(session.clone());
+    // Keep-alive off, and a setting the lesson itself never touches.
+    let left = protocol::PolicyPatch {
+        keep_alive: Some(false),
+        idle_timeout_ms: Some(7_000),
+        ..protocol::PolicyPatch::default()
+    };
+    lab.set_policy(&owner, &left)
+        .expect("the workbench's settings");
+    let learners = lab.policy(&owner);
+    let (_, events) = lab.subscribe(None);
+    let mut chrome = Chromium::launch().await;
+    // The page takes the session over, as the workbench hands it to the
+    // lesson track.
+    let page = chrome.open(&format!("http://{addr}/")).await;
+    keepalive_lab_tests::eventually("the lesson track, live", LIMIT, async || {
+        chrome
+            .eval_across_loads(
+                &page,
+                "document.querySelector('main')?.dataset.socket === 'open'",
+            )
+            .await
+            .and_then(|v| v.as_bool())
+            .filter(|b| *b)
+    })
+    .await;
+    chrome
+        .eval(
+            &page,
+            &format!(
+                "sessionStorage.setItem('keepalive-lab.session', '{session}'); \
+                 location.hash = '#lesson=keep-alive-off'; location.reload()"
+            ),
+        )
+        .await;
+    let ready = format!(
+        "document.querySelector('main')?.dataset.session === '{session}' \
+         && document.querySelector('main')?.dataset.socket === 'open' \
+         && document.querySelector('section.lesson')?.dataset.lesson === 'keep-alive-off'"
+    );
+    keepalive_lab_tests::eventually("the lesson, live, on the session", LIMIT, async || {
+        chrome
+            .eval_across_loads(&page, &ready)
+            .await
+            .and_then(|v| v.as_bool())
+            .filter(|b| *b)
+    })
+    .await;
+    let mut s = Setup {
+        events,
+        chrome,
+        page,
+    };
+    let (answer, figures) = s.take(6).await;
+    let record = s.record();
+    let fast = record.requests("/api/fast");
+    let first_run = fast.iter().map(|r| run_of(&r.target)).min().unwrap_or(0);
+    let on: BTreeSet<ConnId> = fast
+        .iter()
+        .filter(|r| run_of(&r.target) == first_run)
+        .map(|r| r.conn)
+        .collect();
+    assert_eq!(on.len(), 1, "the defaults' keep-alive: one connection");
+    assert_eq!(figures["connections-on"], "1");
+    assert_eq!(answer, "6");
+    // The learner's own settings, put back.
+    keepalive_lab_tests::eventually("the learner's policy put back", LIMIT, async || {
+        (lab.policy(&owner) == learners).then_some(())
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_connection_closed_by_the_server_is_replaced_silently() {
     let _one = serial().await;

@@ -44,3 +44,12 @@ pub fn full() -> Stdio {
 pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
+
+/// The child exited 1 with `words` on stderr and no panic: how every tool
+/// ends when it cannot write its output (a full disk, a reader gone).
+pub fn assert_exit_1_saying(out: &Output, words: &str, what: &str) {
+    let said = stderr(out);
+    assert_eq!(out.status.code(), Some(1), "{what}: {said}");
+    assert!(said.contains(words), "{what}: {said}");
+    assert!(!said.contains("panicked"), "{what}: {said}");
+}

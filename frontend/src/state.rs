@@ -818,6 +818,10 @@ pub struct LabState {
     /// Counts policy announcements and server errors, so the policy form can
     /// be reset to the server's values after a change it refused.
     pub config_revision: u64,
+    /// The instructor has locked the room's settings (policy and
+    /// middlebox): the server refuses this page's changes to them, so a
+    /// lesson that sets them cannot run.
+    pub room_locked: bool,
     /// Addresses the server listens on (other origins to aim bursts at).
     pub listeners: Vec<String>,
     /// Every connection seen, open and recently closed, by id (shared, like
@@ -1026,6 +1030,7 @@ impl LabState {
             socket: SocketStatus::Connecting,
             config: None,
             config_revision: 0,
+            room_locked: false,
             listeners: Vec::new(),
             lanes: SortedMap::new(),
             runs: VecDeque::new(),
@@ -1278,6 +1283,7 @@ impl LabState {
                 config,
                 listeners,
                 room_lesson,
+                locked,
                 ..
             } => {
                 // Live (again): what closed or refused the socket is over.
@@ -1293,6 +1299,7 @@ impl LabState {
                 }
                 self.config = Some(config);
                 self.config_revision += 1;
+                self.room_locked = locked;
                 self.listeners = listeners;
                 // A snapshot after the first: the socket reconnected, and
                 // what happened while it was down was missed. (One right
@@ -1385,9 +1392,10 @@ impl LabState {
             ServerEvent::ConnectionHidden { conn } => {
                 self.lanes.remove(&conn);
             }
-            ServerEvent::ConfigChanged { config, .. } => {
+            ServerEvent::ConfigChanged { config, locked, .. } => {
                 self.config = Some(config);
                 self.config_revision += 1;
+                self.room_locked = locked;
             }
             ServerEvent::RequestStarted {
                 conn,

@@ -467,6 +467,11 @@ async fn a_locked_room_runs_the_defaults_and_refuses_changes_with_423() {
     let (addr, lab) = start_server().await;
     let a = issue_session(addr).await;
     let mut viewer_a = Viewer::connect_session(addr, &a).await;
+    // B stays on the defaults: the lock changes its policy in nothing, and
+    // its page is told all the same (found in review: it was not, so its
+    // lessons that change settings ran into the lock).
+    let b = issue_session(addr).await;
+    let mut viewer_b = Viewer::connect_session(addr, &b).await;
     let response = put_config_as(
         addr,
         &format!("?session={a}"),
@@ -503,7 +508,7 @@ async fn a_locked_room_runs_the_defaults_and_refuses_changes_with_423() {
     .await;
     assert_eq!(locked.status, 200, "{}", locked.text());
     assert_eq!(locked.json()["policy_locked"], true);
-    assert_eq!(locked.json()["sessions"], 1);
+    assert_eq!(locked.json()["sessions"], 2);
     // A's viewer is told: the defaults, locked.
     let event = viewer_a
         .next_matching("the lock", |e| {
@@ -513,6 +518,16 @@ async fn a_locked_room_runs_the_defaults_and_refuses_changes_with_423() {
     assert!(
         matches!(&event, ServerEvent::ConfigChanged { config, session: Some(s), .. }
             if *config == ServerPolicy::default() && *s == session(&a)),
+        "{event:?}"
+    );
+    let event = viewer_b
+        .next_matching("the lock, at B", |e| {
+            matches!(e, ServerEvent::ConfigChanged { locked: true, .. })
+        })
+        .await;
+    assert!(
+        matches!(&event, ServerEvent::ConfigChanged { config, session: Some(s), .. }
+            if *config == ServerPolicy::default() && *s == session(&b)),
         "{event:?}"
     );
     // A's open connection runs the defaults at once.

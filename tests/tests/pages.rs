@@ -185,6 +185,61 @@ async fn the_workbench_link_loads_its_own_bundle_and_keeps_the_session() {
     .await;
 }
 
+/// Leaving a page that holds requests loads the other page at once: the
+/// workbench's 12 hangs (six at the server, six queued in the browser) are
+/// ended first, so the next page's document does not queue behind them in
+/// the browser's six connections to the lab. Found in review: the tab froze
+/// until the server's hang cap (120 s, beyond this test's limit) answered
+/// them. The server records the six held hangs as aborted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leaving_a_page_that_holds_requests_loads_the_other_at_once() {
+    let (addr, lab) = start_page_server().await;
+    let mut chrome = Chromium::launch().await;
+    let page = chrome.open(&format!("http://{addr}/#workbench")).await;
+    let session = wait_for(&mut chrome, &page, "workbench").await;
+    let (_, mut events) = lab.subscribe(None);
+    chrome
+        .eval(&page, "document.getElementById('fire').click()")
+        .await;
+    eventually("6 hangs held at the server", LIMIT, async || {
+        (lab.hangs().len() == 6).then_some(())
+    })
+    .await;
+    let held: Vec<protocol::RequestId> = lab
+        .tracker()
+        .connections()
+        .into_iter()
+        .flat_map(|c| c.requests)
+        .filter(|r| r.target.starts_with("/api/hang") && r.outcome.is_none())
+        .map(|r| r.request)
+        .collect();
+    assert_eq!(held.len(), 6);
+
+    chrome
+        .eval(&page, "document.getElementById('nav-lessons').click()")
+        .await;
+    let back = wait_for(&mut chrome, &page, "lessons").await;
+    assert_eq!(back, session, "the same participant");
+    // Each held hang ended aborted (the browser closed its connection).
+    let mut ended = std::collections::BTreeMap::new();
+    eventually("the held hangs ended", LIMIT, async || {
+        while let Ok(event) = events.try_recv() {
+            if let protocol::ServerEvent::RequestFinished {
+                request, outcome, ..
+            } = event
+            {
+                ended.insert(request, outcome);
+            }
+        }
+        held.iter().all(|r| ended.contains_key(r)).then_some(())
+    })
+    .await;
+    for r in &held {
+        assert_eq!(ended[r], protocol::RequestOutcome::Aborted, "{r:?}");
+    }
+    assert!(lab.hangs().is_empty());
+}
+
 /// What of each panel (the contained ones of `index.html`, and a lesson)
 /// reaches outside it sideways, whether by its box or by its text, and by
 /// how many pixels the page is wider than its window: `[panels, innerWidth,

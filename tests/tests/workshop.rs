@@ -16,9 +16,23 @@ const KEY: &str = "workshop-test-key";
 
 /// The status line of `GET path` (with an optional header line).
 async fn status(addr: std::net::SocketAddr, path: &str, extra: &str) -> String {
+    status_of(addr, "GET", path, extra, "").await
+}
+
+/// The status line of `method path` with header lines `extra` and `body`.
+async fn status_of(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    extra: &str,
+    body: &str,
+) -> String {
     let mut s = TcpStream::connect(addr).await.expect("connect");
-    let request =
-        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{extra}\r\n");
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{extra}\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
     s.write_all(request.as_bytes()).await.expect("write");
     let mut raw = Vec::new();
     tokio::time::timeout(LIMIT, s.read_to_end(&mut raw))
@@ -130,6 +144,38 @@ async fn the_instructor_sees_what_every_participant_measured_and_moves_the_room(
             rows.iter().any(|r| r[0] == id.as_str() && r[1] == "6")
         };
         (measured(&alice_session) && measured(&bob_session)).then_some(())
+    })
+    .await;
+    // The key is not left in the address bar of a page that goes on the
+    // projector (found in review); a reload of the tab still has it, and a
+    // tab opened without it says what it needs instead of a wrong key.
+    assert_eq!(
+        teacher.eval(&instructor, "location.hash").await,
+        "#instructor"
+    );
+    teacher.eval(&instructor, "location.reload()").await;
+    eventually("the room again after a reload", LIMIT, async || {
+        let rows = teacher
+            .eval_across_loads(
+                &instructor,
+                "document.querySelectorAll('tr[data-participant]').length",
+            )
+            .await;
+        (rows == Some(2.into())).then_some(())
+    })
+    .await;
+    let mut stranger = Chromium::launch().await;
+    let keyless = stranger.open(&format!("{base}#instructor")).await;
+    eventually("a keyless tab says it needs the key", LIMIT, async || {
+        let text = stranger
+            .eval(
+                &keyless,
+                "document.getElementById('instructor-no-key')?.textContent || ''",
+            )
+            .await;
+        text.as_str()
+            .is_some_and(|t| t.contains("needs the instructor key"))
+            .then_some(())
     })
     .await;
     let room = lab.sessions().participants();
@@ -302,6 +348,99 @@ async fn to_workbench(chrome: &mut Chromium, page: &Page) {
             )
             .await;
         (on == Some(true.into())).then_some(())
+    })
+    .await;
+}
+
+/// The status line of `PUT /api/room?key=KEY` with the JSON `body`.
+async fn put_room(addr: std::net::SocketAddr, body: &str) -> String {
+    let path = format!("/api/room?key={KEY}");
+    status_of(
+        addr,
+        "PUT",
+        &path,
+        "Content-Type: application/json\r\n",
+        body,
+    )
+    .await
+}
+
+/// Whether `page`'s lesson says it waits for the unlock, and whether its Run
+/// button is enabled, once the learner has predicted.
+async fn locked_and_runnable(chrome: &mut Chromium, page: &Page) -> (bool, bool) {
+    let v = chrome
+        .eval(
+            page,
+            "[!!document.getElementById('lesson-locked'), \
+              !document.getElementById('run-lesson').disabled]",
+        )
+        .await;
+    (v[0] == true, v[1] == true)
+}
+
+/// While the instructor has locked the room's settings, a lesson that
+/// changes the policy or the middlebox for its run says so before Run and
+/// cannot be run (found in review: it let the learner run, waited 10 s, then
+/// guessed why it stopped); a lesson that changes neither runs as usual; the
+/// unlock lets the first run too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_locked_room_says_which_lessons_wait_for_the_unlock() {
+    let (addr, _second, _lab) = start_server_with_second_origin(Config {
+        dist_dir: dist_dir(),
+        instructor_key: InstructorKey::parse(KEY).expect("a key"),
+        ..Config::default()
+    })
+    .await;
+    let base = format!("http://{addr}/");
+    let mut chrome = Chromium::launch().await;
+    let page = chrome.open_lesson(&base, "keep-alive-off").await;
+    assert!(
+        put_room(addr, r#"{"policy_locked": true}"#)
+            .await
+            .contains(" 200 ")
+    );
+    // Predict: a number question.
+    chrome
+        .eval(
+            &page,
+            "(() => { const i = document.getElementById('prediction'); \
+               const set = Object.getOwnPropertyDescriptor(HTMLInputElement.prototype, 'value').set; \
+               set.call(i, '6'); i.dispatchEvent(new Event('input', { bubbles: true })); })()",
+        )
+        .await;
+    eventually("the Lock it in button", LIMIT, async || {
+        let clicked = chrome
+            .eval(
+                &page,
+                "(() => { const b = document.getElementById('predict'); \
+                   if (b && !b.disabled) { b.click(); return true; } return false; })()",
+            )
+            .await;
+        (clicked == true).then_some(())
+    })
+    .await;
+    eventually(
+        "the lesson says it waits for the unlock",
+        LIMIT,
+        async || (locked_and_runnable(&mut chrome, &page).await == (true, false)).then_some(()),
+    )
+    .await;
+
+    // A lesson that changes neither runs, locked (in a browser of its own:
+    // a background tab would not draw).
+    let mut other = Chromium::launch().await;
+    let six = other.open_lesson(&base, "six-lanes").await;
+    let (answer, _) = other.take_lesson(&six, 6, LIMIT).await;
+    assert_eq!(answer, "6");
+
+    // Unlocked, the first lesson's Run is offered and nothing says locked.
+    assert!(
+        put_room(addr, r#"{"policy_locked": false}"#)
+            .await
+            .contains(" 200 ")
+    );
+    eventually("the Run button after the unlock", LIMIT, async || {
+        (locked_and_runnable(&mut chrome, &page).await == (false, true)).then_some(())
     })
     .await;
 }

@@ -307,6 +307,17 @@ pub fn InstructorView(props: &InstructorProps) -> Html {
                 <button id="reset" class="secondary" onclick={change(RoomPatch { reset: Some(true), ..RoomPatch::default() })}>
                     { "New round" }</button>
             </div>
+            <p class="help" id="lock-help">
+                { if state.policy_locked {
+                    "Locked: every participant runs the lab's default policy and middlebox. About \
+                     half of the lessons change them for their run (keep-alive off, the timeouts, the \
+                     NAT lessons): those wait for the unlock, and their pages say so."
+                } else {
+                    "Locking keeps every participant on the lab's default policy and middlebox. The \
+                     lessons that change them for their run (about half) cannot run until it is \
+                     unlocked."
+                } }
+            </p>
             if let Some(p) = &*problem {
                 <p class="error" role="alert">{ p.clone() }</p>
             }

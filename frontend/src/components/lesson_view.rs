@@ -349,6 +349,8 @@ fn LessonPage(props: &LessonPageProps) -> Html {
     let (done, total) = r.progress();
     let settled = r.settled(&props.state, now_ms());
     let connected = props.state.socket == crate::state::SocketStatus::Open;
+    // Said before Run, not found out 10 s into the run.
+    let locked_out = props.state.room_locked && lesson.changes_settings();
     let result = match (&r.stage, &r.outcome) {
         (Stage::Answered, Some(outcome)) => {
             let predicted = r.prediction.map(|p| p.words(words));
@@ -411,7 +413,7 @@ fn LessonPage(props: &LessonPageProps) -> Html {
             { ask }
             <div class="actions">
                 <button id="run-lesson" onclick={on_run}
-                    disabled={r.stage != Stage::Ready || !connected || !props.ready}>{ if lesson.by_agent() { "Run the agent" } else { "Run it in this browser" } }</button>
+                    disabled={r.stage != Stage::Ready || !connected || !props.ready || locked_out}>{ if lesson.by_agent() { "Run the agent" } else { "Run it in this browser" } }</button>
                 if matches!(r.stage, Stage::Answered | Stage::Failed(_)) {
                     // Not before the settings this run put back are in
                     // force: a new run would save the lesson's own as yours.
@@ -427,6 +429,13 @@ fn LessonPage(props: &LessonPageProps) -> Html {
                     <span class="help">{ "Predict first, then run." }</span>
                 }
             </div>
+            if locked_out && matches!(r.stage, Stage::Predict | Stage::Ready) {
+                <p class="help" role="status" id="lesson-locked">
+                    { "The instructor has locked the room's settings, and this lesson changes the \
+                       keep-alive policy or the middlebox for its run: you can predict now and run \
+                       it once the lock is lifted." }
+                </p>
+            }
             { result }
         </section>
     }

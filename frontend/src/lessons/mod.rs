@@ -237,6 +237,15 @@ impl Lesson {
         steps.iter().any(|s| matches!(s, Step::Agent { .. }))
             && !steps.iter().any(|s| matches!(s, Step::Fire(_)))
     }
+
+    /// Sets the session's keep-alive policy or middlebox for its run: it
+    /// cannot run while the instructor has locked the room's settings (the
+    /// server refuses both changes then).
+    pub fn changes_settings(&self) -> bool {
+        (self.steps)()
+            .iter()
+            .any(|s| matches!(s, Step::Policy(_) | Step::Middlebox(_)))
+    }
 }
 
 /// The lesson with `id`.

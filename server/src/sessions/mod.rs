@@ -543,10 +543,14 @@ impl Sessions {
         Ok((next, publish_all(scopes, *locked, defaults)))
     }
 
-    /// Locks or unlocks the policy for the room; returns the owners whose
-    /// effective policy changed, with it.
+    /// Locks or unlocks the policy for the room; returns the owners to tell,
+    /// with their effective policy: those whose policy changed, and every
+    /// owner when the lock itself changed (their pages must know: a lesson
+    /// that changes settings cannot run while locked, and a session already
+    /// on the defaults was not told before; found in review).
     pub fn set_locked(&self, on: bool) -> Vec<(Owner, ServerPolicy)> {
         let mut registry = lock(&self.inner);
+        let flipped = registry.locked != on;
         registry.locked = on;
         let Registry {
             defaults,
@@ -554,7 +558,14 @@ impl Sessions {
             scopes,
             ..
         } = &mut *registry;
-        publish_all(scopes, *locked, defaults)
+        let changed = publish_all(scopes, *locked, defaults);
+        if !flipped {
+            return changed;
+        }
+        scopes
+            .iter()
+            .map(|(owner, scope)| (owner.clone(), scope.view.borrow().policy.clone()))
+            .collect()
     }
 
     /// A viewer of `owner` connected with this user agent.

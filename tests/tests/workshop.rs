@@ -201,14 +201,33 @@ async fn the_instructor_sees_what_every_participant_measured_and_moves_the_room(
     let lesson = teacher
         .eval(
             &instructor,
-            "document.querySelector('section.instructor h3').textContent",
+            "document.querySelector('section.instructor h3').dataset.lesson",
         )
         .await;
-    let lesson = lesson
-        .as_str()
-        .and_then(|t| t.strip_prefix("Predicted and measured: "))
-        .expect("the lesson in play")
-        .to_owned();
+    let lesson = lesson.as_str().expect("the lesson in play").to_owned();
+    // Named by its title (found in review: the id), and the room counted in
+    // words that agree in number.
+    assert_eq!(
+        teacher
+            .eval(
+                &instructor,
+                "document.querySelector('section.instructor h3').textContent",
+            )
+            .await,
+        "Predicted and measured: Six lanes"
+    );
+    let counts = teacher
+        .eval(
+            &instructor,
+            "document.getElementById('room-counts').textContent",
+        )
+        .await;
+    assert!(
+        counts
+            .as_str()
+            .is_some_and(|t| t.starts_with("2 participants, 2 online, ")),
+        "{counts}"
+    );
     let mut expected: std::collections::BTreeMap<String, (u32, u32)> = Default::default();
     for p in &room {
         if let Some(r) = p.reports.iter().find(|r| r.lesson == lesson) {

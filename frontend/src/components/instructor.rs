@@ -271,6 +271,13 @@ pub fn InstructorView(props: &InstructorProps) -> Html {
         (picked, _) => picked.to_owned(),
     };
     let in_play = state.lesson.clone().unwrap_or_else(|| chosen.clone());
+    // The lesson's title as the room sees it in its list (its id until the
+    // list has come).
+    let title_of = |id: &str| {
+        lessons
+            .and_then(|l| l.iter().find(|l| l.id == id))
+            .map_or_else(|| id.to_owned(), |l| l.title.clone())
+    };
     let counts = tally(&state.participants, &in_play);
     let qr = format!(
         "/api/room/join.svg?key={}",
@@ -284,10 +291,10 @@ pub fn InstructorView(props: &InstructorProps) -> Html {
                 <div>
                     <p>{ "Participants join at " }<strong id="join-url">{ format!("http://{host}/") }</strong></p>
                     <p class="help">{ "Each gets a session of their own. Nothing to install." }</p>
-                    <p>{ format!("{} participants, {} online, {} connections open",
-                        state.participants.len(),
+                    <p id="room-counts">{ format!("{}, {} online, {} open",
+                        crate::tally::count(state.participants.len(), "participant"),
                         state.participants.iter().filter(|p| p.online).count(),
-                        state.connections) }</p>
+                        crate::tally::count(state.connections, "connection")) }</p>
                 </div>
             </div>
             <div class="actions">
@@ -321,7 +328,7 @@ pub fn InstructorView(props: &InstructorProps) -> Html {
             if let Some(p) = &*problem {
                 <p class="error" role="alert">{ p.clone() }</p>
             }
-            <h3>{ format!("Predicted and measured: {in_play}") }</h3>
+            <h3 data-lesson={in_play.clone()}>{ format!("Predicted and measured: {}", title_of(&in_play)) }</h3>
             if counts.is_empty() {
                 <p class="help">{ "No predictions yet." }</p>
             } else {

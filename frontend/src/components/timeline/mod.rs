@@ -471,7 +471,8 @@ pub fn TimelineView(props: &TimelineProps) -> Html {
                 }
             </div>
             if idle {
-                <p class="empty">{ "Fire a burst: its requests and the server's connections appear here, on one clock." }</p>
+                <p class="empty">{ "When requests go out (a burst, or a lesson's run), they and the server's connections \
+                   appear here, on one clock." }</p>
             }
             <div class="scroll" tabindex="0" {onkeydown} {onscroll} aria-label="Timeline: + and - zoom, arrows pan, 0 fits">
             <svg id="timeline" xmlns="http://www.w3.org/2000/svg" viewBox={format!("0 0 {} {}", px(WIDTH), px(height))}

@@ -190,21 +190,35 @@ async fn the_workbench_link_loads_its_own_bundle_and_keeps_the_session() {
 /// ended first, so the next page's document does not queue behind them in
 /// the browser's six connections to the lab. Found in review: the tab froze
 /// until the server's hang cap (120 s, beyond this test's limit) answered
-/// them. The server records the six held hangs as aborted.
+/// them. The server records the six held hangs as aborted. A reload does
+/// the same.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leaving_a_page_that_holds_requests_loads_the_other_at_once() {
     let (addr, lab) = start_page_server().await;
     let mut chrome = Chromium::launch().await;
     let page = chrome.open(&format!("http://{addr}/#workbench")).await;
-    let session = wait_for(&mut chrome, &page, "workbench").await;
-    let (_, mut events) = lab.subscribe(None);
-    chrome
-        .eval(&page, "document.getElementById('fire').click()")
+    wait_for(&mut chrome, &page, "workbench").await;
+    // A reload of a page holding hangs: the page is back, live.
+    let fire_and_hold = async |chrome: &mut Chromium| {
+        chrome
+            .eval(&page, "document.getElementById('fire').click()")
+            .await;
+        eventually("6 hangs held at the server", LIMIT, async || {
+            (lab.hangs().len() == 6).then_some(())
+        })
         .await;
-    eventually("6 hangs held at the server", LIMIT, async || {
-        (lab.hangs().len() == 6).then_some(())
+    };
+    fire_and_hold(&mut chrome).await;
+    chrome.eval(&page, "location.reload()").await;
+    let session = wait_for(&mut chrome, &page, "workbench").await;
+    eventually("the held hangs gone", LIMIT, async || {
+        lab.hangs().is_empty().then_some(())
     })
     .await;
+
+    // A link to the other page.
+    let (_, mut events) = lab.subscribe(None);
+    fire_and_hold(&mut chrome).await;
     let held: Vec<protocol::RequestId> = lab
         .tracker()
         .connections()

@@ -199,9 +199,11 @@ pub const LESSONS: &[LessonEntry] = &[
             ],
             why: "Six hung requests hold all six lanes, so the rest of the page's requests to that \
               origin wait in the browser. Only the server's socket timeout frees the lanes: it \
-              closes the connections without an answer. Chromium silently re-sends a request \
-              whose reused connection closed without a response; one on a fresh connection \
-              fails with an empty response. Time here is scaled: 2 s stands for 2 minutes.",
+              closes the connections without an answer. Chromium re-sends, without a word to the \
+              page, a request whose reused connection closed without a response; if the server \
+              cuts the re-sent attempts too, it gives up after a few and the page sees the \
+              failure. One on a fresh connection fails with an empty response. Time here is \
+              scaled: 2 s stands for 2 minutes.",
             watch: "the first six lanes cut at 2 s and the queued six starting right after",
         },
     },
@@ -284,18 +286,20 @@ pub const LESSONS: &[LessonEntry] = &[
         id: "spare-socket",
         title: "The spare socket",
         concept: "loading a page opens a spare connection nobody asked for",
-        summary: "count the connections this page's load opened, and what each carried",
+        summary: "count the connections this page's load opened that carried nothing",
         text: LessonText {
-            prompt: "Loading this page, how many TCP connections did your browser open to this origin, besides the page's events WebSocket?",
+            prompt: "This page fetches its files and asks the server for its session and lessons in parallel, so loading it can take several connections to this origin (besides the page's events WebSocket). How many of the connections opened for the page's load carried no request at all until this lesson ran?",
             unit: Some("connections"),
             choices: &[],
-            why: "When Chromium navigates, it opens a second connection a few milliseconds after the \
-              first, a spare it expects to need; if nothing uses it, it sits idle until the server \
-              or the browser closes it. The page's own files go out on the first (this page \
-              asks for no favicon: its icon is inline). A spare later used looks 'reused' in \
-              Resource Timing.",
-            watch: "the PAGE LOAD lanes below the server's: one that carried the page's files, one \
-              that carried nothing",
+            why: "When Chromium navigates, it opens a spare connection a few milliseconds after the \
+              first, one it expects to need: a preconnect. If nothing uses it, it sits idle until \
+              the server or the browser closes it (Chromium drops an unused one after about 110 \
+              s). The page's own requests go out on connections opened for them: this page loads \
+              its files and calls the server in parallel, so it needs several (it asks for no \
+              favicon: its icon is inline). A spare a later request uses looks 'reused' in \
+              Resource Timing, and after that like any other connection.",
+            watch: "the PAGE LOAD lanes below the server's: those that carried the page's files and \
+              calls, and any that carried nothing",
         },
     },
     LessonEntry {

@@ -82,6 +82,95 @@ fn hang_timeout_orders_requests_by_their_first_arrival_not_their_resend() {
     assert_eq!(o.answer, Answer::Choice(1), "when the first six were cut");
 }
 
+/// One attempt of a request, as the server saw it: cut by the hang timeout
+/// (no response), or answered.
+fn attempt(conn: u64, start_us: u64, answered: bool) -> crate::state::Attempt {
+    crate::state::Attempt {
+        conn: ConnId(conn),
+        request: protocol::RequestId(conn),
+        seq: 1,
+        conn_opened_us: Some(start_us),
+        start_us,
+        response_us: answered.then_some(start_us + 1_000),
+        end_us: Some(start_us + 2_000_000),
+        outcome: answered.then_some(protocol::RequestOutcome::Completed),
+        dropped: (!answered).then_some(CloseReason::HangTimeout),
+    }
+}
+/// A request of the run with these attempts, ending in `phase`.
+fn tried(phase: Phase, attempts: Vec<crate::state::Attempt>) -> BrowserRequest {
+    let mut r = req(phase);
+    let last = attempts.last().unwrap();
+    (r.conn, r.seq, r.server_start_us) = (Some(last.conn), Some(last.seq), Some(last.start_us));
+    r.server_sightings = u32::try_from(attempts.len()).unwrap();
+    r.attempts = attempts;
+    r
+}
+
+/// hang-timeout (found in review): #1 was re-sent 4 times by the browser,
+/// each attempt cut again, and then failed in the page; five more failed
+/// without a re-send; six were answered after the release. The note said
+/// "6 failed and 1 were re-sent without a word to the page": 7 of 6, and
+/// the re-sent one was no silent success.
+#[test]
+fn hang_timeout_tells_a_resend_that_still_failed_apart_from_a_silent_one() {
+    let s = fresh();
+    let mut reqs = Vec::new();
+    let resends = (0..5u64)
+        .map(|k| attempt(100 + k, k * 2_000_000, false))
+        .collect();
+    reqs.push(tried(Phase::Failed, resends));
+    for c in 2..=6u64 {
+        reqs.push(tried(Phase::Failed, vec![attempt(c, 0, false)]));
+    }
+    for c in 7..=12u64 {
+        reqs.push(tried(Phase::Done, vec![attempt(c, 2_001_000, true)]));
+    }
+    let o = measure("hang-timeout", &s, vec![run_of(reqs)]);
+    let note = &o.notes[0];
+    assert!(!note.contains("without a word to the page"), "{note}");
+    assert!(!note.contains("1 were"), "{note}");
+    let num = |id| fig(&o, id).parse::<usize>().unwrap();
+    assert_eq!(o.answer, Answer::Choice(1));
+    assert_eq!(
+        (
+            num("failed"),
+            num("resent-failed"),
+            num("resent"),
+            num("answered")
+        ),
+        (6, 1, 0, 6),
+        "{:?}",
+        o.figures
+    );
+    assert_eq!(num("failed") + num("answered"), 12, "every request once");
+    assert!(
+        note.contains("#1 after your browser re-sent it 4 times, each attempt cut again"),
+        "{note}"
+    );
+    assert!(
+        note.contains("Of its 12 requests, 6 failed in the page"),
+        "{note}"
+    );
+    assert!(note.contains("5 without being re-sent"), "{note}");
+    // A re-send the page saw answered is the silent one.
+    let mut reqs = vec![tried(
+        Phase::Done,
+        vec![attempt(1, 0, false), attempt(2, 2_000_000, true)],
+    )];
+    reqs.extend((2..=12u64).map(|c| tried(Phase::Done, vec![attempt(c, 2_001_000, true)])));
+    let o = measure("hang-timeout", &s, vec![run_of(reqs)]);
+    assert_eq!((fig(&o, "resent"), fig(&o, "resent-failed")), ("1", "0"));
+    assert!(
+        o.notes[0].contains(
+            "1 of them after your browser had re-sent it on another connection \
+             without a word to the page"
+        ),
+        "{}",
+        o.notes[0]
+    );
+}
+
 /// spare-socket (12th in teaching order): after 64 more closed lanes the
 /// page load's lanes are still known (only other closed lanes are forgotten
 /// past MAX_CLOSED_LANES), so the lesson counts them.
@@ -107,6 +196,73 @@ fn spare_socket_still_counts_the_page_loads_lanes_after_64_more_closed() {
     let o = measure("spare-socket", &s, runs());
     assert_eq!(o.answer, Answer::Number(2), "{:?}", o.notes);
     assert_eq!(s.lanes.len(), 2 + crate::state::MAX_CLOSED_LANES);
+}
+
+/// spare-socket (found in review): this page loads its files and calls the
+/// server in parallel, so its load took 5 connections, 4 of them carrying
+/// its requests and 1 nothing. The question is the one this page can answer
+/// (how many carried nothing), not "how many did it open" (graded 5 against
+/// a usual 2), and its words do not say the files went out on the first.
+#[test]
+fn spare_socket_asks_what_this_parallel_page_load_can_show() {
+    let mut s = fresh();
+    s.live_since_us = Some(100_000);
+    let files = [
+        "/",
+        "/app.js",
+        "/app_bg.wasm",
+        "/api/sessions",
+        "/api/lessons",
+    ];
+    for c in 1..=5u64 {
+        s.apply(opened(c, c * 10_000));
+    }
+    let on = |c: u64, target: &str, at_us: u64| {
+        event(ServerEvent::RequestStarted {
+            conn: ConnId(c),
+            request: protocol::RequestId(c * 10 + at_us / 100_000),
+            seq: 1,
+            method: "GET".into(),
+            target: target.into(),
+            connection: None,
+            at_us,
+        })
+    };
+    for (c, target) in (1..=4u64).zip(files) {
+        s.apply(on(c, target, 60_000));
+    }
+    let mut lesson = req(Phase::Done);
+    lesson.server_start_us = Some(900_000);
+    let runs = || vec![run_of(vec![lesson.clone()])];
+    let o = measure("spare-socket", &s, runs());
+    assert_eq!(o.answer, Answer::Number(1), "{:?} {:?}", o.figures, o.notes);
+    assert_eq!(
+        (fig(&o, "page-load"), fig(&o, "carried"), fig(&o, "spare")),
+        ("5", "4", "1")
+    );
+    assert_eq!(find("spare-socket").unwrap().usual, Answer::Number(1));
+    let words = protocol::LESSONS
+        .iter()
+        .find(|e| e.id == "spare-socket")
+        .unwrap()
+        .text;
+    assert!(!words.why.contains("on the first"), "{}", words.why);
+    assert!(
+        words.prompt.contains("carried no request"),
+        "{}",
+        words.prompt
+    );
+    // The spare used by a request of the page before the lesson (its
+    // lessons, an earlier lesson's burst): none carried nothing, and the
+    // note says a spare may have been used, not that there was none.
+    s.apply(on(5, files[4], 300_000));
+    let o = measure("spare-socket", &s, runs());
+    assert_eq!(o.answer, Answer::Number(0));
+    assert!(
+        o.notes[0].contains("A spare, if your browser opened one"),
+        "{}",
+        o.notes[0]
+    );
 }
 
 /// nat-real-time: each choice is one way both requests ended; any other

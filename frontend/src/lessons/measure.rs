@@ -82,6 +82,16 @@ pub fn resent(run: &Run) -> usize {
     run.requests.iter().filter(|r| r.resent()).count()
 }
 
+/// Requests of `run` the browser re-sent that then ended in `phase`:
+/// answered (`Done`: the page never knew of the re-send) or failed anyway
+/// (`Failed`: every attempt was lost, and the page saw the failure).
+pub fn resent_then(run: &Run, phase: Phase) -> usize {
+    run.requests
+        .iter()
+        .filter(|r| r.resent() && r.phase == phase)
+        .count()
+}
+
 /// When the server first saw `r`: its first attempt's start, not its
 /// latest (a request the browser re-sent reached the server first with the
 /// attempt that was cut).

@@ -1834,36 +1834,48 @@ fn race(e: &Evidence<'_>) -> Outcome {
         figures: vec![
             figure("failed", "failed in the page", failed),
             figure("attempts", "attempts the server saw", attempts),
-            figure("resent", "re-sent silently", resent_n),
+            figure("resent", "re-sent by the browser", resent_n),
             figure("races", "connections closed in the race", races),
             figure("done", "answered", ended(run) - failed),
         ],
         // Built from what happened: a browser may also fail them instead of
-        // re-sending (found in review: the re-send was told regardless).
+        // re-sending (found in review: the re-send was told regardless), and
+        // a re-send that was cut too fails in the page like any other, so
+        // it was not "without telling the page" (found in a later review).
         notes: vec![format!(
             "The server saw {attempts} attempts for {}; {} closed in the race, each dropping \
-             unanswered the request that had just arrived on it. {}",
+             unanswered the request that had just arrived on it. {}; {}.",
             count(run.requests.len(), "requests"),
             count(races, "connections"),
-            match (resent_n, failed) {
-                (0, 0) => "None was re-sent, and the page saw no failure.".to_owned(),
-                (0, f) => format!(
-                    "Your browser re-sent none of them: the page saw {}.",
-                    count(f, "failures")
-                ),
-                (r, 0) => format!(
-                    "Your browser re-sent {} on another connection without telling the page, \
-                     which saw no failure at all.",
-                    count(r, "requests")
-                ),
-                (r, f) => format!(
-                    "Your browser re-sent {} on another connection without telling the page; \
-                     the page saw {}.",
-                    count(r, "requests"),
-                    count(f, "failures")
-                ),
+            race_resends(resent_n, resent_then(run, Phase::Done)),
+            match failed {
+                0 => "the page saw no failure".to_owned(),
+                f => format!("the page saw {}", count(f, "failures")),
             }
         )],
+    }
+}
+
+/// What the browser re-sent in the race: `resent` requests, `silent` of them
+/// then answered without the page being told.
+fn race_resends(resent: usize, silent: usize) -> String {
+    match (resent, silent) {
+        (0, _) => "Your browser re-sent none of them".to_owned(),
+        (r, s) if s == r => format!(
+            "Your browser re-sent {} on another connection without telling the page",
+            count(r, "requests")
+        ),
+        (r, 0) => format!(
+            "Your browser re-sent {} on another connection, and {} failed all the same",
+            count(r, "requests"),
+            if r == 1 { "it" } else { "they" }
+        ),
+        (r, s) => format!(
+            "Your browser re-sent {} on another connection: {s} then answered without telling \
+             the page, {} failed all the same",
+            count(r, "requests"),
+            r - s
+        ),
     }
 }
 

@@ -527,10 +527,15 @@ impl MiddleboxSettings {
                     ),
                 )
             } else {
+                // "the custom" names nothing (found in review).
+                let what = match spec.preset {
+                    Preset::Custom => "a custom middlebox".to_owned(),
+                    _ => format!("the {}", spec.name),
+                };
                 error(
                     format!(
-                        "`idle_timeout_ms` = {} ({got}) is out of range for the {}",
-                        self.idle_timeout_ms, spec.name
+                        "`idle_timeout_ms` = {} ({got}) is out of range for {what}",
+                        self.idle_timeout_ms
                     ),
                     format!(
                         "send idle_timeout_ms between {low} and {high} ({} to {}), or {{\"preset\": \"custom\"}} for any timeout from {CUSTOM_MIN_MS} to {CUSTOM_MAX_MS}",
@@ -842,6 +847,32 @@ mod tests {
         for on_expiry in OnExpiry::ALL {
             assert_eq!(serde_json::to_value(on_expiry).unwrap(), on_expiry.as_str());
         }
+    }
+
+    /// A timeout out of a preset's range names the preset; a custom one is
+    /// "a custom middlebox" (found in review: "out of range for the custom").
+    #[test]
+    fn an_out_of_range_timeout_names_what_it_is_out_of_range_for() {
+        let mut custom = Preset::Custom.settings(1);
+        custom.idle_timeout_ms = 0;
+        let error = custom.validate().expect_err("0 ms is out of range");
+        assert!(
+            error
+                .error
+                .ends_with("is out of range for a custom middlebox"),
+            "{}",
+            error.error
+        );
+        let mut alb = Preset::Alb.settings(1);
+        alb.idle_timeout_ms = 0;
+        let error = alb.validate().expect_err("0 ms is out of range");
+        assert!(
+            error
+                .error
+                .ends_with(&format!("for the {}", Preset::Alb.spec().name)),
+            "{}",
+            error.error
+        );
     }
 
     #[test]

@@ -97,14 +97,23 @@ impl ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, error, hint)
     }
 
-    /// 404: no such endpoint.
+    /// 404: no such endpoint. The hint lists every endpoint, from the list
+    /// the router is built from ([`crate::routes::ENDPOINTS`]).
     pub fn not_found(path: &str) -> ApiError {
+        static HINT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+            let listed: Vec<String> = crate::routes::ENDPOINTS
+                .iter()
+                .map(|(methods, path)| match *methods {
+                    "" => (*path).to_owned(),
+                    methods => format!("{methods} {path}"),
+                })
+                .collect();
+            format!("endpoints: {}; see docs/api.md", listed.join(", "))
+        });
         ApiError::new(
             StatusCode::NOT_FOUND,
             format!("no endpoint at `{path}`"),
-            "endpoints: POST /api/sessions, /api/fast, /api/slow, /api/hang, /api/drip, \
-             /api/close, /api/sse, POST /api/release, GET /api/connections, GET /api/lessons[/ID], \
-             GET|PUT /api/config, GET|PUT /api/room, /api/events (WebSocket); see docs/api.md",
+            HINT.as_str(),
         )
     }
 

@@ -146,7 +146,9 @@ pub async fn upgrade(
             "/api/events",
             query.as_deref(),
             &["key"],
-            "ws://127.0.0.1:8080/api/events?session=s-…",
+            // No address: the lab may be on any port (found in review, it
+            // said 8080 to a lab on 18080), and a close reason has 123 bytes.
+            "/api/events?session=s-…",
         )
         .and_then(|p| crate::routes::access(&lab, &p, &headers)),
     };
@@ -156,13 +158,18 @@ pub async fn upgrade(
         Err(rejection) => {
             return match access {
                 Err(error) => error.into_response(),
-                Ok(_) => ApiError::with_status(
-                    rejection.status(),
-                    format!("/api/events is a WebSocket: {}", rejection.body_text()),
-                    "connect with a WebSocket client, e.g. new WebSocket('ws://127.0.0.1:8080/api/events?session=…') \
-                     or `websocat ws://127.0.0.1:8080/api/events`; plain HTTP gets GET /api/connections",
-                )
-                .into_response(),
+                Ok(_) => {
+                    let url = events_url(&lab, &headers, conn.as_deref());
+                    ApiError::with_status(
+                        rejection.status(),
+                        format!("/api/events is a WebSocket: {}", rejection.body_text()),
+                        format!(
+                            "connect with a WebSocket client, e.g. new WebSocket('{url}?session=…') \
+                             or `websocat {url}`; plain HTTP gets GET /api/connections"
+                        ),
+                    )
+                    .into_response()
+                }
             };
         }
     };
@@ -200,6 +207,25 @@ pub async fn upgrade(
             drop(slot);
             announce(&lab);
         })
+}
+
+/// The events socket's URL as this client reached the lab, for hints: its
+/// `Host` (the accept loop let only the lab's own through), else the address
+/// it connected to. Found in review: a fixed `ws://127.0.0.1:8080/…` sent a
+/// learner on another port to the wrong place.
+fn events_url(lab: &Lab, headers: &HeaderMap, conn: Option<&Conn>) -> String {
+    let local = conn.map(Conn::local);
+    let scheme = match local {
+        Some(local) if lab.origins().is_tls_port(local.port()) => "wss",
+        _ => "ws",
+    };
+    let authority = headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| local.map(|l| l.to_string()))
+        .unwrap_or_else(|| "127.0.0.1:PORT".to_owned());
+    format!("{scheme}://{authority}/api/events")
 }
 
 /// Accepts the upgrade and closes the socket at once with `refusal`'s code
@@ -789,8 +815,64 @@ fn handle(
             lab, access, viewer, options, request, every_ms, count, linger_ms,
         ),
         Ok(ClientMessage::AgentStop {}) => crate::agent::lab::stop(access),
-        Err(e) => Some(bad_message(format!("control message not understood: {e}"))),
+        Err(e) => Some(ServerEvent::Error(ErrorBody {
+            error: format!("control message not understood: {e}"),
+            hint: message_hint(text),
+        })),
     }
+}
+
+/// Every control message a viewer may send ([`ClientMessage`]'s types) and
+/// an example of each, for hints (checked against `ClientMessage` by this
+/// module's tests).
+const CLIENT_MESSAGES: &[(&str, &str)] = &[
+    (
+        "release",
+        r#"{"type":"release"}, {"type":"release","request":12} or {"type":"release","id":"tag"}"#,
+    ),
+    (
+        "set_config",
+        r#"{"type":"set_config","config":{"idle_timeout_ms":2000}}"#,
+    ),
+    ("ping", r#"{"type":"ping","client_time_ms":0}"#),
+    (
+        "lesson_report",
+        r#"{"type":"lesson_report","report":{"lesson":"six-lanes","stage":"answered","prediction":"6","answer":"6","figures":[["at-once","6"]]}}"#,
+    ),
+    (
+        "set_middlebox",
+        r#"{"type":"set_middlebox","middlebox":{"preset":"aws_nat","scale":100}}"#,
+    ),
+    (
+        "agent_start",
+        r#"{"type":"agent_start","request":{"method":"GET","path":"/api/fast","target":"same"},"every_ms":100,"count":3}"#,
+    ),
+    ("agent_stop", r#"{"type":"agent_stop"}"#),
+];
+
+/// The hint for a control message not understood: an example of its own
+/// type when it names one (found in review: a malformed `agent_start` was
+/// shown only `release`, `set_config` and `ping`), else every type.
+fn message_hint(text: &str) -> String {
+    let named = serde_json::from_str::<serde_json::Value>(text)
+        .ok()
+        .and_then(|v| v.get("type")?.as_str().map(str::to_owned));
+    match CLIENT_MESSAGES
+        .iter()
+        .find(|(kind, _)| Some(*kind) == named.as_deref())
+    {
+        Some((_, example)) => format!("send e.g. {example}"),
+        None => generic_message_hint(),
+    }
+}
+
+/// Every control message type, with the commonest examples.
+fn generic_message_hint() -> String {
+    let kinds: Vec<&str> = CLIENT_MESSAGES.iter().map(|(kind, _)| *kind).collect();
+    format!(
+        r#"send a JSON object whose "type" is one of {}; e.g. {{"type":"release"}} or {{"type":"set_config","config":{{"idle_timeout_ms":2000}}}}"#,
+        kinds.join(", ")
+    )
 }
 
 /// Answers one control message as the anonymous scope would (for tests that
@@ -809,7 +891,7 @@ pub fn handle_as(lab: &Lab, owner: Owner, text: &str) -> Option<ServerEvent> {
 fn bad_message(error: String) -> ServerEvent {
     ServerEvent::Error(ErrorBody {
         error,
-        hint: r#"send {"type":"release"}, {"type":"release","request":12}, {"type":"release","id":"tag"}, {"type":"set_config","config":{"idle_timeout_ms":2000}} or {"type":"ping","client_time_ms":0}"#.into(),
+        hint: generic_message_hint(),
     })
 }
 
@@ -824,5 +906,102 @@ async fn send<W: Sink<Message> + Unpin>(
     match tokio::time::timeout(stall, sink.send(Message::Text(text.into()))).await {
         Ok(Ok(())) => Ok(()),
         _ => Err(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The top-level JSON objects in `text` (`{…}, {…} or {…}`).
+    fn objects(text: &str) -> Vec<&str> {
+        let (mut found, mut depth, mut start) = (Vec::new(), 0, 0);
+        for (at, c) in text.char_indices() {
+            match c {
+                '{' => {
+                    if depth == 0 {
+                        start = at;
+                    }
+                    depth += 1;
+                }
+                '}' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        found.push(&text[start..=at]);
+                    }
+                }
+                _ => {}
+            }
+        }
+        found
+    }
+
+    /// The hints' list of control messages is `ClientMessage`'s, each
+    /// example one the server understands.
+    #[test]
+    fn the_hints_name_every_control_message_and_their_examples_parse() {
+        let unknown = serde_json::from_str::<ClientMessage>(r#"{"type":"no-such"}"#)
+            .expect_err("an unknown type")
+            .to_string();
+        let expected = unknown
+            .split("expected one of ")
+            .nth(1)
+            .unwrap_or_else(|| panic!("serde's list of types: {unknown}"));
+        let mut theirs: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
+        let mut ours: Vec<&str> = CLIENT_MESSAGES.iter().map(|(kind, _)| *kind).collect();
+        theirs.sort_unstable();
+        ours.sort_unstable();
+        assert_eq!(ours, theirs, "{unknown}");
+        for (kind, example) in CLIENT_MESSAGES {
+            let examples = objects(example);
+            assert!(!examples.is_empty(), "{kind}");
+            for example in examples {
+                let message: ClientMessage = serde_json::from_str(example)
+                    .unwrap_or_else(|e| panic!("{kind}: {example}: {e}"));
+                let value = serde_json::to_value(&message).expect("JSON");
+                assert_eq!(value["type"], *kind, "{example}");
+            }
+        }
+    }
+
+    /// Through the handler: a malformed `agent_start` or `lesson_report` is
+    /// shown its own type's example (found in review: only `release`,
+    /// `set_config` and `ping`), an unknown type every type.
+    #[tokio::test]
+    async fn a_malformed_message_is_answered_with_its_own_types_example() {
+        let lab = Lab::new(crate::Config::default());
+        let hint = |text: &str| match handle_as(&lab, Owner::Anonymous, text) {
+            Some(ServerEvent::Error(body)) => body.hint,
+            other => panic!("{text}: expected an error, got {other:?}"),
+        };
+        for (text, kind) in [
+            (r#"{"type":"agent_start","every_ms":-1}"#, "agent_start"),
+            (r#"{"type":"lesson_report","report":{}}"#, "lesson_report"),
+            (r#"{"type":"set_middlebox","middlebox":5}"#, "set_middlebox"),
+        ] {
+            let hint = hint(text);
+            assert!(
+                hint.contains(&format!(r#"{{"type":"{kind}","#)),
+                "{text}: {hint}"
+            );
+        }
+        let unknown = hint(r#"{"type":"nope"}"#);
+        for (kind, _) in CLIENT_MESSAGES {
+            assert!(unknown.contains(kind), "{kind} in {unknown}");
+        }
+    }
+
+    #[test]
+    fn a_message_not_understood_is_shown_its_own_type_or_every_type() {
+        let agent = message_hint(r#"{"type":"agent_start","every_ms":-1}"#);
+        assert!(agent.contains(r#"{"type":"agent_start","#), "{agent}");
+        let report = message_hint(r#"{"type":"lesson_report","report":{}}"#);
+        assert!(report.contains(r#"{"type":"lesson_report","#), "{report}");
+        for text in [r#"{"type":"nope"}"#, "{}", "not json", "[]"] {
+            let hint = message_hint(text);
+            for (kind, _) in CLIENT_MESSAGES {
+                assert!(hint.contains(kind), "{text}: {kind} in {hint}");
+            }
+        }
     }
 }

@@ -12,8 +12,9 @@
 //!    timer, next to the lab's [`watchdog`], which closes it when it sits idle
 //!    longer than its owner's live policy allows (or breaks a guard);
 //! 4. hands each request to a [`Handler`], which records it, refuses what a
-//!    shared room must refuse (foreign `Host` or `Origin`, a session the
-//!    server did not issue, a cap reached), drops it on purpose for the
+//!    shared room must refuse (foreign `Host` or `Origin`, another site's
+//!    request to the API without `Origin`, a session the server did not
+//!    issue, a cap reached), drops it on purpose for the
 //!    keep-alive race, or routes it, and applies the keep-alive policy to the
 //!    response on the way out. A WebSocket upgrade of `/api/events` refused
 //!    for anything but a foreign `Host` or `Origin` is routed too, carrying
@@ -29,7 +30,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
-use axum::http::header::{HOST, ORIGIN};
+use axum::http::header::{HOST, HeaderName, ORIGIN};
 use axum::response::{IntoResponse, Response};
 use futures_util::future::Either;
 use hyper::body::Incoming;
@@ -572,6 +573,19 @@ fn session_in(uri: &hyper::Uri) -> (Option<SessionId>, bool) {
     (session.and_then(|value| SessionId::parse(&value).ok()), key)
 }
 
+/// `Sec-Fetch-Site` (Fetch Metadata), which browsers send on every request
+/// they make; `hyper::header` has no constant for it.
+const SEC_FETCH_SITE: HeaderName = HeaderName::from_static("sec-fetch-site");
+
+/// Whether a `Sec-Fetch-Site` value says another site's page made the
+/// request: `cross-site`, or `same-site` (another port or scheme of the
+/// same host, or another subdomain; the lab's own pages there fetch with
+/// CORS and send `Origin`, which decides instead).
+fn from_another_site(value: &hyper::header::HeaderValue) -> bool {
+    let value = value.as_bytes();
+    value.eq_ignore_ascii_case(b"cross-site") || value.eq_ignore_ascii_case(b"same-site")
+}
+
 /// The request headers the lab reads before routing, found in one pass over
 /// the headers instead of one hashed lookup each (every request: bench
 /// figure 1).
@@ -584,6 +598,9 @@ struct Head<'a> {
     connection: bool,
     /// It has an `Authorization` header (perhaps the instructor key).
     authorization: bool,
+    /// A `Sec-Fetch-Site` of `cross-site` or `same-site` (any of them, if
+    /// several): a browser's request made by another site's page.
+    another_site: bool,
     /// `Expect: 100-continue` (the last `Expect`), over HTTP/1.1: hyper then
     /// sends `100 Continue` when the body is first read.
     expects_continue: bool,
@@ -599,6 +616,7 @@ impl<'a> Head<'a> {
             origin: None,
             connection: false,
             authorization: false,
+            another_site: false,
             expects_continue: false,
             repeated: None,
         };
@@ -615,6 +633,8 @@ impl<'a> Head<'a> {
                 head.connection = true;
             } else if name == hyper::header::AUTHORIZATION {
                 head.authorization = true;
+            } else if name == SEC_FETCH_SITE {
+                head.another_site |= from_another_site(value);
             } else if name == hyper::header::EXPECT {
                 // The last one counts, as hyper reads it (and only above
                 // HTTP/1.0 does hyper answer it with `100 Continue`).
@@ -749,7 +769,7 @@ impl Handler {
         // at once); past that, what an events socket's upgrade is refused is
         // told in a close frame, which a browser's WebSocket can read
         // (`events::refuse`): it is routed, carrying the refusal.
-        let refused = match self.foreign(&head) {
+        let refused = match self.foreign(&head, request.uri().path()) {
             Err(refused) => Some((refused, false)),
             Ok(()) => self
                 .admit(&request, &owner, known, credentials, &mut guard)
@@ -828,8 +848,9 @@ impl Handler {
     }
 
     /// What a shared room refuses before anything else: more than one
-    /// `Host` or `Origin`, a host name or a page that is not the lab's.
-    fn foreign(&self, head: &Head<'_>) -> Result<(), ApiError> {
+    /// `Host` or `Origin`, a host name or a page that is not the lab's, and
+    /// another site's request to the API that carries no `Origin` at all.
+    fn foreign(&self, head: &Head<'_>, path: &str) -> Result<(), ApiError> {
         let origins = self.lab.origins();
         // The address the client connected to is the lab's own, whatever the
         // interface (a workshop machine's LAN address): not a rebound name.
@@ -863,6 +884,20 @@ impl Handler {
                      its address) may drive it",
                 ));
             }
+        } else if head.another_site && path.starts_with("/api/") {
+            // Found in review: a browser sends no `Origin` on a no-cors GET
+            // (`<img src>`, `<script src>`, `fetch(url, {mode: 'no-cors'})`)
+            // nor on a link followed, so another site's page could hold hangs
+            // in the room's shared anonymous scope. Its `Sec-Fetch-Site` tells
+            // it apart; a request without one (curl, a script) or with
+            // `same-origin` or `none` (an address typed) is not a page's of
+            // another site. The page's files are not the API: a link on a
+            // slide to the lab's page still opens it.
+            return Err(ApiError::forbidden(
+                "requests to the API from another site's page are refused",
+                "only the lab's own pages may drive it; open the lab's page \
+                 (http://127.0.0.1:PORT/) and use it from there, or use curl",
+            ));
         }
         Ok(())
     }

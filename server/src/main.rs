@@ -613,6 +613,14 @@ async fn start(
     if localhost_too {
         say!("  http://localhost:{port}/ is yet another pool (Chromium sends it over ::1)");
     }
+    if options.bind.is_loopback() {
+        // Workshop mode printed it with the join links. Found in review: a
+        // teacher trying the lab alone had to build this link by hand.
+        say!(
+            "  instructor view (keep this link to yourself): http://{host}:{port}/#instructor&key={}",
+            key.as_str()
+        );
+    }
     say!(
         "  instructor key (whole-server view; keep it to yourself): {}",
         key.as_str()

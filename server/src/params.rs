@@ -41,7 +41,11 @@ impl Params {
         example: &'static str,
     ) -> Result<Params, ApiError> {
         let mut values = BTreeMap::new();
-        for (name, value) in form_urlencoded::parse(raw.unwrap_or("").as_bytes()) {
+        for pair in raw.unwrap_or("").split('&').filter(|pair| !pair.is_empty()) {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let name = decoded(name).ok_or_else(|| not_utf8("a parameter's name", example))?;
+            let value = decoded(value)
+                .ok_or_else(|| not_utf8(&format!("the value of `{name}`"), example))?;
             if !allowed.contains(&name.as_ref()) && !COMMON.contains(&name.as_ref()) {
                 let accepted: Vec<&str> = allowed.iter().chain(&COMMON).copied().collect();
                 return Err(ApiError::bad_request(
@@ -52,7 +56,7 @@ impl Params {
                     ),
                 ));
             }
-            if values.insert(name.to_string(), value.to_string()).is_some() {
+            if values.insert(name.clone(), value).is_some() {
                 return Err(ApiError::bad_request(
                     format!("`{name}` is given more than once"),
                     format!("send each parameter once; e.g. {example}"),
@@ -90,7 +94,11 @@ impl Params {
                 )
             });
         };
-        let value: u64 = text.trim().parse().map_err(|_| {
+        // ASCII digits only: Rust's `parse` also takes a leading `+`
+        // (`%2B5`), and a space was trimmed; neither is a whole number as
+        // documented (found in review).
+        let digits = !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit());
+        let value: u64 = text.parse().ok().filter(|_| digits).ok_or_else(|| {
             ApiError::bad_request(
                 format!("`{name}` must be a whole number of {unit}, got `{text}`"),
                 hint(),
@@ -180,6 +188,50 @@ impl Params {
     }
 }
 
+/// `part` of a query percent-decoded as `application/x-www-form-urlencoded`
+/// says (`+` is a space, `%XX` a byte, any other `%` itself, as
+/// `form_urlencoded::parse` reads it), or `None` when the bytes are not
+/// UTF-8. Found in review: `form_urlencoded` replaces such bytes with U+FFFD,
+/// so `id=%ff` was echoed and recorded as `�`, which was never sent.
+fn decoded(part: &str) -> Option<String> {
+    let hex = |b: &u8| match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    };
+    let bytes = part.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut at = 0;
+    while at < bytes.len() {
+        let byte = match bytes[at] {
+            b'+' => b' ',
+            b'%' => match (
+                bytes.get(at + 1).and_then(hex),
+                bytes.get(at + 2).and_then(hex),
+            ) {
+                (Some(high), Some(low)) => {
+                    at += 2;
+                    high * 16 + low
+                }
+                _ => b'%',
+            },
+            other => other,
+        };
+        out.push(byte);
+        at += 1;
+    }
+    String::from_utf8(out).ok()
+}
+
+/// The refusal of a query part (`what`) whose percent-decoding is not UTF-8.
+fn not_utf8(what: &str, example: &str) -> ApiError {
+    ApiError::bad_request(
+        format!("{what} is not UTF-8 once percent-decoded"),
+        format!("percent-encode text as UTF-8 (é is %C3%A9); e.g. {example}"),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -247,6 +299,59 @@ mod tests {
         let long = format!("id={}", "x".repeat(MAX_TAG_LEN + 1));
         assert!(parse(&long).unwrap().tag().is_err());
         assert!(parse("id=").unwrap().tag().is_err());
+        // Whole numbers are ASCII digits: no sign, no space (`+` in a query
+        // is a space).
+        for raw in [
+            "ms=%2B5",
+            "ms=+5",
+            "ms=%205",
+            "ms=5%20",
+            "ms=",
+            "ms=%EF%BC%95",
+        ] {
+            let err = parse(raw)
+                .and_then(|p| p.u64_in("ms", 0..=1000, None, "ms"))
+                .unwrap_err();
+            assert!(err.body.error.contains("whole number"), "{raw}: {err:?}");
+        }
+        // Bytes that are not UTF-8, in a value or a name, are refused
+        // (naming which), not recorded as U+FFFD, which was never sent.
+        for (raw, which) in [
+            ("id=%ff", "`id`"),
+            ("ms=1&id=a%C3", "`id`"),
+            ("session=%80", "`session`"),
+            ("%ff=1", "name"),
+        ] {
+            let err = parse(raw).unwrap_err();
+            assert!(err.body.error.contains("not UTF-8"), "{raw}: {err:?}");
+            assert!(err.body.error.contains(which), "{raw}: {err:?}");
+            assert!(err.body.hint.contains("/api/slow?ms=100"), "{raw}");
+        }
+        // What form_urlencoded reads, read the same.
+        for raw in [
+            "id=a+b%20c",
+            "id=%C3%A9%E2%82%AC",
+            "id=%EF%BF%BD",
+            "id=100%",
+            "id=%zz%4",
+            "id=a=b",
+            "&&id=x&&ms=1&",
+            "id",
+            "ms=7&id=%41%62",
+        ] {
+            let ours = parse(raw).unwrap().values;
+            let theirs: BTreeMap<String, String> = form_urlencoded::parse(raw.as_bytes())
+                .map(|(n, v)| (n.into_owned(), v.into_owned()))
+                .collect();
+            assert_eq!(ours, theirs, "{raw}");
+        }
+        assert_eq!(
+            parse("ms=0042")
+                .unwrap()
+                .u64_in("ms", 0..=1000, None, "ms")
+                .unwrap(),
+            42
+        );
         let accented = |n: usize| format!("id={}", "%C3%A9".repeat(n));
         assert!(parse(&accented(MAX_TAG_LEN)).unwrap().tag().is_ok());
         assert!(parse(&accented(MAX_TAG_LEN + 1)).unwrap().tag().is_err());

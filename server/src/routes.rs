@@ -35,10 +35,10 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Extension, RawQuery, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Json, Response};
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, get, post};
 use protocol::{
-    PolicyPatch, ROOM_HINT, ReleaseRequest, ReleaseResponse, RoomPatch, RoomState, ServerPolicy,
-    SessionGrant, headers,
+    PolicyPatch, ROOM_HINT, ReleaseRequest, ReleaseResponse, RoomState, ServerPolicy, SessionGrant,
+    headers,
 };
 use tower_http::cors::{
     AllowHeaders, AllowMethods, AllowOrigin, CorsLayer, preflight_request_headers,
@@ -57,30 +57,66 @@ use crate::sessions::{Access, Owner};
 /// Largest request body accepted anywhere (release and config bodies are tiny).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
+/// Every API endpoint: its methods as the 404 hint names them (none: the
+/// lessons' `GET` and `POST`) and its path. The router is built from this
+/// list ([`app`]), so the 404 hint ([`ApiError::not_found`]) cannot leave
+/// one out (found in review: it missed `/api/middlebox`, `/api/tls` and
+/// `/api/room/join.svg`).
+pub const ENDPOINTS: &[(&str, &str)] = &[
+    ("POST", "/api/sessions"),
+    ("", "/api/fast"),
+    ("", "/api/slow"),
+    ("", "/api/hang"),
+    ("", "/api/drip"),
+    ("", "/api/close"),
+    ("", "/api/sse"),
+    ("POST", "/api/release"),
+    ("GET", "/api/connections"),
+    ("GET", "/api/lessons"),
+    ("GET", "/api/lessons/{id}"),
+    ("GET|PUT", "/api/config"),
+    ("GET|PUT", "/api/middlebox"),
+    ("GET|PUT", "/api/room"),
+    ("GET", "/api/room/join.svg"),
+    ("GET", "/api/tls"),
+    ("WebSocket", "/api/events"),
+];
+
+/// The handlers of `path`, one of [`ENDPOINTS`] (`None` for any other).
+fn handlers(path: &str) -> Option<MethodRouter<Lab>> {
+    Some(match path {
+        "/api/fast" => get(endpoints::fast).post(endpoints::fast),
+        "/api/slow" => get(endpoints::slow).post(endpoints::slow),
+        "/api/hang" => get(endpoints::hang).post(endpoints::hang),
+        "/api/drip" => get(endpoints::drip).post(endpoints::drip),
+        "/api/close" => get(endpoints::close).post(endpoints::close),
+        "/api/sse" => get(endpoints::sse).post(endpoints::sse),
+        "/api/sessions" => post(create_session),
+        "/api/lessons" => get(lessons),
+        "/api/lessons/{id}" => get(lesson),
+        "/api/tls" => get(tls_ports),
+        "/api/release" => post(release),
+        "/api/room" => get(get_room).put(put_room),
+        "/api/room/join.svg" => get(join_qr),
+        "/api/connections" => get(connections),
+        "/api/config" => get(get_config).put(put_config),
+        "/api/middlebox" => {
+            get(crate::middlebox::lab::get_middlebox).put(crate::middlebox::lab::put_middlebox)
+        }
+        "/api/events" => get(events::upgrade),
+        _ => return None,
+    })
+}
+
 /// The lab's router.
 pub fn app(lab: Lab) -> Router {
-    Router::new()
-        .route("/", get(index))
-        .route("/api/fast", get(endpoints::fast).post(endpoints::fast))
-        .route("/api/slow", get(endpoints::slow).post(endpoints::slow))
-        .route("/api/hang", get(endpoints::hang).post(endpoints::hang))
-        .route("/api/drip", get(endpoints::drip).post(endpoints::drip))
-        .route("/api/close", get(endpoints::close).post(endpoints::close))
-        .route("/api/sse", get(endpoints::sse).post(endpoints::sse))
-        .route("/api/sessions", post(create_session))
-        .route("/api/lessons", get(lessons))
-        .route("/api/lessons/{id}", get(lesson))
-        .route("/api/tls", get(tls_ports))
-        .route("/api/release", post(release))
-        .route("/api/room", get(get_room).put(put_room))
-        .route("/api/room/join.svg", get(join_qr))
-        .route("/api/connections", get(connections))
-        .route("/api/config", get(get_config).put(put_config))
-        .route(
-            "/api/middlebox",
-            get(crate::middlebox::lab::get_middlebox).put(crate::middlebox::lab::put_middlebox),
-        )
-        .route("/api/events", get(events::upgrade))
+    let mut router = Router::new().route("/", get(index));
+    for (_, path) in ENDPOINTS {
+        if let Some(handlers) = handlers(path) {
+            router = router.route(path, handlers);
+        }
+    }
+    router
         .method_not_allowed_fallback(|method: Method, uri: Uri| async move {
             ApiError::method_not_allowed(method.as_str(), uri.path())
         })
@@ -648,9 +684,9 @@ async fn put_room(
     let params = Params::parse("/api/room", query.as_deref(), &["key"], "/api/room?key=…")?;
     instructor(&lab, &params, &headers, "changing the room")?;
     let body = body.map_err(|r| body_error(&r))?;
-    let patch: RoomPatch = json_object(&body, "room", ROOM_HINT)?;
+    let patch: RoomChange = json_object(&body, "room", ROOM_HINT)?;
     if let Some(lesson) = &patch.lesson {
-        lab.sessions().set_room_lesson(lesson)?;
+        lab.sessions().set_room_lesson(lesson.as_deref())?;
     }
     if let Some(locked) = patch.policy_locked {
         lab.set_locked(locked);
@@ -662,9 +698,85 @@ async fn put_room(
                 .emit(|_| protocol::ServerEvent::ParticipantChanged { participant });
         }
     }
-    if let Some(lesson) = patch.lesson {
+    // A cleared lesson moves nobody: the pages already on it stay there,
+    // and pages that load later are no longer sent to it (their snapshot's
+    // `room_lesson` is empty).
+    if let Some(Some(lesson)) = patch.lesson {
         lab.tracker()
             .emit(|_| protocol::ServerEvent::RoomLesson { lesson });
     }
     Ok(Json(room(&lab)))
+}
+
+/// The body of `PUT /api/room` as the server reads it: protocol's
+/// [`protocol::RoomPatch`] (what the page writes) with `"lesson": null` told apart
+/// from no `lesson`. Found in review: read as a `RoomPatch`, `null` was
+/// taken as absent, answered 200 and changed nothing, so the room's lesson
+/// could never be cleared. As in [`PolicyPatch`], `null` clears what can be
+/// cleared and is refused for what cannot (`policy_locked`, `reset`).
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RoomChange {
+    /// See [`protocol::RoomPatch::policy_locked`].
+    #[serde(default, deserialize_with = "not_null")]
+    policy_locked: Option<bool>,
+    /// See [`protocol::RoomPatch::lesson`]; `Some(None)` clears the room's lesson.
+    #[serde(default, deserialize_with = "present")]
+    lesson: Option<Option<String>>,
+    /// See [`protocol::RoomPatch::reset`].
+    #[serde(default, deserialize_with = "not_null")]
+    reset: Option<bool>,
+}
+
+/// A field that cannot be cleared: `null` is an error, not "absent".
+fn not_null<'de, T, D>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    T: serde::Deserialize<'de>,
+    D: serde::Deserializer<'de>,
+{
+    T::deserialize(deserializer).map(Some)
+}
+
+/// A field that is present, even as `null`, becomes `Some(value)`.
+fn present<'de, T, D>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    T: serde::Deserialize<'de>,
+    D: serde::Deserializer<'de>,
+{
+    <Option<T> as serde::Deserialize>::deserialize(deserializer).map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RoomChange;
+
+    /// Every endpoint the 404 hint lists is routed.
+    #[test]
+    fn every_listed_endpoint_has_its_handlers() {
+        for (_, path) in super::ENDPOINTS {
+            assert!(super::handlers(path).is_some(), "{path}");
+        }
+    }
+
+    /// The page writes protocol's `RoomPatch`; the server reads `RoomChange`:
+    /// whatever the page writes must read the same.
+    #[test]
+    fn a_room_patch_the_page_writes_reads_the_same() {
+        let read = |patch: &protocol::RoomPatch| -> RoomChange {
+            serde_json::from_str(&serde_json::to_string(patch).expect("JSON")).expect("read")
+        };
+        let all = read(&protocol::RoomPatch {
+            policy_locked: Some(true),
+            lesson: Some("pools".into()),
+            reset: Some(true),
+        });
+        assert_eq!(all.policy_locked, Some(true));
+        assert_eq!(all.lesson, Some(Some("pools".into())));
+        assert_eq!(all.reset, Some(true));
+        let none = read(&protocol::RoomPatch::default());
+        assert_eq!(
+            (none.policy_locked, none.lesson, none.reset),
+            (None, None, None)
+        );
+    }
 }

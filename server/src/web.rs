@@ -173,6 +173,11 @@ impl Origins {
             .is_some_and(|a| a.eq_ignore_ascii_case(&local.to_string()))
     }
 
+    /// Whether `port` is one of the lab's TLS ports (`https://`, `wss://`).
+    pub fn is_tls_port(&self, port: u16) -> bool {
+        self.tls_ports.contains(&port)
+    }
+
     /// The ports, for messages.
     pub fn ports(&self) -> &[u16] {
         &self.ports

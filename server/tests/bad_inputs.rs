@@ -373,6 +373,31 @@ fn bad_parameters(ctx: &Ctx) -> Vec<Case> {
         get("slow: ms in exponent form", "/api/slow?ms=1e3", BAD, NUMBER),
         get("slow: ms in hex", "/api/slow?ms=0x10", BAD, NUMBER),
         get(
+            "slow: ms with a plus sign",
+            "/api/slow?ms=%2B5",
+            BAD,
+            NUMBER,
+        ),
+        get("slow: ms with a space", "/api/slow?ms=%205", BAD, NUMBER),
+        get(
+            "fast: id not UTF-8",
+            "/api/fast?id=%ff",
+            BAD,
+            "`id` is not UTF-8",
+        ),
+        get(
+            "drip: bytes not UTF-8",
+            "/api/drip?bytes=%C3",
+            BAD,
+            "`bytes` is not UTF-8",
+        ),
+        get(
+            "fast: a name not UTF-8",
+            "/api/fast?%ff=1",
+            BAD,
+            "not UTF-8",
+        ),
+        get(
             "slow: ms over u64",
             "/api/slow?ms=99999999999999999999999",
             BAD,

@@ -324,7 +324,25 @@ async fn plain_get_of_the_events_endpoint_gets_a_json_error() {
     let (addr, _lab) = start_server().await;
     let response = get_once(addr, "/api/events").await;
     assert_eq!(response.status, 400);
-    response.error_body();
+    // The example is where this lab is (found in review: always 8080), here
+    // the address the client connected to, as it sent no `Host`.
+    let hint = response.error_body().hint;
+    assert!(
+        hint.contains(&format!(
+            "new WebSocket('ws://{addr}/api/events?session=…')"
+        )),
+        "{hint}"
+    );
+    assert!(
+        hint.contains(&format!("websocat ws://{addr}/api/events")),
+        "{hint}"
+    );
+    // With a `Host`, as the client named the lab.
+    let host = format!("localhost:{}", addr.port());
+    let named = get_with(addr, "/api/events", &[("Host", &host)]).await;
+    assert_eq!(named.status, 400);
+    let hint = named.error_body().hint;
+    assert!(hint.contains(&format!("ws://{host}/api/events")), "{hint}");
 }
 
 /// A lab serving a page directory of its own (`keepalive-lab-dist-NAME`)

@@ -1339,3 +1339,73 @@ async fn a_mapping_opened_while_nobody_watched_is_still_shown_on_its_machine() {
         })
         .await;
 }
+
+/// The `room_lesson` in the snapshot a page gets when it opens its events
+/// socket (a page that joins late is sent to it).
+async fn room_lesson_for_a_new_page(addr: SocketAddr) -> Option<String> {
+    let session = issue_session(addr).await;
+    let url = format!("ws://{addr}/api/events?session={session}");
+    let (mut ws, _) = common::within("the handshake", tokio_tungstenite::connect_async(url))
+        .await
+        .expect("a viewer");
+    let first = common::within("the snapshot", futures_util::StreamExt::next(&mut ws)).await;
+    match first {
+        Some(Ok(tokio_tungstenite::tungstenite::Message::Text(text))) => {
+            match serde_json::from_str(&text).expect("an event") {
+                ServerEvent::Snapshot { room_lesson, .. } => room_lesson,
+                other => panic!("expected the snapshot, got {other:?}"),
+            }
+        }
+        other => panic!("expected the snapshot, got {other:?}"),
+    }
+}
+
+/// Found in review: `{"lesson": null}` answered 200 and changed nothing, so
+/// once the room was moved every page that loaded later was sent to that
+/// lesson until the server restarted. `null` clears it, as `null` clears a
+/// nullable setting of `PUT /api/config`; for the fields that cannot be
+/// cleared, `null` is refused, not ignored.
+#[tokio::test]
+async fn the_rooms_lesson_is_cleared_with_null() {
+    let (addr, lab) = start_server().await;
+    let room = format!("/api/room?key={KEY}");
+    let moved = request_once(addr, "PUT", &room, br#"{"lesson": "idle-timeout"}"#).await;
+    assert_eq!(moved.status, 200, "{}", moved.text());
+    assert_eq!(moved.json()["lesson"], "idle-timeout");
+    assert_eq!(
+        room_lesson_for_a_new_page(addr).await.as_deref(),
+        Some("idle-timeout")
+    );
+
+    // Another field alone leaves the lesson as it is.
+    let locked = request_once(addr, "PUT", &room, br#"{"policy_locked": false}"#).await;
+    assert_eq!(locked.status, 200, "{}", locked.text());
+    assert_eq!(locked.json()["lesson"], "idle-timeout");
+
+    let cleared = request_once(addr, "PUT", &room, br#"{"lesson": null}"#).await;
+    assert_eq!(cleared.status, 200, "{}", cleared.text());
+    assert_eq!(cleared.json()["lesson"], serde_json::Value::Null);
+    let state = get_once(addr, &room).await;
+    assert_eq!(
+        state.json()["lesson"],
+        serde_json::Value::Null,
+        "{}",
+        state.text()
+    );
+    assert_eq!(lab.sessions().room_lesson(), None);
+    assert_eq!(room_lesson_for_a_new_page(addr).await, None);
+
+    for body in [&br#"{"policy_locked": null}"#[..], br#"{"reset": null}"#] {
+        let refused = request_once(addr, "PUT", &room, body).await;
+        assert_eq!(refused.status, 400, "{}", refused.text());
+        let error = refused.error_body();
+        assert!(!error.hint.is_empty(), "{error:?}");
+    }
+    let unknown = request_once(addr, "PUT", &room, br#"{"lesson": "no-such"}"#).await;
+    assert_eq!(unknown.status, 400, "{}", unknown.text());
+    assert_eq!(
+        lab.sessions().room_lesson(),
+        None,
+        "a refused move changes nothing"
+    );
+}

@@ -403,3 +403,85 @@ async fn a_websocket_upgrade_from_a_foreign_origin_is_refused() {
     assert_eq!(response.status().as_u16(), 101);
     drop(ws);
 }
+
+/// A GET of `target` with `headers` on a connection of its own.
+async fn get_with(addr: SocketAddr, target: &str, headers: &[(&str, &str)]) -> common::Response {
+    let mut client = Client::connect(addr).await;
+    client.send_request_with("GET", target, headers, b"").await;
+    client.read_response().await
+}
+
+/// Found in review: a browser sends no `Origin` on a no-cors GET (`<img
+/// src>`, `fetch(url, {mode: 'no-cors'})`) or a link followed, so another
+/// site's page held hangs in the room's anonymous scope. Its
+/// `Sec-Fetch-Site` (`cross-site`, `same-site`) gives it away: refused with
+/// 403 before anything is held. Without the header (curl), `same-origin`
+/// and `none` (an address typed) are served, and so is the lab's own page
+/// on another of its origins, which sends `Origin`.
+#[tokio::test]
+async fn another_sites_request_to_the_api_without_an_origin_is_refused() {
+    let (addr, lab) = start_server().await;
+    for site in ["cross-site", "same-site", "Cross-Site"] {
+        for target in [
+            "/api/hang?id=evil-img",
+            "/api/fast?id=evil",
+            "/api/slow?ms=0",
+        ] {
+            let response = get_with(addr, target, &[("Sec-Fetch-Site", site)]).await;
+            assert_eq!(response.status, 403, "{site} {target}: {response:?}");
+            let error = response.error_body();
+            assert!(error.error.contains("another site"), "{error:?}");
+            assert!(!error.hint.is_empty(), "{error:?}");
+            assert_eq!(response.header("access-control-allow-origin"), None);
+        }
+    }
+    // Nothing was held: the hangs were refused, not admitted.
+    assert_eq!(lab.hangs().len(), 0);
+    assert_eq!(common::release(addr, "", "").await, 0);
+
+    let own = own_other_origin(addr);
+    for headers in [
+        vec![("Sec-Fetch-Site", "same-origin")],
+        vec![("Sec-Fetch-Site", "none")],
+        vec![],
+        // The lab's own page on another of its origins: a CORS fetch.
+        vec![("Sec-Fetch-Site", "cross-site"), ("Origin", own.as_str())],
+    ] {
+        let response = get_with(addr, "/api/fast?id=own", &headers).await;
+        assert_eq!(response.status, 200, "{headers:?}: {response:?}");
+    }
+    // Another site's page that does send `Origin` is refused by it, as before.
+    let response = get_with(
+        addr,
+        "/api/fast?id=evil",
+        &[
+            ("Sec-Fetch-Site", "cross-site"),
+            ("Origin", "http://evil.example"),
+        ],
+    )
+    .await;
+    assert_eq!(response.status, 403, "{response:?}");
+    assert!(response.error_body().error.contains("evil.example"));
+}
+
+/// The page's files are not the API: a link on a slide (another site) to
+/// `http://127.0.0.1:8080/#lesson=six-lanes` still opens the page.
+#[tokio::test]
+async fn another_sites_link_to_the_page_still_opens_it() {
+    let dist = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join("keepalive-lab-dist-sec-fetch-site");
+    std::fs::create_dir_all(&dist).expect("a dist directory");
+    std::fs::write(dist.join("index.html"), b"<!doctype html>").expect("a file");
+    std::fs::write(dist.join("app.js"), b"export {};").expect("a file");
+    let (addr, _lab) = common::start_server_with(keepalive_lab_server::Config {
+        dist_dir: dist,
+        ..common::config()
+    })
+    .await;
+    for site in ["cross-site", "same-site"] {
+        for target in ["/", "/index.html", "/app.js"] {
+            let response = get_with(addr, target, &[("Sec-Fetch-Site", site)]).await;
+            assert_eq!(response.status, 200, "{site} {target}: {response:?}");
+        }
+    }
+}

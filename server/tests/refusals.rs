@@ -141,6 +141,10 @@ async fn an_upgrade_the_endpoint_does_not_take_is_closed_with_1008_and_why() {
         reason.starts_with("`/api/events` does not take a `x` parameter; accepted parameters: "),
         "{reason}"
     );
+    // Its example names no port the lab may not be on (found in review:
+    // `e.g. ws://127.0.0.1:8080/api/events?ses`, cut), and fits whole.
+    assert!(reason.ends_with("e.g. /api/events?session=s-…"), "{reason}");
+    assert!(reason.len() <= 123, "{reason}");
     let (code, reason) = refused(addr, "/api/events?session=a%20b").await;
     assert_eq!(code, 1008);
     assert!(reason.contains("session"), "{reason}");

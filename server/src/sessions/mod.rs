@@ -656,15 +656,18 @@ impl Sessions {
         all
     }
 
-    /// Moves the room to `lesson` (an id of the catalogue).
-    pub fn set_room_lesson(&self, lesson: &str) -> Result<(), ApiError> {
-        if !protocol::LESSONS.iter().any(|l| l.id == lesson) {
+    /// Moves the room to `lesson` (an id of the catalogue), or (`None`)
+    /// clears it: pages that load later are no longer sent to a lesson.
+    pub fn set_room_lesson(&self, lesson: Option<&str>) -> Result<(), ApiError> {
+        if let Some(lesson) = lesson
+            && !protocol::LESSONS.iter().any(|l| l.id == lesson)
+        {
             return Err(ApiError::bad_request(
                 format!("there is no lesson `{lesson}`"),
-                "send one of the ids GET /api/lessons lists",
+                "send one of the ids GET /api/lessons lists, or null to clear the room's lesson",
             ));
         }
-        lock(&self.inner).room_lesson = Some(lesson.to_owned());
+        lock(&self.inner).room_lesson = lesson.map(str::to_owned);
         Ok(())
     }
 

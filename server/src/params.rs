@@ -193,7 +193,7 @@ impl Params {
 /// `form_urlencoded::parse` reads it), or `None` when the bytes are not
 /// UTF-8. Found in review: `form_urlencoded` replaces such bytes with U+FFFD,
 /// so `id=%ff` was echoed and recorded as `�`, which was never sent.
-fn decoded(part: &str) -> Option<String> {
+pub(crate) fn decoded(part: &str) -> Option<String> {
     let hex = |b: &u8| match b {
         b'0'..=b'9' => Some(b - b'0'),
         b'a'..=b'f' => Some(b - b'a' + 10),

@@ -254,6 +254,22 @@ fn check(
                 .into(),
         ));
     }
+    // The agent sends the query as it decodes it (`tagged_path`): one that
+    // is not UTF-8 once decoded would go out as U+FFFD, not as asked.
+    if let Some((_, query)) = path.split_once('?')
+        && query
+            .split('&')
+            .flat_map(|pair| pair.splitn(2, '='))
+            .any(|part| crate::params::decoded(part).is_none())
+    {
+        return Err(bad(
+            format!(
+                "`{}`: its query is not UTF-8 once percent-decoded",
+                protocol::truncate_target(path)
+            ),
+            "percent-encode UTF-8 text, e.g. id=caf%C3%A9".into(),
+        ));
+    }
     if let Some(value) = &request.connection
         && (value.is_empty()
             || value.len() > 64
@@ -441,6 +457,10 @@ mod tests {
             "/api/fast now",
             "/\u{7f}",
             "/api/hang#?max_ms=1000",
+            // Not UTF-8 once decoded: it would go out as U+FFFD (found in
+            // review).
+            "/api/fast?id=%ff",
+            "/api/fast?%fe=1",
         ] {
             let request = AgentRequestSpec {
                 path: path.into(),
@@ -448,6 +468,11 @@ mod tests {
             };
             assert!(check(&options, &request, 100, 3, 0).is_err(), "{path}");
         }
+        let utf8 = AgentRequestSpec {
+            path: "/api/fast?id=caf%C3%A9&flag".into(),
+            ..request.clone()
+        };
+        assert!(check(&options, &utf8, 100, 3, 0).is_ok());
         let post = AgentRequestSpec {
             method: "POST".into(),
             ..request

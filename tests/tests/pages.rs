@@ -191,7 +191,7 @@ async fn the_workbench_link_loads_its_own_bundle_and_keeps_the_session() {
 /// the browser's six connections to the lab. Found in review: the tab froze
 /// until the server's hang cap (120 s, beyond this test's limit) answered
 /// them. The server records the six held hangs as aborted. A reload does
-/// the same.
+/// the same; an export (a download) ends nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leaving_a_page_that_holds_requests_loads_the_other_at_once() {
     let (addr, lab) = start_page_server().await;
@@ -209,6 +209,20 @@ async fn leaving_a_page_that_holds_requests_loads_the_other_at_once() {
         .await;
     };
     fire_and_hold(&mut chrome).await;
+    chrome.eval(&page, "location.reload()").await;
+    wait_for(&mut chrome, &page, "workbench").await;
+    eventually("the held hangs gone", LIMIT, async || {
+        lab.hangs().is_empty().then_some(())
+    })
+    .await;
+
+    // A download of the run (an export) is no leaving: the hangs stay held.
+    fire_and_hold(&mut chrome).await;
+    chrome
+        .eval(&page, "document.getElementById('export-json').click()")
+        .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(lab.hangs().len(), 6, "an export ends no request");
     chrome.eval(&page, "location.reload()").await;
     let session = wait_for(&mut chrome, &page, "workbench").await;
     eventually("the held hangs gone", LIMIT, async || {

@@ -200,17 +200,39 @@ async fn leaving_a_page_that_holds_requests_loads_the_other_at_once() {
     wait_for(&mut chrome, &page, "workbench").await;
     // A reload of a page holding hangs: the page is back, live.
     let fire_and_hold = async |chrome: &mut Chromium| {
-        chrome
-            .eval(&page, "document.getElementById('fire').click()")
-            .await;
+        eventually("the Fire button, clicked", LIMIT, async || {
+            let clicked = chrome
+                .eval(
+                    &page,
+                    "(() => { const b = document.getElementById('fire'); \
+                       if (!b || b.disabled) return false; b.click(); return true; })()",
+                )
+                .await;
+            (clicked == true).then_some(())
+        })
+        .await;
         eventually("6 hangs held at the server", LIMIT, async || {
             (lab.hangs().len() == 6).then_some(())
         })
         .await;
     };
+    // Reloads, and waits for the new document's workbench, live (the old
+    // one is live too until it goes).
+    let reload = async |chrome: &mut Chromium| {
+        chrome
+            .eval(&page, "window.oldDocument = true; location.reload()")
+            .await;
+        eventually("a new document", LIMIT, async || {
+            let fresh = chrome
+                .eval_across_loads(&page, "window.oldDocument !== true")
+                .await;
+            (fresh == Some(true.into())).then_some(())
+        })
+        .await;
+        wait_for(chrome, &page, "workbench").await
+    };
     fire_and_hold(&mut chrome).await;
-    chrome.eval(&page, "location.reload()").await;
-    wait_for(&mut chrome, &page, "workbench").await;
+    reload(&mut chrome).await;
     eventually("the held hangs gone", LIMIT, async || {
         lab.hangs().is_empty().then_some(())
     })
@@ -223,8 +245,7 @@ async fn leaving_a_page_that_holds_requests_loads_the_other_at_once() {
         .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(lab.hangs().len(), 6, "an export ends no request");
-    chrome.eval(&page, "location.reload()").await;
-    let session = wait_for(&mut chrome, &page, "workbench").await;
+    let session = reload(&mut chrome).await;
     eventually("the held hangs gone", LIMIT, async || {
         lab.hangs().is_empty().then_some(())
     })

@@ -358,16 +358,9 @@ impl Chromium {
         page
     }
 
-    /// Takes the open lesson in `page`: predicts `choice` (a choice's index,
-    /// or a number for a number question), runs it, and waits (at most
-    /// `limit`) until it has measured its answer. Returns the measured
-    /// answer (`data-answer`) and every figure (`data-figure` → text).
-    pub async fn take_lesson(
-        &mut self,
-        page: &Page,
-        prediction: u32,
-        limit: Duration,
-    ) -> (String, std::collections::BTreeMap<String, String>) {
+    /// Predicts `prediction` in the open lesson in `page` (a choice's index,
+    /// or a number for a number question, then Lock it in).
+    pub async fn predict(&mut self, page: &Page, prediction: u32) {
         let predict = format!(
             "(() => {{ const c = document.querySelector('button.choice[data-choice=\"{prediction}\"]'); \
                if (c) {{ c.click(); return 'choice'; }} \
@@ -394,6 +387,19 @@ impl Chromium {
             )
             .await;
         }
+    }
+
+    /// Takes the open lesson in `page`: predicts `choice` (a choice's index,
+    /// or a number for a number question), runs it, and waits (at most
+    /// `limit`) until it has measured its answer. Returns the measured
+    /// answer (`data-answer`) and every figure (`data-figure` → text).
+    pub async fn take_lesson(
+        &mut self,
+        page: &Page,
+        prediction: u32,
+        limit: Duration,
+    ) -> (String, std::collections::BTreeMap<String, String>) {
+        self.predict(page, prediction).await;
         crate::eventually("the Run button", Duration::from_secs(10), async || {
             let clicked = self
                 .eval(

@@ -418,26 +418,7 @@ async fn a_locked_room_says_which_lessons_wait_for_the_unlock() {
             .await
             .contains(" 200 ")
     );
-    // Predict: a number question.
-    chrome
-        .eval(
-            &page,
-            "(() => { const i = document.getElementById('prediction'); \
-               const set = Object.getOwnPropertyDescriptor(HTMLInputElement.prototype, 'value').set; \
-               set.call(i, '6'); i.dispatchEvent(new Event('input', { bubbles: true })); })()",
-        )
-        .await;
-    eventually("the Lock it in button", LIMIT, async || {
-        let clicked = chrome
-            .eval(
-                &page,
-                "(() => { const b = document.getElementById('predict'); \
-                   if (b && !b.disabled) { b.click(); return true; } return false; })()",
-            )
-            .await;
-        (clicked == true).then_some(())
-    })
-    .await;
+    chrome.predict(&page, 6).await;
     eventually(
         "the lesson says it waits for the unlock",
         LIMIT,

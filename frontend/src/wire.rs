@@ -778,6 +778,7 @@ impl FromJson for crate::lessons::Listed {
             title: o.get("title"),
             concept: o.get("concept"),
             summary: o.get("summary"),
+            changes_settings: o.or_default("changes_settings"),
         }
     }
 }

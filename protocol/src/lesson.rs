@@ -10,7 +10,8 @@ use serde::Serialize;
 /// One lesson as listed.
 ///
 /// ```json
-/// {"id": "six-lanes", "title": "Six lanes", "concept": "six connections per pool", "summary": "…"}
+/// {"id": "six-lanes", "title": "Six lanes", "concept": "six connections per pool", "summary": "…",
+///  "changes_settings": false}
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct LessonEntry {
@@ -22,6 +23,12 @@ pub struct LessonEntry {
     pub concept: &'static str,
     /// One line: what the learner does and sees.
     pub summary: &'static str,
+    /// Its run sets the session's keep-alive policy or middlebox, so it
+    /// waits while the instructor has locked the room's settings (the
+    /// server refuses both changes then). The page's runner decides this
+    /// from the lesson's steps; a test there checks the two agree, and the
+    /// instructor's page, which carries no runner, reads it here.
+    pub changes_settings: bool,
     /// What the lesson's page says (not part of the catalogue's listing).
     #[serde(skip)]
     pub text: LessonText,
@@ -80,6 +87,7 @@ pub const LESSONS: &[LessonEntry] = &[
         title: "Six lanes",
         concept: "six connections per pool, and a queue the server never sees",
         summary: "12 requests the server holds: count how many reach it, and where the rest wait",
+        changes_settings: false,
         text: LessonText {
             prompt: "12 requests that the server holds open leave your page at once. How many are at the server at the same time?",
             unit: Some("requests"),
@@ -99,6 +107,7 @@ pub const LESSONS: &[LessonEntry] = &[
         title: "Many pools",
         concept: "a pool per origin, port, host name and credentials mode",
         summary: "the same burst to four pools at once: count the connections",
+        changes_settings: false,
         text: LessonText {
             prompt: "8 held requests to each of four pools at once: this origin, the lab's second port, the same port under the other host name (localhost or 127.0.0.1), and this origin with credentials: 'omit'. How many are at the server at once?",
             unit: Some("requests"),
@@ -115,6 +124,7 @@ pub const LESSONS: &[LessonEntry] = &[
         title: "Keep-alive on and off",
         concept: "keep-alive reuse against Connection: close",
         summary: "6 requests one after another, with keep-alive and without",
+        changes_settings: true,
         text: LessonText {
             prompt: "6 requests one after another, with keep-alive off (every response says Connection: close). How many TCP connections do they use?",
             unit: Some("connections"),
@@ -130,6 +140,7 @@ pub const LESSONS: &[LessonEntry] = &[
         title: "The server's idle timeout",
         concept: "the server closes an idle connection; the browser quietly opens another",
         summary: "a request, a pause longer than the idle timeout, another request",
+        changes_settings: true,
         text: LessonText {
             prompt: "The server's idle timeout is 1 s. A request, 1.6 s of silence, another request. Where does the second one go?",
             unit: None,
@@ -150,6 +161,7 @@ pub const LESSONS: &[LessonEntry] = &[
         title: "Keep-Alive: timeout=5, max=100",
         concept: "the Keep-Alive header counts max down to Connection: close",
         summary: "4 requests against a server that allows 3 per connection",
+        changes_settings: true,
         text: LessonText {
             prompt: "The server allows 3 requests per connection and says so in Keep-Alive: timeout=5, max=… . 4 requests one after another: which one opens a new connection?",
             unit: None,
@@ -169,6 +181,7 @@ pub const LESSONS: &[LessonEntry] = &[
         title: "Client timeout or idle timeout?",
         concept: "a client timeout (axios' timeout) is not the server's idle timeout",
         summary: "one request the page gives up on, one connection the server closes: who closes what",
+        changes_settings: true,
         text: LessonText {
             prompt: "On one connection the page gives up on a request after 1 s (a client timeout, like axios' timeout); another connection sits idle past the server's 1.5 s idle timeout. Who closes each?",
             unit: None,
@@ -189,6 +202,7 @@ pub const LESSONS: &[LessonEntry] = &[
         title: "The server that hangs",
         concept: "a server's socket timeout frees the browser's queue (Node's old 2-minute timeout, scaled)",
         summary: "12 requests to a server that never answers but gives up after a while",
+        changes_settings: true,
         text: LessonText {
             prompt: "12 requests to a server that never answers, but closes a socket after 2 s without a response (Node's server.timeout was 2 minutes before v13; scaled here to 2 s). When do the last 6 reach the server?",
             unit: None,
@@ -212,6 +226,7 @@ pub const LESSONS: &[LessonEntry] = &[
         title: "Socket events, as Node names them",
         concept: "connection, end, timeout, error and close, mapped onto what the lab records",
         summary: "a client that gives up, a server that resets, a server that times out",
+        changes_settings: true,
         text: LessonText {
             prompt: "A client gives up on a request and closes its connection. Which event does a Node.js server's socket emit first?",
             unit: None,
@@ -235,6 +250,7 @@ pub const LESSONS: &[LessonEntry] = &[
         title: "The cache lock",
         concept: "identical URLs go out one at a time",
         summary: "6 requests to the very same URL with the default cache mode",
+        changes_settings: false,
         text: LessonText {
             prompt: "6 requests to the very same URL (each takes 300 ms) with the default cache mode. How many are at the server at once?",
             unit: Some("requests"),
@@ -251,6 +267,7 @@ pub const LESSONS: &[LessonEntry] = &[
         title: "EventSource takes a lane",
         concept: "a server-sent event stream holds one of the six; a WebSocket does not",
         summary: "an event stream open, then 6 requests the server holds",
+        changes_settings: false,
         text: LessonText {
             prompt: "An event stream (what an EventSource opens) is running to this origin. Then 6 held requests. How many are at the server at once?",
             unit: Some("requests"),
@@ -268,6 +285,7 @@ pub const LESSONS: &[LessonEntry] = &[
         title: "Jumping the queue",
         concept: "fetch(url, {priority: 'high'}): the browser's queue is not first come, first served",
         summary: "a full pool, a queue, one high-priority request, one lane freed",
+        changes_settings: false,
         text: LessonText {
             prompt: "6 held requests fill the pool; 5 low-priority ones wait, then one with priority 'high'. One lane is freed: which waiting request goes first?",
             unit: None,
@@ -287,6 +305,7 @@ pub const LESSONS: &[LessonEntry] = &[
         title: "The spare socket",
         concept: "loading a page opens a spare connection nobody asked for",
         summary: "count the connections this page's load opened that carried nothing",
+        changes_settings: false,
         text: LessonText {
             prompt: "This page fetches its files and asks the server for its session and lessons in parallel, so loading it can take several connections to this origin (besides the page's events WebSocket). How many of the connections opened for the page's load carried no request at all until this lesson ran?",
             unit: Some("connections"),
@@ -307,6 +326,7 @@ pub const LESSONS: &[LessonEntry] = &[
         title: "The keep-alive race",
         concept: "a request that arrives as the server closes is re-sent silently",
         summary: "requests on connections the server closes just as they arrive",
+        changes_settings: false,
         text: LessonText {
             prompt: "4 requests one after another; each time, the server closes the connection just as the next request arrives on it (the keep-alive race, produced on purpose). How many of the 4 fail in the page?",
             unit: Some("requests"),
@@ -324,6 +344,7 @@ pub const LESSONS: &[LessonEntry] = &[
         title: "The NAT gateway that ate my response",
         concept: "a middlebox forgets an idle connection: the server's late answer never arrives",
         summary: "a slow request through an AWS NAT gateway's 350 s idle timeout, scaled to seconds",
+        changes_settings: true,
         text: LessonText {
             prompt: "Through an AWS NAT gateway (350 s idle timeout, scaled here to seconds), a request whose answer takes longer than the timeout, with nothing sent meanwhile. The page gives up after a while. What does the page get?",
             unit: None,
@@ -346,6 +367,7 @@ pub const LESSONS: &[LessonEntry] = &[
         title: "Heartbeats keep the mapping alive",
         concept: "bytes while the answer is prepared refresh the middlebox's idle timer",
         summary: "a slow answer, trickled a byte at a time through the same NAT gateway",
+        changes_settings: true,
         text: LessonText {
             prompt: "The same NAT gateway (350 s scaled to 3.5 s) and a slow answer (6 s here, 600 s at the gateway's scale), but the server sends a byte every second while it prepares it (every 100 s at the gateway's scale, under its 350 s). What does the page get?",
             unit: None,
@@ -366,6 +388,7 @@ pub const LESSONS: &[LessonEntry] = &[
         title: "Node's http.Agent: keepAlive is not Connection",
         concept: "keepAlive: false with a finite maxSockets still says Connection: keep-alive",
         summary: "Node's experiment: 3 requests (every 3 s, scaled ÷10) with keepAlive false and maxSockets 20, then Infinity, then keepAlive true",
+        changes_settings: false,
         text: LessonText {
             prompt: "Node's experiment, step by step: an http.Agent (run in the lab's server, a client beside your browser) sends 3 requests, one every 3 s (scaled ÷10: 300 ms), three times: keepAlive: false with maxSockets: 20, then maxSockets: Infinity, then keepAlive: true. What does the first do?",
             unit: None,
@@ -388,6 +411,7 @@ pub const LESSONS: &[LessonEntry] = &[
         title: "maxSockets: 2 and a server that hangs",
         concept: "requests past maxSockets wait in the agent until the server's timeout frees a socket",
         summary: "4 requests to a hanging server through an agent with maxSockets: 2",
+        changes_settings: true,
         text: LessonText {
             prompt: "An agent with maxSockets: 2 sends 4 requests to a server that never answers; the server's socket timeout (Node's old 2-minute server.timeout, scaled to 1.2 s) closes hung sockets. When do requests 3 and 4 reach the server?",
             unit: None,
@@ -409,6 +433,7 @@ pub const LESSONS: &[LessonEntry] = &[
         title: "Three timeouts that are not the same",
         concept: "the agent's timeout only reports, axios' timeout aborts, keepAliveMsecs sends probes",
         summary: "one slow answer with each of timeout, axios' timeout and keepAliveMsecs",
+        changes_settings: false,
         text: LessonText {
             prompt: "An agent with timeout: 500 asks for an answer that takes 1.5 s. What happens at 500 ms? (Then the same with axios' timeout: 500, and with keepAliveMsecs: 1000.)",
             unit: None,
@@ -430,6 +455,7 @@ pub const LESSONS: &[LessonEntry] = &[
         title: "keepAliveMsecs under the NAT's timeout",
         concept: "TCP keep-alive probes keep a NAT mapping alive through a long request",
         summary: "a slow answer through the NAT gateway, with and without the agent's keep-alive",
+        changes_settings: true,
         text: LessonText {
             prompt: "Through the NAT gateway (350 s idle timeout, scaled to 3.5 s) an agent asks for an answer that takes 5 s, first with keepAlive: true and keepAliveMsecs: 1000, then without keepAlive. What does the second get?",
             unit: None,
@@ -451,6 +477,7 @@ pub const LESSONS: &[LessonEntry] = &[
         title: "The server's TCP keep-alive",
         concept: "the server's keep-alive probes refresh the NAT mapping while it prepares the answer",
         summary: "the NAT lesson's slow answer again, with the server's SO_KEEPALIVE on (scaled)",
+        changes_settings: true,
         text: LessonText {
             prompt: "The NAT lesson again (350 s scaled to 3.5 s, an answer after 5 s of silence), but the server's TCP keep-alive is on: first probe after 100 s idle, then every 100 s, scaled like the gateway. What does the page get?",
             unit: None,
@@ -471,6 +498,7 @@ pub const LESSONS: &[LessonEntry] = &[
         title: "Chromium's own probes, in real time",
         concept: "the browser's TCP keep-alive every 45 s keeps a 60 s mapping, not a 40 s one",
         summary: "two silent 2-minute requests through a 60 s and a 40 s middlebox (runs 2 minutes)",
+        changes_settings: true,
         text: LessonText {
             prompt: "Real time, about 2 minutes: two requests the server answers after 120 s of silence, \
                      one through a middlebox that forgets idle connections after 60 s, one through one \
@@ -494,6 +522,7 @@ pub const LESSONS: &[LessonEntry] = &[
         title: "HTTP/2: one connection, many streams",
         concept: "the six-connection limit is HTTP/1.1's: over HTTP/2 a burst shares one connection",
         summary: "12 held requests over HTTPS, first with HTTP/1.1 only, then with HTTP/2: count the connections",
+        changes_settings: false,
         text: LessonText {
             prompt: "12 requests the server holds open go to the lab's HTTPS port that speaks HTTP/2 \
                      (after the same burst to its HTTPS port that speaks only HTTP/1.1). \
@@ -516,6 +545,7 @@ pub const LESSONS: &[LessonEntry] = &[
         title: "EventSource over HTTP/2",
         concept: "over HTTP/2 an open event stream is one stream, not one of six connections",
         summary: "6 event streams stay open over HTTP/2, then 6 held requests: how many get through",
+        changes_settings: false,
         text: LessonText {
             prompt: "6 event streams stay open to the lab's HTTPS port that speaks HTTP/2 (the \
                      lab fetches each stream, which holds its place exactly as an EventSource \
@@ -536,6 +566,7 @@ pub const LESSONS: &[LessonEntry] = &[
         title: "HTTP/2's own queue",
         concept: "over HTTP/2 the browser queues at the server's SETTINGS_MAX_CONCURRENT_STREAMS, on one connection",
         summary: "12 held requests to an HTTP/2 port that allows 4 streams at once",
+        changes_settings: false,
         text: LessonText {
             prompt: "The lab's third HTTPS port speaks HTTP/2 but tells the browser it takes at most 4 \
                      streams at once per connection. 12 requests the server holds go there. How many \

@@ -433,6 +433,30 @@ async fn a_locked_room_says_which_lessons_wait_for_the_unlock() {
     let (answer, _) = other.take_lesson(&six, 6, LIMIT).await;
     assert_eq!(answer, "6");
 
+    // The instructor's list marks the lessons the lock holds back: those
+    // the server's catalogue says change the settings, and no other.
+    let mut teacher = Chromium::launch().await;
+    let instructor = teacher.open(&format!("{base}#instructor&key={KEY}")).await;
+    let marked = "[...document.querySelectorAll('#room-lesson option')] \
+                  .filter(o => o.dataset.waits === 'true' && o.textContent.endsWith('(waits for the unlock)')) \
+                  .map(o => o.value)";
+    let expected: Vec<&str> = protocol::LESSONS
+        .iter()
+        .filter(|l| l.changes_settings)
+        .map(|l| l.id)
+        .collect();
+    assert!(expected.contains(&"keep-alive-off") && !expected.contains(&"six-lanes"));
+    eventually(
+        "the locked lessons marked in the instructor's list",
+        LIMIT,
+        async || {
+            let v = teacher.eval(&instructor, marked).await;
+            let ids: Vec<String> = serde_json::from_value(v).ok()?;
+            (ids == expected).then_some(())
+        },
+    )
+    .await;
+
     // Unlocked, the first lesson's Run is offered and nothing says locked.
     assert!(
         put_room(addr, r#"{"policy_locked": false}"#)
@@ -441,6 +465,12 @@ async fn a_locked_room_says_which_lessons_wait_for_the_unlock() {
     );
     eventually("the Run button after the unlock", LIMIT, async || {
         (locked_and_runnable(&mut chrome, &page).await == (false, true)).then_some(())
+    })
+    .await;
+    eventually("no lesson marked after the unlock", LIMIT, async || {
+        let v = teacher.eval(&instructor, marked).await;
+        let ids: Vec<String> = serde_json::from_value(v).ok()?;
+        ids.is_empty().then_some(())
     })
     .await;
 }

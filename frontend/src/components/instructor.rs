@@ -300,8 +300,15 @@ pub fn InstructorView(props: &InstructorProps) -> Html {
             <div class="actions">
                 <label>{ "Lesson " }
                     <select id="room-lesson" onchange={on_pick}>
-                        { for lessons.into_iter().flatten().map(|l| html! {
-                            <option value={l.id.clone()} selected={chosen == l.id}>{ l.title.clone() }</option>
+                        { for lessons.into_iter().flatten().map(|l| {
+                            // Locked, a lesson that sets the policy or the
+                            // middlebox cannot run: said where it is picked.
+                            let waits = state.policy_locked && l.changes_settings;
+                            html! {
+                                <option value={l.id.clone()} selected={chosen == l.id} data-waits={waits.to_string()}>
+                                    { if waits { format!("{} (waits for the unlock)", l.title) } else { l.title.clone() } }
+                                </option>
+                            }
                         }) }
                     </select>
                 </label>
@@ -318,7 +325,8 @@ pub fn InstructorView(props: &InstructorProps) -> Html {
                 { if state.policy_locked {
                     "Locked: every participant runs the lab's default policy and middlebox. About \
                      half of the lessons change them for their run (keep-alive off, the timeouts, the \
-                     NAT lessons): those wait for the unlock, and their pages say so."
+                     NAT lessons): those wait for the unlock, marked so in the list above, and their \
+                     pages say so."
                 } else {
                     "Locking keeps every participant on the lab's default policy and middlebox. The \
                      lessons that change them for their run (about half) cannot run until it is \

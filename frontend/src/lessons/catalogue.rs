@@ -1890,6 +1890,28 @@ mod tests {
         assert_eq!(ids, listed);
     }
 
+    /// The server's list says which lessons wait for the room's unlock (the
+    /// instructor's page reads it there): exactly those whose steps set the
+    /// policy or the middlebox.
+    #[test]
+    fn the_servers_list_says_which_lessons_a_lock_holds_back() {
+        let wrong: Vec<(&str, bool)> = ALL
+            .iter()
+            .zip(protocol::LESSONS)
+            .filter(|(lesson, entry)| entry.changes_settings != lesson.changes_settings())
+            .map(|(lesson, entry)| (entry.id, lesson.changes_settings()))
+            .collect();
+        assert!(
+            wrong.is_empty(),
+            "`changes_settings` in protocol/src/lesson.rs should be: {wrong:?}"
+        );
+        let json = serde_json::to_string(protocol::LESSONS).unwrap();
+        let listed: Vec<crate::lessons::Listed> = crate::wire::from_str(&json).unwrap();
+        for (l, entry) in listed.iter().zip(protocol::LESSONS) {
+            assert_eq!(l.changes_settings, entry.changes_settings, "{}", entry.id);
+        }
+    }
+
     /// What the server serves for each lesson reads back as the page's
     /// words, and its list as the page's list.
     #[test]

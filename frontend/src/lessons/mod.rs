@@ -59,6 +59,9 @@ pub struct Listed {
     pub concept: String,
     /// One line: what the learner does and sees.
     pub summary: String,
+    /// Its run changes the session's policy or middlebox: it waits while
+    /// the room's settings are locked (`protocol::lesson::LessonEntry`).
+    pub changes_settings: bool,
 }
 
 /// An answer: a number or a choice (by index).

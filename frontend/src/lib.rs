@@ -15,7 +15,8 @@
 //!
 //! # Layout
 //!
-//! - [`state`]: the page's state and its reducer, pure and host-tested; with
+//! - [`state`]: the page's state and its reducer, pure and host-tested, held
+//!   by [`store`] (no framework: watchers told after each change); with
 //!   [`settings`] (the burst composer and its shareable URL), [`clock`] (server
 //!   time on the page's clock), [`timeline`] (layout on one axis) and [`har`]
 //!   (HAR 1.2 export), all pure too;
@@ -40,6 +41,7 @@ mod services;
 mod settings;
 mod sorted;
 mod state;
+mod store;
 mod tally;
 mod timeline;
 mod wire;

@@ -25,7 +25,6 @@ use protocol::{
     CloseReason, ConnId, ConnectionSnapshot, Micros, RequestId, RequestOutcome, ServerEvent,
     ServerPolicy, SessionId, UpgradeRole,
 };
-use yew::Reducible;
 
 use crate::clock::{ClockSync, Sample};
 use crate::settings::{BurstSettings, Credentials};
@@ -974,16 +973,6 @@ pub enum Action {
         /// Page clock.
         at_ms: f64,
     },
-}
-
-impl Reducible for LabState {
-    type Action = Action;
-
-    fn reduce(self: Rc<Self>, action: Action) -> Rc<Self> {
-        let mut state = Rc::unwrap_or_clone(self);
-        state.apply(action);
-        Rc::new(state)
-    }
 }
 
 /// The `id` query parameter of a request target, if any.

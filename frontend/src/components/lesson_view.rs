@@ -5,6 +5,7 @@
 //! runner's commands.
 
 use std::cell::RefCell;
+use std::rc::Rc;
 
 use gloo_timers::callback::Interval;
 use protocol::ClientMessage;
@@ -23,7 +24,7 @@ pub struct LessonViewProps {
     /// The lesson open, or `None` for the list.
     pub lesson: Option<&'static str>,
     /// The page's state (runs, lanes, policy).
-    pub state: UseReducerHandle<LabState>,
+    pub state: Rc<LabState>,
     /// Fires a burst; answers its run id.
     pub fire: Callback<BurstSettings, Result<u32, String>>,
     /// Sends a control message over the events socket.
@@ -107,18 +108,18 @@ impl PartialEq for LessonViewProps {
     }
 }
 
-/// The same state, by identity: the reducer makes a new one for every
-/// change, so comparing the whole page's state (yew's `==` on the handle)
-/// would only cost time on every render, and the wasm its derived `==`.
-fn same_state(a: &UseReducerHandle<LabState>, b: &UseReducerHandle<LabState>) -> bool {
-    std::ptr::eq::<LabState>(&**a, &**b)
+/// The same state, by identity: the store makes a new one for every change
+/// (`crate::store`), so comparing the whole page's state by value would
+/// only cost time on every render, and the wasm its derived `==`.
+fn same_state(a: &Rc<LabState>, b: &Rc<LabState>) -> bool {
+    Rc::ptr_eq(a, b)
 }
 
 /// The page's state as an effect's dependency, compared by identity. It
 /// holds the state, so a newer one can never be given the older one's
 /// address while they are compared.
 #[derive(Clone)]
-struct StateRef(UseReducerHandle<LabState>);
+struct StateRef(Rc<LabState>);
 
 impl PartialEq for StateRef {
     fn eq(&self, other: &Self) -> bool {
@@ -129,7 +130,7 @@ impl PartialEq for StateRef {
 #[derive(Properties)]
 struct LessonPageProps {
     lesson: &'static Lesson,
-    state: UseReducerHandle<LabState>,
+    state: Rc<LabState>,
     fire: Callback<BurstSettings, Result<u32, String>>,
     send: Callback<ClientMessage>,
     open: Callback<Option<&'static str>>,

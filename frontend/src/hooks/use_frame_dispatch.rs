@@ -23,7 +23,8 @@ use yew::prelude::*;
 
 use crate::clock::{ClockSync, Sample};
 use crate::services::fetch::now_ms;
-use crate::state::{Action, LabState};
+use crate::state::Action;
+use crate::store::Store;
 
 /// Latencies kept in each of `window.__keepaliveLab`'s lists.
 const MAX_LATENCIES: u32 = 20_000;
@@ -46,7 +47,7 @@ struct Queue {
 #[derive(Clone)]
 pub struct FrameDispatch {
     queue: Rc<RefCell<Queue>>,
-    dispatch: UseReducerDispatcher<LabState>,
+    store: Rc<Store>,
 }
 
 impl PartialEq for FrameDispatch {
@@ -142,7 +143,7 @@ impl FrameDispatch {
             })
             .flatten()
             .collect();
-        self.dispatch.dispatch(Action::Batch(actions));
+        self.store.dispatch(Action::Batch(actions));
         record_latencies(List::Applied, &stamps, &clock);
     }
 }
@@ -242,9 +243,9 @@ fn record_latencies(list: List, stamps: &[Micros], clock: &ClockSync) {
     });
 }
 
-/// A [`FrameDispatch`] for the component's reducer.
+/// A [`FrameDispatch`] for the page's `store`.
 #[hook]
-pub fn use_frame_dispatch(dispatch: UseReducerDispatcher<LabState>) -> FrameDispatch {
+pub fn use_frame_dispatch(store: Rc<Store>) -> FrameDispatch {
     let queue = use_mut_ref(Queue::default);
-    FrameDispatch { queue, dispatch }
+    FrameDispatch { queue, store }
 }

@@ -7,17 +7,19 @@ use std::rc::Rc;
 use protocol::{ClientMessage, SessionId};
 use yew::prelude::*;
 
-use super::{use_event_socket, use_frame_dispatch};
+use super::{use_event_socket, use_frame_dispatch, use_store};
 use crate::agent::AgentView;
 use crate::services::burst;
 use crate::settings::{BurstSettings, OtherPorts, port_of, resolve_origin};
 use crate::state::LabState;
+use crate::store::Store;
 
 /// What [`use_lab`] gives a page.
 #[derive(Clone)]
 pub struct Lab {
-    /// Runs, lanes, policy: everything the page measured and heard.
-    pub state: UseReducerHandle<LabState>,
+    /// Runs, lanes, policy: everything the page measured and heard (the
+    /// [`Store`]'s state as this render drew it).
+    pub state: Rc<LabState>,
     /// Sends a control message over the events socket; a message that could
     /// not be sent is reported in [`Lab::problem`].
     pub send: Callback<ClientMessage>,
@@ -85,11 +87,12 @@ impl Lab {
 /// dispatcher of the page's last burst (`services::burst::take_steps`).
 #[hook]
 pub fn use_lab(session: SessionId, problem: Option<String>) -> Lab {
-    let state = use_reducer(|| LabState::new(session));
+    let store = (*use_memo((), move |()| Store::new(LabState::new(session)))).clone();
+    let state = use_store(&store);
     // Run ids are allocated at fire time: a queued RunStarted is applied at
     // the next frame, and a second click before it must not reuse the id.
     let runs_allocated = use_mut_ref(|| 0_u32);
-    let frames = use_frame_dispatch(state.dispatcher());
+    let frames = use_frame_dispatch(store);
     let socket = use_event_socket(state.session.clone(), frames.clone());
     let problem = use_state(|| problem);
     let selected = use_state(|| None::<u32>);
@@ -204,11 +207,7 @@ pub fn use_lab(session: SessionId, problem: Option<String>) -> Lab {
 /// A later move counts every time, to the same lesson too: it gathers the
 /// room.
 #[hook]
-pub fn use_room_move(
-    state: &UseReducerHandle<LabState>,
-    follow_at_start: bool,
-    on_move: Callback<String>,
-) {
+pub fn use_room_move(state: &LabState, follow_at_start: bool, on_move: Callback<String>) {
     // The room's lesson (with its move count) last seen, once live.
     let seen = use_mut_ref(|| None::<Option<(String, u64)>>);
     use_effect_with(

@@ -25,8 +25,9 @@
 //!   `LessonTrack` or `Workbench`; what both share is in `components/app.rs`),
 //!   `InstructorPage` at the top of the instructor's view;
 //! - `hooks/`: [`hooks::use_lab`], the live lab both participant pages run on
-//!   (state, events socket, firing a burst), [`hooks::use_event_socket`], the
-//!   live link to the server;
+//!   (state, events socket, firing a burst), [`hooks::use_event_socket`], a
+//!   component's hold on the live link to the server
+//!   ([`services::live_link`]);
 //! - `services/`: browser I/O (the events WebSocket, the page's `fetch` calls).
 
 mod agent;

@@ -149,7 +149,7 @@ pub fn InstructorView(props: &InstructorProps) -> Html {
                                 let (room, latest, problem) =
                                     (room.clone(), latest.clone(), problem.clone());
                                 let key = key.clone();
-                                Callback::from(move |event: ServerEvent| {
+                                Box::new(move |event: ServerEvent| {
                                     // Each snapshot (the socket's first message, again
                                     // after a reconnect or after the stream fell behind)
                                     // follows a time whose events may be missing:
@@ -183,13 +183,13 @@ pub fn InstructorView(props: &InstructorProps) -> Html {
                             };
                             let on_open = {
                                 let status = status.clone();
-                                Callback::from(move |()| status.set(SocketStatus::Open))
+                                Box::new(move || status.set(SocketStatus::Open))
                             };
                             // This view does not reconnect: the reason the
                             // server gave, if any, is shown with the problems.
                             let on_close = {
                                 let problem = problem.clone();
-                                Callback::from(move |(code, reason): (u16, String)| {
+                                Box::new(move |code: u16, reason: String| {
                                     // The instructor's view is never ended
                                     // for falling behind: a 1008 is a refusal
                                     // (a wrong key), whose reason says what

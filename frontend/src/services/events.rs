@@ -8,7 +8,6 @@ use protocol::{ClientMessage, ServerEvent, SessionId};
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::{JsCast, JsValue};
-use yew::Callback;
 
 use super::js_error;
 
@@ -36,6 +35,13 @@ extern "C" {
     #[wasm_bindgen(method, structural)]
     fn close(this: &LabSocket, code: u16, reason: &str);
 }
+
+/// Told each server event.
+pub type OnEvent = Box<dyn Fn(ServerEvent)>;
+/// Told the socket opened.
+pub type OnOpen = Box<dyn Fn()>;
+/// Told the socket's close: its code and reason.
+pub type OnClose = Box<dyn Fn(u16, String)>;
 
 /// An open (or opening) events socket, scoped to this page's session. Dropping it closes the socket and
 /// silences its callbacks.
@@ -90,9 +96,9 @@ impl EventSocket {
     /// when it refused or closed it, [`crate::state::socket_notice`]).
     pub fn connect(
         session: &SessionId,
-        on_event: Callback<ServerEvent>,
-        on_open: Callback<()>,
-        on_close: Callback<(u16, String)>,
+        on_event: OnEvent,
+        on_open: OnOpen,
+        on_close: OnClose,
     ) -> Result<EventSocket, String> {
         Self::open(&events_url(session)?, on_event, on_open, on_close)
     }
@@ -100,9 +106,9 @@ impl EventSocket {
     /// The instructor's whole-room socket (`key=`).
     pub fn connect_instructor(
         key: &str,
-        on_event: Callback<ServerEvent>,
-        on_open: Callback<()>,
-        on_close: Callback<(u16, String)>,
+        on_event: OnEvent,
+        on_open: OnOpen,
+        on_close: OnClose,
     ) -> Result<EventSocket, String> {
         let key = String::from(js_sys::encode_uri_component(key));
         Self::open(
@@ -115,15 +121,15 @@ impl EventSocket {
 
     fn open(
         url: &str,
-        on_event: Callback<ServerEvent>,
-        on_open: Callback<()>,
-        on_close: Callback<(u16, String)>,
+        on_event: OnEvent,
+        on_open: OnOpen,
+        on_close: OnClose,
     ) -> Result<EventSocket, String> {
-        let on_open = Closure::<dyn FnMut()>::new(move || on_open.emit(()));
+        let on_open = Closure::<dyn FnMut()>::new(on_open);
         let on_message = Closure::<dyn FnMut(String)>::new(move |text: String| {
             match crate::wire::from_str::<ServerEvent>(&text) {
-                Ok(event) => on_event.emit(event),
-                Err(e) => on_event.emit(ServerEvent::Error(protocol::ErrorBody {
+                Ok(event) => on_event(event),
+                Err(e) => on_event(ServerEvent::Error(protocol::ErrorBody {
                     error: format!("the page could not read a server event: {e}"),
                     hint: "reload the page; the server and page may be different versions".into(),
                 })),
@@ -133,9 +139,7 @@ impl EventSocket {
         // upgrade and closes at once: a browser cannot read an HTTP answer
         // to its handshake) comes as a close like any other, with a code
         // and a reason.
-        let on_close = Closure::<dyn FnMut(u16, String)>::new(move |code: u16, reason: String| {
-            on_close.emit((code, reason))
-        });
+        let on_close = Closure::<dyn FnMut(u16, String)>::new(on_close);
         let socket = open_socket(
             url,
             on_open.as_ref().unchecked_ref(),

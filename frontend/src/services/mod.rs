@@ -5,6 +5,7 @@ pub mod burst;
 pub mod download;
 pub mod events;
 pub mod fetch;
+pub mod live_link;
 pub mod session;
 
 use wasm_bindgen::JsValue;

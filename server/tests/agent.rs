@@ -58,6 +58,10 @@ enum Act {
     Trickle { bytes: u32, every_ms: u64 },
     /// `200` with body `ok`, then a reset (RST) `ms` later.
     ResetAfter(u64),
+    /// `200` with body `ok`, then `JUNK\r\n` `ms` later, then serve on.
+    JunkAfter(u64),
+    /// `200` with body `ok` and `EXTRA` after it, in one write.
+    RespondWithExtra,
 }
 
 fn respond() -> Act {
@@ -218,12 +222,25 @@ async fn serve_conn(
                 tokio::time::sleep(Duration::from_millis(ms)).await;
                 return;
             }
-            Act::ResetAfter(ms) => {
-                let response = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+            Act::RespondWithExtra | Act::JunkAfter(_) | Act::ResetAfter(_) => {
+                let ok = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+                let response = match act {
+                    Act::RespondWithExtra => format!("{ok}EXTRA"),
+                    _ => ok.to_owned(),
+                };
                 if stream.write_all(response.as_bytes()).await.is_err() {
                     return;
                 }
+                let (Act::JunkAfter(ms) | Act::ResetAfter(ms)) = act else {
+                    continue;
+                };
                 tokio::time::sleep(Duration::from_millis(ms)).await;
+                if matches!(act, Act::JunkAfter(_)) {
+                    if stream.write_all(b"JUNK\r\n").await.is_err() {
+                        return;
+                    }
+                    continue;
+                }
                 stream.set_zero_linger().expect("SO_LINGER 0");
                 return;
             }
@@ -1883,5 +1900,69 @@ async fn a_free_socket_reset_by_the_server_is_removed_from_the_agent() {
     agent.request(&server.dest(), "GET", "/api/fast", None);
     within("the second request", agent.idle()).await;
     assert_eq!(events.sent(2).map(|(socket, _)| socket), Some(2));
+    finish(&agent).await;
+}
+
+/// Bytes a server writes to a socket after its response, while the socket
+/// is free: Node's agent has taken the socket's `data` listener off
+/// (`responseKeepAlive`), so no parser reads them; they are dropped and the
+/// socket stays in the pool (seen with Node v20, the review against real
+/// Node, D3). The agent used to call it an error and remove the socket.
+#[tokio::test]
+async fn bytes_on_a_free_socket_are_dropped_and_the_socket_is_reused() {
+    let server = Server::start(|_, _, _| Act::JunkAfter(100)).await;
+    let events = Events::default();
+    let agent = agent(keep_alive(true, None), &events);
+    agent.request(&server.dest(), "GET", "/api/fast", None);
+    within("the request", agent.idle()).await;
+    // The junk has come and gone.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    agent.request(&server.dest(), "GET", "/api/fast", None);
+    within("the second request", agent.idle()).await;
+    assert_eq!(events.sent(2).map(|(socket, _)| socket), Some(1), "reused");
+    assert!(
+        !events
+            .of_socket(1)
+            .iter()
+            .any(|e| matches!(e, SocketEvent::Error { .. } | SocketEvent::Close { .. })),
+        "no error, still open: {:?}",
+        events.of_socket(1)
+    );
+    let seen = server.seen();
+    assert_eq!(seen.len(), 1, "one connection: {seen:?}");
+    assert_eq!(seen[0].heads.len(), 2);
+    finish(&agent).await;
+}
+
+/// Bytes right after a response, in the same read: Node's parser reads them
+/// as the next response's start and fails, so the request that had its
+/// whole response still ends in an `error` (`HPE_INVALID_CONSTANT`), after
+/// its `response`, and the socket is destroyed (seen with Node v20, the
+/// review against real Node, D4). The agent used to report it done.
+#[tokio::test]
+async fn bytes_after_a_response_in_the_same_read_fail_the_request() {
+    let server = Server::start(|_, _, _| Act::RespondWithExtra).await;
+    let events = Events::default();
+    let agent = agent(keep_alive(true, None), &events);
+    agent.request(&server.dest(), "GET", "/api/fast", None);
+    within("the request", agent.idle()).await;
+    let ended = events.of_request(1);
+    assert!(
+        matches!(ended.last(), Some(RequestEvent::Error { code, .. }) if code == "HPE_INVALID_CONSTANT"),
+        "{ended:?}"
+    );
+    assert!(
+        ended
+            .iter()
+            .any(|e| matches!(e, RequestEvent::Response { status: 200, .. })),
+        "its response first: {ended:?}"
+    );
+    events
+        .wait("the socket's close", |e| !e.closes().is_empty())
+        .await;
+    assert_eq!(
+        events.closes(),
+        [(1, SocketCloseReason::BadResponse, false)]
+    );
     finish(&agent).await;
 }

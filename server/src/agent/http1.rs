@@ -11,7 +11,10 @@
 //! body delimited by the connection's end; it skips 1xx informational
 //! responses (as Node's client parser does), and bounds what it buffers: a
 //! head of at most [`MAX_HEAD_BYTES`] (Node's default `maxHeaderSize`, 16
-//! KiB), bodies of at most [`MAX_BODY_BYTES`] (counted, not kept).
+//! KiB), with any number of headers, bodies of at most [`MAX_BODY_BYTES`]
+//! (counted, not kept). What llhttp refuses it refuses, with llhttp's code:
+//! bare LF line ends, a second `Content-Length`, one that is not digits,
+//! `Content-Length` with `Transfer-Encoding` (checked against Node v20).
 
 use std::fmt;
 
@@ -19,8 +22,11 @@ use std::fmt;
 pub const MAX_HEAD_BYTES: usize = 16 * 1024;
 /// Largest response body read (counted and dropped, never kept).
 pub const MAX_BODY_BYTES: u64 = 64 * 1024 * 1024;
-/// Most headers in one response head.
-pub const MAX_HEADERS: usize = 100;
+/// Headers read without allocating; a head with more is read again with
+/// room for as many as [`MAX_HEAD_BYTES`] can hold. Node has no limit on the
+/// number (llhttp bounds only the head's size, and `maxHeadersCount` only
+/// trims `res.headers`), so neither has the agent.
+const USUAL_HEADERS: usize = 64;
 /// Longest chunk-size line (with extensions) or trailer line.
 const MAX_LINE: usize = 4096;
 
@@ -391,19 +397,50 @@ impl ResponseReader {
     }
 
     fn parse_head(&self) -> Result<Option<(ResponseHead, usize)>, HttpError> {
-        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut response = httparse::Response::new(&mut headers);
+        let mut usual = [httparse::EMPTY_HEADER; USUAL_HEADERS];
+        match self.parse_with(&mut usual) {
+            Err(ParseError::TooManyHeaders) => {
+                // A header line takes at least 3 bytes (`a:` and its end).
+                let mut room = vec![httparse::EMPTY_HEADER; self.buf.len() / 3 + 1];
+                self.parse_with(&mut room).map_err(ParseError::into_http)
+            }
+            other => other.map_err(ParseError::into_http),
+        }
+    }
+
+    /// The head in the buffer, read into `headers`.
+    fn parse_with<'b>(
+        &'b self,
+        headers: &mut [httparse::Header<'b>],
+    ) -> Result<Option<(ResponseHead, usize)>, ParseError> {
+        let mut response = httparse::Response::new(headers);
         let used = match response.parse(&self.buf) {
             Ok(httparse::Status::Complete(used)) => used,
             Ok(httparse::Status::Partial) => return Ok(None),
-            Err(httparse::Error::TooManyHeaders) => {
-                return Err(error(
-                    "HPE_HEADER_OVERFLOW",
-                    format!("more than {MAX_HEADERS} response headers"),
-                ));
+            Err(httparse::Error::TooManyHeaders) => return Err(ParseError::TooManyHeaders),
+            Err(e) => {
+                return Err(ParseError::Http(error(
+                    "HPE_INVALID_CONSTANT",
+                    format!("bad response: {e}"),
+                )));
             }
-            Err(e) => return Err(error("HPE_INVALID_CONSTANT", format!("bad response: {e}"))),
         };
+        // llhttp (strict, as Node runs it) wants CRLF line ends; httparse
+        // also takes a bare LF.
+        let head = &self.buf[..used];
+        if let Some(at) =
+            (0..head.len()).find(|&i| head[i] == b'\n' && (i == 0 || head[i - 1] != b'\r'))
+        {
+            let after = if head[..at].contains(&b'\n') {
+                "header value"
+            } else {
+                "response line"
+            };
+            return Err(ParseError::Http(error(
+                "HPE_CR_EXPECTED",
+                format!("Missing expected CR after {after}"),
+            )));
+        }
         let status = response.code.unwrap_or(0);
         let version = if response.version == Some(1) {
             "HTTP/1.1"
@@ -424,24 +461,46 @@ impl ResponseReader {
                 .next()
                 .is_some_and(|last| last.trim().eq_ignore_ascii_case("chunked"))
         });
-        let length = match joined("content-length") {
-            Some(v) => {
-                let first = v.split(',').next().unwrap_or("").trim().to_owned();
-                if v.split(',').any(|x| x.trim() != first) {
-                    return Err(error(
-                        "HPE_UNEXPECTED_CONTENT_LENGTH",
-                        "conflicting Content-Length",
-                    ));
-                }
-                Some(first.parse::<u64>().map_err(|_| {
-                    error(
+        // As llhttp reads them: one `Content-Length` line of digits only
+        // (a second line, even with the same value, is an error), and never
+        // with `Transfer-Encoding` (a request-smuggling guard).
+        let lengths: Vec<&[u8]> = response
+            .headers
+            .iter()
+            .filter(|h| h.name.eq_ignore_ascii_case("content-length"))
+            .map(|h| h.value.trim_ascii())
+            .collect();
+        let length = match lengths[..] {
+            [] => None,
+            [one] => match std::str::from_utf8(one)
+                .ok()
+                .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|v| v.parse::<u64>().ok())
+            {
+                Some(n) => Some(n),
+                None => {
+                    return Err(ParseError::Http(error(
                         "HPE_INVALID_CONTENT_LENGTH",
-                        format!("Content-Length `{first}`"),
-                    )
-                })?)
+                        format!(
+                            "Invalid character in Content-Length `{}`",
+                            String::from_utf8_lossy(one)
+                        ),
+                    )));
+                }
+            },
+            _ => {
+                return Err(ParseError::Http(error(
+                    "HPE_UNEXPECTED_CONTENT_LENGTH",
+                    "Duplicate Content-Length",
+                )));
             }
-            None => None,
         };
+        if length.is_some() && joined("transfer-encoding").is_some() {
+            return Err(ParseError::Http(error(
+                "HPE_INVALID_TRANSFER_ENCODING",
+                "Transfer-Encoding can't be present with Content-Length",
+            )));
+        }
         let no_body = self.head_request || status == 204 || status == 304 || status < 200;
         let framing = if no_body {
             Framing::None
@@ -449,10 +508,10 @@ impl ResponseReader {
             Framing::Chunked
         } else if let Some(n) = length {
             if n > MAX_BODY_BYTES {
-                return Err(error(
+                return Err(ParseError::Http(error(
                     "ERR_AGENT_BODY_TOO_LARGE",
                     format!("Content-Length {n} is over the lab's bound"),
-                ));
+                )));
             }
             Framing::Length(n)
         } else {
@@ -466,6 +525,28 @@ impl ResponseReader {
             framing,
         };
         Ok(Some((head, used)))
+    }
+}
+
+/// Why a head could not be read.
+enum ParseError {
+    /// More headers than the array given: read again with more room.
+    TooManyHeaders,
+    /// What Node's parser would say.
+    Http(HttpError),
+}
+
+impl ParseError {
+    fn into_http(self) -> HttpError {
+        match self {
+            // Not reached: the second read has room for every line a head
+            // within the size bound can hold.
+            ParseError::TooManyHeaders => error(
+                "HPE_HEADER_OVERFLOW",
+                format!("response head over {MAX_HEAD_BYTES} bytes"),
+            ),
+            ParseError::Http(e) => e,
+        }
     }
 }
 
@@ -621,5 +702,72 @@ mod tests {
             .feed(b"HTTP/1.1 204 No Content\r\n\r\nHTTP/1.1 200 OK\r\n")
             .unwrap();
         assert!(matches!(steps.last(), Some(Step::Done { extra, .. }) if *extra > 0));
+    }
+
+    /// From the review against real Node v20 (D1): any number of headers
+    /// within the head's size is read, as llhttp does; the agent used to
+    /// fail a head of more than 100 lines.
+    #[test]
+    fn a_head_of_many_headers_is_read_within_the_size_bound() {
+        let mut wire = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n".to_vec();
+        for n in 0..1000 {
+            wire.extend_from_slice(format!("X-H{n}: v\r\n").as_bytes());
+        }
+        wire.extend_from_slice(b"Connection: keep-alive\r\n\r\nok");
+        assert!(wire.len() < MAX_HEAD_BYTES);
+        let mut reader = ResponseReader::new("GET");
+        let steps = reader.feed(&wire).expect("read");
+        let head = head_of(&steps);
+        assert_eq!(head.framing, Framing::Length(2));
+        assert!(head.keeps_alive(), "its last header counted too");
+        assert!(matches!(
+            steps.last(),
+            Some(Step::Done {
+                body_bytes: 2,
+                extra: 0
+            })
+        ));
+    }
+
+    /// From the same review (D2): what llhttp refuses, the agent refuses
+    /// with llhttp's code, so the socket is not reused for it.
+    #[test]
+    fn framing_llhttp_refuses_is_refused_with_its_code() {
+        for (wire, code) in [
+            (
+                &b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 2\r\n\r\n"[..],
+                "HPE_INVALID_TRANSFER_ENCODING",
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nok",
+                "HPE_UNEXPECTED_CONTENT_LENGTH",
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nContent-Length: 2, 2\r\n\r\nok",
+                "HPE_INVALID_CONTENT_LENGTH",
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nContent-Length: +2\r\n\r\nok",
+                "HPE_INVALID_CONTENT_LENGTH",
+            ),
+            (
+                b"HTTP/1.1 200 OK\nContent-Length: 2\n\nok",
+                "HPE_CR_EXPECTED",
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nContent-Length: 2\n\r\nok",
+                "HPE_CR_EXPECTED",
+            ),
+        ] {
+            let mut reader = ResponseReader::new("GET");
+            let e = reader.feed(wire).expect_err("refused");
+            assert_eq!(e.code, code, "{}", String::from_utf8_lossy(wire));
+        }
+        // Whitespace around one value is not a second value.
+        let mut reader = ResponseReader::new("GET");
+        let steps = reader
+            .feed(b"HTTP/1.1 200 OK\r\nContent-Length:  2 \r\n\r\nok")
+            .expect("read");
+        assert_eq!(head_of(&steps).framing, Framing::Length(2));
     }
 }

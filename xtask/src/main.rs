@@ -8,9 +8,10 @@
 //!   assembles a copy that keeps the Rust functions' names, so a CPU profile
 //!   of the page (`keepalive-lab-bench --profile`) names them.
 //! - `run [SERVER FLAGS]`: `build`, then starts the server on `dist/`.
-//! - `test`: `build`, installs Debian's Chromium if it is missing (apt, as
-//!   root or with sudo), then every test in the workspace (including the
-//!   headless Chromium ones), then `cargo fmt --check`, clippy and the
+//! - `test`: `build`, installs Debian's Chromium and Node.js if they are
+//!   missing (apt, as root or with sudo), then every test in the workspace
+//!   (including the headless Chromium ones and the comparison with real
+//!   Node.js), then `cargo fmt --check`, clippy and the
 //!   docs' links (`cargo doc`, warnings denied). CI runs exactly this.
 //! - `dist`: `build`, then one self-contained release binary with the page
 //!   built in (`--features embedded-assets`); prints its path last.
@@ -357,23 +358,53 @@ fn bench(dist: &Path, bench_flags: &[String]) -> Result {
     )
 }
 
-/// The browser the end-to-end tests drive: `$CHROME`, else Debian's.
-fn chromium_path() -> PathBuf {
-    env::var_os("CHROME").map_or_else(|| PathBuf::from("/usr/bin/chromium"), PathBuf::from)
+/// A program some tests run, found at `$VAR` else at Debian's `path`, and
+/// installed from Debian's `package` when it is missing.
+struct Needed {
+    /// What it is, for the messages.
+    name: &'static str,
+    /// Which tests need it.
+    for_what: &'static str,
+    /// The environment variable that points at another copy.
+    var: &'static str,
+    /// Where Debian's package puts it.
+    path: &'static str,
+    /// Debian's package.
+    package: &'static str,
 }
 
-/// Installs Debian's Chromium when the browser tests would not find one, so
-/// that `cargo xtask test` alone runs every test on a fresh machine. Only
-/// from the package registry (apt), and only as root or with sudo; otherwise
-/// it says what to run (the browser tests then fail with the same advice).
-fn ensure_chromium() -> Result {
-    let path = chromium_path();
+/// Chromium, for the end-to-end tests.
+const CHROMIUM: Needed = Needed {
+    name: "Chromium",
+    for_what: "the browser tests",
+    var: "CHROME",
+    path: "/usr/bin/chromium",
+    package: "chromium",
+};
+
+/// Node.js, for the comparison of the lab's agent with real Node
+/// (`tests/tests/real_node.rs`).
+const NODE: Needed = Needed {
+    name: "Node.js",
+    for_what: "the real-Node comparison",
+    var: "NODE",
+    path: "/usr/bin/node",
+    package: "nodejs",
+};
+
+/// Installs `needed` from Debian's packages when its tests would not find
+/// it, so that `cargo xtask test` alone runs every test on a fresh machine.
+/// Only from the package registry (apt), and only as root or with sudo;
+/// otherwise it says what to run (the tests then fail with the same advice).
+fn ensure(needed: &Needed) -> Result {
+    let path = env::var_os(needed.var).map_or_else(|| PathBuf::from(needed.path), PathBuf::from);
     if path.is_file() {
         return Ok(());
     }
-    if env::var_os("CHROME").is_some() {
+    if env::var_os(needed.var).is_some() {
         return Err(format!(
-            "$CHROME points at {}, which does not exist",
+            "${} points at {}, which does not exist",
+            needed.var,
             path.display()
         ));
     }
@@ -392,19 +423,27 @@ fn ensure_chromium() -> Result {
         command.args(args).env("DEBIAN_FRONTEND", "noninteractive");
         status(&mut command)
     };
-    eprintln!("xtask: the browser tests need Chromium; installing Debian's package `chromium`");
+    let Needed {
+        name,
+        for_what,
+        var,
+        package,
+        ..
+    } = needed;
+    eprintln!("xtask: {for_what} need {name}; installing Debian's package `{package}`");
     apt(&["update", "-qq"])
-        .and_then(|()| apt(&["install", "-y", "-qq", "chromium"]))
+        .and_then(|()| apt(&["install", "-y", "-qq", package]))
         .map_err(|e| {
             format!(
-                "{e}\nthe browser tests need Chromium: install it with \
-                 `sudo apt-get install -y chromium`, or point $CHROME at a Chromium binary"
+                "{e}\n{for_what} need {name}: install it with \
+                 `sudo apt-get install -y {package}`, or point ${var} at another copy"
             )
         })
 }
 
 fn test(dist: &Path) -> Result {
-    ensure_chromium()?;
+    ensure(&CHROMIUM)?;
+    ensure(&NODE)?;
     // The single binary, for the test that runs it from an empty folder.
     let binary = single_binary(dist, false)?;
     let dist_env: (&str, &OsStr) = ("KEEPALIVE_LAB_DIST", dist.as_os_str());

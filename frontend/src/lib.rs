@@ -20,6 +20,8 @@
 //!   [`settings`] (the burst composer and its shareable URL), [`clock`] (server
 //!   time on the page's clock), [`timeline`] (layout on one axis) and [`har`]
 //!   (HAR 1.2 export), all pure too;
+//! - [`dom`]: the page's own small DOM layer (node descriptions patched into
+//!   the document in place), which draws the timeline without yew;
 //! - `components/`: one component per file, `Root` at the top of a
 //!   participant page (it asks the server for a session, then shows
 //!   `LessonTrack` or `Workbench`; what both share is in `components/app.rs`),
@@ -34,6 +36,7 @@ mod agent;
 mod clock;
 mod components;
 mod decimal;
+mod dom;
 mod har;
 mod hooks;
 mod lessons;

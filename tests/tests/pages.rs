@@ -240,9 +240,19 @@ async fn leaving_a_page_that_holds_requests_loads_the_other_at_once() {
 
     // A download of the run (an export) is no leaving: the hangs stay held.
     fire_and_hold(&mut chrome).await;
-    chrome
-        .eval(&page, "document.getElementById('export-json').click()")
-        .await;
+    // The run list is drawn at the page's next animation frame after the
+    // run starts, which can come after the server holds the hangs.
+    eventually("the run list's Export JSON, clicked", LIMIT, async || {
+        let clicked = chrome
+            .eval(
+                &page,
+                "(() => { const b = document.getElementById('export-json'); \
+                   if (!b) return false; b.click(); return true; })()",
+            )
+            .await;
+        (clicked == true).then_some(())
+    })
+    .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(lab.hangs().len(), 6, "an export ends no request");
     let session = reload(&mut chrome).await;

@@ -6,7 +6,7 @@ use yew::prelude::*;
 use super::AppProps;
 use super::app::{Page, location_hash, set_hash, shell};
 use super::lesson_view::LessonView;
-use super::timeline::TimelineView;
+use super::timeline::{Input, TimelineView};
 use crate::hooks::{use_lab, use_room_move};
 
 /// The lesson in the URL (`#lesson=ID`), or `None` for the list.
@@ -105,8 +105,8 @@ pub fn LessonTrack(props: &AppProps) -> Html {
             <LessonView lesson={*lesson} state={state.clone()} fire={lab.fire.clone()} send={lab.send.clone()}
                 open={open_lesson} ready={lab.other_ports.is_some() && state.config.is_some()}
                 https_origins={lab.https_origins()} />
-            <TimelineView run={run} groups={groups} clock={state.clock} agent={(*lab.agent).clone()}
-                agent_links={agent_links} whole={false} />
+            <TimelineView input={Input { run, groups, clock: state.clock, agent: (*lab.agent).clone(),
+                agent_links, whole: false }} />
         </>
     };
     shell(&lab, Page::Lessons, Some(on_lessons), body)

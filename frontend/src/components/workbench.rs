@@ -13,7 +13,7 @@ use super::measured::{MeasuredProps, measured};
 use super::middlebox_panel::{MiddleboxProps, middlebox_panel};
 use super::policy::PolicyPanel;
 use super::runs::{RunsProps, runs, summary};
-use super::timeline::TimelineView;
+use super::timeline::{Input, TimelineView};
 use crate::agent::AgentSettings;
 use crate::har;
 use crate::hooks::{use_lab, use_room_move};
@@ -189,8 +189,8 @@ pub fn Workbench(props: &AppProps) -> Html {
             </div>
             { measured(&MeasuredProps { run: run.clone(), events_dropped: state.events_dropped,
                 tally: run.as_deref().map(|r| crate::tally::Tally::of(r, &state)) }) }
-            <TimelineView run={run.clone()} groups={groups} clock={state.clock} agent={(*agent).clone()}
-                agent_links={agent_links} whole={*svg_export} />
+            <TimelineView input={Input { run: run.clone(), groups, clock: state.clock, agent: (*agent).clone(),
+                agent_links, whole: *svg_export }} />
             { runs(&RunsProps { runs: state.runs.iter().map(|r| (r.id, summary(r))).collect(),
                 selected: run.as_ref().map(|r| r.id), on_select, on_export,
                 problem: (*export_problem).clone() }) }

@@ -2,12 +2,10 @@
 
 mod use_event_socket;
 mod use_frame_dispatch;
-mod use_in_view;
 mod use_lab;
 mod use_store;
 
 pub use use_event_socket::use_event_socket;
 pub use use_frame_dispatch::{FrameDispatch, use_frame_dispatch};
-pub use use_in_view::use_in_view;
 pub use use_lab::{Lab, remember_projector, use_lab, use_room_move};
 pub use use_store::use_store;

@@ -4,11 +4,10 @@
 //! with `had_error`, `error`), drawn right above the server's lane of the
 //! same connection. Words in the side columns, marks on the bars.
 
-use yew::prelude::*;
-
-use super::row::RowProps;
-use super::{Cap, NOTES, ROW, WIDTH, cap, chars, column_text, keyed, px, rect, row_start};
+use super::row::Row;
+use super::{Cap, NOTES, ROW, cap, chars, column_text, px, rect, row_bg, row_start};
 use crate::agent::{AgentEnd, AgentRequest, AgentSocket};
+use crate::dom::{Node, el};
 
 /// The right column of a request: its socket and header.
 pub(super) fn request_words(r: &AgentRequest) -> String {
@@ -29,12 +28,7 @@ pub(super) fn request_words(r: &AgentRequest) -> String {
 }
 
 /// The row of the agent's request `r`.
-pub(super) fn agent_request_row(
-    r: &AgentRequest,
-    props: &RowProps,
-    enter: Callback<MouseEvent>,
-    onfocus: Callback<FocusEvent>,
-) -> Html {
+pub(super) fn agent_request_row(r: &AgentRequest, props: &Row) -> Node {
     let (y, scale) = (props.y, &props.scale);
     let segments = r.segments(&props.clock);
     let note = request_words(r);
@@ -46,47 +40,47 @@ pub(super) fn agent_request_row(
         };
         Some(cap(c, scale.x(s.to_ms), y))
     });
-    // One keyed list, as a browser request's row: a change patches the row
-    // in place instead of moving its nodes.
+    // As a browser request's row: a change patches the row in place, its
+    // words and bars keep their places.
     let mut children = row_start(
         y,
         &format!("A{:<3} {}", r.n, r.words()),
         &note,
         segments.len() + r.timeouts.len() + 1,
     );
-    children.extend(
-        segments
-            .iter()
-            .enumerate()
-            .map(|(k, s)| keyed(k, rect(s, scale, y + 2.0, ROW - 5.0))),
-    );
-    children.extend(
-        r.timeouts
-            .iter()
-            .filter_map(|(us, _)| props.clock.to_page_ms(*us))
-            .enumerate()
-            .map(|(k, ms)| keyed(format!("t{k}"), cap(Cap::ByServer, scale.x(ms), y))),
-    );
-    children.extend(end_cap.map(|c| keyed("end", c)));
-    html! {
-        <g class={crate::components::class(&["req", "agent-req"], &[(props.highlighted, "hl")])}
-            data-tag={r.tag.clone()} data-state={r.words()} data-waited={r.waited.to_string()}
-            data-socket={r.socket.map(|(n, _)| n.to_string())}
-            tabindex="0" role="listitem" aria-label={format!("agent request {} ({}): {}; {note}", r.n, r.tag, r.words())}
-            onmouseenter={enter} {onfocus}>
-            { for children }
-        </g>
+    for s in &segments {
+        children.push(rect(s, scale, y + 2.0, ROW - 5.0));
     }
+    for (us, _) in &r.timeouts {
+        if let Some(ms) = props.clock.to_page_ms(*us) {
+            children.push(cap(Cap::ByServer, scale.x(ms), y));
+        }
+    }
+    if let Some(c) = end_cap {
+        children.push(c);
+    }
+    el("g")
+        .attr(
+            "class",
+            crate::components::class(&["req", "agent-req"], &[(props.highlighted, "hl")]),
+        )
+        .attr("data-tag", r.tag.clone())
+        .attr("data-state", r.words())
+        .attr("data-waited", r.waited.to_string())
+        .attr_if("data-socket", r.socket.map(|(n, _)| n.to_string()))
+        .attr("tabindex", "0")
+        .attr("role", "listitem")
+        .attr(
+            "aria-label",
+            format!("agent request {} ({}): {}; {note}", r.n, r.tag, r.words()),
+        )
+        .kids(children)
+        .done()
 }
 
 /// The row of the agent's socket `s`: its life, a tick per Node event, and
 /// the events' names in the right column.
-pub(super) fn agent_socket_row(
-    s: &AgentSocket,
-    props: &RowProps,
-    enter: Callback<MouseEvent>,
-    onfocus: Callback<FocusEvent>,
-) -> Html {
+pub(super) fn agent_socket_row(s: &AgentSocket, props: &Row) -> Node {
     let (y, scale) = (props.y, &props.scale);
     let words = s.event_words();
     let life = s.life(&props.clock);
@@ -107,19 +101,49 @@ pub(super) fn agent_socket_row(
             };
             cap(mark, scale.x(l.to_ms), y)
         });
-    html! {
-        <g class={crate::components::class(&["agent-socket"], &[(s.closed.is_some(), "closed"), (props.highlighted, "hl")])}
-            data-socket={s.n.to_string()} data-local={s.local.clone()} data-events={words.clone()}
-            tabindex="0" role="listitem" aria-label={format!("agent socket {} ({}): {words}", s.n, s.local.as_deref().unwrap_or("connecting"))}
-            onmouseenter={enter} {onfocus}>
-            <rect class="row-bg" x="0" y={px(y - 1.0)} width={px(WIDTH)} height={px(ROW)} />
-            { column_text("label", &format!("agent socket {}", s.n), y + ROW - 5.0, false) }
-            if let Some(life) = life {
-                { rect(&life, scale, y + ROW / 2.0 - 2.0, 3.0) }
-            }
-            <path class="cap" d={ticks} />
-            { for end_cap }
-            { column_text("note", &s.last_events(chars(NOTES - 8.0)), y + ROW - 5.0, true) }
-        </g>
+    let mut children = vec![
+        row_bg(y, ROW),
+        column_text(
+            "label",
+            &format!("agent socket {}", s.n),
+            y + ROW - 5.0,
+            false,
+        ),
+    ];
+    if let Some(life) = life {
+        children.push(rect(&life, scale, y + ROW / 2.0 - 2.0, 3.0));
     }
+    children.push(el("path").attr("class", "cap").attr("d", ticks).done());
+    if let Some(c) = end_cap {
+        children.push(c);
+    }
+    children.push(column_text(
+        "note",
+        &s.last_events(chars(NOTES - 8.0)),
+        y + ROW - 5.0,
+        true,
+    ));
+    el("g")
+        .attr(
+            "class",
+            crate::components::class(
+                &["agent-socket"],
+                &[(s.closed.is_some(), "closed"), (props.highlighted, "hl")],
+            ),
+        )
+        .attr("data-socket", s.n.to_string())
+        .attr_if("data-local", s.local.clone())
+        .attr("data-events", words.clone())
+        .attr("tabindex", "0")
+        .attr("role", "listitem")
+        .attr(
+            "aria-label",
+            format!(
+                "agent socket {} ({}): {words}",
+                s.n,
+                s.local.as_deref().unwrap_or("connecting")
+            ),
+        )
+        .kids(children)
+        .done()
 }

@@ -1,10 +1,9 @@
 //! One TCP connection as the server saw it: its name (left), its life and
 //! requests (middle), what it is doing or why it closed (right).
 
-use yew::prelude::*;
-
-use super::row::RowProps;
-use super::{Cap, LANE, WIDTH, cap, column_text, px, rect};
+use super::row::Row;
+use super::{Cap, LANE, cap, column_text, rect, row_bg};
+use crate::dom::{Node, el};
 use crate::state::Lane;
 use crate::tally::count;
 use crate::timeline::{Closer, Kind, Scale, Segment, lane_segments};
@@ -70,13 +69,8 @@ pub(super) fn lane_status(l: &Lane) -> String {
     format!("{over}{doing} · {}", count(l.requests_total as usize, unit))
 }
 
-/// The row of connection `l` (its listeners come from [`super::row::Row`]).
-pub(super) fn lane_row(
-    l: &Lane,
-    props: &RowProps,
-    enter: Callback<MouseEvent>,
-    onfocus: Callback<FocusEvent>,
-) -> Html {
+/// The row of connection `l`.
+pub(super) fn lane_row(l: &Lane, props: &Row) -> Node {
     let (y, scale) = (props.y, &props.scale);
     let segments = lane_segments(l, &props.clock);
     let (life, requests) = segments
@@ -94,28 +88,58 @@ pub(super) fn lane_row(
             };
             cap(mark, scale.x(s.to_ms), y + 2.0)
         });
-    let path = |kind, open: bool| lane_path(requests, scale, y + 3.0, LANE - 7.0, kind, open);
-    html! {
-        <g class={crate::components::class(&["lane"], &[(l.closed.is_some(), "closed"), (props.highlighted, "hl")])}
-            data-conn={l.conn.0.to_string()}
-            data-reason={l.closed.as_ref().map(|c| c.reason.kind())}
-            data-in-flight={l.in_flight().to_string()}
-            tabindex="0" role="listitem"
-            aria-label={format!("connection {} from {} to {}: {status}", l.conn, l.peer, l.local_addr)}
-            onmouseenter={enter} {onfocus}>
-            <rect class="row-bg" x="0" y={px(y - 1.0)} width={px(WIDTH)} height={px(LANE)} />
-            { column_text("label", &format!("{} {}", l.conn, l.local_addr), y + LANE - 6.0, false) }
-            if let Some(life) = life {
-                { rect(life, scale, y + LANE / 2.0 - 1.5, 3.0) }
-            }
-            // All of a lane's requests in three paths (finished; still going,
-            // clipped at "now"; dropped unanswered): a busy lane changes one
-            // attribute per frame instead of creating an element per request.
-            <path class="seg-server" d={path(Kind::Server, false)} />
-            <path class="seg-server" clip-path="url(#until-now)" d={path(Kind::Server, true)} />
-            <path class="seg-server-dropped" d={path(Kind::ServerDropped, false)} />
-            { for end_cap }
-            { column_text("status", &status, y + LANE - 6.0, true) }
-        </g>
+    let path = |class: &'static str, kind, open: bool| {
+        el("path")
+            .attr("class", class)
+            .attr_if("clip-path", open.then_some("url(#until-now)"))
+            .attr(
+                "d",
+                lane_path(requests, scale, y + 3.0, LANE - 7.0, kind, open),
+            )
+            .done()
+    };
+    let mut children = vec![
+        row_bg(y, LANE),
+        column_text(
+            "label",
+            &format!("{} {}", l.conn, l.local_addr),
+            y + LANE - 6.0,
+            false,
+        ),
+    ];
+    if let Some(life) = life {
+        children.push(rect(life, scale, y + LANE / 2.0 - 1.5, 3.0));
     }
+    // All of a lane's requests in three paths (finished; still going,
+    // clipped at "now"; dropped unanswered): a busy lane changes one
+    // attribute per frame instead of creating an element per request.
+    children.push(path("seg-server", Kind::Server, false));
+    children.push(path("seg-server", Kind::Server, true));
+    children.push(path("seg-server-dropped", Kind::ServerDropped, false));
+    if let Some(c) = end_cap {
+        children.push(c);
+    }
+    children.push(column_text("status", &status, y + LANE - 6.0, true));
+    el("g")
+        .attr(
+            "class",
+            crate::components::class(
+                &["lane"],
+                &[(l.closed.is_some(), "closed"), (props.highlighted, "hl")],
+            ),
+        )
+        .attr("data-conn", l.conn.0.to_string())
+        .attr_if("data-reason", l.closed.as_ref().map(|c| c.reason.kind()))
+        .attr("data-in-flight", l.in_flight().to_string())
+        .attr("tabindex", "0")
+        .attr("role", "listitem")
+        .attr(
+            "aria-label",
+            format!(
+                "connection {} from {} to {}: {status}",
+                l.conn, l.peer, l.local_addr
+            ),
+        )
+        .kids(children)
+        .done()
 }

@@ -3,10 +3,10 @@
 //! (middle), the idle timeout in force and what happened (right).
 
 use protocol::Side;
-use yew::prelude::*;
 
-use super::{LANE, WIDTH, bar, column_text, px};
+use super::{LANE, bar, column_text, row_bg};
 use crate::clock::ClockSync;
+use crate::dom::{Node, el};
 use crate::timeline::Scale;
 use crate::timeline::middlebox::{MappingLane, MarkKind, stretches};
 
@@ -51,28 +51,47 @@ pub(super) fn mapping_row(
     scale: &Scale,
     clock: &ClockSync,
     highlighted: bool,
-) -> Html {
+) -> Node {
     let page = |us| clock.to_page_ms(us);
-    let bars = stretches(l, page)
-        .into_iter()
-        .map(|s| bar(s.class(), (s.from_ms, s.to_ms, s.open), scale, y + 6.0, 5.0));
     let x_of = |us| page(us).map(|ms| scale.x(ms));
-    let marks = MarkKind::ALL.into_iter().flat_map(|kind| {
-        [Side::Client, Side::Server].map(|side| {
-            html! { <path class={kind.class()} d={marks_path(l, kind, side, x_of, y)} /> }
-        })
-    });
-    html! {
-        <g class={crate::components::class(&["mb"], &[(l.expired.is_some(), "closed"), (highlighted, "hl")])}
-            data-mapping={l.mapping.0.to_string()} data-expired={l.expired.is_some().to_string()}
-            role="listitem" aria-label={l.describe()}>
-            <rect class="row-bg" x="0" y={px(y - 1.0)} width={px(WIDTH)} height={px(LANE)} />
-            { column_text("label", &l.label(), y + LANE - 6.0, false) }
-            { for bars }
-            { for marks }
-            { column_text("status", &l.status(), y + LANE - 6.0, true) }
-        </g>
+    let mut children = vec![
+        row_bg(y, LANE),
+        column_text("label", &l.label(), y + LANE - 6.0, false),
+    ];
+    for s in stretches(l, page) {
+        children.push(bar(
+            s.class(),
+            (s.from_ms, s.to_ms, s.open),
+            scale,
+            y + 6.0,
+            5.0,
+        ));
     }
+    for kind in MarkKind::ALL {
+        for side in [Side::Client, Side::Server] {
+            children.push(
+                el("path")
+                    .attr("class", kind.class())
+                    .attr("d", marks_path(l, kind, side, x_of, y))
+                    .done(),
+            );
+        }
+    }
+    children.push(column_text("status", &l.status(), y + LANE - 6.0, true));
+    el("g")
+        .attr(
+            "class",
+            crate::components::class(
+                &["mb"],
+                &[(l.expired.is_some(), "closed"), (highlighted, "hl")],
+            ),
+        )
+        .attr("data-mapping", l.mapping.0.to_string())
+        .attr("data-expired", l.expired.is_some().to_string())
+        .attr("role", "listitem")
+        .attr("aria-label", l.describe())
+        .kids(children)
+        .done()
 }
 
 #[cfg(test)]

@@ -11,35 +11,45 @@
 //! run's and this page's, the page load's apart, earlier ones collapsed,
 //! other clients' never.
 //!
-//! Rows are components with value props, so a frame re-renders only the rows
-//! whose request or lane changed. Segments still in progress are drawn to
-//! the right edge of the plot and clipped by one rectangle that follows
-//! "now": a live frame moves that rectangle instead of re-rendering every row.
+//! Drawn without yew (issue #14, figure 5: the download's size, and the
+//! first step to a page without yew; the landing page's wasm went from
+//! 185 742 to 183 461 bytes gzip), with the page's own DOM layer
+//! ([`crate::dom`]): [`picture`] describes the section, the patcher
+//! changes only what differs from the last drawing. [`island`] holds the
+//! timeline's own state and listens to the learner; `view.rs` is the thin
+//! yew component that mounts it and hands it its props.
+//!
+//! A frame redraws only the rows whose request or lane changed: a row
+//! whose inputs are the same (the same `Rc`s) keeps its node and the
+//! patcher skips it. Segments still in progress are drawn to the right edge
+//! of the plot and clipped by one rectangle that follows "now": a live frame
+//! moves that rectangle instead of redrawing every row.
 
 mod agent_row;
 mod details;
+mod island;
 mod lane_row;
 mod middlebox_row;
-mod now_line;
 mod request_row;
 mod row;
+mod view;
 
 use std::rc::Rc;
 
 use protocol::ConnId;
-use yew::prelude::*;
 
 use crate::agent::AgentView;
 use crate::clock::ClockSync;
+use crate::dom::{Node, el};
 use crate::palette;
 use crate::state::{Lane, Run};
 use crate::tally::count;
 use crate::timeline::{
-    LaneGroups, Scale, Segment, agent_extent, rows_to_draw, run_extent, shown, window,
+    InView, LaneGroups, Scale, Segment, agent_extent, rows_to_draw, run_extent, shown, window,
 };
 use details::details;
-use now_line::NowLine;
 use row::{Item, Row};
+pub use view::TimelineView;
 
 /// Drawing width (the SVG scales to the page).
 const WIDTH: f64 = 1200.0;
@@ -70,8 +80,9 @@ pub enum Focus {
     Lane(ConnId),
 }
 
-/// Whole pixels: integers are cheaper to format and to set than `{:.1}`
-/// floats, and a live frame can set hundreds of them.
+/// Whole pixels, in words (attributes take them with [`El::num`]).
+///
+/// [`El::num`]: crate::dom::El::num
 fn px(v: f64) -> String {
     (v.round() as i64).to_string()
 }
@@ -90,46 +101,55 @@ fn cut(text: &str, max: usize) -> String {
 
 /// A line of text in the left (`right` false) or right column, cut and
 /// clipped to it.
-fn column_text(class: &'static str, text: &str, y: f64, right: bool) -> Html {
+fn column_text(class: &'static str, text: &str, y: f64, right: bool) -> Node {
     let (x, clip, max) = if right {
         (WIDTH - NOTES + 6.0, "url(#col-r)", chars(NOTES - 8.0))
     } else {
         (6.0, "url(#col-l)", chars(LABELS - 10.0))
     };
-    html! {
-        <text class={class} x={px(x)} y={px(y)} clip-path={clip}>{ cut(text, max) }</text>
-    }
+    el("text")
+        .attr("class", class)
+        .num("x", x)
+        .num("y", y)
+        .attr("clip-path", clip)
+        .text(cut(text, max))
+        .done()
 }
 
-/// `node` (one element) with `key`, for a row's keyed list of children.
-fn keyed(key: impl Into<yew::virtual_dom::Key>, mut node: Html) -> Html {
-    if let Html::VTag(tag) = &mut node {
-        Rc::make_mut(tag).key = Some(key.into());
-    }
-    node
+/// A title line of the left column.
+fn title(class: &'static str, y: f64, text: String) -> Node {
+    el("text")
+        .attr("class", class)
+        .attr("x", "6")
+        .num("y", y)
+        .text(text)
+        .done()
 }
 
-/// The first of a request row's keyed children: its background and its
-/// words (left and right columns), with room for `more`.
-fn row_start(y: f64, label: &str, note: &str, more: usize) -> Vec<Html> {
+/// The first of a row's children: its background and its words (left and
+/// right columns), with room for `more`.
+fn row_start(y: f64, label: &str, note: &str, more: usize) -> Vec<Node> {
     let mut children = Vec::with_capacity(3 + more);
-    children.push(html! {
-        <rect key="bg" class="row-bg" x="0" y={px(y - 1.0)} width={px(WIDTH)} height={px(ROW)} />
-    });
-    children.push(keyed(
-        "label",
-        column_text("label", label, y + ROW - 5.0, false),
-    ));
-    children.push(keyed(
-        "note",
-        column_text("note", note, y + ROW - 5.0, true),
-    ));
+    children.push(row_bg(y, ROW));
+    children.push(column_text("label", label, y + ROW - 5.0, false));
+    children.push(column_text("note", note, y + ROW - 5.0, true));
     children
+}
+
+/// A row's background, `h` high.
+fn row_bg(y: f64, h: f64) -> Node {
+    el("rect")
+        .attr("class", "row-bg")
+        .attr("x", "0")
+        .num("y", y - 1.0)
+        .num("width", WIDTH)
+        .num("height", h)
+        .done()
 }
 
 /// One segment. No tooltip per segment: the row's words and the details
 /// panel say what it is.
-fn rect(s: &Segment, scale: &Scale, y: f64, h: f64) -> Html {
+fn rect(s: &Segment, scale: &Scale, y: f64, h: f64) -> Node {
     bar(s.kind.class(), (s.from_ms, s.to_ms, s.open), scale, y, h)
 }
 
@@ -140,13 +160,17 @@ fn bar(
     scale: &Scale,
     y: f64,
     h: f64,
-) -> Html {
+) -> Node {
     let x0 = scale.x(from_ms);
     let x1 = if open { scale.right } else { scale.x(to_ms) };
-    let clip = open.then_some("url(#until-now)");
-    html! {
-        <rect {class} x={px(x0)} y={px(y)} width={px((x1 - x0).max(2.0))} height={px(h)} clip-path={clip} />
-    }
+    el("rect")
+        .attr("class", class)
+        .num("x", x0)
+        .num("y", y)
+        .num("width", (x1 - x0).max(2.0))
+        .num("height", h)
+        .attr_if("clip-path", open.then_some("url(#until-now)"))
+        .done()
 }
 
 /// An end mark, drawn after a bar (its shape is in [`DEFS`]): a tick when
@@ -184,9 +208,13 @@ impl Cap {
 /// `cap` right after `x`, in the 12-unit box below `y`: a path of its own,
 /// not a `<use>` of the legend's copy (each `<use>` is a shadow tree the
 /// browser clones and styles; a burst of 200 draws 200 marks).
-fn cap(cap: Cap, x: f64, y: f64) -> Html {
+fn cap(cap: Cap, x: f64, y: f64) -> Node {
     let (_, class, d) = cap.shape();
-    html! { <path {class} {d} transform={format!("translate({} {})", px(x), px(y))} /> }
+    el("path")
+        .attr("class", class)
+        .attr("d", d)
+        .attr("transform", format!("translate({} {})", px(x), px(y)))
+        .done()
 }
 
 /// The legend: every state, with its pattern or mark and its words. Static
@@ -219,10 +247,10 @@ const LEGEND_MIDDLEBOX: &str = concat!(
 /// The agent rows' legend entry.
 const LEGEND_AGENT: &str = r##"<span>A rows: the Node agent's requests (hatched: in the agent's queue); ticks on its sockets: Node's socket events</span>"##;
 
-/// Patterns and the columns' clip rectangles (`col-l` is [`LABELS`] wide,
-/// `col-r` the last [`NOTES`] of [`WIDTH`]).
+/// What the drawing's `<defs>` holds: patterns and the columns' clip
+/// rectangles (`col-l` is [`LABELS`] wide, `col-r` the last [`NOTES`] of
+/// [`WIDTH`]).
 const DEFS: &str = concat!(
-    r##"<defs>"##,
     r##"<pattern id="hatch" width="6" height="6" patternUnits="userSpaceOnUse" patternTransform="rotate(45)"><rect class="p-q" width="6" height="6"/><line class="p-qi" x2="0" y2="6" stroke-width="2.5"/></pattern>"##,
     r##"<pattern id="dots" width="5" height="5" patternUnits="userSpaceOnUse"><rect class="p-d" width="5" height="5"/><circle class="p-di" cx="2.5" cy="2.5" r="1.2"/></pattern>"##,
     r##"<pattern id="xhatch" width="6" height="6" patternUnits="userSpaceOnUse"><rect class="p-b" width="6" height="6"/><path class="p-bi" d="M0 0l6 6M6 0l-6 6" stroke-width="1.2"/></pattern>"##,
@@ -236,7 +264,6 @@ const DEFS: &str = concat!(
     r##"<path id="cap-browser" class="cap" d="M-3 6a3 3 0 1 0 6 0a3 3 0 1 0 -6 0"/>"##,
     r##"<clipPath id="col-l"><rect width="166" height="100000"/></clipPath>"##,
     r##"<clipPath id="col-r"><rect x="820" width="380" height="100000"/></clipPath>"##,
-    r#"</defs>"#
 );
 
 /// What is not drawn as a lane: this page's events WebSocket, and other
@@ -262,9 +289,9 @@ fn aside(g: &LaneGroups) -> String {
     words.join(". ")
 }
 
-/// Props of [`TimelineView`].
-#[derive(Properties)]
-pub struct TimelineProps {
+/// What the timeline is drawn from: the props of [`TimelineView`].
+#[derive(Clone)]
+pub struct Input {
     /// The run shown.
     pub run: Option<Rc<Run>>,
     /// The page's connections, sorted for this run.
@@ -279,7 +306,9 @@ pub struct TimelineProps {
     pub whole: bool,
 }
 
-impl PartialEq for TimelineProps {
+/// Shared parts compare by identity: an unchanged run or agent run keeps
+/// its pointer.
+impl PartialEq for Input {
     fn eq(&self, other: &Self) -> bool {
         super::same_option(&self.run, &other.run)
             && super::same_option(&self.agent, &other.agent)
@@ -290,43 +319,162 @@ impl PartialEq for TimelineProps {
     }
 }
 
-/// The timeline.
-#[component]
-pub fn TimelineView(props: &TimelineProps) -> Html {
-    let zoom = use_state(|| None::<(f64, f64)>);
-    let grown = use_state(|| 0.0_f64);
-    let focus = use_state(|| None::<Focus>);
-    // Stable across renders, so rows whose data did not change are skipped.
-    let on_focus = use_callback(focus.setter(), |f: Option<Focus>, set| set.set(f));
-    let g = &props.groups;
-    let now = (*grown).max(props.run.as_ref().map_or(0.0, |r| r.started_ms));
+/// The timeline's own state: what the learner looks at, and the clock.
+#[derive(Debug, Default)]
+struct Looking {
+    /// The window zoomed or panned to; `None` fits the run.
+    zoom: Option<(f64, f64)>,
+    /// Where "now" ran past the right edge of a live view (plus a
+    /// millisecond): the view grows to it.
+    grown: f64,
+    /// The row pointed at or tabbed to.
+    focus: Option<Focus>,
+    /// What of the drawing is in its scrolling box, in blocks of ten rows;
+    /// `None` while the box shows its top.
+    in_view: Option<InView>,
+    /// "Now" as the clock last ticked.
+    now: f64,
+}
+
+/// The drawing's slots (`svg#timeline`'s children, each patched on its
+/// own, so that one that grows does not shift the others): its style and
+/// patterns, the "now" line, the ticks, then the sections, their rows apart.
+mod slot {
+    pub const NOW: usize = 1;
+    pub const TICKS: usize = 2;
+    pub const BROWSER: usize = 3;
+    pub const REQUESTS: usize = 4;
+    pub const MIDDLEBOX: usize = 5;
+    pub const SERVER: usize = 6;
+    pub const LANES: usize = 7;
+    pub const PAGE_LOAD: usize = 8;
+    pub const PAGE_LOAD_LANES: usize = 9;
+    pub const EARLIER: usize = 10;
+    pub const AGENT: usize = 11;
+    pub const AGENT_ROWS: usize = 12;
+    pub const SOCKETS: usize = 13;
+    pub const SOCKET_ROWS: usize = 14;
+    /// How many.
+    pub const ALL: usize = 15;
+}
+
+/// A drawing of the timeline, and what the listeners and the clock need.
+struct Picture {
+    /// The section's children: the toolbar and legend, the empty drawing's
+    /// words, then the scrolling box and the paragraphs under it.
+    section: Vec<Vec<Node>>,
+    /// The rows of each drawing slot with what they were drawn from (none
+    /// in the slots that hold no rows), for the next drawing to keep those
+    /// that did not change.
+    rows: Vec<Vec<(Row, Node)>>,
+    /// The time axis.
+    scale: Scale,
+    /// The drawing's height.
+    height: f64,
+    /// A run is going on: the clock ticks fast.
+    live: bool,
+    /// There is a run to draw; the drawing is empty otherwise.
+    present: bool,
+}
+
+/// The clip rectangle for segments still in progress, and the "now" line,
+/// at `now`.
+fn now_line(scale: &Scale, height: f64, now: f64) -> Vec<Node> {
+    let x = crate::decimal::fixed(scale.x(now), 1);
+    vec![
+        el("clipPath")
+            .attr("id", "until-now")
+            .kids(vec![
+                el("rect")
+                    .attr("x", "0")
+                    .attr("y", "0")
+                    .attr("width", x.clone())
+                    .num("height", height)
+                    .done(),
+            ])
+            .done(),
+        el("line")
+            .attr("class", "now")
+            .attr("x1", x.clone())
+            .attr("x2", x)
+            .num("y1", AXIS)
+            .num("y2", height)
+            .done(),
+    ]
+}
+
+/// `rows` as drawn in slot `slot`: a row drawn from the same inputs as the
+/// one in its place last time keeps that one's node, which the patcher
+/// skips.
+fn keep(memo: &[Vec<(Row, Node)>], slot: usize, rows: Vec<Row>) -> Vec<(Row, Node)> {
+    rows.into_iter()
+        .enumerate()
+        .map(|(k, row)| {
+            let node = match memo.get(slot).and_then(|m| m.get(k)) {
+                Some((was, node)) if *was == row => node.clone(),
+                _ => row.draw(),
+            };
+            (row, node)
+        })
+        .collect()
+}
+
+/// A toolbar button.
+fn button(label: Option<&'static str>, text: &'static str) -> Node {
+    el("button").attr_if("aria-label", label).text(text).done()
+}
+
+/// The keys (and the buttons, in the toolbar's order) that zoom and pan.
+const ZOOM_KEYS: [&str; 5] = ["+", "-", "ArrowLeft", "ArrowRight", "0"];
+
+/// The window `key` moves `scale` to: `Some(None)` fits the run, `None`
+/// is a key that does nothing here.
+fn zoom_for(scale: Scale, key: &str) -> Option<Option<(f64, f64)>> {
+    let s = match key {
+        "+" | "=" => scale.zoomed(0.5),
+        "-" => scale.zoomed(2.0),
+        "ArrowLeft" => scale.panned(-0.25),
+        "ArrowRight" => scale.panned(0.25),
+        "0" => return Some(None),
+        _ => return None,
+    };
+    Some(Some((s.start_ms, s.end_ms)))
+}
+
+/// The timeline of `input` as `v` looks at it; `memo` is the last drawing's
+/// rows.
+fn picture(input: &Input, v: &Looking, memo: &[Vec<(Row, Node)>]) -> Picture {
+    let g = &input.groups;
+    let clock = input.clock;
+    let now = v
+        .grown
+        .max(input.run.as_ref().map_or(0.0, |r| r.started_ms));
     let drawn: Vec<&Lane> = g.run.iter().chain(&g.page_load).map(|l| &**l).collect();
     let agent_lanes: Vec<&Lane> = g.agent.iter().map(|l| &**l).collect();
-    let browser_extent = props
+    let browser_extent = input
         .run
         .as_ref()
-        .map(|r| run_extent(r, &drawn, &props.clock, now));
-    let agent_extent = props
+        .map(|r| run_extent(r, &drawn, &clock, now));
+    let agent_extent = input
         .agent
         .as_ref()
-        .and_then(|a| agent_extent(a, &agent_lanes, &props.clock, now.max(*grown)));
+        .and_then(|a| agent_extent(a, &agent_lanes, &clock, now.max(v.grown)));
     let (show_browser, show_agent) = shown(browser_extent, agent_extent);
-    let agent = props.agent.as_ref().filter(|_| show_agent);
+    let agent = input.agent.as_ref().filter(|_| show_agent);
     let lane_of = |socket: u32| {
-        let conn = props.agent_links.iter().find(|(s, _)| *s == socket)?.1;
+        let conn = input.agent_links.iter().find(|(s, _)| *s == socket)?.1;
         g.agent.iter().find(|l| l.conn == conn)
     };
-    // What of the drawing is on screen: a long run draws only those rows
-    // (and a margin), in blocks of ten rows.
-    let present = (props.run.is_some() && show_browser) || agent.is_some();
-    let (in_view, onscroll) = crate::hooks::use_in_view(present, WIDTH, ROW * 10.0);
+    // There is something to draw (what is in view is measured again when
+    // this changes: the drawing comes and goes with the run shown).
+    let present = (input.run.is_some() && show_browser) || agent.is_some();
     // Before anything is fired the drawing is there, empty: its style sheet
     // and patterns are created with the page, not in the frame the first
     // burst starts (a new style sheet restyles the whole page: bench
     // figure 3's worst event latency at lesson scale).
     let idle = !present;
     let empty = Rc::new(Run::empty());
-    let run = match &props.run {
+    let run = match &input.run {
         Some(run) if show_browser => run,
         _ => &empty,
     };
@@ -341,46 +489,17 @@ pub fn TimelineView(props: &TimelineProps) -> Html {
     .unwrap_or((run.started_ms, run.started_ms));
     let origin = extent.0;
     let (fit_start, fit_end) = window(extent.0, extent.1);
-    let (start_ms, end_ms) = zoom.unwrap_or((fit_start, fit_end));
+    let (start_ms, end_ms) = v.zoom.unwrap_or((fit_start, fit_end));
     let scale = Scale {
         start_ms,
         end_ms,
         left: LABELS,
         right: WIDTH - NOTES - 12.0,
     };
-    let highlight = match &*focus {
+    let highlight = match &v.focus {
         Some(Focus::Request(i)) => run.requests.get(*i).and_then(|r| r.conn),
         Some(Focus::Lane(c)) => Some(*c),
         None => None,
-    };
-    let on_overflow = {
-        let grown = grown.clone();
-        Callback::from(move |now: f64| {
-            if now > *grown {
-                grown.set(now + 1.0)
-            }
-        })
-    };
-    let set_zoom = |f: fn(Scale) -> Option<Scale>| {
-        let zoom = zoom.clone();
-        Callback::from(move |_: MouseEvent| zoom.set(f(scale).map(|s| (s.start_ms, s.end_ms))))
-    };
-    let onkeydown = {
-        let zoom = zoom.clone();
-        Callback::from(move |e: KeyboardEvent| {
-            let next = match e.key().as_str() {
-                "+" | "=" => Some(Some(scale.zoomed(0.5))),
-                "-" => Some(Some(scale.zoomed(2.0))),
-                "ArrowLeft" => Some(Some(scale.panned(-0.25))),
-                "ArrowRight" => Some(Some(scale.panned(0.25))),
-                "0" => Some(None),
-                _ => None,
-            };
-            if let Some(next) = next {
-                e.prevent_default();
-                zoom.set(next.map(|s| (s.start_ms, s.end_ms)));
-            }
-        })
     };
 
     // Vertical layout: the browser's rows, this page's lanes, the page
@@ -430,127 +549,289 @@ pub fn TimelineView(props: &TimelineProps) -> Html {
     }
     let height = y + 6.0;
 
-    // A long run's rows off screen are not drawn (its height is kept).
-    let drawn_rows = if props.whole {
+    // A long run's rows off screen are not drawn (its height is kept): only
+    // those in view of the scrolling box and a margin, in blocks of ten rows.
+    let drawn_rows = if input.whole {
         0..run.requests.len()
     } else {
-        rows_to_draw(run.requests.len(), rows_top, ROW, in_view)
+        rows_to_draw(run.requests.len(), rows_top, ROW, v.in_view)
     };
-    let lane = |l: &Rc<Lane>, y: f64| {
-        html! {
-            <Row key={l.conn.0} item={Item::Lane(l.clone())} y={y} scale={scale} clock={props.clock}
-                highlighted={highlight == Some(l.conn)} on_focus={on_focus.clone()} />
+    let row = |item, y, highlighted| Row {
+        item,
+        y,
+        scale,
+        clock,
+        highlighted,
+    };
+    let lane = |l: &Rc<Lane>, y: f64| row(Item::Lane(l.clone()), y, highlight == Some(l.conn));
+    let mut rows: Vec<Vec<Row>> = (0..slot::ALL).map(|_| Vec::new()).collect();
+    let mut slots: Vec<Vec<Node>> = (0..slot::ALL).map(|_| Vec::new()).collect();
+    slots[0] = vec![
+        el("style").text(palette::CSS).done(),
+        el("defs").markup(vec![DEFS]).done(),
+    ];
+    slots[slot::NOW] = now_line(&scale, height, v.now);
+    slots[slot::TICKS] = scale
+        .ticks(origin, 8)
+        .into_iter()
+        .filter(|(ms, _)| scale.x(*ms) < scale.right - 30.0)
+        .map(|(ms, text)| {
+            let x = px(scale.x(ms));
+            el("g")
+                .attr("class", "tick")
+                .kids(vec![
+                    el("line")
+                        .attr("x1", x.clone())
+                        .attr("x2", x.clone())
+                        .num("y1", AXIS)
+                        .num("y2", height)
+                        .done(),
+                    el("text")
+                        .attr("x", x)
+                        .attr("y", "16")
+                        .attr("dx", "3")
+                        .text(text)
+                        .done(),
+                ])
+                .done()
+        })
+        .collect();
+    if show_browser {
+        slots[slot::BROWSER] = vec![
+            title(
+                "section",
+                browser_title,
+                format!(
+                    "BROWSER: {} of run {}",
+                    count(run.requests.len(), "request"),
+                    run.name()
+                ),
+            ),
+            column_text(
+                "section",
+                "CONNECTION · RESPONSE HEADERS",
+                browser_title,
+                true,
+            ),
+        ];
+        // By position: the next run's rows patch these elements instead of
+        // creating 200 new ones.
+        for i in drawn_rows {
+            let Some(r) = run.requests.get(i) else { break };
+            let highlighted = highlight.is_some()
+                && (r.conn == highlight || r.attempts.iter().any(|a| Some(a.conn) == highlight));
+            rows[slot::REQUESTS].push(row(
+                Item::Request(i, r.clone(), g.uses.get(i).copied().flatten()),
+                rows_top + i as f64 * ROW,
+                highlighted,
+            ));
         }
-    };
-    let ticks = scale.ticks(origin, 8);
-    let uncertainty = match props.clock.uncertainty_ms() {
+        if !g.middlebox.is_empty() {
+            let mut mb = vec![
+                title(
+                    "section",
+                    mb_title,
+                    format!("MIDDLEBOX: {}", count(g.middlebox.len(), "mapping")),
+                ),
+                column_text("section", "WHAT THE MIDDLEBOX DID", mb_title, true),
+            ];
+            for (i, m) in g.middlebox.iter().enumerate() {
+                let highlighted = highlight.is_some() && m.conn == highlight;
+                let y = mb_top + i as f64 * LANE;
+                mb.push(middlebox_row::mapping_row(
+                    m,
+                    y,
+                    &scale,
+                    &clock,
+                    highlighted,
+                ));
+            }
+            slots[slot::MIDDLEBOX] = mb;
+        }
+        slots[slot::SERVER] = vec![title(
+            "section",
+            server_title,
+            format!("SERVER: {} of this page", count(g.run.len(), "connection")),
+        )];
+        for (i, l) in g.run.iter().enumerate() {
+            rows[slot::LANES].push(lane(l, lanes_top + i as f64 * LANE));
+        }
+    }
+    if !page_load.is_empty() {
+        slots[slot::PAGE_LOAD] = vec![
+            title(
+                "section",
+                page_load_title,
+                format!("PAGE LOAD: {}", count(page_load.len(), "connection")),
+            ),
+            column_text(
+                "note",
+                "the page's files, and Chromium's spare",
+                page_load_title,
+                true,
+            ),
+        ];
+        for (i, l) in page_load.iter().enumerate() {
+            rows[slot::PAGE_LOAD_LANES].push(lane(l, page_load_top + i as f64 * LANE));
+        }
+    }
+    if earlier > 0 {
+        slots[slot::EARLIER] = vec![title(
+            "note",
+            earlier_line,
+            format!(
+                "+ {} of this page, closed before this run or opened after it: not drawn",
+                count(earlier, "earlier connection")
+            ),
+        )];
+    }
+    if let Some(a) = agent {
+        slots[slot::AGENT] = vec![
+            title(
+                "section",
+                agent_title,
+                format!(
+                    "NODE AGENT: {} of agent run {}",
+                    count(a.requests.len(), "request"),
+                    a.run
+                ),
+            ),
+            column_text("section", "SOCKET · CONNECTION HEADER", agent_title, true),
+        ];
+        for (i, r) in a.requests.iter().enumerate() {
+            let conn = r.socket.and_then(|(n, _)| lane_of(n)).map(|l| l.conn);
+            rows[slot::AGENT_ROWS].push(row(
+                Item::AgentRequest(r.clone(), conn),
+                agent_rows_top + i as f64 * ROW,
+                highlight.is_some() && conn == highlight,
+            ));
+        }
+        slots[slot::SOCKETS] = vec![
+            title(
+                "section",
+                sockets_title,
+                format!(
+                    "AGENT SOCKETS ({}) ABOVE THE SERVER'S LANES",
+                    a.sockets.len()
+                ),
+            ),
+            column_text(
+                "section",
+                "NODE'S SOCKET EVENTS · SERVER'S STATE",
+                sockets_title,
+                true,
+            ),
+        ];
+        for (y, s, l) in &socket_rows {
+            let conn = l.as_ref().map(|l| l.conn);
+            rows[slot::SOCKET_ROWS].push(row(
+                Item::AgentSocket(s.clone(), conn),
+                *y,
+                highlight.is_some() && conn == highlight,
+            ));
+            if let Some(l) = l {
+                rows[slot::SOCKET_ROWS].push(lane(l, *y + ROW + 1.0));
+            }
+        }
+    }
+    // Each row keeps its node if drawn from the same inputs as last time.
+    let rows: Vec<Vec<(Row, Node)>> = rows
+        .into_iter()
+        .enumerate()
+        .map(|(slot, rows)| keep(memo, slot, rows))
+        .collect();
+    for (slot, drawn) in slots.iter_mut().zip(&rows) {
+        if !drawn.is_empty() {
+            *slot = drawn.iter().map(|(_, node)| node.clone()).collect();
+        }
+    }
+
+    let uncertainty = match clock.uncertainty_ms() {
         Some(u) => format!(
             "Server times on this page's clock to ±{} ms.",
             crate::decimal::fixed(u, 2)
         ),
         None => "Waiting for the clock sync with the server…".into(),
     };
-    html! {
-        <section class="timeline" aria-label="Timeline">
-            <div class="zoom" role="toolbar" aria-label="Zoom and pan">
-                <h2>{ if idle { "Timeline".into() } else if show_browser { format!("Timeline of run {}", run.name()) } else { "Timeline of the agent".into() } }</h2>
-                <button onclick={set_zoom(|s| Some(s.zoomed(0.5)))} aria-label="Zoom in">{ "+" }</button>
-                <button onclick={set_zoom(|s| Some(s.zoomed(2.0)))} aria-label="Zoom out">{ "−" }</button>
-                <button onclick={set_zoom(|s| Some(s.panned(-0.25)))} aria-label="Earlier">{ "◀" }</button>
-                <button onclick={set_zoom(|s| Some(s.panned(0.25)))} aria-label="Later">{ "▶" }</button>
-                <button onclick={set_zoom(|_| None)}>{ "fit" }</button>
-                <span class="source">{ uncertainty }</span>
-            </div>
-            <div class="legend" data-middlebox={(!g.middlebox.is_empty()).to_string()}>
-                { Html::from_html_unchecked(AttrValue::Static(LEGEND)) }
-                if !g.middlebox.is_empty() {
-                    { Html::from_html_unchecked(AttrValue::Static(LEGEND_MIDDLEBOX)) }
-                }
-                if agent.is_some() {
-                    { Html::from_html_unchecked(AttrValue::Static(LEGEND_AGENT)) }
-                }
-            </div>
-            if idle {
-                <p class="empty">{ "When requests go out (a burst, or a lesson's run), they and the server's connections \
-                   appear here, on one clock." }</p>
-            }
-            <div class="scroll" tabindex="0" {onkeydown} {onscroll} aria-label="Timeline: + and - zoom, arrows pan, 0 fits">
-            <svg id="timeline" xmlns="http://www.w3.org/2000/svg" viewBox={format!("0 0 {} {}", px(WIDTH), px(height))}
-                width="100%" role="list" aria-label="Requests and connections on one time axis">
-                <style>{ palette::CSS }</style>
-                { Html::from_html_unchecked(AttrValue::Static(DEFS)) }
-                <NowLine scale={scale} height={height} live={live} on_overflow={on_overflow} />
-                { for ticks.iter().filter(|(ms, _)| scale.x(*ms) < scale.right - 30.0).map(|(ms, text)| {
-                    let x = px(scale.x(*ms));
-                    html! { <g class="tick">
-                        <line x1={x.clone()} x2={x.clone()} y1={px(AXIS)} y2={px(height)} />
-                        <text x={x} y="16" dx="3">{ text.clone() }</text>
-                    </g> }
-                }) }
-                if show_browser {
-                <text class="section" x="6" y={px(browser_title)}>{ format!("BROWSER: {} of run {}", count(run.requests.len(), "request"), run.name()) }</text>
-                { column_text("section", "CONNECTION · RESPONSE HEADERS", browser_title, true) }
-                // Keyed by position, not by tag: the next run's rows patch these
-                // elements instead of creating 200 new ones.
-                { for run.requests.iter().enumerate().skip(drawn_rows.start).take(drawn_rows.len()).map(|(i, r)| {
-                    let highlighted = highlight.is_some()
-                        && (r.conn == highlight || r.attempts.iter().any(|a| Some(a.conn) == highlight));
-                    html! {
-                        <Row key={i} item={Item::Request(i, r.clone(), g.uses.get(i).copied().flatten())}
-                            y={rows_top + i as f64 * ROW} scale={scale} clock={props.clock}
-                            highlighted={highlighted} on_focus={on_focus.clone()} />
-                    }
-                }) }
-                if !g.middlebox.is_empty() {
-                    <text class="section" x="6" y={px(mb_title)}>{ format!("MIDDLEBOX: {}", count(g.middlebox.len(), "mapping")) }</text>
-                    { column_text("section", "WHAT THE MIDDLEBOX DID", mb_title, true) }
-                    { for g.middlebox.iter().enumerate().map(|(i, m)| {
-                        let highlighted = highlight.is_some() && m.conn == highlight;
-                        middlebox_row::mapping_row(m, mb_top + i as f64 * LANE, &scale, &props.clock, highlighted)
-                    }) }
-                }
-                <text class="section" x="6" y={px(server_title)}>{ format!("SERVER: {} of this page", count(g.run.len(), "connection")) }</text>
-                { for g.run.iter().enumerate().map(|(i, l)| lane(l, lanes_top + i as f64 * LANE)) }
-                }
-                if !page_load.is_empty() {
-                    <text class="section" x="6" y={px(page_load_title)}>{ format!("PAGE LOAD: {}", count(page_load.len(), "connection")) }</text>
-                    { column_text("note", "the page's files, and Chromium's spare", page_load_title, true) }
-                    { for page_load.iter().enumerate().map(|(i, l)| lane(l, page_load_top + i as f64 * LANE)) }
-                }
-                if earlier > 0 {
-                    <text class="note" x="6" y={px(earlier_line)}>
-                        { format!("+ {} of this page, closed before this run or opened after it: not drawn", count(earlier, "earlier connection")) }
-                    </text>
-                }
-                if let Some(a) = agent {
-                    <text class="section" x="6" y={px(agent_title)}>{ format!("NODE AGENT: {} of agent run {}", count(a.requests.len(), "request"), a.run) }</text>
-                    { column_text("section", "SOCKET · CONNECTION HEADER", agent_title, true) }
-                    { for a.requests.iter().enumerate().map(|(i, r)| {
-                        let conn = r.socket.and_then(|(n, _)| lane_of(n)).map(|l| l.conn);
-                        html! {
-                            <Row key={format!("a{i}")} item={Item::AgentRequest(r.clone(), conn)}
-                                y={agent_rows_top + i as f64 * ROW} scale={scale} clock={props.clock}
-                                highlighted={highlight.is_some() && conn == highlight} on_focus={on_focus.clone()} />
-                        }
-                    }) }
-                    <text class="section" x="6" y={px(sockets_title)}>{ format!("AGENT SOCKETS ({}) ABOVE THE SERVER'S LANES", a.sockets.len()) }</text>
-                    { column_text("section", "NODE'S SOCKET EVENTS · SERVER'S STATE", sockets_title, true) }
-                    { for socket_rows.iter().map(|(y, s, l)| {
-                        let conn = l.as_ref().map(|l| l.conn);
-                        html! { <>
-                            <Row key={format!("s{}", s.n)} item={Item::AgentSocket(s.clone(), conn)} y={*y} scale={scale}
-                                clock={props.clock} highlighted={highlight.is_some() && conn == highlight} on_focus={on_focus.clone()} />
-                            if let Some(l) = l {
-                                { lane(l, *y + ROW + 1.0) }
-                            }
-                        </> }
-                    }) }
-                }
-            </svg>
-            </div>
-            <p class="details" aria-live="polite">{ details(&focus, run, g, &props.clock) }</p>
-            <p class="aside" data-foreign={g.foreign.to_string()}>{ aside(g) }</p>
-        </section>
+    let heading = if idle {
+        "Timeline".into()
+    } else if show_browser {
+        format!("Timeline of run {}", run.name())
+    } else {
+        "Timeline of the agent".into()
+    };
+    let toolbar = el("div")
+        .attr("class", "zoom")
+        .attr("role", "toolbar")
+        .attr("aria-label", "Zoom and pan")
+        .kids(vec![
+            el("h2").text(heading).done(),
+            button(Some("Zoom in"), "+"),
+            button(Some("Zoom out"), "−"),
+            button(Some("Earlier"), "◀"),
+            button(Some("Later"), "▶"),
+            button(None, "fit"),
+            el("span").attr("class", "source").text(uncertainty).done(),
+        ])
+        .done();
+    let mut legend = vec![LEGEND];
+    if !g.middlebox.is_empty() {
+        legend.push(LEGEND_MIDDLEBOX);
+    }
+    if agent.is_some() {
+        legend.push(LEGEND_AGENT);
+    }
+    let legend = el("div")
+        .attr("class", "legend")
+        .attr("data-middlebox", (!g.middlebox.is_empty()).to_string())
+        .markup(legend)
+        .done();
+    let empty_words = idle.then(|| {
+        el("p")
+            .attr("class", "empty")
+            .text(
+                "When requests go out (a burst, or a lesson's run), they and the server's connections \
+                 appear here, on one clock.",
+            )
+            .done()
+    });
+    let mut svg = el("svg")
+        .attr("id", "timeline")
+        .attr("xmlns", "http://www.w3.org/2000/svg")
+        .attr("viewBox", format!("0 0 {} {}", px(WIDTH), px(height)))
+        .attr("width", "100%")
+        .attr("role", "list")
+        .attr("aria-label", "Requests and connections on one time axis");
+    for kids in slots {
+        svg = svg.kids(kids);
+    }
+    let scroll = el("div")
+        .attr("class", "scroll")
+        .attr("tabindex", "0")
+        .attr("aria-label", "Timeline: + and - zoom, arrows pan, 0 fits")
+        .kids(vec![svg.done()])
+        .done();
+    let details = el("p")
+        .attr("class", "details")
+        .attr("aria-live", "polite")
+        .text(details(&v.focus, run, g, &clock))
+        .done();
+    let aside = el("p")
+        .attr("class", "aside")
+        .attr("data-foreign", g.foreign.to_string())
+        .text(aside(g))
+        .done();
+    Picture {
+        section: vec![
+            vec![toolbar, legend],
+            empty_words.into_iter().collect(),
+            vec![scroll, details, aside],
+        ],
+        rows,
+        scale,
+        height,
+        live,
+        present,
     }
 }
 

@@ -1,10 +1,9 @@
 //! One request of the run: what it is (left), its bars with one per attempt
 //! the server saw (middle), its connection and response headers (right).
 
-use yew::prelude::*;
-
-use super::row::RowProps;
-use super::{Cap, ROW, cap, keyed, px, row_start};
+use super::row::Row;
+use super::{Cap, ROW, cap, row_start};
+use crate::dom::{Node, el};
 use crate::state::{BrowserRequest, Phase};
 use crate::tally::ConnUse;
 use crate::timeline::{Kind, request_segments};
@@ -47,15 +46,13 @@ pub(super) fn connection_words(r: &BrowserRequest, usage: Option<ConnUse>) -> St
     words
 }
 
-/// The row of request `index` (its listeners come from [`super::row::Row`]).
+/// The row of request `index`.
 pub(super) fn request_row(
     index: usize,
     r: &BrowserRequest,
     usage: Option<ConnUse>,
-    props: &RowProps,
-    enter: Callback<MouseEvent>,
-    onfocus: Callback<FocusEvent>,
-) -> Html {
+    props: &Row,
+) -> Node {
     let (y, scale) = (props.y, &props.scale);
     let segments = request_segments(r, &props.clock);
     let note = connection_words(r, usage);
@@ -76,16 +73,16 @@ pub(super) fn request_row(
         };
         Some((c, scale.x(s.to_ms)))
     });
-    // One keyed list: the background, the words, then a bar per segment and
-    // the marks over them. Unkeyed, yew made a row's words and bars anew as
-    // its bars grew; keyed, only the new bar is added.
+    // The background, the words, then a bar per segment and the marks over
+    // them: as its bars grow, a row's words and bars keep their places and
+    // only the new bar is added.
     let mut children = row_start(
         y,
         &format!("#{:<3} {}", index + 1, state_words(r)),
         &note,
         segments.len() + 2,
     );
-    for (k, s) in segments.iter().enumerate() {
+    for s in &segments {
         let x0 = scale.x(s.from_ms);
         let x1 = if s.open {
             scale.right
@@ -93,30 +90,40 @@ pub(super) fn request_row(
             scale.x(s.to_ms)
         };
         let attempt = s.attempt.and_then(|k| r.attempts.get(k).map(|a| (k, a)));
-        children.push(html! {
-            <rect key={k} class={s.kind.class()} x={px(x0)} y={px(top)} width={px((x1 - x0).max(2.0))} height={px(h)}
-                clip-path={s.open.then_some("url(#until-now)")}
-                data-attempt={attempt.map(|(k, _)| (k + 1).to_string())}
-                data-conn={attempt.map(|(_, a)| a.conn.0.to_string())} />
-        });
+        children.push(
+            el("rect")
+                .attr("class", s.kind.class())
+                .num("x", x0)
+                .num("y", top)
+                .num("width", (x1 - x0).max(2.0))
+                .num("height", h)
+                .attr_if("clip-path", s.open.then_some("url(#until-now)"))
+                .attr_if("data-attempt", attempt.map(|(k, _)| (k + 1).to_string()))
+                .attr_if("data-conn", attempt.map(|(_, a)| a.conn.0.to_string()))
+                .done(),
+        );
     }
-    for (k, s) in segments
-        .iter()
-        .enumerate()
-        .filter(|(_, s)| s.kind == Kind::Dropped)
-    {
-        children.push(keyed(format!("x{k}"), cap(Cap::Cross, scale.x(s.to_ms), y)));
+    for s in segments.iter().filter(|s| s.kind == Kind::Dropped) {
+        children.push(cap(Cap::Cross, scale.x(s.to_ms), y));
     }
     if let Some((c, x)) = end_cap {
-        children.push(keyed("end", cap(c, x, y)));
+        children.push(cap(c, x, y));
     }
-    html! {
-        <g class={crate::components::class(&["req", r.phase.name()], &[(props.highlighted, "hl"), (r.resent(), "resent")])}
-            data-tag={r.tag.clone()} data-phase={r.phase.name()}
-            data-conn={r.conn.map(|c| c.0.to_string())} data-attempts={r.attempts.len().to_string()}
-            tabindex="0" role="listitem" aria-label={label}
-            onmouseenter={enter} {onfocus}>
-            { for children }
-        </g>
-    }
+    el("g")
+        .attr(
+            "class",
+            crate::components::class(
+                &["req", r.phase.name()],
+                &[(props.highlighted, "hl"), (r.resent(), "resent")],
+            ),
+        )
+        .attr("data-tag", r.tag.clone())
+        .attr("data-phase", r.phase.name())
+        .attr_if("data-conn", r.conn.map(|c| c.0.to_string()))
+        .attr("data-attempts", r.attempts.len().to_string())
+        .attr("tabindex", "0")
+        .attr("role", "listitem")
+        .attr("aria-label", label)
+        .kids(children)
+        .done()
 }

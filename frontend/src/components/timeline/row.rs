@@ -1,11 +1,8 @@
-//! One row of the timeline, a request or a connection, as one component:
-//! a row re-renders only when its own request or lane changed (props compare
-//! by pointer). One component type for both kinds of row, because each yew
-//! component type costs about 2 KB of compressed WebAssembly.
+//! One row of the timeline, a request or a connection, and what it is
+//! drawn from: a row is drawn again only when its own request or lane
+//! changed (compared by pointer), or where it sits, the axis or the clock.
 
 use std::rc::Rc;
-
-use yew::prelude::*;
 
 use super::Focus;
 use super::agent_row::{agent_request_row, agent_socket_row};
@@ -13,6 +10,7 @@ use super::lane_row::lane_row;
 use super::request_row::request_row;
 use crate::agent::{AgentRequest, AgentSocket};
 use crate::clock::ClockSync;
+use crate::dom::Node;
 use crate::state::{BrowserRequest, Lane};
 use crate::tally::ConnUse;
 use crate::timeline::Scale;
@@ -29,23 +27,23 @@ pub(super) enum Item {
     AgentSocket(Rc<AgentSocket>, Option<protocol::ConnId>),
 }
 
-#[derive(Properties)]
-pub(super) struct RowProps {
+/// A row and everything it is drawn from. It holds its request or lane, so
+/// the pointer it is compared by cannot be reused while it is drawn.
+pub(super) struct Row {
     pub item: Item,
     pub y: f64,
     pub scale: Scale,
     pub clock: ClockSync,
     pub highlighted: bool,
-    pub on_focus: Callback<Option<Focus>>,
 }
 
-impl PartialEq for RowProps {
+impl PartialEq for Row {
     fn eq(&self, other: &Self) -> bool {
         let same_item = match (&self.item, &other.item) {
             (Item::Request(i, a, u), Item::Request(j, b, v)) => {
-                i == j && u == v && super::super::same(a, b)
+                i == j && u == v && crate::components::same(a, b)
             }
-            (Item::Lane(a), Item::Lane(b)) => super::super::same(a, b),
+            (Item::Lane(a), Item::Lane(b)) => crate::components::same(a, b),
             (Item::AgentRequest(a, c), Item::AgentRequest(b, d)) => c == d && a == b,
             (Item::AgentSocket(a, c), Item::AgentSocket(b, d)) => c == d && a == b,
             _ => false,
@@ -55,27 +53,27 @@ impl PartialEq for RowProps {
             && self.scale == other.scale
             && self.clock == other.clock
             && self.highlighted == other.highlighted
-            && self.on_focus == other.on_focus
     }
 }
 
-#[component]
-pub(super) fn Row(props: &RowProps) -> Html {
-    let focus = match &props.item {
-        Item::Request(i, ..) => Some(Focus::Request(*i)),
-        Item::Lane(l) => Some(Focus::Lane(l.conn)),
-        // The agent's rows highlight the server's lane of their connection.
-        Item::AgentRequest(_, conn) | Item::AgentSocket(_, conn) => conn.map(Focus::Lane),
-    };
-    let enter = props.on_focus.reform({
-        let focus = focus.clone();
-        move |_: MouseEvent| focus.clone()
-    });
-    let onfocus = props.on_focus.reform(move |_: FocusEvent| focus.clone());
-    match &props.item {
-        Item::Request(i, r, usage) => request_row(*i, r, *usage, props, enter, onfocus),
-        Item::Lane(l) => lane_row(l, props, enter, onfocus),
-        Item::AgentRequest(r, _) => agent_request_row(r, props, enter, onfocus),
-        Item::AgentSocket(s, _) => agent_socket_row(s, props, enter, onfocus),
+impl Row {
+    /// What pointing at the row (or tabbing to it) focuses: the agent's
+    /// rows highlight the server's lane of their connection, if any.
+    pub(super) fn focus(&self) -> Option<Focus> {
+        match &self.item {
+            Item::Request(i, ..) => Some(Focus::Request(*i)),
+            Item::Lane(l) => Some(Focus::Lane(l.conn)),
+            Item::AgentRequest(_, conn) | Item::AgentSocket(_, conn) => conn.map(Focus::Lane),
+        }
+    }
+
+    /// The row's node.
+    pub(super) fn draw(&self) -> Node {
+        match &self.item {
+            Item::Request(i, r, usage) => request_row(*i, r, *usage, self),
+            Item::Lane(l) => lane_row(l, self),
+            Item::AgentRequest(r, _) => agent_request_row(r, self),
+            Item::AgentSocket(s, _) => agent_socket_row(s, self),
+        }
     }
 }

@@ -1,0 +1,321 @@
+//! The timeline on the page, without yew: its own state (zoom, focus, what
+//! is in view, the clock), the drawing last made, and its listeners.
+//!
+//! One listener per kind of event on the section, not one per row and
+//! button (delegation: a row is found from the element the event is on), and
+//! one on the scrolling box (a scroll does not bubble). A change of its own
+//! (a zoom, a focus, a scroll into other rows, the view growing with "now")
+//! draws it again at once, without a render of the component around it;
+//! the clock's tick only moves the "now" line, a few attributes.
+
+use std::cell::RefCell;
+use std::rc::{Rc, Weak};
+
+use gloo_timers::callback::Interval;
+use wasm_bindgen::JsCast;
+use wasm_bindgen::closure::Closure;
+use web_sys::{Element, Event, EventTarget, KeyboardEvent, MouseEvent};
+
+use super::row::Row;
+use super::{Focus, Input, Looking, ROW, WIDTH, ZOOM_KEYS, now_line, picture, slot, zoom_for};
+use crate::dom::{self, Live, Node, Web};
+use crate::services::fetch::now_ms;
+use crate::timeline::{InView, Scale};
+
+/// Where the timeline lives while mounted: its component's cell, dropped
+/// with the component (and the timeline's listeners and clock with it).
+pub type Cell = RefCell<Option<Timeline>>;
+
+/// The timeline drawn in a section.
+pub struct Timeline {
+    /// The section it draws in (the component's element).
+    section: Element,
+    /// Its own cell, for its listeners: weak, so that they do not keep it.
+    me: Weak<Cell>,
+    /// What it draws, as its component was last given.
+    input: Option<Input>,
+    /// What the learner looks at, and the clock.
+    looking: Looking,
+    /// The section's children as drawn.
+    live: Vec<Vec<Live<Element>>>,
+    /// The rows drawn, with what they were drawn from.
+    rows: Vec<Vec<(Row, Node)>>,
+    /// The time axis drawn.
+    scale: Scale,
+    /// The drawing's height.
+    height: f64,
+    /// Whether there was a run to draw.
+    present: bool,
+    /// The clock, and whether it ticks fast (a run is going on).
+    clock: Option<(bool, Interval)>,
+    /// The scrolling box's listener, once the box is drawn.
+    scroll: Option<Listener>,
+    /// The section's listeners.
+    _listeners: [Listener; 4],
+}
+
+/// Calls `f` on the timeline in `me`, if it is still mounted and not busy.
+fn with(me: &Weak<Cell>, f: impl FnOnce(&mut Timeline)) {
+    if let Some(cell) = me.upgrade()
+        && let Ok(mut t) = cell.try_borrow_mut()
+        && let Some(t) = t.as_mut()
+    {
+        f(t)
+    }
+}
+
+/// A listener, taken off its element when dropped (the timeline unmounted).
+struct Listener {
+    target: EventTarget,
+    kind: &'static str,
+    f: Closure<dyn FnMut(Event)>,
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        let f = self.f.as_ref().unchecked_ref();
+        let _ = self
+            .target
+            .remove_event_listener_with_callback(self.kind, f);
+    }
+}
+
+/// A listener for `kind` on `target` that hands the event to `f`.
+fn listen(
+    me: &Weak<Cell>,
+    target: &EventTarget,
+    kind: &'static str,
+    f: fn(&mut Timeline, &Event),
+) -> Listener {
+    let me = me.clone();
+    let f = Closure::<dyn FnMut(Event)>::new(move |e: Event| with(&me, |t| f(t, &e)));
+    let _ = target.add_event_listener_with_callback(kind, f.as_ref().unchecked_ref());
+    Listener {
+        target: target.clone(),
+        kind,
+        f,
+    }
+}
+
+/// The element an event happened on (the listeners are on elements, whose
+/// events happen on elements).
+fn target(e: &Event) -> Option<Element> {
+    e.target().map(JsCast::unchecked_into)
+}
+
+/// `el` and the elements it is in, outwards.
+fn outwards(el: Option<Element>) -> impl Iterator<Item = Element> {
+    std::iter::successors(el, |e| e.parent_element())
+}
+
+impl Timeline {
+    /// Draws `input` in `section`: the timeline mounted in `cell` (first),
+    /// or as it is there.
+    pub fn show(cell: &Rc<Cell>, section: Option<Element>, input: Input) {
+        let Ok(mut t) = cell.try_borrow_mut() else {
+            return;
+        };
+        if t.is_none()
+            && let Some(section) = section
+        {
+            let me = Rc::downgrade(cell);
+            let on = |kind, f| listen(&me, &section, kind, f);
+            *t = Some(Timeline {
+                _listeners: [
+                    on("click", Timeline::on_click),
+                    on("keydown", Timeline::on_key),
+                    on("mouseover", Timeline::on_over),
+                    on("focusin", Timeline::on_focus),
+                ],
+                section,
+                me,
+                input: None,
+                looking: Looking {
+                    now: now_ms(),
+                    ..Looking::default()
+                },
+                live: Vec::new(),
+                rows: Vec::new(),
+                scale: Scale {
+                    start_ms: 0.0,
+                    end_ms: 0.0,
+                    left: 0.0,
+                    right: 0.0,
+                },
+                height: 0.0,
+                present: false,
+                clock: None,
+                scroll: None,
+            });
+        }
+        if let Some(t) = t.as_mut() {
+            t.input = Some(input);
+            t.draw();
+        }
+    }
+
+    /// Draws it again, patching what changed.
+    fn draw(&mut self) {
+        let Some(input) = &self.input else {
+            return;
+        };
+        let mut pic = picture(input, &self.looking, &self.rows);
+        loop {
+            // The drawing and its box come and go with the run shown; a new
+            // box starts at its top.
+            if pic.present != self.present {
+                self.present = pic.present;
+                if self.looking.in_view.take().is_some() {
+                    pic = picture(input, &self.looking, &self.rows);
+                    continue;
+                }
+            }
+            // "Now" past the right edge of a live view: the view grows.
+            let now = self.looking.now;
+            if pic.live && now > pic.scale.end_ms && now > self.looking.grown {
+                self.looking.grown = now + 1.0;
+                pic = picture(input, &self.looking, &self.rows);
+                continue;
+            }
+            break;
+        }
+        dom::patch(&mut Web, &self.section, &mut self.live, &pic.section);
+        (self.rows, self.scale, self.height) = (pic.rows, pic.scale, pic.height);
+        if self.clock.as_ref().map(|c| c.0) != Some(pic.live) {
+            let me = self.me.clone();
+            let every = if pic.live { 40 } else { 500 };
+            let tick = Interval::new(every, move || with(&me, Timeline::tick));
+            self.clock = Some((pic.live, tick));
+        }
+        if self.scroll.is_none()
+            && let Some(b) = self.scroll_box()
+        {
+            self.scroll = Some(listen(&self.me, b, "scroll", Timeline::on_scroll));
+        }
+    }
+
+    /// The clock: "now" moves; past the right edge of a live view the view
+    /// grows, otherwise only the "now" line moves.
+    fn tick(&mut self) {
+        let now = now_ms();
+        self.looking.now = now;
+        let live = self.clock.as_ref().is_some_and(|c| c.0);
+        if live && now > self.scale.end_ms && now > self.looking.grown {
+            self.draw();
+            return;
+        }
+        let line = now_line(&self.scale, self.height, now);
+        if let Some(svg) = self.svg() {
+            let (dom, kids) = svg.parts();
+            dom::patch_slot(&mut Web, dom, kids, slot::NOW, &line);
+        }
+    }
+
+    /// The scrolling box.
+    fn scroll_box(&self) -> Option<&Element> {
+        Some(self.live.get(2)?.first()?.dom())
+    }
+
+    /// The drawing, `svg#timeline`.
+    fn svg(&mut self) -> Option<&mut Live<Element>> {
+        let (_, kids) = self.live.get_mut(2)?.first_mut()?.parts();
+        kids.first_mut()?.first_mut()
+    }
+
+    /// The row drawn as `el`, if it is one.
+    fn row_of(&self, el: &Element) -> Option<&Row> {
+        let svg = self.live.get(2)?.first()?.kid(0, 0)?;
+        self.rows.iter().enumerate().find_map(|(slot, rows)| {
+            let k = svg.slot(slot).iter().position(|l| l.dom() == el)?;
+            rows.get(k).map(|(row, _)| row)
+        })
+    }
+
+    /// Zooms or pans as `key` says, if it is a zoom key.
+    fn zoom(&mut self, key: &str) -> bool {
+        let Some(zoom) = zoom_for(self.scale, key) else {
+            return false;
+        };
+        self.looking.zoom = zoom;
+        self.draw();
+        true
+    }
+
+    /// The focus moves to `focus` (pointed at, tabbed to).
+    fn focus(&mut self, focus: Option<Focus>) {
+        if self.looking.focus != focus {
+            self.looking.focus = focus;
+            self.draw();
+        }
+    }
+
+    /// A toolbar button.
+    fn on_click(&mut self, e: &Event) {
+        let Some(button) = target(e) else {
+            return;
+        };
+        let toolbar = self.live.first().and_then(|s| s.first());
+        let k = toolbar.and_then(|t| t.slot(0).iter().position(|l| *l.dom() == button));
+        if let Some(key) = k.and_then(|k| ZOOM_KEYS.get(k.wrapping_sub(1))) {
+            self.zoom(key);
+        }
+    }
+
+    /// The zoom keys, in the scrolling box (or on a row in it).
+    fn on_key(&mut self, e: &Event) {
+        let inside = self
+            .scroll_box()
+            .is_some_and(|b| outwards(target(e)).any(|t| t == *b));
+        // A `keydown` listener's events are keyboard events.
+        if inside && self.zoom(&e.unchecked_ref::<KeyboardEvent>().key()) {
+            e.prevent_default();
+        }
+    }
+
+    /// The pointer enters a row (from outside it: moving within the row
+    /// changes nothing, as `mouseenter`).
+    fn on_over(&mut self, e: &Event) {
+        // A row's children hold no elements: the pointer is on the row or on
+        // one of its children.
+        let Some((row, focus)) = outwards(target(e)).take(2).find_map(|t| {
+            let focus = self.row_of(&t)?.focus();
+            Some((t, focus))
+        }) else {
+            return;
+        };
+        // A `mouseover` listener's events are mouse events, and what the
+        // pointer comes from is an element (or nothing, from outside).
+        let from = e.unchecked_ref::<MouseEvent>().related_target();
+        if !outwards(from.map(JsCast::unchecked_into))
+            .take(2)
+            .any(|f| f == row)
+        {
+            self.focus(focus);
+        }
+    }
+
+    /// The keyboard focus lands on a row.
+    fn on_focus(&mut self, e: &Event) {
+        if let Some(focus) = target(e).and_then(|t| self.row_of(&t).map(Row::focus)) {
+            self.focus(focus);
+        }
+    }
+
+    /// The box scrolled: what is in view, in blocks of ten rows (most
+    /// scrolls stay in their block and draw nothing).
+    fn on_scroll(&mut self, _: &Event) {
+        let Some(b) = self.scroll_box() else {
+            return;
+        };
+        let v = InView::measure(
+            f64::from(b.scroll_top()),
+            (f64::from(b.client_height()), f64::from(b.client_width())),
+            WIDTH,
+            ROW * 10.0,
+        );
+        if self.looking.in_view != Some(v) {
+            self.looking.in_view = Some(v);
+            self.draw();
+        }
+    }
+}

@@ -55,6 +55,22 @@ enum Inner {
     Kids(Vec<Vec<Node>>),
 }
 
+/// The tag of a text node: a [`text`] among an element's children.
+const TEXT: &str = "#text";
+
+/// A text node, to stand among an element's children (mixed content, as
+/// `<p><strong>Predict: </strong>the question</p>`). Two texts must not
+/// stand next to each other in one element: the browser's parser would make
+/// them one node.
+#[inline(never)]
+pub fn text(text: impl Into<Cow<'static, str>>) -> Node {
+    Rc::new(El {
+        tag: TEXT,
+        attrs: Vec::new(),
+        inner: Inner::Text(text.into()),
+    })
+}
+
 /// A new element `tag`, empty.
 ///
 /// The builder's steps are never inlined: a drawing calls them hundreds of
@@ -132,6 +148,9 @@ impl El {
 
     /// The element as markup, text and attribute values escaped.
     pub fn write(&self, out: &mut String) {
+        if self.tag == TEXT {
+            return self.write_inner(out);
+        }
         out.push('<');
         out.push_str(self.tag);
         // `xmlns` is set after parsing (see `create`).
@@ -380,6 +399,51 @@ fn adopt_kids<D: Dom>(d: &mut D, dom: &D::El, node: &El) -> Vec<Vec<Live<D::El>>
     kids
 }
 
+/// A listener, taken off its element when dropped (its view gone).
+pub struct Listener {
+    target: web_sys::EventTarget,
+    kind: &'static str,
+    f: wasm_bindgen::closure::Closure<dyn FnMut(web_sys::Event)>,
+}
+
+impl Listener {
+    /// Calls `f` with each `kind` event on `target`, until dropped.
+    pub fn new(
+        target: &web_sys::EventTarget,
+        kind: &'static str,
+        f: impl FnMut(web_sys::Event) + 'static,
+    ) -> Listener {
+        let f = wasm_bindgen::closure::Closure::<dyn FnMut(web_sys::Event)>::new(f);
+        let _ = target.add_event_listener_with_callback(kind, f.as_ref().unchecked_ref());
+        Listener {
+            target: target.clone(),
+            kind,
+            f,
+        }
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        let f = self.f.as_ref().unchecked_ref();
+        let _ = self
+            .target
+            .remove_event_listener_with_callback(self.kind, f);
+    }
+}
+
+/// The element an event happened on (the listeners are on elements, whose
+/// events happen on elements).
+pub fn target(e: &web_sys::Event) -> Option<web_sys::Element> {
+    e.target().map(JsCast::unchecked_into)
+}
+
+/// `el` and the elements it is in, outwards (a delegated listener finds
+/// what was clicked this way).
+pub fn outwards(el: Option<web_sys::Element>) -> impl Iterator<Item = web_sys::Element> {
+    std::iter::successors(el, |e| e.parent_element())
+}
+
 /// The browser's document.
 pub struct Web;
 
@@ -425,6 +489,9 @@ impl Dom for Web {
     }
 
     fn set_text(&mut self, el: &Self::El, text: &str) {
+        if el.node_type() == web_sys::Node::TEXT_NODE {
+            return el.set_node_value(Some(text));
+        }
         // The text node's data, not `textContent`: a `characterData`
         // change, the element's node stays (an empty text has no node yet).
         match el.last_child() {
@@ -508,6 +575,9 @@ mod tests {
         /// Element `id` as markup, attributes in the order set.
         fn html(&self, id: usize) -> String {
             let e = &self.els[id];
+            if e.tag == TEXT {
+                return e.inner.clone();
+            }
             let mut out = format!("<{}", e.tag);
             for (n, v) in &e.attrs {
                 let mut value = String::new();
@@ -657,6 +727,28 @@ mod tests {
         assert!(
             d.inner()
                 .starts_with(r#"<line x1="2"></line><line x1="1">"#)
+        );
+    }
+
+    #[test]
+    fn a_text_among_elements_is_a_node_of_its_own_patched_in_place() {
+        let (mut d, mut live) = (Fake::new(), Vec::new());
+        let para = |words: &'static str| {
+            el("p")
+                .kids(vec![el("strong").text("Predict: ").done(), text(words)])
+                .done()
+        };
+        patch(&mut d, &0, &mut live, &[vec![para("how many?")]]);
+        assert_eq!(d.inner(), "<p><strong>Predict: </strong>how many?</p>");
+        patch(&mut d, &0, &mut live, &[vec![para("a < b & c")]]);
+        assert_eq!(
+            d.inner(),
+            "<p><strong>Predict: </strong>a &lt; b &amp; c</p>"
+        );
+        assert_eq!(
+            (d.made, d.texts_set, d.removed),
+            (1, 1, 0),
+            "the text set in place"
         );
     }
 

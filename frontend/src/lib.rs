@@ -1,4 +1,4 @@
-//! The keepalive-lab page, a Yew app compiled to WebAssembly: three bundles
+//! The keepalive-lab page, Rust compiled to WebAssembly: three bundles
 //! from this one library, so each page downloads only its own code:
 //!
 //! - the lesson track (`src/bin/app.rs`, [`lab`]), where a participant lands
@@ -21,15 +21,20 @@
 //!   time on the page's clock), [`timeline`] (layout on one axis) and [`har`]
 //!   (HAR 1.2 export), all pure too;
 //! - [`dom`]: the page's own small DOM layer (node descriptions patched into
-//!   the document in place), which draws the timeline without yew;
-//! - `components/`: one component per file, `Root` at the top of a
-//!   participant page (it asks the server for a session, then shows
-//!   `LessonTrack` or `Workbench`; what both share is in `components/app.rs`),
-//!   `InstructorPage` at the top of the instructor's view;
-//! - `hooks/`: [`hooks::use_lab`], the live lab both participant pages run on
-//!   (state, events socket, firing a burst), [`hooks::use_event_socket`], a
-//!   component's hold on the live link to the server
-//!   ([`services::live_link`]);
+//!   the document in place), which draws the lesson track and the timeline
+//!   without yew;
+//! - [`track`]: the lesson track, the landing page, with no yew at all: one
+//!   `Track` holds the page's store, live link and lesson, and draws the page
+//!   after every change; [`shell`] (the header and links both participant
+//!   pages show) and [`live`] (ports, firing a burst, the room's lesson) are
+//!   shared with the workbench;
+//! - `components/`: the workbench's and the instructor's yew components, one
+//!   per file, `Root` at the top of the workbench (it asks the server for a
+//!   session, then shows `Workbench`), `InstructorPage` at the top of the
+//!   instructor's view;
+//! - `hooks/`: [`hooks::use_lab`], the workbench's live lab (state, events
+//!   socket, firing a burst), [`hooks::use_event_socket`], a component's hold
+//!   on the live link to the server ([`services::live_link`]);
 //! - `services/`: browser I/O (the events WebSocket, the page's `fetch` calls).
 
 mod agent;
@@ -40,14 +45,17 @@ mod dom;
 mod har;
 mod hooks;
 mod lessons;
+mod live;
 mod palette;
 mod services;
 mod settings;
+mod shell;
 mod sorted;
 mod state;
 mod store;
 mod tally;
 mod timeline;
+mod track;
 mod wire;
 
 /// TLSF in its code-size configuration instead of the default dlmalloc: the
@@ -58,7 +66,7 @@ static ALLOCATOR: rlsf::SmallGlobalTlsf = rlsf::SmallGlobalTlsf::new();
 
 /// Starts the participant's landing page: a session, then the lesson track.
 pub fn lab() {
-    yew::Renderer::<components::Root<components::LessonTrack>>::new().render();
+    track::start();
 }
 
 /// Starts the participant's workbench: a session, then the workbench.

@@ -1,95 +1,91 @@
-//! What both participant pages share: the header with the live link and the
-//! projector switch, and the links between the lesson track and the
-//! workbench.
-//!
-//! The two are bundles of their own (`src/bin/app.rs` is the lesson track,
-//! the landing page; `src/bin/workbench.rs` the workbench), so a room that
-//! opens the lessons never downloads the composer, the panels and the
-//! exports. Following a link to the other one loads the other bundle;
-//! `index.html` hands the page's session over, so the learner stays the same
-//! participant with the same settings (see [`crate::services::session::resume`]).
+//! The workbench's frame: its `main` with the header and the links between
+//! the pages, drawn by [`crate::shell`] (which the lesson track, drawn
+//! without yew, shares), then the workbench's own body.
+
+use std::rc::Rc;
 
 use yew::prelude::*;
 
+use crate::dom::{self, Live, Web, outwards, target};
 use crate::hooks::Lab;
-use crate::state::SocketStatus;
+use crate::shell::{self, Page};
+use crate::state::{LabState, SocketStatus};
 
-/// Which participant page this is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Page {
-    /// The lesson track (`#lessons`, `#lesson=ID`): the landing page.
-    Lessons,
-    /// The free workbench (`#workbench`, or a link carrying burst settings).
-    Workbench,
-}
-
-/// The page's URL fragment, with its `#`.
-pub fn location_hash() -> String {
-    web_sys::window()
-        .and_then(|w| w.location().hash().ok())
-        .unwrap_or_default()
-}
-
-/// Sets the page's URL fragment (`index.html` loads the other bundle when
-/// the fragment belongs to it).
-pub fn set_hash(hash: &str) {
-    if let Some(location) = web_sys::window().map(|w| w.location()) {
-        let _ = location.set_hash(hash);
+/// The page: header, the links between the views, then `body`.
+pub fn shell(lab: &Lab, page: Page, body: Html) -> Html {
+    let projector = lab.projector.clone();
+    let large = *projector;
+    let toggle_projector = Callback::from(move |()| {
+        crate::live::remember_projector(!*projector);
+        projector.set(!*projector);
+    });
+    html! {
+        <main data-socket={lab.state.socket.name()} data-session={lab.state.session.to_string()}
+            data-page={page.name()} class={if large { "projector" } else { "" }}>
+            <Top state={lab.state.clone()} {page} projector={large}
+                reconnect={lab.reconnect.clone()} {toggle_projector} />
+            { body }
+        </main>
     }
 }
 
-/// What a link to the other participant page says it does.
-const OTHER_PAGE: &str = "A page of its own: your session and settings come along, \
-                          the runs drawn on this page do not.";
+#[derive(Properties)]
+struct TopProps {
+    state: Rc<LabState>,
+    page: Page,
+    projector: bool,
+    reconnect: Callback<MouseEvent>,
+    toggle_projector: Callback<()>,
+}
 
-/// The page: header, the links between the views, then `body`.
-/// `on_lessons` is what the Lessons link does on the lesson track (open the
-/// list in place); elsewhere the link loads the lesson track.
-pub fn shell(lab: &Lab, page: Page, on_lessons: Option<Callback<MouseEvent>>, body: Html) -> Html {
-    let state = &lab.state;
-    let projector = lab.projector.clone();
-    let large = *projector;
-    let toggle_projector = Callback::from(move |_: MouseEvent| {
-        crate::hooks::remember_projector(!*projector);
-        projector.set(!*projector);
-    });
-    let current = |this: Page| (page == this).then_some("page");
+impl PartialEq for TopProps {
+    fn eq(&self, other: &Self) -> bool {
+        Rc::ptr_eq(&self.state, &other.state)
+            && self.page == other.page
+            && self.projector == other.projector
+    }
+}
+
+/// The header and the links, drawn by [`crate::shell`] into the two
+/// elements this component renders empty (yew leaves their children
+/// alone); one click listener on the header finds its buttons by id.
+#[component]
+fn Top(props: &TopProps) -> Html {
+    let (header, nav) = (use_node_ref(), use_node_ref());
+    let drawn = use_mut_ref(|| (Vec::<Vec<Live<web_sys::Element>>>::new(), Vec::new()));
+    {
+        let (header, nav) = (header.clone(), nav.clone());
+        let (state, page, projector) = (props.state.clone(), props.page, props.projector);
+        use_effect(move || {
+            let (top, links) = &mut *drawn.borrow_mut();
+            if let Some(header) = header.cast::<web_sys::Element>() {
+                dom::patch(&mut Web, &header, top, &shell::header(&state, projector));
+            }
+            if let Some(nav) = nav.cast::<web_sys::Element>()
+                && links.is_empty()
+            {
+                dom::patch(&mut Web, &nav, links, &[shell::nav_links(page)]);
+            }
+        });
+    }
+    let onclick = {
+        let (reconnect, toggle) = (props.reconnect.clone(), props.toggle_projector.clone());
+        Callback::from(move |e: MouseEvent| {
+            let Some(button) = outwards(target(&e)).find(|el| !el.id().is_empty()) else {
+                return;
+            };
+            match button.id().as_str() {
+                shell::RECONNECT => reconnect.emit(e),
+                shell::PROJECTOR => toggle.emit(()),
+                _ => {}
+            }
+        })
+    };
     html! {
-        <main data-socket={state.socket.name()} data-session={state.session.to_string()}
-            data-page={if page == Page::Lessons { "lessons" } else { "workbench" }}
-            class={crate::components::class(&[], &[(large, "projector")])}>
-            <header class="top">
-                <h1>{ "keepalive-lab" }</h1>
-                <p class="lede">
-                    { "How many connections does your browser open to one server, and what happens to the \
-                       requests that do not get one? Fire a burst from this page, then read both sides on \
-                       one clock: the browser's queue above, the server's TCP connections below." }
-                </p>
-                <p class={crate::components::class(&["socket", state.socket.name()], &[])} role="status">
-                    { "Live link to the server: " }<strong>{ state.socket.name() }</strong>
-                    if state.socket.waits_for_reconnect() {
-                        <button class="secondary small" id="reconnect" onclick={lab.reconnect.clone()}>
-                            { "Reconnect" }
-                        </button>
-                    }
-                    <button class="secondary small" onclick={toggle_projector} aria-pressed={large.to_string()}>
-                        { if large { "Normal size" } else { "Projector mode" } }
-                    </button>
-                </p>
-                // Why the server closed or refused the live link, in its
-                // words (a browser learns them only from the close frame).
-                if let Some(problem) = &state.socket_problem {
-                    <p class="error" role="alert" id="socket-problem">{ problem.clone() }</p>
-                }
-            </header>
-            <nav class="views" aria-label="Views">
-                <a href="#lessons" id="nav-lessons" onclick={on_lessons} aria-current={current(Page::Lessons)}
-                    title={(page == Page::Workbench).then_some(OTHER_PAGE)}>{ "Lessons" }</a>
-                <a href="#workbench" id="nav-workbench" aria-current={current(Page::Workbench)}
-                    title={(page == Page::Lessons).then_some(OTHER_PAGE)}>{ "Workbench" }</a>
-            </nav>
-            { body }
-        </main>
+        <>
+            <header class="top" ref={header} {onclick} />
+            <nav class="views" aria-label="Views" ref={nav} />
+        </>
     }
 }
 

@@ -5,18 +5,15 @@ mod app;
 mod composer;
 mod instructor;
 mod instructor_page;
-mod lesson_track;
-mod lesson_view;
 mod measured;
 mod middlebox_panel;
 mod policy;
 mod root;
 mod runs;
-mod timeline;
+pub(crate) mod timeline;
 mod workbench;
 
 pub use instructor_page::InstructorPage;
-pub use lesson_track::LessonTrack;
 pub use root::Root;
 pub use workbench::Workbench;
 

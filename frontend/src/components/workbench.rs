@@ -7,7 +7,7 @@ use yew::prelude::*;
 
 use super::AppProps;
 use super::agent_composer::AgentComposer;
-use super::app::{Page, connected, location_hash, set_hash, shell};
+use super::app::{connected, shell};
 use super::composer::Composer;
 use super::measured::{MeasuredProps, measured};
 use super::middlebox_panel::{MiddleboxProps, middlebox_panel};
@@ -19,6 +19,7 @@ use crate::har;
 use crate::hooks::{use_lab, use_room_move};
 use crate::services::{burst, download};
 use crate::settings::{BurstSettings, resolve_origin};
+use crate::shell::{Page, location_hash, set_hash};
 use crate::state::Lane;
 
 /// Settings from the page's URL fragment (a shared link), and what in it was ignored.
@@ -196,5 +197,5 @@ pub fn Workbench(props: &AppProps) -> Html {
                 problem: (*export_problem).clone() }) }
         </>
     };
-    shell(&lab, Page::Workbench, None, body)
+    shell(&lab, Page::Workbench, body)
 }

@@ -7,5 +7,5 @@ mod use_store;
 
 pub use use_event_socket::use_event_socket;
 pub use use_frame_dispatch::{FrameDispatch, use_frame_dispatch};
-pub use use_lab::{Lab, remember_projector, use_lab, use_room_move};
+pub use use_lab::{Lab, use_lab, use_room_move};
 pub use use_store::use_store;

@@ -63,6 +63,14 @@ impl std::fmt::Debug for FrameDispatch {
 }
 
 impl FrameDispatch {
+    /// A dispatcher for the page's `store`, with an empty queue.
+    pub fn new(store: Rc<Store>) -> FrameDispatch {
+        FrameDispatch {
+            queue: Rc::default(),
+            store,
+        }
+    }
+
     /// Queues `action`.
     pub fn send(&self, action: Action) {
         self.take_steps();

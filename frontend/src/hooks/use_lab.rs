@@ -9,8 +9,7 @@ use yew::prelude::*;
 
 use super::{use_event_socket, use_frame_dispatch, use_store};
 use crate::agent::AgentView;
-use crate::services::burst;
-use crate::settings::{BurstSettings, OtherPorts, port_of, resolve_origin};
+use crate::settings::{BurstSettings, OtherPorts};
 use crate::state::LabState;
 use crate::store::Store;
 
@@ -64,21 +63,6 @@ impl Lab {
             .map(|a| a.links(&self.state))
             .unwrap_or_default()
     }
-
-    /// The lab's HTTPS origins, for a lesson over TLS to link.
-    pub fn https_origins(&self) -> Vec<String> {
-        burst::page_origin()
-            .ok()
-            .map(|page| {
-                let ports = self.other_ports.unwrap_or_default();
-                [ports.tls_h2, ports.tls_h1, ports.tls_h2_limited]
-                    .into_iter()
-                    .flatten()
-                    .map(|port| format!("https://{}:{port}", page.host))
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
 }
 
 /// The page's lab for `session`: starts the events socket and asks where the
@@ -96,7 +80,7 @@ pub fn use_lab(session: SessionId, problem: Option<String>) -> Lab {
     let socket = use_event_socket(state.session.clone(), frames.clone());
     let problem = use_state(|| problem);
     let selected = use_state(|| None::<u32>);
-    let projector = use_state(projector_at_start);
+    let projector = use_state(crate::live::projector_at_start);
     let agent = {
         let key = (state.agent.len(), state.agent.back().map(|r| r.at_us));
         let state = state.clone();
@@ -125,35 +109,9 @@ pub fn use_lab(session: SessionId, problem: Option<String>) -> Lab {
         let frames = frames.clone();
         use_effect_with((), move |()| {
             wasm_bindgen_futures::spawn_local(async move {
-                let path = format!("/api/middlebox?session={session}");
-                let view =
-                    crate::services::session::json::<protocol::MiddleboxView>("GET", &path, None)
-                        .await;
-                if let Ok(view) = &view {
-                    probes_visible.set(Some(view.probes_visible));
-                    // The session's settings, which a lesson that changes
-                    // them puts back.
-                    frames.event(protocol::ServerEvent::MiddleboxChanged {
-                        settings: view.settings.clone(),
-                        in_force_ms: view.in_force_ms,
-                        session: Some(session.clone()),
-                        at_us: 0,
-                    });
-                }
-                let middlebox = view
-                    .ok()
-                    .and_then(|view| view.listeners.iter().find_map(|l| port_of(l)));
-                let tls = crate::services::session::json::<protocol::TlsListeners>(
-                    "GET", "/api/tls", None,
-                )
-                .await
-                .unwrap_or_default();
-                other_ports.set(Some(OtherPorts {
-                    middlebox,
-                    tls_h2: tls.h2.iter().find_map(|l| port_of(l)),
-                    tls_h1: tls.http1_only.iter().find_map(|l| port_of(l)),
-                    tls_h2_limited: tls.h2_limited.iter().find_map(|l| port_of(l)),
-                }));
+                let (ports, probes) = crate::live::other_ports(session, frames).await;
+                probes_visible.set(probes);
+                other_ports.set(Some(ports));
             });
         });
     }
@@ -161,29 +119,17 @@ pub fn use_lab(session: SessionId, problem: Option<String>) -> Lab {
         let (state, selected) = (state.clone(), selected.clone());
         let ports = other_ports.unwrap_or_default();
         Callback::from(move |settings: BurstSettings| -> Result<u32, String> {
-            // The server's listeners arrive with its first snapshot; until
-            // then a second-port target would look absent.
-            if state.config.is_none() {
-                return Err(
-                    "the page has not heard from the server yet; try again in a moment".into(),
-                );
-            }
-            let origin = burst::page_origin()
-                .and_then(|page| resolve_origin(settings.target, &page, &state.listeners, ports))?;
-            selected.set(None);
-            let run = {
-                let mut last = runs_allocated.borrow_mut();
-                *last = (*last).max(state.runs_fired) + 1;
-                *last
-            };
-            burst::fire(
+            let fired = crate::live::fire(
+                &state,
+                ports,
+                &mut runs_allocated.borrow_mut(),
                 settings,
-                run,
-                origin,
-                state.session.as_str(),
-                frames.clone(),
+                &frames,
             );
-            Ok(run)
+            if fired.is_ok() {
+                selected.set(None);
+            }
+            fired
         })
     };
     Lab {
@@ -200,51 +146,20 @@ pub fn use_lab(session: SessionId, problem: Option<String>) -> Lab {
     }
 }
 
-/// Calls `on_move` with the lesson the instructor moves the room to. The
-/// room's lesson at the page's first snapshot counts as a move only when
-/// `follow_at_start` (a late joiner is taken to it; a learner who came from
-/// the other participant page, with their session, stays where they went).
-/// A later move counts every time, to the same lesson too: it gathers the
-/// room.
+/// Calls `on_move` with the lesson the instructor moves the room to
+/// ([`crate::live::room_moved`] says when).
 #[hook]
 pub fn use_room_move(state: &LabState, follow_at_start: bool, on_move: Callback<String>) {
     // The room's lesson (with its move count) last seen, once live.
-    let seen = use_mut_ref(|| None::<Option<(String, u64)>>);
+    let seen = use_mut_ref(|| None);
     use_effect_with(
         (state.room_lesson.clone(), state.config.is_some()),
         move |(room, live)| {
-            if !*live {
-                return;
-            }
-            let mut seen = seen.borrow_mut();
-            let moved = match &*seen {
-                None => follow_at_start,
-                Some(was) => was != room,
-            };
-            *seen = Some(room.clone());
-            if moved && let Some((id, _)) = room {
-                on_move.emit(id.clone());
+            let moved =
+                crate::live::room_moved(&mut seen.borrow_mut(), room, *live, follow_at_start);
+            if let Some(id) = moved {
+                on_move.emit(id);
             }
         },
     );
 }
-
-/// Whether this page is drawn large, for the back of the room: kept for
-/// the tab (`sessionStorage`), so the other participant page opens the same.
-pub fn projector_at_start() -> bool {
-    crate::services::session::tab_storage().and_then(|s| s.get_item(PROJECTOR).ok().flatten())
-        == Some("1".into())
-}
-
-/// Remembers the projector mode for the tab.
-pub fn remember_projector(on: bool) {
-    if let Some(s) = crate::services::session::tab_storage() {
-        let _ = if on {
-            s.set_item(PROJECTOR, "1")
-        } else {
-            s.remove_item(PROJECTOR)
-        };
-    }
-}
-
-const PROJECTOR: &str = "keepalive-lab.projector";

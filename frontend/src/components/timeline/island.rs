@@ -13,12 +13,11 @@ use std::rc::{Rc, Weak};
 
 use gloo_timers::callback::Interval;
 use wasm_bindgen::JsCast;
-use wasm_bindgen::closure::Closure;
 use web_sys::{Element, Event, EventTarget, KeyboardEvent, MouseEvent};
 
 use super::row::Row;
 use super::{Focus, Input, Looking, ROW, WIDTH, ZOOM_KEYS, now_line, picture, slot, zoom_for};
-use crate::dom::{self, Live, Node, Web};
+use crate::dom::{self, Listener, Live, Node, Web, outwards, target};
 use crate::services::fetch::now_ms;
 use crate::timeline::{InView, Scale};
 
@@ -64,22 +63,6 @@ fn with(me: &Weak<Cell>, f: impl FnOnce(&mut Timeline)) {
     }
 }
 
-/// A listener, taken off its element when dropped (the timeline unmounted).
-struct Listener {
-    target: EventTarget,
-    kind: &'static str,
-    f: Closure<dyn FnMut(Event)>,
-}
-
-impl Drop for Listener {
-    fn drop(&mut self) {
-        let f = self.f.as_ref().unchecked_ref();
-        let _ = self
-            .target
-            .remove_event_listener_with_callback(self.kind, f);
-    }
-}
-
 /// A listener for `kind` on `target` that hands the event to `f`.
 fn listen(
     me: &Weak<Cell>,
@@ -88,24 +71,7 @@ fn listen(
     f: fn(&mut Timeline, &Event),
 ) -> Listener {
     let me = me.clone();
-    let f = Closure::<dyn FnMut(Event)>::new(move |e: Event| with(&me, |t| f(t, &e)));
-    let _ = target.add_event_listener_with_callback(kind, f.as_ref().unchecked_ref());
-    Listener {
-        target: target.clone(),
-        kind,
-        f,
-    }
-}
-
-/// The element an event happened on (the listeners are on elements, whose
-/// events happen on elements).
-fn target(e: &Event) -> Option<Element> {
-    e.target().map(JsCast::unchecked_into)
-}
-
-/// `el` and the elements it is in, outwards.
-fn outwards(el: Option<Element>) -> impl Iterator<Item = Element> {
-    std::iter::successors(el, |e| e.parent_element())
+    Listener::new(target, kind, move |e: Event| with(&me, |t| f(t, &e)))
 }
 
 impl Timeline {

@@ -48,6 +48,7 @@ use crate::timeline::{
     InView, LaneGroups, Scale, Segment, agent_extent, rows_to_draw, run_extent, shown, window,
 };
 use details::details;
+pub use island::{Cell, Timeline};
 use row::{Item, Row};
 pub use view::TimelineView;
 

@@ -1,0 +1,168 @@
+//! What both participant pages share at their top, drawn without yew
+//! ([`crate::dom`]): the header with the live link and the projector
+//! switch, and the links between the lesson track and the workbench.
+//!
+//! The two are bundles of their own (`src/bin/app.rs` is the lesson track,
+//! the landing page; `src/bin/workbench.rs` the workbench), so a room that
+//! opens the lessons never downloads the composer, the panels and the
+//! exports. Following a link to the other one loads the other bundle;
+//! `index.html` hands the page's session over, so the learner stays the same
+//! participant with the same settings (see [`crate::services::session::resume`]).
+//!
+//! The lesson track draws these itself (`crate::track`); the workbench's
+//! yew shell mounts them (`components::app`). Their buttons are found by
+//! id by one listener on the page: [`RECONNECT`] and [`PROJECTOR`].
+
+use crate::dom::{Node, el, text};
+use crate::state::LabState;
+
+/// Which participant page this is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Page {
+    /// The lesson track (`#lessons`, `#lesson=ID`): the landing page.
+    Lessons,
+    /// The free workbench (`#workbench`, or a link carrying burst settings).
+    Workbench,
+}
+
+impl Page {
+    /// `data-page` of the page's `main`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Page::Lessons => "lessons",
+            Page::Workbench => "workbench",
+        }
+    }
+}
+
+/// The id of the Reconnect button (shown when the server refused the live
+/// link and the page does not retry by itself).
+pub const RECONNECT: &str = "reconnect";
+
+/// The id of the projector switch.
+pub const PROJECTOR: &str = "projector";
+
+/// The id of the link to the lesson track.
+pub const NAV_LESSONS: &str = "nav-lessons";
+
+/// What a link to the other participant page says it does.
+const OTHER_PAGE: &str = "A page of its own: your session and settings come along, \
+                          the runs drawn on this page do not.";
+
+/// The page's URL fragment, with its `#`.
+pub fn location_hash() -> String {
+    web_sys::window()
+        .and_then(|w| w.location().hash().ok())
+        .unwrap_or_default()
+}
+
+/// Sets the page's URL fragment (`index.html` loads the other bundle when
+/// the fragment belongs to it).
+pub fn set_hash(hash: &str) {
+    if let Some(location) = web_sys::window().map(|w| w.location()) {
+        let _ = location.set_hash(hash);
+    }
+}
+
+/// The children of the page's `header class="top"`: the title, the lede,
+/// the live link's status with its buttons, and why the server closed or
+/// refused the live link, if it did.
+pub fn header(state: &LabState, projector: bool) -> Vec<Vec<Node>> {
+    let socket = state.socket.name();
+    let reconnect = state.socket.waits_for_reconnect().then(|| {
+        el("button")
+            .attr("class", "secondary small")
+            .attr("id", RECONNECT)
+            .text("Reconnect")
+            .done()
+    });
+    let status = el("p")
+        .attr("class", format!("socket {socket}"))
+        .attr("role", "status")
+        .kids(vec![
+            text("Live link to the server: "),
+            el("strong").text(socket).done(),
+        ])
+        .kids(reconnect.into_iter().collect())
+        .kids(vec![
+            el("button")
+                .attr("class", "secondary small")
+                .attr("id", PROJECTOR)
+                .attr("aria-pressed", if projector { "true" } else { "false" })
+                .text(if projector {
+                    "Normal size"
+                } else {
+                    "Projector mode"
+                })
+                .done(),
+        ])
+        .done();
+    // Why the server closed or refused the live link, in its words (a
+    // browser learns them only from the close frame).
+    let problem = state.socket_problem.as_ref().map(|problem| {
+        el("p")
+            .attr("class", "error")
+            .attr("role", "alert")
+            .attr("id", "socket-problem")
+            .text(problem.clone())
+            .done()
+    });
+    vec![
+        vec![
+            el("h1").text("keepalive-lab").done(),
+            el("p")
+                .attr("class", "lede")
+                .text(
+                    "How many connections does your browser open to one server, and what \
+                     happens to the requests that do not get one? Fire a burst from this page, \
+                     then read both sides on one clock: the browser's queue above, the server's \
+                     TCP connections below.",
+                )
+                .done(),
+            status,
+        ],
+        problem.into_iter().collect(),
+    ]
+}
+
+/// The links between the two participant pages, `page` marked current:
+/// the children of the page's `nav class="views"`.
+pub fn nav_links(page: Page) -> Vec<Node> {
+    let link = |this: Page, href: &'static str, id: &'static str, words: &'static str| {
+        el("a")
+            .attr("href", href)
+            .attr("id", id)
+            .attr_if("aria-current", (page == this).then_some("page"))
+            .attr_if("title", (page != this).then_some(OTHER_PAGE))
+            .text(words)
+            .done()
+    };
+    vec![
+        link(Page::Lessons, "#lessons", NAV_LESSONS, "Lessons"),
+        link(Page::Workbench, "#workbench", "nav-workbench", "Workbench"),
+    ]
+}
+
+/// The page's `main` (its header and links first, then `body`, slot by
+/// slot), as the lesson track draws it.
+pub fn main(state: &LabState, page: Page, projector: bool, body: Vec<Vec<Node>>) -> Node {
+    let mut header = el("header").attr("class", "top");
+    for slot in self::header(state, projector) {
+        header = header.kids(slot);
+    }
+    let nav = el("nav")
+        .attr("class", "views")
+        .attr("aria-label", "Views")
+        .kids(nav_links(page));
+    let mut main = el("main")
+        .attr("data-socket", state.socket.name())
+        .attr("data-session", state.session.to_string())
+        .attr("data-page", page.name())
+        .attr("class", if projector { "projector" } else { "" })
+        .kids(vec![header.done()])
+        .kids(vec![nav.done()]);
+    for slot in body {
+        main = main.kids(slot);
+    }
+    main.done()
+}

@@ -1,0 +1,513 @@
+//! The lesson track, the landing page, drawn without yew (issue #14,
+//! figure 5: the download's size; yew's virtual DOM, scheduler and hooks
+//! were about a sixth of this bundle).
+//!
+//! One [`Track`] holds everything the page is: the page's [`Store`] and
+//! its frame dispatcher, the live link, the lesson open with its runner,
+//! and what is drawn. It draws with [`crate::dom`] (the whole page
+//! described, what changed patched in place) after every change: a batch
+//! of the server's events applied at an animation frame, a click, the
+//! URL's fragment, an answer from the server, the running lesson's clock.
+//! The timeline is its own drawing ([`Timeline`]) in a section of the page,
+//! handed its input only when that changed. One listener per kind of event
+//! on the document's body finds what the learner clicked by its id or data
+//! attribute.
+
+mod lesson;
+
+use std::cell::RefCell;
+use std::rc::{Rc, Weak};
+
+use gloo_timers::callback::Interval;
+use protocol::{ClientMessage, SessionId};
+use wasm_bindgen::JsCast;
+use web_sys::{Element, Event};
+
+use self::lesson::{Click, Context, LessonPage};
+use crate::agent::AgentView;
+use crate::components::timeline::{self, Input, Timeline};
+use crate::dom::{self, Listener, Live, Node, Web, el, outwards, target};
+use crate::hooks::FrameDispatch;
+use crate::lessons::runner::{Command, Runner, Stage};
+use crate::lessons::{self, LessonWords, Listed};
+use crate::services::fetch::now_ms;
+use crate::services::live_link::LiveLink;
+use crate::services::session;
+use crate::settings::OtherPorts;
+use crate::shell::{self, Page, location_hash, set_hash};
+use crate::state::LabState;
+use crate::store::Store;
+
+/// The slot of the page's `main` holding the lesson list or the lesson
+/// (after the header, the links, and the note on an unknown lesson).
+const LESSON: usize = 3;
+/// The slot of the timeline's section.
+const TIMELINE: usize = 4;
+
+thread_local! {
+    /// The page, for as long as the document lives.
+    static PAGE: RefCell<Option<Rc<RefCell<Track>>>> = const { RefCell::new(None) };
+}
+
+/// Starts the lesson track: a session (the one the workbench handed over,
+/// or a new one), then the page.
+pub fn start() {
+    let Some(body) = web_sys::window()
+        .and_then(|w| w.document())
+        .and_then(|d| d.body())
+    else {
+        return;
+    };
+    let body: Element = body.into();
+    let mut live = Vec::new();
+    let starting = el("p")
+        .attr("class", "starting")
+        .attr("aria-live", "polite")
+        .text("Starting a session with the lab…")
+        .done();
+    dom::patch(&mut Web, &body, &mut live, &[vec![starting]]);
+    wasm_bindgen_futures::spawn_local(async move {
+        let id = match session::resume().await {
+            Some(id) => Ok((id, true)),
+            None => session::create().await.map(|id| (id, false)),
+        };
+        match id {
+            Ok((id, resumed)) => Track::mount(body, live, id, resumed),
+            Err(problem) => {
+                let problem = el("div")
+                    .attr("class", "problem")
+                    .attr("role", "alert")
+                    .kids(vec![
+                        el("p")
+                            .text(format!("The lab could not start a session: {problem}"))
+                            .done(),
+                        el("p").text("Reload the page to try again.").done(),
+                    ])
+                    .done();
+                dom::patch(&mut Web, &body, &mut live, &[vec![problem]]);
+            }
+        }
+    });
+}
+
+/// The lesson in the URL (`#lesson=ID`), or `None` for the list.
+fn lesson_from_location() -> Option<&'static str> {
+    let hash = location_hash();
+    let id = hash.trim_start_matches('#').strip_prefix("lesson=")?;
+    lessons::find(id).map(|l| l.id())
+}
+
+/// A lesson named in the URL that this page does not have (a mistyped or
+/// old link), cut to a readable length: the list says so instead of
+/// showing itself as if nothing had been asked.
+fn unknown_lesson_in_location() -> Option<String> {
+    let hash = location_hash();
+    let id = hash.trim_start_matches('#').strip_prefix("lesson=")?;
+    if lessons::find(id).is_some() {
+        return None;
+    }
+    let mut shown: String = id.chars().take(40).collect();
+    if shown.len() < id.len() {
+        shown.push('…');
+    }
+    Some(shown)
+}
+
+/// The page.
+struct Track {
+    /// Itself, for its listeners, clocks and fetches: weak, so they do not
+    /// keep it.
+    me: Weak<RefCell<Track>>,
+    /// The document's body, which the page is drawn in.
+    body: Element,
+    /// The body's children as drawn (the page's `main`).
+    live: Vec<Vec<Live<Element>>>,
+    /// Runs, lanes, policy: everything the page measured and heard.
+    store: Rc<Store>,
+    /// Queues changes to the store for the next animation frame.
+    frames: FrameDispatch,
+    /// The events socket.
+    link: LiveLink,
+    /// The session was handed over by the workbench (the learner followed
+    /// a link): the room's lesson at the first snapshot does not move it.
+    resumed: bool,
+    /// The page is drawn large, for the back of the room.
+    projector: bool,
+    /// Where the lab's middlebox and HTTPS ports listen; `None` until the
+    /// server answered.
+    ports: Option<OtherPorts>,
+    /// The last run id given out.
+    allocated: u32,
+    /// The newest agent run, rebuilt only when an agent event arrived (the
+    /// agent's run count and newest stamp say when).
+    agent: ((usize, Option<protocol::Micros>), Option<Rc<AgentView>>),
+    /// The server's catalogue of lessons, once it answered.
+    listed: Option<Result<Vec<Listed>, String>>,
+    /// The lesson open, or `None` for the list.
+    page: Option<LessonPage>,
+    /// The room's lesson as last seen.
+    room: crate::live::RoomSeen,
+    /// The timeline, drawn in its section.
+    timeline: Rc<timeline::Cell>,
+    /// What the timeline was last handed.
+    drawn: Option<Input>,
+    /// The timeline's section, the same node at every drawing (so the
+    /// patcher never looks into it: the timeline draws its children).
+    section: Node,
+    /// The body's listeners, and the URL fragment's.
+    _listeners: [Listener; 3],
+}
+
+/// Calls `f` on the page, if it is not busy (a change it makes itself is
+/// drawn when it is done).
+fn with(me: &Weak<RefCell<Track>>, f: impl FnOnce(&mut Track)) {
+    if let Some(t) = me.upgrade()
+        && let Ok(mut t) = t.try_borrow_mut()
+    {
+        f(&mut t)
+    }
+}
+
+impl Track {
+    /// The page for `session`, drawn in `body` (which shows `live`).
+    fn mount(body: Element, live: Vec<Vec<Live<Element>>>, session: SessionId, resumed: bool) {
+        let store = Store::new(LabState::new(session.clone()));
+        let frames = FrameDispatch::new(store.clone());
+        let link = LiveLink::new(session.clone(), frames.clone());
+        let track = Rc::new_cyclic(|me: &Weak<RefCell<Track>>| {
+            let on = |target: &web_sys::EventTarget, kind, f: fn(&mut Track, &Event)| {
+                let me = me.clone();
+                Listener::new(target, kind, move |e: Event| with(&me, |t| f(t, &e)))
+            };
+            let window: web_sys::EventTarget = web_sys::window()
+                .map(Into::into)
+                .unwrap_or_else(|| body.clone().into());
+            RefCell::new(Track {
+                _listeners: [
+                    on(&body, "click", Track::on_click),
+                    on(&body, "input", Track::on_input),
+                    on(&window, "hashchange", |t, _| {
+                        t.open_in_place(lesson_from_location())
+                    }),
+                ],
+                me: me.clone(),
+                body,
+                live,
+                store: store.clone(),
+                frames: frames.clone(),
+                link: link.clone(),
+                resumed,
+                projector: crate::live::projector_at_start(),
+                ports: None,
+                allocated: 0,
+                agent: ((0, None), None),
+                listed: None,
+                page: None,
+                room: None,
+                timeline: Rc::new(RefCell::new(None)),
+                drawn: None,
+                section: el("section")
+                    .attr("class", "timeline")
+                    .attr("aria-label", "Timeline")
+                    .done(),
+            })
+        });
+        let me = Rc::downgrade(&track);
+        store.watch(Rc::new({
+            let me = me.clone();
+            move || with(&me, Track::changed)
+        }));
+        PAGE.with_borrow_mut(|page| *page = Some(track.clone()));
+        track.borrow_mut().open_in_place(lesson_from_location());
+        link.reconnect();
+        // The catalogue, and where the lab's other ports listen.
+        let fetched = me.clone();
+        wasm_bindgen_futures::spawn_local(async move {
+            let listed = session::json::<Vec<Listed>>("GET", "/api/lessons", None).await;
+            with(&fetched, |t| {
+                t.listed = Some(listed);
+                t.draw();
+            });
+        });
+        wasm_bindgen_futures::spawn_local(async move {
+            let (ports, _) = crate::live::other_ports(session, frames).await;
+            with(&me, |t| {
+                t.ports = Some(ports);
+                t.draw();
+            });
+        });
+    }
+
+    /// The store changed: the lesson moves on, the room may have moved,
+    /// and the page is drawn again.
+    fn changed(&mut self) {
+        let state = self.store.state();
+        if let Some(page) = &mut self.page {
+            let commands = page.runner.poll(&state, now_ms());
+            self.execute(commands);
+        }
+        let moved = crate::live::room_moved(
+            &mut self.room,
+            &state.room_lesson,
+            state.config.is_some(),
+            !self.resumed,
+        );
+        // The instructor moved the room: open that lesson (a late joiner
+        // too; not a learner who came from the workbench to pick one).
+        if let Some(lesson) = moved.as_deref().and_then(lessons::find) {
+            self.open(Some(lesson.id()));
+        }
+        self.draw();
+    }
+
+    /// Carries out the runner's commands (a failed burst start feeds back
+    /// in).
+    fn execute(&mut self, commands: Vec<Command>) {
+        let state = self.store.state();
+        let mut queue = commands;
+        while !queue.is_empty() {
+            let mut next = Vec::new();
+            for command in queue {
+                let message = match command {
+                    Command::SetPolicy(config) => ClientMessage::SetConfig { config },
+                    Command::Release(id) => ClientMessage::Release { request: None, id },
+                    Command::Send(message) => message,
+                    Command::Fire(settings) => {
+                        let fired = crate::live::fire(
+                            &state,
+                            self.ports.unwrap_or_default(),
+                            &mut self.allocated,
+                            settings,
+                            &self.frames,
+                        );
+                        if let Some(page) = &mut self.page {
+                            match fired {
+                                Ok(run) => page.runner.fired(run),
+                                Err(why) => next.extend(page.runner.fire_failed(why)),
+                            }
+                        }
+                        continue;
+                    }
+                };
+                // Not sent (the link is down): the runner notices by its
+                // own timeouts and says so.
+                let _ = self.link.send(&message);
+            }
+            queue = next;
+        }
+    }
+
+    /// Opens `lesson` (or the list, `None`), and says so in the URL.
+    fn open(&mut self, lesson: Option<&'static str>) {
+        set_hash(&lesson.map_or("lessons".to_owned(), |id| format!("lesson={id}")));
+        self.open_in_place(lesson);
+    }
+
+    /// Shows `lesson` (or the list) without touching the URL (Back and
+    /// Forward, or a link, changed it). The same lesson stays as it is.
+    fn open_in_place(&mut self, lesson: Option<&'static str>) {
+        if self.page.as_ref().map(|p| p.lesson.id()) == lesson {
+            return self.draw();
+        }
+        self.page = lesson.and_then(lessons::find).map(LessonPage::new);
+        // A lesson of its own: its elements made anew, as for a new page
+        // (a number typed in the last one stays with it).
+        if let Some(main) = self.live.first_mut().and_then(|s| s.first_mut()) {
+            let (parent, slots) = main.parts();
+            if let Some(slot) = slots.get_mut(LESSON) {
+                for gone in slot.drain(..) {
+                    let _ = parent.remove_child(gone.dom());
+                }
+            }
+        }
+        if let Some(page) = &self.page {
+            let (id, me) = (page.lesson.id(), self.me.clone());
+            wasm_bindgen_futures::spawn_local(async move {
+                let path = format!("/api/lessons/{id}");
+                let words = session::json::<LessonWords>("GET", &path, None).await;
+                with(&me, |t| {
+                    if let Some(page) = t.page.as_mut().filter(|p| p.lesson.id() == id) {
+                        page.words = Some(words);
+                        t.draw();
+                    }
+                });
+            });
+        }
+        self.draw();
+    }
+
+    /// A click on the page.
+    fn on_click(&mut self, e: &Event) {
+        for el in outwards(target(e)) {
+            match el.id().as_str() {
+                shell::NAV_LESSONS => {
+                    e.prevent_default();
+                    return self.open(None);
+                }
+                shell::RECONNECT => return self.link.reconnect(),
+                shell::PROJECTOR => {
+                    self.projector = !self.projector;
+                    crate::live::remember_projector(self.projector);
+                    return self.draw();
+                }
+                _ => {}
+            }
+            if let Some(click) = Click::of(&el) {
+                return self.lesson_click(click);
+            }
+        }
+    }
+
+    /// A click on the lesson list or the lesson.
+    fn lesson_click(&mut self, click: Click) {
+        let state = self.store.state();
+        match click {
+            Click::Open(id) => return self.open(Some(id)),
+            Click::Back => return self.open(None),
+            _ => {}
+        }
+        let Some(page) = &mut self.page else { return };
+        match click {
+            Click::Choice(i) => page.runner.predict(lessons::Answer::Choice(i)),
+            Click::LockNumber => {
+                if let Some(n) = page.typed() {
+                    page.runner.predict(lessons::Answer::Number(n));
+                }
+            }
+            Click::Run => {
+                let commands = page.runner.start(&state, now_ms());
+                self.execute(commands);
+            }
+            Click::Again => page.runner = Runner::new(page.lesson),
+            Click::Open(_) | Click::Back => {}
+        }
+        self.draw();
+    }
+
+    /// Typing the prediction.
+    fn on_input(&mut self, e: &Event) {
+        let Some(input) = target(e).and_then(|t| t.dyn_into::<web_sys::HtmlInputElement>().ok())
+        else {
+            return;
+        };
+        if let Some(page) = &mut self.page
+            && input.id() == "prediction"
+        {
+            page.number = input.value();
+            self.draw();
+        }
+    }
+
+    /// The running lesson's clock: it moves on, and is drawn again when its
+    /// stage or step changed.
+    fn tick(&mut self) {
+        let state = self.store.state();
+        let Some(page) = &mut self.page else { return };
+        let before = (page.runner.stage.clone(), page.runner.progress());
+        let commands = page.runner.poll(&state, now_ms());
+        self.execute(commands);
+        let after = self
+            .page
+            .as_ref()
+            .map(|p| (p.runner.stage.clone(), p.runner.progress()));
+        if after.as_ref() != Some(&before) {
+            self.draw();
+        }
+    }
+
+    /// Draws the page as it is now.
+    fn draw(&mut self) {
+        let state = self.store.state();
+        let connected = state.socket == crate::state::SocketStatus::Open;
+        let ready = self.ports.is_some() && state.config.is_some();
+        let https_origins = crate::live::https_origins(self.ports);
+        let now = now_ms();
+        // The running lesson's clock, only while it runs.
+        if let Some(page) = &mut self.page {
+            let running = page.runner.stage == Stage::Running;
+            if running != page.tick.is_some() {
+                page.tick = running.then(|| {
+                    let me = self.me.clone();
+                    Interval::new(100, move || with(&me, Track::tick))
+                });
+            }
+        }
+        // Tell the room (the instructor's view) where this learner is.
+        if let Some(page) = &mut self.page {
+            let now_reported = (page.report(), connected);
+            if page.reported.as_ref() != Some(&now_reported) {
+                if connected {
+                    let _ = self.link.send(&ClientMessage::LessonReport {
+                        report: now_reported.0.clone(),
+                    });
+                }
+                page.reported = Some(now_reported);
+            }
+        }
+        let unknown = self
+            .page
+            .is_none()
+            .then(unknown_lesson_in_location)
+            .flatten()
+            .map(|id| {
+                el("p")
+                    .attr("class", "error")
+                    .attr("role", "status")
+                    .attr("id", "unknown-lesson")
+                    .text(format!(
+                        "There is no lesson called “{id}” here: choose one from the list below."
+                    ))
+                    .done()
+            });
+        let lesson = match &self.page {
+            Some(page) => page.draw(&Context {
+                state: &state,
+                ready,
+                https_origins: &https_origins,
+                now_ms: now,
+            }),
+            None => lesson::list(self.listed.as_ref()),
+        };
+        let main = shell::main(
+            &state,
+            Page::Lessons,
+            self.projector,
+            vec![
+                unknown.into_iter().collect(),
+                vec![lesson],
+                vec![self.section.clone()],
+            ],
+        );
+        dom::patch(&mut Web, &self.body, &mut self.live, &[vec![main]]);
+        self.draw_timeline(&state);
+    }
+
+    /// Hands the timeline what it draws, when that changed.
+    fn draw_timeline(&mut self, state: &Rc<LabState>) {
+        let key = (state.agent.len(), state.agent.back().map(|r| r.at_us));
+        if self.agent.0 != key {
+            self.agent = (key, AgentView::latest(state).map(Rc::new));
+        }
+        let agent = self.agent.1.clone();
+        let run = state.current().cloned();
+        let input = Input {
+            groups: crate::timeline::LaneGroups::of(state, run.as_deref()),
+            run,
+            clock: state.clock,
+            agent_links: agent.as_ref().map(|a| a.links(state)).unwrap_or_default(),
+            agent,
+            whole: false,
+        };
+        if self.drawn.as_ref() == Some(&input) {
+            return;
+        }
+        let section = self
+            .live
+            .first()
+            .and_then(|s| s.first())
+            .and_then(|main| main.kid(TIMELINE, 0))
+            .map(|s| s.dom().clone());
+        Timeline::show(&self.timeline, section, input.clone());
+        self.drawn = Some(input);
+    }
+}

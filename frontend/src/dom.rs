@@ -1,6 +1,6 @@
-//! A small DOM layer of the page's own, the first step to a page without
-//! yew (issue #14, figure 5: the download's size). The timeline draws with
-//! it; nothing here knows yew.
+//! A small DOM layer of the page's own, which draws both participant pages
+//! instead of yew (issue #14, figure 5: the download's size); nothing here
+//! knows yew.
 //!
 //! A drawing is described as [`Node`]s: an element with a static tag, its
 //! attributes and one content, its text, static markup, or its children in
@@ -40,6 +40,9 @@ pub type Node = Rc<El>;
 #[derive(Debug, PartialEq)]
 pub struct El {
     tag: &'static str,
+    /// Drawn anew, not patched, when it changes (yew's `key`: a form
+    /// rebuilt from the settings in force).
+    key: u64,
     attrs: Vec<(&'static str, Cow<'static, str>)>,
     inner: Inner,
 }
@@ -66,6 +69,7 @@ const TEXT: &str = "#text";
 pub fn text(text: impl Into<Cow<'static, str>>) -> Node {
     Rc::new(El {
         tag: TEXT,
+        key: 0,
         attrs: Vec::new(),
         inner: Inner::Text(text.into()),
     })
@@ -79,6 +83,7 @@ pub fn text(text: impl Into<Cow<'static, str>>) -> Node {
 pub fn el(tag: &'static str) -> El {
     El {
         tag,
+        key: 0,
         attrs: Vec::new(),
         inner: Inner::Kids(Vec::new()),
     }
@@ -130,6 +135,13 @@ impl El {
         if let Inner::Kids(slots) = &mut self.inner {
             slots.push(kids);
         }
+        self
+    }
+
+    /// With `key`: an element of another key in its place is made anew.
+    #[inline(never)]
+    pub fn key(mut self, key: u64) -> El {
+        self.key = key;
         self
     }
 
@@ -303,7 +315,7 @@ fn patch_list<D: Dom>(
     for (i, node) in new.iter().enumerate() {
         match live.get_mut(i) {
             Some(l) if Rc::ptr_eq(&l.node, node) => {}
-            Some(l) if l.node.tag == node.tag => update(d, l, node),
+            Some(l) if l.node.tag == node.tag && l.node.key == node.key => update(d, l, node),
             Some(l) => {
                 let Some(fresh) = create(d, parent, Some(&l.dom), node) else {
                     return;
@@ -458,11 +470,12 @@ impl Dom for Web {
     ) -> Option<Self::El> {
         let mut markup = String::new();
         node.write(&mut markup);
-        // Parsed in an element of the parent's namespace (in an SVG one,
-        // the parser makes SVG elements), then moved into place.
+        // Parsed in an element of the parent's namespace and tag (in an
+        // SVG one, the parser makes SVG elements; in a `tbody`, a `tr` is a
+        // row, not text), then moved into place.
         let scratch = web_sys::window()?
             .document()?
-            .create_element_ns(parent.namespace_uri().as_deref(), "g")
+            .create_element_ns(parent.namespace_uri().as_deref(), &parent.local_name())
             .ok()?;
         scratch.set_inner_html(&markup);
         let made = scratch.last_child()?;
@@ -480,12 +493,27 @@ impl Dom for Web {
         el.next_sibling().map(JsCast::unchecked_into)
     }
 
+    // A form control's `value`, `checked` and `selected` are set as
+    // properties too, as yew set them: once the learner has edited a
+    // control, its attribute no longer changes what it shows.
     fn set_attr(&mut self, el: &Self::El, name: &str, value: &str) {
         let _ = el.set_attribute(name, value);
+        let property = match name {
+            "value" => wasm_bindgen::JsValue::from_str(value),
+            "checked" | "selected" => wasm_bindgen::JsValue::TRUE,
+            _ => return,
+        };
+        let _ = js_sys::Reflect::set(el, &wasm_bindgen::JsValue::from_str(name), &property);
     }
 
     fn remove_attr(&mut self, el: &Self::El, name: &str) {
         let _ = el.remove_attribute(name);
+        let property = match name {
+            "value" => wasm_bindgen::JsValue::from_str(""),
+            "checked" | "selected" => wasm_bindgen::JsValue::FALSE,
+            _ => return,
+        };
+        let _ = js_sys::Reflect::set(el, &wasm_bindgen::JsValue::from_str(name), &property);
     }
 
     fn set_text(&mut self, el: &Self::El, text: &str) {
@@ -749,6 +777,26 @@ mod tests {
             (d.made, d.texts_set, d.removed),
             (1, 1, 0),
             "the text set in place"
+        );
+    }
+
+    #[test]
+    fn an_element_of_another_key_is_made_anew() {
+        let (mut d, mut live) = (Fake::new(), Vec::new());
+        let form = |key: u64, v: &'static str| {
+            el("fieldset")
+                .key(key)
+                .kids(vec![el("input").attr("value", v).done()])
+                .done()
+        };
+        patch(&mut d, &0, &mut live, &[vec![form(1, "5")]]);
+        patch(&mut d, &0, &mut live, &[vec![form(1, "6")]]);
+        assert_eq!((d.made, d.attrs_set), (1, 1), "the same key: patched");
+        patch(&mut d, &0, &mut live, &[vec![form(2, "6")]]);
+        assert_eq!((d.made, d.removed), (2, 1), "another key: made anew");
+        assert_eq!(
+            d.inner(),
+            r#"<fieldset><input value="6"></input></fieldset>"#
         );
     }
 

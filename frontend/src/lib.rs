@@ -3,7 +3,7 @@
 //!
 //! - the lesson track (`src/bin/app.rs`, [`lab`]), where a participant lands
 //!   (`/`, `#lessons`, `#lesson=ID`);
-//! - the workbench (`src/bin/workbench.rs`, [`workbench`]): `#workbench`, or
+//! - the workbench (`src/bin/workbench.rs`, [`workbench()`]): `#workbench`, or
 //!   a link carrying burst settings;
 //! - the instructor's view (`src/bin/instructor.rs`, [`instructor`]):
 //!   `#instructor&key=…`.
@@ -21,20 +21,18 @@
 //!   time on the page's clock), [`timeline`] (layout on one axis) and [`har`]
 //!   (HAR 1.2 export), all pure too;
 //! - [`dom`]: the page's own small DOM layer (node descriptions patched into
-//!   the document in place), which draws the lesson track and the timeline
-//!   without yew;
-//! - [`track`]: the lesson track, the landing page, with no yew at all: one
-//!   `Track` holds the page's store, live link and lesson, and draws the page
-//!   after every change; [`shell`] (the header and links both participant
-//!   pages show) and [`live`] (ports, firing a burst, the room's lesson) are
-//!   shared with the workbench;
-//! - `components/`: the workbench's and the instructor's yew components, one
-//!   per file, `Root` at the top of the workbench (it asks the server for a
-//!   session, then shows `Workbench`), `InstructorPage` at the top of the
-//!   instructor's view;
-//! - `hooks/`: [`hooks::use_lab`], the workbench's live lab (state, events
-//!   socket, firing a burst), [`hooks::use_event_socket`], a component's hold
-//!   on the live link to the server ([`services::live_link`]);
+//!   the document in place), which draws both participant pages: yew is
+//!   left only in the instructor's bundle;
+//! - [`page`]: what both participant pages are made of (a session, then a
+//!   `Lab`: store, frame dispatcher, live link, ports, the timeline);
+//!   [`mod@track`] is the lesson track and [`mod@workbench`] the workbench, each one
+//!   page struct drawing itself after every change; [`shell`] (the header
+//!   and links both show) and [`live`] (ports, firing a burst, the room's
+//!   lesson, projector mode) are shared;
+//! - `components/`: the instructor's yew components, and the timeline
+//!   (drawn without yew, in a section of either participant page);
+//! - `hooks/`: the frame dispatcher ([`hooks::FrameDispatch`]), the one way
+//!   the state changes;
 //! - `services/`: browser I/O (the events WebSocket, the page's `fetch` calls).
 
 mod agent;
@@ -46,6 +44,7 @@ mod har;
 mod hooks;
 mod lessons;
 mod live;
+mod page;
 mod palette;
 mod services;
 mod settings;
@@ -57,6 +56,7 @@ mod tally;
 mod timeline;
 mod track;
 mod wire;
+mod workbench;
 
 /// TLSF in its code-size configuration instead of the default dlmalloc: the
 /// page allocates mostly small, short-lived values (events, view nodes).
@@ -71,7 +71,7 @@ pub fn lab() {
 
 /// Starts the participant's workbench: a session, then the workbench.
 pub fn workbench() {
-    yew::Renderer::<components::Root<components::Workbench>>::new().render();
+    workbench::start();
 }
 
 /// Starts the instructor's page (`#instructor&key=KEY`).

@@ -1,8 +1,6 @@
-//! The live lab behind both participant pages, without a framework: where
-//! the lab's other ports listen, firing a burst, following the room's
-//! lesson, and the projector mode. The workbench reaches these through
-//! yew's hooks (`hooks::use_lab`); the lesson track, drawn without yew
-//! (`crate::track`), calls them itself.
+//! The live lab's rules for both participant pages, without a framework:
+//! where the lab's other ports listen, firing a burst, following the room's
+//! lesson, and the projector mode (used by `crate::page` and the pages).
 
 use protocol::SessionId;
 

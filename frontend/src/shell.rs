@@ -1,4 +1,4 @@
-//! What both participant pages share at their top, drawn without yew
+//! What both participant pages share at their top, as node descriptions
 //! ([`crate::dom`]): the header with the live link and the projector
 //! switch, and the links between the lesson track and the workbench.
 //!
@@ -9,9 +9,9 @@
 //! `index.html` hands the page's session over, so the learner stays the same
 //! participant with the same settings (see [`crate::services::session::resume`]).
 //!
-//! The lesson track draws these itself (`crate::track`); the workbench's
-//! yew shell mounts them (`components::app`). Their buttons are found by
-//! id by one listener on the page: [`RECONNECT`] and [`PROJECTOR`].
+//! Both pages draw these in their `main` ([`main`]). Their buttons are
+//! found by id by the page's one click listener: [`RECONNECT`],
+//! [`PROJECTOR`] and [`NAV_LESSONS`].
 
 use crate::dom::{Node, el, text};
 use crate::state::LabState;
@@ -143,8 +143,8 @@ pub fn nav_links(page: Page) -> Vec<Node> {
     ]
 }
 
-/// The page's `main` (its header and links first, then `body`, slot by
-/// slot), as the lesson track draws it.
+/// The page's `main`: its header and links first, then `body`, slot by
+/// slot.
 pub fn main(state: &LabState, page: Page, projector: bool, body: Vec<Vec<Node>>) -> Node {
     let mut header = el("header").attr("class", "top");
     for slot in self::header(state, projector) {

@@ -1,18 +1,17 @@
 //! The page's state, held outside any framework: the one [`LabState`], the
 //! reducer applied to it, and who to tell when it changes.
 //!
-//! yew's `use_reducer` did this inside a component. Kept here, the frame
-//! dispatcher, the events socket and the burst script can change the state
-//! without a component, and a view drawn without yew (the timeline first,
-//! the lesson track next: `bench/src/causes.md`, figure 5) can watch it the
-//! same way a yew component does through [`crate::hooks::use_store`].
+//! yew's `use_reducer` did this inside a component once. Kept here, the
+//! frame dispatcher, the events socket and the burst script change the
+//! state, and each participant page (`crate::page`) watches it and draws
+//! itself again.
 //!
 //! Every change makes a new `Rc`, never an update in place: views compare
 //! the state they drew with the current one by pointer (`Rc::ptr_eq`), and
 //! each holds the one it drew, so its address cannot be reused while they
 //! compare.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::rc::Rc;
 
 use crate::state::{Action, LabState};
@@ -24,11 +23,9 @@ type Watcher = Rc<dyn Fn()>;
 pub struct Store {
     /// The state now; replaced, never changed in place (see the module's doc).
     state: RefCell<Rc<LabState>>,
-    /// Told after each change, in the order they came; with the number
-    /// [`Store::watch`] gave each, to take it off again.
-    watchers: RefCell<Vec<(u32, Watcher)>>,
-    /// The next watcher's number.
-    next: Cell<u32>,
+    /// Told after each change, in the order they came (a page watches its
+    /// store for the document's life).
+    watchers: RefCell<Vec<Watcher>>,
 }
 
 impl Store {
@@ -37,7 +34,6 @@ impl Store {
         Rc::new(Store {
             state: RefCell::new(Rc::new(state)),
             watchers: RefCell::new(Vec::new()),
-            next: Cell::new(0),
         })
     }
 
@@ -56,50 +52,38 @@ impl Store {
             Rc::new(next)
         };
         *self.state.borrow_mut() = next;
-        let watchers: Vec<Watcher> = self
-            .watchers
-            .borrow()
-            .iter()
-            .map(|(_, w)| w.clone())
-            .collect();
+        let watchers: Vec<Watcher> = self.watchers.borrow().iter().cloned().collect();
         for watcher in watchers {
             watcher();
         }
     }
 
-    /// Calls `watcher` after every change from now on, until
-    /// [`Store::unwatch`] with the number this returns.
-    pub fn watch(&self, watcher: Watcher) -> u32 {
-        let id = self.next.get();
-        self.next.set(id.wrapping_add(1));
-        self.watchers.borrow_mut().push((id, watcher));
-        id
-    }
-
-    /// Stops telling watcher `id`.
-    pub fn unwatch(&self, id: u32) {
-        self.watchers.borrow_mut().retain(|(n, _)| *n != id);
+    /// Calls `watcher` after every change from now on.
+    pub fn watch(&self, watcher: Watcher) {
+        self.watchers.borrow_mut().push(watcher);
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::cell::Cell;
+
     use super::*;
     use crate::state::SocketStatus;
 
     #[test]
-    fn each_change_is_a_new_state_and_every_watcher_hears_it_until_it_stops() {
+    fn each_change_is_a_new_state_and_every_watcher_hears_it() {
         let store = Store::new(LabState::new(
             protocol::SessionId::parse("s-test").expect("an id"),
         ));
         let heard = Rc::new(Cell::new(0));
-        let id = {
+        {
             let heard = heard.clone();
-            store.watch(Rc::new(move || heard.set(heard.get() + 1)))
-        };
+            store.watch(Rc::new(move || heard.set(heard.get() + 1)));
+        }
         // A watcher that reads the state and changes it again, as a view
         // carrying out a lesson's command does.
-        let again = {
+        {
             let store_ref = Rc::downgrade(&store);
             let done = Rc::new(Cell::new(false));
             store.watch(Rc::new(move || {
@@ -109,8 +93,8 @@ mod tests {
                     let _ = store.state();
                     store.dispatch(Action::Socket(SocketStatus::Closed));
                 }
-            }))
-        };
+            }));
+        }
         let before = store.state();
         store.dispatch(Action::Socket(SocketStatus::Open));
         let after = store.state();
@@ -120,10 +104,10 @@ mod tests {
             2,
             "both changes heard, the second from a watcher"
         );
-        store.unwatch(id);
-        store.unwatch(again);
-        store.dispatch(Action::Socket(SocketStatus::Open));
-        assert_eq!(heard.get(), 2, "not after unwatch");
-        assert_eq!(store.state().socket, SocketStatus::Open);
+        assert_eq!(
+            store.state().socket,
+            SocketStatus::Closed,
+            "the watcher's change"
+        );
     }
 }

@@ -1,31 +1,11 @@
-//! The page's components, one per file.
+//! The instructor's view (yew components, one per file) and the timeline
+//! (drawn without yew, in both participant pages).
 
-mod agent_composer;
-mod app;
-mod composer;
 mod instructor;
 mod instructor_page;
-mod measured;
-mod middlebox_panel;
-mod policy;
-mod root;
-mod runs;
 pub(crate) mod timeline;
-mod workbench;
 
 pub use instructor_page::InstructorPage;
-pub use root::Root;
-pub use workbench::Workbench;
-
-/// Props of both participant pages.
-#[derive(Debug, yew::Properties, PartialEq)]
-pub struct AppProps {
-    /// This page load's session, issued by the server.
-    pub session: protocol::SessionId,
-    /// The session was handed over by the other participant page (the
-    /// learner followed a link), not issued for this page load.
-    pub resumed: bool,
-}
 
 use std::rc::Rc;
 

@@ -19,7 +19,6 @@ use std::rc::Rc;
 use protocol::{Micros, ServerEvent};
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::{JsCast, JsValue};
-use yew::prelude::*;
 
 use crate::clock::{ClockSync, Sample};
 use crate::services::fetch::now_ms;
@@ -249,11 +248,4 @@ fn record_latencies(list: List, stamps: &[Micros], clock: &ClockSync) {
             let _ = js_sys::Reflect::set(&hook.lab, &"clockOffsetMs".into(), &number(figures.1));
         }
     });
-}
-
-/// A [`FrameDispatch`] for the page's `store`.
-#[hook]
-pub fn use_frame_dispatch(store: Rc<Store>) -> FrameDispatch {
-    let queue = use_mut_ref(Queue::default);
-    FrameDispatch { queue, store }
 }

@@ -143,8 +143,8 @@ fn wake_on_steps(dispatch: &FrameDispatch) {
 
 /// The steps the script recorded since the last call, as actions. The
 /// script keeps one buffer for the page, and the dispatcher of the last
-/// [`fire`] takes all of it: a page has one lab (`hooks::use_lab`, mounted
-/// once), so one dispatcher.
+/// [`fire`] takes all of it: a page has one lab (`crate::page::Lab`), so
+/// one dispatcher.
 pub fn take_steps() -> Vec<Action> {
     match (js_take(), js_take_words()) {
         (Ok(numbers), Ok(words)) => parse_steps(&numbers, &words),

@@ -9,9 +9,8 @@
 //! ([`LiveLink::reconnect`]); after a cap (1013) later and later; after
 //! anything else in a second.
 //!
-//! No framework: a yew component holds one through
-//! [`crate::hooks::use_event_socket`], and a page drawn without yew can hold
-//! one itself.
+//! No framework: each participant page holds one (`crate::page::Lab`) for
+//! the document's life.
 
 use std::cell::{Cell, RefCell};
 use std::rc::{Rc, Weak};
@@ -30,7 +29,7 @@ const PING_EVERY_MS: u32 = 250;
 /// Pings in the first series; after it, every 20th tick (5 s).
 const QUICK_PINGS: u32 = 8;
 
-/// The live link. Cheap to clone; [`LiveLink::close`] ends it.
+/// The live link. Cheap to clone; it lives as long as its page.
 #[derive(Clone)]
 pub struct LiveLink(Rc<Link>);
 
@@ -49,8 +48,6 @@ struct Link {
     attempt: Cell<u32>,
     /// 1013s in a row since the socket was last live (its snapshot).
     later: Cell<u32>,
-    /// The link was closed for good: no more attempts.
-    closed: Cell<bool>,
 }
 
 impl PartialEq for LiveLink {
@@ -69,7 +66,6 @@ impl LiveLink {
             pings: RefCell::new(None),
             attempt: Cell::new(0),
             later: Cell::new(0),
-            closed: Cell::new(false),
         }))
     }
 
@@ -85,16 +81,7 @@ impl LiveLink {
     /// learner's Reconnect after a refusal the page does not retry by
     /// itself. The attempt before it, if any, is closed first.
     pub fn reconnect(&self) {
-        if !self.0.closed.get() {
-            connect(&self.0);
-        }
-    }
-
-    /// Closes the socket and stops its timers, for good (the page is going).
-    pub fn close(&self) {
-        self.0.closed.set(true);
-        self.0.pings.borrow_mut().take();
-        self.0.socket.borrow_mut().take();
+        connect(&self.0);
     }
 }
 
@@ -180,15 +167,12 @@ fn closed(link: &Rc<Link>, code: u16, reason: String) {
         0
     };
     link.later.set(in_a_row);
-    if let Some(ms) = reconnect_after_ms(code, in_a_row)
-        && !link.closed.get()
-    {
+    if let Some(ms) = reconnect_after_ms(code, in_a_row) {
         // Not kept to be cancelled: dropping a timer from its own callback
         // (the retry's `connect`) would free the closure that is running.
         let (weak, attempt): (Weak<Link>, u32) = (Rc::downgrade(link), link.attempt.get());
         Timeout::new(ms, move || {
             if let Some(link) = weak.upgrade()
-                && !link.closed.get()
                 && link.attempt.get() == attempt
             {
                 connect(&link);

@@ -1,17 +1,15 @@
 //! The lesson track, the landing page, drawn without yew (issue #14,
-//! figure 5: the download's size; yew's virtual DOM, scheduler and hooks
-//! were about a sixth of this bundle).
+//! figure 5: the download's size; yew's virtual DOM, scheduler and hooks,
+//! with what they instantiated, were about a third of this bundle).
 //!
-//! One [`Track`] holds everything the page is: the page's [`Store`] and
-//! its frame dispatcher, the live link, the lesson open with its runner,
-//! and what is drawn. It draws with [`crate::dom`] (the whole page
+//! One [`Track`] holds everything the page is: its [`Lab`] (store, frame
+//! dispatcher, live link, the timeline's drawing), the lesson open with its
+//! runner, and what is drawn. It draws with [`crate::dom`] (the whole page
 //! described, what changed patched in place) after every change: a batch
 //! of the server's events applied at an animation frame, a click, the
 //! URL's fragment, an answer from the server, the running lesson's clock.
-//! The timeline is its own drawing ([`Timeline`]) in a section of the page,
-//! handed its input only when that changed. One listener per kind of event
-//! on the document's body finds what the learner clicked by its id or data
-//! attribute.
+//! One listener per kind of event on the document's body finds what the
+//! learner clicked by its id or data attribute.
 
 mod lesson;
 
@@ -24,19 +22,13 @@ use wasm_bindgen::JsCast;
 use web_sys::{Element, Event};
 
 use self::lesson::{Click, Context, LessonPage};
-use crate::agent::AgentView;
-use crate::components::timeline::{self, Input, Timeline};
-use crate::dom::{self, Listener, Live, Node, Web, el, outwards, target};
-use crate::hooks::FrameDispatch;
+use crate::dom::{self, Listener, Web, el, outwards, target};
 use crate::lessons::runner::{Command, Runner, Stage};
 use crate::lessons::{self, LessonWords, Listed};
+use crate::page::{Drawn, Holds, Lab, listen, with};
 use crate::services::fetch::now_ms;
-use crate::services::live_link::LiveLink;
 use crate::services::session;
-use crate::settings::OtherPorts;
 use crate::shell::{self, Page, location_hash, set_hash};
-use crate::state::LabState;
-use crate::store::Store;
 
 /// The slot of the page's `main` holding the lesson list or the lesson
 /// (after the header, the links, and the note on an unknown lesson).
@@ -44,50 +36,9 @@ const LESSON: usize = 3;
 /// The slot of the timeline's section.
 const TIMELINE: usize = 4;
 
-thread_local! {
-    /// The page, for as long as the document lives.
-    static PAGE: RefCell<Option<Rc<RefCell<Track>>>> = const { RefCell::new(None) };
-}
-
-/// Starts the lesson track: a session (the one the workbench handed over,
-/// or a new one), then the page.
+/// Starts the lesson track: a session, then the page.
 pub fn start() {
-    let Some(body) = web_sys::window()
-        .and_then(|w| w.document())
-        .and_then(|d| d.body())
-    else {
-        return;
-    };
-    let body: Element = body.into();
-    let mut live = Vec::new();
-    let starting = el("p")
-        .attr("class", "starting")
-        .attr("aria-live", "polite")
-        .text("Starting a session with the lab…")
-        .done();
-    dom::patch(&mut Web, &body, &mut live, &[vec![starting]]);
-    wasm_bindgen_futures::spawn_local(async move {
-        let id = match session::resume().await {
-            Some(id) => Ok((id, true)),
-            None => session::create().await.map(|id| (id, false)),
-        };
-        match id {
-            Ok((id, resumed)) => Track::mount(body, live, id, resumed),
-            Err(problem) => {
-                let problem = el("div")
-                    .attr("class", "problem")
-                    .attr("role", "alert")
-                    .kids(vec![
-                        el("p")
-                            .text(format!("The lab could not start a session: {problem}"))
-                            .done(),
-                        el("p").text("Reload the page to try again.").done(),
-                    ])
-                    .done();
-                dom::patch(&mut Web, &body, &mut live, &[vec![problem]]);
-            }
-        }
-    });
+    crate::page::start(Track::mount);
 }
 
 /// The lesson in the URL (`#lesson=ID`), or `None` for the list.
@@ -115,155 +66,91 @@ fn unknown_lesson_in_location() -> Option<String> {
 
 /// The page.
 struct Track {
-    /// Itself, for its listeners, clocks and fetches: weak, so they do not
-    /// keep it.
+    /// Itself, for its clocks and fetches: weak, so they do not keep it.
     me: Weak<RefCell<Track>>,
     /// The document's body, which the page is drawn in.
     body: Element,
     /// The body's children as drawn (the page's `main`).
-    live: Vec<Vec<Live<Element>>>,
-    /// Runs, lanes, policy: everything the page measured and heard.
-    store: Rc<Store>,
-    /// Queues changes to the store for the next animation frame.
-    frames: FrameDispatch,
-    /// The events socket.
-    link: LiveLink,
-    /// The session was handed over by the workbench (the learner followed
-    /// a link): the room's lesson at the first snapshot does not move it.
-    resumed: bool,
+    live: Drawn,
+    /// The live lab: store, link, ports, the timeline's drawing.
+    lab: Lab,
     /// The page is drawn large, for the back of the room.
     projector: bool,
-    /// Where the lab's middlebox and HTTPS ports listen; `None` until the
-    /// server answered.
-    ports: Option<OtherPorts>,
-    /// The last run id given out.
-    allocated: u32,
-    /// The newest agent run, rebuilt only when an agent event arrived (the
-    /// agent's run count and newest stamp say when).
-    agent: ((usize, Option<protocol::Micros>), Option<Rc<AgentView>>),
     /// The server's catalogue of lessons, once it answered.
     listed: Option<Result<Vec<Listed>, String>>,
     /// The lesson open, or `None` for the list.
     page: Option<LessonPage>,
-    /// The room's lesson as last seen.
-    room: crate::live::RoomSeen,
-    /// The timeline, drawn in its section.
-    timeline: Rc<timeline::Cell>,
-    /// What the timeline was last handed.
-    drawn: Option<Input>,
-    /// The timeline's section, the same node at every drawing (so the
-    /// patcher never looks into it: the timeline draws its children).
-    section: Node,
     /// The body's listeners, and the URL fragment's.
     _listeners: [Listener; 3],
 }
 
-/// Calls `f` on the page, if it is not busy (a change it makes itself is
-/// drawn when it is done).
-fn with(me: &Weak<RefCell<Track>>, f: impl FnOnce(&mut Track)) {
-    if let Some(t) = me.upgrade()
-        && let Ok(mut t) = t.try_borrow_mut()
-    {
-        f(&mut t)
+impl Holds for Track {
+    fn lab(&mut self) -> &mut Lab {
+        &mut self.lab
+    }
+
+    /// The store changed: the lesson moves on, the room may have moved,
+    /// and the page is drawn again.
+    fn changed(&mut self) {
+        let state = self.lab.state();
+        if let Some(page) = &mut self.page {
+            let commands = page.runner.poll(&state, now_ms());
+            self.execute(commands);
+        }
+        let moved = self.lab.room_moved(&state);
+        // The instructor moved the room: open that lesson (a late joiner
+        // too; not a learner who came from the workbench to pick one).
+        if let Some(lesson) = moved.as_deref().and_then(lessons::find) {
+            self.open(Some(lesson.id()));
+        }
+        Track::draw(self);
+    }
+
+    fn draw(&mut self) {
+        Track::draw(self);
     }
 }
 
 impl Track {
     /// The page for `session`, drawn in `body` (which shows `live`).
-    fn mount(body: Element, live: Vec<Vec<Live<Element>>>, session: SessionId, resumed: bool) {
-        let store = Store::new(LabState::new(session.clone()));
-        let frames = FrameDispatch::new(store.clone());
-        let link = LiveLink::new(session.clone(), frames.clone());
+    fn mount(body: Element, live: Drawn, session: SessionId, resumed: bool) {
         let track = Rc::new_cyclic(|me: &Weak<RefCell<Track>>| {
-            let on = |target: &web_sys::EventTarget, kind, f: fn(&mut Track, &Event)| {
-                let me = me.clone();
-                Listener::new(target, kind, move |e: Event| with(&me, |t| f(t, &e)))
-            };
             let window: web_sys::EventTarget = web_sys::window()
                 .map(Into::into)
                 .unwrap_or_else(|| body.clone().into());
             RefCell::new(Track {
                 _listeners: [
-                    on(&body, "click", Track::on_click),
-                    on(&body, "input", Track::on_input),
-                    on(&window, "hashchange", |t, _| {
+                    listen(me, &body, "click", Track::on_click),
+                    listen(me, &body, "input", Track::on_input),
+                    listen(me, &window, "hashchange", |t, _| {
                         t.open_in_place(lesson_from_location())
                     }),
                 ],
                 me: me.clone(),
                 body,
                 live,
-                store: store.clone(),
-                frames: frames.clone(),
-                link: link.clone(),
-                resumed,
+                lab: Lab::new(session, resumed),
                 projector: crate::live::projector_at_start(),
-                ports: None,
-                allocated: 0,
-                agent: ((0, None), None),
                 listed: None,
                 page: None,
-                room: None,
-                timeline: Rc::new(RefCell::new(None)),
-                drawn: None,
-                section: el("section")
-                    .attr("class", "timeline")
-                    .attr("aria-label", "Timeline")
-                    .done(),
             })
         });
         let me = Rc::downgrade(&track);
-        store.watch(Rc::new({
-            let me = me.clone();
-            move || with(&me, Track::changed)
-        }));
-        PAGE.with_borrow_mut(|page| *page = Some(track.clone()));
         track.borrow_mut().open_in_place(lesson_from_location());
-        link.reconnect();
-        // The catalogue, and where the lab's other ports listen.
-        let fetched = me.clone();
+        Lab::go_live(track);
+        // The catalogue.
         wasm_bindgen_futures::spawn_local(async move {
             let listed = session::json::<Vec<Listed>>("GET", "/api/lessons", None).await;
-            with(&fetched, |t| {
+            with(&me, |t: &mut Track| {
                 t.listed = Some(listed);
                 t.draw();
             });
         });
-        wasm_bindgen_futures::spawn_local(async move {
-            let (ports, _) = crate::live::other_ports(session, frames).await;
-            with(&me, |t| {
-                t.ports = Some(ports);
-                t.draw();
-            });
-        });
-    }
-
-    /// The store changed: the lesson moves on, the room may have moved,
-    /// and the page is drawn again.
-    fn changed(&mut self) {
-        let state = self.store.state();
-        if let Some(page) = &mut self.page {
-            let commands = page.runner.poll(&state, now_ms());
-            self.execute(commands);
-        }
-        let moved = crate::live::room_moved(
-            &mut self.room,
-            &state.room_lesson,
-            state.config.is_some(),
-            !self.resumed,
-        );
-        // The instructor moved the room: open that lesson (a late joiner
-        // too; not a learner who came from the workbench to pick one).
-        if let Some(lesson) = moved.as_deref().and_then(lessons::find) {
-            self.open(Some(lesson.id()));
-        }
-        self.draw();
     }
 
     /// Carries out the runner's commands (a failed burst start feeds back
     /// in).
     fn execute(&mut self, commands: Vec<Command>) {
-        let state = self.store.state();
         let mut queue = commands;
         while !queue.is_empty() {
             let mut next = Vec::new();
@@ -273,13 +160,7 @@ impl Track {
                     Command::Release(id) => ClientMessage::Release { request: None, id },
                     Command::Send(message) => message,
                     Command::Fire(settings) => {
-                        let fired = crate::live::fire(
-                            &state,
-                            self.ports.unwrap_or_default(),
-                            &mut self.allocated,
-                            settings,
-                            &self.frames,
-                        );
+                        let fired = self.lab.fire(settings);
                         if let Some(page) = &mut self.page {
                             match fired {
                                 Ok(run) => page.runner.fired(run),
@@ -291,7 +172,7 @@ impl Track {
                 };
                 // Not sent (the link is down): the runner notices by its
                 // own timeouts and says so.
-                let _ = self.link.send(&message);
+                let _ = self.lab.link.send(&message);
             }
             queue = next;
         }
@@ -344,7 +225,7 @@ impl Track {
                     e.prevent_default();
                     return self.open(None);
                 }
-                shell::RECONNECT => return self.link.reconnect(),
+                shell::RECONNECT => return self.lab.link.reconnect(),
                 shell::PROJECTOR => {
                     self.projector = !self.projector;
                     crate::live::remember_projector(self.projector);
@@ -360,7 +241,7 @@ impl Track {
 
     /// A click on the lesson list or the lesson.
     fn lesson_click(&mut self, click: Click) {
-        let state = self.store.state();
+        let state = self.lab.state();
         match click {
             Click::Open(id) => return self.open(Some(id)),
             Click::Back => return self.open(None),
@@ -401,7 +282,7 @@ impl Track {
     /// The running lesson's clock: it moves on, and is drawn again when its
     /// stage or step changed.
     fn tick(&mut self) {
-        let state = self.store.state();
+        let state = self.lab.state();
         let Some(page) = &mut self.page else { return };
         let before = (page.runner.stage.clone(), page.runner.progress());
         let commands = page.runner.poll(&state, now_ms());
@@ -417,10 +298,10 @@ impl Track {
 
     /// Draws the page as it is now.
     fn draw(&mut self) {
-        let state = self.store.state();
+        let state = self.lab.state();
         let connected = state.socket == crate::state::SocketStatus::Open;
-        let ready = self.ports.is_some() && state.config.is_some();
-        let https_origins = crate::live::https_origins(self.ports);
+        let ready = self.lab.ports.is_some() && state.config.is_some();
+        let https_origins = crate::live::https_origins(self.lab.ports);
         let now = now_ms();
         // The running lesson's clock, only while it runs.
         if let Some(page) = &mut self.page {
@@ -437,7 +318,7 @@ impl Track {
             let now_reported = (page.report(), connected);
             if page.reported.as_ref() != Some(&now_reported) {
                 if connected {
-                    let _ = self.link.send(&ClientMessage::LessonReport {
+                    let _ = self.lab.link.send(&ClientMessage::LessonReport {
                         report: now_reported.0.clone(),
                     });
                 }
@@ -475,39 +356,12 @@ impl Track {
             vec![
                 unknown.into_iter().collect(),
                 vec![lesson],
-                vec![self.section.clone()],
+                vec![self.lab.section()],
             ],
         );
         dom::patch(&mut Web, &self.body, &mut self.live, &[vec![main]]);
-        self.draw_timeline(&state);
-    }
-
-    /// Hands the timeline what it draws, when that changed.
-    fn draw_timeline(&mut self, state: &Rc<LabState>) {
-        let key = (state.agent.len(), state.agent.back().map(|r| r.at_us));
-        if self.agent.0 != key {
-            self.agent = (key, AgentView::latest(state).map(Rc::new));
-        }
-        let agent = self.agent.1.clone();
         let run = state.current().cloned();
-        let input = Input {
-            groups: crate::timeline::LaneGroups::of(state, run.as_deref()),
-            run,
-            clock: state.clock,
-            agent_links: agent.as_ref().map(|a| a.links(state)).unwrap_or_default(),
-            agent,
-            whole: false,
-        };
-        if self.drawn.as_ref() == Some(&input) {
-            return;
-        }
-        let section = self
-            .live
-            .first()
-            .and_then(|s| s.first())
-            .and_then(|main| main.kid(TIMELINE, 0))
-            .map(|s| s.dom().clone());
-        Timeline::show(&self.timeline, section, input.clone());
-        self.drawn = Some(input);
+        self.lab
+            .draw_timeline(&state, run, (&self.live, TIMELINE), false);
     }
 }

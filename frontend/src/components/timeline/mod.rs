@@ -11,13 +11,11 @@
 //! run's and this page's, the page load's apart, earlier ones collapsed,
 //! other clients' never.
 //!
-//! Drawn without yew (issue #14, figure 5: the download's size, and the
-//! first step to a page without yew; the landing page's wasm went from
-//! 185 742 to 183 461 bytes gzip), with the page's own DOM layer
-//! ([`crate::dom`]): [`picture`] describes the section, the patcher
-//! changes only what differs from the last drawing. [`island`] holds the
-//! timeline's own state and listens to the learner; `view.rs` is the thin
-//! yew component that mounts it and hands it its props.
+//! Drawn with the page's own DOM layer ([`crate::dom`]): [`picture`]
+//! describes the section, the patcher changes only what differs from the
+//! last drawing. [`island`] holds the timeline's own state and listens to
+//! the learner; a page (`crate::page::Lab::draw_timeline`) hands it its
+//! [`Input`] when that changed.
 //!
 //! A frame redraws only the rows whose request or lane changed: a row
 //! whose inputs are the same (the same `Rc`s) keeps its node and the
@@ -32,7 +30,6 @@ mod lane_row;
 mod middlebox_row;
 mod request_row;
 mod row;
-mod view;
 
 use std::rc::Rc;
 
@@ -50,7 +47,6 @@ use crate::timeline::{
 use details::details;
 pub use island::{Cell, Timeline};
 use row::{Item, Row};
-pub use view::TimelineView;
 
 /// Drawing width (the SVG scales to the page).
 const WIDTH: f64 = 1200.0;
@@ -290,7 +286,7 @@ fn aside(g: &LaneGroups) -> String {
     words.join(". ")
 }
 
-/// What the timeline is drawn from: the props of [`TimelineView`].
+/// What the timeline is drawn from.
 #[derive(Clone)]
 pub struct Input {
     /// The run shown.

@@ -456,6 +456,36 @@ pub fn outwards(el: Option<web_sys::Element>) -> impl Iterator<Item = web_sys::E
     std::iter::successors(el, |e| e.parent_element())
 }
 
+/// Shows in `control`, a form control the learner just changed, the value
+/// its drawing holds: an edit the page clamped or did not take (a count
+/// over the maximum, a limit that is not a number, a setting the server has
+/// not confirmed yet) snaps back to what is in use, as yew's render did.
+/// The patcher sets a value only when the drawing's changed, and an edit
+/// that changes nothing in the state changes nothing in the drawing.
+pub fn show_drawn_value(control: &web_sys::Element) {
+    let set = |name: &str, value: wasm_bindgen::JsValue| {
+        let _ = js_sys::Reflect::set(control, &wasm_bindgen::JsValue::from_str(name), &value);
+    };
+    match control.local_name().as_str() {
+        "input" if control.get_attribute("type").as_deref() == Some("checkbox") => {
+            set("checked", control.has_attribute("checked").into());
+        }
+        "input" => set(
+            "value",
+            control.get_attribute("value").unwrap_or_default().into(),
+        ),
+        "select" => {
+            if let Ok(Some(drawn)) = control.query_selector("option[selected]") {
+                set(
+                    "value",
+                    drawn.get_attribute("value").unwrap_or_default().into(),
+                );
+            }
+        }
+        _ => {}
+    }
+}
+
 /// The browser's document.
 pub struct Web;
 
@@ -468,13 +498,19 @@ impl Dom for Web {
         before: Option<&Self::El>,
         node: &El,
     ) -> Option<Self::El> {
+        let document = web_sys::window()?.document()?;
+        // A text node is made as one (an empty text would parse to nothing).
+        if let (TEXT, Inner::Text(text)) = (node.tag, &node.inner) {
+            let made = document.create_text_node(text);
+            parent.insert_before(&made, before.map(|b| &**b)).ok()?;
+            return Some(made.unchecked_into());
+        }
         let mut markup = String::new();
         node.write(&mut markup);
         // Parsed in an element of the parent's namespace and tag (in an
         // SVG one, the parser makes SVG elements; in a `tbody`, a `tr` is a
         // row, not text), then moved into place.
-        let scratch = web_sys::window()?
-            .document()?
+        let scratch = document
             .create_element_ns(parent.namespace_uri().as_deref(), &parent.local_name())
             .ok()?;
         scratch.set_inner_html(&markup);
@@ -483,8 +519,8 @@ impl Dom for Web {
         Some(made.unchecked_into())
     }
 
-    // Children as nodes, not as elements: what the patcher draws holds no
-    // text between elements, and `nextSibling` is in yew's glue already.
+    // Children as nodes, not as elements: texts among elements are nodes of
+    // their own ([`text`]); the patcher writes no other text between them.
     fn first(&self, el: &Self::El) -> Option<Self::El> {
         el.first_child().map(JsCast::unchecked_into)
     }
@@ -494,8 +530,9 @@ impl Dom for Web {
     }
 
     // A form control's `value`, `checked` and `selected` are set as
-    // properties too, as yew set them: once the learner has edited a
-    // control, its attribute no longer changes what it shows.
+    // properties too when they change: once the learner has edited a
+    // control, its attribute no longer changes what it shows
+    // ([`show_drawn_value`] for the control they just changed).
     fn set_attr(&mut self, el: &Self::El, name: &str, value: &str) {
         let _ = el.set_attribute(name, value);
         let property = match name {

@@ -159,3 +159,45 @@ async fn shared_link_restores_the_composer_and_the_second_origin_is_its_own_pool
         );
     }
 }
+
+/// A field the page clamps or does not take shows what is in use after the
+/// change, not what was typed: the Fire button and the field agree.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edit_the_page_clamps_or_refuses_shows_the_value_in_use() {
+    let (addr, _second, _lab) = start_server_with_second_origin(page_config()).await;
+    let mut chrome = Chromium::launch().await;
+    let page = chrome.open_live(&format!("http://{addr}/#workbench")).await;
+    // Types `value` into field `id` and commits it, as a person would;
+    // answers what the field shows afterwards.
+    let mut typed = async |id: &str, value: &str| {
+        let js = format!(
+            "(() => {{ const e = document.getElementById('{id}'); e.value = '{value}'; \
+               e.dispatchEvent(new Event('change', {{ bubbles: true }})); \
+               return document.getElementById('{id}').value; }})()"
+        );
+        chrome.eval(&page, &js).await
+    };
+    assert_eq!(typed("c-count", "5000").await, "200", "at most 200");
+    assert_eq!(
+        typed("c-count", "5000").await,
+        "200",
+        "again, already at 200"
+    );
+    assert_eq!(typed("c-count", "0").await, "1", "at least 1");
+    assert_eq!(typed("c-count", "7").await, "7");
+    assert_eq!(
+        typed("a-max-sockets", "abc").await,
+        "Infinity",
+        "not a number: no limit, Node's default, and the field says so"
+    );
+    assert_eq!(typed("a-max-sockets", "3").await, "3");
+    assert_eq!(
+        typed("a-max-sockets", "0").await,
+        "Infinity",
+        "0 is no limit"
+    );
+    let fire = chrome
+        .eval(&page, "document.getElementById('fire').textContent")
+        .await;
+    assert_eq!(fire, "Fire 7 requests");
+}

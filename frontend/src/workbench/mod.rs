@@ -212,7 +212,8 @@ impl Workbench {
         if composer::edit_burst(&mut self.settings, &id, &v)
             || composer::edit_agent(&mut self.agent_settings, &id, &v)
         {
-            return self.draw();
+            self.draw();
+            return dom::show_drawn_value(&el);
         }
         let state = self.lab.state();
         if let Some(config) = &state.config
@@ -224,7 +225,9 @@ impl Workbench {
         } else {
             return;
         }
+        // Until the server confirms it, the form shows what is in force.
         self.draw();
+        dom::show_drawn_value(&el);
     }
 
     /// Exports the run shown: `json`, `har` or `svg` (the timeline with

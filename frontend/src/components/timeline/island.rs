@@ -5,7 +5,7 @@
 //! button (delegation: a row is found from the element the event is on), and
 //! one on the scrolling box (a scroll does not bubble). A change of its own
 //! (a zoom, a focus, a scroll into other rows, the view growing with "now")
-//! draws it again at once, without a render of the component around it;
+//! draws it again at once, without drawing the page around it;
 //! the clock's tick only moves the "now" line, a few attributes.
 
 use std::cell::RefCell;
@@ -21,17 +21,17 @@ use crate::dom::{self, Listener, Live, Node, Web, outwards, target};
 use crate::services::fetch::now_ms;
 use crate::timeline::{InView, Scale};
 
-/// Where the timeline lives while mounted: its component's cell, dropped
-/// with the component (and the timeline's listeners and clock with it).
+/// Where the timeline lives: its page's cell (`crate::page::Lab`), kept for
+/// the document's life with its listeners and clock.
 pub type Cell = RefCell<Option<Timeline>>;
 
 /// The timeline drawn in a section.
 pub struct Timeline {
-    /// The section it draws in (the component's element).
+    /// The section it draws in (its page's timeline section).
     section: Element,
     /// Its own cell, for its listeners: weak, so that they do not keep it.
     me: Weak<Cell>,
-    /// What it draws, as its component was last given.
+    /// What it draws, as its page last handed it.
     input: Option<Input>,
     /// What the learner looks at, and the clock.
     looking: Looking,

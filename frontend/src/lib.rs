@@ -31,7 +31,7 @@
 //!   lesson, projector mode) are shared;
 //! - `components/`: the instructor's yew components, and the timeline
 //!   (drawn without yew, in a section of either participant page);
-//! - `hooks/`: the frame dispatcher ([`hooks::FrameDispatch`]), the one way
+//! - [`frames`]: the frame dispatcher ([`frames::FrameDispatch`]), the one way
 //!   the state changes;
 //! - `services/`: browser I/O (the events WebSocket, the page's `fetch` calls).
 
@@ -40,8 +40,8 @@ mod clock;
 mod components;
 mod decimal;
 mod dom;
+mod frames;
 mod har;
-mod hooks;
 mod lessons;
 mod live;
 mod page;

@@ -4,7 +4,7 @@
 
 use protocol::SessionId;
 
-use crate::hooks::FrameDispatch;
+use crate::frames::FrameDispatch;
 use crate::services::burst;
 use crate::settings::{BurstSettings, OtherPorts, port_of, resolve_origin};
 use crate::state::LabState;

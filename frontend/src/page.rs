@@ -14,7 +14,7 @@ use web_sys::{Element, Event};
 use crate::agent::AgentView;
 use crate::components::timeline::{self, Input, Timeline};
 use crate::dom::{self, Listener, Live, Node, Web, el};
-use crate::hooks::FrameDispatch;
+use crate::frames::FrameDispatch;
 use crate::services::live_link::LiveLink;
 use crate::services::session;
 use crate::settings::{BurstSettings, OtherPorts};

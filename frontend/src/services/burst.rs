@@ -8,7 +8,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 
 use super::js_error;
-use crate::hooks::FrameDispatch;
+use crate::frames::FrameDispatch;
 use crate::services::fetch::now_ms;
 use crate::settings::{BurstSettings, Order, PageOrigin};
 use crate::state::{Action, Head, KeepAliveHeaders, PoolKey, ResourceTiming};

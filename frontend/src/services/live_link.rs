@@ -19,7 +19,7 @@ use gloo_timers::callback::{Interval, Timeout};
 use protocol::{ClientMessage, ServerEvent, SessionId};
 
 use crate::clock::Sample;
-use crate::hooks::FrameDispatch;
+use crate::frames::FrameDispatch;
 use crate::services::events::EventSocket;
 use crate::services::fetch::now_ms;
 use crate::state::{Action, CLOSE_TRY_AGAIN_LATER, SocketStatus, reconnect_after_ms};

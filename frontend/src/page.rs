@@ -114,10 +114,21 @@ pub trait Holds: Sized + 'static {
 /// Calls `f` on the page, if it is still there and not busy (a change it
 /// makes itself is drawn when it is done).
 pub fn with<P>(me: &Weak<RefCell<P>>, f: impl FnOnce(&mut P)) {
-    if let Some(p) = me.upgrade()
-        && let Ok(mut p) = p.try_borrow_mut()
+    with_in(me, |p| Some(p), f)
+}
+
+/// Calls `f` on what `open` finds in `me`'s cell (the timeline in its
+/// `Option`, for one), if the cell is still there and not busy.
+pub fn with_in<S, T>(
+    me: &Weak<RefCell<S>>,
+    open: fn(&mut S) -> Option<&mut T>,
+    f: impl FnOnce(&mut T),
+) {
+    if let Some(cell) = me.upgrade()
+        && let Ok(mut held) = cell.try_borrow_mut()
+        && let Some(t) = open(&mut held)
     {
-        f(&mut p)
+        f(t)
     }
 }
 
@@ -128,8 +139,22 @@ pub fn listen<P: 'static>(
     kind: &'static str,
     f: fn(&mut P, &Event),
 ) -> Listener {
+    listen_in(me, |p| Some(p), target, kind, f)
+}
+
+/// A listener for `kind` on `target` that hands the event to what `open`
+/// finds in `me`'s cell ([`with_in`]).
+pub fn listen_in<S: 'static, T: 'static>(
+    me: &Weak<RefCell<S>>,
+    open: fn(&mut S) -> Option<&mut T>,
+    target: &web_sys::EventTarget,
+    kind: &'static str,
+    f: fn(&mut T, &Event),
+) -> Listener {
     let me = me.clone();
-    Listener::new(target, kind, move |e: Event| with(&me, |p| f(p, &e)))
+    Listener::new(target, kind, move |e: Event| {
+        with_in(&me, open, |t| f(t, &e))
+    })
 }
 
 impl Lab {

@@ -164,6 +164,22 @@ pub(super) fn select(id: &'static str, options: Vec<Node>) -> El {
     el("select").attr("id", id).kids(options)
 }
 
+/// A `<select>`, `id`, of `choices` (value, words, what it stands for),
+/// the one standing for `current` selected.
+fn choose<T: PartialEq + Copy>(
+    id: &'static str,
+    current: T,
+    choices: &[(&'static str, &'static str, T)],
+) -> El {
+    select(
+        id,
+        choices
+            .iter()
+            .map(|&(value, words, t)| option(value, words, t == current))
+            .collect(),
+    )
+}
+
 /// `disabled` when `off`.
 pub(super) fn disabled(control: El, off: bool) -> El {
     control.attr_if("disabled", off.then_some(""))
@@ -178,11 +194,12 @@ fn params(endpoint: Endpoint) -> Vec<Node> {
             label("delay (ms) ", number("p-ms", "0", n(120_000), n(ms))),
             label(
                 "before ",
-                select(
+                choose(
                     "p-phase",
-                    vec![
-                        option("headers", "the head (time to first byte)", !body),
-                        option("body", "the body (slow download)", body),
+                    body,
+                    &[
+                        ("headers", "the head (time to first byte)", false),
+                        ("body", "the body (slow download)", true),
                     ],
                 ),
             ),
@@ -214,35 +231,29 @@ fn params(endpoint: Endpoint) -> Vec<Node> {
         ],
         Endpoint::Close(mode) => vec![label(
             "how ",
-            select(
+            choose(
                 "p-mode",
-                vec![
-                    option(
-                        "header",
-                        "Connection: close (polite)",
-                        mode == CloseMode::Header,
-                    ),
-                    option("fin", "FIN, no response", mode == CloseMode::Fin),
-                    option("rst", "RST (reset)", mode == CloseMode::Rst),
-                    option("mid_body", "mid-body", mode == CloseMode::MidBody),
+                mode,
+                &[
+                    ("header", "Connection: close (polite)", CloseMode::Header),
+                    ("fin", "FIN, no response", CloseMode::Fin),
+                    ("rst", "RST (reset)", CloseMode::Rst),
+                    ("mid_body", "mid-body", CloseMode::MidBody),
                 ],
             ),
         )],
         Endpoint::Race(close) => vec![label(
             "the next request on each HTTP/1.1 connection is dropped with ",
-            select(
+            choose(
                 "p-drop",
-                vec![
-                    option(
+                close,
+                &[
+                    (
                         "fin",
                         "FIN (the server closed as it arrived)",
-                        close == RaceClose::Fin,
+                        RaceClose::Fin,
                     ),
-                    option(
-                        "rst",
-                        "RST (as when it is left unread)",
-                        close == RaceClose::Rst,
-                    ),
+                    ("rst", "RST (as when it is left unread)", RaceClose::Rst),
                 ],
             ),
         )],
@@ -274,8 +285,6 @@ pub struct BurstView<'a> {
 /// The burst composer.
 pub fn burst(view: BurstView<'_>) -> Node {
     let s = view.settings;
-    let target =
-        |value: &'static str, words: &'static str, t: Target| option(value, words, s.target == t);
     let tls_note = s.target.is_tls().then(|| {
         let mut kids = vec![text(
             "HTTPS uses a certificate the lab made for itself, which your browser does not \
@@ -326,15 +335,12 @@ pub fn burst(view: BurstView<'_>) -> Node {
         .kids(vec![
             label(
                 "fired ",
-                select(
+                choose(
                     "c-order",
-                    vec![
-                        option("concurrent", "all at once", s.order == Order::Concurrent),
-                        option(
-                            "sequential",
-                            "one after another",
-                            s.order == Order::Sequential,
-                        ),
+                    s.order,
+                    &[
+                        ("concurrent", "all at once", Order::Concurrent),
+                        ("sequential", "one after another", Order::Sequential),
                     ],
                 ),
             ),
@@ -344,36 +350,37 @@ pub fn burst(view: BurstView<'_>) -> Node {
             ),
             label(
                 "to ",
-                select(
+                choose(
                     "c-target",
-                    vec![
-                        target("same", "this origin", Target::Same),
-                        target(
+                    s.target,
+                    &[
+                        ("same", "this origin", Target::Same),
+                        (
                             "second-port",
                             "the second port (another pool)",
                             Target::SecondPort,
                         ),
-                        target(
+                        (
                             "other-host",
                             "localhost ⇄ 127.0.0.1 (another pool)",
                             Target::OtherHost,
                         ),
-                        target(
+                        (
                             "middlebox",
                             "through the middlebox (a NAT gateway's idle timeout)",
                             Target::Middlebox,
                         ),
-                        target(
+                        (
                             "https-h2",
                             "HTTPS, HTTP/2 (one connection, many streams)",
                             Target::TlsH2,
                         ),
-                        target(
+                        (
                             "https-h1",
                             "HTTPS, HTTP/1.1 only (the same TLS)",
                             Target::TlsH1,
                         ),
-                        target(
+                        (
                             "https-h2-limited",
                             "HTTPS, HTTP/2 with 4 streams at once",
                             Target::TlsH2Limited,
@@ -386,27 +393,25 @@ pub fn burst(view: BurstView<'_>) -> Node {
         .kids(vec![
             label(
                 "credentials ",
-                select(
+                choose(
                     "c-credentials",
-                    vec![
-                        option("default", "default", s.credentials == Credentials::Default),
-                        option(
-                            "omit",
-                            "omit (another pool)",
-                            s.credentials == Credentials::Omit,
-                        ),
-                        option("include", "include", s.credentials == Credentials::Include),
+                    s.credentials,
+                    &[
+                        ("default", "default", Credentials::Default),
+                        ("omit", "omit (another pool)", Credentials::Omit),
+                        ("include", "include", Credentials::Include),
                     ],
                 ),
             ),
             label(
                 "priority ",
-                select(
+                choose(
                     "c-priority",
-                    vec![
-                        option("auto", "auto", s.priority == Priority::Auto),
-                        option("high", "high", s.priority == Priority::High),
-                        option("low", "low", s.priority == Priority::Low),
+                    s.priority,
+                    &[
+                        ("auto", "auto", Priority::Auto),
+                        ("high", "high", Priority::High),
+                        ("low", "low", Priority::Low),
                     ],
                 ),
             ),
@@ -421,12 +426,10 @@ pub fn burst(view: BurstView<'_>) -> Node {
             ),
             label(
                 "method ",
-                select(
+                choose(
                     "c-method",
-                    vec![
-                        option("get", "GET", !s.post),
-                        option("post", "POST", s.post),
-                    ],
+                    s.post,
+                    &[("get", "GET", false), ("post", "POST", true)],
                 ),
             ),
             el("label")
@@ -573,11 +576,12 @@ pub fn agent(view: AgentView<'_>) -> Node {
             ),
             label(
                 "scheduling ",
-                select(
+                choose(
                     "a-scheduling",
-                    vec![
-                        option("lifo", "lifo", o.scheduling == Scheduling::Lifo),
-                        option("fifo", "fifo", o.scheduling == Scheduling::Fifo),
+                    o.scheduling,
+                    &[
+                        ("lifo", "lifo", Scheduling::Lifo),
+                        ("fifo", "fifo", Scheduling::Fifo),
                     ],
                 ),
             ),
@@ -607,24 +611,13 @@ pub fn agent(view: AgentView<'_>) -> Node {
             ),
             label(
                 "to ",
-                select(
+                choose(
                     "a-target",
-                    vec![
-                        option(
-                            "same",
-                            "the lab directly",
-                            s.request.target == AgentTarget::Same,
-                        ),
-                        option(
-                            "second-port",
-                            "the second port",
-                            s.request.target == AgentTarget::SecondPort,
-                        ),
-                        option(
-                            "middlebox",
-                            "through the middlebox",
-                            s.request.target == AgentTarget::Middlebox,
-                        ),
+                    s.request.target,
+                    &[
+                        ("same", "the lab directly", AgentTarget::Same),
+                        ("second-port", "the second port", AgentTarget::SecondPort),
+                        ("middlebox", "through the middlebox", AgentTarget::Middlebox),
                     ],
                 ),
             ),

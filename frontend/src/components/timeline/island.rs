@@ -55,12 +55,7 @@ pub struct Timeline {
 
 /// Calls `f` on the timeline in `me`, if it is still mounted and not busy.
 fn with(me: &Weak<Cell>, f: impl FnOnce(&mut Timeline)) {
-    if let Some(cell) = me.upgrade()
-        && let Ok(mut t) = cell.try_borrow_mut()
-        && let Some(t) = t.as_mut()
-    {
-        f(t)
-    }
+    crate::page::with_in(me, Option::as_mut, f)
 }
 
 /// A listener for `kind` on `target` that hands the event to `f`.
@@ -70,8 +65,7 @@ fn listen(
     kind: &'static str,
     f: fn(&mut Timeline, &Event),
 ) -> Listener {
-    let me = me.clone();
-    Listener::new(target, kind, move |e: Event| with(&me, |t| f(t, &e)))
+    crate::page::listen_in(me, Option::as_mut, target, kind, f)
 }
 
 impl Timeline {

@@ -1650,20 +1650,29 @@ impl TrackedStream {
 
 impl Drop for TrackedStream {
     fn drop(&mut self) {
-        if self.conn.idle_close.load(Ordering::Relaxed)
-            && let Some((method, target)) = self.raced_request()
-        {
-            // A next request was already in the receive buffer as the server
-            // closed: closing with unread bytes makes the kernel send a RST.
-            self.conn.replace_reason(CloseReason::KeepAliveRace {
-                method,
-                target,
-                close: RaceClose::Rst,
-                on_purpose: false,
-            });
+        if self.conn.idle_close.load(Ordering::Relaxed) {
+            match self.unread() {
+                // A next request was already in the receive buffer as the
+                // server closed: closing with unread bytes makes the kernel
+                // send a RST.
+                Unread::Request(method, target) => {
+                    self.conn.replace_reason(CloseReason::KeepAliveRace {
+                        method,
+                        target,
+                        close: RaceClose::Rst,
+                        on_purpose: false,
+                    })
+                }
+                // The client's FIN (or RST) was already in as the idle
+                // deadline passed: the client closed first, whichever of the
+                // two this task looked at first.
+                Unread::Fin => self.conn.replace_reason(CloseReason::PeerClosed),
+                Unread::Reset => self.conn.replace_reason(CloseReason::PeerReset),
+                Unread::Nothing => {}
+            }
         }
         if self.conn.planned_close.load(Ordering::Relaxed) == PLANNED_BODY_UNREAD
-            && self.raced_request().is_some()
+            && matches!(self.unread(), Unread::Request(..))
         {
             // Bytes of the unread body are in the receive buffer: the
             // kernel answers the close with a RST.
@@ -1722,17 +1731,34 @@ pub fn recorded_target(target: &str) -> String {
     }
 }
 
+/// What waits in a socket's receive buffer as the server closes it.
+enum Unread {
+    /// Nothing, as far as the socket knows.
+    Nothing,
+    /// The start of a request: its method and target.
+    Request(String, String),
+    /// The client's FIN.
+    Fin,
+    /// The client's RST.
+    Reset,
+}
+
 impl TrackedStream {
-    /// Bytes waiting unread in the socket's receive buffer, looked at without
-    /// taking them (so the close still resets, as it would have): the request
-    /// that raced an idle close.
-    fn raced_request(&self) -> Option<(String, String)> {
+    /// What waits unread in the socket's receive buffer as the server
+    /// closes it, looked at without taking it (so a close with bytes unread
+    /// still resets, as it would have).
+    fn unread(&self) -> Unread {
         let mut bytes = [0_u8; RACE_PEEK];
         let mut buf = ReadBuf::new(&mut bytes);
         let mut cx = Context::from_waker(std::task::Waker::noop());
         match self.inner.poll_peek(&mut cx, &mut buf) {
-            Poll::Ready(Ok(n)) if n > 0 => Some(request_line(buf.filled())),
-            _ => None,
+            Poll::Ready(Ok(0)) => Unread::Fin,
+            Poll::Ready(Ok(_)) => {
+                let (method, target) = request_line(buf.filled());
+                Unread::Request(method, target)
+            }
+            Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::ConnectionReset => Unread::Reset,
+            _ => Unread::Nothing,
         }
     }
 

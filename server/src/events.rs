@@ -527,6 +527,7 @@ pub async fn run_viewer<W, R, E>(
     // Shutdown waits for this viewer's close handshake too.
     let _token = lab.task_token();
     let stall = lab.config().write_stall_timeout;
+    let silence = lab.config().viewer_silence_timeout;
     let mut filter = Filter::new(scope);
     let (snapshot, mut events) = lab.subscribe_viewer(&filter.scope.access, filter.scope.host);
     // The instructor's own; a session's are kept with the session.
@@ -556,9 +557,28 @@ pub async fn run_viewer<W, R, E>(
         // `select!` makes every branch's future at every turn).
         let resync = tokio::time::sleep(Duration::from_secs(365 * 24 * 3600));
         tokio::pin!(resync);
+        // Half a silence with nothing from the viewer: a ping; another half:
+        // the close (`Config::viewer_silence_timeout`).
+        let quiet = tokio::time::sleep(silence / 2);
+        tokio::pin!(quiet);
+        let mut pinged = false;
         let mut stopping = false;
         loop {
             tokio::select! {
+                () = &mut quiet => {
+                    if pinged {
+                        break 'serve End::ServerCloses(
+                            1001,
+                            format!("nothing from this viewer for {silence:?}, not even the answer to a ping"),
+                        );
+                    }
+                    pinged = true;
+                    quiet.as_mut().reset(Instant::now() + silence / 2);
+                    let ping = sink.send(Message::Ping(Default::default()));
+                    if !matches!(tokio::time::timeout(stall, ping).await, Ok(Ok(()))) {
+                        break 'serve End::Stalled;
+                    }
+                }
                 () = &mut resync, if held.is_some() => {
                     let missed = held.take().unwrap_or(0);
                     last_lag = Some(Instant::now());
@@ -620,6 +640,10 @@ pub async fn run_viewer<W, R, E>(
                     }
                 }
                 message = stream.next() => {
+                    if matches!(message, Some(Ok(_))) {
+                        pinged = false;
+                        quiet.as_mut().reset(Instant::now() + silence / 2);
+                    }
                     let reply = match message {
                         Some(Ok(Message::Text(text))) => {
                             handle(&lab, &filter.scope, &configure, viewer, text.as_str(), &mut buckets)

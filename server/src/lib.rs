@@ -115,6 +115,15 @@ pub struct Config {
     /// A response that cannot be written for this long (the client stopped
     /// reading) has its connection closed with `write_stalled`.
     pub write_stall_timeout: Duration,
+    /// A viewer (an events WebSocket) from which nothing has come for this
+    /// long is closed (code 1001, saying so). Half-way through a silence the
+    /// server sends a WebSocket ping, which browsers answer by themselves
+    /// (a background tab too, whose timers are throttled), so only a client
+    /// that is gone without a word (a laptop asleep, a dropped network) or
+    /// that ignores the protocol reaches it. Without it such a viewer held
+    /// its slot, and its session stayed online (its idle connections open)
+    /// for as long as the server ran (found in review).
+    pub viewer_silence_timeout: Duration,
     /// Largest request head hyper buffers (hyper's `max_buf_size`); a larger
     /// head is answered with 431 and the connection closed.
     pub max_header_bytes: usize,
@@ -156,6 +165,7 @@ impl Default for Config {
             max_in_flight_per_peer: 1024,
             header_read_timeout: Duration::from_secs(10),
             write_stall_timeout: Duration::from_secs(10),
+            viewer_silence_timeout: Duration::from_secs(60),
             max_header_bytes: 16 * 1024,
             event_buffer: 4096,
             requests_kept_per_connection: 32,

@@ -8,6 +8,8 @@ mod common;
 
 use std::time::Duration;
 
+use tokio::io::AsyncWriteExt;
+
 use common::{Client, Ending, Viewer, config_with_idle, start_server, start_server_with};
 use protocol::{CloseReason, RaceClose, RequestOutcome, ServerEvent};
 
@@ -207,4 +209,53 @@ async fn an_idle_close_that_finds_the_next_request_unread_is_a_keep_alive_race()
         }
     }
     panic!("no race in {ATTEMPTS} attempts ({answered} answered): the select is not random?");
+}
+
+/// The client's FIN (or RST) already in as the idle deadline passes: the
+/// client closed first, whichever of the two the connection's task looks at
+/// first (the watchdog's deadline or hyper's read of the end of stream).
+#[tokio::test]
+async fn an_idle_close_that_finds_the_clients_fin_or_rst_is_the_clients_close() {
+    const IDLE: Duration = Duration::from_millis(200);
+    const ATTEMPTS: usize = 24;
+    let (addr, _lab) = start_server_with(config_with_idle(IDLE)).await;
+    let mut viewer = Viewer::connect(addr).await;
+    for attempt in 0..ATTEMPTS {
+        let reset = attempt % 2 == 1;
+        let mut client = Client::connect(addr).await;
+        let first = client.get(&format!("/api/fast?id=close-{attempt}")).await;
+        assert_eq!(first.status, 200);
+        let conn = first.conn_id();
+        // Let the server settle into waiting (its idle timer armed).
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let client = if reset {
+            // SO_LINGER 0: the close sends a RST.
+            client.stream.set_zero_linger().expect("SO_LINGER 0");
+            drop(client);
+            None
+        } else {
+            client.stream.shutdown().await.expect("the client's FIN");
+            Some(client)
+        };
+        // Nobody runs now, the server included, while the deadline passes:
+        // the client's close and the deadline are both there when the
+        // server next looks.
+        std::thread::sleep(IDLE * 2);
+        if let Some(mut client) = client {
+            let (bytes, ending) = client.read_until_closed().await;
+            assert!(bytes.is_empty(), "{:?}", String::from_utf8_lossy(&bytes));
+            assert_eq!(ending, Ending::Eof);
+        }
+        let closed = viewer.closed(conn).await;
+        let expected = if reset {
+            CloseReason::PeerReset
+        } else {
+            CloseReason::PeerClosed
+        };
+        assert_eq!(
+            closed.reason, expected,
+            "attempt {attempt}: the client's close came before the server's"
+        );
+        assert_eq!(closed.requests, 1);
+    }
 }

@@ -10,8 +10,15 @@ mod common;
 
 use std::net::SocketAddr;
 
-use common::{KEY, Viewer, eventually, get_once, start_server, within};
+use std::time::{Duration, Instant};
+
+use common::{
+    KEY, Viewer, config, eventually, get_once, issue_session, session, start_server,
+    start_server_with, within,
+};
+use keepalive_lab_server::Config;
 use keepalive_lab_server::events::MAX_MESSAGE_BYTES;
+use keepalive_lab_server::sessions::Owner;
 use protocol::{CloseReason, ConnId, Initiator, ServerEvent};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -22,6 +29,7 @@ const BINARY: u8 = 0x2;
 const CONTINUATION: u8 = 0x0;
 const CLOSE: u8 = 0x8;
 const PING: u8 = 0x9;
+const PONG: u8 = 0xA;
 /// The FIN bit of the first byte.
 const FIN: u8 = 0x80;
 
@@ -34,11 +42,16 @@ struct RawWs {
 impl RawWs {
     /// Upgrades `GET /api/events?key=…` by hand and reads the 101.
     async fn connect(addr: SocketAddr) -> RawWs {
+        RawWs::connect_to(addr, &format!("/api/events?key={KEY}")).await
+    }
+
+    /// Upgrades `GET {target}` by hand and reads the 101.
+    async fn connect_to(addr: SocketAddr, target: &str) -> RawWs {
         let mut stream = within("connect", TcpStream::connect(addr))
             .await
             .expect("connect");
         let head = format!(
-            "GET /api/events?key={KEY} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\n\
+            "GET {target} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\n\
              Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
              Sec-WebSocket-Version: 13\r\n\r\n"
         );
@@ -438,4 +451,139 @@ async fn a_well_formed_fragmented_message_and_pings_are_accepted() {
     };
     assert_eq!(answer, 4.0);
     assert_eq!(pongs, [b"hi".to_vec(), b"between".to_vec()]);
+}
+
+/// How long a viewer may stay silent in the two tests below.
+const SILENCE: Duration = Duration::from_millis(600);
+
+/// A server whose viewers may be silent for `silence`.
+async fn start_server_silent_after(silence: Duration) -> (SocketAddr, keepalive_lab_server::Lab) {
+    start_server_with(Config {
+        viewer_silence_timeout: silence,
+        ..config()
+    })
+    .await
+}
+
+/// Whether the page of `id` is online, as the instructor's room shows it.
+fn online(lab: &keepalive_lab_server::Lab, id: &str) -> bool {
+    lab.sessions()
+        .participant(&Owner::Session(session(id)))
+        .is_some_and(|p| p.online)
+}
+
+/// A viewer gone without a word (a laptop asleep: no close frame, no FIN, no
+/// answer to pings) is pinged half-way through `viewer_silence_timeout` and
+/// closed at its end, with 1001 and why; the record says the server closed
+/// it, and its session goes offline. (Found in review: such a viewer held its
+/// slot, and kept its session online, for as long as the server ran.)
+#[tokio::test]
+async fn a_viewer_silent_past_the_deadline_is_pinged_then_closed_and_its_page_counts_as_gone() {
+    let (addr, lab) = start_server_silent_after(SILENCE).await;
+    let mut events = lab.subscribe(None).1;
+    let id = issue_session(addr).await;
+    let started = Instant::now();
+    let mut ws = RawWs::connect_to(addr, &format!("/api/events?session={id}")).await;
+    let peer = ws.local_addr().to_string();
+    eventually("the page online", || online(&lab, &id)).await;
+
+    // Nothing is sent: the frames that come are the snapshot, one ping, and
+    // the close.
+    let mut pinged_at = None;
+    let (code, reason) = loop {
+        match ws.next_frame().await {
+            Some((first, _)) if first & 0x0f == TEXT => {}
+            Some((first, _)) if first & 0x0f == PING => {
+                assert!(pinged_at.is_none(), "one ping, then the close");
+                pinged_at = Some(started.elapsed());
+            }
+            Some((first, payload)) if first & 0x0f == CLOSE => {
+                let code = u16::from_be_bytes([payload[0], payload[1]]);
+                break (code, String::from_utf8_lossy(&payload[2..]).into_owned());
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    let closed_at = started.elapsed();
+    let pinged_at = pinged_at.expect("a ping before the close");
+    assert!(pinged_at >= SILENCE / 2, "pinged at {pinged_at:?}");
+    assert!(closed_at >= SILENCE, "closed at {closed_at:?}");
+    assert_eq!(code, 1001);
+    assert!(
+        reason.contains("nothing from this viewer") && reason.contains("ping"),
+        "{reason}"
+    );
+    ws.until_closed().await;
+
+    // The record: the server closed it, with that code.
+    let conn = within("the viewer's connection in the record", async {
+        let mut conn = None;
+        loop {
+            match events.recv().await.expect("the lab's events") {
+                ServerEvent::ConnectionOpened {
+                    conn: c, peer: p, ..
+                } if p == peer => conn = Some(c),
+                ServerEvent::ConnectionClosed {
+                    conn: c, reason, ..
+                } if Some(c) == conn => {
+                    break reason;
+                }
+                _ => {}
+            }
+        }
+    })
+    .await;
+    match conn {
+        CloseReason::WebSocketClosed {
+            code, initiator, ..
+        } => {
+            assert_eq!(code, 1001);
+            assert_eq!(initiator, Initiator::Server);
+        }
+        other => panic!("recorded as {other:?}"),
+    }
+    eventually("the page counted as gone", || !online(&lab, &id)).await;
+}
+
+/// A viewer that answers the server's pings (as every browser does by
+/// itself, even in a background tab) stays however long it says nothing
+/// else.
+#[tokio::test]
+async fn a_viewer_that_answers_pings_stays_however_quiet() {
+    let (addr, lab) = start_server_silent_after(SILENCE).await;
+    let id = issue_session(addr).await;
+    let mut ws = RawWs::connect_to(addr, &format!("/api/events?session={id}")).await;
+    let started = Instant::now();
+    let mut pings = 0;
+    while started.elapsed() < SILENCE * 4 {
+        match ws.next_frame().await {
+            Some((first, _)) if first & 0x0f == TEXT => {}
+            Some((first, payload)) if first & 0x0f == PING => {
+                pings += 1;
+                ws.send_frame(FIN | PONG, true, &payload).await;
+            }
+            other => panic!("after {:?}: unexpected {other:?}", started.elapsed()),
+        }
+    }
+    assert!(
+        pings >= 4,
+        "pinged {pings} times in {:?}",
+        started.elapsed()
+    );
+    assert!(online(&lab, &id), "still online");
+    // And it still hears its session's events.
+    get_once(addr, &format!("/api/fast?session={id}&id=still-here")).await;
+    loop {
+        match ws.next_frame().await {
+            Some((first, text)) if first & 0x0f == TEXT => {
+                if String::from_utf8_lossy(&text).contains("still-here") {
+                    break;
+                }
+            }
+            Some((first, payload)) if first & 0x0f == PING => {
+                ws.send_frame(FIN | PONG, true, &payload).await;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
 }

@@ -95,6 +95,7 @@ pub fn config(policy: Policy, dist: Option<PathBuf>) -> Config {
         max_hangs_per_peer: MAX_HANGS,
         max_in_flight_per_session: usize::MAX,
         max_connections_per_peer: usize::MAX,
+        max_connections: usize::MAX,
         max_in_flight_per_peer: usize::MAX,
         dist_dir: dist.unwrap_or(defaults.dist_dir.clone()),
         ..defaults

@@ -106,6 +106,13 @@ pub struct Config {
     /// TCP connections one client address may have open. A browser needs at
     /// most a few dozen; past this a connection is answered 503 and closed.
     pub max_connections_per_peer: usize,
+    /// TCP connections open at once from every address together (the HTTP
+    /// and HTTPS ports; the middlebox's mappings count once they reach the
+    /// lab). A client with many addresses gets a share per address; this
+    /// bounds them all, below the open-file limit (`main.rs` lowers it to
+    /// fit). Past it a connection is answered 503 (closed at once on the
+    /// TLS ports).
+    pub max_connections: usize,
     /// Requests one client address may have in flight, whatever their session.
     pub max_in_flight_per_peer: usize,
     /// The slowloris guard: a request head (or the request body a handler
@@ -162,6 +169,7 @@ impl Default for Config {
             max_sessions: 4096,
             max_sessions_per_peer: 256,
             max_connections_per_peer: 512,
+            max_connections: 8192,
             max_in_flight_per_peer: 1024,
             header_read_timeout: Duration::from_secs(10),
             write_stall_timeout: Duration::from_secs(10),
@@ -251,7 +259,7 @@ impl Lab {
                 ),
                 sessions: sessions::Sessions::new(config.policy.clone(), caps),
                 peers: peers::Peers::new(
-                    config.max_connections_per_peer,
+                    (config.max_connections_per_peer, config.max_connections),
                     config.max_in_flight_per_peer,
                 ),
                 origins: RwLock::new(Listening {

@@ -192,10 +192,13 @@ fn serve_connection(
         // A client through the lab's middlebox is charged, not the
         // loopback address every mapping shares.
         let (charged, via) = lab.peers().accepted(peer);
-        let Some(slot) = lab.peers().connect(charged) else {
-            let refusal = lab.peers().over_cap_response(charged);
-            let _ = tokio::time::timeout(REFUSAL_WRITE, stream.write_all(&refusal)).await;
-            return;
+        let slot = match lab.peers().connect(charged) {
+            Ok(slot) => slot,
+            Err(over) => {
+                let refusal = lab.peers().over_cap_response(charged, over);
+                let _ = tokio::time::timeout(REFUSAL_WRITE, stream.write_all(&refusal)).await;
+                return;
+            }
         };
         let local = stream.local_addr().unwrap_or(peer);
         // Responses are small and latency is what the lab shows: no Nagle delay.

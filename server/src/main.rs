@@ -551,7 +551,9 @@ async fn start(
         .filter_map(|l| l.local_addr().ok())
         .collect();
     let key = options.key.clone();
+    let (max_connections, open_files) = connections_that_fit(Config::default().max_connections);
     let lab = Lab::new(Config {
+        max_connections,
         instructor_key: options.key,
         dist_dir: options.dist,
         listeners: addresses,
@@ -587,6 +589,12 @@ async fn start(
                 options.bind
             );
         }
+    }
+    if let Some(limit) = open_files {
+        say!(
+            "  the open-file limit is {limit}: the lab serves at most {max_connections} \
+             connections at once (raise it with `ulimit -Hn` for more)"
+        );
     }
     say!("  second origin for the pool lessons: http://{host}:{second}/");
     say!(
@@ -721,6 +729,27 @@ async fn main() -> ExitCode {
             say_err!("keepalive-lab: server task failed: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Raises the open-file limit to its hard limit (each connection a room
+/// opens takes a descriptor) and returns the server-wide connection cap that
+/// fits under it: `wanted`, or half the limit when that is less (the other
+/// half for the middlebox's and the agent's own ends, the listeners and the
+/// page's files). The limit is returned too when it lowered the cap.
+fn connections_that_fit(wanted: usize) -> (usize, Option<u64>) {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => {
+            let half = usize::try_from(limit / 2).unwrap_or(usize::MAX);
+            if half < wanted {
+                (half.max(1), Some(limit))
+            } else {
+                (wanted, None)
+            }
+        }
+        // Not known (not a Unix, or refused): the default stands, and the
+        // accept loop's backoff handles running out.
+        Err(_) => (wanted, None),
     }
 }
 

@@ -1,9 +1,13 @@
-//! Per-peer-address caps: connections open and requests in flight.
+//! Per-peer-address caps: connections open and requests in flight; and the
+//! server-wide cap on connections open.
 //!
 //! Sessions cap what one participant's *session* may hold, but a hostile
 //! client can simply send requests without a session, or open sockets and
 //! send nothing. These caps bind whatever comes from one address, generous
 //! enough for a browser (Chromium opens at most 6 per pool and 256 in all).
+//! A client with many addresses (a LAN's aliases, an IPv6 prefix) gets a
+//! share per address, so the server-wide cap bounds them all together,
+//! below the process's open-file limit (found in review).
 //!
 //! The lab also connects to itself for its clients: the middlebox's end
 //! towards the lab, and the agent's sockets. Those come from loopback for
@@ -30,6 +34,8 @@ struct Counts {
 pub struct Peers {
     /// Most connections one address may have open.
     max_connections: usize,
+    /// Most connections open at once from every address together.
+    max_total_connections: usize,
     /// Most requests one address may have in flight.
     max_in_flight: usize,
     /// Addresses with something open; entries go when they reach zero.
@@ -88,43 +94,65 @@ pub struct PeerRequest {
     table: Arc<Mutex<Table>>,
 }
 
-/// Counts per address. foldhash, not std's SipHash: every request looks its
-/// address up twice (bench figure 1), and the keys are the peers' own
-/// addresses, not chosen by them beyond the one each has.
-type Table = std::collections::HashMap<IpAddr, Counts, foldhash::fast::RandomState>;
+/// Counts per address, and the connections of all of them.
+#[derive(Debug, Default)]
+struct Table {
+    /// Addresses with something open; entries go when they reach zero.
+    /// foldhash, not std's SipHash: every request looks its address up twice
+    /// (bench figure 1), and the keys are the peers' own addresses, not
+    /// chosen by them beyond the one each has.
+    by_ip: std::collections::HashMap<IpAddr, Counts, foldhash::fast::RandomState>,
+    /// Connections open from every address together.
+    connections: usize,
+}
+
+/// Which cap refused a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OverCap {
+    /// Its address's.
+    Address,
+    /// The server's, all addresses together.
+    Server,
+}
 
 fn lock(table: &Mutex<Table>) -> MutexGuard<'_, Table> {
     table.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-fn release(table: &Mutex<Table>, ip: IpAddr, which: fn(&mut Counts) -> &mut usize) {
-    let mut table = lock(table);
-    if let Some(counts) = table.get_mut(&ip) {
+fn release(table: &mut Table, ip: IpAddr, which: fn(&mut Counts) -> &mut usize) {
+    if let Some(counts) = table.by_ip.get_mut(&ip) {
         let n = which(counts);
         *n = n.saturating_sub(1);
         if counts.connections == 0 && counts.in_flight == 0 {
-            table.remove(&ip);
+            table.by_ip.remove(&ip);
         }
     }
 }
 
 impl Drop for PeerConnection {
     fn drop(&mut self) {
-        release(&self.table, self.ip, |c| &mut c.connections);
+        let mut table = lock(&self.table);
+        table.connections = table.connections.saturating_sub(1);
+        release(&mut table, self.ip, |c| &mut c.connections);
     }
 }
 
 impl Drop for PeerRequest {
     fn drop(&mut self) {
-        release(&self.table, self.ip, |c| &mut c.in_flight);
+        release(&mut lock(&self.table), self.ip, |c| &mut c.in_flight);
     }
 }
 
 impl Peers {
-    /// An empty table with the given caps.
-    pub fn new(max_connections: usize, max_in_flight: usize) -> Peers {
+    /// An empty table with the given caps: connections per address and in
+    /// all, requests in flight per address.
+    pub fn new(
+        (max_connections, max_total_connections): (usize, usize),
+        max_in_flight: usize,
+    ) -> Peers {
         Peers {
             max_connections,
+            max_total_connections,
             max_in_flight,
             table: Arc::default(),
             behalf: Arc::default(),
@@ -166,15 +194,19 @@ impl Peers {
             .map_or((peer.ip(), None), |&(ip, via)| (ip, Some(via)))
     }
 
-    /// Counts a new connection from `ip`, or `None` past the cap.
-    pub fn connect(&self, ip: IpAddr) -> Option<PeerConnection> {
+    /// Counts a new connection from `ip`, or says which cap it is over.
+    pub fn connect(&self, ip: IpAddr) -> Result<PeerConnection, OverCap> {
         let mut table = lock(&self.table);
-        let counts = table.entry(ip).or_default();
+        if table.connections >= self.max_total_connections {
+            return Err(OverCap::Server);
+        }
+        let counts = table.by_ip.entry(ip).or_default();
         if counts.connections >= self.max_connections {
-            return None;
+            return Err(OverCap::Address);
         }
         counts.connections += 1;
-        Some(PeerConnection {
+        table.connections += 1;
+        Ok(PeerConnection {
             ip,
             table: self.table.clone(),
         })
@@ -183,7 +215,7 @@ impl Peers {
     /// Counts a request from `ip`, or refuses past the cap.
     pub fn enter(&self, ip: IpAddr) -> Result<PeerRequest, ApiError> {
         let mut table = lock(&self.table);
-        let counts = table.entry(ip).or_default();
+        let counts = table.by_ip.entry(ip).or_default();
         if counts.in_flight >= self.max_in_flight {
             return Err(ApiError::too_many(
                 format!(
@@ -204,12 +236,20 @@ impl Peers {
         })
     }
 
-    /// The refusal written to a connection over the cap, before closing it.
-    pub fn over_cap_response(&self, ip: IpAddr) -> Vec<u8> {
-        let body = serde_json::json!({
-            "error": format!("{ip} already has {} connections open, the cap per address", self.max_connections),
-            "hint": "close idle connections or tabs; a browser needs at most a few dozen",
-        })
+    /// The refusal written to a connection from `ip` over the cap `over`,
+    /// before closing it.
+    pub fn over_cap_response(&self, ip: IpAddr, over: OverCap) -> Vec<u8> {
+        let body = match over {
+            OverCap::Address => serde_json::json!({
+                "error": format!("{ip} already has {} connections open, the cap per address", self.max_connections),
+                "hint": "close idle connections or tabs; a browser needs at most a few dozen",
+            }),
+            OverCap::Server => serde_json::json!({
+                "error": format!("the lab already has {} connections open, its cap", self.max_total_connections),
+                "hint": "try again once other connections have closed (idle ones close by \
+                         themselves within seconds)",
+            }),
+        }
         .to_string();
         format!(
             "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
@@ -221,7 +261,12 @@ impl Peers {
 
     /// Addresses with anything open (0 once everything closed).
     pub fn active(&self) -> usize {
-        lock(&self.table).len()
+        lock(&self.table).by_ip.len()
+    }
+
+    /// Connections open from every address together.
+    pub fn connections(&self) -> usize {
+        lock(&self.table).connections
     }
 }
 
@@ -231,18 +276,31 @@ mod tests {
 
     #[test]
     fn caps_connections_and_requests_per_address_and_forgets_idle_ones() {
-        let peers = Peers::new(2, 1);
+        let peers = Peers::new((2, 100), 1);
         let a = IpAddr::from([10, 0, 0, 1]);
         let b = IpAddr::from([10, 0, 0, 2]);
         let c1 = peers.connect(a).unwrap();
         let _c2 = peers.connect(a).unwrap();
-        assert!(peers.connect(a).is_none());
-        assert!(peers.connect(b).is_some());
+        assert_eq!(peers.connect(a).unwrap_err(), OverCap::Address);
+        assert!(peers.connect(b).is_ok());
         let r = peers.enter(a).unwrap();
         assert_eq!(peers.enter(a).unwrap_err().status.as_u16(), 429);
         drop(r);
         drop(c1);
-        assert!(peers.connect(a).is_some());
+        assert!(peers.connect(a).is_ok());
         assert!(peers.enter(a).is_ok());
+    }
+
+    #[test]
+    fn caps_connections_from_every_address_together() {
+        let peers = Peers::new((2, 3), 1);
+        let ip = |n: u8| IpAddr::from([10, 0, 0, n]);
+        let open: Vec<PeerConnection> = (1..=3).map(|n| peers.connect(ip(n)).unwrap()).collect();
+        assert_eq!(peers.connections(), 3);
+        assert_eq!(peers.connect(ip(4)).unwrap_err(), OverCap::Server);
+        assert_eq!(peers.connect(ip(1)).unwrap_err(), OverCap::Server);
+        drop(open);
+        assert_eq!((peers.connections(), peers.active()), (0, 0));
+        assert!(peers.connect(ip(4)).is_ok());
     }
 }

@@ -72,6 +72,53 @@ async fn a_connection_over_the_per_address_cap_gets_a_json_503_and_is_not_tracke
     );
 }
 
+/// A client with many addresses (here loopback aliases, standing in for a
+/// LAN's or an IPv6 prefix's) gets a share per address, and the server-wide
+/// cap bounds them all together (found in review: six addresses got six
+/// shares, up to the open-file limit).
+#[tokio::test]
+async fn connections_from_many_addresses_meet_the_server_wide_cap() {
+    let (addr, lab) = start_server_with(Config {
+        max_connections_per_peer: 2,
+        max_connections: 4,
+        ..common::config()
+    })
+    .await;
+    let from = |n: u8| std::net::IpAddr::from([127, 0, 0, n]);
+    let mut open = Vec::new();
+    for n in [2, 2, 3, 4] {
+        let mut client = Client::from_stream(common::connect_from(addr, from(n)).await);
+        assert_eq!(client.get("/api/fast").await.status, 200);
+        open.push(client);
+    }
+    assert_eq!(lab.peers().connections(), 4);
+
+    // A fifth, from an address with room of its own: the server's cap.
+    let mut over = Client::from_stream(common::connect_from(addr, from(5)).await);
+    let refusal = over.read_response().await;
+    assert_eq!(refusal.status, 503, "{refusal:?}");
+    let body = refusal.error_body();
+    assert!(
+        body.error
+            .contains("the lab already has 4 connections open, its cap"),
+        "{body:?}"
+    );
+    assert!(!body.hint.is_empty());
+    assert_eq!(
+        refusal.header(protocol::headers::CONN_ID),
+        None,
+        "not tracked"
+    );
+    assert!(over.read_to_close().await.is_empty());
+    assert_eq!(lab.tracker().open_count(), 4, "never tracked");
+
+    // One closes: there is room again, for any address.
+    drop(open.pop());
+    eventually("a place to free up", || lab.peers().connections() == 3).await;
+    let mut again = Client::from_stream(common::connect_from(addr, from(5)).await);
+    assert_eq!(again.get("/api/fast").await.status, 200);
+}
+
 #[tokio::test]
 async fn requests_over_the_per_address_in_flight_cap_get_429_whatever_their_session() {
     let (addr, lab) = start_server_with(Config {

@@ -110,10 +110,10 @@ async fn serve_connection(
     lab: Lab,
     router: Router,
 ) {
-    // Over its address's cap: closed untracked (a JSON refusal in clear
+    // Over its address's cap or the server's: closed untracked (a JSON refusal in clear
     // text would mean nothing to a TLS client).
     let (charged, via) = lab.peers().accepted(peer);
-    let Some(slot) = lab.peers().connect(charged) else {
+    let Ok(slot) = lab.peers().connect(charged) else {
         return;
     };
     let local = stream.local_addr().unwrap_or(peer);

@@ -20,6 +20,25 @@ use protocol::{CloseReason, MAX_TARGET_LEN, RequestOutcome, ServerEvent};
 /// A short guard, so tests do not wait the default 10 s.
 const SHORT: Duration = Duration::from_millis(300);
 
+/// `over` was answered at once, before it sent anything, with a JSON 503
+/// whose error says `why`, then closed; and it was never tracked (`lab` has
+/// 4 connections open).
+async fn refused_untracked(over: &mut Client, lab: &keepalive_lab_server::Lab, why: &str) {
+    let refusal = over.read_response().await;
+    assert_eq!(refusal.status, 503, "{refusal:?}");
+    let body = refusal.error_body();
+    assert!(body.error.contains(why), "{body:?}");
+    assert!(!body.hint.is_empty());
+    assert_eq!(refusal.header("connection"), Some("close"));
+    assert_eq!(
+        refusal.header(protocol::headers::CONN_ID),
+        None,
+        "not tracked"
+    );
+    assert!(over.read_to_close().await.is_empty());
+    assert_eq!(lab.tracker().open_count(), 4, "never tracked");
+}
+
 #[tokio::test]
 async fn a_connection_over_the_per_address_cap_gets_a_json_503_and_is_not_tracked() {
     // The viewer is one of this address's connections too.
@@ -39,21 +58,7 @@ async fn a_connection_over_the_per_address_cap_gets_a_json_503_and_is_not_tracke
 
     // The fifth: answered at once, before it sends anything, then closed.
     let mut over = Client::connect(addr).await;
-    let refusal = over.read_response().await;
-    assert_eq!(refusal.status, 503, "{refusal:?}");
-    let body = refusal.error_body();
-    assert!(
-        body.error.contains("connections open, the cap per address"),
-        "{body:?}"
-    );
-    assert_eq!(refusal.header("connection"), Some("close"));
-    assert_eq!(
-        refusal.header(protocol::headers::CONN_ID),
-        None,
-        "not tracked"
-    );
-    assert!(over.read_to_close().await.is_empty());
-    assert_eq!(lab.tracker().open_count(), 4, "never tracked");
+    refused_untracked(&mut over, &lab, "connections open, the cap per address").await;
 
     // One closes: there is room again, and the refused one never showed up.
     drop(open.pop());
@@ -95,22 +100,12 @@ async fn connections_from_many_addresses_meet_the_server_wide_cap() {
 
     // A fifth, from an address with room of its own: the server's cap.
     let mut over = Client::from_stream(common::connect_from(addr, from(5)).await);
-    let refusal = over.read_response().await;
-    assert_eq!(refusal.status, 503, "{refusal:?}");
-    let body = refusal.error_body();
-    assert!(
-        body.error
-            .contains("the lab already has 4 connections open, its cap"),
-        "{body:?}"
-    );
-    assert!(!body.hint.is_empty());
-    assert_eq!(
-        refusal.header(protocol::headers::CONN_ID),
-        None,
-        "not tracked"
-    );
-    assert!(over.read_to_close().await.is_empty());
-    assert_eq!(lab.tracker().open_count(), 4, "never tracked");
+    refused_untracked(
+        &mut over,
+        &lab,
+        "the lab already has 4 connections open, its cap",
+    )
+    .await;
 
     // One closes: there is room again, for any address.
     drop(open.pop());

@@ -294,8 +294,11 @@ impl Scope {
 }
 
 /// Two addresses of the same machine: equal, or both loopback (a page at
-/// `localhost` talks over ::1 while `127.0.0.1` is IPv4).
+/// `localhost` talks over ::1 while `127.0.0.1` is IPv4), an IPv4 address
+/// mapped into IPv6 (`::ffff:127.0.0.1`, as a listener on `::` sees IPv4
+/// clients) as itself.
 pub(crate) fn same_host(a: IpAddr, b: IpAddr) -> bool {
+    let (a, b) = (a.to_canonical(), b.to_canonical());
     a == b || (a.is_loopback() && b.is_loopback())
 }
 
@@ -936,6 +939,17 @@ async fn send<W: Sink<Message> + Unpin>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_same_host_whatever_the_spelling_of_its_address() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert!(same_host(ip("127.0.0.1"), ip("::1")));
+        assert!(same_host(ip("::ffff:127.0.0.1"), ip("::1")));
+        assert!(same_host(ip("::ffff:127.0.0.1"), ip("127.0.0.2")));
+        assert!(same_host(ip("::ffff:10.0.0.5"), ip("10.0.0.5")));
+        assert!(!same_host(ip("::ffff:10.0.0.5"), ip("10.0.0.6")));
+        assert!(!same_host(ip("10.0.0.5"), ip("::1")));
+    }
 
     /// The top-level JSON objects in `text` (`{…}, {…} or {…}`).
     fn objects(text: &str) -> Vec<&str> {

@@ -685,7 +685,8 @@ fn route_of(table: &BTreeMap<ConnId, ConnRecord>, event: &ServerEvent) -> Route 
 }
 
 /// A host as far as "the same machine" goes: `localhost` reaches the lab over
-/// `::1` while `127.0.0.1` is IPv4, so every loopback address is one host.
+/// `::1` while `127.0.0.1` is IPv4, so every loopback address is one host;
+/// an IPv4 address mapped into IPv6 (a listener on `::`) is itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum HostKey {
     Loopback,
@@ -694,6 +695,7 @@ enum HostKey {
 
 impl HostKey {
     fn of(ip: IpAddr) -> HostKey {
+        let ip = ip.to_canonical();
         if ip.is_loopback() {
             HostKey::Loopback
         } else {
@@ -937,6 +939,17 @@ fn snapshot_of(table: &BTreeMap<ConnId, ConnRecord>) -> Vec<ConnectionSnapshot> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_mapped_ipv4_address_is_its_own_host() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(HostKey::of(ip("::ffff:127.0.0.1")), HostKey::Loopback);
+        assert_eq!(HostKey::of(ip("::1")), HostKey::Loopback);
+        assert_eq!(
+            HostKey::of(ip("::ffff:10.0.0.5")),
+            HostKey::of(ip("10.0.0.5"))
+        );
+    }
 
     fn started(conn: u64, request: u64, seq: u32) -> ServerEvent {
         ServerEvent::RequestStarted {

@@ -1047,7 +1047,7 @@ fn keep_alive_off(e: &Evidence<'_>) -> Outcome {
             figure(
                 "new-off",
                 "requests on a new connection, keep-alive off",
-                on_new_connections(off),
+                on_new_connections(e.state, off),
             ),
         ],
         notes: vec![format!(
@@ -1055,7 +1055,7 @@ fn keep_alive_off(e: &Evidence<'_>) -> Outcome {
              {} of them waited for a new TCP connection first.",
             count(on_conns, "connections"),
             count(off_conns, "connections"),
-            on_new_connections(off),
+            on_new_connections(e.state, off),
         )],
     }
 }

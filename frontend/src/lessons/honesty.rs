@@ -707,3 +707,28 @@ fn cache_lock_with_none_at_the_server_is_not_one_by_one() {
     assert_eq!(o.answer, Answer::Unmeasured);
     assert!(!o.notes[0].contains("one by one"), "{}", o.notes[0]);
 }
+
+/// keep-alive-off (found in review): a request that went out on the page
+/// load's spare socket is the first on it, but waited for no new connection
+/// (the spare was open before the run), so it is not counted as one.
+#[test]
+fn keep_alive_off_does_not_count_the_spare_as_a_new_connection() {
+    let mut s = fresh();
+    s.live_since_us = Some(100_000);
+    s.apply(opened(1, 10_000));
+    s.apply(opened(2, 30_000)); // the page load's spare
+    for c in 3..=7 {
+        s.apply(opened(c, 2_000_000 + c));
+    }
+    let on = |conn: u64| {
+        let mut r = req(Phase::Done);
+        r.conn = Some(ConnId(conn));
+        r.seq = Some(1);
+        r
+    };
+    let on_run = run_of((3..=7).map(on).collect());
+    let off_run = run_of((2..=7).map(on).collect());
+    let o = measure("keep-alive-off", &s, vec![on_run, off_run]);
+    assert_eq!(fig(&o, "new-off"), "5", "{:?}", o.figures);
+    assert!(o.notes[0].contains("5 of them waited"), "{:?}", o.notes);
+}

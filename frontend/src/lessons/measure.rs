@@ -71,10 +71,14 @@ pub fn sort<T: Ord>(v: &mut [T]) {
     }
 }
 
-/// Requests of `run` that went out on a connection opened for them (their
-/// sequence number on it was 1).
-pub fn on_new_connections(run: &Run) -> usize {
-    run.requests.iter().filter(|r| r.seq == Some(1)).count()
+/// Requests of `run` that went out on a connection opened for them: the
+/// first on theirs, and not the page load's spare (open before the run,
+/// nothing waited for it: [`crate::tally::ConnUse::Spare`]).
+pub fn on_new_connections(state: &LabState, run: &Run) -> usize {
+    run.requests
+        .iter()
+        .filter(|r| crate::tally::request_use(state, run, r) == Some(crate::tally::ConnUse::New))
+        .count()
 }
 
 /// Requests the browser sent more than once (seen twice by the server).

@@ -156,8 +156,11 @@ pub struct Tally {
     pub failed: usize,
     /// Aborted by the page.
     pub aborted: usize,
-    /// Re-sent silently by the browser (the server saw them more than once).
+    /// Re-sent by the browser (the server saw them more than once).
     pub resent: usize,
+    /// Of those, failed all the same (every attempt lost, and the page was
+    /// told): the others' re-sends were silent.
+    pub resent_failed: usize,
     /// Attempts the server saw in all.
     pub attempts: usize,
     /// Connections holding a request at the server now.
@@ -228,6 +231,7 @@ impl Tally {
                 Phase::Aborted => t.aborted += 1,
             }
             t.resent += usize::from(r.resent());
+            t.resent_failed += usize::from(r.resent() && r.phase == Phase::Failed);
             t.attempts += r.attempts.len();
             for a in &r.attempts {
                 let s = slot(conn_use(state, run, a.conn, a.seq));
@@ -261,6 +265,12 @@ impl Tally {
             t.pools.push(p);
         }
         t
+    }
+
+    /// Re-sent by the browser without the page being told: re-sent and not
+    /// failed (answered, still under way, or aborted by the page itself).
+    pub fn silently_resent(&self) -> usize {
+        self.resent - self.resent_failed
     }
 
     /// The run in one or two sentences, from these figures only.
@@ -301,11 +311,18 @@ impl Tally {
             );
         }
         words.push('.');
-        if self.resent > 0 {
+        let silent = self.silently_resent();
+        if silent > 0 {
             words += &format!(
                 " The browser re-sent {} silently ({} attempts in all).",
-                count(self.resent, "request"),
+                count(silent, "request"),
                 self.attempts
+            );
+        }
+        if self.resent_failed > 0 {
+            words += &format!(
+                " It re-sent {} that failed all the same.",
+                count(self.resent_failed, "request"),
             );
         }
         words
@@ -367,5 +384,14 @@ mod tests {
         let words = t.summary();
         assert!(words.starts_with("At most 1 connection carried"), "{words}");
         assert!(words.contains("re-sent 1 request silently"), "{words}");
+        // A re-send that failed all the same was not silent: the page saw
+        // the failure (found in review).
+        (t.done, t.failed, t.resent_failed) = (1, 1, 1);
+        let words = t.summary();
+        assert!(!words.contains("silently"), "{words}");
+        assert!(
+            words.contains("re-sent 1 request that failed all the same"),
+            "{words}"
+        );
     }
 }

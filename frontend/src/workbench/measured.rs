@@ -102,14 +102,20 @@ pub fn measured(run: Option<(&Run, &Tally)>, events_dropped: u64) -> Node {
         vec![text(words), el("strong").attr("id", id).text(n).done()]
     };
     let resent = (t.resent > 0).then(|| {
-        el("span")
-            .attr("class", "error")
-            .kids(figure(
-                "re-sent silently by the browser: ",
-                "resent",
-                t.resent.to_string(),
-            ))
-            .done()
+        let mut kids = figure(
+            "re-sent silently by the browser: ",
+            "resent",
+            t.silently_resent().to_string(),
+        );
+        if t.resent_failed > 0 {
+            kids.push(text(" · "));
+            kids.extend(figure(
+                "re-sent, then failed all the same: ",
+                "resent-failed",
+                t.resent_failed.to_string(),
+            ));
+        }
+        el("span").attr("class", "error").kids(kids).done()
     });
     let mut at_server = figure("at the server now: ", "at-server", t.at_server.to_string());
     at_server.push(text(format!(" on {}", count(t.busy_conns, "connection"))));

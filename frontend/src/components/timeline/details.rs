@@ -5,7 +5,7 @@ use std::fmt::Write;
 
 use super::Focus;
 use crate::clock::ClockSync;
-use crate::state::Run;
+use crate::state::{Phase, Run};
 use crate::tally::count;
 use crate::timeline::{LaneGroups, format_ms};
 
@@ -39,8 +39,13 @@ pub(super) fn details(
             if r.attempts.len() > 1 {
                 let _ = write!(
                     w,
-                    " The server saw it {} times: the browser re-sent it silently, the page was never told.",
-                    r.attempts.len()
+                    " The server saw it {} times: {}",
+                    r.attempts.len(),
+                    if r.phase == Phase::Failed {
+                        "the browser re-sent it, and it failed all the same."
+                    } else {
+                        "the browser re-sent it silently, the page was never told."
+                    }
                 );
             }
             for (k, a) in r.attempts.iter().enumerate() {

@@ -838,8 +838,48 @@ mod tests {
 
     use super::*;
     use crate::settings::Credentials;
-    use crate::state::{Attempt, BrowserRequest, KeepAliveHeaders, LaneClose, PoolKey};
+    use crate::state::{Attempt, BrowserRequest, KeepAliveHeaders, LaneClose, Phase, PoolKey};
     use crate::tally::ConnUse;
+
+    #[test]
+    fn a_resend_is_told_silent_only_when_it_did_not_fail() {
+        let pool = PoolKey {
+            origin: "http://h".into(),
+            credentials: Credentials::Default,
+        };
+        let attempt = |conn: u64| Attempt {
+            conn: ConnId(conn),
+            request: RequestId(conn),
+            seq: 1,
+            conn_opened_us: None,
+            start_us: conn,
+            response_us: None,
+            end_us: None,
+            outcome: Some(RequestOutcome::Aborted),
+            dropped: None,
+        };
+        let mut r = BrowserRequest::new("b1-1".into(), "/api/hang?id=b1-1".into(), pool);
+        r.attempts = vec![attempt(1), attempt(2)];
+        let told = |r: &BrowserRequest| {
+            let mut run = Run::empty();
+            run.requests = vec![std::rc::Rc::new(r.clone())];
+            details::details(
+                &Some(Focus::Request(0)),
+                &run,
+                &crate::timeline::LaneGroups::default(),
+                &ClockSync::default(),
+            )
+        };
+        r.phase = Phase::Failed;
+        let words = told(&r);
+        assert!(
+            words.contains("re-sent it, and it failed all the same"),
+            "{words}"
+        );
+        assert!(!words.contains("silently"), "{words}");
+        r.phase = Phase::Done;
+        assert!(told(&r).contains("re-sent it silently"));
+    }
 
     #[test]
     fn each_request_shows_its_connections_and_its_keep_alive_headers() {

@@ -346,7 +346,7 @@ pub const LESSONS: &[LessonEntry] = &[
         summary: "a slow request through an AWS NAT gateway's 350 s idle timeout, scaled to seconds",
         changes_settings: true,
         text: LessonText {
-            prompt: "Through an AWS NAT gateway (350 s idle timeout, scaled here to seconds), a request whose answer takes longer than the timeout, with nothing sent meanwhile. The page gives up after a while. What does the page get?",
+            prompt: "Through an AWS NAT gateway (350 s idle timeout, scaled here to seconds: the gateway's clock only), a request whose answer takes longer than the timeout, with nothing sent meanwhile. The page gives up after a while. What does the page get?",
             unit: None,
             choices: &[
                 "the response",
@@ -358,7 +358,10 @@ pub const LESSONS: &[LessonEntry] = &[
               does not know: it writes its answer, its write succeeds, and the gateway drops it. \
               The client hears nothing and waits until its own timeout. The fixes keep packets \
               flowing within the timeout: application heartbeats, or TCP keep-alive probes (Node's \
-              keepAliveMsecs on an agent with keepAlive: true, or the server's SO_KEEPALIVE).",
+              keepAliveMsecs on an agent with keepAlive: true, or the server's SO_KEEPALIVE). \
+              Only the gateway's clock is scaled here: a browser's own probes keep real time, and \
+              at the real 350 s they would have saved this request (the lesson on Chromium's own \
+              probes measures them); the cut is what a client that sends nothing suffers.",
             watch: "the server's lane answering while the page's request waits on",
         },
     },

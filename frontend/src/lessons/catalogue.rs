@@ -406,6 +406,40 @@ fn nat_outcome(e: &Evidence<'_>) -> (Outcome, bool) {
             phase.label()
         )],
     };
+    let mut outcome = outcome;
+    if let Some((_, scale, real)) = timeout.filter(|t| t.1 > 1) {
+        // Only the middlebox's clock is scaled: the browser's own TCP
+        // keep-alive probes keep real time (found in review: the lesson
+        // told a cut that a browser at the real 350 s would not suffer).
+        let client_probes = probes_from(&events, Side::Client);
+        outcome.figures.push(figure(
+            "client-probes",
+            "the browser's TCP keep-alive probes that refreshed the mapping",
+            if probes_seen(&events) {
+                client_probes.to_string()
+            } else {
+                "not visible on this host".to_owned()
+            },
+        ));
+        let run = ended_after_ms.map_or("this run".to_owned(), |ms| format!("this run of {ms} ms"));
+        let counted = match (probes_seen(&events), client_probes) {
+            (false, _) => format!("in {run} none was due"),
+            (true, 0) => format!("in {run} none was due, and the middlebox counted none"),
+            (true, n) => format!(
+                "the middlebox counted {} from it in {run}",
+                count(n as usize, "probes")
+            ),
+        };
+        outcome.notes.push(format!(
+            "Only the middlebox's clock ran ×{scale} faster. Your browser's own TCP keep-alive \
+             probes keep real time (Chromium sends one after 45 s of silence: the lesson \
+             \"Chromium's own probes, in real time\" measures them): {counted}. At the real {} s, \
+             a browser's probes would have kept this mapping; what was cut here is what a client \
+             that sends nothing suffers: a Node agent without TCP keep-alive, or one server \
+             calling another.",
+            real / 1000,
+        ));
+    }
     (outcome, expired)
 }
 

@@ -516,6 +516,57 @@ fn nat_gateway_grades_an_error_by_when_it_came() {
     );
 }
 
+/// nat-gateway (found in review): only the middlebox's clock is scaled, so
+/// the note says the browser's own probes keep real time, that none was due
+/// in the run, and that at the real 350 s they would have kept the mapping.
+#[test]
+fn nat_gateway_says_the_browsers_own_probes_were_not_scaled() {
+    use protocol::{MappingId, MiddleboxEvent as M, OnExpiry, Preset};
+    let mut s = fresh();
+    let settings = Preset::AwsNat.settings(100);
+    let mb = |e, at_us| {
+        event(ServerEvent::Middlebox {
+            mapping: MappingId(1),
+            session: None,
+            event: e,
+            at_us,
+        })
+    };
+    let in_force_ms = settings.in_force_ms();
+    s.apply(mb(
+        M::Opened {
+            client: "127.0.0.1:5".into(),
+            upstream: None,
+            conn: None,
+            accepted_us: 0,
+            settings,
+            in_force_ms,
+            probes_visible: true,
+        },
+        0,
+    ));
+    s.apply(mb(
+        M::Expired {
+            idle_ms: 3_500,
+            on_expiry: OnExpiry::Rst,
+            transitory: false,
+        },
+        3_500_000,
+    ));
+    let mut r = req(Phase::Aborted);
+    (r.issued_ms, r.ended_ms, r.server_start_us) = (Some(0.0), Some(8_000.0), Some(10_000));
+    let o = measure("nat-gateway", &s, vec![run_of(vec![r])]);
+    assert_eq!(o.answer, Answer::Choice(2));
+    assert_eq!(fig(&o, "client-probes"), "0");
+    let note = o.notes.last().unwrap();
+    assert!(
+        note.contains("Only the middlebox's clock ran ×100 faster")
+            && note.contains("in this run of 8000 ms none was due, and the middlebox counted none")
+            && note.contains("At the real 350 s, a browser's probes would have kept this mapping"),
+        "{note}"
+    );
+}
+
 mod agents {
     use super::*;
     use crate::state::AgentRecord;

@@ -420,9 +420,9 @@ impl LessonPage {
                 } else {
                     format!(
                         "Most write-ups give {usual} here; your browser measured {measured}. The \
-                         lab ran the lesson with its default settings; the figures and notes \
-                         above are what your browser and the server did, and say where it went \
-                         another way."
+                         lab ran the lesson with its default settings and the lesson's own; the \
+                         figures and notes above are what your browser and the server did, and \
+                         say where it went another way."
                     )
                 })
                 .done()

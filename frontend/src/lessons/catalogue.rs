@@ -1195,9 +1195,24 @@ fn keep_alive_header(e: &Evidence<'_>) -> Outcome {
         .skip(1)
         .find(|(i, r)| r.seq == Some(1) && r.conn != run.requests[i - 1].conn)
         .map(|(i, _)| i);
-    let answer = match first_new {
-        Some(i @ 1..=3) => i - 1,
-        _ => 3,
+    // The server's count of 3 starts at the first request on a connection:
+    // #1 on one kept alive from before the run (a take again within the
+    // idle timeout) started it there; and "none" is an answer only when all
+    // four were answered (found in review).
+    let kept_from_before = run
+        .requests
+        .first()
+        .and_then(|r| r.seq.filter(|&seq| seq > 1).zip(r.conn));
+    let all_answered = run.requests.len() == 4
+        && run
+            .requests
+            .iter()
+            .all(|r| r.phase == Phase::Done && r.seq.is_some());
+    let answer = match (kept_from_before, first_new) {
+        (Some(_), _) => Answer::Unmeasured,
+        (None, Some(i @ 1..=3)) => Answer::Choice(i - 1),
+        (None, None) if all_answered => Answer::Choice(3),
+        _ => Answer::Unmeasured,
     };
     let headers: Vec<String> = run
         .requests
@@ -1214,8 +1229,20 @@ fn keep_alive_header(e: &Evidence<'_>) -> Outcome {
             )
         })
         .collect();
+    let why_not = match kept_from_before {
+        Some((seq, conn)) => format!(
+            " #1 went out on {conn}, kept alive from before this run, as its request {seq}: \
+             the server's count of 3 started there, so this run does not show where a fresh \
+             count ends. Take it again once the idle timeout has closed that connection."
+        ),
+        None if answer == Answer::Unmeasured => {
+            " Not every request was answered, so this run does not show where the count ends."
+                .to_owned()
+        }
+        None => String::new(),
+    };
     Outcome {
-        answer: Answer::Choice(answer),
+        answer,
         figures: vec![
             figure("headers", "what each response said", headers.join(" · ")),
             figure(
@@ -1225,7 +1252,7 @@ fn keep_alive_header(e: &Evidence<'_>) -> Outcome {
             ),
         ],
         notes: vec![format!(
-            "The responses said: {}. {}",
+            "The responses said: {}. {}{why_not}",
             headers.join("; "),
             first_new.map_or_else(
                 || "No request went out on a new connection.".to_owned(),

@@ -783,3 +783,46 @@ fn keep_alive_off_does_not_count_the_spare_as_a_new_connection() {
     assert_eq!(fig(&o, "new-off"), "5", "{:?}", o.figures);
     assert!(o.notes[0].contains("5 of them waited"), "{:?}", o.notes);
 }
+
+/// keep-alive-header (found in review): the server counts its 3 from the
+/// first request on a connection. #1 on a connection kept from the take
+/// before is no fresh count (graded "the 2nd" before), and a run where
+/// nothing was answered is not "none".
+#[test]
+fn keep_alive_header_does_not_count_from_a_connection_kept_from_before() {
+    let mut s = fresh();
+    let tags = fire(&mut s, 4, |_| Credentials::Default);
+    let id = s.current().unwrap().id;
+    s.apply(opened(1, 0));
+    s.apply(started(1, 11, 2, &tags[0], 10)); // kept from the last take
+    s.apply(started(1, 12, 3, &tags[1], 20)); // Connection: close
+    s.apply(opened(2, 30_000));
+    s.apply(started(2, 13, 1, &tags[2], 30));
+    s.apply(started(2, 14, 2, &tags[3], 40));
+    let o = measure("keep-alive-header", &s, vec![s.run(id).unwrap().clone()]);
+    assert_eq!(o.answer, Answer::Unmeasured, "{:?}", o.notes);
+    assert!(
+        o.notes[0].contains("#1 went out on c1, kept alive from before this run, as its request 2"),
+        "{}",
+        o.notes[0]
+    );
+
+    let mut s = fresh();
+    fire(&mut s, 4, |_| Credentials::Default);
+    for index in 0..4 {
+        s.apply(Action::Failed {
+            run: 1,
+            index,
+            error: "TypeError: Failed to fetch".into(),
+            aborted: false,
+            at_ms: 5.0,
+        });
+    }
+    let o = measure("keep-alive-header", &s, vec![s.run(1).unwrap().clone()]);
+    assert_eq!(o.answer, Answer::Unmeasured, "{:?}", o.notes);
+    assert!(
+        o.notes[0].contains("Not every request was answered"),
+        "{}",
+        o.notes[0]
+    );
+}

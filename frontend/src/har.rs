@@ -24,7 +24,8 @@
 //! - `receive`: the body (0 when no response came).
 
 use crate::clock::ClockSync;
-use crate::state::{BrowserRequest, Phase, Run};
+use crate::state::{BrowserRequest, LabState, Phase, Run};
+use crate::tally::Tally;
 
 /// HAR timings of `r` (ms): blocked, dns, connect, send, wait, receive.
 pub fn timings(run: &Run, r: &BrowserRequest, clock: &ClockSync) -> [f64; 6] {
@@ -332,8 +333,12 @@ pub fn export(run: &Run, clock: &ClockSync) -> String {
 }
 
 /// The run and the connections that carried it, as plain JSON (the lab's
-/// own export: everything the page knows, both sides).
-pub fn run_json(run: &Run, lanes: &[&crate::state::Lane], clock: &ClockSync) -> String {
+/// own export: everything the page knows, both sides). Each pool's figures
+/// are the page's own ([`Tally`]), so the file and the page agree.
+pub fn run_json(run: &Run, state: &LabState) -> String {
+    let clock = &state.clock;
+    let lanes: Vec<&crate::state::Lane> = state.lanes.values().map(|l| &**l).collect();
+    let tally = Tally::of(run, state);
     let ms = |t: Option<f64>| t.map(|t| t - run.started_ms);
     let server_ms = |us: Option<protocol::Micros>| ms(us.and_then(|us| clock.to_page_ms(us)));
     let mut j = Json(String::new());
@@ -358,7 +363,11 @@ pub fn run_json(run: &Run, lanes: &[&crate::state::Lane], clock: &ClockSync) -> 
         j.close(']')
             .num(
                 "queued_requests",
-                int(Some(run.queued_in(pool, clock).len() as u64)),
+                int(tally
+                    .pools
+                    .iter()
+                    .find(|p| p.pool == *pool)
+                    .map(|p| p.queued as u64)),
             )
             .close('}');
     }
@@ -436,6 +445,31 @@ mod tests {
     use crate::settings::{BurstSettings, Credentials};
     use crate::state::{Action, Head, LabState, PoolKey};
     use protocol::{CloseReason, ConnId, RequestId, ServerEvent, SessionId};
+
+    /// The JSON export's pools say what the page's pool table says (found
+    /// in review: six requests waiting in the browser were exported as 0
+    /// queued, the waits counted only once they had reached the server).
+    #[test]
+    fn the_json_exports_pools_count_as_the_page_does() {
+        use crate::state::tests::{event, fire, fresh, started};
+        let mut s = fresh();
+        let tags = fire(&mut s, 12, |_| Credentials::Default);
+        for c in 1..=6u64 {
+            s.apply(event(ServerEvent::ConnectionOpened {
+                conn: ConnId(c),
+                at_us: c,
+                peer: format!("127.0.0.1:{}", 40000 + c),
+                local_addr: "127.0.0.1:8080".into(),
+                local_port: 8080,
+            }));
+            s.apply(started(c, c, 1, &tags[c as usize - 1], 5));
+        }
+        let run = s.current().unwrap().clone();
+        let json: serde_json::Value = serde_json::from_str(&run_json(&run, &s)).unwrap();
+        let page = Tally::of(&run, &s);
+        assert_eq!(page.pools[0].queued, 6, "{page:?}");
+        assert_eq!(json["pools"][0]["queued_requests"], 6, "{json}");
+    }
 
     fn finished_run() -> (LabState, u32) {
         let mut s = LabState::new(SessionId::parse("s-har").unwrap());

@@ -28,7 +28,6 @@ use crate::page::{Drawn, Holds, Lab, listen};
 use crate::services::{burst, download};
 use crate::settings::{BurstSettings, resolve_origin};
 use crate::shell::{self, Page, location_hash, set_hash};
-use crate::state::Lane;
 
 /// The slot of the page's `main` holding the timeline's section (after the
 /// header, the links, and the panels with the measured figures).
@@ -237,14 +236,11 @@ impl Workbench {
         let Some(run) = self.run(&state) else { return };
         let name = format!("keepalive-lab-{}", run.name());
         let saved = match kind {
-            "json" => {
-                let lanes: Vec<&Lane> = state.lanes.values().map(|l| &**l).collect();
-                download::save(
-                    &format!("{name}.json"),
-                    "application/json",
-                    &crate::har::run_json(&run, &lanes, &state.clock),
-                )
-            }
+            "json" => download::save(
+                &format!("{name}.json"),
+                "application/json",
+                &crate::har::run_json(&run, &state),
+            ),
             "har" => download::save(
                 &format!("{name}.har"),
                 "application/json",

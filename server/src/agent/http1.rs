@@ -317,10 +317,23 @@ impl ResponseReader {
                             self.state = State::ChunkSize;
                         }
                         State::ChunkSize => {
-                            let size = line.split(';').next().unwrap_or("").trim();
-                            let size = u64::from_str_radix(size, 16).map_err(|_| {
-                                error("HPE_INVALID_CHUNK_SIZE", format!("chunk size `{size}`"))
-                            })?;
+                            // Hex digits only, as llhttp reads them: no
+                            // sign (`u64::from_str_radix` takes a `+`, and
+                            // Node refuses it: found in review), no prefix,
+                            // nothing before them.
+                            let size = line
+                                .split(';')
+                                .next()
+                                .unwrap_or("")
+                                .trim_end_matches([' ', '\t']);
+                            let size = Some(size)
+                                .filter(|s| {
+                                    !s.is_empty() && s.bytes().all(|b| b.is_ascii_hexdigit())
+                                })
+                                .and_then(|s| u64::from_str_radix(s, 16).ok())
+                                .ok_or_else(|| {
+                                    error("HPE_INVALID_CHUNK_SIZE", format!("chunk size `{size}`"))
+                                })?;
                             self.state = if size == 0 {
                                 State::Trailers
                             } else {
@@ -645,6 +658,37 @@ mod tests {
                     extra: 0
                 }),
                 "split at {split}"
+            );
+        }
+    }
+
+    /// A chunk size is hex digits, as llhttp reads it: a sign, a prefix or
+    /// anything before the digits fails the request (found in review: `+2`
+    /// was read as 2 and the socket kept, where Node destroys it).
+    #[test]
+    fn a_chunk_size_that_is_not_hex_digits_is_refused_with_llhttps_code() {
+        let wire = |size: &str| {
+            format!(
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n{size}\r\nok\r\n0\r\n\r\n"
+            )
+        };
+        for size in ["+2", "0x2", " 2", "", "-2", "2g", "11111111111111111"] {
+            let error = ResponseReader::new("GET")
+                .feed(wire(size).as_bytes())
+                .expect_err(size);
+            assert_eq!(error.code, "HPE_INVALID_CHUNK_SIZE", "`{size}`");
+        }
+        for size in ["2", "02", "2;ext=1"] {
+            let steps = ResponseReader::new("GET")
+                .feed(wire(size).as_bytes())
+                .expect(size);
+            assert_eq!(
+                steps.last(),
+                Some(&Step::Done {
+                    body_bytes: 2,
+                    extra: 0
+                }),
+                "`{size}`"
             );
         }
     }

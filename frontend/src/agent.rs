@@ -759,6 +759,7 @@ mod tests {
                 opened_us: 0,
                 upgraded: None,
                 protocol: None,
+                secured_us: None,
                 requests: vec![],
                 requests_total: 0,
                 closed: None,

@@ -2,7 +2,8 @@
 //!
 //! Field list: <http://www.softwareishard.com/blog/har-12-spec/>. The
 //! connection id is the server's, so DevTools' "Connection ID" column shows
-//! the lab's lanes.
+//! the lab's lanes, and `httpVersion` is what the server's record says the
+//! connection spoke (`HTTP/2.0` for `h2`).
 //!
 //! Timings ([`timings`]) cut the request's life, from `fetch()` to its end
 //! on the page's clock, into consecutive phases, so they always add up:
@@ -17,8 +18,12 @@
 //!   or the end at the server of the pool's request that freed a slot, or
 //!   of its own dropped attempt) to the server's accept of the connection,
 //!   and `dns` is -1 (not measured);
-//! - `send`: from the connection's accept to the server reading the head
-//!   (0 on a reused connection);
+//!   On the lab's HTTPS ports the lab's own `connect` lasts until the TLS
+//!   handshake's end (the server's `connection_secured`), and `ssl` is the
+//!   handshake, from the accept (included in `connect`, as HAR 1.2 says;
+//!   -1 on a reused or plain connection);
+//! - `send`: from the connection's accept (or its handshake's end) to the
+//!   server reading the head (0 on a reused connection);
 //! - `wait`: from the server reading the head to the response head in the
 //!   page, or to the request's end for an aborted or failed one;
 //! - `receive`: the body (0 when no response came).
@@ -27,8 +32,18 @@ use crate::clock::ClockSync;
 use crate::state::{BrowserRequest, LabState, Phase, Run};
 use crate::tally::Tally;
 
-/// HAR timings of `r` (ms): blocked, dns, connect, send, wait, receive.
-pub fn timings(run: &Run, r: &BrowserRequest, clock: &ClockSync) -> [f64; 6] {
+/// HAR timings of `r` (ms): blocked, dns, connect, send, wait, receive; and
+/// `ssl`. `secured_us` is when its connection's TLS handshake completed
+/// (the server's `connection_secured`), if it did: on a connection opened
+/// for it, `connect` then lasts until the handshake's end (HAR 1.2: `ssl`
+/// is included in `connect`), `send` starts there and `ssl` is the
+/// handshake; -1 otherwise.
+pub fn timings(
+    run: &Run,
+    r: &BrowserRequest,
+    clock: &ClockSync,
+    secured_us: Option<protocol::Micros>,
+) -> ([f64; 6], f64) {
     let page = |us| clock.to_page_ms(us);
     let issued = r.issued_ms.unwrap_or(run.started_ms);
     let arrival = r.server_start_us.and_then(page);
@@ -52,6 +67,14 @@ pub fn timings(run: &Run, r: &BrowserRequest, clock: &ClockSync) -> [f64; 6] {
         .filter(|a| a.seq == 1)
         .and_then(|a| page(a.conn_opened_us?))
         .filter(|t| *t >= issued - slack);
+    // The handshake, on a connection opened for this request.
+    let secured = attempt
+        .filter(|a| a.seq == 1)
+        .and(secured_us)
+        .and_then(page);
+    let ssl = accepted
+        .zip(secured)
+        .map_or(-1.0, |(from, to)| (to - from).max(0.0));
     // Resource Timing's figures are on the page's clock: no sync needed.
     let browser_says_new = r
         .timing
@@ -63,6 +86,8 @@ pub fn timings(run: &Run, r: &BrowserRequest, clock: &ClockSync) -> [f64; 6] {
             Some(t.connect_end),
         ),
         (None, Some(accept)) => {
+            // The handshake is part of the connection's setup.
+            let ready = secured.map_or(accept, |t| t.max(accept));
             // The latest moment before the accept that a slot was freed:
             // another request of the pool, or this one's dropped attempt,
             // ended at the server.
@@ -75,7 +100,7 @@ pub fn timings(run: &Run, r: &BrowserRequest, clock: &ClockSync) -> [f64; 6] {
                 .filter_map(|a| page(a.end_us?))
                 .filter(|t| *t <= accept)
                 .fold(issued, f64::max);
-            (None, Some(freed), Some(accept))
+            (None, Some(freed), Some(ready))
         }
         (None, None) => (None, None, None),
     };
@@ -102,7 +127,14 @@ pub fn timings(run: &Run, r: &BrowserRequest, clock: &ClockSync) -> [f64; 6] {
     let send = step(Some(arrival.unwrap_or(f64::MIN)));
     let wait = step(Some(r.head_ms.unwrap_or(end)));
     let receive = step(Some(end));
-    [blocked, dns, connect, send, wait, receive]
+    // Never more than the `connect` it is part of (clamped to the request's
+    // life, or from Resource Timing's own figures).
+    let ssl = if connect >= 0.0 {
+        ssl.min(connect)
+    } else {
+        -1.0
+    };
+    ([blocked, dns, connect, send, wait, receive], ssl)
 }
 
 fn iso8601(epoch_ms: f64) -> String {
@@ -205,9 +237,16 @@ fn int(n: Option<impl Into<u64>>) -> Option<f64> {
     n.map(|n| n.into() as f64)
 }
 
-fn entry(j: &mut Json, run: &Run, r: &BrowserRequest, clock: &ClockSync) {
+fn entry(j: &mut Json, run: &Run, r: &BrowserRequest, state: &LabState) {
+    let clock = &state.clock;
     let issued = r.issued_ms.unwrap_or(run.started_ms);
-    let phases = timings(run, r, clock);
+    let lane = r.conn.and_then(|c| state.lanes.get(&c));
+    let (phases, ssl) = timings(run, r, clock, lane.and_then(|l| l.secured_us));
+    // The protocol the server's record says the connection spoke.
+    let version = match lane.and_then(|l| l.protocol.as_deref()) {
+        Some("h2") => "HTTP/2.0",
+        _ => "HTTP/1.1",
+    };
     let total: f64 = phases.iter().filter(|t| **t >= 0.0).sum();
     j.open("", '{')
         .str("pageref", &run.name())
@@ -219,7 +258,9 @@ fn entry(j: &mut Json, run: &Run, r: &BrowserRequest, clock: &ClockSync) {
         .open("request", '{')
         .str("method", if run.settings.post { "POST" } else { "GET" })
         .str("url", &r.url)
-        .raw("httpVersion", r#""HTTP/1.1","cookies":[],"headers":[]"#)
+        .str("httpVersion", version)
+        .raw("cookies", "[]")
+        .raw("headers", "[]")
         .open("queryString", '[');
     let query = r.url.split_once('?').map_or("", |(_, q)| q);
     for p in query.split('&').filter(|p| !p.is_empty()) {
@@ -235,9 +276,11 @@ fn entry(j: &mut Json, run: &Run, r: &BrowserRequest, clock: &ClockSync) {
         .close('}')
         .open("response", '{')
         .num("status", int(r.status.map(u32::from)).or(Some(0.0)))
+        .str("statusText", "")
+        .str("httpVersion", version)
         .raw(
-            "statusText",
-            r#""","httpVersion":"HTTP/1.1","cookies":[],"redirectURL":"","headersSize":-1,"bodySize":-1,"content":{"size":-1,"mimeType":""}"#,
+            "cookies",
+            r#"[],"redirectURL":"","headersSize":-1,"bodySize":-1,"content":{"size":-1,"mimeType":""}"#,
         )
         .open("headers", '[');
     let mut header = |name: &str, value: &str| {
@@ -271,7 +314,7 @@ fn entry(j: &mut Json, run: &Run, r: &BrowserRequest, clock: &ClockSync) {
     {
         j.num(name, Some(t));
     }
-    j.raw("ssl", "-1")
+    j.num("ssl", Some(ssl))
         .close('}')
         .str("comment", &format!("{} ({})", r.phase.label(), r.tag));
     if let Some(conn) = r.conn {
@@ -303,8 +346,9 @@ fn attempts(j: &mut Json, key: &str, run: &Run, r: &BrowserRequest, clock: &Cloc
     j.close(']');
 }
 
-/// The run as a HAR 1.2 document.
-pub fn export(run: &Run, clock: &ClockSync) -> String {
+/// The run as a HAR 1.2 document, with what `state` knows of the
+/// connections that carried it (their protocol, their TLS handshake).
+pub fn export(run: &Run, state: &LabState) -> String {
     let mut j = Json(String::new());
     j.open("", '{')
         .open("log", '{')
@@ -326,7 +370,7 @@ pub fn export(run: &Run, clock: &ClockSync) -> String {
         .close(']')
         .open("entries", '[');
     for r in run.requests.iter().filter(|r| r.issued_ms.is_some()) {
-        entry(&mut j, run, r, clock);
+        entry(&mut j, run, r, state);
     }
     j.close(']').close('}').close('}');
     j.0
@@ -556,8 +600,7 @@ mod tests {
     #[test]
     fn has_every_required_har_1_2_field() {
         let (s, id) = finished_run();
-        let har: serde_json::Value =
-            serde_json::from_str(&export(s.run(id).unwrap(), &s.clock)).unwrap();
+        let har: serde_json::Value = serde_json::from_str(&export(s.run(id).unwrap(), &s)).unwrap();
         let log = &har["log"];
         assert_eq!(log["version"], "1.2");
         for field in ["name", "version"] {
@@ -752,6 +795,57 @@ mod tests {
         });
     }
 
+    /// Over the lab's HTTPS port with HTTP/2: the entry says HTTP/2.0 (the
+    /// server's record of the connection), and the TLS handshake is `ssl`,
+    /// within `connect` and not in `send` (found in review: HTTP/1.1 and
+    /// `ssl` -1 on every entry, the handshake counted as `send`).
+    #[test]
+    fn an_http2_request_says_so_and_its_handshake_is_ssl_within_connect() {
+        let mut s = seven_issued(Sample {
+            sent_ms: 0.0,
+            received_ms: 0.0,
+            server_us: 0,
+        });
+        s.apply(Action::ServerBatch(vec![
+            open(1, 100.5),
+            ServerEvent::ConnectionSecured {
+                conn: ConnId(1),
+                protocol: "h2".into(),
+                alpn: Some("h2".into()),
+                tls_version: "TLSv1.3".into(),
+                at_us: ms(104.0),
+            },
+            start(1, 1, 1, 1, 105.0),
+            end(1, 1, protocol::RequestOutcome::Completed, 110.0),
+            // #2 on plain HTTP/1.1.
+            open(2, 101.0),
+            start(2, 2, 1, 2, 102.0),
+            end(2, 2, protocol::RequestOutcome::Completed, 110.0),
+        ]));
+        answer(&mut s, 0, (1, 1, 1), 106.0, None);
+        answer(&mut s, 1, (2, 2, 1), 103.0, None);
+        let har: serde_json::Value = serde_json::from_str(&export(s.run(1).unwrap(), &s)).unwrap();
+        let entries = har["log"]["entries"].as_array().unwrap();
+        let tls = &entries[0];
+        assert_eq!(tls["request"]["httpVersion"], "HTTP/2.0");
+        assert_eq!(tls["response"]["httpVersion"], "HTTP/2.0");
+        let t = &tls["timings"];
+        let near = |v: &serde_json::Value, x: f64| (v.as_f64().unwrap() - x).abs() < 1e-9;
+        assert!(near(&t["ssl"], 3.5), "accept to the handshake's end: {t}");
+        assert!(
+            near(&t["connect"], 4.0),
+            "fetch() to the handshake's end: {t}"
+        );
+        assert!(
+            near(&t["send"], 1.0),
+            "the handshake's end to the head read: {t}"
+        );
+        let plain = &entries[1];
+        assert_eq!(plain["request"]["httpVersion"], "HTTP/1.1");
+        assert_eq!(plain["timings"]["ssl"], -1.0);
+        assert!(near(&plain["timings"]["send"], 1.0), "{}", plain["timings"]);
+    }
+
     /// Seven requests, each ending a different way, on one clock (server µs
     /// = page ms × 1000).
     fn every_ending() -> LabState {
@@ -832,8 +926,7 @@ mod tests {
     #[test]
     fn har_timings_add_up_for_done_aborted_and_failed_requests() {
         let s = every_ending();
-        let har: serde_json::Value =
-            serde_json::from_str(&export(s.run(1).unwrap(), &s.clock)).unwrap();
+        let har: serde_json::Value = serde_json::from_str(&export(s.run(1).unwrap(), &s)).unwrap();
         let entries = har["log"]["entries"].as_array().unwrap();
         assert_eq!(entries.len(), 7);
         let run = s.run(1).unwrap();
@@ -888,7 +981,7 @@ mod tests {
     fn connect_is_filled_for_new_connections_and_minus_one_on_reused_ones() {
         let s = every_ending();
         let run = s.run(1).unwrap();
-        let t = |i: usize| timings(run, &run.requests[i], &s.clock);
+        let t = |i: usize| timings(run, &run.requests[i], &s.clock, None).0;
         // The lab's own measure: from fetch() to the server's accept.
         let [blocked, dns, connect, send, ..] = t(0);
         assert_eq!((blocked, dns, connect), (0.0, -1.0, 4.0));
@@ -948,7 +1041,7 @@ mod tests {
         assert!(timing.new_connection());
         answer(&mut s, 0, (1, 1, 1), 101.0, Some(timing));
         let run = s.run(1).unwrap();
-        let [_, dns, connect, ..] = timings(run, &run.requests[0], &s.clock);
+        let [_, dns, connect, ..] = timings(run, &run.requests[0], &s.clock, None).0;
         assert!(
             (connect - 0.15).abs() < 1e-9 && (dns - 0.05).abs() < 1e-9,
             "Resource Timing says new: dns {dns}, connect {connect}"

@@ -218,6 +218,10 @@ pub struct Lane {
     /// (`h2` or `http/1.1`, from `connection_secured`); `None` for plain
     /// HTTP/1.1.
     pub protocol: Option<String>,
+    /// On the lab's HTTPS ports: when its TLS handshake completed (from
+    /// `connection_secured`; `None` for plain HTTP/1.1, and for a lane
+    /// first seen in a snapshot).
+    pub secured_us: Option<Micros>,
     /// Requests it carried, oldest first (at most [`MAX_REQUESTS_PER_LANE`]).
     pub requests: Vec<LaneRequest>,
     /// Total requests it carried (including forgotten ones).
@@ -1367,6 +1371,7 @@ impl LabState {
                         opened_us: at_us,
                         upgraded: None,
                         protocol: None,
+                        secured_us: None,
                         requests: Vec::new(),
                         requests_total: 0,
                         closed: None,
@@ -1487,9 +1492,15 @@ impl LabState {
                     lane.upgraded = Some(role);
                 }
             }
-            ServerEvent::ConnectionSecured { conn, protocol, .. } => {
+            ServerEvent::ConnectionSecured {
+                conn,
+                protocol,
+                at_us,
+                ..
+            } => {
                 if let Some(lane) = self.lane_mut(conn) {
                     lane.protocol = Some(protocol);
+                    lane.secured_us = Some(at_us);
                 }
             }
             ServerEvent::ConnectionClosed {
@@ -1635,6 +1646,7 @@ fn lane_from_snapshot(s: ConnectionSnapshot, whose: impl Fn(&str) -> Whose) -> L
         opened_us: s.opened_us,
         upgraded: s.upgraded,
         protocol: s.protocol,
+        secured_us: None,
         requests_total: s.requests_total,
         requests: s
             .requests

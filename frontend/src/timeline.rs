@@ -682,6 +682,7 @@ mod tests {
             opened_us: 5,
             upgraded: None,
             protocol: None,
+            secured_us: None,
             requests: vec![],
             requests_total: 0,
             closed: None,

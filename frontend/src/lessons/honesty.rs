@@ -346,6 +346,7 @@ fn race_note_tells_failures_not_a_resend_that_did_not_happen() {
                 opened_us: 0,
                 upgraded: None,
                 protocol: None,
+                secured_us: None,
                 requests: Vec::new(),
                 requests_total: 1,
                 closed: Some(crate::state::LaneClose {

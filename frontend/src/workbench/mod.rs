@@ -244,7 +244,7 @@ impl Workbench {
             "har" => download::save(
                 &format!("{name}.har"),
                 "application/json",
-                &crate::har::export(&run, &state.clock),
+                &crate::har::export(&run, &state),
             ),
             _ => {
                 self.draw_whole(true);

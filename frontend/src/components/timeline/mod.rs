@@ -929,6 +929,7 @@ mod tests {
             opened_us: 0,
             upgraded: None,
             protocol: None,
+            secured_us: None,
             requests: vec![],
             requests_total: 1,
             closed: None,

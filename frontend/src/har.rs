@@ -695,6 +695,13 @@ mod tests {
 
     /// Run 1 of seven requests (`b1-1` … `b1-7`), all issued at 100 ms, on a
     /// page whose clock sync took `sample`.
+    /// A clock sync with the server's clock equal to the page's, exactly.
+    const EXACT: Sample = Sample {
+        sent_ms: 0.0,
+        received_ms: 0.0,
+        server_us: 0,
+    };
+
     fn seven_issued(sample: Sample) -> LabState {
         let mut s = LabState::new(SessionId::parse("s-har").unwrap());
         s.apply(Action::Clock(sample));
@@ -801,11 +808,7 @@ mod tests {
     /// `ssl` -1 on every entry, the handshake counted as `send`).
     #[test]
     fn an_http2_request_says_so_and_its_handshake_is_ssl_within_connect() {
-        let mut s = seven_issued(Sample {
-            sent_ms: 0.0,
-            received_ms: 0.0,
-            server_us: 0,
-        });
+        let mut s = seven_issued(EXACT);
         s.apply(Action::ServerBatch(vec![
             open(1, 100.5),
             ServerEvent::ConnectionSecured {
@@ -849,11 +852,7 @@ mod tests {
     /// Seven requests, each ending a different way, on one clock (server µs
     /// = page ms × 1000).
     fn every_ending() -> LabState {
-        let mut s = seven_issued(Sample {
-            sent_ms: 0.0,
-            received_ms: 0.0,
-            server_us: 0,
-        });
+        let mut s = seven_issued(EXACT);
         use protocol::RequestOutcome::{Aborted, Completed};
         s.apply(Action::ServerBatch(vec![
             // #1 on a new connection, accepted 4 ms after fetch().

@@ -519,13 +519,23 @@ pub enum Stopped {
     DurationOver,
 }
 
-/// Resolves `HOST:PORT` (the first address).
+/// Longest a name's lookup may take (the system resolver's own retries can
+/// take far longer when it is unreachable).
+pub const LOOKUP_LIMIT: Duration = Duration::from_secs(5);
+
+/// Resolves `HOST:PORT` (the first address), within [`LOOKUP_LIMIT`].
 async fn resolve(flag: &str, text: &str) -> io::Result<SocketAddr> {
     if let Ok(address) = text.parse() {
         return Ok(address);
     }
-    tokio::net::lookup_host(text)
+    tokio::time::timeout(LOOKUP_LIMIT, tokio::net::lookup_host(text))
         .await
+        .map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("{flag} {text}: no answer from the resolver within {LOOKUP_LIMIT:?}"),
+            )
+        })?
         .map_err(|e| io::Error::new(e.kind(), format!("{flag} {text}: {e}")))?
         .next()
         .ok_or_else(|| io::Error::other(format!("{flag} {text}: no address")))

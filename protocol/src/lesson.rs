@@ -359,7 +359,7 @@ pub const LESSONS: &[LessonEntry] = &[
               The client hears nothing and waits until its own timeout. The fixes keep packets \
               flowing within the timeout: application heartbeats, or TCP keep-alive probes (Node's \
               keepAliveMsecs on an agent with keepAlive: true, or the server's SO_KEEPALIVE). \
-              Only the gateway's clock is scaled here: a browser's own probes keep real time, and \
+              Only the gateway's clock is scaled here: Chromium's own probes keep real time, and \
               at the real 350 s they would have saved this request (the lesson on Chromium's own \
               probes measures them); the cut is what a client that sends nothing suffers.",
             watch: "the server's lane answering while the page's request waits on",

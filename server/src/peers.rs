@@ -247,7 +247,7 @@ impl Peers {
             OverCap::Server => serde_json::json!({
                 "error": format!("the lab already has {} connections open, its cap", self.max_total_connections),
                 "hint": "try again once other connections have closed (idle ones close by \
-                         themselves within seconds)",
+                         themselves at the server's idle timeout)",
             }),
         }
         .to_string();

@@ -281,6 +281,12 @@ fn mapping_events<'a>(e: &'a Evidence<'_>) -> Vec<&'a protocol::MiddleboxEvent> 
 
 /// What the middlebox, the server and the page each saw of a NAT lesson.
 fn nat_outcome(e: &Evidence<'_>) -> (Outcome, bool) {
+    nat_outcome_noted(e, false)
+}
+
+/// [`nat_outcome`], with the note on what the time scale leaves out when
+/// `scale_note` (nat-gateway) and the mapping was cut.
+fn nat_outcome_noted(e: &Evidence<'_>, scale_note: bool) -> (Outcome, bool) {
     use protocol::{MiddleboxEvent as M, Side};
     let request = e.run(0).and_then(|r| r.requests.first().cloned());
     let events = mapping_events(e);
@@ -407,7 +413,11 @@ fn nat_outcome(e: &Evidence<'_>) -> (Outcome, bool) {
         )],
     };
     let mut outcome = outcome;
-    if let Some((_, scale, real)) = timeout.filter(|t| t.1 > 1) {
+    // Only where the mapping was cut with nothing sent (nat-gateway): the
+    // heartbeat lesson's mapping lives, and the TCP keep-alive lesson scales
+    // the server's probes with the middlebox.
+    let cut_silent = expired && scale_note;
+    if let Some((_, scale, real)) = timeout.filter(|t| t.1 > 1 && cut_silent) {
         // Only the middlebox's clock is scaled: the browser's own TCP
         // keep-alive probes keep real time (found in review: the lesson
         // told a cut that a browser at the real 350 s would not suffer).
@@ -422,9 +432,15 @@ fn nat_outcome(e: &Evidence<'_>) -> (Outcome, bool) {
             },
         ));
         let run = ended_after_ms.map_or("this run".to_owned(), |ms| format!("this run of {ms} ms"));
+        // Chromium's first probe comes after 45 s of silence.
+        let short = ended_after_ms.is_some_and(|ms| ms < 45_000);
         let counted = match (probes_seen(&events), client_probes) {
-            (false, _) => format!("in {run} none was due"),
-            (true, 0) => format!("in {run} none was due, and the middlebox counted none"),
+            (false, _) if short => format!("in {run} none was due"),
+            (false, _) => format!("this host cannot see probes, so none was counted in {run}"),
+            (true, 0) if short => {
+                format!("in {run} none was due, and the middlebox counted none")
+            }
+            (true, 0) => format!("the middlebox counted none in {run}"),
             (true, n) => format!(
                 "the middlebox counted {} from it in {run}",
                 count(n as usize, "probes")
@@ -434,7 +450,8 @@ fn nat_outcome(e: &Evidence<'_>) -> (Outcome, bool) {
             "Only the middlebox's clock ran ×{scale} faster. Your browser's own TCP keep-alive \
              probes keep real time (Chromium sends one after 45 s of silence: the lesson \
              \"Chromium's own probes, in real time\" measures them): {counted}. At the real {} s, \
-             a browser's probes would have kept this mapping; what was cut here is what a client \
+             Chromium's probes would have kept this mapping (other browsers probe later or not \
+             at all); what was cut here is what a client \
              that sends nothing suffers: a Node agent without TCP keep-alive, or one server \
              calling another.",
             real / 1000,
@@ -444,7 +461,7 @@ fn nat_outcome(e: &Evidence<'_>) -> (Outcome, bool) {
 }
 
 fn nat_gateway(e: &Evidence<'_>) -> Outcome {
-    nat_outcome(e).0
+    nat_outcome_noted(e, true).0
 }
 
 fn nat_heartbeat(e: &Evidence<'_>) -> Outcome {

@@ -563,7 +563,7 @@ fn nat_gateway_says_the_browsers_own_probes_were_not_scaled() {
     assert!(
         note.contains("Only the middlebox's clock ran ×100 faster")
             && note.contains("in this run of 8000 ms none was due, and the middlebox counted none")
-            && note.contains("At the real 350 s, a browser's probes would have kept this mapping"),
+            && note.contains("At the real 350 s, Chromium's probes would have kept this mapping"),
         "{note}"
     );
 }

@@ -661,8 +661,29 @@ async fn start(
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
+    match tokio::runtime::Runtime::new() {
+        Ok(runtime) => run_to_exit(runtime, lab_main()),
+        Err(e) => {
+            say_err!("keepalive-lab: cannot start the async runtime: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs `main` to its exit code, then leaves at once: work still on the
+/// runtime's blocking threads is abandoned rather than waited for. (Found in
+/// review: `#[tokio::main]` drops its runtime, and the drop waits for every
+/// blocking task, so a name lookup given up after
+/// [`keepalive_lab_server::middlebox::cli::LOOKUP_LIMIT`] still held the
+/// agent's and middlebox's exit for as long as the system resolver retried.)
+fn run_to_exit(runtime: tokio::runtime::Runtime, main: impl Future<Output = ExitCode>) -> ExitCode {
+    let code = runtime.block_on(main);
+    runtime.shutdown_background();
+    code
+}
+
+async fn lab_main() -> ExitCode {
     // Logs go to stderr: the standalone tools' stdout is JSON lines only,
     // and the lab's stdout its console (the links to open).
     // `log_internal_errors(false)`: on a failed write to stderr the
@@ -732,25 +753,50 @@ async fn main() -> ExitCode {
     }
 }
 
-/// Raises the open-file limit to its hard limit (each connection a room
-/// opens takes a descriptor) and returns the server-wide connection cap that
-/// fits under it: `wanted`, or half the limit when that is less (the other
-/// half for the middlebox's and the agent's own ends, the listeners and the
-/// page's files). The limit is returned too when it lowered the cap.
+/// Descriptors kept aside from the connection cap: the lab's middlebox's
+/// accepted ends (its 1 024 mappings; their upstream ends are lab
+/// connections, budgeted below), the listeners, the page's files and the
+/// process's own.
+const RESERVED_FILES: u64 = 1024 + 256;
+
+/// Raises the open-file limit as far as the connection cap needs (each
+/// connection a room opens takes a descriptor) and returns the server-wide
+/// connection cap that fits under the limit it got ([`cap_under`]), with
+/// that limit when it lowered the cap.
 fn connections_that_fit(wanted: usize) -> (usize, Option<u64>) {
-    match rlimit::increase_nofile_limit(u64::MAX) {
-        Ok(limit) => {
-            let half = usize::try_from(limit / 2).unwrap_or(usize::MAX);
-            if half < wanted {
-                (half.max(1), Some(limit))
-            } else {
-                (wanted, None)
-            }
+    let needed = (wanted as u64)
+        .saturating_mul(2)
+        .saturating_add(RESERVED_FILES);
+    // A finite target: asking for the most there is failed where the hard
+    // limit is "unlimited" (setrlimit refuses above the kernel's nr_open),
+    // and the cap then stayed over a soft limit of 1 024 (found in review).
+    let limit = match rlimit::increase_nofile_limit(needed) {
+        Ok(limit) => Some(limit),
+        // Refused: what the process has now still bounds it.
+        Err(_) => rlimit::getrlimit(rlimit::Resource::NOFILE)
+            .ok()
+            .map(|(soft, _)| soft),
+    };
+    match limit {
+        Some(limit) => {
+            let cap = cap_under(limit, wanted);
+            (cap, (cap < wanted).then_some(limit))
         }
-        // Not known (not a Unix, or refused): the default stands, and the
-        // accept loop's backoff handles running out.
-        Err(_) => (wanted, None),
+        // Not known (not a Unix): the default stands, and the accept loop's
+        // backoff handles running out.
+        None => (wanted, None),
     }
+}
+
+/// The connection cap that fits `limit` open files: two descriptors per
+/// connection (a TLS connection's second is its close watch; an agent's or
+/// the middlebox's connection has its client end in this process too) after
+/// [`RESERVED_FILES`]; a quarter of the limit when that leaves less; never
+/// more than `wanted`.
+fn cap_under(limit: u64, wanted: usize) -> usize {
+    let budgeted = limit.saturating_sub(RESERVED_FILES) / 2;
+    let cap = budgeted.max(limit / 4).max(1);
+    usize::try_from(cap).unwrap_or(usize::MAX).min(wanted)
 }
 
 #[cfg(test)]
@@ -762,6 +808,44 @@ mod tests {
             Command::Run(options) => Ok(*options),
             other => Err(format!("{other:?}")),
         }
+    }
+
+    #[test]
+    fn the_connection_cap_leaves_two_descriptors_a_connection_and_a_reserve() {
+        assert_eq!(cap_under(1_048_576, 8192), 8192, "plenty: the default");
+        assert_eq!(
+            cap_under(8192, 8192),
+            (8192 - RESERVED_FILES as usize) / 2,
+            "two each after the reserve"
+        );
+        assert_eq!(cap_under(1024, 8192), 256, "a quarter of a small limit");
+        assert_eq!(cap_under(2, 8192), 1, "never none");
+        for limit in [16, 1024, 2048, 4096, 16_384, 65_536] {
+            let cap = cap_under(limit, usize::MAX) as u64;
+            assert!(cap * 2 <= limit, "{limit}: {cap} connections cannot fit");
+        }
+    }
+
+    /// The exit does not wait for a blocking task still running (a name
+    /// lookup given up on): without `shutdown_background` this takes 20 s.
+    #[test]
+    fn the_exit_does_not_wait_for_a_lookup_given_up_on() {
+        let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+        let started = std::time::Instant::now();
+        let code = run_to_exit(runtime, async {
+            let stuck = tokio::task::spawn_blocking(|| {
+                std::thread::sleep(std::time::Duration::from_secs(20));
+            });
+            let waited = tokio::time::timeout(std::time::Duration::from_millis(50), stuck).await;
+            assert!(waited.is_err(), "the blocking task is still running");
+            ExitCode::from(3)
+        });
+        assert_eq!(code, ExitCode::from(3));
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "the exit waited {:?} for the blocking task",
+            started.elapsed()
+        );
     }
 
     #[test]

@@ -1646,6 +1646,39 @@ impl TrackedStream {
             _slot: slot,
         }
     }
+
+    /// A second handle on the socket, to look for the client's FIN or RST
+    /// while TLS and hyper own this stream ([`CloseWatch`]); `None` if the
+    /// descriptor could not be duplicated.
+    pub fn close_watch(&self) -> Option<CloseWatch> {
+        use std::os::fd::AsFd;
+        let fd = self.inner.as_fd().try_clone_to_owned().ok()?;
+        Some(CloseWatch(std::net::TcpStream::from(fd)))
+    }
+}
+
+/// A duplicate of a TLS connection's descriptor, to see whether the
+/// client's FIN or RST is already in as the idle deadline passes (on the
+/// plain ports [`TrackedStream`]'s drop looks; on the TLS ports hyper and
+/// rustls own the stream, and over HTTP/2 they read the client's close while
+/// the server's `GOAWAY` goes out). It shares the socket's non-blocking
+/// mode, so a look never waits. Dropped with its connection: the socket
+/// closes when the last of the two descriptors does.
+#[derive(Debug)]
+pub struct CloseWatch(std::net::TcpStream);
+
+impl CloseWatch {
+    /// The client's close, if it is what waits unread: `peer_closed` for a
+    /// FIN, `peer_reset` for a RST. Bytes (encrypted: a raced request or a
+    /// `close_notify` cannot be told apart) or nothing: `None`.
+    pub fn client_closed(&self) -> Option<CloseReason> {
+        let mut byte = [0_u8; 1];
+        match self.0.peek(&mut byte) {
+            Ok(0) => Some(CloseReason::PeerClosed),
+            Err(e) if e.kind() == io::ErrorKind::ConnectionReset => Some(CloseReason::PeerReset),
+            _ => None,
+        }
+    }
 }
 
 impl Drop for TrackedStream {

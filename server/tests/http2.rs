@@ -1812,3 +1812,74 @@ async fn a_max_th_request_the_client_cancels_still_ends_the_connection_with_goaw
         "the client read the server's GOAWAY"
     );
 }
+
+/// On the TLS ports too, the client's FIN (or RST) already in as the idle
+/// deadline passes is the client's close, whichever of the two the
+/// connection's task looks at first: over HTTP/1.1, and over HTTP/2 (where
+/// the server's `GOAWAY` goes out and hyper reads the close after the
+/// deadline). (Found in review: the record said `idle_timeout` whenever the
+/// deadline was looked at first; the plain ports' check reads request bytes
+/// that TLS encrypts here, so only the FIN and RST are looked for.)
+#[tokio::test]
+async fn an_idle_tls_close_that_finds_the_clients_fin_or_rst_is_the_clients_close() {
+    use tokio::io::AsyncWriteExt as _;
+    const IDLE: std::time::Duration = std::time::Duration::from_millis(200);
+    const ATTEMPTS: usize = 12;
+    let lab = start_tls(common::config_with_idle(IDLE)).await;
+    let mut viewer = Viewer::connect(lab.addr).await;
+    for (h2, port) in [(false, lab.h1), (true, lab.h2)] {
+        for attempt in 0..ATTEMPTS {
+            let reset = attempt % 2 == 1;
+            let tag = format!("tls-close-{h2}-{attempt}");
+            let mut tls = connect(port, &lab.identity).await;
+            let local = tls.get_ref().0.local_addr().expect("address");
+            let wire = if h2 {
+                let mut wire = raw_preface();
+                wire.extend(raw_get(
+                    1,
+                    &port.to_string(),
+                    &format!("/api/fast?id={tag}"),
+                ));
+                wire
+            } else {
+                format!("GET /api/fast?id={tag} HTTP/1.1\r\nHost: {port}\r\n\r\n").into_bytes()
+            };
+            tls.write_all(&wire).await.expect("write");
+            tls.flush().await.expect("flush");
+            let conn = opened_from(&mut viewer, &local.to_string()).await;
+            let (_, request) = started(&mut viewer, &tag).await;
+            viewer
+                .next_matching(
+                    "the request finished",
+                    |e| matches!(e, ServerEvent::RequestFinished { request: r, .. } if *r == request),
+                )
+                .await;
+            // Let the server settle into waiting (its idle timer armed).
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            if reset {
+                tls.get_ref().0.set_zero_linger().expect("SO_LINGER 0");
+                drop(tls);
+            } else {
+                // A bare FIN, as a browser closing a socket sends (no
+                // `close_notify`: its bytes would be encrypted). The socket
+                // is kept until the end of the attempt.
+                tls.get_mut().0.shutdown().await.expect("the client's FIN");
+            }
+            // Nobody runs now, the server included, while the deadline
+            // passes: the client's close and the deadline are both there
+            // when the server next looks.
+            std::thread::sleep(IDLE * 2);
+            let closed = viewer.closed(conn).await;
+            let expected = if reset {
+                CloseReason::PeerReset
+            } else {
+                CloseReason::PeerClosed
+            };
+            assert_eq!(
+                closed.reason, expected,
+                "h2 {h2}, attempt {attempt}: the client's close came before the server's"
+            );
+            assert_eq!(closed.requests, 1);
+        }
+    }
+}

@@ -21,7 +21,7 @@ use tokio_rustls::{TlsAcceptor, rustls};
 use super::frames::FrameTap;
 use super::{ALPN_H2, MAX_CONCURRENT_STREAMS};
 use crate::Lab;
-use crate::conn::{Conn, TrackedStream};
+use crate::conn::{CloseWatch, Conn, TrackedStream};
 use crate::listener::{AcceptFailures, Handler, SHUTDOWN_GRACE, http1_builder};
 use crate::routes;
 use crate::watchdog;
@@ -156,7 +156,19 @@ async fn serve_connection(
             return;
         }
     };
-    let (_, session) = tls.get_ref();
+    let (tracked, session) = tls.get_ref();
+    // Declared before the connection, so dropped after it: the socket
+    // closes when both are gone.
+    let watch = tracked.close_watch();
+    // The idle deadline's verdict, unless the client's FIN or RST is already
+    // in: then the client closed first (as on the plain ports, where the
+    // socket is looked at as it closes).
+    let idle_reason = |verdict: CloseReason| {
+        watch
+            .as_ref()
+            .and_then(CloseWatch::client_closed)
+            .unwrap_or(verdict)
+    };
     let alpn = session.alpn_protocol().map(<[u8]>::to_vec);
     let version = session
         .protocol_version()
@@ -231,7 +243,7 @@ async fn serve_connection(
                         connection.as_mut().graceful_shutdown();
                         let _ = tokio::time::timeout(GOAWAY_GRACE, connection.as_mut()).await;
                     } else if verdict.idle {
-                        conn.set_reason(verdict.reason);
+                        conn.set_reason(idle_reason(verdict.reason));
                         // Idle (or its session ended): say GOAWAY, then close.
                         connection.as_mut().graceful_shutdown();
                         let _ = tokio::time::timeout(GOAWAY_GRACE, connection.as_mut()).await;
@@ -258,8 +270,13 @@ async fn serve_connection(
         tokio::select! {
             result = connection.as_mut() => conn.note_connection_end(&result),
             // Not `closing_idle`: a raced request's bytes are encrypted here,
-            // so the keep-alive race is not looked for on the TLS ports.
-            verdict = watchdog => conn.set_reason(verdict.reason),
+            // so the keep-alive race is not looked for on the TLS ports; the
+            // client's FIN or RST is.
+            verdict = watchdog => conn.set_reason(if verdict.idle {
+                idle_reason(verdict.reason)
+            } else {
+                verdict.reason
+            }),
             () = lab.shutting_down() => {
                 conn.set_reason(CloseReason::Shutdown);
                 connection.as_mut().graceful_shutdown();

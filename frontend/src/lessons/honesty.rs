@@ -517,12 +517,11 @@ fn nat_gateway_grades_an_error_by_when_it_came() {
     );
 }
 
-/// nat-gateway (found in review): only the middlebox's clock is scaled, so
-/// the note says the browser's own probes keep real time, that none was due
-/// in the run, and that at the real 350 s they would have kept the mapping.
-#[test]
-fn nat_gateway_says_the_browsers_own_probes_were_not_scaled() {
-    use protocol::{MappingId, MiddleboxEvent as M, OnExpiry, Preset};
+/// A NAT lesson's record: an AWS-like mapping (×100) cut at 3.5 s, the
+/// page's request aborted `ended_ms` after it was issued; `probes` of the
+/// browser's TCP keep-alive probes counted before the cut.
+fn nat_cut(lesson: &str, ended_ms: f64, probes: u32) -> Outcome {
+    use protocol::{MappingId, MiddleboxEvent as M, Preset, RefreshCause, Side};
     let mut s = fresh();
     let settings = Preset::AwsNat.settings(100);
     let mb = |e, at_us| {
@@ -546,17 +545,36 @@ fn nat_gateway_says_the_browsers_own_probes_were_not_scaled() {
         },
         0,
     ));
+    if probes > 0 {
+        s.apply(mb(
+            M::Refreshed {
+                side: Side::Client,
+                by: RefreshCause::Probe,
+                bytes: 0,
+                count: probes,
+            },
+            1_000_000,
+        ));
+    }
     s.apply(mb(
         M::Expired {
             idle_ms: 3_500,
-            on_expiry: OnExpiry::Rst,
+            on_expiry: protocol::OnExpiry::Rst,
             transitory: false,
         },
         3_500_000,
     ));
     let mut r = req(Phase::Aborted);
-    (r.issued_ms, r.ended_ms, r.server_start_us) = (Some(0.0), Some(8_000.0), Some(10_000));
-    let o = measure("nat-gateway", &s, vec![run_of(vec![r])]);
+    (r.issued_ms, r.ended_ms, r.server_start_us) = (Some(0.0), Some(ended_ms), Some(10_000));
+    measure(lesson, &s, vec![run_of(vec![r])])
+}
+
+/// nat-gateway (found in review): only the middlebox's clock is scaled, so
+/// the note says the browser's own probes keep real time, that none was due
+/// in the run, and that at the real 350 s they would have kept the mapping.
+#[test]
+fn nat_gateway_says_the_browsers_own_probes_were_not_scaled() {
+    let o = nat_cut("nat-gateway", 8_000.0, 0);
     assert_eq!(o.answer, Answer::Choice(2));
     assert_eq!(fig(&o, "client-probes"), "0");
     let note = o.notes.last().unwrap();
@@ -566,6 +584,46 @@ fn nat_gateway_says_the_browsers_own_probes_were_not_scaled() {
             && note.contains("At the real 350 s, Chromium's probes would have kept this mapping"),
         "{note}"
     );
+}
+
+/// In a run of 45 s or more a probe of Chromium's was due: the note says
+/// what the middlebox counted, never that none was due.
+#[test]
+fn nat_gateway_past_45_s_says_what_was_counted_not_that_none_was_due() {
+    let none = nat_cut("nat-gateway", 50_000.0, 0);
+    let note = none.notes.last().unwrap();
+    assert!(
+        note.contains("the middlebox counted none in this run of 50000 ms")
+            && !note.contains("none was due"),
+        "{note}"
+    );
+    let one = nat_cut("nat-gateway", 50_000.0, 1);
+    assert_eq!(fig(&one, "client-probes"), "1");
+    let note = one.notes.last().unwrap();
+    assert!(
+        note.contains("the middlebox counted 1 probe from it in this run of 50000 ms")
+            && !note.contains("none was due"),
+        "{note}"
+    );
+}
+
+/// The note is nat-gateway's only: the heartbeat lesson's mapping lives by
+/// its bytes, and the TCP keep-alive lesson scales the server's probes with
+/// the middlebox, so "only the middlebox's clock" would be false there.
+#[test]
+fn the_time_scale_note_is_nat_gateways_only() {
+    for lesson in ["nat-heartbeat", "nat-tcp-keepalive"] {
+        let o = nat_cut(lesson, 8_000.0, 0);
+        assert!(
+            o.notes.iter().all(|n| !n.contains("middlebox's clock ran")),
+            "{lesson}: {:?}",
+            o.notes
+        );
+        assert!(
+            o.figures.iter().all(|f| f.id != "client-probes"),
+            "{lesson}"
+        );
+    }
 }
 
 mod agents {

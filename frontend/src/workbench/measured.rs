@@ -101,14 +101,22 @@ pub fn measured(run: Option<(&Run, &Tally)>, events_dropped: u64) -> Node {
     let figure = |words: &'static str, id: &'static str, n: String| {
         vec![text(words), el("strong").attr("id", id).text(n).done()]
     };
+    // Each figure only when it is not zero: "re-sent silently: 0" beside
+    // the failed ones read as a claim about re-sends that did not happen
+    // (found in review).
     let resent = (t.resent > 0).then(|| {
-        let mut kids = figure(
-            "re-sent silently by the browser: ",
-            "resent",
-            t.silently_resent().to_string(),
-        );
+        let mut kids = Vec::new();
+        if t.silently_resent() > 0 {
+            kids.extend(figure(
+                "re-sent silently by the browser: ",
+                "resent",
+                t.silently_resent().to_string(),
+            ));
+        }
         if t.resent_failed > 0 {
-            kids.push(text(" · "));
+            if !kids.is_empty() {
+                kids.push(text(" · "));
+            }
             kids.extend(figure(
                 "re-sent, then failed all the same: ",
                 "resent-failed",
@@ -262,4 +270,46 @@ pub fn runs(
             .kids(problem.into_iter().collect())
             .done(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn html(t: &Tally) -> String {
+        let mut out = String::new();
+        measured(Some((&Run::empty(), t)), 0).write(&mut out);
+        out
+    }
+
+    #[test]
+    fn re_sends_show_only_the_figures_that_are_not_zero() {
+        let all_failed = Tally {
+            resent: 2,
+            resent_failed: 2,
+            ..Tally::default()
+        };
+        let out = html(&all_failed);
+        assert!(out.contains("re-sent, then failed all the same: "), "{out}");
+        assert!(!out.contains("re-sent silently"), "{out}");
+        let silent = Tally {
+            resent: 3,
+            ..Tally::default()
+        };
+        let out = html(&silent);
+        assert!(out.contains("re-sent silently by the browser: "), "{out}");
+        assert!(out.contains(">3<"), "{out}");
+        assert!(!out.contains("failed all the same"), "{out}");
+        let both = Tally {
+            resent: 3,
+            resent_failed: 1,
+            ..Tally::default()
+        };
+        let out = html(&both);
+        assert!(
+            out.contains(">2<") && out.contains(" · re-sent, then failed"),
+            "{out}"
+        );
+        assert!(!html(&Tally::default()).contains("re-sent"));
+    }
 }

@@ -188,6 +188,17 @@ pub struct Conn {
     http2: AtomicBool,
     /// HTTP/2 only: which stream carries which request (`tls::frames`).
     h2: Mutex<Option<Box<H2Streams>>>,
+    /// HTTP/1.1: the request whose response hyper has been handed whole but
+    /// may still hold bytes of (the socket took less than it was given). It
+    /// ends at the stream's next flush, which hyper makes only once its own
+    /// buffer is empty ([`TrackedStream::poll_flush`]); until then the
+    /// connection is not idle (found in review: a large response to a
+    /// reader that stopped was recorded completed, and the idle timer then
+    /// cut its tail).
+    h1_writing: Mutex<Option<RequestGuard>>,
+    /// [`Conn::h1_writing`] holds a request (read without its lock at every
+    /// flush).
+    h1_parked: AtomicBool,
     /// The first cause of the close that anybody recorded. Later ones are
     /// consequences of the first (a shutdown causes errors, for instance).
     reason: Mutex<Option<CloseReason>>,
@@ -329,6 +340,8 @@ impl Conn {
             reset_on_close: AtomicBool::new(false),
             http2: AtomicBool::new(false),
             h2: Mutex::new(None),
+            h1_writing: Mutex::new(None),
+            h1_parked: AtomicBool::new(false),
             reason: Mutex::new(None),
         })
     }
@@ -824,6 +837,40 @@ impl Conn {
 
     /// HTTP/2: `guard`'s response body is all with hyper; the request ends
     /// when its `END_STREAM` goes out ([`Conn::h2_stream_ended`]).
+    /// HTTP/1.1: `guard`'s response has been handed to hyper whole; it ends
+    /// at the next flush ([`Conn::h1_flushed`]).
+    fn h1_park(&self, guard: RequestGuard) {
+        let earlier = {
+            let mut slot = self.h1_writing.lock().unwrap_or_else(|p| p.into_inner());
+            self.h1_parked.store(true, Ordering::Release);
+            slot.replace(guard)
+        };
+        // hyper reads the next request only after a flush (its keep-alive
+        // state resets there), so there is never an earlier one; were there,
+        // its bytes went before these.
+        if let Some(mut earlier) = earlier {
+            earlier.finish(true);
+        }
+    }
+
+    /// HTTP/1.1: the stream was flushed (hyper holds no bytes): the response
+    /// handed over whole is out, and its request ends (`completed`); or the
+    /// socket is closing before that flush (not `completed`: bytes of it
+    /// were never written).
+    fn h1_flushed(&self, completed: bool) {
+        if !self.h1_parked.load(Ordering::Acquire) {
+            return;
+        }
+        let guard = {
+            let mut slot = self.h1_writing.lock().unwrap_or_else(|p| p.into_inner());
+            self.h1_parked.store(false, Ordering::Release);
+            slot.take()
+        };
+        if let Some(mut guard) = guard {
+            guard.finish(completed);
+        }
+    }
+
     fn h2_park(&self, mut guard: RequestGuard) {
         let stream = guard.ctx.stream;
         {
@@ -1598,16 +1645,21 @@ impl http_body::Body for TrackedBody {
 
 impl TrackedBody {
     /// The body ended (`completed`: all of it was handed to hyper). Over
-    /// HTTP/1.1 hyper writes what it is handed, so the request ends now;
-    /// over HTTP/2 it ends when its `END_STREAM` goes out (h2 holds back
+    /// HTTP/1.1 the request ends once hyper has written it all (the next
+    /// flush: a socket that takes less than it is given leaves hyper holding
+    /// the rest); over HTTP/2 when its `END_STREAM` goes out (h2 holds back
     /// what the client's flow-control window does not take yet).
     fn ended(&mut self, completed: bool) {
         let Some(mut guard) = self.guard.take() else {
             return;
         };
-        if completed && guard.ctx.stream != 0 && !guard.upgraded {
+        if completed && !guard.upgraded {
             let conn = guard.ctx.conn.clone();
-            conn.h2_park(guard);
+            if guard.ctx.stream != 0 {
+                conn.h2_park(guard);
+            } else {
+                conn.h1_park(guard);
+            }
         } else {
             guard.finish(completed);
         }
@@ -1683,6 +1735,9 @@ impl CloseWatch {
 
 impl Drop for TrackedStream {
     fn drop(&mut self) {
+        // A response hyper still held bytes of when the socket closed: they
+        // were never written.
+        self.conn.h1_flushed(false);
         if self.conn.idle_close.load(Ordering::Relaxed) {
             match self.unread() {
                 // A next request was already in the receive buffer as the
@@ -1913,7 +1968,13 @@ impl AsyncWrite for TrackedStream {
         if this.conn.keepalive_dirty.swap(false, Ordering::Relaxed) {
             this.apply_keepalive();
         }
-        Pin::new(&mut this.inner).poll_flush(cx)
+        let poll = Pin::new(&mut this.inner).poll_flush(cx);
+        if let Poll::Ready(Ok(())) = poll {
+            // hyper flushes the stream once its own buffer is empty: a
+            // response handed over whole is now all written.
+            this.conn.h1_flushed(true);
+        }
+        poll
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

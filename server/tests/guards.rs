@@ -543,6 +543,83 @@ async fn a_client_that_stops_reading_a_large_drip_is_closed_with_write_stalled()
     assert_eq!(get_once(addr, "/api/fast").await.status, 200);
 }
 
+/// A response hyper was handed whole but could not write yet (a page's
+/// file is one frame of known length; the socket takes less than that from
+/// a reader that paused) is still in flight: the idle timer does not run,
+/// and the request ends when its last byte is written. (Found in review:
+/// the request was recorded `completed` as hyper took the file, and the
+/// idle timeout then closed the connection with its tail never written.)
+/// The record's bytes are the bytes the client read.
+#[tokio::test]
+async fn a_response_hyper_still_holds_is_in_flight_until_written_and_never_cut_as_idle() {
+    use tokio::io::AsyncReadExt as _;
+    const IDLE: Duration = Duration::from_millis(300);
+    // More than the kernel takes from a paused reader (about 3 MiB on
+    // loopback: tcp_wmem's 4 MiB at most).
+    const SIZE: usize = 8 << 20;
+    let dist =
+        std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("keepalive-lab-dist-held");
+    std::fs::create_dir_all(&dist).expect("a dist directory");
+    std::fs::write(dist.join("index.html"), b"<!doctype html>").expect("a file");
+    std::fs::write(dist.join("big.txt"), vec![b'.'; SIZE]).expect("a file");
+    let (addr, _lab) = start_server_with(Config {
+        write_stall_timeout: Duration::from_secs(30),
+        dist_dir: dist,
+        ..common::config_with_idle(IDLE)
+    })
+    .await;
+    let mut viewer = Viewer::connect(addr).await;
+    let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+    socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+    let mut stream = within("connect", socket.connect(addr))
+        .await
+        .expect("connect");
+    let local = stream.local_addr().expect("local address");
+    within(
+        "write the request",
+        tokio::io::AsyncWriteExt::write_all(
+            &mut stream,
+            &common::request_bytes("GET", "/big.txt", b""),
+        ),
+    )
+    .await
+    .expect("write");
+    let conn = viewer.opened_from(local).await;
+    // Paused for five idle timeouts: the connection is not idle.
+    let early = tokio::time::timeout(IDLE * 5, viewer.closed(conn)).await;
+    assert!(
+        early.is_err(),
+        "closed while the response was unwritten: {early:?}"
+    );
+    let mut read: Vec<u8> = Vec::new();
+    let mut chunk = vec![0; 256 * 1024];
+    let whole = loop {
+        let n = within("the response", stream.read(&mut chunk))
+            .await
+            .expect("read");
+        assert!(
+            n > 0,
+            "the server closed after {} bytes, before the response was written",
+            read.len()
+        );
+        read.extend(&chunk[..n]);
+        if let Some(end) = read.windows(4).position(|w| w == b"\r\n\r\n")
+            && read.len() >= end + 4 + SIZE
+        {
+            break end + 4 + SIZE;
+        }
+    };
+    assert_eq!(read.len(), whole, "nothing after the response");
+    let closed = viewer.closed(conn).await;
+    assert_eq!(closed.reason, CloseReason::IdleTimeout, "{closed:?}");
+    assert_eq!(closed.requests, 1, "{closed:?}");
+    assert_eq!(
+        closed.bytes_out,
+        read.len() as u64,
+        "the record is the wire"
+    );
+}
+
 #[tokio::test]
 async fn a_sessions_idle_connections_close_with_session_ended_when_its_page_leaves() {
     let (addr, lab) = start_server().await;

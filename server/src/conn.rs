@@ -712,6 +712,7 @@ impl Conn {
             peer_permit: None,
             client_closes: false,
             has_origin: false,
+            bytes_marked: false,
         }
     }
 
@@ -839,7 +840,13 @@ impl Conn {
     /// when its `END_STREAM` goes out ([`Conn::h2_stream_ended`]).
     /// HTTP/1.1: `guard`'s response has been handed to hyper whole; it ends
     /// at the next flush ([`Conn::h1_flushed`]).
-    fn h1_park(&self, guard: RequestGuard) {
+    fn h1_park(&self, mut guard: RequestGuard) {
+        // hyper may read the next request's first bytes while this response
+        // is written (it watches for the client's close): they are a head
+        // arriving from then on, not bytes of this request (found in review:
+        // marked at the flush, a head that stopped part-way then looked idle).
+        self.mark_bytes_in();
+        guard.bytes_marked = true;
         let earlier = {
             let mut slot = self.h1_writing.lock().unwrap_or_else(|p| p.into_inner());
             self.h1_parked.store(true, Ordering::Release);
@@ -1309,6 +1316,10 @@ pub struct RequestGuard {
     /// Resource Timing of a cross-origin request; a same-origin page has it
     /// anyway, and every byte of a header is work on every response.
     has_origin: bool,
+    /// The connection's bytes in were marked as this request's when its
+    /// response was handed over whole ([`Conn::h1_park`]): bytes read after
+    /// that are the next request's, not to be marked again at its end.
+    bytes_marked: bool,
 }
 
 impl RequestGuard {
@@ -1357,7 +1368,9 @@ impl RequestGuard {
                 conn.h2_goaway_if_max(self.ctx.seq, &conn.policy());
             }
         }
-        conn.mark_bytes_in();
+        if !self.bytes_marked {
+            conn.mark_bytes_in();
+        }
         self.permit = None;
         self.peer_permit = None;
         let at_us = conn
@@ -1657,6 +1670,9 @@ impl TrackedBody {
             let conn = guard.ctx.conn.clone();
             if guard.ctx.stream != 0 {
                 conn.h2_park(guard);
+            } else if conn.is_http2() {
+                // Over HTTP/2 with its stream not known: as before, now.
+                guard.finish(true);
             } else {
                 conn.h1_park(guard);
             }
@@ -1702,10 +1718,17 @@ impl TrackedStream {
     /// A second handle on the socket, to look for the client's FIN or RST
     /// while TLS and hyper own this stream ([`CloseWatch`]); `None` if the
     /// descriptor could not be duplicated.
+    #[cfg(unix)]
     pub fn close_watch(&self) -> Option<CloseWatch> {
         use std::os::fd::AsFd;
         let fd = self.inner.as_fd().try_clone_to_owned().ok()?;
         Some(CloseWatch(std::net::TcpStream::from(fd)))
+    }
+
+    /// Not a Unix: no watch (the idle deadline's verdict stands).
+    #[cfg(not(unix))]
+    pub fn close_watch(&self) -> Option<CloseWatch> {
+        None
     }
 }
 
@@ -1720,13 +1743,18 @@ impl TrackedStream {
 pub struct CloseWatch(std::net::TcpStream);
 
 impl CloseWatch {
-    /// The client's close, if it is what waits unread: `peer_closed` for a
-    /// FIN, `peer_reset` for a RST. Bytes (encrypted: a raced request or a
-    /// `close_notify` cannot be told apart) or nothing: `None`.
+    /// The client's close, if it is in: `peer_closed` for a FIN (also one
+    /// behind bytes not read, as a TLS client's `close_notify` comes before
+    /// its FIN: seen in the socket's state, Linux only), `peer_reset` for a
+    /// RST. Otherwise (nothing, or bytes alone: a raced request is
+    /// encrypted and cannot be named) `None`.
     pub fn client_closed(&self) -> Option<CloseReason> {
         let mut byte = [0_u8; 1];
         match self.0.peek(&mut byte) {
             Ok(0) => Some(CloseReason::PeerClosed),
+            Ok(_) if crate::middlebox::tcp_info::peer_fin_in(&self.0) == Some(true) => {
+                Some(CloseReason::PeerClosed)
+            }
             Err(e) if e.kind() == io::ErrorKind::ConnectionReset => Some(CloseReason::PeerReset),
             _ => None,
         }

@@ -755,14 +755,16 @@ async fn lab_main() -> ExitCode {
 
 /// Descriptors kept aside from the connection cap: the lab's middlebox's
 /// accepted ends (its 1 024 mappings; their upstream ends are lab
-/// connections, budgeted below), the listeners, the page's files and the
-/// process's own.
-const RESERVED_FILES: u64 = 1024 + 256;
+/// connections, budgeted below), the agent's sockets (64 runs of 32: an
+/// agent's connection through the middlebox holds three descriptors here),
+/// the listeners, the page's files and the process's own.
+const RESERVED_FILES: u64 = 1024 + 64 * 32 + 256;
 
 /// Raises the open-file limit as far as the connection cap needs (each
 /// connection a room opens takes a descriptor) and returns the server-wide
 /// connection cap that fits under the limit it got ([`cap_under`]), with
 /// that limit when it lowered the cap.
+#[cfg(unix)]
 fn connections_that_fit(wanted: usize) -> (usize, Option<u64>) {
     let needed = (wanted as u64)
         .saturating_mul(2)
@@ -782,10 +784,17 @@ fn connections_that_fit(wanted: usize) -> (usize, Option<u64>) {
             let cap = cap_under(limit, wanted);
             (cap, (cap < wanted).then_some(limit))
         }
-        // Not known (not a Unix): the default stands, and the accept loop's
-        // backoff handles running out.
+        // Not known: the default stands, and the accept loop's backoff
+        // handles running out.
         None => (wanted, None),
     }
+}
+
+/// Not a Unix: the limit is not known; the default stands, and the accept
+/// loop's backoff handles running out.
+#[cfg(not(unix))]
+fn connections_that_fit(wanted: usize) -> (usize, Option<u64>) {
+    (wanted, None)
 }
 
 /// The connection cap that fits `limit` open files: two descriptors per

@@ -543,29 +543,38 @@ async fn a_client_that_stops_reading_a_large_drip_is_closed_with_write_stalled()
     assert_eq!(get_once(addr, "/api/fast").await.status, 200);
 }
 
-/// A response hyper was handed whole but could not write yet (a page's
-/// file is one frame of known length; the socket takes less than that from
-/// a reader that paused) is still in flight: the idle timer does not run,
-/// and the request ends when its last byte is written. (Found in review:
-/// the request was recorded `completed` as hyper took the file, and the
-/// idle timeout then closed the connection with its tail never written.)
-/// The record's bytes are the bytes the client read.
-#[tokio::test]
-async fn a_response_hyper_still_holds_is_in_flight_until_written_and_never_cut_as_idle() {
-    use tokio::io::AsyncReadExt as _;
-    const IDLE: Duration = Duration::from_millis(300);
-    // More than the kernel takes from a paused reader (about 3 MiB on
-    // loopback: tcp_wmem's 4 MiB at most).
-    const SIZE: usize = 8 << 20;
-    let dist =
-        std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("keepalive-lab-dist-held");
+/// A page file larger than the kernel takes from a reader that paused:
+/// twice `tcp_wmem`'s largest send buffer, and 4 MiB more.
+fn held_file_size() -> usize {
+    let wmem = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_wmem").unwrap_or_default();
+    let max: usize = wmem
+        .split_whitespace()
+        .nth(2)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(4 << 20);
+    2 * max + (4 << 20)
+}
+
+/// A lab (idle timeout `idle`, header-read guard `head`) whose page
+/// directory holds `big.txt` of `size` bytes, a viewer, and a connection
+/// with a 4 KB receive buffer that asked for the file and reads nothing
+/// yet.
+async fn asked_for_a_held_file(
+    name: &str,
+    size: usize,
+    idle: Duration,
+    head: Duration,
+) -> (Viewer, tokio::net::TcpStream, protocol::ConnId) {
+    let dist = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("keepalive-lab-dist-{name}"));
     std::fs::create_dir_all(&dist).expect("a dist directory");
     std::fs::write(dist.join("index.html"), b"<!doctype html>").expect("a file");
-    std::fs::write(dist.join("big.txt"), vec![b'.'; SIZE]).expect("a file");
+    std::fs::write(dist.join("big.txt"), vec![b'.'; size]).expect("a file");
     let (addr, _lab) = start_server_with(Config {
         write_stall_timeout: Duration::from_secs(30),
+        header_read_timeout: head,
         dist_dir: dist,
-        ..common::config_with_idle(IDLE)
+        ..common::config_with_idle(idle)
     })
     .await;
     let mut viewer = Viewer::connect(addr).await;
@@ -585,12 +594,13 @@ async fn a_response_hyper_still_holds_is_in_flight_until_written_and_never_cut_a
     .await
     .expect("write");
     let conn = viewer.opened_from(local).await;
-    // Paused for five idle timeouts: the connection is not idle.
-    let early = tokio::time::timeout(IDLE * 5, viewer.closed(conn)).await;
-    assert!(
-        early.is_err(),
-        "closed while the response was unwritten: {early:?}"
-    );
+    (viewer, stream, conn)
+}
+
+/// Reads the response to `GET /big.txt` (`size` bytes of body) whole, and
+/// nothing after it; returns every byte read.
+async fn read_the_held_file(stream: &mut tokio::net::TcpStream, size: usize) -> Vec<u8> {
+    use tokio::io::AsyncReadExt as _;
     let mut read: Vec<u8> = Vec::new();
     let mut chunk = vec![0; 256 * 1024];
     let whole = loop {
@@ -604,12 +614,35 @@ async fn a_response_hyper_still_holds_is_in_flight_until_written_and_never_cut_a
         );
         read.extend(&chunk[..n]);
         if let Some(end) = read.windows(4).position(|w| w == b"\r\n\r\n")
-            && read.len() >= end + 4 + SIZE
+            && read.len() >= end + 4 + size
         {
-            break end + 4 + SIZE;
+            break end + 4 + size;
         }
     };
     assert_eq!(read.len(), whole, "nothing after the response");
+    read
+}
+
+/// A response hyper was handed whole but could not write yet (a page's
+/// file is one frame of known length; the socket takes less than that from
+/// a reader that paused) is still in flight: the idle timer does not run,
+/// and the request ends when its last byte is written. (Found in review:
+/// the request was recorded `completed` as hyper took the file, and the
+/// idle timeout then closed the connection with its tail never written.)
+/// The record's bytes are the bytes the client read.
+#[tokio::test]
+async fn a_response_hyper_still_holds_is_in_flight_until_written_and_never_cut_as_idle() {
+    const IDLE: Duration = Duration::from_millis(300);
+    let size = held_file_size();
+    let (mut viewer, mut stream, conn) =
+        asked_for_a_held_file("held", size, IDLE, Duration::from_secs(10)).await;
+    // Paused for five idle timeouts: the connection is not idle.
+    let early = tokio::time::timeout(IDLE * 5, viewer.closed(conn)).await;
+    assert!(
+        early.is_err(),
+        "closed while the response was unwritten: {early:?}"
+    );
+    let read = read_the_held_file(&mut stream, size).await;
     let closed = viewer.closed(conn).await;
     assert_eq!(closed.reason, CloseReason::IdleTimeout, "{closed:?}");
     assert_eq!(closed.requests, 1, "{closed:?}");
@@ -618,6 +651,32 @@ async fn a_response_hyper_still_holds_is_in_flight_until_written_and_never_cut_a
         read.len() as u64,
         "the record is the wire"
     );
+}
+
+/// The next request's head, begun while that response is still being
+/// written and then stopped, is a head arriving once the response is out:
+/// the header-read guard closes it, not the idle timer. (Found in review:
+/// hyper reads while it writes, and with the bytes marked at the write's
+/// end the part-way head looked idle.)
+#[tokio::test]
+async fn a_head_begun_while_a_response_is_written_is_arriving_once_it_is_out() {
+    const IDLE: Duration = Duration::from_millis(300);
+    const HEAD: Duration = Duration::from_millis(1500);
+    let size = held_file_size();
+    let (mut viewer, mut stream, conn) = asked_for_a_held_file("held-head", size, IDLE, HEAD).await;
+    // The response is held (the client reads nothing); the next head begins.
+    tokio::time::sleep(IDLE).await;
+    within(
+        "the next head, part-way",
+        tokio::io::AsyncWriteExt::write_all(&mut stream, b"GET /api/fast HTTP/1.1\r\nHo"),
+    )
+    .await
+    .expect("write");
+    tokio::time::sleep(IDLE).await;
+    read_the_held_file(&mut stream, size).await;
+    let closed = viewer.closed(conn).await;
+    assert_eq!(closed.reason, CloseReason::HeaderReadTimeout, "{closed:?}");
+    assert_eq!(closed.requests, 1, "{closed:?}");
 }
 
 #[tokio::test]

@@ -1813,13 +1813,14 @@ async fn a_max_th_request_the_client_cancels_still_ends_the_connection_with_goaw
     );
 }
 
-/// On the TLS ports too, the client's FIN (or RST) already in as the idle
-/// deadline passes is the client's close, whichever of the two the
-/// connection's task looks at first: over HTTP/1.1, and over HTTP/2 (where
-/// the server's `GOAWAY` goes out and hyper reads the close after the
-/// deadline). (Found in review: the record said `idle_timeout` whenever the
-/// deadline was looked at first; the plain ports' check reads request bytes
-/// that TLS encrypts here, so only the FIN and RST are looked for.)
+/// On the TLS ports too, the client's FIN (bare, or behind its TLS
+/// `close_notify`) or RST already in as the idle deadline passes is the
+/// client's close, whichever of the two the connection's task looks at
+/// first: over HTTP/1.1, and over HTTP/2 (where the server's `GOAWAY` goes
+/// out and hyper reads the close after the deadline). (Found in review: the
+/// record said `idle_timeout` whenever the deadline was looked at first; the
+/// plain ports' check reads request bytes that TLS encrypts here, so only
+/// the close itself is looked for.)
 #[tokio::test]
 async fn an_idle_tls_close_that_finds_the_clients_fin_or_rst_is_the_clients_close() {
     use tokio::io::AsyncWriteExt as _;
@@ -1828,8 +1829,10 @@ async fn an_idle_tls_close_that_finds_the_clients_fin_or_rst_is_the_clients_clos
     let lab = start_tls(common::config_with_idle(IDLE)).await;
     let mut viewer = Viewer::connect(lab.addr).await;
     for (h2, port) in [(false, lab.h1), (true, lab.h2)] {
+        let mut judged = 0;
         for attempt in 0..ATTEMPTS {
-            let reset = attempt % 2 == 1;
+            // A bare FIN, a RST, or TLS's `close_notify` then a FIN.
+            let (reset, notify) = (attempt % 3 == 1, attempt % 3 == 2);
             let tag = format!("tls-close-{h2}-{attempt}");
             let mut tls = connect(port, &lab.identity).await;
             let local = tls.get_ref().0.local_addr().expect("address");
@@ -1854,17 +1857,24 @@ async fn an_idle_tls_close_that_finds_the_clients_fin_or_rst_is_the_clients_clos
                     |e| matches!(e, ServerEvent::RequestFinished { request: r, .. } if *r == request),
                 )
                 .await;
+            let idle_since = std::time::Instant::now();
             // Let the server settle into waiting (its idle timer armed).
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
             if reset {
                 tls.get_ref().0.set_zero_linger().expect("SO_LINGER 0");
                 drop(tls);
+            } else if notify {
+                // `close_notify`, then the FIN (curl, Go and rustls
+                // clients): the FIN is behind bytes the server has not read.
+                tls.shutdown().await.expect("close_notify and the FIN");
             } else {
-                // A bare FIN, as a browser closing a socket sends (no
-                // `close_notify`: its bytes would be encrypted). The socket
-                // is kept until the end of the attempt.
+                // A bare FIN, as a browser closing a socket sends. The
+                // socket is kept until the end of the attempt.
                 tls.get_mut().0.shutdown().await.expect("the client's FIN");
             }
+            // On a machine so loaded that the client's close came late, the
+            // server's deadline may really have come first: not judged.
+            let in_time = idle_since.elapsed() < IDLE / 2;
             // Nobody runs now, the server included, while the deadline
             // passes: the client's close and the deadline are both there
             // when the server next looks.
@@ -1875,11 +1885,20 @@ async fn an_idle_tls_close_that_finds_the_clients_fin_or_rst_is_the_clients_clos
             } else {
                 CloseReason::PeerClosed
             };
+            assert_eq!(closed.requests, 1);
+            if !in_time {
+                continue;
+            }
+            judged += 1;
             assert_eq!(
                 closed.reason, expected,
-                "h2 {h2}, attempt {attempt}: the client's close came before the server's"
+                "h2 {h2}, attempt {attempt} (reset {reset}, close_notify {notify}): the \
+                 client's close came before the server's"
             );
-            assert_eq!(closed.requests, 1);
         }
+        assert!(
+            judged >= ATTEMPTS / 2,
+            "h2 {h2}: only {judged} of {ATTEMPTS} closes came in time to be judged"
+        );
     }
 }

@@ -9,9 +9,14 @@
 //! middlebox neither read from nor wrote to since its last look, is a probe
 //! (or, rarely, a window update: both are packets a real middlebox would see).
 //!
+//! The same call tells the lab's TLS ports whether a client's FIN is in
+//! behind bytes not read yet ([`peer_fin_in`]: the connection's state is
+//! `CLOSE_WAIT`), which a peek cannot see.
+//!
 //! This is the only module with `unsafe` code: one `getsockopt` call into a
-//! buffer of the size it is told. Elsewhere (not Linux) [`read`] answers
-//! `None` and the middlebox says that probes cannot be seen here.
+//! buffer of the size it is told. Elsewhere (not Linux) [`read`] and
+//! [`peer_fin_in`] answer `None` and the middlebox says that probes cannot be
+//! seen here.
 
 #![allow(unsafe_code)]
 
@@ -57,15 +62,58 @@ mod offsets {
     pub const NEEDED: usize = DATA_SEGS_IN + 4;
 }
 
+/// Room for the whole struct of any recent kernel (about 250 bytes in
+/// Linux 6.x); the kernel copies at most this many bytes and says how many
+/// it wrote.
+#[cfg(target_os = "linux")]
+#[repr(C, align(8))]
+struct Buffer([u8; 512]);
+
+/// `tcpi_state` (offset 0) of a connection whose peer's FIN has arrived and
+/// which this end has not closed (`TCP_CLOSE_WAIT`, include/net/tcp_states.h).
+#[cfg(target_os = "linux")]
+const TCP_CLOSE_WAIT: u8 = 8;
+
+/// Whether the peer's FIN has arrived on `socket` (its state is
+/// `CLOSE_WAIT`), also behind bytes not read yet; `None` when it cannot be
+/// told (not Linux, or the call failed).
+#[cfg(target_os = "linux")]
+pub fn peer_fin_in(socket: &impl std::os::fd::AsRawFd) -> Option<bool> {
+    let (buffer, len) = tcp_info(socket)?;
+    (len >= 1).then(|| buffer.0[0] == TCP_CLOSE_WAIT)
+}
+
+/// Not Linux: not known.
+#[cfg(not(target_os = "linux"))]
+pub fn peer_fin_in<S>(_socket: &S) -> Option<bool> {
+    None
+}
+
 /// The socket's counters, or `None` when they cannot be read (not Linux, a
 /// kernel older than 4.6, or a socket that is gone).
 #[cfg(target_os = "linux")]
 pub fn read(socket: &impl std::os::fd::AsRawFd) -> Option<Segments> {
-    /// Room for the whole struct of any recent kernel (about 250 bytes in
-    /// Linux 6.x); the kernel copies at most this many bytes and says how
-    /// many it wrote.
-    #[repr(C, align(8))]
-    struct Buffer([u8; 512]);
+    let (buffer, len) = tcp_info(socket)?;
+    if len < offsets::NEEDED {
+        return None;
+    }
+    let bytes = &buffer.0[..len];
+    let u32_at = |at: usize| -> Option<u32> {
+        Some(u32::from_ne_bytes(bytes.get(at..at + 4)?.try_into().ok()?))
+    };
+    let u64_at = |at: usize| -> Option<u64> {
+        Some(u64::from_ne_bytes(bytes.get(at..at + 8)?.try_into().ok()?))
+    };
+    Some(Segments {
+        bytes_acked: u64_at(offsets::BYTES_ACKED)?,
+        segs_in: u32_at(offsets::SEGS_IN)?,
+        data_segs_in: u32_at(offsets::DATA_SEGS_IN)?,
+    })
+}
+
+/// `getsockopt(TCP_INFO)` into a buffer: it and the bytes the kernel wrote.
+#[cfg(target_os = "linux")]
+fn tcp_info(socket: &impl std::os::fd::AsRawFd) -> Option<(Buffer, usize)> {
     let mut buffer = Buffer([0; 512]);
     let mut len = libc::socklen_t::try_from(buffer.0.len()).ok()?;
     // SAFETY: `buffer` is a live, writable allocation of `len` bytes, and
@@ -83,21 +131,10 @@ pub fn read(socket: &impl std::os::fd::AsRawFd) -> Option<Segments> {
         )
     };
     let len = usize::try_from(len).ok()?;
-    if rc != 0 || len < offsets::NEEDED || len > buffer.0.len() {
+    if rc != 0 || len > buffer.0.len() {
         return None;
     }
-    let bytes = &buffer.0[..len];
-    let u32_at = |at: usize| -> Option<u32> {
-        Some(u32::from_ne_bytes(bytes.get(at..at + 4)?.try_into().ok()?))
-    };
-    let u64_at = |at: usize| -> Option<u64> {
-        Some(u64::from_ne_bytes(bytes.get(at..at + 8)?.try_into().ok()?))
-    };
-    Some(Segments {
-        bytes_acked: u64_at(offsets::BYTES_ACKED)?,
-        segs_in: u32_at(offsets::SEGS_IN)?,
-        data_segs_in: u32_at(offsets::DATA_SEGS_IN)?,
-    })
+    Some((buffer, len))
 }
 
 /// Not Linux: probes cannot be seen here.

@@ -503,8 +503,10 @@ impl<S> FrameTap<S> {
         self.outbound.feed(bytes, &mut |seen| {
             flow.see(&seen);
             match seen {
-                Seen::Reset { .. } | Seen::GoAway { .. } => unsent.push(seen),
-                Seen::Ended(_) if !unsent.is_empty() => unsent.push(seen),
+                // A response's last frame too: its request ends once that
+                // frame has left TLS, not as TLS takes it (found in review:
+                // rustls may hold up to 64 KiB while the idle timer ran).
+                Seen::Reset { .. } | Seen::GoAway { .. } | Seen::Ended(_) => unsent.push(seen),
                 // Only the three above are recorded on the way out.
                 seen => {
                     record(conn, Initiator::Server, seen);
@@ -925,6 +927,61 @@ mod tests {
             resets_and_goaways(&mut events),
             [("reset", 3, 8, true), ("goaway", 3, 0, true)]
         );
+    }
+
+    /// A response's last frame (`END_STREAM`) ends its request once TLS
+    /// holds none of its bytes, not as TLS takes it; never if the
+    /// connection ends first.
+    #[tokio::test]
+    async fn a_responses_end_is_recorded_once_tls_holds_none_of_its_bytes() {
+        use axum::http::{Method, Uri};
+        use protocol::{RequestOutcome, ServerEvent};
+        let lab = crate::Lab::new(crate::Config::default());
+        let (_, mut events) = lab.subscribe(None);
+        let mut finished = move || {
+            let mut out = Vec::new();
+            while let Ok(event) = events.try_recv() {
+                if let ServerEvent::RequestFinished { outcome, .. } = event {
+                    out.push(outcome);
+                }
+            }
+            out
+        };
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        for drains in [true, false] {
+            let conn = Conn::open(
+                &lab,
+                "127.0.0.1:40001".parse().expect("address"),
+                ("127.0.0.1".parse().expect("address"), None),
+                "127.0.0.1:8083".parse().expect("address"),
+            );
+            conn.secured(true, Some("h2".to_owned()), "TLSv1_3".to_owned());
+            let mut tap = FrameTap::new(Holding { held: true }, conn.clone());
+            conn.h2_stream_opened(1);
+            let guard = conn.begin_request(&Method::GET, &Uri::from_static("/"), None, None, false);
+            let policy = conn.policy();
+            let response = guard.respond(
+                axum::http::Response::new(axum::body::Body::empty()),
+                &policy,
+            );
+            // The body is over: hyper drops it.
+            drop(response);
+            assert_eq!(finished(), [], "the response's end has not gone out");
+            let last = frame(DATA, END_STREAM, 1, b"");
+            assert!(Pin::new(&mut tap).poll_write(&mut cx, &last).is_ready());
+            assert!(Pin::new(&mut tap).poll_flush(&mut cx).is_pending());
+            assert_eq!(finished(), [], "TLS holds the last frame");
+            if drains {
+                tap.inner.held = false;
+                assert!(Pin::new(&mut tap).poll_flush(&mut cx).is_ready());
+                assert_eq!(finished(), [RequestOutcome::Completed]);
+            } else {
+                // The connection ended with the frame still in TLS: never
+                // recorded as gone (the close aborts the request).
+                drop(tap);
+                assert_eq!(finished(), []);
+            }
+        }
     }
 
     #[test]

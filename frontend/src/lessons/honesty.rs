@@ -82,6 +82,55 @@ fn hang_timeout_orders_requests_by_their_first_arrival_not_their_resend() {
     assert_eq!(o.answer, Answer::Choice(1), "when the first six were cut");
 }
 
+/// hang-timeout (found in review): a late 7th is "when the first six are
+/// cut" only if the hang timeout cut some; no 7th at all is not measured.
+#[test]
+fn hang_timeout_grades_only_what_the_hang_timeout_did() {
+    let grade = |reason: Option<CloseReason>, seventh: bool| {
+        let mut s = fresh();
+        let tags = fire(&mut s, 12, |_| Credentials::Default);
+        let run = s.current().unwrap().id;
+        for c in 1..=6 {
+            s.apply(opened(c, 0));
+            s.apply(started(c, c, 1, &tags[c as usize - 1], 0));
+        }
+        if let Some(reason) = reason {
+            for c in 1..=6 {
+                s.apply(closed(c, reason.clone(), 2_000_000));
+            }
+        }
+        if seventh {
+            s.apply(opened(7, 2_001_000));
+            s.apply(started(7, 7, 1, &tags[6], 2001));
+        }
+        let r = s.run(run).unwrap().clone();
+        measure("hang-timeout", &s, vec![r]).answer
+    };
+    assert_eq!(
+        grade(Some(CloseReason::HangTimeout), true),
+        Answer::Choice(1)
+    );
+    assert_eq!(
+        grade(Some(CloseReason::IdleTimeout), true),
+        Answer::Unmeasured,
+        "a late 7th, but not the hang timeout's doing"
+    );
+    assert_eq!(
+        grade(None, false),
+        Answer::Unmeasured,
+        "no 7th: not measured"
+    );
+}
+
+/// keep-alive-off (found in review): six failed requests are not "0
+/// connections".
+#[test]
+fn keep_alive_off_grades_only_bursts_answered_whole() {
+    let failed = || run_of((0..6).map(|_| req(Phase::Failed)).collect());
+    let o = measure("keep-alive-off", &fresh(), vec![failed(), failed()]);
+    assert_eq!(o.answer, Answer::Unmeasured);
+}
+
 /// One attempt of a request, as the server saw it: cut by the hang timeout
 /// (no response), or answered.
 fn attempt(conn: u64, start_us: u64, answered: bool) -> crate::state::Attempt {
@@ -570,7 +619,7 @@ fn nat_cut(lesson: &str, ended_ms: f64, probes: u32) -> Outcome {
 }
 
 /// nat-gateway (found in review): only the middlebox's clock is scaled, so
-/// the note says the browser's own probes keep real time, that none was due
+/// the note says the browser's own probes keep real time, that the run ended
 /// in the run, and that at the real 350 s they would have kept the mapping.
 #[test]
 fn nat_gateway_says_the_browsers_own_probes_were_not_scaled() {
@@ -580,21 +629,24 @@ fn nat_gateway_says_the_browsers_own_probes_were_not_scaled() {
     let note = o.notes.last().unwrap();
     assert!(
         note.contains("Only the middlebox's clock ran ×100 faster")
-            && note.contains("in this run of 8000 ms none was due, and the middlebox counted none")
+            && note.contains(
+                "the middlebox counted none in this run of 8000 ms, which ended before \
+                 Chromium's first would (45 s)"
+            )
             && note.contains("At the real 350 s, Chromium's probes would have kept this mapping"),
         "{note}"
     );
 }
 
 /// In a run of 45 s or more a probe of Chromium's was due: the note says
-/// what the middlebox counted, never that none was due.
+/// what the middlebox counted, never that the run ended before a probe.
 #[test]
 fn nat_gateway_past_45_s_says_what_was_counted_not_that_none_was_due() {
     let none = nat_cut("nat-gateway", 50_000.0, 0);
     let note = none.notes.last().unwrap();
     assert!(
         note.contains("the middlebox counted none in this run of 50000 ms")
-            && !note.contains("none was due"),
+            && !note.contains("ended before Chromium's first"),
         "{note}"
     );
     let one = nat_cut("nat-gateway", 50_000.0, 1);
@@ -602,7 +654,7 @@ fn nat_gateway_past_45_s_says_what_was_counted_not_that_none_was_due() {
     let note = one.notes.last().unwrap();
     assert!(
         note.contains("the middlebox counted 1 probe from it in this run of 50000 ms")
-            && !note.contains("none was due"),
+            && !note.contains("ended before Chromium's first"),
         "{note}"
     );
 }

@@ -495,7 +495,11 @@ impl LessonPage {
                 )
                 .kids(differs.into_iter().collect())
                 .kids(vec![
-                    el("h3").text("Why").done(),
+                    // Background, not this run's measurement: said so, since
+                    // it follows figures it may not match (found in review).
+                    el("h3")
+                        .text("Why, in general (background from Chromium and the specs; docs/facts.md)")
+                        .done(),
                     el("p")
                         .attr("class", "explain")
                         .text(words.why.clone())

@@ -937,3 +937,40 @@ fn keep_alive_header_does_not_count_from_a_connection_kept_from_before() {
         o.notes[0]
     );
 }
+
+/// A wait that passes its limit measures what the run showed so far (found
+/// in review: a browser whose pool is smaller, or that did not speak HTTP/2,
+/// only ever saw "the lesson stopped"): here four of twelve reached the
+/// server and the rest never did; the answer is 4, said to be from a run
+/// that stopped early, and the held requests are released.
+#[test]
+fn a_wait_past_its_limit_answers_with_what_was_measured_until_then() {
+    use super::runner::{Command, Runner, Stage};
+    let mut s = fresh();
+    s.config = Some(protocol::ServerPolicy::default());
+    let mut runner = Runner::new(find("six-lanes").unwrap());
+    runner.predict(Answer::Number(6));
+    runner.start(&s, 0.0);
+    let tags = fire(&mut s, 12, |_| Credentials::Default);
+    let run = s.current().unwrap().id;
+    runner.fired(run);
+    for c in 1..=4 {
+        s.apply(opened(c, 0));
+        s.apply(started(c, c, 1, &tags[c as usize - 1], 0));
+    }
+    assert!(
+        !runner.poll(&s, 1_000.0).contains(&Command::Release(None)),
+        "still waiting"
+    );
+    let commands = runner.poll(&s, 120_000.0);
+    assert_eq!(runner.stage, Stage::Answered, "{:?}", runner.stage);
+    assert_eq!(commands.first(), Some(&Command::Release(None)));
+    let outcome = runner.outcome.as_ref().unwrap();
+    assert_eq!(outcome.answer, Answer::Number(4));
+    assert!(
+        outcome.notes[0].contains("stopped early") && outcome.notes[0].contains("did not happen"),
+        "{:?}",
+        outcome.notes
+    );
+    assert!(runner.differs_from_usual());
+}

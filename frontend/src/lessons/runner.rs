@@ -240,6 +240,40 @@ impl Runner {
         self.fail(format!("the burst could not start: {why}"))
     }
 
+    /// A wait passed its limit: what the lesson expected did not happen in
+    /// this browser. What it measured so far is the answer if it is one,
+    /// said to be from a run that stopped early (found in review: a browser
+    /// without HTTP/2, or with a smaller pool, only ever saw "the lesson
+    /// stopped", never what it did instead); otherwise the lesson fails,
+    /// listing what it saw. Requests it holds at the server are released.
+    fn stop_early(&mut self, state: &LabState, waited: &str) -> Vec<Command> {
+        let mut commands = vec![Command::Release(None)];
+        let mut outcome = (self.lesson.measure)(&self.evidence(state));
+        if outcome.answer == Answer::Unmeasured {
+            let seen: Vec<String> = outcome
+                .figures
+                .iter()
+                .map(|f| format!("{}: {}", f.label, f.value))
+                .collect();
+            commands.extend(self.fail(format!(
+                "{waited} (the lab saw {}); see the timeline",
+                seen.join("; ")
+            )));
+            return commands;
+        }
+        outcome.notes.insert(
+            0,
+            format!(
+                "The lesson stopped early: it {waited} in your browser, so the answer is what it \
+                 measured until then."
+            ),
+        );
+        self.outcome = Some(outcome);
+        self.stage = Stage::Answered;
+        commands.extend(self.restore());
+        commands
+    }
+
     fn fail(&mut self, why: String) -> Vec<Command> {
         self.stage = Stage::Failed(why);
         self.restore()
@@ -447,12 +481,12 @@ impl Runner {
                 Step::Wait(until, limit_ms) => {
                     if !self.holds(until, state, now_ms) {
                         if now_ms - self.step_started_ms > f64::from(limit_ms) {
-                            let why = format!(
-                                "waited {} s for {} and it did not happen; see the timeline",
+                            let waited = format!(
+                                "waited {} s for {} and it did not happen",
                                 limit_ms / 1000,
                                 describe(until)
                             );
-                            commands.extend(self.fail(why));
+                            commands.extend(self.stop_early(state, &waited));
                         }
                         break;
                     }
@@ -643,9 +677,13 @@ mod tests {
             panic!("{:?}", runner.stage)
         };
         assert!(why.contains("did not happen"), "{why}");
+        assert!(why.contains("the lab saw"), "what it measured: {why}");
         assert_eq!(
             commands,
-            vec![Command::SetPolicy(full_patch(&ServerPolicy::default()))]
+            vec![
+                Command::Release(None),
+                Command::SetPolicy(full_patch(&ServerPolicy::default()))
+            ]
         );
     }
 

@@ -250,14 +250,9 @@ impl Runner {
         let mut commands = vec![Command::Release(None)];
         let mut outcome = (self.lesson.measure)(&self.evidence(state));
         if outcome.answer == Answer::Unmeasured {
-            let seen: Vec<String> = outcome
-                .figures
-                .iter()
-                .map(|f| format!("{}: {}", f.label, f.value))
-                .collect();
             commands.extend(self.fail(format!(
                 "{waited} (the lab saw {}); see the timeline",
-                seen.join("; ")
+                seen(&outcome)
             )));
             return commands;
         }
@@ -389,15 +384,10 @@ impl Runner {
                 let outcome = (self.lesson.measure)(&self.evidence(state));
                 if outcome.answer == Answer::Unmeasured {
                     // What was measured, so the learner sees what is missing.
-                    let seen: Vec<String> = outcome
-                        .figures
-                        .iter()
-                        .map(|f| format!("{}: {}", f.label, f.value))
-                        .collect();
                     commands.extend(self.fail(format!(
                         "the run did not show the answer (the lab saw {}); see the timeline, \
                          then run it again",
-                        seen.join("; ")
+                        seen(&outcome)
                     )));
                     break;
                 }
@@ -509,6 +499,17 @@ impl Runner {
             .as_ref()
             .is_some_and(|o| o.answer != self.lesson.usual)
     }
+}
+
+/// An outcome's figures in words (`label: value; …`), for a lesson that
+/// stopped without an answer.
+fn seen(outcome: &Outcome) -> String {
+    outcome
+        .figures
+        .iter()
+        .map(|f| format!("{}: {}", f.label, f.value))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// A wait condition in words.

@@ -17,6 +17,8 @@
 //! absent under `oneshot`).
 
 use std::convert::Infallible;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
@@ -84,10 +86,59 @@ async fn wait_precisely(lab: &Lab, start: tokio::time::Instant, ms: u64) -> bool
         () = tokio::time::sleep_until(coarse) => {}
         () = lab.shutting_down() => return false,
     }
-    while tokio::time::Instant::now() < deadline {
-        tokio::task::yield_now().await;
+    // At most one spinner per core; the others sleep (found in review: a
+    // client sending `/api/slow?ms=2` a thousand times a second kept every
+    // core busy yielding).
+    match Spinner::take() {
+        Some(_spinner) => {
+            while tokio::time::Instant::now() < deadline {
+                tokio::task::yield_now().await;
+            }
+        }
+        None => tokio::time::sleep_until(deadline).await,
     }
     true
+}
+
+/// Waits spinning their last stretch now (see [`wait_precisely`]).
+static SPINNING: AtomicUsize = AtomicUsize::new(0);
+
+/// A place among the spinners, given back when dropped (a request cut
+/// mid-spin included).
+struct Spinner;
+
+impl Spinner {
+    /// Most spinners at once: the machine's cores.
+    fn most() -> usize {
+        static CORES: OnceLock<usize> = OnceLock::new();
+        *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, usize::from))
+    }
+
+    /// A place, if one is free.
+    fn take() -> Option<Spinner> {
+        SPINNING
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < Self::most()).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| Spinner)
+    }
+}
+
+impl Drop for Spinner {
+    fn drop(&mut self) {
+        SPINNING.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// `size` dots from one buffer made once (`/api/drip`'s chunks): a chunk
+/// costs no memory of its own, however many are held (found in review:
+/// each chunk was a new buffer of up to 1 MiB, and a client that reads
+/// slowly held hundreds of them).
+fn dots(size: usize) -> Bytes {
+    static DOTS: OnceLock<Bytes> = OnceLock::new();
+    let all = DOTS.get_or_init(|| Bytes::from(vec![b'.'; MAX_DRIP_BYTES as usize]));
+    all.slice(..size.min(all.len()))
 }
 
 fn millis(d: Duration) -> u64 {
@@ -405,7 +456,7 @@ pub async fn drip(State(lab): State<Lab>, RawQuery(query): RawQuery) -> Result<R
             // Spread the bytes evenly; the first chunks take the remainder.
             let size = bytes / chunks + u64::from(i < bytes % chunks);
             let size = usize::try_from(size).unwrap_or(0);
-            Some((Ok::<_, Infallible>(Bytes::from(vec![b'.'; size])), i + 1))
+            Some((Ok::<_, Infallible>(dots(size)), i + 1))
         }
     });
     Ok((
@@ -564,4 +615,26 @@ pub async fn sse(State(lab): State<Lab>, RawQuery(query): RawQuery) -> Result<Re
         Body::from_stream(events),
     )
         .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drip_chunks_share_one_buffer() {
+        let (a, b) = (dots(1 << 20), dots(10));
+        assert_eq!(a.len(), 1 << 20);
+        assert!(a.iter().all(|&b| b == b'.'));
+        assert_eq!(a.as_ptr(), b.as_ptr(), "one buffer, not one per chunk");
+    }
+
+    #[test]
+    fn no_more_spin_at_once_than_there_are_cores() {
+        let held: Vec<Spinner> = std::iter::from_fn(Spinner::take).take(1000).collect();
+        assert_eq!(held.len(), Spinner::most());
+        assert!(Spinner::take().is_none());
+        drop(held);
+        assert!(Spinner::take().is_some(), "given back when dropped");
+    }
 }

@@ -234,6 +234,12 @@ struct Registry {
     scopes: Scopes,
     /// The lesson the instructor moved the room to.
     room_lesson: Option<String>,
+    /// Rate limits per address that holds sessions, beside each session's
+    /// own ([`rate::PER_ADDRESS`] times larger): sessions are cheap to mint,
+    /// and one address minting a new one for each burst of messages made the
+    /// session's limits none (found in review: the instructor's view fell
+    /// behind). Dropped with the address's last session.
+    peer_rates: HashMap<IpAddr, rate::Buckets>,
 }
 
 /// Every owner's policy, viewers and requests in flight. See the module docs.
@@ -333,6 +339,7 @@ impl Sessions {
                 locked: false,
                 scopes,
                 room_lesson: None,
+                peer_rates: HashMap::new(),
             })),
         }
     }
@@ -604,21 +611,27 @@ impl Sessions {
     /// Whether `owner` may send one more message of `kind` now (its
     /// sockets share the limit). An unknown owner is refused elsewhere.
     pub fn allow(&self, owner: &Owner, kind: rate::Kind) -> bool {
-        lock(&self.inner)
-            .scopes
+        let mut registry = lock(&self.inner);
+        let Registry {
+            scopes, peer_rates, ..
+        } = &mut *registry;
+        scopes
             .get_mut(owner)
-            .is_none_or(|scope| scope.rates.take(kind))
+            .is_none_or(|scope| take_both(scope, peer_rates, kind))
     }
 
     /// A viewer of `owner` opened or closed: when to tell the instructor.
     pub fn presence_changed(&self, owner: &Owner) -> Presence {
         let mut registry = lock(&self.inner);
-        let Some(scope) = registry.scopes.get_mut(owner) else {
+        let Registry {
+            scopes, peer_rates, ..
+        } = &mut *registry;
+        let Some(scope) = scopes.get_mut(owner) else {
             return Presence::Pending;
         };
         if scope.presence_deferred {
             Presence::Pending
-        } else if scope.rates.take(rate::Kind::Presence) {
+        } else if take_both(scope, peer_rates, rate::Kind::Presence) {
             Presence::Now
         } else {
             scope.presence_deferred = true;
@@ -740,9 +753,29 @@ fn forget_one_gone(registry: &mut Registry, now: Instant, which: impl Fn(&Scope)
         })
         .min_by_key(|(_, s)| s.last_used)
         .map(|(owner, _)| owner.clone());
-    if let Some(owner) = victim {
-        registry.scopes.remove(&owner);
+    if let Some(owner) = victim
+        && let Some(gone) = registry.scopes.remove(&owner)
+        && let Some(peer) = gone.peer
+        && !registry.scopes.values().any(|s| s.peer == Some(peer))
+    {
+        registry.peer_rates.remove(&peer);
     }
+}
+
+/// Takes a token of `kind` from `scope`'s buckets and from its address's
+/// ([`Registry::peer_rates`]); both must have one.
+fn take_both(
+    scope: &mut Scope,
+    peer_rates: &mut HashMap<IpAddr, rate::Buckets>,
+    kind: rate::Kind,
+) -> bool {
+    let peer_allows = scope.peer.is_none_or(|peer| {
+        peer_rates
+            .entry(peer)
+            .or_insert_with(|| rate::Buckets::scaled(rate::PER_ADDRESS))
+            .take(kind)
+    });
+    peer_allows && scope.rates.take(kind)
 }
 
 /// The refusal while the room's policy is locked.
@@ -799,6 +832,33 @@ mod tests {
         let forged = Owner::Session(SessionId::parse("s-1").unwrap());
         assert_eq!(sessions.enter(&forged).unwrap_err().status.as_u16(), 403);
         assert!(sessions.view(&forged).is_err());
+    }
+
+    /// Sessions minted one after another from one address share its rate
+    /// limit: a fresh session's full buckets do not reset it (found in
+    /// review: a loop of new sessions made the session's limit none).
+    #[test]
+    fn minting_sessions_does_not_refill_an_addresss_rate_limit() {
+        use crate::events::REPORT_BURST;
+        let sessions = Sessions::new(ServerPolicy::default(), caps(2, 4096, 4096));
+        let peer = Some(IpAddr::from([192, 168, 1, 7]));
+        let mut allowed = 0;
+        for _ in 0..100 {
+            let owner = Owner::Session(sessions.issue(peer).unwrap());
+            allowed += (0..20)
+                .filter(|_| sessions.allow(&owner, rate::Kind::Reports))
+                .count();
+        }
+        // The address's burst, and what it earns while the loop runs.
+        let most = (REPORT_BURST * rate::PER_ADDRESS) as usize + 10;
+        assert!(allowed <= most, "{allowed} reports allowed, at most {most}");
+        // Another address has its own.
+        let other = Owner::Session(
+            sessions
+                .issue(Some(IpAddr::from([192, 168, 1, 8])))
+                .unwrap(),
+        );
+        assert!(sessions.allow(&other, rate::Kind::Reports));
     }
 
     #[test]

@@ -44,13 +44,23 @@ pub struct Buckets {
     presence: Bucket,
 }
 
+/// How many sessions' worth of messages one address may send, all its
+/// sessions together (a participant's tabs and browsers, or the lab's own
+/// machine running several pages).
+pub const PER_ADDRESS: f64 = 8.0;
+
 impl Buckets {
     /// Full buckets.
     pub fn new() -> Buckets {
+        Buckets::scaled(1.0)
+    }
+
+    /// Full buckets `factor` times a session's, in burst and in rate.
+    pub fn scaled(factor: f64) -> Buckets {
         Buckets {
-            changes: Bucket::new(CONFIG_BURST, CONFIG_PER_SECOND),
-            reports: Bucket::new(REPORT_BURST, REPORTS_PER_SECOND),
-            presence: Bucket::new(PRESENCE_BURST, PRESENCE_PER_SECOND),
+            changes: Bucket::new(CONFIG_BURST * factor, CONFIG_PER_SECOND * factor),
+            reports: Bucket::new(REPORT_BURST * factor, REPORTS_PER_SECOND * factor),
+            presence: Bucket::new(PRESENCE_BURST * factor, PRESENCE_PER_SECOND * factor),
         }
     }
 }

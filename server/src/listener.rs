@@ -191,7 +191,7 @@ fn serve_connection(
     async move {
         // A client through the lab's middlebox is charged, not the
         // loopback address every mapping shares.
-        let (charged, via) = lab.peers().accepted(peer);
+        let (charged, via) = lab.peers().take_accepted(peer);
         let slot = match lab.peers().connect(charged) {
             Ok(slot) => slot,
             Err(over) => {

@@ -54,8 +54,29 @@ pub enum Via {
     Agent,
 }
 
-/// The lab's connections to itself: local address → (client, via).
-type Behalf = std::collections::HashMap<SocketAddr, (IpAddr, Via), foldhash::fast::RandomState>;
+/// The lab's connections to itself: local address → its registration.
+type Behalf = std::collections::HashMap<SocketAddr, Registration, foldhash::fast::RandomState>;
+
+/// Whom a connection the lab made to itself serves.
+#[derive(Debug, Clone, Copy)]
+struct Registration {
+    /// The client its caps charge.
+    ip: IpAddr,
+    /// What made it.
+    via: Via,
+    /// The lab's accept has read it ([`Peers::take_accepted`]).
+    accepted: bool,
+    /// When its [`OnBehalf`] was dropped, the accept not having read it.
+    orphaned: Option<std::time::Instant>,
+}
+
+/// How long a registration outlives its [`OnBehalf`] for the accept that
+/// has not read it yet: a connection the middlebox opened and ended at once
+/// (its client reset) waits in the lab's accept queue, and it is still its
+/// client's (found in review: read after the registration was gone, it was
+/// taken for the lab's own machine, which may change the anonymous scope's
+/// settings).
+const ORPHAN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A connection the lab makes to itself for a client, registered until
 /// dropped (hold it as long as the connection).
@@ -69,10 +90,16 @@ pub struct OnBehalf {
 
 impl Drop for OnBehalf {
     fn drop(&mut self) {
-        self.behalf
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&self.local);
+        // Kept for the accept if the lab has not read it yet
+        // ([`Peers::take_accepted`]); gone after [`ORPHAN_GRACE`].
+        let mut behalf = self.behalf.lock().unwrap_or_else(|p| p.into_inner());
+        match behalf.get_mut(&self.local) {
+            Some(entry) if !entry.accepted => entry.orphaned = Some(std::time::Instant::now()),
+            Some(_) => {
+                behalf.remove(&self.local);
+            }
+            None => {}
+        }
     }
 }
 
@@ -166,8 +193,21 @@ impl Peers {
     /// the middlebox) is charged to whom that one serves.
     pub fn on_behalf(&self, local: SocketAddr, client: SocketAddr, via: Via) -> OnBehalf {
         let mut behalf = self.behalf.lock().unwrap_or_else(|p| p.into_inner());
-        let charged = behalf.get(&client).map_or(client.ip(), |&(ip, _)| ip);
-        behalf.insert(local, (charged, via));
+        let now = std::time::Instant::now();
+        behalf.retain(|_, r| {
+            r.orphaned
+                .is_none_or(|at| now.duration_since(at) < ORPHAN_GRACE)
+        });
+        let charged = behalf.get(&client).map_or(client.ip(), |r| r.ip);
+        behalf.insert(
+            local,
+            Registration {
+                ip: charged,
+                via,
+                accepted: false,
+                orphaned: None,
+            },
+        );
         OnBehalf {
             local,
             behalf: self.behalf.clone(),
@@ -191,7 +231,23 @@ impl Peers {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(&peer)
-            .map_or((peer.ip(), None), |&(ip, via)| (ip, Some(via)))
+            .map_or((peer.ip(), None), |r| (r.ip, Some(r.via)))
+    }
+
+    /// [`Peers::accepted`] for the lab's own accept, which is the last to
+    /// read a registration whose [`OnBehalf`] is already gone: it is
+    /// forgotten then.
+    pub fn take_accepted(&self, peer: SocketAddr) -> (IpAddr, Option<Via>) {
+        let mut behalf = self.behalf.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(r) = behalf.get_mut(&peer) else {
+            return (peer.ip(), None);
+        };
+        r.accepted = true;
+        let found = (r.ip, Some(r.via));
+        if r.orphaned.is_some() {
+            behalf.remove(&peer);
+        }
+        found
     }
 
     /// Counts a new connection from `ip`, or says which cap it is over.
@@ -302,5 +358,38 @@ mod tests {
         drop(open);
         assert_eq!((peers.connections(), peers.active()), (0, 0));
         assert!(peers.connect(ip(4)).is_ok());
+    }
+
+    /// A connection the lab made for a client and that ended before the
+    /// lab's accept read its registration (the middlebox's client reset at
+    /// once) is still that client's at the accept, and only there; one the
+    /// accept read first is forgotten with its `OnBehalf`.
+    #[test]
+    fn a_registration_outlives_its_connection_until_the_accept_reads_it() {
+        let peers = Peers::new((2, 100), 1);
+        let client: SocketAddr = "192.168.1.7:50000".parse().unwrap();
+        let (early, late): (SocketAddr, SocketAddr) = (
+            "127.0.0.1:40001".parse().unwrap(),
+            "127.0.0.1:40002".parse().unwrap(),
+        );
+        let charged = IpAddr::from([192, 168, 1, 7]);
+        // Ended before the accept.
+        drop(peers.on_behalf(early, client, Via::Middlebox));
+        assert_eq!(peers.take_accepted(early), (charged, Some(Via::Middlebox)));
+        assert_eq!(
+            peers.accepted(early),
+            (early.ip(), None),
+            "read once, then gone"
+        );
+        // Accepted first, then ended.
+        let held = peers.on_behalf(late, client, Via::Middlebox);
+        assert_eq!(peers.take_accepted(late), (charged, Some(Via::Middlebox)));
+        assert_eq!(
+            peers.accepted(late).0,
+            charged,
+            "still open: still its client's"
+        );
+        drop(held);
+        assert_eq!(peers.accepted(late), (late.ip(), None));
     }
 }

@@ -112,7 +112,7 @@ async fn serve_connection(
 ) {
     // Over its address's cap or the server's: closed untracked (a JSON refusal in clear
     // text would mean nothing to a TLS client).
-    let (charged, via) = lab.peers().accepted(peer);
+    let (charged, via) = lab.peers().take_accepted(peer);
     let Ok(slot) = lab.peers().connect(charged) else {
         return;
     };

@@ -323,12 +323,72 @@ fn real_time_grades_only_the_outcomes_its_choices_name() {
     let two = |a, b| vec![run_of(vec![req(a)]), run_of(vec![req(b)])];
     let answer = |a, b| measure("nat-real-time", &s, two(a, b)).answer;
     assert_eq!(answer(Phase::Done, Phase::Done), Answer::Choice(0));
-    assert_eq!(answer(Phase::Done, Phase::Failed), Answer::Choice(1));
+    assert_eq!(
+        answer(Phase::Done, Phase::Failed),
+        Answer::Unmeasured,
+        "a failure the middlebox did not cause is not 'forgotten'"
+    );
     assert_eq!(answer(Phase::Aborted, Phase::Aborted), Answer::Choice(2));
     let o = measure("nat-real-time", &s, two(Phase::Failed, Phase::Failed));
     assert_eq!(o.answer, Answer::Unmeasured);
     assert!(o.notes[0].contains("none of the choices"), "{:?}", o.notes);
     assert_eq!(answer(Phase::Done, Phase::Aborted), Answer::Unmeasured);
+}
+
+/// nat-real-time (found in review): the 40 s request's failure is "when it
+/// was forgotten" only if its mapping expired and answered with an RST; and
+/// when each request ended is a figure.
+#[test]
+fn real_time_grades_a_failure_as_forgotten_only_from_the_middleboxs_record() {
+    use protocol::{MappingId, MiddleboxEvent as M, OnExpiry, Preset, Side};
+    let mut s = fresh();
+    s.apply(opened(2, 0));
+    let settings = Preset::AwsNat.settings(1);
+    let in_force_ms = settings.in_force_ms();
+    for (what, at_us) in [
+        (
+            M::Opened {
+                client: "127.0.0.1:5".into(),
+                upstream: Some("127.0.0.1:40002".into()),
+                conn: None,
+                accepted_us: 0,
+                settings,
+                in_force_ms,
+                probes_visible: true,
+            },
+            0,
+        ),
+        (
+            M::Expired {
+                idle_ms: 40_000,
+                on_expiry: OnExpiry::Rst,
+                transitory: false,
+            },
+            40_000_000,
+        ),
+        (M::RstSent { side: Side::Client }, 45_000_000),
+    ] {
+        s.apply(event(ServerEvent::Middlebox {
+            mapping: MappingId(1),
+            session: None,
+            event: what,
+            at_us,
+        }));
+    }
+    let mut long = req(Phase::Done);
+    (long.issued_ms, long.ended_ms) = (Some(0.0), Some(120_010.0));
+    let mut short = req(Phase::Failed);
+    (short.conn, short.issued_ms, short.ended_ms) = (Some(ConnId(2)), Some(0.0), Some(45_020.0));
+    let o = measure(
+        "nat-real-time",
+        &s,
+        vec![run_of(vec![long]), run_of(vec![short])],
+    );
+    assert_eq!(o.answer, Answer::Choice(1));
+    assert_eq!(
+        (fig(&o, "ended-60"), fig(&o, "ended-40")),
+        ("120010", "45020")
+    );
 }
 
 /// priority: missing evidence, or a queue that never formed (the

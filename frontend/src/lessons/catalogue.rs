@@ -635,7 +635,9 @@ fn real_time(e: &Evidence<'_>) -> Outcome {
         e.run(run)
             .and_then(|r| r.requests.first())
             .and_then(|r| Some(r.ended_ms? - r.issued_ms?))
-            .map_or("not yet".to_owned(), |ms| format!("{ms:.0}"))
+            // Whole milliseconds as an integer: float formatting would pull
+            // core::fmt's float code into the page (bench figure 5).
+            .map_or("not yet".to_owned(), |ms| (ms.round() as i64).to_string())
     };
     let mut figures = Vec::new();
     let mut notes = Vec::new();

@@ -73,7 +73,8 @@ async fn wait(lab: &Lab, ms: u64) -> bool {
     }
 }
 
-/// Like [`wait`], but ends within a few microseconds of `ms` after `start`
+/// Like [`wait`], but (for one wait at a time, [`Spinner`]) ends within a
+/// few microseconds of `ms` after `start`
 /// instead of tokio's timer granularity (which rounds up to the next
 /// millisecond): `/api/slow?ms=1000` is used to check the lab's own timing.
 /// The last stretch yields in a loop, so it costs under 2 ms of CPU per call;
@@ -86,9 +87,9 @@ async fn wait_precisely(lab: &Lab, start: tokio::time::Instant, ms: u64) -> bool
         () = tokio::time::sleep_until(coarse) => {}
         () = lab.shutting_down() => return false,
     }
-    // At most one spinner per core; the others sleep (found in review: a
-    // client sending `/api/slow?ms=2` a thousand times a second kept every
-    // core busy yielding).
+    // One spinner at a time; the others sleep (found in review: a client
+    // sending `/api/slow?ms=2` a thousand times a second kept every core
+    // busy yielding).
     match Spinner::take() {
         Some(_spinner) => {
             while tokio::time::Instant::now() < deadline {
@@ -103,15 +104,15 @@ async fn wait_precisely(lab: &Lab, start: tokio::time::Instant, ms: u64) -> bool
 /// Waits spinning their last stretch now (see [`wait_precisely`]).
 static SPINNING: AtomicUsize = AtomicUsize::new(0);
 
-/// A place among the spinners, given back when dropped (a request cut
+/// The one place for a spinner, given back when dropped (a request cut
 /// mid-spin included).
 struct Spinner;
 
 impl Spinner {
-    /// Most spinners at once: the machine's cores.
+    /// Most spinners at once: one, so that a flood of short waits leaves the
+    /// other cores to everyone else.
     fn most() -> usize {
-        static CORES: OnceLock<usize> = OnceLock::new();
-        *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, usize::from))
+        1
     }
 
     /// A place, if one is free.
@@ -630,7 +631,7 @@ mod tests {
     }
 
     #[test]
-    fn no_more_spin_at_once_than_there_are_cores() {
+    fn one_wait_spins_at_a_time() {
         let held: Vec<Spinner> = std::iter::from_fn(Spinner::take).take(1000).collect();
         assert_eq!(held.len(), Spinner::most());
         assert!(Spinner::take().is_none());

@@ -55,7 +55,14 @@ pub enum Via {
 }
 
 /// The lab's connections to itself: local address → its registration.
-type Behalf = std::collections::HashMap<SocketAddr, Registration, foldhash::fast::RandomState>;
+#[derive(Debug, Default)]
+struct Behalf {
+    /// The registrations.
+    map: std::collections::HashMap<SocketAddr, Registration, foldhash::fast::RandomState>,
+    /// How many of them are orphaned (their connection gone, the accept
+    /// not come): only then does a new registration look for old ones.
+    orphans: usize,
+}
 
 /// Whom a connection the lab made to itself serves.
 #[derive(Debug, Clone, Copy)]
@@ -76,7 +83,7 @@ struct Registration {
 /// client's (found in review: read after the registration was gone, it was
 /// taken for the lab's own machine, which may change the anonymous scope's
 /// settings).
-const ORPHAN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+const ORPHAN_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// A connection the lab makes to itself for a client, registered until
 /// dropped (hold it as long as the connection).
@@ -93,10 +100,13 @@ impl Drop for OnBehalf {
         // Kept for the accept if the lab has not read it yet
         // ([`Peers::take_accepted`]); gone after [`ORPHAN_GRACE`].
         let mut behalf = self.behalf.lock().unwrap_or_else(|p| p.into_inner());
-        match behalf.get_mut(&self.local) {
-            Some(entry) if !entry.accepted => entry.orphaned = Some(std::time::Instant::now()),
+        match behalf.map.get_mut(&self.local) {
+            Some(entry) if !entry.accepted => {
+                entry.orphaned = Some(std::time::Instant::now());
+                behalf.orphans += 1;
+            }
             Some(_) => {
-                behalf.remove(&self.local);
+                behalf.map.remove(&self.local);
             }
             None => {}
         }
@@ -194,12 +204,15 @@ impl Peers {
     pub fn on_behalf(&self, local: SocketAddr, client: SocketAddr, via: Via) -> OnBehalf {
         let mut behalf = self.behalf.lock().unwrap_or_else(|p| p.into_inner());
         let now = std::time::Instant::now();
-        behalf.retain(|_, r| {
-            r.orphaned
-                .is_none_or(|at| now.duration_since(at) < ORPHAN_GRACE)
-        });
-        let charged = behalf.get(&client).map_or(client.ip(), |r| r.ip);
-        behalf.insert(
+        if behalf.orphans > 0 {
+            behalf.map.retain(|_, r| {
+                r.orphaned
+                    .is_none_or(|at| now.duration_since(at) < ORPHAN_GRACE)
+            });
+            behalf.orphans = behalf.map.values().filter(|r| r.orphaned.is_some()).count();
+        }
+        let charged = behalf.map.get(&client).map_or(client.ip(), |r| r.ip);
+        behalf.map.insert(
             local,
             Registration {
                 ip: charged,
@@ -230,6 +243,7 @@ impl Peers {
         self.behalf
             .lock()
             .unwrap_or_else(|p| p.into_inner())
+            .map
             .get(&peer)
             .map_or((peer.ip(), None), |r| (r.ip, Some(r.via)))
     }
@@ -239,13 +253,14 @@ impl Peers {
     /// forgotten then.
     pub fn take_accepted(&self, peer: SocketAddr) -> (IpAddr, Option<Via>) {
         let mut behalf = self.behalf.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(r) = behalf.get_mut(&peer) else {
+        let Some(r) = behalf.map.get_mut(&peer) else {
             return (peer.ip(), None);
         };
         r.accepted = true;
         let found = (r.ip, Some(r.via));
         if r.orphaned.is_some() {
-            behalf.remove(&peer);
+            behalf.map.remove(&peer);
+            behalf.orphans = behalf.orphans.saturating_sub(1);
         }
         found
     }

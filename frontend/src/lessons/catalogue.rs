@@ -877,8 +877,15 @@ fn http2_eventsource(e: &Evidence<'_>) -> Outcome {
     let empty = empty_run();
     let (streams, held) = (e.run(0).unwrap_or(&empty), e.run(1).unwrap_or(&empty));
     // Held requests at the server before the release: all of them, if the
-    // open event streams left room.
-    let peak = peak_at_server(held.requests.iter().map(|q| q.as_ref()));
+    // open event streams left room. Those that came only after it (the
+    // streams had held the lanes) do not count (found in review).
+    let released = held.requests.iter().filter_map(|q| q.server_end_us).min();
+    let peak = peak_at_server(
+        held.requests
+            .iter()
+            .filter(|q| released.is_none_or(|r| first_arrival(q).is_some_and(|a| a < r)))
+            .map(|q| q.as_ref()),
+    );
     let mut conns = connections(streams);
     conns.extend(connections(held));
     let (all_h2, _) = spoken(e.state, &conns);
@@ -994,7 +1001,13 @@ fn six_lanes(e: &Evidence<'_>) -> Outcome {
         .count();
     let conns = connections(run).len();
     Outcome {
-        answer: Answer::Number(n(peak)),
+        // None at the server is no lane count: another tab held them all,
+        // or the burst never went out (found in review).
+        answer: if peak == 0 {
+            Answer::Unmeasured
+        } else {
+            Answer::Number(n(peak))
+        },
         figures: vec![
             figure("at-once", "at the server at once", peak),
             figure(
@@ -1084,7 +1097,11 @@ fn pools(e: &Evidence<'_>) -> Outcome {
         });
     }
     Outcome {
-        answer: Answer::Number(n(peak)),
+        answer: if peak == 0 {
+            Answer::Unmeasured
+        } else {
+            Answer::Number(n(peak))
+        },
         figures,
         notes: vec![format!(
             "At once: {} to this origin, {} to the second port, {} under the other host name and \
@@ -1740,7 +1757,11 @@ fn eventsource(e: &Evidence<'_>) -> Outcome {
     let peak = peak_at_server(held.requests.iter().map(|q| q.as_ref()));
     let stream_events = e.run(0).map_or(0, reached_server);
     Outcome {
-        answer: Answer::Number(n(peak)),
+        answer: if peak == 0 {
+            Answer::Unmeasured
+        } else {
+            Answer::Number(n(peak))
+        },
         figures: vec![
             figure("at-once", "held requests at the server at once", peak),
             figure("stream", "event streams open", stream_events),
@@ -1971,8 +1992,10 @@ fn race(e: &Evidence<'_>) -> Outcome {
         .filter(|(_, r)| matches!(r, CloseReason::KeepAliveRace { .. }))
         .count();
     let attempts: u32 = run.requests.iter().map(|r| r.server_sightings).sum();
-    // No race, no lesson: "none failed" would then say nothing.
-    let answer = if races == 0 || run.requests.is_empty() {
+    // No race, no lesson: "none failed" would then say nothing; nor does a
+    // run with requests still under way (found in review).
+    let all_ended = ended(run) == run.requests.len();
+    let answer = if races == 0 || run.requests.is_empty() || !all_ended {
         Answer::Unmeasured
     } else {
         Answer::Number(n(failed))

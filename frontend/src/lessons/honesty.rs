@@ -1034,3 +1034,32 @@ fn a_wait_past_its_limit_answers_with_what_was_measured_until_then() {
     );
     assert!(runner.differs_from_usual());
 }
+
+/// A wait that passes its limit before every burst went out is no answer:
+/// the burst never fired would be graded as one that found nothing (found
+/// in review of the early answer): http2's HTTP/1.1 burst stopped at 4, so
+/// its HTTP/2 burst was never sent.
+#[test]
+fn a_wait_past_its_limit_before_every_burst_went_out_fails() {
+    use super::runner::{Runner, Stage};
+    let mut s = fresh();
+    s.config = Some(protocol::ServerPolicy::default());
+    let mut runner = Runner::new(find("http2").unwrap());
+    runner.predict(Answer::Number(1));
+    runner.start(&s, 0.0);
+    let tags = fire(&mut s, 12, |_| Credentials::Default);
+    let run = s.current().unwrap().id;
+    runner.fired(run);
+    for c in 1..=4 {
+        s.apply(opened(c, 0));
+        s.apply(started(c, c, 1, &tags[c as usize - 1], 0));
+    }
+    runner.poll(&s, 120_000.0);
+    let Stage::Failed(why) = &runner.stage else {
+        panic!("answered from a burst never sent: {:?}", runner.outcome);
+    };
+    assert!(
+        why.contains("did not happen") && why.contains("the lab saw"),
+        "{why}"
+    );
+}

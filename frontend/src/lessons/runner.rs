@@ -245,10 +245,27 @@ impl Runner {
     /// said to be from a run that stopped early (found in review: a browser
     /// without HTTP/2, or with a smaller pool, only ever saw "the lesson
     /// stopped", never what it did instead); otherwise the lesson fails,
-    /// listing what it saw. Requests it holds at the server are released.
+    /// listing what it saw. The session's requests held at the server then
+    /// are released (one still queued in the browser that arrives later is
+    /// held until the policy's hang timeout or the server's hang cap).
     fn stop_early(&mut self, state: &LabState, waited: &str) -> Vec<Command> {
         let mut commands = vec![Command::Release(None)];
         let mut outcome = (self.lesson.measure)(&self.evidence(state));
+        // Only a run whose every burst went out says what this browser did:
+        // a burst never fired would be graded as if it had found nothing.
+        // And not an agent lesson: its measure reads the page's last agent
+        // runs, which before they finish are another lesson's (found in
+        // review of this change).
+        let fired_all = self.steps[self.step..]
+            .iter()
+            .all(|step| !matches!(step, Step::Fire(_) | Step::Agent { .. }));
+        let agent = self
+            .steps
+            .iter()
+            .any(|step| matches!(step, Step::Agent { .. }));
+        if !fired_all || agent {
+            outcome.answer = Answer::Unmeasured;
+        }
         if outcome.answer == Answer::Unmeasured {
             commands.extend(self.fail(format!(
                 "{waited} (the lab saw {}); see the timeline",

@@ -355,6 +355,12 @@ impl Sessions {
                     && scope.in_flight == 0
                     && now.duration_since(scope.last_used) > SESSION_TTL)
         });
+        // An address's buckets go with its last session (found in review:
+        // expired sessions left theirs behind).
+        let Registry {
+            scopes, peer_rates, ..
+        } = &mut *registry;
+        peer_rates.retain(|ip, _| scopes.values().any(|s| s.peer == Some(*ip)));
         let of_peer = |registry: &Registry| {
             registry
                 .scopes
@@ -762,20 +768,28 @@ fn forget_one_gone(registry: &mut Registry, now: Instant, which: impl Fn(&Scope)
     }
 }
 
-/// Takes a token of `kind` from `scope`'s buckets and from its address's
-/// ([`Registry::peer_rates`]); both must have one.
+/// Takes a token of `kind` from `scope`'s buckets, then (for what the
+/// instructor is told: reports and presence) from its address's
+/// ([`Registry::peer_rates`]); both must have one. The session's first, so
+/// that a session over its own limit does not drain its address's (found
+/// in review). Settings changes are the session's own business, and a room
+/// behind one address (a classroom's NAT) starts a lesson's changes at
+/// once: they are limited per session only.
 fn take_both(
     scope: &mut Scope,
     peer_rates: &mut HashMap<IpAddr, rate::Buckets>,
     kind: rate::Kind,
 ) -> bool {
-    let peer_allows = scope.peer.is_none_or(|peer| {
-        peer_rates
+    if !scope.rates.take(kind) {
+        return false;
+    }
+    match (kind, scope.peer) {
+        (rate::Kind::Changes, _) | (_, None) => true,
+        (_, Some(peer)) => peer_rates
             .entry(peer)
             .or_insert_with(|| rate::Buckets::scaled(rate::PER_ADDRESS))
-            .take(kind)
-    });
-    peer_allows && scope.rates.take(kind)
+            .take(kind),
+    }
 }
 
 /// The refusal while the room's policy is locked.

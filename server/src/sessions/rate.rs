@@ -44,10 +44,11 @@ pub struct Buckets {
     presence: Bucket,
 }
 
-/// How many sessions' worth of messages one address may send, all its
-/// sessions together (a participant's tabs and browsers, or the lab's own
-/// machine running several pages).
-pub const PER_ADDRESS: f64 = 8.0;
+/// How many sessions' worth of reports and presence one address may send,
+/// all its sessions together: a participant's tabs and browsers, the lab's
+/// own machine running several pages, or a room behind one NAT (32 pages
+/// reporting at once, then as fast as 32 sessions each).
+pub const PER_ADDRESS: f64 = 32.0;
 
 impl Buckets {
     /// Full buckets.

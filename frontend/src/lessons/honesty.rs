@@ -998,18 +998,13 @@ fn keep_alive_header_does_not_count_from_a_connection_kept_from_before() {
     );
 }
 
-/// A wait that passes its limit measures what the run showed so far (found
-/// in review: a browser whose pool is smaller, or that did not speak HTTP/2,
-/// only ever saw "the lesson stopped"): here four of twelve reached the
-/// server and the rest never did; the answer is 4, said to be from a run
-/// that stopped early, and the held requests are released.
-#[test]
-fn a_wait_past_its_limit_answers_with_what_was_measured_until_then() {
-    use super::runner::{Command, Runner, Stage};
+/// `lesson` under way (predicted `predicted`): its first burst of twelve
+/// fired, four of them at the server.
+fn first_burst_stopped_at_four(lesson: &str, predicted: u32) -> (super::runner::Runner, LabState) {
     let mut s = fresh();
     s.config = Some(protocol::ServerPolicy::default());
-    let mut runner = Runner::new(find("six-lanes").unwrap());
-    runner.predict(Answer::Number(6));
+    let mut runner = super::runner::Runner::new(find(lesson).unwrap());
+    runner.predict(Answer::Number(predicted));
     runner.start(&s, 0.0);
     let tags = fire(&mut s, 12, |_| Credentials::Default);
     let run = s.current().unwrap().id;
@@ -1018,6 +1013,18 @@ fn a_wait_past_its_limit_answers_with_what_was_measured_until_then() {
         s.apply(opened(c, 0));
         s.apply(started(c, c, 1, &tags[c as usize - 1], 0));
     }
+    (runner, s)
+}
+
+/// A wait that passes its limit measures what the run showed so far (found
+/// in review: a browser whose pool is smaller, or that did not speak HTTP/2,
+/// only ever saw "the lesson stopped"): here four of twelve reached the
+/// server and the rest never did; the answer is 4, said to be from a run
+/// that stopped early, and the held requests are released.
+#[test]
+fn a_wait_past_its_limit_answers_with_what_was_measured_until_then() {
+    use super::runner::{Command, Stage};
+    let (mut runner, s) = first_burst_stopped_at_four("six-lanes", 6);
     assert!(
         !runner.poll(&s, 1_000.0).contains(&Command::Release(None)),
         "still waiting"
@@ -1041,19 +1048,8 @@ fn a_wait_past_its_limit_answers_with_what_was_measured_until_then() {
 /// its HTTP/2 burst was never sent.
 #[test]
 fn a_wait_past_its_limit_before_every_burst_went_out_fails() {
-    use super::runner::{Runner, Stage};
-    let mut s = fresh();
-    s.config = Some(protocol::ServerPolicy::default());
-    let mut runner = Runner::new(find("http2").unwrap());
-    runner.predict(Answer::Number(1));
-    runner.start(&s, 0.0);
-    let tags = fire(&mut s, 12, |_| Credentials::Default);
-    let run = s.current().unwrap().id;
-    runner.fired(run);
-    for c in 1..=4 {
-        s.apply(opened(c, 0));
-        s.apply(started(c, c, 1, &tags[c as usize - 1], 0));
-    }
+    use super::runner::Stage;
+    let (mut runner, s) = first_burst_stopped_at_four("http2", 1);
     runner.poll(&s, 120_000.0);
     let Stage::Failed(why) = &runner.stage else {
         panic!("answered from a burst never sent: {:?}", runner.outcome);

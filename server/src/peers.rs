@@ -77,6 +77,14 @@ struct Registration {
     orphaned: Option<std::time::Instant>,
 }
 
+impl Registration {
+    /// Not orphaned for longer than [`ORPHAN_GRACE`] (an older one may still
+    /// be in the table until the next registration purges it).
+    fn live(&self) -> bool {
+        self.orphaned.is_none_or(|at| at.elapsed() < ORPHAN_GRACE)
+    }
+}
+
 /// How long a registration outlives its [`OnBehalf`] for the accept that
 /// has not read it yet: a connection the middlebox opened and ended at once
 /// (its client reset) waits in the lab's accept queue, and it is still its
@@ -245,6 +253,7 @@ impl Peers {
             .unwrap_or_else(|p| p.into_inner())
             .map
             .get(&peer)
+            .filter(|r| r.live())
             .map_or((peer.ip(), None), |r| (r.ip, Some(r.via)))
     }
 
@@ -253,7 +262,7 @@ impl Peers {
     /// forgotten then.
     pub fn take_accepted(&self, peer: SocketAddr) -> (IpAddr, Option<Via>) {
         let mut behalf = self.behalf.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(r) = behalf.map.get_mut(&peer) else {
+        let Some(r) = behalf.map.get_mut(&peer).filter(|r| r.live()) else {
             return (peer.ip(), None);
         };
         r.accepted = true;

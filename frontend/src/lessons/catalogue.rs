@@ -879,7 +879,15 @@ fn http2_eventsource(e: &Evidence<'_>) -> Outcome {
     // Held requests at the server before the release: all of them, if the
     // open event streams left room. Those that came only after it (the
     // streams had held the lanes) do not count (found in review).
-    let released = held.requests.iter().filter_map(|q| q.server_end_us).min();
+    // The first end at the server, a stream's included: without HTTP/2 the
+    // streams held the lanes, the release found nothing held, and the held
+    // requests came only as the streams ended (found in review).
+    let released = held
+        .requests
+        .iter()
+        .chain(streams.requests.iter())
+        .filter_map(|q| q.server_end_us)
+        .min();
     let peak = peak_at_server(
         held.requests
             .iter()

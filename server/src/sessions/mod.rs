@@ -787,7 +787,7 @@ fn take_both(
         (rate::Kind::Changes, _) | (_, None) => true,
         (_, Some(peer)) => peer_rates
             .entry(peer)
-            .or_insert_with(|| rate::Buckets::scaled(rate::PER_ADDRESS))
+            .or_insert_with(rate::Buckets::per_address)
             .take(kind),
     }
 }

@@ -44,11 +44,15 @@ pub struct Buckets {
     presence: Bucket,
 }
 
-/// How many sessions' worth of reports and presence one address may send,
-/// all its sessions together: a participant's tabs and browsers, the lab's
-/// own machine running several pages, or a room behind one NAT (32 pages
-/// reporting at once, then as fast as 32 sessions each).
+/// How many sessions' worth of reports one address may send, all its
+/// sessions together: a participant's tabs and browsers, the lab's own
+/// machine running several pages, or a room behind one NAT (320 reports at
+/// once, then 160 a second). Reports past it are dropped.
 pub const PER_ADDRESS: f64 = 32.0;
+
+/// The same for presence, which past its limit is told a moment later, not
+/// lost: eight sessions' worth.
+pub const PRESENCE_PER_ADDRESS: f64 = 8.0;
 
 impl Buckets {
     /// Full buckets.
@@ -58,10 +62,20 @@ impl Buckets {
 
     /// Full buckets `factor` times a session's, in burst and in rate.
     pub fn scaled(factor: f64) -> Buckets {
+        Buckets::scaled_each(factor, factor)
+    }
+
+    /// One address's: [`PER_ADDRESS`] for reports (and changes, which are
+    /// not limited per address), [`PRESENCE_PER_ADDRESS`] for presence.
+    pub fn per_address() -> Buckets {
+        Buckets::scaled_each(PER_ADDRESS, PRESENCE_PER_ADDRESS)
+    }
+
+    fn scaled_each(factor: f64, presence: f64) -> Buckets {
         Buckets {
             changes: Bucket::new(CONFIG_BURST * factor, CONFIG_PER_SECOND * factor),
             reports: Bucket::new(REPORT_BURST * factor, REPORTS_PER_SECOND * factor),
-            presence: Bucket::new(PRESENCE_BURST * factor, PRESENCE_PER_SECOND * factor),
+            presence: Bucket::new(PRESENCE_BURST * presence, PRESENCE_PER_SECOND * presence),
         }
     }
 }

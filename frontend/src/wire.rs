@@ -683,13 +683,21 @@ impl FromJson for CloseReason {
 impl FromJson for LessonReport {
     fn read(v: &Json, cx: &Cx) -> Self {
         let o = v.fields(cx);
-        o.only(&["lesson", "stage", "prediction", "answer", "figures"]);
+        o.only(&[
+            "lesson",
+            "stage",
+            "prediction",
+            "answer",
+            "figures",
+            "stopped_early",
+        ]);
         LessonReport {
             lesson: o.get("lesson"),
             stage: o.get("stage"),
             prediction: o.or_default("prediction"),
             answer: o.or_default("answer"),
             figures: o.or_default("figures"),
+            stopped_early: o.or_default("stopped_early"),
         }
     }
 }
@@ -1397,6 +1405,7 @@ impl ToJson for LessonReport {
         w.field("prediction", &self.prediction);
         w.field("answer", &self.answer);
         w.field("figures", &self.figures);
+        w.field("stopped_early", &self.stopped_early);
         w.close();
     }
 }
@@ -1644,6 +1653,7 @@ mod tests {
             prediction: Some("6".into()),
             answer: None,
             figures: vec![("a\"b".into(), "\u{1}\t\\é".into())],
+            stopped_early: true,
         };
         let messages = [
             ClientMessage::Release {

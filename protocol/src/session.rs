@@ -95,6 +95,11 @@ pub struct LessonReport {
     /// The measured figures (id, value).
     #[serde(default)]
     pub figures: Vec<(String, String)>,
+    /// The answer is what was measured until a wait passed its limit in the
+    /// learner's browser (what the lesson expected did not happen there):
+    /// the room's tally shows it apart from complete runs.
+    #[serde(default)]
+    pub stopped_early: bool,
 }
 
 /// Most figures a report may carry.

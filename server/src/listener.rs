@@ -924,11 +924,23 @@ impl Handler {
         if !known && let Owner::Session(id) = owner {
             return Err(crate::sessions::unknown_session(id));
         }
+        // No session from another machine: refused (the anonymous scope is
+        // the lab machine's own; `sessions::session_needed`). Charged as at
+        // the accept, so through the lab's middlebox its client's machine.
+        let counts = counts_for_owner(request.uri().path());
+        if counts
+            && *owner == Owner::Anonymous
+            && !instructor
+            && !self.conn.charged_ip().to_canonical().is_loopback()
+        {
+            return Err(crate::sessions::session_needed());
+        }
         guard.hold_peer(self.lab.peers().enter(self.conn.charged_ip())?);
         // The instructor's requests (the key, no session) are not counted
-        // in the anonymous scope that every participant without a session
-        // shares: filling that scope's cap must not lock the room's controls.
-        if counts_for_owner(request.uri().path()) && !(*owner == Owner::Anonymous && instructor) {
+        // in the anonymous scope that the lab machine's clients without a
+        // session share: filling that scope's cap must not lock the room's
+        // controls.
+        if counts && !(*owner == Owner::Anonymous && instructor) {
             guard.hold(self.lab.sessions().enter(owner)?);
         }
         Ok(())

@@ -317,6 +317,7 @@ async fn b_on_another_machine_cannot_inject_a_single_row_into_a_view() {
     let a_addr = SocketAddr::from(([127, 0, 0, 1], port));
     let b_addr = SocketAddr::new(lan, port);
     let a = issue_session(a_addr).await;
+    let b = issue_session(b_addr).await;
     let mut a_viewer = Viewer::connect_session(a_addr, &a).await;
     let mut instructor = Viewer::connect(a_addr).await;
     let mut b_conns = Vec::new();
@@ -328,7 +329,11 @@ async fn b_on_another_machine_cannot_inject_a_single_row_into_a_view() {
             .await;
         assert_eq!(forged.status, 403, "{guess}: {}", forged.text());
         forged.error_body();
-        let next = b_client.get("/api/fast?id=y").await;
+        // Without a session, from another machine: refused too.
+        let bare = b_client.get("/api/fast?id=z").await;
+        assert_eq!(bare.status, 403, "{}", bare.text());
+        assert!(bare.error_body().error.contains("needs a session"));
+        let next = b_client.get(&format!("/api/fast?id=y&session={b}")).await;
         assert_eq!(next.status, 200);
         instructor.timeline(next.request_id()).await;
         b_conns.push(forged.conn_id());
@@ -832,23 +837,112 @@ async fn a_forwarded_connection_stays_forwarded_after_its_mapping_is_gone() {
     let registration = lab.peers().on_behalf(local, client, Via::Middlebox);
     let stream = socket.connect(addr).await.expect("connected");
     let mut forwarded = Client::from_stream(stream);
-    let first = forwarded.get("/api/fast").await;
+    let s = issue_session(addr).await;
+    let first = forwarded.get(&format!("/api/fast?session={s}")).await;
     assert_eq!(first.status, 200, "{}", first.text());
 
-    // The mapping ends; the connection carries on.
+    // The mapping ends; the connection carries on, still its client's: a
+    // request without a session is another machine's, refused.
     drop(registration);
     let patch = r#"{"keep_alive": false}"#;
-    let refused = forwarded
-        .request("PUT", "/api/config", patch.as_bytes())
-        .await;
-    assert_eq!(refused.status, 403, "{}", refused.text());
-    assert!(
-        refused.error_body().error.contains("anonymous scope"),
-        "{:?}",
-        refused.error_body()
-    );
+    // (The `PUT` last: refused before its body is read, it ends the
+    // connection.)
+    for (method, target, body) in [
+        ("GET", "/api/fast", b"".as_slice()),
+        ("PUT", "/api/config", patch.as_bytes()),
+    ] {
+        let refused = forwarded.request(method, target, body).await;
+        assert_eq!(refused.status, 403, "{method} {target}: {}", refused.text());
+        assert!(
+            refused.error_body().error.contains("another machine"),
+            "{method} {target}: {:?}",
+            refused.error_body()
+        );
+    }
     assert_eq!(get_config_as(addr, "").await, defaults, "nothing changed");
     drop(lab);
+}
+
+/// The anonymous scope is the lab machine's own: from another machine (here
+/// a client the lab's middlebox forwards, at 192.0.2.7, as a participant's
+/// laptop), every API request that acts in a scope needs a session or the
+/// instructor key, the events socket included. What every page reads before
+/// it has a session is served. (Found in review: over a workshop's plain
+/// HTTP address another site's page could hold hangs in a scope the whole
+/// room shared, and one laptop could fill that scope's caps.)
+#[tokio::test]
+async fn from_another_machine_the_api_needs_a_session() {
+    use keepalive_lab_server::peers::Via;
+    let (addr, lab) = start_server().await;
+    let client: SocketAddr = "192.0.2.7:40000".parse().expect("an address");
+    let elsewhere = async |lab: &Lab| {
+        let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+        socket
+            .bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .expect("bound");
+        let local = socket.local_addr().expect("its address");
+        let registration = lab.peers().on_behalf(local, client, Via::Middlebox);
+        let stream = socket.connect(addr).await.expect("connected");
+        (stream, registration)
+    };
+    let (stream, _registration) = elsewhere(&lab).await;
+    let mut laptop = Client::from_stream(stream);
+    for (method, target) in [
+        ("GET", "/api/hang?id=h"),
+        ("GET", "/api/fast"),
+        ("GET", "/api/sse?count=1"),
+        ("POST", "/api/release"),
+        ("GET", "/api/connections"),
+        ("GET", "/api/config"),
+        ("GET", "/api/middlebox"),
+    ] {
+        let refused = laptop.request(method, target, b"").await;
+        assert_eq!(refused.status, 403, "{method} {target}: {}", refused.text());
+        let error = refused.error_body();
+        assert!(error.error.contains("needs a session"), "{error:?}");
+        assert!(error.hint.contains("POST /api/sessions"), "{error:?}");
+    }
+    assert!(lab.hangs().is_empty(), "no hang was held");
+    // What a page reads before it has one, and the session itself.
+    for (method, target) in [
+        ("GET", "/api/lessons"),
+        ("GET", "/api/lessons/six-lanes"),
+        ("GET", "/api/tls"),
+    ] {
+        let served = laptop.request(method, target, b"").await;
+        assert_eq!(served.status, 200, "{method} {target}: {}", served.text());
+    }
+    let granted = laptop.request("POST", "/api/sessions", b"").await;
+    assert_eq!(granted.status, 200, "{}", granted.text());
+    let s = granted.json()["session"]
+        .as_str()
+        .expect("an id")
+        .to_owned();
+    let own = laptop.get(&format!("/api/fast?session={s}")).await;
+    assert_eq!(own.status, 200, "{}", own.text());
+    let keyed = laptop.get(&format!("/api/connections?key={KEY}")).await;
+    assert_eq!(keyed.status, 200, "the instructor, from anywhere");
+
+    // The events socket: closed at once with 1008 and why, no snapshot.
+    let (stream, _registration) = elsewhere(&lab).await;
+    let url = format!("ws://{addr}/api/events");
+    let (mut ws, _) = common::within(
+        "the handshake",
+        tokio_tungstenite::client_async(url.as_str(), stream),
+    )
+    .await
+    .expect("upgraded, to be told why in the close frame");
+    match common::within("the close frame", futures_util::StreamExt::next(&mut ws)).await {
+        Some(Ok(tokio_tungstenite::tungstenite::Message::Close(Some(frame)))) => {
+            assert_eq!(u16::from(frame.code), 1008, "{frame:?}");
+            assert!(frame.reason.contains("need a session"), "{frame:?}");
+        }
+        other => panic!("another machine's anonymous viewer was served: {other:?}"),
+    }
+
+    // The lab's own machine keeps the anonymous scope.
+    assert_eq!(get_once(addr, "/api/fast").await.status, 200);
+    Viewer::connect_anonymous(addr).await;
 }
 
 /// A viewer that may not change the anonymous scope (here through the
@@ -1225,7 +1319,9 @@ async fn an_anonymous_mapping_is_shown_only_on_its_clients_machine() {
     let (port, lab) = common::start_server_on_all_interfaces(common::config()).await;
     let here = SocketAddr::from(([127, 0, 0, 1], port));
     let via = lab_middlebox(here, &lab).await;
-    let mut elsewhere = Viewer::connect_anonymous(SocketAddr::new(lan, port)).await;
+    let there = SocketAddr::new(lan, port);
+    let s = issue_session(there).await;
+    let mut elsewhere = Viewer::connect_session(there, &s).await;
     let mut same_machine = Viewer::connect_anonymous(here).await;
     let mut instructor = Viewer::connect(here).await;
     let mut client = Client::connect(via).await;
@@ -1248,8 +1344,8 @@ async fn an_anonymous_mapping_is_shown_only_on_its_clients_machine() {
     same_machine
         .next_matching("the mapping's end, on its machine", is_mapping)
         .await;
-    // Another machine's anonymous viewer hears nothing of it.
-    elsewhere.barrier(SocketAddr::new(lan, port), "").await;
+    // A viewer on another machine hears nothing of it.
+    elsewhere.barrier(there, &format!("session={s}&")).await;
     assert!(
         !elsewhere
             .seen
@@ -1275,14 +1371,19 @@ async fn a_connection_through_the_middlebox_is_shown_on_its_clients_machine_not_
     let (port, lab) = common::start_server_on_all_interfaces(common::config()).await;
     let here = SocketAddr::from(([127, 0, 0, 1], port));
     let via = lab_middlebox(here, &lab).await;
-    let mut clients_machine = Viewer::connect_anonymous(SocketAddr::new(lan, port)).await;
+    let there = SocketAddr::new(lan, port);
+    let s = issue_session(there).await;
+    let mut clients_machine = Viewer::connect_session(there, &s).await;
     let mut labs_machine = Viewer::connect_anonymous(here).await;
     // One connection of each, kept open: the lab machine's own, and the
-    // other machine's through the middlebox.
+    // other machine's through the middlebox, whose request names no
+    // session (refused as another machine's: it is charged to its client).
     let mut local = Client::connect(here).await;
     assert_eq!(local.get("/api/fast?id=local").await.status, 200);
     let mut client = Client::from_stream(common::connect_from(via, lan).await);
-    assert_eq!(client.get("/api/fast?id=through").await.status, 200);
+    let through = client.get("/api/fast?id=through").await;
+    assert_eq!(through.status, 403, "{}", through.text());
+    assert!(through.error_body().error.contains("another machine"));
     let started = |tag: &'static str| move |e: &ServerEvent| matches!(e, ServerEvent::RequestStarted { target, .. } if target.contains(tag));
     clients_machine
         .next_matching(
@@ -1300,7 +1401,7 @@ async fn a_connection_through_the_middlebox_is_shown_on_its_clients_machine_not_
         labs_machine.seen
     );
     // A viewer through the middlebox sees its machine's, not the lab's.
-    let viewer = Viewer::connect_to_from(via, "/api/events", Some(lan)).await;
+    let viewer = Viewer::connect_to_from(via, &format!("/api/events?session={s}"), Some(lan)).await;
     let carries = |tag: &str| {
         viewer
             .snapshot

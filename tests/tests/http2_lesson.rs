@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use keepalive_lab_tests::chromium::Chromium;
 use keepalive_lab_tests::{TlsLab, eventually, page_config, start_lab_with_tls};
-use protocol::{ConnId, Micros, ServerEvent};
+use protocol::{ConnId, LessonReport, Micros, ServerEvent};
 
 /// One burst as the server recorded it: its connections and the most
 /// requests at the server at once.
@@ -66,6 +66,9 @@ struct Taken {
     links: String,
     /// The timeline's lanes after the lesson: connection → its words.
     lanes: BTreeMap<u64, String>,
+    /// The page's report of the lesson as the server keeps it for the
+    /// instructor's view.
+    report: LessonReport,
 }
 
 /// Starts the lab with its HTTPS ports, opens lesson `id` in Chromium (which
@@ -109,6 +112,18 @@ async fn take_in(id: &str, prediction: u32, more: &[&str]) -> (Taken, String) {
     let (answer, figures) = chrome
         .take_lesson(&page, prediction, Duration::from_secs(60))
         .await;
+    let report = eventually(
+        "the page's report of its answer at the server",
+        Duration::from_secs(10),
+        async || {
+            lab.sessions()
+                .participants()
+                .into_iter()
+                .flat_map(|p| p.reports)
+                .find(|r| r.lesson == id && r.answer.is_some())
+        },
+    )
+    .await;
     let mut record = Vec::new();
     while let Ok(event) = events.try_recv() {
         record.push(event);
@@ -137,6 +152,7 @@ async fn take_in(id: &str, prediction: u32, more: &[&str]) -> (Taken, String) {
             figures,
             links,
             lanes,
+            report,
         },
         text,
     )
@@ -156,6 +172,7 @@ async fn a_browser_without_http2_is_told_what_it_did_instead() {
             record,
             answer,
             figures,
+            report,
             ..
         },
         text,
@@ -185,6 +202,9 @@ async fn a_browser_without_http2_is_told_what_it_did_instead() {
         text.contains("stopped early") && text.contains("did not speak HTTP/2"),
         "{text}"
     );
+    // The room's tally is told the answer is from a run that stopped early.
+    assert_eq!(report.answer.as_deref(), Some("6"), "{report:?}");
+    assert!(report.stopped_early, "{report:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -196,7 +216,12 @@ async fn twelve_requests_over_http2_share_one_connection_against_six_over_http1(
         figures,
         links,
         lanes,
+        report,
     } = take("http2", 1).await;
+    assert!(
+        !report.stopped_early && report.answer.as_deref() == Some(answer.as_str()),
+        "a complete run, as reported to the room: {report:?}"
+    );
     // Before running, the lesson linked the HTTPS origins whose certificate
     // the learner must accept.
     for port in [addrs.h2, addrs.h1, addrs.h2_limited].map(|a| a.port()) {

@@ -1040,6 +1040,7 @@ fn a_wait_past_its_limit_answers_with_what_was_measured_until_then() {
         outcome.notes
     );
     assert!(runner.differs_from_usual());
+    assert!(runner.stopped_early, "the room's tally is told");
 }
 
 /// A wait that passes its limit before every burst went out is no answer:

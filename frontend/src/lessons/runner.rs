@@ -104,6 +104,9 @@ pub struct Runner {
     agents_before: u32,
     /// What was measured.
     pub outcome: Option<Outcome>,
+    /// The outcome is what was measured until a wait passed its limit
+    /// ([`Runner::stop_early`]): the room's tally marks it.
+    pub stopped_early: bool,
     /// Page clock at the last poll.
     last_poll_ms: f64,
     /// Middlebox confirmations heard by the last poll.
@@ -160,6 +163,7 @@ impl Runner {
             gaps_before: 0,
             agents_before: 0,
             outcome: None,
+            stopped_early: false,
             last_poll_ms: 0.0,
             last_heard: 0,
             put_back: None,
@@ -222,6 +226,7 @@ impl Runner {
         self.agents_before = state.agent_finished;
         self.gaps_before = state.gaps;
         self.outcome = None;
+        self.stopped_early = false;
         self.stage = Stage::Running;
         self.poll(state, now_ms)
     }
@@ -281,6 +286,7 @@ impl Runner {
             ),
         );
         self.outcome = Some(outcome);
+        self.stopped_early = true;
         self.stage = Stage::Answered;
         commands.extend(self.restore());
         commands

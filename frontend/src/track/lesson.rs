@@ -71,6 +71,7 @@ impl LessonPage {
                         .collect()
                 })
                 .unwrap_or_default(),
+            stopped_early: r.stopped_early && r.outcome.is_some(),
         }
     }
 }

@@ -323,6 +323,29 @@ pub fn unknown_session(id: &SessionId) -> ApiError {
     .on_socket(UNKNOWN_SESSION_ON_SOCKET)
 }
 
+/// The refusal for an API request without a session from another machine
+/// (not the lab's own: through the lab's middlebox, its client's address).
+/// The anonymous scope is the lab machine's: a room shares one server, and
+/// a scope every laptop shared would let one of them (or another site's page
+/// a participant visits, whose `<img src>` over a workshop's plain HTTP
+/// address carries neither `Origin` nor `Sec-Fetch-Site`) fill its caps and
+/// release its hangs for everyone. A session is the capability the server
+/// issues for that.
+pub fn session_needed() -> ApiError {
+    ApiError::forbidden(
+        "from another machine, the API needs a session: requests without one are \
+         the lab machine's own (the anonymous scope)",
+        "open the lab's page (it gets a session when it loads); from a terminal, \
+         POST /api/sessions and send the id it returns as session=… on each request; \
+         the instructor sends the key (key=… or Authorization: Bearer …)",
+    )
+    .on_socket(SESSION_NEEDED_ON_SOCKET)
+}
+
+/// [`session_needed`] as an events socket's close reason (1008).
+pub const SESSION_NEEDED_ON_SOCKET: &str =
+    "from another machine the events need a session: open the lab's page, or add session=…";
+
 /// [`unknown_session`] as an events socket's close reason (1008).
 pub const UNKNOWN_SESSION_ON_SOCKET: &str = "this server does not know this session (it expired, \
      or the server restarted); reload the page for a new one";

@@ -119,6 +119,7 @@ mod tests {
             prediction: Some("6".into()),
             answer: Some("6".into()),
             figures: vec![("at-once".into(), "6".into())],
+            stopped_early: false,
         };
         assert_eq!(p.report(report("six-lanes")), Ok(true));
         assert_eq!(p.report(report("six-lanes")), Ok(false), "the same again");

@@ -1884,6 +1884,15 @@ async fn a_free_socket_reset_by_the_server_is_removed_from_the_agent() {
         ["free", "error", "agent_remove", "close"],
         "socket 1: {names:?}"
     );
+    // Node's words: the system call and the code, not the OS's message.
+    assert!(
+        events.of_socket(1).iter().any(|e| matches!(
+            e,
+            SocketEvent::Error { code, message } if code == "ECONNRESET" && message == "read ECONNRESET"
+        )),
+        "{:?}",
+        events.of_socket(1)
+    );
     assert!(
         events.of_socket(1).iter().any(|e| matches!(
             e,

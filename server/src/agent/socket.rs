@@ -51,7 +51,10 @@ use super::http1::{AtEof, ResponseHead, ResponseReader, Step};
 use super::options::{KEEPALIVE_COUNT, KEEPALIVE_INTERVAL_S, keepalive_idle_s};
 use super::pool::SocketId;
 
-/// Node's error code for an I/O error.
+/// Node's error code for an I/O error. Node's message is the system call
+/// and the code (`read ECONNRESET`, `write EPIPE`, `connect ECONNREFUSED
+/// 127.0.0.1:8080`: libuv's `UVException`), on the socket's `error` and the
+/// request's alike, not the OS's words.
 pub fn code_of(error: &io::Error) -> &'static str {
     match error.kind() {
         io::ErrorKind::ConnectionRefused => "ECONNREFUSED",
@@ -183,11 +186,12 @@ pub(super) async fn run(
                 _ => io::Error::new(io::ErrorKind::TimedOut, "connect timed out"),
             };
             let code = code_of(&error);
+            let message = format!("connect {code} {addr}");
             shared.socket_event(
                 socket,
                 SocketEvent::Error {
                     code: code.into(),
-                    message: error.to_string(),
+                    message: message.clone(),
                 },
             );
             shared.request_ended(
@@ -195,7 +199,7 @@ pub(super) async fn run(
                 RequestEvent::Error {
                     socket: Some(socket),
                     code: code.into(),
-                    message: format!("connect {code} {addr}"),
+                    message,
                     reused_socket: false,
                     retried: false,
                 },
@@ -368,7 +372,7 @@ impl Conn {
                     socket,
                     SocketEvent::Error {
                         code: code.into(),
-                        message: e.to_string(),
+                        message: format!("write {code}"),
                     },
                 );
                 return fail(
@@ -541,7 +545,7 @@ impl Conn {
                         socket,
                         SocketEvent::Error {
                             code: code.into(),
-                            message: e.to_string(),
+                            message: format!("read {code}"),
                         },
                     );
                     return fail(
@@ -602,7 +606,7 @@ impl Conn {
                     Ok(_) => {}
                     Err(e) => {
                         let code = code_of(&e);
-                        let event = SocketEvent::Error { code: code.into(), message: e.to_string() };
+                        let event = SocketEvent::Error { code: code.into(), message: format!("read {code}") };
                         if shared.error_while_free(socket, event) {
                             return Err((true, SocketCloseReason::SocketError));
                         }

@@ -7,7 +7,13 @@
 //! enough for a browser (Chromium opens at most 6 per pool and 256 in all).
 //! A client with many addresses (a LAN's aliases, an IPv6 prefix) gets a
 //! share per address, so the server-wide cap bounds them all together,
-//! below the process's open-file limit (found in review).
+//! below the process's open-file limit (found in review). And so that such
+//! a client cannot take every place the server has (found in review: 16
+//! addresses at 512 each fill 8192), the last quarter of the server's cap is
+//! kept for addresses that hold little: past three quarters, an address
+//! that already holds an eighth of its own cap (64 of 512, more than a
+//! browser's page with an agent run needs) opens no more until the server
+//! is below three quarters again.
 //!
 //! The lab also connects to itself for its clients: the middlebox's end
 //! towards the lab, and the agent's sockets. Those come from loopback for
@@ -158,6 +164,9 @@ pub enum OverCap {
     Address,
     /// The server's, all addresses together.
     Server,
+    /// The server is past three quarters of its cap, and the address
+    /// already holds its share of what is left ([`Peers::busy_share`]).
+    Share,
 }
 
 fn lock(table: &Mutex<Table>) -> MutexGuard<'_, Table> {
@@ -274,15 +283,31 @@ impl Peers {
         found
     }
 
+    /// Past how many connections open in all the server is busy: three
+    /// quarters of its cap.
+    fn busy_from(&self) -> usize {
+        self.max_total_connections - self.max_total_connections / 4
+    }
+
+    /// What an address may hold and still open more while the server is
+    /// busy: an eighth of its own cap (at least one).
+    pub fn busy_share(&self) -> usize {
+        (self.max_connections / 8).max(1)
+    }
+
     /// Counts a new connection from `ip`, or says which cap it is over.
     pub fn connect(&self, ip: IpAddr) -> Result<PeerConnection, OverCap> {
         let mut table = lock(&self.table);
         if table.connections >= self.max_total_connections {
             return Err(OverCap::Server);
         }
+        let busy = table.connections >= self.busy_from();
         let counts = table.by_ip.entry(ip).or_default();
         if counts.connections >= self.max_connections {
             return Err(OverCap::Address);
+        }
+        if busy && counts.connections >= self.busy_share() {
+            return Err(OverCap::Share);
         }
         counts.connections += 1;
         table.connections += 1;
@@ -328,6 +353,14 @@ impl Peers {
                 "error": format!("the lab already has {} connections open, its cap", self.max_total_connections),
                 "hint": "try again once other connections have closed (idle ones close by \
                          themselves at the server's idle timeout)",
+            }),
+            OverCap::Share => serde_json::json!({
+                "error": format!(
+                    "the lab has more than {} of its {} connections open, and {ip} already holds {} or more; \
+                     while it is this busy, only addresses holding fewer may open more",
+                    self.busy_from(), self.max_total_connections, self.busy_share()
+                ),
+                "hint": "close idle connections or tabs; the room's other machines get the last quarter",
             }),
         }
         .to_string();
@@ -382,6 +415,34 @@ mod tests {
         drop(open);
         assert_eq!((peers.connections(), peers.active()), (0, 0));
         assert!(peers.connect(ip(4)).is_ok());
+    }
+
+    /// Past three quarters of the server's cap, an address that holds its
+    /// busy share opens no more, and the rest is left to the addresses that
+    /// hold little (found in review: a client with many addresses could
+    /// take every place); below three quarters again, it may.
+    #[test]
+    fn past_three_quarters_the_rest_is_kept_for_addresses_that_hold_little() {
+        let peers = Peers::new((16, 16), 1);
+        assert_eq!(peers.busy_share(), 2);
+        let ip = |n: u8| IpAddr::from([10, 0, 0, n]);
+        let mut many: Vec<PeerConnection> =
+            (0..12).map(|_| peers.connect(ip(1)).unwrap()).collect();
+        assert_eq!(peers.connect(ip(1)).unwrap_err(), OverCap::Share, "busy");
+        let b: Vec<PeerConnection> = (0..2).map(|_| peers.connect(ip(2)).unwrap()).collect();
+        assert_eq!(
+            peers.connect(ip(2)).unwrap_err(),
+            OverCap::Share,
+            "its share"
+        );
+        let c: Vec<PeerConnection> = (0..2).map(|_| peers.connect(ip(3)).unwrap()).collect();
+        assert_eq!(peers.connections(), 16);
+        assert_eq!(peers.connect(ip(4)).unwrap_err(), OverCap::Server);
+        drop((b, c));
+        many.truncate(11);
+        assert!(peers.connect(ip(1)).is_ok(), "below three quarters again");
+        let text = String::from_utf8(peers.over_cap_response(ip(1), OverCap::Share)).unwrap();
+        assert!(text.contains("10.0.0.1 already holds 2 or more"), "{text}");
     }
 
     /// A connection the lab made for a client and that ended before the

@@ -24,6 +24,16 @@ const SHORT: Duration = Duration::from_millis(300);
 /// whose error says `why`, then closed; and it was never tracked (`lab` has
 /// 4 connections open).
 async fn refused_untracked(over: &mut Client, lab: &keepalive_lab_server::Lab, why: &str) {
+    refused_untracked_beside(over, lab, why, 4).await;
+}
+
+/// [`refused_untracked`] with `open` connections tracked beside it.
+async fn refused_untracked_beside(
+    over: &mut Client,
+    lab: &keepalive_lab_server::Lab,
+    why: &str,
+    open: usize,
+) {
     let refusal = over.read_response().await;
     assert_eq!(refusal.status, 503, "{refusal:?}");
     let body = refusal.error_body();
@@ -36,7 +46,7 @@ async fn refused_untracked(over: &mut Client, lab: &keepalive_lab_server::Lab, w
         "not tracked"
     );
     assert!(over.read_to_close().await.is_empty());
-    assert_eq!(lab.tracker().open_count(), 4, "never tracked");
+    assert_eq!(lab.tracker().open_count(), open, "never tracked");
 }
 
 #[tokio::test]
@@ -111,6 +121,56 @@ async fn connections_from_many_addresses_meet_the_server_wide_cap() {
     drop(open.pop());
     eventually("a place to free up", || lab.peers().connections() == 3).await;
     let mut again = Client::from_stream(common::connect_from(addr, from(5)).await);
+    assert_eq!(again.get("/api/fast").await.status, 200);
+}
+
+/// Past three quarters of the server's cap, an address that already holds
+/// an eighth of its own cap opens no more: the last quarter is left to the
+/// addresses that hold little (found in review: one client with 16
+/// addresses could take all 8192 places).
+#[tokio::test]
+async fn a_busy_server_keeps_its_last_quarter_for_addresses_that_hold_little() {
+    let (addr, lab) = start_server_with(Config {
+        max_connections_per_peer: 16,
+        max_connections: 8,
+        ..common::config()
+    })
+    .await;
+    assert_eq!(lab.peers().busy_share(), 2);
+    let from = |n: u8| std::net::IpAddr::from([127, 0, 0, n]);
+    let mut open = Vec::new();
+    for n in [2, 2, 2, 2, 2, 2] {
+        let mut client = Client::from_stream(common::connect_from(addr, from(n)).await);
+        assert_eq!(client.get("/api/fast").await.status, 200);
+        open.push(client);
+    }
+    // Six of eight: busy. 127.0.0.2 holds six, more than its share of two.
+    let mut over = Client::from_stream(common::connect_from(addr, from(2)).await);
+    refused_untracked_beside(
+        &mut over,
+        &lab,
+        "the lab has more than 6 of its 8 connections open, and 127.0.0.2 already holds 2 or more",
+        6,
+    )
+    .await;
+    // Another address, holding none: its two.
+    for _ in 0..2 {
+        let mut client = Client::from_stream(common::connect_from(addr, from(3)).await);
+        assert_eq!(client.get("/api/fast").await.status, 200);
+        open.push(client);
+    }
+    let mut full = Client::from_stream(common::connect_from(addr, from(4)).await);
+    refused_untracked_beside(
+        &mut full,
+        &lab,
+        "the lab already has 8 connections open, its cap",
+        8,
+    )
+    .await;
+    // Below three quarters again: the first address may open more.
+    open.truncate(5);
+    eventually("places to free up", || lab.peers().connections() == 5).await;
+    let mut again = Client::from_stream(common::connect_from(addr, from(2)).await);
     assert_eq!(again.get("/api/fast").await.status, 200);
 }
 

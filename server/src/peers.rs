@@ -356,7 +356,7 @@ impl Peers {
             }),
             OverCap::Share => serde_json::json!({
                 "error": format!(
-                    "the lab has more than {} of its {} connections open, and {ip} already holds {} or more; \
+                    "the lab has {} or more of its {} connections open, and {ip} already holds {} or more; \
                      while it is this busy, only addresses holding fewer may open more",
                     self.busy_from(), self.max_total_connections, self.busy_share()
                 ),

@@ -356,6 +356,15 @@ impl Conn {
         self.charged
     }
 
+    /// Whether its client is on the lab's own machine: a loopback address,
+    /// or the lab's own address that it connected to (a page on the lab's
+    /// machine opened at the join link). Through the lab's middlebox or an
+    /// agent, the client it serves, whose address is all the lab knows.
+    pub fn from_labs_machine(&self) -> bool {
+        let ip = self.charged.to_canonical();
+        ip.is_loopback() || (self.via.is_none() && ip == self.local.ip().to_canonical())
+    }
+
     /// Through what the lab made this connection for a client (its
     /// middlebox, an agent), if it did: as it was at the accept.
     pub fn via(&self) -> Option<crate::peers::Via> {

@@ -13,9 +13,9 @@
 //! first request named session `S`, plus connections that have not named any
 //! session yet and come from the same host (Chromium's spare socket). When
 //! such a connection turns out to be someone else's, the viewer is told to
-//! forget it ([`ServerEvent::ConnectionHidden`]). Without `session`, a viewer
-//! sees the anonymous scope the same way; only the instructor key
-//! (`key=`) shows the whole server.
+//! forget it ([`ServerEvent::ConnectionHidden`]). Without `session` (from
+//! the lab's own machine only), a viewer sees the anonymous scope the same
+//! way; only the instructor key (`key=`) shows the whole server.
 //!
 //! # Closing
 //!
@@ -31,7 +31,7 @@
 //! page sees 1006 and nothing else), so a valid upgrade that is refused is
 //! accepted and closed at once ([`refuse`]): 1008 when trying again will
 //! not help (a session this server does not know, a wrong key, a parameter
-//! it does not take), 1013 (Try Again Later) for a cap (this session's
+//! it does not take, no session from another machine), 1013 (Try Again Later) for a cap (this session's
 //! viewers, requests in flight), with a reason that says what to do. It is
 //! never a viewer. A request that is not an upgrade gets the JSON error.
 

@@ -554,13 +554,22 @@ where
     }
 }
 
-/// The `session=` query parameter, if present and well-formed (a malformed
-/// one is left to the endpoint, which answers it with a 400), and whether
-/// the query has a `key=` (the instructor key, checked before routing), in
-/// one pass over the query.
-fn session_in(uri: &hyper::Uri) -> (Option<SessionId>, bool) {
+/// What a request's query says of its caller, read in one pass.
+#[derive(Debug, Default)]
+struct Caller {
+    /// The `session=` parameter, if present and well-formed (a malformed
+    /// one is left to the endpoint, which answers it with a 400).
+    session: Option<SessionId>,
+    /// A `session=` was given, well-formed or not.
+    names_one: bool,
+    /// The query has a `key=` (the instructor key, checked before routing).
+    key: bool,
+}
+
+/// The `session=` and `key=` parameters of `uri`'s query ([`Caller`]).
+fn session_in(uri: &hyper::Uri) -> Caller {
     let Some(query) = uri.query() else {
-        return (None, false);
+        return Caller::default();
     };
     let mut session = None;
     let mut key = false;
@@ -573,7 +582,11 @@ fn session_in(uri: &hyper::Uri) -> (Option<SessionId>, bool) {
             key = true;
         }
     }
-    (session.and_then(|value| SessionId::parse(&value).ok()), key)
+    Caller {
+        names_one: session.is_some(),
+        session: session.and_then(|value| SessionId::parse(&value).ok()),
+        key,
+    }
 }
 
 /// `Sec-Fetch-Site` (Fetch Metadata), which browsers send on every request
@@ -738,7 +751,11 @@ impl Handler {
     /// The part of [`Handler::call`] that needs no waiting: the request to
     /// route, or its answer (refused, or dropped on purpose).
     fn start(self, request: hyper::Request<Incoming>) -> Start {
-        let (named, has_key) = session_in(request.uri());
+        let Caller {
+            session: named,
+            names_one,
+            key: has_key,
+        } = session_in(request.uri());
         // Only a session this server issued may claim a connection.
         let owner = Owner::of(named.clone());
         let known = self.lab.sessions().knows(&owner);
@@ -775,7 +792,12 @@ impl Handler {
         let refused = match self.foreign(&head, request.uri().path()) {
             Err(refused) => Some((refused, false)),
             Ok(()) => self
-                .admit(&request, &owner, known, credentials, &mut guard)
+                .admit(
+                    &request,
+                    (&owner, known, names_one),
+                    credentials,
+                    &mut guard,
+                )
                 .err()
                 .map(|refused| (refused, !has_body && asks_for_events_socket(&request))),
         };
@@ -906,13 +928,14 @@ impl Handler {
     }
 
     /// What a shared room refuses past [`Handler::foreign`] (a wrong key, a
-    /// session the server did not issue, a cap), or the permits the request
-    /// holds until it ends.
+    /// session the server did not issue, no session from another machine,
+    /// a cap), or the permits the request holds until it ends. `caller`:
+    /// the request's owner, whether this server knows it, and whether the
+    /// query named a session at all (a malformed one is the endpoint's 400).
     fn admit<B>(
         &self,
         request: &hyper::Request<B>,
-        owner: &Owner,
-        known: bool,
+        (owner, known, names_one): (&Owner, bool, bool),
         credentials: bool,
         guard: &mut RequestGuard,
     ) -> Result<(), ApiError> {
@@ -927,14 +950,18 @@ impl Handler {
         // No session from another machine: refused (the anonymous scope is
         // the lab machine's own; `sessions::session_needed`). Charged as at
         // the accept, so through the lab's middlebox its client's machine.
-        let counts = counts_for_owner(request.uri().path());
-        if counts
-            && *owner == Owner::Anonymous
+        // Only where a scope is acted in: the room's endpoints need the
+        // key (and say so), and an unknown path is a 404 that lists them.
+        let path = request.uri().path();
+        if *owner == Owner::Anonymous
             && !instructor
-            && !self.conn.charged_ip().to_canonical().is_loopback()
+            && !names_one
+            && routes::acts_in_a_scope(path)
+            && !self.conn.from_labs_machine()
         {
             return Err(crate::sessions::session_needed());
         }
+        let counts = counts_for_owner(path);
         guard.hold_peer(self.lab.peers().enter(self.conn.charged_ip())?);
         // The instructor's requests (the key, no session) are not counted
         // in the anonymous scope that the lab machine's clients without a

@@ -63,11 +63,17 @@ impl Params {
                 ));
             }
         }
-        Ok(Params {
+        let params = Params {
             endpoint,
             values,
             example,
-        })
+        };
+        // A malformed `session=` is refused by every endpoint, whether it
+        // reads the session or not: the accept loop leaves such a request
+        // to the endpoint rather than refusing it as one without a session
+        // from another machine (`listener::Handler::admit`).
+        params.session()?;
+        Ok(params)
     }
 
     /// A whole number within `range`, or `default` when absent.
@@ -284,7 +290,9 @@ mod tests {
                 .hint
                 .contains("ms, id, session")
         );
-        assert!(parse("session=a%20b").unwrap().session().is_err());
+        // A malformed session is refused by the parse itself, whatever
+        // the endpoint then reads.
+        assert!(parse("session=a%20b").is_err());
         assert_eq!(
             parse("session=s-1").unwrap().session().unwrap(),
             Some(SessionId::parse("s-1").unwrap())

@@ -228,7 +228,10 @@ impl Peers {
             });
             behalf.orphans = behalf.map.values().filter(|r| r.orphaned.is_some()).count();
         }
-        let charged = behalf.map.get(&client).map_or(client.ip(), |r| r.ip);
+        let charged = behalf
+            .map
+            .get(&client)
+            .map_or(client.ip().to_canonical(), |r| r.ip);
         behalf.map.insert(
             local,
             Registration {
@@ -246,7 +249,9 @@ impl Peers {
 
     /// The address the caps per address charge for a connection from
     /// `peer`: the client it serves when the lab made it for one, else
-    /// `peer`'s own. (Once per connection, at its accept.)
+    /// `peer`'s own; an IPv4 client on an IPv6 socket (`::ffff:a.b.c.d`) as
+    /// its IPv4 address, so that it has one share whichever port it used.
+    /// (Once per connection, at its accept.)
     pub fn charged_ip(&self, peer: SocketAddr) -> IpAddr {
         self.accepted(peer).0
     }
@@ -263,7 +268,7 @@ impl Peers {
             .map
             .get(&peer)
             .filter(|r| r.live())
-            .map_or((peer.ip(), None), |r| (r.ip, Some(r.via)))
+            .map_or((peer.ip().to_canonical(), None), |r| (r.ip, Some(r.via)))
     }
 
     /// [`Peers::accepted`] for the lab's own accept, which is the last to
@@ -272,7 +277,7 @@ impl Peers {
     pub fn take_accepted(&self, peer: SocketAddr) -> (IpAddr, Option<Via>) {
         let mut behalf = self.behalf.lock().unwrap_or_else(|p| p.into_inner());
         let Some(r) = behalf.map.get_mut(&peer).filter(|r| r.live()) else {
-            return (peer.ip(), None);
+            return (peer.ip().to_canonical(), None);
         };
         r.accepted = true;
         let found = (r.ip, Some(r.via));

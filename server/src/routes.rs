@@ -82,6 +82,27 @@ pub const ENDPOINTS: &[(&str, &str)] = &[
     ("WebSocket", "/api/events"),
 ];
 
+/// Whether `path` acts in its caller's scope (a session's, or without one
+/// the anonymous scope's): its requests, hangs, connections, policy,
+/// middlebox and events. From another machine these need a session or the
+/// instructor key (`sessions::session_needed`).
+pub fn acts_in_a_scope(path: &str) -> bool {
+    matches!(
+        path,
+        "/api/fast"
+            | "/api/slow"
+            | "/api/hang"
+            | "/api/drip"
+            | "/api/close"
+            | "/api/sse"
+            | "/api/release"
+            | "/api/connections"
+            | "/api/config"
+            | "/api/middlebox"
+            | "/api/events"
+    )
+}
+
 /// The handlers of `path`, one of [`ENDPOINTS`] (`None` for any other).
 fn handlers(path: &str) -> Option<MethodRouter<Lab>> {
     Some(match path {
@@ -435,8 +456,8 @@ pub fn access(lab: &Lab, params: &Params, headers: &HeaderMap) -> Result<Access,
 /// policy, middlebox). A session changes its own and the instructor the
 /// defaults. The anonymous scope's settings reach every connection that has
 /// not named a session yet: every participant's page load and the browser's
-/// spare sockets. So only the lab's own machine (a loopback address that is
-/// not the lab's middlebox forwarding a client) or the instructor key may
+/// spare sockets. So only the lab's own machine (`Conn::from_labs_machine`,
+/// not through the lab's middlebox or an agent) or the instructor key may
 /// change them. `conn` (the caller's connection) is `None` without the lab's
 /// accept loop (in-process tests), which has no other caller.
 pub fn may_configure(access: &Access, conn: Option<&crate::conn::Conn>) -> Result<(), ApiError> {
@@ -445,7 +466,7 @@ pub fn may_configure(access: &Access, conn: Option<&crate::conn::Conn>) -> Resul
         // middlebox's, an agent's): that client may be anywhere. As it was
         // at the accept: the middlebox's registration ends with its mapping,
         // while requests already read from it may still wait their turn.
-        conn.peer().ip().to_canonical().is_loopback() && conn.via().is_none()
+        conn.via().is_none() && conn.from_labs_machine()
     };
     match access {
         Access::Of(Owner::Anonymous) if !conn.is_none_or(local) => Err(ApiError::forbidden(

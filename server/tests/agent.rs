@@ -1975,3 +1975,41 @@ async fn bytes_after_a_response_in_the_same_read_fail_the_request() {
     );
     finish(&agent).await;
 }
+
+/// A connect refused: the socket's `error` and the request's carry Node's
+/// words, `connect ECONNREFUSED 127.0.0.1:PORT` (Node v20.20.2, a port
+/// nothing listens on), not the OS's.
+#[tokio::test]
+async fn a_refused_connect_is_told_in_nodes_words() {
+    // A port that was just free: bound, then closed.
+    let addr = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.local_addr().expect("address")
+    };
+    let events = Events::default();
+    let agent = agent(keep_alive(true, None), &events);
+    let dest = Destination {
+        addr,
+        host: addr.to_string(),
+    };
+    agent.request(&dest, "GET", "/api/fast", None);
+    within("the request", agent.idle()).await;
+    let words = format!("connect ECONNREFUSED 127.0.0.1:{}", addr.port());
+    assert!(
+        events.of_socket(1).iter().any(|e| matches!(
+            e,
+            SocketEvent::Error { code, message } if code == "ECONNREFUSED" && *message == words
+        )),
+        "{:?}",
+        events.of_socket(1)
+    );
+    assert!(
+        events.of_request(1).iter().any(|e| matches!(
+            e,
+            RequestEvent::Error { code, message, .. } if code == "ECONNREFUSED" && *message == words
+        )),
+        "{:?}",
+        events.of_request(1)
+    );
+    finish(&agent).await;
+}

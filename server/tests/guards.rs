@@ -262,7 +262,8 @@ async fn the_anonymous_scope_has_its_own_in_flight_cap_like_a_session() {
     assert_eq!(get_once(addr, "/no-such-file.js").await.status, 404);
     // An anonymous viewer cannot connect now (its upgrade would be the
     // scope's third request); the instructor's still can: filling the scope
-    // shared by everyone without a session does not lock the room's controls.
+    // the lab machine's clients without a session share does not lock the
+    // room's controls.
     let refused = get_once(addr, "/api/events").await;
     assert_eq!(refused.status, 503, "{}", refused.text());
     let not_counted = get_once(addr, &format!("/api/events?key={KEY}")).await;

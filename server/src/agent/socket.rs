@@ -186,7 +186,9 @@ pub(super) async fn run(
                 _ => io::Error::new(io::ErrorKind::TimedOut, "connect timed out"),
             };
             let code = code_of(&error);
-            let message = format!("connect {code} {addr}");
+            // `connect ECONNREFUSED ::1:8080`: Node writes the address
+            // and the port without brackets, IPv6 too.
+            let message = format!("connect {code} {}:{}", addr.ip(), addr.port());
             shared.socket_event(
                 socket,
                 SocketEvent::Error {

@@ -52,7 +52,8 @@ pub const SESSION_TTL: Duration = Duration::from_secs(10 * 60);
 pub const UNVIEWED_GRACE: Duration = Duration::from_secs(60);
 
 /// Whose requests, connections and policy: one session, or the anonymous
-/// scope shared by every request that names none.
+/// scope shared by every request that names none (from the lab's own
+/// machine: other machines need a session, [`session_needed`]).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Owner {
     /// Requests without `session=`.

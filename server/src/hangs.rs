@@ -143,10 +143,10 @@ impl Hangs {
     /// Releases the held requests `filter` selects (all of them when it is
     /// empty) among those `access` reaches, and says how many. The
     /// anonymous scope is the lab machine's (other machines need a session,
-    /// `sessions::session_needed`), but its clients differ (a loopback
-    /// alias, a client the lab's middlebox forwards), so a caller in it
-    /// (from `from`, its client machine) reaches only the hangs made from
-    /// the same machine.
+    /// `sessions::session_needed`), but the machine reaches itself at more
+    /// than one host (loopback, its own LAN address), so a caller in it
+    /// (from `from`, its client host) reaches only the hangs made from the
+    /// same host.
     pub fn release(&self, filter: &ReleaseRequest, access: &Access, from: Option<IpAddr>) -> usize {
         let same_machine = |h: &Held| match access {
             Access::Of(crate::sessions::Owner::Anonymous) => match (from, h.ip) {

@@ -200,7 +200,9 @@ fn serve_connection(
                 return;
             }
         };
-        let local = stream.local_addr().unwrap_or(peer);
+        // Unknown (it cannot fail on an accepted socket), an address no peer
+        // has: never the lab's own machine (`Conn::from_labs_machine`).
+        let local = stream.local_addr().unwrap_or(UNKNOWN_LOCAL);
         // Responses are small and latency is what the lab shows: no Nagle delay.
         let _ = stream.set_nodelay(true);
         let conn = Conn::open(&lab, peer, (charged, via), local);
@@ -553,6 +555,12 @@ where
         Poll::Pending
     }
 }
+
+/// The lab's address for a connection whose own cannot be read: one no
+/// peer has, so that such a connection is never taken for the lab's own
+/// machine.
+pub(crate) const UNKNOWN_LOCAL: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0);
 
 /// What a request's query says of its caller, read in one pass.
 #[derive(Debug, Default)]
@@ -966,8 +974,13 @@ impl Handler {
         // The instructor's requests (the key, no session) are not counted
         // in the anonymous scope that the lab machine's clients without a
         // session share: filling that scope's cap must not lock the room's
-        // controls.
-        if counts && !(*owner == Owner::Anonymous && instructor) {
+        // controls. Nor are another machine's that pass the rule above (a
+        // malformed session, the room's endpoints without the key, an
+        // unknown path: each ends in an error, and a body the client never
+        // sends could hold a place for 10 s; found in review): the scope is
+        // the lab machine's.
+        if counts && !(*owner == Owner::Anonymous && (instructor || !self.conn.from_labs_machine()))
+        {
             guard.hold(self.lab.sessions().enter(owner)?);
         }
         Ok(())

@@ -866,6 +866,54 @@ async fn a_forwarded_connection_stays_forwarded_after_its_mapping_is_gone() {
     drop(lab);
 }
 
+/// A request from another machine that the session rule leaves to its
+/// endpoint (a malformed session: the endpoint's 400) is not counted in the
+/// anonymous scope: it cannot fill the lab machine's scope by sending a
+/// body that never comes (found in review: two such requests held the
+/// scope's places until the body-read guard, and the lab's own curl got
+/// 503).
+#[tokio::test]
+async fn another_machines_requests_take_no_place_in_the_anonymous_scope() {
+    use keepalive_lab_server::peers::Via;
+    let (addr, lab) = start_server_with(Config {
+        max_in_flight_per_session: 2,
+        ..common::config()
+    })
+    .await;
+    let mut held = Vec::new();
+    let mut registrations = Vec::new();
+    for n in 0..2_u16 {
+        let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+        socket
+            .bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .expect("bound");
+        let local = socket.local_addr().expect("its address");
+        let client = SocketAddr::from(([192, 0, 2, 7], 40_000 + n));
+        registrations.push(lab.peers().on_behalf(local, client, Via::Middlebox));
+        let stream = socket.connect(addr).await.expect("connected");
+        let mut laptop = Client::from_stream(stream);
+        // A body announced and never sent.
+        let head = format!(
+            "PUT /api/config?session=not%20one HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 10\r\n\r\n"
+        );
+        laptop.send_raw(head.as_bytes()).await;
+        held.push(laptop);
+    }
+    common::eventually("both requests at the server", || {
+        lab.tracker()
+            .connections()
+            .iter()
+            .filter(|c| c.requests.iter().any(|r| r.finished_us.is_none()))
+            .count()
+            == 2
+    })
+    .await;
+    // The lab's own machine, without a session: its scope is free.
+    let local = get_once(addr, "/api/fast").await;
+    assert_eq!(local.status, 200, "{}", local.text());
+    drop((held, registrations));
+}
+
 /// The anonymous scope is the lab machine's own: from another machine (here
 /// a client the lab's middlebox forwards, at 192.0.2.7, as a participant's
 /// laptop), every API request that acts in a scope needs a session or the

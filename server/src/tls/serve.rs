@@ -116,7 +116,9 @@ async fn serve_connection(
     let Ok(slot) = lab.peers().connect(charged) else {
         return;
     };
-    let local = stream.local_addr().unwrap_or(peer);
+    let local = stream
+        .local_addr()
+        .unwrap_or(crate::listener::UNKNOWN_LOCAL);
     let _ = stream.set_nodelay(true);
     let conn = Conn::open(&lab, peer, (charged, via), local);
     let tracked = TrackedStream::new(stream, conn.clone(), slot);

@@ -62,6 +62,9 @@ enum Act {
     JunkAfter(u64),
     /// `200` with body `ok` and `EXTRA` after it, in one write.
     RespondWithExtra,
+    /// `200` saying `Content-Length: 10`, three bytes of its body, then FIN
+    /// 100 ms later.
+    CutBody,
 }
 
 fn respond() -> Act {
@@ -220,6 +223,13 @@ async fn serve_conn(
             }
             Act::CloseAfter(ms) => {
                 tokio::time::sleep(Duration::from_millis(ms)).await;
+                return;
+            }
+            Act::CutBody => {
+                let cut = "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc";
+                if stream.write_all(cut.as_bytes()).await.is_ok() {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
                 return;
             }
             Act::RespondWithExtra | Act::JunkAfter(_) | Act::ResetAfter(_) => {
@@ -2010,6 +2020,67 @@ async fn a_refused_connect_is_told_in_nodes_words() {
         )),
         "{:?}",
         events.of_request(1)
+    );
+    finish(&agent).await;
+}
+
+/// A body cut by the server's FIN: as Node v20.20.2 tells it (a server
+/// sending 3 of 10 bytes, then FIN; `keepAlive`, `maxSockets: 1`, two
+/// requests), the socket's `end` and `close` come first, then the queued
+/// request gets its socket (made, before it connects), and only then the
+/// cut request's `error`,
+/// `ECONNRESET` "aborted" (the response's, in Node). It was the other way
+/// round: the error before the `close`.
+#[tokio::test]
+async fn a_body_cut_by_the_servers_fin_fails_after_the_socket_closed() {
+    let server = Server::start(|_, _, _| Act::CutBody).await;
+    let events = Events::default();
+    let agent = agent(keep_alive(true, Some(1)), &events);
+    agent.request(&server.dest(), "GET", "/cut?n=1", None);
+    agent.request(&server.dest(), "GET", "/cut?n=2", None);
+    within("both requests", agent.idle()).await;
+    let order: Vec<String> = events
+        .all()
+        .into_iter()
+        .filter_map(|e| match e {
+            AgentEvent::Socket {
+                socket,
+                event: SocketEvent::Socket { .. },
+            } => Some(format!("{socket} made")),
+            AgentEvent::Socket {
+                socket,
+                event: SocketEvent::End { .. },
+            } => Some(format!("{socket} end")),
+            AgentEvent::Socket {
+                socket,
+                event: SocketEvent::Close { .. },
+            } => Some(format!("{socket} close")),
+            AgentEvent::Request {
+                request,
+                event: RequestEvent::Sent { socket, .. },
+            } => Some(format!("request {request} sent on {socket}")),
+            AgentEvent::Request {
+                request,
+                event: RequestEvent::Error { code, message, .. },
+            } => Some(format!("request {request} {code} {message}")),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        order,
+        [
+            "1 made",
+            "request 1 sent on 1",
+            "1 end",
+            "1 close",
+            "2 made",
+            "request 1 ECONNRESET aborted",
+            "request 2 sent on 2",
+            "2 end",
+            "2 close",
+            "request 2 ECONNRESET aborted",
+        ],
+        "{order:#?}"
     );
     finish(&agent).await;
 }

@@ -78,6 +78,13 @@ enum Served {
     Reusable(u32, RequestEvent, Option<String>),
     /// The socket closes.
     Close(bool, SocketCloseReason),
+    /// The socket closes, then the request fails with this event: a body
+    /// cut by the server's FIN. Node's `socketCloseListener` destroys the
+    /// response with `ECONNRESET` "aborted" in the socket's `close`, and the
+    /// response's `error` comes after that `close`, and after the agent's
+    /// own `close` listener (installed first) gave the queue its next
+    /// socket (seen with Node v20.20.2).
+    CloseThenFail(bool, SocketCloseReason, u32, RequestEvent),
 }
 
 /// The socket's state between turns.
@@ -231,6 +238,7 @@ pub(super) async fn run(
     };
     let mut job = first;
     loop {
+        let mut then_fails = None;
         let (had_error, reason) = match conn.serve(&shared, job, &mut stop).await {
             Served::Reusable(id, done, keep_alive) => {
                 match shared.released(socket, id, done, keep_alive.as_deref()) {
@@ -252,12 +260,19 @@ pub(super) async fn run(
                 }
             }
             Served::Close(had_error, reason) => (had_error, reason),
+            Served::CloseThenFail(had_error, reason, id, event) => {
+                then_fails = Some((id, event));
+                (had_error, reason)
+            }
         };
         // `socket.destroy()`: the descriptor is closed (a FIN, or an RST
         // when response bytes are left unread).
         let requests = conn.requests;
         drop(conn);
         shared.closed(socket, had_error, reason, requests);
+        if let Some((id, event)) = then_fails {
+            shared.request_ended(id, event);
+        }
         drain(&shared, &mut jobs);
         return;
     }
@@ -457,10 +472,17 @@ impl Conn {
                             );
                             Served::Close(false, SocketCloseReason::ResponseConnectionClose)
                         }
-                        AtEof::Truncated if head.is_some() => fail(
-                            "ECONNRESET",
-                            "aborted".into(),
-                            (false, SocketCloseReason::PeerClosed),
+                        AtEof::Truncated if head.is_some() => Served::CloseThenFail(
+                            false,
+                            SocketCloseReason::PeerClosed,
+                            job.id,
+                            RequestEvent::Error {
+                                socket: Some(socket),
+                                code: "ECONNRESET".into(),
+                                message: "aborted".into(),
+                                reused_socket: reused,
+                                retried: false,
+                            },
                         ),
                         AtEof::NoResponse | AtEof::Truncated => fail(
                             "ECONNRESET",

@@ -110,7 +110,7 @@ fn chart(counts: &SortedMap<String, Count>) -> Html {
         </> }
     };
     html! {
-        <svg class="room-chart" role="img" aria-label="Predictions and measurements" width="560" height={height.to_string()}>
+        <svg class="room-chart" role="img" aria-label="Predictions and measurements" width="680" height={height.to_string()}>
             { for counts.iter().enumerate().map(|(i, (value, count))| {
                 let y = i * row + 4;
                 html! { <g>

@@ -779,6 +779,30 @@ mod tests {
         }
     }
 
+    /// Every endpoint either acts in its caller's scope (and so needs a
+    /// session from another machine) or is one of those that do not: what
+    /// a page reads before it has a session, and the room's, which need the
+    /// key. A new endpoint must be put on one side (the session rule would
+    /// otherwise leave it open to other machines in the anonymous scope).
+    #[test]
+    fn every_endpoint_is_said_to_act_in_a_scope_or_not() {
+        let outside = [
+            "/api/sessions",
+            "/api/lessons",
+            "/api/lessons/{id}",
+            "/api/tls",
+            "/api/room",
+            "/api/room/join.svg",
+        ];
+        for (_, path) in super::ENDPOINTS {
+            assert_ne!(
+                super::acts_in_a_scope(path),
+                outside.contains(path),
+                "{path}: put it in `acts_in_a_scope` or in this list"
+            );
+        }
+    }
+
     /// The page writes protocol's `RoomPatch`; the server reads `RoomChange`:
     /// whatever the page writes must read the same.
     #[test]

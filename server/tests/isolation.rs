@@ -829,20 +829,12 @@ async fn only_the_labs_machine_or_the_instructor_changes_the_anonymous_scope() {
 /// machine and changed the anonymous scope for the whole room.)
 #[tokio::test]
 async fn a_forwarded_connection_stays_forwarded_after_its_mapping_is_gone() {
-    use keepalive_lab_server::peers::Via;
     let (addr, lab) = start_server().await;
     let defaults = get_config_as(addr, "").await;
-    // What the middlebox does for a mapping: bind, register, connect.
-    let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
-    socket
-        .bind(SocketAddr::from(([127, 0, 0, 1], 0)))
-        .expect("bound");
-    let local = socket.local_addr().expect("its address");
     // A client on the lab's machine (its requests without a session are in
     // the anonymous scope), forwarded: it may use the scope, not change it.
     let client: SocketAddr = "127.0.0.2:40000".parse().expect("an address");
-    let registration = lab.peers().on_behalf(local, client, Via::Middlebox);
-    let stream = socket.connect(addr).await.expect("connected");
+    let (stream, registration) = common::forwarded(addr, &lab, client).await;
     let mut forwarded = Client::from_stream(stream);
     let first = forwarded.get("/api/fast").await;
     assert_eq!(first.status, 200, "{}", first.text());
@@ -874,7 +866,6 @@ async fn a_forwarded_connection_stays_forwarded_after_its_mapping_is_gone() {
 /// 503).
 #[tokio::test]
 async fn another_machines_requests_take_no_place_in_the_anonymous_scope() {
-    use keepalive_lab_server::peers::Via;
     let (addr, lab) = start_server_with(Config {
         max_in_flight_per_session: 2,
         ..common::config()
@@ -883,14 +874,9 @@ async fn another_machines_requests_take_no_place_in_the_anonymous_scope() {
     let mut held = Vec::new();
     let mut registrations = Vec::new();
     for n in 0..2_u16 {
-        let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
-        socket
-            .bind(SocketAddr::from(([127, 0, 0, 1], 0)))
-            .expect("bound");
-        let local = socket.local_addr().expect("its address");
         let client = SocketAddr::from(([192, 0, 2, 7], 40_000 + n));
-        registrations.push(lab.peers().on_behalf(local, client, Via::Middlebox));
-        let stream = socket.connect(addr).await.expect("connected");
+        let (stream, registration) = common::forwarded(addr, &lab, client).await;
+        registrations.push(registration);
         let mut laptop = Client::from_stream(stream);
         // A body announced and never sent.
         let head = format!(
@@ -923,20 +909,9 @@ async fn another_machines_requests_take_no_place_in_the_anonymous_scope() {
 /// room shared, and one laptop could fill that scope's caps.)
 #[tokio::test]
 async fn from_another_machine_the_api_needs_a_session() {
-    use keepalive_lab_server::peers::Via;
     let (addr, lab) = start_server().await;
     let client: SocketAddr = "192.0.2.7:40000".parse().expect("an address");
-    let elsewhere = async |lab: &Lab| {
-        let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
-        socket
-            .bind(SocketAddr::from(([127, 0, 0, 1], 0)))
-            .expect("bound");
-        let local = socket.local_addr().expect("its address");
-        let registration = lab.peers().on_behalf(local, client, Via::Middlebox);
-        let stream = socket.connect(addr).await.expect("connected");
-        (stream, registration)
-    };
-    let (stream, _registration) = elsewhere(&lab).await;
+    let (stream, _registration) = common::forwarded(addr, &lab, client).await;
     let mut laptop = Client::from_stream(stream);
     for (method, target) in [
         ("GET", "/api/hang?id=h"),
@@ -987,7 +962,7 @@ async fn from_another_machine_the_api_needs_a_session() {
     assert_eq!(keyed.status, 200, "the instructor, from anywhere");
 
     // The events socket: closed at once with 1008 and why, no snapshot.
-    let (stream, _registration) = elsewhere(&lab).await;
+    let (stream, _registration) = common::forwarded(addr, &lab, client).await;
     let url = format!("ws://{addr}/api/events");
     let (mut ws, _) = common::within(
         "the handshake",

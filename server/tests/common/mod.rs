@@ -293,6 +293,29 @@ pub async fn connect_from(addr: SocketAddr, from: std::net::IpAddr) -> TcpStream
         .expect("connect")
 }
 
+/// A TCP connection to `addr` as the lab's middlebox makes one for a
+/// mapping: bound on loopback, registered as forwarded on behalf of
+/// `client` (the machine whose address the lab counts), then connected.
+/// The connection stays forwarded while the returned registration lives.
+pub async fn forwarded(
+    addr: SocketAddr,
+    lab: &Lab,
+    client: SocketAddr,
+) -> (TcpStream, keepalive_lab_server::peers::OnBehalf) {
+    let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+    socket
+        .bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .expect("bound");
+    let local = socket.local_addr().expect("its address");
+    let registration =
+        lab.peers()
+            .on_behalf(local, client, keepalive_lab_server::peers::Via::Middlebox);
+    let stream = within("TCP connect", socket.connect(addr))
+        .await
+        .expect("connected");
+    (stream, registration)
+}
+
 impl Client {
     /// A client on a connection made elsewhere (e.g. from a bound address).
     pub fn from_stream(stream: TcpStream) -> Client {

@@ -15,7 +15,10 @@
 //! fires the same bursts, driven through the same element ids. Under a
 //! 2 000-request load most of the time goes to the browser's own work (the
 //! fetches, the socket's messages), so the lab's page is judged against what a
-//! bare page gets, not against an absolute number.
+//! bare page gets, not against an absolute number. A third page measured
+//! beside them, the same bare page with the cheapest live picture of the run
+//! (`/bare.html?draw`), shows what any page that draws the run at its frames
+//! gets: the bound the lab's page is measured against in `causes.md`.
 //!
 //! - Figure 3 reads the page's own instrumentation, `window.__keepaliveLab`:
 //!   `eventLatencyMs` holds, for each stamped event, the time from the
@@ -125,6 +128,8 @@ pub enum Browser {
         lab: Box<Phases>,
         /// The bare baseline page ([`BARE_PAGE`]).
         bare: Box<Phases>,
+        /// The bare page with its live picture (`/bare.html?draw`).
+        drawing: Box<Phases>,
     },
     /// Not measured; says why and what is needed.
     NotMeasured(String),
@@ -197,34 +202,29 @@ async fn measure_both(
 ) -> Result<Browser, String> {
     let server = Server::start(Kind::Lab, Policy::Bench, Some(dist)).await?;
     let mut browser = Chromium::launch().await;
-    // The bare page first, then the lab's: each in a fresh tab of the same
-    // browser, against the same lab child.
-    let bare = match page_phases(
-        &mut browser,
-        &format!("http://{}/bare.html", server.addr),
-        profile.map(|p| with_suffix(p, "bare")).as_deref(),
-        trace.map(|p| with_suffix(p, "bare")).as_deref(),
-    )
-    .await?
-    {
-        Ok(phases) => phases,
-        Err(not_measured) => return Ok(not_measured),
-    };
-    let lab = match page_phases(
-        &mut browser,
-        &format!("http://{}/#endpoint=fast", server.addr),
-        profile.map(|p| with_suffix(p, "lab")).as_deref(),
-        trace.map(|p| with_suffix(p, "lab")).as_deref(),
-    )
-    .await?
-    {
-        Ok(phases) => phases,
-        Err(not_measured) => return Ok(not_measured),
-    };
-    Ok(Browser::Measured {
-        lab: Box::new(lab),
-        bare: Box::new(bare),
-    })
+    // The bare page first, then with its picture, then the lab's: each in a
+    // fresh tab of the same browser, against the same lab child.
+    let mut measured = Vec::new();
+    for (name, path) in [
+        ("bare", "/bare.html"),
+        ("drawing", "/bare.html?draw"),
+        ("lab", "/#endpoint=fast"),
+    ] {
+        match page_phases(
+            &mut browser,
+            &format!("http://{}{path}", server.addr),
+            profile.map(|p| with_suffix(p, name)).as_deref(),
+            trace.map(|p| with_suffix(p, name)).as_deref(),
+        )
+        .await?
+        {
+            Ok(phases) => measured.push(Box::new(phases)),
+            Err(not_measured) => return Ok(not_measured),
+        }
+    }
+    let [bare, drawing, lab] =
+        <[Box<Phases>; 3]>::try_from(measured).map_err(|_| "three pages measured".to_owned())?;
+    Ok(Browser::Measured { lab, bare, drawing })
 }
 
 /// Opens `url`, waits for its events socket and clock, and runs the three

@@ -67,12 +67,12 @@ usage: keepalive-lab-bench [--out FILE] [--dist DIR] [--quick]
   --room-secs N     measured seconds per step of figure 8 (default 20)
   --only LIST       measure only these figures (e.g. --only 2,6); the others show as skipped
   --profile PREFIX  with figures 3-4, record Chromium's CPU profile of each page in each
-                    phase into PREFIX-{lab,bare}-{light,lesson,load}.cpuprofile and print
+                    phase into PREFIX-{lab,bare,drawing}-{light,lesson,load}.cpuprofile and print
                     where its main thread spent its time (build the page with `cargo xtask build
                     --names DIR` and pass --dist DIR, so wasm functions have names)
   --trace PREFIX    with figures 3-4, record a trace of the browser (style, layout, paint,
                     raster and compositing, on every thread of the browser, GPU and page
-                    processes) in each phase into PREFIX-{lab,bare}-{light,lesson,load}.json
+                    processes) in each phase into PREFIX-{lab,bare,drawing}-{light,lesson,load}.json
                     (Chrome's trace format, for Perfetto) and print the busiest threads and
                     the page's work per burst; tracing costs CPU, so compare traced runs
                     only with traced runs";

@@ -163,25 +163,44 @@ fn ratio(lab: f64, base: f64) -> String {
     format!("{:.3}×", lab / base)
 }
 
-/// The two lesson-scale phases of both pages, named for the summary.
-fn lesson_phases<'a>(lab: &'a Phases, bare: &'a Phases) -> [(String, &'a Phase, &'a Phase); 2] {
+/// The three pages of figures 3 and 4, as measured in one run.
+struct Pages<'a> {
+    /// The lab's page.
+    lab: &'a Phases,
+    /// The bare page: the baseline of the budgets under load.
+    bare: &'a Phases,
+    /// The bare page with its cheap live picture: what any page that draws
+    /// the run at its frames gets (information beside the budgets).
+    drawing: &'a Phases,
+}
+
+/// What the summary calls the bare page with its live picture.
+const DRAWING: &str = "the bare page with a live picture";
+
+/// The two lesson-scale phases of the three pages, named for the summary:
+/// the lab's, the bare page's, and the bare page's with its picture.
+fn lesson_phases<'a>(p: &Pages<'a>) -> [(String, &'a Phase, &'a Phase, &'a Phase); 2] {
     [
         (
-            format!("bursts of {}", lab.light.burst),
-            &lab.light,
-            &bare.light,
+            format!("bursts of {}", p.lab.light.burst),
+            &p.lab.light,
+            &p.bare.light,
+            &p.drawing.light,
         ),
         (
-            format!("single bursts of {}", lab.lesson.burst),
-            &lab.lesson,
-            &bare.lesson,
+            format!("single bursts of {}", p.lab.lesson.burst),
+            &p.lab.lesson,
+            &p.bare.lesson,
+            &p.drawing.lesson,
         ),
     ]
 }
 
 /// Figures 3 and 4's rows of the summary: under load against the bare page,
-/// and at lesson scale against the absolute budgets.
-fn browser_rows(w: &mut String, lab: &Phases, bare: &Phases, misses: &mut Vec<(u8, String)>) {
+/// and at lesson scale against the absolute budgets; beside each, the bare
+/// page with a live picture, for information.
+fn browser_rows(w: &mut String, pages: &Pages<'_>, misses: &mut Vec<(u8, String)>) {
+    let Pages { lab, bare, drawing } = *pages;
     let q = Phase::quantile;
     let max = |p: &Phase| q(&p.frames_ms, 1.0);
     let load = format!(
@@ -190,16 +209,10 @@ fn browser_rows(w: &mut String, lab: &Phases, bare: &Phases, misses: &mut Vec<(u
         lab.heavy.burst,
         HEAVY_EVERY.as_millis()
     );
-    let empty = [
-        &lab.light,
-        &lab.lesson,
-        &lab.heavy,
-        &bare.light,
-        &bare.lesson,
-        &bare.heavy,
-    ]
-    .iter()
-    .any(|p| p.latencies_ms.is_empty());
+    let empty = [lab, bare, drawing]
+        .iter()
+        .flat_map(|p| [&p.light, &p.lesson, &p.heavy])
+        .any(|p| p.latencies_ms.is_empty());
     if empty {
         let why = format!(
             "a page's `{HOOK}.eventLatencyMs` stayed empty while its events arrived \
@@ -222,11 +235,18 @@ fn browser_rows(w: &mut String, lab: &Phases, bare: &Phases, misses: &mut Vec<(u
             q(&bare.heavy.latencies_ms, 0.5),
             q(&bare.heavy.latencies_ms, 0.99),
         );
+        let d99 = q(&drawing.heavy.latencies_ms, 0.99);
         let ok = l99 <= MAX_PAGE_RATIO * b99;
         if !ok {
             misses.push((
                 3,
-                format!("under load p99 {} of the bare page's", ratio(l99, b99)),
+                format!(
+                    "under load p99 {} of the bare page's ({DRAWING}: {} of the bare page's; \
+                     the lab page {} of it)",
+                    ratio(l99, b99),
+                    ratio(d99, b99),
+                    ratio(l99, d99)
+                ),
             ));
         }
         let _ = writeln!(
@@ -239,7 +259,16 @@ fn browser_rows(w: &mut String, lab: &Phases, bare: &Phases, misses: &mut Vec<(u
             ratio(l99, b99),
             verdict(ok)
         );
-        for (what, l, b) in lesson_phases(lab, bare) {
+        let _ = writeln!(
+            w,
+            "| 3 | the same under load, beside {DRAWING} (`/bare.html?draw`: 60 bars and a line of counts, applied at its frames): p50 / p99 | {} / {} | {} / {} ({DRAWING}) | {} (p99) | none | (information) |",
+            ms(l50),
+            ms(l99),
+            ms(q(&drawing.heavy.latencies_ms, 0.5)),
+            ms(d99),
+            ratio(l99, d99)
+        );
+        for (what, l, b, d) in lesson_phases(pages) {
             let (l99, b99) = (q(&l.latencies_ms, 0.99), q(&b.latencies_ms, 0.99));
             let ok = l99 <= LESSON_EVENT_P99_MS;
             if !ok {
@@ -265,15 +294,21 @@ fn browser_rows(w: &mut String, lab: &Phases, bare: &Phases, misses: &mut Vec<(u
             // (the browser's delivery, held up by the page's frames) or in
             // the wait for the next frame's batch.
             if !l.received_ms.is_empty() {
-                let r99 = q(&l.received_ms, 0.99);
-                let _ = writeln!(
+                information(
                     w,
-                    "| 3 | the same, {what}: server stamp to handed to the page by its socket, before the frame's batch: p99 | {} | {} (bare page, on arrival) | {} | none | (information) |",
-                    ms(r99),
-                    ms(b99),
-                    ratio(r99, b99)
+                    &format!(
+                        "the same, {what}: server stamp to handed to the page by its socket, before the frame's batch: p99"
+                    ),
+                    q(&l.received_ms, 0.99),
+                    (b99, "bare page, on arrival"),
                 );
             }
+            information(
+                w,
+                &format!("the same, {what}, beside {DRAWING}: p99"),
+                l99,
+                (q(&d.latencies_ms, 0.99), DRAWING),
+            );
         }
     }
     let (f50, f95) = (q(&lab.heavy.frames_ms, 0.5), q(&lab.heavy.frames_ms, 0.95));
@@ -302,7 +337,21 @@ fn browser_rows(w: &mut String, lab: &Phases, bare: &Phases, misses: &mut Vec<(u
         ratio(f95, g95),
         verdict(ok)
     );
-    for (what, l, b) in lesson_phases(lab, bare) {
+    let d95 = q(&drawing.heavy.frames_ms, 0.95);
+    let _ = writeln!(
+        w,
+        "| 4 | the same under load, beside {DRAWING}: p50 / p95, frames over {LONG_FRAME_MS:.0} ms | {} / {}, {} of {} | {} / {}, {} of {} ({DRAWING}) | {} (p95) | none | (information) |",
+        ms(f50),
+        ms(f95),
+        lab.heavy.long_frames(),
+        lab.heavy.frames_ms.len(),
+        ms(q(&drawing.heavy.frames_ms, 0.5)),
+        ms(d95),
+        drawing.heavy.long_frames(),
+        drawing.heavy.frames_ms.len(),
+        ratio(f95, d95)
+    );
+    for (what, l, b, _) in lesson_phases(pages) {
         let ok = max(l) <= LESSON_MAX_FRAME_MS;
         if !ok {
             misses.push((
@@ -324,6 +373,18 @@ fn browser_rows(w: &mut String, lab: &Phases, bare: &Phases, misses: &mut Vec<(u
             verdict(ok)
         );
     }
+}
+
+/// A row of figure 3 for information, judged by no budget: `what`, the lab
+/// page's `lab_ms` and a `base` page's milliseconds beside it.
+fn information(w: &mut String, what: &str, lab_ms: f64, (base_ms, base): (f64, &str)) {
+    let _ = writeln!(
+        w,
+        "| 3 | {what} | {} | {} ({base}) | {} | none | (information) |",
+        ms(lab_ms),
+        ms(base_ms),
+        ratio(lab_ms, base_ms)
+    );
 }
 
 /// For the baseline column of a lesson-scale budget in milliseconds: a note
@@ -475,7 +536,9 @@ pub fn render(results: &Results, machine: &[(&'static str, String)]) -> String {
 
     // 3, 4.
     match &results.browser {
-        Browser::Measured { lab, bare } => browser_rows(w, lab, bare, &mut misses),
+        Browser::Measured { lab, bare, drawing } => {
+            browser_rows(w, &Pages { lab, bare, drawing }, &mut misses)
+        }
         Browser::NotMeasured(why) => {
             for (n, name) in [(3, "event pipeline"), (4, "frame time in Chromium")] {
                 let _ = writeln!(
@@ -1126,7 +1189,13 @@ fn details(w: &mut String, results: &Results) {
          same child, **the bare page** (`bench/src/bare.html`, served as `/bare.html`): no wasm \
          and no framework; it gets a session, opens the same events WebSocket, syncs its clock \
          with the same ping/pong, fires the same bursts (one `fetch` per request, body read) \
-         and records each stamped event's latency on arrival. Each page runs three phases; \
+         and records each stamped event's latency on arrival. A third page, **the bare page \
+         with a live picture** (`/bare.html?draw`, \"bare + picture\" below), is the same plus \
+         the cheapest live picture of the run: 60 rows of one bar each, coloured and sized by \
+         its request's last event, and a line of counts, applied at the next animation frame \
+         as the lab's page applies its events, and timed as the lab's page times them (handed \
+         over, then applied). It is not a budget's baseline: it shows what any page that \
+         draws the run live gets in this browser on this machine. Each page runs three phases; \
          in each the bench sets the composer's request count and clicks the Fire button \
          (the bare page has the same ids): lesson scale, {BURSTS} bursts of 12 (the composer's \
          default) {} s apart, then {LESSON_BURSTS} single bursts of 200 (its maximum) {} s \
@@ -1146,12 +1215,12 @@ fn details(w: &mut String, results: &Results) {
         HEAVY_EVERY.as_millis()
     );
     match &results.browser {
-        Browser::Measured { lab, bare } => {
+        Browser::Measured { lab, bare, drawing } => {
             let _ = writeln!(
                 w,
                 "| page | phase | events measured | latency p50 | p99 | max | handed to the page p50 | p99 | clock uncertainty | frames | frame p50 | p95 | p99 | max | over {LONG_FRAME_MS:.0} ms |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
             );
-            for (page, phases) in [("lab", lab), ("bare", bare)] {
+            for (page, phases) in [("lab", lab), ("bare", bare), ("bare + picture", drawing)] {
                 for (phase, p) in [
                     ("lesson: bursts of 12", &phases.light),
                     ("lesson: single bursts of 200", &phases.lesson),
@@ -1563,6 +1632,57 @@ mod tests {
         assert_eq!(over_too(6.0, 33.0), "");
         assert!(floor_note(40.3, 33.0).contains("over 33 ms too"));
         assert!(floor_note(16.8, 50.0).is_empty());
+    }
+
+    #[test]
+    fn the_bare_page_with_a_picture_is_shown_beside_every_phase_and_judges_nothing() {
+        // Latencies and frames of `ms` each, 100 of them.
+        let phase = |burst, ms: f64, frame: f64| Phase {
+            burst,
+            latencies_ms: vec![ms; 100],
+            received_ms: Vec::new(),
+            clock_uncertainty_ms: Some(0.2),
+            frames_ms: vec![frame; 100],
+        };
+        let phases = |ms: f64, frame: f64| Phases {
+            light: phase(12, ms, frame),
+            lesson: phase(200, ms, frame),
+            heavy: phase(200, ms, frame),
+        };
+        let (lab, bare, drawing) = (phases(90.0, 33.4), phases(20.0, 16.7), phases(60.0, 16.7));
+        let mut w = String::new();
+        let mut misses = Vec::new();
+        browser_rows(
+            &mut w,
+            &Pages {
+                lab: &lab,
+                bare: &bare,
+                drawing: &drawing,
+            },
+            &mut misses,
+        );
+        let beside: Vec<&str> = w.lines().filter(|l| l.contains(DRAWING)).collect();
+        // Under load (figures 3 and 4) and each lesson phase (figure 3).
+        assert_eq!(beside.len(), 4, "{w}");
+        assert!(
+            beside
+                .iter()
+                .all(|l| l.ends_with("| none | (information) |")),
+            "{w}"
+        );
+        assert!(
+            beside[0].contains("60.0 ms") && beside[0].contains("1.500×"),
+            "{w}"
+        );
+        // The budgets stay against the bare page; the miss says where the
+        // bound is.
+        let under_load = &misses.iter().find(|(n, _)| *n == 3).expect("a miss").1;
+        assert!(
+            under_load.contains("4.500× of the bare page's")
+                && under_load.contains("3.000× of the bare page's")
+                && under_load.contains("the lab page 1.500× of it"),
+            "{under_load}"
+        );
     }
 
     #[test]

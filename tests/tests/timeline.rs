@@ -751,3 +751,114 @@ async fn the_events_socket_runs_in_a_worker_or_without_one_on_the_main_thread() 
         "lanes from the server's events"
     );
 }
+
+/// Bars still going end at "now": each is drawn to the plot's right edge
+/// and cut by the clip that follows the "now" line, which moves with the
+/// clock; no bar begins right of the line (the drawing takes "now" as it is
+/// made, not at the clock's last tick); and the SVG export cuts them the
+/// same way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bars_still_going_end_at_now_and_the_cut_follows_the_clock() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let (addr, lab) = start_page_server().await;
+    let (_, mut events) = lab.subscribe(None);
+    let mut chrome = Chromium::launch().await;
+    let page = chrome
+        .open_live(&format!("http://{addr}/#count=8&endpoint=hang"))
+        .await;
+    chrome
+        .eval(&page, "document.getElementById('fire').click()")
+        .await;
+    // Six requests hang at the server (two wait in the browser's queue).
+    let mut seen = Vec::new();
+    eventually("six requests hanging at the server", LIMIT, async || {
+        drain(&mut events, &mut seen);
+        let started = seen
+            .iter()
+            .filter(|e| {
+                matches!(e, ServerEvent::RequestStarted { target, .. } if target.contains("/api/hang"))
+            })
+            .count();
+        (started >= 6).then_some(())
+    })
+    .await;
+    // In the drawing's units: the "now" line, the clip's right edge, and
+    // each bar's ends and clip.
+    let measure = "(() => { \
+        const svg = document.querySelector('svg#timeline'); \
+        const n = (e, a) => Number(e.getAttribute(a)); \
+        const line = svg.querySelector('line.now'); \
+        const clip = svg.querySelector('clipPath#until-now rect'); \
+        const bars = [...svg.querySelectorAll('g.req rect[class^=seg-], g.lane rect[class^=seg-]')] \
+          .map(b => [n(b, 'x'), n(b, 'x') + n(b, 'width'), b.getAttribute('clip-path') || '', \
+                     b.closest('g.req')?.querySelector('rect[class^=seg-]') === b]); \
+        return { now: n(line, 'x1'), cut: clip ? n(clip, 'width') : -1, bars }; })()";
+    let check = |v: &Value| -> (f64, usize) {
+        let now = v["now"].as_f64().expect("a now line");
+        let cut = v["cut"].as_f64().expect("a clip");
+        assert!((cut - now).abs() < 0.11, "the clip ends at the line: {v}");
+        let bars: Vec<(f64, f64, String, bool)> =
+            serde_json::from_value(v["bars"].clone()).expect("bars");
+        let mut going = 0;
+        for (from, to, clip, first) in &bars {
+            // A request's first bar begins when the page called `fetch`, on
+            // the page's own clock (later ones, and lanes, at server times
+            // placed on it to within the clock sync's uncertainty).
+            assert!(
+                !first || *from <= now + 0.5,
+                "a request's bar begins right of now ({now}): {v}"
+            );
+            if *to > now + 1.0 {
+                going += 1;
+                assert_eq!(clip, "url(#until-now)", "a bar past now is cut there: {v}");
+            }
+        }
+        (now, going)
+    };
+    let first = eventually("eight bars going on past now", LIMIT, async || {
+        let v = chrome.eval(&page, measure).await;
+        (check(&v).1 >= 8).then_some(v)
+    })
+    .await;
+    chrome.screenshot_if_asked(&page, "bars-going").await;
+    let (was, _) = check(&first);
+    // The clock ticks: the line moves right and the cut with it.
+    let later = eventually("now to move on", LIMIT, async || {
+        let v = chrome.eval(&page, measure).await;
+        (v["now"].as_f64()? > was + 3.0).then_some(v)
+    })
+    .await;
+    assert!(check(&later).1 >= 8, "still going: {later}");
+    // The export cuts the same bars at now.
+    chrome
+        .eval(
+            &page,
+            "(() => { const create = URL.createObjectURL; \
+               URL.createObjectURL = b => { window.__exported = b; return create.call(URL, b); }; \
+               document.getElementById('export-svg').click(); return true; })()",
+        )
+        .await;
+    let (cut, width) = eventually("the SVG export", LIMIT, async || {
+        let v = chrome
+            .eval(
+                &page,
+                "(() => { const b = window.__exported; if (!b) return null; \
+                   return b.text().then(t => { \
+                     const svg = new DOMParser().parseFromString(t, 'image/svg+xml'); \
+                     const cut = [...svg.querySelectorAll('g.req [clip-path=\"url(#until-now)\"]')]; \
+                     const clip = svg.querySelector('clipPath#until-now rect'); \
+                     return [cut.length, clip ? Number(clip.getAttribute('width')) : -1]; }); })()",
+            )
+            .await;
+        serde_json::from_value::<(f64, f64)>(v).ok()
+    })
+    .await;
+    assert!(
+        cut >= 8.0,
+        "the export cuts each request's open bar at now: {cut}"
+    );
+    assert!(
+        (170.0..808.0).contains(&width),
+        "the export's clip ends at now, inside the plot: {width}"
+    );
+}

@@ -119,6 +119,10 @@ impl Timeline {
         let Some(input) = &self.input else {
             return;
         };
+        // "Now" as this drawing is made: the events it draws may be newer
+        // than the clock's last tick, and a bar must not begin right of
+        // the "now" line (nor be cut away by the clip there).
+        self.looking.now = now_ms();
         let mut pic = picture(input, &self.looking, &self.rows);
         loop {
             // The drawing and its box come and go with the run shown; a new

@@ -329,7 +329,7 @@ struct Looking {
     /// What of the drawing is in its scrolling box, in blocks of ten rows;
     /// `None` while the box shows its top.
     in_view: Option<InView>,
-    /// "Now" as the clock last ticked.
+    /// "Now": as the clock last ticked, or as the last drawing was made.
     now: f64,
 }
 

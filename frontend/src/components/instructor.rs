@@ -29,30 +29,108 @@ fn room_url(key: &str) -> String {
     )
 }
 
-/// Applies a live event to the room as the instructor sees it.
-fn apply(room: &mut RoomState, event: ServerEvent) {
-    match event {
-        ServerEvent::ParticipantChanged { participant } => {
-            match room
+/// What a live event changes in the room as the instructor sees it; each
+/// sets what it carries.
+#[derive(Debug, Clone)]
+enum Change {
+    /// A participant, whole.
+    Participant(Participant),
+    /// The lesson the room was moved to.
+    Lesson(String),
+    /// The lock and the room's defaults.
+    Policy(bool, protocol::ServerPolicy),
+}
+
+impl Change {
+    /// The change `event` makes, if any.
+    fn of(event: ServerEvent) -> Option<Change> {
+        match event {
+            ServerEvent::ParticipantChanged { participant } => {
+                Some(Change::Participant(participant))
+            }
+            ServerEvent::RoomLesson { lesson } => Some(Change::Lesson(lesson)),
+            ServerEvent::ConfigChanged {
+                session: None,
+                locked,
+                config,
+                ..
+            } => Some(Change::Policy(locked, config)),
+            _ => None,
+        }
+    }
+
+    /// Applies it to `room`.
+    fn apply(&self, room: &mut RoomState) {
+        match self {
+            Change::Participant(participant) => match room
                 .participants
                 .iter_mut()
                 .find(|p| p.session == participant.session)
             {
-                Some(p) => *p = participant,
-                None => room.participants.push(participant),
+                Some(p) => *p = participant.clone(),
+                None => room.participants.push(participant.clone()),
+            },
+            Change::Lesson(lesson) => room.lesson = Some(lesson.clone()),
+            Change::Policy(locked, config) => {
+                room.policy_locked = *locked;
+                room.defaults = config.clone();
             }
         }
-        ServerEvent::RoomLesson { lesson } => room.lesson = Some(lesson),
-        ServerEvent::ConfigChanged {
-            session: None,
-            locked,
-            config,
-            ..
-        } => {
-            room.policy_locked = locked;
-            room.defaults = config;
+    }
+}
+
+/// The room as this view knows it: the last full read of it (`GET` or the
+/// answer to a `PUT`) with the live events applied since.
+///
+/// A read answers with the room as it was when the server read it, and an
+/// event the socket brought meanwhile may be newer: the events that came
+/// while a read was in flight are applied again over its answer (each sets
+/// what it carries, so one already in the answer changes nothing), so an
+/// answer never undoes them. Found in CI: the instructor's list kept the
+/// lock's marks after the unlock, its re-read after the socket's snapshot
+/// having answered with the room still locked after the unlock's event.
+#[derive(Debug, Default)]
+struct Known {
+    /// The room, once read.
+    state: Option<RoomState>,
+    /// Reads in flight.
+    reading: usize,
+    /// The changes since the oldest read in flight began, in order.
+    since: Vec<Change>,
+}
+
+impl Known {
+    /// A read begins.
+    fn reading(&mut self) {
+        self.reading += 1;
+    }
+
+    /// A live event: the room as it is now, if the event changed it.
+    fn event(&mut self, event: ServerEvent) -> Option<RoomState> {
+        let change = Change::of(event)?;
+        let state = self.state.as_mut();
+        if let Some(state) = state {
+            change.apply(state);
         }
-        _ => {}
+        if self.reading > 0 {
+            self.since.push(change);
+        }
+        self.state.clone()
+    }
+
+    /// A read ended with `answer` (`None`: it failed): the room as it is now.
+    fn read(&mut self, answer: Option<RoomState>) -> Option<RoomState> {
+        self.reading = self.reading.saturating_sub(1);
+        if let Some(mut state) = answer {
+            for change in &self.since {
+                change.apply(&mut state);
+            }
+            self.state = Some(state);
+        }
+        if self.reading == 0 {
+            self.since.clear();
+        }
+        self.state.clone()
     }
 }
 
@@ -129,7 +207,7 @@ pub fn InstructorView(props: &InstructorProps) -> Html {
     let room = use_state(|| None::<RoomState>);
     let problem = use_state(|| None::<String>);
     let socket_status = use_state(|| SocketStatus::Connecting);
-    let latest = use_mut_ref(|| None::<RoomState>);
+    let latest = use_mut_ref(Known::default);
     // The lesson picked in the list; empty until one is (the list's first
     // is shown picked).
     let chosen = use_state(String::new);
@@ -159,12 +237,14 @@ pub fn InstructorView(props: &InstructorProps) -> Html {
                     socket.clone(),
                 );
                 let key = key.clone();
+                latest.borrow_mut().reading();
                 wasm_bindgen_futures::spawn_local(async move {
-                    match session::json::<RoomState>("GET", &room_url(&key), None).await {
+                    let read = session::json::<RoomState>("GET", &room_url(&key), None).await;
+                    let now = latest.borrow_mut().read(read.as_ref().ok().cloned());
+                    match read {
                         Err(e) => problem.set(Some(e)),
-                        Ok(state) => {
-                            *latest.borrow_mut() = Some(state.clone());
-                            room.set(Some(state));
+                        Ok(_) => {
+                            room.set(now);
                             let on_event = {
                                 let (room, latest, problem) =
                                     (room.clone(), latest.clone(), problem.clone());
@@ -181,23 +261,23 @@ pub fn InstructorView(props: &InstructorProps) -> Html {
                                             problem.clone(),
                                             room_url(&key),
                                         );
+                                        latest.borrow_mut().reading();
                                         wasm_bindgen_futures::spawn_local(async move {
-                                            match session::json::<RoomState>("GET", &url, None)
-                                                .await
-                                            {
-                                                Ok(state) => {
-                                                    *latest.borrow_mut() = Some(state.clone());
-                                                    room.set(Some(state));
-                                                }
+                                            let read =
+                                                session::json::<RoomState>("GET", &url, None).await;
+                                            let now = latest
+                                                .borrow_mut()
+                                                .read(read.as_ref().ok().cloned());
+                                            match read {
+                                                Ok(_) => room.set(now),
                                                 Err(e) => problem.set(Some(e)),
                                             }
                                         });
                                         return;
                                     }
-                                    let mut current = latest.borrow_mut();
-                                    if let Some(state) = current.as_mut() {
-                                        apply(state, event);
-                                        room.set(Some(state.clone()));
+                                    let now = latest.borrow_mut().event(event);
+                                    if now.is_some() {
+                                        room.set(now);
                                     }
                                 })
                             };
@@ -251,11 +331,13 @@ pub fn InstructorView(props: &InstructorProps) -> Html {
                 key.clone(),
                 body.clone(),
             );
+            latest.borrow_mut().reading();
             wasm_bindgen_futures::spawn_local(async move {
-                match session::json::<RoomState>("PUT", &room_url(&key), Some(body)).await {
-                    Ok(state) => {
-                        *latest.borrow_mut() = Some(state.clone());
-                        room.set(Some(state));
+                let read = session::json::<RoomState>("PUT", &room_url(&key), Some(body)).await;
+                let now = latest.borrow_mut().read(read.as_ref().ok().cloned());
+                match read {
+                    Ok(_) => {
+                        room.set(now);
                         problem.set(None);
                     }
                     Err(e) => problem.set(Some(e)),
@@ -415,6 +497,69 @@ mod tests {
                 stopped_early,
             }],
         }
+    }
+
+    fn room(locked: bool, lesson: Option<&str>) -> RoomState {
+        RoomState {
+            policy_locked: locked,
+            defaults: protocol::ServerPolicy::default(),
+            sessions: 1,
+            connections: 0,
+            lesson: lesson.map(str::to_owned),
+            participants: Vec::new(),
+        }
+    }
+
+    fn lock(locked: bool) -> ServerEvent {
+        ServerEvent::ConfigChanged {
+            config: protocol::ServerPolicy::default(),
+            session: None,
+            locked,
+            at_us: 1,
+        }
+    }
+
+    /// The race found in CI: a re-read begins, the unlock's event comes,
+    /// then the read answers with the room as the server read it, still
+    /// locked. The unlock stays; what the answer alone knew is taken.
+    #[test]
+    fn a_read_that_answers_after_an_event_does_not_undo_it() {
+        let mut known = Known::default();
+        known.reading();
+        assert_eq!(known.read(Some(room(true, None))), Some(room(true, None)));
+        known.reading();
+        assert_eq!(known.event(lock(false)), Some(room(false, None)));
+        let now = known.read(Some(room(true, Some("http2"))));
+        assert_eq!(now, Some(room(false, Some("http2"))));
+        // With no read in flight, events are not kept, and the next answer
+        // is taken as it is.
+        assert!(known.since.is_empty());
+        known.reading();
+        assert_eq!(known.read(Some(room(true, None))), Some(room(true, None)));
+        // A failed read keeps what was known; events before the first read
+        // change nothing there is not yet.
+        let mut fresh = Known::default();
+        assert_eq!(fresh.event(lock(true)), None);
+        fresh.reading();
+        assert_eq!(fresh.read(None), None);
+    }
+
+    /// Two reads in flight (a re-read and a change's answer): the events
+    /// since the first began are applied over both answers, and kept until
+    /// both have come.
+    #[test]
+    fn events_are_kept_until_every_read_in_flight_has_answered() {
+        let mut known = Known::default();
+        known.reading();
+        known.read(Some(room(false, None)));
+        known.reading();
+        known.event(lock(true));
+        known.reading();
+        assert_eq!(known.read(Some(room(false, None))), Some(room(true, None)));
+        assert_eq!(known.since.len(), 1, "the second read is still out");
+        known.event(lock(false));
+        assert_eq!(known.read(Some(room(true, None))), Some(room(false, None)));
+        assert!(known.since.is_empty());
     }
 
     /// An answer from a run that stopped early is counted among the

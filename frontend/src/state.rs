@@ -1567,10 +1567,14 @@ impl LabState {
                     self.agent.pop_front();
                 }
             }
-            ServerEvent::RoomLesson { lesson } => {
+            ServerEvent::RoomLesson {
+                lesson: Some(lesson),
+            } => {
                 let moves = self.room_lesson.as_ref().map_or(0, |(_, n)| n + 1);
                 self.room_lesson = Some((lesson, moves));
             }
+            // A cleared lesson moves nobody.
+            ServerEvent::RoomLesson { lesson: None } => {}
             // HTTP/2 frames: recorded by the server, not drawn (yet).
             ServerEvent::Pong { .. }
             | ServerEvent::Released { .. }

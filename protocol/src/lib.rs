@@ -702,14 +702,16 @@ pub enum ServerEvent {
         /// The participant now.
         participant: Participant,
     },
-    /// The instructor moved the room to a lesson: every page opens it.
+    /// The instructor moved the room to a lesson: every page opens it. Or
+    /// cleared it (`null`): nobody moves, and pages that load later are sent
+    /// nowhere; the instructor's views learn it.
     ///
     /// ```json
     /// {"type": "room_lesson", "lesson": "six-lanes"}
     /// ```
     RoomLesson {
-        /// The lesson's id.
-        lesson: String,
+        /// The lesson's id; `None` once cleared.
+        lesson: Option<String>,
     },
     /// Something happened to one middlebox mapping (see [`MiddleboxEvent`]).
     /// Only the mapping's session's viewers (and the instructor) receive it;

@@ -719,10 +719,11 @@ async fn put_room(
                 .emit(|_| protocol::ServerEvent::ParticipantChanged { participant });
         }
     }
-    // A cleared lesson moves nobody: the pages already on it stay there,
-    // and pages that load later are no longer sent to it (their snapshot's
-    // `room_lesson` is empty).
-    if let Some(Some(lesson)) = patch.lesson {
+    // A cleared lesson moves nobody (the pages already on it stay there,
+    // and pages that load later are no longer sent to it: their snapshot's
+    // `room_lesson` is empty), and is told all the same: the instructor's
+    // views show the room's lesson.
+    if let Some(lesson) = patch.lesson {
         lab.tracker()
             .emit(|_| protocol::ServerEvent::RoomLesson { lesson });
     }

@@ -1524,8 +1524,22 @@ async fn the_rooms_lesson_is_cleared_with_null() {
     assert_eq!(locked.status, 200, "{}", locked.text());
     assert_eq!(locked.json()["lesson"], "idle-timeout");
 
+    // The clear is told to every viewer (the instructor's views show the
+    // room's lesson), as a lesson of `null`, which moves no page.
+    let (_, mut events) = lab.subscribe(None);
     let cleared = request_once(addr, "PUT", &room, br#"{"lesson": null}"#).await;
     assert_eq!(cleared.status, 200, "{}", cleared.text());
+    let told = common::within("the clear's event", async {
+        loop {
+            match events.recv().await {
+                Ok(ServerEvent::RoomLesson { lesson }) => return lesson,
+                Ok(_) => {}
+                Err(e) => panic!("the event stream: {e}"),
+            }
+        }
+    })
+    .await;
+    assert_eq!(told, None, "the clear's event names no lesson");
     assert_eq!(cleared.json()["lesson"], serde_json::Value::Null);
     let state = get_once(addr, &room).await;
     assert_eq!(

@@ -35,8 +35,8 @@ fn room_url(key: &str) -> String {
 enum Change {
     /// A participant, whole.
     Participant(Participant),
-    /// The lesson the room was moved to.
-    Lesson(String),
+    /// The lesson the room was moved to, or none once cleared.
+    Lesson(Option<String>),
     /// The lock and the room's defaults.
     Policy(bool, protocol::ServerPolicy),
 }
@@ -70,7 +70,7 @@ impl Change {
                 Some(p) => *p = participant.clone(),
                 None => room.participants.push(participant.clone()),
             },
-            Change::Lesson(lesson) => room.lesson = Some(lesson.clone()),
+            Change::Lesson(lesson) => room.lesson.clone_from(lesson),
             Change::Policy(locked, config) => {
                 room.policy_locked = *locked;
                 room.defaults = config.clone();
@@ -542,6 +542,30 @@ mod tests {
         assert_eq!(fresh.event(lock(true)), None);
         fresh.reading();
         assert_eq!(fresh.read(None), None);
+    }
+
+    /// A cleared lesson is an event too: a view that missed the clear's
+    /// answer (another instructor's tab) learns it, and a move replayed
+    /// over a read is undone by the clear that followed it.
+    #[test]
+    fn a_cleared_lesson_clears_the_views_lesson() {
+        let moved = |lesson: Option<&str>| ServerEvent::RoomLesson {
+            lesson: lesson.map(str::to_owned),
+        };
+        let mut known = Known::default();
+        known.reading();
+        known.read(Some(room(false, None)));
+        assert_eq!(
+            known.event(moved(Some("pools"))),
+            Some(room(false, Some("pools")))
+        );
+        known.reading();
+        known.event(moved(Some("http2")));
+        assert_eq!(
+            known.read(Some(room(false, None))),
+            Some(room(false, Some("http2")))
+        );
+        assert_eq!(known.event(moved(None)), Some(room(false, None)));
     }
 
     /// Two reads in flight (a re-read and a change's answer): the events

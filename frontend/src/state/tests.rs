@@ -1625,3 +1625,21 @@ fn the_page_waits_longer_after_each_cap_refusal_and_not_at_all_after_1008() {
         assert_eq!(reconnect_after_ms(code, 0), Some(1_000), "{code}");
     }
 }
+
+/// The instructor moving the room counts a move each time; clearing the
+/// room's lesson moves nobody and leaves the page's last move as it was.
+#[test]
+fn a_cleared_room_lesson_moves_nobody() {
+    let mut s = fresh();
+    let room = |lesson: Option<&str>| {
+        event(ServerEvent::RoomLesson {
+            lesson: lesson.map(str::to_owned),
+        })
+    };
+    s.apply(room(Some("pools")));
+    assert_eq!(s.room_lesson, Some(("pools".to_owned(), 0)));
+    s.apply(room(None));
+    assert_eq!(s.room_lesson, Some(("pools".to_owned(), 0)));
+    s.apply(room(Some("pools")));
+    assert_eq!(s.room_lesson, Some(("pools".to_owned(), 1)));
+}

@@ -311,9 +311,8 @@ fn browser_rows(w: &mut String, pages: &Pages<'_>, misses: &mut Vec<(u8, String)
             );
         }
     }
-    let (f50, f95) = (q(&lab.heavy.frames_ms, 0.5), q(&lab.heavy.frames_ms, 0.95));
-    let (g50, g95) = (
-        q(&bare.heavy.frames_ms, 0.5),
+    let (f95, g95) = (
+        q(&lab.heavy.frames_ms, 0.95),
         q(&bare.heavy.frames_ms, 0.95),
     );
     let ok = f95 <= MAX_PAGE_RATIO * g95;
@@ -323,33 +322,30 @@ fn browser_rows(w: &mut String, pages: &Pages<'_>, misses: &mut Vec<(u8, String)
             format!("under load p95 {} of the bare page's", ratio(f95, g95)),
         ));
     }
+    // p50 / p95, and the frames over the line of all.
+    let frames = |p: &Phase| {
+        format!(
+            "{} / {}, {} of {}",
+            ms(q(&p.frames_ms, 0.5)),
+            ms(q(&p.frames_ms, 0.95)),
+            p.long_frames(),
+            p.frames_ms.len()
+        )
+    };
     let _ = writeln!(
         w,
-        "| 4 | frame interval in Chromium, p50 / p95, frames over {LONG_FRAME_MS:.0} ms ({load}) | {} / {}, {} of {} | {} / {}, {} of {} (bare page) | {} (p95) | p95 ≤ {MAX_PAGE_RATIO:.2}× the bare page's | {} |",
-        ms(f50),
-        ms(f95),
-        lab.heavy.long_frames(),
-        lab.heavy.frames_ms.len(),
-        ms(g50),
-        ms(g95),
-        bare.heavy.long_frames(),
-        bare.heavy.frames_ms.len(),
+        "| 4 | frame interval in Chromium, p50 / p95, frames over {LONG_FRAME_MS:.0} ms ({load}) | {} | {} (bare page) | {} (p95) | p95 ≤ {MAX_PAGE_RATIO:.2}× the bare page's | {} |",
+        frames(&lab.heavy),
+        frames(&bare.heavy),
         ratio(f95, g95),
         verdict(ok)
     );
-    let d95 = q(&drawing.heavy.frames_ms, 0.95);
     let _ = writeln!(
         w,
-        "| 4 | the same under load, beside {DRAWING}: p50 / p95, frames over {LONG_FRAME_MS:.0} ms | {} / {}, {} of {} | {} / {}, {} of {} ({DRAWING}) | {} (p95) | none | (information) |",
-        ms(f50),
-        ms(f95),
-        lab.heavy.long_frames(),
-        lab.heavy.frames_ms.len(),
-        ms(q(&drawing.heavy.frames_ms, 0.5)),
-        ms(d95),
-        drawing.heavy.long_frames(),
-        drawing.heavy.frames_ms.len(),
-        ratio(f95, d95)
+        "| 4 | the same under load, beside {DRAWING}: p50 / p95, frames over {LONG_FRAME_MS:.0} ms | {} | {} ({DRAWING}) | {} (p95) | none | (information) |",
+        frames(&lab.heavy),
+        frames(&drawing.heavy),
+        ratio(f95, q(&drawing.heavy.frames_ms, 0.95))
     );
     for (what, l, b, _) in lesson_phases(pages) {
         let ok = max(l) <= LESSON_MAX_FRAME_MS;

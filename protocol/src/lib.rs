@@ -53,7 +53,7 @@ pub use middlebox::{
 };
 pub use session::{
     LessonReport, MAX_FIGURES, MAX_REPORT_TEXT, Participant, ROOM_HINT, RoomPatch, RoomState,
-    SessionGrant, SessionId,
+    SessionGrant, SessionId, json_len, report_text,
 };
 pub use tls::TlsListeners;
 

@@ -637,8 +637,9 @@ pub enum Side {
 pub enum RefreshCause {
     /// Bytes passed through.
     Data,
-    /// A segment without data arrived (a TCP keep-alive probe), seen as
-    /// `tcpi_segs_in` rising with nothing read and nothing acknowledged.
+    /// A segment without new data arrived (a TCP keep-alive probe, with no
+    /// octet or one old one), seen as `tcpi_segs_in` rising with no new byte
+    /// received and nothing acknowledged.
     Probe,
 }
 

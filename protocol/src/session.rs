@@ -104,13 +104,40 @@ pub struct LessonReport {
 
 /// Most figures a report may carry.
 pub const MAX_FIGURES: usize = 16;
-/// Longest text in a report (ids, stages, values).
+/// Longest text in a report (ids, stages, values), in bytes as JSON writes
+/// it ([`json_len`]).
 pub const MAX_REPORT_TEXT: usize = 200;
+
+/// How many bytes `text` takes as a JSON string's contents: a quote or a
+/// backslash two, a control character up to six. What a report costs the
+/// instructor's view is its JSON, so that is what the bounds count (found
+/// in review: 200 quotes counted 200 and were sent as 400).
+pub fn json_len(text: &str) -> usize {
+    text.chars()
+        .map(|c| match c {
+            '"' | '\\' | '\n' | '\r' | '\t' | '\u{8}' | '\u{c}' => 2,
+            c if c < ' ' => 6,
+            c => c.len_utf8(),
+        })
+        .sum()
+}
+
+/// `text` cut to at most [`MAX_REPORT_TEXT`] bytes as JSON writes it, at a
+/// character's boundary.
+pub fn report_text(text: &str) -> String {
+    let mut len = 0;
+    text.chars()
+        .take_while(|c| {
+            len += json_len(c.encode_utf8(&mut [0; 4]));
+            len <= MAX_REPORT_TEXT
+        })
+        .collect()
+}
 
 impl LessonReport {
     /// Whether every part is within the bounds.
     pub fn is_bounded(&self) -> bool {
-        let short = |t: &str| t.len() <= MAX_REPORT_TEXT;
+        let short = |t: &str| json_len(t) <= MAX_REPORT_TEXT;
         short(&self.lesson)
             && short(&self.stage)
             && self.prediction.as_deref().is_none_or(short)
@@ -183,3 +210,37 @@ pub struct RoomPatch {
 
 /// What to send to `PUT /api/room`, for error hints.
 pub const ROOM_HINT: &str = r#"send some of {"policy_locked": true, "lesson": "six-lanes", "reset": true} with the instructor key (key=… or Authorization: Bearer …)"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn report_text_is_counted_and_cut_as_json_writes_it() {
+        assert_eq!(json_len("6 ms"), 4);
+        assert_eq!(json_len("\"\\\n\u{1}"), 2 + 2 + 2 + 6);
+        assert_eq!(json_len("÷"), 2);
+        // As many bytes as serde_json writes between the quotes.
+        let tricky = "a\"b\\c\u{7}d→e\tf";
+        let written = serde_json::to_string(tricky).expect("a string");
+        assert_eq!(json_len(tricky), written.len() - 2);
+        // 200 quotes are 400 bytes: out of bounds; cut, they fit.
+        let quotes = "\"".repeat(MAX_REPORT_TEXT);
+        let report = |value: String| LessonReport {
+            lesson: "six-lanes".into(),
+            stage: "answered".into(),
+            prediction: None,
+            answer: None,
+            figures: vec![("at-once".into(), value)],
+            stopped_early: false,
+        };
+        assert!(!report(quotes.clone()).is_bounded());
+        let cut = report_text(&quotes);
+        assert_eq!(cut.len(), MAX_REPORT_TEXT / 2);
+        assert!(report(cut).is_bounded());
+        let arrows = "→".repeat(MAX_REPORT_TEXT);
+        let cut = report_text(&arrows);
+        assert!(json_len(&cut) <= MAX_REPORT_TEXT && json_len(&cut) > MAX_REPORT_TEXT - 3);
+        assert!(report(cut).is_bounded());
+    }
+}

@@ -1181,7 +1181,12 @@ impl Conn {
             self.planned_close.store(close, Ordering::Relaxed);
             headers.insert(CONNECTION, HeaderValue::from_static("close"));
         } else if policy.advertise_keep_alive {
-            let timeout_s = policy.idle_timeout_ms.div_ceil(1000);
+            // Whole seconds, rounded down: a client that trusts the header
+            // (Node's agent keeps a free socket until `timeout` less its
+            // buffer) must not be told the connection outlives the idle
+            // timer (found in review: 1 500 ms was sent as `timeout=2`).
+            // Below a second that is `timeout=0`: kept for no idle time.
+            let timeout_s = policy.idle_timeout_ms / 1000;
             let max_left = policy.max_requests.map(|max| max - seq);
             if let Some(value) = keep_alive_value(timeout_s, max_left) {
                 headers.insert(KEEP_ALIVE, value);
@@ -1827,7 +1832,12 @@ pub fn request_line(bytes: &[u8]) -> (String, String) {
     let line = String::from_utf8_lossy(&bytes[..line_end]);
     let mut words = line.split(' ');
     let method: String = words.next().unwrap_or("").chars().take(16).collect();
-    let target = recorded_target(words.next().unwrap_or(""));
+    // A request never read is tied to no session, so its connection's close
+    // is shown to every viewer of the connection's scope: its `session=` is
+    // blanked as well as its `key=` (found in review: a page's next request,
+    // raced at an idle close, showed its session, the capability, to every
+    // anonymous viewer on the same address).
+    let target = blanked(words.next().unwrap_or(""), &["key", "session"]);
     (method, target)
 }
 
@@ -1841,21 +1851,30 @@ pub fn request_line(bytes: &[u8]) -> (String, String) {
 /// host is shown (an unattributed connection from its own address): the
 /// key, which grants the whole server, reached a participant.
 pub fn recorded_target(target: &str) -> String {
+    blanked(target, &["key"])
+}
+
+/// `target` truncated, with the values of the parameters named `names`
+/// blanked (`name=…`).
+fn blanked(target: &str, names: &[&str]) -> String {
     // The name as `Params` reads it (percent-decoded: `k%65y` is `key`).
-    let is_key = |pair: &str| {
+    let blank = |pair: &str| {
         let name = pair.split('=').next().unwrap_or("");
         form_urlencoded::parse(name.as_bytes())
             .next()
-            .is_some_and(|(name, _)| name == "key")
+            .and_then(|(name, _)| names.iter().find(|n| **n == name).copied())
     };
     // A byte scan: `split_once('?')`'s searcher costs about 100
     // instructions on every request's target (bench figure 1).
     let query_at = target.bytes().position(|b| b == b'?');
     match query_at.map(|at| (&target[..at], &target[at + 1..])) {
-        Some((path, query)) if query.split('&').any(is_key) => {
-            let query: Vec<&str> = query
+        Some((path, query)) if query.split('&').any(|pair| blank(pair).is_some()) => {
+            let query: Vec<String> = query
                 .split('&')
-                .map(|pair| if is_key(pair) { "key=…" } else { pair })
+                .map(|pair| match blank(pair) {
+                    Some(name) => format!("{name}=…"),
+                    None => pair.to_owned(),
+                })
                 .collect();
             protocol::truncate_target(&format!("{path}?{}", query.join("&")))
         }
@@ -2029,6 +2048,19 @@ impl AsyncWrite for TrackedStream {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_request_never_read_shows_neither_its_key_nor_its_session() {
+        let (method, target) =
+            request_line(b"GET /api/fast?id=b2-1&session=s-abc&k%65y=K HTTP/1.1\r\nHost: x\r\n");
+        assert_eq!(method, "GET");
+        assert_eq!(target, "/api/fast?id=b2-1&session=…&key=…");
+        // A request that was read keeps its session (it is its owner's).
+        assert_eq!(
+            recorded_target("/api/fast?session=s-abc&key=K"),
+            "/api/fast?session=s-abc&key=…"
+        );
+    }
 
     #[test]
     fn number_values_read_as_format_writes_them() {

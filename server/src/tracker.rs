@@ -555,6 +555,18 @@ impl Tracker {
         snapshot_of(&self.lock())
     }
 
+    /// The open connection whose client address is `peer`, if any: a scan
+    /// of the table that copies nothing (the middlebox asks at each mapping,
+    /// which anyone may open: found in review, a copy of the whole table
+    /// under its lock per mapping stalled every request's events).
+    pub fn conn_with_peer(&self, peer: SocketAddr) -> Option<ConnId> {
+        let table = self.lock();
+        table
+            .iter()
+            .find(|(_, record)| record.peer == peer)
+            .map(|(conn, _)| *conn)
+    }
+
     /// One open connection, if it is open.
     pub fn connection(&self, conn: ConnId) -> Option<ConnectionSnapshot> {
         let table = self.lock();

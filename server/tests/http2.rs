@@ -1902,3 +1902,49 @@ async fn an_idle_tls_close_that_finds_the_clients_fin_or_rst_is_the_clients_clos
         );
     }
 }
+
+/// The idle timer's `GOAWAY` (last stream 2^31-1, with h2's `PING`) and a
+/// stream the client sent before reading it: the server accepted that
+/// stream, and the client cannot send it again, so it is served to its end
+/// and the connection closes as `idle_timeout` after it (found in review:
+/// the stream was cut when the `GOAWAY`'s 1 s grace ended, recorded as
+/// aborted, the connection as idle).
+#[tokio::test]
+async fn a_stream_that_crosses_the_idle_goaway_is_served_to_its_end() {
+    use tokio::io::AsyncWriteExt as _;
+    let lab = start_tls(common::config_with_idle(std::time::Duration::from_millis(
+        300,
+    )))
+    .await;
+    let mut viewer = Viewer::connect(lab.addr).await;
+    let mut tls = connect(lab.h2, &lab.identity).await;
+    let local = tls.get_ref().0.local_addr().expect("address");
+    let authority = lab.h2.to_string();
+    let mut wire = raw_preface();
+    wire.extend(raw_get(1, &authority, "/api/fast?id=first"));
+    tls.write_all(&wire).await.expect("write");
+    tls.flush().await.expect("flush");
+    let conn = opened_from(&mut viewer, &local.to_string()).await;
+    let _ = started(&mut viewer, "first").await;
+    // Idle for 300 ms: the GOAWAY and its PING, which the client leaves
+    // unanswered (so h2 still takes new streams).
+    read_until_goaway(&mut tls).await;
+    // Longer than the grace of 1 s.
+    tls.write_all(&raw_get(3, &authority, "/api/slow?ms=1600&id=late"))
+        .await
+        .expect("write");
+    tls.flush().await.expect("flush");
+    let (c, late) = started(&mut viewer, "late").await;
+    assert_eq!(c, conn);
+    let closed = viewer.closed(conn).await;
+    assert_eq!(closed.reason, CloseReason::IdleTimeout, "{closed:?}");
+    assert_eq!(closed.requests, 2);
+    let outcome = viewer.seen.iter().find_map(|e| match e {
+        ServerEvent::RequestFinished {
+            request, outcome, ..
+        } if *request == late => Some(*outcome),
+        _ => None,
+    });
+    assert_eq!(outcome, Some(RequestOutcome::Completed));
+    drop(tls);
+}

@@ -121,10 +121,11 @@ async fn an_idle_timeout_change_reaches_an_already_open_connection_of_that_sessi
             "{target}"
         );
     }
-    // A connection of A's accepted now says 1 s (300 ms rounded up).
+    // A connection of A's accepted now says 0 s (300 ms in whole seconds,
+    // rounded down: never more than the idle timer gives).
     let mut a_new = Client::connect(addr).await;
     let fresh = a_new.get(&format!("/api/fast?session={a}&id=a2")).await;
-    assert_eq!(fresh.header("keep-alive"), Some("timeout=1, max=99"));
+    assert_eq!(fresh.header("keep-alive"), Some("timeout=0, max=99"));
 }
 
 #[tokio::test]
@@ -439,7 +440,8 @@ async fn the_instructor_changes_the_defaults_new_sessions_start_from() {
     );
     let mut client = Client::connect(addr).await;
     let response = client.get(&format!("/api/fast?session={after}")).await;
-    assert_eq!(response.header("keep-alive"), Some("timeout=2, max=99"));
+    // 1 500 ms in whole seconds, rounded down.
+    assert_eq!(response.header("keep-alive"), Some("timeout=1, max=99"));
     // ...one issued before keeps its own, and so does the anonymous scope.
     assert_eq!(
         get_config_as(addr, &format!("?session={before}")).await,
@@ -489,7 +491,7 @@ async fn a_locked_room_runs_the_defaults_and_refuses_changes_with_423() {
         on_a.get(&format!("/api/fast?session={a}"))
             .await
             .header("keep-alive"),
-        Some("timeout=1, max=99")
+        Some("timeout=0, max=99")
     );
 
     // Locking needs the key.

@@ -50,11 +50,7 @@ impl LessonPage {
     /// Where this learner is, for the room (the instructor's view).
     pub fn report(&self) -> LessonReport {
         let r = &self.runner;
-        let short = |t: &str| {
-            t.chars()
-                .take(protocol::MAX_REPORT_TEXT)
-                .collect::<String>()
-        };
+        let short = protocol::report_text;
         LessonReport {
             lesson: self.lesson.id().to_owned(),
             stage: r.stage.name().to_owned(),

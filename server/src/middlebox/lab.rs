@@ -190,12 +190,7 @@ pub fn session_in_request_line(bytes: &[u8]) -> Option<SessionId> {
 
 /// The lab's connection whose client address is `peer`, if it is open.
 pub fn conn_of(lab: &Lab, peer: SocketAddr) -> Option<ConnId> {
-    let peer = peer.to_string();
-    lab.tracker()
-        .connections()
-        .into_iter()
-        .find(|c| c.peer == peer)
-        .map(|c| c.conn)
+    lab.tracker().conn_with_peer(peer)
 }
 
 /// The middlebox as `access` sees it: its owner's settings (the defaults for

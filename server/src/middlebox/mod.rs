@@ -34,8 +34,9 @@
 //! # What refreshes a mapping, and what does not
 //!
 //! Data in either direction refreshes it, when the middlebox reads it. So
-//! does a segment without data that its own traffic does not explain (a TCP
-//! keep-alive probe; rarely a window update) when the preset says packets
+//! does a segment without new data that its own traffic does not explain (a
+//! TCP keep-alive probe, with no octet or one old one (RFC 1122 §4.2.3.6);
+//! rarely a window update) when the preset says packets
 //! count (every preset but `alb`): the middlebox cannot read probes,
 //! but on Linux it sees `tcpi_segs_in` rise on its sockets. It polls `TCP_INFO`
 //! every fifth of the timeout in force (at least every 10 ms, at most every

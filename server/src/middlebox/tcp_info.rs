@@ -1,13 +1,17 @@
 //! Seeing TCP keep-alive probes from user space: `getsockopt(TCP_INFO)`.
 //!
-//! A keep-alive probe carries no data, so a proxy never reads it. On Linux the
-//! socket that *receives* it counts it, though: `tcpi_segs_in` (byte offset
-//! 140 of `struct tcp_info`, Linux >= 4.2) rises by one per probe, while
-//! `tcpi_data_segs_in` (offset 152, Linux >= 4.6) and `tcpi_bytes_acked`
-//! (offset 120) stay put (measured, see `docs/facts.md`). A segment that
-//! arrives with no data and acknowledges nothing new, on a socket the
-//! middlebox neither read from nor wrote to since its last look, is a probe
-//! (or, rarely, a window update: both are packets a real middlebox would see).
+//! A keep-alive probe carries no new data, so a proxy never reads it. On
+//! Linux the socket that *receives* it counts it, though: `tcpi_segs_in`
+//! (byte offset 140 of `struct tcp_info`, Linux >= 4.2) rises by one per
+//! probe, while `tcpi_bytes_received` (offset 128, Linux >= 4.1) and
+//! `tcpi_bytes_acked` (offset 120) stay put (measured, see `docs/facts.md`).
+//! A probe may carry "one garbage octet" (RFC 1122 §4.2.3.6; Windows has a
+//! setting for it, "TCP Keep-Alive Garbage"): an octet the receiver already has, so `tcpi_data_segs_in`
+//! rises with it but `tcpi_bytes_received` does not (measured too). A
+//! segment that brings no new byte and acknowledges nothing new, on a socket
+//! the middlebox neither read from nor wrote to since its last look, is a
+//! probe (or, rarely, a window update or a retransmission: packets a real
+//! middlebox would see too).
 //!
 //! The same call tells the lab's TLS ports whether a client's FIN is in
 //! behind bytes not read yet ([`peer_fin_in`]: the connection's state is
@@ -25,23 +29,24 @@
 pub struct Segments {
     /// `tcpi_bytes_acked`: bytes we sent that the peer acknowledged.
     pub bytes_acked: u64,
+    /// `tcpi_bytes_received`: new bytes received in sequence (a byte sent
+    /// again, as a one-octet probe's, is not counted again).
+    pub bytes_received: u64,
     /// `tcpi_segs_in`: segments received, with or without data.
     pub segs_in: u32,
-    /// `tcpi_data_segs_in`: segments received that carried data.
-    pub data_segs_in: u32,
 }
 
 impl Segments {
     /// How many keep-alive probes arrived between `earlier` and `self` (see
     /// the module docs). `touched`: the middlebox read from or wrote to the
     /// socket in between, so segments without data are ACKs or a FIN of that
-    /// traffic, not probes; segments while data or ACKs moved are that
+    /// traffic, not probes; segments while new bytes or ACKs moved are that
     /// traffic too.
     pub fn probes_since(&self, earlier: &Segments, touched: bool) -> u32 {
         let segments = self.segs_in.wrapping_sub(earlier.segs_in);
-        let data = self.data_segs_in.wrapping_sub(earlier.data_segs_in);
+        let received = self.bytes_received.wrapping_sub(earlier.bytes_received);
         let acked = self.bytes_acked.wrapping_sub(earlier.bytes_acked);
-        if !touched && data == 0 && acked == 0 {
+        if !touched && received == 0 && acked == 0 {
             segments
         } else {
             0
@@ -56,10 +61,10 @@ pub const AVAILABLE: bool = cfg!(target_os = "linux");
 #[cfg(target_os = "linux")]
 mod offsets {
     pub const BYTES_ACKED: usize = 120;
+    pub const BYTES_RECEIVED: usize = 128;
     pub const SEGS_IN: usize = 140;
-    pub const DATA_SEGS_IN: usize = 152;
-    /// The struct must reach past `tcpi_data_segs_in` (Linux >= 4.6).
-    pub const NEEDED: usize = DATA_SEGS_IN + 4;
+    /// The struct must reach past `tcpi_segs_in` (Linux >= 4.2).
+    pub const NEEDED: usize = SEGS_IN + 4;
 }
 
 /// Room for the whole struct of any recent kernel (about 250 bytes in
@@ -90,7 +95,7 @@ pub fn peer_fin_in<S>(_socket: &S) -> Option<bool> {
 }
 
 /// The socket's counters, or `None` when they cannot be read (not Linux, a
-/// kernel older than 4.6, or a socket that is gone).
+/// kernel older than 4.2, or a socket that is gone).
 #[cfg(target_os = "linux")]
 pub fn read(socket: &impl std::os::fd::AsRawFd) -> Option<Segments> {
     let (buffer, len) = tcp_info(socket)?;
@@ -106,8 +111,8 @@ pub fn read(socket: &impl std::os::fd::AsRawFd) -> Option<Segments> {
     };
     Some(Segments {
         bytes_acked: u64_at(offsets::BYTES_ACKED)?,
+        bytes_received: u64_at(offsets::BYTES_RECEIVED)?,
         segs_in: u32_at(offsets::SEGS_IN)?,
-        data_segs_in: u32_at(offsets::DATA_SEGS_IN)?,
     })
 }
 
@@ -151,8 +156,8 @@ mod tests {
     fn segments_without_data_on_an_untouched_socket_are_probes() {
         let before = Segments {
             bytes_acked: 10,
+            bytes_received: 2,
             segs_in: 5,
-            data_segs_in: 2,
         };
         let probe = Segments {
             segs_in: 6,
@@ -168,7 +173,7 @@ mod tests {
         assert_eq!(ack.probes_since(&before, false), 0, "an ACK of ours");
         let data = Segments {
             segs_in: 6,
-            data_segs_in: 3,
+            bytes_received: 3,
             ..before
         };
         assert_eq!(data.probes_since(&before, false), 0, "a data segment");
@@ -177,6 +182,30 @@ mod tests {
             ..before
         };
         assert_eq!(two.probes_since(&before, false), 2, "two probes");
+    }
+
+    /// The counters of a socket as measured on Linux 6.x when a raw socket
+    /// sent it a probe with one garbage octet (RFC 1122 §4.2.3.6: the last
+    /// octet it had already received, again), then one with none: both are
+    /// probes (`tcpi_data_segs_in` rose by one with the first, which is why
+    /// it is not what tells data from probes).
+    #[test]
+    fn a_probe_with_one_garbage_octet_is_a_probe() {
+        let before = Segments {
+            bytes_acked: 0,
+            bytes_received: 1,
+            segs_in: 3,
+        };
+        let one_octet = Segments {
+            segs_in: 4,
+            ..before
+        };
+        let no_octet = Segments {
+            segs_in: 5,
+            ..before
+        };
+        assert_eq!(one_octet.probes_since(&before, false), 1);
+        assert_eq!(no_octet.probes_since(&one_octet, false), 1);
     }
 
     #[cfg(target_os = "linux")]
@@ -194,6 +223,6 @@ mod tests {
         server.read_exact(&mut buf).await.unwrap();
         let after = read(&server).unwrap();
         assert!(after.segs_in > before.segs_in);
-        assert!(after.data_segs_in > before.data_segs_in);
+        assert_eq!(after.bytes_received, before.bytes_received + 5);
     }
 }

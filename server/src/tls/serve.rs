@@ -21,7 +21,7 @@ use tokio_rustls::{TlsAcceptor, rustls};
 use super::frames::FrameTap;
 use super::{ALPN_H2, MAX_CONCURRENT_STREAMS};
 use crate::Lab;
-use crate::conn::{CloseWatch, Conn, TrackedStream};
+use crate::conn::{Activity, CloseWatch, Conn, TrackedStream};
 use crate::listener::{AcceptFailures, Handler, SHUTDOWN_GRACE, http1_builder};
 use crate::routes;
 use crate::watchdog;
@@ -198,11 +198,11 @@ async fn serve_connection(
         }
         handler.clone().call(request)
     });
-    let watchdog = watchdog::watch(
-        conn.clone(),
+    let (guard, stall) = (
         lab.config().header_read_timeout,
         lab.config().write_stall_timeout,
     );
+    let watchdog = watchdog::watch(conn.clone(), guard, stall);
 
     if h2 {
         let mut builder = http2::Builder::new(TokioExecutor::new());
@@ -248,7 +248,25 @@ async fn serve_connection(
                         conn.set_reason(idle_reason(verdict.reason));
                         // Idle (or its session ended): say GOAWAY, then close.
                         connection.as_mut().graceful_shutdown();
-                        let _ = tokio::time::timeout(GOAWAY_GRACE, connection.as_mut()).await;
+                        let ended = tokio::time::timeout(GOAWAY_GRACE, connection.as_mut()).await;
+                        if ended.is_err() && matches!(conn.activity(), Activity::Busy) {
+                            // A stream that crossed the GOAWAY (sent before
+                            // the client read it) was accepted, and the
+                            // client cannot send it again: it is served to
+                            // its end, under the guards of a watchdog of its
+                            // own, and the connection closes once idle again
+                            // (found in review: it was cut at the grace's
+                            // end, a request the record showed aborted).
+                            let guards = watchdog::watch(conn.clone(), guard, stall);
+                            tokio::select! {
+                                _ = connection.as_mut() => {}
+                                verdict = guards => {
+                                    if !verdict.idle {
+                                        conn.set_guard_reason(verdict.reason);
+                                    }
+                                }
+                            }
+                        }
                     } else {
                         conn.set_guard_reason(verdict.reason);
                     }

@@ -1579,6 +1579,7 @@ impl LabState {
             ServerEvent::Pong { .. }
             | ServerEvent::Released { .. }
             | ServerEvent::ParticipantChanged { .. }
+            | ServerEvent::ParticipantReported { .. }
             | ServerEvent::StreamReset { .. }
             | ServerEvent::GoAway { .. } => {}
             ServerEvent::MiddleboxChanged {

@@ -1142,6 +1142,10 @@ impl FromJson for ServerEvent {
             "participant_changed" => ServerEvent::ParticipantChanged {
                 participant: o.get("participant"),
             },
+            "participant_reported" => ServerEvent::ParticipantReported {
+                session: o.get("session"),
+                report: o.get("report"),
+            },
             "room_lesson" => ServerEvent::RoomLesson {
                 lesson: o.get("lesson"),
             },

@@ -692,8 +692,8 @@ pub enum ServerEvent {
     /// {"type": "error", "error": "unknown message type `jump`", "hint": "send {\"type\":\"release\"} or {\"type\":\"ping\",\"client_time_ms\":0}"}
     /// ```
     Error(ErrorBody),
-    /// For the instructor only: a participant joined, reported on a lesson,
-    /// or left.
+    /// For the instructor only: a participant joined or left (or the room's
+    /// reports were reset): the participant whole, with every report.
     ///
     /// ```json
     /// {"type": "participant_changed", "participant": {"session": "s-5f0c1b9e2a7d4c3b8e6f0a1d2c3b4a59", "browser": "Chrome 156", "online": true, "lesson": "six-lanes", "reports": []}}
@@ -701,6 +701,21 @@ pub enum ServerEvent {
     ParticipantChanged {
         /// The participant now.
         participant: Participant,
+    },
+    /// For the instructor only: a participant's report on a lesson changed.
+    /// Only that report: the participant's others (one per lesson) stay as
+    /// they were, and the lesson they are on is now the report's. (It was
+    /// the participant whole: found in review, a participant changing one
+    /// report made the server send all of theirs each time.)
+    ///
+    /// ```json
+    /// {"type": "participant_reported", "session": "s-5f0c1b9e2a7d4c3b8e6f0a1d2c3b4a59", "report": {"lesson": "six-lanes", "stage": "answered", "prediction": "6", "answer": "6", "figures": [["at-once", "6"]], "stopped_early": false}}
+    /// ```
+    ParticipantReported {
+        /// Whose report.
+        session: SessionId,
+        /// The report as kept now.
+        report: LessonReport,
     },
     /// The instructor moved the room to a lesson: every page opens it. Or
     /// cleared it (`null`): nobody moves, and pages that load later are sent

@@ -420,7 +420,9 @@ impl Filter {
                 }
             }
             // The room's participants are the instructor's business only.
-            ServerEvent::ParticipantChanged { .. } => vec![],
+            ServerEvent::ParticipantChanged { .. } | ServerEvent::ParticipantReported { .. } => {
+                vec![]
+            }
             ServerEvent::ConfigChanged { session, .. }
             | ServerEvent::Middlebox { session, .. }
             | ServerEvent::MiddleboxChanged { session, .. } => {
@@ -804,9 +806,9 @@ fn handle(
             })),
             Access::Of(owner) => match lab.sessions().report(owner, report) {
                 // Told to the instructor only when it changed something.
-                Ok(Some(participant)) => {
+                Ok(Some((session, report))) => {
                     lab.tracker()
-                        .emit(|_| ServerEvent::ParticipantChanged { participant });
+                        .emit(|_| ServerEvent::ParticipantReported { session, report });
                     None
                 }
                 Ok(None) => None,

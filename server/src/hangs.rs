@@ -122,6 +122,17 @@ impl Hangs {
                     "release some first, in any of your pages",
                 ));
             }
+            if crate::peers::over_busy_share(held.len(), self.cap, theirs, self.per_peer_cap) {
+                return Err(ApiError::over_capacity(
+                    format!(
+                        "{} of the server's {} hanging requests are held; while it is this busy an address holding {} or more gets no more, and {ip} holds {theirs}",
+                        held.len(),
+                        self.cap,
+                        crate::peers::busy_share(self.per_peer_cap)
+                    ),
+                    "release some first, in any of your pages: the rest is kept for participants who hold few",
+                ));
+            }
         }
         let (tx, rx) = oneshot::channel();
         held.insert(

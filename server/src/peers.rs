@@ -291,13 +291,13 @@ impl Peers {
     /// Past how many connections open in all the server is busy: three
     /// quarters of its cap.
     fn busy_from(&self) -> usize {
-        self.max_total_connections - self.max_total_connections / 4
+        busy_from(self.max_total_connections)
     }
 
     /// What an address may hold and still open more while the server is
     /// busy: an eighth of its own cap (at least one).
     pub fn busy_share(&self) -> usize {
-        (self.max_connections / 8).max(1)
+        busy_share(self.max_connections)
     }
 
     /// Counts a new connection from `ip`, or says which cap it is over.
@@ -386,6 +386,29 @@ impl Peers {
     pub fn connections(&self) -> usize {
         lock(&self.table).connections
     }
+}
+
+/// Past how much of a server-wide `cap` in use the server is busy: three
+/// quarters of it.
+pub fn busy_from(cap: usize) -> usize {
+    cap - cap / 4
+}
+
+/// What an address may hold of a resource and still take more while the
+/// server is busy: an eighth of its own cap `per_address` (at least one).
+pub fn busy_share(per_address: usize) -> usize {
+    (per_address / 8).max(1)
+}
+
+/// Whether an address holding `theirs` of a resource gets no more: `in_use`
+/// of the server's `cap` is past [`busy_from`], and `theirs` is past
+/// [`busy_share`] of the address's own cap. So a server-wide cap does not
+/// fall to the few addresses that each take their whole share: its last
+/// quarter goes to addresses that hold little. Connections
+/// ([`Peers::connect`]), hanging requests and agents follow it (found in
+/// review: four addresses took every hang, sixteen every session).
+pub fn over_busy_share(in_use: usize, cap: usize, theirs: usize, per_address: usize) -> bool {
+    in_use >= busy_from(cap) && theirs >= busy_share(per_address)
 }
 
 #[cfg(test)]

@@ -686,7 +686,9 @@ fn route_of(table: &BTreeMap<ConnId, ConnRecord>, event: &ServerEvent) -> Route 
         | ServerEvent::Middlebox { session, .. }
         | ServerEvent::MiddleboxChanged { session, .. }
         | ServerEvent::Agent { session, .. } => Route::Owner(session.clone()),
-        ServerEvent::ParticipantChanged { .. } => Route::Nobody,
+        ServerEvent::ParticipantChanged { .. } | ServerEvent::ParticipantReported { .. } => {
+            Route::Nobody
+        }
         ServerEvent::Snapshot { .. }
         | ServerEvent::RoomLesson { .. }
         | ServerEvent::EventsDropped { .. }

@@ -359,6 +359,51 @@ async fn sessions_are_capped_per_address_with_429_and_in_all_with_503() {
     assert_eq!(lab.sessions().count(), 2);
 }
 
+/// Past three quarters of the session cap, an address holding an eighth of
+/// its own cap gets no more sessions: the last quarter is left to addresses
+/// that hold few (found in review: sixteen addresses each taking their 256
+/// held all 4 096).
+#[tokio::test]
+async fn a_busy_server_keeps_its_last_sessions_for_addresses_that_hold_few() {
+    let (addr, lab) = start_server_with(Config {
+        max_sessions: 8,
+        max_sessions_per_peer: 16,
+        ..common::config()
+    })
+    .await;
+    let from = |n: u8| std::net::IpAddr::from([127, 0, 0, n]);
+    let issue_from = async |n: u8| {
+        let mut client = Client::from_stream(common::connect_from(addr, from(n)).await);
+        client.send_request("POST", "/api/sessions", b"").await;
+        client.read_response().await
+    };
+    // The anonymous scope and five of 127.0.0.2's: six of eight, busy.
+    for _ in 0..5 {
+        let issued = issue_from(2).await;
+        assert_eq!(issued.status, 200, "{}", issued.text());
+    }
+    let refused = issue_from(2).await;
+    assert_eq!(refused.status, 503, "{}", refused.text());
+    assert!(
+        refused
+            .error_body()
+            .error
+            .contains("an address holding 2 or more gets no more, and this one holds 5"),
+        "{}",
+        refused.text()
+    );
+    // Another address, holding none, gets its two; then the server's cap.
+    for _ in 0..2 {
+        assert_eq!(issue_from(3).await.status, 200);
+    }
+    assert_eq!(issue_from(3).await.status, 503);
+    assert_eq!(issue_from(4).await.status, 200);
+    let full = issue_from(5).await;
+    assert_eq!(full.status, 503, "{}", full.text());
+    assert!(full.text().contains("sessions, its cap"), "{}", full.text());
+    assert_eq!(lab.sessions().count(), 8);
+}
+
 #[tokio::test]
 async fn an_sse_stream_longer_than_120_s_is_refused() {
     let (addr, _lab) = start_server().await;

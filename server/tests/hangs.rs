@@ -149,3 +149,57 @@ async fn hangs_past_max_hangs_get_503_and_the_cap_frees_on_release() {
     assert_eq!(release(addr, "", r#"{"id":"m4"}"#).await, 1);
     assert_eq!(again[0].read_response().await.json()["id"], "m4");
 }
+
+/// Past three quarters of the server's hang cap, an address that already
+/// holds an eighth of its own cap holds no more: the last quarter is left to
+/// the addresses that hold little, as for connections (found in review:
+/// four addresses each taking their share of 256 took all 1 024).
+#[tokio::test]
+async fn a_busy_server_keeps_its_last_hangs_for_addresses_that_hold_few() {
+    let (addr, lab) = start_server_with(Config {
+        max_hangs: 8,
+        max_hangs_per_peer: 16,
+        ..common::config()
+    })
+    .await;
+    let from = |n: u8| std::net::IpAddr::from([127, 0, 0, n]);
+    let hang_from = async |n: u8, id: &str| {
+        let mut client = Client::from_stream(common::connect_from(addr, from(n)).await);
+        client
+            .send_request("GET", &format!("/api/hang?id={id}"), b"")
+            .await;
+        client
+    };
+    let mut held = Vec::new();
+    for n in 0..6 {
+        held.push(hang_from(2, &format!("a{n}")).await);
+    }
+    common::wait_for_hangs(&lab, 6).await;
+    // Six of eight: busy. 127.0.0.2 holds six, more than its share of two.
+    let mut over = hang_from(2, "a6").await;
+    let refused = over.read_response().await;
+    assert_eq!(refused.status, 503, "{}", refused.text());
+    let body = refused.error_body();
+    assert!(
+        body.error
+            .contains("6 of the server's 8 hanging requests are held")
+            && body.error.contains("127.0.0.2 holds 6"),
+        "{body:?}"
+    );
+    // Another address, holding none: its two.
+    for n in 0..2 {
+        held.push(hang_from(3, &format!("b{n}")).await);
+    }
+    common::wait_for_hangs(&lab, 8).await;
+    let refused = hang_from(4, "c0").await.read_response().await;
+    assert_eq!(refused.status, 503, "{}", refused.text());
+    assert!(
+        refused.text().contains("the server's cap"),
+        "{}",
+        refused.text()
+    );
+    assert_eq!(release(addr, "", "").await, 8);
+    for client in &mut held {
+        assert_eq!(client.read_response().await.status, 200);
+    }
+}

@@ -311,9 +311,22 @@ async fn a_fifo_as_the_certificate_is_refused_at_once() {
 /// says so and does not claim `http://localhost:PORT/` as its own.
 #[tokio::test]
 async fn the_localhost_line_only_when_the_lab_has_ipv6_loopback() {
-    let Ok(other) = std::net::TcpListener::bind("[::1]:0") else {
-        return;
-    };
+    // A port free on [::1] may be taken on 127.0.0.1, where the lab binds
+    // it too: by a socket of a test running beside this one (its ephemeral
+    // port), which made the lab exit at start (found in CI). Such a port is
+    // passed over.
+    let mut other = None;
+    for _ in 0..20 {
+        let Ok(v6) = std::net::TcpListener::bind("[::1]:0") else {
+            return;
+        };
+        let port = v6.local_addr().unwrap().port();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            other = Some(v6);
+            break;
+        }
+    }
+    let other = other.expect("a port free on both loopbacks");
     let port = other.local_addr().unwrap().port().to_string();
     let dir = dist("localhost");
     let mut child = spawn(&[

@@ -8,7 +8,7 @@ use crate::sorted::SortedMap;
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use protocol::{Participant, RoomPatch, RoomState, ServerEvent};
+use protocol::{LessonReport, Participant, RoomPatch, RoomState, ServerEvent, SessionId};
 use yew::prelude::*;
 
 use crate::services::events::EventSocket;
@@ -35,6 +35,9 @@ fn room_url(key: &str) -> String {
 enum Change {
     /// A participant, whole.
     Participant(Participant),
+    /// One report of a participant (their others stay), whose lesson is
+    /// now the one they are on.
+    Report(SessionId, LessonReport),
     /// The lesson the room was moved to, or none once cleared.
     Lesson(Option<String>),
     /// The lock and the room's defaults.
@@ -47,6 +50,9 @@ impl Change {
         match event {
             ServerEvent::ParticipantChanged { participant } => {
                 Some(Change::Participant(participant))
+            }
+            ServerEvent::ParticipantReported { session, report } => {
+                Some(Change::Report(session, report))
             }
             ServerEvent::RoomLesson { lesson } => Some(Change::Lesson(lesson)),
             ServerEvent::ConfigChanged {
@@ -70,6 +76,19 @@ impl Change {
                 Some(p) => *p = participant.clone(),
                 None => room.participants.push(participant.clone()),
             },
+            // A participant not known yet is told whole soon (their
+            // socket's opening, which the server may hold back a second).
+            Change::Report(session, report) => {
+                if let Some(p) = room.participants.iter_mut().find(|p| p.session == *session) {
+                    p.lesson = Some(report.lesson.clone());
+                    // In the order of lesson ids, as the server lists them.
+                    let at = p.reports.partition_point(|r| r.lesson < report.lesson);
+                    match p.reports.get_mut(at) {
+                        Some(r) if r.lesson == report.lesson => *r = report.clone(),
+                        _ => p.reports.insert(at, report.clone()),
+                    }
+                }
+            }
             Change::Lesson(lesson) => room.lesson.clone_from(lesson),
             Change::Policy(locked, config) => {
                 room.policy_locked = *locked;
@@ -479,7 +498,6 @@ pub fn InstructorView(props: &InstructorProps) -> Html {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use protocol::{LessonReport, SessionId};
 
     fn participant(n: u8, answer: &str, stopped_early: bool) -> Participant {
         Participant {
@@ -517,6 +535,48 @@ mod tests {
             locked,
             at_us: 1,
         }
+    }
+
+    /// A report event changes that one report (in lesson order, as the
+    /// server lists them) and the lesson the participant is on; their other
+    /// reports stay, and a participant not known yet is left to their own
+    /// event.
+    #[test]
+    fn a_report_changes_that_report_only() {
+        let mut known = Known::default();
+        let mut state = room(false, None);
+        state.participants.push(participant(1, "6", false));
+        known.reading();
+        known.read(Some(state));
+        let report = |lesson: &str, answer: &str| LessonReport {
+            lesson: lesson.into(),
+            stage: "answered".into(),
+            prediction: None,
+            answer: Some(answer.into()),
+            figures: Vec::new(),
+            stopped_early: false,
+        };
+        let who = participant(1, "6", false).session;
+        let told = |lesson: &str, answer: &str| ServerEvent::ParticipantReported {
+            session: who.clone(),
+            report: report(lesson, answer),
+        };
+        let now = known.event(told("cache-lock", "2")).expect("known");
+        let p = &now.participants[0];
+        assert_eq!(p.lesson.as_deref(), Some("cache-lock"));
+        let lessons: Vec<&str> = p.reports.iter().map(|r| r.lesson.as_str()).collect();
+        assert_eq!(lessons, ["cache-lock", "http2"]);
+        let now = known.event(told("http2", "7")).expect("known");
+        let p = &now.participants[0];
+        assert_eq!(p.lesson.as_deref(), Some("http2"));
+        assert_eq!(p.reports.len(), 2);
+        assert_eq!(p.reports[1].answer.as_deref(), Some("7"));
+        assert_eq!(p.reports[0].answer.as_deref(), Some("2"));
+        let stranger = ServerEvent::ParticipantReported {
+            session: participant(2, "1", false).session,
+            report: report("http2", "1"),
+        };
+        assert_eq!(known.event(stranger).expect("known").participants.len(), 1);
     }
 
     /// The race found in CI: a re-read begins, the unlock's event comes,

@@ -329,13 +329,31 @@ pub fn start(
                 "try again when one has finished",
             );
         }
-        if let Some(ip) = ip
-            && running.values().filter(|r| r.ip == Some(ip)).count() >= MAX_RUNNING_PER_ADDRESS
-        {
-            return refuse(
-                format!("{ip} already runs {MAX_RUNNING_PER_ADDRESS} agents, the cap per address"),
-                "stop one of your other pages' agents, or wait for one to finish",
-            );
+        if let Some(ip) = ip {
+            let theirs = running.values().filter(|r| r.ip == Some(ip)).count();
+            if theirs >= MAX_RUNNING_PER_ADDRESS {
+                return refuse(
+                    format!(
+                        "{ip} already runs {MAX_RUNNING_PER_ADDRESS} agents, the cap per address"
+                    ),
+                    "stop one of your other pages' agents, or wait for one to finish",
+                );
+            }
+            if crate::peers::over_busy_share(
+                running.len(),
+                MAX_RUNNING,
+                theirs,
+                MAX_RUNNING_PER_ADDRESS,
+            ) {
+                return refuse(
+                    format!(
+                        "{} of the lab's {MAX_RUNNING} agents are running; while it is this busy an address running {} or more starts no more, and {ip} runs {theirs}",
+                        running.len(),
+                        crate::peers::busy_share(MAX_RUNNING_PER_ADDRESS)
+                    ),
+                    "stop one of your other pages' agents, or wait for one to finish: the rest is kept for participants who run few",
+                );
+            }
         }
         running.insert(session.clone(), Running { stop: stop_tx, ip });
     }

@@ -407,6 +407,33 @@ impl Sessions {
                 "close some of your lab tabs (a session is forgotten once its page is gone)",
             ));
         }
+        // Past three quarters of the cap, an address holding its busy share
+        // gets no more (`peers::over_busy_share`): sixteen addresses each
+        // taking their whole share would hold every session.
+        let busy = |registry: &Registry| {
+            peer.is_some()
+                && crate::peers::over_busy_share(
+                    registry.scopes.len(),
+                    self.caps.sessions,
+                    of_peer(registry),
+                    self.caps.sessions_per_peer,
+                )
+        };
+        if busy(&registry) {
+            forget_one_gone(&mut registry, now, |s| s.peer == peer);
+        }
+        if busy(&registry) {
+            return Err(ApiError::over_capacity(
+                format!(
+                    "the server holds {} of its {} sessions; while it is this busy an address holding {} or more gets no more, and this one holds {}",
+                    registry.scopes.len(),
+                    self.caps.sessions,
+                    crate::peers::busy_share(self.caps.sessions_per_peer),
+                    of_peer(&registry)
+                ),
+                "close some of your lab tabs (a session is forgotten once its page is gone): the rest is kept for participants who hold few",
+            ));
+        }
         if registry.scopes.len() > self.caps.sessions {
             return Err(ApiError::over_capacity(
                 format!("the server holds {} sessions, its cap", self.caps.sessions),
@@ -612,14 +639,14 @@ impl Sessions {
         }
     }
 
-    /// Keeps a participant's lesson report; the participant as the
-    /// instructor now sees them, or `None` when the report changed nothing
-    /// (the same as the one kept).
+    /// Keeps a participant's lesson report; whose it is and the report, to
+    /// tell the instructor, or `None` when the report changed nothing (the
+    /// same as the one kept).
     pub fn report(
         &self,
         owner: &Owner,
         report: LessonReport,
-    ) -> Result<Option<Participant>, ApiError> {
+    ) -> Result<Option<(SessionId, LessonReport)>, ApiError> {
         let mut registry = lock(&self.inner);
         let Owner::Session(id) = owner else {
             return Err(ApiError::bad_request(
@@ -631,11 +658,12 @@ impl Sessions {
             .scopes
             .get_mut(owner)
             .ok_or_else(|| unknown_session(id))?;
+        let kept = report.clone();
         let changed = scope
             .presence
             .report(report)
             .map_err(|e| ApiError::bad_request(e, "report one of GET /api/lessons, briefly"))?;
-        Ok(changed.then(|| scope.presence.view(id, scope.viewers > 0)))
+        Ok(changed.then(|| (id.clone(), kept)))
     }
 
     /// Whether `owner` may send one more message of `kind` now (its

@@ -1114,6 +1114,67 @@ async fn through_the_middlebox_each_client_has_its_share_of_the_mappings() {
     assert_eq!(again.get("/api/fast?id=a4").await.status, 200);
 }
 
+/// Past three quarters of the lab middlebox's mappings, a client holding an
+/// eighth of its own cap gets no more: the last quarter is left to clients
+/// that hold few (found in review: four addresses each taking their 256
+/// took all 1 024).
+#[tokio::test]
+async fn a_busy_middlebox_keeps_its_last_mappings_for_clients_that_hold_few() {
+    let mut config = common::config();
+    config.middlebox.limits.max_mappings = 8;
+    config.middlebox.limits.max_mappings_per_client = 16;
+    let (addr, lab) = start_server_with(config).await;
+    let mut watcher = Viewer::connect(addr).await;
+    let via = lab_middlebox(addr, &lab).await;
+    let from = |n: u8| std::net::IpAddr::from([127, 0, 0, n]);
+    let refused_for = |words: &'static str| {
+        move |e: &ServerEvent| {
+            matches!(e, ServerEvent::Middlebox {
+                event: protocol::MiddleboxEvent::Refused { reason, .. },
+                ..
+            } if reason.contains(words))
+        }
+    };
+    let open_from = async |n: u8, id: String| {
+        let mut client = Client::from_stream(common::connect_from(via, from(n)).await);
+        assert_eq!(client.get(&format!("/api/fast?id={id}")).await.status, 200);
+        client
+    };
+    let mut open = Vec::new();
+    for n in 0..6 {
+        open.push(open_from(2, format!("a{n}")).await);
+    }
+    // Six of eight: busy. 127.0.0.2 holds six, more than its share of two:
+    // refused, reset with nothing forwarded.
+    let mut over = Client::from_stream(common::connect_from(via, from(2)).await);
+    let _ = over
+        .try_send_raw(&common::request_bytes("GET", "/api/fast?id=a6", b""))
+        .await;
+    let (bytes, _) = over.read_until_closed().await;
+    assert!(bytes.is_empty(), "{:?}", String::from_utf8_lossy(&bytes));
+    watcher
+        .next_matching(
+            "the busy refusal",
+            refused_for("a client holding 2 or more gets no more, and 127.0.0.2 holds 6"),
+        )
+        .await;
+    // Another client, holding none, gets its two.
+    for n in 0..2 {
+        open.push(open_from(3, format!("b{n}")).await);
+    }
+    // Eight of eight: the middlebox's cap, for anyone.
+    let mut full = Client::from_stream(common::connect_from(via, from(4)).await);
+    let _ = full
+        .try_send_raw(&common::request_bytes("GET", "/api/fast?id=c", b""))
+        .await;
+    let (bytes, _) = full.read_until_closed().await;
+    assert!(bytes.is_empty(), "{:?}", String::from_utf8_lossy(&bytes));
+    watcher
+        .next_matching("the cap's refusal", refused_for("the middlebox's cap"))
+        .await;
+    drop(open);
+}
+
 /// The agent runs in the server and reaches the lab from loopback for every
 /// participant. Its sockets are charged to the page that started it, so one
 /// participant's agent uses that participant's share of the caps per

@@ -443,24 +443,21 @@ impl Inner {
             Mode::Standalone { .. } => peer.ip(),
         };
         let mut share = self.client_share(ip);
-        if share.is_none() && self.evict(Some(ip)) {
+        if share.is_err() && self.evict(Some(ip)) {
             let _ = tokio::time::timeout(EVICTION_WAIT, async {
                 loop {
                     tokio::time::sleep(Duration::from_millis(5)).await;
                     share = self.client_share(ip);
-                    if share.is_some() {
+                    if share.is_ok() {
                         break;
                     }
                 }
             })
             .await;
         }
-        let Some(share) = share else {
-            let reason = format!(
-                "{} mappings open for {ip}, the middlebox's cap per client",
-                self.limits.max_mappings_per_client
-            );
-            return self.refuse(id, client, peer, reason);
+        let share = match share {
+            Ok(share) => share,
+            Err(reason) => return self.refuse(id, client, peer, reason),
         };
         let _ = client.set_nodelay(true);
         let mut stop = self.stop.subscribe();
@@ -575,15 +572,35 @@ impl Inner {
         true
     }
 
-    /// Counts a mapping for the client at `ip`, or `None` past its share.
-    fn client_share(&self, ip: std::net::IpAddr) -> Option<ClientShare> {
+    /// Counts a mapping for the client at `ip`, or says why not: its cap
+    /// per client, or, in the lab, its share while the middlebox is busy
+    /// (`peers::over_busy_share`: past three quarters of the mappings, a
+    /// client holding an eighth of its cap gets no more, so that a few
+    /// addresses cannot take them all; found in review). The standalone
+    /// middlebox serves one developer: no share there.
+    fn client_share(&self, ip: std::net::IpAddr) -> Result<ClientShare, String> {
         let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
         let open = clients.entry(ip).or_default();
-        if *open >= self.limits.max_mappings_per_client {
-            return None;
+        let per_client = self.limits.max_mappings_per_client;
+        if *open >= per_client {
+            return Err(format!(
+                "{per_client} mappings open for {ip}, the middlebox's cap per client"
+            ));
+        }
+        // Open before this one, whose slot is already taken.
+        let others = (self.limits.max_mappings - self.slots.available_permits()).saturating_sub(1);
+        if matches!(self.mode, Mode::Lab(_))
+            && crate::peers::over_busy_share(others, self.limits.max_mappings, *open, per_client)
+        {
+            return Err(format!(
+                "{others} of the middlebox's {} mappings are open; while it is this busy a client holding {} or more gets no more, and {ip} holds {}",
+                self.limits.max_mappings,
+                crate::peers::busy_share(per_client),
+                *open
+            ));
         }
         *open += 1;
-        Some(ClientShare {
+        Ok(ClientShare {
             ip,
             clients: self.clients.clone(),
         })

@@ -1077,7 +1077,19 @@ impl Conn {
         match error.kind() {
             io::ErrorKind::ConnectionReset
             | io::ErrorKind::ConnectionAborted
-            | io::ErrorKind::BrokenPipe => self.set_reason(CloseReason::PeerReset),
+            | io::ErrorKind::BrokenPipe => {
+                // `/api/close?mode=mid_body` records its cut as its handler
+                // answers, 100 ms before the cut: a client that resets the
+                // connection in that pause closed it first (found in
+                // review: the record kept `server_close`).
+                let mut slot = self.reason.lock().unwrap_or_else(|p| p.into_inner());
+                let mid_body = CloseReason::ServerClose {
+                    mode: protocol::CloseMode::MidBody,
+                };
+                if slot.as_deref().is_none_or(|r| *r == mid_body) {
+                    *slot = Some(Box::new(CloseReason::PeerReset));
+                }
+            }
             _ => self.set_reason(CloseReason::Error {
                 message: error.to_string(),
             }),

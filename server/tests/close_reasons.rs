@@ -395,6 +395,28 @@ async fn close_mode_mid_body_cuts_the_download_short() {
     assert_eq!(timeline.response.map(|(_, status)| status), Some(200));
 }
 
+/// A client that resets the connection while `mode=mid_body` pauses (with
+/// the first half unread: its close is a RST) closed it before the server's
+/// cut: the record says `peer_reset`, not `server_close` (found in review).
+#[tokio::test]
+async fn a_client_reset_during_the_mid_body_pause_is_the_clients_close() {
+    let (addr, _lab) = start_server().await;
+    let mut viewer = Viewer::connect(addr).await;
+    let mut client = Client::connect(addr).await;
+    client
+        .send_raw(b"GET /api/close?mode=mid_body&id=m HTTP/1.1\r\n\r\n")
+        .await;
+    let (conn, _) = viewer
+        .request_started("/api/close?mode=mid_body&id=m")
+        .await;
+    // The first half arrives, unread; the server pauses 100 ms before its
+    // cut, and the client's close (a RST, bytes unread) comes first.
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    drop(client);
+    let closed = viewer.closed(conn).await;
+    assert_eq!(closed.reason, CloseReason::PeerReset, "{closed:?}");
+}
+
 #[tokio::test]
 async fn the_server_keeps_serving_after_every_kind_of_close() {
     let (addr, _lab) = start_server().await;

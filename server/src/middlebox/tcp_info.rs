@@ -6,12 +6,12 @@
 //! probe, while `tcpi_bytes_received` (offset 128, Linux >= 4.1) and
 //! `tcpi_bytes_acked` (offset 120) stay put (measured, see `docs/facts.md`).
 //! A probe may carry "one garbage octet" (RFC 1122 §4.2.3.6; Windows has a
-//! setting for it, "TCP Keep-Alive Garbage"): an octet the receiver already has, so `tcpi_data_segs_in`
-//! rises with it but `tcpi_bytes_received` does not (measured too). A
-//! segment that brings no new byte and acknowledges nothing new, on a socket
-//! the middlebox neither read from nor wrote to since its last look, is a
-//! probe (or, rarely, a window update or a retransmission: packets a real
-//! middlebox would see too).
+//! setting for it, "TCP Keep-Alive Garbage"): an octet the receiver already
+//! has, so `tcpi_data_segs_in` rises with it but `tcpi_bytes_received` does
+//! not (measured too). A segment that brings no new byte and acknowledges
+//! nothing new, on a socket the middlebox neither read from nor wrote to
+//! since its last look, is a probe (or, rarely, a window update or a
+//! retransmission: packets a real middlebox would see too).
 //!
 //! The same call tells the lab's TLS ports whether a client's FIN is in
 //! behind bytes not read yet ([`peer_fin_in`]: the connection's state is

@@ -28,7 +28,7 @@ use bytes::Bytes;
 use futures_util::task::AtomicWaker;
 use http_body::{Frame, SizeHint};
 use protocol::{
-    CloseReason, ConnId, Initiator, RaceClose, RequestId, RequestOutcome, ServerEvent,
+    CloseMode, CloseReason, ConnId, Initiator, RaceClose, RequestId, RequestOutcome, ServerEvent,
     ServerPolicy, SessionId, UpgradeRole, headers,
 };
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -643,14 +643,38 @@ impl Conn {
         *self.reason.lock().unwrap_or_else(|p| p.into_inner()) = Some(Box::new(reason));
     }
 
-    /// The connection ends as its last response announced because of an
-    /// unread body, with bytes of that body still unread: a RST. (Not over
-    /// another reason: a peer's reset or a guard came first.)
+    /// Whether the server is closing with the last request's body not all
+    /// read: as its last response announced because of that body, or on
+    /// purpose by `/api/close` in a mode meant as a FIN (the endpoint drains
+    /// as much as any, [`DRAIN_LIMIT`], before it answers).
+    fn body_unread_at_close(&self) -> bool {
+        self.planned_close.load(Ordering::Relaxed) == PLANNED_BODY_UNREAD
+            || (self.body_unfinished.load(Ordering::Relaxed)
+                && matches!(
+                    self.reason
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .as_deref(),
+                    Some(CloseReason::ServerClose {
+                        mode: CloseMode::Header | CloseMode::Fin | CloseMode::MidBody
+                    })
+                ))
+    }
+
+    /// The connection ends with bytes of the last request's unread body
+    /// still in the receive buffer ([`Conn::body_unread_at_close`]): the
+    /// kernel sends a RST. That replaces the close announced for the body
+    /// and `/api/close`'s own (`header`, `fin`, `mid_body`: each meant as a
+    /// FIN; found in review, `header` was recorded as `server_close` over
+    /// the reset), not another reason: a peer's reset or a guard came first.
     fn body_unread_reset(&self) {
         let mut reason = self.reason.lock().unwrap_or_else(|p| p.into_inner());
         if matches!(
             reason.as_deref(),
             None | Some(CloseReason::BodyUnread { .. })
+                | Some(CloseReason::ServerClose {
+                    mode: CloseMode::Header | CloseMode::Fin | CloseMode::MidBody
+                })
         ) {
             *reason = Some(Box::new(CloseReason::BodyUnread {
                 close: RaceClose::Rst,
@@ -1084,7 +1108,7 @@ impl Conn {
                 // review: the record kept `server_close`).
                 let mut slot = self.reason.lock().unwrap_or_else(|p| p.into_inner());
                 let mid_body = CloseReason::ServerClose {
-                    mode: protocol::CloseMode::MidBody,
+                    mode: CloseMode::MidBody,
                 };
                 if slot.as_deref().is_none_or(|r| *r == mid_body) {
                     *slot = Some(Box::new(CloseReason::PeerReset));
@@ -1820,9 +1844,7 @@ impl Drop for TrackedStream {
                 Unread::Nothing => {}
             }
         }
-        if self.conn.planned_close.load(Ordering::Relaxed) == PLANNED_BODY_UNREAD
-            && matches!(self.unread(), Unread::Request(..))
-        {
+        if self.conn.body_unread_at_close() && matches!(self.unread(), Unread::Request(..)) {
             // Bytes of the unread body are in the receive buffer: the
             // kernel answers the close with a RST.
             self.conn.body_unread_reset();

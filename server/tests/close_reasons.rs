@@ -668,6 +668,71 @@ async fn a_body_left_unread_is_announced_and_recorded() {
     }
 }
 
+/// `/api/close` in the modes that mean a FIN (`header`, `fin`), with an
+/// upload longer than the server drains left partly in its receive buffer:
+/// the kernel answers the close with a RST, and the record says a body left
+/// unread, closed with a reset, as for the policy's closes above. (Found in
+/// review: `header` kept `server_close`, whose label says an orderly close.)
+/// With only the head sent, nothing is unread in the kernel's buffer, and
+/// the close stays the mode's.
+#[tokio::test]
+async fn a_close_on_purpose_with_an_upload_left_unread_is_a_reset() {
+    use keepalive_lab_server::conn::DRAIN_LIMIT;
+    let (addr, _lab) = start_server().await;
+    let mut viewer = Viewer::connect(addr).await;
+    for mode in [CloseMode::Header, CloseMode::Fin] {
+        let target = format!("/api/close?mode={}&id=up", mode.as_str());
+        let mut client = Client::connect(addr).await;
+        let mut bytes = format!(
+            "GET {target} HTTP/1.1\r\nContent-Length: {}\r\n\r\n",
+            DRAIN_LIMIT + 1
+        )
+        .into_bytes();
+        bytes.extend(std::iter::repeat_n(b'x', 200_000));
+        client.send_raw(&bytes).await;
+        let (_, ending) = client.read_until_closed().await;
+        // The FIN is read first, or the reset is: either way a write after
+        // the close fails once the RST is in.
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let after = client.try_send_raw(b"x").await;
+        assert!(
+            after.is_err(),
+            "{mode:?}: the server's RST was not received ({ending:?}): {after:?}"
+        );
+        let (conn, _) = viewer.request_started(&target).await;
+        let closed = viewer.closed(conn).await;
+        assert_eq!(
+            closed.reason,
+            CloseReason::BodyUnread {
+                close: RaceClose::Rst
+            },
+            "{mode:?}: {closed:?}"
+        );
+
+        // Only the head of the same request: nothing is left in the
+        // kernel's buffer, the close is the mode's own.
+        let mut head_only = Client::connect(addr).await;
+        let target = format!("/api/close?mode={}&id=head", mode.as_str());
+        head_only
+            .send_raw(
+                format!(
+                    "GET {target} HTTP/1.1\r\nContent-Length: {}\r\n\r\n",
+                    DRAIN_LIMIT + 1
+                )
+                .as_bytes(),
+            )
+            .await;
+        assert_eq!(head_only.read_until_closed().await.1, Ending::Eof);
+        let (conn, _) = viewer.request_started(&target).await;
+        let closed = viewer.closed(conn).await;
+        assert_eq!(
+            closed.reason,
+            CloseReason::ServerClose { mode },
+            "{closed:?}"
+        );
+    }
+}
+
 /// A client that sends `Expect: 100-continue` waits to be told before it
 /// sends its body. An endpoint that never reads it must not have it asked
 /// for: no `100 Continue`, the answer, and a close for a body left unread,

@@ -306,12 +306,17 @@ impl Peers {
         if table.connections >= self.max_total_connections {
             return Err(OverCap::Server);
         }
-        let busy = table.connections >= self.busy_from();
+        let in_use = table.connections;
         let counts = table.by_ip.entry(ip).or_default();
         if counts.connections >= self.max_connections {
             return Err(OverCap::Address);
         }
-        if busy && counts.connections >= self.busy_share() {
+        if over_busy_share(
+            in_use,
+            self.max_total_connections,
+            counts.connections,
+            self.max_connections,
+        ) {
             return Err(OverCap::Share);
         }
         counts.connections += 1;

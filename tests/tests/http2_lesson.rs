@@ -439,10 +439,76 @@ async fn max_requests_over_http2_ends_each_connection_with_goaway_and_chromium_m
 async fn event_streams_without_http2_leave_no_room_and_the_lesson_says_so() {
     let (
         Taken {
-            answer, figures, ..
+            addrs,
+            record,
+            answer,
+            figures,
+            ..
         },
         text,
     ) = take_in("http2-eventsource", 6, &["--disable-http2"]).await;
+    // The server's record: on the HTTP/2 port, ALPN chose HTTP/1.1, the six
+    // streams took six connections, and no held request started there
+    // before the first stream ended (found in review: only the page's
+    // figures were checked).
+    let on_port: BTreeSet<ConnId> = record
+        .iter()
+        .filter_map(|e| match e {
+            ServerEvent::ConnectionOpened {
+                conn, local_port, ..
+            } if *local_port == addrs.h2.port() => Some(*conn),
+            _ => None,
+        })
+        .collect();
+    let spoke: BTreeSet<&str> = record
+        .iter()
+        .filter_map(|e| match e {
+            ServerEvent::ConnectionSecured { conn, protocol, .. } if on_port.contains(conn) => {
+                Some(protocol.as_str())
+            }
+            _ => None,
+        })
+        .collect();
+    assert!(!spoke.is_empty() && !spoke.contains("h2"), "{spoke:?}");
+    let mut streams = BTreeMap::new();
+    let mut holds = Vec::new();
+    let mut first_stream_end = None;
+    for event in &record {
+        match event {
+            ServerEvent::RequestStarted {
+                conn,
+                request,
+                target,
+                at_us,
+                ..
+            } if on_port.contains(conn) => {
+                if target.starts_with("/api/sse") {
+                    streams.insert(*request, *conn);
+                } else if target.starts_with("/api/hang") {
+                    holds.push(*at_us);
+                }
+            }
+            ServerEvent::RequestFinished { request, at_us, .. }
+                if streams.contains_key(request) =>
+            {
+                first_stream_end =
+                    Some(first_stream_end.map_or(*at_us, |end: Micros| end.min(*at_us)));
+            }
+            _ => {}
+        }
+    }
+    let stream_conns: BTreeSet<ConnId> = streams.values().copied().collect();
+    assert_eq!(
+        (streams.len(), stream_conns.len()),
+        (6, 6),
+        "six streams on six connections"
+    );
+    let first_stream_end = first_stream_end.expect("the streams ended within the lesson");
+    assert_eq!(holds.len(), 6, "every held request reached the server");
+    assert!(
+        holds.iter().all(|at| *at >= first_stream_end),
+        "a held request started before the first stream ended: {holds:?} against {first_stream_end}"
+    );
     assert_eq!(answer, "0", "{figures:?}");
     assert_eq!(figures["protocol"], "not h2", "{figures:?}");
     assert!(text.contains("did not speak HTTP/2"), "{text}");

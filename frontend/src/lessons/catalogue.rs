@@ -533,6 +533,20 @@ fn mapping_scale(events: &[&protocol::MiddleboxEvent]) -> u32 {
         .unwrap_or(1)
 }
 
+/// The idle timeout the mapping ran, in words from its record ("60 s"), or
+/// `None` without a record of it (found in review: the lesson's settings
+/// were typed into its notes, and a missing mapping was told as one that
+/// lived).
+fn mapping_timeout(events: &[&protocol::MiddleboxEvent]) -> Option<String> {
+    events.iter().find_map(|m| match m {
+        protocol::MiddleboxEvent::Opened { in_force_ms, .. } if in_force_ms % 1000 == 0 => {
+            Some(format!("{} s", in_force_ms / 1000))
+        }
+        protocol::MiddleboxEvent::Opened { in_force_ms, .. } => Some(format!("{in_force_ms} ms")),
+        _ => None,
+    })
+}
+
 /// A custom middlebox in real time, forgetting after `ms` with an RST to the
 /// client's next packet (like an AWS NAT gateway).
 fn real_time_middlebox(ms: u64) -> Step {
@@ -641,18 +655,25 @@ fn real_time(e: &Evidence<'_>) -> Outcome {
     };
     let mut figures = Vec::new();
     let mut notes = Vec::new();
+    let timeout = |run| {
+        mapping_timeout(&run_mapping(e, run))
+            .map_or("its middlebox".to_owned(), |t| format!("{t} middlebox"))
+    };
     if answer == Answer::Unmeasured {
         notes.push(if !ended(long) || !ended(short) {
             "Not both requests ended; see the timeline.".to_owned()
         } else {
             format!(
-                "This run is none of the choices: through 60 s the page got {}, through 40 s {}.",
+                "This run is none of the choices: through the {} the page got {}, through the \
+                 {} {}.",
+                timeout(0),
                 long.label(),
+                timeout(1),
                 short.label()
             )
         });
     }
-    for (run, timeout, page) in [(0, "60 s", long), (1, "40 s", short)] {
+    for (run, page) in [(0, long), (1, short)] {
         let events = run_mapping(e, run);
         let probes = probes_from(&events, protocol::Side::Client);
         let expired = events.iter().any(|m| matches!(m, M::Expired { .. }));
@@ -686,19 +707,28 @@ fn real_time(e: &Evidence<'_>) -> Outcome {
             "it ended after (ms, from its start)",
             ended_after(run),
         ));
-        notes.push(format!(
-            "Through {timeout} ({}): the middlebox saw {} from the browser{}; the page: {} \
-             after {} ms.",
-            if scale == 1 { "real time" } else { "scaled" },
-            count(probes as usize, "probes"),
-            match (expired, reset) {
-                (true, true) => ", the mapping expired and the next packet got an RST",
-                (true, false) => ", the mapping expired",
-                _ => ", the mapping lived",
-            },
-            page.label(),
-            ended_after(run)
-        ));
+        notes.push(match mapping_timeout(&events) {
+            None => format!(
+                "The middlebox has no record of the mapping of request {} (see the timeline); \
+                 the page: {} after {} ms.",
+                run + 1,
+                page.label(),
+                ended_after(run)
+            ),
+            Some(timeout) => format!(
+                "Through {timeout} ({}): the middlebox saw {} from the browser{}; the page: {} \
+                 after {} ms.",
+                if scale == 1 { "real time" } else { "scaled" },
+                count(probes as usize, "probes"),
+                match (expired, reset) {
+                    (true, true) => ", the mapping expired and the next packet got an RST",
+                    (true, false) => ", the mapping expired",
+                    _ => ", the mapping lived",
+                },
+                page.label(),
+                ended_after(run)
+            ),
+        });
     }
     let shown = |id: &str, value: &str| figures.iter().any(|f| f.id == id && f.value == value);
     // Whether the middlebox could see probes at all (TCP_INFO: Linux only);
@@ -1030,17 +1060,58 @@ fn six_lanes(e: &Evidence<'_>) -> Outcome {
                 reused,
             ),
         ],
-        notes: vec![format!(
-            "{} of your {total} requests were at the server at once. The other {} waited \
-             inside your browser, where the server could not see them. After the release, {} of \
-             them went out on connections that had already carried a request; {} carried \
-             the whole burst.",
-            count(peak, "requests"),
-            total.saturating_sub(peak),
+        notes: vec![six_lanes_note(
+            peak,
+            total,
+            arrival_order(run).len(),
             reused,
-            count(conns, "connections"),
+            conns,
         )],
     }
+}
+
+/// The six-lanes note from what was measured: `peak` of `total` at the
+/// server at once, `reached` of them there at all, `reused` of the later
+/// ones on a used connection, `conns` connections. A run stopped early (a
+/// browser with a smaller pool) never had its release: the note says what
+/// never reached the server instead (found in review: it told of a release
+/// and a whole burst that did not happen).
+fn six_lanes_note(
+    peak: usize,
+    total: usize,
+    reached: usize,
+    reused: usize,
+    conns: usize,
+) -> String {
+    let waited = format!(
+        "{} of your {total} requests were at the server at once. The other {} waited \
+         inside your browser, where the server could not see them.",
+        count(peak, "requests"),
+        total.saturating_sub(peak),
+    );
+    if reached >= total {
+        return format!(
+            "{waited} After the release, {reused} of them went out on connections that had \
+             already carried a request; {} carried the whole burst.",
+            count(conns, "connections"),
+        );
+    }
+    let later = reached.saturating_sub(peak);
+    let went_later = if later == 0 {
+        String::new()
+    } else {
+        format!(
+            " {} went out later, {reused} of them on connections that had already carried \
+             a request.",
+            count(later, "requests"),
+        )
+    };
+    format!(
+        "{waited}{went_later} {} never reached the server in this run; {} carried the {reached} \
+         that did.",
+        count(total - reached, "requests"),
+        count(conns, "connections"),
+    )
 }
 
 fn pools_steps() -> Vec<Step> {
@@ -1774,26 +1845,32 @@ fn eventsource(e: &Evidence<'_>) -> Outcome {
             figure("at-once", "held requests at the server at once", peak),
             figure("stream", "event streams open", stream_events),
         ],
-        notes: vec![format!(
-            "With {} open, {} of the 6 held requests were at the server at once: {}",
-            count(stream_events, "event streams"),
-            peak,
-            // The lanes the held requests did not get, as measured: one
-            // stream takes one, and anything else (another tab's stream,
-            // the page's own calls) more (found in review: "one" was typed
-            // in whatever the count).
-            match (6_usize.saturating_sub(peak), stream_events) {
-                (_, 0) => "no event stream was open in this run.".to_owned(),
-                (0, _) => "the stream did not take a lane from them in this run.".to_owned(),
-                (1, 1) => "the stream held one of the six lanes.".to_owned(),
-                (busy, _) => format!(
-                    "{} of the six were busy with something else: the stream, and whatever \
-                     else this browser had open to the server.",
-                    count(busy, "lanes")
-                ),
-            }
-        )],
+        notes: vec![eventsource_note(stream_events, peak, held.requests.len())],
     }
+}
+
+/// The event-stream note from what was measured: `streams` open, `peak` of
+/// the `held` requests at the server at once. The lanes are counted, not
+/// taken from a typed six: a browser with a smaller pool stops the lesson
+/// early with fewer (found in review: four lanes were told as "3 of the
+/// six busy with something else").
+fn eventsource_note(streams: usize, peak: usize, held: usize) -> String {
+    let in_use = peak + streams;
+    let lanes = match (streams, held.saturating_sub(peak)) {
+        (0, _) => "no event stream was open in this run.".to_owned(),
+        (_, 0) => "the stream did not take a lane from them in this run.".to_owned(),
+        (1, _) if in_use == 6 => "the stream held one of the six lanes.".to_owned(),
+        (_, waited) => format!(
+            "{} were in use at once, {} and {peak} held; the other {waited} held requests \
+             waited in your browser.",
+            count(in_use, "connections"),
+            count(streams, "event streams"),
+        ),
+    };
+    format!(
+        "With {} open, {peak} of the {held} held requests were at the server at once: {lanes}",
+        count(streams, "event streams"),
+    )
 }
 
 fn priority_steps() -> Vec<Step> {

@@ -172,6 +172,29 @@ async fn received(signal: Option<&mut tokio::signal::unix::Signal>) {
     }
 }
 
+/// The command line as text: each argument as UTF-8, or the first that is
+/// not, as a [`Usage`] mistake naming it (found in review:
+/// `std::env::args` panics on such an argument, exit 101, where every other
+/// mistake is explained with exit 2). A path is text here too, so a file
+/// whose name is not UTF-8 is reached through a link with a text name.
+pub fn text_args(args: impl Iterator<Item = std::ffi::OsString>) -> Result<Vec<String>, Usage> {
+    args.enumerate()
+        .map(|(i, arg)| {
+            arg.into_string().map_err(|arg| {
+                usage(
+                    format!(
+                        "argument {} is not UTF-8 text: `{}`",
+                        i + 1,
+                        arg.to_string_lossy()
+                    ),
+                    "write every flag and value as UTF-8 text; for a file whose name is not, \
+                     give a link to it with a UTF-8 name (`ln -s`)",
+                )
+            })
+        })
+        .collect()
+}
+
 /// A [`Usage`] from its two parts.
 pub fn usage(error: impl Into<String>, hint: impl Into<String>) -> Usage {
     Usage {

@@ -570,6 +570,10 @@ struct Caller {
     session: Option<SessionId>,
     /// A `session=` was given, well-formed or not.
     names_one: bool,
+    /// More than one `session=` was given: refused before any session is
+    /// looked up (found in review: `session=a&session=b` was told `a` was
+    /// not issued, a 403, where a parameter given twice is a 400).
+    repeated: bool,
     /// The query has a `key=` (the instructor key, checked before routing).
     key: bool,
 }
@@ -580,11 +584,13 @@ fn session_in(uri: &hyper::Uri) -> Caller {
         return Caller::default();
     };
     let mut session = None;
-    let mut key = false;
+    let (mut key, mut repeated) = (false, false);
     for (name, value) in form_urlencoded::parse(query.as_bytes()) {
         if name == "session" {
             if session.is_none() {
                 session = Some(value);
+            } else {
+                repeated = true;
             }
         } else if name == "key" {
             key = true;
@@ -594,6 +600,7 @@ fn session_in(uri: &hyper::Uri) -> Caller {
         names_one: session.is_some(),
         session: session.and_then(|value| SessionId::parse(&value).ok()),
         key,
+        repeated,
     }
 }
 
@@ -763,6 +770,7 @@ impl Handler {
             session: named,
             names_one,
             key: has_key,
+            repeated,
         } = session_in(request.uri());
         // Only a session this server issued may claim a connection.
         let owner = Owner::of(named.clone());
@@ -797,8 +805,16 @@ impl Handler {
         // at once); past that, what an events socket's upgrade is refused is
         // told in a close frame, which a browser's WebSocket can read
         // (`events::refuse`): it is routed, carrying the refusal.
-        let refused = match self.foreign(&head, request.uri().path()) {
+        let refused = match self.foreign(&head, request.uri()) {
             Err(refused) => Some((refused, false)),
+            Ok(()) if repeated => Some((
+                ApiError::bad_request(
+                    "`session` is given more than once",
+                    "send each parameter once: one `session=`, the one this server issued \
+                     to your page",
+                ),
+                !has_body && asks_for_events_socket(&request),
+            )),
             Ok(()) => self
                 .admit(
                     &request,
@@ -883,7 +899,8 @@ impl Handler {
     /// What a shared room refuses before anything else: more than one
     /// `Host` or `Origin`, a host name or a page that is not the lab's, and
     /// another site's request to the API that carries no `Origin` at all.
-    fn foreign(&self, head: &Head<'_>, path: &str) -> Result<(), ApiError> {
+    fn foreign(&self, head: &Head<'_>, uri: &hyper::Uri) -> Result<(), ApiError> {
+        let path = uri.path();
         let origins = self.lab.origins();
         // The address the client connected to is the lab's own, whatever the
         // interface (a workshop machine's LAN address): not a rebound name.
@@ -895,11 +912,22 @@ impl Handler {
                 format!("send one {name} header (a browser always does)"),
             ));
         }
-        if let Some(host) = head.host {
-            let host = host.to_str().unwrap_or("");
+        // The authority the request is addressed to: an absolute-form
+        // target's own (RFC 9112 §3.2.2: the server ignores `Host` then;
+        // found in review: `GET http://evil.com/…` with the lab's `Host`
+        // was served), HTTP/2's `:authority`, or else `Host`.
+        let authority = uri
+            .authority()
+            .map(|a| a.as_str().as_bytes())
+            .or(head.host.map(axum::http::HeaderValue::as_bytes));
+        if let Some(authority) = authority {
+            let host = std::str::from_utf8(authority).unwrap_or("");
             if !origins.allows_authority(host) && !host.eq_ignore_ascii_case(&local()) {
                 return Err(ApiError::forbidden(
-                    format!("this lab does not answer to the host `{host}`"),
+                    format!(
+                        "this lab does not answer to the host `{}`",
+                        String::from_utf8_lossy(authority)
+                    ),
                     format!(
                         "open it as http://127.0.0.1:PORT/ or http://localhost:PORT/ (ports {:?}); \
                          a foreign host name is refused so that DNS rebinding cannot reach the lab",
@@ -908,11 +936,14 @@ impl Handler {
                 ));
             }
         }
-        if let Some(origin) = head.origin {
-            let origin = origin.to_str().unwrap_or("");
+        if let Some(value) = head.origin {
+            let origin = value.to_str().unwrap_or("");
             if !origins.allows_origin_at(origin, self.conn.local()) {
                 return Err(ApiError::forbidden(
-                    format!("requests from pages at `{origin}` are refused"),
+                    format!(
+                        "requests from pages at `{}` are refused",
+                        String::from_utf8_lossy(value.as_bytes())
+                    ),
                     "only the lab's own pages (its ports on 127.0.0.1, localhost, [::1] and \
                      its address) may drive it",
                 ));

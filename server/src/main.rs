@@ -698,7 +698,28 @@ async fn lab_main() -> ExitCode {
                 .unwrap_or_else(|_| "keepalive_lab_server=info".into()),
         )
         .init();
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args = match cli::text_args(std::env::args_os().skip(1)) {
+        Ok(args) => args,
+        Err(mistake) => {
+            // The tool's name from the first argument, when that one is text.
+            let (tool, usage) = match std::env::args_os()
+                .nth(1)
+                .and_then(|a| a.into_string().ok())
+            {
+                Some(sub) if sub == "middlebox" => (
+                    "keepalive-lab middlebox",
+                    keepalive_lab_server::middlebox::cli::USAGE,
+                ),
+                Some(sub) if sub == "agent" => (
+                    "keepalive-lab agent",
+                    keepalive_lab_server::agent::cli::USAGE,
+                ),
+                _ => ("keepalive-lab", USAGE),
+            };
+            say_err!("{}", mistake.explain(tool, usage));
+            return ExitCode::from(2);
+        }
+    };
     match args.first().map(String::as_str) {
         Some("middlebox") => {
             return keepalive_lab_server::middlebox::cli::run_cli(args[1..].to_vec()).await;

@@ -13,8 +13,11 @@ use protocol::SessionId;
 
 use crate::error::ApiError;
 
-/// Parameters every endpoint takes: the page's tag and its session.
-pub const COMMON: [&str; 2] = ["id", "session"];
+/// Parameters every endpoint takes: the page's tag, its session, and the
+/// instructor key, which is checked before routing and may come with any
+/// request (found in review: `/api/fast?key=…` was a 400 though the same
+/// key as `Authorization: Bearer` was taken).
+pub const COMMON: [&str; 3] = ["id", "session", "key"];
 
 /// Longest accepted value of the `id` tag, so a client cannot make the server
 /// store (and echo in every event) arbitrarily large strings.
@@ -47,7 +50,11 @@ impl Params {
             let value = decoded(value)
                 .ok_or_else(|| not_utf8(&format!("the value of `{name}`"), example))?;
             if !allowed.contains(&name.as_ref()) && !COMMON.contains(&name.as_ref()) {
-                let accepted: Vec<&str> = allowed.iter().chain(&COMMON).copied().collect();
+                let accepted: Vec<&str> = allowed
+                    .iter()
+                    .chain(COMMON.iter().filter(|c| !allowed.contains(c)))
+                    .copied()
+                    .collect();
                 return Err(ApiError::bad_request(
                     format!("`{endpoint}` does not take a `{name}` parameter"),
                     format!(

@@ -960,10 +960,63 @@ async fn from_another_machine_the_api_needs_a_session() {
     assert_eq!(own.status, 200, "{}", own.text());
     let keyed = laptop.get(&format!("/api/connections?key={KEY}")).await;
     assert_eq!(keyed.status, 200, "the instructor, from anywhere");
+    // The key as `key=` on a lesson's endpoint, as api.md says and as the
+    // bearer form was (found in review: a 400, "does not take a `key`").
+    for (target, bearer) in [
+        (format!("/api/fast?key={KEY}"), None),
+        ("/api/fast".to_owned(), Some(format!("Bearer {KEY}"))),
+    ] {
+        let headers: Vec<(&str, &str)> = bearer
+            .as_deref()
+            .map(|b| ("Authorization", b))
+            .into_iter()
+            .collect();
+        laptop
+            .send_request_with("GET", &target, &headers, b"")
+            .await;
+        let keyed = laptop.read_response().await;
+        assert_eq!(keyed.status, 200, "{target}: {}", keyed.text());
+    }
+    // A session given twice is that mistake, a 400, whether the first is
+    // this server's or not, and before any is looked up (found in review:
+    // `session=a&session=b` was told `a` was not issued, a 403).
+    for target in [
+        "/api/fast?session=s-0000&session=s-0001".to_owned(),
+        format!("/api/fast?session={s}&session=s-0001"),
+        format!("/api/fast?session=s-0001&session={s}"),
+    ] {
+        let twice = laptop.get(&target).await;
+        assert_eq!(twice.status, 400, "{target}: {}", twice.text());
+        assert!(
+            twice
+                .error_body()
+                .error
+                .contains("`session` is given more than once"),
+            "{target}: {}",
+            twice.text()
+        );
+    }
 
     // The events socket: closed at once with 1008 and why, no snapshot.
-    let (stream, _registration) = common::forwarded(addr, &lab, client).await;
-    let url = format!("ws://{addr}/api/events");
+    let reason = refused_viewer(addr, &lab, client, "/api/events").await;
+    assert!(reason.contains("need a session"), "{reason}");
+
+    // An events socket with two sessions: 1008 and the same words.
+    let target = format!("/api/events?session={s}&session=s-0001");
+    let reason = refused_viewer(addr, &lab, client, &target).await;
+    assert!(reason.contains("more than once"), "{reason}");
+
+    // The lab's own machine keeps the anonymous scope.
+    assert_eq!(get_once(addr, "/api/fast").await.status, 200);
+    Viewer::connect_anonymous(addr).await;
+}
+
+/// An events socket to `target` from `client` (forwarded by the lab's
+/// middlebox, as another machine): upgraded, then closed at once with 1008;
+/// the close frame's reason.
+async fn refused_viewer(addr: SocketAddr, lab: &Lab, client: SocketAddr, target: &str) -> String {
+    let (stream, _registration) = common::forwarded(addr, lab, client).await;
+    let url = format!("ws://{addr}{target}");
     let (mut ws, _) = common::within(
         "the handshake",
         tokio_tungstenite::client_async(url.as_str(), stream),
@@ -972,15 +1025,11 @@ async fn from_another_machine_the_api_needs_a_session() {
     .expect("upgraded, to be told why in the close frame");
     match common::within("the close frame", futures_util::StreamExt::next(&mut ws)).await {
         Some(Ok(tokio_tungstenite::tungstenite::Message::Close(Some(frame)))) => {
-            assert_eq!(u16::from(frame.code), 1008, "{frame:?}");
-            assert!(frame.reason.contains("need a session"), "{frame:?}");
+            assert_eq!(u16::from(frame.code), 1008, "{target}: {frame:?}");
+            frame.reason.to_string()
         }
-        other => panic!("another machine's anonymous viewer was served: {other:?}"),
+        other => panic!("{target}: served: {other:?}"),
     }
-
-    // The lab's own machine keeps the anonymous scope.
-    assert_eq!(get_once(addr, "/api/fast").await.status, 200);
-    Viewer::connect_anonymous(addr).await;
 }
 
 /// A viewer that may not change the anonymous scope (here through the

@@ -439,3 +439,44 @@ async fn value_mistakes_are_explained_like_flag_mistakes() {
         assert!(stderr.contains("usage: keepalive-lab"), "{value}: {stderr}");
     }
 }
+
+/// An argument that is not UTF-8 (a Linux path may be any bytes) is a
+/// usage mistake like any other, for the lab and both subcommands: exit 2,
+/// the argument named, a hint; never a panic (found in review: exit 101
+/// from `std::env::args`).
+#[tokio::test]
+async fn an_argument_that_is_not_utf8_is_explained_not_panicked_on() {
+    use std::ffi::OsString;
+    use std::os::unix::ffi::OsStringExt;
+    let bad = || OsString::from_vec(b"/tmp/\xff".to_vec());
+    for (args, tool) in [
+        (vec![OsString::from("--dist"), bad()], "keepalive-lab: "),
+        (
+            vec![
+                OsString::from("middlebox"),
+                OsString::from("--listen"),
+                bad(),
+            ],
+            "keepalive-lab middlebox: ",
+        ),
+        (
+            vec![
+                OsString::from("agent"),
+                OsString::from("http://127.0.0.1:1/"),
+                OsString::from("--method"),
+                bad(),
+            ],
+            "keepalive-lab agent: ",
+        ),
+    ] {
+        let out = run_to_end(&args, Stdio::piped()).await;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.starts_with(tool) && stderr.contains("is not UTF-8 text: `/tmp/\u{fffd}`"),
+            "{args:?}: {stderr}"
+        );
+        assert!(stderr.contains("\n  hint: "), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}

@@ -485,3 +485,28 @@ async fn another_sites_link_to_the_page_still_opens_it() {
         }
     }
 }
+
+/// An absolute-form target (`GET http://127.0.0.1:PORT/…`, as a proxy
+/// forwards) is addressed to the authority it names, and `Host` is ignored
+/// (RFC 9112 §3.2.2): the lab's own authority is served whatever `Host`
+/// says, and a foreign one refused whatever `Host` says (found in review:
+/// the check read `Host`, the other way round).
+#[tokio::test]
+async fn an_absolute_form_target_is_checked_by_its_own_authority() {
+    let (addr, _lab) = start_server().await;
+    for (target, host, status) in [
+        (format!("http://{addr}/api/fast"), "evil.example", 200),
+        (
+            "http://evil.example/api/fast".to_owned(),
+            &*format!("{addr}"),
+            403,
+        ),
+    ] {
+        let mut client = Client::connect(addr).await;
+        client
+            .send_raw(format!("GET {target} HTTP/1.1\r\nHost: {host}\r\n\r\n").as_bytes())
+            .await;
+        let response = client.read_response().await;
+        assert_eq!(response.status, status, "{target}: {}", response.text());
+    }
+}

@@ -19,7 +19,10 @@ pub const BINARY: &str = env!("CARGO_BIN_EXE_keepalive-lab");
 /// Runs the binary with `args` to its end, stdin from `/dev/null`, stdout to
 /// `stdout` and stderr piped; a child still running after [`LIMIT`]
 /// is killed and fails the test.
-pub async fn run_to_end(args: &[&str], stdout: Stdio) -> Output {
+pub async fn run_to_end<A: AsRef<std::ffi::OsStr> + std::fmt::Debug>(
+    args: &[A],
+    stdout: Stdio,
+) -> Output {
     let child = Command::new(BINARY)
         .args(args)
         .stdin(Stdio::null())

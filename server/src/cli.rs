@@ -125,9 +125,27 @@ impl Usage {
     pub fn explain(&self, tool: &str, usage_text: &str) -> String {
         format!(
             "{tool}: {}\n  hint: {}\n{usage_text}",
-            self.error, self.hint
+            shortened(&self.error),
+            self.hint
         )
     }
+}
+
+/// Most characters of a mistake's words printed whole: past it, its start
+/// and its end are kept (the value quoted in it is what is long: found in
+/// review, `--connection` with 100 KB echoed it all back).
+const MISTAKE_CHARS: usize = 300;
+
+/// `words` whole, or its first 200 and last 60 characters around an
+/// ellipsis that says how many were left out.
+fn shortened(words: &str) -> std::borrow::Cow<'_, str> {
+    let count = words.chars().count();
+    if count <= MISTAKE_CHARS {
+        return words.into();
+    }
+    let head: String = words.chars().take(200).collect();
+    let tail: String = words.chars().skip(count - 60).collect();
+    format!("{head}…({} characters left out)…{tail}", count - 260).into()
 }
 
 /// Resolves at the first Ctrl-C (SIGINT) or, on Unix, SIGTERM (what `kill`,
@@ -348,6 +366,29 @@ mod tests {
             .collect::<Vec<_>>()
             .leak();
         Flags::new(args, SPECS).collect()
+    }
+
+    #[test]
+    fn a_long_value_in_a_mistake_is_shortened_around_its_ends() {
+        let short = usage("--connection `close` is not a header value", "e.g. close");
+        assert!(
+            short
+                .explain("t", "usage")
+                .starts_with("t: --connection `close` is not")
+        );
+        let long = usage(
+            format!(
+                "--connection `{}` is not a header value",
+                "x".repeat(100_000)
+            ),
+            "e.g. close",
+        );
+        let told = long.explain("t", "usage");
+        let first = told.lines().next().unwrap();
+        assert!(first.chars().count() < 320, "{} characters", first.len());
+        assert!(first.starts_with("t: --connection `xxx"), "{first}");
+        assert!(first.ends_with("` is not a header value"), "{first}");
+        assert!(first.contains("…(99777 characters left out)…"), "{first}");
     }
 
     #[test]

@@ -167,6 +167,30 @@ mod tests {
         assert!(super::super::server_config(&identity, super::super::Offer::H2AndHttp11).is_ok());
     }
 
+    /// A certificate block whose body is not a certificate is told as
+    /// such, not as a certificate and key that do not go together (found
+    /// in review); a key of another certificate is the mismatch.
+    #[test]
+    fn a_certificate_that_does_not_parse_is_not_a_mismatch() {
+        use super::super::{Offer, server_config};
+        let good = Identity::generate(&[]).unwrap();
+        let garbled = Identity {
+            chain: vec![CertificateDer::from(vec![0x30, 0x03, 0x02, 0x01, 0x00])],
+            key: good.key.clone_key(),
+            generated: false,
+        };
+        let e = server_config(&garbled, Offer::H2AndHttp11).unwrap_err();
+        assert!(e.starts_with("TLS: the certificate cannot be read"), "{e}");
+        let other = Identity::generate(&[]).unwrap();
+        let mismatched = Identity {
+            chain: good.chain.clone(),
+            key: other.key.clone_key(),
+            generated: false,
+        };
+        let e = server_config(&mismatched, Offer::H2AndHttp11).unwrap_err();
+        assert!(e.contains("do not go together"), "{e}");
+    }
+
     #[test]
     fn bad_files_say_what_is_wrong() {
         let dir = std::env::temp_dir().join(format!("kal-tls-{}", std::process::id()));

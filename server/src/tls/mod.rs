@@ -81,7 +81,14 @@ pub fn server_config(
         .map_err(|e| format!("TLS: {e}"))?
         .with_no_client_auth()
         .with_single_cert(identity.chain(), identity.key())
-        .map_err(|e| format!("TLS: the certificate and key do not go together: {e}"))?;
+        .map_err(|e| match e {
+            // A certificate that does not parse is not a mismatch (found in
+            // review: a bad PEM body was told as "do not go together").
+            rustls::Error::InvalidCertificate(_) => {
+                format!("TLS: the certificate cannot be read: {e}")
+            }
+            _ => format!("TLS: the certificate and key do not go together: {e}"),
+        })?;
     config.alpn_protocols = match offer {
         Offer::H2AndHttp11 => vec![ALPN_H2.to_vec(), ALPN_HTTP11.to_vec()],
         Offer::Http11Only => vec![ALPN_HTTP11.to_vec()],

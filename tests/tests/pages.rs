@@ -378,6 +378,39 @@ async fn a_link_to_an_unknown_lesson_says_so_above_the_list() {
     .await;
 }
 
+/// Enter in the prediction's field locks it in, as the button does, and
+/// Run can be pressed (found in review: Enter did nothing).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enter_in_the_prediction_locks_it_in() {
+    let (addr, _lab) = start_page_server().await;
+    let mut chrome = Chromium::launch().await;
+    let page = chrome
+        .open_lesson(&format!("http://{addr}/"), "six-lanes")
+        .await;
+    chrome
+        .eval(
+            &page,
+            "(() => { const i = document.getElementById('prediction'); i.focus(); \
+               const set = Object.getOwnPropertyDescriptor(HTMLInputElement.prototype, 'value').set; \
+               set.call(i, '6'); i.dispatchEvent(new Event('input', { bubbles: true })); })()",
+        )
+        .await;
+    // Run waits for the prediction only.
+    let run = "document.getElementById('run-lesson').disabled";
+    assert_eq!(chrome.eval(&page, run).await, true, "no prediction yet");
+    chrome
+        .eval(
+            &page,
+            "document.getElementById('prediction').dispatchEvent(\
+               new KeyboardEvent('keydown', { key: 'Enter', bubbles: true, cancelable: true }))",
+        )
+        .await;
+    eventually("Run enabled by Enter", LIMIT, async || {
+        (chrome.eval(&page, run).await == false).then_some(())
+    })
+    .await;
+}
+
 async fn nothing_cut_off(chrome: &mut Chromium, page: &Page, which: &str, width: u32, panels: u64) {
     chrome.set_viewport(page, width, 720).await;
     tokio::time::sleep(Duration::from_millis(200)).await;

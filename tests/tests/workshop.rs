@@ -245,13 +245,19 @@ async fn the_instructor_sees_what_every_participant_measured_and_moves_the_room(
         2,
         "two predictions (6 and 5), one answer: {expected:?}"
     );
-    let drawn = teacher
-        .eval(
-            &instructor,
-            "Array.from(document.querySelectorAll('svg.room-chart g'))                .map(g => Array.from(g.querySelectorAll('text')).map(t => t.textContent))",
-        )
-        .await;
-    let drawn: Vec<Vec<String>> = serde_json::from_value(drawn).expect("the chart's rows");
+    // Each answer in the lesson's words once they have come: six-lanes
+    // counts requests (found in review: a bare "6").
+    let drawn = eventually("the chart in the lesson's words", LIMIT, async || {
+        let rows = teacher
+            .eval(
+                &instructor,
+                "Array.from(document.querySelectorAll('svg.room-chart g'))                .map(g => [g.dataset.value, ...Array.from(g.querySelectorAll('text')).map(t => t.textContent)])",
+            )
+            .await;
+        let rows: Vec<Vec<String>> = serde_json::from_value(rows).expect("the chart's rows");
+        (!rows.is_empty() && rows.iter().all(|r| r[1].ends_with(" requests"))).then_some(rows)
+    })
+    .await;
     let drawn: std::collections::BTreeMap<String, (u32, u32)> = drawn
         .into_iter()
         .map(|row| {
@@ -261,7 +267,8 @@ async fn the_instructor_sees_what_every_participant_measured_and_moves_the_room(
                     .and_then(|n| n.parse().ok())
                     .expect("a count")
             };
-            (row[0].clone(), (n(&row[1]), n(&row[2])))
+            assert_eq!(row[1], format!("{} requests", row[0]), "{row:?}");
+            (row[0].clone(), (n(&row[2]), n(&row[3])))
         })
         .collect();
     assert_eq!(drawn, expected, "the chart is the room's record");

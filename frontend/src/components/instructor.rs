@@ -11,6 +11,7 @@ use std::rc::Rc;
 use protocol::{LessonReport, Participant, RoomPatch, RoomState, ServerEvent, SessionId};
 use yew::prelude::*;
 
+use crate::lessons::LessonWords;
 use crate::services::events::EventSocket;
 use crate::services::session;
 use crate::state::SocketStatus;
@@ -189,31 +190,49 @@ fn measured_label(count: &Count) -> String {
     }
 }
 
-/// The room's predictions against its measurements, as bars.
-fn chart(counts: &SortedMap<String, Count>) -> Html {
+/// A reported answer (`6`, `choice-1`) in the lesson's words ("6
+/// connections", the choice's text), as the participants saw it (found in
+/// review: the view showed `choice-0`); as reported until the lesson's
+/// words have come.
+fn answer_words(value: &str, words: Option<&LessonWords>) -> String {
+    match (crate::lessons::Answer::from_report(value), words) {
+        (Some(answer), Some(words)) => answer.words(words),
+        _ => value.to_owned(),
+    }
+}
+
+/// A bar's width for `n` of `max`: none for 0 (found in review: a count of
+/// 0 was drawn 40 wide).
+fn bar_width(n: u32, max: u32) -> u32 {
+    if n == 0 { 0 } else { 20 + n * 320 / max.max(1) }
+}
+
+/// The room's predictions against its measurements, as bars: each answer's
+/// words on a line, its two bars below.
+fn chart(counts: &SortedMap<String, Count>, words: Option<&LessonWords>) -> Html {
     let max = counts
         .values()
         .map(|c| c.predicted.max(c.measured))
         .max()
         .unwrap_or(1)
         .max(1);
-    let row = 44;
+    let row = 62;
     let height = (counts.len().max(1) * row) as u32 + 10;
     let bar = |y: usize, n: u32, class: &'static str, label: &str| {
-        let w = 40 + n * 300 / max;
+        let w = bar_width(n, max);
         html! { <>
-            <rect class={class} x="110" y={y.to_string()} width={w.to_string()} height="16" />
-            <text x={(115 + w).to_string()} y={(y + 13).to_string()}>{ format!("{n} {label}") }</text>
+            <rect class={class} x="0" y={y.to_string()} width={w.to_string()} height="16" />
+            <text x={(5 + w).to_string()} y={(y + 13).to_string()}>{ format!("{n} {label}") }</text>
         </> }
     };
     html! {
         <svg class="room-chart" role="img" aria-label="Predictions and measurements" width="680" height={height.to_string()}>
             { for counts.iter().enumerate().map(|(i, (value, count))| {
                 let y = i * row + 4;
-                html! { <g>
-                    <text x="0" y={(y + 24).to_string()}>{ value.clone() }</text>
-                    { bar(y, count.predicted, "predicted", "predicted") }
-                    { bar(y + 20, count.measured, "measured", &measured_label(count)) }
+                html! { <g data-value={value.clone()}>
+                    <text x="0" y={(y + 13).to_string()}>{ answer_words(value, words) }</text>
+                    { bar(y + 18, count.predicted, "predicted", "predicted") }
+                    { bar(y + 38, count.measured, "measured", &measured_label(count)) }
                 </g> }
             }) }
         </svg>
@@ -232,6 +251,8 @@ pub fn InstructorView(props: &InstructorProps) -> Html {
     let chosen = use_state(String::new);
     // The lessons' titles, from the server's catalogue.
     let listed = use_state(|| None::<Result<Vec<crate::lessons::Listed>, String>>);
+    // The words of the lesson in play (its choices, its unit), by id.
+    let words = use_state(|| None::<(String, LessonWords)>);
     {
         let listed = listed.clone();
         use_effect_with((), move |()| {
@@ -399,6 +420,25 @@ pub fn InstructorView(props: &InstructorProps) -> Html {
             .and_then(|l| l.iter().find(|l| l.id == id))
             .map_or_else(|| id.to_owned(), |l| l.title.clone())
     };
+    {
+        let words = words.clone();
+        use_effect_with(in_play.clone(), move |id: &String| {
+            let id = id.clone();
+            if !id.is_empty() && words.as_ref().is_none_or(|(had, _)| *had != id) {
+                wasm_bindgen_futures::spawn_local(async move {
+                    let path = format!("/api/lessons/{id}");
+                    // Not understood or not there: the answers as reported.
+                    if let Ok(w) = session::json::<LessonWords>("GET", &path, None).await {
+                        words.set(Some((id, w)));
+                    }
+                });
+            }
+        });
+    }
+    let in_play_words = words
+        .as_ref()
+        .filter(|(id, _)| *id == in_play)
+        .map(|(_, w)| w);
     let counts = tally(&state.participants, &in_play);
     let qr = format!(
         "/api/room/join.svg?key={}",
@@ -461,7 +501,7 @@ pub fn InstructorView(props: &InstructorProps) -> Html {
             if counts.is_empty() {
                 <p class="help">{ "No predictions yet." }</p>
             } else {
-                { chart(&counts) }
+                { chart(&counts, in_play_words) }
             }
             <table class="participants">
                 <thead><tr><th>{ "participant" }</th><th>{ "browser" }</th><th>{ "online" }</th>
@@ -475,11 +515,13 @@ pub fn InstructorView(props: &InstructorProps) -> Html {
                                 <td>{ short }</td>
                                 <td>{ p.browser.clone() }</td>
                                 <td>{ if p.online { "yes" } else { "no" } }</td>
-                                <td>{ p.lesson.clone().unwrap_or_default() }</td>
-                                <td>{ report.and_then(|r| r.prediction.clone()).unwrap_or_default() }</td>
+                                <td>{ p.lesson.as_deref().map(title_of).unwrap_or_default() }</td>
+                                <td>{ report.and_then(|r| r.prediction.as_deref())
+                                    .map(|v| answer_words(v, in_play_words)).unwrap_or_default() }</td>
                                 <td data-answer={report.and_then(|r| r.answer.clone()).unwrap_or_default()}
                                     data-stopped-early={report.is_some_and(|r| r.stopped_early).to_string()}>
-                                    { report.and_then(|r| r.answer.clone()).unwrap_or_default() }
+                                    { report.and_then(|r| r.answer.as_deref())
+                                        .map(|v| answer_words(v, in_play_words)).unwrap_or_default() }
                                     if report.is_some_and(|r| r.stopped_early && r.answer.is_some()) {
                                         <span class="stopped-early" title="A wait passed its limit in this browser: the answer is what it measured until then">
                                             { " (stopped early)" }</span>
@@ -649,6 +691,38 @@ mod tests {
     /// An answer from a run that stopped early is counted among the
     /// measured, and said to be so (found in review: the room's tally could
     /// not tell it from a complete run).
+    /// The room's answers in the lesson's words: a choice's text, a count
+    /// with its unit, "not measured"; as reported until the words come; a
+    /// count of 0 drawn as no bar (found in review).
+    #[test]
+    fn answers_are_shown_in_the_lessons_words_and_zero_has_no_bar() {
+        let words = LessonWords {
+            title: "t".into(),
+            concept: "c".into(),
+            prompt: "p".into(),
+            unit: None,
+            choices: vec!["on the same connection".into(), "on another".into()],
+            why: String::new(),
+            watch: String::new(),
+        };
+        assert_eq!(
+            answer_words("choice-0", Some(&words)),
+            "on the same connection"
+        );
+        assert_eq!(answer_words("unmeasured", Some(&words)), "not measured");
+        assert_eq!(answer_words("choice-0", None), "choice-0");
+        let counted = LessonWords {
+            unit: Some("connections".into()),
+            choices: Vec::new(),
+            ..words
+        };
+        assert_eq!(answer_words("6", Some(&counted)), "6 connections");
+        assert_eq!(answer_words("1", Some(&counted)), "1 connection");
+        assert_eq!(answer_words("junk", Some(&counted)), "junk");
+        assert_eq!(bar_width(0, 5), 0);
+        assert!(bar_width(1, 5) > 0 && bar_width(5, 5) > bar_width(1, 5));
+    }
+
     #[test]
     fn the_tally_marks_answers_from_runs_that_stopped_early() {
         let room = [

@@ -79,6 +79,18 @@ pub enum Answer {
 }
 
 impl Answer {
+    /// An answer as a lesson report carries it (`6`, `choice-1`,
+    /// `unmeasured`: `track::lesson`'s `answer_value`), if it is one.
+    pub fn from_report(value: &str) -> Option<Answer> {
+        if value == "unmeasured" {
+            return Some(Answer::Unmeasured);
+        }
+        match value.strip_prefix("choice-") {
+            Some(i) => i.parse().ok().map(Answer::Choice),
+            None => value.parse().ok().map(Answer::Number),
+        }
+    }
+
     /// In the words of the lesson's text.
     pub fn words(self, words: &LessonWords) -> String {
         match (self, &words.unit) {

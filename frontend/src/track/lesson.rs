@@ -495,7 +495,7 @@ impl LessonPage {
                     // Background, not this run's measurement: said so, since
                     // it follows figures it may not match (found in review).
                     el("h3")
-                        .text("Why, in general (background from Chromium and the specs; docs/facts.md)")
+                        .text("Why, in general (background from Chromium and the specs, not from this run)")
                         .done(),
                     el("p")
                         .attr("class", "explain")

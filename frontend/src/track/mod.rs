@@ -81,7 +81,7 @@ struct Track {
     /// The lesson open, or `None` for the list.
     page: Option<LessonPage>,
     /// The body's listeners, and the URL fragment's.
-    _listeners: [Listener; 3],
+    _listeners: [Listener; 4],
 }
 
 impl Holds for Track {
@@ -122,6 +122,7 @@ impl Track {
                 _listeners: [
                     listen(me, &body, "click", Track::on_click),
                     listen(me, &body, "input", Track::on_input),
+                    listen(me, &body, "keydown", Track::on_key),
                     listen(me, &window, "hashchange", |t, _| {
                         t.open_in_place(lesson_from_location())
                     }),
@@ -276,6 +277,21 @@ impl Track {
         {
             page.number = input.value();
             self.draw();
+        }
+    }
+
+    /// Enter in the prediction's field locks it in, as the button does
+    /// (found in review: Enter did nothing, and Run stayed disabled).
+    fn on_key(&mut self, e: &Event) {
+        let in_prediction = target(e)
+            .and_then(|t| t.dyn_into::<web_sys::HtmlInputElement>().ok())
+            .is_some_and(|input| input.id() == "prediction");
+        let enter = e
+            .dyn_ref::<web_sys::KeyboardEvent>()
+            .is_some_and(|k| k.key() == "Enter");
+        if in_prediction && enter {
+            e.prevent_default();
+            self.lesson_click(Click::LockNumber);
         }
     }
 

@@ -109,6 +109,22 @@ impl Timeline {
             });
         }
         if let Some(t) = t.as_mut() {
+            // A new run (or agent run) is fitted whole: a zoom made on the
+            // one before would show it squeezed at an edge, with negative
+            // times (found in review).
+            let shown = |i: &Input| {
+                (
+                    i.run.as_ref().map(|r| r.id),
+                    i.agent.as_ref().map(|a| a.run),
+                )
+            };
+            if t.input
+                .as_ref()
+                .map(shown)
+                .is_some_and(|before| before != shown(&input))
+            {
+                t.looking.zoom = None;
+            }
             t.input = Some(input);
             t.draw();
         }

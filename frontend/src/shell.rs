@@ -10,7 +10,7 @@
 //! participant with the same settings (see [`crate::services::session::resume`]).
 //!
 //! Both pages draw these in their `main` ([`main`]). Their buttons are
-//! found by id by the page's one click listener: [`RECONNECT`],
+//! found by id by the page's one click listener: [`RECONNECT`], [`RELOAD`],
 //! [`PROJECTOR`] and [`NAV_LESSONS`].
 
 use crate::dom::{Node, el, text};
@@ -38,6 +38,19 @@ impl Page {
 /// The id of the Reconnect button (shown when the server refused the live
 /// link and the page does not retry by itself).
 pub const RECONNECT: &str = "reconnect";
+
+/// The id of the Reload button: shown instead of Reconnect when the server
+/// refused the live link before it was live (a session it does not know,
+/// as after a restart): the same session would be refused again, and a
+/// reload asks for a new one (found in review: Reconnect did nothing).
+pub const RELOAD: &str = "reload";
+
+/// Reloads the page: a new session, its live link opened afresh.
+pub fn reload() {
+    if let Some(window) = web_sys::window() {
+        let _ = window.location().reload();
+    }
+}
 
 /// The id of the projector switch.
 pub const PROJECTOR: &str = "projector";
@@ -70,10 +83,15 @@ pub fn set_hash(hash: &str) {
 pub fn header(state: &LabState, projector: bool) -> Vec<Vec<Node>> {
     let socket = state.socket.name();
     let reconnect = state.socket.waits_for_reconnect().then(|| {
+        let (id, words) = if state.socket == crate::state::SocketStatus::Refused {
+            (RELOAD, "Reload the page")
+        } else {
+            (RECONNECT, "Reconnect")
+        };
         el("button")
             .attr("class", "secondary small")
-            .attr("id", RECONNECT)
-            .text("Reconnect")
+            .attr("id", id)
+            .text(words)
             .done()
     });
     let status = el("p")
@@ -165,4 +183,45 @@ pub fn main(state: &LabState, page: Page, projector: bool, body: Vec<Vec<Node>>)
         main = main.kids(slot);
     }
     main.done()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::SocketStatus;
+
+    /// The header's markup with the live link in `socket`.
+    fn markup(socket: SocketStatus) -> String {
+        let mut state = crate::state::tests::fresh();
+        state.socket = socket;
+        let mut out = String::new();
+        for node in header(&state, false).iter().flatten() {
+            node.write(&mut out);
+        }
+        out
+    }
+
+    /// Refused (a session the server does not know, as after a restart):
+    /// Reload, since the same session would be refused again; ended after
+    /// it was live: Reconnect (found in review: Reconnect did nothing).
+    #[test]
+    fn a_refused_link_offers_a_reload_and_an_ended_one_a_reconnect() {
+        let refused = markup(SocketStatus::Refused);
+        assert!(
+            refused.contains("id=\"reload\">Reload the page</button>"),
+            "{refused}"
+        );
+        assert!(!refused.contains("id=\"reconnect\""), "{refused}");
+        let ended = markup(SocketStatus::Ended);
+        assert!(
+            ended.contains("id=\"reconnect\">Reconnect</button>"),
+            "{ended}"
+        );
+        assert!(!ended.contains("id=\"reload\""), "{ended}");
+        let open = markup(SocketStatus::Open);
+        assert!(
+            !open.contains("reload") && !open.contains("reconnect"),
+            "{open}"
+        );
+    }
 }

@@ -121,6 +121,9 @@ pub fn reconnect_after_ms(code: u16, in_a_row: u32) -> Option<u32> {
 /// refused it.
 pub fn socket_notice(code: u16, reason: &str, was_live: bool) -> Option<String> {
     let then = match code {
+        // Refused: the same session would be refused again; a reload asks
+        // for a new one (found in review: "press Reconnect" did nothing).
+        CLOSE_POLICY if !was_live => "The page does not retry by itself: reload the page.",
         CLOSE_POLICY => "The page does not retry by itself: press Reconnect, or reload the page.",
         CLOSE_TRY_AGAIN_LATER => "The page tries again by itself, less and less often.",
         _ if reason.is_empty() => return None,

@@ -1219,6 +1219,28 @@ fn an_event_stream_stopped_early_counts_the_lanes_it_measured() {
     );
 }
 
+/// The live link closing mid-run (the lab stopped) fails the run at once,
+/// saying why, not after the step's wait (found in review: 20 s of
+/// "Running", then a failure that did not name the cause).
+#[test]
+fn a_live_link_closed_mid_run_fails_the_run_at_once() {
+    use super::runner::Stage;
+    let mut s = fresh();
+    s.config = Some(protocol::ServerPolicy::default());
+    s.apply(Action::Socket(crate::state::SocketStatus::Open));
+    let mut runner = super::runner::Runner::new(find("six-lanes").unwrap());
+    runner.predict(Answer::Number(6));
+    runner.start(&s, 0.0);
+    runner.poll(&s, 100.0);
+    assert_eq!(runner.stage, Stage::Running);
+    s.apply(Action::Socket(crate::state::SocketStatus::Closed));
+    runner.poll(&s, 200.0);
+    let Stage::Failed(why) = &runner.stage else {
+        panic!("still {:?}", runner.stage);
+    };
+    assert!(why.contains("live link to the server closed"), "{why}");
+}
+
 /// A wait that passes its limit before every burst went out is no answer:
 /// the burst never fired would be graded as one that found nothing (found
 /// in review of the early answer): http2's HTTP/1.1 burst stopped at 4, so

@@ -100,6 +100,9 @@ pub struct Runner {
     /// ([`LabState::gaps`]): one during the run means its figures could
     /// be missing what closed meanwhile.
     gaps_before: u32,
+    /// The live link was open when the run started (the page starts a run
+    /// only then): its closing mid-run fails the run.
+    link_open_at_start: bool,
     /// Agent runs finished before the lesson started.
     agents_before: u32,
     /// What was measured.
@@ -161,6 +164,7 @@ impl Runner {
             awaiting_middlebox: None,
             saved_middlebox: None,
             gaps_before: 0,
+            link_open_at_start: false,
             agents_before: 0,
             outcome: None,
             stopped_early: false,
@@ -225,6 +229,7 @@ impl Runner {
         (self.saved_middlebox, self.awaiting_middlebox) = (None, None);
         self.agents_before = state.agent_finished;
         self.gaps_before = state.gaps;
+        self.link_open_at_start = state.socket == crate::state::SocketStatus::Open;
         self.outcome = None;
         self.stopped_early = false;
         self.stage = Stage::Running;
@@ -367,6 +372,19 @@ impl Runner {
         self.last_poll_ms = now_ms;
         self.last_heard = Self::middlebox_heard(state);
         let mut commands = Vec::new();
+        // The live link closed mid-run (the lab stopped, the network
+        // dropped): nothing more can be measured, said at once rather than
+        // after the step's 20 s wait (found in review).
+        if self.stage == Stage::Running
+            && self.link_open_at_start
+            && state.socket != crate::state::SocketStatus::Open
+        {
+            let why = "the live link to the server closed during the run (the lab stopped, or \
+                       the network dropped), so what happened meanwhile cannot be measured; \
+                       run it again once the link is back"
+                .to_owned();
+            return self.fail(why);
+        }
         if self.stage == Stage::Running && state.gaps > self.gaps_before {
             let why = "the page missed server events during the run (its event stream fell \
                        behind, or reconnected), so what closed meanwhile, and why, is not \

@@ -1543,7 +1543,7 @@ fn a_refusal_that_retrying_will_not_change_stops_the_page_and_says_so() {
         "{shown}"
     );
     assert!(
-        shown.ends_with("The page does not retry by itself: press Reconnect, or reload the page."),
+        shown.ends_with("The page does not retry by itself: reload the page."),
         "{shown}"
     );
     // Reconnect: the words that asked for it go; refused again, they are
@@ -1581,7 +1581,8 @@ fn a_live_link_ended_with_1008_is_closed_not_refused_and_waits_for_reconnect() {
     assert_eq!(reconnect_after_ms(1008, 0), None);
     let shown = s.socket_problem.clone().unwrap();
     assert!(
-        shown.starts_with("The server closed the live link (1008): fell behind"),
+        shown.starts_with("The server closed the live link (1008): fell behind")
+            && shown.ends_with("press Reconnect, or reload the page."),
         "{shown}"
     );
     // Refused before it was live: a refusal.

@@ -227,6 +227,7 @@ impl Track {
                     return self.open(None);
                 }
                 shell::RECONNECT => return self.lab.link.reconnect(),
+                shell::RELOAD => return shell::reload(),
                 shell::PROJECTOR => {
                     self.projector = !self.projector;
                     crate::live::remember_projector(self.projector);

@@ -172,6 +172,7 @@ impl Workbench {
         }
         match el.id().as_str() {
             shell::RECONNECT => return self.lab.link.reconnect(),
+            shell::RELOAD => return shell::reload(),
             shell::PROJECTOR => {
                 self.projector = !self.projector;
                 crate::live::remember_projector(self.projector);

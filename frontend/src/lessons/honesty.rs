@@ -1241,6 +1241,92 @@ fn a_live_link_closed_mid_run_fails_the_run_at_once() {
     assert!(why.contains("live link to the server closed"), "{why}");
 }
 
+/// A burst whose every request failed in the browser, none at the server
+/// (a refused certificate on an HTTPS port), fails the lesson at once and
+/// names the likely cause for an HTTPS origin (found in review: 20 s of
+/// waiting, then figures). Not a burst of which one request got through.
+#[test]
+fn a_burst_that_never_reached_the_server_fails_at_once_and_says_why() {
+    use super::runner::Stage;
+    let mut s = fresh();
+    s.config = Some(protocol::ServerPolicy::default());
+    let mut runner = super::runner::Runner::new(find("six-lanes").unwrap());
+    runner.predict(Answer::Number(6));
+    runner.start(&s, 0.0);
+    fire(&mut s, 12, |_| Credentials::Default);
+    let run = s.current().unwrap().id;
+    runner.fired(run);
+    for index in 0..11 {
+        s.apply(Action::Failed {
+            run,
+            index,
+            error: "TypeError: Failed to fetch".into(),
+            aborted: false,
+            at_ms: 50.0,
+        });
+    }
+    runner.poll(&s, 100.0);
+    assert_eq!(runner.stage, Stage::Running, "one is still open");
+    s.apply(Action::Failed {
+        run,
+        index: 11,
+        error: "TypeError: Failed to fetch".into(),
+        aborted: false,
+        at_ms: 60.0,
+    });
+    runner.poll(&s, 150.0);
+    let Stage::Failed(why) = &runner.stage else {
+        panic!("still {:?}", runner.stage);
+    };
+    assert!(
+        why.contains("every request of burst 1 failed in your browser before reaching the server")
+            && why.contains("Failed to fetch"),
+        "{why}"
+    );
+    // The test's origin is plain HTTP: no word of a certificate.
+    assert!(!why.contains("certificate"), "{why}");
+
+    // The same burst to an HTTPS port: the certificate, and where to take it.
+    let mut s = fresh();
+    s.config = Some(protocol::ServerPolicy::default());
+    let mut runner = super::runner::Runner::new(find("six-lanes").unwrap());
+    runner.predict(Answer::Number(6));
+    runner.start(&s, 0.0);
+    let run = s.next_run();
+    let origin = "https://127.0.0.1:8443";
+    s.apply(Action::RunStarted {
+        id: run,
+        settings: crate::settings::BurstSettings::default(),
+        requests: vec![(
+            format!("b{run}-1"),
+            format!("{origin}/api/hang?id=b{run}-1"),
+            PoolKey {
+                origin: origin.into(),
+                credentials: Credentials::Default,
+            },
+        )],
+        at_ms: 0.0,
+        epoch_ms: 1.7e12,
+    });
+    runner.fired(run);
+    s.apply(Action::Failed {
+        run,
+        index: 0,
+        error: "TypeError: Failed to fetch".into(),
+        aborted: false,
+        at_ms: 50.0,
+    });
+    runner.poll(&s, 100.0);
+    let Stage::Failed(why) = &runner.stage else {
+        panic!("still {:?}", runner.stage);
+    };
+    assert!(
+        why.contains("refused the lab's self-signed certificate for https://127.0.0.1:8443")
+            && why.contains("open https://127.0.0.1:8443/ in a tab"),
+        "{why}"
+    );
+}
+
 /// A wait that passes its limit before every burst went out is no answer:
 /// the burst never fired would be graded as one that found nothing (found
 /// in review of the early answer): http2's HTTP/1.1 burst stopped at 4, so

@@ -14,7 +14,7 @@ use protocol::{PolicyPatch, ServerPolicy};
 
 use super::{Answer, Evidence, Lesson, Outcome, Step, Until, measure};
 use crate::settings::BurstSettings;
-use crate::state::{LabState, Run};
+use crate::state::{LabState, Phase, Run};
 
 /// How long a lesson waits for the server to confirm a policy change.
 const POLICY_WAIT_MS: u32 = 10_000;
@@ -511,7 +511,9 @@ impl Runner {
                 }
                 Step::Wait(until, limit_ms) => {
                     if !self.holds(until, state, now_ms) {
-                        if now_ms - self.step_started_ms > f64::from(limit_ms) {
+                        if let Some(why) = self.never_reached(until, state) {
+                            commands.extend(self.fail(why));
+                        } else if now_ms - self.step_started_ms > f64::from(limit_ms) {
                             let waited = format!(
                                 "waited {} s for {} and it did not happen",
                                 limit_ms / 1000,
@@ -527,6 +529,40 @@ impl Runner {
             self.step_started_ms = now_ms;
         }
         commands
+    }
+
+    /// Why a wait for requests at the server cannot end: every request of
+    /// its burst failed in the browser, none reached the server. Said at
+    /// once, with the likely cause for an HTTPS origin: the browser refused
+    /// the lab's self-signed certificate (found in review: 20 s of waiting,
+    /// then figures that did not name it).
+    fn never_reached(&self, until: Until, state: &LabState) -> Option<String> {
+        let Until::AtServer { run: i, .. } = until else {
+            return None;
+        };
+        let run = self.runs.get(i).and_then(|id| state.run(*id))?;
+        let first = run.requests.first()?;
+        let failed = run
+            .requests
+            .iter()
+            .all(|r| r.phase == Phase::Failed && r.server_start_us.is_none());
+        if !failed {
+            return None;
+        }
+        let origin = &first.pool.origin;
+        let mut why = format!(
+            "every request of burst {} failed in your browser before reaching the server ({})",
+            i + 1,
+            first.error.as_deref().unwrap_or("no error text")
+        );
+        if origin.starts_with("https://") {
+            why.push_str(&format!(
+                "; your browser most likely refused the lab's self-signed certificate for \
+                 {origin}: open {origin}/ in a tab, accept the certificate (Advanced, then \
+                 Proceed), and run the lesson again"
+            ));
+        }
+        Some(why)
     }
 
     /// Steps done and in all, for a progress line.

@@ -377,7 +377,18 @@ impl Track {
             ],
         );
         dom::patch(&mut Web, &self.body, &mut self.live, &[vec![main]]);
-        let run = state.current().cloned();
+        // An open lesson draws its own runs only: before it has fired, not
+        // the lesson before's (found in review: "Six lanes", not yet run,
+        // showed the pools lesson's run).
+        let run = match &self.page {
+            Some(page) => page
+                .runner
+                .runs
+                .last()
+                .and_then(|id| state.run(*id))
+                .cloned(),
+            None => state.current().cloned(),
+        };
         self.lab
             .draw_timeline(&state, run, (&self.live, TIMELINE), false);
     }

@@ -280,6 +280,26 @@ pub struct BurstView<'a> {
     /// The origin an HTTPS target resolves to, when one is chosen: the page
     /// links it so the learner can accept the lab's certificate once.
     pub https_origin: Option<String>,
+    /// The run shown, in a line beside Fire ([`run_status`]): the Measured
+    /// panel and the timeline are below the other panels, out of view.
+    pub run_status: Option<String>,
+}
+
+/// A run in one line: where its requests are now, and where to look (found
+/// in review: firing showed nothing in view, the figures being 1 500 px
+/// below the button).
+pub fn run_status(run: &crate::state::Run) -> String {
+    use crate::state::Phase;
+    let at = |phases: &[Phase]| phases.iter().map(|p| run.count(*p)).sum::<usize>();
+    format!(
+        "Run {}: {} waiting in your browser, {} at the server, {} done, {} failed. Measured and \
+         the timeline are below the panels.",
+        run.name(),
+        at(&[Phase::Pending, Phase::Queued]),
+        at(&[Phase::AtServer, Phase::Downloading]),
+        at(&[Phase::Done]),
+        at(&[Phase::Failed, Phase::Aborted]),
+    )
 }
 
 /// The burst composer.
@@ -489,6 +509,14 @@ pub fn burst(view: BurstView<'_>) -> Node {
             .text(problem)
             .done()
     });
+    let status = view.run_status.map(|line| {
+        el("p")
+            .attr("class", "help")
+            .attr("id", "run-status")
+            .attr("role", "status")
+            .text(line)
+            .done()
+    });
     el("section")
         .attr("class", "composer")
         .attr("aria-label", "Burst composer")
@@ -497,6 +525,7 @@ pub fn burst(view: BurstView<'_>) -> Node {
             fields.done(),
             actions.done(),
         ])
+        .kids(status.into_iter().collect())
         .kids(share.into_iter().collect())
         .kids(vec![
             el("p")
@@ -748,6 +777,41 @@ mod tests {
         assert!(!edit_agent(&mut s, "c-count", "3"));
     }
 
+    /// Beside Fire, where the run's requests are: the figures themselves
+    /// are out of view below the panels (found in review).
+    #[test]
+    fn the_run_is_told_beside_the_fire_button() {
+        use crate::state::tests::{fire, fresh, started};
+        let mut s = fresh();
+        let tags = fire(&mut s, 12, |_| crate::settings::Credentials::Default);
+        for c in 1..=6u64 {
+            s.apply(started(c, c, 1, &tags[c as usize - 1], 0));
+        }
+        let run = s.current().unwrap().clone();
+        assert_eq!(
+            run_status(&run),
+            format!(
+                "Run {}: 6 waiting in your browser, 6 at the server, 0 done, 0 failed. \
+                 Measured and the timeline are below the panels.",
+                run.name()
+            )
+        );
+        let mut html = String::new();
+        burst(BurstView {
+            settings: BurstSettings::default(),
+            share_url: None,
+            connected: true,
+            problem: None,
+            https_origin: None,
+            run_status: Some(run_status(&run)),
+        })
+        .write(&mut html);
+        assert!(
+            html.contains(r#"<p class="help" id="run-status" role="status">Run b"#),
+            "{html}"
+        );
+    }
+
     #[test]
     fn the_composer_draws_its_controls_with_the_settings_values() {
         let mut s = BurstSettings::default();
@@ -759,6 +823,7 @@ mod tests {
             connected: false,
             problem: None,
             https_origin: None,
+            run_status: None,
         })
         .write(&mut html);
         for id in [

@@ -292,6 +292,7 @@ impl Workbench {
                 connected,
                 problem: self.problem.clone().or_else(|| state.server_error.clone()),
                 https_origin,
+                run_status: run.as_deref().map(composer::run_status),
             }),
             panels::policy(state.config.as_ref(), connected, state.config_revision),
             panels::middlebox(

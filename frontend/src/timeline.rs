@@ -224,6 +224,11 @@ pub struct LaneGroups {
     pub earlier: usize,
     /// Connections from this host that carried none of this page's requests.
     pub foreign: usize,
+    /// Of those, the ones whose TLS handshake failed (a browser that
+    /// refused the lab's certificate ends so): told apart, since after an
+    /// HTTPS burst that failed they are most likely this page's own (found
+    /// in review: they were counted as another tab's).
+    pub tls_refused: usize,
     /// This page's events WebSocket(s).
     pub monitors: Vec<Rc<Lane>>,
     /// The connections of this session's Node-style agent: drawn beside the
@@ -245,10 +250,21 @@ impl PartialEq for LaneGroups {
             && same(&self.page_load, &other.page_load)
             && same(&self.agent, &other.agent)
             && same(&self.monitors, &other.monitors)
-            && (self.earlier, self.foreign) == (other.earlier, other.foreign)
+            && (self.earlier, self.foreign, self.tls_refused)
+                == (other.earlier, other.foreign, other.tls_refused)
             && self.uses == other.uses
             && self.middlebox == other.middlebox
     }
+}
+
+/// Whether `lane` ended in a failed TLS handshake, before any request (the
+/// server's words for it: `server/src/tls/serve.rs`).
+fn tls_refused(lane: &Lane) -> bool {
+    lane.requests.is_empty()
+        && matches!(
+            lane.closed.as_ref().map(|c| &c.reason),
+            Some(CloseReason::Error { message }) if message.starts_with("TLS handshake failed")
+        )
 }
 
 impl LaneGroups {
@@ -283,7 +299,11 @@ impl LaneGroups {
                 continue;
             }
             if !state.is_ours(lane) {
-                g.foreign += 1;
+                if tls_refused(lane) {
+                    g.tls_refused += 1;
+                } else {
+                    g.foreign += 1;
+                }
                 continue;
             }
             if lane.upgraded.is_some() {

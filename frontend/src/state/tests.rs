@@ -351,6 +351,37 @@ fn the_monitor_socket_is_listed_apart_and_unclaimed_connections_are_not_drawn() 
     assert_eq!(g.foreign, 2, "1 and 3 never carried this page's requests");
 }
 
+/// A connection whose TLS handshake failed before any request (a browser
+/// refusing the lab's certificate) is told apart from another tab's (found
+/// in review: after a failed HTTPS burst, the page blamed another tool).
+#[test]
+fn failed_tls_handshakes_are_counted_apart_from_other_tools() {
+    let mut s = fresh();
+    for (c, message) in [
+        (
+            1,
+            "TLS handshake failed: received fatal alert: BadCertificate",
+        ),
+        (2, "Connection reset by peer"),
+    ] {
+        s.apply(opened(c));
+        s.apply(event(ServerEvent::ConnectionClosed {
+            conn: ConnId(c),
+            reason: CloseReason::Error {
+                message: message.into(),
+            },
+            bytes_in: 300,
+            bytes_out: 0,
+            last_in_us: Some(50),
+            last_out_us: None,
+            requests: 0,
+            at_us: 99,
+        }));
+    }
+    let g = crate::timeline::LaneGroups::of(&s, None);
+    assert_eq!((g.tls_refused, g.foreign), (1, 1));
+}
+
 /// The server's snapshot, as a (re)connected events socket gets it: open
 /// connection `conn` only, carrying `requests` (see [`snap`]).
 fn snapshot(conn: u64, requests: Vec<protocol::RequestSnapshot>) -> Action {

@@ -283,6 +283,14 @@ fn aside(g: &LaneGroups) -> String {
             count(g.foreign, "connection")
         ));
     }
+    if g.tls_refused > 0 {
+        words.push(format!(
+            "{} from your host ended in a failed TLS handshake, before any request: a browser \
+             that refused the lab's certificate (this page's own, if its HTTPS requests \
+             failed): not drawn",
+            count(g.tls_refused, "connection")
+        ));
+    }
     words.join(". ")
 }
 

@@ -1982,6 +1982,8 @@ fn spare_socket(e: &Evidence<'_>) -> Outcome {
         })
         .count();
     let spare = page_load.len() - carried;
+    // The page's first run (runs are numbered from 1 in each page load).
+    let first_run = e.run(0).is_some_and(|r| r.id == 1);
     let figures = vec![
         figure(
             "page-load",
@@ -2026,12 +2028,21 @@ fn spare_socket(e: &Evidence<'_>) -> Outcome {
             count(page_load.len(), "connections"),
             carried,
             spare,
-            if spare == 0 {
-                " A spare, if your browser opened one, was used by a request of the page before \
-                 this lesson ran, and then it looks like any other connection: reload the page \
-                 and take this lesson first to see it unused."
-            } else {
-                ""
+            match (spare, first_run) {
+                (0, false) => {
+                    " A spare, if your browser opened one, was used by a request of the page \
+                     before this lesson ran, and then it looks like any other connection: reload \
+                     the page and take this lesson first to see it unused."
+                }
+                // Taken first already: the same advice again would loop
+                // (found in review, in headless Chromium).
+                (0, true) => {
+                    " This was the page's first run, so nothing of an earlier lesson took it: a \
+                     spare, if your browser opened one, was taken by the page's own calls as it \
+                     loaded (its session, the list of lessons), or your browser opened none \
+                     here (headless Chromium may not)."
+                }
+                _ => "",
             }
         )],
     }

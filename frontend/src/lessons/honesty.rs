@@ -312,6 +312,22 @@ fn spare_socket_asks_what_this_parallel_page_load_can_show() {
         "{}",
         o.notes[0]
     );
+    // Taken as the page's first run already, the note does not send the
+    // learner to do that again (found in review: the advice looped).
+    let first = || {
+        let mut run = Run::empty();
+        run.id = 1;
+        run.requests = vec![Rc::new(lesson.clone())];
+        vec![Rc::new(run)]
+    };
+    let o = measure("spare-socket", &s, first());
+    assert_eq!(o.answer, Answer::Number(0));
+    assert!(
+        o.notes[0].contains("This was the page's first run")
+            && !o.notes[0].contains("take this lesson first"),
+        "{}",
+        o.notes[0]
+    );
 }
 
 /// nat-real-time: each choice is one way both requests ended; any other

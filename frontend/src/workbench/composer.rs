@@ -285,20 +285,17 @@ pub struct BurstView<'a> {
     pub run_status: Option<String>,
 }
 
-/// A run in one line: where its requests are now, and where to look (found
-/// in review: firing showed nothing in view, the figures being 1 500 px
-/// below the button).
+/// A run in one line: that it went out, whether it has ended, and where
+/// its figures are (found in review: firing showed nothing in view, the
+/// figures being 1 500 px below the button). It changes twice a run, not at
+/// every event: the live counts are in the Measured panel, and a line that
+/// changed with each request cost every frame of a run (bench figures 3, 4).
 pub fn run_status(run: &crate::state::Run) -> String {
-    use crate::state::Phase;
-    let at = |phases: &[Phase]| phases.iter().map(|p| run.count(*p)).sum::<usize>();
     format!(
-        "Run {}: {} waiting in your browser, {} at the server, {} done, {} failed. Measured and \
-         the timeline are below the panels.",
+        "Run {}: {} fired, {}. Measured and the timeline are below the panels.",
         run.name(),
-        at(&[Phase::Pending, Phase::Queued]),
-        at(&[Phase::AtServer, Phase::Downloading]),
-        at(&[Phase::Done]),
-        at(&[Phase::Failed, Phase::Aborted]),
+        crate::lessons::measure::count(run.requests.len(), "requests"),
+        if run.is_live() { "running" } else { "ended" },
     )
 }
 
@@ -791,8 +788,8 @@ mod tests {
         assert_eq!(
             run_status(&run),
             format!(
-                "Run {}: 6 waiting in your browser, 6 at the server, 0 done, 0 failed. \
-                 Measured and the timeline are below the panels.",
+                "Run {}: 12 requests fired, running. Measured and the timeline are below the \
+                 panels.",
                 run.name()
             )
         );

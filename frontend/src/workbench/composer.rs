@@ -289,7 +289,8 @@ pub struct BurstView<'a> {
 /// its figures are (found in review: firing showed nothing in view, the
 /// figures being 1 500 px below the button). It changes twice a run, not at
 /// every event: the live counts are in the Measured panel, and a line that
-/// changed with each request cost every frame of a run (bench figures 3, 4).
+/// changed with each request would be one more patch in each frame of a run
+/// (bench figures 3 and 4 measure this page).
 pub fn run_status(run: &crate::state::Run) -> String {
     format!(
         "Run {}: {} fired, {}. Measured and the timeline are below the panels.",

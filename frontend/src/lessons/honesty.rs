@@ -1240,21 +1240,44 @@ fn an_event_stream_stopped_early_counts_the_lanes_it_measured() {
 /// "Running", then a failure that did not name the cause).
 #[test]
 fn a_live_link_closed_mid_run_fails_the_run_at_once() {
+    use super::runner::Command;
     use super::runner::Stage;
     let mut s = fresh();
-    s.config = Some(protocol::ServerPolicy::default());
+    // The learner's own policy (keep-alive off): the lesson puts the
+    // defaults in force for its run, and the learner's back after it.
+    let own = protocol::ServerPolicy {
+        keep_alive: false,
+        ..protocol::ServerPolicy::default()
+    };
+    s.config = Some(own.clone());
     s.apply(Action::Socket(crate::state::SocketStatus::Open));
     let mut runner = super::runner::Runner::new(find("six-lanes").unwrap());
     runner.predict(Answer::Number(6));
-    runner.start(&s, 0.0);
+    let commands = runner.start(&s, 0.0);
+    assert!(
+        commands.iter().any(|c| matches!(c, Command::SetPolicy(_))),
+        "{commands:?}"
+    );
+    s.config = Some(protocol::ServerPolicy::default());
     runner.poll(&s, 100.0);
     assert_eq!(runner.stage, Stage::Running);
     s.apply(Action::Socket(crate::state::SocketStatus::Closed));
-    runner.poll(&s, 200.0);
+    assert!(
+        runner.poll(&s, 200.0).is_empty(),
+        "nothing sent over a link that is down"
+    );
     let Stage::Failed(why) = &runner.stage else {
         panic!("still {:?}", runner.stage);
     };
     assert!(why.contains("live link to the server closed"), "{why}");
+    // The link is back: the learner's policy is put back over it, once.
+    s.apply(Action::Socket(crate::state::SocketStatus::Open));
+    let back = runner.poll(&s, 1_300.0);
+    assert!(
+        matches!(back.as_slice(), [Command::SetPolicy(p)] if p.keep_alive == Some(false)),
+        "{back:?}"
+    );
+    assert!(runner.poll(&s, 1_400.0).is_empty());
 }
 
 /// A burst whose every request failed in the browser, none at the server

@@ -103,6 +103,11 @@ pub struct Runner {
     /// The live link was open when the run started (the page starts a run
     /// only then): its closing mid-run fails the run.
     link_open_at_start: bool,
+    /// What puts the session's settings back, held while the live link is
+    /// down (it goes over the link): sent when it is open again, so that a
+    /// run failed by a dropped link does not leave the lesson's settings in
+    /// force for the learner.
+    unsent: Vec<Command>,
     /// Agent runs finished before the lesson started.
     agents_before: u32,
     /// What was measured.
@@ -165,6 +170,7 @@ impl Runner {
             saved_middlebox: None,
             gaps_before: 0,
             link_open_at_start: false,
+            unsent: Vec::new(),
             agents_before: 0,
             outcome: None,
             stopped_early: false,
@@ -371,6 +377,9 @@ impl Runner {
     pub fn poll(&mut self, state: &LabState, now_ms: f64) -> Vec<Command> {
         self.last_poll_ms = now_ms;
         self.last_heard = Self::middlebox_heard(state);
+        if !self.unsent.is_empty() && state.socket == crate::state::SocketStatus::Open {
+            return std::mem::take(&mut self.unsent);
+        }
         let mut commands = Vec::new();
         // The live link closed mid-run (the lab stopped, the network
         // dropped): nothing more can be measured, said at once rather than
@@ -383,7 +392,10 @@ impl Runner {
                        the network dropped), so what happened meanwhile cannot be measured; \
                        run it again once the link is back"
                 .to_owned();
-            return self.fail(why);
+            // Put back once the link is open again (sent now, it would be
+            // lost).
+            self.unsent = self.fail(why);
+            return Vec::new();
         }
         if self.stage == Stage::Running && state.gaps > self.gaps_before {
             let why = "the page missed server events during the run (its event stream fell \

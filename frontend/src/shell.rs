@@ -80,7 +80,7 @@ pub fn set_hash(hash: &str) {
 /// The children of the page's `header class="top"`: the title, the lede,
 /// the live link's status with its buttons, and why the server closed or
 /// refused the live link, if it did.
-pub fn header(state: &LabState, projector: bool) -> Vec<Vec<Node>> {
+pub fn header(state: &LabState, page: Page, projector: bool) -> Vec<Vec<Node>> {
     let socket = state.socket.name();
     let reconnect = state.socket.waits_for_reconnect().then(|| {
         let (id, words) = if state.socket == crate::state::SocketStatus::Refused {
@@ -128,19 +128,29 @@ pub fn header(state: &LabState, projector: bool) -> Vec<Vec<Node>> {
     vec![
         vec![
             el("h1").text("keepalive-lab").done(),
-            el("p")
-                .attr("class", "lede")
-                .text(
-                    "How many connections does your browser open to one server, and what \
-                     happens to the requests that do not get one? Fire a burst from this page, \
-                     then read both sides on one clock: the browser's queue above, the server's \
-                     TCP connections below.",
-                )
-                .done(),
+            el("p").attr("class", "lede").text(lede(page)).done(),
             status,
         ],
         problem.into_iter().collect(),
     ]
+}
+
+/// What the page is for, in a sentence or two: the lesson track says where
+/// to start (found in review: it told of a burst control it does not have).
+fn lede(page: Page) -> &'static str {
+    match page {
+        Page::Lessons => {
+            "How many connections does your browser open to one server, and what happens to \
+             the requests that do not get one? Each lesson asks you to predict, runs in your own \
+             browser, and answers from what the lab measured on both sides. Start with the \
+             first, Six lanes."
+        }
+        Page::Workbench => {
+            "How many connections does your browser open to one server, and what happens to \
+             the requests that do not get one? Fire a burst from this page, then read both \
+             sides on one clock: the browser's queue above, the server's TCP connections below."
+        }
+    }
 }
 
 /// The links between the two participant pages, `page` marked current:
@@ -165,7 +175,7 @@ pub fn nav_links(page: Page) -> Vec<Node> {
 /// slot.
 pub fn main(state: &LabState, page: Page, projector: bool, body: Vec<Vec<Node>>) -> Node {
     let mut header = el("header").attr("class", "top");
-    for slot in self::header(state, projector) {
+    for slot in self::header(state, page, projector) {
         header = header.kids(slot);
     }
     let nav = el("nav")
@@ -195,10 +205,19 @@ mod tests {
         let mut state = crate::state::tests::fresh();
         state.socket = socket;
         let mut out = String::new();
-        for node in header(&state, false).iter().flatten() {
+        for node in header(&state, Page::Lessons, false).iter().flatten() {
             node.write(&mut out);
         }
         out
+    }
+
+    /// The lesson track says where to start, and promises no burst control
+    /// it does not have; the workbench says to fire one (found in review).
+    #[test]
+    fn each_page_says_what_it_is_for() {
+        assert!(lede(Page::Lessons).ends_with("Start with the first, Six lanes."));
+        assert!(!lede(Page::Lessons).contains("Fire a burst"));
+        assert!(lede(Page::Workbench).contains("Fire a burst from this page"));
     }
 
     /// Refused (a session the server does not know, as after a restart):

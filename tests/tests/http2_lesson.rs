@@ -13,6 +13,20 @@ use keepalive_lab_tests::chromium::Chromium;
 use keepalive_lab_tests::{TlsLab, eventually, page_config, start_lab_with_tls};
 use protocol::{ConnId, LessonReport, Micros, ServerEvent};
 
+/// What ALPN chose on each of `conns` that finished its TLS handshake, in
+/// the record's order.
+fn spoken<'a>(record: &'a [ServerEvent], conns: &BTreeSet<ConnId>) -> Vec<&'a str> {
+    record
+        .iter()
+        .filter_map(|e| match e {
+            ServerEvent::ConnectionSecured { conn, protocol, .. } if conns.contains(conn) => {
+                Some(protocol.as_str())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
 /// One burst as the server recorded it: its connections and the most
 /// requests at the server at once.
 fn burst(events: &[ServerEvent], port: u16) -> (BTreeSet<ConnId>, usize) {
@@ -183,18 +197,8 @@ async fn a_browser_without_http2_is_told_what_it_did_instead() {
         (6, 6),
         "HTTP/1.1 on the HTTP/2 port: six lanes"
     );
-    let spoke: BTreeSet<&str> = record
-        .iter()
-        .filter_map(|e| match e {
-            ServerEvent::ConnectionSecured { conn, protocol, .. }
-                if h2_port_conns.contains(conn) =>
-            {
-                Some(protocol.as_str())
-            }
-            _ => None,
-        })
-        .collect();
-    assert!(!spoke.contains("h2"), "{spoke:?}");
+    let spoke = spoken(&record, &h2_port_conns);
+    assert!(!spoke.contains(&"h2"), "{spoke:?}");
     assert_eq!(answer, "6", "the connections it measured: {figures:?}");
     assert_eq!(figures["protocol"], "not h2", "{figures:?}");
     assert_eq!(figures["h2-connections"], "6", "{figures:?}");
@@ -235,15 +239,7 @@ async fn twelve_requests_over_http2_share_one_connection_against_six_over_http1(
     let (h2_conns, h2_peak) = burst(&record, addrs.h2.port());
     assert_eq!(h2_peak, 12, "HTTP/2: all twelve at the server at once");
     assert_eq!(h2_conns.len(), 1, "as streams of one connection");
-    let spoke: Vec<&str> = record
-        .iter()
-        .filter_map(|e| match e {
-            ServerEvent::ConnectionSecured { conn, protocol, .. } if h2_conns.contains(conn) => {
-                Some(protocol.as_str())
-            }
-            _ => None,
-        })
-        .collect();
+    let spoke = spoken(&record, &h2_conns);
     assert_eq!(spoke, ["h2"], "ALPN chose HTTP/2 on that connection");
     // The page's timeline draws that connection as one HTTP/2 lane that
     // carried the twelve streams.
@@ -460,16 +456,8 @@ async fn event_streams_without_http2_leave_no_room_and_the_lesson_says_so() {
             _ => None,
         })
         .collect();
-    let spoke: BTreeSet<&str> = record
-        .iter()
-        .filter_map(|e| match e {
-            ServerEvent::ConnectionSecured { conn, protocol, .. } if on_port.contains(conn) => {
-                Some(protocol.as_str())
-            }
-            _ => None,
-        })
-        .collect();
-    assert!(!spoke.is_empty() && !spoke.contains("h2"), "{spoke:?}");
+    let spoke = spoken(&record, &on_port);
+    assert!(!spoke.is_empty() && !spoke.contains(&"h2"), "{spoke:?}");
     let mut streams = BTreeMap::new();
     let mut holds = Vec::new();
     let mut first_stream_end = None;

@@ -1140,14 +1140,21 @@ fn keep_alive_header_does_not_count_from_a_connection_kept_from_before() {
     );
 }
 
-/// `lesson` under way (predicted `predicted`): its first burst of twelve
-/// fired, four of them at the server.
-fn first_burst_stopped_at_four(lesson: &str, predicted: u32) -> (super::runner::Runner, LabState) {
+/// `lesson` started with `predicted`, on a fresh page whose policy is the
+/// lab's defaults: its runner and the page's state.
+fn running(lesson: &str, predicted: u32) -> (super::runner::Runner, LabState) {
     let mut s = fresh();
     s.config = Some(protocol::ServerPolicy::default());
     let mut runner = super::runner::Runner::new(find(lesson).unwrap());
     runner.predict(Answer::Number(predicted));
     runner.start(&s, 0.0);
+    (runner, s)
+}
+
+/// `lesson` under way (predicted `predicted`): its first burst of twelve
+/// fired, four of them at the server.
+fn first_burst_stopped_at_four(lesson: &str, predicted: u32) -> (super::runner::Runner, LabState) {
+    let (mut runner, mut s) = running(lesson, predicted);
     let tags = fire(&mut s, 12, |_| Credentials::Default);
     let run = s.current().unwrap().id;
     runner.fired(run);
@@ -1206,11 +1213,7 @@ fn a_wait_past_its_limit_answers_with_what_was_measured_until_then() {
 #[test]
 fn an_event_stream_stopped_early_counts_the_lanes_it_measured() {
     use super::runner::Stage;
-    let mut s = fresh();
-    s.config = Some(protocol::ServerPolicy::default());
-    let mut runner = super::runner::Runner::new(find("eventsource").unwrap());
-    runner.predict(Answer::Number(5));
-    runner.start(&s, 0.0);
+    let (mut runner, mut s) = running("eventsource", 5);
     let stream = fire(&mut s, 1, |_| Credentials::Default);
     runner.fired(s.current().unwrap().id);
     s.apply(opened(1, 0));
@@ -1287,11 +1290,7 @@ fn a_live_link_closed_mid_run_fails_the_run_at_once() {
 #[test]
 fn a_burst_that_never_reached_the_server_fails_at_once_and_says_why() {
     use super::runner::Stage;
-    let mut s = fresh();
-    s.config = Some(protocol::ServerPolicy::default());
-    let mut runner = super::runner::Runner::new(find("six-lanes").unwrap());
-    runner.predict(Answer::Number(6));
-    runner.start(&s, 0.0);
+    let (mut runner, mut s) = running("six-lanes", 6);
     fire(&mut s, 12, |_| Credentials::Default);
     let run = s.current().unwrap().id;
     runner.fired(run);
@@ -1326,11 +1325,7 @@ fn a_burst_that_never_reached_the_server_fails_at_once_and_says_why() {
     assert!(!why.contains("certificate"), "{why}");
 
     // The same burst to an HTTPS port: the certificate, and where to take it.
-    let mut s = fresh();
-    s.config = Some(protocol::ServerPolicy::default());
-    let mut runner = super::runner::Runner::new(find("six-lanes").unwrap());
-    runner.predict(Answer::Number(6));
-    runner.start(&s, 0.0);
+    let (mut runner, mut s) = running("six-lanes", 6);
     let run = s.next_run();
     let origin = "https://127.0.0.1:8443";
     s.apply(Action::RunStarted {

@@ -21,6 +21,7 @@ use wasm_bindgen::closure::Closure;
 use wasm_bindgen::{JsCast, JsValue};
 
 use crate::clock::{ClockSync, Sample};
+use crate::flood::Flood;
 use crate::services::fetch::now_ms;
 use crate::state::Action;
 use crate::store::Store;
@@ -40,6 +41,14 @@ struct Queue {
     steps_waiting: bool,
     /// The best clock sync so far, for the latency figures.
     clock: ClockSync,
+    /// The changes applied at recent frames: whether the page is flooded.
+    flood: Flood,
+    /// The page asked to be told at the next frame even if nothing changes
+    /// ([`FrameDispatch::redraw_next_frame`]).
+    redraw: bool,
+    /// A timer is set for when the flood would end: then the page is told
+    /// (so it draws in full without waiting for another change).
+    flood_timer: bool,
 }
 
 /// Queues actions for the next animation frame. Cheap to clone.
@@ -130,16 +139,43 @@ impl FrameDispatch {
         }
     }
 
+    /// Tells the store's watchers at the next frame, with whatever changed
+    /// by then or without a change: the drawing that settled a flooded run's
+    /// outline asks for its full drawing so (`crate::page::Lab::outline`).
+    pub fn redraw_next_frame(&self) {
+        self.queue.borrow_mut().redraw = true;
+        self.schedule();
+    }
+
     fn flush(&self) {
         self.take_steps();
-        let (actions, clock) = {
+        let (actions, clock, redraw) = {
             let mut queue = self.queue.borrow_mut();
             queue.frame_requested = false;
-            (std::mem::take(&mut queue.actions), queue.clock)
+            let redraw = std::mem::replace(&mut queue.redraw, false);
+            (std::mem::take(&mut queue.actions), queue.clock, redraw)
         };
         if actions.is_empty() {
+            if redraw {
+                self.store.told_again();
+            }
             return;
         }
+        let changes: usize = actions
+            .iter()
+            .map(|a| match a {
+                Action::ServerBatch(events) => events.len(),
+                // Each request composed is a row to draw: a burst of 200 is
+                // a flood from its first frame, before its `fetch` steps.
+                Action::RunStarted { requests, .. } => requests.len(),
+                _ => 1,
+            })
+            .sum();
+        self.queue
+            .borrow_mut()
+            .flood
+            .record(now_ms(), u32::try_from(changes).unwrap_or(u32::MAX));
+        self.watch_flood();
         let stamps: Vec<Micros> = actions
             .iter()
             .filter_map(|a| match a {
@@ -152,6 +188,51 @@ impl FrameDispatch {
             .collect();
         self.store.dispatch(Action::Batch(actions));
         record_latencies(List::Applied, &stamps, &clock);
+    }
+}
+
+impl FrameDispatch {
+    /// Whether the page is flooded with changes now ([`crate::flood`]).
+    pub fn flooding(&self) -> bool {
+        self.queue.borrow().flood.flooding(now_ms())
+    }
+
+    /// While flooded, a timer at the flood's end: then, if no change came
+    /// meanwhile to keep it going, the store's watchers are told, so the
+    /// page draws in full.
+    fn watch_flood(&self) {
+        let now = now_ms();
+        let end = {
+            let queue = self.queue.borrow();
+            if queue.flood_timer {
+                return;
+            }
+            let Some(end) = queue.flood.ends_at(now) else {
+                return;
+            };
+            end
+        };
+        let Some(window) = web_sys::window() else {
+            return;
+        };
+        let this = self.clone();
+        let at_end = Closure::once_into_js(move || {
+            this.queue.borrow_mut().flood_timer = false;
+            if this.flooding() {
+                this.watch_flood();
+            } else {
+                this.store.told_again();
+            }
+        });
+        // Whole milliseconds, rounded up (a timer early by a fraction would
+        // find the flood still on and wait again).
+        let wait = (end - now).ceil().clamp(1.0, crate::flood::WINDOW_MS) as i32;
+        if window
+            .set_timeout_with_callback_and_timeout_and_arguments_0(at_end.unchecked_ref(), wait)
+            .is_ok()
+        {
+            self.queue.borrow_mut().flood_timer = true;
+        }
     }
 }
 

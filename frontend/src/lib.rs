@@ -40,6 +40,7 @@ mod clock;
 mod components;
 mod decimal;
 mod dom;
+mod flood;
 mod frames;
 mod har;
 mod lessons;

@@ -97,8 +97,12 @@ pub struct Lab {
     section: Node,
     /// The timeline, drawn in its section.
     timeline: Rc<timeline::Cell>,
-    /// What the timeline was last handed.
+    /// What the timeline was last handed (`None` after an outline).
     drawn: Option<Input>,
+    /// The last drawing outlined the run ([`Lab::outline`]).
+    outlining: bool,
+    /// The run last outlined in the drawing that settled it.
+    settled: Option<u32>,
 }
 
 /// A page holding a [`Lab`]: what its listeners, clocks and fetches call.
@@ -180,6 +184,8 @@ impl Lab {
                 .done(),
             timeline: Rc::new(RefCell::new(None)),
             drawn: None,
+            outlining: false,
+            settled: None,
         }
     }
 
@@ -252,16 +258,57 @@ impl Lab {
         self.agent.1.clone()
     }
 
-    /// Hands the timeline what it draws (`run`, all rows when `whole`),
-    /// when that changed. `drawn` is the body as drawn, its `main` with
+    /// Whether `run` is drawn in outline at this drawing: a long run going on
+    /// while the page is flooded with changes ([`crate::flood`]); `whole`:
+    /// drawn for an export, never outlined. The drawing that settles an
+    /// outlined run still outlines it (its last events are in the outline's
+    /// counts) and asks for the next frame, which draws it in full: the full
+    /// drawing's cost is not added to the time those events wait.
+    pub fn outline(&mut self, run: Option<&Rc<Run>>, whole: bool) -> bool {
+        use crate::flood::Drawing;
+        let outlined_last = std::mem::replace(&mut self.outlining, false);
+        let Some(run) = run.filter(|_| !whole) else {
+            return false;
+        };
+        let long = run.requests.len() > crate::timeline::WHOLE_RUN;
+        let drawing = crate::flood::drawing(
+            run.requests.len(),
+            long && self.frames.flooding(),
+            long && run.is_live(),
+            outlined_last,
+            self.settled == Some(run.id),
+        );
+        if drawing == Drawing::OutlineThenFull {
+            self.settled = Some(run.id);
+            self.frames.redraw_next_frame();
+        }
+        self.outlining = drawing != Drawing::Full;
+        self.outlining
+    }
+
+    /// Hands the timeline what it draws (`run`, all rows when `whole`; in
+    /// outline when `outline`, as [`Lab::outline`] said), when that
+    /// changed. `drawn` is the body as drawn, its `main` with
     /// [`Lab::section`] in slot `slot`.
     pub fn draw_timeline(
         &mut self,
         state: &LabState,
         run: Option<Rc<Run>>,
         (drawn, slot): (&Drawn, usize),
-        whole: bool,
+        (whole, outline): (bool, bool),
     ) {
+        let section = || {
+            drawn
+                .first()
+                .and_then(|s| s.first())
+                .and_then(|main| main.kid(slot, 0))
+                .map(|s| s.dom().clone())
+        };
+        if let Some(run) = run.as_deref().filter(|_| outline) {
+            Timeline::show_light(&self.timeline, section(), run);
+            self.drawn = None;
+            return;
+        }
         let agent = self.agent(state);
         let input = Input {
             groups: crate::timeline::LaneGroups::of(state, run.as_deref()),
@@ -274,12 +321,7 @@ impl Lab {
         if self.drawn.as_ref() == Some(&input) {
             return;
         }
-        let section = drawn
-            .first()
-            .and_then(|s| s.first())
-            .and_then(|main| main.kid(slot, 0))
-            .map(|s| s.dom().clone());
-        Timeline::show(&self.timeline, section, input.clone());
+        Timeline::show(&self.timeline, section(), input.clone());
         self.drawn = Some(input);
     }
 }

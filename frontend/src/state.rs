@@ -636,6 +636,11 @@ impl Run {
         format!("b{}", self.id)
     }
 
+    /// Connections that carried an attempt of this run so far.
+    pub fn connections_used(&self) -> usize {
+        self.first_on.len()
+    }
+
     /// Requests in `phase`.
     pub fn count(&self, phase: Phase) -> usize {
         self.requests.iter().filter(|r| r.phase == phase).count()

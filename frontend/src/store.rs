@@ -52,6 +52,13 @@ impl Store {
             Rc::new(next)
         };
         *self.state.borrow_mut() = next;
+        self.told_again();
+    }
+
+    /// Tells every watcher again without a change: something a page draws
+    /// from besides the state moved (the flood of changes ended:
+    /// `crate::flood`).
+    pub fn told_again(&self) {
         let watchers: Vec<Watcher> = self.watchers.borrow().iter().cloned().collect();
         for watcher in watchers {
             watcher();

@@ -325,6 +325,11 @@ impl Chromium {
     pub async fn fire_and_wait(&mut self, page: &Page, n: u64) {
         self.eval(page, "document.getElementById('fire').click()")
             .await;
+        self.until_done(page, n).await;
+    }
+
+    /// Waits until the page's timeline draws `n` requests done.
+    pub async fn until_done(&mut self, page: &Page, n: u64) {
         crate::eventually(
             "the run's requests to be done",
             Duration::from_secs(30),

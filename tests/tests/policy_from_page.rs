@@ -86,16 +86,7 @@ async fn idle_timeout_set_in_the_page_closes_connections_and_the_page_says_why()
             .await;
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    eventually("all 12 requests done", LIMIT, async || {
-        let done = chrome
-            .eval(
-                &page,
-                "document.querySelectorAll('g.req[data-phase=done]').length",
-            )
-            .await;
-        (done == 12).then_some(())
-    })
-    .await;
+    chrome.until_done(&page, 12).await;
 
     // Collect what the server recorded, and what the page shows.
     let shown = eventually("the page to show idle-timeout closes", LIMIT, async || {

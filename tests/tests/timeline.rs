@@ -862,3 +862,143 @@ async fn bars_still_going_end_at_now_and_the_cut_follows_the_clock() {
         "the export's clip ends at now, inside the plot: {width}"
     );
 }
+
+/// Samples the timeline at every animation frame into `window.__outline`:
+/// frames with a run's outline shown over the drawing, and at each, the
+/// outline's counts by phase and its connections; then clicks Fire.
+const SAMPLE_AND_FIRE: &str = "(() => { \
+    const s = window.__outline = {outlined: 0, sums: [], done: [], conns: []}; \
+    const n = (li, p) => { const l = li.find(l => l.dataset.phase === p); \
+      return l ? Number(l.querySelector('.ln').textContent) : 0; }; \
+    const tick = () => { \
+      const li = [...document.querySelectorAll('.timeline .light li')]; \
+      if (document.querySelector('.timeline[data-light]') && li.length) { \
+        s.outlined++; \
+        s.sums.push(li.reduce((a, l) => a + Number(l.querySelector('.ln').textContent), 0)); \
+        s.done.push(n(li, 'done')); \
+        const c = /(\\d+) connections? carried/.exec(document.querySelector('.timeline .light-conns').textContent); \
+        s.conns.push(c ? Number(c[1]) : -1); } \
+      requestAnimationFrame(tick); }; \
+    requestAnimationFrame(tick); \
+    document.getElementById('fire').click(); return true; })()";
+
+/// A long run drawn in outline while it floods the page (bench figures 3
+/// and 4: drawing every bar at every frame delayed the events it drew),
+/// and in full once it settles; a lesson's burst is never outlined. The
+/// outline's figures are the page's own state at that frame: every request
+/// counted once, "done" only growing, and no more connections than the
+/// server recorded for the run. (Not "no more in flight than connections":
+/// a response whose head the page has and whose body it has not read yet
+/// is "downloading" in the page while its connection already carries the
+/// next request, in the full drawing too.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flooding_run_is_outlined_then_drawn_in_full_and_a_lessons_burst_never_is() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let (addr, lab) = start_page_server().await;
+    let (_, mut events) = lab.subscribe(None);
+    let mut chrome = Chromium::launch().await;
+    // A lesson's scale first: 12 requests.
+    let page = chrome
+        .open_live(&format!("http://{addr}/#count=12&endpoint=fast"))
+        .await;
+    chrome.eval(&page, SAMPLE_AND_FIRE).await;
+    chrome.until_done(&page, 12).await;
+    let sampled = chrome.eval(&page, "window.__outline").await;
+    assert_eq!(
+        sampled["outlined"], 0,
+        "a burst of 12 is drawn in full at every frame: {sampled}"
+    );
+
+    // Then 200 to the fast endpoint: the composer's field, as a learner
+    // sets it.
+    chrome
+        .eval(
+            &page,
+            "(() => { const c = document.getElementById('c-count'); c.value = '200'; \
+               c.dispatchEvent(new Event('change', {bubbles: true})); return true; })()",
+        )
+        .await;
+    eventually("the composer set to 200", LIMIT, async || {
+        let label = chrome
+            .eval(&page, "document.getElementById('fire').textContent")
+            .await;
+        label
+            .as_str()
+            .is_some_and(|l| l.contains("200"))
+            .then_some(())
+    })
+    .await;
+    chrome.eval(&page, SAMPLE_AND_FIRE).await;
+    let mut seen = Vec::new();
+    let conns = eventually(
+        "the server to finish run 2's 200 requests",
+        LIMIT,
+        async || {
+            drain(&mut events, &mut seen);
+            let mut ours = BTreeMap::new();
+            let mut finished = BTreeSet::new();
+            for event in &seen {
+                match event {
+                    ServerEvent::RequestStarted {
+                        conn,
+                        request,
+                        target,
+                        ..
+                    } if param(target, "id").is_some_and(|t| t.starts_with("b2-")) => {
+                        ours.insert(request.0, conn.0);
+                    }
+                    ServerEvent::RequestFinished { request, .. } => {
+                        finished.insert(request.0);
+                    }
+                    _ => {}
+                }
+            }
+            (ours.len() >= 200 && ours.keys().all(|r| finished.contains(r)))
+                .then(|| ours.into_values().collect::<BTreeSet<u64>>())
+        },
+    )
+    .await;
+    // The full drawing once the run settled: no outline, the rows drawn.
+    let settled = "(() => !document.querySelector('.timeline[data-light]') \
+                     && !document.querySelector('.timeline .light') \
+                     && document.querySelectorAll('svg#timeline g.req[data-phase=done]').length >= 20 \
+                     && [...document.querySelectorAll('svg#timeline g.req')].every(g => g.dataset.tag.startsWith('b2-')))()";
+    eventually("the run drawn in full once settled", LIMIT, async || {
+        chrome.eval(&page, settled).await.as_bool().filter(|s| *s)
+    })
+    .await;
+    let sampled = chrome.eval(&page, "window.__outline").await;
+    println!("the outline, frame by frame: {sampled}");
+    let list = |k: &str| -> Vec<u64> {
+        serde_json::from_value(sampled[k].clone()).expect("a list of numbers")
+    };
+    assert!(
+        sampled["outlined"].as_u64().is_some_and(|n| n >= 1),
+        "200 requests to the fast endpoint flood the page, and it shows their outline: {sampled}"
+    );
+    assert!(
+        list("sums").iter().all(|s| *s == 200),
+        "every request counted once at every frame: {sampled}"
+    );
+    let done = list("done");
+    assert!(
+        done.windows(2).all(|w| w[0] <= w[1]),
+        "'done' only grows: {done:?}"
+    );
+    // The connections it names are the page's own count: at most those the
+    // server recorded for the run (a connection the page saw is one the
+    // server had).
+    let carried = list("conns");
+    assert!(
+        carried.iter().all(|c| *c as usize <= conns.len()) && carried.iter().any(|c| *c > 0),
+        "the outline's connections {carried:?}, the server's {}",
+        conns.len()
+    );
+    let why = chrome
+        .eval(
+            &page,
+            "document.querySelector('.timeline .light-why') === null",
+        )
+        .await;
+    assert_eq!(why, Value::Bool(true), "the outline and its words are gone");
+}

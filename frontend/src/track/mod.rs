@@ -389,7 +389,8 @@ impl Track {
                 .cloned(),
             None => state.current().cloned(),
         };
+        let outline = self.lab.outline(run.as_ref(), false);
         self.lab
-            .draw_timeline(&state, run, (&self.live, TIMELINE), false);
+            .draw_timeline(&state, run, (&self.live, TIMELINE), (false, outline));
     }
 }

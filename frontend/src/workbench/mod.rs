@@ -284,6 +284,14 @@ impl Workbench {
                 resolve_origin(self.settings.target, &page, &state.listeners, ports).ok()
             })
             .flatten();
+        // A flooded run's outline is all that changes while the flood lasts
+        // (`crate::flood`): the panels and the run list wait for it to end,
+        // as the timeline's full drawing does.
+        if self.lab.outline(run.as_ref(), whole) {
+            self.lab
+                .draw_timeline(&state, run, (&self.live, TIMELINE), (whole, true));
+            return;
+        }
         let heard = state.middlebox_settings.as_ref().map_or(0, |m| m.1);
         let panels = el("div").attr("class", "bench").kids(vec![
             composer::burst(composer::BurstView {
@@ -334,6 +342,6 @@ impl Workbench {
         );
         dom::patch(&mut Web, &self.body, &mut self.live, &[vec![main]]);
         self.lab
-            .draw_timeline(&state, run, (&self.live, TIMELINE), whole);
+            .draw_timeline(&state, run, (&self.live, TIMELINE), (whole, false));
     }
 }

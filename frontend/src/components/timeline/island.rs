@@ -16,9 +16,12 @@ use wasm_bindgen::JsCast;
 use web_sys::{Element, Event, EventTarget, KeyboardEvent, MouseEvent};
 
 use super::row::Row;
-use super::{Focus, Input, Looking, ROW, WIDTH, ZOOM_KEYS, now_line, picture, slot, zoom_for};
+use super::{
+    Focus, Input, LIGHT_SLOT, Looking, ROW, WIDTH, ZOOM_KEYS, now_line, picture, slot, zoom_for,
+};
 use crate::dom::{self, Listener, Live, Node, Web, outwards, target};
 use crate::services::fetch::now_ms;
+use crate::state::Run;
 use crate::timeline::{InView, Scale};
 
 /// Where the timeline lives: its page's cell (`crate::page::Lab`), kept for
@@ -45,6 +48,9 @@ pub struct Timeline {
     height: f64,
     /// Whether there was a run to draw.
     present: bool,
+    /// A flooded run's outline is shown over the drawing, which is kept as
+    /// last drawn until the flood ends ([`crate::flood`]).
+    light: bool,
     /// The clock, and whether it ticks fast (a run is going on).
     clock: Option<(bool, Interval)>,
     /// The scrolling box's listener, once the box is drawn.
@@ -75,6 +81,53 @@ impl Timeline {
         let Ok(mut t) = cell.try_borrow_mut() else {
             return;
         };
+        Timeline::mount(&mut t, cell, section);
+        if let Some(t) = t.as_mut() {
+            if std::mem::replace(&mut t.light, false) {
+                let _ = t.section.remove_attribute("data-light");
+            }
+            // A new run (or agent run) is fitted whole: a zoom made on the
+            // one before would show it squeezed at an edge, with negative
+            // times (found in review).
+            let shown = |i: &Input| {
+                (
+                    i.run.as_ref().map(|r| r.id),
+                    i.agent.as_ref().map(|a| a.run),
+                )
+            };
+            if t.input
+                .as_ref()
+                .map(shown)
+                .is_some_and(|before| before != shown(&input))
+            {
+                t.looking.zoom = None;
+            }
+            t.input = Some(input);
+            t.draw();
+        }
+    }
+
+    /// Shows `run` in outline over the drawing, which stays as it was
+    /// ([`super::light`]): the timeline mounted in `cell` (first), or as it
+    /// is there.
+    pub fn show_light(cell: &Rc<Cell>, section: Option<Element>, run: &Run) {
+        let Ok(mut t) = cell.try_borrow_mut() else {
+            return;
+        };
+        Timeline::mount(&mut t, cell, section);
+        let Some(t) = t.as_mut() else { return };
+        if !std::mem::replace(&mut t.light, true) {
+            let _ = t.section.set_attribute("data-light", "");
+        }
+        if t.live.len() <= LIGHT_SLOT {
+            t.live.resize_with(LIGHT_SLOT + 1, Vec::new);
+        }
+        let outline = super::light::picture(run);
+        dom::patch_slot(&mut Web, &t.section, &mut t.live, LIGHT_SLOT, &[outline]);
+    }
+
+    /// The timeline in `t`, mounted in `section` if it is not yet.
+    fn mount(t: &mut Option<Timeline>, cell: &Rc<Cell>, section: Option<Element>) {
         if t.is_none()
             && let Some(section) = section
         {
@@ -104,35 +157,17 @@ impl Timeline {
                 },
                 height: 0.0,
                 present: false,
+                light: false,
                 clock: None,
                 scroll: None,
             });
         }
-        if let Some(t) = t.as_mut() {
-            // A new run (or agent run) is fitted whole: a zoom made on the
-            // one before would show it squeezed at an edge, with negative
-            // times (found in review).
-            let shown = |i: &Input| {
-                (
-                    i.run.as_ref().map(|r| r.id),
-                    i.agent.as_ref().map(|a| a.run),
-                )
-            };
-            if t.input
-                .as_ref()
-                .map(shown)
-                .is_some_and(|before| before != shown(&input))
-            {
-                t.looking.zoom = None;
-            }
-            t.input = Some(input);
-            t.draw();
-        }
     }
 
-    /// Draws it again, patching what changed.
+    /// Draws it again, patching what changed (not while a flooded run's
+    /// outline is shown: the drawing waits for the flood's end).
     fn draw(&mut self) {
-        let Some(input) = &self.input else {
+        let Some(input) = self.input.as_ref().filter(|_| !self.light) else {
             return;
         };
         // "Now" as this drawing is made: the events it draws may be newer
@@ -177,6 +212,9 @@ impl Timeline {
     /// The clock: "now" moves; past the right edge of a live view the view
     /// grows, otherwise only the "now" line moves.
     fn tick(&mut self) {
+        if self.light {
+            return;
+        }
         let now = now_ms();
         self.looking.now = now;
         let live = self.clock.as_ref().is_some_and(|c| c.0);

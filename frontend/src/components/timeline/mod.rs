@@ -27,6 +27,7 @@ mod agent_row;
 mod details;
 mod island;
 mod lane_row;
+mod light;
 mod middlebox_row;
 mod request_row;
 mod row;
@@ -344,6 +345,9 @@ struct Looking {
 /// The drawing's slots (`svg#timeline`'s children, each patched on its
 /// own, so that one that grows does not shift the others): its style and
 /// patterns, the "now" line, the ticks, then the sections, their rows apart.
+/// The section's slot holding a flooded run's outline ([`light`]).
+const LIGHT_SLOT: usize = 3;
+
 mod slot {
     pub const NOW: usize = 1;
     pub const TICKS: usize = 2;
@@ -831,6 +835,9 @@ fn picture(input: &Input, v: &Looking, memo: &[Vec<(Row, Node)>]) -> Picture {
             vec![toolbar, legend],
             empty_words.into_iter().collect(),
             vec![scroll, details, aside],
+            // The outline of a flooded run ([`light`]), drawn by the island
+            // in this slot: none in a full drawing.
+            Vec::new(),
         ],
         rows,
         scale,

@@ -929,6 +929,7 @@ async fn a_flooding_run_is_outlined_then_drawn_in_full_and_a_lessons_burst_never
     })
     .await;
     chrome.eval(&page, SAMPLE_AND_FIRE).await;
+    chrome.screenshot_if_asked(&page, "outline").await;
     let mut seen = Vec::new();
     let conns = eventually(
         "the server to finish run 2's 200 requests",

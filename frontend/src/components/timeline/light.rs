@@ -10,13 +10,15 @@ use crate::flood;
 use crate::state::{Phase, Run};
 use crate::tally::count;
 
-/// The phases shown, in a request's order, with their words; failed and
-/// aborted are one line.
+/// The phases shown, in a request's order, with their words (the
+/// timeline's, `Phase::label`); failed and aborted are one line. "Not sent
+/// yet": composed, its `fetch` not called yet (a burst's calls go out 20 a
+/// task, a sequential one's one after another).
 const LINES: [(&str, &str); 6] = [
-    ("pending", "not called yet (sequential)"),
+    ("pending", "not sent yet"),
     ("queued", "queued in the browser"),
     ("server", "on a connection, at the server"),
-    ("downloading", "downloading the response"),
+    ("downloading", "downloading"),
     ("done", "done"),
     ("failed", "failed or aborted"),
 ];
@@ -62,8 +64,8 @@ pub fn picture(run: &Run) -> Node {
     let lines = LINES
         .iter()
         .zip(n)
-        // A sequential burst's requests not called yet, and failures, only
-        // when there are any; the four phases of every request always.
+        // Requests not sent yet, and failures, only when there are any; the
+        // four phases of every request always.
         .filter(|((phase, _), k)| *k > 0 || !matches!(*phase, "pending" | "failed"))
         .map(|((phase, words), k)| {
             let width = format!(
@@ -157,6 +159,20 @@ mod tests {
         assert!(
             html.contains(r#"data-phase="failed""#) && html.contains(r#"data-phase="pending""#)
         );
+    }
+
+    #[test]
+    fn each_line_has_the_timelines_words_for_its_phase() {
+        for phase in [
+            Phase::Pending,
+            Phase::Queued,
+            Phase::AtServer,
+            Phase::Downloading,
+            Phase::Done,
+        ] {
+            assert_eq!(LINES[line(phase)].1, phase.label());
+            assert_eq!(LINES[line(phase)].0, phase.name());
+        }
     }
 
     #[test]

@@ -29,6 +29,9 @@ pub const WINDOW_MS: f64 = 500.0;
 /// lesson's burst of 12 brings about 85 in all, and a run of at most
 /// [`crate::timeline::WHOLE_RUN`] requests is never outlined anyway.
 pub const CHANGES: u32 = 100;
+/// Changes within [`WINDOW_MS`] for a flood that began to go on: 100 a
+/// second ([`Flood::still_flooding`]).
+pub const STILL: u32 = 50;
 
 /// Changes applied at recent frames.
 #[derive(Debug, Default)]
@@ -58,33 +61,40 @@ impl Flood {
         }
     }
 
-    /// Whether the frames of the last [`WINDOW_MS`] before `now_ms` applied
-    /// [`CHANGES`] or more.
-    pub fn flooding(&self, now_ms: f64) -> bool {
+    /// Changes applied by the frames of the last [`WINDOW_MS`] before
+    /// `now_ms`.
+    fn recent(&self, now_ms: f64) -> u32 {
         self.frames
             .iter()
             .filter(|(at, _)| now_ms - at < WINDOW_MS)
             .map(|(_, n)| *n)
-            .sum::<u32>()
-            >= CHANGES
+            .sum()
     }
 
-    /// When the flood ends if no more changes come (page ms): the time the
-    /// oldest frames leave the window and the rest fall below [`CHANGES`];
-    /// `None` when not flooding at `now_ms`.
+    /// Whether a flood begins (or goes on) at `now_ms`: [`CHANGES`] or more
+    /// in the last [`WINDOW_MS`].
+    pub fn flooding(&self, now_ms: f64) -> bool {
+        self.recent(now_ms) >= CHANGES
+    }
+
+    /// Whether a flood that began goes on at `now_ms`: [`STILL`] or more.
+    /// Lower than [`CHANGES`], so a rate that hovers about it does not
+    /// switch the drawing back and forth.
+    pub fn still_flooding(&self, now_ms: f64) -> bool {
+        self.recent(now_ms) >= STILL
+    }
+
+    /// When a flood ends if no more changes come (page ms): the time the
+    /// oldest frames leave the window and the rest fall below [`STILL`];
+    /// `None` when there is none at `now_ms`.
     pub fn ends_at(&self, now_ms: f64) -> Option<f64> {
-        if !self.flooding(now_ms) {
+        let mut left = self.recent(now_ms);
+        if left < STILL {
             return None;
         }
-        let mut left: u32 = self
-            .frames
-            .iter()
-            .filter(|(at, _)| now_ms - at < WINDOW_MS)
-            .map(|(_, n)| *n)
-            .sum();
         for (at, n) in self.frames.iter().filter(|(at, _)| now_ms - at < WINDOW_MS) {
             left -= n;
-            if left < CHANGES {
+            if left < STILL {
                 return Some(at + WINDOW_MS);
             }
         }
@@ -105,9 +115,11 @@ pub enum Drawing {
     OutlineThenFull,
 }
 
-/// How to draw a run of `requests` requests: flooded or not, going on
-/// (`live`) or settled, the last drawing an outline of it or not, and
-/// whether its settling was outlined already.
+/// How to draw a run of `requests` requests: flooded or not (by
+/// [`Flood::flooding`], or [`Flood::still_flooding`] when the last drawing
+/// outlined this run), going on (`live`) or settled, the last drawing an
+/// outline of this very run or not, and whether its settling was outlined
+/// already.
 pub fn drawing(
     requests: usize,
     flooded: bool,
@@ -161,7 +173,6 @@ mod tests {
             f.record(1000.0 + 16.7 * k as f64, n);
         }
         assert!(!f.flooding(1070.0), "75 changes in half a second");
-        assert_eq!(f.ends_at(1070.0), None);
         // A burst of 200 to a fast endpoint.
         let mut f = Flood::default();
         for k in 0..10 {
@@ -177,22 +188,44 @@ mod tests {
         f.record(100.0, 60);
         f.record(200.0, 10);
         assert!(f.flooding(300.0));
-        // Without the first frame, 70 are left: the flood ends when it
-        // leaves the window.
-        assert_eq!(f.ends_at(300.0), Some(500.0));
-        assert!(f.flooding(499.9));
-        assert!(!f.flooding(500.0));
+        // Without the first two frames, 10 are left: below `STILL` when the
+        // second leaves the window.
+        assert_eq!(f.ends_at(300.0), Some(600.0));
+        assert!(!f.flooding(500.0), "70 left: no new flood begins");
+        assert!(
+            f.still_flooding(599.9),
+            "70 left: a flood that began goes on"
+        );
+        assert!(!f.still_flooding(600.0));
         // A frame recorded later drops what is out of the window.
-        f.record(650.0, 95);
-        assert!(f.flooding(650.0), "10 + 95 within the window");
+        f.record(650.0, 45);
+        assert!(!f.flooding(650.0) && f.still_flooding(650.0), "10 + 45");
         assert_eq!(
             f.ends_at(650.0),
             Some(700.0),
             "the 10 of 200 ms leave at 700"
         );
         f.record(800.0, 0);
-        assert!(!f.flooding(800.0));
+        assert!(!f.still_flooding(800.0));
         assert_eq!(f.ends_at(800.0), None);
+    }
+
+    #[test]
+    fn a_rate_about_the_threshold_does_not_switch_back_and_forth() {
+        // About 200 changes a second, a frame every 50 ms: once begun, the
+        // flood goes on while the rate dips under 200 a second.
+        let mut f = Flood::default();
+        let (mut began, mut dipped) = (false, false);
+        for k in 0..40 {
+            let now = 50.0 * f64::from(k);
+            f.record(now, if k % 4 == 0 { 6 } else { 11 });
+            dipped |= began && !f.flooding(now);
+            began |= f.flooding(now);
+            if began {
+                assert!(f.still_flooding(now), "at {now} ms");
+            }
+        }
+        assert!(began && dipped, "the rate crossed 200 a second both ways");
     }
 
     #[test]

@@ -192,9 +192,14 @@ impl FrameDispatch {
 }
 
 impl FrameDispatch {
-    /// Whether the page is flooded with changes now ([`crate::flood`]).
+    /// Whether a flood of changes begins or goes on now ([`crate::flood`]).
     pub fn flooding(&self) -> bool {
         self.queue.borrow().flood.flooding(now_ms())
+    }
+
+    /// Whether a flood that began goes on now ([`crate::flood::STILL`]).
+    pub fn still_flooding(&self) -> bool {
+        self.queue.borrow().flood.still_flooding(now_ms())
     }
 
     /// While flooded, a timer at the flood's end: then, if no change came
@@ -218,7 +223,7 @@ impl FrameDispatch {
         let this = self.clone();
         let at_end = Closure::once_into_js(move || {
             this.queue.borrow_mut().flood_timer = false;
-            if this.flooding() {
+            if this.still_flooding() {
                 this.watch_flood();
             } else {
                 this.store.told_again();

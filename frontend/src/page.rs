@@ -99,8 +99,8 @@ pub struct Lab {
     timeline: Rc<timeline::Cell>,
     /// What the timeline was last handed (`None` after an outline).
     drawn: Option<Input>,
-    /// The last drawing outlined the run ([`Lab::outline`]).
-    outlining: bool,
+    /// The run the last drawing outlined ([`Lab::outline`]).
+    outlining: Option<u32>,
     /// The run last outlined in the drawing that settled it.
     settled: Option<u32>,
 }
@@ -184,7 +184,7 @@ impl Lab {
                 .done(),
             timeline: Rc::new(RefCell::new(None)),
             drawn: None,
-            outlining: false,
+            outlining: None,
             settled: None,
         }
     }
@@ -266,14 +266,21 @@ impl Lab {
     /// drawing's cost is not added to the time those events wait.
     pub fn outline(&mut self, run: Option<&Rc<Run>>, whole: bool) -> bool {
         use crate::flood::Drawing;
-        let outlined_last = std::mem::replace(&mut self.outlining, false);
+        let outlined = self.outlining.take();
         let Some(run) = run.filter(|_| !whole) else {
             return false;
         };
+        let outlined_last = outlined == Some(run.id);
         let long = run.requests.len() > crate::timeline::WHOLE_RUN;
+        let flooded = long
+            && if outlined_last {
+                self.frames.still_flooding()
+            } else {
+                self.frames.flooding()
+            };
         let drawing = crate::flood::drawing(
             run.requests.len(),
-            long && self.frames.flooding(),
+            flooded,
             long && run.is_live(),
             outlined_last,
             self.settled == Some(run.id),
@@ -282,8 +289,8 @@ impl Lab {
             self.settled = Some(run.id);
             self.frames.redraw_next_frame();
         }
-        self.outlining = drawing != Drawing::Full;
-        self.outlining
+        self.outlining = (drawing != Drawing::Full).then_some(run.id);
+        self.outlining.is_some()
     }
 
     /// Hands the timeline what it draws (`run`, all rows when `whole`; in
@@ -305,7 +312,7 @@ impl Lab {
                 .map(|s| s.dom().clone())
         };
         if let Some(run) = run.as_deref().filter(|_| outline) {
-            Timeline::show_light(&self.timeline, section(), run);
+            Timeline::show_light(&self.timeline, section(), run, state.events_dropped);
             self.drawn = None;
             return;
         }

@@ -863,6 +863,29 @@ async fn bars_still_going_end_at_now_and_the_cut_follows_the_clock() {
     );
 }
 
+/// From the server's record: the requests of the run whose tags begin with
+/// `prefix` (request id → connection id), and every request finished.
+fn run_record(seen: &[ServerEvent], prefix: &str) -> (BTreeMap<u64, u64>, BTreeSet<u64>) {
+    let (mut ours, mut finished) = (BTreeMap::new(), BTreeSet::new());
+    for event in seen {
+        match event {
+            ServerEvent::RequestStarted {
+                conn,
+                request,
+                target,
+                ..
+            } if param(target, "id").is_some_and(|t| t.starts_with(prefix)) => {
+                ours.insert(request.0, conn.0);
+            }
+            ServerEvent::RequestFinished { request, .. } => {
+                finished.insert(request.0);
+            }
+            _ => {}
+        }
+    }
+    (ours, finished)
+}
+
 /// Samples the timeline at every animation frame into `window.__outline`:
 /// frames with a run's outline shown over the drawing, and at each, the
 /// outline's counts by phase and its connections; then clicks Fire.
@@ -936,24 +959,7 @@ async fn a_flooding_run_is_outlined_then_drawn_in_full_and_a_lessons_burst_never
         LIMIT,
         async || {
             drain(&mut events, &mut seen);
-            let mut ours = BTreeMap::new();
-            let mut finished = BTreeSet::new();
-            for event in &seen {
-                match event {
-                    ServerEvent::RequestStarted {
-                        conn,
-                        request,
-                        target,
-                        ..
-                    } if param(target, "id").is_some_and(|t| t.starts_with("b2-")) => {
-                        ours.insert(request.0, conn.0);
-                    }
-                    ServerEvent::RequestFinished { request, .. } => {
-                        finished.insert(request.0);
-                    }
-                    _ => {}
-                }
-            }
+            let (ours, finished) = run_record(&seen, "b2-");
             (ours.len() >= 200 && ours.keys().all(|r| finished.contains(r)))
                 .then(|| ours.into_values().collect::<BTreeSet<u64>>())
         },
@@ -1002,4 +1008,53 @@ async fn a_flooding_run_is_outlined_then_drawn_in_full_and_a_lessons_burst_never
         )
         .await;
     assert_eq!(why, Value::Bool(true), "the outline and its words are gone");
+}
+
+/// A long run to a slow endpoint floods the page only at its start (its 200
+/// rows and their `fetch` calls at once), then brings a few dozen changes a
+/// second, six requests at a time: the outline, then, while the run still
+/// goes on, the full timeline and the page's panels again, drawn when the
+/// flood's end comes with no change to draw (the frame dispatcher's timer).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_long_run_is_outlined_at_its_start_then_drawn_in_full_while_it_goes_on() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let (addr, lab) = start_page_server().await;
+    let (_, mut events) = lab.subscribe(None);
+    let mut chrome = Chromium::launch().await;
+    let page = chrome
+        .open_live(&format!("http://{addr}/#count=200&endpoint=slow&ms=400"))
+        .await;
+    chrome.eval(&page, SAMPLE_AND_FIRE).await;
+    let full_while_going = "(() => !document.querySelector('.timeline[data-light]') \
+        && document.querySelectorAll('svg#timeline g.req').length >= 20 \
+        && [...document.querySelectorAll('svg#timeline g.req')].every(g => g.dataset.tag.startsWith('b1-')) \
+        && document.querySelectorAll('svg#timeline g.req[data-phase=done]').length < 200 \
+        && document.getElementById('run-status').textContent.startsWith('Run b1: 200 requests fired, running'))()";
+    eventually(
+        "the full drawing and the run line while the run goes on",
+        LIMIT,
+        async || {
+            chrome
+                .eval(&page, full_while_going)
+                .await
+                .as_bool()
+                .filter(|s| *s)
+        },
+    )
+    .await;
+    let sampled = chrome.eval(&page, "window.__outline").await;
+    assert!(
+        sampled["outlined"].as_u64().is_some_and(|n| n >= 1),
+        "its start floods the page, and it shows the outline: {sampled}"
+    );
+    // The server has the run going on: requests of it still held, six at
+    // a time.
+    let mut seen = Vec::new();
+    drain(&mut events, &mut seen);
+    let (started, finished) = run_record(&seen, "b1-");
+    let done = started.keys().filter(|r| finished.contains(*r)).count();
+    assert!(
+        !started.is_empty() && done < 200,
+        "drawn in full before the run ended: {done} of its requests finished at the server"
+    );
 }

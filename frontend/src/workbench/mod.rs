@@ -114,7 +114,8 @@ impl Holds for Workbench {
         if let Some(id) = moved {
             set_hash(&format!("lesson={id}"));
         }
-        self.draw();
+        // A frame of a flood draws the outline only (`crate::flood`).
+        self.draw_page(false, true);
     }
 
     fn draw(&mut self) {
@@ -269,6 +270,14 @@ impl Workbench {
     /// Draws the page as it is now; the timeline with every row of its run
     /// when `whole` (for an SVG export).
     fn draw_whole(&mut self, whole: bool) {
+        self.draw_page(whole, false);
+    }
+
+    /// [`Workbench::draw_whole`]; `frame`: for a frame's changes, which
+    /// while a run is outlined draw the outline alone. The learner's own
+    /// changes (a field, a click) draw the whole page, outlined or not, so a
+    /// field shows what was typed in it.
+    fn draw_page(&mut self, whole: bool, frame: bool) {
         let state = self.lab.state();
         let connected = state.socket == crate::state::SocketStatus::Open;
         let run = self.run(&state);
@@ -284,10 +293,11 @@ impl Workbench {
                 resolve_origin(self.settings.target, &page, &state.listeners, ports).ok()
             })
             .flatten();
-        // A flooded run's outline is all that changes while the flood lasts
-        // (`crate::flood`): the panels and the run list wait for it to end,
-        // as the timeline's full drawing does.
-        if self.lab.outline(run.as_ref(), whole) {
+        // A flooded run's outline is all a frame changes while the flood
+        // lasts (`crate::flood`): the panels and the run list wait for it to
+        // end, as the timeline's full drawing does.
+        let outline = self.lab.outline(run.as_ref(), whole);
+        if outline && frame {
             self.lab
                 .draw_timeline(&state, run, (&self.live, TIMELINE), (whole, true));
             return;
@@ -342,6 +352,6 @@ impl Workbench {
         );
         dom::patch(&mut Web, &self.body, &mut self.live, &[vec![main]]);
         self.lab
-            .draw_timeline(&state, run, (&self.live, TIMELINE), (whole, false));
+            .draw_timeline(&state, run, (&self.live, TIMELINE), (whole, outline));
     }
 }

@@ -110,20 +110,35 @@ impl Timeline {
     /// Shows `run` in outline over the drawing, which stays as it was
     /// ([`super::light`]): the timeline mounted in `cell` (first), or as it
     /// is there.
-    pub fn show_light(cell: &Rc<Cell>, section: Option<Element>, run: &Run) {
+    pub fn show_light(cell: &Rc<Cell>, section: Option<Element>, run: &Run, dropped: u64) {
         let Ok(mut t) = cell.try_borrow_mut() else {
             return;
         };
         Timeline::mount(&mut t, cell, section);
         let Some(t) = t.as_mut() else { return };
-        if !std::mem::replace(&mut t.light, true) {
+        let began = !std::mem::replace(&mut t.light, true);
+        if began {
             let _ = t.section.set_attribute("data-light", "");
         }
         if t.live.len() <= LIGHT_SLOT {
             t.live.resize_with(LIGHT_SLOT + 1, Vec::new);
         }
-        let outline = super::light::picture(run);
+        let outline = super::light::picture(run, dropped);
         dom::patch_slot(&mut Web, &t.section, &mut t.live, LIGHT_SLOT, &[outline]);
+        // The keyboard's focus in the hidden drawing (a row, its box) moves
+        // to the outline, so keys do not go to what cannot be seen.
+        if began
+            && let Some(active) = web_sys::window()
+                .and_then(|w| w.document())
+                .and_then(|d| d.active_element())
+            && t.section.contains(Some(&active))
+            && let Some(outline) = t.live.get(LIGHT_SLOT).and_then(|s| s.first())
+        {
+            let _ = outline
+                .dom()
+                .unchecked_ref::<web_sys::HtmlElement>()
+                .focus();
+        }
     }
 
     /// The timeline in `t`, mounted in `section` if it is not yet.
@@ -251,7 +266,8 @@ impl Timeline {
 
     /// Zooms or pans as `key` says, if it is a zoom key.
     fn zoom(&mut self, key: &str) -> bool {
-        let Some(zoom) = zoom_for(self.scale, key) else {
+        // Not while the outline is shown: the drawing it would zoom is hidden.
+        let Some(zoom) = zoom_for(self.scale, key).filter(|_| !self.light) else {
             return false;
         };
         self.looking.zoom = zoom;

@@ -47,18 +47,22 @@ pub fn counts(run: &Run) -> [usize; 6] {
 /// Why the run is drawn in outline, in the page's words.
 pub fn why() -> String {
     // Whole numbers (float formatting would cost the download kilobytes).
-    let per_second = flood::CHANGES * 1000 / flood::WINDOW_MS as u32;
+    let per_second = |n: u32| n * 1000 / flood::WINDOW_MS as u32;
     format!(
-        "Drawn in outline while this page takes in more than {per_second} changes a second \
-         (each request's fetch steps and the server's events): drawing every bar at every \
-         frame would delay the very events it draws. The full timeline, with each request's \
-         times, connection and headers and the server's connections, follows as soon as they \
-         slow down or the run ends, and so do the page's measured figures and run list."
+        "Drawn in outline while this page takes in {} or more changes a second (the \
+         requests composed, their fetch steps, the server's events), until they slow below \
+         {}: drawing every bar at every frame would delay the very events it draws. The full \
+         timeline, with each request's times, connection and headers and the server's \
+         connections, follows then or when the run ends, and so do the line beside Fire, the \
+         measured figures and the run list.",
+        per_second(flood::CHANGES),
+        per_second(flood::STILL)
     )
 }
 
-/// The outline of `run`.
-pub fn picture(run: &Run) -> Node {
+/// The outline of `run`; `dropped`: events the server dropped for this page
+/// so far (it fell behind), told here too, since a flood is when it does.
+pub fn picture(run: &Run, dropped: u64) -> Node {
     let n = counts(run);
     let total = run.requests.len().max(1);
     let lines = LINES
@@ -87,14 +91,26 @@ pub fn picture(run: &Run) -> Node {
         })
         .collect();
     let conns = run.connections_used();
+    let dropped = (dropped > 0).then(|| {
+        el("p")
+            .attr("class", "problem")
+            .attr("role", "alert")
+            .text(format!(
+                "The server dropped {} for this page (it fell behind): these counts may miss some.",
+                count(usize::try_from(dropped).unwrap_or(usize::MAX), "event")
+            ))
+            .done()
+    });
     el("div")
         .attr("class", "light")
+        .attr("tabindex", "-1")
         .kids(vec![
             el("h2")
                 .text(format!(
-                    "Timeline of run {}: {}, live",
+                    "Timeline of run {}: {}, {}",
                     run.name(),
-                    count(run.requests.len(), "request")
+                    count(run.requests.len(), "request"),
+                    if run.is_live() { "live" } else { "ended" }
                 ))
                 .done(),
             el("ul").attr("class", "light-phases").kids(lines).done(),
@@ -107,6 +123,7 @@ pub fn picture(run: &Run) -> Node {
                 .done(),
             el("p").attr("class", "light-why").text(why()).done(),
         ])
+        .kids(dropped.into_iter().collect())
         .done()
 }
 
@@ -143,8 +160,9 @@ mod tests {
         let run = run_in(&phases);
         assert_eq!(counts(&run), [0, 120, 6, 0, 74, 0]);
         let mut html = String::new();
-        picture(&run).write(&mut html);
+        picture(&run, 0).write(&mut html);
         assert!(html.contains("200 requests, live"), "{html}");
+        assert!(!html.contains("dropped"));
         assert!(html.contains(r#"data-phase="queued""#) && html.contains("width:60.0%"));
         assert!(
             html.contains(r#"data-phase="downloading""#),
@@ -155,7 +173,8 @@ mod tests {
         let run = run_in(&[Phase::Aborted, Phase::Failed, Phase::Pending]);
         assert_eq!(counts(&run), [1, 0, 0, 0, 0, 2]);
         let mut html = String::new();
-        picture(&run).write(&mut html);
+        picture(&run, 3).write(&mut html);
+        assert!(html.contains("dropped 3 events"), "{html}");
         assert!(
             html.contains(r#"data-phase="failed""#) && html.contains(r#"data-phase="pending""#)
         );
@@ -178,9 +197,17 @@ mod tests {
     #[test]
     fn the_page_says_why_from_the_thresholds_it_uses() {
         assert!(
-            why().contains("more than 200 changes a second"),
+            why().contains("200 or more changes a second") && why().contains("slow below 100"),
             "{}",
             why()
         );
+    }
+
+    #[test]
+    fn a_settled_run_is_not_called_live() {
+        let ended = run_in(&[Phase::Done; 61]);
+        let mut html = String::new();
+        picture(&ended, 0).write(&mut html);
+        assert!(html.contains("61 requests, ended"), "{html}");
     }
 }

@@ -169,7 +169,7 @@ impl Workbench {
         };
         if let Some(run) = el.get_attribute("data-run") {
             self.selected = run.parse().ok();
-            return self.draw();
+            return self.draw_page(false, true);
         }
         match el.id().as_str() {
             shell::RECONNECT => return self.lab.link.reconnect(),
@@ -203,7 +203,11 @@ impl Workbench {
             "export-svg" => self.export("svg"),
             _ => return,
         }
-        self.draw();
+        // As a frame draws: while a run is outlined, a click (Fire again,
+        // Release, a run picked) waits for the flood's end with the panels
+        // (bench figure 3: the bench fires its bursts with this button, and
+        // each click drawing the whole page cost the page under load).
+        self.draw_page(false, true);
     }
 
     /// A change of a field.
@@ -273,10 +277,10 @@ impl Workbench {
         self.draw_page(whole, false);
     }
 
-    /// [`Workbench::draw_whole`]; `frame`: for a frame's changes, which
-    /// while a run is outlined draw the outline alone. The learner's own
-    /// changes (a field, a click) draw the whole page, outlined or not, so a
-    /// field shows what was typed in it.
+    /// [`Workbench::draw_whole`]; `frame`: for a frame's changes (or a
+    /// click), which while a run is outlined draw the outline alone. A
+    /// change of a field draws the whole page, outlined or not, so the field
+    /// shows what was typed in it.
     fn draw_page(&mut self, whole: bool, frame: bool) {
         let state = self.lab.state();
         let connected = state.socket == crate::state::SocketStatus::Open;

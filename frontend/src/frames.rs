@@ -189,9 +189,7 @@ impl FrameDispatch {
         self.store.dispatch(Action::Batch(actions));
         record_latencies(List::Applied, &stamps, &clock);
     }
-}
 
-impl FrameDispatch {
     /// Whether a flood of changes begins or goes on now ([`crate::flood`]).
     pub fn flooding(&self) -> bool {
         self.queue.borrow().flood.flooding(now_ms())

@@ -66,6 +66,14 @@ pub const LESSON_EVERY: Duration = Duration::from_secs(3);
 pub const HEAVY_BURSTS: u32 = 10;
 /// ...fired 200 ms apart, about 1 000 requests per second.
 pub const HEAVY_EVERY: Duration = Duration::from_millis(200);
+/// Rounds of the loaded phase per page. Its bursts take 2 s, so one pause
+/// of this shared host decides a single round's p99: the same build was 0.6×
+/// to 2.8× the bare page's from one run to the next when each page ran it
+/// once, a minute apart (`causes.md`, figure 3). So every page runs it this
+/// many times, the pages taking turns in an order that rotates each round
+/// (each page in every position at least once), and the figures under load
+/// are the median of the rounds.
+pub const LOAD_ROUNDS: usize = 5;
 /// After the last burst, time for the page to finish (every request is done
 /// by then) while frames are still recorded.
 pub const SETTLE: Duration = Duration::from_secs(4);
@@ -115,8 +123,26 @@ pub struct Phases {
     pub light: Phase,
     /// Lesson scale: single bursts of [`HEAVY_BURST`], [`LESSON_EVERY`] apart.
     pub lesson: Phase,
-    /// Load: [`HEAVY_BURSTS`] bursts of [`HEAVY_BURST`], [`HEAVY_EVERY`] apart.
-    pub heavy: Phase,
+    /// Load: [`HEAVY_BURSTS`] bursts of [`HEAVY_BURST`], [`HEAVY_EVERY`]
+    /// apart, once per round ([`LOAD_ROUNDS`]; one when profiled or
+    /// traced), in the order run; never empty once measured.
+    pub heavy: Vec<Load>,
+}
+
+/// One round of the loaded phase on one page.
+#[derive(Debug, Clone, Default)]
+pub struct Load {
+    /// Where the page came in its round: 1 for first (the order rotates).
+    pub position: usize,
+    /// What it measured.
+    pub phase: Phase,
+}
+
+impl Phases {
+    /// The median over the load rounds of `figure` (a quantile of one round).
+    pub fn load_median(&self, figure: impl Fn(&Phase) -> f64) -> f64 {
+        crate::figures::median(self.heavy.iter().map(|l| figure(&l.phase)))
+    }
 }
 
 /// Outcome of figures 3 and 4.
@@ -204,22 +230,59 @@ async fn measure_both(
     let mut browser = Chromium::launch().await;
     // The bare page first, then with its picture, then the lab's: each in a
     // fresh tab of the same browser, against the same lab child.
-    let mut measured = Vec::new();
-    for (name, path) in [
+    let pages = [
         ("bare", "/bare.html"),
         ("drawing", "/bare.html?draw"),
         ("lab", "/#endpoint=fast"),
-    ] {
-        match page_phases(
+    ];
+    let mut measured = Vec::new();
+    for (position, (name, path)) in pages.into_iter().enumerate() {
+        let url = format!("http://{}{path}", server.addr);
+        let page = match open(&mut browser, &url).await? {
+            Ok(page) => page,
+            Err(not_measured) => return Ok(not_measured),
+        };
+        let phases = all_phases(
             &mut browser,
-            &format!("http://{}{path}", server.addr),
+            &page,
+            position + 1,
             profile.map(|p| with_suffix(p, name)).as_deref(),
             trace.map(|p| with_suffix(p, name)).as_deref(),
         )
-        .await?
-        {
-            Ok(phases) => measured.push(Box::new(phases)),
-            Err(not_measured) => return Ok(not_measured),
+        .await?;
+        browser.close(page).await;
+        measured.push(Box::new(phases));
+    }
+    // More rounds of the load alone, the pages taking turns in a rotating
+    // order, each in a fresh tab. A profiled or traced run keeps its one
+    // round: recording costs the browser CPU, and its rounds would not
+    // compare with these.
+    let rounds = if profile.is_some() || trace.is_some() {
+        1
+    } else {
+        LOAD_ROUNDS
+    };
+    for round in 1..rounds {
+        for position in 0..pages.len() {
+            let which = (round + position) % pages.len();
+            let url = format!("http://{}{}", server.addr, pages[which].1);
+            let page = match open(&mut browser, &url).await? {
+                Ok(page) => page,
+                Err(not_measured) => return Ok(not_measured),
+            };
+            let load = load_phase(&mut browser, &page, Record::none()).await?;
+            browser.close(page).await;
+            eprintln!(
+                "bench:    load round {}/{rounds}, {}: p99 {:.1} ms, frame p95 {:.1} ms",
+                round + 1,
+                pages[which].0,
+                Phase::quantile(&load.latencies_ms, 0.99),
+                Phase::quantile(&load.frames_ms, 0.95)
+            );
+            measured[which].heavy.push(Load {
+                position: position + 1,
+                phase: load,
+            });
         }
     }
     let [bare, drawing, lab] =
@@ -227,14 +290,9 @@ async fn measure_both(
     Ok(Browser::Measured { lab, bare, drawing })
 }
 
-/// Opens `url`, waits for its events socket and clock, and runs the three
-/// phases. The inner `Err` is a page without the metrics hook.
-async fn page_phases(
-    browser: &mut Chromium,
-    url: &str,
-    profile: Option<&Path>,
-    trace: Option<&Path>,
-) -> Result<Result<Phases, Browser>, String> {
+/// Opens `url` and waits for its events socket and clock. The inner `Err` is
+/// a page without the metrics hook.
+async fn open(browser: &mut Chromium, url: &str) -> Result<Result<Page, Browser>, String> {
     let page = browser.open(url).await;
 
     // Short expressions, polled: one that spans the page's navigation fails.
@@ -256,13 +314,25 @@ async fn page_phases(
              the page has none"
         ))));
     }
+    Ok(Ok(page))
+}
+
+/// The three phases on an open page, the `position`th of the first round;
+/// the load is its first round.
+async fn all_phases(
+    browser: &mut Chromium,
+    page: &Page,
+    position: usize,
+    profile: Option<&Path>,
+    trace: Option<&Path>,
+) -> Result<Phases, String> {
     let profiled = |name: &str| Record {
         profile: profile.map(|p| with_suffix(p, &format!("{name}.cpuprofile"))),
         trace: trace.map(|p| with_suffix(p, &format!("{name}.json"))),
     };
     let light = phase(
         browser,
-        &page,
+        page,
         LIGHT_BURST,
         BURSTS,
         BURST_EVERY,
@@ -271,28 +341,35 @@ async fn page_phases(
     .await?;
     let lesson = phase(
         browser,
-        &page,
+        page,
         HEAVY_BURST,
         LESSON_BURSTS,
         LESSON_EVERY,
         profiled("lesson"),
     )
     .await?;
-    let heavy = phase(
+    let heavy = load_phase(browser, page, profiled("load")).await?;
+    Ok(Phases {
+        light,
+        lesson,
+        heavy: vec![Load {
+            position,
+            phase: heavy,
+        }],
+    })
+}
+
+/// The loaded phase: [`HEAVY_BURSTS`] bursts of [`HEAVY_BURST`].
+async fn load_phase(browser: &mut Chromium, page: &Page, record: Record) -> Result<Phase, String> {
+    phase(
         browser,
-        &page,
+        page,
         HEAVY_BURST,
         HEAVY_BURSTS,
         HEAVY_EVERY,
-        profiled("load"),
+        record,
     )
-    .await?;
-    browser.close(page).await;
-    Ok(Ok(Phases {
-        light,
-        lesson,
-        heavy,
-    }))
+    .await
 }
 
 /// What to record of a phase beside its figures, and where.
@@ -301,6 +378,16 @@ struct Record {
     profile: Option<PathBuf>,
     /// A trace of the browser, asked of the page's tab ([`Chromium::start_trace`]).
     trace: Option<PathBuf>,
+}
+
+impl Record {
+    /// Nothing beside the figures.
+    fn none() -> Record {
+        Record {
+            profile: None,
+            trace: None,
+        }
+    }
 }
 
 /// `PREFIX-name`.

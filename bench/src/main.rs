@@ -341,7 +341,7 @@ fn skipped<T>() -> Result<T, String> {
     Err(report::SKIPPED.to_owned())
 }
 
-/// Figure 1: rounds alternate between the variants.
+/// Figure 1: rounds alternate between the variants, in a rotating order.
 async fn tracking_overhead(s: &Settings) -> Result<Vec<Series>, String> {
     let variants = [Variant::LAB, Variant::AXUM, Variant::LAB_DEFAULT_POLICY];
     let mut series: Vec<Series> = variants
@@ -353,8 +353,13 @@ async fn tracking_overhead(s: &Settings) -> Result<Vec<Series>, String> {
         .collect();
     let warmup = Duration::from_secs_f64(s.warmup_s);
     let window = Duration::from_secs_f64(s.window_s);
+    let count = series.len();
     for round in 1..=s.rounds {
-        for one in &mut series {
+        // The variants take turns in an order that rotates each round, so
+        // none is always first after a fresh start or always after the
+        // same neighbour.
+        for position in 0..count {
+            let one = &mut series[(round - 1 + position) % count];
             let r = figures::load_round(one.variant, s.connections, warmup, window).await?;
             eprintln!(
                 "bench: 1. round {round}/{} {:?}/{:?}: {:.0} req/s, p50 {:.0} µs, p99 {:.0} µs, {:.1} µs CPU/request",

@@ -5,8 +5,8 @@ use std::fmt::Write as _;
 use std::process::Command;
 
 use crate::browser::{
-    BURST_EVERY, BURSTS, Browser, HEAVY_BURSTS, HEAVY_EVERY, HOOK, LESSON_BURSTS, LESSON_EVERY,
-    LONG_FRAME_MS, Phase, Phases,
+    BURST_EVERY, BURSTS, Browser, HEAVY_BURST, HEAVY_BURSTS, HEAVY_EVERY, HOOK, LESSON_BURSTS,
+    LESSON_EVERY, LOAD_ROUNDS, LONG_FRAME_MS, Phase, Phases,
 };
 
 /// Budget of figures 3 and 4 under load (2 000 requests): the lab's page's
@@ -158,6 +158,17 @@ fn ms(value: f64) -> String {
     }
 }
 
+/// "first", "second", "third" (a page's place in its round; the bench has
+/// three pages).
+fn ordinal(n: usize) -> String {
+    match n {
+        1 => "first".to_owned(),
+        2 => "second".to_owned(),
+        3 => "third".to_owned(),
+        n => format!("number {n}"),
+    }
+}
+
 /// Lab over baseline.
 fn ratio(lab: f64, base: f64) -> String {
     format!("{:.3}×", lab / base)
@@ -203,22 +214,28 @@ fn browser_rows(w: &mut String, pages: &Pages<'_>, misses: &mut Vec<(u8, String)
     let Pages { lab, bare, drawing } = *pages;
     let q = Phase::quantile;
     let max = |p: &Phase| q(&p.frames_ms, 1.0);
+    let rounds = lab.heavy.len();
     let load = format!(
-        "{} requests in bursts of {} `/api/fast`, {} ms apart, fired by the page",
-        lab.heavy.burst * HEAVY_BURSTS,
-        lab.heavy.burst,
-        HEAVY_EVERY.as_millis()
+        "{} requests in bursts of {HEAVY_BURST} `/api/fast`, {} ms apart, fired by the page; \
+         median of {rounds} round{}",
+        HEAVY_BURST * HEAVY_BURSTS,
+        HEAVY_EVERY.as_millis(),
+        if rounds == 1 { "" } else { "s" }
     );
-    let empty = [lab, bare, drawing]
-        .iter()
-        .flat_map(|p| [&p.light, &p.lesson, &p.heavy])
-        .any(|p| p.latencies_ms.is_empty());
+    let empty = [lab, bare, drawing].iter().any(|p| {
+        p.heavy.is_empty()
+            || [&p.light, &p.lesson]
+                .into_iter()
+                .chain(p.heavy.iter().map(|l| &l.phase))
+                .any(|p| p.latencies_ms.is_empty())
+    });
     if empty {
         let why = format!(
             "a page's `{HOOK}.eventLatencyMs` stayed empty while its events arrived \
              (the lab page's `clockUncertaintyMs`: {})",
             lab.heavy
-                .clock_uncertainty_ms
+                .first()
+                .and_then(|l| l.phase.clock_uncertainty_ms)
                 .map_or("null".to_owned(), |u| format!("{u:.1} ms"))
         );
         misses.push((3, format!("not measured: {why}")));
@@ -227,15 +244,10 @@ fn browser_rows(w: &mut String, pages: &Pages<'_>, misses: &mut Vec<(u8, String)
             "| 3 | event pipeline: server stamp to applied in the page | not measured: {why} | | | | not measured |"
         );
     } else {
-        let (l50, l99) = (
-            q(&lab.heavy.latencies_ms, 0.5),
-            q(&lab.heavy.latencies_ms, 0.99),
-        );
-        let (b50, b99) = (
-            q(&bare.heavy.latencies_ms, 0.5),
-            q(&bare.heavy.latencies_ms, 0.99),
-        );
-        let d99 = q(&drawing.heavy.latencies_ms, 0.99);
+        let latency = |p: &Phases, x| p.load_median(|r| q(&r.latencies_ms, x));
+        let (l50, l99) = (latency(lab, 0.5), latency(lab, 0.99));
+        let (b50, b99) = (latency(bare, 0.5), latency(bare, 0.99));
+        let d99 = latency(drawing, 0.99);
         let ok = l99 <= MAX_PAGE_RATIO * b99;
         if !ok {
             misses.push((
@@ -264,7 +276,7 @@ fn browser_rows(w: &mut String, pages: &Pages<'_>, misses: &mut Vec<(u8, String)
             "| 3 | the same under load, beside {DRAWING} (`/bare.html?draw`: 60 bars and a line of counts, applied at its frames): p50 / p99 | {} / {} | {} / {} ({DRAWING}) | {} (p99) | none | (information) |",
             ms(l50),
             ms(l99),
-            ms(q(&drawing.heavy.latencies_ms, 0.5)),
+            ms(latency(drawing, 0.5)),
             ms(d99),
             ratio(l99, d99)
         );
@@ -311,10 +323,8 @@ fn browser_rows(w: &mut String, pages: &Pages<'_>, misses: &mut Vec<(u8, String)
             );
         }
     }
-    let (f95, g95) = (
-        q(&lab.heavy.frames_ms, 0.95),
-        q(&bare.heavy.frames_ms, 0.95),
-    );
+    let frame = |p: &Phases, x| p.load_median(|r| q(&r.frames_ms, x));
+    let (f95, g95) = (frame(lab, 0.95), frame(bare, 0.95));
     let ok = f95 <= MAX_PAGE_RATIO * g95;
     if !ok {
         misses.push((
@@ -322,30 +332,32 @@ fn browser_rows(w: &mut String, pages: &Pages<'_>, misses: &mut Vec<(u8, String)
             format!("under load p95 {} of the bare page's", ratio(f95, g95)),
         ));
     }
-    // p50 / p95, and the frames over the line of all.
-    let frames = |p: &Phase| {
+    // p50 / p95 (medians of the rounds), and the frames over the line of
+    // all the rounds' frames.
+    let frames = |p: &Phases| {
+        let all = p.heavy.iter().map(|l| &l.phase);
         format!(
             "{} / {}, {} of {}",
-            ms(q(&p.frames_ms, 0.5)),
-            ms(q(&p.frames_ms, 0.95)),
-            p.long_frames(),
-            p.frames_ms.len()
+            ms(frame(p, 0.5)),
+            ms(frame(p, 0.95)),
+            all.clone().map(Phase::long_frames).sum::<usize>(),
+            all.map(|r| r.frames_ms.len()).sum::<usize>()
         )
     };
     let _ = writeln!(
         w,
         "| 4 | frame interval in Chromium, p50 / p95, frames over {LONG_FRAME_MS:.0} ms ({load}) | {} | {} (bare page) | {} (p95) | p95 ≤ {MAX_PAGE_RATIO:.2}× the bare page's | {} |",
-        frames(&lab.heavy),
-        frames(&bare.heavy),
+        frames(lab),
+        frames(bare),
         ratio(f95, g95),
         verdict(ok)
     );
     let _ = writeln!(
         w,
         "| 4 | the same under load, beside {DRAWING}: p50 / p95, frames over {LONG_FRAME_MS:.0} ms | {} | {} ({DRAWING}) | {} (p95) | none | (information) |",
-        frames(&lab.heavy),
-        frames(&drawing.heavy),
-        ratio(f95, q(&drawing.heavy.frames_ms, 0.95))
+        frames(lab),
+        frames(drawing),
+        ratio(f95, frame(drawing, 0.95))
     );
     for (what, l, b, _) in lesson_phases(pages) {
         let ok = max(l) <= LESSON_MAX_FRAME_MS;
@@ -1057,7 +1069,9 @@ fn details(w: &mut String, results: &Results) {
          server CPU is user + system time from `/proc/<pid>/stat` over the window, and other \
          processes' CPU is the machine's busy time from `/proc/stat` minus the server's and \
          the bench's own (anything else running skews the round). Variants \
-         alternate round by round, {} rounds each; the summary shows the median of rounds.\n",
+         take turns, {} rounds each, in an order that rotates each round (lab, axum, lab with \
+         its default policy; then axum first; then the default policy first; ...), so none is \
+         always the first after a fresh start; the summary shows the median of rounds.\n",
         s.connections, s.warmup_s, s.window_s, s.rounds
     );
     let _ = writeln!(
@@ -1196,7 +1210,12 @@ fn details(w: &mut String, results: &Results) {
          (the bare page has the same ids): lesson scale, {BURSTS} bursts of 12 (the composer's \
          default) {} s apart, then {LESSON_BURSTS} single bursts of 200 (its maximum) {} s \
          apart; load, {HEAVY_BURSTS} bursts of 200 {} ms apart: 2 000 requests at about 1 000 \
-         requests per second. Each request brings at least three events. Figure 3 is the \
+         requests per second. The load's bursts take 2 s, so one pause of this shared host \
+         can decide a single round's p99: after the three pages have run all three phases, \
+         each runs the load {} times more, each time in a fresh tab, the pages taking turns in \
+         an order that rotates every round (each page first, second and third at least once), \
+         and the figures under load are the medians of the {LOAD_ROUNDS} rounds (every round \
+         is in the table below; a profiled or traced run has one). Each request brings at least three events. Figure 3 is the \
          page's own instrumentation, `{HOOK}.eventLatencyMs`: per stamped event, the time \
          from the server's stamp to the page applying it (the bare page: receiving it), on \
          the page's ping/pong-synced clock. The lab page also records each event when its socket \
@@ -1208,7 +1227,8 @@ fn details(w: &mut String, results: &Results) {
         keepalive_lab_tests::chromium::FLAGS.join(" "),
         BURST_EVERY.as_secs(),
         LESSON_EVERY.as_secs(),
-        HEAVY_EVERY.as_millis()
+        HEAVY_EVERY.as_millis(),
+        LOAD_ROUNDS - 1
     );
     match &results.browser {
         Browser::Measured { lab, bare, drawing } => {
@@ -1217,11 +1237,21 @@ fn details(w: &mut String, results: &Results) {
                 "| page | phase | events measured | latency p50 | p99 | max | handed to the page p50 | p99 | clock uncertainty | frames | frame p50 | p95 | p99 | max | over {LONG_FRAME_MS:.0} ms |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
             );
             for (page, phases) in [("lab", lab), ("bare", bare), ("bare + picture", drawing)] {
-                for (phase, p) in [
-                    ("lesson: bursts of 12", &phases.light),
-                    ("lesson: single bursts of 200", &phases.lesson),
-                    ("load: 2 000 requests", &phases.heavy),
-                ] {
+                let lessons = [
+                    ("lesson: bursts of 12".to_owned(), &phases.light),
+                    ("lesson: single bursts of 200".to_owned(), &phases.lesson),
+                ];
+                let loads = phases.heavy.iter().enumerate().map(|(i, l)| {
+                    (
+                        format!(
+                            "load: 2 000 requests, round {} ({} of the round's 3 pages)",
+                            i + 1,
+                            ordinal(l.position)
+                        ),
+                        &l.phase,
+                    )
+                });
+                for (phase, p) in lessons.into_iter().chain(loads) {
                     let q = |v: &[f64], x| Phase::quantile(v, x);
                     let received = |v: &[f64], x| {
                         if v.is_empty() {
@@ -1605,6 +1635,7 @@ fn page_size(files: &[Shipped], names: &[&str]) -> PageSize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::browser::Load;
 
     #[test]
     fn causes_are_found_by_figure_number() {
@@ -1643,7 +1674,10 @@ mod tests {
         let phases = |ms: f64, frame: f64| Phases {
             light: phase(12, ms, frame),
             lesson: phase(200, ms, frame),
-            heavy: phase(200, ms, frame),
+            heavy: vec![Load {
+                position: 1,
+                phase: phase(200, ms, frame),
+            }],
         };
         let (lab, bare, drawing) = (phases(90.0, 33.4), phases(20.0, 16.7), phases(60.0, 16.7));
         let mut w = String::new();
@@ -1679,6 +1713,69 @@ mod tests {
                 && under_load.contains("the lab page 1.500× of it"),
             "{under_load}"
         );
+    }
+
+    #[test]
+    fn the_load_is_judged_on_the_median_of_its_rounds_and_every_round_is_counted() {
+        let phase = |ms: f64, frame: f64| Phase {
+            burst: 200,
+            latencies_ms: vec![ms; 100],
+            received_ms: Vec::new(),
+            clock_uncertainty_ms: Some(0.2),
+            frames_ms: vec![frame; 10],
+        };
+        // One round of three paused by the host: it must not decide the
+        // figure, and its long frames are still counted.
+        let rounds = |per_round: &[(f64, f64)]| Phases {
+            light: phase(10.0, 16.7),
+            lesson: phase(10.0, 16.7),
+            heavy: per_round
+                .iter()
+                .enumerate()
+                .map(|(i, &(ms, frame))| Load {
+                    position: i + 1,
+                    phase: phase(ms, frame),
+                })
+                .collect(),
+        };
+        let lab = rounds(&[(200.0, 50.0), (25.0, 16.7), (24.0, 16.7)]);
+        let bare = rounds(&[(20.0, 16.7), (20.0, 16.7), (22.0, 16.7)]);
+        let drawing = rounds(&[(21.0, 16.7), (23.0, 16.7), (22.0, 16.7)]);
+        let mut w = String::new();
+        let mut misses = Vec::new();
+        let pages = Pages {
+            lab: &lab,
+            bare: &bare,
+            drawing: &drawing,
+        };
+        browser_rows(&mut w, &pages, &mut misses);
+        assert!(misses.is_empty(), "{misses:?}\n{w}");
+        let row = |start: &str| {
+            w.lines()
+                .find(|l| l.starts_with(start))
+                .unwrap_or_else(|| panic!("no row {start}:\n{w}"))
+                .to_owned()
+        };
+        let events = row("| 3 | event pipeline: server stamp to applied in the page, p50 / p99");
+        assert!(
+            events.contains("median of 3 rounds")
+                && events.contains("25.0 ms / 25.0 ms")
+                && events.contains("1.250×"),
+            "{events}"
+        );
+        let frames = row("| 4 | frame interval in Chromium");
+        assert!(frames.contains("10 of 30"), "{frames}");
+        // Two paused rounds of three do decide it.
+        let lab = rounds(&[(200.0, 50.0), (25.0, 50.0), (90.0, 16.7)]);
+        let mut misses = Vec::new();
+        let pages = Pages {
+            lab: &lab,
+            bare: &bare,
+            drawing: &drawing,
+        };
+        browser_rows(&mut String::new(), &pages, &mut misses);
+        let figures: Vec<u8> = misses.iter().map(|(n, _)| *n).collect();
+        assert_eq!(figures, [3, 4], "{misses:?}");
     }
 
     #[test]

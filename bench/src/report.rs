@@ -280,6 +280,17 @@ fn browser_rows(w: &mut String, pages: &Pages<'_>, misses: &mut Vec<(u8, String)
             ms(d99),
             ratio(l99, d99)
         );
+        // What the browser delivered to the lab page under load, before the
+        // wait for the frame that applies it (the bare page's figure is on
+        // arrival already).
+        if lab.heavy.iter().all(|l| !l.phase.received_ms.is_empty()) {
+            information(
+                w,
+                "the same under load: server stamp to handed to the page by its socket, before the frame's batch: p99",
+                lab.load_median(|r| q(&r.received_ms, 0.99)),
+                (b99, "bare page, on arrival"),
+            );
+        }
         for (what, l, b, d) in lesson_phases(pages) {
             let (l99, b99) = (q(&l.latencies_ms, 0.99), q(&b.latencies_ms, 0.99));
             let ok = l99 <= LESSON_EVENT_P99_MS;

@@ -913,7 +913,9 @@ const SAMPLE_AND_FIRE: &str = "(() => { \
 /// server recorded for the run. (Not "no more in flight than connections":
 /// a response whose head the page has and whose body it has not read yet
 /// is "downloading" in the page while its connection already carries the
-/// next request, in the full drawing too.)
+/// next request, in the full drawing too.) The events socket's Worker hands
+/// the flood's events to the page in batches, none lost: the page's counts
+/// are the server's.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flooding_run_is_outlined_then_drawn_in_full_and_a_lessons_burst_never_is() {
     let _one = ONE_AT_A_TIME.lock().await;
@@ -1008,6 +1010,18 @@ async fn a_flooding_run_is_outlined_then_drawn_in_full_and_a_lessons_burst_never
         )
         .await;
     assert_eq!(why, Value::Bool(true), "the outline and its words are gone");
+    // The flood's events came from the Worker in batches: fewer posts than
+    // messages (each post a task on the page's main thread).
+    let counts = chrome.eval(&page, "window.keepaliveLabSocket.counts").await;
+    let (messages, posts) = (
+        counts["messages"].as_u64().unwrap_or(0),
+        counts["posts"].as_u64().unwrap_or(0),
+    );
+    println!("the events socket's Worker: {posts} posts of {messages} messages");
+    assert!(
+        messages >= 3 * 212 && posts < messages,
+        "the events of 212 requests in {posts} posts of {messages} messages"
+    );
 }
 
 /// A long run to a slow endpoint floods the page only at its start (its 200

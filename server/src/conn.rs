@@ -99,6 +99,11 @@ pub struct Conn {
     /// Through what the lab made this connection to itself for a client, if
     /// it did (read at the accept: `peers::Peers::accepted`).
     via: Option<crate::peers::Via>,
+    /// Its charged address's requests in flight, counted there without the
+    /// table of addresses (`peers::Peers::enter_on`; bench figure 1). Set
+    /// with its socket ([`TrackedStream::new`]); a connection without one
+    /// counts through the table.
+    peer_in_flight: OnceLock<Arc<crate::peers::InFlight>>,
     /// The lab's address the client connected to.
     local: std::net::SocketAddr,
     /// Where events go.
@@ -327,6 +332,7 @@ impl Conn {
             activity: AtomicWaker::new(),
             epoch: AtomicU64::new(0),
             watched_in: OnceLock::new(),
+            peer_in_flight: OnceLock::new(),
             saw_eof: AtomicBool::new(false),
             upgraded: AtomicBool::new(false),
             session: OnceLock::new(),
@@ -357,6 +363,15 @@ impl Conn {
     /// The address its per-address caps charge (see `charged`).
     pub fn charged_ip(&self) -> std::net::IpAddr {
         self.charged
+    }
+
+    /// Counts a request against its charged address's cap
+    /// (`peers::Peers::enter`), or refuses.
+    pub fn enter_peer(&self) -> Result<PeerRequest, crate::error::ApiError> {
+        match self.peer_in_flight.get() {
+            Some(in_flight) => self.lab.peers().enter_on(in_flight),
+            None => self.lab.peers().enter(self.charged),
+        }
     }
 
     /// Whether its client is on the lab's own machine: a loopback address,
@@ -1765,6 +1780,7 @@ pub struct TrackedStream {
 impl TrackedStream {
     /// Wraps an accepted socket.
     pub fn new(inner: TcpStream, conn: Arc<Conn>, slot: PeerConnection) -> TrackedStream {
+        let _ = conn.peer_in_flight.set(slot.in_flight());
         TrackedStream {
             inner,
             conn,

@@ -920,21 +920,21 @@ impl Handler {
             .authority()
             .map(|a| a.as_str().as_bytes())
             .or(head.host.map(axum::http::HeaderValue::as_bytes));
-        if let Some(authority) = authority {
-            let host = std::str::from_utf8(authority).unwrap_or("");
-            if !origins.allows_authority(host) && !host.eq_ignore_ascii_case(&local()) {
-                return Err(ApiError::forbidden(
-                    format!(
-                        "this lab does not answer to the host `{}`",
-                        String::from_utf8_lossy(authority)
-                    ),
-                    format!(
-                        "open it as http://127.0.0.1:PORT/ or http://localhost:PORT/ (ports {:?}); \
-                         a foreign host name is refused so that DNS rebinding cannot reach the lab",
-                        origins.ports()
-                    ),
-                ));
-            }
+        if let Some(authority) = authority
+            && !origins.allows_authority_bytes(authority)
+            && !authority.eq_ignore_ascii_case(local().as_bytes())
+        {
+            return Err(ApiError::forbidden(
+                format!(
+                    "this lab does not answer to the host `{}`",
+                    String::from_utf8_lossy(authority)
+                ),
+                format!(
+                    "open it as http://127.0.0.1:PORT/ or http://localhost:PORT/ (ports {:?}); \
+                     a foreign host name is refused so that DNS rebinding cannot reach the lab",
+                    origins.ports()
+                ),
+            ));
         }
         if let Some(value) = head.origin {
             let origin = value.to_str().unwrap_or("");
@@ -1001,7 +1001,7 @@ impl Handler {
             return Err(crate::sessions::session_needed());
         }
         let counts = counts_for_owner(path);
-        guard.hold_peer(self.lab.peers().enter(self.conn.charged_ip())?);
+        guard.hold_peer(self.conn.enter_peer()?);
         // The instructor's requests (the key, no session) are not counted
         // in the anonymous scope that the lab machine's clients without a
         // session share: filling that scope's cap must not lock the room's

@@ -165,7 +165,9 @@ struct Scope {
     had_viewer: bool,
     /// Who asked for it (for the per-peer cap); `None` for the anonymous scope.
     peer: Option<IpAddr>,
-    /// Last time a request or viewer used it, for expiry.
+    /// For expiry: when its last request or viewer ended (or it was made),
+    /// read only while it has neither. Set only when it becomes unused, so
+    /// that a request's start and end read no clock (bench figure 1).
     last_used: Instant,
     /// What the instructor sees of this participant.
     presence: room::Presence,
@@ -302,7 +304,9 @@ fn update(inner: &Mutex<Registry>, owner: &Owner, change: impl FnOnce(&mut Scope
     if let Some(scope) = scopes.get_mut(owner) {
         let was_gone = scope.page_gone();
         change(scope);
-        scope.last_used = Instant::now();
+        if scope.in_flight == 0 && scope.viewers == 0 {
+            scope.last_used = Instant::now();
+        }
         if scope.page_gone() != was_gone {
             let _ = scope.publish(*locked, defaults);
         }
@@ -481,7 +485,6 @@ impl Sessions {
             )));
         }
         scope.in_flight += 1;
-        scope.last_used = Instant::now();
         if scope.in_flight == 1 && scope.had_viewer && scope.viewers == 0 {
             let (locked, defaults) = (registry.locked, registry.defaults.clone());
             if let Some(scope) = registry.scopes.get(owner) {
@@ -525,7 +528,6 @@ impl Sessions {
         }
         scope.viewers += 1;
         scope.had_viewer = owner != &Owner::Anonymous;
-        scope.last_used = Instant::now();
         let _ = scope.publish(*locked, defaults);
         Ok(ViewerSlot {
             owner: owner.clone(),

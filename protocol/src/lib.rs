@@ -505,7 +505,8 @@ pub enum ServerEvent {
         /// `Connection: close` on the wire.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         connection: Option<String>,
-        /// When the head had been read.
+        /// When the head had been read (the read that brought its last
+        /// bytes, when no earlier request's end came after it).
         at_us: Micros,
     },
     /// The handler produced the response head; hyper writes it next.
@@ -535,7 +536,8 @@ pub enum ServerEvent {
         request: RequestId,
         /// Completed, aborted or upgraded.
         outcome: RequestOutcome,
-        /// When it ended.
+        /// When it ended (completed over HTTP/1.1: the write that took its
+        /// last bytes).
         at_us: Micros,
     },
     /// The connection switched protocols (WebSocket) and is no longer HTTP/1.1.

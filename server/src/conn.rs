@@ -713,6 +713,15 @@ impl Conn {
         session: Option<SessionId>,
         has_body: bool,
     ) -> RequestGuard {
+        // When its head had been read: the stamp of the read that brought
+        // it, if bytes came since the last request's (they are this one's)
+        // and no earlier than the last request's end; else now (a head read
+        // with the one before it). No second clock reading: bench figure 1.
+        let read_at = (self.counters.bytes_in.load(Ordering::Relaxed)
+            != self.bytes_in_mark.load(Ordering::Relaxed))
+        .then(|| self.counters.last_in_us())
+        .flatten()
+        .filter(|&at| at >= self.idle_since_us.load(Ordering::Relaxed));
         self.mark_bytes_in();
         self.body_unfinished.store(has_body, Ordering::Relaxed);
         if self.in_flight.fetch_add(1, Ordering::AcqRel) == 0 {
@@ -744,7 +753,7 @@ impl Conn {
         let target = recorded_target(target);
         self.lab
             .tracker()
-            .emit(|at_us| ServerEvent::RequestStarted {
+            .emit_at(read_at, |at_us| ServerEvent::RequestStarted {
                 conn: self.id,
                 request,
                 seq,
@@ -928,7 +937,10 @@ impl Conn {
             slot.take()
         };
         if let Some(mut guard) = guard {
-            guard.finish(completed);
+            // Ended at the write that took its last bytes (this flush
+            // follows it): no second clock reading, bench figure 1.
+            let written_at = self.counters.last_out_us().filter(|_| completed);
+            guard.finish_at(completed, written_at);
         }
     }
 
@@ -1421,6 +1433,11 @@ impl RequestGuard {
     }
 
     fn finish(&mut self, completed: bool) {
+        self.finish_at(completed, None);
+    }
+
+    /// [`RequestGuard::finish`], stamped `at_us` if given (else now).
+    fn finish_at(&mut self, completed: bool, at_us: Option<protocol::Micros>) {
         if std::mem::replace(&mut self.done, true) {
             return;
         }
@@ -1448,7 +1465,7 @@ impl RequestGuard {
         let at_us = conn
             .lab
             .tracker()
-            .emit(|at_us| ServerEvent::RequestFinished {
+            .emit_at(at_us, |at_us| ServerEvent::RequestFinished {
                 conn: conn.id,
                 request: self.ctx.request,
                 outcome,

@@ -467,6 +467,59 @@ async fn hang_timeout_waits_for_the_response_head_only() {
 }
 
 #[tokio::test]
+async fn a_request_starts_at_the_read_that_completed_its_head_and_ends_at_the_write_of_its_last_bytes()
+ {
+    let (addr, _lab) = start_server().await;
+    let mut viewer = Viewer::connect(addr).await;
+    let mut client = Client::connect(addr).await;
+    let conn = viewer.opened_from(client.local_addr()).await;
+    let opened_us = viewer
+        .events_for(conn)
+        .iter()
+        .find_map(|e| match e {
+            ServerEvent::ConnectionOpened { at_us, .. } => Some(*at_us),
+            _ => None,
+        })
+        .expect("opened");
+
+    // Half a head, and the rest 150 ms later: the request starts when its
+    // head is whole, not when its first bytes came.
+    client.send_raw(b"GET /api/fast HTTP/1.1\r\nAcc").await;
+    tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    client.send_raw(b"ept: */*\r\n\r\n").await;
+    let first = client.read_response().await;
+    assert_eq!(first.status, 200);
+    // The next one on the same connection.
+    let second = client.get("/api/fast").await;
+    assert_eq!(second.conn_id(), first.conn_id(), "kept alive");
+    client.send_raw(b"").await;
+    drop(client);
+
+    let one = viewer.timeline(first.request_id()).await;
+    let two = viewer.timeline(second.request_id()).await;
+    let closed = viewer.closed(conn).await;
+    assert!(one.started_us >= opened_us + 150_000, "{one:?}");
+    for t in [&one, &two] {
+        let (head_us, _) = t.response.expect("answered");
+        assert!(t.started_us <= head_us && head_us <= t.finished_us, "{t:?}");
+        assert_eq!(t.outcome, RequestOutcome::Completed);
+    }
+    assert!(one.finished_us <= two.started_us, "{one:?} {two:?}");
+    // On the wire: the last bytes read were the second request's head (the
+    // client's FIN brings none), the last written its response's end.
+    assert_eq!(
+        closed.last_in_us,
+        Some(two.started_us),
+        "{closed:?} {two:?}"
+    );
+    assert_eq!(
+        closed.last_out_us,
+        Some(two.finished_us),
+        "{closed:?} {two:?}"
+    );
+}
+
+#[tokio::test]
 async fn connection_closed_tells_when_bytes_last_moved() {
     let (addr, lab) = start_server().await;
     lab.set_policy(

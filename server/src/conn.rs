@@ -100,10 +100,10 @@ pub struct Conn {
     /// it did (read at the accept: `peers::Peers::accepted`).
     via: Option<crate::peers::Via>,
     /// Its charged address's requests in flight, counted there without the
-    /// table of addresses (`peers::Peers::enter_on`; bench figure 1). Set
-    /// with its socket ([`TrackedStream::new`]); a connection without one
-    /// counts through the table.
-    peer_in_flight: OnceLock<Arc<crate::peers::InFlight>>,
+    /// table of addresses (`peers::Peers::enter_on`; bench figure 1). `None`
+    /// for a connection opened without its address counted (tests): its
+    /// requests count through the table.
+    peer_in_flight: Option<Arc<crate::peers::InFlight>>,
     /// The lab's address the client connected to.
     local: std::net::SocketAddr,
     /// Where events go.
@@ -299,11 +299,14 @@ fn set_stamp(at: &AtomicU64, now: protocol::Micros) -> bool {
 impl Conn {
     /// Registers a freshly accepted connection and announces it. Until a
     /// request names a session it follows the anonymous scope's policy.
+    /// `peer_in_flight`: its charged address's count of requests in flight
+    /// (`peers::PeerConnection::in_flight`).
     pub fn open(
         lab: &Lab,
         peer: std::net::SocketAddr,
         (charged, via): (std::net::IpAddr, Option<crate::peers::Via>),
         local: std::net::SocketAddr,
+        peer_in_flight: Option<Arc<crate::peers::InFlight>>,
     ) -> Arc<Conn> {
         let counters = Arc::new(Counters::default());
         let id = lab.tracker().next_conn_id();
@@ -332,7 +335,7 @@ impl Conn {
             activity: AtomicWaker::new(),
             epoch: AtomicU64::new(0),
             watched_in: OnceLock::new(),
-            peer_in_flight: OnceLock::new(),
+            peer_in_flight,
             saw_eof: AtomicBool::new(false),
             upgraded: AtomicBool::new(false),
             session: OnceLock::new(),
@@ -368,7 +371,7 @@ impl Conn {
     /// Counts a request against its charged address's cap
     /// (`peers::Peers::enter`), or refuses.
     pub fn enter_peer(&self) -> Result<PeerRequest, crate::error::ApiError> {
-        match self.peer_in_flight.get() {
+        match &self.peer_in_flight {
             Some(in_flight) => self.lab.peers().enter_on(in_flight),
             None => self.lab.peers().enter(self.charged),
         }
@@ -1797,7 +1800,6 @@ pub struct TrackedStream {
 impl TrackedStream {
     /// Wraps an accepted socket.
     pub fn new(inner: TcpStream, conn: Arc<Conn>, slot: PeerConnection) -> TrackedStream {
-        let _ = conn.peer_in_flight.set(slot.in_flight());
         TrackedStream {
             inner,
             conn,

@@ -205,7 +205,7 @@ fn serve_connection(
         let local = stream.local_addr().unwrap_or(UNKNOWN_LOCAL);
         // Responses are small and latency is what the lab shows: no Nagle delay.
         let _ = stream.set_nodelay(true);
-        let conn = Conn::open(&lab, peer, (charged, via), local);
+        let conn = Conn::open(&lab, peer, (charged, via), local, Some(slot.in_flight()));
         // Its watchdog is polled after its I/O in every poll (below).
         conn.watch_in_this_task();
         let io = TokioIo::new(TrackedStream::new(stream, conn.clone(), slot));

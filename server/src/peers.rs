@@ -161,13 +161,11 @@ impl Drop for OnBehalf {
     }
 }
 
-/// One connection counted against its address.
+/// One connection counted against its address. (Only its address's
+/// [`InFlight`], which knows the address and the table: one is kept per
+/// connection, bench figure 2.)
 #[derive(Debug)]
 pub struct PeerConnection {
-    /// Whose.
-    ip: IpAddr,
-    /// The table.
-    table: Arc<Mutex<Table>>,
     /// Its address's requests in flight.
     in_flight: Arc<InFlight>,
 }
@@ -216,12 +214,16 @@ fn lock(table: &Mutex<Table>) -> MutexGuard<'_, Table> {
 
 impl Drop for PeerConnection {
     fn drop(&mut self) {
-        let mut table = lock(&self.table);
+        let Some(table) = self.in_flight.table.upgrade() else {
+            return;
+        };
+        let mut table = lock(&table);
         table.connections = table.connections.saturating_sub(1);
-        if let Some(counts) = table.by_ip.get_mut(&self.ip) {
+        let ip = self.in_flight.ip;
+        if let Some(counts) = table.by_ip.get_mut(&ip) {
             counts.connections = counts.connections.saturating_sub(1);
             if counts.unused() {
-                table.by_ip.remove(&self.ip);
+                table.by_ip.remove(&ip);
             }
         }
     }
@@ -377,11 +379,7 @@ impl Peers {
         counts.connections += 1;
         let in_flight = counts.in_flight.clone();
         table.connections += 1;
-        Ok(PeerConnection {
-            ip,
-            table: self.table.clone(),
-            in_flight,
-        })
+        Ok(PeerConnection { in_flight })
     }
 
     /// Counts a request from `ip`, or refuses past the cap. (A connection's

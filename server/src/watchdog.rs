@@ -153,23 +153,27 @@ pub fn watch(
             // (`Conn::changed`): this task polls us right after it. Read
             // before the state, so no change can slip between.
             let seen = conn.epoch();
-            let (idle_ms, ended) = {
-                let v = view.borrow();
-                (v.policy.idle_timeout_ms, v.ended)
-            };
-            // Read only if a deadline needs it: a request that starts and
-            // ends moves no deadline earlier (bench figure 1).
-            let mut now = Now::of(clock);
-            // Only the deadline is kept while waiting (this future lasts as long
-            // as the connection): the verdict is decided afresh when it passes.
-            if let Some(at) =
-                next_deadline(&conn, idle_ms, ended, guard, stall, &mut now).map(|(at, _)| at)
-                && armed.is_none_or(|armed| at < armed)
+            // Only the deadline is kept while waiting (this future lasts as
+            // long as the connection, so what it holds across the wait below
+            // is held per connection: bench figure 2): the verdict is decided
+            // afresh when it passes.
             {
-                let wait = Duration::from_micros(at.saturating_sub(now.get()));
-                timer.as_mut().reset(tokio::time::Instant::now() + wait);
-                armed = Some(at);
-                timer_fresh = true;
+                let (idle_ms, ended) = {
+                    let v = view.borrow();
+                    (v.policy.idle_timeout_ms, v.ended)
+                };
+                // Read only if a deadline needs it: a request that starts
+                // and ends moves no deadline earlier (bench figure 1).
+                let mut now = Now::of(clock);
+                if let Some(at) =
+                    next_deadline(&conn, idle_ms, ended, guard, stall, &mut now).map(|(at, _)| at)
+                    && armed.is_none_or(|armed| at < armed)
+                {
+                    let wait = Duration::from_micros(at.saturating_sub(now.get()));
+                    timer.as_mut().reset(tokio::time::Instant::now() + wait);
+                    armed = Some(at);
+                    timer_fresh = true;
+                }
             }
             // What `tokio::select!` would do, except that the timer and the
             // view's wait are polled only when they can be ready (decided at

@@ -886,6 +886,7 @@ mod tests {
                 "127.0.0.1:40000".parse().expect("address"),
                 ("127.0.0.1".parse().expect("address"), None),
                 "127.0.0.1:8083".parse().expect("address"),
+                None,
             );
             conn.secured(true, Some("h2".to_owned()), "TLSv1_3".to_owned());
             FrameTap::new(Holding { held: true }, conn)
@@ -954,6 +955,7 @@ mod tests {
                 "127.0.0.1:40001".parse().expect("address"),
                 ("127.0.0.1".parse().expect("address"), None),
                 "127.0.0.1:8083".parse().expect("address"),
+                None,
             );
             conn.secured(true, Some("h2".to_owned()), "TLSv1_3".to_owned());
             let mut tap = FrameTap::new(Holding { held: true }, conn.clone());

@@ -921,7 +921,7 @@ impl Handler {
             .map(|a| a.as_str().as_bytes())
             .or(head.host.map(axum::http::HeaderValue::as_bytes));
         if let Some(authority) = authority
-            && !origins.allows_authority_bytes(authority)
+            && !origins.allows_authority(authority)
             && !authority.eq_ignore_ascii_case(local().as_bytes())
         {
             return Err(ApiError::forbidden(

@@ -117,13 +117,9 @@ impl Origins {
         ports.contains(&port) && self.hosts.iter().any(|h| h.eq_ignore_ascii_case(host))
     }
 
-    /// Whether `authority` (`host:port`, as in a `Host` header) is the lab's.
-    pub fn allows_authority(&self, authority: &str) -> bool {
-        self.allows_authority_bytes(authority.as_bytes())
-    }
-
-    /// [`Origins::allows_authority`] for a header's bytes, as received.
-    pub fn allows_authority_bytes(&self, bytes: &[u8]) -> bool {
+    /// Whether `bytes` (`host:port`, as in a `Host` header, as received) is
+    /// the lab's authority.
+    pub fn allows_authority(&self, bytes: &[u8]) -> bool {
         // Compared without allocating: every request's `Host` comes here.
         // As browsers write it (lower case): a plain comparison, several
         // times cheaper than one ignoring case byte by byte, and before the
@@ -221,16 +217,16 @@ mod tests {
         ] {
             assert!(!o.allows_origin(bad), "{bad}");
         }
-        assert!(o.allows_authority("127.0.0.1:8080"));
-        assert!(o.allows_authority("[::1]:8081"));
-        assert!(!o.allows_authority("rebound.example:8080"));
-        assert!(!o.allows_authority("127.0.0.1:80x"));
-        // A header's bytes: compared as they are first, parsed only if they
-        // are text (any case of the lab's names), refused if they are not.
-        assert!(o.allows_authority_bytes(b"127.0.0.1:8080"));
-        assert!(o.allows_authority_bytes(b"LocalHost:8080"));
-        assert!(!o.allows_authority_bytes(b"127.0.0.1:8080\xff"));
-        assert!(!o.allows_authority_bytes(b"\xff127.0.0.1:8080"));
+        assert!(o.allows_authority(b"127.0.0.1:8080"));
+        assert!(o.allows_authority(b"[::1]:8081"));
+        assert!(!o.allows_authority(b"rebound.example:8080"));
+        assert!(!o.allows_authority(b"127.0.0.1:80x"));
+        // Compared as they are first, parsed only if they are text (any
+        // case of the lab's names), refused if they are not.
+        assert!(o.allows_authority(b"127.0.0.1:8080"));
+        assert!(o.allows_authority(b"LocalHost:8080"));
+        assert!(!o.allows_authority(b"127.0.0.1:8080\xff"));
+        assert!(!o.allows_authority(b"\xff127.0.0.1:8080"));
         // A page on a TLS port is an https:// origin, on a plain port an
         // http:// one: not the other way round.
         let tls_port = SocketAddr::from(([127, 0, 0, 1], 8083));
@@ -244,7 +240,7 @@ mod tests {
             "443 is not the lab's"
         );
         assert!(
-            both.allows_authority("127.0.0.1:8083"),
+            both.allows_authority(b"127.0.0.1:8083"),
             "its Host, either kind"
         );
         assert!(both.allows_origin_at("https://10.0.0.7:8083", "10.0.0.7:8083".parse().unwrap()));

@@ -754,17 +754,17 @@ impl Conn {
             .path_and_query()
             .map_or_else(|| uri.path(), |pq| pq.as_str());
         let target = recorded_target(target);
-        self.lab
-            .tracker()
-            .emit_at(read_at, |at_us| ServerEvent::RequestStarted {
+        self.lab.tracker().request_started(
+            read_at,
+            crate::tracker::RequestHead {
                 conn: self.id,
                 request,
                 seq,
-                method: method.as_str().to_owned(),
+                method: method.as_str(),
                 target,
                 connection,
-                at_us,
-            });
+            },
+        );
         RequestGuard {
             ctx: RequestCtx {
                 conn: self.clone(),

@@ -110,10 +110,104 @@ struct ConnRecord {
     requests_total: u32,
     /// Recent requests, oldest first; trimmed to the configured number of
     /// completed ones.
-    requests: VecDeque<RequestSnapshot>,
+    requests: VecDeque<Kept>,
     /// How many of `requests` have completed (kept, not counted at every
     /// request's end: bench figure 1).
     completed: usize,
+}
+
+/// The methods a [`Kept`] request names by number, in the order of their
+/// numbers (RFC 9110 section 9 and RFC 5789's `PATCH`): every request
+/// keeps its method, and these need no text of their own.
+const METHODS: [&str; 9] = [
+    "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+];
+
+/// [`Kept::method`] of any other method: its name is in [`Kept::text`],
+/// before the target and a space (a method is a token: it has no space).
+const EXTENSION: u8 = u8::MAX;
+
+/// A time [`Kept`] does not know yet (no stamp comes near it: the clock
+/// counts microseconds from the server's start).
+const NOT_YET: Micros = Micros::MAX;
+
+/// One of a connection's recent requests as the table keeps it: every fact
+/// of its [`RequestSnapshot`] (made from it for a viewer's snapshot), in
+/// 64 bytes and one allocation instead of 112 and three.
+///
+/// Why: each request a connection carries writes its newest entry and trims
+/// its oldest, last touched `keep` requests of that connection ago (32 by
+/// default: a thousand requests ago over 32 connections), so the history's
+/// size in memory is what those steps wait for. With the snapshot's own
+/// shape kept, the history was the largest measured cost of tracking (bench
+/// figure 1, `bench/src/causes.md`).
+#[derive(Debug)]
+struct Kept {
+    /// Server-wide id.
+    request: RequestId,
+    /// When its head was read.
+    started_us: Micros,
+    /// When its response head was produced; [`NOT_YET`] before.
+    response_us: Micros,
+    /// When it ended; [`NOT_YET`] before.
+    finished_us: Micros,
+    /// Its target, preceded by its method and a space when that is not one
+    /// of [`METHODS`].
+    text: Box<str>,
+    /// n-th request on its connection.
+    seq: u32,
+    /// Response status, once known.
+    status: Option<u16>,
+    /// How it ended, once it has.
+    outcome: Option<RequestOutcome>,
+    /// Its method's index in [`METHODS`], or [`EXTENSION`].
+    method: u8,
+}
+
+impl Kept {
+    /// A request whose head was read at `at_us`.
+    fn new(request: RequestId, seq: u32, method: &str, target: String, at_us: Micros) -> Kept {
+        let (method, text) = match METHODS.iter().position(|m| *m == method) {
+            Some(i) => (i as u8, target.into_boxed_str()),
+            None => (EXTENSION, format!("{method} {target}").into_boxed_str()),
+        };
+        Kept {
+            request,
+            started_us: at_us,
+            response_us: NOT_YET,
+            finished_us: NOT_YET,
+            text,
+            seq,
+            status: None,
+            outcome: None,
+            method,
+        }
+    }
+
+    /// Its method and target.
+    fn method_and_target(&self) -> (&str, &str) {
+        match METHODS.get(usize::from(self.method)) {
+            Some(method) => (method, &self.text),
+            None => self.text.split_once(' ').unwrap_or(("", &self.text)),
+        }
+    }
+
+    /// The request as a viewer's snapshot shows it.
+    fn snapshot(&self) -> RequestSnapshot {
+        let (method, target) = self.method_and_target();
+        let known = |at: Micros| (at != NOT_YET).then_some(at);
+        RequestSnapshot {
+            request: self.request,
+            seq: self.seq,
+            method: method.to_owned(),
+            target: target.to_owned(),
+            started_us: self.started_us,
+            response_us: known(self.response_us),
+            finished_us: known(self.finished_us),
+            status: self.status,
+            outcome: self.outcome,
+        }
+    }
 }
 
 impl ConnRecord {
@@ -135,7 +229,7 @@ impl ConnRecord {
         {
             Some(r) if r.outcome.is_none() => {
                 r.outcome = Some(outcome);
-                r.finished_us = Some(at_us);
+                r.finished_us = at_us;
             }
             _ => return false,
         }
@@ -155,23 +249,31 @@ impl ConnRecord {
         &mut self,
         request: RequestId,
         seq: u32,
-        method: String,
+        method: &str,
         target: String,
         at_us: Micros,
     ) {
         self.requests_total = self.requests_total.max(seq);
-        self.requests.push_back(RequestSnapshot {
-            request,
-            seq,
-            method,
-            target,
-            started_us: at_us,
-            response_us: None,
-            finished_us: None,
-            status: None,
-            outcome: None,
-        });
+        self.requests
+            .push_back(Kept::new(request, seq, method, target, at_us));
     }
+}
+
+/// A request's head as read, for [`Tracker::request_started`].
+#[derive(Debug)]
+pub struct RequestHead<'a> {
+    /// Its connection.
+    pub conn: ConnId,
+    /// Its server-wide id.
+    pub request: RequestId,
+    /// n-th request on its connection, from 1.
+    pub seq: u32,
+    /// Its method.
+    pub method: &'a str,
+    /// Its target as recorded (`conn::recorded_target`).
+    pub target: String,
+    /// Its `Connection` header, if it had one (shown in the event only).
+    pub connection: Option<String>,
 }
 
 /// Connection table plus event broadcast. See the module docs.
@@ -382,7 +484,7 @@ impl Tracker {
                     ..
                 } => {
                     if let Some(record) = table.get_mut(&conn) {
-                        record.started(request, seq, method, target, at_us);
+                        record.started(request, seq, &method, target, at_us);
                     }
                 }
                 other => {
@@ -403,7 +505,40 @@ impl Tracker {
             }
             return now;
         }
-        if self.apply(&mut table, &event) {
+        self.apply_and_hand_out(&mut table, event);
+        now
+    }
+
+    /// A request's head was read: [`ServerEvent::RequestStarted`], as
+    /// [`Tracker::emit_at`] records it, but the event (and its method's
+    /// text) is made only when someone may hear it. Unwatched, the table
+    /// keeps the request without either (bench figure 1).
+    pub fn request_started(&self, at_us: Option<Micros>, head: RequestHead<'_>) -> Micros {
+        let mut table = self.lock();
+        let now = at_us.unwrap_or_else(|| self.clock.now_us());
+        if !self.is_watched() {
+            if let Some(record) = table.get_mut(&head.conn) {
+                record.started(head.request, head.seq, head.method, head.target, now);
+            }
+            return now;
+        }
+        let event = ServerEvent::RequestStarted {
+            conn: head.conn,
+            request: head.request,
+            seq: head.seq,
+            method: head.method.to_owned(),
+            target: head.target,
+            connection: head.connection,
+            at_us: now,
+        };
+        self.apply_and_hand_out(&mut table, event);
+        now
+    }
+
+    /// Applies a watched event to the table and hands it out, unless it is
+    /// a late echo ([`Tracker::record`]). Called with the table locked.
+    fn apply_and_hand_out(&self, table: &mut BTreeMap<ConnId, ConnRecord>, event: ServerEvent) {
+        if self.apply(table, &event) {
             let route = match &event {
                 ServerEvent::Middlebox {
                     session: None,
@@ -411,11 +546,10 @@ impl Tracker {
                     event: inner,
                     ..
                 } => self.anonymous_mapping_route(*mapping, inner),
-                _ => route_of(&table, &event),
+                _ => route_of(table, &event),
             };
             self.hand_out(event, route);
         }
-        now
     }
 
     /// Where an event of a mapping that named no session goes: the viewers
@@ -512,7 +646,7 @@ impl Tracker {
                 let Some(record) = table.get_mut(conn) else {
                     return false;
                 };
-                record.started(*request, *seq, method.clone(), target.clone(), *at_us);
+                record.started(*request, *seq, method, target.clone(), *at_us);
                 true
             }
             ServerEvent::ResponseStarted {
@@ -521,8 +655,8 @@ impl Tracker {
                 status,
                 at_us,
             } => match find(table, *conn, *request) {
-                Some(r) if r.response_us.is_none() => {
-                    r.response_us = Some(*at_us);
+                Some(r) if r.response_us == NOT_YET => {
+                    r.response_us = *at_us;
                     r.status = Some(*status);
                     true
                 }
@@ -915,7 +1049,7 @@ fn find(
     table: &mut BTreeMap<ConnId, ConnRecord>,
     conn: ConnId,
     request: RequestId,
-) -> Option<&mut RequestSnapshot> {
+) -> Option<&mut Kept> {
     table
         .get_mut(&conn)?
         .requests
@@ -938,7 +1072,7 @@ fn snapshot_one(conn: ConnId, r: &ConnRecord) -> ConnectionSnapshot {
         last_in_us: r.counters.last_in_us(),
         last_out_us: r.counters.last_out_us(),
         requests_total: r.requests_total,
-        requests: r.requests.iter().cloned().collect(),
+        requests: r.requests.iter().map(Kept::snapshot).collect(),
         protocol: r.protocol.clone(),
     }
 }
@@ -1010,6 +1144,116 @@ mod tests {
 
     fn tracker(keep: usize) -> Tracker {
         Tracker::new(Clock::new(), keep, 64)
+    }
+
+    #[test]
+    fn a_kept_request_shows_every_fact_of_its_snapshot_in_one_cache_line() {
+        assert!(
+            std::mem::size_of::<Kept>() <= 64,
+            "{}",
+            std::mem::size_of::<Kept>()
+        );
+        let t = tracker(4);
+        t.open(ConnId(1), direct(addr(1)), addr(80), Arc::default());
+        let head = |request: u64, method: &'static str, target: &str| RequestHead {
+            conn: ConnId(1),
+            request: RequestId(request),
+            seq: request as u32,
+            method,
+            target: target.to_owned(),
+            connection: None,
+        };
+        // Unwatched (nobody subscribed): kept without an event.
+        t.request_started(Some(10), head(1, "GET", "/api/fast?id=a"));
+        t.request_started(Some(20), head(2, "PURGE", "/x?y=a b"));
+        t.request_started(Some(30), head(3, "PATCH", "*"));
+        t.record(ServerEvent::ResponseStarted {
+            conn: ConnId(1),
+            request: RequestId(1),
+            status: 204,
+            at_us: 15,
+        });
+        t.record(ServerEvent::RequestFinished {
+            conn: ConnId(1),
+            request: RequestId(1),
+            outcome: RequestOutcome::Completed,
+            at_us: 16,
+        });
+        let requests = t.connections().remove(0).requests;
+        let shown: Vec<_> = requests
+            .iter()
+            .map(|r| (r.method.as_str(), r.target.as_str(), r.started_us))
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                ("GET", "/api/fast?id=a", 10),
+                ("PURGE", "/x?y=a b", 20),
+                ("PATCH", "*", 30)
+            ]
+        );
+        let first = &requests[0];
+        assert_eq!(
+            (
+                first.response_us,
+                first.finished_us,
+                first.status,
+                first.outcome
+            ),
+            (
+                Some(15),
+                Some(16),
+                Some(204),
+                Some(RequestOutcome::Completed)
+            )
+        );
+        let second = &requests[1];
+        assert_eq!(
+            (
+                second.seq,
+                second.response_us,
+                second.finished_us,
+                second.status,
+                second.outcome
+            ),
+            (2, None, None, None, None)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_watched_request_start_is_recorded_and_handed_out_with_its_method() {
+        let t = tracker(4);
+        t.open(ConnId(1), direct(addr(1)), addr(80), Arc::default());
+        let (_, _, mut rx) = t.subscribe();
+        let at = t.request_started(
+            None,
+            RequestHead {
+                conn: ConnId(1),
+                request: RequestId(7),
+                seq: 1,
+                method: "MKCOL",
+                target: "/dav".to_owned(),
+                connection: Some("keep-alive".to_owned()),
+            },
+        );
+        let event = rx.recv().await.expect("the event");
+        assert_eq!(
+            *event,
+            ServerEvent::RequestStarted {
+                conn: ConnId(1),
+                request: RequestId(7),
+                seq: 1,
+                method: "MKCOL".to_owned(),
+                target: "/dav".to_owned(),
+                connection: Some("keep-alive".to_owned()),
+                at_us: at,
+            }
+        );
+        let kept = &t.connections()[0].requests[0];
+        assert_eq!(
+            (kept.method.as_str(), kept.target.as_str()),
+            ("MKCOL", "/dav")
+        );
     }
 
     #[test]

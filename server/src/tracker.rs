@@ -132,15 +132,17 @@ const EXTENSION: u8 = u8::MAX;
 const NOT_YET: Micros = Micros::MAX;
 
 /// One of a connection's recent requests as the table keeps it: every fact
-/// of its [`RequestSnapshot`] (made from it for a viewer's snapshot), in
-/// 64 bytes and one allocation instead of 112 and three.
+/// of its [`RequestSnapshot`] (made from it when a viewer asks for a
+/// snapshot), in 64 bytes and one allocation (its target) instead of 112
+/// and two (its method and its target).
 ///
-/// Why: each request a connection carries writes its newest entry and trims
-/// its oldest, last touched `keep` requests of that connection ago (32 by
-/// default: a thousand requests ago over 32 connections), so the history's
-/// size in memory is what those steps wait for. With the snapshot's own
-/// shape kept, the history was the largest measured cost of tracking (bench
-/// figure 1, `bench/src/causes.md`).
+/// Why: every open connection keeps at least its request in flight, and a
+/// connection's history starts with room for four, so a held connection
+/// costs 192 bytes less (bench figure 2: 9.84 → 9.65 KB), and a request one
+/// allocation less (figure 1). Each request writes its connection's newest
+/// entry and trims its oldest, last touched `keep` requests of that
+/// connection ago, so the history's size is also what those steps wait for
+/// on a host whose shared cache is busy (`bench/src/causes.md`).
 #[derive(Debug)]
 struct Kept {
     /// Server-wide id.

@@ -148,7 +148,7 @@ pub struct Conn {
     session: OnceLock<SessionId>,
     /// Its owner's live policy: the anonymous scope's until a request names
     /// a session.
-    view: Mutex<watch::Receiver<ScopeView>>,
+    view: Mutex<OwnerView>,
     /// Counts the times `view` was replaced (a change of owner), so that the
     /// watchdog fetches it again only then, not at every request.
     view_generation: AtomicU32,
@@ -296,6 +296,25 @@ fn set_stamp(at: &AtomicU64, now: protocol::Micros) -> bool {
     .is_ok()
 }
 
+/// A connection's owner's view, and the policy it held when last read.
+#[derive(Debug)]
+struct OwnerView {
+    /// The owner's live view (a `watch` receiver).
+    rx: watch::Receiver<ScopeView>,
+    /// `rx`'s policy as last read, marked seen in `rx`: every request reads
+    /// the policy twice, and reading it from the channel took the channel's
+    /// read lock, shared by every connection of the owner (bench figure 1).
+    policy: ServerPolicy,
+}
+
+impl OwnerView {
+    /// A view read now.
+    fn new(mut rx: watch::Receiver<ScopeView>) -> OwnerView {
+        let policy = rx.borrow_and_update().policy.clone();
+        OwnerView { rx, policy }
+    }
+}
+
 impl Conn {
     /// Registers a freshly accepted connection and announces it. Until a
     /// request names a session it follows the anonymous scope's policy.
@@ -339,7 +358,7 @@ impl Conn {
             saw_eof: AtomicBool::new(false),
             upgraded: AtomicBool::new(false),
             session: OnceLock::new(),
-            view: Mutex::new(view),
+            view: Mutex::new(OwnerView::new(view)),
             view_generation: AtomicU32::new(0),
             keepalive_dirty: AtomicBool::new(true),
             next_drop: AtomicU8::new(DROP_NONE),
@@ -429,17 +448,24 @@ impl Conn {
 
     /// The policy in force for it now (its owner's, live).
     pub fn policy(&self) -> ServerPolicy {
-        self.view
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .borrow()
-            .policy
-            .clone()
+        let mut view = self.view.lock().unwrap_or_else(|p| p.into_inner());
+        // The channel's version is one load; its lock, shared by every
+        // connection of the owner, is taken only when the version moved
+        // (or the channel closed: its last policy stays in force).
+        if !matches!(view.rx.has_changed(), Ok(false)) {
+            let policy = view.rx.borrow_and_update().policy.clone();
+            view.policy = policy;
+        }
+        view.policy.clone()
     }
 
     /// A receiver of its owner's view, for the watchdog.
     pub fn view(&self) -> watch::Receiver<ScopeView> {
-        self.view.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.view
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .rx
+            .clone()
     }
 
     /// How many times its owner's view was replaced: read it before
@@ -734,7 +760,7 @@ impl Conn {
             && self.session.set(session.clone()).is_ok()
         {
             if let Some(view) = self.lab.sessions().watch(&Owner::Session(session.clone())) {
-                *self.view.lock().unwrap_or_else(|p| p.into_inner()) = view;
+                *self.view.lock().unwrap_or_else(|p| p.into_inner()) = OwnerView::new(view);
                 self.view_generation.fetch_add(1, Ordering::AcqRel);
                 self.keepalive_dirty.store(true, Ordering::Relaxed);
             }

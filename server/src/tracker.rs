@@ -349,9 +349,10 @@ impl Tracker {
     }
 
     /// [`Tracker::emit`] with the stamp already taken, when the caller has
-    /// one that says when it happened on the socket (the read that brought
-    /// a request's head, the write that took a response's last bytes): no
-    /// second reading of the clock (bench figure 1). Such a stamp can be a
+    /// one that says when it happened on the socket (the write that took a
+    /// response's last bytes; a request's head, stamped by the read that
+    /// brought it, goes through [`Tracker::request_started`]): no second
+    /// reading of the clock (bench figure 1). Such a stamp can be a
     /// few microseconds older than an event of another connection broadcast
     /// before it. `None`: stamped now, as [`Tracker::emit`].
     pub fn emit_at(
@@ -473,38 +474,22 @@ impl Tracker {
         let now = at_us.unwrap_or_else(|| self.clock.now_us());
         let event = make(now);
         if !self.is_watched() {
-            // Nobody is watching: keep the facts, but move a request's strings
-            // into the table instead of cloning them for an event nobody gets.
-            match event {
-                ServerEvent::RequestStarted {
-                    conn,
-                    request,
-                    seq,
-                    method,
-                    target,
-                    at_us,
-                    ..
-                } => {
-                    if let Some(record) = table.get_mut(&conn) {
-                        record.started(request, seq, &method, target, at_us);
-                    }
-                }
-                other => {
-                    if let ServerEvent::Middlebox {
-                        session: None,
-                        mapping,
-                        event: inner,
-                        ..
-                    } = &other
-                    {
-                        // Its route is learned from its `opened` and
-                        // forgotten at its `closed` even when nobody hears
-                        // them: a viewer may come in between.
-                        let _ = self.anonymous_mapping_route(*mapping, inner);
-                    }
-                    self.apply(&mut table, &other);
-                }
+            // Nobody is watching: keep the facts, hand out nothing (a
+            // request's start comes through `request_started`, which does
+            // not even make the event).
+            if let ServerEvent::Middlebox {
+                session: None,
+                mapping,
+                event: inner,
+                ..
+            } = &event
+            {
+                // Its route is learned from its `opened` and forgotten at
+                // its `closed` even when nobody hears them: a viewer may
+                // come in between.
+                let _ = self.anonymous_mapping_route(*mapping, inner);
             }
+            self.apply(&mut table, &event);
             return now;
         }
         self.apply_and_hand_out(&mut table, event);

@@ -108,12 +108,20 @@ struct ConnRecord {
     counters: Arc<Counters>,
     /// Requests carried in total.
     requests_total: u32,
-    /// Recent requests, oldest first; trimmed to the configured number of
-    /// completed ones.
+    /// Recent requests, oldest first: every one in flight and at most
+    /// [`trim_after`] completed ones, of which a viewer is shown the newest
+    /// `keep` ([`ConnRecord::kept`]).
     requests: VecDeque<Kept>,
     /// How many of `requests` have completed (kept, not counted at every
     /// request's end: bench figure 1).
     completed: usize,
+}
+
+/// How many completed requests a connection's history holds before it drops
+/// all but the newest `keep` ([`ConnRecord::finished`]): half as many again,
+/// so a trim comes once every `keep / 2 + 1` requests.
+fn trim_after(keep: usize) -> usize {
+    keep + keep / 2
 }
 
 /// The methods a [`Kept`] request names by number, in the order of their
@@ -140,9 +148,10 @@ const NOT_YET: Micros = Micros::MAX;
 /// connection's history starts with room for four, so a held connection
 /// costs 192 bytes less (bench figure 2: 9.84 → 9.65 KB), and a request one
 /// allocation less (figure 1). Each request writes its connection's newest
-/// entry and trims its oldest, last touched `keep` requests of that
-/// connection ago, so the history's size is also what those steps wait for
-/// on a host whose shared cache is busy (`bench/src/causes.md`).
+/// entry; the oldest ones, last touched `keep` requests of that connection
+/// ago, are dropped in batches ([`ConnRecord::finished`]), so the history's
+/// size is also what a request waits for on a host whose shared cache is
+/// busy (`bench/src/causes.md`).
 #[derive(Debug)]
 struct Kept {
     /// Server-wide id.
@@ -213,9 +222,16 @@ impl Kept {
 }
 
 impl ConnRecord {
-    /// A request ended: records it, then drops the oldest *completed*
-    /// requests beyond `keep` (in-flight ones stay). Whether it was in
-    /// flight here.
+    /// A request ended: records it. Whether it was in flight here.
+    ///
+    /// The table keeps the newest `keep` completed requests (and every one
+    /// in flight): [`ConnRecord::kept`] is what a viewer is shown. The
+    /// older completed ones are dropped in a batch once half as many again
+    /// have come ([`trim_after`]), not one at each request's end: the
+    /// oldest entry was last touched `keep` requests of this connection
+    /// ago, and reading it at every request made each end wait for memory
+    /// (bench figure 1, `bench/src/causes.md`), where a batch reads its
+    /// entries in order.
     fn finished(
         &mut self,
         request: RequestId,
@@ -236,14 +252,28 @@ impl ConnRecord {
             _ => return false,
         }
         self.completed += 1;
-        while self.completed > keep {
-            let Some(oldest) = self.requests.iter().position(|r| r.outcome.is_some()) else {
-                break;
-            };
-            self.requests.remove(oldest);
-            self.completed -= 1;
+        if self.completed > trim_after(keep) {
+            let mut over = self.completed - keep;
+            self.requests.retain(|r| {
+                let drop = over > 0 && r.outcome.is_some();
+                over -= usize::from(drop);
+                !drop
+            });
+            self.completed = keep;
         }
         true
+    }
+
+    /// The requests a viewer is shown: every one in flight and the newest
+    /// `keep` completed ones, oldest first (the table may still hold older
+    /// completed ones until its next trim: [`ConnRecord::finished`]).
+    fn kept(&self, keep: usize) -> impl Iterator<Item = &Kept> {
+        let mut over = self.completed.saturating_sub(keep);
+        self.requests.iter().filter(move |r| {
+            let hidden = over > 0 && r.outcome.is_some();
+            over -= usize::from(hidden);
+            !hidden
+        })
     }
 
     /// A request's head was read on this connection.
@@ -691,7 +721,7 @@ impl Tracker {
 
     /// The open connections right now.
     pub fn connections(&self) -> Vec<ConnectionSnapshot> {
-        snapshot_of(&self.lock())
+        snapshot_of(&self.lock(), self.keep_per_conn)
     }
 
     /// The open connection whose client address is `peer`, if any: a scan
@@ -709,7 +739,9 @@ impl Tracker {
     /// One open connection, if it is open.
     pub fn connection(&self, conn: ConnId) -> Option<ConnectionSnapshot> {
         let table = self.lock();
-        table.get(&conn).map(|record| snapshot_one(conn, record))
+        table
+            .get(&conn)
+            .map(|record| snapshot_one(conn, record, self.keep_per_conn))
     }
 
     /// Open connections plus a receiver for every event after them, taken
@@ -725,7 +757,11 @@ impl Tracker {
         let table = self.lock();
         let rx = self.events.subscribe();
         self.watched.store(true, Ordering::Relaxed);
-        (self.clock.now_us(), snapshot_of(&table), rx)
+        (
+            self.clock.now_us(),
+            snapshot_of(&table, self.keep_per_conn),
+            rx,
+        )
     }
 
     /// Like [`Tracker::subscribe`], with every event as an owned copy (each
@@ -744,7 +780,11 @@ impl Tracker {
             .get_or_init(|| broadcast::Sender::new(self.event_buffer))
             .subscribe();
         self.watched.store(true, Ordering::Relaxed);
-        (self.clock.now_us(), snapshot_of(&table), rx)
+        (
+            self.clock.now_us(),
+            snapshot_of(&table, self.keep_per_conn),
+            rx,
+        )
     }
 
     /// Like [`Tracker::subscribe`], for a participant's page: a [`Feed`] of
@@ -758,7 +798,7 @@ impl Tracker {
         let table = self.lock();
         let feed = self.viewers().add(owner.clone(), host, self.event_buffer);
         self.watched.store(true, Ordering::Relaxed);
-        let connections = scoped(&table, owner.as_ref(), host);
+        let connections = scoped(&table, owner.as_ref(), host, self.keep_per_conn);
         (self.clock.now_us(), connections, feed)
     }
 
@@ -770,7 +810,7 @@ impl Tracker {
         owner: Option<&SessionId>,
         host: Option<IpAddr>,
     ) -> Vec<ConnectionSnapshot> {
-        scoped(&self.lock(), owner, host)
+        scoped(&self.lock(), owner, host, self.keep_per_conn)
     }
 
     /// How many participants' feeds are registered (for tests and the bench).
@@ -1045,7 +1085,7 @@ fn find(
         .find(|r| r.request == request)
 }
 
-fn snapshot_one(conn: ConnId, r: &ConnRecord) -> ConnectionSnapshot {
+fn snapshot_one(conn: ConnId, r: &ConnRecord, keep: usize) -> ConnectionSnapshot {
     ConnectionSnapshot {
         conn,
         opened_us: r.opened_us,
@@ -1059,7 +1099,7 @@ fn snapshot_one(conn: ConnId, r: &ConnRecord) -> ConnectionSnapshot {
         last_in_us: r.counters.last_in_us(),
         last_out_us: r.counters.last_out_us(),
         requests_total: r.requests_total,
-        requests: r.requests.iter().map(Kept::snapshot).collect(),
+        requests: r.kept(keep).map(Kept::snapshot).collect(),
         protocol: r.protocol.clone(),
     }
 }
@@ -1071,6 +1111,7 @@ fn scoped(
     table: &BTreeMap<ConnId, ConnRecord>,
     owner: Option<&SessionId>,
     host: Option<IpAddr>,
+    keep: usize,
 ) -> Vec<ConnectionSnapshot> {
     table
         .iter()
@@ -1078,14 +1119,14 @@ fn scoped(
             Some(session) => owner == Some(session),
             None => host.is_some_and(|h| crate::events::same_host(h, r.host)),
         })
-        .map(|(conn, r)| snapshot_one(*conn, r))
+        .map(|(conn, r)| snapshot_one(*conn, r, keep))
         .collect()
 }
 
-fn snapshot_of(table: &BTreeMap<ConnId, ConnRecord>) -> Vec<ConnectionSnapshot> {
+fn snapshot_of(table: &BTreeMap<ConnId, ConnRecord>, keep: usize) -> Vec<ConnectionSnapshot> {
     table
         .iter()
-        .map(|(conn, r)| snapshot_one(*conn, r))
+        .map(|(conn, r)| snapshot_one(*conn, r, keep))
         .collect()
 }
 
@@ -1257,6 +1298,35 @@ mod tests {
         let ids: Vec<u64> = conns[0].requests.iter().map(|r| r.request.0).collect();
         assert_eq!(ids, vec![3, 4, 5], "2 newest completed + the one in flight");
         assert_eq!(conns[0].requests_total, 5);
+    }
+
+    #[test]
+    fn a_viewer_is_shown_the_newest_completed_requests_between_trims() {
+        // The history drops its oldest completed requests in batches
+        // (`trim_after`): between two trims a snapshot still shows exactly
+        // the newest `keep` completed ones and every one in flight, and the
+        // table never holds more than `trim_after(keep)` completed ones.
+        let keep = 4;
+        let t = tracker(keep);
+        t.open(ConnId(1), direct(addr(1)), addr(80), Arc::default());
+        // Request 1 stays in flight throughout (an HTTP/2 stream, say).
+        t.record(started(1, 1, 1));
+        for i in 2..=40 {
+            t.record(started(1, i, i as u32));
+            t.record(finished(1, i));
+            let ids: Vec<u64> = t.connections()[0]
+                .requests
+                .iter()
+                .map(|r| r.request.0)
+                .collect();
+            let newest = (2.max((i + 1).saturating_sub(keep as u64))..=i).collect::<Vec<_>>();
+            assert_eq!(ids, [vec![1], newest].concat(), "after request {i}");
+            let held = t.lock()[&ConnId(1)].requests.len();
+            assert!(
+                held <= 1 + trim_after(keep),
+                "{held} held after request {i}"
+            );
+        }
     }
 
     #[test]

@@ -27,8 +27,6 @@
 //! [`ApiError`]. CORS answers only the lab's own origins (second port,
 //! `localhost`, `[::1]`), with credentials, so they can read every header.
 
-use std::time::Duration;
-
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -38,11 +36,8 @@ use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{MethodRouter, get, post};
 use protocol::{
     PolicyPatch, ROOM_HINT, ReleaseRequest, ReleaseResponse, RoomState, ServerPolicy, SessionGrant,
-    headers,
 };
-use tower_http::cors::{
-    AllowHeaders, AllowMethods, AllowOrigin, CorsLayer, preflight_request_headers,
-};
+use tower_http::cors::{AllowHeaders, AllowMethods, AllowOrigin, CorsLayer};
 
 use crate::Lab;
 use crate::assets::Ranged;
@@ -143,6 +138,7 @@ pub fn app(lab: Lab) -> Router {
         })
         .fallback(assets)
         .layer(cors(lab.clone()))
+        .layer(FixedCorsLayer)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(lab)
 }
@@ -169,20 +165,109 @@ fn cors(lab: Lab) -> CorsLayer {
         .allow_credentials(true)
         .allow_methods(AllowMethods::mirror_request())
         .allow_headers(AllowHeaders::mirror_request())
-        .expose_headers(exposed_headers())
-        .vary(preflight_request_headers().collect::<Vec<_>>())
-        .max_age(Duration::from_secs(600))
+        // `Vary`, `Access-Control-Expose-Headers` and
+        // `Access-Control-Max-Age` are the same for every answer: added
+        // from static values by [`FixedCorsLayer`], outside this layer.
+        // Here they were copied with the layer and built afresh for every
+        // request (axum clones a route's layers per request: bench figure 1).
+        .vary([] as [HeaderName; 0])
 }
 
-/// The headers a page on another of the lab's origins may read.
-fn exposed_headers() -> [HeaderName; 5] {
-    [
-        HeaderName::from_static(headers::CONN_ID),
-        HeaderName::from_static(headers::REQUEST_SEQ),
-        HeaderName::from_static(headers::REQUEST_ID),
-        HeaderName::from_static("keep-alive"),
-        header::CONNECTION,
-    ]
+/// What a page on another of the lab's origins may read besides the
+/// response's own headers: the lab's (`protocol::headers`), `Keep-Alive`
+/// and `Connection` (`Access-Control-Expose-Headers`).
+const EXPOSED: &str = "x-conn-id,x-request-seq,x-request-id,keep-alive,connection";
+
+/// The request headers a CORS answer depends on (`Vary`): the fetch
+/// standard's preflight headers and the origin, as tower-http lists them.
+const VARY: &str = "origin, access-control-request-method, access-control-request-headers";
+
+/// How long a browser may keep a preflight's answer, in seconds
+/// (`Access-Control-Max-Age`).
+const PREFLIGHT_MAX_AGE: &str = "600";
+
+/// The CORS headers that do not depend on the request's origin, added to
+/// every answer of the router as [`cors`]'s layer would add them: `Vary`
+/// appended to the answer's own, then `Access-Control-Max-Age` on a
+/// preflight (every `OPTIONS`, which [`cors`] answers itself) and
+/// `Access-Control-Expose-Headers` on everything else. From static values,
+/// in a layer with nothing to copy per request.
+#[derive(Debug, Clone, Copy)]
+struct FixedCorsLayer;
+
+impl<S> tower::Layer<S> for FixedCorsLayer {
+    type Service = FixedCors<S>;
+
+    fn layer(&self, inner: S) -> FixedCors<S> {
+        FixedCors { inner }
+    }
+}
+
+/// [`FixedCorsLayer`]'s service.
+#[derive(Debug, Clone)]
+struct FixedCors<S> {
+    inner: S,
+}
+
+impl<S, B> tower::Service<axum::http::Request<B>> for FixedCors<S>
+where
+    S: tower::Service<axum::http::Request<B>, Response = Response>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = FixedCorsFuture<S::Future>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: axum::http::Request<B>) -> Self::Future {
+        FixedCorsFuture {
+            preflight: request.method() == Method::OPTIONS,
+            inner: self.inner.call(request),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// An answer of [`FixedCors`]'s inner service, with the fixed headers.
+    struct FixedCorsFuture<F> {
+        #[pin]
+        inner: F,
+        preflight: bool,
+    }
+}
+
+impl<F, E> std::future::Future for FixedCorsFuture<F>
+where
+    F: std::future::Future<Output = Result<Response, E>>,
+{
+    type Output = Result<Response, E>;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let this = self.project();
+        let mut response = std::task::ready!(this.inner.poll(cx))?;
+        let h = response.headers_mut();
+        h.append(header::VARY, HeaderValue::from_static(VARY));
+        if *this.preflight {
+            h.insert(
+                header::ACCESS_CONTROL_MAX_AGE,
+                HeaderValue::from_static(PREFLIGHT_MAX_AGE),
+            );
+        } else {
+            h.insert(
+                header::ACCESS_CONTROL_EXPOSE_HEADERS,
+                HeaderValue::from_static(EXPOSED),
+            );
+        }
+        std::task::Poll::Ready(Ok(response))
+    }
 }
 
 /// What [`cors`] adds to a simple request's answer for an allowed origin,
@@ -203,21 +288,16 @@ pub(crate) fn cors_for_refusal(
     {
         return;
     }
-    let list = |names: &mut dyn Iterator<Item = HeaderName>| {
-        let names: Vec<String> = names.map(|n| n.as_str().to_owned()).collect();
-        HeaderValue::from_str(&names.join(", ")).ok()
-    };
     response.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
     response.insert(
         header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
         HeaderValue::from_static("true"),
     );
-    if let Some(exposed) = list(&mut exposed_headers().into_iter()) {
-        response.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, exposed);
-    }
-    if let Some(vary) = list(&mut preflight_request_headers()) {
-        response.insert(header::VARY, vary);
-    }
+    response.insert(
+        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static(EXPOSED),
+    );
+    response.insert(header::VARY, HeaderValue::from_static(VARY));
 }
 
 /// The page itself. Served no-cache so a rebuilt frontend is picked up.
@@ -771,6 +851,26 @@ where
 #[cfg(test)]
 mod tests {
     use super::RoomChange;
+
+    /// The fixed CORS headers' values name what they stand for: the lab's
+    /// headers, `Keep-Alive` and `Connection` exposed; tower-http's
+    /// preflight headers in `Vary`.
+    #[test]
+    fn the_fixed_cors_values_list_their_headers() {
+        use protocol::headers;
+        let exposed = [
+            headers::CONN_ID,
+            headers::REQUEST_SEQ,
+            headers::REQUEST_ID,
+            "keep-alive",
+            "connection",
+        ];
+        assert_eq!(super::EXPOSED, exposed.join(","));
+        let vary: Vec<String> = tower_http::cors::preflight_request_headers()
+            .map(|name| name.as_str().to_owned())
+            .collect();
+        assert_eq!(super::VARY, vary.join(", "));
+    }
 
     /// Every endpoint the 404 hint lists is routed.
     #[test]

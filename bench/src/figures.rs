@@ -74,14 +74,6 @@ pub async fn load_round(
     window: Duration,
 ) -> Result<Round, String> {
     let server = Server::start(variant.kind, variant.policy, None).await?;
-    let measure_from = Instant::now() + warmup;
-    let load = tokio::spawn(client::keep_alive_load(
-        server.addr,
-        "/api/fast",
-        connections,
-        measure_from,
-        window,
-    ));
     let cpu = || -> Result<[Duration; 3], String> {
         Ok([
             server.cpu_time()?,
@@ -89,11 +81,9 @@ pub async fn load_round(
             server::machine_busy_time()?,
         ])
     };
-    tokio::time::sleep_until(measure_from).await;
-    let [server_before, bench_before, busy_before] = cpu()?;
-    tokio::time::sleep_until(measure_from + window).await;
-    let [server_after, bench_after, busy_after] = cpu()?;
-    let mut run = load.await.map_err(|e| format!("load task: {e}"))?;
+    let (mut run, before, after) = load_window(&server, connections, warmup, window, cpu).await?;
+    let [server_before, bench_before, busy_before] = before;
+    let [server_after, bench_after, busy_after] = after;
     let server_cpu = server_after.saturating_sub(server_before);
     let ours = server_cpu + bench_after.saturating_sub(bench_before);
     let other = busy_after.saturating_sub(busy_before).saturating_sub(ours);
@@ -106,6 +96,32 @@ pub async fn load_round(
         reconnects: run.reconnects,
         other_load: other.as_secs_f64() / window.as_secs_f64(),
     })
+}
+
+/// `/api/fast` keep-alive load on `server` from `connections`: a `window`
+/// measured after `warmup`, with `read` (CPU clocks) taken as the window
+/// starts and as it ends.
+pub async fn load_window<T>(
+    server: &Server,
+    connections: usize,
+    warmup: Duration,
+    window: Duration,
+    read: impl Fn() -> Result<T, String>,
+) -> Result<(client::LoadRun, T, T), String> {
+    let measure_from = Instant::now() + warmup;
+    let load = tokio::spawn(client::keep_alive_load(
+        server.addr,
+        "/api/fast",
+        connections,
+        measure_from,
+        window,
+    ));
+    tokio::time::sleep_until(measure_from).await;
+    let before = read()?;
+    tokio::time::sleep_until(measure_from + window).await;
+    let after = read()?;
+    let run = load.await.map_err(|e| format!("load task: {e}"))?;
+    Ok((run, before, after))
 }
 
 /// The median of `values` (the mean of the middle two for an even count).

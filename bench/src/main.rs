@@ -27,10 +27,13 @@
 //! - [`client`]: the hyper load client and the raw hanging connections;
 //! - [`figures`]: figures 1, 2, 5, 6; [`browser`]: figures 3 and 4;
 //!   [`soak`]: figure 7; [`room`]: figure 8;
-//! - [`report`]: the markdown, the machine, the budgets and known causes.
+//! - [`report`]: the markdown, the machine, the budgets and known causes;
+//! - [`compare`]: `--compare OTHER`, figure 1's load on two builds side by
+//!   side (not a figure: a tool for finding what a change costs).
 
 mod browser;
 mod client;
+mod compare;
 mod figures;
 mod profile;
 mod report;
@@ -53,6 +56,8 @@ usage: keepalive-lab-bench [--out FILE] [--dist DIR] [--quick]
                            [--soak-secs N] [--room N,N,...] [--room-secs N]
                            [--only 1,2,...] [--profile PREFIX]
                            [--trace PREFIX]
+       keepalive-lab-bench --compare OTHER_BENCH_BINARY [--connections N] [--rounds N]
+                           [--seconds S]
 
   --out FILE        where to write the report (default BENCHMARKS.md)
   --dist DIR        the built frontend, for figures 3-5 (default dist)
@@ -75,7 +80,13 @@ usage: keepalive-lab-bench [--out FILE] [--dist DIR] [--quick]
                     processes) in each phase into PREFIX-{lab,bare,drawing}-{light,lesson,load}.json
                     (Chrome's trace format, for Perfetto) and print the busiest threads and
                     the page's work per burst; tracing costs CPU, so compare traced runs
-                    only with traced runs";
+                    only with traced runs
+  --compare OTHER   instead of the figures: figure 1's load on this build's lab and on the
+                    lab of OTHER (another keepalive-lab-bench binary, e.g. a copy built from
+                    the commit before), both running at once, --seconds windows (default 2)
+                    alternating between them for --rounds rounds (default 12); prints each
+                    window's throughput and server CPU per request and the medians;
+                    BENCHMARKS.md is not touched";
 
 #[derive(Debug)]
 struct Options {
@@ -94,6 +105,11 @@ struct Options {
     profile: Option<PathBuf>,
     /// Where figures 3-4 write their browser traces, if anywhere.
     trace: Option<PathBuf>,
+    /// `--compare`: the other build, instead of the figures.
+    compare: Option<PathBuf>,
+    /// `--rounds` or `--seconds` were given (`--compare` has its own defaults).
+    rounds_given: bool,
+    seconds_given: bool,
 }
 
 impl Options {
@@ -118,6 +134,9 @@ fn parse(args: &[String]) -> Result<Options, String> {
         only: None,
         profile: None,
         trace: None,
+        compare: None,
+        rounds_given: false,
+        seconds_given: false,
     };
     let mut args = args.iter();
     while let Some(flag) = args.next() {
@@ -138,8 +157,15 @@ fn parse(args: &[String]) -> Result<Options, String> {
                 (o.rounds, o.seconds, o.hold, o.slow_samples, o.soak_secs) = (1, 1.0, 1000, 2, 60);
             }
             "--connections" => o.connections = number(value()?)?,
-            "--rounds" => o.rounds = number(value()?)?,
-            "--seconds" => o.seconds = number(value()?)? as f64,
+            "--rounds" => {
+                o.rounds = number(value()?)?;
+                o.rounds_given = true;
+            }
+            "--seconds" => {
+                o.seconds = number(value()?)? as f64;
+                o.seconds_given = true;
+            }
+            "--compare" => o.compare = Some(PathBuf::from(value()?)),
             "--hold" => o.hold = number(value()?)?,
             "--soak-secs" => {
                 o.soak_secs = number(value()?)? as u64;
@@ -209,6 +235,28 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Some(other) = &options.compare {
+        let rounds = if options.rounds_given {
+            options.rounds
+        } else {
+            12
+        };
+        let seconds = if options.seconds_given {
+            options.seconds
+        } else {
+            2.0
+        };
+        return match runtime.block_on(compare::run(other, options.connections, rounds, seconds)) {
+            Ok(table) => {
+                println!("{table}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("bench: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     // The date, machine and commit as the run begins: the code measured.
     let machine = report::machine();
     let results = runtime.block_on(measure(&options));

@@ -290,8 +290,8 @@ pub async fn room(sizes: &[usize], secs: u64) -> Result<Vec<Step>, String> {
 
 async fn one_step(n: usize, window: Duration) -> Result<Step, String> {
     let extras = Extras {
-        instructor_key: None,
         default_session_caps: true,
+        ..Extras::default()
     };
     let server = Server::start_with(Kind::Lab, Policy::Default, None, &extras).await?;
     // Let the readiness request's connection go, then read the idle memory.

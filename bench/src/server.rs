@@ -111,6 +111,9 @@ pub struct Extras {
     /// Keep the default per-session caps (64 hangs, 256 requests in flight)
     /// instead of lifting them; the per-address caps stay lifted.
     pub default_session_caps: bool,
+    /// Another build of this bench to run the child from (`--compare`);
+    /// this binary when `None`.
+    pub exe: Option<std::path::PathBuf>,
 }
 
 impl Extras {
@@ -240,14 +243,17 @@ impl Server {
         dist: Option<&Path>,
         extras: &Extras,
     ) -> Result<Server, String> {
-        let exe = std::env::current_exe().map_err(|e| format!("own executable: {e}"))?;
+        let exe = match &extras.exe {
+            Some(exe) => exe.clone(),
+            None => std::env::current_exe().map_err(|e| format!("own executable: {e}"))?,
+        };
         let port_file = std::env::temp_dir().join(format!(
             "keepalive-lab-bench-{}-{}.port",
             std::process::id(),
             CHILDREN.fetch_add(1, Ordering::Relaxed)
         ));
         let _ = std::fs::remove_file(&port_file);
-        let mut command = Command::new(exe);
+        let mut command = Command::new(&exe);
         command
             .args(["--serve", kind.name(), "--policy", policy.name()])
             .arg("--port-file")
@@ -261,7 +267,7 @@ impl Server {
         }
         let child = command
             .spawn()
-            .map_err(|e| format!("cannot start a server child: {e}"))?;
+            .map_err(|e| format!("cannot start a server child ({}): {e}", exe.display()))?;
         let mut server = Server {
             child,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -433,6 +439,7 @@ mod tests {
         let extras = Extras {
             instructor_key: Some("bench-key-123".to_owned()),
             default_session_caps: true,
+            ..Extras::default()
         };
         assert_eq!(
             extras.args(),

@@ -483,6 +483,7 @@ pub async fn soak(duration: Duration) -> Result<Soak, String> {
     let extras = Extras {
         instructor_key: Some(key.clone()),
         default_session_caps: true,
+        ..Extras::default()
     };
     // The policy a workshop runs: 5 s idle timeout, 100 requests per connection.
     let server = Server::start_with(Kind::Lab, Policy::Default, None, &extras).await?;

@@ -124,6 +124,17 @@ fn trim_after(keep: usize) -> usize {
     keep + keep / 2
 }
 
+/// Asked of a connection's requests oldest first: true for the first `n`
+/// completed ones (the ones beyond the newest `keep`: a trim drops them, a
+/// snapshot does not show them), false for every other.
+fn oldest_completed(mut n: usize) -> impl FnMut(&Kept) -> bool {
+    move |r| {
+        let older = n > 0 && r.outcome.is_some();
+        n -= usize::from(older);
+        older
+    }
+}
+
 /// The methods a [`Kept`] request names by number, in the order of their
 /// numbers (RFC 9110 section 9 and RFC 5789's `PATCH`): every request
 /// keeps its method, and these need no text of their own.
@@ -253,12 +264,8 @@ impl ConnRecord {
         }
         self.completed += 1;
         if self.completed > trim_after(keep) {
-            let mut over = self.completed - keep;
-            self.requests.retain(|r| {
-                let drop = over > 0 && r.outcome.is_some();
-                over -= usize::from(drop);
-                !drop
-            });
+            let mut older = oldest_completed(self.completed - keep);
+            self.requests.retain(|r| !older(r));
             self.completed = keep;
         }
         true
@@ -268,12 +275,8 @@ impl ConnRecord {
     /// `keep` completed ones, oldest first (the table may still hold older
     /// completed ones until its next trim: [`ConnRecord::finished`]).
     fn kept(&self, keep: usize) -> impl Iterator<Item = &Kept> {
-        let mut over = self.completed.saturating_sub(keep);
-        self.requests.iter().filter(move |r| {
-            let hidden = over > 0 && r.outcome.is_some();
-            over -= usize::from(hidden);
-            !hidden
-        })
+        let mut older = oldest_completed(self.completed.saturating_sub(keep));
+        self.requests.iter().filter(move |r| !older(r))
     }
 
     /// A request's head was read on this connection.

@@ -95,6 +95,12 @@ pub struct Phase {
     pub clock_uncertainty_ms: Option<f64>,
     /// Intervals between frames, ms, sorted.
     pub frames_ms: Vec<f64>,
+    /// Of `latencies_ms`, those of the phase's first burst (on a lab page
+    /// at lesson scale, its first run of that size since the page opened),
+    /// sorted...
+    pub first_burst_ms: Vec<f64>,
+    /// ...and those of every later burst, sorted.
+    pub later_bursts_ms: Vec<f64>,
 }
 
 impl Phase {
@@ -454,7 +460,14 @@ async fn phase(
     if trace.is_some() {
         browser.start_trace(page, crate::trace::CATEGORIES).await;
     }
-    for _ in 0..bursts {
+    // How many events the first burst brought, read when it is long done
+    // (just before the second): its events are the first of the list.
+    let mut first_burst = None;
+    for n in 0..bursts {
+        if n == 1 {
+            let count = format!("{HOOK}.eventLatencyMs.length");
+            first_burst = browser.eval(page, &count).await.as_u64();
+        }
         browser
             .eval(page, "document.getElementById('fire').click()")
             .await;
@@ -523,8 +536,23 @@ async fn phase(
         n.sort_by(f64::total_cmp);
         n
     };
+    // In the order applied: the first burst's, then the later ones'.
+    let (first_burst_ms, later_bursts_ms) = {
+        let all = got["latencies"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let split = first_burst.map_or(0, |n| (n as usize).min(all.len()));
+        let (first, later) = all.split_at(split);
+        (
+            numbers(&Value::from(first.to_vec())),
+            numbers(&Value::from(later.to_vec())),
+        )
+    };
     Ok(Phase {
         burst,
+        first_burst_ms,
+        later_bursts_ms,
         latencies_ms: numbers(&got["latencies"]),
         received_ms: numbers(&got["received"]),
         clock_uncertainty_ms: got["uncertainty"].as_f64(),

@@ -332,6 +332,28 @@ fn browser_rows(w: &mut String, pages: &Pages<'_>, misses: &mut Vec<(u8, String)
                 l99,
                 (q(&d.latencies_ms, 0.99), DRAWING),
             );
+            // Where in the phase the worst events were: the first burst is
+            // the lab page's first run of that size (new rows, table and
+            // run list laid out, their fonts resolved, their code compiled).
+            if !l.later_bursts_ms.is_empty() {
+                information(
+                    w,
+                    &format!(
+                        "the same, {what}: the phase's first burst (on the lab page, its first run of that size), worst event"
+                    ),
+                    l.first_burst_ms.last().copied().unwrap_or(f64::NAN),
+                    (
+                        b.first_burst_ms.last().copied().unwrap_or(f64::NAN),
+                        "bare page",
+                    ),
+                );
+                information(
+                    w,
+                    &format!("the same, {what}: the later bursts (all but the first), p99"),
+                    q(&l.later_bursts_ms, 0.99),
+                    (q(&b.later_bursts_ms, 0.99), "bare page"),
+                );
+            }
         }
     }
     let frame = |p: &Phases, x| p.load_median(|r| q(&r.frames_ms, x));
@@ -1672,6 +1694,14 @@ mod tests {
         assert!(floor_note(16.8, 50.0).is_empty());
     }
 
+    /// Figures 3 and 4's rows for these pages, and their misses.
+    fn rows_of(lab: &Phases, bare: &Phases, drawing: &Phases) -> (String, Vec<(u8, String)>) {
+        let mut w = String::new();
+        let mut misses = Vec::new();
+        browser_rows(&mut w, &Pages { lab, bare, drawing }, &mut misses);
+        (w, misses)
+    }
+
     #[test]
     fn the_bare_page_with_a_picture_is_shown_beside_every_phase_and_judges_nothing() {
         // Latencies and frames of `ms` each, 100 of them.
@@ -1681,6 +1711,7 @@ mod tests {
             received_ms: Vec::new(),
             clock_uncertainty_ms: Some(0.2),
             frames_ms: vec![frame; 100],
+            ..Phase::default()
         };
         let phases = |ms: f64, frame: f64| Phases {
             light: phase(12, ms, frame),
@@ -1691,17 +1722,7 @@ mod tests {
             }],
         };
         let (lab, bare, drawing) = (phases(90.0, 33.4), phases(20.0, 16.7), phases(60.0, 16.7));
-        let mut w = String::new();
-        let mut misses = Vec::new();
-        browser_rows(
-            &mut w,
-            &Pages {
-                lab: &lab,
-                bare: &bare,
-                drawing: &drawing,
-            },
-            &mut misses,
-        );
+        let (w, misses) = rows_of(&lab, &bare, &drawing);
         let beside: Vec<&str> = w.lines().filter(|l| l.contains(DRAWING)).collect();
         // Under load (figures 3 and 4) and each lesson phase (figure 3).
         assert_eq!(beside.len(), 4, "{w}");
@@ -1727,6 +1748,59 @@ mod tests {
     }
 
     #[test]
+    fn a_lesson_phase_shows_its_first_burst_apart_from_the_later_ones() {
+        // The first burst's events the slowest (the lab page's first run):
+        // its worst event and the later bursts' p99 are shown, judging
+        // nothing; the budget is still on the whole phase.
+        let phase = |burst, first: f64, later: f64| {
+            let (first_burst_ms, later_bursts_ms) = (vec![first; 36], vec![later; 504]);
+            let mut latencies_ms = [first_burst_ms.clone(), later_bursts_ms.clone()].concat();
+            latencies_ms.sort_by(f64::total_cmp);
+            Phase {
+                burst,
+                latencies_ms,
+                first_burst_ms,
+                later_bursts_ms,
+                frames_ms: vec![16.7; 100],
+                ..Phase::default()
+            }
+        };
+        let phases = |first, later| Phases {
+            light: phase(12, first, later),
+            lesson: phase(200, first, later),
+            heavy: vec![Load {
+                position: 1,
+                phase: phase(200, later, later),
+            }],
+        };
+        let (lab, bare) = (phases(40.0, 20.0), phases(6.0, 5.0));
+        let (w, misses) = rows_of(&lab, &bare, &bare);
+        let row = |what: &str| {
+            w.lines()
+                .find(|l| l.contains("bursts of 12") && l.contains(what))
+                .unwrap_or_else(|| panic!("no row with {what}:\n{w}"))
+        };
+        let first = row("first burst");
+        assert!(
+            first.contains("| 40.0 ms | 6.0 ms (bare page) |")
+                && first.ends_with("| none | (information) |"),
+            "{first}"
+        );
+        let later = row("later bursts");
+        assert!(
+            later.contains("| 20.0 ms | 5.0 ms (bare page) |"),
+            "{later}"
+        );
+        // The phase's p99 is the first burst's here: judged on all of them.
+        assert!(
+            misses
+                .iter()
+                .any(|(n, m)| *n == 3 && m.contains("bursts of 12")),
+            "{misses:?}"
+        );
+    }
+
+    #[test]
     fn the_load_is_judged_on_the_median_of_its_rounds_and_every_round_is_counted() {
         let phase = |ms: f64, frame: f64| Phase {
             burst: 200,
@@ -1734,6 +1808,7 @@ mod tests {
             received_ms: Vec::new(),
             clock_uncertainty_ms: Some(0.2),
             frames_ms: vec![frame; 10],
+            ..Phase::default()
         };
         // One round of three paused by the host: it must not decide the
         // figure, and its long frames are still counted.

@@ -26,6 +26,9 @@ pub const CATEGORIES: &[&str] = &[
     "cc",
     "viz",
     "blink",
+    // Font lookups (`FontCache::GetFontPlatformData`): a page's first
+    // text in a new size or weight costs one, inside its layout.
+    "fonts",
 ];
 
 /// Time per event name on one thread, in µs, and how often it ran. Nested

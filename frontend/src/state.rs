@@ -594,7 +594,9 @@ pub struct Run {
     pub id: u32,
     /// What was fired.
     pub settings: BurstSettings,
-    /// Page clock at the start.
+    /// Page clock at the start: when its first request went out (until
+    /// then, when it was fired; the page draws a run before its requests go
+    /// out).
     pub started_ms: f64,
     /// Wall clock at the start (ms since 1970), for exports.
     pub started_epoch_ms: f64,
@@ -1191,6 +1193,17 @@ impl LabState {
                 }
             }
             Action::Issued { run, index, at_ms } => {
+                // A run starts when its first request goes out: the page
+                // draws the run before issuing its requests
+                // (`services::burst::fire`), and the timeline's clock starts
+                // with the first of them, not with the click.
+                if let Some(r) = self.run_mut(run)
+                    && at_ms > r.started_ms
+                    && r.requests.iter().all(|q| q.issued_ms.is_none())
+                {
+                    r.started_epoch_ms += at_ms - r.started_ms;
+                    r.started_ms = at_ms;
+                }
                 if let Some(r) = self.request_mut(run, index) {
                     r.issued_ms.get_or_insert(at_ms);
                     if r.phase == Phase::Pending {

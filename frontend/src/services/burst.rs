@@ -63,35 +63,45 @@ pub fn fire(
         epoch_ms: js_sys::Date::now(),
     });
     let spacing = Duration::from_millis(settings.spacing_ms.into());
-    match settings.order {
-        Order::Concurrent if spacing.is_zero() => wasm_bindgen_futures::spawn_local(async move {
-            for (index, url) in urls.into_iter().enumerate() {
-                if index > 0 && index % SLICE == 0 {
-                    sleep(Duration::ZERO).await;
-                }
-                start(settings, run, index, &url, &dispatch);
-            }
-        }),
-        Order::Concurrent => {
-            for (index, url) in urls.into_iter().enumerate() {
-                let dispatch = dispatch.clone();
-                wasm_bindgen_futures::spawn_local(async move {
-                    sleep(spacing * index as u32).await;
+    wasm_bindgen_futures::spawn_local(async move {
+        // The run is drawn at the next frame (the action above); its requests
+        // go out after that frame's style, layout and paint, so the events
+        // they bring do not queue behind the run's drawing, which on a
+        // page's first run is a 20 ms frame (bench figure 3, `causes.md`).
+        // The run's clock starts at its first request (`Action::Issued`).
+        if let Ok(drawn) = js_after_drawing() {
+            let _ = JsFuture::from(drawn).await;
+        }
+        match settings.order {
+            Order::Concurrent if spacing.is_zero() => {
+                for (index, url) in urls.into_iter().enumerate() {
+                    if index > 0 && index % SLICE == 0 {
+                        sleep(Duration::ZERO).await;
+                    }
                     start(settings, run, index, &url, &dispatch);
-                });
+                }
+            }
+            Order::Concurrent => {
+                for (index, url) in urls.into_iter().enumerate() {
+                    let dispatch = dispatch.clone();
+                    wasm_bindgen_futures::spawn_local(async move {
+                        sleep(spacing * index as u32).await;
+                        start(settings, run, index, &url, &dispatch);
+                    });
+                }
+            }
+            Order::Sequential => {
+                for (index, url) in urls.into_iter().enumerate() {
+                    if let Some(ended) = start(settings, run, index, &url, &dispatch) {
+                        let _ = JsFuture::from(ended).await;
+                    }
+                    if !spacing.is_zero() {
+                        sleep(spacing).await;
+                    }
+                }
             }
         }
-        Order::Sequential => wasm_bindgen_futures::spawn_local(async move {
-            for (index, url) in urls.into_iter().enumerate() {
-                if let Some(ended) = start(settings, run, index, &url, &dispatch) {
-                    let _ = JsFuture::from(ended).await;
-                }
-                if !spacing.is_zero() {
-                    sleep(spacing).await;
-                }
-            }
-        }),
-    }
+    });
 }
 
 /// The script in `index.html` that issues the page's requests and records
@@ -112,6 +122,11 @@ extern "C" {
         priority: &str,
         timeout_ms: i32,
     ) -> Result<js_sys::Promise, JsValue>;
+
+    /// A promise that resolves once the next animation frame has been drawn
+    /// (or after 100 ms, in a tab that draws no frames).
+    #[wasm_bindgen(catch, js_namespace = keepaliveLabBurst, js_name = afterDrawing)]
+    fn js_after_drawing() -> Result<js_sys::Promise, JsValue>;
 
     /// The numbers of the steps recorded since the last call ([`parse_steps`]).
     #[wasm_bindgen(catch, js_namespace = keepaliveLabBurst, js_name = take)]

@@ -1675,3 +1675,43 @@ fn a_cleared_room_lesson_moves_nobody() {
     s.apply(room(Some("pools")));
     assert_eq!(s.room_lesson, Some(("pools".to_owned(), 1)));
 }
+
+#[test]
+fn a_run_starts_when_its_first_request_goes_out_not_when_it_was_fired() {
+    // The page draws a run before its requests go out
+    // (`services::burst::fire`): the run's clock, and its wall-clock start
+    // for exports, move to its first request's issue, and no later one.
+    let mut s = fresh();
+    let run = s.next_run();
+    s.apply(Action::RunStarted {
+        id: run,
+        settings: BurstSettings::default(),
+        requests: (1..=2)
+            .map(|i| {
+                let tag = format!("b{run}-{i}");
+                let url = format!("{ORIGIN}/api/fast?id={tag}");
+                (tag, url, pool(Credentials::Default))
+            })
+            .collect(),
+        at_ms: 100.0,
+        epoch_ms: 1.7e12,
+    });
+    let start = |s: &LabState| {
+        let r = s.current().unwrap();
+        (r.started_ms, r.started_epoch_ms)
+    };
+    assert_eq!(start(&s), (100.0, 1.7e12));
+    s.apply(Action::Issued {
+        run,
+        index: 0,
+        at_ms: 112.5,
+    });
+    assert_eq!(start(&s), (112.5, 1.7e12 + 12.5));
+    s.apply(Action::Issued {
+        run,
+        index: 1,
+        at_ms: 113.0,
+    });
+    assert_eq!(start(&s), (112.5, 1.7e12 + 12.5));
+    assert_eq!(s.current().unwrap().requests[1].issued_ms, Some(113.0));
+}

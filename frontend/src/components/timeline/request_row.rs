@@ -82,6 +82,21 @@ pub(super) fn request_row(
         &note,
         segments.len() + 2,
     );
+    // Composed but not issued yet (a run is drawn before its requests go
+    // out, `services::burst::fire`): an empty bar where the queue's will
+    // be, so that the first bar of the row's request in the run before is
+    // patched into this one's, not taken out and made again.
+    if segments.is_empty() {
+        children.push(
+            el("rect")
+                .attr("class", Kind::Queued.class())
+                .num("x", scale.left)
+                .num("y", top)
+                .attr("width", "0")
+                .num("height", h)
+                .done(),
+        );
+    }
     for s in &segments {
         let x0 = scale.x(s.from_ms);
         let x1 = if s.open {

@@ -59,12 +59,14 @@ fn finished(conn: u64, request: u64, at_ms: u64) -> Action {
     })
 }
 
-/// Composes and issues a run of `n` requests at page time 0; returns tags.
-pub(crate) fn fire(
+/// Composes a run of `n` requests fired at page time `at_ms`, none issued
+/// yet; returns its id and tags.
+fn compose(
     s: &mut LabState,
     n: usize,
     credentials: impl Fn(usize) -> Credentials,
-) -> Vec<String> {
+    at_ms: f64,
+) -> (u32, Vec<String>) {
     let run = s.next_run();
     let requests: Vec<(String, String, PoolKey)> = (1..=n)
         .map(|i| {
@@ -78,12 +80,22 @@ pub(crate) fn fire(
         .collect();
     let tags = requests.iter().map(|r| r.0.clone()).collect();
     s.apply(Action::RunStarted {
-        id: s.next_run(),
+        id: run,
         settings: BurstSettings::default(),
         requests,
-        at_ms: 0.0,
+        at_ms,
         epoch_ms: 1.7e12,
     });
+    (run, tags)
+}
+
+/// Composes and issues a run of `n` requests at page time 0; returns tags.
+pub(crate) fn fire(
+    s: &mut LabState,
+    n: usize,
+    credentials: impl Fn(usize) -> Credentials,
+) -> Vec<String> {
+    let (run, tags) = compose(s, n, credentials, 0.0);
     for index in 0..n {
         s.apply(Action::Issued {
             run,
@@ -1682,20 +1694,7 @@ fn a_run_starts_when_its_first_request_goes_out_not_when_it_was_fired() {
     // (`services::burst::fire`): the run's clock, and its wall-clock start
     // for exports, move to its first request's issue, and no later one.
     let mut s = fresh();
-    let run = s.next_run();
-    s.apply(Action::RunStarted {
-        id: run,
-        settings: BurstSettings::default(),
-        requests: (1..=2)
-            .map(|i| {
-                let tag = format!("b{run}-{i}");
-                let url = format!("{ORIGIN}/api/fast?id={tag}");
-                (tag, url, pool(Credentials::Default))
-            })
-            .collect(),
-        at_ms: 100.0,
-        epoch_ms: 1.7e12,
-    });
+    let (run, _) = compose(&mut s, 2, |_| Credentials::Default, 100.0);
     let start = |s: &LabState| {
         let r = s.current().unwrap();
         (r.started_ms, r.started_epoch_ms)

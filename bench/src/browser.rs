@@ -167,12 +167,25 @@ pub enum Browser {
     NotMeasured(String),
 }
 
+/// What figures 3 and 4 record beside their figures, and whether they
+/// measure the load (`--profile`, `--trace`, `--dump`, `--lesson-only`).
+#[derive(Debug, Clone, Default)]
+pub struct Recording {
+    /// Chromium's CPU profiles: `PREFIX-{page}-{phase}.cpuprofile`.
+    pub profile: Option<PathBuf>,
+    /// Browser traces: `PREFIX-{page}-{phase}.json`.
+    pub trace: Option<PathBuf>,
+    /// Each phase's raw figures as the page collected them:
+    /// `PREFIX-{page}-{phase}.json`.
+    pub dump: Option<PathBuf>,
+    /// The lesson-scale phases only: no load phase and no load rounds
+    /// (each page's `heavy` stays empty; the report shows those rows as
+    /// skipped).
+    pub lesson_only: bool,
+}
+
 /// Measures figures 3 and 4 with the page in `dist`.
-pub async fn event_pipeline_and_frames(
-    dist: &Path,
-    profile: Option<PathBuf>,
-    trace: Option<PathBuf>,
-) -> Browser {
+pub async fn event_pipeline_and_frames(dist: &Path, recording: Recording) -> Browser {
     if !dist.join("index.html").is_file() {
         return Browser::NotMeasured(format!(
             "needs the built page: no index.html in {}",
@@ -184,9 +197,8 @@ pub async fn event_pipeline_and_frames(
     }
     // The DevTools client panics on failure (it is test code): contain that.
     let dist = dist.to_path_buf();
-    let tracing = trace.is_some();
-    let run =
-        tokio::spawn(async move { measure(&dist, profile.as_deref(), trace.as_deref()).await });
+    let tracing = recording.trace.is_some();
+    let run = tokio::spawn(async move { measure(&dist, &recording).await });
     // Ending a trace can take up to a minute for each of the six phases.
     let limit = Duration::from_secs(if tracing { 900 } else { 300 });
     match tokio::time::timeout(limit, run).await {
@@ -216,22 +228,14 @@ fn with_bare_page(dist: &Path) -> Result<PathBuf, String> {
     Ok(dir)
 }
 
-async fn measure(
-    dist: &Path,
-    profile: Option<&Path>,
-    trace: Option<&Path>,
-) -> Result<Browser, String> {
+async fn measure(dist: &Path, recording: &Recording) -> Result<Browser, String> {
     let served = with_bare_page(dist)?;
-    let result = measure_both(&served, profile, trace).await;
+    let result = measure_both(&served, recording).await;
     let _ = std::fs::remove_dir_all(&served);
     result
 }
 
-async fn measure_both(
-    dist: &Path,
-    profile: Option<&Path>,
-    trace: Option<&Path>,
-) -> Result<Browser, String> {
+async fn measure_both(dist: &Path, recording: &Recording) -> Result<Browser, String> {
     let server = Server::start(Kind::Lab, Policy::Bench, Some(dist)).await?;
     let mut browser = Chromium::launch().await;
     // The bare page first, then with its picture, then the lab's: each in a
@@ -248,22 +252,17 @@ async fn measure_both(
             Ok(page) => page,
             Err(not_measured) => return Ok(not_measured),
         };
-        let phases = all_phases(
-            &mut browser,
-            &page,
-            position + 1,
-            profile.map(|p| with_suffix(p, name)).as_deref(),
-            trace.map(|p| with_suffix(p, name)).as_deref(),
-        )
-        .await?;
+        let phases = all_phases(&mut browser, &page, position + 1, recording, name).await?;
         browser.close(page).await;
         measured.push(Box::new(phases));
     }
     // More rounds of the load alone, the pages taking turns in a rotating
     // order, each in a fresh tab. A profiled or traced run keeps its one
     // round: recording costs the browser CPU, and its rounds would not
-    // compare with these.
-    let rounds = if profile.is_some() || trace.is_some() {
+    // compare with these. `--lesson-only` has none.
+    let rounds = if recording.lesson_only {
+        0
+    } else if recording.profile.is_some() || recording.trace.is_some() {
         1
     } else {
         LOAD_ROUNDS
@@ -329,12 +328,18 @@ async fn all_phases(
     browser: &mut Chromium,
     page: &Page,
     position: usize,
-    profile: Option<&Path>,
-    trace: Option<&Path>,
+    recording: &Recording,
+    page_name: &str,
 ) -> Result<Phases, String> {
+    let file = |prefix: &Option<PathBuf>, phase: &str, extension: &str| {
+        prefix
+            .as_deref()
+            .map(|p| with_suffix(p, &format!("{page_name}-{phase}.{extension}")))
+    };
     let profiled = |name: &str| Record {
-        profile: profile.map(|p| with_suffix(p, &format!("{name}.cpuprofile"))),
-        trace: trace.map(|p| with_suffix(p, &format!("{name}.json"))),
+        profile: file(&recording.profile, name, "cpuprofile"),
+        trace: file(&recording.trace, name, "json"),
+        dump: file(&recording.dump, name, "json"),
     };
     let light = phase(
         browser,
@@ -354,14 +359,16 @@ async fn all_phases(
         profiled("lesson"),
     )
     .await?;
-    let heavy = load_phase(browser, page, profiled("load")).await?;
+    let heavy = if recording.lesson_only {
+        Vec::new()
+    } else {
+        let phase = load_phase(browser, page, profiled("load")).await?;
+        vec![Load { position, phase }]
+    };
     Ok(Phases {
         light,
         lesson,
-        heavy: vec![Load {
-            position,
-            phase: heavy,
-        }],
+        heavy,
     })
 }
 
@@ -384,6 +391,8 @@ struct Record {
     profile: Option<PathBuf>,
     /// A trace of the browser, asked of the page's tab ([`Chromium::start_trace`]).
     trace: Option<PathBuf>,
+    /// The phase's raw figures, as the page collected them.
+    dump: Option<PathBuf>,
 }
 
 impl Record {
@@ -392,6 +401,7 @@ impl Record {
         Record {
             profile: None,
             trace: None,
+            dump: None,
         }
     }
 }
@@ -409,14 +419,20 @@ fn with_suffix(prefix: &Path, name: &str) -> PathBuf {
 /// page's main thread over the bursts and the profile is written there; with
 /// `trace`, a trace of the browser over the bursts is written there and
 /// summarised. Both are ended after the figures are taken. Recording either
-/// costs the browser CPU, so compare traced runs only with traced runs.
+/// costs the browser CPU, so compare traced runs only with traced runs. With
+/// `dump`, what the page collected is written there as it came (events in
+/// the order applied: with the first burst's count, each burst's share).
 async fn phase(
     browser: &mut Chromium,
     page: &Page,
     burst: u32,
     bursts: u32,
     every: Duration,
-    Record { profile, trace }: Record,
+    Record {
+        profile,
+        trace,
+        dump,
+    }: Record,
 ) -> Result<Phase, String> {
     let start = format!(
         "(() => {{ const count = document.getElementById('c-count');
@@ -484,6 +500,15 @@ async fn phase(
                       frames: window.__benchFrames.slice() }}; }})()"
     );
     let got = browser.eval(page, &collect).await;
+    if let Some(path) = &dump {
+        let raw = serde_json::json!({
+            "burst": burst,
+            "bursts": bursts,
+            "first_burst_events": first_burst,
+            "figures": got,
+        });
+        std::fs::write(path, raw.to_string()).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
     if let Some(path) = &trace {
         let (events, lost) = browser.stop_trace(page).await;
         let file = std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;

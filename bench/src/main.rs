@@ -55,7 +55,7 @@ usage: keepalive-lab-bench [--out FILE] [--dist DIR] [--quick]
                            [--connections N] [--rounds N] [--seconds S] [--hold N]
                            [--soak-secs N] [--room N,N,...] [--room-secs N]
                            [--only 1,2,...] [--profile PREFIX]
-                           [--trace PREFIX]
+                           [--trace PREFIX] [--dump PREFIX] [--lesson-only]
        keepalive-lab-bench --compare OTHER_BENCH_BINARY [--connections N] [--rounds N]
                            [--seconds S]
 
@@ -81,6 +81,11 @@ usage: keepalive-lab-bench [--out FILE] [--dist DIR] [--quick]
                     (Chrome's trace format, for Perfetto) and print the busiest threads and
                     the page's work per burst; tracing costs CPU, so compare traced runs
                     only with traced runs
+  --dump PREFIX     with figures 3-4, write each page's raw figures of each phase (every
+                    event's latency in the order the page applied it, the first burst's
+                    count, every frame interval) into PREFIX-{lab,bare,drawing}-{light,lesson,load}.json
+  --lesson-only     figures 3-4 at lesson scale only (about 2.5 minutes): no load phase and
+                    no load rounds; the rows under load show as skipped
   --compare OTHER   instead of the figures: figure 1's load on this build's lab and on the
                     lab of OTHER (another keepalive-lab-bench binary, e.g. a copy built from
                     the commit before), both running at once, --seconds windows (default 2)
@@ -105,6 +110,10 @@ struct Options {
     profile: Option<PathBuf>,
     /// Where figures 3-4 write their browser traces, if anywhere.
     trace: Option<PathBuf>,
+    /// Where figures 3-4 write each phase's raw figures, if anywhere.
+    dump: Option<PathBuf>,
+    /// Figures 3-4 without the load (`--lesson-only`).
+    lesson_only: bool,
     /// `--compare`: the other build, instead of the figures.
     compare: Option<PathBuf>,
     /// `--rounds` or `--seconds` were given (`--compare` has its own defaults).
@@ -134,6 +143,8 @@ fn parse(args: &[String]) -> Result<Options, String> {
         only: None,
         profile: None,
         trace: None,
+        dump: None,
+        lesson_only: false,
         compare: None,
         rounds_given: false,
         seconds_given: false,
@@ -198,6 +209,8 @@ fn parse(args: &[String]) -> Result<Options, String> {
             }
             "--profile" => o.profile = Some(PathBuf::from(value()?)),
             "--trace" => o.trace = Some(PathBuf::from(value()?)),
+            "--dump" => o.dump = Some(PathBuf::from(value()?)),
+            "--lesson-only" => o.lesson_only = true,
             "-h" | "--help" => return Err(USAGE.to_owned()),
             other => return Err(format!("unknown option {other}\n\n{USAGE}")),
         }
@@ -337,7 +350,13 @@ async fn measure(o: &Options) -> Results {
 
     let browser = if o.wants(3) || o.wants(4) {
         eprintln!("bench: 3, 4. event pipeline and frame time in headless Chromium");
-        browser::event_pipeline_and_frames(&o.dist, o.profile.clone(), o.trace.clone()).await
+        let recording = browser::Recording {
+            profile: o.profile.clone(),
+            trace: o.trace.clone(),
+            dump: o.dump.clone(),
+            lesson_only: o.lesson_only,
+        };
+        browser::event_pipeline_and_frames(&o.dist, recording).await
     } else {
         browser::Browser::NotMeasured(report::SKIPPED.to_owned())
     };

@@ -216,18 +216,22 @@ fn browser_rows(w: &mut String, pages: &Pages<'_>, misses: &mut Vec<(u8, String)
     let max = |p: &Phase| q(&p.frames_ms, 1.0);
     let rounds = lab.heavy.len();
     let load = format!(
-        "{} requests in bursts of {HEAVY_BURST} `/api/fast`, {} ms apart, fired by the page; \
-         median of {rounds} round{}",
+        "{} requests in bursts of {HEAVY_BURST} `/api/fast`, {} ms apart, fired by the page{}",
         HEAVY_BURST * HEAVY_BURSTS,
         HEAVY_EVERY.as_millis(),
-        if rounds == 1 { "" } else { "s" }
+        match rounds {
+            0 => String::new(),
+            1 => "; median of 1 round".to_owned(),
+            n => format!("; median of {n} rounds"),
+        }
     );
+    // No load round on any page: `--lesson-only` (its rows show as skipped).
+    let loaded = [lab, bare, drawing].iter().all(|p| !p.heavy.is_empty());
     let empty = [lab, bare, drawing].iter().any(|p| {
-        p.heavy.is_empty()
-            || [&p.light, &p.lesson]
-                .into_iter()
-                .chain(p.heavy.iter().map(|l| &l.phase))
-                .any(|p| p.latencies_ms.is_empty())
+        [&p.light, &p.lesson]
+            .into_iter()
+            .chain(p.heavy.iter().map(|l| &l.phase))
+            .any(|p| p.latencies_ms.is_empty())
     });
     if empty {
         let why = format!(
@@ -235,7 +239,8 @@ fn browser_rows(w: &mut String, pages: &Pages<'_>, misses: &mut Vec<(u8, String)
              (the lab page's `clockUncertaintyMs`: {})",
             lab.heavy
                 .first()
-                .and_then(|l| l.phase.clock_uncertainty_ms)
+                .map_or(&lab.light, |l| &l.phase)
+                .clock_uncertainty_ms
                 .map_or("null".to_owned(), |u| format!("{u:.1} ms"))
         );
         misses.push((3, format!("not measured: {why}")));
@@ -244,118 +249,189 @@ fn browser_rows(w: &mut String, pages: &Pages<'_>, misses: &mut Vec<(u8, String)
             "| 3 | event pipeline: server stamp to applied in the page | not measured: {why} | | | | not measured |"
         );
     } else {
-        let latency = |p: &Phases, x| p.load_median(|r| q(&r.latencies_ms, x));
-        let (l50, l99) = (latency(lab, 0.5), latency(lab, 0.99));
-        let (b50, b99) = (latency(bare, 0.5), latency(bare, 0.99));
-        let d99 = latency(drawing, 0.99);
-        let ok = l99 <= MAX_PAGE_RATIO * b99;
+        if loaded {
+            load_event_rows(w, pages, &load, misses);
+        } else {
+            skipped_load_row(
+                w,
+                3,
+                "event pipeline: server stamp to applied in the page",
+                &load,
+            );
+        }
+        lesson_event_rows(w, pages, misses);
+    }
+    if loaded {
+        load_frame_rows(w, pages, &load, misses);
+    } else {
+        skipped_load_row(w, 4, "frame interval in Chromium", &load);
+    }
+    for (what, l, b, _) in lesson_phases(pages) {
+        let ok = max(l) <= LESSON_MAX_FRAME_MS;
         if !ok {
             misses.push((
-                3,
+                4,
                 format!(
-                    "under load p99 {} of the bare page's ({DRAWING}: {} of the bare page's; \
-                     the lab page {} of it)",
-                    ratio(l99, b99),
-                    ratio(d99, b99),
-                    ratio(l99, d99)
+                    "lesson scale, {what}: a frame of {}{}",
+                    ms(max(l)),
+                    floor_note(max(b), LESSON_MAX_FRAME_MS)
                 ),
             ));
         }
         let _ = writeln!(
             w,
-            "| 3 | event pipeline: server stamp to applied in the page, p50 / p99 ({load}) | {} / {} | {} / {} (bare page) | {} (p99) | p99 ≤ {MAX_PAGE_RATIO:.2}× the bare page's | {} |",
-            ms(l50),
+            "| 4 | frame interval at lesson scale, {what}: longest | {} | {} (bare page{}) | {} | ≤ {LESSON_MAX_FRAME_MS:.0} ms | {} |",
+            ms(max(l)),
+            ms(max(b)),
+            over_too(max(b), LESSON_MAX_FRAME_MS),
+            ratio(max(l), max(b)),
+            verdict(ok)
+        );
+    }
+}
+
+/// Figure 3 or 4's row under load when `--lesson-only` left the load out.
+fn skipped_load_row(w: &mut String, n: u8, what: &str, load: &str) {
+    let budget = if n == 3 {
+        format!("p99 ≤ {MAX_PAGE_RATIO:.2}× the bare page's")
+    } else {
+        format!("p95 ≤ {MAX_PAGE_RATIO:.2}× the bare page's")
+    };
+    let _ = writeln!(
+        w,
+        "| {n} | {what}, under load ({load}) | skipped (--lesson-only) | | | {budget} | skipped |"
+    );
+}
+
+/// Figure 3's rows under load: the lab page against the bare page (the
+/// budget), beside the bare page with a live picture, and what its socket
+/// handed over.
+fn load_event_rows(w: &mut String, pages: &Pages<'_>, load: &str, misses: &mut Vec<(u8, String)>) {
+    let Pages { lab, bare, drawing } = *pages;
+    let q = Phase::quantile;
+    let latency = |p: &Phases, x| p.load_median(|r| q(&r.latencies_ms, x));
+    let (l50, l99) = (latency(lab, 0.5), latency(lab, 0.99));
+    let (b50, b99) = (latency(bare, 0.5), latency(bare, 0.99));
+    let d99 = latency(drawing, 0.99);
+    let ok = l99 <= MAX_PAGE_RATIO * b99;
+    if !ok {
+        misses.push((
+            3,
+            format!(
+                "under load p99 {} of the bare page's ({DRAWING}: {} of the bare page's; \
+                     the lab page {} of it)",
+                ratio(l99, b99),
+                ratio(d99, b99),
+                ratio(l99, d99)
+            ),
+        ));
+    }
+    let _ = writeln!(
+        w,
+        "| 3 | event pipeline: server stamp to applied in the page, p50 / p99 ({load}) | {} / {} | {} / {} (bare page) | {} (p99) | p99 ≤ {MAX_PAGE_RATIO:.2}× the bare page's | {} |",
+        ms(l50),
+        ms(l99),
+        ms(b50),
+        ms(b99),
+        ratio(l99, b99),
+        verdict(ok)
+    );
+    let _ = writeln!(
+        w,
+        "| 3 | the same under load, beside {DRAWING} (`/bare.html?draw`: 60 bars and a line of counts, applied at its frames): p50 / p99 | {} / {} | {} / {} ({DRAWING}) | {} (p99) | none | (information) |",
+        ms(l50),
+        ms(l99),
+        ms(latency(drawing, 0.5)),
+        ms(d99),
+        ratio(l99, d99)
+    );
+    // What the browser delivered to the lab page under load, before the
+    // wait for the frame that applies it (the bare page's figure is on
+    // arrival already).
+    if lab.heavy.iter().all(|l| !l.phase.received_ms.is_empty()) {
+        information(
+            w,
+            "the same under load: server stamp to handed to the page by its socket, before the frame's batch: p99",
+            lab.load_median(|r| q(&r.received_ms, 0.99)),
+            (b99, "bare page, on arrival"),
+        );
+    }
+}
+
+/// Figure 3's rows at lesson scale, against the absolute budget.
+fn lesson_event_rows(w: &mut String, pages: &Pages<'_>, misses: &mut Vec<(u8, String)>) {
+    let q = Phase::quantile;
+    for (what, l, b, d) in lesson_phases(pages) {
+        let (l99, b99) = (q(&l.latencies_ms, 0.99), q(&b.latencies_ms, 0.99));
+        let ok = l99 <= LESSON_EVENT_P99_MS;
+        if !ok {
+            misses.push((
+                3,
+                format!(
+                    "lesson scale, {what}: p99 {}{}",
+                    ms(l99),
+                    floor_note(b99, LESSON_EVENT_P99_MS)
+                ),
+            ));
+        }
+        let _ = writeln!(
+            w,
+            "| 3 | event pipeline at lesson scale, {what}: p99 | {} | {} (bare page{}) | {} | p99 ≤ {LESSON_EVENT_P99_MS:.0} ms | {} |",
             ms(l99),
-            ms(b50),
             ms(b99),
+            over_too(b99, LESSON_EVENT_P99_MS),
             ratio(l99, b99),
             verdict(ok)
         );
-        let _ = writeln!(
-            w,
-            "| 3 | the same under load, beside {DRAWING} (`/bare.html?draw`: 60 bars and a line of counts, applied at its frames): p50 / p99 | {} / {} | {} / {} ({DRAWING}) | {} (p99) | none | (information) |",
-            ms(l50),
-            ms(l99),
-            ms(latency(drawing, 0.5)),
-            ms(d99),
-            ratio(l99, d99)
-        );
-        // What the browser delivered to the lab page under load, before the
-        // wait for the frame that applies it (the bare page's figure is on
-        // arrival already).
-        if lab.heavy.iter().all(|l| !l.phase.received_ms.is_empty()) {
+        // Where the lateness is: before the page's code sees the event
+        // (the browser's delivery, held up by the page's frames) or in
+        // the wait for the next frame's batch.
+        if !l.received_ms.is_empty() {
             information(
                 w,
-                "the same under load: server stamp to handed to the page by its socket, before the frame's batch: p99",
-                lab.load_median(|r| q(&r.received_ms, 0.99)),
+                &format!(
+                    "the same, {what}: server stamp to handed to the page by its socket, before the frame's batch: p99"
+                ),
+                q(&l.received_ms, 0.99),
                 (b99, "bare page, on arrival"),
             );
         }
-        for (what, l, b, d) in lesson_phases(pages) {
-            let (l99, b99) = (q(&l.latencies_ms, 0.99), q(&b.latencies_ms, 0.99));
-            let ok = l99 <= LESSON_EVENT_P99_MS;
-            if !ok {
-                misses.push((
-                    3,
-                    format!(
-                        "lesson scale, {what}: p99 {}{}",
-                        ms(l99),
-                        floor_note(b99, LESSON_EVENT_P99_MS)
-                    ),
-                ));
-            }
-            let _ = writeln!(
-                w,
-                "| 3 | event pipeline at lesson scale, {what}: p99 | {} | {} (bare page{}) | {} | p99 ≤ {LESSON_EVENT_P99_MS:.0} ms | {} |",
-                ms(l99),
-                ms(b99),
-                over_too(b99, LESSON_EVENT_P99_MS),
-                ratio(l99, b99),
-                verdict(ok)
-            );
-            // Where the lateness is: before the page's code sees the event
-            // (the browser's delivery, held up by the page's frames) or in
-            // the wait for the next frame's batch.
-            if !l.received_ms.is_empty() {
-                information(
-                    w,
-                    &format!(
-                        "the same, {what}: server stamp to handed to the page by its socket, before the frame's batch: p99"
-                    ),
-                    q(&l.received_ms, 0.99),
-                    (b99, "bare page, on arrival"),
-                );
-            }
+        information(
+            w,
+            &format!("the same, {what}, beside {DRAWING}: p99"),
+            l99,
+            (q(&d.latencies_ms, 0.99), DRAWING),
+        );
+        // Where in the phase the worst events were: the first burst is
+        // the lab page's first run of that size (new rows, table and
+        // run list laid out, their fonts resolved, their code compiled).
+        if !l.later_bursts_ms.is_empty() {
             information(
                 w,
-                &format!("the same, {what}, beside {DRAWING}: p99"),
-                l99,
-                (q(&d.latencies_ms, 0.99), DRAWING),
+                &format!(
+                    "the same, {what}: the phase's first burst (on the lab page, its first run of that size), worst event"
+                ),
+                l.first_burst_ms.last().copied().unwrap_or(f64::NAN),
+                (
+                    b.first_burst_ms.last().copied().unwrap_or(f64::NAN),
+                    "bare page",
+                ),
             );
-            // Where in the phase the worst events were: the first burst is
-            // the lab page's first run of that size (new rows, table and
-            // run list laid out, their fonts resolved, their code compiled).
-            if !l.later_bursts_ms.is_empty() {
-                information(
-                    w,
-                    &format!(
-                        "the same, {what}: the phase's first burst (on the lab page, its first run of that size), worst event"
-                    ),
-                    l.first_burst_ms.last().copied().unwrap_or(f64::NAN),
-                    (
-                        b.first_burst_ms.last().copied().unwrap_or(f64::NAN),
-                        "bare page",
-                    ),
-                );
-                information(
-                    w,
-                    &format!("the same, {what}: the later bursts (all but the first), p99"),
-                    q(&l.later_bursts_ms, 0.99),
-                    (q(&b.later_bursts_ms, 0.99), "bare page"),
-                );
-            }
+            information(
+                w,
+                &format!("the same, {what}: the later bursts (all but the first), p99"),
+                q(&l.later_bursts_ms, 0.99),
+                (q(&b.later_bursts_ms, 0.99), "bare page"),
+            );
         }
     }
+}
+
+/// Figure 4's rows under load: the lab page against the bare page (the
+/// budget) and beside the bare page with a live picture.
+fn load_frame_rows(w: &mut String, pages: &Pages<'_>, load: &str, misses: &mut Vec<(u8, String)>) {
+    let Pages { lab, bare, drawing } = *pages;
+    let q = Phase::quantile;
     let frame = |p: &Phases, x| p.load_median(|r| q(&r.frames_ms, x));
     let (f95, g95) = (frame(lab, 0.95), frame(bare, 0.95));
     let ok = f95 <= MAX_PAGE_RATIO * g95;
@@ -392,28 +468,6 @@ fn browser_rows(w: &mut String, pages: &Pages<'_>, misses: &mut Vec<(u8, String)
         frames(drawing),
         ratio(f95, frame(drawing, 0.95))
     );
-    for (what, l, b, _) in lesson_phases(pages) {
-        let ok = max(l) <= LESSON_MAX_FRAME_MS;
-        if !ok {
-            misses.push((
-                4,
-                format!(
-                    "lesson scale, {what}: a frame of {}{}",
-                    ms(max(l)),
-                    floor_note(max(b), LESSON_MAX_FRAME_MS)
-                ),
-            ));
-        }
-        let _ = writeln!(
-            w,
-            "| 4 | frame interval at lesson scale, {what}: longest | {} | {} (bare page{}) | {} | ≤ {LESSON_MAX_FRAME_MS:.0} ms | {} |",
-            ms(max(l)),
-            ms(max(b)),
-            over_too(max(b), LESSON_MAX_FRAME_MS),
-            ratio(max(l), max(b)),
-            verdict(ok)
-        );
-    }
 }
 
 /// A row of figure 3 for information, judged by no budget: `what`, the lab
@@ -1796,6 +1850,52 @@ mod tests {
             misses
                 .iter()
                 .any(|(n, m)| *n == 3 && m.contains("bursts of 12")),
+            "{misses:?}"
+        );
+    }
+
+    #[test]
+    fn without_the_load_its_rows_show_as_skipped_and_the_lesson_scale_is_still_judged() {
+        // `--lesson-only`: no page has a load round.
+        let phase = |burst, ms: f64, frame: f64| Phase {
+            burst,
+            latencies_ms: vec![ms; 100],
+            frames_ms: vec![frame; 100],
+            ..Phase::default()
+        };
+        let phases = |ms, frame| Phases {
+            light: phase(12, ms, frame),
+            lesson: phase(200, ms, frame),
+            heavy: Vec::new(),
+        };
+        let (lab, bare) = (phases(40.0, 60.0), phases(5.0, 16.7));
+        let (w, misses) = rows_of(&lab, &bare, &bare);
+        let skipped: Vec<&str> = w.lines().filter(|l| l.contains("under load")).collect();
+        assert_eq!(skipped.len(), 2, "{w}");
+        for (row, n) in skipped.iter().zip(["| 3 |", "| 4 |"]) {
+            assert!(
+                row.starts_with(n)
+                    && row.contains("skipped (--lesson-only)")
+                    && row.ends_with("| skipped |")
+                    && !row.contains("median of"),
+                "{row}"
+            );
+        }
+        // Nothing is judged of the load; both lesson phases are, and miss
+        // (an event p99 of 40 ms, a frame of 60 ms).
+        assert!(!w.contains("not measured"), "{w}");
+        assert!(
+            misses.iter().all(|(_, m)| m.starts_with("lesson scale")),
+            "{misses:?}"
+        );
+        assert_eq!(
+            misses.iter().filter(|(n, _)| *n == 3).count(),
+            2,
+            "{misses:?}"
+        );
+        assert_eq!(
+            misses.iter().filter(|(n, _)| *n == 4).count(),
+            2,
             "{misses:?}"
         );
     }

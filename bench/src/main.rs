@@ -84,6 +84,7 @@ usage: keepalive-lab-bench [--out FILE] [--dist DIR] [--quick]
   --dump PREFIX     with figures 3-4, write each page's raw figures of each phase (every
                     event's latency in the order the page applied it, the first burst's
                     count, every frame interval) into PREFIX-{lab,bare,drawing}-{light,lesson,load}.json
+                    (the load: its first round)
   --lesson-only     figures 3-4 at lesson scale only (about 2.5 minutes): no load phase and
                     no load rounds; the rows under load show as skipped
   --compare OTHER   instead of the figures: figure 1's load on this build's lab and on the

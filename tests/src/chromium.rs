@@ -100,8 +100,14 @@ impl Chromium {
             PROFILES.fetch_add(1, Ordering::Relaxed)
         ));
         let _ = std::fs::remove_dir_all(&profile);
-        std::fs::create_dir_all(&profile).expect("create a Chromium profile directory");
+        // Chromium's own temporary directory inside the profile: its
+        // singleton socket's directory (`org.chromium.Chromium.*`) is made
+        // there and goes with the profile, where the system's would keep one
+        // per killed browser.
+        let scratch = profile.join("tmp");
+        std::fs::create_dir_all(&scratch).expect("create a Chromium profile directory");
         let child = Command::new(&binary)
+            .env("TMPDIR", &scratch)
             .args(FLAGS)
             .args(extra)
             .arg("--remote-debugging-port=0")

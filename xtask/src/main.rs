@@ -131,21 +131,15 @@ fn build() -> Result<PathBuf> {
 }
 
 /// Builds the frontend and assembles it in `dist`; with `names`, the wasm
-/// keeps every function's name (its own target directory, so the stripped
-/// build's artifacts stay as they are).
+/// keeps every function's name (its name section, which the same compiled
+/// wasm has and the shipped build drops).
 fn build_into(dist: &Path, names: bool) -> Result<PathBuf> {
     ensure_wasm_target()?;
     let root = root();
-    let mut target_dir = env::var_os("CARGO_TARGET_DIR")
+    let target_dir = env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("target"));
     let mut build = cargo();
-    if names {
-        target_dir = target_dir.join("wasm-names");
-        build
-            .env("CARGO_TARGET_DIR", &target_dir)
-            .env("CARGO_PROFILE_WASM_RELEASE_STRIP", "none");
-    }
     // Every page: the lesson track (`app`), the workbench and the instructor's.
     status(build.args([
         "build",
@@ -168,9 +162,11 @@ fn build_into(dist: &Path, names: bool) -> Result<PathBuf> {
             bindgen
                 .input_path(&wasm)
                 .out_name(page)
-                // The Rust code's names are stripped already (`strip` in the
-                // profile); these are the ones wasm-bindgen gives its own
-                // shims, 6 KB that only a debugger reads.
+                // Every function's name, the Rust code's and wasm-bindgen's
+                // shims': only a debugger or a profile reads them. (Dropped
+                // here, not by `strip = "symbols"` in the profile, which
+                // drops the section that tells wasm-bindgen the wasm's
+                // features too, and it warns.)
                 .remove_name_section(!names)
                 .remove_producers_section(true)
                 .typescript(false)

@@ -501,9 +501,9 @@ pub struct InView {
 }
 
 impl InView {
-    /// From the scrolling box the drawing fills (CSS pixels: how far it is
-    /// scrolled, the height and width it shows) and the drawing's width in
-    /// units. Rounded out to blocks of `block` units, so scrolling within a
+    /// From the scrolling box the drawing is in (CSS pixels: how far it is
+    /// scrolled, the height it shows, and the drawing's width, wider than
+    /// the box on a narrow screen) and the drawing's width in units. Rounded out to blocks of `block` units, so scrolling within a
     /// block changes nothing.
     pub fn measure(
         scroll_top: f64,

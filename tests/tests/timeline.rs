@@ -569,6 +569,91 @@ async fn a_long_run_draws_the_rows_in_view_and_its_svg_export_holds_them_all() {
     assert!(after.iter().any(|t| t.ends_with("-200")));
 }
 
+/// On a phone the timeline keeps words that can be read, and its box
+/// scrolls sideways instead (found in review: at 390 px its words were
+/// about 4 px high); the page itself does not scroll sideways. A long run
+/// scrolled down in that box still draws the rows in view: measured with
+/// the box's own width, the drawing's scale came out 2.3 times too small
+/// and the rows drawn started below the box's top.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_phone_the_timeline_keeps_its_words_readable_and_scrolls_sideways() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let (addr, _lab) = start_page_server().await;
+    let mut chrome = Chromium::launch().await;
+    let page = chrome
+        .open_live(&format!("http://{addr}/#count=200&endpoint=fast"))
+        .await;
+    chrome.set_viewport(&page, 390, 800).await;
+    chrome
+        .eval(&page, "document.getElementById('fire').click()")
+        .await;
+    // The run drawn in full (not in outline), its first rows done.
+    eventually("the run drawn in full", LIMIT, async || {
+        let v = chrome
+            .eval(
+                &page,
+                "(() => { const rows = [...document.querySelectorAll('svg#timeline g.req')]; \
+                   return !document.querySelector('.timeline[data-light]') && rows.length >= 20 \
+                     && rows.every(g => g.dataset.phase === 'done'); })()",
+            )
+            .await;
+        (v == Value::Bool(true)).then_some(())
+    })
+    .await;
+    const SIZES: &str = "(() => { const svg = document.querySelector('svg#timeline'); \
+        const b = document.querySelector('.timeline .scroll'); \
+        const t = svg.querySelector('g.req text'); \
+        return [svg.getScreenCTM().a * parseFloat(getComputedStyle(t).fontSize), \
+                b.scrollWidth, b.clientWidth, \
+                document.documentElement.scrollWidth - document.documentElement.clientWidth]; })()";
+    let phone = chrome.eval(&page, SIZES).await;
+    let words_px = phone[0].as_f64().unwrap_or(0.0);
+    assert!(words_px >= 8.0, "the words on screen at 390 px: {phone}");
+    assert!(
+        phone[1].as_f64().unwrap_or(0.0) > phone[2].as_f64().unwrap_or(0.0) + 100.0,
+        "the timeline's box scrolls sideways at 390 px: {phone}"
+    );
+    assert_eq!(phone[3], 0, "the page does not scroll sideways: {phone}");
+
+    // Scrolled halfway down, the rows drawn cover what the box shows.
+    chrome
+        .eval(
+            &page,
+            "(() => { const b = document.querySelector('.timeline .scroll'); \
+               b.scrollTop = b.scrollHeight / 2; b.dispatchEvent(new Event('scroll')); return true; })()",
+        )
+        .await;
+    let cover = "(() => { const b = document.querySelector('.timeline .scroll').getBoundingClientRect(); \
+        const rows = [...document.querySelectorAll('svg#timeline g.req')].map(g => g.getBoundingClientRect()); \
+        return [Math.min(...rows.map(r => r.top)), Math.max(...rows.map(r => r.bottom)), b.top, b.bottom, rows.length]; })()";
+    let drawn = eventually(
+        "the rows in view drawn after scrolling",
+        LIMIT,
+        async || {
+            let v = chrome.eval(&page, cover).await;
+            let n = |i: usize| v[i].as_f64().unwrap_or(f64::NAN);
+            (n(0) <= n(2) && n(1) >= n(3)).then_some(v)
+        },
+    )
+    .await;
+    assert!(
+        drawn[4].as_u64().unwrap_or(0) < 200,
+        "still only the rows in view and a margin: {drawn}"
+    );
+
+    // On a laptop the drawing fits its box: no sideways scroll.
+    chrome.set_viewport(&page, 1280, 800).await;
+    let laptop = eventually("the timeline at 1280 px", LIMIT, async || {
+        let v = chrome.eval(&page, SIZES).await;
+        (v[1] == v[2]).then_some(v)
+    })
+    .await;
+    assert!(
+        laptop[0].as_f64().unwrap_or(0.0) >= 10.0,
+        "the words on screen at 1280 px: {laptop}"
+    );
+}
+
 /// A row that changes is patched in place: as a request moves through its
 /// phases (and as the next run reuses the rows), its words change as text
 /// and only its new bars are added; no node of a row is taken out and put

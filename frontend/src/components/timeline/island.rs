@@ -341,9 +341,13 @@ impl Timeline {
         let Some(b) = self.scroll_box() else {
             return;
         };
+        // The drawing's width is the box's scrolled width: on a narrow
+        // screen the drawing is wider than the box (its `min-width`), and
+        // the box's own width would put the rows in view further down than
+        // they are.
         let v = InView::measure(
             f64::from(b.scroll_top()),
-            (f64::from(b.client_height()), f64::from(b.client_width())),
+            (f64::from(b.client_height()), f64::from(b.scroll_width())),
             WIDTH,
             ROW * 10.0,
         );

@@ -221,6 +221,17 @@ pub fn usage(error: impl Into<String>, hint: impl Into<String>) -> Usage {
     }
 }
 
+/// Whether a loopback-only tool may ask the resolver for `host` (a name or
+/// an address, without brackets or port): an address, which is then checked
+/// for loopback as it is, or `localhost` and the names under it, which are
+/// loopback (RFC 6761 §6.3; checked again once resolved). Any other name is
+/// refused before it is looked up, so that nothing about it leaves this
+/// machine, not even a query to the resolver.
+pub fn may_look_up(host: &str) -> bool {
+    let host = host.strip_suffix('.').unwrap_or(host).to_ascii_lowercase();
+    host.parse::<std::net::IpAddr>().is_ok() || host == "localhost" || host.ends_with(".localhost")
+}
+
 /// One flag a command line understands.
 #[derive(Debug, Clone, Copy)]
 pub struct Spec {
@@ -435,6 +446,29 @@ mod tests {
             let mistake = read(line).expect_err(line);
             assert_eq!(mistake.error, error, "{line}");
             assert!(mistake.hint.starts_with(hint), "{line}: {}", mistake.hint);
+        }
+    }
+
+    #[test]
+    fn only_addresses_and_localhost_are_looked_up() {
+        for host in [
+            "127.0.0.1",
+            "::1",
+            "192.0.2.1",
+            "localhost",
+            "LocalHost.",
+            "lab.localhost",
+        ] {
+            assert!(may_look_up(host), "{host}");
+        }
+        for host in [
+            "example.com",
+            "localhost.example.com",
+            "notlocalhost",
+            "my-laptop",
+            "",
+        ] {
+            assert!(!may_look_up(host), "{host}");
         }
     }
 }

@@ -65,6 +65,16 @@ async fn destinations_not_on_loopback_and_malformed_urls_are_usage_mistakes() {
         // TEST-NET-1: refused before anything connects anywhere.
         ("http://192.0.2.1:80/", "is not on a loopback address"),
         ("http://[2001:db8::1]:80/", "is not on a loopback address"),
+        // A name other than localhost's: refused before it is looked up
+        // (without the check it was resolved, then refused or not found).
+        (
+            "http://example.com/",
+            "`example.com` is a name, not looked up",
+        ),
+        (
+            "http://localhost.example.com:8080/",
+            "is a name, not looked up",
+        ),
         ("http://[]:80/", "is not an IPv6 address"),
         ("http://h:80:90/", "is not host:port"),
     ] {

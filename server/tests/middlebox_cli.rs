@@ -55,6 +55,11 @@ async fn addresses_that_are_not_loopback_or_the_same_socket_are_usage_mistakes()
             "--upstream 192.0.2.1:80 is not a loopback address",
         ),
         (
+            // A name other than localhost's: refused before it is looked up.
+            vec!["--listen", "example.com:9000", "--upstream", "127.0.0.1:1"],
+            "--listen example.com:9000 is not a loopback address (`example.com` is a name, not looked up)",
+        ),
+        (
             vec!["--listen", "127.0.0.1:0", "--upstream", "127.0.0.1:0"],
             "port 0",
         ),

@@ -480,6 +480,18 @@ fn loopback_only(url: &str, bare: &str, addr: SocketAddr) -> Result<(), Usage> {
     ))
 }
 
+/// Refuses a destination named by a host name other than `localhost`'s,
+/// before it is looked up ([`crate::cli::may_look_up`]).
+fn not_looked_up(url: &str, bare: &str, port: u16) -> Usage {
+    usage(
+        format!("`{url}` is not on a loopback address (`{bare}` is a name, not looked up)"),
+        format!(
+            "the agent runs against a server on this machine only, named by its address or \
+             localhost: e.g. http://127.0.0.1:{port}/ (or [::1], localhost)"
+        ),
+    )
+}
+
 /// Runs `options`, writing one JSON line per event to `out`, until done or
 /// `until` resolves (then the run ends as `stopped`). If `out` fails, the
 /// run is stopped at once and that error returned.
@@ -492,6 +504,13 @@ where
     W: Write + Send + 'static,
 {
     let bare = options.host.trim_start_matches('[').trim_end_matches(']');
+    if !crate::cli::may_look_up(bare) {
+        return Err(Failure::Usage(not_looked_up(
+            &options.url,
+            bare,
+            options.port,
+        )));
+    }
     let limit = crate::middlebox::cli::LOOKUP_LIMIT;
     let addr: SocketAddr =
         tokio::time::timeout(limit, tokio::net::lookup_host((bare, options.port)))

@@ -523,12 +523,26 @@ pub enum Stopped {
 /// take far longer when it is unreachable).
 pub const LOOKUP_LIMIT: Duration = Duration::from_secs(5);
 
-/// Resolves `HOST:PORT` (the first address), within [`LOOKUP_LIMIT`].
-async fn resolve(flag: &str, text: &str) -> io::Result<SocketAddr> {
+/// Resolves `HOST:PORT` (the first address), within [`LOOKUP_LIMIT`]. A
+/// name other than `localhost`'s is refused unlooked-up
+/// ([`crate::cli::may_look_up`]).
+async fn resolve(flag: &str, text: &str) -> Result<SocketAddr, Failure> {
     if let Ok(address) = text.parse() {
         return Ok(address);
     }
-    tokio::time::timeout(LOOKUP_LIMIT, tokio::net::lookup_host(text))
+    let host = text.rsplit_once(':').map_or(text, |(host, _)| host);
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if !crate::cli::may_look_up(host) {
+        return Err(usage(
+            format!("{flag} {text} is not a loopback address (`{host}` is a name, not looked up)"),
+            format!(
+                "the middlebox reproduces a fault on this machine only: name its sockets by \
+                 address or localhost, e.g. {flag} 127.0.0.1:9000 (or [::1], localhost)"
+            ),
+        )
+        .into());
+    }
+    let found = tokio::time::timeout(LOOKUP_LIMIT, tokio::net::lookup_host(text))
         .await
         .map_err(|_| {
             io::Error::new(
@@ -538,7 +552,8 @@ async fn resolve(flag: &str, text: &str) -> io::Result<SocketAddr> {
         })?
         .map_err(|e| io::Error::new(e.kind(), format!("{flag} {text}: {e}")))?
         .next()
-        .ok_or_else(|| io::Error::other(format!("{flag} {text}: no address")))
+        .ok_or_else(|| io::Error::other(format!("{flag} {text}: no address")))?;
+    Ok(found)
 }
 
 /// Refuses `address` (what `flag`'s `text` resolved to) unless it is a

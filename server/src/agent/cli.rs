@@ -16,9 +16,9 @@
 //! handed to a waiting request, or destroyed), `timeout`, `end`, `error`,
 //! `close` (with `had_error` and why); and `finished`. Bad flags get a
 //! message on stderr and exit code 2 (never a panic), and so does a URL whose
-//! host resolves to an address that is not loopback (the house rule for load
-//! tools: loopback only, bounded in count and time); an address that cannot
-//! be resolved, 1; output that cannot be written, 1, said on stderr at once
+//! host is a name other than `localhost` (refused before it is looked up) or
+//! an address that is not loopback (the house rule for load tools: loopback
+//! only, bounded in count and time); `localhost` that cannot be resolved, 1; output that cannot be written, 1, said on stderr at once
 //! and the run stopped; a finished run (whatever its requests met), 0.
 //! Ctrl-C or SIGTERM ends the run early: every socket is destroyed and the
 //! `finished` line says `stopped` (exit code 0). Nothing here panics when

@@ -503,8 +503,9 @@ pub struct InView {
 impl InView {
     /// From the scrolling box the drawing is in (CSS pixels: how far it is
     /// scrolled, the height it shows, and the drawing's width, wider than
-    /// the box on a narrow screen) and the drawing's width in units. Rounded out to blocks of `block` units, so scrolling within a
-    /// block changes nothing.
+    /// the box on a narrow screen) and the drawing's width in units. Rounded
+    /// out to blocks of `block` units, so scrolling within a block changes
+    /// nothing.
     pub fn measure(
         scroll_top: f64,
         (height, width): (f64, f64),

@@ -18,8 +18,9 @@
 //! message on stderr and exit code 2 (never a panic), and so does a URL whose
 //! host is a name other than `localhost` (refused before it is looked up) or
 //! an address that is not loopback (the house rule for load tools: loopback
-//! only, bounded in count and time); `localhost` that cannot be resolved, 1; output that cannot be written, 1, said on stderr at once
-//! and the run stopped; a finished run (whatever its requests met), 0.
+//! only, bounded in count and time); `localhost` that cannot be resolved,
+//! 1; output that cannot be written, 1, said on stderr at once and the run
+//! stopped; a finished run (whatever its requests met), 0.
 //! Ctrl-C or SIGTERM ends the run early: every socket is destroyed and the
 //! `finished` line says `stopped` (exit code 0). Nothing here panics when
 //! stdout or stderr fail (`--help >/dev/full` exits 1).

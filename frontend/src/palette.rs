@@ -22,6 +22,7 @@ pub const CSS: &str = concat!(
     "#timeline .section{font-weight:700;letter-spacing:.04em}",
     "#timeline .alert,#timeline .closed .status{fill:var(--t-al);font-weight:600}",
     "#timeline .tick line{stroke:var(--t-mu);stroke-opacity:.25}",
+    "#timeline .run-start{stroke:var(--t-mu);stroke-opacity:.6}",
     "#timeline .row-bg{fill:transparent}",
     "#timeline .hl .row-bg{fill:var(--t-hl)}",
     "#timeline g:focus{outline:none}",

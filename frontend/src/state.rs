@@ -615,6 +615,10 @@ pub struct Run {
     first_on: SortedMap<ConnId, u32>,
     /// Per pool.
     pub pools: SortedMap<PoolKey, PoolStats>,
+    /// A lesson's runs drawn as one ([`Run::joined`]): each of them, in the
+    /// order fired, whose requests this run's are, one after the other.
+    /// Empty for a run fired as one burst.
+    parts: Vec<Rc<Run>>,
 }
 
 impl Run {
@@ -630,12 +634,90 @@ impl Run {
             seen: SortedSet::new(),
             first_on: SortedMap::new(),
             pools: SortedMap::new(),
+            parts: Vec::new(),
         }
+    }
+
+    /// A lesson's runs as one, to be drawn on one time axis (found in
+    /// review: after "Keep-alive on and off" the timeline drew the second
+    /// burst only). Its requests are the runs', in the order fired, the same
+    /// `Rc`s; it starts when the first started; a connection counts as used
+    /// if any of them used it. What each request's connection use was is
+    /// still asked of its own run ([`Run::parts`]): a connection kept alive
+    /// from an earlier burst reads "kept alive", as when that burst was
+    /// drawn alone. `None` for no runs; a single run is itself.
+    pub fn joined(runs: &[Rc<Run>]) -> Option<Rc<Run>> {
+        let (first, last) = match runs {
+            [] => return None,
+            [only] => return Some(only.clone()),
+            [first, .., last] => (first, last),
+        };
+        let mut joined = Run {
+            id: last.id,
+            settings: last.settings,
+            started_ms: first.started_ms,
+            started_epoch_ms: first.started_epoch_ms,
+            parts: runs.to_vec(),
+            ..Run::empty()
+        };
+        for run in runs {
+            let offset = joined.requests.len();
+            joined.requests.extend(run.requests.iter().cloned());
+            for (request, (conn, index)) in &run.in_flight {
+                joined.in_flight.insert(*request, (*conn, offset + index));
+            }
+            joined.seen.extend(run.seen.iter().copied());
+            for (conn, seq) in &run.first_on {
+                let first = joined.first_on.get_or_insert_with(*conn, || *seq);
+                *first = (*first).min(*seq);
+            }
+            for (pool, stats) in &run.pools {
+                let into = joined.pools.get_or_default(pool.clone());
+                into.conns.extend(stats.conns.iter().copied());
+                // The most at once in any one of them: runs fired one after
+                // the other do not add up.
+                into.max_concurrent_conns =
+                    into.max_concurrent_conns.max(stats.max_concurrent_conns);
+            }
+            joined.started_ms = joined.started_ms.min(run.started_ms);
+        }
+        Some(Rc::new(joined))
+    }
+
+    /// The runs fired one by one that this one is made of: itself, or a
+    /// lesson's runs ([`Run::joined`]).
+    pub fn parts(&self) -> Vec<&Run> {
+        if self.parts.is_empty() {
+            vec![self]
+        } else {
+            self.parts.iter().map(|r| r.as_ref()).collect()
+        }
+    }
+
+    /// Made of several runs ([`Run::joined`]).
+    pub fn is_joined(&self) -> bool {
+        !self.parts.is_empty()
+    }
+
+    /// Whether this run was joined from exactly `runs` (the same `Rc`s).
+    pub fn joins(&self, runs: &[Rc<Run>]) -> bool {
+        self.parts.len() == runs.len() && self.parts.iter().zip(runs).all(|(a, b)| Rc::ptr_eq(a, b))
     }
 
     /// Tag prefix, e.g. `b3`.
     pub fn name(&self) -> String {
         format!("b{}", self.id)
+    }
+
+    /// What the run is called in a heading: `run b3`, or for a lesson's
+    /// runs joined, `runs b3 and b4` (`runs b3, b4, b5 and b6`).
+    pub fn title(&self) -> String {
+        let names: Vec<String> = self.parts().iter().map(|r| r.name()).collect();
+        match names.as_slice() {
+            [] => String::new(),
+            [one] => format!("run {one}"),
+            [rest @ .., last] => format!("runs {} and {last}", rest.join(", ")),
+        }
     }
 
     /// Connections that carried an attempt of this run so far.
@@ -1187,6 +1269,7 @@ impl LabState {
                     seen: SortedSet::new(),
                     first_on: SortedMap::new(),
                     pools: SortedMap::new(),
+                    parts: Vec::new(),
                 }));
                 while self.runs.len() > MAX_RUNS {
                     self.runs.pop_front();

@@ -326,10 +326,16 @@ impl LaneGroups {
         g.middlebox =
             middlebox::MappingLane::of(&state.middlebox, window, &|c| carried.contains(&c));
         if let Some(run) = run {
+            // Each request's use asked of the run it was fired in (a
+            // lesson's runs drawn as one: [`Run::joined`]).
             g.uses = run
-                .requests
-                .iter()
-                .map(|r| request_use(state, run, r))
+                .parts()
+                .into_iter()
+                .flat_map(|part| {
+                    part.requests
+                        .iter()
+                        .map(move |r| request_use(state, part, r))
+                })
                 .collect();
         }
         g

@@ -159,6 +159,53 @@ fn run_of(target: &str) -> u32 {
         .unwrap_or(0)
 }
 
+/// What the page's timeline draws once the lesson has settled: its
+/// heading, each request row's tag, and each connection lane's
+/// (conn, close reason or "open").
+struct Drawn {
+    heading: String,
+    tags: Vec<String>,
+    lanes: BTreeMap<ConnId, String>,
+}
+
+impl Setup {
+    /// The timeline as drawn, once its rows are the `rows` expected (the
+    /// drawing follows the events at the next frame).
+    async fn drawn(&mut self, rows: usize) -> Drawn {
+        let js = "JSON.stringify({ \
+            heading: document.querySelector('.timeline .zoom h2')?.textContent ?? '', \
+            tags: [...document.querySelectorAll('svg#timeline g.req')].map(g => g.dataset.tag), \
+            lanes: [...document.querySelectorAll('svg#timeline g.lane')] \
+              .map(g => [g.dataset.conn, g.dataset.reason ?? 'open']) })";
+        let (chrome, page) = (&mut self.chrome, &self.page);
+        let v: serde_json::Value =
+            keepalive_lab_tests::eventually("the timeline drawn", LIMIT, async || {
+                let v = chrome.eval(page, js).await;
+                let v: serde_json::Value = serde_json::from_str(v.as_str()?).ok()?;
+                (v["tags"].as_array()?.len() == rows).then_some(v)
+            })
+            .await;
+        Drawn {
+            heading: v["heading"].as_str().unwrap_or_default().to_owned(),
+            tags: v["tags"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|t| t.as_str().map(str::to_owned))
+                .collect(),
+            lanes: v["lanes"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|l| {
+                    let conn = ConnId(l[0].as_str()?.parse().ok()?);
+                    Some((conn, l[1].as_str()?.to_owned()))
+                })
+                .collect(),
+        }
+    }
+}
+
 async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
     ONE_AT_A_TIME.lock().await
 }
@@ -222,6 +269,30 @@ async fn keep_alive_off_needs_a_connection_per_request() {
     }
     assert_eq!(answer, "6");
     assert_eq!(figures["connections-on"], "1");
+    // The timeline draws both runs, not only the last: the twelve requests
+    // by their tags, and every connection either run used, each with the
+    // close the server recorded.
+    let drawn = s.drawn(12).await;
+    s.chrome
+        .screenshot_if_asked(&s.page, "keep-alive-off")
+        .await;
+    let mut tags: Vec<String> = fast.iter().map(|r| tag(&r.target).to_owned()).collect();
+    tags.sort();
+    let mut drawn_tags = drawn.tags.clone();
+    drawn_tags.sort();
+    assert_eq!(drawn_tags, tags, "{:?}", drawn.tags);
+    assert!(
+        drawn
+            .heading
+            .contains(&format!("runs b{first_run} and b{}", first_run + 1)),
+        "{}",
+        drawn.heading
+    );
+    for conn in conns(first_run).iter().chain(&off) {
+        let shown = drawn.lanes.get(conn).map(String::as_str);
+        let recorded = record.close_of(*conn).map_or("open", |r| r.kind());
+        assert_eq!(shown, Some(recorded), "{conn}: {:?}", drawn.lanes);
+    }
 }
 
 /// The workbench left keep-alive off for the learner's session: the lesson
@@ -325,6 +396,24 @@ async fn an_idle_connection_closed_by_the_server_is_replaced_silently() {
         "closed before the second request started"
     );
     assert_eq!(answer, "choice-1");
+    // Both requests drawn, and the first connection with its idle-timeout
+    // close beside the second (they were folded into "earlier connections"
+    // when only the last run was drawn).
+    let drawn = s.drawn(2).await;
+    s.chrome.screenshot_if_asked(&s.page, "idle-timeout").await;
+    assert_eq!(
+        drawn.tags,
+        [tag(&first.target), tag(&second.target)],
+        "{:?}",
+        drawn.tags
+    );
+    assert_eq!(
+        drawn.lanes.get(&first.conn).map(String::as_str),
+        Some("idle_timeout"),
+        "{:?}",
+        drawn.lanes
+    );
+    assert!(drawn.lanes.contains_key(&second.conn), "{:?}", drawn.lanes);
 }
 
 /// "Again" right after an answer: the second run must save the learner's

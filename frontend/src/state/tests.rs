@@ -1199,6 +1199,32 @@ fn opened_at(conn: u64, at_ms: u64) -> Action {
     })
 }
 
+/// A run of one request fired at 2 000 ms (page clock), which starts on a
+/// new connection c8 of this page (`me`: the page as it was before).
+fn run_on_new_connection_at_2_s(s: &mut LabState, me: &LabState) {
+    let run = s.next_run();
+    let tag = format!("b{run}-1");
+    s.apply(Action::RunStarted {
+        id: run,
+        settings: BurstSettings::default(),
+        requests: vec![(
+            tag.clone(),
+            format!("{ORIGIN}/api/fast?id={tag}"),
+            pool(Credentials::Default),
+        )],
+        at_ms: 2000.0,
+        epoch_ms: 0.0,
+    });
+    s.apply(Action::Issued {
+        run,
+        index: 0,
+        at_ms: 2000.0,
+    });
+    s.apply(opened_at(8, 2000));
+    s.apply(attributed(8, me));
+    s.apply(started(8, 8, 1, &tag, 2001));
+}
+
 #[test]
 fn only_this_pages_lanes_are_drawn_the_page_load_apart_earlier_collapsed_foreign_never() {
     let mut s = loaded_page();
@@ -1241,26 +1267,7 @@ fn only_this_pages_lanes_are_drawn_the_page_load_apart_earlier_collapsed_foreign
     s.apply(close(1, CloseReason::IdleTimeout, 1300));
     s.apply(close(7, CloseReason::IdleTimeout, 1300));
     // Run 2 at 2000 ms, on a new connection c8.
-    let run = s.next_run();
-    s.apply(Action::RunStarted {
-        id: run,
-        settings: BurstSettings::default(),
-        requests: vec![(
-            "b2-1".into(),
-            format!("{ORIGIN}/api/fast?id=b2-1"),
-            pool(Credentials::Default),
-        )],
-        at_ms: 2000.0,
-        epoch_ms: 0.0,
-    });
-    s.apply(Action::Issued {
-        run,
-        index: 0,
-        at_ms: 2000.0,
-    });
-    s.apply(opened_at(8, 2000));
-    s.apply(attributed(8, &me));
-    s.apply(started(8, 8, 1, "b2-1", 2001));
+    run_on_new_connection_at_2_s(&mut s, &me);
 
     let conns = |lanes: &[Rc<Lane>]| lanes.iter().map(|l| l.conn.0).collect::<Vec<_>>();
     let g = LaneGroups::of(&s, s.current().map(|r| &**r));
@@ -1713,4 +1720,94 @@ fn a_run_starts_when_its_first_request_goes_out_not_when_it_was_fired() {
     });
     assert_eq!(start(&s), (112.5, 1.7e12 + 12.5));
     assert_eq!(s.current().unwrap().requests[1].issued_ms, Some(113.0));
+}
+
+#[test]
+fn a_lessons_runs_joined_keep_every_request_and_each_ones_connection_use() {
+    let mut s = fresh();
+    // Run 1: two requests, one after the other, on c1.
+    let first = fire(&mut s, 2, |_| Credentials::Default);
+    s.apply(opened(1));
+    for (i, tag) in first.iter().enumerate() {
+        let (request, seq) = (i as u64 + 1, i as u32 + 1);
+        s.apply(started(1, request, seq, tag, 10 * request));
+        s.apply(finished(1, request, 10 * request + 5));
+        head(&mut s, i, 1, request, seq, (10 * request + 6) as f64);
+    }
+    // Run 2: one request, on c1 kept alive from run 1.
+    let second = fire(&mut s, 1, |_| Credentials::Default);
+    s.apply(started(1, 3, 3, &second[0], 40));
+    s.apply(finished(1, 3, 45));
+    head(&mut s, 0, 1, 3, 3, 46.0);
+
+    let runs: Vec<Rc<Run>> = s.runs.iter().cloned().collect();
+    let joined = Run::joined(&runs).unwrap();
+    assert!(joined.is_joined() && joined.joins(&runs));
+    assert_eq!(joined.title(), "runs b1 and b2");
+    assert_eq!(runs[1].title(), "run b2");
+    let tags: Vec<&str> = joined.requests.iter().map(|r| r.tag.as_str()).collect();
+    assert_eq!(
+        tags,
+        ["b1-1", "b1-2", "b2-1"],
+        "every request, in the order fired"
+    );
+    assert!(
+        joined
+            .requests
+            .iter()
+            .zip(runs.iter().flat_map(|r| r.requests.iter()))
+            .all(|(a, b)| Rc::ptr_eq(a, b)),
+        "the same requests, not copies: a row that did not change is not drawn again"
+    );
+    assert_eq!(joined.started_ms, runs[0].started_ms);
+    assert_eq!(joined.connections_used(), 1);
+    assert!(!joined.is_live());
+    // Each request's use as its own run saw it: the third was kept alive
+    // from run 1, not reused within its run.
+    let g = LaneGroups::of(&s, Some(&joined));
+    assert_eq!(
+        g.uses,
+        [
+            Some(ConnUse::New),
+            Some(ConnUse::Reused),
+            Some(ConnUse::Kept)
+        ]
+    );
+    // One run is itself; none is nothing.
+    assert!(Rc::ptr_eq(&Run::joined(&runs[1..]).unwrap(), &runs[1]));
+    assert!(Run::joined(&[]).is_none());
+}
+
+#[test]
+fn a_lessons_runs_joined_draw_the_connection_the_first_one_closed() {
+    let mut s = loaded_page();
+    let me = s.clone();
+    // Run 1 on c7, closed by the server's idle timeout before run 2.
+    let tags = fire(&mut s, 1, |_| Credentials::Default);
+    s.apply(opened_at(7, 1099));
+    s.apply(attributed(7, &me));
+    s.apply(started(7, 7, 1, &tags[0], 1100));
+    s.apply(finished(7, 7, 1150));
+    head(&mut s, 0, 7, 7, 1, 1151.0);
+    s.apply(close(7, CloseReason::IdleTimeout, 1300));
+    // Run 2 at 2000 ms, on a new connection c8.
+    run_on_new_connection_at_2_s(&mut s, &me);
+
+    let conns = |lanes: &[Rc<Lane>]| lanes.iter().map(|l| l.conn.0).collect::<Vec<_>>();
+    let last = LaneGroups::of(&s, s.current().map(|r| &**r));
+    assert_eq!(
+        conns(&last.run),
+        [8],
+        "the last run alone: c7 is folded away"
+    );
+    let runs: Vec<Rc<Run>> = s.runs.iter().cloned().collect();
+    let joined = Run::joined(&runs).unwrap();
+    assert!(joined.is_live(), "run 2 is still at the server");
+    let g = LaneGroups::of(&s, Some(&joined));
+    assert_eq!(
+        conns(&g.run),
+        [7, 8],
+        "both runs' connections, c7 with its close"
+    );
+    assert_eq!(g.uses, [Some(ConnUse::New), Some(ConnUse::New)]);
 }

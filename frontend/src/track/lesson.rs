@@ -5,13 +5,15 @@
 //! finds the learner's clicks by the ids and data attributes drawn here
 //! ([`Click::of`]).
 
+use std::rc::Rc;
+
 use gloo_timers::callback::Interval;
 use protocol::LessonReport;
 
 use crate::dom::{Node, el, text};
 use crate::lessons::runner::{Runner, Stage};
 use crate::lessons::{self, Answer, Lesson, LessonWords, Listed};
-use crate::state::LabState;
+use crate::state::{LabState, Run};
 
 /// One lesson open: its runner and what the learner typed.
 pub struct LessonPage {
@@ -27,6 +29,10 @@ pub struct LessonPage {
     pub tick: Option<Interval>,
     /// The report last sent to the room, and whether the link was open.
     pub reported: Option<(LessonReport, bool)>,
+    /// The lesson's runs joined into one for the timeline
+    /// ([`Run::joined`]), kept while they are the same: a new one at every
+    /// drawing would make the timeline draw itself again at every frame.
+    joined: Option<Rc<Run>>,
 }
 
 impl LessonPage {
@@ -39,7 +45,31 @@ impl LessonPage {
             number: String::new(),
             tick: None,
             reported: None,
+            joined: None,
         }
+    }
+
+    /// The lesson's runs as the timeline draws them: all of them on one
+    /// time axis, not only the last (found in review: after "The server's
+    /// idle timeout" the first connection and its close were folded into
+    /// "earlier connections"). Only its own runs: before it has fired,
+    /// none (not the lesson before's).
+    pub fn drawn_run(&mut self, state: &LabState) -> Option<Rc<Run>> {
+        let runs: Vec<Rc<Run>> = self
+            .runner
+            .runs
+            .iter()
+            .filter_map(|id| state.run(*id).cloned())
+            .collect();
+        if runs.len() < 2 {
+            self.joined = None;
+            return runs.into_iter().next();
+        }
+        if let Some(joined) = self.joined.as_ref().filter(|j| j.joins(&runs)) {
+            return Some(joined.clone());
+        }
+        self.joined = Run::joined(&runs);
+        self.joined.clone()
     }
 
     /// The number typed, if it is one.

@@ -380,13 +380,8 @@ impl Track {
         // An open lesson draws its own runs only: before it has fired, not
         // the lesson before's (found in review: "Six lanes", not yet run,
         // showed the pools lesson's run).
-        let run = match &self.page {
-            Some(page) => page
-                .runner
-                .runs
-                .last()
-                .and_then(|id| state.run(*id))
-                .cloned(),
+        let run = match &mut self.page {
+            Some(page) => page.drawn_run(&state),
             None => state.current().cloned(),
         };
         let outline = self.lab.outline(run.as_ref(), false);

@@ -107,8 +107,8 @@ pub fn picture(run: &Run, dropped: u64) -> Node {
         .kids(vec![
             el("h2")
                 .text(format!(
-                    "Timeline of run {}: {}, {}",
-                    run.name(),
+                    "Timeline of {}: {}, {}",
+                    run.title(),
                     count(run.requests.len(), "request"),
                     if run.is_live() { "live" } else { "ended" }
                 ))

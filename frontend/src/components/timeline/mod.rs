@@ -611,9 +611,9 @@ fn picture(input: &Input, v: &Looking, memo: &[Vec<(Row, Node)>]) -> Picture {
                 "section",
                 browser_title,
                 format!(
-                    "BROWSER: {} of run {}",
+                    "BROWSER: {} of {}",
                     count(run.requests.len(), "request"),
-                    run.name()
+                    run.title()
                 ),
             ),
             column_text(
@@ -623,6 +623,25 @@ fn picture(input: &Input, v: &Looking, memo: &[Vec<(Row, Node)>]) -> Picture {
                 true,
             ),
         ];
+        // A lesson's runs drawn as one: each request named by its tag, and
+        // a line where each run after the first begins.
+        let by_tag = run.is_joined();
+        let mut first = 0;
+        for part in run.parts() {
+            if first > 0 {
+                let y = rows_top + first as f64 * ROW - 1.5;
+                slots[slot::BROWSER].push(
+                    el("line")
+                        .attr("class", "run-start")
+                        .attr("x1", "0")
+                        .num("x2", WIDTH)
+                        .num("y1", y)
+                        .num("y2", y)
+                        .done(),
+                );
+            }
+            first += part.requests.len();
+        }
         // By position: the next run's rows patch these elements instead of
         // creating 200 new ones.
         for i in drawn_rows {
@@ -630,7 +649,7 @@ fn picture(input: &Input, v: &Looking, memo: &[Vec<(Row, Node)>]) -> Picture {
             let highlighted = highlight.is_some()
                 && (r.conn == highlight || r.attempts.iter().any(|a| Some(a.conn) == highlight));
             rows[slot::REQUESTS].push(row(
-                Item::Request(i, r.clone(), g.uses.get(i).copied().flatten()),
+                Item::Request(i, r.clone(), g.uses.get(i).copied().flatten(), by_tag),
                 rows_top + i as f64 * ROW,
                 highlighted,
             ));
@@ -765,7 +784,7 @@ fn picture(input: &Input, v: &Looking, memo: &[Vec<(Row, Node)>]) -> Picture {
     let heading = if idle {
         "Timeline".into()
     } else if show_browser {
-        format!("Timeline of run {}", run.name())
+        format!("Timeline of {}", run.title())
     } else {
         "Timeline of the agent".into()
     };

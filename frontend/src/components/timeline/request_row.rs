@@ -46,11 +46,13 @@ pub(super) fn connection_words(r: &BrowserRequest, usage: Option<ConnUse>) -> St
     words
 }
 
-/// The row of request `index`.
+/// The row of request `index`, named by its number in the run or, `by_tag`,
+/// by its tag (which says its run: a lesson's runs drawn as one).
 pub(super) fn request_row(
     index: usize,
     r: &BrowserRequest,
     usage: Option<ConnUse>,
+    by_tag: bool,
     props: &Row,
 ) -> Node {
     let (y, scale) = (props.y, &props.scale);
@@ -76,12 +78,12 @@ pub(super) fn request_row(
     // The background, the words, then a bar per segment and the marks over
     // them: as its bars grow, a row's words and bars keep their places and
     // only the new bar is added.
-    let mut children = row_start(
-        y,
-        &format!("#{:<3} {}", index + 1, state_words(r)),
-        &note,
-        segments.len() + 2,
-    );
+    let name = if by_tag {
+        format!("{} {}", r.tag, state_words(r))
+    } else {
+        format!("#{:<3} {}", index + 1, state_words(r))
+    };
+    let mut children = row_start(y, &name, &note, segments.len() + 2);
     // Composed but not issued yet (a run is drawn before its requests go
     // out, `services::burst::fire`): an empty bar where the queue's will
     // be, so that the first bar of the row's request in the run before is

@@ -17,8 +17,10 @@ use crate::timeline::Scale;
 
 /// What a row shows.
 pub(super) enum Item {
-    /// Request `index` of the run, and how it went on its connection.
-    Request(usize, Rc<BrowserRequest>, Option<ConnUse>),
+    /// Request `index` of the run, how it went on its connection, and
+    /// whether it is named by its tag (`b4-2`: a lesson's runs drawn as one)
+    /// rather than by its number in the run.
+    Request(usize, Rc<BrowserRequest>, Option<ConnUse>, bool),
     /// A connection.
     Lane(Rc<Lane>),
     /// A request of the agent, and the server's connection it went on.
@@ -40,8 +42,8 @@ pub(super) struct Row {
 impl PartialEq for Row {
     fn eq(&self, other: &Self) -> bool {
         let same_item = match (&self.item, &other.item) {
-            (Item::Request(i, a, u), Item::Request(j, b, v)) => {
-                i == j && u == v && crate::components::same(a, b)
+            (Item::Request(i, a, u, t), Item::Request(j, b, v, w)) => {
+                i == j && u == v && t == w && crate::components::same(a, b)
             }
             (Item::Lane(a), Item::Lane(b)) => crate::components::same(a, b),
             (Item::AgentRequest(a, c), Item::AgentRequest(b, d)) => c == d && a == b,
@@ -70,7 +72,7 @@ impl Row {
     /// The row's node.
     pub(super) fn draw(&self) -> Node {
         match &self.item {
-            Item::Request(i, r, usage) => request_row(*i, r, *usage, self),
+            Item::Request(i, r, usage, by_tag) => request_row(*i, r, *usage, *by_tag, self),
             Item::Lane(l) => lane_row(l, self),
             Item::AgentRequest(r, _) => agent_request_row(r, self),
             Item::AgentSocket(s, _) => agent_socket_row(s, self),

@@ -197,7 +197,8 @@ impl Closer {
             }
             | CloseReason::BodyUnread {
                 close: RaceClose::Rst,
-            } => Closer::Reset,
+            }
+            | CloseReason::PipelinedUnread { .. } => Closer::Reset,
             CloseReason::WebSocketClosed { initiator, .. }
                 if *initiator == protocol::Initiator::Client =>
             {
@@ -691,6 +692,15 @@ mod tests {
                 on_purpose: false
             }),
             Closer::Reset
+        );
+        assert_eq!(
+            Closer::of(&CloseReason::PipelinedUnread {
+                after: protocol::PolicyClose::MaxRequests,
+                method: None,
+                target: None,
+            }),
+            Closer::Reset,
+            "the policy's close, answered by the kernel with a reset"
         );
     }
 

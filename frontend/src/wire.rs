@@ -17,10 +17,10 @@ use protocol::{
     AbortReason, AgentEvent, AgentOptions, AgentRequestSpec, AgentTarget, ClientMessage, CloseHow,
     CloseMode, CloseReason, ConnId, ConnectionSnapshot, ErrorBody, FinishReason, FreeOutcome,
     Initiator, LessonReport, MappingId, MiddleboxEvent, MiddleboxPatch, MiddleboxSettings,
-    MiddleboxView, OnExpiry, Participant, Party, PolicyPatch, Preset, RaceClose, RefreshCause,
-    RequestEvent, RequestId, RequestOutcome, RequestSnapshot, RoomPatch, RoomState, Scheduling,
-    ServerEvent, ServerPolicy, SessionGrant, SessionId, Side, SocketCloseReason, SocketEvent,
-    TcpKeepalive, TimeoutSource, UpgradeRole,
+    MiddleboxView, OnExpiry, Participant, Party, PolicyClose, PolicyPatch, Preset, RaceClose,
+    RefreshCause, RequestEvent, RequestId, RequestOutcome, RequestSnapshot, RoomPatch, RoomState,
+    Scheduling, ServerEvent, ServerPolicy, SessionGrant, SessionId, Side, SocketCloseReason,
+    SocketEvent, TcpKeepalive, TimeoutSource, UpgradeRole,
 };
 
 use std::cell::Cell;
@@ -508,6 +508,7 @@ macro_rules! names {
 names! {
     CloseMode { Header = "header", Fin = "fin", Rst = "rst", MidBody = "mid_body" }
     RaceClose { Fin = "fin", Rst = "rst" }
+    PolicyClose { MaxRequests = "max_requests", KeepAliveOff = "keep_alive_off", ClientRequestedClose = "client_requested_close" }
     Initiator { Client = "client", Server = "server" }
     UpgradeRole { Monitor = "monitor" }
     RequestOutcome { Completed = "completed", Aborted = "aborted", Upgraded = "upgraded" }
@@ -648,6 +649,11 @@ impl FromJson for CloseReason {
             "client_requested_close" => CloseReason::ClientRequestedClose,
             "body_unread" => CloseReason::BodyUnread {
                 close: o.get("close"),
+            },
+            "pipelined_unread" => CloseReason::PipelinedUnread {
+                after: o.get("after"),
+                method: o.get("method"),
+                target: o.get("target"),
             },
             "hang_timeout" => CloseReason::HangTimeout,
             "server_close" => CloseReason::ServerClose {

@@ -140,6 +140,8 @@ impl CloseMode {
 /// ```json
 /// {"kind": "peer_closed"}
 /// {"kind": "error", "message": "connection error: broken pipe"}
+/// {"kind": "pipelined_unread", "after": "max_requests", "method": "GET", "target": "/api/fast?id=3"}
+/// {"kind": "pipelined_unread", "after": "keep_alive_off"}
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -168,6 +170,27 @@ pub enum CloseReason {
         /// still unread in its receive buffer (the kernel then answers the
         /// close with a reset).
         close: RaceClose,
+    },
+    /// The server closed as its policy had announced (`after`: its last
+    /// response said `Connection: close`) while the start of another
+    /// request, pipelined behind the last one answered, was still unread in
+    /// its receive buffer: the kernel answers such a close with a reset
+    /// (RST), and that request is never answered. Only bytes still in the
+    /// kernel's buffer are seen: requests the server had already read whole
+    /// into its own buffer go unanswered behind an orderly close, which
+    /// keeps the policy's own reason.
+    PipelinedUnread {
+        /// Why the last response said `Connection: close`.
+        after: PolicyClose,
+        /// The unread request's method, when the bytes left began with its
+        /// request line (absent when they were the rest of a request whose
+        /// start the server had read).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        method: Option<String>,
+        /// Its target (path and query), truncated to [`MAX_TARGET_LEN`],
+        /// `key=` and `session=` blanked; absent with `method`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        target: Option<String>,
     },
     /// A request took longer than the server's hang timeout, so the server
     /// closed its connection without answering.
@@ -236,6 +259,7 @@ impl CloseReason {
             CloseReason::KeepAliveOff => "keep_alive_off",
             CloseReason::ClientRequestedClose => "client_requested_close",
             CloseReason::BodyUnread { .. } => "body_unread",
+            CloseReason::PipelinedUnread { .. } => "pipelined_unread",
             CloseReason::HangTimeout => "hang_timeout",
             CloseReason::HeaderReadTimeout => "header_read_timeout",
             CloseReason::ServerClose { .. } => "server_close",
@@ -259,6 +283,11 @@ impl CloseReason {
             CloseReason::KeepAliveOff => "keep-alive off",
             CloseReason::ClientRequestedClose => "closed as the request asked (Connection: close)",
             CloseReason::BodyUnread { .. } => "request body left unread",
+            CloseReason::PipelinedUnread { after, .. } => match after {
+                PolicyClose::MaxRequests => "max requests; RST, pipelined unread",
+                PolicyClose::KeepAliveOff => "keep-alive off; RST, pipelined unread",
+                PolicyClose::ClientRequestedClose => "Connection: close; RST, pipelined unread",
+            },
             CloseReason::HangTimeout => "hang timeout",
             CloseReason::ServerClose { mode } => match mode {
                 CloseMode::Header => "server closed (Connection: close)",
@@ -274,6 +303,35 @@ impl CloseReason {
             CloseReason::SessionEnded => "session ended (page gone)",
             CloseReason::WebSocketClosed { .. } => "WebSocket closed",
             CloseReason::Error { .. } => "error",
+        }
+    }
+}
+
+/// Why a response said `Connection: close` by the server's policy or the
+/// request's own asking, before a [`CloseReason::PipelinedUnread`].
+///
+/// ```json
+/// "max_requests"
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PolicyClose {
+    /// The connection had carried the policy's `max_requests`.
+    MaxRequests,
+    /// Keep-alive is off.
+    KeepAliveOff,
+    /// The request said `Connection: close` (or was HTTP/1.0 without
+    /// `Connection: keep-alive`).
+    ClientRequestedClose,
+}
+
+impl PolicyClose {
+    /// The close this is when nothing was left unread.
+    pub fn reason(self) -> CloseReason {
+        match self {
+            PolicyClose::MaxRequests => CloseReason::MaxRequests,
+            PolicyClose::KeepAliveOff => CloseReason::KeepAliveOff,
+            PolicyClose::ClientRequestedClose => CloseReason::ClientRequestedClose,
         }
     }
 }
@@ -1514,6 +1572,16 @@ mod tests {
             CloseReason::ClientRequestedClose,
             CloseReason::BodyUnread {
                 close: RaceClose::Rst,
+            },
+            CloseReason::PipelinedUnread {
+                after: PolicyClose::MaxRequests,
+                method: Some("GET".into()),
+                target: Some("/api/fast?id=3".into()),
+            },
+            CloseReason::PipelinedUnread {
+                after: PolicyClose::KeepAliveOff,
+                method: None,
+                target: None,
             },
             CloseReason::HangTimeout,
             CloseReason::HeaderReadTimeout,

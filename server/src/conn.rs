@@ -28,8 +28,8 @@ use bytes::Bytes;
 use futures_util::task::AtomicWaker;
 use http_body::{Frame, SizeHint};
 use protocol::{
-    CloseMode, CloseReason, ConnId, Initiator, RaceClose, RequestId, RequestOutcome, ServerEvent,
-    ServerPolicy, SessionId, UpgradeRole, headers,
+    CloseMode, CloseReason, ConnId, Initiator, PolicyClose, RaceClose, RequestId, RequestOutcome,
+    ServerEvent, ServerPolicy, SessionId, UpgradeRole, headers,
 };
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
@@ -735,6 +735,40 @@ impl Conn {
         ) {
             *reason = Some(Box::new(CloseReason::BodyUnread {
                 close: RaceClose::Rst,
+            }));
+        }
+    }
+
+    /// Why the last response said `Connection: close`, when the policy (or
+    /// the request's own asking) said it; `None` for any other close.
+    fn policy_close(&self) -> Option<PolicyClose> {
+        match self.planned_close.load(Ordering::Relaxed) {
+            PLANNED_KEEP_ALIVE_OFF => Some(PolicyClose::KeepAliveOff),
+            PLANNED_MAX_REQUESTS => Some(PolicyClose::MaxRequests),
+            PLANNED_CLIENT => Some(PolicyClose::ClientRequestedClose),
+            _ => None,
+        }
+    }
+
+    /// The connection ends as its last response announced, for the policy
+    /// or the request's asking ([`Conn::policy_close`]), with the start of a
+    /// request the client pipelined behind it still in the receive buffer:
+    /// the kernel answers the close with a RST and that request is never
+    /// answered. Recorded instead of the policy's own reason, and over no
+    /// other reason (a peer's reset, a guard) recorded first. Over HTTP/2 streams are not
+    /// pipelined (its `max_requests` close is a `GOAWAY`).
+    fn pipelined_unread_reset(&self, method: Option<String>, target: Option<String>) {
+        let Some(after) = self.policy_close().filter(|_| !self.is_http2()) else {
+            return;
+        };
+        let mut reason = self.reason.lock().unwrap_or_else(|p| p.into_inner());
+        // The policy's own reason is there once hyper ended the connection
+        // as announced (`Conn::note_connection_end`).
+        if reason.as_deref().is_none_or(|r| *r == after.reason()) {
+            *reason = Some(Box::new(CloseReason::PipelinedUnread {
+                after,
+                method,
+                target,
             }));
         }
     }
@@ -1834,6 +1868,9 @@ pub struct TrackedStream {
     /// Its place in its address's connection cap, held as long as the
     /// socket lives (WebSockets included).
     _slot: PeerConnection,
+    /// It carries TLS: bytes left unread at the close are records, which
+    /// cannot be read as a request's start.
+    tls: bool,
 }
 
 impl TrackedStream {
@@ -1843,7 +1880,14 @@ impl TrackedStream {
             inner,
             conn,
             _slot: slot,
+            tls: false,
         }
+    }
+
+    /// Marks the stream as carrying TLS (the lab's TLS ports).
+    pub fn over_tls(mut self) -> TrackedStream {
+        self.tls = true;
+        self
     }
 
     /// A second handle on the socket, to look for the client's FIN or RST
@@ -1902,7 +1946,7 @@ impl Drop for TrackedStream {
                 // A next request was already in the receive buffer as the
                 // server closed: closing with unread bytes makes the kernel
                 // send a RST.
-                Unread::Request(method, target) => {
+                Unread::Request(method, target, _) => {
                     self.conn.replace_reason(CloseReason::KeepAliveRace {
                         method,
                         target,
@@ -1923,12 +1967,38 @@ impl Drop for TrackedStream {
             // kernel answers the close with a RST.
             self.conn.body_unread_reset();
         }
+        // Over TLS the bytes left would be records (a client's
+        // `close_notify`, say), not a request that could be named.
+        if !self.tls
+            && self.conn.policy_close().is_some()
+            && let Unread::Request(method, target, head) = self.unread()
+        {
+            // A request pipelined behind the response that announced the
+            // close: the kernel answers the close with a RST. Named only if
+            // what is left begins with its request line.
+            self.conn
+                .pipelined_unread_reset(head.then_some(method), head.then_some(target));
+        }
         if self.conn.reset_on_close.load(Ordering::Relaxed) {
             // Linger 0: closing now sends a RST instead of a FIN.
             let _ = socket2::SockRef::from(&self.inner).set_linger(Some(Duration::ZERO));
         }
         self.conn.closed();
     }
+}
+
+/// Whether `bytes` begin like a request line: one of the methods of RFC
+/// 9110 §9 and PATCH (RFC 5789), then a space. The body bytes or the rest of
+/// a head that follow a start already read do not (the end of a method cut
+/// mid-line, `ST `, is none of them); a request with another method is not
+/// named.
+fn begins_a_request(bytes: &[u8]) -> bool {
+    const METHODS: [&[u8]; 9] = [
+        b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"CONNECT", b"OPTIONS", b"TRACE", b"PATCH",
+    ];
+    METHODS
+        .iter()
+        .any(|m| bytes.starts_with(m) && bytes.get(m.len()) == Some(&b' '))
 }
 
 /// Method and target from the start of a request head (as much as arrived).
@@ -1994,8 +2064,10 @@ fn blanked(target: &str, names: &[&str]) -> String {
 enum Unread {
     /// Nothing, as far as the socket knows.
     Nothing,
-    /// The start of a request: its method and target.
-    Request(String, String),
+    /// Bytes: as the start of a request, its method and target, and
+    /// whether they do begin like a request line (a method, a space), not
+    /// the middle of a request whose start was already read.
+    Request(String, String, bool),
     /// The client's FIN.
     Fin,
     /// The client's RST.
@@ -2014,7 +2086,7 @@ impl TrackedStream {
             Poll::Ready(Ok(0)) => Unread::Fin,
             Poll::Ready(Ok(_)) => {
                 let (method, target) = request_line(buf.filled());
-                Unread::Request(method, target)
+                Unread::Request(method, target, begins_a_request(buf.filled()))
             }
             Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::ConnectionReset => Unread::Reset,
             _ => Unread::Nothing,
@@ -2156,6 +2228,20 @@ impl AsyncWrite for TrackedStream {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bytes_left_are_named_as_a_request_only_when_they_begin_with_its_line() {
+        assert!(begins_a_request(b"POST /api/fast?id=3 HTTP/1.1\r\n"));
+        assert!(begins_a_request(b"GET "), "as far as it arrived");
+        assert!(!begins_a_request(b"xxxxxxxx"), "the rest of a body");
+        assert!(
+            !begins_a_request(b"ST /api/fast HTTP/1.1"),
+            "the middle of a line"
+        );
+        assert!(!begins_a_request(b"Host: x\r\n"), "the rest of a head");
+        assert!(!begins_a_request(b"GET"), "no space yet: not known");
+        assert!(!begins_a_request(b""));
+    }
 
     #[test]
     fn a_request_never_read_shows_neither_its_key_nor_its_session() {

@@ -121,7 +121,7 @@ async fn serve_connection(
         .unwrap_or(crate::listener::UNKNOWN_LOCAL);
     let _ = stream.set_nodelay(true);
     let conn = Conn::open(&lab, peer, (charged, via), local, Some(slot.in_flight()));
-    let tracked = TrackedStream::new(stream, conn.clone(), slot);
+    let tracked = TrackedStream::new(stream, conn.clone(), slot).over_tls();
     // The handshake is bounded like a request head (a slowloris guard), and
     // a client that sends nothing at all like an idle one (as on the plain
     // ports: found in review, it was `header_read_timeout` at 10 s here,

@@ -245,6 +245,15 @@ async fn pools_are_per_origin_port_host_name_and_credentials_mode() {
     ] {
         assert_eq!(figures[pool], "6", "{pool}: {figures:?}");
     }
+    // All four bursts drawn, not only the last one's eight.
+    let drawn = s.drawn(32).await;
+    s.chrome.screenshot_if_asked(&s.page, "pools").await;
+    let runs: BTreeSet<u32> = drawn
+        .tags
+        .iter()
+        .map(|t| run_of(&format!("id={t}")))
+        .collect();
+    assert_eq!(runs.len(), 4, "{:?}", drawn.tags);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -548,6 +557,18 @@ async fn socket_events_are_named_as_node_names_them() {
     assert_eq!(answer, "choice-0");
     assert!(figures["abort"].contains("'end'"), "{figures:?}");
     assert!(figures["idle"].contains("'timeout'"), "{figures:?}");
+    // The three runs' connections drawn, each with its close as recorded.
+    let drawn = s.drawn(3).await;
+    s.chrome.screenshot_if_asked(&s.page, "node-events").await;
+    for conn in [hang.conn, close.conn, fast.conn] {
+        let recorded = record.close_of(conn).map_or("open", |r| r.kind());
+        assert_eq!(
+            drawn.lanes.get(&conn).map(String::as_str),
+            Some(recorded),
+            "{conn}: {:?}",
+            drawn.lanes
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -712,12 +712,15 @@ impl Run {
     /// What the run is called in a heading: `run b3`, or for a lesson's
     /// runs joined, `runs b3 and b4` (`runs b3, b4, b5 and b6`).
     pub fn title(&self) -> String {
-        let names: Vec<String> = self.parts().iter().map(|r| r.name()).collect();
-        match names.as_slice() {
-            [] => String::new(),
-            [one] => format!("run {one}"),
-            [rest @ .., last] => format!("runs {} and {last}", rest.join(", ")),
+        let parts = self.parts();
+        let mut out = String::from(if parts.len() > 1 { "runs " } else { "run " });
+        for (i, part) in parts.iter().enumerate() {
+            if i > 0 {
+                out.push_str(if i + 1 == parts.len() { " and " } else { ", " });
+            }
+            out.push_str(&part.name());
         }
+        out
     }
 
     /// Connections that carried an attempt of this run so far.

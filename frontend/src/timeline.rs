@@ -328,16 +328,13 @@ impl LaneGroups {
             middlebox::MappingLane::of(&state.middlebox, window, &|c| carried.contains(&c));
         if let Some(run) = run {
             // Each request's use asked of the run it was fired in (a
-            // lesson's runs drawn as one: [`Run::joined`]).
-            g.uses = run
-                .parts()
-                .into_iter()
-                .flat_map(|part| {
-                    part.requests
-                        .iter()
-                        .map(move |r| request_use(state, part, r))
-                })
-                .collect();
+            // lesson's runs drawn as one: [`Run::joined`]). A plain loop: an
+            // iterator chain was 0.3 KB more of the download (figure 5).
+            for part in run.parts() {
+                for r in &part.requests {
+                    g.uses.push(request_use(state, part, r));
+                }
+            }
         }
         g
     }

@@ -317,10 +317,11 @@ impl Chromium {
         let live = "document.querySelector('main')?.dataset.socket === 'open' \
                     && !document.getElementById('fire').disabled \
                     && !!document.getElementById('policy-idle')";
-        crate::eventually(
+        self.eval_until_true(
+            &page,
             "the lab page to load and open its live link",
             Duration::from_secs(30),
-            async || self.eval(&page, live).await.as_bool().filter(|b| *b),
+            live,
         )
         .await;
         page
@@ -336,18 +337,12 @@ impl Chromium {
 
     /// Waits until the page's timeline draws `n` requests done.
     pub async fn until_done(&mut self, page: &Page, n: u64) {
-        crate::eventually(
+        self.eval_until(
+            page,
             "the run's requests to be done",
             Duration::from_secs(30),
-            async || {
-                let done = self
-                    .eval(
-                        page,
-                        "document.querySelectorAll('g.req[data-phase=done]').length",
-                    )
-                    .await;
-                (done == n).then_some(())
-            },
+            "document.querySelectorAll('g.req[data-phase=done]').length",
+            |done| (done == n).then_some(()),
         )
         .await;
     }
@@ -360,10 +355,11 @@ impl Chromium {
             "document.querySelector('main')?.dataset.socket === 'open' \
              && document.querySelector('section.lesson')?.dataset.lesson === '{id}'"
         );
-        crate::eventually(
+        self.eval_until_true(
+            &page,
             "the lesson to load and the live link to open",
             Duration::from_secs(30),
-            async || self.eval(&page, &live).await.as_bool().filter(|b| *b),
+            &live,
         )
         .await;
         page
@@ -382,22 +378,20 @@ impl Chromium {
         );
         let kind = self.eval(page, &predict).await;
         if kind == "number" {
-            crate::eventually(
-                "the Lock it in button",
-                Duration::from_secs(10),
-                async || {
-                    let clicked = self
-                        .eval(
-                            page,
-                            "(() => { const b = document.getElementById('predict'); \
-                           if (b && !b.disabled) { b.click(); return true; } return false; })()",
-                        )
-                        .await;
-                    clicked.as_bool().filter(|b| *b)
-                },
-            )
-            .await;
+            self.click_when_enabled(page, "predict", Duration::from_secs(10))
+                .await;
         }
+    }
+
+    /// Clicks the button with id `id` in `page` as soon as it is there and
+    /// enabled (at most `limit`: it only stops a broken test).
+    pub async fn click_when_enabled(&mut self, page: &Page, id: &str, limit: Duration) {
+        let click = format!(
+            "(() => {{ const b = document.getElementById('{id}'); \
+               if (b && !b.disabled) {{ b.click(); return true; }} return false; }})()"
+        );
+        self.eval_until_true(page, &format!("the #{id} button"), limit, &click)
+            .await;
     }
 
     /// Takes the open lesson in `page`: predicts `choice` (a choice's index,
@@ -411,28 +405,20 @@ impl Chromium {
         limit: Duration,
     ) -> (String, std::collections::BTreeMap<String, String>) {
         self.predict(page, prediction).await;
-        crate::eventually("the Run button", Duration::from_secs(10), async || {
-            let clicked = self
-                .eval(
-                    page,
-                    "(() => { const b = document.getElementById('run-lesson'); \
-                       if (b && !b.disabled) { b.click(); return true; } return false; })()",
-                )
-                .await;
-            clicked.as_bool().filter(|b| *b)
-        })
-        .await;
-        let stage = crate::eventually("the lesson to measure its answer", limit, async || {
-            let stage = self
-                .eval(
-                    page,
-                    "document.querySelector('section.lesson').dataset.stage",
-                )
-                .await;
-            let stage = stage.as_str().unwrap_or_default().to_owned();
-            matches!(stage.as_str(), "answered" | "failed").then_some(stage)
-        })
-        .await;
+        self.click_when_enabled(page, "run-lesson", Duration::from_secs(10))
+            .await;
+        let stage = self
+            .eval_until(
+                page,
+                "the lesson to measure its answer",
+                limit,
+                "document.querySelector('section.lesson').dataset.stage",
+                |stage| {
+                    let stage = stage.as_str().unwrap_or_default().to_owned();
+                    matches!(stage.as_str(), "answered" | "failed").then_some(stage)
+                },
+            )
+            .await;
         if stage == "failed" {
             let why = self
                 .eval(
@@ -508,6 +494,37 @@ impl Chromium {
             panic!("JavaScript `{expression}` threw: {exception}");
         }
         result["result"]["value"].clone()
+    }
+
+    /// Evaluates `expression` in `page` every 25 ms ([`crate::eventually`])
+    /// until `accept` makes something of its value (`Some`), and returns
+    /// that; panics with `what` after `limit`. The limit only stops a broken
+    /// test; it asserts no speed.
+    pub async fn eval_until<T>(
+        &mut self,
+        page: &Page,
+        what: &str,
+        limit: Duration,
+        expression: &str,
+        mut accept: impl FnMut(Value) -> Option<T>,
+    ) -> T {
+        crate::eventually(what, limit, async || {
+            accept(self.eval(page, expression).await)
+        })
+        .await
+    }
+
+    /// Waits, as [`Chromium::eval_until`] does, until `expression` in `page`
+    /// is `true` (the boolean; a truthy value is not enough).
+    pub async fn eval_until_true(
+        &mut self,
+        page: &Page,
+        what: &str,
+        limit: Duration,
+        expression: &str,
+    ) {
+        self.eval_until(page, what, limit, expression, |v| (v == true).then_some(()))
+            .await;
     }
 }
 

@@ -111,16 +111,15 @@ async fn the_agent_composer_runs_max_sockets_2_and_the_timeline_joins_its_socket
         .eval(&page, "document.getElementById('agent-start').click()")
         .await;
     // The page draws four agent requests done and two sockets.
-    eventually("four agent requests drawn as done", LIMIT, async || {
-        let done = chrome
-            .eval(
-                &page,
-                "document.querySelectorAll('g.agent-req[data-state=\"✓ done\"]').length",
-            )
-            .await;
-        (done == 4).then_some(())
-    })
-    .await;
+    chrome
+        .eval_until(
+            &page,
+            "four agent requests drawn as done",
+            LIMIT,
+            "document.querySelectorAll('g.agent-req[data-state=\"✓ done\"]').length",
+            |done| (done == 4).then_some(()),
+        )
+        .await;
     let mut record = Vec::new();
     eventually("the agent run to finish", LIMIT, async || {
         drain(&mut events, &mut record);

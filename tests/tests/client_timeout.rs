@@ -33,16 +33,15 @@ async fn aborted_requests_are_shown_aborted_and_their_connections_close() {
         .await;
 
     // Page side: all three aborted by the page, with the reason in words.
-    eventually("3 requests shown aborted", LIMIT, async || {
-        let n = chrome
-            .eval(
-                &page,
-                "document.querySelectorAll('g.req[data-phase=aborted]').length",
-            )
-            .await;
-        (n == 3).then_some(())
-    })
-    .await;
+    chrome
+        .eval_until(
+            &page,
+            "3 requests shown aborted",
+            LIMIT,
+            "document.querySelectorAll('g.req[data-phase=aborted]').length",
+            |n| (n == 3).then_some(()),
+        )
+        .await;
 
     // Server side: the three hangs ended as aborted (nobody released them),
     // and their connections closed.

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use keepalive_lab_tests::chromium::Chromium;
-use keepalive_lab_tests::{eventually, page_config, start_server_with_second_origin};
+use keepalive_lab_tests::{page_config, start_server_with_second_origin};
 use protocol::{ConnId, RequestId, ServerEvent};
 
 const LIMIT: Duration = Duration::from_secs(30);
@@ -44,16 +44,15 @@ async fn shared_link_restores_the_composer_and_the_second_origin_is_its_own_pool
     chrome
         .eval(&page, "document.getElementById('share').click()")
         .await;
-    let link = eventually("the share link", LIMIT, async || {
-        let v = chrome
-            .eval(
-                &page,
-                "document.getElementById('share-url')?.textContent || ''",
-            )
-            .await;
-        v.as_str().filter(|t| !t.is_empty()).map(str::to_owned)
-    })
-    .await;
+    let link = chrome
+        .eval_until(
+            &page,
+            "the share link",
+            LIMIT,
+            "document.getElementById('share-url')?.textContent || ''",
+            |v| v.as_str().filter(|t| !t.is_empty()).map(str::to_owned),
+        )
+        .await;
     let pairs = |text: &str| text.split('&').map(str::to_owned).collect::<BTreeSet<_>>();
     let (base, shared) = link.split_once('#').expect("a fragment");
     assert_eq!(base, format!("http://{addr}/"));
@@ -66,16 +65,15 @@ async fn shared_link_restores_the_composer_and_the_second_origin_is_its_own_pool
     chrome
         .eval(&page, "document.getElementById('fire').click()")
         .await;
-    eventually("all 8 requests done", LIMIT, async || {
-        let done = chrome
-            .eval(
-                &page,
-                "document.querySelectorAll('g.req[data-phase=done]').length",
-            )
-            .await;
-        (done == 8).then_some(())
-    })
-    .await;
+    chrome
+        .eval_until(
+            &page,
+            "all 8 requests done",
+            LIMIT,
+            "document.querySelectorAll('g.req[data-phase=done]').length",
+            |done| (done == 8).then_some(()),
+        )
+        .await;
 
     // What the server saw: which connection carried each tagged request, and
     // the most connections carrying them at once.

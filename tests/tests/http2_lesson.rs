@@ -106,23 +106,18 @@ async fn take_in(id: &str, prediction: u32, more: &[&str]) -> (Taken, String) {
     // The note links the three HTTPS origins once the page knows the lab's
     // ports (its own request to the server, which may answer after the
     // lesson's text).
-    let links = eventually(
-        "the lesson's note to link the three HTTPS origins",
-        Duration::from_secs(10),
-        async || {
-            let links = chrome
-                .eval(
-                    &page,
-                    "Array.from(document.querySelectorAll('#lesson-tls-note a')).map(a => a.href).join(' ')",
-                )
-                .await
-                .as_str()
-                .unwrap_or_default()
-                .to_owned();
-            (links.split(' ').filter(|l| !l.is_empty()).count() == 3).then_some(links)
-        },
-    )
-    .await;
+    let links = chrome
+        .eval_until(
+            &page,
+            "the lesson's note to link the three HTTPS origins",
+            Duration::from_secs(10),
+            "Array.from(document.querySelectorAll('#lesson-tls-note a')).map(a => a.href).join(' ')",
+            |links| {
+                let links = links.as_str().unwrap_or_default().to_owned();
+                (links.split(' ').filter(|l| !l.is_empty()).count() == 3).then_some(links)
+            },
+        )
+        .await;
     let (answer, figures) = chrome
         .take_lesson(&page, prediction, Duration::from_secs(60))
         .await;
@@ -339,27 +334,24 @@ async fn max_requests_over_http2_ends_each_connection_with_goaway_and_chromium_m
     let mut chrome = Chromium::launch_with_flags(&["--ignore-certificate-errors"]).await;
     let origin = format!("https://127.0.0.1:{}", addrs.h2.port());
     let page = chrome.open(&format!("{origin}/api/fast?id=document")).await;
-    let statuses = eventually(
-        "the document and ten fetches",
-        Duration::from_secs(20),
-        async || {
-            let v = chrome
-                .eval(
-                    &page,
-                    "(async () => { if (location.pathname !== '/api/fast') return null; \
-                   const out = []; \
-                   for (let i = 0; i < 10; i++) { \
-                     const r = await fetch('/api/fast?id=goaway-' + i, {cache: 'no-store'}); \
-                     out.push([r.status, Number(r.headers.get('x-conn-id'))]); } \
-                   return out; })()",
-                )
-                .await;
-            serde_json::from_value::<Option<Vec<(u16, u64)>>>(v)
-                .ok()
-                .flatten()
-        },
-    )
-    .await;
+    let statuses = chrome
+        .eval_until(
+            &page,
+            "the document and ten fetches",
+            Duration::from_secs(20),
+            "(async () => { if (location.pathname !== '/api/fast') return null; \
+               const out = []; \
+               for (let i = 0; i < 10; i++) { \
+                 const r = await fetch('/api/fast?id=goaway-' + i, {cache: 'no-store'}); \
+                 out.push([r.status, Number(r.headers.get('x-conn-id'))]); } \
+               return out; })()",
+            |v| {
+                serde_json::from_value::<Option<Vec<(u16, u64)>>>(v)
+                    .ok()
+                    .flatten()
+            },
+        )
+        .await;
     assert!(
         statuses.iter().all(|(status, _)| *status == 200),
         "{statuses:?}"

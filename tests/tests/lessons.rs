@@ -177,10 +177,9 @@ impl Setup {
             tags: [...document.querySelectorAll('svg#timeline g.req')].map(g => g.dataset.tag), \
             lanes: [...document.querySelectorAll('svg#timeline g.lane')] \
               .map(g => [g.dataset.conn, g.dataset.reason ?? 'open']) })";
-        let (chrome, page) = (&mut self.chrome, &self.page);
-        let v: serde_json::Value =
-            keepalive_lab_tests::eventually("the timeline drawn", LIMIT, async || {
-                let v = chrome.eval(page, js).await;
+        let v: serde_json::Value = self
+            .chrome
+            .eval_until(&self.page, "the timeline drawn", LIMIT, js, |v| {
                 let v: serde_json::Value = serde_json::from_str(v.as_str()?).ok()?;
                 (v["tags"].as_array()?.len() == rows).then_some(v)
             })
@@ -436,20 +435,17 @@ async fn taking_a_lesson_again_at_once_still_puts_the_policy_back() {
         let (answer, _) = s.take(1).await;
         assert_eq!(answer, "choice-1", "round {round}");
         if round == 0 {
-            let page = &s.page;
-            let chrome = &mut s.chrome;
-            keepalive_lab_tests::eventually("Again, then a new prediction", LIMIT, async || {
-                let stage = chrome
-                    .eval(
-                        page,
-                        "(() => { const b = document.getElementById('again'); \
-                           if (b && !b.disabled) { b.click(); } \
-                           return document.querySelector('section.lesson')?.dataset.stage ?? ''; })()",
-                    )
-                    .await;
-                (stage == "predict").then_some(())
-            })
-            .await;
+            s.chrome
+                .eval_until(
+                    &s.page,
+                    "Again, then a new prediction",
+                    LIMIT,
+                    "(() => { const b = document.getElementById('again'); \
+                       if (b && !b.disabled) { b.click(); } \
+                       return document.querySelector('section.lesson')?.dataset.stage ?? ''; })()",
+                    |stage| (stage == "predict").then_some(()),
+                )
+                .await;
         }
     }
     // Two runs, each set the lesson's 1 s idle timeout and put the session's
@@ -772,22 +768,16 @@ async fn the_nat_gateway_drops_the_servers_late_answer() {
 /// The timeline's middlebox lane (the lesson's mapping): whether it is drawn
 /// expired, and its words for a screen reader.
 async fn mapping_lane(s: &mut Setup) -> serde_json::Value {
-    keepalive_lab_tests::eventually(
-        "the middlebox lane in the timeline",
-        Duration::from_secs(10),
-        async || {
-            let lane = s
-                .chrome
-                .eval(
-                    &s.page,
-                    "(() => { const g = [...document.querySelectorAll('#timeline g.mb')].pop(); \
-                       return g ? {expired: g.dataset.expired, words: g.getAttribute('aria-label')} : null; })()",
-                )
-                .await;
-            (!lane.is_null()).then_some(lane)
-        },
-    )
-    .await
+    s.chrome
+        .eval_until(
+            &s.page,
+            "the middlebox lane in the timeline",
+            Duration::from_secs(10),
+            "(() => { const g = [...document.querySelectorAll('#timeline g.mb')].pop(); \
+               return g ? {expired: g.dataset.expired, words: g.getAttribute('aria-label')} : null; })()",
+            |lane| (!lane.is_null()).then_some(lane),
+        )
+        .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -75,27 +75,24 @@ async fn the_workbench_link_loads_its_own_bundle_and_keeps_the_session() {
             "window.samePage = true; location.hash = 'lesson=six-lanes'",
         )
         .await;
-    eventually("the lesson, from its link", LIMIT, async || {
-        let shown = chrome
-            .eval(
-                &page,
-                "document.querySelector('section.lesson')?.dataset.lesson || ''",
-            )
-            .await;
-        (shown == "six-lanes").then_some(())
-    })
-    .await;
+    chrome
+        .eval_until(
+            &page,
+            "the lesson, from its link",
+            LIMIT,
+            "document.querySelector('section.lesson')?.dataset.lesson || ''",
+            |shown| (shown == "six-lanes").then_some(()),
+        )
+        .await;
     chrome.eval(&page, "history.back()").await;
-    eventually("the list again, on Back", LIMIT, async || {
-        let list = chrome
-            .eval(
-                &page,
-                "!!document.querySelector('ol.lesson-list') && !document.querySelector('section.lesson')",
-            )
-            .await;
-        (list == true).then_some(())
-    })
-    .await;
+    chrome
+        .eval_until_true(
+            &page,
+            "the list again, on Back",
+            LIMIT,
+            "!!document.querySelector('ol.lesson-list') && !document.querySelector('section.lesson')",
+        )
+        .await;
     assert_eq!(chrome.eval(&page, "window.samePage").await, true);
 
     // Projector mode, switched on here, comes along to the workbench.
@@ -200,17 +197,15 @@ async fn leaving_a_page_that_holds_requests_loads_the_other_at_once() {
     wait_for(&mut chrome, &page, "workbench").await;
     // A reload of a page holding hangs: the page is back, live.
     let fire_and_hold = async |chrome: &mut Chromium| {
-        eventually("the Fire button, clicked", LIMIT, async || {
-            let clicked = chrome
-                .eval(
-                    &page,
-                    "(() => { const b = document.getElementById('fire'); \
-                       if (!b || b.disabled) return false; b.click(); return true; })()",
-                )
-                .await;
-            (clicked == true).then_some(())
-        })
-        .await;
+        chrome
+            .eval_until_true(
+                &page,
+                "the Fire button, clicked",
+                LIMIT,
+                "(() => { const b = document.getElementById('fire'); \
+                   if (!b || b.disabled) return false; b.click(); return true; })()",
+            )
+            .await;
         eventually("6 hangs held at the server", LIMIT, async || {
             (lab.hangs().len() == 6).then_some(())
         })
@@ -242,17 +237,15 @@ async fn leaving_a_page_that_holds_requests_loads_the_other_at_once() {
     fire_and_hold(&mut chrome).await;
     // The run list is drawn at the page's next animation frame after the
     // run starts, which can come after the server holds the hangs.
-    eventually("the run list's Export JSON, clicked", LIMIT, async || {
-        let clicked = chrome
-            .eval(
-                &page,
-                "(() => { const b = document.getElementById('export-json'); \
-                   if (!b) return false; b.click(); return true; })()",
-            )
-            .await;
-        (clicked == true).then_some(())
-    })
-    .await;
+    chrome
+        .eval_until_true(
+            &page,
+            "the run list's Export JSON, clicked",
+            LIMIT,
+            "(() => { const b = document.getElementById('export-json'); \
+               if (!b) return false; b.click(); return true; })()",
+        )
+        .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(lab.hangs().len(), 6, "an export ends no request");
     let session = reload(&mut chrome).await;
@@ -343,18 +336,19 @@ async fn a_link_to_an_unknown_lesson_says_so_above_the_list() {
         .open(&format!("http://{addr}/#lesson=no-such-lesson"))
         .await;
     wait_for(&mut chrome, &page, "lessons").await;
-    let notice = eventually("the notice above the list", LIMIT, async || {
-        let v = chrome
-            .eval(
-                &page,
-                "[!!document.querySelector('ol.lesson-list a'), \
-                  document.getElementById('unknown-lesson')?.textContent || '']",
-            )
-            .await;
-        let text = v[1].as_str().unwrap_or_default().to_owned();
-        (v[0] == true && !text.is_empty()).then_some(text)
-    })
-    .await;
+    let notice = chrome
+        .eval_until(
+            &page,
+            "the notice above the list",
+            LIMIT,
+            "[!!document.querySelector('ol.lesson-list a'), \
+              document.getElementById('unknown-lesson')?.textContent || '']",
+            |v| {
+                let text = v[1].as_str().unwrap_or_default().to_owned();
+                (v[0] == true && !text.is_empty()).then_some(text)
+            },
+        )
+        .await;
     assert!(
         notice.contains("“no-such-lesson”"),
         "the notice names the link's lesson: {notice}"
@@ -365,17 +359,16 @@ async fn a_link_to_an_unknown_lesson_says_so_above_the_list() {
             "document.querySelector('[data-lesson-link=\"six-lanes\"]').click()",
         )
         .await;
-    eventually("the lesson chosen, and no notice", LIMIT, async || {
-        let v = chrome
-            .eval(
-                &page,
-                "[document.querySelector('section.lesson')?.dataset.lesson || '', \
-                  !!document.getElementById('unknown-lesson')]",
-            )
-            .await;
-        (v[0] == "six-lanes" && v[1] == false).then_some(())
-    })
-    .await;
+    chrome
+        .eval_until(
+            &page,
+            "the lesson chosen, and no notice",
+            LIMIT,
+            "[document.querySelector('section.lesson')?.dataset.lesson || '', \
+              !!document.getElementById('unknown-lesson')]",
+            |v| (v[0] == "six-lanes" && v[1] == false).then_some(()),
+        )
+        .await;
 }
 
 /// Enter in the prediction's field locks it in, as the button does, and
@@ -405,10 +398,11 @@ async fn enter_in_the_prediction_locks_it_in() {
                new KeyboardEvent('keydown', { key: 'Enter', bubbles: true, cancelable: true }))",
         )
         .await;
-    eventually("Run enabled by Enter", LIMIT, async || {
-        (chrome.eval(&page, run).await == false).then_some(())
-    })
-    .await;
+    chrome
+        .eval_until(&page, "Run enabled by Enter", LIMIT, run, |disabled| {
+            (disabled == false).then_some(())
+        })
+        .await;
 }
 
 async fn nothing_cut_off(chrome: &mut Chromium, page: &Page, which: &str, width: u32, panels: u64) {
@@ -493,16 +487,15 @@ async fn from_320_px_wide_nothing_in_a_panel_is_cut_off() {
 /// Once `page` lists more than 20 of `items` (the lessons, drawn from the
 /// server's catalogue), nothing in it is cut off at 320 and 1280 px.
 async fn fits_once_listed(chrome: &mut Chromium, page: &Page, which: &str, items: &str) {
-    eventually(&format!("the {which}'s lessons"), LIMIT, async || {
-        let n = chrome
-            .eval(
-                page,
-                &format!("document.querySelectorAll('{items}').length"),
-            )
-            .await;
-        (n.as_u64().unwrap_or(0) > 20).then_some(())
-    })
-    .await;
+    chrome
+        .eval_until(
+            page,
+            &format!("the {which}'s lessons"),
+            LIMIT,
+            &format!("document.querySelectorAll('{items}').length"),
+            |n| (n.as_u64().unwrap_or(0) > 20).then_some(()),
+        )
+        .await;
     for width in [320, 1280] {
         nothing_cut_off(chrome, page, which, width, 1).await;
     }
@@ -529,18 +522,15 @@ async fn a_lesson_shows_no_run_of_the_lesson_before() {
     chrome
         .eval(&page, "location.hash = 'lesson=cache-lock'")
         .await;
-    eventually("cache-lock open, with no run drawn", LIMIT, async || {
-        let v = chrome
-            .eval(
-                &page,
-                &format!(
-                    "[document.querySelector('section.lesson')?.dataset.lesson || '', {heading}]"
-                ),
-            )
-            .await;
-        (v[0] == "cache-lock" && v[1] == "Timeline").then_some(())
-    })
-    .await;
+    chrome
+        .eval_until(
+            &page,
+            "cache-lock open, with no run drawn",
+            LIMIT,
+            &format!("[document.querySelector('section.lesson')?.dataset.lesson || '', {heading}]"),
+            |v| (v[0] == "cache-lock" && v[1] == "Timeline").then_some(()),
+        )
+        .await;
 }
 
 /// The instructor's view on a phone: nothing in it reaches outside it and

@@ -33,17 +33,15 @@ async fn idle_timeout_set_in_the_page_closes_connections_and_the_page_says_why()
         async || (lab.policy(&owner).idle_timeout_ms == 400).then_some(()),
     )
     .await;
-    eventually(
-        "the page to show the policy the server announced",
-        LIMIT,
-        async || {
-            let shown = chrome
-                .eval(&page, "document.getElementById('policy-idle').value")
-                .await;
-            (shown == "400").then_some(())
-        },
-    )
-    .await;
+    chrome
+        .eval_until(
+            &page,
+            "the page to show the policy the server announced",
+            LIMIT,
+            "document.getElementById('policy-idle').value",
+            |shown| (shown == "400").then_some(()),
+        )
+        .await;
 
     // A value the server refuses: the page says why, and the field shows the
     // value in force again rather than the refused one.
@@ -54,18 +52,22 @@ async fn idle_timeout_set_in_the_page_closes_connections_and_the_page_says_why()
                i.dispatchEvent(new Event('change', { bubbles: true })); })()",
         )
         .await;
-    eventually("the page to report the refusal and reset the field", LIMIT, async || {
-        let shown = chrome
-            .eval(
-                &page,
-                "[document.getElementById('policy-idle').value, \
-                  [...document.querySelectorAll('[role=alert]')].map(e => e.textContent).join(' ')]",
-            )
-            .await;
-        (shown[0] == "400" && shown[1].as_str().is_some_and(|t| t.contains("out of range")))
-            .then_some(())
-    })
-    .await;
+    chrome
+        .eval_until(
+            &page,
+            "the page to report the refusal and reset the field",
+            LIMIT,
+            "[document.getElementById('policy-idle').value, \
+              [...document.querySelectorAll('[role=alert]')].map(e => e.textContent).join(' ')]",
+            |shown| {
+                (shown[0] == "400"
+                    && shown[1]
+                        .as_str()
+                        .is_some_and(|t| t.contains("out of range")))
+                .then_some(())
+            },
+        )
+        .await;
     assert_eq!(
         lab.policy(&owner).idle_timeout_ms,
         400,
@@ -89,19 +91,21 @@ async fn idle_timeout_set_in_the_page_closes_connections_and_the_page_says_why()
     chrome.until_done(&page, 12).await;
 
     // Collect what the server recorded, and what the page shows.
-    let shown = eventually("the page to show idle-timeout closes", LIMIT, async || {
-        let lanes = chrome
-            .eval(
-                &page,
-                "Object.fromEntries(Array.from(document.querySelectorAll('g.lane.closed')) \
-                   .map(li => [li.dataset.conn, li.dataset.reason]))",
-            )
-            .await;
-        let lanes: BTreeMap<String, String> = serde_json::from_value(lanes).unwrap_or_default();
-        let idle = lanes.values().filter(|r| *r == "idle_timeout").count();
-        (idle >= 4).then_some(lanes)
-    })
-    .await;
+    let shown = chrome
+        .eval_until(
+            &page,
+            "the page to show idle-timeout closes",
+            LIMIT,
+            "Object.fromEntries(Array.from(document.querySelectorAll('g.lane.closed')) \
+               .map(li => [li.dataset.conn, li.dataset.reason]))",
+            |lanes| {
+                let lanes: BTreeMap<String, String> =
+                    serde_json::from_value(lanes).unwrap_or_default();
+                let idle = lanes.values().filter(|r| *r == "idle_timeout").count();
+                (idle >= 4).then_some(lanes)
+            },
+        )
+        .await;
     let mut recorded: BTreeMap<String, CloseReason> = BTreeMap::new();
     while let Ok(event) = events.try_recv() {
         if let ServerEvent::ConnectionClosed { conn, reason, .. } = event {

@@ -90,21 +90,18 @@ async fn the_keep_alive_race_from_the_page_is_re_sent_silently_and_recorded_twic
     // The page counted the silent re-sends it could only learn from the
     // server: from the server's events, which can reach the page after its
     // own requests are drawn done (found in CI: read at once, it said 2).
-    let resent = eventually(
-        "the page to count the server's three re-sends",
-        Duration::from_secs(10),
-        async || {
-            let resent = chrome
-                .eval(
-                    &page,
-                    "document.getElementById('resent')?.textContent || '0'",
-                )
-                .await;
-            let count = resent.as_str().and_then(|n| n.parse::<u32>().ok());
-            count.is_some_and(|n| n >= 3).then_some(resent)
-        },
-    )
-    .await;
+    let resent = chrome
+        .eval_until(
+            &page,
+            "the page to count the server's three re-sends",
+            Duration::from_secs(10),
+            "document.getElementById('resent')?.textContent || '0'",
+            |resent| {
+                let count = resent.as_str().and_then(|n| n.parse::<u32>().ok());
+                count.is_some_and(|n| n >= 3).then_some(resent)
+            },
+        )
+        .await;
     assert_eq!(resent, "3", "three re-sends, no more");
 }
 

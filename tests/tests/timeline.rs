@@ -223,54 +223,25 @@ async fn a_lesson_at_1280_by_720_shows_its_run_button_and_the_first_lane_on_one_
         .await;
     chrome.set_viewport(&page, 1280, 720).await;
     // Predict and run, as a learner does; the lesson fires 12 requests.
-    chrome
-        .eval(
+    chrome.predict(&page, 6).await;
+    chrome.click_when_enabled(&page, "run-lesson", LIMIT).await;
+    // While it runs: 12 requests drawn, six at the server on six lanes.
+    let seen = chrome
+        .eval_until(
             &page,
-            "(() => { const i = document.getElementById('prediction'); \
-               Object.getOwnPropertyDescriptor(HTMLInputElement.prototype, 'value').set.call(i, '6'); \
-               i.dispatchEvent(new Event('input', { bubbles: true })); })()",
+            "the run drawn with its lanes",
+            LIMIT,
+            "(() => { const r = e => e && e.getBoundingClientRect(); \
+               const run = r(document.getElementById('run-lesson')); \
+               const lane = r(document.querySelector('svg#timeline g.lane')); \
+               const rows = document.querySelectorAll('svg#timeline g.req').length; \
+               if (!lane || rows < 12) return null; \
+               return { run: [run.top, run.bottom], lane: [lane.top, lane.bottom], rows, \
+                        stage: document.querySelector('section.lesson').dataset.stage, \
+                        scroll: scrollY, width: innerWidth, height: innerHeight }; })()",
+            |v| (!v.is_null()).then_some(v),
         )
         .await;
-    eventually("the prediction locked in", LIMIT, async || {
-        let ok = chrome
-            .eval(
-                &page,
-                "(() => { const b = document.getElementById('predict'); \
-                   if (b && !b.disabled) { b.click(); return true; } return false; })()",
-            )
-            .await;
-        ok.as_bool().filter(|b| *b)
-    })
-    .await;
-    eventually("the Run button", LIMIT, async || {
-        let ok = chrome
-            .eval(
-                &page,
-                "(() => { const b = document.getElementById('run-lesson'); \
-                   if (b && !b.disabled) { b.click(); return true; } return false; })()",
-            )
-            .await;
-        ok.as_bool().filter(|b| *b)
-    })
-    .await;
-    // While it runs: 12 requests drawn, six at the server on six lanes.
-    let seen = eventually("the run drawn with its lanes", LIMIT, async || {
-        let v = chrome
-            .eval(
-                &page,
-                "(() => { const r = e => e && e.getBoundingClientRect(); \
-                   const run = r(document.getElementById('run-lesson')); \
-                   const lane = r(document.querySelector('svg#timeline g.lane')); \
-                   const rows = document.querySelectorAll('svg#timeline g.req').length; \
-                   if (!lane || rows < 12) return null; \
-                   return { run: [run.top, run.bottom], lane: [lane.top, lane.bottom], rows, \
-                            stage: document.querySelector('section.lesson').dataset.stage, \
-                            scroll: scrollY, width: innerWidth, height: innerHeight }; })()",
-            )
-            .await;
-        (!v.is_null()).then_some(v)
-    })
-    .await;
     chrome.screenshot_if_asked(&page, "lesson-1280x720").await;
     assert_eq!(
         (seen["width"].as_f64(), seen["height"].as_f64()),
@@ -436,16 +407,15 @@ async fn the_lanes_drawn_are_exactly_this_pages_never_another_tabs_or_a_tools() 
     );
     assert!(drawn.is_disjoint(&others), "none of {others:?} drawn");
     // Counted apart, in words, never drawn.
-    eventually("the tool's connection counted apart", LIMIT, async || {
-        let foreign = chrome
-            .eval(
-                &first,
-                "Number(document.querySelector('.timeline .aside')?.dataset.foreign || 0)",
-            )
-            .await;
-        (foreign.as_u64().unwrap_or(0) >= 1).then_some(())
-    })
-    .await;
+    chrome
+        .eval_until(
+            &first,
+            "the tool's connection counted apart",
+            LIMIT,
+            "Number(document.querySelector('.timeline .aside')?.dataset.foreign || 0)",
+            |foreign| (foreign.as_u64().unwrap_or(0) >= 1).then_some(()),
+        )
+        .await;
 }
 
 /// A long run draws the rows in view of its scrolling box (and a margin),
@@ -495,14 +465,14 @@ async fn a_long_run_draws_the_rows_in_view_and_its_svg_export_holds_them_all() {
     assert_eq!(conn_of.len(), 200, "200 tags at the server");
     let rows = "[...document.querySelectorAll('svg#timeline g.req')].map(g => g.dataset.tag)";
     // The page shows the run's top: its first rows, not all 200.
-    let drawn = eventually("the run's first rows drawn", LIMIT, async || {
-        let v = chrome.eval(&page, rows).await;
-        let tags: Vec<String> = serde_json::from_value(v).ok()?;
-        tags.first()
-            .is_some_and(|t| t.ends_with("-1"))
-            .then_some(tags)
-    })
-    .await;
+    let drawn = chrome
+        .eval_until(&page, "the run's first rows drawn", LIMIT, rows, |v| {
+            let tags: Vec<String> = serde_json::from_value(v).ok()?;
+            tags.first()
+                .is_some_and(|t| t.ends_with("-1"))
+                .then_some(tags)
+        })
+        .await;
     assert!(
         (20..200).contains(&drawn.len()),
         "a long run draws the rows in view and a margin, not all: {} drawn",
@@ -516,12 +486,18 @@ async fn a_long_run_draws_the_rows_in_view_and_its_svg_export_holds_them_all() {
                b.scrollTop = b.scrollHeight; b.dispatchEvent(new Event('scroll')); return true; })()",
         )
         .await;
-    let scrolled = eventually("the last rows drawn after scrolling", LIMIT, async || {
-        let v = chrome.eval(&page, rows).await;
-        let tags: Vec<String> = serde_json::from_value(v).ok()?;
-        tags.iter().any(|t| t.ends_with("-200")).then_some(tags)
-    })
-    .await;
+    let scrolled = chrome
+        .eval_until(
+            &page,
+            "the last rows drawn after scrolling",
+            LIMIT,
+            rows,
+            |v| {
+                let tags: Vec<String> = serde_json::from_value(v).ok()?;
+                tags.iter().any(|t| t.ends_with("-200")).then_some(tags)
+            },
+        )
+        .await;
     assert!(
         !scrolled.iter().any(|t| t.ends_with("-1")) && scrolled.len() < 200,
         "the first row is no longer drawn: {scrolled:?}"
@@ -539,20 +515,19 @@ async fn a_long_run_draws_the_rows_in_view_and_its_svg_export_holds_them_all() {
                return true; })()",
         )
         .await;
-    let exported = eventually("the SVG export", LIMIT, async || {
-        let v = chrome
-            .eval(
-                &page,
-                "(() => { const b = window.__exported; window.__exported = null; \
-                   if (!b) { document.getElementById('export-svg').click(); return null; } \
-                   return b.text().then(t => { \
-                     const svg = new DOMParser().parseFromString(t, 'image/svg+xml'); \
-                     return [...svg.querySelectorAll('g.req')].map(g => [g.dataset.tag, Number(g.dataset.conn)]); }); })()",
-            )
-            .await;
-        serde_json::from_value::<Vec<(String, u64)>>(v).ok()
-    })
-    .await;
+    let exported = chrome
+        .eval_until(
+            &page,
+            "the SVG export",
+            LIMIT,
+            "(() => { const b = window.__exported; window.__exported = null; \
+               if (!b) { document.getElementById('export-svg').click(); return null; } \
+               return b.text().then(t => { \
+                 const svg = new DOMParser().parseFromString(t, 'image/svg+xml'); \
+                 return [...svg.querySelectorAll('g.req')].map(g => [g.dataset.tag, Number(g.dataset.conn)]); }); })()",
+            |v| serde_json::from_value::<Vec<(String, u64)>>(v).ok(),
+        )
+        .await;
     assert_eq!(exported.len(), 200, "every request in the file");
     let in_file: BTreeMap<String, u64> = exported.into_iter().collect();
     assert_eq!(
@@ -560,12 +535,18 @@ async fn a_long_run_draws_the_rows_in_view_and_its_svg_export_holds_them_all() {
         "each on the connection the server recorded"
     );
     // After the export the box draws only what is in view again.
-    let after = eventually("the view back to the rows in view", LIMIT, async || {
-        let v = chrome.eval(&page, rows).await;
-        let tags: Vec<String> = serde_json::from_value(v).ok()?;
-        (tags.len() < 200).then_some(tags)
-    })
-    .await;
+    let after = chrome
+        .eval_until(
+            &page,
+            "the view back to the rows in view",
+            LIMIT,
+            rows,
+            |v| {
+                let tags: Vec<String> = serde_json::from_value(v).ok()?;
+                (tags.len() < 200).then_some(tags)
+            },
+        )
+        .await;
     assert!(after.iter().any(|t| t.ends_with("-200")));
 }
 
@@ -588,18 +569,16 @@ async fn on_a_phone_the_timeline_keeps_its_words_readable_and_scrolls_sideways()
         .eval(&page, "document.getElementById('fire').click()")
         .await;
     // The run drawn in full (not in outline), its first rows done.
-    eventually("the run drawn in full", LIMIT, async || {
-        let v = chrome
-            .eval(
-                &page,
-                "(() => { const rows = [...document.querySelectorAll('svg#timeline g.req')]; \
-                   return !document.querySelector('.timeline[data-light]') && rows.length >= 20 \
-                     && rows.every(g => g.dataset.phase === 'done'); })()",
-            )
-            .await;
-        (v == Value::Bool(true)).then_some(())
-    })
-    .await;
+    chrome
+        .eval_until_true(
+            &page,
+            "the run drawn in full",
+            LIMIT,
+            "(() => { const rows = [...document.querySelectorAll('svg#timeline g.req')]; \
+               return !document.querySelector('.timeline[data-light]') && rows.length >= 20 \
+                 && rows.every(g => g.dataset.phase === 'done'); })()",
+        )
+        .await;
     const SIZES: &str = "(() => { const svg = document.querySelector('svg#timeline'); \
         const b = document.querySelector('.timeline .scroll'); \
         const t = svg.querySelector('g.req text'); \
@@ -626,16 +605,18 @@ async fn on_a_phone_the_timeline_keeps_its_words_readable_and_scrolls_sideways()
     let cover = "(() => { const b = document.querySelector('.timeline .scroll').getBoundingClientRect(); \
         const rows = [...document.querySelectorAll('svg#timeline g.req')].map(g => g.getBoundingClientRect()); \
         return [Math.min(...rows.map(r => r.top)), Math.max(...rows.map(r => r.bottom)), b.top, b.bottom, rows.length]; })()";
-    let drawn = eventually(
-        "the rows in view drawn after scrolling",
-        LIMIT,
-        async || {
-            let v = chrome.eval(&page, cover).await;
-            let n = |i: usize| v[i].as_f64().unwrap_or(f64::NAN);
-            (n(0) <= n(2) && n(1) >= n(3)).then_some(v)
-        },
-    )
-    .await;
+    let drawn = chrome
+        .eval_until(
+            &page,
+            "the rows in view drawn after scrolling",
+            LIMIT,
+            cover,
+            |v| {
+                let n = |i: usize| v[i].as_f64().unwrap_or(f64::NAN);
+                (n(0) <= n(2) && n(1) >= n(3)).then_some(v)
+            },
+        )
+        .await;
     assert!(
         drawn[4].as_u64().unwrap_or(0) < 200,
         "still only the rows in view and a margin: {drawn}"
@@ -643,11 +624,11 @@ async fn on_a_phone_the_timeline_keeps_its_words_readable_and_scrolls_sideways()
 
     // On a laptop the drawing fits its box: no sideways scroll.
     chrome.set_viewport(&page, 1280, 800).await;
-    let laptop = eventually("the timeline at 1280 px", LIMIT, async || {
-        let v = chrome.eval(&page, SIZES).await;
-        (v[1] == v[2]).then_some(v)
-    })
-    .await;
+    let laptop = chrome
+        .eval_until(&page, "the timeline at 1280 px", LIMIT, SIZES, |v| {
+            (v[1] == v[2]).then_some(v)
+        })
+        .await;
     assert!(
         laptop[0].as_f64().unwrap_or(0.0) >= 10.0,
         "the words on screen at 1280 px: {laptop}"
@@ -689,12 +670,14 @@ async fn a_row_that_changes_is_patched_in_place_nothing_moved_or_made_again() {
     let done = "(() => { const rows = [...document.querySelectorAll('svg#timeline g.req')]; \
                   return rows.length === 12 && rows.every(g => g.dataset.tag.startsWith('b2-') \
                     && g.dataset.phase === 'done'); })()";
-    eventually(
-        "the second run's 12 requests drawn done",
-        LIMIT,
-        async || chrome.eval(&page, done).await.as_bool().filter(|d| *d),
-    )
-    .await;
+    chrome
+        .eval_until_true(
+            &page,
+            "the second run's 12 requests drawn done",
+            LIMIT,
+            done,
+        )
+        .await;
     let counts = chrome.eval(&page, "window.__rows").await;
     println!("the second run's row changes: {counts}");
     let count = |k: &str| counts[k].as_u64().expect("a count");
@@ -733,10 +716,9 @@ async fn each_event_is_timed_once_as_handed_over_and_once_as_applied_in_that_ord
         .await;
     let synced = "typeof window.__keepaliveLab?.clockUncertaintyMs === 'number' \
                   && Array.isArray(window.__keepaliveLab.eventReceiptMs)";
-    eventually("the page's clock synced", LIMIT, async || {
-        chrome.eval(&page, synced).await.as_bool().filter(|s| *s)
-    })
-    .await;
+    chrome
+        .eval_until_true(&page, "the page's clock synced", LIMIT, synced)
+        .await;
     // From here on, what the server stamps and what the page times.
     let (_, mut feed) = lab.subscribe(None);
     chrome
@@ -825,10 +807,9 @@ async fn the_events_socket_runs_in_a_worker_or_without_one_on_the_main_thread() 
         .await;
     let live = "document.querySelector('main')?.dataset.socket === 'open' \
                 && !document.getElementById('fire')?.disabled";
-    eventually("the page live without a Worker", LIMIT, async || {
-        chrome.eval(&page, live).await.as_bool().filter(|l| *l)
-    })
-    .await;
+    chrome
+        .eval_until_true(&page, "the page live without a Worker", LIMIT, live)
+        .await;
     assert_eq!(chrome.eval(&page, place).await, "main thread");
     chrome.fire_and_wait(&page, 12).await;
     assert!(
@@ -900,19 +881,19 @@ async fn bars_still_going_end_at_now_and_the_cut_follows_the_clock() {
         }
         (now, going)
     };
-    let first = eventually("eight bars going on past now", LIMIT, async || {
-        let v = chrome.eval(&page, measure).await;
-        (check(&v).1 >= 8).then_some(v)
-    })
-    .await;
+    let first = chrome
+        .eval_until(&page, "eight bars going on past now", LIMIT, measure, |v| {
+            (check(&v).1 >= 8).then_some(v)
+        })
+        .await;
     chrome.screenshot_if_asked(&page, "bars-going").await;
     let (was, _) = check(&first);
     // The clock ticks: the line moves right and the cut with it.
-    let later = eventually("now to move on", LIMIT, async || {
-        let v = chrome.eval(&page, measure).await;
-        (v["now"].as_f64()? > was + 3.0).then_some(v)
-    })
-    .await;
+    let later = chrome
+        .eval_until(&page, "now to move on", LIMIT, measure, |v| {
+            (v["now"].as_f64()? > was + 3.0).then_some(v)
+        })
+        .await;
     assert!(check(&later).1 >= 8, "still going: {later}");
     // The export cuts the same bars at now.
     chrome
@@ -923,21 +904,20 @@ async fn bars_still_going_end_at_now_and_the_cut_follows_the_clock() {
                document.getElementById('export-svg').click(); return true; })()",
         )
         .await;
-    let (cut, width) = eventually("the SVG export", LIMIT, async || {
-        let v = chrome
-            .eval(
-                &page,
-                "(() => { const b = window.__exported; if (!b) return null; \
-                   return b.text().then(t => { \
-                     const svg = new DOMParser().parseFromString(t, 'image/svg+xml'); \
-                     const cut = [...svg.querySelectorAll('g.req [clip-path=\"url(#until-now)\"]')]; \
-                     const clip = svg.querySelector('clipPath#until-now rect'); \
-                     return [cut.length, clip ? Number(clip.getAttribute('width')) : -1]; }); })()",
-            )
-            .await;
-        serde_json::from_value::<(f64, f64)>(v).ok()
-    })
-    .await;
+    let (cut, width) = chrome
+        .eval_until(
+            &page,
+            "the SVG export",
+            LIMIT,
+            "(() => { const b = window.__exported; if (!b) return null; \
+               return b.text().then(t => { \
+                 const svg = new DOMParser().parseFromString(t, 'image/svg+xml'); \
+                 const cut = [...svg.querySelectorAll('g.req [clip-path=\"url(#until-now)\"]')]; \
+                 const clip = svg.querySelector('clipPath#until-now rect'); \
+                 return [cut.length, clip ? Number(clip.getAttribute('width')) : -1]; }); })()",
+            |v| serde_json::from_value::<(f64, f64)>(v).ok(),
+        )
+        .await;
     assert!(
         cut >= 8.0,
         "the export cuts each request's open bar at now: {cut}"
@@ -1028,16 +1008,20 @@ async fn a_flooding_run_is_outlined_then_drawn_in_full_and_a_lessons_burst_never
                c.dispatchEvent(new Event('change', {bubbles: true})); return true; })()",
         )
         .await;
-    eventually("the composer set to 200", LIMIT, async || {
-        let label = chrome
-            .eval(&page, "document.getElementById('fire').textContent")
-            .await;
-        label
-            .as_str()
-            .is_some_and(|l| l.contains("200"))
-            .then_some(())
-    })
-    .await;
+    chrome
+        .eval_until(
+            &page,
+            "the composer set to 200",
+            LIMIT,
+            "document.getElementById('fire').textContent",
+            |label| {
+                label
+                    .as_str()
+                    .is_some_and(|l| l.contains("200"))
+                    .then_some(())
+            },
+        )
+        .await;
     chrome.eval(&page, SAMPLE_AND_FIRE).await;
     chrome.screenshot_if_asked(&page, "outline").await;
     let mut seen = Vec::new();
@@ -1057,10 +1041,9 @@ async fn a_flooding_run_is_outlined_then_drawn_in_full_and_a_lessons_burst_never
                      && !document.querySelector('.timeline .light') \
                      && document.querySelectorAll('svg#timeline g.req[data-phase=done]').length >= 20 \
                      && [...document.querySelectorAll('svg#timeline g.req')].every(g => g.dataset.tag.startsWith('b2-')))()";
-    eventually("the run drawn in full once settled", LIMIT, async || {
-        chrome.eval(&page, settled).await.as_bool().filter(|s| *s)
-    })
-    .await;
+    chrome
+        .eval_until_true(&page, "the run drawn in full once settled", LIMIT, settled)
+        .await;
     let sampled = chrome.eval(&page, "window.__outline").await;
     println!("the outline, frame by frame: {sampled}");
     let list = |k: &str| -> Vec<u64> {
@@ -1129,18 +1112,14 @@ async fn a_slow_long_run_is_outlined_at_its_start_then_drawn_in_full_while_it_go
         && [...document.querySelectorAll('svg#timeline g.req')].every(g => g.dataset.tag.startsWith('b1-')) \
         && document.querySelectorAll('svg#timeline g.req[data-phase=done]').length < 200 \
         && document.getElementById('run-status').textContent.startsWith('Run b1: 200 requests fired, running'))()";
-    eventually(
-        "the full drawing and the run line while the run goes on",
-        LIMIT,
-        async || {
-            chrome
-                .eval(&page, full_while_going)
-                .await
-                .as_bool()
-                .filter(|s| *s)
-        },
-    )
-    .await;
+    chrome
+        .eval_until_true(
+            &page,
+            "the full drawing and the run line while the run goes on",
+            LIMIT,
+            full_while_going,
+        )
+        .await;
     let sampled = chrome.eval(&page, "window.__outline").await;
     assert!(
         sampled["outlined"].as_u64().is_some_and(|n| n >= 1),

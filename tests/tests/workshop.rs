@@ -69,16 +69,15 @@ async fn move_room(teacher: &mut Chromium, instructor: &Page, lesson: &str) {
             ),
         )
         .await;
-    eventually("the instructor's choice to register", LIMIT, async || {
-        let v = teacher
-            .eval(
-                instructor,
-                "document.getElementById('move-room').dataset.lesson",
-            )
-            .await;
-        (v == lesson).then_some(())
-    })
-    .await;
+    teacher
+        .eval_until(
+            instructor,
+            "the instructor's choice to register",
+            LIMIT,
+            "document.getElementById('move-room').dataset.lesson",
+            |v| (v == lesson).then_some(()),
+        )
+        .await;
     teacher
         .eval(instructor, "document.getElementById('move-room').click()")
         .await;
@@ -130,22 +129,23 @@ async fn the_instructor_sees_what_every_participant_measured_and_moves_the_room(
     // not draw) shows both, with what each measured.
     let mut teacher = Chromium::launch().await;
     let instructor = teacher.open(&format!("{base}#instructor&key={KEY}")).await;
-    eventually("both participants on the instructor's page", LIMIT, async || {
-        let rows = teacher
-            .eval(
-                &instructor,
-                "Array.from(document.querySelectorAll('tr[data-participant]')) \
-                   .map(r => [r.dataset.participant, r.querySelector('td[data-answer]').dataset.answer])",
-            )
-            .await;
-        let rows = rows.as_array().cloned().unwrap_or_default();
-        let measured = |owner: &keepalive_lab_server::sessions::Owner| {
-            let id = owner.session().map(|s| s.to_string()).unwrap_or_default();
-            rows.iter().any(|r| r[0] == id.as_str() && r[1] == "6")
-        };
-        (measured(&alice_session) && measured(&bob_session)).then_some(())
-    })
-    .await;
+    teacher
+        .eval_until(
+            &instructor,
+            "both participants on the instructor's page",
+            LIMIT,
+            "Array.from(document.querySelectorAll('tr[data-participant]')) \
+               .map(r => [r.dataset.participant, r.querySelector('td[data-answer]').dataset.answer])",
+            |rows| {
+                let rows = rows.as_array().cloned().unwrap_or_default();
+                let measured = |owner: &keepalive_lab_server::sessions::Owner| {
+                    let id = owner.session().map(|s| s.to_string()).unwrap_or_default();
+                    rows.iter().any(|r| r[0] == id.as_str() && r[1] == "6")
+                };
+                (measured(&alice_session) && measured(&bob_session)).then_some(())
+            },
+        )
+        .await;
     // The key is not left in the address bar of a page that goes on the
     // projector (found in review); a reload of the tab still has it, and a
     // tab opened without it says what it needs instead of a wrong key.
@@ -166,18 +166,19 @@ async fn the_instructor_sees_what_every_participant_measured_and_moves_the_room(
     .await;
     let mut stranger = Chromium::launch().await;
     let keyless = stranger.open(&format!("{base}#instructor")).await;
-    eventually("a keyless tab says it needs the key", LIMIT, async || {
-        let text = stranger
-            .eval(
-                &keyless,
-                "document.getElementById('instructor-no-key')?.textContent || ''",
-            )
-            .await;
-        text.as_str()
-            .is_some_and(|t| t.contains("needs the instructor key"))
-            .then_some(())
-    })
-    .await;
+    stranger
+        .eval_until(
+            &keyless,
+            "a keyless tab says it needs the key",
+            LIMIT,
+            "document.getElementById('instructor-no-key')?.textContent || ''",
+            |text| {
+                text.as_str()
+                    .is_some_and(|t| t.contains("needs the instructor key"))
+                    .then_some(())
+            },
+        )
+        .await;
     let room = lab.sessions().participants();
     assert_eq!(room.len(), 2, "{room:?}");
     for p in &room {
@@ -247,17 +248,20 @@ async fn the_instructor_sees_what_every_participant_measured_and_moves_the_room(
     );
     // Each answer in the lesson's words once they have come: six-lanes
     // counts requests (found in review: a bare "6").
-    let drawn = eventually("the chart in the lesson's words", LIMIT, async || {
-        let rows = teacher
-            .eval(
-                &instructor,
-                "Array.from(document.querySelectorAll('svg.room-chart g'))                .map(g => [g.dataset.value, ...Array.from(g.querySelectorAll('text')).map(t => t.textContent)])",
-            )
-            .await;
-        let rows: Vec<Vec<String>> = serde_json::from_value(rows).expect("the chart's rows");
-        (!rows.is_empty() && rows.iter().all(|r| r[1].ends_with(" requests"))).then_some(rows)
-    })
-    .await;
+    let drawn = teacher
+        .eval_until(
+            &instructor,
+            "the chart in the lesson's words",
+            LIMIT,
+            "Array.from(document.querySelectorAll('svg.room-chart g'))                .map(g => [g.dataset.value, ...Array.from(g.querySelectorAll('text')).map(t => t.textContent)])",
+            |rows| {
+                let rows: Vec<Vec<String>> =
+                    serde_json::from_value(rows).expect("the chart's rows");
+                (!rows.is_empty() && rows.iter().all(|r| r[1].ends_with(" requests")))
+                    .then_some(rows)
+            },
+        )
+        .await;
     let drawn: std::collections::BTreeMap<String, (u32, u32)> = drawn
         .into_iter()
         .map(|row| {
@@ -285,16 +289,15 @@ async fn the_instructor_sees_what_every_participant_measured_and_moves_the_room(
             .then_some(())
     })
     .await;
-    eventually("the chart emptied", LIMIT, async || {
-        let bars = teacher
-            .eval(
-                &instructor,
-                "document.querySelectorAll('svg.room-chart').length",
-            )
-            .await;
-        (bars == 0).then_some(())
-    })
-    .await;
+    teacher
+        .eval_until(
+            &instructor,
+            "the chart emptied",
+            LIMIT,
+            "document.querySelectorAll('svg.room-chart').length",
+            |bars| (bars == 0).then_some(()),
+        )
+        .await;
 
     // Move the room to the pools lesson: both pages open it.
     move_room(&mut teacher, &instructor, "pools").await;
@@ -453,16 +456,18 @@ async fn a_locked_room_says_which_lessons_wait_for_the_unlock() {
         .map(|l| l.id)
         .collect();
     assert!(expected.contains(&"keep-alive-off") && !expected.contains(&"six-lanes"));
-    eventually(
-        "the locked lessons marked in the instructor's list",
-        LIMIT,
-        async || {
-            let v = teacher.eval(&instructor, marked).await;
-            let ids: Vec<String> = serde_json::from_value(v).ok()?;
-            (ids == expected).then_some(())
-        },
-    )
-    .await;
+    teacher
+        .eval_until(
+            &instructor,
+            "the locked lessons marked in the instructor's list",
+            LIMIT,
+            marked,
+            |v| {
+                let ids: Vec<String> = serde_json::from_value(v).ok()?;
+                (ids == expected).then_some(())
+            },
+        )
+        .await;
 
     // Unlocked, the first lesson's Run is offered and nothing says locked.
     assert!(
@@ -474,10 +479,16 @@ async fn a_locked_room_says_which_lessons_wait_for_the_unlock() {
         (locked_and_runnable(&mut chrome, &page).await == (false, true)).then_some(())
     })
     .await;
-    eventually("no lesson marked after the unlock", LIMIT, async || {
-        let v = teacher.eval(&instructor, marked).await;
-        let ids: Vec<String> = serde_json::from_value(v).ok()?;
-        ids.is_empty().then_some(())
-    })
-    .await;
+    teacher
+        .eval_until(
+            &instructor,
+            "no lesson marked after the unlock",
+            LIMIT,
+            marked,
+            |v| {
+                let ids: Vec<String> = serde_json::from_value(v).ok()?;
+                ids.is_empty().then_some(())
+            },
+        )
+        .await;
 }

@@ -773,6 +773,28 @@ impl Conn {
         }
     }
 
+    /// The client's RST came before the server closed a connection it
+    /// meant to close in order (the policy's close, a body left unread,
+    /// `/api/close` in a mode meant as a FIN): the record says the client
+    /// reset it. Over no other reason recorded first.
+    fn peer_reset_before_close(&self) {
+        let meant = self.planned();
+        let mut reason = self.reason.lock().unwrap_or_else(|p| p.into_inner());
+        let orderly = match reason.as_deref() {
+            None => true,
+            Some(
+                CloseReason::BodyUnread { .. }
+                | CloseReason::ServerClose {
+                    mode: CloseMode::Header | CloseMode::Fin | CloseMode::MidBody,
+                },
+            ) => true,
+            Some(r) => meant.as_ref() == Some(r),
+        };
+        if orderly {
+            *reason = Some(Box::new(CloseReason::PeerReset));
+        }
+    }
+
     fn mark_bytes_in(&self) {
         let now = self.counters.bytes_in.load(Ordering::Relaxed);
         self.bytes_in_mark.store(now, Ordering::Release);
@@ -1941,8 +1963,18 @@ impl Drop for TrackedStream {
         // A response hyper still held bytes of when the socket closed: they
         // were never written.
         self.conn.h1_flushed(false);
-        if self.conn.idle_close.load(Ordering::Relaxed) {
-            match self.unread() {
+        let idle = self.conn.idle_close.load(Ordering::Relaxed);
+        let body = self.conn.body_unread_at_close();
+        let policy = self.conn.policy_close().is_some();
+        // Looked at once (taking the socket's error clears it), and only
+        // when the reason depends on it.
+        let unread = if idle || body || policy {
+            self.unread()
+        } else {
+            Unread::Nothing
+        };
+        if idle {
+            match unread {
                 // A next request was already in the receive buffer as the
                 // server closed: closing with unread bytes makes the kernel
                 // send a RST.
@@ -1961,23 +1993,26 @@ impl Drop for TrackedStream {
                 Unread::Reset => self.conn.replace_reason(CloseReason::PeerReset),
                 Unread::Nothing => {}
             }
-        }
-        if self.conn.body_unread_at_close() && matches!(self.unread(), Unread::Request(..)) {
-            // Bytes of the unread body are in the receive buffer: the
-            // kernel answers the close with a RST.
-            self.conn.body_unread_reset();
-        }
-        // Over TLS the bytes left would be records (a client's
-        // `close_notify`, say), not a request that could be named.
-        if !self.tls
-            && self.conn.policy_close().is_some()
-            && let Unread::Request(method, target, head) = self.unread()
-        {
-            // A request pipelined behind the response that announced the
-            // close: the kernel answers the close with a RST. Named only if
-            // what is left begins with its request line.
-            self.conn
-                .pipelined_unread_reset(head.then_some(method), head.then_some(target));
+        } else {
+            match unread {
+                // The client reset the connection before the server closed
+                // it: the close the server meant never happened (found in
+                // review: a client gone before its answer, with bytes still
+                // queued, was recorded as the server's reset).
+                Unread::Reset => self.conn.peer_reset_before_close(),
+                // Bytes of the unread body are in the receive buffer: the
+                // kernel answers the close with a RST.
+                Unread::Request(..) if body => self.conn.body_unread_reset(),
+                // A request pipelined behind the response that announced
+                // the close: the kernel answers the close with a RST. Named
+                // only if what is left begins with its request line; over
+                // TLS the bytes left are records (a client's `close_notify`,
+                // say), not a request (docs/known-gaps.md).
+                Unread::Request(method, target, head) if policy && !self.tls => self
+                    .conn
+                    .pipelined_unread_reset(head.then_some(method), head.then_some(target)),
+                _ => {}
+            }
         }
         if self.conn.reset_on_close.load(Ordering::Relaxed) {
             // Linger 0: closing now sends a RST instead of a FIN.
@@ -2079,6 +2114,13 @@ impl TrackedStream {
     /// closes it, looked at without taking it (so a close with bytes unread
     /// still resets, as it would have).
     fn unread(&self) -> Unread {
+        // A peek still returns the bytes queued before a client's RST: the
+        // reset is told by the socket's error (found in review).
+        if let Ok(Some(e)) = self.inner.take_error()
+            && e.kind() == io::ErrorKind::ConnectionReset
+        {
+            return Unread::Reset;
+        }
         let mut bytes = [0_u8; RACE_PEEK];
         let mut buf = ReadBuf::new(&mut bytes);
         let mut cx = Context::from_waker(std::task::Waker::noop());

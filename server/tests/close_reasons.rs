@@ -213,6 +213,38 @@ async fn a_policy_close_with_a_pipelined_request_left_unread_is_a_reset() {
     );
 }
 
+/// The other order: the client goes away before its answer, with more of
+/// its bytes queued at the server. Its kernel answers the server's response
+/// with a RST, which comes before the server closes: the record says the
+/// client reset it, not that the server's close did (found in review: a
+/// peek still returns the bytes queued before a reset, and the close was
+/// recorded as `pipelined_unread`).
+#[tokio::test]
+async fn a_client_gone_before_its_answer_with_bytes_queued_reset_it() {
+    let (addr, lab) = start_server().await;
+    let mut viewer = Viewer::connect(addr).await;
+    lab.set_policy(
+        &Owner::Anonymous,
+        &PolicyPatch {
+            max_requests: Some(Some(1)),
+            ..PolicyPatch::default()
+        },
+    )
+    .expect("a valid patch");
+    let target = "/api/slow?ms=100&id=gone";
+    let mut client = Client::connect(addr).await;
+    let bytes = [
+        common::request_bytes("GET", target, b""),
+        common::request_bytes("POST", "/api/fast?id=next", &vec![b'x'; 200_000]),
+    ]
+    .concat();
+    let _ = client.try_send_raw(&bytes).await;
+    let (conn, _) = viewer.request_started(target).await;
+    drop(client);
+    let closed = viewer.closed(conn).await;
+    assert_eq!(closed.reason, CloseReason::PeerReset, "{closed:?}");
+}
+
 #[tokio::test]
 async fn keep_alive_off_closes_after_every_response() {
     let (addr, lab) = start_server().await;

@@ -74,7 +74,7 @@ async fn move_room(teacher: &mut Chromium, instructor: &Page, lesson: &str) {
             instructor,
             "the instructor's choice to register",
             LIMIT,
-            "document.getElementById('move-room').dataset.lesson",
+            "document.getElementById('move-room')?.dataset.lesson",
             |v| (v == lesson).then_some(()),
         )
         .await;
@@ -135,7 +135,7 @@ async fn the_instructor_sees_what_every_participant_measured_and_moves_the_room(
             "both participants on the instructor's page",
             LIMIT,
             "Array.from(document.querySelectorAll('tr[data-participant]')) \
-               .map(r => [r.dataset.participant, r.querySelector('td[data-answer]').dataset.answer])",
+               .map(r => [r.dataset.participant, r.querySelector('td[data-answer]')?.dataset.answer])",
             |rows| {
                 let rows = rows.as_array().cloned().unwrap_or_default();
                 let measured = |owner: &keepalive_lab_server::sessions::Owner| {
@@ -253,12 +253,17 @@ async fn the_instructor_sees_what_every_participant_measured_and_moves_the_room(
             &instructor,
             "the chart in the lesson's words",
             LIMIT,
-            "Array.from(document.querySelectorAll('svg.room-chart g'))                .map(g => [g.dataset.value, ...Array.from(g.querySelectorAll('text')).map(t => t.textContent)])",
+            "Array.from(document.querySelectorAll('svg.room-chart g')) \
+               .map(g => [g.dataset.value, ...Array.from(g.querySelectorAll('text')).map(t => t.textContent)])",
+            // A chart still being drawn (a row without its value or words)
+            // is waited on, not failed.
             |rows| {
-                let rows: Vec<Vec<String>> =
-                    serde_json::from_value(rows).expect("the chart's rows");
-                (!rows.is_empty() && rows.iter().all(|r| r[1].ends_with(" requests")))
-                    .then_some(rows)
+                let rows: Vec<Vec<String>> = serde_json::from_value(rows).ok()?;
+                (!rows.is_empty()
+                    && rows
+                        .iter()
+                        .all(|r| r.get(1).is_some_and(|t| t.ends_with(" requests"))))
+                .then_some(rows)
             },
         )
         .await;

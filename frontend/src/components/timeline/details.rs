@@ -28,7 +28,13 @@ pub(super) fn details(
             let Some(r) = run.requests.get(*i) else {
                 return w;
             };
-            let _ = write!(w, "#{} ({}) is {}.", i + 1, r.tag, r.phase.label());
+            // A lesson's runs drawn as one: named by its tag alone, as its
+            // row is (its place in the joined list is its number in no run).
+            if run.is_joined() {
+                let _ = write!(w, "{} is {}.", r.tag, r.phase.label());
+            } else {
+                let _ = write!(w, "#{} ({}) is {}.", i + 1, r.tag, r.phase.label());
+            }
             if let Some(first) = r.attempts.first() {
                 let _ = write!(
                     w,

@@ -88,10 +88,12 @@ impl Timeline {
             }
             // A new run (or agent run) is fitted whole: a zoom made on the
             // one before would show it squeezed at an edge, with negative
-            // times (found in review).
+            // times (found in review). A lesson's runs drawn as one and its
+            // last run alone are two drawings, and a request focused by its
+            // place in one is another request in the next: neither is kept.
             let shown = |i: &Input| {
                 (
-                    i.run.as_ref().map(|r| r.id),
+                    i.run.as_ref().map(|r| (r.id, r.is_joined())),
                     i.agent.as_ref().map(|a| a.run),
                 )
             };
@@ -101,6 +103,9 @@ impl Timeline {
                 .is_some_and(|before| before != shown(&input))
             {
                 t.looking.zoom = None;
+                if matches!(t.looking.focus, Some(super::Focus::Request(_))) {
+                    t.looking.focus = None;
+                }
             }
             t.input = Some(input);
             t.draw();

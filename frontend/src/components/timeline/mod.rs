@@ -916,6 +916,42 @@ mod tests {
     }
 
     #[test]
+    fn a_request_of_a_lessons_joined_runs_is_named_by_its_tag_alone() {
+        let pool = PoolKey {
+            origin: "http://h".into(),
+            credentials: Credentials::Default,
+        };
+        let run = |id: u32, n: usize| {
+            let mut run = Run::empty();
+            run.id = id;
+            run.requests = (1..=n)
+                .map(|k| {
+                    let tag = format!("b{id}-{k}");
+                    let url = format!("/api/fast?id={tag}");
+                    std::rc::Rc::new(BrowserRequest::new(tag, url, pool.clone()))
+                })
+                .collect();
+            std::rc::Rc::new(run)
+        };
+        let told = |run: &Run, i: usize| {
+            details::details(
+                &Some(Focus::Request(i)),
+                run,
+                &crate::timeline::LaneGroups::default(),
+                &ClockSync::default(),
+            )
+        };
+        assert!(told(&run(1, 2), 1).starts_with("#2 (b1-2) is "));
+        let joined = Run::joined(&[run(1, 2), run(2, 3)]).unwrap();
+        let words = told(&joined, 3);
+        assert!(words.starts_with("b2-2 is "), "{words}");
+        assert!(
+            !words.contains('#'),
+            "its place in the joined list is no number: {words}"
+        );
+    }
+
+    #[test]
     fn each_request_shows_its_connections_and_its_keep_alive_headers() {
         let pool = PoolKey {
             origin: "http://h".into(),

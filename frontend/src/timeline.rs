@@ -692,7 +692,7 @@ mod tests {
         );
         assert_eq!(
             Closer::of(&CloseReason::PipelinedUnread {
-                after: protocol::PolicyClose::MaxRequests,
+                after: Box::new(CloseReason::MaxRequests),
                 method: None,
                 target: None,
             }),

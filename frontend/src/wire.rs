@@ -17,10 +17,10 @@ use protocol::{
     AbortReason, AgentEvent, AgentOptions, AgentRequestSpec, AgentTarget, ClientMessage, CloseHow,
     CloseMode, CloseReason, ConnId, ConnectionSnapshot, ErrorBody, FinishReason, FreeOutcome,
     Initiator, LessonReport, MappingId, MiddleboxEvent, MiddleboxPatch, MiddleboxSettings,
-    MiddleboxView, OnExpiry, Participant, Party, PolicyClose, PolicyPatch, Preset, RaceClose,
-    RefreshCause, RequestEvent, RequestId, RequestOutcome, RequestSnapshot, RoomPatch, RoomState,
-    Scheduling, ServerEvent, ServerPolicy, SessionGrant, SessionId, Side, SocketCloseReason,
-    SocketEvent, TcpKeepalive, TimeoutSource, UpgradeRole,
+    MiddleboxView, OnExpiry, Participant, Party, PolicyPatch, Preset, RaceClose, RefreshCause,
+    RequestEvent, RequestId, RequestOutcome, RequestSnapshot, RoomPatch, RoomState, Scheduling,
+    ServerEvent, ServerPolicy, SessionGrant, SessionId, Side, SocketCloseReason, SocketEvent,
+    TcpKeepalive, TimeoutSource, UpgradeRole,
 };
 
 use std::cell::Cell;
@@ -439,6 +439,12 @@ impl<T: FromJson> FromJson for Option<T> {
     }
 }
 
+impl<T: FromJson> FromJson for Box<T> {
+    fn read(v: &Json, cx: &Cx) -> Self {
+        Box::new(T::read(v, cx))
+    }
+}
+
 impl<T: FromJson> FromJson for Vec<T> {
     fn read(v: &Json, cx: &Cx) -> Self {
         match v {
@@ -508,7 +514,6 @@ macro_rules! names {
 names! {
     CloseMode { Header = "header", Fin = "fin", Rst = "rst", MidBody = "mid_body" }
     RaceClose { Fin = "fin", Rst = "rst" }
-    PolicyClose { MaxRequests = "max_requests", KeepAliveOff = "keep_alive_off", ClientRequestedClose = "client_requested_close" }
     Initiator { Client = "client", Server = "server" }
     UpgradeRole { Monitor = "monitor" }
     RequestOutcome { Completed = "completed", Aborted = "aborted", Upgraded = "upgraded" }

@@ -140,8 +140,8 @@ impl CloseMode {
 /// ```json
 /// {"kind": "peer_closed"}
 /// {"kind": "error", "message": "connection error: broken pipe"}
-/// {"kind": "pipelined_unread", "after": "max_requests", "method": "GET", "target": "/api/fast?id=3"}
-/// {"kind": "pipelined_unread", "after": "keep_alive_off"}
+/// {"kind": "pipelined_unread", "after": {"kind": "max_requests"}, "method": "GET", "target": "/api/fast?id=3"}
+/// {"kind": "pipelined_unread", "after": {"kind": "server_close", "mode": "fin"}}
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -171,17 +171,20 @@ pub enum CloseReason {
         /// close with a reset).
         close: RaceClose,
     },
-    /// The server closed as its policy had announced (`after`: its last
-    /// response said `Connection: close`) while the start of another
-    /// request, pipelined behind the last one answered, was still unread in
-    /// its receive buffer: the kernel answers such a close with a reset
-    /// (RST), and that request is never answered. Only bytes still in the
-    /// kernel's buffer are seen: requests the server had already read whole
-    /// into its own buffer go unanswered behind an orderly close, which
-    /// keeps the policy's own reason.
+    /// The server closed in order as it meant to (`after`: the close its
+    /// last response announced, for the policy or the request's asking, or
+    /// `/api/close` in a mode meant as a FIN) while the start of another
+    /// request, pipelined behind the last one, was still unread in its
+    /// receive buffer: the kernel answers such a close with a reset (RST),
+    /// and that request is never answered. Only bytes still in the kernel's
+    /// buffer are seen: requests the server had already read whole into its
+    /// own buffer go unanswered behind an orderly close, which keeps its own
+    /// reason.
     PipelinedUnread {
-        /// Why the last response said `Connection: close`.
-        after: PolicyClose,
+        /// The close the server meant: `max_requests`, `keep_alive_off`,
+        /// `client_requested_close`, or `server_close` in mode `header`,
+        /// `fin` or `mid_body`.
+        after: Box<CloseReason>,
         /// The unread request's method, when the bytes left began with its
         /// request line (absent when they were the rest of a request whose
         /// start the server had read).
@@ -283,10 +286,11 @@ impl CloseReason {
             CloseReason::KeepAliveOff => "keep-alive off",
             CloseReason::ClientRequestedClose => "closed as the request asked (Connection: close)",
             CloseReason::BodyUnread { .. } => "request body left unread",
-            CloseReason::PipelinedUnread { after, .. } => match after {
-                PolicyClose::MaxRequests => "max requests; RST, pipelined unread",
-                PolicyClose::KeepAliveOff => "keep-alive off; RST, pipelined unread",
-                PolicyClose::ClientRequestedClose => "Connection: close; RST, pipelined unread",
+            CloseReason::PipelinedUnread { after, .. } => match after.as_ref() {
+                CloseReason::MaxRequests => "max requests; RST, pipelined unread",
+                CloseReason::KeepAliveOff => "keep-alive off; RST, pipelined unread",
+                CloseReason::ClientRequestedClose => "Connection: close; RST, pipelined unread",
+                _ => "server closed; RST, pipelined unread",
             },
             CloseReason::HangTimeout => "hang timeout",
             CloseReason::ServerClose { mode } => match mode {
@@ -303,35 +307,6 @@ impl CloseReason {
             CloseReason::SessionEnded => "session ended (page gone)",
             CloseReason::WebSocketClosed { .. } => "WebSocket closed",
             CloseReason::Error { .. } => "error",
-        }
-    }
-}
-
-/// Why a response said `Connection: close` by the server's policy or the
-/// request's own asking, before a [`CloseReason::PipelinedUnread`].
-///
-/// ```json
-/// "max_requests"
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PolicyClose {
-    /// The connection had carried the policy's `max_requests`.
-    MaxRequests,
-    /// Keep-alive is off.
-    KeepAliveOff,
-    /// The request said `Connection: close` (or was HTTP/1.0 without
-    /// `Connection: keep-alive`).
-    ClientRequestedClose,
-}
-
-impl PolicyClose {
-    /// The close this is when nothing was left unread.
-    pub fn reason(self) -> CloseReason {
-        match self {
-            PolicyClose::MaxRequests => CloseReason::MaxRequests,
-            PolicyClose::KeepAliveOff => CloseReason::KeepAliveOff,
-            PolicyClose::ClientRequestedClose => CloseReason::ClientRequestedClose,
         }
     }
 }
@@ -1574,12 +1549,14 @@ mod tests {
                 close: RaceClose::Rst,
             },
             CloseReason::PipelinedUnread {
-                after: PolicyClose::MaxRequests,
+                after: Box::new(CloseReason::MaxRequests),
                 method: Some("GET".into()),
                 target: Some("/api/fast?id=3".into()),
             },
             CloseReason::PipelinedUnread {
-                after: PolicyClose::KeepAliveOff,
+                after: Box::new(CloseReason::ServerClose {
+                    mode: CloseMode::Fin,
+                }),
                 method: None,
                 target: None,
             },

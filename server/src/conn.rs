@@ -28,8 +28,8 @@ use bytes::Bytes;
 use futures_util::task::AtomicWaker;
 use http_body::{Frame, SizeHint};
 use protocol::{
-    CloseMode, CloseReason, ConnId, Initiator, PolicyClose, RaceClose, RequestId, RequestOutcome,
-    ServerEvent, ServerPolicy, SessionId, UpgradeRole, headers,
+    CloseMode, CloseReason, ConnId, Initiator, RaceClose, RequestId, RequestOutcome, ServerEvent,
+    ServerPolicy, SessionId, UpgradeRole, headers,
 };
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
@@ -739,34 +739,57 @@ impl Conn {
         }
     }
 
-    /// Why the last response said `Connection: close`, when the policy (or
-    /// the request's own asking) said it; `None` for any other close.
-    fn policy_close(&self) -> Option<PolicyClose> {
+    /// The orderly close the server meant, when it is one that a request
+    /// pipelined behind it and left unread turns into a reset: the close the
+    /// last response announced for the policy or the request's asking, or
+    /// `/api/close` in a mode meant as a FIN (recorded as the endpoint
+    /// answered). `None` for any other, and over HTTP/2, where streams are
+    /// not pipelined (its `max_requests` close is a `GOAWAY`).
+    fn meant_close(&self) -> Option<CloseReason> {
+        if self.is_http2() {
+            return None;
+        }
         match self.planned_close.load(Ordering::Relaxed) {
-            PLANNED_KEEP_ALIVE_OFF => Some(PolicyClose::KeepAliveOff),
-            PLANNED_MAX_REQUESTS => Some(PolicyClose::MaxRequests),
-            PLANNED_CLIENT => Some(PolicyClose::ClientRequestedClose),
+            PLANNED_KEEP_ALIVE_OFF => Some(CloseReason::KeepAliveOff),
+            PLANNED_MAX_REQUESTS => Some(CloseReason::MaxRequests),
+            PLANNED_CLIENT => Some(CloseReason::ClientRequestedClose),
+            PLANNED_NONE => self
+                .reason
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .as_deref()
+                .filter(|r| {
+                    matches!(
+                        r,
+                        CloseReason::ServerClose {
+                            mode: CloseMode::Header | CloseMode::Fin | CloseMode::MidBody
+                        }
+                    )
+                })
+                .cloned(),
             _ => None,
         }
     }
 
-    /// The connection ends as its last response announced, for the policy
-    /// or the request's asking ([`Conn::policy_close`]), with the start of a
-    /// request the client pipelined behind it still in the receive buffer:
-    /// the kernel answers the close with a RST and that request is never
-    /// answered. Recorded instead of the policy's own reason, and over no
-    /// other reason (a peer's reset, a guard) recorded first. Over HTTP/2 streams are not
-    /// pipelined (its `max_requests` close is a `GOAWAY`).
-    fn pipelined_unread_reset(&self, method: Option<String>, target: Option<String>) {
-        let Some(after) = self.policy_close().filter(|_| !self.is_http2()) else {
-            return;
-        };
+    /// The connection ends as the server meant (`after`, [`Conn::meant_close`])
+    /// with the start of a request the client pipelined behind it still in
+    /// the receive buffer: the kernel answers the close with a RST and that
+    /// request is never answered. Recorded instead of the meant close's own
+    /// reason, and over no other reason (a peer's reset, a guard) recorded
+    /// first.
+    fn pipelined_unread_reset(
+        &self,
+        after: CloseReason,
+        method: Option<String>,
+        target: Option<String>,
+    ) {
         let mut reason = self.reason.lock().unwrap_or_else(|p| p.into_inner());
         // The policy's own reason is there once hyper ended the connection
-        // as announced (`Conn::note_connection_end`).
-        if reason.as_deref().is_none_or(|r| *r == after.reason()) {
+        // as announced (`Conn::note_connection_end`); `/api/close`'s since it
+        // answered.
+        if reason.as_deref().is_none_or(|r| *r == after) {
             *reason = Some(Box::new(CloseReason::PipelinedUnread {
-                after,
+                after: Box::new(after),
                 method,
                 target,
             }));
@@ -1965,10 +1988,10 @@ impl Drop for TrackedStream {
         self.conn.h1_flushed(false);
         let idle = self.conn.idle_close.load(Ordering::Relaxed);
         let body = self.conn.body_unread_at_close();
-        let policy = self.conn.policy_close().is_some();
+        let meant = self.conn.meant_close();
         // Looked at once (taking the socket's error clears it), and only
         // when the reason depends on it.
-        let unread = if idle || body || policy {
+        let unread = if idle || body || meant.is_some() {
             self.unread()
         } else {
             Unread::Nothing
@@ -2003,14 +2026,20 @@ impl Drop for TrackedStream {
                 // Bytes of the unread body are in the receive buffer: the
                 // kernel answers the close with a RST.
                 Unread::Request(..) if body => self.conn.body_unread_reset(),
-                // A request pipelined behind the response that announced
-                // the close: the kernel answers the close with a RST. Named
-                // only if what is left begins with its request line; over
-                // TLS the bytes left are records (a client's `close_notify`,
-                // say), not a request (docs/known-gaps.md).
-                Unread::Request(method, target, head) if policy && !self.tls => self
-                    .conn
-                    .pipelined_unread_reset(head.then_some(method), head.then_some(target)),
+                // A request pipelined behind the close the server meant:
+                // the kernel answers the close with a RST. Named only if
+                // what is left begins with its request line; over TLS the
+                // bytes left are records (a client's `close_notify`, say),
+                // not a request (docs/known-gaps.md).
+                Unread::Request(method, target, head) if !self.tls => {
+                    if let Some(after) = meant {
+                        self.conn.pipelined_unread_reset(
+                            after,
+                            head.then_some(method),
+                            head.then_some(target),
+                        );
+                    }
+                }
                 _ => {}
             }
         }

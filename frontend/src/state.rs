@@ -675,7 +675,8 @@ impl Run {
                 let into = joined.pools.get_or_default(pool.clone());
                 into.conns.extend(stats.conns.iter().copied());
                 // The most at once in any one of them: runs fired one after
-                // the other do not add up.
+                // the other do not add up (runs overlapping in one pool
+                // would; the drawing does not read this).
                 into.max_concurrent_conns =
                     into.max_concurrent_conns.max(stats.max_concurrent_conns);
             }

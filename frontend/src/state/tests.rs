@@ -1202,19 +1202,7 @@ fn opened_at(conn: u64, at_ms: u64) -> Action {
 /// A run of one request fired at 2 000 ms (page clock), which starts on a
 /// new connection c8 of this page (`me`: the page as it was before).
 fn run_on_new_connection_at_2_s(s: &mut LabState, me: &LabState) {
-    let run = s.next_run();
-    let tag = format!("b{run}-1");
-    s.apply(Action::RunStarted {
-        id: run,
-        settings: BurstSettings::default(),
-        requests: vec![(
-            tag.clone(),
-            format!("{ORIGIN}/api/fast?id={tag}"),
-            pool(Credentials::Default),
-        )],
-        at_ms: 2000.0,
-        epoch_ms: 0.0,
-    });
+    let (run, tags) = compose(s, 1, |_| Credentials::Default, 2000.0);
     s.apply(Action::Issued {
         run,
         index: 0,
@@ -1222,7 +1210,7 @@ fn run_on_new_connection_at_2_s(s: &mut LabState, me: &LabState) {
     });
     s.apply(opened_at(8, 2000));
     s.apply(attributed(8, me));
-    s.apply(started(8, 8, 1, &tag, 2001));
+    s.apply(started(8, 8, 1, &tags[0], 2001));
 }
 
 #[test]

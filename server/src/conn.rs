@@ -749,11 +749,11 @@ impl Conn {
         if self.is_http2() {
             return None;
         }
-        match self.planned_close.load(Ordering::Relaxed) {
-            PLANNED_KEEP_ALIVE_OFF => Some(CloseReason::KeepAliveOff),
-            PLANNED_MAX_REQUESTS => Some(CloseReason::MaxRequests),
-            PLANNED_CLIENT => Some(CloseReason::ClientRequestedClose),
-            PLANNED_NONE => self
+        match self.planned() {
+            // A body left unread is `body_unread`'s own.
+            Some(CloseReason::BodyUnread { .. }) => None,
+            Some(announced) => Some(announced),
+            None => self
                 .reason
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
@@ -767,7 +767,6 @@ impl Conn {
                     )
                 })
                 .cloned(),
-            _ => None,
         }
     }
 

@@ -66,14 +66,18 @@ pub const LESSON_EVERY: Duration = Duration::from_secs(3);
 pub const HEAVY_BURSTS: u32 = 10;
 /// ...fired 200 ms apart, about 1 000 requests per second.
 pub const HEAVY_EVERY: Duration = Duration::from_millis(200);
-/// Rounds of the loaded phase per page. Its bursts take 2 s, so one pause
-/// of this shared host decides a single round's p99: the same build was 0.6×
-/// to 2.8× the bare page's from one run to the next when each page ran it
-/// once, a minute apart (`causes.md`, figure 3). So every page runs it this
-/// many times, the pages taking turns in an order that rotates each round
-/// (each page in every position at least once), and the figures under load
-/// are the median of the rounds.
-pub const LOAD_ROUNDS: usize = 5;
+/// Rounds of the single bursts of 200 and of the loaded phase per page.
+/// The load's bursts take 2 s, so one pause of this shared host decides a
+/// single round's p99: the same build was 0.6× to 2.8× the bare page's from
+/// one run to the next when each page ran it once, a minute apart
+/// (`causes.md`, figure 3). The single bursts of 200 are three bursts, each
+/// a few hundred milliseconds of work: one slow moment of the host held a
+/// run's p99 (the same page's p99 was 26.9 to 69.7 ms across four runs of
+/// one hour, and the bare page's 15.6 to 49.8). So every page runs both
+/// this many times, the pages taking turns in an order that rotates each
+/// round (each page in every position at least once), and their figures are
+/// the median of the rounds.
+pub const ROUNDS: usize = 5;
 /// After the last burst, time for the page to finish (every request is done
 /// by then) while frames are still recorded.
 pub const SETTLE: Duration = Duration::from_secs(4);
@@ -127,15 +131,16 @@ impl Phase {
 pub struct Phases {
     /// Lesson scale: bursts of [`LIGHT_BURST`], [`BURST_EVERY`] apart.
     pub light: Phase,
-    /// Lesson scale: single bursts of [`HEAVY_BURST`], [`LESSON_EVERY`] apart.
-    pub lesson: Phase,
+    /// Lesson scale: [`LESSON_BURSTS`] single bursts of [`HEAVY_BURST`],
+    /// [`LESSON_EVERY`] apart, once per round ([`ROUNDS`]; one when profiled
+    /// or traced), in the order run; never empty once measured.
+    pub lesson: Vec<Load>,
     /// Load: [`HEAVY_BURSTS`] bursts of [`HEAVY_BURST`], [`HEAVY_EVERY`]
-    /// apart, once per round ([`LOAD_ROUNDS`]; one when profiled or
-    /// traced), in the order run; never empty once measured.
+    /// apart, once per round as `lesson` (none with `--lesson-only`).
     pub heavy: Vec<Load>,
 }
 
-/// One round of the loaded phase on one page.
+/// One round of a phase on one page (the single bursts of 200, or the load).
 #[derive(Debug, Clone, Default)]
 pub struct Load {
     /// Where the page came in its round: 1 for first (the order rotates).
@@ -148,6 +153,11 @@ impl Phases {
     /// The median over the load rounds of `figure` (a quantile of one round).
     pub fn load_median(&self, figure: impl Fn(&Phase) -> f64) -> f64 {
         crate::figures::median(self.heavy.iter().map(|l| figure(&l.phase)))
+    }
+
+    /// The rounds of the single bursts of 200, in the order run.
+    pub fn lesson_rounds(&self) -> Vec<&Phase> {
+        self.lesson.iter().map(|l| &l.phase).collect()
     }
 }
 
@@ -178,9 +188,9 @@ pub struct Recording {
     /// Each phase's raw figures as the page collected them:
     /// `PREFIX-{page}-{phase}.json`.
     pub dump: Option<PathBuf>,
-    /// The lesson-scale phases only: no load phase and no load rounds
-    /// (each page's `heavy` stays empty; the report shows those rows as
-    /// skipped).
+    /// The lesson-scale phases only: no load phase (each page's `heavy`
+    /// stays empty; the report shows those rows as skipped); the rounds
+    /// still run the single bursts of 200.
     pub lesson_only: bool,
 }
 
@@ -197,10 +207,10 @@ pub async fn event_pipeline_and_frames(dist: &Path, recording: Recording) -> Bro
     }
     // The DevTools client panics on failure (it is test code): contain that.
     let dist = dist.to_path_buf();
-    let tracing = recording.trace.is_some();
     let run = tokio::spawn(async move { measure(&dist, &recording).await });
-    // Ending a trace can take up to a minute for each of the six phases.
-    let limit = Duration::from_secs(if tracing { 900 } else { 300 });
+    // Untraced, the rounds take about eight minutes; traced, one round,
+    // but ending a trace can take up to a minute for each of the six phases.
+    let limit = Duration::from_secs(900);
     match tokio::time::timeout(limit, run).await {
         Ok(Ok(Ok(browser))) => browser,
         Ok(Ok(Err(e))) => Browser::NotMeasured(format!("failed: {e}")),
@@ -256,18 +266,17 @@ async fn measure_both(dist: &Path, recording: &Recording) -> Result<Browser, Str
         browser.close(page).await;
         measured.push(Box::new(phases));
     }
-    // More rounds of the load alone, the pages taking turns in a rotating
+    // More rounds of the single bursts of 200 and of the load (in that
+    // order, as in the first round), the pages taking turns in a rotating
     // order, each in a fresh tab. A profiled or traced run keeps its one
     // round: recording costs the browser CPU, and its rounds would not
-    // compare with these. `--lesson-only` has none.
-    let rounds = if recording.lesson_only {
-        0
-    } else if recording.profile.is_some() || recording.trace.is_some() {
+    // compare with these. `--lesson-only` runs the bursts of 200 alone.
+    let round_count = if recording.profile.is_some() || recording.trace.is_some() {
         1
     } else {
-        LOAD_ROUNDS
+        ROUNDS
     };
-    for round in 1..rounds {
+    for round in 1..round_count {
         for position in 0..pages.len() {
             let which = (round + position) % pages.len();
             let url = format!("http://{}{}", server.addr, pages[which].1);
@@ -275,19 +284,32 @@ async fn measure_both(dist: &Path, recording: &Recording) -> Result<Browser, Str
                 Ok(page) => page,
                 Err(not_measured) => return Ok(not_measured),
             };
-            let load = load_phase(&mut browser, &page, Record::none()).await?;
+            let lesson = lesson_phase(&mut browser, &page, Record::none()).await?;
+            let load = if recording.lesson_only {
+                None
+            } else {
+                Some(load_phase(&mut browser, &page, Record::none()).await?)
+            };
             browser.close(page).await;
-            eprintln!(
-                "bench:    load round {}/{rounds}, {}: p99 {:.1} ms, frame p95 {:.1} ms",
-                round + 1,
-                pages[which].0,
-                Phase::quantile(&load.latencies_ms, 0.99),
-                Phase::quantile(&load.frames_ms, 0.95)
-            );
-            measured[which].heavy.push(Load {
-                position: position + 1,
-                phase: load,
-            });
+            let phases = &mut *measured[which];
+            for (what, phase, rounds) in [
+                ("single bursts of 200", Some(lesson), &mut phases.lesson),
+                ("load", load, &mut phases.heavy),
+            ] {
+                let Some(phase) = phase else { continue };
+                eprintln!(
+                    "bench:    round {}/{round_count}, {}, {what}: p99 {:.1} ms, frame p95 {:.1} ms, longest {:.1} ms",
+                    round + 1,
+                    pages[which].0,
+                    Phase::quantile(&phase.latencies_ms, 0.99),
+                    Phase::quantile(&phase.frames_ms, 0.95),
+                    Phase::quantile(&phase.frames_ms, 1.0)
+                );
+                rounds.push(Load {
+                    position: position + 1,
+                    phase,
+                });
+            }
         }
     }
     let [bare, drawing, lab] =
@@ -350,15 +372,7 @@ async fn all_phases(
         profiled("light"),
     )
     .await?;
-    let lesson = phase(
-        browser,
-        page,
-        HEAVY_BURST,
-        LESSON_BURSTS,
-        LESSON_EVERY,
-        profiled("lesson"),
-    )
-    .await?;
+    let lesson = lesson_phase(browser, page, profiled("lesson")).await?;
     let heavy = if recording.lesson_only {
         Vec::new()
     } else {
@@ -367,9 +381,29 @@ async fn all_phases(
     };
     Ok(Phases {
         light,
-        lesson,
+        lesson: vec![Load {
+            position,
+            phase: lesson,
+        }],
         heavy,
     })
+}
+
+/// The lesson-scale phase of [`LESSON_BURSTS`] single bursts of [`HEAVY_BURST`].
+async fn lesson_phase(
+    browser: &mut Chromium,
+    page: &Page,
+    record: Record,
+) -> Result<Phase, String> {
+    phase(
+        browser,
+        page,
+        HEAVY_BURST,
+        LESSON_BURSTS,
+        LESSON_EVERY,
+        record,
+    )
+    .await
 }
 
 /// The loaded phase: [`HEAVY_BURSTS`] bursts of [`HEAVY_BURST`].

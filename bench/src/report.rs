@@ -1364,9 +1364,10 @@ fn details(w: &mut String, results: &Results) {
          single bursts of 200 and then the load {} times more, each time in a fresh tab, the \
          pages taking turns in an order that rotates every round (each page first, second and \
          third at least once), and the figures of the single bursts of 200 and under load are \
-         the medians of the {ROUNDS} rounds (every round is in the table below, and the \
-         summary shows the slowest round's beside the median; a profiled or traced run has \
-         one round; `--lesson-only` runs the rounds without the load). Each request brings at least three events. Figure 3 is the \
+         the medians of the {ROUNDS} rounds (every round is in the table below, and for the \
+         single bursts of 200 the summary also shows the slowest round's p99 and the longest \
+         frame of any round; a profiled or traced run has one round; `--lesson-only` runs the \
+         rounds without the load). Each request brings at least three events. Figure 3 is the \
          page's own instrumentation, `{HOOK}.eventLatencyMs`: per stamped event, the time \
          from the server's stamp to the page applying it (the bare page: receiving it), on \
          the page's ping/pong-synced clock. The lab page also records each event when its socket \

@@ -134,15 +134,15 @@ pub struct Phases {
     /// Lesson scale: [`LESSON_BURSTS`] single bursts of [`HEAVY_BURST`],
     /// [`LESSON_EVERY`] apart, once per round ([`ROUNDS`]; one when profiled
     /// or traced), in the order run; never empty once measured.
-    pub lesson: Vec<Load>,
+    pub lesson: Vec<PageRound>,
     /// Load: [`HEAVY_BURSTS`] bursts of [`HEAVY_BURST`], [`HEAVY_EVERY`]
     /// apart, once per round as `lesson` (none with `--lesson-only`).
-    pub heavy: Vec<Load>,
+    pub heavy: Vec<PageRound>,
 }
 
 /// One round of a phase on one page (the single bursts of 200, or the load).
 #[derive(Debug, Clone, Default)]
-pub struct Load {
+pub struct PageRound {
     /// Where the page came in its round: 1 for first (the order rotates).
     pub position: usize,
     /// What it measured.
@@ -305,7 +305,7 @@ async fn measure_both(dist: &Path, recording: &Recording) -> Result<Browser, Str
                     Phase::quantile(&phase.frames_ms, 0.95),
                     Phase::quantile(&phase.frames_ms, 1.0)
                 );
-                rounds.push(Load {
+                rounds.push(PageRound {
                     position: position + 1,
                     phase,
                 });
@@ -377,11 +377,11 @@ async fn all_phases(
         Vec::new()
     } else {
         let phase = load_phase(browser, page, profiled("load")).await?;
-        vec![Load { position, phase }]
+        vec![PageRound { position, phase }]
     };
     Ok(Phases {
         light,
-        lesson: vec![Load {
+        lesson: vec![PageRound {
             position,
             phase: lesson,
         }],

@@ -6,7 +6,7 @@ use std::process::Command;
 
 use crate::browser::{
     BURST_EVERY, BURSTS, Browser, HEAVY_BURST, HEAVY_BURSTS, HEAVY_EVERY, HOOK, LESSON_BURSTS,
-    LESSON_EVERY, LONG_FRAME_MS, Load, Phase, Phases, ROUNDS,
+    LESSON_EVERY, LONG_FRAME_MS, PageRound, Phase, Phases, ROUNDS,
 };
 
 /// Budget of figures 3 and 4 under load (2 000 requests): the lab's page's
@@ -1395,7 +1395,7 @@ fn details(w: &mut String, results: &Results) {
             );
             for (page, phases) in [("lab", lab), ("bare", bare), ("bare + picture", drawing)] {
                 fn rounds<'r>(
-                    rounds: &'r [Load],
+                    rounds: &'r [PageRound],
                     what: &'static str,
                 ) -> impl Iterator<Item = (String, &'r Phase)> {
                     rounds.iter().enumerate().map(move |(i, l)| {
@@ -1797,7 +1797,7 @@ fn page_size(files: &[Shipped], names: &[&str]) -> PageSize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::browser::Load;
+    use crate::browser::PageRound;
 
     #[test]
     fn causes_are_found_by_figure_number() {
@@ -1847,11 +1847,11 @@ mod tests {
         };
         let phases = |ms: f64, frame: f64| Phases {
             light: phase(12, ms, frame),
-            lesson: vec![Load {
+            lesson: vec![PageRound {
                 position: 1,
                 phase: phase(200, ms, frame),
             }],
-            heavy: vec![Load {
+            heavy: vec![PageRound {
                 position: 1,
                 phase: phase(200, ms, frame),
             }],
@@ -1902,11 +1902,11 @@ mod tests {
         };
         let phases = |first, later| Phases {
             light: phase(12, first, later),
-            lesson: vec![Load {
+            lesson: vec![PageRound {
                 position: 1,
                 phase: phase(200, first, later),
             }],
-            heavy: vec![Load {
+            heavy: vec![PageRound {
                 position: 1,
                 phase: phase(200, later, later),
             }],
@@ -1953,7 +1953,7 @@ mod tests {
             lesson: per_round
                 .iter()
                 .enumerate()
-                .map(|(i, &(ms, frame))| Load {
+                .map(|(i, &(ms, frame))| PageRound {
                     position: i + 1,
                     phase: phase(200, ms, frame),
                 })
@@ -2030,7 +2030,7 @@ mod tests {
         };
         let phases = |ms, frame| Phases {
             light: phase(12, ms, frame),
-            lesson: vec![Load {
+            lesson: vec![PageRound {
                 position: 1,
                 phase: phase(200, ms, frame),
             }],
@@ -2082,14 +2082,14 @@ mod tests {
         // figure, and its long frames are still counted.
         let rounds = |per_round: &[(f64, f64)]| Phases {
             light: phase(10.0, 16.7),
-            lesson: vec![Load {
+            lesson: vec![PageRound {
                 position: 1,
                 phase: phase(10.0, 16.7),
             }],
             heavy: per_round
                 .iter()
                 .enumerate()
-                .map(|(i, &(ms, frame))| Load {
+                .map(|(i, &(ms, frame))| PageRound {
                     position: i + 1,
                     phase: phase(ms, frame),
                 })

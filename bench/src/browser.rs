@@ -72,11 +72,14 @@ pub const HEAVY_EVERY: Duration = Duration::from_millis(200);
 /// one run to the next when each page ran it once, a minute apart
 /// (`causes.md`, figure 3). The single bursts of 200 are three bursts, each
 /// a few hundred milliseconds of work: one slow moment of the host held a
-/// run's p99 (the same page's p99 was 26.9 to 69.7 ms across four runs of
-/// one hour, and the bare page's 15.6 to 49.8). So every page runs both
-/// this many times, the pages taking turns in an order that rotates each
-/// round (each page in every position at least once), and their figures are
-/// the median of the rounds.
+/// run's p99 (four runs of one hour, two builds' pages alternating, gave
+/// 26.9 to 69.7 ms, each build's runs spanning the other's, and the bare
+/// page 15.6 to 49.8). So every page runs both this many times, the pages
+/// taking turns in an order that rotates each round (each page in every
+/// position at least once), and their figures are the median of the
+/// rounds. The first round's are taken in the page's first tab, the bursts
+/// of 200 after the bursts of 12 and the load after them; each later round
+/// opens a fresh tab for each of the two.
 pub const ROUNDS: usize = 5;
 /// After the last burst, time for the page to finish (every request is done
 /// by then) while frames are still recorded.
@@ -186,7 +189,8 @@ pub struct Recording {
     /// Browser traces: `PREFIX-{page}-{phase}.json`.
     pub trace: Option<PathBuf>,
     /// Each phase's raw figures as the page collected them:
-    /// `PREFIX-{page}-{phase}.json`.
+    /// `PREFIX-{page}-{phase}.json` (the first round's, of the phases run
+    /// in rounds).
     pub dump: Option<PathBuf>,
     /// The lesson-scale phases only: no load phase (each page's `heavy`
     /// stays empty; the report shows those rows as skipped); the rounds
@@ -209,7 +213,8 @@ pub async fn event_pipeline_and_frames(dist: &Path, recording: Recording) -> Bro
     let dist = dist.to_path_buf();
     let run = tokio::spawn(async move { measure(&dist, &recording).await });
     // Untraced, the rounds take about eight minutes; traced, one round,
-    // but ending a trace can take up to a minute for each of the six phases.
+    // but ending a trace can take up to a minute for each phase traced
+    // (nine, or six with `--lesson-only`).
     let limit = Duration::from_secs(900);
     match tokio::time::timeout(limit, run).await {
         Ok(Ok(Ok(browser))) => browser,
@@ -280,17 +285,34 @@ async fn measure_both(dist: &Path, recording: &Recording) -> Result<Browser, Str
         for position in 0..pages.len() {
             let which = (round + position) % pages.len();
             let url = format!("http://{}{}", server.addr, pages[which].1);
-            let page = match open(&mut browser, &url).await? {
-                Ok(page) => page,
+            // Each phase in a tab of its own, as a learner's page would be
+            // (and as the load's rounds were before the bursts of 200 had
+            // rounds, so its figures compare with earlier runs').
+            let mut run = async |load: bool| -> Result<Result<Phase, Browser>, String> {
+                let page = match open(&mut browser, &url).await? {
+                    Ok(page) => page,
+                    Err(not_measured) => return Ok(Err(not_measured)),
+                };
+                let phase = if load {
+                    load_phase(&mut browser, &page, Record::none()).await?
+                } else {
+                    lesson_phase(&mut browser, &page, Record::none()).await?
+                };
+                browser.close(page).await;
+                Ok(Ok(phase))
+            };
+            let lesson = match run(false).await? {
+                Ok(phase) => phase,
                 Err(not_measured) => return Ok(not_measured),
             };
-            let lesson = lesson_phase(&mut browser, &page, Record::none()).await?;
             let load = if recording.lesson_only {
                 None
             } else {
-                Some(load_phase(&mut browser, &page, Record::none()).await?)
+                match run(true).await? {
+                    Ok(phase) => Some(phase),
+                    Err(not_measured) => return Ok(not_measured),
+                }
             };
-            browser.close(page).await;
             let phases = &mut *measured[which];
             for (what, phase, rounds) in [
                 ("single bursts of 200", Some(lesson), &mut phases.lesson),
@@ -344,8 +366,8 @@ async fn open(browser: &mut Chromium, url: &str) -> Result<Result<Page, Browser>
     Ok(Ok(page))
 }
 
-/// The three phases on an open page, the `position`th of the first round;
-/// the load is its first round.
+/// The three phases on an open page, the `position`th of the first round:
+/// the single bursts of 200 and the load are their first round.
 async fn all_phases(
     browser: &mut Chromium,
     page: &Page,

@@ -1944,17 +1944,17 @@ mod tests {
         );
     }
 
-    #[test]
-    fn single_bursts_of_200_are_judged_on_the_median_of_their_rounds_and_the_slowest_is_shown() {
+    /// A page whose bursts of 12 are within budget and whose single bursts
+    /// of 200 ran once per `(latency ms, frame ms)`, every event and frame
+    /// of a round at those values; no load.
+    fn lesson_rounds(per_round: &[(f64, f64)]) -> Phases {
         let phase = |burst, ms: f64, frame: f64| Phase {
             burst,
             latencies_ms: vec![ms; 600],
             frames_ms: vec![frame; 100],
             ..Phase::default()
         };
-        // One round of three met the host's slow moment (70 ms, a frame of
-        // 66.7 ms): it must not decide the figures, and it is shown.
-        let rounds = |per_round: &[(f64, f64)]| Phases {
+        Phases {
             light: phase(12, 10.0, 16.7),
             lesson: per_round
                 .iter()
@@ -1965,9 +1965,15 @@ mod tests {
                 })
                 .collect(),
             heavy: Vec::new(),
-        };
-        let lab = rounds(&[(70.0, 66.7), (25.0, 16.7), (30.0, 33.4)]);
-        let bare = rounds(&[(40.0, 16.7), (15.0, 16.7), (16.0, 16.7)]);
+        }
+    }
+
+    #[test]
+    fn single_bursts_of_200_are_judged_on_the_median_of_their_rounds_and_the_slowest_is_shown() {
+        // One round of three met the host's slow moment (70 ms, a frame of
+        // 66.7 ms): it must not decide the figures, and it is shown.
+        let lab = lesson_rounds(&[(70.0, 66.7), (25.0, 16.7), (30.0, 33.4)]);
+        let bare = lesson_rounds(&[(40.0, 16.7), (15.0, 16.7), (16.0, 16.7)]);
         let (w, misses) = rows_of(&lab, &bare, &bare);
         assert!(misses.is_empty(), "{misses:?}\n{w}");
         let row = |start: &str| {
@@ -2003,8 +2009,8 @@ mod tests {
         );
         // Two slow rounds of three do decide it; the miss says whether the
         // cheapest page that draws the run at its frames misses it too.
-        let lab = rounds(&[(70.0, 16.7), (25.0, 16.7), (40.0, 16.7)]);
-        let drawing = rounds(&[(36.0, 16.7), (34.0, 16.7), (30.0, 16.7)]);
+        let lab = lesson_rounds(&[(70.0, 16.7), (25.0, 16.7), (40.0, 16.7)]);
+        let drawing = lesson_rounds(&[(36.0, 16.7), (34.0, 16.7), (30.0, 16.7)]);
         let (w, misses) = rows_of(&lab, &bare, &drawing);
         assert!(
             misses.iter().any(|(n, m)| *n == 3
@@ -2027,23 +2033,8 @@ mod tests {
 
     #[test]
     fn one_round_of_single_bursts_names_no_median_and_a_frame_miss_names_the_bound_too() {
-        let phase = |burst, ms: f64, frame: f64| Phase {
-            burst,
-            latencies_ms: vec![ms; 600],
-            frames_ms: vec![frame; 100],
-            ..Phase::default()
-        };
-        let phases = |ms: f64, frames: &[f64]| Phases {
-            light: phase(12, ms, 16.7),
-            lesson: frames
-                .iter()
-                .enumerate()
-                .map(|(i, &frame)| PageRound {
-                    position: i + 1,
-                    phase: phase(200, ms, frame),
-                })
-                .collect(),
-            heavy: Vec::new(),
+        let phases = |ms: f64, frames: &[f64]| {
+            lesson_rounds(&frames.iter().map(|&f| (ms, f)).collect::<Vec<_>>())
         };
         // A profiled or traced run: one round, its figures as measured.
         let (w, _) = rows_of(

@@ -1358,7 +1358,9 @@ fn details(w: &mut String, results: &Results) {
          same child, **the bare page** (`bench/src/bare.html`, served as `/bare.html`): no wasm \
          and no framework; it gets a session, opens the same events WebSocket, syncs its clock \
          with the same ping/pong, fires the same bursts (one `fetch` per request, body read) \
-         and records each stamped event's latency on arrival. A third page, **the bare page \
+         and records each stamped event's latency on arrival. The bare pages call `fetch` \
+         and hold their socket on their main thread; the lab's page does both in Workers \
+         of its own (`index.html`), as it does for a learner. A third page, **the bare page \
          with a live picture** (`/bare.html?draw`, \"bare + picture\" below), is the same plus \
          the cheapest live picture of the run: 60 rows of one bar each, coloured and sized by \
          its request's last event, and a line of counts, applied at the next animation frame \

@@ -9,7 +9,9 @@
 //!   with that URL, never simply the newest);
 //! - the Resource Timing buffer is emptied only when none of the page's
 //!   requests is in flight, so an ended request's entry is never cleared
-//!   before it is read.
+//!   before it is read;
+//! - the requests go out from a Worker, through the page's own connection
+//!   pool: six held there hold the page's own `fetch` back too.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -60,6 +62,10 @@ async fn script_page(addr: SocketAddr) -> (Chromium, Page) {
         )
         .await;
     assert_eq!(loaded, "function", "the request script loaded");
+    let place = chrome
+        .eval(&page, "document.documentElement.dataset.requests")
+        .await;
+    assert_eq!(place, "worker", "the requests are issued from a Worker");
     (chrome, page)
 }
 
@@ -233,10 +239,7 @@ async fn the_resource_timing_buffer_is_emptied_only_when_nothing_is_in_flight() 
     let (mut chrome, page) = script_page(addr).await;
     let entries = async |chrome: &mut Chromium, url: &str| -> u64 {
         let v: Value = chrome
-            .eval(
-                &page,
-                &format!("performance.getEntriesByName({url:?}).length"),
-            )
+            .eval(&page, &format!("window.keepaliveLabBurst.entries({url:?})"))
             .await;
         v.as_u64().expect("a count")
     };
@@ -288,5 +291,69 @@ async fn the_resource_timing_buffer_is_emptied_only_when_nothing_is_in_flight() 
             body.rest[0], 7.0,
             "request {index} has its timing: {body:?}"
         );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_workers_requests_and_the_pages_own_share_one_pool_of_six() {
+    let (addr, lab) = start_page_server().await;
+    let (_, mut events) = lab.subscribe(None);
+    let (mut chrome, page) = script_page(addr).await;
+
+    // Six requests from the Worker, held by the server: the pool's six.
+    let mut hangs = Vec::new();
+    for index in 0..6 {
+        let url = format!("http://{addr}/api/hang?max_ms=20000&id=worker-{index}");
+        issue(&mut chrome, &page, index, &url).await;
+    }
+    held(&mut events, &mut hangs, 6).await;
+
+    // The page's own fetch, on its main thread, to the same pool: it waits.
+    chrome
+        .eval(
+            &page,
+            &format!(
+                "(window.mainDone = null, fetch('http://{addr}/api/fast?id=main', {{cache: 'no-store'}}) \
+                   .then(r => r.text()).then(() => {{ window.mainDone = performance.now(); }}), true)"
+            ),
+        )
+        .await;
+    let reached = |events: &mut tokio::sync::broadcast::Receiver<ServerEvent>| {
+        let mut seen = false;
+        while let Ok(event) = events.try_recv() {
+            if let ServerEvent::RequestStarted { target, .. } = event
+                && target.contains("id=main")
+            {
+                seen = true;
+            }
+        }
+        seen
+    };
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(
+        !reached(&mut events),
+        "the page's own request reached the server while the Worker's six held the pool"
+    );
+    let done = chrome.eval(&page, "window.mainDone").await;
+    assert!(done.is_null(), "the page's fetch ended early: {done}");
+
+    // Released, the six free the pool and the page's request goes out.
+    let released = lab
+        .hangs()
+        .release(&ReleaseRequest::default(), &Access::All, None);
+    assert_eq!(released, 6);
+    eventually("the page's own request at the server", LIMIT, async || {
+        reached(&mut events).then_some(())
+    })
+    .await;
+    eventually("the page's own request answered", LIMIT, async || {
+        let done = chrome.eval(&page, "window.mainDone").await;
+        (!done.is_null()).then_some(())
+    })
+    .await;
+    // The six were answered, each step reported to the page.
+    let mut steps = Vec::new();
+    for index in 0..6 {
+        body_read(&mut chrome, &page, &mut steps, index).await;
     }
 }

@@ -59,6 +59,12 @@ async fn browser_opens_six_connections_then_reuses_them() {
     let (addr, lab) = start_page_server().await;
     let mut chrome = Chromium::launch().await;
     let page = chrome.open_live(&format!("http://{addr}/")).await;
+    // The page issues its requests from its Worker (`index.html`), whose
+    // requests share the page's pool (`request_script.rs`).
+    let place = chrome
+        .eval(&page, "document.documentElement.dataset.requests")
+        .await;
+    assert_eq!(place, "worker", "the page's requests go out from a Worker");
 
     chrome
         .eval(&page, "document.getElementById('fire').click()")

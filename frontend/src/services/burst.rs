@@ -13,11 +13,14 @@ use crate::services::fetch::now_ms;
 use crate::settings::{BurstSettings, Order, PageOrigin};
 use crate::state::{Action, Head, KeepAliveHeaders, PoolKey, ResourceTiming};
 
-/// A concurrent burst's `fetch` calls issued in one task; the rest follow in
-/// later tasks (a `setTimeout(0)` apart), so 200 calls do not hold the main
-/// thread for one long task in which no event is applied and no frame drawn
-/// (bench figures 3 and 4). Every lesson's burst (at most 16) fits in one
-/// slice, and each request's issue time is recorded as it happens.
+/// A concurrent burst's requests handed to the request script in one task;
+/// the rest follow in later tasks (a `setTimeout(0)` apart). The script
+/// sends each task's requests to its Worker as one message, and the Worker
+/// issues them; on the main thread (where no Worker can start) a slice is
+/// that many `fetch` calls, so 200 do not hold it for one long task in
+/// which no event is applied and no frame drawn (bench figures 3 and 4).
+/// Every lesson's burst (at most 16) fits in one slice, and each request's
+/// issue time is recorded where and when its `fetch` is called.
 const SLICE: usize = 20;
 
 /// The page's own origin.
@@ -104,8 +107,10 @@ pub fn fire(
     });
 }
 
-/// The script in `index.html` that issues the page's requests and records
-/// their steps (`window.keepaliveLabBurst`).
+/// The script in `index.html` that issues the page's requests from a
+/// Worker (through the page's own connection pools; on the main thread
+/// where no Worker can start) and records their steps on the page's clock
+/// (`window.keepaliveLabBurst`).
 #[wasm_bindgen]
 extern "C" {
     /// Issues request `index` of run `run`; the promise resolves when it has

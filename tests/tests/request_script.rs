@@ -39,6 +39,12 @@ struct Step {
 /// into which the shipped script (the first classic `<script>` of
 /// `index.html`, as the server serves it) is loaded.
 async fn script_page(addr: SocketAddr) -> (Chromium, Page) {
+    script_page_where(addr, true).await
+}
+
+/// The same, with the page's `Worker` taken away first when `worker` is
+/// false (a page where none can start: the script's main-thread path).
+async fn script_page_where(addr: SocketAddr, worker: bool) -> (Chromium, Page) {
     let mut chrome = Chromium::launch().await;
     let page = chrome.open(&format!("http://{addr}/api/fast")).await;
     eventually("a document of the lab's origin", LIMIT, async || {
@@ -54,18 +60,26 @@ async fn script_page(addr: SocketAddr) -> (Chromium, Page) {
     let loaded = chrome
         .eval(
             &page,
-            "fetch('/').then(r => r.text()).then(t => { \
-               const d = new DOMParser().parseFromString(t, 'text/html'); \
-               const s = [...d.scripts].find(s => !s.type); \
-               (0, eval)(s.textContent); \
-               return typeof window.keepaliveLabBurst.issue; })",
+            &format!(
+                "{}fetch('/').then(r => r.text()).then(t => {{ \
+                   const d = new DOMParser().parseFromString(t, 'text/html'); \
+                   const s = [...d.scripts].find(s => !s.type); \
+                   (0, eval)(s.textContent); \
+                   return typeof window.keepaliveLabBurst.issue; }})",
+                if worker {
+                    ""
+                } else {
+                    "window.Worker = undefined; "
+                }
+            ),
         )
         .await;
     assert_eq!(loaded, "function", "the request script loaded");
     let place = chrome
         .eval(&page, "document.documentElement.dataset.requests")
         .await;
-    assert_eq!(place, "worker", "the requests are issued from a Worker");
+    let expected = if worker { "worker" } else { "main thread" };
+    assert_eq!(place, expected, "where the requests are issued");
     (chrome, page)
 }
 
@@ -171,6 +185,11 @@ async fn each_request_reads_its_own_resource_timing_entry_even_when_a_later_one_
     // first: both hang until the test releases them, the second first.
     let url = format!("http://{addr}/api/hang?max_ms=20000");
     let mut hangs = Vec::new();
+    let page_now = async |chrome: &mut Chromium| -> f64 {
+        let v: Value = chrome.eval(&page, "performance.now()").await;
+        v.as_f64().expect("a time")
+    };
+    let before = page_now(&mut chrome).await;
     issue(&mut chrome, &page, 0, &url).await;
     held(&mut events, &mut hangs, 1).await;
     issue(&mut chrome, &page, 1, &url).await;
@@ -207,6 +226,12 @@ async fn each_request_reads_its_own_resource_timing_entry_even_when_a_later_one_
     };
     let (first, second) = (issued(0), issued(1));
     assert!(first < second, "issued in order: {first} then {second}");
+    // The Worker's times are on the page's clock (its own starts later).
+    let after = page_now(&mut chrome).await;
+    assert!(
+        before <= first && second <= after,
+        "issued at {first} and {second}, on the page's clock between {before} and {after}"
+    );
     // Each entry's fetchStart lies between its own fetch() and the next one's.
     assert!(
         (first..second).contains(&fetch_start(0)),
@@ -356,4 +381,50 @@ async fn the_workers_requests_and_the_pages_own_share_one_pool_of_six() {
     for index in 0..6 {
         body_read(&mut chrome, &page, &mut steps, index).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_worker_the_main_thread_issues_and_records_the_same_steps() {
+    let (addr, lab) = start_page_server().await;
+    let (_, mut events) = lab.subscribe(None);
+    let (mut chrome, page) = script_page_where(addr, false).await;
+
+    // One request held, one answered at once beside it.
+    let mut hangs = Vec::new();
+    let mut steps = Vec::new();
+    issue(
+        &mut chrome,
+        &page,
+        0,
+        &format!("http://{addr}/api/hang?max_ms=20000&id=held"),
+    )
+    .await;
+    held(&mut events, &mut hangs, 1).await;
+    issue(
+        &mut chrome,
+        &page,
+        1,
+        &format!("http://{addr}/api/fast?id=quick"),
+    )
+    .await;
+    body_read(&mut chrome, &page, &mut steps, 1).await;
+    let released = lab
+        .hangs()
+        .release(&ReleaseRequest::default(), &Access::All, None);
+    assert_eq!(released, 1);
+    body_read(&mut chrome, &page, &mut steps, 0).await;
+
+    for index in 0..2 {
+        let issued = step(&steps, 0, index).expect("issued").at;
+        let head = step(&steps, 1, index).expect("head");
+        let body = step(&steps, 2, index).expect("body read");
+        assert_eq!(head.rest[0], 200.0, "request {index} answered: {head:?}");
+        assert_eq!(body.rest[0], 7.0, "request {index}'s timing: {body:?}");
+        assert!(
+            issued <= body.rest[1] && head.at <= body.at,
+            "request {index}'s steps in order on the page's clock: {steps:?}"
+        );
+    }
+    // The held one carries the server's id for it.
+    assert_eq!(step(&steps, 1, 0).expect("head").rest[2], hangs[0].0 as f64);
 }

@@ -75,11 +75,15 @@ async fn script_page_where(addr: SocketAddr, worker: bool) -> (Chromium, Page) {
         )
         .await;
     assert_eq!(loaded, "function", "the request script loaded");
-    let place = chrome
-        .eval(&page, "document.documentElement.dataset.requests")
-        .await;
+    // "worker" once the Worker has started and answered.
     let expected = if worker { "worker" } else { "main thread" };
-    assert_eq!(place, expected, "where the requests are issued");
+    eventually(&format!("requests issued on the {expected}"), LIMIT, async || {
+        let place = chrome
+            .eval(&page, "document.documentElement.dataset.requests")
+            .await;
+        (place == expected).then_some(())
+    })
+    .await;
     (chrome, page)
 }
 
@@ -381,6 +385,27 @@ async fn the_workers_requests_and_the_pages_own_share_one_pool_of_six() {
     for index in 0..6 {
         body_read(&mut chrome, &page, &mut steps, index).await;
     }
+    // They went out from the Worker: their Resource Timing entries are in
+    // its timeline, none in the page's.
+    let url = format!("http://{addr}/api/hang?max_ms=20000&id=worker-0");
+    let count = |v: Value| v.as_u64().expect("a count");
+    let in_page = chrome
+        .eval(
+            &page,
+            &format!("performance.getEntriesByName({url:?}).length"),
+        )
+        .await;
+    let in_worker = chrome
+        .eval(
+            &page,
+            &format!("window.keepaliveLabBurst.entries({url:?})"),
+        )
+        .await;
+    assert_eq!(
+        (count(in_page), count(in_worker)),
+        (0, 1),
+        "the entry is the Worker's, not the page's"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

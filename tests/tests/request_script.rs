@@ -77,12 +77,16 @@ async fn script_page_where(addr: SocketAddr, worker: bool) -> (Chromium, Page) {
     assert_eq!(loaded, "function", "the request script loaded");
     // "worker" once the Worker has started and answered.
     let expected = if worker { "worker" } else { "main thread" };
-    eventually(&format!("requests issued on the {expected}"), LIMIT, async || {
-        let place = chrome
-            .eval(&page, "document.documentElement.dataset.requests")
-            .await;
-        (place == expected).then_some(())
-    })
+    eventually(
+        &format!("requests issued on the {expected}"),
+        LIMIT,
+        async || {
+            let place = chrome
+                .eval(&page, "document.documentElement.dataset.requests")
+                .await;
+            (place == expected).then_some(())
+        },
+    )
     .await;
     (chrome, page)
 }
@@ -396,10 +400,7 @@ async fn the_workers_requests_and_the_pages_own_share_one_pool_of_six() {
         )
         .await;
     let in_worker = chrome
-        .eval(
-            &page,
-            &format!("window.keepaliveLabBurst.entries({url:?})"),
-        )
+        .eval(&page, &format!("window.keepaliveLabBurst.entries({url:?})"))
         .await;
     assert_eq!(
         (count(in_page), count(in_worker)),

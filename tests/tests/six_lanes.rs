@@ -61,12 +61,16 @@ async fn browser_opens_six_connections_then_reuses_them() {
     let page = chrome.open_live(&format!("http://{addr}/")).await;
     // The page issues its requests from its Worker (`index.html`), whose
     // requests share the page's pool (`request_script.rs`).
-    eventually("the page's requests issued from its Worker", LIMIT, async || {
-        let place = chrome
-            .eval(&page, "document.documentElement.dataset.requests")
-            .await;
-        (place == "worker").then_some(())
-    })
+    eventually(
+        "the page's requests issued from its Worker",
+        LIMIT,
+        async || {
+            let place = chrome
+                .eval(&page, "document.documentElement.dataset.requests")
+                .await;
+            (place == "worker").then_some(())
+        },
+    )
     .await;
 
     chrome

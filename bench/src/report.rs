@@ -1805,6 +1805,15 @@ fn page_size(files: &[Shipped], names: &[&str]) -> PageSize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The report's line that starts with `start` (a panic naming it, with
+    /// the report, when there is none).
+    fn row_of(w: &str, start: &str) -> String {
+        w.lines()
+            .find(|l| l.starts_with(start))
+            .unwrap_or_else(|| panic!("no row {start}:\n{w}"))
+            .to_owned()
+    }
     use crate::browser::PageRound;
 
     #[test]
@@ -1978,12 +1987,7 @@ mod tests {
         let bare = lesson_rounds(&[(40.0, 16.7), (15.0, 16.7), (16.0, 16.7)]);
         let (w, misses) = rows_of(&lab, &bare, &bare);
         assert!(misses.is_empty(), "{misses:?}\n{w}");
-        let row = |start: &str| {
-            w.lines()
-                .find(|l| l.starts_with(start))
-                .unwrap_or_else(|| panic!("no row {start}:\n{w}"))
-                .to_owned()
-        };
+        let row = |start: &str| row_of(&w, start);
         let events = row(
             "| 3 | event pipeline at lesson scale, single bursts of 200: p99 (median of 3 rounds)",
         );
@@ -2161,12 +2165,7 @@ mod tests {
         };
         browser_rows(&mut w, &pages, &mut misses);
         assert!(misses.is_empty(), "{misses:?}\n{w}");
-        let row = |start: &str| {
-            w.lines()
-                .find(|l| l.starts_with(start))
-                .unwrap_or_else(|| panic!("no row {start}:\n{w}"))
-                .to_owned()
-        };
+        let row = |start: &str| row_of(&w, start);
         let events = row("| 3 | event pipeline: server stamp to applied in the page, p50 / p99");
         assert!(
             events.contains("median of 3 rounds")

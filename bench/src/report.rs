@@ -1740,7 +1740,9 @@ pub fn machine() -> Vec<(&'static str, String)> {
         (
             "Code",
             format!(
-                "commit {commit}{}; {}; server and bench built with `--release`",
+                "commit {commit}{}; {}; server and bench built with `--release` (the workspace's \
+                 release profile: fat LTO, one codegen unit; both servers of figure 1 are \
+                 this one binary)",
                 if dirty {
                     " plus uncommitted changes"
                 } else {

@@ -991,6 +991,11 @@ impl Conn {
     /// or if no new stream's head came since the last request: unknown
     /// rather than guessed).
     fn h2_assign(&self, request: RequestId) -> u32 {
+        // HTTP/1.1 (the flag is set at the TLS handshake, before any
+        // request): no lock to take at every request (bench figure 1).
+        if !self.is_http2() {
+            return 0;
+        }
         let mut h2 = self.h2.lock().unwrap_or_else(|p| p.into_inner());
         let Some(h2) = h2.as_mut() else {
             return 0;

@@ -137,6 +137,15 @@ pub fn watch(
         // False once the owner's sender is gone (a forgotten session): its last
         // policy stays in force and only activity wakes the watchdog.
         let mut view_alive = true;
+        // The owner's idle timeout and whether its page is gone, as of the
+        // last view seen: read again when the view changes (or the owner
+        // does), not at every turn. Reading them takes the view channel's
+        // lock, which every connection of the owner shares (bench figure 1).
+        // A turn that runs before a change of view is seen can only arm the
+        // timer for a deadline the view's own turn, in the same poll, then
+        // moves earlier; a deadline that passes is judged with the view read
+        // afresh.
+        let mut owner = owner_of(&view);
         // One timer for the connection's life, moved only to an earlier
         // deadline: a later one (every request pushes the idle deadline on)
         // waits for the armed one to pass, which re-reads the state and arms
@@ -158,10 +167,7 @@ pub fn watch(
             // is held per connection: bench figure 2): the verdict is decided
             // afresh when it passes.
             {
-                let (idle_ms, ended) = {
-                    let v = view.borrow();
-                    (v.policy.idle_timeout_ms, v.ended)
-                };
+                let (idle_ms, ended) = owner;
                 // Read only if a deadline needs it: a request that starts
                 // and ends moves no deadline earlier (bench figure 1).
                 let mut now = Now::of(clock);
@@ -210,10 +216,8 @@ pub fn watch(
                 Wake::Deadline => {
                     armed = None;
                     // A deadline that still holds, with the state read afresh?
-                    let (idle_ms, ended) = {
-                        let v = view.borrow();
-                        (v.policy.idle_timeout_ms, v.ended)
-                    };
+                    owner = owner_of(&view);
+                    let (idle_ms, ended) = owner;
                     let mut now = Now::of(clock);
                     if let Some((at, verdict)) =
                         next_deadline(&conn, idle_ms, ended, guard, stall, &mut now)
@@ -228,6 +232,7 @@ pub fn watch(
                     if generation != view_seen {
                         view_seen = generation;
                         view = conn.view();
+                        owner = owner_of(&view);
                         changed.set(changed_from(view.clone()));
                         registered = false;
                         view_alive = true;
@@ -236,6 +241,7 @@ pub fn watch(
                 Wake::View(receiver, alive) => {
                     // Both receivers have now seen the same version.
                     view.mark_unchanged();
+                    owner = owner_of(&view);
                     changed.set(changed_from(receiver));
                     registered = false;
                     conn.policy_changed();
@@ -264,6 +270,12 @@ impl Now {
     fn get(&mut self) -> Micros {
         *self.read.get_or_insert_with(|| self.clock.now_us())
     }
+}
+
+/// The owner's idle timeout (ms) and whether its page is gone, from `view`.
+fn owner_of(view: &watch::Receiver<ScopeView>) -> (u64, bool) {
+    let v = view.borrow();
+    (v.policy.idle_timeout_ms, v.ended)
 }
 
 /// What woke the watchdog.

@@ -196,7 +196,7 @@ async fn serve_connection(
         {
             request.headers_mut().insert(HOST, value);
         }
-        handler.clone().call(request)
+        handler.call(request)
     });
     let (guard, stall) = (
         lab.config().header_read_timeout,

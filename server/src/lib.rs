@@ -228,11 +228,13 @@ struct LabInner {
     peers: peers::Peers,
     /// The lab's own origins; grows as listeners are served.
     origins: RwLock<Listening>,
-    /// How many times `origins` has changed: a connection keeps the origins
-    /// it was given and fetches them again only when this moves, so no
-    /// request takes the lock (every request checks its `Host`, bench
-    /// figure 1).
+    /// How many times `origins` has changed: each thread keeps the origins
+    /// it last fetched and fetches them again only when this moves
+    /// ([`Lab::with_origins`]).
     origins_generation: AtomicU64,
+    /// This lab among the labs of the process (tests make many): what a
+    /// thread's kept origins belong to (`Lab::with_origins`).
+    id: u64,
     /// Flipped to `true` once; everything long-running watches it.
     shutdown: watch::Sender<bool>,
     /// The same fact, readable without a lock: set before `shutdown` is
@@ -294,6 +296,10 @@ impl Lab {
                     origins: Arc::new(web::Origins::new(&config.listeners, &config.host_names)),
                 }),
                 origins_generation: AtomicU64::new(0),
+                id: {
+                    static LABS: AtomicU64 = AtomicU64::new(0);
+                    LABS.fetch_add(1, Ordering::Relaxed)
+                },
                 shutdown: watch::Sender::new(false),
                 stopping: AtomicBool::new(false),
                 middlebox: middlebox::lab::Registry::new(config.middlebox.defaults.clone()),
@@ -393,9 +399,32 @@ impl Lab {
             .clone()
     }
 
-    /// How many times [`Lab::origins`] has changed (read it before them).
-    pub fn origins_generation(&self) -> u64 {
-        self.inner.origins_generation.load(Ordering::Acquire)
+    /// Runs `f` with the lab's own origins as this thread last fetched
+    /// them, fetched again when they have changed since. Every request
+    /// checks its `Host` against them: through [`Lab::origins`] each would
+    /// take the read lock and copy the `Arc`, both written by every thread
+    /// of the server (bench figure 1). Kept per thread, not per
+    /// connection, which would cost every held connection (bench figure 2).
+    pub fn with_origins<R>(&self, f: impl FnOnce(&web::Origins) -> R) -> R {
+        thread_local! {
+            /// The lab's id, the generation, and its origins then.
+            static KEPT: std::cell::RefCell<Option<(u64, u64, Arc<web::Origins>)>> =
+                const { std::cell::RefCell::new(None) };
+        }
+        // Read before the origins: a change after it is seen next time.
+        let generation = self.inner.origins_generation.load(Ordering::Acquire);
+        KEPT.with_borrow_mut(|kept| {
+            let current = kept
+                .as_ref()
+                .is_some_and(|(lab, seen, _)| *lab == self.inner.id && *seen == generation);
+            if !current {
+                *kept = Some((self.inner.id, generation, self.origins()));
+            }
+            match kept {
+                Some((_, _, origins)) => f(origins),
+                None => f(&self.origins()),
+            }
+        })
     }
 
     /// The lab's own origins now (shared: every request checks them).
@@ -626,5 +655,27 @@ impl Clock {
 impl Default for Clock {
     fn default() -> Self {
         Clock::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A thread keeps the origins it fetched (no lock per request), but
+    /// sees a port added after that, and never another lab's.
+    #[tokio::test]
+    async fn a_thread_sees_the_origins_of_a_port_added_after_it_last_looked() {
+        let lab = Lab::new(Config::default());
+        let page = "https://127.0.0.1:8443";
+        assert!(!lab.with_origins(|o| o.allows_origin(page)), "not yet");
+        lab.add_tls_listener("127.0.0.1:8443".parse().expect("address"), None);
+        assert!(lab.with_origins(|o| o.allows_origin(page)), "fetched again");
+        let other = Lab::new(Config::default());
+        assert!(
+            !other.with_origins(|o| o.allows_origin(page)),
+            "another lab's own"
+        );
+        assert!(lab.with_origins(|o| o.allows_origin(page)), "and back");
     }
 }

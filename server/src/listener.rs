@@ -21,7 +21,6 @@
 //!    its refusal, to be told in a close frame a browser can read
 //!    ([`crate::events::Refused`]).
 
-use std::cell::RefCell;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -337,11 +336,6 @@ pub(crate) struct Handler {
     conn: Arc<Conn>,
     /// The lab's routes.
     router: Router,
-    /// The lab's origins as last fetched, with their
-    /// [`Lab::origins_generation`]: fetched again only when that moves, so
-    /// a request's `Host` is checked without the lock on them (bench
-    /// figure 1).
-    origins: RefCell<(u64, Arc<crate::web::Origins>)>,
 }
 
 /// What [`Handler::start`] decided.
@@ -747,13 +741,7 @@ fn counts_for_owner(path: &str) -> bool {
 impl Handler {
     /// The handler of `conn`'s requests (also the TLS ports', `crate::tls`).
     pub(crate) fn new(lab: Lab, conn: Arc<Conn>, router: Router) -> Handler {
-        let origins = RefCell::new((lab.origins_generation(), lab.origins()));
-        Handler {
-            lab,
-            conn,
-            router,
-            origins,
-        }
+        Handler { lab, conn, router }
     }
 
     /// Handles one request. What can be decided at once (record, refuse,
@@ -909,22 +897,22 @@ impl Handler {
         Deliberate("dropped unanswered on purpose (next=drop_…)")
     }
 
-    /// The lab's origins, fetched again only if they changed since the last
-    /// request on this connection.
-    fn origins(&self) -> std::cell::Ref<'_, Arc<crate::web::Origins>> {
-        let generation = self.lab.origins_generation();
-        if self.origins.borrow().0 != generation {
-            *self.origins.borrow_mut() = (generation, self.lab.origins());
-        }
-        std::cell::Ref::map(self.origins.borrow(), |(_, origins)| origins)
-    }
-
     /// What a shared room refuses before anything else: more than one
     /// `Host` or `Origin`, a host name or a page that is not the lab's, and
     /// another site's request to the API that carries no `Origin` at all.
     fn foreign(&self, head: &Head<'_>, uri: &hyper::Uri) -> Result<(), ApiError> {
+        self.lab
+            .with_origins(|origins| self.foreign_to(origins, head, uri))
+    }
+
+    /// [`Handler::foreign`], given the lab's origins.
+    fn foreign_to(
+        &self,
+        origins: &crate::web::Origins,
+        head: &Head<'_>,
+        uri: &hyper::Uri,
+    ) -> Result<(), ApiError> {
         let path = uri.path();
-        let origins = self.origins();
         // The address the client connected to is the lab's own, whatever the
         // interface (a workshop machine's LAN address): not a rebound name.
         // Written out only when a header is not one of the lab's origins.
@@ -1082,32 +1070,6 @@ mod tests {
             failures.failed_at(start + ACCEPT_WARNING_EVERY * 5),
             Some(1),
             "after a quiet spell, at once"
-        );
-    }
-
-    /// A connection keeps the origins it was given (no lock per request),
-    /// but one opened before a port was added still answers a page there.
-    #[tokio::test]
-    async fn a_connection_sees_the_origins_of_a_port_added_after_it_opened() {
-        let lab = crate::Lab::new(crate::Config::default());
-        let conn = Conn::open(
-            &lab,
-            "127.0.0.1:40000".parse().expect("address"),
-            ("127.0.0.1".parse().expect("address"), None),
-            "127.0.0.1:8080".parse().expect("address"),
-            None,
-        );
-        let handler = Handler::new(lab.clone(), conn, crate::routes::app(lab.clone()));
-        let page = "https://127.0.0.1:8443";
-        assert!(!handler.origins().allows_origin(page), "not the lab's yet");
-        let kept = Arc::clone(&handler.origins());
-        lab.add_tls_listener("127.0.0.1:8443".parse().expect("address"), None);
-        assert!(handler.origins().allows_origin(page), "fetched again");
-        let fetched = Arc::clone(&handler.origins());
-        assert!(!Arc::ptr_eq(&kept, &fetched));
-        assert!(
-            Arc::ptr_eq(&fetched, &handler.origins()),
-            "kept while nothing changes"
         );
     }
 }

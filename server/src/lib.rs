@@ -366,8 +366,8 @@ impl Lab {
             &listening.tls,
             &self.config().host_names,
         ));
-        // Under the lock: a connection that sees the new count and then
-        // fetches the origins gets these or newer ones.
+        // Under the lock: a thread that sees the new count and then fetches
+        // the origins gets these or newer ones (`Lab::with_origins`).
         self.inner.origins_generation.fetch_add(1, Ordering::AcqRel);
     }
 

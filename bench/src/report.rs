@@ -1807,6 +1807,7 @@ fn page_size(files: &[Shipped], names: &[&str]) -> PageSize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::browser::PageRound;
 
     /// The report's line that starts with `start` (a panic naming it, with
     /// the report, when there is none).
@@ -1816,7 +1817,6 @@ mod tests {
             .unwrap_or_else(|| panic!("no row {start}:\n{w}"))
             .to_owned()
     }
-    use crate::browser::PageRound;
 
     #[test]
     fn causes_are_found_by_figure_number() {

@@ -189,7 +189,7 @@ impl Default for Config {
 /// fetches with it), for what every request writes: next to it, what every
 /// request only reads would be fetched again from the other core after each
 /// write (bench figure 1).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 #[repr(align(128))]
 pub(crate) struct OwnLines<T>(pub(crate) T);
 
@@ -414,16 +414,15 @@ impl Lab {
         // Read before the origins: a change after it is seen next time.
         let generation = self.inner.origins_generation.load(Ordering::Acquire);
         KEPT.with_borrow_mut(|kept| {
-            let current = kept
+            if kept
                 .as_ref()
-                .is_some_and(|(lab, seen, _)| *lab == self.inner.id && *seen == generation);
-            if !current {
-                *kept = Some((self.inner.id, generation, self.origins()));
+                .is_some_and(|(lab, seen, _)| (*lab, *seen) != (self.inner.id, generation))
+            {
+                *kept = None;
             }
-            match kept {
-                Some((_, _, origins)) => f(origins),
-                None => f(&self.origins()),
-            }
+            let (_, _, origins) =
+                kept.get_or_insert_with(|| (self.inner.id, generation, self.origins()));
+            f(origins)
         })
     }
 

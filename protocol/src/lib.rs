@@ -837,6 +837,35 @@ impl ServerEvent {
             _ => None,
         }
     }
+
+    /// The connection this event is about, if it is about one.
+    pub fn conn(&self) -> Option<ConnId> {
+        match self {
+            ServerEvent::ConnectionOpened { conn, .. }
+            | ServerEvent::ConnectionAttributed { conn, .. }
+            | ServerEvent::ConnectionHidden { conn }
+            | ServerEvent::ConnectionClosed { conn, .. }
+            | ServerEvent::RequestStarted { conn, .. }
+            | ServerEvent::ResponseStarted { conn, .. }
+            | ServerEvent::RequestFinished { conn, .. }
+            | ServerEvent::ConnectionUpgraded { conn, .. }
+            | ServerEvent::ConnectionSecured { conn, .. }
+            | ServerEvent::StreamReset { conn, .. }
+            | ServerEvent::GoAway { conn, .. } => Some(*conn),
+            ServerEvent::ConfigChanged { .. }
+            | ServerEvent::Middlebox { .. }
+            | ServerEvent::MiddleboxChanged { .. }
+            | ServerEvent::Agent { .. }
+            | ServerEvent::ParticipantChanged { .. }
+            | ServerEvent::ParticipantReported { .. }
+            | ServerEvent::Snapshot { .. }
+            | ServerEvent::RoomLesson { .. }
+            | ServerEvent::EventsDropped { .. }
+            | ServerEvent::Pong { .. }
+            | ServerEvent::Released { .. }
+            | ServerEvent::Error(_) => None,
+        }
+    }
 }
 
 /// A control message from the page on the `/api/events` WebSocket.

@@ -1,10 +1,18 @@
 //! The table of open connections and the live event stream.
 //!
 //! Every fact the lab reports goes through [`Tracker::record`], which applies
-//! the event to the table and hands it out while holding one lock. A new
-//! viewer takes its snapshot and subscribes under the same lock
-//! ([`Tracker::subscribe`], [`Tracker::subscribe_scoped`]), so it sees every
-//! event after its snapshot exactly once: no gap, no double.
+//! the event to the table and hands it out while holding one lock, the
+//! stream's. A new viewer takes its snapshot and subscribes under the same
+//! lock ([`Tracker::subscribe`], [`Tracker::subscribe_scoped`]), so it sees
+//! every event after its snapshot exactly once: no gap, no double.
+//!
+//! The table is split over shards by connection, each with its own lock
+//! (taken after the stream's). While nobody listens, a connection's event
+//! only changes its shard, under that shard's lock alone: every request
+//! records three events, and this keeps the two cores' requests off one
+//! shared lock (bench figure 1). A viewer marks the tracker watched before
+//! it reads each shard, so an event that found it unwatched is in the
+//! viewer's snapshot, and one that comes after is handed out to it.
 //!
 //! # Fan-out
 //!
@@ -43,6 +51,14 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{broadcast, mpsc};
 
 use crate::{Clock, OwnLines};
+
+/// How many shards the table of open connections is split over (see
+/// `Tracker::shards`): enough that two requests running at once on two
+/// cores rarely share one.
+const SHARDS: usize = 16;
+
+/// One shard of the table of open connections.
+type Table = BTreeMap<ConnId, ConnRecord>;
 
 /// Byte counters of one connection, written by its IO wrapper on every read
 /// and write (atomics, so the hot path never takes the table lock) and read
@@ -323,11 +339,18 @@ pub struct Tracker {
     next_request: OwnLines<AtomicU64>,
     /// Completed requests kept per connection.
     keep_per_conn: usize,
-    /// Open connections. Locked three times by every request: on cache
-    /// lines of its own, so that the clock and `watched` next to it, which
-    /// every request reads, are not fetched again from the other core
-    /// after each lock (bench figure 1).
-    table: OwnLines<Mutex<BTreeMap<ConnId, ConnRecord>>>,
+    /// The stream's lock: an event is stamped, applied and handed out
+    /// under it, and a viewer takes its snapshot and subscribes under it
+    /// (see the module docs). Taken first (lock order: stream, a shard,
+    /// viewers). On cache lines of its own, like each shard.
+    stream: OwnLines<Mutex<()>>,
+    /// Open connections, split by id over [`SHARDS`] tables. An event of a
+    /// connection that nobody can hear (`watched` clear) is applied under
+    /// its shard's lock alone: every request records three, and one table
+    /// lock that both cores took three times a request was the lab's
+    /// largest cost of its own (bench figure 1, `bench/src/causes.md`).
+    /// Each shard on cache lines of its own.
+    shards: [OwnLines<Mutex<Table>>; SHARDS],
     /// Live events for whole-stream subscribers, each with a bounded lag.
     /// Each event is one shared allocation, the same one the feeds get: a
     /// receiver's `recv` clones the `Arc`, not the event (see the module
@@ -341,21 +364,24 @@ pub struct Tracker {
     /// every viewer uses `events` or a feed) keeps no second buffer of
     /// `event_buffer` slots and copies nothing for it.
     copies: OnceLock<broadcast::Sender<ServerEvent>>,
-    /// Participants' feeds, indexed for routing. Locked only while `table`
-    /// is held (lock order: table, then viewers).
+    /// Participants' feeds, indexed for routing. Locked only while `stream`
+    /// is held.
     viewers: Mutex<Viewers>,
     /// Events a feed may hold before it counts as lagging.
     event_buffer: usize,
     /// Someone may be listening: set when a subscriber or a feed is added,
-    /// cleared by the first event that finds neither. Both under `table`'s
-    /// lock, so an event never misses a new listener, and an event for
-    /// nobody costs one atomic read instead of the broadcast's and the
+    /// cleared by the first event that finds neither. Both under the
+    /// stream's lock; a subscriber sets it before it takes each shard's
+    /// lock for its snapshot, and an event read it clear under its shard's
+    /// lock only if it is in that snapshot: so an event never misses a new
+    /// listener, and an event for nobody costs one atomic read and its
+    /// shard's lock instead of the stream's, the broadcast's and the
     /// feeds' locks (three events a request: bench figure 1).
     watched: AtomicBool,
     /// The client host of each open middlebox mapping that named no
     /// session: its events go to the viewers on that host, as an
     /// unattributed connection's do, not to every anonymous viewer on any
-    /// machine (found in review). Locked only while `table` is held.
+    /// machine (found in review). Locked only while `stream` is held.
     anonymous_mappings: Mutex<HashMap<protocol::MappingId, IpAddr>>,
 }
 
@@ -368,7 +394,8 @@ impl Tracker {
             next_conn: AtomicU64::new(1),
             next_request: OwnLines(AtomicU64::new(1)),
             keep_per_conn,
-            table: OwnLines(Mutex::new(BTreeMap::new())),
+            stream: OwnLines(Mutex::new(())),
+            shards: std::array::from_fn(|_| OwnLines(Mutex::new(BTreeMap::new()))),
             events: broadcast::Sender::new(event_buffer.max(1)),
             copies: OnceLock::new(),
             viewers: Mutex::new(Viewers::default()),
@@ -415,12 +442,51 @@ impl Tracker {
         RequestId(self.next_request.fetch_add(1, Ordering::Relaxed))
     }
 
-    fn lock(&self) -> MutexGuard<'_, BTreeMap<ConnId, ConnRecord>> {
-        // A panic while holding the lock cannot leave the table half-updated in
-        // a way that matters more than losing the lab, so recover the guard.
-        self.table
+    // A panic while holding a lock cannot leave the table half-updated in a
+    // way that matters more than losing the lab, so the guards are recovered.
+
+    /// The stream's lock (see `stream`).
+    fn stream(&self) -> MutexGuard<'_, ()> {
+        self.stream
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The lock of `conn`'s shard of the table.
+    fn shard(&self, conn: ConnId) -> MutexGuard<'_, Table> {
+        // Ids are handed out in turn: consecutive connections, the ones open
+        // at once, fall in different shards.
+        let index = usize::try_from(conn.0 % SHARDS as u64).unwrap_or(0);
+        self.shards[index]
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Every shard's lock in turn: what `f` makes of each (a snapshot
+    /// taken under the stream's lock is one consistent view, see `watched`).
+    fn each_shard<T>(&self, mut f: impl FnMut(&Table) -> T) -> Vec<T> {
+        self.shards
+            .iter()
+            .map(|shard| f(&shard.lock().unwrap_or_else(|p| p.into_inner())))
+            .collect()
+    }
+
+    /// The open connections `include` picks, each as a viewer is shown it,
+    /// in the order they were opened.
+    fn snapshot(&self, mut include: impl FnMut(&ConnRecord) -> bool) -> Vec<ConnectionSnapshot> {
+        let mut all: Vec<ConnectionSnapshot> = self
+            .each_shard(|table| {
+                table
+                    .iter()
+                    .filter(|(_, r)| include(r))
+                    .map(|(conn, r)| snapshot_one(*conn, r, self.keep_per_conn))
+                    .collect::<Vec<_>>()
+            })
+            .into_iter()
+            .flatten()
+            .collect();
+        all.sort_unstable_by_key(|c| c.conn);
+        all
     }
 
     /// Adds a connection to the table and announces it.
@@ -432,8 +498,8 @@ impl Tracker {
         counters: Arc<Counters>,
     ) {
         let at_us = self.clock.now_us();
-        let mut table = self.lock();
-        table.insert(
+        let _stream = self.stream();
+        self.shard(conn).insert(
             conn,
             ConnRecord {
                 opened_us: at_us,
@@ -463,8 +529,8 @@ impl Tracker {
     /// flight on it are reported as aborted first, so a viewer never sees a
     /// request outlive its connection.
     pub fn close(&self, conn: ConnId, reason: CloseReason, requests: u32) {
-        let mut table = self.lock();
-        let Some(record) = table.remove(&conn) else {
+        let _stream = self.stream();
+        let Some(record) = self.shard(conn).remove(&conn) else {
             return;
         };
         let at_us = self.clock.now_us();
@@ -507,9 +573,46 @@ impl Tracker {
         at_us: Option<Micros>,
         make: impl FnOnce(Micros) -> ServerEvent,
     ) -> Micros {
-        let mut table = self.lock();
+        if !self.watched.load(Ordering::Relaxed) {
+            // Nobody is listening: a connection's event only changes its
+            // shard of the table. Stamped outside any lock: nobody hears
+            // the order.
+            let now = at_us.unwrap_or_else(|| self.clock.now_us());
+            let event = make(now);
+            let Some(conn) = event.conn() else {
+                return self.record_watched(now, event);
+            };
+            let mut table = self.shard(conn);
+            if !self.watched.load(Ordering::Relaxed) {
+                self.apply(&mut table, &event);
+                return now;
+            }
+            // A viewer came in between: its snapshot does not have the
+            // event, so it is handed out (its stamp can be a few
+            // microseconds older than an event handed out before it, as
+            // `emit_at`'s can).
+            drop(table);
+            return self.record_watched(now, event);
+        }
+        let _stream = self.stream();
         let now = at_us.unwrap_or_else(|| self.clock.now_us());
         let event = make(now);
+        self.record_locked(event);
+        now
+    }
+
+    /// [`Tracker::record_with`] for an event already made, under the
+    /// stream's lock.
+    fn record_watched(&self, now: Micros, event: ServerEvent) -> Micros {
+        let _stream = self.stream();
+        self.record_locked(event);
+        now
+    }
+
+    /// Applies `event` and hands it out if anyone may hear it. Called with
+    /// the stream's lock held.
+    fn record_locked(&self, event: ServerEvent) {
+        let mut table = event.conn().map(|conn| self.shard(conn));
         if !self.is_watched() {
             // Nobody is watching: keep the facts, hand out nothing (a
             // request's start comes through `request_started`, which does
@@ -526,26 +629,32 @@ impl Tracker {
                 // come in between.
                 let _ = self.anonymous_mapping_route(*mapping, inner);
             }
-            self.apply(&mut table, &event);
-            return now;
+            if let Some(table) = table.as_deref_mut() {
+                self.apply(table, &event);
+            }
+            return;
         }
-        self.apply_and_hand_out(&mut table, event);
-        now
+        self.apply_and_hand_out(table.as_deref_mut(), event);
     }
 
     /// A request's head was read: [`ServerEvent::RequestStarted`], as
     /// [`Tracker::emit_at`] records it, but the event (and its method's
-    /// text) is made only when someone may hear it. Unwatched, the table
-    /// keeps the request without either (bench figure 1).
+    /// text) is made only when someone may hear it. Unwatched, its
+    /// connection's shard of the table keeps the request without either
+    /// (bench figure 1).
     pub fn request_started(&self, at_us: Option<Micros>, head: RequestHead<'_>) -> Micros {
-        let mut table = self.lock();
-        let now = at_us.unwrap_or_else(|| self.clock.now_us());
-        if !self.is_watched() {
-            if let Some(record) = table.get_mut(&head.conn) {
-                record.started(head.request, head.seq, head.method, head.target, now);
+        if !self.watched.load(Ordering::Relaxed) {
+            let mut table = self.shard(head.conn);
+            if !self.watched.load(Ordering::Relaxed) {
+                let now = at_us.unwrap_or_else(|| self.clock.now_us());
+                if let Some(record) = table.get_mut(&head.conn) {
+                    record.started(head.request, head.seq, head.method, head.target, now);
+                }
+                return now;
             }
-            return now;
         }
+        let _stream = self.stream();
+        let now = at_us.unwrap_or_else(|| self.clock.now_us());
         let event = ServerEvent::RequestStarted {
             conn: head.conn,
             request: head.request,
@@ -555,14 +664,19 @@ impl Tracker {
             connection: head.connection,
             at_us: now,
         };
-        self.apply_and_hand_out(&mut table, event);
+        self.record_locked(event);
         now
     }
 
-    /// Applies a watched event to the table and hands it out, unless it is
-    /// a late echo ([`Tracker::record`]). Called with the table locked.
-    fn apply_and_hand_out(&self, table: &mut BTreeMap<ConnId, ConnRecord>, event: ServerEvent) {
-        if self.apply(table, &event) {
+    /// Applies a watched event to its connection's shard of the table
+    /// (`None` for an event of no connection) and hands it out, unless it
+    /// is a late echo ([`Tracker::record`]). Called with the stream's lock
+    /// held.
+    fn apply_and_hand_out(&self, mut table: Option<&mut Table>, event: ServerEvent) {
+        if table
+            .as_deref_mut()
+            .is_none_or(|table| self.apply(table, &event))
+        {
             let route = match &event {
                 ServerEvent::Middlebox {
                     session: None,
@@ -570,7 +684,7 @@ impl Tracker {
                     event: inner,
                     ..
                 } => self.anonymous_mapping_route(*mapping, inner),
-                _ => route_of(table, &event),
+                _ => route_of(table.as_deref(), &event),
             };
             self.hand_out(event, route);
         }
@@ -603,7 +717,7 @@ impl Tracker {
     }
 
     /// Whether anyone may hear an event (see `watched`). Called with the
-    /// table locked.
+    /// stream's lock held.
     fn is_watched(&self) -> bool {
         if !self.watched.load(Ordering::Relaxed) {
             return false;
@@ -632,7 +746,7 @@ impl Tracker {
 
     /// Sends `event` to the whole stream and to the feeds `route` reaches:
     /// one `Arc` for all of them (see the module docs). Called with the
-    /// table locked.
+    /// stream's lock held.
     fn hand_out(&self, event: ServerEvent, route: Route) {
         let whole = self.events.receiver_count() > 0;
         let copies = self.copies_wanted();
@@ -656,7 +770,7 @@ impl Tracker {
         }
     }
 
-    fn apply(&self, table: &mut BTreeMap<ConnId, ConnRecord>, event: &ServerEvent) -> bool {
+    fn apply(&self, table: &mut Table, event: &ServerEvent) -> bool {
         match event {
             ServerEvent::RequestStarted {
                 conn,
@@ -723,12 +837,12 @@ impl Tracker {
 
     /// How many connections are open.
     pub fn open_count(&self) -> usize {
-        self.lock().len()
+        self.each_shard(BTreeMap::len).into_iter().sum()
     }
 
     /// The open connections right now.
     pub fn connections(&self) -> Vec<ConnectionSnapshot> {
-        snapshot_of(&self.lock(), self.keep_per_conn)
+        self.snapshot(|_| true)
     }
 
     /// The open connection whose client address is `peer`, if any: a scan
@@ -736,17 +850,20 @@ impl Tracker {
     /// which anyone may open: found in review, a copy of the whole table
     /// under its lock per mapping stalled every request's events).
     pub fn conn_with_peer(&self, peer: SocketAddr) -> Option<ConnId> {
-        let table = self.lock();
-        table
-            .iter()
-            .find(|(_, record)| record.peer == peer)
-            .map(|(conn, _)| *conn)
+        self.each_shard(|table| {
+            table
+                .iter()
+                .find(|(_, record)| record.peer == peer)
+                .map(|(conn, _)| *conn)
+        })
+        .into_iter()
+        .flatten()
+        .next()
     }
 
     /// One open connection, if it is open.
     pub fn connection(&self, conn: ConnId) -> Option<ConnectionSnapshot> {
-        let table = self.lock();
-        table
+        self.shard(conn)
             .get(&conn)
             .map(|record| snapshot_one(conn, record, self.keep_per_conn))
     }
@@ -761,14 +878,10 @@ impl Tracker {
         Vec<ConnectionSnapshot>,
         broadcast::Receiver<Arc<ServerEvent>>,
     ) {
-        let table = self.lock();
+        let _stream = self.stream();
         let rx = self.events.subscribe();
         self.watched.store(true, Ordering::Relaxed);
-        (
-            self.clock.now_us(),
-            snapshot_of(&table, self.keep_per_conn),
-            rx,
-        )
+        (self.clock.now_us(), self.snapshot(|_| true), rx)
     }
 
     /// Like [`Tracker::subscribe`], with every event as an owned copy (each
@@ -781,17 +894,13 @@ impl Tracker {
         Vec<ConnectionSnapshot>,
         broadcast::Receiver<ServerEvent>,
     ) {
-        let table = self.lock();
+        let _stream = self.stream();
         let rx = self
             .copies
             .get_or_init(|| broadcast::Sender::new(self.event_buffer))
             .subscribe();
         self.watched.store(true, Ordering::Relaxed);
-        (
-            self.clock.now_us(),
-            snapshot_of(&table, self.keep_per_conn),
-            rx,
-        )
+        (self.clock.now_us(), self.snapshot(|_| true), rx)
     }
 
     /// Like [`Tracker::subscribe`], for a participant's page: a [`Feed`] of
@@ -802,10 +911,10 @@ impl Tracker {
         owner: Option<SessionId>,
         host: Option<IpAddr>,
     ) -> (Micros, Vec<ConnectionSnapshot>, Feed) {
-        let table = self.lock();
+        let _stream = self.stream();
         let feed = self.viewers().add(owner.clone(), host, self.event_buffer);
         self.watched.store(true, Ordering::Relaxed);
-        let connections = scoped(&table, owner.as_ref(), host, self.keep_per_conn);
+        let connections = self.snapshot(shown_to(owner.as_ref(), host));
         (self.clock.now_us(), connections, feed)
     }
 
@@ -817,12 +926,12 @@ impl Tracker {
         owner: Option<&SessionId>,
         host: Option<IpAddr>,
     ) -> Vec<ConnectionSnapshot> {
-        scoped(&self.lock(), owner, host, self.keep_per_conn)
+        self.snapshot(shown_to(owner, host))
     }
 
     /// How many participants' feeds are registered (for tests and the bench).
     pub fn feeds(&self) -> usize {
-        let _table = self.lock();
+        let _stream = self.stream();
         let mut viewers = self.viewers();
         viewers.prune();
         viewers.feeds.len()
@@ -847,27 +956,20 @@ enum Route {
 }
 
 /// Where `event` goes, from the table as it is after the event applied.
-fn route_of(table: &BTreeMap<ConnId, ConnRecord>, event: &ServerEvent) -> Route {
-    let conn_route = |conn: &ConnId| match table.get(conn) {
+/// `table`: the event's connection's shard (`None` for an event of no
+/// connection).
+fn route_of(table: Option<&Table>, event: &ServerEvent) -> Route {
+    let record = |conn: &ConnId| table.and_then(|table| table.get(conn));
+    let conn_route = |conn: &ConnId| match record(conn) {
         Some(r) => Route::Conn(r.session.clone(), r.host),
         // Unknown connections' events are not recorded; nothing to route.
         None => Route::Nobody,
     };
     match event {
-        ServerEvent::ConnectionAttributed { conn, session, .. } => match table.get(conn) {
+        ServerEvent::ConnectionAttributed { conn, session, .. } => match record(conn) {
             Some(r) => Route::Attributed(session.clone(), r.host),
             None => Route::Owner(Some(session.clone())),
         },
-        ServerEvent::ConnectionOpened { conn, .. }
-        | ServerEvent::ConnectionHidden { conn }
-        | ServerEvent::ConnectionClosed { conn, .. }
-        | ServerEvent::RequestStarted { conn, .. }
-        | ServerEvent::ResponseStarted { conn, .. }
-        | ServerEvent::RequestFinished { conn, .. }
-        | ServerEvent::ConnectionUpgraded { conn, .. }
-        | ServerEvent::ConnectionSecured { conn, .. }
-        | ServerEvent::StreamReset { conn, .. }
-        | ServerEvent::GoAway { conn, .. } => conn_route(conn),
         ServerEvent::ConfigChanged { session, .. }
         | ServerEvent::Middlebox { session, .. }
         | ServerEvent::MiddleboxChanged { session, .. }
@@ -881,6 +983,8 @@ fn route_of(table: &BTreeMap<ConnId, ConnRecord>, event: &ServerEvent) -> Route 
         | ServerEvent::Pong { .. }
         | ServerEvent::Released { .. }
         | ServerEvent::Error(_) => Route::Everyone,
+        // Every other event is a connection's (`ServerEvent::conn`).
+        _ => event.conn().map_or(Route::Nobody, |conn| conn_route(&conn)),
     }
 }
 
@@ -1079,11 +1183,7 @@ impl Feed {
     }
 }
 
-fn find(
-    table: &mut BTreeMap<ConnId, ConnRecord>,
-    conn: ConnId,
-    request: RequestId,
-) -> Option<&mut Kept> {
+fn find(table: &mut Table, conn: ConnId, request: RequestId) -> Option<&mut Kept> {
     table
         .get_mut(&conn)?
         .requests
@@ -1111,30 +1211,15 @@ fn snapshot_one(conn: ConnId, r: &ConnRecord, keep: usize) -> ConnectionSnapshot
     }
 }
 
-/// The connections of `table` a participant's viewer on `host` is shown:
-/// its owner's, and the unattributed ones from the same machine (by each
-/// connection's client machine, `ConnRecord::host`).
-fn scoped(
-    table: &BTreeMap<ConnId, ConnRecord>,
-    owner: Option<&SessionId>,
-    host: Option<IpAddr>,
-    keep: usize,
-) -> Vec<ConnectionSnapshot> {
-    table
-        .iter()
-        .filter(|(_, r)| match &r.session {
-            Some(session) => owner == Some(session),
-            None => host.is_some_and(|h| crate::events::same_host(h, r.host)),
-        })
-        .map(|(conn, r)| snapshot_one(*conn, r, keep))
-        .collect()
-}
-
-fn snapshot_of(table: &BTreeMap<ConnId, ConnRecord>, keep: usize) -> Vec<ConnectionSnapshot> {
-    table
-        .iter()
-        .map(|(conn, r)| snapshot_one(*conn, r, keep))
-        .collect()
+/// Which connections a participant's viewer on `host` is shown: its
+/// owner's (`None`: the anonymous scope's), and the unattributed ones from
+/// the same machine (by each connection's client machine,
+/// `ConnRecord::host`).
+fn shown_to(owner: Option<&SessionId>, host: Option<IpAddr>) -> impl Fn(&ConnRecord) -> bool {
+    move |r| match &r.session {
+        Some(session) => owner == Some(session),
+        None => host.is_some_and(|h| crate::events::same_host(h, r.host)),
+    }
 }
 
 #[cfg(test)]
@@ -1328,7 +1413,7 @@ mod tests {
                 .collect();
             let newest = (2.max((i + 1).saturating_sub(keep as u64))..=i).collect::<Vec<_>>();
             assert_eq!(ids, [vec![1], newest].concat(), "after request {i}");
-            let held = t.lock()[&ConnId(1)].requests.len();
+            let held = t.shard(ConnId(1))[&ConnId(1)].requests.len();
             assert!(
                 held <= 1 + trim_after(keep),
                 "{held} held after request {i}"
@@ -1383,6 +1468,104 @@ mod tests {
             }
         ));
         assert!(rx.try_recv().is_err(), "the late echo is not broadcast");
+    }
+
+    #[test]
+    fn viewers_arriving_while_unwatched_requests_run_see_each_start_and_end_once() {
+        // Requests on eight connections (eight shards) run on two threads,
+        // unwatched between viewers, while a thousand viewers come and go:
+        // each start and end a viewer hears of must be in its snapshot or
+        // among the events after it, never both, and no end without its
+        // start, however the threads interleave. The last viewer stays to
+        // the end: every request it heard of ended once.
+        const CONNS: u64 = 8;
+        let t = Arc::new(Tracker::new(Clock::new(), 16, 1 << 16));
+        for conn in 1..=CONNS {
+            t.open(
+                ConnId(conn),
+                direct(addr(conn as u16)),
+                addr(80),
+                Arc::default(),
+            );
+        }
+        let (issued, stop) = (
+            Arc::new(AtomicU64::new(0)),
+            Arc::new(AtomicBool::new(false)),
+        );
+        let runners: Vec<_> = (0..2)
+            .map(|_| {
+                let (t, issued, stop) = (t.clone(), issued.clone(), stop.clone());
+                std::thread::spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        let request = issued.fetch_add(1, Ordering::Relaxed) + 1;
+                        let conn = ConnId(request % CONNS + 1);
+                        t.request_started(
+                            Some(request),
+                            RequestHead {
+                                conn,
+                                request: RequestId(request),
+                                seq: 1,
+                                method: "GET",
+                                target: "/api/fast".into(),
+                                connection: None,
+                            },
+                        );
+                        t.record(finished(conn.0, request));
+                    }
+                })
+            })
+            .collect();
+        // What a viewer was told of each request: starts and ends, from its
+        // snapshot and its events together.
+        let told = |connections: &[ConnectionSnapshot],
+                    rx: &mut broadcast::Receiver<Arc<ServerEvent>>|
+         -> BTreeMap<u64, (u32, u32)> {
+            let mut told = BTreeMap::<u64, (u32, u32)>::new();
+            for request in connections.iter().flat_map(|c| &c.requests) {
+                let entry = told.entry(request.request.0).or_default();
+                entry.0 += 1;
+                entry.1 += u32::from(request.outcome.is_some());
+            }
+            while let Ok(event) = rx.try_recv() {
+                match *event {
+                    ServerEvent::RequestStarted { request, .. } => {
+                        told.entry(request.0).or_default().0 += 1;
+                    }
+                    ServerEvent::RequestFinished { request, .. } => {
+                        let entry = told.entry(request.0).or_default();
+                        assert_eq!(entry.0, 1, "request {} ended, never started", request.0);
+                        entry.1 += 1;
+                    }
+                    ref other => panic!("unexpected {other:?}"),
+                }
+            }
+            told
+        };
+        while issued.load(Ordering::Relaxed) == 0 {
+            std::hint::spin_loop();
+        }
+        for _ in 0..1_000 {
+            let (_, connections, mut rx) = t.subscribe();
+            for _ in 0..200 {
+                std::hint::spin_loop();
+            }
+            for (request, (starts, ends)) in told(&connections, &mut rx) {
+                assert!(
+                    starts == 1 && ends <= 1,
+                    "request {request}: {starts} starts, {ends} ends"
+                );
+            }
+        }
+        let (_, connections, mut rx) = t.subscribe();
+        stop.store(true, Ordering::Relaxed);
+        for runner in runners {
+            runner.join().unwrap();
+        }
+        let last = told(&connections, &mut rx);
+        assert!(last.len() > 1, "requests ran while the last viewer watched");
+        for (request, told) in last {
+            assert_eq!(told, (1, 1), "request {request}");
+        }
     }
 
     fn session(id: &str) -> SessionId {

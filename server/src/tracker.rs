@@ -462,8 +462,9 @@ impl Tracker {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Every shard's lock in turn: what `f` makes of each (a snapshot
-    /// taken under the stream's lock is one consistent view, see `watched`).
+    /// Every shard's lock in turn: what `f` makes of each. Under the
+    /// stream's lock, one consistent view of the table (see `watched`);
+    /// without it, shards read a moment apart.
     fn each_shard<T>(&self, mut f: impl FnMut(&Table) -> T) -> Vec<T> {
         self.shards
             .iter()
@@ -842,6 +843,7 @@ impl Tracker {
 
     /// The open connections right now.
     pub fn connections(&self) -> Vec<ConnectionSnapshot> {
+        let _stream = self.stream();
         self.snapshot(|_| true)
     }
 
@@ -926,6 +928,7 @@ impl Tracker {
         owner: Option<&SessionId>,
         host: Option<IpAddr>,
     ) -> Vec<ConnectionSnapshot> {
+        let _stream = self.stream();
         self.snapshot(shown_to(owner, host))
     }
 

@@ -1565,7 +1565,7 @@ mod tests {
             runner.join().unwrap();
         }
         let last = told(&connections, &mut rx);
-        assert!(last.len() > 1, "requests ran while the last viewer watched");
+        assert!(!last.is_empty(), "the last viewer was told of requests");
         for (request, told) in last {
             assert_eq!(told, (1, 1), "request {request}");
         }

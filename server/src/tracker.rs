@@ -580,20 +580,17 @@ impl Tracker {
             // the order.
             let now = at_us.unwrap_or_else(|| self.clock.now_us());
             let event = make(now);
-            let Some(conn) = event.conn() else {
-                return self.record_watched(now, event);
-            };
-            let mut table = self.shard(conn);
-            if !self.watched.load(Ordering::Relaxed) {
+            if let Some(mut table) = event.conn().and_then(|conn| self.unwatched_shard(conn)) {
                 self.apply(&mut table, &event);
                 return now;
             }
-            // A viewer came in between: its snapshot does not have the
-            // event, so it is handed out (its stamp can be a few
-            // microseconds older than an event handed out before it, as
-            // `emit_at`'s can).
-            drop(table);
-            return self.record_watched(now, event);
+            // An event of no connection, or a viewer came in between: its
+            // snapshot does not have the event, so it is handed out (its
+            // stamp can be a few microseconds older than an event handed
+            // out before it, as `emit_at`'s can).
+            let _stream = self.stream();
+            self.record_locked(event);
+            return now;
         }
         let _stream = self.stream();
         let now = at_us.unwrap_or_else(|| self.clock.now_us());
@@ -602,12 +599,15 @@ impl Tracker {
         now
     }
 
-    /// [`Tracker::record_with`] for an event already made, under the
-    /// stream's lock.
-    fn record_watched(&self, now: Micros, event: ServerEvent) -> Micros {
-        let _stream = self.stream();
-        self.record_locked(event);
-        now
+    /// `conn`'s shard of the table, locked, if nobody listens: checked
+    /// again under the shard's lock, which a new viewer takes after it
+    /// sets `watched` (see there). `None` when someone may listen.
+    fn unwatched_shard(&self, conn: ConnId) -> Option<MutexGuard<'_, Table>> {
+        if self.watched.load(Ordering::Relaxed) {
+            return None;
+        }
+        let table = self.shard(conn);
+        (!self.watched.load(Ordering::Relaxed)).then_some(table)
     }
 
     /// Applies `event` and hands it out if anyone may hear it. Called with
@@ -644,15 +644,12 @@ impl Tracker {
     /// connection's shard of the table keeps the request without either
     /// (bench figure 1).
     pub fn request_started(&self, at_us: Option<Micros>, head: RequestHead<'_>) -> Micros {
-        if !self.watched.load(Ordering::Relaxed) {
-            let mut table = self.shard(head.conn);
-            if !self.watched.load(Ordering::Relaxed) {
-                let now = at_us.unwrap_or_else(|| self.clock.now_us());
-                if let Some(record) = table.get_mut(&head.conn) {
-                    record.started(head.request, head.seq, head.method, head.target, now);
-                }
-                return now;
+        if let Some(mut table) = self.unwatched_shard(head.conn) {
+            let now = at_us.unwrap_or_else(|| self.clock.now_us());
+            if let Some(record) = table.get_mut(&head.conn) {
+                record.started(head.request, head.seq, head.method, head.target, now);
             }
+            return now;
         }
         let _stream = self.stream();
         let now = at_us.unwrap_or_else(|| self.clock.now_us());

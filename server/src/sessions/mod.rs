@@ -32,6 +32,7 @@ use std::collections::HashMap;
 /// only ids the server issued are ever inserted.
 type Scopes = HashMap<Owner, Scope, foldhash::fast::RandomState>;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -157,8 +158,11 @@ struct Scope {
     policy: ServerPolicy,
     /// The effective view, read live by its connections.
     view: watch::Sender<ScopeView>,
-    /// Requests in flight.
-    in_flight: usize,
+    /// Requests in flight. A session's changes only under the registry's
+    /// lock (its page is gone when it reaches 0 with no viewer); the
+    /// anonymous scope's without it (its page never goes, and every request
+    /// without a session counts here: bench figure 1).
+    in_flight: Arc<AtomicUsize>,
     /// Event viewers connected now.
     viewers: usize,
     /// Whether a viewer ever connected (a curl-only session never "ends").
@@ -190,7 +194,7 @@ impl Scope {
                 ended: false,
             }),
             policy,
-            in_flight: 0,
+            in_flight: Arc::new(AtomicUsize::new(0)),
             viewers: 0,
             had_viewer: false,
             peer,
@@ -203,7 +207,12 @@ impl Scope {
 
     /// Its page is gone: a viewer came and went, and nothing is in flight.
     fn page_gone(&self) -> bool {
-        self.had_viewer && self.viewers == 0 && self.in_flight == 0
+        self.had_viewer && self.viewers == 0 && self.in_flight() == 0
+    }
+
+    /// Its requests in flight now.
+    fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Acquire)
     }
 
     /// Pushes the effective view to the owner's connections; whether its
@@ -251,24 +260,44 @@ struct Registry {
 pub struct Sessions {
     /// Caps.
     caps: SessionCaps,
-    /// The registry, behind one lock (touched once per request).
+    /// The registry, behind one lock (touched by a session's requests).
     inner: Arc<Mutex<Registry>>,
+    /// The anonymous scope's requests in flight (its [`Scope::in_flight`]),
+    /// counted without the registry's lock: the scope is never removed,
+    /// and its count changes nothing else (it has no page to be gone).
+    anonymous: Arc<AtomicUsize>,
 }
 
 /// One request counted against its owner; dropping it uncounts it.
 #[derive(Debug)]
-pub struct Permit {
-    /// Whose.
-    owner: Owner,
-    /// The registry.
-    inner: Arc<Mutex<Registry>>,
+pub struct Permit(Counted);
+
+/// Where a [`Permit`] is counted.
+#[derive(Debug)]
+enum Counted {
+    /// The anonymous scope's count (no lock: bench figure 1).
+    Anonymous(Arc<AtomicUsize>),
+    /// A session's: its count reaching 0 may end its page, under the lock.
+    Session {
+        /// Whose.
+        owner: Owner,
+        /// The registry.
+        inner: Arc<Mutex<Registry>>,
+    },
 }
 
 impl Drop for Permit {
     fn drop(&mut self) {
-        update(&self.inner, &self.owner, |scope| {
-            scope.in_flight = scope.in_flight.saturating_sub(1);
-        });
+        match &self.0 {
+            Counted::Anonymous(count) => {
+                count.fetch_sub(1, Ordering::AcqRel);
+            }
+            Counted::Session { owner, inner } => update(inner, owner, |scope| {
+                let _ = scope
+                    .in_flight
+                    .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+            }),
+        }
     }
 }
 
@@ -308,7 +337,7 @@ fn update(inner: &Mutex<Registry>, owner: &Owner, change: impl FnOnce(&mut Scope
         // The anonymous scope is never forgotten, so its last use is never
         // read: no clock reading at the end of its requests (bench figure 1,
         // 1.2 % of the lab's CPU per request on the Xeon host).
-        if scope.in_flight == 0 && scope.viewers == 0 && *owner != Owner::Anonymous {
+        if scope.in_flight() == 0 && scope.viewers == 0 && *owner != Owner::Anonymous {
             scope.last_used = Instant::now();
         }
         if scope.page_gone() != was_gone {
@@ -363,9 +392,12 @@ impl Sessions {
     /// A registry whose owners start from `defaults`.
     pub fn new(defaults: ServerPolicy, caps: SessionCaps) -> Sessions {
         let mut scopes = Scopes::default();
-        scopes.insert(Owner::Anonymous, Scope::new(defaults.clone(), None));
+        let anonymous = Scope::new(defaults.clone(), None);
+        let anonymous_in_flight = anonymous.in_flight.clone();
+        scopes.insert(Owner::Anonymous, anonymous);
         Sessions {
             caps,
+            anonymous: anonymous_in_flight,
             inner: Arc::new(Mutex::new(Registry {
                 defaults,
                 locked: false,
@@ -384,7 +416,7 @@ impl Sessions {
         registry.scopes.retain(|owner, scope| {
             *owner == Owner::Anonymous
                 || !(scope.viewers == 0
-                    && scope.in_flight == 0
+                    && scope.in_flight() == 0
                     && now.duration_since(scope.last_used) > SESSION_TTL)
         });
         // An address's buckets go with its last session (found in review:
@@ -468,6 +500,20 @@ impl Sessions {
     /// Counts one more request for `owner`, or refuses: an unknown session
     /// (403), or the owner's cap on requests in flight (503).
     pub fn enter(&self, owner: &Owner) -> Result<Permit, ApiError> {
+        if *owner == Owner::Anonymous {
+            // Counted without the lock, only while under the cap: never
+            // over it, not even for a moment (a count taken and given back
+            // would refuse another request that came between).
+            let cap = self.caps.in_flight;
+            return match self
+                .anonymous
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                    (n < cap).then_some(n + 1)
+                }) {
+                Ok(_) => Ok(Permit(Counted::Anonymous(self.anonymous.clone()))),
+                Err(_) => Err(self.at_in_flight_cap(owner)),
+            };
+        }
         let mut registry = lock(&self.inner);
         let Some(scope) = registry.scopes.get_mut(owner) else {
             return Err(match owner {
@@ -475,30 +521,37 @@ impl Sessions {
                 Owner::Anonymous => ApiError::shutting_down(),
             });
         };
-        if scope.in_flight >= self.caps.in_flight {
-            return Err(at_cap(
-                owner,
-                self.caps.in_flight,
-                "requests in flight",
-                "wait for some to finish or release hanging ones, then send fewer at once",
-            )
-            .on_socket(format!(
-                "{} has {} requests in flight, its cap; wait for some to end, or release hanging ones",
-                this(owner),
-                self.caps.in_flight
-            )));
+        // Under the lock: a session's count changes only there.
+        let before = scope.in_flight();
+        if before >= self.caps.in_flight {
+            return Err(self.at_in_flight_cap(owner));
         }
-        scope.in_flight += 1;
-        if scope.in_flight == 1 && scope.had_viewer && scope.viewers == 0 {
+        scope.in_flight.store(before + 1, Ordering::Release);
+        if before == 0 && scope.had_viewer && scope.viewers == 0 {
             let (locked, defaults) = (registry.locked, registry.defaults.clone());
             if let Some(scope) = registry.scopes.get(owner) {
                 let _ = scope.publish(locked, &defaults);
             }
         }
-        Ok(Permit {
+        Ok(Permit(Counted::Session {
             owner: owner.clone(),
             inner: self.inner.clone(),
-        })
+        }))
+    }
+
+    /// The refusal of a request past `owner`'s cap on requests in flight.
+    fn at_in_flight_cap(&self, owner: &Owner) -> ApiError {
+        at_cap(
+            owner,
+            self.caps.in_flight,
+            "requests in flight",
+            "wait for some to finish or release hanging ones, then send fewer at once",
+        )
+        .on_socket(format!(
+            "{} has {} requests in flight, its cap; wait for some to end, or release hanging ones",
+            this(owner),
+            self.caps.in_flight
+        ))
     }
 
     /// Registers an event viewer of `owner` (refused for an unknown session,
@@ -776,7 +829,7 @@ impl Sessions {
         lock(&self.inner)
             .scopes
             .values()
-            .filter(|s| s.in_flight > 0)
+            .filter(|s| s.in_flight() > 0)
             .count()
     }
 
@@ -785,7 +838,7 @@ impl Sessions {
         lock(&self.inner)
             .scopes
             .get(owner)
-            .map_or(0, |s| s.in_flight)
+            .map_or(0, Scope::in_flight)
     }
 }
 
@@ -812,7 +865,7 @@ fn forget_one_gone(registry: &mut Registry, now: Instant, which: impl Fn(&Scope)
             **owner != Owner::Anonymous
                 && which(s)
                 && s.viewers == 0
-                && s.in_flight == 0
+                && s.in_flight() == 0
                 && (s.had_viewer || now.duration_since(s.last_used) > UNVIEWED_GRACE)
         })
         .min_by_key(|(_, s)| s.last_used)
@@ -946,6 +999,69 @@ mod tests {
         drop(p1);
         assert_eq!(sessions.in_flight(&a), 1);
         assert!(sessions.enter(&a).is_ok());
+    }
+
+    #[test]
+    fn the_anonymous_scopes_lock_free_count_holds_its_cap_across_threads() {
+        // Counted without the registry's lock: four threads entering and
+        // leaving at once never hold more than the cap together, each
+        // refusal is an over-cap one, and every permit given back is
+        // uncounted.
+        let cap = 3;
+        let sessions = Arc::new(Sessions::new(ServerPolicy::default(), caps(cap, 10, 10)));
+        let most = Arc::new(AtomicUsize::new(0));
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let (sessions, most) = (sessions.clone(), most.clone());
+                std::thread::spawn(move || {
+                    let (mut admitted, mut refused) = (0, 0);
+                    for _ in 0..20_000 {
+                        match sessions.enter(&Owner::Anonymous) {
+                            Ok(permit) => {
+                                admitted += 1;
+                                most.fetch_max(
+                                    sessions.in_flight(&Owner::Anonymous),
+                                    Ordering::Relaxed,
+                                );
+                                drop(permit);
+                            }
+                            Err(e) => {
+                                assert_eq!(e.status.as_u16(), 503, "only the cap refuses");
+                                refused += 1;
+                            }
+                        }
+                    }
+                    (admitted, refused)
+                })
+            })
+            .collect();
+        let admitted: usize = threads.into_iter().map(|t| t.join().unwrap().0).sum();
+        assert!(admitted > 0);
+        assert!(most.load(Ordering::Relaxed) <= cap, "never over the cap");
+        assert_eq!(
+            sessions.in_flight(&Owner::Anonymous),
+            0,
+            "every permit given back"
+        );
+        assert_eq!(sessions.active(), 0);
+        let held: Vec<_> = (0..cap)
+            .map(|_| sessions.enter(&Owner::Anonymous).unwrap())
+            .collect();
+        assert_eq!(
+            sessions
+                .enter(&Owner::Anonymous)
+                .unwrap_err()
+                .status
+                .as_u16(),
+            503
+        );
+        assert_eq!(
+            sessions.in_flight(&Owner::Anonymous),
+            cap,
+            "a refusal is given back"
+        );
+        drop(held);
+        assert_eq!(sessions.in_flight(&Owner::Anonymous), 0);
     }
 
     #[test]

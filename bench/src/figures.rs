@@ -61,9 +61,33 @@ pub struct Round {
     pub failures: u64,
     /// Connections closed by the server (`Connection: close`).
     pub reconnects: u64,
-    /// CPU used meanwhile by processes other than the server and the bench
-    /// (compilers, browsers...), in cores: above zero, the round was disturbed.
+    /// CPU used meanwhile on this machine by anything but the server and the
+    /// bench (other processes, the kernel's own threads), in cores.
     pub other_load: f64,
+    /// CPU time the hypervisor gave to other guests while our cores had
+    /// work (steal), in cores. On a shared host this is the usual cause of a
+    /// slow round: no process here shows it.
+    pub stolen_load: f64,
+}
+
+/// Cores taken from the round, by other processes or the hypervisor, above
+/// which a round (of figure 1 or a step of figure 8) is called disturbed.
+pub const DISTURBED_CORES: f64 = 0.15;
+
+/// How many times figure 1 runs a disturbed round again before it keeps
+/// the last one (and the report says it was disturbed).
+pub const MAX_REPEATS: usize = 3;
+
+impl Round {
+    /// Cores taken from the round by anything but the two processes measured.
+    pub fn disturbance(&self) -> f64 {
+        self.other_load + self.stolen_load
+    }
+
+    /// Whether the round is too disturbed to compare.
+    pub fn disturbed(&self) -> bool {
+        self.disturbance() > DISTURBED_CORES
+    }
 }
 
 /// Runs `/api/fast` keep-alive load against a fresh `variant` server.
@@ -74,19 +98,21 @@ pub async fn load_round(
     window: Duration,
 ) -> Result<Round, String> {
     let server = Server::start(variant.kind, variant.policy, None).await?;
-    let cpu = || -> Result<[Duration; 3], String> {
-        Ok([
-            server.cpu_time()?,
-            server::process_cpu_time("/proc/self/stat")?,
-            server::machine_busy_time()?,
-        ])
+    let cpu = || -> Result<([Duration; 2], server::MachineTime), String> {
+        Ok((
+            [
+                server.cpu_time()?,
+                server::process_cpu_time("/proc/self/stat")?,
+            ],
+            server::MachineTime::read()?,
+        ))
     };
     let (mut run, before, after) = load_window(&server, connections, warmup, window, cpu).await?;
-    let [server_before, bench_before, busy_before] = before;
-    let [server_after, bench_after, busy_after] = after;
+    let ([server_before, bench_before], machine_before) = before;
+    let ([server_after, bench_after], machine_after) = after;
     let server_cpu = server_after.saturating_sub(server_before);
     let ours = server_cpu + bench_after.saturating_sub(bench_before);
-    let other = busy_after.saturating_sub(busy_before).saturating_sub(ours);
+    let (other_load, stolen_load) = machine_before.disturbance(machine_after, ours, window);
     Ok(Round {
         throughput: run.throughput(),
         p50_us: client::quantile(&mut run.latencies_ns, 0.50) as f64 / 1e3,
@@ -94,7 +120,8 @@ pub async fn load_round(
         cpu_us_per_request: server_cpu.as_secs_f64() * 1e6 / run.requests.max(1) as f64,
         failures: run.failures,
         reconnects: run.reconnects,
-        other_load: other.as_secs_f64() / window.as_secs_f64(),
+        other_load,
+        stolen_load,
     })
 }
 
@@ -144,8 +171,12 @@ pub fn median(values: impl IntoIterator<Item = f64>) -> f64 {
 pub struct Series {
     /// What was measured.
     pub variant: Variant,
-    /// Every round, in the order run.
+    /// Every round kept, in the order run: the one measure of each round
+    /// (the last try when a disturbed round was run again).
     pub rounds: Vec<Round>,
+    /// Tries set aside because they were disturbed and run again, each with
+    /// the number of the round (from 1) it was a try of.
+    pub set_aside: Vec<(usize, Round)>,
 }
 
 impl Series {

@@ -417,6 +417,7 @@ async fn tracking_overhead(s: &Settings) -> Result<Vec<Series>, String> {
         .map(|v| Series {
             variant: *v,
             rounds: Vec::new(),
+            set_aside: Vec::new(),
         })
         .collect();
     let warmup = Duration::from_secs_f64(s.warmup_s);
@@ -428,17 +429,34 @@ async fn tracking_overhead(s: &Settings) -> Result<Vec<Series>, String> {
         // same neighbour.
         for position in 0..count {
             let one = &mut series[(round - 1 + position) % count];
-            let r = figures::load_round(one.variant, s.connections, warmup, window).await?;
-            eprintln!(
-                "bench: 1. round {round}/{} {:?}/{:?}: {:.0} req/s, p50 {:.0} µs, p99 {:.0} µs, {:.1} µs CPU/request",
-                s.rounds,
-                one.variant.kind,
-                one.variant.policy,
-                r.throughput,
-                r.p50_us,
-                r.p99_us,
-                r.cpu_us_per_request
-            );
+            // A round the machine was taken from (another process, or the
+            // hypervisor running another guest) is run again, a bounded
+            // number of times; the tries set aside stay in the report.
+            let mut tries = 0;
+            let r = loop {
+                let r = figures::load_round(one.variant, s.connections, warmup, window).await?;
+                eprintln!(
+                    "bench: 1. round {round}/{} {:?}/{:?}: {:.0} req/s, p50 {:.0} µs, p99 {:.0} µs, {:.1} µs CPU/request, {:.2} cores taken (steal {:.2})",
+                    s.rounds,
+                    one.variant.kind,
+                    one.variant.policy,
+                    r.throughput,
+                    r.p50_us,
+                    r.p99_us,
+                    r.cpu_us_per_request,
+                    r.disturbance(),
+                    r.stolen_load
+                );
+                if !r.disturbed() || tries == figures::MAX_REPEATS {
+                    break r;
+                }
+                tries += 1;
+                eprintln!(
+                    "bench: 1. disturbed; running the round again ({tries}/{})",
+                    figures::MAX_REPEATS
+                );
+                one.set_aside.push((round, r));
+            };
             one.rounds.push(r);
         }
     }

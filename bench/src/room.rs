@@ -94,9 +94,11 @@ pub struct Step {
     pub server_cpu: Duration,
     /// The bench's own CPU time over the window (it shares the machine).
     pub bench_cpu: Duration,
-    /// CPU used meanwhile by other processes (the machine's busy time minus
-    /// the server's and the bench's), cores: above zero, the step was disturbed.
+    /// CPU used meanwhile on this machine by anything but the server and the
+    /// bench (the machine's busy time minus theirs), cores.
     pub other_load: f64,
+    /// CPU time the hypervisor gave to other guests meanwhile (steal), cores.
+    pub stolen_load: f64,
     /// `VmRSS` before any participant arrived, bytes.
     pub rss_idle: u64,
     /// Highest `VmRSS` read during the window, bytes.
@@ -324,7 +326,7 @@ async fn one_step(n: usize, window: Duration) -> Result<Step, String> {
     let (server_before, bench_before, busy_before) = (
         server.cpu_time()?,
         server::process_cpu_time("/proc/self/stat")?,
-        server::machine_busy_time()?,
+        server::MachineTime::read()?,
     );
     let bursts_before = shared
         .counts
@@ -340,7 +342,7 @@ async fn one_step(n: usize, window: Duration) -> Result<Step, String> {
     let (server_after, bench_after, busy_after) = (
         server.cpu_time()?,
         server::process_cpu_time("/proc/self/stat")?,
-        server::machine_busy_time()?,
+        server::MachineTime::read()?,
     );
     let to = Instant::now();
     let bursts_in_window = shared
@@ -351,9 +353,8 @@ async fn one_step(n: usize, window: Duration) -> Result<Step, String> {
         - bursts_before;
     let server_cpu = server_after.saturating_sub(server_before);
     let bench_cpu = bench_after.saturating_sub(bench_before);
-    let other = busy_after
-        .saturating_sub(busy_before)
-        .saturating_sub(server_cpu + bench_cpu);
+    let (other_load, stolen_load) =
+        busy_before.disturbance(busy_after, server_cpu + bench_cpu, to - from);
     shared.stop.store(true, Ordering::Relaxed);
 
     let mut latencies_ms = Vec::new();
@@ -391,7 +392,8 @@ async fn one_step(n: usize, window: Duration) -> Result<Step, String> {
         window: to - from,
         server_cpu,
         bench_cpu,
-        other_load: other.as_secs_f64() / (to - from).as_secs_f64().max(1e-9),
+        other_load,
+        stolen_load,
         rss_idle,
         rss_peak,
         latencies_ms,

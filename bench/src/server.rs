@@ -385,21 +385,54 @@ pub fn process_cpu_time(path: &str) -> Result<Duration, String> {
     Ok(Duration::from_millis(ticks * 1000 / TICKS_PER_SECOND))
 }
 
-/// CPU time the whole machine has spent busy (all cores), from `/proc/stat`.
-pub fn machine_busy_time() -> Result<Duration, String> {
-    let stat = std::fs::read_to_string("/proc/stat").map_err(|e| format!("/proc/stat: {e}"))?;
-    let line = stat.lines().next().unwrap_or_default();
-    // cpu user nice system idle iowait irq softirq steal ...
-    let ticks: Vec<u64> = line
-        .split_whitespace()
-        .skip(1)
-        .map(|f| f.parse().unwrap_or(0))
-        .collect();
-    let busy: u64 = [0, 1, 2, 5, 6, 7]
-        .iter()
-        .map(|i| ticks.get(*i).copied().unwrap_or(0))
-        .sum();
-    Ok(Duration::from_millis(busy * 1000 / TICKS_PER_SECOND))
+/// The whole machine's CPU time (all cores) from `/proc/stat`, split into
+/// what this machine ran and what the hypervisor gave to other guests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MachineTime {
+    /// Time the cores spent running anything of this machine: user, nice,
+    /// system, irq and softirq (guest time is already inside user).
+    pub busy: Duration,
+    /// Steal: time a virtual core was ready to run but the hypervisor ran
+    /// another guest instead. No process here caused it, and no process's
+    /// own CPU time counts it, but every process here waited through it.
+    pub stolen: Duration,
+}
+
+impl MachineTime {
+    /// Reads it now.
+    pub fn read() -> Result<MachineTime, String> {
+        let stat = std::fs::read_to_string("/proc/stat").map_err(|e| format!("/proc/stat: {e}"))?;
+        Ok(MachineTime::parse(&stat))
+    }
+
+    /// From the text of `/proc/stat` (its first line, the sum over cores).
+    fn parse(stat: &str) -> MachineTime {
+        let line = stat.lines().next().unwrap_or_default();
+        // cpu user nice system idle iowait irq softirq steal guest guest_nice
+        let ticks: Vec<u64> = line
+            .split_whitespace()
+            .skip(1)
+            .map(|f| f.parse().unwrap_or(0))
+            .collect();
+        let field = |i: usize| ticks.get(i).copied().unwrap_or(0);
+        let busy: u64 = [0, 1, 2, 5, 6].into_iter().map(field).sum();
+        let time = |t: u64| Duration::from_millis(t * 1000 / TICKS_PER_SECOND);
+        MachineTime {
+            busy: time(busy),
+            stolen: time(field(7)),
+        }
+    }
+
+    /// Over a window from `self` to `later`, given the CPU time of the
+    /// processes measured (server, bench): in cores, the rest of this
+    /// machine's busy time (other processes, the kernel's own threads) and
+    /// the time stolen.
+    pub fn disturbance(self, later: MachineTime, ours: Duration, window: Duration) -> (f64, f64) {
+        let window = window.as_secs_f64().max(1e-9);
+        let other = later.busy.saturating_sub(self.busy).saturating_sub(ours);
+        let stolen = later.stolen.saturating_sub(self.stolen);
+        (other.as_secs_f64() / window, stolen.as_secs_f64() / window)
+    }
 }
 
 impl Drop for Server {
@@ -413,6 +446,24 @@ impl Drop for Server {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn machine_time_splits_steal_from_this_machines_work() {
+        // user nice system idle iowait irq softirq steal guest guest_nice
+        let stat = "cpu  400 0 300 9000 7 20 30 250 0 0\ncpu0 200 0 150 4500 3 10 15 125 0 0\n";
+        let t = MachineTime::parse(stat);
+        let tick = |n: u64| Duration::from_millis(n * 1000 / TICKS_PER_SECOND);
+        assert_eq!(t.busy, tick(400 + 300 + 20 + 30));
+        assert_eq!(t.stolen, tick(250));
+        // Over a 2 s window: 1.5 s busy of which 1 s was ours, 0.5 s stolen.
+        let later = MachineTime {
+            busy: t.busy + Duration::from_millis(1500),
+            stolen: t.stolen + Duration::from_millis(500),
+        };
+        let (other, stolen) = t.disturbance(later, Duration::from_secs(1), Duration::from_secs(2));
+        assert!((other - 0.25).abs() < 1e-9, "{other}");
+        assert!((stolen - 0.25).abs() < 1e-9, "{stolen}");
+    }
 
     #[test]
     fn vm_rss_from_proc_status() {

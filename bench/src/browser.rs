@@ -38,7 +38,7 @@ use keepalive_lab_tests::chromium::{self, Chromium, Page};
 use serde_json::Value;
 use tokio::time::Instant;
 
-use crate::server::{Kind, Policy, Server};
+use crate::server::{Kind, MachineTime, Policy, Server};
 
 /// The page's metrics hook.
 pub const HOOK: &str = "window.__keepaliveLab";
@@ -108,6 +108,10 @@ pub struct Phase {
     pub first_burst_ms: Vec<f64>,
     /// ...and those of every later burst, sorted.
     pub later_bursts_ms: Vec<f64>,
+    /// Cores the hypervisor gave to other guests from the first burst to
+    /// the figures' collection (steal, `/proc/stat`): one such pause can
+    /// decide a phase's p99, and no process here shows it.
+    pub stolen_cores: f64,
 }
 
 impl Phase {
@@ -535,6 +539,7 @@ async fn phase(
     // How many events the first burst brought, read when it is long done
     // (just before the second): its events are the first of the list.
     let mut first_burst = None;
+    let (machine_before, from) = (MachineTime::read()?, Instant::now());
     for n in 0..bursts {
         if n == 1 {
             let count = format!("{HOOK}.eventLatencyMs.length");
@@ -546,6 +551,8 @@ async fn phase(
         tokio::time::sleep(every).await;
     }
     tokio::time::sleep(SETTLE).await;
+    let (_, stolen_cores) =
+        machine_before.disturbance(MachineTime::read()?, Duration::ZERO, from.elapsed());
     // The figures first: ending a trace or a profile (collecting, writing
     // and summarising it) must not count as the page's frames.
     let collect = format!(
@@ -638,5 +645,6 @@ async fn phase(
         received_ms: numbers(&got["received"]),
         clock_uncertainty_ms: got["uncertainty"].as_f64(),
         frames_ms: numbers(&got["frames"]),
+        stolen_cores,
     })
 }

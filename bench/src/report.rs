@@ -826,6 +826,26 @@ pub fn render(results: &Results, machine: &[(&'static str, String)]) -> String {
         }
     }
 
+    if let Browser::Measured { lab, bare, drawing } = &results.browser {
+        let stolen = [lab, bare, drawing]
+            .into_iter()
+            .flat_map(|p| {
+                std::iter::once(&p.light)
+                    .chain(p.lesson.iter().map(|r| &r.phase))
+                    .chain(p.heavy.iter().map(|r| &r.phase))
+            })
+            .map(|p| p.stolen_cores)
+            .fold(0.0_f64, f64::max);
+        if stolen > DISTURBED_CORES {
+            let _ = writeln!(
+                w,
+                "\n**Figures 3 and 4 were disturbed**: the hypervisor took up to {stolen:.2} of the \
+                 machine's cores for other guests during a phase (see the *steal* column). A phase \
+                 measured once (the bursts of 12) is then unreliable; the medians of rounds less so."
+            );
+        }
+    }
+
     if let Ok(steps) = &results.room {
         let worst = steps
             .iter()
@@ -1417,7 +1437,9 @@ fn details(w: &mut String, results: &Results) {
          waits for the next animation frame's batch: what the browser delivered, and when. \
          Figure 4 is the interval between \
          `requestAnimationFrame` callbacks, recorded by a loop the bench injects for the \
-         whole phase: work that does not fit in a 16.7 ms frame makes an interval longer.\n",
+         whole phase: work that does not fit in a 16.7 ms frame makes an interval longer. \
+         *Steal* is the cores the hypervisor gave to other guests over the phase (`/proc/stat`): \
+         the browser, the page and the server wait through it, and no process here shows it.\n",
         keepalive_lab_tests::chromium::FLAGS.join(" "),
         BURST_EVERY.as_secs(),
         LESSON_EVERY.as_secs(),
@@ -1428,7 +1450,7 @@ fn details(w: &mut String, results: &Results) {
         Browser::Measured { lab, bare, drawing } => {
             let _ = writeln!(
                 w,
-                "| page | phase | events measured | latency p50 | p99 | max | handed to the page p50 | p99 | clock uncertainty | frames | frame p50 | p95 | p99 | max | over {LONG_FRAME_MS:.0} ms |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+                "| page | phase | events measured | latency p50 | p99 | max | handed to the page p50 | p99 | clock uncertainty | frames | frame p50 | p95 | p99 | max | over {LONG_FRAME_MS:.0} ms | steal |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
             );
             for (page, phases) in [("lab", lab), ("bare", bare), ("bare + picture", drawing)] {
                 fn rounds<'r>(
@@ -1461,7 +1483,7 @@ fn details(w: &mut String, results: &Results) {
                     };
                     let _ = writeln!(
                         w,
-                        "| {page} | {phase} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                        "| {page} | {phase} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.2} cores |",
                         grouped(p.latencies_ms.len() as u64),
                         ms(q(&p.latencies_ms, 0.5)),
                         ms(q(&p.latencies_ms, 0.99)),
@@ -1475,7 +1497,8 @@ fn details(w: &mut String, results: &Results) {
                         ms(q(&p.frames_ms, 0.95)),
                         ms(q(&p.frames_ms, 0.99)),
                         ms(q(&p.frames_ms, 1.0)),
-                        p.long_frames()
+                        p.long_frames(),
+                        p.stolen_cores
                     );
                 }
             }
@@ -2312,6 +2335,41 @@ mod tests {
                 && w.contains("the hypervisor took up to 0.40 for other guests, other processes here up to 0.00"),
             "{w}"
         );
+    }
+
+    #[test]
+    fn a_phase_the_hypervisor_took_cores_from_is_said_so_with_its_steal() {
+        let pages = |stolen_cores: f64| {
+            let phases = |stolen_cores| {
+                Box::new(Phases {
+                    light: Phase {
+                        burst: 12,
+                        latencies_ms: vec![10.0; 10],
+                        frames_ms: vec![16.7; 10],
+                        stolen_cores,
+                        ..Phase::default()
+                    },
+                    ..Phases::default()
+                })
+            };
+            Browser::Measured {
+                lab: phases(stolen_cores),
+                bare: phases(0.0),
+                drawing: phases(0.0),
+            }
+        };
+        let mut results = only_figure_1(Vec::new());
+        results.browser = pages(0.4);
+        let w = render(&results, &[]);
+        assert!(
+            w.contains("**Figures 3 and 4 were disturbed**: the hypervisor took up to 0.40"),
+            "{w}"
+        );
+        let lab_row = row_of(&w, "| lab | lesson: bursts of 12 |");
+        assert!(lab_row.ends_with("| 0.40 cores |"), "{lab_row}");
+        results.browser = pages(0.05);
+        let w = render(&results, &[]);
+        assert!(!w.contains("Figures 3 and 4 were disturbed"), "{w}");
     }
 
     #[test]

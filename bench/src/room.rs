@@ -323,7 +323,7 @@ async fn one_step(n: usize, window: Duration) -> Result<Step, String> {
     tokio::time::sleep(WARMUP).await;
 
     let from = Instant::now();
-    let (server_before, bench_before, busy_before) = (
+    let (server_before, bench_before, machine_before) = (
         server.cpu_time()?,
         server::process_cpu_time("/proc/self/stat")?,
         server::MachineTime::read()?,
@@ -339,7 +339,7 @@ async fn one_step(n: usize, window: Duration) -> Result<Step, String> {
         tokio::time::sleep_until((Instant::now() + Duration::from_secs(1)).min(end)).await;
         rss_peak = rss_peak.max(server.rss_bytes()?);
     }
-    let (server_after, bench_after, busy_after) = (
+    let (server_after, bench_after, machine_after) = (
         server.cpu_time()?,
         server::process_cpu_time("/proc/self/stat")?,
         server::MachineTime::read()?,
@@ -354,7 +354,7 @@ async fn one_step(n: usize, window: Duration) -> Result<Step, String> {
     let server_cpu = server_after.saturating_sub(server_before);
     let bench_cpu = bench_after.saturating_sub(bench_before);
     let (other_load, stolen_load) =
-        busy_before.disturbance(busy_after, server_cpu + bench_cpu, to - from);
+        machine_before.disturbance(machine_after, server_cpu + bench_cpu, to - from);
     shared.stop.store(true, Ordering::Relaxed);
 
     let mut latencies_ms = Vec::new();

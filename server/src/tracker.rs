@@ -346,9 +346,11 @@ pub struct Tracker {
     stream: OwnLines<Mutex<()>>,
     /// Open connections, split by id over [`SHARDS`] tables. An event of a
     /// connection that nobody can hear (`watched` clear) is applied under
-    /// its shard's lock alone: every request records three, and one table
-    /// lock that both cores took three times a request was the lab's
-    /// largest cost of its own (bench figure 1, `bench/src/causes.md`).
+    /// its shard's lock alone: every request records three (two updates of
+    /// the table when its head is kept for its end:
+    /// [`Tracker::response_then_finished`]), and one table lock that both
+    /// cores took three times a request was the lab's largest cost of its
+    /// own (bench figure 1, `bench/src/causes.md`).
     /// Each shard on cache lines of its own.
     shards: [OwnLines<Mutex<Table>>; SHARDS],
     /// Live events for whole-stream subscribers, each with a bounded lag.
@@ -664,6 +666,60 @@ impl Tracker {
         };
         self.record_locked(event);
         now
+    }
+
+    /// Whether someone may hear an event now (one atomic read; a viewer
+    /// can come at any moment after it). `conn::RequestGuard::respond`
+    /// keeps a response's head for its request's end only when this is
+    /// false.
+    pub fn may_be_heard(&self) -> bool {
+        self.watched.load(Ordering::Relaxed)
+    }
+
+    /// A request's end and, before it, its response's head that was kept
+    /// for it (`status`, stamped `head_at` when the head was handed to
+    /// hyper): [`ServerEvent::ResponseStarted`] then
+    /// [`ServerEvent::RequestFinished`], as two [`Tracker::emit_at`] would
+    /// record them, but under one lock of the connection's shard while
+    /// nobody listens (one of a request's three table updates fewer: bench
+    /// figure 1). A viewer who came since the head was kept hears both, in
+    /// that order, each with its own stamp. Returns the end's stamp.
+    pub fn response_then_finished(
+        &self,
+        (conn, request): (ConnId, RequestId),
+        (status, head_at): (u16, Micros),
+        outcome: RequestOutcome,
+        at_us: Option<Micros>,
+    ) -> Micros {
+        if let Some(mut table) = self.unwatched_shard(conn) {
+            let now = at_us.unwrap_or_else(|| self.clock.now_us());
+            if let Some(record) = table.get_mut(&conn) {
+                if let Some(r) = record
+                    .requests
+                    .iter_mut()
+                    .rev()
+                    .find(|r| r.request == request)
+                    .filter(|r| r.response_us == NOT_YET)
+                {
+                    r.response_us = head_at;
+                    r.status = Some(status);
+                }
+                record.finished(request, outcome, now, self.keep_per_conn);
+            }
+            return now;
+        }
+        self.emit_at(Some(head_at), |at_us| ServerEvent::ResponseStarted {
+            conn,
+            request,
+            status,
+            at_us,
+        });
+        self.emit_at(at_us, |at_us| ServerEvent::RequestFinished {
+            conn,
+            request,
+            outcome,
+            at_us,
+        })
     }
 
     /// Applies a watched event to its connection's shard of the table
@@ -1474,10 +1530,14 @@ mod tests {
     fn viewers_arriving_while_unwatched_requests_run_see_each_start_and_end_once() {
         // Requests on eight connections (eight shards) run on two threads,
         // unwatched between viewers, while a thousand viewers come and go:
-        // each start and end a viewer hears of must be in its snapshot or
-        // among the events after it, never both, and no end without its
-        // start, however the threads interleave. The last viewer stays to
-        // the end: every request it heard of ended once.
+        // each start, response head and end a viewer hears of must be in
+        // its snapshot or among the events after it, never both, and no
+        // end without its start, however the threads interleave. Every
+        // other request's head was kept for its end
+        // (`Tracker::response_then_finished`, as `conn::RequestGuard` does
+        // while nobody listens): a viewer hears that head before that end.
+        // The last viewer stays to the end: every request it heard of ended
+        // once, with its head if it had one.
         const CONNS: u64 = 8;
         let t = Arc::new(Tracker::new(Clock::new(), 16, 1 << 16));
         for conn in 1..=CONNS {
@@ -1510,31 +1570,58 @@ mod tests {
                                 connection: None,
                             },
                         );
-                        t.record(finished(conn.0, request));
+                        if request % 2 == 1 {
+                            t.response_then_finished(
+                                (conn, RequestId(request)),
+                                (200, request),
+                                RequestOutcome::Completed,
+                                None,
+                            );
+                        } else {
+                            t.record(finished(conn.0, request));
+                        }
                     }
                 })
             })
             .collect();
-        // What a viewer was told of each request: starts and ends, from its
-        // snapshot and its events together.
+        // What a viewer was told of each request: starts, heads and ends,
+        // from its snapshot and its events together.
         let told = |connections: &[ConnectionSnapshot],
                     rx: &mut broadcast::Receiver<Arc<ServerEvent>>|
-         -> BTreeMap<u64, (u32, u32)> {
-            let mut told = BTreeMap::<u64, (u32, u32)>::new();
+         -> BTreeMap<u64, (u32, u32, u32)> {
+            let mut told = BTreeMap::<u64, (u32, u32, u32)>::new();
             for request in connections.iter().flat_map(|c| &c.requests) {
                 let entry = told.entry(request.request.0).or_default();
                 entry.0 += 1;
-                entry.1 += u32::from(request.outcome.is_some());
+                if let Some(status) = request.status {
+                    assert_eq!(status, 200);
+                    assert_eq!(request.response_us, Some(request.request.0));
+                    entry.1 += 1;
+                }
+                entry.2 += u32::from(request.outcome.is_some());
             }
             while let Ok(event) = rx.try_recv() {
                 match *event {
                     ServerEvent::RequestStarted { request, .. } => {
                         told.entry(request.0).or_default().0 += 1;
                     }
+                    ServerEvent::ResponseStarted { request, at_us, .. } => {
+                        let entry = told.entry(request.0).or_default();
+                        assert_eq!(entry.0, 1, "request {}: a head, never started", request.0);
+                        assert_eq!(entry.2, 0, "request {}: a head after its end", request.0);
+                        assert_eq!(at_us, request.0, "the head keeps its own stamp");
+                        entry.1 += 1;
+                    }
                     ServerEvent::RequestFinished { request, .. } => {
                         let entry = told.entry(request.0).or_default();
                         assert_eq!(entry.0, 1, "request {} ended, never started", request.0);
-                        entry.1 += 1;
+                        let head = u32::from(request.0 % 2 == 1);
+                        assert_eq!(
+                            entry.1, head,
+                            "request {}: its head before its end",
+                            request.0
+                        );
+                        entry.2 += 1;
                     }
                     ref other => panic!("unexpected {other:?}"),
                 }
@@ -1549,10 +1636,10 @@ mod tests {
             for _ in 0..200 {
                 std::hint::spin_loop();
             }
-            for (request, (starts, ends)) in told(&connections, &mut rx) {
+            for (request, (starts, heads, ends)) in told(&connections, &mut rx) {
                 assert!(
-                    starts == 1 && ends <= 1,
-                    "request {request}: {starts} starts, {ends} ends"
+                    starts == 1 && heads <= 1 && ends <= 1,
+                    "request {request}: {starts} starts, {heads} heads, {ends} ends"
                 );
             }
         }
@@ -1564,7 +1651,8 @@ mod tests {
         let last = told(&connections, &mut rx);
         assert!(!last.is_empty(), "the last viewer was told of requests");
         for (request, told) in last {
-            assert_eq!(told, (1, 1), "request {request}");
+            let head = u32::from(request % 2 == 1);
+            assert_eq!(told, (1, head, 1), "request {request}");
         }
     }
 

@@ -12,7 +12,7 @@ use common::{
 };
 use keepalive_lab_server::listener::SHUTDOWN_GRACE;
 use protocol::{CloseReason, ConnId, RequestOutcome, ServerEvent};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// The connection that carried the request whose target is `target`.
 async fn conn_of_request(viewer: &mut Viewer, target: &str) -> (ConnId, protocol::RequestId) {
@@ -438,4 +438,71 @@ async fn each_request_records_its_connection_header_as_received() {
         };
         assert_eq!(connection.as_deref(), expected, "{target}");
     }
+}
+
+#[tokio::test]
+async fn what_nobody_watched_is_recorded_with_the_heads_and_stamps_it_had_on_the_wire() {
+    // With nobody listening, a small answer's head is kept for its request's
+    // end and recorded with it (one update of the table instead of two: bench
+    // figure 1), a trickled one's when it is handed over. A viewer who comes
+    // later finds both with their status, and stamps in the order the wire
+    // had them: the head was read, the response's head handed over, its last
+    // byte written.
+    let (addr, lab) = start_server().await;
+    let mut client = Client::connect(addr).await;
+    let fast = client.get("/api/fast?id=unwatched").await;
+    assert_eq!(fast.status, 200);
+    let mut trickle = Client::connect(addr).await;
+    trickle
+        .send_raw(
+            format!(
+                "GET /api/drip?bytes=40&chunks=4&interval_ms=400 HTTP/1.1\r\nHost: {addr}\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .await;
+    // The trickled answer's head is out (its first chunk follows it at once).
+    let mut first = [0u8; 64];
+    let read = within("the trickled head", trickle.stream.read(&mut first))
+        .await
+        .expect("read");
+    assert!(
+        first[..read].starts_with(b"HTTP/1.1 200"),
+        "{:?}",
+        &first[..read]
+    );
+
+    let (_, connections, _rx) = lab.tracker().subscribe();
+    let record = |conn: ConnId| {
+        connections
+            .iter()
+            .find(|c| c.conn == conn)
+            .unwrap_or_else(|| panic!("{conn:?} is open: {connections:?}"))
+    };
+    let fast_record = record(fast.conn_id())
+        .requests
+        .iter()
+        .find(|r| r.request == fast.request_id())
+        .expect("the fast request is kept");
+    assert_eq!(fast_record.status, Some(200));
+    assert_eq!(fast_record.outcome, Some(RequestOutcome::Completed));
+    let head = fast_record.response_us.expect("its head's stamp");
+    let end = fast_record.finished_us.expect("its end's stamp");
+    assert!(
+        fast_record.started_us <= head && head <= end,
+        "started {} <= head {head} <= end {end}",
+        fast_record.started_us
+    );
+    let trickled: Vec<_> = connections
+        .iter()
+        .flat_map(|c| &c.requests)
+        .filter(|r| r.target.starts_with("/api/drip"))
+        .collect();
+    assert_eq!(trickled.len(), 1, "{connections:?}");
+    assert_eq!(
+        trickled[0].status,
+        Some(200),
+        "its head is recorded while its body trickles"
+    );
+    assert!(trickled[0].response_us.is_some() && trickled[0].outcome.is_none());
 }

@@ -249,6 +249,24 @@ impl Kept {
 }
 
 impl ConnRecord {
+    /// Its request `request`'s response head (`status`, stamped `at_us`),
+    /// if that request is kept and has none yet; whether it was new.
+    fn responded(&mut self, request: RequestId, status: u16, at_us: Micros) -> bool {
+        match self
+            .requests
+            .iter_mut()
+            .rev()
+            .find(|r| r.request == request)
+        {
+            Some(r) if r.response_us == NOT_YET => {
+                r.response_us = at_us;
+                r.status = Some(status);
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// A request ended: records it. Whether it was in flight here.
     ///
     /// The table keeps the newest `keep` completed requests (and every one
@@ -694,16 +712,7 @@ impl Tracker {
         if let Some(mut table) = self.unwatched_shard(conn) {
             let now = at_us.unwrap_or_else(|| self.clock.now_us());
             if let Some(record) = table.get_mut(&conn) {
-                if let Some(r) = record
-                    .requests
-                    .iter_mut()
-                    .rev()
-                    .find(|r| r.request == request)
-                    .filter(|r| r.response_us == NOT_YET)
-                {
-                    r.response_us = head_at;
-                    r.status = Some(status);
-                }
+                record.responded(request, status, head_at);
                 record.finished(request, outcome, now, self.keep_per_conn);
             }
             return now;
@@ -846,14 +855,9 @@ impl Tracker {
                 request,
                 status,
                 at_us,
-            } => match find(table, *conn, *request) {
-                Some(r) if r.response_us == NOT_YET => {
-                    r.response_us = *at_us;
-                    r.status = Some(*status);
-                    true
-                }
-                _ => false,
-            },
+            } => table
+                .get_mut(conn)
+                .is_some_and(|record| record.responded(*request, *status, *at_us)),
             ServerEvent::RequestFinished {
                 conn,
                 request,
@@ -1237,15 +1241,6 @@ impl Feed {
             }
         }
     }
-}
-
-fn find(table: &mut Table, conn: ConnId, request: RequestId) -> Option<&mut Kept> {
-    table
-        .get_mut(&conn)?
-        .requests
-        .iter_mut()
-        .rev()
-        .find(|r| r.request == request)
 }
 
 fn snapshot_one(conn: ConnId, r: &ConnRecord, keep: usize) -> ConnectionSnapshot {

@@ -17,14 +17,17 @@ use std::time::Duration;
 use crate::figures::{load_window, median};
 use crate::server::{Extras, Kind, Policy, Server};
 
-/// One window against one server: requests per second and server CPU per
-/// request, µs.
+/// One window against one server: requests per second, and the server's
+/// and the load client's CPU per request, µs.
 #[derive(Debug, Clone, Copy)]
 pub struct Window {
     /// Requests answered per second.
     pub throughput: f64,
     /// Server CPU time per request, µs.
     pub cpu_us: f64,
+    /// This process's CPU time (the load client's) per request, µs: what
+    /// reading each build's answers costs on the cores both share.
+    pub client_cpu_us: f64,
 }
 
 /// Runs `rounds` rounds of one `seconds` window on each build and renders
@@ -59,11 +62,12 @@ pub async fn run(
         for which in order {
             let w = one(servers[which], connections, window).await?;
             eprintln!(
-                "bench: round {}/{rounds} {}: {:.0} req/s, {:.2} µs CPU/request",
+                "bench: round {}/{rounds} {}: {:.0} req/s, {:.2} µs CPU/request (client {:.2})",
                 round + 1,
                 ["this", "other"][which],
                 w.throughput,
-                w.cpu_us
+                w.cpu_us,
+                w.client_cpu_us
             );
             windows[which].push(w);
         }
@@ -74,14 +78,23 @@ pub async fn run(
 /// One measured window of keep-alive `/api/fast` against `server`.
 async fn one(server: &Server, connections: usize, window: Duration) -> Result<Window, String> {
     let warmup = Duration::from_millis(300);
-    let (run, before, after) =
-        load_window(server, connections, warmup, window, || server.cpu_time()).await?;
+    let (run, before, after) = load_window(server, connections, warmup, window, || {
+        Ok([
+            server.cpu_time()?,
+            crate::server::process_cpu_time("/proc/self/stat")?,
+        ])
+    })
+    .await?;
     if run.failures > 0 {
         return Err(format!("{} requests failed in a window", run.failures));
     }
+    let per_request = |i: usize| {
+        after[i].saturating_sub(before[i]).as_secs_f64() * 1e6 / run.requests.max(1) as f64
+    };
     Ok(Window {
         throughput: run.throughput(),
-        cpu_us: after.saturating_sub(before).as_secs_f64() * 1e6 / run.requests.max(1) as f64,
+        cpu_us: per_request(0),
+        client_cpu_us: per_request(1),
     })
 }
 
@@ -89,17 +102,19 @@ async fn one(server: &Server, connections: usize, window: Duration) -> Result<Wi
 /// build was cheaper.
 pub fn render(other: &Path, this: &[Window], that: &[Window]) -> String {
     let mut out = format!(
-        "| round | this build: req/s | CPU/request | {}: req/s | CPU/request |\n|---|---|---|---|---|\n",
+        "| round | this build: req/s | CPU/request | client CPU/request | {}: req/s | CPU/request | client CPU/request |\n|---|---|---|---|---|---|---|\n",
         other.display()
     );
     for (i, (a, b)) in this.iter().zip(that).enumerate() {
         out += &format!(
-            "| {} | {:.0} | {:.2} µs | {:.0} | {:.2} µs |\n",
+            "| {} | {:.0} | {:.2} µs | {:.2} µs | {:.0} | {:.2} µs | {:.2} µs |\n",
             i + 1,
             a.throughput,
             a.cpu_us,
+            a.client_cpu_us,
             b.throughput,
-            b.cpu_us
+            b.cpu_us,
+            b.client_cpu_us
         );
     }
     let med = |ws: &[Window], f: fn(&Window) -> f64| median(ws.iter().map(f));
@@ -109,14 +124,18 @@ pub fn render(other: &Path, this: &[Window], that: &[Window]) -> String {
         .zip(that)
         .filter(|(a, b)| b.cpu_us < a.cpu_us)
         .count();
+    let (client_a, client_b) = (med(this, |w| w.client_cpu_us), med(that, |w| w.client_cpu_us));
     out += &format!(
-        "| median | {:.0} | {:.2} µs | {:.0} | {:.2} µs |\n\nThe other build's CPU per request: {:.3}× this build's (medians); lower in {cheaper} of {} rounds.\n",
+        "| median | {:.0} | {:.2} µs | {:.2} µs | {:.0} | {:.2} µs | {:.2} µs |\n\nThe other build's CPU per request: {:.3}× this build's (medians); lower in {cheaper} of {} rounds. The load client's CPU per request against it: {:.3}× against this build.\n",
         med(this, |w| w.throughput),
         cpu_a,
+        client_a,
         med(that, |w| w.throughput),
         cpu_b,
+        client_b,
         cpu_b / cpu_a,
-        this.len().min(that.len())
+        this.len().min(that.len()),
+        client_b / client_a
     );
     out
 }
@@ -127,20 +146,28 @@ mod tests {
 
     #[test]
     fn the_summary_compares_medians_and_counts_the_cheaper_rounds() {
-        let w = |throughput, cpu_us| Window { throughput, cpu_us };
-        let this = [w(100.0, 10.0), w(90.0, 12.0), w(95.0, 11.0)];
-        let that = [w(110.0, 9.0), w(80.0, 13.0), w(99.0, 10.0)];
+        let w = |throughput, cpu_us, client_cpu_us| Window {
+            throughput,
+            cpu_us,
+            client_cpu_us,
+        };
+        let this = [w(100.0, 10.0, 8.0), w(90.0, 12.0, 9.0), w(95.0, 11.0, 10.0)];
+        let that = [w(110.0, 9.0, 7.0), w(80.0, 13.0, 9.0), w(99.0, 10.0, 8.0)];
         let table = render(Path::new("/tmp/other"), &this, &that);
         assert!(
-            table.contains("| 2 | 90 | 12.00 µs | 80 | 13.00 µs |"),
+            table.contains("| 2 | 90 | 12.00 µs | 9.00 µs | 80 | 13.00 µs | 9.00 µs |"),
             "{table}"
         );
         assert!(
-            table.contains("| median | 95 | 11.00 µs | 99 | 10.00 µs |"),
+            table.contains("| median | 95 | 11.00 µs | 9.00 µs | 99 | 10.00 µs | 8.00 µs |"),
             "{table}"
         );
         assert!(
             table.contains("0.909× this build's (medians); lower in 2 of 3 rounds"),
+            "{table}"
+        );
+        assert!(
+            table.contains("client's CPU per request against it: 0.889× against this build"),
             "{table}"
         );
     }

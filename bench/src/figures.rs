@@ -57,6 +57,11 @@ pub struct Round {
     pub p99_us: f64,
     /// Server CPU time (user + system) per request, µs.
     pub cpu_us_per_request: f64,
+    /// The load client's CPU time (this process: user + system) per
+    /// request, µs. It shares the cores with the server, so what it spends
+    /// reading each answer (the lab's are longer: its four headers) is
+    /// throughput the server does not get.
+    pub client_cpu_us_per_request: f64,
     /// Failed or non-200 requests.
     pub failures: u64,
     /// Connections closed by the server (`Connection: close`).
@@ -111,13 +116,15 @@ pub async fn load_round(
     let ([server_before, bench_before], machine_before) = before;
     let ([server_after, bench_after], machine_after) = after;
     let server_cpu = server_after.saturating_sub(server_before);
-    let ours = server_cpu + bench_after.saturating_sub(bench_before);
+    let client_cpu = bench_after.saturating_sub(bench_before);
+    let ours = server_cpu + client_cpu;
     let (other_load, stolen_load) = machine_before.disturbance(machine_after, ours, window);
     Ok(Round {
         throughput: run.throughput(),
         p50_us: client::quantile(&mut run.latencies_ns, 0.50) as f64 / 1e3,
         p99_us: client::quantile(&mut run.latencies_ns, 0.99) as f64 / 1e3,
         cpu_us_per_request: server_cpu.as_secs_f64() * 1e6 / run.requests.max(1) as f64,
+        client_cpu_us_per_request: client_cpu.as_secs_f64() * 1e6 / run.requests.max(1) as f64,
         failures: run.failures,
         reconnects: run.reconnects,
         other_load,

@@ -436,7 +436,7 @@ async fn tracking_overhead(s: &Settings) -> Result<Vec<Series>, String> {
             let r = loop {
                 let r = figures::load_round(one.variant, s.connections, warmup, window).await?;
                 eprintln!(
-                    "bench: 1. round {round}/{} {:?}/{:?}: {:.0} req/s, p50 {:.0} µs, p99 {:.0} µs, {:.1} µs CPU/request, {:.2} cores taken (steal {:.2})",
+                    "bench: 1. round {round}/{} {:?}/{:?}: {:.0} req/s, p50 {:.0} µs, p99 {:.0} µs, {:.1} µs CPU/request (client {:.1}), {:.2} cores taken (steal {:.2})",
                     s.rounds,
                     one.variant.kind,
                     one.variant.policy,
@@ -444,6 +444,7 @@ async fn tracking_overhead(s: &Settings) -> Result<Vec<Series>, String> {
                     r.p50_us,
                     r.p99_us,
                     r.cpu_us_per_request,
+                    r.client_cpu_us_per_request,
                     r.disturbance(),
                     r.stolen_load
                 );

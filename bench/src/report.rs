@@ -623,6 +623,10 @@ pub fn render(results: &Results, machine: &[(&'static str, String)]) -> String {
                     ("latency p50", (|r: &Round| r.p50_us) as fn(&Round) -> f64),
                     ("latency p99", |r: &Round| r.p99_us),
                     ("server CPU per request", |r: &Round| r.cpu_us_per_request),
+                    (
+                        "load client CPU per request (on the same cores)",
+                        |r: &Round| r.client_cpu_us_per_request,
+                    ),
                 ] {
                     let (l, a) = (lab.median(field), axum.median(field));
                     let _ = writeln!(
@@ -1270,7 +1274,7 @@ fn details(w: &mut String, results: &Results) {
         Ok(load) => {
             let _ = writeln!(
                 w,
-                "| variant | round | req/s | p50 | p99 | server CPU/request | failures | reconnects | others | steal |\n|---|---|---|---|---|---|---|---|---|---|"
+                "| variant | round | req/s | p50 | p99 | server CPU/request | client CPU/request | failures | reconnects | others | steal |\n|---|---|---|---|---|---|---|---|---|---|---|"
             );
             let name = |series: &Series| match (
                 series.variant.kind,
@@ -1283,11 +1287,12 @@ fn details(w: &mut String, results: &Results) {
             let row = |w: &mut String, name: &str, round: String, r: &Round| {
                 let _ = writeln!(
                     w,
-                    "| {name} | {round} | {} | {} | {} | {} | {} | {} | {:.2} cores | {:.2} cores |",
+                    "| {name} | {round} | {} | {} | {} | {} | {} | {} | {} | {:.2} cores | {:.2} cores |",
                     grouped(r.throughput as u64),
                     us(r.p50_us),
                     us(r.p99_us),
                     us(r.cpu_us_per_request),
+                    us(r.client_cpu_us_per_request),
                     r.failures,
                     r.reconnects,
                     r.other_load,
@@ -1306,7 +1311,7 @@ fn details(w: &mut String, results: &Results) {
                 let _ = writeln!(
                     w,
                     "\n{set_aside} disturbed tries were set aside and their rounds run again:\n\n\
-                     | variant | try of round | req/s | p50 | p99 | server CPU/request | failures | reconnects | others | steal |\n|---|---|---|---|---|---|---|---|---|---|"
+                     | variant | try of round | req/s | p50 | p99 | server CPU/request | client CPU/request | failures | reconnects | others | steal |\n|---|---|---|---|---|---|---|---|---|---|---|"
                 );
                 for series in load {
                     for (round, r) in &series.set_aside {

@@ -59,8 +59,9 @@ pub struct Round {
     pub cpu_us_per_request: f64,
     /// The load client's CPU time (this process: user + system) per
     /// request, µs. It shares the cores with the server, so what it spends
-    /// reading each answer (the lab's are longer: its four headers) is
-    /// throughput the server does not get.
+    /// per answer is throughput the server does not get; it follows the
+    /// server's (a slower server leaves fewer answers ready at each of the
+    /// client's wake-ups), which `causes.md` (figure 1) measures.
     pub client_cpu_us_per_request: f64,
     /// Failed or non-200 requests.
     pub failures: u64,

@@ -1248,7 +1248,8 @@ fn details(w: &mut String, results: &Results) {
          (`bench/src/client.rs`), each sending its next request as soon as the last answer's \
          body is in. Each round starts a fresh server child, warms up for {:.0} s, then measures \
          {:.0} s: throughput counts answers inside the window; latency is send to last body byte; \
-         server CPU is user + system time from `/proc/<pid>/stat` over the window. Two more \
+         server CPU is user + system time from `/proc/<pid>/stat` over the window, and the load client's \
+         (this process, on the same cores) from `/proc/self/stat`. Two more \
          columns say how much of the machine the round lost, from `/proc/stat`: *others* is \
          the machine's busy time minus the server's and the bench's own (other processes, the \
          kernel's threads), *steal* the time the hypervisor ran other guests while our cores \

@@ -124,7 +124,10 @@ pub fn render(other: &Path, this: &[Window], that: &[Window]) -> String {
         .zip(that)
         .filter(|(a, b)| b.cpu_us < a.cpu_us)
         .count();
-    let (client_a, client_b) = (med(this, |w| w.client_cpu_us), med(that, |w| w.client_cpu_us));
+    let (client_a, client_b) = (
+        med(this, |w| w.client_cpu_us),
+        med(that, |w| w.client_cpu_us),
+    );
     out += &format!(
         "| median | {:.0} | {:.2} µs | {:.2} µs | {:.0} | {:.2} µs | {:.2} µs |\n\nThe other build's CPU per request: {:.3}× this build's (medians); lower in {cheaper} of {} rounds. The load client's CPU per request against it: {:.3}× against this build.\n",
         med(this, |w| w.throughput),

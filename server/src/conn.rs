@@ -451,7 +451,7 @@ impl Conn {
 
     /// Bytes read from its socket so far.
     pub fn bytes_read(&self) -> u64 {
-        self.counters.bytes_in.load(Ordering::Relaxed)
+        self.counters.bytes_in()
     }
 
     /// The policy in force for it now (its owner's, live).
@@ -557,7 +557,7 @@ impl Conn {
                 None => Activity::Idle(self.idle_since_us.load(Ordering::Relaxed)),
             };
         }
-        let read = self.counters.bytes_in.load(Ordering::Acquire);
+        let read = self.counters.bytes_in();
         let mark = self.bytes_in_mark.load(Ordering::Acquire);
         if read > mark {
             Activity::Arriving {
@@ -818,7 +818,7 @@ impl Conn {
     }
 
     fn mark_bytes_in(&self) {
-        let now = self.counters.bytes_in.load(Ordering::Relaxed);
+        let now = self.counters.bytes_in();
         self.bytes_in_mark.store(now, Ordering::Release);
     }
 
@@ -837,11 +837,10 @@ impl Conn {
         // it, if bytes came since the last request's (they are this one's)
         // and no earlier than the last request's end; else now (a head read
         // with the one before it). No second clock reading: bench figure 1.
-        let read_at = (self.counters.bytes_in.load(Ordering::Relaxed)
-            != self.bytes_in_mark.load(Ordering::Relaxed))
-        .then(|| self.counters.last_in_us())
-        .flatten()
-        .filter(|&at| at >= self.idle_since_us.load(Ordering::Relaxed));
+        let read_at = (self.counters.bytes_in() != self.bytes_in_mark.load(Ordering::Relaxed))
+            .then(|| self.counters.last_in_us())
+            .flatten()
+            .filter(|&at| at >= self.idle_since_us.load(Ordering::Relaxed));
         self.mark_bytes_in();
         self.body_unfinished.store(has_body, Ordering::Relaxed);
         if self.in_flight.fetch_add(1, Ordering::AcqRel) == 0 {
@@ -2242,7 +2241,7 @@ impl AsyncRead for TrackedStream {
                 } else {
                     let conn = &this.conn;
                     let now = conn.lab.tracker().clock().now_us();
-                    let was = conn.counters.bytes_in.load(Ordering::Relaxed);
+                    let was = conn.counters.bytes_in();
                     if was == conn.bytes_in_mark.load(Ordering::Relaxed) {
                         // The first bytes since the last request: a head (or
                         // the rest of a body) has started; the watchdog

@@ -63,12 +63,17 @@ type Table = BTreeMap<ConnId, ConnRecord>;
 /// Byte counters of one connection, written by its IO wrapper on every read
 /// and write (atomics, so the hot path never takes the table lock) and read
 /// when a snapshot is taken.
+///
+/// Each count has one writer: the connection's IO wrapper, whose reads and
+/// writes come through `&mut` (`conn::TrackedStream`). So a count grows by a
+/// load and a store, not a locked add (two a request, bench figure 1), and a
+/// reader sees the count before a read or after it, never a torn one.
 #[derive(Debug, Default)]
 pub struct Counters {
     /// Bytes read from the socket.
-    pub bytes_in: AtomicU64,
+    bytes_in: AtomicU64,
     /// Bytes written to the socket.
-    pub bytes_out: AtomicU64,
+    bytes_out: AtomicU64,
     /// Server clock + 1 at the last read (0: nothing read yet).
     last_in: AtomicU64,
     /// Server clock + 1 at the last write (0: nothing written yet).
@@ -76,17 +81,32 @@ pub struct Counters {
 }
 
 impl Counters {
-    /// `n` bytes were read at `now`.
+    /// `n` bytes were read at `now`. Only the connection's IO wrapper calls
+    /// this (the count's one writer). Released: what the wrapper stored
+    /// before it (when a head started) is seen by whoever sees the count.
     pub fn record_in(&self, n: u64, now: Micros) {
-        self.bytes_in.fetch_add(n, Ordering::Relaxed);
+        let total = self.bytes_in.load(Ordering::Relaxed).saturating_add(n);
         self.last_in.store(now.saturating_add(1), Ordering::Relaxed);
+        self.bytes_in.store(total, Ordering::Release);
     }
 
-    /// `n` bytes were written at `now`.
+    /// `n` bytes were written at `now`. Only the connection's IO wrapper
+    /// calls this (the count's one writer).
     pub fn record_out(&self, n: u64, now: Micros) {
-        self.bytes_out.fetch_add(n, Ordering::Relaxed);
+        let total = self.bytes_out.load(Ordering::Relaxed).saturating_add(n);
         self.last_out
             .store(now.saturating_add(1), Ordering::Relaxed);
+        self.bytes_out.store(total, Ordering::Release);
+    }
+
+    /// Bytes read from the socket so far.
+    pub fn bytes_in(&self) -> u64 {
+        self.bytes_in.load(Ordering::Acquire)
+    }
+
+    /// Bytes written to the socket so far.
+    pub fn bytes_out(&self) -> u64 {
+        self.bytes_out.load(Ordering::Acquire)
     }
 
     /// When the last byte arrived, if any did.
@@ -568,8 +588,8 @@ impl Tracker {
         let event = ServerEvent::ConnectionClosed {
             conn,
             reason,
-            bytes_in: record.counters.bytes_in.load(Ordering::Relaxed),
-            bytes_out: record.counters.bytes_out.load(Ordering::Relaxed),
+            bytes_in: record.counters.bytes_in(),
+            bytes_out: record.counters.bytes_out(),
             last_in_us: record.counters.last_in_us(),
             last_out_us: record.counters.last_out_us(),
             requests,
@@ -1252,8 +1272,8 @@ fn snapshot_one(conn: ConnId, r: &ConnRecord, keep: usize) -> ConnectionSnapshot
         local_port: r.local.port(),
         session: r.session.clone(),
         upgraded: r.upgraded,
-        bytes_in: r.counters.bytes_in.load(Ordering::Relaxed),
-        bytes_out: r.counters.bytes_out.load(Ordering::Relaxed),
+        bytes_in: r.counters.bytes_in(),
+        bytes_out: r.counters.bytes_out(),
         last_in_us: r.counters.last_in_us(),
         last_out_us: r.counters.last_out_us(),
         requests_total: r.requests_total,

@@ -25,8 +25,8 @@ pub struct Window {
     pub throughput: f64,
     /// Server CPU time per request, µs.
     pub cpu_us: f64,
-    /// This process's CPU time (the load client's) per request, µs: what
-    /// reading each build's answers costs on the cores both share.
+    /// This process's CPU time (the load client's) per request, µs: what the
+    /// client spends per answer of this build, on the cores both share.
     pub client_cpu_us: f64,
 }
 
@@ -129,7 +129,7 @@ pub fn render(other: &Path, this: &[Window], that: &[Window]) -> String {
         med(that, |w| w.client_cpu_us),
     );
     out += &format!(
-        "| median | {:.0} | {:.2} µs | {:.2} µs | {:.0} | {:.2} µs | {:.2} µs |\n\nThe other build's CPU per request: {:.3}× this build's (medians); lower in {cheaper} of {} rounds. The load client's CPU per request against it: {:.3}× against this build.\n",
+        "| median | {:.0} | {:.2} µs | {:.2} µs | {:.0} | {:.2} µs | {:.2} µs |\n\nThe other build's CPU per request: {:.3}× this build's (medians); lower in {cheaper} of {} rounds. Against it the load client used {:.3}× the CPU per request it used against this build.\n",
         med(this, |w| w.throughput),
         cpu_a,
         client_a,
@@ -170,7 +170,9 @@ mod tests {
             "{table}"
         );
         assert!(
-            table.contains("client's CPU per request against it: 0.889× against this build"),
+            table.contains(
+                "the load client used 0.889× the CPU per request it used against this build"
+            ),
             "{table}"
         );
     }

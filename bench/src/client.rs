@@ -100,6 +100,11 @@ impl LoadRun {
     pub fn throughput(&self) -> f64 {
         self.requests as f64 / self.window.as_secs_f64()
     }
+
+    /// `cpu` (a process's CPU time over the window) per request answered, µs.
+    pub fn per_request_us(&self, cpu: Duration) -> f64 {
+        cpu.as_secs_f64() * 1e6 / self.requests.max(1) as f64
+    }
 }
 
 /// One connection's share of a load run.

@@ -88,9 +88,7 @@ async fn one(server: &Server, connections: usize, window: Duration) -> Result<Wi
     if run.failures > 0 {
         return Err(format!("{} requests failed in a window", run.failures));
     }
-    let per_request = |i: usize| {
-        after[i].saturating_sub(before[i]).as_secs_f64() * 1e6 / run.requests.max(1) as f64
-    };
+    let per_request = |i: usize| run.per_request_us(after[i].saturating_sub(before[i]));
     Ok(Window {
         throughput: run.throughput(),
         cpu_us: per_request(0),

@@ -111,6 +111,7 @@ pub struct Conn {
     /// Bytes each way, shared with the tracker's table.
     counters: Arc<Counters>,
     /// Requests started so far; the next one's `seq` is this plus one.
+    /// Written only by [`Conn::begin_request`], in the connection's task.
     requests: AtomicU32,
     /// Requests in flight on it (0 or 1 for HTTP/1.1). The idle timer runs
     /// only while this is 0.
@@ -152,6 +153,10 @@ pub struct Conn {
     /// Counts the times `view` was replaced (a change of owner), so that the
     /// watchdog fetches it again only then, not at every request.
     view_generation: AtomicU32,
+    /// `view`'s policy as last read, read without a lock while no view
+    /// changed and the owner did not: every request reads the policy twice
+    /// (bench figure 1).
+    policy_copy: crate::sessions::copy::PolicyCopy,
     /// TCP keep-alive must be (re)applied at the next read: the connection
     /// changed owner or its owner's policy changed.
     keepalive_dirty: AtomicBool,
@@ -304,22 +309,19 @@ fn set_stamp(at: &AtomicU64, now: protocol::Micros) -> bool {
     .is_ok()
 }
 
-/// A connection's owner's view, and the policy it held when last read.
+/// A connection's owner's view.
 #[derive(Debug)]
 struct OwnerView {
     /// The owner's live view (a `watch` receiver).
     rx: watch::Receiver<ScopeView>,
-    /// `rx`'s policy as last read, marked seen in `rx`: every request reads
-    /// the policy twice, and reading it from the channel took the channel's
-    /// read lock, shared by every connection of the owner (bench figure 1).
-    policy: ServerPolicy,
 }
 
 impl OwnerView {
-    /// A view read now.
+    /// A view whose current value counts as seen: the watchdog's receiver,
+    /// cloned from it, waits for the next change.
     fn new(mut rx: watch::Receiver<ScopeView>) -> OwnerView {
-        let policy = rx.borrow_and_update().policy.clone();
-        OwnerView { rx, policy }
+        rx.mark_unchanged();
+        OwnerView { rx }
     }
 }
 
@@ -368,6 +370,7 @@ impl Conn {
             session: OnceLock::new(),
             view: Mutex::new(OwnerView::new(view)),
             view_generation: AtomicU32::new(0),
+            policy_copy: crate::sessions::copy::PolicyCopy::default(),
             keepalive_dirty: AtomicBool::new(true),
             next_drop: AtomicU8::new(DROP_NONE),
             planned_close: AtomicU8::new(PLANNED_NONE),
@@ -456,15 +459,19 @@ impl Conn {
 
     /// The policy in force for it now (its owner's, live).
     pub fn policy(&self) -> ServerPolicy {
-        let mut view = self.view.lock().unwrap_or_else(|p| p.into_inner());
-        // The channel's version is one load; its lock, shared by every
-        // connection of the owner, is taken only when the version moved
-        // (or the channel closed: its last policy stays in force).
-        if !matches!(view.rx.has_changed(), Ok(false)) {
-            let policy = view.rx.borrow_and_update().policy.clone();
-            view.policy = policy;
+        // Read before the copy and before the channel, so that a change
+        // after them is seen at the next call.
+        let changed = crate::sessions::copy::views_changed();
+        let generation = self.view_generation.load(Ordering::Acquire);
+        if let Some(policy) = self.policy_copy.read(changed, generation) {
+            return policy;
         }
-        view.policy.clone()
+        // Its view's lock orders the copy's writers. The channel's lock,
+        // shared by every connection of the owner, is taken only here.
+        let view = self.view.lock().unwrap_or_else(|p| p.into_inner());
+        let policy = view.rx.borrow().policy.clone();
+        self.policy_copy.write(&policy, changed, generation);
+        policy
     }
 
     /// A receiver of its owner's view, for the watchdog.
@@ -863,7 +870,11 @@ impl Conn {
                 });
         }
         self.changed();
-        let seq = self.requests.fetch_add(1, Ordering::Relaxed) + 1;
+        // Its one writer is this, in the connection's task (hyper calls the
+        // service there, over HTTP/2 too): a load and a store, not a locked
+        // add (bench figure 1).
+        let seq = self.requests.load(Ordering::Relaxed).wrapping_add(1);
+        self.requests.store(seq, Ordering::Relaxed);
         let request = self.lab.tracker().next_request_id();
         let stream = self.h2_assign(request);
         let target = uri
@@ -1620,7 +1631,15 @@ impl RequestGuard {
         // Idle from the stamp of its last request's end (one clock reading
         // for both); set before the connection counts as idle. The latest
         // wins: two HTTP/2 streams can end at once.
-        conn.idle_since_us.fetch_max(at_us, Ordering::Relaxed);
+        if self.ctx.stream == 0 && !conn.is_http2() {
+            // HTTP/1.1: one request at a time, and its end is the one
+            // writer (a load and a store: bench figure 1).
+            if conn.idle_since_us.load(Ordering::Relaxed) < at_us {
+                conn.idle_since_us.store(at_us, Ordering::Relaxed);
+            }
+        } else {
+            conn.idle_since_us.fetch_max(at_us, Ordering::Relaxed);
+        }
         if conn.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
             conn.h2_nothing_in_flight();
         }

@@ -21,6 +21,7 @@
 //! peer address and in total; a session whose page is gone is forgotten
 //! after [`SESSION_TTL`] (or sooner when room is needed).
 
+pub mod copy;
 pub mod key;
 pub mod rate;
 pub mod room;
@@ -227,12 +228,16 @@ impl Scope {
             ended: self.page_gone(),
         };
         let mut policy_changed = false;
-        self.view.send_if_modified(|current| {
+        if self.view.send_if_modified(|current| {
             policy_changed = current.policy != view.policy;
             let changed = *current != view;
             *current = view;
             changed
-        });
+        }) {
+            // After the view is in the channel: a connection that sees the
+            // count move reads it there (`copy::PolicyCopy`).
+            copy::note_view_changed();
+        }
         policy_changed
     }
 }

@@ -225,8 +225,11 @@ mod tests {
             .map(|_| {
                 let (copy, stop, a, b) = (copy.clone(), stop.clone(), a.clone(), b.clone());
                 std::thread::spawn(move || {
+                    // Until the writer has stopped, and then until one
+                    // read has come through whole (none can overlap a
+                    // write then).
                     let mut seen = 0u32;
-                    while !stop.load(Ordering::Relaxed) {
+                    while !stop.load(Ordering::Acquire) || seen == 0 {
                         if let Some(read) = copy.read(1, 1) {
                             assert!(read == *a || read == *b, "a torn read: {read:?}");
                             seen += 1;
@@ -239,7 +242,7 @@ mod tests {
         for i in 0..100_000 {
             copy.write(if i % 2 == 0 { &b } else { &a }, 1, 1);
         }
-        stop.store(true, Ordering::Relaxed);
+        stop.store(true, Ordering::Release);
         for reader in readers {
             assert!(reader.join().expect("no reader panicked") > 0);
         }

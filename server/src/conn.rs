@@ -1631,7 +1631,7 @@ impl RequestGuard {
         // Idle from the stamp of its last request's end (one clock reading
         // for both); set before the connection counts as idle. The latest
         // wins: two HTTP/2 streams can end at once.
-        if self.ctx.stream == 0 && !conn.is_http2() {
+        if !conn.is_http2() {
             // HTTP/1.1: one request at a time, and its end is the one
             // writer (a load and a store: bench figure 1).
             if conn.idle_since_us.load(Ordering::Relaxed) < at_us {

@@ -530,11 +530,11 @@ where
             // The endpoint has answered: what it left unread of the request
             // body is read first, if anything.
             let mut this = self.as_mut().project();
-            let unread = match this.guard.as_ref() {
-                Some(guard) => (this.take_unread_body)(&guard.ctx().conn),
-                // Answered already: `answer` says so.
-                None => None,
-            };
+            // (No guard: answered already, and `answer` says so.)
+            let unread = this
+                .guard
+                .as_ref()
+                .and_then(|guard| (this.take_unread_body)(&guard.ctx().conn));
             match unread {
                 None => return Poll::Ready(self.answer(response)),
                 Some(drain) => this.step.set(Step::Draining {

@@ -1276,11 +1276,11 @@ async fn keep_alive_msecs_sets_tcp_keep_alive_on_the_agents_sockets() {
     finish(&agent).await;
 }
 
+/// Linux only: elsewhere the lab cannot read `TCP_INFO`'s segment counts,
+/// so the test is not built there rather than passing without a look.
+#[cfg(target_os = "linux")]
 #[tokio::test]
 async fn keep_alive_probes_reach_the_server_after_keep_alive_msecs() {
-    if !tcp_info::AVAILABLE {
-        return;
-    }
     let server = Server::start(|_, _, _| respond()).await;
     let events = Events::default();
     let agent = agent(

@@ -82,6 +82,46 @@ fn hang_timeout_orders_requests_by_their_first_arrival_not_their_resend() {
     assert_eq!(o.answer, Answer::Choice(1), "when the first six were cut");
 }
 
+/// hang-timeout (found in review): the second wave is measured where the
+/// arrivals pause, not taken to be the 7th: a browser with four lanes sends
+/// four, then four more when those are cut, and the lesson says so.
+#[test]
+fn hang_timeout_finds_the_second_wave_of_a_pool_that_is_not_six() {
+    let mut s = fresh();
+    let tags = fire(&mut s, 12, |_| Credentials::Default);
+    let run = s.current().unwrap().id;
+    for wave in 0..3u64 {
+        for i in 0..4u64 {
+            let c = 1 + wave * 4 + i;
+            s.apply(opened(c, wave * 2_001_000));
+            s.apply(started(c, c, 1, &tags[c as usize - 1], wave * 2001));
+        }
+        if wave < 2 {
+            for i in 0..4u64 {
+                let c = 1 + wave * 4 + i;
+                s.apply(closed(
+                    c,
+                    CloseReason::HangTimeout,
+                    wave * 2_001_000 + 2_000_000,
+                ));
+            }
+        }
+    }
+    let r = s.run(run).unwrap().clone();
+    let o = measure("hang-timeout", &s, vec![r]);
+    assert_eq!(fig(&o, "second-wave-ms"), "2001");
+    assert_eq!(fig(&o, "first-wave"), "4");
+    assert_eq!(o.answer, Answer::Choice(1), "when the first ones were cut");
+    assert!(
+        o.notes[0].starts_with(
+            "4 requests reached the server at once; request 5 waited for a lane and reached it \
+             2001 ms after the first."
+        ),
+        "{}",
+        o.notes[0]
+    );
+}
+
 /// hang-timeout (found in review): a late 7th is "when the first six are
 /// cut" only if the hang timeout cut some; no 7th at all is not measured.
 #[test]
@@ -404,6 +444,65 @@ fn real_time_grades_a_failure_as_forgotten_only_from_the_middleboxs_record() {
     assert_eq!(
         (fig(&o, "ended-60"), fig(&o, "ended-40")),
         ("120010", "45020")
+    );
+}
+
+/// nat-real-time on a browser that sends no TCP keep-alive probe (where
+/// probes can be seen): both mappings forget their connection, and the
+/// lesson says the browser did not keep it alive, instead of grading the
+/// usual answer. (The Chromium test asserts the probes themselves.)
+#[test]
+fn real_time_says_so_when_the_browser_sent_no_probe() {
+    use protocol::{MappingId, MiddleboxEvent as M, OnExpiry, Preset};
+    let mut s = fresh();
+    for (conn, idle_ms) in [(1u64, 60_000u64), (2, 40_000)] {
+        s.apply(opened(conn, 0));
+        let settings = Preset::AwsNat.settings(1);
+        for (what, at_us) in [
+            (
+                M::Opened {
+                    client: format!("127.0.0.1:{conn}"),
+                    upstream: Some(format!("127.0.0.1:{}", 40000 + conn)),
+                    conn: None,
+                    accepted_us: 0,
+                    in_force_ms: idle_ms,
+                    settings,
+                    probes_visible: true,
+                },
+                0,
+            ),
+            (
+                M::Expired {
+                    idle_ms,
+                    on_expiry: OnExpiry::Rst,
+                    transitory: false,
+                },
+                idle_ms * 1000,
+            ),
+        ] {
+            s.apply(event(ServerEvent::Middlebox {
+                mapping: MappingId(conn),
+                session: None,
+                event: what,
+                at_us,
+            }));
+        }
+    }
+    let failed = |conn: u64| {
+        let mut r = req(Phase::Failed);
+        (r.conn, r.issued_ms, r.ended_ms) = (Some(ConnId(conn)), Some(0.0), Some(120_010.0));
+        run_of(vec![r])
+    };
+    let o = measure("nat-real-time", &s, vec![failed(1), failed(2)]);
+    assert_eq!(fig(&o, "probes-60"), "0");
+    assert_eq!(fig(&o, "expired-60"), "yes");
+    assert_eq!(o.answer, Answer::Unmeasured, "not the usual answer");
+    assert!(
+        o.notes
+            .iter()
+            .any(|n| n.starts_with("No probe from Chromium was seen here")),
+        "{:?}",
+        o.notes
     );
 }
 

@@ -115,6 +115,34 @@ pub fn arrival_order(run: &Run) -> Vec<usize> {
     seen.into_iter().map(|(_, i)| i).collect()
 }
 
+/// The longest pause between two of `run`'s first arrivals at the server
+/// (the earliest, if several are as long): how many arrived before it, and
+/// when the first after it arrived, in ms after the first of all. A burst
+/// held by the browser's lanes arrives in waves, and the pause before the
+/// second is the wait for a lane: measured, not assumed to follow the 6th
+/// (another browser's pool may be another size). `None` with fewer than
+/// two arrivals.
+pub fn longest_pause(run: &Run) -> Option<(usize, u32)> {
+    let at: Vec<Micros> = arrival_order(run)
+        .into_iter()
+        .filter_map(|i| run.requests.get(i).and_then(|r| first_arrival(r)))
+        .collect();
+    let first = *at.first()?;
+    let (before, _) = at
+        .windows(2)
+        .enumerate()
+        .map(|(i, w)| (i + 1, w[1].saturating_sub(w[0])))
+        // `max_by_key` keeps the last of equals: the earliest is wanted.
+        .fold(
+            None,
+            |best: Option<(usize, Micros)>, (i, pause)| match best {
+                Some((_, longest)) if longest >= pause => best,
+                _ => Some((i, pause)),
+            },
+        )?;
+    Some((before, ms_between(first, *at.get(before)?)))
+}
+
 /// Why connection `conn` closed, if it has.
 pub fn close_reason(state: &LabState, conn: ConnId) -> Option<&CloseReason> {
     state
@@ -174,6 +202,28 @@ mod tests {
         assert_eq!(peak_at_server(requests.iter()), 2);
         assert_eq!(peak_at_server(requests[..1].iter()), 1);
         assert_eq!(peak_at_server(std::iter::empty()), 0);
+    }
+
+    #[test]
+    fn the_longest_pause_splits_the_waves_whatever_the_pool() {
+        let run = |starts: &[Micros]| {
+            let mut run = Run::empty();
+            run.requests = starts
+                .iter()
+                .map(|&us| std::rc::Rc::new(at(us, None, 1, 1)))
+                .collect();
+            run
+        };
+        // Six lanes: six at once, the rest when the first six were cut.
+        let six: Vec<Micros> = (0..6).chain((0..6).map(|i| 2_001_000 + i)).collect();
+        assert_eq!(longest_pause(&run(&six)), Some((6, 2001)));
+        // A browser with four lanes, waves of four: the first pause.
+        let four: Vec<Micros> = (0..12).map(|i| (i / 4) * 2_000_000 + i).collect();
+        assert_eq!(longest_pause(&run(&four)), Some((4, 2000)));
+        // All at once: the longest pause is short (the grading decides).
+        assert_eq!(longest_pause(&run(&[0, 300, 900, 1_000])), Some((2, 0)));
+        assert_eq!(longest_pause(&run(&[5])), None);
+        assert_eq!(longest_pause(&run(&[])), None);
     }
 
     #[test]

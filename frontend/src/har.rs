@@ -27,6 +27,10 @@
 //! - `wait`: from the server reading the head to the response head in the
 //!   page, or to the request's end for an aborted or failed one;
 //! - `receive`: the body (0 when no response came).
+//!
+//! Where a phase is the lab's own estimate rather than the browser's figure
+//! (a `connect` without a Resource Timing entry, a `blocked` without the
+//! request's `fetch()` time), the entry's `timings.comment` says so.
 
 use crate::clock::ClockSync;
 use crate::state::{BrowserRequest, LabState, Phase, Run};
@@ -37,13 +41,15 @@ use crate::tally::Tally;
 /// (the server's `connection_secured`), if it did: on a connection opened
 /// for it, `connect` then lasts until the handshake's end (HAR 1.2: `ssl`
 /// is included in `connect`), `send` starts there and `ssl` is the
-/// handshake; -1 otherwise.
+/// handshake; -1 otherwise. Third: which of these are the lab's own
+/// estimate rather than the browser's figures, in words for the timings'
+/// `comment` (empty when none is).
 pub fn timings(
     run: &Run,
     r: &BrowserRequest,
     clock: &ClockSync,
     secured_us: Option<protocol::Micros>,
-) -> ([f64; 6], f64) {
+) -> ([f64; 6], f64, Vec<&'static str>) {
     let page = |us| clock.to_page_ms(us);
     let issued = r.issued_ms.unwrap_or(run.started_ms);
     let arrival = r.server_start_us.and_then(page);
@@ -79,6 +85,20 @@ pub fn timings(
     let browser_says_new = r
         .timing
         .filter(|t| t.new_connection() && attempt.is_none_or(|a| a.seq == 1));
+    let mut estimated = Vec::new();
+    if r.issued_ms.is_none() {
+        estimated.push(
+            "blocked counts from the run's start: this request's fetch() call was not recorded",
+        );
+    }
+    if browser_says_new.is_none() && accepted.is_some() {
+        estimated.push(
+            "connect is the lab's own measure (no Resource Timing entry said the connection was \
+             new): from when the browser could start connecting (its fetch() call, or the end \
+             at the server of the request that freed a slot) to the server's accept; dns was \
+             not measured",
+        );
+    }
     let (dns_from, connect_from, connect_to) = match (browser_says_new, accepted) {
         (Some(t), _) => (
             Some(t.domain_lookup_start),
@@ -134,7 +154,7 @@ pub fn timings(
     } else {
         -1.0
     };
-    ([blocked, dns, connect, send, wait, receive], ssl)
+    ([blocked, dns, connect, send, wait, receive], ssl, estimated)
 }
 
 fn iso8601(epoch_ms: f64) -> String {
@@ -241,7 +261,7 @@ fn entry(j: &mut Json, run: &Run, r: &BrowserRequest, state: &LabState) {
     let clock = &state.clock;
     let issued = r.issued_ms.unwrap_or(run.started_ms);
     let lane = r.conn.and_then(|c| state.lanes.get(&c));
-    let (phases, ssl) = timings(run, r, clock, lane.and_then(|l| l.secured_us));
+    let (phases, ssl, estimated) = timings(run, r, clock, lane.and_then(|l| l.secured_us));
     // The protocol the server's record says the connection spoke.
     let version = match lane.and_then(|l| l.protocol.as_deref()) {
         Some("h2") => "HTTP/2.0",
@@ -314,8 +334,11 @@ fn entry(j: &mut Json, run: &Run, r: &BrowserRequest, state: &LabState) {
     {
         j.num(name, Some(t));
     }
-    j.num("ssl", Some(ssl))
-        .close('}')
+    j.num("ssl", Some(ssl));
+    if !estimated.is_empty() {
+        j.str("comment", &estimated.join("; "));
+    }
+    j.close('}')
         .str("comment", &format!("{} ({})", r.phase.label(), r.tag));
     if let Some(conn) = r.conn {
         j.str("connection", &conn.0.to_string());
@@ -679,6 +702,13 @@ mod tests {
             (Some(0.0), Some(0.0)),
             "a connection opened for it at once (the lab's measure: issue to accept)"
         );
+        assert!(
+            first["timings"]["comment"]
+                .as_str()
+                .is_some_and(|c| c.starts_with("connect is the lab's own measure")),
+            "an estimate says so: {}",
+            first["timings"]
+        );
         assert_eq!(first["timings"]["send"], 10.0, "accept to the head read");
         assert_eq!(first["timings"]["wait"], 490.0);
         assert_eq!(first["timings"]["receive"], 2.0);
@@ -1040,10 +1070,11 @@ mod tests {
         assert!(timing.new_connection());
         answer(&mut s, 0, (1, 1, 1), 101.0, Some(timing));
         let run = s.run(1).unwrap();
-        let [_, dns, connect, ..] = timings(run, &run.requests[0], &s.clock, None).0;
+        let ([_, dns, connect, ..], _, estimated) = timings(run, &run.requests[0], &s.clock, None);
         assert!(
             (connect - 0.15).abs() < 1e-9 && (dns - 0.05).abs() < 1e-9,
             "Resource Timing says new: dns {dns}, connect {connect}"
         );
+        assert!(estimated.is_empty(), "the browser's figures: {estimated:?}");
     }
 }

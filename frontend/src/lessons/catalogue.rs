@@ -1530,10 +1530,14 @@ fn hang_timeout(e: &Evidence<'_>) -> Outcome {
     let run = e.run(0).unwrap_or(&empty);
     // The second wave: the first arrival after the longest pause, not the
     // 7th (found in review: a browser whose pool is not six was timed at
-    // the wrong request). `lanes` is how many went out before it.
-    // A short pause is no second wave unless every request came: the
-    // rest may never have (no 7th at all is not "at once").
-    let arrived = arrival_order(run).len();
+    // the wrong request). A short pause is no second wave unless every
+    // request came: the rest may never have (no 7th at all is not "at
+    // once").
+    let arrived = run
+        .requests
+        .iter()
+        .filter(|r| first_arrival(r).is_some())
+        .count();
     let all = arrived == run.requests.len();
     let wave = longest_pause(run).filter(|&(_, ms)| ms >= 1000 || all);
     let gap = wave.map(|(_, ms)| ms);

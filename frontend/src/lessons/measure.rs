@@ -128,19 +128,11 @@ pub fn longest_pause(run: &Run) -> Option<(usize, u32)> {
         .filter_map(|i| run.requests.get(i).and_then(|r| first_arrival(r)))
         .collect();
     let first = *at.first()?;
-    let (before, _) = at
-        .windows(2)
-        .enumerate()
-        .map(|(i, w)| (i + 1, w[1].saturating_sub(w[0])))
-        // `max_by_key` keeps the last of equals: the earliest is wanted.
-        .fold(
-            None,
-            |best: Option<(usize, Micros)>, (i, pause)| match best {
-                Some((_, longest)) if longest >= pause => best,
-                _ => Some((i, pause)),
-            },
-        )?;
-    Some((before, ms_between(first, *at.get(before)?)))
+    // `max_by_key` keeps the last of equals: counted down, the earliest.
+    let before = (1..at.len())
+        .rev()
+        .max_by_key(|&i| at[i].saturating_sub(at[i - 1]))?;
+    Some((before, ms_between(first, at[before])))
 }
 
 /// Why connection `conn` closed, if it has.

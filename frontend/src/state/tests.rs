@@ -27,7 +27,7 @@ pub(crate) fn event(e: ServerEvent) -> Action {
     Action::ServerBatch(vec![e])
 }
 
-fn opened(conn: u64) -> Action {
+pub(crate) fn opened(conn: u64) -> Action {
     event(ServerEvent::ConnectionOpened {
         conn: ConnId(conn),
         at_us: conn * 10,
@@ -50,7 +50,7 @@ pub(crate) fn started(conn: u64, request: u64, seq: u32, tag: &str, at_ms: u64) 
     })
 }
 
-fn finished(conn: u64, request: u64, at_ms: u64) -> Action {
+pub(crate) fn finished(conn: u64, request: u64, at_ms: u64) -> Action {
     event(ServerEvent::RequestFinished {
         conn: ConnId(conn),
         request: RequestId(request),
@@ -106,7 +106,7 @@ pub(crate) fn fire(
     tags
 }
 
-fn head(s: &mut LabState, index: usize, conn: u64, request: u64, seq: u32, at_ms: f64) {
+pub(crate) fn head(s: &mut LabState, index: usize, conn: u64, request: u64, seq: u32, at_ms: f64) {
     let run = s.current().unwrap().id;
     s.apply(Action::ResponseHead {
         run,

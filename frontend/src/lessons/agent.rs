@@ -320,7 +320,7 @@ pub fn max_sockets(e: &Evidence<'_>) -> Outcome {
     let wave = second_wave.map_or("never".into(), |ms| format!("{ms} ms"));
     // Every code seen, not the first one for all (found in review).
     let mut codes: Vec<&str> = errors.clone();
-    codes.sort_unstable();
+    crate::lessons::measure::sort(&mut codes);
     codes.dedup();
     let codes = if codes.is_empty() {
         "none".to_owned()

@@ -27,6 +27,7 @@ pub(crate) fn event(e: ServerEvent) -> Action {
     Action::ServerBatch(vec![e])
 }
 
+/// `connection_opened` of `conn`, at `conn * 10` µs (server).
 pub(crate) fn opened(conn: u64) -> Action {
     event(ServerEvent::ConnectionOpened {
         conn: ConnId(conn),
@@ -50,6 +51,7 @@ pub(crate) fn started(conn: u64, request: u64, seq: u32, tag: &str, at_ms: u64) 
     })
 }
 
+/// `request_finished` (completed) of `request` on `conn`, at `at_ms` (server).
 pub(crate) fn finished(conn: u64, request: u64, at_ms: u64) -> Action {
     event(ServerEvent::RequestFinished {
         conn: ConnId(conn),
@@ -106,6 +108,8 @@ pub(crate) fn fire(
     tags
 }
 
+/// The page reads the answer to request `index` of the current run: its
+/// head at `at_ms` (naming `conn`, `request` and `seq`), its end 1 ms later.
 pub(crate) fn head(s: &mut LabState, index: usize, conn: u64, request: u64, seq: u32, at_ms: f64) {
     let run = s.current().unwrap().id;
     s.apply(Action::ResponseHead {

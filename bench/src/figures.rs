@@ -343,21 +343,48 @@ pub fn frontend_size(dist: &Path) -> Result<Vec<Shipped>, String> {
 // ---------------------------------------------------------------------------
 // 6. Timing fidelity of the server's own events.
 
+/// Figure 6's samples, in µs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fidelity {
+    /// Each request's duration as the lab's events tell it.
+    pub lab_us: Vec<u64>,
+    /// The baseline: a bare wait of the same length in this process, as
+    /// the lab's `/api/slow` waits (tokio's timer to 2 ms before the end,
+    /// which alone would round up to the next millisecond, then yielding
+    /// until the end), started with each request and timed with `Instant`.
+    /// A host that runs a waiter late (a pause of the virtual machine, a
+    /// core taken by another process) makes this late too; the lab's own
+    /// lateness is what the lab adds to it.
+    pub bare_us: Vec<u64>,
+}
+
 /// Asks a fresh lab for `/api/slow?ms={ms}` `samples` times, one after the
 /// other, and returns each request's duration as the lab's events tell it:
-/// `response_started.at_us - request_started.at_us`, in µs.
-pub async fn timing_fidelity(ms: u64, samples: usize) -> Result<Vec<u64>, String> {
+/// `response_started.at_us - request_started.at_us`, in µs; beside each, a
+/// bare wait of `ms` in this process started at the same moment
+/// ([`Fidelity::bare_us`]).
+pub async fn timing_fidelity(ms: u64, samples: usize) -> Result<Fidelity, String> {
     let server = Server::start(Kind::Lab, Policy::Bench, None).await?;
     let url = format!("ws://{}/api/events", server.addr);
     let (mut events, _) = tokio_tungstenite::connect_async(url.as_str())
         .await
         .map_err(|e| format!("{url}: {e}"))?;
     let mut durations = Vec::new();
+    let mut bare_us = Vec::new();
     for i in 0..samples {
         let tag = format!("fidelity-{i}");
         let path = format!("/api/slow?ms={ms}&id={tag}");
         let addr = server.addr;
         let answer = tokio::spawn(async move { client::request(addr, "GET", &path, "").await });
+        let bare = tokio::spawn(async move {
+            let from = Instant::now();
+            let end = from + Duration::from_millis(ms);
+            tokio::time::sleep_until(end - Duration::from_millis(2).min(end - from)).await;
+            while Instant::now() < end {
+                tokio::task::yield_now().await;
+            }
+            from.elapsed()
+        });
         let mut started: Option<(protocol::RequestId, u64)> = None;
         let duration = loop {
             let message = tokio::time::timeout(Duration::from_millis(ms + 5_000), events.next())
@@ -386,9 +413,14 @@ pub async fn timing_fidelity(ms: u64, samples: usize) -> Result<Vec<u64>, String
         if status != 200 {
             return Err(format!("/api/slow answered {status}"));
         }
+        let bare = bare.await.map_err(|e| e.to_string())?;
         durations.push(duration);
+        bare_us.push(u64::try_from(bare.as_micros()).unwrap_or(u64::MAX));
     }
-    Ok(durations)
+    Ok(Fidelity {
+        lab_us: durations,
+        bare_us,
+    })
 }
 
 #[cfg(test)]

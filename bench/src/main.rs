@@ -10,7 +10,8 @@
 //! 3. event pipeline and 4. frame time in Chromium: need a metrics hook in the
 //!    page ([`browser`]);
 //! 5. size of the frontend (document + wasm + js, raw, gzip and brotli);
-//! 6. timing fidelity: the lab's own measure of `/api/slow?ms=1000`;
+//! 6. timing fidelity: the lab's own measure of `/api/slow?ms=1000`, beside
+//!    the same wait in this process at the same moments (the host's part);
 //! 7. soak: resident memory and open descriptors of the lab over a bounded
 //!    run (10 minutes by default) of a workshop room's mixed traffic
 //!    ([`soak`], issue 8);

@@ -369,7 +369,7 @@ pub async fn timing_fidelity(ms: u64, samples: usize) -> Result<Fidelity, String
     let (mut events, _) = tokio_tungstenite::connect_async(url.as_str())
         .await
         .map_err(|e| format!("{url}: {e}"))?;
-    let mut durations = Vec::new();
+    let mut lab_us = Vec::new();
     let mut bare_us = Vec::new();
     for i in 0..samples {
         let tag = format!("fidelity-{i}");
@@ -379,7 +379,7 @@ pub async fn timing_fidelity(ms: u64, samples: usize) -> Result<Fidelity, String
         let bare = tokio::spawn(async move {
             let from = Instant::now();
             let end = from + Duration::from_millis(ms);
-            tokio::time::sleep_until(end - Duration::from_millis(2).min(end - from)).await;
+            tokio::time::sleep_until(end - Duration::from_millis(ms.min(2))).await;
             while Instant::now() < end {
                 tokio::task::yield_now().await;
             }
@@ -414,13 +414,10 @@ pub async fn timing_fidelity(ms: u64, samples: usize) -> Result<Fidelity, String
             return Err(format!("/api/slow answered {status}"));
         }
         let bare = bare.await.map_err(|e| e.to_string())?;
-        durations.push(duration);
+        lab_us.push(duration);
         bare_us.push(u64::try_from(bare.as_micros()).unwrap_or(u64::MAX));
     }
-    Ok(Fidelity {
-        lab_us: durations,
-        bare_us,
-    })
+    Ok(Fidelity { lab_us, bare_us })
 }
 
 #[cfg(test)]

@@ -539,7 +539,11 @@ pub async fn run_viewer<W, R, E>(
     let mut buckets = Buckets::new();
     // Whether this viewer may change its scope's settings (the anonymous
     // scope's only from the lab's own machine, `routes::may_configure`).
-    let viewer = conn.as_ref().map(|c| c.peer());
+    // The address its caps charge, as read at its accept (found in review:
+    // the peer's address looked up again once a middlebox mapping it came
+    // through had ended charged the agent's sockets to the lab's own
+    // machine).
+    let viewer = conn.as_ref().map(|c| c.charged_ip());
     let configure = crate::routes::may_configure(&filter.scope.access, conn.as_deref());
     let mut last_lag: Option<Instant> = None;
     // The instructor's view, behind again: when it is next sent a snapshot,
@@ -756,7 +760,7 @@ fn handle(
     lab: &Lab,
     scope: &Scope,
     configure: &Result<(), ApiError>,
-    viewer: Option<std::net::SocketAddr>,
+    viewer: Option<std::net::IpAddr>,
     text: &str,
     buckets: &mut Buckets,
 ) -> Option<ServerEvent> {

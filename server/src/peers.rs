@@ -273,6 +273,27 @@ impl Peers {
     /// that is itself one of the lab's own connections (the agent through
     /// the middlebox) is charged to whom that one serves.
     pub fn on_behalf(&self, local: SocketAddr, client: SocketAddr, via: Via) -> OnBehalf {
+        let mut behalf = self.registrations();
+        let charged = behalf
+            .map
+            .get(&client)
+            .map_or(client.ip().to_canonical(), |r| r.ip);
+        self.register(&mut behalf, local, charged, via)
+    }
+
+    /// Registers a connection the lab is about to make to itself from
+    /// `local`, charged to `ip`, an address already charged (the agent's
+    /// page's, as read at its events socket's accept: looked up again from
+    /// that socket's peer, a middlebox mapping it came through that had
+    /// ended would charge the agent to the lab's own machine), through
+    /// `via`.
+    pub fn charged_to(&self, local: SocketAddr, ip: IpAddr, via: Via) -> OnBehalf {
+        let mut behalf = self.registrations();
+        self.register(&mut behalf, local, ip.to_canonical(), via)
+    }
+
+    /// The registrations, locked, with orphans past their grace forgotten.
+    fn registrations(&self) -> MutexGuard<'_, Behalf> {
         let mut behalf = self.behalf.lock().unwrap_or_else(|p| p.into_inner());
         let now = std::time::Instant::now();
         if behalf.orphans > 0 {
@@ -282,14 +303,15 @@ impl Peers {
             });
             behalf.orphans = behalf.map.values().filter(|r| r.orphaned.is_some()).count();
         }
-        let charged = behalf
-            .map
-            .get(&client)
-            .map_or(client.ip().to_canonical(), |r| r.ip);
+        behalf
+    }
+
+    /// Registers `local`, charged to `ip`, in `behalf`.
+    fn register(&self, behalf: &mut Behalf, local: SocketAddr, ip: IpAddr, via: Via) -> OnBehalf {
         behalf.map.insert(
             local,
             Registration {
-                ip: charged,
+                ip,
                 via,
                 accepted: false,
                 orphaned: None,

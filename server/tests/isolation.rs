@@ -1250,7 +1250,14 @@ async fn an_agents_sockets_are_charged_to_the_page_that_started_it() {
     )
     .await;
     // A's share: three held, two answered 429 naming A's address.
-    wait_for_hangs(&lab, 3).await;
+    agents_share_full_and_the_labs_not(addr, &lab, &mut watcher).await;
+}
+
+/// An agent's five hangs took the three of its page's address's share and
+/// were refused twice (seen by `watcher`), and the lab's own machine still
+/// has its whole share (one held, then all four released).
+async fn agents_share_full_and_the_labs_not(addr: SocketAddr, lab: &Lab, watcher: &mut Viewer) {
+    wait_for_hangs(lab, 3).await;
     let refusals = |seen: &[ServerEvent]| {
         seen.iter()
             .filter(|e| matches!(e, ServerEvent::ResponseStarted { status: 429, .. }))
@@ -1262,12 +1269,11 @@ async fn an_agents_sockets_are_charged_to_the_page_that_started_it() {
         }
     })
     .await;
-    // The lab's own machine still has its whole share.
     let mut local = Client::connect(addr).await;
     local
         .send_request("GET", "/api/hang?id=local&max_ms=20000", b"")
         .await;
-    wait_for_hangs(&lab, 4).await;
+    wait_for_hangs(lab, 4).await;
     let everyone = keepalive_lab_server::sessions::Access::All;
     assert_eq!(
         lab.hangs()
@@ -1275,6 +1281,47 @@ async fn an_agents_sockets_are_charged_to_the_page_that_started_it() {
         4
     );
     assert_eq!(local.read_response().await.status, 200);
+}
+
+/// The same when the page's events socket came through the lab's middlebox
+/// and has gone since (found in review): the agent keeps running while
+/// another of the session's pages is open, and its later sockets are still
+/// charged to the page's address, read at that socket's accept, not looked
+/// up again from its peer once the mapping it came through has ended (which
+/// charged them to the lab's own machine, filling its share).
+#[tokio::test]
+async fn an_agent_started_through_the_middlebox_stays_charged_to_its_page() {
+    let (addr, lab) = start_server_with(Config {
+        max_hangs_per_peer: 3,
+        ..common::config()
+    })
+    .await;
+    let via = lab_middlebox(addr, &lab).await;
+    let mut watcher = Viewer::connect(addr).await;
+    let a = std::net::IpAddr::from([127, 0, 0, 2]);
+    let mut issue = Client::from_stream(common::connect_from(addr, a).await);
+    let session = issue.request("POST", "/api/sessions", b"").await.json()["session"]
+        .as_str()
+        .expect("a session")
+        .to_owned();
+    let target = format!("/api/events?session={session}");
+    // Keeps the session online once the other page has gone.
+    let _stays = Viewer::connect_to_from(addr, &target, Some(a)).await;
+    let mut through = Viewer::connect_to_from(via, &target, Some(a)).await;
+    through
+        .send_text(
+            r#"{"type": "agent_start", "options": {"max_sockets": 5}, "request": {"method": "GET", "path": "/api/hang?max_ms=20000", "target": "same"}, "every_ms": 300, "count": 5}"#,
+        )
+        .await;
+    through
+        .next_matching("its agent's first event", |e| {
+            matches!(e, ServerEvent::Agent { .. })
+        })
+        .await;
+    drop(through);
+    // A's share: three held, two answered 429 naming A's address, all of
+    // them after the page's mapping ended but the first.
+    agents_share_full_and_the_labs_not(addr, &lab, &mut watcher).await;
 }
 
 /// Agents have a share per client address too

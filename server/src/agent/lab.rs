@@ -168,10 +168,11 @@ fn tagged_path(path: &str, session: &SessionId, tag: &str) -> String {
     format!("{base}?{}", out.finish())
 }
 
-/// Makes each of the agent's sockets on behalf of `client` (the page's
-/// events socket's peer): bound to a port of its own on the destination's
-/// address and registered before it connects.
-fn binder(lab: &Lab, client: SocketAddr) -> Binder {
+/// Makes each of the agent's sockets on behalf of `client` (the address
+/// the page's events socket is charged to, fixed at its accept): bound to a
+/// port of its own on the destination's address and registered before it
+/// connects.
+fn binder(lab: &Lab, client: IpAddr) -> Binder {
     let lab = lab.clone();
     Binder(Arc::new(move |addr: SocketAddr| {
         let socket = if addr.is_ipv4() {
@@ -181,7 +182,7 @@ fn binder(lab: &Lab, client: SocketAddr) -> Binder {
         };
         socket.bind(SocketAddr::new(addr.ip(), 0))?;
         let local = socket.local_addr()?;
-        let hold = lab.peers().on_behalf(local, client, Via::Agent);
+        let hold = lab.peers().charged_to(local, client, Via::Agent);
         Ok((
             socket,
             Box::new(hold) as Box<dyn std::any::Any + Send + Sync>,
@@ -283,8 +284,8 @@ fn check(
     Ok(())
 }
 
-/// `agent_start` from a viewer with `access` whose events socket comes from
-/// `viewer`: starts the session's agent, or says why not. `None` on
+/// `agent_start` from a viewer with `access` whose events socket is charged
+/// to `viewer` (`Conn::charged_ip`): starts the session's agent, or says why not. `None` on
 /// success: the run's own events follow.
 #[expect(
     clippy::too_many_arguments,
@@ -293,7 +294,7 @@ fn check(
 pub fn start(
     lab: &Lab,
     access: &Access,
-    viewer: Option<SocketAddr>,
+    viewer: Option<IpAddr>,
     options: AgentOptions,
     request: AgentRequestSpec,
     every_ms: u64,
@@ -314,7 +315,7 @@ pub fn start(
         Err(body) => return Some(ServerEvent::Error(body)),
     };
     let (stop_tx, mut stop_rx) = watch::channel(false);
-    let ip = viewer.map(|peer| lab.peers().charged_ip(peer));
+    let ip = viewer;
     {
         let mut running = running();
         if running.contains_key(session) {

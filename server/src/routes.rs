@@ -560,6 +560,31 @@ pub fn may_configure(access: &Access, conn: Option<&crate::conn::Conn>) -> Resul
     }
 }
 
+/// A change to a session's settings over HTTP (`PUT /api/config`,
+/// `PUT /api/middlebox`) spends from the same rate as its sockets'
+/// `set_config` and `set_middlebox` (found in review: over HTTP it spent
+/// nothing, so a loop of PUTs went past the limit `docs/api.md` gives).
+/// The instructor's, who holds the key, is not limited.
+pub fn within_change_rate(lab: &Lab, access: &Access, what: &str) -> Result<(), ApiError> {
+    match access {
+        Access::Of(owner)
+            if !lab
+                .sessions()
+                .allow(owner, crate::sessions::rate::Kind::Changes) =>
+        {
+            Err(ApiError::too_many(
+                format!(
+                    "too many changes to {what}: at most {} per second for a session, \
+                     its sockets' set_config and set_middlebox included",
+                    crate::events::CONFIG_PER_SECOND
+                ),
+                "send one change per edit; this one was not applied",
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// The lesson catalogue (id, title, concept, summary), in teaching order.
 async fn lessons(
     RawQuery(query): RawQuery,
@@ -706,6 +731,7 @@ async fn put_config(
     let body = body.map_err(|r| body_error(&r))?;
     let hint = r#"send some of {"keep_alive": true, "idle_timeout_ms": 5000, "max_requests": 100, "advertise_keep_alive": true, "hang_timeout_ms": null, "tcp_keepalive": {"idle_s": 60, "interval_s": 10}}"#;
     let patch: PolicyPatch = json_object(&body, "config", hint)?;
+    within_change_rate(&lab, &access, "the config")?;
     Ok(Json(match access {
         Access::All => lab.set_defaults(&patch)?,
         Access::Of(owner) => lab.set_policy(&owner, &patch)?,

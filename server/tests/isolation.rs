@@ -417,6 +417,102 @@ async fn b_cannot_change_a_policy() {
     room.a_releases().await;
 }
 
+/// Checks that `applied` changes since `started` are within a session's
+/// rate of changes (a burst of 10, then 5 per second: generous for a slow
+/// machine) and include its whole burst; returns how many it allows.
+fn within_change_rate(applied: usize, started: std::time::Instant) -> usize {
+    let elapsed = started.elapsed().as_secs_f64();
+    let allowed = 10 + (elapsed * 5.0).ceil() as usize + 1;
+    assert!(applied >= 10, "the burst is allowed: {applied}");
+    assert!(
+        applied <= allowed,
+        "{applied} applied in {elapsed:.2} s, at most {allowed} allowed"
+    );
+    allowed
+}
+
+/// The same limit over HTTP (found in review: `PUT /api/config` and
+/// `PUT /api/middlebox` spent nothing from it): a session's PUTs and its
+/// sockets' messages share one rate, past which a PUT is a 429 with its
+/// `{error, hint}` and changes nothing.
+#[tokio::test]
+async fn a_flood_of_puts_from_b_shares_the_rate_of_its_sockets_changes() {
+    let room = Room::new().await;
+    let mut b_viewer = Viewer::connect_session(room.addr, &room.b).await;
+    let mut client = Client::connect(room.addr).await;
+    const FLOOD: usize = 60;
+    let started = std::time::Instant::now();
+    let (mut applied, mut refused, mut last) = (0_usize, 0_usize, 0_u64);
+    for i in 0..FLOOD {
+        let ms = 1000 + i as u64;
+        let (path, body) = if i % 2 == 0 {
+            ("config", format!(r#"{{"idle_timeout_ms":{ms}}}"#))
+        } else {
+            (
+                "middlebox",
+                r#"{"preset":"custom","idle_timeout_ms":20000}"#.to_owned(),
+            )
+        };
+        let answer = client
+            .request(
+                "PUT",
+                &format!("/api/{path}?session={}", room.b),
+                body.as_bytes(),
+            )
+            .await;
+        match answer.status {
+            200 => {
+                applied += 1;
+                if path == "config" {
+                    last = ms;
+                }
+            }
+            429 => {
+                let body = answer.json();
+                let error = body["error"].as_str().unwrap_or_default();
+                assert!(error.contains("too many changes"), "{body}");
+                assert!(
+                    body["hint"].as_str().is_some_and(|h| !h.is_empty()),
+                    "{body}"
+                );
+                refused += 1;
+            }
+            status => panic!("PUT /api/{path}: {status} {}", answer.text()),
+        }
+    }
+    within_change_rate(applied, started);
+    assert_eq!(applied + refused, FLOOD);
+    // What was refused changed nothing: B's policy is the last applied.
+    assert_eq!(
+        room.lab
+            .policy(&Owner::Session(session(&room.b)))
+            .idle_timeout_ms,
+        last
+    );
+    // The sockets' messages spend from the same rate, now empty.
+    b_viewer
+        .send_text(r#"{"type":"set_config","config":{"idle_timeout_ms":4000}}"#)
+        .await;
+    // (Past the PUTs' own announcements to B's viewers.)
+    let answer = b_viewer
+        .next_matching("an answer to set_config", |e| match e {
+            ServerEvent::ConfigChanged { config, .. } => config.idle_timeout_ms == 4000,
+            ServerEvent::Error(_) => true,
+            _ => false,
+        })
+        .await;
+    assert!(
+        matches!(&answer, ServerEvent::Error(body) if body.error.contains("too many set_config")),
+        "{answer:?}"
+    );
+    // A's policy is untouched.
+    assert_eq!(
+        room.lab.policy(&Owner::Session(session(&room.a))),
+        ServerPolicy::default()
+    );
+    room.a_releases().await;
+}
+
 #[tokio::test]
 async fn a_flood_of_set_config_from_b_is_rate_limited_and_a_hears_none_of_it() {
     let room = Room::new().await;
@@ -454,14 +550,7 @@ async fn a_flood_of_set_config_from_b_is_rate_limited_and_a_hears_none_of_it() {
             _ => unreachable!(),
         }
     }
-    let elapsed = started.elapsed().as_secs_f64();
-    // A burst of 10, then 5 per second: generous for a slow machine.
-    let allowed = 10 + (elapsed * 5.0).ceil() as usize + 1;
-    assert!(applied >= 10, "the burst is allowed: {applied}");
-    assert!(
-        applied <= allowed,
-        "{applied} applied in {elapsed:.2} s, at most {allowed} allowed"
-    );
+    let allowed = within_change_rate(applied, started);
     assert!(refused >= FLOOD - allowed, "{refused} refused");
     // B's policy is the last applied one; A's is untouched and A heard nothing.
     let b_policy = room.lab.policy(&Owner::Session(session(&room.b)));

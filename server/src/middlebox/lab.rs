@@ -307,6 +307,7 @@ pub async fn put_middlebox(
         )
     })?;
     let patch = parse_patch(&body)?;
+    crate::routes::within_change_rate(&lab, &access, "the middlebox")?;
     Ok(Json(change(&lab, &access, &patch)?))
 }
 

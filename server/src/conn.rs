@@ -44,7 +44,7 @@ use crate::tracker::Counters;
 const RACE_PEEK: usize = 1024;
 
 /// `Conn::planned_close` values: the close a response's `Connection: close`
-/// announced because of the policy.
+/// announced because of the policy (or of `/api/close?mode=header`).
 const PLANNED_NONE: u8 = 0;
 const PLANNED_KEEP_ALIVE_OFF: u8 = 1;
 const PLANNED_MAX_REQUESTS: u8 = 2;
@@ -52,6 +52,8 @@ const PLANNED_MAX_REQUESTS: u8 = 2;
 const PLANNED_CLIENT: u8 = 3;
 /// The request's body was left unread.
 const PLANNED_BODY_UNREAD: u8 = 4;
+/// `/api/close?mode=header` answered with `Connection: close`.
+const PLANNED_SERVER_CLOSE: u8 = 5;
 
 /// The most of a request body the server reads and throws away, when an
 /// endpoint answered without reading it, to keep the connection for the
@@ -679,6 +681,30 @@ impl Conn {
         }
     }
 
+    /// `/api/close` closes the connection in `mode`, now: its answer is
+    /// going out (`header`: with `Connection: close`, recorded once hyper
+    /// ends the connection as announced, as the policy's closes are), or is
+    /// dropped on purpose (`fin`, `rst`), or its body is being cut
+    /// (`mid_body`). Recorded when it takes effect, not when the handler
+    /// returns (found in review: the handler's early record hid a client's
+    /// reset, or the body guard's close, while an upload it left unread was
+    /// read first; and a HEAD's `mid_body`, whose body is never sent, left
+    /// it on a connection that went on).
+    pub fn server_closes(&self, mode: CloseMode) {
+        match mode {
+            CloseMode::Header => self
+                .planned_close
+                .store(PLANNED_SERVER_CLOSE, Ordering::Relaxed),
+            CloseMode::Rst => {
+                self.set_reason(CloseReason::ServerClose { mode });
+                self.reset_on_close();
+            }
+            CloseMode::Fin | CloseMode::MidBody => {
+                self.set_reason(CloseReason::ServerClose { mode });
+            }
+        }
+    }
+
     /// Records why the connection is ending, unless a cause is known already.
     pub fn set_reason(&self, reason: CloseReason) {
         let mut slot = self.reason.lock().unwrap_or_else(|p| p.into_inner());
@@ -712,17 +738,19 @@ impl Conn {
     /// purpose by `/api/close` in a mode meant as a FIN (the endpoint drains
     /// as much as any, [`DRAIN_LIMIT`], before it answers).
     fn body_unread_at_close(&self) -> bool {
-        self.planned_close.load(Ordering::Relaxed) == PLANNED_BODY_UNREAD
+        let planned = self.planned_close.load(Ordering::Relaxed);
+        planned == PLANNED_BODY_UNREAD
             || (self.body_unfinished.load(Ordering::Relaxed)
-                && matches!(
-                    self.reason
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .as_deref(),
-                    Some(CloseReason::ServerClose {
-                        mode: CloseMode::Header | CloseMode::Fin | CloseMode::MidBody
-                    })
-                ))
+                && (planned == PLANNED_SERVER_CLOSE
+                    || matches!(
+                        self.reason
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .as_deref(),
+                        Some(CloseReason::ServerClose {
+                            mode: CloseMode::Header | CloseMode::Fin | CloseMode::MidBody
+                        })
+                    )))
     }
 
     /// The connection ends with bytes of the last request's unread body
@@ -748,9 +776,9 @@ impl Conn {
 
     /// The orderly close the server meant, when it is one that a request
     /// pipelined behind it and left unread turns into a reset: the close the
-    /// last response announced for the policy or the request's asking, or
-    /// `/api/close` in a mode meant as a FIN (recorded as the endpoint
-    /// answered). `None` for any other, and over HTTP/2, where streams are
+    /// last response announced for the policy, the request's asking or
+    /// `/api/close?mode=header`, or `/api/close` in another mode meant as a
+    /// FIN (recorded as it took effect). `None` for any other, and over HTTP/2, where streams are
     /// not pipelined (its `max_requests` close is a `GOAWAY`).
     fn meant_close(&self) -> Option<CloseReason> {
         if self.is_http2() {
@@ -790,9 +818,10 @@ impl Conn {
         target: Option<String>,
     ) {
         let mut reason = self.reason.lock().unwrap_or_else(|p| p.into_inner());
-        // The policy's own reason is there once hyper ended the connection
-        // as announced (`Conn::note_connection_end`); `/api/close`'s since it
-        // answered.
+        // The policy's own reason (and `/api/close?mode=header`'s) is there
+        // once hyper ended the connection as announced
+        // (`Conn::note_connection_end`); `/api/close`'s other modes' since
+        // they took effect (`Conn::server_closes`).
         if reason.as_deref().is_none_or(|r| *r == after) {
             *reason = Some(Box::new(CloseReason::PipelinedUnread {
                 after: Box::new(after),
@@ -1265,17 +1294,10 @@ impl Conn {
             io::ErrorKind::ConnectionReset
             | io::ErrorKind::ConnectionAborted
             | io::ErrorKind::BrokenPipe => {
-                // `/api/close?mode=mid_body` records its cut as its handler
-                // answers, 100 ms before the cut: a client that resets the
-                // connection in that pause closed it first (found in
-                // review: the record kept `server_close`).
-                let mut slot = self.reason.lock().unwrap_or_else(|p| p.into_inner());
-                let mid_body = CloseReason::ServerClose {
-                    mode: CloseMode::MidBody,
-                };
-                if slot.as_deref().is_none_or(|r| *r == mid_body) {
-                    *slot = Some(Box::new(CloseReason::PeerReset));
-                }
+                // A client that resets the connection in
+                // `/api/close?mode=mid_body`'s pause closed it first: the
+                // cut is recorded only when it happens (`server_closes`).
+                self.set_reason(CloseReason::PeerReset);
             }
             _ => self.set_reason(CloseReason::Error {
                 message: error.to_string(),
@@ -1291,6 +1313,9 @@ impl Conn {
             PLANNED_CLIENT => Some(CloseReason::ClientRequestedClose),
             PLANNED_BODY_UNREAD => Some(CloseReason::BodyUnread {
                 close: RaceClose::Fin,
+            }),
+            PLANNED_SERVER_CLOSE => Some(CloseReason::ServerClose {
+                mode: CloseMode::Header,
             }),
             _ => None,
         }

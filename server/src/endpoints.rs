@@ -28,7 +28,7 @@ use axum::response::{IntoResponse, Json, Response};
 use futures_util::future::Either;
 use futures_util::stream;
 use futures_util::{FutureExt as _, StreamExt as _};
-use protocol::{CloseMode, CloseReason, RaceClose, RequestId};
+use protocol::{CloseMode, RaceClose, RequestId};
 use serde::Serialize;
 use serde_json::json;
 
@@ -50,11 +50,12 @@ pub const MAX_SSE_EVENTS: u64 = 10_000;
 /// Bytes `/api/close?mode=mid_body` announces; it sends half of them.
 pub const MID_BODY_BYTES: usize = 4096;
 
-/// Put in a response's extensions by `/api/close` for the modes that must
-/// not answer at all: the accept loop then ends the connection instead of
-/// writing the response.
+/// Put in a response's extensions by `/api/close` (`header`, `fin`,
+/// `rst`): the accept loop records the close as the answer goes out
+/// (`Conn::server_closes`), and for `fin` and `rst` ends the connection
+/// instead of writing the response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CloseNow(pub CloseMode);
+pub struct CloseOnPurpose(pub CloseMode);
 
 /// Body of `/api/fast`.
 #[derive(Debug, Serialize)]
@@ -530,30 +531,36 @@ pub async fn close(
              HTTP/1.1-only TLS port or the plain ports for /api/close",
         ));
     }
-    if let Some(Extension(ctx)) = &ctx {
-        ctx.conn.set_reason(CloseReason::ServerClose { mode });
-        if mode == CloseMode::Rst {
-            ctx.conn.reset_on_close();
-        }
-    }
     let id = params.tag()?;
+    // The close is recorded when it takes effect, by the accept loop or
+    // the body's cut: a client's reset or a guard's verdict first (an upload
+    // left unread is read before the answer) is the close's cause instead.
     Ok(match mode {
-        CloseMode::Header => (
-            [(header::CONNECTION, "close")],
-            Json(json!({ "endpoint": "close", "mode": "header", "id": id })),
-        )
-            .into_response(),
+        CloseMode::Header => {
+            let mut response = (
+                [(header::CONNECTION, "close")],
+                Json(json!({ "endpoint": "close", "mode": "header", "id": id })),
+            )
+                .into_response();
+            response.extensions_mut().insert(CloseOnPurpose(mode));
+            response
+        }
         CloseMode::Fin | CloseMode::Rst => {
             let mut response = StatusCode::NO_CONTENT.into_response();
-            response.extensions_mut().insert(CloseNow(mode));
+            response.extensions_mut().insert(CloseOnPurpose(mode));
             response
         }
         CloseMode::MidBody => {
             // Announce MID_BODY_BYTES, send half, pause so the page shows a
             // download in progress, then fail: hyper aborts the connection.
+            // (A HEAD's body is never sent: nothing is cut.)
             let half = Bytes::from(vec![b'.'; MID_BODY_BYTES / 2]);
-            let pieces = stream::iter([Ok(half)]).chain(stream::once(async {
+            let conn = ctx.map(|Extension(ctx)| ctx.conn);
+            let pieces = stream::iter([Ok(half)]).chain(stream::once(async move {
                 tokio::time::sleep(Duration::from_millis(100)).await;
+                if let Some(conn) = conn {
+                    conn.server_closes(CloseMode::MidBody);
+                }
                 Err(std::io::Error::other("closed mid-body on purpose"))
             }));
             (

@@ -46,7 +46,7 @@ use tower::util::Oneshot;
 
 use crate::Lab;
 use crate::conn::{Conn, GuardedBody, RequestGuard, TrackedBody, TrackedStream};
-use crate::endpoints::{CloseNow, HeldHang};
+use crate::endpoints::{CloseOnPurpose, HeldHang};
 use crate::error::ApiError;
 use crate::routes;
 use crate::sessions::Owner;
@@ -457,8 +457,14 @@ impl<A, H, T, D> Answer<A, H, T, D> {
         let Some(guard) = self.as_mut().settle() else {
             return Err(Deliberate("already answered"));
         };
-        if response.extensions().get::<CloseNow>().is_some() {
-            return Err(Deliberate("closed without a response on purpose"));
+        // `/api/close`'s close, recorded now that it takes effect (a
+        // client's reset or a guard's verdict while an upload it left unread
+        // was read stays the cause).
+        if let Some(&CloseOnPurpose(mode)) = response.extensions().get::<CloseOnPurpose>() {
+            guard.ctx().conn.server_closes(mode);
+            if mode != protocol::CloseMode::Header {
+                return Err(Deliberate("closed without a response on purpose"));
+            }
         }
         // Read per response: policy changes apply to the next response.
         let policy = guard.ctx().conn.policy();

@@ -593,6 +593,110 @@ async fn a_client_reset_during_the_mid_body_pause_is_the_clients_close() {
     assert_eq!(closed.reason, CloseReason::PeerReset, "{closed:?}");
 }
 
+/// `/api/close` with an upload shorter than the server drains, stalled
+/// part-way: the server reads it before answering, so nothing is answered
+/// and nothing closed on purpose yet when the body guard's deadline passes.
+/// The record says the guard closed it, in every mode (found in review: the
+/// mode's close was recorded as the handler returned, before the drain).
+#[tokio::test]
+async fn a_close_on_purpose_waiting_for_a_stalled_upload_is_the_body_guards() {
+    let mut config = common::config();
+    config.header_read_timeout = std::time::Duration::from_millis(500);
+    let (addr, _lab) = common::start_server_with(config).await;
+    let mut viewer = Viewer::connect(addr).await;
+    for mode in CloseMode::ALL {
+        let (mut client, target) = part_of_an_upload_to_close(addr, mode, "stall").await;
+        // Nothing answered: the server's FIN at the guard's deadline.
+        let (bytes, ending) = client.read_until_closed().await;
+        assert_eq!((bytes, ending), (Vec::new(), Ending::Eof), "{mode:?}");
+        let (conn, _) = viewer.request_started(&target).await;
+        let closed = viewer.closed(conn).await;
+        assert_eq!(
+            closed.reason,
+            CloseReason::BodyReadTimeout,
+            "{mode:?}: {closed:?}"
+        );
+    }
+}
+
+/// The same, the client resetting the connection part-way through its
+/// upload: the client closed it, before the server answered or closed
+/// anything (found in review: recorded as the mode's `server_close`).
+#[tokio::test]
+async fn a_client_reset_during_an_upload_to_close_is_the_clients() {
+    let (addr, _lab) = start_server().await;
+    let mut viewer = Viewer::connect(addr).await;
+    for mode in CloseMode::ALL {
+        let (client, target) = part_of_an_upload_to_close(addr, mode, "rst").await;
+        let (conn, _) = viewer.request_started(&target).await;
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        assert!(!client.has_pending_bytes(), "{mode:?}: answered already");
+        client.stream.set_zero_linger().expect("SO_LINGER 0");
+        drop(client);
+        let closed = viewer.closed(conn).await;
+        assert_eq!(
+            closed.reason,
+            CloseReason::PeerReset,
+            "{mode:?}: {closed:?}"
+        );
+    }
+}
+
+/// A client that has sent `POST /api/close?mode=…&id=…` (its target,
+/// returned) announcing a body of 100 bytes, and 10 of them.
+async fn part_of_an_upload_to_close(
+    addr: std::net::SocketAddr,
+    mode: CloseMode,
+    id: &str,
+) -> (Client, String) {
+    let target = format!("/api/close?mode={}&id={id}", mode.as_str());
+    let mut client = Client::connect(addr).await;
+    client
+        .send_raw(
+            format!("POST {target} HTTP/1.1\r\nContent-Length: 100\r\n\r\n0123456789").as_bytes(),
+        )
+        .await;
+    (client, target)
+}
+
+/// `HEAD /api/close?mode=mid_body`: a HEAD's answer has no body, so there
+/// is nothing to cut; the head is whole, the connection is kept, and its
+/// close is whoever's it is (found in review: the cut was recorded as the
+/// handler returned, and the connection's later close was `server_close`).
+#[tokio::test]
+async fn a_head_of_close_mid_body_cuts_nothing() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (addr, _lab) = start_server().await;
+    let mut viewer = Viewer::connect(addr).await;
+    let mut client = Client::connect(addr).await;
+    client
+        .send_request("HEAD", "/api/close?mode=mid_body&id=hm", b"")
+        .await;
+    // The head, whole, with no body after it; then another request.
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0_u8; 1];
+        let n = common::within("the head", client.stream.read(&mut byte))
+            .await
+            .expect("read");
+        assert!(n > 0, "closed: {:?}", String::from_utf8_lossy(&head));
+        head.push(byte[0]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 200"),
+        "{:?}",
+        String::from_utf8_lossy(&head)
+    );
+    let next = client.get("/api/fast?id=after-mid").await;
+    assert_eq!(next.status, 200);
+    client.stream.shutdown().await.expect("FIN");
+    assert_eq!(client.read_until_closed().await.1, Ending::Eof);
+    let (conn, _) = viewer.request_started("/api/fast?id=after-mid").await;
+    let closed = viewer.closed(conn).await;
+    assert_eq!(closed.requests, 2);
+    assert_eq!(closed.reason, CloseReason::PeerClosed, "{closed:?}");
+}
+
 #[tokio::test]
 async fn the_server_keeps_serving_after_every_kind_of_close() {
     let (addr, _lab) = start_server().await;

@@ -8,7 +8,9 @@
 //! - **live**: bytes are copied each way through a buffer of
 //!   [`Limits::buffer_bytes`](super::Limits::buffer_bytes) (full: that side
 //!   is not read, TCP pushes back); a FIN is passed on once its direction's
-//!   buffer is drained, a reset is passed on as a reset. Every read refreshes
+//!   buffer is drained, a reset as a reset once the bytes read before it
+//!   are written to the other side (within `max_linger`), as a NAT forwards
+//!   the data and then the RST. Every read refreshes
 //!   the idle timer; so does, when the preset counts packets, any segment
 //!   `TCP_INFO` shows arriving (probes). Events are aggregated: at most one
 //!   flush per [`FLUSH_EVERY`].
@@ -279,6 +281,12 @@ pub struct Mapping {
     last_close: (Party, CloseHow),
     /// Set once the mapping is over.
     ended: Option<(Party, CloseHow)>,
+    /// A side reset while the mapping was live, and until when the bytes
+    /// already read from it for the other side are written before that side
+    /// is reset in turn: a NAT forwards the data and then the RST, in order
+    /// (found in review: the bytes were dropped and the RST passed on at
+    /// once, so a response the server finished was never seen).
+    resetting: Option<(Side, Instant)>,
 }
 
 impl Mapping {
@@ -326,6 +334,7 @@ impl Mapping {
             first_close: None,
             last_close: (Party::Middlebox, CloseHow::Fin),
             ended: None,
+            resetting: None,
             inner,
         }
     }
@@ -380,8 +389,13 @@ impl Mapping {
             let wake = self.next_wake();
             let expired = self.expired();
             let [client, server] = &self.peers;
-            let read_client = client.can_read() && (expired || self.to_server.has_room());
-            let read_server = server.can_read() && (expired || self.to_client.has_room());
+            // Nothing more is read once a side was reset: there is no one
+            // left to take it.
+            let reading = self.resetting.is_none();
+            let read_client =
+                reading && client.can_read() && (expired || self.to_server.has_room());
+            let read_server =
+                reading && server.can_read() && (expired || self.to_client.has_room());
             let write_server =
                 !expired && server.sock.is_some() && !server.shut && !self.to_server.is_empty();
             let write_client =
@@ -427,6 +441,9 @@ impl Mapping {
         }
         if let Some(due) = self.flush_due {
             wake = wake.min(due);
+        }
+        if let Some((_, by)) = self.resetting {
+            wake = wake.min(by);
         }
         wake
     }
@@ -496,9 +513,24 @@ impl Mapping {
         }
     }
 
-    /// Passes a FIN on once its direction is drained.
+    /// Passes a FIN on once its direction is drained, and a reset once the
+    /// bytes that came before it are written (or could not be in time).
     fn settle(&mut self) {
         if self.ended.is_some() {
+            return;
+        }
+        if let Some((side, by)) = self.resetting {
+            let other = 1 - index(side);
+            let drained = match side {
+                Side::Client => self.to_server.is_empty(),
+                Side::Server => self.to_client.is_empty(),
+            };
+            if drained || self.peers[other].sock.is_none() || Instant::now() >= by {
+                if let Some(sock) = self.peers[other].sock.take() {
+                    reset(sock);
+                }
+                self.ended = Some((party(side), CloseHow::Rst));
+            }
             return;
         }
         if self.expired() {
@@ -533,12 +565,15 @@ impl Mapping {
             self.last_close = (party(side), CloseHow::Rst);
             return;
         }
-        // Live: pass the reset on.
-        let other = 1 - i;
-        if let Some(sock) = self.peers[other].sock.take() {
-            reset(sock);
+        // Live: pass the reset on (`settle`), after the bytes that came from
+        // `side` before it, within `max_linger`. (The other side failing too
+        // meanwhile ends it there; the first reset is the mapping's end.)
+        if self.resetting.is_none() {
+            let by = Instant::now() + self.inner.limits().max_linger;
+            self.resetting = Some((side, by));
+            // A RST is a packet through the middlebox too.
+            self.last_activity = Instant::now();
         }
-        self.ended = Some((party(side), CloseHow::Rst));
     }
 
     /// Something arrived from `side` for a forgotten mapping: `bytes` of data,
@@ -594,6 +629,8 @@ impl Mapping {
             self.flush();
         }
         match self.expired_at {
+            // (Not while a reset waits to be passed on: `settle` ends it.)
+            None if self.resetting.is_some() => {}
             None => {
                 if now >= self.deadline() {
                     if self.polling() {

@@ -395,7 +395,10 @@ async fn data_that_came_before_a_reset_is_forwarded_first() {
             .events
             .next("closed", |e| matches!(e, MiddleboxEvent::Closed { .. }))
             .await;
-        assert_eq!(got, 100, "the server's last bytes, then {ended:?}; {closed:?}");
+        assert_eq!(
+            got, 100,
+            "the server's last bytes, then {ended:?}; {closed:?}"
+        );
         assert_eq!(ended, Err(io::ErrorKind::ConnectionReset));
         assert!(
             matches!(

@@ -113,7 +113,9 @@ pub struct AgentOptions {
     pub agent_keep_alive_timeout_buffer: u64,
     /// Like axios' `timeout`: a request whose socket stays idle this long
     /// (counted from when it has a connected socket) is aborted and its
-    /// socket destroyed. `null`: none.
+    /// socket destroyed. `null`: none. Only its timer: axios also turns TCP
+    /// keep-alive on at 60 s on every request's socket, which the agent
+    /// does not (`server/src/agent/mod.rs`).
     #[serde(default)]
     pub request_timeout: Option<u64>,
 }

@@ -471,7 +471,10 @@ pub const LESSONS: &[LessonEntry] = &[
               the probes carry no data but are packets, and each refreshes the gateway's idle \
               timer (AWS's advice: keep-alive under 350 s). Without keepAlive nothing crosses the \
               gateway while the server works; it forgets the connection and drops the answer, and \
-              the client waits for its own timeout.",
+              the client waits for its own timeout. This is http.request with an agent; axios \
+              (whose timeout the lesson borrows) also calls socket.setKeepAlive(true, 60000) on \
+              every request's socket, so its requests probe after 60 s of silence with or without \
+              the agent's keepAlive: under 350 s, and in real time, not scaled like the gateway.",
             watch: "the first agent socket's mapping kept by probes, the second expiring",
         },
     },

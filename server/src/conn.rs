@@ -253,6 +253,10 @@ struct H2Streams {
     /// Since when a frame header or a request's head has been part-way in
     /// (`tls::frames`).
     head_since: Option<protocol::Micros>,
+    /// The client said `GOAWAY` (`tls::frames`): it ended the connection,
+    /// also when h2 then ends with an error because its code was not
+    /// `NO_ERROR`.
+    client_goaway: bool,
     /// Told when the policy's `max_requests` is reached: the TLS port's
     /// serve loop waits on it to say `GOAWAY` (the way an HTTP/2 server ends
     /// a connection, as nginx's `keepalive_requests` does over HTTP/2).
@@ -1222,6 +1226,11 @@ impl Conn {
     /// A `GOAWAY` frame crossed the connection, sent `by` the client or the
     /// server.
     pub(crate) fn h2_goaway(&self, by: Initiator, last_stream: u32, code: u32, debug: String) {
+        if by == Initiator::Client
+            && let Some(h2) = self.h2.lock().unwrap_or_else(|p| p.into_inner()).as_mut()
+        {
+            h2.client_goaway = true;
+        }
         self.lab.tracker().emit(|at_us| ServerEvent::GoAway {
             conn: self.id,
             by,
@@ -1234,15 +1243,25 @@ impl Conn {
 
     /// Its TLS handshake completed (a TLS port): the bytes so far were the
     /// handshake, so the idle timer starts now; `http2` when ALPN chose
-    /// `h2`. Announces the protocol.
-    pub fn secured(&self, http2: bool, alpn: Option<String>, tls_version: String) {
+    /// `h2`. Announces the protocol. `early`: over HTTP/1.1, the client's
+    /// first request bytes came with its last handshake flight (one TCP
+    /// segment), so TLS read them with the handshake: a head is arriving
+    /// since that read, under the header guard, not the idle timer (found in
+    /// review: such a slow head was closed as idle).
+    pub fn secured(&self, http2: bool, alpn: Option<String>, tls_version: String, early: bool) {
         self.http2.store(http2, Ordering::Relaxed);
         if http2 {
             *self.h2.lock().unwrap_or_else(|p| p.into_inner()) = Some(Box::default());
         }
-        self.mark_bytes_in();
-        self.idle_since_us
-            .store(self.lab.tracker().clock().now_us(), Ordering::Relaxed);
+        let now = self.lab.tracker().clock().now_us();
+        if early && !http2 {
+            let at = self.counters.last_in_us().unwrap_or(now);
+            self.head_since_us.store(at, Ordering::Relaxed);
+            self.idle_since_us.store(at, Ordering::Relaxed);
+        } else {
+            self.mark_bytes_in();
+            self.idle_since_us.store(now, Ordering::Relaxed);
+        }
         self.changed();
         let protocol = if http2 { "h2" } else { "http/1.1" }.to_owned();
         self.lab
@@ -1254,6 +1273,24 @@ impl Conn {
                 tls_version,
                 at_us,
             });
+    }
+
+    /// HTTP/2: the client has said `GOAWAY`.
+    fn client_said_goaway(&self) -> bool {
+        self.is_http2()
+            && self
+                .h2
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .as_ref()
+                .is_some_and(|h2| h2.client_goaway)
+    }
+
+    /// Over TLS, the client's `close_notify`: TLS reads nothing after it
+    /// (the FIN that follows it stays unread), so the socket's own read
+    /// never sees the end; the layer above TLS tells it (`tls::serve`).
+    pub(crate) fn peer_eof(&self) {
+        self.saw_eof.store(true, Ordering::Relaxed);
     }
 
     /// Whether it speaks HTTP/2.
@@ -1280,7 +1317,10 @@ impl Conn {
             Ok(()) if self.upgraded.load(Ordering::Relaxed) => {}
             // The close the last response announced, now done.
             Ok(()) => self.set_reason(self.planned().unwrap_or(CloseReason::PeerClosed)),
-            Err(_) if self.saw_eof.load(Ordering::Relaxed) => {
+            // The client's FIN, or (HTTP/2) its `GOAWAY` with an error code,
+            // which h2 ends the connection on as an error (found in review:
+            // recorded as the server's `error`, "http2 error").
+            Err(_) if self.saw_eof.load(Ordering::Relaxed) || self.client_said_goaway() => {
                 self.set_reason(CloseReason::PeerClosed)
             }
             Err(e) => self.set_reason(CloseReason::Error {

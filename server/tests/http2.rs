@@ -68,15 +68,7 @@ async fn start_tls(config: Config) -> TlsLab {
 /// A TLS connection to `addr` that trusts only the lab's certificate and
 /// offers ALPN `h2` and `http/1.1`, as a browser does.
 async fn connect(addr: SocketAddr, identity: &Identity) -> TlsStream<TcpStream> {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(identity.leaf()).expect("the lab's certificate");
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    let config = client_config(identity, &[b"h2", b"http/1.1"]);
     let tcp = TcpStream::connect(addr).await.expect("connect");
     let name = ServerName::IpAddress(addr.ip().into());
     within(
@@ -85,6 +77,21 @@ async fn connect(addr: SocketAddr, identity: &Identity) -> TlsStream<TcpStream> 
     )
     .await
     .expect("the TLS handshake (the certificate is valid for 127.0.0.1)")
+}
+
+/// A TLS client's configuration that trusts `identity`'s certificate and
+/// offers `alpn`.
+fn client_config(identity: &Identity, alpn: &[&[u8]]) -> rustls::ClientConfig {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(identity.leaf()).expect("a root");
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    config
 }
 
 /// An HTTP/2 client over `tls`, its connection driven by a task of its own
@@ -547,15 +554,7 @@ async fn a_client_that_refuses_the_certificate_is_recorded_as_a_failed_handshake
     let other = Identity::generate(&[]).expect("another certificate");
     let tcp = TcpStream::connect(lab.h2).await.expect("connect");
     let local = tcp.local_addr().expect("address");
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(other.leaf()).expect("a root");
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .expect("versions")
-    .with_root_certificates(roots)
-    .with_no_client_auth();
+    let config = client_config(&other, &[]);
     let refused = TlsConnector::from(Arc::new(config))
         .connect(ServerName::IpAddress(lab.h2.ip().into()), tcp)
         .await;
@@ -1947,4 +1946,221 @@ async fn a_stream_that_crosses_the_idle_goaway_is_served_to_its_end() {
     });
     assert_eq!(outcome, Some(RequestOutcome::Completed));
     drop(tls);
+}
+
+// ---- found in review (December 4, 2026): TLS and HTTP/2 record against wire ----
+
+/// As `a_stream_opened_after_the_max_requests_goaway_and_cut_by_the_client_is_not_max_requests`,
+/// but the client ends the connection the way curl, Go and rustls clients
+/// do: TLS `close_notify`, then its FIN.
+#[tokio::test]
+async fn a_close_notify_that_cuts_a_stream_after_the_max_requests_goaway_is_the_clients() {
+    use tokio::io::AsyncWriteExt as _;
+    let mut config = common::config_with_idle(std::time::Duration::from_secs(30));
+    config.policy.max_requests = Some(1);
+    let lab = start_tls(config).await;
+    let mut viewer = Viewer::connect(lab.addr).await;
+    let authority = lab.h2.to_string();
+    let (mut tls, conn) = past_the_goaway(&lab, &mut viewer, "first").await;
+    tls.write_all(&raw_get(3, &authority, "/api/hang?id=after-goaway"))
+        .await
+        .expect("write");
+    tls.flush().await.expect("flush");
+    let (c, hang) = started(&mut viewer, "after-goaway").await;
+    assert_eq!(c, conn);
+    // close_notify, then the FIN; the socket is kept.
+    tls.shutdown().await.expect("close_notify and FIN");
+    let closed = viewer.closed(conn).await;
+    let hang_outcome = viewer.seen.iter().find_map(|e| match e {
+        ServerEvent::RequestFinished {
+            request, outcome, ..
+        } if *request == hang => Some(*outcome),
+        _ => None,
+    });
+    assert_eq!(hang_outcome, Some(RequestOutcome::Aborted));
+    assert_eq!(closed.requests, 2);
+    assert_eq!(closed.reason, CloseReason::PeerClosed, "{closed:?}");
+    drop(tls);
+}
+
+/// HTTP/1.1 over TLS: a client that sent part of a head and then closed.
+/// With a bare FIN the record says `peer_closed`; with `close_notify` then
+/// the FIN it must say the same.
+#[tokio::test]
+async fn a_close_notify_mid_head_on_the_h1_tls_port_is_the_clients_close() {
+    use tokio::io::AsyncWriteExt as _;
+    let lab = start_tls(common::config_with_idle(std::time::Duration::from_secs(30))).await;
+    let mut viewer = Viewer::connect(lab.addr).await;
+    let mut got = Vec::new();
+    for notify in [false, true] {
+        let mut tls = connect(lab.h1, &lab.identity).await;
+        let local = tls.get_ref().0.local_addr().expect("address");
+        tls.write_all(format!("GET /api/fast?id=mid-head HTTP/1.1\r\nHost: {}", lab.h1).as_bytes())
+            .await
+            .expect("write");
+        tls.flush().await.expect("flush");
+        let conn = opened_from(&mut viewer, &local.to_string()).await;
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        if notify {
+            tls.shutdown().await.expect("close_notify and FIN");
+        } else {
+            tls.get_mut().0.shutdown().await.expect("FIN");
+        }
+        let closed = viewer.closed(conn).await;
+        got.push((notify, closed.reason));
+        drop(tls);
+    }
+    for (notify, reason) in got {
+        assert_eq!(reason, CloseReason::PeerClosed, "close_notify {notify}");
+    }
+}
+
+/// A TCP stream that passes the first write (the ClientHello) and then,
+/// while `kept` is `Some`, keeps every write there for the test to send in
+/// one write of its own, so that the client's last handshake
+/// flight and what it writes next reach the server in one segment, as a
+/// client writing them back to back may.
+struct Coalesce {
+    tcp: TcpStream,
+    writes: usize,
+    kept: Arc<Mutex<Option<Vec<u8>>>>,
+}
+
+impl AsyncRead for Coalesce {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().tcp).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Coalesce {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if this.writes > 0
+            && let Some(kept) = this.kept.lock().unwrap().as_mut()
+        {
+            kept.extend_from_slice(buf);
+            return Poll::Ready(Ok(buf.len()));
+        }
+        let poll = Pin::new(&mut this.tcp).poll_write(cx, buf);
+        if let Poll::Ready(Ok(_)) = poll {
+            this.writes += 1;
+        }
+        poll
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().tcp).poll_flush(cx)
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().tcp).poll_shutdown(cx)
+    }
+}
+
+/// HTTP/1.1 over TLS: a head that stops part-way is the header-read
+/// guard's, as on the plain ports, also when its first bytes came in the
+/// same segment as the client's `Finished`.
+#[tokio::test]
+async fn a_partial_head_that_came_with_the_clients_finished_is_a_slow_head() {
+    use tokio::io::AsyncWriteExt as _;
+    let guard = std::time::Duration::from_millis(500);
+    let lab = start_tls(Config {
+        header_read_timeout: guard,
+        ..common::config_with_idle(std::time::Duration::from_secs(3))
+    })
+    .await;
+    let mut viewer = Viewer::connect(lab.addr).await;
+    let mut got = Vec::new();
+    for coalesced in [false, true] {
+        let config = client_config(&lab.identity, &[b"http/1.1"]);
+        let tcp = TcpStream::connect(lab.h1).await.expect("connect");
+        let local = tcp.local_addr().expect("address");
+        let kept = Arc::new(Mutex::new(coalesced.then(Vec::new)));
+        let io = Coalesce {
+            tcp,
+            writes: 0,
+            kept: kept.clone(),
+        };
+        let name = ServerName::IpAddress(lab.h1.ip().into());
+        let mut tls = TlsConnector::from(Arc::new(config))
+            .connect(name, io)
+            .await
+            .expect("handshake");
+        let conn = opened_from(&mut viewer, &local.to_string()).await;
+        if !coalesced {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        tls.write_all(
+            format!("GET /api/fast?id=slow HTTP/1.1\r\nHost: {}\r\nX-A:", lab.h1).as_bytes(),
+        )
+        .await
+        .expect("write");
+        tls.flush().await.expect("flush");
+        let held = kept.lock().unwrap().take();
+        if let Some(bytes) = held {
+            // Finished and the partial head, in one write.
+            tls.get_mut()
+                .0
+                .tcp
+                .write_all(&bytes)
+                .await
+                .expect("one write");
+        }
+        let closed = viewer.closed(conn).await;
+        got.push((coalesced, closed.reason));
+        drop(tls);
+    }
+    for (coalesced, reason) in got {
+        assert_eq!(
+            reason,
+            CloseReason::HeaderReadTimeout,
+            "coalesced {coalesced}"
+        );
+    }
+}
+
+/// A client's own `GOAWAY` ends the connection: `peer_closed` (api.md),
+/// whatever its error code.
+#[tokio::test]
+async fn a_clients_goaway_with_an_error_code_is_the_clients_close() {
+    use tokio::io::AsyncWriteExt as _;
+    let lab = start_tls(common::config_with_idle(std::time::Duration::from_secs(30))).await;
+    let mut viewer = Viewer::connect(lab.addr).await;
+    let authority = lab.h2.to_string();
+    let mut got = Vec::new();
+    for code in [0_u32, 2, 11] {
+        let tag = format!("goaway-{code}");
+        let mut tls = connect(lab.h2, &lab.identity).await;
+        let local = tls.get_ref().0.local_addr().expect("address");
+        let mut wire = raw_preface();
+        wire.extend(raw_get(1, &authority, &format!("/api/fast?id={tag}")));
+        tls.write_all(&wire).await.expect("write");
+        tls.flush().await.expect("flush");
+        let conn = opened_from(&mut viewer, &local.to_string()).await;
+        let (_, first) = started(&mut viewer, &tag).await;
+        viewer
+            .next_matching(
+                "the request finished",
+                |e| matches!(e, ServerEvent::RequestFinished { request, .. } if *request == first),
+            )
+            .await;
+        // GOAWAY, last stream 0, the code; no FIN, the socket kept.
+        let mut goaway = vec![0, 0, 8, 0x7, 0, 0, 0, 0, 0];
+        goaway.extend(0_u32.to_be_bytes());
+        goaway.extend(code.to_be_bytes());
+        tls.write_all(&goaway).await.expect("write");
+        tls.flush().await.expect("flush");
+        let closed = viewer.closed(conn).await;
+        got.push((code, closed.reason));
+        drop(tls);
+    }
+    for (code, reason) in got {
+        assert_eq!(reason, CloseReason::PeerClosed, "code {code}");
+    }
 }

@@ -578,9 +578,13 @@ impl<S: AsyncRead + Unpin> AsyncRead for FrameTap<S> {
             this.held.drain(..n);
             return Poll::Ready(Ok(()));
         }
-        let before = buf.filled().len();
+        let (before, room) = (buf.filled().len(), buf.remaining());
         ready!(Pin::new(&mut this.inner).poll_read(cx, buf))?;
         let read = &buf.filled()[before..];
+        if read.is_empty() && room > 0 {
+            // The client's `close_notify` (`serve::PeerEof`'s reason).
+            this.conn.peer_eof();
+        }
         let n = this.pass_in(read);
         if n < read.len() {
             this.held.extend_from_slice(&read[n..]);
@@ -888,7 +892,7 @@ mod tests {
                 "127.0.0.1:8083".parse().expect("address"),
                 None,
             );
-            conn.secured(true, Some("h2".to_owned()), "TLSv1_3".to_owned());
+            conn.secured(true, Some("h2".to_owned()), "TLSv1_3".to_owned(), false);
             FrameTap::new(Holding { held: true }, conn)
         };
         let wire = [
@@ -957,7 +961,7 @@ mod tests {
                 "127.0.0.1:8083".parse().expect("address"),
                 None,
             );
-            conn.secured(true, Some("h2".to_owned()), "TLSv1_3".to_owned());
+            conn.secured(true, Some("h2".to_owned()), "TLSv1_3".to_owned(), false);
             let mut tap = FrameTap::new(Holding { held: true }, conn.clone());
             conn.h2_stream_opened(1);
             let guard = conn.begin_request(&Method::GET, &Uri::from_static("/"), None, None, false);

@@ -3,7 +3,9 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
@@ -14,6 +16,7 @@ use hyper::server::conn::http2;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use protocol::CloseReason;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 use tokio_rustls::{TlsAcceptor, rustls};
@@ -141,7 +144,7 @@ async fn serve_connection(
             return;
         }
     };
-    let tls = match shaken {
+    let mut tls = match shaken {
         Ok(tls) => tls,
         Err((e, socket)) => {
             // A browser that refuses the certificate ends here (its alert),
@@ -158,6 +161,13 @@ async fn serve_connection(
             return;
         }
     };
+    // Request bytes that came with the client's last handshake flight are
+    // read and decrypted already (`Conn::secured`'s `early`).
+    let early = tls
+        .get_mut()
+        .1
+        .process_new_packets()
+        .is_ok_and(|state| state.plaintext_bytes_to_read() > 0);
     let (tracked, session) = tls.get_ref();
     // Declared before the connection, so dropped after it: the socket
     // closes when both are gone.
@@ -182,6 +192,7 @@ async fn serve_connection(
         h2,
         alpn.map(|a| String::from_utf8_lossy(&a).into_owned()),
         version,
+        early,
     );
 
     let handler = Handler::new(lab.clone(), conn.clone(), router);
@@ -284,7 +295,7 @@ async fn serve_connection(
         }
     } else {
         let connection = http1_builder(&lab)
-            .serve_connection(TokioIo::new(tls), service)
+            .serve_connection(TokioIo::new(PeerEof::new(tls, conn.clone())), service)
             .with_upgrades();
         tokio::pin!(connection);
         tokio::select! {
@@ -328,4 +339,67 @@ async fn handshake_deadline(conn: &Conn, head: Duration, idle: Duration) -> Clos
     }
     tokio::time::sleep(head - first).await;
     CloseReason::HeaderReadTimeout
+}
+
+/// The TLS stream of an HTTP/1.1 connection, telling its connection when
+/// the client's `close_notify` ends what it sends ([`Conn::peer_eof`]):
+/// TLS reads nothing after it, so the socket's own read never sees the FIN
+/// that follows (found in review: a client that closed mid-head with
+/// `close_notify` was recorded as the server's `error`). (HTTP/2's
+/// [`FrameTap`] does the same.)
+struct PeerEof<S> {
+    inner: S,
+    conn: Arc<Conn>,
+}
+
+impl<S> PeerEof<S> {
+    fn new(inner: S, conn: Arc<Conn>) -> PeerEof<S> {
+        PeerEof { inner, conn }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for PeerEof<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let (before, room) = (buf.filled().len(), buf.remaining());
+        let poll = Pin::new(&mut this.inner).poll_read(cx, buf);
+        if matches!(poll, Poll::Ready(Ok(()))) && room > 0 && buf.filled().len() == before {
+            this.conn.peer_eof();
+        }
+        poll
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for PeerEof<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
 }

@@ -204,11 +204,11 @@ pub const LESSONS: &[LessonEntry] = &[
         summary: "12 requests to a server that never answers but gives up after a while",
         changes_settings: true,
         text: LessonText {
-            prompt: "12 requests to a server that never answers, but closes a socket after 2 s without a response (Node's server.timeout was 2 minutes before v13; scaled here to 2 s). When do the last 6 reach the server?",
+            prompt: "12 requests to a server that never answers, but closes a socket after 2 s without a response (Node's server.timeout was 2 minutes before v13; scaled here to 2 s). When do the requests past the browser's limit per host reach the server?",
             unit: None,
             choices: &[
                 "never",
-                "about 2 s later, when the first 6 are cut",
+                "about 2 s later, when the first ones are cut",
                 "at once",
             ],
             why: "Six hung requests hold all six lanes, so the rest of the page's requests to that \

@@ -497,12 +497,62 @@ fn real_time_says_so_when_the_browser_sent_no_probe() {
     assert_eq!(fig(&o, "probes-60"), "0");
     assert_eq!(fig(&o, "expired-60"), "yes");
     assert_eq!(o.answer, Answer::Unmeasured, "not the usual answer");
+    // Of this browser, not of Chromium, and the mapping's own timeout
+    // (found in review: both typed in).
     assert!(
-        o.notes
-            .iter()
-            .any(|n| n.starts_with("No probe from Chromium was seen here")),
+        o.notes.iter().any(|n| n.starts_with(
+            "No TCP keep-alive probe from your browser was seen here: it did not keep the \
+             connection alive by itself, so the 60 s middlebox forgot it too."
+        )),
         "{:?}",
         o.notes
+    );
+}
+
+/// pools (found in review): a case none of whose requests reached the
+/// server while the others were held (here the lesson stopped early waiting
+/// for them: a browser that pools `credentials: omit` with the origin's own)
+/// is not told as a pool of its own.
+#[test]
+fn pools_does_not_call_a_case_that_got_nothing_through_a_pool_of_its_own() {
+    let mut s = fresh();
+    let mut runs = Vec::new();
+    for (case, conn0) in [(0u64, 1u64), (1, 11), (2, 21)] {
+        let tags = fire(&mut s, 8, |_| Credentials::Default);
+        for i in 0..6u64 {
+            let c = conn0 + i;
+            s.apply(opened(c, case * 1000));
+            s.apply(started(c, c, 1, &tags[i as usize], case));
+        }
+        runs.push(s.current().unwrap().id);
+    }
+    fire(&mut s, 8, |_| Credentials::Omit);
+    runs.push(s.current().unwrap().id);
+    let runs = runs.iter().map(|id| s.run(*id).unwrap().clone()).collect();
+    let o = measure("pools", &s, runs);
+    assert_eq!(
+        [
+            "pool-same",
+            "pool-second-port",
+            "pool-other-host",
+            "pool-omit"
+        ]
+        .map(|id| fig(&o, id)),
+        ["6", "6", "6", "0"]
+    );
+    assert_eq!(fig(&o, "at-once"), "18");
+    assert!(
+        o.notes[0].ends_with(
+            ", and none without credentials reached the server while the others were held: \
+             here they waited behind them, in a pool they shared."
+        ),
+        "{}",
+        o.notes[0]
+    );
+    assert!(
+        !o.notes[0].contains("each is its own pool"),
+        "{}",
+        o.notes[0]
     );
 }
 

@@ -782,8 +782,9 @@ impl Conn {
     /// pipelined behind it and left unread turns into a reset: the close the
     /// last response announced for the policy, the request's asking or
     /// `/api/close?mode=header`, or `/api/close` in another mode meant as a
-    /// FIN (recorded as it took effect). `None` for any other, and over HTTP/2, where streams are
-    /// not pipelined (its `max_requests` close is a `GOAWAY`).
+    /// FIN (recorded as it took effect). `None` for any other, and over
+    /// HTTP/2, where streams are not pipelined (its `max_requests` close is
+    /// a `GOAWAY`).
     fn meant_close(&self) -> Option<CloseReason> {
         if self.is_http2() {
             return None;

@@ -285,8 +285,8 @@ fn check(
 }
 
 /// `agent_start` from a viewer with `access` whose events socket is charged
-/// to `viewer` (`Conn::charged_ip`): starts the session's agent, or says why not. `None` on
-/// success: the run's own events follow.
+/// to `ip` (`Conn::charged_ip`, read at its accept): starts the session's
+/// agent, or says why not. `None` on success: the run's own events follow.
 #[expect(
     clippy::too_many_arguments,
     reason = "the fields of one agent_start message, taken apart by its caller"
@@ -294,7 +294,7 @@ fn check(
 pub fn start(
     lab: &Lab,
     access: &Access,
-    viewer: Option<IpAddr>,
+    ip: Option<IpAddr>,
     options: AgentOptions,
     request: AgentRequestSpec,
     every_ms: u64,
@@ -315,7 +315,6 @@ pub fn start(
         Err(body) => return Some(ServerEvent::Error(body)),
     };
     let (stop_tx, mut stop_rx) = watch::channel(false);
-    let ip = viewer;
     {
         let mut running = running();
         if running.contains_key(session) {
@@ -376,7 +375,7 @@ pub fn start(
             options,
             ceiling: Some(MAX_SOCKETS as usize),
             connect_timeout: CONNECT_TIMEOUT,
-            binder: viewer.map(|client| binder(lab, client)),
+            binder: ip.map(|client| binder(lab, client)),
         },
         sink,
     );

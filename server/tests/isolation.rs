@@ -1591,6 +1591,79 @@ async fn a_changed_report_is_told_alone_and_the_room_keeps_every_report() {
     assert_eq!(lessons, ["cache-lock", "six-lanes"]);
 }
 
+/// A report says only what the lesson's page can say (found in review: a
+/// script's free text went onto the projected chart as answers no run
+/// gave): a stage of the five, and a prediction and an answer in the
+/// lesson's terms (`six-lanes` counts connections; `hang-timeout` has three
+/// choices). Anything else is an `error` reply, and the room keeps nothing
+/// of it.
+#[tokio::test]
+async fn a_report_says_only_what_a_lessons_page_can_say() {
+    let (addr, _lab) = start_server().await;
+    let session = issue_session(addr).await;
+    let mut page = Viewer::connect_session(addr, &session).await;
+    let report = |lesson: &str, stage: &str, prediction: &str, answer: &str| {
+        format!(
+            r#"{{"type": "lesson_report", "report": {{"lesson": "{lesson}", "stage": "{stage}", "prediction": "{prediction}", "answer": "{answer}"}}}}"#
+        )
+    };
+    for (lesson, stage, prediction, answer, named) in [
+        (
+            "six-lanes",
+            "answered",
+            "6",
+            "visit evil.example",
+            "visit evil.example",
+        ),
+        ("six-lanes", "answered", "choice-0", "6", "choice-0"),
+        ("six-lanes", "hacked", "6", "6", "hacked"),
+        (
+            "hang-timeout",
+            "answered",
+            "choice-1",
+            "choice-99",
+            "choice-99",
+        ),
+        ("hang-timeout", "answered", "6", "choice-1", "6"),
+        (
+            "hang-timeout",
+            "answered",
+            "unmeasured",
+            "choice-1",
+            "unmeasured",
+        ),
+    ] {
+        page.send_text(&report(lesson, stage, prediction, answer))
+            .await;
+        let refused = page
+            .next_matching("a refusal", |e| matches!(e, ServerEvent::Error(_)))
+            .await;
+        let ServerEvent::Error(body) = refused else {
+            unreachable!()
+        };
+        assert!(
+            body.error.contains(&format!("`{named}` is not")),
+            "{body:?}"
+        );
+        assert!(!body.hint.is_empty());
+    }
+    // What a page does say is kept.
+    page.send_text(&report("six-lanes", "answered", "6", "6"))
+        .await;
+    page.send_text(&report("hang-timeout", "failed", "choice-1", "unmeasured"))
+        .await;
+    page.pong().await;
+    let room = get_once(addr, &format!("/api/room?key={KEY}")).await;
+    let reports = room.json()["participants"][0]["reports"].clone();
+    let kept: Vec<(&str, &str)> = reports
+        .as_array()
+        .expect("reports")
+        .iter()
+        .map(|r| (r["lesson"].as_str().unwrap(), r["answer"].as_str().unwrap()))
+        .collect();
+    assert_eq!(kept, [("hang-timeout", "unmeasured"), ("six-lanes", "6")]);
+}
+
 /// A participant who opens and closes event sockets in a loop (each opening
 /// and closing a `participant_changed` on the instructor's stream, carrying
 /// all of that participant's reports) is told to the instructor within a

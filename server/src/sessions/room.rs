@@ -6,6 +6,9 @@ use std::collections::BTreeMap;
 
 use protocol::{LESSONS, LessonReport, Participant, SessionId};
 
+/// The stages a lesson's page reports (`lessons::runner::Stage::name`).
+const STAGES: [&str; 5] = ["predict", "ready", "running", "answered", "failed"];
+
 /// A participant's part of the room, kept in their session.
 #[derive(Debug, Clone, Default)]
 pub struct Presence {
@@ -18,14 +21,54 @@ pub struct Presence {
 }
 
 impl Presence {
-    /// Keeps `report` if it is bounded and names a lesson of the catalogue;
-    /// whether that changed anything.
+    /// Keeps `report` if it is bounded, names a lesson of the catalogue and
+    /// says only what that lesson's page can say (a stage, and a prediction
+    /// and an answer in the lesson's terms: a count for a lesson with a
+    /// unit, one of its choices otherwise; found in review: free text went
+    /// onto the projected chart as answers no run gave); whether that
+    /// changed anything.
     pub fn report(&mut self, report: LessonReport) -> Result<bool, String> {
         if !report.is_bounded() {
             return Err("the report is too large".into());
         }
-        if !LESSONS.iter().any(|l| l.id == report.lesson) {
+        let Some(lesson) = LESSONS.iter().find(|l| l.id == report.lesson) else {
             return Err(format!("there is no lesson `{}`", report.lesson));
+        };
+        if !STAGES.contains(&report.stage.as_str()) {
+            return Err(format!(
+                "`{}` is not a stage: one of {}",
+                report.stage,
+                STAGES.join(", ")
+            ));
+        }
+        let counts = lesson.text.unit.is_some();
+        let fits = |value: &str, measured: bool| match value.strip_prefix("choice-") {
+            _ if measured && value == "unmeasured" => true,
+            Some(i) => {
+                !counts
+                    && i.parse::<usize>()
+                        .is_ok_and(|i| i < lesson.text.choices.len())
+            }
+            None => counts && value.parse::<u32>().is_ok(),
+        };
+        for (what, value, measured) in [
+            ("a prediction", &report.prediction, false),
+            ("an answer", &report.answer, true),
+        ] {
+            if let Some(value) = value.as_deref().filter(|v| !fits(v, measured)) {
+                return Err(format!(
+                    "`{value}` is not {what} of the lesson `{}`: {}",
+                    lesson.id,
+                    if counts {
+                        "a count (`6`)".to_owned()
+                    } else {
+                        format!(
+                            "`choice-0` to `choice-{}`",
+                            lesson.text.choices.len().saturating_sub(1)
+                        )
+                    } + if measured { ", or `unmeasured`" } else { "" }
+                ));
+            }
         }
         let unchanged = self.lesson.as_ref() == Some(&report.lesson)
             && self.reports.get(&report.lesson) == Some(&report);

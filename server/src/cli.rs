@@ -228,8 +228,24 @@ pub fn usage(error: impl Into<String>, hint: impl Into<String>) -> Usage {
 /// refused before it is looked up, so that nothing about it leaves this
 /// machine, not even a query to the resolver.
 pub fn may_look_up(host: &str) -> bool {
-    let host = host.strip_suffix('.').unwrap_or(host).to_ascii_lowercase();
-    host.parse::<std::net::IpAddr>().is_ok() || host == "localhost" || host.ends_with(".localhost")
+    looked_up_as(host).is_some()
+}
+
+/// What a loopback-only tool asks the resolver for `host` ([`may_look_up`]):
+/// an address as it is; `localhost` for `localhost` itself and for the names
+/// under it or written with a final dot (which the hosts file answers: asked
+/// as they are, the system resolver sent `x.localhost` and `localhost.` to
+/// the network's DNS server, found in review; RFC 6761 §6.3 makes them
+/// loopback whatever they are); `None` for any other name.
+pub fn looked_up_as(host: &str) -> Option<String> {
+    let lower = host.strip_suffix('.').unwrap_or(host).to_ascii_lowercase();
+    if lower.parse::<std::net::IpAddr>().is_ok() {
+        Some(lower)
+    } else if lower == "localhost" || lower.ends_with(".localhost") {
+        Some("localhost".to_owned())
+    } else {
+        None
+    }
 }
 
 /// One flag a command line understands.
@@ -470,5 +486,18 @@ mod tests {
         ] {
             assert!(!may_look_up(host), "{host}");
         }
+    }
+
+    /// The resolver is asked for `localhost` itself (the hosts file's), not
+    /// for a name under it or with a final dot (found in review: those went
+    /// to the network's DNS server, and `localhost.` failed).
+    #[test]
+    fn a_name_under_localhost_is_looked_up_as_localhost() {
+        for host in ["localhost", "LocalHost.", "lab.localhost", "a.b.localhost."] {
+            assert_eq!(looked_up_as(host).as_deref(), Some("localhost"), "{host}");
+        }
+        assert_eq!(looked_up_as("127.0.0.1").as_deref(), Some("127.0.0.1"));
+        assert_eq!(looked_up_as("::1").as_deref(), Some("::1"));
+        assert_eq!(looked_up_as("example.com"), None);
     }
 }

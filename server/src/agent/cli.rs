@@ -505,28 +505,28 @@ where
     W: Write + Send + 'static,
 {
     let bare = options.host.trim_start_matches('[').trim_end_matches(']');
-    if !crate::cli::may_look_up(bare) {
+    let Some(asked) = crate::cli::looked_up_as(bare) else {
         return Err(Failure::Usage(not_looked_up(
             &options.url,
             bare,
             options.port,
         )));
-    }
+    };
     let limit = crate::middlebox::cli::LOOKUP_LIMIT;
-    let addr: SocketAddr =
-        tokio::time::timeout(limit, tokio::net::lookup_host((bare, options.port)))
-            .await
-            .map_err(|_| {
-                io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    format!(
-                        "cannot resolve `{bare}`: no answer from the resolver within {limit:?}"
-                    ),
-                )
-            })?
-            .map_err(|e| io::Error::new(e.kind(), format!("cannot resolve `{bare}`: {e}")))?
-            .next()
-            .ok_or_else(|| io::Error::other(format!("`{bare}` resolves to no address")))?;
+    let addr: SocketAddr = tokio::time::timeout(
+        limit,
+        tokio::net::lookup_host((asked.as_str(), options.port)),
+    )
+    .await
+    .map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("cannot resolve `{bare}`: no answer from the resolver within {limit:?}"),
+        )
+    })?
+    .map_err(|e| io::Error::new(e.kind(), format!("cannot resolve `{bare}`: {e}")))?
+    .next()
+    .ok_or_else(|| io::Error::other(format!("`{bare}` resolves to no address")))?;
     loopback_only(&options.url, bare, addr).map_err(Failure::Usage)?;
     // Node writes the port in `Host` unless it is the default one.
     let host = if options.port == 80 {

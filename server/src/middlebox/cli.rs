@@ -530,9 +530,9 @@ async fn resolve(flag: &str, text: &str) -> Result<SocketAddr, Failure> {
     if let Ok(address) = text.parse() {
         return Ok(address);
     }
-    let host = text.rsplit_once(':').map_or(text, |(host, _)| host);
+    let (host, port) = text.rsplit_once(':').unwrap_or((text, ""));
     let host = host.trim_start_matches('[').trim_end_matches(']');
-    if !crate::cli::may_look_up(host) {
+    let Some(asked) = crate::cli::looked_up_as(host) else {
         return Err(usage(
             format!("{flag} {text} is not a loopback address (`{host}` is a name, not looked up)"),
             format!(
@@ -541,8 +541,14 @@ async fn resolve(flag: &str, text: &str) -> Result<SocketAddr, Failure> {
             ),
         )
         .into());
-    }
-    let found = tokio::time::timeout(LOOKUP_LIMIT, tokio::net::lookup_host(text))
+    };
+    // (An IPv6 address in brackets again.)
+    let asked = if asked.contains(':') {
+        format!("[{asked}]:{port}")
+    } else {
+        format!("{asked}:{port}")
+    };
+    let found = tokio::time::timeout(LOOKUP_LIMIT, tokio::net::lookup_host(asked))
         .await
         .map_err(|_| {
             io::Error::new(

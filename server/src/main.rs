@@ -142,9 +142,29 @@ impl Port {
         }
     }
 
-    /// What to write instead when this port cannot be used.
-    fn remedy(&self) -> String {
+    /// What to write instead when this port cannot be used, as `error`
+    /// says why (found in review: an address this machine does not have,
+    /// or a port below 1024 without root, was hinted as "another lab
+    /// running?").
+    fn remedy(&self, error: &std::io::Error) -> String {
+        match error.kind() {
+            std::io::ErrorKind::AddrNotAvailable | std::io::ErrorKind::InvalidInput => {
+                return "--bind names an address this machine does not have: give one of its \
+                        own, or leave --bind out (127.0.0.1)"
+                    .to_owned();
+            }
+            std::io::ErrorKind::PermissionDenied if self.number != 0 && self.number < 1024 => {
+                return format!(
+                    "ports below 1024 need root: give {} 1024 or above (0 picks a free one)",
+                    self.flag()
+                );
+            }
+            _ => {}
+        }
         match self.from {
+            PortFrom::Given("--port") if self.number == 0 => {
+                "no free port was found: is this machine out of ports or descriptors?".to_owned()
+            }
             PortFrom::Given("--port") => {
                 "is another lab running? Give another --port (0 picks a free one)".to_owned()
             }
@@ -434,7 +454,7 @@ async fn bind_origin(bind: IpAddr, port: Port) -> Result<Bound, String> {
         format!(
             "cannot listen on {address} ({}): {e}\n  hint: {}",
             port.describe(),
-            port.remedy()
+            port.remedy(&e)
         )
     })?;
     let number = main.local_addr().map_err(|e| e.to_string())?.port();
@@ -838,6 +858,23 @@ mod tests {
             Command::Run(options) => Ok(*options),
             other => Err(format!("{other:?}")),
         }
+    }
+
+    /// A port that cannot be bound is hinted by why (found in review: every
+    /// failure read "is another lab running? Give another --port").
+    #[test]
+    fn a_port_that_cannot_be_bound_is_hinted_by_why() {
+        use std::io::{Error, ErrorKind};
+        let port = |number| Port {
+            number,
+            from: PortFrom::Given("--port"),
+        };
+        let hint = |number, kind| port(number).remedy(&Error::from(kind));
+        assert!(hint(8080, ErrorKind::AddrInUse).contains("another lab running"));
+        assert!(hint(0, ErrorKind::AddrNotAvailable).contains("--bind"));
+        assert!(hint(8080, ErrorKind::InvalidInput).contains("--bind"));
+        assert!(hint(80, ErrorKind::PermissionDenied).contains("below 1024 need root"));
+        assert!(!hint(0, ErrorKind::AddrInUse).contains("another --port"));
     }
 
     #[test]

@@ -58,6 +58,22 @@ async fn lesson_of(chrome: &mut Chromium, page: &Page) -> String {
         .unwrap_or_default()
 }
 
+/// A lab with the page built and the instructor key `KEY` (and the second
+/// origin every page runs with): its address, the second origin's, and the
+/// lab.
+async fn room() -> (
+    std::net::SocketAddr,
+    std::net::SocketAddr,
+    keepalive_lab_server::Lab,
+) {
+    start_server_with_second_origin(Config {
+        dist_dir: dist_dir(),
+        instructor_key: InstructorKey::parse(KEY).expect("a key"),
+        ..Config::default()
+    })
+    .await
+}
+
 /// Moves the room to `lesson` with the instructor's own controls.
 async fn move_room(teacher: &mut Chromium, instructor: &Page, lesson: &str) {
     teacher
@@ -85,12 +101,7 @@ async fn move_room(teacher: &mut Chromium, instructor: &Page, lesson: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_instructor_sees_what_every_participant_measured_and_moves_the_room() {
-    let (addr, _second, lab) = start_server_with_second_origin(Config {
-        dist_dir: dist_dir(),
-        instructor_key: InstructorKey::parse(KEY).expect("a key"),
-        ..Config::default()
-    })
-    .await;
+    let (addr, _second, lab) = room().await;
 
     // Without the key (or with a wrong one) there is no room to see.
     assert!(status(addr, "/api/room", "").await.contains(" 403 "));
@@ -419,12 +430,7 @@ async fn locked_and_runnable(chrome: &mut Chromium, page: &Page) -> (bool, bool)
 /// unlock lets the first run too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_locked_room_says_which_lessons_wait_for_the_unlock() {
-    let (addr, _second, _lab) = start_server_with_second_origin(Config {
-        dist_dir: dist_dir(),
-        instructor_key: InstructorKey::parse(KEY).expect("a key"),
-        ..Config::default()
-    })
-    .await;
+    let (addr, _second, _lab) = room().await;
     let base = format!("http://{addr}/");
     let mut chrome = Chromium::launch().await;
     let page = chrome.open_lesson(&base, "keep-alive-off").await;
@@ -496,4 +502,51 @@ async fn a_locked_room_says_which_lessons_wait_for_the_unlock() {
             },
         )
         .await;
+}
+
+/// The instructor moves the room while a participant's lesson runs (found
+/// in review): the lesson left is undone before the next one opens. Its
+/// requests held at the server are released, the ones still queued in the
+/// browser ended (else they would reach the server once the lanes free, be
+/// held there, and hold the lanes the next lesson needs), and the settings
+/// it changed put back (hang-timeout's 2 s hang timeout is not left as the
+/// learner's). The next lesson then measures its own answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moving_the_room_while_a_lesson_runs_undoes_the_lesson_left() {
+    let (addr, _second, lab) = room().await;
+    let base = format!("http://{addr}/");
+    let mut chrome = Chromium::launch().await;
+    let page = chrome.open_lesson(&base, "hang-timeout").await;
+    let session = chrome.session_of(&page).await;
+    let before = lab.policy(&session);
+    chrome.predict(&page, 1).await;
+    chrome
+        .click_when_enabled(&page, "run-lesson", Duration::from_secs(10))
+        .await;
+    // Its first six held (for 2 s, the lesson's hang timeout), six more
+    // queued in the browser.
+    eventually("the lesson's first six held", LIMIT, async || {
+        (lab.hangs().len() == 6).then_some(())
+    })
+    .await;
+    assert_ne!(lab.policy(&session), before, "the lesson's own settings");
+    let moved = put_room(addr, r#"{"lesson": "keep-alive-off"}"#).await;
+    assert!(moved.contains(" 200 "), "{moved}");
+    eventually("the page on the room's lesson", LIMIT, async || {
+        (lesson_of(&mut chrome, &page).await == "keep-alive-off").then_some(())
+    })
+    .await;
+    eventually("the learner's settings back", LIMIT, async || {
+        (lab.policy(&session) == before).then_some(())
+    })
+    .await;
+    eventually("nothing held", LIMIT, async || {
+        (lab.hangs().is_empty()).then_some(())
+    })
+    .await;
+    // Past the left lesson's hang timeout: none of its queued six came.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(lab.hangs().len(), 0, "a queued request of the left lesson");
+    let (answer, _) = chrome.take_lesson(&page, 6, LIMIT).await;
+    assert_eq!(answer, "6", "keep-alive off: a connection per request");
 }

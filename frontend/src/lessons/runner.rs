@@ -308,6 +308,29 @@ impl Runner {
         commands
     }
 
+    /// The learner leaves the lesson while it runs (the instructor moved
+    /// the room, or they followed a link): its requests held at the server
+    /// are released, its agent stopped, and the settings it changed put
+    /// back, so that neither the next lesson nor the workbench runs behind
+    /// or under what this one left (found in review: the next lesson's
+    /// bursts queued behind this one's held requests, and kept its
+    /// settings as the learner's). Nothing when it is not running.
+    pub fn abandon(&mut self) -> Vec<Command> {
+        if self.stage != Stage::Running {
+            return Vec::new();
+        }
+        let mut commands = vec![Command::Release(None)];
+        if self
+            .steps
+            .iter()
+            .any(|step| matches!(step, Step::Agent { .. }))
+        {
+            commands.push(Command::Send(protocol::ClientMessage::AgentStop {}));
+        }
+        commands.extend(self.fail("left for another lesson".into()));
+        commands
+    }
+
     fn fail(&mut self, why: String) -> Vec<Command> {
         self.stage = Stage::Failed(why);
         self.restore()
@@ -847,6 +870,48 @@ mod tests {
                 Command::Release(None),
                 Command::SetPolicy(full_patch(&ServerPolicy::default()))
             ]
+        );
+    }
+
+    #[test]
+    fn a_lesson_left_while_it_runs_releases_its_requests_and_puts_the_settings_back() {
+        let mut s = state();
+        let learners = ServerPolicy {
+            idle_timeout_ms: 2_000,
+            ..ServerPolicy::default()
+        };
+        s.config = Some(learners.clone());
+        let mut runner = Runner::new(find("keep-alive-off").unwrap());
+        assert!(runner.abandon().is_empty(), "not running: nothing to undo");
+        runner.predict(Answer::Number(1));
+        runner.start(&s, 0.0);
+        runner.fired(1);
+        assert_eq!(
+            runner.abandon(),
+            vec![
+                Command::Release(None),
+                Command::SetPolicy(full_patch(&learners))
+            ]
+        );
+        assert!(matches!(runner.stage, Stage::Failed(_)));
+        assert!(runner.abandon().is_empty(), "undone once");
+        // An agent lesson's agent is stopped too.
+        let agent = crate::lessons::catalogue::ALL
+            .iter()
+            .find(|l| {
+                (l.steps)()
+                    .iter()
+                    .any(|st| matches!(st, Step::Agent { .. }))
+            })
+            .expect("an agent lesson");
+        let mut runner = Runner::new(agent);
+        runner.predict(Answer::Choice(0));
+        runner.start(&s, 0.0);
+        let undo = runner.abandon();
+        assert_eq!(undo.first(), Some(&Command::Release(None)));
+        assert!(
+            undo.contains(&Command::Send(protocol::ClientMessage::AgentStop {})),
+            "{undo:?}"
         );
     }
 

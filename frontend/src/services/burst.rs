@@ -144,6 +144,17 @@ extern "C" {
     /// `f` is called when a step is recorded and none was waiting.
     #[wasm_bindgen(catch, js_namespace = keepaliveLabBurst, js_name = wake)]
     fn js_wake(f: &js_sys::Function) -> Result<(), JsValue>;
+
+    /// Ends every request of the page still under way.
+    #[wasm_bindgen(catch, js_namespace = keepaliveLabBurst, js_name = abortAll)]
+    fn js_abort_all() -> Result<(), JsValue>;
+}
+
+/// Ends every request the page has under way (a lesson left while it
+/// runs: its requests queued in the browser would hold the lanes the next
+/// one needs).
+pub fn abort_all() {
+    let _ = js_abort_all();
 }
 
 thread_local! {

@@ -191,6 +191,16 @@ impl Track {
         if self.page.as_ref().map(|p| p.lesson.id()) == lesson {
             return self.draw();
         }
+        // A lesson left while it runs is undone first: its requests ended
+        // and released, its agent stopped, its settings put back.
+        let undo = self
+            .page
+            .as_mut()
+            .map_or_else(Vec::new, |p| p.runner.abandon());
+        if !undo.is_empty() {
+            crate::services::burst::abort_all();
+            self.execute(undo);
+        }
         self.page = lesson.and_then(lessons::find).map(LessonPage::new);
         // A lesson of its own: its elements made anew, as for a new page
         // (a number typed in the last one stays with it).

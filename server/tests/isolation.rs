@@ -1327,11 +1327,7 @@ async fn an_agents_sockets_are_charged_to_the_page_that_started_it() {
     .await;
     let mut watcher = Viewer::connect(addr).await;
     let a = std::net::IpAddr::from([127, 0, 0, 2]);
-    let mut issue = Client::from_stream(common::connect_from(addr, a).await);
-    let session = issue.request("POST", "/api/sessions", b"").await.json()["session"]
-        .as_str()
-        .expect("a session")
-        .to_owned();
+    let session = session_from(addr, a).await;
     let mut page =
         Viewer::connect_to_from(addr, &format!("/api/events?session={session}"), Some(a)).await;
     page.send_text(
@@ -1388,11 +1384,7 @@ async fn an_agent_started_through_the_middlebox_stays_charged_to_its_page() {
     let via = lab_middlebox(addr, &lab).await;
     let mut watcher = Viewer::connect(addr).await;
     let a = std::net::IpAddr::from([127, 0, 0, 2]);
-    let mut issue = Client::from_stream(common::connect_from(addr, a).await);
-    let session = issue.request("POST", "/api/sessions", b"").await.json()["session"]
-        .as_str()
-        .expect("a session")
-        .to_owned();
+    let session = session_from(addr, a).await;
     let target = format!("/api/events?session={session}");
     // Keeps the session online once the other page has gone.
     let _stays = Viewer::connect_to_from(addr, &target, Some(a)).await;
@@ -1413,6 +1405,15 @@ async fn an_agent_started_through_the_middlebox_stays_charged_to_its_page() {
     agents_share_full_and_the_labs_not(addr, &lab, &mut watcher).await;
 }
 
+/// A session issued to a client at `ip` (a loopback address of its own).
+async fn session_from(addr: SocketAddr, ip: std::net::IpAddr) -> String {
+    let mut issue = Client::from_stream(common::connect_from(addr, ip).await);
+    issue.request("POST", "/api/sessions", b"").await.json()["session"]
+        .as_str()
+        .expect("a session")
+        .to_owned()
+}
+
 /// Agents have a share per client address too
 /// (`agent::lab::MAX_RUNNING_PER_ADDRESS`): one participant's many pages
 /// cannot run every agent the server allows.
@@ -1423,11 +1424,7 @@ async fn one_address_runs_at_most_its_share_of_agents() {
     let start = r#"{"type": "agent_start", "request": {"method": "GET", "path": "/api/hang?max_ms=10000", "target": "same"}, "every_ms": 0, "count": 1}"#;
     let page = |ip: [u8; 4]| async move {
         let ip = std::net::IpAddr::from(ip);
-        let mut issue = Client::from_stream(common::connect_from(addr, ip).await);
-        let session = issue.request("POST", "/api/sessions", b"").await.json()["session"]
-            .as_str()
-            .expect("a session")
-            .to_owned();
+        let session = session_from(addr, ip).await;
         Viewer::connect_to_from(addr, &format!("/api/events?session={session}"), Some(ip)).await
     };
     let mut pages = Vec::new();

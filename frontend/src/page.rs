@@ -45,7 +45,11 @@ pub fn start(mount: fn(Element, Drawn, SessionId, bool)) {
     dom::patch(&mut Web, &body, &mut live, &[vec![starting]]);
     wasm_bindgen_futures::spawn_local(async move {
         let id = match session::resume().await {
-            Some(id) => Ok((id, true)),
+            Some(id) => {
+                // The link's page left its session as it went, too.
+                let _ = session::left_by_reload();
+                Ok((id, true))
+            }
             None => session::create().await.map(|id| (id, false)),
         };
         match id {

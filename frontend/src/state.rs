@@ -1688,6 +1688,7 @@ impl LabState {
             | ServerEvent::Released { .. }
             | ServerEvent::ParticipantChanged { .. }
             | ServerEvent::ParticipantReported { .. }
+            | ServerEvent::ParticipantLeft { .. }
             | ServerEvent::StreamReset { .. }
             | ServerEvent::GoAway { .. } => {}
             ServerEvent::MiddleboxChanged {

@@ -1157,6 +1157,9 @@ impl FromJson for ServerEvent {
                 session: o.get("session"),
                 report: o.get("report"),
             },
+            "participant_left" => ServerEvent::ParticipantLeft {
+                session: o.get("session"),
+            },
             "room_lesson" => ServerEvent::RoomLesson {
                 lesson: o.get("lesson"),
             },

@@ -752,6 +752,17 @@ pub enum ServerEvent {
         /// The report as kept now.
         report: LessonReport,
     },
+    /// For the instructor only: a participant is no longer one, as their
+    /// tab reloaded and its new session took over their reports (the next
+    /// `participant_changed` brings it, once its page connects).
+    ///
+    /// ```json
+    /// {"type": "participant_left", "session": "s-5f0c1b9e2a7d4c3b8e6f0a1d2c3b4a59"}
+    /// ```
+    ParticipantLeft {
+        /// The session that is no longer a participant.
+        session: SessionId,
+    },
     /// The instructor moved the room to a lesson: every page opens it. Or
     /// cleared it (`null`): nobody moves, and pages that load later are sent
     /// nowhere; the instructor's views learn it.
@@ -858,6 +869,7 @@ impl ServerEvent {
             | ServerEvent::Agent { .. }
             | ServerEvent::ParticipantChanged { .. }
             | ServerEvent::ParticipantReported { .. }
+            | ServerEvent::ParticipantLeft { .. }
             | ServerEvent::Snapshot { .. }
             | ServerEvent::RoomLesson { .. }
             | ServerEvent::EventsDropped { .. }

@@ -420,7 +420,9 @@ impl Filter {
                 }
             }
             // The room's participants are the instructor's business only.
-            ServerEvent::ParticipantChanged { .. } | ServerEvent::ParticipantReported { .. } => {
+            ServerEvent::ParticipantChanged { .. }
+            | ServerEvent::ParticipantReported { .. }
+            | ServerEvent::ParticipantLeft { .. } => {
                 vec![]
             }
             ServerEvent::ConfigChanged { session, .. }

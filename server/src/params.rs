@@ -164,16 +164,18 @@ impl Params {
 
     /// The optional session (`session=`), validated.
     pub fn session(&self) -> Result<Option<SessionId>, ApiError> {
+        self.session_in(
+            "session",
+            "the page makes one per load; send session=s-123abc or leave it out",
+        )
+    }
+
+    /// The session id given as `name`, if any; a malformed one is refused
+    /// with `hint`.
+    pub fn session_in(&self, name: &str, hint: &str) -> Result<Option<SessionId>, ApiError> {
         self.values
-            .get("session")
-            .map(|text| {
-                SessionId::parse(text).map_err(|error| {
-                    ApiError::bad_request(
-                        error,
-                        "the page makes one per load; send session=s-123abc or leave it out",
-                    )
-                })
-            })
+            .get(name)
+            .map(|text| SessionId::parse(text).map_err(|error| ApiError::bad_request(error, hint)))
             .transpose()
     }
 

@@ -631,13 +631,30 @@ async fn create_session(
     ctx: Option<Extension<RequestCtx>>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<SessionGrant>, ApiError> {
-    Params::parse("/api/sessions", query.as_deref(), &[], "POST /api/sessions")?;
+    let params = Params::parse(
+        "/api/sessions",
+        query.as_deref(),
+        &["replaces"],
+        "POST /api/sessions?replaces=s-… (the session this tab had before a reload)",
+    )?;
+    let replaces = params.session_in(
+        "replaces",
+        "send the session this tab's page had before it reloaded, or leave it out",
+    )?;
     // Through the lab's middlebox, its client's address (the per-address
     // session cap), not the loopback address every mapping shares.
     let peer = ctx.map(|Extension(c)| c.conn.charged_ip());
-    Ok(Json(SessionGrant {
-        session: lab.sessions().issue(peer)?,
-    }))
+    let session = lab.sessions().issue(peer)?;
+    // A session this server does not know (any more) or that is not this
+    // address's is not refused: nothing of it is carried, as after a
+    // restart of the lab.
+    if let Some(old) = replaces
+        && lab.sessions().carry_over(&old, &session)
+    {
+        lab.tracker()
+            .emit(|_| protocol::ServerEvent::ParticipantLeft { session: old });
+    }
+    Ok(Json(SessionGrant { session }))
 }
 
 async fn release(

@@ -1054,9 +1054,9 @@ fn route_of(table: Option<&Table>, event: &ServerEvent) -> Route {
         | ServerEvent::Middlebox { session, .. }
         | ServerEvent::MiddleboxChanged { session, .. }
         | ServerEvent::Agent { session, .. } => Route::Owner(session.clone()),
-        ServerEvent::ParticipantChanged { .. } | ServerEvent::ParticipantReported { .. } => {
-            Route::Nobody
-        }
+        ServerEvent::ParticipantChanged { .. }
+        | ServerEvent::ParticipantReported { .. }
+        | ServerEvent::ParticipantLeft { .. } => Route::Nobody,
         ServerEvent::Snapshot { .. }
         | ServerEvent::RoomLesson { .. }
         | ServerEvent::EventsDropped { .. }

@@ -1916,3 +1916,108 @@ async fn the_rooms_lesson_is_cleared_with_null() {
         "a refused move changes nothing"
     );
 }
+
+/// A reload asks for its session naming the one its tab had
+/// (`replaces=`): the new session takes over the old one's reports, the
+/// old one leaves the room (a `participant_left` for the instructor), and
+/// the learner is counted once (found in review: each reload was another
+/// participant, both answers on the chart). Another address cannot take a
+/// participant's place, and a malformed id is a 400.
+#[tokio::test]
+async fn a_reloads_session_takes_over_its_predecessors_place_in_the_room() {
+    let (addr, _lab) = start_server().await;
+    let mut instructor = Viewer::connect(addr).await;
+    let ip = |n: u8| std::net::IpAddr::from([127, 0, 0, n]);
+    let report = r#"{"type": "lesson_report", "report": {"lesson": "six-lanes", "stage": "answered", "prediction": "6", "answer": "6"}}"#;
+    let page = |session: String, n: u8| async move {
+        Viewer::connect_to_from(addr, &format!("/api/events?session={session}"), Some(ip(n))).await
+    };
+    let sessions_in_room = || async {
+        let room = get_once(addr, &format!("/api/room?key={KEY}")).await;
+        assert_eq!(room.status, 200, "{}", room.text());
+        room.json()["participants"]
+            .as_array()
+            .expect("participants")
+            .iter()
+            .map(|p| {
+                let answers: Vec<String> = p["reports"]
+                    .as_array()
+                    .expect("reports")
+                    .iter()
+                    .map(|r| r["answer"].as_str().unwrap_or_default().to_owned())
+                    .collect();
+                (
+                    p["session"].as_str().expect("a session").to_owned(),
+                    answers,
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let first = session_from(addr, ip(2)).await;
+    let mut viewer = page(first.clone(), 2).await;
+    viewer.send_text(report).await;
+    instructor
+        .next_matching("the report", |e| {
+            matches!(e, ServerEvent::ParticipantReported { .. })
+        })
+        .await;
+    viewer.close().await;
+    // Another address naming it takes nothing.
+    let mut stranger = Client::from_stream(common::connect_from(addr, ip(3)).await);
+    let answer = stranger
+        .request("POST", &format!("/api/sessions?replaces={first}"), b"")
+        .await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    assert_eq!(
+        sessions_in_room().await,
+        [(first.clone(), vec!["6".to_owned()])]
+    );
+    // The reload, from the learner's address.
+    let mut reload = Client::from_stream(common::connect_from(addr, ip(2)).await);
+    let answer = reload
+        .request("POST", &format!("/api/sessions?replaces={first}"), b"")
+        .await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    let second = answer.json()["session"]
+        .as_str()
+        .expect("a session")
+        .to_owned();
+    assert_ne!(second, first);
+    let left = instructor
+        .next_matching("the old session's leaving", |e| {
+            matches!(e, ServerEvent::ParticipantLeft { .. })
+        })
+        .await;
+    assert!(
+        matches!(&left, ServerEvent::ParticipantLeft { session } if session.to_string() == first),
+        "{left:?}"
+    );
+    assert!(sessions_in_room().await.is_empty());
+    // Its page connects: one participant, with the answer given before.
+    let _viewer = page(second.clone(), 2).await;
+    let joined = instructor
+        .next_matching("the new session's joining", |e| {
+            matches!(e, ServerEvent::ParticipantChanged { .. })
+        })
+        .await;
+    let ServerEvent::ParticipantChanged { participant } = joined else {
+        unreachable!()
+    };
+    assert_eq!(participant.session.to_string(), second);
+    assert_eq!(participant.reports.len(), 1);
+    assert_eq!(
+        sessions_in_room().await,
+        [(second.clone(), vec!["6".to_owned()])]
+    );
+    // Named again (a second reload racing the first), it carries nothing.
+    let again = reload
+        .request("POST", &format!("/api/sessions?replaces={first}"), b"")
+        .await;
+    assert_eq!(again.status, 200, "{}", again.text());
+    assert_eq!(sessions_in_room().await, [(second, vec!["6".to_owned()])]);
+    let malformed = reload
+        .request("POST", "/api/sessions?replaces=not%20a%20session", b"")
+        .await;
+    assert_eq!(malformed.status, 400, "{}", malformed.text());
+    assert!(malformed.json()["hint"].as_str().is_some());
+}

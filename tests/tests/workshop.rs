@@ -550,3 +550,82 @@ async fn moving_the_room_while_a_lesson_runs_undoes_the_lesson_left() {
     let (answer, _) = chrome.take_lesson(&page, 6, LIMIT).await;
     assert_eq!(answer, "6", "keep-alive off: a connection per request");
 }
+
+/// A participant who reloads stays one participant: the reloaded page's
+/// session takes over the room's view of the one before (its reports,
+/// the lesson it is on), and the instructor's page lists them once (found
+/// in review: each reload was another participant, and the chart counted
+/// both answers). A second tab is another participant all the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_participant_who_reloads_is_counted_once() {
+    let (addr, _second, lab) = room().await;
+    let base = format!("http://{addr}/");
+    let mut learner = Chromium::launch().await;
+    let page = learner.open_lesson(&base, "six-lanes").await;
+    let (answer, _) = learner.take_lesson(&page, 6, LIMIT).await;
+    assert_eq!(answer, "6");
+    let before = learner.session_of(&page).await;
+    let mut teacher = Chromium::launch().await;
+    let instructor = teacher.open(&format!("{base}#instructor&key={KEY}")).await;
+    let rows = "Array.from(document.querySelectorAll('tr[data-participant]')) \
+                  .map(r => [r.dataset.participant, r.querySelector('td[data-answer]')?.dataset.answer])";
+    let listed = |rows: &serde_json::Value, owner: &keepalive_lab_server::sessions::Owner| {
+        let id = owner.session().map(|s| s.to_string()).unwrap_or_default();
+        rows.as_array()
+            .filter(|rows| rows.len() == 1 && rows[0][0] == id.as_str())
+            .map(|rows| rows[0][1].as_str().unwrap_or_default().to_owned())
+    };
+    teacher
+        .eval_until(&instructor, "the participant listed", LIMIT, rows, |r| {
+            listed(&r, &before).filter(|answer| answer == "6")
+        })
+        .await;
+
+    learner.eval(&page, "location.reload()").await;
+    let after = eventually("the reloaded page's session", LIMIT, async || {
+        let id = learner
+            .eval_across_loads(
+                &page,
+                "document.querySelector('main')?.dataset.session || ''",
+            )
+            .await?;
+        let id = protocol::SessionId::parse(id.as_str()?).ok()?;
+        let owner = keepalive_lab_server::sessions::Owner::Session(id);
+        (owner != before).then_some(owner)
+    })
+    .await;
+    // Listed once, as the new session (the reloaded lesson starts again at
+    // its prediction, as a lesson opened again does); the server's room
+    // the same.
+    teacher
+        .eval_until(
+            &instructor,
+            "the participant listed once after the reload",
+            LIMIT,
+            rows,
+            |r| listed(&r, &after),
+        )
+        .await;
+    let room = lab.sessions().participants();
+    assert_eq!(room.len(), 1, "{room:?}");
+    assert_eq!(Some(&room[0].session), after.session());
+    assert_eq!(room[0].lesson.as_deref(), Some("six-lanes"));
+
+    // Another tab of the same browser is a participant of its own.
+    let other = learner.open(&base).await;
+    learner
+        .eval_until(
+            &other,
+            "the second tab's session",
+            LIMIT,
+            "!!document.querySelector('main[data-session]')",
+            |v| (v == true).then_some(()),
+        )
+        .await;
+    let third = learner.session_of(&other).await;
+    assert!(third != after && third != before);
+    eventually("a second tab, a second participant", LIMIT, async || {
+        (lab.sessions().participants().len() == 2).then_some(())
+    })
+    .await;
+}

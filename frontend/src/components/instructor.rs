@@ -39,6 +39,9 @@ enum Change {
     /// One report of a participant (their others stay), whose lesson is
     /// now the one they are on.
     Report(SessionId, LessonReport),
+    /// A participant is no longer one (their tab reloaded: its new session
+    /// took over their reports, and is told whole once its page connects).
+    Left(SessionId),
     /// The lesson the room was moved to, or none once cleared.
     Lesson(Option<String>),
     /// The lock and the room's defaults.
@@ -55,6 +58,7 @@ impl Change {
             ServerEvent::ParticipantReported { session, report } => {
                 Some(Change::Report(session, report))
             }
+            ServerEvent::ParticipantLeft { session } => Some(Change::Left(session)),
             ServerEvent::RoomLesson { lesson } => Some(Change::Lesson(lesson)),
             ServerEvent::ConfigChanged {
                 session: None,
@@ -90,6 +94,7 @@ impl Change {
                     }
                 }
             }
+            Change::Left(session) => room.participants.retain(|p| p.session != *session),
             Change::Lesson(lesson) => room.lesson.clone_from(lesson),
             Change::Policy(locked, config) => {
                 room.policy_locked = *locked;
@@ -619,6 +624,30 @@ mod tests {
             report: report("http2", "1"),
         };
         assert_eq!(known.event(stranger).expect("known").participants.len(), 1);
+    }
+
+    /// A reload's old session leaves the room's list and its tally; one
+    /// it never listed changes nothing.
+    #[test]
+    fn a_participant_that_left_is_counted_no_more() {
+        let mut known = Known::default();
+        let mut state = room(false, None);
+        state.participants.push(participant(1, "6", false));
+        state.participants.push(participant(2, "1", false));
+        known.reading();
+        known.read(Some(state));
+        let left = |n: u8| ServerEvent::ParticipantLeft {
+            session: participant(n, "6", false).session,
+        };
+        let now = known.event(left(1)).expect("known");
+        assert_eq!(now.participants.len(), 1);
+        assert_eq!(
+            now.participants[0].session,
+            participant(2, "1", false).session
+        );
+        assert_eq!(tally(&now.participants, "http2").len(), 1);
+        let now = known.event(left(3)).expect("known");
+        assert_eq!(now.participants.len(), 1);
     }
 
     /// The race found in CI: a re-read begins, the unlock's event comes,

@@ -11,11 +11,31 @@ use web_sys::{RequestInit, Response};
 
 use super::js_error;
 
-/// A new session for this page load, or what went wrong in words.
+/// A new session for this page load, or what went wrong in words. After a
+/// reload, it takes over the room's view of the session this tab had
+/// ([`left_by_reload`]): the learner stays one participant.
 pub async fn create() -> Result<SessionId, String> {
-    json::<SessionGrant>("POST", "/api/sessions", None)
+    let path = match left_by_reload() {
+        Some(id) => format!("/api/sessions?replaces={id}"),
+        None => "/api/sessions".to_owned(),
+    };
+    json::<SessionGrant>("POST", &path, None)
         .await
         .map(|grant| grant.session)
+}
+
+/// Where `index.html` leaves the session of a participant page as it goes
+/// (`pagehide`): a reload's page names it when it asks for its own.
+const LEFT: &str = "keepalive-lab.left";
+
+/// The session this tab's page had before this one, if it left one; taken
+/// at once, whether this page asks for a new session or not, so that a tab
+/// duplicated later (which copies this storage) names nothing.
+pub fn left_by_reload() -> Option<SessionId> {
+    let storage = tab_storage()?;
+    let left = storage.get_item(LEFT).ok()??;
+    let _ = storage.remove_item(LEFT);
+    SessionId::parse(&left).ok()
 }
 
 /// This tab's `sessionStorage`: what one participant page leaves for the

@@ -168,6 +168,9 @@ struct Scope {
     viewers: usize,
     /// Whether a viewer ever connected (a curl-only session never "ends").
     had_viewer: bool,
+    /// Its tab's next page (a reload) took over its presence in the room
+    /// ([`Sessions::carry_over`]): it is no longer a participant.
+    replaced: bool,
     /// Who asked for it (for the per-peer cap); `None` for the anonymous scope.
     peer: Option<IpAddr>,
     /// For expiry: when its last request or viewer ended (or it was made),
@@ -198,6 +201,7 @@ impl Scope {
             in_flight: Arc::new(AtomicUsize::new(0)),
             viewers: 0,
             had_viewer: false,
+            replaced: false,
             peer,
             last_used: Instant::now(),
             presence: room::Presence::default(),
@@ -775,7 +779,36 @@ impl Sessions {
             return None;
         };
         let scope = registry.scopes.get(owner)?;
-        Some(scope.presence.view(id, scope.viewers > 0))
+        (!scope.replaced).then(|| scope.presence.view(id, scope.viewers > 0))
+    }
+
+    /// A reload: the new session `to` takes over the room's view of the
+    /// session `from` its tab had before (its reports, the lesson it is
+    /// on, its browser), and `from` is no longer a participant, so the room
+    /// counts the learner once (found in review: each reload was a new
+    /// participant, and the chart counted the answers of both). Only from
+    /// a participant issued to the same address as `to`; whether it moved.
+    /// The settings are not carried: a lesson that changed them for its
+    /// run may have been cut by the reload.
+    pub fn carry_over(&self, from: &SessionId, to: &SessionId) -> bool {
+        let mut registry = lock(&self.inner);
+        let to_owner = Owner::Session(to.clone());
+        let Some(peer) = registry.scopes.get(&to_owner).map(|s| s.peer) else {
+            return false;
+        };
+        let Some(old) = registry
+            .scopes
+            .get_mut(&Owner::Session(from.clone()))
+            .filter(|s| from != to && s.had_viewer && !s.replaced && s.peer == peer)
+        else {
+            return false;
+        };
+        old.replaced = true;
+        let presence = std::mem::take(&mut old.presence);
+        if let Some(new) = registry.scopes.get_mut(&to_owner) {
+            new.presence = presence;
+        }
+        true
     }
 
     /// Every participant: sessions whose page connected at least once.
@@ -784,7 +817,7 @@ impl Sessions {
         let mut all: Vec<Participant> = registry
             .scopes
             .iter()
-            .filter(|(_, s)| s.had_viewer)
+            .filter(|(_, s)| s.had_viewer && !s.replaced)
             .filter_map(|(owner, s)| owner.session().map(|id| s.presence.view(id, s.viewers > 0)))
             .collect();
         all.sort_by(|a, b| a.session.cmp(&b.session));
@@ -814,8 +847,7 @@ impl Sessions {
     /// Forgets every participant's reports (a new round).
     pub fn reset_reports(&self) {
         for scope in lock(&self.inner).scopes.values_mut() {
-            scope.presence.reports.clear();
-            scope.presence.lesson = None;
+            scope.presence.forget_reports();
         }
     }
 

@@ -4,10 +4,20 @@
 
 use std::collections::BTreeMap;
 
-use protocol::{LESSONS, LessonReport, Participant, SessionId};
+use protocol::{LESSONS, LessonReport, Participant, SessionId, json_len};
 
 /// The stages a lesson's page reports (`lessons::runner::Stage::name`).
 const STAGES: [&str; 5] = ["predict", "ready", "running", "answered", "failed"];
+
+/// Most bytes of figures (their ids and values as JSON writes them) a
+/// participant's reports keep together. Past it, the figures of the
+/// lessons they reported longest ago are forgotten (their predictions and
+/// answers stay, for the tally): found in review, a session kept every
+/// lesson's figures, 24 lessons of 16 figures of 400 bytes, and
+/// `GET /api/room` carried them all, tens of megabytes from one address's
+/// 256 sessions. One report's figures are at most 16 × 400 bytes, so the
+/// latest always keeps its own; a real lesson's take a few hundred.
+pub const KEPT_FIGURE_BYTES: usize = 8 * 1024;
 
 /// A participant's part of the room, kept in their session.
 #[derive(Debug, Clone, Default)]
@@ -18,6 +28,9 @@ pub struct Presence {
     pub lesson: Option<String>,
     /// Their latest report per lesson (only the catalogue's lessons).
     pub reports: BTreeMap<String, LessonReport>,
+    /// The lessons of `reports`, the one reported longest ago first: whose
+    /// figures go first past [`KEPT_FIGURE_BYTES`].
+    order: Vec<String>,
 }
 
 impl Presence {
@@ -76,8 +89,39 @@ impl Presence {
             return Ok(false);
         }
         self.lesson = Some(report.lesson.clone());
+        self.order.retain(|l| *l != report.lesson);
+        self.order.push(report.lesson.clone());
         self.reports.insert(report.lesson.clone(), report);
+        self.keep_figures_bounded();
         Ok(true)
+    }
+
+    /// Forgets the figures of the lessons reported longest ago until all
+    /// the reports' figures together fit in [`KEPT_FIGURE_BYTES`].
+    fn keep_figures_bounded(&mut self) {
+        let bytes = |r: &LessonReport| -> usize {
+            r.figures
+                .iter()
+                .map(|(k, v)| json_len(k) + json_len(v))
+                .sum()
+        };
+        let mut total: usize = self.reports.values().map(bytes).sum();
+        for lesson in &self.order {
+            if total <= KEPT_FIGURE_BYTES {
+                break;
+            }
+            if let Some(report) = self.reports.get_mut(lesson) {
+                total -= bytes(report);
+                report.figures.clear();
+            }
+        }
+    }
+
+    /// Forgets every report (a new round).
+    pub fn forget_reports(&mut self) {
+        self.reports.clear();
+        self.order.clear();
+        self.lesson = None;
     }
 
     /// As the instructor's view shows it.
@@ -178,5 +222,61 @@ mod tests {
         assert!(p.report(big).is_err());
         assert_eq!(p.lesson.as_deref(), Some("six-lanes"));
         assert_eq!(p.reports.len(), 1);
+    }
+
+    #[test]
+    fn the_figures_a_participant_keeps_are_bounded_the_oldest_lessons_first() {
+        let mut p = Presence::default();
+        // Each of the catalogue's lessons reported with figures as large
+        // as a report may carry: 16 of 200 + 200 bytes.
+        let fat = |lesson: &str, n: usize| LessonReport {
+            lesson: lesson.into(),
+            stage: "answered".into(),
+            prediction: None,
+            answer: Some("unmeasured".into()),
+            figures: (0..16)
+                .map(|i| (format!("{n:03}-{i:02}{}", "k".repeat(194)), "v".repeat(200)))
+                .collect(),
+            stopped_early: false,
+        };
+        for (n, lesson) in LESSONS.iter().enumerate() {
+            assert_eq!(p.report(fat(lesson.id, n)), Ok(true));
+        }
+        let kept = |p: &Presence| -> usize {
+            p.reports
+                .values()
+                .flat_map(|r| &r.figures)
+                .map(|(k, v)| json_len(k) + json_len(v))
+                .sum()
+        };
+        assert!(kept(&p) <= KEPT_FIGURE_BYTES, "{} bytes kept", kept(&p));
+        // Every lesson's report stays (its answer counts in the tally);
+        // the latest keeps its figures whole, the first lost them.
+        assert_eq!(p.reports.len(), LESSONS.len());
+        let last = LESSONS[LESSONS.len() - 1].id;
+        assert_eq!(p.reports[last].figures.len(), 16);
+        assert!(p.reports[LESSONS[0].id].figures.is_empty());
+        assert_eq!(
+            p.reports[LESSONS[0].id].answer.as_deref(),
+            Some("unmeasured")
+        );
+        // Reported again, the first lesson is the latest: its figures are
+        // back, and the bound holds.
+        assert_eq!(p.report(fat(LESSONS[0].id, 0)), Ok(true));
+        assert_eq!(p.reports[LESSONS[0].id].figures.len(), 16);
+        assert!(kept(&p) <= KEPT_FIGURE_BYTES);
+        // Small figures, as real lessons send, are all kept.
+        let mut q = Presence::default();
+        for lesson in LESSONS {
+            let mut r = fat(lesson.id, 0);
+            r.figures = vec![
+                ("at-once".into(), "6".into()),
+                ("queued".into(), "6".into()),
+            ];
+            q.report(r).expect("a report");
+        }
+        assert!(q.reports.values().all(|r| r.figures.len() == 2));
+        q.forget_reports();
+        assert!(q.reports.is_empty() && q.order.is_empty() && q.lesson.is_none());
     }
 }

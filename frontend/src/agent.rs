@@ -357,7 +357,7 @@ impl AgentView {
                         continue;
                     };
                     match event {
-                        SocketEvent::Connect { local } => s.local = Some(local.clone()),
+                        SocketEvent::Connect { local, .. } => s.local = Some(local.clone()),
                         SocketEvent::Close { had_error, .. } => {
                             s.closed = Some((r.at_us, *had_error))
                         }
@@ -443,7 +443,7 @@ impl AgentView {
         let mut locals: SortedSet<&str> = SortedSet::new();
         for r in &state.agent {
             if let AgentEvent::Socket {
-                event: SocketEvent::Connect { local },
+                event: SocketEvent::Connect { local, .. },
                 ..
             } = &r.event
             {
@@ -586,6 +586,7 @@ mod tests {
                     1,
                     SocketEvent::Connect {
                         local: "127.0.0.1:5000".into(),
+                        remote: None,
                     },
                 ),
             ),
@@ -745,6 +746,7 @@ mod tests {
                     1,
                     SocketEvent::Connect {
                         local: "127.0.0.1:5000".into(),
+                        remote: None,
                     },
                 ),
             ),

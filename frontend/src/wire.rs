@@ -965,6 +965,7 @@ impl FromJson for SocketEvent {
             },
             "connect" => SocketEvent::Connect {
                 local: o.get("local"),
+                remote: o.or_default("remote"),
             },
             "keepalive" => SocketEvent::Keepalive {
                 requested_ms: o.get("requested_ms"),

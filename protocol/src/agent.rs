@@ -502,6 +502,11 @@ pub enum SocketEvent {
     Connect {
         /// The socket's own address and port.
         local: String,
+        /// The server's address it reached, when not the one `socket`
+        /// named: the name resolved to several and that one failed, so the
+        /// next was tried (Node's `autoSelectFamily`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        remote: Option<String>,
     },
     /// TCP keep-alive was switched on (`keepAlive: true` only).
     Keepalive {

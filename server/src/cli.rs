@@ -248,6 +248,104 @@ pub fn looked_up_as(host: &str) -> Option<String> {
     }
 }
 
+/// Longest a name's lookup may take (the system resolver's own retries can
+/// take far longer when it is unreachable).
+pub const LOOKUP_LIMIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Every address `host` (as [`looked_up_as`] gives it) resolves to with
+/// `port`, in the order the loopback tools try them ([`connect_order`]),
+/// within [`LOOKUP_LIMIT`]; `what` names it in errors. Every one, not the
+/// first only (found in review): where `localhost` is `::1` first, as
+/// glibc sorts it on a host with IPv6, a tool that took the first could
+/// not reach a server on 127.0.0.1 alone.
+pub async fn resolve_all(
+    host: &str,
+    port: u16,
+    what: &str,
+) -> std::io::Result<Vec<std::net::SocketAddr>> {
+    use std::io::{Error, ErrorKind};
+    let found = tokio::time::timeout(LOOKUP_LIMIT, tokio::net::lookup_host((host, port)))
+        .await
+        .map_err(|_| {
+            Error::new(
+                ErrorKind::TimedOut,
+                format!("{what}: no answer from the resolver within {LOOKUP_LIMIT:?}"),
+            )
+        })?
+        .map_err(|e| Error::new(e.kind(), format!("{what}: {e}")))?;
+    let mut all: Vec<std::net::SocketAddr> = Vec::new();
+    for address in found {
+        if !all.contains(&address) {
+            all.push(address);
+        }
+    }
+    if all.is_empty() {
+        return Err(Error::other(format!("{what}: no address")));
+    }
+    Ok(connect_order(all))
+}
+
+/// The order in which Node's `net.connect` tries the addresses a name
+/// resolved to (`autoSelectFamily`, on by default since v20.0.0): the
+/// family of the first address first, then the other, alternating, each
+/// family in the resolver's order (`lookupAndConnectMultiple` in
+/// `lib/net.js`; docs: `socket.connect(options)`, "autoSelectFamily").
+pub fn connect_order(addresses: Vec<std::net::SocketAddr>) -> Vec<std::net::SocketAddr> {
+    let Some(first) = addresses.first() else {
+        return addresses;
+    };
+    let first_v6 = first.is_ipv6();
+    let (mut leading, mut other): (Vec<_>, Vec<_>) =
+        addresses.into_iter().partition(|a| a.is_ipv6() == first_v6);
+    let mut ordered = Vec::with_capacity(leading.len() + other.len());
+    leading.reverse();
+    other.reverse();
+    while !leading.is_empty() || !other.is_empty() {
+        ordered.extend(leading.pop());
+        ordered.extend(other.pop());
+    }
+    ordered
+}
+
+/// How long each attempt but the last may take in [`connect_in_turn`]:
+/// Node's `autoSelectFamilyAttemptTimeout`, 250 ms by default
+/// (`net.getDefaultAutoSelectFamilyAttemptTimeout()`, v20 to v24).
+pub const ATTEMPT_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Tries `attempt` on each of `addresses` in turn until one succeeds, each
+/// but the last within [`ATTEMPT_TIMEOUT`], as Node's `net.connect` does
+/// with the addresses of a name (`autoSelectFamily`): what it made and the
+/// address it reached, or every attempt's error, in order.
+pub async fn connect_in_turn<T, F, Fut>(
+    addresses: &[std::net::SocketAddr],
+    mut attempt: F,
+) -> Result<(T, std::net::SocketAddr), Vec<(std::net::SocketAddr, std::io::Error)>>
+where
+    F: FnMut(std::net::SocketAddr) -> Fut,
+    Fut: std::future::Future<Output = std::io::Result<T>>,
+{
+    let mut errors = Vec::new();
+    for (n, addr) in addresses.iter().copied().enumerate() {
+        let tried = if n + 1 < addresses.len() {
+            tokio::time::timeout(ATTEMPT_TIMEOUT, attempt(addr))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        format!("no answer within {ATTEMPT_TIMEOUT:?}"),
+                    ))
+                })
+        } else {
+            attempt(addr).await
+        };
+        match tried {
+            Ok(made) => return Ok((made, addr)),
+            Err(error) => errors.push((addr, error)),
+        }
+    }
+    Err(errors)
+}
+
 /// One flag a command line understands.
 #[derive(Debug, Clone, Copy)]
 pub struct Spec {
@@ -393,6 +491,63 @@ mod tests {
             .collect::<Vec<_>>()
             .leak();
         Flags::new(args, SPECS).collect()
+    }
+
+    #[test]
+    fn addresses_are_tried_alternating_families_from_the_first_ones() {
+        let a = |text: &str| text.parse::<std::net::SocketAddr>().expect("an address");
+        assert_eq!(
+            connect_order(vec![
+                a("[::1]:80"),
+                a("[::2]:80"),
+                a("127.0.0.1:80"),
+                a("127.0.0.2:80")
+            ]),
+            [
+                a("[::1]:80"),
+                a("127.0.0.1:80"),
+                a("[::2]:80"),
+                a("127.0.0.2:80")
+            ]
+        );
+        assert_eq!(
+            connect_order(vec![a("127.0.0.1:80"), a("[::1]:80"), a("[::2]:80")]),
+            [a("127.0.0.1:80"), a("[::1]:80"), a("[::2]:80")]
+        );
+        assert_eq!(connect_order(vec![a("127.0.0.1:80")]), [a("127.0.0.1:80")]);
+        assert!(connect_order(Vec::new()).is_empty());
+    }
+
+    /// Real sockets: a port nobody listens on refuses, and the next
+    /// address is tried; every refusal is kept when none answers.
+    #[tokio::test]
+    async fn each_address_is_tried_in_turn_until_one_accepts() {
+        let listening = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let open = listening.local_addr().expect("an address");
+        let closed = {
+            let gone = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
+            gone.local_addr().expect("an address")
+        };
+        let connect = |addr| tokio::net::TcpStream::connect(addr);
+        let (stream, reached) = connect_in_turn(&[closed, open], connect)
+            .await
+            .expect("the second accepts");
+        assert_eq!(reached, open);
+        assert_eq!(stream.peer_addr().expect("connected"), open);
+        let errors = connect_in_turn(&[closed, closed], connect)
+            .await
+            .expect_err("nobody listens");
+        assert_eq!(errors.len(), 2);
+        assert!(
+            errors
+                .iter()
+                .all(|(addr, e)| *addr == closed
+                    && e.kind() == std::io::ErrorKind::ConnectionRefused)
+        );
     }
 
     #[test]

@@ -147,6 +147,7 @@ impl Server {
     fn dest(&self) -> Destination {
         Destination {
             addr: self.addr,
+            fallbacks: Vec::new(),
             host: self.addr.to_string(),
         }
     }
@@ -785,7 +786,7 @@ async fn lifo_reuses_the_most_recently_freed_socket_fifo_the_oldest() {
             "{scheduling:?}: {carrier:?}"
         );
         let local = events.of_socket(third).into_iter().find_map(|e| match e {
-            SocketEvent::Connect { local } => Some(local),
+            SocketEvent::Connect { local, .. } => Some(local),
             _ => None,
         });
         assert_eq!(
@@ -953,6 +954,7 @@ async fn a_connect_slower_than_the_agent_timeout_reports_it_and_goes_on() {
     let agent = timed_agent(150, &events);
     let dest = Destination {
         addr,
+        fallbacks: Vec::new(),
         host: addr.to_string(),
     };
     agent.request(&dest, "GET", "/", None);
@@ -1584,7 +1586,7 @@ async fn an_agent_started_from_a_viewer_runs_against_the_lab() {
                 ServerEvent::Agent {
                     event:
                         AgentEvent::Socket {
-                            event: SocketEvent::Connect { local },
+                            event: SocketEvent::Connect { local, .. },
                             ..
                         },
                     ..
@@ -1673,7 +1675,7 @@ async fn an_agent_started_from_a_viewer_runs_against_the_lab() {
         .iter()
         .filter_map(|e| match e {
             AgentEvent::Socket {
-                event: SocketEvent::Connect { local },
+                event: SocketEvent::Connect { local, .. },
                 ..
             } => Some(local.clone()),
             _ => None,
@@ -2000,6 +2002,7 @@ async fn a_refused_connect_is_told_in_nodes_words() {
     let agent = agent(keep_alive(true, None), &events);
     let dest = Destination {
         addr,
+        fallbacks: Vec::new(),
         host: addr.to_string(),
     };
     agent.request(&dest, "GET", "/api/fast", None);
@@ -2022,6 +2025,80 @@ async fn a_refused_connect_is_told_in_nodes_words() {
         events.of_request(1)
     );
     finish(&agent).await;
+}
+
+/// A name that resolves to several addresses is tried address after
+/// address, as Node's `autoSelectFamily` does (found in review: the
+/// command line took the first alone, so where `localhost` is `::1` first a
+/// server on 127.0.0.1 was out of reach): the first refuses, the next is
+/// reached, and `connect` names it; when every one refuses, the error has
+/// the first's code and each attempt's words (Node's `AggregateError`:
+/// `errors[0].code`, `connect ECONNREFUSED …` for each).
+#[tokio::test]
+async fn each_address_of_a_name_is_tried_until_one_answers() {
+    let refused = |_: ()| {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.local_addr().expect("address")
+    };
+    let (first, second) = (refused(()), refused(()));
+    let server = Server::start(|_, _, _| respond()).await;
+    let events = Events::default();
+    let trying = agent(keep_alive(true, None), &events);
+    let dest = Destination {
+        addr: first,
+        fallbacks: vec![server.addr],
+        host: "localhost".into(),
+    };
+    trying.request(&dest, "GET", "/api/fast", None);
+    within("the request", trying.idle()).await;
+    let socket = events.of_socket(1);
+    assert!(
+        socket.iter().any(|e| matches!(
+            e,
+            SocketEvent::Connect { remote: Some(remote), .. } if *remote == server.addr.to_string()
+        )),
+        "{socket:?}"
+    );
+    assert!(
+        !socket
+            .iter()
+            .any(|e| matches!(e, SocketEvent::Error { .. })),
+        "{socket:?}"
+    );
+    assert!(
+        events
+            .of_request(1)
+            .iter()
+            .any(|e| matches!(e, RequestEvent::Response { status: 200, .. })),
+        "{:?}",
+        events.of_request(1)
+    );
+    assert_eq!(server.seen().len(), 1);
+    finish(&trying).await;
+
+    let events = Events::default();
+    let refusing = agent(keep_alive(true, None), &events);
+    let dest = Destination {
+        addr: first,
+        fallbacks: vec![second],
+        host: "localhost".into(),
+    };
+    refusing.request(&dest, "GET", "/api/fast", None);
+    within("the request", refusing.idle()).await;
+    let words = format!(
+        "connect ECONNREFUSED 127.0.0.1:{}, connect ECONNREFUSED 127.0.0.1:{}",
+        first.port(),
+        second.port()
+    );
+    assert!(
+        events.of_request(1).iter().any(|e| matches!(
+            e,
+            RequestEvent::Error { code, message, .. } if code == "ECONNREFUSED" && *message == words
+        )),
+        "{:?}",
+        events.of_request(1)
+    );
+    finish(&refusing).await;
 }
 
 /// A body cut by the server's FIN: as Node v20.20.2 tells it (a server

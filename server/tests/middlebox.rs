@@ -173,6 +173,39 @@ fn limits() -> Limits {
     }
 }
 
+/// In front of a name's several addresses (`--upstream localhost:…`), a
+/// mapping connects to the first that answers (found in review: the first
+/// alone was used, so where `localhost` is `::1` first a service on
+/// 127.0.0.1 was out of reach): here the first refuses.
+#[tokio::test]
+async fn a_mapping_reaches_the_first_of_the_upstreams_addresses_that_answers() {
+    let refusing = {
+        let gone = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        gone.local_addr().unwrap()
+    };
+    let upstream = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let middlebox = Middlebox::standalone_to(
+        &[refusing, upstream.local_addr().unwrap()],
+        about_a_second(Preset::AwsNat),
+        limits(),
+    );
+    let serving = middlebox.clone();
+    tokio::spawn(async move { serving.serve(listener).await });
+    let mut client = within("connect", TcpStream::connect(address))
+        .await
+        .unwrap();
+    let (mut server, _) = within("the mapping's connection", upstream.accept())
+        .await
+        .unwrap();
+    client.write_all(b"ping").await.unwrap();
+    assert_eq!(read_n(&mut server, 4).await, b"ping");
+    server.write_all(b"pong").await.unwrap();
+    assert_eq!(read_n(&mut client, 4).await, b"pong");
+    middlebox.stop();
+}
+
 #[tokio::test]
 async fn data_in_either_direction_refreshes_the_mapping() {
     let mut rig = Rig::start(about_a_second(Preset::AwsNat), limits()).await;

@@ -512,22 +512,15 @@ where
             options.port,
         )));
     };
-    let limit = crate::middlebox::cli::LOOKUP_LIMIT;
-    let addr: SocketAddr = tokio::time::timeout(
-        limit,
-        tokio::net::lookup_host((asked.as_str(), options.port)),
-    )
-    .await
-    .map_err(|_| {
-        io::Error::new(
-            io::ErrorKind::TimedOut,
-            format!("cannot resolve `{bare}`: no answer from the resolver within {limit:?}"),
-        )
-    })?
-    .map_err(|e| io::Error::new(e.kind(), format!("cannot resolve `{bare}`: {e}")))?
-    .next()
-    .ok_or_else(|| io::Error::other(format!("`{bare}` resolves to no address")))?;
-    loopback_only(&options.url, bare, addr).map_err(Failure::Usage)?;
+    // Every address the name resolves to, each of them loopback; the
+    // first is tried first, the others when it fails (Node's
+    // `autoSelectFamily`).
+    let resolved =
+        crate::cli::resolve_all(&asked, options.port, &format!("cannot resolve `{bare}`")).await?;
+    for addr in &resolved {
+        loopback_only(&options.url, bare, *addr).map_err(Failure::Usage)?;
+    }
+    let (addr, fallbacks) = (resolved[0], resolved[1..].to_vec());
     // Node writes the port in `Host` unless it is the default one.
     let host = if options.port == 80 {
         options.host.clone()
@@ -570,7 +563,11 @@ where
     );
     let path = options.path.clone();
     let plan = Plan {
-        dest: Destination { addr, host },
+        dest: Destination {
+            addr,
+            fallbacks,
+            host,
+        },
         method: options.method.clone(),
         path: Box::new(move |_| path.clone()),
         connection: options.connection.clone(),

@@ -47,6 +47,11 @@ impl std::fmt::Debug for Binder {
 pub struct Destination {
     /// The address it connects to.
     pub addr: SocketAddr,
+    /// The other addresses its name resolved to, tried in turn when a
+    /// connect to `addr` fails, as Node's `autoSelectFamily` does (on by
+    /// default since v20.0.0; the order is [`crate::cli::connect_order`]'s).
+    /// Empty for an address given as one.
+    pub fallbacks: Vec<SocketAddr>,
     /// The `Host` header (`127.0.0.1:8080`; the port is left out when 80,
     /// as Node does).
     pub host: String,

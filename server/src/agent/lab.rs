@@ -385,6 +385,7 @@ pub fn start(
     let plan = Plan {
         dest: Destination {
             addr,
+            fallbacks: Vec::new(),
             host: host.clone(),
         },
         method: request.method.to_ascii_uppercase(),

@@ -114,18 +114,52 @@ fn deadline_of(timeout: Option<(u64, TimeoutSource)>) -> Option<Instant> {
     timeout.map(|(ms, _)| Instant::now() + Duration::from_millis(ms))
 }
 
+/// What the agent's [`Binder`](super::engine::Binder) says to hold while a
+/// socket lives.
+type Hold = Option<Box<dyn std::any::Any + Send + Sync>>;
+
 /// Connects to `addr`, through the agent's [`Binder`](super::engine::Binder)
 /// when it has one; with what the binder says to hold meanwhile.
-async fn connect(
-    shared: &Shared,
-    addr: std::net::SocketAddr,
-) -> io::Result<(TcpStream, Option<Box<dyn std::any::Any + Send + Sync>>)> {
+async fn connect_one(shared: &Shared, addr: std::net::SocketAddr) -> io::Result<(TcpStream, Hold)> {
     match &shared.binder {
         Some(binder) => {
             let (socket, hold) = (binder.0)(addr)?;
             Ok((socket.connect(addr).await?, Some(hold)))
         }
         None => Ok((TcpStream::connect(addr).await?, None)),
+    }
+}
+
+/// Connects to `dest`: its address, then, while attempts fail, each of its
+/// fallbacks ([`crate::cli::connect_in_turn`], Node's `autoSelectFamily`).
+/// The stream, what to hold, the address reached; or the first attempt's
+/// error (whose code Node's `NodeAggregateError` takes, `errors[0].code`)
+/// with Node's message: `connect ECONNREFUSED 127.0.0.1:8080` for one
+/// address, and for several every attempt's, as the `errors` of the
+/// `AggregateError` Node emits then (whose own message is empty), joined.
+async fn connect(
+    shared: &Shared,
+    dest: &super::engine::Destination,
+) -> Result<(TcpStream, Hold, std::net::SocketAddr), (io::Error, String)> {
+    let all: Vec<std::net::SocketAddr> = std::iter::once(dest.addr)
+        .chain(dest.fallbacks.iter().copied())
+        .collect();
+    match crate::cli::connect_in_turn(&all, |addr| connect_one(shared, addr)).await {
+        Ok(((stream, hold), reached)) => Ok((stream, hold, reached)),
+        Err(errors) => {
+            // `connect ECONNREFUSED ::1:8080`: Node writes the address and
+            // the port without brackets, IPv6 too.
+            let message = errors
+                .iter()
+                .map(|(addr, e)| format!("connect {} {}:{}", code_of(e), addr.ip(), addr.port()))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let error = errors
+                .into_iter()
+                .next()
+                .map_or_else(|| io::Error::other("no address to connect to"), |(_, e)| e);
+            Err((error, message))
+        }
     }
 }
 
@@ -139,7 +173,8 @@ pub(super) async fn run(
     let mut stop = shared.stop.subscribe();
     let mut first = first;
     let addr = first.dest.addr;
-    let connect = tokio::time::timeout(shared.connect_timeout, connect(&shared, addr));
+    let dest = first.dest.clone();
+    let connect = tokio::time::timeout(shared.connect_timeout, connect(&shared, &dest));
     tokio::pin!(connect);
     // The agent's `timeout` runs from the socket's creation: `net.connect`
     // gets it from `Agent.prototype.createSocket`, and the request already
@@ -182,20 +217,23 @@ pub(super) async fn run(
             shared.closed(socket, false, SocketCloseReason::AgentStopped, 0);
             return;
         }
-        Some(Ok(Ok((stream, bound)))) => {
+        Some(Ok(Ok((stream, bound, reached)))) => {
             // Held until the socket task ends, with the connection.
             _bound = bound;
-            stream
+            (stream, reached)
         }
         Some(failed) => {
-            let error = match failed {
-                Ok(Err(e)) => e,
-                _ => io::Error::new(io::ErrorKind::TimedOut, "connect timed out"),
+            let (error, message) = match failed {
+                Ok(Err(failed)) => failed,
+                _ => {
+                    let code = code_of(&io::Error::from(io::ErrorKind::TimedOut));
+                    (
+                        io::Error::new(io::ErrorKind::TimedOut, "connect timed out"),
+                        format!("connect {code} {}:{}", addr.ip(), addr.port()),
+                    )
+                }
             };
             let code = code_of(&error);
-            // `connect ECONNREFUSED ::1:8080`: Node writes the address
-            // and the port without brackets, IPv6 too.
-            let message = format!("connect {code} {}:{}", addr.ip(), addr.port());
             shared.socket_event(
                 socket,
                 SocketEvent::Error {
@@ -220,11 +258,15 @@ pub(super) async fn run(
     };
     // The agent's sockets are created with `noDelay: true` (v24's `Agent`
     // constructor defaults `options.noDelay`).
+    let (stream, reached) = stream;
     let _ = stream.set_nodelay(true);
     let local = stream
         .local_addr()
         .map_or_else(|_| "?".to_owned(), |a| a.to_string());
-    shared.socket_event(socket, SocketEvent::Connect { local });
+    // Named only when it is not the address `socket` named: the first
+    // refused and a fallback was reached.
+    let remote = (reached != addr).then(|| reached.to_string());
+    shared.socket_event(socket, SocketEvent::Connect { local, remote });
     if shared.options.keep_alive {
         let event = keepalive(&stream, shared.options.keep_alive_msecs);
         shared.socket_event(socket, event);

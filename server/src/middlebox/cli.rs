@@ -497,7 +497,15 @@ struct Started<'a> {
     #[serde(rename = "type")]
     kind: &'static str,
     listen: String,
+    /// The other addresses `--listen`'s name resolved to, each listened on
+    /// with the same port.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    also_listening: Vec<String>,
     upstream: String,
+    /// The other addresses `--upstream`'s name resolved to, tried in turn
+    /// when `upstream` does not answer.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    upstream_fallbacks: Vec<String>,
     preset: &'a str,
     settings: &'a MiddleboxSettings,
     in_force_ms: u64,
@@ -521,14 +529,14 @@ pub enum Stopped {
 
 /// Longest a name's lookup may take (the system resolver's own retries can
 /// take far longer when it is unreachable).
-pub const LOOKUP_LIMIT: Duration = Duration::from_secs(5);
+pub const LOOKUP_LIMIT: Duration = crate::cli::LOOKUP_LIMIT;
 
-/// Resolves `HOST:PORT` (the first address), within [`LOOKUP_LIMIT`]. A
-/// name other than `localhost`'s is refused unlooked-up
-/// ([`crate::cli::may_look_up`]).
-async fn resolve(flag: &str, text: &str) -> Result<SocketAddr, Failure> {
+/// Resolves `HOST:PORT` to every address it names
+/// ([`crate::cli::resolve_all`]), within [`LOOKUP_LIMIT`]. A name other than
+/// `localhost`'s is refused unlooked-up ([`crate::cli::may_look_up`]).
+async fn resolve(flag: &str, text: &str) -> Result<Vec<SocketAddr>, Failure> {
     if let Ok(address) = text.parse() {
-        return Ok(address);
+        return Ok(vec![address]);
     }
     let (host, port) = text.rsplit_once(':').unwrap_or((text, ""));
     let host = host.trim_start_matches('[').trim_end_matches(']');
@@ -542,24 +550,55 @@ async fn resolve(flag: &str, text: &str) -> Result<SocketAddr, Failure> {
         )
         .into());
     };
-    // (An IPv6 address in brackets again.)
-    let asked = if asked.contains(':') {
-        format!("[{asked}]:{port}")
-    } else {
-        format!("{asked}:{port}")
+    let Ok(port) = port.parse::<u16>() else {
+        return Err(usage(
+            format!("{flag} {text} has no port"),
+            format!("write HOST:PORT, e.g. {flag} localhost:9000"),
+        )
+        .into());
     };
-    let found = tokio::time::timeout(LOOKUP_LIMIT, tokio::net::lookup_host(asked))
-        .await
-        .map_err(|_| {
-            io::Error::new(
-                io::ErrorKind::TimedOut,
-                format!("{flag} {text}: no answer from the resolver within {LOOKUP_LIMIT:?}"),
-            )
-        })?
-        .map_err(|e| io::Error::new(e.kind(), format!("{flag} {text}: {e}")))?
-        .next()
-        .ok_or_else(|| io::Error::other(format!("{flag} {text}: no address")))?;
-    Ok(found)
+    Ok(crate::cli::resolve_all(&asked, port, &format!("{flag} {text}")).await?)
+}
+
+/// Listens on each of `addresses` (a name's), all on the port the first
+/// got. An address this host cannot listen on (`::1` where IPv6 is off,
+/// which `localhost` may still resolve to) is passed over while another
+/// listens; any other failure is the run's.
+async fn listen_on_each(addresses: &[SocketAddr]) -> io::Result<Vec<TcpListener>> {
+    let mut listeners = Vec::new();
+    let mut port = addresses.first().map_or(0, SocketAddr::port);
+    let mut passed_over = Vec::new();
+    for address in addresses {
+        let address = SocketAddr::new(address.ip(), port);
+        match TcpListener::bind(address).await {
+            Ok(listener) => {
+                port = listener.local_addr()?.port();
+                listeners.push(listener);
+            }
+            Err(e)
+                if addresses.len() > 1
+                    && matches!(
+                        e.kind(),
+                        io::ErrorKind::AddrNotAvailable | io::ErrorKind::Unsupported
+                    ) =>
+            {
+                passed_over.push(format!("{address}: {e}"));
+            }
+            Err(e) => {
+                return Err(io::Error::new(
+                    e.kind(),
+                    format!("cannot listen on {address}: {e}"),
+                ));
+            }
+        }
+    }
+    if listeners.is_empty() {
+        return Err(io::Error::other(format!(
+            "cannot listen on any address: {}",
+            passed_over.join("; ")
+        )));
+    }
+    Ok(listeners)
 }
 
 /// Refuses `address` (what `flag`'s `text` resolved to) unless it is a
@@ -598,10 +637,19 @@ pub async fn run<W>(
 where
     W: Write + Send + 'static,
 {
-    let listen = resolve("--listen", &options.listen).await?;
-    loopback_only("--listen", &options.listen, listen)?;
-    let upstream = resolve("--upstream", &options.upstream).await?;
-    loopback_only("--upstream", &options.upstream, upstream)?;
+    // A name (`localhost`) may resolve to several addresses: the
+    // middlebox listens on each (found in review: on the first alone, a
+    // `localhost` that is `::1` first left clients of 127.0.0.1 refused),
+    // and each mapping connects to the first upstream that answers.
+    let listens = resolve("--listen", &options.listen).await?;
+    let upstreams = resolve("--upstream", &options.upstream).await?;
+    for listen in &listens {
+        loopback_only("--listen", &options.listen, *listen)?;
+    }
+    for upstream in &upstreams {
+        loopback_only("--upstream", &options.upstream, *upstream)?;
+    }
+    let (listen, upstream) = (listens[0], upstreams[0]);
     // Each client would be proxied back into the middlebox itself, mapping
     // after mapping until the cap (review N4). Compared as the sockets they
     // are: `[::ffff:127.0.0.1]:P` is `127.0.0.1:P`.
@@ -616,9 +664,7 @@ where
         )
         .into());
     }
-    let listener = TcpListener::bind(listen)
-        .await
-        .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {listen}: {e}")))?;
+    let listeners = listen_on_each(&listens).await?;
     // One developer's machine: every client is this machine, so no share.
     let limits = Limits {
         max_mappings: options.max_mappings,
@@ -626,11 +672,17 @@ where
         ..Limits::default()
     };
     let settings = options.settings;
-    let middlebox = Middlebox::standalone(upstream, settings.clone(), limits);
+    let middlebox = Middlebox::standalone_to(&upstreams, settings.clone(), limits);
+    let mut bound = Vec::new();
+    for listener in &listeners {
+        bound.push(listener.local_addr()?.to_string());
+    }
     let started = Started {
         kind: "middlebox_started",
-        listen: listener.local_addr()?.to_string(),
+        listen: bound.remove(0),
+        also_listening: bound,
         upstream: upstream.to_string(),
+        upstream_fallbacks: upstreams[1..].iter().map(SocketAddr::to_string).collect(),
         preset: cli_name(settings.preset),
         settings: &settings,
         in_force_ms: settings.in_force_ms(),
@@ -677,8 +729,11 @@ where
         }
         printed
     });
-    let serving = middlebox.clone();
-    let serve = tokio::spawn(async move { serving.serve(listener).await });
+    let mut serve = tokio::task::JoinSet::new();
+    for listener in listeners {
+        let serving = middlebox.clone();
+        serve.spawn(async move { serving.serve(listener).await });
+    }
     let stopped = tokio::select! {
         () = until => Stopped::Asked,
         () = tokio::time::sleep(Duration::from_millis(options.duration_ms)) => Stopped::DurationOver,
@@ -686,7 +741,7 @@ where
         Ok(()) = printer_failed => Stopped::Asked,
     };
     middlebox.stop();
-    let _ = serve.await;
+    while serve.join_next().await.is_some() {}
     // The last handle on the event stream: dropping it ends the printer once
     // it has written everything.
     drop(middlebox);
@@ -739,6 +794,36 @@ mod tests {
 
     fn args(text: &str) -> Vec<String> {
         text.split_whitespace().map(str::to_owned).collect()
+    }
+
+    /// A name's addresses are all listened on, with the port the first
+    /// got (127.0.0.2 standing in for `::1`: on Linux all of 127.0.0.0/8 is
+    /// loopback); an address this host has not is passed over while
+    /// another listens.
+    #[tokio::test]
+    async fn each_address_of_a_name_is_listened_on_with_one_port() {
+        let a = |text: &str| text.parse::<SocketAddr>().expect("an address");
+        let listeners = listen_on_each(&[a("127.0.0.1:0"), a("127.0.0.2:0")])
+            .await
+            .expect("both listen");
+        let bound: Vec<SocketAddr> = listeners
+            .iter()
+            .map(|l| l.local_addr().expect("bound"))
+            .collect();
+        assert_eq!(bound.len(), 2);
+        assert_eq!(bound[0].port(), bound[1].port());
+        assert_eq!(bound[1].ip(), a("127.0.0.2:0").ip());
+        for address in &bound {
+            tokio::net::TcpStream::connect(address)
+                .await
+                .expect("connects");
+        }
+        // 192.0.2.1 (TEST-NET-1) is no address of this host.
+        let one = listen_on_each(&[a("192.0.2.1:0"), a("127.0.0.1:0")])
+            .await
+            .expect("the loopback one listens");
+        assert_eq!(one.len(), 1);
+        assert!(listen_on_each(&[a("192.0.2.1:0")]).await.is_err());
     }
 
     fn run_options(text: &str) -> Options {

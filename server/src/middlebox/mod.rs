@@ -209,6 +209,10 @@ impl Drop for ClientShare {
 pub(crate) struct Inner {
     /// Where mappings connect to.
     upstream: SocketAddr,
+    /// The other addresses the upstream's name resolved to (standalone,
+    /// `--upstream localhost:…`), tried in turn when `upstream` fails
+    /// ([`crate::cli::connect_in_turn`]).
+    fallbacks: Vec<SocketAddr>,
     /// Caps.
     limits: Limits,
     /// Settings and events.
@@ -249,8 +253,24 @@ impl Middlebox {
         settings: MiddleboxSettings,
         limits: Limits,
     ) -> Middlebox {
+        Middlebox::standalone_to(&[upstream], settings, limits)
+    }
+
+    /// [`Middlebox::standalone`] in front of a name's addresses: each
+    /// mapping connects to the first that answers, in turn (`upstreams` is
+    /// not empty: [`crate::cli::resolve_all`]).
+    pub fn standalone_to(
+        upstreams: &[SocketAddr],
+        settings: MiddleboxSettings,
+        limits: Limits,
+    ) -> Middlebox {
+        let (upstream, fallbacks) = match upstreams {
+            [first, rest @ ..] => (*first, rest.to_vec()),
+            [] => (SocketAddr::from(([127, 0, 0, 1], 0)), Vec::new()),
+        };
         Middlebox::new(
             upstream,
+            fallbacks,
             limits,
             Mode::Standalone {
                 settings,
@@ -263,13 +283,19 @@ impl Middlebox {
     /// per-owner settings, events through the lab's tracker.
     pub fn in_lab(lab: Lab, upstream: SocketAddr) -> Middlebox {
         let limits = lab.config().middlebox.limits.clone();
-        Middlebox::new(upstream, limits, Mode::Lab(lab))
+        Middlebox::new(upstream, Vec::new(), limits, Mode::Lab(lab))
     }
 
-    fn new(upstream: SocketAddr, limits: Limits, mode: Mode) -> Middlebox {
+    fn new(
+        upstream: SocketAddr,
+        fallbacks: Vec<SocketAddr>,
+        limits: Limits,
+        mode: Mode,
+    ) -> Middlebox {
         Middlebox {
             inner: Arc::new(Inner {
                 upstream,
+                fallbacks,
                 slots: Arc::new(Semaphore::new(limits.max_mappings)),
                 clients: Arc::default(),
                 limits,
@@ -479,7 +505,22 @@ impl Inner {
         let connect = tokio::time::timeout(self.limits.connect_timeout, async {
             match socket {
                 Some(socket) => socket.connect(self.upstream).await,
-                None => TcpStream::connect(self.upstream).await,
+                None if self.fallbacks.is_empty() => TcpStream::connect(self.upstream).await,
+                None => {
+                    let all: Vec<SocketAddr> = std::iter::once(self.upstream)
+                        .chain(self.fallbacks.iter().copied())
+                        .collect();
+                    crate::cli::connect_in_turn(&all, TcpStream::connect)
+                        .await
+                        .map(|(server, _)| server)
+                        .map_err(|errors| {
+                            let each: Vec<String> = errors
+                                .iter()
+                                .map(|(addr, e)| format!("{addr}: {e}"))
+                                .collect();
+                            std::io::Error::other(format!("tried each: {}", each.join("; ")))
+                        })
+                }
             }
         });
         let connected = tokio::select! {

@@ -649,7 +649,7 @@ async fn create_session(
     // address's is not refused: nothing of it is carried, as after a
     // restart of the lab.
     if let Some(old) = replaces
-        && lab.sessions().carry_over(&old, &session)
+        && lab.sessions().carry_over(&old, &session) == Some(true)
     {
         lab.tracker()
             .emit(|_| protocol::ServerEvent::ParticipantLeft { session: old });

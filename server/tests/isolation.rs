@@ -2014,10 +2014,79 @@ async fn a_reloads_session_takes_over_its_predecessors_place_in_the_room() {
         .request("POST", &format!("/api/sessions?replaces={first}"), b"")
         .await;
     assert_eq!(again.status, 200, "{}", again.text());
-    assert_eq!(sessions_in_room().await, [(second, vec!["6".to_owned()])]);
+    assert_eq!(
+        sessions_in_room().await,
+        [(second.clone(), vec!["6".to_owned()])]
+    );
     let malformed = reload
         .request("POST", "/api/sessions?replaces=not%20a%20session", b"")
         .await;
     assert_eq!(malformed.status, 400, "{}", malformed.text());
     assert!(malformed.json()["hint"].as_str().is_some());
+    // The session replaced, its page gone, is forgotten at once.
+    let config = |session: &str| format!("/api/config?session={session}");
+    assert_eq!(
+        reload.request("GET", &config(&first), b"").await.status,
+        403
+    );
+
+    // A reload while the reloaded page still starts (its session granted,
+    // no events socket yet): what it carried is carried on, and no
+    // `participant_left` for a session never listed.
+    let carry = |from: String| async move {
+        let mut client = Client::from_stream(common::connect_from(addr, ip(2)).await);
+        {
+            let answer = client
+                .request("POST", &format!("/api/sessions?replaces={from}"), b"")
+                .await;
+            assert_eq!(answer.status, 200, "{}", answer.text());
+            answer.json()["session"]
+                .as_str()
+                .expect("a session")
+                .to_owned()
+        }
+    };
+    drop(_viewer);
+    let third = carry(second.clone()).await;
+    instructor
+        .next_matching("the second's leaving", |e| {
+            matches!(e, ServerEvent::ParticipantLeft { session } if session.to_string() == second)
+        })
+        .await;
+    let fourth = carry(third.clone()).await;
+    assert_eq!(
+        reload.request("GET", &config(&third), b"").await.status,
+        403
+    );
+    let _page = page(fourth.clone(), 2).await;
+    assert_eq!(
+        sessions_in_room().await,
+        [(fourth.clone(), vec!["6".to_owned()])]
+    );
+    instructor.pong().await;
+    assert!(
+        !instructor.seen.iter().any(
+            |e| matches!(e, ServerEvent::ParticipantLeft { session } if session.to_string() == third)
+        ),
+        "a session never listed is not told to leave"
+    );
+
+    // Replaced while its page is still open (its socket not yet closed, or
+    // a page kept in the back-forward cache): it takes no new page.
+    let fifth = carry(fourth.clone()).await;
+    assert_eq!(sessions_in_room().await, []);
+    match tokio_tungstenite::connect_async(format!("ws://{addr}/api/events?session={fourth}")).await
+    {
+        Ok((mut ws, _)) => {
+            match common::within("the close frame", futures_util::StreamExt::next(&mut ws)).await {
+                Some(Ok(tokio_tungstenite::tungstenite::Message::Close(Some(frame)))) => {
+                    assert_eq!(u16::from(frame.code), 1008, "{frame:?}");
+                }
+                other => panic!("a replaced session took a new page: {other:?}"),
+            }
+        }
+        Err(other) => panic!("expected a close frame with 1008, got {other}"),
+    }
+    let _page = page(fifth.clone(), 2).await;
+    assert_eq!(sessions_in_room().await, [(fifth, vec!["6".to_owned()])]);
 }

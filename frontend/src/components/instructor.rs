@@ -122,6 +122,11 @@ struct Known {
     reading: usize,
     /// The changes since the oldest read in flight began, in order.
     since: Vec<Change>,
+    /// Sessions a reload took over: a `participant_changed` of theirs the
+    /// server had read before it, and sent after `participant_left`, is
+    /// not theirs any more (found in review: the row came back, and
+    /// counted twice until the next read). Ids are never issued again.
+    left: crate::sorted::SortedSet<SessionId>,
 }
 
 impl Known {
@@ -133,6 +138,13 @@ impl Known {
     /// A live event: the room as it is now, if the event changed it.
     fn event(&mut self, event: ServerEvent) -> Option<RoomState> {
         let change = Change::of(event)?;
+        match &change {
+            Change::Left(session) => {
+                self.left.insert(session.clone());
+            }
+            Change::Participant(p) if self.left.contains(&p.session) => return None,
+            _ => {}
+        }
         let state = self.state.as_mut();
         if let Some(state) = state {
             change.apply(state);
@@ -648,6 +660,12 @@ mod tests {
         assert_eq!(tally(&now.participants, "http2").len(), 1);
         let now = known.event(left(3)).expect("known");
         assert_eq!(now.participants.len(), 1);
+        // Its presence read before the reload, told after: not back.
+        let late = ServerEvent::ParticipantChanged {
+            participant: participant(1, "6", false),
+        };
+        assert_eq!(known.event(late), None);
+        assert_eq!(known.state.as_ref().map(|s| s.participants.len()), Some(1));
     }
 
     /// The race found in CI: a re-read begins, the unlock's event comes,

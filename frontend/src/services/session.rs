@@ -15,13 +15,38 @@ use super::js_error;
 /// reload, it takes over the room's view of the session this tab had
 /// ([`left_by_reload`]): the learner stays one participant.
 pub async fn create() -> Result<SessionId, String> {
-    let path = match left_by_reload() {
+    let left = left_by_reload();
+    // Until the new session is granted, a reload names the old one again
+    // (found in review: the name was taken, then lost with a refused or
+    // cut request, and the old session counted twice again).
+    if let Some(id) = &left {
+        hold(id);
+    }
+    let path = match &left {
         Some(id) => format!("/api/sessions?replaces={id}"),
         None => "/api/sessions".to_owned(),
     };
-    json::<SessionGrant>("POST", &path, None)
+    let granted = json::<SessionGrant>("POST", &path, None)
         .await
-        .map(|grant| grant.session)
+        .map(|grant| grant.session);
+    if let Ok(id) = &granted {
+        hold(id);
+    }
+    granted
+}
+
+/// Marks `id` as this page's session for `index.html`'s `pagehide` while
+/// the page does not show it yet (`main[data-session]`): a reload before
+/// the page started names it, so what it holds in the room is carried on
+/// (found in review: a reload while the page started left the session
+/// just granted, which had taken over the room's view, to no page).
+fn hold(id: &SessionId) {
+    if let Some(root) = web_sys::window()
+        .and_then(|w| w.document())
+        .and_then(|d| d.document_element())
+    {
+        let _ = root.set_attribute("data-session-held", id.as_str());
+    }
 }
 
 /// Where `index.html` leaves the session of a participant page as it goes
@@ -57,10 +82,12 @@ pub async fn resume() -> Option<SessionId> {
     let _ = storage.remove_item(HANDED_OVER);
     let id = SessionId::parse(&left).ok()?;
     // The server refuses a session it did not issue or has forgotten.
-    text("GET", &format!("/api/config?session={id}"), None)
+    let id = text("GET", &format!("/api/config?session={id}"), None)
         .await
         .ok()
-        .map(|_| id)
+        .map(|_| id)?;
+    hold(&id);
+    Some(id)
 }
 
 /// `method path` with an optional JSON `body` on the page's own origin;

@@ -573,7 +573,8 @@ impl Sessions {
             scopes,
             ..
         } = &mut *registry;
-        let Some(scope) = scopes.get_mut(owner) else {
+        // A session a reload took over takes no new page.
+        let Some(scope) = scopes.get_mut(owner).filter(|s| !s.replaced) else {
             return Err(match owner {
                 Owner::Session(id) => unknown_session(id),
                 Owner::Anonymous => ApiError::shutting_down(),
@@ -787,28 +788,32 @@ impl Sessions {
     /// on, its browser), and `from` is no longer a participant, so the room
     /// counts the learner once (found in review: each reload was a new
     /// participant, and the chart counted the answers of both). Only from
-    /// a participant issued to the same address as `to`; whether it moved.
-    /// The settings are not carried: a lesson that changed them for its
-    /// run may have been cut by the reload.
-    pub fn carry_over(&self, from: &SessionId, to: &SessionId) -> bool {
+    /// a session issued to the same address as `to`, and not replaced
+    /// already; also from one whose page never connected (a reload before
+    /// its page had started, whose session may hold what it carried over).
+    /// `from` is forgotten at once when nothing of it is open; otherwise it
+    /// takes no new viewer ([`Sessions::view`]: a page brought back from the
+    /// back-forward cache is told to reload). `None` when nothing moved, or
+    /// whether `from` was listed as a participant.
+    pub fn carry_over(&self, from: &SessionId, to: &SessionId) -> Option<bool> {
         let mut registry = lock(&self.inner);
         let to_owner = Owner::Session(to.clone());
-        let Some(peer) = registry.scopes.get(&to_owner).map(|s| s.peer) else {
-            return false;
-        };
-        let Some(old) = registry
+        let from_owner = Owner::Session(from.clone());
+        let peer = registry.scopes.get(&to_owner)?.peer;
+        let old = registry
             .scopes
-            .get_mut(&Owner::Session(from.clone()))
-            .filter(|s| from != to && s.had_viewer && !s.replaced && s.peer == peer)
-        else {
-            return false;
-        };
+            .get_mut(&from_owner)
+            .filter(|s| from != to && !s.replaced && s.peer == peer)?;
         old.replaced = true;
+        let listed = old.had_viewer;
         let presence = std::mem::take(&mut old.presence);
+        if old.viewers == 0 && old.in_flight() == 0 {
+            registry.scopes.remove(&from_owner);
+        }
         if let Some(new) = registry.scopes.get_mut(&to_owner) {
             new.presence = presence;
         }
-        true
+        Some(listed)
     }
 
     /// Every participant: sessions whose page connected at least once.

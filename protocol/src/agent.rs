@@ -482,6 +482,7 @@ pub enum RequestEvent {
 /// ```json
 /// {"name": "socket", "remote": "127.0.0.1:8080"}
 /// {"name": "connect", "local": "127.0.0.1:50412"}
+/// {"name": "connect", "local": "127.0.0.1:50413", "remote": "127.0.0.1:8080"}
 /// {"name": "keepalive", "requested_ms": 1000, "idle_s": 1, "interval_s": 1, "count": 10, "so_keepalive": true, "kernel_idle_s": 1}
 /// {"name": "free", "outcome": "pooled", "free_sockets": 1, "timeout_ms": 4000, "timeout_source": "keep_alive_hint"}
 /// {"name": "timeout", "after_ms": 4000, "free": true, "source": "keep_alive_hint"}

@@ -314,10 +314,13 @@ pub const ATTEMPT_TIMEOUT: std::time::Duration = std::time::Duration::from_milli
 
 /// Tries `attempt` on each of `addresses` in turn until one succeeds, each
 /// but the last within [`ATTEMPT_TIMEOUT`], as Node's `net.connect` does
-/// with the addresses of a name (`autoSelectFamily`): what it made and the
-/// address it reached, or every attempt's error, in order.
+/// with the addresses of a name (`autoSelectFamily`), and all of them by
+/// `deadline` (the lab's bound on a connect; Node has none): what it made
+/// and the address it reached, or every attempt's error, in order (one past
+/// a limit as `TimedOut`).
 pub async fn connect_in_turn<T, F, Fut>(
     addresses: &[std::net::SocketAddr],
+    deadline: tokio::time::Instant,
     mut attempt: F,
 ) -> Result<(T, std::net::SocketAddr), Vec<(std::net::SocketAddr, std::io::Error)>>
 where
@@ -326,21 +329,25 @@ where
 {
     let mut errors = Vec::new();
     for (n, addr) in addresses.iter().copied().enumerate() {
-        let tried = if n + 1 < addresses.len() {
-            tokio::time::timeout(ATTEMPT_TIMEOUT, attempt(addr))
-                .await
-                .unwrap_or_else(|_| {
-                    Err(std::io::Error::new(
-                        std::io::ErrorKind::TimedOut,
-                        format!("no answer within {ATTEMPT_TIMEOUT:?}"),
-                    ))
-                })
+        let until = if n + 1 < addresses.len() {
+            deadline.min(tokio::time::Instant::now() + ATTEMPT_TIMEOUT)
         } else {
-            attempt(addr).await
+            deadline
         };
+        let tried = tokio::time::timeout_at(until, attempt(addr))
+            .await
+            .unwrap_or_else(|_| {
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "no answer in time",
+                ))
+            });
         match tried {
             Ok(made) => return Ok((made, addr)),
             Err(error) => errors.push((addr, error)),
+        }
+        if tokio::time::Instant::now() >= deadline {
+            break;
         }
     }
     Err(errors)
@@ -533,12 +540,13 @@ mod tests {
             gone.local_addr().expect("an address")
         };
         let connect = |addr| tokio::net::TcpStream::connect(addr);
-        let (stream, reached) = connect_in_turn(&[closed, open], connect)
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        let (stream, reached) = connect_in_turn(&[closed, open], deadline, connect)
             .await
             .expect("the second accepts");
         assert_eq!(reached, open);
         assert_eq!(stream.peer_addr().expect("connected"), open);
-        let errors = connect_in_turn(&[closed, closed], connect)
+        let errors = connect_in_turn(&[closed, closed], deadline, connect)
             .await
             .expect_err("nobody listens");
         assert_eq!(errors.len(), 2);

@@ -2099,6 +2099,54 @@ async fn each_address_of_a_name_is_tried_until_one_answers() {
         events.of_request(1)
     );
     finish(&refusing).await;
+
+    // The first refuses, the next never answers (a full accept queue drops
+    // the SYN, Linux): by the lab's connect timeout the error lists both,
+    // the timed-out attempt as Node lists one, the first's code.
+    let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+    socket.bind("127.0.0.1:0".parse().unwrap()).expect("bind");
+    let listener = socket.listen(1).expect("listen");
+    let silent = listener.local_addr().expect("address");
+    let mut fillers = Vec::new();
+    for _ in 0..4 {
+        if let Ok(Ok(s)) =
+            tokio::time::timeout(Duration::from_millis(200), TcpStream::connect(silent)).await
+        {
+            fillers.push(s);
+        }
+    }
+    let events = Events::default();
+    let bounded = Agent::new(
+        AgentConfig {
+            options: keep_alive(true, None),
+            ceiling: None,
+            connect_timeout: Duration::from_millis(600),
+            binder: None,
+        },
+        events.sink(),
+    );
+    let dest = Destination {
+        addr: first,
+        fallbacks: vec![silent],
+        host: "localhost".into(),
+    };
+    bounded.request(&dest, "GET", "/api/fast", None);
+    within("the request", bounded.idle()).await;
+    let words = format!(
+        "connect ECONNREFUSED 127.0.0.1:{}, connect ETIMEDOUT 127.0.0.1:{}",
+        first.port(),
+        silent.port()
+    );
+    assert!(
+        events.of_request(1).iter().any(|e| matches!(
+            e,
+            RequestEvent::Error { code, message, .. } if code == "ECONNREFUSED" && *message == words
+        )),
+        "{:?}",
+        events.of_request(1)
+    );
+    finish(&bounded).await;
+    drop(fillers);
 }
 
 /// A body cut by the server's FIN: as Node v20.20.2 tells it (a server

@@ -144,7 +144,8 @@ async fn connect(
     let all: Vec<std::net::SocketAddr> = std::iter::once(dest.addr)
         .chain(dest.fallbacks.iter().copied())
         .collect();
-    match crate::cli::connect_in_turn(&all, |addr| connect_one(shared, addr)).await {
+    let deadline = tokio::time::Instant::now() + shared.connect_timeout;
+    match crate::cli::connect_in_turn(&all, deadline, |addr| connect_one(shared, addr)).await {
         Ok(((stream, hold), reached)) => Ok((stream, hold, reached)),
         Err(errors) => {
             // `connect ECONNREFUSED ::1:8080`: Node writes the address and
@@ -174,7 +175,9 @@ pub(super) async fn run(
     let mut first = first;
     let addr = first.dest.addr;
     let dest = first.dest.clone();
-    let connect = tokio::time::timeout(shared.connect_timeout, connect(&shared, &dest));
+    // Bounded by the lab's connect timeout, each address's attempt too
+    // (a timed-out one is among the errors, as Node lists it).
+    let connect = connect(&shared, &dest);
     tokio::pin!(connect);
     // The agent's `timeout` runs from the socket's creation: `net.connect`
     // gets it from `Agent.prototype.createSocket`, and the request already
@@ -217,22 +220,12 @@ pub(super) async fn run(
             shared.closed(socket, false, SocketCloseReason::AgentStopped, 0);
             return;
         }
-        Some(Ok(Ok((stream, bound, reached)))) => {
+        Some(Ok((stream, bound, reached))) => {
             // Held until the socket task ends, with the connection.
             _bound = bound;
             (stream, reached)
         }
-        Some(failed) => {
-            let (error, message) = match failed {
-                Ok(Err(failed)) => failed,
-                _ => {
-                    let code = code_of(&io::Error::from(io::ErrorKind::TimedOut));
-                    (
-                        io::Error::new(io::ErrorKind::TimedOut, "connect timed out"),
-                        format!("connect {code} {}:{}", addr.ip(), addr.port()),
-                    )
-                }
-            };
+        Some(Err((error, message))) => {
             let code = code_of(&error);
             shared.socket_event(
                 socket,

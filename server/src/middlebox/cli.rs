@@ -560,11 +560,41 @@ async fn resolve(flag: &str, text: &str) -> Result<Vec<SocketAddr>, Failure> {
     Ok(crate::cli::resolve_all(&asked, port, &format!("{flag} {text}")).await?)
 }
 
+/// A socket the middlebox would listen on that is also one of its
+/// upstream's, compared as sockets (`[::ffff:127.0.0.1]:P` is
+/// `127.0.0.1:P`), every address of each side.
+fn into_itself(listens: &[SocketAddr], upstreams: &[SocketAddr]) -> Option<SocketAddr> {
+    let socket = |a: SocketAddr| (a.ip().to_canonical(), a.port());
+    listens
+        .iter()
+        .copied()
+        .find(|l| upstreams.iter().any(|u| socket(*l) == socket(*u)))
+}
+
 /// Listens on each of `addresses` (a name's), all on the port the first
 /// got. An address this host cannot listen on (`::1` where IPv6 is off,
 /// which `localhost` may still resolve to) is passed over while another
-/// listens; any other failure is the run's.
+/// listens; any other failure is the run's. Where the port was left to the
+/// system (`:0`), one free at the first address may be taken at the next:
+/// then the whole is tried again, a few times.
 async fn listen_on_each(addresses: &[SocketAddr]) -> io::Result<Vec<TcpListener>> {
+    let mut tries = 0;
+    loop {
+        match listen_once(addresses).await {
+            Err(e)
+                if e.kind() == io::ErrorKind::AddrInUse
+                    && addresses.first().is_some_and(|a| a.port() == 0)
+                    && tries < 8 =>
+            {
+                tries += 1;
+            }
+            done => return done,
+        }
+    }
+}
+
+/// One try of [`listen_on_each`].
+async fn listen_once(addresses: &[SocketAddr]) -> io::Result<Vec<TcpListener>> {
     let mut listeners = Vec::new();
     let mut port = addresses.first().map_or(0, SocketAddr::port);
     let mut passed_over = Vec::new();
@@ -575,12 +605,14 @@ async fn listen_on_each(addresses: &[SocketAddr]) -> io::Result<Vec<TcpListener>
                 port = listener.local_addr()?.port();
                 listeners.push(listener);
             }
+            // EAFNOSUPPORT: IPv6 switched off at boot (`ipv6.disable=1`),
+            // which std leaves uncategorised.
             Err(e)
                 if addresses.len() > 1
-                    && matches!(
+                    && (matches!(
                         e.kind(),
                         io::ErrorKind::AddrNotAvailable | io::ErrorKind::Unsupported
-                    ) =>
+                    ) || e.raw_os_error() == Some(libc::EAFNOSUPPORT)) =>
             {
                 passed_over.push(format!("{address}: {e}"));
             }
@@ -649,12 +681,14 @@ where
     for upstream in &upstreams {
         loopback_only("--upstream", &options.upstream, *upstream)?;
     }
-    let (listen, upstream) = (listens[0], upstreams[0]);
+    let upstream = upstreams[0];
     // Each client would be proxied back into the middlebox itself, mapping
     // after mapping until the cap (review N4). Compared as the sockets they
-    // are: `[::ffff:127.0.0.1]:P` is `127.0.0.1:P`.
-    let socket = |a: SocketAddr| (a.ip().to_canonical(), a.port());
-    if socket(listen) == socket(upstream) {
+    // are: `[::ffff:127.0.0.1]:P` is `127.0.0.1:P`; every address of each
+    // side (found in review: `--listen 127.0.0.1:9000 --upstream
+    // localhost:9000` where localhost is `::1` first reached the middlebox
+    // through its second address).
+    if let Some(listen) = into_itself(&listens, &upstreams) {
         return Err(usage(
             format!(
                 "--listen {} and --upstream {} are the same socket ({listen})",
@@ -794,6 +828,23 @@ mod tests {
 
     fn args(text: &str) -> Vec<String> {
         text.split_whitespace().map(str::to_owned).collect()
+    }
+
+    /// Proxying into itself is found at any address of either side, not
+    /// only at the first of each (`localhost` as `::1`, then 127.0.0.1).
+    #[test]
+    fn proxying_into_itself_is_found_at_any_address() {
+        let a = |text: &str| text.parse::<SocketAddr>().expect("an address");
+        let localhost = [a("[::1]:9000"), a("127.0.0.1:9000")];
+        assert_eq!(
+            into_itself(&[a("127.0.0.1:9000")], &localhost),
+            Some(a("127.0.0.1:9000"))
+        );
+        assert_eq!(
+            into_itself(&localhost, &[a("[::ffff:127.0.0.1]:9000")]),
+            Some(a("127.0.0.1:9000"))
+        );
+        assert_eq!(into_itself(&localhost, &[a("127.0.0.1:9001")]), None);
     }
 
     /// A name's addresses are all listened on, with the port the first

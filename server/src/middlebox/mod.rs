@@ -510,7 +510,8 @@ impl Inner {
                     let all: Vec<SocketAddr> = std::iter::once(self.upstream)
                         .chain(self.fallbacks.iter().copied())
                         .collect();
-                    crate::cli::connect_in_turn(&all, TcpStream::connect)
+                    let deadline = tokio::time::Instant::now() + self.limits.connect_timeout;
+                    crate::cli::connect_in_turn(&all, deadline, TcpStream::connect)
                         .await
                         .map(|(server, _)| server)
                         .map_err(|errors| {

@@ -2016,14 +2016,7 @@ async fn a_refused_connect_is_told_in_nodes_words() {
         "{:?}",
         events.of_socket(1)
     );
-    assert!(
-        events.of_request(1).iter().any(|e| matches!(
-            e,
-            RequestEvent::Error { code, message, .. } if code == "ECONNREFUSED" && *message == words
-        )),
-        "{:?}",
-        events.of_request(1)
-    );
+    refused_in_nodes_words(&events, &words);
     finish(&agent).await;
 }
 
@@ -2090,14 +2083,7 @@ async fn each_address_of_a_name_is_tried_until_one_answers() {
         first.port(),
         second.port()
     );
-    assert!(
-        events.of_request(1).iter().any(|e| matches!(
-            e,
-            RequestEvent::Error { code, message, .. } if code == "ECONNREFUSED" && *message == words
-        )),
-        "{:?}",
-        events.of_request(1)
-    );
+    refused_in_nodes_words(&events, &words);
     finish(&refusing).await;
 
     // The first refuses, the next never answers (a full accept queue drops
@@ -2137,16 +2123,21 @@ async fn each_address_of_a_name_is_tried_until_one_answers() {
         first.port(),
         silent.port()
     );
+    refused_in_nodes_words(&events, &words);
+    finish(&bounded).await;
+    drop(fillers);
+}
+
+/// Request 1 failed with `ECONNREFUSED` and `words` as its message.
+fn refused_in_nodes_words(events: &Events, words: &str) {
     assert!(
         events.of_request(1).iter().any(|e| matches!(
             e,
-            RequestEvent::Error { code, message, .. } if code == "ECONNREFUSED" && *message == words
+            RequestEvent::Error { code, message, .. } if code == "ECONNREFUSED" && message == words
         )),
         "{:?}",
         events.of_request(1)
     );
-    finish(&bounded).await;
-    drop(fillers);
 }
 
 /// A body cut by the server's FIN: as Node v20.20.2 tells it (a server

@@ -43,14 +43,14 @@ pub fn start(mount: fn(Element, Drawn, SessionId, bool)) {
         .text("Starting a session with the lab…")
         .done();
     dom::patch(&mut Web, &body, &mut live, &[vec![starting]]);
+    // Taken before anything waits: a tab duplicated meanwhile must not
+    // find it (found in review).
+    let left = session::left_by_reload();
     wasm_bindgen_futures::spawn_local(async move {
+        // A link's page leaves its session both ways: the hand-over wins.
         let id = match session::resume().await {
-            Some(id) => {
-                // The link's page left its session as it went, too.
-                let _ = session::left_by_reload();
-                Ok((id, true))
-            }
-            None => session::create().await.map(|id| (id, false)),
+            Some(id) => Ok((id, true)),
+            None => session::create(left).await.map(|id| (id, false)),
         };
         match id {
             Ok((id, resumed)) => mount(body, live, id, resumed),

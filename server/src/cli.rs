@@ -312,14 +312,15 @@ pub fn connect_order(addresses: Vec<std::net::SocketAddr>) -> Vec<std::net::Sock
 /// (`net.getDefaultAutoSelectFamilyAttemptTimeout()`, v20 to v24).
 pub const ATTEMPT_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(250);
 
-/// Tries `attempt` on each of `addresses` in turn until one succeeds, each
+/// Tries `attempt` on `first`, then each of `fallbacks`, until one succeeds, each
 /// but the last within [`ATTEMPT_TIMEOUT`], as Node's `net.connect` does
 /// with the addresses of a name (`autoSelectFamily`), and all of them by
 /// `deadline` (the lab's bound on a connect; Node has none): what it made
 /// and the address it reached, or every attempt's error, in order (one past
 /// a limit as `TimedOut`).
 pub async fn connect_in_turn<T, F, Fut>(
-    addresses: &[std::net::SocketAddr],
+    first: std::net::SocketAddr,
+    fallbacks: &[std::net::SocketAddr],
     deadline: tokio::time::Instant,
     mut attempt: F,
 ) -> Result<(T, std::net::SocketAddr), Vec<(std::net::SocketAddr, std::io::Error)>>
@@ -328,8 +329,9 @@ where
     Fut: std::future::Future<Output = std::io::Result<T>>,
 {
     let mut errors = Vec::new();
-    for (n, addr) in addresses.iter().copied().enumerate() {
-        let until = if n + 1 < addresses.len() {
+    let addresses = std::iter::once(first).chain(fallbacks.iter().copied());
+    for (n, addr) in addresses.enumerate() {
+        let until = if n < fallbacks.len() {
             deadline.min(tokio::time::Instant::now() + ATTEMPT_TIMEOUT)
         } else {
             deadline
@@ -541,12 +543,12 @@ mod tests {
         };
         let connect = |addr| tokio::net::TcpStream::connect(addr);
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
-        let (stream, reached) = connect_in_turn(&[closed, open], deadline, connect)
+        let (stream, reached) = connect_in_turn(closed, &[open], deadline, connect)
             .await
             .expect("the second accepts");
         assert_eq!(reached, open);
         assert_eq!(stream.peer_addr().expect("connected"), open);
-        let errors = connect_in_turn(&[closed, closed], deadline, connect)
+        let errors = connect_in_turn(closed, &[closed], deadline, connect)
             .await
             .expect_err("nobody listens");
         assert_eq!(errors.len(), 2);
@@ -556,6 +558,64 @@ mod tests {
                 .all(|(addr, e)| *addr == closed
                     && e.kind() == std::io::ErrorKind::ConnectionRefused)
         );
+    }
+
+    /// An address that never answers (a listener whose accept queue is
+    /// full drops the SYN, on Linux) is given up after the attempt timeout,
+    /// not the whole deadline, and the next is reached; as the last
+    /// address it has the deadline, and its error is a `TimedOut`.
+    #[tokio::test]
+    async fn a_silent_address_is_given_up_after_the_attempt_timeout() {
+        let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+        socket
+            .bind("127.0.0.1:0".parse().expect("an address"))
+            .expect("bind");
+        let full = socket.listen(1).expect("listen");
+        let silent = full.local_addr().expect("an address");
+        let mut fillers = Vec::new();
+        for _ in 0..4 {
+            let connect = tokio::net::TcpStream::connect(silent);
+            if let Ok(Ok(s)) =
+                tokio::time::timeout(std::time::Duration::from_millis(200), connect).await
+            {
+                fillers.push(s);
+            }
+        }
+        let listening = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let open = listening.local_addr().expect("an address");
+        let connect = |addr| tokio::net::TcpStream::connect(addr);
+        let started = tokio::time::Instant::now();
+        let deadline = started + std::time::Duration::from_secs(10);
+        let (_, reached) = connect_in_turn(silent, &[open], deadline, connect)
+            .await
+            .expect("the second accepts");
+        assert_eq!(reached, open);
+        let took = started.elapsed();
+        assert!(
+            took >= ATTEMPT_TIMEOUT && took < std::time::Duration::from_secs(5),
+            "{took:?}"
+        );
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(400);
+        let errors = connect_in_turn(open, &[silent], deadline, |addr| async move {
+            if addr == open {
+                Err(std::io::Error::from(std::io::ErrorKind::ConnectionRefused))
+            } else {
+                tokio::net::TcpStream::connect(addr).await
+            }
+        })
+        .await
+        .expect_err("the last never answers");
+        let kinds: Vec<std::io::ErrorKind> = errors.iter().map(|(_, e)| e.kind()).collect();
+        assert_eq!(
+            kinds,
+            [
+                std::io::ErrorKind::ConnectionRefused,
+                std::io::ErrorKind::TimedOut
+            ]
+        );
+        drop(fillers);
     }
 
     #[test]

@@ -695,7 +695,7 @@ fn main() -> ExitCode {
 /// runtime's blocking threads is abandoned rather than waited for. (Found in
 /// review: `#[tokio::main]` drops its runtime, and the drop waits for every
 /// blocking task, so a name lookup given up after
-/// [`keepalive_lab_server::middlebox::cli::LOOKUP_LIMIT`] still held the
+/// [`keepalive_lab_server::cli::LOOKUP_LIMIT`] still held the
 /// agent's and middlebox's exit for as long as the system resolver retried.)
 fn run_to_exit(runtime: tokio::runtime::Runtime, main: impl Future<Output = ExitCode>) -> ExitCode {
     let code = runtime.block_on(main);

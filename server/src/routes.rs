@@ -644,12 +644,12 @@ async fn create_session(
     // Through the lab's middlebox, its client's address (the per-address
     // session cap), not the loopback address every mapping shares.
     let peer = ctx.map(|Extension(c)| c.conn.charged_ip());
-    let session = lab.sessions().issue(peer)?;
     // A session this server does not know (any more) or that is not this
     // address's is not refused: nothing of it is carried, as after a
     // restart of the lab.
+    let (session, listed) = lab.sessions().issue_replacing(peer, replaces.as_ref())?;
     if let Some(old) = replaces
-        && lab.sessions().carry_over(&old, &session) == Some(true)
+        && listed == Some(true)
     {
         lab.tracker()
             .emit(|_| protocol::ServerEvent::ParticipantLeft { session: old });

@@ -937,19 +937,8 @@ async fn a_requests_timeout_is_emitted_once_while_its_sockets_repeats() {
 /// queue is full drops the agent's SYN (Linux), so its connect waits.
 #[tokio::test]
 async fn a_connect_slower_than_the_agent_timeout_reports_it_and_goes_on() {
-    let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
-    socket.bind("127.0.0.1:0".parse().unwrap()).expect("bind");
-    let listener = socket.listen(1).expect("listen");
+    let (listener, fillers) = silent_listener().await;
     let addr = listener.local_addr().expect("address");
-    // Fill the accept queue (never accepted).
-    let mut fillers = Vec::new();
-    for _ in 0..4 {
-        if let Ok(Ok(s)) =
-            tokio::time::timeout(Duration::from_millis(200), TcpStream::connect(addr)).await
-        {
-            fillers.push(s);
-        }
-    }
     let events = Events::default();
     let agent = timed_agent(150, &events);
     let dest = Destination {
@@ -1993,11 +1982,7 @@ async fn bytes_after_a_response_in_the_same_read_fail_the_request() {
 /// nothing listens on), not the OS's.
 #[tokio::test]
 async fn a_refused_connect_is_told_in_nodes_words() {
-    // A port that was just free: bound, then closed.
-    let addr = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        listener.local_addr().expect("address")
-    };
+    let addr = refused_addr();
     let events = Events::default();
     let agent = agent(keep_alive(true, None), &events);
     let dest = Destination {
@@ -2008,14 +1993,6 @@ async fn a_refused_connect_is_told_in_nodes_words() {
     agent.request(&dest, "GET", "/api/fast", None);
     within("the request", agent.idle()).await;
     let words = format!("connect ECONNREFUSED 127.0.0.1:{}", addr.port());
-    assert!(
-        events.of_socket(1).iter().any(|e| matches!(
-            e,
-            SocketEvent::Error { code, message } if code == "ECONNREFUSED" && *message == words
-        )),
-        "{:?}",
-        events.of_socket(1)
-    );
     refused_in_nodes_words(&events, &words);
     finish(&agent).await;
 }
@@ -2029,11 +2006,7 @@ async fn a_refused_connect_is_told_in_nodes_words() {
 /// `errors[0].code`, `connect ECONNREFUSED …` for each).
 #[tokio::test]
 async fn each_address_of_a_name_is_tried_until_one_answers() {
-    let refused = |_: ()| {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        listener.local_addr().expect("address")
-    };
-    let (first, second) = (refused(()), refused(()));
+    let (first, second) = (refused_addr(), refused_addr());
     let server = Server::start(|_, _, _| respond()).await;
     let events = Events::default();
     let trying = agent(keep_alive(true, None), &events);
@@ -2089,18 +2062,8 @@ async fn each_address_of_a_name_is_tried_until_one_answers() {
     // The first refuses, the next never answers (a full accept queue drops
     // the SYN, Linux): by the lab's connect timeout the error lists both,
     // the timed-out attempt as Node lists one, the first's code.
-    let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
-    socket.bind("127.0.0.1:0".parse().unwrap()).expect("bind");
-    let listener = socket.listen(1).expect("listen");
+    let (listener, fillers) = silent_listener().await;
     let silent = listener.local_addr().expect("address");
-    let mut fillers = Vec::new();
-    for _ in 0..4 {
-        if let Ok(Ok(s)) =
-            tokio::time::timeout(Duration::from_millis(200), TcpStream::connect(silent)).await
-        {
-            fillers.push(s);
-        }
-    }
     let events = Events::default();
     let bounded = Agent::new(
         AgentConfig {
@@ -2128,8 +2091,42 @@ async fn each_address_of_a_name_is_tried_until_one_answers() {
     drop(fillers);
 }
 
-/// Request 1 failed with `ECONNREFUSED` and `words` as its message.
+/// A listener on 127.0.0.1 whose accept queue is full (of the connections
+/// returned with it, never accepted): a new connect's SYN is dropped, so
+/// the connect waits (Linux).
+async fn silent_listener() -> (tokio::net::TcpListener, Vec<TcpStream>) {
+    let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+    socket.bind("127.0.0.1:0".parse().unwrap()).expect("bind");
+    let listener = socket.listen(1).expect("listen");
+    let addr = listener.local_addr().expect("address");
+    let mut fillers = Vec::new();
+    for _ in 0..4 {
+        if let Ok(Ok(s)) =
+            tokio::time::timeout(Duration::from_millis(200), TcpStream::connect(addr)).await
+        {
+            fillers.push(s);
+        }
+    }
+    (listener, fillers)
+}
+
+/// A port that was just free on 127.0.0.1: bound, then closed, so a
+/// connect to it is refused.
+fn refused_addr() -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("address")
+}
+
+/// Socket 1's `error` and request 1's carry `ECONNREFUSED` and `words`.
 fn refused_in_nodes_words(events: &Events, words: &str) {
+    assert!(
+        events.of_socket(1).iter().any(|e| matches!(
+            e,
+            SocketEvent::Error { code, message } if code == "ECONNREFUSED" && message == words
+        )),
+        "{:?}",
+        events.of_socket(1)
+    );
     assert!(
         events.of_request(1).iter().any(|e| matches!(
             e,

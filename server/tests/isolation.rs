@@ -1407,8 +1407,21 @@ async fn an_agent_started_through_the_middlebox_stays_charged_to_its_page() {
 
 /// A session issued to a client at `ip` (a loopback address of its own).
 async fn session_from(addr: SocketAddr, ip: std::net::IpAddr) -> String {
+    issued(addr, ip, "/api/sessions").await
+}
+
+/// A session issued to a client at `ip` for a reload of the page that had
+/// `replaces` (`POST /api/sessions?replaces=`).
+async fn session_replacing(addr: SocketAddr, ip: std::net::IpAddr, replaces: &str) -> String {
+    issued(addr, ip, &format!("/api/sessions?replaces={replaces}")).await
+}
+
+/// The session `POST path` issues to a client at `ip`.
+async fn issued(addr: SocketAddr, ip: std::net::IpAddr, path: &str) -> String {
     let mut issue = Client::from_stream(common::connect_from(addr, ip).await);
-    issue.request("POST", "/api/sessions", b"").await.json()["session"]
+    let answer = issue.request("POST", path, b"").await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    answer.json()["session"]
         .as_str()
         .expect("a session")
         .to_owned()
@@ -1962,26 +1975,12 @@ async fn a_reloads_session_takes_over_its_predecessors_place_in_the_room() {
         })
         .await;
     viewer.close().await;
+    let answered = |session: &str| vec![(session.to_owned(), vec!["6".to_owned()])];
     // Another address naming it takes nothing.
-    let mut stranger = Client::from_stream(common::connect_from(addr, ip(3)).await);
-    let answer = stranger
-        .request("POST", &format!("/api/sessions?replaces={first}"), b"")
-        .await;
-    assert_eq!(answer.status, 200, "{}", answer.text());
-    assert_eq!(
-        sessions_in_room().await,
-        [(first.clone(), vec!["6".to_owned()])]
-    );
+    session_replacing(addr, ip(3), &first).await;
+    assert_eq!(sessions_in_room().await, answered(&first));
     // The reload, from the learner's address.
-    let mut reload = Client::from_stream(common::connect_from(addr, ip(2)).await);
-    let answer = reload
-        .request("POST", &format!("/api/sessions?replaces={first}"), b"")
-        .await;
-    assert_eq!(answer.status, 200, "{}", answer.text());
-    let second = answer.json()["session"]
-        .as_str()
-        .expect("a session")
-        .to_owned();
+    let second = session_replacing(addr, ip(2), &first).await;
     assert_ne!(second, first);
     let left = instructor
         .next_matching("the old session's leaving", |e| {
@@ -1994,7 +1993,7 @@ async fn a_reloads_session_takes_over_its_predecessors_place_in_the_room() {
     );
     assert!(sessions_in_room().await.is_empty());
     // Its page connects: one participant, with the answer given before.
-    let _viewer = page(second.clone(), 2).await;
+    let second_page = page(second.clone(), 2).await;
     let joined = instructor
         .next_matching("the new session's joining", |e| {
             matches!(e, ServerEvent::ParticipantChanged { .. })
@@ -2005,64 +2004,40 @@ async fn a_reloads_session_takes_over_its_predecessors_place_in_the_room() {
     };
     assert_eq!(participant.session.to_string(), second);
     assert_eq!(participant.reports.len(), 1);
+    assert_eq!(sessions_in_room().await, answered(&second));
+    // Named again (a second reload racing the first), it carries nothing;
+    // the session replaced, its page gone, was forgotten at once.
+    session_replacing(addr, ip(2), &first).await;
+    assert_eq!(sessions_in_room().await, answered(&second));
+    let mut client = Client::from_stream(common::connect_from(addr, ip(2)).await);
+    let config = |session: &str| format!("/api/config?session={session}");
     assert_eq!(
-        sessions_in_room().await,
-        [(second.clone(), vec!["6".to_owned()])]
+        client.request("GET", &config(&first), b"").await.status,
+        403
     );
-    // Named again (a second reload racing the first), it carries nothing.
-    let again = reload
-        .request("POST", &format!("/api/sessions?replaces={first}"), b"")
-        .await;
-    assert_eq!(again.status, 200, "{}", again.text());
-    assert_eq!(
-        sessions_in_room().await,
-        [(second.clone(), vec!["6".to_owned()])]
-    );
-    let malformed = reload
+    let malformed = client
         .request("POST", "/api/sessions?replaces=not%20a%20session", b"")
         .await;
     assert_eq!(malformed.status, 400, "{}", malformed.text());
     assert!(malformed.json()["hint"].as_str().is_some());
-    // The session replaced, its page gone, is forgotten at once.
-    let config = |session: &str| format!("/api/config?session={session}");
-    assert_eq!(
-        reload.request("GET", &config(&first), b"").await.status,
-        403
-    );
 
     // A reload while the reloaded page still starts (its session granted,
     // no events socket yet): what it carried is carried on, and no
     // `participant_left` for a session never listed.
-    let carry = |from: String| async move {
-        let mut client = Client::from_stream(common::connect_from(addr, ip(2)).await);
-        {
-            let answer = client
-                .request("POST", &format!("/api/sessions?replaces={from}"), b"")
-                .await;
-            assert_eq!(answer.status, 200, "{}", answer.text());
-            answer.json()["session"]
-                .as_str()
-                .expect("a session")
-                .to_owned()
-        }
-    };
-    drop(_viewer);
-    let third = carry(second.clone()).await;
+    drop(second_page);
+    let third = session_replacing(addr, ip(2), &second).await;
     instructor
         .next_matching("the second's leaving", |e| {
             matches!(e, ServerEvent::ParticipantLeft { session } if session.to_string() == second)
         })
         .await;
-    let fourth = carry(third.clone()).await;
+    let fourth = session_replacing(addr, ip(2), &third).await;
     assert_eq!(
-        reload.request("GET", &config(&third), b"").await.status,
+        client.request("GET", &config(&third), b"").await.status,
         403
     );
-    let _page = page(fourth.clone(), 2).await;
-    assert_eq!(
-        sessions_in_room().await,
-        [(fourth.clone(), vec!["6".to_owned()])]
-    );
+    let mut fourth_page = page(fourth.clone(), 2).await;
+    assert_eq!(sessions_in_room().await, answered(&fourth));
     instructor.pong().await;
     assert!(
         !instructor.seen.iter().any(
@@ -2072,21 +2047,33 @@ async fn a_reloads_session_takes_over_its_predecessors_place_in_the_room() {
     );
 
     // Replaced while its page is still open (its socket not yet closed, or
-    // a page kept in the back-forward cache): it takes no new page.
-    let fifth = carry(fourth.clone()).await;
-    assert_eq!(sessions_in_room().await, []);
+    // a page kept in the back-forward cache): it takes no new page, and no
+    // report from the page still open, and says why.
+    let fifth = session_replacing(addr, ip(2), &fourth).await;
+    assert!(sessions_in_room().await.is_empty());
     match tokio_tungstenite::connect_async(format!("ws://{addr}/api/events?session={fourth}")).await
     {
         Ok((mut ws, _)) => {
             match common::within("the close frame", futures_util::StreamExt::next(&mut ws)).await {
                 Some(Ok(tokio_tungstenite::tungstenite::Message::Close(Some(frame)))) => {
                     assert_eq!(u16::from(frame.code), 1008, "{frame:?}");
+                    assert!(frame.reason.contains("reload of this tab"), "{frame:?}");
                 }
                 other => panic!("a replaced session took a new page: {other:?}"),
             }
         }
         Err(other) => panic!("expected a close frame with 1008, got {other}"),
     }
+    fourth_page.send_text(report).await;
+    let refused = fourth_page
+        .next_matching("the report's refusal", |e| {
+            matches!(e, ServerEvent::Error(_))
+        })
+        .await;
+    assert!(
+        matches!(&refused, ServerEvent::Error(b) if b.error.contains("taken over by a reload")),
+        "{refused:?}"
+    );
     let _page = page(fifth.clone(), 2).await;
-    assert_eq!(sessions_in_room().await, [(fifth, vec!["6".to_owned()])]);
+    assert_eq!(sessions_in_room().await, answered(&fifth));
 }

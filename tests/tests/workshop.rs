@@ -552,8 +552,9 @@ async fn moving_the_room_while_a_lesson_runs_undoes_the_lesson_left() {
 }
 
 /// A participant who reloads stays one participant: the reloaded page's
-/// session takes over the room's view of the one before (its reports,
-/// the lesson it is on), and the instructor's page lists them once (found
+/// session takes the place of the one before (what it carries is checked
+/// in `server/tests/isolation.rs`; here the reloaded lesson reports
+/// itself again), and the instructor's page lists them once (found
 /// in review: each reload was another participant, and the chart counted
 /// both answers). A second tab is another participant all the same.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -12,10 +12,9 @@ use web_sys::{RequestInit, Response};
 use super::js_error;
 
 /// A new session for this page load, or what went wrong in words. After a
-/// reload, it takes over the room's view of the session this tab had
-/// ([`left_by_reload`]): the learner stays one participant.
-pub async fn create() -> Result<SessionId, String> {
-    let left = left_by_reload();
+/// reload, it takes over the room's view of the session this tab had,
+/// `left` ([`left_by_reload`]): the learner stays one participant.
+pub async fn create(left: Option<SessionId>) -> Result<SessionId, String> {
     // Until the new session is granted, a reload names the old one again
     // (found in review: the name was taken, then lost with a refused or
     // cut request, and the old session counted twice again).
@@ -54,8 +53,11 @@ fn hold(id: &SessionId) {
 const LEFT: &str = "keepalive-lab.left";
 
 /// The session this tab's page had before this one, if it left one; taken
-/// at once, whether this page asks for a new session or not, so that a tab
-/// duplicated later (which copies this storage) names nothing.
+/// as a participant page starts, before anything waits, so that a tab
+/// duplicated later (which copies this storage) names nothing. (The
+/// instructor's page does not take it: a participant page opened after it
+/// in the same tab, or in a copy of that tab, names it, and is the same
+/// learner.)
 pub fn left_by_reload() -> Option<SessionId> {
     let storage = tab_storage()?;
     let left = storage.get_item(LEFT).ok()??;

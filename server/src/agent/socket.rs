@@ -141,11 +141,9 @@ async fn connect(
     shared: &Shared,
     dest: &super::engine::Destination,
 ) -> Result<(TcpStream, Hold, std::net::SocketAddr), (io::Error, String)> {
-    let all: Vec<std::net::SocketAddr> = std::iter::once(dest.addr)
-        .chain(dest.fallbacks.iter().copied())
-        .collect();
     let deadline = tokio::time::Instant::now() + shared.connect_timeout;
-    match crate::cli::connect_in_turn(&all, deadline, |addr| connect_one(shared, addr)).await {
+    let attempt = |addr| connect_one(shared, addr);
+    match crate::cli::connect_in_turn(dest.addr, &dest.fallbacks, deadline, attempt).await {
         Ok(((stream, hold), reached)) => Ok((stream, hold, reached)),
         Err(errors) => {
             // `connect ECONNREFUSED ::1:8080`: Node writes the address and

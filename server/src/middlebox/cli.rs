@@ -527,12 +527,8 @@ pub enum Stopped {
     DurationOver,
 }
 
-/// Longest a name's lookup may take (the system resolver's own retries can
-/// take far longer when it is unreachable).
-pub const LOOKUP_LIMIT: Duration = crate::cli::LOOKUP_LIMIT;
-
 /// Resolves `HOST:PORT` to every address it names
-/// ([`crate::cli::resolve_all`]), within [`LOOKUP_LIMIT`]. A name other than
+/// ([`crate::cli::resolve_all`]), within [`crate::cli::LOOKUP_LIMIT`]. A name other than
 /// `localhost`'s is refused unlooked-up ([`crate::cli::may_look_up`]).
 async fn resolve(flag: &str, text: &str) -> Result<Vec<SocketAddr>, Failure> {
     if let Ok(address) = text.parse() {

@@ -502,26 +502,29 @@ impl Inner {
                 );
             }
         };
-        let connect = tokio::time::timeout(self.limits.connect_timeout, async {
+        // One deadline for the whole and for the attempts in turn: the
+        // attempts' errors are told, not the outer limit's (found in
+        // review: the outer limit could end first and name one address).
+        let deadline = tokio::time::Instant::now() + self.limits.connect_timeout;
+        let connect = tokio::time::timeout_at(deadline, async {
             match socket {
                 Some(socket) => socket.connect(self.upstream).await,
                 None if self.fallbacks.is_empty() => TcpStream::connect(self.upstream).await,
-                None => {
-                    let all: Vec<SocketAddr> = std::iter::once(self.upstream)
-                        .chain(self.fallbacks.iter().copied())
+                None => crate::cli::connect_in_turn(
+                    self.upstream,
+                    &self.fallbacks,
+                    deadline,
+                    TcpStream::connect,
+                )
+                .await
+                .map(|(server, _)| server)
+                .map_err(|errors| {
+                    let each: Vec<String> = errors
+                        .iter()
+                        .map(|(addr, e)| format!("{addr}: {e}"))
                         .collect();
-                    let deadline = tokio::time::Instant::now() + self.limits.connect_timeout;
-                    crate::cli::connect_in_turn(&all, deadline, TcpStream::connect)
-                        .await
-                        .map(|(server, _)| server)
-                        .map_err(|errors| {
-                            let each: Vec<String> = errors
-                                .iter()
-                                .map(|(addr, e)| format!("{addr}: {e}"))
-                                .collect();
-                            std::io::Error::other(format!("tried each: {}", each.join("; ")))
-                        })
-                }
+                    std::io::Error::other(format!("tried each: {}", each.join("; ")))
+                }),
             }
         });
         let connected = tokio::select! {

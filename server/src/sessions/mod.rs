@@ -19,7 +19,8 @@
 //!
 //! Ids the server did not issue are refused, and sessions are capped per
 //! peer address and in total; a session whose page is gone is forgotten
-//! after [`SESSION_TTL`] (or sooner when room is needed).
+//! after [`SESSION_TTL`] (or sooner when room is needed, and at once when a
+//! reload of its tab took its place: [`Sessions::issue_replacing`]).
 
 pub mod copy;
 pub mod key;
@@ -169,7 +170,7 @@ struct Scope {
     /// Whether a viewer ever connected (a curl-only session never "ends").
     had_viewer: bool,
     /// Its tab's next page (a reload) took over its presence in the room
-    /// ([`Sessions::carry_over`]): it is no longer a participant.
+    /// ([`Sessions::issue_replacing`]): it is no longer a participant.
     replaced: bool,
     /// Who asked for it (for the per-peer cap); `None` for the anonymous scope.
     peer: Option<IpAddr>,
@@ -393,6 +394,23 @@ pub fn session_needed() -> ApiError {
 pub const SESSION_NEEDED_ON_SOCKET: &str =
     "from another machine the events need a session: open the lab's page, or add session=…";
 
+/// The refusal for a session a reload of its tab took the place of
+/// ([`Sessions::issue_replacing`]) while something of it was still open:
+/// it takes no new page and no report (found in review: it was told it
+/// had expired, or was never issued).
+pub fn replaced_session(id: &SessionId) -> ApiError {
+    ApiError::with_status(
+        axum::http::StatusCode::FORBIDDEN,
+        format!("session `{id}` was taken over by a reload of its tab"),
+        "reload the page: it gets a session of its own",
+    )
+    .on_socket(REPLACED_ON_SOCKET)
+}
+
+/// [`replaced_session`] as an events socket's close reason (1008).
+pub const REPLACED_ON_SOCKET: &str =
+    "a reload of this tab took this session's place; reload the page";
+
 /// [`unknown_session`] as an events socket's close reason (1008).
 pub const UNKNOWN_SESSION_ON_SOCKET: &str = "this server does not know this session (it expired, \
      or the server restarted); reload the page for a new one";
@@ -420,7 +438,76 @@ impl Sessions {
     /// Issues a new session to `peer`, refusing past the caps once the
     /// sessions whose pages are gone have been forgotten to make room.
     pub fn issue(&self, peer: Option<IpAddr>) -> Result<SessionId, ApiError> {
+        self.issue_replacing(peer, None).map(|(id, _)| id)
+    }
+
+    /// [`Sessions::issue`] for a reload: the new session takes over the
+    /// room's view of the session `from` its tab had before (its reports,
+    /// the lesson it is on, its browser), and `from` is no longer a
+    /// participant, so the room counts the learner once (found in review:
+    /// each reload was a new participant, and the chart counted the
+    /// answers of both). Only from a session issued to the same address,
+    /// and not replaced already; also from one whose page never connected
+    /// (a reload before its page had started, whose session may hold what
+    /// it carried over). Taken before the caps are checked, under the same
+    /// lock, so that making room cannot forget it first (found in review).
+    /// `from` is forgotten at once when nothing of it is open; otherwise it
+    /// takes no new viewer ([`Sessions::view`]: a page brought back from the
+    /// back-forward cache is told to reload). With the new id: `None` when
+    /// nothing was carried, or whether `from` was listed as a participant.
+    pub fn issue_replacing(
+        &self,
+        peer: Option<IpAddr>,
+        from: Option<&SessionId>,
+    ) -> Result<(SessionId, Option<bool>), ApiError> {
         let mut registry = lock(&self.inner);
+        let from = from.map(|id| Owner::Session(id.clone()));
+        let taken = from.as_ref().and_then(|from| {
+            let old = registry
+                .scopes
+                .get_mut(from)
+                .filter(|s| !s.replaced && s.peer == peer)?;
+            old.replaced = true;
+            Some((old.had_viewer, std::mem::take(&mut old.presence)))
+        });
+        match self.issue_locked(&mut registry, peer) {
+            Ok(id) => {
+                if let Some(from) = &from
+                    && taken.is_some()
+                    && registry
+                        .scopes
+                        .get(from)
+                        .is_some_and(|s| s.viewers == 0 && s.in_flight() == 0)
+                {
+                    registry.scopes.remove(from);
+                }
+                let listed = taken.map(|(listed, presence)| {
+                    if let Some(new) = registry.scopes.get_mut(&Owner::Session(id.clone())) {
+                        new.presence = presence;
+                    }
+                    listed
+                });
+                Ok((id, listed))
+            }
+            Err(e) => {
+                // Refused: the old session is as it was.
+                if let (Some(from), Some((_, presence))) = (&from, taken)
+                    && let Some(old) = registry.scopes.get_mut(from)
+                {
+                    old.replaced = false;
+                    old.presence = presence;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// [`Sessions::issue`] with the registry locked.
+    fn issue_locked(
+        &self,
+        registry: &mut Registry,
+        peer: Option<IpAddr>,
+    ) -> Result<SessionId, ApiError> {
         let now = Instant::now();
         registry.scopes.retain(|owner, scope| {
             *owner == Owner::Anonymous
@@ -441,13 +528,13 @@ impl Sessions {
                 .filter(|s| s.peer.is_some() && s.peer == peer)
                 .count()
         };
-        if of_peer(&registry) >= self.caps.sessions_per_peer {
-            forget_one_gone(&mut registry, now, |s| s.peer == peer);
+        if of_peer(registry) >= self.caps.sessions_per_peer {
+            forget_one_gone(registry, now, |s| s.peer == peer);
         }
         if registry.scopes.len() > self.caps.sessions {
-            forget_one_gone(&mut registry, now, |_| true);
+            forget_one_gone(registry, now, |_| true);
         }
-        if of_peer(&registry) >= self.caps.sessions_per_peer {
+        if of_peer(registry) >= self.caps.sessions_per_peer {
             return Err(ApiError::too_many(
                 format!(
                     "this address already holds {} sessions, the cap per address",
@@ -468,17 +555,17 @@ impl Sessions {
                     self.caps.sessions_per_peer,
                 )
         };
-        if busy(&registry) {
-            forget_one_gone(&mut registry, now, |s| s.peer == peer);
+        if busy(registry) {
+            forget_one_gone(registry, now, |s| s.peer == peer);
         }
-        if busy(&registry) {
+        if busy(registry) {
             return Err(ApiError::over_capacity(
                 format!(
                     "the server holds {} of its {} sessions; while it is this busy an address holding {} or more gets no more, and this one holds {}",
                     registry.scopes.len(),
                     self.caps.sessions,
                     crate::peers::busy_share(self.caps.sessions_per_peer),
-                    of_peer(&registry)
+                    of_peer(registry)
                 ),
                 "close some of your lab tabs (a session is forgotten once its page is gone): the rest is kept for participants who hold few",
             ));
@@ -573,13 +660,16 @@ impl Sessions {
             scopes,
             ..
         } = &mut *registry;
-        // A session a reload took over takes no new page.
-        let Some(scope) = scopes.get_mut(owner).filter(|s| !s.replaced) else {
+        let Some(scope) = scopes.get_mut(owner) else {
             return Err(match owner {
                 Owner::Session(id) => unknown_session(id),
                 Owner::Anonymous => ApiError::shutting_down(),
             });
         };
+        // A session a reload took over takes no new page.
+        if let (true, Owner::Session(id)) = (scope.replaced, owner) {
+            return Err(replaced_session(id));
+        }
         if scope.viewers >= self.caps.viewers {
             return Err(at_cap(
                 owner,
@@ -727,6 +817,9 @@ impl Sessions {
             .scopes
             .get_mut(owner)
             .ok_or_else(|| unknown_session(id))?;
+        if scope.replaced {
+            return Err(replaced_session(id));
+        }
         let kept = report.clone();
         let changed = scope
             .presence
@@ -783,40 +876,8 @@ impl Sessions {
         (!scope.replaced).then(|| scope.presence.view(id, scope.viewers > 0))
     }
 
-    /// A reload: the new session `to` takes over the room's view of the
-    /// session `from` its tab had before (its reports, the lesson it is
-    /// on, its browser), and `from` is no longer a participant, so the room
-    /// counts the learner once (found in review: each reload was a new
-    /// participant, and the chart counted the answers of both). Only from
-    /// a session issued to the same address as `to`, and not replaced
-    /// already; also from one whose page never connected (a reload before
-    /// its page had started, whose session may hold what it carried over).
-    /// `from` is forgotten at once when nothing of it is open; otherwise it
-    /// takes no new viewer ([`Sessions::view`]: a page brought back from the
-    /// back-forward cache is told to reload). `None` when nothing moved, or
-    /// whether `from` was listed as a participant.
-    pub fn carry_over(&self, from: &SessionId, to: &SessionId) -> Option<bool> {
-        let mut registry = lock(&self.inner);
-        let to_owner = Owner::Session(to.clone());
-        let from_owner = Owner::Session(from.clone());
-        let peer = registry.scopes.get(&to_owner)?.peer;
-        let old = registry
-            .scopes
-            .get_mut(&from_owner)
-            .filter(|s| from != to && !s.replaced && s.peer == peer)?;
-        old.replaced = true;
-        let listed = old.had_viewer;
-        let presence = std::mem::take(&mut old.presence);
-        if old.viewers == 0 && old.in_flight() == 0 {
-            registry.scopes.remove(&from_owner);
-        }
-        if let Some(new) = registry.scopes.get_mut(&to_owner) {
-            new.presence = presence;
-        }
-        Some(listed)
-    }
-
-    /// Every participant: sessions whose page connected at least once.
+    /// Every participant: sessions whose page connected at least once (and
+    /// that a reload's session has not taken over).
     pub fn participants(&self) -> Vec<Participant> {
         let registry = lock(&self.inner);
         let mut all: Vec<Participant> = registry
@@ -1166,6 +1227,78 @@ mod tests {
             "b's page is gone: it made room"
         );
         assert!(!sessions.knows(&b));
+    }
+
+    /// A report of six lanes at `stage`, its prediction and answer `value`.
+    fn six_lanes(stage: &str, value: Option<&str>) -> LessonReport {
+        LessonReport {
+            lesson: "six-lanes".into(),
+            stage: stage.into(),
+            prediction: value.map(str::to_owned),
+            answer: value.map(str::to_owned),
+            figures: Vec::new(),
+            stopped_early: false,
+        }
+    }
+
+    /// A reload at the address's cap: the session it replaces is the one
+    /// gone page there, and making room forgets it, but only after its
+    /// place in the room was taken (found in review: issued first and
+    /// carried after, its reports were forgotten with it).
+    #[test]
+    fn a_reload_at_the_cap_carries_the_session_that_makes_room() {
+        let sessions = Sessions::new(ServerPolicy::default(), caps(4, 100, 2));
+        let peer = Some(IpAddr::from([10, 0, 0, 7]));
+        let a_id = sessions.issue(peer).unwrap();
+        let a = Owner::Session(a_id.clone());
+        let b = Owner::Session(sessions.issue(peer).unwrap());
+        let va = sessions.view(&a).unwrap();
+        let _vb = sessions.view(&b).unwrap();
+        let report = six_lanes("answered", Some("6"));
+        sessions.report(&a, report.clone()).unwrap();
+        drop(va);
+        // Another address's reload names nothing of it.
+        let elsewhere = Some(IpAddr::from([10, 0, 0, 8]));
+        let (_, listed) = sessions.issue_replacing(elsewhere, Some(&a_id)).unwrap();
+        assert_eq!(listed, None);
+        let (c_id, listed) = sessions.issue_replacing(peer, Some(&a_id)).unwrap();
+        assert_eq!(listed, Some(true));
+        assert!(!sessions.knows(&a), "the replaced session is forgotten");
+        let c = Owner::Session(c_id);
+        let _vc = sessions.view(&c).unwrap();
+        let room = sessions.participants();
+        assert_eq!(room.len(), 2, "{room:?}");
+        let carried = room.iter().find(|p| Owner::Session(p.session.clone()) == c);
+        assert_eq!(carried.map(|p| p.reports.clone()), Some(vec![report]));
+    }
+
+    /// A replaced session still open (its page's socket not yet closed)
+    /// takes no new page and no report, and says why.
+    #[test]
+    fn a_replaced_session_still_open_takes_no_new_page_nor_report() {
+        let sessions = Sessions::new(ServerPolicy::default(), caps(4, 100, 10));
+        let peer = Some(IpAddr::from([10, 0, 0, 7]));
+        let a_id = sessions.issue(peer).unwrap();
+        let a = Owner::Session(a_id.clone());
+        let _still_open = sessions.view(&a).unwrap();
+        let (_, listed) = sessions.issue_replacing(peer, Some(&a_id)).unwrap();
+        assert_eq!(listed, Some(true));
+        assert!(sessions.knows(&a));
+        let Err(refused) = sessions.view(&a) else {
+            panic!("a replaced session took a new page");
+        };
+        assert!(
+            refused.body.error.contains("taken over by a reload"),
+            "{}",
+            refused.body.error
+        );
+        let refused = sessions.report(&a, six_lanes("predict", None)).unwrap_err();
+        assert!(
+            refused.body.error.contains("taken over by a reload"),
+            "{}",
+            refused.body.error
+        );
+        assert!(sessions.participants().is_empty());
     }
 
     #[test]

@@ -265,6 +265,23 @@ mod tests {
         assert_eq!(p.report(fat(LESSONS[0].id, 0)), Ok(true));
         assert_eq!(p.reports[LESSONS[0].id].figures.len(), 16);
         assert!(kept(&p) <= KEPT_FIGURE_BYTES);
+        // Three of 3 000 bytes: only the first, the oldest, loses its
+        // figures (9 000 past the bound by less than one report).
+        let mut r = Presence::default();
+        for lesson in &LESSONS[..3] {
+            let mut report = fat(lesson.id, 0);
+            report.figures.truncate(10);
+            for (k, _) in &mut report.figures {
+                k.truncate(100);
+            }
+            r.report(report).expect("a report");
+        }
+        assert!(kept(&r) <= KEPT_FIGURE_BYTES, "{}", kept(&r));
+        let sizes: Vec<usize> = LESSONS[..3]
+            .iter()
+            .map(|l| r.reports[l.id].figures.len())
+            .collect();
+        assert_eq!(sizes, [0, 10, 10]);
         // Small figures, as real lessons send, are all kept.
         let mut q = Presence::default();
         for lesson in LESSONS {

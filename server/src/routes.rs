@@ -647,10 +647,8 @@ async fn create_session(
     // A session this server does not know (any more) or that is not this
     // address's is not refused: nothing of it is carried, as after a
     // restart of the lab.
-    let (session, listed) = lab.sessions().issue_replacing(peer, replaces.as_ref())?;
-    if let Some(old) = replaces
-        && listed == Some(true)
-    {
+    let (session, carried) = lab.sessions().issue_replacing(peer, replaces.as_ref())?;
+    if let Some((old, true)) = carried {
         lab.tracker()
             .emit(|_| protocol::ServerEvent::ParticipantLeft { session: old });
     }

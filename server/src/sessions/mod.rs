@@ -263,7 +263,20 @@ struct Registry {
     /// session's limits none (found in review: the instructor's view fell
     /// behind). Dropped with the address's last session.
     peer_rates: HashMap<IpAddr, rate::Buckets>,
+    /// Which session took each replaced one's place, and when, for
+    /// [`SUCCESSOR_GRACE`] (at most [`MAX_SUCCESSORS`]): a page that names a
+    /// session whose successor's grant never reached it (cut by another
+    /// reload) takes that successor's place instead (found in review: the
+    /// learner's reports stayed with a session no page held).
+    successors: HashMap<SessionId, (SessionId, Instant)>,
 }
+
+/// How long a replaced session's successor is remembered.
+pub const SUCCESSOR_GRACE: Duration = Duration::from_secs(60);
+
+/// Most successors remembered at once (past it, none more until some age
+/// out: a reload then carries nothing, as after a restart).
+pub const MAX_SUCCESSORS: usize = 4096;
 
 /// Every owner's policy, viewers and requests in flight. See the module docs.
 #[derive(Debug)]
@@ -431,6 +444,7 @@ impl Sessions {
                 scopes,
                 room_lesson: None,
                 peer_rates: HashMap::new(),
+                successors: HashMap::new(),
             })),
         }
     }
@@ -453,15 +467,39 @@ impl Sessions {
     /// lock, so that making room cannot forget it first (found in review).
     /// `from` is forgotten at once when nothing of it is open; otherwise it
     /// takes no new viewer ([`Sessions::view`]: a page brought back from the
-    /// back-forward cache is told to reload). With the new id: `None` when
-    /// nothing was carried, or whether `from` was listed as a participant.
+    /// back-forward cache is told to reload). A `from` already replaced
+    /// stands for its successor, for [`SUCCESSOR_GRACE`]. With the new id:
+    /// `None` when nothing was carried, or the session whose place it took
+    /// and whether that one was listed as a participant.
     pub fn issue_replacing(
         &self,
         peer: Option<IpAddr>,
         from: Option<&SessionId>,
-    ) -> Result<(SessionId, Option<bool>), ApiError> {
+    ) -> Result<(SessionId, Option<(SessionId, bool)>), ApiError> {
         let mut registry = lock(&self.inner);
-        let from = from.map(|id| Owner::Session(id.clone()));
+        let now = Instant::now();
+        registry
+            .successors
+            .retain(|_, (_, at)| now.duration_since(*at) < SUCCESSOR_GRACE);
+        // A session already replaced stands for the one that took its
+        // place while that one's page never started (its grant was cut by
+        // another reload), a few steps at most.
+        let mut from = from.cloned();
+        for _ in 0..4 {
+            let Some(id) = &from else { break };
+            let started = |id: &SessionId| {
+                registry
+                    .scopes
+                    .get(&Owner::Session(id.clone()))
+                    .is_none_or(|s| s.had_viewer || s.replaced)
+            };
+            match registry.successors.get(id) {
+                Some((next, _)) if !started(next) => from = Some(next.clone()),
+                _ => break,
+            }
+        }
+        let replaced = from.clone();
+        let from = from.map(Owner::Session);
         let taken = from.as_ref().and_then(|from| {
             let old = registry
                 .scopes
@@ -481,13 +519,20 @@ impl Sessions {
                 {
                     registry.scopes.remove(from);
                 }
-                let listed = taken.map(|(listed, presence)| {
+                let carried = taken.zip(replaced).map(|((listed, presence), replaced)| {
                     if let Some(new) = registry.scopes.get_mut(&Owner::Session(id.clone())) {
                         new.presence = presence;
                     }
-                    listed
+                    (replaced, listed)
                 });
-                Ok((id, listed))
+                if let Some((replaced, _)) = &carried
+                    && registry.successors.len() < MAX_SUCCESSORS
+                {
+                    registry
+                        .successors
+                        .insert(replaced.clone(), (id.clone(), now));
+                }
+                Ok((id, carried))
             }
             Err(e) => {
                 // Refused: the old session is as it was.
@@ -1241,6 +1286,18 @@ mod tests {
         }
     }
 
+    /// A session of `peer` whose page answered six lanes, then went: its id
+    /// and the report.
+    fn answered_and_gone(sessions: &Sessions, peer: Option<IpAddr>) -> (SessionId, LessonReport) {
+        let id = sessions.issue(peer).unwrap();
+        let owner = Owner::Session(id.clone());
+        let page = sessions.view(&owner).unwrap();
+        let report = six_lanes("answered", Some("6"));
+        sessions.report(&owner, report.clone()).unwrap();
+        drop(page);
+        (id, report)
+    }
+
     /// A reload at the address's cap: the session it replaces is the one
     /// gone page there, and making room forgets it, but only after its
     /// place in the room was taken (found in review: issued first and
@@ -1249,20 +1306,16 @@ mod tests {
     fn a_reload_at_the_cap_carries_the_session_that_makes_room() {
         let sessions = Sessions::new(ServerPolicy::default(), caps(4, 100, 2));
         let peer = Some(IpAddr::from([10, 0, 0, 7]));
-        let a_id = sessions.issue(peer).unwrap();
+        let (a_id, report) = answered_and_gone(&sessions, peer);
         let a = Owner::Session(a_id.clone());
         let b = Owner::Session(sessions.issue(peer).unwrap());
-        let va = sessions.view(&a).unwrap();
         let _vb = sessions.view(&b).unwrap();
-        let report = six_lanes("answered", Some("6"));
-        sessions.report(&a, report.clone()).unwrap();
-        drop(va);
         // Another address's reload names nothing of it.
         let elsewhere = Some(IpAddr::from([10, 0, 0, 8]));
-        let (_, listed) = sessions.issue_replacing(elsewhere, Some(&a_id)).unwrap();
-        assert_eq!(listed, None);
-        let (c_id, listed) = sessions.issue_replacing(peer, Some(&a_id)).unwrap();
-        assert_eq!(listed, Some(true));
+        let (_, carried) = sessions.issue_replacing(elsewhere, Some(&a_id)).unwrap();
+        assert_eq!(carried, None);
+        let (c_id, carried) = sessions.issue_replacing(peer, Some(&a_id)).unwrap();
+        assert_eq!(carried, Some((a_id.clone(), true)));
         assert!(!sessions.knows(&a), "the replaced session is forgotten");
         let c = Owner::Session(c_id);
         let _vc = sessions.view(&c).unwrap();
@@ -1270,6 +1323,32 @@ mod tests {
         assert_eq!(room.len(), 2, "{room:?}");
         let carried = room.iter().find(|p| Owner::Session(p.session.clone()) == c);
         assert_eq!(carried.map(|p| p.reports.clone()), Some(vec![report]));
+    }
+
+    /// A page that names the session before a reload whose grant never
+    /// reached it (cut by another reload) takes the place of the session
+    /// that was granted, as long as that one's page never started; once
+    /// it has, naming the old one carries nothing.
+    #[test]
+    fn a_reload_whose_grant_was_cut_follows_to_the_session_granted() {
+        let sessions = Sessions::new(ServerPolicy::default(), caps(4, 100, 10));
+        let peer = Some(IpAddr::from([10, 0, 0, 7]));
+        let (a_id, report) = answered_and_gone(&sessions, peer);
+        let (b_id, carried) = sessions.issue_replacing(peer, Some(&a_id)).unwrap();
+        assert_eq!(carried, Some((a_id.clone(), true)));
+        // B's answer is lost: the next page names A again.
+        let (c_id, carried) = sessions.issue_replacing(peer, Some(&a_id)).unwrap();
+        assert_eq!(carried, Some((b_id.clone(), false)));
+        assert!(!sessions.knows(&Owner::Session(b_id)));
+        let c = Owner::Session(c_id);
+        let _vc = sessions.view(&c).unwrap();
+        let room = sessions.participants();
+        assert_eq!(room.len(), 1, "{room:?}");
+        assert_eq!(room[0].reports, [report]);
+        // C's page started: A named once more carries nothing.
+        let (_, carried) = sessions.issue_replacing(peer, Some(&a_id)).unwrap();
+        assert_eq!(carried, None);
+        assert_eq!(sessions.participants().len(), 1);
     }
 
     /// A replaced session still open (its page's socket not yet closed)
@@ -1281,8 +1360,8 @@ mod tests {
         let a_id = sessions.issue(peer).unwrap();
         let a = Owner::Session(a_id.clone());
         let _still_open = sessions.view(&a).unwrap();
-        let (_, listed) = sessions.issue_replacing(peer, Some(&a_id)).unwrap();
-        assert_eq!(listed, Some(true));
+        let (_, carried) = sessions.issue_replacing(peer, Some(&a_id)).unwrap();
+        assert_eq!(carried, Some((a_id.clone(), true)));
         assert!(sessions.knows(&a));
         let Err(refused) = sessions.view(&a) else {
             panic!("a replaced session took a new page");

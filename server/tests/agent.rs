@@ -2010,13 +2010,7 @@ async fn each_address_of_a_name_is_tried_until_one_answers() {
     let server = Server::start(|_, _, _| respond()).await;
     let events = Events::default();
     let trying = agent(keep_alive(true, None), &events);
-    let dest = Destination {
-        addr: first,
-        fallbacks: vec![server.addr],
-        host: "localhost".into(),
-    };
-    trying.request(&dest, "GET", "/api/fast", None);
-    within("the request", trying.idle()).await;
+    fetch_localhost(&trying, first, server.addr).await;
     let socket = events.of_socket(1);
     assert!(
         socket.iter().any(|e| matches!(
@@ -2044,13 +2038,7 @@ async fn each_address_of_a_name_is_tried_until_one_answers() {
 
     let events = Events::default();
     let refusing = agent(keep_alive(true, None), &events);
-    let dest = Destination {
-        addr: first,
-        fallbacks: vec![second],
-        host: "localhost".into(),
-    };
-    refusing.request(&dest, "GET", "/api/fast", None);
-    within("the request", refusing.idle()).await;
+    fetch_localhost(&refusing, first, second).await;
     let words = format!(
         "connect ECONNREFUSED 127.0.0.1:{}, connect ECONNREFUSED 127.0.0.1:{}",
         first.port(),
@@ -2074,13 +2062,7 @@ async fn each_address_of_a_name_is_tried_until_one_answers() {
         },
         events.sink(),
     );
-    let dest = Destination {
-        addr: first,
-        fallbacks: vec![silent],
-        host: "localhost".into(),
-    };
-    bounded.request(&dest, "GET", "/api/fast", None);
-    within("the request", bounded.idle()).await;
+    fetch_localhost(&bounded, first, silent).await;
     let words = format!(
         "connect ECONNREFUSED 127.0.0.1:{}, connect ETIMEDOUT 127.0.0.1:{}",
         first.port(),
@@ -2089,6 +2071,18 @@ async fn each_address_of_a_name_is_tried_until_one_answers() {
     refused_in_nodes_words(&events, &words);
     finish(&bounded).await;
     drop(fillers);
+}
+
+/// `GET /api/fast` by `agent` to a `localhost` that resolved to `first`,
+/// then `then`, and the wait for it to end.
+async fn fetch_localhost(agent: &Agent, first: SocketAddr, then: SocketAddr) {
+    let dest = Destination {
+        addr: first,
+        fallbacks: vec![then],
+        host: "localhost".into(),
+    };
+    agent.request(&dest, "GET", "/api/fast", None);
+    within("the request", agent.idle()).await;
 }
 
 /// A listener on 127.0.0.1 whose accept queue is full (of the connections

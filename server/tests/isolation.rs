@@ -697,19 +697,7 @@ async fn instructor_only_endpoints_refuse_without_the_key_and_with_a_wrong_one()
     assert_eq!(lab.sessions().defaults(), ServerPolicy::default());
     // Over a WebSocket, the refusal is a close frame (a browser cannot read
     // the 403): 1008 and why, and no event before it.
-    match tokio_tungstenite::connect_async(format!("ws://{addr}/api/events?key=not-the-key")).await
-    {
-        Ok((mut ws, _)) => {
-            match common::within("the close frame", futures_util::StreamExt::next(&mut ws)).await {
-                Some(Ok(tokio_tungstenite::tungstenite::Message::Close(Some(frame)))) => {
-                    assert_eq!(u16::from(frame.code), 1008, "{frame:?}");
-                    assert!(frame.reason.contains("instructor key"), "{frame:?}");
-                }
-                other => panic!("a wrong key opened the instructor's view: {other:?}"),
-            }
-        }
-        Err(other) => panic!("expected a close frame with 1008, got {other}"),
-    }
+    refused_with_1008(addr, "/api/events?key=not-the-key", "instructor key").await;
     // The right key works, as a parameter and as a bearer token.
     let room = get_once(addr, &format!("/api/room?key={KEY}")).await;
     assert_eq!(room.status, 200, "{}", room.text());
@@ -1405,6 +1393,23 @@ async fn an_agent_started_through_the_middlebox_stays_charged_to_its_page() {
     agents_share_full_and_the_labs_not(addr, &lab, &mut watcher).await;
 }
 
+/// The events socket at `target` is refused as a browser sees it: a close
+/// frame, 1008, whose reason says `why`, and no event before it.
+async fn refused_with_1008(addr: SocketAddr, target: &str, why: &str) {
+    match tokio_tungstenite::connect_async(format!("ws://{addr}{target}")).await {
+        Ok((mut ws, _)) => {
+            match common::within("the close frame", futures_util::StreamExt::next(&mut ws)).await {
+                Some(Ok(tokio_tungstenite::tungstenite::Message::Close(Some(frame)))) => {
+                    assert_eq!(u16::from(frame.code), 1008, "{frame:?}");
+                    assert!(frame.reason.contains(why), "{frame:?}");
+                }
+                other => panic!("{target} was not refused: {other:?}"),
+            }
+        }
+        Err(other) => panic!("expected a close frame with 1008, got {other}"),
+    }
+}
+
 /// A session issued to a client at `ip` (a loopback address of its own).
 async fn session_from(addr: SocketAddr, ip: std::net::IpAddr) -> String {
     issued(addr, ip, "/api/sessions").await
@@ -2051,19 +2056,12 @@ async fn a_reloads_session_takes_over_its_predecessors_place_in_the_room() {
     // report from the page still open, and says why.
     let fifth = session_replacing(addr, ip(2), &fourth).await;
     assert!(sessions_in_room().await.is_empty());
-    match tokio_tungstenite::connect_async(format!("ws://{addr}/api/events?session={fourth}")).await
-    {
-        Ok((mut ws, _)) => {
-            match common::within("the close frame", futures_util::StreamExt::next(&mut ws)).await {
-                Some(Ok(tokio_tungstenite::tungstenite::Message::Close(Some(frame)))) => {
-                    assert_eq!(u16::from(frame.code), 1008, "{frame:?}");
-                    assert!(frame.reason.contains("reload of this tab"), "{frame:?}");
-                }
-                other => panic!("a replaced session took a new page: {other:?}"),
-            }
-        }
-        Err(other) => panic!("expected a close frame with 1008, got {other}"),
-    }
+    refused_with_1008(
+        addr,
+        &format!("/api/events?session={fourth}"),
+        "reload of this tab",
+    )
+    .await;
     fourth_page.send_text(report).await;
     let refused = fourth_page
         .next_matching("the report's refusal", |e| {

@@ -198,7 +198,8 @@ impl Closer {
             | CloseReason::BodyUnread {
                 close: RaceClose::Rst,
             }
-            | CloseReason::PipelinedUnread { .. } => Closer::Reset,
+            | CloseReason::PipelinedUnread { .. }
+            | CloseReason::RecordsUnread { .. } => Closer::Reset,
             CloseReason::WebSocketClosed { initiator, .. }
                 if *initiator == protocol::Initiator::Client =>
             {
@@ -698,6 +699,13 @@ mod tests {
             }),
             Closer::Reset,
             "the policy's close, answered by the kernel with a reset"
+        );
+        assert_eq!(
+            Closer::of(&CloseReason::RecordsUnread {
+                after: Box::new(CloseReason::KeepAliveOff),
+            }),
+            Closer::Reset,
+            "the same over TLS, with records left unread"
         );
     }
 

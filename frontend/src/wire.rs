@@ -660,6 +660,9 @@ impl FromJson for CloseReason {
                 method: o.get("method"),
                 target: o.get("target"),
             },
+            "records_unread" => CloseReason::RecordsUnread {
+                after: o.get("after"),
+            },
             "hang_timeout" => CloseReason::HangTimeout,
             "server_close" => CloseReason::ServerClose {
                 mode: o.get("mode"),

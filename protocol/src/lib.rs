@@ -142,6 +142,7 @@ impl CloseMode {
 /// {"kind": "error", "message": "connection error: broken pipe"}
 /// {"kind": "pipelined_unread", "after": {"kind": "max_requests"}, "method": "GET", "target": "/api/fast?id=3"}
 /// {"kind": "pipelined_unread", "after": {"kind": "server_close", "mode": "fin"}}
+/// {"kind": "records_unread", "after": {"kind": "keep_alive_off"}}
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -194,6 +195,17 @@ pub enum CloseReason {
         /// `key=` and `session=` blanked; absent with `method`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         target: Option<String>,
+    },
+    /// On a TLS port: the server closed in order as it meant to (`after`, as
+    /// in [`CloseReason::PipelinedUnread`]) while bytes of TLS records the
+    /// client sent were still unread in its receive buffer, so the kernel
+    /// answered the close with a reset (RST). The records are encrypted and
+    /// were never read, so what they held is not known: another request
+    /// pipelined behind the last one (then never answered), or the client's
+    /// own `close_notify`.
+    RecordsUnread {
+        /// The close the server meant, as in `pipelined_unread`.
+        after: Box<CloseReason>,
     },
     /// A request took longer than the server's hang timeout, so the server
     /// closed its connection without answering.
@@ -263,6 +275,7 @@ impl CloseReason {
             CloseReason::ClientRequestedClose => "client_requested_close",
             CloseReason::BodyUnread { .. } => "body_unread",
             CloseReason::PipelinedUnread { .. } => "pipelined_unread",
+            CloseReason::RecordsUnread { .. } => "records_unread",
             CloseReason::HangTimeout => "hang_timeout",
             CloseReason::HeaderReadTimeout => "header_read_timeout",
             CloseReason::ServerClose { .. } => "server_close",
@@ -291,6 +304,12 @@ impl CloseReason {
                 CloseReason::KeepAliveOff => "keep-alive off; RST, pipelined unread",
                 CloseReason::ClientRequestedClose => "Connection: close; RST, pipelined unread",
                 _ => "server closed; RST, pipelined unread",
+            },
+            CloseReason::RecordsUnread { after } => match after.as_ref() {
+                CloseReason::MaxRequests => "max requests; RST, TLS records unread",
+                CloseReason::KeepAliveOff => "keep-alive off; RST, TLS records unread",
+                CloseReason::ClientRequestedClose => "Connection: close; RST, TLS records unread",
+                _ => "server closed; RST, TLS records unread",
             },
             CloseReason::HangTimeout => "hang timeout",
             CloseReason::ServerClose { mode } => match mode {
@@ -1600,6 +1619,9 @@ mod tests {
                 }),
                 method: None,
                 target: None,
+            },
+            CloseReason::RecordsUnread {
+                after: Box::new(CloseReason::KeepAliveOff),
             },
             CloseReason::HangTimeout,
             CloseReason::HeaderReadTimeout,

@@ -811,16 +811,15 @@ impl Conn {
     }
 
     /// The connection ends as the server meant (`after`, [`Conn::meant_close`])
-    /// with the start of a request the client pipelined behind it still in
-    /// the receive buffer: the kernel answers the close with a RST and that
-    /// request is never answered. Recorded instead of the meant close's own
-    /// reason, and over no other reason (a peer's reset, a guard) recorded
-    /// first.
-    fn pipelined_unread_reset(
+    /// with bytes the client sent behind it still in the receive buffer: the
+    /// kernel answers the close with a RST. Recorded as `reset(after)`
+    /// (`pipelined_unread`, or over TLS `records_unread`) instead of the
+    /// meant close's own reason, and over no other reason (a peer's reset, a
+    /// guard) recorded first.
+    fn unread_reset(
         &self,
         after: CloseReason,
-        method: Option<String>,
-        target: Option<String>,
+        reset: impl FnOnce(Box<CloseReason>) -> CloseReason,
     ) {
         let mut reason = self.reason.lock().unwrap_or_else(|p| p.into_inner());
         // The policy's own reason (and `/api/close?mode=header`'s) is there
@@ -828,11 +827,7 @@ impl Conn {
         // (`Conn::note_connection_end`); `/api/close`'s other modes' since
         // they took effect (`Conn::server_closes`).
         if reason.as_deref().is_none_or(|r| *r == after) {
-            *reason = Some(Box::new(CloseReason::PipelinedUnread {
-                after: Box::new(after),
-                method,
-                target,
-            }));
+            *reason = Some(Box::new(reset(Box::new(after))));
         }
     }
 
@@ -2144,18 +2139,25 @@ impl Drop for TrackedStream {
                 // Bytes of the unread body are in the receive buffer: the
                 // kernel answers the close with a RST.
                 Unread::Request(..) if body => self.conn.body_unread_reset(),
-                // A request pipelined behind the close the server meant:
-                // the kernel answers the close with a RST. Named only if
-                // what is left begins with its request line; over TLS the
-                // bytes left are records (a client's `close_notify`, say),
-                // not a request (docs/known-gaps.md).
-                Unread::Request(method, target, head) if !self.tls => {
+                // Bytes behind the close the server meant: the kernel
+                // answers the close with a RST. In the clear they are a
+                // request pipelined behind the last one, named only if what
+                // is left begins with its request line; over TLS they are
+                // records, which may hold a request or the client's
+                // `close_notify`, and are not read to tell.
+                Unread::Request(method, target, head) => {
                     if let Some(after) = meant {
-                        self.conn.pipelined_unread_reset(
-                            after,
-                            head.then_some(method),
-                            head.then_some(target),
-                        );
+                        if self.tls {
+                            self.conn
+                                .unread_reset(after, |after| CloseReason::RecordsUnread { after });
+                        } else {
+                            self.conn
+                                .unread_reset(after, |after| CloseReason::PipelinedUnread {
+                                    after,
+                                    method: head.then_some(method),
+                                    target: head.then_some(target),
+                                });
+                        }
                     }
                 }
                 _ => {}

@@ -143,20 +143,7 @@ async fn a_meant_close_with_a_pipelined_request_left_unread_is_a_reset() {
     .enumerate()
     {
         let two = after == CloseReason::MaxRequests;
-        lab.set_policy(
-            &Owner::Anonymous,
-            &PolicyPatch {
-                max_requests: Some(two.then_some(2)),
-                keep_alive: Some(after != CloseReason::KeepAliveOff),
-                ..PolicyPatch::default()
-            },
-        )
-        .expect("a valid patch");
-        let closing: &[(&str, &str)] = if after == CloseReason::ClientRequestedClose {
-            &[("Connection", "close")]
-        } else {
-            &[]
-        };
+        let closing = common::policy_for_close(&lab, &after, 2);
         let target = |layout: &str| match &after {
             CloseReason::ServerClose { mode } => {
                 format!("/api/close?mode={}&id={case}-{layout}", mode.as_str())

@@ -2164,3 +2164,83 @@ async fn a_clients_goaway_with_an_error_code_is_the_clients_close() {
         assert_eq!(reason, CloseReason::PeerClosed, "code {code}");
     }
 }
+
+/// HTTP/1.1 over TLS: a close the server meant as an orderly one (the
+/// policy's `max_requests` and keep-alive off, the request's own
+/// `Connection: close`, `/api/close?mode=fin`) with records the client sent behind the last
+/// request still in the kernel's buffer is answered by the kernel with a
+/// RST, and the record says so: `records_unread`, naming no request (the
+/// records are encrypted and never read). Checked against the wire: the
+/// server's `bytes_in` is short of what the client sent, and the client
+/// sees the reset. (Found in review: the close kept the meant reason.)
+#[tokio::test]
+async fn a_meant_close_over_tls_with_records_left_unread_is_a_reset() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let lab = start_tls(common::config()).await;
+    let mut viewer = Viewer::connect(lab.addr).await;
+    for (case, after) in [
+        CloseReason::MaxRequests,
+        CloseReason::KeepAliveOff,
+        CloseReason::ClientRequestedClose,
+        CloseReason::ServerClose {
+            mode: protocol::CloseMode::Fin,
+        },
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let closing = common::policy_for_close(&lab.lab, &after, 1);
+        let endpoint = match after {
+            CloseReason::ServerClose { .. } => "/api/close?mode=fin&id=",
+            _ => "/api/fast?id=",
+        };
+        let target = format!("{endpoint}records-{case}");
+        let sent = [
+            common::request_bytes_with("GET", &target, closing, b""),
+            common::request_bytes("POST", "/api/fast?id=next", &vec![b'x'; 100_000]),
+        ]
+        .concat();
+        let mut tls = connect(lab.h1, &lab.identity).await;
+        // Part of it may meet the close: what got through is what counts.
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), tls.write_all(&sent)).await;
+        let _ = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            tls.read_to_end(&mut Vec::new()),
+        )
+        .await;
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let reset = tls.get_mut().0.write_all(b"x").await.is_err();
+        let (conn, _) = viewer.request_started(&target).await;
+        let closed = viewer.closed(conn).await;
+        assert!(
+            closed.bytes_in < sent.len() as u64,
+            "{after:?}: the server read it all: {closed:?}"
+        );
+        assert_eq!(
+            closed.reason,
+            CloseReason::RecordsUnread {
+                after: Box::new(after.clone()),
+            },
+            "{closed:?}"
+        );
+        assert!(reset, "{after:?}: the client saw no reset: {closed:?}");
+        assert_eq!(closed.requests, 1, "{after:?}");
+        // The same request alone: nothing is left, the close is orderly
+        // and keeps the meant reason.
+        let alone = format!("{endpoint}alone-{case}");
+        let mut tls = connect(lab.h1, &lab.identity).await;
+        within(
+            "the request alone",
+            tls.write_all(&common::request_bytes_with("GET", &alone, closing, b"")),
+        )
+        .await
+        .expect("write");
+        let read = within("the close", tls.read_to_end(&mut Vec::new())).await;
+        // `/api/close?mode=fin` closes without a `close_notify`.
+        if endpoint.starts_with("/api/fast") {
+            read.expect("an answer ending in the server's close_notify, not a reset");
+        }
+        let (conn, _) = viewer.request_started(&alone).await;
+        assert_eq!(viewer.closed(conn).await.reason, after);
+    }
+}

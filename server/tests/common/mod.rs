@@ -540,6 +540,31 @@ pub enum Ending {
     Error(io::ErrorKind),
 }
 
+/// Sets the anonymous scope's policy so that the next answer on a connection
+/// announces the close `after` names (`max_requests` at request `max`,
+/// keep-alive off, or neither), and returns the header lines the request
+/// adds itself (`Connection: close` for `client_requested_close`).
+pub fn policy_for_close(
+    lab: &Lab,
+    after: &CloseReason,
+    max: u32,
+) -> &'static [(&'static str, &'static str)] {
+    lab.set_policy(
+        &keepalive_lab_server::sessions::Owner::Anonymous,
+        &protocol::PolicyPatch {
+            max_requests: Some((*after == CloseReason::MaxRequests).then_some(max)),
+            keep_alive: Some(*after != CloseReason::KeepAliveOff),
+            ..protocol::PolicyPatch::default()
+        },
+    )
+    .expect("a valid patch");
+    if *after == CloseReason::ClientRequestedClose {
+        &[("Connection", "close")]
+    } else {
+        &[]
+    }
+}
+
 /// The bytes of one HTTP/1.1 request.
 pub fn request_bytes(method: &str, target: &str, body: &[u8]) -> Vec<u8> {
     request_bytes_with(method, target, &[], body)

@@ -196,15 +196,17 @@ pub enum CloseReason {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         target: Option<String>,
     },
-    /// On a TLS port: the server closed in order as it meant to (`after`, as
-    /// in [`CloseReason::PipelinedUnread`]) while bytes of TLS records the
-    /// client sent were still unread in its receive buffer, so the kernel
-    /// answered the close with a reset (RST). The records are encrypted and
-    /// were never read, so what they held is not known: another request
-    /// pipelined behind the last one (then never answered), or the client's
-    /// own `close_notify`.
+    /// On a TLS port's HTTP/1.1: the server closed as it meant to (`after`)
+    /// while bytes of TLS records the client sent were still unread in its
+    /// receive buffer, so the kernel answered the close with a reset (RST).
+    /// The records are encrypted and were never read, so what they held is
+    /// not known: another request, pipelined behind the last one or sent as
+    /// the idle timer fired (then never answered), or the client's own
+    /// `close_notify`.
     RecordsUnread {
-        /// The close the server meant, as in `pipelined_unread`.
+        /// The close the server meant: as in `pipelined_unread`, or the idle
+        /// close (`idle_timeout`, `session_ended`), where the plain ports
+        /// say `keep_alive_race`.
         after: Box<CloseReason>,
     },
     /// A request took longer than the server's hang timeout, so the server
@@ -309,6 +311,7 @@ impl CloseReason {
                 CloseReason::MaxRequests => "max requests; RST, TLS records unread",
                 CloseReason::KeepAliveOff => "keep-alive off; RST, TLS records unread",
                 CloseReason::ClientRequestedClose => "Connection: close; RST, TLS records unread",
+                CloseReason::IdleTimeout => "idle timeout; RST, TLS records unread",
                 _ => "server closed; RST, TLS records unread",
             },
             CloseReason::HangTimeout => "hang timeout",

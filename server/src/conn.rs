@@ -2092,6 +2092,14 @@ impl CloseWatch {
             _ => None,
         }
     }
+
+    /// Bytes the client sent are in the receive buffer, unread: closing now
+    /// makes the kernel answer with a RST. (Looked at after
+    /// [`CloseWatch::client_closed`], which tells a FIN or RST behind them.)
+    pub fn bytes_unread(&self) -> bool {
+        let mut byte = [0_u8; 1];
+        matches!(self.0.peek(&mut byte), Ok(n) if n > 0)
+    }
 }
 
 impl Drop for TrackedStream {

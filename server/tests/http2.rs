@@ -2244,3 +2244,80 @@ async fn a_meant_close_over_tls_with_records_left_unread_is_a_reset() {
         assert_eq!(viewer.closed(conn).await.reason, after);
     }
 }
+
+/// HTTP/1.1 over TLS: the idle timer fires while the client's next request
+/// is already in the receive buffer, unread. The server's close then resets
+/// the connection, and the record says so: `records_unread` after
+/// `idle_timeout` (the plain ports' keep-alive race, whose request cannot
+/// be named here: its bytes are encrypted), never `idle_timeout` over a
+/// reset. Each attempt blocks the whole runtime, the server included, while
+/// the deadline passes, so the request and the deadline are both there when
+/// the server next looks; it takes either about as often, and attempts
+/// repeat until the race has been seen.
+#[tokio::test]
+async fn an_idle_tls_close_with_the_next_request_unread_is_a_reset_with_records_unread() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    const IDLE: std::time::Duration = std::time::Duration::from_millis(200);
+    const ATTEMPTS: usize = 40;
+    let lab = start_tls(common::config_with_idle(IDLE)).await;
+    let mut viewer = Viewer::connect(lab.addr).await;
+    let mut answered = 0;
+    for attempt in 0..ATTEMPTS {
+        let (first, next) = (
+            format!("/api/fast?id=tls-race-{attempt}-1"),
+            format!("/api/fast?id=tls-race-{attempt}-2"),
+        );
+        let mut tls = connect(lab.h1, &lab.identity).await;
+        tls.write_all(&common::request_bytes("GET", &first, b""))
+            .await
+            .expect("write");
+        let (conn, request) = viewer.request_started(&first).await;
+        viewer
+            .next_matching(
+                "the first request finished",
+                |e| matches!(e, ServerEvent::RequestFinished { request: r, .. } if *r == request),
+            )
+            .await;
+        // Let the server settle into waiting (its idle timer armed).
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        tls.write_all(&common::request_bytes("GET", &next, b""))
+            .await
+            .expect("write");
+        tls.flush().await.expect("flush");
+        std::thread::sleep(IDLE * 2);
+        let mut bytes = Vec::new();
+        let read = within("the close", tls.read_to_end(&mut bytes)).await;
+        let closed = viewer.closed(conn).await;
+        match closed.reason {
+            CloseReason::RecordsUnread { after } => {
+                assert_eq!(*after, CloseReason::IdleTimeout);
+                assert_eq!(
+                    read.as_ref().map_err(io::Error::kind).err(),
+                    Some(io::ErrorKind::ConnectionReset),
+                    "closing with the request unread resets the connection \
+                     (read after the first answer: {:?})",
+                    String::from_utf8_lossy(&bytes)
+                );
+                assert_eq!(closed.requests, 1, "the raced request was never read");
+                assert!(
+                    !viewer.saw_started(&next),
+                    "never started: the server closed instead of reading it"
+                );
+                println!("the race happened on attempt {attempt} ({answered} answered before)");
+                return;
+            }
+            CloseReason::IdleTimeout => {
+                // The idle close is a FIN (without a `close_notify`).
+                assert_ne!(
+                    read.map_err(|e| e.kind()).err(),
+                    Some(io::ErrorKind::ConnectionReset),
+                    "an orderly close after the second answer"
+                );
+                assert_eq!(closed.requests, 2, "{closed:?}");
+                answered += 1;
+            }
+            other => panic!("attempt {attempt}: unexpected close {other:?}"),
+        }
+    }
+    panic!("no race in {ATTEMPTS} attempts ({answered} answered): the select is not random?");
+}

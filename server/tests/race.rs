@@ -11,7 +11,7 @@ use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 
 use common::{Client, Ending, Viewer, config_with_idle, start_server, start_server_with};
-use protocol::{CloseReason, RaceClose, RequestOutcome, ServerEvent};
+use protocol::{CloseReason, RaceClose, RequestOutcome};
 
 /// Marks a connection with `next=…`, then sends `method target` on it and
 /// returns what the client saw and the connection's id.
@@ -189,10 +189,7 @@ async fn an_idle_close_that_finds_the_next_request_unread_is_a_keep_alive_race()
                 );
                 assert_eq!(closed.requests, 1, "the raced request was never read");
                 assert!(
-                    !viewer.seen.iter().any(|e| matches!(
-                        e,
-                        ServerEvent::RequestStarted { target: t, .. } if *t == target
-                    )),
+                    !viewer.saw_started(&target),
                     "never started: the server closed instead of reading it"
                 );
                 println!("the race happened on attempt {attempt} ({answered} answered before)");

@@ -300,11 +300,20 @@ async fn serve_connection(
         tokio::pin!(connection);
         tokio::select! {
             result = connection.as_mut() => conn.note_connection_end(&result),
-            // Not `closing_idle`: a raced request's bytes are encrypted here,
-            // so the keep-alive race is not looked for on the TLS ports; the
-            // client's FIN or RST is.
+            // Not `closing_idle`: a raced request's bytes are encrypted here
+            // and cannot be named as the plain ports' keep-alive race names
+            // them. The client's FIN or RST is looked for, then records
+            // already in: closing with them unread is a RST
+            // (`records_unread` after the idle close; hyper is not polled
+            // again, so they stay unread).
             verdict = watchdog => conn.set_reason(if verdict.idle {
-                idle_reason(verdict.reason)
+                match idle_reason(verdict.reason) {
+                    reason @ (CloseReason::PeerClosed | CloseReason::PeerReset) => reason,
+                    idle if watch.as_ref().is_some_and(CloseWatch::bytes_unread) => {
+                        CloseReason::RecordsUnread { after: Box::new(idle) }
+                    }
+                    idle => idle,
+                }
             } else {
                 verdict.reason
             }),

@@ -973,6 +973,14 @@ impl Viewer {
         }
     }
 
+    /// Whether a `request_started` for `target` is among the events seen so
+    /// far (a request the server closed instead of reading has none).
+    pub fn saw_started(&self, target: &str) -> bool {
+        self.seen
+            .iter()
+            .any(|e| matches!(e, ServerEvent::RequestStarted { target: t, .. } if t == target))
+    }
+
     /// Waits for (or finds among the events seen) the first
     /// `request_started` whose target is `target`; returns its connection
     /// and request id.

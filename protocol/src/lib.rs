@@ -312,6 +312,7 @@ impl CloseReason {
                 CloseReason::KeepAliveOff => "keep-alive off; RST, TLS records unread",
                 CloseReason::ClientRequestedClose => "Connection: close; RST, TLS records unread",
                 CloseReason::IdleTimeout => "idle timeout; RST, TLS records unread",
+                CloseReason::SessionEnded => "session ended; RST, TLS records unread",
                 _ => "server closed; RST, TLS records unread",
             },
             CloseReason::HangTimeout => "hang timeout",

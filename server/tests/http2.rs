@@ -2246,12 +2246,13 @@ async fn a_meant_close_over_tls_with_records_left_unread_is_a_reset() {
 }
 
 /// A connection to the h1-only TLS port that has had `first` answered and
-/// waits, its idle timer armed.
+/// waits, its idle timer armed; with when the viewer heard the answer end
+/// (the idle timer started no later).
 async fn answered_then_idle(
     lab: &TlsLab,
     viewer: &mut Viewer,
     first: &str,
-) -> (TlsStream<TcpStream>, ConnId) {
+) -> (TlsStream<TcpStream>, ConnId, std::time::Instant) {
     use tokio::io::AsyncWriteExt as _;
     let mut tls = connect(lab.h1, &lab.identity).await;
     tls.write_all(&common::request_bytes("GET", first, b""))
@@ -2264,9 +2265,10 @@ async fn answered_then_idle(
             |e| matches!(e, ServerEvent::RequestFinished { request: r, .. } if *r == request),
         )
         .await;
+    let idle_since = std::time::Instant::now();
     // Let the server settle into waiting (its idle timer armed).
     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    (tls, conn)
+    (tls, conn, idle_since)
 }
 
 /// HTTP/1.1 over TLS: the idle timer fires while the client's next request
@@ -2291,11 +2293,16 @@ async fn an_idle_tls_close_with_the_next_request_unread_is_a_reset_with_records_
             format!("/api/fast?id=tls-race-{attempt}-1"),
             format!("/api/fast?id=tls-race-{attempt}-2"),
         );
-        let (mut tls, conn) = answered_then_idle(&lab, &mut viewer, &first).await;
+        let (mut tls, conn, idle_since) = answered_then_idle(&lab, &mut viewer, &first).await;
         tls.write_all(&common::request_bytes("GET", &next, b""))
             .await
             .expect("write");
         tls.flush().await.expect("flush");
+        // On a machine so loaded that the request went out late, the
+        // deadline may really have come first: not judged.
+        if idle_since.elapsed() >= IDLE / 2 {
+            continue;
+        }
         std::thread::sleep(IDLE * 2);
         let mut bytes = Vec::new();
         let read = within("the close", tls.read_to_end(&mut bytes)).await;
@@ -2346,9 +2353,10 @@ async fn an_idle_tls_close_that_finds_bytes_then_the_clients_rst_is_the_clients_
     const IDLE: std::time::Duration = std::time::Duration::from_millis(200);
     let lab = start_tls(common::config_with_idle(IDLE)).await;
     let mut viewer = Viewer::connect(lab.addr).await;
+    let mut judged = 0;
     for attempt in 0..8 {
         let first = format!("/api/fast?id=tls-reset-{attempt}");
-        let (mut tls, conn) = answered_then_idle(&lab, &mut viewer, &first).await;
+        let (mut tls, conn, idle_since) = answered_then_idle(&lab, &mut viewer, &first).await;
         tls.write_all(&common::request_bytes(
             "GET",
             "/api/fast?id=then-reset",
@@ -2359,12 +2367,23 @@ async fn an_idle_tls_close_that_finds_bytes_then_the_clients_rst_is_the_clients_
         tls.flush().await.expect("flush");
         tls.get_ref().0.set_zero_linger().expect("SO_LINGER 0");
         drop(tls);
+        // Not judged if the reset went out so late that the deadline may
+        // really have come first.
+        let in_time = idle_since.elapsed() < IDLE / 2;
         std::thread::sleep(IDLE * 2);
         let closed = viewer.closed(conn).await;
+        if !in_time {
+            continue;
+        }
+        judged += 1;
         assert_eq!(
             closed.reason,
             CloseReason::PeerReset,
             "attempt {attempt}: {closed:?}"
         );
     }
+    assert!(
+        judged >= 4,
+        "only {judged} of 8 resets came in time to be judged"
+    );
 }

@@ -2109,6 +2109,40 @@ impl CloseWatch {
         let mut byte = [0_u8; 1];
         matches!(self.0.peek(&mut byte), Ok(n) if n > 0)
     }
+
+    /// Reads the client's `close_notify` if what is unread is that alone:
+    /// one TLS record of an alert, an alert's type in the clear (TLS 1.2) or,
+    /// encrypted as application data, the size of one (TLS 1.3: two bytes,
+    /// the inner type and a 16-byte tag, RFC 8446 §5.2; every TLS 1.3
+    /// cipher's tag is 16 bytes). Read, it no longer turns the close that
+    /// follows into a RST, as a server that reads the client's
+    /// `close_notify` closes with a FIN. Anything else is left unread (a
+    /// request sent before a half-close, say) and `false` returned.
+    pub fn take_close_notify(&self) -> bool {
+        use std::io::Read as _;
+        /// An alert's record type; application data's.
+        const ALERT: u8 = 21;
+        const DATA: u8 = 23;
+        let mut bytes = [0_u8; 64];
+        let Ok(n) = self.0.peek(&mut bytes) else {
+            return false;
+        };
+        let Some(header) = bytes.get(..5) else {
+            return false;
+        };
+        let length = usize::from(u16::from_be_bytes([header[3], header[4]]));
+        let alert = match header[0] {
+            ALERT => true,
+            DATA => length == 2 + 1 + 16,
+            _ => false,
+        };
+        // The record whole and nothing behind it (a peek of fewer bytes
+        // than the buffer holds them all).
+        if !alert || header[1] != 3 || n != 5 + length {
+            return false;
+        }
+        (&self.0).read(&mut bytes[..n]).is_ok_and(|read| read == n)
+    }
 }
 
 impl Drop for TrackedStream {

@@ -2387,3 +2387,91 @@ async fn an_idle_tls_close_that_finds_bytes_then_the_clients_rst_is_the_clients_
         "only {judged} of 8 resets came in time to be judged"
     );
 }
+
+/// HTTP/1.1 over TLS: the client's `close_notify` and FIN are in as the
+/// idle deadline passes. The client closed first (`peer_closed`), and the
+/// server's close is a FIN, not a RST: it reads the `close_notify` it would
+/// otherwise leave unread, whichever the server looks at first. (Found in
+/// review: the record said `peer_closed` while the client saw a reset.)
+#[tokio::test]
+async fn a_close_notify_found_at_the_idle_deadline_is_read_and_the_close_is_a_fin() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    const IDLE: std::time::Duration = std::time::Duration::from_millis(200);
+    let lab = start_tls(common::config_with_idle(IDLE)).await;
+    let mut viewer = Viewer::connect(lab.addr).await;
+    let mut judged = 0;
+    for attempt in 0..10 {
+        let first = format!("/api/fast?id=tls-notify-{attempt}");
+        let (mut tls, conn, idle_since) = answered_then_idle(&lab, &mut viewer, &first).await;
+        tls.shutdown().await.expect("close_notify and the FIN");
+        let in_time = idle_since.elapsed() < IDLE / 2;
+        std::thread::sleep(IDLE * 2);
+        let closed = viewer.closed(conn).await;
+        let read = within("the server's close", tls.read_to_end(&mut Vec::new())).await;
+        if !in_time {
+            continue;
+        }
+        judged += 1;
+        assert_eq!(closed.reason, CloseReason::PeerClosed, "attempt {attempt}");
+        assert_ne!(
+            read.map_err(|e| e.kind()).err(),
+            Some(io::ErrorKind::ConnectionReset),
+            "attempt {attempt}: the server's close reset the connection"
+        );
+    }
+    assert!(
+        judged >= 5,
+        "only {judged} of 10 closes came in time to be judged"
+    );
+}
+
+/// HTTP/1.1 over TLS: a request, then the client's FIN (a half-close, no
+/// `close_notify`), in as the idle deadline passes. The server that looks
+/// at the deadline first closes with the request unread: a RST, recorded as
+/// `records_unread` after `idle_timeout` (the plain ports'
+/// `keep_alive_race`), not as the client's orderly close; the server that
+/// reads first answers it. Attempts repeat until the race has been seen.
+#[tokio::test]
+async fn a_request_then_a_fin_at_the_idle_deadline_is_records_unread_when_not_read() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    const IDLE: std::time::Duration = std::time::Duration::from_millis(200);
+    let lab = start_tls(common::config_with_idle(IDLE)).await;
+    let mut viewer = Viewer::connect(lab.addr).await;
+    let mut answered = 0;
+    for attempt in 0..40 {
+        let first = format!("/api/fast?id=tls-half-{attempt}");
+        let (mut tls, conn, idle_since) = answered_then_idle(&lab, &mut viewer, &first).await;
+        tls.write_all(&common::request_bytes("GET", "/api/fast?id=half", b""))
+            .await
+            .expect("write");
+        tls.flush().await.expect("flush");
+        tls.get_mut().0.shutdown().await.expect("the client's FIN");
+        if idle_since.elapsed() >= IDLE / 2 {
+            continue;
+        }
+        std::thread::sleep(IDLE * 2);
+        let read = within("the server's close", tls.read_to_end(&mut Vec::new())).await;
+        let closed = viewer.closed(conn).await;
+        if closed.requests == 2 {
+            // Read and answered, then the client's FIN read: its close.
+            assert_eq!(closed.reason, CloseReason::PeerClosed, "attempt {attempt}");
+            answered += 1;
+            continue;
+        }
+        assert_eq!(
+            closed.reason,
+            CloseReason::RecordsUnread {
+                after: Box::new(CloseReason::IdleTimeout)
+            },
+            "attempt {attempt}"
+        );
+        assert_eq!(
+            read.map_err(|e| e.kind()).err(),
+            Some(io::ErrorKind::ConnectionReset),
+            "attempt {attempt}: closing with the request unread resets the connection"
+        );
+        println!("the race happened on attempt {attempt} ({answered} answered before)");
+        return;
+    }
+    panic!("no race in 40 attempts ({answered} answered)");
+}

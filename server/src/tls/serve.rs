@@ -300,20 +300,8 @@ async fn serve_connection(
         tokio::pin!(connection);
         tokio::select! {
             result = connection.as_mut() => conn.note_connection_end(&result),
-            // Not `closing_idle`: a raced request's bytes are encrypted here
-            // and cannot be named as the plain ports' keep-alive race names
-            // them. The client's FIN or RST is looked for, then records
-            // already in: closing with them unread is a RST
-            // (`records_unread` after the idle close; hyper is not polled
-            // again, so they stay unread).
             verdict = watchdog => conn.set_reason(if verdict.idle {
-                match idle_reason(verdict.reason) {
-                    reason @ (CloseReason::PeerClosed | CloseReason::PeerReset) => reason,
-                    idle if watch.as_ref().is_some_and(CloseWatch::bytes_unread) => {
-                        CloseReason::RecordsUnread { after: Box::new(idle) }
-                    }
-                    idle => idle,
-                }
+                h1_idle_close(watch.as_ref(), verdict.reason)
             } else {
                 verdict.reason
             }),
@@ -329,6 +317,32 @@ async fn serve_connection(
                 }
             }
         }
+    }
+}
+
+/// Why an HTTP/1.1 connection over TLS closes at its idle deadline (`idle`,
+/// or the client's close already in), as the wire will have it. Not
+/// `closing_idle`: a raced request's bytes are encrypted here and cannot be
+/// named as the plain ports' keep-alive race names them. Hyper is not
+/// polled again, so what is unread now stays unread and the close resets:
+/// `records_unread` after the idle close, also behind the client's FIN
+/// (a request sent before a half-close), but for the client's
+/// `close_notify` alone, which is read so that the close is a FIN after
+/// the client's own.
+fn h1_idle_close(watch: Option<&CloseWatch>, idle: CloseReason) -> CloseReason {
+    let Some(watch) = watch else {
+        return idle;
+    };
+    let unread = |idle| CloseReason::RecordsUnread {
+        after: Box::new(idle),
+    };
+    match watch.client_closed() {
+        Some(CloseReason::PeerClosed) if watch.bytes_unread() && !watch.take_close_notify() => {
+            unread(idle)
+        }
+        Some(closed) => closed,
+        None if watch.bytes_unread() => unread(idle),
+        None => idle,
     }
 }
 

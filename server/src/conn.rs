@@ -2110,15 +2110,20 @@ impl CloseWatch {
         matches!(self.0.peek(&mut byte), Ok(n) if n > 0)
     }
 
-    /// Reads the client's `close_notify` if what is unread is that alone:
-    /// one TLS record of an alert, an alert's type in the clear (TLS 1.2) or,
-    /// encrypted as application data, the size of one (TLS 1.3: two bytes,
-    /// the inner type and a 16-byte tag, RFC 8446 §5.2; every TLS 1.3
-    /// cipher's tag is 16 bytes). Read, it no longer turns the close that
-    /// follows into a RST, as a server that reads the client's
+    /// Reads the client's `close_notify` if what is unread is that alone,
+    /// counting it in `conn`'s bytes in as hyper's reads are counted: one
+    /// TLS record of an alert, by its type (TLS 1.2: the record type is in
+    /// the clear, the alert encrypted, at most 26 bytes with AES-GCM's nonce
+    /// and tag) or, under TLS 1.3, where it is sent as application data, by
+    /// its size (two bytes, the inner type and a 16-byte tag, RFC 8446
+    /// §5.2: the tag of every TLS 1.3 suite the lab offers, ring's defaults
+    /// without CCM_8, `tls::server_config`). Read, it no longer turns the
+    /// close that follows into a RST, as a server that reads the client's
     /// `close_notify` closes with a FIN. Anything else is left unread (a
-    /// request sent before a half-close, say) and `false` returned.
-    pub fn take_close_notify(&self) -> bool {
+    /// request sent before a half-close, say) and `false` returned. The
+    /// idle verdict means nothing came since the last request, so a record
+    /// this small is all the client sent since: never a request.
+    pub fn take_close_notify(&self, conn: &Conn) -> bool {
         use std::io::Read as _;
         /// An alert's record type; application data's.
         const ALERT: u8 = 21;
@@ -2127,21 +2132,23 @@ impl CloseWatch {
         let Ok(n) = self.0.peek(&mut bytes) else {
             return false;
         };
-        let Some(header) = bytes.get(..5) else {
-            return false;
-        };
-        let length = usize::from(u16::from_be_bytes([header[3], header[4]]));
-        let alert = match header[0] {
-            ALERT => true,
+        let length = usize::from(u16::from_be_bytes([bytes[3], bytes[4]]));
+        let alert = match bytes[0] {
+            ALERT => length <= 8 + 2 + 16,
             DATA => length == 2 + 1 + 16,
             _ => false,
         };
-        // The record whole and nothing behind it (a peek of fewer bytes
-        // than the buffer holds them all).
-        if !alert || header[1] != 3 || n != 5 + length {
+        // The record whole and nothing behind it (the peek saw all there
+        // is: fewer bytes than its buffer holds).
+        if !alert || bytes[1] != 3 || n != 5 + length || n >= bytes.len() {
             return false;
         }
-        (&self.0).read(&mut bytes[..n]).is_ok_and(|read| read == n)
+        let read = (&self.0).read(&mut bytes[..n]).ok();
+        if let Some(read) = read.filter(|&r| r > 0) {
+            let now = conn.lab.tracker().clock().now_us();
+            conn.counters.record_in(read as u64, now);
+        }
+        read == Some(n)
     }
 }
 

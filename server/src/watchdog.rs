@@ -11,7 +11,7 @@
 //!
 //! | state | deadline | close reason |
 //! |---|---|---|
-//! | idle since *t* | *t* + the owner's `idle_timeout_ms` | `idle_timeout` (or `keep_alive_race` if a request was in the receive buffer; on the TLS ports' HTTP/1.1, `records_unread` if bytes were) |
+//! | idle since *t* | *t* + the owner's `idle_timeout_ms` | `idle_timeout` (or `keep_alive_race` if a request was in the receive buffer; on the TLS ports' HTTP/1.1, `records_unread` if bytes other than a lone `close_notify` were) |
 //! | idle, and the owner's page is gone | now | `session_ended` |
 //! | a head arriving since *t* | *t* + [`Config::header_read_timeout`](crate::Config) | `header_read_timeout` |
 //! | the rest of a body arriving since *t* | the same guard | `body_read_timeout` |

@@ -2399,8 +2399,11 @@ async fn a_close_notify_found_at_the_idle_deadline_is_read_and_the_close_is_a_fi
     const IDLE: std::time::Duration = std::time::Duration::from_millis(200);
     let lab = start_tls(common::config_with_idle(IDLE)).await;
     let mut viewer = Viewer::connect(lab.addr).await;
-    let mut judged = 0;
-    for attempt in 0..10 {
+    // Attempts the idle deadline judged: hyper, when it reads the
+    // `close_notify` first, answers with its own; the deadline's close is a
+    // bare FIN, which the client reads as an unexpected end.
+    let (mut judged, mut by_the_deadline) = (0, 0);
+    for attempt in 0..40 {
         let first = format!("/api/fast?id=tls-notify-{attempt}");
         let (mut tls, conn, idle_since) = answered_then_idle(&lab, &mut viewer, &first).await;
         tls.shutdown().await.expect("close_notify and the FIN");
@@ -2413,16 +2416,16 @@ async fn a_close_notify_found_at_the_idle_deadline_is_read_and_the_close_is_a_fi
         }
         judged += 1;
         assert_eq!(closed.reason, CloseReason::PeerClosed, "attempt {attempt}");
-        assert_ne!(
-            read.map_err(|e| e.kind()).err(),
-            Some(io::ErrorKind::ConnectionReset),
-            "attempt {attempt}: the server's close reset the connection"
-        );
+        match read.map_err(|e| e.kind()) {
+            Err(io::ErrorKind::UnexpectedEof) => by_the_deadline += 1,
+            Ok(_) => {}
+            Err(other) => panic!("attempt {attempt}: the server's close was not a FIN: {other:?}"),
+        }
+        if judged >= 5 && by_the_deadline >= 2 {
+            return;
+        }
     }
-    assert!(
-        judged >= 5,
-        "only {judged} of 10 closes came in time to be judged"
-    );
+    panic!("{by_the_deadline} of {judged} judged closes came by the idle deadline");
 }
 
 /// HTTP/1.1 over TLS: a request, then the client's FIN (a half-close, no

@@ -301,7 +301,7 @@ async fn serve_connection(
         tokio::select! {
             result = connection.as_mut() => conn.note_connection_end(&result),
             verdict = watchdog => conn.set_reason(if verdict.idle {
-                h1_idle_close(watch.as_ref(), verdict.reason)
+                h1_idle_close(&conn, watch.as_ref(), verdict.reason)
             } else {
                 verdict.reason
             }),
@@ -329,7 +329,7 @@ async fn serve_connection(
 /// (a request sent before a half-close), but for the client's
 /// `close_notify` alone, which is read so that the close is a FIN after
 /// the client's own.
-fn h1_idle_close(watch: Option<&CloseWatch>, idle: CloseReason) -> CloseReason {
+fn h1_idle_close(conn: &Conn, watch: Option<&CloseWatch>, idle: CloseReason) -> CloseReason {
     let Some(watch) = watch else {
         return idle;
     };
@@ -337,7 +337,7 @@ fn h1_idle_close(watch: Option<&CloseWatch>, idle: CloseReason) -> CloseReason {
         after: Box::new(idle),
     };
     match watch.client_closed() {
-        Some(CloseReason::PeerClosed) if watch.bytes_unread() && !watch.take_close_notify() => {
+        Some(CloseReason::PeerClosed) if watch.bytes_unread() && !watch.take_close_notify(conn) => {
             unread(idle)
         }
         Some(closed) => closed,

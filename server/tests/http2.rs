@@ -2245,6 +2245,29 @@ async fn a_meant_close_over_tls_with_records_left_unread_is_a_reset() {
     }
 }
 
+/// Whether the server's close came to `tls`'s socket as a RST, once `read`
+/// (to the end of the TLS stream) is done: a reset `read` saw, or the
+/// socket's error. A `close_notify` ends the TLS reads before a RST behind
+/// it is read, and after the server's FIN a RST reads as the end of the
+/// stream, so the socket's error tells it (`EPIPE` for a RST after a FIN,
+/// `ECONNRESET` before one).
+fn reset_seen(tls: &TlsStream<TcpStream>, read: &io::Result<usize>) -> bool {
+    let reset = |e: &io::Error| {
+        matches!(
+            e.kind(),
+            io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe
+        )
+    };
+    read.as_ref().err().is_some_and(reset)
+        || tls
+            .get_ref()
+            .0
+            .take_error()
+            .ok()
+            .flatten()
+            .is_some_and(|e| reset(&e))
+}
+
 /// A connection to the h1-only TLS port that has had `first` answered and
 /// waits, its idle timer armed; with when the viewer heard the answer end
 /// (the idle timer started no later).
@@ -2307,14 +2330,14 @@ async fn an_idle_tls_close_with_the_next_request_unread_is_a_reset_with_records_
         let mut bytes = Vec::new();
         let read = within("the close", tls.read_to_end(&mut bytes)).await;
         let closed = viewer.closed(conn).await;
+        let reset = reset_seen(&tls, &read);
         match closed.reason {
             CloseReason::RecordsUnread { after } => {
                 assert_eq!(*after, CloseReason::IdleTimeout);
-                assert_eq!(
-                    read.as_ref().map_err(io::Error::kind).err(),
-                    Some(io::ErrorKind::ConnectionReset),
+                assert!(
+                    reset,
                     "closing with the request unread resets the connection \
-                     (read after the first answer: {:?})",
+                     (read after the first answer: {:?}, {read:?})",
                     String::from_utf8_lossy(&bytes)
                 );
                 assert_eq!(closed.requests, 1, "the raced request was never read");
@@ -2326,12 +2349,10 @@ async fn an_idle_tls_close_with_the_next_request_unread_is_a_reset_with_records_
                 return;
             }
             CloseReason::IdleTimeout => {
-                // The idle close is a FIN (without a `close_notify`).
-                assert_ne!(
-                    read.map_err(|e| e.kind()).err(),
-                    Some(io::ErrorKind::ConnectionReset),
-                    "an orderly close after the second answer"
-                );
+                // The idle close after the second answer: its
+                // `close_notify`, then a FIN.
+                read.expect("an orderly close after the second answer");
+                assert!(!reset, "an orderly close after the second answer");
                 assert_eq!(closed.requests, 2, "{closed:?}");
                 answered += 1;
             }
@@ -2399,10 +2420,12 @@ async fn a_close_notify_found_at_the_idle_deadline_is_read_and_the_close_is_a_fi
     const IDLE: std::time::Duration = std::time::Duration::from_millis(200);
     let lab = start_tls(common::config_with_idle(IDLE)).await;
     let mut viewer = Viewer::connect(lab.addr).await;
-    // Attempts the idle deadline judged: hyper, when it reads the
-    // `close_notify` first, answers with its own; the deadline's close is a
-    // bare FIN, which the client reads as an unexpected end.
-    let (mut judged, mut by_the_deadline) = (0, 0);
+    // Hyper reads the `close_notify` first about as often as the idle
+    // deadline is looked at first (a race the test cannot see from outside:
+    // both closes are the server's `close_notify` and FIN); twelve judged
+    // attempts leave a build without the reading a chance of 1 in 4 096 to
+    // pass.
+    let mut judged = 0;
     for attempt in 0..40 {
         let first = format!("/api/fast?id=tls-notify-{attempt}");
         let (mut tls, conn, idle_since) = answered_then_idle(&lab, &mut viewer, &first).await;
@@ -2416,24 +2439,24 @@ async fn a_close_notify_found_at_the_idle_deadline_is_read_and_the_close_is_a_fi
         }
         judged += 1;
         assert_eq!(closed.reason, CloseReason::PeerClosed, "attempt {attempt}");
-        match read.map_err(|e| e.kind()) {
-            Err(io::ErrorKind::UnexpectedEof) => by_the_deadline += 1,
-            Ok(_) => {}
-            Err(other) => panic!("attempt {attempt}: the server's close was not a FIN: {other:?}"),
-        }
-        if judged >= 5 && by_the_deadline >= 2 {
+        assert!(
+            !reset_seen(&tls, &read),
+            "attempt {attempt}: the server's close was a reset ({read:?})"
+        );
+        if judged == 12 {
             return;
         }
     }
-    panic!("{by_the_deadline} of {judged} judged closes came by the idle deadline");
+    panic!("only {judged} of 40 closes came in time to be judged");
 }
 
 /// HTTP/1.1 over TLS: a request, then the client's FIN (a half-close, no
 /// `close_notify`), in as the idle deadline passes. The server that looks
-/// at the deadline first closes with the request unread: a RST, recorded as
-/// `records_unread` after `idle_timeout` (the plain ports'
-/// `keep_alive_race`), not as the client's orderly close; the server that
-/// reads first answers it. Attempts repeat until the race has been seen.
+/// at the deadline first closes with the request unread (its kernel sends a
+/// RST behind its FIN), recorded as `records_unread` after `idle_timeout`
+/// (the plain ports' `keep_alive_race`), not as the client's orderly close;
+/// the server that reads first answers it. Attempts repeat until the race
+/// has been seen.
 #[tokio::test]
 async fn a_request_then_a_fin_at_the_idle_deadline_is_records_unread_when_not_read() {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -2444,7 +2467,8 @@ async fn a_request_then_a_fin_at_the_idle_deadline_is_records_unread_when_not_re
     for attempt in 0..40 {
         let first = format!("/api/fast?id=tls-half-{attempt}");
         let (mut tls, conn, idle_since) = answered_then_idle(&lab, &mut viewer, &first).await;
-        tls.write_all(&common::request_bytes("GET", "/api/fast?id=half", b""))
+        let half = format!("/api/fast?id=half-{attempt}");
+        tls.write_all(&common::request_bytes("GET", &half, b""))
             .await
             .expect("write");
         tls.flush().await.expect("flush");
@@ -2468,11 +2492,16 @@ async fn a_request_then_a_fin_at_the_idle_deadline_is_records_unread_when_not_re
             },
             "attempt {attempt}"
         );
+        // The server's `close_notify` and FIN came, and the request was
+        // never read; the RST its kernel sends behind them reaches a
+        // client that has closed its own side too (its socket gone to
+        // TIME_WAIT) unseen.
+        read.expect("the server's close_notify");
         assert_eq!(
-            read.map_err(|e| e.kind()).err(),
-            Some(io::ErrorKind::ConnectionReset),
-            "attempt {attempt}: closing with the request unread resets the connection"
+            closed.requests, 1,
+            "attempt {attempt}: the request was never read"
         );
+        assert!(!viewer.saw_started(&half), "attempt {attempt}");
         println!("the race happened on attempt {attempt} ({answered} answered before)");
         return;
     }

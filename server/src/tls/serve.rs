@@ -33,6 +33,12 @@ use crate::watchdog;
 /// `GOAWAY` and end.
 const GOAWAY_GRACE: Duration = Duration::from_secs(1);
 
+/// How long the `close_notify` of an HTTP/1.1 close the lab makes itself
+/// (the idle timer's, a guard's) may take to go out: a record and a FIN
+/// into the socket's buffer, so the bound only matters for a client whose
+/// window is shut.
+const CLOSE_NOTIFY_GRACE: Duration = Duration::from_millis(100);
+
 /// Accepts TLS connections on each listener with its configuration (which
 /// protocols it offers) until [`Lab::begin_shutdown`]. Their addresses
 /// become the lab's own origins (`https://localhost:PORT` may drive it).
@@ -297,14 +303,29 @@ async fn serve_connection(
         let connection = http1_builder(&lab)
             .serve_connection(TokioIo::new(PeerEof::new(tls, conn.clone())), service)
             .with_upgrades();
-        tokio::pin!(connection);
+        let mut connection = Box::pin(connection);
         tokio::select! {
             result = connection.as_mut() => conn.note_connection_end(&result),
-            verdict = watchdog => conn.set_reason(if verdict.idle {
-                h1_idle_close(&conn, watch.as_ref(), verdict.reason)
-            } else {
-                verdict.reason
-            }),
+            verdict = watchdog => {
+                let reason = if verdict.idle {
+                    h1_idle_close(&conn, watch.as_ref(), verdict.reason)
+                } else {
+                    verdict.reason
+                };
+                // The close is the lab's own, hyper not polled again (what
+                // is unread stays unread): the `close_notify` TLS asks of it
+                // (RFC 8446 §6.1) is written on the stream hyper gives back,
+                // but to a client that stopped reading (it would wait).
+                let notify = reason != CloseReason::WriteStalled;
+                conn.set_reason(reason);
+                if notify
+                    && let Some(parts) = Pin::into_inner(connection).into_parts()
+                {
+                    use tokio::io::AsyncWriteExt as _;
+                    let mut tls = parts.io.into_inner().inner;
+                    let _ = tokio::time::timeout(CLOSE_NOTIFY_GRACE, tls.shutdown()).await;
+                }
+            }
             () = lab.shutting_down() => {
                 conn.set_reason(CloseReason::Shutdown);
                 connection.as_mut().graceful_shutdown();

@@ -2113,6 +2113,11 @@ async fn a_partial_head_that_came_with_the_clients_finished_is_a_slow_head() {
                 .expect("one write");
         }
         let closed = viewer.closed(conn).await;
+        // The guard's close writes the `close_notify` TLS asks for before
+        // its FIN (not a FIN alone: an unexpected end to rustls).
+        use tokio::io::AsyncReadExt as _;
+        let read = within("the guard's close", tls.read_to_end(&mut Vec::new())).await;
+        assert!(read.is_ok(), "coalesced {coalesced}: {read:?}");
         got.push((coalesced, closed.reason));
         drop(tls);
     }
@@ -2422,9 +2427,11 @@ async fn a_close_notify_found_at_the_idle_deadline_is_read_and_the_close_is_a_fi
     let mut viewer = Viewer::connect(lab.addr).await;
     // Hyper reads the `close_notify` first about as often as the idle
     // deadline is looked at first (a race the test cannot see from outside:
-    // both closes are the server's `close_notify` and FIN); twelve judged
-    // attempts leave a build without the reading a chance of 1 in 4 096 to
-    // pass.
+    // both closes are the server's `close_notify` and FIN, and the RST a
+    // close with it unread would send behind them reaches this client, its
+    // own side closed, unseen); a build that left it unread records that
+    // close as `records_unread`, so twelve judged attempts leave it a chance
+    // of 1 in 4 096 to pass.
     let mut judged = 0;
     for attempt in 0..40 {
         let first = format!("/api/fast?id=tls-notify-{attempt}");
@@ -2439,10 +2446,7 @@ async fn a_close_notify_found_at_the_idle_deadline_is_read_and_the_close_is_a_fi
         }
         judged += 1;
         assert_eq!(closed.reason, CloseReason::PeerClosed, "attempt {attempt}");
-        assert!(
-            !reset_seen(&tls, &read),
-            "attempt {attempt}: the server's close was a reset ({read:?})"
-        );
+        read.unwrap_or_else(|e| panic!("attempt {attempt}: no close_notify from the server: {e}"));
         if judged == 12 {
             return;
         }

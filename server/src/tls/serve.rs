@@ -303,9 +303,11 @@ async fn serve_connection(
         let connection = http1_builder(&lab)
             .serve_connection(TokioIo::new(PeerEof::new(tls, conn.clone())), service)
             .with_upgrades();
-        let mut connection = Box::pin(connection);
+        // Not pinned in place: it is `Unpin`, and the idle and guards'
+        // closes take its stream back (`into_parts`).
+        let mut connection = connection;
         tokio::select! {
-            result = connection.as_mut() => conn.note_connection_end(&result),
+            result = &mut connection => conn.note_connection_end(&result),
             verdict = watchdog => {
                 let reason = if verdict.idle {
                     h1_idle_close(&conn, watch.as_ref(), verdict.reason)
@@ -319,7 +321,7 @@ async fn serve_connection(
                 let notify = reason != CloseReason::WriteStalled;
                 conn.set_reason(reason);
                 if notify
-                    && let Some(parts) = Pin::into_inner(connection).into_parts()
+                    && let Some(parts) = connection.into_parts()
                 {
                     use tokio::io::AsyncWriteExt as _;
                     let mut tls = parts.io.into_inner().inner;
@@ -328,11 +330,11 @@ async fn serve_connection(
             }
             () = lab.shutting_down() => {
                 conn.set_reason(CloseReason::Shutdown);
-                connection.as_mut().graceful_shutdown();
+                Pin::new(&mut connection).graceful_shutdown();
                 // Bounded like the HTTP/2 branch: the watchdog is no longer
                 // polled, so a request or response that never finishes
                 // cannot hold this task past the grace.
-                let ended = tokio::time::timeout(SHUTDOWN_GRACE, connection.as_mut());
+                let ended = tokio::time::timeout(SHUTDOWN_GRACE, &mut connection);
                 if let Ok(result) = ended.await {
                     conn.note_connection_end(&result);
                 }

@@ -300,12 +300,11 @@ async fn serve_connection(
             }
         }
     } else {
-        let connection = http1_builder(&lab)
-            .serve_connection(TokioIo::new(PeerEof::new(tls, conn.clone())), service)
-            .with_upgrades();
         // Not pinned in place: it is `Unpin`, and the idle and guards'
         // closes take its stream back (`into_parts`).
-        let mut connection = connection;
+        let mut connection = http1_builder(&lab)
+            .serve_connection(TokioIo::new(PeerEof::new(tls, conn.clone())), service)
+            .with_upgrades();
         tokio::select! {
             result = &mut connection => conn.note_connection_end(&result),
             verdict = watchdog => {

@@ -785,6 +785,123 @@ async fn a_head_begun_while_a_response_is_written_is_arriving_once_it_is_out() {
     assert_eq!(closed.requests, 1, "{closed:?}");
 }
 
+/// A lab whose idle timer and header-read guard are `idle` and `head`, a
+/// viewer, a client and its connection, which has been sent `first` in one
+/// write.
+async fn sent_in_one_write(
+    idle: Duration,
+    head: Duration,
+    first: &[u8],
+) -> (Viewer, Client, protocol::ConnId) {
+    let (addr, _lab) = start_server_with(Config {
+        header_read_timeout: head,
+        ..common::config_with_idle(idle)
+    })
+    .await;
+    let mut viewer = Viewer::connect(addr).await;
+    let mut client = Client::connect(addr).await;
+    let conn = viewer.opened_from(client.local_addr()).await;
+    client.send_raw(first).await;
+    (viewer, client, conn)
+}
+
+/// The next request's head begun in the same read as the request before
+/// it (a client that pipelines), then stopped part-way, is a head arriving
+/// once that request is answered: the header-read guard closes it, not the
+/// idle timer, and the bytes are the wire's. (Was `idle_timeout` at the
+/// idle timeout: the read's bytes were all marked as the first request's.)
+#[tokio::test]
+async fn a_head_pipelined_in_the_same_read_as_the_request_before_is_arriving_not_idle() {
+    const IDLE: Duration = Duration::from_secs(5);
+    const HEAD: Duration = Duration::from_millis(400);
+    for whole in [1, 2] {
+        let mut sent = Vec::new();
+        for _ in 0..whole {
+            sent.extend(common::request_bytes("GET", "/api/fast", b""));
+        }
+        sent.extend_from_slice(b"GET /api/fast HTTP/1.1\r\nHo");
+        let started = std::time::Instant::now();
+        let (mut viewer, mut client, conn) = sent_in_one_write(IDLE, HEAD, &sent).await;
+        for _ in 0..whole {
+            assert_eq!(client.read_response().await.status, 200);
+        }
+        let closed = viewer.closed(conn).await;
+        assert_eq!(
+            closed.reason,
+            CloseReason::HeaderReadTimeout,
+            "{whole} whole before the head: {closed:?}"
+        );
+        assert_eq!(closed.requests, whole, "{closed:?}");
+        assert_eq!(closed.bytes_in, sent.len() as u64, "the record is the wire");
+        assert!(
+            started.elapsed() < IDLE,
+            "closed by the guard, before the idle timeout: {:?}",
+            started.elapsed()
+        );
+        assert!(client.read_to_close().await.is_empty(), "no answer to it");
+    }
+}
+
+/// A write of a test's client, and the answers to read after it.
+type Write = (Vec<u8>, u32);
+
+/// A head pipelined part-way and finished in a later read is its own
+/// request's: answered, the connection is idle and the idle timer closes
+/// it, not the header-read guard. So is a request after a body holding
+/// what ends a head (`\r\n\r\n`, as a multipart upload does), whether
+/// the body came with its head or on its own.
+#[tokio::test]
+async fn a_pipelined_head_finished_later_and_a_body_with_blank_lines_leave_the_connection_idle() {
+    const IDLE: Duration = Duration::from_millis(400);
+    const HEAD: Duration = Duration::from_secs(5);
+    let body = b"--b\r\nContent-Type: text/plain\r\n\r\nhello\r\n--b--";
+    let post = common::request_bytes("POST", "/api/fast", body);
+    let (head, _) = post.split_at(post.len() - body.len());
+    let get = common::request_bytes("GET", "/api/fast", b"");
+    let cases: [(&str, Vec<Write>); 3] = [
+        (
+            "a head finished later",
+            vec![([&get[..], &get[..9]].concat(), 1), (get[9..].to_vec(), 1)],
+        ),
+        (
+            "a body with its head",
+            vec![(post.clone(), 1), (get.clone(), 1)],
+        ),
+        (
+            "a body on its own",
+            vec![(head.to_vec(), 0), (body.to_vec(), 1), (get.clone(), 1)],
+        ),
+    ];
+    for (case, writes) in cases {
+        let (mut viewer, mut client, conn) = sent_in_one_write(IDLE, HEAD, &writes[0].0).await;
+        let mut requests = 0;
+        for (i, (bytes, answers)) in writes.iter().enumerate() {
+            if i > 0 {
+                // Its own read: the server has taken in the write before.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                client.send_raw(bytes).await;
+            }
+            for _ in 0..*answers {
+                client.read_response().await;
+            }
+            requests += answers;
+        }
+        let answered = std::time::Instant::now();
+        let closed = viewer.closed(conn).await;
+        assert_eq!(
+            closed.reason,
+            CloseReason::IdleTimeout,
+            "{case}: {closed:?}"
+        );
+        assert_eq!(closed.requests, requests, "{case}: {closed:?}");
+        assert!(
+            answered.elapsed() < HEAD,
+            "{case}: closed by the idle timer: {:?}",
+            answered.elapsed()
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_sessions_idle_connections_close_with_session_ended_when_its_page_leaves() {
     let (addr, lab) = start_server().await;

@@ -805,6 +805,27 @@ async fn sent_in_one_write(
     (viewer, client, conn)
 }
 
+/// `conn`'s close, checked to be `reason` after `requests` requests, sooner
+/// than `limit` after `since` (`what` names the case).
+async fn closed_within(
+    viewer: &mut Viewer,
+    conn: protocol::ConnId,
+    reason: CloseReason,
+    requests: u32,
+    (since, limit): (std::time::Instant, Duration),
+    what: &str,
+) -> common::Closed {
+    let closed = viewer.closed(conn).await;
+    assert_eq!(closed.reason, reason, "{what}: {closed:?}");
+    assert_eq!(closed.requests, requests, "{what}: {closed:?}");
+    assert!(
+        since.elapsed() < limit,
+        "{what}: closed after {:?}, not before {limit:?}",
+        since.elapsed()
+    );
+    closed
+}
+
 /// The next request's head begun in the same read as the request before
 /// it (a client that pipelines), then stopped part-way, is a head arriving
 /// once that request is answered: the header-read guard closes it, not the
@@ -825,19 +846,17 @@ async fn a_head_pipelined_in_the_same_read_as_the_request_before_is_arriving_not
         for _ in 0..whole {
             assert_eq!(client.read_response().await.status, 200);
         }
-        let closed = viewer.closed(conn).await;
-        assert_eq!(
-            closed.reason,
+        let what = format!("{whole} whole before the head");
+        let closed = closed_within(
+            &mut viewer,
+            conn,
             CloseReason::HeaderReadTimeout,
-            "{whole} whole before the head: {closed:?}"
-        );
-        assert_eq!(closed.requests, whole, "{closed:?}");
+            whole,
+            (started, IDLE),
+            &what,
+        )
+        .await;
         assert_eq!(closed.bytes_in, sent.len() as u64, "the record is the wire");
-        assert!(
-            started.elapsed() < IDLE,
-            "closed by the guard, before the idle timeout: {:?}",
-            started.elapsed()
-        );
         assert!(client.read_to_close().await.is_empty(), "no answer to it");
     }
 }
@@ -887,18 +906,15 @@ async fn a_pipelined_head_finished_later_and_a_body_with_blank_lines_leave_the_c
             requests += answers;
         }
         let answered = std::time::Instant::now();
-        let closed = viewer.closed(conn).await;
-        assert_eq!(
-            closed.reason,
+        closed_within(
+            &mut viewer,
+            conn,
             CloseReason::IdleTimeout,
-            "{case}: {closed:?}"
-        );
-        assert_eq!(closed.requests, requests, "{case}: {closed:?}");
-        assert!(
-            answered.elapsed() < HEAD,
-            "{case}: closed by the idle timer: {:?}",
-            answered.elapsed()
-        );
+            requests,
+            (answered, HEAD),
+            case,
+        )
+        .await;
     }
 }
 

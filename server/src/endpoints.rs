@@ -304,6 +304,26 @@ pub async fn hang(
     Ok(placeholder)
 }
 
+/// Gives `response` the `Content-Length` of its body, if it has none and
+/// the body's length is known; for a `HEAD` (`head`), it then keeps no
+/// body: the length is the one a `GET` would get (RFC 9110 §9.3.2), and
+/// hyper sends no body for a `HEAD`, so a body left in place would never be
+/// polled, and its request would be recorded as cut short (`TrackedBody`'s
+/// drop) though its answer went out whole. For answers the router's layers
+/// do not make: a held hang's, a refusal's (`listener::Handler::start`).
+pub(crate) fn with_length(response: &mut Response, head: bool) {
+    if !response.headers().contains_key(header::CONTENT_LENGTH)
+        && let Some(length) = http_body::Body::size_hint(response.body()).exact()
+    {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+    }
+    if head {
+        *response.body_mut() = Body::empty();
+    }
+}
+
 /// A request `/api/hang` holds: its place in [`Lab::hangs`] and what its
 /// answer needs.
 #[derive(Debug)]
@@ -376,16 +396,7 @@ impl HeldHang {
                 Either::Left(hold.answer().map(move |answer| {
                     let mut response = answer.into_response();
                     response.headers_mut().extend(headers);
-                    if !response.headers().contains_key(header::CONTENT_LENGTH)
-                        && let Some(length) = http_body::Body::size_hint(response.body()).exact()
-                    {
-                        response
-                            .headers_mut()
-                            .insert(header::CONTENT_LENGTH, HeaderValue::from(length));
-                    }
-                    if head {
-                        *response.body_mut() = Body::empty();
-                    }
+                    with_length(&mut response, head);
                     response
                 }))
             }

@@ -837,6 +837,9 @@ impl Handler {
         }
         if let Some((refused, _)) = refused {
             let mut response = refused.into_response();
+            if request.method() == hyper::Method::HEAD {
+                crate::endpoints::with_length(&mut response, true);
+            }
             // The router's CORS layer never sees a refusal: the lab's own
             // page on another of its origins is given the same headers, so
             // that it reads the error and its hint (two `Origin`s: neither).

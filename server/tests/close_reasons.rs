@@ -652,7 +652,7 @@ async fn part_of_an_upload_to_close(
 /// handler returned, and the connection's later close was `server_close`).
 #[tokio::test]
 async fn a_head_of_close_mid_body_cuts_nothing() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
     let (addr, _lab) = start_server().await;
     let mut viewer = Viewer::connect(addr).await;
     let mut client = Client::connect(addr).await;
@@ -660,6 +660,22 @@ async fn a_head_of_close_mid_body_cuts_nothing() {
         .send_request("HEAD", "/api/close?mode=mid_body&id=hm", b"")
         .await;
     // The head, whole, with no body after it; then another request.
+    let head = read_head(&mut client).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head:?}");
+    let next = client.get("/api/fast?id=after-mid").await;
+    assert_eq!(next.status, 200);
+    client.stream.shutdown().await.expect("FIN");
+    assert_eq!(client.read_until_closed().await.1, Ending::Eof);
+    let (conn, _) = viewer.request_started("/api/fast?id=after-mid").await;
+    let closed = viewer.closed(conn).await;
+    assert_eq!(closed.requests, 2);
+    assert_eq!(closed.reason, CloseReason::PeerClosed, "{closed:?}");
+}
+
+/// A response's head, read a byte at a time (nothing after it is read: a
+/// `HEAD`'s answer has no body, whatever its `Content-Length`).
+async fn read_head(client: &mut Client) -> String {
+    use tokio::io::AsyncReadExt;
     let mut head = Vec::new();
     while !head.ends_with(b"\r\n\r\n") {
         let mut byte = [0_u8; 1];
@@ -669,19 +685,45 @@ async fn a_head_of_close_mid_body_cuts_nothing() {
         assert!(n > 0, "closed: {:?}", String::from_utf8_lossy(&head));
         head.push(byte[0]);
     }
-    assert!(
-        head.starts_with(b"HTTP/1.1 200"),
-        "{:?}",
-        String::from_utf8_lossy(&head)
-    );
-    let next = client.get("/api/fast?id=after-mid").await;
-    assert_eq!(next.status, 200);
-    client.stream.shutdown().await.expect("FIN");
-    assert_eq!(client.read_until_closed().await.1, Ending::Eof);
-    let (conn, _) = viewer.request_started("/api/fast?id=after-mid").await;
-    let closed = viewer.closed(conn).await;
-    assert_eq!(closed.requests, 2);
-    assert_eq!(closed.reason, CloseReason::PeerClosed, "{closed:?}");
+    String::from_utf8_lossy(&head).into_owned()
+}
+
+/// A refused `HEAD` (a session this server did not issue, another site's
+/// page) is answered whole, a head with the refusal's `Content-Length` and
+/// no body, and recorded `completed`; the connection carries the next
+/// request. (Found in review: the refusal's body was left in place, hyper
+/// sent none for a `HEAD`, and the request was recorded `aborted`, though
+/// `curl -I` had its answer and kept the connection.)
+#[tokio::test]
+async fn a_refused_head_is_answered_whole_and_recorded_completed() {
+    let (addr, _lab) = start_server().await;
+    let mut viewer = Viewer::connect(addr).await;
+    let mut client = Client::connect(addr).await;
+    let refusals: [(&str, &[(&str, &str)]); 2] = [
+        (
+            "/api/fast?session=s-00000000000000000000000000000000&id=h1",
+            &[],
+        ),
+        (
+            "/api/fast?id=h2",
+            &[("Origin", "https://elsewhere.example")],
+        ),
+    ];
+    for (target, headers) in refusals {
+        client.send_request_with("HEAD", target, headers, b"").await;
+        let head = read_head(&mut client).await;
+        assert!(head.starts_with("HTTP/1.1 403"), "{target}: {head:?}");
+        let length = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length: "))
+            .and_then(|l| l.parse::<u64>().ok());
+        assert!(length.is_some_and(|l| l > 0), "{target}: {head:?}");
+        let (_, request) = viewer.request_started(target).await;
+        let timeline = viewer.timeline(request).await;
+        assert_eq!(timeline.response.map(|(_, s)| s), Some(403), "{target}");
+        assert_eq!(timeline.outcome, RequestOutcome::Completed, "{target}");
+    }
+    assert_eq!(client.get("/api/fast?id=after-heads").await.status, 200);
 }
 
 #[tokio::test]

@@ -794,6 +794,32 @@ impl Conn {
         }
     }
 
+    /// Whether the server is closing with a FIN on purpose after reading a
+    /// request it drops unanswered (`next=drop_fin`): bytes behind that
+    /// request's head (its body, another request) turn the FIN into a RST.
+    fn race_fin_on_purpose(&self) -> bool {
+        matches!(
+            self.reason
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .as_deref(),
+            Some(CloseReason::KeepAliveRace {
+                close: RaceClose::Fin,
+                on_purpose: true,
+                ..
+            })
+        )
+    }
+
+    /// The on-purpose FIN ([`Conn::race_fin_on_purpose`]) went out as a RST:
+    /// bytes were left unread.
+    fn race_fin_reset(&self) {
+        let mut reason = self.reason.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(CloseReason::KeepAliveRace { close, .. }) = reason.as_deref_mut() {
+            *close = RaceClose::Rst;
+        }
+    }
+
     /// The orderly close the server meant, when it is one that a request
     /// pipelined behind it and left unread turns into a reset: the close the
     /// last response announced for the policy, the request's asking or
@@ -1394,8 +1420,15 @@ impl Conn {
     pub fn note_connection_end(&self, result: &Result<(), hyper::Error>) {
         match result {
             Ok(()) if self.upgraded.load(Ordering::Relaxed) => {}
-            // The close the last response announced, now done.
-            Ok(()) => self.set_reason(self.planned().unwrap_or(CloseReason::PeerClosed)),
+            // The close the last response announced, now done; but a body
+            // cut short by the client's FIN was not left unread: the
+            // client closed first (found in review: `body_unread`).
+            Ok(()) => self.set_reason(match self.planned() {
+                Some(CloseReason::BodyUnread { .. }) if self.saw_eof.load(Ordering::Relaxed) => {
+                    CloseReason::PeerClosed
+                }
+                planned => planned.unwrap_or(CloseReason::PeerClosed),
+            }),
             // The client's FIN, or (HTTP/2) its `GOAWAY` with an error code,
             // which h2 ends the connection on as an error (found in review:
             // recorded as the server's `error`, "http2 error").
@@ -2246,9 +2279,10 @@ impl Drop for TrackedStream {
         let idle = self.conn.idle_close.load(Ordering::Relaxed);
         let body = self.conn.body_unread_at_close();
         let meant = self.conn.meant_close();
+        let race = self.conn.race_fin_on_purpose();
         // Looked at once (taking the socket's error clears it), and only
         // when the reason depends on it.
-        let unread = if idle || body || meant.is_some() {
+        let unread = if idle || body || race || meant.is_some() {
             self.unread()
         } else {
             Unread::Nothing
@@ -2283,6 +2317,9 @@ impl Drop for TrackedStream {
                 // Bytes of the unread body are in the receive buffer: the
                 // kernel answers the close with a RST.
                 Unread::Request(..) if body => self.conn.body_unread_reset(),
+                // The dropped request's body, or a request behind it, left
+                // unread: the FIN meant went out as a RST (found in review).
+                Unread::Request(..) if race => self.conn.race_fin_reset(),
                 // Bytes behind the close the server meant: the kernel
                 // answers the close with a RST. In the clear they are a
                 // request pipelined behind the last one, named only if what

@@ -1136,6 +1136,31 @@ async fn a_body_expecting_100_continue_is_not_asked_for_when_unread() {
     );
 }
 
+/// An upload the client cut short with its FIN (a wrong `Content-Length`,
+/// `nc -N`) left nothing unread: every byte that came was read, the FIN
+/// with them. The answer still says it closes; the record says the client
+/// closed first, `peer_closed`, and its bytes in are all that was sent.
+/// (Found in review: `body_unread`, a body the server left unread.)
+#[tokio::test]
+async fn an_upload_cut_by_the_clients_fin_is_the_clients_close() {
+    let (addr, _lab) = start_server().await;
+    let mut viewer = Viewer::connect(addr).await;
+    let mut client = Client::connect(addr).await;
+    let mut sent = b"POST /api/fast?id=cut HTTP/1.1\r\nContent-Length: 100000\r\n\r\n".to_vec();
+    sent.extend(std::iter::repeat_n(b'x', 50_000));
+    client.send_raw(&sent).await;
+    tokio::io::AsyncWriteExt::shutdown(&mut client.stream)
+        .await
+        .expect("FIN");
+    let response = client.read_response().await;
+    assert_eq!(response.status, 200, "{response:?}");
+    assert_eq!(response.header("connection"), Some("close"), "{response:?}");
+    assert_eq!(client.read_until_closed().await, (Vec::new(), Ending::Eof));
+    let closed = viewer.closed(response.conn_id()).await;
+    assert_eq!(closed.reason, CloseReason::PeerClosed, "{closed:?}");
+    assert_eq!(closed.bytes_in, sent.len() as u64, "{closed:?}");
+}
+
 /// Checks that `response` announced the close (`Connection: close`, no
 /// `Keep-Alive`) and that the record has its connection closed for a body
 /// left unread, with `close`; the close as recorded.

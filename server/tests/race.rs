@@ -87,6 +87,54 @@ async fn drop_fin_reads_the_next_request_and_closes_without_answering_it() {
     assert_eq!(again.get("/api/fast?id=next").await.status, 200);
 }
 
+/// `drop_fin` on a request with a body larger than the server reads with
+/// its head: the body is left unread, so the kernel answers the close with
+/// a RST, and the record says so (`close: rst`), with the bytes in short of
+/// those sent. (Found in review: recorded `close: fin`.)
+#[tokio::test]
+async fn drop_fin_on_a_request_whose_body_is_left_unread_is_a_reset() {
+    let (addr, _lab) = start_server().await;
+    let mut viewer = Viewer::connect(addr).await;
+    let mut client = Client::connect(addr).await;
+    let marked = client.get("/api/fast?next=drop_fin&id=mark").await;
+    assert_eq!(marked.status, 200);
+    let body = vec![b'x'; 100_000];
+    let sent = common::request_bytes("POST", "/api/fast?id=dropped", &body);
+    let written = client.try_send_raw(&sent).await;
+    let (bytes, ending) = client.read_until_closed().await;
+    assert!(
+        bytes.is_empty(),
+        "no answer: {:?}",
+        String::from_utf8_lossy(&bytes)
+    );
+    // The client sees the reset: in its read, or in a write after the close.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let after = client.try_send_raw(b"x").await;
+    assert!(
+        written.is_err()
+            || ending == Ending::Error(std::io::ErrorKind::ConnectionReset)
+            || after.is_err(),
+        "no reset seen: {ending:?}, {after:?}"
+    );
+    let closed = viewer.closed(marked.conn_id()).await;
+    assert_eq!(
+        closed.reason,
+        CloseReason::KeepAliveRace {
+            method: "POST".into(),
+            target: "/api/fast?id=dropped".into(),
+            close: RaceClose::Rst,
+            on_purpose: true,
+        },
+        "{closed:?}"
+    );
+    // The marking request and the head are a few hundred bytes; most of
+    // the body was never read.
+    assert!(
+        closed.bytes_in < sent.len() as u64,
+        "bytes left unread: {closed:?}"
+    );
+}
+
 #[tokio::test]
 async fn drop_rst_resets_the_connection_on_the_next_request() {
     let (addr, _lab) = start_server().await;

@@ -15,12 +15,12 @@
 
 use protocol::{
     AbortReason, AgentEvent, AgentOptions, AgentRequestSpec, AgentTarget, ClientMessage, CloseHow,
-    CloseMode, CloseReason, ConnId, ConnectionSnapshot, ErrorBody, FinishReason, FreeOutcome,
-    Initiator, LessonReport, MappingId, MiddleboxEvent, MiddleboxPatch, MiddleboxSettings,
-    MiddleboxView, OnExpiry, Participant, Party, PolicyPatch, Preset, RaceClose, RefreshCause,
-    RequestEvent, RequestId, RequestOutcome, RequestSnapshot, RoomPatch, RoomState, Scheduling,
-    ServerEvent, ServerPolicy, SessionGrant, SessionId, Side, SocketCloseReason, SocketEvent,
-    TcpKeepalive, TimeoutSource, UpgradeRole,
+    CloseMode, CloseReason, ConnId, ConnectionSnapshot, ErrorBody, FinishReason, FramingRule,
+    FreeOutcome, Initiator, LessonReport, MappingId, MiddleboxEvent, MiddleboxPatch,
+    MiddleboxSettings, MiddleboxView, OnExpiry, Participant, Party, PolicyPatch, Preset, RaceClose,
+    RefreshCause, RequestEvent, RequestId, RequestOutcome, RequestSnapshot, RoomPatch, RoomState,
+    Scheduling, ServerEvent, ServerPolicy, SessionGrant, SessionId, Side, SocketCloseReason,
+    SocketEvent, TcpKeepalive, TimeoutSource, UpgradeRole,
 };
 
 use std::cell::Cell;
@@ -514,6 +514,7 @@ macro_rules! names {
 names! {
     CloseMode { Header = "header", Fin = "fin", Rst = "rst", MidBody = "mid_body" }
     RaceClose { Fin = "fin", Rst = "rst" }
+    FramingRule { Http10Unsized = "http10_unsized", RequestFraming = "request_framing" }
     Initiator { Client = "client", Server = "server" }
     UpgradeRole { Monitor = "monitor" }
     RequestOutcome { Completed = "completed", Aborted = "aborted", Upgraded = "upgraded" }
@@ -662,6 +663,9 @@ impl FromJson for CloseReason {
             },
             "records_unread" => CloseReason::RecordsUnread {
                 after: o.get("after"),
+            },
+            "framing_close" => CloseReason::FramingClose {
+                rule: o.get("rule"),
             },
             "hang_timeout" => CloseReason::HangTimeout,
             "server_close" => CloseReason::ServerClose {

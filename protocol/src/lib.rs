@@ -143,6 +143,7 @@ impl CloseMode {
 /// {"kind": "pipelined_unread", "after": {"kind": "max_requests"}, "method": "GET", "target": "/api/fast?id=3"}
 /// {"kind": "pipelined_unread", "after": {"kind": "server_close", "mode": "fin"}}
 /// {"kind": "records_unread", "after": {"kind": "keep_alive_off"}}
+/// {"kind": "framing_close", "rule": "request_framing"}
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -208,6 +209,13 @@ pub enum CloseReason {
         /// close (`idle_timeout`, `session_ended`), where the plain ports
         /// say `keep_alive_race`.
         after: Box<CloseReason>,
+    },
+    /// HTTP's framing rules made the server close after its answer (which
+    /// said `Connection: close`): the client had not closed, and no policy
+    /// or endpoint asked for it.
+    FramingClose {
+        /// Which rule.
+        rule: FramingRule,
     },
     /// A request took longer than the server's hang timeout, so the server
     /// closed its connection without answering.
@@ -278,6 +286,7 @@ impl CloseReason {
             CloseReason::BodyUnread { .. } => "body_unread",
             CloseReason::PipelinedUnread { .. } => "pipelined_unread",
             CloseReason::RecordsUnread { .. } => "records_unread",
+            CloseReason::FramingClose { .. } => "framing_close",
             CloseReason::HangTimeout => "hang_timeout",
             CloseReason::HeaderReadTimeout => "header_read_timeout",
             CloseReason::ServerClose { .. } => "server_close",
@@ -315,6 +324,12 @@ impl CloseReason {
                 CloseReason::SessionEnded => "session ended; RST, TLS records unread",
                 _ => "server closed; RST, TLS records unread",
             },
+            CloseReason::FramingClose { rule } => match rule {
+                FramingRule::Http10Unsized => "HTTP/1.0 body of unknown length ends with the close",
+                FramingRule::RequestFraming => {
+                    "server closed by HTTP/1.1's framing rules (Transfer-Encoding with Content-Length)"
+                }
+            },
             CloseReason::HangTimeout => "hang timeout",
             CloseReason::ServerClose { mode } => match mode {
                 CloseMode::Header => "server closed (Connection: close)",
@@ -332,6 +347,29 @@ impl CloseReason {
             CloseReason::Error { .. } => "error",
         }
     }
+}
+
+/// The framing rule behind a [`CloseReason::FramingClose`].
+///
+/// ```json
+/// "http10_unsized"
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FramingRule {
+    /// An HTTP/1.0 request kept alive (`Connection: keep-alive`) whose
+    /// answer has no length: HTTP/1.0 has no chunked bodies, so the body
+    /// ends with the close (RFC 9112 §6.3, rule 8; §9.3).
+    Http10Unsized,
+    /// The server closed after answering though neither the client, the
+    /// policy nor an endpoint asked, and the answer had a length: a rule of
+    /// HTTP/1.1 about the request's framing. The one such rule the server
+    /// (hyper) applies: a request with both `Transfer-Encoding` and
+    /// `Content-Length` (RFC 9112 §6.1, §6.3 rule 3: it may be a request
+    /// smuggled past a proxy), after which it must close. Seen only as the
+    /// connection ends (hyper keeps no `Content-Length` with a
+    /// `Transfer-Encoding`), so its answer may also carry `Keep-Alive`.
+    RequestFraming,
 }
 
 /// How the server closed in a [`CloseReason::KeepAliveRace`].
@@ -1626,6 +1664,12 @@ mod tests {
             },
             CloseReason::RecordsUnread {
                 after: Box::new(CloseReason::KeepAliveOff),
+            },
+            CloseReason::FramingClose {
+                rule: FramingRule::Http10Unsized,
+            },
+            CloseReason::FramingClose {
+                rule: FramingRule::RequestFraming,
             },
             CloseReason::HangTimeout,
             CloseReason::HeaderReadTimeout,

@@ -28,8 +28,8 @@ use bytes::Bytes;
 use futures_util::task::AtomicWaker;
 use http_body::{Frame, SizeHint};
 use protocol::{
-    CloseMode, CloseReason, ConnId, Initiator, RaceClose, RequestId, RequestOutcome, ServerEvent,
-    ServerPolicy, SessionId, UpgradeRole, headers,
+    CloseMode, CloseReason, ConnId, FramingRule, Initiator, RaceClose, RequestId, RequestOutcome,
+    ServerEvent, ServerPolicy, SessionId, UpgradeRole, headers,
 };
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
@@ -54,6 +54,8 @@ const PLANNED_CLIENT: u8 = 3;
 const PLANNED_BODY_UNREAD: u8 = 4;
 /// `/api/close?mode=header` answered with `Connection: close`.
 const PLANNED_SERVER_CLOSE: u8 = 5;
+/// HTTP's framing rules: [`FramingRule::Http10Unsized`].
+const PLANNED_HTTP10_UNSIZED: u8 = 6;
 
 /// The most of a request body the server reads and throws away, when an
 /// endpoint answered without reading it, to keep the connection for the
@@ -1043,6 +1045,7 @@ impl Conn {
             client_closes: false,
             has_origin: false,
             has_body,
+            http10: false,
             bytes_marked: false,
             head: None,
         }
@@ -1427,7 +1430,16 @@ impl Conn {
                 Some(CloseReason::BodyUnread { .. }) if self.saw_eof.load(Ordering::Relaxed) => {
                     CloseReason::PeerClosed
                 }
-                planned => planned.unwrap_or(CloseReason::PeerClosed),
+                Some(planned) => planned,
+                // hyper closed after an answer, unasked and before the
+                // client's FIN: HTTP/1.1's rule for a request with both
+                // lengths (found in review: `peer_closed`).
+                None if !self.saw_eof.load(Ordering::Relaxed) && !self.is_http2() => {
+                    CloseReason::FramingClose {
+                        rule: FramingRule::RequestFraming,
+                    }
+                }
+                None => CloseReason::PeerClosed,
             }),
             // The client's FIN, or (HTTP/2) its `GOAWAY` with an error code,
             // which h2 ends the connection on as an error (found in review:
@@ -1468,6 +1480,9 @@ impl Conn {
             }),
             PLANNED_SERVER_CLOSE => Some(CloseReason::ServerClose {
                 mode: CloseMode::Header,
+            }),
+            PLANNED_HTTP10_UNSIZED => Some(CloseReason::FramingClose {
+                rule: FramingRule::Http10Unsized,
             }),
             _ => None,
         }
@@ -1511,7 +1526,7 @@ impl Conn {
     fn apply_keep_alive(
         &self,
         seq: u32,
-        client_closes: bool,
+        (client_closes, framing): (bool, Option<FramingRule>),
         headers: &mut axum::http::HeaderMap,
         policy: &ServerPolicy,
     ) {
@@ -1549,7 +1564,13 @@ impl Conn {
         } else if policy.max_requests.is_some_and(|max| seq >= max) {
             PLANNED_MAX_REQUESTS
         } else {
-            PLANNED_NONE
+            // hyper closes after this answer whatever the headers say
+            // (found in review: the answer said keep-alive, the record
+            // `peer_closed`): it says so, and the record says why.
+            match framing {
+                Some(FramingRule::Http10Unsized) => PLANNED_HTTP10_UNSIZED,
+                Some(FramingRule::RequestFraming) | None => PLANNED_NONE,
+            }
         };
         if close != PLANNED_NONE {
             // The reason only once the connection ends as announced (see
@@ -1716,6 +1737,9 @@ pub struct RequestGuard {
     /// The request came with a body: the bytes after its head are its own
     /// ([`Conn::mark_request_bytes`]).
     has_body: bool,
+    /// An HTTP/1.0 request kept alive: an answer without a length ends with
+    /// the close ([`FramingRule::Http10Unsized`]).
+    http10: bool,
     /// The connection's bytes in were marked as this request's when its
     /// response was handed over whole ([`Conn::h1_park`]): bytes read after
     /// that are the next request's, not to be marked again at its end.
@@ -1754,6 +1778,12 @@ impl RequestGuard {
     /// Notes that the request carried an `Origin` header.
     pub fn has_origin(&mut self) {
         self.has_origin = true;
+    }
+
+    /// Notes that the request was HTTP/1.0 (kept alive, unless it asked to
+    /// close: [`RequestGuard::client_closes`]).
+    pub fn http10(&mut self) {
+        self.http10 = true;
     }
 
     /// Holds `permit` until the request ends.
@@ -1838,9 +1868,23 @@ impl RequestGuard {
         if self.upgraded {
             self.ctx.conn.upgraded.store(true, Ordering::Relaxed);
         } else {
+            let framing = if self.http10
+                && http_body::Body::size_hint(&body).exact().is_none()
+                && !parts
+                    .headers
+                    .contains_key(axum::http::header::CONTENT_LENGTH)
+            {
+                // Told as HTTP/1.0 already (hyper would answer a 1.0 client
+                // so anyway): an HTTP/1.1 head would have hyper add
+                // `keep-alive` to the `Connection: close` below.
+                parts.version = axum::http::Version::HTTP_10;
+                Some(FramingRule::Http10Unsized)
+            } else {
+                None
+            };
             self.ctx.conn.apply_keep_alive(
                 self.ctx.seq,
-                self.client_closes,
+                (self.client_closes, framing),
                 &mut parts.headers,
                 policy,
             );

@@ -795,6 +795,8 @@ impl Handler {
         );
         if client_closes(&request, head.connection) {
             guard.client_closes();
+        } else if request.version() == hyper::Version::HTTP_10 {
+            guard.http10();
         }
         if head.origin.is_some() {
             guard.has_origin();

@@ -8,7 +8,9 @@ mod common;
 use common::{Client, Ending, Viewer, start_server, wait_for_hangs};
 use keepalive_lab_server::endpoints::MID_BODY_BYTES;
 use keepalive_lab_server::sessions::Owner;
-use protocol::{CloseMode, CloseReason, PolicyPatch, RaceClose, RequestOutcome, ServerEvent};
+use protocol::{
+    CloseMode, CloseReason, FramingRule, PolicyPatch, RaceClose, RequestOutcome, ServerEvent,
+};
 
 #[tokio::test]
 async fn max_requests_closes_after_the_last_allowed_response() {
@@ -1159,6 +1161,73 @@ async fn an_upload_cut_by_the_clients_fin_is_the_clients_close() {
     let closed = viewer.closed(response.conn_id()).await;
     assert_eq!(closed.reason, CloseReason::PeerClosed, "{closed:?}");
     assert_eq!(closed.bytes_in, sent.len() as u64, "{closed:?}");
+}
+
+/// Closes HTTP's framing rules make the server's own, not the client's:
+/// an HTTP/1.0 request (`ab -k`, `curl -0`) kept alive whose answer has no
+/// length (a drip: HTTP/1.0 has no chunks, so its body ends with the
+/// close), and a request with both `Transfer-Encoding` and `Content-Length`
+/// (RFC 9112 §6.3: the server must close after answering). The answer
+/// says `Connection: close` (the HTTP/1.0 one no `Keep-Alive` either; the
+/// other's is hyper's own, seen only at the close), the server closes first
+/// (the client has sent no FIN), and the record says which rule. (Found in
+/// review: the answer promised keep-alive and the record said
+/// `peer_closed`.) An HTTP/1.0 answer of known length stays kept alive.
+#[tokio::test]
+async fn closes_the_framing_rules_make_are_the_servers_and_say_which() {
+    let (addr, _lab) = start_server().await;
+    let mut viewer = Viewer::connect(addr).await;
+    let cases: [(&str, &[u8], FramingRule); 2] = [
+        (
+            "an HTTP/1.0 answer without a length",
+            b"GET /api/drip?bytes=64&chunks=2&interval_ms=10 HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+            FramingRule::Http10Unsized,
+        ),
+        (
+            "a request with both lengths",
+            b"POST /api/fast HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+            FramingRule::RequestFraming,
+        ),
+    ];
+    for (case, bytes, rule) in cases {
+        let mut client = Client::connect(addr).await;
+        let conn = viewer.opened_from(client.local_addr()).await;
+        client.send_raw(bytes).await;
+        let (answer, ending) = client.read_until_closed().await;
+        assert_eq!(ending, Ending::Eof, "{case}");
+        let answer = String::from_utf8_lossy(&answer).to_ascii_lowercase();
+        assert!(
+            answer.contains("\r\nconnection: close\r\n"),
+            "{case}: {answer}"
+        );
+        if rule == FramingRule::Http10Unsized {
+            assert!(!answer.contains("\r\nkeep-alive:"), "{case}: {answer}");
+        }
+        let closed = viewer.closed(conn).await;
+        assert_eq!(
+            closed.reason,
+            CloseReason::FramingClose { rule },
+            "{case}: {closed:?}"
+        );
+        assert_eq!(closed.requests, 1, "{case}");
+    }
+    let mut sized = Client::connect(addr).await;
+    sized
+        .send_raw(b"GET /api/fast?id=sized HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        .await;
+    let head = read_head(&mut sized).await.to_ascii_lowercase();
+    assert!(head.contains("connection: keep-alive\r\n"), "{head}");
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length: "))
+        .and_then(|l| l.parse().ok())
+        .expect("a length");
+    let mut body = vec![0; length];
+    tokio::io::AsyncReadExt::read_exact(&mut sized.stream, &mut body)
+        .await
+        .expect("the body");
+    let next = sized.get("/api/fast?id=after-sized").await;
+    assert_eq!(next.status, 200, "kept alive");
 }
 
 /// Checks that `response` announced the close (`Connection: close`, no

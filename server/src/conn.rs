@@ -2430,7 +2430,9 @@ pub fn request_line(bytes: &[u8]) -> (String, String) {
 
 /// A request target as the lab records and shows it: truncated to
 /// [`protocol::MAX_TARGET_LEN`], and with the value of any `key=` parameter
-/// blanked to `key=…`.
+/// blanked to `key=…`, and of `replaces=` (`POST /api/sessions`: the
+/// session a reload replaces, which still acts in the room until the new
+/// one's page connects) to `replaces=…`.
 ///
 /// Fix (found by `tests/isolation.rs`): the instructor's page opens
 /// `/api/events?key=KEY`, and that request's target went verbatim into
@@ -2438,7 +2440,7 @@ pub fn request_line(bytes: &[u8]) -> (String, String) {
 /// host is shown (an unattributed connection from its own address): the
 /// key, which grants the whole server, reached a participant.
 pub fn recorded_target(target: &str) -> String {
-    blanked(target, &["key"])
+    blanked(target, &["key", "replaces"])
 }
 
 /// `target` truncated, with the values of the parameters named `names`

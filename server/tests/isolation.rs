@@ -1987,6 +1987,18 @@ async fn a_reloads_session_takes_over_its_predecessors_place_in_the_room() {
     // The reload, from the learner's address.
     let second = session_replacing(addr, ip(2), &first).await;
     assert_ne!(second, first);
+    // Its request is recorded with the old id blanked: whoever watches its
+    // address (another learner behind the same NAT) must not learn an id
+    // that still acts in the room (found in review).
+    instructor.request_started("/api/sessions?replaces=…").await;
+    assert!(
+        !instructor.seen.iter().any(|e| matches!(
+            e,
+            ServerEvent::RequestStarted { target, .. }
+                if target.starts_with("/api/sessions") && target.contains(&first)
+        )),
+        "the replaced session's id was recorded"
+    );
     let left = instructor
         .next_matching("the old session's leaving", |e| {
             matches!(e, ServerEvent::ParticipantLeft { .. })

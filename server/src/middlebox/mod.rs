@@ -41,7 +41,9 @@
 //! but on Linux it sees `tcpi_segs_in` rise on its sockets. It polls `TCP_INFO`
 //! every fifth of the timeout in force (at least every 10 ms, at most every
 //! second) and once more just before expiring a mapping, so a probe is
-//! credited at most one poll interval late. Elsewhere probes cannot be seen,
+//! credited at most one poll interval late. A mapping that expired and
+//! lingers polls at least 250 ms apart (`mapping::POLL_FORGOTTEN_MIN`): a
+//! client's probe to it is answered with its reset up to that late. Elsewhere probes cannot be seen,
 //! and the middlebox says so (`probes_visible: false`) instead of pretending.
 //!
 //! # Time scale

@@ -912,8 +912,13 @@ impl Conn {
         let now = self.counters.bytes_in();
         let end = self.head_end_in.load(Ordering::Relaxed);
         if !has_body && end != 0 && end < now {
+            // Timed from now (the answer, or the request's start), not from
+            // the read that brought it: a head behind a request slower than
+            // the guard would be cut the moment that one is answered (found
+            // in review). The clock is read in this rare case only.
+            let at = self.lab.tracker().clock().now_us();
             self.head_since_us.store(
-                self.head_end_read_us.load(Ordering::Relaxed),
+                self.head_end_read_us.load(Ordering::Relaxed).max(at),
                 Ordering::Relaxed,
             );
             self.bytes_in_mark.store(end, Ordering::Release);
@@ -1523,13 +1528,14 @@ impl Conn {
     /// (hyper writes the `Connection: close`); when the request's body is
     /// still unread (longer than [`DRAIN_LIMIT`], or a refused request), the
     /// response says `Connection: close`.
+    /// Returns whether the answer now says `Connection: close`.
     fn apply_keep_alive(
         &self,
         seq: u32,
         (client_closes, framing): (bool, Option<FramingRule>),
         headers: &mut axum::http::HeaderMap,
         policy: &ServerPolicy,
-    ) {
+    ) -> bool {
         use axum::http::header::CONNECTION;
         if self.http2.load(Ordering::Relaxed) {
             // Connection-specific headers are illegal in HTTP/2 (RFC 9113
@@ -1537,20 +1543,20 @@ impl Conn {
             // the serve loop sends once told (`keep_alive` and
             // `advertise_keep_alive` have no HTTP/2 counterpart).
             self.h2_goaway_if_max(seq, policy);
-            return;
+            return false;
         }
         let closing_already = headers
             .get(CONNECTION)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.eq_ignore_ascii_case("close"));
         if closing_already {
-            return; // the handler decided (and set the reason)
+            return true; // the handler decided (and set the reason)
         }
         let body_unread = self.body_unfinished.load(Ordering::Relaxed);
         if client_closes && !body_unread {
             // hyper answers it with `Connection: close`, then closes.
             self.planned_close.store(PLANNED_CLIENT, Ordering::Relaxed);
-            return;
+            return false;
         }
         let close = if body_unread {
             // hyper could not find the next request's head without reading
@@ -1577,7 +1583,9 @@ impl Conn {
             // `planned_close`).
             self.planned_close.store(close, Ordering::Relaxed);
             headers.insert(CONNECTION, HeaderValue::from_static("close"));
-        } else if policy.advertise_keep_alive {
+            return true;
+        }
+        if policy.advertise_keep_alive {
             // Whole seconds, rounded down: a client that trusts the header
             // (Node's agent keeps a free socket until `timeout` less its
             // buffer) must not be told the connection outlives the idle
@@ -1589,6 +1597,7 @@ impl Conn {
                 headers.insert(KEEP_ALIVE, value);
             }
         }
+        false
     }
 }
 
@@ -1874,20 +1883,25 @@ impl RequestGuard {
                     .headers
                     .contains_key(axum::http::header::CONTENT_LENGTH)
             {
-                // Told as HTTP/1.0 already (hyper would answer a 1.0 client
-                // so anyway): an HTTP/1.1 head would have hyper add
-                // `keep-alive` to the `Connection: close` below.
-                parts.version = axum::http::Version::HTTP_10;
                 Some(FramingRule::Http10Unsized)
             } else {
                 None
             };
-            self.ctx.conn.apply_keep_alive(
+            let closes = self.ctx.conn.apply_keep_alive(
                 self.ctx.seq,
                 (self.client_closes, framing),
                 &mut parts.headers,
                 policy,
             );
+            if closes && self.http10 {
+                // Told as HTTP/1.0 already (hyper answers a 1.0 client so
+                // anyway): on an HTTP/1.1 head hyper adds `keep-alive` to
+                // the `Connection: close` of a client that asked for it
+                // (found in review, under `max_requests`). Only when
+                // closing: an HTTP/1.0 head without `keep-alive` is one
+                // hyper does not keep.
+                parts.version = axum::http::Version::HTTP_10;
+            }
         }
         let h = &mut parts.headers;
         h.insert(X_CONN_ID, number_value(self.ctx.conn.id.0));
@@ -2424,7 +2438,7 @@ pub fn request_line(bytes: &[u8]) -> (String, String) {
     // blanked as well as its `key=` (found in review: a page's next request,
     // raced at an idle close, showed its session, the capability, to every
     // anonymous viewer on the same address).
-    let target = blanked(words.next().unwrap_or(""), &["key", "session"]);
+    let target = blanked(words.next().unwrap_or(""), &["key", "session", "replaces"]);
     (method, target)
 }
 
@@ -2675,10 +2689,18 @@ mod tests {
             request_line(b"GET /api/fast?id=b2-1&session=s-abc&k%65y=K HTTP/1.1\r\nHost: x\r\n");
         assert_eq!(method, "GET");
         assert_eq!(target, "/api/fast?id=b2-1&session=…&key=…");
-        // A request that was read keeps its session (it is its owner's).
+        // Nor the session a reload replaces (found in review).
+        let (_, target) = request_line(b"POST /api/sessions?replaces=s-abc HTTP/1.1\r\n");
+        assert_eq!(target, "/api/sessions?replaces=…");
+        // A request that was read keeps its session (it is its owner's), not
+        // the one it replaces.
         assert_eq!(
             recorded_target("/api/fast?session=s-abc&key=K"),
             "/api/fast?session=s-abc&key=…"
+        );
+        assert_eq!(
+            recorded_target("/api/sessions?replaces=s-abc"),
+            "/api/sessions?replaces=…"
         );
     }
 

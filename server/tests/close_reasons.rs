@@ -1175,7 +1175,7 @@ async fn an_upload_cut_by_the_clients_fin_is_the_clients_close() {
 /// `peer_closed`.) An HTTP/1.0 answer of known length stays kept alive.
 #[tokio::test]
 async fn closes_the_framing_rules_make_are_the_servers_and_say_which() {
-    let (addr, _lab) = start_server().await;
+    let (addr, lab) = start_server().await;
     let mut viewer = Viewer::connect(addr).await;
     let cases: [(&str, &[u8], FramingRule); 2] = [
         (
@@ -1211,6 +1211,19 @@ async fn closes_the_framing_rules_make_are_the_servers_and_say_which() {
         );
         assert_eq!(closed.requests, 1, "{case}");
     }
+    // A close the policy plans, to an HTTP/1.0 client that asked to keep
+    // the connection: `Connection: close` alone (found in review: hyper
+    // added `keep-alive` to it on an HTTP/1.1 head).
+    common::policy_for_close(&lab, &CloseReason::MaxRequests, 1);
+    let mut last = Client::connect(addr).await;
+    last.send_raw(b"GET /api/fast?id=last HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        .await;
+    let (answer, _) = last.read_until_closed().await;
+    let answer = String::from_utf8_lossy(&answer).to_ascii_lowercase();
+    assert!(answer.contains("\r\nconnection: close\r\n"), "{answer}");
+    let (conn, _) = viewer.request_started("/api/fast?id=last").await;
+    assert_eq!(viewer.closed(conn).await.reason, CloseReason::MaxRequests);
+    common::policy_for_close(&lab, &CloseReason::MaxRequests, 100);
     let mut sized = Client::connect(addr).await;
     sized
         .send_raw(b"GET /api/fast?id=sized HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")

@@ -861,6 +861,29 @@ async fn a_head_pipelined_in_the_same_read_as_the_request_before_is_arriving_not
     }
 }
 
+/// A head pipelined behind a request slower than the header-read guard
+/// is timed from that request's answer, not from the read that brought it:
+/// finished soon after the answer, it is answered too. (Found in review:
+/// timed from its read, it was cut the moment the slow one was answered.)
+#[tokio::test]
+async fn a_head_pipelined_behind_a_slow_request_is_timed_from_its_answer() {
+    const GUARD: Duration = Duration::from_millis(400);
+    let mut sent = common::request_bytes("GET", "/api/slow?ms=800", b"");
+    sent.extend_from_slice(b"GET /api/fast?id=behind HTTP/1.1\r\nX-A: b");
+    let (mut viewer, mut client, conn) = sent_in_one_write(GUARD, GUARD, &sent).await;
+    assert_eq!(client.read_response().await.status, 200);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    client.send_raw(b"\r\n\r\n").await;
+    assert_eq!(
+        client.read_response().await.status,
+        200,
+        "the head behind it"
+    );
+    let closed = viewer.closed(conn).await;
+    assert_eq!(closed.reason, CloseReason::IdleTimeout, "{closed:?}");
+    assert_eq!(closed.requests, 2, "{closed:?}");
+}
+
 /// A write of a test's client, and the answers to read after it.
 type Write = (Vec<u8>, u32);
 

@@ -139,9 +139,6 @@ pub struct Conn {
     /// yet: the requests whose bytes end at `head_end_in`. The one after
     /// them is the head that began there.
     heads_to_end: AtomicU32,
-    /// Server clock of that read: since when the next head has been
-    /// arriving.
-    head_end_read_us: AtomicU64,
     /// The watchdog's task, woken whenever the idle/busy state changes or the
     /// connection moves to another owner: the watchdog re-evaluates then. Not
     /// woken for a change made in [`Conn::watched_in`]'s task (see
@@ -384,7 +381,6 @@ impl Conn {
             head_since_us: AtomicU64::new(0),
             head_end_in: AtomicU64::new(0),
             heads_to_end: AtomicU32::new(0),
-            head_end_read_us: AtomicU64::new(0),
             activity: AtomicWaker::new(),
             epoch: AtomicU64::new(0),
             watched_in: OnceLock::new(),
@@ -905,22 +901,21 @@ impl Conn {
     /// Marks the bytes in as the current request's: all of them, or, for a
     /// request without a body whose head ended inside a read that also
     /// brought the next head's first bytes (`head_end_in`), those up to that
-    /// end. The rest is the next head, arriving since that read: a head
-    /// that then stops part-way is the header-read guard's, not the idle
-    /// timer's (the wire: the client began a request and did not finish it).
+    /// end. The rest is the next head, arriving, timed from now (the
+    /// request's answer): a head that then stops part-way is the
+    /// header-read guard's, not the idle timer's (the wire: the client began
+    /// a request and did not finish it).
     fn mark_request_bytes(&self, has_body: bool) {
         let now = self.counters.bytes_in();
         let end = self.head_end_in.load(Ordering::Relaxed);
         if !has_body && end != 0 && end < now {
-            // Timed from now (the answer, or the request's start), not from
-            // the read that brought it: a head behind a request slower than
-            // the guard would be cut the moment that one is answered (found
-            // in review). The clock is read in this rare case only.
+            // Timed from now (the answer; at a request's start, replaced at
+            // its answer), not from the read that brought it: a head behind
+            // a request slower than the guard would be cut the moment that
+            // one is answered (found in review). The clock is read in this
+            // rare case only (bench figure 1).
             let at = self.lab.tracker().clock().now_us();
-            self.head_since_us.store(
-                self.head_end_read_us.load(Ordering::Relaxed).max(at),
-                Ordering::Relaxed,
-            );
+            self.head_since_us.store(at, Ordering::Relaxed);
             self.bytes_in_mark.store(end, Ordering::Release);
         } else {
             self.bytes_in_mark.store(now, Ordering::Release);
@@ -943,12 +938,11 @@ impl Conn {
         self.mark_request_bytes(has_body);
     }
 
-    /// Plain HTTP/1.1: `read`, just read when `bytes_in` was `was`, at
-    /// `now`. A read that ends inside a head after one or more heads ended
+    /// Plain HTTP/1.1: `read`, just read when `bytes_in` was `was`. A read that ends inside a head after one or more heads ended
     /// in it (a client that pipelines) sets `head_end_in` at the last of
     /// them. A read that ends a head (nearly every one) is looked at in its
     /// last four bytes only (bench figure 1).
-    fn note_read(&self, read: &[u8], was: u64, now: protocol::Micros) {
+    fn note_read(&self, read: &[u8], was: u64) {
         const END: &[u8] = b"\r\n\r\n";
         if read.ends_with(END) {
             return;
@@ -967,7 +961,6 @@ impl Conn {
         };
         let end = was + last as u64;
         self.head_end_in.store(end, Ordering::Relaxed);
-        self.head_end_read_us.store(now, Ordering::Relaxed);
         let left = self.heads_to_end.load(Ordering::Relaxed);
         self.heads_to_end
             .store(left.saturating_add(count), Ordering::Relaxed);
@@ -2576,7 +2569,7 @@ impl AsyncRead for TrackedStream {
                         && !conn.body_unfinished.load(Ordering::Relaxed)
                         && !conn.upgraded.load(Ordering::Relaxed)
                     {
-                        conn.note_read(&buf.filled()[before..], was, now);
+                        conn.note_read(&buf.filled()[before..], was);
                     }
                     if was == conn.bytes_in_mark.load(Ordering::Relaxed) {
                         // The first bytes since the last request: a head (or

@@ -1525,7 +1525,7 @@ impl Conn {
     fn apply_keep_alive(
         &self,
         seq: u32,
-        (client_closes, framing): (bool, Option<FramingRule>),
+        (client_closes, unsized_http10): (bool, bool),
         headers: &mut axum::http::HeaderMap,
         policy: &ServerPolicy,
     ) -> bool {
@@ -1562,14 +1562,14 @@ impl Conn {
             PLANNED_KEEP_ALIVE_OFF
         } else if policy.max_requests.is_some_and(|max| seq >= max) {
             PLANNED_MAX_REQUESTS
+        } else if unsized_http10 {
+            // An HTTP/1.0 answer without a length ends with the close:
+            // hyper closes after it whatever the headers say (found in
+            // review: the answer said keep-alive, the record `peer_closed`),
+            // so it says so, and the record says why.
+            PLANNED_HTTP10_UNSIZED
         } else {
-            // hyper closes after this answer whatever the headers say
-            // (found in review: the answer said keep-alive, the record
-            // `peer_closed`): it says so, and the record says why.
-            match framing {
-                Some(FramingRule::Http10Unsized) => PLANNED_HTTP10_UNSIZED,
-                Some(FramingRule::RequestFraming) | None => PLANNED_NONE,
-            }
+            PLANNED_NONE
         };
         if close != PLANNED_NONE {
             // The reason only once the connection ends as announced (see
@@ -1870,19 +1870,14 @@ impl RequestGuard {
         if self.upgraded {
             self.ctx.conn.upgraded.store(true, Ordering::Relaxed);
         } else {
-            let framing = if self.http10
+            let unsized_http10 = self.http10
                 && http_body::Body::size_hint(&body).exact().is_none()
                 && !parts
                     .headers
-                    .contains_key(axum::http::header::CONTENT_LENGTH)
-            {
-                Some(FramingRule::Http10Unsized)
-            } else {
-                None
-            };
+                    .contains_key(axum::http::header::CONTENT_LENGTH);
             let closes = self.ctx.conn.apply_keep_alive(
                 self.ctx.seq,
-                (self.client_closes, framing),
+                (self.client_closes, unsized_http10),
                 &mut parts.headers,
                 policy,
             );

@@ -88,6 +88,20 @@ const X_REQUEST_ID: HeaderName = HeaderName::from_static(headers::REQUEST_ID);
 const TIMING_ALLOW_ORIGIN: HeaderName = HeaderName::from_static("timing-allow-origin");
 const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 
+/// Whether a client charged to `ip` is the lab's own machine, whose
+/// requests without a session share the anonymous scope: loopback only. Not
+/// the lab's own LAN address (the join link's), though a browser on the
+/// lab's machine may use it: over plain HTTP to a LAN address a browser
+/// sends neither `Origin` nor `Sec-Fetch-Site` for an `<img>`, so a page of
+/// another site open in that browser could act in the scope unseen (the
+/// hostile-room review of December 5, 2026). To loopback, a potentially
+/// trustworthy origin, Chromium sends `Sec-Fetch-Site`, which
+/// `listener::Handler::foreign` reads. A page opened at the join link gets
+/// its own session, as every participant's does.
+pub fn labs_own_machine(ip: std::net::IpAddr) -> bool {
+    ip.to_canonical().is_loopback()
+}
+
 /// One open TCP connection as the lab tracks it.
 #[derive(Debug)]
 pub struct Conn {
@@ -427,13 +441,11 @@ impl Conn {
         }
     }
 
-    /// Whether its client is on the lab's own machine: a loopback address,
-    /// or the lab's own address that it connected to (a page on the lab's
-    /// machine opened at the join link). Through the lab's middlebox or an
-    /// agent, the client it serves, whose address is all the lab knows.
+    /// Whether its client is on the lab's own machine: a loopback address.
+    /// Through the lab's middlebox or an agent, the client it serves, whose
+    /// address is all the lab knows. See [`labs_own_machine`].
     pub fn from_labs_machine(&self) -> bool {
-        let ip = self.charged.to_canonical();
-        ip.is_loopback() || (self.via.is_none() && ip == self.local.ip().to_canonical())
+        labs_own_machine(self.charged)
     }
 
     /// Through what the lab made this connection for a client (its
@@ -2656,6 +2668,31 @@ impl AsyncWrite for TrackedStream {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_loopback_is_the_labs_own_machine_not_its_lan_address() {
+        use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+        for own in [
+            IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2)),
+            IpAddr::V6(Ipv6Addr::LOCALHOST),
+            // IPv4 loopback on a dual-stack socket.
+            IpAddr::V6(Ipv4Addr::LOCALHOST.to_ipv6_mapped()),
+        ] {
+            assert!(labs_own_machine(own), "{own}");
+        }
+        // A LAN address, even the lab's own (the join link's), is not:
+        // a browser sends it no `Sec-Fetch-Site` over plain HTTP.
+        for other in [
+            IpAddr::V4(Ipv4Addr::new(192, 168, 1, 20)),
+            IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)),
+            IpAddr::V6(Ipv4Addr::new(192, 168, 1, 20).to_ipv6_mapped()),
+            IpAddr::V6(Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 1)),
+            IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        ] {
+            assert!(!labs_own_machine(other), "{other}");
+        }
+    }
 
     #[test]
     fn bytes_left_are_named_as_a_request_only_when_they_begin_with_its_line() {

@@ -329,12 +329,21 @@ async fn b_on_another_machine_cannot_inject_a_single_row_into_a_view() {
             .await;
         assert_eq!(forged.status, 403, "{guess}: {}", forged.text());
         forged.error_body();
-        // Without a session: B here is at the lab's own address, which is
-        // the lab's machine (the join link opened on it), so served in the
-        // anonymous scope; another machine's is refused
-        // (`from_another_machine_the_api_needs_a_session`).
+        // Without a session: refused, though B here is at the lab's own
+        // LAN address (the join link's, which a browser on the lab's
+        // machine may use): over plain HTTP to it a browser sends no
+        // `Sec-Fetch-Site`, so another site's page there could act in the
+        // anonymous scope; only loopback is the lab's machine
+        // (`conn::labs_own_machine`).
         let bare = b_client.get("/api/fast?id=z").await;
-        assert_eq!(bare.status, 200, "{}", bare.text());
+        assert_eq!(bare.status, 403, "{}", bare.text());
+        assert!(
+            bare.error_body()
+                .error
+                .contains("needs a session except over loopback"),
+            "{}",
+            bare.text()
+        );
         let next = b_client.get(&format!("/api/fast?id=y&session={b}")).await;
         assert_eq!(next.status, 200);
         instructor.timeline(next.request_id()).await;
@@ -1793,7 +1802,12 @@ async fn a_connection_through_the_middlebox_is_shown_on_its_clients_machine_not_
     let mut client = Client::from_stream(common::connect_from(via, lan).await);
     let through = client.get("/api/fast?id=through").await;
     assert_eq!(through.status, 403, "{}", through.text());
-    assert!(through.error_body().error.contains("another machine"));
+    assert!(
+        through
+            .error_body()
+            .error
+            .contains("needs a session except over loopback")
+    );
     let started = |tag: &'static str| move |e: &ServerEvent| matches!(e, ServerEvent::RequestStarted { target, .. } if target.contains(tag));
     clients_machine
         .next_matching(

@@ -385,7 +385,8 @@ pub fn unknown_session(id: &SessionId) -> ApiError {
 }
 
 /// The refusal for an API request without a session from another machine
-/// (not the lab's own: through the lab's middlebox, its client's address).
+/// (not loopback, `conn::labs_own_machine`, even the lab's own LAN address;
+/// through the lab's middlebox, its client's address).
 /// The anonymous scope is the lab machine's: a room shares one server, and
 /// a scope every laptop shared would let one of them (or another site's page
 /// a participant visits, whose `<img src>` over a workshop's plain HTTP
@@ -394,18 +395,19 @@ pub fn unknown_session(id: &SessionId) -> ApiError {
 /// issues for that.
 pub fn session_needed() -> ApiError {
     ApiError::forbidden(
-        "from another machine, the API needs a session: requests without one are \
-         the lab machine's own (the anonymous scope)",
-        "open the lab's page (it gets a session when it loads); from a terminal, \
-         POST /api/sessions and send the id it returns as session=… on each request; \
-         the instructor sends the key (key=… or Authorization: Bearer …)",
+        "the API needs a session except over loopback: requests without one are \
+         the lab machine's own (the anonymous scope), from 127.0.0.1, [::1] or localhost",
+        "open the lab's page (it gets a session when it loads); on the lab's own \
+         machine, loopback (http://localhost:PORT/) needs none; from a terminal \
+         elsewhere, POST /api/sessions and send the id it returns as session=… on each \
+         request; the instructor sends the key (key=… or Authorization: Bearer …)",
     )
     .on_socket(SESSION_NEEDED_ON_SOCKET)
 }
 
 /// [`session_needed`] as an events socket's close reason (1008).
 pub const SESSION_NEEDED_ON_SOCKET: &str =
-    "from another machine the events need a session: open the lab's page, or add session=…";
+    "the events need a session except over loopback: open the lab's page, or add session=…";
 
 /// The refusal for a session a reload of its tab took the place of
 /// ([`Sessions::issue_replacing`]) while something of it was still open:

@@ -88,18 +88,54 @@ const X_REQUEST_ID: HeaderName = HeaderName::from_static(headers::REQUEST_ID);
 const TIMING_ALLOW_ORIGIN: HeaderName = HeaderName::from_static("timing-allow-origin");
 const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 
-/// Whether a client charged to `ip` is the lab's own machine, whose
-/// requests without a session share the anonymous scope: loopback only. Not
-/// the lab's own LAN address (the join link's), though a browser on the
-/// lab's machine may use it: over plain HTTP to a LAN address a browser
-/// sends neither `Origin` nor `Sec-Fetch-Site` for an `<img>`, so a page of
-/// another site open in that browser could act in the scope unseen (the
-/// hostile-room review of December 5, 2026). To loopback, a potentially
-/// trustworthy origin, Chromium sends `Sec-Fetch-Site`, which
-/// `listener::Handler::foreign` reads. A page opened at the join link gets
-/// its own session, as every participant's does.
+/// Whether a client charged to `ip` is on the lab's own machine: loopback
+/// only. Not the lab's own LAN address (the join link's), though a browser
+/// on the lab's machine may use it: over plain HTTP to a LAN address a
+/// browser sends neither `Origin` nor `Sec-Fetch-Site` for an `<img>`, so a
+/// page of another site open in that browser could act in the anonymous
+/// scope unseen (the hostile-room review of December 5, 2026). A request
+/// is the lab machine's own only if its name is a loopback one as well
+/// ([`loopback_authority`]). A page opened at the join link gets its own
+/// session, as every participant's does.
 pub fn labs_own_machine(ip: std::net::IpAddr) -> bool {
     ip.to_canonical().is_loopback()
+}
+
+/// Whether a request addressed to `authority` (its `Host`, or an absolute
+/// target's or HTTP/2's `:authority`) names the lab by a loopback name or
+/// address: `localhost`, a name under `.localhost`, an address in 127/8 or
+/// `[::1]`; or names none (no `Host`: not a browser's). A browser sends
+/// `Sec-Fetch-Site` by the URL's host, not by where it leads: to these it
+/// does (potentially trustworthy origins), and `listener::Handler::foreign`
+/// refuses another site's; to another name of the lab (`--host-name`, the
+/// machine's own host name), even one that leads to 127.0.0.1, it sends
+/// neither that nor `Origin` for an `<img>` (found in review, Chromium 148).
+/// So over loopback too, only these are the lab machine's own.
+pub fn loopback_authority(authority: Option<&[u8]>) -> bool {
+    let Some(authority) = authority else {
+        return true;
+    };
+    // The host, without the port; bytes, no copy (every request without a
+    // session asks: bench figure 1's do).
+    let host = match authority.strip_prefix(b"[") {
+        Some(rest) => match rest.iter().position(|&b| b == b']') {
+            Some(end) => rest.get(..end).unwrap_or_default(),
+            None => return false,
+        },
+        None => authority.split(|&b| b == b':').next().unwrap_or_default(),
+    };
+    const LOCALHOST: &[u8] = b"localhost";
+    let under = host.len() > LOCALHOST.len()
+        && host
+            .get(host.len() - LOCALHOST.len() - 1..)
+            .is_some_and(|end| end.eq_ignore_ascii_case(b".localhost"));
+    if host.eq_ignore_ascii_case(LOCALHOST) || under {
+        return true;
+    }
+    std::str::from_utf8(host)
+        .ok()
+        .and_then(|h| h.parse::<std::net::IpAddr>().ok())
+        .is_some_and(|ip| ip.to_canonical().is_loopback())
 }
 
 /// One open TCP connection as the lab tracks it.
@@ -443,7 +479,9 @@ impl Conn {
 
     /// Whether its client is on the lab's own machine: a loopback address.
     /// Through the lab's middlebox or an agent, the client it serves, whose
-    /// address is all the lab knows. See [`labs_own_machine`].
+    /// address is all the lab knows. See [`labs_own_machine`]; a request is
+    /// the machine's own only if it also names the lab by a loopback name
+    /// ([`loopback_authority`]).
     pub fn from_labs_machine(&self) -> bool {
         labs_own_machine(self.charged)
     }
@@ -2668,6 +2706,37 @@ impl AsyncWrite for TrackedStream {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_loopback_name_or_none_is_the_labs_machines_own() {
+        for own in [
+            None,
+            Some("localhost:8080"),
+            Some("LOCALHOST"),
+            Some("lab.localhost:8080"),
+            Some("127.0.0.1:8080"),
+            Some("127.0.0.2"),
+            Some("[::1]:8080"),
+            Some("[::ffff:127.0.0.1]:8080"),
+        ] {
+            assert!(loopback_authority(own.map(str::as_bytes)), "{own:?}");
+        }
+        // Names that lead to 127.0.0.1 on the lab's machine (a
+        // `--host-name`, its own host name) and every other address.
+        for other in [
+            "lab.test:8080",
+            "vm",
+            "localhost.example:8080",
+            "notlocalhost",
+            "192.0.2.2:8080",
+            "[fe80::1]:8080",
+            "0.0.0.0:8080",
+            "",
+            "bad host",
+        ] {
+            assert!(!loopback_authority(Some(other.as_bytes())), "{other}");
+        }
+    }
 
     #[test]
     fn only_loopback_is_the_labs_own_machine_not_its_lan_address() {

@@ -154,8 +154,8 @@ impl Hangs {
     /// Releases the held requests `filter` selects (all of them when it is
     /// empty) among those `access` reaches, and says how many. The
     /// anonymous scope is the lab machine's (other machines need a session,
-    /// `sessions::session_needed`), but the machine reaches itself at more
-    /// than one host (loopback, its own LAN address), so a caller in it
+    /// `sessions::session_needed`), but the instructor's requests with the
+    /// key and no session are in it too, from any machine: a caller in it
     /// (from `from`, its client host) reaches only the hangs made from the
     /// same host.
     pub fn release(&self, filter: &ReleaseRequest, access: &Access, from: Option<IpAddr>) -> usize {

@@ -200,8 +200,8 @@ fn serve_connection(
                 return;
             }
         };
-        // Unknown (it cannot fail on an accepted socket), an address no peer
-        // has: never the lab's own machine (`Conn::from_labs_machine`).
+        // Unknown (it cannot fail on an accepted socket): an address no peer
+        // has.
         let local = stream.local_addr().unwrap_or(UNKNOWN_LOCAL);
         // Responses are small and latency is what the lab shows: no Nagle delay.
         let _ = stream.set_nodelay(true);
@@ -564,8 +564,8 @@ where
 }
 
 /// The lab's address for a connection whose own cannot be read: one no
-/// peer has, so that such a connection is never taken for the lab's own
-/// machine.
+/// peer has (it is compared with a request's `Host` and `Origin`,
+/// `Handler::foreign`).
 pub(crate) const UNKNOWN_LOCAL: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0);
 
@@ -717,6 +717,21 @@ fn connection_header<B>(request: &hyper::Request<B>) -> Option<String> {
         })
         .collect();
     (!values.is_empty()).then(|| values.join(", ").chars().take(64).collect())
+}
+
+/// The authority `request` is addressed to: an absolute-form target's or
+/// HTTP/2's `:authority`, else its `Host` (as `Handler::foreign` reads it).
+fn request_authority<B>(request: &hyper::Request<B>) -> Option<&[u8]> {
+    request
+        .uri()
+        .authority()
+        .map(|a| a.as_str().as_bytes())
+        .or_else(|| {
+            request
+                .headers()
+                .get(hyper::header::HOST)
+                .map(axum::http::HeaderValue::as_bytes)
+        })
 }
 
 /// Whether `request` asks to upgrade `/api/events` to a WebSocket (`GET`
@@ -1017,13 +1032,16 @@ impl Handler {
         // the accept, so through the lab's middlebox its client's machine.
         // Only where a scope is acted in: the room's endpoints need the
         // key (and say so), and an unknown path is a 404 that lists them.
+        // The lab's machine: over loopback, to a loopback name
+        // (`conn::loopback_authority`: to another name of the lab, even one
+        // that leads to 127.0.0.1, a browser sends no `Sec-Fetch-Site`, so
+        // another site's page could not be told apart; found in review).
         let path = request.uri().path();
-        if *owner == Owner::Anonymous
+        let outsider = *owner == Owner::Anonymous
             && !instructor
-            && !names_one
-            && routes::acts_in_a_scope(path)
-            && !self.conn.from_labs_machine()
-        {
+            && !(self.conn.from_labs_machine()
+                && crate::conn::loopback_authority(request_authority(request)));
+        if outsider && !names_one && routes::acts_in_a_scope(path) {
             return Err(crate::sessions::session_needed());
         }
         let counts = counts_for_owner(path);
@@ -1036,8 +1054,7 @@ impl Handler {
         // unknown path: each ends in an error, and a body the client never
         // sends could hold a place for 10 s; found in review): the scope is
         // the lab machine's.
-        if counts && !(*owner == Owner::Anonymous && (instructor || !self.conn.from_labs_machine()))
-        {
+        if counts && !(*owner == Owner::Anonymous && instructor) && !outsider {
             guard.hold(self.lab.sessions().enter(owner)?);
         }
         Ok(())

@@ -986,6 +986,58 @@ async fn another_machines_requests_take_no_place_in_the_anonymous_scope() {
     drop((held, registrations));
 }
 
+/// Over loopback too, only a request that names the lab by a loopback
+/// name is the lab machine's own: to another of its names (`--host-name`,
+/// or the machine's own host name, which may lead to 127.0.0.1) a browser
+/// sends neither `Origin` nor `Sec-Fetch-Site` for an `<img>`, so another
+/// site's page open on the lab's machine could act in the anonymous scope
+/// through it (found in review, Chromium 148: `<img
+/// src="http://lab.test:P/api/hang">` held a hang there).
+#[tokio::test]
+async fn a_host_name_that_leads_to_loopback_is_not_the_labs_own_machine() {
+    let mut config = common::config();
+    config.host_names = vec!["lab.test".to_owned()];
+    let (addr, lab) = start_server_with(config).await;
+    let named = format!("lab.test:{}", addr.port());
+    for (method, target) in [
+        ("GET", "/api/hang?id=via-name"),
+        ("GET", "/api/fast"),
+        ("GET", "/api/connections"),
+        ("PUT", "/api/config"),
+        ("GET", "/api/events"),
+    ] {
+        let mut client = Client::connect(addr).await;
+        client
+            .send_request_with(method, target, &[("Host", &named)], b"")
+            .await;
+        let refused = client.read_response().await;
+        assert_eq!(refused.status, 403, "{method} {target}: {}", refused.text());
+        let error = refused.error_body();
+        assert!(error.error.contains("needs a session"), "{error:?}");
+    }
+    assert!(lab.hangs().is_empty(), "no hang was held");
+    // Named by a loopback name or address, or not named (not a browser),
+    // it is the machine's own; by the other name, with a session.
+    let s = issue_session(addr).await;
+    for (host, target) in [
+        (
+            Some(format!("localhost:{}", addr.port())),
+            "/api/fast".to_owned(),
+        ),
+        (Some(addr.to_string()), "/api/fast".to_owned()),
+        (None, "/api/fast".to_owned()),
+        (Some(named.clone()), format!("/api/fast?session={s}")),
+    ] {
+        let mut client = Client::connect(addr).await;
+        let headers: Vec<(&str, &str)> = host.as_deref().map(|h| ("Host", h)).into_iter().collect();
+        client
+            .send_request_with("GET", &target, &headers, b"")
+            .await;
+        let served = client.read_response().await;
+        assert_eq!(served.status, 200, "{host:?} {target}: {}", served.text());
+    }
+}
+
 /// The anonymous scope is the lab machine's own: from another machine (here
 /// a client the lab's middlebox forwards, at 192.0.2.7, as a participant's
 /// laptop), every API request that acts in a scope needs a session or the

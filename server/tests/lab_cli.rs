@@ -197,7 +197,8 @@ async fn help_and_version_to_a_full_stdout_exit_one_without_a_panic() {
 
 /// M1, M2: with `--bind 127.0.0.2 --host-name lab.local`, every printed
 /// plain link answers (the middlebox's too: it forwards to where the lab
-/// really listens), the lab answers to the host name, and the certificate
+/// really listens), the lab answers to the host name (its API with a
+/// session only), and the certificate
 /// line names both. Linux only: there the whole of 127.0.0.0/8 is loopback;
 /// macOS and Windows answer only on 127.0.0.1 unless told otherwise.
 #[cfg(target_os = "linux")]
@@ -232,8 +233,17 @@ async fn another_loopback_address_prints_links_that_answer_and_uses_the_host_nam
         assert!(status.contains(" 200 "), "{authority}: {status} {body}");
     }
     let port = plain[0].rsplit(':').next().unwrap();
-    let (status, body) = get(&plain[0], &format!("lab.local:{port}"), "/api/fast").await;
+    // The lab answers to the host name: its page; its API without a
+    // session only to a loopback name (`conn::loopback_authority`: to this
+    // name a browser sends no `Sec-Fetch-Site`, though it leads to
+    // loopback).
+    let (status, body) = get(&plain[0], &format!("lab.local:{port}"), "/").await;
     assert!(status.contains(" 200 "), "Host: lab.local: {status} {body}");
+    let (status, body) = get(&plain[0], &format!("lab.local:{port}"), "/api/fast").await;
+    assert!(
+        status.contains(" 403 ") && body.contains("needs a session"),
+        "Host: lab.local, no session: {status} {body}"
+    );
     assert!(
         text.contains("localhost, 127.0.0.1, ::1, 127.0.0.2, lab.local:"),
         "the certificate's names: {text}"

@@ -386,7 +386,8 @@ pub fn unknown_session(id: &SessionId) -> ApiError {
 
 /// The refusal for an API request without a session from another machine
 /// (not loopback, `conn::labs_own_machine`, even the lab's own LAN address;
-/// through the lab's middlebox, its client's address).
+/// through the lab's middlebox, its client's address), or over loopback to
+/// a name of the lab that is not a loopback one (`conn::loopback_authority`).
 /// The anonymous scope is the lab machine's: a room shares one server, and
 /// a scope every laptop shared would let one of them (or another site's page
 /// a participant visits, whose `<img src>` over a workshop's plain HTTP
@@ -396,11 +397,13 @@ pub fn unknown_session(id: &SessionId) -> ApiError {
 pub fn session_needed() -> ApiError {
     ApiError::forbidden(
         "the API needs a session except over loopback: requests without one are \
-         the lab machine's own (the anonymous scope), from 127.0.0.1, [::1] or localhost",
+         the lab machine's own (the anonymous scope), sent from it to localhost or a \
+         loopback address (127.0.0.1, [::1])",
         "open the lab's page (it gets a session when it loads); on the lab's own \
-         machine, loopback (http://localhost:PORT/) needs none; from a terminal \
-         elsewhere, POST /api/sessions and send the id it returns as session=… on each \
-         request; the instructor sends the key (key=… or Authorization: Bearer …)",
+         machine, http://localhost:PORT/ needs none if the lab listens on loopback (the \
+         default, or --workshop without --bind); elsewhere, POST /api/sessions and send \
+         the id it returns as session=… on each request; the instructor sends the key \
+         (key=… or Authorization: Bearer …)",
     )
     .on_socket(SESSION_NEEDED_ON_SOCKET)
 }

@@ -213,6 +213,16 @@ pub fn text_args(args: impl Iterator<Item = std::ffi::OsString>) -> Result<Vec<S
         .collect()
 }
 
+/// `text` as a whole number of type `T` if it is one written in decimal
+/// digits alone: no sign, no spaces (Rust's `parse` takes a leading `+`,
+/// which one flag took and another refused; found in review).
+pub fn whole<T: std::str::FromStr>(text: &str) -> Option<T> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse().ok()
+}
+
 /// A [`Usage`] from its two parts.
 pub fn usage(error: impl Into<String>, hint: impl Into<String>) -> Usage {
     Usage {
@@ -486,6 +496,18 @@ impl<'a> Iterator for Flags<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_whole_number_is_decimal_digits_alone() {
+        assert_eq!(whole::<u16>("8080"), Some(8080));
+        assert_eq!(whole::<u16>("0"), Some(0));
+        assert_eq!(whole::<u16>("007"), Some(7));
+        for text in ["+5", "-1", "", " 5", "5 ", "1e3", "5.0", "65536", "٣"] {
+            assert_eq!(whole::<u16>(text), None, "{text}");
+        }
+        assert_eq!(whole::<u64>("18446744073709551615"), Some(u64::MAX));
+        assert_eq!(whole::<u64>("18446744073709551616"), None);
+    }
 
     const SPECS: &[Spec] = &[
         Spec::value("--port", "a port number", "8080"),

@@ -43,7 +43,7 @@ use std::time::Duration;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocketUpgrade};
 use axum::extract::{Extension, RawQuery, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, Uri};
 use axum::response::{IntoResponse, Response};
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use protocol::{
@@ -134,6 +134,7 @@ pub async fn upgrade(
     State(lab): State<Lab>,
     ctx: Option<Extension<RequestCtx>>,
     refused: Option<Extension<Refused>>,
+    uri: Uri,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
@@ -159,7 +160,7 @@ pub async fn upgrade(
             return match access {
                 Err(error) => error.into_response(),
                 Ok(_) => {
-                    let url = events_url(&lab, &headers, conn.as_deref());
+                    let url = events_url(&lab, &uri, &headers, conn.as_deref());
                     ApiError::with_status(
                         rejection.status(),
                         format!("/api/events is a WebSocket: {}", rejection.body_text()),
@@ -213,15 +214,14 @@ pub async fn upgrade(
 /// `Host` (the accept loop let only the lab's own through), else the address
 /// it connected to. Found in review: a fixed `ws://127.0.0.1:8080/…` sent a
 /// learner on another port to the wrong place.
-fn events_url(lab: &Lab, headers: &HeaderMap, conn: Option<&Conn>) -> String {
+fn events_url(lab: &Lab, uri: &Uri, headers: &HeaderMap, conn: Option<&Conn>) -> String {
     let local = conn.map(Conn::local);
     let scheme = match local {
         Some(local) if lab.origins().is_tls_port(local.port()) => "wss",
         _ => "ws",
     };
-    let authority = headers
-        .get(axum::http::header::HOST)
-        .and_then(|h| h.to_str().ok())
+    let authority = crate::web::addressed_to(uri, headers)
+        .and_then(|a| std::str::from_utf8(a).ok())
         .map(str::to_owned)
         .or_else(|| local.map(|l| l.to_string()))
         .unwrap_or_else(|| "127.0.0.1:PORT".to_owned());

@@ -719,21 +719,6 @@ fn connection_header<B>(request: &hyper::Request<B>) -> Option<String> {
     (!values.is_empty()).then(|| values.join(", ").chars().take(64).collect())
 }
 
-/// The authority `request` is addressed to: an absolute-form target's or
-/// HTTP/2's `:authority`, else its `Host` (as `Handler::foreign` reads it).
-fn request_authority<B>(request: &hyper::Request<B>) -> Option<&[u8]> {
-    request
-        .uri()
-        .authority()
-        .map(|a| a.as_str().as_bytes())
-        .or_else(|| {
-            request
-                .headers()
-                .get(hyper::header::HOST)
-                .map(axum::http::HeaderValue::as_bytes)
-        })
-}
-
 /// Whether `request` asks to upgrade `/api/events` to a WebSocket (`GET`
 /// with `Upgrade: websocket`, HTTP/1.1): a refusal before routing is then
 /// told in a close frame (`events::refuse`). Whether it is a valid upgrade
@@ -1040,7 +1025,10 @@ impl Handler {
         let outsider = *owner == Owner::Anonymous
             && !instructor
             && !(self.conn.from_labs_machine()
-                && crate::conn::loopback_authority(request_authority(request)));
+                && crate::conn::loopback_authority(crate::web::addressed_to(
+                    request.uri(),
+                    request.headers(),
+                )));
         if outsider && !names_one && routes::acts_in_a_scope(path) {
             return Err(crate::sessions::session_needed());
         }

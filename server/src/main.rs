@@ -320,7 +320,7 @@ fn parse_flags(args: impl Iterator<Item = String>) -> Result<Command, Usage> {
     let (mut tls_port, mut tls_h1, mut tls_streams) = (None, None, None);
     let args: Vec<String> = args.collect();
     let port = |flag: &str, v: &str| {
-        v.parse::<u16>().map_err(|_| {
+        cli::whole::<u16>(v).ok_or_else(|| {
             let example = FLAGS
                 .iter()
                 .find(|s| s.name == flag)

@@ -783,11 +783,27 @@ async fn get_room(
     Ok(Json(room(&lab)))
 }
 
+/// The join link the instructor's code encodes: `http://` and the
+/// authority the instructor reached the lab at (`web::addressed_to`, the one
+/// the accept loop checked), else the address the connection came in on
+/// (`local`: a request without `Host`), else `127.0.0.1`.
+fn join_url(uri: &Uri, headers: &HeaderMap, local: Option<std::net::SocketAddr>) -> String {
+    match crate::web::addressed_to(uri, headers).and_then(|a| std::str::from_utf8(a).ok()) {
+        Some(authority) => format!("http://{authority}/"),
+        None => format!(
+            "http://{}/",
+            local.map_or("127.0.0.1".to_owned(), |l| l.to_string())
+        ),
+    }
+}
+
 /// The join link (`http://HOST/` as the instructor reached the lab) as a QR
 /// code, for the room to scan. Instructor only: it is shown on the
 /// instructor's page.
 async fn join_qr(
     State(lab): State<Lab>,
+    ctx: Option<Extension<RequestCtx>>,
+    uri: Uri,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
@@ -798,11 +814,7 @@ async fn join_qr(
         "/api/room/join.svg?key=…",
     )?;
     instructor(&lab, &params, &headers, "the join code")?;
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("127.0.0.1");
-    let url = format!("http://{host}/");
+    let url = join_url(&uri, &headers, ctx.map(|Extension(c)| c.conn.local()));
     let code = qrcode::QrCode::new(url.as_bytes()).map_err(|e| {
         ApiError::bad_request(
             format!("no QR code for {url}: {e}"),

@@ -10,6 +10,23 @@
 
 use std::net::{IpAddr, SocketAddr};
 
+/// The authority a request is addressed to, as the accept loop checks it
+/// (`listener::Handler::foreign`): an absolute-form target's or HTTP/2's
+/// `:authority` (RFC 9112 §3.2.2: `Host` is then ignored), else `Host`.
+/// Whatever the lab writes back from it (the join code, a hint's URL) reads
+/// it here, not `Host` alone (found in review: with an absolute-form target
+/// the join code encoded an unchecked `Host`).
+pub fn addressed_to<'a>(
+    uri: &'a axum::http::Uri,
+    headers: &'a axum::http::HeaderMap,
+) -> Option<&'a [u8]> {
+    uri.authority().map(|a| a.as_str().as_bytes()).or_else(|| {
+        headers
+            .get(axum::http::header::HOST)
+            .map(axum::http::HeaderValue::as_bytes)
+    })
+}
+
 /// The lab's own origins, derived from the addresses it listens on.
 #[derive(Debug, Clone, Default)]
 pub struct Origins {

@@ -12,7 +12,7 @@
 //!
 //! | status | cases |
 //! |---|---|
-//! | 400 | garbage request line; text that is not HTTP; NUL in the method, the target or a header value; `Content-Length` not a number, negative, a list (`2, 2`), two different values, or larger than `u64`; `Transfer-Encoding` other than ending in `chunked` (`gzip`, `chunked, gzip`); version `HTTP/2.0` on a request line, `HTTP/3`, `HTTP/1.2`, lowercase `http/1.1`, none at all (HTTP/0.9); a space in a header name, a header line without a colon, a space before the colon, an obs-fold continuation line; bare CR line ends; two spaces or tabs between the parts of the request line; an empty target; a `/` in the method; a request line with a method only; a TLS ClientHello |
+//! | 400 | garbage request line; text that is not HTTP; NUL in the method, the target or a header value; `Content-Length` not a number, negative, a list (`2, 2`), two different values, or larger than `u64`; `Transfer-Encoding` other than ending in `chunked` (`gzip`, `chunked, gzip`); version `HTTP/2.0` on a request line, `HTTP/3`, `HTTP/1.2`, lowercase `http/1.1`, none at all (HTTP/0.9); a space in a header name, a header line without a colon, a space before the colon, an obs-fold continuation line; bare CR line ends; two spaces or tabs between the parts of the request line; an empty target; a target without a leading `/`, or with a `"`, a control byte or a byte that is not ASCII; a `/` in the method; a request line with a method only; a TLS ClientHello |
 //! | 431 | a head over the 16 KiB buffer (a 70 KB URL, a 20 KB header), more than 100 header lines |
 //! | none | the HTTP/2 connection preface (`PRI * HTTP/2.0…`): the connection is closed without a byte |
 
@@ -262,6 +262,27 @@ fn malformed_http() -> Vec<Case> {
             Hyper(400),
         ),
         raw("empty target", "GET  HTTP/1.1\r\n\r\n", Hyper(400)),
+        // Found in review: listed here and in api.md.
+        raw(
+            "a target without a leading slash",
+            "GET api/fast HTTP/1.1\r\n\r\n",
+            Hyper(400),
+        ),
+        raw(
+            "a double quote in the target",
+            "GET /api/fast?id=\"x\" HTTP/1.1\r\n\r\n",
+            Hyper(400),
+        ),
+        raw(
+            "a control byte in the target",
+            "GET /api/fast?id=\x01 HTTP/1.1\r\n\r\n",
+            Hyper(400),
+        ),
+        raw(
+            "a non-ASCII byte in the target",
+            b"GET /api/fast?id=\xff HTTP/1.1\r\n\r\n".to_vec(),
+            Hyper(400),
+        ),
         raw(
             "slash in the method",
             "GE/T /api/fast HTTP/1.1\r\n\r\n",

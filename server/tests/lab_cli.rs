@@ -440,6 +440,11 @@ async fn value_mistakes_are_explained_like_flag_mistakes() {
             "--host-name=lab-.local",
             "keepalive-lab: --host-name takes a DNS name",
         ),
+        // A sign is not a digit (found in review: `--port +5` listened on 5).
+        (
+            "--second-port=+5",
+            "keepalive-lab: --second-port takes 0 to 65535, got `+5`",
+        ),
     ] {
         let out = run_to_end(&["--port", "0", value], Stdio::piped()).await;
         let stderr = String::from_utf8_lossy(&out.stderr);

@@ -197,6 +197,20 @@ async fn workshop_mode_prints_the_join_and_instructor_links_and_the_qr_code_join
         decode_qr(&String::from_utf8(svg).unwrap()),
         format!("http://{host}/")
     );
+    // With an absolute-form target, the authority in it is the one checked
+    // (and `Host` ignored, RFC 9112 §3.2.2), so it is the one encoded
+    // (found in review: the code encoded the unchecked `Host`).
+    let (status, _, svg) = get(
+        port,
+        "evil.example",
+        &format!("http://{host}/api/room/join.svg?key={key}"),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        decode_qr(&String::from_utf8(svg).unwrap()),
+        format!("http://{host}/")
+    );
 }
 
 #[tokio::test]

@@ -161,7 +161,7 @@ fn example(flag: &str) -> &'static str {
 }
 
 fn number<T: std::str::FromStr>(flag: &str, value: &str, what: &str) -> Result<T, Usage> {
-    value.parse().map_err(|_| {
+    crate::cli::whole(value).ok_or_else(|| {
         usage(
             format!("{flag} takes {what}, got `{value}`"),
             format!("e.g. {flag} {}", example(flag)),
@@ -173,7 +173,7 @@ fn sockets(flag: &str, value: &str) -> Result<Option<u32>, Usage> {
     if value.eq_ignore_ascii_case("infinity") {
         return Ok(None);
     }
-    let n: u32 = value.parse().map_err(|_| {
+    let n: u32 = crate::cli::whole(value).ok_or_else(|| {
         usage(
             format!("{flag} takes a number of sockets or Infinity, got `{value}`"),
             format!("e.g. {flag} {} or {flag} Infinity", example(flag)),
@@ -198,12 +198,14 @@ fn strip_scheme<'a>(url: &'a str, scheme: &str) -> Option<&'a str> {
 
 /// The port of a URL's authority (`8080` of `127.0.0.1:8080`).
 fn url_port(text: &str) -> Result<u16, Usage> {
-    text.parse::<u16>().ok().filter(|p| *p != 0).ok_or_else(|| {
-        usage(
-            format!("the URL's port must be a number from 1 to 65535, got `{text}`"),
-            "e.g. http://127.0.0.1:8080/api/fast",
-        )
-    })
+    crate::cli::whole::<u16>(text)
+        .filter(|p| *p != 0)
+        .ok_or_else(|| {
+            usage(
+                format!("the URL's port must be a number from 1 to 65535, got `{text}`"),
+                "e.g. http://127.0.0.1:8080/api/fast",
+            )
+        })
 }
 
 /// Splits an `http://` URL into host (as written), port and path with
@@ -689,6 +691,11 @@ mod tests {
             "http://h/ --count 0",
             "http://h/ --count 10001",
             "http://h/ --count many",
+            // A sign is not a digit (found in review: `+3` ran 3).
+            "http://h/ --count +3",
+            "http://h:+8080/",
+            "http://h/ --max-sockets +2",
+            "http://h/ --timeout -5",
             "http://h/ --max-sockets 0",
             "http://h/ --max-sockets",
             "http://h/ --scheduling random",

@@ -326,7 +326,7 @@ fn address(flag: &str, text: &str) -> Result<String, Usage> {
     let port = text
         .rsplit_once(':')
         .filter(|(host, _)| !host.is_empty())
-        .and_then(|(_, port)| port.parse::<u16>().ok());
+        .and_then(|(_, port)| crate::cli::whole::<u16>(port));
     if port == Some(0) && flag == "--upstream" {
         return Err(usage(
             format!("--upstream `{text}` has port 0, where no service listens"),
@@ -398,9 +398,7 @@ pub fn parse_args(args: &[String]) -> Result<Parsed, Usage> {
             "--duration" => duration_ms = Some(parse_run_duration(value)?),
             _ => {
                 max_mappings = Some(
-                    value
-                        .parse::<usize>()
-                        .ok()
+                    crate::cli::whole::<usize>(value)
                         .filter(|n| (1..=1_000_000).contains(n))
                         .ok_or_else(|| {
                             usage(
@@ -534,8 +532,32 @@ async fn resolve(flag: &str, text: &str) -> Result<Vec<SocketAddr>, Failure> {
     if let Ok(address) = text.parse() {
         return Ok(vec![address]);
     }
-    let (host, port) = text.rsplit_once(':').unwrap_or((text, ""));
-    let host = host.trim_start_matches('[').trim_end_matches(']');
+    // Only an IPv6 address goes in brackets (RFC 3986 §3.2.2), closed
+    // (found in review: `[::1` was told "`:` is a name", `[127.0.0.1]:0`
+    // was taken).
+    let (host, port) = match text.strip_prefix('[') {
+        Some(rest) => {
+            let Some((inside, after)) = rest.split_once(']') else {
+                return Err(usage(
+                    format!("{flag} {text}: unclosed `[`"),
+                    format!("e.g. {flag} [::1]:9000"),
+                )
+                .into());
+            };
+            if inside.parse::<std::net::Ipv6Addr>().is_err() {
+                return Err(usage(
+                    format!("{flag} {text}: `[{inside}]` is not an IPv6 address"),
+                    format!(
+                        "only an IPv6 address goes in brackets: e.g. {flag} [::1]:9000, or \
+                         {flag} 127.0.0.1:9000"
+                    ),
+                )
+                .into());
+            }
+            (inside, after.strip_prefix(':').unwrap_or(""))
+        }
+        None => text.rsplit_once(':').unwrap_or((text, "")),
+    };
     let Some(asked) = crate::cli::looked_up_as(host) else {
         return Err(usage(
             format!("{flag} {text} is not a loopback address (`{host}` is a name, not looked up)"),
@@ -546,7 +568,7 @@ async fn resolve(flag: &str, text: &str) -> Result<Vec<SocketAddr>, Failure> {
         )
         .into());
     };
-    let Ok(port) = port.parse::<u16>() else {
+    let Some(port) = crate::cli::whole::<u16>(port) else {
         return Err(usage(
             format!("{flag} {text} has no port"),
             format!("write HOST:PORT, e.g. {flag} localhost:9000"),
@@ -824,6 +846,39 @@ mod tests {
 
     fn args(text: &str) -> Vec<String> {
         text.split_whitespace().map(str::to_owned).collect()
+    }
+
+    /// Brackets hold an IPv6 address and are closed; a port is digits
+    /// alone (found in review: `[::1` was "a name", `[127.0.0.1]:0` and
+    /// `127.0.0.1:+1` were taken).
+    #[tokio::test]
+    async fn a_bracket_holds_an_ipv6_address_and_a_port_is_digits() {
+        for (text, words) in [
+            ("[::1", "unclosed `[`"),
+            ("[127.0.0.1]:0", "`[127.0.0.1]` is not an IPv6 address"),
+            ("[localhost]:9000", "is not an IPv6 address"),
+            ("127.0.0.1:+1", "has no port"),
+            ("[::1]", "has no port"),
+            ("localhost:-1", "has no port"),
+        ] {
+            match resolve("--listen", text).await {
+                Err(Failure::Usage(mistake)) => {
+                    assert!(mistake.error.contains(words), "{text}: {}", mistake.error);
+                }
+                other => panic!("{text}: {other:?}"),
+            }
+        }
+        let a = |text: &str| text.parse::<SocketAddr>().expect("an address");
+        assert_eq!(
+            resolve("--listen", "[::1]:9000").await.expect("an address"),
+            vec![a("[::1]:9000")]
+        );
+        assert_eq!(
+            resolve("--listen", "127.0.0.1:9000")
+                .await
+                .expect("an address"),
+            vec![a("127.0.0.1:9000")]
+        );
     }
 
     /// Proxying into itself is found at any address of either side, not

@@ -210,9 +210,9 @@ pub async fn upgrade(
         })
 }
 
-/// The events socket's URL as this client reached the lab, for hints: its
-/// `Host` (the accept loop let only the lab's own through), else the address
-/// it connected to. Found in review: a fixed `ws://127.0.0.1:8080/…` sent a
+/// The events socket's URL as this client reached the lab, for hints: the
+/// authority it addressed ([`crate::web::addressed_to`]: the accept loop let
+/// only the lab's own through), else the address it connected to. Found in review: a fixed `ws://127.0.0.1:8080/…` sent a
 /// learner on another port to the wrong place.
 fn events_url(lab: &Lab, uri: &Uri, headers: &HeaderMap, conn: Option<&Conn>) -> String {
     let local = conn.map(Conn::local);

@@ -201,15 +201,38 @@ async fn the_agent_composer_runs_max_sockets_2_and_the_timeline_joins_its_socket
 
 /// A lab with its middlebox, Chromium, and lesson `id` taken with
 /// `prediction`: the measured answer, the figures, and the server's record.
-async fn take(id: &str, prediction: u32) -> (String, BTreeMap<String, String>, Vec<ServerEvent>) {
+/// A lesson taken: its answer, its figures, the server's record and the
+/// lesson's words on the page (its notes among them).
+struct Taken {
+    answer: String,
+    figures: BTreeMap<String, String>,
+    record: Vec<ServerEvent>,
+    text: String,
+}
+
+async fn take(id: &str, prediction: u32) -> Taken {
     let (addr, _lab, mut events) = start().await;
     let mut chrome = Chromium::launch().await;
     let page = chrome.open_lesson(&format!("http://{addr}/"), id).await;
     let (answer, figures) = chrome.take_lesson(&page, prediction, LIMIT).await;
     chrome.screenshot_if_asked(&page, id).await;
+    let text = chrome
+        .eval(
+            &page,
+            "document.querySelector('section.lesson').textContent",
+        )
+        .await
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     let mut record = Vec::new();
     drain(&mut events, &mut record);
-    (answer, figures, record)
+    Taken {
+        answer,
+        figures,
+        record,
+        text,
+    }
 }
 
 /// The agent's own events in the record, by run.
@@ -235,7 +258,12 @@ fn close_of(record: &[ServerEvent], conn: ConnId) -> Option<&protocol::CloseReas
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn max_sockets_2_holds_two_in_the_agent_until_the_servers_timeout_frees_the_sockets() {
     let _one = serial().await;
-    let (answer, figures, record) = take("agent-max-sockets", 1).await;
+    let Taken {
+        answer,
+        figures,
+        record,
+        text,
+    } = take("agent-max-sockets", 1).await;
     let seen = agent_requests(&record);
     assert_eq!(seen.len(), 4, "{seen:?}");
     let mut starts: Vec<Micros> = seen.iter().map(|s| s.started).collect();
@@ -283,12 +311,22 @@ async fn max_sockets_2_holds_two_in_the_agent_until_the_servers_timeout_frees_th
     assert_eq!(figures["waited"], "2");
     // Every hung request's connection, the second wave's too.
     assert_eq!(figures["hang-timeouts"], "4", "{figures:?}");
+    // The page says its time is scaled.
+    assert!(
+        text.contains("Time is scaled: Node's old 2-minute server.timeout is 1200 ms here"),
+        "{text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_agents_timeout_reports_axios_timeout_aborts_keep_alive_msecs_sets_probes() {
     let _one = serial().await;
-    let (answer, figures, record) = take("agent-timeouts", 0).await;
+    let Taken {
+        answer,
+        figures,
+        record,
+        ..
+    } = take("agent-timeouts", 0).await;
     let runs: Vec<Vec<AgentEvent>> = agent_events(&record).into_values().collect();
     assert_eq!(runs.len(), 3, "three agent runs");
     let has = |run: &[AgentEvent], f: &dyn Fn(&AgentEvent) -> bool| run.iter().any(f);
@@ -327,17 +365,24 @@ async fn the_agents_timeout_reports_axios_timeout_aborts_keep_alive_msecs_sets_p
         )
     });
     assert!(aborted_at_server, "the server saw the abort");
-    // keepAliveMsecs: 1000: TCP_KEEPIDLE 1 s on the socket, answered.
-    assert!(has(&runs[2], &|e| matches!(
-        e,
-        AgentEvent::Socket {
-            event: protocol::SocketEvent::Keepalive {
-                so_keepalive: true,
+    // keepAliveMsecs: 1000: TCP_KEEPIDLE 1 s on the socket (as the
+    // kernel reported it back), answered.
+    assert!(
+        has(&runs[2], &|e| matches!(
+            e,
+            AgentEvent::Socket {
+                event: protocol::SocketEvent::Keepalive {
+                    so_keepalive: true,
+                    kernel_idle_s: Some(1),
+                    ..
+                },
                 ..
-            },
-            ..
-        }
-    )));
+            }
+        )),
+        "{:?}",
+        runs[2]
+    );
+    assert_eq!(figures["keepalive-idle"], "1 s", "{figures:?}");
     assert_eq!(answer, "choice-0", "{figures:?}");
     assert!(
         figures["agent-timeout"].starts_with("answered"),
@@ -350,7 +395,12 @@ async fn the_agents_timeout_reports_axios_timeout_aborts_keep_alive_msecs_sets_p
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keep_alive_msecs_under_the_nats_timeout_keeps_a_long_request_alive() {
     let _one = serial().await;
-    let (answer, figures, record) = take("agent-nat-keepalive", 2).await;
+    let Taken {
+        answer,
+        figures,
+        record,
+        text,
+    } = take("agent-nat-keepalive", 2).await;
     // The middlebox's record, mapping by mapping, in the order opened.
     let mut mappings: BTreeMap<protocol::MappingId, Vec<protocol::MiddleboxEvent>> =
         BTreeMap::new();
@@ -403,4 +453,10 @@ async fn keep_alive_msecs_under_the_nats_timeout_keeps_a_long_request_alive() {
     assert_eq!(answer, "choice-2", "{figures:?}");
     assert_eq!(figures["expired-with"], "no");
     assert_eq!(figures["expired-without"], "yes");
+    // Scaled, and the page says which clocks were.
+    assert!(figures["timeout"].starts_with("3500 ms"), "{figures:?}");
+    assert!(
+        text.contains("Only the NAT's clock ran ×100 faster"),
+        "{text}"
+    );
 }

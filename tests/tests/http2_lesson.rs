@@ -201,6 +201,11 @@ async fn a_browser_without_http2_is_told_what_it_did_instead() {
         text.contains("stopped early") && text.contains("did not speak HTTP/2"),
         "{text}"
     );
+    // It says the usual answer is not what this browser measured.
+    assert!(
+        text.contains("Most write-ups give") && text.contains("your browser measured 6"),
+        "{text}"
+    );
     // The room's tally is told the answer is from a run that stopped early.
     assert_eq!(report.answer.as_deref(), Some("6"), "{report:?}");
     assert!(report.stopped_early, "{report:?}");

@@ -1221,6 +1221,68 @@ fn cache_lock_with_none_at_the_server_is_not_one_by_one() {
     assert!(!o.notes[0].contains("one by one"), "{}", o.notes[0]);
 }
 
+/// cache-lock in a browser without the lock (or one that does not cache
+/// by URL): the six were at the server together, quickly. The page
+/// measures 6, not the usual 1, says they did not wait for each other, and
+/// its slowest figure is the measured one (found in review: this branch had
+/// no test).
+#[test]
+fn cache_lock_where_the_six_overlap_at_the_server_says_they_did_not_wait() {
+    let s = fresh();
+    let together = (0..6u64)
+        .map(|i| {
+            let mut r = req(Phase::Done);
+            (r.server_start_us, r.server_end_us) = (Some(1_000 + i), Some(301_000 + i));
+            (r.issued_ms, r.ended_ms) = (Some(0.0), Some(305.0 + i as f64));
+            r
+        })
+        .collect();
+    let o = measure("cache-lock", &s, vec![run_of(together)]);
+    assert_eq!(o.answer, Answer::Number(6));
+    assert_eq!(fig(&o, "at-once"), "6");
+    assert_eq!(fig(&o, "slowest-ms"), "310");
+    assert!(
+        o.notes[0].contains("they did not all wait for each other here"),
+        "{}",
+        o.notes[0]
+    );
+    assert!(!o.notes[0].contains("one by one"), "{}", o.notes[0]);
+}
+
+/// http2-stream-limit in a browser that did not speak HTTP/2 to the lab
+/// (behind a proxy that cannot, or with it turned off): what it measured is
+/// its HTTP/1.1 pool, and the page says so (found in review: the other two
+/// HTTP/2 lessons had this tested, this one not).
+#[test]
+fn http2_stream_limit_over_http1_says_the_browser_did_not_speak_http2() {
+    let mut s = fresh();
+    let reqs = (1..=6u64)
+        .map(|c| {
+            s.apply(opened(c, 1_000 + c));
+            s.apply(event(ServerEvent::ConnectionSecured {
+                conn: ConnId(c),
+                protocol: "http/1.1".into(),
+                alpn: Some("http/1.1".into()),
+                tls_version: "TLSv1.3".into(),
+                at_us: 2_000 + c,
+            }));
+            let mut r = req(Phase::Done);
+            (r.conn, r.seq) = (Some(ConnId(c)), Some(1));
+            (r.server_start_us, r.server_end_us) = (Some(10_000 + c), Some(900_000));
+            r
+        })
+        .collect();
+    let o = measure("http2-stream-limit", &s, vec![run_of(reqs)]);
+    assert_eq!(o.answer, Answer::Number(6));
+    assert!(
+        o.notes
+            .iter()
+            .any(|n| n.contains("Your browser did not speak HTTP/2 to the lab here")),
+        "{:?}",
+        o.notes
+    );
+}
+
 /// keep-alive-off (found in review): a request that went out on the page
 /// load's spare socket is the first on it, but waited for no new connection
 /// (the spare was open before the run), so it is not counted as one.

@@ -1063,6 +1063,33 @@ mod tests {
         assert!(Runner::new(find("nat-real-time").unwrap()).settled(&s, 0.0));
     }
 
+    /// Teach honestly: where a lesson runs the middlebox's clock faster
+    /// than real time, its question says so before the run.
+    #[test]
+    fn a_lesson_that_scales_the_middleboxs_clock_says_so_in_its_prompt() {
+        let mut scaled = 0;
+        for lesson in crate::lessons::catalogue::ALL {
+            let scales = (lesson.steps)()
+                .iter()
+                .any(|s| matches!(s, Step::Middlebox(p) if p.scale.is_some_and(|k| k > 1)));
+            if !scales {
+                continue;
+            }
+            scaled += 1;
+            let entry = protocol::LESSONS
+                .iter()
+                .find(|e| e.id == lesson.id())
+                .expect("its text");
+            assert!(
+                entry.text.prompt.contains("scaled"),
+                "{}: {}",
+                lesson.id(),
+                entry.text.prompt
+            );
+        }
+        assert!(scaled >= 4, "the NAT lessons and the agent's: {scaled}");
+    }
+
     #[test]
     fn every_lesson_has_steps_that_end_with_a_measurement_and_a_known_id() {
         assert!(crate::lessons::catalogue::ALL.len() >= 12);

@@ -1420,9 +1420,15 @@ impl Conn {
         }
         self.changed();
         let protocol = if http2 { "h2" } else { "http/1.1" }.to_owned();
+        // Stamped with the read that brought the client's last handshake
+        // message, as a request's start is with the read of its head: a
+        // head in that same read began no earlier than the handshake
+        // ended (found in review: `request_started` was stamped before
+        // `connection_secured`, and the HAR's `connect` ran past `send`).
+        let at = self.counters.last_in_us().unwrap_or(now);
         self.lab
             .tracker()
-            .emit(|at_us| ServerEvent::ConnectionSecured {
+            .emit_at(Some(at), |at_us| ServerEvent::ConnectionSecured {
                 conn: self.id,
                 protocol,
                 alpn,

@@ -382,6 +382,144 @@ async fn alpn_picks_h2_on_the_tls_port_and_http11_on_the_h1_only_port() {
     assert_ne!(h1_conn, h2_conn);
 }
 
+/// The handshake's end and a request head that came in the same read (a
+/// client that sends its `Finished` and its first request in one write):
+/// the handshake is stamped with that read, as the head is, so it is never
+/// later than the request it carried (found in review: `connection_secured`
+/// was stamped when the handshake was told, after `request_started`, and the
+/// HAR's `connect` ran past its `send`).
+#[tokio::test]
+async fn a_request_in_the_read_that_ends_the_handshake_is_not_stamped_before_it() {
+    use std::io::Write as _;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let lab = start_tls(common::config()).await;
+    let mut viewer = Viewer::connect(lab.addr).await;
+    let config = Arc::new(client_config(&lab.identity, &[b"http/1.1"]));
+    let name = ServerName::IpAddress(lab.h1.ip().into());
+    let mut tls = rustls::ClientConnection::new(config, name).expect("a client");
+    let mut tcp = TcpStream::connect(lab.h1).await.expect("connect");
+    let flush = |tls: &mut rustls::ClientConnection| {
+        let mut out = Vec::new();
+        while tls.wants_write() {
+            tls.write_tls(&mut out).expect("TLS records");
+        }
+        out
+    };
+    tcp.write_all(&flush(&mut tls)).await.expect("the hello");
+    let mut buf = vec![0u8; 16 * 1024];
+    while tls.is_handshaking() {
+        let n = within("the server's flight", tcp.read(&mut buf))
+            .await
+            .expect("read");
+        assert!(n > 0, "the server closed during the handshake");
+        tls.read_tls(&mut &buf[..n]).expect("records");
+        tls.process_new_packets().expect("a good handshake");
+        if tls.is_handshaking() && tls.wants_write() {
+            tcp.write_all(&flush(&mut tls)).await.expect("write");
+        }
+    }
+    // The client's Finished is queued: the request goes in the same write.
+    let head = format!(
+        "GET /api/fast?id=same-read HTTP/1.1\r\nHost: {}\r\n\r\n",
+        lab.h1
+    );
+    tls.writer()
+        .write_all(head.as_bytes())
+        .expect("the request");
+    tcp.write_all(&flush(&mut tls))
+        .await
+        .expect("Finished and the request");
+    let (conn, request) = started(&mut viewer, "same-read").await;
+    let at = |secured: bool| {
+        viewer.seen.iter().find_map(|e| match e {
+            ServerEvent::ConnectionSecured { conn: c, at_us, .. } if secured && *c == conn => {
+                Some(*at_us)
+            }
+            ServerEvent::RequestStarted {
+                request: r, at_us, ..
+            } if !secured && *r == request => Some(*at_us),
+            _ => None,
+        })
+    };
+    let secured_at = at(true).expect("the handshake, told before the request");
+    let started_at = at(false).expect("its start");
+    assert!(
+        secured_at <= started_at,
+        "secured at {secured_at}, its request at {started_at}"
+    );
+}
+
+/// A client that finishes the TLS handshake with ALPN `h2` and never sends
+/// the HTTP/2 preface: hyper has no `GOAWAY` to send before it, so the lab
+/// ends the connection itself, at the idle deadline and at a shutdown at
+/// once, with TLS's `close_notify` (found in review: the idle close waited
+/// out the `GOAWAY` grace, a second late, and a shutdown its 5 s, each
+/// ending in a bare FIN).
+#[tokio::test]
+async fn an_h2_connection_without_its_preface_is_closed_on_time_with_close_notify() {
+    use tokio::io::AsyncReadExt;
+    let lab = start_tls(common::config_with_idle(std::time::Duration::from_millis(
+        300,
+    )))
+    .await;
+    // A subscriber that outlives the shutdown, to see every close.
+    let (_, mut events) = lab.lab.subscribe(None);
+    let closed = |events: &mut tokio::sync::broadcast::Receiver<ServerEvent>, peer: String| {
+        let mut conn = None;
+        let mut reason = None;
+        while let Ok(event) = events.try_recv() {
+            match event {
+                ServerEvent::ConnectionOpened {
+                    conn: c, peer: p, ..
+                } if p == peer => {
+                    conn = Some(c);
+                }
+                ServerEvent::ConnectionClosed {
+                    conn: c, reason: r, ..
+                } if Some(c) == conn => reason = Some(r),
+                _ => {}
+            }
+        }
+        reason
+    };
+    // Idle: closed at the idle timeout, with `close_notify` (a clean end
+    // of the TLS stream, not an unexpected EOF).
+    let mut tls = connect(lab.h2, &lab.identity).await;
+    assert_eq!(alpn(&tls).as_deref(), Some(&b"h2"[..]));
+    let peer = tls.get_ref().0.local_addr().expect("address").to_string();
+    let start = std::time::Instant::now();
+    let mut got = Vec::new();
+    within("the idle close", tls.read_to_end(&mut got))
+        .await
+        .expect("a close_notify, then the end");
+    let took = start.elapsed();
+    assert!(
+        took < std::time::Duration::from_millis(1_100),
+        "closed {took:?} after the handshake (idle timeout 300 ms)"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    assert_eq!(closed(&mut events, peer), Some(CloseReason::IdleTimeout));
+    // Shutdown: at once, not after its grace (once the server has the
+    // handshake done, as the client has).
+    let mut viewer = Viewer::connect(lab.addr).await;
+    let mut tls = connect(lab.h2, &lab.identity).await;
+    let peer = tls.get_ref().0.local_addr().expect("address").to_string();
+    let conn = opened_from(&mut viewer, &peer).await;
+    secured(&mut viewer, conn).await;
+    lab.lab.begin_shutdown();
+    let start = std::time::Instant::now();
+    within("the shutdown's close", tls.read_to_end(&mut got))
+        .await
+        .expect("a close_notify, then the end");
+    let took = start.elapsed();
+    assert!(
+        took < std::time::Duration::from_secs(2),
+        "closed {took:?} after the shutdown began"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    assert_eq!(closed(&mut events, peer), Some(CloseReason::Shutdown));
+}
+
 #[tokio::test]
 async fn twelve_hangs_over_h2_are_twelve_streams_of_one_connection_released_at_once() {
     let lab = start_tls(common::config()).await;

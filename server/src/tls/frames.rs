@@ -57,7 +57,10 @@
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, ready};
+
+use futures_util::task::AtomicWaker;
 
 use protocol::Initiator;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -425,6 +428,37 @@ impl<IO> HeldOutput for tokio_rustls::server::TlsStream<IO> {
     }
 }
 
+/// An HTTP/2 connection's client preface, seen or not, and a way for the
+/// connection's task to end a connection whose client never sent it: hyper,
+/// still waiting for the preface, sends nothing when told to close (its
+/// `GOAWAY` waits for the handshake), so the closes the lab makes (idle,
+/// shutdown) would wait out their grace and end with no word to the client
+/// (found in review: an idle timeout a second late, a shutdown held 5 s).
+/// Told to close, [`FrameTap`] ends the stream itself: TLS's `close_notify`,
+/// then the end of what it hands hyper.
+#[derive(Debug, Default)]
+pub(crate) struct PrefaceGate {
+    /// The whole preface has passed.
+    arrived: AtomicBool,
+    /// Close now (only before the preface).
+    close: AtomicBool,
+    /// The read waiting for the preface.
+    waker: AtomicWaker,
+}
+
+impl PrefaceGate {
+    /// Whether the client's preface has arrived whole.
+    pub(crate) fn arrived(&self) -> bool {
+        self.arrived.load(Ordering::Acquire)
+    }
+
+    /// Ends the connection from the tap (before the preface).
+    pub(crate) fn close_now(&self) {
+        self.close.store(true, Ordering::Release);
+        self.waker.wake();
+    }
+}
+
 /// The decrypted HTTP/2 connection as hyper reads and writes it, its
 /// `RST_STREAM` and `GOAWAY` frames reported to the connection's record as
 /// they pass (inbound: as hyper is handed them), and its new streams' heads
@@ -433,6 +467,8 @@ impl<IO> HeldOutput for tokio_rustls::server::TlsStream<IO> {
 pub(crate) struct FrameTap<S> {
     /// The TLS stream.
     inner: S,
+    /// The preface, and a close before it ([`PrefaceGate`]).
+    gate: Arc<PrefaceGate>,
     /// The connection's record.
     conn: Arc<Conn>,
     /// Client to server.
@@ -463,6 +499,7 @@ impl<S> FrameTap<S> {
     pub(crate) fn new(inner: S, conn: Arc<Conn>) -> FrameTap<S> {
         FrameTap {
             inner,
+            gate: Arc::default(),
             conn,
             inbound: Scanner::new(true),
             outbound: Scanner::new(false),
@@ -473,6 +510,11 @@ impl<S> FrameTap<S> {
             arriving: false,
             unsent: Vec::new(),
         }
+    }
+
+    /// Its [`PrefaceGate`], for the connection's task.
+    pub(crate) fn gate(&self) -> Arc<PrefaceGate> {
+        self.gate.clone()
     }
 
     /// Reads inbound `bytes` about to be handed to hyper; how many to hand.
@@ -557,13 +599,21 @@ fn record(conn: &Conn, by: Initiator, seen: Seen) -> Option<u32> {
     None
 }
 
-impl<S: AsyncRead + Unpin> AsyncRead for FrameTap<S> {
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for FrameTap<S> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        if !this.gate.arrived() {
+            this.gate.waker.register(cx.waker());
+            if this.gate.close.load(Ordering::Acquire) {
+                // `close_notify`, then the end: hyper's handshake ends.
+                ready!(Pin::new(&mut this.inner).poll_shutdown(cx))?;
+                return Poll::Ready(Ok(()));
+            }
+        }
         if std::mem::take(&mut this.pause) {
             // h2 stops reading here and hyper accepts the stream just opened.
             cx.waker().wake_by_ref();
@@ -589,6 +639,9 @@ impl<S: AsyncRead + Unpin> AsyncRead for FrameTap<S> {
         if n < read.len() {
             this.held.extend_from_slice(&read[n..]);
             buf.set_filled(before + n);
+        }
+        if this.inbound.preface == 0 {
+            this.gate.arrived.store(true, Ordering::Release);
         }
         Poll::Ready(Ok(()))
     }

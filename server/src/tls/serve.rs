@@ -229,8 +229,9 @@ async fn serve_connection(
             .max_header_list_size(u32::try_from(lab.config().max_header_bytes).unwrap_or(u32::MAX));
         // Its RST_STREAM and GOAWAY frames, and each request's stream, read
         // from the decrypted bytes (hyper reports none of them).
-        let io = TokioIo::new(FrameTap::new(tls, conn.clone()));
-        let connection = builder.serve_connection(io, service);
+        let tap = FrameTap::new(tls, conn.clone());
+        let gate = tap.gate();
+        let connection = builder.serve_connection(TokioIo::new(tap), service);
         tokio::pin!(connection);
         tokio::pin!(watchdog);
         let shutdown = lab.shutting_down();
@@ -261,6 +262,12 @@ async fn serve_connection(
                         conn.set_guard_reason(verdict.reason);
                         connection.as_mut().graceful_shutdown();
                         let _ = tokio::time::timeout(GOAWAY_GRACE, connection.as_mut()).await;
+                    } else if verdict.idle && !gate.arrived() {
+                        // No preface yet: hyper has nothing to say GOAWAY
+                        // with; the tap ends it (`PrefaceGate`).
+                        conn.set_reason(idle_reason(verdict.reason));
+                        gate.close_now();
+                        let _ = tokio::time::timeout(CLOSE_NOTIFY_GRACE, connection.as_mut()).await;
                     } else if verdict.idle {
                         conn.set_reason(idle_reason(verdict.reason));
                         // Idle (or its session ended): say GOAWAY, then close.
@@ -291,6 +298,11 @@ async fn serve_connection(
                 }
                 () = &mut shutdown => {
                     conn.set_reason(CloseReason::Shutdown);
+                    if !gate.arrived() {
+                        gate.close_now();
+                        let _ = tokio::time::timeout(CLOSE_NOTIFY_GRACE, connection.as_mut()).await;
+                        break;
+                    }
                     connection.as_mut().graceful_shutdown();
                     if let Ok(result) = tokio::time::timeout(SHUTDOWN_GRACE, connection.as_mut()).await {
                         conn.note_connection_end(&result);

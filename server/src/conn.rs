@@ -1460,6 +1460,11 @@ impl Conn {
         self.http2.load(Ordering::Relaxed)
     }
 
+    /// Whether it was upgraded (its `101 Switching Protocols` answered).
+    pub fn is_upgraded(&self) -> bool {
+        self.upgraded.load(Ordering::Relaxed)
+    }
+
     /// The connection was upgraded to a WebSocket serving `role`.
     pub fn mark_upgraded(&self, role: UpgradeRole) {
         self.upgraded.store(true, Ordering::Relaxed);
@@ -2260,6 +2265,19 @@ impl TrackedStream {
             conn,
             _slot: slot,
             tls: false,
+        }
+    }
+
+    /// Writes `bytes` if the socket takes them now, never waiting (a drop
+    /// has no time to: TLS's `close_notify` of an upgraded stream,
+    /// `tls::serve`), counted as every write is. What it does not take is
+    /// dropped.
+    pub fn write_now(&self, bytes: &[u8]) {
+        if let Ok(n) = self.inner.try_write(bytes)
+            && n > 0
+        {
+            let now = self.conn.lab.tracker().clock().now_us();
+            self.conn.counters.record_out(n as u64, now);
         }
     }
 

@@ -520,6 +520,43 @@ async fn an_h2_connection_without_its_preface_is_closed_on_time_with_close_notif
     assert_eq!(closed(&mut events, peer), Some(CloseReason::Shutdown));
 }
 
+/// A WebSocket over TLS (`wss://…/api/events` on the HTTP/1.1 port) closed
+/// in order ends with TLS's `close_notify` before the FIN (found in review:
+/// the upgraded stream was dropped without one, and the client read an
+/// unexpected EOF after the close handshake).
+#[tokio::test]
+async fn a_websocket_over_tls_closed_in_order_ends_with_close_notify() {
+    use futures_util::StreamExt as _;
+    use tokio::io::AsyncReadExt as _;
+    let lab = start_tls(common::config()).await;
+    let tls = connect(lab.h1, &lab.identity).await;
+    let url = format!("wss://{}/api/events", lab.h1);
+    let (mut ws, _) = within(
+        "the WebSocket handshake",
+        tokio_tungstenite::client_async(url.as_str(), tls),
+    )
+    .await
+    .expect("an events socket over TLS");
+    let first = within("the snapshot", ws.next()).await;
+    assert!(matches!(first, Some(Ok(_))), "{first:?}");
+    within("the close frame sent", ws.close(None))
+        .await
+        .expect("a close frame");
+    // The server's close frame, then the end of the stream: a clean one.
+    while let Some(message) = within("the server's close", ws.next()).await {
+        if let Err(e) = message {
+            panic!("the WebSocket ended with {e}");
+        }
+    }
+    let mut rest = Vec::new();
+    within(
+        "the end of the TLS stream",
+        ws.get_mut().read_to_end(&mut rest),
+    )
+    .await
+    .expect("close_notify, then the end");
+}
+
 #[tokio::test]
 async fn twelve_hangs_over_h2_are_twelve_streams_of_one_connection_released_at_once() {
     let lab = start_tls(common::config()).await;

@@ -333,9 +333,9 @@ async fn serve_connection(
                 conn.set_reason(reason);
                 if notify
                     && let Some(parts) = connection.into_parts()
+                    && let Some(mut tls) = parts.io.into_inner().into_inner()
                 {
                     use tokio::io::AsyncWriteExt as _;
-                    let mut tls = parts.io.into_inner().inner;
                     let _ = tokio::time::timeout(CLOSE_NOTIFY_GRACE, tls.shutdown()).await;
                 }
             }
@@ -398,32 +398,84 @@ async fn handshake_deadline(conn: &Conn, head: Duration, idle: Duration) -> Clos
     CloseReason::HeaderReadTimeout
 }
 
+/// The TLS stream of an HTTP/1.1 connection.
+type Tls = tokio_rustls::server::TlsStream<TrackedStream>;
+
 /// The TLS stream of an HTTP/1.1 connection, telling its connection when
 /// the client's `close_notify` ends what it sends ([`Conn::peer_eof`]):
 /// TLS reads nothing after it, so the socket's own read never sees the FIN
 /// that follows (found in review: a client that closed mid-head with
 /// `close_notify` was recorded as the server's `error`). (HTTP/2's
 /// [`FrameTap`] does the same.)
-struct PeerEof<S> {
-    inner: S,
+///
+/// Upgraded to a WebSocket, it is dropped by the WebSocket's task once the
+/// close handshake is over, and nothing shuts it down first (tungstenite
+/// does not, and axum does not hand the stream back): its drop writes TLS's
+/// `close_notify` then (RFC 8446 §6.1), without waiting, before the socket
+/// closes (found in review: a `wss://` close ended in a bare FIN).
+struct PeerEof {
+    /// `None` once taken back ([`PeerEof::into_inner`]).
+    inner: Option<Tls>,
     conn: Arc<Conn>,
+    /// Shut down already (its `close_notify` went out that way).
+    shut: bool,
 }
 
-impl<S> PeerEof<S> {
-    fn new(inner: S, conn: Arc<Conn>) -> PeerEof<S> {
-        PeerEof { inner, conn }
+impl std::fmt::Debug for PeerEof {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PeerEof").field("shut", &self.shut).finish()
     }
 }
 
-impl<S: AsyncRead + Unpin> AsyncRead for PeerEof<S> {
+/// An I/O call on a stream already taken back (none is made).
+fn taken() -> io::Error {
+    io::Error::new(io::ErrorKind::NotConnected, "the TLS stream was taken back")
+}
+
+impl PeerEof {
+    fn new(inner: Tls, conn: Arc<Conn>) -> PeerEof {
+        PeerEof {
+            inner: Some(inner),
+            conn,
+            shut: false,
+        }
+    }
+
+    /// The TLS stream, for a close of the lab's own (hyper's connection
+    /// ended without it, so nothing of it is upgraded).
+    fn into_inner(mut self) -> Option<Tls> {
+        self.inner.take()
+    }
+}
+
+impl Drop for PeerEof {
+    fn drop(&mut self) {
+        if self.shut || !self.conn.is_upgraded() {
+            return;
+        }
+        let Some(tls) = self.inner.as_mut() else {
+            return;
+        };
+        let (socket, session) = tls.get_mut();
+        session.send_close_notify();
+        let mut alert = Vec::new();
+        while session.wants_write() && session.write_tls(&mut alert).is_ok() {}
+        socket.write_now(&alert);
+    }
+}
+
+impl AsyncRead for PeerEof {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        let Some(inner) = this.inner.as_mut() else {
+            return Poll::Ready(Err(taken()));
+        };
         let (before, room) = (buf.filled().len(), buf.remaining());
-        let poll = Pin::new(&mut this.inner).poll_read(cx, buf);
+        let poll = Pin::new(inner).poll_read(cx, buf);
         if matches!(poll, Poll::Ready(Ok(()))) && room > 0 && buf.filled().len() == before {
             this.conn.peer_eof();
         }
@@ -431,13 +483,16 @@ impl<S: AsyncRead + Unpin> AsyncRead for PeerEof<S> {
     }
 }
 
-impl<S: AsyncWrite + Unpin> AsyncWrite for PeerEof<S> {
+impl AsyncWrite for PeerEof {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+        match self.get_mut().inner.as_mut() {
+            Some(inner) => Pin::new(inner).poll_write(cx, buf),
+            None => Poll::Ready(Err(taken())),
+        }
     }
 
     fn poll_write_vectored(
@@ -445,18 +500,29 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for PeerEof<S> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+        match self.get_mut().inner.as_mut() {
+            Some(inner) => Pin::new(inner).poll_write_vectored(cx, bufs),
+            None => Poll::Ready(Err(taken())),
+        }
     }
 
     fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
+        self.inner.as_ref().is_some_and(Tls::is_write_vectored)
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+        match self.get_mut().inner.as_mut() {
+            Some(inner) => Pin::new(inner).poll_flush(cx),
+            None => Poll::Ready(Err(taken())),
+        }
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+        let this = self.get_mut();
+        this.shut = true;
+        match this.inner.as_mut() {
+            Some(inner) => Pin::new(inner).poll_shutdown(cx),
+            None => Poll::Ready(Err(taken())),
+        }
     }
 }

@@ -103,7 +103,8 @@ pub fn labs_own_machine(ip: std::net::IpAddr) -> bool {
 
 /// Whether a request addressed to `authority` (its `Host`, or an absolute
 /// target's or HTTP/2's `:authority`) names the lab by a loopback name or
-/// address: `localhost`, a name under `.localhost`, an address in 127/8 or
+/// address: `localhost`, a name under `.localhost` (one given as
+/// `--host-name`: the Host check lets no other through), an address in 127/8 or
 /// `[::1]`; or names none (no `Host`: not a browser's). A browser sends
 /// `Sec-Fetch-Site` by the URL's host, not by where it leads: to these it
 /// does (potentially trustworthy origins), and `listener::Handler::foreign`

@@ -500,7 +500,11 @@ async fn an_h2_connection_without_its_preface_is_closed_on_time_with_close_notif
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     assert_eq!(closed(&mut events, peer), Some(CloseReason::IdleTimeout));
     // Shutdown: at once, not after its grace (once the server has the
-    // handshake done, as the client has).
+    // handshake done, as the client has). A lab of its own, with the
+    // default idle timeout, so that no idle close comes first on a slow
+    // machine.
+    let lab = start_tls(common::config()).await;
+    let (_, mut events) = lab.lab.subscribe(None);
     let mut viewer = Viewer::connect(lab.addr).await;
     let mut tls = connect(lab.h2, &lab.identity).await;
     let peer = tls.get_ref().0.local_addr().expect("address").to_string();

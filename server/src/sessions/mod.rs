@@ -409,8 +409,7 @@ pub fn session_needed() -> ApiError {
 }
 
 /// [`session_needed`] as an events socket's close reason (1008).
-pub const SESSION_NEEDED_ON_SOCKET: &str =
-    "the events need a session except over loopback: open the lab's page, or add session=…";
+pub const SESSION_NEEDED_ON_SOCKET: &str = "the events need a session except from the lab's machine to localhost: open the lab's page, or add session=…";
 
 /// The refusal for a session a reload of its tab took the place of
 /// ([`Sessions::issue_replacing`]) while something of it was still open:

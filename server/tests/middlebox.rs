@@ -94,6 +94,22 @@ impl Events {
     fn any(&self, pred: impl Fn(&MiddleboxEvent) -> bool) -> bool {
         self.seen.iter().any(|(_, e)| pred(e))
     }
+
+    /// Bytes of data read from `side` so far, as recorded.
+    fn data_read(&self, side: Side) -> u64 {
+        self.seen
+            .iter()
+            .filter_map(|(_, e)| match e {
+                MiddleboxEvent::Refreshed {
+                    side: s,
+                    by: RefreshCause::Data,
+                    bytes,
+                    ..
+                } if *s == side => Some(*bytes),
+                _ => None,
+            })
+            .sum()
+    }
 }
 
 /// A standalone middlebox in front of a fresh listener the test accepts on.
@@ -106,7 +122,20 @@ struct Rig {
 
 impl Rig {
     async fn start(settings: MiddleboxSettings, limits: Limits) -> Rig {
-        let upstream = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Rig::start_before(
+            TcpListener::bind("127.0.0.1:0").await.unwrap(),
+            settings,
+            limits,
+        )
+        .await
+    }
+
+    /// As [`Rig::start`], in front of `upstream`.
+    async fn start_before(
+        upstream: TcpListener,
+        settings: MiddleboxSettings,
+        limits: Limits,
+    ) -> Rig {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         let middlebox = Middlebox::standalone(upstream.local_addr().unwrap(), settings, limits);
@@ -1431,4 +1460,128 @@ async fn an_events_socket_through_the_middlebox_does_not_report_its_own_events()
         "{:#?}",
         page.seen
     );
+}
+
+/// A close the middlebox makes in order (here its stop) while bytes the
+/// client sent are unread, because the server stopped reading and the
+/// middlebox's buffer toward it is full: the kernel answers that close with
+/// a RST, and the record says so (found in review: it said `fin`); every
+/// byte it read from the client is forwarded or counted dropped, and the
+/// server gets what it says was forwarded.
+#[tokio::test]
+async fn a_close_with_the_clients_bytes_unread_is_a_reset_and_recorded_so() {
+    // The server's side takes little: 4 KiB of receive buffer, never read.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let upstream = socket.listen(16).unwrap();
+    let settings = MiddleboxSettings {
+        preset: Preset::Custom,
+        idle_timeout_ms: 60_000,
+        on_expiry: OnExpiry::Rst,
+        probes_refresh: true,
+        scale: 1,
+    };
+    let limits = Limits {
+        buffer_bytes: 16 * 1024,
+        ..limits()
+    };
+    let mut rig = Rig::start_before(upstream, settings, limits).await;
+    // A client whose own send queue is small, so that what it wrote soon
+    // all lies at the middlebox's socket.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_send_buffer_size(64 * 1024).unwrap();
+    let mut client = within("connect", socket.connect(rig.address))
+        .await
+        .unwrap();
+    let (mut server, _) = within("the middlebox's connection", rig.upstream.accept())
+        .await
+        .unwrap();
+    // What `bytes_acked` counts before any data (the SYN, on Linux).
+    let acked_before = keepalive_lab_server::middlebox::tcp_info::read(&client)
+        .expect("TCP_INFO")
+        .bytes_acked;
+    // Upload a little at a time, each piece acknowledged by the
+    // middlebox's kernel before the next, until the middlebox stops reading
+    // (its buffer toward the server full behind the server's full socket):
+    // then every byte the client wrote is at the middlebox, the last of them
+    // unread.
+    let acked = |client: &TcpStream| {
+        keepalive_lab_server::middlebox::tcp_info::read(client)
+            .expect("TCP_INFO")
+            .bytes_acked
+            - acked_before
+    };
+    let chunk = [b'u'; 4 * 1024];
+    let mut sent = 0u64;
+    let (mut read_so_far, mut still_since) = (0u64, std::time::Instant::now());
+    loop {
+        within("a piece written", client.write_all(&chunk))
+            .await
+            .unwrap();
+        sent += chunk.len() as u64;
+        within("a piece acknowledged", async {
+            while acked(&client) < sent {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        })
+        .await;
+        rig.events.drain();
+        let read = rig.events.data_read(Side::Client);
+        if read != read_so_far {
+            (read_so_far, still_since) = (read, std::time::Instant::now());
+        } else if read < sent && still_since.elapsed() > Duration::from_millis(300) {
+            break;
+        } else {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(
+            sent < 256 * 1024 * 1024,
+            "the middlebox never stopped reading"
+        );
+    }
+    let sent_total = sent;
+    rig.middlebox.stop();
+    let (_, closed) = rig
+        .events
+        .next("closed", |e| matches!(e, MiddleboxEvent::Closed { .. }))
+        .await;
+    let MiddleboxEvent::Closed {
+        by,
+        how,
+        client_bytes,
+        dropped_bytes,
+        ..
+    } = closed
+    else {
+        unreachable!()
+    };
+    assert_eq!((by, how), (Party::Middlebox, CloseHow::Rst));
+    let read = rig.events.data_read(Side::Client);
+    assert!(read < sent_total, "bytes were left unread");
+    assert_eq!(
+        client_bytes + dropped_bytes,
+        read,
+        "every byte read from the client, forwarded or dropped: {:#?}",
+        rig.events.seen
+    );
+    // The client gets the reset the record names, behind the FIN of the
+    // shutdown: its read ends, and its first write after it fails (after
+    // only a FIN, a first write is taken).
+    assert!(matches!(read_outcome(&mut client).await, Ok(0)));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let wrote = client.try_write(b"x").map_err(|e| e.kind());
+    assert!(
+        matches!(
+            wrote,
+            Err(io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset)
+        ),
+        "a reset recorded, the client's first write after the close: {wrote:?}"
+    );
+    // The server gets what was forwarded, then the end.
+    let mut got = Vec::new();
+    within("the server's bytes", server.read_to_end(&mut got))
+        .await
+        .unwrap();
+    assert_eq!(got.len() as u64, client_bytes);
 }

@@ -426,18 +426,7 @@ impl Mapping {
             match ready {
                 // As at the end of `max_linger`, earlier: a new client needs
                 // the slot.
-                Ready::Evicted => {
-                    for side in SIDES {
-                        self.close_gracefully(side);
-                    }
-                    self.ended = Some((Party::Middlebox, CloseHow::Fin));
-                }
-                Ready::Stop => {
-                    for side in SIDES {
-                        self.close_gracefully(side);
-                    }
-                    self.ended = Some((Party::Middlebox, CloseHow::Fin));
-                }
+                Ready::Evicted | Ready::Stop => self.close_both(),
                 Ready::Read(side) => self.on_read(side),
                 Ready::Write(side) => self.on_write(side),
                 Ready::Timer => self.on_timer(),
@@ -623,12 +612,34 @@ impl Mapping {
         self.last_close = (Party::Middlebox, CloseHow::Rst);
     }
 
-    /// Shuts down writing, then closes `side` (a FIN, not a reset).
-    fn close_gracefully(&mut self, side: Side) {
-        if let Some(sock) = self.peers[index(side)].sock.take() {
-            let _ = socket2::SockRef::from(&sock).shutdown(std::net::Shutdown::Write);
-            drop(sock);
-        }
+    /// Shuts down writing, then closes `side`: `true` for the FIN it means,
+    /// `false` when bytes `side` sent were still unread as it closed (the
+    /// middlebox had stopped reading them: its buffer toward the other side
+    /// was full), which Linux answers with a RST (found in review: an expiry
+    /// with `fin`, a stop, an eviction or the end of `max_linger` was
+    /// recorded `fin` while the wire had a reset).
+    fn close_gracefully(&mut self, side: Side) -> bool {
+        let Some(sock) = self.peers[index(side)].sock.take() else {
+            return true;
+        };
+        let socket = socket2::SockRef::from(&sock);
+        let _ = socket.shutdown(std::net::Shutdown::Write);
+        let mut one = [std::mem::MaybeUninit::<u8>::uninit()];
+        let unread = matches!(socket.peek(&mut one), Ok(n) if n > 0);
+        drop(sock);
+        !unread
+    }
+
+    /// Closes both sides as the middlebox's own close: a FIN each, or, if
+    /// either went out as a reset (bytes left unread), recorded as one.
+    fn close_both(&mut self) {
+        let clean = SIDES.map(|side| self.close_gracefully(side));
+        let how = if clean.iter().all(|&c| c) {
+            CloseHow::Fin
+        } else {
+            CloseHow::Rst
+        };
+        self.ended = Some((Party::Middlebox, how));
     }
 
     // ---- the timer -----------------------------------------------------
@@ -658,10 +669,7 @@ impl Mapping {
             }
             Some(at) => {
                 if now >= at + self.inner.limits().max_linger {
-                    for side in SIDES {
-                        self.close_gracefully(side);
-                    }
-                    self.ended = Some((Party::Middlebox, CloseHow::Fin));
+                    self.close_both();
                 }
             }
         }
@@ -723,11 +731,7 @@ impl Mapping {
                 self.reset_side(Side::Server);
                 self.ended = Some((Party::Middlebox, CloseHow::Rst));
             }
-            OnExpiry::Fin => {
-                self.close_gracefully(Side::Client);
-                self.close_gracefully(Side::Server);
-                self.ended = Some((Party::Middlebox, CloseHow::Fin));
-            }
+            OnExpiry::Fin => self.close_both(),
             OnExpiry::Rst | OnExpiry::RstEither | OnExpiry::Silent => {
                 // Lingers: the first to go when a new client needs a slot.
                 self.lingering = Some(self.inner.linger(self.id, self.charged_ip));

@@ -800,7 +800,9 @@ pub enum MiddleboxEvent {
     Closed {
         /// Who ended it.
         by: Party,
-        /// How.
+        /// How. The middlebox's own close is `rst` when either side's went
+        /// out as a reset: a close meant in order with bytes that side sent
+        /// still unread (the kernel answers such a close with a RST).
         how: CloseHow,
         /// Whether it had expired first.
         after_expiry: bool,

@@ -5,7 +5,8 @@
 //!   two attempts of each dropped request, and the page counts the re-sends;
 //! - the events WebSocket closes cleanly (1000) with the server's close frame;
 //! - a policy change reaches a connection that is already open;
-//! - closing the tab closes the session's idle connections within a second.
+//! - closing the tab closes the session's idle connections within a second;
+//! - another site's page holds no hang through another name of the lab.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -262,4 +263,75 @@ async fn closing_the_tab_closes_the_sessions_idle_connections_within_a_second() 
             "within a second of the page going away"
         );
     }
+}
+
+/// A page of another site, open in a browser on the lab's machine, cannot
+/// act in the anonymous scope through another name of the lab that leads to
+/// 127.0.0.1 (a `--host-name`): to such a name Chromium sends neither
+/// `Origin` nor `Sec-Fetch-Site` for an `<img>`, so the lab takes only a
+/// loopback name as the lab machine's own (found in review, Chromium 148:
+/// the hang was held). To `127.0.0.1` itself Chromium says `cross-site`,
+/// refused as before. The page here is itself on loopback, as a page Local
+/// Network Access lets through is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_sites_page_holds_no_hang_through_a_host_name_of_the_lab() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut config = keepalive_lab_tests::page_config();
+    config.host_names = vec!["lab.test".to_owned()];
+    let (addr, lab) = keepalive_lab_tests::start_server(config).await;
+    let (_, mut events) = lab.subscribe(None);
+    // The other site: one page with two images at the lab.
+    let evil = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let evil_port = evil.local_addr().unwrap().port();
+    let page = format!(
+        "<!doctype html><title>elsewhere</title>\
+         <img src=\"http://lab.test:{port}/api/hang?id=via-name\">\
+         <img src=\"http://127.0.0.1:{port}/api/hang?id=via-address\">",
+        port = addr.port()
+    );
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = evil.accept().await {
+            let page = page.clone();
+            tokio::spawn(async move {
+                let mut head = [0u8; 4096];
+                let _ = socket.read(&mut head).await;
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-length: {}\r\n\
+                     connection: close\r\n\r\n{page}",
+                    page.len()
+                );
+                let _ = socket.write_all(answer.as_bytes()).await;
+            });
+        }
+    });
+    let mut chrome = Chromium::launch_with_flags(&[
+        "--host-resolver-rules=MAP lab.test 127.0.0.1, MAP evil.test 127.0.0.1",
+    ])
+    .await;
+    let _page = chrome.open(&format!("http://evil.test:{evil_port}/")).await;
+    // Both images' requests reached the lab, and each was answered (a
+    // refusal: 403).
+    let mut seen = Vec::new();
+    eventually("both images' requests answered", LIMIT, async || {
+        drain(&mut events, &mut seen);
+        let finished = seen
+            .iter()
+            .filter(|(_, e)| matches!(e, ServerEvent::RequestFinished { .. }))
+            .count();
+        let started = |tag: &str| {
+            seen.iter().any(|(_, e)| {
+                matches!(e, ServerEvent::RequestStarted { target, .. } if target.ends_with(tag))
+            })
+        };
+        // Answered both, or one is held (then the assertion below says so).
+        (started("id=via-name")
+            && started("id=via-address")
+            && (finished >= 2 || !lab.hangs().is_empty()))
+        .then_some(())
+    })
+    .await;
+    assert!(
+        lab.hangs().is_empty(),
+        "another site's page held a hang in the anonymous scope: {seen:#?}"
+    );
 }

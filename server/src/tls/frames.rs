@@ -640,7 +640,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for FrameTap<S> {
             this.held.extend_from_slice(&read[n..]);
             buf.set_filled(before + n);
         }
-        if this.inbound.preface == 0 {
+        if this.inbound.preface == 0 && !this.gate.arrived() {
             this.gate.arrived.store(true, Ordering::Release);
         }
         Poll::Ready(Ok(()))

@@ -719,15 +719,20 @@ pub enum MiddleboxEvent {
         side: Side,
         /// Data or a keep-alive probe.
         by: RefreshCause,
-        /// Bytes the middlebox read from that side (0 for probes): read,
-        /// not yet delivered. Each is later either forwarded (`closed`'s
+        /// Bytes from that side that reached the middlebox (0 for probes):
+        /// reported when it reads them, or earlier, when a look at
+        /// `TCP_INFO` finds them in its socket unread (it reads no more from
+        /// a side while its buffer toward the other is full; they refresh the
+        /// timer all the same, as at a NAT they would have passed). Not yet
+        /// delivered. Each is later either forwarded (`closed`'s
         /// `client_bytes` / `server_bytes`) or dropped (`closed`'s
         /// `dropped_bytes`), never both. The lab's own mapping of a page's
         /// events socket does not report the server's data on it here
         /// (the page would hear its own events as traffic); its `closed`
         /// totals count it.
         bytes: u64,
-        /// Reads (data) or probes since the last event of this kind.
+        /// Reads or looks that found data (data), or probes, since the last
+        /// event of this kind.
         count: u32,
     },
     /// The idle timeout expired: the mapping is forgotten.
@@ -806,13 +811,17 @@ pub enum MiddleboxEvent {
         how: CloseHow,
         /// Whether it had expired first.
         after_expiry: bool,
-        /// Bytes forwarded from the client to the server (written to it).
+        /// Bytes forwarded from the client to the server (written to it;
+        /// when that connection ended in a reset, only what the server
+        /// acknowledged: the rest was lost with the kernel's send queue).
         client_bytes: u64,
-        /// Bytes forwarded from the server to the client (written to it).
+        /// Bytes forwarded from the server to the client (likewise).
         server_bytes: u64,
-        /// Bytes read but never forwarded, both sides: dropped after expiry,
-        /// or still in the middlebox's buffers when it expired or stopped
-        /// (or when one side reset). With the two above, every byte it read.
+        /// Bytes that reached the middlebox and were never forwarded, both
+        /// sides: dropped after expiry, still in its buffers or unread in
+        /// its sockets when it expired or stopped (or when one side reset),
+        /// or lost with a reset's send queue. With the two above, every byte
+        /// `refreshed` and `dropped` reported.
         dropped_bytes: u64,
     },
 }

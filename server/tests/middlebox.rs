@@ -82,6 +82,32 @@ impl Events {
         found.unwrap_or_else(|_| panic!("no {what} within {WAIT:?}; saw {:#?}", self.seen))
     }
 
+    /// The mapping's `closed` event, waited for.
+    async fn closed(&mut self) -> Closed {
+        let (_, closed) = self
+            .next("closed", |e| matches!(e, MiddleboxEvent::Closed { .. }))
+            .await;
+        let MiddleboxEvent::Closed {
+            by,
+            how,
+            after_expiry,
+            client_bytes,
+            server_bytes,
+            dropped_bytes,
+        } = closed
+        else {
+            unreachable!()
+        };
+        Closed {
+            by,
+            how,
+            after_expiry,
+            client_bytes,
+            server_bytes,
+            dropped_bytes,
+        }
+    }
+
     /// Takes in whatever has been recorded by now, without waiting.
     fn drain(&mut self) {
         while let Ok(event) = self.rx.try_recv() {
@@ -110,6 +136,17 @@ impl Events {
             })
             .sum()
     }
+}
+
+/// The fields of a mapping's `closed` event.
+#[derive(Debug)]
+struct Closed {
+    by: Party,
+    how: CloseHow,
+    after_expiry: bool,
+    client_bytes: u64,
+    server_bytes: u64,
+    dropped_bytes: u64,
 }
 
 /// A standalone middlebox in front of a fresh listener the test accepts on.
@@ -403,21 +440,14 @@ async fn aws_nat_resets_the_inside_and_drops_the_servers_late_response() {
     ));
     // The server gives up later; only then is the mapping over.
     drop(server);
-    let (_, closed) = rig
-        .events
-        .next("closed", |e| matches!(e, MiddleboxEvent::Closed { .. }))
-        .await;
-    let MiddleboxEvent::Closed {
+    let Closed {
         by,
         how,
         after_expiry,
         client_bytes,
         server_bytes,
         dropped_bytes,
-    } = closed
-    else {
-        unreachable!()
-    };
+    } = rig.events.closed().await;
     assert_eq!(
         (by, how, after_expiry),
         (Party::Server, CloseHow::Fin, true)
@@ -690,16 +720,22 @@ fn probe_every_second(stream: &TcpStream) {
         .expect("SO_KEEPALIVE with TCP_KEEPIDLE and TCP_KEEPINTVL");
 }
 
+/// An AWS NAT gateway's behaviour (probes count, a reset on expiry) with a
+/// timeout of its own, in real time.
+#[cfg(target_os = "linux")]
+fn aws_nat_timing_out_after(idle_timeout_ms: u64) -> MiddleboxSettings {
+    MiddleboxSettings {
+        preset: Preset::Custom,
+        idle_timeout_ms,
+        ..Preset::AwsNat.settings(1)
+    }
+}
+
 #[cfg(target_os = "linux")]
 #[tokio::test]
 async fn keep_alive_probes_from_the_server_keep_a_mapping_alive() {
     // 2.5 s of idle allowed; the server's kernel probes every second.
-    let settings = MiddleboxSettings {
-        preset: Preset::Custom,
-        idle_timeout_ms: 2_500,
-        ..Preset::AwsNat.settings(1)
-    };
-    let mut rig = Rig::start(settings, limits()).await;
+    let mut rig = Rig::start(aws_nat_timing_out_after(2_500), limits()).await;
     let (mut client, mut server) = rig.pair().await;
     probe_every_second(&server);
     let (_, opened) = rig
@@ -1466,15 +1502,12 @@ async fn an_events_socket_through_the_middlebox_does_not_report_its_own_events()
 /// client sent are unread, because the server stopped reading and the
 /// middlebox's buffer toward it is full: the kernel answers that close with
 /// a RST, and the record says so (found in review: it said `fin`); every
-/// byte it read from the client is forwarded or counted dropped, and the
+/// byte it reported from the client is forwarded or counted dropped, and the
 /// server gets what it says was forwarded.
+#[cfg(target_os = "linux")]
 #[tokio::test]
 async fn a_close_with_the_clients_bytes_unread_is_a_reset_and_recorded_so() {
-    // The server's side takes little: 4 KiB of receive buffer, never read.
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.set_recv_buffer_size(4096).unwrap();
-    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
-    let upstream = socket.listen(16).unwrap();
+    let upstream = a_server_that_never_reads();
     let settings = MiddleboxSettings {
         preset: Preset::Custom,
         idle_timeout_ms: 60_000,
@@ -1497,68 +1530,22 @@ async fn a_close_with_the_clients_bytes_unread_is_a_reset_and_recorded_so() {
     let (mut server, _) = within("the middlebox's connection", rig.upstream.accept())
         .await
         .unwrap();
-    // What `bytes_acked` counts before any data (the SYN, on Linux).
-    let acked_before = keepalive_lab_server::middlebox::tcp_info::read(&client)
-        .expect("TCP_INFO")
-        .bytes_acked;
-    // Upload a little at a time, each piece acknowledged by the
-    // middlebox's kernel before the next, until the middlebox stops reading
-    // (its buffer toward the server full behind the server's full socket):
-    // then every byte the client wrote is at the middlebox, the last of them
-    // unread.
-    let acked = |client: &TcpStream| {
-        keepalive_lab_server::middlebox::tcp_info::read(client)
-            .expect("TCP_INFO")
-            .bytes_acked
-            - acked_before
-    };
-    let chunk = [b'u'; 4 * 1024];
-    let mut sent = 0u64;
-    let (mut read_so_far, mut still_since) = (0u64, std::time::Instant::now());
-    loop {
-        within("a piece written", client.write_all(&chunk))
-            .await
-            .unwrap();
-        sent += chunk.len() as u64;
-        within("a piece acknowledged", async {
-            while acked(&client) < sent {
-                tokio::time::sleep(Duration::from_millis(1)).await;
-            }
-        })
-        .await;
-        rig.events.drain();
-        let read = rig.events.data_read(Side::Client);
-        if read != read_so_far {
-            (read_so_far, still_since) = (read, std::time::Instant::now());
-        } else if read < sent && still_since.elapsed() > Duration::from_millis(300) {
-            break;
-        } else {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        assert!(
-            sent < 256 * 1024 * 1024,
-            "the middlebox never stopped reading"
-        );
-    }
+    // The middlebox stops reading (its buffer toward the server full behind
+    // the server's full socket), and its own socket fills up with bytes it
+    // never read.
+    let (sent, _) = upload_until_full(&mut client, 4 * 1024).await;
     let sent_total = sent;
     rig.middlebox.stop();
-    let (_, closed) = rig
-        .events
-        .next("closed", |e| matches!(e, MiddleboxEvent::Closed { .. }))
-        .await;
-    let MiddleboxEvent::Closed {
+    let Closed {
         by,
         how,
         client_bytes,
         dropped_bytes,
         ..
-    } = closed
-    else {
-        unreachable!()
-    };
+    } = rig.events.closed().await;
     assert_eq!((by, how), (Party::Middlebox, CloseHow::Rst));
     let read = rig.events.data_read(Side::Client);
-    assert!(read < sent_total, "bytes were left unread");
+    assert!(read < sent_total, "the last piece stayed with the client");
     assert_eq!(
         client_bytes + dropped_bytes,
         read,
@@ -1584,4 +1571,314 @@ async fn a_close_with_the_clients_bytes_unread_is_a_reset_and_recorded_so() {
         .await
         .unwrap();
     assert_eq!(got.len() as u64, client_bytes);
+}
+
+/// The client's `tcpi_bytes_acked` less what it counted before any data:
+/// the bytes of its upload that reached the middlebox's socket.
+#[cfg(target_os = "linux")]
+struct Acked {
+    before: u64,
+}
+
+#[cfg(target_os = "linux")]
+impl Acked {
+    fn start(client: &TcpStream) -> Acked {
+        Acked {
+            before: keepalive_lab_server::middlebox::tcp_info::read(client)
+                .expect("TCP_INFO")
+                .bytes_acked,
+        }
+    }
+
+    fn now(&self, client: &TcpStream) -> u64 {
+        keepalive_lab_server::middlebox::tcp_info::read(client)
+            .expect("TCP_INFO")
+            .bytes_acked
+            - self.before
+    }
+}
+
+/// Uploads `piece` bytes at a time, each acknowledged by the middlebox's
+/// kernel before the next, until one is not within 300 ms (its socket is
+/// full): how many bytes were written, and how many of them it took.
+#[cfg(target_os = "linux")]
+async fn upload_until_full(client: &mut TcpStream, piece: usize) -> (u64, u64) {
+    let acked = Acked::start(client);
+    let piece = vec![b'u'; piece];
+    let mut sent = 0u64;
+    loop {
+        within("a piece written", client.write_all(&piece))
+            .await
+            .unwrap();
+        sent += piece.len() as u64;
+        let taken = tokio::time::timeout(Duration::from_millis(300), async {
+            while acked.now(client) < sent {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        })
+        .await;
+        if taken.is_err() {
+            return (sent, acked.now(client));
+        }
+        assert!(
+            sent < 256 * 1024 * 1024,
+            "the middlebox never stopped reading"
+        );
+    }
+}
+
+/// A server that takes little (4 KiB of receive buffer) and never reads:
+/// behind it the middlebox soon stops reading the client (its buffer toward
+/// the server full), while what the client sends still reaches the
+/// middlebox's socket, acknowledged by its kernel.
+#[cfg(target_os = "linux")]
+fn a_server_that_never_reads() -> TcpListener {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    socket.listen(16).unwrap()
+}
+
+/// Data that reaches the middlebox while it is not reading that side is
+/// traffic through it all the same: it refreshes the mapping and is reported
+/// as it arrives (at the next look at `TCP_INFO`), and at the expiry it is
+/// forgotten with the mapping, not taken for late bytes (found in a
+/// record-against-wire review: such bytes were reported nowhere until the
+/// expiry, and then `dropped` as if they came after it, answered with the
+/// preset's reset).
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn bytes_that_reach_the_middlebox_while_it_does_not_read_are_reported_and_not_late() {
+    let settings = MiddleboxSettings {
+        preset: Preset::Custom,
+        idle_timeout_ms: 1_000,
+        on_expiry: OnExpiry::Silent,
+        // Only data refreshes here: the client's zero-window probes, once
+        // the middlebox's socket is full, do not.
+        probes_refresh: false,
+        scale: 1,
+    };
+    let limits = Limits {
+        buffer_bytes: 16 * 1024,
+        ..limits()
+    };
+    let mut rig = Rig::start_before(a_server_that_never_reads(), settings, limits).await;
+    let (mut client, server) = rig.pair().await;
+    // The middlebox stops reading (its send queue toward the server and its
+    // buffer full) and its socket then fills up, about 100 KiB it never read.
+    let (sent, arrived_before) = upload_until_full(&mut client, 64 * 1024).await;
+    assert!(
+        arrived_before < sent,
+        "the middlebox's socket filled up: {arrived_before} of {sent} bytes taken"
+    );
+    // Then nothing more can come until the expiry, a second later.
+    rig.events
+        .next("expired", |e| matches!(e, MiddleboxEvent::Expired { .. }))
+        .await;
+    drop(client);
+    drop(server);
+    let Closed {
+        client_bytes,
+        dropped_bytes,
+        ..
+    } = rig.events.closed().await;
+    // Every byte that reached the middlebox before the expiry was reported
+    // as it arrived; what came after it (the piece the full socket held
+    // back, let in once the forgotten mapping read everything) is `dropped`.
+    let before_expiry: Vec<_> = rig
+        .events
+        .seen
+        .iter()
+        .take_while(|(_, e)| !matches!(e, MiddleboxEvent::Expired { .. }))
+        .cloned()
+        .collect();
+    let reported_before: u64 = before_expiry
+        .iter()
+        .filter_map(|(_, e)| match e {
+            MiddleboxEvent::Refreshed {
+                side: Side::Client,
+                by: RefreshCause::Data,
+                bytes,
+                ..
+            } => Some(*bytes),
+            _ => None,
+        })
+        .sum();
+    assert_eq!(
+        reported_before, arrived_before,
+        "reported as arrived before the expiry: {:#?}",
+        rig.events.seen
+    );
+    let late: u64 = rig
+        .events
+        .seen
+        .iter()
+        .filter_map(|(_, e)| match e {
+            MiddleboxEvent::Dropped {
+                side: Side::Client,
+                bytes,
+                ..
+            } => Some(*bytes),
+            _ => None,
+        })
+        .sum();
+    assert_eq!(late, sent - arrived_before, "{:#?}", rig.events.seen);
+    assert_eq!(
+        client_bytes + dropped_bytes,
+        reported_before + late,
+        "every byte reported, forwarded or dropped: {:#?}",
+        rig.events.seen
+    );
+}
+
+/// A keep-alive probe leaves no trace of when it came, so the middlebox sees
+/// it at its next look at `TCP_INFO`; those looks are a twentieth of the
+/// timeout in force apart (here 250 ms of 5 s), so each probe is reported
+/// (and restarts the idle timer) within about that of its arrival (found in
+/// a record-against-wire review: a fifth apart, up to a second late here,
+/// and `expired.idle_ms` short by as much). The probes' arrival is read on
+/// the server's side: each draws an ACK from the middlebox's kernel, which
+/// the server's socket counts.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn each_probe_is_reported_within_a_twentieth_of_the_timeout_of_its_arrival() {
+    let mut rig = Rig::start(aws_nat_timing_out_after(5_000), limits()).await;
+    let (mut client, mut server) = rig.pair().await;
+    client.write_all(b"slow job").await.unwrap();
+    read_n(&mut server, 8).await;
+    probe_every_second(&server);
+    let segs_in =
+        |s: &TcpStream| keepalive_lab_server::middlebox::tcp_info::read(s).map(|t| t.segs_in);
+    let start = std::time::Instant::now();
+    let mut last_segs = segs_in(&server).expect("TCP_INFO");
+    let mut answered = Vec::new();
+    let mut reported = Vec::new();
+    while start.elapsed() < Duration::from_millis(5_600) {
+        tokio::select! {
+            event = rig.events.rx.recv() => {
+                let event = event.expect("the event stream");
+                if let ServerEvent::Middlebox { mapping, event, .. } = &*event {
+                    if let MiddleboxEvent::Refreshed { side: Side::Server, by: RefreshCause::Probe, count, .. } = event {
+                        reported.push((start.elapsed(), *count));
+                    }
+                    rig.events.seen.push((*mapping, event.clone()));
+                }
+            }
+            () = tokio::time::sleep(Duration::from_millis(2)) => {
+                let now = segs_in(&server).expect("TCP_INFO");
+                if now != last_segs {
+                    answered.push(start.elapsed());
+                    last_segs = now;
+                }
+            }
+        }
+    }
+    assert!(
+        answered.len() >= 3,
+        "the server's kernel probed every second after the first: {answered:?}"
+    );
+    let counted: u32 = reported.iter().map(|(_, n)| n).sum();
+    assert!(
+        counted as usize >= answered.len() - 1 && counted as usize <= answered.len() + 1,
+        "probes answered at {answered:?}, reported {reported:?}"
+    );
+    for (at, _) in &reported {
+        let came = answered
+            .iter()
+            .rev()
+            .find(|a| *a <= at)
+            .unwrap_or_else(|| panic!("a probe reported at {at:?} before any: {answered:?}"));
+        assert!(
+            *at - *came < Duration::from_millis(500),
+            "a probe answered at {came:?} was reported at {at:?} (looks 250 ms apart); \
+             answered {answered:?}, reported {reported:?}"
+        );
+    }
+}
+
+/// What the middlebox wrote toward a side and that side never received is
+/// lost with a reset (the kernel drops its send queue), so it is not
+/// counted as forwarded (found in a record-against-wire review: a reset
+/// passed on to a slow reader recorded 4.1 MB forwarded, of which the
+/// reader got 1.3 MB). Here the expiry's `rst_both` resets a client that
+/// never read a large answer: `closed`'s `server_bytes` are what the
+/// client's kernel received.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn bytes_a_reset_discards_are_not_counted_forwarded() {
+    let settings = MiddleboxSettings {
+        preset: Preset::Custom,
+        idle_timeout_ms: 1_000,
+        on_expiry: OnExpiry::RstBoth,
+        probes_refresh: false,
+        scale: 1,
+    };
+    let mut rig = Rig::start(settings, limits()).await;
+    // A client that takes little (4 KiB of receive buffer) and never reads.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut client = within("connect", socket.connect(rig.address))
+        .await
+        .unwrap();
+    let (server, _) = within("the middlebox's connection", rig.upstream.accept())
+        .await
+        .unwrap();
+    // The server answers as much as the path takes, until it takes no more
+    // for 300 ms: the middlebox's send queue toward the client holds far
+    // more than the client's 4 KiB.
+    let answer = [b'a'; 64 * 1024];
+    let mut written = 0u64;
+    let mut since = std::time::Instant::now();
+    while since.elapsed() < Duration::from_millis(300) {
+        match server.try_write(&answer) {
+            Ok(n) => {
+                written += n as u64;
+                since = std::time::Instant::now();
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            Err(e) => panic!("the server's write: {e}"),
+        }
+    }
+    let Closed {
+        how,
+        client_bytes,
+        server_bytes,
+        dropped_bytes,
+        ..
+    } = rig.events.closed().await;
+    assert_eq!(how, CloseHow::Rst);
+    // What came before the reset can still be read; then the reset.
+    let mut got = 0u64;
+    let end = loop {
+        match read_outcome(&mut client).await {
+            Ok(0) => break Ok(0),
+            Ok(n) => got += n as u64,
+            Err(e) => break Err(e.kind()),
+        }
+    };
+    assert_eq!(
+        end,
+        Err(io::ErrorKind::ConnectionReset),
+        "after {got} bytes"
+    );
+    let received = keepalive_lab_server::middlebox::tcp_info::read(&client)
+        .expect("TCP_INFO")
+        .bytes_received;
+    assert!(
+        received < 1024 * 1024 && written > 2 * 1024 * 1024,
+        "the middlebox held most of the answer: {received} of {written} bytes received"
+    );
+    assert_eq!(
+        server_bytes, received,
+        "forwarded is what the client received: {:#?}",
+        rig.events.seen
+    );
+    assert_eq!(
+        client_bytes + server_bytes + dropped_bytes,
+        rig.events.data_read(Side::Client) + rig.events.data_read(Side::Server),
+        "every byte reported, forwarded or dropped: {:#?}",
+        rig.events.seen
+    );
 }

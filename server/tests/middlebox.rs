@@ -1102,6 +1102,15 @@ async fn the_command_line_refuses_bad_flags_and_prints_json_lines() {
     assert!(kinds.iter().any(|k| k == "refreshed"), "{kinds:?}");
 }
 
+/// A lab and its middlebox: the lab's address and the middlebox's.
+async fn lab_with_middlebox() -> (SocketAddr, SocketAddr) {
+    let (lab_addr, lab) = start_server().await;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let middlebox_addr = listener.local_addr().unwrap();
+    tokio::spawn(serve_in_lab(listener, lab_addr, lab));
+    (lab_addr, middlebox_addr)
+}
+
 /// `PUT /api/middlebox` as `session`.
 async fn put_middlebox(lab: SocketAddr, session: &str, body: &str) -> common::Response {
     request_once(
@@ -1115,10 +1124,7 @@ async fn put_middlebox(lab: SocketAddr, session: &str, body: &str) -> common::Re
 
 #[tokio::test]
 async fn in_the_lab_a_slow_response_is_cut_and_only_its_session_sees_the_mapping() {
-    let (lab_addr, lab) = start_server().await;
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let middlebox_addr = listener.local_addr().unwrap();
-    tokio::spawn(serve_in_lab(listener, lab_addr, lab.clone()));
+    let (lab_addr, middlebox_addr) = lab_with_middlebox().await;
     let a = issue_session(lab_addr).await;
     let b = issue_session(lab_addr).await;
     let mut viewer_a = Viewer::connect_session(lab_addr, &a).await;
@@ -1304,6 +1310,99 @@ async fn announced(viewer: &mut Viewer, why: &str) -> (MiddleboxSettings, Option
     }
 }
 
+/// A mapping runs the anonymous scope's timer until its request line names
+/// a session; if the silence before that line outlasted the session's own
+/// timeout (here 1 s, against the default 3.5 s), the mapping expires as of
+/// that deadline and the request is late, as at a middlebox with the
+/// settings `opened` names (found in a record-against-wire review: the
+/// request passed, and the record showed only the session's 1 s).
+#[tokio::test]
+async fn a_request_line_after_a_silence_longer_than_its_sessions_timeout_is_late() {
+    let (lab_addr, middlebox_addr) = lab_with_middlebox().await;
+    let a = issue_session(lab_addr).await;
+    let mut viewer = Viewer::connect_session(lab_addr, &a).await;
+    // 350 s at ×350: 1 s.
+    let response = put_middlebox(lab_addr, &a, r#"{"preset": "aws_nat", "scale": 350}"#).await;
+    assert_eq!(response.status, 200, "{}", response.text());
+    let mut client = Client::connect(middlebox_addr).await;
+    // A spare socket, silent for 1.6 s (past the session's 1 s, within the
+    // default 3.5 s), then its first request.
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    let host = middlebox_addr.to_string();
+    client
+        .send_request_with(
+            "GET",
+            &format!("/api/fast?id=late-1&session={a}"),
+            &[("Host", host.as_str())],
+            b"",
+        )
+        .await;
+    let mut buf = [0u8; 256];
+    let outcome = within("the answer", client.stream.read(&mut buf)).await;
+    assert_eq!(
+        outcome.map_err(|e| e.kind()),
+        Err(io::ErrorKind::ConnectionReset),
+        "the request is answered with the NAT gateway's reset"
+    );
+    let is_mapping = |e: &ServerEvent, want: fn(&MiddleboxEvent) -> bool| matches!(e, ServerEvent::Middlebox { event, .. } if want(event));
+    let opened = viewer
+        .next_matching("opened", |e| {
+            is_mapping(e, |m| matches!(m, MiddleboxEvent::Opened { .. }))
+        })
+        .await;
+    assert!(
+        matches!(
+            opened,
+            ServerEvent::Middlebox {
+                event: MiddleboxEvent::Opened {
+                    in_force_ms: 1000,
+                    ..
+                },
+                ..
+            }
+        ),
+        "{opened:?}"
+    );
+    let expired = viewer
+        .next_matching("expired", |e| {
+            is_mapping(e, |m| matches!(m, MiddleboxEvent::Expired { .. }))
+        })
+        .await;
+    assert!(
+        matches!(
+            expired,
+            ServerEvent::Middlebox {
+                event: MiddleboxEvent::Expired {
+                    idle_ms: 1000,
+                    on_expiry: OnExpiry::Rst,
+                    transitory: false,
+                },
+                ..
+            }
+        ),
+        "{expired:?}"
+    );
+    viewer
+        .next_matching("the request dropped", |e| {
+            is_mapping(e, |m| {
+                matches!(m, MiddleboxEvent::Dropped { side: Side::Client, bytes, .. } if *bytes > 0)
+            })
+        })
+        .await;
+    viewer
+        .next_matching("rst_sent", |e| {
+            is_mapping(e, |m| *m == MiddleboxEvent::RstSent { side: Side::Client })
+        })
+        .await;
+    assert!(
+        !viewer.seen.iter().any(
+            |e| matches!(e, ServerEvent::RequestStarted { target, .. } if target.contains("late-1"))
+        ),
+        "the request never reached the server: {:#?}",
+        viewer.seen
+    );
+}
+
 #[tokio::test]
 async fn middlebox_settings_are_per_session_and_follow_the_room_lock() {
     let (lab_addr, _lab) = start_server().await;
@@ -1377,10 +1476,7 @@ async fn middlebox_settings_are_per_session_and_follow_the_room_lock() {
 #[cfg(target_os = "linux")]
 #[tokio::test]
 async fn in_the_lab_the_servers_tcp_keep_alive_follows_the_time_scale_and_keeps_the_mapping() {
-    let (lab_addr, lab) = start_server().await;
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let middlebox_addr = listener.local_addr().unwrap();
-    tokio::spawn(serve_in_lab(listener, lab_addr, lab.clone()));
+    let (lab_addr, middlebox_addr) = lab_with_middlebox().await;
     let a = issue_session(lab_addr).await;
     let mut viewer = Viewer::connect_session(lab_addr, &a).await;
     // The lab's default middlebox: an AWS NAT gateway at ×100 (3.5 s). The
@@ -1445,10 +1541,7 @@ async fn in_the_lab_the_servers_tcp_keep_alive_follows_the_time_scale_and_keeps_
 /// everything.
 #[tokio::test]
 async fn an_events_socket_through_the_middlebox_does_not_report_its_own_events() {
-    let (lab_addr, lab) = start_server().await;
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let via = listener.local_addr().expect("address");
-    tokio::spawn(serve_in_lab(listener, lab_addr, lab.clone()));
+    let (lab_addr, via) = lab_with_middlebox().await;
     let session = issue_session(lab_addr).await;
     let mut page = Viewer::connect_to(via, &format!("/api/events?session={session}")).await;
     // Something for the page's viewer to hear: a request of its session.

@@ -10,7 +10,10 @@
 //! policy's idle timeout, read when a connection is accepted): a change
 //! applies to mappings opened after it. Until that line has arrived the
 //! mapping runs the anonymous scope's settings; a mapping whose client says
-//! nothing before something else happens stays anonymous.
+//! nothing before something else happens stays anonymous. When the line
+//! comes after a silence longer than its owner's timeout, the mapping
+//! expires as of that timeout and the line is late, as the settings its
+//! `opened` names would have it (`Mapping::passed_before_attribution`).
 
 use std::collections::HashMap;
 use std::io;

@@ -139,6 +139,11 @@ impl Buf {
         self.end = (self.end + n).min(self.data.len());
     }
 
+    /// Takes back the last `n` bytes filled.
+    fn unfill(&mut self, n: usize) {
+        self.end = self.end.saturating_sub(n).max(self.start);
+    }
+
     /// The last `n` bytes filled.
     fn last(&self, n: usize) -> &[u8] {
         &self.data[self.end.saturating_sub(n)..self.end]
@@ -539,6 +544,14 @@ impl Mapping {
                         if self.sniff.is_some() {
                             let bytes = self.to_server.last(n).to_vec();
                             self.sniff(&bytes);
+                            if let Some(deadline) = self.passed_before_attribution() {
+                                // These bytes came after it: late.
+                                self.to_server.unfill(n);
+                                self.expire(deadline);
+                                let late = self.peers[i].take_read(n);
+                                self.late(side, late, false);
+                                return;
+                            }
                         }
                     }
                     Side::Server => self.to_client.filled(n),
@@ -865,6 +878,22 @@ impl Mapping {
             }
             self.announce();
         }
+    }
+
+    /// Just attributed (the request line came): when the silence before it
+    /// outlasted the owner's timeout, the deadline it passed. Until the line
+    /// names its session a mapping runs the anonymous scope's timer; without
+    /// this, a spare socket silent for 3 s under the default 3.5 s, then a
+    /// request of a session whose timeout is 2.4 s, passed, while `opened`
+    /// showed only the 2.4 s (found in a record-against-wire review). With
+    /// it the mapping expires as of that deadline, as a middlebox with the
+    /// settings the record names would have, and the request is late.
+    fn passed_before_attribution(&self) -> Option<Instant> {
+        if self.sniff.is_some() || self.expired() {
+            return None;
+        }
+        let deadline = self.deadline();
+        (Instant::now() >= deadline).then_some(deadline)
     }
 
     /// Reports `opened` (once), with the owner and settings decided now.

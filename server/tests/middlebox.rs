@@ -1720,6 +1720,25 @@ async fn upload_until_full(client: &mut TcpStream, piece: usize) -> (u64, u64) {
     }
 }
 
+/// A rig with a timeout of 1 s that only data refreshes (not the client's
+/// zero-window probes once the middlebox's socket is full), a buffer of
+/// 16 KiB, in front of [`a_server_that_never_reads`].
+#[cfg(target_os = "linux")]
+async fn behind_a_server_that_never_reads(on_expiry: OnExpiry) -> Rig {
+    let settings = MiddleboxSettings {
+        preset: Preset::Custom,
+        idle_timeout_ms: 1_000,
+        on_expiry,
+        probes_refresh: false,
+        scale: 1,
+    };
+    let limits = Limits {
+        buffer_bytes: 16 * 1024,
+        ..limits()
+    };
+    Rig::start_before(a_server_that_never_reads(), settings, limits).await
+}
+
 /// A server that takes little (4 KiB of receive buffer) and never reads:
 /// behind it the middlebox soon stops reading the client (its buffer toward
 /// the server full), while what the client sends still reaches the
@@ -1742,20 +1761,7 @@ fn a_server_that_never_reads() -> TcpListener {
 #[cfg(target_os = "linux")]
 #[tokio::test]
 async fn bytes_that_reach_the_middlebox_while_it_does_not_read_are_reported_and_not_late() {
-    let settings = MiddleboxSettings {
-        preset: Preset::Custom,
-        idle_timeout_ms: 1_000,
-        on_expiry: OnExpiry::Silent,
-        // Only data refreshes here: the client's zero-window probes, once
-        // the middlebox's socket is full, do not.
-        probes_refresh: false,
-        scale: 1,
-    };
-    let limits = Limits {
-        buffer_bytes: 16 * 1024,
-        ..limits()
-    };
-    let mut rig = Rig::start_before(a_server_that_never_reads(), settings, limits).await;
+    let mut rig = behind_a_server_that_never_reads(OnExpiry::Silent).await;
     let (mut client, server) = rig.pair().await;
     // The middlebox stops reading (its send queue toward the server and its
     // buffer full) and its socket then fills up, about 100 KiB it never read.
@@ -1973,5 +1979,42 @@ async fn bytes_a_reset_discards_are_not_counted_forwarded() {
         rig.events.data_read(Side::Client) + rig.events.data_read(Side::Server),
         "every byte reported, forwarded or dropped: {:#?}",
         rig.events.seen
+    );
+}
+
+/// After an expiry, while the middlebox's socket toward a server that
+/// stopped reading still holds the client's bytes (a zero window), its
+/// kernel probes that window and the server's kernel answers each probe:
+/// segments the server did not send of its own, so neither its probes nor
+/// a packet to answer with `rst_either`'s reset (found in review: counted
+/// as `dropped` probes from the server, and the server reset).
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn answers_to_the_middleboxs_window_probes_are_not_the_servers_packets() {
+    let mut rig = behind_a_server_that_never_reads(OnExpiry::RstEither).await;
+    let (mut client, server) = rig.pair().await;
+    upload_until_full(&mut client, 64 * 1024).await;
+    rig.events
+        .next("expired", |e| matches!(e, MiddleboxEvent::Expired { .. }))
+        .await;
+    // The window probes back off from 200 ms (0.2, 0.4, 0.8, 1.6, 3.2 s
+    // apart): over 3.5 s after the expiry at least one is answered.
+    tokio::time::sleep(Duration::from_millis(3_500)).await;
+    rig.events.drain();
+    assert!(
+        !rig.events.any(|e| matches!(
+            e,
+            MiddleboxEvent::Dropped {
+                side: Side::Server,
+                ..
+            } | MiddleboxEvent::RstSent { side: Side::Server }
+        )),
+        "the server sent nothing: {:#?}",
+        rig.events.seen
+    );
+    // Nothing reset the server's connection: it can still write.
+    assert!(
+        matches!(server.try_write(b"x"), Ok(1)),
+        "the server's connection was not reset"
     );
 }

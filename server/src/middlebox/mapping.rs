@@ -804,6 +804,13 @@ impl Mapping {
                 self.refreshed(side, RefreshCause::Data, unread, 1);
             }
             if expired {
+                // While the middlebox's own socket still has data on its way
+                // to this side (a zero window), the segments it gets are the
+                // answers to its kernel's window probes, not this side's
+                // traffic (found in review: counted as the server's probes
+                // and, under `aws_nlb`, answered with a reset to a server
+                // that had sent nothing).
+                let probes = if current.sending { 0 } else { probes };
                 if probes > 0 && !self.peers[i].done() {
                     self.pending.dropped[i].probes += probes;
                     self.schedule_flush();

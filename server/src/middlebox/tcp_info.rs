@@ -11,7 +11,11 @@
 //! not (measured too). A segment that brings no new byte and acknowledges
 //! nothing new, on a socket the middlebox neither read from nor wrote to
 //! since its last look, is a probe (or, rarely, a window update or a
-//! retransmission: packets a real middlebox would see too).
+//! retransmission: packets a real middlebox would see too). On a socket
+//! with data of its own on the way out into a zero window (`tcpi_unacked`,
+//! `tcpi_notsent_bytes`: [`Segments::sending`]) they are also the answers to
+//! its kernel's window probes, which a forgotten mapping does not take for
+//! the peer's packets.
 //!
 //! The same call tells the lab's TLS ports whether a client's FIN is in
 //! behind bytes not read yet ([`peer_fin_in`]: the connection's state is
@@ -34,6 +38,10 @@ pub struct Segments {
     pub bytes_received: u64,
     /// `tcpi_segs_in`: segments received, with or without data.
     pub segs_in: u32,
+    /// `tcpi_unacked` (segments sent, not yet acknowledged) and
+    /// `tcpi_notsent_bytes` (bytes written, not yet sent): the socket has
+    /// data on its way out.
+    pub sending: bool,
 }
 
 impl Segments {
@@ -63,8 +71,10 @@ mod offsets {
     pub const BYTES_ACKED: usize = 120;
     pub const BYTES_RECEIVED: usize = 128;
     pub const SEGS_IN: usize = 140;
-    /// The struct must reach past `tcpi_segs_in` (Linux >= 4.2).
-    pub const NEEDED: usize = SEGS_IN + 4;
+    pub const UNACKED: usize = 24;
+    pub const NOTSENT_BYTES: usize = 144;
+    /// The struct must reach past `tcpi_notsent_bytes` (Linux >= 4.6).
+    pub const NEEDED: usize = NOTSENT_BYTES + 4;
 }
 
 /// Room for the whole struct of any recent kernel (about 250 bytes in
@@ -95,7 +105,7 @@ pub fn peer_fin_in<S>(_socket: &S) -> Option<bool> {
 }
 
 /// The socket's counters, or `None` when they cannot be read (not Linux, a
-/// kernel older than 4.2, or a socket that is gone).
+/// kernel older than 4.6, or a socket that is gone).
 #[cfg(target_os = "linux")]
 pub fn read(socket: &impl std::os::fd::AsRawFd) -> Option<Segments> {
     let (buffer, len) = tcp_info(socket)?;
@@ -113,6 +123,7 @@ pub fn read(socket: &impl std::os::fd::AsRawFd) -> Option<Segments> {
         bytes_acked: u64_at(offsets::BYTES_ACKED)?,
         bytes_received: u64_at(offsets::BYTES_RECEIVED)?,
         segs_in: u32_at(offsets::SEGS_IN)?,
+        sending: u32_at(offsets::UNACKED)? > 0 || u32_at(offsets::NOTSENT_BYTES)? > 0,
     })
 }
 
@@ -158,6 +169,7 @@ mod tests {
             bytes_acked: 10,
             bytes_received: 2,
             segs_in: 5,
+            sending: false,
         };
         let probe = Segments {
             segs_in: 6,
@@ -195,6 +207,7 @@ mod tests {
             bytes_acked: 0,
             bytes_received: 1,
             segs_in: 3,
+            sending: false,
         };
         let one_octet = Segments {
             segs_in: 4,

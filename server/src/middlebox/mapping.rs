@@ -779,6 +779,9 @@ impl Mapping {
     /// and are reported.
     fn poll(&mut self) {
         let expired = self.expired();
+        // Sides the middlebox does not read now (see `run`); the others'
+        // bytes are read as they come, and reported then.
+        let not_read = [!self.to_server.has_room(), !self.to_client.has_room()];
         for side in SIDES {
             let i = index(side);
             let peer = &mut self.peers[i];
@@ -799,7 +802,7 @@ impl Mapping {
             // review: they counted as nothing, and were taken at the expiry
             // for late bytes, reset and all).
             let unread = current.bytes_received.saturating_sub(peer.arrived);
-            if !expired && unread > 0 {
+            if !expired && not_read[i] && unread > 0 {
                 peer.arrived += unread;
                 self.refreshed(side, RefreshCause::Data, unread, 1);
             }

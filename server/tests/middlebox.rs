@@ -199,6 +199,22 @@ impl Rig {
     }
 }
 
+impl Rig {
+    /// As [`Rig::pair`], with a client that takes little (4 KiB of receive
+    /// buffer).
+    async fn pair_with_a_client_that_takes_little(&mut self) -> (TcpStream, TcpStream) {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        let client = within("connect", socket.connect(self.address))
+            .await
+            .unwrap();
+        let (server, _) = within("the middlebox's connection", self.upstream.accept())
+            .await
+            .unwrap();
+        (client, server)
+    }
+}
+
 impl Drop for Rig {
     fn drop(&mut self) {
         self.middlebox.stop();
@@ -1350,19 +1366,18 @@ async fn a_request_line_after_a_silence_longer_than_its_sessions_timeout_is_late
             is_mapping(e, |m| matches!(m, MiddleboxEvent::Opened { .. }))
         })
         .await;
-    assert!(
-        matches!(
-            opened,
-            ServerEvent::Middlebox {
-                event: MiddleboxEvent::Opened {
-                    in_force_ms: 1000,
-                    ..
-                },
+    let ServerEvent::Middlebox {
+        event:
+            MiddleboxEvent::Opened {
+                in_force_ms: 1000,
+                accepted_us,
                 ..
-            }
-        ),
-        "{opened:?}"
-    );
+            },
+        ..
+    } = opened
+    else {
+        panic!("{opened:?}")
+    };
     let expired = viewer
         .next_matching("expired", |e| {
             is_mapping(e, |m| matches!(m, MiddleboxEvent::Expired { .. }))
@@ -1381,6 +1396,17 @@ async fn a_request_line_after_a_silence_longer_than_its_sessions_timeout_is_late
             }
         ),
         "{expired:?}"
+    );
+    // Stamped when it expired, a second after the accept, not when the
+    // request line came (found in review: the page drew the mapping alive
+    // for 1.6 s under a timeout of 1 s).
+    let ServerEvent::Middlebox { at_us, .. } = expired else {
+        unreachable!()
+    };
+    let after_accept = at_us.saturating_sub(accepted_us);
+    assert!(
+        (1_000_000..1_400_000).contains(&after_accept),
+        "expired {after_accept} µs after the accept"
     );
     viewer
         .next_matching("the request dropped", |e| {
@@ -1739,6 +1765,41 @@ async fn behind_a_server_that_never_reads(on_expiry: OnExpiry) -> Rig {
     Rig::start_before(a_server_that_never_reads(), settings, limits).await
 }
 
+/// Writes to `server` as much as the path takes, until it takes no more
+/// for 300 ms: how many bytes.
+#[cfg(target_os = "linux")]
+async fn answer_until_full(server: &TcpStream) -> u64 {
+    let answer = [b'a'; 64 * 1024];
+    let mut written = 0u64;
+    let mut since = std::time::Instant::now();
+    while since.elapsed() < Duration::from_millis(300) {
+        match server.try_write(&answer) {
+            Ok(n) => {
+                written += n as u64;
+                since = std::time::Instant::now();
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            Err(e) => panic!("the server's write: {e}"),
+        }
+    }
+    written
+}
+
+/// Reads until the connection ends: the bytes read, and how it ended
+/// (`Ok(0)` a FIN, else the error's kind).
+async fn read_to_the_end(stream: &mut TcpStream) -> (u64, Result<usize, io::ErrorKind>) {
+    let mut got = 0u64;
+    loop {
+        match read_outcome(stream).await {
+            Ok(0) => return (got, Ok(0)),
+            Ok(n) => got += n as u64,
+            Err(e) => return (got, Err(e.kind())),
+        }
+    }
+}
+
 /// A server that takes little (4 KiB of receive buffer) and never reads:
 /// behind it the middlebox soon stops reading the client (its buffer toward
 /// the server full), while what the client sends still reaches the
@@ -1803,9 +1864,11 @@ async fn bytes_that_reach_the_middlebox_while_it_does_not_read_are_reported_and_
             _ => None,
         })
         .sum();
-    assert_eq!(
-        reported_before, arrived_before,
-        "reported as arrived before the expiry: {:#?}",
+    // (At least what had come when the upload stopped: on a machine slow
+    // enough to stop it early, more may come before the expiry.)
+    assert!(
+        reported_before >= arrived_before,
+        "reported as arrived before the expiry, {reported_before} of {arrived_before}: {:#?}",
         rig.events.seen
     );
     let late: u64 = rig
@@ -1821,7 +1884,12 @@ async fn bytes_that_reach_the_middlebox_while_it_does_not_read_are_reported_and_
             _ => None,
         })
         .sum();
-    assert_eq!(late, sent - arrived_before, "{:#?}", rig.events.seen);
+    assert_eq!(
+        reported_before + late,
+        sent,
+        "every byte sent, reported before the expiry or after: {:#?}",
+        rig.events.seen
+    );
     assert_eq!(
         client_bytes + dropped_bytes,
         reported_before + late,
@@ -1856,6 +1924,13 @@ async fn each_probe_is_reported_within_a_twentieth_of_the_timeout_of_its_arrival
         tokio::select! {
             event = rig.events.rx.recv() => {
                 let event = event.expect("the event stream");
+                // An answer that came since the last sample, before this
+                // event: timed now, at the latest.
+                let now = segs_in(&server).expect("TCP_INFO");
+                if now != last_segs {
+                    answered.push(start.elapsed());
+                    last_segs = now;
+                }
                 if let ServerEvent::Middlebox { mapping, event, .. } = &*event {
                     if let MiddleboxEvent::Refreshed { side: Side::Server, by: RefreshCause::Probe, count, .. } = event {
                         reported.push((start.elapsed(), *count));
@@ -1913,33 +1988,10 @@ async fn bytes_a_reset_discards_are_not_counted_forwarded() {
         scale: 1,
     };
     let mut rig = Rig::start(settings, limits()).await;
-    // A client that takes little (4 KiB of receive buffer) and never reads.
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.set_recv_buffer_size(4096).unwrap();
-    let mut client = within("connect", socket.connect(rig.address))
-        .await
-        .unwrap();
-    let (server, _) = within("the middlebox's connection", rig.upstream.accept())
-        .await
-        .unwrap();
-    // The server answers as much as the path takes, until it takes no more
-    // for 300 ms: the middlebox's send queue toward the client holds far
-    // more than the client's 4 KiB.
-    let answer = [b'a'; 64 * 1024];
-    let mut written = 0u64;
-    let mut since = std::time::Instant::now();
-    while since.elapsed() < Duration::from_millis(300) {
-        match server.try_write(&answer) {
-            Ok(n) => {
-                written += n as u64;
-                since = std::time::Instant::now();
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-            Err(e) => panic!("the server's write: {e}"),
-        }
-    }
+    let (mut client, server) = rig.pair_with_a_client_that_takes_little().await;
+    // The middlebox's send queue toward the client holds far more than the
+    // client's 4 KiB.
+    let written = answer_until_full(&server).await;
     let Closed {
         how,
         client_bytes,
@@ -1949,14 +2001,7 @@ async fn bytes_a_reset_discards_are_not_counted_forwarded() {
     } = rig.events.closed().await;
     assert_eq!(how, CloseHow::Rst);
     // What came before the reset can still be read; then the reset.
-    let mut got = 0u64;
-    let end = loop {
-        match read_outcome(&mut client).await {
-            Ok(0) => break Ok(0),
-            Ok(n) => got += n as u64,
-            Err(e) => break Err(e.kind()),
-        }
-    };
+    let (got, end) = read_to_the_end(&mut client).await;
     assert_eq!(
         end,
         Err(io::ErrorKind::ConnectionReset),
@@ -2016,5 +2061,109 @@ async fn answers_to_the_middleboxs_window_probes_are_not_the_servers_packets() {
     assert!(
         matches!(server.try_write(b"x"), Ok(1)),
         "the server's connection was not reset"
+    );
+}
+
+/// The peer's FIN takes a number in TCP's sequence, and Linux counts it in
+/// `tcpi_bytes_received`: a look at a half-closed socket must not report it
+/// as a byte of data (found in review: 5 bytes and a FIN were recorded as 6,
+/// one of them then counted dropped; `tcp_info::tests::a_fin_is_not_data`
+/// for the count itself).
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn a_fin_is_not_counted_as_a_byte() {
+    let mut rig = Rig::start(aws_nat_timing_out_after(5_000), limits()).await;
+    let (mut client, mut server) = rig.pair().await;
+    client.write_all(b"hello").await.unwrap();
+    read_n(&mut server, 5).await;
+    client.shutdown().await.unwrap();
+    let mut buf = [0u8; 8];
+    assert_eq!(within("the FIN", server.read(&mut buf)).await.unwrap(), 0);
+    // Looks 250 ms apart: several while the client's side is half-closed.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    server.write_all(b"bye").await.unwrap();
+    drop(server);
+    assert_eq!(read_n(&mut client, 3).await, b"bye");
+    let closed = rig.events.closed().await;
+    assert_eq!(
+        (
+            rig.events.data_read(Side::Client),
+            closed.client_bytes,
+            closed.dropped_bytes
+        ),
+        (5, 5, 0),
+        "{:#?}",
+        rig.events.seen
+    );
+}
+
+/// Bytes the middlebox sent a client whose ACK was still delayed had reached
+/// it: after the server's reset is passed on, the client reads them, so they
+/// count as forwarded (found in review: counted dropped, as if unsent).
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn bytes_sent_before_a_reset_and_not_yet_acknowledged_count_as_forwarded() {
+    let mut rig = Rig::start(about_a_second(Preset::AwsNat), limits()).await;
+    let (mut client, mut server) = rig.pair().await;
+    client.write_all(b"q").await.unwrap();
+    read_n(&mut server, 1).await;
+    socket2::SockRef::from(&client)
+        .set_tcp_quickack(false)
+        .unwrap();
+    server.write_all(&[b'r'; 100]).await.unwrap();
+    server.set_zero_linger().unwrap();
+    drop(server);
+    let (got, end) = read_to_the_end(&mut client).await;
+    assert_eq!(end, Err(io::ErrorKind::ConnectionReset));
+    let closed = rig.events.closed().await;
+    assert_eq!(
+        (got, closed.server_bytes, closed.dropped_bytes),
+        (100, 100, 0),
+        "{:#?}",
+        rig.events.seen
+    );
+}
+
+/// A close the middlebox makes in order (here its stop) goes out as a reset
+/// when a side's bytes are unread, and that reset also discards what its
+/// kernel still held for the other side: not counted forwarded (found in
+/// review: a client that received 4 KiB was recorded as sent 2.8 MB).
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn a_close_that_goes_out_as_a_reset_does_not_count_its_send_queue_forwarded() {
+    let settings = MiddleboxSettings {
+        preset: Preset::Custom,
+        idle_timeout_ms: 60_000,
+        on_expiry: OnExpiry::Fin,
+        probes_refresh: false,
+        scale: 1,
+    };
+    let limits = Limits {
+        buffer_bytes: 16 * 1024,
+        ..limits()
+    };
+    let mut rig = Rig::start_before(a_server_that_never_reads(), settings, limits).await;
+    // A client that reads nothing, to which the server answers a lot...
+    let (mut client, server) = rig.pair_with_a_client_that_takes_little().await;
+    let written = answer_until_full(&server).await;
+    // ...and which uploads until the middlebox leaves its bytes unread.
+    upload_until_full(&mut client, 64 * 1024).await;
+    rig.middlebox.stop();
+    let closed = rig.events.closed().await;
+    assert_eq!(closed.how, CloseHow::Rst);
+    let (got, end) = read_to_the_end(&mut client).await;
+    assert_eq!(
+        end,
+        Err(io::ErrorKind::ConnectionReset),
+        "after {got} bytes"
+    );
+    assert!(
+        got < 1024 * 1024 && written > 2 * 1024 * 1024,
+        "the middlebox held most of the answer: {got} of {written} bytes read"
+    );
+    assert_eq!(
+        closed.server_bytes, got,
+        "forwarded is what the client read: {:#?}",
+        rig.events.seen
     );
 }

@@ -193,9 +193,6 @@ struct Peer {
     /// Never less than `read`; what lies between was reported and is in the
     /// kernel's receive queue.
     arrived: u64,
-    /// `tcpi_bytes_acked` when the mapping began (Linux counts the SYN), so
-    /// that what the peer acknowledged of the middlebox's writes can be told.
-    acked_at_start: Option<u64>,
 }
 
 impl Peer {
@@ -209,7 +206,6 @@ impl Peer {
             touched: false,
             read: 0,
             arrived: 0,
-            acked_at_start: seen.map(|s| s.bytes_acked),
         }
     }
 
@@ -600,8 +596,8 @@ impl Mapping {
                 Side::Server => self.to_client.is_empty(),
             };
             if drained || self.peers[other].sock.is_none() || Instant::now() >= by {
-                self.undelivered_dropped(SIDES[other]);
                 if let Some(sock) = self.peers[other].sock.take() {
+                    self.undelivered_dropped(SIDES[other], &sock);
                     reset(sock);
                 }
                 self.ended = Some((party(side), CloseHow::Rst));
@@ -635,8 +631,9 @@ impl Mapping {
     /// `side`'s connection failed (reset, or a write error).
     fn gone(&mut self, side: Side) {
         let i = index(side);
-        self.undelivered_dropped(side);
-        self.peers[i].sock = None;
+        if let Some(sock) = self.peers[i].sock.take() {
+            self.undelivered_dropped(side, &sock);
+        }
         if self.expired() {
             self.last_close = (party(side), CloseHow::Rst);
             return;
@@ -678,35 +675,37 @@ impl Mapping {
 
     /// The middlebox resets `side`.
     fn reset_side(&mut self, side: Side) {
-        self.undelivered_dropped(side);
         if let Some(sock) = self.peers[index(side)].sock.take() {
+            self.undelivered_dropped(side, &sock);
             reset(sock);
             self.emit(MiddleboxEvent::RstSent { side });
         }
         self.last_close = (Party::Middlebox, CloseHow::Rst);
     }
 
-    /// What the middlebox wrote to `side` and `side` never acknowledged is
-    /// lost when that connection ends in a reset (its kernel drops its send
-    /// queue): moved from the forwarded count to `dropped_bytes`, so that
-    /// `closed` counts as forwarded what reached the peer (found in a
-    /// record-against-wire review: a server's reset passed on to a slow
-    /// reader recorded 4.1 MB forwarded, of which it had 1.3 MB). Not known
+    /// What the middlebox wrote to `side` and its kernel had not yet sent
+    /// (a zero window held it back) is lost when that connection ends in a
+    /// reset (the kernel drops its send queue): moved from the forwarded
+    /// count to `dropped_bytes`, so that `closed` counts as forwarded what
+    /// reached the peer (found in a record-against-wire review: a server's
+    /// reset passed on to a slow reader recorded 4.1 MB forwarded, of which
+    /// it had 1.3 MB). What was sent counts as forwarded, acknowledged or
+    /// not: on loopback it is in the peer's kernel, readable after the reset
+    /// (measured; found in review: counting unacknowledged bytes as lost
+    /// took 100 bytes a delayed-ACK client had read for dropped). Not known
     /// without `TCP_INFO` (then nothing moves).
-    fn undelivered_dropped(&mut self, side: Side) {
-        let peer = &self.peers[index(side)];
-        let (Some(sock), Some(start)) = (peer.sock.as_ref(), peer.acked_at_start) else {
-            return;
-        };
+    fn undelivered_dropped(&mut self, side: Side, sock: &TcpStream) {
         let Some(now) = tcp_info::read(sock) else {
             return;
         };
-        let delivered = now.bytes_acked.saturating_sub(start);
+        // A FIN it queued behind them (it shut this side down) takes a
+        // number in the sequence too.
+        let fin = u64::from(self.peers[index(side)].shut && now.notsent_bytes > 0);
         let written = match side {
             Side::Client => &mut self.server_bytes,
             Side::Server => &mut self.client_bytes,
         };
-        let lost = written.saturating_sub(delivered);
+        let lost = (*written).min(u64::from(now.notsent_bytes) - fin);
         *written -= lost;
         self.dropped_bytes += lost;
     }
@@ -722,9 +721,14 @@ impl Mapping {
             return true;
         };
         let socket = socket2::SockRef::from(&sock);
-        let _ = socket.shutdown(std::net::Shutdown::Write);
         let mut one = [std::mem::MaybeUninit::<u8>::uninit()];
         let unread = matches!(socket.peek(&mut one), Ok(n) if n > 0);
+        if unread {
+            // The close goes out as a reset: the send queue is lost with it
+            // (found in review: counted forwarded).
+            self.undelivered_dropped(side, &sock);
+        }
+        let _ = socket.shutdown(std::net::Shutdown::Write);
         drop(sock);
         !unread
     }
@@ -801,7 +805,7 @@ impl Mapping {
             // full): they came through, and refresh as data does (found in
             // review: they counted as nothing, and were taken at the expiry
             // for late bytes, reset and all).
-            let unread = current.bytes_received.saturating_sub(peer.arrived);
+            let unread = current.data_received().saturating_sub(peer.arrived);
             if !expired && not_read[i] && unread > 0 {
                 peer.arrived += unread;
                 self.refreshed(side, RefreshCause::Data, unread, 1);
@@ -833,16 +837,24 @@ impl Mapping {
         }
     }
 
+    /// Expires the mapping as of `now` (earlier than the present when a
+    /// late attribution finds its deadline passed: stamped then).
     fn expire(&mut self, now: Instant) {
         self.flush();
         let idle = now.saturating_duration_since(self.last_activity);
         let on_expiry = self.settings.on_expiry;
         let (_, transitory) = self.timer();
-        self.emit(MiddleboxEvent::Expired {
-            idle_ms: u64::try_from(idle.as_millis()).unwrap_or(u64::MAX),
-            on_expiry,
-            transitory,
-        });
+        self.announce();
+        self.inner.emit_earlier(
+            self.id,
+            self.owner.session().cloned(),
+            MiddleboxEvent::Expired {
+                idle_ms: u64::try_from(idle.as_millis()).unwrap_or(u64::MAX),
+                on_expiry,
+                transitory,
+            },
+            Instant::now().saturating_duration_since(now),
+        );
         self.expired_at = Some(now);
         // What was read but not yet delivered is forgotten with the mapping.
         self.discard_buffers();

@@ -396,11 +396,24 @@ impl Inner {
         session: Option<SessionId>,
         event: MiddleboxEvent,
     ) {
+        self.emit_earlier(mapping, session, event, std::time::Duration::ZERO);
+    }
+
+    /// As [`Inner::emit`], for something that happened `earlier` than now
+    /// (stamped then).
+    pub(crate) fn emit_earlier(
+        &self,
+        mapping: MappingId,
+        session: Option<SessionId>,
+        event: MiddleboxEvent,
+        earlier: std::time::Duration,
+    ) {
+        let back = u64::try_from(earlier.as_micros()).unwrap_or(u64::MAX);
         self.tracker().emit(|at_us| ServerEvent::Middlebox {
             mapping,
             session,
             event,
-            at_us,
+            at_us: at_us.saturating_sub(back),
         });
     }
 

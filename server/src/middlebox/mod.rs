@@ -36,11 +36,12 @@
 //! Data in either direction refreshes it, when the middlebox reads it, or,
 //! while it reads no more from a side (its buffer toward the other full),
 //! when a look at `TCP_INFO` finds more bytes in that socket
-//! (`tcpi_bytes_received`). So does a segment without new data that its own traffic does not explain (a
-//! TCP keep-alive probe, with no octet or one old one (RFC 1122 §4.2.3.6);
-//! rarely a window update) when the preset says packets
-//! count (every preset but `alb`): the middlebox cannot read probes,
-//! but on Linux it sees `tcpi_segs_in` rise on its sockets. It polls `TCP_INFO`
+//! (`tcpi_bytes_received`, less a FIN). So does a segment without new data
+//! that its own traffic does not explain (a TCP keep-alive probe, with no
+//! octet or one old one (RFC 1122 §4.2.3.6); rarely a window update) when
+//! the preset says packets count (every preset but `alb`): the middlebox
+//! cannot read probes, but on Linux it sees `tcpi_segs_in` rise on its
+//! sockets. It polls `TCP_INFO`
 //! every twentieth of the timeout in force (at least every 10 ms, at most
 //! every second: 175 ms at a lesson's 3.5 s) and once more just before
 //! expiring a mapping, so a probe is credited, drawn and restarts the timer

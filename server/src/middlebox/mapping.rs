@@ -427,7 +427,11 @@ impl Mapping {
     /// all the same); after expiry, to see what arrives for a forgotten
     /// mapping.
     fn polling(&self) -> bool {
-        self.visible && (self.expired() || self.settings.probes_refresh || self.stalled())
+        self.visible
+            && (self.expired()
+                || self.settings.probes_refresh
+                || self.stalled()
+                || self.resetting.is_some())
     }
 
     /// A side is not read: its buffer toward the other side is full.
@@ -597,6 +601,7 @@ impl Mapping {
             };
             if drained || self.peers[other].sock.is_none() || Instant::now() >= by {
                 if let Some(sock) = self.peers[other].sock.take() {
+                    self.last_look(SIDES[other], &sock);
                     self.undelivered_dropped(SIDES[other], &sock);
                     reset(sock);
                 }
@@ -632,6 +637,7 @@ impl Mapping {
     fn gone(&mut self, side: Side) {
         let i = index(side);
         if let Some(sock) = self.peers[i].sock.take() {
+            self.last_look(side, &sock);
             self.undelivered_dropped(side, &sock);
         }
         if self.expired() {
@@ -676,6 +682,7 @@ impl Mapping {
     /// The middlebox resets `side`.
     fn reset_side(&mut self, side: Side) {
         if let Some(sock) = self.peers[index(side)].sock.take() {
+            self.last_look(side, &sock);
             self.undelivered_dropped(side, &sock);
             reset(sock);
             self.emit(MiddleboxEvent::RstSent { side });
@@ -720,6 +727,7 @@ impl Mapping {
         let Some(sock) = self.peers[index(side)].sock.take() else {
             return true;
         };
+        self.last_look(side, &sock);
         let socket = socket2::SockRef::from(&sock);
         let mut one = [std::mem::MaybeUninit::<u8>::uninit()];
         let unread = matches!(socket.peek(&mut one), Ok(n) if n > 0);
@@ -785,7 +793,11 @@ impl Mapping {
         let expired = self.expired();
         // Sides the middlebox does not read now (see `run`); the others'
         // bytes are read as they come, and reported then.
-        let not_read = [!self.to_server.has_room(), !self.to_client.has_room()];
+        let reading = self.resetting.is_none();
+        let not_read = [
+            !reading || !self.to_server.has_room(),
+            !reading || !self.to_client.has_room(),
+        ];
         for side in SIDES {
             let i = index(side);
             let peer = &mut self.peers[i];
@@ -794,6 +806,11 @@ impl Mapping {
             };
             let Some(current) = tcp_info::read(sock) else {
                 continue;
+            };
+            let unread = if !expired && not_read[i] {
+                tcp_info::unread(sock)
+            } else {
+                None
             };
             let probes = peer
                 .seen
@@ -805,10 +822,8 @@ impl Mapping {
             // full): they came through, and refresh as data does (found in
             // review: they counted as nothing, and were taken at the expiry
             // for late bytes, reset and all).
-            let unread = current.data_received().saturating_sub(peer.arrived);
-            if !expired && not_read[i] && unread > 0 {
-                peer.arrived += unread;
-                self.refreshed(side, RefreshCause::Data, unread, 1);
+            if let Some(unread) = unread {
+                self.credit_unread(side, unread);
             }
             if expired {
                 // While the middlebox's own socket still has data on its way
@@ -899,6 +914,39 @@ impl Mapping {
                 self.settings = self.inner.settings_for(&self.owner);
             }
             self.announce();
+        }
+    }
+
+    /// Reports the bytes in `side`'s receive queue (`unread`) that were not
+    /// reported yet: while live as `refreshed` data (which restarts the
+    /// timer), after expiry as `dropped` (late, but not answered: the
+    /// socket is being let go). Counted in `dropped_bytes` when read after
+    /// expiry or when the mapping ends unread.
+    fn credit_unread(&mut self, side: Side, unread: u64) {
+        let i = index(side);
+        let peer = &mut self.peers[i];
+        let new = (peer.read + unread).saturating_sub(peer.arrived);
+        if new == 0 {
+            return;
+        }
+        peer.arrived += new;
+        if self.expired() {
+            let tally = &mut self.pending.dropped[i];
+            tally.bytes += new;
+            tally.count += 1;
+            self.schedule_flush();
+        } else {
+            self.refreshed(side, RefreshCause::Data, new, 1);
+        }
+    }
+
+    /// A last look at what reached `side`'s socket before the middlebox lets
+    /// it go (a reset, a close, the end): found in review, bytes that came
+    /// after the last look (up to a second before) or while a reset waited
+    /// to be passed on were counted nowhere.
+    fn last_look(&mut self, side: Side, sock: &TcpStream) {
+        if let Some(unread) = tcp_info::unread(sock) {
+            self.credit_unread(side, unread);
         }
     }
 
@@ -1039,6 +1087,11 @@ impl Mapping {
 
     /// Reports the end and lets the sockets go.
     fn finish(&mut self, by: Party, how: CloseHow) {
+        // The sockets still held are let go first, so that `closed` counts
+        // what their last look finds.
+        for side in SIDES {
+            self.close_gracefully(side);
+        }
         self.flush();
         self.discard_buffers();
         // Reported as arrived, never read: gone with the sockets.
@@ -1054,9 +1107,6 @@ impl Mapping {
             server_bytes: self.server_bytes,
             dropped_bytes: self.dropped_bytes,
         });
-        for side in SIDES {
-            self.close_gracefully(side);
-        }
     }
 }
 

@@ -22,7 +22,7 @@
 //! `CLOSE_WAIT`), which a peek cannot see.
 //!
 //! This is the only module with `unsafe` code: one `getsockopt` call into a
-//! buffer of the size it is told. Elsewhere (not Linux) [`read`] and
+//! buffer of the size it is told, and one `ioctl(FIONREAD)` into an `int`. Elsewhere (not Linux) [`read`] and
 //! [`peer_fin_in`] answer `None` and the middlebox says that probes cannot be
 //! seen here.
 
@@ -36,7 +36,8 @@ pub struct Segments {
     /// `tcpi_bytes_received`: new bytes received in sequence (a byte sent
     /// again, as a one-octet probe's, is not counted again), and the peer's
     /// FIN, which takes a number in the sequence too (measured: 100 bytes
-    /// and a FIN count 101): see [`Segments::data_received`].
+    /// and a FIN count 101, also once the socket is closed): so unread data
+    /// is told by [`unread`], not by this.
     pub bytes_received: u64,
     /// `tcpi_segs_in`: segments received, with or without data.
     pub segs_in: u32,
@@ -49,18 +50,9 @@ pub struct Segments {
     /// middlebox runs, what was sent has reached the peer's kernel, and the
     /// peer can still read it after the reset (measured).
     pub notsent_bytes: u32,
-    /// The peer's FIN has arrived (`tcpi_state` `CLOSE_WAIT`, `LAST_ACK`,
-    /// `CLOSING` or `TIME_WAIT`).
-    pub fin_in: bool,
 }
 
 impl Segments {
-    /// The data bytes received: [`Segments::bytes_received`] without the
-    /// FIN's number.
-    pub fn data_received(&self) -> u64 {
-        self.bytes_received.saturating_sub(u64::from(self.fin_in))
-    }
-
     /// How many keep-alive probes arrived between `earlier` and `self` (see
     /// the module docs). `touched`: the middlebox read from or wrote to the
     /// socket in between, so segments without data are ACKs or a FIN of that
@@ -87,7 +79,6 @@ mod offsets {
     pub const BYTES_ACKED: usize = 120;
     pub const BYTES_RECEIVED: usize = 128;
     pub const SEGS_IN: usize = 140;
-    pub const STATE: usize = 0;
     pub const UNACKED: usize = 24;
     pub const NOTSENT_BYTES: usize = 144;
     /// The struct must reach past `tcpi_notsent_bytes` (Linux >= 4.6).
@@ -105,15 +96,6 @@ struct Buffer([u8; 512]);
 /// which this end has not closed (`TCP_CLOSE_WAIT`, include/net/tcp_states.h).
 #[cfg(target_os = "linux")]
 const TCP_CLOSE_WAIT: u8 = 8;
-
-/// The other states in which the peer's FIN has arrived: `TCP_TIME_WAIT`,
-/// `TCP_LAST_ACK`, `TCP_CLOSING` (include/net/tcp_states.h).
-#[cfg(target_os = "linux")]
-const TCP_TIME_WAIT: u8 = 6;
-#[cfg(target_os = "linux")]
-const TCP_LAST_ACK: u8 = 9;
-#[cfg(target_os = "linux")]
-const TCP_CLOSING: u8 = 11;
 
 /// Whether the peer's FIN has arrived on `socket` (its state is
 /// `CLOSE_WAIT`), also behind bytes not read yet; `None` when it cannot be
@@ -151,11 +133,31 @@ pub fn read(socket: &impl std::os::fd::AsRawFd) -> Option<Segments> {
         segs_in: u32_at(offsets::SEGS_IN)?,
         sending: u32_at(offsets::UNACKED)? > 0 || u32_at(offsets::NOTSENT_BYTES)? > 0,
         notsent_bytes: u32_at(offsets::NOTSENT_BYTES)?,
-        fin_in: matches!(
-            bytes.get(offsets::STATE),
-            Some(&(TCP_TIME_WAIT | TCP_CLOSE_WAIT | TCP_LAST_ACK | TCP_CLOSING))
-        ),
     })
+}
+
+/// Bytes of data in `socket`'s receive queue not read yet (`FIONREAD`, as
+/// `SIOCINQ`): Linux leaves the peer's FIN out, in every state (found in
+/// review: `tcpi_bytes_received` counts it, also once the socket is closed,
+/// so a side's FIN read as one byte of data). `None` when it cannot be told.
+#[cfg(target_os = "linux")]
+pub fn unread(socket: &impl std::os::fd::AsRawFd) -> Option<u64> {
+    let mut queued: libc::c_int = 0;
+    // SAFETY: `FIONREAD` writes one `int` through the pointer, which points
+    // to a live, writable `c_int`. The file descriptor is borrowed from a
+    // socket that outlives the call; a stale or non-TCP descriptor only makes
+    // the call fail with an error code.
+    let rc = unsafe { libc::ioctl(socket.as_raw_fd(), libc::FIONREAD, &mut queued) };
+    if rc != 0 {
+        return None;
+    }
+    u64::try_from(queued).ok()
+}
+
+/// Not Linux: not known.
+#[cfg(not(target_os = "linux"))]
+pub fn unread<S>(_socket: &S) -> Option<u64> {
+    None
 }
 
 /// `getsockopt(TCP_INFO)` into a buffer: it and the bytes the kernel wrote.
@@ -202,7 +204,6 @@ mod tests {
             segs_in: 5,
             sending: false,
             notsent_bytes: 0,
-            fin_in: false,
         };
         let probe = Segments {
             segs_in: 6,
@@ -242,7 +243,6 @@ mod tests {
             segs_in: 3,
             sending: false,
             notsent_bytes: 0,
-            fin_in: false,
         };
         let one_octet = Segments {
             segs_in: 4,
@@ -275,9 +275,9 @@ mod tests {
     }
 
     /// The peer's FIN takes a number in the sequence, and Linux counts it in
-    /// `tcpi_bytes_received`; [`Segments::data_received`] leaves it out
-    /// (found in review: a look at a half-closed side counted it as a byte
-    /// of data).
+    /// `tcpi_bytes_received`, also once the socket is closed; [`unread`]
+    /// leaves it out (found in review: a look at a side whose FIN had come
+    /// counted it as a byte of data).
     #[cfg(target_os = "linux")]
     #[tokio::test]
     async fn a_fin_is_not_data() {
@@ -286,19 +286,27 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         let (client, accepted) =
             tokio::join!(tokio::net::TcpStream::connect(addr), listener.accept());
-        let (mut client, (server, _)) = (client.unwrap(), accepted.unwrap());
+        let (mut client, (mut server, _)) = (client.unwrap(), accepted.unwrap());
         client.write_all(&[b'x'; 100]).await.unwrap();
         client.shutdown().await.unwrap();
-        let mut seen = read(&server).unwrap();
         for _ in 0..500 {
-            if seen.fin_in {
+            if peer_fin_in(&server) == Some(true) {
                 break;
             }
             tokio::time::sleep(std::time::Duration::from_millis(2)).await;
-            seen = read(&server).unwrap();
         }
-        assert!(seen.fin_in, "the FIN arrived: {seen:?}");
-        assert_eq!(seen.bytes_received, 101, "the FIN counted by Linux");
-        assert_eq!(seen.data_received(), 100);
+        assert_eq!(peer_fin_in(&server), Some(true), "the FIN arrived");
+        assert_eq!(
+            read(&server).unwrap().bytes_received,
+            101,
+            "Linux counts it"
+        );
+        assert_eq!(unread(&server), Some(100));
+        // Closed both ways (the state is then `TCP_CLOSE`): still 100.
+        server.shutdown().await.unwrap();
+        drop(client);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert_eq!(read(&server).unwrap().bytes_received, 101);
+        assert_eq!(unread(&server), Some(100));
     }
 }

@@ -812,8 +812,9 @@ pub enum MiddleboxEvent {
         /// Whether it had expired first.
         after_expiry: bool,
         /// Bytes forwarded from the client to the server (written to it;
-        /// when that connection ended in a reset, only what the kernel had
-        /// sent: the rest was lost with its send queue).
+        /// when that connection ended in the middlebox's reset, only what
+        /// its kernel had sent: the rest was lost with its send queue; in the
+        /// server's own, only what the server acknowledged).
         client_bytes: u64,
         /// Bytes forwarded from the server to the client (likewise).
         server_bytes: u64,

@@ -2213,3 +2213,34 @@ async fn bytes_that_come_while_a_reset_waits_to_be_passed_on_are_counted() {
         rig.events.seen
     );
 }
+
+/// A client that closed, and then gets the server's late answer, rejects it
+/// with a reset its kernel sends; the middlebox reads no more from a side
+/// whose FIN it has and writes nothing after, so only its socket's error
+/// tells: the answer is not counted forwarded (found in review: `closed`
+/// counted the 1 000 bytes as forwarded).
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn an_answer_a_closed_client_rejects_is_not_counted_forwarded() {
+    let mut rig = Rig::start(aws_nat_timing_out_after(60_000), limits()).await;
+    let (mut client, mut server) = rig.pair().await;
+    client.write_all(b"q").await.unwrap();
+    read_n(&mut server, 1).await;
+    drop(client);
+    let mut buf = [0u8; 8];
+    assert_eq!(within("the FIN", server.read(&mut buf)).await.unwrap(), 0);
+    server.write_all(&[b'r'; 1000]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    drop(server);
+    let closed = rig.events.closed().await;
+    assert_eq!(
+        (
+            closed.client_bytes,
+            closed.server_bytes,
+            closed.dropped_bytes
+        ),
+        (1, 0, 1000),
+        "{:#?}",
+        rig.events.seen
+    );
+}

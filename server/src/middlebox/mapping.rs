@@ -193,6 +193,10 @@ struct Peer {
     /// Never less than `read`; what lies between was reported and is in the
     /// kernel's receive queue.
     arrived: u64,
+    /// `tcpi_bytes_acked` when the mapping began (Linux counts the SYN): what
+    /// the peer acknowledged since, of the middlebox's writes, is told from
+    /// it when the peer resets.
+    acked_at_start: Option<u64>,
 }
 
 impl Peer {
@@ -206,6 +210,7 @@ impl Peer {
             touched: false,
             read: 0,
             arrived: 0,
+            acked_at_start: seen.map(|s| s.bytes_acked),
         }
     }
 
@@ -638,7 +643,7 @@ impl Mapping {
         let i = index(side);
         if let Some(sock) = self.peers[i].sock.take() {
             self.last_look(side, &sock);
-            self.undelivered_dropped(side, &sock);
+            self.unacknowledged_dropped(side, &sock);
         }
         if self.expired() {
             self.last_close = (party(side), CloseHow::Rst);
@@ -708,13 +713,34 @@ impl Mapping {
         // A FIN it queued behind them (it shut this side down) takes a
         // number in the sequence too.
         let fin = u64::from(self.peers[index(side)].shut && now.notsent_bytes > 0);
+        self.lost_toward(side, |_| u64::from(now.notsent_bytes) - fin);
+    }
+
+    /// Moves what `lost` (given the bytes written toward `side`) says was
+    /// lost, at most all of them, from the forwarded count to
+    /// `dropped_bytes`.
+    fn lost_toward(&mut self, side: Side, lost: impl FnOnce(u64) -> u64) {
         let written = match side {
             Side::Client => &mut self.server_bytes,
             Side::Server => &mut self.client_bytes,
         };
-        let lost = (*written).min(u64::from(now.notsent_bytes) - fin);
+        let lost = lost(*written).min(*written);
         *written -= lost;
         self.dropped_bytes += lost;
+    }
+
+    /// When `side` itself reset the connection, what it had not acknowledged
+    /// of the middlebox's writes never reached it for good (its kernel
+    /// answered that data with the reset, or threw it away with the
+    /// connection): moved from the forwarded count to `dropped_bytes`.
+    fn unacknowledged_dropped(&mut self, side: Side, sock: &TcpStream) {
+        let (Some(start), Some(now)) =
+            (self.peers[index(side)].acked_at_start, tcp_info::read(sock))
+        else {
+            return;
+        };
+        let acknowledged = now.bytes_acked.saturating_sub(start);
+        self.lost_toward(side, |written| written.saturating_sub(acknowledged));
     }
 
     /// Shuts down writing, then closes `side`: `true` for the FIN it means,
@@ -728,6 +754,14 @@ impl Mapping {
             return true;
         };
         self.last_look(side, &sock);
+        if matches!(sock.take_error(), Ok(Some(_))) {
+            // A reset from `side` the middlebox had not noticed (it read no
+            // more from a side whose FIN it had, and wrote nothing after):
+            // found in review, a client that had closed rejected a late
+            // answer with a RST, and `closed` counted it forwarded.
+            self.unacknowledged_dropped(side, &sock);
+            return true;
+        }
         let socket = socket2::SockRef::from(&sock);
         let mut one = [std::mem::MaybeUninit::<u8>::uninit()];
         let unread = matches!(socket.peek(&mut one), Ok(n) if n > 0);

@@ -814,7 +814,8 @@ pub enum MiddleboxEvent {
         /// Bytes forwarded from the client to the server (written to it;
         /// when that connection ended in the middlebox's reset, only what
         /// its kernel had sent: the rest was lost with its send queue; in the
-        /// server's own, only what the server acknowledged).
+        /// server's own, also not what came after its FIN and it never
+        /// acknowledged).
         client_bytes: u64,
         /// Bytes forwarded from the server to the client (likewise).
         server_bytes: u64,

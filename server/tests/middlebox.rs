@@ -160,6 +160,24 @@ struct Closed {
     dropped_bytes: u64,
 }
 
+impl Closed {
+    /// `client_bytes`, `server_bytes` and `dropped_bytes`.
+    fn totals(&self) -> (u64, u64, u64) {
+        (self.client_bytes, self.server_bytes, self.dropped_bytes)
+    }
+}
+
+/// A mapping whose timeout (60 s) does not come into it, after the client's
+/// one byte reached the server: the rig, the client, the server.
+#[cfg(target_os = "linux")]
+async fn one_byte_through_a_long_timeout() -> (Rig, TcpStream, TcpStream) {
+    let mut rig = Rig::start(aws_nat_timing_out_after(60_000), limits()).await;
+    let (mut client, mut server) = rig.pair().await;
+    client.write_all(b"q").await.unwrap();
+    read_n(&mut server, 1).await;
+    (rig, client, server)
+}
+
 /// A standalone middlebox in front of a fresh listener the test accepts on.
 struct Rig {
     middlebox: Middlebox,
@@ -2222,10 +2240,7 @@ async fn bytes_that_come_while_a_reset_waits_to_be_passed_on_are_counted() {
 #[cfg(target_os = "linux")]
 #[tokio::test]
 async fn an_answer_a_closed_client_rejects_is_not_counted_forwarded() {
-    let mut rig = Rig::start(aws_nat_timing_out_after(60_000), limits()).await;
-    let (mut client, mut server) = rig.pair().await;
-    client.write_all(b"q").await.unwrap();
-    read_n(&mut server, 1).await;
+    let (mut rig, client, mut server) = one_byte_through_a_long_timeout().await;
     drop(client);
     let mut buf = [0u8; 8];
     assert_eq!(within("the FIN", server.read(&mut buf)).await.unwrap(), 0);
@@ -2233,14 +2248,28 @@ async fn an_answer_a_closed_client_rejects_is_not_counted_forwarded() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     drop(server);
     let closed = rig.events.closed().await;
-    assert_eq!(
-        (
-            closed.client_bytes,
-            closed.server_bytes,
-            closed.dropped_bytes
-        ),
-        (1, 0, 1000),
-        "{:#?}",
-        rig.events.seen
-    );
+    assert_eq!(closed.totals(), (1, 0, 1000), "{:#?}", rig.events.seen);
+}
+
+/// A client that reads an answer and resets before its delayed ACK goes
+/// out had every byte: Linux does not take the ACK a reset carries, so the
+/// bytes stay unacknowledged, and they count as forwarded all the same
+/// (found in review: counted dropped). Only what comes after a peer's FIN
+/// and is never acknowledged counts as rejected.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn an_answer_read_before_the_clients_reset_counts_as_forwarded() {
+    let (mut rig, mut client, mut server) = one_byte_through_a_long_timeout().await;
+    socket2::SockRef::from(&client)
+        .set_tcp_quickack(false)
+        .unwrap();
+    server.write_all(&[b'r'; 100]).await.unwrap();
+    assert_eq!(read_n(&mut client, 100).await.len(), 100);
+    socket2::SockRef::from(&client)
+        .set_tcp_quickack(false)
+        .unwrap();
+    client.set_zero_linger().unwrap();
+    drop(client);
+    let closed = rig.events.closed().await;
+    assert_eq!(closed.totals(), (1, 100, 0), "{:#?}", rig.events.seen);
 }

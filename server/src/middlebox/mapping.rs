@@ -197,6 +197,9 @@ struct Peer {
     /// the peer acknowledged since, of the middlebox's writes, is told from
     /// it when the peer resets.
     acked_at_start: Option<u64>,
+    /// How many bytes the middlebox had written toward it when its FIN was
+    /// read: what comes after, a peer that has closed may reject.
+    written_at_fin: Option<u64>,
 }
 
 impl Peer {
@@ -211,6 +214,7 @@ impl Peer {
             read: 0,
             arrived: 0,
             acked_at_start: seen.map(|s| s.bytes_acked),
+            written_at_fin: None,
         }
     }
 
@@ -528,6 +532,7 @@ impl Mapping {
             Ok(0) if expired => self.late(side, 0, true),
             Ok(0) => {
                 self.peers[i].eof = true;
+                self.peers[i].written_at_fin = Some(self.written_toward(side));
                 self.first_close.get_or_insert((party(side), CloseHow::Fin));
                 // A FIN is a packet through the middlebox too.
                 self.last_activity = Instant::now();
@@ -643,7 +648,7 @@ impl Mapping {
         let i = index(side);
         if let Some(sock) = self.peers[i].sock.take() {
             self.last_look(side, &sock);
-            self.unacknowledged_dropped(side, &sock);
+            self.peer_reset_dropped(side, &sock);
         }
         if self.expired() {
             self.last_close = (party(side), CloseHow::Rst);
@@ -716,6 +721,14 @@ impl Mapping {
         self.lost_toward(side, |_| u64::from(now.notsent_bytes) - fin);
     }
 
+    /// Bytes written toward `side`, counted forwarded.
+    fn written_toward(&self, side: Side) -> u64 {
+        match side {
+            Side::Client => self.server_bytes,
+            Side::Server => self.client_bytes,
+        }
+    }
+
     /// Moves what `lost` (given the bytes written toward `side`) says was
     /// lost, at most all of them, from the forwarded count to
     /// `dropped_bytes`.
@@ -729,18 +742,31 @@ impl Mapping {
         self.dropped_bytes += lost;
     }
 
-    /// When `side` itself reset the connection, what it had not acknowledged
-    /// of the middlebox's writes never reached it for good (its kernel
-    /// answered that data with the reset, or threw it away with the
-    /// connection): moved from the forwarded count to `dropped_bytes`.
-    fn unacknowledged_dropped(&mut self, side: Side, sock: &TcpStream) {
-        let (Some(start), Some(now)) =
-            (self.peers[index(side)].acked_at_start, tcp_info::read(sock))
-        else {
+    /// When `side` itself reset the connection: what was not yet sent is
+    /// lost (as at the middlebox's own reset), and so is what it wrote after
+    /// `side`'s FIN that `side` never acknowledged (a client that had closed
+    /// rejects a late answer with that reset: found in review, counted
+    /// forwarded). Bytes before the FIN count as forwarded, acknowledged or
+    /// not: a peer that reads and resets before its delayed ACK goes out had
+    /// them, and Linux does not take the ACK a reset carries (found in
+    /// review: 100 bytes a client read were counted dropped).
+    fn peer_reset_dropped(&mut self, side: Side, sock: &TcpStream) {
+        let peer = &self.peers[index(side)];
+        let (Some(start), Some(at_fin), Some(now)) = (
+            peer.acked_at_start,
+            peer.written_at_fin,
+            tcp_info::read(sock),
+        ) else {
+            self.undelivered_dropped(side, sock);
             return;
         };
         let acknowledged = now.bytes_acked.saturating_sub(start);
-        self.lost_toward(side, |written| written.saturating_sub(acknowledged));
+        let fin = u64::from(peer.shut && now.notsent_bytes > 0);
+        let notsent = u64::from(now.notsent_bytes) - fin;
+        self.lost_toward(side, |written| {
+            let after_fin = written.saturating_sub(at_fin);
+            notsent.max(after_fin.min(written.saturating_sub(acknowledged)))
+        });
     }
 
     /// Shuts down writing, then closes `side`: `true` for the FIN it means,
@@ -759,7 +785,7 @@ impl Mapping {
             // more from a side whose FIN it had, and wrote nothing after):
             // found in review, a client that had closed rejected a late
             // answer with a RST, and `closed` counted it forwarded.
-            self.unacknowledged_dropped(side, &sock);
+            self.peer_reset_dropped(side, &sock);
             return true;
         }
         let socket = socket2::SockRef::from(&sock);

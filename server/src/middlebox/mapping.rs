@@ -695,6 +695,8 @@ impl Mapping {
             self.last_look(side, &sock);
             self.undelivered_dropped(side, &sock);
             reset(sock);
+            // What the last look found came before the reset: told first.
+            self.flush();
             self.emit(MiddleboxEvent::RstSent { side });
         }
         self.last_close = (Party::Middlebox, CloseHow::Rst);

@@ -721,7 +721,7 @@ pub enum MiddleboxEvent {
         by: RefreshCause,
         /// Bytes from that side that reached the middlebox (0 for probes):
         /// reported when it reads them, or earlier, when a look at
-        /// `TCP_INFO` finds them in its socket unread (it reads no more from
+        /// its socket finds them there unread (it reads no more from
         /// a side while its buffer toward the other is full; they refresh the
         /// timer all the same, as at a NAT they would have passed). Not yet
         /// delivered. Each is later either forwarded (`closed`'s

@@ -35,8 +35,8 @@
 //!
 //! Data in either direction refreshes it, when the middlebox reads it, or,
 //! while it reads no more from a side (its buffer toward the other full),
-//! when a look at `TCP_INFO` finds more bytes in that socket
-//! (`tcpi_bytes_received`, less a FIN). So does a segment without new data
+//! when a look finds more bytes unread in that socket (`FIONREAD`, which
+//! leaves a FIN out). So does a segment without new data
 //! that its own traffic does not explain (a TCP keep-alive probe, with no
 //! octet or one old one (RFC 1122 §4.2.3.6); rarely a window update) when
 //! the preset says packets count (every preset but `alb`): the middlebox

@@ -134,19 +134,24 @@ impl Events {
 
     /// Bytes of data read from `side` so far, as recorded.
     fn data_read(&self, side: Side) -> u64 {
-        self.seen
-            .iter()
-            .filter_map(|(_, e)| match e {
-                MiddleboxEvent::Refreshed {
-                    side: s,
-                    by: RefreshCause::Data,
-                    bytes,
-                    ..
-                } if *s == side => Some(*bytes),
-                _ => None,
-            })
-            .sum()
+        refreshed(&self.seen, side, RefreshCause::Data).0
     }
+}
+
+/// The bytes and the count `refreshed` events among `seen` report from
+/// `side` by `by`.
+fn refreshed(seen: &[(MappingId, MiddleboxEvent)], side: Side, by: RefreshCause) -> (u64, u32) {
+    seen.iter()
+        .filter_map(|(_, e)| match e {
+            MiddleboxEvent::Refreshed {
+                side: s,
+                by: b,
+                bytes,
+                count,
+            } if *s == side && *b == by => Some((*bytes, *count)),
+            _ => None,
+        })
+        .fold((0, 0), |(bytes, count), (b, c)| (bytes + b, count + c))
 }
 
 /// The fields of a mapping's `closed` event.
@@ -811,20 +816,7 @@ async fn keep_alive_probes_from_the_server_keep_a_mapping_alive() {
         "{:#?}",
         rig.events.seen
     );
-    let probes: u32 = rig
-        .events
-        .seen
-        .iter()
-        .filter_map(|(_, e)| match e {
-            MiddleboxEvent::Refreshed {
-                side: Side::Server,
-                by: RefreshCause::Probe,
-                count,
-                ..
-            } => Some(*count),
-            _ => None,
-        })
-        .sum();
+    let probes = refreshed(&rig.events.seen, Side::Server, RefreshCause::Probe).1;
     assert!(
         probes >= 3,
         "about one probe a second after the first idle second, counted: {probes}; {:#?}",
@@ -1881,18 +1873,7 @@ async fn bytes_that_reach_the_middlebox_while_it_does_not_read_are_reported_and_
         .take_while(|(_, e)| !matches!(e, MiddleboxEvent::Expired { .. }))
         .cloned()
         .collect();
-    let reported_before: u64 = before_expiry
-        .iter()
-        .filter_map(|(_, e)| match e {
-            MiddleboxEvent::Refreshed {
-                side: Side::Client,
-                by: RefreshCause::Data,
-                bytes,
-                ..
-            } => Some(*bytes),
-            _ => None,
-        })
-        .sum();
+    let reported_before = refreshed(&before_expiry, Side::Client, RefreshCause::Data).0;
     // (At least what had come when the upload stopped: on a machine slow
     // enough to stop it early, more may come before the expiry.)
     assert!(

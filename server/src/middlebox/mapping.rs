@@ -717,10 +717,16 @@ impl Mapping {
         let Some(now) = tcp_info::read(sock) else {
             return;
         };
-        // A FIN it queued behind them (it shut this side down) takes a
-        // number in the sequence too.
+        let unsent = self.unsent(side, &now);
+        self.lost_toward(side, |_| unsent);
+    }
+
+    /// Bytes written toward `side` that its kernel has not sent: its
+    /// `tcpi_notsent_bytes`, less a FIN queued behind them (the middlebox
+    /// shut that side down), which takes a number in the sequence too.
+    fn unsent(&self, side: Side, now: &tcp_info::Segments) -> u64 {
         let fin = u64::from(self.peers[index(side)].shut && now.notsent_bytes > 0);
-        self.lost_toward(side, |_| u64::from(now.notsent_bytes) - fin);
+        u64::from(now.notsent_bytes) - fin
     }
 
     /// Bytes written toward `side`, counted forwarded.
@@ -763,11 +769,10 @@ impl Mapping {
             return;
         };
         let acknowledged = now.bytes_acked.saturating_sub(start);
-        let fin = u64::from(peer.shut && now.notsent_bytes > 0);
-        let notsent = u64::from(now.notsent_bytes) - fin;
+        let unsent = self.unsent(side, &now);
         self.lost_toward(side, |written| {
             let after_fin = written.saturating_sub(at_fin);
-            notsent.max(after_fin.min(written.saturating_sub(acknowledged)))
+            unsent.max(after_fin.min(written.saturating_sub(acknowledged)))
         });
     }
 

@@ -256,15 +256,21 @@ mod tests {
         assert_eq!(no_octet.probes_since(&one_octet, false), 1);
     }
 
+    /// A client and the server's end of its connection, on loopback.
     #[cfg(target_os = "linux")]
-    #[tokio::test]
-    async fn reads_counters_of_a_real_socket() {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    async fn connected() -> (tokio::net::TcpStream, tokio::net::TcpStream) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (client, accepted) =
             tokio::join!(tokio::net::TcpStream::connect(addr), listener.accept());
-        let (mut client, (mut server, _)) = (client.unwrap(), accepted.unwrap());
+        (client.unwrap(), accepted.unwrap().0)
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn reads_counters_of_a_real_socket() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (mut client, mut server) = connected().await;
         let before = read(&server).expect("TCP_INFO on Linux");
         client.write_all(b"hello").await.unwrap();
         let mut buf = [0; 5];
@@ -282,11 +288,7 @@ mod tests {
     #[tokio::test]
     async fn a_fin_is_not_data() {
         use tokio::io::AsyncWriteExt;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (client, accepted) =
-            tokio::join!(tokio::net::TcpStream::connect(addr), listener.accept());
-        let (mut client, (mut server, _)) = (client.unwrap(), accepted.unwrap());
+        let (mut client, mut server) = connected().await;
         client.write_all(&[b'x'; 100]).await.unwrap();
         client.shutdown().await.unwrap();
         for _ in 0..500 {

@@ -249,7 +249,8 @@ pub enum CloseReason {
     /// stopped waiting for it and closed the connection.
     BodyReadTimeout,
     /// The client stopped reading: a response could not be written for the
-    /// write-stall guard's time, so the server closed the connection.
+    /// write-stall guard's time, at once or (a client reading in spurts,
+    /// stopping again each time) in all, so the server closed the connection.
     WriteStalled,
     /// The connection's session ended (its page went away) while the
     /// connection sat idle: the server closed it instead of waiting for the

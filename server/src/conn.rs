@@ -242,6 +242,15 @@ pub struct Conn {
     /// Server clock + 1 since when a write has been blocked (the client's
     /// receive window is full); 0 while writes go through.
     write_blocked_since: AtomicU64,
+    /// How long (µs) writes were blocked in all, the stall under way aside,
+    /// since the connection last had no request in flight: over HTTP/1.1
+    /// the response being written, over HTTP/2 the streams under way, whose
+    /// spent flow-control windows count too. Bounded by
+    /// [`Config::write_stall_total`](crate::Config): a client that reads
+    /// just enough, just before each stall would trip, still has to read the
+    /// response within it (found in the hostile-room review of December 5,
+    /// 2026: a few bytes every 9 s held a response for ever).
+    write_blocked_total_us: AtomicU64,
     /// HTTP/1.1: server clock + 1 since when a handler has been waiting for
     /// request body bytes that have not come; 0 otherwise. (Over HTTP/2,
     /// where bodies are read side by side, each waiting body's stamp is in
@@ -348,6 +357,9 @@ pub enum Activity {
 pub struct Stalls {
     /// A write blocked since then (the client stopped reading).
     pub write_blocked_since: Option<protocol::Micros>,
+    /// How long (µs) writes were blocked before, in the stalls of the
+    /// response under way (HTTP/2: of the streams under way) that ended.
+    pub write_blocked_before_us: u64,
     /// A handler has waited for request body bytes since then.
     pub body_wait_since: Option<protocol::Micros>,
     /// HTTP/2: a frame header or a new stream's head has been part-way in
@@ -447,6 +459,7 @@ impl Conn {
             planned_close: AtomicU8::new(PLANNED_NONE),
             idle_close: AtomicBool::new(false),
             write_blocked_since: AtomicU64::new(0),
+            write_blocked_total_us: AtomicU64::new(0),
             body_wait_since: AtomicU64::new(0),
             body_unfinished: AtomicBool::new(false),
             unread_body: Mutex::new(None),
@@ -521,6 +534,12 @@ impl Conn {
     /// The clock its events are stamped with.
     pub fn clock(&self) -> crate::Clock {
         self.lab.tracker().clock()
+    }
+
+    /// How long its writes may be blocked in all during one response
+    /// ([`Config::write_stall_total`](crate::Config)).
+    pub fn write_stall_total(&self) -> Duration {
+        self.lab.config().write_stall_total
     }
 
     /// Bytes read from its socket so far.
@@ -650,9 +669,15 @@ impl Conn {
     /// Writes blocked or a body awaited, with since when.
     pub fn stalls(&self) -> Stalls {
         let socket = stamp(&self.write_blocked_since);
+        // Read only while blocked: the watchdog reads the stalls at every
+        // request's start and end (bench figure 1).
+        let before = |blocked: Option<protocol::Micros>| {
+            blocked.map_or(0, |_| self.write_blocked_total_us.load(Ordering::Relaxed))
+        };
         if !self.is_http2() {
             return Stalls {
                 write_blocked_since: socket,
+                write_blocked_before_us: before(socket),
                 body_wait_since: stamp(&self.body_wait_since),
                 head_since: None,
             };
@@ -661,11 +686,13 @@ impl Conn {
         let h2 = h2.as_ref();
         // A blocked socket, or a spent flow-control window.
         let flow = h2.and_then(|h2| h2.flow_blocked_since);
+        let blocked = match (socket, flow) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         Stalls {
-            write_blocked_since: match (socket, flow) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            },
+            write_blocked_since: blocked,
+            write_blocked_before_us: before(blocked),
             body_wait_since: h2.and_then(|h2| h2.body_waits.iter().min().copied()),
             head_since: h2.and_then(|h2| h2.head_since),
         }
@@ -1321,23 +1348,35 @@ impl Conn {
 
     /// HTTP/2: a response under way has no flow-control window left
     /// (`blocked`), or has some again: the write-stall guard runs meanwhile.
+    /// The time it was blocked counts toward the write-stall guard's total.
     pub(crate) fn h2_flow_blocked(&self, blocked: bool) {
-        self.h2_since_or_clear(blocked, |h2| &mut h2.flow_blocked_since);
+        let (cleared, now) = self.h2_since_or_clear(blocked, |h2| &mut h2.flow_blocked_since);
+        if let Some(since) = cleared {
+            self.write_blocked_total_us
+                .fetch_add(now.saturating_sub(since), Ordering::Relaxed);
+        }
     }
 
     /// Stamps the stamp `at` picks with now (unless stamped already) when
-    /// `on`, clears it otherwise, and lets the watchdog look again.
+    /// `on`, clears it otherwise, and lets the watchdog look again. Returns
+    /// the stamp it cleared, if any, and now.
     fn h2_since_or_clear(
         &self,
         on: bool,
         at: impl FnOnce(&mut H2Streams) -> &mut Option<protocol::Micros>,
-    ) {
+    ) -> (Option<protocol::Micros>, protocol::Micros) {
         let now = self.lab.tracker().clock().now_us();
+        let mut cleared = None;
         if let Some(h2) = self.h2.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
             let at = at(h2);
-            *at = if on { Some(at.unwrap_or(now)) } else { None };
+            if on {
+                *at = Some(at.unwrap_or(now));
+            } else {
+                cleared = at.take();
+            }
         }
         self.changed();
+        (cleared, now)
     }
 
     /// HTTP/2: the requests still waiting for their `END_STREAM` (all of
@@ -1915,6 +1954,11 @@ impl RequestGuard {
             conn.idle_since_us.fetch_max(at_us, Ordering::Relaxed);
         }
         if conn.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
+            // The write-stall guard's total starts again with the next
+            // response (read first: nearly always 0, bench figure 1).
+            if conn.write_blocked_total_us.load(Ordering::Relaxed) != 0 {
+                conn.write_blocked_total_us.store(0, Ordering::Relaxed);
+            }
             conn.h2_nothing_in_flight();
         }
         conn.changed();
@@ -2666,7 +2710,15 @@ impl TrackedStream {
             Poll::Ready(Ok(n)) => {
                 let now = self.conn.lab.tracker().clock().now_us();
                 self.conn.counters.record_out(*n as u64, now);
-                self.conn.write_blocked_since.store(0, Ordering::Relaxed);
+                // Read first: a write that was not blocked (nearly every
+                // one) costs a load, not a store (bench figure 1).
+                let since = self.conn.write_blocked_since.load(Ordering::Relaxed);
+                if since != 0 {
+                    self.conn.write_blocked_since.store(0, Ordering::Relaxed);
+                    self.conn
+                        .write_blocked_total_us
+                        .fetch_add(now.saturating_sub(since - 1), Ordering::Relaxed);
+                }
             }
             Poll::Ready(Err(e)) => self.conn.note_io_error(e),
             Poll::Pending => {

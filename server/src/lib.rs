@@ -122,6 +122,14 @@ pub struct Config {
     /// A response that cannot be written for this long (the client stopped
     /// reading) has its connection closed with `write_stalled`.
     pub write_stall_timeout: Duration,
+    /// A response whose writes were blocked this long in all, stall after
+    /// stall, has its connection closed with `write_stalled` too: a client
+    /// that reads a little just before each stall would trip must still take
+    /// the response within it (over HTTP/2: the streams under way together,
+    /// until none is). A client on a slow link is blocked for about the time
+    /// the response takes to cross it: the lab's largest answers (its page,
+    /// `/api/drip`'s 1 MiB) cross a workshop's network in seconds.
+    pub write_stall_total: Duration,
     /// A viewer (an events WebSocket) from which nothing has come for this
     /// long is closed (code 1001, saying so). Half-way through a silence the
     /// server sends a WebSocket ping, which browsers answer by themselves
@@ -173,6 +181,7 @@ impl Default for Config {
             max_in_flight_per_peer: 1024,
             header_read_timeout: Duration::from_secs(10),
             write_stall_timeout: Duration::from_secs(10),
+            write_stall_total: Duration::from_secs(30),
             viewer_silence_timeout: Duration::from_secs(60),
             max_header_bytes: 16 * 1024,
             event_buffer: 4096,

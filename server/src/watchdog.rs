@@ -17,6 +17,7 @@
 //! | the rest of a body arriving since *t* | the same guard | `body_read_timeout` |
 //! | a handler waiting for body bytes since *t* | the same guard | `body_read_timeout` |
 //! | a write blocked since *t* | *t* + [`Config::write_stall_timeout`](crate::Config) | `write_stalled` |
+//! | a write blocked since *t*, after stalls of *s* in all during the response (HTTP/2: while streams were under way) | *t* + [`Config::write_stall_total`](crate::Config) − *s* | `write_stalled` |
 
 use std::future::Future;
 use std::sync::Arc;
@@ -131,10 +132,22 @@ fn next_deadline(
     // flight (over HTTP/2 a head part-way in among busy streams; when
     // nothing else is in flight `Activity::Arriving` says the same).
     let stalls = conn.stalls();
+    // A client that reads a little just before each stall would trip still
+    // has to take the whole response within the total.
+    let left = stalls.write_blocked_since.map(|_| {
+        conn.write_stall_total()
+            .saturating_sub(Duration::from_micros(stalls.write_blocked_before_us))
+    });
     for (since, after, reason) in [
         (stalls.body_wait_since, guard, Why::BodyReadTimeout),
         (stalls.head_since, guard, Why::HeaderReadTimeout),
         (stalls.write_blocked_since, stall, Why::WriteStalled),
+        // (`left` is read only while a write is blocked.)
+        (
+            stalls.write_blocked_since,
+            left.unwrap_or_default(),
+            Why::WriteStalled,
+        ),
     ] {
         if let Some(since) = since {
             consider(

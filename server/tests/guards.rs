@@ -649,16 +649,94 @@ async fn a_client_that_stops_reading_a_large_drip_is_closed_with_write_stalled()
     assert_eq!(get_once(addr, "/api/fast").await.status, 200);
 }
 
+/// A client that reads just before each stall would trip the write-stall
+/// guard, and then stops again, is cut when the stalls of one response add
+/// up to the total (found in the hostile-room review of December 5, 2026: a
+/// client reading a little every 9 s held a response, its connection and
+/// its request for as long as it liked).
+#[tokio::test]
+async fn a_client_that_reads_just_before_each_stall_would_trip_is_cut_at_the_total() {
+    use tokio::io::AsyncReadExt as _;
+    const STALL: Duration = Duration::from_secs(2);
+    const TOTAL: Duration = Duration::from_secs(3);
+    const PAUSE: Duration = Duration::from_secs(1);
+    // Read at each turn: the largest send buffer the server's kernel may
+    // keep (`tcp_wmem`'s largest), so that each turn frees its blocked
+    // write (the kernel wakes a writer only once a good part of its send
+    // buffer is free: 64 KiB a turn did not, and the stall guard tripped);
+    // the file: more than the reader takes in the test's time limit.
+    let burst = largest_send_buffer();
+    let (mut viewer, mut stream, conn, addr) = asked_for_a_file(
+        "slow-reader",
+        16 * burst,
+        Config {
+            write_stall_timeout: STALL,
+            write_stall_total: TOTAL,
+            ..common::config()
+        },
+    )
+    .await;
+    let asked = std::time::Instant::now();
+    // Every PAUSE (well within the stall guard), a burst read. (After the
+    // server's close its kernel goes on sending what it had queued, at this
+    // pace: the reader is stopped once the close is seen.)
+    let seen = std::sync::Arc::new(std::sync::Mutex::new((0usize, Duration::ZERO)));
+    let reader = tokio::spawn({
+        let seen = seen.clone();
+        async move {
+            let mut last = std::time::Instant::now();
+            let mut chunk = vec![0u8; 64 * 1024];
+            'reading: loop {
+                let mut this_time = 0;
+                while this_time < burst {
+                    match stream.read(&mut chunk).await {
+                        Ok(0) | Err(_) => break 'reading,
+                        Ok(n) => this_time += n,
+                    }
+                }
+                if let Ok(mut seen) = seen.lock() {
+                    seen.0 += this_time;
+                    seen.1 = seen.1.max(last.elapsed());
+                }
+                tokio::time::sleep(PAUSE).await;
+                last = std::time::Instant::now();
+            }
+        }
+    });
+    let closed = viewer.closed(conn).await;
+    let cut_after = asked.elapsed();
+    reader.abort();
+    assert_eq!(closed.reason, CloseReason::WriteStalled, "{closed:?}");
+    let (read, longest_pause) = *seen.lock().expect("the reader's figures");
+    assert!(
+        longest_pause < STALL,
+        "the reader paused {longest_pause:?}: the stall guard's own case"
+    );
+    assert!(
+        cut_after >= TOTAL,
+        "cut after {cut_after:?}, before the stalls could add up to {TOTAL:?}"
+    );
+    assert!(
+        read >= burst && (closed.bytes_out as usize) >= read,
+        "the client read {read} bytes, the record says {} went out: {closed:?}",
+        closed.bytes_out
+    );
+    assert_eq!(get_once(addr, "/api/fast").await.status, 200);
+}
+
 /// A page file larger than the kernel takes from a reader that paused:
 /// twice `tcp_wmem`'s largest send buffer, and 4 MiB more.
 fn held_file_size() -> usize {
+    2 * largest_send_buffer() + (4 << 20)
+}
+
+/// `tcp_wmem`'s largest: the most a socket's send buffer grows to.
+fn largest_send_buffer() -> usize {
     let wmem = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_wmem").unwrap_or_default();
-    let max: usize = wmem
-        .split_whitespace()
+    wmem.split_whitespace()
         .nth(2)
         .and_then(|n| n.parse().ok())
-        .unwrap_or(4 << 20);
-    2 * max + (4 << 20)
+        .unwrap_or(4 << 20)
 }
 
 /// A lab (idle timeout `idle`, header-read guard `head`) whose page
@@ -671,16 +749,40 @@ async fn asked_for_a_held_file(
     idle: Duration,
     head: Duration,
 ) -> (Viewer, tokio::net::TcpStream, protocol::ConnId) {
+    let (viewer, stream, conn, _) = asked_for_a_file(
+        name,
+        size,
+        Config {
+            write_stall_timeout: Duration::from_secs(30),
+            header_read_timeout: head,
+            ..common::config_with_idle(idle)
+        },
+    )
+    .await;
+    (viewer, stream, conn)
+}
+
+/// A lab of `config` whose page directory holds `big.txt` of `size` bytes,
+/// a viewer, and a connection with a 4 KB receive buffer that asked for the
+/// file and reads nothing yet; and the lab's address.
+async fn asked_for_a_file(
+    name: &str,
+    size: usize,
+    config: Config,
+) -> (
+    Viewer,
+    tokio::net::TcpStream,
+    protocol::ConnId,
+    std::net::SocketAddr,
+) {
     let dist = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
         .join(format!("keepalive-lab-dist-{name}"));
     std::fs::create_dir_all(&dist).expect("a dist directory");
     std::fs::write(dist.join("index.html"), b"<!doctype html>").expect("a file");
     std::fs::write(dist.join("big.txt"), vec![b'.'; size]).expect("a file");
     let (addr, _lab) = start_server_with(Config {
-        write_stall_timeout: Duration::from_secs(30),
-        header_read_timeout: head,
         dist_dir: dist,
-        ..common::config_with_idle(idle)
+        ..config
     })
     .await;
     let mut viewer = Viewer::connect(addr).await;
@@ -700,7 +802,7 @@ async fn asked_for_a_held_file(
     .await
     .expect("write");
     let conn = viewer.opened_from(local).await;
-    (viewer, stream, conn)
+    (viewer, stream, conn, addr)
 }
 
 /// Reads the response to `GET /big.txt` (`size` bytes of body) whole, and

@@ -1466,6 +1466,64 @@ async fn an_h2_client_that_never_opens_its_window_is_closed_as_write_stalled() {
     driver.abort();
 }
 
+/// A client that opens its window a little just before each stall would
+/// trip the guard (a `WINDOW_UPDATE` for each frame it reads, one a second)
+/// is cut when the stalls of the streams under way add up to the total
+/// (found in the hostile-room review of December 5, 2026: a one-byte
+/// `WINDOW_UPDATE` every 9 s held a response for as long as it liked).
+#[tokio::test]
+async fn an_h2_client_that_opens_its_window_just_before_each_stall_would_trip_is_cut_at_the_total()
+{
+    const STALL: std::time::Duration = std::time::Duration::from_secs(2);
+    const TOTAL: std::time::Duration = std::time::Duration::from_secs(3);
+    const PAUSE: std::time::Duration = std::time::Duration::from_secs(1);
+    let lab = start_tls(Config {
+        write_stall_timeout: STALL,
+        write_stall_total: TOTAL,
+        ..common::config()
+    })
+    .await;
+    let mut viewer = Viewer::connect(lab.addr).await;
+    let (mut send, driver) = h2_window(&lab, 4096).await;
+    let target = "/api/drip?bytes=1048576&chunks=1&id=window-by-window";
+    let response = within("the head", send.send_request(get(lab.h2, target)))
+        .await
+        .expect("an answer");
+    let asked = std::time::Instant::now();
+    let (conn, request) = viewer.request_started(target).await;
+    // A frame read (4 KiB, which hyper gives back to the window) a second:
+    // 1 MiB would take four minutes.
+    let reader = tokio::spawn(async move {
+        let mut body = response.into_body();
+        let mut read = 0;
+        while let Some(Ok(frame)) = body.frame().await {
+            read += frame.data_ref().map_or(0, Bytes::len);
+            tokio::time::sleep(PAUSE).await;
+        }
+        read
+    });
+    let closed = viewer.closed(conn).await;
+    let cut_after = asked.elapsed();
+    assert_eq!(closed.reason, CloseReason::WriteStalled, "{closed:?}");
+    assert!(
+        cut_after >= TOTAL,
+        "cut after {cut_after:?}, before the stalls could add up to {TOTAL:?}"
+    );
+    assert_eq!(
+        viewer.timeline(request).await.outcome,
+        RequestOutcome::Aborted
+    );
+    let read = within("the reader's end", reader)
+        .await
+        .expect("the reader");
+    assert!(
+        read > 0 && closed.bytes_out as usize > read,
+        "the client read {read} bytes of body, the record says {} went out: {closed:?}",
+        closed.bytes_out
+    );
+    driver.abort();
+}
+
 /// A request head that arrives a few bytes at a time over HTTP/2 is bounded
 /// by the header-read guard, as over HTTP/1.1 (found in review: only the
 /// owner's idle timeout bounded it, and recorded it as `idle_timeout`).

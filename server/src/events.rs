@@ -57,7 +57,7 @@ use crate::Lab;
 use crate::conn::{Conn, RequestCtx};
 use crate::error::{ApiError, close_reason};
 use crate::params::Params;
-use crate::sessions::rate::{Buckets, Kind};
+use crate::sessions::rate::{Buckets, Kind, Over};
 use crate::sessions::{Access, Owner};
 
 /// Largest control message accepted from a page. Real ones are < 300 bytes.
@@ -453,13 +453,35 @@ impl Filter {
 }
 
 /// Whether one more message of `kind` is within its rate: a session's limit
-/// (all its sockets share it), or the instructor's socket's own.
-fn allowed(lab: &Lab, access: &Access, buckets: &mut Buckets, kind: Kind) -> bool {
+/// (all its sockets share it) and its address's, or the instructor's
+/// socket's own. Which it is over, if any.
+fn allowed(lab: &Lab, access: &Access, buckets: &mut Buckets, kind: Kind) -> Result<(), Over> {
     match access {
         Access::Of(owner) => lab.sessions().allow(owner, kind),
-        Access::All => buckets.take(kind),
+        Access::All if buckets.take(kind) => Ok(()),
+        Access::All => Err(Over::Session),
     }
 }
+
+/// What a message over its rate is told: `what` names it ("set_config
+/// messages"), `per_second` is a session's rate of them, `shared` what
+/// shares that rate.
+pub(crate) fn over_rate(what: &str, per_second: f64, shared: &str, over: Over) -> String {
+    match over {
+        Over::Session => {
+            format!("too many {what}: at most {per_second} per second for a session, {shared}")
+        }
+        Over::Address => format!(
+            "too many {what} from this network address: at most {} per second for all its \
+             sessions together (a room behind one NAT shares it)",
+            per_second * crate::sessions::rate::PER_ADDRESS
+        ),
+    }
+}
+
+/// What a session's changes share their rate with.
+pub(crate) const CHANGES_SHARED: &str =
+    "its sockets' set_config and set_middlebox and its PUTs together";
 
 /// Why a viewer's loop ended.
 enum End {
@@ -786,10 +808,13 @@ fn handle(
             if let Err(refused) = configure {
                 return Some(ServerEvent::Error(refused.body.clone()));
             }
-            if !allowed(lab, access, buckets, Kind::Changes) {
+            if let Err(over) = allowed(lab, access, buckets, Kind::Changes) {
                 return Some(ServerEvent::Error(ErrorBody {
-                    error: format!(
-                        "too many set_config messages: at most {CONFIG_PER_SECOND} per second"
+                    error: over_rate(
+                        "set_config messages",
+                        CONFIG_PER_SECOND,
+                        CHANGES_SHARED,
+                        over,
                     ),
                     hint: "send one change per edit; this one was not applied".into(),
                 }));
@@ -804,13 +829,17 @@ fn handle(
             }
         }
         Ok(ClientMessage::LessonReport { report }) => match access {
-            Access::Of(_) if !allowed(lab, access, buckets, Kind::Reports) => Some(ServerEvent::Error(ErrorBody {
-                error: format!(
-                    "too many lesson_report messages: at most {REPORTS_PER_SECOND} per second"
-                ),
-                hint: "a page reports once per lesson stage; this one was not kept".into(),
-            })),
-            Access::Of(owner) => match lab.sessions().report(owner, report) {
+            Access::Of(owner) => match allowed(lab, access, buckets, Kind::Reports) {
+                Err(over) => Some(ServerEvent::Error(ErrorBody {
+                    error: over_rate(
+                        "lesson_report messages",
+                        REPORTS_PER_SECOND,
+                        "its sockets together",
+                        over,
+                    ),
+                    hint: "a page reports once per lesson stage; this one was not kept".into(),
+                })),
+                Ok(()) => match lab.sessions().report(owner, report) {
                 // Told to the instructor only when it changed something.
                 Ok(Some((session, report))) => {
                     lab.tracker()
@@ -819,6 +848,7 @@ fn handle(
                 }
                 Ok(None) => None,
                 Err(error) => Some(ServerEvent::Error(error.body)),
+                },
             },
             Access::All => None,
         },
@@ -826,10 +856,13 @@ fn handle(
             if let Err(refused) = configure {
                 return Some(ServerEvent::Error(refused.body.clone()));
             }
-            if !allowed(lab, access, buckets, Kind::Changes) {
+            if let Err(over) = allowed(lab, access, buckets, Kind::Changes) {
                 return Some(ServerEvent::Error(ErrorBody {
-                    error: format!(
-                        "too many set_middlebox messages: at most {CONFIG_PER_SECOND} per second"
+                    error: over_rate(
+                        "set_middlebox messages",
+                        CONFIG_PER_SECOND,
+                        CHANGES_SHARED,
+                        over,
                     ),
                     hint: "send one change per edit; this one was not applied".into(),
                 }));

@@ -566,23 +566,22 @@ pub fn may_configure(access: &Access, conn: Option<&crate::conn::Conn>) -> Resul
 /// nothing, so a loop of PUTs went past the limit `docs/api.md` gives).
 /// The instructor's, who holds the key, is not limited.
 pub fn within_change_rate(lab: &Lab, access: &Access, what: &str) -> Result<(), ApiError> {
-    match access {
-        Access::Of(owner)
-            if !lab
-                .sessions()
-                .allow(owner, crate::sessions::rate::Kind::Changes) =>
-        {
-            Err(ApiError::too_many(
-                format!(
-                    "too many changes to {what}: at most {} per second for a session, \
-                     its sockets' set_config and set_middlebox included",
-                    crate::events::CONFIG_PER_SECOND
+    let Access::Of(owner) = access else {
+        return Ok(());
+    };
+    lab.sessions()
+        .allow(owner, crate::sessions::rate::Kind::Changes)
+        .map_err(|over| {
+            ApiError::too_many(
+                crate::events::over_rate(
+                    &format!("changes to {what}"),
+                    crate::events::CONFIG_PER_SECOND,
+                    crate::events::CHANGES_SHARED,
+                    over,
                 ),
                 "send one change per edit; this one was not applied",
-            ))
-        }
-        _ => Ok(()),
-    }
+            )
+        })
 }
 
 /// The lesson catalogue (id, title, concept, summary), in teaching order.

@@ -440,6 +440,88 @@ fn within_change_rate(applied: usize, started: std::time::Instant) -> usize {
     allowed
 }
 
+/// Settings changes have a share per client address too, which every
+/// session of the address spends (found in the hostile-room review of
+/// December 5, 2026: 256 sessions minted from one address changed their
+/// settings 2 560 times in 6.8 s, each a `config_changed` at the
+/// instructor's view). Each session here stays within its own rate; past
+/// the address's, a change is a 429 saying so and changes nothing. Another
+/// address's sessions are not held back by it.
+#[tokio::test]
+async fn one_address_changes_settings_at_most_its_share_whatever_its_sessions() {
+    use keepalive_lab_server::events::{CONFIG_BURST, CONFIG_PER_SECOND};
+    use keepalive_lab_server::sessions::rate::PER_ADDRESS;
+    const SESSIONS: usize = 64;
+    let (addr, lab) = start_server().await;
+    let mut sessions = Vec::new();
+    for _ in 0..SESSIONS {
+        sessions.push(issue_session(addr).await);
+    }
+    let started = std::time::Instant::now();
+    let (mut applied, mut refused) = (0_usize, 0_usize);
+    // Each session its own burst: within its own rate.
+    for round in 0..CONFIG_BURST as u64 {
+        // A connection a round: the default policy closes one after 100
+        // requests.
+        let mut client = Client::connect(addr).await;
+        for (i, session) in sessions.iter().enumerate() {
+            let ms = 1000 + round * 100 + i as u64;
+            let answer = client
+                .request(
+                    "PUT",
+                    &format!("/api/config?session={session}"),
+                    format!(r#"{{"idle_timeout_ms":{ms}}}"#).as_bytes(),
+                )
+                .await;
+            match answer.status {
+                200 => applied += 1,
+                429 => {
+                    let body = answer.json();
+                    let error = body["error"].as_str().unwrap_or_default();
+                    assert!(
+                        error.contains("from this network address"),
+                        "not the address's limit: {body}"
+                    );
+                    refused += 1;
+                    // Refused: not applied.
+                    assert_ne!(
+                        lab.policy(&Owner::Session(common::session(session)))
+                            .idle_timeout_ms,
+                        ms
+                    );
+                }
+                status => panic!("PUT /api/config: {status} {}", answer.text()),
+            }
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let share = CONFIG_BURST * PER_ADDRESS;
+    let most = (share + elapsed * CONFIG_PER_SECOND * PER_ADDRESS).ceil() as usize + 1;
+    assert!(
+        applied >= share as usize && applied <= most,
+        "{applied} applied in {elapsed:.2} s: the address's burst is {share}, at most {most} \
+         by now"
+    );
+    assert_eq!(applied + refused, SESSIONS * CONFIG_BURST as usize);
+    assert!(refused > 0, "nothing was over the address's share");
+    // A session of another address changes its settings.
+    let elsewhere: std::net::IpAddr = "127.0.0.2".parse().expect("an address");
+    let other = session_from(addr, elsewhere).await;
+    let mut from_elsewhere = Client::from_stream(common::connect_from(addr, elsewhere).await);
+    let answer = from_elsewhere
+        .request(
+            "PUT",
+            &format!("/api/config?session={other}"),
+            br#"{"idle_timeout_ms":4321}"#,
+        )
+        .await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    assert_eq!(
+        lab.policy(&Owner::Session(session(&other))).idle_timeout_ms,
+        4321
+    );
+}
+
 /// The same limit over HTTP (found in review: `PUT /api/config` and
 /// `PUT /api/middlebox` spent nothing from it): a session's PUTs and its
 /// sockets' messages share one rate, past which a PUT is a 429 with its

@@ -44,10 +44,21 @@ pub struct Buckets {
     presence: Bucket,
 }
 
-/// How many sessions' worth of reports one address may send, all its
-/// sessions together: a participant's tabs and browsers, the lab's own
-/// machine running several pages, or a room behind one NAT (320 reports at
-/// once, then 160 a second). Reports past it are dropped.
+/// Which limit a message was over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Over {
+    /// Its session's own.
+    Session,
+    /// Its address's, which every session of that address shares.
+    Address,
+}
+
+/// How many sessions' worth of reports and settings changes one address
+/// may send, all its sessions together: a participant's tabs and browsers,
+/// the lab's own machine running several pages, or a room behind one NAT
+/// (320 reports at once, then 160 a second; as many changes, each lesson
+/// making two or three at its start). Reports past it are dropped, changes
+/// refused.
 pub const PER_ADDRESS: f64 = 32.0;
 
 /// The same for presence, which past its limit is told a moment later, not
@@ -65,8 +76,8 @@ impl Buckets {
         Buckets::scaled_each(factor, factor)
     }
 
-    /// One address's: [`PER_ADDRESS`] for reports (and changes, which are
-    /// not limited per address), [`PRESENCE_PER_ADDRESS`] for presence.
+    /// One address's: [`PER_ADDRESS`] for reports and changes,
+    /// [`PRESENCE_PER_ADDRESS`] for presence.
     pub fn per_address() -> Buckets {
         Buckets::scaled_each(PER_ADDRESS, PRESENCE_PER_ADDRESS)
     }

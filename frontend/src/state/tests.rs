@@ -670,6 +670,8 @@ fn a_refused_policy_change_bumps_the_revision_so_the_form_resets() {
     })));
     assert_eq!(s.config_revision, start + 1);
     assert!(s.server_error.as_deref().unwrap().contains("out of range"));
+    // Counted: a lesson waiting for its settings sees each refusal.
+    assert_eq!(s.server_errors, 1);
     s.apply(event(ServerEvent::ConfigChanged {
         config: ServerPolicy::default(),
         session: None,

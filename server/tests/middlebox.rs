@@ -1767,6 +1767,44 @@ async fn upload_until_full(client: &mut TcpStream, piece: usize) -> (u64, u64) {
     }
 }
 
+/// Uploads 16 KiB at a time, each taken by the middlebox's kernel before
+/// the next, until the window the middlebox's socket advertises has shrunk
+/// to half its largest (the middlebox has stopped reading it, and it fills)
+/// while it still has room: how many bytes were written.
+#[cfg(target_os = "linux")]
+async fn upload_until_unread(client: &mut TcpStream) -> u64 {
+    use keepalive_lab_server::middlebox::tcp_info;
+    let acked = Acked::start(client);
+    let piece = [b'u'; 16 * 1024];
+    let (mut sent, mut widest) = (0u64, 0u32);
+    loop {
+        within("a piece written", client.write_all(&piece))
+            .await
+            .unwrap();
+        sent += piece.len() as u64;
+        within("the piece taken", async {
+            while acked.now(client) < sent {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        })
+        .await;
+        // The window it advertises once its reads (if any) are done.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let window = tcp_info::read(client)
+            .and_then(|seen| seen.snd_wnd)
+            .expect("tcpi_snd_wnd (Linux 5.4 or later)");
+        widest = widest.max(window);
+        if window < widest / 2 {
+            assert!(window > 4096, "no room left: {window} bytes");
+            return sent;
+        }
+        assert!(
+            sent < 64 * 1024 * 1024,
+            "the middlebox never stopped reading"
+        );
+    }
+}
+
 /// A rig with a timeout of 1 s that only data refreshes (not the client's
 /// zero-window probes once the middlebox's socket is full), a buffer of
 /// 16 KiB, in front of [`a_server_that_never_reads`].
@@ -1831,6 +1869,69 @@ fn a_server_that_never_reads() -> TcpListener {
     socket.set_recv_buffer_size(4096).unwrap();
     socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
     socket.listen(16).unwrap()
+}
+
+/// A FIN that reaches the middlebox behind bytes it does not read yet (its
+/// buffer toward a server that stopped reading is full) came through then:
+/// Cloud NAT's timer for a closing connection starts at once, not when the
+/// bytes before it are read, which here is never (found reviewing the fixes
+/// of December 5, 2026: the established timeout ran instead).
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn a_fin_behind_bytes_the_middlebox_does_not_read_starts_the_closing_timer() {
+    // Scale 100: established 1200 s → 12 s, transitory 30 s → 300 ms.
+    let settings = Preset::GcpNat.settings(100);
+    assert_eq!(settings.transitory_in_force_us(), Some(300_000));
+    let limits = Limits {
+        buffer_bytes: 16 * 1024,
+        ..limits()
+    };
+    let mut rig = Rig::start_before(a_server_that_never_reads(), settings, limits).await;
+    let (mut client, server) = rig.pair().await;
+    // Uploaded until the middlebox stops reading (its buffer toward the
+    // server full) and its socket from the client starts to fill, then a
+    // little more and the FIN, which fit in that socket behind the bytes.
+    let acked = Acked::start(&client);
+    let mut sent = upload_until_unread(&mut client).await;
+    within("the last bytes", client.write_all(&[b'u'; 1024]))
+        .await
+        .unwrap();
+    sent += 1024;
+    client.shutdown().await.unwrap();
+    let whole = sent + 1;
+    let taken = tokio::time::timeout(Duration::from_secs(5), async {
+        while acked.now(&client) < whole {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    })
+    .await;
+    assert!(
+        taken.is_ok(),
+        "the middlebox's socket took {} of {whole} bytes and the FIN",
+        acked.now(&client)
+    );
+    let at_server = keepalive_lab_server::middlebox::tcp_info::unread(&server).unwrap_or(0);
+    assert!(
+        at_server < 64 * 1024,
+        "the server's socket holds {at_server} bytes: the middlebox still holds most"
+    );
+    let (_, expired) = rig
+        .events
+        .next("expired", |e| matches!(e, MiddleboxEvent::Expired { .. }))
+        .await;
+    let MiddleboxEvent::Expired {
+        idle_ms,
+        transitory,
+        ..
+    } = expired
+    else {
+        unreachable!()
+    };
+    assert!(transitory, "the closing connection's timer: {expired:?}");
+    assert!(
+        (300..12_000).contains(&idle_ms),
+        "after the transitory timeout, before the established one: {idle_ms} ms"
+    );
 }
 
 /// Data that reaches the middlebox while it is not reading that side is

@@ -11,8 +11,9 @@
 //!   buffer is drained, a reset as a reset once the bytes read before it
 //!   are written to the other side (within `max_linger`), as a NAT forwards
 //!   the data and then the RST. Every read refreshes
-//!   the idle timer; so does, when the preset counts packets, any segment
-//!   `TCP_INFO` shows arriving (probes). Events are aggregated: at most one
+//!   the idle timer; so do bytes and a FIN that a look at `TCP_INFO` finds
+//!   in a socket the middlebox does not read now, and, when the preset
+//!   counts packets, any segment `TCP_INFO` shows arriving (probes). Events are aggregated: at most one
 //!   flush per [`FLUSH_EVERY`].
 //! - **expiry** ([`OnExpiry`]): `rst_both` resets both sides and `fin`
 //!   closes both at once; `rst`, `rst_either` and `silent` *forget* the
@@ -177,8 +178,15 @@ impl Buf {
 struct Peer {
     /// The socket, until it is closed or reset.
     sock: Option<TcpStream>,
-    /// The peer sent FIN.
+    /// The peer sent FIN, and the middlebox read it (it reads no more).
     eof: bool,
+    /// The peer's FIN has reached the middlebox: read (`eof`), or seen at a
+    /// look behind bytes not read yet (`Segments::fin_in`), which is when it
+    /// came through: it refreshed the mapping then, and starts Cloud NAT's
+    /// timer for a closing connection (found reviewing the fixes of
+    /// December 5, 2026: a FIN behind data on a side not read counted only
+    /// once read, up to the established timeout later).
+    fin_seen: bool,
     /// The middlebox sent FIN to it.
     shut: bool,
     /// The last `TCP_INFO` look.
@@ -208,6 +216,7 @@ impl Peer {
         Peer {
             sock: Some(sock),
             eof: false,
+            fin_seen: false,
             shut: false,
             seen,
             touched: false,
@@ -416,7 +425,7 @@ impl Mapping {
         let closing = self
             .settings
             .transitory_in_force_us()
-            .filter(|_| self.peers.iter().any(|p| p.eof));
+            .filter(|_| self.peers.iter().any(|p| p.fin_seen));
         match closing {
             Some(us) if us < established => (Duration::from_micros(us), true),
             _ => (Duration::from_micros(established), false),
@@ -532,10 +541,9 @@ impl Mapping {
             Ok(0) if expired => self.late(side, 0, true),
             Ok(0) => {
                 self.peers[i].eof = true;
-                self.peers[i].written_at_fin = Some(self.written_toward(side));
-                self.first_close.get_or_insert((party(side), CloseHow::Fin));
-                // A FIN is a packet through the middlebox too.
-                self.last_activity = Instant::now();
+                if !self.peers[i].fin_seen {
+                    self.fin_came(side);
+                }
             }
             Ok(n) if expired => {
                 // Bytes reported as arrived before the expiry (a look found
@@ -892,6 +900,10 @@ impl Mapping {
             if let Some(unread) = unread {
                 self.credit_unread(side, unread);
             }
+            // Its FIN behind them: it came through now, not when read.
+            if !expired && not_read[i] && current.fin_in && !self.peers[i].fin_seen {
+                self.fin_came(side);
+            }
             if expired {
                 // While the middlebox's own socket still has data on its way
                 // to this side (a zero window), the segments it gets are the
@@ -982,6 +994,16 @@ impl Mapping {
             }
             self.announce();
         }
+    }
+
+    /// `side`'s FIN has reached the middlebox (read, or seen at a look).
+    fn fin_came(&mut self, side: Side) {
+        let i = index(side);
+        self.peers[i].fin_seen = true;
+        self.peers[i].written_at_fin = Some(self.written_toward(side));
+        self.first_close.get_or_insert((party(side), CloseHow::Fin));
+        // A FIN is a packet through the middlebox too.
+        self.last_activity = Instant::now();
     }
 
     /// Reports the bytes in `side`'s receive queue (`unread`) that were not

@@ -50,6 +50,13 @@ pub struct Segments {
     /// middlebox runs, what was sent has reached the peer's kernel, and the
     /// peer can still read it after the reset (measured).
     pub notsent_bytes: u32,
+    /// `tcpi_state` says the peer's FIN has arrived (`CLOSE_WAIT`, or
+    /// `LAST_ACK`, `CLOSING`, `TIME_WAIT` once this end closed too), also
+    /// behind bytes not read yet, which a read reaches only after them.
+    pub fin_in: bool,
+    /// `tcpi_snd_wnd` (Linux >= 5.4): the window the peer last advertised,
+    /// how much more it would take now; `None` on older kernels.
+    pub snd_wnd: Option<u32>,
 }
 
 impl Segments {
@@ -81,6 +88,7 @@ mod offsets {
     pub const SEGS_IN: usize = 140;
     pub const UNACKED: usize = 24;
     pub const NOTSENT_BYTES: usize = 144;
+    pub const SND_WND: usize = 228;
     /// The struct must reach past `tcpi_notsent_bytes` (Linux >= 4.6).
     pub const NEEDED: usize = NOTSENT_BYTES + 4;
 }
@@ -96,6 +104,11 @@ struct Buffer([u8; 512]);
 /// which this end has not closed (`TCP_CLOSE_WAIT`, include/net/tcp_states.h).
 #[cfg(target_os = "linux")]
 const TCP_CLOSE_WAIT: u8 = 8;
+
+/// The states past the peer's FIN once this end closed too: `TIME_WAIT` (6),
+/// `LAST_ACK` (9), `CLOSING` (11) (include/net/tcp_states.h).
+#[cfg(target_os = "linux")]
+const PAST_PEERS_FIN: [u8; 4] = [6, TCP_CLOSE_WAIT, 9, 11];
 
 /// Whether the peer's FIN has arrived on `socket` (its state is
 /// `CLOSE_WAIT`), also behind bytes not read yet; `None` when it cannot be
@@ -133,6 +146,8 @@ pub fn read(socket: &impl std::os::fd::AsRawFd) -> Option<Segments> {
         segs_in: u32_at(offsets::SEGS_IN)?,
         sending: u32_at(offsets::UNACKED)? > 0 || u32_at(offsets::NOTSENT_BYTES)? > 0,
         notsent_bytes: u32_at(offsets::NOTSENT_BYTES)?,
+        fin_in: PAST_PEERS_FIN.contains(bytes.first()?),
+        snd_wnd: u32_at(offsets::SND_WND),
     })
 }
 
@@ -204,6 +219,8 @@ mod tests {
             segs_in: 5,
             sending: false,
             notsent_bytes: 0,
+            fin_in: false,
+            snd_wnd: None,
         };
         let probe = Segments {
             segs_in: 6,
@@ -243,6 +260,8 @@ mod tests {
             segs_in: 3,
             sending: false,
             notsent_bytes: 0,
+            fin_in: false,
+            snd_wnd: None,
         };
         let one_octet = Segments {
             segs_in: 4,
@@ -298,11 +317,9 @@ mod tests {
             tokio::time::sleep(std::time::Duration::from_millis(2)).await;
         }
         assert_eq!(peer_fin_in(&server), Some(true), "the FIN arrived");
-        assert_eq!(
-            read(&server).unwrap().bytes_received,
-            101,
-            "Linux counts it"
-        );
+        let seen = read(&server).unwrap();
+        assert!(seen.fin_in, "behind 100 bytes not read");
+        assert_eq!(seen.bytes_received, 101, "Linux counts it");
         assert_eq!(unread(&server), Some(100));
         // Closed both ways (the state is then `TCP_CLOSE`): still 100.
         server.shutdown().await.unwrap();

@@ -684,7 +684,6 @@ async fn a_client_that_reads_just_before_each_stall_would_trip_is_cut_at_the_tot
     let reader = tokio::spawn({
         let seen = seen.clone();
         async move {
-            let mut last = std::time::Instant::now();
             let mut chunk = vec![0u8; 64 * 1024];
             'reading: loop {
                 let mut this_time = 0;
@@ -694,12 +693,12 @@ async fn a_client_that_reads_just_before_each_stall_would_trip_is_cut_at_the_tot
                         Ok(n) => this_time += n,
                     }
                 }
+                let paused = std::time::Instant::now();
+                tokio::time::sleep(PAUSE).await;
                 if let Ok(mut seen) = seen.lock() {
                     seen.0 += this_time;
-                    seen.1 = seen.1.max(last.elapsed());
+                    seen.1 = seen.1.max(paused.elapsed());
                 }
-                tokio::time::sleep(PAUSE).await;
-                last = std::time::Instant::now();
             }
         }
     });

@@ -460,19 +460,21 @@ async fn one_address_changes_settings_at_most_its_share_whatever_its_sessions() 
     for _ in 0..SESSIONS {
         sessions.push(issue_session(addr).await);
     }
-    let mut client = Client::connect(addr).await;
+    let mut client: Option<Client> = None;
     let started = std::time::Instant::now();
     let (mut applied, mut refused) = (0_usize, 0_usize);
     // Each session its own burst: within its own rate.
     for round in 0..CONFIG_BURST as u64 {
         for (i, session) in sessions.iter().enumerate() {
-            // A new connection every 50 requests: the default policy closes
+            // A connection for each 50 requests: the default policy closes
             // one after 100.
             if i % 50 == 0 {
-                client = Client::connect(addr).await;
+                client = Some(Client::connect(addr).await);
             }
             let ms = 1000 + round * 100 + i as u64;
             let answer = client
+                .as_mut()
+                .expect("connected at the first request")
                 .request(
                     "PUT",
                     &format!("/api/config?session={session}"),

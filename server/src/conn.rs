@@ -1348,13 +1348,46 @@ impl Conn {
 
     /// HTTP/2: a response under way has no flow-control window left
     /// (`blocked`), or has some again: the write-stall guard runs meanwhile.
-    /// The time it was blocked counts toward the write-stall guard's total.
+    /// The time it was blocked counts toward the write-stall guard's total,
+    /// once with a socket blocked meanwhile: while both are, the watchdog
+    /// counts one stall from the earlier start, and the socket's stamp then
+    /// carries that start (found in review: each added its own length, so a
+    /// slow client, whose socket and window are often spent together, was
+    /// cut after half the total).
     pub(crate) fn h2_flow_blocked(&self, blocked: bool) {
         let (cleared, now) = self.h2_since_or_clear(blocked, |h2| &mut h2.flow_blocked_since);
-        if let Some(since) = cleared {
+        let Some(since) = cleared else {
+            return;
+        };
+        // Stamps are the server clock + 1, 0 while writes go through, so a
+        // socket not blocked keeps its 0.
+        let socket = self
+            .write_blocked_since
+            .fetch_min(since.saturating_add(1), Ordering::Relaxed);
+        if socket == 0 {
             self.write_blocked_total_us
                 .fetch_add(now.saturating_sub(since), Ordering::Relaxed);
         }
+    }
+
+    /// The socket's blocked write (since `since`) went through at `now`:
+    /// the stall counts toward the write-stall guard's total, unless over
+    /// HTTP/2 a flow-control window is still spent, which then carries the
+    /// earlier start ([`Conn::h2_flow_blocked`]).
+    fn socket_stall_ended(&self, since: protocol::Micros, now: protocol::Micros) {
+        if self.is_http2()
+            && let Some(flow) = self
+                .h2
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .as_mut()
+                .and_then(|h2| h2.flow_blocked_since.as_mut())
+        {
+            *flow = (*flow).min(since);
+            return;
+        }
+        self.write_blocked_total_us
+            .fetch_add(now.saturating_sub(since), Ordering::Relaxed);
     }
 
     /// Stamps the stamp `at` picks with now (unless stamped already) when
@@ -2712,12 +2745,11 @@ impl TrackedStream {
                 self.conn.counters.record_out(*n as u64, now);
                 // Read first: a write that was not blocked (nearly every
                 // one) costs a load, not a store (bench figure 1).
-                let since = self.conn.write_blocked_since.load(Ordering::Relaxed);
-                if since != 0 {
-                    self.conn.write_blocked_since.store(0, Ordering::Relaxed);
-                    self.conn
-                        .write_blocked_total_us
-                        .fetch_add(now.saturating_sub(since - 1), Ordering::Relaxed);
+                if self.conn.write_blocked_since.load(Ordering::Relaxed) != 0 {
+                    // Swapped, not stored: a flow-control stall that ended
+                    // meanwhile may have moved its start earlier.
+                    let since = self.conn.write_blocked_since.swap(0, Ordering::Relaxed);
+                    self.conn.socket_stall_ended(since.saturating_sub(1), now);
                 }
             }
             Poll::Ready(Err(e)) => self.conn.note_io_error(e),
@@ -2872,6 +2904,60 @@ mod tests {
         assert_eq!(
             recorded_target("/api/sessions?replaces=s-abc"),
             "/api/sessions?replaces=…"
+        );
+    }
+
+    /// Over HTTP/2 the socket and a stream's flow-control window are often
+    /// blocked together (TLS takes plaintext while TCP is full): the
+    /// watchdog counts one stall from the earlier start, and so does the
+    /// total once both end (found in review: each added its own length, so
+    /// a slow client was cut after half the total).
+    #[tokio::test]
+    async fn a_stall_of_the_socket_and_a_window_together_counts_once() {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let lab = Lab::new(crate::Config::default());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let client = tokio::net::TcpSocket::new_v4().unwrap();
+        client.set_recv_buffer_size(4096).unwrap();
+        let mut client = client.connect(addr).await.unwrap();
+        let (server, peer) = listener.accept().await.unwrap();
+        let slot = lab.peers().connect(peer.ip()).unwrap();
+        let conn = Conn::open(&lab, peer, (peer.ip(), None), addr, Some(slot.in_flight()));
+        conn.secured(true, Some("h2".into()), "TLSv1.3".into(), false);
+        let mut tracked = TrackedStream::new(server, conn.clone(), slot);
+        // The socket's writes block, then a window is spent too.
+        let chunk = vec![b'.'; 64 * 1024];
+        let waker = futures_util::task::noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        while let Poll::Ready(written) = Pin::new(&mut tracked).poll_write(&mut cx, &chunk) {
+            written.unwrap();
+        }
+        let started = std::time::Instant::now();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        conn.h2_flow_blocked(true);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        // Both end: the client reads, the socket takes a write, and the
+        // stream's window opens.
+        let mut sink = vec![0u8; 1 << 20];
+        let mut freed = 0;
+        while freed < 4 << 20 {
+            match tokio::time::timeout(Duration::from_millis(200), client.read(&mut sink)).await {
+                Ok(Ok(n)) if n > 0 => freed += n,
+                _ => break,
+            }
+        }
+        assert_eq!(tracked.write(&chunk[..1]).await.unwrap(), 1);
+        assert!(
+            conn.stalls().write_blocked_since.is_some(),
+            "the window's stall still runs, from the socket's start"
+        );
+        conn.h2_flow_blocked(false);
+        let stalled = started.elapsed();
+        let total = Duration::from_micros(conn.write_blocked_total_us.load(Ordering::Relaxed));
+        assert!(
+            total >= Duration::from_millis(390) && total <= stalled + Duration::from_millis(10),
+            "one stall of {stalled:?} counted {total:?}"
         );
     }
 

@@ -459,7 +459,7 @@ fn allowed(lab: &Lab, access: &Access, buckets: &mut Buckets, kind: Kind) -> Res
     match access {
         Access::Of(owner) => lab.sessions().allow(owner, kind),
         Access::All if buckets.take(kind) => Ok(()),
-        Access::All => Err(Over::Session),
+        Access::All => Err(Over::Socket),
     }
 }
 
@@ -476,6 +476,7 @@ pub(crate) fn over_rate(what: &str, per_second: f64, shared: &str, over: Over) -
              sessions together (a room behind one NAT shares it)",
             per_second * crate::sessions::rate::PER_ADDRESS
         ),
+        Over::Socket => format!("too many {what}: at most {per_second} per second for this socket"),
     }
 }
 

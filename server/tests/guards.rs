@@ -668,7 +668,7 @@ async fn a_client_that_reads_just_before_each_stall_would_trip_is_cut_at_the_tot
     let burst = largest_send_buffer();
     let (mut viewer, mut stream, conn, addr) = asked_for_a_file(
         "slow-reader",
-        16 * burst,
+        (16 * burst, 1),
         Config {
             write_stall_timeout: STALL,
             write_stall_total: TOTAL,
@@ -723,6 +723,71 @@ async fn a_client_that_reads_just_before_each_stall_would_trip_is_cut_at_the_tot
     assert_eq!(get_once(addr, "/api/fast").await.status, 200);
 }
 
+/// The write-stall guard's total is one response's: a keep-alive client
+/// that pauses within each response, less than the total each time, is
+/// never cut, however long its connection carries such responses (the
+/// total starts again with each; without that, their stalls would add up
+/// until a well-behaved client was cut: found in review, no test stood for
+/// it).
+#[tokio::test]
+async fn the_write_stall_total_starts_again_with_each_response() {
+    use tokio::io::AsyncReadExt as _;
+    const STALL: Duration = Duration::from_millis(1500);
+    const TOTAL: Duration = Duration::from_secs(2);
+    const PAUSE: Duration = Duration::from_millis(600);
+    // Each response two reads of the largest send buffer, so about two
+    // pauses a response (1.2 s, under the total); three responses, whose
+    // pauses together are well over it.
+    let burst = largest_send_buffer();
+    let size = 2 * burst;
+    let (mut viewer, mut stream, conn, _) = asked_for_a_file(
+        "paused-responses",
+        (size, 3),
+        Config {
+            write_stall_timeout: STALL,
+            write_stall_total: TOTAL,
+            ..common::config()
+        },
+    )
+    .await;
+    let started = std::time::Instant::now();
+    // All three answers: their heads are of one length (the numbers in them
+    // have as many digits), read from the first.
+    let mut first = Vec::new();
+    let (mut read, mut whole) = (0usize, None);
+    let mut chunk = vec![0u8; 64 * 1024];
+    while whole.is_none_or(|whole| read < whole) {
+        let mut this_time = 0;
+        while this_time < burst && whole.is_none_or(|whole| read < whole) {
+            let n = within("a read", stream.read(&mut chunk))
+                .await
+                .expect("read");
+            assert!(n > 0, "cut after {read} bytes and {:?}", started.elapsed());
+            if whole.is_none() {
+                first.extend_from_slice(&chunk[..n]);
+                if let Some(end) = first.windows(4).position(|w| w == b"\r\n\r\n") {
+                    whole = Some(3 * (end + 4 + size));
+                }
+            }
+            this_time += n;
+            read += n;
+        }
+        if whole.is_some_and(|whole| read < whole) {
+            tokio::time::sleep(PAUSE).await;
+        }
+    }
+    assert_eq!(Some(read), whole, "nothing after the third answer");
+    let paused_in_all = started.elapsed();
+    assert!(
+        paused_in_all > TOTAL + PAUSE,
+        "the pauses took {paused_in_all:?}: not over the total"
+    );
+    drop(stream);
+    let closed = viewer.closed(conn).await;
+    assert_eq!(closed.reason, CloseReason::PeerClosed, "{closed:?}");
+    assert_eq!(closed.requests, 3, "{closed:?}");
+}
+
 /// A page file larger than the kernel takes from a reader that paused:
 /// twice `tcp_wmem`'s largest send buffer, and 4 MiB more.
 fn held_file_size() -> usize {
@@ -750,7 +815,7 @@ async fn asked_for_a_held_file(
 ) -> (Viewer, tokio::net::TcpStream, protocol::ConnId) {
     let (viewer, stream, conn, _) = asked_for_a_file(
         name,
-        size,
+        (size, 1),
         Config {
             write_stall_timeout: Duration::from_secs(30),
             header_read_timeout: head,
@@ -763,10 +828,11 @@ async fn asked_for_a_held_file(
 
 /// A lab of `config` whose page directory holds `big.txt` of `size` bytes,
 /// a viewer, and a connection with a 4 KB receive buffer that asked for the
-/// file and reads nothing yet; and the lab's address.
+/// file `times` times (pipelined) and reads nothing yet; and the lab's
+/// address.
 async fn asked_for_a_file(
     name: &str,
-    size: usize,
+    (size, times): (usize, usize),
     config: Config,
 ) -> (
     Viewer,
@@ -795,7 +861,7 @@ async fn asked_for_a_file(
         "write the request",
         tokio::io::AsyncWriteExt::write_all(
             &mut stream,
-            &common::request_bytes("GET", "/big.txt", b""),
+            &common::request_bytes("GET", "/big.txt", b"").repeat(times),
         ),
     )
     .await

@@ -530,6 +530,34 @@ async fn one_address_changes_settings_at_most_its_share_whatever_its_sessions() 
     );
 }
 
+/// The instructor's socket has a rate of its own, and a refusal says so:
+/// not a session's, which it does not hold (found in review: it was told of
+/// "a session, its sockets' set_config and set_middlebox and its PUTs
+/// together", though its PUTs are not limited).
+#[tokio::test]
+async fn the_instructors_socket_is_told_its_own_rate() {
+    let (addr, _lab) = start_server().await;
+    let mut instructor = Viewer::connect(addr).await;
+    for i in 0..30 {
+        instructor
+            .send_text(&format!(
+                r#"{{"type":"set_config","config":{{"idle_timeout_ms":{}}}}}"#,
+                1000 + i
+            ))
+            .await;
+    }
+    let refused = instructor
+        .next_matching("a refusal", |e| matches!(e, ServerEvent::Error(_)))
+        .await;
+    let ServerEvent::Error(body) = refused else {
+        unreachable!()
+    };
+    assert!(
+        body.error.contains("per second for this socket") && !body.error.contains("session"),
+        "{body:?}"
+    );
+}
+
 /// The same limit over HTTP (found in review: `PUT /api/config` and
 /// `PUT /api/middlebox` spent nothing from it): a session's PUTs and its
 /// sockets' messages share one rate, past which a PUT is a 429 with its

@@ -1059,6 +1059,10 @@ fn take_both(
     {
         Ok(())
     } else {
+        // Refused, it spends nothing of the session's own (found in review:
+        // a session retrying while its room's address was over emptied its
+        // own bucket, and was then told it was over its own rate).
+        scope.rates.refund(kind);
         Err(rate::Over::Address)
     }
 }
@@ -1117,6 +1121,36 @@ mod tests {
         let forged = Owner::Session(SessionId::parse("s-1").unwrap());
         assert_eq!(sessions.enter(&forged).unwrap_err().status.as_u16(), 403);
         assert!(sessions.view(&forged).is_err());
+    }
+
+    /// A change refused by its address's limit spends nothing of its
+    /// session's own (found in review: a session retrying while its room's
+    /// address was over emptied its own bucket, and was then told, having
+    /// changed nothing, that it was over its own rate).
+    #[test]
+    fn a_change_its_address_refuses_spends_nothing_of_the_sessions_own_rate() {
+        use crate::events::CONFIG_BURST;
+        let sessions = Sessions::new(ServerPolicy::default(), caps(2, 4096, 4096));
+        let peer = Some(IpAddr::from([192, 168, 1, 9]));
+        // Sessions of the address spend its share, each within its own.
+        let mut spent = 0;
+        while spent < (CONFIG_BURST * rate::PER_ADDRESS) as usize {
+            let owner = Owner::Session(sessions.issue(peer).unwrap());
+            spent += (0..8)
+                .filter(|_| sessions.allow(&owner, rate::Kind::Changes).is_ok())
+                .count();
+        }
+        let late = Owner::Session(sessions.issue(peer).unwrap());
+        for _ in 0..3 * CONFIG_BURST as usize {
+            assert_eq!(
+                sessions.allow(&late, rate::Kind::Changes),
+                Err(rate::Over::Address)
+            );
+        }
+        // The address earns some back; the late session's own bucket is
+        // whole: its burst goes through as far as the address allows.
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        assert_eq!(sessions.allow(&late, rate::Kind::Changes), Ok(()));
     }
 
     /// Sessions minted one after another from one address share its rate

@@ -51,6 +51,8 @@ pub enum Over {
     Session,
     /// Its address's, which every session of that address shares.
     Address,
+    /// The instructor's socket's own (the instructor holds no session).
+    Socket,
 }
 
 /// How many sessions' worth of reports and settings changes one address
@@ -101,6 +103,12 @@ impl Bucket {
         }
     }
 
+    /// Gives back a token just taken for a message that was then refused
+    /// by another limit: it changed nothing, so it spends nothing here.
+    fn refund(&mut self) {
+        self.tokens = (self.tokens + 1.0).min(self.burst);
+    }
+
     fn take(&mut self) -> bool {
         let now = Instant::now();
         let earned = now.duration_since(self.at).as_secs_f64() * self.per_second;
@@ -118,10 +126,19 @@ impl Bucket {
 impl Buckets {
     /// Takes one token of `kind`, or says it is over its rate.
     pub fn take(&mut self, kind: Kind) -> bool {
+        self.bucket(kind).take()
+    }
+
+    /// Gives back a token of `kind` just taken (see [`Bucket::refund`]).
+    pub fn refund(&mut self, kind: Kind) {
+        self.bucket(kind).refund();
+    }
+
+    fn bucket(&mut self, kind: Kind) -> &mut Bucket {
         match kind {
-            Kind::Changes => self.changes.take(),
-            Kind::Reports => self.reports.take(),
-            Kind::Presence => self.presence.take(),
+            Kind::Changes => &mut self.changes,
+            Kind::Reports => &mut self.reports,
+            Kind::Presence => &mut self.presence,
         }
     }
 }

@@ -944,10 +944,11 @@ pub struct LabState {
     resyncing: bool,
     /// Last error the server reported on the control channel.
     pub server_error: Option<String>,
-    /// Errors the server reported on the control channel so far: a lesson
-    /// waiting for its settings to be confirmed sees a refusal come (the
-    /// same words twice are two refusals).
-    pub server_errors: u64,
+    /// The server's refusals of this page's `set_config` and
+    /// `set_middlebox` so far (`ErrorBody::refused`): a lesson waiting for
+    /// its settings to be confirmed sees one come (the same words twice are
+    /// two refusals; a refused report is not one of them).
+    pub settings_refused: u64,
     /// Why the server closed or refused the events socket, in its words
     /// ([`socket_notice`]), until the link is live again (its next snapshot).
     pub socket_problem: Option<String>,
@@ -1133,7 +1134,7 @@ impl LabState {
             gaps: 0,
             resyncing: false,
             server_error: None,
-            server_errors: 0,
+            settings_refused: 0,
             socket_problem: None,
             room_lesson: None,
             live_since_us: None,
@@ -1652,7 +1653,12 @@ impl LabState {
             }
             ServerEvent::Error(body) => {
                 self.server_error = Some(format!("{} ({})", body.error, body.hint));
-                self.server_errors += 1;
+                if matches!(
+                    body.refused.as_deref(),
+                    Some("set_config" | "set_middlebox")
+                ) {
+                    self.settings_refused += 1;
+                }
                 self.config_revision += 1;
             }
             ServerEvent::Middlebox {

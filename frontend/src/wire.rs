@@ -558,6 +558,7 @@ impl FromJson for ErrorBody {
         ErrorBody {
             error: o.get("error"),
             hint: o.get("hint"),
+            refused: o.get("refused"),
         }
     }
 }
@@ -1627,8 +1628,14 @@ mod tests {
                 at_us: 1,
             },
             ServerEvent::Error(ErrorBody {
+                refused: None,
                 error: "x".into(),
                 hint: String::new(),
+            }),
+            ServerEvent::Error(ErrorBody {
+                error: "too many set_config messages".into(),
+                hint: "send one change per edit".into(),
+                refused: Some("set_config".into()),
             }),
         ];
         for event in events {

@@ -167,6 +167,7 @@ impl AgentOptions {
     pub fn validate(&self) -> Result<(), ErrorBody> {
         fn bad(error: String, hint: &str) -> ErrorBody {
             ErrorBody {
+                refused: None,
                 error,
                 hint: hint.to_owned(),
             }

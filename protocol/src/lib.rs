@@ -783,10 +783,16 @@ pub enum ServerEvent {
         /// How many hanging requests were let go.
         count: usize,
     },
-    /// A control message could not be understood; the socket stays open.
+    /// A control message could not be understood, or was refused; the
+    /// socket stays open. `refused` names the message's type when it named
+    /// one the server knows.
     ///
     /// ```json
     /// {"type": "error", "error": "unknown message type `jump`", "hint": "send {\"type\":\"release\"} or {\"type\":\"ping\",\"client_time_ms\":0}"}
+    /// ```
+    ///
+    /// ```json
+    /// {"type": "error", "error": "too many set_config messages: at most 5 per second for a session, its sockets' set_config and set_middlebox and its PUTs together", "hint": "send one change per edit; this one was not applied", "refused": "set_config"}
     /// ```
     Error(ErrorBody),
     /// For the instructor only: a participant joined or left (or the room's
@@ -1068,6 +1074,12 @@ pub struct ErrorBody {
     pub error: String,
     /// What to send instead.
     pub hint: String,
+    /// Over the events socket, the type of the control message it answers
+    /// (`set_config`, `lesson_report`, …) when that much could be read:
+    /// a page tells a refusal of its settings from others by it. Absent over
+    /// HTTP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused: Option<String>,
 }
 
 /// One request as remembered on its connection.
@@ -1314,6 +1326,7 @@ impl ServerPolicy {
                 Ok(value)
             } else {
                 Err(ErrorBody {
+                    refused: None,
                     error: format!("`{name}` = {value} is out of range"),
                     hint: format!(
                         "send {name} between {} and {} ({unit}), e.g. {{\"{name}\": {}}}",

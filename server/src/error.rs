@@ -54,6 +54,7 @@ impl ApiError {
         ApiError {
             status,
             body: ErrorBody {
+                refused: None,
                 error: error.into(),
                 hint: hint.into(),
             },
@@ -85,7 +86,7 @@ impl ApiError {
         let reason = match &self.socket_reason {
             Some(reason) => reason.clone(),
             None => {
-                let ErrorBody { error, hint } = &self.body;
+                let ErrorBody { error, hint, .. } = &self.body;
                 close_reason(&format!("{error}; {hint}")).to_owned()
             }
         };

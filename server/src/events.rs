@@ -780,8 +780,29 @@ async fn close_as_server<W, R, E>(
 
 /// Answers one control message from a viewer with `access`. `None`: nothing
 /// to answer directly (a policy change is announced to the owner's viewers,
-/// this one included).
+/// this one included). A refusal names the type of the message it refuses,
+/// when the message names one the server knows (`ErrorBody::refused`), so
+/// that a page can tell a refusal of its settings from others (found in
+/// review: a lesson waiting for its settings failed on a refused report).
 fn handle(
+    lab: &Lab,
+    scope: &Scope,
+    configure: &Result<(), ApiError>,
+    viewer: Option<std::net::IpAddr>,
+    text: &str,
+    buckets: &mut Buckets,
+) -> Option<ServerEvent> {
+    match answer(lab, scope, configure, viewer, text, buckets) {
+        Some(ServerEvent::Error(mut body)) => {
+            body.refused = message_type(text).map(str::to_owned);
+            Some(ServerEvent::Error(body))
+        }
+        answer => answer,
+    }
+}
+
+/// [`handle`]'s answer, before its refusal is named.
+fn answer(
     lab: &Lab,
     scope: &Scope,
     configure: &Result<(), ApiError>,
@@ -794,7 +815,7 @@ fn handle(
         Ok(ClientMessage::Release {
             request: Some(_),
             id: Some(_),
-        }) => Some(ServerEvent::Error(ErrorBody {
+        }) => Some(ServerEvent::Error(ErrorBody { refused: None,
             error: "give either `request` or `id`, not both: nothing was released".into(),
             hint: r#"send {"type":"release","request":12}, {"type":"release","id":"tag"} or {"type":"release"} for all"#.into(),
         })),
@@ -810,7 +831,7 @@ fn handle(
                 return Some(ServerEvent::Error(refused.body.clone()));
             }
             if let Err(over) = allowed(lab, access, buckets, Kind::Changes) {
-                return Some(ServerEvent::Error(ErrorBody {
+                return Some(ServerEvent::Error(ErrorBody { refused: None,
                     error: over_rate(
                         "set_config messages",
                         CONFIG_PER_SECOND,
@@ -831,7 +852,7 @@ fn handle(
         }
         Ok(ClientMessage::LessonReport { report }) => match access {
             Access::Of(owner) => match allowed(lab, access, buckets, Kind::Reports) {
-                Err(over) => Some(ServerEvent::Error(ErrorBody {
+                Err(over) => Some(ServerEvent::Error(ErrorBody { refused: None,
                     error: over_rate(
                         "lesson_report messages",
                         REPORTS_PER_SECOND,
@@ -858,7 +879,7 @@ fn handle(
                 return Some(ServerEvent::Error(refused.body.clone()));
             }
             if let Err(over) = allowed(lab, access, buckets, Kind::Changes) {
-                return Some(ServerEvent::Error(ErrorBody {
+                return Some(ServerEvent::Error(ErrorBody { refused: None,
                     error: over_rate(
                         "set_middlebox messages",
                         CONFIG_PER_SECOND,
@@ -884,7 +905,7 @@ fn handle(
             lab, access, viewer, options, request, every_ms, count, linger_ms,
         ),
         Ok(ClientMessage::AgentStop {}) => crate::agent::lab::stop(access),
-        Err(e) => Some(ServerEvent::Error(ErrorBody {
+        Err(e) => Some(ServerEvent::Error(ErrorBody { refused: None,
             error: format!("control message not understood: {e}"),
             hint: message_hint(text),
         })),
@@ -923,16 +944,23 @@ const CLIENT_MESSAGES: &[(&str, &str)] = &[
 /// type when it names one (found in review: a malformed `agent_start` was
 /// shown only `release`, `set_config` and `ping`), else every type.
 fn message_hint(text: &str) -> String {
-    let named = serde_json::from_str::<serde_json::Value>(text)
-        .ok()
-        .and_then(|v| v.get("type")?.as_str().map(str::to_owned));
-    match CLIENT_MESSAGES
-        .iter()
-        .find(|(kind, _)| Some(*kind) == named.as_deref())
+    match message_type(text)
+        .and_then(|named| CLIENT_MESSAGES.iter().find(|(kind, _)| *kind == named))
     {
         Some((_, example)) => format!("send e.g. {example}"),
         None => generic_message_hint(),
     }
+}
+
+/// The control message type `text` names, if it is one the server knows
+/// (also when the rest of the message is not understood).
+fn message_type(text: &str) -> Option<&'static str> {
+    let value = serde_json::from_str::<serde_json::Value>(text).ok()?;
+    let named = value.get("type")?.as_str()?;
+    CLIENT_MESSAGES
+        .iter()
+        .map(|(kind, _)| *kind)
+        .find(|kind| *kind == named)
 }
 
 /// Every control message type, with the commonest examples.
@@ -959,6 +987,7 @@ pub fn handle_as(lab: &Lab, owner: Owner, text: &str) -> Option<ServerEvent> {
 
 fn bad_message(error: String) -> ServerEvent {
     ServerEvent::Error(ErrorBody {
+        refused: None,
         error,
         hint: generic_message_hint(),
     })

@@ -672,6 +672,8 @@ async fn a_flood_of_set_config_from_b_is_rate_limited_and_a_hears_none_of_it() {
             ServerEvent::Error(body) => {
                 assert!(body.error.contains("too many set_config"), "{body:?}");
                 assert!(!body.hint.is_empty());
+                // Named, so that the page tells it from other refusals.
+                assert_eq!(body.refused.as_deref(), Some("set_config"), "{body:?}");
                 refused += 1;
             }
             _ => unreachable!(),

@@ -101,10 +101,10 @@ pub struct Runner {
     awaiting_middlebox: Option<u64>,
     /// The session's middlebox before the lesson changed it, to put back.
     saved_middlebox: Option<protocol::MiddleboxSettings>,
-    /// [`LabState::server_errors`] when the last settings change was sent:
-    /// one more while it waits is the server refusing it (over a rate, a
-    /// value out of range), said at once rather than after the wait.
-    errors_before_change: u64,
+    /// [`LabState::settings_refused`] when the last settings change was
+    /// sent: one more while it waits is the server refusing it (over a rate,
+    /// a value out of range), said at once rather than after the wait.
+    refused_before_change: u64,
     /// Holes in the page's picture before the lesson started
     /// ([`LabState::gaps`]): one during the run means its figures could
     /// be missing what closed meanwhile.
@@ -177,7 +177,7 @@ impl Runner {
             saved: None,
             awaiting_middlebox: None,
             saved_middlebox: None,
-            errors_before_change: 0,
+            refused_before_change: 0,
             gaps_before: 0,
             link_open_at_start: false,
             unsent: Vec::new(),
@@ -439,7 +439,7 @@ impl Runner {
         }
         while self.stage == Stage::Running && !self.awaiting_run {
             if (self.awaiting_policy.is_some() || self.awaiting_middlebox.is_some())
-                && state.server_errors > self.errors_before_change
+                && state.settings_refused > self.refused_before_change
             {
                 let said = state.server_error.as_deref().unwrap_or("no reason given");
                 let why = format!("the server refused the lesson's settings: {said}");
@@ -529,7 +529,7 @@ impl Runner {
                         .map_or(patch, |p| full_patch(&p));
                     self.awaiting_policy =
                         state.config.as_ref().and_then(|c| c.patched(&patch).ok());
-                    self.errors_before_change = state.server_errors;
+                    self.refused_before_change = state.settings_refused;
                     commands.push(Command::SetPolicy(patch));
                 }
                 Step::Fire(settings) => {
@@ -539,7 +539,7 @@ impl Runner {
                 Step::ReleaseAll => commands.push(Command::Release(None)),
                 Step::Middlebox(patch) => {
                     self.awaiting_middlebox = Some(Self::middlebox_heard(state));
-                    self.errors_before_change = state.server_errors;
+                    self.refused_before_change = state.settings_refused;
                     commands.push(Command::Send(protocol::ClientMessage::SetMiddlebox {
                         middlebox: patch,
                     }));
@@ -773,13 +773,21 @@ mod tests {
 
     /// A settings change the server refuses (over the rate its address
     /// shares, say) fails the lesson at once, in the server's words, rather
-    /// than after the 10 s wait for a confirmation that cannot come; an
-    /// error from before the change does not count.
+    /// than after the 10 s wait for a confirmation that cannot come; a
+    /// refusal from before the change, or of another message (a report the
+    /// page sends as the run starts), does not count (found in review).
     #[test]
     fn a_lesson_whose_settings_the_server_refuses_says_so_at_once() {
+        use crate::state::tests::event;
+        let refusal = |error: &str, refused: &str| {
+            event(protocol::ServerEvent::Error(protocol::ErrorBody {
+                error: error.to_owned(),
+                hint: "send one change per edit; this one was not applied".to_owned(),
+                refused: Some(refused.to_owned()),
+            }))
+        };
         let mut s = state();
-        s.server_error = Some("an earlier refusal (hint)".to_owned());
-        s.server_errors = 1;
+        s.apply(refusal("an earlier refusal", "set_config"));
         let idle = find("idle-timeout").unwrap();
         let mut runner = Runner::new(idle);
         runner.predict(Answer::Choice(1));
@@ -789,14 +797,17 @@ mod tests {
             "{first:?}"
         );
         assert!(runner.poll(&s, 100.0).is_empty(), "waits for the server");
-        assert_eq!(runner.stage, Stage::Running);
-        s.server_error = Some(
+        s.apply(refusal(
+            "too many lesson_report messages: at most 5 per second for a session",
+            "lesson_report",
+        ));
+        runner.poll(&s, 150.0);
+        assert_eq!(runner.stage, Stage::Running, "not its settings' refusal");
+        s.apply(refusal(
             "too many set_config messages from this network address: at most 160 per second \
-             for all its sessions together (a room behind one NAT shares it) (send one change \
-             per edit; this one was not applied)"
-                .to_owned(),
-        );
-        s.server_errors = 2;
+             for all its sessions together (a room behind one NAT shares it)",
+            "set_config",
+        ));
         runner.poll(&s, 200.0);
         let Stage::Failed(why) = &runner.stage else {
             panic!("{:?}", runner.stage)

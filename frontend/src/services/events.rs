@@ -130,6 +130,7 @@ impl EventSocket {
             match crate::wire::from_str::<ServerEvent>(&text) {
                 Ok(event) => on_event(event),
                 Err(e) => on_event(ServerEvent::Error(protocol::ErrorBody {
+                    refused: None,
                     error: format!("the page could not read a server event: {e}"),
                     hint: "reload the page; the server and page may be different versions".into(),
                 })),

@@ -665,13 +665,15 @@ fn a_refused_policy_change_bumps_the_revision_so_the_form_resets() {
     let mut s = fresh();
     let start = s.config_revision;
     s.apply(event(ServerEvent::Error(protocol::ErrorBody {
+        refused: None,
         error: "`idle_timeout_ms` = 5 is out of range".into(),
         hint: "send idle_timeout_ms between 100 and 600000 (ms)".into(),
     })));
     assert_eq!(s.config_revision, start + 1);
     assert!(s.server_error.as_deref().unwrap().contains("out of range"));
-    // Counted: a lesson waiting for its settings sees each refusal.
-    assert_eq!(s.server_errors, 1);
+    // Not a refusal of a settings change (it names no message): not
+    // counted as one.
+    assert_eq!(s.settings_refused, 0);
     s.apply(event(ServerEvent::ConfigChanged {
         config: ServerPolicy::default(),
         session: None,

@@ -80,6 +80,7 @@ static NEXT_RUN: AtomicU64 = AtomicU64::new(1);
 
 fn refuse(error: impl Into<String>, hint: impl Into<String>) -> Option<ServerEvent> {
     Some(ServerEvent::Error(ErrorBody {
+        refused: None,
         error: error.into(),
         hint: hint.into(),
     }))
@@ -115,6 +116,7 @@ pub fn stop(access: &Access) -> Option<ServerEvent> {
 /// `0.0.0.0` in a workshop, is reached on loopback).
 fn destination(lab: &Lab, target: AgentTarget) -> Result<SocketAddr, ErrorBody> {
     let bad = |error: &str, hint: &str| ErrorBody {
+        refused: None,
         error: error.into(),
         hint: hint.into(),
     };
@@ -198,7 +200,11 @@ fn check(
     count: u32,
     linger_ms: u64,
 ) -> Result<(), ErrorBody> {
-    let bad = |error: String, hint: String| ErrorBody { error, hint };
+    let bad = |error: String, hint: String| ErrorBody {
+        refused: None,
+        error,
+        hint,
+    };
     options.validate()?;
     for (name, value) in [
         ("max_sockets", options.max_sockets),

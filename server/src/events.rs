@@ -679,9 +679,10 @@ pub async fn run_viewer<W, R, E>(
                         quiet.as_mut().reset(Instant::now() + silence / 2);
                     }
                     let reply = match message {
-                        Some(Ok(Message::Text(text))) => {
-                            handle(&lab, &filter.scope, &configure, viewer, text.as_str(), &mut buckets)
-                        }
+                        Some(Ok(Message::Text(text))) => naming_the_refused(
+                            text.as_str(),
+                            handle(&lab, &filter.scope, &configure, viewer, text.as_str(), &mut buckets),
+                        ),
                         Some(Ok(Message::Binary(_))) => Some(bad_message("binary frames are not understood".into())),
                         Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
                         Some(Ok(Message::Close(frame))) => {
@@ -780,29 +781,8 @@ async fn close_as_server<W, R, E>(
 
 /// Answers one control message from a viewer with `access`. `None`: nothing
 /// to answer directly (a policy change is announced to the owner's viewers,
-/// this one included). A refusal names the type of the message it refuses,
-/// when the message names one the server knows (`ErrorBody::refused`), so
-/// that a page can tell a refusal of its settings from others (found in
-/// review: a lesson waiting for its settings failed on a refused report).
+/// this one included). Its refusal is then named ([`naming_the_refused`]).
 fn handle(
-    lab: &Lab,
-    scope: &Scope,
-    configure: &Result<(), ApiError>,
-    viewer: Option<std::net::IpAddr>,
-    text: &str,
-    buckets: &mut Buckets,
-) -> Option<ServerEvent> {
-    match answer(lab, scope, configure, viewer, text, buckets) {
-        Some(ServerEvent::Error(mut body)) => {
-            body.refused = message_type(text).map(str::to_owned);
-            Some(ServerEvent::Error(body))
-        }
-        answer => answer,
-    }
-}
-
-/// [`handle`]'s answer, before its refusal is named.
-fn answer(
     lab: &Lab,
     scope: &Scope,
     configure: &Result<(), ApiError>,
@@ -975,14 +955,30 @@ fn generic_message_hint() -> String {
 /// Answers one control message as the anonymous scope would (for tests that
 /// drive the handler without a socket).
 pub fn handle_as(lab: &Lab, owner: Owner, text: &str) -> Option<ServerEvent> {
-    handle(
+    let reply = handle(
         lab,
         &Scope::new(Access::Of(owner), None),
         &Ok(()),
         None,
         text,
         &mut Buckets::new(),
-    )
+    );
+    naming_the_refused(text, reply)
+}
+
+/// `reply` to the control message `text`, a refusal naming the type of the
+/// message it refuses when the message names one the server knows
+/// (`ErrorBody::refused`), so that a page tells a refusal of its settings
+/// from others (found in review: a lesson waiting for its settings failed
+/// on a refused report).
+fn naming_the_refused(text: &str, reply: Option<ServerEvent>) -> Option<ServerEvent> {
+    match reply {
+        Some(ServerEvent::Error(mut body)) => {
+            body.refused = message_type(text).map(str::to_owned);
+            Some(ServerEvent::Error(body))
+        }
+        reply => reply,
+    }
 }
 
 fn bad_message(error: String) -> ServerEvent {

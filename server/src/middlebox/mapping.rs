@@ -538,6 +538,13 @@ impl Mapping {
         match result {
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
             Err(_) => self.gone(side),
+            // A FIN that came while the mapping was live (seen at a look
+            // behind bytes not read) is not late, as the bytes before it are
+            // not (found in review: answered with the preset's reset).
+            Ok(0) if expired && self.peers[i].fin_seen => {
+                self.peers[i].eof = true;
+                self.last_close = (party(side), CloseHow::Fin);
+            }
             Ok(0) if expired => self.late(side, 0, true),
             Ok(0) => {
                 self.peers[i].eof = true;
@@ -899,10 +906,11 @@ impl Mapping {
             // for late bytes, reset and all).
             if let Some(unread) = unread {
                 self.credit_unread(side, unread);
-            }
-            // Its FIN behind them: it came through now, not when read.
-            if !expired && not_read[i] && current.fin_in && !self.peers[i].fin_seen {
-                self.fin_came(side);
+                // Its FIN behind them: it came through now, not when read.
+                let peer = &self.peers[i];
+                if !peer.fin_seen && !peer.eof && current.fin_in(peer.read + unread) {
+                    self.fin_came(side);
+                }
             }
             if expired {
                 // While the middlebox's own socket still has data on its way

@@ -1627,11 +1627,7 @@ mod tests {
                 connection: Some("keep-alive, Upgrade".into()),
                 at_us: 1,
             },
-            ServerEvent::Error(ErrorBody {
-                refused: None,
-                error: "x".into(),
-                hint: String::new(),
-            }),
+            ServerEvent::Error(ErrorBody::new("x", String::new())),
             ServerEvent::Error(ErrorBody {
                 error: "too many set_config messages".into(),
                 hint: "send one change per edit".into(),

@@ -166,11 +166,7 @@ impl AgentOptions {
     /// Node would silently read them as its default (`x || default`).
     pub fn validate(&self) -> Result<(), ErrorBody> {
         fn bad(error: String, hint: &str) -> ErrorBody {
-            ErrorBody {
-                refused: None,
-                error,
-                hint: hint.to_owned(),
-            }
+            ErrorBody::new(error, hint.to_owned())
         }
         if !(1..=MAX_KEEP_ALIVE_MSECS).contains(&self.keep_alive_msecs) {
             return Err(bad(

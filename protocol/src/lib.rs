@@ -1082,6 +1082,17 @@ pub struct ErrorBody {
     pub refused: Option<String>,
 }
 
+impl ErrorBody {
+    /// What was wrong and what to send instead, naming no message.
+    pub fn new(error: impl Into<String>, hint: impl Into<String>) -> ErrorBody {
+        ErrorBody {
+            error: error.into(),
+            hint: hint.into(),
+            refused: None,
+        }
+    }
+}
+
 /// One request as remembered on its connection.
 ///
 /// ```json
@@ -1325,16 +1336,15 @@ impl ServerPolicy {
             if range.contains(&value) {
                 Ok(value)
             } else {
-                Err(ErrorBody {
-                    refused: None,
-                    error: format!("`{name}` = {value} is out of range"),
-                    hint: format!(
+                Err(ErrorBody::new(
+                    format!("`{name}` = {value} is out of range"),
+                    format!(
                         "send {name} between {} and {} ({unit}), e.g. {{\"{name}\": {}}}",
                         range.start(),
                         range.end(),
                         range.start()
                     ),
-                })
+                ))
             }
         }
         let mut next = self.clone();

@@ -499,13 +499,7 @@ impl MiddleboxSettings {
     /// Checks the settings against the preset's documented range and the
     /// lab's bounds.
     pub fn validate(&self) -> Result<(), ErrorBody> {
-        let error = |error: String, hint: String| {
-            Err(ErrorBody {
-                refused: None,
-                error,
-                hint,
-            })
-        };
+        let error = |error: String, hint: String| Err(ErrorBody::new(error, hint));
         if !SCALE_RANGE.contains(&self.scale) {
             return error(
                 format!("`scale` = {} is out of range", self.scale),

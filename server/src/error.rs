@@ -53,11 +53,7 @@ impl ApiError {
     fn new(status: StatusCode, error: impl Into<String>, hint: impl Into<String>) -> ApiError {
         ApiError {
             status,
-            body: ErrorBody {
-                refused: None,
-                error: error.into(),
-                hint: hint.into(),
-            },
+            body: ErrorBody::new(error, hint),
             socket_reason: None,
         }
     }

@@ -795,10 +795,10 @@ fn handle(
         Ok(ClientMessage::Release {
             request: Some(_),
             id: Some(_),
-        }) => Some(ServerEvent::Error(ErrorBody { refused: None,
-            error: "give either `request` or `id`, not both: nothing was released".into(),
-            hint: r#"send {"type":"release","request":12}, {"type":"release","id":"tag"} or {"type":"release"} for all"#.into(),
-        })),
+        }) => Some(ServerEvent::Error(ErrorBody::new(
+            "give either `request` or `id`, not both: nothing was released",
+            r#"send {"type":"release","request":12}, {"type":"release","id":"tag"} or {"type":"release"} for all"#,
+        ))),
         Ok(ClientMessage::Release { request, id }) => Some(ServerEvent::Released {
             count: lab
                 .hangs()
@@ -811,15 +811,15 @@ fn handle(
                 return Some(ServerEvent::Error(refused.body.clone()));
             }
             if let Err(over) = allowed(lab, access, buckets, Kind::Changes) {
-                return Some(ServerEvent::Error(ErrorBody { refused: None,
-                    error: over_rate(
+                return Some(ServerEvent::Error(ErrorBody::new(
+                    over_rate(
                         "set_config messages",
                         CONFIG_PER_SECOND,
                         CHANGES_SHARED,
                         over,
                     ),
-                    hint: "send one change per edit; this one was not applied".into(),
-                }));
+                    "send one change per edit; this one was not applied",
+                )));
             }
             let result = match access {
                 Access::All => lab.set_defaults(&config),
@@ -832,24 +832,24 @@ fn handle(
         }
         Ok(ClientMessage::LessonReport { report }) => match access {
             Access::Of(owner) => match allowed(lab, access, buckets, Kind::Reports) {
-                Err(over) => Some(ServerEvent::Error(ErrorBody { refused: None,
-                    error: over_rate(
+                Err(over) => Some(ServerEvent::Error(ErrorBody::new(
+                    over_rate(
                         "lesson_report messages",
                         REPORTS_PER_SECOND,
                         "its sockets together",
                         over,
                     ),
-                    hint: "a page reports once per lesson stage; this one was not kept".into(),
-                })),
+                    "a page reports once per lesson stage; this one was not kept",
+                ))),
                 Ok(()) => match lab.sessions().report(owner, report) {
-                // Told to the instructor only when it changed something.
-                Ok(Some((session, report))) => {
-                    lab.tracker()
-                        .emit(|_| ServerEvent::ParticipantReported { session, report });
-                    None
-                }
-                Ok(None) => None,
-                Err(error) => Some(ServerEvent::Error(error.body)),
+                    // Told to the instructor only when it changed something.
+                    Ok(Some((session, report))) => {
+                        lab.tracker()
+                            .emit(|_| ServerEvent::ParticipantReported { session, report });
+                        None
+                    }
+                    Ok(None) => None,
+                    Err(error) => Some(ServerEvent::Error(error.body)),
                 },
             },
             Access::All => None,
@@ -859,15 +859,15 @@ fn handle(
                 return Some(ServerEvent::Error(refused.body.clone()));
             }
             if let Err(over) = allowed(lab, access, buckets, Kind::Changes) {
-                return Some(ServerEvent::Error(ErrorBody { refused: None,
-                    error: over_rate(
+                return Some(ServerEvent::Error(ErrorBody::new(
+                    over_rate(
                         "set_middlebox messages",
                         CONFIG_PER_SECOND,
                         CHANGES_SHARED,
                         over,
                     ),
-                    hint: "send one change per edit; this one was not applied".into(),
-                }));
+                    "send one change per edit; this one was not applied",
+                )));
             }
             crate::middlebox::lab::set_from_viewer(lab, access, &middlebox)
         }
@@ -885,10 +885,10 @@ fn handle(
             lab, access, viewer, options, request, every_ms, count, linger_ms,
         ),
         Ok(ClientMessage::AgentStop {}) => crate::agent::lab::stop(access),
-        Err(e) => Some(ServerEvent::Error(ErrorBody { refused: None,
-            error: format!("control message not understood: {e}"),
-            hint: message_hint(text),
-        })),
+        Err(e) => Some(ServerEvent::Error(ErrorBody::new(
+            format!("control message not understood: {e}"),
+            message_hint(text),
+        ))),
     }
 }
 
@@ -982,11 +982,7 @@ fn naming_the_refused(text: &str, reply: Option<ServerEvent>) -> Option<ServerEv
 }
 
 fn bad_message(error: String) -> ServerEvent {
-    ServerEvent::Error(ErrorBody {
-        refused: None,
-        error,
-        hint: generic_message_hint(),
-    })
+    ServerEvent::Error(ErrorBody::new(error, generic_message_hint()))
 }
 
 /// Sends one event, giving up when the client has not taken it within

@@ -129,11 +129,10 @@ impl EventSocket {
         let on_message = Closure::<dyn FnMut(String)>::new(move |text: String| {
             match crate::wire::from_str::<ServerEvent>(&text) {
                 Ok(event) => on_event(event),
-                Err(e) => on_event(ServerEvent::Error(protocol::ErrorBody {
-                    refused: None,
-                    error: format!("the page could not read a server event: {e}"),
-                    hint: "reload the page; the server and page may be different versions".into(),
-                })),
+                Err(e) => on_event(ServerEvent::Error(protocol::ErrorBody::new(
+                    format!("the page could not read a server event: {e}"),
+                    "reload the page; the server and page may be different versions",
+                ))),
             }
         });
         // A refusal before the socket is of any use (the server accepts the

@@ -664,11 +664,10 @@ fn response_started_marks_the_lane_and_the_request_and_replies_change_nothing() 
 fn a_refused_policy_change_bumps_the_revision_so_the_form_resets() {
     let mut s = fresh();
     let start = s.config_revision;
-    s.apply(event(ServerEvent::Error(protocol::ErrorBody {
-        refused: None,
-        error: "`idle_timeout_ms` = 5 is out of range".into(),
-        hint: "send idle_timeout_ms between 100 and 600000 (ms)".into(),
-    })));
+    s.apply(event(ServerEvent::Error(protocol::ErrorBody::new(
+        "`idle_timeout_ms` = 5 is out of range",
+        "send idle_timeout_ms between 100 and 600000 (ms)",
+    ))));
     assert_eq!(s.config_revision, start + 1);
     assert!(s.server_error.as_deref().unwrap().contains("out of range"));
     // Not a refusal of a settings change (it names no message): not

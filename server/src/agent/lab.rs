@@ -79,11 +79,7 @@ fn running() -> MutexGuard<'static, BTreeMap<SessionId, Running>> {
 static NEXT_RUN: AtomicU64 = AtomicU64::new(1);
 
 fn refuse(error: impl Into<String>, hint: impl Into<String>) -> Option<ServerEvent> {
-    Some(ServerEvent::Error(ErrorBody {
-        refused: None,
-        error: error.into(),
-        hint: hint.into(),
-    }))
+    Some(ServerEvent::Error(ErrorBody::new(error, hint)))
 }
 
 /// Whether `session` has a running agent.
@@ -115,11 +111,7 @@ pub fn stop(access: &Access) -> Option<ServerEvent> {
 /// Where `target` is among the lab's listeners (an unspecified address,
 /// `0.0.0.0` in a workshop, is reached on loopback).
 fn destination(lab: &Lab, target: AgentTarget) -> Result<SocketAddr, ErrorBody> {
-    let bad = |error: &str, hint: &str| ErrorBody {
-        refused: None,
-        error: error.into(),
-        hint: hint.into(),
-    };
+    let bad = |error: &str, hint: &str| ErrorBody::new(error, hint);
     let listeners = lab.listeners();
     let Some(main) = listeners.first().copied() else {
         return Err(bad("the lab is not listening yet", "try again in a moment"));
@@ -200,11 +192,7 @@ fn check(
     count: u32,
     linger_ms: u64,
 ) -> Result<(), ErrorBody> {
-    let bad = |error: String, hint: String| ErrorBody {
-        refused: None,
-        error,
-        hint,
-    };
+    let bad = |error: String, hint: String| ErrorBody::new(error, hint);
     options.validate()?;
     for (name, value) in [
         ("max_sockets", options.max_sockets),

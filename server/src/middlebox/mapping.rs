@@ -10,11 +10,11 @@
 //!   is not read, TCP pushes back); a FIN is passed on once its direction's
 //!   buffer is drained, a reset as a reset once the bytes read before it
 //!   are written to the other side (within `max_linger`), as a NAT forwards
-//!   the data and then the RST. Every read refreshes
-//!   the idle timer; so do bytes and a FIN that a look at `TCP_INFO` finds
-//!   in a socket the middlebox does not read now, and, when the preset
-//!   counts packets, any segment `TCP_INFO` shows arriving (probes). Events are aggregated: at most one
-//!   flush per [`FLUSH_EVERY`].
+//!   the data and then the RST. Every read refreshes the idle timer; so do
+//!   bytes and a FIN that a look at `TCP_INFO` finds in a socket the
+//!   middlebox does not read now, and, when the preset counts packets, any
+//!   segment `TCP_INFO` shows arriving (probes). Events are aggregated: at
+//!   most one flush per [`FLUSH_EVERY`].
 //! - **expiry** ([`OnExpiry`]): `rst_both` resets both sides and `fin`
 //!   closes both at once; `rst`, `rst_either` and `silent` *forget* the
 //!   mapping: nothing is forwarded any more, what arrives is read and dropped

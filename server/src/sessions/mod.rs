@@ -1032,15 +1032,16 @@ fn forget_one_gone(registry: &mut Registry, now: Instant, which: impl Fn(&Scope)
     }
 }
 
-/// Takes a token of `kind` from `scope`'s buckets, then (for what the
-/// instructor is told: reports and presence) from its address's
+/// Takes a token of `kind` from `scope`'s buckets, then from its address's
 /// ([`Registry::peer_rates`]); both must have one. The session's first, so
 /// that a session over its own limit does not drain its address's (found
-/// in review). Settings changes too (each is a `config_changed` at the
-/// instructor's view): 256 sessions minted from one address changed their
-/// settings 2 560 times in 6.8 s (found in the hostile-room review of
-/// December 5, 2026); the address's share ([`rate::PER_ADDRESS`] sessions'
-/// worth) still lets a room behind one NAT start its lessons at once.
+/// in review); given back when the address's refuses. Every kind is
+/// something the instructor is told: reports, presence, and settings
+/// changes (each a `config_changed` at the instructor's view: 256 sessions
+/// minted from one address changed their settings 2 560 times in 6.8 s,
+/// found in the hostile-room review of December 5, 2026); the address's
+/// share ([`rate::PER_ADDRESS`] sessions' worth) still lets a room behind
+/// one NAT start its lessons at once.
 fn take_both(
     scope: &mut Scope,
     peer_rates: &mut HashMap<IpAddr, rate::Buckets>,

@@ -466,7 +466,7 @@ fn allowed(lab: &Lab, access: &Access, buckets: &mut Buckets, kind: Kind) -> Res
 /// What a message over its rate is told: `what` names it ("set_config
 /// messages"), `per_second` is a session's rate of them, `shared` what
 /// shares that rate.
-pub(crate) fn over_rate(what: &str, per_second: f64, shared: &str, over: Over) -> String {
+fn over_rate(what: &str, per_second: f64, shared: &str, over: Over) -> String {
     match over {
         Over::Session => {
             format!("too many {what}: at most {per_second} per second for a session, {shared}")
@@ -480,9 +480,21 @@ pub(crate) fn over_rate(what: &str, per_second: f64, shared: &str, over: Over) -
     }
 }
 
-/// What a session's changes share their rate with.
-pub(crate) const CHANGES_SHARED: &str =
-    "its sockets' set_config and set_middlebox and its PUTs together";
+/// The refusal of a settings change over its rate (`what` names it:
+/// "set_config messages", "changes to the config"), over the events socket
+/// and over HTTP alike: a session's changes share one rate, its sockets'
+/// and its PUTs'.
+pub(crate) fn too_many_changes(what: &str, over: Over) -> ApiError {
+    ApiError::too_many(
+        over_rate(
+            what,
+            CONFIG_PER_SECOND,
+            "its sockets' set_config and set_middlebox and its PUTs together",
+            over,
+        ),
+        "send one change per edit; this one was not applied",
+    )
+}
 
 /// Why a viewer's loop ended.
 enum End {
@@ -811,15 +823,9 @@ fn handle(
                 return Some(ServerEvent::Error(refused.body.clone()));
             }
             if let Err(over) = allowed(lab, access, buckets, Kind::Changes) {
-                return Some(ServerEvent::Error(ErrorBody::new(
-                    over_rate(
-                        "set_config messages",
-                        CONFIG_PER_SECOND,
-                        CHANGES_SHARED,
-                        over,
-                    ),
-                    "send one change per edit; this one was not applied",
-                )));
+                return Some(ServerEvent::Error(
+                    too_many_changes("set_config messages", over).body,
+                ));
             }
             let result = match access {
                 Access::All => lab.set_defaults(&config),
@@ -859,15 +865,9 @@ fn handle(
                 return Some(ServerEvent::Error(refused.body.clone()));
             }
             if let Err(over) = allowed(lab, access, buckets, Kind::Changes) {
-                return Some(ServerEvent::Error(ErrorBody::new(
-                    over_rate(
-                        "set_middlebox messages",
-                        CONFIG_PER_SECOND,
-                        CHANGES_SHARED,
-                        over,
-                    ),
-                    "send one change per edit; this one was not applied",
-                )));
+                return Some(ServerEvent::Error(
+                    too_many_changes("set_middlebox messages", over).body,
+                ));
             }
             crate::middlebox::lab::set_from_viewer(lab, access, &middlebox)
         }

@@ -571,17 +571,7 @@ pub fn within_change_rate(lab: &Lab, access: &Access, what: &str) -> Result<(), 
     };
     lab.sessions()
         .allow(owner, crate::sessions::rate::Kind::Changes)
-        .map_err(|over| {
-            ApiError::too_many(
-                crate::events::over_rate(
-                    &format!("changes to {what}"),
-                    crate::events::CONFIG_PER_SECOND,
-                    crate::events::CHANGES_SHARED,
-                    over,
-                ),
-                "send one change per edit; this one was not applied",
-            )
-        })
+        .map_err(|over| crate::events::too_many_changes(&format!("changes to {what}"), over))
 }
 
 /// The lesson catalogue (id, title, concept, summary), in teaching order.

@@ -758,17 +758,24 @@ mod tests {
         assert_eq!(runner.stage, Stage::Failed(LOCKED.to_owned()));
 
         s.room_locked = false;
-        let mut runner = Runner::new(idle);
-        runner.predict(Answer::Choice(1));
-        let first = runner.start(&s, 0.0);
-        assert!(
-            matches!(first.first(), Some(Command::SetPolicy(_))),
-            "{first:?}"
-        );
+        let mut runner = idle_timeout_started(&s);
         assert_eq!(runner.stage, Stage::Running);
         s.room_locked = true;
         runner.poll(&s, 100.0);
         assert_eq!(runner.stage, Stage::Failed(LOCKED.to_owned()));
+    }
+
+    /// The idle-timeout lesson, predicted and started over `s`: its first
+    /// command is the settings change it waits for.
+    fn idle_timeout_started(s: &LabState) -> Runner {
+        let mut runner = Runner::new(find("idle-timeout").unwrap());
+        runner.predict(Answer::Choice(1));
+        let first = runner.start(s, 0.0);
+        assert!(
+            matches!(first.first(), Some(Command::SetPolicy(_))),
+            "{first:?}"
+        );
+        runner
     }
 
     /// A settings change the server refuses (over the rate its address
@@ -788,14 +795,7 @@ mod tests {
         };
         let mut s = state();
         s.apply(refusal("an earlier refusal", "set_config"));
-        let idle = find("idle-timeout").unwrap();
-        let mut runner = Runner::new(idle);
-        runner.predict(Answer::Choice(1));
-        let first = runner.start(&s, 0.0);
-        assert!(
-            matches!(first.first(), Some(Command::SetPolicy(_))),
-            "{first:?}"
-        );
+        let mut runner = idle_timeout_started(&s);
         assert!(runner.poll(&s, 100.0).is_empty(), "waits for the server");
         s.apply(refusal(
             "too many lesson_report messages: at most 5 per second for a session",

@@ -47,7 +47,7 @@ pub const CSS: &str = concat!(
     "#timeline .mb .row-bg{fill:var(--t-mbg)}#timeline .mb.hl .row-bg{fill:var(--t-hl)}",
     ".mb-alive{fill:var(--t-m)}.mb-expired{fill:url(#mbx);stroke:var(--t-al);stroke-width:1}",
     ".p-m{fill:var(--t-mbg)}.mb-data{stroke:var(--t-fg);stroke-width:1.5;fill:none}",
-    ".mb-probe{stroke:var(--t-mp);stroke-width:1.5;fill:none}.mb-drop{stroke:var(--t-al);stroke-width:1.5;fill:none}.mb-rst{fill:var(--t-al)}",
+    ".mb-probe{stroke:var(--t-mp);stroke-width:1.5;fill:none}.mb-wprobe{stroke:var(--t-mp);stroke-width:1;fill:none}.mb-drop{stroke:var(--t-al);stroke-width:1.5;fill:none}.mb-rst{fill:var(--t-al)}",
 );
 
 #[cfg(test)]

@@ -521,7 +521,7 @@ names! {
     OnExpiry { Rst = "rst", RstEither = "rst_either", RstBoth = "rst_both", Silent = "silent", Fin = "fin" }
     Preset { AwsNat = "aws_nat", AwsNlb = "aws_nlb", AzureLb = "azure_lb", GcpNat = "gcp_nat", Alb = "alb", Custom = "custom" }
     Side { Client = "client", Server = "server" }
-    RefreshCause { Data = "data", Probe = "probe" }
+    RefreshCause { Data = "data", Probe = "probe", WindowProbe = "window_probe" }
     Party { Client = "client", Server = "server", Middlebox = "middlebox" }
     CloseHow { Fin = "fin", Rst = "rst" }
     Scheduling { Lifo = "lifo", Fifo = "fifo" }

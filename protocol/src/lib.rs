@@ -1505,6 +1505,7 @@ mod tests {
         let kinds = [
             r#"{"kind": "opened", "client": "127.0.0.1:50412", "upstream": "127.0.0.1:50413", "conn": 12, "accepted_us": 1000, "settings": {"preset": "aws_nat", "idle_timeout_ms": 350000, "on_expiry": "rst", "probes_refresh": true, "scale": 100}, "in_force_ms": 3500, "probes_visible": true}"#,
             r#"{"kind": "refreshed", "side": "server", "by": "probe", "bytes": 0, "count": 1}"#,
+            r#"{"kind": "refreshed", "side": "client", "by": "window_probe", "bytes": 0, "count": 3}"#,
             r#"{"kind": "expired", "idle_ms": 3502, "on_expiry": "rst"}"#,
             r#"{"kind": "expired", "idle_ms": 301, "on_expiry": "silent", "transitory": true}"#,
             r#"{"kind": "dropped", "side": "server", "bytes": 161, "count": 1, "probes": 0}"#,

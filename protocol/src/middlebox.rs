@@ -641,6 +641,15 @@ pub enum RefreshCause {
     /// octet or one old one), seen as `tcpi_segs_in` rising with no new byte
     /// received and nothing acknowledged.
     Probe,
+    /// Segments without new data while a window was closed: that side's
+    /// zero-window probes (it has data for the middlebox, whose socket
+    /// toward it advertises a window of 0), or its answers to the
+    /// middlebox's own (the middlebox has data for it and it advertises 0).
+    /// Packets a NAT sees too, so they refresh where probes do; not TCP
+    /// keep-alive. Told by `tcpi_rcv_wnd` and `tcpi_snd_wnd` (Linux 5.4;
+    /// `tcpi_rcv_wnd` is newer than 6.1, whose kernels report the first kind
+    /// as `probe`).
+    WindowProbe,
 }
 
 /// Who ended a mapping.
@@ -717,7 +726,7 @@ pub enum MiddleboxEvent {
     Refreshed {
         /// Whose packets.
         side: Side,
-        /// Data or a keep-alive probe.
+        /// Data, a keep-alive probe or a window probe.
         by: RefreshCause,
         /// Bytes from that side that reached the middlebox (0 for probes):
         /// reported when it reads them, or earlier, when a look at
@@ -768,7 +777,7 @@ pub enum MiddleboxEvent {
         bytes: u64,
         /// Reads of data dropped.
         count: u32,
-        /// Segments without data (keep-alive probes) that arrived. Not
+        /// Segments without data (keep-alive or window probes) that arrived. Not
         /// forwarded, but acknowledged by the lab's own kernel (a user-space
         /// proxy cannot leave them unanswered): a real middlebox leaves them
         /// unanswered, and the sender's keep-alive then fails (`ETIMEDOUT`)

@@ -1647,19 +1647,7 @@ async fn an_events_socket_through_the_middlebox_does_not_report_its_own_events()
 #[cfg(target_os = "linux")]
 #[tokio::test]
 async fn a_close_with_the_clients_bytes_unread_is_a_reset_and_recorded_so() {
-    let upstream = a_server_that_never_reads();
-    let settings = MiddleboxSettings {
-        preset: Preset::Custom,
-        idle_timeout_ms: 60_000,
-        on_expiry: OnExpiry::Rst,
-        probes_refresh: true,
-        scale: 1,
-    };
-    let limits = Limits {
-        buffer_bytes: 16 * 1024,
-        ..limits()
-    };
-    let mut rig = Rig::start_before(upstream, settings, limits).await;
+    let mut rig = before_a_server_that_never_reads(a_minute_that_probes_refresh()).await;
     // A client whose own send queue is small, so that what it wrote soon
     // all lies at the middlebox's socket.
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
@@ -1872,18 +1860,37 @@ async fn upload_until_unread(client: &mut TcpStream) -> u64 {
 /// 16 KiB, in front of [`a_server_that_never_reads`].
 #[cfg(target_os = "linux")]
 async fn behind_a_server_that_never_reads(on_expiry: OnExpiry) -> Rig {
-    let settings = MiddleboxSettings {
+    before_a_server_that_never_reads(MiddleboxSettings {
         preset: Preset::Custom,
         idle_timeout_ms: 1_000,
         on_expiry,
         probes_refresh: false,
         scale: 1,
-    };
+    })
+    .await
+}
+
+/// A rig running `settings` with a buffer of 16 KiB, in front of
+/// [`a_server_that_never_reads`].
+#[cfg(target_os = "linux")]
+async fn before_a_server_that_never_reads(settings: MiddleboxSettings) -> Rig {
     let limits = Limits {
         buffer_bytes: 16 * 1024,
         ..limits()
     };
     Rig::start_before(a_server_that_never_reads(), settings, limits).await
+}
+
+/// A custom timeout of a minute (longer than any test here) that probes
+/// refresh, reset on expiry.
+fn a_minute_that_probes_refresh() -> MiddleboxSettings {
+    MiddleboxSettings {
+        preset: Preset::Custom,
+        idle_timeout_ms: 60_000,
+        on_expiry: OnExpiry::Rst,
+        probes_refresh: true,
+        scale: 1,
+    }
 }
 
 /// Writes to `server` as much as the path takes, until it takes no more
@@ -2197,6 +2204,35 @@ async fn answers_to_the_middleboxs_window_probes_are_not_the_servers_packets() {
         matches!(server.try_write(b"x"), Ok(1)),
         "the server's connection was not reset"
     );
+}
+
+/// While a window is closed, the segments without data that each side sends
+/// are window probes (the client's, into the middlebox's full socket) and
+/// answers to the middlebox kernel's own (the server's, which reads nothing):
+/// packets that refresh the mapping where probes do, reported as
+/// `window_probe`, never as the TCP keep-alive probes the NAT lessons count
+/// (found in the record-against-wire review of December 5, 2026: both were
+/// reported as `probe`).
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn segments_while_a_window_is_closed_are_window_probes_not_keep_alive() {
+    let mut rig = before_a_server_that_never_reads(a_minute_that_probes_refresh()).await;
+    let (mut client, _server) = rig.pair().await;
+    upload_until_full(&mut client, 64 * 1024).await;
+    // Window probes back off from 200 ms (0.2, 0.4, 0.8 s apart): within
+    // 2.5 s each side has sent a few.
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    rig.events.drain();
+    let seen = &rig.events.seen;
+    for side in [Side::Client, Side::Server] {
+        let (_, windows) = refreshed(seen, side, RefreshCause::WindowProbe);
+        assert!(windows > 0, "no window probe from the {side:?}: {seen:#?}");
+        assert_eq!(
+            refreshed(seen, side, RefreshCause::Probe),
+            (0, 0),
+            "keep-alive probes from the {side:?}, which sent none: {seen:#?}"
+        );
+    }
 }
 
 /// The peer's FIN takes a number in TCP's sequence, and Linux counts it in

@@ -1103,7 +1103,7 @@ async fn the_servers_tcp_keep_alive_probes_keep_the_nat_mapping_alive() {
     assert_eq!(lane["expired"], "false", "{lane}");
     let words = lane["words"].as_str().unwrap_or_default();
     assert!(
-        words.contains("refreshed by probes from the server"),
+        words.contains("refreshed by keep-alive probes from the server"),
         "{words}"
     );
 }

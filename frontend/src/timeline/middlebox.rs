@@ -22,6 +22,9 @@ pub enum MarkKind {
     Data,
     /// A TCP keep-alive probe (no data) refreshed the idle timer.
     Probe,
+    /// Segments without data while a window was closed (zero-window probes
+    /// or their answers) refreshed the idle timer: not keep-alive.
+    WindowProbe,
     /// Something arrived after expiry and was not forwarded.
     Dropped,
     /// The middlebox sent an RST.
@@ -30,9 +33,10 @@ pub enum MarkKind {
 
 impl MarkKind {
     /// Every kind, in the legend's order.
-    pub const ALL: [MarkKind; 4] = [
+    pub const ALL: [MarkKind; 5] = [
         MarkKind::Data,
         MarkKind::Probe,
+        MarkKind::WindowProbe,
         MarkKind::Dropped,
         MarkKind::Rst,
     ];
@@ -42,6 +46,7 @@ impl MarkKind {
         match self {
             MarkKind::Data => "mb-data",
             MarkKind::Probe => "mb-probe",
+            MarkKind::WindowProbe => "mb-wprobe",
             MarkKind::Dropped => "mb-drop",
             MarkKind::Rst => "mb-rst",
         }
@@ -152,6 +157,7 @@ impl MappingLane {
                     let kind = match by {
                         RefreshCause::Data => MarkKind::Data,
                         RefreshCause::Probe => MarkKind::Probe,
+                        RefreshCause::WindowProbe => MarkKind::WindowProbe,
                     };
                     mark(kind, *side, *bytes, *count);
                 }
@@ -248,14 +254,19 @@ impl MappingLane {
                 words.push(format!("RST → {}", side_name(side)));
             }
         }
-        for side in [Side::Client, Side::Server] {
-            let probes = self.refreshes(MarkKind::Probe, side);
-            if probes > 0 {
-                words.push(format!(
-                    "{} from {}",
-                    count(probes as usize, "probe"),
-                    side_name(side)
-                ));
+        for (kind, what) in [
+            (MarkKind::Probe, "probe"),
+            (MarkKind::WindowProbe, "window probe"),
+        ] {
+            for side in [Side::Client, Side::Server] {
+                let probes = self.refreshes(kind, side);
+                if probes > 0 {
+                    words.push(format!(
+                        "{} from {}",
+                        count(probes as usize, what),
+                        side_name(side)
+                    ));
+                }
             }
         }
         if !self.probes_visible {
@@ -273,7 +284,11 @@ impl MappingLane {
             self.timeout(),
             self.status()
         );
-        for (kind, what) in [(MarkKind::Data, "data"), (MarkKind::Probe, "probes")] {
+        for (kind, what) in [
+            (MarkKind::Data, "data"),
+            (MarkKind::Probe, "keep-alive probes"),
+            (MarkKind::WindowProbe, "window probes"),
+        ] {
             for side in [Side::Client, Side::Server] {
                 let n = self.refreshes(kind, side);
                 if n > 0 {
@@ -477,15 +492,28 @@ mod tests {
                 },
             ));
         }
+        story.push(record(
+            5,
+            4_000_000,
+            M::Refreshed {
+                side: Side::Client,
+                by: RefreshCause::WindowProbe,
+                bytes: 0,
+                count: 2,
+            },
+        ));
         let lanes = MappingLane::of(&story, None, &|_| false);
         let l = &lanes[0];
         assert_eq!(l.refreshes(MarkKind::Probe, Side::Server), 3);
         assert_eq!(l.refreshes(MarkKind::Probe, Side::Client), 0);
-        assert_eq!(l.status(), "open · 3 probes from server");
-        assert!(
-            l.describe()
-                .contains("refreshed by probes from the server 3×")
+        assert_eq!(l.refreshes(MarkKind::WindowProbe, Side::Client), 2);
+        assert_eq!(
+            l.status(),
+            "open · 3 probes from server · 2 window probes from browser"
         );
+        let words = l.describe();
+        assert!(words.contains("refreshed by keep-alive probes from the server 3×"));
+        assert!(words.contains("refreshed by window probes from the browser 2×"));
         let s = stretches(l, |us| Some(us as f64 / 1000.0));
         assert_eq!(s.len(), 1);
         assert!(s[0].open && !s[0].expired);

@@ -268,10 +268,17 @@ impl Tally {
 /// Aggregated events of one mapping, per side (index 0 client, 1 server).
 #[derive(Debug, Default)]
 struct Pending {
-    data: [Tally; 2],
-    probes: [Tally; 2],
+    /// Refreshes by cause ([`CAUSES`]' order), then side.
+    refreshed: [[Tally; 2]; 3],
     dropped: [Tally; 2],
 }
+
+/// The causes of a refresh, in the order they are reported in.
+const CAUSES: [RefreshCause; 3] = [
+    RefreshCause::Data,
+    RefreshCause::Probe,
+    RefreshCause::WindowProbe,
+];
 
 fn index(side: Side) -> usize {
     match side {
@@ -897,6 +904,14 @@ impl Mapping {
             let probes = peer
                 .seen
                 .map_or(0, |seen| current.probes_since(&seen, peer.touched));
+            // A window closed at either look: the segments between are window
+            // probes or their answers (found in review: reported as keep-alive
+            // probes, which the NAT lessons count).
+            let by = if current.window_closed() || peer.seen.is_some_and(|s| s.window_closed()) {
+                RefreshCause::WindowProbe
+            } else {
+                RefreshCause::Probe
+            };
             peer.seen = Some(current);
             peer.touched = false;
             // Bytes in its socket that the middlebox has not read (it reads
@@ -934,7 +949,7 @@ impl Mapping {
             // (found in review: expiry a fifth of the timeout late, and
             // `expired` understating the idle time).
             if probes > 0 && self.settings.probes_refresh {
-                self.refreshed(side, RefreshCause::Probe, 0, probes);
+                self.refreshed(side, by, 0, probes);
             }
         }
     }
@@ -1097,10 +1112,8 @@ impl Mapping {
         if self.carries_events && side == Side::Server && by == RefreshCause::Data {
             return; // see `carries_events`
         }
-        let tally = match by {
-            RefreshCause::Data => &mut self.pending.data[index(side)],
-            RefreshCause::Probe => &mut self.pending.probes[index(side)],
-        };
+        let cause = CAUSES.iter().position(|c| *c == by).unwrap_or(0);
+        let tally = &mut self.pending.refreshed[cause][index(side)];
         tally.bytes += bytes;
         tally.count += count;
         self.schedule_flush();
@@ -1127,26 +1140,17 @@ impl Mapping {
         self.flush_due = None;
         let pending = std::mem::take(&mut self.pending);
         let mut events = Vec::new();
-        for side in SIDES {
-            let tally = pending.data[index(side)];
-            if !tally.is_empty() {
-                events.push(MiddleboxEvent::Refreshed {
-                    side,
-                    by: RefreshCause::Data,
-                    bytes: tally.bytes,
-                    count: tally.count,
-                });
-            }
-        }
-        for side in SIDES {
-            let tally = pending.probes[index(side)];
-            if !tally.is_empty() {
-                events.push(MiddleboxEvent::Refreshed {
-                    side,
-                    by: RefreshCause::Probe,
-                    bytes: 0,
-                    count: tally.count,
-                });
+        for (by, tallies) in CAUSES.into_iter().zip(pending.refreshed) {
+            for side in SIDES {
+                let tally = tallies[index(side)];
+                if !tally.is_empty() {
+                    events.push(MiddleboxEvent::Refreshed {
+                        side,
+                        by,
+                        bytes: tally.bytes,
+                        count: tally.count,
+                    });
+                }
             }
         }
         for side in SIDES {

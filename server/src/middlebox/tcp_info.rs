@@ -11,11 +11,14 @@
 //! not (measured too). A segment that brings no new byte and acknowledges
 //! nothing new, on a socket the middlebox neither read from nor wrote to
 //! since its last look, is a probe (or, rarely, a window update or a
-//! retransmission: packets a real middlebox would see too). On a socket
-//! with data of its own on the way out into a zero window (`tcpi_unacked`,
-//! `tcpi_notsent_bytes`: [`Segments::sending`]) they are also the answers to
-//! its kernel's window probes, which a forgotten mapping does not take for
-//! the peer's packets.
+//! retransmission: packets a real middlebox would see too). While a window
+//! is closed ([`Segments::window_closed`]) such segments are window probes,
+//! not keep-alive: the peer's into this socket's full buffer
+//! (`tcpi_rcv_wnd` 0), or its answers to this kernel's own when this socket
+//! has data on the way out (`tcpi_unacked`, `tcpi_notsent_bytes`:
+//! [`Segments::sending`]) into the peer's zero window (`tcpi_snd_wnd`);
+//! the second kind a forgotten mapping does not take for the peer's
+//! packets.
 //!
 //! The same call tells the lab's TLS ports whether a client's FIN is in
 //! behind bytes not read yet ([`peer_fin_in`]: the connection's state is
@@ -53,6 +56,9 @@ pub struct Segments {
     /// `tcpi_snd_wnd` (Linux >= 5.4): the window the peer last advertised,
     /// how much more it would take now; `None` on older kernels.
     pub snd_wnd: Option<u32>,
+    /// `tcpi_rcv_wnd` (newer than Linux 6.1): the window this socket last
+    /// advertised, 0 once its receive buffer is full; `None` on older kernels.
+    pub rcv_wnd: Option<u32>,
 }
 
 impl Segments {
@@ -66,6 +72,16 @@ impl Segments {
     /// no FIN.
     pub fn fin_in(&self, taken: u64) -> bool {
         self.bytes_received > taken
+    }
+
+    /// Whether a window is closed: the peer's, with this socket's data on
+    /// its way out into it (the segments the peer sends are then answers to
+    /// this kernel's window probes), or this socket's own, full (the peer's
+    /// segments without data are its window probes). Either way not TCP
+    /// keep-alive, which a kernel sends only with nothing to send and
+    /// nothing in flight.
+    pub fn window_closed(&self) -> bool {
+        (self.sending && self.snd_wnd == Some(0)) || self.rcv_wnd == Some(0)
     }
 
     /// How many keep-alive probes arrived between `earlier` and `self` (see
@@ -97,6 +113,7 @@ mod offsets {
     pub const UNACKED: usize = 24;
     pub const NOTSENT_BYTES: usize = 144;
     pub const SND_WND: usize = 228;
+    pub const RCV_WND: usize = 232;
     /// The struct must reach past `tcpi_notsent_bytes` (Linux >= 4.6).
     pub const NEEDED: usize = NOTSENT_BYTES + 4;
 }
@@ -150,6 +167,7 @@ pub fn read(socket: &impl std::os::fd::AsRawFd) -> Option<Segments> {
         sending: u32_at(offsets::UNACKED)? > 0 || u32_at(offsets::NOTSENT_BYTES)? > 0,
         notsent_bytes: u32_at(offsets::NOTSENT_BYTES)?,
         snd_wnd: u32_at(offsets::SND_WND),
+        rcv_wnd: u32_at(offsets::RCV_WND),
     })
 }
 
@@ -222,6 +240,7 @@ mod tests {
             sending: false,
             notsent_bytes: 0,
             snd_wnd: None,
+            rcv_wnd: None,
         };
         let probe = Segments {
             segs_in: 6,
@@ -248,6 +267,36 @@ mod tests {
         assert_eq!(two.probes_since(&before, false), 2, "two probes");
     }
 
+    /// A window is closed when this socket's own is full, or when the
+    /// peer's is and this socket has data for it; a peer's zero window with
+    /// nothing to send is no window probing, nor an unknown window.
+    #[test]
+    fn a_window_is_closed_by_a_full_receive_buffer_or_sending_into_zero() {
+        let open = Segments {
+            sending: true,
+            snd_wnd: Some(4096),
+            rcv_wnd: Some(65_483),
+            ..Segments::default()
+        };
+        assert!(!open.window_closed());
+        let full = Segments {
+            rcv_wnd: Some(0),
+            ..open
+        };
+        assert!(full.window_closed(), "its own window full");
+        let stalled = Segments {
+            snd_wnd: Some(0),
+            ..open
+        };
+        assert!(stalled.window_closed(), "sending into the peer's zero");
+        let idle = Segments {
+            sending: false,
+            ..stalled
+        };
+        assert!(!idle.window_closed(), "nothing to send");
+        assert!(!Segments::default().window_closed(), "not known");
+    }
+
     /// The counters of a socket as measured on Linux 6.x when a raw socket
     /// sent it a probe with one garbage octet (RFC 1122 §4.2.3.6: the last
     /// octet it had already received, again), then one with none: both are
@@ -262,6 +311,7 @@ mod tests {
             sending: false,
             notsent_bytes: 0,
             snd_wnd: None,
+            rcv_wnd: None,
         };
         let one_octet = Segments {
             segs_in: 4,

@@ -36,6 +36,7 @@ pub(super) fn marks_path(
         let _ = match (kind, side) {
             (MarkKind::Data, _) => write!(d, "M{x} {top}v5"),
             (MarkKind::Probe, _) => write!(d, "M{x} {top}l3 2.5l-3 2.5l-3 -2.5z"),
+            (MarkKind::WindowProbe, _) => write!(d, "M{} {top}h5v5h-5z", x - 2),
             (MarkKind::Dropped, _) => write!(d, "M{} {top}l5 5m0 -5l-5 5", x - 2),
             (MarkKind::Rst, Side::Client) => write!(d, "M{} {}h6l-3 -5z", x - 3, top + 5),
             (MarkKind::Rst, Side::Server) => write!(d, "M{} {top}h6l-3 5z", x - 3),

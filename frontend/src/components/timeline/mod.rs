@@ -238,6 +238,7 @@ const LEGEND_MIDDLEBOX: &str = concat!(
     r##"<span class="mb-legend"><svg width="24" height="12"><rect class="mb-expired" y="4" width="20" height="5"/></svg>mapping expired: forgotten</span>"##,
     r##"<span class="mb-legend"><svg width="10" height="12"><path class="mb-data" d="M4 1v5"/></svg>refreshed by data (above: from the browser, below: from the server)</span>"##,
     r##"<span class="mb-legend"><svg width="10" height="12"><path class="mb-probe" d="M4 1l3 2.5l-3 2.5l-3 -2.5z"/></svg>refreshed by a TCP keep-alive probe</span>"##,
+    r##"<span class="mb-legend"><svg width="10" height="12"><path class="mb-wprobe" d="M2 1h5v5h-5z"/></svg>refreshed by a window probe (a window full: not keep-alive)</span>"##,
     r##"<span class="mb-legend"><svg width="10" height="12"><path class="mb-drop" d="M2 1l5 5m0 -5l-5 5"/></svg>dropped after expiry</span>"##,
     r##"<span class="mb-legend"><svg width="10" height="12"><path class="mb-rst" d="M1 6h6l-3 -5z"/></svg>RST sent (pointing to whom)</span>"##,
 );

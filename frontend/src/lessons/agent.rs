@@ -286,18 +286,24 @@ pub fn max_sockets(e: &Evidence<'_>) -> Outcome {
             _ => None,
         })
         .collect();
-    let closed_by_timeout = view.map_or(0, |v| {
-        v.sockets
-            .iter()
-            .filter_map(|s| AgentView::lane_of(e.state, s))
-            .filter(|l| {
-                matches!(
-                    l.closed.as_ref().map(|c| &c.reason),
-                    Some(CloseReason::HangTimeout)
-                )
-            })
-            .count()
-    });
+    // How many of the agent's sockets the server's timeout closed, and when
+    // the first.
+    let (mut closed_by_timeout, mut first_cut) = (0, None::<u64>);
+    for s in view.map_or(&[][..], |v| &v.sockets[..]) {
+        if let Some(c) = AgentView::lane_of(e.state, s).and_then(|l| l.closed.as_ref())
+            && c.reason == CloseReason::HangTimeout
+        {
+            closed_by_timeout += 1;
+            first_cut = Some(first_cut.map_or(c.at_us, |f| f.min(c.at_us)));
+        }
+    }
+    // The second wave went out once the timeout had closed a socket, not
+    // before (found in review: a wave before any cut was told as freed by
+    // it).
+    let freed = sent
+        .get(2)
+        .zip(first_cut)
+        .is_some_and(|(third, first_cut)| *third >= first_cut);
     // "When the timeout frees them" needs the timeout to have closed the
     // first sockets, not only a late second wave (found in review).
     // "Never: they fail in the agent's queue" only from requests that
@@ -313,7 +319,7 @@ pub fn max_sockets(e: &Evidence<'_>) -> Outcome {
         _ if requests.is_empty() => Answer::Unmeasured,
         None if failed_in_queue => Answer::Choice(2),
         None => Answer::Unmeasured,
-        Some(ms) if ms >= 800 && closed_by_timeout > 0 => Answer::Choice(1),
+        Some(ms) if ms >= 800 && freed => Answer::Choice(1),
         Some(ms) if ms >= 800 => Answer::Unmeasured,
         Some(_) => Answer::Choice(0),
     };
@@ -327,19 +333,20 @@ pub fn max_sockets(e: &Evidence<'_>) -> Outcome {
     } else {
         codes.join(", ")
     };
-    let cause = if closed_by_timeout > 0 {
-        format!(
-            ", when the server's timeout closed the first sockets ({} in all); {} of the \
-             requests failed ({codes})",
-            count(closed_by_timeout, "connections"),
-            errors.len(),
-        )
+    // The cause told only in the order it happened (found in review: "when
+    // the server's timeout closed the first sockets" of a wave that never
+    // went out, or went out before any was closed).
+    let went = match second_wave {
+        Some(ms) => format!("the next went out {ms} ms after the first"),
+        None => "requests 3 and 4 never went out".to_owned(),
+    };
+    let why = if freed {
+        ", when the server's timeout closed the first sockets"
     } else if second_wave.is_some() {
-        "; the server's timeout closed no connection, so it was not what freed a socket (see \
+        ", before the server's timeout had closed any socket, so it was not what freed one (see \
          the timeline)"
-            .to_owned()
     } else {
-        String::new()
+        ""
     };
     Outcome {
         answer,
@@ -360,9 +367,12 @@ pub fn max_sockets(e: &Evidence<'_>) -> Outcome {
         ],
         notes: vec![format!(
             "Time is scaled: Node's old 2-minute server.timeout is {SERVER_TIMEOUT_MS} ms here. \
-             {peak} requests were in flight in the agent at once and {} waited in its queue; the next went \
-             out {wave} after the first{cause}.",
+             {peak} requests were in flight in the agent at once and {} waited in its queue; \
+             {went}{why}. The server's timeout closed {} in all; {} of the requests failed \
+             ({codes}).",
             count(waited, "requests"),
+            count(closed_by_timeout, "connections"),
+            errors.len(),
         )],
     }
 }

@@ -687,27 +687,36 @@ fn real_time(e: &Evidence<'_>) -> Outcome {
             )
         });
         let scale = mapping_scale(&events);
+        // Each figure says which request's (found in review: the two
+        // requests' figures had the same labels).
+        const LABELS: [[&str; 4]; 2] = [
+            [
+                "request 1: the browser's probes that refreshed its mapping",
+                "request 1: its mapping expired",
+                "request 1: what the page got",
+                "request 1: it ended after (ms, from its start)",
+            ],
+            [
+                "request 2: the browser's probes that refreshed its mapping",
+                "request 2: its mapping expired",
+                "request 2: what the page got",
+                "request 2: it ended after (ms, from its start)",
+            ],
+        ];
+        let [l_probes, l_expired, l_page, l_ended] = LABELS[run];
         let (id_probes, id_expired, id_page, id_ended) = if run == 0 {
             ("probes-60", "expired-60", "page-60", "ended-60")
         } else {
             ("probes-40", "expired-40", "page-40", "ended-40")
         };
-        figures.push(figure(
-            id_probes,
-            "the browser's probes that refreshed it",
-            probes,
-        ));
+        figures.push(figure(id_probes, l_probes, probes));
         figures.push(figure(
             id_expired,
-            "it expired",
+            l_expired,
             if expired { "yes" } else { "no" },
         ));
-        figures.push(figure(id_page, "what the page got", page.label()));
-        figures.push(figure(
-            id_ended,
-            "it ended after (ms, from its start)",
-            ended_after(run),
-        ));
+        figures.push(figure(id_page, l_page, page.label()));
+        figures.push(figure(id_ended, l_ended, ended_after(run)));
         notes.push(match mapping_timeout(&events) {
             None => format!(
                 "The middlebox has no record of the mapping of request {} (see the timeline); \
@@ -1564,16 +1573,26 @@ fn hang_timeout(e: &Evidence<'_>) -> Outcome {
         .filter(|r| first_arrival(r).is_some())
         .count();
     let all = arrived == run.requests.len();
-    let wave = longest_pause(run).filter(|&(_, ms)| ms >= 1000 || all);
-    let gap = wave.map(|(_, ms)| ms);
+    let wave = longest_pause(run).filter(|&(_, ms, _)| ms >= 1000 || all);
+    let gap = wave.map(|(_, ms, _)| ms);
     // "When the first six are cut" needs the hang timeout to have cut
     // some, not only a late second wave; and no second request at all is
     // not measured (found in review: it was graded "never").
-    let cut = run.requests.iter().any(|q| {
-        q.attempts
-            .iter()
-            .any(|a| a.dropped == Some(CloseReason::HangTimeout))
-    });
+    // And the second wave must have come once the first cut was made, not
+    // before it (found in review: a wave at 1.2 s was graded as freed by
+    // cuts at 2 s).
+    let mut first_cut: Option<protocol::Micros> = None;
+    for q in &run.requests {
+        for a in &q.attempts {
+            if let (Some(CloseReason::HangTimeout), Some(end)) = (&a.dropped, a.end_us) {
+                first_cut = Some(first_cut.map_or(end, |f| f.min(end)));
+            }
+        }
+    }
+    let wave_at = wave.map(|(_, _, at)| at);
+    let cut = wave_at
+        .zip(first_cut)
+        .is_some_and(|(wave_at, first_cut)| wave_at >= first_cut);
     let answer = match gap {
         None => Answer::Unmeasured,
         Some(ms) if ms >= 1000 && cut => Answer::Choice(1),
@@ -1599,7 +1618,7 @@ fn hang_timeout(e: &Evidence<'_>) -> Outcome {
             figure(
                 "first-wave",
                 "arrived before that pause",
-                wave.map_or(0, |(lanes, _)| lanes),
+                wave.map_or(0, |(lanes, _, _)| lanes),
             ),
             figure("failed", "failed in the page (empty response)", failed),
             figure(
@@ -1621,13 +1640,13 @@ fn hang_timeout(e: &Evidence<'_>) -> Outcome {
                     "{} reached the server, and no later one came.",
                     count(arrived, "requests")
                 ),
-                Some((lanes, ms)) if ms >= 1000 => format!(
+                Some((lanes, ms, _)) if ms >= 1000 => format!(
                     "{} reached the server at once; request {} waited for a lane and reached \
                      it {ms} ms after the first.",
                     count(lanes, "requests"),
                     lanes + 1,
                 ),
-                Some((_, ms)) => format!(
+                Some((_, ms, _)) => format!(
                     "They reached the server without waiting for a lane: the longest pause \
                      between two of them ended {ms} ms after the first."
                 ),

@@ -121,6 +121,11 @@ pub struct Runner {
     agents_before: u32,
     /// What was measured.
     pub outcome: Option<Outcome>,
+    /// The notes of a run that did not show the answer: what the learner's
+    /// browser (or the agent) did instead, shown under the failure (found in
+    /// review: the lesson failed with its figures alone, and the notes that
+    /// say what happened instead were never seen).
+    pub unanswered: Vec<String>,
     /// The outcome is what was measured until a wait passed its limit
     /// ([`Runner::stop_early`]): the room's tally marks it.
     pub stopped_early: bool,
@@ -183,6 +188,7 @@ impl Runner {
             unsent: Vec::new(),
             agents_before: 0,
             outcome: None,
+            unanswered: Vec::new(),
             stopped_early: false,
             last_poll_ms: 0.0,
             last_heard: 0,
@@ -247,6 +253,7 @@ impl Runner {
         self.gaps_before = state.gaps;
         self.link_open_at_start = state.socket == crate::state::SocketStatus::Open;
         self.outcome = None;
+        self.unanswered.clear();
         self.stopped_early = false;
         self.stage = Stage::Running;
         self.poll(state, now_ms)
@@ -297,6 +304,7 @@ impl Runner {
                 "{waited} (the lab saw {}); see the timeline",
                 seen(&outcome)
             )));
+            self.unanswered = outcome.notes;
             return commands;
         }
         outcome.notes.insert(
@@ -480,12 +488,14 @@ impl Runner {
                 }
                 let outcome = (self.lesson.measure)(&self.evidence(state));
                 if outcome.answer == Answer::Unmeasured {
-                    // What was measured, so the learner sees what is missing.
+                    // What was measured, so the learner sees what is
+                    // missing, and what happened instead (its notes).
                     commands.extend(self.fail(format!(
-                        "the run did not show the answer (the lab saw {}); see the timeline, \
-                         then run it again",
+                        "the run did not show the answer (the lab saw {}); see what it did \
+                         below and the timeline",
                         seen(&outcome)
                     )));
+                    self.unanswered = outcome.notes;
                     break;
                 }
                 self.outcome = Some(outcome);
@@ -853,15 +863,26 @@ mod tests {
                 assert_eq!(runner.stage, Stage::Running, "still waiting");
                 runner.poll(&s, 100.0 + RECORD_WAIT_MS);
             }
-            (runner.stage.clone(), runner.outcome.map(|o| o.answer))
+            let notes = (runner.lesson.measure)(&runner.evidence(&s)).notes;
+            (
+                (runner.stage.clone(), runner.outcome.map(|o| o.answer)),
+                runner.unanswered,
+                notes,
+            )
         };
-        assert_eq!(take(true), (Stage::Answered, Some(Answer::Number(1))));
-        let (stage, answer) = take(false);
+        let (answered, unanswered, _) = take(true);
+        assert_eq!(answered, (Stage::Answered, Some(Answer::Number(1))));
+        assert!(unanswered.is_empty(), "{unanswered:?}");
+        let ((stage, answer), unanswered, notes) = take(false);
         assert!(
             matches!(&stage, Stage::Failed(why) if why.contains("did not show the answer")),
             "measured what it had, and said what was missing: {stage:?}"
         );
         assert_eq!(answer, None);
+        // What the run did instead is kept for the page, not dropped
+        // (found in review).
+        assert!(!notes.is_empty());
+        assert_eq!(unanswered, notes);
     }
 
     #[test]

@@ -411,12 +411,17 @@ impl LessonPage {
         let outcome = match (&r.stage, &r.outcome) {
             (Stage::Answered, Some(outcome)) => outcome,
             (Stage::Failed(why), _) => {
+                let stopped = el("p")
+                    .attr("class", "error")
+                    .attr("role", "alert")
+                    .attr("id", "lesson-problem")
+                    .text(format!("The lesson stopped: {why}."))
+                    .done();
+                // What the run did instead, when its measure said.
                 return Some(
-                    el("p")
-                        .attr("class", "error")
-                        .attr("role", "alert")
-                        .attr("id", "lesson-problem")
-                        .text(format!("The lesson stopped: {why}."))
+                    el("div")
+                        .kids(vec![stopped])
+                        .kids(explained(&r.unanswered))
                         .done(),
                 );
             }
@@ -513,13 +518,7 @@ impl LessonPage {
                         )
                         .done(),
                 ])
-                .kids(
-                    outcome
-                        .notes
-                        .iter()
-                        .map(|n| el("p").attr("class", "explain").text(n.clone()).done())
-                        .collect(),
-                )
+                .kids(explained(&outcome.notes))
                 .kids(differs.into_iter().collect())
                 .kids(vec![
                     // Background, not this run's measurement: said so, since
@@ -535,6 +534,14 @@ impl LessonPage {
                 .done(),
         )
     }
+}
+
+/// A measure's notes, a paragraph each.
+fn explained(notes: &[String]) -> Vec<Node> {
+    notes
+        .iter()
+        .map(|n| el("p").attr("class", "explain").text(n.clone()).done())
+        .collect()
 }
 
 /// A lesson over TLS: the lab's HTTPS origins to open once each, to accept

@@ -60,6 +60,9 @@ enum Act {
     ResetAfter(u64),
     /// `200` with body `ok`, then `JUNK\r\n` `ms` later, then serve on.
     JunkAfter(u64),
+    /// `200` with body `ok`, then one byte every `.0` ms, `.1` times, then
+    /// serve on.
+    ChatterEvery(u64, u32),
     /// `200` with body `ok` and `EXTRA` after it, in one write.
     RespondWithExtra,
     /// `200` saying `Content-Length: 10`, three bytes of its body, then FIN
@@ -225,6 +228,18 @@ async fn serve_conn(
             Act::CloseAfter(ms) => {
                 tokio::time::sleep(Duration::from_millis(ms)).await;
                 return;
+            }
+            Act::ChatterEvery(every_ms, times) => {
+                let ok = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+                if stream.write_all(ok.as_bytes()).await.is_err() {
+                    return;
+                }
+                for _ in 0..times {
+                    tokio::time::sleep(Duration::from_millis(every_ms)).await;
+                    if stream.write_all(b" ").await.is_err() {
+                        return;
+                    }
+                }
             }
             Act::CutBody => {
                 let cut = "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc";
@@ -1941,6 +1956,36 @@ async fn bytes_on_a_free_socket_are_dropped_and_the_socket_is_reused() {
     let seen = server.seen();
     assert_eq!(seen.len(), 1, "one connection: {seen:?}");
     assert_eq!(seen[0].heads.len(), 2);
+    finish(&agent).await;
+}
+
+/// Bytes on a free socket restart its idle timer, as every read does in
+/// Node (`onStreamRead` calls `stream[kUpdateTimer]()`,
+/// `lib/internal/stream_base_commons.js`): a free socket the server writes
+/// to every 200 ms is not idle, and its 500 ms timeout fires once the
+/// writes stop (found in a review against real Node v20.20.2, December 5,
+/// 2026: timed out at 506 ms, where Node kept the socket).
+#[tokio::test]
+async fn bytes_on_a_free_socket_restart_its_idle_timer() {
+    let server = Server::start(|_, _, _| Act::ChatterEvery(200, 6)).await;
+    let events = Events::default();
+    let agent = timed_agent(500, &events);
+    agent.request(&server.dest(), "GET", "/api/fast", None);
+    within("the request", agent.idle()).await;
+    let freed = Instant::now();
+    events
+        .wait("the free socket to close", |e| !e.closes().is_empty())
+        .await;
+    let after = freed.elapsed();
+    assert_eq!(
+        events.closes(),
+        vec![(1, SocketCloseReason::FreeSocketTimeout, false)]
+    );
+    // The last byte came 1200 ms after the response: 500 ms idle after it.
+    assert!(
+        after >= Duration::from_millis(1_600),
+        "closed after {after:?}"
+    );
     finish(&agent).await;
 }
 

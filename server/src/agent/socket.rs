@@ -97,6 +97,11 @@ struct Conn {
     timeout: Option<(u64, TimeoutSource)>,
     /// An error met while free that the next request inherits.
     poisoned: Option<(String, String)>,
+    /// The server's FIN was read and `end` told: a socket emits it once
+    /// (found in review against Node v20.20.2: a FIN met while the socket
+    /// was being handed to a request was told twice, once as it was read
+    /// and again when that request read the closed connection).
+    ended: bool,
 }
 
 async fn stopped(stop: &mut watch::Receiver<bool>) {
@@ -268,6 +273,7 @@ pub(super) async fn run(
         requests: 0,
         timeout: shared.options.timeout.map(|ms| (ms, TimeoutSource::Agent)),
         poisoned: None,
+        ended: false,
     };
     let mut job = first;
     loop {
@@ -490,7 +496,9 @@ impl Conn {
             };
             match read {
                 Ok(0) => {
-                    shared.socket_event(socket, SocketEvent::End { free: false });
+                    if !std::mem::replace(&mut self.ended, true) {
+                        shared.socket_event(socket, SocketEvent::End { free: false });
+                    }
                     return match reader.eof() {
                         AtEof::Complete { body_bytes } => {
                             let status = head.as_ref().map_or(0, |h| h.status);
@@ -652,6 +660,7 @@ impl Conn {
                         }
                         // Given to a request just now: it will meet the
                         // closed connection (and fail, not be retried).
+                        self.ended = true;
                         return jobs.recv().await.ok_or((false, SocketCloseReason::PeerClosed));
                     }
                     // Bytes the server sends to a free socket are read by
@@ -660,7 +669,12 @@ impl Conn {
                     // are dropped and the socket stays free for the next
                     // request (seen with Node v20 against a server that
                     // writes after its response; `mod.rs`, the rule table).
-                    Ok(_) => {}
+                    // Read, they restart its idle timer, as every read does
+                    // (`onStreamRead` calls `stream[kUpdateTimer]()`,
+                    // `lib/internal/stream_base_commons.js`; found in review
+                    // against Node v20.20.2: the lab timed such a socket out
+                    // as idle, Node kept it).
+                    Ok(_) => deadline = deadline_of(self.timeout),
                     Err(e) => {
                         let code = code_of(&e);
                         let event = SocketEvent::Error { code: code.into(), message: format!("read {code}") };

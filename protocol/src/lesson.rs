@@ -48,7 +48,10 @@ pub struct LessonText {
     pub choices: &'static [&'static str],
     /// Why it happens: the general explanation, with its sources.
     pub why: &'static str,
-    /// What to look at in the timeline while it runs.
+    /// Where to look in the timeline while it runs: never what will be
+    /// seen there, which is the run's to measure (a browser may do
+    /// otherwise; found in review: the hang-timeout lesson's said "the first
+    /// six lanes cut at 2 s" before its run).
     pub watch: &'static str,
 }
 
@@ -99,7 +102,7 @@ pub const LESSONS: &[LessonEntry] = &[
               until one of the six is free; DevTools calls it Queueing or Stalled, and the server \
               cannot see it at all. When a lane frees, the waiting request goes out on that same \
               kept-alive connection.",
-            watch: "the browser rows that stay hatched (queued) while six lanes are busy",
+            watch: "the browser rows that stay hatched (queued), and how many server lanes are busy at once",
         },
     },
     LessonEntry {
@@ -116,7 +119,7 @@ pub const LESSONS: &[LessonEntry] = &[
               the scheme, host name and port (so localhost and 127.0.0.1 are two pools even on \
               the same port), and the request's credentials mode (Chromium keeps requests with \
               and without credentials apart). Four pools, six lanes each.",
-            watch: "four groups of lanes, one per pool",
+            watch: "the server's lanes, and which pool opened each",
         },
     },
     LessonEntry {
@@ -132,7 +135,7 @@ pub const LESSONS: &[LessonEntry] = &[
             why: "With keep-alive (HTTP/1.1's default) a connection carries request after request. \
               When the server answers Connection: close, it closes the connection after the \
               response, and the next request needs a new one: a new TCP handshake each time.",
-            watch: "one lane with six requests, then six lanes with one each",
+            watch: "how many lanes each run's six requests use",
         },
     },
     LessonEntry {
@@ -153,7 +156,7 @@ pub const LESSONS: &[LessonEntry] = &[
               KeepAliveTimeout is 5 s, nginx's keepalive_timeout 75 s, Node's keepAliveTimeout 5 s, 65 s from v26). \
               The browser notices the closed socket and sends the next request on another \
               connection, silently: the page never sees an error.",
-            watch: "the first lane ending with 'idle timeout' before the second request starts",
+            watch: "how the first lane ends, and which lane the second request takes",
         },
     },
     LessonEntry {
@@ -173,7 +176,7 @@ pub const LESSONS: &[LessonEntry] = &[
               nginx's keepalive_requests, counts all of them, so under 100 its first says \
               max=99.) Chromium ignores the header's \
               numbers: it learns that a connection is gone only when it closes.",
-            watch: "the headers on each request, counting down to Connection: close",
+            watch: "the Keep-Alive and Connection headers on each response",
         },
     },
     LessonEntry {
@@ -218,7 +221,7 @@ pub const LESSONS: &[LessonEntry] = &[
               cuts the re-sent attempts too, it gives up after a few and the page sees the \
               failure. One on a fresh connection fails with an empty response. Time here is \
               scaled: 2 s stands for 2 minutes.",
-            watch: "the first six lanes cut at 2 s and the queued six starting right after",
+            watch: "when the queued rows reach the server, and what the server's 2 s timeout does to the lanes",
         },
     },
     LessonEntry {
@@ -259,7 +262,7 @@ pub const LESSONS: &[LessonEntry] = &[
               identical requests wait for that 'cache lock' (and give up on it after about 20 s). \
               So identical URLs go out one by one, while six lanes stand free. A unique URL per \
               request, or cache: 'no-store' on the request, avoids it.",
-            watch: "one lane used at a time",
+            watch: "how many lanes carry the six requests at once",
         },
     },
     LessonEntry {
@@ -277,7 +280,7 @@ pub const LESSONS: &[LessonEntry] = &[
               browser and origin, across tabs). A WebSocket is upgraded out of the pool and does \
               not take a lane: this page's own events socket is one. The lab fetches the stream, \
               which holds a lane exactly as an EventSource does.",
-            watch: "one lane busy with the stream, five with held requests",
+            watch: "the stream's lane and the held requests' lanes",
         },
     },
     LessonEntry {
@@ -336,7 +339,7 @@ pub const LESSONS: &[LessonEntry] = &[
               answers with a reset when the request was left unread). Chromium re-sends such a \
               request on another connection, a POST too, and the page gets its answer. The server \
               sees the request twice; neither the page nor Resource Timing can tell.",
-            watch: "each lane ending in 'keep-alive race' and the request re-sent on the next lane",
+            watch: "how each lane ends, and where each request goes then",
         },
     },
     LessonEntry {
@@ -362,7 +365,7 @@ pub const LESSONS: &[LessonEntry] = &[
               Only the gateway's clock is scaled here: Chromium's own probes keep real time, and \
               at the real 350 s they would have saved this request (the lesson on Chromium's own \
               probes measures them); the cut is what a client that sends nothing suffers.",
-            watch: "the server's lane answering while the page's request waits on",
+            watch: "the server's lane and the middlebox's bar while the page's request waits",
         },
     },
     LessonEntry {
@@ -383,7 +386,7 @@ pub const LESSONS: &[LessonEntry] = &[
               Bytes sent while the answer is prepared (a heartbeat: whitespace in JSON, a comment \
               line in an event stream) keep the mapping alive however long the work takes, as long \
               as the gap between them stays under the timeout.",
-            watch: "the request downloading a byte at a time, and no expiry",
+            watch: "the request's download and the middlebox's bar",
         },
     },
     LessonEntry {
@@ -406,7 +409,7 @@ pub const LESSONS: &[LessonEntry] = &[
               the next request. With keepAlive: false the agent destroys the socket once the \
               response has ended, whatever the header said, so every request opens a new \
               connection. keepAlive: true keeps it in the agent's free list and reuses it.",
-            watch: "three lanes for each of the first two runs, one lane for the third",
+            watch: "the lanes each of the three runs uses",
         },
     },
     LessonEntry {
@@ -428,7 +431,7 @@ pub const LESSONS: &[LessonEntry] = &[
               addRequest, removeSocket). A server that never answers frees nothing, until its \
               socket timeout destroys the socket: each request on it fails with ECONNRESET \
               'socket hang up', and the next two go out.",
-            watch: "A3 and A4 hatched in the agent's queue until the first two lanes end at the timeout",
+            watch: "A3 and A4 in the agent's queue, and how the first two lanes end",
         },
     },
     LessonEntry {
@@ -450,7 +453,7 @@ pub const LESSONS: &[LessonEntry] = &[
               that times out is destroyed. axios' timeout calls req.setTimeout and aborts the \
               request when it fires. keepAliveMsecs is neither: with keepAlive it is the delay \
               before the first TCP keep-alive probe (setKeepAlive), in whole seconds.",
-            watch: "the first request's bar running past 500 ms, the second cut at 500 ms",
+            watch: "each request's bar around 500 ms",
         },
     },
     LessonEntry {
@@ -475,7 +478,7 @@ pub const LESSONS: &[LessonEntry] = &[
               (whose timeout the lesson borrows) also calls socket.setKeepAlive(true, 60000) on \
               every request's socket, so its requests probe after 60 s of silence with or without \
               the agent's keepAlive: under 350 s, and in real time, not scaled like the gateway.",
-            watch: "the first agent socket's mapping kept by probes, the second expiring",
+            watch: "each agent socket's mapping: its probe marks, and whether it expires",
         },
     },
     LessonEntry {
@@ -496,7 +499,7 @@ pub const LESSONS: &[LessonEntry] = &[
               TCP_KEEPIDLE of silence, then every TCP_KEEPINTVL. The gateway sees a packet and \
               refreshes its idle timer, so the mapping outlives the silence: AWS's advice is \
               keep-alive under 350 s. Linux's default first probe comes after 7200 s, too late.",
-            watch: "the probe marks under the middlebox's bar, and no expiry",
+            watch: "the probe marks under the middlebox's bar, and whether it expires",
         },
     },
     LessonEntry {
@@ -520,7 +523,7 @@ pub const LESSONS: &[LessonEntry] = &[
               the mapping lives on; a 40 s one has already forgotten it, and the probe is answered \
               with a reset, so the request fails at about 45 s. Real NAT timeouts (350 s, 4 min, \
               1200 s) are all longer than 45 s: a browser's own idle connections survive them.",
-            watch: "the 60 s mapping's probe marks above its bar; the 40 s one expiring, then its RST",
+            watch: "each mapping's probe marks above its bar, and whether it expires",
         },
     },
     LessonEntry {
@@ -543,7 +546,7 @@ pub const LESSONS: &[LessonEntry] = &[
               with GOAWAY. The lab's certificate is its own: your browser must accept it once on \
               each HTTPS port the lesson uses (open each address, Advanced → Proceed), or the \
               requests fail.",
-            watch: "six lanes for the HTTP/1.1 burst; one lane marked HTTP/2 carrying 12 streams",
+            watch: "the lanes of each burst, and which are marked HTTP/2",
         },
     },
     LessonEntry {
@@ -564,7 +567,7 @@ pub const LESSONS: &[LessonEntry] = &[
               (MDN warns of exactly this limit). Over HTTP/2 each event stream is one stream of \
               the shared connection, and the browser's limit is the server's \
               SETTINGS_MAX_CONCURRENT_STREAMS (100 here), not six.",
-            watch: "one HTTP/2 lane carrying the six event streams and the six held requests together",
+            watch: "the HTTP/2 lanes, and what each carries",
         },
     },
     LessonEntry {
@@ -585,7 +588,7 @@ pub const LESSONS: &[LessonEntry] = &[
               queued at six connections: the queue moved, it did not go away. Servers usually \
               say 100 or more (nginx's http2_max_concurrent_streams is 128); the lab says 4 on \
               this port to make the queue visible.",
-            watch: "one HTTP/2 lane carrying four streams while eight rows wait in the browser",
+            watch: "the HTTP/2 lane's streams, and the rows waiting in the browser",
         },
     },
 ];

@@ -255,29 +255,12 @@ fn nat_heartbeat_steps() -> Vec<Step> {
     ]
 }
 
-/// The middlebox's record of the lesson's mapping (the last one opened
-/// before the request reached the server), oldest first.
+/// The middlebox's record of the lesson's mapping, the one its request's
+/// connection went through ([`run_mapping`]; found in review: the newest
+/// opened up to 1 s after the request reached the server, which a second
+/// connection through the middlebox, a preflight say, could have been).
 fn mapping_events<'a>(e: &'a Evidence<'_>) -> Vec<&'a protocol::MiddleboxEvent> {
-    let Some(start) = e
-        .run(0)
-        .and_then(|r| r.requests.first())
-        .and_then(|r| r.server_start_us)
-    else {
-        return Vec::new();
-    };
-    let mapping = e
-        .state
-        .middlebox
-        .iter()
-        .filter(|m| m.at_us <= start + 1_000_000)
-        .rfind(|m| matches!(m.event, protocol::MiddleboxEvent::Opened { .. }))
-        .map(|m| m.mapping);
-    e.state
-        .middlebox
-        .iter()
-        .filter(|m| Some(m.mapping) == mapping)
-        .map(|m| &m.event)
-        .collect()
+    run_mapping(e, 0)
 }
 
 /// What the middlebox, the server and the page each saw of a NAT lesson.

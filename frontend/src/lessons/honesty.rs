@@ -818,10 +818,12 @@ fn nat_cut(lesson: &str, ended_ms: f64, probes: u32) -> Outcome {
         })
     };
     let in_force_ms = settings.in_force_ms();
+    // The request's connection 1, from the middlebox's 127.0.0.1:40001.
+    s.apply(opened(1, 0));
     s.apply(mb(
         M::Opened {
             client: "127.0.0.1:5".into(),
-            upstream: None,
+            upstream: Some("127.0.0.1:40001".into()),
             conn: None,
             accepted_us: 0,
             settings,
@@ -851,7 +853,53 @@ fn nat_cut(lesson: &str, ended_ms: f64, probes: u32) -> Outcome {
     ));
     let mut r = req(Phase::Aborted);
     (r.issued_ms, r.ended_ms, r.server_start_us) = (Some(0.0), Some(ended_ms), Some(10_000));
+    r.conn = Some(ConnId(1));
     measure(lesson, &s, vec![run_of(vec![r])])
+}
+
+/// A NAT lesson quotes the mapping its request's connection went through,
+/// not the newest one opened around then (found in review: a second
+/// connection through the middlebox within 1 s, a preflight say, would have
+/// been quoted).
+#[test]
+fn a_nat_lesson_quotes_its_requests_own_mapping() {
+    use protocol::{MappingId, MiddleboxEvent as M, Preset};
+    let mut s = fresh();
+    let settings = Preset::AwsNat.settings(100);
+    let in_force_ms = settings.in_force_ms();
+    for (mapping, at_us) in [(1, 0), (2, 500_000)] {
+        s.apply(opened(mapping, at_us));
+        s.apply(event(ServerEvent::Middlebox {
+            mapping: MappingId(mapping),
+            session: None,
+            event: M::Opened {
+                client: format!("127.0.0.1:{mapping}"),
+                upstream: Some(format!("127.0.0.1:{}", 40000 + mapping)),
+                conn: None,
+                accepted_us: at_us,
+                settings: settings.clone(),
+                in_force_ms,
+                probes_visible: true,
+            },
+            at_us,
+        }));
+    }
+    // The request's mapping, 1, expired; the other did not.
+    s.apply(event(ServerEvent::Middlebox {
+        mapping: MappingId(1),
+        session: None,
+        event: M::Expired {
+            idle_ms: 3_500,
+            on_expiry: protocol::OnExpiry::Rst,
+            transitory: false,
+        },
+        at_us: 3_500_000,
+    }));
+    let mut r = req(Phase::Aborted);
+    (r.issued_ms, r.ended_ms, r.server_start_us) = (Some(0.0), Some(8_000.0), Some(10_000));
+    r.conn = Some(ConnId(1));
+    let o = measure("nat-gateway", &s, vec![run_of(vec![r])]);
+    assert_eq!(fig(&o, "expired"), "yes");
 }
 
 /// nat-gateway (found in review): only the middlebox's clock is scaled, so

@@ -2216,8 +2216,12 @@ async fn answers_to_the_middleboxs_window_probes_are_not_the_servers_packets() {
 #[cfg(target_os = "linux")]
 #[tokio::test]
 async fn segments_while_a_window_is_closed_are_window_probes_not_keep_alive() {
+    use keepalive_lab_server::middlebox::tcp_info;
     let mut rig = before_a_server_that_never_reads(a_minute_that_probes_refresh()).await;
     let (mut client, _server) = rig.pair().await;
+    tcp_info::read(&client)
+        .and_then(|seen| seen.rcv_wnd)
+        .expect("tcpi_rcv_wnd (a kernel newer than Linux 6.1)");
     upload_until_full(&mut client, 64 * 1024).await;
     // Window probes back off from 200 ms (0.2, 0.4, 0.8 s apart): within
     // 2.5 s each side has sent a few.

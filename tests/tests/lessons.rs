@@ -891,7 +891,7 @@ async fn the_nat_gateway_drops_the_servers_late_answer() {
             "document.querySelectorAll('.legend .mb-legend').length",
         )
         .await;
-    assert_eq!(legend, 6, "the middlebox's legend entries, with its lane");
+    assert_eq!(legend, 7, "the middlebox's legend entries, with its lane");
     let words = lane["words"].as_str().unwrap_or_default();
     assert!(
         words.contains("expired") && words.contains("dropped server"),

@@ -1623,11 +1623,22 @@ fn hang_timeout(e: &Evidence<'_>) -> Outcome {
                     "{} reached the server, and no later one came.",
                     count(arrived, "requests")
                 ),
+                // A lane freed by the hang timeout only if its cut came
+                // first (found in review: said so of a wave before it).
                 Some((lanes, ms, _)) if ms >= 1000 => format!(
-                    "{} reached the server at once; request {} waited for a lane and reached \
-                     it {ms} ms after the first.",
+                    "{} reached the server at once; request {} {} {ms} ms after the first{}",
                     count(lanes, "requests"),
                     lanes + 1,
+                    if cut {
+                        "waited for a lane and reached it"
+                    } else {
+                        "reached it"
+                    },
+                    if cut {
+                        "."
+                    } else {
+                        ", before the hang timeout had cut any request: not in a lane it freed."
+                    },
                 ),
                 Some((_, ms, _)) => format!(
                     "They reached the server without waiting for a lane: the longest pause \

@@ -150,24 +150,29 @@ fn hang_timeout_grades_only_what_the_hang_timeout_did() {
             s.apply(started(7, 7, 1, &tags[6], ms));
         }
         let r = s.run(run).unwrap().clone();
-        measure("hang-timeout", &s, vec![r]).answer
+        measure("hang-timeout", &s, vec![r])
     };
     assert_eq!(
-        grade(Some(CloseReason::HangTimeout), Some(2001)),
+        grade(Some(CloseReason::HangTimeout), Some(2001)).answer,
         Answer::Choice(1)
     );
     assert_eq!(
-        grade(Some(CloseReason::HangTimeout), Some(1200)),
+        grade(Some(CloseReason::HangTimeout), Some(1200)).answer,
         Answer::Unmeasured,
         "a 7th that came before the cuts was not let in by them"
     );
+    assert!(
+        grade(Some(CloseReason::HangTimeout), Some(1200)).notes[0].contains(
+            "request 7 reached it 1200 ms after the first, before the hang timeout had cut any"
+        )
+    );
     assert_eq!(
-        grade(Some(CloseReason::IdleTimeout), Some(2001)),
+        grade(Some(CloseReason::IdleTimeout), Some(2001)).answer,
         Answer::Unmeasured,
         "a late 7th, but not the hang timeout's doing"
     );
     assert_eq!(
-        grade(None, None),
+        grade(None, None).answer,
         Answer::Unmeasured,
         "no 7th: not measured"
     );
@@ -1187,6 +1192,47 @@ mod agents {
             assert_eq!(fig(&o, "hang-timeouts"), "2", "{third:?}");
             assert!(o.notes[0].contains(words), "{third:?}: {}", o.notes[0]);
         }
+    }
+
+    /// An agent lesson whose own run never finishes stops with the figures
+    /// it saw, and without the notes of the page's last finished agent run,
+    /// another lesson's, which its measure reads (found in review: shown
+    /// under "The lesson stopped" as this run's).
+    #[test]
+    fn an_agent_lesson_that_stops_early_tells_no_other_runs_story() {
+        use crate::lessons::runner::{Command, Runner, Stage};
+        let mut s = fresh();
+        // An earlier run, finished: two requests sent, two never.
+        for n in 1..=4u32 {
+            queued(&mut s, n);
+        }
+        sent(&mut s, 1, 0);
+        sent(&mut s, 2, 0);
+        let finished = AgentEvent::Finished {
+            reason: FinishReason::Done,
+            requests: 4,
+            completed: 0,
+            failed: 0,
+            sockets: 2,
+        };
+        push(&mut s, 1, 3_000_000, finished);
+        s.config = Some(protocol::ServerPolicy::default());
+        let mut runner = Runner::new(find("agent-max-sockets").unwrap());
+        runner.predict(Answer::Choice(0));
+        let first = runner.start(&s, 0.0);
+        let Some(Command::SetPolicy(patch)) = first.first() else {
+            panic!("{first:?}")
+        };
+        s.config = Some(protocol::ServerPolicy::default().patched(patch).unwrap());
+        runner.poll(&s, 10.0);
+        // Its own agent never finishes: the wait passes its limit.
+        runner.poll(&s, 10_000_000.0);
+        assert!(
+            matches!(runner.stage, Stage::Failed(_)),
+            "{:?}",
+            runner.stage
+        );
+        assert!(runner.unanswered.is_empty(), "{:?}", runner.unanswered);
     }
 
     /// agent-nat-keepalive: a request ended because its agent was stopped

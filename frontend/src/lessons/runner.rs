@@ -296,7 +296,8 @@ impl Runner {
             .steps
             .iter()
             .any(|step| matches!(step, Step::Agent { .. }));
-        if !fired_all || agent {
+        let own = fired_all && !agent;
+        if !own {
             outcome.answer = Answer::Unmeasured;
         }
         if outcome.answer == Answer::Unmeasured {
@@ -304,7 +305,12 @@ impl Runner {
                 "{waited} (the lab saw {}); see the timeline",
                 seen(&outcome)
             )));
-            self.unanswered = outcome.notes;
+            // Its notes tell this run only when the measure read this run
+            // (found in review: an agent lesson's told the page's last
+            // finished agent run, another lesson's, as its own).
+            if own {
+                self.unanswered = outcome.notes;
+            }
             return commands;
         }
         outcome.notes.insert(

@@ -655,6 +655,22 @@ mod tests {
         assert!(!html.contains("data-lesson=") && !html.contains("run-lesson"));
     }
 
+    /// A lesson that stopped shows, under why, what its run did instead
+    /// (`Runner::unanswered`), each a paragraph, escaped.
+    #[test]
+    fn a_stopped_lesson_shows_what_its_run_did_instead() {
+        let mut page = LessonPage::new(&ALL[0]);
+        page.runner.stage = Stage::Failed("the run did not show the answer".into());
+        page.runner.unanswered = vec!["Your browser sent <none>.".into()];
+        let words = LessonWords::default();
+        let html = markup(&page.result(&words).expect("drawn"));
+        assert!(
+            html.contains("The lesson stopped: the run did not show the answer.</p>")
+                && html.contains(r#"<p class="explain">Your browser sent &lt;none&gt;.</p>"#),
+            "{html}"
+        );
+    }
+
     #[test]
     fn the_tls_note_links_each_origin_and_is_one_text_without_any() {
         let none = markup(&tls_note(&[]));

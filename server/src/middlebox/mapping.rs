@@ -1112,7 +1112,12 @@ impl Mapping {
         if self.carries_events && side == Side::Server && by == RefreshCause::Data {
             return; // see `carries_events`
         }
-        let cause = CAUSES.iter().position(|c| *c == by).unwrap_or(0);
+        let cause = match by {
+            RefreshCause::Data => 0,
+            RefreshCause::Probe => 1,
+            RefreshCause::WindowProbe => 2,
+        };
+        debug_assert_eq!(CAUSES[cause], by);
         let tally = &mut self.pending.refreshed[cause][index(side)];
         tally.bytes += bytes;
         tally.count += count;

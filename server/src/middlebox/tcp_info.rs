@@ -77,9 +77,12 @@ impl Segments {
     /// Whether a window is closed: the peer's, with this socket's data on
     /// its way out into it (the segments the peer sends are then answers to
     /// this kernel's window probes), or this socket's own, full (the peer's
-    /// segments without data are its window probes). Either way not TCP
-    /// keep-alive, which a kernel sends only with nothing to send and
-    /// nothing in flight.
+    /// segments without data are its window probes). Taken for window
+    /// probes or their answers: a kernel sends TCP keep-alive only with
+    /// nothing to send and nothing in flight, so the side with data held
+    /// sends none, though the other side still may between window probes
+    /// (backed off up to 2 minutes apart): such a probe is told as a window
+    /// probe too.
     pub fn window_closed(&self) -> bool {
         (self.sending && self.snd_wnd == Some(0)) || self.rcv_wnd == Some(0)
     }

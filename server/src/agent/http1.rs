@@ -26,9 +26,10 @@ use std::fmt;
 /// name and value (`Parser::TrackHeader` in `src/node_http_parser.cc` adds
 /// each span, `HPE_HEADER_OVERFLOW` at 16 384 or more), not the status
 /// line's version and code, the `:` and the spaces before a value, or the
-/// line ends ([`header_text`]); spaces after a value count. Measured against Node v20.20.2: a head whose
-/// text is 16 383 bytes is read, one of 16 384 refused. A chunked body's
-/// trailers count the same, from zero (16 383 read, 16 384 refused).
+/// line ends ([`header_text`]); spaces after a value count. Measured against
+/// Node v20.20.2: a head whose text is 16 383 bytes is read, one of 16 384
+/// refused. A chunked body's trailers count the same, from zero (16 383
+/// read, 16 384 refused).
 pub const MAX_HEADER_SIZE: usize = 16 * 1024;
 /// Node's bound on one chunk's extensions, their names and values
 /// (`kMaxChunkExtensionsSize` in `src/node_http_parser.cc`,
@@ -353,6 +354,8 @@ impl ResponseReader {
     pub fn feed(&mut self, data: &[u8]) -> Result<Vec<Step>, HttpError> {
         let mut steps = Vec::new();
         let mut input = data;
+        // The buffer holds what followed a 1xx head: all of it is new.
+        let mut after_informational = false;
         loop {
             match self.state {
                 State::Done => {
@@ -372,8 +375,13 @@ impl ResponseReader {
                     if input.is_empty() && self.buf.is_empty() {
                         return Ok(steps);
                     }
-                    let had = self.buf.len();
+                    let had = if std::mem::take(&mut after_informational) {
+                        0
+                    } else {
+                        self.buf.len()
+                    };
                     self.buf.extend_from_slice(input);
+                    input = &[];
                     // Parsed at every read while as short as a head Node
                     // reads (a fault is told as soon as it arrives, as llhttp
                     // tells it), past that once an end of head may be in (a
@@ -428,10 +436,11 @@ impl ResponseReader {
                         // Informational: the final response follows, read
                         // as new bytes (found in review: as old ones, a final
                         // head behind 16 KiB was looked for only in their
-                        // last bytes).
-                        let more = self.feed(&rest)?;
-                        merge(&mut steps, more);
-                        return Ok(steps);
+                        // last bytes). A loop, not a call: a read may hold
+                        // hundreds of them.
+                        self.buf = rest;
+                        after_informational = true;
+                        continue;
                     }
                     self.got_head = true;
                     self.state = match head.framing {
@@ -980,15 +989,20 @@ mod tests {
             HTTP/1.1 200 OK\r\nContent-Length: 20000\r\n\r\n"
             .to_vec();
         wire.resize(wire.len() + 20_000, b'x');
-        let steps = ResponseReader::new("GET").feed(&wire).expect("read");
-        assert_eq!(head_of(&steps).status, 200);
-        assert!(matches!(
-            steps.last(),
-            Some(Step::Done {
-                body_bytes: 20_000,
-                extra: 0
-            })
-        ));
+        // And behind a thousand `100 Continue`, in one read.
+        let mut many = b"HTTP/1.1 100 Continue\r\n\r\n".repeat(1_000);
+        many.extend_from_slice(&wire);
+        for wire in [wire, many] {
+            let steps = ResponseReader::new("GET").feed(&wire).expect("read");
+            assert_eq!(head_of(&steps).status, 200);
+            assert!(matches!(
+                steps.last(),
+                Some(Step::Done {
+                    body_bytes: 20_000,
+                    extra: 0
+                })
+            ));
+        }
     }
 
     /// A bad header name or value is llhttp's `HPE_INVALID_HEADER_TOKEN`,

@@ -102,7 +102,7 @@ pub const LESSONS: &[LessonEntry] = &[
               until one of the six is free; DevTools calls it Queueing or Stalled, and the server \
               cannot see it at all. When a lane frees, the waiting request goes out on that same \
               kept-alive connection.",
-            watch: "the browser rows that stay hatched (queued), and how many server lanes are busy at once",
+            watch: "whether any browser rows stay hatched (queued), and how many server lanes are busy at once",
         },
     },
     LessonEntry {
@@ -221,7 +221,7 @@ pub const LESSONS: &[LessonEntry] = &[
               cuts the re-sent attempts too, it gives up after a few and the page sees the \
               failure. One on a fresh connection fails with an empty response. Time here is \
               scaled: 2 s stands for 2 minutes.",
-            watch: "when the queued rows reach the server, and what the server's 2 s timeout does to the lanes",
+            watch: "whether and when rows 7 to 12 reach the server, and what the server's 2 s timeout does to the lanes",
         },
     },
     LessonEntry {
@@ -431,7 +431,7 @@ pub const LESSONS: &[LessonEntry] = &[
               addRequest, removeSocket). A server that never answers frees nothing, until its \
               socket timeout destroys the socket: each request on it fails with ECONNRESET \
               'socket hang up', and the next two go out.",
-            watch: "A3 and A4 in the agent's queue, and how the first two lanes end",
+            watch: "whether A3 and A4 wait in the agent's queue, and how the first two lanes end",
         },
     },
     LessonEntry {
@@ -588,7 +588,7 @@ pub const LESSONS: &[LessonEntry] = &[
               queued at six connections: the queue moved, it did not go away. Servers usually \
               say 100 or more (nginx's http2_max_concurrent_streams is 128); the lab says 4 on \
               this port to make the queue visible.",
-            watch: "the HTTP/2 lane's streams, and the rows waiting in the browser",
+            watch: "the HTTP/2 lanes' streams, and any rows waiting in the browser",
         },
     },
 ];

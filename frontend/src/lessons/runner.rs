@@ -296,18 +296,25 @@ impl Runner {
             .steps
             .iter()
             .any(|step| matches!(step, Step::Agent { .. }));
-        let own = fired_all && !agent;
-        if !own {
+        if !fired_all || agent {
             outcome.answer = Answer::Unmeasured;
         }
+        // An agent lesson's measure reads the page's last finished agent run
+        // (see above): another lesson's until its own finishes.
+        let own = !agent;
         if outcome.answer == Answer::Unmeasured {
-            commands.extend(self.fail(format!(
-                "{waited} (the lab saw {}); see the timeline",
-                seen(&outcome)
-            )));
-            // Its notes tell this run only when the measure read this run
-            // (found in review: an agent lesson's told the page's last
-            // finished agent run, another lesson's, as its own).
+            // Its figures and notes tell this run only when the measure read
+            // this run (found in review: an agent lesson's told the page's
+            // last finished agent run, another lesson's, as its own).
+            let why = if own {
+                format!(
+                    "{waited} (the lab saw {}); see the timeline",
+                    seen(&outcome)
+                )
+            } else {
+                format!("{waited}; see the timeline")
+            };
+            commands.extend(self.fail(why));
             if own {
                 self.unanswered = outcome.notes;
             }

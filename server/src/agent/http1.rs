@@ -56,6 +56,12 @@ const USUAL_HEADERS: usize = 64;
 /// and each line's name and value, the spaces before the value left out
 /// (those after it count: found in review, measured against Node v20.20.2).
 fn header_text(head: &[u8], status_line: bool) -> usize {
+    // Empty lines before a status line are skipped, by llhttp as by
+    // httparse (found in review: counted as the status line).
+    let head = match status_line {
+        true => head.trim_ascii_start(),
+        false => head,
+    };
     let mut lines = head
         .split(|&b| b == b'\n')
         .map(|l| l.strip_suffix(b"\r").unwrap_or(l));
@@ -72,20 +78,37 @@ fn header_text(head: &[u8], status_line: bool) -> usize {
     count
 }
 
+/// Whether a chunk line's extensions, or what has come of them, are as
+/// llhttp reads them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Extensions {
+    /// Valid, and whole if the line ends there.
+    Valid,
+    /// Valid so far, but not whole: an open quote, a `;` ending them.
+    Unfinished,
+    /// A byte llhttp refuses (`HPE_STRICT`).
+    Invalid,
+}
+
 /// A chunk line's extensions (what follows the size's first `;`), read as
-/// llhttp reads them: separated by `;`, none empty, each a name of token
-/// characters (empty only before an `=`) and an optional `=` value, a token
-/// or a quoted string, in which `;`, spaces and `\`-escaped characters may
-/// be (Node v20.20.2 read `a="b;c"`, `a="b\"c"` and `a="b c"`: found in
-/// review). Returns the bytes Node counts against [`MAX_CHUNK_EXTENSIONS`],
-/// each name and value (a quoted value with its quotes), and whether they
-/// are valid and whole (a space after a `;`, an empty extension, a control
-/// byte, an open quote: `HPE_STRICT`); of a line still arriving, the count
-/// so far.
-fn extensions(text: &[u8]) -> (usize, bool) {
+/// llhttp reads them (`http.ts`, strict as Node runs it; each rule checked
+/// against Node v20.20.2, found in two reviews): after each `;` something,
+/// not a space; names of token characters, possibly empty (`;;a`, `;=b`);
+/// a value after `=` of token characters and quoted strings (`a=b"c"`; in
+/// one, `;`, spaces, any byte from 0x80 and a `\` before a visible
+/// character, space or tab; `"b"c` is refused). Returns the bytes Node
+/// counts against [`MAX_CHUNK_EXTENSIONS`], each name and value (a quoted
+/// string with its quotes), and the verdict; of a line still arriving, what
+/// came so far.
+fn extensions(text: &[u8]) -> (usize, Extensions) {
     let token = |b: &u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(b);
+    // A quoted string's byte, and the byte after a `\` in one.
+    let quoted = |b: u8| b == b'\t' || (b >= b' ' && b != 0x7f);
     let (mut count, mut i) = (0, 0);
     loop {
+        if i == text.len() {
+            return (count, Extensions::Unfinished);
+        }
         let name = i;
         while text.get(i).is_some_and(token) {
             i += 1;
@@ -94,29 +117,39 @@ fn extensions(text: &[u8]) -> (usize, bool) {
         if text.get(i) == Some(&b'=') {
             i += 1;
             let value = i;
-            if text.get(i) == Some(&b'"') {
-                i += 1;
-                loop {
-                    match text.get(i) {
-                        Some(b'"') => break i += 1,
-                        Some(b'\\') => i += 2,
-                        Some(&b) if b == b'\t' || (b >= b' ' && b != 0x7f) => i += 1,
-                        _ => return (count + i.min(text.len()) - value, false),
+            loop {
+                match text.get(i) {
+                    Some(b) if token(b) => i += 1,
+                    Some(b'"') => {
+                        i += 1;
+                        loop {
+                            match text.get(i) {
+                                Some(b'"') => break i += 1,
+                                Some(b'\\') if text.get(i + 1).is_some_and(|&b| quoted(b)) => {
+                                    i += 2
+                                }
+                                Some(&b) if b != b'\\' && quoted(b) => i += 1,
+                                // A backslash last: what it escapes is yet to come.
+                                Some(b'\\') if i + 1 == text.len() => {
+                                    return (count + text.len() - value, Extensions::Unfinished);
+                                }
+                                Some(_) => return (count + i - value, Extensions::Invalid),
+                                None => {
+                                    return (count + text.len() - value, Extensions::Unfinished);
+                                }
+                            }
+                        }
+                        break;
                     }
-                }
-            } else {
-                while text.get(i).is_some_and(token) {
-                    i += 1;
+                    _ => break,
                 }
             }
             count += i - value;
-        } else if i == name {
-            return (count, false);
         }
         match text.get(i) {
-            None => return (count, true),
+            None => return (count, Extensions::Valid),
             Some(b';') => i += 1,
-            Some(_) => return (count, false),
+            Some(_) => return (count, Extensions::Invalid),
         }
     }
 }
@@ -201,17 +234,14 @@ fn chunk_size(line: &str, crlf: bool) -> Result<u64, HttpError> {
         .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_hexdigit()))
         .and_then(|s| u64::from_str_radix(s, 16).ok())
         .ok_or_else(|| error("HPE_INVALID_CHUNK_SIZE", format!("chunk size `{digits}`")))?;
-    if let Some(text) = extensions {
-        let (count, valid) = self::extensions(text.as_bytes());
-        if count > MAX_CHUNK_EXTENSIONS {
-            return Err(extensions_overflow(count));
-        }
-        if !valid {
-            return Err(error(
-                "HPE_STRICT",
-                format!("invalid character in chunk extensions `{text}`"),
-            ));
-        }
+    // (Their size is counted on the line's own bytes: `line_within`.)
+    if let Some(text) = extensions
+        && self::extensions(text.as_bytes()).1 != Extensions::Valid
+    {
+        return Err(error(
+            "HPE_STRICT",
+            format!("invalid character in chunk extensions `{text}`"),
+        ));
     }
     if !crlf {
         return Err(error(
@@ -397,11 +427,10 @@ impl ResponseReader {
                     };
                     let Some((head, used)) = parsed else {
                         // Node's count is looked at while the head arrives
-                        // too: once it could reach the bound, then at each
-                        // KiB.
-                        let len = self.buf.len();
-                        let grown = len / 1024 > had / 1024;
-                        if len >= MAX_HEADER_SIZE && (had < MAX_HEADER_SIZE || grown) {
+                        // too, at every read once it could reach the bound
+                        // (found in review: at each KiB, a peer that stopped
+                        // between two was not refused).
+                        if self.buf.len() >= MAX_HEADER_SIZE && self.buf.len() > had {
                             head_text_within(&self.buf)?;
                         }
                         if self.buf.len() > MAX_HEAD_BYTES {
@@ -610,16 +639,18 @@ impl ResponseReader {
                 let had = self.buf.len();
                 self.buf.extend_from_slice(input);
                 *input = &[];
-                // Node's bounds looked at while the line arrives too: once
-                // it could reach them, then at each KiB (not at every byte).
-                // Trailers reach theirs sooner, by the text before them
-                // (found in review).
+                // Looked at while the line arrives too, as llhttp fails at
+                // the first byte it refuses (found in review): a chunk line
+                // at every read, which bounds and validity both judge; a
+                // trailer line once it could reach Node's bound (sooner by
+                // the text before it). A read costs a look at the line so
+                // far, within the lab's bound on it.
                 let reach = match self.state {
                     State::Trailers => MAX_HEADER_SIZE.saturating_sub(self.trailer_text),
+                    State::ChunkSize => 0,
                     _ => MAX_HEADER_SIZE,
                 };
-                let len = self.buf.len();
-                if len >= reach && (had < reach || len / 1024 > had / 1024) {
+                if self.buf.len() >= reach && self.buf.len() > had {
                     let line = std::mem::take(&mut self.buf);
                     let within = self.line_within(&line, false);
                     self.buf = line;
@@ -636,13 +667,34 @@ impl ResponseReader {
     fn line_within(&mut self, line: &[u8], complete: bool) -> Result<(), HttpError> {
         match self.state {
             State::ChunkSize => {
-                let after = line
-                    .iter()
-                    .position(|&b| b == b';')
-                    .map_or(&[][..], |at| &line[at + 1..]);
-                let (text, _) = extensions(after);
-                if text > MAX_CHUNK_EXTENSIONS {
-                    return Err(extensions_overflow(text));
+                // Still arriving, it may end in the CR of its CRLF; a CR
+                // anywhere else fails it now, as at its end (`line`).
+                let line = match complete {
+                    true => line,
+                    false => line.strip_suffix(b"\r").unwrap_or(line),
+                };
+                if line.contains(&b'\r') {
+                    return Err(error("HPE_STRICT", "expected LF after CR"));
+                }
+                let (digits, after) = match line.iter().position(|&b| b == b';') {
+                    Some(at) => (&line[..at], Some(&line[at + 1..])),
+                    None => (line, None),
+                };
+                // A byte that is no hex digit fails it now, as llhttp does.
+                if !complete && !digits.iter().all(u8::is_ascii_hexdigit) {
+                    return Err(error(
+                        "HPE_INVALID_CHUNK_SIZE",
+                        format!("chunk size `{}`", String::from_utf8_lossy(digits)),
+                    ));
+                }
+                if let Some(after) = after {
+                    let (text, verdict) = extensions(after);
+                    if text > MAX_CHUNK_EXTENSIONS {
+                        return Err(extensions_overflow(text));
+                    }
+                    if !complete && verdict == Extensions::Invalid {
+                        return Err(error("HPE_STRICT", "invalid character in chunk extensions"));
+                    }
                 }
             }
             State::Trailers => {
@@ -1003,6 +1055,56 @@ mod tests {
                 })
             ));
         }
+    }
+
+    /// Found in a second review against Node v20.20.2: a chunk line is
+    /// refused at the first byte llhttp refuses, while it still arrives (`5;
+    /// a`, `5 `), and a `\` before a control byte in a quoted value is; a
+    /// quoted value's bytes from 0x80 are counted once each (6 000 of them
+    /// read); an empty line before the status line is no header text; a head
+    /// whose text passes the bound is refused at the read that takes it
+    /// there, not at the next KiB.
+    #[test]
+    fn lines_and_heads_are_judged_as_they_arrive_and_counted_byte_for_byte() {
+        let chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+        for (start, code) in [
+            (&b"5; a"[..], "HPE_STRICT"),
+            (b"5 ", "HPE_INVALID_CHUNK_SIZE"),
+        ] {
+            let mut reader = ResponseReader::new("GET");
+            reader.feed(chunked).expect("the head");
+            let error = reader.feed(start).expect_err("refused before its end");
+            assert_eq!(error.code, code, "{}", String::from_utf8_lossy(start));
+        }
+        let mut wire = chunked.to_vec();
+        wire.extend_from_slice(b"1;a=\"\\\x01\"\r\nx\r\n0\r\n\r\n");
+        let error = ResponseReader::new("GET")
+            .feed(&wire)
+            .expect_err("a control byte");
+        assert_eq!(error.code, "HPE_STRICT");
+        let mut wire = chunked.to_vec();
+        wire.extend_from_slice(b"1;a=\"");
+        wire.resize(wire.len() + 6_000, 0xff);
+        wire.extend_from_slice(b"\"\r\nx\r\n0\r\n\r\n");
+        let steps = ResponseReader::new("GET").feed(&wire);
+        assert_eq!(steps.map(|s| s.len()), Ok(2), "6 003 bytes of extension");
+        // "OK" 2, "Content-Length" 14, "2" 1, "X-A" 3, and the value.
+        let head = |text: usize| {
+            let mut wire = b"\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-A: ".to_vec();
+            wire.resize(wire.len() + text - 20, b'a');
+            wire
+        };
+        let mut within = head(MAX_HEADER_SIZE - 1);
+        within.extend_from_slice(b"\r\n\r\nok");
+        let steps = ResponseReader::new("GET").feed(&within).expect("read");
+        assert_eq!(head_of(&steps).status, 200);
+        let mut reader = ResponseReader::new("GET");
+        let over = head(MAX_HEADER_SIZE + 10);
+        reader.feed(&over[..MAX_HEADER_SIZE]).expect("not yet over");
+        let error = reader
+            .feed(&over[MAX_HEADER_SIZE..])
+            .expect_err("over, unfinished");
+        assert_eq!(error.code, "HPE_HEADER_OVERFLOW");
     }
 
     /// A bad header name or value is llhttp's `HPE_INVALID_HEADER_TOKEN`,

@@ -56,12 +56,12 @@ const USUAL_HEADERS: usize = 64;
 /// and each line's name and value, the spaces before the value left out
 /// (those after it count: found in review, measured against Node v20.20.2).
 fn header_text(head: &[u8], status_line: bool) -> usize {
-    // Empty lines before a status line are skipped, by llhttp as by
+    // Empty lines (CRLF) before a status line are skipped, by llhttp as by
     // httparse (found in review: counted as the status line).
-    let head = match status_line {
-        true => head.trim_ascii_start(),
-        false => head,
-    };
+    let mut head = head;
+    while status_line && let Some(rest) = head.strip_prefix(b"\r\n") {
+        head = rest;
+    }
     let mut lines = head
         .split(|&b| b == b'\n')
         .map(|l| l.strip_suffix(b"\r").unwrap_or(l));
@@ -189,6 +189,39 @@ fn head_text_within(head: &[u8]) -> Result<(), HttpError> {
     let text = header_text(head, true);
     if text >= MAX_HEADER_SIZE {
         return Err(header_overflow(text));
+    }
+    Ok(())
+}
+
+/// A trailer line (empty: the trailers' end) as llhttp reads a header line:
+/// a name of token characters, a `:`, a value without control bytes but
+/// tabs (`Bad Name: v` is `HPE_INVALID_HEADER_TOKEN` in Node v20.20.2: found
+/// in review, where the agent read it).
+fn trailer_valid(line: &[u8]) -> Result<(), HttpError> {
+    let token = |b: &u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(b);
+    let Some(colon) = line.iter().position(|&b| b == b':') else {
+        return match line.is_empty() {
+            true => Ok(()),
+            false => Err(error(
+                "HPE_INVALID_HEADER_TOKEN",
+                "invalid header field char",
+            )),
+        };
+    };
+    if colon == 0 || !line[..colon].iter().all(token) {
+        return Err(error(
+            "HPE_INVALID_HEADER_TOKEN",
+            "invalid header field char",
+        ));
+    }
+    if line[colon + 1..]
+        .iter()
+        .any(|&b| (b < b' ' && b != b'\t') || b == 0x7f)
+    {
+        return Err(error(
+            "HPE_INVALID_HEADER_TOKEN",
+            "invalid header value char",
+        ));
     }
     Ok(())
 }
@@ -668,11 +701,13 @@ impl ResponseReader {
     fn line_within(&mut self, line: &[u8], complete: bool) -> Result<(), HttpError> {
         match self.state {
             State::ChunkSize => {
-                // Still arriving, it may end in the CR of its CRLF; a CR
-                // anywhere else fails it now, as at its end (`line`).
-                let line = match complete {
-                    true => line,
-                    false => line.strip_suffix(b"\r").unwrap_or(line),
+                // Judged as llhttp judges it, at the first byte it refuses
+                // (found in two reviews). A CR last, its LF still to come,
+                // ends the line only where a line may end: what is before
+                // it is judged as a whole line; a CR anywhere else fails.
+                let (line, whole) = match line.strip_suffix(b"\r") {
+                    Some(before) if !complete => (before, true),
+                    _ => (line, complete),
                 };
                 if line.contains(&b'\r') {
                     return Err(error("HPE_STRICT", "expected LF after CR"));
@@ -681,8 +716,13 @@ impl ResponseReader {
                     Some(at) => (&line[..at], Some(&line[at + 1..])),
                     None => (line, None),
                 };
-                // A byte that is no hex digit fails it now, as llhttp does.
-                if !complete && !digits.iter().all(u8::is_ascii_hexdigit) {
+                // The size first: hex digits, at least one, within 64 bits
+                // (leading zeros aside).
+                let significant = digits.iter().skip_while(|&&b| b == b'0').count();
+                if !digits.iter().all(u8::is_ascii_hexdigit)
+                    || (digits.is_empty() && (after.is_some() || whole))
+                    || significant > 16
+                {
                     return Err(error(
                         "HPE_INVALID_CHUNK_SIZE",
                         format!("chunk size `{}`", String::from_utf8_lossy(digits)),
@@ -693,7 +733,7 @@ impl ResponseReader {
                     if text > MAX_CHUNK_EXTENSIONS {
                         return Err(extensions_overflow(text));
                     }
-                    if !complete && verdict == Extensions::Invalid {
+                    if verdict == Extensions::Invalid || (whole && verdict != Extensions::Valid) {
                         return Err(error("HPE_STRICT", "invalid character in chunk extensions"));
                     }
                 }
@@ -705,6 +745,7 @@ impl ResponseReader {
                 }
                 if complete {
                     self.trailer_text = text;
+                    trailer_valid(line)?;
                 }
             }
             _ => {}
@@ -1077,6 +1118,27 @@ mod tests {
             let error = reader.feed(start).expect_err("refused before its end");
             assert_eq!(error.code, code, "{}", String::from_utf8_lossy(start));
         }
+        // The size is judged before the extensions, complete or not, and a
+        // CR where no line may end fails at once (a third review).
+        let mut long = b"5x;a=".to_vec();
+        long.resize(long.len() + MAX_CHUNK_EXTENSIONS, b'b');
+        for (start, code) in [
+            (long, "HPE_INVALID_CHUNK_SIZE"),
+            (b";a".to_vec(), "HPE_INVALID_CHUNK_SIZE"),
+            (b"fffffffffffffffff".to_vec(), "HPE_INVALID_CHUNK_SIZE"),
+            (b"5;a=\"b\r".to_vec(), "HPE_STRICT"),
+        ] {
+            let mut reader = ResponseReader::new("GET");
+            reader.feed(chunked).expect("the head");
+            let error = reader.feed(&start).expect_err("refused before its end");
+            assert_eq!(error.code, code, "{}", String::from_utf8_lossy(&start));
+        }
+        let mut wire = chunked.to_vec();
+        wire.extend_from_slice(b"1\r\nx\r\n0\r\nX: a\x01b\r\n\r\n");
+        let error = ResponseReader::new("GET")
+            .feed(&wire)
+            .expect_err("a trailer's value");
+        assert_eq!(error.code, "HPE_INVALID_HEADER_TOKEN");
         let mut wire = chunked.to_vec();
         wire.extend_from_slice(b"1;a=\"\\\x01\"\r\nx\r\n0\r\n\r\n");
         let error = ResponseReader::new("GET")

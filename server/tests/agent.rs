@@ -215,14 +215,8 @@ async fn serve_conn(
             Act::Hang => {}
             Act::Trickle { bytes, every_ms } => {
                 let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {bytes}\r\n\r\n");
-                if stream.write_all(head.as_bytes()).await.is_err() {
+                if !then_every(&mut stream, head.as_bytes(), (b'.', bytes), every_ms).await {
                     return;
-                }
-                for _ in 0..bytes {
-                    tokio::time::sleep(Duration::from_millis(every_ms)).await;
-                    if stream.write_all(b".").await.is_err() {
-                        return;
-                    }
                 }
             }
             Act::CloseAfter(ms) => {
@@ -230,15 +224,9 @@ async fn serve_conn(
                 return;
             }
             Act::ChatterEvery(every_ms, times) => {
-                let ok = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
-                if stream.write_all(ok.as_bytes()).await.is_err() {
+                let ok = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+                if !then_every(&mut stream, ok, (b' ', times), every_ms).await {
                     return;
-                }
-                for _ in 0..times {
-                    tokio::time::sleep(Duration::from_millis(every_ms)).await;
-                    if stream.write_all(b" ").await.is_err() {
-                        return;
-                    }
                 }
             }
             Act::CutBody => {
@@ -272,6 +260,26 @@ async fn serve_conn(
             }
         }
     }
+}
+
+/// Writes `first`, then `byte` `times` times, `every_ms` apart: whether the
+/// client took it all.
+async fn then_every(
+    stream: &mut TcpStream,
+    first: &[u8],
+    (byte, times): (u8, u32),
+    every_ms: u64,
+) -> bool {
+    if stream.write_all(first).await.is_err() {
+        return false;
+    }
+    for _ in 0..times {
+        tokio::time::sleep(Duration::from_millis(every_ms)).await;
+        if stream.write_all(&[byte]).await.is_err() {
+            return false;
+        }
+    }
+    true
 }
 
 /// Counts keep-alive probes on an idle server socket: segments without data

@@ -1643,7 +1643,9 @@ async fn an_events_socket_through_the_middlebox_does_not_report_its_own_events()
 /// middlebox's buffer toward it is full: the kernel answers that close with
 /// a RST, and the record says so (found in review: it said `fin`); every
 /// byte it reported from the client is forwarded or counted dropped, and the
-/// server gets what it says was forwarded.
+/// server gets what it says was forwarded (what the middlebox's kernel held
+/// for it is dropped, counted so: a record-against-wire review found it
+/// counted forwarded while a server that never reads again never gets it).
 #[cfg(target_os = "linux")]
 #[tokio::test]
 async fn a_close_with_the_clients_bytes_unread_is_a_reset_and_recorded_so() {
@@ -1693,12 +1695,11 @@ async fn a_close_with_the_clients_bytes_unread_is_a_reset_and_recorded_so() {
         ),
         "a reset recorded, the client's first write after the close: {wrote:?}"
     );
-    // The server gets what was forwarded, then the end.
-    let mut got = Vec::new();
-    within("the server's bytes", server.read_to_end(&mut got))
-        .await
-        .unwrap();
-    assert_eq!(got.len() as u64, client_bytes);
+    // The server gets what was forwarded, then the end: a reset too, since
+    // what the middlebox's kernel still held for it (the server's window
+    // closed) is dropped at a stop, not left to go out after it.
+    let got = read_to_a_reset(&mut server).await;
+    assert_eq!(got, client_bytes);
 }
 
 /// The client's `tcpi_bytes_acked` less what it counted before any data:
@@ -1913,6 +1914,17 @@ async fn answer_until_full(server: &TcpStream) -> u64 {
         }
     }
     written
+}
+
+/// Reads until the connection ends, which must be a reset: the bytes read.
+async fn read_to_a_reset(stream: &mut TcpStream) -> u64 {
+    let (got, end) = read_to_the_end(stream).await;
+    assert_eq!(
+        end,
+        Err(io::ErrorKind::ConnectionReset),
+        "after {got} bytes"
+    );
+    got
 }
 
 /// Reads until the connection ends: the bytes read, and how it ended
@@ -2143,12 +2155,7 @@ async fn bytes_a_reset_discards_are_not_counted_forwarded() {
     } = rig.events.closed().await;
     assert_eq!(how, CloseHow::Rst);
     // What came before the reset can still be read; then the reset.
-    let (got, end) = read_to_the_end(&mut client).await;
-    assert_eq!(
-        end,
-        Err(io::ErrorKind::ConnectionReset),
-        "after {got} bytes"
-    );
+    read_to_a_reset(&mut client).await;
     let received = keepalive_lab_server::middlebox::tcp_info::read(&client)
         .expect("TCP_INFO")
         .bytes_received;
@@ -2326,12 +2333,7 @@ async fn a_close_that_goes_out_as_a_reset_does_not_count_its_send_queue_forwarde
     rig.middlebox.stop();
     let closed = rig.events.closed().await;
     assert_eq!(closed.how, CloseHow::Rst);
-    let (got, end) = read_to_the_end(&mut client).await;
-    assert_eq!(
-        end,
-        Err(io::ErrorKind::ConnectionReset),
-        "after {got} bytes"
-    );
+    let got = read_to_a_reset(&mut client).await;
     assert!(
         got < 1024 * 1024 && written > 2 * 1024 * 1024,
         "the middlebox held most of the answer: {got} of {written} bytes read"
@@ -2430,4 +2432,92 @@ async fn an_answer_read_before_the_clients_reset_counts_as_forwarded() {
     drop(client);
     let closed = rig.events.closed().await;
     assert_eq!(closed.totals(), (1, 100, 0), "{:#?}", rig.events.seen);
+}
+
+/// A mapping in front of a client that takes little (4 KiB of receive
+/// buffer) and reads nothing yet, expiring with `fin` 1 s after the server
+/// answered it 200 KiB, most of which the middlebox's kernel still holds
+/// for the client (a zero window): the rig, the client, and the `expired`
+/// event seen.
+#[cfg(target_os = "linux")]
+async fn an_answer_held_for_a_client_that_does_not_read(max_linger: Duration) -> (Rig, TcpStream) {
+    let settings = MiddleboxSettings {
+        preset: Preset::Custom,
+        idle_timeout_ms: 1_000,
+        on_expiry: OnExpiry::Fin,
+        probes_refresh: false,
+        scale: 1,
+    };
+    let limits = Limits {
+        max_linger,
+        ..limits()
+    };
+    let mut rig = Rig::start(settings, limits).await;
+    let (client, mut server) = rig.pair_with_a_client_that_takes_little().await;
+    within("the answer", server.write_all(&[b'a'; 200 * 1024]))
+        .await
+        .unwrap();
+    rig.events
+        .next("expired", |e| matches!(e, MiddleboxEvent::Expired { .. }))
+        .await;
+    (rig, client)
+}
+
+/// A close in order (`fin` at expiry) while the middlebox's kernel still
+/// holds bytes for a client that never reads again: they never reach it,
+/// so they are not forwarded. Kept until the end of `max_linger`, they are
+/// then counted dropped and the client reset so that they are (found in a
+/// record-against-wire review: `closed` counted them forwarded).
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn bytes_a_client_never_takes_after_a_close_in_order_are_dropped_not_forwarded() {
+    let (mut rig, mut client) =
+        an_answer_held_for_a_client_that_does_not_read(Duration::from_secs(1)).await;
+    let closed = rig.events.closed().await;
+    assert!(
+        rig.events
+            .any(|e| matches!(e, MiddleboxEvent::RstSent { side: Side::Client })),
+        "{:#?}",
+        rig.events.seen
+    );
+    assert_eq!((closed.by, closed.how), (Party::Middlebox, CloseHow::Rst));
+    let got = read_to_a_reset(&mut client).await;
+    assert!(
+        got < 100 * 1024,
+        "the middlebox held most of it: {got} bytes read"
+    );
+    assert_eq!(
+        closed.totals(),
+        (0, got, 200 * 1024 - got),
+        "forwarded is what the client read: {:#?}",
+        rig.events.seen
+    );
+}
+
+/// The same close, with a client that reads again after it: every byte
+/// reaches it, then the FIN, and `closed` (which waits for them) counts
+/// them forwarded.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn bytes_a_client_takes_after_a_close_in_order_are_forwarded_then_the_fin() {
+    let (mut rig, mut client) =
+        an_answer_held_for_a_client_that_does_not_read(Duration::from_secs(20)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    rig.events.drain();
+    assert!(
+        !rig.events
+            .any(|e| matches!(e, MiddleboxEvent::Closed { .. })),
+        "not over while bytes wait for the client: {:#?}",
+        rig.events.seen
+    );
+    let (got, end) = read_to_the_end(&mut client).await;
+    assert_eq!((got, end), (200 * 1024, Ok(0)));
+    let closed = rig.events.closed().await;
+    assert_eq!((closed.by, closed.how), (Party::Middlebox, CloseHow::Fin));
+    assert_eq!(
+        closed.totals(),
+        (0, 200 * 1024, 0),
+        "{:#?}",
+        rig.events.seen
+    );
 }

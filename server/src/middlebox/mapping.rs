@@ -22,7 +22,9 @@
 //!   (`rst`, `rst_either`) or the server (`rst_either`) is answered with an
 //!   RST, data, FIN or keep-alive probe alike.
 //! - **end**: both peers gone (FIN or RST), or, after expiry,
-//!   [`Limits::max_linger`](super::Limits::max_linger).
+//!   [`Limits::max_linger`](super::Limits::max_linger); then, if a side
+//!   closed in order still has bytes in its kernel's send queue (a zero
+//!   window), `closed` waits for them to go out ([`Mapping::deliver`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -366,6 +368,13 @@ pub struct Mapping {
     /// (found in review: the bytes were dropped and the RST passed on at
     /// once, so a response the server finished was never seen).
     resetting: Option<(Side, Instant)>,
+    /// Sides closed in order while their kernel still held bytes the
+    /// middlebox had written to them and not yet sent (a peer that stopped
+    /// reading: a zero window), kept once the mapping is over until those
+    /// bytes go out ([`Mapping::deliver`]): counted as forwarded at the
+    /// write, they reach a peer that never reads again never (found in a
+    /// record-against-wire review: `closed` counted them forwarded).
+    draining: Vec<(Side, TcpStream)>,
 }
 
 impl Mapping {
@@ -414,6 +423,7 @@ impl Mapping {
             last_close: (Party::Middlebox, CloseHow::Fin),
             ended: None,
             resetting: None,
+            draining: Vec::new(),
             inner,
         }
     }
@@ -473,6 +483,16 @@ impl Mapping {
         loop {
             self.settle();
             if let Some((by, how)) = self.ended {
+                // The sockets still held are let go first, so that `closed`
+                // counts what their last look finds and what they sent.
+                for side in SIDES {
+                    self.close_gracefully(side, true);
+                }
+                let how = match self.deliver(&mut stop).await {
+                    // The middlebox's own close went out as a reset after all.
+                    false if by == Party::Middlebox => CloseHow::Rst,
+                    _ => how,
+                };
                 self.finish(by, how);
                 return;
             }
@@ -502,7 +522,7 @@ impl Mapping {
             match ready {
                 // As at the end of `max_linger`, earlier: a new client needs
                 // the slot.
-                Ready::Evicted | Ready::Stop => self.close_both(),
+                Ready::Evicted | Ready::Stop => self.close_both(false),
                 Ready::Read(side) => self.on_read(side),
                 Ready::Write(side) => self.on_write(side),
                 Ready::Timer => self.on_timer(),
@@ -803,8 +823,13 @@ impl Mapping {
     /// middlebox had stopped reading them: its buffer toward the other side
     /// was full), which Linux answers with a RST (found in review: an expiry
     /// with `fin`, a stop, an eviction or the end of `max_linger` was
-    /// recorded `fin` while the wire had a reset).
-    fn close_gracefully(&mut self, side: Side) -> bool {
+    /// recorded `fin` while the wire had a reset). Bytes written to `side`
+    /// that its kernel has not sent yet (a zero window) go out before the
+    /// FIN if `side` reads again: with `wait`, the socket is kept until they
+    /// have ([`Mapping::deliver`]); without (a stop, a slot wanted, the end
+    /// of `max_linger`), they are lost now, counted dropped, and `side` is
+    /// reset so that they are (`false`).
+    fn close_gracefully(&mut self, side: Side, wait: bool) -> bool {
         let Some(sock) = self.peers[index(side)].sock.take() else {
             return true;
         };
@@ -826,14 +851,84 @@ impl Mapping {
             self.undelivered_dropped(side, &sock);
         }
         let _ = socket.shutdown(std::net::Shutdown::Write);
-        drop(sock);
-        !unread
+        if unread {
+            return false;
+        }
+        self.peers[index(side)].shut = true;
+        let unsent = tcp_info::read(&sock).map_or(0, |now| self.unsent(side, &now));
+        if unsent == 0 {
+            return true;
+        }
+        if wait {
+            self.draining.push((side, sock));
+            return true;
+        }
+        self.lose_unsent(side, sock);
+        false
     }
 
-    /// Closes both sides as the middlebox's own close: a FIN each, or, if
-    /// either went out as a reset (bytes left unread), recorded as one.
-    fn close_both(&mut self) {
-        let clean = SIDES.map(|side| self.close_gracefully(side));
+    /// What the middlebox wrote to `side` and its kernel has not sent is
+    /// lost: counted dropped, and `side` reset so that it is (closed in
+    /// order, its kernel would go on offering them to the peer).
+    fn lose_unsent(&mut self, side: Side, sock: TcpStream) {
+        self.undelivered_dropped(side, &sock);
+        reset(sock);
+        self.flush();
+        self.emit(MiddleboxEvent::RstSent { side });
+    }
+
+    /// Once the mapping is over: waits until the sides closed with bytes
+    /// their kernel had not sent ([`Mapping::draining`]) have sent them
+    /// (a peer reading again), looking at `TCP_INFO` from every 10 ms to
+    /// every 250 ms. At most `max_linger` (after the expiry, for a mapping
+    /// that expired), cut short by a stop or a new client's need of the
+    /// slot (it lingers meanwhile); then what is left is lost
+    /// ([`Mapping::lose_unsent`]). Whether every byte went out.
+    async fn deliver(&mut self, stop: &mut watch::Receiver<bool>) -> bool {
+        if self.draining.is_empty() {
+            return true;
+        }
+        let by = self.expired_at.unwrap_or_else(Instant::now) + self.inner.limits().max_linger;
+        if self.lingering.is_none() {
+            self.lingering = Some(self.inner.linger(self.id, self.charged_ip));
+        }
+        let mut interval = POLL_MIN;
+        loop {
+            let mut i = 0;
+            while let Some((side, sock)) = self.draining.get(i) {
+                if tcp_info::read(sock).is_some_and(|now| self.unsent(*side, &now) > 0) {
+                    i += 1;
+                } else {
+                    let (side, sock) = self.draining.swap_remove(i);
+                    self.last_look(side, &sock);
+                }
+            }
+            if self.draining.is_empty() {
+                return true;
+            }
+            let now = Instant::now();
+            if now >= by {
+                break;
+            }
+            tokio::select! {
+                () = stopped(stop) => break,
+                () = evicted(self.lingering.as_ref().map(|(evict, _)| evict)) => break,
+                () = tokio::time::sleep_until((now + interval).min(by)) => {}
+            }
+            interval = (interval * 2).min(POLL_FORGOTTEN_MIN);
+        }
+        for (side, sock) in std::mem::take(&mut self.draining) {
+            self.last_look(side, &sock);
+            self.lose_unsent(side, sock);
+        }
+        false
+    }
+
+    /// Closes both sides as the middlebox's own close (`wait`: see
+    /// [`Mapping::close_gracefully`]): a FIN each, or, if either went out
+    /// as a reset, recorded as one.
+    fn close_both(&mut self, wait: bool) {
+        let clean = SIDES.map(|side| self.close_gracefully(side, wait));
         let how = if clean.iter().all(|&c| c) {
             CloseHow::Fin
         } else {
@@ -869,7 +964,7 @@ impl Mapping {
             }
             Some(at) => {
                 if now >= at + self.inner.limits().max_linger {
-                    self.close_both();
+                    self.close_both(false);
                 }
             }
         }
@@ -981,7 +1076,7 @@ impl Mapping {
                 self.reset_side(Side::Server);
                 self.ended = Some((Party::Middlebox, CloseHow::Rst));
             }
-            OnExpiry::Fin => self.close_both(),
+            OnExpiry::Fin => self.close_both(true),
             OnExpiry::Rst | OnExpiry::RstEither | OnExpiry::Silent => {
                 // Lingers: the first to go when a new client needs a slot.
                 self.lingering = Some(self.inner.linger(self.id, self.charged_ip));
@@ -1193,11 +1288,6 @@ impl Mapping {
 
     /// Reports the end and lets the sockets go.
     fn finish(&mut self, by: Party, how: CloseHow) {
-        // The sockets still held are let go first, so that `closed` counts
-        // what their last look finds.
-        for side in SIDES {
-            self.close_gracefully(side);
-        }
         self.flush();
         self.discard_buffers();
         // Reported as arrived, never read: gone with the sockets.

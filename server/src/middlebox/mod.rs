@@ -74,6 +74,13 @@
 //! a cap, the oldest lingering mapping (the client's own, at the cap per
 //! client) is closed the same way at once, so that a new client gets its
 //! slot: a real middlebox has forgotten it already.
+//!
+//! A proxy also holds bytes a real middlebox never does: what it wrote
+//! toward a peer whose window is closed waits in its kernel. When the
+//! mapping ends in order with such bytes unsent, its `closed` waits for them
+//! to go out (the peer reading again), within `max_linger` and as a
+//! lingering mapping; if they do not, they are counted dropped and that
+//! side is reset so that they are, as they are at once at a stop.
 
 pub mod cli;
 pub mod lab;

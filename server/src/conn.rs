@@ -180,8 +180,9 @@ pub struct Conn {
     /// Server clock when the first byte after the mark arrived (a head has
     /// started), for the header-read guard.
     head_since_us: AtomicU64,
-    /// Plain HTTP/1.1, a client that pipelines: where in `bytes_in` a head
-    /// ended inside a read that also brought the next head's first bytes
+    /// HTTP/1.1, a client that pipelines: where in `bytes_in` (over TLS, in
+    /// `plain_in`) a head ended inside a read that also brought the next
+    /// head's first bytes
     /// (the last such read's last head end; 0: none). Bytes past it are the
     /// next head arriving, not the requests' before it
     /// ([`Conn::mark_request_bytes`]).
@@ -190,6 +191,13 @@ pub struct Conn {
     /// yet: the requests whose bytes end at `head_end_in`. The one after
     /// them is the head that began there.
     heads_to_end: AtomicU32,
+    /// HTTP/1.1 over TLS: its `bytes_in` are TLS records, which say nothing
+    /// of where a head ends, so the head ends of reads that bring the next
+    /// head's first bytes are found in the plaintext hyper reads above TLS
+    /// ([`Conn::note_plain_read`]) and `head_end_in` counts in `plain_in`.
+    over_tls: AtomicBool,
+    /// HTTP/1.1 over TLS: the plaintext bytes hyper has read so far.
+    plain_in: AtomicU64,
     /// The watchdog's task, woken whenever the idle/busy state changes or the
     /// connection moves to another owner: the watchdog re-evaluates then. Not
     /// woken for a change made in [`Conn::watched_in`]'s task (see
@@ -444,6 +452,8 @@ impl Conn {
             head_since_us: AtomicU64::new(0),
             head_end_in: AtomicU64::new(0),
             heads_to_end: AtomicU32::new(0),
+            over_tls: AtomicBool::new(false),
+            plain_in: AtomicU64::new(0),
             activity: AtomicWaker::new(),
             epoch: AtomicU64::new(0),
             watched_in: OnceLock::new(),
@@ -986,7 +996,7 @@ impl Conn {
     fn mark_request_bytes(&self, has_body: bool) {
         let now = self.counters.bytes_in();
         let end = self.head_end_in.load(Ordering::Relaxed);
-        if !has_body && end != 0 && end < now {
+        if !has_body && end != 0 && end < self.head_units(now) {
             // Timed from now (the answer; at a request's start, replaced at
             // its answer), not from the read that brought it: a head behind
             // a request slower than the guard would be cut the moment that
@@ -994,7 +1004,14 @@ impl Conn {
             // rare case only (bench figure 1).
             let at = self.lab.tracker().clock().now_us();
             self.head_since_us.store(at, Ordering::Relaxed);
-            self.bytes_in_mark.store(end, Ordering::Release);
+            // Over TLS the head's end is a place in the plaintext, not in
+            // the records: any mark short of them says a head is arriving.
+            let mark = if self.over_tls.load(Ordering::Relaxed) {
+                now.saturating_sub(1)
+            } else {
+                end
+            };
+            self.bytes_in_mark.store(mark, Ordering::Release);
         } else {
             self.bytes_in_mark.store(now, Ordering::Release);
         }
@@ -1016,7 +1033,32 @@ impl Conn {
         self.mark_request_bytes(has_body);
     }
 
-    /// Plain HTTP/1.1: `read`, just read when `bytes_in` was `was`. A read that ends inside a head after one or more heads ended
+    /// `now` (`bytes_in`) in the units of `head_end_in`: the plaintext read
+    /// so far over TLS ([`Conn::over_tls`]), `now` itself on the plain ports.
+    fn head_units(&self, now: u64) -> u64 {
+        if self.over_tls.load(Ordering::Relaxed) {
+            self.plain_in.load(Ordering::Relaxed)
+        } else {
+            now
+        }
+    }
+
+    /// HTTP/1.1 over TLS: `read`, plaintext hyper just read above TLS,
+    /// looked at for head ends as the plain ports look at the socket's reads
+    /// (found in review: a head begun in the same record as the request
+    /// before it, then stopped part-way, was closed as idle at the idle
+    /// timeout, not by the header-read guard).
+    pub(crate) fn note_plain_read(&self, read: &[u8]) {
+        let was = self
+            .plain_in
+            .fetch_add(read.len() as u64, Ordering::Relaxed);
+        if !self.body_unfinished.load(Ordering::Relaxed) && !self.upgraded.load(Ordering::Relaxed) {
+            self.note_read(read, was);
+        }
+    }
+
+    /// HTTP/1.1: `read`, just read when `bytes_in` (over TLS, `plain_in`)
+    /// was `was`. A read that ends inside a head after one or more heads ended
     /// in it (a client that pipelines) sets `head_end_in` at the last of
     /// them. A read that ends a head (nearly every one) is looked at in its
     /// last four bytes only (bench figure 1).
@@ -1479,6 +1521,7 @@ impl Conn {
     /// review: such a slow head was closed as idle).
     pub fn secured(&self, http2: bool, alpn: Option<String>, tls_version: String, early: bool) {
         self.http2.store(http2, Ordering::Relaxed);
+        self.over_tls.store(!http2, Ordering::Relaxed);
         if http2 {
             *self.h2.lock().unwrap_or_else(|p| p.into_inner()) = Some(Box::default());
         }

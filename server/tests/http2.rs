@@ -2748,3 +2748,114 @@ async fn a_request_then_a_fin_at_the_idle_deadline_is_records_unread_when_not_re
     }
     panic!("no race in 40 attempts ({answered} answered)");
 }
+
+/// HTTP/1.1 over TLS: the next request's head begun in the same record as
+/// the request before it (a client that pipelines), then stopped part-way,
+/// is a head arriving once that request is answered: the header-read guard
+/// closes it, not the idle timer, as on the plain ports (was `idle_timeout`
+/// at the idle timeout: the bytes counted there are TLS records, which say
+/// nothing of where a head ends, so all were the first request's).
+#[tokio::test]
+async fn a_head_pipelined_in_the_same_record_as_the_request_before_is_arriving_not_idle() {
+    use tokio::io::AsyncWriteExt as _;
+    const IDLE: std::time::Duration = std::time::Duration::from_secs(5);
+    let lab = start_tls(Config {
+        header_read_timeout: std::time::Duration::from_millis(400),
+        ..common::config_with_idle(IDLE)
+    })
+    .await;
+    let mut viewer = Viewer::connect(lab.addr).await;
+    for whole in [1, 2] {
+        let mut sent = Vec::new();
+        for _ in 0..whole {
+            sent.extend(common::request_bytes("GET", "/api/fast", b""));
+        }
+        sent.extend_from_slice(b"GET /api/fast HTTP/1.1\r\nHo");
+        let (mut tls, conn) = connected_h1(&lab, &mut viewer).await;
+        let started = std::time::Instant::now();
+        tls.write_all(&sent).await.expect("one write, one record");
+        tls.flush().await.expect("flush");
+        closed_after_its_answers(
+            (&mut viewer, conn, &mut tls),
+            CloseReason::HeaderReadTimeout,
+            whole,
+            (started, IDLE),
+        )
+        .await;
+    }
+}
+
+/// HTTP/1.1 over TLS: a head pipelined part-way and finished in a later
+/// record is its own request's: answered, the connection is idle and the
+/// idle timer closes it, not the header-read guard.
+#[tokio::test]
+async fn a_pipelined_head_finished_in_a_later_record_leaves_the_connection_idle() {
+    use tokio::io::AsyncWriteExt as _;
+    const HEAD: std::time::Duration = std::time::Duration::from_secs(5);
+    let lab = start_tls(Config {
+        header_read_timeout: HEAD,
+        ..common::config_with_idle(std::time::Duration::from_millis(400))
+    })
+    .await;
+    let mut viewer = Viewer::connect(lab.addr).await;
+    let get = common::request_bytes("GET", "/api/fast", b"");
+    let (mut tls, conn) = connected_h1(&lab, &mut viewer).await;
+    tls.write_all(&[&get[..], &get[..9]].concat())
+        .await
+        .expect("write");
+    tls.flush().await.expect("flush");
+    // Its own record, read on its own: the server has taken in the first.
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    tls.write_all(&get[9..]).await.expect("write");
+    tls.flush().await.expect("flush");
+    let started = std::time::Instant::now();
+    closed_after_its_answers(
+        (&mut viewer, conn, &mut tls),
+        CloseReason::IdleTimeout,
+        2,
+        (started, HEAD),
+    )
+    .await;
+}
+
+/// A connection to the h1-only TLS port, and its id as the viewer heard it
+/// opened.
+async fn connected_h1(lab: &TlsLab, viewer: &mut Viewer) -> (TlsStream<TcpStream>, ConnId) {
+    let tls = connect(lab.h1, &lab.identity).await;
+    let local = tls.get_ref().0.local_addr().expect("address");
+    let conn = opened_from(viewer, &local.to_string()).await;
+    (tls, conn)
+}
+
+/// `conn`'s close, checked to be `reason` after `requests` requests, sooner
+/// than `limit` after `since`, in order (`close_notify`, FIN) after an
+/// answer to each.
+async fn closed_after_its_answers(
+    (viewer, conn, tls): (&mut Viewer, ConnId, &mut TlsStream<TcpStream>),
+    reason: CloseReason,
+    requests: u32,
+    (since, limit): (std::time::Instant, std::time::Duration),
+) {
+    use tokio::io::AsyncReadExt as _;
+    let closed = viewer.closed(conn).await;
+    assert_eq!(
+        (&closed.reason, closed.requests),
+        (&reason, requests),
+        "{closed:?}"
+    );
+    assert!(
+        since.elapsed() < limit,
+        "closed after {:?}",
+        since.elapsed()
+    );
+    let mut answers = Vec::new();
+    within("the close", tls.read_to_end(&mut answers))
+        .await
+        .expect("an orderly close");
+    let answers = String::from_utf8_lossy(&answers);
+    assert_eq!(
+        answers.matches("HTTP/1.1 200").count(),
+        requests as usize,
+        "{answers}"
+    );
+}

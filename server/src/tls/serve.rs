@@ -401,7 +401,8 @@ async fn handshake_deadline(conn: &Conn, head: Duration, idle: Duration) -> Clos
 /// The TLS stream of an HTTP/1.1 connection.
 type Tls = tokio_rustls::server::TlsStream<TrackedStream>;
 
-/// The TLS stream of an HTTP/1.1 connection, telling its connection when
+/// The TLS stream of an HTTP/1.1 connection, telling its connection the
+/// plaintext read ([`Conn::note_plain_read`]: where heads end) and when
 /// the client's `close_notify` ends what it sends ([`Conn::peer_eof`]):
 /// TLS reads nothing after it, so the socket's own read never sees the FIN
 /// that follows (found in review: a client that closed mid-head with
@@ -476,8 +477,13 @@ impl AsyncRead for PeerEof {
         };
         let (before, room) = (buf.filled().len(), buf.remaining());
         let poll = Pin::new(inner).poll_read(cx, buf);
-        if matches!(poll, Poll::Ready(Ok(()))) && room > 0 && buf.filled().len() == before {
-            this.conn.peer_eof();
+        if matches!(poll, Poll::Ready(Ok(()))) && room > 0 {
+            let read = &buf.filled()[before..];
+            if read.is_empty() {
+                this.conn.peer_eof();
+            } else {
+                this.conn.note_plain_read(read);
+            }
         }
         poll
     }

@@ -764,8 +764,9 @@ pub enum MiddleboxEvent {
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         transitory: bool,
     },
-    /// Something arrived for a forgotten mapping and was not forwarded.
-    /// Aggregated like `refreshed`.
+    /// Something arrived for a forgotten mapping and was not forwarded (or,
+    /// bytes, for a mapping that is over while what it wrote toward that
+    /// side still goes out). Aggregated like `refreshed`.
     ///
     /// ```json
     /// {"kind": "dropped", "side": "server", "bytes": 161, "count": 1, "probes": 0}
@@ -816,7 +817,10 @@ pub enum MiddleboxEvent {
         by: Party,
         /// How. The middlebox's own close is `rst` when either side's went
         /// out as a reset: a close meant in order with bytes that side sent
-        /// still unread (the kernel answers such a close with a RST).
+        /// still unread (the kernel answers such a close with a RST), or
+        /// with bytes written toward that side that never went out (it was
+        /// reset so that they are lost: `rst_sent`). A side that resets
+        /// while those bytes wait ends it (`by` that side, `rst`).
         how: CloseHow,
         /// Whether it had expired first.
         after_expiry: bool,

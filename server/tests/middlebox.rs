@@ -2486,12 +2486,7 @@ async fn bytes_a_client_never_takes_after_a_close_in_order_are_dropped_not_forwa
         got < 100 * 1024,
         "the middlebox held most of it: {got} bytes read"
     );
-    assert_eq!(
-        closed.totals(),
-        (0, got, 200 * 1024 - got),
-        "forwarded is what the client read: {:#?}",
-        rig.events.seen
-    );
+    reached_the_client(&rig, &closed, got);
 }
 
 /// The same close, with a client that reads again after it: every byte
@@ -2517,6 +2512,89 @@ async fn bytes_a_client_takes_after_a_close_in_order_are_forwarded_then_the_fin(
     assert_eq!(
         closed.totals(),
         (0, 200 * 1024, 0),
+        "{:#?}",
+        rig.events.seen
+    );
+}
+
+/// A client that resets while the middlebox's bytes for it wait (its
+/// program gave up: it had bytes unread, so its close is a reset) ends the
+/// mapping then, with its reset: the middlebox sends none, and what its
+/// kernel still held is dropped with it (found in review: the wait ran to
+/// the end of `max_linger`, and the record said the middlebox reset it).
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn a_client_that_resets_while_its_answer_waits_ends_the_mapping_then() {
+    let (mut rig, client) =
+        an_answer_held_for_a_client_that_does_not_read(Duration::from_secs(20)).await;
+    let received = keepalive_lab_server::middlebox::tcp_info::read(&client)
+        .expect("TCP_INFO")
+        .bytes_received;
+    let reset_at = std::time::Instant::now();
+    drop(client);
+    let closed = rig.events.closed().await;
+    assert!(
+        reset_at.elapsed() < Duration::from_secs(2),
+        "closed {:?} after the reset",
+        reset_at.elapsed()
+    );
+    assert_eq!((closed.by, closed.how), (Party::Client, CloseHow::Rst));
+    sent_no_reset(&rig);
+    reached_the_client(&rig, &closed, received);
+}
+
+/// What a client sends while the middlebox's bytes for it wait is read and
+/// dropped, reported as it comes: the close that follows once the client
+/// has everything is the FIN the record says (found in review: left
+/// unread, it turned the close into a reset recorded `fin`).
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn bytes_a_client_sends_while_its_answer_waits_are_dropped_and_the_close_stays_in_order() {
+    let (mut rig, mut client) =
+        an_answer_held_for_a_client_that_does_not_read(Duration::from_secs(20)).await;
+    client.write_all(b"0123456789").await.unwrap();
+    rig.events
+        .next("the late bytes", |e| {
+            matches!(
+                e,
+                MiddleboxEvent::Dropped {
+                    side: Side::Client,
+                    bytes: 10,
+                    ..
+                }
+            )
+        })
+        .await;
+    let (got, end) = read_to_the_end(&mut client).await;
+    assert_eq!((got, end), (200 * 1024, Ok(0)));
+    let closed = rig.events.closed().await;
+    assert_eq!((closed.by, closed.how), (Party::Middlebox, CloseHow::Fin));
+    assert_eq!(
+        closed.totals(),
+        (0, 200 * 1024, 10),
+        "{:#?}",
+        rig.events.seen
+    );
+    sent_no_reset(&rig);
+}
+
+/// `closed` of [`an_answer_held_for_a_client_that_does_not_read`]: the
+/// `reached` bytes forwarded to the client, the rest of its 200 KiB dropped.
+#[cfg(target_os = "linux")]
+fn reached_the_client(rig: &Rig, closed: &Closed, reached: u64) {
+    assert_eq!(
+        closed.totals(),
+        (0, reached, 200 * 1024 - reached),
+        "forwarded is what reached the client: {:#?}",
+        rig.events.seen
+    );
+}
+
+/// The middlebox reset neither side.
+fn sent_no_reset(rig: &Rig) {
+    assert!(
+        !rig.events
+            .any(|e| matches!(e, MiddleboxEvent::RstSent { .. })),
         "{:#?}",
         rig.events.seen
     );

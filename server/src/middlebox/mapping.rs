@@ -488,11 +488,8 @@ impl Mapping {
                 for side in SIDES {
                     self.close_gracefully(side, true);
                 }
-                let how = match self.deliver(&mut stop).await {
-                    // The middlebox's own close went out as a reset after all.
-                    false if by == Party::Middlebox => CloseHow::Rst,
-                    _ => how,
-                };
+                // Who ended it, if a side still draining did not end in order.
+                let (by, how) = self.deliver(&mut stop).await.unwrap_or((by, how));
                 self.finish(by, how);
                 return;
             }
@@ -880,48 +877,107 @@ impl Mapping {
     /// Once the mapping is over: waits until the sides closed with bytes
     /// their kernel had not sent ([`Mapping::draining`]) have sent them
     /// (a peer reading again), looking at `TCP_INFO` from every 10 ms to
-    /// every 250 ms. At most `max_linger` (after the expiry, for a mapping
-    /// that expired), cut short by a stop or a new client's need of the
-    /// slot (it lingers meanwhile); then what is left is lost
-    /// ([`Mapping::lose_unsent`]). Whether every byte went out.
-    async fn deliver(&mut self, stop: &mut watch::Receiver<bool>) -> bool {
-        if self.draining.is_empty() {
-            return true;
+    /// every 250 ms, and at once when something arrives: what a peer sends
+    /// meanwhile is read and dropped (nothing is forwarded any more; left
+    /// unread, the close would go out as a reset), and a peer's reset ends
+    /// its side's wait (its kernel drops the send queue, which
+    /// `tcpi_notsent_bytes` goes on counting: found in review, the wait ran
+    /// to its end and the middlebox was said to have reset it). At most
+    /// `max_linger` (after the expiry, for a mapping that expired), cut
+    /// short by a stop or a new client's need of the slot (it lingers
+    /// meanwhile); then what is left is lost ([`Mapping::lose_unsent`]).
+    /// `None` when every byte went out, else who ended it and how.
+    async fn deliver(&mut self, stop: &mut watch::Receiver<bool>) -> Option<(Party, CloseHow)> {
+        let mut draining = std::mem::take(&mut self.draining);
+        if draining.is_empty() {
+            return None;
         }
         let by = self.expired_at.unwrap_or_else(Instant::now) + self.inner.limits().max_linger;
         if self.lingering.is_none() {
             self.lingering = Some(self.inner.linger(self.id, self.charged_ip));
         }
+        let mut end = None;
+        let mut scratch = vec![0u8; 16 * 1024];
         let mut interval = POLL_MIN;
         loop {
             let mut i = 0;
-            while let Some((side, sock)) = self.draining.get(i) {
-                if tcp_info::read(sock).is_some_and(|now| self.unsent(*side, &now) > 0) {
+            while let Some((side, sock)) = draining.get(i) {
+                let side = *side;
+                let reset = self.drop_arrivals(side, sock, &mut scratch);
+                let sent =
+                    !reset && tcp_info::read(sock).is_none_or(|now| self.unsent(side, &now) == 0);
+                if !reset && !sent {
                     i += 1;
-                } else {
-                    let (side, sock) = self.draining.swap_remove(i);
-                    self.last_look(side, &sock);
+                    continue;
+                }
+                let (_, sock) = draining.swap_remove(i);
+                self.last_look(side, &sock);
+                if reset {
+                    self.peer_reset_dropped(side, &sock);
+                    end = Some((party(side), CloseHow::Rst));
                 }
             }
-            if self.draining.is_empty() {
-                return true;
+            if self.flush_due.is_some_and(|due| Instant::now() >= due) {
+                self.flush();
+            }
+            if draining.is_empty() {
+                return end;
             }
             let now = Instant::now();
             if now >= by {
                 break;
             }
+            let wake = self.flush_due.map_or(by, |due| due.min(by));
+            // A side whose FIN was read has nothing more to wake it for.
+            let watched = |k: usize| {
+                draining
+                    .get(k)
+                    .filter(|(side, _)| !self.peers[index(*side)].eof)
+                    .map(|(_, sock)| sock)
+            };
             tokio::select! {
                 () = stopped(stop) => break,
                 () = evicted(self.lingering.as_ref().map(|(evict, _)| evict)) => break,
-                () = tokio::time::sleep_until((now + interval).min(by)) => {}
+                _ = readable(watched(0)) => {}
+                _ = readable(watched(1)) => {}
+                () = tokio::time::sleep_until((now + interval).min(wake)) => {}
             }
             interval = (interval * 2).min(POLL_FORGOTTEN_MIN);
         }
-        for (side, sock) in std::mem::take(&mut self.draining) {
+        for (side, sock) in draining {
+            self.drop_arrivals(side, &sock, &mut scratch);
             self.last_look(side, &sock);
             self.lose_unsent(side, sock);
         }
-        false
+        Some((Party::Middlebox, CloseHow::Rst))
+    }
+
+    /// While `side`'s socket drains: reads what it sent and drops it,
+    /// reported as `dropped`; whether it reset the connection.
+    fn drop_arrivals(&mut self, side: Side, sock: &TcpStream, scratch: &mut [u8]) -> bool {
+        let i = index(side);
+        loop {
+            match sock.try_read(scratch) {
+                Ok(0) => {
+                    self.peers[i].eof = true;
+                    break;
+                }
+                Ok(n) => {
+                    let new = self.peers[i].take_read(n);
+                    self.dropped_bytes += n as u64 - new;
+                    if new > 0 {
+                        let tally = &mut self.pending.dropped[i];
+                        tally.bytes += new;
+                        tally.count += 1;
+                        self.dropped_bytes += new;
+                        self.schedule_flush();
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(_) => return true,
+            }
+        }
+        matches!(sock.take_error(), Ok(Some(_)))
     }
 
     /// Closes both sides as the middlebox's own close (`wait`: see

@@ -107,7 +107,8 @@ pub use lab::{serve_all_in_lab, serve_in_lab};
 /// Caps of one middlebox: nothing it holds grows without bound.
 #[derive(Debug, Clone)]
 pub struct Limits {
-    /// Mappings open at once, expired ones still lingering included. Past
+    /// Mappings open at once, lingering ones included (expired, or over
+    /// with bytes still going out: [`mapping::Mapping`]). Past
     /// it, a new client gets an RST and a `refused` event.
     pub max_mappings: usize,
     /// Mappings open at once for one client address (in the lab, the
@@ -118,7 +119,10 @@ pub struct Limits {
     /// stops reading that side (TCP backpressure), it never buffers more.
     pub buffer_bytes: usize,
     /// How long an expired mapping's sockets are kept, waiting for the peers
-    /// to give up, before the middlebox closes them itself.
+    /// to give up, before the middlebox closes them itself; and how long a
+    /// side closed in order keeps the bytes its kernel has not sent yet
+    /// (from the expiry for a mapping that expired, else from its end)
+    /// before they are dropped and it is reset.
     pub max_linger: Duration,
     /// How long connecting to the server may take.
     pub connect_timeout: Duration,
@@ -239,13 +243,15 @@ pub(crate) struct Inner {
     clients: Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>,
     /// Flipped once to stop the accept loop and close every mapping.
     stop: watch::Sender<bool>,
-    /// Expired mappings still lingering (their sockets kept to answer late
-    /// packets), oldest first: the first to give up their slot to a new
+    /// Mappings still lingering (expired, their sockets kept to answer late
+    /// packets; or over, their sockets kept while the bytes their kernels
+    /// hold go out), oldest first: the first to give up their slot to a new
     /// client at a cap ([`Inner::evict`]).
     lingering: std::sync::Mutex<std::collections::VecDeque<Lingerer>>,
 }
 
-/// An expired mapping that lingers, and how to tell it to go.
+/// A mapping that lingers (expired, or over with bytes still going out),
+/// and how to tell it to go.
 #[derive(Debug)]
 pub(crate) struct Lingerer {
     /// Which.
@@ -327,7 +333,7 @@ impl Middlebox {
         self.inner.tracker().subscribe().2
     }
 
-    /// Mappings open now (lingering expired ones included).
+    /// Mappings open now (lingering ones included).
     pub fn open_mappings(&self) -> usize {
         self.inner.limits.max_mappings - self.inner.slots.available_permits()
     }
@@ -603,7 +609,8 @@ impl Inner {
         drop((permit, share));
     }
 
-    /// Registers expired mapping `id` of the client at `ip` as lingering;
+    /// Registers mapping `id` of the client at `ip` as lingering (expired,
+    /// or over with bytes still going out);
     /// the ticket takes it off the list when the mapping ends.
     pub(crate) fn linger(
         self: &Arc<Self>,

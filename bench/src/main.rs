@@ -86,7 +86,7 @@ usage: keepalive-lab-bench [--out FILE] [--dist DIR] [--quick]
                     event's latency in the order the page applied it, the first burst's
                     count, every frame interval) into PREFIX-{lab,bare,drawing}-{light,lesson,load}.json
                     (the single bursts of 200 and the load: their first round)
-  --lesson-only     figures 3-4 at lesson scale only (about 6 minutes): no load phase (its
+  --lesson-only     figures 3-4 at lesson scale only (about 14 minutes): no load phase (its
                     rows show as skipped); the rounds run the single bursts of 200 alone
   --compare OTHER   instead of the figures: figure 1's load on this build's lab and on the
                     lab of OTHER (another keepalive-lab-bench binary, e.g. a copy built from

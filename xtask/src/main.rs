@@ -16,7 +16,7 @@
 //! - `dist`: `build`, then one self-contained release binary with the page
 //!   built in (`--features embedded-assets`); prints its path last.
 //! - `bench [BENCH FLAGS]`: `build`, then the `bench/` harness, which writes
-//!   `BENCHMARKS.md` (several minutes).
+//!   `BENCHMARKS.md` (about 30 minutes on 2 cores).
 
 mod minify;
 
@@ -40,7 +40,7 @@ usage: cargo xtask <command>
   test                  build, then run every test, then fmt, clippy and doc-link checks
   dist                  one self-contained release binary with the page built in; prints its path
   bench [BENCH FLAGS]   build, then measure the lab against plain axum into BENCHMARKS.md
-                        (several minutes; flags: see `cargo run -p keepalive-lab-bench -- --help`)";
+                        (about 30 minutes on 2 cores; flags: see `cargo run -p keepalive-lab-bench -- --help`)";
 
 type Result<T = ()> = std::result::Result<T, String>;
 

@@ -132,21 +132,26 @@ Node.js-style http.Agent, and prints one JSON line per event.\n\n\
   --keep-alive                 keep sockets in a free pool (Node's keepAlive; default off)\n\
   --keep-alive-msecs N         TCP keep-alive initial delay, ms (default 1000; whole\n\
                                seconds, rounded down; under 1000 leaves the system default)\n\
-  --max-sockets N|Infinity     sockets per host:port (default Infinity)\n\
-  --max-total-sockets N|Infinity  sockets in total (default Infinity)\n\
+  --max-sockets N|Infinity     sockets per host:port (default Infinity; N 1 to {SOCKET_CEILING})\n\
+  --max-total-sockets N|Infinity  sockets in total (default Infinity; N 1 to {SOCKET_CEILING})\n\
   --max-free-sockets N         free sockets kept per host:port (default 256)\n\
   --scheduling lifo|fifo       which free socket first (default lifo)\n\
   --timeout MS                 socket idle timeout (Node's agent timeout; default none)\n\
   --request-timeout MS         abort a request idle this long (axios' timeout)\n\
   --keep-alive-timeout-buffer MS  subtracted from a server's Keep-Alive: timeout (default 1000)\n\
-  --every MS                   between requests (default 1000; 0: all at once)\n\
+  --every MS                   between requests (default 1000; 0: all at once; at most {MAX_EVERY_MS})\n\
   --count N                    requests (default 1, at most {MAX_COUNT})\n\
   --linger MS                  keep the agent after the last response (default 0)\n\
   --method GET|HEAD            (default GET)\n\
   --connection VALUE           a Connection header the requests set themselves\n\n\
+The lab's bounds, where Node has none: at most {SOCKET_CEILING} sockets open at once, even\n\
+with Infinity (past it requests wait); a run may plan at most {planned} s (every x (count - 1)\n\
++ linger) and ends after {longest} s whatever is left.\n\n\
 The Connection header is keep-alive unless --keep-alive is off and --max-sockets is\n\
 Infinity (then close); with keep-alive off and a finite --max-sockets it says keep-alive\n\
-and the socket is still destroyed after each response.\n"
+and the socket is still destroyed after each response.\n",
+        planned = MAX_PLANNED_MS / 1000,
+        longest = MAX_DURATION.as_secs(),
     )
 }
 

@@ -2441,6 +2441,18 @@ async fn an_answer_read_before_the_clients_reset_counts_as_forwarded() {
 /// event seen.
 #[cfg(target_os = "linux")]
 async fn an_answer_held_for_a_client_that_does_not_read(max_linger: Duration) -> (Rig, TcpStream) {
+    let (rig, client, _) = held_for_who_does_not_read(max_linger, None).await;
+    (rig, client)
+}
+
+/// As [`an_answer_held_for_a_client_that_does_not_read`], and with
+/// `upload`, in front of [`a_server_that_never_reads`] to which the client
+/// has sent that much: the rig, the client, the server.
+#[cfg(target_os = "linux")]
+async fn held_for_who_does_not_read(
+    max_linger: Duration,
+    upload: Option<usize>,
+) -> (Rig, TcpStream, TcpStream) {
     let settings = MiddleboxSettings {
         preset: Preset::Custom,
         idle_timeout_ms: 1_000,
@@ -2452,15 +2464,24 @@ async fn an_answer_held_for_a_client_that_does_not_read(max_linger: Duration) ->
         max_linger,
         ..limits()
     };
-    let mut rig = Rig::start(settings, limits).await;
-    let (client, mut server) = rig.pair_with_a_client_that_takes_little().await;
+    let upstream = match upload {
+        Some(_) => a_server_that_never_reads(),
+        None => TcpListener::bind("127.0.0.1:0").await.unwrap(),
+    };
+    let mut rig = Rig::start_before(upstream, settings, limits).await;
+    let (mut client, mut server) = rig.pair_with_a_client_that_takes_little().await;
     within("the answer", server.write_all(&[b'a'; 200 * 1024]))
         .await
         .unwrap();
+    if let Some(upload) = upload {
+        within("the upload", client.write_all(&vec![b'u'; upload]))
+            .await
+            .unwrap();
+    }
     rig.events
         .next("expired", |e| matches!(e, MiddleboxEvent::Expired { .. }))
         .await;
-    (rig, client)
+    (rig, client, server)
 }
 
 /// A close in order (`fin` at expiry) while the middlebox's kernel still
@@ -2598,4 +2619,31 @@ fn sent_no_reset(rig: &Rig) {
         "{:#?}",
         rig.events.seen
     );
+}
+
+/// Both sides' bytes waiting (a client and a server that read nothing),
+/// and the client resets: its reset stays the record's end when the
+/// middlebox then gives the server's side up at the end of `max_linger`
+/// (found in review: the middlebox's reset replaced it, and the client's
+/// was in no event).
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn a_peers_reset_stays_on_the_record_when_the_other_side_is_given_up() {
+    let (mut rig, client, mut server) =
+        held_for_who_does_not_read(Duration::from_secs(1), Some(100 * 1024)).await;
+    drop(client);
+    let closed = rig.events.closed().await;
+    assert_eq!((closed.by, closed.how), (Party::Client, CloseHow::Rst));
+    assert!(
+        rig.events
+            .any(|e| matches!(e, MiddleboxEvent::RstSent { side: Side::Server })),
+        "{:#?}",
+        rig.events.seen
+    );
+    let got = read_to_a_reset(&mut server).await;
+    assert!(
+        got < 100 * 1024,
+        "the middlebox held most of it: {got} bytes read"
+    );
+    assert_eq!(closed.client_bytes, got, "{:#?}", rig.events.seen);
 }

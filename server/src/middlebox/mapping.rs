@@ -298,6 +298,28 @@ fn party(side: Side) -> Party {
 
 const SIDES: [Side; 2] = [Side::Client, Side::Server];
 
+/// Reads a draining side's socket takes at most at a time
+/// ([`Mapping::drop_arrivals`]).
+const DRAIN_READS: usize = 64;
+
+/// How a draining side's connection failed.
+#[derive(Debug, Clone, Copy)]
+enum Failed {
+    /// The peer reset it (`ECONNRESET`; `EPIPE`, a reset after its FIN).
+    Reset,
+    /// Anything else: the kernel gave up on the peer.
+    Other,
+}
+
+impl Failed {
+    fn of(e: &std::io::Error) -> Failed {
+        match e.kind() {
+            std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe => Failed::Reset,
+            _ => Failed::Other,
+        }
+    }
+}
+
 /// What woke the loop.
 #[derive(Debug, Clone, Copy)]
 enum Ready {
@@ -903,18 +925,25 @@ impl Mapping {
             let mut i = 0;
             while let Some((side, sock)) = draining.get(i) {
                 let side = *side;
-                let reset = self.drop_arrivals(side, sock, &mut scratch);
-                let sent =
-                    !reset && tcp_info::read(sock).is_none_or(|now| self.unsent(side, &now) == 0);
-                if !reset && !sent {
+                let failed = self.drop_arrivals(side, sock, &mut scratch);
+                let sent = failed.is_none()
+                    && tcp_info::read(sock).is_none_or(|now| self.unsent(side, &now) == 0);
+                if failed.is_none() && !sent {
                     i += 1;
                     continue;
                 }
                 let (_, sock) = draining.swap_remove(i);
                 self.last_look(side, &sock);
-                if reset {
-                    self.peer_reset_dropped(side, &sock);
-                    end = Some((party(side), CloseHow::Rst));
+                match failed {
+                    Some(Failed::Reset) => {
+                        self.peer_reset_dropped(side, &sock);
+                        end = Some((party(side), CloseHow::Rst));
+                    }
+                    // Its kernel gave up on the peer (its machine gone, not
+                    // a peer on this one): the bytes are lost, and nothing
+                    // was sent that the record could name.
+                    Some(Failed::Other) => self.undelivered_dropped(side, &sock),
+                    None => {}
                 }
             }
             if self.flush_due.is_some_and(|due| Instant::now() >= due) {
@@ -928,18 +957,16 @@ impl Mapping {
                 break;
             }
             let wake = self.flush_due.map_or(by, |due| due.min(by));
-            // A side whose FIN was read has nothing more to wake it for.
             let watched = |k: usize| {
                 draining
                     .get(k)
-                    .filter(|(side, _)| !self.peers[index(*side)].eof)
-                    .map(|(_, sock)| sock)
+                    .map(|(side, sock)| (sock, self.peers[index(*side)].eof))
             };
             tokio::select! {
                 () = stopped(stop) => break,
                 () = evicted(self.lingering.as_ref().map(|(evict, _)| evict)) => break,
-                _ = readable(watched(0)) => {}
-                _ = readable(watched(1)) => {}
+                () = stirs(watched(0)) => {}
+                () = stirs(watched(1)) => {}
                 () = tokio::time::sleep_until((now + interval).min(wake)) => {}
             }
             interval = (interval * 2).min(POLL_FORGOTTEN_MIN);
@@ -949,14 +976,23 @@ impl Mapping {
             self.last_look(side, &sock);
             self.lose_unsent(side, sock);
         }
-        Some((Party::Middlebox, CloseHow::Rst))
+        // A peer's reset before, if there was one, stays on the record (the
+        // middlebox's own is its `rst_sent`).
+        Some(end.unwrap_or((Party::Middlebox, CloseHow::Rst)))
     }
 
     /// While `side`'s socket drains: reads what it sent and drops it,
-    /// reported as `dropped`; whether it reset the connection.
-    fn drop_arrivals(&mut self, side: Side, sock: &TcpStream, scratch: &mut [u8]) -> bool {
+    /// reported as `dropped` (at most [`DRAIN_READS`] reads a call, so that
+    /// a peer that never stops sending cannot hold the thread); whether, and
+    /// how, its connection failed.
+    fn drop_arrivals(
+        &mut self,
+        side: Side,
+        sock: &TcpStream,
+        scratch: &mut [u8],
+    ) -> Option<Failed> {
         let i = index(side);
-        loop {
+        for _ in 0..DRAIN_READS {
             match sock.try_read(scratch) {
                 Ok(0) => {
                     self.peers[i].eof = true;
@@ -974,10 +1010,13 @@ impl Mapping {
                     }
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                Err(_) => return true,
+                Err(e) => return Some(Failed::of(&e)),
             }
         }
-        matches!(sock.take_error(), Ok(Some(_)))
+        match sock.take_error() {
+            Ok(Some(e)) => Some(Failed::of(&e)),
+            _ => None,
+        }
     }
 
     /// Closes both sides as the middlebox's own close (`wait`: see
@@ -1386,6 +1425,23 @@ async fn readable(sock: Option<&TcpStream>) -> std::io::Result<()> {
 async fn writable(sock: Option<&TcpStream>) -> std::io::Result<()> {
     match sock {
         Some(sock) => sock.writable().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Resolves when a draining side stirs: something to read, or (after its
+/// FIN, when there is nothing more to read) an error, its reset; never
+/// without one.
+async fn stirs(side: Option<(&TcpStream, bool)>) {
+    match side {
+        Some((sock, eof)) => {
+            let interest = if eof {
+                tokio::io::Interest::ERROR
+            } else {
+                tokio::io::Interest::READABLE | tokio::io::Interest::ERROR
+            };
+            let _ = sock.ready(interest).await;
+        }
         None => std::future::pending().await,
     }
 }

@@ -57,6 +57,9 @@ const PLANNED_SERVER_CLOSE: u8 = 5;
 /// HTTP's framing rules: [`FramingRule::Http10Unsized`].
 const PLANNED_HTTP10_UNSIZED: u8 = 6;
 
+/// What ends a request's head.
+const HEAD_END: &[u8] = b"\r\n\r\n";
+
 /// The most of a request body the server reads and throws away, when an
 /// endpoint answered without reading it, to keep the connection for the
 /// next request. A longer body (or one that ends later than the body guard
@@ -191,6 +194,9 @@ pub struct Conn {
     /// yet: the requests whose bytes end at `head_end_in`. The one after
     /// them is the head that began there.
     heads_to_end: AtomicU32,
+    /// How many bytes of a head's end (`\r\n\r\n`) the last read looked at
+    /// for heads ended with (0 to 3): the rest may begin the next read.
+    head_end_begun: AtomicU8,
     /// HTTP/1.1 over TLS: its `bytes_in` are TLS records, which say nothing
     /// of where a head ends, so the head ends of reads that bring the next
     /// head's first bytes are found in the plaintext hyper reads above TLS
@@ -452,6 +458,7 @@ impl Conn {
             head_since_us: AtomicU64::new(0),
             head_end_in: AtomicU64::new(0),
             heads_to_end: AtomicU32::new(0),
+            head_end_begun: AtomicU8::new(0),
             over_tls: AtomicBool::new(false),
             plain_in: AtomicU64::new(0),
             activity: AtomicWaker::new(),
@@ -1023,6 +1030,11 @@ impl Conn {
     /// it any more. A request with a body forgets the end: what follows its
     /// head is its body.
     fn begin_request_bytes(&self, has_body: bool) {
+        if has_body {
+            // What follows is a body, not looked at for head ends: a head's
+            // end begun before it is no longer the next read's.
+            self.head_end_begun.store(0, Ordering::Relaxed);
+        }
         let left = self.heads_to_end.load(Ordering::Relaxed);
         if left > 0 && !has_body {
             self.heads_to_end.store(left - 1, Ordering::Relaxed);
@@ -1063,20 +1075,30 @@ impl Conn {
     /// them. A read that ends a head (nearly every one) is looked at in its
     /// last four bytes only (bench figure 1).
     fn note_read(&self, read: &[u8], was: u64) {
-        const END: &[u8] = b"\r\n\r\n";
-        if read.ends_with(END) {
+        if read.ends_with(HEAD_END) {
+            self.head_end_begun.store(0, Ordering::Relaxed);
             return;
         }
-        let (mut count, mut last, mut at) = (0u32, None, 0);
-        while let Some(found) = read
-            .get(at..)
-            .and_then(|r| r.windows(4).position(|w| w == END))
-        {
-            count = count.saturating_add(1);
-            at += found + END.len();
-            last = Some(at);
+        // One pass, from as much of a head's end as the read before ended
+        // with (found in review: an end split across two reads, `...\r\n\r`
+        // then `\nGET /next...`, was not seen).
+        let mut matched = usize::from(self.head_end_begun.load(Ordering::Relaxed));
+        let (mut count, mut last) = (0u32, None);
+        for (i, &b) in read.iter().enumerate() {
+            matched = if b == HEAD_END[matched] {
+                matched + 1
+            } else {
+                usize::from(b == b'\r')
+            };
+            if matched == HEAD_END.len() {
+                count = count.saturating_add(1);
+                last = Some(i + 1);
+                matched = 0;
+            }
         }
-        let Some(last) = last else {
+        self.head_end_begun.store(matched as u8, Ordering::Relaxed);
+        // None, or the last at the read's end (nothing pipelined after it).
+        let Some(last) = last.filter(|&last| last < read.len()) else {
             return;
         };
         let end = was + last as u64;

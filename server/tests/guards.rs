@@ -1028,6 +1028,39 @@ async fn a_head_pipelined_in_the_same_read_as_the_request_before_is_arriving_not
     }
 }
 
+/// The same when the request's head ends across two reads (`...\r\n\r`,
+/// then `\n` and the next head's first bytes): the end is found where it
+/// is split (found in review: each read was looked at alone, so the next
+/// head counted as the request's bytes and the close was the idle timer's).
+#[tokio::test]
+async fn a_head_pipelined_behind_a_head_end_split_across_reads_is_arriving_not_idle() {
+    const IDLE: Duration = Duration::from_secs(5);
+    const HEAD: Duration = Duration::from_millis(400);
+    let request = common::request_bytes("GET", "/api/fast", b"");
+    for split in [1, 3] {
+        let (first, end) = request.split_at(request.len() - split);
+        let second = [end, &b"GET /api/fast HTTP/1.1\r\nHo"[..]].concat();
+        let started = std::time::Instant::now();
+        let (mut viewer, mut client, conn) = sent_in_one_write(IDLE, HEAD, first).await;
+        // Its own read: the server has taken in the write before.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        client.send_raw(&second).await;
+        assert_eq!(client.read_response().await.status, 200);
+        let what = format!("the head's last {split} bytes in the second read");
+        let closed = closed_within(
+            &mut viewer,
+            conn,
+            CloseReason::HeaderReadTimeout,
+            1,
+            (started, IDLE),
+            &what,
+        )
+        .await;
+        let sent = (first.len() + second.len()) as u64;
+        assert_eq!(closed.bytes_in, sent, "the record is the wire");
+    }
+}
+
 /// A head pipelined behind a request slower than the header-read guard
 /// is timed from that request's answer, not from the read that brought it:
 /// finished soon after the answer, it is answered too. (Found in review:

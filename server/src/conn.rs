@@ -60,6 +60,11 @@ const PLANNED_HTTP10_UNSIZED: u8 = 6;
 /// What ends a request's head.
 const HEAD_END: &[u8] = b"\r\n\r\n";
 
+/// [`Conn::note_read`]'s state between two heads (at the start, after a
+/// head's end, after a body): empty lines there are not a head's end
+/// (hyper skips them before a request line, as RFC 9112 §2.2 allows).
+const BETWEEN_HEADS: u8 = 4;
+
 /// The most of a request body the server reads and throws away, when an
 /// endpoint answered without reading it, to keep the connection for the
 /// next request. A longer body (or one that ends later than the body guard
@@ -195,7 +200,8 @@ pub struct Conn {
     /// them is the head that began there.
     heads_to_end: AtomicU32,
     /// How many bytes of a head's end (`\r\n\r\n`) the last read looked at
-    /// for heads ended with (0 to 3): the rest may begin the next read.
+    /// for heads ended with (0 to 3): the rest may begin the next read; or
+    /// [`BETWEEN_HEADS`].
     head_end_begun: AtomicU8,
     /// HTTP/1.1 over TLS: its `bytes_in` are TLS records, which say nothing
     /// of where a head ends, so the head ends of reads that bring the next
@@ -458,7 +464,7 @@ impl Conn {
             head_since_us: AtomicU64::new(0),
             head_end_in: AtomicU64::new(0),
             heads_to_end: AtomicU32::new(0),
-            head_end_begun: AtomicU8::new(0),
+            head_end_begun: AtomicU8::new(BETWEEN_HEADS),
             over_tls: AtomicBool::new(false),
             plain_in: AtomicU64::new(0),
             activity: AtomicWaker::new(),
@@ -1032,8 +1038,9 @@ impl Conn {
     fn begin_request_bytes(&self, has_body: bool) {
         if has_body {
             // What follows is a body, not looked at for head ends: a head's
-            // end begun before it is no longer the next read's.
-            self.head_end_begun.store(0, Ordering::Relaxed);
+            // end begun before it is no longer the next read's, and the
+            // next head comes after it (empty lines first, perhaps).
+            self.head_end_begun.store(BETWEEN_HEADS, Ordering::Relaxed);
         }
         let left = self.heads_to_end.load(Ordering::Relaxed);
         if left > 0 && !has_body {
@@ -1076,27 +1083,30 @@ impl Conn {
     /// last four bytes only (bench figure 1).
     fn note_read(&self, read: &[u8], was: u64) {
         if read.ends_with(HEAD_END) {
-            self.head_end_begun.store(0, Ordering::Relaxed);
+            self.head_end_begun.store(BETWEEN_HEADS, Ordering::Relaxed);
             return;
         }
         // One pass, from as much of a head's end as the read before ended
         // with (found in review: an end split across two reads, `...\r\n\r`
-        // then `\nGET /next...`, was not seen).
-        let mut matched = usize::from(self.head_end_begun.load(Ordering::Relaxed));
+        // then `\nGET /next...`, was not seen), empty lines between heads
+        // skipped as hyper skips them (found in review: `\r\n` then
+        // `\r\nGET...` was taken for a head's end).
+        let mut matched = self.head_end_begun.load(Ordering::Relaxed);
         let (mut count, mut last) = (0u32, None);
         for (i, &b) in read.iter().enumerate() {
-            matched = if b == HEAD_END[matched] {
-                matched + 1
-            } else {
-                usize::from(b == b'\r')
+            matched = match matched {
+                BETWEEN_HEADS if b == b'\r' || b == b'\n' => BETWEEN_HEADS,
+                BETWEEN_HEADS => 0,
+                3 if b == b'\n' => {
+                    count = count.saturating_add(1);
+                    last = Some(i + 1);
+                    BETWEEN_HEADS
+                }
+                m if b == HEAD_END[usize::from(m)] => m + 1,
+                _ => u8::from(b == b'\r'),
             };
-            if matched == HEAD_END.len() {
-                count = count.saturating_add(1);
-                last = Some(i + 1);
-                matched = 0;
-            }
         }
-        self.head_end_begun.store(matched as u8, Ordering::Relaxed);
+        self.head_end_begun.store(matched, Ordering::Relaxed);
         // None, or the last at the read's end (nothing pipelined after it).
         let Some(last) = last.filter(|&last| last < read.len()) else {
             return;

@@ -302,6 +302,17 @@ const SIDES: [Side; 2] = [Side::Client, Side::Server];
 /// ([`Mapping::drop_arrivals`]).
 const DRAIN_READS: usize = 64;
 
+/// What a pass over a draining side's socket found.
+#[derive(Debug, Clone, Copy)]
+enum Arrivals {
+    /// All it sent was read (nothing, or up to its FIN).
+    Drained,
+    /// More is waiting: the pass stopped at [`DRAIN_READS`].
+    More,
+    /// Its connection failed.
+    Failed(Failed),
+}
+
 /// How a draining side's connection failed.
 #[derive(Debug, Clone, Copy)]
 enum Failed {
@@ -925,25 +936,36 @@ impl Mapping {
             let mut i = 0;
             while let Some((side, sock)) = draining.get(i) {
                 let side = *side;
-                let failed = self.drop_arrivals(side, sock, &mut scratch);
-                let sent = failed.is_none()
-                    && tcp_info::read(sock).is_none_or(|now| self.unsent(side, &now) == 0);
-                if failed.is_none() && !sent {
-                    i += 1;
-                    continue;
-                }
-                let (_, sock) = draining.swap_remove(i);
-                self.last_look(side, &sock);
-                match failed {
-                    Some(Failed::Reset) => {
-                        self.peer_reset_dropped(side, &sock);
-                        end = Some((party(side), CloseHow::Rst));
+                let done = match self.drop_arrivals(side, sock, &mut scratch) {
+                    // More to read: judged once it is all read (closed
+                    // unread, it would go out as a reset); the next pass
+                    // comes at once, the socket still readable.
+                    Arrivals::More => false,
+                    Arrivals::Failed(how) => {
+                        let (_, sock) = draining.swap_remove(i);
+                        self.drain_failed(side, &sock, how, &mut end);
+                        continue;
                     }
-                    // Its kernel gave up on the peer (its machine gone, not
-                    // a peer on this one): the bytes are lost, and nothing
-                    // was sent that the record could name.
-                    Some(Failed::Other) => self.undelivered_dropped(side, &sock),
-                    None => {}
+                    Arrivals::Drained => match tcp_info::read(sock) {
+                        Some(now) if self.unsent(side, &now) > 0 => {
+                            // Gone with its bytes unsent, its error taken
+                            // before the look (on loopback only a reset ends
+                            // a connection so); else still waiting.
+                            if tcp_info::closed(sock) == Some(true) {
+                                let (_, sock) = draining.swap_remove(i);
+                                self.drain_failed(side, &sock, Failed::Reset, &mut end);
+                                continue;
+                            }
+                            false
+                        }
+                        _ => true,
+                    },
+                };
+                if done {
+                    let (_, sock) = draining.swap_remove(i);
+                    self.last_look(side, &sock);
+                } else {
+                    i += 1;
                 }
             }
             if self.flush_due.is_some_and(|due| Instant::now() >= due) {
@@ -972,7 +994,10 @@ impl Mapping {
             interval = (interval * 2).min(POLL_FORGOTTEN_MIN);
         }
         for (side, sock) in draining {
-            self.drop_arrivals(side, &sock, &mut scratch);
+            if let Arrivals::Failed(how) = self.drop_arrivals(side, &sock, &mut scratch) {
+                self.drain_failed(side, &sock, how, &mut end);
+                continue;
+            }
             self.last_look(side, &sock);
             self.lose_unsent(side, sock);
         }
@@ -982,20 +1007,16 @@ impl Mapping {
     }
 
     /// While `side`'s socket drains: reads what it sent and drops it,
-    /// reported as `dropped` (at most [`DRAIN_READS`] reads a call, so that
-    /// a peer that never stops sending cannot hold the thread); whether, and
-    /// how, its connection failed.
-    fn drop_arrivals(
-        &mut self,
-        side: Side,
-        sock: &TcpStream,
-        scratch: &mut [u8],
-    ) -> Option<Failed> {
+    /// reported as `dropped`, at most [`DRAIN_READS`] reads a call (a peer
+    /// that never stops sending cannot hold the thread).
+    fn drop_arrivals(&mut self, side: Side, sock: &TcpStream, scratch: &mut [u8]) -> Arrivals {
         let i = index(side);
+        let mut drained = false;
         for _ in 0..DRAIN_READS {
             match sock.try_read(scratch) {
                 Ok(0) => {
                     self.peers[i].eof = true;
+                    drained = true;
                     break;
                 }
                 Ok(n) => {
@@ -1009,13 +1030,41 @@ impl Mapping {
                         self.schedule_flush();
                     }
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                Err(e) => return Some(Failed::of(&e)),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    drained = true;
+                    break;
+                }
+                Err(e) => return Arrivals::Failed(Failed::of(&e)),
             }
         }
+        if !drained {
+            return Arrivals::More;
+        }
         match sock.take_error() {
-            Ok(Some(e)) => Some(Failed::of(&e)),
-            _ => None,
+            Ok(Some(e)) => Arrivals::Failed(Failed::of(&e)),
+            _ => Arrivals::Drained,
+        }
+    }
+
+    /// A draining side's connection failed (`how`): the peer's reset ends
+    /// the mapping with it, and loses the bytes its kernel held (as at any
+    /// peer's reset); anything else, its kernel gave up on the peer (its
+    /// machine gone: not a peer on loopback, where the middlebox runs), the
+    /// bytes are lost and nothing went out that the record could name.
+    fn drain_failed(
+        &mut self,
+        side: Side,
+        sock: &TcpStream,
+        how: Failed,
+        end: &mut Option<(Party, CloseHow)>,
+    ) {
+        self.last_look(side, sock);
+        match how {
+            Failed::Reset => {
+                self.peer_reset_dropped(side, sock);
+                *end = Some((party(side), CloseHow::Rst));
+            }
+            Failed::Other => self.undelivered_dropped(side, sock),
         }
     }
 

@@ -148,6 +148,25 @@ pub fn peer_fin_in<S>(_socket: &S) -> Option<bool> {
     None
 }
 
+/// `TCP_CLOSE` (include/net/tcp_states.h).
+#[cfg(target_os = "linux")]
+const TCP_CLOSE: u8 = 7;
+
+/// Whether the connection is gone on this end (`TCP_CLOSE`): reset, given
+/// up on, or (after this end's FIN was acknowledged) handed to a time-wait
+/// entry by the peer's FIN. `None` when it cannot be told.
+#[cfg(target_os = "linux")]
+pub fn closed(socket: &impl std::os::fd::AsRawFd) -> Option<bool> {
+    let (buffer, len) = tcp_info(socket)?;
+    (len >= 1).then(|| buffer.0[0] == TCP_CLOSE)
+}
+
+/// Not Linux: not known.
+#[cfg(not(target_os = "linux"))]
+pub fn closed<S>(_socket: &S) -> Option<bool> {
+    None
+}
+
 /// The socket's counters, or `None` when they cannot be read (not Linux, a
 /// kernel older than 4.6, or a socket that is gone).
 #[cfg(target_os = "linux")]

@@ -130,40 +130,36 @@ struct Buffer([u8; 512]);
 
 /// `tcpi_state` (offset 0) of a connection whose peer's FIN has arrived and
 /// which this end has not closed (`TCP_CLOSE_WAIT`, include/net/tcp_states.h).
-#[cfg(target_os = "linux")]
 const TCP_CLOSE_WAIT: u8 = 8;
+
+/// `TCP_CLOSE` (include/net/tcp_states.h).
+const TCP_CLOSE: u8 = 7;
 
 /// Whether the peer's FIN has arrived on `socket` (its state is
 /// `CLOSE_WAIT`), also behind bytes not read yet; `None` when it cannot be
 /// told (not Linux, or the call failed).
-#[cfg(target_os = "linux")]
 pub fn peer_fin_in(socket: &impl std::os::fd::AsRawFd) -> Option<bool> {
-    let (buffer, len) = tcp_info(socket)?;
-    (len >= 1).then(|| buffer.0[0] == TCP_CLOSE_WAIT)
+    state(socket).map(|state| state == TCP_CLOSE_WAIT)
 }
-
-/// Not Linux: not known.
-#[cfg(not(target_os = "linux"))]
-pub fn peer_fin_in<S>(_socket: &S) -> Option<bool> {
-    None
-}
-
-/// `TCP_CLOSE` (include/net/tcp_states.h).
-#[cfg(target_os = "linux")]
-const TCP_CLOSE: u8 = 7;
 
 /// Whether the connection is gone on this end (`TCP_CLOSE`): reset, given
 /// up on, or (after this end's FIN was acknowledged) handed to a time-wait
 /// entry by the peer's FIN. `None` when it cannot be told.
-#[cfg(target_os = "linux")]
 pub fn closed(socket: &impl std::os::fd::AsRawFd) -> Option<bool> {
+    state(socket).map(|state| state == TCP_CLOSE)
+}
+
+/// `tcpi_state`; `None` when it cannot be read (not Linux, or the call
+/// failed).
+#[cfg(target_os = "linux")]
+fn state(socket: &impl std::os::fd::AsRawFd) -> Option<u8> {
     let (buffer, len) = tcp_info(socket)?;
-    (len >= 1).then(|| buffer.0[0] == TCP_CLOSE)
+    (len >= 1).then(|| buffer.0[0])
 }
 
 /// Not Linux: not known.
 #[cfg(not(target_os = "linux"))]
-pub fn closed<S>(_socket: &S) -> Option<bool> {
+fn state<S>(_socket: &S) -> Option<u8> {
     None
 }
 

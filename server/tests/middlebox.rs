@@ -2526,16 +2526,7 @@ async fn bytes_a_client_takes_after_a_close_in_order_are_forwarded_then_the_fin(
         "not over while bytes wait for the client: {:#?}",
         rig.events.seen
     );
-    let (got, end) = read_to_the_end(&mut client).await;
-    assert_eq!((got, end), (200 * 1024, Ok(0)));
-    let closed = rig.events.closed().await;
-    assert_eq!((closed.by, closed.how), (Party::Middlebox, CloseHow::Fin));
-    assert_eq!(
-        closed.totals(),
-        (0, 200 * 1024, 0),
-        "{:#?}",
-        rig.events.seen
-    );
+    everything_then_the_fin(&mut rig, &mut client, 0).await;
 }
 
 /// A client that resets while the middlebox's bytes for it wait (its
@@ -2586,16 +2577,7 @@ async fn bytes_a_client_sends_while_its_answer_waits_are_dropped_and_the_close_s
             )
         })
         .await;
-    let (got, end) = read_to_the_end(&mut client).await;
-    assert_eq!((got, end), (200 * 1024, Ok(0)));
-    let closed = rig.events.closed().await;
-    assert_eq!((closed.by, closed.how), (Party::Middlebox, CloseHow::Fin));
-    assert_eq!(
-        closed.totals(),
-        (0, 200 * 1024, 10),
-        "{:#?}",
-        rig.events.seen
-    );
+    everything_then_the_fin(&mut rig, &mut client, 10).await;
     sent_no_reset(&rig);
 }
 
@@ -2646,4 +2628,21 @@ async fn a_peers_reset_stays_on_the_record_when_the_other_side_is_given_up() {
         "the middlebox held most of it: {got} bytes read"
     );
     assert_eq!(closed.client_bytes, got, "{:#?}", rig.events.seen);
+}
+
+/// The client of [`an_answer_held_for_a_client_that_does_not_read`] reads
+/// all 200 KiB, then the middlebox's FIN; `closed` then says so, every
+/// byte forwarded and `dropped` (what the client sent meanwhile) dropped.
+#[cfg(target_os = "linux")]
+async fn everything_then_the_fin(rig: &mut Rig, client: &mut TcpStream, dropped: u64) {
+    let (got, end) = read_to_the_end(client).await;
+    assert_eq!((got, end), (200 * 1024, Ok(0)));
+    let closed = rig.events.closed().await;
+    assert_eq!((closed.by, closed.how), (Party::Middlebox, CloseHow::Fin));
+    assert_eq!(
+        closed.totals(),
+        (0, 200 * 1024, dropped),
+        "{:#?}",
+        rig.events.seen
+    );
 }

@@ -1107,8 +1107,9 @@ impl Conn {
             };
         }
         self.head_end_begun.store(matched, Ordering::Relaxed);
-        // None, or the last at the read's end (nothing pipelined after it).
-        let Some(last) = last.filter(|&last| last < read.len()) else {
+        // None, or nothing pipelined after the last (the read's end, or only
+        // empty lines: the same as a read that ends a head, found in review).
+        let Some(last) = last.filter(|_| matched != BETWEEN_HEADS) else {
             return;
         };
         let end = was + last as u64;

@@ -1093,7 +1093,8 @@ type Write = (Vec<u8>, u32);
 /// request's: answered, the connection is idle and the idle timer closes
 /// it, not the header-read guard; also behind empty lines, which are no
 /// head's end (found in review: `\r\n` then `\r\nGET...` was taken for
-/// one, and the guard cut the idle connection). So is a request after a body holding
+/// one, and the guard cut the idle connection), and with an empty line
+/// after the head, which is no head arriving. So is a request after a body holding
 /// what ends a head (`\r\n\r\n`, as a multipart upload does), whether
 /// the body came with its head or on its own.
 #[tokio::test]
@@ -1104,7 +1105,11 @@ async fn a_pipelined_head_finished_later_and_a_body_with_blank_lines_leave_the_c
     let post = common::request_bytes("POST", "/api/fast", body);
     let (head, _) = post.split_at(post.len() - body.len());
     let get = common::request_bytes("GET", "/api/fast", b"");
-    let cases: [(&str, Vec<Write>); 5] = [
+    let cases: [(&str, Vec<Write>); 6] = [
+        (
+            "a head and an empty line after it",
+            vec![([&get[..], &b"\n"[..]].concat(), 1)],
+        ),
         (
             "empty lines in reads of their own before a head finished later",
             vec![

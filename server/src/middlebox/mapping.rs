@@ -948,12 +948,9 @@ impl Mapping {
                     }
                     Arrivals::Drained => match tcp_info::read(sock) {
                         Some(now) if self.unsent(side, &now) > 0 => {
-                            // Gone with its bytes unsent, its error taken
-                            // before the look (on loopback only a reset ends
-                            // a connection so); else still waiting.
-                            if tcp_info::closed(sock) == Some(true) {
+                            if let Some(how) = gone(sock) {
                                 let (_, sock) = draining.swap_remove(i);
-                                self.drain_failed(side, &sock, Failed::Reset, &mut end);
+                                self.drain_failed(side, &sock, how, &mut end);
                                 continue;
                             }
                             false
@@ -993,17 +990,26 @@ impl Mapping {
             }
             interval = (interval * 2).min(POLL_FORGOTTEN_MIN);
         }
+        let mut reset = false;
         for (side, sock) in draining {
-            if let Arrivals::Failed(how) = self.drop_arrivals(side, &sock, &mut scratch) {
+            // (A pass that stopped at its bound of reads has not looked for
+            // an error: bytes that came before a reset are read first.)
+            let failed = match self.drop_arrivals(side, &sock, &mut scratch) {
+                Arrivals::Failed(how) => Some(how),
+                Arrivals::Drained | Arrivals::More => gone(&sock),
+            };
+            if let Some(how) = failed {
                 self.drain_failed(side, &sock, how, &mut end);
                 continue;
             }
             self.last_look(side, &sock);
             self.lose_unsent(side, sock);
+            reset = true;
         }
         // A peer's reset before, if there was one, stays on the record (the
-        // middlebox's own is its `rst_sent`).
-        Some(end.unwrap_or((Party::Middlebox, CloseHow::Rst)))
+        // middlebox's own is its `rst_sent`); with neither, nothing was sent
+        // (a kernel gave up) and the close stays as it was.
+        end.or(reset.then_some((Party::Middlebox, CloseHow::Rst)))
     }
 
     /// While `side`'s socket drains: reads what it sent and drops it,
@@ -1475,6 +1481,19 @@ async fn writable(sock: Option<&TcpStream>) -> std::io::Result<()> {
     match sock {
         Some(sock) => sock.writable().await,
         None => std::future::pending().await,
+    }
+}
+
+/// Whether a draining side's connection is gone, and how: its error if it
+/// has one, else, with its state `TCP_CLOSE` while bytes are unsent (our FIN
+/// behind them cannot have been acknowledged, so no orderly close leads
+/// there), a reset whose error was taken before (on loopback, where the
+/// middlebox runs, only a reset ends a connection so unless a user timeout
+/// is set, and none is).
+fn gone(sock: &TcpStream) -> Option<Failed> {
+    match sock.take_error() {
+        Ok(Some(e)) => Some(Failed::of(&e)),
+        _ => (tcp_info::closed(sock) == Some(true)).then_some(Failed::Reset),
     }
 }
 

@@ -138,28 +138,40 @@ const TCP_CLOSE: u8 = 7;
 /// Whether the peer's FIN has arrived on `socket` (its state is
 /// `CLOSE_WAIT`), also behind bytes not read yet; `None` when it cannot be
 /// told (not Linux, or the call failed).
-pub fn peer_fin_in(socket: &impl std::os::fd::AsRawFd) -> Option<bool> {
+pub fn peer_fin_in(socket: &impl Socket) -> Option<bool> {
     state(socket).map(|state| state == TCP_CLOSE_WAIT)
 }
 
 /// Whether the connection is gone on this end (`TCP_CLOSE`): reset, given
 /// up on, or (after this end's FIN was acknowledged) handed to a time-wait
 /// entry by the peer's FIN. `None` when it cannot be told.
-pub fn closed(socket: &impl std::os::fd::AsRawFd) -> Option<bool> {
+pub fn closed(socket: &impl Socket) -> Option<bool> {
     state(socket).map(|state| state == TCP_CLOSE)
 }
+
+/// What [`peer_fin_in`] and [`closed`] take: a socket's descriptor on Unix,
+/// anything elsewhere (where they know nothing).
+#[cfg(unix)]
+pub trait Socket: std::os::fd::AsRawFd {}
+#[cfg(unix)]
+impl<T: std::os::fd::AsRawFd> Socket for T {}
+/// What [`peer_fin_in`] and [`closed`] take: anything here.
+#[cfg(not(unix))]
+pub trait Socket {}
+#[cfg(not(unix))]
+impl<T> Socket for T {}
 
 /// `tcpi_state`; `None` when it cannot be read (not Linux, or the call
 /// failed).
 #[cfg(target_os = "linux")]
-fn state(socket: &impl std::os::fd::AsRawFd) -> Option<u8> {
+fn state(socket: &impl Socket) -> Option<u8> {
     let (buffer, len) = tcp_info(socket)?;
     (len >= 1).then(|| buffer.0[0])
 }
 
 /// Not Linux: not known.
 #[cfg(not(target_os = "linux"))]
-fn state<S>(_socket: &S) -> Option<u8> {
+fn state(_socket: &impl Socket) -> Option<u8> {
     None
 }
 

@@ -764,9 +764,10 @@ pub enum MiddleboxEvent {
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         transitory: bool,
     },
-    /// Something arrived for a forgotten mapping and was not forwarded (or,
-    /// bytes, for a mapping that is over while what it wrote toward that
-    /// side still goes out). Aggregated like `refreshed`.
+    /// Something arrived for a forgotten mapping and was not forwarded; or
+    /// bytes a side sent after the mapping was over, while the middlebox
+    /// waited for what it had written to that side to go out. Aggregated
+    /// like `refreshed`.
     ///
     /// ```json
     /// {"kind": "dropped", "side": "server", "bytes": 161, "count": 1, "probes": 0}
@@ -818,9 +819,10 @@ pub enum MiddleboxEvent {
         /// How. The middlebox's own close is `rst` when either side's went
         /// out as a reset: a close meant in order with bytes that side sent
         /// still unread (the kernel answers such a close with a RST), or
-        /// with bytes written toward that side that never went out (it was
-        /// reset so that they are lost: `rst_sent`). A side that resets
-        /// while those bytes wait ends it (`by` that side, `rst`).
+        /// with bytes written toward that side that never went out (that
+        /// side was reset, losing them: `rst_sent`). A side that resets
+        /// while those bytes wait is the record's end (`by` that side,
+        /// `rst`).
         how: CloseHow,
         /// Whether it had expired first.
         after_expiry: bool,
@@ -835,7 +837,8 @@ pub enum MiddleboxEvent {
         /// Bytes that reached the middlebox and were never forwarded, both
         /// sides: dropped after expiry, still in its buffers or unread in
         /// its sockets when it expired or stopped (or when one side reset),
-        /// or lost with a reset's send queue. With the two above, every byte
+        /// read and dropped while a side's last bytes waited to go out, or
+        /// lost with a reset's send queue. With the two above, every byte
         /// `refreshed` and `dropped` reported.
         dropped_bytes: u64,
     },

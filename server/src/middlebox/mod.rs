@@ -78,9 +78,11 @@
 //! A proxy also holds bytes a real middlebox never does: what it wrote
 //! toward a peer whose window is closed waits in its kernel. When the
 //! mapping ends in order with such bytes unsent, its `closed` waits for them
-//! to go out (the peer reading again), within `max_linger` and as a
-//! lingering mapping; if they do not, they are counted dropped and that
-//! side is reset so that they are, as they are at once at a stop.
+//! to go out (the peer reading again), as a lingering mapping; if they have
+//! not gone out by the end of `max_linger` (at once at a stop, or when a new
+//! client needs the slot), they count as dropped and the middlebox resets
+//! that side so that the peer never gets them. If that side resets first,
+//! the mapping ends with its reset.
 
 pub mod cli;
 pub mod lab;

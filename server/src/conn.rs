@@ -57,12 +57,22 @@ const PLANNED_SERVER_CLOSE: u8 = 5;
 /// HTTP's framing rules: [`FramingRule::Http10Unsized`].
 const PLANNED_HTTP10_UNSIZED: u8 = 6;
 
-/// What ends a request's head.
+/// What ends nearly every request's head (a client's CRLFs).
 const HEAD_END: &[u8] = b"\r\n\r\n";
 
-/// [`Conn::note_read`]'s state between two heads (at the start, after a
-/// head's end, after a body): empty lines there are not a head's end
-/// (hyper skips them before a request line, as RFC 9112 §2.2 allows).
+/// Where [`Conn::note_read`] stands in a head, read as hyper (httparse)
+/// reads one: lines end with `\r\n` or a bare `\n`, and an empty line ends
+/// the head. In a line with something on it...
+const IN_LINE: u8 = 0;
+/// ...after its `\r`...
+const CR_IN_LINE: u8 = 1;
+/// ...at the start of a line after one with something on it...
+const LINE_START: u8 = 2;
+/// ...after a `\r` there (an `\n` now ends the head)...
+const CR_AT_START: u8 = 3;
+/// ...or between two heads (at the start, after a head's end, after a
+/// body), where empty lines are not a head's end: hyper skips them before a
+/// request line, as RFC 9112 §2.2 allows.
 const BETWEEN_HEADS: u8 = 4;
 
 /// The most of a request body the server reads and throws away, when an
@@ -199,9 +209,8 @@ pub struct Conn {
     /// yet: the requests whose bytes end at `head_end_in`. The one after
     /// them is the head that began there.
     heads_to_end: AtomicU32,
-    /// How many bytes of a head's end (`\r\n\r\n`) the last read looked at
-    /// for heads ended with (0 to 3): the rest may begin the next read; or
-    /// [`BETWEEN_HEADS`].
+    /// Where the last read looked at for heads left off ([`IN_LINE`] to
+    /// [`BETWEEN_HEADS`]): a head's end may be split across reads.
     head_end_begun: AtomicU8,
     /// HTTP/1.1 over TLS: its `bytes_in` are TLS records, which say nothing
     /// of where a head ends, so the head ends of reads that bring the next
@@ -1086,24 +1095,25 @@ impl Conn {
             self.head_end_begun.store(BETWEEN_HEADS, Ordering::Relaxed);
             return;
         }
-        // One pass, from as much of a head's end as the read before ended
-        // with (found in review: an end split across two reads, `...\r\n\r`
-        // then `\nGET /next...`, was not seen), empty lines between heads
-        // skipped as hyper skips them (found in review: `\r\n` then
-        // `\r\nGET...` was taken for a head's end).
+        // One pass, from where the read before left off (found in review: an
+        // end split across two reads, `...\r\n\r` then `\nGET /next...`, was
+        // not seen), empty lines between heads skipped as hyper skips them
+        // (found in review: `\r\n` then `\r\nGET...` was taken for a head's
+        // end), and bare-LF line ends taken as hyper takes them.
         let mut matched = self.head_end_begun.load(Ordering::Relaxed);
         let (mut count, mut last) = (0u32, None);
         for (i, &b) in read.iter().enumerate() {
-            matched = match matched {
-                BETWEEN_HEADS if b == b'\r' || b == b'\n' => BETWEEN_HEADS,
-                BETWEEN_HEADS => 0,
-                3 if b == b'\n' => {
+            matched = match (matched, b) {
+                (BETWEEN_HEADS, b'\r' | b'\n') => BETWEEN_HEADS,
+                (LINE_START | CR_AT_START, b'\n') => {
                     count = count.saturating_add(1);
                     last = Some(i + 1);
                     BETWEEN_HEADS
                 }
-                m if b == HEAD_END[usize::from(m)] => m + 1,
-                _ => u8::from(b == b'\r'),
+                (LINE_START, b'\r') => CR_AT_START,
+                (IN_LINE | CR_IN_LINE, b'\n') => LINE_START,
+                (_, b'\r') => CR_IN_LINE,
+                _ => IN_LINE,
             };
         }
         self.head_end_begun.store(matched, Ordering::Relaxed);

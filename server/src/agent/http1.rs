@@ -223,8 +223,7 @@ impl HeadPart {
 /// looked for until the head's end).
 #[derive(Debug, Default)]
 struct HeadScan {
-    /// Bytes of the buffer judged: once it has ended, the head's length.
-    judged: usize,
+    /// Where the last byte judged left it.
     at: HeadPart,
     /// Node's count of the head's text so far.
     text: usize,
@@ -578,7 +577,8 @@ pub struct ResponseReader {
     head_request: bool,
     /// Unparsed bytes (a partial head or line).
     buf: Vec<u8>,
-    /// How far the head in `buf` has been judged.
+    /// How far the head in `buf` (its bytes judged so far, and no more)
+    /// has been judged.
     head: HeadScan,
     /// How far the line in `buf` has been judged.
     line: LineScan,
@@ -1003,7 +1003,6 @@ impl ResponseReader {
                 counted(self.head.text)?;
             }
             self.head.at = after;
-            self.head.judged += 1;
             taken += 1;
         }
         self.buf.extend_from_slice(&input[..taken]);
@@ -1014,11 +1013,11 @@ impl ResponseReader {
     /// found its end), and its length.
     fn parse_head(&mut self) -> Result<(ResponseHead, usize), HttpError> {
         // Read whole, by httparse and for its line ends.
-        self.look(2 * self.head.judged);
+        self.look(2 * self.buf.len());
         let mut usual = [httparse::EMPTY_HEADER; USUAL_HEADERS];
         let parsed = match self.parse_with(&mut usual) {
             Err(ParseError::TooManyHeaders) => {
-                self.look(2 * self.head.judged);
+                self.look(2 * self.buf.len());
                 // A header line takes at least 3 bytes (`a:` and its end).
                 let mut room = vec![httparse::EMPTY_HEADER; self.buf.len() / 3 + 1];
                 self.parse_with(&mut room).map_err(ParseError::into_http)

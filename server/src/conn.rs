@@ -1080,9 +1080,16 @@ impl Conn {
         let was = self
             .plain_in
             .fetch_add(read.len() as u64, Ordering::Relaxed);
-        if !self.body_unfinished.load(Ordering::Relaxed) && !self.upgraded.load(Ordering::Relaxed) {
+        if self.reading_heads() {
             self.note_read(read, was);
         }
+    }
+
+    /// HTTP/1.1: what the connection reads now are heads, not a request's
+    /// body or an upgraded protocol's frames (the pipelining check looks
+    /// only at those).
+    fn reading_heads(&self) -> bool {
+        !self.body_unfinished.load(Ordering::Relaxed) && !self.upgraded.load(Ordering::Relaxed)
     }
 
     /// HTTP/1.1: `read`, just read when `bytes_in` (over TLS, `plain_in`)
@@ -2798,10 +2805,7 @@ impl AsyncRead for TrackedStream {
                     let was = conn.counters.bytes_in();
                     // A read of heads, not of a body, TLS records or an
                     // upgraded protocol's frames.
-                    if !this.tls
-                        && !conn.body_unfinished.load(Ordering::Relaxed)
-                        && !conn.upgraded.load(Ordering::Relaxed)
-                    {
+                    if !this.tls && conn.reading_heads() {
                         conn.note_read(&buf.filled()[before..], was);
                     }
                     if was == conn.bytes_in_mark.load(Ordering::Relaxed) {

@@ -357,7 +357,8 @@ pub const LESSONS: &[LessonEntry] = &[
                 "nothing: it waits until its own timeout",
             ],
             why: "A NAT gateway keeps a mapping per connection and forgets it after its idle timeout \
-              (AWS: 350 s, fixed; the next packet from the inside then gets a reset). The server \
+              (AWS: 350 s, fixed; the next packet from the inside then gets a reset: \
+              https://docs.aws.amazon.com/vpc/latest/userguide/nat-gateway-troubleshooting.html#nat-gateway-troubleshooting-timeout). The server \
               does not know: it writes its answer, its write succeeds, and the gateway drops it. \
               The client hears nothing and waits until its own timeout. The fixes keep packets \
               flowing within the timeout: application heartbeats, or TCP keep-alive probes (Node's \
@@ -407,8 +408,10 @@ pub const LESSONS: &[LessonEntry] = &[
               Infinity; only then Connection: close (Node's http.Agent documentation; ClientRequest \
               in lib/_http_client.js). keepAlive is something else: whether a socket is kept for \
               the next request. With keepAlive: false the agent destroys the socket once the \
-              response has ended, whatever the header said, so every request opens a new \
-              connection. keepAlive: true keeps it in the agent's free list and reuses it.",
+              response has ended, whatever the header said, unless a request is already \
+              waiting for it (that request takes it: the 'free' handler of lib/_http_agent.js); \
+              here each request goes out 300 ms after the last (3 s, scaled ÷10), after its \
+              answer, so each opens a new connection. keepAlive: true keeps it in the agent's free list and reuses it.",
             watch: "the lanes each of the three runs uses",
         },
     },
@@ -472,11 +475,12 @@ pub const LESSONS: &[LessonEntry] = &[
             ],
             why: "With keepAlive the agent switches on TCP keep-alive after keepAliveMsecs of silence; \
               the probes carry no data but are packets, and each refreshes the gateway's idle \
-              timer (AWS's advice: keep-alive under 350 s). Without keepAlive nothing crosses the \
+              timer (AWS's advice: keep-alive under 350 s, \
+              https://docs.aws.amazon.com/vpc/latest/userguide/nat-gateway-troubleshooting.html#nat-gateway-troubleshooting-timeout). Without keepAlive nothing crosses the \
               gateway while the server works; it forgets the connection and drops the answer, and \
               the client waits for its own timeout. This is http.request with an agent; axios \
               (whose timeout the lesson borrows) also calls socket.setKeepAlive(true, 60000) on \
-              every request's socket, so its requests probe after 60 s of silence with or without \
+              every request's socket (its Node adapter, lib/adapters/http.js), so its requests probe after 60 s of silence with or without \
               the agent's keepAlive: under 350 s, and in real time, not scaled like the gateway.",
             watch: "each agent socket's mapping: its probe marks, and whether it expires",
         },
@@ -498,7 +502,8 @@ pub const LESSONS: &[LessonEntry] = &[
             why: "SO_KEEPALIVE makes the server's kernel send a probe (a segment without data) after \
               TCP_KEEPIDLE of silence, then every TCP_KEEPINTVL. The gateway sees a packet and \
               refreshes its idle timer, so the mapping outlives the silence: AWS's advice is \
-              keep-alive under 350 s. Linux's default first probe comes after 7200 s, too late.",
+              keep-alive under 350 s (https://docs.aws.amazon.com/vpc/latest/userguide/nat-gateway-troubleshooting.html#nat-gateway-troubleshooting-timeout). Linux's default \
+              first probe comes after 7200 s (tcp_keepalive_time), too late.",
             watch: "the probe marks under the middlebox's bar, and whether it expires",
         },
     },
@@ -521,8 +526,15 @@ pub const LESSONS: &[LessonEntry] = &[
             why: "Chromium turns on TCP keep-alive on its sockets with a probe after 45 s of silence, \
               then every 45 s. Each probe is a packet through the middlebox: under a 60 s timeout \
               the mapping lives on; a 40 s one has already forgotten it, and the probe is answered \
-              with a reset, so the request fails at about 45 s. Real NAT timeouts (350 s, 4 min, \
-              1200 s) are all longer than 45 s: a browser's own idle connections survive them.",
+              with a reset, so the request fails at about 45 s. The usual middleboxes' idle \
+              timeouts are longer than 45 s (AWS's NAT gateway 350 s, \
+              https://docs.aws.amazon.com/vpc/latest/userguide/nat-gateway-troubleshooting.html#nat-gateway-troubleshooting-timeout; \
+              Azure's load balancer 4 min by default, \
+              https://learn.microsoft.com/en-us/azure/load-balancer/load-balancer-tcp-reset; \
+              Google's Cloud NAT 1200 s, \
+              https://cloud.google.com/nat/docs/tune-nat-configuration#nat-timeouts), so \
+              Chromium's idle connections survive them; that is Chromium's \
+              45 s, measured here, and another browser may probe later or not at all.",
             watch: "each mapping's probe marks above its bar, and whether it expires",
         },
     },

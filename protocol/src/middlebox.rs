@@ -848,6 +848,29 @@ pub enum MiddleboxEvent {
 mod tests {
     use super::*;
 
+    /// The lessons' words that state a provider's rules cite the preset's
+    /// source (found in review: the lesson track showed AWS's rules without
+    /// it; only the workbench's panel named it).
+    #[test]
+    fn lessons_that_state_a_providers_rules_cite_its_source() {
+        let mut citing = 0;
+        for (provider, preset) in [
+            ("AWS", Preset::AwsNat),
+            ("Azure", Preset::AzureLb),
+            ("Google", Preset::GcpNat),
+        ] {
+            // The source's first address (some add a second in brackets).
+            let source = preset.spec().source.split(' ').next().unwrap_or_default();
+            for lesson in crate::lesson::LESSONS {
+                if lesson.text.why.contains(provider) {
+                    assert!(lesson.text.why.contains(source), "{}", lesson.id);
+                    citing += 1;
+                }
+            }
+        }
+        assert!(citing >= 5, "{citing}");
+    }
+
     #[test]
     fn presets_carry_their_documented_numbers_and_sources() {
         let nat = Preset::AwsNat.spec();

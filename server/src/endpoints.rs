@@ -43,7 +43,8 @@ use crate::sessions::Owner;
 pub const MAX_WAIT_MS: u64 = 120_000;
 /// Largest body `/api/drip` sends.
 pub const MAX_DRIP_BYTES: u64 = 1024 * 1024;
-/// Most chunks `/api/drip` splits a body into.
+/// Most chunks `/api/drip` splits a body into, and most beats a heartbeat
+/// sends.
 pub const MAX_DRIP_CHUNKS: u64 = 1000;
 /// Most events one `/api/sse` stream sends.
 pub const MAX_SSE_EVENTS: u64 = 10_000;
@@ -440,6 +441,22 @@ pub async fn drip(State(lab): State<Lab>, RawQuery(query): RawQuery) -> Result<R
             return Err(ApiError::bad_request(
                 "a heartbeat needs interval_ms of at least 1",
                 "e.g. /api/drip?mode=heartbeat&interval_ms=1000&duration_ms=30000",
+            ));
+        }
+        // As many beats as a data drip has chunks at most (found in review:
+        // a beat every millisecond for 120 s, one timer and one write each,
+        // from every request an address may hold, took the server's cores).
+        let beats = duration_ms / interval_ms;
+        if beats > MAX_DRIP_CHUNKS {
+            return Err(ApiError::bad_request(
+                format!(
+                    "a heartbeat every {interval_ms} ms for {duration_ms} ms is {beats} beats, \
+                     more than {MAX_DRIP_CHUNKS}"
+                ),
+                format!(
+                    "use interval_ms={} or more for this duration_ms, or a shorter duration_ms",
+                    duration_ms / (MAX_DRIP_CHUNKS + 1) + 1
+                ),
             ));
         }
         return Ok(heartbeat_response(lab, interval_ms, duration_ms, tag));

@@ -514,6 +514,12 @@ fn bad_parameters(ctx: &Ctx) -> Vec<Case> {
             RANGE,
         ),
         get(
+            "drip: a heartbeat of more beats than a drip has chunks",
+            "/api/drip?mode=heartbeat&interval_ms=119&duration_ms=120000",
+            BAD,
+            "1008 beats, more than 1000",
+        ),
+        get(
             "drip: heartbeat over 120 s",
             "/api/drip?mode=heartbeat&interval_ms=10&duration_ms=120001",
             BAD,

@@ -149,7 +149,8 @@ with Infinity (past it requests wait); a run may plan at most {planned} s (every
 + linger) and ends after {longest} s whatever is left.\n\n\
 The Connection header is keep-alive unless --keep-alive is off and --max-sockets is\n\
 Infinity (then close); with keep-alive off and a finite --max-sockets it says keep-alive\n\
-and the socket is still destroyed after each response.\n",
+and the socket is still destroyed once its response has ended, unless a request is\n\
+waiting for it (that request takes it, as Node's agent does).\n",
         planned = MAX_PLANNED_MS / 1000,
         longest = MAX_DURATION.as_secs(),
     )

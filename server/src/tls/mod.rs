@@ -95,3 +95,26 @@ pub fn server_config(
     };
     Ok(Arc::new(config))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{LIMITED_STREAMS, MAX_CONCURRENT_STREAMS};
+
+    /// The HTTP/2 lessons' words name the stream limits this server
+    /// announces (found in review: typed into the text, tied to nothing).
+    #[test]
+    fn the_http2_lessons_say_the_stream_limits_the_ports_announce() {
+        let text = |id: &str| {
+            let t = &protocol::lesson_entry(id).text;
+            format!("{} {}", t.prompt, t.why)
+        };
+        let all = format!("the lab says {MAX_CONCURRENT_STREAMS}");
+        assert!(text("http2").contains(&all), "{}", text("http2"));
+        let here = format!("SETTINGS_MAX_CONCURRENT_STREAMS ({MAX_CONCURRENT_STREAMS} here)");
+        assert!(text("http2-eventsource").contains(&here));
+        let limited = format!("takes at most {LIMITED_STREAMS} ");
+        let limit = text("http2-stream-limit");
+        assert!(limit.contains(&limited), "{limit}");
+        assert!(limit.contains(&format!("the lab says {LIMITED_STREAMS} on")));
+    }
+}

@@ -480,8 +480,12 @@ pub fn InstructorView(props: &InstructorProps) -> Html {
                     <select id="room-lesson" onchange={on_pick}>
                         { for lessons.into_iter().flatten().map(|l| {
                             // Locked, a lesson that sets the policy or the
-                            // middlebox cannot run: said where it is picked.
-                            let waits = state.policy_locked && l.changes_settings;
+                            // middlebox cannot run, nor any lesson when the
+                            // room's policy is not the lab's defaults (it
+                            // needs them): said where it is picked.
+                            let waits = state.policy_locked
+                                && (l.changes_settings
+                                    || state.defaults != protocol::ServerPolicy::default());
                             html! {
                                 <option value={l.id.clone()} selected={chosen == l.id} data-waits={waits.to_string()}>
                                     { if waits { format!("{} (waits for the unlock)", l.title) } else { l.title.clone() } }

@@ -468,9 +468,11 @@ pub fn timeouts(e: &Evidence<'_>) -> Outcome {
     let ms = |v: Option<u32>| v.map_or("–".into(), |v| format!("{v} ms"));
     // Only what the first run shows: its answer, or an abort at the 500 ms
     // timeout; a reset or any other ending is none of the choices (found in
-    // review: it was graded "aborted at 500 ms").
+    // review: it was graded "aborted at 500 ms"). The answer is the first
+    // choice only if the socket did emit 'timeout' on the way (found in
+    // review: an answer that came before the 500 ms was graded so).
     let answer = match (socket_end.as_str(), socket_ms) {
-        (end, _) if end.starts_with("answered") => Answer::Choice(0),
+        (end, _) if end.starts_with("answered") && socket_timeouts > 0 => Answer::Choice(0),
         ("aborted", Some(ms)) if (450..=1000).contains(&ms) => Answer::Choice(1),
         _ => Answer::Unmeasured,
     };

@@ -8,8 +8,8 @@ use protocol::{CloseReason, ConnId, PolicyPatch};
 
 use super::measure::{
     arrival_order, close_reason, closes, connections, count, ended, first_arrival, in_phase,
-    longest_pause, ms_between, on_new_connections, peak_at_server, reached_server, resent,
-    resent_then,
+    longest_pause, ms_between, on_new_connections, peak_at_server, peak_at_server_when,
+    reached_server, resent, resent_then,
 };
 use super::{Answer, Evidence, Figure, Lesson, Outcome, Step, Until, agent};
 use crate::decimal::fixed;
@@ -1917,8 +1917,20 @@ fn eventsource_steps() -> Vec<Step> {
 fn eventsource(e: &Evidence<'_>) -> Outcome {
     let empty = empty_run();
     let held = e.run(1).unwrap_or(&empty);
-    let peak = peak_at_server(held.requests.iter().map(|q| q.as_ref()));
-    let stream_events = e.run(0).map_or(0, reached_server);
+    let (peak, when) = peak_at_server_when(held.requests.iter().map(|q| q.as_ref()));
+    // The streams open at the server when the most held requests were: a
+    // stream that had ended by then took no lane from them (found in
+    // review: one that reached the server and ended first was counted).
+    let stream_events = match (e.run(0), when) {
+        (Some(streams), Some(t)) => streams
+            .requests
+            .iter()
+            .filter(|r| {
+                r.server_start_us.is_some_and(|s| s <= t) && r.server_end_us.is_none_or(|e| e > t)
+            })
+            .count(),
+        _ => 0,
+    };
     Outcome {
         answer: if peak == 0 {
             Answer::Unmeasured
@@ -1927,7 +1939,7 @@ fn eventsource(e: &Evidence<'_>) -> Outcome {
         },
         figures: vec![
             figure("at-once", "held requests at the server at once", peak),
-            figure("stream", "event streams open", stream_events),
+            figure("stream", "event streams open at that moment", stream_events),
         ],
         notes: vec![eventsource_note(stream_events, peak, held.requests.len())],
     }
@@ -1941,7 +1953,7 @@ fn eventsource(e: &Evidence<'_>) -> Outcome {
 fn eventsource_note(streams: usize, peak: usize, held: usize) -> String {
     let in_use = peak + streams;
     let lanes = match (streams, held.saturating_sub(peak)) {
-        (0, _) => "no event stream was open in this run.".to_owned(),
+        (0, _) => "no event stream was open then.".to_owned(),
         (_, 0) => "the stream did not take a lane from them in this run.".to_owned(),
         (1, _) if in_use == 6 => "the stream held one of the six lanes.".to_owned(),
         (_, waited) => format!(

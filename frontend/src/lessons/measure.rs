@@ -29,6 +29,14 @@ pub fn in_phase(run: &Run, phase: Phase) -> usize {
 /// HTTP/1.1 each is on its own connection, so this is the most connections
 /// busy at once. Measured on the server's clock.
 pub fn peak_at_server<'a>(requests: impl Iterator<Item = &'a BrowserRequest>) -> usize {
+    peak_at_server_when(requests).0
+}
+
+/// [`peak_at_server`], and the server's time when it was first reached
+/// (`None` with no request at the server).
+pub fn peak_at_server_when<'a>(
+    requests: impl Iterator<Item = &'a BrowserRequest>,
+) -> (usize, Option<Micros>) {
     let mut edges: Vec<(Micros, i32)> = Vec::new();
     for r in requests {
         if let Some(start) = r.server_start_us {
@@ -40,12 +48,14 @@ pub fn peak_at_server<'a>(requests: impl Iterator<Item = &'a BrowserRequest>) ->
     }
     // Ends before starts at the same instant: a freed lane is taken next.
     sort(&mut edges);
-    let (mut now, mut peak) = (0_i32, 0_i32);
-    for (_, delta) in edges {
+    let (mut now, mut peak, mut when) = (0_i32, 0_i32, None);
+    for (at, delta) in edges {
         now += delta;
-        peak = peak.max(now);
+        if now > peak {
+            (peak, when) = (now, Some(at));
+        }
     }
-    usize::try_from(peak).unwrap_or(0)
+    (usize::try_from(peak).unwrap_or(0), when)
 }
 
 /// Distinct connections that carried `run`'s requests. Sets are built by

@@ -27,9 +27,13 @@ const RECORD_WAIT_MS: f64 = 2_000.0;
 /// Why a lesson that sets the session's policy or middlebox does not run
 /// while the instructor has locked the room's settings (the server refuses
 /// both changes; found in review: the lesson waited 10 s, then guessed).
-pub const LOCKED: &str = "the instructor has locked the room's settings, and this lesson \
-                          changes the keep-alive policy or the middlebox for its run: take it \
-                          once the lock is lifted";
+/// Also a lesson that sets neither in a room locked with settings other
+/// than the lab's defaults: it asks for the defaults first, and the wait
+/// for them fails at once in these words (found in review: they named only
+/// the lesson's own settings).
+pub const LOCKED: &str = "the instructor has locked the room's settings, and this lesson needs to \
+                          set them for its run (its own, or the lab's defaults in place of the \
+                          room's): take it once the lock is lifted";
 
 /// Where a lesson is.
 #[derive(Debug, Clone, PartialEq)]
@@ -137,6 +141,9 @@ pub struct Runner {
     /// it: taking the lesson again before then would save the lesson's own
     /// settings as the learner's (and put those back at its end).
     put_back: Option<PutBack>,
+    /// A policy change was sent this run: the saved policy is put back at
+    /// its end (only then: in a locked room the server refuses a change).
+    policy_sent: bool,
 }
 
 /// Settings sent back at the end of a lesson, and when.
@@ -193,12 +200,25 @@ impl Runner {
             last_poll_ms: 0.0,
             last_heard: 0,
             put_back: None,
+            policy_sent: false,
         }
+    }
+
+    /// What it still owes the session, to be sent once the live link is
+    /// open, taken by the page when it leaves the lesson (found in review:
+    /// dropped with the runner, the lesson's settings stayed in force, to
+    /// be saved by the next run as the learner's). "Again" waits for it
+    /// ([`Runner::settled`]).
+    pub fn unsent(&mut self) -> Vec<Command> {
+        std::mem::take(&mut self.unsent)
     }
 
     /// The settings this lesson put back are in force (or the server has
     /// had a while to say so): it can be taken again.
     pub fn settled(&self, state: &LabState, now_ms: f64) -> bool {
+        if !self.unsent.is_empty() {
+            return false;
+        }
         let Some(back) = &self.put_back else {
             return true;
         };
@@ -244,6 +264,7 @@ impl Runner {
         {
             self.steps.insert(0, Step::Policy(PolicyPatch::default()));
         }
+        self.policy_sent = false;
         self.step = 0;
         self.step_started_ms = now_ms;
         self.runs.clear();
@@ -278,11 +299,9 @@ impl Runner {
     /// said to be from a run that stopped early (found in review: a browser
     /// without HTTP/2, or with a smaller pool, only ever saw "the lesson
     /// stopped", never what it did instead); otherwise the lesson fails,
-    /// listing what it saw. The session's requests held at the server then
-    /// are released (one still queued in the browser that arrives later is
-    /// held until the policy's hang timeout or the server's hang cap).
+    /// listing what it saw. The run is cut short ([`Runner::cut_short`]).
     fn stop_early(&mut self, state: &LabState, waited: &str) -> Vec<Command> {
-        let mut commands = vec![Command::Release(None)];
+        let mut commands = Vec::new();
         let mut outcome = (self.lesson.measure)(&self.evidence(state));
         // Only a run whose every burst went out says what this browser did:
         // a burst never fired would be graded as if it had found nothing.
@@ -314,10 +333,10 @@ impl Runner {
             } else {
                 format!("{waited}; see the timeline")
             };
-            commands.extend(self.fail(why));
             if own {
                 self.unanswered = outcome.notes;
             }
+            commands.extend(self.fail(why));
             return commands;
         }
         outcome.notes.insert(
@@ -327,6 +346,7 @@ impl Runner {
                  measured until then."
             ),
         );
+        commands.extend(self.cut_short());
         self.outcome = Some(outcome);
         self.stopped_early = true;
         self.stage = Stage::Answered;
@@ -340,11 +360,30 @@ impl Runner {
     /// back, so that neither the next lesson nor the workbench runs behind
     /// or under what this one left (found in review: the next lesson's
     /// bursts queued behind this one's held requests, and kept its
-    /// settings as the learner's). Nothing when it is not running.
-    pub fn abandon(&mut self) -> Vec<Command> {
+    /// settings as the learner's). Nothing when it is not running. With the
+    /// live link down, what goes over it waits for the link.
+    pub fn abandon(&mut self, link_open: bool) -> Vec<Command> {
         if self.stage != Stage::Running {
             return Vec::new();
         }
+        let commands = self.fail("left for another lesson".into());
+        if link_open {
+            return commands;
+        }
+        // Kept until the link is open again ([`Runner::poll`] sends them;
+        // sent now, they would be lost).
+        self.unsent = commands;
+        Vec::new()
+    }
+
+    /// What ends a run cut short (left, failed, or stopped at a wait's
+    /// limit) at the server: the session's requests held there released,
+    /// an agent lesson's agent stopped (found in review: a failed or
+    /// stopped run left it, and a new run found it "already running"). The
+    /// page ends its own requests still under way when it sees the run
+    /// cut short (the track's drawing; queued in the browser, they would
+    /// reach the server later and be held, in the next run's way).
+    fn cut_short(&self) -> Vec<Command> {
         let mut commands = vec![Command::Release(None)];
         if self
             .steps
@@ -353,16 +392,28 @@ impl Runner {
         {
             commands.push(Command::Send(protocol::ClientMessage::AgentStop {}));
         }
-        commands.extend(self.fail("left for another lesson".into()));
         commands
     }
 
+    /// The lesson fails, saying `why`; a run under way is cut short, and
+    /// what it changed put back.
     fn fail(&mut self, why: String) -> Vec<Command> {
+        let mut commands = if self.stage == Stage::Running {
+            self.cut_short()
+        } else {
+            Vec::new()
+        };
         self.stage = Stage::Failed(why);
-        self.restore()
+        commands.extend(self.restore());
+        commands
     }
 
     fn restore(&mut self) -> Vec<Command> {
+        // Only what the run changed is put back: a policy it never sent
+        // would be refused in a locked room, and is unchanged anyway.
+        if !self.policy_sent {
+            self.saved = None;
+        }
         self.put_back = Some(PutBack {
             policy: self.saved.clone(),
             middlebox_heard: self.saved_middlebox.as_ref().map(|_| self.last_heard),
@@ -432,6 +483,10 @@ impl Runner {
         self.last_poll_ms = now_ms;
         self.last_heard = Self::middlebox_heard(state);
         if !self.unsent.is_empty() && state.socket == crate::state::SocketStatus::Open {
+            // Their wait for the server's confirmation starts now.
+            if let Some(back) = &mut self.put_back {
+                back.at_ms = now_ms;
+            }
             return std::mem::take(&mut self.unsent);
         }
         let mut commands = Vec::new();
@@ -503,12 +558,13 @@ impl Runner {
                 if outcome.answer == Answer::Unmeasured {
                     // What was measured, so the learner sees what is
                     // missing, and what happened instead (its notes).
-                    commands.extend(self.fail(format!(
+                    let why = format!(
                         "the run did not show the answer (the lab saw {}); see what it did \
                          below and the timeline",
                         seen(&outcome)
-                    )));
+                    );
                     self.unanswered = outcome.notes;
+                    commands.extend(self.fail(why));
                     break;
                 }
                 self.outcome = Some(outcome);
@@ -553,6 +609,7 @@ impl Runner {
                     self.awaiting_policy =
                         state.config.as_ref().and_then(|c| c.patched(&patch).ok());
                     self.refused_before_change = state.settings_refused;
+                    self.policy_sent = true;
                     commands.push(Command::SetPolicy(patch));
                 }
                 Step::Fire(settings) => {
@@ -788,6 +845,120 @@ mod tests {
         assert_eq!(runner.stage, Stage::Failed(LOCKED.to_owned()));
     }
 
+    /// In a room locked with settings other than the lab's defaults, a
+    /// lesson that sets none of its own still needs the defaults in place
+    /// of the room's: it fails at once, in words that say so (found in
+    /// review: it failed as "a lesson that changes settings"). Unlocked,
+    /// the same settings are set to the defaults for the run.
+    #[test]
+    fn a_room_locked_with_other_settings_holds_every_lesson() {
+        let mut s = state();
+        s.config = Some(ServerPolicy {
+            idle_timeout_ms: 2_000,
+            ..ServerPolicy::default()
+        });
+        s.room_locked = true;
+        let six = find("six-lanes").unwrap();
+        assert!(!six.changes_settings());
+        assert!(LOCKED.contains("the lab's defaults in place of the room's"));
+        let mut runner = Runner::new(six);
+        runner.predict(Answer::Number(6));
+        runner.start(&s, 0.0);
+        assert_eq!(runner.stage, Stage::Failed(LOCKED.to_owned()));
+        s.room_locked = false;
+        let mut runner = Runner::new(six);
+        runner.predict(Answer::Number(6));
+        assert!(matches!(
+            &runner.start(&s, 0.0)[..],
+            [Command::SetPolicy(_)]
+        ));
+    }
+
+    /// A run failed by a dropped live link owes the session its settings
+    /// until the link is back: "Again" waits for them to be sent and in
+    /// force, and a page that leaves the lesson meanwhile takes them to
+    /// send (found in review: a new runner dropped them, and the lesson's
+    /// settings stayed, to be saved by the next run as the learner's).
+    #[test]
+    fn settings_owed_across_a_dropped_link_outlive_the_run_that_owed_them() {
+        let mut s = state();
+        let learners = ServerPolicy {
+            idle_timeout_ms: 2_000,
+            ..ServerPolicy::default()
+        };
+        s.config = Some(learners.clone());
+        s.socket = crate::state::SocketStatus::Open;
+        let failed = |s: &mut LabState| {
+            s.config = Some(learners.clone());
+            s.socket = crate::state::SocketStatus::Open;
+            let mut runner = Runner::new(find("keep-alive-off").unwrap());
+            runner.predict(Answer::Number(1));
+            runner.start(s, 0.0);
+            runner.fired(1);
+            // The lesson's own policy in force, then the link drops.
+            s.config = Some(ServerPolicy {
+                keep_alive: false,
+                ..learners.clone()
+            });
+            s.socket = crate::state::SocketStatus::Closed;
+            assert!(
+                runner.poll(s, 100.0).is_empty(),
+                "nothing sent over a link that is down"
+            );
+            assert!(matches!(runner.stage, Stage::Failed(_)));
+            runner
+        };
+        let owed = vec![
+            Command::Release(None),
+            Command::SetPolicy(full_patch(&learners)),
+        ];
+        // Again waits: nothing is sent until the link is back, then it is
+        // sent, and the wait for the server's confirmation starts.
+        let mut runner = failed(&mut s);
+        assert!(!runner.settled(&s, 60_000.0), "nothing sent yet");
+        s.socket = crate::state::SocketStatus::Open;
+        assert_eq!(runner.poll(&s, 61_000.0), owed);
+        assert!(!runner.settled(&s, 62_000.0), "not in force yet");
+        s.config = Some(learners.clone());
+        assert!(runner.settled(&s, 62_000.0));
+        // Another lesson opened meanwhile: the page takes what is owed.
+        let mut runner = failed(&mut s);
+        assert_eq!(runner.unsent(), owed);
+        assert!(runner.unsent().is_empty(), "taken once");
+        // Left while running with the link down: kept for the link too.
+        s.socket = crate::state::SocketStatus::Closed;
+        let mut runner = Runner::new(find("keep-alive-off").unwrap());
+        runner.predict(Answer::Number(1));
+        runner.start(&s, 0.0);
+        assert!(runner.abandon(false).is_empty());
+        assert!(!runner.unsent().is_empty());
+    }
+
+    /// A run failed or stopped at a wait's limit is cut short: the page's
+    /// requests still under way end, the held ones are released, and an
+    /// agent lesson's agent stops (found in review: a stopped run's queued
+    /// requests reached the server later and held the next run's lanes).
+    #[test]
+    fn a_failed_agent_run_stops_its_agent() {
+        let s = state();
+        let mut runner = Runner::new(find("node-agent").unwrap());
+        runner.predict(Answer::Choice(1));
+        runner.start(&s, 0.0);
+        let back = runner.poll(&s, 600_000.0);
+        assert!(
+            matches!(runner.stage, Stage::Failed(_)),
+            "{:?}",
+            runner.stage
+        );
+        assert!(
+            back.starts_with(&[
+                Command::Release(None),
+                Command::Send(protocol::ClientMessage::AgentStop {})
+            ]),
+            "{back:?}"
+        );
+    }
+
     /// The idle-timeout lesson, predicted and started over `s`: its first
     /// command is the settings change it waits for.
     fn idle_timeout_started(s: &LabState) -> Runner {
@@ -941,13 +1112,13 @@ mod tests {
         assert!(why.contains("missed server events"), "{why}");
         assert_eq!(
             commands,
-            vec![Command::SetPolicy(full_patch(&ServerPolicy::default()))],
-            "the learner's policy is put back"
+            vec![Command::Release(None)],
+            "cut short; its policy step not reached, nothing to put back"
         );
     }
 
     #[test]
-    fn a_wait_past_its_limit_fails_in_words_and_puts_the_policy_back() {
+    fn a_wait_past_its_limit_fails_in_words_and_puts_back_only_what_it_changed() {
         let lesson = find("keep-alive-off").unwrap();
         let mut runner = Runner::new(lesson);
         let s = state();
@@ -960,13 +1131,9 @@ mod tests {
         };
         assert!(why.contains("did not happen"), "{why}");
         assert!(why.contains("the lab saw"), "what it measured: {why}");
-        assert_eq!(
-            commands,
-            vec![
-                Command::Release(None),
-                Command::SetPolicy(full_patch(&ServerPolicy::default()))
-            ]
-        );
+        // Its policy step comes after the first burst, which never ended:
+        // the policy was not changed, and is not put back.
+        assert_eq!(commands, vec![Command::Release(None)]);
     }
 
     #[test]
@@ -978,19 +1145,22 @@ mod tests {
         };
         s.config = Some(learners.clone());
         let mut runner = Runner::new(find("keep-alive-off").unwrap());
-        assert!(runner.abandon().is_empty(), "not running: nothing to undo");
+        assert!(
+            runner.abandon(true).is_empty(),
+            "not running: nothing to undo"
+        );
         runner.predict(Answer::Number(1));
         runner.start(&s, 0.0);
         runner.fired(1);
         assert_eq!(
-            runner.abandon(),
+            runner.abandon(true),
             vec![
                 Command::Release(None),
                 Command::SetPolicy(full_patch(&learners))
             ]
         );
         assert!(matches!(runner.stage, Stage::Failed(_)));
-        assert!(runner.abandon().is_empty(), "undone once");
+        assert!(runner.abandon(true).is_empty(), "undone once");
         // An agent lesson's agent is stopped too.
         let agent = crate::lessons::catalogue::ALL
             .iter()
@@ -1003,8 +1173,8 @@ mod tests {
         let mut runner = Runner::new(agent);
         runner.predict(Answer::Choice(0));
         runner.start(&s, 0.0);
-        let undo = runner.abandon();
-        assert_eq!(undo.first(), Some(&Command::Release(None)));
+        let undo = runner.abandon(true);
+        assert!(undo.starts_with(&[Command::Release(None)]), "{undo:?}");
         assert!(
             undo.contains(&Command::Send(protocol::ClientMessage::AgentStop {})),
             "{undo:?}"
@@ -1031,11 +1201,17 @@ mod tests {
         let lesson = ServerPolicy::default().patched(patch).unwrap();
         assert!(lesson.keep_alive, "keep-alive back on for the lesson");
         assert_eq!(lesson.max_requests, ServerPolicy::default().max_requests);
-        // It fails (the wait for its run passes its limit), and puts the
-        // learner's settings back.
+        // It fails (the wait for its run passes its limit): the run is cut
+        // short, and the learner's settings put back.
         runner.fired(1);
         let back = runner.poll(&s, 600_000.0);
-        assert_eq!(back, vec![Command::SetPolicy(full_patch(&learners))]);
+        assert_eq!(
+            back,
+            vec![
+                Command::Release(None),
+                Command::SetPolicy(full_patch(&learners))
+            ]
+        );
     }
 
     #[test]
@@ -1127,7 +1303,10 @@ mod tests {
                 if middlebox.idle_timeout_ms == Some(60_000) && middlebox.preset == Some(protocol::Preset::Custom))),
             "the settings before this lesson (the first one's change): {back:?}"
         );
-        assert!(back.iter().any(|c| matches!(c, Command::SetPolicy(_))));
+        assert!(
+            !back.iter().any(|c| matches!(c, Command::SetPolicy(_))),
+            "no policy of its own, none changed: {back:?}"
+        );
         // The first runner goes on to its burst, which never ends: it fails
         // and puts back the settings from before it (AWS NAT). It cannot be
         // taken again until the server shows them in force, or until 5 s

@@ -201,7 +201,8 @@ pub struct Context<'a> {
     /// The page's state.
     pub state: &'a LabState,
     /// Everything a lesson may aim at is known (the middlebox's and HTTPS
-    /// ports, and the server's listeners from the first snapshot).
+    /// ports, and the server's listeners from the first snapshot), and
+    /// nothing a lesson left is owed to the session any more.
     pub ready: bool,
     /// The lab's HTTPS origins, for a lesson over TLS to link.
     pub https_origins: &'a [String],
@@ -287,7 +288,10 @@ impl LessonPage {
         let connected = cx.state.socket == crate::state::SocketStatus::Open;
         // Said before Run, not found out 10 s into the run.
         let locked_out = cx.state.room_locked && lesson.changes_settings();
-        let run_disabled = r.stage != Stage::Ready || !connected || !cx.ready || locked_out;
+        // Not before the settings a run before put back are in force: the
+        // new run would save that run's own as yours.
+        let run_disabled =
+            r.stage != Stage::Ready || !connected || !cx.ready || locked_out || !settled;
         let finished = matches!(r.stage, Stage::Answered | Stage::Failed(_));
         let actions = el("div")
             .attr("class", "actions")
@@ -317,7 +321,7 @@ impl LessonPage {
                 vec![]
             })
             .kids(
-                (finished && !settled)
+                (!settled)
                     .then(|| {
                         el("span")
                             .attr("class", "help")

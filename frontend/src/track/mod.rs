@@ -80,6 +80,11 @@ struct Track {
     listed: Option<Result<Vec<Listed>, String>>,
     /// The lesson open, or `None` for the list.
     page: Option<LessonPage>,
+    /// What a lesson left while the live link was down still owes the
+    /// session (its settings put back, its held requests released): sent
+    /// once the link is open, and no lesson runs before
+    /// ([`Runner::unsent`]).
+    owed: Vec<Command>,
     /// The body's listeners, and the URL fragment's.
     _listeners: [Listener; 4],
 }
@@ -93,6 +98,10 @@ impl Holds for Track {
     /// and the page is drawn again.
     fn changed(&mut self) {
         let state = self.lab.state();
+        if state.socket == crate::state::SocketStatus::Open {
+            let owed = std::mem::take(&mut self.owed);
+            self.execute(owed);
+        }
         if let Some(page) = &mut self.page {
             let commands = page.runner.poll(&state, now_ms());
             self.execute(commands);
@@ -134,6 +143,7 @@ impl Track {
                 projector: crate::live::projector_at_start(),
                 listed: None,
                 page: None,
+                owed: Vec::new(),
             })
         });
         let me = Rc::downgrade(&track);
@@ -193,13 +203,17 @@ impl Track {
         }
         // A lesson left while it runs is undone first: its requests ended
         // and released, its agent stopped, its settings put back.
+        let link_open = self.lab.state().socket == crate::state::SocketStatus::Open;
         let undo = self
             .page
             .as_mut()
-            .map_or_else(Vec::new, |p| p.runner.abandon());
-        if !undo.is_empty() {
+            .map_or_else(Vec::new, |p| p.runner.abandon(link_open));
+        if self.page.as_ref().is_some_and(|p| p.tick.is_some()) {
             crate::services::burst::abort_all();
-            self.execute(undo);
+        }
+        self.execute(undo);
+        if let Some(page) = &mut self.page {
+            self.owed.extend(page.runner.unsent());
         }
         self.page = lesson.and_then(lessons::find).map(LessonPage::new);
         // A lesson of its own: its elements made anew, as for a new page
@@ -327,13 +341,20 @@ impl Track {
     fn draw(&mut self) {
         let state = self.lab.state();
         let connected = state.socket == crate::state::SocketStatus::Open;
-        let ready = self.lab.ports.is_some() && state.config.is_some();
+        // Nothing a lesson left is owed any more: a run now would save
+        // those settings as the learner's.
+        let ready = self.lab.ports.is_some() && state.config.is_some() && self.owed.is_empty();
         let https_origins = crate::live::https_origins(self.lab.ports);
         let now = now_ms();
         // The running lesson's clock, only while it runs.
         if let Some(page) = &mut self.page {
             let running = page.runner.stage == Stage::Running;
             if running != page.tick.is_some() {
+                // A run cut short (failed, or stopped at a wait's limit):
+                // the page's requests still under way end with it.
+                if !running && (page.runner.stopped_early || page.runner.outcome.is_none()) {
+                    crate::services::burst::abort_all();
+                }
                 page.tick = running.then(|| {
                     let me = self.me.clone();
                     Interval::new(100, move || with(&me, Track::tick))

@@ -770,6 +770,18 @@ mod tests {
         s
     }
 
+    /// A page whose session has the learner's own policy (a 2 s idle
+    /// timeout), and that policy.
+    fn learners_policy() -> (LabState, ServerPolicy) {
+        let learners = ServerPolicy {
+            idle_timeout_ms: 2_000,
+            ..ServerPolicy::default()
+        };
+        let mut s = state();
+        s.config = Some(learners.clone());
+        (s, learners)
+    }
+
     /// A lesson without a policy step of its own, started with the
     /// learner's workbench settings in force (the server's TCP keep-alive
     /// on), first puts the lab's defaults in force, and fires only once the
@@ -852,11 +864,7 @@ mod tests {
     /// the same settings are set to the defaults for the run.
     #[test]
     fn a_room_locked_with_other_settings_holds_every_lesson() {
-        let mut s = state();
-        s.config = Some(ServerPolicy {
-            idle_timeout_ms: 2_000,
-            ..ServerPolicy::default()
-        });
+        let (mut s, _) = learners_policy();
         s.room_locked = true;
         let six = find("six-lanes").unwrap();
         assert!(!six.changes_settings());
@@ -881,12 +889,7 @@ mod tests {
     /// settings stayed, to be saved by the next run as the learner's).
     #[test]
     fn settings_owed_across_a_dropped_link_outlive_the_run_that_owed_them() {
-        let mut s = state();
-        let learners = ServerPolicy {
-            idle_timeout_ms: 2_000,
-            ..ServerPolicy::default()
-        };
-        s.config = Some(learners.clone());
+        let (mut s, learners) = learners_policy();
         s.socket = crate::state::SocketStatus::Open;
         let failed = |s: &mut LabState| {
             s.config = Some(learners.clone());
@@ -1138,12 +1141,7 @@ mod tests {
 
     #[test]
     fn a_lesson_left_while_it_runs_releases_its_requests_and_puts_the_settings_back() {
-        let mut s = state();
-        let learners = ServerPolicy {
-            idle_timeout_ms: 2_000,
-            ..ServerPolicy::default()
-        };
-        s.config = Some(learners.clone());
+        let (s, learners) = learners_policy();
         let mut runner = Runner::new(find("keep-alive-off").unwrap());
         assert!(
             runner.abandon(true).is_empty(),

@@ -143,6 +143,12 @@ pub fn loopback_authority(authority: Option<&[u8]>) -> bool {
         },
         None => authority.split(|&b| b == b':').next().unwrap_or_default(),
     };
+    // The name a page on the lab's machine is opened at (`cargo xtask
+    // run`'s link), compared at once: parsing it as an address is about 300
+    // instructions a request (bench figure 1).
+    if host == b"127.0.0.1" {
+        return true;
+    }
     const LOCALHOST: &[u8] = b"localhost";
     let under = host.len() > LOCALHOST.len()
         && host

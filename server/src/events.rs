@@ -13,7 +13,9 @@
 //! first request named session `S`, plus connections that have not named any
 //! session yet and come from the same host (Chromium's spare socket). When
 //! such a connection turns out to be someone else's, the viewer is told to
-//! forget it ([`ServerEvent::ConnectionHidden`]). Without `session` (from
+//! forget it ([`ServerEvent::ConnectionHidden`]); so it is when its host's
+//! connections that name no session pass their budget of events (the
+//! tracker's `Viewers::by_host_admits`: everyone behind one NAT shares it). Without `session` (from
 //! the lab's own machine only), a viewer sees the anonymous scope the same
 //! way; only the instructor key (`key=`) shows the whole server.
 //!
@@ -398,7 +400,9 @@ impl Filter {
                     vec![]
                 }
             }
-            ServerEvent::ConnectionClosed { conn, .. } => {
+            // Hidden by the tracker too: an unattributed connection past
+            // its host's budget (`tracker::Viewers::by_host_admits`).
+            ServerEvent::ConnectionClosed { conn, .. } | ServerEvent::ConnectionHidden { conn } => {
                 if self.visible.remove(conn) {
                     vec![event]
                 } else {
@@ -411,8 +415,7 @@ impl Filter {
             | ServerEvent::ConnectionUpgraded { conn, .. }
             | ServerEvent::ConnectionSecured { conn, .. }
             | ServerEvent::StreamReset { conn, .. }
-            | ServerEvent::GoAway { conn, .. }
-            | ServerEvent::ConnectionHidden { conn } => {
+            | ServerEvent::GoAway { conn, .. } => {
                 if self.visible.contains(conn) {
                     vec![event]
                 } else {

@@ -38,7 +38,7 @@
 //! [`crate::Lab::subscribe`]: tests and tools that take events apart) hands
 //! out owned copies, on a channel of its own.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
@@ -514,12 +514,15 @@ impl Tracker {
 
     /// The open connections `include` picks, each as a viewer is shown it,
     /// in the order they were opened.
-    fn snapshot(&self, mut include: impl FnMut(&ConnRecord) -> bool) -> Vec<ConnectionSnapshot> {
+    fn snapshot(
+        &self,
+        mut include: impl FnMut(ConnId, &ConnRecord) -> bool,
+    ) -> Vec<ConnectionSnapshot> {
         let mut all: Vec<ConnectionSnapshot> = self
             .each_shard(|table| {
                 table
                     .iter()
-                    .filter(|(_, r)| include(r))
+                    .filter(|(conn, r)| include(**conn, r))
                     .map(|(conn, r)| snapshot_one(*conn, r, self.keep_per_conn))
                     .collect::<Vec<_>>()
             })
@@ -796,7 +799,7 @@ impl Tracker {
             _ => mappings.get(&mapping).copied(),
         };
         // Unknown: the instructor's whole stream only.
-        ip.map_or(Route::Nobody, |ip| Route::Conn(None, ip))
+        ip.map_or(Route::Nobody, Route::AnonymousOn)
     }
 
     /// Whether anyone may hear an event (see `watched`). Called with the
@@ -921,7 +924,7 @@ impl Tracker {
     /// The open connections right now.
     pub fn connections(&self) -> Vec<ConnectionSnapshot> {
         let _stream = self.stream();
-        self.snapshot(|_| true)
+        self.snapshot(|_, _| true)
     }
 
     /// The open connection whose client address is `peer`, if any: a scan
@@ -960,7 +963,7 @@ impl Tracker {
         let _stream = self.stream();
         let rx = self.events.subscribe();
         self.watched.store(true, Ordering::Relaxed);
-        (self.clock.now_us(), self.snapshot(|_| true), rx)
+        (self.clock.now_us(), self.snapshot(|_, _| true), rx)
     }
 
     /// Like [`Tracker::subscribe`], with every event as an owned copy (each
@@ -979,7 +982,7 @@ impl Tracker {
             .get_or_init(|| broadcast::Sender::new(self.event_buffer))
             .subscribe();
         self.watched.store(true, Ordering::Relaxed);
-        (self.clock.now_us(), self.snapshot(|_| true), rx)
+        (self.clock.now_us(), self.snapshot(|_, _| true), rx)
     }
 
     /// Like [`Tracker::subscribe`], for a participant's page: a [`Feed`] of
@@ -991,9 +994,13 @@ impl Tracker {
         host: Option<IpAddr>,
     ) -> (Micros, Vec<ConnectionSnapshot>, Feed) {
         let _stream = self.stream();
-        let feed = self.viewers().add(owner.clone(), host, self.event_buffer);
+        let (feed, hidden) = {
+            let mut viewers = self.viewers();
+            let feed = viewers.add(owner.clone(), host, self.event_buffer);
+            (feed, viewers.hidden.clone())
+        };
         self.watched.store(true, Ordering::Relaxed);
-        let connections = self.snapshot(shown_to(owner.as_ref(), host));
+        let connections = self.snapshot(shown_to(owner.as_ref(), host, &hidden));
         (self.clock.now_us(), connections, feed)
     }
 
@@ -1006,7 +1013,8 @@ impl Tracker {
         host: Option<IpAddr>,
     ) -> Vec<ConnectionSnapshot> {
         let _stream = self.stream();
-        self.snapshot(shown_to(owner, host))
+        let hidden = self.viewers().hidden.clone();
+        self.snapshot(shown_to(owner, host, &hidden))
     }
 
     /// How many participants' feeds are registered (for tests and the bench).
@@ -1022,8 +1030,13 @@ impl Tracker {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Route {
     /// A connection's event: its owner's feeds once it named a session
-    /// (`Some`), else the feeds on the client's host.
+    /// (`Some`), else the feeds on the client's host, within that host's
+    /// budget (`Viewers::by_host_admits`).
     Conn(Option<SessionId>, IpAddr),
+    /// An event of a middlebox mapping that named no session: the
+    /// anonymous scope's feeds on the client's host (the only ones that
+    /// show it, `events::Filter`; a participant's page is not sent it).
+    AnonymousOn(IpAddr),
     /// A connection just named this session: that session's feeds, and the
     /// feeds on its host (which were shown it and must now forget it).
     Attributed(SessionId, IpAddr),
@@ -1113,6 +1126,54 @@ struct Viewers {
     by_owner: HashMap<Option<SessionId>, Vec<u64>>,
     /// Feed ids by host.
     by_host: HashMap<HostKey, Vec<u64>>,
+    /// What each host (but the lab's own machine) may still send its
+    /// feeds of connections that named no session (`by_host_admits`).
+    budgets: HashMap<HostKey, HostBudget>,
+    /// Connections that named no session whose events no longer go to
+    /// their host's feeds (its budget ran out): told `connection_hidden`
+    /// there, left out of that host's snapshots, shown again only to the
+    /// session that claims one. Each leaves at its close or its claim.
+    hidden: HashSet<ConnId>,
+    /// Tests: budgets do not refill, so what passes does not depend on how
+    /// fast the test runs.
+    #[cfg(test)]
+    frozen_budgets: bool,
+}
+
+/// How many events a second the connections of one host (a participant's
+/// machine, or every machine behind one NAT) that have named no session
+/// may send the feeds on that host, and how many at once. A page sees its
+/// browser's connections before their first request names its session (a
+/// spare socket, each new connection's opening: a few a burst), and a
+/// browser's page load a handful of requests that name none; one
+/// participant sharing the address could otherwise pipeline requests
+/// without a session (each refused, three events) into every other
+/// participant's feed faster than a page reads (a room review, December
+/// 2026). The lab's own machine (loopback) has no budget: the anonymous
+/// scope's traffic is all unattributed, and it has nobody else's.
+const HOST_EVENTS_PER_SECOND: f64 = 500.0;
+/// See [`HOST_EVENTS_PER_SECOND`]: a room of 30 behind one NAT opening a
+/// burst's six connections each at once spends 180.
+const HOST_EVENTS_AT_ONCE: f64 = 1000.0;
+
+/// One host's budget of unattributed events ([`HOST_EVENTS_PER_SECOND`]).
+#[derive(Debug, Clone, Copy)]
+struct HostBudget {
+    /// Events it may send now.
+    tokens: f64,
+    /// When `tokens` was last refilled.
+    at: std::time::Instant,
+}
+
+/// What an unattributed connection's event does at its host's feeds.
+enum Admit {
+    /// Sent.
+    Send,
+    /// Not sent: the connection is hidden from them.
+    Skip,
+    /// Not sent, and the connection is hidden from now on: they are told
+    /// `connection_hidden` instead.
+    Hide(ConnId),
 }
 
 impl Viewers {
@@ -1172,7 +1233,65 @@ impl Viewers {
             ids.retain(|i| *i != id);
             if ids.is_empty() {
                 self.by_host.remove(&host);
+                self.budgets.remove(&host);
             }
+        }
+        if self.feeds.is_empty() {
+            // Nobody to hide them from: the next viewer's snapshot shows
+            // every connection of its host (events are not routed while
+            // nobody listens, so none could be kept track of).
+            self.hidden.clear();
+        }
+    }
+
+    /// Whether an event of a connection that named no session (or of no
+    /// connection) goes to the feeds on its client's `host`, within the
+    /// host's budget ([`HOST_EVENTS_PER_SECOND`]). An event of a
+    /// connection hidden there goes nowhere but to the instructor; the close
+    /// of one shown there is always sent (it was counted at its opening);
+    /// an opening past the budget is hidden from the start, any other event
+    /// hides its connection.
+    fn by_host_admits(&mut self, host: HostKey, event: &ServerEvent) -> Admit {
+        let conn = event.conn();
+        let closing = matches!(event, ServerEvent::ConnectionClosed { .. });
+        if let Some(conn) = conn
+            && self.hidden.contains(&conn)
+        {
+            if closing {
+                self.hidden.remove(&conn);
+            }
+            return Admit::Skip;
+        }
+        if host == HostKey::Loopback || closing {
+            return Admit::Send;
+        }
+        let now = std::time::Instant::now();
+        let budget = self.budgets.entry(host).or_insert(HostBudget {
+            tokens: HOST_EVENTS_AT_ONCE,
+            at: now,
+        });
+        #[allow(unused_mut)]
+        let mut refill = now.duration_since(budget.at).as_secs_f64() * HOST_EVENTS_PER_SECOND;
+        #[cfg(test)]
+        if self.frozen_budgets {
+            refill = 0.0;
+        }
+        budget.tokens = (budget.tokens + refill).min(HOST_EVENTS_AT_ONCE);
+        budget.at = now;
+        if budget.tokens >= 1.0 {
+            budget.tokens -= 1.0;
+            return Admit::Send;
+        }
+        match conn {
+            Some(conn) => {
+                self.hidden.insert(conn);
+                if matches!(event, ServerEvent::ConnectionOpened { .. }) {
+                    Admit::Skip
+                } else {
+                    Admit::Hide(conn)
+                }
+            }
+            None => Admit::Skip,
         }
     }
 
@@ -1193,14 +1312,52 @@ impl Viewers {
                 self.by_owner.get(&Some(session.clone())).unwrap_or(&empty),
                 &empty,
             ),
-            Route::Conn(None, ip) => (
-                self.by_host.get(&HostKey::of(*ip)).unwrap_or(&empty),
-                &empty,
-            ),
-            Route::Attributed(session, ip) => (
-                self.by_owner.get(&Some(session.clone())).unwrap_or(&empty),
-                self.by_host.get(&HostKey::of(*ip)).unwrap_or(&empty),
-            ),
+            Route::Conn(None, ip) => {
+                let host = HostKey::of(*ip);
+                let Some(ids) = self.by_host.get(&host).cloned() else {
+                    // Nobody on its host: no budget spent.
+                    if let ServerEvent::ConnectionClosed { conn, .. } = &**event {
+                        self.hidden.remove(conn);
+                    }
+                    return;
+                };
+                let admit = self.by_host_admits(host, event);
+                match admit {
+                    Admit::Send => self.deliver(event, &ids),
+                    Admit::Skip => {}
+                    Admit::Hide(conn) => {
+                        let hidden = Arc::new(ServerEvent::ConnectionHidden { conn });
+                        self.deliver(&hidden, &ids);
+                    }
+                }
+                return;
+            }
+            Route::AnonymousOn(ip) => {
+                let anonymous = self.by_owner.get(&None).unwrap_or(&empty);
+                let ids: Vec<u64> = self
+                    .by_host
+                    .get(&HostKey::of(*ip))
+                    .unwrap_or(&empty)
+                    .iter()
+                    .filter(|id| anonymous.contains(id))
+                    .copied()
+                    .collect();
+                self.deliver(event, &ids);
+                return;
+            }
+            Route::Attributed(session, ip) => {
+                // Its host's feeds forget it (`events::Filter`), unless it
+                // was hidden from them already.
+                let shown_on_host = !event.conn().is_some_and(|c| self.hidden.remove(&c));
+                (
+                    self.by_owner.get(&Some(session.clone())).unwrap_or(&empty),
+                    if shown_on_host {
+                        self.by_host.get(&HostKey::of(*ip)).unwrap_or(&empty)
+                    } else {
+                        &empty
+                    },
+                )
+            }
         };
         let mut ids = first.clone();
         ids.extend(second.iter().filter(|id| !first.contains(id)));
@@ -1285,11 +1442,17 @@ fn snapshot_one(conn: ConnId, r: &ConnRecord, keep: usize) -> ConnectionSnapshot
 /// Which connections a participant's viewer on `host` is shown: its
 /// owner's (`None`: the anonymous scope's), and the unattributed ones from
 /// the same machine (by each connection's client machine,
-/// `ConnRecord::host`).
-fn shown_to(owner: Option<&SessionId>, host: Option<IpAddr>) -> impl Fn(&ConnRecord) -> bool {
-    move |r| match &r.session {
+/// `ConnRecord::host`) but those `hidden` from it (`Viewers::hidden`).
+fn shown_to<'a>(
+    owner: Option<&'a SessionId>,
+    host: Option<IpAddr>,
+    hidden: &'a HashSet<ConnId>,
+) -> impl Fn(ConnId, &ConnRecord) -> bool + 'a {
+    move |conn, r| match &r.session {
         Some(session) => owner == Some(session),
-        None => host.is_some_and(|h| crate::events::same_host(h, r.host)),
+        None => {
+            host.is_some_and(|h| crate::events::same_host(h, r.host)) && !hidden.contains(&conn)
+        }
     }
 }
 
@@ -1766,6 +1929,103 @@ mod tests {
             "Bob never sees Alice's connection; his own from another address \
              arrives from its attribution on (the viewer introduces it)"
         );
+    }
+
+    /// A room behind one NAT: Mallory, on Alice's address, pipelines
+    /// requests that name no session (each refused in the lab: three events
+    /// apiece). Alice's feed gets her host's unattributed events only up to
+    /// the host's budget, then is told to forget Mallory's connection and
+    /// hears nothing more of it, so her queue never overflows; her own
+    /// connection still reaches her once it names her; a new viewer on the
+    /// host is not shown what was hidden; the lab's own machine has no
+    /// budget.
+    #[test]
+    fn a_hosts_unattributed_connections_reach_its_feeds_within_a_budget() {
+        let t = Tracker::new(Clock::new(), 4, 4096);
+        t.viewers().frozen_budgets = true;
+        let nat = [10, 0, 0, 9];
+        let (_, _, mut alice) = t.subscribe_scoped(Some(session("alice")), Some(nat.into()));
+        t.open(ConnId(1), direct(from(nat, 5000)), addr(80), Arc::default());
+        for request in 1..=3000 {
+            t.record(started(1, request, request as u32));
+            t.record(finished(1, request));
+        }
+        // Her own connection, opened while the budget is spent, then named.
+        t.open(ConnId(2), direct(from(nat, 5001)), addr(80), Arc::default());
+        t.record(attributed(2, "alice"));
+        t.record(started(2, 9000, 1));
+        t.close(ConnId(1), CloseReason::PeerClosed, 3000);
+        let seen = drain(&mut alice);
+        // The budget, then `connection_hidden`, her connection's naming and
+        // request.
+        assert_eq!(seen.len(), HOST_EVENTS_AT_ONCE as usize + 3);
+        let hidden_at = seen
+            .iter()
+            .position(|(kind, _)| kind == "connection_hidden")
+            .expect("told to forget Mallory's connection");
+        assert_eq!(seen[hidden_at].1, Some(1));
+        assert!(
+            seen[hidden_at + 1..]
+                .iter()
+                .all(|(_, conn)| *conn == Some(2)),
+            "nothing more of it, not even its close: {:?}",
+            &seen[hidden_at..]
+        );
+        assert_eq!(
+            kinds(&seen[hidden_at + 1..]),
+            ["connection_attributed", "request_started"]
+        );
+        // Another connection of the host past the budget: hidden from the
+        // start; a new viewer there is not shown it.
+        t.open(ConnId(3), direct(from(nat, 5002)), addr(80), Arc::default());
+        let (_, snapshot, _) = t.subscribe_scoped(Some(session("carol")), Some(nat.into()));
+        assert!(snapshot.is_empty(), "{snapshot:?}");
+        assert_eq!(drain(&mut alice), []);
+
+        // The lab's own machine: every event, however many.
+        let (_, _, mut local) = t.subscribe_scoped(None, Some([127, 0, 0, 1].into()));
+        t.open(
+            ConnId(4),
+            direct(from([127, 0, 0, 1], 6000)),
+            addr(80),
+            Arc::default(),
+        );
+        for request in 1..=1500 {
+            t.record(started(4, 10_000 + request, request as u32));
+            t.record(finished(4, 10_000 + request));
+        }
+        assert_eq!(drain(&mut local).len(), 3001);
+    }
+
+    /// A middlebox mapping that named no session is the anonymous scope's
+    /// (`events::Filter` shows it to nobody else): its events go only to
+    /// the anonymous feeds on its client's host, not into a participant's
+    /// queue there to be filtered out (one sharing the address could fill
+    /// it so).
+    #[test]
+    fn an_anonymous_mappings_events_go_only_to_the_anonymous_feeds_of_its_host() {
+        let t = tracker(4);
+        let (_, _, mut alice) =
+            t.subscribe_scoped(Some(session("alice")), Some([127, 0, 0, 1].into()));
+        let (_, _, mut local) = t.subscribe_scoped(None, Some([127, 0, 0, 1].into()));
+        let (_, _, mut elsewhere) = t.subscribe_scoped(None, Some([10, 0, 0, 1].into()));
+        t.record(ServerEvent::Middlebox {
+            mapping: protocol::MappingId(1),
+            session: None,
+            event: protocol::MiddleboxEvent::Opened {
+                client: "127.0.0.1:5000".into(),
+                upstream: None,
+                conn: None,
+                accepted_us: 1,
+                settings: protocol::MiddleboxSettings::default(),
+                in_force_ms: 1,
+                probes_visible: true,
+            },
+            at_us: 1,
+        });
+        assert_eq!(kinds(&drain(&mut local)), ["middlebox"]);
+        assert_eq!(drain(&mut alice), []);
+        assert_eq!(drain(&mut elsewhere), []);
     }
 
     #[test]

@@ -1602,6 +1602,89 @@ async fn session_replacing(addr: SocketAddr, ip: std::net::IpAddr, replaces: &st
     issued(addr, ip, &format!("/api/sessions?replaces={replaces}")).await
 }
 
+/// A room behind one NAT: B shares A's address and sends requests that name
+/// no session, 3000 of them (each refused 403, and each three events the
+/// lab routes to the viewers on that address, where a page is shown its
+/// browser's connections before they name its session). A's feed hears
+/// them only within the address's budget, then is told to forget B's
+/// connections; it does not fall behind, and A's own request still reaches
+/// A's view. Without the budget all 9000 went to A's queue of 4096, as fast
+/// as B sent them (found in the room review of December 5, 2026; here the
+/// kernel's socket buffers take them, a sustained flood would not fit).
+#[tokio::test]
+async fn one_sharing_an_address_cannot_fill_anothers_feed_with_requests_naming_no_session() {
+    let (addr, lab) = start_server().await;
+    let nat: std::net::IpAddr = "192.0.2.7".parse().expect("an address");
+    let from_nat = |port: u16| {
+        let lab = lab.clone();
+        async move { common::forwarded(addr, &lab, SocketAddr::new(nat, port)).await }
+    };
+    let (stream, _a_issue) = from_nat(40000).await;
+    let issued = Client::from_stream(stream)
+        .request("POST", "/api/sessions", b"")
+        .await;
+    assert_eq!(issued.status, 200, "{}", issued.text());
+    let a = issued.json()["session"]
+        .as_str()
+        .expect("a session")
+        .to_owned();
+    let (stream, _a_viewer) = from_nat(40001).await;
+    let mut a_viewer =
+        Viewer::connect_over(addr, &format!("/api/events?session={a}"), stream).await;
+
+    // 30 connections of 100 (the policy's `max_requests` closes each).
+    let started = std::time::Instant::now();
+    let mut b_conns = Vec::new();
+    for k in 0..30 {
+        let (stream, _b) = from_nat(41000 + k).await;
+        let mut b = Client::from_stream(stream);
+        for _ in 0..100 {
+            let refused = b.get("/api/fast").await;
+            assert_eq!(refused.status, 403, "{}", refused.text());
+            if b_conns.last() != Some(&refused.conn_id()) {
+                b_conns.push(refused.conn_id());
+            }
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+
+    let (stream, _a_page) = from_nat(40003).await;
+    let mut a_page = Client::from_stream(stream);
+    let mine = a_page.get(&format!("/api/fast?id=after&session={a}")).await;
+    assert_eq!(mine.status, 200, "{}", mine.text());
+    a_viewer.timeline(mine.request_id()).await;
+    assert!(
+        !a_viewer.seen.iter().any(|e| matches!(
+            e,
+            ServerEvent::EventsDropped { .. } | ServerEvent::Snapshot { .. }
+        )),
+        "A's view fell behind"
+    );
+    let of_b: Vec<ServerEvent> = b_conns
+        .iter()
+        .flat_map(|conn| a_viewer.events_for(*conn))
+        .collect();
+    assert!(
+        of_b.iter()
+            .any(|e| matches!(e, ServerEvent::ConnectionHidden { .. })),
+        "B's connections were hidden from A"
+    );
+    // The budget, what it refilled meanwhile, and for each connection at
+    // most its `connection_hidden` or its close (never both).
+    let most = tracker_budget(elapsed) + b_conns.len();
+    assert!(
+        of_b.len() <= most,
+        "{} of B's events reached A (at most {most})",
+        of_b.len()
+    );
+}
+
+/// What one host's budget lets through in `elapsed` seconds
+/// (`tracker::HOST_EVENTS_AT_ONCE`, `HOST_EVENTS_PER_SECOND`).
+fn tracker_budget(elapsed: f64) -> usize {
+    1000 + (500.0 * elapsed).ceil() as usize
+}
+
 /// The session `POST path` issues to a client at `ip`.
 async fn issued(addr: SocketAddr, ip: std::net::IpAddr, path: &str) -> String {
     let mut issue = Client::from_stream(common::connect_from(addr, ip).await);

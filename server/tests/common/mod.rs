@@ -762,20 +762,21 @@ impl Viewer {
         target: &str,
         from: Option<std::net::IpAddr>,
     ) -> Viewer {
-        let url = format!("ws://{addr}{target}");
-        let handshake = async {
-            match from {
-                None => tokio_tungstenite::connect_async(url.as_str()).await,
-                Some(ip) => {
-                    let stream = connect_from(addr, ip).await;
-                    tokio_tungstenite::client_async(
-                        url.as_str(),
-                        tokio_tungstenite::MaybeTlsStream::Plain(stream),
-                    )
-                    .await
-                }
-            }
+        let stream = match from {
+            None => within("TCP connect", TcpStream::connect(addr))
+                .await
+                .expect("connect to the lab"),
+            Some(ip) => connect_from(addr, ip).await,
         };
+        Viewer::connect_over(addr, target, stream).await
+    }
+
+    /// [`Viewer::connect_to`] over a connection made elsewhere (e.g.
+    /// [`forwarded`]: charged to another machine).
+    pub async fn connect_over(addr: SocketAddr, target: &str, stream: TcpStream) -> Viewer {
+        let url = format!("ws://{addr}{target}");
+        let handshake =
+            tokio_tungstenite::client_async(url.as_str(), MaybeTlsStream::Plain(stream));
         let (ws, response) = within("the WebSocket handshake", handshake)
             .await
             .unwrap_or_else(|e| panic!("WebSocket handshake with {url}: {e}"));

@@ -446,7 +446,7 @@ pub async fn drip(State(lab): State<Lab>, RawQuery(query): RawQuery) -> Result<R
         // As many beats as a data drip has chunks at most (found in review:
         // a beat every millisecond for 120 s, one timer and one write each,
         // from every request an address may hold, took the server's cores).
-        let beats = duration_ms / interval_ms;
+        let (beats, rest_ms) = (duration_ms / interval_ms, duration_ms % interval_ms);
         if beats > MAX_DRIP_CHUNKS {
             return Err(ApiError::bad_request(
                 format!(
@@ -459,7 +459,7 @@ pub async fn drip(State(lab): State<Lab>, RawQuery(query): RawQuery) -> Result<R
                 ),
             ));
         }
-        return Ok(heartbeat_response(lab, interval_ms, duration_ms, tag));
+        return Ok(heartbeat_response(lab, interval_ms, (beats, rest_ms), tag));
     }
     let bytes = params.u64_in("bytes", 1..=MAX_DRIP_BYTES, Some(1024), "bytes")?;
     let chunks = params.u64_in("chunks", 1..=MAX_DRIP_CHUNKS, Some(10), "chunks")?;
@@ -496,17 +496,16 @@ pub async fn drip(State(lab): State<Lab>, RawQuery(query): RawQuery) -> Result<R
         .into_response())
 }
 
-/// A JSON answer that takes `duration_ms` and sends a space (valid leading
-/// JSON whitespace) every `interval_ms` meanwhile, so the connection is never
-/// idle for longer than the interval.
+/// A JSON answer that sends a space (valid leading JSON whitespace) every
+/// `interval_ms`, `beats` times, so the connection is never idle for longer
+/// than the interval, and its body `rest_ms` after the last (the duration's
+/// remainder).
 fn heartbeat_response(
     lab: Lab,
     interval_ms: u64,
-    duration_ms: u64,
+    (beats, rest_ms): (u64, u64),
     tag: Option<String>,
 ) -> Response {
-    let beats = duration_ms / interval_ms;
-    let rest_ms = duration_ms % interval_ms;
     let pieces = stream::unfold(0_u64, move |i| {
         let (lab, tag) = (lab.clone(), tag.clone());
         async move {

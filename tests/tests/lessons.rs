@@ -777,6 +777,63 @@ async fn the_page_loads_spare_is_counted_as_the_record_shows_and_told_when_none(
     }
 }
 
+/// The phenomenon the spare-socket lesson teaches, apart from the lesson's
+/// page (whose own calls may take the spare): a fresh browser navigated to
+/// one resource opens more connections than it needs, and one of them
+/// carries no request, by the server's record (lab-notes: a spare socket
+/// per navigation). The answer is a JSON document, so the page asks for no
+/// file but its favicon, which goes out on the connection that carried it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_navigation_opens_a_connection_that_carries_nothing() {
+    let _one = serial().await;
+    let (addr, _second, lab) = start_lab_with_middlebox(page_config()).await;
+    let (_, mut events) = lab.subscribe(None);
+    let mut chrome = Chromium::launch().await;
+    let _tab = chrome
+        .open(&format!("http://{addr}/api/fast?id=navigated"))
+        .await;
+    // The spare comes within tens of milliseconds (lab-notes); the favicon
+    // after the document.
+    let mut record = Record { events: Vec::new() };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        while let Ok(event) = events.try_recv() {
+            record.events.push(event);
+        }
+        let answered = !record.requests("/favicon.ico").is_empty();
+        if answered || tokio::time::Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    while let Ok(event) = events.try_recv() {
+        record.events.push(event);
+    }
+    let opened: Vec<ConnId> = record
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            ServerEvent::ConnectionOpened { conn, .. } => Some(*conn),
+            _ => None,
+        })
+        .collect();
+    let requests = record.requests("");
+    let document = record.requests("/api/fast?id=navigated");
+    assert_eq!(document.len(), 1, "{:#?}", record.events);
+    let idle: Vec<&ConnId> = opened
+        .iter()
+        .filter(|c| !requests.iter().any(|r| r.conn == **c))
+        .collect();
+    assert!(
+        opened.len() >= 2 && !idle.is_empty(),
+        "one resource, {} connections, {} never used: {:#?}",
+        opened.len(),
+        idle.len(),
+        record.events
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_keep_alive_race_is_re_sent_silently() {
     let _one = serial().await;

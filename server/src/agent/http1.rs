@@ -107,11 +107,11 @@ impl Field {
 /// line, a header line, or at its end.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 enum HeadPart {
-    /// Empty lines before the status line, skipped by llhttp and httparse.
+    /// Before the status line: llhttp skips any CR and LF there, in any
+    /// order (`\n`, `\r`, `\n\r\r\n` before `HTTP/1.1` each read, Node
+    /// v20.20.2); httparse, only whole empty lines.
     #[default]
     EmptyLines,
-    /// After an empty line's CR.
-    EmptyLineLf,
     /// The version, `HTTP/1.0` or `HTTP/1.1`, this many bytes of it read
     /// (8: the space after it).
     Version(usize),
@@ -175,9 +175,7 @@ impl HeadPart {
     fn next(self, b: u8, text: &mut usize) -> Result<HeadPart, httparse::Error> {
         use httparse::Error;
         Ok(match (self, b) {
-            (HeadPart::EmptyLines, b'\r') => HeadPart::EmptyLineLf,
-            (HeadPart::EmptyLines | HeadPart::EmptyLineLf, b'\n') => HeadPart::EmptyLines,
-            (HeadPart::EmptyLineLf, _) => return Err(Error::NewLine),
+            (HeadPart::EmptyLines, b'\r' | b'\n') => HeadPart::EmptyLines,
             (HeadPart::EmptyLines, b) => return HeadPart::Version(0).next(b, text),
             (HeadPart::Version(i @ 0..7), b) if b == b"HTTP/1."[i] => HeadPart::Version(i + 1),
             (HeadPart::Version(7), b'0' | b'1') => HeadPart::Version(8),
@@ -1034,15 +1032,22 @@ impl ResponseReader {
         headers: &mut [httparse::Header<'b>],
     ) -> Result<Option<(ResponseHead, usize)>, ParseError> {
         let mut response = httparse::Response::new(headers);
-        let used = match response.parse(&self.buf) {
-            Ok(httparse::Status::Complete(used)) => used,
+        // What llhttp skips before the status line (`HeadPart::EmptyLines`),
+        // not all of which httparse would (a bare CR).
+        let skipped = self
+            .buf
+            .iter()
+            .take_while(|b| matches!(b, b'\r' | b'\n'))
+            .count();
+        let used = match response.parse(&self.buf[skipped..]) {
+            Ok(httparse::Status::Complete(used)) => skipped + used,
             Ok(httparse::Status::Partial) => return Ok(None),
             Err(httparse::Error::TooManyHeaders) => return Err(ParseError::TooManyHeaders),
             Err(e) => return Err(ParseError::Http(refused(e))),
         };
         // llhttp (strict, as Node runs it) wants CRLF line ends; httparse
         // also takes a bare LF.
-        let head = &self.buf[..used];
+        let head = &self.buf[skipped..used];
         if let Some(at) =
             (0..head.len()).find(|&i| head[i] == b'\n' && (i == 0 || head[i - 1] != b'\r'))
         {
@@ -1610,6 +1615,31 @@ mod tests {
             .feed(&over[MAX_HEADER_SIZE..])
             .expect_err("over, unfinished");
         assert_eq!(error.code, "HPE_HEADER_OVERFLOW");
+    }
+
+    /// Before a status line llhttp skips any CR and LF, whole lines or not
+    /// (each case read by Node v20.20.2's `http.get` from a server that
+    /// sent it, December 6, 2026: answered `200 "ok"`); a CR then anything
+    /// else is the status line's first byte, refused as Node refused it
+    /// (`HPE_INVALID_CONSTANT`). Found in the differential review of
+    /// December 5: the agent refused a bare CR or LF there.
+    #[test]
+    fn any_cr_and_lf_before_the_status_line_are_skipped_as_node_skips_them() {
+        for before in ["\n", "\r", "\r\n", "\n\r\r\n\r"] {
+            let wire = format!("{before}HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+            let steps = ResponseReader::new("GET")
+                .feed(wire.as_bytes())
+                .unwrap_or_else(|e| panic!("{before:?}: {e:?}"));
+            assert_eq!(head_of(&steps).status, 200, "{before:?}");
+            assert!(
+                matches!(steps.last(), Some(Step::Done { body_bytes: 2, .. })),
+                "{before:?}: {steps:?}"
+            );
+        }
+        assert_eq!(
+            refused(b"\rX HTTP/1.1 200 OK\r\n\r\n"),
+            "HPE_INVALID_CONSTANT"
+        );
     }
 
     /// A bad header name or value is llhttp's `HPE_INVALID_HEADER_TOKEN`,

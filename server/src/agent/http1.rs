@@ -168,6 +168,33 @@ impl HeadPart {
         }
     }
 
+    /// llhttp's refusal of a bare LF (one not after a CR) here: it wants
+    /// CRLF line ends and says so at the LF, as it arrives, where httparse
+    /// takes a bare LF for a line's end (each measured against Node
+    /// v20.20.2's `http.get`, December 6, 2026: `HTTP/1.1 200\n`, `200
+    /// OK\n`, `\r\n\n` at a line's start, `X\n`, `X:  \n`, `X: y\n`, each
+    /// also with the head left unfinished; found in the differential review
+    /// of December 5: the agent told them only once the head had ended, a
+    /// head that then stalled waited for the server's close).
+    fn refused_bare_lf(self) -> Option<HttpError> {
+        let (code, message) = match self {
+            HeadPart::Code(3) => ("HPE_INVALID_STATUS", "Invalid response status"),
+            HeadPart::Reason => ("HPE_CR_EXPECTED", "Missing expected CR after response line"),
+            HeadPart::Line(Field::Start) => {
+                ("HPE_INVALID_HEADER_TOKEN", "Invalid header field char")
+            }
+            HeadPart::Line(Field::Name) => ("HPE_INVALID_HEADER_TOKEN", "Invalid header token"),
+            HeadPart::Line(Field::BeforeValue) => {
+                ("HPE_INVALID_HEADER_TOKEN", "Invalid header value char")
+            }
+            HeadPart::Line(Field::Value) => {
+                ("HPE_CR_EXPECTED", "Missing expected CR after header value")
+            }
+            _ => return None,
+        };
+        Some(error(code, message))
+    }
+
     /// The head's next byte, judged by httparse's rules (which read the
     /// whole head once it has ended), with its errors; `text` counts what
     /// Node counts against [`MAX_HEADER_SIZE`] (the status text, each
@@ -197,8 +224,8 @@ impl HeadPart {
             (HeadPart::Line(Field::Start), b'\r') => HeadPart::EndLf,
             (HeadPart::Line(Field::Start), b'\n') | (HeadPart::EndLf, b'\n') => HeadPart::Done,
             (HeadPart::EndLf, _) => return Err(Error::NewLine),
-            // A bare LF ends a line for httparse; llhttp's `HPE_CR_EXPECTED`
-            // is told once the head has ended (`parse_with`).
+            // A bare LF ends a line for httparse; llhttp refuses it first
+            // (`refused_bare_lf`).
             (HeadPart::Line(Field::BeforeValue), b'\r') => HeadPart::LineLf,
             (HeadPart::Line(Field::Value), b'\r') => HeadPart::ValueLf,
             (
@@ -988,6 +1015,14 @@ impl ResponseReader {
         {
             self.look(1);
             let before = self.head.at;
+            if b == b'\n'
+                && let Some(refusal) = before.refused_bare_lf()
+            {
+                if before.counted_before_refusing() {
+                    counted(self.head.text)?;
+                }
+                return Err(refusal);
+            }
             let after = match before.next(b, &mut self.head.text) {
                 Ok(after) => after,
                 Err(e) => {
@@ -1045,22 +1080,6 @@ impl ResponseReader {
             Err(httparse::Error::TooManyHeaders) => return Err(ParseError::TooManyHeaders),
             Err(e) => return Err(ParseError::Http(refused(e))),
         };
-        // llhttp (strict, as Node runs it) wants CRLF line ends; httparse
-        // also takes a bare LF.
-        let head = &self.buf[skipped..used];
-        if let Some(at) =
-            (0..head.len()).find(|&i| head[i] == b'\n' && (i == 0 || head[i - 1] != b'\r'))
-        {
-            let after = if head[..at].contains(&b'\n') {
-                "header value"
-            } else {
-                "response line"
-            };
-            return Err(ParseError::Http(error(
-                "HPE_CR_EXPECTED",
-                format!("Missing expected CR after {after}"),
-            )));
-        }
         let status = response.code.unwrap_or(0);
         let version = if response.version == Some(1) {
             "HTTP/1.1"
@@ -1640,6 +1659,80 @@ mod tests {
             refused(b"\rX HTTP/1.1 200 OK\r\n\r\n"),
             "HPE_INVALID_CONSTANT"
         );
+    }
+
+    /// A bare LF in a head is refused as it arrives, with llhttp's code
+    /// and words for where it came (each read by Node v20.20.2's `http.get`
+    /// from a server that sent it and then waited, December 6, 2026).
+    #[test]
+    fn a_bare_lf_in_a_head_is_refused_as_it_arrives_as_node_refuses_it() {
+        for (wire, code, message) in [
+            (
+                &b"HTTP/1.1 200\nX: y"[..],
+                "HPE_INVALID_STATUS",
+                "Invalid response status",
+            ),
+            (
+                b"HTTP/1.1 200 OK\nX: y",
+                "HPE_CR_EXPECTED",
+                "Missing expected CR after response line",
+            ),
+            (
+                b"HTTP/1.1 200 \nX",
+                "HPE_CR_EXPECTED",
+                "Missing expected CR after response line",
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nX: y\nZ",
+                "HPE_CR_EXPECTED",
+                "Missing expected CR after header value",
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nX: y \nZ",
+                "HPE_CR_EXPECTED",
+                "Missing expected CR after header value",
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nX: y\n\r\n",
+                "HPE_CR_EXPECTED",
+                "Missing expected CR after header value",
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nX:\nZ",
+                "HPE_INVALID_HEADER_TOKEN",
+                "Invalid header value char",
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nX:  \nZ",
+                "HPE_INVALID_HEADER_TOKEN",
+                "Invalid header value char",
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nX\nZ",
+                "HPE_INVALID_HEADER_TOKEN",
+                "Invalid header token",
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nX: y\r\n\nok",
+                "HPE_INVALID_HEADER_TOKEN",
+                "Invalid header field char",
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\n\n",
+                "HPE_INVALID_HEADER_TOKEN",
+                "Invalid header field char",
+            ),
+        ] {
+            let refusal = ResponseReader::new("GET")
+                .feed(wire)
+                .expect_err("refused at the LF");
+            assert_eq!(
+                (refusal.code, refusal.message.as_str()),
+                (code, message),
+                "{}",
+                String::from_utf8_lossy(wire)
+            );
+        }
     }
 
     /// A bad header name or value is llhttp's `HPE_INVALID_HEADER_TOKEN`,

@@ -14,8 +14,8 @@
 //! session yet and come from the same host (Chromium's spare socket). When
 //! such a connection turns out to be someone else's, the viewer is told to
 //! forget it ([`ServerEvent::ConnectionHidden`]); so it is when its host's
-//! connections that name no session pass their budget of events (the
-//! tracker's `Viewers::by_host_admits`: everyone behind one NAT shares it). Without `session` (from
+//! connections that name no session pass their budgets of events (the
+//! tracker's `Viewers::by_host_admits`: everyone behind one NAT shares them). Without `session` (from
 //! the lab's own machine only), a viewer sees the anonymous scope the same
 //! way; only the instructor key (`key=`) shows the whole server.
 //!

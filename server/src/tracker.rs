@@ -1142,27 +1142,63 @@ struct Viewers {
 
 /// How many events a second the connections of one host (a participant's
 /// machine, or every machine behind one NAT) that have named no session
-/// may send the feeds on that host, and how many at once. A page sees its
-/// browser's connections before their first request names its session (a
-/// spare socket, each new connection's opening: a few a burst), and a
-/// browser's page load a handful of requests that name none; one
-/// participant sharing the address could otherwise pipeline requests
-/// without a session (each refused, three events) into every other
-/// participant's feed faster than a page reads (a room review, December
-/// 2026). The lab's own machine (loopback) has no budget: the anonymous
-/// scope's traffic is all unattributed, and it has nobody else's.
+/// may send the feeds on that host, and how many at once: their openings,
+/// and their other events, each so many. A page sees its browser's
+/// connections before their first request names its session (a spare
+/// socket, each new connection's opening: a few a burst), and a browser's
+/// page load a handful of requests that name none; one participant sharing
+/// the address could otherwise send requests without a session (each
+/// refused, three events) into every other participant's feed faster than
+/// a page reads (a room review, December 2026). Openings have a budget of
+/// their own so that such requests, which spend the other, leave the
+/// others' spare sockets shown. The lab's own machine (loopback) has no
+/// budget: the anonymous scope's traffic is all unattributed, and it has
+/// nobody else's.
 const HOST_EVENTS_PER_SECOND: f64 = 500.0;
 /// See [`HOST_EVENTS_PER_SECOND`]: a room of 30 behind one NAT opening a
-/// burst's six connections each at once spends 180.
+/// burst's six connections each at once spends 180 openings.
 const HOST_EVENTS_AT_ONCE: f64 = 1000.0;
 
-/// One host's budget of unattributed events ([`HOST_EVENTS_PER_SECOND`]).
+/// One host's budgets of unattributed events ([`HOST_EVENTS_PER_SECOND`]).
 #[derive(Debug, Clone, Copy)]
 struct HostBudget {
+    /// For connections' openings.
+    openings: Tokens,
+    /// For their other events (a close is free: its opening paid).
+    others: Tokens,
+}
+
+/// A budget of events that refills with time.
+#[derive(Debug, Clone, Copy)]
+struct Tokens {
     /// Events it may send now.
-    tokens: f64,
-    /// When `tokens` was last refilled.
+    left: f64,
+    /// When `left` was last refilled.
     at: std::time::Instant,
+}
+
+impl Tokens {
+    fn full(now: std::time::Instant) -> Tokens {
+        Tokens {
+            left: HOST_EVENTS_AT_ONCE,
+            at: now,
+        }
+    }
+
+    /// Spends one, if one is left after refilling for the time since the
+    /// last (`refills` false: none, for tests).
+    fn take(&mut self, now: std::time::Instant, refills: bool) -> bool {
+        if refills {
+            let refill = now.duration_since(self.at).as_secs_f64() * HOST_EVENTS_PER_SECOND;
+            self.left = (self.left + refill).min(HOST_EVENTS_AT_ONCE);
+        }
+        self.at = now;
+        let took = self.left >= 1.0;
+        if took {
+            self.left -= 1.0;
+        }
+        took
+    }
 }
 
 /// What an unattributed connection's event does at its host's feeds.
@@ -1244,19 +1280,15 @@ impl Viewers {
         }
     }
 
-    /// Whether an event of a connection that named no session (or of no
-    /// connection) goes to the feeds on its client's `host`, within the
-    /// host's budget ([`HOST_EVENTS_PER_SECOND`]). An event of a
-    /// connection hidden there goes nowhere but to the instructor; the close
-    /// of one shown there is always sent (it was counted at its opening);
-    /// an opening past the budget is hidden from the start, any other event
-    /// hides its connection.
-    fn by_host_admits(&mut self, host: HostKey, event: &ServerEvent) -> Admit {
-        let conn = event.conn();
+    /// Whether an event of a connection that named no session goes to the
+    /// feeds on its client's `host`, within the host's budgets
+    /// ([`HOST_EVENTS_PER_SECOND`]). An event of a connection hidden there
+    /// goes nowhere but to the instructor; the close of one shown there is
+    /// always sent (its opening paid); an opening past its budget is hidden
+    /// from the start, any other event past its own hides its connection.
+    fn by_host_admits(&mut self, host: HostKey, conn: ConnId, event: &ServerEvent) -> Admit {
         let closing = matches!(event, ServerEvent::ConnectionClosed { .. });
-        if let Some(conn) = conn
-            && self.hidden.contains(&conn)
-        {
+        if self.hidden.contains(&conn) {
             if closing {
                 self.hidden.remove(&conn);
             }
@@ -1266,32 +1298,28 @@ impl Viewers {
             return Admit::Send;
         }
         let now = std::time::Instant::now();
-        let budget = self.budgets.entry(host).or_insert(HostBudget {
-            tokens: HOST_EVENTS_AT_ONCE,
-            at: now,
-        });
-        #[allow(unused_mut)]
-        let mut refill = now.duration_since(budget.at).as_secs_f64() * HOST_EVENTS_PER_SECOND;
         #[cfg(test)]
-        if self.frozen_budgets {
-            refill = 0.0;
-        }
-        budget.tokens = (budget.tokens + refill).min(HOST_EVENTS_AT_ONCE);
-        budget.at = now;
-        if budget.tokens >= 1.0 {
-            budget.tokens -= 1.0;
+        let refills = !self.frozen_budgets;
+        #[cfg(not(test))]
+        let refills = true;
+        let budget = self.budgets.entry(host).or_insert(HostBudget {
+            openings: Tokens::full(now),
+            others: Tokens::full(now),
+        });
+        let opening = matches!(event, ServerEvent::ConnectionOpened { .. });
+        let tokens = if opening {
+            &mut budget.openings
+        } else {
+            &mut budget.others
+        };
+        if tokens.take(now, refills) {
             return Admit::Send;
         }
-        match conn {
-            Some(conn) => {
-                self.hidden.insert(conn);
-                if matches!(event, ServerEvent::ConnectionOpened { .. }) {
-                    Admit::Skip
-                } else {
-                    Admit::Hide(conn)
-                }
-            }
-            None => Admit::Skip,
+        self.hidden.insert(conn);
+        if opening {
+            Admit::Skip
+        } else {
+            Admit::Hide(conn)
         }
     }
 
@@ -1321,7 +1349,10 @@ impl Viewers {
                     }
                     return;
                 };
-                let admit = self.by_host_admits(host, event);
+                let Some(conn) = event.conn() else {
+                    return;
+                };
+                let admit = self.by_host_admits(host, conn, event);
                 match admit {
                     Admit::Send => self.deliver(event, &ids),
                     Admit::Skip => {}
@@ -1935,51 +1966,58 @@ mod tests {
     /// requests that name no session (each refused in the lab: three events
     /// apiece). Alice's feed gets her host's unattributed events only up to
     /// the host's budget, then is told to forget Mallory's connection and
-    /// hears nothing more of it, so her queue never overflows; her own
-    /// connection still reaches her once it names her; a new viewer on the
-    /// host is not shown what was hidden; the lab's own machine has no
-    /// budget.
+    /// hears nothing more of it, so her queue never overflows; her own new
+    /// connection's opening is still shown (openings have a budget of their
+    /// own), and it reaches her once it names her; past the openings'
+    /// budget a connection is hidden from the start, also from a new
+    /// viewer's snapshot; the lab's own machine has no budget.
     #[test]
     fn a_hosts_unattributed_connections_reach_its_feeds_within_a_budget() {
         let t = Tracker::new(Clock::new(), 4, 4096);
         t.viewers().frozen_budgets = true;
         let nat = [10, 0, 0, 9];
+        let budget = HOST_EVENTS_AT_ONCE as usize;
         let (_, _, mut alice) = t.subscribe_scoped(Some(session("alice")), Some(nat.into()));
         t.open(ConnId(1), direct(from(nat, 5000)), addr(80), Arc::default());
         for request in 1..=3000 {
             t.record(started(1, request, request as u32));
             t.record(finished(1, request));
         }
-        // Her own connection, opened while the budget is spent, then named.
         t.open(ConnId(2), direct(from(nat, 5001)), addr(80), Arc::default());
         t.record(attributed(2, "alice"));
         t.record(started(2, 9000, 1));
         t.close(ConnId(1), CloseReason::PeerClosed, 3000);
         let seen = drain(&mut alice);
-        // The budget, then `connection_hidden`, her connection's naming and
-        // request.
-        assert_eq!(seen.len(), HOST_EVENTS_AT_ONCE as usize + 3);
-        let hidden_at = seen
-            .iter()
-            .position(|(kind, _)| kind == "connection_hidden")
-            .expect("told to forget Mallory's connection");
-        assert_eq!(seen[hidden_at].1, Some(1));
-        assert!(
-            seen[hidden_at + 1..]
-                .iter()
-                .all(|(_, conn)| *conn == Some(2)),
-            "nothing more of it, not even its close: {:?}",
-            &seen[hidden_at..]
-        );
+        // Mallory's opening and the budget of its requests' events.
+        assert_eq!(seen.len(), 1 + budget + 4, "{:?}", &seen[budget..]);
         assert_eq!(
-            kinds(&seen[hidden_at + 1..]),
-            ["connection_attributed", "request_started"]
+            seen[1 + budget..],
+            [
+                ("connection_hidden".to_owned(), Some(1)),
+                ("connection_opened".to_owned(), Some(2)),
+                ("connection_attributed".to_owned(), Some(2)),
+                ("request_started".to_owned(), Some(2)),
+            ],
+            "nothing more of Mallory's, not even its close"
         );
-        // Another connection of the host past the budget: hidden from the
-        // start; a new viewer there is not shown it.
+        // Openings past their budget: hidden from the start, and from a
+        // new viewer on the host.
+        // (Two of them spent already: Mallory's and Alice's.)
+        for conn in 100..98 + budget as u64 {
+            t.open(
+                ConnId(conn),
+                direct(from(nat, 6000)),
+                addr(80),
+                Arc::default(),
+            );
+            t.close(ConnId(conn), CloseReason::PeerClosed, 0);
+        }
+        assert_eq!(drain(&mut alice).len(), 2 * (budget - 2));
         t.open(ConnId(3), direct(from(nat, 5002)), addr(80), Arc::default());
         let (_, snapshot, _) = t.subscribe_scoped(Some(session("carol")), Some(nat.into()));
         assert!(snapshot.is_empty(), "{snapshot:?}");
+        t.record(started(3, 9001, 1));
+        t.close(ConnId(3), CloseReason::PeerClosed, 1);
         assert_eq!(drain(&mut alice), []);
 
         // The lab's own machine: every event, however many.

@@ -138,7 +138,10 @@ impl AgentRequest {
             (Some((_, AgentEnd::Aborted(_))), ..) => "✕ aborted",
             (None, Some(_), _) => "downloading",
             (None, None, Some(_)) => "in flight",
-            (None, None, None) => "queued in the agent",
+            // Node queues only a request no socket may take; one that gets
+            // a new socket is connecting (found in review: drawn as queued).
+            (None, None, None) if self.waited => "queued in the agent",
+            (None, None, None) => "connecting",
         }
     }
 
@@ -805,5 +808,26 @@ mod tests {
         assert!(is_agent_tag("a12-3"));
         assert!(!is_agent_tag("b1-1"));
         assert!(!is_agent_tag("a-1"));
+    }
+
+    /// Not sent yet: waiting in the agent's queue only when Node queued it
+    /// (`waiting`); one that got a new socket is connecting (found in
+    /// review: every unsent request read "queued in the agent").
+    #[test]
+    fn an_unsent_request_is_queued_only_if_it_waited() {
+        let request = |waited| AgentRequest {
+            n: 1,
+            tag: "a1-1".into(),
+            connection: "keep-alive".into(),
+            queued_us: 1,
+            waited,
+            sent_us: None,
+            socket: None,
+            response_us: None,
+            timeouts: Vec::new(),
+            end: None,
+        };
+        assert_eq!(request(true).words(), "queued in the agent");
+        assert_eq!(request(false).words(), "connecting");
     }
 }

@@ -1151,8 +1151,12 @@ struct Viewers {
 /// refused, three events) into every other participant's feed faster than
 /// a page reads (a room review, December 2026). Openings have a budget of
 /// their own so that such requests, which spend the other, leave the
-/// others' spare sockets shown. The lab's own machine (loopback) has no
-/// budget: the anonymous scope's traffic is all unattributed, and it has
+/// others' spare sockets shown. What an opening brings once (its TLS
+/// handshake's end, and its close, its claim by a session or its hiding)
+/// is not counted, so a host's feeds hear at most about three times this
+/// a second, and three times [`HOST_EVENTS_AT_ONCE`] at once: within a
+/// feed's 4096 while its page reads. The lab's own machine (loopback) has
+/// no budget: the anonymous scope's traffic is all unattributed, and it has
 /// nobody else's.
 const HOST_EVENTS_PER_SECOND: f64 = 500.0;
 /// See [`HOST_EVENTS_PER_SECOND`]: a room of 30 behind one NAT opening a
@@ -1283,9 +1287,10 @@ impl Viewers {
     /// Whether an event of a connection that named no session goes to the
     /// feeds on its client's `host`, within the host's budgets
     /// ([`HOST_EVENTS_PER_SECOND`]). An event of a connection hidden there
-    /// goes nowhere but to the instructor; the close of one shown there is
-    /// always sent (its opening paid); an opening past its budget is hidden
-    /// from the start, any other event past its own hides its connection.
+    /// goes nowhere but to the instructor; the close and the TLS handshake's
+    /// end of one shown there are always sent (its opening paid); an opening
+    /// past its budget is hidden from the start, any other event past its
+    /// own hides its connection.
     fn by_host_admits(&mut self, host: HostKey, conn: ConnId, event: &ServerEvent) -> Admit {
         let closing = matches!(event, ServerEvent::ConnectionClosed { .. });
         if self.hidden.contains(&conn) {
@@ -1294,7 +1299,11 @@ impl Viewers {
             }
             return Admit::Skip;
         }
-        if host == HostKey::Loopback || closing {
+        // Its TLS handshake's end, as its close, comes once a connection:
+        // its opening paid (found in review: a TLS spare socket was hidden
+        // as soon as requests without a session had spent the other budget).
+        let once = closing || matches!(event, ServerEvent::ConnectionSecured { .. });
+        if host == HostKey::Loopback || once {
             return Admit::Send;
         }
         let now = std::time::Instant::now();
@@ -2000,10 +2009,34 @@ mod tests {
             ],
             "nothing more of Mallory's, not even its close"
         );
+        // A TLS spare socket's handshake comes with its opening, paid: shown
+        // though the other events' budget is spent.
+        t.open(
+            ConnId(5),
+            direct(from(nat, 5003)),
+            addr(443),
+            Arc::default(),
+        );
+        t.record(ServerEvent::ConnectionSecured {
+            conn: ConnId(5),
+            protocol: "HTTP/2".into(),
+            alpn: Some("h2".into()),
+            tls_version: "TLSv1.3".into(),
+            at_us: 1,
+        });
+        t.close(ConnId(5), CloseReason::IdleTimeout, 0);
+        assert_eq!(
+            kinds(&drain(&mut alice)),
+            [
+                "connection_opened",
+                "connection_secured",
+                "connection_closed"
+            ]
+        );
         // Openings past their budget: hidden from the start, and from a
         // new viewer on the host.
-        // (Two of them spent already: Mallory's and Alice's.)
-        for conn in 100..98 + budget as u64 {
+        // (Three of them spent already: Mallory's, Alice's, the spare's.)
+        for conn in 100..97 + budget as u64 {
             t.open(
                 ConnId(conn),
                 direct(from(nat, 6000)),
@@ -2012,7 +2045,7 @@ mod tests {
             );
             t.close(ConnId(conn), CloseReason::PeerClosed, 0);
         }
-        assert_eq!(drain(&mut alice).len(), 2 * (budget - 2));
+        assert_eq!(drain(&mut alice).len(), 2 * (budget - 3));
         t.open(ConnId(3), direct(from(nat, 5002)), addr(80), Arc::default());
         let (_, snapshot, _) = t.subscribe_scoped(Some(session("carol")), Some(nat.into()));
         assert!(snapshot.is_empty(), "{snapshot:?}");

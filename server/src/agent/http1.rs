@@ -577,8 +577,9 @@ pub enum Step {
     Done {
         /// Body bytes in total.
         body_bytes: u64,
-        /// Bytes after the end of the response (the server sent more than
-        /// one response: the socket cannot be reused).
+        /// Bytes after the end of the response, but the CRs and LFs right
+        /// after it, which llhttp skips (the server sent more than one
+        /// response: the socket cannot be reused).
         extra: usize,
     },
 }
@@ -676,6 +677,16 @@ impl ResponseReader {
         loop {
             match self.state {
                 State::Done => {
+                    // llhttp skips CR and LF before a message, the next one's
+                    // too: a server's `\r\n` after its response is no byte
+                    // of another (Node v20.20.2 kept such a socket and
+                    // reused it, December 6, 2026; found in review: the
+                    // agent failed it as a bad next response).
+                    let skipped = input
+                        .iter()
+                        .take_while(|b| matches!(b, b'\r' | b'\n'))
+                        .count();
+                    input = input.get(skipped..).unwrap_or_default();
                     if !input.is_empty() {
                         if let Some(Step::Done { extra, .. }) = steps.last_mut() {
                             *extra += input.len();
@@ -1941,6 +1952,25 @@ mod tests {
             .feed(b"HTTP/1.1 204 No Content\r\n\r\nHTTP/1.1 200 OK\r\n")
             .unwrap();
         assert!(matches!(steps.last(), Some(Step::Done { extra, .. }) if *extra > 0));
+        // A CR or LF after the response is skipped, as llhttp skips it
+        // before the next message (Node v20.20.2 reused such a socket);
+        // anything after them is still the next response's start.
+        for (after, extra) in [(&b"\r\n"[..], 0), (b"\n\r\n", 0), (b"\r\nX", 1)] {
+            let wire = [
+                &b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"[..],
+                after,
+            ]
+            .concat();
+            let steps = ResponseReader::new("GET").feed(&wire).unwrap();
+            assert_eq!(
+                steps.last(),
+                Some(&Step::Done {
+                    body_bytes: 2,
+                    extra
+                }),
+                "{after:?}"
+            );
+        }
     }
 
     /// From the review against real Node v20 (D1): any number of headers

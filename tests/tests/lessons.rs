@@ -44,11 +44,9 @@ impl Setup {
 
     /// Every event the server recorded so far.
     fn record(&mut self) -> Record {
-        let mut events = Vec::new();
-        while let Ok(event) = self.events.try_recv() {
-            events.push(event);
-        }
-        Record { events }
+        let mut record = Record { events: Vec::new() };
+        record.take(&mut self.events);
+        record
     }
 }
 
@@ -70,6 +68,18 @@ struct Seen {
 }
 
 impl Record {
+    /// Adds every event `events` holds now.
+    fn take(&mut self, events: &mut Receiver<ServerEvent>) {
+        while let Ok(event) = events.try_recv() {
+            self.events.push(event);
+        }
+    }
+
+    /// The connections of the events `pick` names, in the record's order.
+    fn conns(&self, pick: impl Fn(&ServerEvent) -> Option<ConnId>) -> Vec<ConnId> {
+        self.events.iter().filter_map(pick).collect()
+    }
+
     fn requests(&self, prefix: &str) -> Vec<Seen> {
         let mut seen: BTreeMap<RequestId, Seen> = BTreeMap::new();
         for event in &self.events {
@@ -690,12 +700,11 @@ async fn the_page_loads_spare_is_counted_as_the_record_shows_and_told_when_none(
     let (answer, figures) = s.take(1).await;
     let record = s.record();
     let upgraded: BTreeSet<ConnId> = record
-        .events
-        .iter()
-        .filter_map(|e| match e {
+        .conns(|e| match e {
             ServerEvent::ConnectionUpgraded { conn, .. } => Some(*conn),
             _ => None,
         })
+        .into_iter()
         .collect();
     // What the page can know of: connections of the load, opened before and
     // still open when its events socket connected (Chromium may open and
@@ -797,9 +806,7 @@ async fn a_navigation_opens_a_connection_that_carries_nothing() {
     let mut record = Record { events: Vec::new() };
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
-        while let Ok(event) = events.try_recv() {
-            record.events.push(event);
-        }
+        record.take(&mut events);
         let answered = !record.requests("/favicon.ico").is_empty();
         if answered || tokio::time::Instant::now() > deadline {
             break;
@@ -807,17 +814,11 @@ async fn a_navigation_opens_a_connection_that_carries_nothing() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
-    while let Ok(event) = events.try_recv() {
-        record.events.push(event);
-    }
-    let opened: Vec<ConnId> = record
-        .events
-        .iter()
-        .filter_map(|e| match e {
-            ServerEvent::ConnectionOpened { conn, .. } => Some(*conn),
-            _ => None,
-        })
-        .collect();
+    record.take(&mut events);
+    let opened = record.conns(|e| match e {
+        ServerEvent::ConnectionOpened { conn, .. } => Some(*conn),
+        _ => None,
+    });
     let requests = record.requests("");
     let document = record.requests("/api/fast?id=navigated");
     assert_eq!(document.len(), 1, "{:#?}", record.events);

@@ -421,7 +421,9 @@ pub struct Tracker {
     /// The client host of each open middlebox mapping that named no
     /// session: its events go to the viewers on that host, as an
     /// unattributed connection's do, not to every anonymous viewer on any
-    /// machine (found in review). Locked only while `stream` is held.
+    /// machine (found in review). Its host is the one the middlebox charges
+    /// it to when told (`Tracker::charge_mapping`), else its client's.
+    /// Locked alone or while `stream` is held.
     anonymous_mappings: Mutex<HashMap<protocol::MappingId, IpAddr>>,
 }
 
@@ -776,8 +778,23 @@ impl Tracker {
         }
     }
 
+    /// Says that the events of mapping `mapping`, which names no session,
+    /// go to the viewers on `host`: the middlebox charges an agent's
+    /// mapping to its participant's address (`Peers::charged_ip`), where its
+    /// client's is the lab's loopback (found in review: they went to the
+    /// lab machine's own viewers). Called just before the mapping's
+    /// `opened` or `refused` is recorded, which take the note (the
+    /// `closed` that follows an `opened` forgets it).
+    pub fn charge_mapping(&self, mapping: protocol::MappingId, host: IpAddr) {
+        self.anonymous_mappings
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(mapping, host);
+    }
+
     /// Where an event of a mapping that named no session goes: the viewers
-    /// on its client's host (learned from its `opened`; a `refused` one names
+    /// on the host it is charged to ([`Tracker::charge_mapping`]), or else
+    /// on its client's (learned from its `opened`; a `refused` one names
     /// its client too).
     fn anonymous_mapping_route(
         &self,
@@ -791,10 +808,13 @@ impl Tracker {
             .lock()
             .unwrap_or_else(|p| p.into_inner());
         let ip = match event {
-            M::Opened { client, .. } => host(client).inspect(|ip| {
-                mappings.insert(mapping, *ip);
-            }),
-            M::Refused { client, .. } => host(client),
+            M::Opened { client, .. } => match mappings.get(&mapping) {
+                Some(charged) => Some(*charged),
+                None => host(client).inspect(|ip| {
+                    mappings.insert(mapping, *ip);
+                }),
+            },
+            M::Refused { client, .. } => mappings.remove(&mapping).or_else(|| host(client)),
             M::Closed { .. } => mappings.remove(&mapping),
             _ => mappings.get(&mapping).copied(),
         };
@@ -2068,6 +2088,29 @@ mod tests {
         assert_eq!(drain(&mut local).len(), 3001);
     }
 
+    /// Event `event` of mapping `id`, which named no session.
+    fn anonymous_mapping(id: u64, event: protocol::MiddleboxEvent) -> ServerEvent {
+        ServerEvent::Middlebox {
+            mapping: protocol::MappingId(id),
+            session: None,
+            event,
+            at_us: 1,
+        }
+    }
+
+    /// A mapping's `opened`, for a client at `client`.
+    fn mapping_opened(client: &str) -> protocol::MiddleboxEvent {
+        protocol::MiddleboxEvent::Opened {
+            client: client.into(),
+            upstream: None,
+            conn: None,
+            accepted_us: 1,
+            settings: protocol::MiddleboxSettings::default(),
+            in_force_ms: 1,
+            probes_visible: true,
+        }
+    }
+
     /// A middlebox mapping that named no session is the anonymous scope's
     /// (`events::Filter` shows it to nobody else): its events go only to
     /// the anonymous feeds on its client's host, not into a participant's
@@ -2080,23 +2123,48 @@ mod tests {
             t.subscribe_scoped(Some(session("alice")), Some([127, 0, 0, 1].into()));
         let (_, _, mut local) = t.subscribe_scoped(None, Some([127, 0, 0, 1].into()));
         let (_, _, mut elsewhere) = t.subscribe_scoped(None, Some([10, 0, 0, 1].into()));
-        t.record(ServerEvent::Middlebox {
-            mapping: protocol::MappingId(1),
-            session: None,
-            event: protocol::MiddleboxEvent::Opened {
-                client: "127.0.0.1:5000".into(),
-                upstream: None,
-                conn: None,
-                accepted_us: 1,
-                settings: protocol::MiddleboxSettings::default(),
-                in_force_ms: 1,
-                probes_visible: true,
-            },
-            at_us: 1,
-        });
+        t.record(anonymous_mapping(1, mapping_opened("127.0.0.1:5000")));
         assert_eq!(kinds(&drain(&mut local)), ["middlebox"]);
         assert_eq!(drain(&mut alice), []);
         assert_eq!(drain(&mut elsewhere), []);
+    }
+
+    /// A mapping the middlebox charges to another host than its client's
+    /// (an agent's, from loopback) is told on that host; the note is taken
+    /// by its `refused`, or kept from its `opened` to its `closed`, and
+    /// none is left behind.
+    #[test]
+    fn a_charged_mappings_events_go_to_the_host_it_is_charged_to_and_the_note_goes() {
+        use protocol::MiddleboxEvent as M;
+        let t = tracker(4);
+        let remote = IpAddr::from([10, 0, 0, 2]);
+        let (_, _, mut on_remote) = t.subscribe_scoped(None, Some(remote));
+        let (_, _, mut local) = t.subscribe_scoped(None, Some([127, 0, 0, 1].into()));
+        t.charge_mapping(protocol::MappingId(1), remote);
+        t.record(anonymous_mapping(
+            1,
+            M::Refused {
+                client: "127.0.0.1:5000".into(),
+                reason: "full".into(),
+            },
+        ));
+        t.charge_mapping(protocol::MappingId(2), remote);
+        t.record(anonymous_mapping(2, mapping_opened("127.0.0.1:5001")));
+        assert_eq!(t.anonymous_mappings.lock().unwrap().len(), 1);
+        t.record(anonymous_mapping(
+            2,
+            M::Closed {
+                by: protocol::Party::Client,
+                how: protocol::CloseHow::Fin,
+                after_expiry: false,
+                client_bytes: 0,
+                server_bytes: 0,
+                dropped_bytes: 0,
+            },
+        ));
+        assert_eq!(kinds(&drain(&mut on_remote)), ["middlebox"; 3]);
+        assert_eq!(drain(&mut local), []);
+        assert!(t.anonymous_mappings.lock().unwrap().is_empty());
     }
 
     #[test]

@@ -1574,6 +1574,84 @@ async fn an_agent_started_through_the_middlebox_stays_charged_to_its_page() {
     agents_share_full_and_the_labs_not(addr, &lab, &mut watcher).await;
 }
 
+/// The lab's sockets to its middlebox for a participant on another machine
+/// (an agent's) make mappings charged to that participant: a mapping of
+/// theirs that never names a session (refused at their share, or closed
+/// silent) is told to the anonymous viewers of their machine, not to the lab
+/// machine's (found in review: routed by the mapping's client, the socket's
+/// loopback address, it was). The participant's machine is 10.0.0.2 here,
+/// as the lab's registry records it, since every loopback address is the
+/// lab's own machine to the tracker.
+#[tokio::test]
+async fn a_participants_unnamed_mappings_are_told_on_their_machine_not_the_labs() {
+    use keepalive_lab_server::peers::Via;
+    use keepalive_lab_server::tracker::Feed;
+
+    let mut config = common::config();
+    config.middlebox.limits.max_mappings_per_client = 1;
+    let (addr, lab) = start_server_with(config).await;
+    let via = lab_middlebox(addr, &lab).await;
+    let remote = std::net::IpAddr::from([10, 0, 0, 2]);
+    let (_, _, mut on_remote) = lab.tracker().subscribe_scoped(None, Some(remote));
+    let (_, _, mut on_lab) = lab
+        .tracker()
+        .subscribe_scoped(None, Some([127, 0, 0, 1].into()));
+    // Two sockets the lab makes for the participant, registered before they
+    // connect as the agent's are: the first a silent mapping, the second
+    // refused (the participant's one mapping is taken).
+    let mut held = Vec::new();
+    for port in [40_001, 40_002] {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket.bind("127.0.0.1:0".parse().unwrap()).expect("bind");
+        let local = socket.local_addr().expect("local address");
+        let guard = lab
+            .peers()
+            .on_behalf(local, SocketAddr::new(remote, port), Via::Agent);
+        let stream = socket.connect(via).await.expect("connect");
+        held.push((stream, guard));
+        if port == 40_001 {
+            common::eventually("the first mapping", || {
+                lab.tracker().connections().len() == 1
+            })
+            .await;
+        }
+    }
+    let middlebox = |feed: &mut Feed| -> Vec<&str> {
+        let Feed::Scoped { rx, .. } = feed else {
+            panic!("an anonymous viewer's feed is scoped")
+        };
+        let mut seen = Vec::new();
+        while let Ok(event) = rx.try_recv() {
+            use protocol::MiddleboxEvent as M;
+            if let ServerEvent::Middlebox { event, .. } = &*event {
+                seen.push(match event {
+                    M::Refused { .. } => "refused",
+                    M::Opened { .. } => "opened",
+                    M::Closed { .. } => "closed",
+                    _ => "other",
+                });
+            }
+        }
+        seen
+    };
+    let mut told = Vec::new();
+    common::within("the refusal, then the silent mapping's close", async {
+        loop {
+            told.extend(middlebox(&mut on_remote));
+            if told.len() >= 3 {
+                break;
+            }
+            if told.len() == 1 {
+                held.truncate(0);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    assert_eq!(told, ["refused", "opened", "closed"]);
+    assert_eq!(middlebox(&mut on_lab), Vec::<&str>::new());
+}
+
 /// The events socket at `target` is refused as a browser sees it: a close
 /// frame, 1008, whose reason says `why`, and no event before it.
 async fn refused_with_1008(addr: SocketAddr, target: &str, why: &str) {

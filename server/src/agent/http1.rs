@@ -211,9 +211,9 @@ impl HeadPart {
             (HeadPart::Code(i @ 0..3), b'0'..=b'9') => HeadPart::Code(i + 1),
             (HeadPart::Code(3), b' ') => HeadPart::Reason,
             (HeadPart::Code(3) | HeadPart::Reason, b'\r') => HeadPart::StatusLf,
-            (HeadPart::Code(3) | HeadPart::Reason | HeadPart::StatusLf, b'\n') => {
-                HeadPart::Line(Field::Start)
-            }
+            // A bare LF ends a line for httparse; llhttp refuses it first
+            // (`refused_bare_lf`), so only an LF after a CR ends one here.
+            (HeadPart::StatusLf, b'\n') => HeadPart::Line(Field::Start),
             (HeadPart::Reason, b) if is_text(b) => {
                 *text += 1;
                 HeadPart::Reason
@@ -222,18 +222,11 @@ impl HeadPart {
                 return Err(Error::Status);
             }
             (HeadPart::Line(Field::Start), b'\r') => HeadPart::EndLf,
-            (HeadPart::Line(Field::Start), b'\n') | (HeadPart::EndLf, b'\n') => HeadPart::Done,
+            (HeadPart::EndLf, b'\n') => HeadPart::Done,
             (HeadPart::EndLf, _) => return Err(Error::NewLine),
-            // A bare LF ends a line for httparse; llhttp refuses it first
-            // (`refused_bare_lf`).
             (HeadPart::Line(Field::BeforeValue), b'\r') => HeadPart::LineLf,
             (HeadPart::Line(Field::Value), b'\r') => HeadPart::ValueLf,
-            (
-                HeadPart::Line(Field::BeforeValue | Field::Value)
-                | HeadPart::LineLf
-                | HeadPart::ValueLf,
-                b'\n',
-            ) => HeadPart::Line(Field::Start),
+            (HeadPart::LineLf | HeadPart::ValueLf, b'\n') => HeadPart::Line(Field::Start),
             (HeadPart::LineLf | HeadPart::ValueLf, _) => return Err(Error::HeaderValue),
             (HeadPart::Line(field), b) => HeadPart::Line(field.next(b, text)?),
             (HeadPart::Done, _) => HeadPart::Done,

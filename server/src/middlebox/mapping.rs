@@ -1339,8 +1339,11 @@ impl Mapping {
             in_force_ms: self.settings.in_force_ms(),
             probes_visible: self.visible,
         };
-        self.inner
-            .emit(self.id, self.owner.session().cloned(), event);
+        let session = self.owner.session().cloned();
+        if session.is_none() {
+            self.inner.charge_mapping(self.id, self.charged_ip);
+        }
+        self.inner.emit(self.id, session, event);
         self.next_poll = Instant::now() + poll_interval(self.in_force(), false);
         self.flush();
     }

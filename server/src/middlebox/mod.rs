@@ -499,10 +499,7 @@ impl Inner {
         };
         // In the lab, a connection the lab made to itself (an agent's) is
         // its participant's.
-        let ip = match &self.mode {
-            Mode::Lab(lab) => lab.peers().charged_ip(peer),
-            Mode::Standalone { .. } => peer.ip(),
-        };
+        let ip = self.charged_ip(peer);
         let mut share = self.client_share(ip);
         if share.is_err() && self.evict(Some(ip)) {
             let _ = tokio::time::timeout(EVICTION_WAIT, async {
@@ -714,7 +711,24 @@ impl Inner {
         Ok((Some(socket), Some(guard)))
     }
 
+    /// The address a client at `peer` is charged to: in the lab, a
+    /// connection the lab made to itself (an agent's) is its participant's.
+    fn charged_ip(&self, peer: SocketAddr) -> std::net::IpAddr {
+        match &self.mode {
+            Mode::Lab(lab) => lab.peers().charged_ip(peer),
+            Mode::Standalone { .. } => peer.ip(),
+        }
+    }
+
+    /// Routes anonymous mapping `id`'s events to the viewers on `ip`
+    /// ([`Tracker::charge_mapping`]); just before its `opened` or
+    /// `refused`.
+    pub(crate) fn charge_mapping(&self, id: MappingId, ip: std::net::IpAddr) {
+        self.tracker().charge_mapping(id, ip);
+    }
+
     fn refuse(&self, id: MappingId, client: TcpStream, peer: SocketAddr, reason: String) {
+        self.charge_mapping(id, self.charged_ip(peer));
         self.emit(
             id,
             None,

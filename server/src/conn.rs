@@ -368,6 +368,11 @@ struct H2Streams {
     /// serve loop waits on it to say `GOAWAY` (the way an HTTP/2 server ends
     /// a connection, as nginx's `keepalive_requests` does over HTTP/2).
     goaway_due: Arc<tokio::sync::Notify>,
+    /// The grace after `max_requests`' `GOAWAY` is over: new streams are
+    /// refused (`REFUSED_STREAM`), as after the second `GOAWAY` the client
+    /// never asked for by answering h2's `PING` (see
+    /// [`Conn::h2_refuse_new_streams`]).
+    refusing: bool,
 }
 
 /// What the watchdog sees of a connection.
@@ -1244,6 +1249,28 @@ impl Conn {
     pub(crate) fn h2_goaway_due(&self) -> Arc<tokio::sync::Notify> {
         let mut h2 = self.h2.lock().unwrap_or_else(|p| p.into_inner());
         h2.get_or_insert_with(Box::default).goaway_due.clone()
+    }
+
+    /// HTTP/2: the grace after `max_requests`' `GOAWAY` is over, and hyper
+    /// still serves: the client has not answered the `PING` that came with
+    /// it (h2 sends its second `GOAWAY`, the one that names the last stream
+    /// it takes, only at that answer, and takes every stream until then).
+    /// From now on a new stream is refused (`REFUSED_STREAM`, which a client
+    /// may send again on a new connection) instead of served: found in
+    /// review, a client that never answered kept opening streams and had
+    /// each answered, past the policy's `max_requests` as far as it liked.
+    pub(crate) fn h2_refuse_new_streams(&self) {
+        let mut h2 = self.h2.lock().unwrap_or_else(|p| p.into_inner());
+        h2.get_or_insert_with(Box::default).refusing = true;
+    }
+
+    /// HTTP/2: whether a new stream is refused ([`Conn::h2_refuse_new_streams`]).
+    pub(crate) fn h2_refuses(&self) -> bool {
+        self.h2
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .is_some_and(|h2| h2.refusing)
     }
 
     /// HTTP/2: the last request in flight ended. After the `GOAWAY` for

@@ -1920,6 +1920,90 @@ async fn a_client_that_never_answers_the_goaways_ping_is_closed_by_the_idle_time
     drop(tls);
 }
 
+/// After the `GOAWAY` for `max_requests`, a client that never answers its
+/// `PING` (so h2 never sends the second `GOAWAY`) has its new streams taken
+/// only within the grace: later ones are refused, `REFUSED_STREAM`, and
+/// recorded as the server's resets with no request (found in review: each
+/// was served, ten answers on a connection whose `max_requests` was two).
+#[tokio::test]
+async fn streams_opened_long_after_the_max_requests_goaway_are_refused() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut config = common::config_with_idle(std::time::Duration::from_secs(30));
+    config.policy.max_requests = Some(1);
+    let lab = start_tls(config).await;
+    let mut viewer = Viewer::connect(lab.addr).await;
+    let authority = lab.h2.to_string();
+    let (mut tls, conn) = past_the_goaway(&lab, &mut viewer, "first").await;
+    // Past the grace (one second), without answering the PING.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    for stream in [3, 5] {
+        tls.write_all(&raw_get(stream, &authority, "/api/fast?id=too-late"))
+            .await
+            .expect("write");
+        tls.flush().await.expect("flush");
+    }
+    // The server's frames until both streams are reset.
+    let mut bytes = Vec::new();
+    let mut resets = Vec::new();
+    let mut at = 0;
+    loop {
+        while bytes.len() - at >= 9 {
+            let h: &[u8] = &bytes[at..at + 9];
+            let len = u32::from_be_bytes([0, h[0], h[1], h[2]]) as usize;
+            if bytes.len() - at < 9 + len {
+                break;
+            }
+            let stream = u32::from_be_bytes([h[5], h[6], h[7], h[8]]) & 0x7fff_ffff;
+            assert_ne!(h[3], 0x1, "stream {stream} was answered");
+            if h[3] == 0x3 {
+                let p = &bytes[at + 9..at + 13];
+                resets.push(Frame::Reset {
+                    stream,
+                    code: u32::from_be_bytes([p[0], p[1], p[2], p[3]]),
+                });
+            }
+            at += 9 + len;
+        }
+        if resets.len() >= 2 {
+            break;
+        }
+        let mut chunk = [0; 4096];
+        let n = within("the server's frames", tls.read(&mut chunk))
+            .await
+            .expect("read");
+        assert!(n > 0, "the server closed: {resets:?}");
+        bytes.extend(&chunk[..n]);
+    }
+    let expected = vec![
+        Frame::Reset { stream: 3, code: 7 },
+        Frame::Reset { stream: 5, code: 7 },
+    ];
+    assert_eq!(resets, expected);
+    for _ in 0..2 {
+        viewer
+            .next_matching(
+                "a refusal",
+                |e| matches!(e, ServerEvent::StreamReset { conn: c, by: Initiator::Server, .. } if *c == conn),
+            )
+            .await;
+    }
+    let resets: Vec<Frame> = recorded(&viewer.seen, conn, Initiator::Server)
+        .into_iter()
+        .filter(|f| matches!(f, Frame::Reset { .. }))
+        .collect();
+    assert_eq!(resets, expected);
+    assert!(
+        !viewer.seen.iter().any(|e| matches!(
+            e,
+            ServerEvent::RequestStarted { target, .. } if target.contains("too-late")
+        )),
+        "a refused stream became a request"
+    );
+    drop(tls);
+    let closed = viewer.closed(conn).await;
+    assert_eq!(closed.requests, 1, "{closed:?}");
+}
+
 /// The header-read guard over HTTP/2 bounds a head part-way in, not a busy
 /// healthy connection: beside a hang, a request body sent in many DATA
 /// frames, then many small streams one after another for three times the

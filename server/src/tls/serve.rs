@@ -11,6 +11,8 @@ use std::time::Duration;
 use axum::Router;
 use axum::http::HeaderValue;
 use axum::http::header::HOST;
+use futures_util::TryFutureExt as _;
+use futures_util::future::Either;
 use hyper::body::Incoming;
 use hyper::server::conn::http2;
 use hyper::service::service_fn;
@@ -30,8 +32,37 @@ use crate::routes;
 use crate::watchdog;
 
 /// How long an HTTP/2 connection closed for idleness may take to say
-/// `GOAWAY` and end.
+/// `GOAWAY` and end; and, after `max_requests`' `GOAWAY`, how long streams
+/// that crossed it are still taken.
 const GOAWAY_GRACE: Duration = Duration::from_secs(1);
+
+/// Why a TLS port's service answered a request with no response: the accept
+/// loop's deliberate close, or a stream refused past `max_requests`' grace
+/// (hyper resets a stream with the code of the `h2::Error` it finds among
+/// the error's sources).
+#[derive(Debug)]
+enum NoAnswer {
+    Deliberate(crate::listener::Deliberate),
+    Refused(h2::Error),
+}
+
+impl std::fmt::Display for NoAnswer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NoAnswer::Deliberate(deliberate) => deliberate.fmt(f),
+            NoAnswer::Refused(_) => f.write_str("refused: past max_requests' GOAWAY and its grace"),
+        }
+    }
+}
+
+impl std::error::Error for NoAnswer {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            NoAnswer::Deliberate(_) => None,
+            NoAnswer::Refused(reset) => Some(reset),
+        }
+    }
+}
 
 /// How long the `close_notify` of an HTTP/1.1 close the lab makes itself
 /// (the idle timer's, a guard's) may take to go out: a record and a FIN
@@ -202,7 +233,16 @@ async fn serve_connection(
     );
 
     let handler = Handler::new(lab.clone(), conn.clone(), router);
+    let refuses = conn.clone();
     let service = service_fn(move |mut request: hyper::Request<Incoming>| {
+        if refuses.is_http2() && refuses.h2_refuses() {
+            // Past `max_requests`' `GOAWAY` and its grace: hyper resets the
+            // stream with the code of the `h2::Error` it is given
+            // (`REFUSED_STREAM`); the tap records that reset, as h2's own
+            // refusals past the streams allowed at once.
+            let refused = h2::Error::from(h2::Reason::REFUSED_STREAM);
+            return Either::Right(std::future::ready(Err(NoAnswer::Refused(refused))));
+        }
         // HTTP/2 carries the host in `:authority`: the Host check applies
         // to it the same (DNS rebinding).
         if !request.headers().contains_key(HOST)
@@ -213,7 +253,7 @@ async fn serve_connection(
         {
             request.headers_mut().insert(HOST, value);
         }
-        handler.call(request)
+        Either::Left(handler.call(request).map_err(NoAnswer::Deliberate))
     });
     let (guard, stall) = (
         lab.config().header_read_timeout,
@@ -240,6 +280,11 @@ async fn serve_connection(
         // flight finish (still under the watchdog's guards) and hyper closes.
         let goaway_due = conn.h2_goaway_due();
         let mut goaway_said = false;
+        // The grace after that `GOAWAY` for streams that crossed it; then
+        // new streams are refused (`Conn::h2_refuse_new_streams`).
+        let refusing_from = tokio::time::sleep(Duration::from_secs(365 * 24 * 3600));
+        tokio::pin!(refusing_from);
+        let mut refusing = false;
         loop {
             tokio::select! {
                 result = connection.as_mut() => {
@@ -253,6 +298,13 @@ async fn serve_connection(
                 () = goaway_due.notified(), if !goaway_said => {
                     goaway_said = true;
                     connection.as_mut().graceful_shutdown();
+                    refusing_from
+                        .as_mut()
+                        .reset(tokio::time::Instant::now() + GOAWAY_GRACE);
+                }
+                () = &mut refusing_from, if goaway_said && !refusing => {
+                    refusing = true;
+                    conn.h2_refuse_new_streams();
                 }
                 verdict = &mut watchdog => {
                     if verdict.idle && goaway_said {

@@ -1808,6 +1808,15 @@ fn raw_get(stream: u8, authority: &str, path: &str) -> Vec<u8> {
 
 /// Reads server frames from `tls` until a `GOAWAY` has been read.
 async fn read_until_goaway(tls: &mut TlsStream<TcpStream>) {
+    read_frames_until(tls, |kind, _, _| kind == 0x7).await;
+}
+
+/// Reads server frames from `tls`, handing each whole one to `seen` (its
+/// type, stream and payload) until `seen` says it is the last one wanted.
+async fn read_frames_until(
+    tls: &mut TlsStream<TcpStream>,
+    mut seen: impl FnMut(u8, u32, &[u8]) -> bool,
+) {
     use tokio::io::AsyncReadExt as _;
     let mut bytes = Vec::new();
     let mut at = 0;
@@ -1818,7 +1827,8 @@ async fn read_until_goaway(tls: &mut TlsStream<TcpStream>) {
             if bytes.len() - at < 9 + len {
                 break;
             }
-            if h[3] == 0x7 {
+            let stream = u32::from_be_bytes([h[5], h[6], h[7], h[8]]) & 0x7fff_ffff;
+            if seen(h[3], stream, &bytes[at + 9..at + 9 + len]) {
                 return;
             }
             at += 9 + len;
@@ -1827,9 +1837,18 @@ async fn read_until_goaway(tls: &mut TlsStream<TcpStream>) {
         let n = within("the server's frames", tls.read(&mut chunk))
             .await
             .expect("read");
-        assert!(n > 0, "the server closed before its GOAWAY");
+        assert!(n > 0, "the server closed before the frames awaited");
         bytes.extend(&chunk[..n]);
     }
+}
+
+/// A lab on TLS whose policy's `max_requests` is one, given `config`
+/// otherwise, and the instructor's view of it.
+async fn one_request_lab(mut config: Config) -> (TlsLab, Viewer) {
+    config.policy.max_requests = Some(1);
+    let lab = start_tls(config).await;
+    let viewer = Viewer::connect(lab.addr).await;
+    (lab, viewer)
 }
 
 /// After the `GOAWAY` for `max_requests` and before its second one (the
@@ -1842,10 +1861,8 @@ async fn read_until_goaway(tls: &mut TlsStream<TcpStream>) {
 #[tokio::test]
 async fn a_stream_opened_after_the_max_requests_goaway_and_cut_by_the_client_is_not_max_requests() {
     use tokio::io::AsyncWriteExt as _;
-    let mut config = common::config_with_idle(std::time::Duration::from_secs(30));
-    config.policy.max_requests = Some(1);
-    let lab = start_tls(config).await;
-    let mut viewer = Viewer::connect(lab.addr).await;
+    let idle = std::time::Duration::from_secs(30);
+    let (lab, mut viewer) = one_request_lab(common::config_with_idle(idle)).await;
     let authority = lab.h2.to_string();
     for (reset, expected) in [
         (true, CloseReason::PeerReset),
@@ -1884,13 +1901,11 @@ async fn a_stream_opened_after_the_max_requests_goaway_and_cut_by_the_client_is_
 #[tokio::test]
 async fn a_head_that_stops_after_the_max_requests_goaway_is_closed_as_header_read_timeout() {
     use tokio::io::AsyncWriteExt as _;
-    let mut config = Config {
+    let (lab, mut viewer) = one_request_lab(Config {
         header_read_timeout: std::time::Duration::from_millis(400),
         ..common::config_with_idle(std::time::Duration::from_secs(30))
-    };
-    config.policy.max_requests = Some(1);
-    let lab = start_tls(config).await;
-    let mut viewer = Viewer::connect(lab.addr).await;
+    })
+    .await;
     let (mut tls, conn) = past_the_goaway(&lab, &mut viewer, "only").await;
     // HEADERS on stream 3, 20 bytes announced, END_HEADERS: 5 of them sent.
     tls.write_all(&[0, 0, 20, 0x1, 0x4, 0, 0, 0, 3, 0x82, 0x87, 0x84, 0x41, 0x8a])
@@ -1908,10 +1923,8 @@ async fn a_head_that_stops_after_the_max_requests_goaway_is_closed_as_header_rea
 /// record says `idle_timeout`, not `max_requests` (it said `max_requests`).
 #[tokio::test]
 async fn a_client_that_never_answers_the_goaways_ping_is_closed_by_the_idle_timer() {
-    let mut config = common::config_with_idle(std::time::Duration::from_millis(400));
-    config.policy.max_requests = Some(1);
-    let lab = start_tls(config).await;
-    let mut viewer = Viewer::connect(lab.addr).await;
+    let idle = std::time::Duration::from_millis(400);
+    let (lab, mut viewer) = one_request_lab(common::config_with_idle(idle)).await;
     // The `PING` that came with the first `GOAWAY` is never answered.
     let (tls, conn) = past_the_goaway(&lab, &mut viewer, "only").await;
     let closed = viewer.closed(conn).await;
@@ -1927,11 +1940,9 @@ async fn a_client_that_never_answers_the_goaways_ping_is_closed_by_the_idle_time
 /// was served, ten answers on a connection whose `max_requests` was two).
 #[tokio::test]
 async fn streams_opened_long_after_the_max_requests_goaway_are_refused() {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let mut config = common::config_with_idle(std::time::Duration::from_secs(30));
-    config.policy.max_requests = Some(1);
-    let lab = start_tls(config).await;
-    let mut viewer = Viewer::connect(lab.addr).await;
+    use tokio::io::AsyncWriteExt as _;
+    let idle = std::time::Duration::from_secs(30);
+    let (lab, mut viewer) = one_request_lab(common::config_with_idle(idle)).await;
     let authority = lab.h2.to_string();
     let (mut tls, conn) = past_the_goaway(&lab, &mut viewer, "first").await;
     // Past the grace (one second), without answering the PING.
@@ -1942,38 +1953,16 @@ async fn streams_opened_long_after_the_max_requests_goaway_are_refused() {
             .expect("write");
         tls.flush().await.expect("flush");
     }
-    // The server's frames until both streams are reset.
-    let mut bytes = Vec::new();
     let mut resets = Vec::new();
-    let mut at = 0;
-    loop {
-        while bytes.len() - at >= 9 {
-            let h: &[u8] = &bytes[at..at + 9];
-            let len = u32::from_be_bytes([0, h[0], h[1], h[2]]) as usize;
-            if bytes.len() - at < 9 + len {
-                break;
-            }
-            let stream = u32::from_be_bytes([h[5], h[6], h[7], h[8]]) & 0x7fff_ffff;
-            assert_ne!(h[3], 0x1, "stream {stream} was answered");
-            if h[3] == 0x3 {
-                let p = &bytes[at + 9..at + 13];
-                resets.push(Frame::Reset {
-                    stream,
-                    code: u32::from_be_bytes([p[0], p[1], p[2], p[3]]),
-                });
-            }
-            at += 9 + len;
+    read_frames_until(&mut tls, |kind, stream, payload| {
+        assert_ne!(kind, 0x1, "stream {stream} was answered");
+        if kind == 0x3 {
+            let code = u32::from_be_bytes([payload[0], payload[1], payload[2], payload[3]]);
+            resets.push(Frame::Reset { stream, code });
         }
-        if resets.len() >= 2 {
-            break;
-        }
-        let mut chunk = [0; 4096];
-        let n = within("the server's frames", tls.read(&mut chunk))
-            .await
-            .expect("read");
-        assert!(n > 0, "the server closed: {resets:?}");
-        bytes.extend(&chunk[..n]);
-    }
+        resets.len() == 2
+    })
+    .await;
     let expected = vec![
         Frame::Reset { stream: 3, code: 7 },
         Frame::Reset { stream: 5, code: 7 },
@@ -2277,10 +2266,8 @@ async fn a_stream_that_crosses_the_idle_goaway_is_served_to_its_end() {
 #[tokio::test]
 async fn a_close_notify_that_cuts_a_stream_after_the_max_requests_goaway_is_the_clients() {
     use tokio::io::AsyncWriteExt as _;
-    let mut config = common::config_with_idle(std::time::Duration::from_secs(30));
-    config.policy.max_requests = Some(1);
-    let lab = start_tls(config).await;
-    let mut viewer = Viewer::connect(lab.addr).await;
+    let idle = std::time::Duration::from_secs(30);
+    let (lab, mut viewer) = one_request_lab(common::config_with_idle(idle)).await;
     let authority = lab.h2.to_string();
     let (mut tls, conn) = past_the_goaway(&lab, &mut viewer, "first").await;
     tls.write_all(&raw_get(3, &authority, "/api/hang?id=after-goaway"))

@@ -1526,10 +1526,13 @@ async fn an_h2_client_that_opens_its_window_just_before_each_stall_would_trip_is
 
 /// A request head that arrives a few bytes at a time over HTTP/2 is bounded
 /// by the header-read guard, as over HTTP/1.1 (found in review: only the
-/// owner's idle timeout bounded it, and recorded it as `idle_timeout`).
+/// owner's idle timeout bounded it, and recorded it as `idle_timeout`); so
+/// is any other frame but `DATA` that stops part-way (found in review: a
+/// `PING` or a frame of an unknown type was idle). The client is told the
+/// close: `GOAWAY`, then `close_notify`.
 #[tokio::test]
 async fn an_h2_head_that_stops_part_way_is_closed_by_the_header_read_guard() {
-    use tokio::io::AsyncWriteExt as _;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let lab = start_tls(Config {
         header_read_timeout: std::time::Duration::from_millis(400),
         ..common::config_with_idle(std::time::Duration::from_secs(30))
@@ -1539,7 +1542,7 @@ async fn an_h2_head_that_stops_part_way_is_closed_by_the_header_read_guard() {
     // Alone, and beside a stream in flight (a hang, which no timer ends):
     // the connection is busy then, and the slow head was not bounded
     // (found in review).
-    for busy in [false, true] {
+    for (busy, kind) in [(false, 0x1), (true, 0x1), (false, 0x6), (false, 0xfa)] {
         let mut tls = connect(lab.h2, &lab.identity).await;
         assert_eq!(alpn(&tls).as_deref(), Some(&b"h2"[..]));
         let local = tls.get_ref().0.local_addr().expect("address");
@@ -1549,9 +1552,17 @@ async fn an_h2_head_that_stops_part_way_is_closed_by_the_header_read_guard() {
             wire.extend(raw_get(1, &lab.h2.to_string(), "/api/hang"));
             stream = 3;
         }
-        // HEADERS, 20 bytes announced, END_HEADERS: 5 of them sent.
-        wire.extend([0, 0, 20, 0x1, 0x4, 0, 0, 0, stream]);
-        wire.extend([0x82, 0x86, 0x84, 0x41, 0x8a]);
+        match kind {
+            // HEADERS, 20 bytes announced, END_HEADERS: 5 of them sent.
+            0x1 => {
+                wire.extend([0, 0, 20, 0x1, 0x4, 0, 0, 0, stream]);
+                wire.extend([0x82, 0x86, 0x84, 0x41, 0x8a]);
+            }
+            // PING, its 8 bytes announced: 3 of them sent.
+            0x6 => wire.extend([0, 0, 8, 0x6, 0, 0, 0, 0, 0, 1, 2, 3]),
+            // A frame of an unknown type, 100 bytes announced: 1 sent.
+            _ => wire.extend([0, 0, 100, kind, 0, 0, 0, 0, 0, 1]),
+        }
         tls.write_all(&wire).await.expect("write");
         tls.flush().await.expect("flush");
         let conn = opened_from(&mut viewer, &local.to_string()).await;
@@ -1571,9 +1582,21 @@ async fn an_h2_head_that_stops_part_way_is_closed_by_the_header_read_guard() {
         assert_eq!(
             closed.reason,
             CloseReason::HeaderReadTimeout,
-            "busy {busy}: {closed:?}"
+            "busy {busy}, frame {kind:#x}: {closed:?}"
         );
-        drop(tls);
+        // Told: the server's GOAWAY, then `close_notify` (a clean end, not
+        // an unexpected EOF), as the idle close is (found in review: a bare
+        // FIN).
+        let mut got = Vec::new();
+        within("the guard's close", tls.read_to_end(&mut got))
+            .await
+            .expect("a close_notify, then the end");
+        assert!(
+            recorded(&viewer.seen, conn, Initiator::Server)
+                .iter()
+                .any(|f| matches!(f, Frame::GoAway { code: 0, .. })),
+            "busy {busy}, frame {kind:#x}: the GOAWAY is in the record"
+        );
     }
 }
 

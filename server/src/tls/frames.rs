@@ -184,15 +184,18 @@ impl Scanner {
         }
     }
 
-    /// A frame header, or a head (`HEADERS` and its `CONTINUATION`s), is
-    /// part-way through (inbound: bytes of a request's head are arriving).
+    /// A frame header, a frame other than `DATA`, or a head (`HEADERS` and
+    /// its `CONTINUATION`s) is part-way through (inbound: the client began
+    /// sending something and has not finished it). A `DATA` frame part-way
+    /// is a body arriving, the body guard's while a handler waits for it
+    /// (found in review: a `SETTINGS`, `PING` or unknown frame that stopped
+    /// part-way was idle, closed at the idle timeout, where api.md says a
+    /// frame part-way in is the header-read guard's).
     fn head_pending(&self) -> bool {
         (self.preface > 0 && self.preface < PREFACE.len())
             || self.head_len > 0
             || self.block.is_some()
-            || self
-                .frame
-                .is_some_and(|f| matches!(f.kind, HEADERS | CONTINUATION))
+            || self.frame.is_some_and(|f| f.kind != DATA)
     }
 
     /// Reads `bytes`, reporting each frame seen complete. Returns how many
@@ -435,14 +438,16 @@ impl<IO> HeldOutput for tokio_rustls::server::TlsStream<IO> {
 /// shutdown) would wait out their grace and end with no word to the client
 /// (found in review: an idle timeout a second late, a shutdown held 5 s).
 /// Told to close, [`FrameTap`] ends the stream itself: TLS's `close_notify`,
-/// then the end of what it hands hyper.
+/// then the end of what it hands hyper. Also after the preface, for a
+/// guard's close, which hyper cannot end in order (its `GOAWAY` waits for
+/// the client's answer to a `PING`, and a guard's client is not answering).
 #[derive(Debug, Default)]
 pub(crate) struct PrefaceGate {
     /// The whole preface has passed.
     arrived: AtomicBool,
-    /// Close now (only before the preface).
+    /// Close now.
     close: AtomicBool,
-    /// The read waiting for the preface.
+    /// The tap's read, woken to close.
     waker: AtomicWaker,
 }
 
@@ -452,7 +457,7 @@ impl PrefaceGate {
         self.arrived.load(Ordering::Acquire)
     }
 
-    /// Ends the connection from the tap (before the preface).
+    /// Ends the connection from the tap.
     pub(crate) fn close_now(&self) {
         self.close.store(true, Ordering::Release);
         self.waker.wake();
@@ -606,13 +611,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for FrameTap<S> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        if !this.gate.arrived() {
-            this.gate.waker.register(cx.waker());
-            if this.gate.close.load(Ordering::Acquire) {
-                // `close_notify`, then the end: hyper's handshake ends.
-                ready!(Pin::new(&mut this.inner).poll_shutdown(cx))?;
-                return Poll::Ready(Ok(()));
-            }
+        this.gate.waker.register(cx.waker());
+        if this.gate.close.load(Ordering::Acquire) {
+            // `close_notify`, then the end: hyper's connection ends.
+            ready!(Pin::new(&mut this.inner).poll_shutdown(cx))?;
+            return Poll::Ready(Ok(()));
         }
         if std::mem::take(&mut this.pause) {
             // h2 stops reading here and hyper accepts the stream just opened.

@@ -344,7 +344,25 @@ async fn serve_connection(
                             }
                         }
                     } else {
+                        let slow_client = matches!(
+                            verdict.reason,
+                            CloseReason::HeaderReadTimeout | CloseReason::BodyReadTimeout
+                        );
                         conn.set_guard_reason(verdict.reason);
+                        if slow_client {
+                            // A client that is slow to send, not to read:
+                            // told `GOAWAY` (after its preface), then TLS's
+                            // `close_notify` and the FIN, as the idle close
+                            // and the HTTP/1.1 guards tell theirs (found in
+                            // review: a bare FIN). A stalled writer's close
+                            // (`write_stalled`) could not go out.
+                            if gate.arrived() {
+                                connection.as_mut().graceful_shutdown();
+                                let _ = tokio::time::timeout(CLOSE_NOTIFY_GRACE, connection.as_mut()).await;
+                            }
+                            gate.close_now();
+                            let _ = tokio::time::timeout(CLOSE_NOTIFY_GRACE, connection.as_mut()).await;
+                        }
                     }
                     break;
                 }

@@ -192,6 +192,11 @@ fn serve_connection(
         // A client through the lab's middlebox is charged, not the
         // loopback address every mapping shares.
         let (charged, via) = lab.peers().take_accepted(peer);
+        if via.is_none() && crate::peers::is_own_address(peer.ip()) {
+            // The lab's own, accepted too late to be known: its client
+            // closed it long ago (`peers::is_own_address`).
+            return;
+        }
         let slot = match lab.peers().connect(charged) {
             Ok(slot) => slot,
             Err(over) => {

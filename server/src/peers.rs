@@ -19,13 +19,63 @@
 //! towards the lab, and the agent's sockets. Those come from loopback for
 //! everyone, so each is registered, by its local address, before it
 //! connects ([`Peers::on_behalf`]), and every cap per address charges the
-//! client it serves ([`Peers::charged_ip`]).
+//! client it serves ([`Peers::charged_ip`]). Over IPv4 they come from
+//! addresses of their own, in turn ([`own_socket`]).
 
-use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use crate::error::ApiError;
+
+/// How many loopback addresses the lab's own connections to itself take in
+/// turn ([`own_socket`]): 127.77.0.1 to 127.77.0.254.
+pub const OWN_ADDRESSES: u32 = 254;
+
+/// Whether `ip` is one of the addresses the lab's own connections to itself
+/// come from ([`own_socket`]): one accepted from there that is not
+/// registered (its registration forgotten: accepted more than
+/// [`ORPHAN_GRACE`] after its client had closed it) is closed at once, not
+/// taken for one from the lab's own machine.
+pub fn is_own_address(ip: IpAddr) -> bool {
+    matches!(ip.to_canonical(), IpAddr::V4(v4) if v4.octets()[..3] == [127, 77, 0])
+}
+
+/// A socket for a connection the lab makes to itself at `dest` (its
+/// middlebox's end towards the lab, an agent's socket), bound to a port of
+/// its own before it connects, so that it can be registered first. To an
+/// IPv4 loopback address, bound to the next of [`OWN_ADDRESSES`] loopback
+/// addresses of its own (127.77.0.x; Linux routes all of 127.0.0.0/8 to
+/// the loopback interface): a port is picked at `bind` from the address's
+/// own ephemeral range, and one the lab closed first stays in `TIME_WAIT`
+/// for a minute, unusable to `bind` (found in review: a participant who
+/// opened and closed some 500 connections a second through the middlebox,
+/// no session needed, kept every port of 127.0.0.1 in `TIME_WAIT`, and
+/// every mapping and agent socket then failed for everyone). Across 254
+/// addresses, that takes 254 times as many. Elsewhere (IPv6, or a system
+/// that has only 127.0.0.1): bound to `dest`'s own address.
+pub fn own_socket(dest: IpAddr) -> std::io::Result<tokio::net::TcpSocket> {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    if let IpAddr::V4(v4) = dest
+        && v4.is_loopback()
+    {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed) % OWN_ADDRESSES;
+        let own = Ipv4Addr::new(127, 77, 0, u8::try_from(n + 1).unwrap_or(1));
+        let socket = tokio::net::TcpSocket::new_v4()?;
+        match socket.bind(SocketAddr::new(own.into(), 0)) {
+            Ok(()) => return Ok(socket),
+            Err(e) if e.kind() == std::io::ErrorKind::AddrNotAvailable => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let socket = if dest.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.bind(SocketAddr::new(dest, 0))?;
+    Ok(socket)
+}
 
 /// Counts of one address.
 #[derive(Debug)]
@@ -518,6 +568,39 @@ pub fn over_busy_share(in_use: usize, cap: usize, theirs: usize, per_address: us
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The lab's own sockets to itself over IPv4 come from its own loopback
+    /// addresses in turn, each with its own ports (a port in `TIME_WAIT` on
+    /// one does not take it on the others), and reach the lab there; over
+    /// IPv6 from the destination's address.
+    #[tokio::test]
+    async fn own_sockets_take_the_labs_own_addresses_in_turn() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let to = listener.local_addr().unwrap();
+        let mut seen = std::collections::BTreeSet::new();
+        // Other tests may take turns meanwhile: until each was seen.
+        for _ in 0..3 * OWN_ADDRESSES {
+            if seen.len() == OWN_ADDRESSES as usize {
+                break;
+            }
+            let socket = own_socket(to.ip()).expect("a socket");
+            let local = socket.local_addr().unwrap();
+            assert!(local.port() != 0, "bound before it connects: {local}");
+            let IpAddr::V4(v4) = local.ip() else {
+                panic!("IPv4: {local}")
+            };
+            assert_eq!(v4.octets()[..3], [127, 77, 0], "{local}");
+            seen.insert(v4);
+            if seen.len() == 1 {
+                let stream = socket.connect(to).await.expect("reaches the lab");
+                let (_, peer) = listener.accept().await.unwrap();
+                assert_eq!(peer, stream.local_addr().unwrap());
+            }
+        }
+        assert_eq!(seen.len(), OWN_ADDRESSES as usize, "each address in turn");
+        let v6 = own_socket(std::net::Ipv6Addr::LOCALHOST.into()).expect("a socket");
+        assert_eq!(v6.local_addr().unwrap().ip(), std::net::Ipv6Addr::LOCALHOST);
+    }
 
     #[test]
     fn a_connections_requests_share_its_address_count_and_the_last_to_end_forgets_it() {

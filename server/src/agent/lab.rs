@@ -164,17 +164,12 @@ fn tagged_path(path: &str, session: &SessionId, tag: &str) -> String {
 
 /// Makes each of the agent's sockets on behalf of `client` (the address
 /// the page's events socket is charged to, fixed at its accept): bound to a
-/// port of its own on the destination's address and registered before it
-/// connects.
+/// port of its own (on one of the lab's own loopback addresses,
+/// `peers::own_socket`) and registered before it connects.
 fn binder(lab: &Lab, client: IpAddr) -> Binder {
     let lab = lab.clone();
     Binder(Arc::new(move |addr: SocketAddr| {
-        let socket = if addr.is_ipv4() {
-            tokio::net::TcpSocket::new_v4()?
-        } else {
-            tokio::net::TcpSocket::new_v6()?
-        };
-        socket.bind(SocketAddr::new(addr.ip(), 0))?;
+        let socket = crate::peers::own_socket(addr.ip())?;
         let local = socket.local_addr()?;
         let hold = lab.peers().charged_to(local, client, Via::Agent);
         Ok((

@@ -684,8 +684,8 @@ impl Inner {
         })
     }
 
-    /// In the lab: a socket bound to a port of its own on the lab's loopback
-    /// address, registered as the middlebox's end for `client` before it
+    /// In the lab: a socket bound to a port of its own on one of the lab's
+    /// own loopback addresses (`peers::own_socket`), registered as the middlebox's end for `client` before it
     /// connects. Elsewhere (the standalone middlebox) nothing to register:
     /// the connection is made plainly.
     fn upstream_socket(
@@ -698,12 +698,7 @@ impl Inner {
         let Mode::Lab(lab) = &self.mode else {
             return Ok((None, None));
         };
-        let socket = if self.upstream.is_ipv4() {
-            tokio::net::TcpSocket::new_v4()?
-        } else {
-            tokio::net::TcpSocket::new_v6()?
-        };
-        socket.bind(SocketAddr::new(self.upstream.ip(), 0))?;
+        let socket = crate::peers::own_socket(self.upstream.ip())?;
         let local = socket.local_addr()?;
         let guard = lab
             .peers()

@@ -153,6 +153,9 @@ async fn serve_connection(
     // Over its address's cap or the server's: closed untracked (a JSON refusal in clear
     // text would mean nothing to a TLS client).
     let (charged, via) = lab.peers().take_accepted(peer);
+    if via.is_none() && crate::peers::is_own_address(peer.ip()) {
+        return; // as on the plain ports (`listener::serve_connection`)
+    }
     let Ok(slot) = lab.peers().connect(charged) else {
         return;
     };

@@ -160,6 +160,26 @@ fn trim_after(keep: usize) -> usize {
     keep + keep / 2
 }
 
+/// The most bytes the requests of the whole server's snapshot take (the
+/// instructor's, [`Tracker::snapshot`]): past it, each connection shows
+/// fewer of its newest completed requests (every one in flight stays).
+/// 4 MiB: some 14 000 requests with targets of 100 bytes, a room of 30
+/// with 15 connections each keeping all 32.
+pub const SNAPSHOT_REQUEST_BYTES: usize = 4 * 1024 * 1024;
+
+/// The same for a participant's snapshot (a session's, the anonymous
+/// scope's): 256 KiB, some 900 requests with targets of 100 bytes, where a
+/// lesson's burst of 200 on six connections keeps 192. With the requests
+/// a session may have in flight (256), what its unread snapshots can hold
+/// is bounded too (64 MiB at most, for the write-stall guard's 10 s).
+pub const SCOPED_SNAPSHOT_REQUEST_BYTES: usize = 256 * 1024;
+
+/// The most bytes of a request's JSON in a snapshot that are not its
+/// method and target: its field names, ids, times (up to 115 days of
+/// uptime), status and outcome (127 for a request just begun, 185 at most),
+/// so that the budget is never overrun by an estimate short of the JSON.
+const REQUEST_SNAPSHOT_FIELDS_BYTES: usize = 185;
+
 /// Asked of a connection's requests oldest first: true for the first `n`
 /// completed ones (the ones beyond the newest `keep`: a trim drops them, a
 /// snapshot does not show them), false for every other.
@@ -248,6 +268,12 @@ impl Kept {
             Some(method) => (method, &self.text),
             None => self.text.split_once(' ').unwrap_or(("", &self.text)),
         }
+    }
+
+    /// About how many bytes of JSON it is in a snapshot: its fields and its
+    /// names, its method and target ([`Tracker::snapshot`]'s budget).
+    fn snapshot_bytes(&self) -> usize {
+        REQUEST_SNAPSHOT_FIELDS_BYTES + self.text.len()
     }
 
     /// The request as a viewer's snapshot shows it.
@@ -515,17 +541,52 @@ impl Tracker {
     }
 
     /// The open connections `include` picks, each as a viewer is shown it,
-    /// in the order they were opened.
+    /// in the order they were opened: with every request in flight and the
+    /// newest completed ones, as many of them on each connection as keep
+    /// the requests within `budget` bytes of JSON (up to the table's
+    /// `keep_per_conn`). Found in the room review: one session with 500
+    /// connections of 32 kept requests each, their targets of 500 bytes,
+    /// made every `GET /api/connections` an 11 MB answer, built under the
+    /// stream's lock and held while the client did not read it.
     fn snapshot(
         &self,
         mut include: impl FnMut(ConnId, &ConnRecord) -> bool,
+        budget: usize,
     ) -> Vec<ConnectionSnapshot> {
+        // The requests' bytes by how many completed ones each connection
+        // shows (every one in flight is shown).
+        let mut bytes = vec![0usize; self.keep_per_conn + 1];
+        let mut completed = Vec::with_capacity(self.keep_per_conn);
+        self.each_shard(|table| {
+            for (_, r) in table.iter().filter(|(conn, r)| include(**conn, r)) {
+                let mut in_flight = 0;
+                completed.clear();
+                for request in r.requests.iter().rev() {
+                    if request.outcome.is_none() {
+                        in_flight += request.snapshot_bytes();
+                    } else if completed.len() < self.keep_per_conn {
+                        completed.push(request.snapshot_bytes());
+                    }
+                }
+                let mut shown = in_flight;
+                for (k, at) in bytes.iter_mut().enumerate() {
+                    if let Some(size) = k.checked_sub(1).and_then(|i| completed.get(i)) {
+                        shown += size;
+                    }
+                    *at += shown;
+                }
+            }
+        });
+        let keep = (0..=self.keep_per_conn)
+            .rev()
+            .find(|&k| bytes[k] <= budget)
+            .unwrap_or(0);
         let mut all: Vec<ConnectionSnapshot> = self
             .each_shard(|table| {
                 table
                     .iter()
                     .filter(|(conn, r)| include(**conn, r))
-                    .map(|(conn, r)| snapshot_one(*conn, r, self.keep_per_conn))
+                    .map(|(conn, r)| snapshot_one(*conn, r, keep))
                     .collect::<Vec<_>>()
             })
             .into_iter()
@@ -944,7 +1005,7 @@ impl Tracker {
     /// The open connections right now.
     pub fn connections(&self) -> Vec<ConnectionSnapshot> {
         let _stream = self.stream();
-        self.snapshot(|_, _| true)
+        self.snapshot(|_, _| true, SNAPSHOT_REQUEST_BYTES)
     }
 
     /// The open connection whose client address is `peer`, if any: a scan
@@ -983,7 +1044,11 @@ impl Tracker {
         let _stream = self.stream();
         let rx = self.events.subscribe();
         self.watched.store(true, Ordering::Relaxed);
-        (self.clock.now_us(), self.snapshot(|_, _| true), rx)
+        (
+            self.clock.now_us(),
+            self.snapshot(|_, _| true, SNAPSHOT_REQUEST_BYTES),
+            rx,
+        )
     }
 
     /// Like [`Tracker::subscribe`], with every event as an owned copy (each
@@ -1002,7 +1067,11 @@ impl Tracker {
             .get_or_init(|| broadcast::Sender::new(self.event_buffer))
             .subscribe();
         self.watched.store(true, Ordering::Relaxed);
-        (self.clock.now_us(), self.snapshot(|_, _| true), rx)
+        (
+            self.clock.now_us(),
+            self.snapshot(|_, _| true, SNAPSHOT_REQUEST_BYTES),
+            rx,
+        )
     }
 
     /// Like [`Tracker::subscribe`], for a participant's page: a [`Feed`] of
@@ -1020,7 +1089,10 @@ impl Tracker {
             (feed, viewers.hidden.clone())
         };
         self.watched.store(true, Ordering::Relaxed);
-        let connections = self.snapshot(shown_to(owner.as_ref(), host, &hidden));
+        let connections = self.snapshot(
+            shown_to(owner.as_ref(), host, &hidden),
+            SCOPED_SNAPSHOT_REQUEST_BYTES,
+        );
         (self.clock.now_us(), connections, feed)
     }
 
@@ -1034,7 +1106,10 @@ impl Tracker {
     ) -> Vec<ConnectionSnapshot> {
         let _stream = self.stream();
         let hidden = self.viewers().hidden.clone();
-        self.snapshot(shown_to(owner, host, &hidden))
+        self.snapshot(
+            shown_to(owner, host, &hidden),
+            SCOPED_SNAPSHOT_REQUEST_BYTES,
+        )
     }
 
     /// How many participants' feeds are registered (for tests and the bench).
@@ -1558,6 +1633,82 @@ mod tests {
 
     fn tracker(keep: usize) -> Tracker {
         Tracker::new(Clock::new(), keep, 64)
+    }
+
+    /// A snapshot's requests stay within [`SNAPSHOT_REQUEST_BYTES`] of JSON
+    /// (a participant's within [`SCOPED_SNAPSHOT_REQUEST_BYTES`]) however
+    /// many connections and long targets a session has: each
+    /// connection shows fewer of its newest completed requests, and every
+    /// one in flight. A few connections show all they keep.
+    #[test]
+    fn a_snapshot_keeps_its_requests_within_its_budget_and_every_one_in_flight() {
+        let t = tracker(32);
+        let request_bytes = |snapshot: &[ConnectionSnapshot]| -> usize {
+            snapshot
+                .iter()
+                .flat_map(|c| &c.requests)
+                .map(|r| serde_json::to_string(r).unwrap().len())
+                .sum()
+        };
+        let long = format!("/api/fast?id={}", "a".repeat(480));
+        let mut request = 0;
+        for conn in 1..=300u64 {
+            t.open(ConnId(conn), direct(addr(1)), addr(80), Arc::default());
+            for seq in 1..=33u32 {
+                request += 1;
+                t.record(ServerEvent::RequestStarted {
+                    conn: ConnId(conn),
+                    request: RequestId(request),
+                    seq,
+                    method: "GET".into(),
+                    target: long.clone(),
+                    connection: None,
+                    at_us: 1_000_000_000,
+                });
+                // The last one of each stays in flight.
+                if seq < 33 {
+                    t.record(ServerEvent::RequestFinished {
+                        conn: ConnId(conn),
+                        request: RequestId(request),
+                        outcome: RequestOutcome::Completed,
+                        at_us: 1_000_000_001,
+                    });
+                }
+            }
+            if conn == 2 {
+                // Two connections: everything they keep.
+                let few = t.connections();
+                assert!(few.iter().all(|c| c.requests.len() == 33), "{}", few.len());
+            }
+        }
+        let many = t.connections();
+        assert_eq!(many.len(), 300);
+        let total = request_bytes(&many);
+        assert!(total <= SNAPSHOT_REQUEST_BYTES, "{total} bytes");
+        assert!(
+            total > SNAPSHOT_REQUEST_BYTES / 2,
+            "{total} bytes: budget left"
+        );
+        for c in &many {
+            assert!(c.requests.iter().any(|r| r.outcome.is_none()), "{c:?}");
+            assert_eq!(c.requests_total, 33);
+        }
+        // A participant's snapshot (the anonymous scope's on the lab's own
+        // machine, which these connections are) within its smaller budget.
+        let scoped = t.scoped_connections(None, Some([127, 0, 0, 1].into()));
+        assert_eq!(scoped.len(), 300);
+        let total = request_bytes(&scoped);
+        assert!(total <= SCOPED_SNAPSHOT_REQUEST_BYTES, "{total} bytes");
+        assert!(scoped.iter().all(|c| c.requests.iter().any(|r| r.outcome.is_none())));
+        // The estimate is never short of the JSON, and not far over it.
+        for one in many.iter().flat_map(|c| &c.requests) {
+            let estimate = REQUEST_SNAPSHOT_FIELDS_BYTES + one.method.len() + one.target.len();
+            let json = serde_json::to_string(one).unwrap().len();
+            assert!(
+                json <= estimate && estimate <= json + 60,
+                "{json} {estimate}"
+            );
+        }
     }
 
     #[test]

@@ -91,6 +91,17 @@ pub const REPORT_BURST: f64 = 10.0;
 /// See [`REPORT_BURST`].
 pub const REPORTS_PER_SECOND: f64 = 5.0;
 
+/// `release` messages one session may send in a burst (all its sockets
+/// together), and how many more it earns per second after that. Each looks
+/// at every held hang under the hangs' lock (at most 1 024), which every
+/// hold and every hang's end take too: a loop of them, paced only by the
+/// socket, kept a core busy and that lock contended for the room (found in
+/// the room review). A page releases on a click, or a lesson each of a
+/// dozen lanes in turn.
+pub const RELEASE_BURST: f64 = 50.0;
+/// See [`RELEASE_BURST`].
+pub const RELEASES_PER_SECOND: f64 = 20.0;
+
 /// A session's viewers opening or closing, told to the instructor in a
 /// burst, and how many more per second after that. Each is a
 /// `participant_changed` carrying all of that participant's reports (up to
@@ -814,11 +825,24 @@ fn handle(
             "give either `request` or `id`, not both: nothing was released",
             r#"send {"type":"release","request":12}, {"type":"release","id":"tag"} or {"type":"release"} for all"#,
         ))),
-        Ok(ClientMessage::Release { request, id }) => Some(ServerEvent::Released {
-            count: lab
-                .hangs()
-                .release(&ReleaseRequest { request, id }, access, scope.host),
-        }),
+        Ok(ClientMessage::Release { request, id }) => {
+            if let Err(over) = allowed(lab, access, buckets, Kind::Releases) {
+                return Some(ServerEvent::Error(ErrorBody::new(
+                    over_rate(
+                        "release messages",
+                        RELEASES_PER_SECOND,
+                        "all its sockets together",
+                        over,
+                    ),
+                    "release all at once with {\"type\":\"release\"}, or wait a moment: nothing was released",
+                )));
+            }
+            Some(ServerEvent::Released {
+                count: lab
+                    .hangs()
+                    .release(&ReleaseRequest { request, id }, access, scope.host),
+            })
+        }
         Ok(ClientMessage::SetConfig { config }) => {
             // Refused first: a viewer that may not change the scope spends
             // none of the limit its sockets share with those that may.

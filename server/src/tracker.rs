@@ -1699,7 +1699,11 @@ mod tests {
         assert_eq!(scoped.len(), 300);
         let total = request_bytes(&scoped);
         assert!(total <= SCOPED_SNAPSHOT_REQUEST_BYTES, "{total} bytes");
-        assert!(scoped.iter().all(|c| c.requests.iter().any(|r| r.outcome.is_none())));
+        assert!(
+            scoped
+                .iter()
+                .all(|c| c.requests.iter().any(|r| r.outcome.is_none()))
+        );
         // The estimate is never short of the JSON, and not far over it.
         for one in many.iter().flat_map(|c| &c.requests) {
             let estimate = REQUEST_SNAPSHOT_FIELDS_BYTES + one.method.len() + one.target.len();

@@ -640,6 +640,47 @@ async fn a_flood_of_puts_from_b_shares_the_rate_of_its_sockets_changes() {
     room.a_releases().await;
 }
 
+/// `release` over the events socket has a rate per session (found in the
+/// room review: a loop of them, each looking at every held hang under the
+/// hangs' lock, was paced only by the socket): past its burst a release is
+/// refused with an error that names it, and releases nothing; A's hang is
+/// never B's to release anyway.
+#[tokio::test]
+async fn a_flood_of_releases_from_b_is_rate_limited() {
+    const FLOOD: usize = 200;
+    let room = Room::new().await;
+    let mut b_viewer = Viewer::connect_session(room.addr, &room.b).await;
+    let started = std::time::Instant::now();
+    for _ in 0..FLOOD {
+        b_viewer.send_text(r#"{"type":"release"}"#).await;
+    }
+    let (mut released, mut refused) = (0_usize, 0_usize);
+    while released + refused < FLOOD {
+        match b_viewer
+            .next_matching("an answer to release", |e| {
+                matches!(e, ServerEvent::Released { .. } | ServerEvent::Error(_))
+            })
+            .await
+        {
+            ServerEvent::Released { count } => {
+                assert_eq!(count, 0, "B released A's hang");
+                released += 1;
+            }
+            ServerEvent::Error(body) => {
+                assert!(body.error.contains("too many release messages"), "{body:?}");
+                assert_eq!(body.refused.as_deref(), Some("release"), "{body:?}");
+                refused += 1;
+            }
+            _ => unreachable!(),
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let allowed = 50 + (elapsed * 20.0).ceil() as usize;
+    assert!(released <= allowed, "{released} released in {elapsed} s");
+    assert!(released >= 50, "the burst: {released}");
+    room.a_releases().await;
+}
+
 #[tokio::test]
 async fn a_flood_of_set_config_from_b_is_rate_limited_and_a_hears_none_of_it() {
     let room = Room::new().await;

@@ -5,8 +5,8 @@
 use std::time::Instant;
 
 use crate::events::{
-    CONFIG_BURST, CONFIG_PER_SECOND, PRESENCE_BURST, PRESENCE_PER_SECOND, REPORT_BURST,
-    REPORTS_PER_SECOND,
+    CONFIG_BURST, CONFIG_PER_SECOND, PRESENCE_BURST, PRESENCE_PER_SECOND, RELEASE_BURST,
+    RELEASES_PER_SECOND, REPORT_BURST, REPORTS_PER_SECOND,
 };
 
 /// Which limit.
@@ -18,6 +18,8 @@ pub enum Kind {
     Reports,
     /// A viewer of the session opening or closing, told to the instructor.
     Presence,
+    /// `release` over the events socket.
+    Releases,
 }
 
 /// A token bucket: how many messages of one kind may be sent.
@@ -42,6 +44,8 @@ pub struct Buckets {
     reports: Bucket,
     /// Viewers opening and closing.
     presence: Bucket,
+    /// `release` messages.
+    releases: Bucket,
 }
 
 /// Which limit a message was over.
@@ -55,8 +59,8 @@ pub enum Over {
     Socket,
 }
 
-/// How many sessions' worth of reports and settings changes one address
-/// may send, all its sessions together: a participant's tabs and browsers,
+/// How many sessions' worth of reports, settings changes and releases one
+/// address may send, all its sessions together: a participant's tabs and browsers,
 /// the lab's own machine running several pages, or a room behind one NAT
 /// (320 reports at once, then 160 a second; as many changes, each lesson
 /// making two or three at its start). Reports past it are dropped, changes
@@ -78,7 +82,7 @@ impl Buckets {
         Buckets::scaled_each(factor, factor)
     }
 
-    /// One address's: [`PER_ADDRESS`] for reports and changes,
+    /// One address's: [`PER_ADDRESS`] for reports, changes and releases,
     /// [`PRESENCE_PER_ADDRESS`] for presence.
     pub fn per_address() -> Buckets {
         Buckets::scaled_each(PER_ADDRESS, PRESENCE_PER_ADDRESS)
@@ -89,6 +93,7 @@ impl Buckets {
             changes: Bucket::new(CONFIG_BURST * factor, CONFIG_PER_SECOND * factor),
             reports: Bucket::new(REPORT_BURST * factor, REPORTS_PER_SECOND * factor),
             presence: Bucket::new(PRESENCE_BURST * presence, PRESENCE_PER_SECOND * presence),
+            releases: Bucket::new(RELEASE_BURST * factor, RELEASES_PER_SECOND * factor),
         }
     }
 }
@@ -139,6 +144,7 @@ impl Buckets {
             Kind::Changes => &mut self.changes,
             Kind::Reports => &mut self.reports,
             Kind::Presence => &mut self.presence,
+            Kind::Releases => &mut self.releases,
         }
     }
 }

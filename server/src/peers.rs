@@ -32,6 +32,9 @@ use crate::error::ApiError;
 /// turn ([`own_socket`]): 127.77.0.1 to 127.77.0.254.
 pub const OWN_ADDRESSES: u32 = 254;
 
+/// How many of them a socket tries when one is out of ports.
+const OWN_TRIES: u32 = 8;
+
 /// Whether `ip` is one of the addresses the lab's own connections to itself
 /// come from ([`own_socket`]): one accepted from there that is not
 /// registered (its registration forgotten: accepted more than
@@ -41,31 +44,36 @@ pub fn is_own_address(ip: IpAddr) -> bool {
     matches!(ip.to_canonical(), IpAddr::V4(v4) if v4.octets()[..3] == [127, 77, 0])
 }
 
-/// A socket for a connection the lab makes to itself at `dest` (its
-/// middlebox's end towards the lab, an agent's socket), bound to a port of
-/// its own before it connects, so that it can be registered first. To an
-/// IPv4 loopback address, bound to the next of [`OWN_ADDRESSES`] loopback
-/// addresses of its own (127.77.0.x; Linux routes all of 127.0.0.0/8 to
-/// the loopback interface): a port is picked at `bind` from the address's
-/// own ephemeral range, and one the lab closed first stays in `TIME_WAIT`
-/// for a minute, unusable to `bind` (found in review: a participant who
-/// opened and closed some 500 connections a second through the middlebox,
-/// no session needed, kept every port of 127.0.0.1 in `TIME_WAIT`, and
-/// every mapping and agent socket then failed for everyone). Across 254
-/// addresses, that takes 254 times as many. Elsewhere (IPv6, or a system
-/// that has only 127.0.0.1): bound to `dest`'s own address.
+/// A socket for a connection the lab makes to itself at `dest`, an address
+/// of this machine (its middlebox's end towards the lab, an agent's
+/// socket), bound to a port of its own before it connects, so that it can
+/// be registered first. Over IPv4, bound to the next of [`OWN_ADDRESSES`]
+/// loopback addresses of its own (127.77.0.x: Linux routes all of
+/// 127.0.0.0/8 to the loopback interface, and from there reaches the
+/// machine's other addresses too): a port is picked at `bind` from the
+/// address's own ephemeral range, and one the lab closed first stays in
+/// `TIME_WAIT` for a minute, unusable to `bind` (found in review: a
+/// participant who opened and closed some 500 connections a second through
+/// the middlebox, no session needed, kept every port of 127.0.0.1 in
+/// `TIME_WAIT`, and every mapping and agent socket then failed for
+/// everyone). Across 254 addresses, that takes 254 times as many; an
+/// address out of ports gives way to the next ones. Over IPv6 (a lab bound
+/// to `::` or `::1`, which has one loopback address), or on a system where
+/// 127.77.0.x cannot be bound: bound to `dest` itself, as before.
 pub fn own_socket(dest: IpAddr) -> std::io::Result<tokio::net::TcpSocket> {
     static NEXT: AtomicU32 = AtomicU32::new(0);
-    if let IpAddr::V4(v4) = dest
-        && v4.is_loopback()
-    {
-        let n = NEXT.fetch_add(1, Ordering::Relaxed) % OWN_ADDRESSES;
-        let own = Ipv4Addr::new(127, 77, 0, u8::try_from(n + 1).unwrap_or(1));
-        let socket = tokio::net::TcpSocket::new_v4()?;
-        match socket.bind(SocketAddr::new(own.into(), 0)) {
-            Ok(()) => return Ok(socket),
-            Err(e) if e.kind() == std::io::ErrorKind::AddrNotAvailable => {}
-            Err(e) => return Err(e),
+    if dest.is_ipv4() {
+        for _ in 0..OWN_TRIES {
+            let n = NEXT.fetch_add(1, Ordering::Relaxed) % OWN_ADDRESSES;
+            let own = Ipv4Addr::new(127, 77, 0, u8::try_from(n + 1).unwrap_or(1));
+            let socket = tokio::net::TcpSocket::new_v4()?;
+            match socket.bind(SocketAddr::new(own.into(), 0)) {
+                Ok(()) => return Ok(socket),
+                // Out of ports there: the next address.
+                Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AddrNotAvailable => break,
+                Err(e) => return Err(e),
+            }
         }
     }
     let socket = if dest.is_ipv4() {

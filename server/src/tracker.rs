@@ -270,10 +270,18 @@ impl Kept {
         }
     }
 
-    /// About how many bytes of JSON it is in a snapshot: its fields and its
-    /// names, its method and target ([`Tracker::snapshot`]'s budget).
+    /// At least how many bytes of JSON it is in a snapshot: its fields and
+    /// their names, its method and target, each `"` and `\` of which JSON
+    /// writes as two (a target may have them: found in review, a target of
+    /// backslashes was twice its estimate). Control characters, which JSON
+    /// writes as six, are never in a target ([`Tracker::snapshot`]'s budget).
     fn snapshot_bytes(&self) -> usize {
-        REQUEST_SNAPSHOT_FIELDS_BYTES + self.text.len()
+        let escaped = self
+            .text
+            .bytes()
+            .filter(|b| matches!(b, b'"' | b'\\'))
+            .count();
+        REQUEST_SNAPSHOT_FIELDS_BYTES + self.text.len() + escaped
     }
 
     /// The request as a viewer's snapshot shows it.
@@ -544,18 +552,25 @@ impl Tracker {
     /// in the order they were opened: with every request in flight and the
     /// newest completed ones, as many of them on each connection as keep
     /// the requests within `budget` bytes of JSON (up to the table's
-    /// `keep_per_conn`). Found in the room review: one session with 500
-    /// connections of 32 kept requests each, their targets of 500 bytes,
-    /// made every `GET /api/connections` an 11 MB answer, built under the
-    /// stream's lock and held while the client did not read it.
+    /// `keep_per_conn`), shared fairly between owners ([`fair_keeps`]: one
+    /// participant's many connections do not cut another's history short).
+    /// Found in the room review: one session with 500 connections of 32
+    /// kept requests each, their targets of 500 bytes, made every
+    /// `GET /api/connections` an 11 MB answer, built under the stream's lock
+    /// and held while the client did not read it.
     fn snapshot(
         &self,
         mut include: impl FnMut(ConnId, &ConnRecord) -> bool,
         budget: usize,
     ) -> Vec<ConnectionSnapshot> {
-        // The requests' bytes by how many completed ones each connection
-        // shows (every one in flight is shown).
-        let mut bytes = vec![0usize; self.keep_per_conn + 1];
+        // Each owner's requests' bytes (a session's; a host's, for the
+        // connections that named none) by how many completed ones each of
+        // its connections shows (every one in flight is shown).
+        let group = |r: &ConnRecord| match &r.session {
+            Some(session) => (Some(session.clone()), None),
+            None => (None, Some(HostKey::of(r.host))),
+        };
+        let mut groups: HashMap<(Option<SessionId>, Option<HostKey>), Vec<usize>> = HashMap::new();
         let mut completed = Vec::with_capacity(self.keep_per_conn);
         self.each_shard(|table| {
             for (_, r) in table.iter().filter(|(conn, r)| include(**conn, r)) {
@@ -568,6 +583,9 @@ impl Tracker {
                         completed.push(request.snapshot_bytes());
                     }
                 }
+                let bytes = groups
+                    .entry(group(r))
+                    .or_insert_with(|| vec![0; self.keep_per_conn + 1]);
                 let mut shown = in_flight;
                 for (k, at) in bytes.iter_mut().enumerate() {
                     if let Some(size) = k.checked_sub(1).and_then(|i| completed.get(i)) {
@@ -577,16 +595,16 @@ impl Tracker {
                 }
             }
         });
-        let keep = (0..=self.keep_per_conn)
-            .rev()
-            .find(|&k| bytes[k] <= budget)
-            .unwrap_or(0);
+        let keeps = fair_keeps(groups, budget);
         let mut all: Vec<ConnectionSnapshot> = self
             .each_shard(|table| {
                 table
                     .iter()
                     .filter(|(conn, r)| include(**conn, r))
-                    .map(|(conn, r)| snapshot_one(*conn, r, keep))
+                    .map(|(conn, r)| {
+                        let keep = keeps.get(&group(r)).copied().unwrap_or(0);
+                        snapshot_one(*conn, r, keep)
+                    })
                     .collect::<Vec<_>>()
             })
             .into_iter()
@@ -1574,6 +1592,34 @@ fn snapshot_one(conn: ConnId, r: &ConnRecord, keep: usize) -> ConnectionSnapshot
     }
 }
 
+/// How many completed requests each owner's connections show in a
+/// snapshot of `budget` bytes, given each owner's bytes by that number
+/// ([`Tracker::snapshot`]): the budget shared out from the lightest owner up
+/// (water-filling), so that an owner within its share shows all it keeps
+/// and what it leaves goes to the heavier ones. An owner whose requests in
+/// flight alone are over its share shows none completed.
+fn fair_keeps<K: std::hash::Hash + Eq>(
+    groups: HashMap<K, Vec<usize>>,
+    budget: usize,
+) -> HashMap<K, usize> {
+    let mut by_size: Vec<(K, Vec<usize>)> = groups.into_iter().collect();
+    by_size.sort_unstable_by_key(|(_, bytes)| bytes.last().copied().unwrap_or(0));
+    let mut left = budget;
+    let mut owners = by_size.len();
+    let mut keeps = HashMap::with_capacity(owners);
+    for (key, bytes) in by_size {
+        let share = left / owners.max(1);
+        let keep = (0..bytes.len())
+            .rev()
+            .find(|&k| bytes[k] <= share)
+            .unwrap_or(0);
+        left = left.saturating_sub(bytes.get(keep).copied().unwrap_or(0));
+        owners -= 1;
+        keeps.insert(key, keep);
+    }
+    keeps
+}
+
 /// Which connections a participant's viewer on `host` is shown: its
 /// owner's (`None`: the anonymous scope's), and the unattributed ones from
 /// the same machine (by each connection's client machine,
@@ -1651,9 +1697,15 @@ mod tests {
                 .sum()
         };
         let long = format!("/api/fast?id={}", "a".repeat(480));
+        // A light session's one connection, opened last, its targets with
+        // characters JSON escapes (a target of them is twice its length).
+        let escaped = format!("/api/fast?id={}", "\\\"".repeat(20));
         let mut request = 0;
-        for conn in 1..=300u64 {
+        for conn in 1..=301u64 {
             t.open(ConnId(conn), direct(addr(1)), addr(80), Arc::default());
+            if conn == 301 {
+                t.record(attributed(301, "light"));
+            }
             for seq in 1..=33u32 {
                 request += 1;
                 t.record(ServerEvent::RequestStarted {
@@ -1661,7 +1713,11 @@ mod tests {
                     request: RequestId(request),
                     seq,
                     method: "GET".into(),
-                    target: long.clone(),
+                    target: if conn == 301 {
+                        escaped.clone()
+                    } else {
+                        long.clone()
+                    },
                     connection: None,
                     at_us: 1_000_000_000,
                 });
@@ -1682,7 +1738,12 @@ mod tests {
             }
         }
         let many = t.connections();
-        assert_eq!(many.len(), 300);
+        assert_eq!(many.len(), 301);
+        // The light session keeps all it has: the heavy owner's connections
+        // are the ones cut short.
+        let light = many.iter().find(|c| c.conn == ConnId(301)).unwrap();
+        assert_eq!(light.requests.len(), 33);
+        assert!(many[0].requests.len() < 33, "{}", many[0].requests.len());
         let total = request_bytes(&many);
         assert!(total <= SNAPSHOT_REQUEST_BYTES, "{total} bytes");
         assert!(
@@ -1697,6 +1758,8 @@ mod tests {
         // machine, which these connections are) within its smaller budget.
         let scoped = t.scoped_connections(None, Some([127, 0, 0, 1].into()));
         assert_eq!(scoped.len(), 300);
+        let own = t.scoped_connections(Some(&session("light")), None);
+        assert_eq!(own[0].requests.len(), 33);
         let total = request_bytes(&scoped);
         assert!(total <= SCOPED_SNAPSHOT_REQUEST_BYTES, "{total} bytes");
         assert!(
@@ -1706,7 +1769,9 @@ mod tests {
         );
         // The estimate is never short of the JSON, and not far over it.
         for one in many.iter().flat_map(|c| &c.requests) {
-            let estimate = REQUEST_SNAPSHOT_FIELDS_BYTES + one.method.len() + one.target.len();
+            let escaped = one.target.matches(['"', '\\']).count();
+            let estimate =
+                REQUEST_SNAPSHOT_FIELDS_BYTES + one.method.len() + one.target.len() + escaped;
             let json = serde_json::to_string(one).unwrap().len();
             assert!(
                 json <= estimate && estimate <= json + 60,

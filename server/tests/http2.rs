@@ -1486,10 +1486,13 @@ async fn an_h2_client_that_opens_its_window_just_before_each_stall_would_trip_is
     let mut viewer = Viewer::connect(lab.addr).await;
     let (mut send, driver) = h2_window(&lab, 4096).await;
     let target = "/api/drip?bytes=1048576&chunks=1&id=window-by-window";
+    // Stamped before the request goes: the server's stalls cannot begin
+    // earlier (stamped at the head's arrival, a busy client read it a few
+    // milliseconds after the server began counting).
+    let asked = std::time::Instant::now();
     let response = within("the head", send.send_request(get(lab.h2, target)))
         .await
         .expect("an answer");
-    let asked = std::time::Instant::now();
     let (conn, request) = viewer.request_started(target).await;
     // A frame read (4 KiB, which hyper gives back to the window) a second:
     // 1 MiB would take four minutes.
@@ -1532,13 +1535,8 @@ async fn an_h2_client_that_opens_its_window_just_before_each_stall_would_trip_is
 /// close: `GOAWAY`, then `close_notify`.
 #[tokio::test]
 async fn an_h2_head_that_stops_part_way_is_closed_by_the_header_read_guard() {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let lab = start_tls(Config {
-        header_read_timeout: std::time::Duration::from_millis(400),
-        ..common::config_with_idle(std::time::Duration::from_secs(30))
-    })
-    .await;
-    let mut viewer = Viewer::connect(lab.addr).await;
+    use tokio::io::AsyncWriteExt as _;
+    let (lab, mut viewer) = guarded_lab().await;
     // Alone, and beside a stream in flight (a hang, which no timer ends):
     // the connection is busy then, and the slow head was not bounded
     // (found in review).
@@ -1587,10 +1585,7 @@ async fn an_h2_head_that_stops_part_way_is_closed_by_the_header_read_guard() {
         // Told: the server's GOAWAY, then `close_notify` (a clean end, not
         // an unexpected EOF), as the idle close is (found in review: a bare
         // FIN).
-        let mut got = Vec::new();
-        within("the guard's close", tls.read_to_end(&mut got))
-            .await
-            .expect("a close_notify, then the end");
+        told_goaway_then_close_notify(&mut tls).await;
         assert!(
             recorded(&viewer.seen, conn, Initiator::Server)
                 .iter()
@@ -1598,6 +1593,94 @@ async fn an_h2_head_that_stops_part_way_is_closed_by_the_header_read_guard() {
             "busy {busy}, frame {kind:#x}: the GOAWAY is in the record"
         );
     }
+}
+
+/// The types of the HTTP/2 frames in `bytes`, whole frames only, in order.
+fn frame_kinds(bytes: &[u8]) -> Vec<u8> {
+    let mut kinds = Vec::new();
+    let mut at = 0;
+    while bytes.len() - at >= 9 {
+        let len = u32::from_be_bytes([0, bytes[at], bytes[at + 1], bytes[at + 2]]) as usize;
+        if bytes.len() - at < 9 + len {
+            break;
+        }
+        kinds.push(bytes[at + 3]);
+        at += 9 + len;
+    }
+    kinds
+}
+
+/// A body a handler waits for that stops part-way over HTTP/2 is closed by
+/// the body-read guard, and the client is told: `GOAWAY`, then TLS's
+/// `close_notify` (found in review: a bare FIN, an unexpected EOF).
+#[tokio::test]
+async fn an_h2_body_that_stops_is_closed_by_its_guard_with_goaway_and_close_notify() {
+    use tokio::io::AsyncWriteExt as _;
+    let (lab, mut viewer) = guarded_lab().await;
+    let mut tls = connect(lab.h2, &lab.identity).await;
+    let local = tls.get_ref().0.local_addr().expect("address");
+    let authority = lab.h2.to_string();
+    let mut wire = raw_preface();
+    // POST /api/release: HEADERS without END_STREAM, then 1 byte of DATA.
+    let mut headers = raw_get(1, &authority, "/api/release");
+    headers[4] = 0x4; // END_HEADERS only
+    headers[9] = 0x83; // :method POST
+    wire.extend(headers);
+    wire.extend([0, 0, 1, 0x0, 0, 0, 0, 0, 1, b'{']);
+    tls.write_all(&wire).await.expect("write");
+    tls.flush().await.expect("flush");
+    let conn = opened_from(&mut viewer, &local.to_string()).await;
+    let closed = viewer.closed(conn).await;
+    assert_eq!(closed.reason, CloseReason::BodyReadTimeout, "{closed:?}");
+    told_goaway_then_close_notify(&mut tls).await;
+}
+
+/// A TLS lab whose header- and body-read guards cut at 400 ms and whose
+/// idle timer waits 30 s, and the instructor's view of it.
+async fn guarded_lab() -> (TlsLab, Viewer) {
+    let lab = start_tls(Config {
+        header_read_timeout: std::time::Duration::from_millis(400),
+        ..common::config_with_idle(std::time::Duration::from_secs(30))
+    })
+    .await;
+    let viewer = Viewer::connect(lab.addr).await;
+    (lab, viewer)
+}
+
+/// Reads `tls` to its end: a `GOAWAY` among the server's last frames, then
+/// TLS's `close_notify` (a clean end, not an unexpected EOF).
+async fn told_goaway_then_close_notify(tls: &mut TlsStream<TcpStream>) {
+    use tokio::io::AsyncReadExt as _;
+    let mut got = Vec::new();
+    within("the close", tls.read_to_end(&mut got))
+        .await
+        .expect("a close_notify, then the end");
+    let kinds = frame_kinds(&got);
+    assert!(kinds.contains(&0x7), "a GOAWAY before the end: {kinds:?}");
+}
+
+/// A connection to a TLS port from one of the lab's own addresses that the
+/// lab did not register is closed at its accept, before any handshake, and
+/// never recorded (as on the plain ports: `isolation.rs`).
+#[tokio::test]
+async fn an_unregistered_connection_from_the_labs_own_addresses_is_closed_on_the_tls_ports() {
+    use tokio::io::AsyncReadExt as _;
+    let lab = start_tls(common::config()).await;
+    let mut viewer = Viewer::connect(lab.addr).await;
+    let own = std::net::IpAddr::from([127, 77, 0, 201]);
+    let mut stray = common::connect_from(lab.h2, own).await;
+    let mut got = Vec::new();
+    let _ = within("the close", stray.read_to_end(&mut got)).await;
+    assert!(got.is_empty(), "{got:?}");
+    viewer.barrier(lab.addr, "").await;
+    assert!(
+        !viewer.seen.iter().any(|e| matches!(
+            e,
+            ServerEvent::ConnectionOpened { peer, .. } if peer.starts_with("127.77.0.201:")
+        )),
+        "{:?}",
+        viewer.seen
+    );
 }
 
 /// Before a TLS handshake: a client that sends nothing is idle, as on the
@@ -2240,7 +2323,8 @@ async fn an_idle_tls_close_that_finds_the_clients_fin_or_rst_is_the_clients_clos
 /// stream, and the client cannot send it again, so it is served to its end
 /// and the connection closes as `idle_timeout` after it (found in review:
 /// the stream was cut when the `GOAWAY`'s 1 s grace ended, recorded as
-/// aborted, the connection as idle).
+/// aborted, the connection as idle). A stream opened after the grace is
+/// refused, `REFUSED_STREAM`.
 #[tokio::test]
 async fn a_stream_that_crosses_the_idle_goaway_is_served_to_its_end() {
     use tokio::io::AsyncWriteExt as _;
@@ -2268,9 +2352,29 @@ async fn a_stream_that_crosses_the_idle_goaway_is_served_to_its_end() {
     tls.flush().await.expect("flush");
     let (c, late) = started(&mut viewer, "late").await;
     assert_eq!(c, conn);
+    // Past the grace, with that stream in flight: a new one is refused
+    // (found in review: each was served, for as long as the client kept
+    // one stream going without answering the PING).
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    tls.write_all(&raw_get(5, &authority, "/api/fast?id=after-grace"))
+        .await
+        .expect("write");
+    tls.flush().await.expect("flush");
+    read_frames_until(&mut tls, |kind, stream, payload| {
+        assert!(!(kind == 0x1 && stream == 5), "stream 5 was answered");
+        kind == 0x3 && stream == 5 && payload[..4] == [0, 0, 0, 7]
+    })
+    .await;
     let closed = viewer.closed(conn).await;
     assert_eq!(closed.reason, CloseReason::IdleTimeout, "{closed:?}");
     assert_eq!(closed.requests, 2);
+    assert!(
+        !viewer.seen.iter().any(|e| matches!(
+            e,
+            ServerEvent::RequestStarted { target, .. } if target.contains("after-grace")
+        )),
+        "the refused stream became a request"
+    );
     let outcome = viewer.seen.iter().find_map(|e| match e {
         ServerEvent::RequestFinished {
             request, outcome, ..

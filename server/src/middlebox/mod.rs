@@ -471,6 +471,16 @@ impl Inner {
     /// Takes a client: refuses it over the cap or when the server cannot be
     /// reached, else runs its mapping to the end.
     async fn admit(self: Arc<Self>, client: TcpStream, peer: SocketAddr) {
+        if let Mode::Lab(lab) = &self.mode
+            && crate::peers::is_own_address(peer.ip())
+            && lab.peers().accepted(peer).1.is_none()
+        {
+            // The lab's own (an agent's), accepted too late to be known:
+            // its client closed it long ago; closed untracked, as the lab's
+            // accept does (found in review: it was charged to loopback, and
+            // its upstream connection then served as the lab's own machine).
+            return;
+        }
         let id = match &self.mode {
             Mode::Lab(lab) => lab.middlebox().next_mapping(),
             Mode::Standalone { .. } => MappingId(self.next.fetch_add(1, Ordering::Relaxed)),

@@ -336,6 +336,12 @@ async fn serve_connection(
                             // own, and the connection closes once idle again
                             // (found in review: it was cut at the grace's
                             // end, a request the record showed aborted).
+                            // Streams opened from now on are refused, as
+                            // after `max_requests`' grace: else a client that
+                            // never answers the PING and keeps one stream in
+                            // flight is served forever, also once its
+                            // session has ended (found in review).
+                            conn.h2_refuse_new_streams();
                             let guards = watchdog::watch(conn.clone(), guard, stall);
                             tokio::select! {
                                 _ = connection.as_mut() => {}

@@ -478,8 +478,8 @@ pub enum RequestEvent {
 ///
 /// ```json
 /// {"name": "socket", "remote": "127.0.0.1:8080"}
-/// {"name": "connect", "local": "127.0.0.1:50412"}
-/// {"name": "connect", "local": "127.0.0.1:50413", "remote": "127.0.0.1:8080"}
+/// {"name": "connect", "local": "127.77.0.1:50412"}
+/// {"name": "connect", "local": "127.77.0.2:50413", "remote": "127.0.0.1:8080"}
 /// {"name": "keepalive", "requested_ms": 1000, "idle_s": 1, "interval_s": 1, "count": 10, "so_keepalive": true, "kernel_idle_s": 1}
 /// {"name": "free", "outcome": "pooled", "free_sockets": 1, "timeout_ms": 4000, "timeout_source": "keep_alive_hint"}
 /// {"name": "timeout", "after_ms": 4000, "free": true, "source": "keep_alive_hint"}
@@ -498,7 +498,9 @@ pub enum SocketEvent {
     },
     /// It connected; `local` is the server's `peer` for this connection.
     Connect {
-        /// The socket's own address and port.
+        /// The socket's own address and port (the lab's agent, over IPv4:
+        /// one of the lab's own addresses 127.77.0.1 to .254, in turn; the
+        /// `keepalive-lab agent` command's, its system's choice).
         local: String,
         /// The server's address it reached, when not the one `socket`
         /// named: the name resolved to several and that one failed, so the

@@ -1503,7 +1503,7 @@ mod tests {
             round_trip::<ServerEvent>(json);
         }
         let kinds = [
-            r#"{"kind": "opened", "client": "127.0.0.1:50412", "upstream": "127.0.0.1:50413", "conn": 12, "accepted_us": 1000, "settings": {"preset": "aws_nat", "idle_timeout_ms": 350000, "on_expiry": "rst", "probes_refresh": true, "scale": 100}, "in_force_ms": 3500, "probes_visible": true}"#,
+            r#"{"kind": "opened", "client": "127.0.0.1:50412", "upstream": "127.77.0.1:50413", "conn": 12, "accepted_us": 1000, "settings": {"preset": "aws_nat", "idle_timeout_ms": 350000, "on_expiry": "rst", "probes_refresh": true, "scale": 100}, "in_force_ms": 3500, "probes_visible": true}"#,
             r#"{"kind": "refreshed", "side": "server", "by": "probe", "bytes": 0, "count": 1}"#,
             r#"{"kind": "refreshed", "side": "client", "by": "window_probe", "bytes": 0, "count": 3}"#,
             r#"{"kind": "expired", "idle_ms": 3502, "on_expiry": "rst"}"#,
@@ -1572,7 +1572,7 @@ mod tests {
         }
         let sockets = [
             r#"{"name": "socket", "remote": "127.0.0.1:8080"}"#,
-            r#"{"name": "connect", "local": "127.0.0.1:50412"}"#,
+            r#"{"name": "connect", "local": "127.77.0.1:50412"}"#,
             r#"{"name": "keepalive", "requested_ms": 1000, "idle_s": 1, "interval_s": 1, "count": 10, "so_keepalive": true, "kernel_idle_s": 1}"#,
             r#"{"name": "free", "outcome": "pooled", "free_sockets": 1, "timeout_ms": 4000, "timeout_source": "keep_alive_hint"}"#,
             r#"{"name": "timeout", "after_ms": 4000, "free": true, "source": "keep_alive_hint"}"#,

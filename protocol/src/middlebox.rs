@@ -695,13 +695,14 @@ pub enum MiddleboxEvent {
     /// (or once anything else happens first), with the settings it runs.
     ///
     /// ```json
-    /// {"kind": "opened", "client": "127.0.0.1:50412", "upstream": "127.0.0.1:50413", "conn": 12, "accepted_us": 1000, "settings": {"preset": "aws_nat", "idle_timeout_ms": 350000, "on_expiry": "rst", "probes_refresh": true, "scale": 100}, "in_force_ms": 3500, "probes_visible": true}
+    /// {"kind": "opened", "client": "127.0.0.1:50412", "upstream": "127.77.0.1:50413", "conn": 12, "accepted_us": 1000, "settings": {"preset": "aws_nat", "idle_timeout_ms": 350000, "on_expiry": "rst", "probes_refresh": true, "scale": 100}, "in_force_ms": 3500, "probes_visible": true}
     /// ```
     Opened {
         /// The client's address.
         client: String,
         /// The middlebox's own address towards the server: in the lab, the
-        /// `peer` of the server's `connection_opened`.
+        /// `peer` of the server's `connection_opened` (over IPv4, one of the
+        /// lab's own addresses 127.77.0.1 to .254, in turn).
         #[serde(default)]
         upstream: Option<String>,
         /// In the lab, the server's connection for it, when already known.

@@ -1948,6 +1948,15 @@ async fn read_frames_until(
     }
 }
 
+/// [`one_request_lab`] with an idle timeout of 30 s (nothing the tests
+/// wait for), and the authority of its HTTP/2 port.
+async fn one_request_lab_kept_idle() -> (TlsLab, Viewer, String) {
+    let idle = std::time::Duration::from_secs(30);
+    let (lab, viewer) = one_request_lab(common::config_with_idle(idle)).await;
+    let authority = lab.h2.to_string();
+    (lab, viewer, authority)
+}
+
 /// A lab on TLS whose policy's `max_requests` is one, given `config`
 /// otherwise, and the instructor's view of it.
 async fn one_request_lab(mut config: Config) -> (TlsLab, Viewer) {
@@ -1967,9 +1976,7 @@ async fn one_request_lab(mut config: Config) -> (TlsLab, Viewer) {
 #[tokio::test]
 async fn a_stream_opened_after_the_max_requests_goaway_and_cut_by_the_client_is_not_max_requests() {
     use tokio::io::AsyncWriteExt as _;
-    let idle = std::time::Duration::from_secs(30);
-    let (lab, mut viewer) = one_request_lab(common::config_with_idle(idle)).await;
-    let authority = lab.h2.to_string();
+    let (lab, mut viewer, authority) = one_request_lab_kept_idle().await;
     for (reset, expected) in [
         (true, CloseReason::PeerReset),
         (false, CloseReason::PeerClosed),
@@ -2047,9 +2054,7 @@ async fn a_client_that_never_answers_the_goaways_ping_is_closed_by_the_idle_time
 #[tokio::test]
 async fn streams_opened_long_after_the_max_requests_goaway_are_refused() {
     use tokio::io::AsyncWriteExt as _;
-    let idle = std::time::Duration::from_secs(30);
-    let (lab, mut viewer) = one_request_lab(common::config_with_idle(idle)).await;
-    let authority = lab.h2.to_string();
+    let (lab, mut viewer, authority) = one_request_lab_kept_idle().await;
     let (mut tls, conn) = past_the_goaway(&lab, &mut viewer, "first").await;
     // Past the grace (one second), without answering the PING.
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
@@ -2393,9 +2398,7 @@ async fn a_stream_that_crosses_the_idle_goaway_is_served_to_its_end() {
 #[tokio::test]
 async fn a_close_notify_that_cuts_a_stream_after_the_max_requests_goaway_is_the_clients() {
     use tokio::io::AsyncWriteExt as _;
-    let idle = std::time::Duration::from_secs(30);
-    let (lab, mut viewer) = one_request_lab(common::config_with_idle(idle)).await;
-    let authority = lab.h2.to_string();
+    let (lab, mut viewer, authority) = one_request_lab_kept_idle().await;
     let (mut tls, conn) = past_the_goaway(&lab, &mut viewer, "first").await;
     tls.write_all(&raw_get(3, &authority, "/api/hang?id=after-goaway"))
         .await

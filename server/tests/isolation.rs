@@ -1415,6 +1415,16 @@ async fn through_the_middlebox_each_client_has_its_own_share_of_the_caps() {
     drop(held);
 }
 
+/// A lab whose middlebox keeps `per_client` mappings per client, and that
+/// middlebox in front of it: the lab's address, the lab, the middlebox's.
+async fn lab_and_middlebox(per_client: usize) -> (SocketAddr, Lab, SocketAddr) {
+    let mut config = common::config();
+    config.middlebox.limits.max_mappings_per_client = per_client;
+    let (addr, lab) = start_server_with(config).await;
+    let via = lab_middlebox(addr, &lab).await;
+    (addr, lab, via)
+}
+
 /// The lab's middlebox in front of the lab at `addr`, on a port of its own:
 /// its address.
 async fn lab_middlebox(addr: SocketAddr, lab: &Lab) -> SocketAddr {
@@ -1433,10 +1443,7 @@ async fn lab_middlebox(addr: SocketAddr, lab: &Lab) -> SocketAddr {
 /// another client through the same middlebox still gets through.
 #[tokio::test]
 async fn through_the_middlebox_each_client_has_its_share_of_the_mappings() {
-    let mut config = common::config();
-    config.middlebox.limits.max_mappings_per_client = 2;
-    let (addr, lab) = start_server_with(config).await;
-    let via = lab_middlebox(addr, &lab).await;
+    let (addr, lab, via) = lab_and_middlebox(2).await;
     let a = std::net::IpAddr::from([127, 0, 0, 2]);
     let mut first = Client::from_stream(common::connect_from(via, a).await);
     let mut second = Client::from_stream(common::connect_from(via, a).await);
@@ -1628,10 +1635,7 @@ async fn a_participants_unnamed_mappings_are_told_on_their_machine_not_the_labs(
     use keepalive_lab_server::peers::Via;
     use keepalive_lab_server::tracker::Feed;
 
-    let mut config = common::config();
-    config.middlebox.limits.max_mappings_per_client = 1;
-    let (addr, lab) = start_server_with(config).await;
-    let via = lab_middlebox(addr, &lab).await;
+    let (addr, lab, via) = lab_and_middlebox(1).await;
     let remote = std::net::IpAddr::from([10, 0, 0, 2]);
     let (_, _, mut on_remote) = lab.tracker().subscribe_scoped(None, Some(remote));
     let (_, _, mut on_lab) = lab

@@ -1443,7 +1443,7 @@ async fn lab_middlebox(addr: SocketAddr, lab: &Lab) -> SocketAddr {
 /// another client through the same middlebox still gets through.
 #[tokio::test]
 async fn through_the_middlebox_each_client_has_its_share_of_the_mappings() {
-    let (addr, lab, via) = lab_and_middlebox(2).await;
+    let (_, lab, via) = lab_and_middlebox(2).await;
     let a = std::net::IpAddr::from([127, 0, 0, 2]);
     let mut first = Client::from_stream(common::connect_from(via, a).await);
     let mut second = Client::from_stream(common::connect_from(via, a).await);
@@ -1635,7 +1635,7 @@ async fn a_participants_unnamed_mappings_are_told_on_their_machine_not_the_labs(
     use keepalive_lab_server::peers::Via;
     use keepalive_lab_server::tracker::Feed;
 
-    let (addr, lab, via) = lab_and_middlebox(1).await;
+    let (_, lab, via) = lab_and_middlebox(1).await;
     let remote = std::net::IpAddr::from([10, 0, 0, 2]);
     let (_, _, mut on_remote) = lab.tracker().subscribe_scoped(None, Some(remote));
     let (_, _, mut on_lab) = lab

@@ -25,7 +25,7 @@
 //!   server's stamp to the page applying it (on the page's ping/pong-synced
 //!   clock, whose uncertainty is `clockUncertaintyMs`). The lab page also
 //!   keeps `eventReceiptMs`: the same, taken when its socket hands the event
-//!   to the page, before the wait for the next frame's batch. The bare page
+//!   to the page, before the wait for the page's next flush. The bare page
 //!   records on arrival, so its one list is both.
 //! - Figure 4 injects a `requestAnimationFrame` loop that records the interval
 //!   between frames: a frame in which the page does more than fits in 16.7 ms

@@ -403,7 +403,7 @@ fn load_event_rows(w: &mut String, pages: &Pages<'_>, load: &str, misses: &mut V
     if lab.heavy.iter().all(|l| !l.phase.received_ms.is_empty()) {
         information(
             w,
-            "the same under load: server stamp to handed to the page by its socket, before the frame's batch: p99",
+            "the same under load: server stamp to handed to the page by its socket, before the page's batch: p99",
             lab.load_median(|r| q(&r.received_ms, 0.99)),
             (b99, "bare page, on arrival"),
         );
@@ -457,12 +457,12 @@ fn lesson_event_rows(w: &mut String, pages: &Pages<'_>, misses: &mut Vec<(u8, St
         }
         // Where the lateness is: before the page's code sees the event
         // (the browser's delivery, held up by the page's frames) or in
-        // the wait for the next frame's batch.
+        // the wait for the page's next flush.
         if scale.lab.iter().all(|p| !p.received_ms.is_empty()) {
             information(
                 w,
                 &format!(
-                    "the same, {what}: server stamp to handed to the page by its socket, before the frame's batch: p99"
+                    "the same, {what}: server stamp to handed to the page by its socket, before the page's batch: p99"
                 ),
                 median_of(&scale.lab, |p| q(&p.received_ms, 0.99)),
                 (b99, "bare page, on arrival"),
@@ -1453,7 +1453,7 @@ fn details(w: &mut String, results: &Results) {
          from the server's stamp to the page applying it (the bare page: receiving it), on \
          the page's ping/pong-synced clock. The lab page also records each event when its socket \
          hands it to the page (`{HOOK}.eventReceiptMs`, \"handed to the page\" below), before it \
-         waits for the next animation frame's batch: what the browser delivered, and when. \
+         waits for the page's next flush (at the next animation frame, or 8 ms after the last flush if that comes first): what the browser delivered, and when. \
          Figure 4 is the interval between \
          `requestAnimationFrame` callbacks, recorded by a loop the bench injects for the \
          whole phase: work that does not fit in a 16.7 ms frame makes an interval longer. \

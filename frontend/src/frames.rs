@@ -2,16 +2,19 @@
 //!
 //! Everything that changes the state (server events, the page's own
 //! `fetch` steps, the socket's status, clock samples) is queued here and
-//! applied as one [`Action::Batch`] at the next animation frame. A burst of
-//! hundreds of requests therefore costs one re-render per frame, and the
-//! main thread stays free to run the next frame on time.
+//! applied as one [`Action::Batch`] at the next animation frame, or
+//! [`SOON_MS`] after the last flush if that comes first: a change to an
+//! idle page is applied at once, and one that arrives just after a frame
+//! does not wait the whole of the next. A burst of hundreds of requests
+//! therefore costs at most a few re-renders per frame, and the main thread
+//! stays free to run the next frame on time.
 //!
 //! For `cargo xtask bench`, each stamped server event's latency is recorded
 //! twice (ms from the server's stamp, on the synced clock, bounded lists in
 //! `window.__keepaliveLab`): `eventReceiptMs` when the socket hands it to
 //! the page (before this queue), and `eventLatencyMs` when the flush applies
 //! it. The first is what the browser delivered; the difference is the wait
-//! for the next frame's batch.
+//! for the next flush and the flush's own work (the drawing).
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -36,6 +39,11 @@ struct Queue {
     actions: Vec<Action>,
     /// A frame callback is already scheduled.
     frame_requested: bool,
+    /// A timer is set to flush before the frame if that comes sooner
+    /// ([`soon_wait_ms`]).
+    soon_requested: bool,
+    /// Page time of the last flush that applied anything, ms.
+    flushed_at: f64,
     /// The page's request script has steps waiting (`services::burst`):
     /// taken before the next action is queued, so the order is kept.
     steps_waiting: bool,
@@ -43,12 +51,24 @@ struct Queue {
     clock: ClockSync,
     /// The changes applied at recent frames: whether the page is flooded.
     flood: Flood,
-    /// The page asked to be told at the next frame even if nothing changes
+    /// The page asked to be told at the next flush even if nothing changes
     /// ([`FrameDispatch::redraw_next_frame`]).
     redraw: bool,
     /// A timer is set for when the flood would end: then the page is told
     /// (so it draws in full without waiting for another change).
     flood_timer: bool,
+}
+
+/// What a timer or frame callback set by [`FrameDispatch::later`] is for.
+#[derive(Clone, Copy)]
+enum Wake {
+    /// The next animation frame: flush.
+    Frame,
+    /// [`SOON_MS`] after the flush at this page time: flush, unless a frame
+    /// flushed since.
+    Soon(f64),
+    /// The flood's end ([`FrameDispatch::watch_flood`]).
+    FloodEnd,
 }
 
 /// Queues actions for the next animation frame. Cheap to clone.
@@ -83,7 +103,8 @@ impl FrameDispatch {
     pub fn send(&self, action: Action) {
         self.take_steps();
         if let Action::ServerBatch(events) = &action {
-            let stamps: Vec<Micros> = events.iter().filter_map(ServerEvent::stamped_at).collect();
+            let mut stamps = Vec::new();
+            stamps_of(events, &mut stamps);
             if !stamps.is_empty() {
                 let clock = self.queue.borrow().clock;
                 record_latencies(List::Received, &stamps, &clock);
@@ -113,7 +134,7 @@ impl FrameDispatch {
     }
 
     /// The page's request script recorded steps: they are taken before the
-    /// next action is queued, or at the next frame.
+    /// next action is queued, or at the next flush.
     pub fn steps_waiting(&self) {
         self.queue.borrow_mut().steps_waiting = true;
         self.schedule();
@@ -129,17 +150,74 @@ impl FrameDispatch {
     }
 
     fn schedule(&self) {
-        if std::mem::replace(&mut self.queue.borrow_mut().frame_requested, true) {
-            return;
+        let (frame, soon) = {
+            let mut queue = self.queue.borrow_mut();
+            let frame = !std::mem::replace(&mut queue.frame_requested, true);
+            let soon = !std::mem::replace(&mut queue.soon_requested, true);
+            let last = queue.flushed_at;
+            (frame, soon.then(|| (last, soon_wait_ms(last, now_ms()))))
+        };
+        if frame {
+            self.later(Wake::Frame, 0);
         }
-        let this = self.clone();
-        let flush = Closure::once_into_js(move || this.flush());
-        if let Some(window) = web_sys::window() {
-            let _ = window.request_animation_frame(flush.unchecked_ref());
+        if let Some((last, wait)) = soon {
+            self.later(Wake::Soon(last), wait);
         }
     }
 
-    /// Tells the store's watchers at the next frame, with whatever changed
+    /// Calls [`FrameDispatch::fire`] with `wake` at the next animation frame
+    /// ([`Wake::Frame`]) or `wait` ms from now (the others). Whether it was
+    /// set.
+    fn later(&self, wake: Wake, wait: i32) -> bool {
+        let Some(window) = web_sys::window() else {
+            return false;
+        };
+        let this = self.clone();
+        let fire = Closure::once_into_js(move || this.fire(wake));
+        let fire = fire.unchecked_ref();
+        match wake {
+            Wake::Frame => window.request_animation_frame(fire),
+            _ => window.set_timeout_with_callback_and_timeout_and_arguments_0(fire, wait),
+        }
+        .is_ok()
+    }
+
+    /// What [`FrameDispatch::later`] set came.
+    fn fire(&self, wake: Wake) {
+        let mut queue = self.queue.borrow_mut();
+        match wake {
+            Wake::Frame => {
+                queue.frame_requested = false;
+                drop(queue);
+                self.flush();
+            }
+            Wake::Soon(last) => {
+                queue.soon_requested = false;
+                let waiting = !queue.actions.is_empty();
+                // A frame flushed since this timer was set: what came after
+                // that waits from it.
+                let flushed_since = queue.flushed_at != last;
+                drop(queue);
+                if !flushed_since {
+                    self.flush();
+                } else if waiting {
+                    self.schedule();
+                }
+            }
+            Wake::FloodEnd => {
+                queue.flood_timer = false;
+                drop(queue);
+                if self.still_flooding() {
+                    self.watch_flood();
+                } else {
+                    self.store.told_again();
+                }
+            }
+        }
+    }
+
+    /// Tells the store's watchers at the next flush (the frame's, or
+    /// [`SOON_MS`] after the last), with whatever changed
     /// by then or without a change: the drawing that settled a flooded run's
     /// outline asks for its full drawing so (`crate::page::Lab::outline`).
     pub fn redraw_next_frame(&self) {
@@ -151,7 +229,6 @@ impl FrameDispatch {
         self.take_steps();
         let (actions, clock, redraw) = {
             let mut queue = self.queue.borrow_mut();
-            queue.frame_requested = false;
             let redraw = std::mem::replace(&mut queue.redraw, false);
             (std::mem::take(&mut queue.actions), queue.clock, redraw)
         };
@@ -161,31 +238,24 @@ impl FrameDispatch {
             }
             return;
         }
-        let changes: usize = actions
-            .iter()
-            .map(|a| match a {
-                Action::ServerBatch(events) => events.len(),
-                // Each request composed is a row to draw: a burst of 200 is
-                // a flood from its first frame, before its `fetch` steps.
+        let now = now_ms();
+        self.queue.borrow_mut().flushed_at = now;
+        // Each request composed is a row to draw: a burst of 200 is a flood
+        // from its first frame, before its `fetch` steps.
+        let mut changes = 0;
+        let mut stamps = Vec::new();
+        for action in &actions {
+            changes += match action {
+                Action::ServerBatch(events) => stamps_of(events, &mut stamps),
                 Action::RunStarted { requests, .. } => requests.len(),
                 _ => 1,
-            })
-            .sum();
+            };
+        }
         self.queue
             .borrow_mut()
             .flood
-            .record(now_ms(), u32::try_from(changes).unwrap_or(u32::MAX));
+            .record(now, u32::try_from(changes).unwrap_or(u32::MAX));
         self.watch_flood();
-        let stamps: Vec<Micros> = actions
-            .iter()
-            .filter_map(|a| match a {
-                Action::ServerBatch(events) => {
-                    Some(events.iter().filter_map(ServerEvent::stamped_at))
-                }
-                _ => None,
-            })
-            .flatten()
-            .collect();
         self.store.dispatch(Action::Batch(actions));
         record_latencies(List::Applied, &stamps, &clock);
     }
@@ -215,28 +285,31 @@ impl FrameDispatch {
             };
             end
         };
-        let Some(window) = web_sys::window() else {
-            return;
-        };
-        let this = self.clone();
-        let at_end = Closure::once_into_js(move || {
-            this.queue.borrow_mut().flood_timer = false;
-            if this.still_flooding() {
-                this.watch_flood();
-            } else {
-                this.store.told_again();
-            }
-        });
         // Whole milliseconds, rounded up (a timer early by a fraction would
         // find the flood still on and wait again).
         let wait = (end - now).ceil().clamp(1.0, crate::flood::WINDOW_MS) as i32;
-        if window
-            .set_timeout_with_callback_and_timeout_and_arguments_0(at_end.unchecked_ref(), wait)
-            .is_ok()
-        {
+        if self.later(Wake::FloodEnd, wait) {
             self.queue.borrow_mut().flood_timer = true;
         }
     }
+}
+
+/// At most one flush per this many ms before the frame's: a change is
+/// applied at the next frame or this long after the last flush, whichever
+/// comes first (bench figure 3: waiting for the frame was about 7 ms of a
+/// burst of 200's p99, `bench/src/causes.md`).
+pub const SOON_MS: f64 = 8.0;
+
+/// How long a change queued at `now` waits for its timer: until
+/// [`SOON_MS`] after the last flush (`flushed_at`), whole ms rounded up.
+fn soon_wait_ms(flushed_at: f64, now: f64) -> i32 {
+    (flushed_at + SOON_MS - now).ceil().clamp(0.0, SOON_MS) as i32
+}
+
+/// Appends `events`' server stamps to `stamps`; how many events there were.
+fn stamps_of(events: &[ServerEvent], stamps: &mut Vec<Micros>) -> usize {
+    stamps.extend(events.iter().filter_map(ServerEvent::stamped_at));
+    events.len()
 }
 
 /// Stamp to applied by the flush: figure 3 of `cargo xtask bench`.
@@ -332,4 +405,20 @@ fn record_latencies(list: List, stamps: &[Micros], clock: &ClockSync) {
             let _ = js_sys::Reflect::set(&hook.lab, &"clockOffsetMs".into(), &number(figures.1));
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_change_waits_at_most_the_rest_of_soon_ms_after_the_last_flush() {
+        // Right after a flush: the whole of SOON_MS (or the frame first).
+        assert_eq!(soon_wait_ms(100.0, 100.0), 8);
+        // Part-way: the rest, rounded up to whole ms.
+        assert_eq!(soon_wait_ms(100.0, 103.5), 5);
+        // Long after (an idle page): at once.
+        assert_eq!(soon_wait_ms(100.0, 108.0), 0);
+        assert_eq!(soon_wait_ms(0.0, 5_000.0), 0);
+    }
 }

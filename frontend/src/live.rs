@@ -42,7 +42,7 @@ pub async fn other_ports(session: SessionId, frames: FrameDispatch) -> (OtherPor
 
 /// Fires a burst from this page: its run id, or why not. `allocated` is
 /// the last run id given out: ids are allocated at fire time, since a
-/// queued `RunStarted` is applied at the next frame, and a second click
+/// queued `RunStarted` is applied at the next flush, and a second click
 /// before it must not reuse the id.
 pub fn fire(
     state: &LabState,

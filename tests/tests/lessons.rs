@@ -180,7 +180,7 @@ struct Drawn {
 
 impl Setup {
     /// The timeline as drawn, once its rows are the `rows` expected (the
-    /// drawing follows the events at the next frame).
+    /// drawing follows the events at the page's next flush).
     async fn drawn(&mut self, rows: usize) -> Drawn {
         let js = "JSON.stringify({ \
             heading: document.querySelector('.timeline .zoom h2')?.textContent ?? '', \

@@ -67,8 +67,8 @@ pub fn fire(
     });
     let spacing = Duration::from_millis(settings.spacing_ms.into());
     wasm_bindgen_futures::spawn_local(async move {
-        // The run is drawn at the next frame (the action above); its requests
-        // go out after that frame's style, layout and paint, so the events
+        // The run is drawn at the next flush (the action above); its requests
+        // go out after the next frame's style, layout and paint, so the events
         // they bring do not queue behind the run's drawing, which on a
         // page's first run is a 20 ms frame (bench figure 3, `causes.md`).
         // The run's clock starts at its first request (`Action::Issued`).

@@ -183,7 +183,8 @@ fn close_words(reason: SocketCloseReason) -> &'static str {
         R::ResponseConnectionClose => "the response said Connection: close",
         R::PeerClosed => "the server closed it",
         R::AgentStopped => "it stayed open until the run ended",
-        R::FreeSocketTimeout | R::KeepAliveHint => "it timed out while free",
+        R::FreeSocketTimeout => "it timed out while free",
+        R::KeepAliveHint => "the server's Keep-Alive: timeout left no time to keep it",
         R::MaxFreeSockets | R::MaxSockets | R::MaxTotalSockets => "the agent's socket limits",
         R::RequestTimeout => "the request timed out",
         R::SocketError | R::BadResponse => "an error",
@@ -701,6 +702,15 @@ mod tests {
     use super::*;
     use crate::state::AgentRecord;
     use protocol::{AgentEvent, RequestEvent, SessionId};
+
+    #[test]
+    fn a_socket_not_kept_for_the_servers_hint_is_not_told_as_timed_out() {
+        use protocol::SocketCloseReason as R;
+        // Closed at once when freed: it never waited in the free pool.
+        let hint = close_words(R::KeepAliveHint);
+        assert!(hint.contains("Keep-Alive: timeout"), "{hint}");
+        assert_ne!(hint, close_words(R::FreeSocketTimeout));
+    }
 
     #[test]
     fn node_quotes_each_runs_header_and_sockets() {

@@ -232,6 +232,24 @@ impl Runner {
         (policy && middlebox) || now_ms - back.at_ms > PUT_BACK_WAIT_MS
     }
 
+    /// The learner leaves this lesson for `next`: its run waits, as "Again"
+    /// does, until the settings this one put back are in force
+    /// ([`Runner::settled`]; found in review: a run started within the
+    /// moment the server takes to confirm them saved the left lesson's
+    /// settings as the learner's).
+    pub fn hand_over(&mut self, next: &mut Runner) {
+        next.put_back = self.put_back.take();
+    }
+
+    /// What puts the settings back was sent at `now_ms` (held while the
+    /// live link was down, by this runner or by the page for the lesson
+    /// left before it): the wait for the server's confirmation starts now.
+    pub fn put_back_sent(&mut self, now_ms: f64) {
+        if let Some(back) = &mut self.put_back {
+            back.at_ms = now_ms;
+        }
+    }
+
     /// The learner predicts (again, until the lesson runs).
     pub fn predict(&mut self, answer: Answer) {
         if matches!(self.stage, Stage::Predict | Stage::Ready) {
@@ -483,10 +501,7 @@ impl Runner {
         self.last_poll_ms = now_ms;
         self.last_heard = Self::middlebox_heard(state);
         if !self.unsent.is_empty() && state.socket == crate::state::SocketStatus::Open {
-            // Their wait for the server's confirmation starts now.
-            if let Some(back) = &mut self.put_back {
-                back.at_ms = now_ms;
-            }
+            self.put_back_sent(now_ms);
             return std::mem::take(&mut self.unsent);
         }
         let mut commands = Vec::new();
@@ -935,6 +950,49 @@ mod tests {
         runner.start(&s, 0.0);
         assert!(runner.abandon(false).is_empty());
         assert!(!runner.unsent().is_empty());
+    }
+
+    #[test]
+    fn a_lesson_opened_before_the_last_ones_settings_are_back_waits_for_them() {
+        let (mut s, learners) = learners_policy();
+        s.socket = crate::state::SocketStatus::Open;
+        s.config = Some(learners.clone());
+        let mut left = Runner::new(find("keep-alive-off").unwrap());
+        left.predict(Answer::Number(1));
+        left.start(&s, 0.0);
+        left.fired(1);
+        // The lesson's own policy in force when the learner leaves it.
+        s.config = Some(ServerPolicy {
+            keep_alive: false,
+            ..learners.clone()
+        });
+        left.poll(&s, 100.0);
+        let sent = left.abandon(true);
+        assert!(sent.contains(&Command::SetPolicy(full_patch(&learners))));
+        let mut next = Runner::new(find("six-lanes").unwrap());
+        left.hand_over(&mut next);
+        assert!(
+            !next.settled(&s, 200.0),
+            "the left lesson's policy in force"
+        );
+        // Confirmed: the next lesson may run, and would save the learner's.
+        s.config = Some(learners.clone());
+        assert!(next.settled(&s, 200.0));
+        // Never confirmed (the server did not answer): not forever.
+        s.config = Some(ServerPolicy {
+            keep_alive: false,
+            ..learners.clone()
+        });
+        assert!(!next.settled(&s, 100.0 + PUT_BACK_WAIT_MS));
+        assert!(next.settled(&s, 101.0 + PUT_BACK_WAIT_MS));
+        // Left with the link down: the page sends what is owed when it is
+        // back, and the wait counts from then, not from the leaving.
+        next.put_back_sent(60_000.0);
+        assert!(!next.settled(&s, 60_000.0 + PUT_BACK_WAIT_MS));
+        // A lesson left with nothing to put back leaves nothing to wait for.
+        let mut after_nothing = Runner::new(find("six-lanes").unwrap());
+        Runner::new(find("keep-alive-off").unwrap()).hand_over(&mut after_nothing);
+        assert!(after_nothing.settled(&s, 0.0));
     }
 
     /// A run failed or stopped at a wait's limit is cut short: the page's

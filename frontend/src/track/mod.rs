@@ -98,9 +98,13 @@ impl Holds for Track {
     /// and the page is drawn again.
     fn changed(&mut self) {
         let state = self.lab.state();
-        if state.socket == crate::state::SocketStatus::Open {
+        if state.socket == crate::state::SocketStatus::Open && !self.owed.is_empty() {
             let owed = std::mem::take(&mut self.owed);
             self.execute(owed);
+            // The lesson opened since waits for them from now.
+            if let Some(page) = &mut self.page {
+                page.runner.put_back_sent(now_ms());
+            }
         }
         if let Some(page) = &mut self.page {
             let commands = page.runner.poll(&state, now_ms());
@@ -215,7 +219,12 @@ impl Track {
         if let Some(page) = &mut self.page {
             self.owed.extend(page.runner.unsent());
         }
-        self.page = lesson.and_then(lessons::find).map(LessonPage::new);
+        let mut next = lesson.and_then(lessons::find).map(LessonPage::new);
+        // Its run waits for what the left one put back to be in force.
+        if let (Some(left), Some(next)) = (&mut self.page, &mut next) {
+            left.runner.hand_over(&mut next.runner);
+        }
+        self.page = next;
         // A lesson of its own: its elements made anew, as for a new page
         // (a number typed in the last one stays with it).
         if let Some(main) = self.live.first_mut().and_then(|s| s.first_mut()) {

@@ -98,6 +98,13 @@ pub struct Phase {
     /// for a page that records only on arrival (the bare page's
     /// `latencies_ms` are that already).
     pub received_ms: Vec<f64>,
+    /// Server stamp to the first animation frame after the page applied it
+    /// (on the bare page: had it), ms, sorted: the earliest frame that can
+    /// show it, whether the page applied it at a frame or between frames.
+    /// The bench's own frame loop stamps it, so an event applied in a frame
+    /// callback that ran after the bench's in the same frame counts at the
+    /// next frame (at most a frame late, never early).
+    pub painted_ms: Vec<f64>,
     /// The page's clock-sync uncertainty at the end, ms.
     pub clock_uncertainty_ms: Option<f64>,
     /// Intervals between frames, ms, sorted.
@@ -537,11 +544,27 @@ async fn phase(
             {HOOK}.eventLatencyMs.length = 0;
             if (Array.isArray({HOOK}.eventReceiptMs)) {HOOK}.eventReceiptMs.length = 0;
             const frames = window.__benchFrames = [];
+            const painted = window.__benchPainted = [];
+            let applied = [];
+            const list = {HOOK}.eventLatencyMs;
+            if (!list.__benchWrapped) {{
+                const push = Array.prototype.push;
+                list.push = function (...values) {{
+                    const at = performance.now();
+                    for (const v of values) window.__benchApplied?.push([v, at]);
+                    return push.apply(this, values);
+                }};
+                list.__benchWrapped = true;
+            }}
+            window.__benchApplied = applied;
             let last = null;
             window.__benchRecording = true;
             const tick = t => {{
                 if (last !== null) frames.push(t - last);
                 last = t;
+                const now = performance.now();
+                for (const [latency, at] of applied) painted.push(latency + (now - at));
+                applied.length = 0;
                 if (window.__benchRecording) requestAnimationFrame(tick);
             }};
             requestAnimationFrame(tick);
@@ -595,6 +618,7 @@ async fn phase(
         "(() => {{ window.__benchRecording = false;
             return {{ latencies: {HOOK}.eventLatencyMs.slice(),
                       received: {HOOK}.eventReceiptMs?.slice() ?? [],
+                      painted: window.__benchPainted.slice(),
                       uncertainty: {HOOK}.clockUncertaintyMs ?? null,
                       frames: window.__benchFrames.slice() }}; }})()"
     );
@@ -679,6 +703,7 @@ async fn phase(
         later_bursts_ms,
         latencies_ms: numbers(&got["latencies"]),
         received_ms: numbers(&got["received"]),
+        painted_ms: numbers(&got["painted"]),
         clock_uncertainty_ms: got["uncertainty"].as_f64(),
         frames_ms: numbers(&got["frames"]),
         stolen_cores,

@@ -408,7 +408,19 @@ fn load_event_rows(w: &mut String, pages: &Pages<'_>, load: &str, misses: &mut V
             (b99, "bare page, on arrival"),
         );
     }
+    // When a learner can first see it: the frame after the page applied it.
+    if lab.heavy.iter().all(|l| !l.phase.painted_ms.is_empty()) {
+        information(
+            w,
+            PAINTED_UNDER_LOAD,
+            lab.load_median(|r| q(&r.painted_ms, 0.99)),
+            (bare.load_median(|r| q(&r.painted_ms, 0.99)), "bare page"),
+        );
+    }
 }
+
+/// The row of the frame after the page applied an event, under load.
+const PAINTED_UNDER_LOAD: &str = "the same under load: server stamp to the first frame after the page applied it (the earliest frame that shows it; the bare page: had it): p99";
 
 /// Figure 3's rows at lesson scale, against the absolute budget: each
 /// figure the median of its rounds, and the slowest round beside it.
@@ -466,6 +478,17 @@ fn lesson_event_rows(w: &mut String, pages: &Pages<'_>, misses: &mut Vec<(u8, St
                 ),
                 median_of(&scale.lab, |p| q(&p.received_ms, 0.99)),
                 (b99, "bare page, on arrival"),
+            );
+        }
+        if scale.lab.iter().all(|p| !p.painted_ms.is_empty()) {
+            let painted = |rounds: &[&Phase]| median_of(rounds, |p| q(&p.painted_ms, 0.99));
+            information(
+                w,
+                &format!(
+                    "the same, {what}: server stamp to the first frame after the page applied it (the earliest frame that shows it; the bare page: had it): p99"
+                ),
+                painted(&scale.lab),
+                (painted(&scale.bare), "bare page"),
             );
         }
         information(
@@ -1454,6 +1477,11 @@ fn details(w: &mut String, results: &Results) {
          the page's ping/pong-synced clock. The lab page also records each event when its socket \
          hands it to the page (`{HOOK}.eventReceiptMs`, \"handed to the page\" below), before it \
          waits for the page's next flush (at the next animation frame, or 8 ms after the last flush if that comes first): what the browser delivered, and when. \
+         A page applies an event to its document, and the browser paints it at the next frame: \
+         the bench's own frame loop also stamps, for every page, the first animation frame after \
+         each event was applied (the bare page: had it; a wrapper on the list's `push`), the \
+         earliest frame that can show it (\"the first frame after\" below; an event applied in a \
+         frame callback that ran after the bench's counts at the next frame). \
          Figure 4 is the interval between \
          `requestAnimationFrame` callbacks, recorded by a loop the bench injects for the \
          whole phase: work that does not fit in a 16.7 ms frame makes an interval longer. \

@@ -110,7 +110,7 @@ pub enum Drawing {
     /// The run in outline; the page's panels wait.
     Outline,
     /// The run in outline this once (the drawing that settled it: its last
-    /// events are in the outline's counts), then in full at the next flush,
+    /// events are in the outline's counts), then in full a frame after it is painted,
     /// so the full drawing's cost is not added to the time they waited.
     OutlineThenFull,
 }

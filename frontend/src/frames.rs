@@ -12,9 +12,12 @@
 //! For `cargo xtask bench`, each stamped server event's latency is recorded
 //! twice (ms from the server's stamp, on the synced clock, bounded lists in
 //! `window.__keepaliveLab`): `eventReceiptMs` when the socket hands it to
-//! the page (before this queue), and `eventLatencyMs` when the flush applies
-//! it. The first is what the browser delivered; the difference is the wait
-//! for the next flush and the flush's own work (the drawing).
+//! the page (before this queue), and `eventLatencyMs` when the flush has
+//! applied it to the document. The first is what the browser delivered;
+//! the difference is the wait for the next flush and the flush's own work
+//! (the drawing). The browser paints it at the next frame after that: a
+//! flush by the timer applies it sooner, but shows it no sooner than that
+//! frame (the bench stamps that frame itself, `bench/src/browser.rs`).
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -51,9 +54,6 @@ struct Queue {
     clock: ClockSync,
     /// The changes applied at recent frames: whether the page is flooded.
     flood: Flood,
-    /// The page asked to be told at the next flush even if nothing changes
-    /// ([`FrameDispatch::redraw_next_frame`]).
-    redraw: bool,
     /// A timer is set for when the flood would end: then the page is told
     /// (so it draws in full without waiting for another change).
     flood_timer: bool,
@@ -69,6 +69,11 @@ enum Wake {
     Soon(f64),
     /// The flood's end ([`FrameDispatch::watch_flood`]).
     FloodEnd,
+    /// The frame after which a redraw asked for may come: asks for the
+    /// next ([`FrameDispatch::redraw_next_frame`]).
+    AfterPaint,
+    /// That next frame: flush, and tell the watchers even with no change.
+    Redraw,
 }
 
 /// Queues actions for the next animation frame. Cheap to clone.
@@ -165,9 +170,9 @@ impl FrameDispatch {
         }
     }
 
-    /// Calls [`FrameDispatch::fire`] with `wake` at the next animation frame
-    /// ([`Wake::Frame`]) or `wait` ms from now (the others). Whether it was
-    /// set.
+    /// Calls [`FrameDispatch::fire`] with `wake` `wait` ms from now
+    /// ([`Wake::Soon`], [`Wake::FloodEnd`]) or at the next animation frame
+    /// (the others). Whether it was set.
     fn later(&self, wake: Wake, wait: i32) -> bool {
         let Some(window) = web_sys::window() else {
             return false;
@@ -176,8 +181,10 @@ impl FrameDispatch {
         let fire = Closure::once_into_js(move || this.fire(wake));
         let fire = fire.unchecked_ref();
         match wake {
-            Wake::Frame => window.request_animation_frame(fire),
-            _ => window.set_timeout_with_callback_and_timeout_and_arguments_0(fire, wait),
+            Wake::Soon(_) | Wake::FloodEnd => {
+                window.set_timeout_with_callback_and_timeout_and_arguments_0(fire, wait)
+            }
+            _ => window.request_animation_frame(fire),
         }
         .is_ok()
     }
@@ -189,17 +196,25 @@ impl FrameDispatch {
             Wake::Frame => {
                 queue.frame_requested = false;
                 drop(queue);
-                self.flush();
+                self.flush(false);
+            }
+            Wake::AfterPaint => {
+                drop(queue);
+                self.later(Wake::Redraw, 0);
+            }
+            Wake::Redraw => {
+                drop(queue);
+                self.flush(true);
             }
             Wake::Soon(last) => {
                 queue.soon_requested = false;
-                let waiting = !queue.actions.is_empty();
+                let waiting = !queue.actions.is_empty() || queue.steps_waiting;
                 // A frame flushed since this timer was set: what came after
                 // that waits from it.
                 let flushed_since = queue.flushed_at != last;
                 drop(queue);
                 if !flushed_since {
-                    self.flush();
+                    self.flush(false);
                 } else if waiting {
                     self.schedule();
                 }
@@ -216,24 +231,27 @@ impl FrameDispatch {
         }
     }
 
-    /// Tells the store's watchers at the next flush (the frame's, or
-    /// [`SOON_MS`] after the last), with whatever changed
-    /// by then or without a change: the drawing that settled a flooded run's
-    /// outline asks for its full drawing so (`crate::page::Lab::outline`).
+    /// Tells the store's watchers in a frame after the next one's paint,
+    /// with whatever changed by then or without a change: the drawing that
+    /// settled a flooded run's outline asks for its full drawing so
+    /// (`crate::page::Lab::outline`), and the outline with the run's last
+    /// events is painted first whether that drawing came at a frame or from
+    /// the timer (found in review: from the timer, the full drawing came
+    /// before the frame's paint, and the last events waited for it).
     pub fn redraw_next_frame(&self) {
-        self.queue.borrow_mut().redraw = true;
-        self.schedule();
+        self.later(Wake::AfterPaint, 0);
     }
 
-    fn flush(&self) {
+    /// Applies what is queued; with nothing queued, tells the watchers all
+    /// the same when `told`.
+    fn flush(&self, told: bool) {
         self.take_steps();
-        let (actions, clock, redraw) = {
+        let (actions, clock) = {
             let mut queue = self.queue.borrow_mut();
-            let redraw = std::mem::replace(&mut queue.redraw, false);
-            (std::mem::take(&mut queue.actions), queue.clock, redraw)
+            (std::mem::take(&mut queue.actions), queue.clock)
         };
         if actions.is_empty() {
-            if redraw {
+            if told {
                 self.store.told_again();
             }
             return;

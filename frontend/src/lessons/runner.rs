@@ -146,15 +146,23 @@ pub struct Runner {
     policy_sent: bool,
 }
 
-/// Settings sent back at the end of a lesson, and when.
+/// Settings sent back at the end of a lesson, and when: what a later run
+/// waits for ([`Runner::settled`]), kept by the page between lessons.
 #[derive(Debug, Clone)]
-struct PutBack {
+pub struct PutBack {
     /// The policy sent back, which the server must announce.
     policy: Option<ServerPolicy>,
     /// Middlebox confirmations heard when its settings were sent back: the
     /// server must confirm once more (as for a lesson's own change).
     middlebox_heard: Option<u64>,
     at_ms: f64,
+}
+
+impl PutBack {
+    /// Sent (again) at `now_ms`: the wait for its confirmation starts now.
+    pub fn sent(&mut self, now_ms: f64) {
+        self.at_ms = now_ms;
+    }
 }
 
 /// How long "Again" waits for the server to confirm the settings put back
@@ -232,13 +240,19 @@ impl Runner {
         (policy && middlebox) || now_ms - back.at_ms > PUT_BACK_WAIT_MS
     }
 
-    /// The learner leaves this lesson for `next`: its run waits, as "Again"
-    /// does, until the settings this one put back are in force
-    /// ([`Runner::settled`]; found in review: a run started within the
-    /// moment the server takes to confirm them saved the left lesson's
-    /// settings as the learner's).
-    pub fn hand_over(&mut self, next: &mut Runner) {
-        next.put_back = self.put_back.take();
+    /// The learner leaves this lesson: what it (or a lesson left before it)
+    /// put back, for the page to hand to the next lesson opened
+    /// ([`Runner::waits_for`]).
+    pub fn take_put_back(&mut self) -> Option<PutBack> {
+        self.put_back.take()
+    }
+
+    /// Opened after a lesson that put `back` its settings: this one's run
+    /// waits, as "Again" does, until they are in force ([`Runner::settled`];
+    /// found in review: a run started within the moment the server takes
+    /// to confirm them saved the left lesson's settings as the learner's).
+    pub fn waits_for(&mut self, back: Option<PutBack>) {
+        self.put_back = back;
     }
 
     /// What puts the settings back was sent at `now_ms` (held while the
@@ -246,7 +260,7 @@ impl Runner {
     /// left before it): the wait for the server's confirmation starts now.
     pub fn put_back_sent(&mut self, now_ms: f64) {
         if let Some(back) = &mut self.put_back {
-            back.at_ms = now_ms;
+            back.sent(now_ms);
         }
     }
 
@@ -264,6 +278,9 @@ impl Runner {
         if self.stage != Stage::Ready {
             return Vec::new();
         }
+        // Started only once what was put back before is in force (the Run
+        // button waits): from now the wait is this run's own.
+        self.put_back = None;
         if state.room_locked && self.lesson.changes_settings() {
             self.stage = Stage::Failed(LOCKED.to_owned());
             return Vec::new();
@@ -970,7 +987,7 @@ mod tests {
         let sent = left.abandon(true);
         assert!(sent.contains(&Command::SetPolicy(full_patch(&learners))));
         let mut next = Runner::new(find("six-lanes").unwrap());
-        left.hand_over(&mut next);
+        next.waits_for(left.take_put_back());
         assert!(
             !next.settled(&s, 200.0),
             "the left lesson's policy in force"
@@ -989,9 +1006,19 @@ mod tests {
         // back, and the wait counts from then, not from the leaving.
         next.put_back_sent(60_000.0);
         assert!(!next.settled(&s, 60_000.0 + PUT_BACK_WAIT_MS));
+        // Once the next lesson runs, the wait is its own: a change of its
+        // own is not taken for the left lesson's settings still pending.
+        s.config = Some(learners.clone());
+        next.predict(Answer::Number(6));
+        assert!(!next.start(&s, 60_100.0).is_empty());
+        s.config = Some(ServerPolicy {
+            keep_alive: false,
+            ..learners.clone()
+        });
+        assert!(next.settled(&s, 60_100.0), "running, nothing put back yet");
         // A lesson left with nothing to put back leaves nothing to wait for.
         let mut after_nothing = Runner::new(find("six-lanes").unwrap());
-        Runner::new(find("keep-alive-off").unwrap()).hand_over(&mut after_nothing);
+        after_nothing.waits_for(Runner::new(find("keep-alive-off").unwrap()).take_put_back());
         assert!(after_nothing.settled(&s, 0.0));
     }
 

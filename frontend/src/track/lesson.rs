@@ -25,8 +25,11 @@ pub struct LessonPage {
     pub words: Option<Result<LessonWords, String>>,
     /// The number typed as the prediction, as typed.
     pub number: String,
-    /// The clock that moves a running lesson on (steps that wait for time).
+    /// The clock that moves a running lesson on (steps that wait for time),
+    /// and draws Run again when a wait for settings put back ends.
     pub tick: Option<Interval>,
+    /// The run was going on at the last drawing (its end is seen once).
+    pub running: bool,
     /// The report last sent to the room, and whether the link was open.
     pub reported: Option<(LessonReport, bool)>,
     /// The lesson's runs joined into one for the timeline
@@ -44,6 +47,7 @@ impl LessonPage {
             words: None,
             number: String::new(),
             tick: None,
+            running: false,
             reported: None,
             joined: None,
         }

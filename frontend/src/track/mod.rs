@@ -23,7 +23,7 @@ use web_sys::{Element, Event};
 
 use self::lesson::{Click, Context, LessonPage};
 use crate::dom::{self, Listener, Web, el, outwards, target};
-use crate::lessons::runner::{Command, Runner, Stage};
+use crate::lessons::runner::{Command, PutBack, Runner, Stage};
 use crate::lessons::{self, LessonWords, Listed};
 use crate::page::{Drawn, Holds, Lab, listen, with};
 use crate::services::fetch::now_ms;
@@ -85,6 +85,9 @@ struct Track {
     /// once the link is open, and no lesson runs before
     /// ([`Runner::unsent`]).
     owed: Vec<Command>,
+    /// What the lesson left last put back, while the list is open: the
+    /// next lesson opened waits for it as well ([`Runner::waits_for`]).
+    parked: Option<PutBack>,
     /// The body's listeners, and the URL fragment's.
     _listeners: [Listener; 4],
 }
@@ -101,9 +104,11 @@ impl Holds for Track {
         if state.socket == crate::state::SocketStatus::Open && !self.owed.is_empty() {
             let owed = std::mem::take(&mut self.owed);
             self.execute(owed);
-            // The lesson opened since waits for them from now.
+            // The lesson opened since (or the next) waits for them from now.
             if let Some(page) = &mut self.page {
                 page.runner.put_back_sent(now_ms());
+            } else if let Some(back) = &mut self.parked {
+                back.sent(now_ms());
             }
         }
         if let Some(page) = &mut self.page {
@@ -148,6 +153,7 @@ impl Track {
                 listed: None,
                 page: None,
                 owed: Vec::new(),
+                parked: None,
             })
         });
         let me = Rc::downgrade(&track);
@@ -219,12 +225,15 @@ impl Track {
         if let Some(page) = &mut self.page {
             self.owed.extend(page.runner.unsent());
         }
-        let mut next = lesson.and_then(lessons::find).map(LessonPage::new);
-        // Its run waits for what the left one put back to be in force.
-        if let (Some(left), Some(next)) = (&mut self.page, &mut next) {
-            left.runner.hand_over(&mut next.runner);
+        // The next lesson's run waits for what the left one put back to be
+        // in force, also when the list comes between them.
+        if let Some(back) = self.page.as_mut().and_then(|p| p.runner.take_put_back()) {
+            self.parked = Some(back);
         }
-        self.page = next;
+        self.page = lesson.and_then(lessons::find).map(LessonPage::new);
+        if let Some(page) = &mut self.page {
+            page.runner.waits_for(self.parked.take());
+        }
         // A lesson of its own: its elements made anew, as for a new page
         // (a number typed in the last one stays with it).
         if let Some(main) = self.live.first_mut().and_then(|s| s.first_mut()) {
@@ -334,13 +343,12 @@ impl Track {
     fn tick(&mut self) {
         let state = self.lab.state();
         let Some(page) = &mut self.page else { return };
-        let before = (page.runner.stage.clone(), page.runner.progress());
-        let commands = page.runner.poll(&state, now_ms());
+        let now = now_ms();
+        let at = |r: &Runner| (r.stage.clone(), r.progress(), r.settled(&state, now));
+        let before = at(&page.runner);
+        let commands = page.runner.poll(&state, now);
         self.execute(commands);
-        let after = self
-            .page
-            .as_ref()
-            .map(|p| (p.runner.stage.clone(), p.runner.progress()));
+        let after = self.page.as_ref().map(|p| at(&p.runner));
         if after.as_ref() != Some(&before) {
             self.draw();
         }
@@ -355,16 +363,22 @@ impl Track {
         let ready = self.lab.ports.is_some() && state.config.is_some() && self.owed.is_empty();
         let https_origins = crate::live::https_origins(self.lab.ports);
         let now = now_ms();
-        // The running lesson's clock, only while it runs.
+        // The lesson's clock, while it runs and while what a run put back
+        // waits for the server (found in review: a wait that ended by its
+        // limit, nothing else changing, left Run disabled until a pong).
         if let Some(page) = &mut self.page {
             let running = page.runner.stage == Stage::Running;
-            if running != page.tick.is_some() {
+            if running != page.running {
+                page.running = running;
                 // A run cut short (failed, or stopped at a wait's limit):
                 // the page's requests still under way end with it.
                 if !running && (page.runner.stopped_early || page.runner.outcome.is_none()) {
                     crate::services::burst::abort_all();
                 }
-                page.tick = running.then(|| {
+            }
+            let ticking = running || !page.runner.settled(&state, now);
+            if ticking != page.tick.is_some() {
+                page.tick = ticking.then(|| {
                     let me = self.me.clone();
                     Interval::new(100, move || with(&me, Track::tick))
                 });

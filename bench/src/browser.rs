@@ -101,9 +101,11 @@ pub struct Phase {
     /// Server stamp to the first animation frame after the page applied it
     /// (on the bare page: had it), ms, sorted: the earliest frame that can
     /// show it, whether the page applied it at a frame or between frames.
-    /// The bench's own frame loop stamps it, so an event applied in a frame
-    /// callback that ran after the bench's in the same frame counts at the
-    /// next frame (at most a frame late, never early).
+    /// The bench's own frame loop stamps it: an event applied between
+    /// frames counts at the next frame's callbacks, one applied in a frame
+    /// callback (before the bench's or after it, until that frame's
+    /// rendering is done) at that frame, with no wait added. Both stop
+    /// before the frame's style, layout and paint.
     pub painted_ms: Vec<f64>,
     /// The page's clock-sync uncertainty at the end, ms.
     pub clock_uncertainty_ms: Option<f64>,
@@ -551,7 +553,12 @@ async fn phase(
                 const push = Array.prototype.push;
                 list.push = function (...values) {{
                     const at = performance.now();
-                    for (const v of values) window.__benchApplied?.push([v, at]);
+                    for (const v of values) {{
+                        // Applied in this frame's callbacks, after the
+                        // bench's: painted by this frame.
+                        if (window.__benchFrameOpen) window.__benchPainted?.push(v);
+                        else window.__benchApplied?.push([v, at]);
+                    }}
                     return push.apply(this, values);
                 }};
                 list.__benchWrapped = true;
@@ -565,6 +572,10 @@ async fn phase(
                 const now = performance.now();
                 for (const [latency, at] of applied) painted.push(latency + (now - at));
                 applied.length = 0;
+                // Until this frame's rendering is done: a task queued from
+                // a frame callback runs after the frame's paint.
+                window.__benchFrameOpen = true;
+                setTimeout(() => {{ window.__benchFrameOpen = false; }}, 0);
                 if (window.__benchRecording) requestAnimationFrame(tick);
             }};
             requestAnimationFrame(tick);

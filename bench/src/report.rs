@@ -1480,8 +1480,8 @@ fn details(w: &mut String, results: &Results) {
          A page applies an event to its document, and the browser paints it at the next frame: \
          the bench's own frame loop also stamps, for every page, the first animation frame after \
          each event was applied (the bare page: had it; a wrapper on the list's `push`), the \
-         earliest frame that can show it (\"the first frame after\" below; an event applied in a \
-         frame callback that ran after the bench's counts at the next frame). \
+         earliest frame that can show it (\"the first frame after\" below: an event applied between \
+         frames counts at the next frame's callbacks, one applied in a frame callback at that frame). \
          Figure 4 is the interval between \
          `requestAnimationFrame` callbacks, recorded by a loop the bench injects for the \
          whole phase: work that does not fit in a 16.7 ms frame makes an interval longer. \
